@@ -1,0 +1,289 @@
+"""``Mixpanel``: the familiar client; each call becomes a message sent through the pipeline."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from mixpanel_core.config import Config, TransportConfig, load_config
+from mixpanel_core.errors import ValidationError
+from mixpanel_core.frozen import Fallback, FrozenDict, freeze
+from mixpanel_core.messages import (
+    Alias,
+    Event,
+    GroupUpdate,
+    ImportAuth,
+    ImportEvent,
+    Merge,
+    Message,
+    PeopleUpdate,
+)
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.secrets import Secret
+from mixpanel_core.transport import Transport
+from mixpanel_core.version import __version__
+
+LIB_NAME = "python"
+"""``mp_lib`` as the official SDK sets it, so Mixpanel's library reports keep grouping."""
+
+Props = Mapping[str, Any] | None
+
+
+class Mixpanel:
+    """Send events and profile updates to Mixpanel through the configured pipeline.
+
+    ``Mixpanel(token)`` sends straight to Mixpanel over HTTP. ``Mixpanel(token, transport)``
+    sends through ``transport``: any transport, or an official-style consumer such as
+    ``BufferedConsumer()``. ``Mixpanel.from_config(path)`` builds plugins, transports and
+    routes from a TOML file. The methods match the official client's names, argument order and
+    defaults, and the wire records match its payloads.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        transport: object | None = None,
+        *,
+        config: Config | None = None,
+        pipeline: Pipeline | None = None,
+        serializer: Fallback | None = None,
+    ) -> None:
+        self._token = token
+        self._fallback = serializer
+        if pipeline is None:
+            config = config or Config()
+            transports: Mapping[str, object]
+            if transport is not None:
+                transports = {"default": transport}
+            elif config.transports:
+                transports = config.transports
+            else:
+                transports = {"default": TransportConfig("http")}
+            pipeline = Pipeline.from_config(config, transports)
+        self.pipeline = pipeline
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Mixpanel:
+        """Build a client from a TOML file (``path``, ``$MIXPANEL_CORE_CONFIG`` or ./mixpanel.toml).
+
+        The token is ``[mixpanel] token``.
+        """
+        config = load_config(path, environ)
+        if not config.mixpanel.token:
+            from mixpanel_core.errors import ConfigError
+
+            raise ConfigError(f"mixpanel.token: required to build a client ({config.source})")
+        return cls(config.mixpanel.token, config=config)
+
+    # The official client's two seams: tests monkeypatch them on the instance.
+    def _now(self) -> float:
+        return time.time()
+
+    def _make_insert_id(self) -> str:
+        return os.urandom(16).hex()
+
+    def plugin(self, name: str) -> Any:
+        """The registered plugin object called ``name`` (e.g. to register super properties)."""
+        return self.pipeline.plugin_manager.get_plugin(name)
+
+    def _emit(
+        self, cls: type[Message], record: dict[str, Any], auth: ImportAuth | None = None
+    ) -> None:
+        try:
+            frozen: FrozenDict = freeze(record, cls.kind, self._fallback)
+        except ValidationError as exc:
+            self.pipeline.reject(ValidationError(exc.problems, cls.kind), None)
+            return
+        self.pipeline.submit(cls(frozen, auth))
+
+    def _event_properties(
+        self, distinct_id: Any, time_value: Any, properties: Props
+    ) -> dict[str, Any]:
+        props = {
+            "token": self._token,
+            "distinct_id": distinct_id,
+            "time": time_value,
+            "$insert_id": self._make_insert_id(),
+            "mp_lib": LIB_NAME,
+            "$lib_version": __version__,
+        }
+        if properties:
+            props.update(properties)
+        return props
+
+    @staticmethod
+    def _with_meta(record: dict[str, Any], meta: Props) -> dict[str, Any]:
+        if meta:
+            record.update(meta)
+        return record
+
+    # -- events ---------------------------------------------------------------------------
+
+    def track(
+        self, distinct_id: Any, event_name: str, properties: Props = None, meta: Props = None
+    ) -> None:
+        """Record an event (``/track``)."""
+        props = self._event_properties(distinct_id, self._now(), properties)
+        self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
+
+    def import_data(
+        self,
+        api_key: str | None,
+        distinct_id: Any,
+        event_name: str,
+        timestamp: float,
+        properties: Props = None,
+        meta: Props = None,
+        api_secret: str | None = None,
+    ) -> None:
+        """Record an event of any age (``/import``); ``api_key``/``api_secret`` are legacy auth."""
+        props = self._event_properties(distinct_id, timestamp, properties)
+        record = self._with_meta({"event": event_name, "properties": props}, meta)
+        self._emit(ImportEvent, record, _legacy_auth(api_key, api_secret))
+
+    def alias(self, alias_id: str, original: str, meta: Props = None) -> None:
+        """Map ``alias_id`` onto ``original`` (``$create_alias``, sent like any message)."""
+        props = {"distinct_id": original, "alias": alias_id, "token": self._token}
+        self._emit(Alias, self._with_meta({"event": "$create_alias", "properties": props}, meta))
+
+    def merge(
+        self,
+        api_key: str | None,
+        distinct_id1: str,
+        distinct_id2: str,
+        meta: Props = None,
+        api_secret: str | None = None,
+    ) -> None:
+        """Merge two distinct ids (``$merge`` through ``/import``)."""
+        props = {"$distinct_ids": [distinct_id1, distinct_id2], "token": self._token}
+        record = self._with_meta({"event": "$merge", "properties": props}, meta)
+        self._emit(Merge, record, _legacy_auth(api_key, api_secret))
+
+    # -- people ---------------------------------------------------------------------------
+
+    def people_set(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
+        """Set properties on a user profile, creating it if needed."""
+        self.people_update({"$distinct_id": distinct_id, "$set": properties}, meta=meta)
+
+    def people_set_once(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
+        """Set properties that are not set yet."""
+        self.people_update({"$distinct_id": distinct_id, "$set_once": properties}, meta=meta)
+
+    def people_increment(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
+        """Add to numeric properties (negative values subtract)."""
+        self.people_update({"$distinct_id": distinct_id, "$add": properties}, meta=meta)
+
+    def people_append(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
+        """Append values to list properties."""
+        self.people_update({"$distinct_id": distinct_id, "$append": properties}, meta=meta)
+
+    def people_union(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
+        """Merge values into list properties, ignoring duplicates."""
+        self.people_update({"$distinct_id": distinct_id, "$union": properties}, meta=meta)
+
+    def people_unset(self, distinct_id: Any, properties: Sequence[str], meta: Props = None) -> None:
+        """Remove properties from a profile."""
+        self.people_update({"$distinct_id": distinct_id, "$unset": properties}, meta=meta)
+
+    def people_remove(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
+        """Remove values from list properties."""
+        self.people_update({"$distinct_id": distinct_id, "$remove": properties}, meta=meta)
+
+    def people_delete(self, distinct_id: Any, meta: Props = None) -> None:
+        """Delete a profile."""
+        self.people_update({"$distinct_id": distinct_id, "$delete": ""}, meta=meta)
+
+    def people_track_charge(
+        self, distinct_id: Any, amount: float, properties: Props = None, meta: Props = None
+    ) -> None:
+        """Append a charge of ``amount`` to ``$transactions``."""
+        transaction = {**(properties or {}), "$amount": amount}
+        self.people_append(distinct_id, {"$transactions": transaction}, meta=meta)
+
+    def people_clear_charges(self, distinct_id: Any, meta: Props = None) -> None:
+        """Remove every charge from a profile."""
+        self.people_unset(distinct_id, ["$transactions"], meta=meta)
+
+    def people_update(self, message: Mapping[str, Any], meta: Props = None) -> None:
+        """Send a profile update built by the caller (``$distinct_id`` plus one operation)."""
+        record = {"$token": self._token, "$time": self._now(), **message}
+        self._emit(PeopleUpdate, self._with_meta(record, meta))
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def group_set(
+        self, group_key: str, group_id: Any, properties: Props, meta: Props = None
+    ) -> None:
+        """Set properties on a group profile, creating it if needed."""
+        self._group(group_key, group_id, "$set", properties, meta)
+
+    def group_set_once(
+        self, group_key: str, group_id: Any, properties: Props, meta: Props = None
+    ) -> None:
+        """Set group properties that are not set yet."""
+        self._group(group_key, group_id, "$set_once", properties, meta)
+
+    def group_union(
+        self, group_key: str, group_id: Any, properties: Props, meta: Props = None
+    ) -> None:
+        """Merge values into a group's list properties."""
+        self._group(group_key, group_id, "$union", properties, meta)
+
+    def group_unset(
+        self, group_key: str, group_id: Any, properties: Sequence[str], meta: Props = None
+    ) -> None:
+        """Remove properties from a group profile."""
+        self._group(group_key, group_id, "$unset", properties, meta)
+
+    def group_remove(
+        self, group_key: str, group_id: Any, properties: Props, meta: Props = None
+    ) -> None:
+        """Remove values from a group's list properties."""
+        self._group(group_key, group_id, "$remove", properties, meta)
+
+    def group_delete(self, group_key: str, group_id: Any, meta: Props = None) -> None:
+        """Delete a group profile."""
+        self._group(group_key, group_id, "$delete", "", meta)
+
+    def _group(self, key: str, group_id: Any, operation: str, value: Any, meta: Props) -> None:
+        self.group_update({"$group_key": key, "$group_id": group_id, operation: value}, meta=meta)
+
+    def group_update(self, message: Mapping[str, Any], meta: Props = None) -> None:
+        """Send a group update built by the caller (``$group_key``, ``$group_id``, one op)."""
+        record = {"$token": self._token, "$time": self._now(), **message}
+        self._emit(GroupUpdate, self._with_meta(record, meta))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> list[Message]:
+        """Deliver what the transports hold; returns what could not be delivered in time."""
+        return self.pipeline.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> list[Message]:
+        """Flush and release the transports; returns what could not be delivered."""
+        return self.pipeline.close(timeout)
+
+    def __enter__(self) -> Mixpanel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _legacy_auth(api_key: str | None, api_secret: str | None) -> ImportAuth | None:
+    if api_key is None and api_secret is None:
+        return None
+    return ImportAuth(api_key, Secret(api_secret) if api_secret is not None else None)
+
+
+__all__ = ["Mixpanel", "Transport"]

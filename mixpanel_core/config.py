@@ -1,0 +1,225 @@
+"""Loading ``mixpanel.toml``: environment interpolation and the top-level sections.
+
+Each section is read by ``schema.read`` into a frozen class; transports, plugins and the
+forwarder read their own tables the same way when they are built, so every unknown key or
+wrong type fails with its full key path before anything is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
+from mixpanel_core.messages import ENDPOINTS, KINDS
+from mixpanel_core.schema import read, setting
+from mixpanel_core.settings import MixpanelSettings
+
+CONFIG_ENV_VAR = "MIXPANEL_CORE_CONFIG"
+DEFAULT_CONFIG_PATH = "mixpanel.toml"
+ALWAYS_ENABLED_PLUGINS = ("router",)
+DEFAULT_PLUGINS = ("mixpanel_limits",)
+
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@attrs.frozen
+class PipelineSettings:
+    """The ``[pipeline]`` table."""
+
+    on_invalid: Literal["raise", "drop"] = setting(
+        "raise",
+        doc="What an invalid message does: `raise` a ValidationError in the caller, or "
+        "`drop` it, log it and report it as dropped.",
+    )
+
+
+@attrs.frozen
+class RouteConfig:
+    """One ``[[routes]]`` entry: which messages go to which transports."""
+
+    transport: str | tuple[str, ...] = setting(
+        doc="The transport name (or a list of names) that matching messages go to."
+    )
+    kinds: tuple[str, ...] = setting(
+        (), doc=f"Message kinds this route takes ({', '.join(KINDS)}); empty means all."
+    )
+    endpoints: tuple[str, ...] = setting(
+        (), doc=f"Endpoints this route takes ({', '.join(ENDPOINTS)}); empty means all."
+    )
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        return (self.transport,) if isinstance(self.transport, str) else self.transport
+
+    def matches(self, kind: str, endpoint: str) -> bool:
+        return (not self.kinds or kind in self.kinds) and (
+            not self.endpoints or endpoint in self.endpoints
+        )
+
+
+@attrs.frozen
+class TransportConfig:
+    """One ``[transports.NAME]`` table: the entry-point ``type`` and its own options."""
+
+    type: str
+    options: FrozenDict = EMPTY
+
+
+@attrs.frozen
+class Config:
+    """The whole file, with each section checked."""
+
+    mixpanel: MixpanelSettings = attrs.field(factory=MixpanelSettings)
+    pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
+    plugins: tuple[str, ...] = DEFAULT_PLUGINS + ALWAYS_ENABLED_PLUGINS
+    """Enabled plugin names, in the order their hooks run."""
+    plugin_options: FrozenDict = EMPTY
+    """``[plugins.NAME]`` tables by plugin name."""
+    transports: FrozenDict = EMPTY
+    """``TransportConfig`` by transport name."""
+    routes: tuple[RouteConfig, ...] = ()
+    forwarder: FrozenDict | None = None
+    """The raw ``[forwarder]`` table; the forwarder reads it when it starts."""
+    source: str = "<defaults>"
+    """Where the configuration came from, for messages."""
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The file to read: ``path``, else ``$MIXPANEL_CORE_CONFIG``, else ``./mixpanel.toml``."""
+    return Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and check a TOML file (see ``config_path`` for which one)."""
+    file = config_path(path)
+    try:
+        with file.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {str(file)!r} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    return config_from_mapping(data, environ, source=str(file))
+
+
+def config_from_mapping(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None, source: str = "<mapping>"
+) -> Config:
+    """Check an already parsed TOML document (``${VAR}`` still to be expanded)."""
+    data = interpolate(data, os.environ if environ is None else environ, "")
+    known = ("mixpanel", "pipeline", "plugins", "transports", "routes", "forwarder")
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{key}: unknown section; the sections are: {', '.join(known)}")
+    plugins, plugin_options = _read_plugins(data.get("plugins", {}))
+    transports = _read_transports(data.get("transports", {}))
+    routes = _read_routes(data.get("routes", []), transports)
+    forwarder = data.get("forwarder")
+    if forwarder is not None and not isinstance(forwarder, Mapping):
+        raise ConfigError("forwarder: must be a table")
+    return Config(
+        mixpanel=read(MixpanelSettings, data.get("mixpanel", {}), "mixpanel"),
+        pipeline=read(PipelineSettings, data.get("pipeline", {}), "pipeline"),
+        plugins=plugins,
+        plugin_options=plugin_options,
+        transports=transports,
+        routes=routes,
+        forwarder=None if forwarder is None else freeze(forwarder, "forwarder"),
+        source=source,
+    )
+
+
+def interpolate(value: Any, environ: Mapping[str, str], path: str) -> Any:
+    """Expand ``${VAR}`` in every string (``$$`` is a literal ``$``); a missing VAR is an error."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "$"
+            if name not in environ:
+                raise ConfigError(
+                    f"{path or 'value'}: environment variable {name} is not set "
+                    "(an empty value must be set explicitly)"
+                )
+            return environ[name]
+
+        return _VARIABLE.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {k: interpolate(v, environ, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
+    if not isinstance(table, Mapping):
+        raise ConfigError("plugins: must be a table")
+    enabled = table.get("enabled", list(DEFAULT_PLUGINS))
+    if not isinstance(enabled, list) or not all(isinstance(n, str) for n in enabled):
+        raise ConfigError("plugins.enabled: must be a list of plugin names")
+    names = tuple(dict.fromkeys([*enabled, *ALWAYS_ENABLED_PLUGINS]))
+    options = {}
+    for key, value in table.items():
+        if key == "enabled":
+            continue
+        if key not in names:
+            raise ConfigError(
+                f"plugins.{key}: options for a plugin that is not enabled; add {key!r} to "
+                "plugins.enabled or remove the table"
+            )
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"plugins.{key}: must be a table")
+        options[key] = freeze(value, f"plugins.{key}")
+    return names, FrozenDict(options)
+
+
+def _read_transports(table: object) -> FrozenDict:
+    if not isinstance(table, Mapping):
+        raise ConfigError("transports: must be a table of [transports.NAME] tables")
+    out = {}
+    for name, value in table.items():
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"transports.{name}: must be a table")
+        kind = value.get("type")
+        if not isinstance(kind, str):
+            raise ConfigError(f"transports.{name}.type: required; names an installed transport")
+        options = {k: v for k, v in value.items() if k != "type"}
+        out[name] = TransportConfig(kind, freeze(options, f"transports.{name}"))
+    return FrozenDict(out)
+
+
+def _read_routes(
+    value: object, transports: Mapping[str, TransportConfig]
+) -> tuple[RouteConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("routes: must be an array of tables ([[routes]])")
+    routes = tuple(read(RouteConfig, item, f"routes[{i}]") for i, item in enumerate(value))
+    for i, route in enumerate(routes):
+        for kind in route.kinds:
+            if kind not in KINDS:
+                raise ConfigError(f"routes[{i}].kinds: {kind!r} is not one of {', '.join(KINDS)}")
+        for endpoint in route.endpoints:
+            if endpoint not in ENDPOINTS:
+                raise ConfigError(
+                    f"routes[{i}].endpoints: {endpoint!r} is not one of {', '.join(ENDPOINTS)}"
+                )
+        for name in route.transports:
+            if name not in transports:
+                raise ConfigError(
+                    f"routes[{i}].transport: no transport named {name!r}; configured: "
+                    f"{', '.join(transports) or 'none'}"
+                )
+    return routes

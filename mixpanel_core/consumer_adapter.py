@@ -1,0 +1,81 @@
+"""Official-style consumers (``send(endpoint, json_message)``) used as transports, unchanged."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from mixpanel_core import wire
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.messages import Message
+from mixpanel_core.transport import ignore_report
+
+# The endpoint names the official SDK hands its consumers.
+OFFICIAL_ENDPOINTS = {
+    "track": "events",
+    "import": "imports",
+    "engage": "people",
+    "groups": "groups",
+}
+
+
+def _positional_params(function: Any) -> int:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return 0
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return 99
+    return sum(1 for p in params if p.kind in kinds)
+
+
+def is_official_consumer(candidate: object) -> bool:
+    """Whether ``candidate`` looks like an official consumer: ``send`` takes two arguments."""
+    send = getattr(candidate, "send", None)
+    return send is not None and _positional_params(send) >= 2
+
+
+class ConsumerTransport:
+    """Hands each message to an official-style consumer as the official client would.
+
+    Events go to ``"events"``, imports (and merges) to ``"imports"`` with the
+    ``(api_key, api_secret)`` pair when the consumer takes it, profile updates to ``"people"``,
+    group updates to ``"groups"``. What the consumer raises reaches the caller unchanged.
+    """
+
+    def __init__(self, consumer: Any, name: str = "consumer", report: Reporter = ignore_report):
+        self.consumer = consumer
+        self._name = name
+        self._report = report
+        self._takes_auth = _positional_params(consumer.send) >= 3
+
+    def send(self, message: Message) -> None:
+        endpoint = OFFICIAL_ENDPOINTS[message.endpoint]
+        payload = wire.dumps_str(message.record)
+        try:
+            if endpoint == "imports" and self._takes_auth:
+                auth = message.auth
+                secret = auth.api_secret.reveal() if auth and auth.api_secret else None
+                self.consumer.send(endpoint, payload, (auth.api_key if auth else None, secret))
+            else:
+                self.consumer.send(endpoint, payload)
+        except Exception as exc:
+            self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, str(exc)))
+            raise
+        self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name))
+
+    def flush(self, timeout: float | None = None) -> Sequence[Message]:
+        flush = getattr(self.consumer, "flush", None)
+        if flush is not None:
+            flush()
+        return ()
+
+    def close(self, timeout: float | None = None) -> Sequence[Message]:
+        self.flush(timeout)
+        close = getattr(self.consumer, "close", None)
+        if close is not None:
+            close()
+        return ()

@@ -1,0 +1,83 @@
+"""The exceptions mixpanel-core raises, all under one root.
+
+::
+
+    MixpanelCoreError                 anything this library raises on purpose
+    ├── ConfigError                   a TOML file, key or value is wrong; names the key path
+    ├── ValidationError               a message broke a rule; carries every Problem found
+    ├── PluginError                   a plugin raised; names the plugin and the hook
+    ├── TransportError                a transport cannot be built or cannot accept a message
+    │   └── QueueFullError            a bounded queue was full and the policy said to fail
+    └── DeliveryError                 Mixpanel did not accept what was sent; carries the reports
+        └── AuthenticationError       401/403: retrying cannot help; names the credential kind
+
+Foreign exceptions (requests, kafka-python, tomllib) are translated at the boundary with
+``raise OurError(...) from exc`` so callers need to catch only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from mixpanel_core.delivery import DeliveryReport
+
+
+class MixpanelCoreError(Exception):
+    """The root of every error this library raises on purpose."""
+
+
+class ConfigError(MixpanelCoreError):
+    """The configuration is wrong; the message names the key path and the rule."""
+
+
+@attrs.frozen
+class Problem:
+    """One broken rule: ``field`` is a dotted path into the wire record."""
+
+    field: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}"
+
+
+class ValidationError(MixpanelCoreError):
+    """A message broke one or more rules; nothing of it was sent."""
+
+    def __init__(self, problems: Sequence[Problem], kind: str = "message") -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        listing = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"invalid {kind}: {listing}")
+
+
+class PluginError(MixpanelCoreError):
+    """A plugin raised while running a hook."""
+
+    def __init__(self, plugin: str, hook: str, cause: BaseException) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        super().__init__(f"plugin {plugin!r} failed in {hook}: {type(cause).__name__}: {cause}")
+
+
+class TransportError(MixpanelCoreError):
+    """A transport could not be built, or could not take a message."""
+
+
+class QueueFullError(TransportError):
+    """A bounded queue stayed full for longer than the configured policy allows."""
+
+
+class DeliveryError(MixpanelCoreError):
+    """Mixpanel did not accept some or all records; ``reports`` says which and why."""
+
+    def __init__(self, message: str, reports: Sequence[DeliveryReport] = ()) -> None:
+        self.reports: tuple[DeliveryReport, ...] = tuple(reports)
+        super().__init__(message)
+
+
+class AuthenticationError(DeliveryError):
+    """Mixpanel refused the credentials (401/403); retrying cannot help."""

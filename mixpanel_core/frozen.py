@@ -1,0 +1,139 @@
+"""Immutable JSON values: ``FrozenDict``, tuples, and ``freeze()`` that builds them.
+
+Messages hold only JSON-representable, immutable data so that a stage can never change what
+another stage sees. ``FrozenDict`` subclasses ``dict`` on purpose: every JSON encoder
+(``json``, ``orjson``) serializes it natively, without a conversion pass on the hot path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn
+
+from mixpanel_core.errors import Problem, ValidationError
+
+JSONValue = Any
+"""A value made of str, int, float, bool, None, FrozenDict and tuple."""
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+"""How the official SDK's ``DatetimeSerializer`` writes datetimes; we write them the same."""
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` that refuses every change after construction."""
+
+    __slots__ = ()
+
+    def _immutable(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("FrozenDict is immutable; build a new one (see attrs.evolve)")
+
+    __setitem__ = __delitem__ = _immutable
+    clear = pop = popitem = setdefault = update = _immutable
+    __ior__ = _immutable
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+    def replace(self, **changes: Any) -> FrozenDict:
+        """A copy with ``changes`` applied (keys that are not identifiers: use ``merged``)."""
+        return self.merged(changes)
+
+    def merged(self, changes: Mapping[str, Any]) -> FrozenDict:
+        """A copy with ``changes`` applied on top; existing keys keep their position."""
+        out = dict(self)
+        out.update(changes)
+        return FrozenDict(out)
+
+    def without(self, keys: Iterable[str]) -> FrozenDict:
+        """A copy without ``keys``."""
+        drop = set(keys)
+        return FrozenDict({k: v for k, v in self.items() if k not in drop})
+
+
+EMPTY = FrozenDict()
+
+Fallback = Callable[[object], JSONValue]
+"""Turns a value JSON cannot carry into one it can (the official ``serializer`` hook)."""
+
+
+def format_datetime(value: object) -> JSONValue:
+    """The default fallback: datetimes as the official ``DatetimeSerializer`` writes them."""
+    if isinstance(value, datetime.datetime):
+        return value.strftime(DATETIME_FORMAT)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _no_fallback(value: object) -> JSONValue:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONValue:
+    """Return an immutable copy of ``value``, or raise ``ValidationError`` naming ``path``.
+
+    ``fallback`` converts what JSON cannot carry into plain JSON or raises ``TypeError``; the
+    default, ``format_datetime``, writes datetimes as the official SDK does and refuses the rest.
+    """
+    problems: list[Problem] = []
+    frozen = _freeze(value, path, fallback, problems)
+    if problems:
+        raise ValidationError(problems)
+    return frozen
+
+
+def _freeze(
+    value: object, path: str, fallback: Fallback | None, problems: list[Problem]
+) -> JSONValue:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if math.isfinite(value):  # type: ignore[arg-type]
+            return value
+        problems.append(Problem(path, f"{value!r} is not a finite number; JSON cannot carry it"))
+        return None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                problems.append(Problem(f"{path}[{key!r}]", "keys must be strings"))
+                continue
+            out[key] = _freeze(item, f"{path}.{key}", fallback, problems)
+        return FrozenDict(out)
+    if isinstance(value, list | tuple):
+        return tuple(
+            _freeze(item, f"{path}[{i}]", fallback, problems) for i, item in enumerate(value)
+        )
+    # Subclasses (str and int enums and the like) become their plain value, as json writes them.
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _freeze(float(value), path, fallback, problems)
+    try:
+        converted = (fallback or format_datetime)(value)
+    except (TypeError, ValueError):
+        problems.append(
+            Problem(
+                path,
+                f"a {kind.__name__} cannot be carried by JSON; use str, number, bool, None, "
+                "list, dict or datetime",
+            )
+        )
+        return None
+    # What a fallback returns must itself be plain JSON: no second round of conversion.
+    return _freeze(converted, path, _no_fallback, problems)
+
+
+def thaw(value: JSONValue) -> Any:
+    """A plain, mutable copy (dicts and lists) of a frozen value."""
+    if isinstance(value, dict):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value

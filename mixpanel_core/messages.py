@@ -1,0 +1,246 @@
+"""The immutable messages that flow through the pipeline, one class per kind.
+
+A message holds its complete wire record (exactly what the official SDK would send) as a
+``FrozenDict``; typed properties read the fields that matter to plugins and transports. A stage
+that wants a change builds a new message (``attrs.evolve`` or the ``with_*`` helpers).
+
+=============  ============  ==========  ==========================================
+class          ``kind``      endpoint    made by
+=============  ============  ==========  ==========================================
+Event          event         track       ``track``
+ImportEvent    import        import      ``import_data``
+Alias          alias         track       ``alias``
+Merge          merge         import      ``merge``
+PeopleUpdate   people        engage      ``people_*``
+GroupUpdate    group         groups      ``group_*``
+=============  ============  ==========  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import attrs
+
+from mixpanel_core.errors import Problem, ValidationError
+from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
+from mixpanel_core.secrets import Secret
+
+Endpoint = Literal["track", "import", "engage", "groups"]
+ENDPOINTS: tuple[Endpoint, ...] = ("track", "import", "engage", "groups")
+KINDS = ("event", "import", "alias", "merge", "people", "group")
+
+PROFILE_OPERATIONS = (
+    "$set",
+    "$set_once",
+    "$add",
+    "$append",
+    "$union",
+    "$unset",
+    "$remove",
+    "$delete",
+)
+
+
+@attrs.frozen
+class ImportAuth:
+    """Per-call legacy credentials of ``import_data``/``merge`` (deprecated by Mixpanel)."""
+
+    api_key: str | None = None
+    api_secret: Secret | None = None
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class Message:
+    """The base of every message: a frozen wire record and where it goes."""
+
+    kind: ClassVar[str]
+    endpoint: ClassVar[Endpoint]
+
+    record: FrozenDict
+    auth: ImportAuth | None = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def insert_id(self) -> str | None:
+        """The ``$insert_id`` Mixpanel deduplicates on, for events; ``None`` otherwise."""
+        return None
+
+    @property
+    def key(self) -> str:
+        """The identity whose messages must stay in order (Kafka's record key)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Message:
+        """Rebuild the message a wire record came from (the forwarder's decoder)."""
+        frozen = freeze(record, cls.kind)
+        if not isinstance(frozen, FrozenDict):
+            raise ValidationError([Problem(cls.kind, "a record must be a JSON object")])
+        message = cls(frozen)
+        message.check_shape()
+        return message
+
+    def check_shape(self) -> None:
+        """Raise ``ValidationError`` if the record lacks what its kind must have."""
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class Event(Message):
+    """An event for ``/track``: ``{"event": name, "properties": {...}}`` plus any ``meta``."""
+
+    kind: ClassVar[str] = "event"
+    endpoint: ClassVar[Endpoint] = "track"
+
+    @property
+    def name(self) -> str:
+        name: str = self.record["event"]
+        return name
+
+    @property
+    def properties(self) -> FrozenDict:
+        props: FrozenDict = self.record.get("properties", EMPTY)
+        return props
+
+    @property
+    def distinct_id(self) -> Any:
+        return self.properties.get("distinct_id")
+
+    @property
+    def time(self) -> Any:
+        return self.properties.get("time")
+
+    @property
+    def insert_id(self) -> str | None:
+        value = self.properties.get("$insert_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def key(self) -> str:
+        return str(self.distinct_id or "")
+
+    def with_properties(self, changes: Mapping[str, Any]) -> Event:
+        """A copy whose properties have ``changes`` applied (existing keys keep their place)."""
+        return attrs.evolve(
+            self, record=self.record.merged({"properties": self.properties.merged(changes)})
+        )
+
+    def with_property_values(self, properties: FrozenDict) -> Event:
+        """A copy with ``properties`` replacing the whole properties object."""
+        return attrs.evolve(self, record=self.record.merged({"properties": properties}))
+
+    def check_shape(self) -> None:
+        problems = []
+        if not isinstance(self.record.get("event"), str):
+            problems.append(Problem("event", "must be a string naming the event"))
+        if not isinstance(self.record.get("properties"), FrozenDict):
+            problems.append(Problem("properties", "must be an object"))
+        if problems:
+            raise ValidationError(problems, self.kind)
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class ImportEvent(Event):
+    """An event for ``/import``: any age after 1971, with the caller's timestamp."""
+
+    kind: ClassVar[str] = "import"
+    endpoint: ClassVar[Endpoint] = "import"
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class Alias(Event):
+    """``$create_alias``: maps ``alias`` onto the original ``distinct_id`` (via ``/track``)."""
+
+    kind: ClassVar[str] = "alias"
+    endpoint: ClassVar[Endpoint] = "track"
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class Merge(Event):
+    """``$merge``: merges the two ids in ``properties.$distinct_ids`` (via ``/import``)."""
+
+    kind: ClassVar[str] = "merge"
+    endpoint: ClassVar[Endpoint] = "import"
+
+    @property
+    def key(self) -> str:
+        ids = self.properties.get("$distinct_ids") or ("",)
+        return str(ids[0])
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class PeopleUpdate(Message):
+    """A user profile update for ``/engage``: ``$token``, ``$time``, ``$distinct_id``, one op."""
+
+    kind: ClassVar[str] = "people"
+    endpoint: ClassVar[Endpoint] = "engage"
+
+    @property
+    def distinct_id(self) -> Any:
+        return self.record.get("$distinct_id")
+
+    @property
+    def operation(self) -> str | None:
+        """The first profile operation in the record (``$set``, ``$unset``, ...)."""
+        return next((op for op in PROFILE_OPERATIONS if op in self.record), None)
+
+    @property
+    def key(self) -> str:
+        return str(self.distinct_id or "")
+
+    def check_shape(self) -> None:
+        if self.operation is None:
+            raise ValidationError(
+                [Problem("record", f"needs one of {', '.join(PROFILE_OPERATIONS)}")], self.kind
+            )
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class GroupUpdate(PeopleUpdate):
+    """A group profile update for ``/groups``: ``$group_key`` and ``$group_id`` name the group."""
+
+    kind: ClassVar[str] = "group"
+    endpoint: ClassVar[Endpoint] = "groups"
+
+    @property
+    def group_key(self) -> Any:
+        return self.record.get("$group_key")
+
+    @property
+    def group_id(self) -> Any:
+        return self.record.get("$group_id")
+
+    @property
+    def key(self) -> str:
+        return f"{self.group_key}:{self.group_id}"
+
+
+MESSAGE_CLASSES: tuple[type[Message], ...] = (
+    Event,
+    ImportEvent,
+    Alias,
+    Merge,
+    PeopleUpdate,
+    GroupUpdate,
+)
+
+
+def message_from_record(endpoint: str, record: object) -> Message:
+    """Decode a wire record sent to ``endpoint`` back into its message.
+
+    Raises ``ValidationError`` when the endpoint is unknown or the record is malformed.
+    """
+    if endpoint not in ENDPOINTS:
+        raise ValidationError([Problem("endpoint", f"{endpoint!r} is not one of {ENDPOINTS}")])
+    if not isinstance(record, Mapping):
+        raise ValidationError([Problem("record", "must be a JSON object")])
+    cls: type[Message]
+    if endpoint == "engage":
+        cls = PeopleUpdate
+    elif endpoint == "groups":
+        cls = GroupUpdate
+    elif endpoint == "track":
+        cls = Alias if record.get("event") == "$create_alias" else Event
+    else:
+        cls = Merge if record.get("event") == "$merge" else ImportEvent
+    return cls.from_record(record)

@@ -1,0 +1,226 @@
+"""The pipeline: validate, enrich, route, send; and reports back through the hooks.
+
+The hook implementations are looked up once, when the pipeline is built, and kept as plain
+lists of functions, so a message costs a few function calls and no plugin-manager machinery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pluggy
+
+from mixpanel_core import hookspecs
+from mixpanel_core.config import Config, TransportConfig
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.errors import ConfigError, PluginError, Problem, TransportError, ValidationError
+from mixpanel_core.messages import Message
+from mixpanel_core.plugin import PluginContext, instantiate
+from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
+from mixpanel_core.transport import Transport, TransportContext, ignore_report
+
+logger = logging.getLogger(__name__)
+
+_Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
+def _compile(hook: pluggy.HookCaller) -> list[_Impl]:
+    """The implementations of ``hook`` in the order pluggy would call them."""
+    impls = []
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            raise ConfigError(
+                f"plugins.{impl.plugin_name}: wrappers are not supported for {hook.name}"
+            )
+        impls.append((impl.plugin_name, impl.function, tuple(impl.argnames)))
+    return impls
+
+
+def _call(impl: _Impl, hook: str, kwargs: dict[str, Any]) -> Any:
+    name, function, argnames = impl
+    try:
+        return function(*[kwargs[a] for a in argnames])
+    except Exception as exc:
+        raise PluginError(name, hook, exc) from exc
+
+
+class Pipeline:
+    """Runs each message through the plugins and hands it to its transports.
+
+    Build it with ``Pipeline.from_config(config)``, or directly from plugin objects and
+    transport objects (``Pipeline([("mine", Mine())], {"default": MemoryTransport()})``).
+    Transports given as ``TransportConfig`` are built on first use by their entry points.
+    """
+
+    def __init__(
+        self,
+        plugins: Sequence[tuple[str, object]] = (),
+        transports: Mapping[str, object] | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.plugin_manager.add_hookspecs(hookspecs)
+        # pluggy calls the last registered first; register backwards so the configured order
+        # is the order hooks run in.
+        for name, plugin in reversed(plugins):
+            self.plugin_manager.register(plugin, name=name)
+        hook = self.plugin_manager.hook
+        self._validators = _compile(hook.mixpanel_validate)
+        self._enrichers = _compile(hook.mixpanel_enrich)
+        self._routers = _compile(hook.mixpanel_route)
+        self._observers = _compile(hook.mixpanel_delivered)
+        self._on_invalid = self.config.pipeline.on_invalid
+        transports = self.config.transports if transports is None else transports
+        if not transports:
+            raise ConfigError("transports: none configured; add a [transports.NAME] table")
+        self._specs = dict(transports)
+        self.transport_names: tuple[str, ...] = tuple(self._specs)
+        self._built: dict[str, Transport] = {}
+        self._building: set[str] = set()
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_config(
+        cls, config: Config, transports: Mapping[str, object] | None = None
+    ) -> Pipeline:
+        """Load the enabled plugins by entry point and prepare the transports.
+
+        ``transports`` replaces the configured ones (objects or ``TransportConfig``).
+        """
+        plugins = []
+        for name in config.plugins:
+            target = load(PLUGIN_GROUP, name, f"plugins.enabled: {name}")
+            context = PluginContext(name, config.plugin_options.get(name, {}), config)
+            plugins.append((name, instantiate(target, context)))
+        return cls(plugins, config.transports if transports is None else transports, config)
+
+    # -- the flow of one message ---------------------------------------------------------
+
+    def submit(self, message: Message) -> None:
+        """Validate, enrich, route and send ``message``."""
+        if self._validators:
+            problems: list[Problem] = []
+            kwargs = {"message": message}
+            for impl in self._validators:
+                found = _call(impl, "mixpanel_validate", kwargs)
+                if found:
+                    problems.extend(found)
+            if problems:
+                self.reject(ValidationError(problems, message.kind), message)
+                return
+        for impl in self._enrichers:
+            enriched = _call(impl, "mixpanel_enrich", {"message": message})
+            if enriched is not None:
+                message = enriched
+        for transport in self._route(message):
+            transport.send(message)
+
+    def reject(self, error: ValidationError, message: Message | None) -> None:
+        """Apply ``[pipeline] on_invalid`` to an invalid message (or input)."""
+        if self._on_invalid == "raise":
+            raise error
+        logger.warning("dropped an invalid message: %s", error)
+        self.report(DeliveryReport(message, DeliveryStatus.DROPPED, "pipeline", str(error)))
+
+    def report(self, report: DeliveryReport) -> None:
+        """Pass a delivery report to every ``mixpanel_delivered`` implementation."""
+        for name, function, argnames in self._observers:
+            try:
+                function(*[report for _ in argnames])
+            except Exception:
+                logger.exception("plugin %r failed in mixpanel_delivered", name)
+
+    def _route(self, message: Message) -> tuple[Transport, ...]:
+        kwargs = {"message": message, "transports": self.transport_names}
+        for impl in self._routers:
+            names = _call(impl, "mixpanel_route", kwargs)
+            if names is not None:
+                return tuple(self.transport(n) for n in names)
+        return tuple(self.transport(n) for n in self.default_route())
+
+    def default_route(self) -> tuple[str, ...]:
+        """Without routes: the only transport, or the one named ``default``."""
+        if len(self.transport_names) == 1:
+            return self.transport_names
+        if "default" in self._specs:
+            return ("default",)
+        raise ConfigError(
+            "routes: several transports are configured and no route matched; add a catch-all "
+            "[[routes]] entry or name one transport 'default'"
+        )
+
+    # -- transports -----------------------------------------------------------------------
+
+    def transport(self, name: str) -> Transport:
+        """The transport called ``name``, built on first use."""
+        built = self._built.get(name)
+        if built is not None:
+            return built
+        with self._lock:
+            if name in self._built:
+                return self._built[name]
+            spec = self._specs.get(name)
+            if spec is None:
+                raise ConfigError(
+                    f"transports.{name}: not configured; configured: {', '.join(self._specs)}"
+                )
+            if name in self._building:
+                raise ConfigError(f"transports.{name}: refers to itself through other transports")
+            self._building.add(name)
+            try:
+                transport = self._build(name, spec)
+            finally:
+                self._building.discard(name)
+            self._built[name] = transport
+            return transport
+
+    def _build(self, name: str, spec: object) -> Transport:
+        if not isinstance(spec, TransportConfig):
+            return adapt_transport(spec, name, self.report)
+        factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
+        context = TransportContext(name, self.config.mixpanel, self.report, self.transport)
+        from_config = getattr(factory, "from_config", None)
+        if from_config is None:
+            raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")
+        transport: Transport = from_config(spec.options, context)
+        return transport
+
+    def build_all(self) -> None:
+        """Build every configured transport now (surfacing configuration errors early)."""
+        for name in self.transport_names:
+            self.transport(name)
+
+    def flush(self, timeout: float | None = None) -> list[Message]:
+        """Flush every transport built so far; returns what could not be delivered."""
+        return self._each("flush", timeout)
+
+    def close(self, timeout: float | None = None) -> list[Message]:
+        """Close every transport built so far; returns what could not be delivered."""
+        return self._each("close", timeout)
+
+    def _each(self, verb: str, timeout: float | None) -> list[Message]:
+        left: list[Message] = []
+        # Outer transports first: a wrapper flushes into its inner transport, built after it.
+        for transport in reversed(list(self._built.values())):
+            left.extend(getattr(transport, verb)(timeout))
+        return left
+
+
+def adapt_transport(
+    candidate: object, name: str = "default", report: Reporter | None = None
+) -> Transport:
+    """Accept a transport, or an official-style consumer with ``send(endpoint, json)``."""
+    from mixpanel_core.consumer_adapter import ConsumerTransport, is_official_consumer
+
+    if is_official_consumer(candidate):
+        return ConsumerTransport(candidate, name, report or ignore_report)
+    if isinstance(candidate, Transport):
+        return candidate
+    raise TransportError(
+        f"{type(candidate).__name__} is neither a transport (send/flush/close) nor a consumer "
+        "with send(endpoint, json_message)"
+    )

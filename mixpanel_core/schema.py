@@ -1,0 +1,152 @@
+"""Reading TOML tables into frozen attrs classes: one mechanism for every config section.
+
+A config class is an ``attrs.frozen`` class whose fields are declared with ``setting()``; its
+type hints say what each key accepts and the ``doc`` says what it means (the configuration
+reference is checked against these). ``read(cls, table, path)`` rejects unknown keys, missing
+required keys and wrong types with a ``ConfigError`` that names the full key path.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.frozen import FrozenDict, freeze
+from mixpanel_core.secrets import Secret
+
+T = TypeVar("T")
+
+_NOTHING: Any = attrs.NOTHING
+
+
+def setting(default: Any = _NOTHING, *, doc: str, factory: Any = None) -> Any:
+    """Declare a config key: its default (none means required) and what it is for."""
+    if factory is not None:
+        return attrs.field(factory=factory, metadata={"doc": doc})
+    return attrs.field(default=default, metadata={"doc": doc})
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def describe(cls: type) -> list[tuple[str, str, str, str]]:
+    """``(key, type, default, doc)`` for every key of a config class (for the reference)."""
+    rows = []
+    for field in attrs.fields(cls):
+        hint = _hints(cls)[field.name]
+        if field.default is attrs.NOTHING:
+            default = "required"
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            default = repr(field.default.factory())
+        else:
+            default = repr(field.default)
+        rows.append((field.name, type_name(hint), default, field.metadata.get("doc", "")))
+    return rows
+
+
+def type_name(hint: Any) -> str:
+    """A short, TOML-flavoured name of a type hint."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (types.UnionType, typing.Union):
+        return " | ".join(type_name(a) for a in args if a is not type(None))
+    if origin is tuple:
+        return f"list of {type_name(args[0])}"
+    if hint is Secret:
+        return "string (secret)"
+    if origin in (dict, Mapping) or hint is FrozenDict:
+        return "table"
+    names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def read(cls: type[T], table: object, path: str) -> T:
+    """Build ``cls`` from a TOML ``table`` found at key ``path``."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path}: must be a table, not {_toml_type(table)}")
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}.{unknown[0]}: unknown key; the keys of [{path}] are: {', '.join(fields)}"
+        )
+    values = {}
+    for name, field in fields.items():
+        if name in table:
+            hint = _hints(cls)[name]  # type: ignore[arg-type]
+            values[field.alias] = convert(hint, table[name], f"{path}.{name}")
+        elif field.default is attrs.NOTHING:
+            raise ConfigError(f"{path}.{name}: required key is missing")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def convert(hint: Any, value: object, path: str) -> Any:
+    """Check ``value`` against ``hint`` and convert it (lists to tuples, tables to classes)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return freeze(value, path)
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(
+            f"{path}: must be one of {', '.join(repr(a) for a in args)}, not {value!r}"
+        )
+    if origin in (types.UnionType, typing.Union):
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return convert(option, value, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: must be a list, not {_toml_type(value)}")
+        return tuple(convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
+    if origin in (dict, Mapping) or hint is FrozenDict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: must be a table, not {_toml_type(value)}")
+        item_hint = args[1] if args else Any
+        return FrozenDict({k: convert(item_hint, v, f"{path}.{k}") for k, v in value.items()})
+    if attrs.has(hint):
+        return read(hint, value, path)
+    return _scalar(hint, value, path)
+
+
+def _scalar(hint: Any, value: object, path: str) -> Any:
+    if hint is Secret:
+        if isinstance(value, str):
+            return Secret(value)
+        raise ConfigError(f"{path}: must be a string, not {_toml_type(value)}")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{path}: must be an integer, not a boolean")
+    if isinstance(value, hint):
+        return value
+    raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
+
+
+def _toml_type(value: object) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return names.get(type(value), type(value).__name__)

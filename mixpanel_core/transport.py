@@ -1,0 +1,77 @@
+"""The transport interface: how a message leaves the pipeline.
+
+A transport is any object with these three methods::
+
+    send(message)          take one message. It may deliver at once (``http``), enqueue and
+                           return (``buffered_http``, ``kafka``), or keep it (``memory``). It
+                           raises ``TransportError`` when it cannot take the message (a full
+                           queue under the ``fail`` policy); a synchronous transport raises
+                           ``DeliveryError`` when the message was not accepted.
+    flush(timeout=None)    deliver everything taken so far, waiting at most ``timeout``
+                           seconds (``None``: the transport's configured bound, never forever).
+                           Returns the messages that could not be delivered in time.
+    close(timeout=None)    ``flush``, then release threads, sockets and processes. Returns what
+                           could not be delivered. Idempotent.
+
+Every outcome is reported through ``context.report`` (a ``DeliveryReport`` per message) so the
+``mixpanel_delivered`` hook sees it. Transports are built by the class the entry point names,
+through ``from_config(options, context)``; ``options`` is the transport's TOML table without
+``type``, and unknown keys must fail (``mixpanel_core.schema.read`` does that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from mixpanel_core.delivery import DeliveryReport, Reporter
+from mixpanel_core.messages import Message
+from mixpanel_core.settings import MixpanelSettings
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """See the module docstring for the whole contract."""
+
+    def send(self, message: Message) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> Sequence[Message]: ...
+
+    def close(self, timeout: float | None = None) -> Sequence[Message]: ...
+
+
+def ignore_report(report: DeliveryReport) -> None:
+    """The default reporter when no pipeline listens (transports used on their own)."""
+
+
+def _no_other_transports(name: str) -> Transport:
+    from mixpanel_core.errors import ConfigError
+
+    raise ConfigError(f"transport {name!r} is not configured here")
+
+
+@attrs.frozen
+class TransportContext:
+    """What a transport gets besides its own options when it is built."""
+
+    name: str
+    """The transport's name in ``[transports.NAME]``; used in reports and errors."""
+    settings: MixpanelSettings = attrs.field(factory=MixpanelSettings)
+    """The ``[mixpanel]`` table: token, host, credentials."""
+    report: Reporter = ignore_report
+    """Call with every ``DeliveryReport``."""
+    resolve: Callable[[str], Transport] = _no_other_transports
+    """Returns another configured transport by name (for ``inner = "direct"`` wrappers)."""
+
+    @property
+    def path(self) -> str:
+        """The key path of this transport's table, for error messages."""
+        return f"transports.{self.name}"
+
+
+class TransportFactory(Protocol):
+    """What an entry point in ``mixpanel_core.transports`` must name (usually a class)."""
+
+    def from_config(self, options: Mapping[str, Any], context: TransportContext) -> Transport: ...

@@ -1,0 +1,1 @@
+"""The built-in plugins, each registered through the ``mixpanel_core.plugins`` entry point."""

@@ -1,0 +1,50 @@
+"""``router``: sends each message where the ``[[routes]]`` table says (always enabled, last)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mixpanel_core import Message, hookimpl
+from mixpanel_core.config import RouteConfig
+from mixpanel_core.plugin import PluginContext
+
+
+class ConfigRouter:
+    """The first ``[[routes]]`` entry whose ``kinds`` and ``endpoints`` match wins.
+
+    Without routes, this plugin answers ``None`` and the pipeline's default applies: the only
+    transport, or the one named ``default``. It is ``trylast`` so any router of yours wins.
+    """
+
+    def __init__(self, routes: Sequence[RouteConfig] = ()) -> None:
+        self.routes = tuple(routes)
+        self._cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    @classmethod
+    def from_config(cls, context: PluginContext) -> ConfigRouter:
+        if context.options:
+            from mixpanel_core.errors import ConfigError
+
+            raise ConfigError(f"{context.path}: takes no options; routes live in [[routes]]")
+        return cls(context.config.routes)
+
+    @hookimpl(trylast=True)
+    def mixpanel_route(self, message: Message) -> Sequence[str] | None:
+        if not self.routes:
+            return None
+        key = (message.kind, message.endpoint)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        # Routes depend only on kind and endpoint, so each pair is decided once.
+        chosen = next((r.transports for r in self.routes if r.matches(*key)), None)
+        if chosen is None:
+            from mixpanel_core.errors import ConfigError
+
+            raise ConfigError(
+                f"routes: no route takes {message.kind} messages (endpoint {message.endpoint}); "
+                "add a catch-all [[routes]] entry without kinds"
+            )
+        self._cache[key] = chosen
+        return chosen

@@ -1,0 +1,66 @@
+"""``super_properties``: properties added to every event, from config and at run time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from mixpanel_core import Event, Message, hookimpl
+from mixpanel_core.frozen import FrozenDict, freeze
+from mixpanel_core.plugin import PluginContext
+from mixpanel_core.schema import read, setting
+
+
+@attrs.frozen
+class SuperPropertiesOptions:
+    """The ``[plugins.super_properties]`` table."""
+
+    properties: Mapping[str, Any] = setting(
+        factory=dict, doc="Properties added to every event (`track`, `import_data`)."
+    )
+
+
+class SuperProperties:
+    """Adds the registered properties to events that do not set them already.
+
+    A property the caller passes wins over a super property of the same name. ``register``
+    and ``unregister`` change the set at run time, safely from any thread.
+    """
+
+    def __init__(self, properties: Mapping[str, Any] | None = None) -> None:
+        self._properties: FrozenDict = freeze(properties or {}, "super_properties")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, context: PluginContext) -> SuperProperties:
+        options = read(SuperPropertiesOptions, context.options, context.path)
+        return cls(options.properties)
+
+    @property
+    def properties(self) -> FrozenDict:
+        return self._properties
+
+    def register(self, properties: Mapping[str, Any]) -> None:
+        """Add or replace super properties."""
+        frozen = freeze(properties, "super_properties")
+        with self._lock:
+            self._properties = self._properties.merged(frozen)
+
+    def unregister(self, names: Iterable[str] | str) -> None:
+        """Remove super properties by name."""
+        with self._lock:
+            self._properties = self._properties.without(
+                [names] if isinstance(names, str) else names
+            )
+
+    @hookimpl
+    def mixpanel_enrich(self, message: Message) -> Message | None:
+        supers = self._properties
+        if not supers or message.kind not in ("event", "import") or not isinstance(message, Event):
+            return None
+        props = message.properties
+        missing = {k: v for k, v in supers.items() if k not in props}
+        return message.with_properties(missing) if missing else None

@@ -1,0 +1,1 @@
+"""The built-in transports, each registered through the ``mixpanel_core.transports`` entry point."""
