@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mixpanel-core`` command line, one module each."""

@@ -1,0 +1,42 @@
+"""``mixpanel-core config check PATH``: load a file, build every part, report problems."""
+
+from __future__ import annotations
+
+import argparse
+
+from mixpanel_core.config import load_config
+from mixpanel_core.pipeline import Pipeline
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "config",
+        help="check a configuration file",
+        description="Work with configuration files.",
+    )
+    verbs = parser.add_subparsers(title="verbs", metavar="VERB", required=True)
+    check = verbs.add_parser(
+        "check",
+        help="validate a TOML file",
+        description="Read PATH, expand ${VAR}s, check every key, load every enabled plugin "
+        "and check every transport's options. Exits 1 with the key path of the first problem.",
+        epilog="example: mixpanel-core config check mixpanel.toml",
+    )
+    check.add_argument("path", help="the TOML file")
+    check.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.path)
+    pipeline = Pipeline.from_config(config)
+    # Building transports checks their options; close at once so nothing keeps running.
+    try:
+        pipeline.build_all()
+    finally:
+        pipeline.close(timeout=1)
+    print(
+        f"{args.path}: ok ({len(config.plugins)} plugins: {', '.join(config.plugins)}; "
+        f"{len(config.transports)} transports: {', '.join(config.transports)}; "
+        f"{len(config.routes)} routes)"
+    )
+    return 0
