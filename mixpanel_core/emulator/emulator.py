@@ -1,0 +1,172 @@
+"""``Emulator``: the ingestion API emulator, served from background threads of this process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from mixpanel_core.emulator.admin import AdminRoutes
+from mixpanel_core.emulator.client import EmulatorClient
+from mixpanel_core.emulator.config import (
+    DEFAULT_API_SECRET,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_GROUP_RECORDS,
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_PROJECT_ID,
+    DEFAULT_SERVICE_ACCOUNT,
+    DEFAULT_TOKEN,
+    EmulatorConfig,
+    EmulatorError,
+)
+from mixpanel_core.emulator.controls import EmulatorControls
+from mixpanel_core.emulator.faults import FaultPlan
+from mixpanel_core.emulator.ingest import IngestService
+from mixpanel_core.emulator.server import EmulatorHTTPServer
+from mixpanel_core.emulator.store import RecordStore
+
+
+class Emulator(EmulatorControls):
+    """A real HTTP server on loopback that behaves like Mixpanel's ingestion API.
+
+    ``start()`` binds and serves on daemon threads; ``stop()`` closes the port and every open
+    connection. Records and stats survive ``stop()`` so a test can inspect them afterwards.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        api_secret: str | None = DEFAULT_API_SECRET,
+        service_account: tuple[str, str] | None = DEFAULT_SERVICE_ACCOUNT,
+        project_id: str | int = DEFAULT_PROJECT_ID,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        record_file: str | Path | None = None,
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_group_records: int = DEFAULT_MAX_GROUP_RECORDS,
+        keep_records: bool = True,
+    ) -> None:
+        config = EmulatorConfig(
+            host=host,
+            port=port,
+            tokens=tuple(tokens),
+            api_secret=api_secret,
+            service_account=service_account,
+            project_id=str(project_id),
+            max_body_bytes=max_body_bytes,
+            record_file=Path(record_file) if record_file is not None else None,
+            max_records=max_records,
+            max_group_records=max_group_records,
+            keep_records=keep_records,
+        )
+        self._setup(config)
+
+    @classmethod
+    def from_config(cls, config: EmulatorConfig) -> Emulator:
+        """An emulator with exactly ``config`` (as built by the CLI or EmulatorProcess)."""
+        emulator = cls.__new__(cls)
+        emulator._setup(config)
+        return emulator
+
+    def _setup(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._store = RecordStore(keep_records=config.keep_records)
+        self._faults = FaultPlan()
+        self._admin_routes = AdminRoutes(self._store, self._faults)
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._client: EmulatorClient | None = None
+
+    def start(self) -> Emulator:
+        """Bind the port and serve on background threads; returns self."""
+        if self._server is not None:
+            raise EmulatorError(f"the emulator is already running at {self.base_url}")
+        try:
+            server = EmulatorHTTPServer(
+                self.config,
+                IngestService(self.config, self._store),
+                self._admin_routes,
+                self._faults,
+                self._store,
+            )
+        except OSError as exc:
+            raise EmulatorError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc};"
+                " pick another port, or port 0 for any free one"
+            ) from exc
+        self._store.open_record_file(self.config.record_file)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"mixpanel-emulator-{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: release stalled requests, close the port and open connections."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._faults.release()
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join()
+        self._store.close_record_file()
+        self._server = self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when configured with port 0)."""
+        if self._server is None:
+            raise EmulatorError("the emulator is not running: call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT``, to configure a client's endpoint URLs with."""
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def client(self) -> EmulatorClient:
+        """An HTTP client of this emulator's control API."""
+        if self._client is None:
+            self._client = EmulatorClient(self.base_url)
+        return self._client
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _admin(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        # In-process: the same routes as over HTTP, without the socket.
+        raw = orjson.dumps(body) if body is not None else b""
+        reply = self._admin_routes.dispatch(method, path, query or {}, raw)
+        if reply.status != 200:
+            raise EmulatorError(f"{method} {path} failed: {reply.body.decode()}")
+        return orjson.loads(reply.body)

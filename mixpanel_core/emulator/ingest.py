@@ -1,0 +1,195 @@
+"""The four ingestion endpoints: authenticate, decode, validate, store and answer like Mixpanel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mixpanel_core.emulator.auth import check_import_auth
+from mixpanel_core.emulator.config import EmulatorConfig
+from mixpanel_core.emulator.payload import PayloadError, gunzip, parse_payload, too_large_message
+from mixpanel_core.emulator.store import RecordStore
+from mixpanel_core.emulator.validation import (
+    IMPORT_RULES,
+    MAX_RECORD_BYTES,
+    TRACK_RULES,
+    Problem,
+    validate_event,
+    validate_profile,
+)
+
+JSON = "application/json"
+# How many failures a /track-style verbose error names before summarising.
+_NAMED_FAILURES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer: status, body and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """What the ingestion logic needs from an HTTP request (the body is read in full)."""
+
+    endpoint: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Failure:
+    index: int
+    record: object
+    problems: list[Problem]
+
+    def insert_id(self) -> str:
+        if isinstance(self.record, dict):
+            props = self.record.get("properties")
+            if isinstance(props, dict) and isinstance(props.get("$insert_id"), str):
+                return str(props["$insert_id"])
+        return ""
+
+
+class IngestService:
+    """Handles one ingestion request from start to answer; shared by every server thread."""
+
+    def __init__(self, config: EmulatorConfig, store: RecordStore) -> None:
+        self._config = config
+        self._store = store
+
+    def handle(self, request: IngestRequest) -> Reply:
+        """Answer ``request``; accepted records are stored before the answer is returned."""
+        endpoint = request.endpoint
+        if endpoint == "import":
+            refusal = check_import_auth(
+                request.headers.get("authorization"), request.query.get("project_id"), self._config
+            )
+            if refusal is not None:
+                phrase = "error"
+                return Reply(
+                    refusal.status,
+                    orjson.dumps(
+                        {"code": refusal.status, "error": refusal.message, "status": phrase}
+                    ),
+                )
+        verbose = request.query.get("verbose") == "1"
+        try:
+            payload = self._decode(request)
+        except PayloadError as exc:
+            return self._request_error(endpoint, exc.status, exc.message, verbose)
+        params = {**payload.params, **request.query}
+        verbose = params.get("verbose") == "1"
+        records = payload.records
+        limit = self._config.records_limit(endpoint)
+        if len(records) > limit:
+            message = f"{len(records)} records in one request; /{endpoint} accepts at most {limit}"
+            return self._request_error(endpoint, 400, message, verbose)
+        accepted, failures = self._validate(endpoint, records, len(request.body))
+        self._store.add(endpoint, accepted, len(failures))
+        if endpoint == "import":
+            return _import_reply(len(accepted), failures, params.get("strict") == "1", verbose)
+        return _status_reply(failures, len(records), verbose)
+
+    def _decode(self, request: IngestRequest) -> Any:
+        limit = self._config.max_body_bytes
+        body = request.body
+        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
+            body = gunzip(body, limit)
+        if len(body) > limit:
+            raise PayloadError(413, too_large_message(limit))
+        return parse_payload(
+            body, request.headers.get("content-type", ""), allow_ndjson=request.endpoint == "import"
+        )
+
+    def _validate(
+        self, endpoint: str, records: list[Any], body_size: int
+    ) -> tuple[list[dict[str, Any]], list[_Failure]]:
+        tokens = self._config.token_set
+        now = time.time()
+        rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
+        # A record can only reach 1 MB when the whole body does: skip re-encoding otherwise.
+        measure = body_size >= MAX_RECORD_BYTES
+        accepted: list[dict[str, Any]] = []
+        failures: list[_Failure] = []
+        for index, record in enumerate(records):
+            if measure and len(orjson.dumps(record)) >= MAX_RECORD_BYTES:
+                problems = [Problem("", "record is 1 MB or more of JSON; keep each under 1 MB")]
+            elif endpoint in ("track", "import"):
+                problems = validate_event(record, rules, now=now, tokens=tokens)
+            else:
+                problems = validate_profile(record, endpoint, tokens=tokens)
+            if problems:
+                failures.append(_Failure(index, record, problems))
+            else:
+                accepted.append(record)
+        return accepted, failures
+
+    def _request_error(self, endpoint: str, status: int, message: str, verbose: bool) -> Reply:
+        if status == 413 or endpoint == "import":
+            phrase = "Payload Too Large" if status == 413 else "Bad Request"
+            return Reply(status, orjson.dumps({"code": status, "error": message, "status": phrase}))
+        return _status_body(status, message, verbose)
+
+
+def _status_body(http_status: int, error: str | None, verbose: bool) -> Reply:
+    """The /track, /engage, /groups answer: bare 1/0, or {"status", "error"} with verbose=1."""
+    ok = error is None
+    if verbose:
+        return Reply(http_status, orjson.dumps({"status": int(ok), "error": error}))
+    return Reply(http_status, b"1" if ok else b"0", content_type="text/plain")
+
+
+def _status_reply(failures: list[_Failure], total: int, verbose: bool) -> Reply:
+    if not failures:
+        return _status_body(200, None, verbose)
+    named = "; ".join(
+        f"record {failure.index}: {problem.field or 'record'}: {problem.message}"
+        for failure in failures[:_NAMED_FAILURES]
+        for problem in failure.problems[:1]
+    )
+    more = (
+        "" if len(failures) <= _NAMED_FAILURES else f"; and {len(failures) - _NAMED_FAILURES} more"
+    )
+    # Mixpanel answers validation problems with HTTP 200 and status 0.
+    return _status_body(
+        200, f"{len(failures)} of {total} records failed validation: {named}{more}", verbose
+    )
+
+
+def _import_reply(imported: int, failures: list[_Failure], strict: bool, verbose: bool) -> Reply:
+    body: dict[str, Any]
+    if failures and strict:
+        body = {
+            "code": 400,
+            "error": "some data points in the request failed validation",
+            "status": "Bad Request",
+            "num_records_imported": imported,
+            "failed_records": [
+                {
+                    "index": failure.index,
+                    "insert_id": failure.insert_id(),
+                    "field": problem.field,
+                    "message": problem.message,
+                }
+                for failure in failures
+                for problem in failure.problems
+            ],
+        }
+    else:
+        body = {"code": 200, "num_records_imported": imported, "status": "OK"}
+    if verbose:
+        # The official SDK posts verbose=1 to /import too and checks for status == 1.
+        body["status"] = int(body["code"] == 200)
+        body["error"] = body.get("error")
+    return Reply(body["code"], orjson.dumps(body))

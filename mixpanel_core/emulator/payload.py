@@ -1,0 +1,100 @@
+"""Decoding of ingestion request bodies: gzip, form-encoded ``data=``, JSON and NDJSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+
+class PayloadError(Exception):
+    """The request body cannot be read; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """The records of one request and the form fields sent next to ``data`` (verbose, strict...)."""
+
+    records: list[Any]
+    params: dict[str, str]
+
+
+def too_large_message(limit: int) -> str:
+    """Mixpanel's 413 wording."""
+    return f"request exceeds max limit of {limit} bytes"
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Inflate a gzip body, never producing more than ``limit`` bytes (gzip bombs stop here)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise PayloadError(400, "Content-Encoding is gzip but the body is not gzip data") from exc
+    if len(inflated) > limit:
+        raise PayloadError(413, too_large_message(limit))
+    return inflated
+
+
+def parse_payload(body: bytes, content_type: str, *, allow_ndjson: bool) -> Payload:
+    """Read the records out of an (already inflated) body according to its Content-Type."""
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "application/x-ndjson":
+        if not allow_ndjson:
+            raise PayloadError(400, "application/x-ndjson is accepted by /import only")
+        return Payload(_ndjson_records(body), {})
+    if media == "application/json" or (not media and body.lstrip()[:1] in (b"[", b"{")):
+        return Payload(_json_records(body), {})
+    return _form_payload(body)
+
+
+def _json_records(raw: bytes | str) -> list[Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(400, f"body is not valid JSON: {exc}") from exc
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return [value]
+    raise PayloadError(400, "body must be a JSON object or an array of objects")
+
+
+def _ndjson_records(body: bytes) -> list[Any]:
+    records: list[Any] = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError(400, f"NDJSON line {number} is not valid JSON: {exc}") from exc
+    return records
+
+
+def _form_payload(body: bytes) -> Payload:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(400, "form body is not UTF-8") from exc
+    params = dict(parse_qsl(text, keep_blank_values=True))
+    data = params.pop("data", None)
+    if data is None:
+        raise PayloadError(400, "no 'data' field: send data=<JSON record or array> or a JSON body")
+    if data.lstrip()[:1] not in ("[", "{"):
+        # Older SDKs send data= as base64 of the JSON; Mixpanel still accepts it.
+        try:
+            return Payload(_json_records(base64.b64decode(data, validate=True)), params)
+        except (binascii.Error, ValueError) as exc:
+            raise PayloadError(400, "'data' is neither JSON nor base64-encoded JSON") from exc
+    return Payload(_json_records(data), params)

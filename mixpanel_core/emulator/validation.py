@@ -1,0 +1,273 @@
+"""Mixpanel's per-record rules: what makes one event or profile update invalid.
+
+Validation also truncates strings longer than 255 characters in place, as Mixpanel does when it
+stores them, so the caller must own the records it passes in (freshly parsed JSON).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_PROPERTIES = 255
+MAX_COLLECTION_ITEMS = 255
+MAX_DEPTH = 3
+MAX_STRING_LENGTH = 255
+MAX_RECORD_BYTES = 1_000_000
+EARLIEST_TIME = 31_536_000.0  # 1971-01-01T00:00:00Z
+MAX_FUTURE_SECONDS = 3600.0
+TRACK_WINDOW_SECONDS = 5 * 86400.0
+# Epoch seconds stay below 1e11 until the year 5138, so a larger time must be milliseconds.
+MILLISECONDS_THRESHOLD = 1e11
+
+PLACEHOLDER_DISTINCT_IDS = frozenset(
+    {
+        "anon",
+        "anonymous",
+        "nil",
+        "null",
+        "none",
+        "n/a",
+        "undefined",
+        "unknown",
+        "0",
+        "-1",
+        "[]",
+        "{}",
+        "00000000-0000-0000-0000-000000000000",
+    }
+)
+_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
+
+ENGAGE_OPERATIONS = frozenset(
+    {"$set", "$set_once", "$add", "$append", "$union", "$unset", "$remove", "$delete"}
+)
+GROUP_OPERATIONS = frozenset({"$set", "$set_once", "$union", "$unset", "$remove", "$delete"})
+# Operations whose value is a property map, checked like event properties.
+_MAP_OPERATIONS = frozenset({"$set", "$set_once", "$add", "$append", "$union", "$remove"})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One broken rule of one record; ``field`` is a dotted path such as ``properties.time``."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRules:
+    """How strict an endpoint is with events; built once per endpoint."""
+
+    window_seconds: float | None  # how far back events may be dated; None: back to 1971
+    require_time: bool
+    require_distinct_id: bool  # also rejects placeholder distinct_ids
+    require_insert_id: bool
+    check_token: bool
+
+
+TRACK_RULES = EventRules(
+    window_seconds=TRACK_WINDOW_SECONDS,
+    require_time=False,
+    require_distinct_id=False,
+    require_insert_id=False,
+    check_token=True,
+)
+IMPORT_RULES = EventRules(
+    window_seconds=None,
+    require_time=True,
+    require_distinct_id=True,
+    require_insert_id=True,
+    check_token=False,
+)
+
+
+def time_in_seconds(value: object) -> float | None:
+    """Read an event ``time`` given in seconds or milliseconds; None if it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value / 1000.0 if value > MILLISECONDS_THRESHOLD else float(value)
+
+
+def validate_event(
+    record: object, rules: EventRules, *, now: float, tokens: frozenset[str]
+) -> list[Problem]:
+    """Every rule ``record`` breaks as an event for an endpoint with ``rules``; [] if valid."""
+    if not isinstance(record, dict):
+        return [Problem("", "a record must be a JSON object with 'event' and 'properties'")]
+    problems: list[Problem] = []
+    event = record.get("event")
+    if not isinstance(event, str) or not event:
+        problems.append(Problem("event", "'event' must be a non-empty string naming the event"))
+    props = record.get("properties")
+    if not isinstance(props, dict):
+        problems.append(Problem("properties", "'properties' must be a JSON object"))
+        return problems
+    if rules.check_token:
+        token = props.get("token")
+        if not isinstance(token, str) or token not in tokens:
+            problems.append(
+                Problem("properties.token", "'properties.token' is missing or not this project's")
+            )
+    _check_time(props.get("time"), rules, now, problems)
+    _check_distinct_id(props.get("distinct_id"), rules, problems)
+    insert_id = props.get("$insert_id")
+    if insert_id is None:
+        if rules.require_insert_id:
+            problems.append(Problem("properties.$insert_id", "'properties.$insert_id' is required"))
+    elif not isinstance(insert_id, str) or _INSERT_ID.fullmatch(insert_id) is None:
+        problems.append(
+            Problem(
+                "properties.$insert_id",
+                "'properties.$insert_id' must be 1-36 characters of A-Z, a-z, 0-9 and '-'",
+            )
+        )
+    _scan_properties(props, "properties", problems)
+    return problems
+
+
+def _check_time(value: object, rules: EventRules, now: float, problems: list[Problem]) -> None:
+    if value is None:
+        if rules.require_time:
+            problems.append(
+                Problem(
+                    "properties.time",
+                    "'properties.time' is required: seconds or milliseconds since the epoch",
+                )
+            )
+        return
+    seconds = time_in_seconds(value)
+    if seconds is None:
+        problems.append(
+            Problem(
+                "properties.time",
+                "'properties.time' is invalid: must be seconds or milliseconds since the epoch",
+            )
+        )
+    elif rules.window_seconds is not None and seconds < now - rules.window_seconds:
+        problems.append(
+            Problem(
+                "properties.time",
+                "'properties.time' is more than 5 days old: /track only accepts recent events,"
+                " send older ones to /import",
+            )
+        )
+    elif seconds < EARLIEST_TIME:
+        problems.append(Problem("properties.time", "'properties.time' is before 1971-01-01"))
+    elif seconds > now + MAX_FUTURE_SECONDS:
+        problems.append(
+            Problem("properties.time", "'properties.time' is more than 1 hour in the future")
+        )
+
+
+def _check_distinct_id(value: object, rules: EventRules, problems: list[Problem]) -> None:
+    if value is None:
+        if rules.require_distinct_id:
+            problems.append(
+                Problem(
+                    "properties.distinct_id",
+                    "'properties.distinct_id' is required (use \"\" for events with no user)",
+                )
+            )
+        return
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        problems.append(
+            Problem("properties.distinct_id", "'properties.distinct_id' must be a string")
+        )
+    elif rules.require_distinct_id and str(value).lower() in PLACEHOLDER_DISTINCT_IDS:
+        problems.append(
+            Problem(
+                "properties.distinct_id",
+                "'properties.distinct_id' is a placeholder value Mixpanel rejects;"
+                ' use the real user id, or "" for events with no user',
+            )
+        )
+
+
+def validate_profile(record: object, endpoint: str, *, tokens: frozenset[str]) -> list[Problem]:
+    """Every rule ``record`` breaks as a profile update for /engage or /groups; [] if valid."""
+    if not isinstance(record, dict):
+        return [Problem("", "a profile update must be a JSON object")]
+    problems: list[Problem] = []
+    token = record.get("$token")
+    if not isinstance(token, str) or token not in tokens:
+        problems.append(Problem("$token", "'$token' is missing or not this project's"))
+    if endpoint == "groups":
+        operations = GROUP_OPERATIONS
+        if not isinstance(record.get("$group_key"), str) or not record["$group_key"]:
+            problems.append(Problem("$group_key", "'$group_key' must be a non-empty string"))
+        if record.get("$group_id") in (None, ""):
+            problems.append(Problem("$group_id", "'$group_id' is required"))
+    else:
+        operations = ENGAGE_OPERATIONS
+        if record.get("$distinct_id") in (None, ""):
+            problems.append(Problem("$distinct_id", "'$distinct_id' is required"))
+    found = 0
+    for key, value in record.items():
+        if key not in operations:
+            continue
+        found += 1
+        if key in _MAP_OPERATIONS:
+            if isinstance(value, dict):
+                _scan_properties(value, key, problems)
+            else:
+                problems.append(Problem(key, f"'{key}' must be a JSON object of properties"))
+        elif key == "$unset" and not isinstance(value, list):
+            problems.append(Problem(key, "'$unset' must be a list of property names"))
+    if not found:
+        problems.append(
+            Problem("", "no operation found; add one of " + ", ".join(sorted(operations)))
+        )
+    return problems
+
+
+def _scan_properties(props: dict[str, Any], where: str, problems: list[Problem]) -> None:
+    """Check counts and nesting of a property map; truncate long strings as Mixpanel stores them."""
+    if len(props) >= MAX_PROPERTIES:
+        problems.append(
+            Problem(
+                where,
+                f"'{where}' has {len(props)} properties; Mixpanel accepts fewer than"
+                f" {MAX_PROPERTIES}",
+            )
+        )
+    for key, value in props.items():
+        if isinstance(value, str):
+            if len(value) > MAX_STRING_LENGTH:
+                # Replacing a value of an existing key is safe while iterating.
+                props[key] = value[:MAX_STRING_LENGTH]
+        elif isinstance(value, dict | list):
+            _scan_container(value, 1, f"{where}.{key}", problems)
+
+
+def _scan_container(
+    value: dict[str, Any] | list[Any], depth: int, where: str, problems: list[Problem]
+) -> None:
+    if depth > MAX_DEPTH:
+        problems.append(
+            Problem(where, f"'{where}' nests objects or lists deeper than {MAX_DEPTH} levels")
+        )
+        return
+    if len(value) >= MAX_COLLECTION_ITEMS:
+        problems.append(
+            Problem(
+                where,
+                f"'{where}' has {len(value)} entries; Mixpanel accepts fewer than"
+                f" {MAX_COLLECTION_ITEMS}",
+            )
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str):
+                if len(item) > MAX_STRING_LENGTH:
+                    value[key] = item[:MAX_STRING_LENGTH]
+            elif isinstance(item, dict | list):
+                _scan_container(item, depth + 1, f"{where}.{key}", problems)
+    else:
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                if len(item) > MAX_STRING_LENGTH:
+                    value[index] = item[:MAX_STRING_LENGTH]
+            elif isinstance(item, dict | list):
+                _scan_container(item, depth + 1, f"{where}.{index}", problems)
