@@ -182,7 +182,9 @@ class Pipeline:
         if not isinstance(spec, TransportConfig):
             return adapt_transport(spec, name, self.report)
         factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
-        context = TransportContext(name, self.config.mixpanel, self.report, self.transport)
+        context = TransportContext(
+            name, self.config.mixpanel, self.report, self.transport, self.config
+        )
         from_config = getattr(factory, "from_config", None)
         if from_config is None:
             raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")

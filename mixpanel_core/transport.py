@@ -22,13 +22,16 @@ through ``from_config(options, context)``; ``options`` is the transport's TOML t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from mixpanel_core.delivery import DeliveryReport, Reporter
 from mixpanel_core.messages import Message
 from mixpanel_core.settings import MixpanelSettings
+
+if TYPE_CHECKING:
+    from mixpanel_core.config import Config
 
 
 @runtime_checkable
@@ -64,6 +67,9 @@ class TransportContext:
     """Call with every ``DeliveryReport``."""
     resolve: Callable[[str], Transport] = _no_other_transports
     """Returns another configured transport by name (for ``inner = "direct"`` wrappers)."""
+    config: Config | None = None
+    """The whole configuration, for a transport that rebuilds others elsewhere (the
+    ``multiprocessing_queue`` sender process); ``None`` when built outside a pipeline."""
 
     @property
     def path(self) -> str:
