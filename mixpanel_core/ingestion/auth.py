@@ -1,0 +1,85 @@
+"""Credentials for ``/import``: which kind applies to a message, and its Basic header.
+
+Mixpanel takes, in the order we prefer them: a service account (user name and secret, plus
+``?project_id=``), the legacy project API secret (as the Basic user name, empty password;
+per call through ``ImportAuth`` or in ``[mixpanel]``), or the project token the same way.
+``/track``, ``/engage`` and ``/groups`` need none: the token travels inside each record.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import attrs
+
+from mixpanel_core.messages import Message
+from mixpanel_core.secrets import Secret
+from mixpanel_core.settings import MixpanelSettings
+
+SERVICE_ACCOUNT = "service account"
+API_SECRET = "api secret"
+PROJECT_TOKEN = "project token"
+
+
+@attrs.frozen
+class ImportCredentials:
+    """One way of authenticating ``/import``; ``kind`` is safe to show, ``header`` is not."""
+
+    kind: str
+    header: Secret
+    """The whole ``Authorization`` header value."""
+    project_id: str | None = None
+    username: str | None = None
+    """The service account's user name (not a secret); ``None`` for the other kinds."""
+
+    def describe(self) -> str:
+        """Names the credential without revealing it, for error messages."""
+        if self.username is not None:
+            return f"{self.kind} {self.username!r} (project_id {self.project_id})"
+        return self.kind
+
+
+def basic(username: str, password: str) -> Secret:
+    """An HTTP Basic ``Authorization`` value."""
+    raw = f"{username}:{password}".encode()
+    return Secret("Basic " + base64.b64encode(raw).decode("ascii"))
+
+
+def configured_credentials(settings: MixpanelSettings) -> ImportCredentials | None:
+    """The credentials ``[mixpanel]`` configures, best first; ``None`` if there are none."""
+    username, secret = settings.service_account_username, settings.service_account_secret
+    if username and secret:
+        return ImportCredentials(
+            SERVICE_ACCOUNT, basic(username, secret.reveal()), settings.project_id, username
+        )
+    if settings.api_secret:
+        return ImportCredentials(API_SECRET, basic(settings.api_secret.reveal(), ""))
+    if settings.token:
+        return ImportCredentials(PROJECT_TOKEN, basic(settings.token, ""))
+    return None
+
+
+def credentials_for(
+    message: Message, configured: ImportCredentials | None
+) -> ImportCredentials | None:
+    """What authenticates ``message`` on ``/import``.
+
+    A service account always wins (the official client does the same); otherwise an API secret
+    given with the call (``import_data(..., api_secret=...)``) beats the configured one, and the
+    token inside the record is the last resort.
+    """
+    if configured is not None and configured.kind == SERVICE_ACCOUNT:
+        return configured
+    auth = message.auth
+    if auth is not None and auth.api_secret:
+        return ImportCredentials(API_SECRET, basic(auth.api_secret.reveal(), ""))
+    if configured is not None:
+        return configured
+    token = _record_token(message)
+    return ImportCredentials(PROJECT_TOKEN, basic(token, "")) if token else None
+
+
+def _record_token(message: Message) -> str | None:
+    properties = message.record.get("properties")
+    token = properties.get("token") if isinstance(properties, dict) else None
+    return token if isinstance(token, str) else None

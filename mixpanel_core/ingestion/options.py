@@ -1,0 +1,99 @@
+"""``HttpOptions``: how the ingestion client talks to Mixpanel (timeouts, retries, batch limits).
+
+Every HTTP transport and the forwarder read these keys from their TOML table with
+``mixpanel_core.schema.read``, so the same key means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from mixpanel_core.ingestion.retry import RetryPolicy
+from mixpanel_core.schema import setting
+
+MIB = 1024 * 1024
+MAX_RECORDS_PER_REQUEST = 2000
+"""Mixpanel's limit for ``/track``, ``/import`` and ``/engage``."""
+MAX_GROUP_RECORDS_PER_REQUEST = 200
+"""What we keep ``/groups`` requests to (a widely used integration caps it there)."""
+
+
+@attrs.frozen
+class HttpOptions:
+    """Timeouts, compression, retry schedule and batch limits of requests to Mixpanel."""
+
+    connect_timeout: float = setting(
+        5.0, doc="Seconds to wait for a TCP/TLS connection. Never unbounded."
+    )
+    read_timeout: float = setting(
+        30.0, doc="Seconds to wait for each read of Mixpanel's answer. Never unbounded."
+    )
+    gzip: bool = setting(
+        False, doc="Compress request bodies (`Content-Encoding: gzip`); limits stay uncompressed."
+    )
+    retry_budget: float = setting(
+        60.0,
+        doc="Seconds one batch may spend being retried, counted from its first attempt; after "
+        "that its records are reported FAILED.",
+    )
+    backoff_base: float = setting(
+        0.5, doc="First wait (seconds) after a 5xx, timeout or connection error; doubles."
+    )
+    backoff_cap: float = setting(30.0, doc="Longest wait (seconds) after a 5xx or network error.")
+    rate_limit_base: float = setting(
+        2.0, doc="First wait (seconds) after a 429, as Mixpanel recommends; doubles."
+    )
+    rate_limit_cap: float = setting(60.0, doc="Longest wait (seconds) after a 429.")
+    import_format: Literal["json", "ndjson"] = setting(
+        "json", doc="Body of `/import` requests: a JSON array or newline-delimited JSON."
+    )
+    strict: bool = setting(
+        True, doc="Send `strict=1` to `/import` so Mixpanel names each invalid record."
+    )
+    max_batch_bytes: int = setting(
+        2 * MIB, doc="Uncompressed body budget of one request, in bytes (Mixpanel: 2 MiB)."
+    )
+    max_batch_records: int = setting(
+        MAX_RECORDS_PER_REQUEST,
+        doc="Records per request, at most 2000 (`/groups` is always kept to 200).",
+    )
+    pool_size: int = setting(
+        10, doc="Connections kept open per host and per sending thread (keep-alive reuse)."
+    )
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "max_batch_bytes", "pool_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be greater than 0, not {getattr(self, name)!r}")
+        for name in ("retry_budget", "backoff_base", "backoff_cap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be 0 or more, not {getattr(self, name)!r}")
+        if not 1 <= self.max_batch_records <= MAX_RECORDS_PER_REQUEST:
+            raise ValueError(
+                f"max_batch_records: must be between 1 and {MAX_RECORDS_PER_REQUEST}, "
+                f"not {self.max_batch_records!r}"
+            )
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """``(connect, read)`` as requests takes it."""
+        return (self.connect_timeout, self.read_timeout)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The backoff schedule these options describe."""
+        return RetryPolicy(
+            base=self.backoff_base,
+            cap=self.backoff_cap,
+            rate_limit_base=self.rate_limit_base,
+            rate_limit_cap=self.rate_limit_cap,
+            budget=self.retry_budget,
+        )
+
+    def records_limit(self, endpoint: str) -> int:
+        """How many records one request to ``endpoint`` may carry."""
+        if endpoint == "groups":
+            return min(self.max_batch_records, MAX_GROUP_RECORDS_PER_REQUEST)
+        return self.max_batch_records

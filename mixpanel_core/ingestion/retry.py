@@ -1,0 +1,54 @@
+"""``RetryPolicy``: the one backoff schedule, used by every sender and by the forwarder."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Exponential backoff with jitter, and a time budget after which a sender gives up.
+
+    Rate limiting (429) follows Mixpanel's advice: start near ``rate_limit_base`` (2 s) and
+    double up to ``rate_limit_cap`` (60 s). Other transient failures (5xx, timeouts, resets)
+    start at ``base`` and double up to ``cap``. A ``Retry-After`` from the server is a floor.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    rate_limit_base: float = 2.0
+    rate_limit_cap: float = 60.0
+    budget: float = 60.0
+    """Seconds a batch may spend on retries, counted from its first attempt."""
+
+    def delay(
+        self,
+        attempt: int,
+        *,
+        rate_limited: bool = False,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 for the first retry).
+
+        "Equal jitter": half the exponential step is fixed and half random, so many senders
+        hit by the same outage spread out without any of them retrying almost at once.
+        """
+        base, cap = (
+            (self.rate_limit_base, self.rate_limit_cap) if rate_limited else (self.base, self.cap)
+        )
+        step = min(cap, base * 2.0 ** max(0, attempt - 1))
+        wait = step / 2.0 + rand() * step / 2.0
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return wait
+
+    def remaining(self, started: float, now: float, deadline: float | None = None) -> float:
+        """Seconds left to retry in, given when the first attempt started (monotonic clock)."""
+        left = started + self.budget - now
+        if deadline is not None:
+            left = min(left, deadline - now)
+        return left
