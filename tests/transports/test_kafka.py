@@ -1,0 +1,228 @@
+"""The ``kafka`` transport against a real broker: records, headers, reports, bounds, options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import ConfigError, TransportError
+from mixpanel_core.kafka import headers
+from mixpanel_core.kafka.admin import create_topic
+from mixpanel_core.kafka.broker import EmbeddedBroker
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.messages import Event, GroupUpdate, Message, PeopleUpdate
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.testing import memory_client
+from mixpanel_core.transport import TransportContext
+from mixpanel_core.version import __version__
+from mixpanel_core.wire import loads
+from transports.kafka import KafkaTransport
+
+pytestmark = pytest.mark.integration
+
+
+def _consume_all(bootstrap: str, topic: str, count: int) -> list[Any]:
+    kafka = kafka_python()
+    consumer = kafka.KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10_000,
+    )
+    records = []
+    try:
+        for record in consumer:
+            records.append(record)
+            if len(records) == count:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def _messages() -> list[Message]:
+    client, memory = memory_client("tok")
+    client.track("user-1", "Signed up", {"plan": "pro"})
+    client.people_set("user-1", {"name": "Ada"})
+    client.group_set("company", "acme", {"size": 10})
+    return memory.messages
+
+
+@pytest.fixture
+def reports() -> list[DeliveryReport]:
+    return []
+
+
+@pytest.fixture
+def transport(
+    kafka_bootstrap: str, kafka_topic: str, reports: list[DeliveryReport]
+) -> Iterator[KafkaTransport]:
+    built = KafkaTransport.from_config(
+        {"bootstrap_servers": kafka_bootstrap, "topic": kafka_topic},
+        TransportContext("bus", report=reports.append),
+    )
+    yield built
+    built.close(5)
+
+
+def test_each_message_becomes_a_keyed_record_with_endpoint_schema_and_library_headers(
+    transport: KafkaTransport, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    messages = _messages()
+    for message in messages:
+        transport.send(message)
+    assert transport.flush() == []
+
+    records = sorted(_consume_all(kafka_bootstrap, kafka_topic, 3), key=lambda r: r.key)
+    by_key = {r.key: r for r in records}
+    event, person, group = messages
+    assert isinstance(event, Event)
+    assert isinstance(person, PeopleUpdate)
+    assert isinstance(group, GroupUpdate)
+    assert set(by_key) == {b"user-1", b"company:acme"}
+    group_record = by_key[b"company:acme"]
+    assert loads(group_record.value) == group.record
+    assert dict(group_record.headers) == {
+        headers.ENDPOINT: b"groups",
+        headers.SCHEMA: headers.SCHEMA_VERSION.encode(),
+        headers.LIBRARY: __version__.encode(),
+    }
+    user_records = [r for r in records if r.key == b"user-1"]
+    # One identity, one partition: the event and the profile update keep their order.
+    assert len({r.partition for r in user_records}) == 1
+    assert [loads(r.value) for r in sorted(user_records, key=lambda r: r.offset)] == [
+        event.record,
+        person.record,
+    ]
+    assert [headers.header(r.headers, headers.ENDPOINT) for r in user_records] == [
+        "track",
+        "engage",
+    ]
+
+
+def test_messages_are_reported_accepted_once_the_broker_acknowledged_them(
+    transport: KafkaTransport, reports: list[DeliveryReport]
+) -> None:
+    messages = _messages()
+    for message in messages:
+        transport.send(message)
+    transport.flush()
+    assert [r.status for r in reports] == [DeliveryStatus.ACCEPTED] * 3
+    assert {id(r.message) for r in reports} == {id(m) for m in messages}
+    assert {r.transport for r in reports} == {"bus"}
+
+
+def test_flush_is_bounded_and_returns_what_a_dead_broker_never_acknowledged(
+    reports: list[DeliveryReport],
+) -> None:
+    with EmbeddedBroker() as broker:
+        create_topic(broker.bootstrap_servers, "lonely", 1)
+        transport = KafkaTransport(
+            broker.bootstrap_servers,
+            "lonely",
+            {"request_timeout_ms": 60_000, "delivery_timeout_ms": 120_000},
+            report=reports.append,
+        )
+        first, second, third = _messages()
+        transport.send(first)
+        assert transport.flush(10) == []
+    transport.send(second)
+    transport.send(third)
+    assert transport.flush(0.5) == [second, third]
+    assert transport.close(0.5) == [second, third]
+    assert [r.message for r in reports] == [first]
+
+
+def test_send_fails_with_a_failed_report_when_no_broker_answers(
+    reports: list[DeliveryReport],
+) -> None:
+    with EmbeddedBroker() as broker:
+        address = broker.bootstrap_servers
+    transport = KafkaTransport(
+        address, "nowhere", {"max_block_ms": 300, "api_version": (2, 5)}, report=reports.append
+    )
+    message = _messages()[0]
+    with pytest.raises(TransportError, match="could not produce to 'nowhere'"):
+        transport.send(message)
+    assert [(r.message, r.status) for r in reports] == [(message, DeliveryStatus.FAILED)]
+    transport.close(0)
+
+
+def test_producer_table_passes_any_kafka_python_option_through(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    transport = KafkaTransport.from_config(
+        {
+            "bootstrap_servers": [kafka_bootstrap],
+            "topic": kafka_topic,
+            "producer": {"linger_ms": 7, "compression_type": "gzip", "client_id": "checkout"},
+        },
+        TransportContext("bus"),
+    )
+    try:
+        config = transport._producer.config
+        assert (config["linger_ms"], config["compression_type"], config["client_id"]) == (
+            7,
+            "gzip",
+            "checkout",
+        )
+        assert (config["acks"], config["enable_idempotence"]) == (-1, True)
+    finally:
+        transport.close(5)
+
+
+def test_unknown_producer_option_is_a_config_error_naming_its_key_path() -> None:
+    with pytest.raises(ConfigError, match=r"transports\.bus\.producer\.lingr_ms"):
+        KafkaTransport.from_config(
+            {"bootstrap_servers": "127.0.0.1:1", "topic": "t", "producer": {"lingr_ms": 5}},
+            TransportContext("bus"),
+        )
+
+
+def test_rejected_producer_values_never_echo_passwords() -> None:
+    with pytest.raises(ConfigError) as raised:
+        KafkaTransport.from_config(
+            {
+                "bootstrap_servers": "127.0.0.1:1",
+                "topic": "t",
+                "producer": {
+                    "api_version": [2, 5],
+                    "compression_type": "not-a-codec",
+                    "sasl_plain_password": "hunter2",
+                },
+            },
+            TransportContext("bus"),
+        )
+    assert "hunter2" not in str(raised.value)
+    assert "sasl_plain_password" in str(raised.value)
+
+
+def test_options_repr_hides_the_producer_table() -> None:
+    from transports.kafka import KafkaOptions
+
+    options = KafkaOptions("b:9092", "t", {"sasl_plain_password": "hunter2"})  # type: ignore[arg-type]
+    assert "hunter2" not in repr(options)
+
+
+def test_the_kafka_entry_point_builds_the_transport_from_toml(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    config = config_from_mapping(
+        {
+            "transports": {
+                "bus": {"type": "kafka", "bootstrap_servers": kafka_bootstrap, "topic": kafka_topic}
+            }
+        }
+    )
+    pipeline = Pipeline.from_config(config)
+    try:
+        transport = pipeline.transport("bus")
+        assert isinstance(transport, KafkaTransport)
+        assert transport.topic == kafka_topic
+    finally:
+        pipeline.close(5)
