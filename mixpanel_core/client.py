@@ -10,7 +10,8 @@ from typing import Any
 
 from mixpanel_core.config import Config, TransportConfig, load_config
 from mixpanel_core.errors import ValidationError
-from mixpanel_core.frozen import Fallback, FrozenDict, freeze
+from mixpanel_core.frozen import Fallback, FrozenDict, freeze, is_flat
+from mixpanel_core.insert_id import InsertIdGenerator
 from mixpanel_core.messages import (
     Alias,
     Event,
@@ -30,6 +31,7 @@ LIB_NAME = "python"
 """``mp_lib`` as the official SDK sets it, so Mixpanel's library reports keep grouping."""
 
 Props = Mapping[str, Any] | None
+_PLAIN_IDS = frozenset({str, int})
 
 
 class Mixpanel:
@@ -53,6 +55,7 @@ class Mixpanel:
     ) -> None:
         self._token = token
         self._fallback = serializer
+        self._insert_ids = InsertIdGenerator()
         if pipeline is None:
             config = config or Config()
             transports: Mapping[str, object]
@@ -85,7 +88,7 @@ class Mixpanel:
         return time.time()
 
     def _make_insert_id(self) -> str:
-        return os.urandom(16).hex()
+        return self._insert_ids()
 
     def plugin(self, name: str) -> Any:
         """The registered plugin object called ``name`` (e.g. to register super properties)."""
@@ -128,8 +131,24 @@ class Mixpanel:
         self, distinct_id: Any, event_name: str, properties: Props = None, meta: Props = None
     ) -> None:
         """Record an event (``/track``)."""
-        props = self._event_properties(distinct_id, self._now(), properties)
-        self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
+        # The hot path: written out rather than shared with import_data to save calls.
+        props = {
+            "token": self._token,
+            "distinct_id": distinct_id,
+            "time": self._now(),
+            "$insert_id": self._make_insert_id(),
+            "mp_lib": LIB_NAME,
+            "$lib_version": __version__,
+        }
+        flat = not meta and type(event_name) is str and type(distinct_id) in _PLAIN_IDS
+        if properties:
+            flat = flat and is_flat(properties)
+            props.update(properties)
+        if flat:
+            record = FrozenDict({"event": event_name, "properties": FrozenDict(props)})
+            self.pipeline.submit(Event(record))
+        else:
+            self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
 
     def import_data(
         self,

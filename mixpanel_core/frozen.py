@@ -22,7 +22,11 @@ DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 class FrozenDict(dict[str, Any]):
-    """A ``dict`` that refuses every change after construction."""
+    """A ``dict`` that refuses every change after construction.
+
+    It holds only frozen values (str, numbers, bool, None, tuples, FrozenDicts): build one with
+    ``freeze`` or from another FrozenDict (``merged``, ``replace``, ``without``).
+    """
 
     __slots__ = ()
 
@@ -44,10 +48,10 @@ class FrozenDict(dict[str, Any]):
         return self.merged(changes)
 
     def merged(self, changes: Mapping[str, Any]) -> FrozenDict:
-        """A copy with ``changes`` applied on top; existing keys keep their position."""
-        out = dict(self)
-        out.update(changes)
-        return FrozenDict(out)
+        """A copy with ``changes`` (frozen values) on top; existing keys keep their position."""
+        out = FrozenDict(self)
+        dict.update(out, changes)  # the base method: this copy is not shared yet
+        return out
 
     def without(self, keys: Iterable[str]) -> FrozenDict:
         """A copy without ``keys``."""
@@ -72,6 +76,26 @@ def _no_fallback(value: object) -> JSONValue:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_FLAT_TYPES = frozenset({str, int, bool, type(None)})
+_FLAT_OR_FLOAT = _FLAT_TYPES | {float}
+_STR_ONLY = frozenset({str})
+
+
+def is_flat(value: Mapping[Any, Any]) -> bool:
+    """Whether ``value`` has string keys and plain scalar values only (finite floats).
+
+    This is the common case, and ``FrozenDict(value)`` then freezes it with no walk at all.
+    """
+    types = set(map(type, value.values()))
+    if not _FLAT_OR_FLOAT.issuperset(types) or not _STR_ONLY.issuperset(map(type, value)):
+        return False
+    if float in types:
+        for item in value.values():
+            if type(item) is float and not math.isfinite(item):
+                return False
+    return True
+
+
 def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONValue:
     """Return an immutable copy of ``value``, or raise ``ValidationError`` naming ``path``.
 
@@ -89,7 +113,9 @@ def _freeze(
     value: object, path: str, fallback: Fallback | None, problems: list[Problem]
 ) -> JSONValue:
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    # A FrozenDict is only ever built from frozen values (freeze, merged, replace), so it is
+    # taken as it is: that is what makes rebuilding a record from frozen parts cheap.
+    if kind is str or kind is int or kind is bool or value is None or kind is FrozenDict:
         return value
     if kind is float:
         if math.isfinite(value):  # type: ignore[arg-type]

@@ -120,14 +120,16 @@ class Event(Message):
         return str(self.distinct_id or "")
 
     def with_properties(self, changes: Mapping[str, Any]) -> Event:
-        """A copy whose properties have ``changes`` applied (existing keys keep their place)."""
-        return attrs.evolve(
-            self, record=self.record.merged({"properties": self.properties.merged(changes)})
-        )
+        """A copy whose properties have ``changes`` applied (existing keys keep their place).
+
+        ``changes`` must hold frozen values (see ``mixpanel_core.frozen.freeze``).
+        """
+        return self.with_property_values(self.properties.merged(changes))
 
     def with_property_values(self, properties: FrozenDict) -> Event:
         """A copy with ``properties`` replacing the whole properties object."""
-        return attrs.evolve(self, record=self.record.merged({"properties": properties}))
+        # Equivalent to attrs.evolve, which costs a microsecond more on the hot path.
+        return self.__class__(self.record.merged({"properties": properties}), self.auth)
 
     def check_shape(self) -> None:
         problems = []

@@ -16,7 +16,14 @@ import pluggy
 from mixpanel_core import hookspecs
 from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
-from mixpanel_core.errors import ConfigError, PluginError, Problem, TransportError, ValidationError
+from mixpanel_core.errors import (
+    ConfigError,
+    MixpanelCoreError,
+    PluginError,
+    Problem,
+    TransportError,
+    ValidationError,
+)
 from mixpanel_core.messages import Message
 from mixpanel_core.plugin import PluginContext, instantiate
 from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
@@ -24,27 +31,36 @@ from mixpanel_core.transport import Transport, TransportContext, ignore_report
 
 logger = logging.getLogger(__name__)
 
-_Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+_Impl = tuple[str, Callable[..., Any]]
 
 
-def _compile(hook: pluggy.HookCaller) -> list[_Impl]:
-    """The implementations of ``hook`` in the order pluggy would call them."""
-    impls = []
+def _compile(hook: pluggy.HookCaller, params: tuple[str, ...]) -> list[_Impl]:
+    """The implementations of ``hook`` in pluggy's call order, each callable positionally.
+
+    Hooks are looked up once here so that a message costs plain function calls.
+    """
+    impls: list[_Impl] = []
     for impl in reversed(hook.get_hookimpls()):
         if impl.hookwrapper or impl.wrapper:
             raise ConfigError(
                 f"plugins.{impl.plugin_name}: wrappers are not supported for {hook.name}"
             )
-        impls.append((impl.plugin_name, impl.function, tuple(impl.argnames)))
+        function = impl.function
+        if tuple(impl.argnames) != params:
+            function = _by_name(function, tuple(impl.argnames), params)
+        impls.append((impl.plugin_name, function))
     return impls
 
 
-def _call(impl: _Impl, hook: str, kwargs: dict[str, Any]) -> Any:
-    name, function, argnames = impl
-    try:
-        return function(*[kwargs[a] for a in argnames])
-    except Exception as exc:
-        raise PluginError(name, hook, exc) from exc
+def _by_name(
+    function: Callable[..., Any], wanted: tuple[str, ...], params: tuple[str, ...]
+) -> Callable[..., Any]:
+    """Adapt an implementation that takes a subset of the hook's parameters."""
+
+    def call(*args: Any) -> Any:
+        return function(**{n: v for n, v in zip(params, args, strict=True) if n in wanted})
+
+    return call
 
 
 class Pipeline:
@@ -69,19 +85,28 @@ class Pipeline:
         for name, plugin in reversed(plugins):
             self.plugin_manager.register(plugin, name=name)
         hook = self.plugin_manager.hook
-        self._validators = _compile(hook.mixpanel_validate)
-        self._enrichers = _compile(hook.mixpanel_enrich)
-        self._routers = _compile(hook.mixpanel_route)
-        self._observers = _compile(hook.mixpanel_delivered)
+        self._validators = _compile(hook.mixpanel_validate, ("message",))
+        self._enrichers = _compile(hook.mixpanel_enrich, ("message",))
+        self._routers = _compile(hook.mixpanel_route, ("message", "transports"))
+        self._observers = _compile(hook.mixpanel_delivered, ("report",))
         self._on_invalid = self.config.pipeline.on_invalid
         transports = self.config.transports if transports is None else transports
         if not transports:
             raise ConfigError("transports: none configured; add a [transports.NAME] table")
         self._specs = dict(transports)
         self.transport_names: tuple[str, ...] = tuple(self._specs)
+        # Without routes: the only transport, or the one named ``default``.
+        self._default_route: tuple[str, ...] = (
+            self.transport_names
+            if len(self.transport_names) == 1
+            else ("default",)
+            if "default" in self._specs
+            else ()
+        )
         self._built: dict[str, Transport] = {}
         self._building: set[str] = set()
         self._lock = threading.RLock()
+        self._by_names: dict[Sequence[str], tuple[Transport, ...]] = {}
 
     @classmethod
     def from_config(
@@ -102,21 +127,38 @@ class Pipeline:
 
     def submit(self, message: Message) -> None:
         """Validate, enrich, route and send ``message``."""
-        if self._validators:
-            problems: list[Problem] = []
-            kwargs = {"message": message}
-            for impl in self._validators:
-                found = _call(impl, "mixpanel_validate", kwargs)
+        # The hot path of every track() call: plain loops over precompiled functions; the
+        # names are kept so that a failure can say which plugin raised.
+        hook, name = "mixpanel_validate", ""
+        try:
+            problems: list[Problem] | None = None
+            for name, check in self._validators:  # noqa: B007 (name is read on failure)
+                found = check(message)
                 if found:
-                    problems.extend(found)
+                    problems = [*(problems or ()), *found]
             if problems:
                 self.reject(ValidationError(problems, message.kind), message)
                 return
-        for impl in self._enrichers:
-            enriched = _call(impl, "mixpanel_enrich", {"message": message})
-            if enriched is not None:
-                message = enriched
-        for transport in self._route(message):
+            hook = "mixpanel_enrich"
+            for name, enrich in self._enrichers:  # noqa: B007
+                enriched = enrich(message)
+                if enriched is not None:
+                    message = enriched
+            hook = "mixpanel_route"
+            for name, route in self._routers:  # noqa: B007
+                names = route(message, self.transport_names)
+                if names is not None:
+                    break
+            else:
+                names = self._default_route or self._no_route()
+        except MixpanelCoreError:
+            raise
+        except Exception as exc:
+            raise PluginError(name, hook, exc) from exc
+        transports = self._by_names.get(names)
+        if transports is None:
+            transports = self._by_names[names] = tuple(self.transport(n) for n in names)
+        for transport in transports:
             transport.send(message)
 
     def reject(self, error: ValidationError, message: Message | None) -> None:
@@ -128,26 +170,13 @@ class Pipeline:
 
     def report(self, report: DeliveryReport) -> None:
         """Pass a delivery report to every ``mixpanel_delivered`` implementation."""
-        for name, function, argnames in self._observers:
+        for name, observe in self._observers:
             try:
-                function(*[report for _ in argnames])
+                observe(report)
             except Exception:
                 logger.exception("plugin %r failed in mixpanel_delivered", name)
 
-    def _route(self, message: Message) -> tuple[Transport, ...]:
-        kwargs = {"message": message, "transports": self.transport_names}
-        for impl in self._routers:
-            names = _call(impl, "mixpanel_route", kwargs)
-            if names is not None:
-                return tuple(self.transport(n) for n in names)
-        return tuple(self.transport(n) for n in self.default_route())
-
-    def default_route(self) -> tuple[str, ...]:
-        """Without routes: the only transport, or the one named ``default``."""
-        if len(self.transport_names) == 1:
-            return self.transport_names
-        if "default" in self._specs:
-            return ("default",)
+    def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(
             "routes: several transports are configured and no route matched; add a catch-all "
             "[[routes]] entry or name one transport 'default'"

@@ -6,7 +6,6 @@ found later in a dead-letter topic. The numbers are Mixpanel's (see docs/hooks.m
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -16,7 +15,7 @@ import attrs
 from mixpanel_core import hookimpl
 from mixpanel_core.errors import Problem
 from mixpanel_core.frozen import FrozenDict
-from mixpanel_core.messages import Alias, Event, GroupUpdate, Merge, Message, PeopleUpdate
+from mixpanel_core.messages import Event, GroupUpdate, Message, PeopleUpdate
 from mixpanel_core.plugin import PluginContext
 from mixpanel_core.schema import read, setting
 from mixpanel_core.wire import dumps
@@ -29,7 +28,6 @@ EARLIEST_TIME = 31_536_000  # 1971-01-01T00:00:00Z, the earliest time /import ta
 FUTURE_SLACK = 3600  # /import refuses events more than an hour ahead
 TRACK_MAX_AGE = 5 * 24 * 3600  # /track takes only the last five days
 MILLISECONDS_ABOVE = 100_000_000_000  # a time larger than this is in milliseconds
-INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 PLACEHOLDER_IDS = frozenset(
     {
         "anon",
@@ -64,14 +62,34 @@ class LimitsOptions:
     )
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDER_IDS))
+_NUMBERS = frozenset({int, float})
+
+
+def _is_real_id(value: str) -> bool:
+    return value.strip().lower() not in PLACEHOLDER_IDS
+
+
+def _is_insert_id(value: str) -> bool:
+    return 0 < len(value) <= 36 and value.isascii() and value.replace("-", "").isalnum()
+
+
 def _distinct_id_problem(value: Any, field: str, allow_empty: bool) -> Problem | None:
-    if value is None:
+    kind = type(value)
+    if kind is str:
+        if len(value) > _LONGEST_PLACEHOLDER:
+            return None
+        if value == "" and allow_empty:
+            return None
+        text = value
+    elif kind is int:
+        text = str(value)
+    elif value is None:
         return Problem(field, 'is required (use "" for events with no user)')
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return Problem(field, f"must be a string, not {type(value).__name__}")
-    if value == "" and allow_empty:
-        return None
-    if str(value).strip().lower() in PLACEHOLDER_IDS:
+    else:
+        return Problem(field, f"must be a string, not {kind.__name__}")
+    if text.strip().lower() in PLACEHOLDER_IDS:
         return Problem(field, f"{value!r} is a placeholder value Mixpanel rejects")
     return None
 
@@ -125,13 +143,16 @@ class MixpanelLimits:
 
     def __init__(self, options: LimitsOptions | None = None) -> None:
         self.options = options or LimitsOptions()
+        self._check_size = self.options.check_size
 
     @classmethod
     def from_config(cls, context: PluginContext) -> MixpanelLimits:
         return cls(read(LimitsOptions, context.options, context.path))
 
     @hookimpl
-    def mixpanel_validate(self, message: Message) -> list[Problem]:
+    def mixpanel_validate(self, message: Message) -> list[Problem] | None:
+        if message.kind == "event" and self._is_plain_valid_event(message.record):
+            return None
         out: list[Problem] = []
         if isinstance(message, Event):
             self._event(message, out)
@@ -143,55 +164,94 @@ class MixpanelLimits:
                 out.append(Problem("record", f"is {size} bytes of JSON; must be under 1 MB"))
         return out
 
+    def _is_plain_valid_event(self, record: FrozenDict) -> bool:
+        """One expression for the usual tracked event; anything unusual takes the full path.
+
+        ``True`` means valid; ``False`` only means "look closer" (the full checks decide).
+        """
+        props = record.get("properties")
+        if type(props) is not FrozenDict:
+            return False
+        name = record.get("event")
+        distinct_id = props.get("distinct_id")
+        event_time: Any = props.get("time")
+        insert_id = props.get("$insert_id")
+        now = time.time()
+        return (
+            type(name) is str
+            and name != ""
+            and bool(props.get("token"))
+            and type(distinct_id) is str
+            and (len(distinct_id) > _LONGEST_PLACEHOLDER or _is_real_id(distinct_id))
+            and type(event_time) in _NUMBERS
+            and now - TRACK_MAX_AGE < event_time < now + FUTURE_SLACK
+            and type(insert_id) is str
+            and len(insert_id) <= 36
+            and insert_id.isalnum()
+            and insert_id.isascii()
+            and len(props) < MAX_PROPERTIES
+            and _SCALARS.issuperset(map(type, props.values()))
+            and (not self._check_size or len(dumps(record)) < MAX_RECORD_BYTES)
+        )
+
     def _event(self, message: Event, out: list[Problem]) -> None:
+        # Called for every tracked event: checks are ordered and written for the common case.
         record = message.record
         name = record.get("event")
-        if not isinstance(name, str) or not name:
+        if type(name) is not str or not name:
             out.append(Problem("event", f"must be a non-empty string, not {name!r}"))
         props = record.get("properties")
-        if not isinstance(props, FrozenDict):
+        if type(props) is not FrozenDict:
             out.append(Problem("properties", "must be an object"))
             return
-        if not props.get("token"):
+        get = props.get
+        if not get("token"):
             out.append(Problem("properties.token", "is required (the project token)"))
-        allow_empty = self.options.allow_empty_distinct_id
-        if isinstance(message, Merge):
-            ids = props.get("$distinct_ids")
-            if not isinstance(ids, tuple) or len(ids) != 2:
-                out.append(Problem("properties.$distinct_ids", "must be a list of two ids"))
-            else:
-                for i, value in enumerate(ids):
-                    found = _distinct_id_problem(value, f"properties.$distinct_ids[{i}]", False)
-                    if found:
-                        out.append(found)
+        kind = message.kind
+        if kind == "merge":
+            self._merge_ids(get("$distinct_ids"), out)
         else:
-            found = _distinct_id_problem(
-                props.get("distinct_id"),
-                "properties.distinct_id",
-                allow_empty and not isinstance(message, Alias),
-            )
+            distinct_id = get("distinct_id")
+            # Cheap test first: a string longer than every placeholder is fine.
+            if type(distinct_id) is not str or len(distinct_id) <= _LONGEST_PLACEHOLDER:
+                found = _distinct_id_problem(
+                    distinct_id,
+                    "properties.distinct_id",
+                    self.options.allow_empty_distinct_id and kind != "alias",
+                )
+                if found:
+                    out.append(found)
+        if kind == "alias":
+            found = _distinct_id_problem(get("alias"), "properties.alias", False)
             if found:
                 out.append(found)
-        if isinstance(message, Alias):
-            found = _distinct_id_problem(props.get("alias"), "properties.alias", False)
+        elif kind != "merge":
+            found = _time_problem(get("time"), "properties.time", message.endpoint, time.time())
             if found:
                 out.append(found)
-        elif not isinstance(message, Merge):
-            found = _time_problem(
-                props.get("time"), "properties.time", message.endpoint, time.time()
-            )
-            if found:
-                out.append(found)
-            insert_id = props.get("$insert_id")
-            if insert_id is not None and (
-                not isinstance(insert_id, str) or not INSERT_ID.fullmatch(insert_id)
+            insert_id = get("$insert_id")
+            if insert_id is None:
+                if message.endpoint == "import":
+                    out.append(Problem("properties.$insert_id", "is required on /import"))
+            elif type(insert_id) is not str or (
+                not (len(insert_id) <= 36 and insert_id.isalnum() and insert_id.isascii())
+                and not _is_insert_id(insert_id)
             ):
                 out.append(
                     Problem("properties.$insert_id", "must be 1-36 characters of A-Z a-z 0-9 -")
                 )
-            elif insert_id is None and message.endpoint == "import":
-                out.append(Problem("properties.$insert_id", "is required on /import"))
-        _properties_problems(props, "properties", out)
+        if len(props) >= MAX_PROPERTIES or not _SCALARS.issuperset(map(type, props.values())):
+            _properties_problems(props, "properties", out)
+
+    @staticmethod
+    def _merge_ids(ids: Any, out: list[Problem]) -> None:
+        if not isinstance(ids, tuple) or len(ids) != 2:
+            out.append(Problem("properties.$distinct_ids", "must be a list of two ids"))
+            return
+        for i, value in enumerate(ids):
+            found = _distinct_id_problem(value, f"properties.$distinct_ids[{i}]", False)
+            if found:
+                out.append(found)
 
     def _profile(self, message: PeopleUpdate, out: list[Problem]) -> None:
         record = message.record

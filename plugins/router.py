@@ -29,7 +29,7 @@ class ConfigRouter:
         return cls(context.config.routes)
 
     @hookimpl(trylast=True)
-    def mixpanel_route(self, message: Message) -> Sequence[str] | None:
+    def mixpanel_route(self, message: Message, transports: Sequence[str]) -> Sequence[str] | None:
         if not self.routes:
             return None
         key = (message.kind, message.endpoint)

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core import Event, Message, hookimpl
+from mixpanel_core import Message, hookimpl
 from mixpanel_core.frozen import FrozenDict, freeze
 from mixpanel_core.plugin import PluginContext
 from mixpanel_core.schema import read, setting
@@ -21,6 +21,9 @@ class SuperPropertiesOptions:
     properties: Mapping[str, Any] = setting(
         factory=dict, doc="Properties added to every event (`track`, `import_data`)."
     )
+
+
+_EVENT_KINDS = frozenset({"event", "import"})
 
 
 class SuperProperties:
@@ -59,8 +62,11 @@ class SuperProperties:
     @hookimpl
     def mixpanel_enrich(self, message: Message) -> Message | None:
         supers = self._properties
-        if not supers or message.kind not in ("event", "import") or not isinstance(message, Event):
+        if not supers or message.kind not in _EVENT_KINDS:
             return None
-        props = message.properties
-        missing = {k: v for k, v in supers.items() if k not in props}
-        return message.with_properties(missing) if missing else None
+        record = message.record
+        props = record["properties"]
+        if props.keys() >= supers.keys():
+            return None
+        # The caller's values win: super properties go first, then the event's own on top.
+        return type(message)(record.merged({"properties": supers.merged(props)}), message.auth)
