@@ -156,7 +156,7 @@ def _status_reply(failures: list[_Failure], total: int, verbose: bool) -> Reply:
     named = "; ".join(
         f"record {failure.index}: {problem.field or 'record'}: {problem.message}"
         for failure in failures[:_NAMED_FAILURES]
-        for problem in failure.problems[:1]
+        for problem in failure.problems
     )
     more = (
         "" if len(failures) <= _NAMED_FAILURES else f"; and {len(failures) - _NAMED_FAILURES} more"

@@ -18,8 +18,9 @@ MAX_RECORD_BYTES = 1_000_000
 EARLIEST_TIME = 31_536_000.0  # 1971-01-01T00:00:00Z
 MAX_FUTURE_SECONDS = 3600.0
 TRACK_WINDOW_SECONDS = 5 * 86400.0
-# Epoch seconds stay below 1e11 until the year 5138, so a larger time must be milliseconds.
-MILLISECONDS_THRESHOLD = 1e11
+# Epoch seconds stay below 1e10 until the year 2286, and any acceptable time (1971 or later) in
+# milliseconds is above 3e10: the threshold cleanly tells the two units apart.
+MILLISECONDS_THRESHOLD = 1e10
 
 PLACEHOLDER_DISTINCT_IDS = frozenset(
     {
