@@ -20,7 +20,8 @@ MAX_GROUP_RECORDS_PER_REQUEST = 200
 """What we keep ``/groups`` requests to (a widely used integration caps it there)."""
 
 
-@attrs.frozen
+# Not slotted, so a transport can combine option classes by inheritance.
+@attrs.frozen(slots=False)
 class HttpOptions:
     """Timeouts, compression, retry schedule and batch limits of requests to Mixpanel."""
 

@@ -1,0 +1,468 @@
+"""Buffering, written once: a bounded queue with a full policy, and the background sender.
+
+``BoundedQueue`` is a FIFO bounded by item count and by bytes; when full it blocks (up to a
+timeout), drops the newest or drops the oldest, and hands every dropped item to a callback.
+Any transport that queues (``buffered_http``, ``multiprocessing_queue``) uses it.
+
+``BackgroundSender`` puts that queue in front of the ingestion client: ``submit()`` only
+enqueues; one sender thread drains the queue into per-endpoint batches (up to Mixpanel's limits,
+or whatever arrived within ``linger``), and reports every outcome. Records that still fail after
+the retry budget, or are rejected, go to the dead-letter file. ``flush``/``close`` are bounded,
+a bounded ``close`` runs at interpreter exit, and after ``fork()`` the child forgets the
+parent's queue (the parent delivers it) and starts its own sender on its first message.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, Literal, TypeVar
+
+import attrs
+
+from mixpanel_core.dead_letter import DeadLetterFile
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.errors import AuthenticationError, QueueFullError, TransportError
+from mixpanel_core.ingestion import Batcher, Encoded, IngestionClient, records_limit
+from mixpanel_core.messages import Endpoint, Message
+from mixpanel_core.schema import setting
+from mixpanel_core.transport import ignore_report
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WhenFull = Literal["block", "drop_newest", "drop_oldest"]
+MIB = 1024 * 1024
+
+
+# Not slotted, so a transport can combine option classes by inheritance.
+@attrs.frozen(slots=False)
+class BufferOptions:
+    """How much a buffered transport may hold, what it does when full, and its time bounds."""
+
+    max_queue_messages: int = setting(100_000, doc="Most messages held before `when_full` applies.")
+    max_queue_bytes: int = setting(
+        64 * MIB, doc="Most bytes of encoded records held before `when_full` applies."
+    )
+    when_full: WhenFull = setting(
+        "block",
+        doc="`block`: the caller waits up to `block_timeout`, then gets a QueueFullError; "
+        "`drop_newest`: the new message is dropped; `drop_oldest`: the oldest ones make room. "
+        "Every drop is counted and reported as DROPPED.",
+    )
+    block_timeout: float = setting(1.0, doc="Seconds `send` may wait for room under `block`.")
+    linger: float = setting(
+        0.25, doc="Seconds the sender waits for a batch to fill before sending what it has."
+    )
+    flush_timeout: float = setting(
+        30.0, doc="Bound (seconds) of `flush()`/`close()` called without a timeout."
+    )
+    exit_timeout: float = setting(
+        5.0, doc="Bound (seconds) of the flush at interpreter exit; 0 turns it off."
+    )
+    dead_letter_path: str | None = setting(
+        None,
+        doc="JSON-lines file that receives every record rejected, or failed after the retry "
+        "budget, with the reason. Unset: such records are only reported and logged.",
+    )
+
+    def __attrs_post_init__(self) -> None:
+        for key in ("max_queue_messages", "max_queue_bytes"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key}: must be greater than 0")
+        for key in ("block_timeout", "linger", "flush_timeout", "exit_timeout"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be 0 or more")
+
+
+class BoundedQueue(Generic[T]):
+    """A FIFO bounded by count and bytes, safe from many threads; see the module docstring.
+
+    ``on_drop(items, reason)`` is called, outside the lock, with whatever a full policy drops.
+    The consumer is woken when the first item arrives and when ``wake_at`` items are queued,
+    not on every put, so a busy producer does not ping-pong the GIL with it.
+    """
+
+    def __init__(
+        self,
+        max_items: int,
+        max_bytes: int,
+        when_full: WhenFull,
+        block_timeout: float,
+        on_drop: Callable[[list[T], str], None],
+        wake_at: int = 1,
+    ) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.when_full = when_full
+        self.block_timeout = block_timeout
+        self.wake_at = max(1, wake_at)
+        self._on_drop = on_drop
+        self._reset()
+
+    def _reset(self) -> None:
+        self._items: deque[tuple[T, int]] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self.total_put = 0
+        """Items ever enqueued."""
+        self.total_evicted = 0
+        """Items enqueued and later dropped by ``drop_oldest``."""
+        self.total_dropped = 0
+        """Items dropped by any policy."""
+
+    def reset_after_fork(self) -> None:
+        """Forget everything: locks may be held by parent threads that do not exist here."""
+        self._reset()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def _fits(self, size: int) -> bool:
+        return len(self._items) < self.max_items and self._bytes + size <= self.max_bytes
+
+    def put(self, item: T, size: int) -> None:
+        """Enqueue ``item`` of ``size`` bytes, applying the full policy if there is no room.
+
+        Raises ``QueueFullError`` under ``block`` when no room appeared within the timeout.
+        """
+        evicted: list[T] = []
+        refused = False
+        with self._lock:
+            if not self._fits(size):
+                # An item bigger than the whole byte bound can never fit: refuse it at once.
+                if self.when_full == "drop_oldest" and size <= self.max_bytes:
+                    while self._items and not self._fits(size):
+                        old, old_size = self._items.popleft()
+                        self._bytes -= old_size
+                        evicted.append(old)
+                    self.total_evicted += len(evicted)
+                elif self.when_full == "block" and size <= self.max_bytes:
+                    self._not_full.wait_for(lambda: self._fits(size), self.block_timeout)
+                refused = not self._fits(size)
+            if refused:
+                held = f"{len(self._items)} messages, {self._bytes} bytes"
+            else:
+                self._items.append((item, size))
+                self._bytes += size
+                self.total_put += 1
+                count = len(self._items)
+                if count in (1, self.wake_at):
+                    self._not_empty.notify()
+            self.total_dropped += len(evicted) + refused
+        if evicted:
+            self._on_drop(evicted, "dropped: the queue was full (drop_oldest)")
+        if refused:
+            if self.when_full == "block":
+                reason = f"dropped: the queue stayed full ({held}) for {self.block_timeout}s"
+            else:
+                reason = f"dropped: the queue was full ({held}; {self.when_full})"
+            self._on_drop([item], reason)
+            if self.when_full == "block":
+                raise QueueFullError(
+                    f"{reason}; raise max_queue_messages/max_queue_bytes or block_timeout, or "
+                    "choose when_full = 'drop_newest' or 'drop_oldest'"
+                )
+
+    def take(self, max_items: int) -> list[T]:
+        """Up to ``max_items`` items from the front, without waiting."""
+        with self._lock:
+            taken: list[T] = []
+            while self._items and len(taken) < max_items:
+                item, size = self._items.popleft()
+                self._bytes -= size
+                taken.append(item)
+            if taken:
+                self._not_full.notify_all()
+            return taken
+
+    def snapshot(self) -> list[T]:
+        """The queued items, oldest first, left in place."""
+        with self._lock:
+            return [item for item, _ in self._items]
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until ``len(self) >= wake_at`` or ``ready()`` (checked under the lock)."""
+        with self._lock:
+            return self._not_empty.wait_for(
+                lambda: len(self._items) >= self.wake_at or ready(), timeout
+            )
+
+    def wait_not_empty(self, ready: Callable[[], bool]) -> None:
+        """Wait until an item is queued or ``ready()``; wake-ups come from ``put`` and ``wake``."""
+        with self._lock:
+            self._not_empty.wait_for(lambda: bool(self._items) or ready())
+
+    def wake(self) -> None:
+        """Wake the consumer so it re-checks its ``ready`` condition (flush, close)."""
+        with self._lock:
+            self._not_empty.notify_all()
+
+
+class _AbortedError(Exception):
+    """Internal: ``close`` ran out of time while the sender was waiting to retry."""
+
+
+class BackgroundSender:
+    """Queues messages and delivers them from one background thread; see the module docstring.
+
+    ``submit`` is safe from any thread. ``flush``/``close`` return the messages that could not
+    be delivered in time (``close`` also reports them FAILED and dead-letters them).
+    """
+
+    def __init__(
+        self,
+        client: IngestionClient,
+        options: BufferOptions | None = None,
+        *,
+        name: str = "buffered_http",
+        report: Reporter = ignore_report,
+    ) -> None:
+        self.client = client
+        self.options = options or BufferOptions()
+        self.name = name
+        self._report = report
+        self._batch_records = client.options.max_batch_records
+        self._queue: BoundedQueue[Encoded] = BoundedQueue(
+            self.options.max_queue_messages,
+            self.options.max_queue_bytes,
+            self.options.when_full,
+            self.options.block_timeout,
+            self._dropped,
+            wake_at=self._batch_records,
+        )
+        path = self.options.dead_letter_path
+        self._dead_letter = DeadLetterFile(path) if path else None
+        self._closed = False
+        self._reset_sender()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(me))
+        if self.options.exit_timeout > 0:
+            self._at_exit = lambda: _close_at_exit(me)
+            atexit.register(self._at_exit)
+
+    def _reset_sender(self) -> None:
+        self._state = threading.Condition(threading.Lock())
+        self._settled = 0
+        self._in_flight: list[Encoded] = []
+        self._urgent = 0
+        self._stopping = False
+        self._abandoned = False
+        self._abort = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _after_fork(self) -> None:
+        # The parent still holds and will deliver what was queued before the fork; the child
+        # starts empty, with fresh locks, and starts its own thread on its first message.
+        self._queue.reset_after_fork()
+        self._reset_sender()
+        if self._dead_letter is not None:
+            self._dead_letter.reset_after_fork()
+
+    # -- the caller's side ----------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped by the full policy so far (each was also reported DROPPED)."""
+        return self._queue.total_dropped
+
+    def __len__(self) -> int:
+        """Messages queued or being sent."""
+        return len(self._queue) + len(self._in_flight)
+
+    def submit(self, message: Message) -> None:
+        """Enqueue ``message``; raises ``QueueFullError`` under ``block`` after the timeout."""
+        if self._closed:
+            raise TransportError(f"transport {self.name!r} is closed; it cannot take messages")
+        data = self.client.wire_format(message.endpoint).encode(message.record)
+        if self._thread is None:
+            self._start()
+        self._queue.put(Encoded(message, data), len(data))
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(
+                    target=self._run, name=f"mixpanel-core-{self.name}", daemon=True
+                )
+                thread.start()
+                self._thread = thread
+
+    def flush(self, timeout: float | None = None) -> list[Message]:
+        """Wait until everything submitted so far is settled, at most ``timeout`` seconds.
+
+        Returns the messages still queued or in flight when time ran out (they stay queued).
+        """
+        deadline = time.monotonic() + (self.options.flush_timeout if timeout is None else timeout)
+        target = self._queue.total_put
+        with self._state:
+            self._urgent += 1
+        self._queue.wake()
+        try:
+            with self._state:
+                while self._settled + self._queue.total_evicted < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None:
+                        break
+                    self._state.wait(left)
+                else:
+                    return []
+                pending = list(self._in_flight)
+        finally:
+            with self._state:
+                self._urgent -= 1
+        return [item.message for item in pending + self._queue.snapshot()]
+
+    def close(self, timeout: float | None = None) -> list[Message]:
+        """Flush within ``timeout``, stop the thread, and give up on what is left.
+
+        What is left is reported FAILED, written to the dead-letter file, and returned.
+        Idempotent: a second call returns nothing.
+        """
+        if self._closed:
+            return []
+        self._closed = True
+        started = time.monotonic()
+        bound = self.options.flush_timeout if timeout is None else timeout
+        left = self.flush(bound)
+        with self._state:
+            self._stopping = True
+        if left:
+            self._abort.set()
+        self._queue.wake()
+        thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, started + bound - time.monotonic()) + 0.05)
+            if thread.is_alive():
+                with self._state:
+                    self._abandoned = True
+                    stuck = list(self._in_flight)
+                self._give_up(stuck, "not delivered: close() timed out during the request")
+        self._give_up(self._queue.take(len(self._queue)), "not delivered: close() timed out")
+        if self.options.exit_timeout > 0:
+            atexit.unregister(self._at_exit)
+        self.client.close()
+        return left
+
+    # -- the sender thread ----------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        return self._urgent > 0 or self._stopping
+
+    def _run(self) -> None:
+        queue = self._queue
+        linger = self.options.linger
+        while not self._abort.is_set():
+            queue.wait_not_empty(self._ready)
+            if self._stopping and not len(queue):
+                return
+            if linger and not self._ready():
+                queue.wait_until(self._ready, linger)
+            items = queue.take(self._batch_records)
+            with self._state:
+                self._in_flight = items
+            try:
+                self._deliver(items)
+            finally:
+                with self._state:
+                    self._in_flight = []
+                    self._settled += len(items)
+                    self._state.notify_all()
+
+    def _deliver(self, items: list[Encoded]) -> None:
+        batchers: dict[Endpoint, Batcher] = {}
+        max_bytes = self.client.options.max_batch_bytes
+        for item in items:
+            endpoint = item.message.endpoint
+            batcher = batchers.get(endpoint)
+            if batcher is None:
+                limit = records_limit(endpoint, self._batch_records)
+                batcher = Batcher(self.client.wire_format(endpoint), max_bytes, limit)
+                batchers[endpoint] = batcher
+            if not batcher.fits(item):
+                self._send(endpoint, batcher.take())
+            batcher.add(item)
+        for endpoint, batcher in batchers.items():
+            if batcher.items:
+                self._send(endpoint, batcher.take())
+
+    def _send(self, endpoint: Endpoint, batch: list[Encoded]) -> None:
+        try:
+            reports = self.client.send_encoded(endpoint, batch, self._wait).reports
+        except AuthenticationError as error:
+            logger.error("%s: %s", self.name, error)
+            reports = error.reports
+        except _AbortedError:
+            reports = tuple(
+                self._failed(item.message, "not delivered: close() timed out while retrying")
+                for item in batch
+            )
+        except Exception as error:
+            # The sender must outlive any bug or surprise; the batch is reported, not lost.
+            logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
+            reports = tuple(
+                self._failed(item.message, f"{type(error).__name__}: {error}") for item in batch
+            )
+        if self._abandoned:
+            return  # close() already reported these
+        self._settle(reports)
+
+    def _wait(self, seconds: float) -> None:
+        if self._abort.wait(seconds):
+            raise _AbortedError
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _failed(self, message: Message, reason: str) -> DeliveryReport:
+        return DeliveryReport(message, DeliveryStatus.FAILED, self.name, reason)
+
+    def _settle(self, reports: tuple[DeliveryReport, ...] | list[DeliveryReport]) -> None:
+        lost = [r for r in reports if r.status in (DeliveryStatus.FAILED, DeliveryStatus.REJECTED)]
+        if lost:
+            if self._dead_letter is not None:
+                self._dead_letter.write(lost)
+            logger.warning(
+                "%s: %d record(s) not delivered; first: %s", self.name, len(lost), lost[0].reason
+            )
+        for report in reports:
+            self._report(report)
+
+    def _give_up(self, items: list[Encoded], reason: str) -> None:
+        if items:
+            self._settle([self._failed(item.message, reason) for item in items])
+
+    def _dropped(self, items: list[Encoded], reason: str) -> None:
+        total = self._queue.total_dropped
+        # The first drop and every thousandth after it: enough to notice, not a log flood.
+        if total <= len(items) or total // 1000 != (total - len(items)) // 1000:
+            logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
+        for item in items:
+            self._report(DeliveryReport(item.message, DeliveryStatus.DROPPED, self.name, reason))
+        if self.options.when_full == "drop_oldest":
+            with self._state:
+                self._state.notify_all()
+
+
+def _after_fork_in_child(ref: weakref.ref[BackgroundSender]) -> None:
+    sender = ref()
+    if sender is not None:
+        sender._after_fork()
+
+
+def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:
+    sender = ref()
+    if sender is not None:
+        sender.close(sender.options.exit_timeout)

@@ -1,0 +1,62 @@
+"""``DeadLetterFile``: where records that could not be delivered go, as JSON lines with why.
+
+Each line is ``{"time", "transport", "endpoint", "status", "reason", "http_status",
+"attempts", "record"}``; ``record`` is the wire record exactly as it would have been sent, so
+a line can be replayed (``mixpanel_core.messages.message_from_record(endpoint, record)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.messages import Message
+
+logger = logging.getLogger(__name__)
+
+
+class DeadLetterFile:
+    """Appends reports of undelivered messages to a JSON-lines file; safe from many threads."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def write(self, reports: Iterable[DeliveryReport]) -> None:
+        lines = [_line(r, r.message) for r in reports if r.message is not None]
+        if not lines:
+            return
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Opened per write, in append mode: whole lines from forked children interleave
+                # safely, and no handle outlives a fork.
+                with self.path.open("ab") as handle:
+                    handle.write(b"".join(lines))
+        except OSError:
+            logger.exception("could not write %d record(s) to %s", len(lines), self.path)
+
+    def reset_after_fork(self) -> None:
+        """A lock held by another parent thread at fork time would never be released here."""
+        self._lock = threading.Lock()
+
+
+def _line(report: DeliveryReport, message: Message) -> bytes:
+    entry = {
+        "time": time.time(),
+        "transport": report.transport,
+        "endpoint": message.endpoint,
+        "status": report.status.value,
+        "reason": report.reason,
+        "http_status": report.http_status,
+        "attempts": report.attempts,
+        "record": message.record,
+    }
+    return orjson.dumps(entry) + b"\n"

@@ -1,0 +1,80 @@
+"""``buffered_http``: ``send`` only enqueues; a background thread delivers in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from mixpanel_core.buffering import BackgroundSender, BufferOptions
+from mixpanel_core.delivery import Reporter
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.messages import Message
+from mixpanel_core.schema import read
+from mixpanel_core.settings import MixpanelSettings
+from mixpanel_core.transport import TransportContext, ignore_report
+
+OptionsT = TypeVar("OptionsT", HttpOptions, BufferOptions)
+
+
+@attrs.frozen(slots=False)
+class BufferedHttpOptions(HttpOptions, BufferOptions):
+    """Every ``HttpOptions`` key (requests, retries) and every ``BufferOptions`` key (queue)."""
+
+    def __attrs_post_init__(self) -> None:
+        # Each base checks its own keys; inheritance alone would run only the first check.
+        HttpOptions.__attrs_post_init__(self)
+        BufferOptions.__attrs_post_init__(self)
+
+    def http(self) -> HttpOptions:
+        return _project(HttpOptions, self)
+
+    def buffer(self) -> BufferOptions:
+        return _project(BufferOptions, self)
+
+
+def _project(cls: type[OptionsT], options: BufferedHttpOptions) -> OptionsT:
+    return cls(**{f.name: getattr(options, f.name) for f in attrs.fields(cls)})
+
+
+class BufferedHttpTransport:
+    """Queues messages (bounded, with a full policy) and sends them in batches from a thread.
+
+    The whole behaviour (batching per endpoint, linger, drops, flush at exit, fork safety,
+    dead letters) is ``mixpanel_core.buffering.BackgroundSender``; this class gives it the
+    transport interface. See docs/transports/buffered_http.md.
+    """
+
+    def __init__(
+        self,
+        settings: MixpanelSettings | None = None,
+        options: BufferedHttpOptions | None = None,
+        *,
+        name: str = "buffered_http",
+        report: Reporter = ignore_report,
+    ) -> None:
+        options = options or BufferedHttpOptions()
+        client = IngestionClient(settings or MixpanelSettings(), options.http(), name=name)
+        self.sender = BackgroundSender(client, options.buffer(), name=name, report=report)
+
+    @classmethod
+    def from_config(
+        cls, options: Mapping[str, Any], context: TransportContext
+    ) -> BufferedHttpTransport:
+        opts = read(BufferedHttpOptions, options, context.path)
+        return cls(context.settings, opts, name=context.name, report=context.report)
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped by the full policy so far."""
+        return self.sender.dropped
+
+    def send(self, message: Message) -> None:
+        self.sender.submit(message)
+
+    def flush(self, timeout: float | None = None) -> Sequence[Message]:
+        return self.sender.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> Sequence[Message]:
+        return self.sender.close(timeout)
