@@ -1,0 +1,233 @@
+"""Injected faults over real sockets: failures, random failures, latency, drops and stalls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from mixpanel_core.emulator import Emulator, EmulatorControls, EmulatorError
+
+pytestmark = pytest.mark.integration
+
+MakeEvent = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(params=["in-process", "over-http"])
+def controls(request: pytest.FixtureRequest, mixpanel_emulator: Emulator) -> EmulatorControls:
+    """The same control methods, called on the Emulator itself and through its HTTP client."""
+    return mixpanel_emulator if request.param == "in-process" else mixpanel_emulator.client
+
+
+def _track(emulator: Emulator, event: dict[str, Any]) -> requests.Response:
+    return requests.post(emulator.base_url + "/track", json=event)
+
+
+def test_fail_next_answers_with_the_status_and_a_mixpanel_body_and_stores_nothing(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.fail_next(2, 429)
+    for _ in range(2):
+        answer = _track(mixpanel_emulator, make_event())
+        assert answer.status_code == 429
+        assert answer.json() == {
+            "code": 429,
+            "error": "Project exceeded rate limits. Please retry the request with exponential"
+            " backoff.",
+            "status": "Too Many Requests",
+        }
+        assert "Retry-After" not in answer.headers
+    assert mixpanel_emulator.records() == []
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"429": 2, "200": 1}
+
+
+def test_fail_next_can_send_retry_after(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.fail_next(1, 503, retry_after=2)
+    answer = _track(mixpanel_emulator, make_event())
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "2"
+    assert answer.json()["code"] == 503
+
+
+def test_fail_next_only_hits_the_listed_endpoints(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.fail_next(1, 500, endpoints=["import"])
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+    answer = requests.post(
+        mixpanel_emulator.base_url + "/import", json=make_event(), auth=("emulator-token", "")
+    )
+    assert answer.status_code == 500
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+
+
+def test_fail_next_calls_queue_up_in_order(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.fail_next(1, 500)
+    controls.fail_next(1, 429)
+    statuses = [_track(mixpanel_emulator, make_event()).status_code for _ in range(3)]
+    assert statuses == [500, 429, 200]
+
+
+def test_fail_fraction_with_a_seed_fails_the_same_requests_every_time(
+    make_event: MakeEvent,
+) -> None:
+    runs = []
+    for _ in range(2):
+        with Emulator() as emulator:
+            emulator.fail_fraction(0.5, statuses=(429, 500, 503), seed=7)
+            runs.append([_track(emulator, make_event()).status_code for _ in range(40)])
+    assert runs[0] == runs[1]
+    assert set(runs[0]) == {200, 429, 500, 503}
+
+
+def test_fail_fraction_of_zero_turns_random_failures_off(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.fail_fraction(1.0, statuses=[500])
+    assert _track(mixpanel_emulator, make_event()).status_code == 500
+    controls.fail_fraction(0)
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+
+
+def test_latency_delays_every_ingestion_answer(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.set_latency(0.3)
+    started = time.monotonic()
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_drop_next_closes_the_connection_without_an_answer_and_stores_nothing(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.drop_next(1)
+    with pytest.raises(requests.ConnectionError):
+        _track(mixpanel_emulator, make_event())
+    assert mixpanel_emulator.records() == []
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"dropped": 1}
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+
+
+def test_stall_holds_requests_until_release(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.stall()
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(_track(mixpanel_emulator, make_event()).status_code)
+    )
+    sender.start()
+    deadline = time.monotonic() + 5
+    while controls.faults()["stalled_requests"] < 1:
+        assert time.monotonic() < deadline, "the request never reached the stall"
+        time.sleep(0.01)
+    assert answers == []
+    assert mixpanel_emulator.records() == []
+    controls.release()
+    sender.join(5)
+    assert answers == [200]
+    assert len(mixpanel_emulator.records("track")) == 1
+
+
+def test_stop_releases_stalled_requests(make_event: MakeEvent) -> None:
+    emulator = Emulator().start()
+    emulator.stall()
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            outcome.append(_track(emulator, make_event()).status_code)
+        except requests.ConnectionError as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    while emulator.faults()["stalled_requests"] < 1:
+        time.sleep(0.01)
+    emulator.stop()
+    sender.join(5)
+    assert not sender.is_alive()
+    assert len(outcome) == 1
+
+
+def test_clear_faults_removes_every_fault_but_keeps_records(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    _track(mixpanel_emulator, make_event())
+    controls.fail_next(5, 500)
+    controls.drop_next(5)
+    controls.fail_fraction(1.0)
+    controls.set_latency(5)
+    controls.stall()
+    controls.clear_faults()
+    assert controls.faults() == {
+        "fail_next": [],
+        "drop_next": [],
+        "fail_fraction": None,
+        "latency": 0.0,
+        "stalled": False,
+        "stalled_requests": 0,
+    }
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+    assert len(mixpanel_emulator.records()) == 2
+
+
+def test_reset_forgets_records_stats_and_faults(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    _track(mixpanel_emulator, make_event())
+    controls.fail_next(1, 500)
+    controls.reset()
+    assert controls.records() == []
+    assert controls.stats()["accepted"]["track"] == 0
+    assert controls.stats()["requests"] == {}
+    assert _track(mixpanel_emulator, make_event()).status_code == 200
+
+
+def test_faults_are_set_by_posting_json_to_the_http_api(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    answer = requests.post(
+        mixpanel_emulator.base_url + "/_emulator/faults",
+        json={"action": "fail_next", "n": 1, "status": 502, "endpoints": ["track"]},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["fail_next"] == [
+        {"remaining": 1, "endpoints": ["track"], "status": 502, "retry_after": None}
+    ]
+    assert _track(mixpanel_emulator, make_event()).status_code == 502
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "explode"},
+        {"action": "fail_next", "n": -1},
+        {"action": "fail_next", "n": 1, "status": 42},
+        {"action": "fail_next", "n": 1, "endpoints": ["nowhere"]},
+        {"action": "fail_fraction", "p": 1.5},
+        {"action": "latency", "seconds": "slow"},
+    ],
+)
+def test_malformed_fault_requests_are_400_and_change_nothing(
+    mixpanel_emulator: Emulator, body: dict[str, Any]
+) -> None:
+    answer = requests.post(mixpanel_emulator.base_url + "/_emulator/faults", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]
+    assert mixpanel_emulator.faults()["fail_next"] == []
+
+
+def test_malformed_fault_calls_raise_emulator_error(controls: EmulatorControls) -> None:
+    with pytest.raises(EmulatorError, match="not an HTTP status"):
+        controls.fail_next(1, status=1000)
