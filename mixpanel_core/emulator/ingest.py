@@ -11,7 +11,13 @@ import orjson
 
 from mixpanel_core.emulator.auth import check_import_auth
 from mixpanel_core.emulator.config import EmulatorConfig
-from mixpanel_core.emulator.payload import PayloadError, gunzip, parse_payload, too_large_message
+from mixpanel_core.emulator.payload import (
+    Payload,
+    PayloadError,
+    gunzip,
+    parse_payload,
+    too_large_message,
+)
 from mixpanel_core.emulator.store import RecordStore
 from mixpanel_core.emulator.validation import (
     IMPORT_RULES,
@@ -76,16 +82,11 @@ class IngestService:
                 request.headers.get("authorization"), request.query.get("project_id"), self._config
             )
             if refusal is not None:
-                phrase = "error"
-                return Reply(
-                    refusal.status,
-                    orjson.dumps(
-                        {"code": refusal.status, "error": refusal.message, "status": phrase}
-                    ),
-                )
+                body = {"code": refusal.status, "error": refusal.message, "status": "error"}
+                return Reply(refusal.status, orjson.dumps(body))
         verbose = request.query.get("verbose") == "1"
         try:
-            payload = self._decode(request)
+            payload, size = self._decode(request)
         except PayloadError as exc:
             return self._request_error(endpoint, exc.status, exc.message, verbose)
         params = {**payload.params, **request.query}
@@ -95,22 +96,23 @@ class IngestService:
         if len(records) > limit:
             message = f"{len(records)} records in one request; /{endpoint} accepts at most {limit}"
             return self._request_error(endpoint, 400, message, verbose)
-        accepted, failures = self._validate(endpoint, records, len(request.body))
+        accepted, failures = self._validate(endpoint, records, size)
         self._store.add(endpoint, accepted, len(failures))
         if endpoint == "import":
             return _import_reply(len(accepted), failures, params.get("strict") == "1", verbose)
         return _status_reply(failures, len(records), verbose)
 
-    def _decode(self, request: IngestRequest) -> Any:
+    def _decode(self, request: IngestRequest) -> tuple[Payload, int]:
+        """The payload and the uncompressed body size."""
         limit = self._config.max_body_bytes
         body = request.body
         if request.headers.get("content-encoding", "").strip().lower() == "gzip":
             body = gunzip(body, limit)
         if len(body) > limit:
             raise PayloadError(413, too_large_message(limit))
-        return parse_payload(
-            body, request.headers.get("content-type", ""), allow_ndjson=request.endpoint == "import"
-        )
+        content_type = request.headers.get("content-type", "")
+        payload = parse_payload(body, content_type, allow_ndjson=request.endpoint == "import")
+        return payload, len(body)
 
     def _validate(
         self, endpoint: str, records: list[Any], body_size: int

@@ -39,6 +39,10 @@ class _BodyTooLargeError(Exception):
         self.drained = drained
 
 
+class _BadRequestError(Exception):
+    """The request cannot be framed; answered with 400 and the connection closed."""
+
+
 class EmulatorHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server that can close its keep-alive connections on shutdown."""
 
@@ -103,6 +107,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._route("POST")
 
     def _route(self, method: str) -> None:
+        try:
+            self._dispatch(method)
+        except _BadRequestError as exc:
+            body = orjson.dumps({"code": 400, "error": str(exc), "status": "Bad Request"})
+            self._send(Reply(400, body), close=True)
+
+    def _dispatch(self, method: str) -> None:
         path, _, raw_query = self.path.partition("?")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         if path.startswith("/_emulator/"):
@@ -119,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self._ingest(endpoint, query)
-        except ConnectionError:
+        except (ConnectionError, _BadRequestError):
             raise
         except Exception:
             traceback.print_exc()
@@ -180,7 +191,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Read the whole body (sized or chunked); raise _BodyTooLargeError past ``limit``."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._read_chunked(limit)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            # Without a usable length the rest of the stream cannot be framed: answer and close.
+            raise _BadRequestError("Content-Length is not a non-negative integer")
         if length > limit:
             raise _BodyTooLargeError(self._discard(length))
         return self.rfile.read(length) if length else b""
@@ -189,7 +206,11 @@ class _Handler(BaseHTTPRequestHandler):
         parts: list[bytes] = []
         size = 0
         while True:
-            chunk_size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+            size_line = self.rfile.readline(1024).split(b";")[0].strip()
+            try:
+                chunk_size = int(size_line or b"0", 16)
+            except ValueError as exc:
+                raise _BadRequestError("malformed chunked body") from exc
             if chunk_size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers

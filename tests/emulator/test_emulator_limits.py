@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -109,3 +110,29 @@ def test_the_connection_stays_usable_after_a_413(make_event: MakeEvent) -> None:
         too_big = [make_event(pad="p" * 200) for _ in range(100)]
         assert session.post(url, json=too_big).status_code == 413
         assert session.post(url, json=make_event()).text == "1"
+
+
+def test_a_gzipped_record_of_1_mb_is_still_rejected(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    events = [make_event(blob="x" * 1_000_000), make_event()]
+    answer = requests.post(
+        mixpanel_emulator.base_url + "/import?strict=1",
+        data=gzip.compress(orjson.dumps(events)),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        auth=(TOKEN, ""),
+    )
+    assert answer.json()["num_records_imported"] == 1
+    assert answer.json()["failed_records"][0]["index"] == 0
+
+
+def test_an_unframeable_request_is_400_and_the_connection_closed(
+    mixpanel_emulator: Emulator,
+) -> None:
+    with socket.create_connection(("127.0.0.1", mixpanel_emulator.port), timeout=5) as raw:
+        raw.sendall(b"POST /track HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"Connection: close" in answer
