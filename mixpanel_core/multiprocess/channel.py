@@ -1,0 +1,136 @@
+"""``QueueChannel``: what producers, the sender and the owning process share.
+
+The pieces are ``multiprocessing`` objects made from the ``spawn`` context, so that they can
+be handed to children started by any method: inherited by ``fork`` children, pickled (as
+``Process`` arguments) to ``spawn`` and ``forkserver`` ones. Like ``multiprocessing.Queue``,
+a channel can only be passed to a child when it is started, never sent over a queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import weakref
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+import attrs
+
+from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
+from mixpanel_core.multiprocess.portable import PortableConfig
+
+STOP = ("stop",)
+"""Queued by the owner after every known producer closed: drain what is left, then exit."""
+
+
+def flush_request(token: int) -> tuple[str, int]:
+    """Queued by the owner's ``flush``: the sender flushes its inner transport and answers."""
+    return ("flush", token)
+
+
+@attrs.frozen
+class SenderSpec:
+    """What the sender process needs to build its inner transport."""
+
+    transport: str
+    """The ``multiprocessing_queue`` transport's own name, for reports and errors."""
+    inner: str
+    config: PortableConfig
+
+
+class QueueChannel:
+    """The bounded frame queue, the report queue and the sender's liveness, shared."""
+
+    def __init__(self, options: MultiprocessingQueueOptions, spec: SenderSpec) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.options = options
+        self.spec = spec
+        self.frames: Queue[Any] = context.Queue(options.queue_batches)
+        """Frames (bytes) from producers and control tuples from the owner."""
+        self.reports: Queue[Any] = context.Queue()
+        """Report batches and answers from the sender to the owner."""
+        self.gone = context.Event()
+        """Set once the sender has exited (by itself, or by the owner that saw it die)."""
+        self.sender_pid: Synchronized[int] = context.Value("i", 0)
+        self.open_producers: Synchronized[int] = context.Value("i", 0)
+        self._watch_forks()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._watch_forks()
+
+    def _watch_forks(self) -> None:
+        # A child made by os.fork() (a pre-fork server) does not run multiprocessing's own
+        # after-fork hooks, so the inherited queue would keep the parent's dead feeder thread
+        # and buffer. Reset this channel's queues in every forked child; the weak reference
+        # keeps the hook from holding the channel alive.
+        ref = weakref.ref(self)
+
+        def reset_in_child() -> None:
+            channel = ref()
+            if channel is not None:
+                channel.frames._after_fork()  # type: ignore[attr-defined]
+                channel.reports._after_fork()  # type: ignore[attr-defined]
+
+        os.register_at_fork(after_in_child=reset_in_child)
+
+    # -- the sender's liveness ---------------------------------------------------------------
+
+    def sender_alive(self) -> bool:
+        """False once the sender has exited or died; True while it runs or is yet to start."""
+        if self.gone.is_set():
+            return False
+        pid = self.sender_pid.value
+        return pid == 0 or _process_running(pid)
+
+    def describe_sender(self) -> str:
+        pid = self.sender_pid.value
+        return f"the multiprocessing_queue sender of {self.spec.transport!r}" + (
+            f" (pid {pid})" if pid else ""
+        )
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def producer_opened(self) -> None:
+        with self.open_producers.get_lock():
+            self.open_producers.value += 1
+
+    def producer_closed(self) -> None:
+        with self.open_producers.get_lock():
+            self.open_producers.value -= 1
+
+    def join_feeder(self, timeout: float) -> bool:
+        """Wait until this process's queued frames are in the pipe; False if that timed out.
+
+        ``multiprocessing.Queue`` writes from a feeder thread that blocks on a full pipe; if
+        the sender is dead it would block forever, and so would the process's exit. So the
+        join runs in a helper thread that is given up on after ``timeout``.
+        """
+        self.frames.close()
+        joiner = threading.Thread(target=self.frames.join_thread, daemon=True)
+        joiner.start()
+        joiner.join(timeout)
+        if joiner.is_alive():
+            self.frames.cancel_join_thread()
+            return False
+        return True
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # An exited child stays a zombie until its parent reaps it; count that as dead.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+__all__ = ["STOP", "QueueChannel", "SenderSpec", "flush_request"]

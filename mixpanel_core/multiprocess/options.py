@@ -1,0 +1,91 @@
+"""``MultiprocessingQueueOptions``: the keys of a ``type = "multiprocessing_queue"`` table."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import attrs
+
+from mixpanel_core.schema import setting
+
+StartMethod = Literal["spawn", "fork", "forkserver"]
+FullQueuePolicy = Literal["block", "drop_newest", "drop_oldest"]
+
+
+@attrs.frozen
+class MultiprocessingQueueOptions:
+    """How producers queue messages for the sender process, and how it is run and stopped."""
+
+    inner: str = setting(
+        doc="The transport the sender process delivers through, by its name in "
+        "`[transports.NAME]` (normally a `buffered_http` one). It is built in the sender only."
+    )
+    start_sender: bool = setting(
+        True,
+        doc="Start the sender process when this transport is built (in the process that builds "
+        "it first). `false`: start it yourself with `mixpanel_core.multiprocess.run_sender`.",
+    )
+    start_method: StartMethod = setting(
+        "spawn",
+        doc="How the sender process is started: `spawn`, `fork` or `forkserver`. Workers may "
+        "use any start method: the shared queue works with all three.",
+    )
+    queue_size: int = setting(
+        100_000,
+        doc="Messages that may wait between the producers and the sender, counted in whole "
+        "batches (`queue_size / batch_size` batches, at least one).",
+    )
+    batch_size: int = setting(
+        500,
+        doc="Messages a producer packs into one queue item; a full batch is queued at once.",
+    )
+    linger: float = setting(
+        0.05,
+        doc="Seconds a partial batch may wait in a producer before it is queued anyway.",
+    )
+    full_queue_policy: FullQueuePolicy = setting(
+        "block",
+        doc="When the queue is full: `block` the producer for up to `block_timeout` seconds "
+        "(then `QueueFullError`), `drop_newest` (the batch being queued) or `drop_oldest` (the "
+        "batch that waited longest). Dropped messages are reported `dropped`.",
+    )
+    block_timeout: float = setting(
+        10.0,
+        doc="Longest a producer waits for room under the `block` policy.",
+    )
+    fallback: str | None = setting(
+        None,
+        doc="A transport (by name) that takes the messages when the sender process is gone. "
+        "Without one, producers raise `TransportError` and report the messages `failed`.",
+    )
+    check_interval: float = setting(
+        0.2,
+        doc="Seconds between checks that the sender process is alive; bounds how long a "
+        "blocked producer waits before it notices a dead sender.",
+    )
+    shutdown_timeout: float = setting(
+        60.0,
+        doc="`close()` without a timeout waits at most this long for worker producers to "
+        "close, for the sender to drain the queue and for its inner transport to close.",
+    )
+    forward_reports: bool = setting(
+        True,
+        doc="Send each delivery report from the sender back to the process that owns it, so "
+        "its `mixpanel_delivered` hook sees the outcome of every message.",
+    )
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("queue_size", "batch_size", "linger", "block_timeout", "check_interval"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ValueError(f"{name} must be greater than 0, not {value!r}")
+        if self.shutdown_timeout <= 0:
+            raise ValueError(
+                f"shutdown_timeout must be greater than 0, not {self.shutdown_timeout}"
+            )
+
+    @property
+    def queue_batches(self) -> int:
+        """The queue's bound in batches."""
+        return max(1, math.ceil(self.queue_size / self.batch_size))

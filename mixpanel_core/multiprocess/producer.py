@@ -1,0 +1,228 @@
+"""``FrameProducer``: packs a process's messages into frames and puts them on the queue.
+
+One per process. ``send`` appends the message's wire line to a batch; a full batch is queued
+by the caller, a partial one by a small thread after ``linger`` seconds. Queuing applies the
+full-queue policy and notices a sender that is gone: the batch then goes to the fallback
+transport, or is reported failed and the caller gets a ``TransportError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import MixpanelCoreError, QueueFullError, TransportError
+from mixpanel_core.messages import Message
+from mixpanel_core.multiprocess.channel import QueueChannel
+from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
+from mixpanel_core.transport import Transport, TransportContext
+
+logger = logging.getLogger(__name__)
+
+Batch = tuple[list[bytes], list[Message]]
+
+
+class FrameProducer:
+    """The producing half of a ``multiprocessing_queue`` transport, in one process."""
+
+    def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
+        self._channel = channel
+        self._options = channel.options
+        self._context = context
+        self._batch_lock = threading.Lock()
+        # Frames are put one at a time so that one thread's batches stay in order.
+        self._queue_lock = threading.Lock()
+        self._lines: list[bytes] = []
+        self._messages: list[Message] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._sender_gone = False
+        self._fallback: Transport | None = None
+
+    # -- taking messages --------------------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        if self._sender_gone:
+            self._deliver_elsewhere([message], raising=True)
+            return
+        line = encode_line(message)
+        with self._batch_lock:
+            if self._closed:
+                raise TransportError(f"{self._context.path}: the transport is closed")
+            self._lines.append(line)
+            self._messages.append(message)
+            if self._thread is None:
+                self._start_linger_thread()
+            if len(self._lines) < self._options.batch_size:
+                return
+            batch = self._take()
+        self._queue(batch, raising=True)
+
+    def flush(self) -> list[Message]:
+        """Queue the partial batch; returns the messages that could not be queued."""
+        with self._batch_lock:
+            batch = self._take()
+        return self._queue(batch, raising=False)
+
+    def close(self) -> list[Message]:
+        """Stop the linger thread and queue what is left. Idempotent."""
+        with self._batch_lock:
+            if self._closed:
+                return []
+            self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self._options.block_timeout + self._options.linger)
+        return self.flush()
+
+    def put_control(self, item: object, timeout: float) -> None:
+        """Queue a control item (owner only), waiting for room while the sender lives."""
+        deadline = time.monotonic() + timeout
+        with self._queue_lock:
+            while True:
+                try:
+                    self._channel.frames.put(item, timeout=self._options.check_interval)
+                    return
+                except queue.Full:
+                    if not self._channel.sender_alive():
+                        raise TransportError(
+                            f"{self._channel.describe_sender()} is not running"
+                        ) from None
+                    if time.monotonic() > deadline:
+                        raise QueueFullError(
+                            f"{self._context.path}: the queue stayed full for {timeout}s"
+                        ) from None
+
+    # -- the linger thread --------------------------------------------------------------------
+
+    def _start_linger_thread(self) -> None:
+        self._thread = threading.Thread(
+            target=self._linger, name=f"mixpanel-{self._context.name}-linger", daemon=True
+        )
+        self._thread.start()
+
+    def _linger(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._options.linger)
+            if self._closed:
+                return
+            with self._batch_lock:
+                batch = self._take()
+            try:
+                self._queue(batch, raising=False)
+            except Exception:  # a background thread has no caller to tell; keep lingering
+                logger.exception("%s: queuing a batch failed", self._context.path)
+
+    def _take(self) -> Batch:
+        batch = (self._lines, self._messages)
+        self._lines, self._messages = [], []
+        return batch
+
+    # -- queuing one batch ---------------------------------------------------------------------
+
+    def _queue(self, batch: Batch, raising: bool) -> list[Message]:
+        lines, messages = batch
+        if not lines:
+            return []
+        with self._queue_lock:
+            if self._sender_gone or not self._channel.sender_alive():
+                return self._deliver_elsewhere(messages, raising)
+            frame = encode_frame(lines)
+            policy = self._options.full_queue_policy
+            if policy == "block":
+                return self._put_blocking(frame, messages, raising)
+            if policy == "drop_newest":
+                return self._put_dropping_newest(frame, messages)
+            return self._put_dropping_oldest(frame, messages)
+
+    def _put_blocking(self, frame: bytes, messages: list[Message], raising: bool) -> list[Message]:
+        deadline = time.monotonic() + self._options.block_timeout
+        while True:
+            try:
+                self._channel.frames.put(frame, timeout=self._options.check_interval)
+                return []
+            except queue.Full:
+                if not self._channel.sender_alive():
+                    return self._deliver_elsewhere(messages, raising)
+                if time.monotonic() > deadline:
+                    break
+        reason = f"the queue stayed full for {self._options.block_timeout}s (policy 'block')"
+        self._report(messages, DeliveryStatus.FAILED, reason)
+        if raising:
+            raise QueueFullError(
+                f"{self._context.path}: {reason}; {len(messages)} messages were not queued. "
+                "Raise queue_size or block_timeout, or choose a drop policy."
+            )
+        return messages
+
+    def _put_dropping_newest(self, frame: bytes, messages: list[Message]) -> list[Message]:
+        try:
+            self._channel.frames.put_nowait(frame)
+        except queue.Full:
+            self._report(messages, DeliveryStatus.DROPPED, "the queue was full (drop_newest)")
+        return []
+
+    def _put_dropping_oldest(self, frame: bytes, messages: list[Message]) -> list[Message]:
+        while True:
+            try:
+                self._channel.frames.put_nowait(frame)
+                return []
+            except queue.Full:
+                pass
+            try:
+                oldest = self._channel.frames.get(timeout=self._options.check_interval)
+            except queue.Empty:
+                # The sender took something meanwhile: there is room now, or it is gone.
+                if not self._channel.sender_alive():
+                    return self._deliver_elsewhere(messages, raising=False)
+                continue
+            if isinstance(oldest, bytes):
+                dropped = decode_frame(oldest)
+                self._report(dropped, DeliveryStatus.DROPPED, "the queue was full (drop_oldest)")
+            else:
+                # A control item from the owner must not be lost: queue it behind ours.
+                self._channel.frames.put(oldest)
+
+    # -- when the sender is gone ---------------------------------------------------------------
+
+    def _deliver_elsewhere(self, messages: Sequence[Message], raising: bool) -> list[Message]:
+        if not self._sender_gone:
+            self._sender_gone = True
+            # Frames this process queued may sit in the feeder thread forever: do not let
+            # them hold up the process's exit.
+            self._channel.frames.cancel_join_thread()
+            logger.error("%s is not running", self._channel.describe_sender())
+        fallback = self._fallback_transport()
+        if fallback is not None:
+            for message in messages:
+                fallback.send(message)
+            return []
+        reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
+        self._report(messages, DeliveryStatus.FAILED, reason)
+        if raising:
+            raise TransportError(
+                f"{self._context.path}: {reason}; {len(messages)} messages were not queued"
+            )
+        return list(messages)
+
+    def _fallback_transport(self) -> Transport | None:
+        name = self._options.fallback
+        if name is None:
+            return None
+        if self._fallback is None:
+            try:
+                self._fallback = self._context.resolve(name)
+            except MixpanelCoreError as exc:
+                raise TransportError(
+                    f"{self._context.path}.fallback: cannot build {name!r}: {exc}"
+                ) from exc
+        return self._fallback
+
+    def _report(self, messages: Sequence[Message], status: DeliveryStatus, reason: str) -> None:
+        for message in messages:
+            self._context.report(DeliveryReport(message, status, self._context.name, reason))

@@ -1,0 +1,87 @@
+"""Delivery reports on their way back: collected in the sender, replayed in the owner.
+
+The sender's inner transport reports from its own threads; ``ReportRelay`` gathers the
+reports and ships them in batches on the report queue, each as plain values plus the
+message's wire line. ``decode_report`` turns one back into a ``DeliveryReport`` in the owner.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from multiprocessing.queues import Queue
+from typing import Any
+
+from mixpanel_core import wire
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.multiprocess.frames import decode_line
+
+EncodedReport = tuple[str, str, str | None, int | None, int, str | None, str | None, bytes | None]
+"""status, transport, reason, http_status, attempts, field, endpoint, record JSON."""
+
+REPORTS = "reports"
+FLUSHED = "flushed"
+DONE = "done"
+FATAL = "fatal"
+
+
+def encode_report(report: DeliveryReport) -> EncodedReport:
+    message = report.message
+    return (
+        report.status.value,
+        report.transport,
+        report.reason,
+        report.http_status,
+        report.attempts,
+        report.field,
+        message.endpoint if message is not None else None,
+        wire.dumps(message.record) if message is not None else None,
+    )
+
+
+def decode_report(encoded: EncodedReport) -> DeliveryReport:
+    status, transport, reason, http_status, attempts, field, endpoint, record = encoded
+    message = decode_line(endpoint, record) if endpoint is not None and record else None
+    return DeliveryReport(
+        message, DeliveryStatus(status), transport, reason, http_status, attempts, field
+    )
+
+
+class ReportRelay:
+    """Collects the sender's reports (from any thread) and ships them to the owner."""
+
+    def __init__(self, reports: Queue[Any], forward: bool) -> None:
+        self._queue = reports
+        self._forward = forward
+        self._lock = threading.Lock()
+        self._pending: list[EncodedReport] = []
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def report(self, report: DeliveryReport) -> None:
+        """The inner transport's reporter."""
+        encoded = encode_report(report) if self._forward else None
+        with self._lock:
+            self.counts[report.status.value] += 1
+            if encoded is not None:
+                self._pending.append(encoded)
+
+    def ship(self) -> None:
+        """Send what was collected since the last call, as one queue item."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            self._queue.put((REPORTS, pending))
+
+    def answer_flush(self, token: int) -> None:
+        self.ship()
+        self._queue.put((FLUSHED, token))
+
+    def fatal(self, reason: str) -> None:
+        self._queue.put((FATAL, reason))
+
+    def done(self) -> None:
+        """The last item: the counts per status over the sender's whole life."""
+        self.ship()
+        with self._lock:
+            counts = dict(self.counts)
+        self._queue.put((DONE, counts))

@@ -1,0 +1,114 @@
+"""The sender process: drains the queue into the inner transport, then closes it.
+
+``run_sender(channel)`` is the process body. The transport starts it for you
+(``start_sender = true``); with ``start_sender = false`` run it in a process you manage::
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_sender, args=(transport.channel,)
+    )
+    process.start()
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import DeliveryError, MixpanelCoreError
+from mixpanel_core.multiprocess.channel import STOP, QueueChannel
+from mixpanel_core.multiprocess.frames import decode_line, split_frame
+from mixpanel_core.multiprocess.reports import ReportRelay
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.transport import Transport
+
+logger = logging.getLogger(__name__)
+
+DRAIN_QUIET_PERIOD = 0.1
+"""After STOP, the sender exits once the queue stayed empty this long (seconds)."""
+
+
+class _SenderPipeline(Pipeline):
+    """Builds the inner transport by name; its reports go to the relay, not to plugins."""
+
+    def __init__(self, channel: QueueChannel, relay: ReportRelay) -> None:
+        config = channel.spec.config.config()
+        super().__init__((), config.transports, config)
+        self._relay = relay
+
+    def report(self, report: DeliveryReport) -> None:
+        self._relay.report(report)
+
+
+def run_sender(channel: QueueChannel) -> None:
+    """Deliver every queued message through the inner transport until told to stop.
+
+    Returns after STOP (or the owner's death) once the queue is drained and the inner
+    transport is closed, so everything taken was delivered or reported.
+    """
+    channel.sender_pid.value = os.getpid()
+    relay = ReportRelay(channel.reports, channel.options.forward_reports)
+    try:
+        try:
+            inner = _SenderPipeline(channel, relay).transport(channel.spec.inner)
+        except MixpanelCoreError as exc:
+            relay.fatal(f"cannot build transport {channel.spec.inner!r}: {exc}")
+            raise
+        try:
+            _drain(channel, inner, relay)
+        finally:
+            inner.close(channel.options.shutdown_timeout)
+            relay.done()
+    finally:
+        channel.gone.set()
+        if not _owner_alive():
+            # Nobody will read the report queue: do not wait on it at exit.
+            channel.reports.cancel_join_thread()
+
+
+def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
+    frames = channel.frames
+    stopping = False
+    while True:
+        try:
+            item = frames.get(timeout=DRAIN_QUIET_PERIOD if stopping else 0.05)
+        except queue.Empty:
+            if stopping:
+                return
+            relay.ship()
+            if not _owner_alive():
+                logger.error("the process that owns this sender died; draining and exiting")
+                stopping = True
+            continue
+        if isinstance(item, bytes):
+            _deliver(item, inner, relay, channel.spec.transport)
+            relay.ship()
+        elif item == STOP:
+            stopping = True
+        else:
+            _, token = item
+            inner.flush(channel.options.shutdown_timeout)
+            relay.answer_flush(token)
+
+
+def _deliver(frame: bytes, inner: Transport, relay: ReportRelay, name: str) -> None:
+    for endpoint, record in split_frame(frame):
+        try:
+            message = decode_line(endpoint, record)
+        except MixpanelCoreError as exc:
+            relay.report(DeliveryReport(None, DeliveryStatus.DROPPED, name, str(exc)))
+            continue
+        try:
+            inner.send(message)
+        except MixpanelCoreError as exc:
+            # A synchronous inner transport has already reported what it refused; a
+            # TransportError (it could not take the message) has not.
+            if not isinstance(exc, DeliveryError):
+                relay.report(DeliveryReport(message, DeliveryStatus.FAILED, name, str(exc)))
+
+
+def _owner_alive() -> bool:
+    parent = multiprocessing.parent_process()
+    return parent is None or parent.is_alive()

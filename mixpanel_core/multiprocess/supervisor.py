@@ -1,0 +1,209 @@
+"""``SenderSupervisor``: the owning process's side of the sender.
+
+It starts the sender process (or waits for one started by hand), replays the sender's
+delivery reports through the owner's reporter on a thread, notices a sender that died, and
+runs the shutdown: wait for the worker producers, queue STOP, wait for the sender to drain
+and close its inner transport.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from multiprocessing.process import BaseProcess
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import MixpanelCoreError, TransportError
+from mixpanel_core.messages import Message
+from mixpanel_core.multiprocess.channel import QueueChannel
+from mixpanel_core.multiprocess.frames import decode_frame
+from mixpanel_core.multiprocess.options import StartMethod
+from mixpanel_core.multiprocess.reports import DONE, FATAL, FLUSHED, REPORTS, decode_report
+from mixpanel_core.multiprocess.sender import run_sender
+from mixpanel_core.transport import TransportContext
+
+logger = logging.getLogger(__name__)
+
+
+def _process_class(start_method: StartMethod) -> type[BaseProcess]:
+    if start_method == "fork":
+        return multiprocessing.get_context("fork").Process
+    if start_method == "forkserver":
+        return multiprocessing.get_context("forkserver").Process
+    return multiprocessing.get_context("spawn").Process
+
+
+class SenderSupervisor:
+    """Owns the sender process of one channel; lives in the process that built the transport."""
+
+    def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
+        self._channel = channel
+        self._context = context
+        self._process: BaseProcess | None = None
+        self._tokens = itertools.count(1)
+        self._answered: set[int] = set()
+        self._answers = threading.Condition()
+        self.counts: dict[str, int] | None = None
+        """The sender's totals per delivery status, once it has finished."""
+        self.failure: str | None = None
+        """Why the sender stopped early (it died, or could not build its inner transport)."""
+        self._finished = threading.Event()
+        self._listener = threading.Thread(
+            target=self._listen, name=f"mixpanel-{context.name}-reports", daemon=True
+        )
+        self._listener.start()
+
+    @property
+    def process(self) -> BaseProcess | None:
+        return self._process
+
+    def start(self) -> None:
+        """Start the sender process with the configured start method."""
+        if self._process is not None:
+            raise TransportError(f"{self._context.path}: the sender is already started")
+        process = _process_class(self._channel.options.start_method)(
+            target=run_sender,
+            args=(self._channel,),
+            name=f"mixpanel-sender-{self._context.name}",
+        )
+        process.start()
+        self._process = process
+
+    # -- requests to the sender ---------------------------------------------------------------
+
+    def next_flush_token(self) -> int:
+        return next(self._tokens)
+
+    def wait_for_flush(self, token: int, timeout: float) -> bool:
+        """Wait until the sender answered flush request ``token``; False on timeout or death."""
+        deadline = time.monotonic() + timeout
+        with self._answers:
+            while token not in self._answered:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._finished.is_set():
+                    return False
+                self._answers.wait(min(left, self._channel.options.check_interval))
+            self._answered.discard(token)
+            return True
+
+    def wait_for_producers(self, timeout: float) -> int:
+        """Wait until every worker producer closed; returns how many were still open."""
+        deadline = time.monotonic() + timeout
+        while True:
+            still_open = self._channel.open_producers.value
+            if still_open <= 0 or time.monotonic() > deadline:
+                return max(still_open, 0)
+            time.sleep(0.01)
+
+    def wait_until_finished(self, timeout: float) -> bool:
+        """Wait for the sender's last report (and its exit); stop it if it takes too long."""
+        finished = self._finished.wait(timeout)
+        process = self._process
+        if process is not None:
+            process.join(self._channel.options.check_interval if finished else 0)
+            if process.is_alive():
+                logger.error("%s did not stop in %ss; terminating it", self._describe(), timeout)
+                process.terminate()
+                process.join(self._channel.options.check_interval)
+        self._listener.join(self._channel.options.check_interval)
+        return finished
+
+    # -- the listener thread ------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        reports = self._channel.reports
+        while True:
+            try:
+                item = reports.get(timeout=self._channel.options.check_interval)
+            except queue.Empty:
+                if not self._sender_died():
+                    continue
+                # Its last items may have landed just after the timeout: read them first.
+                if not self._drain_last_items():
+                    self._recover_after_death()
+                return
+            except (EOFError, OSError):
+                return
+            if self._handle(item):
+                return
+
+    def _drain_last_items(self) -> bool:
+        """Handle what the exited sender left; True if that included its DONE."""
+        while True:
+            try:
+                item = self._channel.reports.get(timeout=self._channel.options.check_interval)
+            except queue.Empty:
+                return False
+            if self._handle(item):
+                return True
+
+    def _handle(self, item: tuple[object, ...]) -> bool:
+        """Act on one item from the sender; True once it was the last one (DONE)."""
+        kind = item[0]
+        if kind == REPORTS:
+            for encoded in item[1]:  # type: ignore[attr-defined]
+                self._context.report(decode_report(encoded))
+        elif kind == FLUSHED:
+            with self._answers:
+                self._answered.add(item[1])  # type: ignore[arg-type]
+                self._answers.notify_all()
+        elif kind == FATAL:
+            self.failure = str(item[1])
+            logger.error("%s: %s", self._describe(), item[1])
+        elif kind == DONE:
+            self.counts = item[1]  # type: ignore[assignment]
+            self._finished.set()
+            return True
+        return False
+
+    def _sender_died(self) -> bool:
+        process = self._process
+        if process is not None:
+            return process.exitcode is not None
+        return not self._channel.sender_alive()
+
+    def _recover_after_death(self) -> None:
+        """Tell producers, and give the queued messages to the fallback or report them."""
+        self._channel.gone.set()
+        process = self._process
+        code = process.exitcode if process is not None else None
+        if self.failure is None:
+            self.failure = f"{self._describe()} died (exit code {code})"
+        logger.error("%s; producers will %s", self.failure, self._outcome())
+        left: list[Message] = []
+        while True:
+            try:
+                item = self._channel.frames.get(timeout=self._channel.options.check_interval)
+            except queue.Empty:
+                break
+            if isinstance(item, bytes):
+                left.extend(decode_frame(item))
+        self._hand_over(left)
+        self._finished.set()
+
+    def _hand_over(self, messages: list[Message]) -> None:
+        fallback_name = self._channel.options.fallback
+        if fallback_name is not None and messages:
+            try:
+                fallback = self._context.resolve(fallback_name)
+                for message in messages:
+                    fallback.send(message)
+                return
+            except MixpanelCoreError:
+                logger.exception("%s: the fallback %r failed", self._context.path, fallback_name)
+        reason = f"{self.failure}; the message was still queued"
+        for message in messages:
+            self._context.report(
+                DeliveryReport(message, DeliveryStatus.FAILED, self._context.name, reason)
+            )
+
+    def _outcome(self) -> str:
+        fallback = self._channel.options.fallback
+        return f"use the fallback {fallback!r}" if fallback else "raise TransportError"
+
+    def _describe(self) -> str:
+        return self._channel.describe_sender()

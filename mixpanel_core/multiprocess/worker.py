@@ -1,0 +1,106 @@
+"""The worker side: a producer-only transport, and a client for a worker process.
+
+A worker never starts a sender; it puts batches on the channel its owner shared. Fork
+children get one automatically (the owner's transport turns into one in the child); a
+``spawn`` or ``forkserver`` worker is handed the channel and builds its client with
+``worker_client``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from collections.abc import Sequence
+from multiprocessing.util import Finalize
+from pathlib import Path
+
+from mixpanel_core.client import Mixpanel
+from mixpanel_core.config import Config, load_config
+from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.messages import Message
+from mixpanel_core.multiprocess.channel import QueueChannel
+from mixpanel_core.multiprocess.producer import FrameProducer
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.transport import Transport, TransportContext
+
+
+class ProducerTransport:
+    """Queues this process's messages for the owner's sender; counted until it is closed."""
+
+    def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
+        self._channel = channel
+        self._producer = FrameProducer(channel, context)
+        self._closed = False
+        channel.producer_opened()
+        close_at_exit(self)
+
+    def send(self, message: Message) -> None:
+        self._producer.send(message)
+
+    def flush(self, timeout: float | None = None) -> Sequence[Message]:
+        return self._producer.flush()
+
+    def close(self, timeout: float | None = None) -> Sequence[Message]:
+        """Queue what is left and wait (bounded) until it is in the pipe to the sender."""
+        if self._closed:
+            return ()
+        self._closed = True
+        left = self._producer.close()
+        self._channel.producer_closed()
+        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
+        self._channel.join_feeder(bound)
+        return left
+
+
+def close_at_exit(transport: Transport) -> None:
+    """Close ``transport`` when this process exits, if nobody did (so nothing is lost)."""
+    ref = weakref.ref(transport)
+    pid = os.getpid()
+
+    def close() -> None:
+        alive = ref()
+        # fork() children inherit atexit handlers: only the process that registered acts.
+        if alive is not None and os.getpid() == pid:
+            alive.close()
+
+    atexit.register(close)
+    # Children started by multiprocessing leave through os._exit and skip atexit; they run
+    # multiprocessing's finalizers instead, this one before the queues' own (priority 10).
+    Finalize(transport, close, exitpriority=20)
+
+
+def worker_client(
+    channel: QueueChannel, config: Config | str | os.PathLike[str] | None = None
+) -> Mixpanel:
+    """A client for a worker process whose messages go through ``channel``.
+
+    ``config`` is the same TOML file (a path, ``None`` for the default lookup, or a loaded
+    ``Config``): plugins and routes apply in the worker as in the owner, and the
+    ``multiprocessing_queue`` transport of the channel becomes a producer on it.
+    """
+    if not isinstance(config, Config):
+        config = load_config(Path(config) if config is not None else None)
+    name = channel.spec.transport
+    if name not in config.transports:
+        raise ConfigError(
+            f"transports.{name}: the channel belongs to a transport this configuration "
+            f"({config.source}) does not have"
+        )
+    if not config.mixpanel.token:
+        raise ConfigError(f"mixpanel.token: required to build a client ({config.source})")
+    # The producer reports and resolves its fallback through the pipeline it is part of,
+    # which can only be built once the producer exists.
+    pipelines: list[Pipeline] = []
+
+    def report(delivery: DeliveryReport) -> None:
+        pipelines[0].report(delivery)
+
+    def resolve(other: str) -> Transport:
+        return pipelines[0].transport(other)
+
+    context = TransportContext(name, config.mixpanel, report, resolve, config)
+    producer = ProducerTransport(channel, context)
+    pipelines.append(Pipeline.from_config(config, {**config.transports, name: producer}))
+    return Mixpanel(config.mixpanel.token, config=config, pipeline=pipelines[0])

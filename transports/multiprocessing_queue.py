@@ -1,0 +1,157 @@
+"""``multiprocessing_queue``: worker processes queue messages; one sender process delivers them.
+
+Configure it with the transport the sender delivers through::
+
+    [transports.workers]
+    type = "multiprocessing_queue"
+    inner = "direct"            # built only in the sender process
+
+    [transports.direct]
+    type = "buffered_http"
+
+The process that builds this transport first owns it: it starts the sender process and
+receives the sender's delivery reports. Every other process that uses it (a ``fork`` child
+that inherited the client, or a worker given the ``channel``, see
+``mixpanel_core.multiprocess.worker_client``) is a producer: it packs its messages into
+batches and puts them on the shared bounded queue. See docs/transports/multiprocessing_queue.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mixpanel_core.errors import ConfigError, MixpanelCoreError
+from mixpanel_core.messages import Message
+from mixpanel_core.multiprocess.channel import STOP, QueueChannel, SenderSpec, flush_request
+from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
+from mixpanel_core.multiprocess.portable import PortableConfig
+from mixpanel_core.multiprocess.producer import FrameProducer
+from mixpanel_core.multiprocess.supervisor import SenderSupervisor
+from mixpanel_core.multiprocess.worker import ProducerTransport, close_at_exit
+from mixpanel_core.schema import read
+from mixpanel_core.transport import TransportContext
+
+logger = logging.getLogger(__name__)
+
+
+class MultiprocessingQueueTransport:
+    """Queues messages for a sender process; owner or producer depending on the process."""
+
+    def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
+        self._channel = channel
+        self._context = context
+        self._owner_pid = os.getpid()
+        self._producer = FrameProducer(channel, context)
+        self._closed = False
+        # In a fork child this object turns into that process's producer (see _in_this_process).
+        self._worker: ProducerTransport | None = None
+        self._worker_pid = 0
+        self.supervisor = SenderSupervisor(channel, context)
+        """The owner's view of the sender: its process, its totals, why it stopped."""
+        if channel.options.start_sender:
+            self.supervisor.start()
+        close_at_exit(self)
+
+    @classmethod
+    def from_config(
+        cls, options: Mapping[str, Any], context: TransportContext
+    ) -> MultiprocessingQueueTransport:
+        """Build the owning side (and start the sender) from the ``[transports.NAME]`` table."""
+        opts = read(MultiprocessingQueueOptions, options, context.path)
+        if context.config is None:
+            raise ConfigError(
+                f"{context.path}: needs the whole configuration to start its sender; build it "
+                "through a Pipeline or Mixpanel.from_config"
+            )
+        configured = context.config.transports
+        for key, name in (("inner", opts.inner), ("fallback", opts.fallback)):
+            if name is None:
+                continue
+            if name == context.name:
+                raise ConfigError(f"{context.path}.{key}: cannot be this transport itself")
+            if name not in configured:
+                raise ConfigError(
+                    f"{context.path}.{key}: no transport named {name!r}; configured: "
+                    f"{', '.join(configured)}"
+                )
+        spec = SenderSpec(context.name, opts.inner, PortableConfig.of(context.config))
+        return cls(QueueChannel(opts, spec), context)
+
+    @property
+    def channel(self) -> QueueChannel:
+        """What a worker process needs to produce into this transport (pass it when starting
+        the worker: ``Process(target=..., args=(transport.channel,))``)."""
+        return self._channel
+
+    def start_sender(self) -> None:
+        """Start the sender now (for ``start_sender = false``); owner only."""
+        self.supervisor.start()
+
+    # -- the transport interface -------------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        if self._owner_pid == os.getpid():
+            self._producer.send(message)
+        else:
+            self._in_this_process().send(message)
+
+    def flush(self, timeout: float | None = None) -> Sequence[Message]:
+        """Queue the partial batch; the owner also waits until the sender flushed its inner."""
+        if self._owner_pid != os.getpid():
+            return self._in_this_process().flush(timeout)
+        left = self._producer.flush()
+        if not self._channel.sender_alive():
+            return left
+        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
+        token = self.supervisor.next_flush_token()
+        try:
+            self._producer.put_control(flush_request(token), bound)
+        except MixpanelCoreError as exc:
+            logger.warning("%s: flush: %s", self._context.path, exc)
+            return left
+        if not self.supervisor.wait_for_flush(token, bound):
+            logger.warning("%s: the sender did not flush within %ss", self._context.path, bound)
+        return left
+
+    def close(self, timeout: float | None = None) -> Sequence[Message]:
+        """Queue what is left; the owner then stops the sender once the queue is drained."""
+        if self._owner_pid != os.getpid():
+            if self._worker is None or self._worker_pid != os.getpid():
+                return ()  # an inherited copy that never sent anything has nothing to close
+            return self._worker.close(timeout)
+        if self._closed:
+            return ()
+        self._closed = True
+        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + bound
+        left = list(self._producer.close())
+        self._stop_sender(deadline)
+        return left
+
+    def _stop_sender(self, deadline: float) -> None:
+        still_open = self.supervisor.wait_for_producers(deadline - time.monotonic())
+        if still_open:
+            logger.warning(
+                "%s: %d worker producers had not closed; stopping the sender anyway",
+                self._context.path,
+                still_open,
+            )
+        if self._channel.sender_alive():
+            try:
+                self._producer.put_control(STOP, max(deadline - time.monotonic(), 0.0))
+            except MixpanelCoreError as exc:
+                logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
+        self._channel.join_feeder(max(deadline - time.monotonic(), 0.0))
+        self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
+
+    def _in_this_process(self) -> ProducerTransport:
+        # This object was inherited by fork(): this process is a worker. The owner's batch,
+        # threads and locks stay the parent's; the worker gets its own producer.
+        if self._worker is None or self._worker_pid != os.getpid():
+            self._worker = ProducerTransport(self._channel, self._context)
+            self._worker_pid = os.getpid()
+        return self._worker
