@@ -155,9 +155,12 @@ class Pipeline:
             raise
         except Exception as exc:
             raise PluginError(name, hook, exc) from exc
-        transports = self._by_names.get(names)
-        if transports is None:
-            transports = self._by_names[names] = tuple(self.transport(n) for n in names)
+        try:
+            transports = self._by_names[names]
+        except (KeyError, TypeError):  # new names, or a plugin answered with a list
+            transports = tuple(self.transport(n) for n in names)
+            if isinstance(names, tuple):
+                self._by_names[names] = transports
         for transport in transports:
             transport.send(message)
 

@@ -45,11 +45,26 @@ def describe(cls: type) -> list[tuple[str, str, str, str]]:
         if field.default is attrs.NOTHING:
             default = "required"
         elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            default = repr(field.default.factory())
+            default = toml_value(field.default.factory())
         else:
-            default = repr(field.default)
+            default = toml_value(field.default)
         rows.append((field.name, type_name(hint), default, field.metadata.get("doc", "")))
     return rows
+
+
+def toml_value(value: object) -> str:
+    """A default as the reference writes it: TOML syntax, ``none`` for no value."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def type_name(hint: Any) -> str:
@@ -124,7 +139,7 @@ def convert(hint: Any, value: object, path: str) -> Any:
             raise ConfigError(f"{path}: must be a table, not {_toml_type(value)}")
         item_hint = args[1] if args else Any
         return FrozenDict({k: convert(item_hint, v, f"{path}.{k}") for k, v in value.items()})
-    if attrs.has(hint):
+    if attrs.has(hint) and hint is not Secret:
         return read(hint, value, path)
     return _scalar(hint, value, path)
 

@@ -41,7 +41,8 @@ class Redaction:
     ) -> None:
         self.drop = frozenset(drop)
         self.hash = frozenset(hash)
-        self._key = salt.encode()
+        # A keyed HMAC prepared once; copies of it digest values, and its repr shows no key.
+        self._hmac = hmac.new(salt.encode(), digestmod=hashlib.sha256)
         self._names = self.drop | self.hash
 
     @classmethod
@@ -56,7 +57,9 @@ class Redaction:
 
     def _digest(self, value: Any) -> str:
         text = value if isinstance(value, str) else repr(value)
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        digest = self._hmac.copy()
+        digest.update(text.encode())
+        return digest.hexdigest()
 
     def _redact(self, mapping: FrozenDict) -> FrozenDict | None:
         if self._names.isdisjoint(mapping):

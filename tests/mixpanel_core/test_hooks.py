@@ -1,0 +1,187 @@
+"""Each hook spec, exercised through a real pipeline with real plugin objects.
+
+The names of these tests start with the hook they pin; ``test_docs.py`` checks that every
+hook spec has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from mixpanel_core import (
+    DeliveryReport,
+    DeliveryStatus,
+    Event,
+    Message,
+    Mixpanel,
+    Pipeline,
+    PluginError,
+    Problem,
+    ValidationError,
+    hookimpl,
+)
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.testing import MemoryTransport
+
+
+def client_with(
+    *plugins: tuple[str, object], on_invalid: str = "raise"
+) -> tuple[Mixpanel, MemoryTransport]:
+    transport = MemoryTransport()
+    config = config_from_mapping({"pipeline": {"on_invalid": on_invalid}})
+    pipeline = Pipeline(list(plugins), {"default": transport}, config)
+    return Mixpanel("token", pipeline=pipeline), transport
+
+
+class RejectsBadWords:
+    @hookimpl
+    def mixpanel_validate(self, message: Message) -> list[Problem]:
+        if isinstance(message, Event) and "bad" in message.name:
+            return [Problem("event", "no bad words")]
+        return []
+
+
+class RequiresPlan:
+    @hookimpl
+    def mixpanel_validate(self, message: Message) -> list[Problem] | None:
+        if isinstance(message, Event) and "plan" not in message.properties:
+            return [Problem("properties.plan", "is required")]
+        return None
+
+
+def test_mixpanel_validate_collects_problems_from_every_plugin() -> None:
+    client, transport = client_with(("words", RejectsBadWords()), ("plan", RequiresPlan()))
+    with pytest.raises(ValidationError) as caught:
+        client.track("user-1", "bad event")
+    assert {p.field for p in caught.value.problems} == {"event", "properties.plan"}
+    assert "event: no bad words" in str(caught.value)
+    assert transport.messages == []
+
+
+def test_mixpanel_validate_drop_policy_reports_instead_of_raising() -> None:
+    seen: list[DeliveryReport] = []
+
+    class Observer:
+        @hookimpl
+        def mixpanel_delivered(self, report: DeliveryReport) -> None:
+            seen.append(report)
+
+    client, transport = client_with(
+        ("words", RejectsBadWords()), ("obs", Observer()), on_invalid="drop"
+    )
+    client.track("user-1", "bad event")
+    client.track("user-1", "good event")
+    assert [m.record["event"] for m in transport.messages] == ["good event"]
+    assert [r.status for r in seen] == [DeliveryStatus.DROPPED]
+    assert "no bad words" in str(seen[0].reason)
+
+
+class AddsA:
+    @hookimpl
+    def mixpanel_enrich(self, message: Message) -> Message | None:
+        if isinstance(message, Event):
+            return message.with_properties({"order": (*message.properties.get("order", ()), "a")})
+        return None
+
+
+class AddsB:
+    @hookimpl
+    def mixpanel_enrich(self, message: Message) -> Message | None:
+        if isinstance(message, Event):
+            return message.with_properties({"order": (*message.properties.get("order", ()), "b")})
+        return None
+
+
+class PassesThrough:
+    @hookimpl
+    def mixpanel_enrich(self) -> None:
+        return None
+
+
+def test_mixpanel_enrich_runs_in_configured_order_each_seeing_the_last_output() -> None:
+    client, transport = client_with(("b", AddsB()), ("none", PassesThrough()), ("a", AddsA()))
+    client.track("user-1", "E")
+    assert transport.messages[0].properties["order"] == ("b", "a")
+    client2, transport2 = client_with(("a", AddsA()), ("b", AddsB()))
+    client2.track("user-1", "E")
+    assert transport2.messages[0].properties["order"] == ("a", "b")
+
+
+def test_mixpanel_enrich_never_changes_the_message_it_receives() -> None:
+    received: list[Message] = []
+
+    class Spy:
+        @hookimpl(tryfirst=True)
+        def mixpanel_enrich(self, message: Message) -> None:
+            received.append(message)
+
+    client, transport = client_with(("a", AddsA()), ("spy", Spy()))
+    client.track("user-1", "E")
+    assert "order" not in received[0].record["properties"]
+    assert transport.messages[0].properties["order"] == ("a",)
+    with pytest.raises(TypeError):
+        received[0].record["properties"]["x"] = 1  # type: ignore[index]
+
+
+def test_mixpanel_enrich_failure_is_a_plugin_error_naming_the_plugin() -> None:
+    class Broken:
+        @hookimpl
+        def mixpanel_enrich(self, message: Message) -> Message:
+            raise KeyError("boom")
+
+    client, transport = client_with(("broken-enricher", Broken()))
+    with pytest.raises(PluginError) as caught:
+        client.track("user-1", "E")
+    assert caught.value.plugin == "broken-enricher"
+    assert caught.value.hook == "mixpanel_enrich"
+    assert transport.messages == []
+
+
+def test_mixpanel_route_first_answer_wins_over_the_builtin_router() -> None:
+    class PeopleToAudit:
+        @hookimpl
+        def mixpanel_route(
+            self, message: Message, transports: Sequence[str]
+        ) -> Sequence[str] | None:
+            assert set(transports) == {"main", "audit"}
+            return ["audit"] if message.kind == "people" else None
+
+    main, audit = MemoryTransport(), MemoryTransport()
+    config = config_from_mapping({})
+    from plugins.router import ConfigRouter
+
+    pipeline = Pipeline(
+        [("audit-router", PeopleToAudit()), ("router", ConfigRouter())],
+        {"main": main, "audit": audit},
+        config,
+    )
+    client = Mixpanel("token", pipeline=pipeline)
+    client.people_set("user-1", {"a": 1})
+    with pytest.raises(Exception, match="no route matched"):
+        client.track("user-1", "E")
+    assert [m.kind for m in audit.messages] == ["people"]
+    assert main.messages == []
+
+
+def test_mixpanel_delivered_sees_accepted_reports_and_survives_observer_errors() -> None:
+    seen: list[DeliveryReport] = []
+
+    class Observer:
+        @hookimpl
+        def mixpanel_delivered(self, report: DeliveryReport) -> None:
+            seen.append(report)
+
+    class Broken:
+        @hookimpl
+        def mixpanel_delivered(self, report: DeliveryReport) -> None:
+            raise RuntimeError("observer bug")
+
+    config = config_from_mapping({"transports": {"mem": {"type": "memory"}}})
+    pipeline = Pipeline([("obs", Observer()), ("broken", Broken())], None, config)
+    client = Mixpanel("token", pipeline=pipeline)
+    client.track("user-1", "E")
+    assert [(r.status, r.transport) for r in seen] == [(DeliveryStatus.ACCEPTED, "mem")]
+    assert seen[0].message is not None
+    assert seen[0].message.kind == "event"

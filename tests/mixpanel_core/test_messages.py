@@ -1,0 +1,92 @@
+"""Messages are frozen all the way down, know their endpoint, and round-trip through the wire."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+from mixpanel_core import ValidationError, message_from_record
+from mixpanel_core.frozen import FrozenDict, freeze, thaw
+from mixpanel_core.messages import Alias, Event, GroupUpdate, ImportEvent, Merge, PeopleUpdate
+from mixpanel_core.testing import memory_client
+
+
+def test_records_are_immutable_at_every_level() -> None:
+    client, transport = memory_client()
+    source = {"tags": ["a"], "nested": {"k": [1]}}
+    client.track("u-1", "E", source)
+    source["tags"].append("changed later")
+    message = transport.messages[0]
+    assert message.record["properties"]["tags"] == ("a",)
+    with pytest.raises(TypeError):
+        message.record["event"] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        message.record["properties"]["nested"].update({"k": 2})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        message.record = FrozenDict()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "record", "cls", "key"),
+    [
+        ("track", {"event": "E", "properties": {"distinct_id": "u"}}, Event, "u"),
+        (
+            "track",
+            {"event": "$create_alias", "properties": {"distinct_id": "o", "alias": "n"}},
+            Alias,
+            "o",
+        ),
+        ("import", {"event": "E", "properties": {"distinct_id": "u"}}, ImportEvent, "u"),
+        ("import", {"event": "$merge", "properties": {"$distinct_ids": ["a", "b"]}}, Merge, "a"),
+        ("engage", {"$distinct_id": "u", "$set": {"a": 1}}, PeopleUpdate, "u"),
+        ("groups", {"$group_key": "co", "$group_id": "x", "$unset": ["a"]}, GroupUpdate, "co:x"),
+    ],
+)
+def test_from_record_rebuilds_the_message_kind(
+    endpoint: str, record: dict[str, object], cls: type, key: str
+) -> None:
+    message = message_from_record(endpoint, json.loads(json.dumps(record)))
+    assert type(message) is cls
+    assert message.endpoint == endpoint
+    assert message.key == key
+    assert thaw(message.record) == record
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "record", "field"),
+    [
+        ("trak", {}, "endpoint"),
+        ("track", ["not", "an", "object"], "record"),
+        ("track", {"properties": {}}, "event"),
+        ("import", {"event": "E", "properties": "x"}, "properties"),
+        ("engage", {"$distinct_id": "u"}, "record"),
+    ],
+)
+def test_from_record_refuses_malformed_records(endpoint: str, record: object, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        message_from_record(endpoint, record)
+    assert field in {p.field for p in caught.value.problems}
+
+
+def test_insert_id_survives_enrichment_and_round_trip() -> None:
+    client, transport = memory_client()
+    client.track("u-1", "E")
+    original = transport.messages[0]
+    assert isinstance(original, Event)
+    changed = original.with_properties({"x": 1})
+    rebuilt = message_from_record("track", json.loads(json.dumps(changed.record)))
+    assert original.insert_id == changed.insert_id == rebuilt.insert_id
+
+
+def test_freeze_converts_datetimes_and_enum_subclasses() -> None:
+    import datetime
+    import enum
+
+    class Plan(str, enum.Enum):  # noqa: UP042 (the pre-3.11 idiom users still write)
+        PRO = "pro"
+
+    frozen = freeze({"d": datetime.datetime(2021, 1, 2, 3, 4, 5), "p": Plan.PRO}, "x")
+    assert frozen == {"d": "2021-01-02T03:04:05", "p": "pro"}
+    assert type(frozen["p"]) is str

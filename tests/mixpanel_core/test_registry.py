@@ -1,0 +1,91 @@
+"""Third-party transports and plugins are found through entry points, exactly like ours.
+
+The test writes a tiny installed distribution (a ``.dist-info`` with ``entry_points.txt``
+plus its module) into a directory on ``sys.path``; importlib.metadata then sees it as it
+would see anything pip installed.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mixpanel_core import Mixpanel
+from mixpanel_core.cli import main
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, discover, distribution_of
+
+
+@pytest.fixture
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "acme_mixpanel.py").write_text(
+        textwrap.dedent(
+            """
+            from mixpanel_core import hookimpl
+            from transports.memory import MemoryTransport
+
+            class Stamp:
+                @classmethod
+                def from_config(cls, context):
+                    return cls(context.options.get("value", "stamped"))
+
+                def __init__(self, value):
+                    self.value = value
+
+                @hookimpl
+                def mixpanel_enrich(self, message):
+                    if message.kind == "event":
+                        return message.with_properties({"acme": self.value})
+                    return None
+
+            class AcmeTransport(MemoryTransport):
+                pass
+            """
+        )
+    )
+    dist_info = tmp_path / "acme_mixpanel-1.2.3.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-mixpanel\nVersion: 1.2.3\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "[mixpanel_core.plugins]\nstamp = acme_mixpanel:Stamp\n\n"
+        "[mixpanel_core.transports]\nacme = acme_mixpanel:AcmeTransport\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("acme_mixpanel", None)
+
+
+def test_builtins_are_registered_by_entry_point() -> None:
+    assert {"console", "memory"} <= set(discover(TRANSPORT_GROUP))
+    plugins = discover(PLUGIN_GROUP)
+    assert {"mixpanel_limits", "super_properties", "router", "redaction"} <= set(plugins)
+    assert distribution_of(plugins["router"]).startswith("mixpanel-core ")
+
+
+def test_third_party_plugin_and_transport_are_discovered_and_used(third_party: Path) -> None:
+    config = config_from_mapping(
+        {
+            "plugins": {"enabled": ["stamp"], "stamp": {"value": "v1"}},
+            "transports": {"out": {"type": "acme"}},
+        }
+    )
+    client = Mixpanel("token", config=config)
+    client.track("u-1", "E")
+    transport = client.pipeline.transport("out")
+    assert type(transport).__name__ == "AcmeTransport"
+    assert transport.records()[0]["properties"]["acme"] == "v1"  # type: ignore[attr-defined]
+
+
+def test_plugins_command_lists_third_party_with_its_distribution(
+    third_party: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "acme_mixpanel:AcmeTransport" in out
+    assert "acme-mixpanel 1.2.3" in out
+    assert "transports.console:ConsoleTransport" in out
