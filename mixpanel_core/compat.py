@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixpanel_core.client import Mixpanel as _CoreMixpanel
 from mixpanel_core.config import Config
@@ -19,6 +19,9 @@ from mixpanel_core.errors import DeliveryError, MixpanelCoreError
 from mixpanel_core.frozen import DATETIME_FORMAT, JSONValue, format_datetime
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
+
+if TYPE_CHECKING:  # imported lazily below: they bring in the HTTP machinery
+    from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
 
 
 class DatetimeSerializer(json.JSONEncoder):
@@ -127,15 +130,17 @@ class Mixpanel(_CoreMixpanel):
 
 
 def __getattr__(name: str) -> Any:
-    # Consumer and BufferedConsumer live with the HTTP machinery; import them only when asked.
+    # compat_consumers imports this module, so it can only be imported once this one exists.
     if name in ("Consumer", "BufferedConsumer"):
-        from mixpanel_core import compat_consumers  # type: ignore[attr-defined]
+        from mixpanel_core import compat_consumers
 
         return getattr(compat_consumers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "BufferedConsumer",
+    "Consumer",
     "DatetimeSerializer",
     "Mixpanel",
     "MixpanelException",
