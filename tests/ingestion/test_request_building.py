@@ -1,0 +1,154 @@
+"""Request building, checked without a server: bodies, query strings, auth headers."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import random
+import urllib.parse
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from mixpanel_core.frozen import freeze
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.formencode import quote
+from mixpanel_core.messages import ImportAuth, ImportEvent, Message
+from mixpanel_core.secrets import Secret
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import event, import_event
+
+
+class FakeResponse:
+    status_code = 200
+    headers: dict[str, str] = {}  # noqa: RUF012
+    content = b'{"status": 1, "error": null}'
+
+
+class FakeSession:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def post(self, url: str, **kwargs: Any) -> FakeResponse:
+        self.calls.append({"url": url, **kwargs})
+        return FakeResponse()
+
+
+def client_with_fake(
+    settings: MixpanelSettings, options: HttpOptions | None = None
+) -> tuple[IngestionClient, FakeSession]:
+    client = IngestionClient(settings, options)
+    fake = FakeSession()
+    client._session = lambda: fake  # type: ignore[assignment,method-assign,return-value]
+    return client, fake
+
+
+def basic_user(header: str) -> tuple[str, str]:
+    user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+    return user, password
+
+
+def test_track_body_is_form_encoded_like_the_official_client() -> None:
+    """data= carries the JSON array, with verbose=1 and ip=0, to https://HOST/track."""
+    client, fake = client_with_fake(MixpanelSettings(api_host="api-eu.mixpanel.com"))
+    messages = [event(city="Zürich & co"), event()]
+    client.send_batch("track", messages)
+    call = fake.calls[0]
+    assert call["url"] == "https://api-eu.mixpanel.com/track"
+    assert call["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    form = urllib.parse.parse_qs(call["data"].decode(), strict_parsing=True)
+    assert form["verbose"] == ["1"]
+    assert form["ip"] == ["0"]
+    assert orjson.loads(form["data"][0]) == [orjson.loads(orjson.dumps(m.record)) for m in messages]
+    assert call["timeout"] == (5.0, 30.0)
+    assert call["verify"] is True
+
+
+def test_quote_matches_urllib_on_any_text() -> None:
+    """The fast form encoder escapes exactly like quote(safe='') for ASCII and Unicode."""
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(32, 127)] + list("éß中😀\u2028")
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert quote(text.encode()).decode() == urllib.parse.quote(text.encode(), safe="")
+
+
+def test_import_uses_service_account_and_project_id() -> None:
+    """/import: JSON array, strict=1, Basic with the service account, ?project_id=."""
+    settings = MixpanelSettings(
+        service_account_username="sa-user",
+        service_account_secret=Secret("sa-secret"),
+        project_id="12345",
+        api_secret=Secret("ignored"),
+    )
+    client, fake = client_with_fake(settings)
+    message = import_event()
+    client.send_batch("import", [message])
+    call = fake.calls[0]
+    assert call["url"] == "https://api.mixpanel.com/import"
+    assert call["params"] == {"strict": "1", "project_id": "12345"}
+    assert call["headers"]["Content-Type"] == "application/json"
+    assert basic_user(call["headers"]["Authorization"]) == ("sa-user", "sa-secret")
+    assert orjson.loads(call["data"]) == [orjson.loads(orjson.dumps(message.record))]
+
+
+def test_import_secret_given_with_the_call_beats_the_configured_one() -> None:
+    client, fake = client_with_fake(MixpanelSettings(api_secret=Secret("configured")))
+    plain = import_event()
+    record = freeze(dict(import_event().record), "import")
+    per_call = ImportEvent(record, ImportAuth("key", Secret("per-call")))
+    client.send_batch("import", [plain, per_call])
+    users = sorted(basic_user(c["headers"]["Authorization"]) for c in fake.calls)
+    assert users == [("configured", ""), ("per-call", "")]
+    assert all("project_id" not in c["params"] for c in fake.calls)
+
+
+def test_import_falls_back_to_the_token_in_the_record() -> None:
+    client, fake = client_with_fake(MixpanelSettings())
+    client.send_batch("import", [import_event()])
+    assert basic_user(fake.calls[0]["headers"]["Authorization"]) == ("emulator-token", "")
+
+
+def test_gzip_and_ndjson() -> None:
+    """gzip compresses the body and says so; ndjson sends one record a line."""
+    options = HttpOptions(gzip=True, import_format="ndjson", strict=False)
+    client, fake = client_with_fake(MixpanelSettings(token="t"), options)
+    messages: list[Message] = [import_event(), import_event()]
+    client.send_batch("import", messages)
+    call = fake.calls[0]
+    assert call["headers"]["Content-Encoding"] == "gzip"
+    assert call["headers"]["Content-Type"] == "application/x-ndjson"
+    assert "strict" not in call["params"]
+    lines = gzip.decompress(call["data"]).splitlines()
+    assert [orjson.loads(line) for line in lines] == [
+        orjson.loads(orjson.dumps(m.record)) for m in messages
+    ]
+
+
+def test_secrets_never_appear_in_reprs() -> None:
+    settings = MixpanelSettings(api_secret=Secret("s3cr3t"), service_account_secret=Secret("s4"))
+    client = IngestionClient(settings)
+    assert "s3cr3t" not in repr(settings)
+    assert "s3cr3t" not in repr(client._credentials)
+
+
+def test_connection_errors_do_not_leak_through_unclassified() -> None:
+    """A requests exception other than a network failure ends as FAILED, not an exception."""
+    client, fake = client_with_fake(MixpanelSettings())
+
+    def broken(url: str, **kwargs: Any) -> FakeResponse:
+        raise requests.exceptions.InvalidHeader("bad header")
+
+    fake.post = broken  # type: ignore[method-assign]
+    result = client.send_batch("track", [event()])
+    assert result.failed
+    assert "InvalidHeader" in (result.failed[0].reason or "")
+
+
+@pytest.mark.parametrize("read_timeout", [0.0, -1.0])
+def test_timeouts_can_not_be_unbounded(read_timeout: float) -> None:
+    with pytest.raises(ValueError, match="read_timeout"):
+        HttpOptions(read_timeout=read_timeout)

@@ -1,0 +1,131 @@
+"""Classification, retry policy, batching and endpoint resolution, each on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.ingestion import (
+    RetryPolicy,
+    Verdict,
+    batches,
+    endpoint_urls,
+    split_encoded,
+    wire_format,
+)
+from mixpanel_core.ingestion.classify import classify_response, parse_retry_after
+from mixpanel_core.messages import GroupUpdate
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import event, import_event, profile
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status", "body", "verdict"),
+    [
+        ("track", 200, b'{"status": 1, "error": null}', Verdict.ACCEPTED),
+        ("track", 200, b"1", Verdict.ACCEPTED),
+        ("track", 200, b'{"status": 0, "error": "bad token"}', Verdict.REJECTED),
+        ("track", 200, b"0", Verdict.REJECTED),
+        (
+            "import",
+            200,
+            b'{"code": 200, "status": "OK", "num_records_imported": 2}',
+            Verdict.ACCEPTED,
+        ),
+        ("import", 400, b'{"code": 400, "error": "bad json"}', Verdict.REJECTED),
+        ("import", 401, b'{"error": "Invalid credentials"}', Verdict.AUTH),
+        ("import", 403, b"", Verdict.AUTH),
+        ("import", 413, b'{"code": 413, "error": "request exceeds max limit"}', Verdict.TOO_LARGE),
+        ("track", 429, b"", Verdict.RETRY),
+        ("track", 500, b"", Verdict.RETRY),
+        ("engage", 503, b"oops", Verdict.RETRY),
+        ("groups", 404, b"", Verdict.REJECTED),
+    ],
+)
+def test_classify_each_answer(endpoint: str, status: int, body: bytes, verdict: Verdict) -> None:
+    assert classify_response(endpoint, status, body, {}).verdict is verdict
+
+
+def test_strict_400_names_failed_records_by_index_with_either_insert_id_key() -> None:
+    body = (
+        b'{"code": 400, "error": "some failed", "num_records_imported": 1, "failed_records": ['
+        b'{"index": 0, "insert_id": "a", "field": "properties.time", "message": "too old"},'
+        b'{"index": 2, "$insert_id": "c", "field": "properties.distinct_id", "message": "x"}]}'
+    )
+    outcome = classify_response("import", 400, body, {})
+    assert outcome.verdict is Verdict.PARTIAL
+    assert [(f.index, f.insert_id, f.field) for f in outcome.failures] == [
+        (0, "a", "properties.time"),
+        (2, "c", "properties.distinct_id"),
+    ]
+
+
+def test_retry_after_seconds_and_dates() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert classify_response("track", 429, b"", {"Retry-After": "3"}).retry_after == 3.0
+
+
+def test_rate_limit_schedule_starts_near_2s_and_doubles_to_60s() -> None:
+    policy = RetryPolicy()
+    lows = [policy.delay(n, rate_limited=True, rand=lambda: 0.0) for n in range(1, 9)]
+    highs = [policy.delay(n, rate_limited=True, rand=lambda: 1.0) for n in range(1, 9)]
+    assert highs == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert lows == [h / 2 for h in highs]
+
+
+def test_server_errors_back_off_from_base_to_cap_and_retry_after_is_a_floor() -> None:
+    policy = RetryPolicy(base=0.5, cap=4.0)
+    assert [policy.delay(n, rand=lambda: 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert policy.delay(1, retry_after=10.0, rand=lambda: 1.0) == 10.0
+
+
+def test_budget_and_deadline_bound_the_remaining_time() -> None:
+    policy = RetryPolicy(budget=10.0)
+    assert policy.remaining(started=100.0, now=104.0) == 6.0
+    assert policy.remaining(started=100.0, now=104.0, deadline=105.0) == 1.0
+
+
+def test_batches_stay_within_record_limits() -> None:
+    sizes = [len(b) for b in batches("track", [event() for _ in range(4500)])]
+    assert sizes == [2000, 2000, 500]
+    groups = [profile(GroupUpdate, n) for n in range(450)]
+    assert [len(b) for b in batches("groups", groups)] == [200, 200, 50]
+
+
+def test_batches_stay_within_the_byte_budget_exactly() -> None:
+    """The size the batcher computes is the size of the body actually sent."""
+    fmt = wire_format("track")
+    items = fmt.encode_messages([event(padding="x" * 300) for _ in range(100)])
+    for batch in split_encoded(items, fmt, max_bytes=5000, max_records=2000):
+        body = fmt.body(batch)
+        assert len(body) <= 5000 or len(batch) == 1
+        assert len(body) == fmt.body_size(sum(len(i.data) for i in batch), len(batch))
+    assert sum(len(b) for b in split_encoded(items, fmt, 5000, 2000)) == 100
+
+
+def test_a_record_bigger_than_the_budget_gets_a_request_of_its_own() -> None:
+    messages = [import_event(), import_event(blob="y" * 10_000), import_event()]
+    assert [len(b) for b in batches("import", messages, max_bytes=2000)] == [1, 1, 1]
+
+
+def test_endpoint_urls_from_host_base_url_and_overrides() -> None:
+    urls = endpoint_urls(MixpanelSettings(api_host="api-in.mixpanel.com"))
+    assert urls["import"] == "https://api-in.mixpanel.com/import"
+    urls = endpoint_urls(
+        MixpanelSettings(api_host="http://127.0.0.1:8080/", urls={"track": "https://proxy/t"})
+    )
+    assert urls["engage"] == "http://127.0.0.1:8080/engage"
+    assert urls["track"] == "https://proxy/t"
+
+
+def test_plain_http_off_loopback_needs_explicit_permission() -> None:
+    with pytest.raises(ConfigError, match=r"mixpanel\.api_host.*allow_insecure_http"):
+        endpoint_urls(MixpanelSettings(api_host="http://10.0.0.5:8080"))
+    with pytest.raises(ConfigError, match=r"mixpanel\.urls\.groups"):
+        endpoint_urls(MixpanelSettings(urls={"groups": "http://proxy.internal/groups"}))
+    allowed = MixpanelSettings(api_host="http://10.0.0.5:8080", allow_insecure_http=True)
+    assert endpoint_urls(allowed)["track"] == "http://10.0.0.5:8080/track"
+    assert endpoint_urls(MixpanelSettings(api_host="http://[::1]:9"))["track"]

@@ -1,0 +1,90 @@
+"""The official consumers as drop-ins: same constructor, endpoints, flush and exception."""
+
+from __future__ import annotations
+
+import mixpanel
+import pytest
+
+from mixpanel_core import Mixpanel as CoreMixpanel
+from mixpanel_core.compat import MixpanelException, ServiceAccountCredentials
+from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
+from mixpanel_core.emulator import Emulator
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "emulator-token"
+
+
+def test_the_official_client_sends_through_our_buffered_consumer(
+    mixpanel_emulator: Emulator,
+) -> None:
+    consumer = BufferedConsumer(max_size=100, api_host=mixpanel_emulator.base_url)
+    mp = mixpanel.Mixpanel(TOKEN, consumer=consumer)
+    for i in range(250):
+        mp.track(f"user-{i}", "signup", {"plan": "pro"})
+    mp.people_set("user-1", {"plan": "pro"})
+    mp.group_set("company", "acme", {"size": 5})
+    assert mixpanel_emulator.client.stats()["accepted"]["track"] == 200  # two full buffers
+    consumer.flush()
+    accepted = mixpanel_emulator.client.stats()["accepted"]
+    assert (accepted["track"], accepted["engage"], accepted["groups"]) == (250, 1, 1)
+
+
+def test_consumer_sends_each_message_at_once_with_every_import_credential(
+    mixpanel_emulator: Emulator,
+) -> None:
+    credentials = ServiceAccountCredentials("sa-user", "sa-secret", "12345")
+    with_account = mixpanel.Mixpanel(
+        TOKEN, consumer=Consumer(api_host=mixpanel_emulator.base_url, credentials=credentials)
+    )
+    with_account.import_data(TOKEN, "user-1", "old", 1_700_000_000)
+    plain = mixpanel.Mixpanel(TOKEN, consumer=Consumer(api_host=mixpanel_emulator.base_url))
+    plain.import_data(TOKEN, "user-1", "old", 1_700_000_000, api_secret="emulator-secret")
+    plain.track("user-1", "now")
+    accepted = mixpanel_emulator.client.stats()["accepted"]
+    assert (accepted["import"], accepted["track"]) == (2, 1)
+
+
+def test_an_unknown_endpoint_raises_mixpanel_exception() -> None:
+    with pytest.raises(MixpanelException, match='No such endpoint "bogus"'):
+        Consumer().send("bogus", "{}")
+
+
+def test_refused_credentials_raise_mixpanel_exception_without_the_secret(
+    mixpanel_emulator: Emulator,
+) -> None:
+    consumer = Consumer(api_host=mixpanel_emulator.base_url)
+    record = (
+        '{"event": "x", "properties": {"distinct_id": "u", "time": 1700000000, '
+        '"$insert_id": "abc", "token": "emulator-token"}}'
+    )
+    with pytest.raises(MixpanelException, match="api secret") as caught:
+        consumer.send("imports", record, api_secret="wrong-secret-123")
+    assert "wrong-secret-123" not in str(caught.value)
+
+
+def test_a_failed_flush_raises_with_message_and_endpoint_and_keeps_what_failed(
+    mixpanel_emulator: Emulator,
+) -> None:
+    consumer = BufferedConsumer(max_size=10, api_host=mixpanel_emulator.base_url, retry_limit=0)
+    mp = mixpanel.Mixpanel(TOKEN, consumer=consumer)
+    for i in range(3):
+        mp.track(f"user-{i}", "signup")
+    mixpanel_emulator.client.fail_next(1, 503)
+    with pytest.raises(MixpanelException) as caught:
+        consumer.flush()
+    assert caught.value.endpoint == "events"
+    assert caught.value.message is not None
+    assert caught.value.message.startswith("[")
+    assert caught.value.message.count('"signup"') == 3
+    consumer.flush()  # the failed records were kept and go now
+    assert len(mixpanel_emulator.client.insert_ids("track")) == 3
+
+
+def test_our_client_takes_the_drop_in_consumer_too(mixpanel_emulator: Emulator) -> None:
+    consumer = BufferedConsumer(api_host=mixpanel_emulator.base_url)
+    with CoreMixpanel(TOKEN, consumer) as mp:
+        mp.track("user-1", "signup")
+        mp.people_set("user-1", {"plan": "pro"})
+    accepted = mixpanel_emulator.client.stats()["accepted"]
+    assert (accepted["track"], accepted["engage"]) == (1, 1)

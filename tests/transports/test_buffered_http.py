@@ -1,0 +1,318 @@
+"""The ``buffered_http`` transport: enqueue, batch, retry, drop by policy, flush, fork, exit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.emulator import Emulator, EmulatorProcess
+from mixpanel_core.errors import QueueFullError, TransportError
+from mixpanel_core.frozen import freeze
+from mixpanel_core.messages import Event, Message
+from mixpanel_core.settings import MixpanelSettings
+from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
+
+pytestmark = pytest.mark.integration
+
+_FAST = {
+    "backoff_base": 0.001,
+    "backoff_cap": 0.002,
+    "rate_limit_base": 0.001,
+    "rate_limit_cap": 0.002,
+    "linger": 0.01,
+    "exit_timeout": 0.0,
+}
+
+
+def make_event(tag: str, n: int, cls: type[Event] = Event, **props: object) -> Event:
+    record = {
+        "event": "e",
+        "properties": {
+            "token": "emulator-token",
+            "distinct_id": f"u{n}",
+            "time": time.time() - 10,
+            "$insert_id": f"{tag.replace('_', '-')}-{n:012d}",
+            **props,
+        },
+    }
+    return cls(freeze(record, cls.kind))
+
+
+def transport_for(
+    emulator: Emulator | EmulatorProcess,
+    reports: list[DeliveryReport] | None = None,
+    **options: object,
+) -> BufferedHttpTransport:
+    settings = MixpanelSettings(api_host=emulator.base_url, token="emulator-token")
+    opts = BufferedHttpOptions(**{**_FAST, **options})  # type: ignore[arg-type]
+    report = reports.append if reports is not None else (lambda r: None)
+    return BufferedHttpTransport(settings, opts, name="buffered", report=report)
+
+
+def wait_for_stalled_request(emulator: Emulator) -> None:
+    """Until the sender's first request is held by the stalled emulator (bounded poll)."""
+    deadline = time.monotonic() + 10
+    while emulator.client.faults()["stalled_requests"] < 1:
+        assert time.monotonic() < deadline, "the sender never reached the emulator"
+        time.sleep(0.005)
+
+
+def test_send_only_enqueues_and_flush_delivers_in_batches(mixpanel_emulator: Emulator) -> None:
+    reports: list[DeliveryReport] = []
+    transport = transport_for(mixpanel_emulator, reports, linger=0.5)
+    messages = [make_event("batch", i) for i in range(5000)]
+    for message in messages:
+        transport.send(message)
+    assert transport.flush(30) == []
+    assert sorted(mixpanel_emulator.client.insert_ids("track")) == sorted(
+        m.insert_id for m in messages
+    )
+    assert sum(mixpanel_emulator.client.stats()["requests"]["track"].values()) <= 5
+    assert len(reports) == 5000
+    assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
+    transport.close()
+
+
+def test_bursts_of_429_and_500_lose_nothing_and_duplicate_nothing(
+    mixpanel_emulator: Emulator,
+) -> None:
+    mixpanel_emulator.client.fail_fraction(0.6, (429, 500, 503), seed=11)
+    transport = transport_for(mixpanel_emulator, max_batch_records=50)
+    messages = [make_event("burst", i) for i in range(2000)]
+    for message in messages:
+        transport.send(message)
+    assert transport.close(60) == []
+    received = mixpanel_emulator.client.insert_ids("track")
+    assert len(received) == len(set(received)) == 2000
+    assert "429" in mixpanel_emulator.client.stats()["requests"]["track"]
+
+
+def test_sixteen_threads_sending_at_once_lose_nothing(mixpanel_emulator: Emulator) -> None:
+    transport = transport_for(mixpanel_emulator, max_queue_messages=1000)
+    errors: list[BaseException] = []
+
+    def produce(thread: int) -> None:
+        try:
+            for i in range(500):
+                transport.send(make_event(f"t{thread:02d}", i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert transport.close(60) == []
+    received = mixpanel_emulator.client.insert_ids("track")
+    assert len(received) == len(set(received)) == 16 * 500
+    assert transport.dropped == 0
+
+
+def _fill_while_stalled(
+    emulator: Emulator, when_full: str, reports: list[DeliveryReport]
+) -> tuple[BufferedHttpTransport, list[Message]]:
+    """One message in flight (held by the stalled emulator), then 7 more into a queue of 5."""
+    transport = transport_for(
+        emulator,
+        reports,
+        when_full=when_full,
+        max_queue_messages=5,
+        max_batch_records=1,
+        linger=0.0,
+        block_timeout=0.05,
+    )
+    emulator.client.stall()
+    messages = [make_event(when_full, i) for i in range(8)]
+    transport.send(messages[0])
+    wait_for_stalled_request(emulator)
+    for message in messages[1:]:
+        if when_full == "block":
+            with contextlib.suppress(QueueFullError):
+                transport.send(message)
+        else:
+            transport.send(message)
+    return transport, messages
+
+
+@pytest.mark.parametrize(
+    ("when_full", "dropped", "delivered"),
+    [
+        ("drop_newest", [6, 7], [0, 1, 2, 3, 4, 5]),
+        ("drop_oldest", [1, 2], [0, 3, 4, 5, 6, 7]),
+        ("block", [6, 7], [0, 1, 2, 3, 4, 5]),
+    ],
+)
+def test_a_full_queue_obeys_its_policy_and_reports_every_drop(
+    mixpanel_emulator: Emulator, when_full: str, dropped: list[int], delivered: list[int]
+) -> None:
+    reports: list[DeliveryReport] = []
+    transport, messages = _fill_while_stalled(mixpanel_emulator, when_full, reports)
+    assert transport.dropped == 2
+    drops = [r for r in reports if r.status is DeliveryStatus.DROPPED]
+    assert [r.message for r in drops] == [messages[i] for i in dropped]
+    assert all("full" in (r.reason or "") for r in drops)
+    mixpanel_emulator.client.release()
+    assert transport.close(30) == []
+    assert sorted(mixpanel_emulator.client.insert_ids("track")) == sorted(
+        messages[i].insert_id for i in delivered
+    )
+
+
+def test_block_waits_for_room_when_the_queue_drains(mixpanel_emulator: Emulator) -> None:
+    transport = transport_for(
+        mixpanel_emulator, max_queue_messages=1, max_batch_records=1, linger=0.0, block_timeout=30
+    )
+    mixpanel_emulator.client.stall()
+    transport.send(make_event("room", 0))
+    wait_for_stalled_request(mixpanel_emulator)
+    transport.send(make_event("room", 1))  # fills the queue
+    blocked = threading.Thread(target=transport.send, args=(make_event("room", 2),))
+    blocked.start()
+    mixpanel_emulator.client.release()
+    blocked.join(30)
+    assert not blocked.is_alive()
+    assert transport.close(30) == []
+    assert len(mixpanel_emulator.client.insert_ids("track")) == 3
+
+
+def test_flush_returns_what_is_not_delivered_in_time_and_keeps_it(
+    mixpanel_emulator: Emulator,
+) -> None:
+    transport = transport_for(mixpanel_emulator)
+    mixpanel_emulator.client.stall()
+    messages = [make_event("late", i) for i in range(10)]
+    for message in messages:
+        transport.send(message)
+    assert sorted(m.insert_id or "" for m in transport.flush(0.2)) == sorted(
+        m.insert_id or "" for m in messages
+    )
+    mixpanel_emulator.client.release()
+    assert transport.flush(30) == []
+    assert len(mixpanel_emulator.client.insert_ids("track")) == 10
+
+
+def test_close_gives_up_within_its_bound_and_dead_letters_the_rest(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    transport = transport_for(
+        mixpanel_emulator, reports, dead_letter_path=str(dead), read_timeout=30.0
+    )
+    mixpanel_emulator.client.stall()
+    for i in range(3):
+        transport.send(make_event("closing", i))
+    left = transport.close(0.3)
+    assert len(left) == 3
+    assert [r.status for r in reports] == [DeliveryStatus.FAILED] * 3
+    lines = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert [line["record"]["properties"]["$insert_id"] for line in lines] == [
+        f"closing-{i:012d}" for i in range(3)
+    ]
+    assert all("close()" in line["reason"] for line in lines)
+    with pytest.raises(TransportError, match="closed"):
+        transport.send(make_event("closing", 9))
+    assert transport.close() == []
+    mixpanel_emulator.client.release()
+
+
+def test_records_failed_after_the_budget_go_to_the_dead_letter_file(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    dead = tmp_path / "nested" / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    transport = transport_for(
+        mixpanel_emulator, reports, dead_letter_path=str(dead), retry_budget=0.0
+    )
+    mixpanel_emulator.client.fail_next(1, 503)
+    good = make_event("dl", 1)
+    transport.send(good)
+    assert transport.flush(30) == []
+    transport.close(30)
+    (line,) = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert line["endpoint"] == "track"
+    assert line["status"] == "failed"
+    assert "503" in line["reason"]
+    assert line["record"]["properties"]["$insert_id"] == good.insert_id
+    assert reports[0].status is DeliveryStatus.FAILED
+
+
+def test_a_forked_child_delivers_its_own_events_and_not_the_parents(tmp_path: Path) -> None:
+    with EmulatorProcess() as emulator:
+        transport = transport_for(emulator)
+        transport.send(make_event("parent", 0))
+        assert transport.flush(30) == []
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                for i in range(20):
+                    transport.send(make_event("child", i))
+                code = 0 if transport.flush(30) == [] else 2
+            finally:
+                os._exit(code)
+        transport.send(make_event("parent", 1))
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert transport.close(30) == []
+        received = emulator.client.insert_ids("track")
+        assert len(received) == len(set(received)) == 22
+        assert sum(1 for r in received if r.startswith("child-")) == 20
+
+
+def _run_exiting_program(base_url: str, exit_timeout: float, dead: Path) -> int:
+    program = textwrap.dedent(
+        f"""
+        import time
+        from mixpanel_core.frozen import freeze
+        from mixpanel_core.messages import Event
+        from mixpanel_core.settings import MixpanelSettings
+        from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
+
+        settings = MixpanelSettings(api_host={base_url!r})
+        options = BufferedHttpOptions(
+            linger=600.0, exit_timeout={exit_timeout}, read_timeout=60.0,
+            dead_letter_path={str(dead)!r},
+        )
+        transport = BufferedHttpTransport(settings, options)
+        for i in range(100):
+            record = {{"event": "e", "properties": {{"token": "emulator-token",
+                "distinct_id": "u", "time": time.time(), "$insert_id": f"exit-{{i:08d}}"}}}}
+            transport.send(Event(freeze(record, "event")))
+        # no flush, no close: the interpreter's exit must deliver them
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], timeout=60, check=False)
+    return done.returncode
+
+
+def test_interpreter_exit_flushes_what_is_queued(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    code = _run_exiting_program(mixpanel_emulator.base_url, 10.0, tmp_path / "dead.jsonl")
+    assert code == 0
+    assert len(set(mixpanel_emulator.client.insert_ids("track"))) == 100
+
+
+def test_interpreter_exit_is_bounded_when_mixpanel_does_not_answer(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    """With the emulator stalled, exit still happens (bounded) and nothing vanishes."""
+    dead = tmp_path / "dead.jsonl"
+    mixpanel_emulator.client.stall()
+    code = _run_exiting_program(mixpanel_emulator.base_url, 0.5, dead)
+    assert code == 0
+    assert len(dead.read_bytes().splitlines()) == 100
+    mixpanel_emulator.client.release()
