@@ -75,7 +75,7 @@ def classify_response(
         return Classification(
             Verdict.RETRY,
             status,
-            _error_text(body) or f"HTTP {status}",
+            f"HTTP {status}: {_error_text(body) or 'no details'}",
             parse_retry_after(headers.get("Retry-After")),
         )
     parsed = _json(body)
