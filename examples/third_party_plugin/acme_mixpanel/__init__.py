@@ -1,0 +1,1 @@
+"""acme-mixpanel: a tenant plugin and a JSON-lines file transport for mixpanel-core."""
