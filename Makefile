@@ -27,6 +27,9 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	$(BIN)/python examples/simple_event.py
 
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
