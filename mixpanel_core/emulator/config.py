@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from mixpanel_core.errors import MixpanelCoreError
 
@@ -55,3 +57,52 @@ class EmulatorConfig:
     def records_limit(self, endpoint: str) -> int:
         """How many records one request to ``endpoint`` may carry."""
         return self.max_group_records if endpoint == "groups" else self.max_records
+
+
+class EmulatorArguments:
+    """The constructor ``Emulator`` and ``EmulatorProcess`` share: each setting as an argument,
+    gathered into ``self.config``; ``from_config`` starts from a ready ``EmulatorConfig``."""
+
+    config: EmulatorConfig
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        api_secret: str | None = DEFAULT_API_SECRET,
+        service_account: tuple[str, str] | None = DEFAULT_SERVICE_ACCOUNT,
+        project_id: str | int = DEFAULT_PROJECT_ID,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        record_file: str | Path | None = None,
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_group_records: int = DEFAULT_MAX_GROUP_RECORDS,
+        keep_records: bool = True,
+    ) -> None:
+        self._configure(
+            EmulatorConfig(
+                host=host,
+                port=port,
+                tokens=tuple(tokens),
+                api_secret=api_secret,
+                service_account=service_account,
+                project_id=str(project_id),
+                max_body_bytes=max_body_bytes,
+                record_file=Path(record_file) if record_file is not None else None,
+                max_records=max_records,
+                max_group_records=max_group_records,
+                keep_records=keep_records,
+            )
+        )
+
+    @classmethod
+    def from_config(cls, config: EmulatorConfig) -> Self:
+        """An instance with exactly ``config`` (as the CLI builds it)."""
+        instance = cls.__new__(cls)
+        instance._configure(config)
+        return instance
+
+    def _configure(self, config: EmulatorConfig) -> None:
+        """Set up from ``config``; subclasses extend this and call it first."""
+        self.config = config

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -12,17 +11,7 @@ import orjson
 
 from mixpanel_core.emulator.admin import AdminRoutes
 from mixpanel_core.emulator.client import EmulatorClient
-from mixpanel_core.emulator.config import (
-    DEFAULT_API_SECRET,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_GROUP_RECORDS,
-    DEFAULT_MAX_RECORDS,
-    DEFAULT_PROJECT_ID,
-    DEFAULT_SERVICE_ACCOUNT,
-    DEFAULT_TOKEN,
-    EmulatorConfig,
-    EmulatorError,
-)
+from mixpanel_core.emulator.config import EmulatorArguments, EmulatorConfig, EmulatorError
 from mixpanel_core.emulator.controls import EmulatorControls
 from mixpanel_core.emulator.faults import FaultPlan
 from mixpanel_core.emulator.ingest import IngestService
@@ -30,52 +19,16 @@ from mixpanel_core.emulator.server import EmulatorHTTPServer
 from mixpanel_core.emulator.store import RecordStore
 
 
-class Emulator(EmulatorControls):
+class Emulator(EmulatorArguments, EmulatorControls):
     """A real HTTP server on loopback that behaves like Mixpanel's ingestion API.
 
     ``start()`` binds and serves on daemon threads; ``stop()`` closes the port and every open
     connection. Records and stats survive ``stop()`` so a test can inspect them afterwards.
+    Constructor arguments: see ``EmulatorArguments`` (host, port, tokens, api_secret, ...).
     """
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        tokens: Iterable[str] = (DEFAULT_TOKEN,),
-        api_secret: str | None = DEFAULT_API_SECRET,
-        service_account: tuple[str, str] | None = DEFAULT_SERVICE_ACCOUNT,
-        project_id: str | int = DEFAULT_PROJECT_ID,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        record_file: str | Path | None = None,
-        *,
-        max_records: int = DEFAULT_MAX_RECORDS,
-        max_group_records: int = DEFAULT_MAX_GROUP_RECORDS,
-        keep_records: bool = True,
-    ) -> None:
-        config = EmulatorConfig(
-            host=host,
-            port=port,
-            tokens=tuple(tokens),
-            api_secret=api_secret,
-            service_account=service_account,
-            project_id=str(project_id),
-            max_body_bytes=max_body_bytes,
-            record_file=Path(record_file) if record_file is not None else None,
-            max_records=max_records,
-            max_group_records=max_group_records,
-            keep_records=keep_records,
-        )
-        self._setup(config)
-
-    @classmethod
-    def from_config(cls, config: EmulatorConfig) -> Emulator:
-        """An emulator with exactly ``config`` (as built by the CLI or EmulatorProcess)."""
-        emulator = cls.__new__(cls)
-        emulator._setup(config)
-        return emulator
-
-    def _setup(self, config: EmulatorConfig) -> None:
-        self.config = config
+    def _configure(self, config: EmulatorConfig) -> None:
+        super()._configure(config)
         self._store = RecordStore(keep_records=config.keep_records)
         self._faults = FaultPlan()
         self._admin_routes = AdminRoutes(self._store, self._faults)

@@ -9,62 +9,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Any
 
 from mixpanel_core.emulator.client import EmulatorClient
 from mixpanel_core.emulator.command import READY_PREFIX, config_to_args
-from mixpanel_core.emulator.config import (
-    DEFAULT_API_SECRET,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_GROUP_RECORDS,
-    DEFAULT_MAX_RECORDS,
-    DEFAULT_PROJECT_ID,
-    DEFAULT_SERVICE_ACCOUNT,
-    DEFAULT_TOKEN,
-    EmulatorConfig,
-    EmulatorError,
-)
+from mixpanel_core.emulator.config import EmulatorArguments, EmulatorConfig, EmulatorError
 from mixpanel_core.emulator.controls import EmulatorControls
 
 
-class EmulatorProcess(EmulatorControls):
-    """Runs ``python -m mixpanel_core.emulator`` as a child process; same arguments as Emulator.
+class EmulatorProcess(EmulatorArguments, EmulatorControls):
+    """Runs ``python -m mixpanel_core.emulator`` as a child; same arguments as ``Emulator``.
 
     A subprocess (not multiprocessing) so that starting it never re-imports the caller's
     ``__main__``, and secrets reach it through the environment, not the command line.
     """
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        tokens: Iterable[str] = (DEFAULT_TOKEN,),
-        api_secret: str | None = DEFAULT_API_SECRET,
-        service_account: tuple[str, str] | None = DEFAULT_SERVICE_ACCOUNT,
-        project_id: str | int = DEFAULT_PROJECT_ID,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        record_file: str | Path | None = None,
-        *,
-        max_records: int = DEFAULT_MAX_RECORDS,
-        max_group_records: int = DEFAULT_MAX_GROUP_RECORDS,
-        keep_records: bool = True,
-    ) -> None:
-        self.config = EmulatorConfig(
-            host=host,
-            port=port,
-            tokens=tuple(tokens),
-            api_secret=api_secret,
-            service_account=service_account,
-            project_id=str(project_id),
-            max_body_bytes=max_body_bytes,
-            record_file=Path(record_file) if record_file is not None else None,
-            max_records=max_records,
-            max_group_records=max_group_records,
-            keep_records=keep_records,
-        )
+    def _configure(self, config: EmulatorConfig) -> None:
+        super()._configure(config)
         self._process: subprocess.Popen[str] | None = None
         self._base_url: str | None = None
         self._client: EmulatorClient | None = None
