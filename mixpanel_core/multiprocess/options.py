@@ -7,10 +7,10 @@ from typing import Literal
 
 import attrs
 
+from mixpanel_core.buffering import WhenFull
 from mixpanel_core.schema import setting
 
 StartMethod = Literal["spawn", "fork", "forkserver"]
-FullQueuePolicy = Literal["block", "drop_newest", "drop_oldest"]
 
 
 @attrs.frozen
@@ -31,10 +31,10 @@ class MultiprocessingQueueOptions:
         doc="How the sender process is started: `spawn`, `fork` or `forkserver`. Workers may "
         "use any start method: the shared queue works with all three.",
     )
-    queue_size: int = setting(
+    max_queue_messages: int = setting(
         100_000,
         doc="Messages that may wait between the producers and the sender, counted in whole "
-        "batches (`queue_size / batch_size` batches, at least one).",
+        "batches (`max_queue_messages / batch_size` batches, at least one).",
     )
     batch_size: int = setting(
         500,
@@ -44,11 +44,11 @@ class MultiprocessingQueueOptions:
         0.05,
         doc="Seconds a partial batch may wait in a producer before it is queued anyway.",
     )
-    full_queue_policy: FullQueuePolicy = setting(
+    when_full: WhenFull = setting(
         "block",
-        doc="When the queue is full: `block` the producer for up to `block_timeout` seconds "
-        "(then `QueueFullError`), `drop_newest` (the batch being queued) or `drop_oldest` (the "
-        "batch that waited longest). Dropped messages are reported `dropped`.",
+        doc="The full-queue policy, as for `buffered_http`: `block` the producer for up to "
+        "`block_timeout` seconds (then `QueueFullError`), `drop_newest` (the batch being "
+        "queued) or `drop_oldest` (the batch that waited longest). Drops are reported DROPPED.",
     )
     block_timeout: float = setting(
         10.0,
@@ -76,16 +76,13 @@ class MultiprocessingQueueOptions:
     )
 
     def __attrs_post_init__(self) -> None:
-        for name in ("queue_size", "batch_size", "linger", "block_timeout", "check_interval"):
+        positive = ("max_queue_messages", "batch_size", "linger", "block_timeout")
+        for name in (*positive, "check_interval", "shutdown_timeout"):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be greater than 0, not {value!r}")
-        if self.shutdown_timeout <= 0:
-            raise ValueError(
-                f"shutdown_timeout must be greater than 0, not {self.shutdown_timeout}"
-            )
 
     @property
     def queue_batches(self) -> int:
         """The queue's bound in batches."""
-        return max(1, math.ceil(self.queue_size / self.batch_size))
+        return max(1, math.ceil(self.max_queue_messages / self.batch_size))

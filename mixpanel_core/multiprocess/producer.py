@@ -133,7 +133,7 @@ class FrameProducer:
             if self._sender_gone or not self._channel.sender_alive():
                 return self._deliver_elsewhere(messages, raising)
             frame = encode_frame(lines)
-            policy = self._options.full_queue_policy
+            policy = self._options.when_full
             if policy == "block":
                 return self._put_blocking(frame, messages, raising)
             if policy == "drop_newest":
@@ -156,7 +156,7 @@ class FrameProducer:
         if raising:
             raise QueueFullError(
                 f"{self._context.path}: {reason}; {len(messages)} messages were not queued. "
-                "Raise queue_size or block_timeout, or choose a drop policy."
+                "Raise max_queue_messages or block_timeout, or choose a drop policy."
             )
         return messages
 

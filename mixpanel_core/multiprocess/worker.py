@@ -13,7 +13,6 @@ import os
 import weakref
 from collections.abc import Sequence
 from multiprocessing.util import Finalize
-from pathlib import Path
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, load_config
@@ -76,12 +75,15 @@ def worker_client(
 ) -> Mixpanel:
     """A client for a worker process whose messages go through ``channel``.
 
-    ``config`` is the same TOML file (a path, ``None`` for the default lookup, or a loaded
-    ``Config``): plugins and routes apply in the worker as in the owner, and the
-    ``multiprocessing_queue`` transport of the channel becomes a producer on it.
+    ``config`` defaults to the owner's configuration, which the channel carries; pass the
+    path of the TOML file (or a ``Config``) to load it in the worker instead. Plugins and
+    routes apply in the worker as in the owner; the channel's ``multiprocessing_queue``
+    transport becomes a producer on the channel.
     """
-    if not isinstance(config, Config):
-        config = load_config(Path(config) if config is not None else None)
+    if config is None:
+        config = channel.spec.config.config()
+    elif not isinstance(config, Config):
+        config = load_config(config)
     name = channel.spec.transport
     if name not in config.transports:
         raise ConfigError(
