@@ -1,8 +1,9 @@
 """Request bodies: how records are framed for each endpoint, and their exact sizes.
 
-Each record is encoded once, in the form it takes inside the body (JSON for ``/import``,
-percent-encoded JSON for the form-encoded endpoints), so a batch's body size is known
-exactly before it is built and a batch never crosses the byte budget by surprise.
+Each record is encoded to JSON once, when it is taken. Form-encoded bodies are percent-encoded
+a whole batch at a time (far cheaper than record by record), so for them the size a batcher
+counts is the JSON size; the client measures the real body and splits a batch whose encoded
+body exceeds the budget before sending it.
 """
 
 from __future__ import annotations
@@ -40,24 +41,22 @@ class WireFormat:
 
     def encode(self, record: FrozenDict) -> bytes:
         """One record as it appears inside the body."""
-        data = wire.dumps(record)
-        return quote(data) if self.form_encoded else data
+        return wire.dumps(record)
 
     def encode_messages(self, messages: Sequence[Message]) -> list[Encoded]:
         return [Encoded(m, self.encode(m.record)) for m in messages]
 
     def body_size(self, data_bytes: int, count: int) -> int:
-        """Exact size of a body holding ``count`` records of ``data_bytes`` bytes in total."""
+        """Size of a body of ``count`` records of ``data_bytes`` in total (JSON size for forms)."""
         framing = len(self.prefix) + len(self.suffix)
         return framing + data_bytes + len(self.separator) * max(0, count - 1)
 
     def body(self, items: Sequence[Encoded]) -> bytes:
-        return self.prefix + self.separator.join([item.data for item in items]) + self.suffix
+        joined = self.prefix + self.separator.join([item.data for item in items]) + self.suffix
+        return b"data=" + quote(joined) + FORM_FIELDS if self.form_encoded else joined
 
 
-FORM = WireFormat(
-    "application/x-www-form-urlencoded", b"data=%5B", b"%2C", b"%5D" + FORM_FIELDS, True
-)
+FORM = WireFormat("application/x-www-form-urlencoded", b"[", b",", b"]", True)
 JSON_ARRAY = WireFormat("application/json", b"[", b",", b"]", False)
 NDJSON = WireFormat("application/x-ndjson", b"", b"\n", b"\n", False)
 

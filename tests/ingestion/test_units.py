@@ -97,8 +97,8 @@ def test_batches_stay_within_record_limits() -> None:
 
 def test_batches_stay_within_the_byte_budget_exactly() -> None:
     """The size the batcher computes is the size of the body actually sent."""
-    fmt = wire_format("track")
-    items = fmt.encode_messages([event(padding="x" * 300) for _ in range(100)])
+    fmt = wire_format("import")
+    items = fmt.encode_messages([import_event(padding="x" * 300) for _ in range(100)])
     for batch in split_encoded(items, fmt, max_bytes=5000, max_records=2000):
         body = fmt.body(batch)
         assert len(body) <= 5000 or len(batch) == 1
