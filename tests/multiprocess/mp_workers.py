@@ -1,0 +1,84 @@
+"""What the multiprocess tests run in their worker processes, and how they configure clients.
+
+A module of its own (not a test module) so that ``spawn`` and ``forkserver`` children import
+it by name.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+from mixpanel_core import hookimpl
+from mixpanel_core.client import Mixpanel
+from mixpanel_core.config import Config, config_from_mapping
+from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.multiprocess import QueueChannel, worker_client
+from mixpanel_core.pipeline import Pipeline
+
+TOKEN = "emulator-token"
+
+
+def config_for(base_url: str, **workers: Any) -> Config:
+    """``default``: the multiprocessing_queue transport, whose sender delivers via ``direct``."""
+    return config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": base_url},
+            "transports": {
+                "default": {"type": "multiprocessing_queue", "inner": "direct", **workers},
+                "direct": {"type": "buffered_http", "linger": 0.02},
+            },
+        }
+    )
+
+
+class ReportCounter:
+    """A plugin that counts delivery reports by status and keeps each report's message."""
+
+    def __init__(self) -> None:
+        self.by_status: collections.Counter[str] = collections.Counter()
+        self.reports: list[DeliveryReport] = []
+        self._lock = threading.Lock()
+
+    @hookimpl
+    def mixpanel_delivered(self, report: DeliveryReport) -> None:
+        with self._lock:
+            self.by_status[report.status.value] += 1
+            self.reports.append(report)
+
+
+def observed_client(config: Config) -> tuple[Mixpanel, ReportCounter]:
+    """A client whose delivery reports are counted."""
+    counter = ReportCounter()
+    pipeline = Pipeline([("counter", counter)], config.transports, config)
+    return Mixpanel(TOKEN, config=config, pipeline=pipeline), counter
+
+
+def track_through_channel(channel: QueueChannel, worker: int, events: int) -> None:
+    """A spawned worker: its own client on the owner's channel."""
+    client = worker_client(channel)
+    for i in range(events):
+        client.track(f"worker-{worker}", "Tick", {"i": i})
+    client.close()
+
+
+def track_with_inherited_client(client: Mixpanel, worker: int, events: int) -> None:
+    """A forked worker: the client it inherited from the parent."""
+    for i in range(events):
+        client.track(f"worker-{worker}", "Tick", {"i": i})
+    client.close()
+
+
+def track_until_failure(channel: QueueChannel, worker: int, results: Any) -> None:
+    """Track until the transport refuses (or ``fallback`` takes over); record what happened."""
+    client = worker_client(channel)
+    outcome = "never failed"
+    try:
+        for i in range(1_000_000):
+            client.track(f"worker-{worker}", "Tick", {"i": i})
+    except Exception as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    finally:
+        results.put(outcome)
+        client.close(timeout=5)

@@ -1,0 +1,104 @@
+"""Real processes, the real emulator over sockets: everything arrives exactly once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mp_workers import (
+    config_for,
+    observed_client,
+    track_through_channel,
+    track_with_inherited_client,
+)
+
+from mixpanel_core.emulator import EmulatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorProcess]:
+    with EmulatorProcess() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def fresh(emulator: EmulatorProcess) -> EmulatorProcess:
+    emulator.reset()
+    return emulator
+
+
+def run_workers(start_method: str, target: Any, args: list[tuple[Any, ...]]) -> None:
+    context: Any = multiprocessing.get_context(start_method)
+    workers = [context.Process(target=target, args=a) for a in args]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0, f"a worker exited with {worker.exitcode}"
+
+
+def test_four_producers_of_10000_events_reach_the_emulator_each_insert_id_exactly_once(
+    fresh: EmulatorProcess,
+) -> None:
+    client, counter = observed_client(config_for(fresh.base_url))
+    transport: Any = client.pipeline.transport("default")
+    run_workers("spawn", track_through_channel, [(transport.channel, w, 10_000) for w in range(4)])
+    client.close()
+
+    ids = fresh.client.insert_ids("track")
+    assert len(ids) == 40_000
+    assert len(set(ids)) == 40_000
+    assert transport.supervisor.counts == {"accepted": 40_000}
+    # The sender's reports reached the owner's hook, each with its message.
+    assert counter.by_status == {"accepted": 40_000}
+    assert {r.message.insert_id for r in counter.reports if r.message} == set(ids)
+
+
+def test_a_client_made_before_fork_works_in_the_children(fresh: EmulatorProcess) -> None:
+    """The inherited transport becomes a producer in each child; one sender serves all."""
+    client, counter = observed_client(config_for(fresh.base_url))
+    client.pipeline.build_all()  # the sender starts here, before the fork
+    client.track("parent", "Tick", {"i": -1})
+    run_workers("fork", track_with_inherited_client, [(client, w, 1_000) for w in range(2)])
+
+    # A bare os.fork() child (a pre-fork server's worker) too.
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            track_with_inherited_client(client, 9, 1_000)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    client.close()
+
+    ids = fresh.client.insert_ids("track")
+    assert len(ids) == 3_001
+    assert len(set(ids)) == 3_001
+    assert counter.by_status == {"accepted": 3_001}
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
+def test_every_start_method_works_for_the_sender_and_the_workers(
+    fresh: EmulatorProcess, start_method: str
+) -> None:
+    client, counter = observed_client(config_for(fresh.base_url, start_method=start_method))
+    transport: Any = client.pipeline.transport("default")
+    started_as = {"spawn": "SpawnProcess", "fork": "ForkProcess", "forkserver": "ForkServerProcess"}
+    assert type(transport.supervisor.process).__name__ == started_as[start_method]
+    run_workers(
+        start_method, track_through_channel, [(transport.channel, w, 500) for w in range(2)]
+    )
+    client.close()
+
+    ids = fresh.client.insert_ids("track")
+    assert sorted(ids) == sorted(set(ids))
+    assert len(ids) == 1_000
+    assert counter.by_status == {"accepted": 1_000}
