@@ -76,8 +76,6 @@ def _no_fallback(value: object) -> JSONValue:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_FLAT_TYPES = frozenset({str, int, bool, type(None)})
-_FLAT_OR_FLOAT = _FLAT_TYPES | {float}
 _STR_ONLY = frozenset({str})
 
 
@@ -86,14 +84,15 @@ def is_flat(value: Mapping[Any, Any]) -> bool:
 
     This is the common case, and ``FrozenDict(value)`` then freezes it with no walk at all.
     """
-    types = set(map(type, value.values()))
-    if not _FLAT_OR_FLOAT.issuperset(types) or not _STR_ONLY.issuperset(map(type, value)):
+    for item in value.values():
+        kind = type(item)
+        # ``x - x == 0.0`` is false exactly for NaN and the infinities.
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is float and item - item == 0.0:
+            continue
         return False
-    if float in types:
-        for item in value.values():
-            if type(item) is float and not math.isfinite(item):
-                return False
-    return True
+    return _STR_ONLY.issuperset(map(type, value))
 
 
 def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONValue:

@@ -27,7 +27,7 @@ MAX_RECORD_BYTES = 1_000_000
 EARLIEST_TIME = 31_536_000  # 1971-01-01T00:00:00Z, the earliest time /import takes
 FUTURE_SLACK = 3600  # /import refuses events more than an hour ahead
 TRACK_MAX_AGE = 5 * 24 * 3600  # /track takes only the last five days
-MILLISECONDS_ABOVE = 100_000_000_000  # a time larger than this is in milliseconds
+MILLISECONDS_ABOVE = 10_000_000_000  # larger is milliseconds: as seconds it would be year 2286
 PLACEHOLDER_IDS = frozenset(
     {
         "anon",
@@ -43,6 +43,7 @@ PLACEHOLDER_IDS = frozenset(
         "{}",
         "00000000-0000-0000-0000-000000000000",
         "<nil>",
+        "n/a",
         "lmy47d",
         "",
     }
@@ -65,10 +66,6 @@ class LimitsOptions:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDER_IDS))
 _NUMBERS = frozenset({int, float})
-
-
-def _is_real_id(value: str) -> bool:
-    return value.strip().lower() not in PLACEHOLDER_IDS
 
 
 def _is_insert_id(value: str) -> bool:
@@ -151,48 +148,46 @@ class MixpanelLimits:
 
     @hookimpl
     def mixpanel_validate(self, message: Message) -> list[Problem] | None:
-        if message.kind == "event" and self._is_plain_valid_event(message.record):
-            return None
+        # The usual tracked event passes one expression; anything unusual, or invalid, takes
+        # the full checks below, which name every problem. (Inlined: this runs per event.)
+        record = message.record
+        props = record.get("properties")
+        if message.kind == "event" and type(props) is FrozenDict:
+            name = record.get("event")
+            distinct_id = props.get("distinct_id")
+            event_time: Any = props.get("time")
+            insert_id = props.get("$insert_id")
+            now = time.time()
+            if (
+                type(name) is str
+                and name != ""
+                and props.get("token")
+                and type(distinct_id) is str
+                and (
+                    len(distinct_id) > _LONGEST_PLACEHOLDER
+                    or distinct_id.strip().lower() not in PLACEHOLDER_IDS
+                )
+                and type(event_time) in _NUMBERS
+                and now - TRACK_MAX_AGE < event_time < now + FUTURE_SLACK
+                and type(insert_id) is str
+                and len(insert_id) <= 36
+                and insert_id.isalnum()
+                and insert_id.isascii()
+                and len(props) < MAX_PROPERTIES
+                and _SCALARS.issuperset(map(type, props.values()))
+                and (not self._check_size or len(dumps(record)) < MAX_RECORD_BYTES)
+            ):
+                return None
         out: list[Problem] = []
         if isinstance(message, Event):
             self._event(message, out)
         elif isinstance(message, PeopleUpdate):
             self._profile(message, out)
-        if self.options.check_size and not out:
+        if self._check_size and not out:
             size = len(dumps(message.record))
             if size >= MAX_RECORD_BYTES:
                 out.append(Problem("record", f"is {size} bytes of JSON; must be under 1 MB"))
         return out
-
-    def _is_plain_valid_event(self, record: FrozenDict) -> bool:
-        """One expression for the usual tracked event; anything unusual takes the full path.
-
-        ``True`` means valid; ``False`` only means "look closer" (the full checks decide).
-        """
-        props = record.get("properties")
-        if type(props) is not FrozenDict:
-            return False
-        name = record.get("event")
-        distinct_id = props.get("distinct_id")
-        event_time: Any = props.get("time")
-        insert_id = props.get("$insert_id")
-        now = time.time()
-        return (
-            type(name) is str
-            and name != ""
-            and bool(props.get("token"))
-            and type(distinct_id) is str
-            and (len(distinct_id) > _LONGEST_PLACEHOLDER or _is_real_id(distinct_id))
-            and type(event_time) in _NUMBERS
-            and now - TRACK_MAX_AGE < event_time < now + FUTURE_SLACK
-            and type(insert_id) is str
-            and len(insert_id) <= 36
-            and insert_id.isalnum()
-            and insert_id.isascii()
-            and len(props) < MAX_PROPERTIES
-            and _SCALARS.issuperset(map(type, props.values()))
-            and (not self._check_size or len(dumps(record)) < MAX_RECORD_BYTES)
-        )
 
     def _event(self, message: Event, out: list[Problem]) -> None:
         # Called for every tracked event: checks are ordered and written for the common case.

@@ -16,22 +16,22 @@ class ConfigRouter:
     transport, or the one named ``default``. It is ``trylast`` so any router of yours wins.
     """
 
-    def __init__(self, routes: Sequence[RouteConfig] = ()) -> None:
+    def __init__(self, routes: Sequence[RouteConfig]) -> None:
         self.routes = tuple(routes)
         self._cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
     @classmethod
-    def from_config(cls, context: PluginContext) -> ConfigRouter:
+    def from_config(cls, context: PluginContext) -> ConfigRouter | NoRoutes:
         if context.options:
             from mixpanel_core.errors import ConfigError
 
             raise ConfigError(f"{context.path}: takes no options; routes live in [[routes]]")
-        return cls(context.config.routes)
+        # Without routes there is nothing to decide: registering no hook saves every message
+        # a call that would answer None.
+        return cls(context.config.routes) if context.config.routes else NoRoutes()
 
     @hookimpl(trylast=True)
     def mixpanel_route(self, message: Message, transports: Sequence[str]) -> Sequence[str] | None:
-        if not self.routes:
-            return None
         key = (message.kind, message.endpoint)
         try:
             return self._cache[key]
@@ -48,3 +48,7 @@ class ConfigRouter:
             )
         self._cache[key] = chosen
         return chosen
+
+
+class NoRoutes:
+    """The router when ``[[routes]]`` is empty: the pipeline's default route applies."""

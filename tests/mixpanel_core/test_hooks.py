@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from mixpanel_core import (
+    ConfigError,
     DeliveryReport,
     DeliveryStatus,
     Event,
@@ -150,19 +151,27 @@ def test_mixpanel_route_first_answer_wins_over_the_builtin_router() -> None:
 
     main, audit = MemoryTransport(), MemoryTransport()
     config = config_from_mapping({})
+    from mixpanel_core.config import RouteConfig
     from plugins.router import ConfigRouter
 
+    catch_all = ConfigRouter([RouteConfig(transport="main")])
     pipeline = Pipeline(
-        [("audit-router", PeopleToAudit()), ("router", ConfigRouter())],
+        [("audit-router", PeopleToAudit()), ("router", catch_all)],
         {"main": main, "audit": audit},
         config,
     )
     client = Mixpanel("token", pipeline=pipeline)
     client.people_set("user-1", {"a": 1})
-    with pytest.raises(Exception, match="no route matched"):
-        client.track("user-1", "E")
+    client.track("user-1", "E")
     assert [m.kind for m in audit.messages] == ["people"]
-    assert main.messages == []
+    assert [m.kind for m in main.messages] == ["event"]
+
+
+def test_mixpanel_route_without_any_answer_and_no_default_is_a_clear_error() -> None:
+    pipeline = Pipeline([], {"a": MemoryTransport(), "b": MemoryTransport()})
+    client = Mixpanel("token", pipeline=pipeline)
+    with pytest.raises(ConfigError, match="no route matched"):
+        client.track("user-1", "E")
 
 
 def test_mixpanel_delivered_sees_accepted_reports_and_survives_observer_errors() -> None:
