@@ -15,48 +15,20 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import ConfigError, TransportError
-from mixpanel_core.frozen import EMPTY, FrozenDict
+from mixpanel_core.frozen import EMPTY
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
-from mixpanel_core.kafka.options import client_options
+from mixpanel_core.kafka.options import KafkaOptions, client_options
 from mixpanel_core.messages import ENDPOINTS, Message
-from mixpanel_core.schema import read, setting
+from mixpanel_core.schema import read
 from mixpanel_core.transport import TransportContext, ignore_report
 from mixpanel_core.version import __version__
 from mixpanel_core.wire import dumps
 
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
-
-
-@attrs.frozen
-class KafkaOptions:
-    """The options of a ``type = "kafka"`` transport."""
-
-    bootstrap_servers: str | tuple[str, ...] = setting(
-        doc='`"host:port"` or a list of them: the brokers to bootstrap from.'
-    )
-    topic: str = setting(doc="The topic every message is produced to.")
-    # repr=False: this table carries SASL passwords and TLS key passwords.
-    producer: FrozenDict = attrs.field(
-        default=EMPTY,
-        repr=False,
-        metadata={
-            "doc": "Any kafka-python `KafkaProducer` option (`linger_ms`, `compression_type`, "
-            "`security_protocol`, `sasl_*`, `ssl_*`, ...); overrides the durable defaults "
-            '`acks = "all"` and `enable_idempotence = true`.'
-        },
-    )
-    flush_timeout: float = setting(
-        30.0, doc="Seconds `flush()` waits for acknowledgements when called without a timeout."
-    )
-    close_timeout: float = setting(
-        30.0, doc="Seconds `close()` waits for acknowledgements when called without a timeout."
-    )
 
 
 class KafkaTransport:

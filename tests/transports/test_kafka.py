@@ -203,7 +203,7 @@ def test_rejected_producer_values_never_echo_passwords() -> None:
 
 
 def test_options_repr_hides_the_producer_table() -> None:
-    from transports.kafka import KafkaOptions
+    from mixpanel_core.kafka.options import KafkaOptions
 
     options = KafkaOptions("b:9092", "t", {"sasl_plain_password": "hunter2"})  # type: ignore[arg-type]
     assert "hunter2" not in repr(options)

@@ -1,0 +1,28 @@
+"""The forwarder: consumes what the ``kafka`` transport produced and delivers it to Mixpanel.
+
+At-least-once: a partition's offset is committed only past records Mixpanel accepted or that
+were written to the dead-letter topic and acknowledged; ``$insert_id`` makes redeliveries
+harmless. Run it with ``mixpanel-core forward --config PATH``; see docs/forwarder.md.
+
+========================  ===============================================================
+module                    what it does
+========================  ===============================================================
+``config``                the ``[forwarder]`` table and what it resolves to
+``decode``                a Kafka record back into a message, or the reason it cannot be
+``offsets``               which offsets are done, per partition; what may be committed
+``pending``               records waiting for delivery, per endpoint, with their linger
+``dead_letters``          writing poison and rejected records to the dead-letter topic
+``rebalance``             the non-blocking rebalance listener
+``loop``                  ``Forwarder``: poll, decode, deliver, dead-letter, commit
+``metrics``               counters, lag, Prometheus text and its HTTP endpoint
+``progress``              the periodic log line and the live terminal line
+``build``                 wiring a ``Forwarder`` from a ``Config``
+``command``               ``mixpanel-core forward``
+========================  ===============================================================
+"""
+
+from mixpanel_core.forwarder.build import build_forwarder
+from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
+from mixpanel_core.forwarder.loop import Forwarder
+
+__all__ = ["Forwarder", "ForwarderConfig", "ForwarderError", "build_forwarder"]

@@ -1,0 +1,151 @@
+"""The ``[forwarder]`` table (``ForwarderConfig``) and what it resolves to (``ForwarderSetup``).
+
+``source`` names the ``kafka`` transport whose ``bootstrap_servers``, ``topic`` and ``producer``
+options (TLS, SASL) the forwarder reuses: the application and the forwarder then cannot disagree
+about where the records are. ``transport`` optionally names an HTTP transport whose ``HttpOptions``
+(timeouts, gzip, backoff) the forwarder's requests to Mixpanel use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+from mixpanel_core.config import Config, TransportConfig
+from mixpanel_core.errors import ConfigError, MixpanelCoreError
+from mixpanel_core.frozen import EMPTY, FrozenDict
+from mixpanel_core.ingestion import HttpOptions
+from mixpanel_core.kafka.options import KafkaOptions
+from mixpanel_core.schema import read, setting
+from mixpanel_core.settings import MixpanelSettings
+
+FORCED_CONSUMER_OPTIONS = ("enable_auto_commit", "group_id", "key_deserializer")
+"""Consumer options the forwarder owns: at-least-once depends on them."""
+
+
+class ForwarderError(MixpanelCoreError):
+    """The forwarder had to stop: a poison record under ``on_poison = "stop"``, or a
+    dead-letter topic that would not take a record. Nothing after the cause was committed."""
+
+
+def _secret_table(doc: str) -> Any:
+    # repr=False: these tables carry SASL passwords and TLS key passwords.
+    return attrs.field(default=EMPTY, repr=False, metadata={"doc": doc})
+
+
+@attrs.frozen
+class ForwarderConfig:
+    """The ``[forwarder]`` table."""
+
+    source: str = setting(
+        doc="Name of the `kafka` transport whose `bootstrap_servers`, `topic` and `producer` "
+        "options (TLS, SASL) the forwarder reads and dead-letters with."
+    )
+    transport: str | None = setting(
+        None,
+        doc="Name of an `http` or `buffered_http` transport whose HTTP options (timeouts, "
+        "gzip, backoff, batch limits) the forwarder's requests use; default: the defaults.",
+    )
+    group_id: str = setting("mixpanel-forwarder", doc="The Kafka consumer group.")
+    dead_letter_topic: str | None = setting(
+        None,
+        doc="Topic for poison records and records Mixpanel rejects; required unless "
+        '`on_poison = "stop"`.',
+    )
+    on_poison: Literal["dead_letter", "stop"] = setting(
+        "dead_letter",
+        doc="What a record that cannot be delivered (poison, or rejected by Mixpanel) does: "
+        "`dead_letter` it and carry on, or `stop` the forwarder (exit 1) without committing it.",
+    )
+    consumer: FrozenDict = _secret_table(
+        "Any kafka-python `KafkaConsumer` option (`session_timeout_ms`, `max_poll_records`, "
+        "`security_protocol`, ...), except `enable_auto_commit` and `group_id`."
+    )
+    batch_records: int = setting(
+        2000, doc="Records per endpoint that trigger a delivery at once (up to one request)."
+    )
+    linger: float = setting(
+        0.5, doc="Seconds a record may wait for batch-mates before its endpoint is delivered."
+    )
+    shutdown_deadline: float = setting(
+        30.0, doc="Seconds SIGTERM/SIGINT leave for delivering what is buffered before exiting."
+    )
+    metrics_port: int | None = setting(
+        None, doc="Serve Prometheus metrics on this port (0: any free port); default: off."
+    )
+    metrics_host: str = setting("127.0.0.1", doc="Address the metrics endpoint binds.")
+    log_interval: float = setting(
+        30.0, doc="Seconds between log lines with the counters and the lag (0: never)."
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.on_poison == "dead_letter" and not self.dead_letter_topic:
+            raise ValueError(
+                'dead_letter_topic: required when on_poison = "dead_letter" (the default); '
+                'name a topic, or set on_poison = "stop"'
+            )
+        for name in ("batch_records",):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1")
+        for name in ("linger", "shutdown_deadline", "log_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be 0 or more")
+        forced = sorted(set(self.consumer) & set(FORCED_CONSUMER_OPTIONS))
+        if forced:
+            raise ValueError(
+                f"consumer.{forced[0]}: set by the forwarder (auto-commit stays off; use "
+                "group_id in [forwarder])"
+            )
+
+
+@attrs.frozen
+class ForwarderSetup:
+    """Everything the forwarder needs, resolved from the whole configuration."""
+
+    forwarder: ForwarderConfig
+    settings: MixpanelSettings
+    http: HttpOptions
+    bootstrap_servers: str | tuple[str, ...]
+    topic: str
+    producer: FrozenDict = attrs.field(repr=False)
+
+
+def resolve(config: Config) -> ForwarderSetup:
+    """Read ``[forwarder]`` and the transports it names; errors name the key path."""
+    if config.forwarder is None:
+        raise ConfigError(f"forwarder: no [forwarder] table in {config.source}")
+    forwarder = read(ForwarderConfig, config.forwarder, "forwarder")
+    source = _transport(config, forwarder.source, "forwarder.source")
+    if source.type != "kafka":
+        raise ConfigError(
+            f"forwarder.source: transport {forwarder.source!r} is of type {source.type!r}; "
+            "it must be a kafka transport"
+        )
+    kafka = read(KafkaOptions, source.options, f"transports.{forwarder.source}")
+    http = HttpOptions()
+    if forwarder.transport is not None:
+        target = _transport(config, forwarder.transport, "forwarder.transport")
+        http = read(
+            HttpOptions,
+            _http_keys(target.options),
+            f"transports.{forwarder.transport}",
+        )
+    return ForwarderSetup(
+        forwarder, config.mixpanel, http, kafka.bootstrap_servers, kafka.topic, kafka.producer
+    )
+
+
+def _transport(config: Config, name: str, path: str) -> TransportConfig:
+    spec = config.transports.get(name)
+    if not isinstance(spec, TransportConfig):
+        configured = ", ".join(config.transports) or "none"
+        raise ConfigError(f"{path}: no transport named {name!r}; configured: {configured}")
+    return spec
+
+
+def _http_keys(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of ``options`` that are ``HttpOptions`` (buffering keys are the transport's)."""
+    names = {field.name for field in attrs.fields(HttpOptions)}
+    return {key: value for key, value in options.items() if key in names}

@@ -1,0 +1,414 @@
+"""``Forwarder``: poll Kafka, decode, deliver to Mixpanel, dead-letter, commit; one thread.
+
+Every Kafka call happens on the thread that calls ``run`` (kafka-python's consumer is not
+thread-safe); ``request_stop`` is the one method meant for other threads and signal handlers.
+While a delivery backs off (429, 5xx, network), ``wait`` keeps calling ``poll()`` with every
+partition paused, so the member stays in its group and nothing new piles up.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import AuthenticationError
+from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
+from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
+from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, decode
+from mixpanel_core.forwarder.metrics import ForwarderMetrics
+from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress
+from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
+from mixpanel_core.forwarder.progress import ProgressReporter
+from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
+from mixpanel_core.ingestion import RetryPolicy
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.messages import Endpoint, Message
+
+logger = logging.getLogger("mixpanel_core.forwarder")
+
+Wait = Callable[[float], None]
+
+
+class Deliver(Protocol):
+    """Sends ``messages`` to ``endpoint``; one report per message, in order.
+
+    All its sleeping goes through ``wait``; no request starts after ``deadline`` (monotonic).
+    Raises ``AuthenticationError`` on 401/403. ``IngestionClient.send_batch`` fits.
+    """
+
+    def __call__(
+        self, endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+    ) -> Sequence[DeliveryReport]: ...
+
+
+POLL_INTERVAL = 0.1
+"""Longest a ``poll()`` blocks, so linger, signals and the catch-up check stay responsive."""
+CAUGHT_UP_CHECK_INTERVAL = 0.5
+LAG_INTERVAL = 1.0
+DEAD_LETTER_TIMEOUT = 60.0
+
+
+class _ShutdownDeadlineError(Exception):
+    """Raised through the ingestion client's ``wait`` to abandon a batch at shutdown."""
+
+
+class Forwarder:
+    """Consumes ``topic`` with ``consumer`` and delivers through ``deliver``.
+
+    ``consumer`` is a kafka-python ``KafkaConsumer`` built with auto-commit off and not yet
+    subscribed; ``dead_letters`` is ``None`` only under ``on_poison = "stop"``.
+    ``group_reader``, needed by ``run(until_caught_up=True)``, is a second ``KafkaConsumer`` of
+    the same group that never subscribes: it reads the group's committed offsets. Asking the
+    subscribed consumer instead disturbs its group join (it keeps re-joining).
+    """
+
+    def __init__(
+        self,
+        consumer: Any,
+        topic: str,
+        deliver: Deliver,
+        config: ForwarderConfig,
+        *,
+        dead_letters: DeadLetterWriter | None = None,
+        group_reader: Any | None = None,
+        retry_policy: RetryPolicy | None = None,
+        metrics: ForwarderMetrics | None = None,
+        progress: ProgressReporter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if dead_letters is None and config.on_poison == "dead_letter":
+            raise ForwarderError('on_poison = "dead_letter" needs a dead-letter writer')
+        self._consumer = consumer
+        self._topic = topic
+        self._deliver = deliver
+        self._config = config
+        self._dead_letters = dead_letters
+        self._group_reader = group_reader
+        self._retry_policy = retry_policy or RetryPolicy()
+        self.metrics = metrics or ForwarderMetrics()
+        self._progress = progress or ProgressReporter(self.metrics, config.log_interval)
+        self._clock = clock
+        self._tracker = OffsetTracker()
+        self._pending = PendingBatches(config.batch_records, config.linger)
+        self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+        self._unsettled: list[tuple[PartitionProgress, int, Any]] = []
+        self._stop_requested = threading.Event()
+        self._shutdown_by: float | None = None
+        self._failed_rounds = 0
+        self._lag_at = 0.0
+        kafka = kafka_python()
+        self._offset_and_metadata = kafka.structs.OffsetAndMetadata
+        self._kafka_error = kafka.errors.KafkaError
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def config(self) -> ForwarderConfig:
+        return self._config
+
+    def request_stop(self) -> None:
+        """Stop fetching, deliver what is buffered within the shutdown deadline, commit, leave.
+
+        Safe from signal handlers and other threads.
+        """
+        self._stop_requested.set()
+
+    def run(self, *, until_caught_up: bool = False) -> None:
+        """Forward until ``request_stop`` (or, with ``until_caught_up``, until the group has
+        delivered everything that was in the topic when it started).
+
+        Raises ``AuthenticationError`` on 401/403 and ``ForwarderError`` when it must stop;
+        either way it first commits what was delivered, and nothing else.
+        """
+        if until_caught_up and self._group_reader is None:
+            raise ForwarderError("until_caught_up needs a group_reader (see Forwarder)")
+        targets = self._end_offsets() if until_caught_up else None
+        self._consumer.subscribe([self._topic], listener=rebalance_listener(self._changes))
+        checked_at = self._clock()
+        try:
+            while not self._stop_requested.is_set():
+                self._poll(self._poll_timeout())
+                self._deliver_due()
+                self._settle_dead_letters()
+                self._commit()
+                now = self._clock()
+                self._observe(now)
+                if targets is not None and now - checked_at >= CAUGHT_UP_CHECK_INTERVAL:
+                    checked_at = now
+                    if self._caught_up(targets):
+                        logger.info("caught up with every record that was in %s", self._topic)
+                        break
+            self._shut_down()
+        except (AuthenticationError, ForwarderError):
+            self._commit()
+            raise
+        finally:
+            self._close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _poll_timeout(self) -> float:
+        due_in = self._pending.next_due_in(self._clock())
+        return POLL_INTERVAL if due_in is None else min(POLL_INTERVAL, due_in)
+
+    def _poll(self, timeout: float) -> None:
+        batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        # Rebalance notes first: records in this poll belong to the assignment they describe.
+        self._apply_rebalance_changes()
+        if batches:
+            now = self._clock()
+            for partition, records in batches.items():
+                self._take(partition, records, now)
+
+    def _take(self, partition: Any, records: Sequence[Any], now: float) -> None:
+        progress = self._tracker.progress(partition)
+        topic, number = partition.topic, partition.partition
+        for raw in records:
+            progress.read(raw.offset)
+            decoded = decode(topic, number, raw.offset, raw.value, raw.headers)
+            if isinstance(decoded, Poison):
+                self.metrics.poison += 1
+                self._dead_letter(progress, raw, DECODE_STAGE, decoded.reason, field=decoded.field)
+            else:
+                self._pending.add(PendingRecord(progress, raw.offset, decoded, raw), now)
+        self.metrics.consumed += len(records)
+
+    def _apply_rebalance_changes(self) -> None:
+        while True:
+            try:
+                kind, partitions = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "revoked":
+                dropped = self._pending.drop(partitions)
+                self._tracker.revoke(partitions)
+                self.metrics.lag = {
+                    k: v
+                    for k, v in self.metrics.lag.items()
+                    if not any((p.topic, p.partition) == k for p in partitions)
+                }
+                logger.info(
+                    "partitions revoked: %s (dropped %d buffered records; they will be read again)",
+                    _names(partitions),
+                    dropped,
+                )
+            else:
+                logger.info("partitions assigned: %s", _names(partitions))
+
+    # -- delivering -------------------------------------------------------------------------
+
+    def _deliver_due(self, *, everything: bool = False) -> None:
+        for endpoint in self._pending.due(self._clock(), everything=everything):
+            self._deliver_endpoint(endpoint)
+
+    def _deliver_endpoint(self, endpoint: Endpoint) -> None:
+        items = self._pending.take(endpoint)
+        if not items:
+            return
+        try:
+            reports = self._deliver(
+                endpoint, [item.message for item in items], self._wait, self._shutdown_by
+            )
+        except _ShutdownDeadlineError:
+            logger.warning(
+                "shutdown deadline passed: %d %s records left undelivered and uncommitted",
+                len(items),
+                endpoint,
+            )
+            return
+        failed: list[PendingRecord] = []
+        for item, report in zip(items, reports, strict=True):
+            self.metrics.retried += max(0, report.attempts - 1)
+            status = report.status
+            if status is DeliveryStatus.ACCEPTED:
+                item.progress.done(item.offset)
+                self.metrics.delivered += 1
+            elif status is DeliveryStatus.REJECTED:
+                self.metrics.rejected += 1
+                self._dead_letter(
+                    item.progress,
+                    item.raw,
+                    DELIVERY_STAGE,
+                    report.reason or "rejected by Mixpanel",
+                    http_status=report.http_status,
+                    field=report.field,
+                    attempts=report.attempts,
+                )
+            else:
+                failed.append(item)
+        if not failed:
+            self._failed_rounds = 0
+            return
+        self._retry_later(endpoint, failed, reports)
+
+    def _retry_later(
+        self, endpoint: Endpoint, failed: list[PendingRecord], reports: Sequence[DeliveryReport]
+    ) -> None:
+        if self._stop_requested.is_set() and self._past_shutdown_deadline():
+            return
+        self._failed_rounds += 1
+        self.metrics.retried += len(failed)
+        reason = next((r.reason for r in reports if r.status is DeliveryStatus.FAILED), None)
+        delay = self._retry_policy.delay(self._failed_rounds)
+        logger.warning(
+            "%d %s records not delivered (%s); trying again in %.1fs",
+            len(failed),
+            endpoint,
+            reason,
+            delay,
+        )
+        self._pending.put_back(endpoint, failed, self._clock())
+        try:
+            self._wait(delay)
+        except _ShutdownDeadlineError:
+            return
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` while polling with every partition paused (the client's ``wait``)."""
+        end = self._clock() + seconds
+        consumer = self._consumer
+        try:
+            while True:
+                now = self._clock()
+                if self._stop_requested.is_set():
+                    self._start_shutdown_clock()
+                    if self._past_shutdown_deadline():
+                        raise _ShutdownDeadlineError
+                    assert self._shutdown_by is not None  # set by _start_shutdown_clock
+                    end = min(end, self._shutdown_by)
+                if now >= end:
+                    return
+                # Re-pause on every turn: a rebalance may have assigned new partitions.
+                consumer.pause(*consumer.assignment())
+                self._poll(min(end - now, POLL_INTERVAL))
+        finally:
+            consumer.resume(*consumer.paused())
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def _dead_letter(
+        self,
+        progress: PartitionProgress,
+        raw: Any,
+        stage: str,
+        reason: str,
+        *,
+        http_status: int | None = None,
+        field: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
+        if self._dead_letters is None:
+            raise ForwarderError(
+                f"stopping at {where} ({stage}): {reason}. on_poison is 'stop'; the record and "
+                "everything after it on its partition stay uncommitted. Fix or skip it, or set "
+                "forwarder.on_poison = 'dead_letter' with a dead_letter_topic."
+            )
+        logger.warning("dead-lettering %s (%s): %s", where, stage, reason)
+        future = self._dead_letters.send(
+            raw, stage, reason, http_status=http_status, field=field, attempts=attempts
+        )
+        self._unsettled.append((progress, raw.offset, future))
+
+    def _settle_dead_letters(self) -> None:
+        if not self._unsettled or self._dead_letters is None:
+            return
+        unsettled, self._unsettled = self._unsettled, []
+        self._dead_letters.settle([future for _, _, future in unsettled], DEAD_LETTER_TIMEOUT)
+        for progress, offset, _ in unsettled:
+            progress.done(offset)
+        self.metrics.dead_lettered += len(unsettled)
+
+    # -- committing and stopping ------------------------------------------------------------
+
+    def _commit(self) -> None:
+        offsets = self._tracker.to_commit()
+        if not offsets:
+            return
+        make = self._offset_and_metadata
+        try:
+            self._consumer.commit({tp: make(offset, "", -1) for tp, offset in offsets.items()})
+        except self._kafka_error as exc:
+            # A rebalance got there first: the records will be read again and deduplicated.
+            logger.warning("commit failed (%s); the next owner resumes from the last commit", exc)
+            return
+        self._tracker.committed(offsets)
+        self.metrics.commits += 1
+
+    def _start_shutdown_clock(self) -> None:
+        if self._shutdown_by is None:
+            self._shutdown_by = self._clock() + self._config.shutdown_deadline
+
+    def _past_shutdown_deadline(self) -> bool:
+        return self._shutdown_by is not None and self._clock() >= self._shutdown_by
+
+    def _shut_down(self) -> None:
+        """Stop fetching; deliver what is buffered within the deadline; commit."""
+        self._start_shutdown_clock()
+        self._consumer.pause(*self._consumer.assignment())
+        while len(self._pending) and not self._past_shutdown_deadline():
+            self._deliver_due(everything=True)
+        self._settle_dead_letters()
+        self._commit()
+
+    def _close(self) -> None:
+        self._progress.finish()
+        try:
+            # Leaving the group now lets the others take over the partitions at once.
+            self._consumer.close(autocommit=False)
+        except self._kafka_error as exc:
+            logger.warning("closing the consumer: %s", exc)
+        if self._dead_letters is not None:
+            self._dead_letters.close(DEAD_LETTER_TIMEOUT)
+        if self._group_reader is not None:
+            self._group_reader.close(autocommit=False)
+
+    # -- observing --------------------------------------------------------------------------
+
+    def _observe(self, now: float) -> None:
+        if now - self._lag_at >= LAG_INTERVAL:
+            self._lag_at = now
+            self._measure_lag()
+        self._progress.tick(now)
+
+    def _measure_lag(self) -> None:
+        positions = self._tracker.positions()
+        lag = {}
+        for partition in self._consumer.assignment():
+            end = self._consumer.highwater(partition)
+            done = positions.get(partition)
+            if end is None or done is None:
+                continue
+            lag[(partition.topic, partition.partition)] = max(0, end - done)
+        self.metrics.lag = lag
+
+    def _end_offsets(self) -> dict[Any, int]:
+        kafka = kafka_python()
+        reader = self._group_reader
+        numbers = reader.partitions_for_topic(self._topic) or ()
+        partitions = [kafka.TopicPartition(self._topic, n) for n in sorted(numbers)]
+        if not partitions:
+            raise ForwarderError(f"topic {self._topic!r} does not exist or has no partitions")
+        ends: dict[Any, int] = reader.end_offsets(partitions)
+        return ends
+
+    def _caught_up(self, targets: dict[Any, int]) -> bool:
+        """Whether the group committed at least ``targets`` on every partition."""
+        if len(self._pending) or self._unsettled:
+            return False
+        for partition, end in targets.items():
+            if end == 0:
+                continue
+            committed = self._group_reader.committed(partition)
+            if committed is None or committed < end:
+                return False
+        return True
+
+
+def _names(partitions: frozenset[Any]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions)) or "none"

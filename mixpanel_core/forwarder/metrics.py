@@ -1,0 +1,117 @@
+"""The forwarder's counters and lag, as Prometheus text on an optional HTTP port.
+
+The main loop is the only writer; the HTTP thread reads plain ints and a dict that the loop
+replaces whole, so a scrape never sees a half-updated partition table and needs no lock.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from typing import Any
+
+import attrs
+
+COUNTERS = {
+    "consumed": "Records read from Kafka.",
+    "delivered": "Records Mixpanel accepted.",
+    "rejected": "Records Mixpanel rejected for good.",
+    "poison": "Records that could not be decoded into a message.",
+    "dead_lettered": "Records written to the dead-letter topic and acknowledged.",
+    "retried": "Record sends repeated after a 429, a 5xx or a network error.",
+    "commits": "Offset commits that succeeded.",
+}
+
+
+@attrs.define
+class ForwarderMetrics:
+    """Counters since start, and the lag of each assigned partition."""
+
+    consumed: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    poison: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    commits: int = 0
+    lag: dict[tuple[str, int], int] = attrs.field(factory=dict)
+    """Records between the committable offset and the partition's end, by (topic, partition)."""
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    @property
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
+
+    def prometheus(self) -> str:
+        """The metrics in Prometheus' text exposition format."""
+        lines = []
+        for name, help_text in COUNTERS.items():
+            metric = f"mixpanel_forwarder_records_{name}_total"
+            if name == "commits":
+                metric = "mixpanel_forwarder_commits_total"
+            lines += [
+                f"# HELP {metric} {help_text}",
+                f"# TYPE {metric} counter",
+                f"{metric} {getattr(self, name)}",
+            ]
+        lines += [
+            "# HELP mixpanel_forwarder_partition_lag Records not yet delivered, per partition.",
+            "# TYPE mixpanel_forwarder_partition_lag gauge",
+        ]
+        for (topic, partition), lag in sorted(self.lag.items()):
+            lines.append(
+                f'mixpanel_forwarder_partition_lag{{topic="{_escape(topic)}",'
+                f'partition="{partition}"}} {lag}'
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _escape(label: str) -> str:
+    return label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class MetricsServer:
+    """Serves ``GET /metrics`` from a daemon thread (stdlib only, no new dependency)."""
+
+    def __init__(self, metrics: ForwarderMetrics, host: str, port: int) -> None:
+        handler = _handler_for(metrics)
+        self._server = http.server.ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="forwarder-metrics", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def _handler_for(metrics: ForwarderMetrics) -> type[http.server.BaseHTTPRequestHandler]:
+    class MetricsHandler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "metrics are at /metrics")
+                return
+            body = metrics.prometheus().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Scrapes every few seconds would drown the forwarder's own log."""
+
+    return MetricsHandler

@@ -1,0 +1,87 @@
+"""Records waiting for delivery, one queue per endpoint, each with the age of its oldest record.
+
+An endpoint is *due* when it holds ``batch_records`` records or its oldest has waited ``linger``
+seconds: full requests under load, and no record waiting long when traffic is light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from mixpanel_core.forwarder.offsets import PartitionProgress
+from mixpanel_core.messages import Endpoint, Message
+
+
+class PendingRecord(NamedTuple):
+    """A decoded record, where it came from, and the raw record to dead-letter if need be."""
+
+    progress: PartitionProgress
+    offset: int
+    message: Message
+    raw: Any
+    """The kafka-python ``ConsumerRecord``: its key, value and headers go to the dead letters."""
+
+
+class PendingBatches:
+    """Per-endpoint queues of ``PendingRecord`` (used from the forwarder's main thread only)."""
+
+    def __init__(self, batch_records: int, linger: float) -> None:
+        self._batch_records = batch_records
+        self._linger = linger
+        self._queues: dict[Endpoint, list[PendingRecord]] = {}
+        self._since: dict[Endpoint, float] = {}
+
+    def add(self, item: PendingRecord, now: float) -> None:
+        endpoint = item.message.endpoint
+        queue = self._queues.get(endpoint)
+        if queue is None:
+            queue = self._queues[endpoint] = []
+        if not queue:
+            self._since[endpoint] = now
+        queue.append(item)
+
+    def due(self, now: float, *, everything: bool = False) -> list[Endpoint]:
+        """Endpoints to deliver now (``everything``: every endpoint holding records)."""
+        return [
+            endpoint
+            for endpoint, queue in self._queues.items()
+            if queue
+            and (
+                everything
+                or len(queue) >= self._batch_records
+                or now - self._since[endpoint] >= self._linger
+            )
+        ]
+
+    def next_due_in(self, now: float) -> float | None:
+        """Seconds until the oldest waiting record's linger ends; ``None`` when all are empty."""
+        starts = [self._since[e] for e, queue in self._queues.items() if queue]
+        if not starts:
+            return None
+        return max(0.0, min(starts) + self._linger - now)
+
+    def take(self, endpoint: Endpoint) -> list[PendingRecord]:
+        """Up to ``batch_records`` of the oldest records of ``endpoint``, removed from its queue."""
+        queue = self._queues.get(endpoint, [])
+        taken, rest = queue[: self._batch_records], queue[self._batch_records :]
+        self._queues[endpoint] = rest
+        return taken
+
+    def put_back(self, endpoint: Endpoint, items: list[PendingRecord], now: float) -> None:
+        """Return undelivered ``items`` to the front of their queue, due at once."""
+        self._queues[endpoint] = items + self._queues.get(endpoint, [])
+        self._since[endpoint] = now - self._linger
+
+    def drop(self, partitions: Iterable[Any]) -> int:
+        """Forget the records of revoked ``partitions``; returns how many were dropped."""
+        revoked = set(partitions)
+        dropped = 0
+        for endpoint, queue in self._queues.items():
+            kept = [item for item in queue if item.progress.partition not in revoked]
+            dropped += len(queue) - len(kept)
+            self._queues[endpoint] = kept
+        return dropped
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
