@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "mixpanel_core.commands.plugins",
     "mixpanel_core.commands.config_check",
     "mixpanel_core.emulator.command",
+    "mixpanel_core.forwarder.command",
 )
 
 
