@@ -75,7 +75,7 @@ class Forwarder:
         config: ForwarderConfig,
         *,
         dead_letters: DeadLetterWriter | None = None,
-        group_reader: Any | None = None,
+        group_reader: Any = None,
         retry_policy: RetryPolicy | None = None,
         metrics: ForwarderMetrics | None = None,
         progress: ProgressReporter | None = None,
