@@ -135,7 +135,8 @@ def main() -> None:
         ratio = ours / official
         verdict = "ok" if ratio >= target else "MISSED"
         print(
-            f"{name:36} {n:>8} {ours:>11,.0f} {official:>10,.0f} {ratio:>6.1f}x  >={target:g}x {verdict}"
+            f"{name:36} {n:>8} {ours:>11,.0f} {official:>10,.0f} {ratio:>6.1f}x"
+            f"  >={target:g}x {verdict}"
         )
     verdict = "ok" if grown <= bound + 50 else "MISSED"
     print(
