@@ -110,17 +110,23 @@ class Pipeline:
 
     @classmethod
     def from_config(
-        cls, config: Config, transports: Mapping[str, object] | None = None
+        cls,
+        config: Config,
+        transports: Mapping[str, object] | None = None,
+        extra_plugins: Sequence[tuple[str, object]] = (),
     ) -> Pipeline:
         """Load the enabled plugins by entry point and prepare the transports.
 
         ``transports`` replaces the configured ones (objects or ``TransportConfig``).
+        ``extra_plugins`` are ``(name, object)`` pairs registered after the configured plugins
+        (a command observing ``mixpanel_delivered``, for instance).
         """
-        plugins = []
+        plugins: list[tuple[str, object]] = []
         for name in config.plugins:
             target = load(PLUGIN_GROUP, name, f"plugins.enabled: {name}")
             context = PluginContext(name, config.plugin_options.get(name, {}), config)
             plugins.append((name, instantiate(target, context)))
+        plugins.extend(extra_plugins)
         return cls(plugins, config.transports if transports is None else transports, config)
 
     # -- the flow of one message ---------------------------------------------------------
