@@ -145,8 +145,10 @@ class MultiprocessingQueueTransport:
                 self._producer.put_control(STOP, max(deadline - time.monotonic(), 0.0))
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
-        self._channel.join_feeder(max(deadline - time.monotonic(), 0.0))
+        # The supervisor may still need the queue (to recover what a dead sender left), so it
+        # finishes before this process closes its end.
         self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
+        self._channel.join_feeder(max(deadline - time.monotonic(), 0.0))
 
     def _in_this_process(self) -> ProducerTransport:
         # This object was inherited by fork(): this process is a worker. The owner's batch,

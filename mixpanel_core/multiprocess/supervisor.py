@@ -16,11 +16,8 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import MixpanelCoreError, TransportError
-from mixpanel_core.messages import Message
+from mixpanel_core.errors import TransportError
 from mixpanel_core.multiprocess.channel import QueueChannel
-from mixpanel_core.multiprocess.frames import decode_frame
 from mixpanel_core.multiprocess.options import StartMethod
 from mixpanel_core.multiprocess.reports import DONE, FATAL, FLUSHED, REPORTS, decode_report
 from mixpanel_core.multiprocess.sender import run_sender
@@ -115,6 +112,15 @@ class SenderSupervisor:
     # -- the listener thread ------------------------------------------------------------------
 
     def _listen(self) -> None:
+        try:
+            self._listen_until_done()
+        except Exception:
+            logger.exception("%s: the report listener failed", self._context.path)
+        finally:
+            # Whatever happened, close() must not wait for a listener that is gone.
+            self._finished.set()
+
+    def _listen_until_done(self) -> None:
         reports = self._channel.reports
         while True:
             try:
@@ -167,39 +173,21 @@ class SenderSupervisor:
         return not self._channel.sender_alive()
 
     def _recover_after_death(self) -> None:
-        """Tell producers, and give the queued messages to the fallback or report them."""
+        """Tell producers (they then fall back or raise) and say what happened.
+
+        What the dead sender held, and what is still in the queue, is lost: a process killed
+        while reading may have left half a frame in the pipe, so reading on could hang.
+        """
         self._channel.gone.set()
         process = self._process
         code = process.exitcode if process is not None else None
         if self.failure is None:
             self.failure = f"{self._describe()} died (exit code {code})"
-        logger.error("%s; producers will %s", self.failure, self._outcome())
-        left: list[Message] = []
-        while True:
-            try:
-                item = self._channel.frames.get(timeout=self._channel.options.check_interval)
-            except queue.Empty:
-                break
-            if isinstance(item, bytes):
-                left.extend(decode_frame(item))
-        self._hand_over(left)
-        self._finished.set()
-
-    def _hand_over(self, messages: list[Message]) -> None:
-        fallback_name = self._channel.options.fallback
-        if fallback_name is not None and messages:
-            try:
-                fallback = self._context.resolve(fallback_name)
-                for message in messages:
-                    fallback.send(message)
-                return
-            except MixpanelCoreError:
-                logger.exception("%s: the fallback %r failed", self._context.path, fallback_name)
-        reason = f"{self.failure}; the message was still queued"
-        for message in messages:
-            self._context.report(
-                DeliveryReport(message, DeliveryStatus.FAILED, self._context.name, reason)
-            )
+        logger.error(
+            "%s; what it held and what was still queued is lost; producers will %s",
+            self.failure,
+            self._outcome(),
+        )
 
     def _outcome(self) -> str:
         fallback = self._channel.options.fallback

@@ -80,5 +80,19 @@ def track_until_failure(channel: QueueChannel, worker: int, results: Any) -> Non
     except Exception as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     finally:
-        results.put(outcome)
         client.close(timeout=5)
+        results.put(outcome)
+
+
+def track_and_tell(channel: QueueChannel, worker: int, events: int, results: Any) -> None:
+    """Track ``events`` events; record whether any call raised."""
+    client = worker_client(channel)
+    outcome = "never failed"
+    try:
+        for i in range(events):
+            client.track(f"worker-{worker}", "Tick", {"i": i})
+    except Exception as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close(timeout=10)
+        results.put(outcome)

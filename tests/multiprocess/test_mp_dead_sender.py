@@ -1,0 +1,104 @@
+"""A sender killed mid-run is noticed: producers fail or fall back in bounded time, no hang."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mp_workers import config_for, observed_client, track_and_tell, track_until_failure
+
+from mixpanel_core.emulator import EmulatorProcess
+
+pytestmark = pytest.mark.integration
+
+# Small queue, long block timeout: a producer that notices the death only by timing out
+# would take 60 s; noticing it through the liveness check takes about check_interval.
+SMALL_QUEUE = {"max_queue_messages": 1_000, "batch_size": 100, "block_timeout": 60.0}
+BOUND = 15.0
+"""Seconds within which every worker must have finished after the kill."""
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorProcess]:
+    with EmulatorProcess() as emulator:
+        yield emulator
+
+
+def kill_sender_once_delivering(emulator: EmulatorProcess, transport: Any) -> None:
+    emulator.wait_for_records(1, "track", timeout=30)
+    process = transport.supervisor.process
+    os.kill(process.pid, signal.SIGKILL)
+
+
+def start_workers(target: Any, args: list[tuple[Any, ...]]) -> list[Any]:
+    context: Any = multiprocessing.get_context("fork")
+    workers = [context.Process(target=target, args=a) for a in args]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def join_within(workers: list[Any], bound: float) -> None:
+    deadline = time.monotonic() + bound
+    for worker in workers:
+        worker.join(max(deadline - time.monotonic(), 0))
+    stuck = [w.pid for w in workers if w.is_alive()]
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+    assert not stuck, f"workers {stuck} were still running {bound}s after the sender died"
+
+
+def test_without_fallback_producers_get_a_transport_error_naming_the_dead_sender(
+    emulator: EmulatorProcess,
+) -> None:
+    client, _ = observed_client(config_for(emulator.base_url, **SMALL_QUEUE))
+    transport: Any = client.pipeline.transport("default")
+    results: Any = multiprocessing.get_context("fork").Queue()
+    workers = start_workers(
+        track_until_failure, [(transport.channel, w, results) for w in range(2)]
+    )
+
+    kill_sender_once_delivering(emulator, transport)
+    join_within(workers, BOUND)
+
+    outcomes = [results.get(timeout=5) for _ in workers]
+    for outcome in outcomes:
+        assert outcome.startswith("TransportError"), outcome
+        assert "sender" in outcome
+        assert "is not running" in outcome
+    started = time.monotonic()
+    client.close(timeout=10)
+    assert time.monotonic() - started < 10
+    assert transport.supervisor.failure is not None
+    assert "died" in transport.supervisor.failure
+
+
+def test_with_a_fallback_producers_carry_on_and_nothing_is_delivered_twice(
+    emulator: EmulatorProcess,
+) -> None:
+    config = config_for(emulator.base_url, fallback="direct", **SMALL_QUEUE)
+    client, _ = observed_client(config)
+    transport: Any = client.pipeline.transport("default")
+    results: Any = multiprocessing.get_context("fork").Queue()
+    events = 20_000
+    workers = start_workers(
+        track_and_tell, [(transport.channel, w, events, results) for w in range(2)]
+    )
+
+    kill_sender_once_delivering(emulator, transport)
+    delivered_by_sender = len(emulator.insert_ids("track"))
+    join_within(workers, BOUND)
+    assert [results.get(timeout=5) for _ in workers] == ["never failed"] * 2
+    client.close(timeout=10)
+
+    ids = emulator.insert_ids("track")
+    assert len(ids) == len(set(ids)), "an event was delivered twice"
+    # The fallback took over: more arrived than the sender delivered before it died (what
+    # the dead sender held, and what was still queued, is lost).
+    assert len(ids) > delivered_by_sender
