@@ -26,6 +26,7 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python examples/simple_event.py
+	$(BIN)/python examples/multiprocess_events.py
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet
