@@ -19,16 +19,20 @@ class PartitionProgress:
     later still call ``done`` on the dropped object, which then affects nothing.
     """
 
-    __slots__ = ("_done", "_next", "_outstanding", "partition")
+    __slots__ = ("_done", "_next", "_outstanding", "partition", "start")
 
     def __init__(self, partition: Any) -> None:
         self.partition = partition
         self._outstanding: deque[int] = deque()
         self._done: set[int] = set()
         self._next: int | None = None
+        self.start: int | None = None
+        """The first offset read: committing it again would say nothing new."""
 
     def read(self, offset: int) -> None:
         """Note a record that was handed out (offsets arrive in increasing order)."""
+        if self.start is None:
+            self.start = offset
         self._outstanding.append(offset)
         self._next = offset + 1
 
@@ -81,8 +85,9 @@ class OffsetTracker:
         changes = {}
         for partition, progress in self._progress.items():
             offset = progress.committable
-            if offset is not None and offset != self._committed.get(partition):
-                changes[partition] = offset
+            if offset is None or offset == self._committed.get(partition, progress.start):
+                continue
+            changes[partition] = offset
         return changes
 
     def committed(self, offsets: dict[Any, int]) -> None:

@@ -1,0 +1,213 @@
+"""A forwarding rig: a topic on the session's broker, an emulator, a config file, and helpers to
+produce records and run forwarders as subprocesses (so they can be killed for real)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixpanel_core.client import Mixpanel
+from mixpanel_core.emulator import Emulator
+from mixpanel_core.kafka.client_library import kafka_python
+from transports.kafka import KafkaTransport
+
+FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
+"""Small timeouts through configuration, as KAFKA.md advises: joins take seconds, not 20."""
+FAST_RETRIES = {
+    "backoff_base": 0.05,
+    "backoff_cap": 0.2,
+    "rate_limit_base": 0.05,
+    "rate_limit_cap": 0.2,
+}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _table(name: str, values: dict[str, Any]) -> str:
+    return f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
+
+
+class ForwardingRig:
+    """One test's topic, dead-letter topic, group and emulator, and ways to drive them."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        dead_letter_topic: str,
+        emulator: Emulator,
+        directory: Path,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.dead_letter_topic = dead_letter_topic
+        self.emulator = emulator
+        self.directory = directory
+        self.group = f"group-{uuid.uuid4().hex[:8]}"
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def write_config(
+        self, forwarder: dict[str, Any] | None = None, mixpanel: dict[str, Any] | None = None
+    ) -> Path:
+        mixpanel_table = {
+            "token": "emulator-token",
+            "api_host": self.emulator.base_url,
+            "service_account_username": "sa-user",
+            "service_account_secret": "sa-secret",
+            "project_id": "12345",
+            **(mixpanel or {}),
+        }
+        forwarder_table = {
+            "source": "bus",
+            "transport": "direct",
+            "group_id": self.group,
+            "dead_letter_topic": self.dead_letter_topic,
+            "consumer": FAST_GROUP,
+            "linger": 0.2,
+            "shutdown_deadline": 10.0,
+            **(forwarder or {}),
+        }
+        text = "\n".join(
+            [
+                _table("mixpanel", mixpanel_table),
+                _table(
+                    "transports.bus",
+                    {"type": "kafka", "bootstrap_servers": self.bootstrap, "topic": self.topic},
+                ),
+                _table("transports.direct", {"type": "http", **FAST_RETRIES}),
+                _table("forwarder", forwarder_table),
+            ]
+        )
+        path = self.directory / f"forwarder-{uuid.uuid4().hex[:6]}.toml"
+        path.write_text(text)
+        return path
+
+    # -- producing --------------------------------------------------------------------------
+
+    def client(self) -> Mixpanel:
+        """A client whose messages go to the rig's topic through the kafka transport."""
+        return Mixpanel("emulator-token", KafkaTransport(self.bootstrap, self.topic))
+
+    def produce_events(self, count: int, prefix: str = "user") -> list[str]:
+        """``count`` /track events; returns their ``$insert_id``s."""
+        client = self.client()
+        ids = []
+        for i in range(count):
+            insert_id = uuid.uuid4().hex
+            client.track(f"{prefix}-{i % 50}", "Played", {"i": i, "$insert_id": insert_id})
+            ids.append(insert_id)
+        assert client.close(30) == []
+        return ids
+
+    def produce_raw(self, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        """A record written by something other than the kafka transport."""
+        producer = kafka_python().KafkaProducer(bootstrap_servers=self.bootstrap)
+        producer.send(self.topic, value=value, key=b"raw", headers=headers).get(30)
+        producer.close(10)
+
+    # -- forwarding -------------------------------------------------------------------------
+
+    def start(self, config: Path, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mixpanel_core.cli", "forward", "--config", str(config), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.processes.append(process)
+        return process
+
+    def run_until_caught_up(self, config: Path, timeout: float = 90.0) -> tuple[int, str]:
+        process = self.start(config, "--until-caught-up")
+        _, stderr = process.communicate(timeout=timeout)
+        return process.returncode, stderr
+
+    def wait_for_delivered(self, count: int, timeout: float = 60.0) -> None:
+        self.emulator.client.wait_for_records(count, timeout=timeout)
+
+    # -- inspecting -------------------------------------------------------------------------
+
+    def delivered_insert_ids(self, endpoint: str = "track") -> list[str]:
+        return self.emulator.client.insert_ids(endpoint)
+
+    def dead_letters(self, count: int) -> list[Any]:
+        consumer = kafka_python().KafkaConsumer(
+            self.dead_letter_topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=10_000,
+        )
+        records = []
+        try:
+            for record in consumer:
+                records.append(record)
+                if len(records) == count:
+                    break
+        finally:
+            consumer.close()
+        return records
+
+    def committed(self) -> dict[int, int | None]:
+        kafka = kafka_python()
+        reader = kafka.KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False
+        )
+        try:
+            numbers = reader.partitions_for_topic(self.topic) or set()
+            return {n: reader.committed(kafka.TopicPartition(self.topic, n)) for n in numbers}
+        finally:
+            reader.close(autocommit=False)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
+
+
+@pytest.fixture
+def rig(
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    mixpanel_emulator: Emulator,
+    tmp_path: Path,
+) -> Iterator[ForwardingRig]:
+    built = ForwardingRig(
+        kafka_bootstrap,
+        kafka_topic_factory(),
+        kafka_topic_factory(partitions=1, prefix="dead-letters"),
+        mixpanel_emulator,
+        tmp_path,
+    )
+    yield built
+    built.stop_all()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.05)
