@@ -1,4 +1,4 @@
-"""The forwarder against the real broker and the emulator, run as a subprocess like in production."""
+"""The forwarder against the real broker and the emulator, run as a subprocess as in production."""
 
 from __future__ import annotations
 
