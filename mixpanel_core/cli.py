@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "mixpanel_core.commands.config_check",
     "mixpanel_core.emulator.command",
     "mixpanel_core.forwarder.command",
+    "mixpanel_core.commands.send",
 )
 
 

@@ -1,0 +1,102 @@
+"""The rejected file: records that were invalid or that Mixpanel refused, as JSON lines with why.
+
+Each line carries the keys of the buffered transport's dead-letter file (``time``,
+``transport``, ``endpoint``, ``status``, ``reason``, ``http_status``, ``attempts``, ``record``)
+plus ``field`` (what Mixpanel or the validator named), ``stage`` (``read``, ``validation``,
+``fix``, ``delivery``) and ``source``/``index`` (where the record came from), so that
+``mixpanel-core replay-dead-letters --file`` reads it like a dead-letter file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from mixpanel_core.commands.errors import InputError
+from mixpanel_core.delivery import DeliveryReport
+
+
+@attrs.frozen
+class Rejection:
+    """One record that will not be delivered, and why."""
+
+    stage: str
+    status: str
+    reason: str
+    record: Any
+    endpoint: str | None = None
+    field: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    transport: str | None = None
+    source: str | None = None
+    index: int | None = None
+
+    @classmethod
+    def from_report(
+        cls, report: DeliveryReport, source: str | None = None, index: int | None = None
+    ) -> Rejection:
+        """A delivery report that is not ACCEPTED (its message is the record as sent)."""
+        message = report.message
+        return cls(
+            stage="delivery",
+            status=report.status.value,
+            reason=report.reason or report.status.value,
+            record=message.record if message is not None else None,
+            endpoint=message.endpoint if message is not None else None,
+            field=report.field,
+            http_status=report.http_status,
+            attempts=report.attempts,
+            transport=report.transport,
+            source=source,
+            index=index,
+        )
+
+    def describe(self) -> str:
+        """One line for a terminal: where, and why."""
+        where = f"{self.source} record {self.index}: " if self.index is not None else ""
+        return f"{where}{self.status}: {self.reason}"
+
+
+class RejectedFile:
+    """Appends rejections to a JSON-lines file; ``sync`` makes them durable."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("ab")
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot be opened for writing: {exc}") from exc
+
+    def write(self, rejection: Rejection) -> None:
+        entry = {
+            "time": time.time(),
+            "transport": rejection.transport,
+            "endpoint": rejection.endpoint,
+            "status": rejection.status,
+            "reason": rejection.reason,
+            "field": rejection.field,
+            "http_status": rejection.http_status,
+            "attempts": rejection.attempts,
+            "stage": rejection.stage,
+            "source": rejection.source,
+            "index": rejection.index,
+            "record": rejection.record,
+        }
+        self._handle.write(orjson.dumps(entry) + b"\n")
+
+    def sync(self) -> None:
+        """Flush to disk: called before a checkpoint or an offset says the records are done."""
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self.sync()
+            self._handle.close()

@@ -1,0 +1,298 @@
+"""``mixpanel-core send FILE...``: backfill JSON, NDJSON or gzipped files through the pipeline.
+
+Each record is validated and enriched by the configured plugins and sent by the configured
+transport (``--transport`` picks one), in chunks of ``--batch-size`` records. After each chunk the
+transports are flushed and the delivery reports read; only then does the checkpoint move past
+it. Events without ``$insert_id`` get one derived from the file's content and the record's
+position, so records sent again after an interruption are deduplicated by Mixpanel.
+
+Exit codes (also in docs/commands.md): 0 when every record was accepted or written to the
+rejected file; 1 when anything was left undone (a record not delivered after the retry budget,
+refused credentials, rejected records with no ``--rejected-file`` to keep them, an unreadable
+file or configuration), with a one-line reason; 130 when interrupted. In both of the latter the
+checkpoint holds the last confirmed position: run the same command again to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+from mixpanel_core.commands.checkpoint import Checkpoint, file_identity
+from mixpanel_core.commands.confirmed import ChunkOutcome, ConfirmedDelivery, only_transport
+from mixpanel_core.commands.errors import CommandError
+from mixpanel_core.commands.progress import ProgressLine
+from mixpanel_core.commands.records import build_message, infer_endpoint, problem_field
+from mixpanel_core.commands.rejected import RejectedFile, Rejection
+from mixpanel_core.commands.sources import BadRecord, RecordFile
+from mixpanel_core.config import Config, load_config
+from mixpanel_core.errors import ValidationError
+from mixpanel_core.messages import ENDPOINTS, Endpoint
+
+DEFAULT_BATCH_SIZE = 5000
+SHOWN_REJECTIONS = 10
+"""Rejections printed to stderr when there is no rejected file to hold them."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds an interrupted run gives its transports to finish (the checkpoint is safe anyway)."""
+
+EPILOG = """\
+examples:
+  mixpanel-core send events.ndjson.gz --config mixpanel.toml
+  mixpanel-core send export-*.json --rejected-file rejected.jsonl --checkpoint send.checkpoint
+  mixpanel-core send profiles.ndjson --endpoint engage --transport direct
+  # interrupted? run the same command again: confirmed records are not sent twice
+
+exit codes: 0 everything accepted or written to --rejected-file; 1 something was not
+delivered (reason on stderr; rerun to resume); 130 interrupted.
+"""
+
+AfterRecord = Callable[[Path, int], None]
+"""Called after each record is handled, with its file and index (tests stop a run with it)."""
+
+
+@attrs.frozen
+class SendOptions:
+    """What to send, and where to keep what could not be sent and how far it got."""
+
+    files: tuple[Path, ...]
+    endpoint: Endpoint | None = None
+    transport: str | None = None
+    rejected_file: Path | None = None
+    checkpoint: Path | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+@attrs.define
+class SendTally:
+    """Counts for the summary line."""
+
+    files: int = 0
+    records: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    first_rejection: str | None = None
+    started: float = attrs.field(factory=time.monotonic)
+
+    def summary(self, rejected_file: Path | None) -> str:
+        elapsed = time.monotonic() - self.started
+        kept = f" (in {rejected_file})" if rejected_file and self.rejected else ""
+        resumed = f", {self.skipped:,} confirmed before" if self.skipped else ""
+        return (
+            f"sent {self.records:,} records from {self.files} file(s): {self.accepted:,} "
+            f"accepted, {self.rejected:,} rejected or invalid{kept}{resumed}; {elapsed:.1f}s "
+            f"({self.records / max(elapsed, 1e-6):,.0f}/s)"
+        )
+
+
+class Backfill:
+    """Sends the files of ``options`` through ``config``'s pipeline, chunk by confirmed chunk."""
+
+    def __init__(
+        self,
+        config: Config,
+        options: SendOptions,
+        progress: ProgressLine | None = None,
+        after_record: AfterRecord | None = None,
+    ) -> None:
+        if options.transport is not None:
+            config = only_transport(config, options.transport)
+        self.options = options
+        self.token = config.mixpanel.token
+        self.progress = progress or ProgressLine()
+        self.after_record = after_record
+        self.tally = SendTally()
+        self.checkpoint = Checkpoint(options.checkpoint)
+        self.delivery = ConfirmedDelivery(config)
+        self.rejected = RejectedFile(options.rejected_file) if options.rejected_file else None
+        # $insert_id -> record index for the current chunk, to say where a rejection came from.
+        self._chunk_index: dict[str, int] = {}
+
+    def run(self) -> SendTally:
+        """Send every file; raises ``CommandError`` when something was left undone."""
+        interrupted = False
+        try:
+            for path in self.options.files:
+                self._send_file(path)
+        except BaseException:
+            interrupted = True
+            raise
+        finally:
+            self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
+            if self.rejected is not None:
+                self.rejected.close()
+        if self.tally.rejected and self.rejected is None:
+            raise CommandError(
+                f"{self.tally.rejected} record(s) were rejected or invalid and not kept "
+                f"(give --rejected-file to keep them); first: {self.tally.first_rejection}"
+            )
+        return self.tally
+
+    def _send_file(self, path: Path) -> None:
+        identity = file_identity(path)
+        self.tally.files += 1
+        if self.checkpoint.complete(identity):
+            self.tally.skipped += self.checkpoint.confirmed(identity)
+            self.progress.say(f"{path}: confirmed by an earlier run; skipped")
+            return
+        confirmed = first = self.checkpoint.confirmed(identity)
+        self.tally.skipped += confirmed
+        with RecordFile(path) as source:
+            self.progress.start(str(path), source.size)
+            index = confirmed
+            for record in source.records(skip=confirmed):
+                self._send_record(path, identity, index, record)
+                index += 1
+                self.progress.update(index - first, source.bytes_read)
+                if self.after_record is not None:
+                    self.after_record(path, index - 1)
+                if index - confirmed >= self.options.batch_size:
+                    self._confirm(path, identity, confirmed, index)
+                    confirmed = index
+            self._confirm(path, identity, confirmed, index, complete=True)
+        self.progress.end()
+
+    def _send_record(self, path: Path, identity: str, index: int, record: object) -> None:
+        self.tally.records += 1
+        if isinstance(record, BadRecord):
+            self._reject(Rejection("read", "invalid", record.reason, record.text), path, index)
+            return
+        try:
+            message = build_message(record, self.options.endpoint, (identity, index), self.token)
+            if message.insert_id is not None:
+                self._chunk_index[message.insert_id] = index
+            self.delivery.submit(message)
+        except ValidationError as error:
+            endpoint = self.options.endpoint
+            if endpoint is None and isinstance(record, dict):
+                endpoint = infer_endpoint(record)
+            reason, field = str(error), problem_field(error)
+            self._reject(
+                Rejection("validation", "invalid", reason, record, endpoint, field), path, index
+            )
+
+    def _confirm(
+        self, path: Path, identity: str, start: int, end: int, *, complete: bool = False
+    ) -> None:
+        outcome = self.delivery.confirm()
+        self.tally.accepted += outcome.accepted
+        for report in outcome.rejected:
+            message = report.message
+            index = self._chunk_index.get(message.insert_id or "") if message else None
+            self._reject(Rejection.from_report(report), path, index)
+        self._chunk_index.clear()
+        if self.rejected is not None:
+            self.rejected.sync()
+        if not outcome.delivered_or_settled:
+            raise CommandError(_undelivered(path, start, outcome))
+        self.checkpoint.advance(identity, path, end, complete=complete)
+
+    def _reject(self, rejection: Rejection, path: Path, index: int | None) -> None:
+        rejection = attrs.evolve(rejection, source=str(path), index=index)
+        self.tally.rejected += 1
+        if self.tally.first_rejection is None:
+            self.tally.first_rejection = rejection.describe()
+        if self.rejected is not None:
+            self.rejected.write(rejection)
+        elif self.tally.rejected <= SHOWN_REJECTIONS:
+            self.progress.say(f"rejected: {rejection.describe()}")
+
+
+def _undelivered(path: Path, start: int, outcome: ChunkOutcome) -> str:
+    count = len(outcome.failed) + outcome.undelivered
+    first = outcome.failed[0].reason if outcome.failed else "still queued when flushing stopped"
+    return (
+        f"{count} record(s) of {path} were not delivered (first: {first}); records before "
+        f"{start} are confirmed: run the same command again to resume from there"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "send",
+        help="send JSON/NDJSON files of events or profile updates (backfills into /import)",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="JSON (array or object), NDJSON, or either gzipped",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--transport",
+        metavar="NAME",
+        help="send everything through this configured transport (default: the configured routes)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        choices=ENDPOINTS,
+        help="send every record to this endpoint (default: from each record's "
+        "shape: events to import, $distinct_id to engage, $group_key to groups)",
+    )
+    parser.add_argument(
+        "--rejected-file",
+        type=Path,
+        metavar="PATH",
+        help="append invalid and rejected records here as JSON lines with the reason and field",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="remember how far delivery was confirmed; a rerun resumes there",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="records per confirmed chunk: the transports are "
+        "flushed and the checkpoint advanced every N records "
+        "(default: %(default)s)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the TOML file (default: $MIXPANEL_CORE_CONFIG, else ./mixpanel.toml)",
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    options = SendOptions(
+        files=tuple(args.files),
+        endpoint=args.endpoint,
+        transport=args.transport,
+        rejected_file=args.rejected_file,
+        checkpoint=args.checkpoint,
+        batch_size=args.batch_size,
+    )
+    progress = ProgressLine()
+    backfill = Backfill(load_config(args.config), options, progress)
+    try:
+        backfill.run()
+    finally:
+        progress.say(backfill.tally.summary(options.rejected_file))
+    return 0

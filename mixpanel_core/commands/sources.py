@@ -1,0 +1,197 @@
+"""Reading records from JSON, NDJSON and gzipped files one at a time, in flat memory.
+
+The format is told by content, not trusted from the name: gzip by its magic bytes; a JSON
+array by a leading ``[`` (streamed element by element); NDJSON when the first non-blank line is a
+whole JSON value; otherwise one JSON object spread over several lines (read whole: it is one
+record). ``.ndjson`` and ``.jsonl`` names are always read as NDJSON, so a broken first line is
+reported as one bad record instead of making the whole file look like a single object.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import attrs
+import orjson
+
+from mixpanel_core.commands.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+READ_SIZE = 1 << 16
+SHOWN_TEXT = 200
+"""Characters of a bad line kept in the rejected file: enough to find it, not a whole dump."""
+
+
+@attrs.frozen
+class BadRecord:
+    """A line that is not JSON: why, and (the start of) its text."""
+
+    reason: str
+    text: str
+
+
+class RecordFile:
+    """One input file, opened for reading records; a context manager.
+
+    ``records(skip)`` yields every record (any JSON value, or ``BadRecord``) after the first
+    ``skip``; ``bytes_read`` and ``size`` measure the file on disk (compressed, for gzip) so an
+    ETA can be drawn from them.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._raw: BinaryIO = self.path.open("rb")
+            self.size = self.path.stat().st_size
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot be read: {exc.strerror or exc}") from exc
+        magic = self._raw.read(2)
+        self._raw.seek(0)
+        self.compressed = magic == GZIP_MAGIC
+        self._stream: BinaryIO = (
+            gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
+            if self.compressed
+            else self._raw
+        )
+
+    def __enter__(self) -> RecordFile:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stream.close()
+        self._raw.close()
+
+    @property
+    def bytes_read(self) -> int:
+        return 0 if self._raw.closed else self._raw.tell()
+
+    def records(self, skip: int = 0) -> Iterator[object]:
+        """Every record after the first ``skip``, in file order."""
+        try:
+            yield from self._records(skip)
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise InputError(f"{self.path}: cannot be read: {exc}") from exc
+
+    def _records(self, skip: int) -> Iterator[object]:
+        first = b""
+        for line in self._stream:
+            if line.strip():
+                first = line
+                break
+        if not first:
+            return
+        if first.lstrip().startswith(b"["):
+            items = _array_items(first, self._stream, self.path)
+            for _ in range(skip):
+                if next(items, _END) is _END:
+                    return
+            yield from items
+            return
+        parsed = _parse_line(first)
+        as_ndjson = self.path.name.removesuffix(".gz").endswith(NDJSON_SUFFIXES)
+        if isinstance(parsed, BadRecord) and not as_ndjson and first.lstrip().startswith(b"{"):
+            yield from _single_object(first + self._stream.read(), self.path, skip)
+            return
+        yield from self._ndjson(parsed, skip)
+
+    def _ndjson(self, first: object, skip: int) -> Iterator[object]:
+        if skip == 0:
+            yield first
+        skipped = 1
+        for line in self._stream:
+            if not line.strip():
+                continue
+            # Skipped lines are only counted, never parsed: resuming deep into a file is cheap.
+            if skipped < skip:
+                skipped += 1
+                continue
+            yield _parse_line(line)
+
+
+_END = object()
+
+
+def _parse_line(line: bytes) -> object:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return BadRecord(f"not JSON: {exc}", line.decode("utf-8", "replace").strip()[:SHOWN_TEXT])
+
+
+def _single_object(data: bytes, path: Path, skip: int) -> Iterator[object]:
+    try:
+        record = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON, NDJSON or a JSON array: {exc}") from exc
+    if skip == 0:
+        yield record
+
+
+def _array_items(first: bytes, stream: BinaryIO, path: Path) -> Iterator[object]:
+    """The elements of a JSON array, parsed one by one from a growing text window.
+
+    ``raw_decode`` parses one element where it starts; when an element is cut by the end of the
+    window, more is read and it is parsed again, so memory holds about one element at a time.
+    """
+    text = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    parser = json.JSONDecoder()
+    window = text.decode(first)
+    pos = window.index("[") + 1
+    eof = False
+    want_value = True
+    read_size = READ_SIZE
+
+    def more() -> bool:
+        nonlocal window, pos, eof, read_size
+        if eof:
+            return False
+        chunk = stream.read(read_size)
+        eof = not chunk
+        # Re-parsing a large element costs its length each time: grow reads with the window.
+        read_size = max(READ_SIZE, len(window) - pos)
+        window = window[pos:] + text.decode(chunk, final=eof)
+        pos = 0
+        return True
+
+    while True:
+        while pos < len(window) and window[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(window):
+            if more():
+                continue
+            raise InputError(f"{path}: the JSON array is not closed (truncated file?)")
+        char = window[pos]
+        if char == "]":
+            return
+        if not want_value:
+            if char != ",":
+                raise InputError(f"{path}: expected ',' or ']' in the JSON array, found {char!r}")
+            pos += 1
+            want_value = True
+            continue
+        try:
+            value, end = parser.raw_decode(window, pos)
+        except json.JSONDecodeError as exc:
+            if more():
+                continue
+            raise InputError(f"{path}: not valid JSON inside the array: {exc.msg}") from exc
+        # A number cut by the window's end parses as a shorter number: read on to be sure.
+        if end >= len(window) and more():
+            continue
+        yield value
+        pos, want_value = end, False
