@@ -1,0 +1,57 @@
+"""Decoding records: messages back, poison named, $insert_id kept or derived deterministically."""
+
+from __future__ import annotations
+
+import re
+
+from mixpanel_core.forwarder.decode import Poison, decode, derived_insert_id
+from mixpanel_core.kafka import headers
+from mixpanel_core.messages import Event, PeopleUpdate
+
+TRACK = [(headers.ENDPOINT, b"track"), (headers.SCHEMA, b"1")]
+
+
+def test_an_event_keeps_its_insert_id() -> None:
+    value = b'{"event": "e", "properties": {"distinct_id": "u", "$insert_id": "abc"}}'
+    message = decode("t", 0, 7, value, TRACK)
+    assert isinstance(message, Event)
+    assert message.insert_id == "abc"
+
+
+def test_an_event_without_insert_id_gets_one_derived_from_its_position() -> None:
+    value = b'{"event": "e", "properties": {"distinct_id": "u"}}'
+    first = decode("t", 2, 41, value, TRACK)
+    again = decode("t", 2, 41, value, TRACK)
+    elsewhere = decode("t", 2, 42, value, TRACK)
+    assert isinstance(first, Event)
+    assert isinstance(again, Event)
+    assert isinstance(elsewhere, Event)
+    assert first.insert_id == again.insert_id == derived_insert_id("t", 2, 41)
+    assert first.insert_id != elsewhere.insert_id
+    assert re.fullmatch("[0-9a-f]{32}", first.insert_id or "")
+
+
+def test_profile_updates_decode_without_an_insert_id() -> None:
+    value = b'{"$token": "t", "$distinct_id": "u", "$set": {"a": 1}}'
+    message = decode("t", 0, 0, value, [(headers.ENDPOINT, b"engage")])
+    assert isinstance(message, PeopleUpdate)
+    assert "$insert_id" not in message.record
+
+
+def test_poison_records_say_what_is_wrong() -> None:
+    cases = {
+        "no 'mixpanel-endpoint' header": decode("t", 0, 0, b"{}", []),
+        "unknown endpoint 'nope'": decode("t", 0, 0, b"{}", [(headers.ENDPOINT, b"nope")]),
+        "schema version '9'": decode(
+            "t", 0, 0, b"{}", [(headers.ENDPOINT, b"track"), (headers.SCHEMA, b"9")]
+        ),
+        "not JSON": decode("t", 0, 0, b"{oops", TRACK),
+        "no value": decode("t", 0, 0, None, TRACK),
+        "event: must be a string": decode("t", 0, 0, b'{"properties": {}}', TRACK),
+    }
+    for expected, poison in cases.items():
+        assert isinstance(poison, Poison), expected
+        assert expected in poison.reason
+    shape = cases["event: must be a string"]
+    assert isinstance(shape, Poison)
+    assert shape.field == "event"

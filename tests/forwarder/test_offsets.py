@@ -1,0 +1,48 @@
+"""Offset tracking: only past records that are done, whatever order they finish in."""
+
+from __future__ import annotations
+
+from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress
+
+
+def test_committable_offset_stops_at_the_oldest_record_not_done() -> None:
+    progress = PartitionProgress("p0")
+    for offset in (10, 11, 12, 13):
+        progress.read(offset)
+    progress.done(12)
+    progress.done(13)
+    assert progress.committable == 10
+    progress.done(10)
+    assert progress.committable == 11
+    progress.done(11)
+    assert progress.committable == 14
+
+
+def test_gaps_in_offsets_do_not_hold_the_commit_back() -> None:
+    progress = PartitionProgress("p0")
+    progress.read(5)
+    progress.read(9)  # compacted topics and transaction markers leave gaps
+    progress.done(9)
+    progress.done(5)
+    assert progress.committable == 10
+
+
+def test_nothing_is_committed_before_progress_is_made() -> None:
+    tracker = OffsetTracker()
+    tracker.progress("p0").read(0)
+    tracker.progress("p0").read(1)
+    assert tracker.to_commit() == {}
+    tracker.progress("p0").done(0)
+    assert tracker.to_commit() == {"p0": 1}
+    tracker.committed({"p0": 1})
+    assert tracker.to_commit() == {}
+
+
+def test_revoked_partitions_are_forgotten_and_late_completions_change_nothing() -> None:
+    tracker = OffsetTracker()
+    old = tracker.progress("p0")
+    old.read(0)
+    tracker.revoke(["p0"])
+    old.done(0)  # a delivery that finished after the revocation
+    assert tracker.to_commit() == {}
+    assert tracker.progress("p0") is not old
