@@ -298,7 +298,7 @@ class BackgroundSender:
         """Enqueue ``message``; raises ``QueueFullError`` under ``block`` after the timeout."""
         if self._closed:
             raise TransportError(f"transport {self.name!r} is closed; it cannot take messages")
-        data = self.client.wire_format(message.endpoint).encode(message.record)
+        data = message.json()  # every body format frames the record's own JSON
         if self._thread is None:
             self._start()
         self._queue.put(Encoded(message, data), held_bytes(data))

@@ -43,6 +43,10 @@ class FrozenDict(dict[str, Any]):
     def __repr__(self) -> str:
         return f"FrozenDict({dict.__repr__(self)})"
 
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        # dict's own pickling refills the object item by item, which this class refuses.
+        return (FrozenDict, (dict(self),))
+
     def replace(self, **changes: Any) -> FrozenDict:
         """A copy with ``changes`` applied (keys that are not identifiers: use ``merged``)."""
         return self.merged(changes)

@@ -26,6 +26,7 @@ import attrs
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
 from mixpanel_core.secrets import Secret
+from mixpanel_core.wire import dumps
 
 Endpoint = Literal["track", "import", "engage", "groups"]
 ENDPOINTS: tuple[Endpoint, ...] = ("track", "import", "engage", "groups")
@@ -60,6 +61,19 @@ class Message:
 
     record: FrozenDict
     auth: ImportAuth | None = attrs.field(default=None, repr=False, eq=False)
+    _json: bytes | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    def json(self) -> bytes:
+        """The record as compact JSON; encoded once, since the record cannot change.
+
+        Validation measures it and transports send it: one encoding serves both.
+        """
+        data = self._json
+        if data is None:
+            data = dumps(self.record)
+            # A cache of derived bytes, not a change of value: the frozen check is bypassed.
+            object.__setattr__(self, "_json", data)
+        return data
 
     @property
     def insert_id(self) -> str | None:

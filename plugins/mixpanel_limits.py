@@ -18,7 +18,6 @@ from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import Event, GroupUpdate, Message, PeopleUpdate
 from mixpanel_core.plugin import PluginContext
 from mixpanel_core.schema import read, setting
-from mixpanel_core.wire import dumps
 
 MAX_PROPERTIES = 255
 """Records must have fewer than this many properties; so must nested objects and lists."""
@@ -175,7 +174,7 @@ class MixpanelLimits:
                 and insert_id.isascii()
                 and len(props) < MAX_PROPERTIES
                 and _SCALARS.issuperset(map(type, props.values()))
-                and (not self._check_size or len(dumps(record)) < MAX_RECORD_BYTES)
+                and (not self._check_size or len(message.json()) < MAX_RECORD_BYTES)
             ):
                 return None
         out: list[Problem] = []
@@ -184,7 +183,7 @@ class MixpanelLimits:
         elif isinstance(message, PeopleUpdate):
             self._profile(message, out)
         if self._check_size and not out:
-            size = len(dumps(message.record))
+            size = len(message.json())
             if size >= MAX_RECORD_BYTES:
                 out.append(Problem("record", f"is {size} bytes of JSON; must be under 1 MB"))
         return out

@@ -13,8 +13,6 @@ from typing import Literal, NamedTuple
 
 import attrs
 
-from mixpanel_core import wire
-from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.ingestion.formencode import quote
 from mixpanel_core.messages import Message
 
@@ -39,12 +37,9 @@ class WireFormat:
     suffix: bytes
     form_encoded: bool
 
-    def encode(self, record: FrozenDict) -> bytes:
-        """One record as it appears inside the body."""
-        return wire.dumps(record)
-
     def encode_messages(self, messages: Sequence[Message]) -> list[Encoded]:
-        return [Encoded(m, self.encode(m.record)) for m in messages]
+        """Each message with its record as it appears inside the body (its own JSON)."""
+        return [Encoded(m, m.json()) for m in messages]
 
     def body_size(self, data_bytes: int, count: int) -> int:
         """Size of a body of ``count`` records of ``data_bytes`` in total (JSON size for forms)."""

@@ -90,3 +90,27 @@ def test_freeze_converts_datetimes_and_enum_subclasses() -> None:
     frozen = freeze({"d": datetime.datetime(2021, 1, 2, 3, 4, 5), "p": Plan.PRO}, "x")
     assert frozen == {"d": "2021-01-02T03:04:05", "p": "pro"}
     assert type(frozen["p"]) is str
+
+
+def test_messages_and_configuration_survive_pickling_for_other_processes() -> None:
+    import pickle
+
+    from mixpanel_core.config import config_from_mapping
+
+    client, transport = memory_client()
+    client.track("u-1", "E", {"nested": {"list": [1, {"a": 2}]}})
+    message = transport.messages[0]
+    copy = pickle.loads(pickle.dumps(message))
+    assert copy == message
+    assert copy.json() == message.json()
+    config = config_from_mapping({"transports": {"m": {"type": "memory"}}})
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
+def test_json_is_encoded_once_and_matches_the_record() -> None:
+    client, transport = memory_client()
+    client.track("u-1", "E", {"a": 1})
+    message = transport.messages[0]
+    first = message.json()
+    assert message.json() is first
+    assert json.loads(first) == thaw(message.record)
