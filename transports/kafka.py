@@ -54,7 +54,7 @@ class KafkaTransport:
         self._headers = {endpoint: _headers_for(endpoint) for endpoint in ENDPOINTS}
         # Sent but not yet acknowledged, by send number; callbacks run on the producer's thread.
         self._unacknowledged: dict[int, Message] = {}
-        self._numbers = itertools.count()
+        self._next_number = itertools.count().__next__
         self._lock = threading.Lock()
         self._all_acknowledged = threading.Condition(self._lock)
         self._closed = False
@@ -80,9 +80,9 @@ class KafkaTransport:
         """Hand ``message`` to the producer; the report follows the broker's acknowledgement."""
         if self._closed:
             raise TransportError(f"transport {self._name!r} is closed")
-        number = next(self._numbers)
-        with self._lock:
-            self._unacknowledged[number] = message
+        number = self._next_number()
+        # A dict item assignment is atomic; the lock is only for the flush condition.
+        self._unacknowledged[number] = message
         key = message.key
         try:
             future = self._producer.send(
@@ -92,8 +92,7 @@ class KafkaTransport:
                 headers=self._headers[message.endpoint],
             )
         except Exception as exc:  # buffer full past max_block_ms, record too large, ...
-            with self._lock:
-                self._unacknowledged.pop(number, None)
+            self._settle(number)
             self._report_failure(message, exc)
             raise TransportError(
                 f"transport {self._name!r} could not produce to {self._topic!r}: {exc}"
@@ -103,7 +102,7 @@ class KafkaTransport:
 
     def _acknowledged(self, number: int, _metadata: object) -> None:
         message = self._settle(number)
-        if message is not None:
+        if message is not None and self._report is not ignore_report:
             self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name, attempts=1))
 
     def _failed(self, number: int, exc: BaseException) -> None:
@@ -112,9 +111,9 @@ class KafkaTransport:
             self._report_failure(message, exc)
 
     def _settle(self, number: int) -> Message | None:
-        with self._lock:
-            message = self._unacknowledged.pop(number, None)
-            if not self._unacknowledged:
+        message = self._unacknowledged.pop(number, None)
+        if not self._unacknowledged:
+            with self._lock:
                 self._all_acknowledged.notify_all()
         return message
 
@@ -162,8 +161,7 @@ class KafkaTransport:
             self._all_acknowledged.wait_for(lambda: not self._unacknowledged, timeout)
 
     def _still_unacknowledged(self) -> list[Message]:
-        with self._lock:
-            return list(self._unacknowledged.values())
+        return list(self._unacknowledged.copy().values())
 
 
 def _headers_for(endpoint: str) -> headers.Headers:

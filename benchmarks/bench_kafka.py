@@ -1,0 +1,215 @@
+"""The Kafka path against bare kafka-python: same broker, same records, same run.
+
+    .venv/bin/python benchmarks/bench_kafka.py [--records 200000] [--memory-records 1000000]
+
+1. Produce: the ``kafka`` transport vs a bare ``KafkaProducer`` sending the same keys and values
+   (target: at least 70% of the bare rate).
+2. Forward: the forwarder delivering the topic to the emulator (in its own process) vs a bare
+   ``KafkaConsumer`` only reading it; both from a new group's join to the last record
+   (target: at least 60%).
+3. Memory: ``mixpanel-core forward --until-caught-up`` over ``--memory-records`` records, as a
+   child process; its peak RSS (target: under 200 MB). ``--memory-records 0`` skips it.
+
+The broker is ``$MIXPANEL_CORE_KAFKA_BOOTSTRAP`` when set, else the embedded one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.forwarder import build_forwarder
+from mixpanel_core.kafka.admin import create_topic
+from mixpanel_core.kafka.broker import bootstrap_servers_or_embedded
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.messages import Message
+from mixpanel_core.testing import memory_client
+from mixpanel_core.wire import dumps
+from transports.kafka import KafkaTransport
+
+TOKEN = "emulator-token"
+PARTITIONS = 3
+GROUP_OPTIONS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
+MIB = 1024 * 1024
+
+
+def messages(count: int) -> list[Message]:
+    """``count`` realistic /track messages, built once so neither producer pays for them."""
+    client, memory = memory_client(TOKEN)
+    for i in range(count):
+        client.track(f"user-{i % 5000}", "Played song", {"song": i % 977, "plan": "pro"})
+    return memory.messages
+
+
+def produce_bare(bootstrap: str, topic: str, batch: list[Message]) -> float:
+    kafka = kafka_python()
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    gc.collect()
+    started = time.perf_counter()
+    # The same serialization work the transport does: only the transport's own cost differs.
+    for message in batch:
+        producer.send(topic, key=message.key.encode(), value=dumps(message.record))
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return len(batch) / elapsed
+
+
+def produce_core(bootstrap: str, topic: str, batch: list[Message]) -> float:
+    transport = KafkaTransport(bootstrap, topic)
+    gc.collect()
+    started = time.perf_counter()
+    for message in batch:
+        transport.send(message)
+    left = transport.flush(600)
+    elapsed = time.perf_counter() - started
+    transport.close()
+    assert not left, f"{len(left)} records were not acknowledged"
+    return len(batch) / elapsed
+
+
+def consume_bare(bootstrap: str, topic: str, count: int) -> float:
+    kafka = kafka_python()
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **GROUP_OPTIONS,
+    )
+    started = time.perf_counter()
+    consumer.subscribe([topic])
+    seen = 0
+    while seen < count:
+        for records in consumer.poll(timeout_ms=100).values():
+            seen += len(records)
+    elapsed = time.perf_counter() - started
+    consumer.close(autocommit=False)
+    return count / elapsed
+
+
+def forwarder_config(bootstrap: str, topic: str, base_url: str) -> dict[str, Any]:
+    return {
+        "mixpanel": {"token": TOKEN, "api_host": base_url},
+        "transports": {"bus": {"type": "kafka", "bootstrap_servers": bootstrap, "topic": topic}},
+        "forwarder": {
+            "source": "bus",
+            "group_id": f"forwarder-{uuid.uuid4().hex[:8]}",
+            "on_poison": "stop",
+            "consumer": GROUP_OPTIONS,
+            "log_interval": 0,
+        },
+    }
+
+
+def forward(bootstrap: str, topic: str, count: int, emulator: EmulatorProcess) -> float:
+    config = config_from_mapping(forwarder_config(bootstrap, topic, emulator.base_url))
+    forwarder, client = build_forwarder(config, until_caught_up=True)
+    before = emulator.client.stats()["accepted"]["track"]
+    gc.collect()
+    started = time.perf_counter()
+    forwarder.run(until_caught_up=True)
+    elapsed = time.perf_counter() - started
+    client.close()
+    delivered = emulator.client.stats()["accepted"]["track"] - before
+    assert delivered >= count, f"only {delivered} of {count} records reached the emulator"
+    return count / elapsed
+
+
+def forward_in_child(bootstrap: str, topic: str, emulator: EmulatorProcess) -> int:
+    """Peak RSS (bytes) of ``mixpanel-core forward --until-caught-up`` over ``topic``."""
+    table = forwarder_config(bootstrap, topic, emulator.base_url)
+    lines = [
+        "[mixpanel]",
+        f'token = "{TOKEN}"',
+        f'api_host = "{emulator.base_url}"',
+        "[transports.bus]",
+        'type = "kafka"',
+        f'bootstrap_servers = "{bootstrap}"',
+        f'topic = "{topic}"',
+        "[forwarder]",
+        'source = "bus"',
+        f'group_id = "{table["forwarder"]["group_id"]}"',
+        'on_poison = "stop"',
+        "log_interval = 0",
+        "consumer = { session_timeout_ms = 6000, heartbeat_interval_ms = 2000 }",
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "forwarder.toml"
+        path.write_text("\n".join(lines) + "\n")
+        command = [sys.executable, "-m", "mixpanel_core.cli", "forward", "--config", str(path)]
+        subprocess.run(
+            [*command, "--until-caught-up", "--log-level", "WARNING"],
+            check=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    # ru_maxrss of waited-for children is in KiB on Linux; this is the only child measured
+    # after the emulator, which is still running and so not counted.
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def fill_topic(bootstrap: str, topic: str, count: int) -> None:
+    """``count`` records as the transport writes them, produced in chunks to bound memory."""
+    transport = KafkaTransport(bootstrap, topic, {"linger_ms": 5})
+    chunk = 50_000
+    for start in range(0, count, chunk):
+        for message in messages(min(chunk, count - start)):
+            transport.send(message)
+        transport.flush(600)
+    assert transport.close(600) == []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--memory-records", type=int, default=1_000_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    batch = messages(args.records)
+
+    with (
+        bootstrap_servers_or_embedded() as bootstrap,
+        EmulatorProcess(keep_records=False) as emulator,
+    ):
+        bare_topic, core_topic = f"bare-{uuid.uuid4().hex[:6]}", f"core-{uuid.uuid4().hex[:6]}"
+        for topic in (bare_topic, core_topic):
+            create_topic(bootstrap, topic, PARTITIONS)
+
+        bare_produce = produce_bare(bootstrap, bare_topic, batch)
+        core_produce = produce_core(bootstrap, core_topic, batch)
+        del batch
+        print(f"produce  bare kafka-python: {bare_produce:10,.0f} records/s")
+        print(f"produce  kafka transport:   {core_produce:10,.0f} records/s")
+        print(f"produce  ratio: {core_produce / bare_produce:.0%} (target >= 70%)")
+
+        bare_read = consume_bare(bootstrap, core_topic, args.records)
+        forwarded = forward(bootstrap, core_topic, args.records, emulator)
+        print(f"consume  bare kafka-python: {bare_read:10,.0f} records/s (read only)")
+        print(f"forward  to the emulator:   {forwarded:10,.0f} records/s (delivered)")
+        print(f"forward  ratio: {forwarded / bare_read:.0%} (target >= 60%)")
+
+        if args.memory_records:
+            big_topic = f"big-{uuid.uuid4().hex[:6]}"
+            create_topic(bootstrap, big_topic, PARTITIONS)
+            fill_topic(bootstrap, big_topic, args.memory_records)
+            peak = forward_in_child(bootstrap, big_topic, emulator)
+            print(
+                f"memory   forwarding {args.memory_records:,} records: peak RSS "
+                f"{peak / MIB:.0f} MB (target < 200 MB)"
+            )
+
+
+if __name__ == "__main__":
+    main()
