@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_http.py [--events 100000] [--direct-events 2000]
 
 1. ``buffered_http`` vs the official ``BufferedConsumer``: events/s from the first ``track``
-   until everything is accepted by the emulator (target: at least 10x).
+   until everything is accepted by the emulator (target: at least 10x). Measured twice: with
+   the emulator answering at once over loopback, and with a round trip of ``--latency-ms``
+   added to every request (the emulator's latency fault), as a real network to Mixpanel has.
 2. ``http`` vs the official ``Consumer``: one request per event (target: at least 1x).
 3. Memory with the emulator stalled: peak RSS growth stays within the queue bound + 50 MB.
 """
@@ -114,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--direct-events", type=int, default=2_000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
     # Drops under the stalled run are expected; one warning per thousand would flood the table.
     logging.getLogger("mixpanel_core").setLevel(logging.CRITICAL)
@@ -124,8 +127,12 @@ def main() -> None:
     with EmulatorProcess(keep_records=False) as emulator:
         ours_b, official_b = buffered(emulator, args.events)
         ours_d, official_d = direct(emulator, args.direct_events)
+        emulator.client.set_latency(args.latency_ms / 1000)
+        ours_l, official_l = buffered(emulator, args.events)
+    latency = f"buffered, +{args.latency_ms:g} ms round trip"
     rows = [
         ("buffered_http vs BufferedConsumer", args.events, ours_b, official_b, 10.0),
+        (latency, args.events, ours_l, official_l, 10.0),
         ("http vs Consumer", args.direct_events, ours_d, official_d, 1.0),
     ]
     print(
