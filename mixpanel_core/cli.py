@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "mixpanel_core.emulator.command",
     "mixpanel_core.forwarder.command",
     "mixpanel_core.commands.send",
+    "mixpanel_core.commands.replay",
 )
 
 

@@ -1,0 +1,201 @@
+"""Where replayed records come from: a dead-letter file, or the forwarder's dead-letter topic.
+
+Both yield ``Letter`` items: a message ready to send again, or a ``Rejection`` saying why the
+entry cannot become one. A dead-letter topic record is the forwarder's: the original key, value
+and headers plus ``dead-letter-*`` headers (``mixpanel_core.forwarder.dead_letters``). Events
+without ``$insert_id`` get the id the forwarder derived from the record's *source* position, so a
+record the forwarder did deliver once is deduplicated by Mixpanel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from mixpanel_core.commands.checkpoint import file_identity
+from mixpanel_core.commands.errors import CommandError, InputError
+from mixpanel_core.commands.records import build_message, problem_field
+from mixpanel_core.commands.rejected import Rejection
+from mixpanel_core.commands.sources import SHOWN_TEXT
+from mixpanel_core.errors import TransportError, ValidationError
+from mixpanel_core.forwarder.dead_letters import PREFIX
+from mixpanel_core.forwarder.decode import Poison, decode
+from mixpanel_core.frozen import thaw
+from mixpanel_core.kafka import headers as kafka_headers
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
+
+SOURCE_TOPIC = PREFIX + "source-topic"
+SOURCE_PARTITION = PREFIX + "source-partition"
+SOURCE_OFFSET = PREFIX + "source-offset"
+POLL_TIMEOUT_MS = 500
+
+
+@attrs.frozen
+class Letter:
+    """One dead letter: where it sits (``source``, ``index``) and what it became."""
+
+    source: str
+    index: int
+    content: Message | Rejection
+
+
+def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
+    """The entries of a dead-letter file (or a rejected file of ``send``), one per line."""
+    identity = file_identity(path)
+    try:
+        with path.open("rb") as lines:
+            index = -1
+            for line in lines:
+                if not line.strip():
+                    continue
+                index += 1
+                yield Letter(str(path), index, _file_entry(line, (identity, index), token))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+
+
+def _file_entry(
+    line: bytes, natural_key: tuple[object, ...], token: str | None
+) -> Message | Rejection:
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        text = line.decode("utf-8", "replace").strip()[:SHOWN_TEXT]
+        return Rejection("read", "invalid", f"not a dead-letter line: {exc}", text)
+    if not isinstance(entry, dict) or "record" not in entry:
+        return Rejection("read", "invalid", "not a dead-letter line: no 'record'", entry)
+    endpoint = entry.get("endpoint")
+    if endpoint not in ENDPOINTS:
+        endpoint = None  # a rejected line of `send` may not know it: tell it from the shape
+    try:
+        return build_message(entry["record"], endpoint, natural_key, token)
+    except ValidationError as error:
+        return Rejection(
+            "validation", "invalid", str(error), entry["record"], endpoint, problem_field(error)
+        )
+
+
+class DeadLetterTopic:
+    """Reads every partition of ``topic`` from the group's committed offsets until it has
+    reached the end offsets seen at start, then stops; ``commit`` marks records done.
+
+    Partitions are assigned, not subscribed: no group join (and its wait), and the group's
+    committed offsets still say where the last replay stopped. Run one replay per group at a
+    time.
+    """
+
+    def __init__(self, consumer: Any, topic: str) -> None:
+        kafka = kafka_python()
+        self._consumer = consumer
+        self._offset_and_metadata = kafka.structs.OffsetAndMetadata
+        self._kafka_error: type[Exception] = kafka.errors.KafkaError
+        self.topic = topic
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise CommandError(f"--topic: topic {topic!r} does not exist on this cluster")
+            assigned = [kafka.TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            self.end_offsets: dict[Any, int] = consumer.end_offsets(assigned)
+            for partition in assigned:
+                committed = consumer.committed(partition)
+                if committed is None:
+                    consumer.seek_to_beginning(partition)
+                else:
+                    consumer.seek(partition, committed)
+        except self._kafka_error as exc:
+            raise TransportError(f"--topic {topic}: Kafka refused: {exc}") from exc
+        self._assigned = assigned
+
+    def batches(self, max_records: int) -> Iterator[list[Any]]:
+        """Lists of consumer records, oldest first per partition, until caught up."""
+        while True:
+            remaining = [p for p in self._assigned if not self._at_end(p)]
+            if not remaining:
+                return
+            # Partitions at their end are paused so that records produced since the start are
+            # not fetched: a replay under a steady stream of new dead letters still ends.
+            self._consumer.pause(*[p for p in self._assigned if p not in remaining])
+            polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=max_records)
+            # Records fetched past an end offset are replayed too, not dropped: some brokers
+            # (Tansu) report the end of a multi-record batch as its first offset + 1.
+            batch = [record for records in polled.values() for record in records]
+            if batch:
+                yield batch
+
+    def _at_end(self, partition: Any) -> bool:
+        return bool(self._consumer.position(partition) >= self.end_offsets[partition])
+
+    def commit(self, records: Sequence[Any]) -> None:
+        """Commit past ``records`` (all delivered or written out) for the group."""
+        kafka = kafka_python()
+        offsets: dict[Any, int] = {}
+        for record in records:
+            partition = kafka.TopicPartition(record.topic, record.partition)
+            offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+        make = self._offset_and_metadata
+        try:
+            self._consumer.commit({tp: make(offset, "", -1) for tp, offset in offsets.items()})
+        except self._kafka_error as exc:
+            raise CommandError(
+                f"--topic {self.topic}: the commit failed ({exc}); the replayed records are "
+                "delivered and will be deduplicated if replayed again"
+            ) from exc
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def letter_from_record(record: Any, token: str | None) -> Letter:
+    """A dead-letter topic record as a ``Letter`` (the forwarder's decoder does the decoding)."""
+    record_headers: list[tuple[str, bytes | None]] = list(record.headers or ())
+    where = f"{record.topic}/{record.partition}"
+    topic = kafka_headers.header(record_headers, SOURCE_TOPIC) or record.topic
+    partition = _int_header(record_headers, SOURCE_PARTITION, record.partition)
+    offset = _int_header(record_headers, SOURCE_OFFSET, record.offset)
+    decoded = decode(topic, partition, offset, record.value, record_headers)
+    if isinstance(decoded, Poison):
+        endpoint = kafka_headers.header(record_headers, kafka_headers.ENDPOINT)
+        rejection = Rejection(
+            "read",
+            "invalid",
+            decoded.reason,
+            _value(record.value),
+            endpoint if endpoint in ENDPOINTS else None,
+            decoded.field,
+        )
+        return Letter(where, record.offset, rejection)
+    return Letter(where, record.offset, _with_token(decoded, token))
+
+
+def _with_token(message: Message, token: str | None) -> Message | Rejection:
+    if token is None:
+        return message
+    endpoint: Endpoint = message.endpoint
+    try:
+        # Rebuilt through the same path as files, so a missing token is filled the same way.
+        return build_message(thaw(message.record), endpoint, (), token)
+    except ValidationError as error:
+        return Rejection("validation", "invalid", str(error), message.record, endpoint)
+
+
+def _int_header(record_headers: list[tuple[str, bytes | None]], name: str, default: int) -> int:
+    value = kafka_headers.header(record_headers, name)
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _value(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value.decode("utf-8", "replace")[:SHOWN_TEXT]

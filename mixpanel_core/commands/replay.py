@@ -1,0 +1,346 @@
+"""``mixpanel-core replay-dead-letters``: send dead letters again, optionally fixed up first.
+
+Reads the forwarder's dead-letter topic (``--topic``) or a dead-letter file (``--file``: the
+JSON lines the buffered transport writes, or the rejected file of ``send``), runs each record
+through the ``--fix`` plugin, then through the configured pipeline to the configured transport.
+What still cannot be delivered (invalid, rejected, or failed after the retry budget) goes to
+``--rejected-file``. On a topic, offsets are committed for the replay's consumer group only
+after a batch was delivered or written out; the command stops once it has caught up with the
+end offsets seen at start.
+
+Exit codes (also in docs/commands.md): 0 when every dead letter was delivered or written to the
+rejected file (or, with ``--dry-run``, would be sent or is reported); 1 when some could be
+neither (no ``--rejected-file``; on a topic the batch is then not committed), or on any error;
+130 when interrupted (nothing uncommitted is lost: the next replay reads it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mixpanel_core.commands.confirmed import ConfirmedDelivery, only_transport
+from mixpanel_core.commands.dead_letter_sources import (
+    DeadLetterTopic,
+    Letter,
+    letter_from_record,
+    read_dead_letter_file,
+)
+from mixpanel_core.commands.errors import CommandError
+from mixpanel_core.commands.fixup import FixUp, without_plugin
+from mixpanel_core.commands.progress import ProgressLine
+from mixpanel_core.commands.records import problem_field
+from mixpanel_core.commands.rejected import RejectedFile, Rejection
+from mixpanel_core.commands.send import add_config_argument, positive_int
+from mixpanel_core.config import Config, load_config
+from mixpanel_core.errors import ConfigError, TransportError, ValidationError
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.options import client_options
+
+DEFAULT_GROUP_ID = "mixpanel-core-replay"
+DEFAULT_BATCH_SIZE = 500
+SHOWN_REJECTIONS = 10
+CLOSE_TIMEOUT = 5.0
+
+EPILOG = """\
+examples:
+  mixpanel-core replay-dead-letters --topic mixpanel-dead-letter --rejected-file still-bad.jsonl
+  mixpanel-core replay-dead-letters --topic mixpanel-dead-letter --fix fix_times --dry-run
+  mixpanel-core replay-dead-letters --file dead-letters.jsonl --fix fix_times
+  mixpanel-core replay-dead-letters --file rejected.jsonl   # the rejected file of `send`
+
+exit codes: 0 everything delivered or written to --rejected-file; 1 something was neither
+(on a topic, that batch stays uncommitted), or an error; 130 interrupted.
+"""
+
+
+@attrs.frozen
+class ReplayOptions:
+    """Where the dead letters are, how to fix them, and where what still fails goes."""
+
+    topic: str | None = None
+    file: Path | None = None
+    bootstrap_servers: str | None = None
+    group_id: str = DEFAULT_GROUP_ID
+    fix: str | None = None
+    dry_run: bool = False
+    rejected_file: Path | None = None
+    transport: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+@attrs.define
+class ReplayTally:
+    """Counts for the summary line."""
+
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    passed: int = 0
+    """With ``--dry-run``: records that passed the fix-up and the pipeline's checks."""
+    first_rejection: str | None = None
+    started: float = attrs.field(factory=time.monotonic)
+
+    def summary(self, options: ReplayOptions) -> str:
+        elapsed = time.monotonic() - self.started
+        if options.dry_run:
+            return (
+                f"dry run: read {self.read:,} dead letters: {self.passed:,} would be sent, "
+                f"{self.rejected:,} would still fail; {elapsed:.1f}s"
+            )
+        kept = f" (in {options.rejected_file})" if options.rejected_file and self.rejected else ""
+        return (
+            f"replayed {self.read:,} dead letters: {self.accepted:,} accepted, "
+            f"{self.rejected:,} still failing{kept}; {elapsed:.1f}s"
+        )
+
+
+class Replay:
+    """Sends dead letters again through ``config``'s pipeline, batch by confirmed batch."""
+
+    def __init__(
+        self, config: Config, options: ReplayOptions, progress: ProgressLine | None = None
+    ) -> None:
+        if options.transport is not None:
+            config = only_transport(config, options.transport)
+        self.fix = FixUp(config, options.fix) if options.fix else None
+        if options.fix:
+            config = without_plugin(config, options.fix)
+        self.config = config
+        self.options = options
+        self.token = config.mixpanel.token
+        self.progress = progress or ProgressLine()
+        self.tally = ReplayTally()
+        self.delivery = ConfirmedDelivery(config, dry_run=options.dry_run)
+        self.rejected: RejectedFile | None = None
+        if options.rejected_file is not None and not options.dry_run:
+            self.rejected = RejectedFile(options.rejected_file)
+        self._unkept = 0
+
+    def run(self) -> ReplayTally:
+        """Replay the file or the topic; raises ``CommandError`` when something was left undone."""
+        interrupted = False
+        try:
+            if self.options.file is not None:
+                self._replay_file(self.options.file)
+            elif self.options.topic is not None:
+                self._replay_topic(self.options.topic)
+            else:
+                raise ConfigError("replay-dead-letters: give --topic or --file")
+        except BaseException:
+            interrupted = True
+            raise
+        finally:
+            self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
+            if self.rejected is not None:
+                self.rejected.close()
+        if self._unkept and not self.options.dry_run:
+            raise CommandError(
+                f"{self._unkept} dead letter(s) still fail and were not kept (give "
+                f"--rejected-file to keep them); first: {self.tally.first_rejection}"
+            )
+        return self.tally
+
+    def _replay_file(self, path: Path) -> None:
+        self.progress.start(str(path), path.stat().st_size if path.exists() else 0)
+        batch: list[Letter] = []
+        for letter in read_dead_letter_file(path, self.token):
+            batch.append(letter)
+            if len(batch) >= self.options.batch_size:
+                self._replay_batch(batch)
+                batch = []
+        if batch:
+            self._replay_batch(batch)
+        self.progress.end()
+
+    def _replay_topic(self, name: str) -> None:
+        topic = DeadLetterTopic(self._consumer(), name)
+        self.progress.start(name, 0)
+        try:
+            for records in topic.batches(self.options.batch_size):
+                letters = [letter_from_record(record, self.token) for record in records]
+                if self._replay_batch(letters) and not self.options.dry_run:
+                    topic.commit(records)
+                elif not self.options.dry_run:
+                    raise CommandError(
+                        f"{self._unkept} dead letter(s) of {name} still fail and "
+                        "no --rejected-file keeps them; their batch was not committed"
+                    )
+        finally:
+            topic.close()
+            self.progress.end()
+
+    def _replay_batch(self, letters: Sequence[Letter]) -> bool:
+        """Send one batch and settle it; whether every letter was delivered or kept."""
+        unkept_before = self._unkept
+        by_insert_id: dict[str, Letter] = {}
+        for letter in letters:
+            self.tally.read += 1
+            self._send(letter, by_insert_id)
+            self.progress.update(self.tally.read, 0)
+        outcome = self.delivery.confirm()
+        self.tally.accepted += outcome.accepted
+        for report in (*outcome.rejected, *outcome.failed):
+            message = report.message
+            where = by_insert_id.get(message.insert_id or "") if message else None
+            self._reject(Rejection.from_report(report), where)
+        if self.rejected is not None:
+            self.rejected.sync()
+        if outcome.undelivered:
+            raise CommandError(
+                f"{outcome.undelivered} dead letter(s) were still queued when flushing stopped "
+                "making progress; nothing of that batch was committed"
+            )
+        return self._unkept == unkept_before
+
+    def _send(self, letter: Letter, by_insert_id: dict[str, Letter]) -> None:
+        content = letter.content
+        if isinstance(content, Rejection):
+            self._reject(content, letter)
+            return
+        stage = "fix"
+        try:
+            message = self.fix.apply(content) if self.fix is not None else content
+            stage = "validation"
+            if message.insert_id is not None:
+                by_insert_id[message.insert_id] = letter
+            self.delivery.submit(message)
+            if self.options.dry_run:
+                self.tally.passed += 1
+        except ValidationError as error:
+            rejection = Rejection(
+                stage, "invalid", str(error), content.record, content.endpoint, problem_field(error)
+            )
+            self._reject(rejection, letter)
+
+    def _reject(self, rejection: Rejection, letter: Letter | None) -> None:
+        if letter is not None:
+            rejection = attrs.evolve(rejection, source=letter.source, index=letter.index)
+        self.tally.rejected += 1
+        if self.tally.first_rejection is None:
+            self.tally.first_rejection = rejection.describe()
+        if self.rejected is not None:
+            self.rejected.write(rejection)
+            return
+        self._unkept += 1
+        if self._unkept <= SHOWN_REJECTIONS:
+            self.progress.say(f"still failing: {rejection.describe()}")
+
+    def _consumer(self) -> Any:
+        kafka = kafka_python()
+        servers, consumer_options = self._kafka_settings()
+        settings = {
+            **client_options(consumer_options, kafka.KafkaConsumer.DEFAULT_CONFIG, "consumer"),
+            "bootstrap_servers": servers,
+            "group_id": self.options.group_id,
+            "enable_auto_commit": False,
+        }
+        try:
+            return kafka.KafkaConsumer(**settings)
+        except kafka.errors.KafkaError as exc:
+            raise TransportError(f"cannot reach Kafka at {servers}: {exc}") from exc
+
+    def _kafka_settings(self) -> tuple[str | list[str], dict[str, Any]]:
+        """Bootstrap servers and consumer options: ``--bootstrap-servers``, else the forwarder's.
+
+        The ``[forwarder] consumer`` table is reused either way (TLS, SASL for the same cluster).
+        """
+        table: Any = {}
+        servers: str | Iterable[str] | None = self.options.bootstrap_servers
+        if self.config.forwarder is not None:
+            from mixpanel_core.forwarder.config import resolve
+
+            setup = resolve(self.config)
+            table = setup.forwarder.consumer
+            servers = servers or setup.bootstrap_servers
+        if servers is None:
+            raise ConfigError(
+                "--bootstrap-servers: required when the configuration has no [forwarder] table "
+                f"to take them from ({self.config.source})"
+            )
+        return (servers if isinstance(servers, str) else list(servers)), dict(table)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "replay-dead-letters",
+        help="send dead letters (topic or file) again, optionally through a fix-up plugin",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_argument(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--topic", help="the forwarder's dead-letter topic")
+    source.add_argument(
+        "--file",
+        type=Path,
+        metavar="PATH",
+        help="a dead-letter file (JSON lines), or the rejected file of `send`",
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT[,...]",
+        help="Kafka brokers (default: those of the [forwarder] source transport)",
+    )
+    parser.add_argument(
+        "--group-id",
+        default=DEFAULT_GROUP_ID,
+        help="consumer group whose committed offsets track the replay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fix",
+        metavar="PLUGIN",
+        help="run this plugin's validate and enrich hooks on each record first "
+        "(options from [plugins.PLUGIN])",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="fix up and check, but send, write and commit nothing",
+    )
+    parser.add_argument(
+        "--rejected-file",
+        type=Path,
+        metavar="PATH",
+        help="append what still fails here as JSON lines with the reason",
+    )
+    parser.add_argument(
+        "--transport",
+        metavar="NAME",
+        help="send through this configured transport (default: the routes)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help="records per confirmed (and committed) batch (default: %(default)s)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = ReplayOptions(
+        topic=args.topic,
+        file=args.file,
+        bootstrap_servers=args.bootstrap_servers,
+        group_id=args.group_id,
+        fix=args.fix,
+        dry_run=args.dry_run,
+        rejected_file=args.rejected_file,
+        transport=args.transport,
+        batch_size=args.batch_size,
+    )
+    progress = ProgressLine()
+    replay = Replay(load_config(args.config), options, progress)
+    try:
+        replay.run()
+    finally:
+        progress.say(replay.tally.summary(options))
+    return 0
