@@ -20,6 +20,9 @@ from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.messages import Message
 from mixpanel_core.pipeline import Pipeline
 
+PIPELINE_REPORTER = "pipeline"
+"""The ``transport`` of the reports the pipeline itself makes (``on_invalid = "drop"``)."""
+
 
 @attrs.frozen
 class ChunkOutcome:
@@ -27,9 +30,9 @@ class ChunkOutcome:
 
     accepted: int
     rejected: tuple[DeliveryReport, ...]
-    """REJECTED by Mixpanel, or DROPPED by the pipeline: sending again will not help."""
+    """REJECTED by Mixpanel, or DROPPED by the pipeline as invalid: sending again won't help."""
     failed: tuple[DeliveryReport, ...]
-    """FAILED after the retry budget: not delivered, may be sent again."""
+    """FAILED after the retry budget, or DROPPED by a full queue: may be sent again."""
     undelivered: int
     """Still held by a transport when flushing stopped making progress."""
 
@@ -80,6 +83,13 @@ class _Discard:
         return ()
 
 
+def _final(report: DeliveryReport) -> bool:
+    """Whether sending the message again cannot change the outcome."""
+    if report.status is DeliveryStatus.DROPPED:
+        return report.transport == PIPELINE_REPORTER  # invalid; a full queue's drop is not final
+    return report.status is DeliveryStatus.REJECTED
+
+
 def only_transport(config: Config, name: str) -> Config:
     """``config`` with every message routed to transport ``name`` (``--transport``)."""
     if name not in config.transports:
@@ -128,8 +138,8 @@ class ConfirmedDelivery:
                 break
         accepted, lost = self.collector.take()
         self.submitted = 0
-        rejected = tuple(r for r in lost if r.status is not DeliveryStatus.FAILED)
-        failed = tuple(r for r in lost if r.status is DeliveryStatus.FAILED)
+        rejected = tuple(r for r in lost if _final(r))
+        failed = tuple(r for r in lost if not _final(r))
         return ChunkOutcome(accepted, rejected, failed, len(left))
 
     def close(self, timeout: float | None = None) -> int:

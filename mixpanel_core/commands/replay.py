@@ -36,7 +36,7 @@ from mixpanel_core.commands.fixup import FixUp, without_plugin
 from mixpanel_core.commands.progress import ProgressLine
 from mixpanel_core.commands.records import problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
-from mixpanel_core.commands.send import add_config_argument, positive_int
+from mixpanel_core.commands.send import add_config_argument, positive_int, stop_on_sigterm
 from mixpanel_core.config import Config, load_config
 from mixpanel_core.errors import ConfigError, TransportError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
@@ -339,8 +339,9 @@ def run(args: argparse.Namespace) -> int:
     )
     progress = ProgressLine()
     replay = Replay(load_config(args.config), options, progress)
-    try:
-        replay.run()
-    finally:
-        progress.say(replay.tally.summary(options))
+    with stop_on_sigterm():
+        try:
+            replay.run()
+        finally:
+            progress.say(replay.tally.summary(options))
     return 0

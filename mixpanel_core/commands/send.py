@@ -16,9 +16,12 @@ checkpoint holds the last confirmed position: run the same command again to resu
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import attrs
 
@@ -291,8 +294,23 @@ def run(args: argparse.Namespace) -> int:
     )
     progress = ProgressLine()
     backfill = Backfill(load_config(args.config), options, progress)
-    try:
-        backfill.run()
-    finally:
-        progress.say(backfill.tally.summary(options.rejected_file))
+    with stop_on_sigterm():
+        try:
+            backfill.run()
+        finally:
+            progress.say(backfill.tally.summary(options.rejected_file))
     return 0
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C: transports are closed and the summary printed before exit."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
