@@ -27,6 +27,7 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	$(BIN)/python examples/simple_event.py
 	$(BIN)/python examples/multiprocess_events.py
+	$(BIN)/python examples/kafka_pipeline.py
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet
