@@ -20,7 +20,7 @@ from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import message_from_record
 from mixpanel_core.pipeline import Pipeline
 
-from .conftest import events, read_lines, write_config
+from .conftest import events, read_lines, write_config, write_ndjson
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +96,27 @@ def test_replay_from_a_dead_letter_file_after_a_fix_up_plugin_delivers(
     ]
     assert all(r["properties"]["time"] < 1e10 for r in mixpanel_emulator.client.records("import"))
     assert read_lines(still_bad) == []
+
+
+def test_the_rejected_file_of_send_replays_with_the_same_insert_ids(
+    tmp_path: Path, mixpanel_emulator: Emulator, fix_times: str
+) -> None:
+    config = write_config(tmp_path, mixpanel_emulator)
+    source = write_ndjson(tmp_path / "events.ndjson", [*events(2), *in_microseconds(events(3))])
+    rejected = tmp_path / "rejected.jsonl"
+    assert (
+        main(["send", str(source), "--config", str(config), "--rejected-file", str(rejected)]) == 0
+    )
+    kept = read_lines(rejected)
+    assert [k["index"] for k in kept] == [2, 3, 4]
+
+    code = main(["replay-dead-letters", "--file", str(rejected), "--fix", fix_times,
+                 "--config", str(config)])  # fmt: skip
+
+    assert code == 0
+    ids = mixpanel_emulator.client.insert_ids("import")
+    assert len(ids) == 5
+    assert ids[2:] == [k["record"]["properties"]["$insert_id"] for k in kept]
 
 
 def test_without_the_fix_the_records_still_fail_and_are_kept_with_the_reason(
