@@ -92,9 +92,9 @@ def classify_response(
     return Classification(Verdict.REJECTED, status, _error_text(body) or f"HTTP {status}")
 
 
-def network_failure(error: BaseException) -> Classification:
+def network_failure(reason: str) -> Classification:
     """A timeout or a connection error: always worth another try with the same records."""
-    return Classification(Verdict.RETRY, None, f"{type(error).__name__}: {error}")
+    return Classification(Verdict.RETRY, None, reason)
 
 
 def parse_retry_after(value: str | None) -> float | None:

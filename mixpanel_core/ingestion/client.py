@@ -9,13 +9,9 @@ waiting through the caller's ``wait`` function.
 from __future__ import annotations
 
 import gzip
-import os
-import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
-
-import requests
-import requests.adapters
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
@@ -33,11 +29,11 @@ from mixpanel_core.ingestion.classify import (
 )
 from mixpanel_core.ingestion.encoding import Encoded, WireFormat, wire_format
 from mixpanel_core.ingestion.endpoints import endpoint_urls
+from mixpanel_core.ingestion.http import HttpSession, NetworkError, RequestError, TlsError
 from mixpanel_core.ingestion.options import HttpOptions
 from mixpanel_core.ingestion.result import BatchResult
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.settings import MixpanelSettings
-from mixpanel_core.version import __version__
 
 Wait = Callable[[float], None]
 """Sleeps for the given seconds; the forwarder passes one that keeps polling Kafka meanwhile."""
@@ -69,7 +65,7 @@ class _Call:
 
 
 class IngestionClient:
-    """Delivers batches of messages to Mixpanel; thread-safe (one connection pool per thread).
+    """Delivers batches of messages to Mixpanel; thread-safe (one connection pool, fork-aware).
 
     ``send_batch`` returns a ``BatchResult`` with one report per message, in order. It raises
     ``AuthenticationError`` (carrying every report, the unsent ones FAILED) when Mixpanel
@@ -89,8 +85,7 @@ class IngestionClient:
         self.urls = endpoint_urls(settings)
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._http = HttpSession(self.options.pool_size, settings.verify_tls)
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -260,23 +255,17 @@ class IngestionClient:
                 headers["Authorization"] = credentials.header.reveal()
                 if credentials.project_id is not None:
                     params["project_id"] = credentials.project_id
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         try:
-            response = self._session().post(
-                url,
-                data=body,
-                params=params,
-                headers=headers,
-                timeout=self._timeout(call),
-                verify=self.settings.verify_tls,
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError as exc:
+            response = self._http.post(url, body, headers, self._timeout(call))
+        except TlsError as exc:
             # A certificate does not fix itself between retries: fail now, and say why.
             return Classification(Verdict.FAILED, None, f"TLS failure talking to {url}: {exc}")
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            return network_failure(exc)
-        except requests.RequestException as exc:
-            return Classification(Verdict.FAILED, None, f"{type(exc).__name__}: {exc}")
+        except NetworkError as exc:
+            return network_failure(str(exc))
+        except RequestError as exc:
+            return Classification(Verdict.FAILED, None, str(exc))
         return classify_response(endpoint, response.status_code, response.content, response.headers)
 
     def _timeout(self, call: _Call) -> tuple[float, float]:
@@ -286,29 +275,9 @@ class IngestionClient:
             connect, read = min(connect, left), min(read, left)
         return connect, read
 
-    def _session(self) -> requests.Session:
-        local = self._local
-        session: requests.Session | None = getattr(local, "session", None)
-        # After fork() the child inherits the parent's sockets: it must open its own.
-        if session is None or local.pid != os.getpid():
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(
-                pool_connections=len(ENDPOINTS),
-                pool_maxsize=self.options.pool_size,
-                max_retries=0,
-            )
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            session.headers["User-Agent"] = f"mixpanel-core/{__version__}"
-            local.session, local.pid = session, os.getpid()
-            self._sessions.append(session)
-        return session
-
     def close(self) -> None:
-        """Close every pooled connection (of every thread)."""
-        sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        """Close every pooled connection."""
+        self._http.close()
 
     # -- reports --------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
 
 from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.formencode import quote
+from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.messages import ImportAuth, ImportEvent, Message
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
@@ -22,19 +22,21 @@ from mixpanel_core.settings import MixpanelSettings
 from .conftest import event, import_event
 
 
-class FakeResponse:
-    status_code = 200
-    headers: dict[str, str] = {}  # noqa: RUF012
-    content = b'{"status": 1, "error": null}'
-
-
 class FakeSession:
+    """Stands in for the HTTP hop: records each request, answers like a happy Mixpanel."""
+
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def post(self, url: str, **kwargs: Any) -> FakeResponse:
-        self.calls.append({"url": url, **kwargs})
-        return FakeResponse()
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: tuple[float, float]
+    ) -> Response:
+        base, _, query = url.partition("?")
+        params = dict(urllib.parse.parse_qsl(query))
+        self.calls.append(
+            {"url": base, "params": params, "data": body, "headers": headers, "timeout": timeout}
+        )
+        return Response(200, b'{"status": 1, "error": null}', {})
 
 
 def client_with_fake(
@@ -42,7 +44,7 @@ def client_with_fake(
 ) -> tuple[IngestionClient, FakeSession]:
     client = IngestionClient(settings, options)
     fake = FakeSession()
-    client._session = lambda: fake  # type: ignore[assignment,method-assign,return-value]
+    client._http = fake  # type: ignore[assignment]
     return client, fake
 
 
@@ -64,7 +66,13 @@ def test_track_body_is_form_encoded_like_the_official_client() -> None:
     assert form["ip"] == ["0"]
     assert orjson.loads(form["data"][0]) == [orjson.loads(orjson.dumps(m.record)) for m in messages]
     assert call["timeout"] == (5.0, 30.0)
-    assert call["verify"] is True
+
+
+def test_tls_is_verified_unless_turned_off() -> None:
+    verified = HttpSession(4, verify_tls=True)._pool()
+    unverified = HttpSession(4, verify_tls=False)._pool()
+    assert verified.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+    assert unverified.connection_pool_kw["cert_reqs"] == "CERT_NONE"
 
 
 def test_quote_matches_urllib_on_any_text() -> None:
@@ -135,17 +143,12 @@ def test_secrets_never_appear_in_reprs() -> None:
     assert "s3cr3t" not in repr(client._credentials)
 
 
-def test_connection_errors_do_not_leak_through_unclassified() -> None:
-    """A requests exception other than a network failure ends as FAILED, not an exception."""
-    client, fake = client_with_fake(MixpanelSettings())
-
-    def broken(url: str, **kwargs: Any) -> FakeResponse:
-        raise requests.exceptions.InvalidHeader("bad header")
-
-    fake.post = broken  # type: ignore[method-assign]
-    result = client.send_batch("track", [event()])
+def test_request_errors_do_not_leak_through_unclassified() -> None:
+    """An error other than a network failure (a malformed URL) ends as FAILED, not raised."""
+    settings = MixpanelSettings(urls={"track": "http://127.0.0.1:notaport/track"})
+    result = IngestionClient(settings).send_batch("track", [event()])
     assert result.failed
-    assert "InvalidHeader" in (result.failed[0].reason or "")
+    assert "LocationParseError" in (result.failed[0].reason or "")
 
 
 @pytest.mark.parametrize("read_timeout", [0.0, -1.0])
