@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from mixpanel_core.api_limits import PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
 from mixpanel_core.secrets import Secret
@@ -31,17 +32,6 @@ from mixpanel_core.wire import dumps
 Endpoint = Literal["track", "import", "engage", "groups"]
 ENDPOINTS: tuple[Endpoint, ...] = ("track", "import", "engage", "groups")
 KINDS = ("event", "import", "alias", "merge", "people", "group")
-
-PROFILE_OPERATIONS = (
-    "$set",
-    "$set_once",
-    "$add",
-    "$append",
-    "$union",
-    "$unset",
-    "$remove",
-    "$delete",
-)
 
 
 @attrs.frozen

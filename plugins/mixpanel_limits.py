@@ -13,41 +13,25 @@ from typing import Any
 import attrs
 
 from mixpanel_core import hookimpl
+from mixpanel_core.api_limits import (
+    EARLIEST_IMPORT_TIME,
+    MAP_OPERATIONS,
+    MAX_DEPTH,
+    MAX_FUTURE_SECONDS,
+    MAX_PROPERTIES,
+    MAX_RECORD_BYTES,
+    MILLISECONDS_THRESHOLD,
+    PLACEHOLDER_DISTINCT_IDS,
+    TRACK_WINDOW_SECONDS,
+)
 from mixpanel_core.errors import Problem
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import Event, GroupUpdate, Message, PeopleUpdate
 from mixpanel_core.plugin import PluginContext
 from mixpanel_core.schema import read, setting
 
-MAX_PROPERTIES = 255
-"""Records must have fewer than this many properties; so must nested objects and lists."""
-MAX_DEPTH = 3
-MAX_RECORD_BYTES = 1_000_000
-EARLIEST_TIME = 31_536_000  # 1971-01-01T00:00:00Z, the earliest time /import takes
-FUTURE_SLACK = 3600  # /import refuses events more than an hour ahead
-TRACK_MAX_AGE = 5 * 24 * 3600  # /track takes only the last five days
-MILLISECONDS_ABOVE = 10_000_000_000  # larger is milliseconds: as seconds it would be year 2286
-PLACEHOLDER_IDS = frozenset(
-    {
-        "anon",
-        "anonymous",
-        "nil",
-        "null",
-        "none",
-        "undefined",
-        "unknown",
-        "0",
-        "-1",
-        "[]",
-        "{}",
-        "00000000-0000-0000-0000-000000000000",
-        "<nil>",
-        "n/a",
-        "lmy47d",
-        "",
-    }
-)
-MAP_OPERATIONS = ("$set", "$set_once", "$add", "$append", "$union", "$remove")
+# The allowance of "" as a distinct id is this plugin's choice (a config option), not a limit.
+PLACEHOLDER_IDS = PLACEHOLDER_DISTINCT_IDS | {""}
 
 
 @attrs.frozen
@@ -124,12 +108,12 @@ def _properties_problems(props: FrozenDict, field: str, out: list[Problem]) -> N
 def _time_problem(value: Any, field: str, endpoint: str, now: float) -> Problem | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Problem(field, "must be a number of seconds (or milliseconds) since the epoch")
-    seconds = value / 1000 if value > MILLISECONDS_ABOVE else value
-    if seconds > now + FUTURE_SLACK:
+    seconds = value / 1000 if value > MILLISECONDS_THRESHOLD else value
+    if seconds > now + MAX_FUTURE_SECONDS:
         return Problem(field, "is more than 1 hour in the future")
-    if endpoint == "import" and seconds < EARLIEST_TIME:
+    if endpoint == "import" and seconds < EARLIEST_IMPORT_TIME:
         return Problem(field, "is before 1971-01-01, the earliest time /import accepts")
-    if endpoint == "track" and seconds < now - TRACK_MAX_AGE:
+    if endpoint == "track" and seconds < now - TRACK_WINDOW_SECONDS:
         return Problem(field, "is older than 5 days, which /track refuses; use import_data")
     return None
 
@@ -167,7 +151,7 @@ class MixpanelLimits:
                     or distinct_id.strip().lower() not in PLACEHOLDER_IDS
                 )
                 and type(event_time) in _NUMBERS
-                and now - TRACK_MAX_AGE < event_time < now + FUTURE_SLACK
+                and now - TRACK_WINDOW_SECONDS < event_time < now + MAX_FUTURE_SECONDS
                 and type(insert_id) is str
                 and len(insert_id) <= 36
                 and insert_id.isalnum()

@@ -9,8 +9,8 @@ from typing import Any
 import attrs
 
 from mixpanel_core import Event, Message, hookimpl
+from mixpanel_core.api_limits import PROFILE_OPERATIONS
 from mixpanel_core.frozen import FrozenDict
-from mixpanel_core.messages import PROFILE_OPERATIONS
 from mixpanel_core.plugin import PluginContext
 from mixpanel_core.schema import read, setting
 from mixpanel_core.secrets import Secret

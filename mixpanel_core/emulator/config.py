@@ -7,15 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from mixpanel_core.api_limits import (
+    MAX_BODY_BYTES,
+    MAX_GROUP_RECORDS_PER_REQUEST,
+    MAX_RECORDS_PER_REQUEST,
+)
 from mixpanel_core.errors import MixpanelCoreError
 
 DEFAULT_TOKEN = "emulator-token"
 DEFAULT_API_SECRET = "emulator-secret"
 DEFAULT_SERVICE_ACCOUNT = ("sa-user", "sa-secret")
 DEFAULT_PROJECT_ID = "12345"
-DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
-DEFAULT_MAX_RECORDS = 2000
-DEFAULT_MAX_GROUP_RECORDS = 200
+DEFAULT_MAX_BODY_BYTES = MAX_BODY_BYTES
+DEFAULT_MAX_RECORDS = MAX_RECORDS_PER_REQUEST
+DEFAULT_MAX_GROUP_RECORDS = MAX_GROUP_RECORDS_PER_REQUEST
 
 ENDPOINTS = ("track", "engage", "groups", "import")
 

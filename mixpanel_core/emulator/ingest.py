@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from mixpanel_core.api_limits import MAX_RECORD_BYTES
 from mixpanel_core.emulator.auth import check_import_auth
 from mixpanel_core.emulator.config import EmulatorConfig
 from mixpanel_core.emulator.payload import (
@@ -21,7 +22,6 @@ from mixpanel_core.emulator.payload import (
 from mixpanel_core.emulator.store import RecordStore
 from mixpanel_core.emulator.validation import (
     IMPORT_RULES,
-    MAX_RECORD_BYTES,
     TRACK_RULES,
     Problem,
     validate_event,

@@ -10,43 +10,27 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-MAX_PROPERTIES = 255
-MAX_COLLECTION_ITEMS = 255
-MAX_DEPTH = 3
-MAX_STRING_LENGTH = 255
-MAX_RECORD_BYTES = 1_000_000
-EARLIEST_TIME = 31_536_000.0  # 1971-01-01T00:00:00Z
-MAX_FUTURE_SECONDS = 3600.0
-TRACK_WINDOW_SECONDS = 5 * 86400.0
-# Epoch seconds stay below 1e10 until the year 2286, and any acceptable time (1971 or later) in
-# milliseconds is above 3e10: the threshold cleanly tells the two units apart.
-MILLISECONDS_THRESHOLD = 1e10
-
-PLACEHOLDER_DISTINCT_IDS = frozenset(
-    {
-        "anon",
-        "anonymous",
-        "nil",
-        "null",
-        "none",
-        "n/a",
-        "undefined",
-        "unknown",
-        "0",
-        "-1",
-        "[]",
-        "{}",
-        "00000000-0000-0000-0000-000000000000",
-    }
+from mixpanel_core.api_limits import (
+    EARLIEST_IMPORT_TIME,
+    GROUP_OPERATIONS,
+    MAP_OPERATIONS,
+    MAX_DEPTH,
+    MAX_FUTURE_SECONDS,
+    MAX_PROPERTIES,
+    MAX_STRING_LENGTH,
+    MILLISECONDS_THRESHOLD,
+    PLACEHOLDER_DISTINCT_IDS,
+    PROFILE_OPERATIONS,
+    TRACK_WINDOW_SECONDS,
 )
+
+MAX_COLLECTION_ITEMS = MAX_PROPERTIES
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 
-ENGAGE_OPERATIONS = frozenset(
-    {"$set", "$set_once", "$add", "$append", "$union", "$unset", "$remove", "$delete"}
-)
-GROUP_OPERATIONS = frozenset({"$set", "$set_once", "$union", "$unset", "$remove", "$delete"})
+ENGAGE_OPERATIONS = frozenset(PROFILE_OPERATIONS)
+GROUP_OPERATIONS_SET = frozenset(GROUP_OPERATIONS)
 # Operations whose value is a property map, checked like event properties.
-_MAP_OPERATIONS = frozenset({"$set", "$set_once", "$add", "$append", "$union", "$remove"})
+_MAP_OPERATIONS = frozenset(MAP_OPERATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +99,9 @@ def validate_event(
     raw_time = props.get("time")
     if type(raw_time) is float or type(raw_time) is int:
         seconds = raw_time / 1000.0 if raw_time > MILLISECONDS_THRESHOLD else raw_time
-        earliest = EARLIEST_TIME if rules.window_seconds is None else now - rules.window_seconds
+        earliest = (
+            EARLIEST_IMPORT_TIME if rules.window_seconds is None else now - rules.window_seconds
+        )
         if not earliest <= seconds <= now + MAX_FUTURE_SECONDS:
             _check_time(raw_time, rules, now, problems)
     else:
@@ -166,7 +152,7 @@ def _check_time(value: object, rules: EventRules, now: float, problems: list[Pro
                 " send older ones to /import",
             )
         )
-    elif seconds < EARLIEST_TIME:
+    elif seconds < EARLIEST_IMPORT_TIME:
         problems.append(Problem("properties.time", "'properties.time' is before 1971-01-01"))
     elif seconds > now + MAX_FUTURE_SECONDS:
         problems.append(
@@ -207,7 +193,7 @@ def validate_profile(record: object, endpoint: str, *, tokens: frozenset[str]) -
     if not isinstance(token, str) or token not in tokens:
         problems.append(Problem("$token", "'$token' is missing or not this project's"))
     if endpoint == "groups":
-        operations = GROUP_OPERATIONS
+        operations = GROUP_OPERATIONS_SET
         if not isinstance(record.get("$group_key"), str) or not record["$group_key"]:
             problems.append(Problem("$group_key", "'$group_key' must be a non-empty string"))
         if record.get("$group_id") in (None, ""):

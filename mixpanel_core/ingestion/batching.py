@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from mixpanel_core.ingestion.encoding import Encoded, WireFormat, wire_format
-from mixpanel_core.ingestion.options import (
+from mixpanel_core.api_limits import (
+    MAX_BODY_BYTES,
     MAX_GROUP_RECORDS_PER_REQUEST,
     MAX_RECORDS_PER_REQUEST,
-    MIB,
 )
+from mixpanel_core.ingestion.encoding import Encoded, WireFormat, wire_format
 from mixpanel_core.messages import Message
 
 
@@ -82,7 +82,7 @@ def split_encoded(
 def batches(
     endpoint: str,
     messages: Sequence[Message],
-    max_bytes: int = 2 * MIB,
+    max_bytes: int = MAX_BODY_BYTES,
     max_records: int = MAX_RECORDS_PER_REQUEST,
 ) -> Iterator[list[Message]]:
     """Consecutive batches of ``messages`` for ``endpoint``, each within Mixpanel's limits.

@@ -10,14 +10,16 @@ from typing import Literal
 
 import attrs
 
+from mixpanel_core.api_limits import (
+    MAX_BODY_BYTES,
+    MAX_GROUP_RECORDS_PER_REQUEST,
+    MAX_RECORDS_PER_REQUEST,
+    MIB,
+)
 from mixpanel_core.ingestion.retry import RetryPolicy
 from mixpanel_core.schema import setting
 
-MIB = 1024 * 1024
-MAX_RECORDS_PER_REQUEST = 2000
-"""Mixpanel's limit for ``/track``, ``/import`` and ``/engage``."""
-MAX_GROUP_RECORDS_PER_REQUEST = 200
-"""What we keep ``/groups`` requests to (a widely used integration caps it there)."""
+__all__ = ["MAX_GROUP_RECORDS_PER_REQUEST", "MAX_RECORDS_PER_REQUEST", "MIB", "HttpOptions"]
 
 
 # Not slotted, so a transport can combine option classes by inheritance.
@@ -54,7 +56,7 @@ class HttpOptions:
         True, doc="Send `strict=1` to `/import` so Mixpanel names each invalid record."
     )
     max_batch_bytes: int = setting(
-        2 * MIB, doc="Uncompressed body budget of one request, in bytes (Mixpanel: 2 MiB)."
+        MAX_BODY_BYTES, doc="Uncompressed body budget of one request, in bytes (Mixpanel: 2 MiB)."
     )
     max_batch_records: int = setting(
         MAX_RECORDS_PER_REQUEST,
