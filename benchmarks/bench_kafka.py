@@ -19,7 +19,6 @@ import argparse
 import gc
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -150,14 +149,30 @@ def forward_in_child(bootstrap: str, topic: str, emulator: EmulatorProcess) -> i
         path = Path(directory) / "forwarder.toml"
         path.write_text("\n".join(lines) + "\n")
         command = [sys.executable, "-m", "mixpanel_core.cli", "forward", "--config", str(path)]
-        subprocess.run(
+        child = subprocess.Popen(
             [*command, "--until-caught-up", "--log-level", "WARNING"],
-            check=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    # ru_maxrss of waited-for children is in KiB on Linux; this is the only child measured
-    # after the emulator, which is still running and so not counted.
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        peak = 0
+        # VmHWM is the child's own peak since exec. getrusage(RUSAGE_CHILDREN) would also count
+        # the pages it shared with this (large) process between fork and exec.
+        while child.poll() is None:
+            peak = max(peak, _peak_rss(child.pid))
+            time.sleep(0.2)
+        if child.returncode != 0:
+            raise SystemExit(f"the forwarder exited with {child.returncode}")
+    return peak
+
+
+def _peak_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass  # the child exited between poll() and open()
+    return 0
 
 
 def fill_topic(bootstrap: str, topic: str, count: int) -> None:
