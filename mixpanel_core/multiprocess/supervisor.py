@@ -34,6 +34,10 @@ def _process_class(start_method: StartMethod) -> type[BaseProcess]:
     return multiprocessing.get_context("spawn").Process
 
 
+DONE_GRACE = 1.0
+"""Seconds an exited sender's last report may take to arrive before it counts as dead."""
+
+
 class SenderSupervisor:
     """Owns the sender process of one channel; lives in the process that built the transport."""
 
@@ -49,6 +53,7 @@ class SenderSupervisor:
         self.failure: str | None = None
         """Why the sender stopped early (it died, or could not build its inner transport)."""
         self._finished = threading.Event()
+        self._death_noticed = False
         self._listener = threading.Thread(
             target=self._listen, name=f"mixpanel-{context.name}-reports", daemon=True
         )
@@ -97,16 +102,33 @@ class SenderSupervisor:
             time.sleep(0.01)
 
     def wait_until_finished(self, timeout: float) -> bool:
-        """Wait for the sender's last report (and its exit); stop it if it takes too long."""
-        finished = self._finished.wait(timeout)
+        """Wait for the sender's last report (and its exit); stop it if it takes too long.
+
+        Also returns once the sender process has been gone for a moment without its last
+        report: a sender killed while writing a report leaves half of it in the pipe, and the
+        listener thread, blocked on reading it, would never finish.
+        """
+        interval = self._channel.options.check_interval
+        deadline = time.monotonic() + timeout
+        exited_at: float | None = None
         process = self._process
+        while not self._finished.wait(min(interval, max(deadline - time.monotonic(), 0))):
+            now = time.monotonic()
+            if process is not None and process.exitcode is not None:
+                exited_at = exited_at or now
+                if now - exited_at > DONE_GRACE:
+                    self._recover_after_death()
+                    break
+            if now >= deadline:
+                break
+        finished = self._finished.is_set()
         if process is not None:
-            process.join(self._channel.options.check_interval if finished else 0)
+            process.join(interval if finished else 0)
             if process.is_alive():
                 logger.error("%s did not stop in %ss; terminating it", self._describe(), timeout)
                 process.terminate()
-                process.join(self._channel.options.check_interval)
-        self._listener.join(self._channel.options.check_interval)
+                process.join(interval)
+        self._listener.join(interval)
         return finished
 
     # -- the listener thread ------------------------------------------------------------------
@@ -178,6 +200,10 @@ class SenderSupervisor:
         What the dead sender held, and what is still in the queue, is lost: a process killed
         while reading may have left half a frame in the pipe, so reading on could hang.
         """
+        with self._answers:
+            if self._death_noticed:
+                return
+            self._death_noticed = True
         self._channel.gone.set()
         process = self._process
         code = process.exitcode if process is not None else None
@@ -188,6 +214,7 @@ class SenderSupervisor:
             self.failure,
             self._outcome(),
         )
+        self._finished.set()
 
     def _outcome(self) -> str:
         fallback = self._channel.options.fallback
