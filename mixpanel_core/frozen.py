@@ -81,6 +81,8 @@ def _no_fallback(value: object) -> JSONValue:
 
 
 _STR_ONLY = frozenset({str})
+_PLAIN = frozenset({str, int, bool, type(None), FrozenDict})
+"""Types taken as they are (floats are not: NaN and the infinities must be refused)."""
 
 
 def is_flat(value: Mapping[Any, Any]) -> bool:
@@ -125,17 +127,25 @@ def _freeze(
             return value
         problems.append(Problem(path, f"{value!r} is not a finite number; JSON cannot carry it"))
         return None
-    if isinstance(value, Mapping):
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        mapping: Mapping[Any, Any] = value  # type: ignore[assignment]
+        if kind is dict and is_flat(mapping):
+            return FrozenDict(mapping)  # the common case: nothing nested, nothing to convert
         out = {}
-        for key, item in value.items():
+        for key, item in mapping.items():
             if type(key) is not str:
                 problems.append(Problem(f"{path}[{key!r}]", "keys must be strings"))
                 continue
-            out[key] = _freeze(item, f"{path}.{key}", fallback, problems)
+            if type(item) in _PLAIN:
+                out[key] = item  # no path string built for the usual values
+            else:
+                out[key] = _freeze(item, f"{path}.{key}", fallback, problems)
         return FrozenDict(out)
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        items: list[Any] | tuple[Any, ...] = value  # type: ignore[assignment]
         return tuple(
-            _freeze(item, f"{path}[{i}]", fallback, problems) for i, item in enumerate(value)
+            item if type(item) in _PLAIN else _freeze(item, f"{path}[{i}]", fallback, problems)
+            for i, item in enumerate(items)
         )
     # Subclasses (str and int enums and the like) become their plain value, as json writes them.
     if isinstance(value, str):

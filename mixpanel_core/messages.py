@@ -27,7 +27,7 @@ from mixpanel_core.api_limits import PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
 from mixpanel_core.secrets import Secret
-from mixpanel_core.wire import dumps
+from mixpanel_core.wire import dumps, loads
 
 Endpoint = Literal["track", "import", "engage", "groups"]
 ENDPOINTS: tuple[Endpoint, ...] = ("track", "import", "engage", "groups")
@@ -229,6 +229,22 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     PeopleUpdate,
     GroupUpdate,
 )
+
+
+def message_from_json(endpoint: str, data: bytes) -> Message:
+    """Decode a record's JSON (as a transport wrote it) back into its message.
+
+    The bytes are kept as the message's ``json()``, so a transport that sends the message on
+    does not encode it again. Raises ``ValidationError`` when the JSON or the record is bad.
+    """
+    try:
+        record = loads(data)
+    except ValueError as exc:
+        raise ValidationError([Problem("record", f"is not JSON: {exc}")]) from exc
+    message = message_from_record(endpoint, record)
+    if message.record == record:  # what freezing left unchanged encodes to the same bytes
+        object.__setattr__(message, "_json", bytes(data))
+    return message
 
 
 def message_from_record(endpoint: str, record: object) -> Message:

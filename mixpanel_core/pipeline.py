@@ -221,7 +221,12 @@ class Pipeline:
             return adapt_transport(spec, name, self.report)
         factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
         context = TransportContext(
-            name, self.config.mixpanel, self.report, self.transport, self.config
+            name,
+            self.config.mixpanel,
+            self.report,
+            self.transport,
+            self.config,
+            observed=bool(self._observers),
         )
         from_config = getattr(factory, "from_config", None)
         if from_config is None:

@@ -70,6 +70,9 @@ class TransportContext:
     config: Config | None = None
     """The whole configuration, for a transport that rebuilds others elsewhere (the
     ``multiprocessing_queue`` sender process); ``None`` when built outside a pipeline."""
+    observed: bool = True
+    """Whether any plugin observes delivery reports: a transport may skip costly report
+    shipping (across processes, say) when nobody reads them. Counting is never skipped."""
 
     @property
     def path(self) -> str:

@@ -24,11 +24,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel, SenderSpec, flush_request
 from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
-from mixpanel_core.multiprocess.portable import PortableConfig
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.multiprocess.supervisor import SenderSupervisor
 from mixpanel_core.multiprocess.worker import ProducerTransport, close_at_exit
@@ -78,7 +79,10 @@ class MultiprocessingQueueTransport:
                     f"{context.path}.{key}: no transport named {name!r}; configured: "
                     f"{', '.join(configured)}"
                 )
-        spec = SenderSpec(context.name, opts.inner, PortableConfig.of(context.config))
+        spec = SenderSpec(context.name, opts.inner, context.config)
+        if not context.observed:
+            # Nobody reads the reports here: ship only the counts back, not every report.
+            opts = attrs.evolve(opts, forward_reports=False)
         return cls(QueueChannel(opts, spec), context)
 
     @property

@@ -16,7 +16,6 @@
 - ``reports``     delivery reports from the sender back to the owner
 - ``supervisor``  the owner's side: start, watch, flush, shut down
 - ``worker``      producer-only transport and ``worker_client`` for spawned workers
-- ``portable``    a picklable ``Config`` for the sender
 """
 
 from mixpanel_core.multiprocess.channel import QueueChannel

@@ -18,8 +18,8 @@ from typing import Any
 
 import attrs
 
+from mixpanel_core.config import Config
 from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
-from mixpanel_core.multiprocess.portable import PortableConfig
 
 STOP = ("stop",)
 """Queued by the owner after every known producer closed: drain what is left, then exit."""
@@ -37,7 +37,7 @@ class SenderSpec:
     transport: str
     """The ``multiprocessing_queue`` transport's own name, for reports and errors."""
     inner: str
-    config: PortableConfig
+    config: Config
 
 
 class QueueChannel:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from mixpanel_core import wire
-from mixpanel_core.messages import Message, message_from_record
+from mixpanel_core.messages import Message, message_from_json
 
 
 def encode_line(message: Message) -> bytes:
     """One message's line: its endpoint, a space, its wire record."""
-    return message.endpoint.encode() + b" " + wire.dumps(message.record)
+    return message.endpoint.encode() + b" " + message.json()
 
 
 def encode_frame(lines: Sequence[bytes]) -> bytes:
@@ -31,8 +30,9 @@ def split_frame(frame: bytes) -> Iterator[tuple[str, bytes]]:
 
 
 def decode_line(endpoint: str, record: bytes) -> Message:
-    """Rebuild the message a line came from; raises ``ValidationError`` on a bad record."""
-    return message_from_record(endpoint, wire.loads(record))
+    """Rebuild the message a line came from (keeping its JSON, so it is not encoded again);
+    raises ``ValidationError`` on a bad record."""
+    return message_from_json(endpoint, record)
 
 
 def decode_frame(frame: bytes) -> list[Message]:

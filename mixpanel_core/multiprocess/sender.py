@@ -34,7 +34,7 @@ class _SenderPipeline(Pipeline):
     """Builds the inner transport by name; its reports go to the relay, not to plugins."""
 
     def __init__(self, channel: QueueChannel, relay: ReportRelay) -> None:
-        config = channel.spec.config.config()
+        config = channel.spec.config
         super().__init__((), config.transports, config)
         self._relay = relay
 

@@ -81,7 +81,7 @@ def worker_client(
     transport becomes a producer on the channel.
     """
     if config is None:
-        config = channel.spec.config.config()
+        config = channel.spec.config
     elif not isinstance(config, Config):
         config = load_config(config)
     name = channel.spec.transport

@@ -114,3 +114,16 @@ def test_json_is_encoded_once_and_matches_the_record() -> None:
     first = message.json()
     assert message.json() is first
     assert json.loads(first) == thaw(message.record)
+
+
+def test_message_from_json_keeps_the_bytes_it_was_given() -> None:
+    from mixpanel_core.messages import message_from_json
+
+    client, transport = memory_client()
+    client.track("u-1", "E", {"n": 1.5, "nested": {"a": [1]}})
+    data = transport.messages[0].json()
+    rebuilt = message_from_json("track", data)
+    assert rebuilt == transport.messages[0]
+    assert rebuilt.json() == data
+    with pytest.raises(ValidationError, match="is not JSON"):
+        message_from_json("track", b"{not json")

@@ -22,7 +22,6 @@ from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import ConfigError, QueueFullError
 from mixpanel_core.multiprocess import run_sender
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
-from mixpanel_core.multiprocess.portable import PortableConfig
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import memory_client
 
@@ -88,7 +87,7 @@ def test_frames_carry_the_wire_records_and_rebuild_the_same_messages() -> None:
 
 def test_the_configuration_crosses_to_the_sender_process_intact() -> None:
     cfg = config(fallback="sink")
-    assert pickle.loads(pickle.dumps(PortableConfig.of(cfg))).config() == cfg
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
 
 
 # -- delivery and reports -----------------------------------------------------------------
