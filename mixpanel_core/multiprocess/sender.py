@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -49,6 +50,7 @@ def run_sender(channel: QueueChannel) -> None:
     transport is closed, so everything taken was delivered or reported.
     """
     channel.sender_pid.value = os.getpid()
+    _tune_garbage_collector()
     relay = ReportRelay(channel.reports, channel.options.forward_reports)
     try:
         try:
@@ -107,6 +109,18 @@ def _deliver(frame: bytes, inner: Transport, relay: ReportRelay, name: str) -> N
             # TransportError (it could not take the message) has not.
             if not isinstance(exc, DeliveryError):
                 relay.report(DeliveryReport(message, DeliveryStatus.FAILED, name, str(exc)))
+
+
+def _tune_garbage_collector() -> None:
+    """This process is ours and only moves messages: collect cycles rarely.
+
+    Messages hold no reference cycles (reference counting frees them), yet each is several
+    objects the cyclic collector tracks; at its default thresholds it would spend a third of
+    the sender's time re-scanning the queue. Freezing what exists at start keeps the
+    configuration and modules out of every scan.
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
 
 
 def _owner_alive() -> bool:

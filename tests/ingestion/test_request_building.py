@@ -75,13 +75,20 @@ def test_tls_is_verified_unless_turned_off() -> None:
     assert unverified.connection_pool_kw["cert_reqs"] == "CERT_NONE"
 
 
-def test_quote_matches_urllib_on_any_text() -> None:
-    """The fast form encoder escapes exactly like quote(safe='') for ASCII and Unicode."""
+def test_quoted_values_decode_to_the_original_with_any_form_parser() -> None:
+    """Whatever the text (separators, %, +, spaces, controls, Unicode), a form parser gives
+    back exactly the original, and nothing it treats specially is left unescaped."""
     rng = random.Random(7)
-    alphabet = [chr(c) for c in range(32, 127)] + list("éß中😀\u2028")
+    alphabet = [chr(c) for c in range(127)] + list("éß中😀\u2028%&+=;#")
     for _ in range(200):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-        assert quote(text.encode()).decode() == urllib.parse.quote(text.encode(), safe="")
+        quoted = quote(text.encode())
+        body = (b"data=" + quoted + b"&ip=0").decode("ascii")
+        parsed = urllib.parse.parse_qsl(body, keep_blank_values=True, strict_parsing=True)
+        assert parsed == [("data", text), ("ip", "0")]
+        assert urllib.parse.unquote_plus(quoted.decode()) == text
+        assert not set(quoted) & set(b"&=+;# ")
+        assert quoted.isascii()
 
 
 def test_import_uses_service_account_and_project_id() -> None:
