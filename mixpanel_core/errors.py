@@ -8,8 +8,17 @@
     ├── PluginError                   a plugin raised; names the plugin and the hook
     ├── TransportError                a transport cannot be built or cannot accept a message
     │   └── QueueFullError            a bounded queue was full and the policy said to fail
-    └── DeliveryError                 Mixpanel did not accept what was sent; carries the reports
-        └── AuthenticationError       401/403: retrying cannot help; names the credential kind
+    ├── DeliveryError                 Mixpanel did not accept what was sent; carries the reports
+    │   ├── AuthenticationError       401/403: retrying cannot help; names the credential kind
+    │   └── compat.MixpanelException  the official package's name, for drop-in users
+    ├── forwarder.ForwarderError      the forwarder had to stop (poison under on_poison = "stop")
+    ├── commands.CommandError         a command cannot go on (send, replay-dead-letters)
+    │   └── commands.InputError       an input file is unreadable or malformed
+    ├── kafka.BrokerError             the embedded Kafka-compatible broker would not start
+    └── emulator.EmulatorError        the Mixpanel emulator would not start or was misused
+
+The last five live beside what raises them; the command line prints any of these as one line
+and exits 1.
 
 Foreign exceptions (requests, kafka-python, tomllib) are translated at the boundary with
 ``raise OurError(...) from exc`` so callers need to catch only these.

@@ -170,6 +170,23 @@ class Pipeline:
         for transport in transports:
             transport.send(message)
 
+    def problems(self, message: Message) -> list[Problem]:
+        """What every ``mixpanel_validate`` implementation finds wrong with ``message``.
+
+        For callers that validate without sending (the forwarder, the commands); ``submit``
+        does the same inline.
+        """
+        found: list[Problem] = []
+        name = ""
+        try:
+            for name, check in self._validators:  # noqa: B007 (name is read on failure)
+                found.extend(check(message) or ())
+        except MixpanelCoreError:
+            raise
+        except Exception as exc:
+            raise PluginError(name, "mixpanel_validate", exc) from exc
+        return found
+
     def reject(self, error: ValidationError, message: Message | None) -> None:
         """Apply ``[pipeline] on_invalid`` to an invalid message (or input)."""
         if self._on_invalid == "raise":

@@ -7,7 +7,6 @@ Secrets can come from the environment instead of the command line, where ``ps`` 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.emulator.config import (
     DEFAULT_API_SECRET,
     DEFAULT_MAX_BODY_BYTES,
@@ -173,11 +173,9 @@ def run(args: argparse.Namespace) -> int:
     except EmulatorError as exc:
         print(f"emulator: {exc}", file=sys.stderr)
         return 2
-    # This process only serves the emulator, so its garbage collector can be tuned for it: each
-    # request parses thousands of dicts that live until it is answered, which with the default
-    # thresholds triggers frequent full collections over everything ever loaded.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    # This process only serves the emulator: each request parses thousands of dicts that live
+    # until it is answered, which at the default thresholds triggers frequent full collections.
+    collect_cycles_rarely()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -17,6 +17,7 @@ from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.options import client_options
 from mixpanel_core.messages import Endpoint, Message
+from mixpanel_core.pipeline import Pipeline
 
 CONSUMER_DEFAULTS = {"auto_offset_reset": "earliest"}
 """A new group starts from the oldest record: nothing produced before it started is skipped."""
@@ -48,6 +49,8 @@ def build_forwarder(
             setup.forwarder.group_id,
         )
     metrics = ForwarderMetrics()
+    # The enabled plugins' validation: what Mixpanel would refuse is dead-lettered up front.
+    validate = Pipeline.from_config(config).problems
     forwarder = Forwarder(
         consumer,
         setup.topic,
@@ -58,6 +61,7 @@ def build_forwarder(
         retry_policy=setup.http.retry_policy,
         metrics=metrics,
         progress=ProgressReporter(metrics, setup.forwarder.log_interval),
+        validate=validate,
     )
     return forwarder, client
 

@@ -12,6 +12,7 @@ import signal
 from types import FrameType
 
 from mixpanel_core.config import load_config
+from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.forwarder.build import build_forwarder
 from mixpanel_core.forwarder.metrics import MetricsServer
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     )
     config = load_config(args.config)
     forwarder, client = build_forwarder(config, until_caught_up=args.until_caught_up)
+    collect_cycles_rarely()  # this process is the forwarder's own
     settings = forwarder.config
     server = None
     if settings.metrics_port is not None:

@@ -1,24 +1,27 @@
 """Turning a Kafka record back into a message, or saying why it cannot be (a poison record).
 
 A record is poison when its endpoint header is missing or unknown, its schema version is one this
-forwarder does not know, its value is not JSON, or the JSON is not a valid record for its
-endpoint. Events without a ``$insert_id`` get one derived from where the record sits in Kafka,
-so every redelivery of that record carries the same id and Mixpanel counts it once.
+forwarder does not know, its value is not JSON, the JSON is not a record for its endpoint, or
+the enabled plugins' ``mixpanel_validate`` hooks find it invalid (Mixpanel would refuse it).
+Events without a ``$insert_id`` get one derived from where the record sits in Kafka, so every
+redelivery of that record carries the same id and Mixpanel counts it once.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
-from mixpanel_core.errors import ValidationError
+from mixpanel_core.errors import Problem, ValidationError
+from mixpanel_core.insert_id import derived_insert_id
 from mixpanel_core.kafka import headers
-from mixpanel_core.messages import ENDPOINTS, Event, Message, message_from_record
-from mixpanel_core.wire import loads
+from mixpanel_core.messages import ENDPOINTS, Event, Message, message_from_json
 
 DECODE_STAGE = "decode"
+
+Validate = Callable[[Message], Sequence[Problem]]
+"""The pipeline's validation (``Pipeline.problems``): what is wrong with a message."""
 
 
 @attrs.frozen
@@ -29,18 +32,13 @@ class Poison:
     field: str | None = None
 
 
-def derived_insert_id(topic: str, partition: int, offset: int) -> str:
-    """32 hex characters that only this record position produces (Mixpanel allows up to 36)."""
-    position = f"{topic}\x1f{partition}\x1f{offset}".encode()
-    return hashlib.blake2b(position, digest_size=16).hexdigest()
-
-
 def decode(
     topic: str,
     partition: int,
     offset: int,
     value: bytes | None,
     record_headers: Sequence[tuple[str, bytes | None]],
+    validate: Validate | None = None,
 ) -> Message | Poison:
     """The message a record carries, or ``Poison`` saying what is wrong with it."""
     endpoint = headers.header(record_headers, headers.ENDPOINT)
@@ -57,14 +55,15 @@ def decode(
     if value is None:
         return Poison("the record has no value")
     try:
-        record = loads(value)
-    except ValueError as exc:
-        return Poison(f"the value is not JSON: {exc}")
-    try:
-        message = message_from_record(endpoint, record)
+        message = message_from_json(endpoint, value)
     except ValidationError as exc:
         first = exc.problems[0].field if exc.problems else None
         return Poison(str(exc), first)
     if isinstance(message, Event) and message.insert_id is None:
-        return message.with_properties({"$insert_id": derived_insert_id(topic, partition, offset)})
+        message = message.with_properties(
+            {"$insert_id": derived_insert_id(topic, partition, offset)}
+        )
+    problems = validate(message) if validate is not None else ()
+    if problems:
+        return Poison(str(ValidationError(problems, message.kind)), problems[0].field)
     return message

@@ -19,7 +19,7 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
-from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, decode
+from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
@@ -80,6 +80,7 @@ class Forwarder:
         metrics: ForwarderMetrics | None = None,
         progress: ProgressReporter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        validate: Validate | None = None,
     ) -> None:
         if dead_letters is None and config.on_poison == "dead_letter":
             raise ForwarderError('on_poison = "dead_letter" needs a dead-letter writer')
@@ -93,6 +94,7 @@ class Forwarder:
         self.metrics = metrics or ForwarderMetrics()
         self._progress = progress or ProgressReporter(self.metrics, config.log_interval)
         self._clock = clock
+        self._validate = validate
         self._tracker = OffsetTracker()
         self._pending = PendingBatches(config.batch_records, config.linger)
         self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
@@ -170,7 +172,7 @@ class Forwarder:
         topic, number = partition.topic, partition.partition
         for raw in records:
             progress.read(raw.offset)
-            decoded = decode(topic, number, raw.offset, raw.value, raw.headers)
+            decoded = decode(topic, number, raw.offset, raw.value, raw.headers, self._validate)
             if isinstance(decoded, Poison):
                 self.metrics.poison += 1
                 self._dead_letter(progress, raw, DECODE_STAGE, decoded.reason, field=decoded.field)

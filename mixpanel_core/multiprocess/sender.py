@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import os
 import queue
 
+from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
@@ -50,7 +50,7 @@ def run_sender(channel: QueueChannel) -> None:
     transport is closed, so everything taken was delivered or reported.
     """
     channel.sender_pid.value = os.getpid()
-    _tune_garbage_collector()
+    collect_cycles_rarely()
     relay = ReportRelay(channel.reports, channel.options.forward_reports)
     try:
         try:
@@ -109,18 +109,6 @@ def _deliver(frame: bytes, inner: Transport, relay: ReportRelay, name: str) -> N
             # TransportError (it could not take the message) has not.
             if not isinstance(exc, DeliveryError):
                 relay.report(DeliveryReport(message, DeliveryStatus.FAILED, name, str(exc)))
-
-
-def _tune_garbage_collector() -> None:
-    """This process is ours and only moves messages: collect cycles rarely.
-
-    Messages hold no reference cycles (reference counting frees them), yet each is several
-    objects the cyclic collector tracks; at its default thresholds it would spend a third of
-    the sender's time re-scanning the queue. Freezing what exists at start keeps the
-    configuration and modules out of every scan.
-    """
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 1000)
 
 
 def _owner_alive() -> bool:

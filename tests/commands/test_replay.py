@@ -14,7 +14,7 @@ from mixpanel_core.cli import main
 from mixpanel_core.config import load_config
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.forwarder.decode import derived_insert_id
+from mixpanel_core.insert_id import derived_insert_id
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import message_from_record

@@ -64,8 +64,12 @@ class ForwardingRig:
         self.processes: list[subprocess.Popen[str]] = []
 
     def write_config(
-        self, forwarder: dict[str, Any] | None = None, mixpanel: dict[str, Any] | None = None
+        self,
+        forwarder: dict[str, Any] | None = None,
+        mixpanel: dict[str, Any] | None = None,
+        plugins: list[str] | None = None,
     ) -> Path:
+        """The rig's TOML; ``plugins`` replaces ``[plugins] enabled`` (default: the default)."""
         mixpanel_table = {
             "token": "emulator-token",
             "api_host": self.emulator.base_url,
@@ -93,6 +97,7 @@ class ForwardingRig:
                 ),
                 _table("transports.direct", {"type": "http", **FAST_RETRIES}),
                 _table("forwarder", forwarder_table),
+                *([] if plugins is None else [_table("plugins", {"enabled": plugins})]),
             ]
         )
         path = self.directory / f"forwarder-{uuid.uuid4().hex[:6]}.toml"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mixpanel_core.forwarder.decode import Poison, decode, derived_insert_id
+from mixpanel_core.forwarder.decode import Poison, decode
+from mixpanel_core.insert_id import derived_insert_id
 from mixpanel_core.kafka import headers
 from mixpanel_core.messages import Event, PeopleUpdate
 

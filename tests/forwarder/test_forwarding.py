@@ -79,7 +79,8 @@ def test_poison_and_rejected_records_are_dead_lettered_with_reasons_and_the_rest
     rig.produce_raw(b'{"event": "x", "properties": {}}', [(headers.ENDPOINT, b"nowhere")])
     rig.produce_raw(b'{"properties": {}}', [(headers.ENDPOINT, b"track")])
     # The client's own checks would refuse a placeholder distinct_id: bypass them, as an older
-    # or foreign producer might, so that Mixpanel is the one to reject it.
+    # or foreign producer might; and the forwarder runs no validation plugin here, so that
+    # Mixpanel is the one to reject it.
     rejected_event = ImportEvent.from_record(
         {
             "event": "Old purchase",
@@ -96,7 +97,7 @@ def test_poison_and_rejected_records_are_dead_lettered_with_reasons_and_the_rest
     assert transport.close(10) == []
     good += rig.produce_events(200, prefix="late")
 
-    code, stderr = rig.run_until_caught_up(rig.write_config())
+    code, stderr = rig.run_until_caught_up(rig.write_config(plugins=[]))
 
     assert code == 0, stderr
     assert sorted(rig.delivered_insert_ids()) == sorted(good)
@@ -118,6 +119,32 @@ def test_poison_and_rejected_records_are_dead_lettered_with_reasons_and_the_rest
     assert "not JSON" in reasons
     assert "unknown endpoint 'nowhere'" in reasons
     assert all(o is not None for o in rig.committed().values())
+
+
+def test_records_the_enabled_validators_refuse_are_dead_lettered_before_sending(
+    rig: ForwardingRig,
+) -> None:
+    good = rig.produce_events(50)
+    invalid = ImportEvent.from_record(
+        {
+            "event": "Old purchase",
+            "properties": {"token": "emulator-token", "distinct_id": "anonymous", "time": 1e9},
+        }
+    )
+    transport = KafkaTransport(rig.bootstrap, rig.topic)
+    transport.send(invalid)
+    assert transport.close(10) == []
+
+    code, stderr = rig.run_until_caught_up(rig.write_config())  # mixpanel_limits is on
+
+    assert code == 0, stderr
+    assert sorted(rig.delivered_insert_ids()) == sorted(good)
+    [letter] = rig.dead_letters(1)
+    why = {k: v.decode() for k, v in letter.headers if k.startswith(PREFIX)}
+    assert why[PREFIX + "stage"] == "decode"
+    assert why[PREFIX + "field"] == "properties.distinct_id"
+    assert "placeholder" in why[PREFIX + "reason"]
+    assert rig.emulator.client.stats()["requests"].get("import") is None, "never sent"
 
 
 def test_on_poison_stop_exits_1_and_commits_nothing_from_the_poison_record_on(
