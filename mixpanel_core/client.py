@@ -88,7 +88,7 @@ class Mixpanel:
         return time.time()
 
     def _make_insert_id(self) -> str:
-        return self._insert_ids()
+        return self._insert_ids.next_id()
 
     def plugin(self, name: str) -> Any:
         """The registered plugin object called ``name`` (e.g. to register super properties)."""

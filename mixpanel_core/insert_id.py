@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import os
 import weakref
+from collections.abc import Callable
 
 
 class InsertIdGenerator:
@@ -24,10 +25,12 @@ class InsertIdGenerator:
 
     def _reseed(self) -> None:
         # Starting below 2**127 leaves 2**127 ids before 32 hex digits could overflow.
-        self._counter = itertools.count(int.from_bytes(os.urandom(16)) >> 1)
+        start = int.from_bytes(os.urandom(16)) >> 1
+        # A chain of C iterators: taking the next id runs no Python code at all.
+        self.next_id: Callable[[], str] = map("%032x".__mod__, itertools.count(start)).__next__
 
     def __call__(self) -> str:
-        return "%032x" % next(self._counter)  # noqa: UP031 (the fastest formatting here)
+        return self.next_id()
 
 
 def _reseed_if_alive(ref: weakref.ref[InsertIdGenerator]) -> None:
