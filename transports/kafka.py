@@ -153,6 +153,8 @@ class KafkaTransport:
             sender = getattr(self._producer, "_sender", None)
             if sender is not None:
                 sender.force_close()
+            # Its own close() would otherwise run again from __del__ and raise the same timeout.
+            self._producer._closed = True
 
     def _wait_for_acknowledgements(self, timeout: float) -> None:
         # Not KafkaProducer.flush(timeout): it applies the timeout to each batch in turn, so
