@@ -242,8 +242,9 @@ def message_from_json(endpoint: str, data: bytes) -> Message:
     except ValueError as exc:
         raise ValidationError([Problem("record", f"is not JSON: {exc}")]) from exc
     message = message_from_record(endpoint, record)
-    if message.record == record:  # what freezing left unchanged encodes to the same bytes
-        object.__setattr__(message, "_json", bytes(data))
+    # Freezing parsed JSON changes only lists into tuples, which encode the same: the bytes
+    # given are exactly what json() would produce.
+    object.__setattr__(message, "_json", bytes(data))
     return message
 
 
