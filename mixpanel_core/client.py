@@ -67,6 +67,7 @@ class Mixpanel:
                 transports = {"default": TransportConfig("http")}
             pipeline = Pipeline.from_config(config, transports)
         self.pipeline = pipeline
+        self._submit = pipeline.submit
 
     @classmethod
     def from_config(
@@ -132,6 +133,28 @@ class Mixpanel:
     ) -> None:
         """Record an event (``/track``)."""
         # The hot path: written out rather than shared with import_data to save calls.
+        if (
+            not meta
+            and type(event_name) is str
+            and type(distinct_id) in _PLAIN_IDS
+            and (not properties or is_flat(properties))
+        ):
+            # Built frozen from the start (dict.update fills it before anyone can see it), so
+            # the usual event is copied once, not frozen afterwards.
+            frozen = FrozenDict(
+                {
+                    "token": self._token,
+                    "distinct_id": distinct_id,
+                    "time": self._now(),
+                    "$insert_id": self._make_insert_id(),
+                    "mp_lib": LIB_NAME,
+                    "$lib_version": __version__,
+                }
+            )
+            if properties:
+                dict.update(frozen, properties)
+            self._submit(Event(FrozenDict(event=event_name, properties=frozen)))
+            return
         props = {
             "token": self._token,
             "distinct_id": distinct_id,
@@ -140,15 +163,9 @@ class Mixpanel:
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
-        flat = not meta and type(event_name) is str and type(distinct_id) in _PLAIN_IDS
         if properties:
-            flat = flat and is_flat(properties)
             props.update(properties)
-        if flat:
-            record = FrozenDict({"event": event_name, "properties": FrozenDict(props)})
-            self.pipeline.submit(Event(record))
-        else:
-            self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
+        self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
 
     def import_data(
         self,
