@@ -106,7 +106,8 @@ class Pipeline:
         self._built: dict[str, Transport] = {}
         self._building: set[str] = set()
         self._lock = threading.RLock()
-        self._by_names: dict[Sequence[str], tuple[Transport, ...]] = {}
+        self._by_names: dict[tuple[str, ...], tuple[Transport, ...]] = {}
+        self._defaults: tuple[Transport, ...] | None = None
 
     @classmethod
     def from_config(
@@ -151,24 +152,32 @@ class Pipeline:
                 if enriched is not None:
                     message = enriched
             hook = "mixpanel_route"
+            names: Sequence[str] | None = None
             for name, route in self._routers:  # noqa: B007
                 names = route(message, self.transport_names)
                 if names is not None:
                     break
-            else:
-                names = self._default_route or self._no_route()
         except MixpanelCoreError:
             raise
         except Exception as exc:
             raise PluginError(name, hook, exc) from exc
+        for transport in self._default_transports() if names is None else self._resolve(names):
+            transport.send(message)
+
+    def _default_transports(self) -> tuple[Transport, ...]:
+        """Where messages go when no router answers: the only transport, or ``default``."""
+        if self._defaults is None:
+            self._defaults = self._resolve(self._default_route or self._no_route())
+        return self._defaults
+
+    def _resolve(self, names: Sequence[str]) -> tuple[Transport, ...]:
         try:
-            transports = self._by_names[names]
+            return self._by_names[names]  # type: ignore[index]
         except (KeyError, TypeError):  # new names, or a plugin answered with a list
             transports = tuple(self.transport(n) for n in names)
             if isinstance(names, tuple):
                 self._by_names[names] = transports
-        for transport in transports:
-            transport.send(message)
+            return transports
 
     def problems(self, message: Message) -> list[Problem]:
         """What every ``mixpanel_validate`` implementation finds wrong with ``message``.

@@ -6,8 +6,8 @@ found later in a dead-letter topic. The numbers are Mixpanel's (see docs/hooks.m
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
+from time import time as _now
 from typing import Any
 
 import attrs
@@ -135,7 +135,7 @@ class MixpanelLimits:
             distinct_id = props.get("distinct_id")
             event_time: Any = props.get("time")
             insert_id = props.get("$insert_id")
-            now = time.time()
+            now = _now()
             data = message.json()  # encoded once: transports send these same bytes
             if (
                 type(name) is str
@@ -203,7 +203,7 @@ class MixpanelLimits:
             if found:
                 out.append(found)
         elif kind != "merge":
-            found = _time_problem(get("time"), "properties.time", message.endpoint, time.time())
+            found = _time_problem(get("time"), "properties.time", message.endpoint, _now())
             if found:
                 out.append(found)
             insert_id = get("$insert_id")
