@@ -31,7 +31,6 @@ LIB_NAME = "python"
 """``mp_lib`` as the official SDK sets it, so Mixpanel's library reports keep grouping."""
 
 Props = Mapping[str, Any] | None
-_PLAIN_IDS = frozenset({str, int})
 
 
 class Mixpanel:
@@ -136,7 +135,7 @@ class Mixpanel:
         if (
             not meta
             and type(event_name) is str
-            and type(distinct_id) in _PLAIN_IDS
+            and (type(distinct_id) is str or type(distinct_id) is int)
             and (not properties or is_flat(properties))
         ):
             # Built frozen from the start (dict.update fills it before anyone can see it), so

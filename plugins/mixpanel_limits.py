@@ -44,7 +44,6 @@ class LimitsOptions:
 
 
 _LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDER_IDS))
-_NUMBERS = frozenset({int, float})
 
 
 def _is_insert_id(value: str) -> bool:
@@ -146,7 +145,7 @@ class MixpanelLimits:
                     len(distinct_id) > _LONGEST_PLACEHOLDER
                     or distinct_id.strip().lower() not in PLACEHOLDER_IDS
                 )
-                and type(event_time) in _NUMBERS
+                and (type(event_time) is float or type(event_time) is int)
                 and now - TRACK_WINDOW_SECONDS < event_time < now + MAX_FUTURE_SECONDS
                 and type(insert_id) is str
                 and len(insert_id) <= 36
