@@ -132,28 +132,6 @@ class Mixpanel:
     ) -> None:
         """Record an event (``/track``)."""
         # The hot path: written out rather than shared with import_data to save calls.
-        if (
-            not meta
-            and type(event_name) is str
-            and (type(distinct_id) is str or type(distinct_id) is int)
-            and (not properties or is_flat(properties))
-        ):
-            # Built frozen from the start (dict.update fills it before anyone can see it), so
-            # the usual event is copied once, not frozen afterwards.
-            frozen = FrozenDict(
-                {
-                    "token": self._token,
-                    "distinct_id": distinct_id,
-                    "time": self._now(),
-                    "$insert_id": self._make_insert_id(),
-                    "mp_lib": LIB_NAME,
-                    "$lib_version": __version__,
-                }
-            )
-            if properties:
-                dict.update(frozen, properties)
-            self._submit(Event(FrozenDict(event=event_name, properties=frozen)))
-            return
         props = {
             "token": self._token,
             "distinct_id": distinct_id,
@@ -162,6 +140,19 @@ class Mixpanel:
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
+        if (
+            not meta
+            and type(event_name) is str
+            and (type(distinct_id) is str or type(distinct_id) is int)
+            and (not properties or is_flat(properties))
+        ):
+            # Plain scalars only: frozen by one copy (dict.update fills it before anyone
+            # can see it), with no walk over the values.
+            frozen = FrozenDict(props)
+            if properties:
+                dict.update(frozen, properties)
+            self._submit(Event(FrozenDict(event=event_name, properties=frozen)))
+            return
         if properties:
             props.update(properties)
         self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
