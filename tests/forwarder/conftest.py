@@ -18,6 +18,7 @@ import pytest
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.fixtures import read_records
 from transports.kafka import KafkaTransport
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
@@ -154,22 +155,7 @@ class ForwardingRig:
         return self.emulator.client.insert_ids(endpoint)
 
     def dead_letters(self, count: int) -> list[Any]:
-        consumer = kafka_python().KafkaConsumer(
-            self.dead_letter_topic,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            consumer_timeout_ms=10_000,
-        )
-        records = []
-        try:
-            for record in consumer:
-                records.append(record)
-                if len(records) == count:
-                    break
-        finally:
-            consumer.close()
-        return records
+        return read_records(self.bootstrap, self.dead_letter_topic, count)
 
     def committed(self) -> dict[int, int | None]:
         kafka = kafka_python()

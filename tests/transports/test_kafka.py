@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,7 @@ from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.admin import create_topic
 from mixpanel_core.kafka.broker import EmbeddedBroker
-from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.fixtures import read_records
 from mixpanel_core.messages import Event, GroupUpdate, Message, PeopleUpdate
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import memory_client
@@ -23,26 +22,6 @@ from mixpanel_core.wire import loads
 from transports.kafka import KafkaTransport
 
 pytestmark = pytest.mark.integration
-
-
-def _consume_all(bootstrap: str, topic: str, count: int) -> list[Any]:
-    kafka = kafka_python()
-    consumer = kafka.KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=10_000,
-    )
-    records = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if len(records) == count:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 def _messages() -> list[Message]:
@@ -78,7 +57,7 @@ def test_each_message_becomes_a_keyed_record_with_endpoint_schema_and_library_he
         transport.send(message)
     assert transport.flush() == []
 
-    records = sorted(_consume_all(kafka_bootstrap, kafka_topic, 3), key=lambda r: r.key)
+    records = sorted(read_records(kafka_bootstrap, kafka_topic, 3), key=lambda r: r.key)
     by_key = {r.key: r for r in records}
     event, person, group = messages
     assert isinstance(event, Event)
