@@ -25,7 +25,7 @@ class FrozenDict(dict[str, Any]):
     """A ``dict`` that refuses every change after construction.
 
     It holds only frozen values (str, numbers, bool, None, tuples, FrozenDicts): build one with
-    ``freeze`` or from another FrozenDict (``merged``, ``replace``, ``without``).
+    ``freeze`` or from another FrozenDict (``merged``, ``without``).
     """
 
     __slots__ = ()
@@ -46,10 +46,6 @@ class FrozenDict(dict[str, Any]):
     def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
         # dict's own pickling refills the object item by item, which this class refuses.
         return (FrozenDict, (dict(self),))
-
-    def replace(self, **changes: Any) -> FrozenDict:
-        """A copy with ``changes`` applied (keys that are not identifiers: use ``merged``)."""
-        return self.merged(changes)
 
     def merged(self, changes: Mapping[str, Any]) -> FrozenDict:
         """A copy with ``changes`` (frozen values) on top; existing keys keep their position."""
@@ -118,7 +114,7 @@ def _freeze(
     value: object, path: str, fallback: Fallback | None, problems: list[Problem]
 ) -> JSONValue:
     kind = type(value)
-    # A FrozenDict is only ever built from frozen values (freeze, merged, replace), so it is
+    # A FrozenDict is only ever built from frozen values (freeze, merged, without), so it is
     # taken as it is: that is what makes rebuilding a record from frozen parts cheap.
     if kind is str or kind is int or kind is bool or value is None or kind is FrozenDict:
         return value

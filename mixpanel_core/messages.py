@@ -233,15 +233,6 @@ _set_record = Message.__dict__["record"].__set__
 _set_auth = Message.__dict__["auth"].__set__
 _set_json = Message.__dict__["_json"].__set__
 
-MESSAGE_CLASSES: tuple[type[Message], ...] = (
-    Event,
-    ImportEvent,
-    Alias,
-    Merge,
-    PeopleUpdate,
-    GroupUpdate,
-)
-
 
 def message_from_json(endpoint: str, data: bytes) -> Message:
     """Decode a record's JSON (as a transport wrote it) back into its message.
