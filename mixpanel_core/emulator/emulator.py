@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import orjson
 
 from mixpanel_core.emulator.admin import AdminRoutes
-from mixpanel_core.emulator.client import EmulatorClient
-from mixpanel_core.emulator.config import EmulatorArguments, EmulatorConfig, EmulatorError
-from mixpanel_core.emulator.controls import EmulatorControls
+from mixpanel_core.emulator.config import EmulatorConfig, EmulatorError
 from mixpanel_core.emulator.faults import FaultPlan
 from mixpanel_core.emulator.ingest import IngestService
+from mixpanel_core.emulator.running import RunningEmulator
 from mixpanel_core.emulator.server import EmulatorHTTPServer
 from mixpanel_core.emulator.store import RecordStore
 
 
-class Emulator(EmulatorArguments, EmulatorControls):
+class Emulator(RunningEmulator):
     """A real HTTP server on loopback that behaves like Mixpanel's ingestion API.
 
     ``start()`` binds and serves on daemon threads; ``stop()`` closes the port and every open
@@ -34,7 +32,6 @@ class Emulator(EmulatorArguments, EmulatorControls):
         self._admin_routes = AdminRoutes(self._store, self._faults)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._client: EmulatorClient | None = None
 
     def start(self) -> Emulator:
         """Bind the port and serve on background threads; returns self."""
@@ -76,9 +73,7 @@ class Emulator(EmulatorArguments, EmulatorControls):
         thread.join()
         self._store.close_record_file()
         self._server = self._thread = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._close_client()
 
     @property
     def port(self) -> int:
@@ -91,24 +86,6 @@ class Emulator(EmulatorArguments, EmulatorControls):
     def base_url(self) -> str:
         """``http://HOST:PORT``, to configure a client's endpoint URLs with."""
         return f"http://{self.config.host}:{self.port}"
-
-    @property
-    def client(self) -> EmulatorClient:
-        """An HTTP client of this emulator's control API."""
-        if self._client is None:
-            self._client = EmulatorClient(self.base_url)
-        return self._client
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _admin(
         self,

@@ -10,16 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import IO, Any
 
-from mixpanel_core.emulator.client import EmulatorClient
 from mixpanel_core.emulator.command import READY_PREFIX, config_to_args
-from mixpanel_core.emulator.config import EmulatorArguments, EmulatorConfig, EmulatorError
-from mixpanel_core.emulator.controls import EmulatorControls
+from mixpanel_core.emulator.config import EmulatorConfig, EmulatorError
+from mixpanel_core.emulator.running import RunningEmulator
 
 
-class EmulatorProcess(EmulatorArguments, EmulatorControls):
+class EmulatorProcess(RunningEmulator):
     """Runs ``python -m mixpanel_core.emulator`` as a child; same arguments as ``Emulator``.
 
     A subprocess (not multiprocessing) so that starting it never re-imports the caller's
@@ -30,7 +28,6 @@ class EmulatorProcess(EmulatorArguments, EmulatorControls):
         super()._configure(config)
         self._process: subprocess.Popen[str] | None = None
         self._base_url: str | None = None
-        self._client: EmulatorClient | None = None
 
     def start(self, timeout: float = 30.0) -> EmulatorProcess:
         """Start the child and wait until its port accepts connections; returns self."""
@@ -65,9 +62,7 @@ class EmulatorProcess(EmulatorArguments, EmulatorControls):
         process = self._process
         if process is None:
             return
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._close_client()
         process.terminate()
         try:
             process.wait(timeout)
@@ -84,24 +79,6 @@ class EmulatorProcess(EmulatorArguments, EmulatorControls):
         if self._base_url is None or self._process is None:
             raise EmulatorError("the emulator process is not running: call start() first")
         return self._base_url
-
-    @property
-    def client(self) -> EmulatorClient:
-        """An HTTP client of the child's control API."""
-        if self._client is None:
-            self._client = EmulatorClient(self.base_url)
-        return self._client
-
-    def __enter__(self) -> EmulatorProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _admin(
         self,
