@@ -47,8 +47,17 @@ class WireFormat:
         return framing + data_bytes + len(self.separator) * max(0, count - 1)
 
     def body(self, items: Sequence[Encoded]) -> bytes:
-        joined = self.prefix + self.separator.join([item.data for item in items]) + self.suffix
-        return b"data=" + quote(joined) + FORM_FIELDS if self.form_encoded else joined
+        records = [data for _, data in items]
+        if not records:
+            return self._framed(self.prefix + self.suffix)
+        # The framing goes onto the first and last records, so the one join that builds
+        # the body is the only copy of the records (up to 2 MiB) it makes.
+        records[0] = self.prefix + records[0]
+        records[-1] = records[-1] + self.suffix
+        return self._framed(self.separator.join(records))
+
+    def _framed(self, joined: bytes) -> bytes:
+        return b"".join((b"data=", quote(joined), FORM_FIELDS)) if self.form_encoded else joined
 
 
 FORM = WireFormat("application/x-www-form-urlencoded", b"[", b",", b"]", True)

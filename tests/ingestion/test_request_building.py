@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from mixpanel_core.frozen import freeze
-from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion import HttpOptions, IngestionClient, wire_format
+from mixpanel_core.ingestion.encoding import FORM_FIELDS
 from mixpanel_core.ingestion.formencode import quote
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.messages import ImportAuth, ImportEvent, Message
@@ -66,6 +67,26 @@ def test_track_body_is_form_encoded_like_the_official_client() -> None:
     assert form["ip"] == ["0"]
     assert orjson.loads(form["data"][0]) == [orjson.loads(orjson.dumps(m.record)) for m in messages]
     assert call["timeout"] == (5.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "import_format"), [("track", "json"), ("import", "json"), ("import", "ndjson")]
+)
+@pytest.mark.parametrize("count", [0, 1, 2, 5])
+def test_a_body_is_the_framing_around_the_joined_records(
+    endpoint: str, import_format: str, count: int
+) -> None:
+    """The body built in one join is the plain framing of the records, quoted for forms."""
+    fmt = wire_format(endpoint, import_format)  # type: ignore[arg-type]
+    messages = [event(note=f"{n} & more = {n}+1; #é") for n in range(count)]
+    items = fmt.encode_messages(messages)
+    framed = fmt.prefix + fmt.separator.join(m.json() for m in messages) + fmt.suffix
+    expected = b"data=" + quote(framed) + FORM_FIELDS if fmt.form_encoded else framed
+    assert fmt.body(items) == expected
+    assert fmt.body(items) == fmt.body([(m, m.json()) for m in messages])  # plain pairs too
+    assert [i.data for i in items] == [m.json() for m in messages]  # the records untouched
+    if not fmt.form_encoded:
+        assert len(expected) == fmt.body_size(sum(len(i.data) for i in items), count)
 
 
 def test_tls_is_verified_unless_turned_off() -> None:
