@@ -110,7 +110,9 @@ class BoundedQueue(Generic[T]):
         self._reset()
 
     def _reset(self) -> None:
-        self._items: deque[tuple[T, int]] = deque()
+        # Items and their sizes side by side, so ``take`` can hand over a whole queue at once.
+        self._items: deque[T] = deque()
+        self._sizes: deque[int] = deque()
         self._bytes = 0
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
@@ -136,21 +138,39 @@ class BoundedQueue(Generic[T]):
     def _fits(self, size: int) -> bool:
         return len(self._items) < self.max_items and self._bytes + size <= self.max_bytes
 
+    def _append(self, item: T, size: int) -> None:
+        """Enqueue (lock held), waking the consumer on the first item and at ``wake_at``."""
+        self._items.append(item)
+        self._sizes.append(size)
+        self._bytes += size
+        self.total_put += 1
+        count = len(self._items)
+        if count in (1, self.wake_at):
+            self._not_empty.notify()
+
     def put(self, item: T, size: int) -> None:
         """Enqueue ``item`` of ``size`` bytes, applying the full policy if there is no room.
 
         Raises ``QueueFullError`` under ``block`` when no room appeared within the timeout.
         """
+        # Once per message in the caller's thread: the usual case (room) is kept this short.
+        with self._lock:
+            if len(self._items) < self.max_items and self._bytes + size <= self.max_bytes:
+                self._append(item, size)
+                return
+        self._put_when_full(item, size)
+
+    def _put_when_full(self, item: T, size: int) -> None:
         evicted: list[T] = []
         refused = False
         with self._lock:
+            # Checked again: the consumer may have made room since ``put`` looked.
             if not self._fits(size):
                 # An item bigger than the whole byte bound can never fit: refuse it at once.
                 if self.when_full == "drop_oldest" and size <= self.max_bytes:
                     while self._items and not self._fits(size):
-                        old, old_size = self._items.popleft()
-                        self._bytes -= old_size
-                        evicted.append(old)
+                        evicted.append(self._items.popleft())
+                        self._bytes -= self._sizes.popleft()
                     self.total_evicted += len(evicted)
                 elif self.when_full == "block" and size <= self.max_bytes:
                     self._not_full.wait_for(lambda: self._fits(size), self.block_timeout)
@@ -158,12 +178,7 @@ class BoundedQueue(Generic[T]):
             if refused:
                 held = f"{len(self._items)} messages, {self._bytes} bytes"
             else:
-                self._items.append((item, size))
-                self._bytes += size
-                self.total_put += 1
-                count = len(self._items)
-                if count in (1, self.wake_at):
-                    self._not_empty.notify()
+                self._append(item, size)
             self.total_dropped += len(evicted) + refused
         if evicted:
             self._on_drop(evicted, "dropped: the queue was full (drop_oldest)")
@@ -182,11 +197,16 @@ class BoundedQueue(Generic[T]):
     def take(self, max_items: int) -> list[T]:
         """Up to ``max_items`` items from the front, without waiting."""
         with self._lock:
-            taken: list[T] = []
-            while self._items and len(taken) < max_items:
-                item, size = self._items.popleft()
-                self._bytes -= size
-                taken.append(item)
+            if max_items >= len(self._items):
+                # The usual case while the sender keeps up: everything, in one C-level copy.
+                taken = list(self._items)
+                self._items.clear()
+                self._sizes.clear()
+                self._bytes = 0
+            else:
+                next_item, next_size = self._items.popleft, self._sizes.popleft
+                taken = [next_item() for _ in range(max_items)]
+                self._bytes -= sum([next_size() for _ in range(max_items)])
             if taken:
                 self._not_full.notify_all()
             return taken
@@ -194,7 +214,7 @@ class BoundedQueue(Generic[T]):
     def snapshot(self) -> list[T]:
         """The queued items, oldest first, left in place."""
         with self._lock:
-            return [item for item, _ in self._items]
+            return list(self._items)
 
     def wait_until(self, ready: Callable[[], bool], timeout: float | None) -> bool:
         """Wait until ``len(self) >= wake_at`` or ``ready()`` (checked under the lock)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mixpanel_core.buffering import BoundedQueue
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator, EmulatorProcess
 from mixpanel_core.errors import QueueFullError, TransportError
@@ -81,6 +82,34 @@ def test_send_only_enqueues_and_flush_delivers_in_batches(mixpanel_emulator: Emu
     assert len(reports) == 5000
     assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
     transport.close()
+
+
+def test_the_queue_hands_items_over_in_order_and_keeps_its_byte_count() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(100, 10_000, "block", 0.0, lambda items, why: None)
+    for n in range(10):
+        queue.put(n, 10 + n)
+    assert queue.take(3) == [0, 1, 2]  # part of the queue
+    assert (len(queue), queue.bytes) == (7, sum(10 + n for n in range(3, 10)))
+    assert queue.snapshot() == [3, 4, 5, 6, 7, 8, 9]
+    assert queue.take(100) == [3, 4, 5, 6, 7, 8, 9]  # all of it
+    assert (len(queue), queue.bytes) == (0, 0)
+    queue.put(10, 5)
+    assert (queue.take(1), queue.bytes, queue.total_put) == ([10], 0, 11)
+
+
+def test_drop_oldest_evicts_just_enough_bytes_and_refuses_what_can_never_fit() -> None:
+    dropped: list[tuple[str, str]] = []
+    queue: BoundedQueue[str] = BoundedQueue(
+        10, 100, "drop_oldest", 0.0, lambda items, why: dropped.extend((i, why) for i in items)
+    )
+    for name, size in [("a", 40), ("b", 40), ("c", 10)]:
+        queue.put(name, size)
+    queue.put("d", 50)  # 90 held: only "a" has to go
+    assert (queue.snapshot(), queue.bytes) == (["b", "c", "d"], 100)
+    queue.put("e", 101)  # bigger than the whole bound
+    assert [name for name, _ in dropped] == ["a", "e"]
+    assert (queue.total_evicted, queue.total_dropped, queue.total_put) == (1, 2, 4)
+    assert queue.snapshot() == ["b", "c", "d"]
 
 
 def test_bursts_of_429_and_500_lose_nothing_and_duplicate_nothing(
