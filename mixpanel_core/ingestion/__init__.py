@@ -11,29 +11,30 @@ See docs/ingestion.md.
 """
 
 from mixpanel_core.ingestion.auth import ImportCredentials
-from mixpanel_core.ingestion.batching import Batcher, batches, records_limit, split_encoded
+from mixpanel_core.ingestion.batching import batches, records_limit, split_encoded
 from mixpanel_core.ingestion.classify import Classification, RecordFailure, Verdict
 from mixpanel_core.ingestion.client import IngestionClient, Wait
-from mixpanel_core.ingestion.encoding import Encoded, WireFormat, wire_format
+from mixpanel_core.ingestion.encoding import Encoded, EncodedPair, WireFormat, wire_format
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.options import (
     MAX_GROUP_RECORDS_PER_REQUEST,
     MAX_RECORDS_PER_REQUEST,
     HttpOptions,
 )
-from mixpanel_core.ingestion.result import BatchResult
+from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.ingestion.retry import RetryPolicy
 
 __all__ = [
     "MAX_GROUP_RECORDS_PER_REQUEST",
     "MAX_RECORDS_PER_REQUEST",
     "BatchResult",
-    "Batcher",
     "Classification",
     "Encoded",
+    "EncodedPair",
     "HttpOptions",
     "ImportCredentials",
     "IngestionClient",
+    "Outcome",
     "RecordFailure",
     "RetryPolicy",
     "Verdict",

@@ -9,11 +9,14 @@ waiting through the caller's ``wait`` function.
 from __future__ import annotations
 
 import gzip
+import itertools
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+import attrs
+
+from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.ingestion.auth import (
     ImportCredentials,
@@ -27,11 +30,11 @@ from mixpanel_core.ingestion.classify import (
     classify_response,
     network_failure,
 )
-from mixpanel_core.ingestion.encoding import Encoded, WireFormat, wire_format
+from mixpanel_core.ingestion.encoding import Encoded, EncodedPair, WireFormat, wire_format
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.http import HttpSession, NetworkError, RequestError, TlsError
 from mixpanel_core.ingestion.options import HttpOptions
-from mixpanel_core.ingestion.result import BatchResult
+from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.settings import MixpanelSettings
 
@@ -42,9 +45,9 @@ Wait = Callable[[float], None]
 class _CredentialsRefusedError(Exception):
     """Internal: a 401/403 ended the request; carries what the error message needs."""
 
-    def __init__(self, outcome: Classification, attempts: int) -> None:
-        super().__init__(outcome.reason)
-        self.outcome = outcome
+    def __init__(self, answer: Classification, attempts: int) -> None:
+        super().__init__(answer.reason)
+        self.answer = answer
         self.attempts = attempts
 
 
@@ -117,45 +120,45 @@ class IngestionClient:
     def send_encoded(
         self,
         endpoint: Endpoint,
-        items: Sequence[Encoded],
+        items: Sequence[EncodedPair],
         wait: Wait = time.sleep,
         deadline: float | None = None,
     ) -> BatchResult:
-        """``send_batch`` for records already encoded with ``encode`` (no second encoding)."""
+        """``send_batch`` for records already encoded with ``encode`` (no second encoding).
+
+        ``items`` may be ``Encoded`` or plain ``(message, data)`` pairs.
+        """
         call = _Call(self, wait, deadline)
-        reports: list[DeliveryReport | None] = [None] * len(items)
+        groups = self._by_credentials(endpoint, items)
+        settled: list[list[Outcome]] = []
         refused: tuple[ImportCredentials | None, _CredentialsRefusedError] | None = None
-        for credentials, positions in self._by_credentials(endpoint, items):
+        for credentials, positions in groups:
+            group = items if len(groups) == 1 else [items[p] for p in positions]
             if refused is not None:
-                for position in positions:
-                    reports[position] = self._report(
-                        items[position].message,
-                        DeliveryStatus.FAILED,
-                        "not sent: Mixpanel refused the credentials of an earlier request",
-                    )
+                settled.append([self._outcome(group, DeliveryStatus.FAILED, _REFUSED_EARLIER)])
                 continue
-            batch = [items[p] for p in positions]
             try:
-                done = self._deliver_all(endpoint, credentials, batch, call)
+                settled.append(self._deliver_all(endpoint, credentials, group, call))
             except _CredentialsRefusedError as error:
                 refused = (credentials, error)
-                done = [self._failed(item.message, error.outcome, error.attempts) for item in batch]
-            for position, report in zip(positions, done, strict=True):
-                reports[position] = report
-        final = tuple(r for r in reports if r is not None)
+                settled.append([self._failed(group, error.answer, error.attempts)])
+        if len(groups) == 1:
+            result = BatchResult(tuple(settled[0]))
+        else:
+            result = BatchResult(_in_given_order(len(items), groups, settled))
         if refused is not None:
-            raise AuthenticationError(self._refusal_text(endpoint, *refused), final)
-        return BatchResult(final)
+            raise AuthenticationError(self._refusal_text(endpoint, *refused), result.reports)
+        return result
 
     def _by_credentials(
-        self, endpoint: Endpoint, items: Sequence[Encoded]
+        self, endpoint: Endpoint, items: Sequence[EncodedPair]
     ) -> list[tuple[ImportCredentials | None, list[int]]]:
         """Positions of ``items`` grouped by the credentials that authenticate them."""
         if endpoint != "import":
             return [(None, list(range(len(items))))]
         groups: dict[ImportCredentials | None, list[int]] = {}
-        for position, item in enumerate(items):
-            key = credentials_for(item.message, self._credentials)
+        for position, (message, _) in enumerate(items):
+            key = credentials_for(message, self._credentials)
             groups.setdefault(key, []).append(position)
         return list(groups.items())
 
@@ -163,29 +166,27 @@ class IngestionClient:
         self,
         endpoint: Endpoint,
         credentials: ImportCredentials | None,
-        items: list[Encoded],
+        items: Sequence[EncodedPair],
         call: _Call,
-    ) -> list[DeliveryReport]:
+    ) -> list[Outcome]:
         fmt = self._formats[endpoint]
         limit = records_limit(endpoint, self.options.max_batch_records)
-        reports: list[DeliveryReport] = []
+        outcomes: list[Outcome] = []
         for batch in split_encoded(items, fmt, self.options.max_batch_bytes, limit):
-            reports.extend(self._deliver(endpoint, credentials, batch, call, 0))
-        return reports
+            outcomes.extend(self._deliver(endpoint, credentials, batch, call, 0))
+        return outcomes
 
     def _deliver(
         self,
         endpoint: Endpoint,
         credentials: ImportCredentials | None,
-        batch: list[Encoded],
+        batch: list[EncodedPair],
         call: _Call,
         attempts: int,
-    ) -> list[DeliveryReport]:
+    ) -> list[Outcome]:
         """One batch until it is settled: accepted, rejected, split, or out of budget."""
         if endpoint == "import" and credentials is None:
-            return [
-                self._report(item.message, DeliveryStatus.FAILED, _NO_CREDENTIALS) for item in batch
-            ]
+            return [self._outcome(batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
@@ -197,41 +198,37 @@ class IngestionClient:
         while True:
             if call.past_deadline():
                 reason = "not sent: the deadline passed first"
-                return [
-                    self._report(i.message, DeliveryStatus.FAILED, reason, None, attempts)
-                    for i in batch
-                ]
+                return [self._outcome(batch, DeliveryStatus.FAILED, reason, None, attempts)]
             attempts += 1
-            outcome = self._post(endpoint, credentials, body, call)
-            verdict = outcome.verdict
+            answer = self._post(endpoint, credentials, body, call)
+            verdict = answer.verdict
             if verdict is Verdict.ACCEPTED:
                 return [
-                    self._report(
-                        i.message, DeliveryStatus.ACCEPTED, None, outcome.http_status, attempts
+                    self._outcome(
+                        batch, DeliveryStatus.ACCEPTED, None, answer.http_status, attempts
                     )
-                    for i in batch
                 ]
             if verdict is Verdict.PARTIAL:
-                return self._partial(batch, outcome, attempts)
+                return self._partial(batch, answer, attempts)
             if verdict is Verdict.REJECTED:
-                return [self._rejected(i.message, outcome, attempts) for i in batch]
+                return [self._rejected(batch, answer, attempts)]
             if verdict is Verdict.AUTH:
-                raise _CredentialsRefusedError(outcome, attempts)
+                raise _CredentialsRefusedError(answer, attempts)
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
-                    return [self._rejected(batch[0].message, outcome, attempts)]
+                    return [self._rejected(batch, answer, attempts)]
                 half = len(batch) // 2
                 return self._deliver(
                     endpoint, credentials, batch[:half], call, attempts
                 ) + self._deliver(endpoint, credentials, batch[half:], call, attempts)
             if verdict is Verdict.FAILED:
-                return [self._failed(i.message, outcome, attempts) for i in batch]
+                return [self._failed(batch, answer, attempts)]
             retries += 1
             delay = call.policy.delay(
-                retries, rate_limited=outcome.rate_limited, retry_after=outcome.retry_after
+                retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after
             )
             if delay > call.remaining():
-                return [self._failed(i.message, outcome, attempts) for i in batch]
+                return [self._failed(batch, answer, attempts)]
             call.wait(delay)
 
     def _post(
@@ -279,60 +276,63 @@ class IngestionClient:
         """Close every pooled connection."""
         self._http.close()
 
-    # -- reports --------------------------------------------------------------------------
+    # -- outcomes -------------------------------------------------------------------------
 
-    def _report(
+    def _outcome(
         self,
-        message: Message,
+        items: Sequence[EncodedPair],
         status: DeliveryStatus,
         reason: str | None,
         http_status: int | None = None,
         attempts: int = 0,
         field: str | None = None,
-    ) -> DeliveryReport:
-        return DeliveryReport(message, status, self.name, reason, http_status, attempts, field)
+    ) -> Outcome:
+        return Outcome(items, status, self.name, reason, http_status, attempts, field)
 
-    def _failed(self, message: Message, outcome: Classification, attempts: int) -> DeliveryReport:
-        reason = outcome.reason or "failed"
-        if outcome.verdict is Verdict.RETRY:
+    def _failed(
+        self, items: Sequence[EncodedPair], answer: Classification, attempts: int
+    ) -> Outcome:
+        reason = answer.reason or "failed"
+        if answer.verdict is Verdict.RETRY:
             reason = f"gave up after {attempts} attempt(s) within the retry budget: {reason}"
-        return self._report(message, DeliveryStatus.FAILED, reason, outcome.http_status, attempts)
+        return self._outcome(items, DeliveryStatus.FAILED, reason, answer.http_status, attempts)
 
-    def _rejected(self, message: Message, outcome: Classification, attempts: int) -> DeliveryReport:
-        return self._report(
-            message, DeliveryStatus.REJECTED, outcome.reason, outcome.http_status, attempts
+    def _rejected(
+        self, items: Sequence[EncodedPair], answer: Classification, attempts: int
+    ) -> Outcome:
+        return self._outcome(
+            items, DeliveryStatus.REJECTED, answer.reason, answer.http_status, attempts
         )
 
     def _partial(
-        self, batch: list[Encoded], outcome: Classification, attempts: int
-    ) -> list[DeliveryReport]:
+        self, batch: list[EncodedPair], answer: Classification, attempts: int
+    ) -> list[Outcome]:
+        """Each record Mixpanel named is rejected on its own; the runs between are accepted."""
         failures: dict[int, list[str]] = {}
         fields: dict[int, str | None] = {}
-        for failure in outcome.failures:
+        for failure in answer.failures:
             failures.setdefault(failure.index, []).append(
                 f"{failure.field}: {failure.message}" if failure.field else failure.message
             )
             fields.setdefault(failure.index, failure.field)
-        reports = []
-        for index, item in enumerate(batch):
-            if index in failures:
-                reports.append(
-                    self._report(
-                        item.message,
-                        DeliveryStatus.REJECTED,
-                        "; ".join(failures[index]),
-                        outcome.http_status,
-                        attempts,
-                        fields[index],
+        outcomes = []
+        status = answer.http_status
+        runs = itertools.groupby(enumerate(batch), key=lambda pair: pair[0] in failures)
+        for rejected, run in runs:
+            if not rejected:
+                accepted = [item for _, item in run]
+                outcomes.append(
+                    self._outcome(accepted, DeliveryStatus.ACCEPTED, None, status, attempts)
+                )
+                continue
+            for index, item in run:
+                reason = "; ".join(failures[index])
+                outcomes.append(
+                    self._outcome(
+                        [item], DeliveryStatus.REJECTED, reason, status, attempts, fields[index]
                     )
                 )
-            else:
-                reports.append(
-                    self._report(
-                        item.message, DeliveryStatus.ACCEPTED, None, outcome.http_status, attempts
-                    )
-                )
-        return reports
+        return outcomes
 
     def _refusal_text(
         self,
@@ -347,11 +347,30 @@ class IngestionClient:
         )
         return (
             f"Mixpanel refused the {used} for /{endpoint} "
-            f"(HTTP {error.outcome.http_status}): {error.outcome.reason}. Retrying cannot help: "
+            f"(HTTP {error.answer.http_status}): {error.answer.reason}. Retrying cannot help: "
             "check the credentials in [mixpanel] (service_account_username/"
             "service_account_secret with project_id, api_secret, or token)."
         )
 
+
+def _in_given_order(
+    count: int,
+    groups: list[tuple[ImportCredentials | None, list[int]]],
+    settled: list[list[Outcome]],
+) -> tuple[Outcome, ...]:
+    """The outcomes of records sent in groups, one per record, back in the order given.
+
+    Only ``/import`` batches mixing credentials get here, so one outcome per record is fine.
+    """
+    ordered: list[Outcome | None] = [None] * count
+    for (_, positions), outcomes in zip(groups, settled, strict=True):
+        singles = [attrs.evolve(o, items=[item]) for o in outcomes for item in o.items]
+        for position, single in zip(positions, singles, strict=True):
+            ordered[position] = single
+    return tuple(o for o in ordered if o is not None)
+
+
+_REFUSED_EARLIER = "not sent: Mixpanel refused the credentials of an earlier request"
 
 _NO_CREDENTIALS = (
     "not sent: /import needs credentials; set mixpanel.service_account_username, "

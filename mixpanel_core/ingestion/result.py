@@ -1,18 +1,64 @@
-"""``BatchResult``: the outcome of ``IngestionClient.send_batch``, one report per message."""
+"""``BatchResult``: the outcome of ``IngestionClient.send_batch``, one report per message.
+
+The client settles records a request at a time, and every record of a request shares its
+fate (but for strict ``/import`` partial failures), so it records one ``Outcome`` per run of
+records rather than one ``DeliveryReport`` per record. Reports are built from the outcomes
+only when asked for: a sender that nobody observes then spends nothing per accepted record.
+"""
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Sequence
+
 import attrs
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, reports_for
+from mixpanel_core.ingestion.encoding import EncodedPair, message_of
 from mixpanel_core.messages import Message
+
+
+@attrs.frozen
+class Outcome:
+    """What became of a run of records: all of them share the status and its details."""
+
+    items: Sequence[EncodedPair]
+    status: DeliveryStatus
+    transport: str
+    reason: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    field: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is DeliveryStatus.ACCEPTED
+
+    def reports(self) -> list[DeliveryReport]:
+        """One report per record, in order."""
+        return reports_for(
+            map(message_of, self.items),
+            self.status,
+            self.transport,
+            self.reason,
+            self.http_status,
+            self.attempts,
+            self.field,
+        )
 
 
 @attrs.frozen
 class BatchResult:
     """Reports in the order the messages were given: ACCEPTED, REJECTED or FAILED each."""
 
-    reports: tuple[DeliveryReport, ...]
+    outcomes: tuple[Outcome, ...]
+    """The runs of records sharing an outcome, in the order the messages were given."""
+
+    @functools.cached_property
+    def reports(self) -> tuple[DeliveryReport, ...]:
+        """One report per message, in the order the messages were given."""
+        return tuple(itertools.chain.from_iterable(o.reports() for o in self.outcomes))
 
     def _with(self, status: DeliveryStatus) -> tuple[DeliveryReport, ...]:
         return tuple(r for r in self.reports if r.status is status)
@@ -34,7 +80,7 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         """Whether every message was accepted."""
-        return all(r.status is DeliveryStatus.ACCEPTED for r in self.reports)
+        return all(o.ok for o in self.outcomes)
 
     @property
     def undelivered(self) -> list[Message]:

@@ -1,10 +1,11 @@
-"""Reports built in bulk: one per record of a request, all sharing its outcome."""
+"""Outcomes and reports: runs of records that share a fate, expanded into one report each."""
 
 from __future__ import annotations
 
 import attrs
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, reports_for
+from mixpanel_core.ingestion import BatchResult, Outcome
 
 from .conftest import event
 
@@ -31,3 +32,36 @@ def test_reports_for_fills_the_defaults_as_the_class_does() -> None:
     assert reports_for([message], DeliveryStatus.ACCEPTED, "t") == [
         DeliveryReport(message, DeliveryStatus.ACCEPTED, "t")
     ]
+
+
+def test_batch_result_expands_its_outcomes_into_reports_in_order() -> None:
+    messages = [event() for _ in range(5)]
+    pairs = [(m, m.json()) for m in messages]
+    result = BatchResult(
+        (
+            Outcome(pairs[:2], DeliveryStatus.ACCEPTED, "t", None, 200, 1),
+            Outcome(pairs[2:3], DeliveryStatus.REJECTED, "t", "bad", 400, 1, "properties.x"),
+            Outcome(pairs[3:], DeliveryStatus.FAILED, "t", "gave up", 503, 4),
+        )
+    )
+    assert [r.message for r in result.reports] == messages
+    assert [r.status for r in result.reports] == [
+        DeliveryStatus.ACCEPTED,
+        DeliveryStatus.ACCEPTED,
+        DeliveryStatus.REJECTED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.FAILED,
+    ]
+    assert result.reports[2].field == "properties.x"
+    assert [r.attempts for r in result.failed] == [4, 4]
+    assert result.undelivered == messages[3:]
+    assert [r.message for r in result.accepted] == messages[:2]
+    assert not result.ok
+    assert result.reports is result.reports  # built once
+
+
+def test_a_result_of_accepted_outcomes_is_ok() -> None:
+    message = event()
+    result = BatchResult((Outcome([(message, message.json())], DeliveryStatus.ACCEPTED, "t"),))
+    assert result.ok
+    assert BatchResult(()).ok

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions, IngestionClient, wire_format
 from mixpanel_core.ingestion.encoding import FORM_FIELDS
@@ -140,6 +141,21 @@ def test_import_secret_given_with_the_call_beats_the_configured_one() -> None:
     users = sorted(basic_user(c["headers"]["Authorization"]) for c in fake.calls)
     assert users == [("configured", ""), ("per-call", "")]
     assert all("project_id" not in c["params"] for c in fake.calls)
+
+
+def test_reports_follow_the_given_order_when_credentials_split_a_batch() -> None:
+    """Records with other credentials go in another request; the reports stay in order."""
+    client, fake = client_with_fake(MixpanelSettings(api_secret=Secret("configured")))
+    record = freeze(dict(import_event().record), "import")
+    messages: list[Message] = []
+    for n in range(6):
+        auth = ImportAuth("key", Secret("per-call")) if n % 3 == 1 else None
+        messages.append(ImportEvent(record, auth) if auth else import_event())
+    result = client.send_batch("import", messages)
+    assert len(fake.calls) == 2
+    assert [r.message for r in result.reports] == messages
+    assert [r.status for r in result.reports] == [DeliveryStatus.ACCEPTED] * 6
+    assert [r.attempts for r in result.reports] == [1] * 6
 
 
 def test_import_falls_back_to_the_token_in_the_record() -> None:

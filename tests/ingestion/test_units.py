@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.ingestion import (
+    EncodedPair,
     RetryPolicy,
     Verdict,
+    WireFormat,
     batches,
     endpoint_urls,
     split_encoded,
@@ -109,6 +113,42 @@ def test_batches_stay_within_the_byte_budget_exactly() -> None:
 def test_a_record_bigger_than_the_budget_gets_a_request_of_its_own() -> None:
     messages = [import_event(), import_event(blob="y" * 10_000), import_event()]
     assert [len(b) for b in batches("import", messages, max_bytes=2000)] == [1, 1, 1]
+
+
+def _one_record_at_a_time(
+    items: list[EncodedPair], fmt: WireFormat, max_bytes: int, max_records: int
+) -> list[list[EncodedPair]]:
+    """The batching rule spelled out: add records while the body stays within both limits."""
+    done: list[list[EncodedPair]] = []
+    batch: list[EncodedPair] = []
+    for item in items:
+        grown = [*batch, item]
+        size = fmt.body_size(sum(len(data) for _, data in grown), len(grown))
+        if batch and (len(grown) > max_records or size > max_bytes):
+            done.append(batch)
+            grown = [item]
+        batch = grown
+    return [*done, batch] if batch else done
+
+
+@pytest.mark.parametrize("endpoint", ["track", "import", "groups"])
+@pytest.mark.parametrize("seed", range(5))
+def test_split_encoded_cuts_where_filling_one_record_at_a_time_would(
+    endpoint: str, seed: int
+) -> None:
+    """Same batches as the rule spelled out, whichever limit binds, oversized records too."""
+    rng = random.Random(seed)
+    fmt = wire_format(endpoint, "ndjson" if seed % 2 else "json")
+    message = import_event()
+    items = [(message, b"x" * rng.choice([1, 10, 90, 400, 1500])) for _ in range(600)]
+    max_bytes, max_records = rng.choice([1000, 5000, 100_000]), rng.choice([1, 7, 200, 2000])
+    expected = _one_record_at_a_time(items, fmt, max_bytes, max_records)
+    assert list(split_encoded(items, fmt, max_bytes, max_records)) == expected
+    assert list(split_encoded(iter(items), fmt, max_bytes, max_records)) == expected
+
+
+def test_split_encoded_hands_back_nothing_for_no_records() -> None:
+    assert list(split_encoded([], wire_format("track"), 1000, 10)) == []
 
 
 def test_endpoint_urls_from_host_base_url_and_overrides() -> None:

@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,8 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator, EmulatorProcess
 from mixpanel_core.errors import QueueFullError, TransportError
 from mixpanel_core.frozen import freeze
-from mixpanel_core.messages import Event, Message
+from mixpanel_core.ingestion import result
+from mixpanel_core.messages import Event, Message, PeopleUpdate
 from mixpanel_core.settings import MixpanelSettings
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 
@@ -81,6 +83,66 @@ def test_send_only_enqueues_and_flush_delivers_in_batches(mixpanel_emulator: Emu
     assert sum(mixpanel_emulator.client.stats()["requests"]["track"].values()) <= 5
     assert len(reports) == 5000
     assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
+    transport.close()
+
+
+def test_a_batch_mixing_kinds_sends_each_to_its_endpoint_in_order(
+    mixpanel_emulator: Emulator,
+) -> None:
+    reports: list[DeliveryReport] = []
+    transport = transport_for(mixpanel_emulator, reports, linger=0.5)
+    events = [make_event("mixed", i) for i in range(30)]
+    people = [
+        PeopleUpdate(
+            freeze(
+                {"$token": "emulator-token", "$distinct_id": f"u{i}", "$set": {"n": i}},
+                "people",
+            )
+        )
+        for i in range(30)
+    ]
+    for pair in zip(events, people, strict=True):
+        for message in pair:
+            transport.send(message)
+    assert transport.flush(30) == []
+    assert mixpanel_emulator.client.insert_ids("track") == [e.insert_id for e in events]
+    profiles = mixpanel_emulator.client.records("engage")
+    assert [p["$distinct_id"] for p in profiles] == [f"u{i}" for i in range(30)]
+    assert sorted(id(r.message) for r in reports) == sorted(map(id, events + people))
+    assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
+    transport.close()
+
+
+def test_without_an_observer_only_undelivered_records_get_reports(
+    mixpanel_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the default ``ignore_report``, accepted records cost no report at all; the
+    rejected ones still get theirs, in the dead-letter file, and flush settles everything."""
+    built: list[DeliveryStatus] = []
+    build = result.reports_for
+
+    def counting(*args: Any) -> list[DeliveryReport]:
+        reports = build(*args)
+        built.extend(r.status for r in reports)
+        return reports
+
+    monkeypatch.setattr(result, "reports_for", counting)
+    dead = tmp_path / "dead.jsonl"
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    options = {**_FAST, "max_batch_records": 5, "dead_letter_path": str(dead)}
+    transport = BufferedHttpTransport(settings, BufferedHttpOptions(**options))  # type: ignore[arg-type]
+    mixpanel_emulator.client.fail_next(1, 400, endpoints=["track"])
+    messages = [make_event("quiet", i) for i in range(20)]
+    for message in messages:
+        transport.send(message)
+    assert transport.flush(30) == []
+    accepted = mixpanel_emulator.client.insert_ids("track")
+    lines = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    rejected = [line["record"]["properties"]["$insert_id"] for line in lines]
+    assert 1 <= len(rejected) <= 5
+    assert {line["status"] for line in lines} == {"rejected"}
+    assert sorted(accepted + rejected) == sorted(m.insert_id or "" for m in messages)
+    assert built == [DeliveryStatus.REJECTED] * len(rejected)
     transport.close()
 
 
