@@ -19,7 +19,7 @@ from typing import Literal, NamedTuple
 
 import attrs
 
-from mixpanel_core.ingestion.formencode import quote
+from mixpanel_core.ingestion.formencode import needs_quoting, quote
 from mixpanel_core.messages import Message
 
 FORM_FIELDS = b"&verbose=1&ip=0"
@@ -61,17 +61,19 @@ class WireFormat:
         return framing + data_bytes + len(self.separator) * max(0, count - 1)
 
     def body(self, items: Sequence[EncodedPair]) -> bytes:
-        records = [data for _, data in items]
-        if not records:
-            return self._framed(self.prefix + self.suffix)
+        head, tail = self.prefix, self.suffix
+        if self.form_encoded:
+            head, tail = b"data=" + quote(head), quote(tail) + FORM_FIELDS
         # The framing goes onto the first and last records, so the one join that builds
         # the body is the only copy of the records (up to 2 MiB) it makes.
-        records[0] = self.prefix + records[0]
-        records[-1] = records[-1] + self.suffix
-        return self._framed(self.separator.join(records))
-
-    def _framed(self, joined: bytes) -> bytes:
-        return b"".join((b"data=", quote(joined), FORM_FIELDS)) if self.form_encoded else joined
+        records = [data for _, data in items] or [b""]
+        records[0] = head + records[0]
+        records[-1] = records[-1] + tail
+        body = self.separator.join(records)
+        if self.form_encoded and needs_quoting(body, len(head), len(body) - len(tail)):
+            # Rare for JSON: something must be escaped, so the records are quoted apart.
+            body = head + quote(body[len(head) : len(body) - len(tail)]) + tail
+        return body
 
 
 FORM = WireFormat("application/x-www-form-urlencoded", b"[", b",", b"]", True)

@@ -15,7 +15,7 @@ from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions, IngestionClient, wire_format
 from mixpanel_core.ingestion.encoding import FORM_FIELDS
-from mixpanel_core.ingestion.formencode import quote
+from mixpanel_core.ingestion.formencode import needs_quoting, quote
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.messages import ImportAuth, ImportEvent, Message
 from mixpanel_core.secrets import Secret
@@ -74,12 +74,13 @@ def test_track_body_is_form_encoded_like_the_official_client() -> None:
     ("endpoint", "import_format"), [("track", "json"), ("import", "json"), ("import", "ndjson")]
 )
 @pytest.mark.parametrize("count", [0, 1, 2, 5])
+@pytest.mark.parametrize("note", ["plain", "& more = 1+1; #é\x7f", "tab\there"])
 def test_a_body_is_the_framing_around_the_joined_records(
-    endpoint: str, import_format: str, count: int
+    endpoint: str, import_format: str, count: int, note: str
 ) -> None:
     """The body built in one join is the plain framing of the records, quoted for forms."""
     fmt = wire_format(endpoint, import_format)  # type: ignore[arg-type]
-    messages = [event(note=f"{n} & more = {n}+1; #é") for n in range(count)]
+    messages = [event(note=f"{n} {note}") for n in range(count)]
     items = fmt.encode_messages(messages)
     framed = fmt.prefix + fmt.separator.join(m.json() for m in messages) + fmt.suffix
     expected = b"data=" + quote(framed) + FORM_FIELDS if fmt.form_encoded else framed
@@ -111,6 +112,18 @@ def test_quoted_values_decode_to_the_original_with_any_form_parser() -> None:
         assert urllib.parse.unquote_plus(quoted.decode()) == text
         assert not set(quoted) & set(b"&=+;# ")
         assert quoted.isascii()
+
+
+def test_needs_quoting_says_whether_quote_would_change_the_range() -> None:
+    """Checked where the records lie inside a framed body, and on bytes of their own."""
+    rng = random.Random(11)
+    alphabet = [chr(c) for c in range(128)] + list("é中")
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))).encode()
+        changed = quote(text) != text
+        framed = b"data=[" + text + b"]&ip=0"
+        assert needs_quoting(framed, 6, len(framed) - 6) == changed, text
+        assert needs_quoting(text) == changed, text
 
 
 def test_import_uses_service_account_and_project_id() -> None:
