@@ -25,7 +25,7 @@ import attrs
 
 from mixpanel_core.api_limits import PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
-from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
+from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed
 from mixpanel_core.secrets import Secret
 from mixpanel_core.wire import dumps, loads
 
@@ -244,7 +244,8 @@ def message_from_json(endpoint: str, data: bytes) -> Message:
         record = loads(data)
     except ValueError as exc:
         raise ValidationError([Problem("record", f"is not JSON: {exc}")]) from exc
-    message = message_from_record(endpoint, record)
+    message = _message_class(endpoint, record)(freeze_parsed(record))
+    message.check_shape()
     # Freezing parsed JSON changes only lists into tuples, which encode the same: the bytes
     # given are exactly what json() would produce.
     _set_json(message, bytes(data))
@@ -256,17 +257,20 @@ def message_from_record(endpoint: str, record: object) -> Message:
 
     Raises ``ValidationError`` when the endpoint is unknown or the record is malformed.
     """
+    return _message_class(endpoint, record).from_record(record)  # type: ignore[arg-type]
+
+
+def _message_class(endpoint: str, record: object) -> type[Message]:
+    """The class of the message ``record`` (sent to ``endpoint``) came from."""
     if endpoint not in ENDPOINTS:
         raise ValidationError([Problem("endpoint", f"{endpoint!r} is not one of {ENDPOINTS}")])
-    if not isinstance(record, Mapping):
+    # ``dict`` first: the ABC check alone costs more than the rest of this function.
+    if not isinstance(record, dict) and not isinstance(record, Mapping):
         raise ValidationError([Problem("record", "must be a JSON object")])
-    cls: type[Message]
     if endpoint == "engage":
-        cls = PeopleUpdate
-    elif endpoint == "groups":
-        cls = GroupUpdate
-    elif endpoint == "track":
-        cls = Alias if record.get("event") == "$create_alias" else Event
-    else:
-        cls = Merge if record.get("event") == "$merge" else ImportEvent
-    return cls.from_record(record)
+        return PeopleUpdate
+    if endpoint == "groups":
+        return GroupUpdate
+    if endpoint == "track":
+        return Alias if record.get("event") == "$create_alias" else Event
+    return Merge if record.get("event") == "$merge" else ImportEvent

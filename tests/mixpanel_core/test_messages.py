@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import attrs
 import pytest
 
 from mixpanel_core import ValidationError, message_from_record
-from mixpanel_core.frozen import FrozenDict, freeze, thaw
-from mixpanel_core.messages import Alias, Event, GroupUpdate, ImportEvent, Merge, PeopleUpdate
+from mixpanel_core.frozen import FrozenDict, freeze, freeze_parsed, thaw
+from mixpanel_core.messages import (
+    Alias,
+    Event,
+    GroupUpdate,
+    ImportEvent,
+    Merge,
+    Message,
+    PeopleUpdate,
+    message_from_json,
+)
 from mixpanel_core.testing import memory_client
+
+Decoder = Callable[[str, object], Message]
+
+
+def from_parsed_record(endpoint: str, record: object) -> Message:
+    return message_from_record(endpoint, json.loads(json.dumps(record)))
+
+
+def from_json_bytes(endpoint: str, record: object) -> Message:
+    return message_from_json(endpoint, json.dumps(record).encode())
+
+
+# The two ways a record comes back from the wire must agree on every kind and every refusal.
+DECODERS = pytest.mark.parametrize("decode", [from_parsed_record, from_json_bytes])
 
 
 def test_records_are_immutable_at_every_level() -> None:
@@ -44,10 +68,11 @@ def test_records_are_immutable_at_every_level() -> None:
         ("groups", {"$group_key": "co", "$group_id": "x", "$unset": ["a"]}, GroupUpdate, "co:x"),
     ],
 )
+@DECODERS
 def test_from_record_rebuilds_the_message_kind(
-    endpoint: str, record: dict[str, object], cls: type, key: str
+    decode: Decoder, endpoint: str, record: dict[str, object], cls: type, key: str
 ) -> None:
-    message = message_from_record(endpoint, json.loads(json.dumps(record)))
+    message = decode(endpoint, record)
     assert type(message) is cls
     assert message.endpoint == endpoint
     assert message.key == key
@@ -64,9 +89,12 @@ def test_from_record_rebuilds_the_message_kind(
         ("engage", {"$distinct_id": "u"}, "record"),
     ],
 )
-def test_from_record_refuses_malformed_records(endpoint: str, record: object, field: str) -> None:
+@DECODERS
+def test_from_record_refuses_malformed_records(
+    decode: Decoder, endpoint: str, record: object, field: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
-        message_from_record(endpoint, record)
+        decode(endpoint, record)
     assert field in {p.field for p in caught.value.problems}
 
 
@@ -116,9 +144,20 @@ def test_json_is_encoded_once_and_matches_the_record() -> None:
     assert json.loads(first) == thaw(message.record)
 
 
-def test_message_from_json_keeps_the_bytes_it_was_given() -> None:
-    from mixpanel_core.messages import message_from_json
+def test_freezing_parsed_json_matches_the_checked_freeze() -> None:
+    text = '{"a": [1, {"b": [2.5, null, {"c": "d"}]}], "e": {"f": {"g": []}}, "h": true}'
+    fast = freeze_parsed(json.loads(text))
+    assert fast == freeze(json.loads(text), "record")
+    assert type(fast["a"]) is tuple
+    assert type(fast["a"][1]["b"][2]) is FrozenDict
+    assert type(fast["e"]["f"]) is FrozenDict
+    assert fast["e"]["f"]["g"] == ()
+    with pytest.raises(TypeError):
+        fast["a"][1]["b"][2]["c"] = "changed"
+    assert freeze_parsed([{"x": [1]}]) == ({"x": (1,)},)
 
+
+def test_message_from_json_keeps_the_bytes_it_was_given() -> None:
     client, transport = memory_client()
     client.track("u-1", "E", {"n": 1.5, "nested": {"a": [1]}})
     data = transport.messages[0].json()
