@@ -28,7 +28,12 @@ import attrs
 
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.messages import Message
-from mixpanel_core.multiprocess.channel import STOP, QueueChannel, SenderSpec, flush_request
+from mixpanel_core.multiprocess.channel import (
+    QueueChannel,
+    SenderSpec,
+    flush_request,
+    stop_request,
+)
 from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.multiprocess.supervisor import SenderSupervisor
@@ -146,7 +151,8 @@ class MultiprocessingQueueTransport:
             )
         if self._channel.sender_alive():
             try:
-                self._producer.put_control(STOP, max(deadline - time.monotonic(), 0.0))
+                request = stop_request(still_open)
+                self._producer.put_control(request, max(deadline - time.monotonic(), 0.0))
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
         # The supervisor may still need the queue (to recover what a dead sender left), so it

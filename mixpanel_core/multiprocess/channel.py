@@ -21,8 +21,15 @@ import attrs
 from mixpanel_core.config import Config
 from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 
-STOP = ("stop",)
-"""Queued by the owner after every known producer closed: drain what is left, then exit."""
+
+def stop_request(still_open: int) -> tuple[str, int]:
+    """Queued by the owner's ``close``: drain what is left, then exit.
+
+    A worker producer counts itself closed only once its frames are in the pipe, so with
+    ``still_open == 0`` every frame is ahead of this item and the sender can exit as soon as
+    it reads it. Otherwise frames may still follow, and the sender waits for a quiet queue.
+    """
+    return ("stop", still_open)
 
 
 def flush_request(token: int) -> tuple[str, int]:
@@ -133,4 +140,4 @@ def _process_running(pid: int) -> bool:
         return True
 
 
-__all__ = ["STOP", "QueueChannel", "SenderSpec", "flush_request"]
+__all__ = ["QueueChannel", "SenderSpec", "flush_request", "stop_request"]

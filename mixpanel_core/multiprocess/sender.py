@@ -19,7 +19,7 @@ import queue
 from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError
-from mixpanel_core.multiprocess.channel import STOP, QueueChannel
+from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_line, split_frame
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
@@ -28,7 +28,8 @@ from mixpanel_core.transport import Transport
 logger = logging.getLogger(__name__)
 
 DRAIN_QUIET_PERIOD = 0.1
-"""After STOP, the sender exits once the queue stayed empty this long (seconds)."""
+"""When frames may still come after a stop request (some worker producers had not closed, or
+the owner died), the sender exits once the queue stayed empty this long (seconds)."""
 
 
 class _SenderPipeline(Pipeline):
@@ -46,7 +47,7 @@ class _SenderPipeline(Pipeline):
 def run_sender(channel: QueueChannel) -> None:
     """Deliver every queued message through the inner transport until told to stop.
 
-    Returns after STOP (or the owner's death) once the queue is drained and the inner
+    Returns after the owner's stop request (or its death) once the queue is drained and the inner
     transport is closed, so everything taken was delivered or reported.
     """
     channel.sender_pid.value = os.getpid()
@@ -87,7 +88,9 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
         if isinstance(item, bytes):
             _deliver(item, inner, relay, channel.spec.transport)
             relay.ship()
-        elif item == STOP:
+        elif item[0] == "stop":
+            if item[1] == 0:
+                return  # every producer closed: all their frames were ahead of this request
             stopping = True
         else:
             _, token = item

@@ -47,9 +47,11 @@ class ProducerTransport:
             return ()
         self._closed = True
         left = self._producer.close()
-        self._channel.producer_closed()
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
+        # Counted closed only once its frames are in the pipe: the owner's stop request,
+        # queued after the count reaches zero, then comes after every one of them.
         self._channel.join_feeder(bound)
+        self._channel.producer_closed()
         return left
 
 

@@ -21,6 +21,7 @@ from mixpanel_core.config import Config, config_from_mapping
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import ConfigError, QueueFullError
 from mixpanel_core.multiprocess import run_sender
+from mixpanel_core.multiprocess.channel import stop_request
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import memory_client
@@ -127,6 +128,29 @@ def test_a_sender_started_by_hand_delivers_and_stops_like_the_packaged_one() -> 
     sender.join(10)
     assert sender.exitcode == 0
     assert reports.by_status == {"accepted": 50}
+
+
+def test_frames_behind_the_stop_request_are_delivered_when_a_worker_had_not_closed() -> None:
+    # A worker still open when the owner stopped may queue frames after the stop request:
+    # the sender then waits for a quiet queue instead of exiting at the request.
+    client, reports, transport = client_for(config(start_sender=False))
+    source, memory = memory_client()
+    source.track("u1", "Before")
+    source.track("u2", "After")
+    first, second = memory.messages
+    frames = transport.channel.frames
+    frames.put(encode_frame([encode_line(first)]))
+    frames.put(stop_request(still_open=1))
+    frames.put(encode_frame([encode_line(second)]))
+    sender: Any = multiprocessing.get_context("fork").Process(
+        target=run_sender, args=(transport.channel,)
+    )
+    sender.start()
+    sender.join(30)
+    client.close(timeout=30)
+    assert sender.exitcode == 0
+    assert reports.by_status == {"accepted": 2}
+    assert set(reports.insert_ids) == {first.insert_id, second.insert_id}
 
 
 # -- the full-queue policies (no sender runs, so the queue of two batches fills) ------------
