@@ -6,6 +6,7 @@ import base64
 import binascii
 import codecs
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,9 +102,19 @@ def _unquote_plus(value: bytes) -> bytes:
     return decoded
 
 
+def _form_pairs(body: bytes) -> Iterator[bytes]:
+    """``body.split(b"&")``, found with ``find``: split scans byte by byte where find uses
+    memchr, and took most of the decoding time of a 2,000-event ``data=`` body."""
+    start = 0
+    while (end := body.find(b"&", start)) != -1:
+        yield body[start:end]
+        start = end + 1
+    yield body[start:]
+
+
 def _form_fields(body: bytes) -> dict[str, str]:
     fields = {}
-    for pair in body.split(b"&"):
+    for pair in _form_pairs(body):
         if not pair:
             continue
         key, _, value = pair.partition(b"=")

@@ -22,6 +22,13 @@ def test_form_fields_match_the_standard_library(fields: dict[str, str]) -> None:
     assert _form_fields(body) == dict(parse_qsl(body.decode(), keep_blank_values=True))
 
 
+@pytest.mark.parametrize(
+    "body", [b"", b"&", b"a=1&&b=2", b"data=x&", b"&data=y", b"a", b"a&b=&=c", b"a=1&a=2"]
+)
+def test_empty_and_repeated_pairs_read_as_the_standard_library_reads_them(body: bytes) -> None:
+    assert _form_fields(body) == dict(parse_qsl(body.decode(), keep_blank_values=True))
+
+
 def test_malformed_percent_escape_is_a_400() -> None:
     with pytest.raises(PayloadError) as caught:
         _form_fields(b"data=%zz")
