@@ -36,7 +36,6 @@ from mixpanel_core.ingestion import (
     records_limit,
     split_encoded,
 )
-from mixpanel_core.ingestion.encoding import message_of
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.schema import setting
 from mixpanel_core.transport import ignore_report
@@ -273,7 +272,7 @@ class BackgroundSender:
         self.name = name
         self._report = report
         self._batch_records = client.options.max_batch_records
-        self._queue: BoundedQueue[EncodedPair] = BoundedQueue(
+        self._queue: BoundedQueue[Message] = BoundedQueue(
             self.options.max_queue_messages,
             self.options.max_queue_bytes,
             self.options.when_full,
@@ -294,7 +293,7 @@ class BackgroundSender:
     def _reset_sender(self) -> None:
         self._state = threading.Condition(threading.Lock())
         self._settled = 0
-        self._in_flight: list[EncodedPair] = []
+        self._in_flight: list[Message] = []
         self._urgent = 0
         self._stopping = False
         self._abandoned = False
@@ -328,8 +327,9 @@ class BackgroundSender:
         data = message.json()  # every body format frames the record's own JSON
         if self._thread is None:
             self._start()
-        # A plain pair rather than an ``Encoded``: a tenth of the cost, in the caller's thread.
-        self._queue.put((message, data), held_bytes(data))
+        # The message alone: it keeps its JSON, and anything more held per queued message
+        # (a pair, say) is one more object for the garbage collector to walk while it waits.
+        self._queue.put(message, held_bytes(data))
 
     def _start(self) -> None:
         with self._start_lock:
@@ -363,7 +363,7 @@ class BackgroundSender:
         finally:
             with self._state:
                 self._urgent -= 1
-        return [message for message, _ in pending + self._queue.snapshot()]
+        return pending + self._queue.snapshot()
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Flush within ``timeout``, stop the thread, and give up on what is left.
@@ -421,14 +421,14 @@ class BackgroundSender:
                     self._settled += len(items)
                     self._state.notify_all()
 
-    def _deliver(self, items: list[EncodedPair]) -> None:
+    def _deliver(self, messages: list[Message]) -> None:
         # Each batch is one request (and one retry budget, as the option says); the client
         # finds it within the limits with a single sum and sends it as it is.
         max_bytes = self.client.options.max_batch_bytes
-        for endpoint, group in _by_endpoint(items):
+        for endpoint, group in _by_endpoint(messages):
             fmt = self.client.wire_format(endpoint)
             limit = records_limit(endpoint, self._batch_records)
-            for batch in split_encoded(group, fmt, max_bytes, limit):
+            for batch in split_encoded(_encoded(group), fmt, max_bytes, limit):
                 self._send(endpoint, batch)
 
     def _send(self, endpoint: Endpoint, batch: list[EncodedPair]) -> None:
@@ -493,32 +493,37 @@ class BackgroundSender:
         for report in reports:
             self._report(report)
 
-    def _give_up(self, items: list[EncodedPair], reason: str) -> None:
-        if items:
-            self._settle([self._failed(items, reason)])
+    def _give_up(self, messages: list[Message], reason: str) -> None:
+        if messages:
+            self._settle([self._failed(_encoded(messages), reason)])
 
-    def _dropped(self, items: list[EncodedPair], reason: str) -> None:
+    def _dropped(self, messages: list[Message], reason: str) -> None:
         total = self._queue.total_dropped
         # The first drop and every thousandth after it: enough to notice, not a log flood.
-        if total <= len(items) or total // 1000 != (total - len(items)) // 1000:
+        if total <= len(messages) or total // 1000 != (total - len(messages)) // 1000:
             logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
-        messages = [message for message, _ in items]
-        for report in reports_for(messages, DeliveryStatus.DROPPED, self.name, reason):
-            self._report(report)
+        if self._report is not ignore_report:
+            for report in reports_for(messages, DeliveryStatus.DROPPED, self.name, reason):
+                self._report(report)
         if self.options.when_full == "drop_oldest":
             with self._state:
                 self._state.notify_all()
 
 
-def _by_endpoint(items: list[EncodedPair]) -> list[tuple[Endpoint, list[EncodedPair]]]:
-    """``items`` grouped by endpoint, each group in queue order."""
-    kinds: set[type[Message]] = set(map(type, map(message_of, items)))
+def _encoded(messages: list[Message]) -> list[EncodedPair]:
+    """Each message with its JSON (kept by the message since ``submit`` measured it)."""
+    return list(zip(messages, map(Message.json, messages), strict=True))
+
+
+def _by_endpoint(messages: list[Message]) -> list[tuple[Endpoint, list[Message]]]:
+    """``messages`` grouped by endpoint, each group in queue order."""
+    kinds: set[type[Message]] = set(map(type, messages))
     if len(kinds) == 1:
-        # The usual take holds one kind of message: one look at the set, none per item.
-        return [(kinds.pop().endpoint, items)]
-    groups: dict[Endpoint, list[EncodedPair]] = {}
-    for item in items:
-        groups.setdefault(item[0].endpoint, []).append(item)
+        # The usual take holds one kind of message: one look at the set, none per message.
+        return [(kinds.pop().endpoint, messages)]
+    groups: dict[Endpoint, list[Message]] = {}
+    for message in messages:
+        groups.setdefault(message.endpoint, []).append(message)
     return list(groups.items())
 
 

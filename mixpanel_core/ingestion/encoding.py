@@ -6,9 +6,8 @@ counts is the JSON size; the client measures the real body and splits a batch wh
 body exceeds the budget before sending it.
 
 The client takes encoded records as ``(message, data)`` pairs (``EncodedPair``): an
-``Encoded`` is one, with names. The buffered sender queues plain pairs, one per tracked
-event, because building a named tuple costs several times as much as a plain one in the
-application's thread.
+``Encoded`` is one, with names. The buffered sender pairs each batch's messages with their
+JSON as plain tuples, which cost a fraction of named ones to build.
 """
 
 from __future__ import annotations
