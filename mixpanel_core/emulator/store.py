@@ -18,11 +18,30 @@ from mixpanel_core.emulator.config import ENDPOINTS
 from mixpanel_core.emulator.validation import time_in_seconds
 
 EVENT_ENDPOINTS = frozenset({"track", "import"})
+_SEPARATOR = "\x1f"  # between the fields of a dedupe key (written out in its f-strings)
 
 
 def _milliseconds(value: Any) -> Any:
     seconds = time_in_seconds(value)
     return None if seconds is None else round(seconds * 1000)
+
+
+def dedupe_key(record: dict[str, Any]) -> str | None:
+    """Mixpanel's dedupe key of an accepted event, or None if it has no $insert_id (then it
+    cannot be deduplicated: every such event counts as unique).
+
+    (event, time in whole milliseconds, distinct_id, $insert_id) as one string: not tracked by
+    the garbage collector, and the reprs keep it unambiguous. It ends with the $insert_id, after
+    the last separator: validation allows no separator in it, so ``insert_ids`` reads it back.
+    (Kept orjson outputs would cost ~10us each: orjson over-allocates and glibc fragments.)
+    """
+    props = record["properties"]
+    insert_id = props.get("$insert_id")
+    if insert_id is None:
+        return None
+    millis = _milliseconds(props.get("time"))
+    event, distinct_id = record.get("event"), props.get("distinct_id")
+    return f"{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}"
 
 
 class RecordStore:
@@ -45,7 +64,9 @@ class RecordStore:
     def _clear(self) -> None:
         # Per request: (endpoint, JSON array of its accepted records).
         self._batches: list[tuple[str, bytes]] = []
-        self._insert_ids: dict[str | None, list[str]] = {name: [] for name in (*ENDPOINTS, None)}
+        # The dedupe key of every accepted event with an $insert_id, in arrival order: the
+        # same strings as in _seen, so listing them costs a reference each.
+        self._keys: dict[str | None, list[str]] = {name: [] for name in (*ENDPOINTS, None)}
         self._seen: set[str] = set()
         self._requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._accepted: Counter[str] = Counter({name: 0 for name in ENDPOINTS})
@@ -53,27 +74,28 @@ class RecordStore:
         self._unique = 0
         self._duplicates = 0
 
-    def add(self, endpoint: str, records: list[dict[str, Any]], rejected: int) -> None:
-        """Keep the accepted ``records`` of one request and count its ``rejected`` ones."""
+    def add(
+        self,
+        endpoint: str,
+        records: list[dict[str, Any]],
+        rejected: int,
+        *,
+        keys: list[str] | None = None,
+    ) -> None:
+        """Keep the accepted ``records`` of one request and count its ``rejected`` ones.
+
+        ``keys``, when the caller has them, are the ``dedupe_key`` of each event of ``records``
+        that has one, in order.
+        """
         # Encoding and key building happen outside the lock: they are most of the work.
         batch = orjson.dumps(records) if self._keep and records else b""
-        ids: list[str] = []
-        keys: list[str] = []
-        anonymous = 0
-        if endpoint in EVENT_ENDPOINTS:
-            for record in records:
-                props = record["properties"]
-                insert_id = props.get("$insert_id")
-                if insert_id is None:
-                    anonymous += 1
-                    continue
-                ids.append(insert_id)
-                # Mixpanel's dedupe key, time in whole milliseconds, as one string: not tracked by
-                # the garbage collector, and the reprs keep it unambiguous. (Kept orjson outputs
-                # would cost ~10us each: orjson over-allocates and glibc fragments.)
-                event, distinct_id = record.get("event"), props.get("distinct_id")
-                millis = _milliseconds(props.get("time"))
-                keys.append(f"{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}")
+        if endpoint not in EVENT_ENDPOINTS:
+            keys, anonymous = [], 0
+        else:
+            if keys is None:
+                keys = [key for key in map(dedupe_key, records) if key is not None]
+            # Events without $insert_id cannot be deduplicated by Mixpanel: each is unique.
+            anonymous = len(records) - len(keys)
         lines = b""
         if self._file is not None:
             prefix = b'{"endpoint":"' + endpoint.encode() + b'","record":'
@@ -81,17 +103,14 @@ class RecordStore:
         with self._lock:
             self._accepted[endpoint] += len(records)
             self._rejected[endpoint] += rejected
-            # Events without $insert_id cannot be deduplicated by Mixpanel: each is unique.
-            self._unique += anonymous
             seen = self._seen
-            for key in keys:
-                if key in seen:
-                    self._duplicates += 1
-                else:
-                    seen.add(key)
-                    self._unique += 1
-            self._insert_ids[endpoint].extend(ids)
-            self._insert_ids[None].extend(ids)
+            known = len(seen)
+            seen.update(keys)
+            new = len(seen) - known  # a key repeated within this request counts once
+            self._unique += anonymous + new
+            self._duplicates += len(keys) - new
+            self._keys[endpoint].extend(keys)
+            self._keys[None].extend(keys)
             if batch:
                 self._batches.append((endpoint, batch))
             if self._file is not None:
@@ -113,7 +132,8 @@ class RecordStore:
     def insert_ids(self, endpoint: str | None = None) -> list[str]:
         """The $insert_id of every accepted event, in arrival order (duplicates included)."""
         with self._lock:
-            return list(self._insert_ids[endpoint])
+            keys = list(self._keys[endpoint])
+        return [key.rpartition(_SEPARATOR)[2] for key in keys]
 
     def stats(self) -> dict[str, Any]:
         """Counters as plain JSON-able data."""
