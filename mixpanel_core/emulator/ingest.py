@@ -11,6 +11,7 @@ import orjson
 
 from mixpanel_core.api_limits import MAX_RECORD_BYTES
 from mixpanel_core.emulator.auth import check_import_auth
+from mixpanel_core.emulator.batch_text import holds_flat_events, holds_short_strings
 from mixpanel_core.emulator.config import EmulatorConfig
 from mixpanel_core.emulator.payload import (
     Payload,
@@ -19,10 +20,12 @@ from mixpanel_core.emulator.payload import (
     parse_payload,
     too_large_message,
 )
-from mixpanel_core.emulator.store import RecordStore
+from mixpanel_core.emulator.store import EVENT_ENDPOINTS, RecordStore, dedupe_key
+from mixpanel_core.emulator.usual_events import usual_event_key
 from mixpanel_core.emulator.validation import (
     IMPORT_RULES,
     TRACK_RULES,
+    EventRules,
     Problem,
     validate_event,
     validate_profile,
@@ -67,6 +70,18 @@ class _Failure:
         return ""
 
 
+@dataclass(slots=True)
+class _Checked:
+    """The outcome of validating one request's records, with what the store can reuse."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[_Failure] = field(default_factory=list)
+    # The dedupe keys of the accepted events that have one, in order; None: not made yet.
+    keys: list[str] | None = field(default_factory=list)
+    # The accepted records' JSON array, when the request's text is exactly that.
+    encoded: bytes | None = None
+
+
 class IngestService:
     """Handles one ingestion request from start to answer; shared by every server thread."""
 
@@ -96,8 +111,11 @@ class IngestService:
         if len(records) > limit:
             message = f"{len(records)} records in one request; /{endpoint} accepts at most {limit}"
             return self._request_error(endpoint, 400, message, verbose)
-        accepted, failures = self._validate(endpoint, records, size)
-        self._store.add(endpoint, accepted, len(failures))
+        checked = self._validate(endpoint, payload, size)
+        accepted, failures = checked.accepted, checked.failures
+        self._store.add(
+            endpoint, accepted, len(failures), keys=checked.keys, encoded=checked.encoded
+        )
         if endpoint == "import":
             return _import_reply(len(accepted), failures, params.get("strict") == "1", verbose)
         return _status_reply(failures, len(records), verbose)
@@ -114,34 +132,111 @@ class IngestService:
         payload = parse_payload(body, content_type, allow_ndjson=request.endpoint == "import")
         return payload, len(body)
 
-    def _validate(
-        self, endpoint: str, records: list[Any], body_size: int
-    ) -> tuple[list[dict[str, Any]], list[_Failure]]:
+    def _validate(self, endpoint: str, payload: Payload, body_size: int) -> _Checked:
+        if endpoint in EVENT_ENDPOINTS:
+            checked = self._validate_events(endpoint, payload, body_size)
+            if checked is not None:
+                return checked
+        return self._validate_each(endpoint, payload.records, body_size)
+
+    def _validate_events(self, endpoint: str, payload: Payload, body_size: int) -> _Checked | None:
+        """Usual events take the fast path (``usual_events``), the others the full checks.
+
+        None when the batch's text vouched for its values on a presumption (every record an
+        object with object properties) that a record breaks: then every record needs the full
+        checks.
+        """
+        records, text = payload.records, payload.text
+        # Strings need to be known short only when records are kept: truncating them is
+        # invisible otherwise (the dedupe key's distinct_id is checked record by record).
+        keeps = self._store.keeps_content
+        plain = (
+            text is not None
+            and holds_flat_events(text, len(records))
+            and (not keeps or holds_short_strings(text))
+        )
+        rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
+        now = time.time()
+        tokens = self._config.token_set
+        key_of = usual_event_key(rules, now=now, tokens=tokens, values_known_plain=plain)
+        measure = body_size >= MAX_RECORD_BYTES
+        accepted: list[dict[str, Any]] = []
+        failures: list[_Failure] = []
+        keys: list[str] = []
+        for index, record in enumerate(records):
+            key = key_of(record)
+            if key is not None and not (measure and _too_large(record)):
+                accepted.append(record)
+                keys.append(key)
+                continue
+            if plain and not _event_shaped(record):
+                return None
+            problems = _record_problems(record, endpoint, rules, now, tokens, measure)
+            if problems:
+                failures.append(_Failure(index, record, problems))
+                continue
+            accepted.append(record)
+            key = dedupe_key(record)
+            if key is not None:
+                keys.append(key)
+        encoded = None
+        if plain and keeps and not failures and text is not None:
+            # Every record accepted unchanged: the request's text is their JSON already.
+            encoded = _as_array(text)
+        return _Checked(accepted, failures, keys, encoded)
+
+    def _validate_each(self, endpoint: str, records: list[Any], body_size: int) -> _Checked:
+        """Every record through the full checks (the store makes the dedupe keys)."""
         tokens = self._config.token_set
         now = time.time()
         rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
         # A record can only reach 1 MB when the whole body does: skip re-encoding otherwise.
         measure = body_size >= MAX_RECORD_BYTES
-        accepted: list[dict[str, Any]] = []
-        failures: list[_Failure] = []
+        checked = _Checked(keys=None)
         for index, record in enumerate(records):
-            if measure and len(orjson.dumps(record)) >= MAX_RECORD_BYTES:
-                problems = [Problem("", "record is 1 MB or more of JSON; keep each under 1 MB")]
-            elif endpoint in ("track", "import"):
-                problems = validate_event(record, rules, now=now, tokens=tokens)
-            else:
-                problems = validate_profile(record, endpoint, tokens=tokens)
+            problems = _record_problems(record, endpoint, rules, now, tokens, measure)
             if problems:
-                failures.append(_Failure(index, record, problems))
+                checked.failures.append(_Failure(index, record, problems))
             else:
-                accepted.append(record)
-        return accepted, failures
+                checked.accepted.append(record)
+        return checked
 
     def _request_error(self, endpoint: str, status: int, message: str, verbose: bool) -> Reply:
         if status == 413 or endpoint == "import":
             phrase = "Payload Too Large" if status == 413 else "Bad Request"
             return Reply(status, orjson.dumps({"code": status, "error": message, "status": phrase}))
         return _status_body(status, message, verbose)
+
+
+def _as_array(text: bytes) -> bytes:
+    """The JSON document ``text`` (an array or one object) as an array, without outer spaces."""
+    text = text.strip()
+    return text if text[:1] == b"[" else b"[" + text + b"]"
+
+
+def _too_large(record: object) -> bool:
+    return len(orjson.dumps(record)) >= MAX_RECORD_BYTES
+
+
+def _event_shaped(record: object) -> bool:
+    """An object whose ``properties`` is an object: what ``holds_flat_events`` presumes."""
+    return type(record) is dict and type(record.get("properties")) is dict
+
+
+def _record_problems(
+    record: object,
+    endpoint: str,
+    rules: EventRules,
+    now: float,
+    tokens: frozenset[str],
+    measure: bool,
+) -> list[Problem]:
+    """Every problem of one record, by the full checks; [] if it is valid."""
+    if measure and _too_large(record):
+        return [Problem("", "record is 1 MB or more of JSON; keep each under 1 MB")]
+    if endpoint in EVENT_ENDPOINTS:
+        return validate_event(record, rules, now=now, tokens=tokens)
+    return validate_profile(record, endpoint, tokens=tokens)
 
 
 def _status_body(http_status: int, error: str | None, verbose: bool) -> Reply:

@@ -24,10 +24,15 @@ class PayloadError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Payload:
-    """The records of one request and the form fields sent next to ``data`` (verbose, strict...)."""
+    """The records of one request and the form fields sent next to ``data`` (verbose, strict...).
+
+    ``text`` is the one JSON document (an array or an object) the records were parsed from,
+    for checks that read it whole (``batch_text``); None for NDJSON.
+    """
 
     records: list[Any]
     params: dict[str, str]
+    text: bytes | None = None
 
 
 def too_large_message(limit: int) -> str:
@@ -55,7 +60,7 @@ def parse_payload(body: bytes, content_type: str, *, allow_ndjson: bool) -> Payl
             raise PayloadError(400, "application/x-ndjson is accepted by /import only")
         return Payload(_ndjson_records(body), {})
     if media == "application/json" or (not media and body.lstrip()[:1] in (b"[", b"{")):
-        return Payload(_json_records(body), {})
+        return Payload(_json_records(body), {}, body)
     return _form_payload(body)
 
 
@@ -133,7 +138,8 @@ def _form_payload(body: bytes) -> Payload:
     if data.lstrip()[:1] not in ("[", "{"):
         # Older SDKs send data= as base64 of the JSON; Mixpanel still accepts it.
         try:
-            return Payload(_json_records(base64.b64decode(data, validate=True)), params)
+            text = base64.b64decode(data, validate=True)
+            return Payload(_json_records(text), params, text)
         except (binascii.Error, ValueError) as exc:
             raise PayloadError(400, "'data' is neither JSON nor base64-encoded JSON") from exc
-    return Payload(_json_records(data), params)
+    return Payload(_json_records(data), params, data.encode())

@@ -34,6 +34,7 @@ def dedupe_key(record: dict[str, Any]) -> str | None:
     the garbage collector, and the reprs keep it unambiguous. It ends with the $insert_id, after
     the last separator: validation allows no separator in it, so ``insert_ids`` reads it back.
     (Kept orjson outputs would cost ~10us each: orjson over-allocates and glibc fragments.)
+    ``usual_events`` writes the same format out inline.
     """
     props = record["properties"]
     insert_id = props.get("$insert_id")
@@ -74,6 +75,12 @@ class RecordStore:
         self._unique = 0
         self._duplicates = 0
 
+    @property
+    def keeps_content(self) -> bool:
+        """Whether what is in the records matters (kept for inspection or written to a file),
+        rather than only their counts and dedupe keys."""
+        return self._keep or self._file is not None
+
     def add(
         self,
         endpoint: str,
@@ -81,14 +88,18 @@ class RecordStore:
         rejected: int,
         *,
         keys: list[str] | None = None,
+        encoded: bytes | None = None,
     ) -> None:
         """Keep the accepted ``records`` of one request and count its ``rejected`` ones.
 
-        ``keys``, when the caller has them, are the ``dedupe_key`` of each event of ``records``
-        that has one, in order.
+        The caller may pass what it already has: ``keys``, the ``dedupe_key`` of each event
+        of ``records`` that has one, in order; ``encoded``, the JSON array of exactly
+        ``records``, kept instead of encoding them again.
         """
         # Encoding and key building happen outside the lock: they are most of the work.
-        batch = orjson.dumps(records) if self._keep and records else b""
+        batch = b""
+        if self._keep and records:
+            batch = encoded if encoded is not None else orjson.dumps(records)
         if endpoint not in EVENT_ENDPOINTS:
             keys, anonymous = [], 0
         else:

@@ -16,6 +16,7 @@ from mixpanel_core.api_limits import (
     MAP_OPERATIONS,
     MAX_DEPTH,
     MAX_FUTURE_SECONDS,
+    MAX_INSERT_ID_LENGTH,
     MAX_PROPERTIES,
     MAX_STRING_LENGTH,
     MILLISECONDS_THRESHOLD,
@@ -25,7 +26,7 @@ from mixpanel_core.api_limits import (
 )
 
 MAX_COLLECTION_ITEMS = MAX_PROPERTIES
-_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
+INSERT_ID_PATTERN = re.compile(rf"[A-Za-z0-9-]{{1,{MAX_INSERT_ID_LENGTH}}}")
 
 ENGAGE_OPERATIONS = frozenset(PROFILE_OPERATIONS)
 GROUP_OPERATIONS_SET = frozenset(GROUP_OPERATIONS)
@@ -115,7 +116,7 @@ def validate_event(
     if insert_id is None:
         if rules.require_insert_id:
             problems.append(Problem("properties.$insert_id", "'properties.$insert_id' is required"))
-    elif type(insert_id) is not str or _INSERT_ID.fullmatch(insert_id) is None:
+    elif type(insert_id) is not str or INSERT_ID_PATTERN.fullmatch(insert_id) is None:
         problems.append(
             Problem(
                 "properties.$insert_id",
