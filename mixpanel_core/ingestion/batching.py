@@ -37,6 +37,14 @@ def split_encoded(
     budget cuts a batch short its end is found by bisection.
     """
     pending = items if isinstance(items, list) else list(items)
+    if (
+        len(pending) <= max_records
+        and fmt.body_size(_data_bytes(pending), len(pending)) <= max_bytes
+    ):
+        # The usual case (a sender's take, a batch already cut): one request, one sum.
+        if pending:
+            yield pending
+        return
     # totals[i]: the bytes of the first i records.
     totals = [0, *itertools.accumulate(map(len, map(data_of, pending)))]
     start = 0
@@ -44,6 +52,10 @@ def split_encoded(
         end = _batch_end(fmt, totals, start, min(start + max_records, len(pending)), max_bytes)
         yield pending[start:end]
         start = end
+
+
+def _data_bytes(items: list[EncodedPair]) -> int:
+    return sum(map(len, map(data_of, items)))
 
 
 def _batch_end(fmt: WireFormat, totals: list[int], start: int, end: int, max_bytes: int) -> int:

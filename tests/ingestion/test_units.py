@@ -133,18 +133,32 @@ def _one_record_at_a_time(
 
 @pytest.mark.parametrize("endpoint", ["track", "import", "groups"])
 @pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("count", [1, 6, 600])
 def test_split_encoded_cuts_where_filling_one_record_at_a_time_would(
-    endpoint: str, seed: int
+    endpoint: str, seed: int, count: int
 ) -> None:
-    """Same batches as the rule spelled out, whichever limit binds, oversized records too."""
+    """Same batches as the rule spelled out, whichever limit binds (or none), oversized
+    records too."""
     rng = random.Random(seed)
     fmt = wire_format(endpoint, "ndjson" if seed % 2 else "json")
     message = import_event()
-    items = [(message, b"x" * rng.choice([1, 10, 90, 400, 1500])) for _ in range(600)]
+    items = [(message, b"x" * rng.choice([1, 10, 90, 400, 1500])) for _ in range(count)]
     max_bytes, max_records = rng.choice([1000, 5000, 100_000]), rng.choice([1, 7, 200, 2000])
     expected = _one_record_at_a_time(items, fmt, max_bytes, max_records)
     assert list(split_encoded(items, fmt, max_bytes, max_records)) == expected
     assert list(split_encoded(iter(items), fmt, max_bytes, max_records)) == expected
+
+
+@pytest.mark.parametrize("endpoint", ["track", "import"])
+def test_split_encoded_fills_a_body_to_the_last_byte_and_no_further(endpoint: str) -> None:
+    fmt = wire_format(endpoint)
+    message = import_event()
+    items: list[EncodedPair] = [(message, b"x" * 100) for _ in range(10)]
+    exact = fmt.body_size(1000, 10)
+    assert [len(b) for b in split_encoded(items, fmt, exact, 2000)] == [10]
+    assert [len(b) for b in split_encoded(items, fmt, exact - 1, 2000)] == [9, 1]
+    assert [len(b) for b in split_encoded(items, fmt, exact, 10)] == [10]
+    assert [len(b) for b in split_encoded(items, fmt, exact, 9)] == [9, 1]
 
 
 def test_split_encoded_hands_back_nothing_for_no_records() -> None:
