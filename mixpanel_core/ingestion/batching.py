@@ -41,9 +41,10 @@ def split_encoded(
         len(pending) <= max_records
         and fmt.body_size(_data_bytes(pending), len(pending)) <= max_bytes
     ):
-        # The usual case (a sender's take, a batch already cut): one request, one sum.
+        # The usual case (a sender's take, a batch already cut): one request, one sum. A
+        # copy, like every batch: results keep their batches, and the caller's list may change.
         if pending:
-            yield pending
+            yield pending[:]
         return
     # totals[i]: the bytes of the first i records.
     totals = [0, *itertools.accumulate(map(len, map(data_of, pending)))]

@@ -171,6 +171,16 @@ def test_reports_follow_the_given_order_when_credentials_split_a_batch() -> None
     assert [r.attempts for r in result.reports] == [1] * 6
 
 
+def test_a_result_keeps_its_records_when_the_callers_list_changes() -> None:
+    """Reports are built when first read: from the result's own batches, not the caller's."""
+    client, _ = client_with_fake(MixpanelSettings(token="t"))
+    messages = [event(), event()]
+    items = client.encode("track", messages)
+    result = client.send_encoded("track", items)
+    items.clear()
+    assert [r.message for r in result.reports] == messages
+
+
 def test_import_falls_back_to_the_token_in_the_record() -> None:
     client, fake = client_with_fake(MixpanelSettings())
     client.send_batch("import", [import_event()])
