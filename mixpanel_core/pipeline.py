@@ -211,6 +211,15 @@ class Pipeline:
             except Exception:
                 logger.exception("plugin %r failed in mixpanel_delivered", name)
 
+    def _observed(self) -> bool:
+        """Whether anything reads delivery reports (some ``mixpanel_delivered`` plugin)."""
+        return bool(self._observers)
+
+    def _reporter(self) -> Reporter:
+        """What transports report to: ``ignore_report`` when nothing reads reports, which tells
+        them they may skip building reports of accepted messages (a cost per message)."""
+        return self.report if self._observed() else ignore_report
+
     def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(
             "routes: several transports are configured and no route matched; add a catch-all "
@@ -244,15 +253,15 @@ class Pipeline:
 
     def _build(self, name: str, spec: object) -> Transport:
         if not isinstance(spec, TransportConfig):
-            return adapt_transport(spec, name, self.report)
+            return adapt_transport(spec, name, self._reporter())
         factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
         context = TransportContext(
             name,
             self.config.mixpanel,
-            self.report,
+            self._reporter(),
             self.transport,
             self.config,
-            observed=bool(self._observers),
+            observed=self._observed(),
         )
         from_config = getattr(factory, "from_config", None)
         if from_config is None:

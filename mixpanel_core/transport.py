@@ -71,8 +71,9 @@ class TransportContext:
     """The whole configuration, for a transport that rebuilds others elsewhere (the
     ``multiprocessing_queue`` sender process); ``None`` when built outside a pipeline."""
     observed: bool = True
-    """Whether any plugin observes delivery reports: a transport may skip costly report
-    shipping (across processes, say) when nobody reads them. Counting is never skipped."""
+    """Whether any plugin observes delivery reports. When none does, ``report`` is
+    ``ignore_report``: a transport may skip building reports of accepted messages, or
+    shipping them across processes. Failures are still reported, dead-lettered and logged."""
 
     @property
     def path(self) -> str:

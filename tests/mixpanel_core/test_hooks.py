@@ -7,6 +7,7 @@ hook spec has one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import pytest
 
@@ -25,6 +26,7 @@ from mixpanel_core import (
 )
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.testing import MemoryTransport
+from mixpanel_core.transport import TransportContext, ignore_report
 
 
 def client_with(
@@ -194,3 +196,39 @@ def test_mixpanel_delivered_sees_accepted_reports_and_survives_observer_errors()
     assert [(r.status, r.transport) for r in seen] == [(DeliveryStatus.ACCEPTED, "mem")]
     assert seen[0].message is not None
     assert seen[0].message.kind == "event"
+
+
+class ContextRecorder:
+    """A transport that keeps the context it was built with."""
+
+    contexts: ClassVar[list[TransportContext]] = []
+
+    @classmethod
+    def from_config(cls, options: object, context: TransportContext) -> MemoryTransport:
+        cls.contexts.append(context)
+        return MemoryTransport(context.name, context.report)
+
+
+def test_transports_are_told_whether_anything_reads_their_reports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without a mixpanel_delivered plugin, transports get ignore_report, which lets them skip
+    # building reports of accepted messages; with one, every report reaches it.
+    seen: list[DeliveryReport] = []
+
+    class Observer:
+        @hookimpl
+        def mixpanel_delivered(self, report: DeliveryReport) -> None:
+            seen.append(report)
+
+    monkeypatch.setattr(ContextRecorder, "contexts", [])
+    monkeypatch.setattr("mixpanel_core.pipeline.load", lambda group, name, path: ContextRecorder)
+    config = config_from_mapping({"transports": {"rec": {"type": "recorder"}}})
+    Pipeline([], None, config).transport("rec")
+    Pipeline([("obs", Observer())], None, config).transport("rec")
+    quiet, observed = ContextRecorder.contexts
+    assert quiet.report is ignore_report
+    assert not quiet.observed
+    assert observed.observed
+    observed.report(DeliveryReport(None, DeliveryStatus.DROPPED, "rec", "why"))
+    assert [r.reason for r in seen] == ["why"]
