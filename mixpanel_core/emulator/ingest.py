@@ -21,7 +21,7 @@ from mixpanel_core.emulator.payload import (
     too_large_message,
 )
 from mixpanel_core.emulator.store import EVENT_ENDPOINTS, RecordStore, dedupe_key
-from mixpanel_core.emulator.usual_events import usual_event_key
+from mixpanel_core.emulator.usual_events import usual_event_keys
 from mixpanel_core.emulator.validation import (
     IMPORT_RULES,
     TRACK_RULES,
@@ -140,7 +140,7 @@ class IngestService:
         return self._validate_each(endpoint, payload.records, body_size)
 
     def _validate_events(self, endpoint: str, payload: Payload, body_size: int) -> _Checked | None:
-        """Usual events take the fast path (``usual_events``), the others the full checks.
+        """Runs of usual events take the fast path (``usual_events``), the others the full checks.
 
         None when the batch's text vouched for its values on a presumption (every record an
         object with object properties) that a record breaks: then every record needs the full
@@ -158,27 +158,35 @@ class IngestService:
         rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
         now = time.time()
         tokens = self._config.token_set
-        key_of = usual_event_key(rules, now=now, tokens=tokens, values_known_plain=plain)
+        keys_from = usual_event_keys(rules, now=now, tokens=tokens, values_known_plain=plain)
         measure = body_size >= MAX_RECORD_BYTES
         accepted: list[dict[str, Any]] = []
         failures: list[_Failure] = []
         keys: list[str] = []
-        for index, record in enumerate(records):
-            key = key_of(record)
-            if key is not None and not (measure and _too_large(record)):
-                accepted.append(record)
-                keys.append(key)
+        index, count = 0, len(records)
+        while index < count:
+            run = keys_from(records, index)
+            if measure:
+                run = run[: _count_under_1_mb(records, index, len(run))]
+            if run:
+                end = index + len(run)
+                accepted.extend(records[index:end])
+                keys.extend(run)
+                index = end
                 continue
+            # Not a usual valid event (or 1 MB or more): the full checks decide.
+            record = records[index]
             if plain and not _event_shaped(record):
                 return None
             problems = _record_problems(record, endpoint, rules, now, tokens, measure)
             if problems:
                 failures.append(_Failure(index, record, problems))
-                continue
-            accepted.append(record)
-            key = dedupe_key(record)
-            if key is not None:
-                keys.append(key)
+            else:
+                accepted.append(record)
+                key = dedupe_key(record)
+                if key is not None:
+                    keys.append(key)
+            index += 1
         encoded = None
         if plain and keeps and not failures and text is not None:
             # Every record accepted unchanged: the request's text is their JSON already.
@@ -216,6 +224,14 @@ def _as_array(text: bytes) -> bytes:
 
 def _too_large(record: object) -> bool:
     return len(orjson.dumps(record)) >= MAX_RECORD_BYTES
+
+
+def _count_under_1_mb(records: list[Any], start: int, count: int) -> int:
+    """How many of the ``count`` records from ``start`` on are, one after another, under 1 MB."""
+    for offset in range(count):
+        if _too_large(records[start + offset]):
+            return offset
+    return count
 
 
 def _event_shaped(record: object) -> bool:

@@ -2,14 +2,17 @@
 
 A benchmark sends millions of well-formed events, and for each the full checks
 (``validation.validate_event``) build lists of problems, then the store reads the same fields
-again for the dedupe key. Here one small function per record reads each field once and either
-returns the key, meaning the full checks would find nothing and change nothing, or None,
-meaning only that the caller must run the full checks, which decide and explain.
+again for the dedupe key. Here one loop reads each field of each record once and, for a run of
+usual events, returns their keys: the full checks would find nothing in them and change
+nothing. It stops at the first record that is not usual, which only means that the caller must
+run the full checks on it, which decide and explain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
+from typing import Any
 
 from mixpanel_core.api_limits import (
     EARLIEST_IMPORT_TIME,
@@ -22,14 +25,20 @@ from mixpanel_core.api_limits import (
 )
 from mixpanel_core.emulator.validation import INSERT_ID_PATTERN, EventRules
 
-UsualEventKey = Callable[[object], str | None]
-"""The dedupe key of a usual valid event (as ``store.dedupe_key`` makes it); None otherwise."""
+# Floats: a float compared with, or multiplied by, a float skips converting an int each time.
+# Both are exact, so every answer is the same as with the ints.
+_MILLISECONDS_THRESHOLD = float(MILLISECONDS_THRESHOLD)
+_MILLIS_PER_SECOND = 1000.0
+
+UsualEventKeys = Callable[[list[Any], int], list[str]]
+"""``keys_from(records, start)``: the dedupe keys (as ``store.dedupe_key`` makes them) of
+``records[start:]`` up to, not including, the first record that is not a usual valid event."""
 
 
-def usual_event_key(
+def usual_event_keys(
     rules: EventRules, *, now: float, tokens: frozenset[str], values_known_plain: bool
-) -> UsualEventKey:
-    """Build, once per request, the per-record test of the usual event for ``rules``.
+) -> UsualEventKeys:
+    """Build, once per request, the fast path for events under ``rules``.
 
     With ``values_known_plain`` the caller vouches that no property value is an object or a
     list and no string is too long (``batch_text`` reads that off the request), so values are
@@ -41,54 +50,59 @@ def usual_event_key(
     require_distinct_id = rules.require_distinct_id
     insert_id_match = INSERT_ID_PATTERN.fullmatch
 
-    def key_of(record: object) -> str | None:
-        # validate_event's rules, narrowed to what the usual event looks like: a required
-        # $insert_id and numeric time, a string distinct_id. Anything else answers None.
-        if type(record) is not dict:
-            return None
-        try:
-            # Subscripts rather than .get(): no method call, and a missing field is unusual.
-            props = record["properties"]
-            event = record["event"]
-            if type(props) is not dict:
-                return None
-            token = props["token"] if check_token else None
-            raw_time = props["time"]
-            distinct_id = props["distinct_id"]
-            insert_id = props["$insert_id"]
-        except KeyError:
-            return None
-        if type(event) is not str or not event:
-            return None
-        if check_token and (type(token) is not str or token not in tokens):
-            return None
-        if type(raw_time) is not float and type(raw_time) is not int:
-            return None
-        seconds = raw_time / 1000.0 if raw_time > MILLISECONDS_THRESHOLD else raw_time
-        if not earliest <= seconds <= latest:
-            return None
-        if (
-            type(distinct_id) is not str
-            or len(distinct_id) > MAX_STRING_LENGTH
-            or (require_distinct_id and distinct_id.lower() in PLACEHOLDER_DISTINCT_IDS)
-        ):
-            return None
-        if type(insert_id) is not str or not (
-            # The usual hex or alphanumeric id first: bytes.isalnum is true of ASCII letters and
-            # digits only, and several times faster than str.isalnum. The pattern decides the rest.
-            (len(insert_id) <= MAX_INSERT_ID_LENGTH and insert_id.encode().isalnum())
-            or insert_id_match(insert_id) is not None
-        ):
-            return None
-        if len(props) >= MAX_PROPERTIES or not (values_known_plain or _plain_values(props)):
-            return None
-        # store.dedupe_key's format, written out: a call per record would cost a fifth of
-        # this function. __round__() is round() without the builtin's lookup of it. (An int
-        # time: seconds * 1000 is exact, as is store's float product.)
-        millis = (seconds * 1000).__round__()
-        return f"{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}"
+    def keys_from(records: list[Any], start: int) -> list[str]:
+        # One loop, no call per record: validate_event's rules, narrowed to what the usual
+        # event looks like (a required $insert_id and numeric time, a string distinct_id).
+        # Every doubt breaks out.
+        keys: list[str] = []
+        append = keys.append
+        for record in islice(records, start, None):
+            if type(record) is not dict:
+                break
+            try:
+                # Subscripts rather than .get(): no method call; a missing field is unusual.
+                props = record["properties"]
+                event = record["event"]
+                if type(props) is not dict:
+                    break
+                token = props["token"] if check_token else None
+                raw_time = props["time"]
+                distinct_id = props["distinct_id"]
+                insert_id = props["$insert_id"]
+            except KeyError:
+                break
+            if type(event) is not str or not event:
+                break
+            if check_token and (type(token) is not str or token not in tokens):
+                break
+            if type(raw_time) is not float and type(raw_time) is not int:
+                break
+            seconds = raw_time / 1000.0 if raw_time > _MILLISECONDS_THRESHOLD else raw_time
+            if not earliest <= seconds <= latest:
+                break
+            if (
+                type(distinct_id) is not str
+                or len(distinct_id) > MAX_STRING_LENGTH
+                or (require_distinct_id and distinct_id.lower() in PLACEHOLDER_DISTINCT_IDS)
+            ):
+                break
+            if type(insert_id) is not str or not (
+                # The usual hex or alphanumeric id first: bytes.isalnum is true of ASCII letters
+                # and digits only, and several times faster than str.isalnum. The pattern
+                # decides the rest.
+                (len(insert_id) <= MAX_INSERT_ID_LENGTH and insert_id.encode().isalnum())
+                or insert_id_match(insert_id) is not None
+            ):
+                break
+            if len(props) >= MAX_PROPERTIES or not (values_known_plain or _plain_values(props)):
+                break
+            # store.dedupe_key's format, written out. __round__() is round() without the
+            # builtin's lookup of it. (An int time: seconds * 1000.0 is exact, as in the store.)
+            millis = (seconds * _MILLIS_PER_SECOND).__round__()
+            append(f"{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}")
+        return keys
 
-    return key_of
+    return keys_from
 
 
 def _plain_values(props: dict[str, object]) -> bool:

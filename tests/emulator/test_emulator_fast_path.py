@@ -14,6 +14,7 @@ import gzip
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from mixpanel_core.emulator.batch_text import holds_flat_events, holds_short_str
 from mixpanel_core.emulator.config import EmulatorConfig
 from mixpanel_core.emulator.ingest import IngestRequest, IngestService
 from mixpanel_core.emulator.store import RecordStore, dedupe_key
-from mixpanel_core.emulator.usual_events import UsualEventKey, usual_event_key
+from mixpanel_core.emulator.usual_events import usual_event_keys
 from mixpanel_core.emulator.validation import IMPORT_RULES, TRACK_RULES, validate_event
 
 TOKEN = "emulator-token"
@@ -166,10 +167,23 @@ def test_every_invalid_record_is_left_to_the_full_checks(rules: Any) -> None:
             assert key_of(record) is None, (record, problems)
 
 
-def _key_of(rules: Any, *, values_known_plain: bool) -> UsualEventKey:
-    return usual_event_key(
+def _key_of(rules: Any, *, values_known_plain: bool) -> Callable[[Any], str | None]:
+    """The fast path's answer for one record: its key, or None when it stops at it."""
+    keys_from = usual_event_keys(
         rules, now=time.time(), tokens=frozenset({TOKEN}), values_known_plain=values_known_plain
     )
+    return lambda record: next(iter(keys_from([record], 0)), None)
+
+
+def test_the_fast_path_stops_at_the_first_unusual_record_of_a_run() -> None:
+    keys_from = usual_event_keys(
+        TRACK_RULES, now=time.time(), tokens=frozenset({TOKEN}), values_known_plain=False
+    )
+    records = [_usual(0), _usual(1), _with(2, time="noon"), _usual(3)]
+    assert keys_from(records, 0) == [dedupe_key(records[0]), dedupe_key(records[1])]
+    assert keys_from(records, 2) == []
+    assert keys_from(records, 3) == [dedupe_key(records[3])]
+    assert keys_from(records, 4) == []
 
 
 def _has_containers_or_long_strings(record: Any) -> bool:
@@ -275,6 +289,7 @@ def _requests() -> list[Request]:
     unusual = _unusual_records()
     strict = {"strict": "1", "project_id": "12345", "verbose": "1"}
     data = base64.b64encode(json.dumps([_usual(56)]).encode()).decode()
+    big = _with(70, **{f"big{number}": "b" * 5000 for number in range(200)})
     ndjson = b"\n".join(orjson.dumps(record) for record in [_usual(62), *unusual[:12]])
     return [
         ("track", {}, FORM, _form(usual)),
@@ -284,6 +299,8 @@ def _requests() -> list[Request]:
         ("track", {}, FORM, _form([*usual[:3], _with(50, note="n" * 300), _with(51, a=[1])])),
         ("track", {}, FORM, _form([_usual(63), _with(64, note="n" * 300)])),  # flat, one long
         ("track", {}, FORM, _form([_usual(66), _with(67, token="not-ours")])),  # flat, one bad
+        # Over 1 MB: each record is measured, and the one of 1 MB or more is refused for it.
+        ("track", {"verbose": "1"}, JSON_BODY, orjson.dumps([_usual(68), big, _usual(69)])),
         # Users that differ only past the 255 characters kept: duplicates once truncated.
         ("track", {}, FORM, _form([_with(65, distinct_id=f"{'d' * 300}{end}") for end in "ef"])),
         ("track", {}, FORM, _form([1, 2, _with(52, deep={"a": {"b": {"c": {"d": 1}}}})])),
@@ -306,7 +323,7 @@ def _requests() -> list[Request]:
 def _serve(
     requests: list[Request],
     keep_records: bool,
-    record_file: Path,
+    record_file: Path | None,
     monkeypatch: pytest.MonkeyPatch,
     fast_path: bool,
 ) -> dict[str, Any]:
@@ -331,7 +348,9 @@ def _serve(
         "track_records": orjson.loads(store.records_json("track")),
         "insert_ids": store.insert_ids(),
         "import_insert_ids": store.insert_ids("import"),
-        "record_file": [orjson.loads(line) for line in record_file.read_bytes().splitlines()],
+        "record_file": []
+        if record_file is None
+        else [orjson.loads(line) for line in record_file.read_bytes().splitlines()],
     }
 
 
@@ -339,22 +358,30 @@ def _decline(*args: Any) -> None:
     return None
 
 
-@pytest.mark.parametrize("keep_records", [True, False])
+@pytest.mark.parametrize(
+    ("keep_records", "with_file"), [(True, False), (False, False), (True, True), (False, True)]
+)
 def test_requests_are_answered_and_stored_alike_with_or_without_the_fast_path(
-    keep_records: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    keep_records: bool, with_file: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requests = _requests()
-    fast = _serve(requests, keep_records, tmp_path / "fast.jsonl", monkeypatch, fast_path=True)
-    full = _serve(requests, keep_records, tmp_path / "full.jsonl", monkeypatch, fast_path=False)
+    files = (tmp_path / "fast.jsonl", tmp_path / "full.jsonl") if with_file else (None, None)
+    fast = _serve(requests, keep_records, files[0], monkeypatch, fast_path=True)
+    full = _serve(requests, keep_records, files[1], monkeypatch, fast_path=False)
     assert fast == full
     # The requests exercise what they are meant to: duplicates, failures, truncation.
     stats = full["stats"]
     assert stats["duplicate_events"] > 14
     assert stats["rejected"]["track"] >= 50
     assert any(b"failed_records" in body for _, _, body in full["replies"])
-    assert len(full["record_file"]) == stats["accepted"]["track"] + stats["accepted"]["import"]
-    notes = [line["record"]["properties"].get("note") for line in full["record_file"]]
-    assert "n" * MAX_STRING_LENGTH in notes
+    assert any(b"1 MB or more" in body for _, _, body in full["replies"])
+    kept = full["record_file"] if with_file else full["records"]
+    if with_file:
+        assert len(kept) == stats["accepted"]["track"] + stats["accepted"]["import"]
+        kept = [line["record"] for line in kept]
+    if with_file or keep_records:
+        notes = [record["properties"].get("note") for record in kept]
+        assert "n" * MAX_STRING_LENGTH in notes
 
 
 def test_the_fast_path_keeps_the_requests_own_json_when_it_accepts_all(tmp_path: Path) -> None:
