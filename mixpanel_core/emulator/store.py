@@ -18,7 +18,10 @@ from mixpanel_core.emulator.config import ENDPOINTS
 from mixpanel_core.emulator.validation import time_in_seconds
 
 EVENT_ENDPOINTS = frozenset({"track", "import"})
-_SEPARATOR = "\x1f"  # between the fields of a dedupe key (written out in its f-strings)
+# Between the fields of a dedupe key (written out in its f-strings, which take no backslash
+# in an expression), and the first character of a key in its quoted form.
+_SEPARATOR = "\x1f"
+_QUOTED = "\x1e"
 
 
 def _milliseconds(value: Any) -> Any:
@@ -31,10 +34,16 @@ def dedupe_key(record: dict[str, Any]) -> str | None:
     cannot be deduplicated: every such event counts as unique).
 
     (event, time in whole milliseconds, distinct_id, $insert_id) as one string: not tracked by
-    the garbage collector, and the reprs keep it unambiguous. It ends with the $insert_id, after
-    the last separator: validation allows no separator in it, so ``insert_ids`` reads it back.
+    the garbage collector, and several times smaller than a tuple with its strings.
     (Kept orjson outputs would cost ~10us each: orjson over-allocates and glibc fragments.)
-    ``usual_events`` writes the same format out inline.
+    Two forms, each unambiguous, never equal to one another:
+
+    - the usual event, a string event and distinct_id without the separator in them:
+      ``$insert_id, millis, event, distinct_id``, joined by the separator, which validation
+      keeps out of the $insert_id too (``usual_events`` writes this form out inline);
+    - any other: ``_QUOTED`` then ``repr(event), millis, repr(distinct_id), $insert_id``; the
+      reprs tell ``"1"`` from ``1`` and escape any separator. (An $insert_id never starts
+      with ``_QUOTED``.)
     """
     props = record["properties"]
     insert_id = props.get("$insert_id")
@@ -42,7 +51,21 @@ def dedupe_key(record: dict[str, Any]) -> str | None:
         return None
     millis = _milliseconds(props.get("time"))
     event, distinct_id = record.get("event"), props.get("distinct_id")
-    return f"{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}"
+    if (
+        type(event) is str
+        and type(distinct_id) is str
+        and _SEPARATOR not in event
+        and _SEPARATOR not in distinct_id
+    ):
+        return f"{insert_id}\x1f{millis}\x1f{event}\x1f{distinct_id}"
+    return f"\x1e{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}"
+
+
+def _insert_id(key: str) -> str:
+    """The $insert_id a ``dedupe_key`` was made with."""
+    if key.startswith(_QUOTED):
+        return key.rpartition(_SEPARATOR)[2]
+    return key.partition(_SEPARATOR)[0]
 
 
 class RecordStore:
@@ -144,7 +167,7 @@ class RecordStore:
         """The $insert_id of every accepted event, in arrival order (duplicates included)."""
         with self._lock:
             keys = list(self._keys[endpoint])
-        return [key.rpartition(_SEPARATOR)[2] for key in keys]
+        return [_insert_id(key) for key in keys]
 
     def stats(self) -> dict[str, Any]:
         """Counters as plain JSON-able data."""

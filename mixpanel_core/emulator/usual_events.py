@@ -96,10 +96,12 @@ def usual_event_keys(
                 break
             if len(props) >= MAX_PROPERTIES or not (values_known_plain or _plain_values(props)):
                 break
-            # store.dedupe_key's format, written out. __round__() is round() without the
+            if "\x1f" in event or "\x1f" in distinct_id:
+                break  # their key takes store.dedupe_key's quoted form
+            # store.dedupe_key's usual form, written out. __round__() is round() without the
             # builtin's lookup of it. (An int time: seconds * 1000.0 is exact, as in the store.)
             millis = (seconds * _MILLIS_PER_SECOND).__round__()
-            append(f"{event!r}\x1f{millis}\x1f{distinct_id!r}\x1f{insert_id}")
+            append(f"{insert_id}\x1f{millis}\x1f{event}\x1f{distinct_id}")
         return keys
 
     return keys_from

@@ -117,6 +117,8 @@ def _unusual_records() -> list[Any]:
         _with(37, deep={"a": {"b": {"c": {"d": 1}}}}),
         _with(38, many=list(range(300))),
         {**_usual(39), "extra": {"top": "level"}},
+        {"event": "Pur\x1fchase", "properties": _usual(40)["properties"]},  # quoted key form
+        _with(41, distinct_id="user\x1f41"),
     ]
 
 

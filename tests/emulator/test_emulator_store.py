@@ -72,3 +72,20 @@ def test_keys_given_by_the_caller_count_as_the_stores_own() -> None:
     assert given.stats() == computed.stats()
     assert given.insert_ids() == computed.insert_ids()
     assert given.records_json() == computed.records_json()
+
+
+def test_insert_ids_are_read_back_from_either_form_of_key() -> None:
+    store = RecordStore(keep_records=False)
+    odd = [
+        _event(1, distinct_id=7),
+        {**_event(2), "event": "a\x1fb"},
+        _event(3, distinct_id="c\x1fd"),
+    ]
+    store.add("track", [_event(0), *odd], 0)
+    assert store.insert_ids() == ["id-0", "id-1", "id-2", "id-3"]
+    assert [key.startswith("\x1e") for key in map(dedupe_key, [_event(0), *odd])] == [
+        False,
+        True,
+        True,
+        True,
+    ]
