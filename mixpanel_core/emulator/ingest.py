@@ -80,6 +80,8 @@ class _Checked:
     keys: list[str] | None = field(default_factory=list)
     # The accepted records' JSON array, when the request's text is exactly that.
     encoded: bytes | None = None
+    # Whether the accepted events may hold strings to truncate when read (see RecordStore.add).
+    truncate_on_read: bool = False
 
 
 class IngestService:
@@ -114,7 +116,12 @@ class IngestService:
         checked = self._validate(endpoint, payload, size)
         accepted, failures = checked.accepted, checked.failures
         self._store.add(
-            endpoint, accepted, len(failures), keys=checked.keys, encoded=checked.encoded
+            endpoint,
+            accepted,
+            len(failures),
+            keys=checked.keys,
+            encoded=checked.encoded,
+            truncate_on_read=checked.truncate_on_read,
         )
         if endpoint == "import":
             return _import_reply(len(accepted), failures, params.get("strict") == "1", verbose)
@@ -146,14 +153,15 @@ class IngestService:
         object with object properties) that a record breaks: then every record needs the full
         checks.
         """
-        records, text = payload.records, payload.text
-        # Strings need to be known short only when records are kept: truncating them is
-        # invisible otherwise (the dedupe key's distinct_id is checked record by record).
-        keeps = self._store.keeps_content
+        records, text, store = payload.records, payload.text, self._store
+        # Strings must be known short now only for the record file, written as records come:
+        # kept records are truncated when first read (RecordStore), counting needs no content,
+        # and the dedupe key's distinct_id is checked record by record.
+        strings_now = store.writes_record_file
         plain = (
             text is not None
             and holds_flat_events(text, len(records))
-            and (not keeps or holds_short_strings(text))
+            and (not strings_now or holds_short_strings(text))
         )
         rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
         now = time.time()
@@ -188,10 +196,10 @@ class IngestService:
                     keys.append(key)
             index += 1
         encoded = None
-        if plain and keeps and not failures and text is not None:
+        if plain and store.keeps_records and not failures and text is not None:
             # Every record accepted unchanged: the request's text is their JSON already.
             encoded = _as_array(text)
-        return _Checked(accepted, failures, keys, encoded)
+        return _Checked(accepted, failures, keys, encoded, plain and not strings_now)
 
     def _validate_each(self, endpoint: str, records: list[Any], body_size: int) -> _Checked:
         """Every record through the full checks (the store makes the dedupe keys)."""

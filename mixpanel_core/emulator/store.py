@@ -14,8 +14,9 @@ from typing import IO, Any
 
 import orjson
 
+from mixpanel_core.emulator.batch_text import holds_short_strings
 from mixpanel_core.emulator.config import ENDPOINTS
-from mixpanel_core.emulator.validation import time_in_seconds
+from mixpanel_core.emulator.validation import time_in_seconds, truncate_as_stored
 
 EVENT_ENDPOINTS = frozenset({"track", "import"})
 # Between the fields of a dedupe key (written out in its f-strings, which take no backslash
@@ -86,8 +87,9 @@ class RecordStore:
             self._file = handle
 
     def _clear(self) -> None:
-        # Per request: (endpoint, JSON array of its accepted records).
-        self._batches: list[tuple[str, bytes]] = []
+        # Per request: (endpoint, JSON array of its accepted records, whether long strings
+        # may be left to truncate when read).
+        self._batches: list[tuple[str, bytes, bool]] = []
         # The dedupe key of every accepted event with an $insert_id, in arrival order: the
         # same strings as in _seen, so listing them costs a reference each.
         self._keys: dict[str | None, list[str]] = {name: [] for name in (*ENDPOINTS, None)}
@@ -99,10 +101,14 @@ class RecordStore:
         self._duplicates = 0
 
     @property
-    def keeps_content(self) -> bool:
-        """Whether what is in the records matters (kept for inspection or written to a file),
-        rather than only their counts and dedupe keys."""
-        return self._keep or self._file is not None
+    def keeps_records(self) -> bool:
+        """Whether accepted records are kept for inspection, not only counted."""
+        return self._keep
+
+    @property
+    def writes_record_file(self) -> bool:
+        """Whether each accepted record is appended to a record file as it is added."""
+        return self._file is not None
 
     def add(
         self,
@@ -112,12 +118,16 @@ class RecordStore:
         *,
         keys: list[str] | None = None,
         encoded: bytes | None = None,
+        truncate_on_read: bool = False,
     ) -> None:
         """Keep the accepted ``records`` of one request and count its ``rejected`` ones.
 
         The caller may pass what it already has: ``keys``, the ``dedupe_key`` of each event
         of ``records`` that has one, in order; ``encoded``, the JSON array of exactly
-        ``records``, kept instead of encoding them again.
+        ``records``, kept instead of encoding them again. ``truncate_on_read`` says the events'
+        properties may hold strings longer than Mixpanel keeps, which validation would have
+        cut: they are cut when first read, for a batch that needs it (never with a record
+        file, whose lines are written here).
         """
         # Encoding and key building happen outside the lock: they are most of the work.
         batch = b""
@@ -146,7 +156,7 @@ class RecordStore:
             self._keys[endpoint].extend(keys)
             self._keys[None].extend(keys)
             if batch:
-                self._batches.append((endpoint, batch))
+                self._batches.append((endpoint, batch, truncate_on_read))
             if self._file is not None:
                 self._file.write(lines)
                 self._file.flush()
@@ -159,9 +169,30 @@ class RecordStore:
     def records_json(self, endpoint: str | None = None) -> bytes:
         """The accepted records as one JSON array, in arrival order."""
         with self._lock:
-            batches = [b for name, b in self._batches if endpoint is None or name == endpoint]
+            chosen = [
+                (index, entry)
+                for index, entry in enumerate(self._batches)
+                if endpoint is None or entry[0] == endpoint
+            ]
+        batches = [
+            self._truncated(index, entry) if entry[2] else entry[1] for index, entry in chosen
+        ]
         # Each batch is a non-empty JSON array: splice their insides into one array.
         return b"[" + b",".join(batch[1:-1] for batch in batches) + b"]"
+
+    def _truncated(self, index: int, entry: tuple[str, bytes, bool]) -> bytes:
+        """The batch of ``entry`` with its long strings truncated, put back in its place."""
+        endpoint, batch, _ = entry
+        if not holds_short_strings(batch):
+            records = orjson.loads(batch)
+            for record in records:
+                truncate_as_stored(record)
+            batch = orjson.dumps(records)
+        with self._lock:
+            # Unless reset() emptied the list meanwhile, the entry is where it was read.
+            if index < len(self._batches) and self._batches[index] is entry:
+                self._batches[index] = (endpoint, batch, False)
+        return batch
 
     def insert_ids(self, endpoint: str | None = None) -> list[str]:
         """The $insert_id of every accepted event, in arrival order (duplicates included)."""

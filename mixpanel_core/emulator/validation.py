@@ -222,6 +222,12 @@ def validate_profile(record: object, endpoint: str, *, tokens: frozenset[str]) -
     return problems
 
 
+def truncate_as_stored(event: dict[str, Any]) -> None:
+    """Truncate the long strings of a valid event's properties as ``validate_event`` does, for
+    events accepted without it (the store does it when they are first read)."""
+    _scan_properties(event["properties"], "properties", [])
+
+
 def _scan_properties(props: dict[str, Any], where: str, problems: list[Problem]) -> None:
     """Check counts and nesting of a property map; truncate long strings as Mixpanel stores them."""
     if len(props) >= MAX_PROPERTIES:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
-from mixpanel_core.emulator.store import RecordStore, dedupe_key
+import orjson
 
-NOW = time.time()
+from mixpanel_core.api_limits import MAX_STRING_LENGTH
+from mixpanel_core.emulator.store import RecordStore, dedupe_key
+from mixpanel_core.emulator.validation import TRACK_RULES, validate_event
+
+NOW = float(int(time.time()))  # whole seconds: +0.1 ms stays in the same millisecond
 
 
 def _event(number: int, **properties: Any) -> dict[str, Any]:
@@ -89,3 +94,25 @@ def test_insert_ids_are_read_back_from_either_form_of_key() -> None:
         True,
         True,
     ]
+
+
+def test_long_strings_left_for_reading_are_truncated_as_validation_would() -> None:
+    long_event = {**_event(1, note="n" * 300, tags="t" * 10), "event": "E" * 300}
+    validated = copy.deepcopy(long_event)
+    assert validate_event(validated, TRACK_RULES, now=NOW, tokens=frozenset({"t"})) != []
+    store = RecordStore(keep_records=True)
+    store.add("track", [long_event, _event(2)], 0, truncate_on_read=True)
+    store.add("import", [_event(3, note="i" * 300)], 0, truncate_on_read=True)
+    expected = [validated, _event(2)]
+    assert orjson.loads(store.records_json("track")) == expected
+    assert validated["event"] == "E" * 300  # Mixpanel cuts property values only
+    assert validated["properties"]["note"] == "n" * MAX_STRING_LENGTH
+    assert orjson.loads(store.records_json()) == [*expected, _event(3, note="i" * 255)]
+    assert orjson.loads(store.records_json()) == [*expected, _event(3, note="i" * 255)]
+
+
+def test_a_batch_without_long_strings_is_read_back_as_kept() -> None:
+    store = RecordStore(keep_records=True)
+    text = orjson.dumps([_event(1), _event(2)])
+    store.add("track", [_event(1), _event(2)], 0, encoded=text, truncate_on_read=True)
+    assert store.records_json() == text
