@@ -197,7 +197,8 @@ class IngestService:
             index += 1
         encoded = None
         if plain and store.keeps_records and not failures and text is not None:
-            # Every record accepted unchanged: the request's text is their JSON already.
+            # Every record accepted: the request's text is their JSON already (any string the
+            # full checks cut, or that nothing looked at, is cut when read).
             encoded = _as_array(text)
         return _Checked(accepted, failures, keys, encoded, plain and not strings_now)
 
