@@ -109,7 +109,7 @@ def test_flush_is_bounded_and_returns_what_a_dead_broker_never_acknowledged(
         )
         first, second, third = _messages()
         transport.send(first)
-        assert transport.flush(10) == []
+        assert transport.flush(30) == []  # generous: a loaded machine may be slow to answer
     transport.send(second)
     transport.send(third)
     assert transport.flush(0.5) == [second, third]
