@@ -62,6 +62,8 @@ class QueueChannel:
         """Set once the sender has exited (by itself, or by the owner that saw it die)."""
         self.sender_pid: Synchronized[int] = context.Value("i", 0)
         self.open_producers: Synchronized[int] = context.Value("i", 0)
+        self.owner_pid = os.getpid()
+        """The process that made the channel (and owns its transport and sender)."""
         self._watch_forks()
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 
 It starts the sender process (or waits for one started by hand), replays the sender's
 delivery reports through the owner's reporter on a thread, notices a sender that died, and
-runs the shutdown: wait for the worker producers, queue the stop request, wait for the sender to drain
-and close its inner transport.
+runs the shutdown: wait for the worker producers, queue the stop request, wait for the
+sender to drain and close its inner transport.
 """
 
 from __future__ import annotations

@@ -82,6 +82,12 @@ def worker_client(
     routes apply in the worker as in the owner; the channel's ``multiprocessing_queue``
     transport becomes a producer on the channel.
     """
+    if os.getpid() == channel.owner_pid:
+        # A second producer here would close the owner's end of the queue when it closes.
+        raise ConfigError(
+            f"transports.{channel.spec.transport}: worker_client() is for worker processes; "
+            "in the process that built the transport, send through its own client"
+        )
     if config is None:
         config = channel.spec.config
     elif not isinstance(config, Config):

@@ -20,7 +20,7 @@ from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, config_from_mapping
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import ConfigError, QueueFullError
-from mixpanel_core.multiprocess import run_sender
+from mixpanel_core.multiprocess import run_sender, worker_client
 from mixpanel_core.multiprocess.channel import stop_request
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
 from mixpanel_core.pipeline import Pipeline
@@ -128,6 +128,15 @@ def test_a_sender_started_by_hand_delivers_and_stops_like_the_packaged_one() -> 
     sender.join(10)
     assert sender.exitcode == 0
     assert reports.by_status == {"accepted": 50}
+
+
+def test_worker_client_in_the_owning_process_is_refused_and_the_owner_carries_on() -> None:
+    client, reports, transport = client_for(config())
+    with pytest.raises(ConfigError, match="worker_client\\(\\) is for worker processes"):
+        worker_client(transport.channel)
+    client.track("u1", "Tick")
+    client.close(timeout=30)
+    assert reports.by_status == {"accepted": 1}
 
 
 def test_frames_behind_the_stop_request_are_delivered_when_a_worker_had_not_closed() -> None:
