@@ -132,14 +132,31 @@ class KafkaTransport:
         return self._still_unacknowledged()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
-        """Flush within ``timeout`` (default ``close_timeout``), then close the producer."""
+        """Flush within ``timeout`` (default ``close_timeout``), then close the producer.
+
+        What the broker has not acknowledged by then is reported FAILED (here, before the
+        producer is stopped, so exactly once and always with the same reason) and returned.
+        """
         if self._closed:
             return ()
         bound = self._close_timeout if timeout is None else timeout
         self._wait_for_acknowledgements(bound)
-        left = self._still_unacknowledged()
+        left = self._give_up_on_unacknowledged(bound)
         self._closed = True
         self._close_producer(timeout=0 if left else bound)
+        return left
+
+    def _give_up_on_unacknowledged(self, waited: float) -> list[Message]:
+        left = []
+        reason = f"not acknowledged by Kafka within close()'s {waited:g}s; it may be resent"
+        for number in list(self._unacknowledged):
+            # A late acknowledgement or error pops it first and reports it itself.
+            message = self._settle(number)
+            if message is not None:
+                left.append(message)
+                self._report(
+                    DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1)
+                )
         return left
 
     def _close_producer(self, timeout: float) -> None:
