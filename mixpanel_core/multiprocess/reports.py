@@ -12,7 +12,6 @@ import threading
 from multiprocessing.queues import Queue
 from typing import Any
 
-from mixpanel_core import wire
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.multiprocess.frames import decode_line
 
@@ -35,7 +34,7 @@ def encode_report(report: DeliveryReport) -> EncodedReport:
         report.attempts,
         report.field,
         message.endpoint if message is not None else None,
-        wire.dumps(message.record) if message is not None else None,
+        message.json() if message is not None else None,  # the frame's own bytes, kept
     )
 
 
