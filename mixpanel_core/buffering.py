@@ -271,6 +271,8 @@ class BackgroundSender:
         self.options = options or BufferOptions()
         self.name = name
         self._report = report
+        self._observed = report is not ignore_report
+        """Whether anyone reads reports: without a reader, accepted messages get none."""
         self._batch_records = client.options.max_batch_records
         self._queue: BoundedQueue[Message] = BoundedQueue(
             self.options.max_queue_messages,
@@ -467,7 +469,7 @@ class BackgroundSender:
         that is most of the sender's work per record saved, and nothing observable is lost
         (the counts ``flush`` and ``close`` need are kept by the queue and the thread).
         """
-        observed = self._report is not ignore_report
+        observed = self._observed
         lost: list[DeliveryReport] = []
         told: list[DeliveryReport] = []
         for outcome in outcomes:
@@ -502,7 +504,7 @@ class BackgroundSender:
         # The first drop and every thousandth after it: enough to notice, not a log flood.
         if total <= len(messages) or total // 1000 != (total - len(messages)) // 1000:
             logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
-        if self._report is not ignore_report:
+        if self._observed:
             for report in reports_for(messages, DeliveryStatus.DROPPED, self.name, reason):
                 self._report(report)
         if self.options.when_full == "drop_oldest":

@@ -118,7 +118,9 @@ class KafkaTransport:
         return message
 
     def _report_failure(self, message: Message, exc: BaseException) -> None:
-        reason = f"Kafka did not store it: {type(exc).__name__}: {exc}"
+        self._report_failed(message, f"Kafka did not store it: {type(exc).__name__}: {exc}")
+
+    def _report_failed(self, message: Message, reason: str) -> None:
         self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1))
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
@@ -154,9 +156,7 @@ class KafkaTransport:
             message = self._settle(number)
             if message is not None:
                 left.append(message)
-                self._report(
-                    DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1)
-                )
+                self._report_failed(message, reason)
         return left
 
     def _close_producer(self, timeout: float) -> None:

@@ -21,6 +21,9 @@ import attrs
 from mixpanel_core.config import Config
 from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 
+STOP = "stop"
+"""The tag of the owner's stop request (``stop_request``)."""
+
 
 def stop_request(still_open: int) -> tuple[str, int]:
     """Queued by the owner's ``close``: drain what is left, then exit.
@@ -29,7 +32,7 @@ def stop_request(still_open: int) -> tuple[str, int]:
     ``still_open == 0`` every frame is ahead of this item and the sender can exit as soon as
     it reads it. Otherwise frames may still follow, and the sender waits for a quiet queue.
     """
-    return ("stop", still_open)
+    return (STOP, still_open)
 
 
 def flush_request(token: int) -> tuple[str, int]:
@@ -142,4 +145,4 @@ def _process_running(pid: int) -> bool:
         return True
 
 
-__all__ = ["QueueChannel", "SenderSpec", "flush_request", "stop_request"]
+__all__ = ["STOP", "QueueChannel", "SenderSpec", "flush_request", "stop_request"]

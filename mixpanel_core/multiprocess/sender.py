@@ -19,7 +19,7 @@ import queue
 from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError
-from mixpanel_core.multiprocess.channel import QueueChannel
+from mixpanel_core.multiprocess.channel import STOP, QueueChannel
 from mixpanel_core.multiprocess.frames import decode_line, split_frame
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
@@ -91,7 +91,7 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
         if isinstance(item, bytes):
             _deliver(item, inner, relay, channel.spec.transport)
             relay.ship()
-        elif item[0] == "stop":
+        elif item[0] == STOP:
             if item[1] == 0:
                 return  # every producer closed: all their frames were ahead of this request
             stopping = True
