@@ -6,10 +6,14 @@ Any transport that queues (``buffered_http``, ``multiprocessing_queue``) uses it
 
 ``BackgroundSender`` puts that queue in front of the ingestion client: ``submit()`` only
 enqueues; one sender thread drains the queue into per-endpoint batches (up to Mixpanel's limits,
-or whatever arrived within ``linger``), and reports every outcome. Records that still fail after
-the retry budget, or are rejected, go to the dead-letter file. ``flush``/``close`` are bounded,
-a bounded ``close`` runs at interpreter exit, and after ``fork()`` the child forgets the
-parent's queue (the parent delivers it) and starts its own sender on its first message.
+or whatever arrived within ``linger``), and reports every outcome. Records that still fail
+after the retry budget, or are rejected, go to the dead-letter file. ``flush``/``close`` are
+bounded, a bounded ``close`` runs at interpreter exit, and after ``fork()`` the child forgets
+the parent's queue (the parent delivers it) and starts its own sender on its first message.
+
+The queue holds each message's JSON, and the message itself only when something needs it
+later (a reader of reports, ``/import`` credentials); a message not kept is rebuilt from its
+JSON in the rare case it is needed (it failed, ``flush`` returns it).
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ import attrs
 
 from mixpanel_core.dead_letter import DeadLetterFile
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter, reports_for
-from mixpanel_core.errors import AuthenticationError, QueueFullError, TransportError
+from mixpanel_core.errors import (
+    AuthenticationError,
+    Problem,
+    QueueFullError,
+    TransportError,
+    ValidationError,
+)
 from mixpanel_core.ingestion import (
     EncodedPair,
     IngestionClient,
@@ -36,13 +46,17 @@ from mixpanel_core.ingestion import (
     records_limit,
     split_encoded,
 )
-from mixpanel_core.messages import Endpoint, Message
+from mixpanel_core.ingestion.encoding import message_in
+from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.schema import setting
 from mixpanel_core.transport import ignore_report
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Record = tuple[Endpoint, Message | None, bytes]
+"""What the sender's queue holds per message: its endpoint, the message itself only when it
+is kept (see ``BackgroundSender.submit``), and its JSON."""
 WhenFull = Literal["block", "drop_newest", "drop_oldest"]
 MIB = 1024 * 1024
 
@@ -56,8 +70,9 @@ class BufferOptions:
     max_queue_bytes: int = setting(
         256 * MIB,
         doc="Approximate memory (bytes) the queue may hold before `when_full` applies; each "
-        "message counts about 9x its JSON size plus 512 bytes (the frozen record and its "
-        "encoding).",
+        "message counts its JSON size plus 160 bytes, or about 9x its JSON size plus 512 "
+        "bytes while the message itself is kept (some plugin reads delivery reports, or it "
+        "goes to `/import`).",
     )
     when_full: WhenFull = setting(
         "block",
@@ -240,12 +255,13 @@ class BoundedQueue(Generic[T]):
             self._not_empty.notify_all()
 
 
-def held_bytes(data: bytes) -> int:
-    """Approximate memory one queued message holds: its frozen record (about eight times
-    its JSON size, measured on typical events) plus the encoded record, plus fixed costs.
+def held_bytes(data: bytes, with_message: bool) -> int:
+    """Approximate memory one queued record holds: its JSON and the queue's own objects,
+    plus, when the message is kept, its frozen record (about eight times its JSON size,
+    measured on typical events).
 
     Counting this rather than the JSON alone makes ``max_queue_bytes`` a memory bound."""
-    return 9 * len(data) + 512
+    return 9 * len(data) + 512 if with_message else len(data) + 160
 
 
 class _AbortedError(Exception):
@@ -255,8 +271,12 @@ class _AbortedError(Exception):
 class BackgroundSender:
     """Queues messages and delivers them from one background thread; see the module docstring.
 
-    ``submit`` is safe from any thread. ``flush``/``close`` return the messages that could not
-    be delivered in time (``close`` also reports them FAILED and dead-letters them).
+    ``submit`` and ``submit_record`` are safe from any thread. ``flush``/``close`` return the
+    messages that could not be delivered in time (``close`` also reports them FAILED and
+    dead-letters them).
+
+    ``report`` receives a report for every record not delivered, and with ``observed`` (by
+    default: ``report`` is not ``ignore_report``) one for every record accepted too.
     """
 
     def __init__(
@@ -266,15 +286,16 @@ class BackgroundSender:
         *,
         name: str = "buffered_http",
         report: Reporter = ignore_report,
+        observed: bool | None = None,
     ) -> None:
         self.client = client
         self.options = options or BufferOptions()
         self.name = name
         self._report = report
-        self._observed = report is not ignore_report
-        """Whether anyone reads reports: without a reader, accepted messages get none."""
+        self._observed = report is not ignore_report if observed is None else observed
+        """Whether anyone reads reports of accepted records (and so wants their messages)."""
         self._batch_records = client.options.max_batch_records
-        self._queue: BoundedQueue[Message] = BoundedQueue(
+        self._queue: BoundedQueue[Record] = BoundedQueue(
             self.options.max_queue_messages,
             self.options.max_queue_bytes,
             self.options.when_full,
@@ -295,7 +316,7 @@ class BackgroundSender:
     def _reset_sender(self) -> None:
         self._state = threading.Condition(threading.Lock())
         self._settled = 0
-        self._in_flight: list[Message] = []
+        self._in_flight: list[Record] = []
         self._urgent = 0
         self._stopping = False
         self._abandoned = False
@@ -324,14 +345,31 @@ class BackgroundSender:
 
     def submit(self, message: Message) -> None:
         """Enqueue ``message``; raises ``QueueFullError`` under ``block`` after the timeout."""
+        endpoint = message.endpoint
+        # The message is kept only when it is needed later: by a reader of reports, or for
+        # /import, whose credentials may come with the call rather than in the JSON. Without
+        # it the queue holds bytes, which the garbage collector never walks (a queue of
+        # messages made it walk every record while it waited: measured, a third of the cost
+        # of track()), and the message is freed at once, in the caller's thread.
+        kept = message if self._observed or endpoint == "import" else None
+        self._put(endpoint, kept, message.json())
+
+    def submit_record(self, endpoint: Endpoint, data: bytes) -> None:
+        """Enqueue a record already validated and encoded elsewhere (its compact JSON).
+
+        For senders relaying records another process checked (the ``multiprocessing_queue``
+        sender); the record is sent as it is. Raises as ``submit`` does.
+        """
+        if endpoint not in ENDPOINTS:
+            raise ValidationError([Problem("endpoint", f"{endpoint!r} is not one of {ENDPOINTS}")])
+        self._put(endpoint, None, data)
+
+    def _put(self, endpoint: Endpoint, kept: Message | None, data: bytes) -> None:
         if self._closed:
             raise TransportError(f"transport {self.name!r} is closed; it cannot take messages")
-        data = message.json()  # every body format frames the record's own JSON
         if self._thread is None:
             self._start()
-        # The message alone: it keeps its JSON, and anything more held per queued message
-        # (a pair, say) is one more object for the garbage collector to walk while it waits.
-        self._queue.put(message, held_bytes(data))
+        self._queue.put((endpoint, kept, data), held_bytes(data, kept is not None))
 
     def _start(self) -> None:
         with self._start_lock:
@@ -365,7 +403,7 @@ class BackgroundSender:
         finally:
             with self._state:
                 self._urgent -= 1
-        return pending + self._queue.snapshot()
+        return _messages(pending + self._queue.snapshot())
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Flush within ``timeout``, stop the thread, and give up on what is left.
@@ -423,14 +461,14 @@ class BackgroundSender:
                     self._settled += len(items)
                     self._state.notify_all()
 
-    def _deliver(self, messages: list[Message]) -> None:
+    def _deliver(self, records: list[Record]) -> None:
         # Each batch is one request (and one retry budget, as the option says); the client
         # finds it within the limits with a single sum and sends it as it is.
         max_bytes = self.client.options.max_batch_bytes
-        for endpoint, group in _by_endpoint(messages):
+        for endpoint, pairs in _by_endpoint(records):
             fmt = self.client.wire_format(endpoint)
             limit = records_limit(endpoint, self._batch_records)
-            for batch in split_encoded(_encoded(group), fmt, max_bytes, limit):
+            for batch in split_encoded(pairs, fmt, max_bytes, limit):
                 self._send(endpoint, batch)
 
     def _send(self, endpoint: Endpoint, batch: list[EncodedPair]) -> None:
@@ -444,11 +482,12 @@ class BackgroundSender:
                 self._settle_reports(error.reports)
             return
         except _AbortedError:
-            outcomes = [self._failed(batch, "not delivered: close() timed out while retrying")]
+            reason = "not delivered: close() timed out while retrying"
+            outcomes = [self._failed(endpoint, batch, reason)]
         except Exception as error:
             # The sender must outlive any bug or surprise; the batch is reported, not lost.
             logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
-            outcomes = [self._failed(batch, f"{type(error).__name__}: {error}")]
+            outcomes = [self._failed(endpoint, batch, f"{type(error).__name__}: {error}")]
         if self._abandoned:
             return  # close() already reported these
         self._settle(outcomes)
@@ -459,15 +498,16 @@ class BackgroundSender:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _failed(self, items: Sequence[EncodedPair], reason: str) -> Outcome:
-        return Outcome(items, DeliveryStatus.FAILED, self.name, reason)
+    def _failed(self, endpoint: Endpoint, items: Sequence[EncodedPair], reason: str) -> Outcome:
+        return Outcome(endpoint, items, DeliveryStatus.FAILED, self.name, reason)
 
     def _settle(self, outcomes: Sequence[Outcome]) -> None:
-        """Report every record; dead-letter and log those not delivered.
+        """Report, dead-letter and log every record not delivered; report accepted ones
+        only when observed.
 
-        With ``ignore_report`` nobody reads reports, so accepted records get none at all:
-        that is most of the sender's work per record saved, and nothing observable is lost
-        (the counts ``flush`` and ``close`` need are kept by the queue and the thread).
+        Unobserved, accepted records get no report at all: that is most of the sender's
+        work per record saved, and nothing observable is lost (the counts ``flush`` and
+        ``close`` need are kept by the queue and the thread).
         """
         observed = self._observed
         lost: list[DeliveryReport] = []
@@ -476,10 +516,9 @@ class BackgroundSender:
             if outcome.ok and not observed:
                 continue
             reports = outcome.reports()
+            told.extend(reports)
             if not outcome.ok:
                 lost.extend(reports)
-            if observed:
-                told.extend(reports)
         self._tell(lost, told)
 
     def _settle_reports(self, reports: Sequence[DeliveryReport]) -> None:
@@ -495,16 +534,16 @@ class BackgroundSender:
         for report in reports:
             self._report(report)
 
-    def _give_up(self, messages: list[Message], reason: str) -> None:
-        if messages:
-            self._settle([self._failed(_encoded(messages), reason)])
+    def _give_up(self, records: list[Record], reason: str) -> None:
+        self._settle([self._failed(e, pairs, reason) for e, pairs in _by_endpoint(records)])
 
-    def _dropped(self, messages: list[Message], reason: str) -> None:
+    def _dropped(self, records: list[Record], reason: str) -> None:
         total = self._queue.total_dropped
         # The first drop and every thousandth after it: enough to notice, not a log flood.
-        if total <= len(messages) or total // 1000 != (total - len(messages)) // 1000:
+        if total <= len(records) or total // 1000 != (total - len(records)) // 1000:
             logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
-        if self._observed:
+        if self._report is not ignore_report:
+            messages = [message_in(e, (message, data)) for e, message, data in records]
             for report in reports_for(messages, DeliveryStatus.DROPPED, self.name, reason):
                 self._report(report)
         if self.options.when_full == "drop_oldest":
@@ -512,21 +551,21 @@ class BackgroundSender:
                 self._state.notify_all()
 
 
-def _encoded(messages: list[Message]) -> list[EncodedPair]:
-    """Each message with its JSON (kept by the message since ``submit`` measured it)."""
-    return list(zip(messages, map(Message.json, messages), strict=True))
-
-
-def _by_endpoint(messages: list[Message]) -> list[tuple[Endpoint, list[Message]]]:
-    """``messages`` grouped by endpoint, each group in queue order."""
-    kinds: set[type[Message]] = set(map(type, messages))
-    if len(kinds) == 1:
-        # The usual take holds one kind of message: one look at the set, none per message.
-        return [(kinds.pop().endpoint, messages)]
-    groups: dict[Endpoint, list[Message]] = {}
-    for message in messages:
-        groups.setdefault(message.endpoint, []).append(message)
+def _by_endpoint(records: list[Record]) -> list[tuple[Endpoint, list[EncodedPair]]]:
+    """``records`` grouped by endpoint, each group in queue order, as the client's pairs."""
+    groups: dict[Endpoint, list[EncodedPair]] = {}
+    for endpoint, message, data in records:
+        group = groups.get(endpoint)
+        if group is None:
+            group = groups[endpoint] = []
+        group.append((message, data))
     return list(groups.items())
+
+
+def _messages(records: list[Record]) -> list[Message]:
+    """The messages of ``records``, rebuilt from their JSON where they were not kept."""
+    found = [message_in(endpoint, (message, data)) for endpoint, message, data in records]
+    return [message for message in found if message is not None]
 
 
 def _after_fork_in_child(ref: weakref.ref[BackgroundSender]) -> None:

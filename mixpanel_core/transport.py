@@ -14,9 +14,15 @@ A transport is any object with these three methods::
                            could not be delivered. Idempotent.
 
 Every outcome is reported through ``context.report`` (a ``DeliveryReport`` per message) so the
-``mixpanel_delivered`` hook sees it. Transports are built by the class the entry point names,
-through ``from_config(options, context)``; ``options`` is the transport's TOML table without
-``type``, and unknown keys must fail (``mixpanel_core.schema.read`` does that).
+``mixpanel_delivered`` hook sees it; when ``context.observed`` is false, a transport may leave
+out the reports of accepted messages, never the others. Transports are built by the class the
+entry point names, through ``from_config(options, context)``; ``options`` is the transport's
+TOML table without ``type``, and unknown keys must fail (``mixpanel_core.schema.read`` does
+that).
+
+A transport may also implement ``RecordSink`` (``send_record(endpoint, data)``) to take records
+another process already validated and encoded: the ``multiprocessing_queue`` sender then hands
+them over as they are instead of rebuilding each message.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from mixpanel_core.delivery import DeliveryReport, Reporter
-from mixpanel_core.messages import Message
+from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.settings import MixpanelSettings
 
 if TYPE_CHECKING:
@@ -43,6 +49,18 @@ class Transport(Protocol):
     def flush(self, timeout: float | None = None) -> Sequence[Message]: ...
 
     def close(self, timeout: float | None = None) -> Sequence[Message]: ...
+
+
+@runtime_checkable
+class RecordSink(Protocol):
+    """Optional: a transport that takes encoded records as well as messages."""
+
+    def send_record(self, endpoint: Endpoint, data: bytes) -> None:
+        """Take one record for ``endpoint``: its compact wire JSON, already validated.
+
+        Raises as ``send`` does. Reports about it carry the message rebuilt from ``data``.
+        """
+        ...
 
 
 def ignore_report(report: DeliveryReport) -> None:

@@ -10,7 +10,7 @@ import attrs
 from mixpanel_core.buffering import BackgroundSender, BufferOptions
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
-from mixpanel_core.messages import Message
+from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.schema import read
 from mixpanel_core.settings import MixpanelSettings
 from mixpanel_core.transport import TransportContext, ignore_report
@@ -53,17 +53,26 @@ class BufferedHttpTransport:
         *,
         name: str = "buffered_http",
         report: Reporter = ignore_report,
+        observed: bool | None = None,
     ) -> None:
         options = options or BufferedHttpOptions()
         client = IngestionClient(settings or MixpanelSettings(), options.http(), name=name)
-        self.sender = BackgroundSender(client, options.buffer(), name=name, report=report)
+        self.sender = BackgroundSender(
+            client, options.buffer(), name=name, report=report, observed=observed
+        )
 
     @classmethod
     def from_config(
         cls, options: Mapping[str, Any], context: TransportContext
     ) -> BufferedHttpTransport:
         opts = read(BufferedHttpOptions, options, context.path)
-        return cls(context.settings, opts, name=context.name, report=context.report)
+        return cls(
+            context.settings,
+            opts,
+            name=context.name,
+            report=context.report,
+            observed=context.observed,
+        )
 
     @property
     def dropped(self) -> int:
@@ -72,6 +81,10 @@ class BufferedHttpTransport:
 
     def send(self, message: Message) -> None:
         self.sender.submit(message)
+
+    def send_record(self, endpoint: Endpoint, data: bytes) -> None:
+        """Queue a record already validated and encoded (see ``RecordSink``)."""
+        self.sender.submit_record(endpoint, data)
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         return self.sender.flush(timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from mixpanel_core.api_limits import (
     MAX_BODY_BYTES,
@@ -19,6 +20,8 @@ from mixpanel_core.api_limits import (
 from mixpanel_core.ingestion.encoding import EncodedPair, WireFormat, data_of, wire_format
 from mixpanel_core.messages import Message
 
+PairT = TypeVar("PairT", bound=EncodedPair)
+
 
 def records_limit(endpoint: str, max_records: int = MAX_RECORDS_PER_REQUEST) -> int:
     """Records one request to ``endpoint`` may carry."""
@@ -27,8 +30,8 @@ def records_limit(endpoint: str, max_records: int = MAX_RECORDS_PER_REQUEST) -> 
 
 
 def split_encoded(
-    items: Iterable[EncodedPair], fmt: WireFormat, max_bytes: int, max_records: int
-) -> Iterator[list[EncodedPair]]:
+    items: Iterable[PairT], fmt: WireFormat, max_bytes: int, max_records: int
+) -> Iterator[list[PairT]]:
     """Consecutive batches of ``items``, in order, each within both limits.
 
     Greedy: each batch is the longest run of the next records within both limits (at least

@@ -30,7 +30,13 @@ from mixpanel_core.ingestion.classify import (
     classify_response,
     network_failure,
 )
-from mixpanel_core.ingestion.encoding import Encoded, EncodedPair, WireFormat, wire_format
+from mixpanel_core.ingestion.encoding import (
+    Encoded,
+    EncodedPair,
+    WireFormat,
+    message_in,
+    wire_format,
+)
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.http import HttpSession, NetworkError, RequestError, TlsError
 from mixpanel_core.ingestion.options import HttpOptions
@@ -135,13 +141,15 @@ class IngestionClient:
         for credentials, positions in groups:
             group = items if len(groups) == 1 else [items[p] for p in positions]
             if refused is not None:
-                settled.append([self._outcome(group, DeliveryStatus.FAILED, _REFUSED_EARLIER)])
+                settled.append(
+                    [self._outcome(endpoint, group, DeliveryStatus.FAILED, _REFUSED_EARLIER)]
+                )
                 continue
             try:
                 settled.append(self._deliver_all(endpoint, credentials, group, call))
             except _CredentialsRefusedError as error:
                 refused = (credentials, error)
-                settled.append([self._failed(group, error.answer, error.attempts)])
+                settled.append([self._failed(endpoint, group, error.answer, error.attempts)])
         if len(groups) == 1:
             result = BatchResult(tuple(settled[0]))
         else:
@@ -157,8 +165,13 @@ class IngestionClient:
         if endpoint != "import":
             return [(None, list(range(len(items))))]
         groups: dict[ImportCredentials | None, list[int]] = {}
-        for position, (message, _) in enumerate(items):
-            key = credentials_for(message, self._credentials)
+        for position, item in enumerate(items):
+            message = message_in(endpoint, item)
+            key = (
+                self._credentials
+                if message is None
+                else credentials_for(message, self._credentials)
+            )
             groups.setdefault(key, []).append(position)
         return list(groups.items())
 
@@ -186,7 +199,7 @@ class IngestionClient:
     ) -> list[Outcome]:
         """One batch until it is settled: accepted, rejected, split, or out of budget."""
         if endpoint == "import" and credentials is None:
-            return [self._outcome(batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
+            return [self._outcome(endpoint, batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
@@ -198,37 +211,39 @@ class IngestionClient:
         while True:
             if call.past_deadline():
                 reason = "not sent: the deadline passed first"
-                return [self._outcome(batch, DeliveryStatus.FAILED, reason, None, attempts)]
+                return [
+                    self._outcome(endpoint, batch, DeliveryStatus.FAILED, reason, None, attempts)
+                ]
             attempts += 1
             answer = self._post(endpoint, credentials, body, call)
             verdict = answer.verdict
             if verdict is Verdict.ACCEPTED:
                 return [
                     self._outcome(
-                        batch, DeliveryStatus.ACCEPTED, None, answer.http_status, attempts
+                        endpoint, batch, DeliveryStatus.ACCEPTED, None, answer.http_status, attempts
                     )
                 ]
             if verdict is Verdict.PARTIAL:
-                return self._partial(batch, answer, attempts)
+                return self._partial(endpoint, batch, answer, attempts)
             if verdict is Verdict.REJECTED:
-                return [self._rejected(batch, answer, attempts)]
+                return [self._rejected(endpoint, batch, answer, attempts)]
             if verdict is Verdict.AUTH:
                 raise _CredentialsRefusedError(answer, attempts)
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
-                    return [self._rejected(batch, answer, attempts)]
+                    return [self._rejected(endpoint, batch, answer, attempts)]
                 half = len(batch) // 2
                 return self._deliver(
                     endpoint, credentials, batch[:half], call, attempts
                 ) + self._deliver(endpoint, credentials, batch[half:], call, attempts)
             if verdict is Verdict.FAILED:
-                return [self._failed(batch, answer, attempts)]
+                return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
             delay = call.policy.delay(
                 retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after
             )
             if delay > call.remaining():
-                return [self._failed(batch, answer, attempts)]
+                return [self._failed(endpoint, batch, answer, attempts)]
             call.wait(delay)
 
     def _post(
@@ -280,6 +295,7 @@ class IngestionClient:
 
     def _outcome(
         self,
+        endpoint: Endpoint,
         items: Sequence[EncodedPair],
         status: DeliveryStatus,
         reason: str | None,
@@ -287,25 +303,39 @@ class IngestionClient:
         attempts: int = 0,
         field: str | None = None,
     ) -> Outcome:
-        return Outcome(items, status, self.name, reason, http_status, attempts, field)
+        return Outcome(endpoint, items, status, self.name, reason, http_status, attempts, field)
 
     def _failed(
-        self, items: Sequence[EncodedPair], answer: Classification, attempts: int
+        self,
+        endpoint: Endpoint,
+        items: Sequence[EncodedPair],
+        answer: Classification,
+        attempts: int,
     ) -> Outcome:
         reason = answer.reason or "failed"
         if answer.verdict is Verdict.RETRY:
             reason = f"gave up after {attempts} attempt(s) within the retry budget: {reason}"
-        return self._outcome(items, DeliveryStatus.FAILED, reason, answer.http_status, attempts)
+        return self._outcome(
+            endpoint, items, DeliveryStatus.FAILED, reason, answer.http_status, attempts
+        )
 
     def _rejected(
-        self, items: Sequence[EncodedPair], answer: Classification, attempts: int
+        self,
+        endpoint: Endpoint,
+        items: Sequence[EncodedPair],
+        answer: Classification,
+        attempts: int,
     ) -> Outcome:
         return self._outcome(
-            items, DeliveryStatus.REJECTED, answer.reason, answer.http_status, attempts
+            endpoint, items, DeliveryStatus.REJECTED, answer.reason, answer.http_status, attempts
         )
 
     def _partial(
-        self, batch: list[EncodedPair], answer: Classification, attempts: int
+        self,
+        endpoint: Endpoint,
+        batch: list[EncodedPair],
+        answer: Classification,
+        attempts: int,
     ) -> list[Outcome]:
         """Each record Mixpanel named is rejected on its own; the runs between are accepted."""
         failures: dict[int, list[str]] = {}
@@ -322,14 +352,22 @@ class IngestionClient:
             if not rejected:
                 accepted = [item for _, item in run]
                 outcomes.append(
-                    self._outcome(accepted, DeliveryStatus.ACCEPTED, None, status, attempts)
+                    self._outcome(
+                        endpoint, accepted, DeliveryStatus.ACCEPTED, None, status, attempts
+                    )
                 )
                 continue
             for index, item in run:
                 reason = "; ".join(failures[index])
                 outcomes.append(
                     self._outcome(
-                        [item], DeliveryStatus.REJECTED, reason, status, attempts, fields[index]
+                        endpoint,
+                        [item],
+                        DeliveryStatus.REJECTED,
+                        reason,
+                        status,
+                        attempts,
+                        fields[index],
                     )
                 )
         return outcomes

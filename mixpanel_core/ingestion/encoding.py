@@ -6,8 +6,10 @@ counts is the JSON size; the client measures the real body and splits a batch wh
 body exceeds the budget before sending it.
 
 The client takes encoded records as ``(message, data)`` pairs (``EncodedPair``): an
-``Encoded`` is one, with names. The buffered sender pairs each batch's messages with their
-JSON as plain tuples, which cost a fraction of named ones to build.
+``Encoded`` is one, with names. The buffered sender pairs each batch's records as plain
+tuples, which cost a fraction of named ones to build, and gives ``None`` for a message it did
+not keep: only the JSON is sent, and the message is rebuilt from it (``message_in``) for the
+rare record that needs one (a report, a dead letter, ``/import`` credentials).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Literal, NamedTuple
 
 import attrs
 
+from mixpanel_core.errors import ValidationError
 from mixpanel_core.ingestion.formencode import needs_quoting, quote
-from mixpanel_core.messages import Message
+from mixpanel_core.messages import Endpoint, Message, message_from_json
 
 FORM_FIELDS = b"&verbose=1&ip=0"
 """Sent after ``data=`` as the official SDK does: verbose answers, no IP geolocation."""
@@ -32,12 +35,28 @@ class Encoded(NamedTuple):
     data: bytes
 
 
-EncodedPair = tuple[Message, bytes]
-"""``(message, data)``: what the client takes wherever it takes encoded records."""
+EncodedPair = tuple[Message | None, bytes]
+"""``(message, data)``: what the client takes wherever it takes encoded records; ``message``
+is ``None`` when the sender kept only the JSON (see ``message_in``)."""
 
 # The two halves of an ``EncodedPair``: mapped over a whole batch, they read each one in C.
 message_of = operator.itemgetter(0)
 data_of = operator.itemgetter(1)
+
+
+def message_in(endpoint: Endpoint, item: EncodedPair) -> Message | None:
+    """The pair's message; rebuilt from its JSON when the sender did not keep it.
+
+    ``None`` only when that JSON is not a record of ``endpoint`` (no producer of ours writes
+    one); a report then says what happened to it without it.
+    """
+    message, data = item
+    if message is not None:
+        return message
+    try:
+        return message_from_json(endpoint, data)
+    except ValidationError:
+        return None
 
 
 @attrs.frozen

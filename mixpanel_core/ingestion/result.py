@@ -15,14 +15,16 @@ from collections.abc import Sequence
 import attrs
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, reports_for
-from mixpanel_core.ingestion.encoding import EncodedPair, message_of
-from mixpanel_core.messages import Message
+from mixpanel_core.ingestion.encoding import EncodedPair, message_in
+from mixpanel_core.messages import Endpoint, Message
 
 
 @attrs.frozen
 class Outcome:
     """What became of a run of records: all of them share the status and its details."""
 
+    endpoint: Endpoint
+    """Where the records went (a message the sender did not keep is rebuilt for it)."""
     items: Sequence[EncodedPair]
     status: DeliveryStatus
     transport: str
@@ -38,7 +40,7 @@ class Outcome:
     def reports(self) -> list[DeliveryReport]:
         """One report per record, in order."""
         return reports_for(
-            map(message_of, self.items),
+            [message_in(self.endpoint, item) for item in self.items],
             self.status,
             self.transport,
             self.reason,

@@ -7,9 +7,9 @@ only bytes cross the process boundary: user objects are never pickled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from mixpanel_core.messages import Message, message_from_json
+from mixpanel_core.messages import ENDPOINTS, Message, message_from_json
 
 
 def encode_line(message: Message) -> bytes:
@@ -22,11 +22,18 @@ def encode_frame(lines: Sequence[bytes]) -> bytes:
     return b"\n".join(lines)
 
 
-def split_frame(frame: bytes) -> Iterator[tuple[str, bytes]]:
-    """``(endpoint, record JSON)`` for each line of ``frame``."""
-    for line in frame.split(b"\n"):
-        endpoint, _, record = line.partition(b" ")
-        yield endpoint.decode(), record
+def split_frame(frame: bytes) -> list[tuple[str, bytes]]:
+    """``(endpoint, record JSON)`` for each line of ``frame``, in order."""
+    parts = [line.partition(b" ") for line in frame.split(b"\n")]
+    return [(_endpoint_name(endpoint), record) for endpoint, _, record in parts]
+
+
+_NAMES = {name.encode(): name for name in ENDPOINTS}
+
+
+def _endpoint_name(raw: bytes) -> str:
+    # The four endpoint names, shared rather than decoded once per line.
+    return _NAMES.get(raw) or raw.decode(errors="replace")
 
 
 def decode_line(endpoint: str, record: bytes) -> Message:

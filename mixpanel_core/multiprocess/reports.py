@@ -47,22 +47,42 @@ def decode_report(encoded: EncodedReport) -> DeliveryReport:
 
 
 class ReportRelay:
-    """Collects the sender's reports (from any thread) and ships them to the owner."""
+    """Collects the sender's reports (from any thread) and ships them to the owner.
+
+    It also keeps the totals per status. Every record the sender takes is either accepted or
+    reported otherwise (a transport may leave out accepted ones when nobody observes them),
+    so the relay counts what was taken and the reports that are not ACCEPTED; the rest were
+    accepted. Counting that way costs nothing per accepted record.
+    """
 
     def __init__(self, reports: Queue[Any], forward: bool) -> None:
         self._queue = reports
         self._forward = forward
         self._lock = threading.Lock()
         self._pending: list[EncodedReport] = []
-        self.counts: collections.Counter[str] = collections.Counter()
+        self._taken = 0
+        self._not_accepted: collections.Counter[str] = collections.Counter()
+
+    def taken(self, count: int) -> None:
+        """The sender took ``count`` more records off the queue."""
+        with self._lock:
+            self._taken += count
 
     def report(self, report: DeliveryReport) -> None:
         """The inner transport's reporter."""
         encoded = encode_report(report) if self._forward else None
         with self._lock:
-            self.counts[report.status.value] += 1
+            if not report.ok:
+                self._not_accepted[report.status.value] += 1
             if encoded is not None:
                 self._pending.append(encoded)
+
+    def counts(self) -> dict[str, int]:
+        """Records per delivery status so far (statuses with none left out)."""
+        with self._lock:
+            accepted = self._taken - sum(self._not_accepted.values())
+            counts = {DeliveryStatus.ACCEPTED.value: accepted, **self._not_accepted}
+        return {status: count for status, count in counts.items() if count}
 
     def ship(self) -> None:
         """Send what was collected since the last call, as one queue item."""
@@ -81,6 +101,4 @@ class ReportRelay:
     def done(self) -> None:
         """The last item: the counts per status over the sender's whole life."""
         self.ship()
-        with self._lock:
-            counts = dict(self.counts)
-        self._queue.put((DONE, counts))
+        self._queue.put((DONE, self.counts()))

@@ -15,15 +15,17 @@ import logging
 import multiprocessing
 import os
 import queue
+from collections.abc import Callable
 
 from mixpanel_core.dedicated_process import collect_cycles_rarely
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import DeliveryError, MixpanelCoreError
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
+from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
 from mixpanel_core.multiprocess.frames import decode_line, split_frame
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
-from mixpanel_core.transport import Transport
+from mixpanel_core.transport import RecordSink, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +35,26 @@ the owner died), the sender exits once the queue stayed empty this long (seconds
 
 
 class _SenderPipeline(Pipeline):
-    """Builds the inner transport by name; its reports go to the relay, not to plugins."""
+    """Builds the inner transport by name; its reports go to the relay, not to plugins.
+
+    Reports of accepted records are wanted only when the owner observes them (the relay
+    then ships them); the relay counts the rest itself.
+    """
 
     def __init__(self, channel: QueueChannel, relay: ReportRelay) -> None:
         config = channel.spec.config
         super().__init__((), config.transports, config)
         self._relay = relay
+        self._forward = channel.options.forward_reports
 
     def report(self, report: DeliveryReport) -> None:
         self._relay.report(report)
 
     def _observed(self) -> bool:
-        return True  # the relay counts every report, and ships them when the owner observes
+        return self._forward
+
+    def _reporter(self) -> Reporter:
+        return self._relay.report  # failures are counted whether or not they are shipped
 
 
 def run_sender(channel: QueueChannel) -> None:
@@ -76,6 +86,7 @@ def run_sender(channel: QueueChannel) -> None:
 
 def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
     frames = channel.frames
+    take = _line_taker(inner)
     stopping = False
     while True:
         try:
@@ -89,7 +100,7 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
                 stopping = True
             continue
         if isinstance(item, bytes):
-            _deliver(item, inner, relay, channel.spec.transport)
+            _deliver(item, take, relay, channel.spec.transport)
             relay.ship()
         elif item[0] == STOP:
             if item[1] == 0:
@@ -101,20 +112,39 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
             relay.answer_flush(token)
 
 
-def _deliver(frame: bytes, inner: Transport, relay: ReportRelay, name: str) -> None:
-    for endpoint, record in split_frame(frame):
+_TakeLine = Callable[[str, bytes], None]
+
+
+def _line_taker(inner: Transport) -> _TakeLine:
+    """How one line of a frame reaches the inner transport.
+
+    A ``RecordSink`` takes the record as it is: the producer validated it, and rebuilding
+    the message only to encode it again was most of this process's work. Any other
+    transport gets the message rebuilt from it.
+    """
+    if isinstance(inner, RecordSink):
+        return inner.send_record  # type: ignore[return-value]
+
+    def send(endpoint: str, record: bytes) -> None:
+        inner.send(decode_line(endpoint, record))
+
+    return send
+
+
+def _deliver(frame: bytes, take: _TakeLine, relay: ReportRelay, name: str) -> None:
+    lines = split_frame(frame)
+    relay.taken(len(lines))
+    for endpoint, record in lines:
         try:
-            message = decode_line(endpoint, record)
-        except MixpanelCoreError as exc:
+            take(endpoint, record)
+        except ValidationError as exc:
             relay.report(DeliveryReport(None, DeliveryStatus.DROPPED, name, str(exc)))
-            continue
-        try:
-            inner.send(message)
+        except DeliveryError:
+            pass  # a synchronous inner transport has already reported what it refused
         except MixpanelCoreError as exc:
-            # A synchronous inner transport has already reported what it refused; a
-            # TransportError (it could not take the message) has not.
-            if not isinstance(exc, DeliveryError):
-                relay.report(DeliveryReport(message, DeliveryStatus.FAILED, name, str(exc)))
+            # It could not take the record (a TransportError): nobody has reported it yet.
+            message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
+            relay.report(DeliveryReport(message, DeliveryStatus.FAILED, name, str(exc)))
 
 
 def _owner_alive() -> bool:

@@ -39,9 +39,11 @@ def test_batch_result_expands_its_outcomes_into_reports_in_order() -> None:
     pairs = [(m, m.json()) for m in messages]
     result = BatchResult(
         (
-            Outcome(pairs[:2], DeliveryStatus.ACCEPTED, "t", None, 200, 1),
-            Outcome(pairs[2:3], DeliveryStatus.REJECTED, "t", "bad", 400, 1, "properties.x"),
-            Outcome(pairs[3:], DeliveryStatus.FAILED, "t", "gave up", 503, 4),
+            Outcome("track", pairs[:2], DeliveryStatus.ACCEPTED, "t", None, 200, 1),
+            Outcome(
+                "track", pairs[2:3], DeliveryStatus.REJECTED, "t", "bad", 400, 1, "properties.x"
+            ),
+            Outcome("track", pairs[3:], DeliveryStatus.FAILED, "t", "gave up", 503, 4),
         )
     )
     assert [r.message for r in result.reports] == messages
@@ -62,6 +64,21 @@ def test_batch_result_expands_its_outcomes_into_reports_in_order() -> None:
 
 def test_a_result_of_accepted_outcomes_is_ok() -> None:
     message = event()
-    result = BatchResult((Outcome([(message, message.json())], DeliveryStatus.ACCEPTED, "t"),))
+    result = BatchResult(
+        (Outcome("track", [(message, message.json())], DeliveryStatus.ACCEPTED, "t"),)
+    )
     assert result.ok
     assert BatchResult(()).ok
+
+
+def test_an_outcome_rebuilds_the_messages_its_sender_did_not_keep() -> None:
+    """A sender may keep only the JSON (``None`` for the message): the report still carries
+    the message, rebuilt from that JSON, equal to the one sent; JSON that is no record of the
+    endpoint gets a report without a message rather than none."""
+    messages = [event() for _ in range(3)]
+    items = [(None, m.json()) for m in messages] + [(None, b"[1, 2]")]
+    reports = Outcome("track", items, DeliveryStatus.FAILED, "t", "gave up").reports()
+    assert [r.message for r in reports] == [*messages, None]
+    assert [r.message.json() for r in reports[:3] if r.message] == [m.json() for m in messages]
+    assert {r.status for r in reports} == {DeliveryStatus.FAILED}
+    assert {r.reason for r in reports} == {"gave up"}
