@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 from mp_workers import (
+    TOKEN,
     config_for,
     observed_client,
     track_through_channel,
     track_with_inherited_client,
 )
 
+from mixpanel_core.client import Mixpanel
 from mixpanel_core.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -102,3 +104,22 @@ def test_every_start_method_works_for_the_sender_and_the_workers(
     assert sorted(ids) == sorted(set(ids))
     assert len(ids) == 1_000
     assert counter.by_status == {"accepted": 1_000}
+
+
+def test_without_an_observer_the_sender_still_counts_every_record(
+    fresh: EmulatorProcess,
+) -> None:
+    """Unobserved, accepted records get no report at all: the sender counts them as taken
+    minus the others. A rejected request shows up as such, and the two add up."""
+    config = config_for(fresh.base_url, start_method="fork")
+    client = Mixpanel(TOKEN, config=config)
+    transport: Any = client.pipeline.transport("default")
+    fresh.client.fail_next(1, 400, endpoints=["track"])
+    run_workers("fork", track_through_channel, [(transport.channel, w, 2_000) for w in range(2)])
+    client.close()
+
+    delivered = len(fresh.client.insert_ids("track"))
+    counts = transport.supervisor.counts
+    assert counts is not None
+    assert counts["rejected"] > 0
+    assert counts == {"accepted": delivered, "rejected": 4_000 - delivered}

@@ -18,10 +18,10 @@ import pytest
 from mixpanel_core.buffering import BoundedQueue
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator, EmulatorProcess
-from mixpanel_core.errors import QueueFullError, TransportError
+from mixpanel_core.errors import QueueFullError, TransportError, ValidationError
 from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import result
-from mixpanel_core.messages import Event, Message, PeopleUpdate
+from mixpanel_core.messages import Event, ImportEvent, Message, PeopleUpdate
 from mixpanel_core.settings import MixpanelSettings
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 
@@ -54,12 +54,13 @@ def make_event(tag: str, n: int, cls: type[Event] = Event, **props: object) -> E
 def transport_for(
     emulator: Emulator | EmulatorProcess,
     reports: list[DeliveryReport] | None = None,
+    observed: bool = True,
     **options: object,
 ) -> BufferedHttpTransport:
     settings = MixpanelSettings(api_host=emulator.base_url, token="emulator-token")
     opts = BufferedHttpOptions(**{**_FAST, **options})  # type: ignore[arg-type]
     report = reports.append if reports is not None else (lambda r: None)
-    return BufferedHttpTransport(settings, opts, name="buffered", report=report)
+    return BufferedHttpTransport(settings, opts, name="buffered", report=report, observed=observed)
 
 
 def wait_for_stalled_request(emulator: Emulator) -> None:
@@ -146,6 +147,76 @@ def test_without_an_observer_only_undelivered_records_get_reports(
     transport.close()
 
 
+def test_unobserved_the_queue_holds_json_and_rebuilds_the_messages_it_returns(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Nobody reads reports: a queued record is its JSON alone (nothing for the garbage
+    collector to walk), except for /import, whose credentials may come with the call. What
+    ``flush`` returns is rebuilt, equal to what was sent, and is still delivered later."""
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    transport = BufferedHttpTransport(settings, BufferedHttpOptions(**_FAST))  # type: ignore[arg-type]
+    mixpanel_emulator.client.stall()
+    first = make_event("held", 0)
+    transport.send(first)
+    wait_for_stalled_request(mixpanel_emulator)
+    events = [make_event("held", i) for i in range(1, 6)]
+    imported = make_event("held", 6, ImportEvent)
+    for message in [*events, imported]:
+        transport.send(message)
+    queued = transport.sender._queue.snapshot()
+    assert [(endpoint, kept) for endpoint, kept, _ in queued] == [
+        *[("track", None)] * 5,
+        ("import", imported),
+    ]
+    assert [data for _, _, data in queued] == [m.json() for m in [*events, imported]]
+    assert transport.flush(0.2) == [first, *events, imported]
+    mixpanel_emulator.client.release()
+    assert transport.close(30) == []
+    assert sorted(mixpanel_emulator.client.insert_ids("track")) == sorted(
+        m.insert_id or "" for m in [first, *events]
+    )
+
+
+def test_records_given_as_json_are_sent_as_they_are(mixpanel_emulator: Emulator) -> None:
+    reports: list[DeliveryReport] = []
+    transport = transport_for(mixpanel_emulator, reports)
+    messages = [make_event("as-is", i, plan="pro") for i in range(20)]
+    for message in messages:
+        transport.send_record("track", message.json())
+    with pytest.raises(ValidationError, match="endpoint: 'trak' is not one of"):
+        transport.send_record("trak", messages[0].json())  # type: ignore[arg-type]
+    assert transport.flush(30) == []
+    arrived = mixpanel_emulator.client.records("track")
+    assert [orjson.dumps(record) for record in arrived] == [m.json() for m in messages]
+    # Reports carry the message rebuilt from the JSON, equal to the one encoded.
+    assert [r.message for r in reports] == messages
+    assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
+    transport.close()
+    with pytest.raises(TransportError, match="closed"):
+        transport.send_record("track", messages[0].json())
+
+
+def test_a_reporter_that_does_not_observe_hears_of_every_record_not_delivered(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """``observed=False`` with a real reporter (the multiprocessing sender's relay): no
+    report for accepted records, one for each record rejected, with its message."""
+    reports: list[DeliveryReport] = []
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    options = BufferedHttpOptions(**{**_FAST, "max_batch_records": 5})  # type: ignore[arg-type]
+    transport = BufferedHttpTransport(settings, options, report=reports.append, observed=False)
+    mixpanel_emulator.client.fail_next(1, 400, endpoints=["track"])
+    messages = [make_event("unobserved", i) for i in range(20)]
+    for message in messages:
+        transport.send(message)
+    assert transport.flush(30) == []
+    accepted = set(mixpanel_emulator.client.insert_ids("track"))
+    assert 15 <= len(accepted) < 20
+    assert {r.status for r in reports} == {DeliveryStatus.REJECTED}
+    assert [r.message for r in reports] == [m for m in messages if m.insert_id not in accepted]
+    transport.close()
+
+
 def test_the_queue_hands_items_over_in_order_and_keeps_its_byte_count() -> None:
     queue: BoundedQueue[int] = BoundedQueue(100, 10_000, "block", 0.0, lambda items, why: None)
     for n in range(10):
@@ -212,12 +283,13 @@ def test_sixteen_threads_sending_at_once_lose_nothing(mixpanel_emulator: Emulato
 
 
 def _fill_while_stalled(
-    emulator: Emulator, when_full: str, reports: list[DeliveryReport]
+    emulator: Emulator, when_full: str, reports: list[DeliveryReport], observed: bool = True
 ) -> tuple[BufferedHttpTransport, list[Message]]:
     """One message in flight (held by the stalled emulator), then 7 more into a queue of 5."""
     transport = transport_for(
         emulator,
         reports,
+        observed,
         when_full=when_full,
         max_queue_messages=5,
         max_batch_records=1,
@@ -237,6 +309,7 @@ def _fill_while_stalled(
     return transport, messages
 
 
+@pytest.mark.parametrize("observed", [True, False])
 @pytest.mark.parametrize(
     ("when_full", "dropped", "delivered"),
     [
@@ -246,10 +319,16 @@ def _fill_while_stalled(
     ],
 )
 def test_a_full_queue_obeys_its_policy_and_reports_every_drop(
-    mixpanel_emulator: Emulator, when_full: str, dropped: list[int], delivered: list[int]
+    mixpanel_emulator: Emulator,
+    when_full: str,
+    dropped: list[int],
+    delivered: list[int],
+    observed: bool,
 ) -> None:
+    """Observed or not (the queue then holds JSON alone), every drop is reported with its
+    message; accepted records are reported only when observed."""
     reports: list[DeliveryReport] = []
-    transport, messages = _fill_while_stalled(mixpanel_emulator, when_full, reports)
+    transport, messages = _fill_while_stalled(mixpanel_emulator, when_full, reports, observed)
     assert transport.dropped == 2
     drops = [r for r in reports if r.status is DeliveryStatus.DROPPED]
     assert [r.message for r in drops] == [messages[i] for i in dropped]
@@ -259,6 +338,8 @@ def test_a_full_queue_obeys_its_policy_and_reports_every_drop(
     assert sorted(mixpanel_emulator.client.insert_ids("track")) == sorted(
         messages[i].insert_id for i in delivered
     )
+    accepted = [r for r in reports if r.status is DeliveryStatus.ACCEPTED]
+    assert len(accepted) == (len(delivered) if observed else 0)
 
 
 def test_block_waits_for_room_when_the_queue_drains(mixpanel_emulator: Emulator) -> None:
