@@ -10,13 +10,22 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mixpanel_core import Mixpanel
+from mixpanel_core import Mixpanel, registry
 from mixpanel_core.cli import main
 from mixpanel_core.config import config_from_mapping
-from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, discover, distribution_of
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.registry import (
+    PLUGIN_GROUP,
+    TRANSPORT_GROUP,
+    discover,
+    distribution_of,
+    load,
+)
 
 
 @pytest.fixture
@@ -89,3 +98,50 @@ def test_plugins_command_lists_third_party_with_its_distribution(
     assert "acme_mixpanel:AcmeTransport" in out
     assert "acme-mixpanel 1.2.3" in out
     assert "transports.console:ConsoleTransport" in out
+
+
+def test_discovery_reads_the_metadata_once_per_search_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pipeline built loads its plugins and transports by entry point: the metadata of
+    all installed distributions is read once, and again when ``sys.path`` changes."""
+    scans: list[str] = []
+    real = registry.entry_points
+
+    def counting(group: str) -> Any:
+        scans.append(group)
+        return real(group=group)
+
+    monkeypatch.setattr(registry, "entry_points", counting)
+    registry._scan.cache_clear()
+    for _ in range(3):
+        Pipeline.from_config(config_from_mapping({"transports": {"m": {"type": "memory"}}}))
+        load(TRANSPORT_GROUP, "memory", "transports.m.type")
+    assert scans == [PLUGIN_GROUP, TRANSPORT_GROUP]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load(TRANSPORT_GROUP, "memory", "transports.m.type")
+    assert scans == [PLUGIN_GROUP, TRANSPORT_GROUP, TRANSPORT_GROUP]
+
+
+def test_a_distribution_installed_after_the_first_look_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed into a directory already on the path (``pip install`` while running): the
+    kept answer lacks it, so ``load`` looks again before saying it is not installed."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "late" not in discover(TRANSPORT_GROUP)
+    (tmp_path / "late_transport.py").write_text(
+        "from transports.memory import MemoryTransport as LateTransport\n"
+    )
+    dist_info = tmp_path / "late_transport-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: late\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[mixpanel_core.transports]\nlate = late_transport:LateTransport\n"
+    )
+    try:
+        assert load(TRANSPORT_GROUP, "late", "transports.x.type").__name__ == "MemoryTransport"
+        with pytest.raises(ConfigError, match="no transport named 'missing' is installed"):
+            load(TRANSPORT_GROUP, "missing", "transports.x.type")
+    finally:
+        sys.modules.pop("late_transport", None)
