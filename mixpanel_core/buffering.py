@@ -439,13 +439,20 @@ class BackgroundSender:
     # -- the sender thread ----------------------------------------------------------------
 
     def _ready(self) -> bool:
+        """Whether to send what is queued now, without lingering for a full batch."""
         return self._urgent > 0 or self._stopping
+
+    def _closing(self) -> bool:
+        return self._stopping
 
     def _run(self) -> None:
         queue = self._queue
         linger = self.options.linger
         while not self._abort.is_set():
-            queue.wait_not_empty(self._ready)
+            # Only closing ends the wait for a first record: a flush with nothing queued has
+            # nothing to wait for (it returns at once), and waking for it spun this loop on
+            # an empty queue, holding the interpreter, until the flush noticed.
+            queue.wait_not_empty(self._closing)
             if self._stopping and not len(queue):
                 return
             if linger and not self._ready():
