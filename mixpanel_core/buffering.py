@@ -181,6 +181,38 @@ class BoundedQueue(Generic[T]):
                 return
         self._put_when_full(item, size)
 
+    def put_many(self, items: Sequence[T], sizes: Sequence[int]) -> None:
+        """Enqueue ``items`` in order (``sizes`` alongside), as ``put`` would one by one.
+
+        When they all fit, the usual case, they go in under one lock. Otherwise each goes
+        through the full policy, and once one is refused under ``block`` the rest are refused
+        with it rather than each waiting out the timeout again. Never raises: whatever is
+        refused is handed to ``on_drop``.
+        """
+        total = sum(sizes)
+        with self._lock:
+            before = len(self._items)
+            after = before + len(items)
+            if after <= self.max_items and self._bytes + total <= self.max_bytes:
+                self._items.extend(items)
+                self._sizes.extend(sizes)
+                self._bytes += total
+                self.total_put += len(items)
+                if before == 0 or before < self.wake_at <= after:
+                    self._not_empty.notify()
+                return
+        for index, (item, size) in enumerate(zip(items, sizes, strict=True)):
+            try:
+                self.put(item, size)
+            except QueueFullError:
+                rest = list(items[index + 1 :])
+                if rest:
+                    with self._lock:
+                        self.total_dropped += len(rest)
+                    reason = "dropped: the queue stayed full for an earlier record of its batch"
+                    self._on_drop(rest, reason)
+                return
+
     def _put_when_full(self, item: T, size: int) -> None:
         evicted: list[T] = []
         refused = False
@@ -255,13 +287,17 @@ class BoundedQueue(Generic[T]):
             self._not_empty.notify_all()
 
 
+RECORD_OVERHEAD = 160
+"""Bytes the queue's own objects take per record (its tuple and the bytes object's header)."""
+
+
 def held_bytes(data: bytes, with_message: bool) -> int:
     """Approximate memory one queued record holds: its JSON and the queue's own objects,
     plus, when the message is kept, its frozen record (about eight times its JSON size,
     measured on typical events).
 
     Counting this rather than the JSON alone makes ``max_queue_bytes`` a memory bound."""
-    return 9 * len(data) + 512 if with_message else len(data) + 160
+    return 9 * len(data) + 512 if with_message else len(data) + RECORD_OVERHEAD
 
 
 class _AbortedError(Exception):
@@ -354,22 +390,33 @@ class BackgroundSender:
         kept = message if self._observed or endpoint == "import" else None
         self._put(endpoint, kept, message.json())
 
-    def submit_record(self, endpoint: Endpoint, data: bytes) -> None:
-        """Enqueue a record already validated and encoded elsewhere (its compact JSON).
+    def submit_records(self, endpoint: Endpoint, records: Sequence[bytes]) -> None:
+        """Enqueue records already validated and encoded elsewhere (each its compact JSON).
 
         For senders relaying records another process checked (the ``multiprocessing_queue``
-        sender); the record is sent as it is. Raises as ``submit`` does.
+        sender): each is sent as it is, and all go in under one lock when they fit. A record
+        the full policy refuses is reported DROPPED, not raised (under ``block``, the ones
+        after it are refused with it). Raises ``ValidationError`` for an unknown endpoint and
+        ``TransportError`` once closed, having taken none.
         """
         if endpoint not in ENDPOINTS:
             raise ValidationError([Problem("endpoint", f"{endpoint!r} is not one of {ENDPOINTS}")])
-        self._put(endpoint, None, data)
+        self._ready_to_take()
+        self._queue.put_many(
+            [(endpoint, None, data) for data in records],
+            [len(data) + RECORD_OVERHEAD for data in records],
+        )
 
     def _put(self, endpoint: Endpoint, kept: Message | None, data: bytes) -> None:
+        self._ready_to_take()
+        self._queue.put((endpoint, kept, data), held_bytes(data, kept is not None))
+
+    def _ready_to_take(self) -> None:
+        """Refuse once closed; start the thread on the first record."""
         if self._closed:
             raise TransportError(f"transport {self.name!r} is closed; it cannot take messages")
         if self._thread is None:
             self._start()
-        self._queue.put((endpoint, kept, data), held_bytes(data, kept is not None))
 
     def _start(self) -> None:
         with self._start_lock:

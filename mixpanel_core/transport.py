@@ -20,9 +20,9 @@ entry point names, through ``from_config(options, context)``; ``options`` is the
 TOML table without ``type``, and unknown keys must fail (``mixpanel_core.schema.read`` does
 that).
 
-A transport may also implement ``RecordSink`` (``send_record(endpoint, data)``) to take records
-another process already validated and encoded: the ``multiprocessing_queue`` sender then hands
-them over as they are instead of rebuilding each message.
+A transport may also implement ``RecordSink`` (``send_records(endpoint, records)``) to take
+records another process already validated and encoded: the ``multiprocessing_queue`` sender
+then hands them over as they are instead of rebuilding each message.
 """
 
 from __future__ import annotations
@@ -55,10 +55,12 @@ class Transport(Protocol):
 class RecordSink(Protocol):
     """Optional: a transport that takes encoded records as well as messages."""
 
-    def send_record(self, endpoint: Endpoint, data: bytes) -> None:
-        """Take one record for ``endpoint``: its compact wire JSON, already validated.
+    def send_records(self, endpoint: Endpoint, records: Sequence[bytes]) -> None:
+        """Take records for ``endpoint``, in order: each its compact wire JSON, validated.
 
-        Raises as ``send`` does. Reports about it carry the message rebuilt from ``data``.
+        A record it cannot take is reported (DROPPED or FAILED), not raised; it raises
+        (``TransportError``, ``ValidationError``) only having taken none of them. Reports
+        carry the message rebuilt from the record.
         """
         ...
 

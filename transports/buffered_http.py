@@ -82,9 +82,9 @@ class BufferedHttpTransport:
     def send(self, message: Message) -> None:
         self.sender.submit(message)
 
-    def send_record(self, endpoint: Endpoint, data: bytes) -> None:
-        """Queue a record already validated and encoded (see ``RecordSink``)."""
-        self.sender.submit_record(endpoint, data)
+    def send_records(self, endpoint: Endpoint, records: Sequence[bytes]) -> None:
+        """Queue records already validated and encoded (see ``RecordSink``)."""
+        self.sender.submit_records(endpoint, records)
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         return self.sender.flush(timeout)

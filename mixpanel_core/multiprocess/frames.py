@@ -7,6 +7,8 @@ only bytes cross the process boundary: user objects are never pickled.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 
 from mixpanel_core.messages import ENDPOINTS, Message, message_from_json
@@ -26,6 +28,21 @@ def split_frame(frame: bytes) -> list[tuple[str, bytes]]:
     """``(endpoint, record JSON)`` for each line of ``frame``, in order."""
     parts = [line.partition(b" ") for line in frame.split(b"\n")]
     return [(_endpoint_name(endpoint), record) for endpoint, _, record in parts]
+
+
+def records_by_endpoint(frame: bytes) -> list[tuple[str, list[bytes]]]:
+    """The records of ``frame`` as runs of one endpoint each, in order:
+    ``[(endpoint, [record JSON, ...]), ...]``."""
+    head = frame[: frame.find(b" ") + 1]  # the first line's endpoint and its space
+    if frame.count(b"\n" + head) == frame.count(b"\n"):
+        # The usual frame: every line is for one endpoint, so one split cuts out the
+        # records (no line of compact JSON holds a newline), with no step per line.
+        return [(_endpoint_name(head[:-1]), (b"\n" + frame).split(b"\n" + head)[1:])]
+    lines = (line.partition(b" ") for line in frame.split(b"\n"))
+    return [
+        (_endpoint_name(endpoint), [record for _, _, record in run])
+        for endpoint, run in itertools.groupby(lines, key=operator.itemgetter(0))
+    ]
 
 
 _NAMES = {name.encode(): name for name in ENDPOINTS}

@@ -15,14 +15,13 @@ import logging
 import multiprocessing
 import os
 import queue
-from collections.abc import Callable
 
 from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
-from mixpanel_core.multiprocess.frames import decode_line, split_frame
+from mixpanel_core.multiprocess.frames import decode_line, records_by_endpoint, split_frame
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.transport import RecordSink, Transport
@@ -86,7 +85,6 @@ def run_sender(channel: QueueChannel) -> None:
 
 def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
     frames = channel.frames
-    take = _line_taker(inner)
     stopping = False
     while True:
         try:
@@ -100,7 +98,7 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
                 stopping = True
             continue
         if isinstance(item, bytes):
-            _deliver(item, take, relay, channel.spec.transport)
+            _deliver(item, inner, relay, channel.spec.transport)
             relay.ship()
         elif item[0] == STOP:
             if item[1] == 0:
@@ -112,39 +110,41 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
             relay.answer_flush(token)
 
 
-_TakeLine = Callable[[str, bytes], None]
+def _deliver(frame: bytes, inner: Transport, relay: ReportRelay, name: str) -> None:
+    """Hand a frame's records to the inner transport.
 
-
-def _line_taker(inner: Transport) -> _TakeLine:
-    """How one line of a frame reaches the inner transport.
-
-    A ``RecordSink`` takes the record as it is: the producer validated it, and rebuilding
-    the message only to encode it again was most of this process's work. Any other
-    transport gets the message rebuilt from it.
+    A ``RecordSink`` takes them as they are, a run of one endpoint at a time: the producer
+    validated them, and rebuilding each message only for it to be encoded again was most of
+    this process's work. Any other transport gets each message rebuilt.
     """
     if isinstance(inner, RecordSink):
-        return inner.send_record  # type: ignore[return-value]
-
-    def send(endpoint: str, record: bytes) -> None:
-        inner.send(decode_line(endpoint, record))
-
-    return send
-
-
-def _deliver(frame: bytes, take: _TakeLine, relay: ReportRelay, name: str) -> None:
+        for endpoint, records in records_by_endpoint(frame):
+            relay.taken(len(records))
+            try:
+                inner.send_records(endpoint, records)  # type: ignore[arg-type]
+            except MixpanelCoreError as exc:
+                # It took none of them (closed, or an endpoint it does not know).
+                _report_each(relay, endpoint, records, name, exc)
+        return
     lines = split_frame(frame)
     relay.taken(len(lines))
     for endpoint, record in lines:
         try:
-            take(endpoint, record)
-        except ValidationError as exc:
-            relay.report(DeliveryReport(None, DeliveryStatus.DROPPED, name, str(exc)))
+            inner.send(decode_line(endpoint, record))
         except DeliveryError:
             pass  # a synchronous inner transport has already reported what it refused
         except MixpanelCoreError as exc:
-            # It could not take the record (a TransportError): nobody has reported it yet.
-            message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
-            relay.report(DeliveryReport(message, DeliveryStatus.FAILED, name, str(exc)))
+            # A bad record, or the transport could not take it: nobody has reported it yet.
+            _report_each(relay, endpoint, [record], name, exc)
+
+
+def _report_each(
+    relay: ReportRelay, endpoint: str, records: list[bytes], name: str, error: Exception
+) -> None:
+    status = DeliveryStatus.DROPPED if isinstance(error, ValidationError) else DeliveryStatus.FAILED
+    for record in records:
+        message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
+        relay.report(DeliveryReport(message, status, name, str(error)))
 
 
 def _owner_alive() -> bool:

@@ -63,6 +63,16 @@ def track_through_channel(channel: QueueChannel, worker: int, events: int) -> No
     client.close()
 
 
+def track_and_update_profiles(channel: QueueChannel, worker: int, events: int) -> None:
+    """A worker whose batches mix endpoints: an event each time, a profile update every third."""
+    client = worker_client(channel)
+    for i in range(events):
+        client.track(f"worker-{worker}", "Tick", {"i": i})
+        if i % 3 == 0:
+            client.people_set(f"worker-{worker}", {"i": i})
+    client.close()
+
+
 def track_with_inherited_client(client: Mixpanel, worker: int, events: int) -> None:
     """A forked worker: the client it inherited from the parent."""
     for i in range(events):

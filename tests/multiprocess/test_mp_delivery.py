@@ -12,6 +12,7 @@ from mp_workers import (
     TOKEN,
     config_for,
     observed_client,
+    track_and_update_profiles,
     track_through_channel,
     track_with_inherited_client,
 )
@@ -123,3 +124,21 @@ def test_without_an_observer_the_sender_still_counts_every_record(
     assert counts is not None
     assert counts["rejected"] > 0
     assert counts == {"accepted": delivered, "rejected": 4_000 - delivered}
+
+
+def test_events_and_profile_updates_from_one_worker_each_reach_their_endpoint(
+    fresh: EmulatorProcess,
+) -> None:
+    """A worker's frame mixes endpoints; the sender hands each run of one endpoint to
+    buffered_http as it is, and every record lands where it belongs, in order."""
+    config = config_for(fresh.base_url, start_method="fork", batch_size=50)
+    client = Mixpanel(TOKEN, config=config)
+    transport: Any = client.pipeline.transport("default")
+    run_workers("fork", track_and_update_profiles, [(transport.channel, 0, 300)])
+    client.close()
+
+    events = fresh.client.records("track")
+    profiles = fresh.client.records("engage")
+    assert [e["properties"]["i"] for e in events] == list(range(300))
+    assert [p["$set"]["i"] for p in profiles] == list(range(0, 300, 3))
+    assert transport.supervisor.counts == {"accepted": 400}

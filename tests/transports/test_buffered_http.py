@@ -181,10 +181,10 @@ def test_records_given_as_json_are_sent_as_they_are(mixpanel_emulator: Emulator)
     reports: list[DeliveryReport] = []
     transport = transport_for(mixpanel_emulator, reports)
     messages = [make_event("as-is", i, plan="pro") for i in range(20)]
-    for message in messages:
-        transport.send_record("track", message.json())
+    transport.send_records("track", [m.json() for m in messages[:15]])
+    transport.send_records("track", [m.json() for m in messages[15:]])
     with pytest.raises(ValidationError, match="endpoint: 'trak' is not one of"):
-        transport.send_record("trak", messages[0].json())  # type: ignore[arg-type]
+        transport.send_records("trak", [messages[0].json()])  # type: ignore[arg-type]
     assert transport.flush(30) == []
     arrived = mixpanel_emulator.client.records("track")
     assert [orjson.dumps(record) for record in arrived] == [m.json() for m in messages]
@@ -193,7 +193,46 @@ def test_records_given_as_json_are_sent_as_they_are(mixpanel_emulator: Emulator)
     assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
     transport.close()
     with pytest.raises(TransportError, match="closed"):
-        transport.send_record("track", messages[0].json())
+        transport.send_records("track", [messages[0].json()])
+
+
+@pytest.mark.parametrize(
+    ("when_full", "queued", "dropped"),
+    [("drop_newest", [0, 1, 2], [3, 4, 5]), ("drop_oldest", [3, 4, 5], [0, 1, 2])],
+)
+def test_records_that_do_not_fit_obey_the_policy_one_by_one(
+    when_full: str, queued: list[int], dropped: list[int]
+) -> None:
+    drops: list[int] = []
+    queue: BoundedQueue[int] = BoundedQueue(
+        3,
+        10_000,
+        when_full,
+        0.0,
+        lambda items, why: drops.extend(items),  # type: ignore[arg-type]
+    )
+    queue.put_many([0, 1], [10, 10])
+    queue.put_many([2, 3, 4, 5], [10, 10, 10, 10])
+    assert queue.snapshot() == queued
+    assert drops == dropped
+    assert queue.total_put == (6 if when_full == "drop_oldest" else 3)
+    assert queue.total_dropped == 3
+    assert queue.bytes == 30
+
+
+def test_under_block_the_records_after_a_refused_one_are_refused_without_waiting() -> None:
+    drops: list[tuple[list[int], str]] = []
+    queue: BoundedQueue[int] = BoundedQueue(
+        2, 10_000, "block", 0.2, lambda items, why: drops.append((items, why))
+    )
+    started = time.monotonic()
+    queue.put_many([0, 1, 2, 3, 4], [10] * 5)
+    assert time.monotonic() - started < 1.0  # one timeout, not one per refused record
+    assert queue.snapshot() == [0, 1]
+    assert [items for items, _ in drops] == [[2], [3, 4]]
+    assert "stayed full" in drops[0][1]
+    assert "earlier record of its batch" in drops[1][1]
+    assert queue.total_dropped == 3
 
 
 def test_a_reporter_that_does_not_observe_hears_of_every_record_not_delivered(

@@ -22,7 +22,12 @@ from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import ConfigError, QueueFullError
 from mixpanel_core.multiprocess import run_sender, worker_client
 from mixpanel_core.multiprocess.channel import stop_request
-from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
+from mixpanel_core.multiprocess.frames import (
+    decode_frame,
+    encode_frame,
+    encode_line,
+    records_by_endpoint,
+)
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import memory_client
 
@@ -84,6 +89,25 @@ def test_frames_carry_the_wire_records_and_rebuild_the_same_messages() -> None:
     frame = encode_frame([encode_line(m) for m in memory.messages])
     assert isinstance(frame, bytes)
     assert decode_frame(frame) == memory.messages
+
+
+def test_a_frame_splits_into_runs_of_one_endpoint_in_order() -> None:
+    client, memory = memory_client()
+    client.track("u1", "One")
+    client.track("u1", "Two")
+    client.people_set("u1", {"name": "Ada"})
+    client.track("u1", "Three")
+    frame = encode_frame([encode_line(m) for m in memory.messages])
+    runs = records_by_endpoint(frame)
+    assert [(endpoint, len(records)) for endpoint, records in runs] == [
+        ("track", 2),
+        ("engage", 1),
+        ("track", 1),
+    ]
+    assert [r for _, records in runs for r in records] == [m.json() for m in memory.messages]
+    # The usual frame, one endpoint throughout, is cut by a single split.
+    only_events = encode_frame([encode_line(m) for m in memory.messages[:2]])
+    assert records_by_endpoint(only_events) == [("track", [m.json() for m in memory.messages[:2]])]
 
 
 def test_the_configuration_crosses_to_the_sender_process_intact() -> None:
