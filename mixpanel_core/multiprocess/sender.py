@@ -85,6 +85,8 @@ def run_sender(channel: QueueChannel) -> None:
 
 def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
     frames = channel.frames
+    # Looked up once: checking a protocol costs microseconds, and frames come by thousands.
+    sink = inner if isinstance(inner, RecordSink) else None
     stopping = False
     while True:
         try:
@@ -98,7 +100,7 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
                 stopping = True
             continue
         if isinstance(item, bytes):
-            _deliver(item, inner, relay, channel.spec.transport)
+            _deliver(item, inner, sink, relay, channel.spec.transport)
             relay.ship()
         elif item[0] == STOP:
             if item[1] == 0:
@@ -110,18 +112,21 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
             relay.answer_flush(token)
 
 
-def _deliver(frame: bytes, inner: Transport, relay: ReportRelay, name: str) -> None:
+def _deliver(
+    frame: bytes, inner: Transport, sink: RecordSink | None, relay: ReportRelay, name: str
+) -> None:
     """Hand a frame's records to the inner transport.
 
-    A ``RecordSink`` takes them as they are, a run of one endpoint at a time: the producer
-    validated them, and rebuilding each message only for it to be encoded again was most of
-    this process's work. Any other transport gets each message rebuilt.
+    A ``RecordSink`` (``sink``: ``inner`` itself, when it is one) takes them as they are, a
+    run of one endpoint at a time: the producer validated them, and rebuilding each message
+    only for it to be encoded again was most of this process's work. Any other transport
+    gets each message rebuilt.
     """
-    if isinstance(inner, RecordSink):
+    if sink is not None:
         for endpoint, records in records_by_endpoint(frame):
             relay.taken(len(records))
             try:
-                inner.send_records(endpoint, records)  # type: ignore[arg-type]
+                sink.send_records(endpoint, records)  # type: ignore[arg-type]
             except MixpanelCoreError as exc:
                 # It took none of them (closed, or an endpoint it does not know).
                 _report_each(relay, endpoint, records, name, exc)
