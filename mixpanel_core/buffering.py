@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import operator
 import os
 import threading
 import time
@@ -607,6 +608,11 @@ class BackgroundSender:
 
 def _by_endpoint(records: list[Record]) -> list[tuple[Endpoint, list[EncodedPair]]]:
     """``records`` grouped by endpoint, each group in queue order, as the client's pairs."""
+    endpoints = set(map(_endpoint_of, records))
+    if len(endpoints) == 1:
+        # The usual take: one endpoint. The pairs are made by C iterators, no step per record.
+        pairs = list(zip(map(_message_of, records), map(_data_of, records), strict=True))
+        return [(endpoints.pop(), pairs)]
     groups: dict[Endpoint, list[EncodedPair]] = {}
     for endpoint, message, data in records:
         group = groups.get(endpoint)
@@ -614,6 +620,11 @@ def _by_endpoint(records: list[Record]) -> list[tuple[Endpoint, list[EncodedPair
             group = groups[endpoint] = []
         group.append((message, data))
     return list(groups.items())
+
+
+_endpoint_of = operator.itemgetter(0)
+_message_of = operator.itemgetter(1)
+_data_of = operator.itemgetter(2)
 
 
 def _messages(records: list[Record]) -> list[Message]:

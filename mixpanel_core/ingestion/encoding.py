@@ -84,7 +84,7 @@ class WireFormat:
             head, tail = b"data=" + quote(head), quote(tail) + FORM_FIELDS
         # The framing goes onto the first and last records, so the one join that builds
         # the body is the only copy of the records (up to 2 MiB) it makes.
-        records = [data for _, data in items] or [b""]
+        records = list(map(data_of, items)) or [b""]
         records[0] = head + records[0]
         records[-1] = records[-1] + tail
         body = self.separator.join(records)
