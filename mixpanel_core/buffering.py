@@ -308,7 +308,7 @@ class _AbortedError(Exception):
 class BackgroundSender:
     """Queues messages and delivers them from one background thread; see the module docstring.
 
-    ``submit`` and ``submit_record`` are safe from any thread. ``flush``/``close`` return the
+    ``submit`` and ``submit_records`` are safe from any thread. ``flush``/``close`` return the
     messages that could not be delivered in time (``close`` also reports them FAILED and
     dead-letters them).
 
@@ -386,8 +386,9 @@ class BackgroundSender:
         # The message is kept only when it is needed later: by a reader of reports, or for
         # /import, whose credentials may come with the call rather than in the JSON. Without
         # it the queue holds bytes, which the garbage collector never walks (a queue of
-        # messages made it walk every record while it waited: measured, a third of the cost
-        # of track()), and the message is freed at once, in the caller's thread.
+        # messages made it walk every record while it waited: measured in a burst of 100,000
+        # events, 2 to 3 us each, half as much again as track()), and the message is freed
+        # at once, in the caller's thread.
         kept = message if self._observed or endpoint == "import" else None
         self._put(endpoint, kept, message.json())
 
