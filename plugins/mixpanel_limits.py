@@ -149,8 +149,9 @@ class MixpanelLimits:
                 and now - TRACK_WINDOW_SECONDS < event_time < now + MAX_FUTURE_SECONDS
                 and type(insert_id) is str
                 and len(insert_id) <= 36
-                and insert_id.isalnum()
-                and insert_id.isascii()
+                # bytes.isalnum: ASCII letters and digits only, several times faster than
+                # str.isalnum, which asks the Unicode tables about every character.
+                and insert_id.encode().isalnum()
                 and len(props) < MAX_PROPERTIES
                 and len(data) < MAX_RECORD_BYTES
                 # Nothing nested: the only braces are the record's and its properties' (one
