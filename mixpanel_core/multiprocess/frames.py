@@ -16,7 +16,11 @@ from mixpanel_core.messages import ENDPOINTS, Message, message_from_json
 
 def encode_line(message: Message) -> bytes:
     """One message's line: its endpoint, a space, its wire record."""
-    return message.endpoint.encode() + b" " + message.json()
+    return _LINE_HEADS[message.endpoint] + message.json()
+
+
+_LINE_HEADS = {name: name.encode() + b" " for name in ENDPOINTS}
+"""Each endpoint's name and the space after it, encoded once rather than per line."""
 
 
 def encode_frame(lines: Sequence[bytes]) -> bytes:
