@@ -599,7 +599,7 @@ class BackgroundSender:
         if total <= len(records) or total // 1000 != (total - len(records)) // 1000:
             logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
         if self._report is not ignore_report:
-            messages = [message_in(e, (message, data)) for e, message, data in records]
+            messages = _rebuilt(records)
             for report in reports_for(messages, DeliveryStatus.DROPPED, self.name, reason):
                 self._report(report)
         if self.options.when_full == "drop_oldest":
@@ -628,10 +628,14 @@ _message_of = operator.itemgetter(1)
 _data_of = operator.itemgetter(2)
 
 
+def _rebuilt(records: list[Record]) -> list[Message | None]:
+    """The message of each record, rebuilt from its JSON where it was not kept."""
+    return [message_in(endpoint, (message, data)) for endpoint, message, data in records]
+
+
 def _messages(records: list[Record]) -> list[Message]:
-    """The messages of ``records``, rebuilt from their JSON where they were not kept."""
-    found = [message_in(endpoint, (message, data)) for endpoint, message, data in records]
-    return [message for message in found if message is not None]
+    """The messages of ``records`` (see ``_rebuilt``), leaving out JSON that is no record."""
+    return [message for message in _rebuilt(records) if message is not None]
 
 
 def _after_fork_in_child(ref: weakref.ref[BackgroundSender]) -> None:

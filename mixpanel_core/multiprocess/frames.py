@@ -30,8 +30,7 @@ def encode_frame(lines: Sequence[bytes]) -> bytes:
 
 def split_frame(frame: bytes) -> list[tuple[str, bytes]]:
     """``(endpoint, record JSON)`` for each line of ``frame``, in order."""
-    parts = [line.partition(b" ") for line in frame.split(b"\n")]
-    return [(_endpoint_name(endpoint), record) for endpoint, _, record in parts]
+    return [(endpoint, r) for endpoint, records in records_by_endpoint(frame) for r in records]
 
 
 def records_by_endpoint(frame: bytes) -> list[tuple[str, list[bytes]]]:

@@ -53,7 +53,7 @@ class _SenderPipeline(Pipeline):
         return self._forward
 
     def _reporter(self) -> Reporter:
-        return self._relay.report  # failures are counted whether or not they are shipped
+        return self.report  # failures are counted whether or not they are shipped
 
 
 def run_sender(channel: QueueChannel) -> None:
