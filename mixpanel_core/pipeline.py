@@ -161,7 +161,11 @@ class Pipeline:
             raise
         except Exception as exc:
             raise PluginError(name, hook, exc) from exc
-        for transport in self._default_transports() if names is None else self._resolve(names):
+        if names is None:
+            transports = self._defaults or self._default_transports()
+        else:
+            transports = self._resolve(names)
+        for transport in transports:
             transport.send(message)
 
     def _default_transports(self) -> tuple[Transport, ...]:
