@@ -1,11 +1,12 @@
 """HTTP delivery against the official package, same run, same emulator (in its own process).
 
-    .venv/bin/python benchmarks/bench_http.py [--events 100000] [--direct-events 2000]
+    .venv/bin/python benchmarks/bench_http.py [--events 100000] [--direct-events 2000] [--rounds 5]
 
 1. ``buffered_http`` vs the official ``BufferedConsumer``: events/s from the first ``track``
    until everything is accepted by the emulator (target: at least 10x). Measured twice: with
-   the emulator answering at once over loopback, and with a round trip of ``--latency-ms``
-   added to every request (the emulator's latency fault), as a real network to Mixpanel has.
+   the emulator answering at once over loopback (``--rounds`` rounds, the median ratio
+   reported), and once with a round trip of ``--latency-ms`` added to every request (the
+   emulator's latency fault), as a real network to Mixpanel has.
 2. ``http`` vs the official ``Consumer``: one request per event (target: at least 1x).
 3. Memory with the emulator stalled: peak RSS growth stays within the queue bound + 50 MB.
 """
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--direct-events", type=int, default=2_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of the zero-latency buffered comparison"
+    )
     args = parser.parse_args()
     # Drops under the stalled run are expected; one warning per thousand would flood the table.
     logging.getLogger("mixpanel_core").setLevel(logging.CRITICAL)
@@ -125,7 +129,13 @@ def main() -> None:
     with EmulatorProcess(keep_records=False) as stalled:
         grown, bound = stalled_memory(stalled, args.events)
     with EmulatorProcess(keep_records=False) as emulator:
-        ours_b, official_b = buffered(emulator, args.events)
+        # This comparison swings most with the machine's load: several rounds, each ours
+        # then the official, and the round with the median ratio is the one reported.
+        rounds = sorted(
+            (buffered(emulator, args.events) for _ in range(args.rounds)),
+            key=lambda pair: pair[0] / pair[1],
+        )
+        ours_b, official_b = rounds[len(rounds) // 2]
         ours_d, official_d = direct(emulator, args.direct_events)
         emulator.client.set_latency(args.latency_ms / 1000)
         ours_l, official_l = buffered(emulator, args.events)
@@ -145,6 +155,8 @@ def main() -> None:
             f"{name:36} {n:>8} {ours:>11,.0f} {official:>10,.0f} {ratio:>6.1f}x"
             f"  >={target:g}x {verdict}"
         )
+    spread = ", ".join(f"{ours / official:.1f}x" for ours, official in rounds)
+    print(f"buffered_http rounds, by ratio: {spread} (the median is in the table)")
     verdict = "ok" if grown <= bound + 50 else "MISSED"
     print(
         f"memory, emulator stalled: peak RSS grew {grown:.1f} MB; "
