@@ -83,9 +83,9 @@ class Mixpanel:
             raise ConfigError(f"mixpanel.token: required to build a client ({config.source})")
         return cls(config.mixpanel.token, config=config)
 
-    # The official client's two seams: tests monkeypatch them on the instance.
-    def _now(self) -> float:
-        return time.time()
+    # The official client's two seams: tests monkeypatch them on the instance. ``_now`` is
+    # the clock itself rather than a method around it: a Python call less per message.
+    _now = staticmethod(time.time)
 
     def _make_insert_id(self) -> str:
         return self._insert_ids.next_id()

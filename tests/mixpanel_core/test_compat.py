@@ -31,7 +31,7 @@ class ListConsumer:
 def test_monkeypatched_seams_on_the_instance_fix_time_and_insert_id() -> None:
     consumer = ListConsumer()
     mp = Mixpanel("tok", consumer=consumer)
-    mp._now = lambda: 1_000.5  # type: ignore[method-assign]
+    mp._now = lambda: 1_000.5
     mp._make_insert_id = lambda: "abcdef"  # type: ignore[method-assign]
     mp.import_data("key", "u-1", "E", 1_600_000_000)
     mp.people_set("u-1", {"a": 1})
