@@ -58,7 +58,8 @@ def mixpanel_route(message: Message, transports: Sequence[str]) -> Sequence[str]
 def mixpanel_delivered(report: DeliveryReport) -> None:
     """Observe what became of a message: accepted, rejected, failed after retries, or dropped.
 
-    Called once per message and outcome, possibly from a transport's background thread (or,
-    for the forwarder, its main loop): keep it quick and thread-safe. What it returns is
-    ignored; an exception is logged and never stops delivery.
+    Called once per message and outcome by the client's pipeline, possibly from a transport's
+    background thread: keep it quick and thread-safe. What it returns is ignored; an exception
+    is logged and never stops delivery. (The forwarder does not call it: its outcomes are its
+    metrics, its progress lines and its dead-letter topic.)
     """

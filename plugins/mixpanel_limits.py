@@ -1,7 +1,7 @@
 """``mixpanel_limits``: refuses, before sending, what Mixpanel's ingestion API would refuse.
 
 Every rule names the field and the limit, so a problem is fixed where it is made rather than
-found later in a dead-letter topic. The numbers are Mixpanel's (see docs/hooks.md).
+found later in a dead-letter topic. The numbers are Mixpanel's (see docs/plugins.md).
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ class ForwarderConfig:
     )
     consumer: FrozenDict = _secret_table(
         "Any kafka-python `KafkaConsumer` option (`session_timeout_ms`, `max_poll_records`, "
-        "`security_protocol`, ...), except `enable_auto_commit` and `group_id`."
+        "`security_protocol`, ...), except `enable_auto_commit`, `group_id` and "
+        "`key_deserializer`."
     )
     batch_records: int = setting(
         2000, doc="Records per endpoint that trigger a delivery at once (up to one request)."
