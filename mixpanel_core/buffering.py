@@ -27,7 +27,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.util import Finalize
 from typing import Generic, Literal, TypeVar
 
 import attrs
@@ -112,7 +113,8 @@ class BoundedQueue(Generic[T]):
 
     ``on_drop(items, reason)`` is called, outside the lock, with whatever a full policy drops.
     The consumer is woken when the first item arrives and when ``wake_at`` items are queued,
-    not on every put, so a busy producer does not ping-pong the GIL with it.
+    not on every put, so a busy producer does not ping-pong the GIL with it. Once ``close``d it
+    takes nothing more: ``put`` and ``put_many`` raise ``TransportError``.
     """
 
     def __init__(
@@ -140,6 +142,8 @@ class BoundedQueue(Generic[T]):
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        self._closed: str | None = None
+        """Why the queue takes nothing more (see ``close``), or ``None`` while it is open."""
         self.total_put = 0
         """Items ever enqueued."""
         self.total_evicted = 0
@@ -171,14 +175,29 @@ class BoundedQueue(Generic[T]):
         if count in (1, self.wake_at):
             self._not_empty.notify()
 
+    def close(self, reason: str) -> None:
+        """Take nothing more from now on; ``reason`` is the ``TransportError`` puts raise.
+
+        Producers waiting for room under ``block`` are woken and refused: what they hold is
+        still theirs (they get the error), never left behind in a queue nobody drains.
+        """
+        with self._lock:
+            self._closed = reason
+            self._not_full.notify_all()
+
     def put(self, item: T, size: int) -> None:
         """Enqueue ``item`` of ``size`` bytes, applying the full policy if there is no room.
 
-        Raises ``QueueFullError`` under ``block`` when no room appeared within the timeout.
+        Raises ``QueueFullError`` under ``block`` when no room appeared within the timeout, and
+        ``TransportError`` once closed.
         """
         # Once per message in the caller's thread: the usual case (room) is kept this short.
         with self._lock:
-            if len(self._items) < self.max_items and self._bytes + size <= self.max_bytes:
+            if (
+                len(self._items) < self.max_items
+                and self._bytes + size <= self.max_bytes
+                and self._closed is None
+            ):
                 self._append(item, size)
                 return
         self._put_when_full(item, size)
@@ -193,6 +212,8 @@ class BoundedQueue(Generic[T]):
         """
         total = sum(sizes)
         with self._lock:
+            if self._closed is not None:
+                raise TransportError(self._closed)
             before = len(self._items)
             after = before + len(items)
             if after <= self.max_items and self._bytes + total <= self.max_bytes:
@@ -219,6 +240,8 @@ class BoundedQueue(Generic[T]):
         evicted: list[T] = []
         refused = False
         with self._lock:
+            if self._closed is not None:
+                raise TransportError(self._closed)
             # Checked again: the consumer may have made room since ``put`` looked.
             if not self._fits(size):
                 # An item bigger than the whole byte bound can never fit: refuse it at once.
@@ -228,7 +251,11 @@ class BoundedQueue(Generic[T]):
                         self._bytes -= self._sizes.popleft()
                     self.total_evicted += len(evicted)
                 elif self.when_full == "block" and size <= self.max_bytes:
-                    self._not_full.wait_for(lambda: self._fits(size), self.block_timeout)
+                    self._not_full.wait_for(
+                        lambda: self._fits(size) or self._closed is not None, self.block_timeout
+                    )
+                    if self._closed is not None:
+                        raise TransportError(self._closed)
                 refused = not self._fits(size)
             if refused:
                 held = f"{len(self._items)} messages, {self._bytes} bytes"
@@ -363,6 +390,7 @@ class BackgroundSender:
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._exit_finalizer: Finalize | None = None
 
     def _after_fork(self) -> None:
         # The parent still holds and will deliver what was queued before the fork; the child
@@ -421,9 +449,12 @@ class BackgroundSender:
     def _ready_to_take(self) -> None:
         """Refuse once closed; start the thread on the first record."""
         if self._closed:
-            raise TransportError(f"transport {self.name!r} is closed; it cannot take messages")
+            raise TransportError(self._closed_text())
         if self._thread is None:
             self._start()
+
+    def _closed_text(self) -> str:
+        return f"transport {self.name!r} is closed; it cannot take messages"
 
     def _start(self) -> None:
         with self._start_lock:
@@ -433,6 +464,13 @@ class BackgroundSender:
                 )
                 thread.start()
                 self._thread = thread
+                if self.options.exit_timeout > 0:
+                    # Children started by multiprocessing leave through os._exit, which skips
+                    # atexit; they run multiprocessing's finalizers instead. Registered here,
+                    # once per process, since a child forgets its parent's at start.
+                    self._exit_finalizer = Finalize(
+                        None, _close_at_exit, (weakref.ref(self),), exitpriority=20
+                    )
 
     def flush(self, timeout: float | None = None) -> list[Message]:
         """Wait until everything submitted so far is settled, at most ``timeout`` seconds.
@@ -468,6 +506,9 @@ class BackgroundSender:
         if self._closed:
             return []
         self._closed = True
+        # Closed under the queue's lock too: a producer that got past the check in ``submit``,
+        # or waits for room, is refused rather than queueing behind the final drain.
+        self._queue.close(self._closed_text())
         started = time.monotonic()
         bound = self.options.flush_timeout if timeout is None else timeout
         left = self.flush(bound)
@@ -487,6 +528,8 @@ class BackgroundSender:
         self._give_up(self._queue.take(len(self._queue)), "not delivered: close() timed out")
         if self.options.exit_timeout > 0:
             atexit.unregister(self._at_exit)
+            if self._exit_finalizer is not None:
+                self._exit_finalizer.cancel()
         self.client.close()
         return left
 
@@ -516,6 +559,12 @@ class BackgroundSender:
                 self._in_flight = items
             try:
                 self._deliver(items)
+            except Exception as error:
+                # The thread must outlive any bug: everything queued after this take would
+                # otherwise never be sent. Requests are settled one by one in ``_send``, so an
+                # error here came before any request (cutting the batches): none was sent.
+                logger.exception("%s: unexpected error while preparing requests", self.name)
+                self._give_up(items, f"not sent: {type(error).__name__}: {error}")
             finally:
                 with self._state:
                     self._in_flight = []
@@ -524,13 +573,21 @@ class BackgroundSender:
 
     def _deliver(self, records: list[Record]) -> None:
         # Each batch is one request (and one retry budget, as the option says); the client
-        # finds it within the limits with a single sum and sends it as it is.
+        # finds it within the limits with a single sum and sends it as it is. All are cut
+        # before the first is sent, so a failure while cutting them leaves none half-sent.
         max_bytes = self.client.options.max_batch_bytes
-        for endpoint, pairs in _by_endpoint(records):
-            fmt = self.client.wire_format(endpoint)
-            limit = records_limit(endpoint, self._batch_records)
-            for batch in split_encoded(pairs, fmt, max_bytes, limit):
-                self._send(endpoint, batch)
+        requests = [
+            (endpoint, batch)
+            for endpoint, pairs in _by_endpoint(records)
+            for batch in split_encoded(
+                pairs,
+                self.client.wire_format(endpoint),
+                max_bytes,
+                records_limit(endpoint, self._batch_records),
+            )
+        ]
+        for endpoint, batch in requests:
+            self._send(endpoint, batch)
 
     def _send(self, endpoint: Endpoint, batch: list[EncodedPair]) -> None:
         try:
@@ -592,8 +649,24 @@ class BackgroundSender:
             logger.warning(
                 "%s: %d record(s) not delivered; first: %s", self.name, len(lost), lost[0].reason
             )
+        self._report_each(reports)
+
+    def _report_each(self, reports: Iterable[DeliveryReport]) -> None:
+        """Hand each report to ``report``; one that raises is logged and the rest go on.
+
+        A transport's ``report`` may be any callable (not only the pipeline's, which guards
+        its plugins): its bug must neither end the sender thread nor silence later reports.
+        """
+        failures = 0
         for report in reports:
-            self._report(report)
+            try:
+                self._report(report)
+            except Exception:
+                failures += 1
+                if failures == 1:
+                    logger.exception("%s: the report callback failed", self.name)
+        if failures > 1:
+            logger.error("%s: the report callback failed %d times more", self.name, failures - 1)
 
     def _give_up(self, records: list[Record], reason: str) -> None:
         self._settle([self._failed(e, pairs, reason) for e, pairs in _by_endpoint(records)])
@@ -605,8 +678,7 @@ class BackgroundSender:
             logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
         if self._report is not ignore_report:
             messages = _rebuilt(records)
-            for report in reports_for(messages, DeliveryStatus.DROPPED, self.name, reason):
-                self._report(report)
+            self._report_each(reports_for(messages, DeliveryStatus.DROPPED, self.name, reason))
         if self.options.when_full == "drop_oldest":
             with self._state:
                 self._state.notify_all()
