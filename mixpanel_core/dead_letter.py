@@ -14,10 +14,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import orjson
-
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.messages import Message
+from mixpanel_core.wire import dumps
 
 logger = logging.getLogger(__name__)
 
@@ -59,4 +58,4 @@ def _line(report: DeliveryReport, message: Message) -> bytes:
         "attempts": report.attempts,
         "record": message.record,
     }
-    return orjson.dumps(entry) + b"\n"
+    return dumps(entry) + b"\n"

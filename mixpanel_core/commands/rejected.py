@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import orjson
 
 from mixpanel_core.commands.errors import InputError
 from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.wire import dumps
 
 
 @attrs.frozen
@@ -89,7 +89,7 @@ class RejectedFile:
             "index": rejection.index,
             "record": rejection.record,
         }
-        self._handle.write(orjson.dumps(entry) + b"\n")
+        self._handle.write(dumps(entry) + b"\n")
 
     def sync(self) -> None:
         """Flush to disk: called before a checkpoint or an offset says the records are done."""

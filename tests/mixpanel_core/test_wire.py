@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import orjson
 
-from mixpanel_core.wire import dumps
+from mixpanel_core.frozen import FrozenDict
+from mixpanel_core.wire import dumps, dumps_str
 
 
 def test_encoded_records_hold_only_their_own_bytes() -> None:
@@ -22,3 +24,16 @@ def test_encoded_records_hold_only_their_own_bytes() -> None:
         tracemalloc.stop()
     assert held[0] == orjson.dumps(record)
     assert per_record < len(held[0]) + 100
+
+
+def test_integers_beyond_64_bits_are_written_as_the_official_sdk_writes_them() -> None:
+    record = FrozenDict(
+        event="e",
+        properties=FrozenDict(order_id=2**64, ids=(1, -(2**70)), city="Zürich", share=0.5),
+    )
+    # The official SDK: json.dumps(..., separators=(",", ":")); compared as parsed JSON, since
+    # it escapes non-ASCII and we send UTF-8.
+    official = json.dumps(record, separators=(",", ":"))
+    assert json.loads(dumps(record)) == json.loads(official)
+    assert json.loads(dumps_str(record)) == json.loads(official)
+    assert b"18446744073709551616" in dumps(record)
