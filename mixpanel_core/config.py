@@ -65,12 +65,19 @@ class RouteConfig:
         )
 
 
+def _keys_only(table: FrozenDict | None) -> str:
+    """A raw table's repr without its values: they may hold passwords (SASL, TLS, a salt)."""
+    if table is None:
+        return "None"
+    return "{" + ", ".join(f"{key!r}: ..." for key in table) + "}"
+
+
 @attrs.frozen
 class TransportConfig:
     """One ``[transports.NAME]`` table: the entry-point ``type`` and its own options."""
 
     type: str
-    options: FrozenDict = EMPTY
+    options: FrozenDict = attrs.field(default=EMPTY, repr=_keys_only)
 
 
 @attrs.frozen
@@ -81,12 +88,12 @@ class Config:
     pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
     plugins: tuple[str, ...] = DEFAULT_PLUGINS + ALWAYS_ENABLED_PLUGINS
     """Enabled plugin names, in the order their hooks run."""
-    plugin_options: FrozenDict = EMPTY
+    plugin_options: FrozenDict = attrs.field(default=EMPTY, repr=_keys_only)
     """``[plugins.NAME]`` tables by plugin name."""
     transports: FrozenDict = EMPTY
     """``TransportConfig`` by transport name."""
     routes: tuple[RouteConfig, ...] = ()
-    forwarder: FrozenDict | None = None
+    forwarder: FrozenDict | None = attrs.field(default=None, repr=_keys_only)
     """The raw ``[forwarder]`` table; the forwarder reads it when it starts."""
     source: str = "<defaults>"
     """Where the configuration came from, for messages."""

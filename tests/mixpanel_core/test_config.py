@@ -64,6 +64,43 @@ def test_secrets_never_appear_in_reprs(tmp_path: Path) -> None:
     assert "very-secret-value" not in str(config.mixpanel)
 
 
+KAFKA_WITH_PASSWORDS = """
+[mixpanel]
+token = "t"
+[plugins]
+enabled = ["redaction"]
+[plugins.redaction]
+hash = ["email"]
+salt = "${SALT}"
+[transports.bus]
+type = "kafka"
+bootstrap_servers = "k:9092"
+topic = "mixpanel"
+producer = { security_protocol = "SASL_SSL", sasl_plain_password = "${KAFKA_PASSWORD}" }
+[forwarder]
+source = "bus"
+dead_letter_topic = "dead"
+consumer = { sasl_plain_password = "${KAFKA_PASSWORD}" }
+"""
+
+
+def test_raw_tables_show_their_keys_but_never_their_values(tmp_path: Path) -> None:
+    # Transport options, plugin options and [forwarder] are kept as raw tables until a
+    # transport, plugin or the forwarder reads them: SASL passwords and salts live there.
+    env = {"SALT": "salt-secret-value", "KAFKA_PASSWORD": "kafka-secret-value"}
+    config = load_config(write(tmp_path, KAFKA_WITH_PASSWORDS), env)
+    shown = repr(config)
+    for secret in env.values():
+        assert secret not in shown
+        assert secret not in repr(config.transports["bus"])
+    assert "'producer': ..." in shown
+    assert "'redaction': ..." in shown
+    assert "'consumer': ..." in shown
+    assert config.transports["bus"].options["producer"]["sasl_plain_password"] == (
+        "kafka-secret-value"
+    )
+
+
 def test_missing_environment_variable_names_the_variable_and_key(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
