@@ -554,8 +554,10 @@ class BackgroundSender:
                 return
             if linger and not self._ready():
                 queue.wait_until(self._ready, linger)
-            items = queue.take(self._batch_records)
             with self._state:
+                # Taken and published as in flight in one step: ``close`` gives up on what is
+                # queued and what is in flight, and must never see a take between the two.
+                items = queue.take(self._batch_records)
                 self._in_flight = items
             try:
                 self._deliver(items)
