@@ -29,6 +29,13 @@ def test_kafka_pipeline_demo_delivers_everything_and_dead_letters_the_poison_rec
     assert "dead-lettered: 1" in out
 
 
+def test_multiprocess_demo_delivers_every_tracked_event_once() -> None:
+    out = run_example("multiprocess_events.py", "--trackers", "2", "--events", "500")
+    assert "tracked:             1000 events in 2 tracker processes" in out
+    assert "delivered (sender):  1000 accepted" in out
+    assert "received (emulator): 1000 events, 1000 unique $insert_id" in out
+
+
 def test_simple_event_demo_reaches_the_emulator() -> None:
     out = run_example("simple_event.py")
     assert "Script run" in out

@@ -33,7 +33,8 @@ class EmulatorControls(ABC):
         return cast(list[str], self._admin("GET", "/_emulator/insert_ids", _on(endpoint)))
 
     def stats(self) -> dict[str, Any]:
-        """Requests by endpoint and status, records accepted/rejected, unique/duplicate events."""
+        """Requests by endpoint and status, records accepted/rejected, unique/duplicate events,
+        and TCP connections accepted (since start or the last ``reset``)."""
         return cast(dict[str, Any], self._admin("GET", "/_emulator/stats"))
 
     def faults(self) -> dict[str, Any]:

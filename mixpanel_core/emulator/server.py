@@ -70,6 +70,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
+        # Counted, not only tracked: a client's connection reuse is seen in stats().
+        self.store.count_connection()
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

@@ -1,4 +1,5 @@
-"""What the emulator accepted, in arrival order, with request, record and duplicate counters.
+"""What the emulator accepted, in arrival order, with request, record, duplicate and connection
+counters.
 
 Records are kept as JSON bytes, one array per request: several times smaller than dicts,
 invisible to the garbage collector (whose full passes over millions of tracked objects would
@@ -99,6 +100,7 @@ class RecordStore:
         self._rejected: Counter[str] = Counter({name: 0 for name in ENDPOINTS})
         self._unique = 0
         self._duplicates = 0
+        self._connections = 0
 
     @property
     def keeps_records(self) -> bool:
@@ -166,6 +168,11 @@ class RecordStore:
         with self._lock:
             self._requests[endpoint][outcome] += 1
 
+    def count_connection(self) -> None:
+        """Count one TCP connection accepted (whatever it then carries: requests, nothing)."""
+        with self._lock:
+            self._connections += 1
+
     def records_json(self, endpoint: str | None = None) -> bytes:
         """The accepted records as one JSON array, in arrival order."""
         with self._lock:
@@ -209,6 +216,7 @@ class RecordStore:
                 "rejected": dict(self._rejected),
                 "unique_events": self._unique,
                 "duplicate_events": self._duplicates,
+                "connections": self._connections,
             }
 
     def reset(self) -> None:

@@ -109,7 +109,7 @@ def validate_event(
         _check_time(raw_time, rules, now, problems)
     distinct_id = props.get("distinct_id")
     if type(distinct_id) is not str or (
-        rules.require_distinct_id and distinct_id.lower() in PLACEHOLDER_DISTINCT_IDS
+        rules.require_distinct_id and distinct_id.strip().lower() in PLACEHOLDER_DISTINCT_IDS
     ):
         _check_distinct_id(distinct_id, rules, problems)
     insert_id = props.get("$insert_id")
@@ -175,7 +175,7 @@ def _check_distinct_id(value: object, rules: EventRules, problems: list[Problem]
         problems.append(
             Problem("properties.distinct_id", "'properties.distinct_id' must be a string")
         )
-    elif rules.require_distinct_id and str(value).lower() in PLACEHOLDER_DISTINCT_IDS:
+    elif rules.require_distinct_id and str(value).strip().lower() in PLACEHOLDER_DISTINCT_IDS:
         problems.append(
             Problem(
                 "properties.distinct_id",

@@ -40,8 +40,13 @@ def test_same_insert_id_with_another_key_field_is_a_different_event(
         second["properties"]["time"] -= 10
     else:
         second["properties"]["distinct_id"] = "someone-else"
-    post_import([first, second])
-    assert mixpanel_emulator.stats()["duplicate_events"] == 0
+    answer = post_import([first, second])
+    # Both accepted (strict): a rejected second record would also leave no duplicate.
+    assert answer.status_code == 200
+    assert answer.json()["num_records_imported"] == 2
+    stats = mixpanel_emulator.stats()
+    assert stats["accepted"]["import"] == 2
+    assert (stats["unique_events"], stats["duplicate_events"]) == (2, 0)
 
 
 def test_time_in_seconds_and_milliseconds_dedupe_together(

@@ -27,6 +27,14 @@ def _track(emulator: Emulator, event: dict[str, Any]) -> requests.Response:
     return requests.post(emulator.base_url + "/track", json=event)
 
 
+def _wait_for_stalled_request(controls: EmulatorControls, timeout: float = 10.0) -> None:
+    """Until a request is held by the stall; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while controls.faults()["stalled_requests"] < 1:
+        assert time.monotonic() < deadline, f"no request reached the stall within {timeout}s"
+        time.sleep(0.01)
+
+
 def test_fail_next_answers_with_the_status_and_a_mixpanel_body_and_stores_nothing(
     mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
 ) -> None:
@@ -127,10 +135,7 @@ def test_stall_holds_requests_until_release(
         target=lambda: answers.append(_track(mixpanel_emulator, make_event()).status_code)
     )
     sender.start()
-    deadline = time.monotonic() + 5
-    while controls.faults()["stalled_requests"] < 1:
-        assert time.monotonic() < deadline, "the request never reached the stall"
-        time.sleep(0.01)
+    _wait_for_stalled_request(controls)
     assert answers == []
     assert mixpanel_emulator.records() == []
     controls.release()
@@ -152,9 +157,10 @@ def test_stop_releases_stalled_requests(make_event: MakeEvent) -> None:
 
     sender = threading.Thread(target=send)
     sender.start()
-    while emulator.faults()["stalled_requests"] < 1:
-        time.sleep(0.01)
-    emulator.stop()
+    try:
+        _wait_for_stalled_request(emulator)
+    finally:
+        emulator.stop()  # also when the wait fails: the sender must not hang the run
     sender.join(5)
     assert not sender.is_alive()
     assert len(outcome) == 1

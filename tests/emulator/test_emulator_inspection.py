@@ -61,7 +61,25 @@ def test_stats_count_requests_by_endpoint_and_status_and_records_by_outcome(
         "rejected": {"track": 0, "engage": 0, "groups": 0, "import": 1},
         "unique_events": 2,
         "duplicate_events": 0,
+        # post_import's session, each bare requests.post, and this GET: one connection each.
+        "connections": 4,
     }
+
+
+def test_connections_count_each_tcp_connection_once_however_many_requests_it_carries(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    with requests.Session() as session:
+        for _ in range(3):
+            session.post(mixpanel_emulator.base_url + "/track", json=make_event())
+    assert mixpanel_emulator.stats()["connections"] == 1  # in-process: no connection of its own
+    requests.post(mixpanel_emulator.base_url + "/track", json=make_event())
+    assert mixpanel_emulator.stats()["connections"] == 2
+    # Over HTTP the control client's own keep-alive connection counts, once.
+    assert mixpanel_emulator.client.stats()["connections"] == 3
+    assert mixpanel_emulator.client.stats()["connections"] == 3
+    mixpanel_emulator.reset()
+    assert mixpanel_emulator.stats()["connections"] == 0
 
 
 def test_record_file_gets_one_json_line_per_accepted_record(

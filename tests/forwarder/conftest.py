@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,6 +153,24 @@ class ForwardingRig:
 
     # -- inspecting -------------------------------------------------------------------------
 
+    def metric(self, port: int, name: str) -> float | None:
+        """One counter of the forwarder serving metrics on ``port``; None until it serves."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+        except OSError:  # not listening yet
+            return None
+        for line in text.splitlines():
+            metric, _, value = line.partition(" ")
+            if metric == name:
+                return float(value)
+        return None
+
+    def wait_for_consumed(self, port: int, count: int, timeout: float = 60.0) -> None:
+        """Until the forwarder serving metrics on ``port`` has read ``count`` records."""
+        name = "mixpanel_forwarder_records_consumed_total"
+        wait_until(lambda: (self.metric(port, name) or 0) >= count, timeout)
+
     def delivered_insert_ids(self, endpoint: str = "track") -> list[str]:
         return self.emulator.client.insert_ids(endpoint)
 
@@ -193,6 +213,18 @@ def rig(
     )
     yield built
     built.stop_all()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a forwarder's metrics_port.
+
+    (Another process could take it before the forwarder binds it; the forwarder would then
+    exit with the error, failing the test loudly rather than wrongly.)
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,8 +13,7 @@ from mixpanel_core.kafka import headers
 from mixpanel_core.messages import ImportEvent
 from transports.kafka import KafkaTransport
 
-if TYPE_CHECKING:
-    from conftest import ForwardingRig
+from .conftest import FAST_GROUP, ForwardingRig, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -199,11 +198,13 @@ def test_refused_credentials_stop_with_a_clear_error_and_nothing_committed(
 
 def test_sigterm_delivers_what_is_buffered_commits_and_exits_0(rig: ForwardingRig) -> None:
     produced = rig.produce_events(3000)
-    config = rig.write_config({"linger": 30.0, "batch_records": 2000})
+    port = free_port()
+    config = rig.write_config({"linger": 30.0, "batch_records": 2000, "metrics_port": port})
     process = rig.start(config)
     # With a 30 s linger, the tail below one batch stays buffered until SIGTERM flushes it.
     rig.wait_for_delivered(2000)
-    time.sleep(1.0)  # let the forwarder poll the tail into its buffer
+    rig.wait_for_consumed(port, 3000)  # the tail is in the forwarder's buffer
+    assert len(rig.delivered_insert_ids()) == 2000, "the tail waits for its linger"
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
 
@@ -211,3 +212,51 @@ def test_sigterm_delivers_what_is_buffered_commits_and_exits_0(rig: ForwardingRi
     delivered = rig.delivered_insert_ids()
     assert sorted(delivered) == sorted(produced)
     assert sum(o or 0 for o in rig.committed().values()) == 3000
+
+
+def test_a_retry_after_longer_than_the_group_timeouts_keeps_the_member_and_loses_nothing(
+    rig: ForwardingRig,
+) -> None:
+    """While it waits out a 429's Retry-After, the forwarder polls with its partitions paused:
+    the group sees a live member past session_timeout_ms and max_poll_interval_ms, so it
+    never rebalances, and the batch goes once Mixpanel recovers."""
+    produced = rig.produce_events(600)
+    rig.emulator.client.fail_next(1, 429, endpoints=["track"], retry_after=10)
+    consumer = {**FAST_GROUP, "max_poll_interval_ms": 4000}  # both under the 10 s wait
+    started = time.monotonic()
+
+    code, stderr = rig.run_until_caught_up(rig.write_config({"consumer": consumer}))
+
+    assert code == 0, stderr
+    assert time.monotonic() - started >= 10, "Retry-After was waited out"
+    assert rig.emulator.client.stats()["requests"]["track"]["429"] == 1
+    assert sorted(rig.delivered_insert_ids()) == sorted(produced), "each delivered once"
+    assert stderr.count("partitions assigned:") == 1, "joined once and never rebalanced"
+    assert sum(o or 0 for o in rig.committed().values()) == 600
+
+
+def test_records_buffered_for_a_revoked_partition_are_dropped_and_delivered_once_by_its_owner(
+    rig: ForwardingRig,
+) -> None:
+    """A member that loses partitions while their records sit in its buffer drops them and
+    never delivers or commits them: the new owner reads them again and delivers them once."""
+    produced = rig.produce_events(600)
+    port = free_port()
+    # A long linger holds everything the first member reads in its buffer, undelivered.
+    first = rig.start(rig.write_config({"linger": 60.0, "metrics_port": port}))
+    rig.wait_for_consumed(port, 600)
+    assert rig.delivered_insert_ids() == []
+    # A second member joins: the first loses partitions while their records are buffered.
+    second = rig.start(rig.write_config(), "--until-caught-up")
+    rig.wait_for_delivered(1)  # the second member delivered what it was given
+    first.send_signal(signal.SIGTERM)
+    _, first_stderr = first.communicate(timeout=60)
+    _, second_stderr = second.communicate(timeout=90)
+
+    assert first.returncode == 0, first_stderr
+    assert second.returncode == 0, second_stderr
+    dropped = re.findall(r"partitions revoked: .+ \(dropped (\d+) buffered records", first_stderr)
+    assert sum(map(int, dropped)) > 0, "a partition was revoked while its records were buffered"
+    delivered = rig.delivered_insert_ids()
+    assert sorted(delivered) == sorted(produced), "nothing lost, nothing sent twice"
+    assert sum(o or 0 for o in rig.committed().values()) == 600

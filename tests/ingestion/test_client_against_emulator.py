@@ -71,6 +71,21 @@ def test_strict_400_rejects_exactly_the_failed_records_and_delivers_the_rest(
     assert mixpanel_emulator.client.stats()["requests"]["import"] == {"400": 1}
 
 
+def test_consecutive_batches_reuse_one_keep_alive_connection(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Connection reuse: 20 requests, to two endpoints and with /import's auth, one handshake."""
+    settings = settings_for(mixpanel_emulator, api_secret=Secret("emulator-secret"))
+    client = IngestionClient(settings, FAST)
+    for n in range(20):
+        endpoint = "track" if n % 2 else "import"
+        batch = [event() if n % 2 else import_event() for _ in range(5)]
+        assert client.send_batch(endpoint, batch).ok
+    stats = mixpanel_emulator.stats()  # in-process: opens no connection of its own
+    assert stats["requests"] == {"track": {"200": 10}, "import": {"200": 10}}
+    assert stats["connections"] == 1
+
+
 def test_status_0_on_track_is_a_rejection_not_a_retry(
     mixpanel_emulator: Emulator, client: IngestionClient
 ) -> None:

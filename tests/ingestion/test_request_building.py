@@ -218,7 +218,16 @@ def test_request_errors_do_not_leak_through_unclassified() -> None:
     assert "LocationParseError" in (result.failed[0].reason or "")
 
 
-@pytest.mark.parametrize("read_timeout", [0.0, -1.0])
-def test_timeouts_can_not_be_unbounded(read_timeout: float) -> None:
-    with pytest.raises(ValueError, match="read_timeout"):
-        HttpOptions(read_timeout=read_timeout)
+@pytest.mark.parametrize("value", [0.0, -1.0])
+@pytest.mark.parametrize("option", ["connect_timeout", "read_timeout"])
+def test_timeouts_can_not_be_unbounded(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"{option}: must be greater than 0"):
+        HttpOptions(**{option: value})
+
+
+def test_each_request_carries_the_connect_and_the_read_timeout() -> None:
+    options = HttpOptions(connect_timeout=1.5, read_timeout=7.0)
+    client, fake = client_with_fake(MixpanelSettings(), options)
+    client.send_batch("track", [event()])
+    client.send_batch("import", [import_event()])
+    assert [call["timeout"] for call in fake.calls] == [(1.5, 7.0), (1.5, 7.0)]

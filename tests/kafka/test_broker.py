@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,24 @@ def _accepts(address: str) -> bool:
         return False
 
 
+def _children() -> dict[int, str]:
+    """This process's child processes, by pid, with their command lines (from /proc)."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The parent pid is the second field after the command name, which is in
+            # parentheses and may itself hold spaces or parentheses.
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == os.getpid():
+            children[int(entry.name)] = command
+    return children
+
+
 def test_embedded_broker_accepts_connections_until_stopped() -> None:
     with EmbeddedBroker() as broker:
         assert _accepts(broker.bootstrap_servers)
@@ -30,14 +50,21 @@ def test_embedded_broker_accepts_connections_until_stopped() -> None:
 
 
 def test_external_bootstrap_from_environment_starts_no_broker() -> None:
+    before = _children()
     with bootstrap_servers_or_embedded({BOOTSTRAP_ENV_VAR: "kafka-1:9092,kafka-2:9092"}) as servers:
         assert servers == "kafka-1:9092,kafka-2:9092"
+        assert _children().keys() - before.keys() == set(), "no process was started"
 
 
 def test_without_environment_an_embedded_broker_is_started_and_stopped() -> None:
+    before = _children()
     with bootstrap_servers_or_embedded({}) as servers:
         assert _accepts(servers)
+        started = {pid: cmd for pid, cmd in _children().items() if pid not in before}
+        # The observable the test above relies on: the broker is a child process.
+        assert [cmd.split()[1:2] for cmd in started.values()] == [["broker"]]
     assert not _accepts(servers)
+    assert started.keys() & _children().keys() == set(), "the broker process is gone"
 
 
 @pytest.mark.integration

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import socket
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,7 @@ from mixpanel_core.compat import (
     MixpanelException,
     ServiceAccountCredentials,
 )
+from mixpanel_core.compat_consumers import BufferedConsumer
 
 
 class ListConsumer:
@@ -73,11 +75,23 @@ def test_service_account_credentials_check_and_hide_the_secret() -> None:
         ServiceAccountCredentials("u", "s", 1)  # type: ignore[arg-type]
 
 
-def test_exception_carries_message_and_endpoint_and_is_ours() -> None:
-    error = MixpanelException("boom")
-    error.message, error.endpoint = "[...]", "events"
+def test_a_failed_flush_raises_our_exception_naming_the_batch_and_its_endpoint() -> None:
+    # A bound port that does not listen: every connection is refused, at once.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        host, port = closed.getsockname()
+        consumer = BufferedConsumer(api_host=f"http://{host}:{port}", retry_limit=0)
+        mp = Mixpanel("tok", consumer=consumer)
+        mp.people_set("u-1", {"plan": "pro"})
+        mp.people_set("u-2", {"plan": "free"})
+        with pytest.raises(MixpanelException) as caught:
+            consumer.flush()
+    error = caught.value
     assert isinstance(error, MixpanelCoreError)
-    assert str(error) == "boom"
+    assert error.endpoint == "people"
+    assert error.message is not None
+    assert [update["$distinct_id"] for update in json.loads(error.message)] == ["u-1", "u-2"]
+    assert "2 of 2 records not accepted" in str(error)
 
 
 def test_feature_flag_configs_fail_loudly() -> None:

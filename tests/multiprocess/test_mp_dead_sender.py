@@ -73,7 +73,8 @@ def test_without_fallback_producers_get_a_transport_error_naming_the_dead_sender
         assert "sender" in outcome
         assert "is not running" in outcome
     started = time.monotonic()
-    client.close(timeout=10)
+    client.close(timeout=30)
+    # Far under its bound: with the sender dead there is nothing to wait for.
     assert time.monotonic() - started < 10
     assert transport.supervisor.failure is not None
     assert "died" in transport.supervisor.failure

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import base64
+import collections
+import logging
 import os
 import subprocess
 import sys
@@ -15,13 +17,17 @@ from typing import Any
 import orjson
 import pytest
 
+from mixpanel_core import hookimpl
 from mixpanel_core.buffering import BoundedQueue
+from mixpanel_core.client import Mixpanel
+from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator, EmulatorProcess
 from mixpanel_core.errors import QueueFullError, TransportError, ValidationError
 from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import result
 from mixpanel_core.messages import Event, ImportEvent, Message, PeopleUpdate
+from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.settings import MixpanelSettings
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 
@@ -223,16 +229,18 @@ def test_records_that_do_not_fit_obey_the_policy_one_by_one(
 def test_under_block_the_records_after_a_refused_one_are_refused_without_waiting() -> None:
     drops: list[tuple[list[int], str]] = []
     queue: BoundedQueue[int] = BoundedQueue(
-        2, 10_000, "block", 0.2, lambda items, why: drops.append((items, why))
+        2, 10_000, "block", 1.0, lambda items, why: drops.append((items, why))
     )
     started = time.monotonic()
-    queue.put_many([0, 1, 2, 3, 4], [10] * 5)
-    assert time.monotonic() - started < 1.0  # one timeout, not one per refused record
+    queue.put_many(list(range(10)), [10] * 10)
+    waited = time.monotonic() - started
+    # One timeout (1 s) for the first refused record; one per refused record would be 8 s.
+    assert 1.0 <= waited < 4.0
     assert queue.snapshot() == [0, 1]
-    assert [items for items, _ in drops] == [[2], [3, 4]]
+    assert [items for items, _ in drops] == [[2], list(range(3, 10))]
     assert "stayed full" in drops[0][1]
     assert "earlier record of its batch" in drops[1][1]
-    assert queue.total_dropped == 3
+    assert queue.total_dropped == 8
 
 
 def test_a_reporter_that_does_not_observe_hears_of_every_record_not_delivered(
@@ -299,7 +307,9 @@ def test_bursts_of_429_and_500_lose_nothing_and_duplicate_nothing(
 
 
 def test_sixteen_threads_sending_at_once_lose_nothing(mixpanel_emulator: Emulator) -> None:
-    transport = transport_for(mixpanel_emulator, max_queue_messages=1000)
+    # A generous block_timeout: a sender stalled for a moment on this busy box must make
+    # producers wait, not raise QueueFullError.
+    transport = transport_for(mixpanel_emulator, max_queue_messages=1000, block_timeout=30.0)
     errors: list[BaseException] = []
 
     def produce(thread: int) -> None:
@@ -321,10 +331,16 @@ def test_sixteen_threads_sending_at_once_lose_nothing(mixpanel_emulator: Emulato
     assert transport.dropped == 0
 
 
+_BLOCK_TIMEOUT = 0.1
+
+
 def _fill_while_stalled(
     emulator: Emulator, when_full: str, reports: list[DeliveryReport], observed: bool = True
-) -> tuple[BufferedHttpTransport, list[Message]]:
-    """One message in flight (held by the stalled emulator), then 7 more into a queue of 5."""
+) -> tuple[BufferedHttpTransport, list[Message], dict[int, float]]:
+    """One message in flight (held by the stalled emulator), then 7 more into a queue of 5.
+
+    Also returns the sends that raised QueueFullError: their index, and how long each took.
+    """
     transport = transport_for(
         emulator,
         reports,
@@ -333,19 +349,20 @@ def _fill_while_stalled(
         max_queue_messages=5,
         max_batch_records=1,
         linger=0.0,
-        block_timeout=0.05,
+        block_timeout=_BLOCK_TIMEOUT,
     )
     emulator.client.stall()
     messages = [make_event(when_full, i) for i in range(8)]
     transport.send(messages[0])
     wait_for_stalled_request(emulator)
-    for message in messages[1:]:
-        if when_full == "block":
-            with contextlib.suppress(QueueFullError):
-                transport.send(message)
-        else:
+    refused: dict[int, float] = {}
+    for index, message in enumerate(messages[1:], start=1):
+        started = time.monotonic()
+        try:
             transport.send(message)
-    return transport, messages
+        except QueueFullError:
+            refused[index] = time.monotonic() - started
+    return transport, messages, refused
 
 
 @pytest.mark.parametrize("observed", [True, False])
@@ -367,7 +384,15 @@ def test_a_full_queue_obeys_its_policy_and_reports_every_drop(
     """Observed or not (the queue then holds JSON alone), every drop is reported with its
     message; accepted records are reported only when observed."""
     reports: list[DeliveryReport] = []
-    transport, messages = _fill_while_stalled(mixpanel_emulator, when_full, reports, observed)
+    transport, messages, refused = _fill_while_stalled(
+        mixpanel_emulator, when_full, reports, observed
+    )
+    if when_full == "block":
+        # Exactly the refused sends raised, each after waiting out block_timeout for room.
+        assert sorted(refused) == dropped
+        assert all(waited >= _BLOCK_TIMEOUT for waited in refused.values()), refused
+    else:
+        assert refused == {}
     assert transport.dropped == 2
     drops = [r for r in reports if r.status is DeliveryStatus.DROPPED]
     assert [r.message for r in drops] == [messages[i] for i in dropped]
@@ -425,7 +450,10 @@ def test_close_gives_up_within_its_bound_and_dead_letters_the_rest(
     mixpanel_emulator.client.stall()
     for i in range(3):
         transport.send(make_event("closing", i))
+    started = time.monotonic()
     left = transport.close(0.3)
+    # Bounded by its 0.3 s, not by the 30 s read timeout of the stalled request.
+    assert time.monotonic() - started < 5.0
     assert len(left) == 3
     assert [r.status for r in reports] == [DeliveryStatus.FAILED] * 3
     lines = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
@@ -461,10 +489,16 @@ def test_records_failed_after_the_budget_go_to_the_dead_letter_file(
 
 
 def test_a_forked_child_delivers_its_own_events_and_not_the_parents(tmp_path: Path) -> None:
+    """Forked while the parent has one request in flight and four records queued: the child
+    sends only its own, and the parent still delivers all of its own, each exactly once."""
     with EmulatorProcess() as emulator:
         transport = transport_for(emulator)
-        transport.send(make_event("parent", 0))
-        assert transport.flush(30) == []
+        emulator.client.stall()
+        parents = [make_event("parent", i) for i in range(5)]
+        transport.send(parents[0])
+        wait_for_stalled_request(emulator)  # parent-0 is in flight, held
+        for message in parents[1:]:
+            transport.send(message)  # queued behind it
         pid = os.fork()
         if pid == 0:  # the child
             code = 1
@@ -474,16 +508,148 @@ def test_a_forked_child_delivers_its_own_events_and_not_the_parents(tmp_path: Pa
                 code = 0 if transport.flush(30) == [] else 2
             finally:
                 os._exit(code)
-        transport.send(make_event("parent", 1))
+        emulator.client.release()
+        parents.append(make_event("parent", 5))
+        transport.send(parents[-1])
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert transport.close(30) == []
-        received = emulator.client.insert_ids("track")
-        assert len(received) == len(set(received)) == 22
-        assert sum(1 for r in received if r.startswith("child-")) == 20
+        received = collections.Counter(emulator.client.insert_ids("track"))
+        expected = [m.insert_id for m in parents] + [f"child-{i:012d}" for i in range(20)]
+        assert received == collections.Counter(expected), "each sent once, by its own process"
 
 
-def _run_exiting_program(base_url: str, exit_timeout: float, dead: Path) -> int:
+def test_batches_share_one_keep_alive_connection(mixpanel_emulator: Emulator) -> None:
+    transport = transport_for(mixpanel_emulator, max_batch_records=5)
+    for i in range(100):
+        transport.send(make_event("reuse", i))
+    assert transport.flush(30) == []
+    stats = mixpanel_emulator.stats()  # in-process: opens no connection of its own
+    assert stats["accepted"]["track"] == 100
+    assert stats["requests"]["track"] == {"200": 20}
+    assert stats["connections"] == 1
+    transport.close()
+
+
+class Reports:
+    """A ``mixpanel_delivered`` plugin keeping every report (called from the sender thread)."""
+
+    def __init__(self) -> None:
+        self.seen: list[DeliveryReport] = []
+        self._lock = threading.Lock()
+
+    @hookimpl
+    def mixpanel_delivered(self, report: DeliveryReport) -> None:
+        with self._lock:
+            self.seen.append(report)
+
+    def insert_ids(self, status: DeliveryStatus) -> list[str | None]:
+        return [r.message.insert_id if r.message else None for r in self.seen if r.status is status]
+
+
+def importing_client(emulator: Emulator, reports: Reports, dead: Path, **mixpanel: str) -> Mixpanel:
+    """A client whose /import events go through buffered_http with the service account.
+
+    Only ``reports`` is plugged in: without mixpanel_limits, records it would refuse before
+    sending reach the emulator, which is then the one to judge them.
+    """
+    config = config_from_mapping(
+        {
+            "mixpanel": {
+                "token": "emulator-token",
+                "api_host": emulator.base_url,
+                "service_account_username": "sa-user",
+                "service_account_secret": "sa-secret",
+                "project_id": "12345",
+                **mixpanel,
+            },
+            "transports": {
+                "default": {
+                    "type": "buffered_http",
+                    **_FAST,
+                    "linger": 0.5,  # every record below goes in one request
+                    "max_batch_records": 100,
+                    "dead_letter_path": str(dead),
+                }
+            },
+        }
+    )
+    return Mixpanel("emulator-token", pipeline=Pipeline([("reports", reports)], None, config))
+
+
+def dead_letters(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_a_strict_400_rejects_and_dead_letters_exactly_the_records_mixpanel_named(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    reports, dead = Reports(), tmp_path / "dead.jsonl"
+    client = importing_client(mixpanel_emulator, reports, dead)
+    before_1971, placeholder = "strict-2", "strict-5"
+    for n in range(8):
+        insert_id = f"strict-{n}"
+        client.import_data(
+            None,
+            "undefined" if insert_id == placeholder else f"user-{n}",
+            "Backfilled",
+            1_000 if insert_id == before_1971 else 1_700_000_000 + n,
+            {"$insert_id": insert_id},
+        )
+    assert client.flush(30) == []
+
+    # One strict request, answered 400 naming two records by index; the others kept.
+    assert mixpanel_emulator.stats()["requests"]["import"] == {"400": 1}
+    good = [f"strict-{n}" for n in range(8) if n not in (2, 5)]
+    assert sorted(mixpanel_emulator.insert_ids("import")) == good
+    assert sorted(reports.insert_ids(DeliveryStatus.ACCEPTED)) == good
+    rejected = {
+        r.message.insert_id: r.field
+        for r in reports.seen
+        if r.status is DeliveryStatus.REJECTED and r.message
+    }
+    assert rejected == {before_1971: "properties.time", placeholder: "properties.distinct_id"}
+    assert reports.insert_ids(DeliveryStatus.FAILED) == []
+    lines = dead_letters(dead)
+    assert sorted(line["record"]["properties"]["$insert_id"] for line in lines) == [
+        before_1971,
+        placeholder,
+    ]
+    assert {(line["status"], line["http_status"]) for line in lines} == {("rejected", 400)}
+    client.close(30)
+
+
+def test_refused_credentials_fail_and_dead_letter_every_record_without_leaking_the_secret(
+    mixpanel_emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "not-the-secret-xyz"
+    reports, dead = Reports(), tmp_path / "dead.jsonl"
+    client = importing_client(mixpanel_emulator, reports, dead, service_account_secret=secret)
+    sent = [f"refused-{n}" for n in range(6)]
+    with caplog.at_level(logging.WARNING):
+        for n, insert_id in enumerate(sent):
+            client.import_data(
+                None, f"user-{n}", "Backfilled", 1_700_000_000 + n, {"$insert_id": insert_id}
+            )
+        assert client.flush(30) == []
+
+    assert set(mixpanel_emulator.stats()["requests"]["import"]) == {"401"}
+    assert mixpanel_emulator.stats()["accepted"]["import"] == 0
+    assert sorted(reports.insert_ids(DeliveryStatus.FAILED)) == sent
+    assert len(reports.seen) == len(sent), "one report each, all FAILED"
+    written = dead.read_text()
+    assert sorted(line["record"]["properties"]["$insert_id"] for line in dead_letters(dead)) == sent
+    assert "Mixpanel refused the service account 'sa-user'" in caplog.text
+    # Neither the secret nor the Authorization header made of it is logged or dead-lettered.
+    header = base64.b64encode(f"sa-user:{secret}".encode()).decode()
+    for text in (caplog.text, written):
+        assert secret not in text
+        assert header not in text
+    client.close(30)
+
+
+def _run_exiting_program(base_url: str, exit_timeout: float, dead: Path) -> tuple[int, float]:
+    """Run a program that queues 100 events and just ends; its exit code and seconds taken."""
     program = textwrap.dedent(
         f"""
         import time
@@ -505,14 +671,15 @@ def _run_exiting_program(base_url: str, exit_timeout: float, dead: Path) -> int:
         # no flush, no close: the interpreter's exit must deliver them
         """
     )
-    done = subprocess.run([sys.executable, "-c", program], timeout=60, check=False)
-    return done.returncode
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", program], timeout=90, check=False)
+    return done.returncode, time.monotonic() - started
 
 
 def test_interpreter_exit_flushes_what_is_queued(
     mixpanel_emulator: Emulator, tmp_path: Path
 ) -> None:
-    code = _run_exiting_program(mixpanel_emulator.base_url, 10.0, tmp_path / "dead.jsonl")
+    code, _ = _run_exiting_program(mixpanel_emulator.base_url, 10.0, tmp_path / "dead.jsonl")
     assert code == 0
     assert len(set(mixpanel_emulator.client.insert_ids("track"))) == 100
 
@@ -523,7 +690,10 @@ def test_interpreter_exit_is_bounded_when_mixpanel_does_not_answer(
     """With the emulator stalled, exit still happens (bounded) and nothing vanishes."""
     dead = tmp_path / "dead.jsonl"
     mixpanel_emulator.client.stall()
-    code = _run_exiting_program(mixpanel_emulator.base_url, 0.5, dead)
+    code, seconds = _run_exiting_program(mixpanel_emulator.base_url, 0.5, dead)
     assert code == 0
+    # About a second (start-up, then the 0.5 s exit_timeout); waiting for the stalled
+    # request's 60 s read timeout would take far longer than this bound.
+    assert seconds < 15.0
     assert len(dead.read_bytes().splitlines()) == 100
     mixpanel_emulator.client.release()

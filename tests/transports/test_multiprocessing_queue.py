@@ -18,8 +18,9 @@ import pytest
 from mixpanel_core import hookimpl
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, config_from_mapping
-from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import ConfigError, QueueFullError
+from mixpanel_core.messages import Event
 from mixpanel_core.multiprocess import run_sender, worker_client
 from mixpanel_core.multiprocess.channel import stop_request
 from mixpanel_core.multiprocess.frames import (
@@ -36,6 +37,7 @@ class Reports:
     def __init__(self) -> None:
         self.by_status: collections.Counter[str] = collections.Counter()
         self.insert_ids: list[str | None] = []
+        self.seen: list[DeliveryReport] = []
         self._lock = threading.Lock()
 
     @hookimpl
@@ -43,6 +45,13 @@ class Reports:
         with self._lock:
             self.by_status[report.status.value] += 1
             self.insert_ids.append(report.message.insert_id if report.message else None)
+            self.seen.append(report)
+
+    def event_names(self, status: DeliveryStatus) -> list[str]:
+        """The event name of each report with ``status``, in the order reported."""
+        return [
+            r.message.name for r in self.seen if r.status is status and isinstance(r.message, Event)
+        ]
 
 
 def config(**workers: Any) -> Config:
@@ -204,10 +213,13 @@ def test_block_raises_queue_full_after_block_timeout() -> None:
 
 
 def test_drop_newest_drops_and_reports_what_did_not_fit() -> None:
-    client, reports, _ = client_for(config(when_full="drop_newest", **FULL))
+    client, reports, transport = client_for(config(when_full="drop_newest", **FULL))
     for name in ("one", "two", "three", "four"):
         client.track("u", name)
     assert reports.by_status == {"dropped": 2}
+    assert reports.event_names(DeliveryStatus.DROPPED) == ["three", "four"]
+    kept = [decode_frame(transport.channel.frames.get(timeout=5)) for _ in range(2)]
+    assert [m[0].name for m in kept] == ["one", "two"]
     client.close(timeout=0.3)
 
 
@@ -216,6 +228,7 @@ def test_drop_oldest_makes_room_by_dropping_the_batch_that_waited_longest() -> N
     for name in ("one", "two", "three", "four"):
         client.track("u", name)
     assert reports.by_status == {"dropped": 2}
+    assert reports.event_names(DeliveryStatus.DROPPED) == ["one", "two"]
     left = [decode_frame(transport.channel.frames.get(timeout=5)) for _ in range(2)]
     assert [m[0].name for m in left] == ["three", "four"]
     client.close(timeout=0.3)
