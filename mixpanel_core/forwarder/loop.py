@@ -3,7 +3,14 @@
 Every Kafka call happens on the thread that calls ``run`` (kafka-python's consumer is not
 thread-safe); ``request_stop`` is the one method meant for other threads and signal handlers.
 While a delivery backs off (429, 5xx, network), ``wait`` keeps calling ``poll()`` with every
-partition paused, so the member stays in its group and nothing new piles up.
+partition paused, so the member stays in its group. Between deliveries the partitions stay
+paused while records wait to be retried or an endpoint holds a full batch, so memory stays
+bounded however long Mixpanel fails.
+
+On a rebalance the records buffered for revoked partitions are dropped. A partition assigned
+back to this consumer keeps its fetch position in kafka-python, so it is sent back (``seek``)
+to its first record not done; the others start from the group's commit, which never passes
+a record not done.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
-from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress
+from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress, Resume
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
@@ -98,6 +105,8 @@ class Forwarder:
         self._tracker = OffsetTracker()
         self._pending = PendingBatches(config.batch_records, config.linger)
         self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+        self._rewind: dict[Any, Resume] = {}
+        """Revoked partitions whose dropped records must be read again if they come back."""
         self._unsettled: list[tuple[PartitionProgress, int, Any]] = []
         self._stop_requested = threading.Event()
         self._shutdown_by: float | None = None
@@ -134,6 +143,7 @@ class Forwarder:
         checked_at = self._clock()
         try:
             while not self._stop_requested.is_set():
+                self._pause_while_backlogged()
                 self._poll(self._poll_timeout())
                 self._deliver_due()
                 self._settle_dead_letters()
@@ -158,14 +168,31 @@ class Forwarder:
         due_in = self._pending.next_due_in(self._clock())
         return POLL_INTERVAL if due_in is None else min(POLL_INTERVAL, due_in)
 
+    def _pause_while_backlogged(self) -> None:
+        """Read more only when the buffer has room: otherwise poll with every partition paused.
+
+        Polling goes on either way, so the member stays in its group.
+        """
+        consumer = self._consumer
+        if self._pending.backlogged:
+            # Every turn: a rebalance may have assigned partitions that are not paused yet.
+            consumer.pause(*consumer.assignment())
+        else:
+            paused = consumer.paused()
+            if paused:
+                consumer.resume(*paused)
+
     def _poll(self, timeout: float) -> None:
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
         # Rebalance notes first: records in this poll belong to the assignment they describe.
-        self._apply_rebalance_changes()
+        rewound = self._apply_rebalance_changes()
         if batches:
             now = self._clock()
             for partition, records in batches.items():
-                self._take(partition, records, now)
+                # Fetched from the position kept over the rebalance, past the records dropped:
+                # the seek reads them again, in order, from the next poll on.
+                if partition not in rewound:
+                    self._take(partition, records, now)
 
     def _take(self, partition: Any, records: Sequence[Any], now: float) -> None:
         progress = self._tracker.progress(partition)
@@ -180,27 +207,63 @@ class Forwarder:
                 self._pending.add(PendingRecord(progress, raw.offset, decoded, raw), now)
         self.metrics.consumed += len(records)
 
-    def _apply_rebalance_changes(self) -> None:
+    def _apply_rebalance_changes(self) -> set[Any]:
+        """Act on the listener's notes, in order; returns the partitions sent back by ``seek``."""
+        rewound: set[Any] = set()
         while True:
             try:
                 kind, partitions = self._changes.get_nowait()
             except queue.Empty:
-                return
+                return rewound
             if kind == "revoked":
-                dropped = self._pending.drop(partitions)
-                self._tracker.revoke(partitions)
-                self.metrics.lag = {
-                    k: v
-                    for k, v in self.metrics.lag.items()
-                    if not any((p.topic, p.partition) == k for p in partitions)
-                }
-                logger.info(
-                    "partitions revoked: %s (dropped %d buffered records; they will be read again)",
-                    _names(partitions),
-                    dropped,
-                )
+                self._revoked(partitions)
             else:
-                logger.info("partitions assigned: %s", _names(partitions))
+                rewound |= self._assigned(partitions)
+
+    def _revoked(self, partitions: frozenset[Any]) -> None:
+        dropped = self._pending.drop(partitions)
+        # Kept until the assignment is known: only then is it clear who reads them again.
+        self._rewind.update(self._tracker.revoke(partitions))
+        self.metrics.lag = {
+            k: v
+            for k, v in self.metrics.lag.items()
+            if not any((p.topic, p.partition) == k for p in partitions)
+        }
+        logger.info(
+            "partitions revoked: %s (dropped %d buffered records; they will be read again)",
+            _names(partitions),
+            dropped,
+        )
+
+    def _assigned(self, partitions: frozenset[Any]) -> set[Any]:
+        """Send partitions assigned back to this consumer to their first record not done.
+
+        kafka-python keeps the fetch position of a partition its consumer gets back (eager
+        assignors revoke everything, then hand most of it back), so without the seek the
+        records dropped at the revocation would never be read again, and a later commit
+        would skip them.
+        """
+        logger.info("partitions assigned: %s", _names(partitions))
+        # Several rebalances may be noted at once: seek only what is assigned now.
+        current = self._consumer.assignment()
+        rewound = set()
+        for partition in sorted(partitions & current):
+            resume = self._rewind.get(partition)
+            if resume is None:
+                continue
+            self._consumer.seek(partition, resume.offset)
+            self._tracker.resume(partition, resume)
+            rewound.add(partition)
+            logger.info(
+                "reading %s[%d] again from offset %d (its buffered records were dropped)",
+                partition.topic,
+                partition.partition,
+                resume.offset,
+            )
+        # The revoked partitions not handed back are other members' now: they start from the
+        # group's commit, which never passes a record this consumer had not done.
+        self._rewind.clear()
+        return rewound
 
     # -- delivering -------------------------------------------------------------------------
 
@@ -241,8 +304,11 @@ class Forwarder:
                     field=report.field,
                     attempts=report.attempts,
                 )
-            else:
+            elif self._tracker.is_current(item.progress):
                 failed.append(item)
+            # else: its partition was revoked meanwhile and the record will be read again from
+            # Kafka (by this consumer or the partition's new owner); retrying it here too would
+            # only send it twice.
         if not failed:
             self._failed_rounds = 0
             return
@@ -271,25 +337,26 @@ class Forwarder:
             return
 
     def _wait(self, seconds: float) -> None:
-        """Sleep ``seconds`` while polling with every partition paused (the client's ``wait``)."""
+        """Sleep ``seconds`` while polling with every partition paused (the client's ``wait``).
+
+        The partitions stay paused afterwards: the main loop resumes them once the buffer has
+        room (``_pause_while_backlogged``).
+        """
         end = self._clock() + seconds
         consumer = self._consumer
-        try:
-            while True:
-                now = self._clock()
-                if self._stop_requested.is_set():
-                    self._start_shutdown_clock()
-                    if self._past_shutdown_deadline():
-                        raise _ShutdownDeadlineError
-                    assert self._shutdown_by is not None  # set by _start_shutdown_clock
-                    end = min(end, self._shutdown_by)
-                if now >= end:
-                    return
-                # Re-pause on every turn: a rebalance may have assigned new partitions.
-                consumer.pause(*consumer.assignment())
-                self._poll(min(end - now, POLL_INTERVAL))
-        finally:
-            consumer.resume(*consumer.paused())
+        while True:
+            now = self._clock()
+            if self._stop_requested.is_set():
+                self._start_shutdown_clock()
+                if self._past_shutdown_deadline():
+                    raise _ShutdownDeadlineError
+                assert self._shutdown_by is not None  # set by _start_shutdown_clock
+                end = min(end, self._shutdown_by)
+            if now >= end:
+                return
+            # Re-pause on every turn: a rebalance may have assigned new partitions.
+            consumer.pause(*consumer.assignment())
+            self._poll(min(end - now, POLL_INTERVAL))
 
     # -- dead letters -----------------------------------------------------------------------
 

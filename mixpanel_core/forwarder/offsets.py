@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Resume(NamedTuple):
+    """Where to read a revoked partition again, should it be assigned back to this consumer."""
+
+    offset: int
+    """The first record not done: every record before it was delivered or dead-lettered."""
+    committed: int | None
+    """What this consumer last committed for it (or the first offset it read): the baseline
+    that tells whether ``offset`` is news worth committing."""
 
 
 class PartitionProgress:
@@ -17,15 +27,17 @@ class PartitionProgress:
 
     When the partition is revoked its ``PartitionProgress`` is dropped; deliveries that finish
     later still call ``done`` on the dropped object, which then affects nothing.
+    ``next_offset`` starts a progress at a known position with nothing outstanding: the
+    partition was sent back there and every record before it is done.
     """
 
     __slots__ = ("_done", "_next", "_outstanding", "partition", "start")
 
-    def __init__(self, partition: Any) -> None:
+    def __init__(self, partition: Any, next_offset: int | None = None) -> None:
         self.partition = partition
         self._outstanding: deque[int] = deque()
         self._done: set[int] = set()
-        self._next: int | None = None
+        self._next: int | None = next_offset
         self.start: int | None = None
         """The first offset read: committing it again would say nothing new."""
 
@@ -74,11 +86,37 @@ class OffsetTracker:
             found = self._progress[partition] = PartitionProgress(partition)
         return found
 
-    def revoke(self, partitions: Iterable[Any]) -> None:
-        """Forget revoked partitions: their unfinished records will be read again elsewhere."""
+    def revoke(self, partitions: Iterable[Any]) -> dict[Any, Resume]:
+        """Forget revoked partitions; say where to read each one again if it comes back.
+
+        Only partitions read from are in the answer. Their records not done are dropped by the
+        caller, so whichever consumer owns a partition next must read them again: another
+        member starts from the group's commit, which never passes them; this one keeps its
+        fetch position and must be sent back to ``Resume.offset``.
+        """
+        resume = {}
         for partition in partitions:
-            self._progress.pop(partition, None)
-            self._committed.pop(partition, None)
+            progress = self._progress.pop(partition, None)
+            committed = self._committed.pop(partition, None)
+            if progress is None or progress.committable is None:
+                continue
+            baseline = progress.start if committed is None else committed
+            resume[partition] = Resume(progress.committable, baseline)
+        return resume
+
+    def resume(self, partition: Any, at: Resume) -> None:
+        """Start ``partition`` afresh at ``at.offset``, where its consumer was sent back.
+
+        Everything before ``at.offset`` is done, so it is committable at once when it is past
+        ``at.committed``: what was settled before the rebalance gets committed after it.
+        """
+        self._progress[partition] = PartitionProgress(partition, at.offset)
+        if at.committed is not None:
+            self._committed[partition] = at.committed
+
+    def is_current(self, progress: PartitionProgress) -> bool:
+        """Whether ``progress`` belongs to its partition's current assignment (not revoked)."""
+        return self._progress.get(progress.partition) is progress
 
     def to_commit(self) -> dict[Any, int]:
         """Offsets that moved past what was last committed."""

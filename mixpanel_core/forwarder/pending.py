@@ -2,6 +2,10 @@
 
 An endpoint is *due* when it holds ``batch_records`` records or its oldest has waited ``linger``
 seconds: full requests under load, and no record waiting long when traffic is light.
+
+The batches are *backlogged* while records put back after a failed delivery wait to be tried
+again, or while an endpoint already holds a full batch: reading more from Kafka then would only
+grow memory, so the forwarder pauses its partitions until this clears.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class PendingBatches:
         self._linger = linger
         self._queues: dict[Endpoint, list[PendingRecord]] = {}
         self._since: dict[Endpoint, float] = {}
+        self._retrying: set[Endpoint] = set()
+        """Endpoints whose queue starts with records put back after a failed delivery."""
 
     def add(self, item: PendingRecord, now: float) -> None:
         endpoint = item.message.endpoint
@@ -55,23 +61,37 @@ class PendingBatches:
         ]
 
     def next_due_in(self, now: float) -> float | None:
-        """Seconds until the oldest waiting record's linger ends; ``None`` when all are empty."""
-        starts = [self._since[e] for e, queue in self._queues.items() if queue]
-        if not starts:
+        """Seconds until an endpoint is due (0: one is); ``None`` when all are empty."""
+        waiting = [endpoint for endpoint, queue in self._queues.items() if queue]
+        if not waiting:
             return None
-        return max(0.0, min(starts) + self._linger - now)
+        if any(len(self._queues[endpoint]) >= self._batch_records for endpoint in waiting):
+            return 0.0
+        return max(0.0, min(self._since[e] for e in waiting) + self._linger - now)
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether records wait to be retried or an endpoint holds a full batch already."""
+        return any(
+            queue and (endpoint in self._retrying or len(queue) >= self._batch_records)
+            for endpoint, queue in self._queues.items()
+        )
 
     def take(self, endpoint: Endpoint) -> list[PendingRecord]:
         """Up to ``batch_records`` of the oldest records of ``endpoint``, removed from its queue."""
         queue = self._queues.get(endpoint, [])
         taken, rest = queue[: self._batch_records], queue[self._batch_records :]
         self._queues[endpoint] = rest
+        # Records put back are at the front, so they are the ones taken: they are being tried
+        # again now, and go back (flagged again) only if this attempt fails too.
+        self._retrying.discard(endpoint)
         return taken
 
     def put_back(self, endpoint: Endpoint, items: list[PendingRecord], now: float) -> None:
         """Return undelivered ``items`` to the front of their queue, due at once."""
         self._queues[endpoint] = items + self._queues.get(endpoint, [])
         self._since[endpoint] = now - self._linger
+        self._retrying.add(endpoint)
 
     def drop(self, partitions: Iterable[Any]) -> int:
         """Forget the records of revoked ``partitions``; returns how many were dropped."""
