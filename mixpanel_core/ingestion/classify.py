@@ -3,14 +3,21 @@
 =========  ==================================================  =================================
 verdict    when                                                 what the sender does
 =========  ==================================================  =================================
-ACCEPTED   2xx (``status: 1`` when verbose)                     report every record accepted
-PARTIAL    ``/import?strict=1`` 400 with ``failed_records``     reject those, accept the others
+ACCEPTED   2xx with the endpoint's success body (see below)     report every record accepted
+PARTIAL    ``/import`` 400 (or 2xx) with ``failed_records``     reject those, accept the others
 REJECTED   ``status: 0``; another 4xx                           reject every record; no retry
-RETRY      429, 5xx, 408; timeouts, connection errors           back off, resend the same records
+RETRY      429, 5xx, 408; a 2xx without the success body;       back off, resend the same records
+           timeouts, connection errors, a handshake cut short
 TOO_LARGE  413                                                  split the batch, send the halves
 AUTH       401, 403                                             stop: AuthenticationError
-FAILED     TLS failure, invalid URL (no answer worth waiting for)   report failed; no retry
+FAILED     certificate refused, invalid URL; ``/import``        report failed; no retry
+           imported fewer records than sent, naming none
 =========  ==================================================  =================================
+
+Success bodies: ``{"status": 1, ...}`` from ``/track``, ``/engage``, ``/groups`` (the client
+always sends ``verbose=1``; a bare ``1`` is also taken), ``{"status": "OK", ...}`` from
+``/import`` (``"status": 1`` with ``verbose=1``). A proxy, captive portal or maintenance page
+answers 200 too: a 2xx without a success body does not show the records arrived.
 """
 
 from __future__ import annotations
@@ -64,9 +71,17 @@ class Classification:
 
 
 def classify_response(
-    endpoint: str, status: int, body: bytes, headers: Mapping[str, str]
+    endpoint: str,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    records: int | None = None,
 ) -> Classification:
-    """Classify an HTTP answer from ``endpoint`` (headers as requests gives them)."""
+    """Classify an HTTP answer from ``endpoint`` (headers as requests gives them).
+
+    ``records`` is how many records the request carried; with it, an ``/import`` answer that
+    counts fewer imported (and names none as failed) is not taken as success.
+    """
     if status in (401, 403):
         return Classification(Verdict.AUTH, status, _error_text(body) or f"HTTP {status}")
     if status == 413:
@@ -80,9 +95,7 @@ def classify_response(
         )
     parsed = _json(body)
     if 200 <= status < 300:
-        if _says_failed(parsed, body):
-            return Classification(Verdict.REJECTED, status, _error_text(body) or "status 0")
-        return Classification(Verdict.ACCEPTED, status)
+        return _classify_2xx(endpoint, status, body, parsed, headers, records)
     if status == 400 and isinstance(parsed, dict):
         failures = _failed_records(parsed.get("failed_records"))
         if failures:
@@ -90,6 +103,38 @@ def classify_response(
                 Verdict.PARTIAL, status, _error_text(body) or "HTTP 400", failures=failures
             )
     return Classification(Verdict.REJECTED, status, _error_text(body) or f"HTTP {status}")
+
+
+def _classify_2xx(
+    endpoint: str,
+    status: int,
+    body: bytes,
+    parsed: Any,
+    headers: Mapping[str, str],
+    records: int | None,
+) -> Classification:
+    if _says_failed(parsed, body):
+        return Classification(Verdict.REJECTED, status, _error_text(body) or "status 0")
+    if not _is_success(endpoint, parsed):
+        # Not Mixpanel's answer, so nothing says the records arrived. Resending them is safe
+        # (same $insert_id); if it never succeeds they are reported FAILED, not lost.
+        return Classification(
+            Verdict.RETRY,
+            status,
+            f"HTTP {status} without Mixpanel's success answer: {_quoted(body)}",
+            parse_retry_after(headers.get("Retry-After")),
+        )
+    if endpoint != "import" or not isinstance(parsed, dict):
+        return Classification(Verdict.ACCEPTED, status)
+    failures = _failed_records(parsed.get("failed_records"))
+    if failures:
+        return Classification(
+            Verdict.PARTIAL, status, _error_text(body) or f"HTTP {status}", failures=failures
+        )
+    shortfall = _import_shortfall(parsed.get("num_records_imported"), records)
+    if shortfall is not None:
+        return Classification(Verdict.FAILED, status, shortfall)
+    return Classification(Verdict.ACCEPTED, status)
 
 
 def network_failure(reason: str) -> Classification:
@@ -125,6 +170,51 @@ def _says_failed(parsed: Any, body: bytes) -> bool:
     if isinstance(parsed, dict):
         return parsed.get("status") in (0, "0")
     return parsed == 0 or body.strip() == b"0"
+
+
+def _is_success(endpoint: str, parsed: Any) -> bool:
+    """Whether ``parsed`` is the success body ``endpoint`` answers (see the module notes)."""
+    status = parsed.get("status") if isinstance(parsed, dict) else None
+    if endpoint == "import":
+        return status == "OK" or _is_one(status)
+    # /track, /engage, /groups: {"status": 1} with verbose=1, a bare 1 without it.
+    return _is_one(status) or _is_one(parsed)
+
+
+def _is_one(value: Any) -> bool:
+    # Exactly the integer 1: JSON true or 1.0 is no answer Mixpanel gives.
+    return type(value) is int and value == 1
+
+
+def _import_shortfall(imported: Any, records: int | None) -> str | None:
+    """Why an ``/import`` success is not one, or ``None``: it counted fewer records than sent.
+
+    Without ``strict=1`` Mixpanel drops invalid records silently and leaves them out of the
+    count. Which ones is unknown, and resending gets the same answer, so the whole request is
+    reported FAILED (no retry), like any undelivered record. Sending them again later is safe:
+    Mixpanel deduplicates the imported ones on ``$insert_id``.
+    """
+    if records is None or type(imported) is not int or imported >= records:
+        return None
+    return (
+        f"Mixpanel imported {imported} of {records} records and did not say which were "
+        "dropped (with strict=1 it names each invalid record)"
+    )
+
+
+_QUOTED_CHARS = 200
+"""How much of an unexpected body a reason quotes: enough to recognise the page."""
+
+
+def _quoted(body: bytes) -> str:
+    """The start of ``body`` for a reason, whitespace collapsed, or that it was empty."""
+    head = body[: _QUOTED_CHARS * 4]  # no character takes more than 4 bytes of UTF-8
+    text = " ".join(head.decode("utf-8", "replace").split())
+    if not text:
+        return "empty body"
+    if len(text) > _QUOTED_CHARS or len(head) < len(body):
+        text = text[:_QUOTED_CHARS] + "..."
+    return f"body {text!r}"
 
 
 def _error_text(body: bytes) -> str | None:

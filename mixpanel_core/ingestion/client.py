@@ -215,7 +215,7 @@ class IngestionClient:
                     self._outcome(endpoint, batch, DeliveryStatus.FAILED, reason, None, attempts)
                 ]
             attempts += 1
-            answer = self._post(endpoint, credentials, body, call)
+            answer = self._post(endpoint, credentials, body, len(batch), call)
             verdict = answer.verdict
             if verdict is Verdict.ACCEPTED:
                 return [
@@ -251,6 +251,7 @@ class IngestionClient:
         endpoint: Endpoint,
         credentials: ImportCredentials | None,
         body: bytes,
+        records: int,
         call: _Call,
     ) -> Classification:
         headers = {"Content-Type": self._formats[endpoint].content_type}
@@ -272,13 +273,16 @@ class IngestionClient:
         try:
             response = self._http.post(url, body, headers, self._timeout(call))
         except TlsError as exc:
-            # A certificate does not fix itself between retries: fail now, and say why.
+            # A refused certificate does not fix itself between retries: fail now, say why.
+            # (A handshake the peer cut short arrives as a NetworkError and is retried.)
             return Classification(Verdict.FAILED, None, f"TLS failure talking to {url}: {exc}")
         except NetworkError as exc:
             return network_failure(str(exc))
         except RequestError as exc:
             return Classification(Verdict.FAILED, None, str(exc))
-        return classify_response(endpoint, response.status_code, response.content, response.headers)
+        return classify_response(
+            endpoint, response.status_code, response.content, response.headers, records
+        )
 
     def _timeout(self, call: _Call) -> tuple[float, float]:
         connect, read = self.options.timeout

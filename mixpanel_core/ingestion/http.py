@@ -8,13 +8,16 @@ does its own retrying, and skipping requests' session machinery halves the cost 
 from __future__ import annotations
 
 import os
+import ssl
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator, Mapping
 
 import attrs
 import certifi
 import urllib3
 import urllib3.exceptions
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from mixpanel_core.version import __version__
 
@@ -29,7 +32,11 @@ class Response:
 
 
 class TlsError(Exception):
-    """The TLS handshake or certificate failed: retrying will not fix it."""
+    """The certificate was refused, or client and server share no TLS version or cipher.
+
+    Retrying will not fix it. A handshake cut short (the peer closed or reset the connection)
+    is a ``NetworkError`` instead.
+    """
 
 
 class NetworkError(Exception):
@@ -38,6 +45,64 @@ class NetworkError(Exception):
 
 class RequestError(Exception):
     """Anything else that stopped the request from being made (a malformed URL, say)."""
+
+
+# OpenSSL reasons that say client and server cannot agree, whatever the attempt: https:// to a
+# plain-HTTP port, no TLS version or cipher in common. Any other ssl.SSLError (an EOF or a reset
+# mid-handshake, a bad record) is what a restarting server or load balancer causes.
+_PERMANENT_SSL_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "NO_CIPHERS_AVAILABLE",
+    }
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: exceptions in its args, its __cause__ and __context__."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        # urllib3 wraps the ssl exception as SSLError(e), so it sits in args, not __cause__.
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def tls_failure_is_permanent(exc: urllib3.exceptions.SSLError) -> bool:
+    """Whether retrying cannot help: a certificate or hostname check failed, the two sides
+    cannot agree on TLS, or urllib3 refused before any handshake (a CA bundle it cannot load,
+    a fingerprint mismatch). A handshake interrupted by the peer is worth another try."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, ssl.SSLCertVerificationError | CertificateError) for c in causes):
+        return True
+    ssl_errors = [c for c in causes if isinstance(c, ssl.SSLError)]
+    if not ssl_errors:
+        return True
+    return any(e.reason in _PERMANENT_SSL_REASONS for e in ssl_errors)
+
+
+# Every live session, so one fork hook can give each a new lock in the child (see below).
+_SESSIONS: weakref.WeakSet[HttpSession] = weakref.WeakSet()
+
+
+def _renew_locks_after_fork() -> None:
+    # Runs in the child before any other thread exists there. A lock that another parent
+    # thread held at fork() time stays held forever in the child: replace it unheld.
+    for session in list(_SESSIONS):
+        session._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; without fork() there is nothing to renew
+    os.register_at_fork(after_in_child=_renew_locks_after_fork)
 
 
 class HttpSession:
@@ -53,6 +118,7 @@ class HttpSession:
         self._lock = threading.Lock()
         self._pid = -1
         self._manager: urllib3.PoolManager | None = None
+        _SESSIONS.add(self)
 
     def _pool(self) -> urllib3.PoolManager:
         # After fork() the child inherits the parent's sockets: it must open its own.
@@ -82,7 +148,9 @@ class HttpSession:
                 redirect=False,
             )
         except urllib3.exceptions.SSLError as exc:
-            raise TlsError(str(exc)) from exc
+            if tls_failure_is_permanent(exc):
+                raise TlsError(str(exc)) from exc
+            raise NetworkError(f"TLS connection interrupted: {exc}") from exc
         except (
             urllib3.exceptions.TimeoutError,
             urllib3.exceptions.NewConnectionError,
