@@ -6,13 +6,21 @@ safe side: plain ``http://`` URLs are accepted only on loopback; ``request_timeo
 the default bounded timeouts, not "wait forever"; ``retry_limit=0`` turns retries off and any
 other value retries within the ``HttpOptions`` time budget; ``BufferedConsumer`` is safe from
 many threads and keeps (for the next ``flush``) only the records that failed, not the whole
-batch.
+batch; what it still holds when the process exits is flushed then (within
+``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts with an empty buffer (the parent sends
+what it held).
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
 import threading
+import time
+import weakref
 from collections.abc import Sequence
+from multiprocessing.util import Finalize, register_after_fork
 from typing import Any
 
 import attrs
@@ -25,6 +33,11 @@ from mixpanel_core.ingestion import HttpOptions, IngestionClient, records_limit
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
+
+logger = logging.getLogger(__name__)
+
+EXIT_FLUSH_SECONDS = 5.0
+"""Bound of ``BufferedConsumer``'s flush at interpreter exit (no request starts after it)."""
 
 OFFICIAL_TO_CORE: dict[str, Endpoint] = {
     "events": "track",
@@ -90,10 +103,15 @@ class Consumer:
         self.send_messages(core, _messages(core, json_message, api_key, api_secret))
         return True
 
-    def send_messages(self, core: Endpoint, messages: Sequence[Message]) -> None:
-        """Send already built messages to ``core`` (``track``...); raises MixpanelException."""
+    def send_messages(
+        self, core: Endpoint, messages: Sequence[Message], deadline: float | None = None
+    ) -> None:
+        """Send already built messages to ``core`` (``track``...); raises MixpanelException.
+
+        ``deadline`` (``time.monotonic()``): no request starts, and no retry waits, after it.
+        """
         try:
-            result = self._client.send_batch(core, messages)
+            result = self._client.send_batch(core, messages, deadline=deadline)
         except AuthenticationError as error:
             raise MixpanelException(str(error), error.reports) from error
         if not result.ok:
@@ -136,6 +154,12 @@ class BufferedConsumer:
         self._max_size = max(1, max_size)
         self._buffers: dict[str, list[Message]] = {name: [] for name in OFFICIAL_TO_CORE}
         self._lock = threading.RLock()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_in_child(me))
+        # The official class loses its buffer at exit; this one sends it, within a bound.
+        atexit.register(_flush_at_exit, me)
+        _flush_at_multiprocessing_exit(self)
+        register_after_fork(self, _flush_at_multiprocessing_exit)
 
     def send(
         self,
@@ -162,14 +186,19 @@ class BufferedConsumer:
             for endpoint in self._buffers:
                 self._flush_endpoint(endpoint)
 
-    def _flush_endpoint(self, endpoint: str) -> None:
+    def _held(self) -> int:
+        """Records buffered, not yet sent (or kept after failing)."""
+        with self._lock:
+            return sum(map(len, self._buffers.values()))
+
+    def _flush_endpoint(self, endpoint: str, deadline: float | None = None) -> None:
         core = OFFICIAL_TO_CORE[endpoint]
         limit = min(self._max_size, records_limit(core))
         buffer = self._buffers[endpoint]
         while buffer:
             batch = buffer[:limit]
             try:
-                self._consumer.send_messages(core, batch)
+                self._consumer.send_messages(core, batch, deadline)
             except MixpanelException as error:
                 # Keep what may succeed later (FAILED); accepted and rejected records are done.
                 retry = [
@@ -184,6 +213,42 @@ class BufferedConsumer:
                 raise raised from error
             buffer = buffer[limit:]
             self._buffers[endpoint] = buffer
+
+
+def _forget_in_child(ref: weakref.ref[BufferedConsumer]) -> None:
+    # The parent still holds, and will send, what was buffered before the fork: a child that
+    # kept its copy would send every record twice. A lock held at fork() stays held: renew it.
+    consumer = ref()
+    if consumer is not None:
+        consumer._buffers = {name: [] for name in OFFICIAL_TO_CORE}
+        consumer._lock = threading.RLock()
+
+
+def _flush_at_multiprocessing_exit(consumer: BufferedConsumer) -> None:
+    # multiprocessing's processes leave through os._exit, skipping atexit, and run its
+    # finalizers instead; a child forgets its parent's at start, so each registers its own
+    # (register_after_fork runs this in the child after that).
+    Finalize(None, _flush_at_exit, (weakref.ref(consumer),), exitpriority=20)
+
+
+def _flush_at_exit(ref: weakref.ref[BufferedConsumer]) -> None:
+    consumer = ref()
+    if consumer is None or not consumer._held():
+        return
+    deadline = time.monotonic() + EXIT_FLUSH_SECONDS
+    failures = []
+    with consumer._lock:
+        for endpoint in OFFICIAL_TO_CORE:  # each gets its chance, whatever the others do
+            try:
+                consumer._flush_endpoint(endpoint, deadline)
+            except MixpanelException as error:
+                failures.append(f"{endpoint}: {error}")
+    if failures:
+        logger.error(
+            "BufferedConsumer: %d record(s) not delivered at exit (%s)",
+            consumer._held(),
+            "; ".join(failures),
+        )
 
 
 def _core_endpoint(endpoint: str) -> Endpoint:

@@ -44,6 +44,11 @@ class ConsumerTransport:
     Events go to ``"events"``, imports (and merges) to ``"imports"`` with the
     ``(api_key, api_secret)`` pair when the consumer takes it, profile updates to ``"people"``,
     group updates to ``"groups"``. What the consumer raises reaches the caller unchanged.
+
+    Reports: a message whose ``send`` raised is reported FAILED. One whose ``send`` returned is
+    reported ACCEPTED only when the consumer has no ``flush``: a consumer with one (such as
+    ``BufferedConsumer``) may only have buffered it, and what becomes of it later is known only
+    from what its ``flush`` raises.
     """
 
     def __init__(self, consumer: Any, name: str = "consumer", report: Reporter = ignore_report):
@@ -51,6 +56,7 @@ class ConsumerTransport:
         self._name = name
         self._report = report
         self._takes_auth = _positional_params(consumer.send) >= 3
+        self._buffers = callable(getattr(consumer, "flush", None))
 
     def send(self, message: Message) -> None:
         endpoint = OFFICIAL_ENDPOINTS[message.endpoint]
@@ -65,7 +71,8 @@ class ConsumerTransport:
         except Exception as exc:
             self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, str(exc)))
             raise
-        self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name))
+        if not self._buffers:
+            self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name))
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         flush = getattr(self.consumer, "flush", None)
