@@ -36,7 +36,12 @@ from mixpanel_core.commands.fixup import FixUp, without_plugin
 from mixpanel_core.commands.progress import ProgressLine
 from mixpanel_core.commands.records import problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
-from mixpanel_core.commands.send import add_config_argument, positive_int, stop_on_sigterm
+from mixpanel_core.commands.send import (
+    add_config_argument,
+    positive_int,
+    refuse_input_as_rejected_file,
+    stop_on_sigterm,
+)
 from mixpanel_core.config import Config, load_config
 from mixpanel_core.errors import ConfigError, TransportError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
@@ -118,6 +123,9 @@ class Replay:
         self.tally = ReplayTally()
         self.delivery = ConfirmedDelivery(config, dry_run=options.dry_run)
         self.rejected: RejectedFile | None = None
+        if options.rejected_file is not None and options.file is not None:
+            # Refused with --dry-run too: dropping the flag must not turn it into an endless run.
+            refuse_input_as_rejected_file(options.file, options.rejected_file, "the --file")
         if options.rejected_file is not None and not options.dry_run:
             self.rejected = RejectedFile(options.rejected_file)
         self._unkept = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -110,6 +111,9 @@ class Backfill:
         self.after_record = after_record
         self.tally = SendTally()
         self.checkpoint = Checkpoint(options.checkpoint)
+        if options.rejected_file is not None:
+            for path in options.files:
+                refuse_input_as_rejected_file(path, options.rejected_file, "a FILE")
         self.delivery = ConfirmedDelivery(config)
         self.rejected = RejectedFile(options.rejected_file) if options.rejected_file else None
         # $insert_id -> record index for the current chunk, to say where a rejection came from.
@@ -203,6 +207,24 @@ class Backfill:
             self.rejected.write(rejection)
         elif self.tally.rejected <= SHOWN_REJECTIONS:
             self.progress.say(f"rejected: {rejection.describe()}")
+
+
+def refuse_input_as_rejected_file(source: Path, rejected_file: Path, option: str) -> None:
+    """Raise ``CommandError`` when ``rejected_file`` is the input file ``source``.
+
+    The input is read lazily while rejections are appended to the rejected file: were they the
+    same file, each rejection would be read back and rejected again, and the run would never
+    end while the file grew without bound.
+    """
+    try:
+        same = os.path.samefile(source, rejected_file)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        same = source.resolve() == rejected_file.resolve()
+    if same:
+        raise CommandError(
+            f"--rejected-file {rejected_file} is {option} being read ({source}); give "
+            "--rejected-file a different path"
+        )
 
 
 def _undelivered(path: Path, start: int, outcome: ChunkOutcome) -> str:

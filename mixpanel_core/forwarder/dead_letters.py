@@ -15,19 +15,39 @@ header                             value
 ``dead-letter-attempts``           requests made for the record (delivery stage only)
 ``dead-letter-time``               when it was dead-lettered, ISO 8601 UTC
 ``dead-letter-group``              the forwarder's consumer group
+``dead-letter-truncated``          only when the value was cut to fit the producer's
+                                   ``max_request_size``: the original value's size in bytes
 =================================  ========================================================
+
+A record the source producer accepted can still be too big to dead-letter, since the headers
+add a few hundred bytes. Its dead letter then carries the value's first bytes, as many as fit:
+the headers still say which record it was and why, so the operator can fetch it from the
+source topic while it is retained.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from mixpanel_core.forwarder.config import ForwarderError
+from mixpanel_core.kafka.client_library import kafka_python
+
+logger = logging.getLogger("mixpanel_core.forwarder")
 
 PREFIX = "dead-letter-"
 DELIVERY_STAGE = "delivery"
+TRUNCATED_HEADER = PREFIX + "truncated"
+
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+"""kafka-python's default, for a producer that does not expose its ``config``."""
+FRAMING_ALLOWANCE = 1024
+"""Bytes kept free for Kafka's record-batch header, the record's own framing and the varint
+length of every field (about 100 bytes in kafka-python's estimate), with room to spare."""
+HEADER_FRAMING = 10
+"""Two varint lengths (at most 5 bytes each) per header."""
 
 
 class DeadLetterWriter:
@@ -64,7 +84,80 @@ class DeadLetterWriter:
         record_headers = list(raw.headers or ()) + [
             (PREFIX + name, str(value).encode()) for name, value in why.items() if value is not None
         ]
-        return self._producer.send(self.topic, key=raw.key, value=raw.value, headers=record_headers)
+        where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
+        too_large = kafka_python().errors.MessageSizeTooLargeError
+        try:
+            return self._produce(raw.key, raw.value, record_headers, where)
+        except too_large:
+            # Raised by send() itself, before anything was queued: nothing to undo.
+            pass
+        return self._send_truncated(raw, record_headers, where)
+
+    def _send_truncated(self, raw: Any, record_headers: list[tuple[str, bytes]], where: str) -> Any:
+        """The dead letter with its value cut to fit ``max_request_size``; returns its future.
+
+        Without it the record could never be dead-lettered: every restart would stop on it, and
+        its partition would never move again.
+        """
+        value: bytes = bytes(raw.value or b"")
+        record_headers = [*record_headers, (TRUNCATED_HEADER, str(len(value)).encode())]
+        overhead = (
+            FRAMING_ALLOWANCE
+            + len(raw.key or b"")
+            + sum(len(name.encode()) + len(data) + HEADER_FRAMING for name, data in record_headers)
+        )
+        room = self._max_request_size() - overhead
+        if room < 0:
+            raise ForwarderError(
+                f"the dead letter of {where} is too large for the dead-letter producer even "
+                "without its value (its key and headers alone exceed max_request_size); "
+                "nothing from that record on was committed. Raise the source transport's "
+                "producer max_request_size, or skip the record."
+            )
+        logger.warning(
+            "the dead letter of %s is too large for the producer: sending its first %d of %d "
+            "value bytes, marked with the %s header",
+            where,
+            room,
+            len(value),
+            TRUNCATED_HEADER,
+        )
+        try:
+            return self._produce(raw.key, value[:room], record_headers, where)
+        except kafka_python().errors.MessageSizeTooLargeError:
+            pass  # the framing allowance fell short; said below, outside this handler
+        raise ForwarderError(
+            f"the dead letter of {where} is too large for the dead-letter producer even cut to "
+            f"{room} value bytes; nothing from that record on was committed. Raise the source "
+            "transport's producer max_request_size, or skip the record."
+        )
+
+    def _produce(
+        self, key: bytes | None, value: bytes | None, record_headers: list[Any], where: str
+    ) -> Any:
+        """``producer.send``, its synchronous failures but ``MessageSizeTooLargeError`` made
+        ``ForwarderError``, so that the forwarder commits what it did and stops (exit 1).
+        """
+        errors = kafka_python().errors
+        try:
+            return self._producer.send(self.topic, key=key, value=value, headers=record_headers)
+        except errors.MessageSizeTooLargeError:
+            raise
+        except (errors.KafkaError, ValueError, TypeError) as exc:
+            # Only the exception's type: kafka-python's messages may echo producer options,
+            # and those can hold SASL passwords.
+            raise ForwarderError(
+                f"the dead-letter topic {self.topic!r} did not take the dead letter of {where}: "
+                f"the producer raised {type(exc).__name__}. Check that the topic exists and "
+                "that the source transport's producer options allow writing to it; nothing "
+                "from that record on was committed."
+            ) from None
+
+    def _max_request_size(self) -> int:
+        """The producer's ``max_request_size`` (kafka-python keeps its options in ``config``)."""
+        config = getattr(self._producer, "config", None)
+        size = config.get("max_request_size") if isinstance(config, dict) else None
+        return size if isinstance(size, int) else DEFAULT_MAX_REQUEST_SIZE
 
     def settle(self, futures: Sequence[Any], timeout: float) -> None:
         """Wait up to ``timeout`` for ``futures``; raise ``ForwarderError`` if any did not land.

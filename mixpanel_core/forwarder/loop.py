@@ -432,10 +432,21 @@ class Forwarder:
             self._consumer.close(autocommit=False)
         except self._kafka_error as exc:
             logger.warning("closing the consumer: %s", exc)
+        # This runs in run()'s finally: raising here would hide the error that ended the run.
+        # Every dead letter was settled (or the run is failing anyway) before any commit, so a
+        # close that fails loses nothing that was committed.
         if self._dead_letters is not None:
-            self._dead_letters.close(DEAD_LETTER_TIMEOUT)
+            try:
+                self._dead_letters.close(DEAD_LETTER_TIMEOUT)
+            except Exception as exc:
+                logger.warning("closing the dead-letter producer: %s: %s", type(exc).__name__, exc)
         if self._group_reader is not None:
-            self._group_reader.close(autocommit=False)
+            try:
+                self._group_reader.close(autocommit=False)
+            except Exception as exc:
+                logger.warning(
+                    "closing the committed-offsets reader: %s: %s", type(exc).__name__, exc
+                )
 
     # -- observing --------------------------------------------------------------------------
 
