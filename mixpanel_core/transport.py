@@ -10,6 +10,10 @@ A transport is any object with these three methods::
     flush(timeout=None)    deliver everything taken so far, waiting at most ``timeout``
                            seconds (``None``: the transport's configured bound, never forever).
                            Returns the messages that could not be delivered in time.
+                           It raises ``TransportError`` when it cannot return them: they
+                           are held elsewhere (``multiprocessing_queue``: in a sender
+                           process that died or did not answer in time). Returning fewer
+                           messages than were not delivered is never allowed.
     close(timeout=None)    ``flush``, then release threads, sockets and processes. Returns what
                            could not be delivered. Idempotent.
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core.errors import ConfigError, MixpanelCoreError
+from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import (
     QueueChannel,
@@ -53,6 +53,7 @@ class MultiprocessingQueueTransport:
         self._owner_pid = os.getpid()
         self._producer = FrameProducer(channel, context)
         self._closed = False
+        self._loss_told = False
         # In a fork child this object turns into that process's producer (see _in_this_process).
         self._worker: ProducerTransport | None = None
         self._worker_pid = 0
@@ -109,22 +110,48 @@ class MultiprocessingQueueTransport:
             self._in_this_process().send(message)
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
-        """Queue the partial batch; the owner also waits until the sender flushed its inner."""
+        """Queue the partial batch; the owner also waits until the sender flushed its inner.
+
+        Returns the messages this process could not queue. In the owner it raises
+        ``TransportError`` when the sender did not confirm the flush in time, or died holding
+        records: those records are in the sender process, so they cannot be returned, and
+        returning nothing would claim they were delivered.
+        """
         if self._owner_pid != os.getpid():
             return self._in_this_process().flush(timeout)
         left = self._producer.flush()
         if not self._channel.sender_alive():
+            self._raise_if_sender_lost_records()
             return left
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         token = self.supervisor.next_flush_token()
         try:
             self._producer.put_control(flush_request(token), bound)
         except MixpanelCoreError as exc:
-            logger.warning("%s: flush: %s", self._context.path, exc)
-            return left
+            raise TransportError(f"{self._context.path}: flush: {exc}") from exc
         if not self.supervisor.wait_for_flush(token, bound):
-            logger.warning("%s: the sender did not flush within %ss", self._context.path, bound)
+            if not self._channel.sender_alive():
+                self._raise_if_sender_lost_records()
+                return left
+            raise TransportError(
+                f"{self._context.path}: the sender did not confirm the flush within {bound}s; "
+                f"{self.supervisor.describe_unsettled()} yet"
+            )
         return left
+
+    def _raise_if_sender_lost_records(self) -> None:
+        # Once per death: later messages go to the fallback (or raise in send), so later
+        # flushes have nothing new to say.
+        if self._loss_told:
+            return
+        self._loss_told = True
+        unsettled = self.supervisor.unsettled()
+        if unsettled == 0:
+            return
+        raise TransportError(
+            f"{self._context.path}: {self._channel.describe_sender()} is not running; "
+            f"{self.supervisor.describe_unsettled()}"
+        )
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
         """Queue what is left; the owner then stops the sender once the queue is drained."""
@@ -145,13 +172,14 @@ class MultiprocessingQueueTransport:
         still_open = self.supervisor.wait_for_producers(deadline - time.monotonic())
         if still_open:
             logger.warning(
-                "%s: %d worker producers had not closed; stopping the sender anyway",
+                "%s: %d worker producers had not closed (or not all their frames were "
+                "written); stopping the sender anyway",
                 self._context.path,
                 still_open,
             )
         if self._channel.sender_alive():
             try:
-                request = stop_request(still_open)
+                request = stop_request(still_open, deadline)
                 self._producer.put_control(request, max(deadline - time.monotonic(), 0.0))
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)

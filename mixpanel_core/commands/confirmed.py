@@ -15,7 +15,7 @@ import attrs
 
 from mixpanel_core.config import Config, RouteConfig
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import AuthenticationError, ConfigError, DeliveryError
+from mixpanel_core.errors import AuthenticationError, ConfigError, DeliveryError, TransportError
 from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.messages import Message
 from mixpanel_core.pipeline import Pipeline
@@ -111,6 +111,7 @@ class ConfirmedDelivery:
             config, transports, extra_plugins=[("mixpanel-core-command", self.collector)]
         )
         self.submitted = 0
+        self._dry_run = dry_run
 
     def submit(self, message: Message) -> None:
         """Send ``message``; its outcome arrives in the next ``confirm``.
@@ -118,29 +119,44 @@ class ConfirmedDelivery:
         Raises ``ValidationError`` when it is invalid under ``on_invalid = "raise"``, and
         ``AuthenticationError`` when Mixpanel refuses the credentials (nothing can succeed).
         """
-        self.submitted += 1
         try:
             self.pipeline.submit(message)
         except AuthenticationError:
             raise
         except DeliveryError:
             pass  # a synchronous transport: its report has reached the collector already
+        # Counted once taken (a message refused by raising is the caller's to count): every
+        # counted message must be reported or returned by flush before it is confirmed.
+        self.submitted += 1
 
     def confirm(self) -> ChunkOutcome:
-        """Flush every transport until all submitted messages are settled or progress stops."""
+        """Flush every transport until all submitted messages are settled or progress stops.
+
+        A message counts as delivered only once a report says so. One that was submitted but
+        neither reported nor returned by ``flush`` (a transport lost it, or raised
+        ``TransportError`` because it could not tell) counts as undelivered.
+        """
         left: list[Message] = []
         while True:
             settled_before = self.collector.settled
-            left = self.pipeline.flush()
+            try:
+                left = self.pipeline.flush()
+            except TransportError:
+                # The transport cannot say what became of some messages: the count below
+                # treats every unreported one as undelivered.
+                left = []
+                break
             # A flush bounded by the transport's timeout may end with messages still queued
             # but moving; only a whole flush without a single new report means stuck.
             if not left or self.collector.settled == settled_before:
                 break
         accepted, lost = self.collector.take()
+        settled = accepted + len(lost)
+        unreported = 0 if self._dry_run else max(self.submitted - settled - len(left), 0)
         self.submitted = 0
         rejected = tuple(r for r in lost if _final(r))
         failed = tuple(r for r in lost if not _final(r))
-        return ChunkOutcome(accepted, rejected, failed, len(left))
+        return ChunkOutcome(accepted, rejected, failed, len(left) + unreported)
 
     def close(self, timeout: float | None = None) -> int:
         """Close the transports; returns how many messages they still held (after ``confirm``,

@@ -80,6 +80,23 @@ class FrameProducer:
             self._thread.join(self._options.block_timeout + self._options.linger)
         return self.flush()
 
+    def fail_unwritten(self, waited: float) -> list[Message]:
+        """After a timed-out close: report FAILED, and return, the frames of this process
+        that never reached the pipe (see ``QueueChannel.take_unwritten_frames``)."""
+        messages = [
+            m for frame in self._channel.take_unwritten_frames() for m in decode_frame(frame)
+        ]
+        reason = f"not queued: the sender did not read the queue for {waited}s while closing"
+        self._report(messages, DeliveryStatus.FAILED, reason)
+        logger.error(
+            "%s: close() timed out; %d messages were not written to the queue (reported "
+            "FAILED); one frame (up to %d messages) being written may be lost or cut",
+            self._context.path,
+            len(messages),
+            self._options.batch_size,
+        )
+        return messages
+
     def put_control(self, item: object, timeout: float) -> None:
         """Queue a control item (owner only), waiting for room while the sender lives."""
         deadline = time.monotonic() + timeout
@@ -133,16 +150,17 @@ class FrameProducer:
                 return self._deliver_elsewhere(decode_frame(frame), raising)
             policy = self._options.when_full
             if policy == "block":
-                return self._put_blocking(frame, raising)
+                return self._put_blocking(frame, len(lines), raising)
             if policy == "drop_newest":
-                return self._put_dropping_newest(frame)
-            return self._put_dropping_oldest(frame)
+                return self._put_dropping_newest(frame, len(lines))
+            return self._put_dropping_oldest(frame, len(lines))
 
-    def _put_blocking(self, frame: bytes, raising: bool) -> list[Message]:
+    def _put_blocking(self, frame: bytes, records: int, raising: bool) -> list[Message]:
         deadline = time.monotonic() + self._options.block_timeout
         while True:
             try:
                 self._channel.frames.put(frame, timeout=self._options.check_interval)
+                self._channel.count_queued(records)
                 return []
             except queue.Full:
                 if not self._channel.sender_alive():
@@ -159,18 +177,20 @@ class FrameProducer:
             )
         return messages
 
-    def _put_dropping_newest(self, frame: bytes) -> list[Message]:
+    def _put_dropping_newest(self, frame: bytes, records: int) -> list[Message]:
         try:
             self._channel.frames.put_nowait(frame)
+            self._channel.count_queued(records)
         except queue.Full:
             dropped = decode_frame(frame)
             self._report(dropped, DeliveryStatus.DROPPED, "the queue was full (drop_newest)")
         return []
 
-    def _put_dropping_oldest(self, frame: bytes) -> list[Message]:
+    def _put_dropping_oldest(self, frame: bytes, records: int) -> list[Message]:
         while True:
             try:
                 self._channel.frames.put_nowait(frame)
+                self._channel.count_queued(records)
                 return []
             except queue.Full:
                 pass
@@ -183,6 +203,7 @@ class FrameProducer:
                 continue
             if isinstance(oldest, bytes):
                 dropped = decode_frame(oldest)
+                self._channel.count_queued(-len(dropped))
                 self._report(dropped, DeliveryStatus.DROPPED, "the queue was full (drop_oldest)")
             else:
                 # A control item from the owner must not be lost: queue it behind ours.

@@ -8,6 +8,7 @@ message's wire line. ``decode_report`` turns one back into a ``DeliveryReport`` 
 from __future__ import annotations
 
 import collections
+import ctypes
 import threading
 from multiprocessing.queues import Queue
 from typing import Any
@@ -55,8 +56,11 @@ class ReportRelay:
     accepted. Counting that way costs nothing per accepted record.
     """
 
-    def __init__(self, reports: Queue[Any], forward: bool) -> None:
+    def __init__(
+        self, reports: Queue[Any], forward: bool, shared_taken: ctypes.c_longlong | None = None
+    ) -> None:
         self._queue = reports
+        self._shared_taken = shared_taken
         self._forward = forward
         self._lock = threading.Lock()
         self._pending: list[EncodedReport] = []
@@ -67,6 +71,9 @@ class ReportRelay:
         """The sender took ``count`` more records off the queue."""
         with self._lock:
             self._taken += count
+            if self._shared_taken is not None:
+                # Where the owner can read it even after this process was killed.
+                self._shared_taken.value = self._taken
 
     def report(self, report: DeliveryReport) -> None:
         """The inner transport's reporter."""

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import time
 
 from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 DRAIN_QUIET_PERIOD = 0.1
 """When frames may still come after a stop request (some worker producers had not closed, or
 the owner died), the sender exits once the queue stayed empty this long (seconds)."""
+
+REPORT_MARGIN = 1.0
+"""Seconds before the owner's deadline by which the sender has closed its inner transport
+(at most a quarter of the time left), so that the FAILED reports of what it could not
+deliver reach the owner before the owner gives up on the sender."""
 
 
 class _SenderPipeline(Pipeline):
@@ -64,17 +70,18 @@ def run_sender(channel: QueueChannel) -> None:
     """
     channel.sender_pid.value = os.getpid()
     collect_cycles_rarely()
-    relay = ReportRelay(channel.reports, channel.options.forward_reports)
+    relay = ReportRelay(channel.reports, channel.options.forward_reports, channel.taken)
     try:
         try:
             inner = _SenderPipeline(channel, relay).transport(channel.spec.inner)
         except MixpanelCoreError as exc:
             relay.fatal(f"cannot build transport {channel.spec.inner!r}: {exc}")
             raise
+        deadline: float | None = None
         try:
-            _drain(channel, inner, relay)
+            deadline = _drain(channel, inner, relay)
         finally:
-            inner.close(channel.options.shutdown_timeout)
+            inner.close(_close_bound(channel, deadline))
             relay.done()
     finally:
         channel.gone.set()
@@ -83,17 +90,33 @@ def run_sender(channel: QueueChannel) -> None:
             channel.reports.cancel_join_thread()
 
 
-def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
+def _close_bound(channel: QueueChannel, deadline: float | None) -> float:
+    """How long the inner transport may take to close: up to the owner's deadline, less
+    the time to ship the last reports back."""
+    if deadline is None:
+        return channel.options.shutdown_timeout
+    left = deadline - time.monotonic()
+    return max(left - min(REPORT_MARGIN, left / 4), 0.0)
+
+
+def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> float | None:
+    """Deliver frames until the stop request (or the owner's death); returns the owner's
+    deadline, if it gave one."""
     frames = channel.frames
     # Looked up once: checking a protocol costs microseconds, and frames come by thousands.
     sink = inner if isinstance(inner, RecordSink) else None
     stopping = False
+    deadline: float | None = None
+    drain_until: float | None = None
     while True:
+        if drain_until is not None and time.monotonic() >= drain_until:
+            _fail_queued(channel, relay, deadline)
+            return deadline
         try:
             item = frames.get(timeout=DRAIN_QUIET_PERIOD if stopping else 0.05)
         except queue.Empty:
             if stopping:
-                return
+                return deadline
             relay.ship()
             if not _owner_alive():
                 logger.error("the process that owns this sender died; draining and exiting")
@@ -103,13 +126,39 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> None:
             _deliver(item, inner, sink, relay, channel.spec.transport)
             relay.ship()
         elif item[0] == STOP:
+            deadline = item[2]
             if item[1] == 0:
-                return  # every producer closed: all their frames were ahead of this request
+                return deadline  # every producer closed: their frames were all ahead of this
             stopping = True
+            if deadline is not None:
+                # Frames may keep coming: deliver them for half the time left, and keep the
+                # other half to close the inner transport (which delivers what it holds).
+                drain_until = time.monotonic() + max(deadline - time.monotonic(), 0.0) / 2
         else:
             _, token = item
             inner.flush(channel.options.shutdown_timeout)
             relay.answer_flush(token)
+
+
+def _fail_queued(channel: QueueChannel, relay: ReportRelay, deadline: float | None) -> None:
+    """Report FAILED every record still queued: the owner's close() leaves no time to send
+    them, and unread they would be lost without a word."""
+    reason = "not delivered: the owner's close() timed out before the sender reached it"
+    failed = 0
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            item = channel.frames.get_nowait()
+        except queue.Empty:
+            break
+        if not isinstance(item, bytes):
+            continue  # a late flush request: nobody waits for its answer any more
+        for endpoint, records in records_by_endpoint(item):
+            relay.taken(len(records))
+            _report_each(relay, endpoint, records, channel.spec.transport, reason)
+            failed += len(records)
+        relay.ship()
+    if failed:
+        logger.error("%s: %d queued records reported FAILED", channel.describe_sender(), failed)
 
 
 def _deliver(
@@ -144,7 +193,7 @@ def _deliver(
 
 
 def _report_each(
-    relay: ReportRelay, endpoint: str, records: list[bytes], name: str, error: Exception
+    relay: ReportRelay, endpoint: str, records: list[bytes], name: str, error: Exception | str
 ) -> None:
     status = DeliveryStatus.DROPPED if isinstance(error, ValidationError) else DeliveryStatus.FAILED
     for record in records:

@@ -54,6 +54,11 @@ class SenderSupervisor:
         """Why the sender stopped early (it died, or could not build its inner transport)."""
         self._finished = threading.Event()
         self._death_noticed = False
+        self._settled = 0
+        """Reports of the sender's records replayed here (each settles one record)."""
+        self.unaccounted: int | None = 0
+        """Records the sender took but never reported, once it was killed or died (None:
+        unknown, because accepted records are not reported back without forwarding)."""
         self._listener = threading.Thread(
             target=self._listen, name=f"mixpanel-{context.name}-reports", daemon=True
         )
@@ -75,6 +80,27 @@ class SenderSupervisor:
         process.start()
         self._process = process
 
+    # -- what the sender holds -----------------------------------------------------------------
+
+    def unsettled(self) -> int | None:
+        """Records queued for the sender that have no report here yet: those it took and
+        never reported, and those it never took. None when that cannot be known
+        (``forward_reports`` is off, so accepted records are not reported back)."""
+        if not self._channel.options.forward_reports:
+            return None
+        took = max(self._channel.taken.value - self._settled, 0)
+        return took + self._channel.never_taken()
+
+    def describe_unsettled(self) -> str:
+        """The records without an outcome, in words, for logs and errors."""
+        taken = self._channel.taken.value
+        never_taken = self._channel.never_taken()
+        if not self._channel.options.forward_reports:
+            held = f"the outcome of {taken} records it took is unknown (forward_reports is off)"
+        else:
+            held = f"{max(taken - self._settled, 0)} records it took have no delivery report"
+        return f"{held}; {never_taken} queued records never reached it"
+
     # -- requests to the sender ---------------------------------------------------------------
 
     def next_flush_token(self) -> int:
@@ -93,12 +119,12 @@ class SenderSupervisor:
             return True
 
     def wait_for_producers(self, timeout: float) -> int:
-        """Wait until every worker producer closed; returns how many were still open."""
+        """Wait until every worker producer closed; returns how many may still send frames
+        (still open, or closed without knowing that their frames were all written)."""
         deadline = time.monotonic() + timeout
         while True:
-            still_open = self._channel.open_producers.value
-            if still_open <= 0 or time.monotonic() > deadline:
-                return max(still_open, 0)
+            if self._channel.open_producers.value <= 0 or time.monotonic() > deadline:
+                return self._channel.producers_not_done()
             time.sleep(0.01)
 
     def wait_until_finished(self, timeout: float) -> bool:
@@ -128,8 +154,17 @@ class SenderSupervisor:
                 logger.error("%s did not stop in %ss; terminating it", self._describe(), timeout)
                 process.terminate()
                 process.join(interval)
+                self._account_for_lost("it was terminated")
         self._listener.join(interval)
         return finished
+
+    def _account_for_lost(self, why: str) -> None:
+        """Say how many records died with the sender: their messages were in that process,
+        so only the count is left to report."""
+        self.unaccounted = self.unsettled()
+        if self.unaccounted == 0:
+            return
+        logger.error("%s: %s; %s", self._describe(), why, self.describe_unsettled())
 
     # -- the listener thread ------------------------------------------------------------------
 
@@ -175,6 +210,7 @@ class SenderSupervisor:
         if kind == REPORTS:
             for encoded in item[1]:  # type: ignore[attr-defined]
                 self._context.report(decode_report(encoded))
+                self._settled += 1
         elif kind == FLUSHED:
             with self._answers:
                 self._answered.add(item[1])  # type: ignore[arg-type]
@@ -209,9 +245,11 @@ class SenderSupervisor:
         code = process.exitcode if process is not None else None
         if self.failure is None:
             self.failure = f"{self._describe()} died (exit code {code})"
+        self.unaccounted = self.unsettled()
         logger.error(
-            "%s; what it held and what was still queued is lost; producers will %s",
+            "%s; what it held and what was still queued is lost (%s); producers will %s",
             self.failure,
+            self.describe_unsettled(),
             self._outcome(),
         )
         self._finished.set()

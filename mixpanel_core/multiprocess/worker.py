@@ -50,9 +50,14 @@ class ProducerTransport:
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         # Counted closed only once its frames are in the pipe: the owner's stop request,
         # queued after the count reaches zero, then comes after every one of them.
-        self._channel.join_feeder(bound)
-        self._channel.producer_closed()
-        return left
+        if self._channel.join_feeder(bound):
+            self._channel.producer_closed()
+            return left
+        # The feeder is stuck writing (the sender is not reading). The frames it has not
+        # started would die with this process: take them back and report them. The owner is
+        # told that a frame may still follow, so its sender drains until the queue is quiet.
+        self._channel.producer_closed_unsure()
+        return [*left, *self._producer.fail_unwritten(bound)]
 
 
 def close_at_exit(transport: Transport) -> None:

@@ -1,0 +1,140 @@
+"""Nothing is lost without a word: records the sender cannot deliver are reported, returned,
+or raised about, whatever the owner's close, flush or a worker's close times out on."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mp_workers import TOKEN, config_for, observed_client
+
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.errors import TransportError
+from mixpanel_core.multiprocess import QueueChannel, worker_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorProcess]:
+    with EmulatorProcess() as emulator:
+        yield emulator
+
+
+def wait_until_taken(transport: Any, count: int, timeout: float = 20.0) -> None:
+    """Bounded wait until the sender has taken ``count`` records off the queue (or, where
+    the channel does not count them, until the queue is empty)."""
+    channel = transport.channel
+    deadline = time.monotonic() + timeout
+    while not channel.frames.empty() or getattr(channel, "taken", _Enough).value < count:
+        assert time.monotonic() < deadline, "the sender did not take the records in time"
+        time.sleep(0.01)
+
+
+class _Enough:
+    value = 1 << 62
+
+
+def test_owner_close_while_mixpanel_is_down_reports_every_record_failed(
+    emulator: EmulatorProcess,
+) -> None:
+    client, counter = observed_client(
+        config_for(emulator.base_url, batch_size=100, shutdown_timeout=5.0)
+    )
+    emulator.client.fail_next(1_000_000, 503)
+    for i in range(500):
+        client.track("u", "Down", {"i": i})
+    started = time.monotonic()
+    left = client.close()
+    took = time.monotonic() - started
+    assert took < 5.0 + 2.0, f"close took {took:.1f}s"
+    # Before the fix the owner terminated the sender first: no report at all.
+    assert counter.by_status["failed"] + len(left) == 500, dict(counter.by_status)
+
+
+def test_owner_flush_raises_when_the_sender_died_holding_records(
+    emulator: EmulatorProcess,
+) -> None:
+    client, _ = observed_client(config_for(emulator.base_url, batch_size=100))
+    transport = client.pipeline.transport("default")
+    emulator.client.stall()
+    for i in range(300):
+        client.track("u", "Held", {"i": i})
+    transport._producer.flush()  # queue the partial batch now
+    wait_until_taken(transport, 300)
+    os.kill(transport.supervisor.process.pid, signal.SIGKILL)
+    emulator.client.release()
+    with pytest.raises(TransportError, match="300 records it took have no delivery report"):
+        client.flush(timeout=10)
+    client.close(timeout=10)
+
+
+def test_owner_flush_raises_when_the_sender_does_not_confirm_in_time(
+    emulator: EmulatorProcess,
+) -> None:
+    client, counter = observed_client(config_for(emulator.base_url, batch_size=100))
+    emulator.client.stall()
+    for i in range(200):
+        client.track("u", "Slow", {"i": i})
+    with pytest.raises(TransportError, match=r"did not confirm the flush within 1\.0s"):
+        client.flush(timeout=1.0)
+    emulator.client.release()
+    client.close(timeout=20)
+    assert counter.by_status["accepted"] == 200, dict(counter.by_status)
+
+
+def close_with_a_short_timeout(channel: QueueChannel, events: int, results: Any) -> None:
+    """A spawned worker whose close(timeout=1) expires while the sender does not read."""
+    client = worker_client(channel)
+    for i in range(events):
+        client.track("w", "Stuck", {"i": i, "pad": "x" * 1000})
+    left = client.close(timeout=1.0)
+    results.put(len(left))
+
+
+def test_a_worker_close_that_times_out_returns_the_frames_it_could_not_write(
+    emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "direct",
+                    "batch_size": 100,
+                    "block_timeout": 30.0,
+                },
+                # A small inner queue: the sender blocks on it, and stops reading frames.
+                "direct": {"type": "buffered_http", "max_queue_messages": 100, "block_timeout": 30},
+            },
+        }
+    )
+    client, counter = observed_client(config)
+    transport = client.pipeline.transport("default")
+    emulator.client.stall()  # the sender stops reading once its inner transport is full
+    context: Any = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    events = 2_000
+    worker = context.Process(
+        target=close_with_a_short_timeout, args=(transport.channel, events, results)
+    )
+    worker.start()
+    left = results.get(timeout=60)
+    worker.join(30)
+    assert left > 0, "the worker's close() claimed every frame was handed over"
+    emulator.client.release()
+    with caplog.at_level(logging.ERROR):
+        client.close(timeout=10)
+    delivered = len(emulator.client.records("track"))
+    reported = sum(n for status, n in counter.by_status.items() if status != "accepted")
+    unaccounted = transport.supervisor.unaccounted or 0
+    # Every record is returned by the worker, delivered, reported, or counted by the owner.
+    assert left + delivered + reported + unaccounted >= events
