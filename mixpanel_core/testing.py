@@ -1,9 +1,13 @@
-"""Helpers for testing code that uses mixpanel-core: an in-memory transport and a client on it."""
+"""Helpers for testing code that uses mixpanel-core: an in-memory transport and a client on it,
+and a bounded wait on a ``multiprocessing_queue`` sender."""
 
 from __future__ import annotations
 
+import time
+
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config
+from mixpanel_core.multiprocess import QueueChannel
 from transports.memory import MemoryTransport
 
 
@@ -15,4 +19,14 @@ def memory_client(
     return Mixpanel(token, transport, config=config), transport
 
 
-__all__ = ["MemoryTransport", "memory_client"]
+def wait_until_sender_took(channel: QueueChannel, count: int, timeout: float = 20.0) -> None:
+    """Wait until the sender of ``channel`` has taken ``count`` records off its queue (and
+    the queue is empty); ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not channel.frames.empty() or channel.taken.value < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sender took {channel.taken.value} of {count} records")
+        time.sleep(0.01)
+
+
+__all__ = ["MemoryTransport", "memory_client", "wait_until_sender_took"]

@@ -39,6 +39,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _replay(
+    config: Path, source: Path, rejected: str, *more: str
+) -> subprocess.CompletedProcess[str]:
+    return _cli(
+        "replay-dead-letters",
+        "--config",
+        str(config),
+        "--file",
+        str(source),
+        "--rejected-file",
+        rejected,
+        *more,
+    )
+
+
 @pytest.mark.parametrize("spelling", ["same", "relative", "symlink"])
 def test_replay_refuses_its_input_file_as_the_rejected_file(
     tmp_path: Path, mixpanel_emulator: Emulator, spelling: str
@@ -54,17 +69,7 @@ def test_replay_refuses_its_input_file_as_the_rejected_file(
     if spelling == "symlink":
         (tmp_path / "link.jsonl").symlink_to(source)
 
-    result = _cli(
-        "replay-dead-letters",
-        "--config",
-        str(config),
-        "--file",
-        str(source),
-        "--rejected-file",
-        rejected,
-        "--batch-size",
-        "2",
-    )
+    result = _replay(config, source, rejected, "--batch-size", "2")
 
     assert result.returncode == 1, result.stderr
     assert "--rejected-file" in result.stderr
@@ -74,15 +79,7 @@ def test_replay_refuses_its_input_file_as_the_rejected_file(
 
     # Another rejected file is fine: the three invalid letters land there, once each.
     elsewhere = tmp_path / "still-bad.jsonl"
-    result = _cli(
-        "replay-dead-letters",
-        "--config",
-        str(config),
-        "--file",
-        str(source),
-        "--rejected-file",
-        str(elsewhere),
-    )
+    result = _replay(config, source, str(elsewhere))
     assert result.returncode == 0, result.stderr
     assert len(read_lines(elsewhere)) == 3
 
@@ -91,16 +88,7 @@ def test_replay_refuses_it_under_dry_run_too(tmp_path: Path, mixpanel_emulator: 
     config = write_config(tmp_path, mixpanel_emulator)
     source = _dead_letter_file(tmp_path / "dead.jsonl")
 
-    result = _cli(
-        "replay-dead-letters",
-        "--config",
-        str(config),
-        "--file",
-        str(source),
-        "--rejected-file",
-        str(source),
-        "--dry-run",
-    )
+    result = _replay(config, source, str(source), "--dry-run")
 
     assert result.returncode == 1
     assert "--rejected-file" in result.stderr

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,26 +13,13 @@ from mixpanel_core.commands.errors import CommandError
 from mixpanel_core.commands.send import Backfill, SendOptions
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.testing import wait_until_sender_took
 
 from .conftest import events, write_ndjson
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 1_000
-
-
-def wait_until_taken(transport: Any, count: int, timeout: float = 20.0) -> None:
-    """Bounded wait until the sender has taken ``count`` records off the queue (or, where
-    the channel does not count them, until the queue is empty)."""
-    channel = transport.channel
-    deadline = time.monotonic() + timeout
-    while not channel.frames.empty() or getattr(channel, "taken", _Enough).value < count:
-        assert time.monotonic() < deadline, "the sender did not take the records in time"
-        time.sleep(0.01)
-
-
-class _Enough:
-    value = 1 << 62
 
 
 def test_a_sender_killed_after_the_last_record_leaves_the_checkpoint_before_it(
@@ -66,7 +51,7 @@ def test_a_sender_killed_after_the_last_record_leaves_the_checkpoint_before_it(
             transport = state["backfill"].delivery.pipeline.transport("default")
             emulator.client.stall()
             transport._producer.flush()  # hand the last batch over now
-            wait_until_taken(transport, RECORDS)
+            wait_until_sender_took(transport.channel, RECORDS)
             os.kill(transport.supervisor.process.pid, signal.SIGKILL)
             transport.supervisor.process.join(10)
             emulator.client.release()

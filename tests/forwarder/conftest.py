@@ -21,6 +21,7 @@ from mixpanel_core.client import Mixpanel
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.fixtures import read_records
+from mixpanel_core.messages import ImportEvent
 from transports.kafka import KafkaTransport
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000}
@@ -124,6 +125,29 @@ class ForwardingRig:
         assert client.close(30) == []
         return ids
 
+    def produce_rejected_import(self) -> None:
+        """One /import event Mixpanel rejects (a placeholder distinct_id).
+
+        The client's own checks would refuse it: they are bypassed, as an older or foreign
+        producer might; with no validation plugin in the forwarder, Mixpanel is the one to
+        reject it.
+        """
+        transport = KafkaTransport(self.bootstrap, self.topic)
+        transport.send(
+            ImportEvent.from_record(
+                {
+                    "event": "Old purchase",
+                    "properties": {
+                        "token": "emulator-token",
+                        "distinct_id": "anonymous",
+                        "time": 1_700_000_000,
+                        "$insert_id": "rej-1",
+                    },
+                }
+            )
+        )
+        assert transport.close(10) == []
+
     def produce_raw(self, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         """A record written by something other than the kafka transport."""
         producer = kafka_python().KafkaProducer(bootstrap_servers=self.bootstrap)
@@ -198,15 +222,27 @@ class ForwardingRig:
 
 
 @pytest.fixture
+def rig_partitions() -> int | None:
+    """Partitions of the rig's topic; None: the broker's usual. A module overrides it."""
+    return None
+
+
+@pytest.fixture
 def rig(
     kafka_bootstrap: str,
     kafka_topic_factory: Callable[..., str],
     mixpanel_emulator: Emulator,
     tmp_path: Path,
+    rig_partitions: int | None,
 ) -> Iterator[ForwardingRig]:
+    topic = (
+        kafka_topic_factory()
+        if rig_partitions is None
+        else kafka_topic_factory(partitions=rig_partitions)
+    )
     built = ForwardingRig(
         kafka_bootstrap,
-        kafka_topic_factory(),
+        topic,
         kafka_topic_factory(partitions=1, prefix="dead-letters"),
         mixpanel_emulator,
         tmp_path,

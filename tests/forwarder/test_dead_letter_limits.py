@@ -4,16 +4,10 @@ after it commits what it had done."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 
-from mixpanel_core.emulator import Emulator
 from mixpanel_core.forwarder.dead_letters import PREFIX, TRUNCATED_HEADER
 from mixpanel_core.kafka import headers
-from mixpanel_core.messages import ImportEvent
-from transports.kafka import KafkaTransport
 
 from .conftest import ForwardingRig
 
@@ -24,22 +18,9 @@ SECRET = "hunter2-sasl-password"
 
 
 @pytest.fixture
-def rig(
-    kafka_bootstrap: str,
-    kafka_topic_factory: Callable[..., str],
-    mixpanel_emulator: Emulator,
-    tmp_path: Path,
-) -> Iterator[ForwardingRig]:
-    """The shared rig, on a one-partition topic: offsets then say exactly what was committed."""
-    built = ForwardingRig(
-        kafka_bootstrap,
-        kafka_topic_factory(partitions=1),
-        kafka_topic_factory(partitions=1, prefix="dead-letters"),
-        mixpanel_emulator,
-        tmp_path,
-    )
-    yield built
-    built.stop_all()
+def rig_partitions() -> int:
+    """One partition: offsets then say exactly what was committed."""
+    return 1
 
 
 def _near_one_mib_poison() -> bytes:
@@ -85,22 +66,7 @@ def test_a_dead_letter_that_cannot_fit_stops_with_a_forwarder_error_after_commit
     producer's max_request_size) is fatal, but not silent: what was delivered before it is
     committed, and the error names the record and never the producer's options."""
     good = rig.produce_events(1)
-    # Mixpanel rejects a placeholder distinct_id; no validation plugin runs, so it gets there.
-    transport = KafkaTransport(rig.bootstrap, rig.topic)
-    transport.send(
-        ImportEvent.from_record(
-            {
-                "event": "Old purchase",
-                "properties": {
-                    "token": "emulator-token",
-                    "distinct_id": "anonymous",
-                    "time": 1_700_000_000,
-                    "$insert_id": "rej-1",
-                },
-            }
-        )
-    )
-    assert transport.close(10) == []
+    rig.produce_rejected_import()  # Mixpanel rejects it: it goes to the dead letters
     good += rig.produce_events(1, prefix="late")
     config = rig.write_config({"linger": 1.0}, plugins=[])
     # The dead-letter producer takes the source transport's producer options.

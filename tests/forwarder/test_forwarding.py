@@ -77,23 +77,7 @@ def test_poison_and_rejected_records_are_dead_lettered_with_reasons_and_the_rest
     rig.produce_raw(b"{not json", [(headers.ENDPOINT, b"track")])
     rig.produce_raw(b'{"event": "x", "properties": {}}', [(headers.ENDPOINT, b"nowhere")])
     rig.produce_raw(b'{"properties": {}}', [(headers.ENDPOINT, b"track")])
-    # The client's own checks would refuse a placeholder distinct_id: bypass them, as an older
-    # or foreign producer might; and the forwarder runs no validation plugin here, so that
-    # Mixpanel is the one to reject it.
-    rejected_event = ImportEvent.from_record(
-        {
-            "event": "Old purchase",
-            "properties": {
-                "token": "emulator-token",
-                "distinct_id": "anonymous",
-                "time": 1_700_000_000,
-                "$insert_id": "rej-1",
-            },
-        }
-    )
-    transport = KafkaTransport(rig.bootstrap, rig.topic)
-    transport.send(rejected_event)
-    assert transport.close(10) == []
+    rig.produce_rejected_import()
     good += rig.produce_events(200, prefix="late")
 
     code, stderr = rig.run_until_caught_up(rig.write_config(plugins=[]))

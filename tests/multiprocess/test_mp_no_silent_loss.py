@@ -18,6 +18,7 @@ from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.errors import TransportError
 from mixpanel_core.multiprocess import QueueChannel, worker_client
+from mixpanel_core.testing import wait_until_sender_took
 
 pytestmark = pytest.mark.integration
 
@@ -26,20 +27,6 @@ pytestmark = pytest.mark.integration
 def emulator() -> Iterator[EmulatorProcess]:
     with EmulatorProcess() as emulator:
         yield emulator
-
-
-def wait_until_taken(transport: Any, count: int, timeout: float = 20.0) -> None:
-    """Bounded wait until the sender has taken ``count`` records off the queue (or, where
-    the channel does not count them, until the queue is empty)."""
-    channel = transport.channel
-    deadline = time.monotonic() + timeout
-    while not channel.frames.empty() or getattr(channel, "taken", _Enough).value < count:
-        assert time.monotonic() < deadline, "the sender did not take the records in time"
-        time.sleep(0.01)
-
-
-class _Enough:
-    value = 1 << 62
 
 
 def test_owner_close_while_mixpanel_is_down_reports_every_record_failed(
@@ -68,7 +55,7 @@ def test_owner_flush_raises_when_the_sender_died_holding_records(
     for i in range(300):
         client.track("u", "Held", {"i": i})
     transport._producer.flush()  # queue the partial batch now
-    wait_until_taken(transport, 300)
+    wait_until_sender_took(transport.channel, 300)
     os.kill(transport.supervisor.process.pid, signal.SIGKILL)
     emulator.client.release()
     with pytest.raises(TransportError, match="300 records it took have no delivery report"):
