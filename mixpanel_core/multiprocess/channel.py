@@ -181,6 +181,9 @@ class QueueChannel:
         taken either here or by the feeder, never both. Each frame taken gives its slot in
         the bounded queue back. The frame being written, if any, is not among them.
         """
+        # multiprocessing.Queue's own buffer, semaphore and condition: private attributes
+        # (stable through CPython 3.11-3.13), read because the queue offers no way to take
+        # back what its feeder thread has not written yet.
         buffer = self.frames._buffer  # type: ignore[attr-defined]
         taken: list[bytes] = []
         others: list[object] = []
