@@ -18,7 +18,6 @@ JSON in the rare case it is needed (it failed, ``flush`` returns it).
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import operator
@@ -28,7 +27,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from multiprocessing.util import Finalize
 from typing import Generic, Literal, TypeVar
 
 import attrs
@@ -51,6 +49,7 @@ from mixpanel_core.ingestion import (
 )
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
+from mixpanel_core.process_exit import at_exit
 from mixpanel_core.schema import setting
 from mixpanel_core.transport import ignore_report
 
@@ -376,9 +375,9 @@ class BackgroundSender:
         self._reset_sender()
         me = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _after_fork_in_child(me))
+        self._cancel_exit_close: Callable[[], None] | None = None
         if self.options.exit_timeout > 0:
-            self._at_exit = lambda: _close_at_exit(me)
-            atexit.register(self._at_exit)
+            self._cancel_exit_close = at_exit(lambda: _close_at_exit(me))
 
     def _reset_sender(self) -> None:
         self._state = threading.Condition(threading.Lock())
@@ -390,7 +389,6 @@ class BackgroundSender:
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._exit_finalizer: Finalize | None = None
 
     def _after_fork(self) -> None:
         # The parent still holds and will deliver what was queued before the fork; the child
@@ -464,13 +462,6 @@ class BackgroundSender:
                 )
                 thread.start()
                 self._thread = thread
-                if self.options.exit_timeout > 0:
-                    # Children started by multiprocessing leave through os._exit, which skips
-                    # atexit; they run multiprocessing's finalizers instead. Registered here,
-                    # once per process, since a child forgets its parent's at start.
-                    self._exit_finalizer = Finalize(
-                        None, _close_at_exit, (weakref.ref(self),), exitpriority=20
-                    )
 
     def flush(self, timeout: float | None = None) -> list[Message]:
         """Wait until everything submitted so far is settled, at most ``timeout`` seconds.
@@ -526,10 +517,8 @@ class BackgroundSender:
                     stuck = list(self._in_flight)
                 self._give_up(stuck, "not delivered: close() timed out during the request")
         self._give_up(self._queue.take(len(self._queue)), "not delivered: close() timed out")
-        if self.options.exit_timeout > 0:
-            atexit.unregister(self._at_exit)
-            if self._exit_finalizer is not None:
-                self._exit_finalizer.cancel()
+        if self._cancel_exit_close is not None:
+            self._cancel_exit_close()
         self.client.close()
         return left
 

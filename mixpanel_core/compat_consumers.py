@@ -13,14 +13,12 @@ what it held).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Sequence
-from multiprocessing.util import Finalize, register_after_fork
 from typing import Any
 
 import attrs
@@ -31,6 +29,7 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError, ValidationError
 from mixpanel_core.ingestion import HttpOptions, IngestionClient, records_limit
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
+from mixpanel_core.process_exit import at_exit
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
 
@@ -157,9 +156,7 @@ class BufferedConsumer:
         me = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(me))
         # The official class loses its buffer at exit; this one sends it, within a bound.
-        atexit.register(_flush_at_exit, me)
-        _flush_at_multiprocessing_exit(self)
-        register_after_fork(self, _flush_at_multiprocessing_exit)
+        at_exit(lambda: _flush_at_exit(me))
 
     def send(
         self,
@@ -222,13 +219,6 @@ def _forget_in_child(ref: weakref.ref[BufferedConsumer]) -> None:
     if consumer is not None:
         consumer._buffers = {name: [] for name in OFFICIAL_TO_CORE}
         consumer._lock = threading.RLock()
-
-
-def _flush_at_multiprocessing_exit(consumer: BufferedConsumer) -> None:
-    # multiprocessing's processes leave through os._exit, skipping atexit, and run its
-    # finalizers instead; a child forgets its parent's at start, so each registers its own
-    # (register_after_fork runs this in the child after that).
-    Finalize(None, _flush_at_exit, (weakref.ref(consumer),), exitpriority=20)
 
 
 def _flush_at_exit(ref: weakref.ref[BufferedConsumer]) -> None:

@@ -8,11 +8,9 @@ children get one automatically (the owner's transport turns into one in the chil
 
 from __future__ import annotations
 
-import atexit
 import os
 import weakref
 from collections.abc import Sequence
-from multiprocessing.util import Finalize
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, load_config
@@ -22,6 +20,7 @@ from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.process_exit import at_exit
 from mixpanel_core.transport import Transport, TransportContext
 
 
@@ -71,10 +70,7 @@ def close_at_exit(transport: Transport) -> None:
         if alive is not None and os.getpid() == pid:
             alive.close()
 
-    atexit.register(close)
-    # Children started by multiprocessing leave through os._exit and skip atexit; they run
-    # multiprocessing's finalizers instead, this one before the queues' own (priority 10).
-    Finalize(transport, close, exitpriority=20)
+    at_exit(close)
 
 
 def worker_client(
