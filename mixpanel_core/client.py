@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -9,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from mixpanel_core.config import Config, TransportConfig, load_config
-from mixpanel_core.errors import ValidationError
+from mixpanel_core.errors import NotJSONError, Problem, ValidationError
 from mixpanel_core.frozen import Fallback, FrozenDict, freeze, is_flat
 from mixpanel_core.insert_id import InsertIdGenerator
 from mixpanel_core.messages import (
@@ -24,6 +26,7 @@ from mixpanel_core.messages import (
 )
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.secrets import Secret
+from mixpanel_core.serializers import as_fallback
 from mixpanel_core.transport import Transport
 from mixpanel_core.version import __version__
 
@@ -50,10 +53,10 @@ class Mixpanel:
         *,
         config: Config | None = None,
         pipeline: Pipeline | None = None,
-        serializer: Fallback | None = None,
+        serializer: Fallback | type[json.JSONEncoder] | None = None,
     ) -> None:
         self._token = token
-        self._fallback = serializer
+        self._fallback = as_fallback(serializer)
         self._insert_ids = InsertIdGenerator()
         if pipeline is None:
             config = config or Config()
@@ -98,9 +101,9 @@ class Mixpanel:
         self, cls: type[Message], record: dict[str, Any], auth: ImportAuth | None = None
     ) -> None:
         try:
-            frozen: FrozenDict = freeze(record, cls.kind, self._fallback)
+            frozen: FrozenDict = freeze(record, "", self._fallback)
         except ValidationError as exc:
-            self.pipeline.reject(ValidationError(exc.problems, cls.kind), None)
+            self.pipeline.reject(type(exc)(exc.problems, cls.kind), None)
             return
         self.pipeline.submit(cls(frozen, auth))
 
@@ -116,13 +119,13 @@ class Mixpanel:
             "$lib_version": __version__,
         }
         if properties:
-            props.update(properties)
+            _update(props, properties, "properties")
         return props
 
     @staticmethod
     def _with_meta(record: dict[str, Any], meta: Props) -> dict[str, Any]:
         if meta:
-            record.update(meta)
+            _update(record, meta, "meta")
         return record
 
     # -- events ---------------------------------------------------------------------------
@@ -144,7 +147,7 @@ class Mixpanel:
             not meta
             and type(event_name) is str
             and (type(distinct_id) is str or type(distinct_id) is int)
-            and (not properties or is_flat(properties))
+            and (not properties or (type(properties) is dict and is_flat(properties)))
         ):
             # Plain scalars only: frozen by one copy (dict.update fills it before anyone
             # can see it), with no walk over the values.
@@ -154,7 +157,7 @@ class Mixpanel:
             self._submit(Event(FrozenDict(event=event_name, properties=frozen)))
             return
         if properties:
-            props.update(properties)
+            _update(props, properties, "properties")
         self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
 
     def import_data(
@@ -304,6 +307,27 @@ class Mixpanel:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    async def __aenter__(self) -> Mixpanel:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # close() may wait for deliveries: in a thread, so the event loop goes on meanwhile.
+        await asyncio.to_thread(self.close)
+
+
+def _update(record: dict[str, Any], extra: Any, argument: str) -> None:
+    """``record.update(extra)``: a mapping, or pairs as the official SDK takes them too."""
+    try:
+        record.update(extra)
+    except (TypeError, ValueError) as exc:
+        rule = f"must be a mapping of names to values, not {type(extra).__name__}"
+        raise NotJSONError([Problem(argument, rule)]) from exc
 
 
 def _legacy_auth(api_key: str | None, api_secret: str | None) -> ImportAuth | None:

@@ -9,6 +9,7 @@ keep working. Consumers (``Consumer``, ``BufferedConsumer``, or your own with
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,30 +17,25 @@ from mixpanel_core.client import Mixpanel as _CoreMixpanel
 from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError
-from mixpanel_core.frozen import DATETIME_FORMAT, JSONValue, format_datetime
 from mixpanel_core.secrets import Secret
+from mixpanel_core.serializers import DatetimeSerializer, json_dumps
 from mixpanel_core.settings import MixpanelSettings
+from mixpanel_core.version import __version__ as _core_version
 
 if TYPE_CHECKING:  # imported lazily below: they bring in the HTTP machinery
     from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
 
 
-class DatetimeSerializer(json.JSONEncoder):
-    """The official encoder: datetimes as ``%Y-%m-%dT%H:%M:%S``; subclass it to extend."""
-
-    def default(self, o: Any) -> Any:
-        import datetime
-
-        if isinstance(o, datetime.datetime):
-            return o.strftime(DATETIME_FORMAT)
-        return json.JSONEncoder.default(self, o)
-
-
 class MixpanelException(DeliveryError):  # noqa: N818 (the official name)
-    """Raised when messages cannot be sent; ``message`` and ``endpoint`` say which batch."""
+    """Raised when messages cannot be sent; ``message`` and ``endpoint`` say which batch.
 
-    def __init__(self, message: object = "", reports: Sequence[DeliveryReport] = ()) -> None:
-        super().__init__(str(message), reports)
+    Built like the official one (``args`` as given); ``reports`` says what became of each
+    record.
+    """
+
+    def __init__(self, *args: object, reports: Sequence[DeliveryReport] = ()) -> None:
+        super().__init__(str(args[0]) if args else "", reports)
+        self.args = args
         self.message: str | None = None
         self.endpoint: str | None = None
 
@@ -88,18 +84,6 @@ class ServiceAccountCredentials:
         )
 
 
-def _fallback_for(serializer: type[json.JSONEncoder]) -> Any:
-    """Turn an official-style ``serializer`` class into the converter messages are frozen with."""
-    if serializer is DatetimeSerializer:
-        return format_datetime
-    encoder = serializer(separators=(",", ":"))
-
-    def convert(value: object) -> JSONValue:
-        return json.loads(encoder.encode(value))
-
-    return convert
-
-
 class Mixpanel(_CoreMixpanel):
     """The official constructor: ``Mixpanel(token, consumer, serializer, ..., credentials)``.
 
@@ -112,7 +96,7 @@ class Mixpanel(_CoreMixpanel):
         self,
         token: str,
         consumer: object | None = None,
-        serializer: type[json.JSONEncoder] = DatetimeSerializer,
+        serializer: type[json.JSONEncoder] | None = DatetimeSerializer,
         local_flags_config: object | None = None,
         remote_flags_config: object | None = None,
         credentials: ServiceAccountCredentials | None = None,
@@ -126,7 +110,9 @@ class Mixpanel(_CoreMixpanel):
         if credentials is not None:
             config = Config(mixpanel=credentials.settings())
         self._credentials = credentials
-        super().__init__(token, consumer, config=config, serializer=_fallback_for(serializer))
+        # The official SDK hands ``None`` to json.dumps as ``cls``: the plain encoder.
+        encoder = json.JSONEncoder if serializer is None else serializer
+        super().__init__(token, consumer, config=config, serializer=encoder)
 
 
 def __getattr__(name: str) -> Any:
@@ -138,6 +124,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+__version__ = _core_version
+"""mixpanel-core's version (the official module's ``__version__`` is its own)."""
+
+logger = logging.getLogger("mixpanel_core")
+"""The library's logger, where the official module has ``logging.getLogger("mixpanel")``."""
+
 __all__ = [
     "BufferedConsumer",
     "Consumer",
@@ -145,4 +137,5 @@ __all__ = [
     "Mixpanel",
     "MixpanelException",
     "ServiceAccountCredentials",
+    "json_dumps",
 ]

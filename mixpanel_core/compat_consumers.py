@@ -112,9 +112,9 @@ class Consumer:
         try:
             result = self._client.send_batch(core, messages, deadline=deadline)
         except AuthenticationError as error:
-            raise MixpanelException(str(error), error.reports) from error
+            raise MixpanelException(str(error), reports=error.reports) from error
         if not result.ok:
-            raise MixpanelException(_failure_text(result.reports), result.reports)
+            raise MixpanelException(_failure_text(result.reports), reports=result.reports)
 
 
 class BufferedConsumer:
@@ -204,7 +204,7 @@ class BufferedConsumer:
                     if r.status is DeliveryStatus.FAILED and r.message is not None
                 ]
                 self._buffers[endpoint] = retry + buffer[limit:]
-                raised = MixpanelException(error, error.reports)
+                raised = MixpanelException(str(error), reports=error.reports)
                 raised.message = wire.dumps_array(wire.dumps(m.record) for m in batch).decode()
                 raised.endpoint = endpoint
                 raise raised from error

@@ -64,7 +64,7 @@ class ConsumerTransport:
         try:
             if endpoint == "imports" and self._takes_auth:
                 auth = message.auth
-                secret = auth.api_secret.reveal() if auth and auth.api_secret else None
+                secret = auth.api_secret.reveal() if auth and auth.api_secret is not None else None
                 self.consumer.send(endpoint, payload, (auth.api_key if auth else None, secret))
             else:
                 self.consumer.send(endpoint, payload)

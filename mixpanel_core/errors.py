@@ -63,6 +63,14 @@ class ValidationError(MixpanelCoreError):
         super().__init__(f"invalid {kind}: {listing}")
 
 
+class NotJSONError(ValidationError, TypeError):
+    """A value or key JSON cannot carry (and no serializer converts it); nothing was sent.
+
+    Also a ``TypeError``, which is what ``json`` raises for the official SDK: code written
+    against it (``except TypeError``) keeps catching it.
+    """
+
+
 class PluginError(MixpanelCoreError):
     """A plugin raised while running a hook."""
 

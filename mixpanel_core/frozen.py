@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from mixpanel_core.errors import Problem, ValidationError
+from mixpanel_core.errors import NotJSONError, Problem
 
 JSONValue = Any
 """A value made of str, int, float, bool, None, FrozenDict and tuple."""
@@ -98,16 +98,35 @@ def is_flat(value: Mapping[Any, Any]) -> bool:
 
 
 def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONValue:
-    """Return an immutable copy of ``value``, or raise ``ValidationError`` naming ``path``.
+    """Return an immutable copy of ``value``, or raise ``NotJSONError`` naming the fields.
 
+    ``path`` names ``value`` in those errors (``""``: the fields are named from its keys).
     ``fallback`` converts what JSON cannot carry into plain JSON or raises ``TypeError``; the
     default, ``format_datetime``, writes datetimes as the official SDK does and refuses the rest.
+    Keys are written as ``json`` writes them: numbers, booleans and None become strings.
     """
     problems: list[Problem] = []
     frozen = _freeze(value, path, fallback, problems)
     if problems:
-        raise ValidationError(problems)
+        raise NotJSONError(problems)
     return frozen
+
+
+def _inside(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def json_key(key: object) -> str | None:
+    """``key`` as ``json.dumps`` writes an object key, or None when JSON has no spelling for it."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is True or key is False or key is None:
+        return "true" if key else "false" if key is False else "null"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float) and math.isfinite(key):
+        return float.__repr__(key)
+    return None
 
 
 def _freeze(
@@ -129,13 +148,19 @@ def _freeze(
             return FrozenDict(mapping)  # the common case: nothing nested, nothing to convert
         out = {}
         for key, item in mapping.items():
-            if type(key) is not str:
-                problems.append(Problem(f"{path}[{key!r}]", "keys must be strings"))
-                continue
-            if type(item) in _PLAIN:
-                out[key] = item  # no path string built for the usual values
+            name = key if type(key) is str else json_key(key)
+            if name is None:
+                problems.append(
+                    Problem(
+                        f"{path}[{key!r}]",
+                        f"a {type(key).__name__} key; keys must be strings, finite numbers, "
+                        "booleans or None",
+                    )
+                )
+            elif type(item) in _PLAIN:
+                out[name] = item  # no path string built for the usual values
             else:
-                out[key] = _freeze(item, f"{path}.{key}", fallback, problems)
+                out[name] = _freeze(item, _inside(path, name), fallback, problems)
         return FrozenDict(out)
     if kind is list or kind is tuple or isinstance(value, list | tuple):
         items: list[Any] | tuple[Any, ...] = value  # type: ignore[assignment]
@@ -153,11 +178,13 @@ def _freeze(
     try:
         converted = (fallback or format_datetime)(value)
     except (TypeError, ValueError):
+        # A datetime is only an option with the default fallback (a serializer may drop it).
+        usable = "list, dict or datetime" if fallback in (None, format_datetime) else "list or dict"
         problems.append(
             Problem(
                 path,
                 f"a {kind.__name__} cannot be carried by JSON; use str, number, bool, None, "
-                "list, dict or datetime",
+                f"{usable}",
             )
         )
         return None

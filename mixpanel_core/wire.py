@@ -11,8 +11,8 @@ import orjson
 from mixpanel_core.frozen import FrozenDict
 
 
-def dumps(record: FrozenDict | dict[str, Any]) -> bytes:
-    """Compact JSON of one record (messages hold only JSON values, so this cannot fail)."""
+def dumps(record: FrozenDict | dict[str, Any] | list[Any]) -> bytes:
+    """Compact JSON of a record, or a list of them (JSON values only, so this cannot fail)."""
     try:
         data = orjson.dumps(record)
     except TypeError:
@@ -32,7 +32,7 @@ def dumps_str(record: FrozenDict | dict[str, Any]) -> str:
         return _dumps_big_integers(record).decode()
 
 
-def _dumps_big_integers(record: FrozenDict | dict[str, Any]) -> bytes:
+def _dumps_big_integers(record: FrozenDict | dict[str, Any] | list[Any]) -> bytes:
     # orjson refuses integers outside 64 bits, the one JSON value it cannot write; the
     # official SDK's ``json`` writes them as they are, and so must we. Same JSON, other
     # spelling only where the two differ harmlessly (``1e+16`` against ``1e16``).
@@ -44,6 +44,24 @@ def dumps_array(encoded: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(encoded) + b"]"
 
 
+# Every byte to b" " but the digits, which become b"0": a run of twenty zeros in the result
+# is an integer that may not fit 64 bits (2**64 has twenty digits). One C-speed pass.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_LONG_DIGIT_RUN = b"0" * 20
+
+
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
-    return orjson.loads(data)
+    """Parse JSON; raises ``ValueError`` on bad input (``NaN`` and the infinities included).
+
+    orjson reads an integer beyond 64 bits as a float, which would round it; text that may
+    hold one is parsed by ``json``, which keeps it exact as the official SDK wrote it.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
+        return json.loads(raw, parse_constant=_refuse_constant)
+    return orjson.loads(raw)
+
+
+def _refuse_constant(name: str) -> Any:
+    # orjson refuses NaN and the infinities; the fallback must not accept more than it.
+    raise ValueError(f"{name} is not valid JSON")

@@ -88,3 +88,19 @@ def test_our_client_takes_the_drop_in_consumer_too(mixpanel_emulator: Emulator) 
         mp.people_set("user-1", {"plan": "pro"})
     accepted = mixpanel_emulator.client.stats()["accepted"]
     assert (accepted["track"], accepted["engage"]) == (1, 1)
+
+
+@pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
+def test_integers_beyond_64_bits_arrive_exactly_as_the_official_writes_them(
+    mixpanel_emulator: Emulator, consumer_class: type[Consumer] | type[BufferedConsumer]
+) -> None:
+    consumer = consumer_class(api_host=mixpanel_emulator.base_url)
+    official = mixpanel.Mixpanel(TOKEN, consumer=consumer)
+    official.track("user-1", "big", {"n": 2**70 + 1, "m": -(2**65)})
+    official.people_set("user-1", {"n": 2**64})
+    if isinstance(consumer, BufferedConsumer):
+        consumer.flush()
+    (event,) = mixpanel_emulator.client.records("track")
+    (update,) = mixpanel_emulator.client.records("engage")
+    assert (event["properties"]["n"], event["properties"]["m"]) == (2**70 + 1, -(2**65))
+    assert update["$set"]["n"] == 2**64

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import orjson
 
+from mixpanel_core import wire
 from mixpanel_core.commands.checkpoint import file_identity
 from mixpanel_core.commands.errors import CommandError, InputError
 from mixpanel_core.commands.records import build_message, problem_field
@@ -63,8 +63,8 @@ def _file_entry(
     line: bytes, natural_key: tuple[object, ...], token: str | None
 ) -> Message | Rejection:
     try:
-        entry = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        entry = wire.loads(line)
+    except ValueError as exc:
         text = line.decode("utf-8", "replace").strip()[:SHOWN_TEXT]
         return Rejection("read", "invalid", f"not a dead-letter line: {exc}", text)
     if not isinstance(entry, dict) or "record" not in entry:
@@ -196,6 +196,6 @@ def _value(value: bytes | None) -> Any:
     if value is None:
         return None
     try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
+        return wire.loads(value)
+    except ValueError:
         return value.decode("utf-8", "replace")[:SHOWN_TEXT]

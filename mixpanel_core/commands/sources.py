@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import BinaryIO
 
 import attrs
-import orjson
 
+from mixpanel_core import wire
 from mixpanel_core.commands.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -128,15 +128,15 @@ _END = object()
 
 def _parse_line(line: bytes) -> object:
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        return wire.loads(line)
+    except ValueError as exc:
         return BadRecord(f"not JSON: {exc}", line.decode("utf-8", "replace").strip()[:SHOWN_TEXT])
 
 
 def _single_object(data: bytes, path: Path, skip: int) -> Iterator[object]:
     try:
-        record = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        record = wire.loads(data)
+    except ValueError as exc:
         raise InputError(f"{path}: not JSON, NDJSON or a JSON array: {exc}") from exc
     if skip == 0:
         yield record

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import requests
 
+from mixpanel_core import wire
 from mixpanel_core.emulator.config import EmulatorError
 from mixpanel_core.emulator.controls import EmulatorControls
 
@@ -46,4 +47,4 @@ class EmulatorClient(EmulatorControls):
             raise EmulatorError(
                 f"{method} {path} failed with {response.status_code}: {response.text}"
             )
-        return orjson.loads(response.content)
+        return wire.loads(response.content)

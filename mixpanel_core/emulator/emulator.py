@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from mixpanel_core import wire
 from mixpanel_core.emulator.admin import AdminRoutes
 from mixpanel_core.emulator.config import EmulatorConfig, EmulatorError
 from mixpanel_core.emulator.faults import FaultPlan
@@ -99,4 +100,4 @@ class Emulator(RunningEmulator):
         reply = self._admin_routes.dispatch(method, path, query or {}, raw)
         if reply.status != 200:
             raise EmulatorError(f"{method} {path} failed: {reply.body.decode()}")
-        return orjson.loads(reply.body)
+        return wire.loads(reply.body)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from mixpanel_core import wire
 from mixpanel_core.api_limits import MAX_RECORD_BYTES
 from mixpanel_core.emulator.auth import check_import_auth
 from mixpanel_core.emulator.batch_text import holds_flat_events, holds_short_strings
@@ -27,7 +28,9 @@ from mixpanel_core.emulator.validation import (
     TRACK_RULES,
     EventRules,
     Problem,
+    is_merge,
     validate_event,
+    validate_merge,
     validate_profile,
 )
 
@@ -231,8 +234,8 @@ def _as_array(text: bytes) -> bytes:
     return text if text[:1] == b"[" else b"[" + text + b"]"
 
 
-def _too_large(record: object) -> bool:
-    return len(orjson.dumps(record)) >= MAX_RECORD_BYTES
+def _too_large(record: Any) -> bool:
+    return len(wire.dumps(record)) >= MAX_RECORD_BYTES
 
 
 def _count_under_1_mb(records: list[Any], start: int, count: int) -> int:
@@ -259,6 +262,8 @@ def _record_problems(
     """Every problem of one record, by the full checks; [] if it is valid."""
     if measure and _too_large(record):
         return [Problem("", "record is 1 MB or more of JSON; keep each under 1 MB")]
+    if endpoint == "import" and is_merge(record):
+        return validate_merge(record)
     if endpoint in EVENT_ENDPOINTS:
         return validate_event(record, rules, now=now, tokens=tokens)
     return validate_profile(record, endpoint, tokens=tokens)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from mixpanel_core import wire
 
 
 class PayloadError(Exception):
@@ -66,8 +66,8 @@ def parse_payload(body: bytes, content_type: str, *, allow_ndjson: bool) -> Payl
 
 def _json_records(raw: bytes | str) -> list[Any]:
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        value = wire.loads(raw)
+    except ValueError as exc:
         raise PayloadError(400, f"body is not valid JSON: {exc}") from exc
     if isinstance(value, list):
         return value
@@ -82,8 +82,8 @@ def _ndjson_records(body: bytes) -> list[Any]:
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
+            records.append(wire.loads(line))
+        except ValueError as exc:
             raise PayloadError(400, f"NDJSON line {number} is not valid JSON: {exc}") from exc
     return records
 

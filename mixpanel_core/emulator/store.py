@@ -13,8 +13,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
+from mixpanel_core import wire
 from mixpanel_core.emulator.batch_text import holds_short_strings
 from mixpanel_core.emulator.config import ENDPOINTS
 from mixpanel_core.emulator.validation import time_in_seconds, truncate_as_stored
@@ -134,7 +133,7 @@ class RecordStore:
         # Encoding and key building happen outside the lock: they are most of the work.
         batch = b""
         if self._keep and records:
-            batch = encoded if encoded is not None else orjson.dumps(records)
+            batch = encoded if encoded is not None else wire.dumps(records)
         if endpoint not in EVENT_ENDPOINTS:
             keys, anonymous = [], 0
         else:
@@ -145,7 +144,7 @@ class RecordStore:
         lines = b""
         if self._file is not None:
             prefix = b'{"endpoint":"' + endpoint.encode() + b'","record":'
-            lines = b"".join(prefix + orjson.dumps(record) + b"}\n" for record in records)
+            lines = b"".join(prefix + wire.dumps(record) + b"}\n" for record in records)
         with self._lock:
             self._accepted[endpoint] += len(records)
             self._rejected[endpoint] += rejected
@@ -191,10 +190,10 @@ class RecordStore:
         """The batch of ``entry`` with its long strings truncated, put back in its place."""
         endpoint, batch, _ = entry
         if not holds_short_strings(batch):
-            records = orjson.loads(batch)
+            records = wire.loads(batch)
             for record in records:
                 truncate_as_stored(record)
-            batch = orjson.dumps(records)
+            batch = wire.dumps(records)
         with self._lock:
             # Unless reset() emptied the list meanwhile, the entry is where it was read.
             if index < len(self._batches) and self._batches[index] is entry:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from mixpanel_core.api_limits import (
     EARLIEST_IMPORT_TIME,
@@ -183,6 +183,29 @@ def _check_distinct_id(value: object, rules: EventRules, problems: list[Problem]
                 ' use the real user id, or "" for events with no user',
             )
         )
+
+
+def is_merge(record: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``record`` is a ``$merge`` event (sent to /import, with rules of its own)."""
+    return isinstance(record, dict) and record.get("event") == "$merge"
+
+
+def validate_merge(record: dict[str, Any]) -> list[Problem]:
+    """Every rule a ``$merge`` breaks: it carries ``$distinct_ids`` (two ids) and no time."""
+    props = record.get("properties")
+    if not isinstance(props, dict):
+        return [Problem("properties", "'properties' must be a JSON object")]
+    ids = props.get("$distinct_ids")
+    if not isinstance(ids, list) or len(ids) != 2:
+        return [Problem("properties.$distinct_ids", "'$distinct_ids' must be a list of two ids")]
+    problems: list[Problem] = []
+    for index, value in enumerate(ids):
+        field = f"properties.$distinct_ids[{index}]"
+        if type(value) is not str or not value:
+            problems.append(Problem(field, "must be a non-empty string"))
+        elif value.strip().lower() in PLACEHOLDER_DISTINCT_IDS:
+            problems.append(Problem(field, "is a placeholder value Mixpanel rejects"))
+    return problems
 
 
 def validate_profile(record: object, endpoint: str, *, tokens: frozenset[str]) -> list[Problem]:

@@ -305,3 +305,31 @@ def test_records_without_event_name_or_properties_are_rejected(post_import: Post
     assert (0, "event") in fields
     assert (1, "properties") in fields
     assert (2, "") in fields
+
+
+def test_a_merge_as_the_official_sdk_sends_it_is_accepted_without_time(
+    post_import: PostImport,
+) -> None:
+    # $merge carries $distinct_ids and the token only: no time, distinct_id or $insert_id.
+    merge = {"event": "$merge", "properties": {"$distinct_ids": ["a-1", "b-2"], "token": TOKEN}}
+    answer = post_import([merge])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["num_records_imported"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ids", "field"),
+    [
+        (["a-1"], "properties.$distinct_ids"),
+        ("a-1", "properties.$distinct_ids"),
+        (["a-1", ""], "properties.$distinct_ids[1]"),
+        (["null", "b-2"], "properties.$distinct_ids[0]"),
+    ],
+)
+def test_a_merge_without_two_real_ids_is_rejected_naming_the_field(
+    post_import: PostImport, ids: object, field: str
+) -> None:
+    merge = {"event": "$merge", "properties": {"$distinct_ids": ids, "token": TOKEN}}
+    answer = post_import([merge])
+    assert answer.status_code == 400
+    assert field in answer.text

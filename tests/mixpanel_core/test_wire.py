@@ -6,9 +6,11 @@ import json
 import tracemalloc
 
 import orjson
+import pytest
 
 from mixpanel_core.frozen import FrozenDict
-from mixpanel_core.wire import dumps, dumps_str
+from mixpanel_core.messages import message_from_json
+from mixpanel_core.wire import dumps, dumps_str, loads
 
 
 def test_encoded_records_hold_only_their_own_bytes() -> None:
@@ -37,3 +39,27 @@ def test_integers_beyond_64_bits_are_written_as_the_official_sdk_writes_them() -
     assert json.loads(dumps(record)) == json.loads(official)
     assert json.loads(dumps_str(record)) == json.loads(official)
     assert b"18446744073709551616" in dumps(record)
+
+
+def test_integers_beyond_64_bits_are_read_back_exactly() -> None:
+    # orjson alone reads them as floats: 2**70 + 1 would come back rounded.
+    text = b'{"event":"e","properties":{"big":1180591620717411303425,"neg":-36893488147419103232}}'
+    assert loads(text)["properties"] == {"big": 2**70 + 1, "neg": -(2**65)}
+    assert loads(text.decode())["properties"]["big"] == 2**70 + 1
+    message = message_from_json("track", text)
+    assert message.record["properties"]["big"] == 2**70 + 1
+    assert message.json() == text
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (b"[NaN]", "unexpected character"),
+        (b"[12345678901234567890123, Infinity]", "Infinity is not valid JSON"),
+        (b"[1,", "unexpected end of data"),
+        (b"[12345678901234567890123,", "Expecting value"),
+    ],
+)
+def test_loads_refuses_what_is_not_json_on_either_path(text: bytes, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        loads(text)

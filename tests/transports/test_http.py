@@ -89,8 +89,11 @@ def test_the_client_sends_through_http_from_configuration(mixpanel_emulator: Emu
     with Mixpanel("emulator-token", config=config) as mp:
         mp.track("user-1", "signup")
         mp.people_set("user-1", {"plan": "pro"})
+        mp.merge(None, "user-1", "device-9", api_secret="emulator-secret")
     assert len(mixpanel_emulator.client.records("track")) == 1
     assert len(mixpanel_emulator.client.records("engage")) == 1
+    (merge,) = mixpanel_emulator.client.records("import")
+    assert merge["properties"]["$distinct_ids"] == ["user-1", "device-9"]
 
 
 def test_mixpanel_with_only_a_token_sends_over_http_to_api_mixpanel_com() -> None:
