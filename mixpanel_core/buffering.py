@@ -370,7 +370,8 @@ class BackgroundSender:
             wake_at=self._batch_records,
         )
         path = self.options.dead_letter_path
-        self._dead_letter = DeadLetterFile(path) if path else None
+        key = f"transports.{name}.dead_letter_path"
+        self._dead_letter = DeadLetterFile(path, key) if path else None
         self._closed = False
         self._reset_sender()
         me = weakref.ref(self)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import attrs
 
-from mixpanel_core.errors import ConfigError
+from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
 from mixpanel_core.messages import ENDPOINTS, KINDS
 from mixpanel_core.schema import read, setting
@@ -65,7 +65,7 @@ class RouteConfig:
         )
 
 
-def _keys_only(table: FrozenDict | None) -> str:
+def keys_only(table: FrozenDict | None) -> str:
     """A raw table's repr without its values: they may hold passwords (SASL, TLS, a salt)."""
     if table is None:
         return "None"
@@ -77,7 +77,7 @@ class TransportConfig:
     """One ``[transports.NAME]`` table: the entry-point ``type`` and its own options."""
 
     type: str
-    options: FrozenDict = attrs.field(default=EMPTY, repr=_keys_only)
+    options: FrozenDict = attrs.field(default=EMPTY, repr=keys_only)
 
 
 @attrs.frozen
@@ -88,12 +88,12 @@ class Config:
     pipeline: PipelineSettings = attrs.field(factory=PipelineSettings)
     plugins: tuple[str, ...] = DEFAULT_PLUGINS + ALWAYS_ENABLED_PLUGINS
     """Enabled plugin names, in the order their hooks run."""
-    plugin_options: FrozenDict = attrs.field(default=EMPTY, repr=_keys_only)
+    plugin_options: FrozenDict = attrs.field(default=EMPTY, repr=keys_only)
     """``[plugins.NAME]`` tables by plugin name."""
     transports: FrozenDict = EMPTY
     """``TransportConfig`` by transport name."""
     routes: tuple[RouteConfig, ...] = ()
-    forwarder: FrozenDict | None = attrs.field(default=None, repr=_keys_only)
+    forwarder: FrozenDict | None = attrs.field(default=None, repr=keys_only)
     """The raw ``[forwarder]`` table; the forwarder reads it when it starts."""
     source: str = "<defaults>"
     """Where the configuration came from, for messages."""
@@ -141,7 +141,7 @@ def config_from_mapping(
         plugin_options=plugin_options,
         transports=transports,
         routes=routes,
-        forwarder=None if forwarder is None else freeze(forwarder, "forwarder"),
+        forwarder=None if forwarder is None else _frozen_table(forwarder, "forwarder"),
         source=source,
     )
 
@@ -171,6 +171,16 @@ def interpolate(value: Any, environ: Mapping[str, str], path: str) -> Any:
     return value
 
 
+def _frozen_table(table: Mapping[str, Any], path: str) -> FrozenDict:
+    """A raw table, frozen; TOML's ``nan`` and ``inf`` are the values it can refuse."""
+    try:
+        frozen: FrozenDict = freeze(table, path)
+    except ValidationError as exc:
+        # A ConfigError, not a message's ValidationError: it is the file that is wrong.
+        raise ConfigError("; ".join(str(problem) for problem in exc.problems)) from None
+    return frozen
+
+
 def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
     if not isinstance(table, Mapping):
         raise ConfigError("plugins: must be a table")
@@ -189,7 +199,7 @@ def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
             )
         if not isinstance(value, Mapping):
             raise ConfigError(f"plugins.{key}: must be a table")
-        options[key] = freeze(value, f"plugins.{key}")
+        options[key] = _frozen_table(value, f"plugins.{key}")
     return names, FrozenDict(options)
 
 
@@ -204,7 +214,7 @@ def _read_transports(table: object) -> FrozenDict:
         if not isinstance(kind, str):
             raise ConfigError(f"transports.{name}.type: required; names an installed transport")
         options = {k: v for k, v in value.items() if k != "type"}
-        out[name] = TransportConfig(kind, freeze(options, f"transports.{name}"))
+        out[name] = TransportConfig(kind, _frozen_table(options, f"transports.{name}"))
     return FrozenDict(out)
 
 
@@ -223,6 +233,11 @@ def _read_routes(
                 raise ConfigError(
                     f"routes[{i}].endpoints: {endpoint!r} is not one of {', '.join(ENDPOINTS)}"
                 )
+        if not route.transports:
+            raise ConfigError(
+                f"routes[{i}].transport: must name at least one transport (matching messages "
+                "would otherwise go nowhere)"
+            )
         for name in route.transports:
             if name not in transports:
                 raise ConfigError(

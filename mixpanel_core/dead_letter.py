@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.errors import ConfigError
 from mixpanel_core.messages import Message
 from mixpanel_core.wire import dumps
 
@@ -24,9 +25,21 @@ logger = logging.getLogger(__name__)
 class DeadLetterFile:
     """Appends reports of undelivered messages to a JSON-lines file; safe from many threads."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], key: str = "dead_letter_path") -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._check_writable(key)
+
+    def _check_writable(self, key: str) -> None:
+        # Found now, when the transport is built, rather than when the first record fails
+        # and has nowhere to go. Nothing is created but the directory.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot create {self.path.parent}: {exc.strerror}") from None
+        target = self.path if self.path.exists() else self.path.parent
+        if self.path.is_dir() or not os.access(target, os.W_OK):
+            raise ConfigError(f"{key}: {self.path} is not a writable file")
 
     def write(self, reports: Iterable[DeliveryReport]) -> None:
         lines = [_line(r, r.message) for r in reports if r.message is not None]

@@ -26,7 +26,7 @@ Foreign exceptions (requests, kafka-python, tomllib) are translated at the bound
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -82,6 +82,21 @@ class PluginError(MixpanelCoreError):
 
 class TransportError(MixpanelCoreError):
     """A transport could not be built, or could not take a message."""
+
+
+class PartialSendError(TransportError):
+    """A message routed to several transports was refused by some of them.
+
+    ``taken_by`` names the transports that took it (sending it again would duplicate it
+    there); ``errors`` holds what each of the others raised.
+    """
+
+    def __init__(self, taken_by: Sequence[str], errors: Mapping[str, BaseException]) -> None:
+        self.taken_by: tuple[str, ...] = tuple(taken_by)
+        self.errors: dict[str, BaseException] = dict(errors)
+        refused = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
+        taken = ", ".join(self.taken_by) or "none"
+        super().__init__(f"taken by transports: {taken}; refused by {refused}")
 
 
 class QueueFullError(TransportError):

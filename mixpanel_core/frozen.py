@@ -106,7 +106,11 @@ def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONVa
     Keys are written as ``json`` writes them: numbers, booleans and None become strings.
     """
     problems: list[Problem] = []
-    frozen = _freeze(value, path, fallback, problems)
+    try:
+        frozen = _freeze(value, path, fallback, problems)
+    except RecursionError:
+        rule = "holds itself (or nests thousands of levels deep); JSON cannot carry it"
+        raise NotJSONError([Problem(path or "record", rule)]) from None
     if problems:
         raise NotJSONError(problems)
     return frozen

@@ -133,9 +133,12 @@ class Event(Message):
     def with_properties(self, changes: Mapping[str, Any]) -> Event:
         """A copy whose properties have ``changes`` applied (existing keys keep their place).
 
-        ``changes`` must hold frozen values (see ``mixpanel_core.frozen.freeze``).
+        ``changes`` is checked and frozen as a call's properties are: a value JSON cannot
+        carry (NaN, a set, ...) raises ``NotJSONError`` naming it, rather than reaching the
+        wire changed (orjson would write NaN as null).
         """
-        return self.with_property_values(self.properties.merged(changes))
+        frozen: FrozenDict = freeze(changes, "properties")
+        return self.with_property_values(self.properties.merged(frozen))
 
     def with_property_values(self, properties: FrozenDict) -> Event:
         """A copy with ``properties`` replacing the whole properties object."""

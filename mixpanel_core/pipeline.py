@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import pluggy
 
@@ -19,6 +19,7 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import (
     ConfigError,
     MixpanelCoreError,
+    PartialSendError,
     PluginError,
     Problem,
     TransportError,
@@ -165,8 +166,37 @@ class Pipeline:
             transports = self._defaults or self._default_transports()
         else:
             transports = self._resolve(names)
-        for transport in transports:
-            transport.send(message)
+        try:
+            for transport in transports:
+                transport.send(message)
+        except Exception as exc:
+            if len(transports) == 1:
+                raise
+            self._send_after_refusal(message, transports, transport, exc)
+
+    def _send_after_refusal(
+        self,
+        message: Message,
+        transports: tuple[Transport, ...],
+        refused: Transport,
+        error: Exception,
+    ) -> NoReturn:
+        """Offer the message to the transports after one that refused it, then raise.
+
+        Stopping at the refusal would leave the message half-sent: taken by the transports
+        before, never offered to those after, and a caller that sends it again would
+        duplicate it where it was taken. So each transport gets its chance, and the error
+        says which took it.
+        """
+        names = {id(built): name for name, built in self._built.items()}
+        errors: dict[str, Exception] = {names.get(id(refused), "?"): error}
+        for transport in transports[transports.index(refused) + 1 :]:
+            try:
+                transport.send(message)
+            except Exception as exc:
+                errors[names.get(id(transport), "?")] = exc
+        taken = [names.get(id(t), "?") for t in transports if names.get(id(t), "?") not in errors]
+        raise PartialSendError(taken, errors) from error
 
     def _default_transports(self) -> tuple[Transport, ...]:
         """Where messages go when no router answers: the only transport, or ``default``."""
@@ -178,6 +208,11 @@ class Pipeline:
         try:
             return self._by_names[names]  # type: ignore[index]
         except (KeyError, TypeError):  # new names, or a plugin answered with a list
+            if not names:
+                raise TransportError(
+                    "mixpanel_route answered an empty list of transports: the message would "
+                    "go nowhere; answer None to leave it to the default route"
+                ) from None
             transports = tuple(self.transport(n) for n in names)
             if isinstance(names, tuple):
                 self._by_names[names] = transports

@@ -6,7 +6,7 @@ import inspect
 
 import attrs
 
-from mixpanel_core.config import Config
+from mixpanel_core.config import Config, keys_only
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.settings import MixpanelSettings
@@ -18,8 +18,8 @@ class PluginContext:
 
     name: str
     """The plugin's entry-point name."""
-    options: FrozenDict = EMPTY
-    """Its ``[plugins.NAME]`` table (empty when absent)."""
+    options: FrozenDict = attrs.field(default=EMPTY, repr=keys_only)
+    """Its ``[plugins.NAME]`` table (empty when absent; its values may be secrets)."""
     config: Config = attrs.field(factory=Config)
     """The whole configuration (the router reads ``routes`` and ``transports`` from it)."""
 

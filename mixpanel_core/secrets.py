@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import attrs
+from typing import Any
 
 
-@attrs.frozen(repr=False)
 class Secret:
-    """Wraps a credential; ``reveal()`` is the only way to read it, so leaks are deliberate."""
+    """Wraps a credential; ``reveal()`` is the only way to read it, so leaks are deliberate.
 
-    _value: str = attrs.field(alias="value")
+    A plain class, not an attrs one: ``attrs.asdict`` of a settings object would otherwise
+    walk into it and copy the value out.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
 
     def reveal(self) -> str:
         return self._value
@@ -21,3 +27,13 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        # Settings cross into sender processes by pickle; the value must survive that.
+        return (Secret, (self._value,))

@@ -20,20 +20,24 @@ class MixpanelSettings:
     api_host: str = setting(
         DEFAULT_API_HOST,
         doc="A host name (`api-eu.mixpanel.com`) or a base URL (`http://127.0.0.1:8080`). "
-        "Plain http is allowed only to loopback unless `allow_insecure_http` is true.",
+        "Plain http is allowed only to loopback unless `allow_insecure_http` is true. No "
+        "`user:password@` in it: credentials go in the keys below.",
     )
     allow_insecure_http: bool = setting(
         False, doc="Allow an `http://` base URL that is not on loopback."
     )
     urls: Mapping[str, str] = setting(
         factory=dict,
-        doc="Per-endpoint URL overrides, keyed by `track`, `import`, `engage`, `groups`.",
+        doc="Per-endpoint URL overrides, keyed by `track`, `import`, `engage`, `groups` "
+        "(no `user:password@` either).",
     )
     project_id: str | None = setting(
         None, doc="The numeric project id; sent as `?project_id=` with service-account auth."
     )
     service_account_username: str | None = setting(
-        None, doc="Service account user name for `/import` (the recommended auth)."
+        None,
+        doc="Service account user name for `/import` (the recommended auth); needs "
+        "`service_account_secret` and `project_id`.",
     )
     service_account_secret: Secret | None = setting(
         None, doc="Service account secret. Use `${VAR}` to keep it out of the file."
@@ -43,10 +47,37 @@ class MixpanelSettings:
     )
     verify_tls: bool = setting(True, doc="Verify the server's TLS certificate.")
 
+    @api_host.validator
+    def _no_credentials_in_host(self, attribute: object, value: str) -> None:
+        _refuse_userinfo("api_host", value)
+
     @urls.validator
     def _known_endpoints(self, attribute: object, value: Mapping[str, str]) -> None:
-        for key in value:
+        for key, url in value.items():
             if key not in ("track", "import", "engage", "groups"):
                 raise ValueError(
                     f"urls.{key}: unknown endpoint; use track, import, engage or groups"
                 )
+            _refuse_userinfo(f"urls.{key}", url)
+
+    @service_account_secret.validator
+    def _whole_service_account(self, attribute: object, value: Secret | None) -> None:
+        # Half an account would quietly fall back to another credential, or fail at the
+        # first /import: say so when the configuration is read.
+        if (self.service_account_username is None) != (value is None):
+            given = "username" if value is None else "secret"
+            missing = "secret" if value is None else "username"
+            raise ValueError(f"service_account_{missing}: required with service_account_{given}")
+        if value is not None and not self.project_id:
+            raise ValueError("project_id: required with a service account (sent as ?project_id=)")
+
+
+def _refuse_userinfo(key: str, url: str) -> None:
+    """Refuse ``user:password@`` in a URL: it would be shown wherever the URL is (errors,
+    logs, dead letters). The URL itself is not quoted, since it holds the password."""
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in authority:
+        raise ValueError(
+            f"{key}: credentials in the URL are not supported (the URL is not shown here, "
+            "as it holds them); use service_account_username/secret or api_secret"
+        )

@@ -70,7 +70,13 @@ class HttpOptions:
         for name in ("connect_timeout", "read_timeout", "max_batch_bytes", "pool_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be greater than 0, not {getattr(self, name)!r}")
-        for name in ("retry_budget", "backoff_base", "backoff_cap"):
+        for name in (
+            "retry_budget",
+            "backoff_base",
+            "backoff_cap",
+            "rate_limit_base",
+            "rate_limit_cap",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, not {getattr(self, name)!r}")
         if not 1 <= self.max_batch_records <= MAX_RECORDS_PER_REQUEST:
