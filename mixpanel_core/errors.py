@@ -5,8 +5,10 @@
     MixpanelCoreError                 anything this library raises on purpose
     ├── ConfigError                   a TOML file, key or value is wrong; names the key path
     ├── ValidationError               a message broke a rule; carries every Problem found
+    │   └── NotJSONError              a value JSON cannot carry (also a TypeError, as json's)
     ├── PluginError                   a plugin raised; names the plugin and the hook
     ├── TransportError                a transport cannot be built or cannot accept a message
+    │   ├── PartialSendError          some of a message's transports refused it; names who took it
     │   └── QueueFullError            a bounded queue was full and the policy said to fail
     ├── DeliveryError                 Mixpanel did not accept what was sent; carries the reports
     │   ├── AuthenticationError       401/403: retrying cannot help; names the credential kind
