@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mixpanel_core.config import Config
@@ -14,6 +15,7 @@ from mixpanel_core.forwarder.loop import Forwarder, Wait
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.ingestion import IngestionClient
+from mixpanel_core.ingestion.client import Deadline
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.options import client_options
 from mixpanel_core.messages import Endpoint, Message
@@ -32,37 +34,45 @@ def build_forwarder(
     ``run(until_caught_up=True)`` needs.
     """
     setup = resolve(config)
-    consumer = _consumer(setup, "mixpanel-forwarder")
-    group_reader = _consumer(setup, "mixpanel-forwarder-progress") if until_caught_up else None
-    client = IngestionClient(setup.settings, setup.http, name="forwarder")
+    # What is built is closed again if a later part fails (a refused option, a plugin): an
+    # open consumer or producer would keep its sockets and threads until the process ends.
+    with contextlib.ExitStack() as built:
+        consumer = _consumer(setup, "mixpanel-forwarder")
+        built.callback(consumer.close, autocommit=False)
+        group_reader = None
+        if until_caught_up:
+            group_reader = _consumer(setup, "mixpanel-forwarder-progress")
+            built.callback(group_reader.close, autocommit=False)
+        dead_letters = None
+        if setup.forwarder.dead_letter_topic:
+            producer = _dead_letter_producer(setup)
+            built.callback(producer.close, 0)
+            dead_letters = DeadLetterWriter(
+                producer, setup.forwarder.dead_letter_topic, setup.forwarder.group_id
+            )
+        # The enabled plugins' validation: what Mixpanel would refuse is dead-lettered up front.
+        validate = Pipeline.from_config(config).problems
+        client = IngestionClient(setup.settings, setup.http, name="forwarder")
 
-    def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
-    ) -> Sequence[DeliveryReport]:
-        return client.send_batch(endpoint, messages, wait=wait, deadline=deadline).reports
+        def deliver(
+            endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+        ) -> Sequence[DeliveryReport]:
+            return client.send_batch(endpoint, messages, wait=wait, deadline=deadline).reports
 
-    dead_letters = None
-    if setup.forwarder.dead_letter_topic:
-        dead_letters = DeadLetterWriter(
-            _dead_letter_producer(setup),
-            setup.forwarder.dead_letter_topic,
-            setup.forwarder.group_id,
+        metrics = ForwarderMetrics()
+        forwarder = Forwarder(
+            consumer,
+            setup.topic,
+            deliver,
+            setup.forwarder,
+            dead_letters=dead_letters,
+            group_reader=group_reader,
+            retry_policy=setup.http.retry_policy,
+            metrics=metrics,
+            progress=ProgressReporter(metrics, setup.forwarder.log_interval),
+            validate=validate,
         )
-    metrics = ForwarderMetrics()
-    # The enabled plugins' validation: what Mixpanel would refuse is dead-lettered up front.
-    validate = Pipeline.from_config(config).problems
-    forwarder = Forwarder(
-        consumer,
-        setup.topic,
-        deliver,
-        setup.forwarder,
-        dead_letters=dead_letters,
-        group_reader=group_reader,
-        retry_policy=setup.http.retry_policy,
-        metrics=metrics,
-        progress=ProgressReporter(metrics, setup.forwarder.log_interval),
-        validate=validate,
-    )
+        built.pop_all()  # the forwarder owns them now, and closes them when it stops
     return forwarder, client
 
 
@@ -84,19 +94,9 @@ def _consumer(setup: ForwarderSetup, client_id: str) -> Any:
         "group_id": setup.forwarder.group_id,
         "enable_auto_commit": False,
     }
-    try:
-        return kafka.KafkaConsumer(**settings)
-    except (ValueError, TypeError, AssertionError):
-        # kafka-python's message may echo option values, passwords included: name keys only.
-        raise ConfigError(
-            "forwarder.consumer: kafka-python refused the options "
-            f"({', '.join(sorted(options)) or 'none given'}); check them against KafkaConsumer's "
-            "documentation"
-        ) from None
-    except kafka.errors.KafkaError as exc:
-        raise TransportError(
-            f"the forwarder cannot reach Kafka at {_servers(setup)}: {exc}"
-        ) from exc
+    return _kafka_client(
+        kafka.KafkaConsumer, settings, options, setup, "forwarder.consumer", "consumer"
+    )
 
 
 def _dead_letter_producer(setup: ForwarderSetup) -> Any:
@@ -111,9 +111,66 @@ def _dead_letter_producer(setup: ForwarderSetup) -> Any:
         "enable_idempotence": True,
         "client_id": "mixpanel-forwarder-dead-letters",
     }
+    return _kafka_client(
+        kafka.KafkaProducer, settings, options, setup, path, "dead-letter producer"
+    )
+
+
+def _kafka_client(
+    build: Callable[..., Any],
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any],
+    setup: ForwarderSetup,
+    path: str,
+    role: str,
+) -> Any:
+    """``build(**settings)``, with kafka-python's errors translated: options it refuses are a
+    ``ConfigError`` naming ``path`` (the table ``options`` came from), anything else a
+    ``TransportError``."""
+    kafka = kafka_python()
     try:
-        return kafka.KafkaProducer(**settings)
+        return build(**settings)
+    except (
+        ValueError,
+        TypeError,
+        AssertionError,
+        RuntimeError,  # a codec whose library is not installed
+        kafka.errors.KafkaConfigurationError,  # a KafkaError, but no connection failed
+    ) as exc:
+        raise ConfigError(
+            f"{path}: kafka-python refused the options of the forwarder's {role}: "
+            f"{_refusal(exc, options)}"
+        ) from None
     except kafka.errors.KafkaError as exc:
         raise TransportError(
             f"the forwarder cannot reach Kafka at {_servers(setup)}: {exc}"
         ) from exc
+
+
+def _refusal(exc: BaseException, options: Mapping[str, Any]) -> str:
+    """kafka-python's message, unless it shows a password or other secret from ``options``:
+    then only the names of the options given."""
+    message = f"{type(exc).__name__}: {exc}"
+    if any(secret in message for secret in _secret_values(options)):
+        given = ", ".join(sorted(options)) or "none given"
+        return (
+            f"its message is withheld as it shows a secret; the options given: {given}; check "
+            "them against kafka-python's documentation"
+        )
+    return message
+
+
+SECRET_OPTION_WORDS = ("password", "secret", "token")
+"""Parts of an option name that mark its value as a secret (``sasl_plain_password``...)."""
+
+
+def _secret_values(options: Mapping[str, Any]) -> list[str]:
+    """The non-empty string values of options whose names say they are secret, as they are
+    and as a ``repr`` inside a message would escape them."""
+    found = []
+    for name, value in options.items():
+        if isinstance(value, Mapping):
+            found.extend(_secret_values(value))
+        elif isinstance(value, str) and value and any(w in name for w in SECRET_OPTION_WORDS):
+            found.extend({value, repr(value)[1:-1]})
+    return found

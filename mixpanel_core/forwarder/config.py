@@ -4,6 +4,9 @@
 options (TLS, SASL) the forwarder reuses: the application and the forwarder then cannot disagree
 about where the records are. ``transport`` optionally names an HTTP transport whose ``HttpOptions``
 (timeouts, gzip, backoff) the forwarder's requests to Mixpanel use.
+
+What would break at-least-once, or grow without end, is refused here with the key path: a
+transport with ``strict = false``, a dead-letter topic that is the source topic.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from mixpanel_core.settings import MixpanelSettings
 
 FORCED_CONSUMER_OPTIONS = ("enable_auto_commit", "group_id", "key_deserializer")
 """Consumer options the forwarder owns: at-least-once depends on them."""
+
+HTTP_TRANSPORT_TYPES = ("http", "buffered_http")
+"""The transport types whose table holds the HTTP options ``forwarder.transport`` may name."""
+
+MAX_PORT = 65535
 
 
 class ForwarderError(MixpanelCoreError):
@@ -46,13 +54,15 @@ class ForwarderConfig:
     transport: str | None = setting(
         None,
         doc="Name of an `http` or `buffered_http` transport whose HTTP options (timeouts, "
-        "gzip, backoff, batch limits) the forwarder's requests use; default: the defaults.",
+        "gzip, backoff, batch limits) the forwarder's requests use; default: the defaults. "
+        "It may not set `strict = false`.",
     )
     group_id: str = setting("mixpanel-forwarder", doc="The Kafka consumer group.")
     dead_letter_topic: str | None = setting(
         None,
         doc="Topic for poison records and records Mixpanel rejects; required unless "
-        '`on_poison = "stop"`.',
+        '`on_poison = "stop"`. Not the source\'s topic (each dead letter would be read and '
+        "dead-lettered again).",
     )
     on_poison: Literal["dead_letter", "stop"] = setting(
         "dead_letter",
@@ -71,10 +81,13 @@ class ForwarderConfig:
         0.5, doc="Seconds a record may wait for batch-mates before its endpoint is delivered."
     )
     shutdown_deadline: float = setting(
-        30.0, doc="Seconds SIGTERM/SIGINT leave for delivering what is buffered before exiting."
+        30.0,
+        doc="Seconds SIGTERM/SIGINT leave for delivering what is buffered before exiting, "
+        "counted from the signal; a request still unanswered then is abandoned.",
     )
     metrics_port: int | None = setting(
-        None, doc="Serve Prometheus metrics on this port (0: any free port); default: off."
+        None,
+        doc="Serve Prometheus metrics on this port, 0 to 65535 (0: any free port); default: off.",
     )
     metrics_host: str = setting("127.0.0.1", doc="Address the metrics endpoint binds.")
     log_interval: float = setting(
@@ -93,6 +106,11 @@ class ForwarderConfig:
         for name in ("linger", "shutdown_deadline", "log_interval"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= MAX_PORT:
+            raise ValueError(
+                f"metrics_port: must be a port number from 0 to {MAX_PORT} (0: any free "
+                f"port), not {self.metrics_port}"
+            )
         forced = sorted(set(self.consumer) & set(FORCED_CONSUMER_OPTIONS))
         if forced:
             raise ValueError(
@@ -125,14 +143,15 @@ def resolve(config: Config) -> ForwarderSetup:
             "it must be a kafka transport"
         )
     kafka = read(KafkaOptions, source.options, f"transports.{forwarder.source}")
+    if forwarder.dead_letter_topic == kafka.topic:
+        raise ConfigError(
+            f"forwarder.dead_letter_topic: {kafka.topic!r} is the topic the forwarder reads "
+            f"(transports.{forwarder.source}.topic): each dead letter would be read again and "
+            "dead-lettered again, without end; name another topic"
+        )
     http = HttpOptions()
     if forwarder.transport is not None:
-        target = _transport(config, forwarder.transport, "forwarder.transport")
-        http = read(
-            HttpOptions,
-            _http_keys(target.options),
-            f"transports.{forwarder.transport}",
-        )
+        http = _http_options(config, forwarder.transport)
     return ForwarderSetup(
         forwarder, config.mixpanel, http, kafka.bootstrap_servers, kafka.topic, kafka.producer
     )
@@ -144,6 +163,28 @@ def _transport(config: Config, name: str, path: str) -> TransportConfig:
         configured = ", ".join(config.transports) or "none"
         raise ConfigError(f"{path}: no transport named {name!r}; configured: {configured}")
     return spec
+
+
+def _http_options(config: Config, name: str) -> HttpOptions:
+    """The ``HttpOptions`` of the transport ``forwarder.transport`` names, checked."""
+    target = _transport(config, name, "forwarder.transport")
+    if target.type not in HTTP_TRANSPORT_TYPES:
+        raise ConfigError(
+            f"forwarder.transport: transport {name!r} is of type {target.type!r}; it must be "
+            "an http or buffered_http transport (the forwarder reads its HTTP options)"
+        )
+    http = read(HttpOptions, _http_keys(target.options), f"transports.{name}")
+    if not http.strict:
+        # Without strict=1 Mixpanel drops invalid /import records and answers "imported N of
+        # M" without naming them: the batch can be neither settled nor dead-lettered, so the
+        # forwarder would resend it forever and never commit its partition.
+        raise ConfigError(
+            f"transports.{name}.strict: must stay true for the forwarder "
+            f"(forwarder.transport = {name!r}): without strict=1 Mixpanel does not say which "
+            "/import records it dropped, so their partition could never be committed; remove "
+            "it, or give the forwarder another transport"
+        )
+    return http
 
 
 def _http_keys(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Turning a Kafka record back into a message, or saying why it cannot be (a poison record).
 
-A record is poison when its endpoint header is missing or unknown, its schema version is one this
-forwarder does not know, its value is not JSON, the JSON is not a record for its endpoint, or
-the enabled plugins' ``mixpanel_validate`` hooks find it invalid (Mixpanel would refuse it).
+A record is poison when its endpoint header is missing, not UTF-8 or unknown, its schema version
+is not UTF-8 or one this forwarder does not know, its value is not JSON, the JSON is not a
+record for its endpoint, or the enabled plugins' ``mixpanel_validate`` hooks find it invalid
+(Mixpanel would refuse it).
 Events without a ``$insert_id`` get one derived from where the record sits in Kafka, so every
 redelivery of that record carries the same id and Mixpanel counts it once.
 """
@@ -41,12 +42,16 @@ def decode(
     validate: Validate | None = None,
 ) -> Message | Poison:
     """The message a record carries, or ``Poison`` saying what is wrong with it."""
-    endpoint = headers.header(record_headers, headers.ENDPOINT)
+    endpoint = _text_header(record_headers, headers.ENDPOINT)
+    if isinstance(endpoint, Poison):
+        return endpoint
     if endpoint is None:
         return Poison(f"no {headers.ENDPOINT!r} header: not written by the kafka transport")
     if endpoint not in ENDPOINTS:
         return Poison(f"unknown endpoint {endpoint!r} in the {headers.ENDPOINT!r} header")
-    schema = headers.header(record_headers, headers.SCHEMA)
+    schema = _text_header(record_headers, headers.SCHEMA)
+    if isinstance(schema, Poison):
+        return schema
     if schema is not None and schema != headers.SCHEMA_VERSION:
         return Poison(
             f"schema version {schema!r} is not {headers.SCHEMA_VERSION!r}: written by a newer "
@@ -67,3 +72,26 @@ def decode(
     if problems:
         return Poison(str(ValidationError(problems, message.kind)), problems[0].field)
     return message
+
+
+_QUOTED_HEADER_BYTES = 40
+"""How much of a header that is not UTF-8 a reason quotes."""
+
+
+def _text_header(
+    record_headers: Sequence[tuple[str, bytes | None]], name: str
+) -> str | Poison | None:
+    """Header ``name`` as text, ``None`` if absent, or ``Poison`` if it is not UTF-8 (a
+    missing header and an unreadable one call for different fixes)."""
+    value = headers.raw_header(record_headers, name)
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        quoted = value[:_QUOTED_HEADER_BYTES]
+        more = "..." if len(value) > _QUOTED_HEADER_BYTES else ""
+        return Poison(
+            f"the {name!r} header is not UTF-8 ({quoted!r}{more}): not written by the kafka "
+            "transport"
+        )

@@ -33,6 +33,7 @@ from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
 from mixpanel_core.ingestion import RetryPolicy
+from mixpanel_core.ingestion.client import Deadline
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Endpoint, Message
 
@@ -44,12 +45,14 @@ Wait = Callable[[float], None]
 class Deliver(Protocol):
     """Sends ``messages`` to ``endpoint``; one report per message, in order.
 
-    All its sleeping goes through ``wait``; no request starts after ``deadline`` (monotonic).
+    All its sleeping goes through ``wait``. ``deadline`` is a function returning the shutdown
+    deadline (monotonic) once a stop was requested, ``None`` before: after it no request
+    starts, and a request still waiting for its answer is abandoned (its records FAILED).
     Raises ``AuthenticationError`` on 401/403. ``IngestionClient.send_batch`` fits.
     """
 
     def __call__(
-        self, endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+        self, endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
     ) -> Sequence[DeliveryReport]: ...
 
 
@@ -125,8 +128,10 @@ class Forwarder:
     def request_stop(self) -> None:
         """Stop fetching, deliver what is buffered within the shutdown deadline, commit, leave.
 
-        Safe from signal handlers and other threads.
+        Safe from signal handlers and other threads. The deadline counts from here: a request
+        out at this moment is abandoned when it passes, however long its timeouts.
         """
+        self._start_shutdown_clock()
         self._stop_requested.set()
 
     def run(self, *, until_caught_up: bool = False) -> None:
@@ -277,7 +282,7 @@ class Forwarder:
             return
         try:
             reports = self._deliver(
-                endpoint, [item.message for item in items], self._wait, self._shutdown_by
+                endpoint, [item.message for item in items], self._wait, self._shutdown_deadline
             )
         except _ShutdownDeadlineError:
             logger.warning(
@@ -318,16 +323,21 @@ class Forwarder:
         self, endpoint: Endpoint, failed: list[PendingRecord], reports: Sequence[DeliveryReport]
     ) -> None:
         if self._stop_requested.is_set() and self._past_shutdown_deadline():
+            logger.warning(
+                "shutdown deadline passed: %d %s records left undelivered and uncommitted (%s)",
+                len(failed),
+                endpoint,
+                _first_failure(reports),
+            )
             return
         self._failed_rounds += 1
         self.metrics.retried += len(failed)
-        reason = next((r.reason for r in reports if r.status is DeliveryStatus.FAILED), None)
         delay = self._retry_policy.delay(self._failed_rounds)
         logger.warning(
             "%d %s records not delivered (%s); trying again in %.1fs",
             len(failed),
             endpoint,
-            reason,
+            _first_failure(reports),
             delay,
         )
         self._pending.put_back(endpoint, failed, self._clock())
@@ -413,6 +423,11 @@ class Forwarder:
         if self._shutdown_by is None:
             self._shutdown_by = self._clock() + self._config.shutdown_deadline
 
+    def _shutdown_deadline(self) -> float | None:
+        """The deadline handed to deliveries: read again while a request is out, so a stop
+        requested meanwhile bounds it (see ``Deliver``)."""
+        return self._shutdown_by
+
     def _past_shutdown_deadline(self) -> bool:
         return self._shutdown_by is not None and self._clock() >= self._shutdown_by
 
@@ -426,6 +441,12 @@ class Forwarder:
         self._commit()
 
     def _close(self) -> None:
+        try:
+            # The last measure may predate the final deliveries and commit: the closing line
+            # must show the lag the forwarder leaves behind.
+            self._measure_lag()
+        except self._kafka_error as exc:
+            logger.warning("measuring the lag at exit: %s", exc)
         self._progress.finish()
         try:
             # Leaving the group now lets the others take over the partitions at once.
@@ -488,6 +509,11 @@ class Forwarder:
             if committed is None or committed < end:
                 return False
         return True
+
+
+def _first_failure(reports: Sequence[DeliveryReport]) -> str | None:
+    """The reason of the first FAILED report, for a log line."""
+    return next((r.reason for r in reports if r.status is DeliveryStatus.FAILED), None)
 
 
 def _names(partitions: frozenset[Any]) -> str:

@@ -18,7 +18,8 @@ COUNTERS = {
     "rejected": "Records Mixpanel rejected for good.",
     "poison": "Records that could not be decoded into a message.",
     "dead_lettered": "Records written to the dead-letter topic and acknowledged.",
-    "retried": "Record sends repeated after a 429, a 5xx or a network error.",
+    "retried": "Record sends repeated: after a 429, a 5xx or a network error, or to find the "
+    "events a /track status 0 refused.",
     "commits": "Offset commits that succeeded.",
 }
 

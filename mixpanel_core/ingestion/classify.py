@@ -5,7 +5,10 @@ verdict    when                                                 what the sender 
 =========  ==================================================  =================================
 ACCEPTED   2xx with the endpoint's success body (see below)     report every record accepted
 PARTIAL    ``/import`` 400 (or 2xx) with ``failed_records``     reject those, accept the others
-REJECTED   ``status: 0``; another 4xx                           reject every record; no retry
+REJECTED   ``status: 0`` for one record; another 4xx            reject every record; no retry
+UNNAMED    ``status: 0`` from ``/track``, ``/engage`` or        ``/track``: send the halves again
+           ``/groups`` for several records: Mixpanel kept the   till the refused ones stand alone;
+           valid ones and did not say which it refused          else reject all, saying so
 RETRY      429, 5xx, 408; a 2xx without the success body;       back off, resend the same records
            timeouts, connection errors, a handshake cut short
 TOO_LARGE  413                                                  split the batch, send the halves
@@ -39,6 +42,7 @@ class Verdict(enum.Enum):
     ACCEPTED = "accepted"
     PARTIAL = "partial"
     REJECTED = "rejected"
+    UNNAMED = "unnamed"
     RETRY = "retry"
     TOO_LARGE = "too large"
     AUTH = "auth"
@@ -80,7 +84,8 @@ def classify_response(
     """Classify an HTTP answer from ``endpoint`` (headers as requests gives them).
 
     ``records`` is how many records the request carried; with it, an ``/import`` answer that
-    counts fewer imported (and names none as failed) is not taken as success.
+    counts fewer imported (and names none as failed) is not taken as success, and a
+    ``status: 0`` for several records is ``UNNAMED`` rather than a rejection of them all.
     """
     if status in (401, 403):
         return Classification(Verdict.AUTH, status, _error_text(body) or f"HTTP {status}")
@@ -114,7 +119,11 @@ def _classify_2xx(
     records: int | None,
 ) -> Classification:
     if _says_failed(parsed, body):
-        return Classification(Verdict.REJECTED, status, _error_text(body) or "status 0")
+        reason = _error_text(body) or "status 0"
+        if endpoint != "import" and records is not None and records > 1:
+            # Mixpanel stored the valid records of the request and named none it refused.
+            return Classification(Verdict.UNNAMED, status, reason)
+        return Classification(Verdict.REJECTED, status, reason)
     if not _is_success(endpoint, parsed):
         # Not Mixpanel's answer, so nothing says the records arrived. Resending them is safe
         # (same $insert_id); if it never succeeds they are reported FAILED, not lost.

@@ -2,14 +2,17 @@
 
 The one place that encodes, authenticates, compresses, posts, classifies and retries. Both
 HTTP transports and the forwarder deliver through it. The retry loop is ours (not urllib3's)
-because it must classify each record, split on 413, respect a time budget and do all of its
-waiting through the caller's ``wait`` function.
+because it must classify each record, split on 413 (and on a ``/track`` ``status: 0`` that does
+not say which records were refused), respect a time budget and a deadline that may move, and do
+all of its waiting through the caller's ``wait`` function.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import itertools
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -38,7 +41,13 @@ from mixpanel_core.ingestion.encoding import (
     wire_format,
 )
 from mixpanel_core.ingestion.endpoints import endpoint_urls
-from mixpanel_core.ingestion.http import HttpSession, NetworkError, RequestError, TlsError
+from mixpanel_core.ingestion.http import (
+    HttpSession,
+    NetworkError,
+    RequestError,
+    Response,
+    TlsError,
+)
 from mixpanel_core.ingestion.options import HttpOptions
 from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
@@ -46,6 +55,18 @@ from mixpanel_core.settings import MixpanelSettings
 
 Wait = Callable[[float], None]
 """Sleeps for the given seconds; the forwarder passes one that keeps polling Kafka meanwhile."""
+
+Deadline = float | Callable[[], float | None] | None
+"""When a send must end, on the ``time.monotonic()`` clock: a fixed value, or a function that
+says the deadline now (``None``: none yet), for a deadline that may be set or brought forward
+while a request is out (the forwarder's, which SIGTERM starts)."""
+
+WATCH_INTERVAL = 0.05
+"""How often a request under a movable deadline checks whether that deadline has passed."""
+
+
+class _AbandonedError(Exception):
+    """Internal: a request still unanswered when the call's deadline passed."""
 
 
 class _CredentialsRefusedError(Exception):
@@ -60,17 +81,31 @@ class _CredentialsRefusedError(Exception):
 class _Call:
     """The clock of one ``send_batch`` call: when it started, the budget and the deadline."""
 
-    def __init__(self, client: IngestionClient, wait: Wait, deadline: float | None) -> None:
+    def __init__(self, client: IngestionClient, wait: Wait, deadline: Deadline) -> None:
         self.started = time.monotonic()
         self.policy = client.options.retry_policy
         self.wait = wait
-        self.deadline = deadline
+        self._deadline = deadline
+        self.movable = callable(deadline)
+        """Whether the deadline may change while a request is out (see ``Deadline``)."""
+
+    @property
+    def deadline(self) -> float | None:
+        """The deadline as it stands now."""
+        deadline = self._deadline
+        return deadline() if callable(deadline) else deadline
 
     def remaining(self) -> float:
+        """Seconds left to retry in: within the retry budget and before the deadline."""
         return self.policy.remaining(self.started, time.monotonic(), self.deadline)
 
+    def budget_left(self) -> float:
+        """Seconds left of the retry budget, whatever the deadline."""
+        return self.policy.remaining(self.started, time.monotonic())
+
     def past_deadline(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() >= deadline
 
 
 class IngestionClient:
@@ -114,12 +149,15 @@ class IngestionClient:
         messages: Sequence[Message],
         *,
         wait: Wait = time.sleep,
-        deadline: float | None = None,
+        deadline: Deadline = None,
     ) -> BatchResult:
         """Deliver ``messages`` to ``endpoint``, retrying within the budget.
 
         Messages beyond one request's limits are sent as several requests. ``deadline`` is a
-        ``time.monotonic()`` value after which no request starts and no wait begins.
+        ``time.monotonic()`` value after which no request starts and no wait begins, and that
+        bounds each request's timeouts. Given as a function (see ``Deadline``), it is read
+        again while a request waits for its answer: once it passes, the request is abandoned
+        and its records reported FAILED (Mixpanel may still receive it, as after a timeout).
         """
         return self.send_encoded(endpoint, self.encode(endpoint, messages), wait, deadline)
 
@@ -128,7 +166,7 @@ class IngestionClient:
         endpoint: Endpoint,
         items: Sequence[EncodedPair],
         wait: Wait = time.sleep,
-        deadline: float | None = None,
+        deadline: Deadline = None,
     ) -> BatchResult:
         """``send_batch`` for records already encoded with ``encode`` (no second encoding).
 
@@ -203,10 +241,7 @@ class IngestionClient:
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
-            half = len(batch) // 2
-            return self._deliver(endpoint, credentials, batch[:half], call, attempts) + (
-                self._deliver(endpoint, credentials, batch[half:], call, attempts)
-            )
+            return self._halves(endpoint, credentials, batch, call, attempts)
         retries = 0
         while True:
             if call.past_deadline():
@@ -227,15 +262,14 @@ class IngestionClient:
                 return self._partial(endpoint, batch, answer, attempts)
             if verdict is Verdict.REJECTED:
                 return [self._rejected(endpoint, batch, answer, attempts)]
+            if verdict is Verdict.UNNAMED:
+                return self._unnamed(endpoint, credentials, batch, answer, call, attempts)
             if verdict is Verdict.AUTH:
                 raise _CredentialsRefusedError(answer, attempts)
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
-                half = len(batch) // 2
-                return self._deliver(
-                    endpoint, credentials, batch[:half], call, attempts
-                ) + self._deliver(endpoint, credentials, batch[half:], call, attempts)
+                return self._halves(endpoint, credentials, batch, call, attempts)
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
@@ -245,6 +279,60 @@ class IngestionClient:
             if delay > call.remaining():
                 return [self._failed(endpoint, batch, answer, attempts)]
             call.wait(delay)
+
+    def _halves(
+        self,
+        endpoint: Endpoint,
+        credentials: ImportCredentials | None,
+        batch: list[EncodedPair],
+        call: _Call,
+        attempts: int,
+    ) -> list[Outcome]:
+        """Each half of ``batch`` delivered as a batch of its own (and split again if need be)."""
+        half = len(batch) // 2
+        return self._deliver(endpoint, credentials, batch[:half], call, attempts) + (
+            self._deliver(endpoint, credentials, batch[half:], call, attempts)
+        )
+
+    def _unnamed(
+        self,
+        endpoint: Endpoint,
+        credentials: ImportCredentials | None,
+        batch: list[EncodedPair],
+        answer: Classification,
+        call: _Call,
+        attempts: int,
+    ) -> list[Outcome]:
+        """``status: 0`` for several records: Mixpanel stored the valid ones, named none.
+
+        Events that all carry an ``$insert_id`` are sent again in halves until each refused
+        record stands alone: Mixpanel counts a resent event once, so only the refused records
+        end REJECTED, each with Mixpanel's reason, and the others ACCEPTED. Profile updates
+        (``$add``, ``$append``...) would be applied twice, and so would events without an
+        ``$insert_id``: those stay REJECTED together, saying that the valid ones may have been
+        applied. So does a split that the retry budget cuts short.
+        """
+        why = None
+        if endpoint != "track":
+            why = "resending would apply operations such as $add twice"
+        elif not all(_deduplicated(endpoint, item) for item in batch):
+            why = "resending events without an $insert_id would count them twice"
+        elif call.budget_left() <= 0:
+            # Past the deadline instead, the halves are reported FAILED, not sent: they are
+            # sent again later rather than rejected unexamined.
+            why = "the retry budget ran out before the refused records were found"
+        if why is None:
+            return self._halves(endpoint, credentials, batch, call, attempts)
+        reason = (
+            f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
+            "request and may have applied the valid ones; which cannot be told, as "
+            f"{why})"
+        )
+        return [
+            self._outcome(
+                endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
+            )
+        ]
 
     def _post(
         self,
@@ -271,7 +359,12 @@ class IngestionClient:
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         try:
-            response = self._http.post(url, body, headers, self._timeout(call))
+            if call.movable:
+                response = self._post_watched(url, body, headers, call)
+            else:
+                response = self._http.post(url, body, headers, self._timeout(call))
+        except _AbandonedError as exc:
+            return Classification(Verdict.FAILED, None, str(exc))
         except TlsError as exc:
             # A refused certificate does not fix itself between retries: fail now, say why.
             # (A handshake the peer cut short arrives as a NetworkError and is retried.)
@@ -284,10 +377,43 @@ class IngestionClient:
             endpoint, response.status_code, response.content, response.headers, records
         )
 
+    def _post_watched(
+        self, url: str, body: bytes, headers: dict[str, str], call: _Call
+    ) -> Response:
+        """``post`` on a thread of its own, abandoned once the call's deadline passes.
+
+        A request's timeouts are fixed when it starts, and a deadline that moves (SIGTERM
+        starting the forwarder's shutdown clock) may pass long before they run out. The
+        thread ends on its own within those timeouts; its answer, if any, is then ignored:
+        the records were reported FAILED and are sent again later, as after a timeout.
+        """
+        answer: concurrent.futures.Future[Response] = concurrent.futures.Future()
+        timeout = self._timeout(call)
+
+        def post() -> None:
+            try:
+                answer.set_result(self._http.post(url, body, headers, timeout))
+            except BaseException as exc:  # whatever ends the thread must end the wait too
+                answer.set_exception(exc)
+
+        started = time.monotonic()
+        threading.Thread(target=post, name="mixpanel-core-request", daemon=True).start()
+        while True:
+            done, _ = concurrent.futures.wait([answer], WATCH_INTERVAL)
+            if done:
+                return answer.result()
+            if call.past_deadline():
+                raise _AbandonedError(
+                    f"no answer {time.monotonic() - started:.1f}s after the request was sent, "
+                    "when the deadline passed: abandoned (Mixpanel may still receive it)"
+                )
+
     def _timeout(self, call: _Call) -> tuple[float, float]:
+        """The options' ``(connect, read)`` timeouts, each clamped to the time left."""
         connect, read = self.options.timeout
-        if call.deadline is not None:
-            left = max(0.01, call.deadline - time.monotonic())
+        deadline = call.deadline
+        if deadline is not None:
+            left = max(0.01, deadline - time.monotonic())
             connect, read = min(connect, left), min(read, left)
         return connect, read
 
@@ -393,6 +519,13 @@ class IngestionClient:
             "check the credentials in [mixpanel] (service_account_username/"
             "service_account_secret with project_id, api_secret, or token)."
         )
+
+
+def _deduplicated(endpoint: Endpoint, item: EncodedPair) -> bool:
+    """Whether Mixpanel would count the record once if it were sent again: it has an
+    ``$insert_id``. Read only after a ``status: 0``, so rebuilding a message costs little."""
+    message = message_in(endpoint, item)
+    return message is not None and message.insert_id is not None
 
 
 def _in_given_order(

@@ -72,8 +72,10 @@ class ForwardingRig:
         forwarder: dict[str, Any] | None = None,
         mixpanel: dict[str, Any] | None = None,
         plugins: list[str] | None = None,
+        http: dict[str, Any] | None = None,
     ) -> Path:
-        """The rig's TOML; ``plugins`` replaces ``[plugins] enabled`` (default: the default)."""
+        """The rig's TOML; ``plugins`` replaces ``[plugins] enabled`` (default: the default),
+        ``http`` adds options to the forwarder's HTTP transport."""
         mixpanel_table = {
             "token": "emulator-token",
             "api_host": self.emulator.base_url,
@@ -99,7 +101,7 @@ class ForwardingRig:
                     "transports.bus",
                     {"type": "kafka", "bootstrap_servers": self.bootstrap, "topic": self.topic},
                 ),
-                _table("transports.direct", {"type": "http", **FAST_RETRIES}),
+                _table("transports.direct", {"type": "http", **FAST_RETRIES, **(http or {})}),
                 _table("forwarder", forwarder_table),
                 *([] if plugins is None else [_table("plugins", {"enabled": plugins})]),
             ]

@@ -70,3 +70,47 @@ def test_repr_hides_the_consumer_table() -> None:
         )
     )
     assert "pw1" not in repr(setup)
+
+
+def test_strict_false_on_the_http_transport_is_refused_naming_the_key() -> None:
+    """Without strict=1 Mixpanel drops invalid /import records unnamed ("imported 3 of 4"):
+    the forwarder could neither deliver nor dead-letter them, and never commit past them."""
+    config = _config(
+        {"source": "bus", "transport": "direct", "dead_letter_topic": "d"},
+        direct={"type": "buffered_http", "strict": False},
+    )
+    with pytest.raises(ConfigError, match=r"^transports\.direct\.strict: must stay true"):
+        resolve(config)
+
+
+def test_a_dead_letter_topic_that_is_the_source_topic_is_refused_naming_both_keys() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(_config({"source": "bus", "dead_letter_topic": "events"}))
+    message = str(caught.value)
+    assert message.startswith("forwarder.dead_letter_topic: 'events' is the topic")
+    assert "transports.bus.topic" in message
+
+
+def test_metrics_port_must_be_a_port_number_from_0_to_65535() -> None:
+    def metrics_port(port: int) -> int | None:
+        config = _config({"source": "bus", "dead_letter_topic": "d", "metrics_port": port})
+        return resolve(config).forwarder.metrics_port
+
+    for port in (70000, 65536, -5):
+        with pytest.raises(ConfigError, match=rf"metrics_port: must be a port number .*not {port}"):
+            metrics_port(port)
+    assert [metrics_port(0), metrics_port(65535)] == [0, 65535]
+
+
+def test_the_http_transport_must_be_of_an_http_type() -> None:
+    """A kafka transport has no HTTP options: naming one would silently use the defaults."""
+    config = _config(
+        {"source": "bus", "transport": "other", "dead_letter_topic": "d"},
+        other={"type": "kafka", "bootstrap_servers": "k2:9092", "topic": "t"},
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^forwarder\.transport: transport 'other' is of type 'kafka'; it must be an "
+        "http or buffered_http transport",
+    ):
+        resolve(config)

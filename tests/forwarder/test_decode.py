@@ -56,3 +56,13 @@ def test_poison_records_say_what_is_wrong() -> None:
     shape = cases["event: must be a string"]
     assert isinstance(shape, Poison)
     assert shape.field == "event"
+
+
+def test_a_header_that_is_not_utf8_is_named_as_such_not_as_missing() -> None:
+    """A missing header and an unreadable one call for different fixes."""
+    endpoint = decode("t", 0, 0, b"{}", [(headers.ENDPOINT, b"\xfftrack")])
+    schema = decode("t", 0, 0, b"{}", [(headers.ENDPOINT, b"track"), (headers.SCHEMA, b"\xfe")])
+    assert isinstance(endpoint, Poison)
+    assert isinstance(schema, Poison)
+    assert endpoint.reason.startswith("the 'mixpanel-endpoint' header is not UTF-8 (b'\\xfftrack')")
+    assert schema.reason.startswith("the 'mixpanel-schema-version' header is not UTF-8")

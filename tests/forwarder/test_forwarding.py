@@ -181,6 +181,7 @@ def test_refused_credentials_stop_with_a_clear_error_and_nothing_committed(
 
 
 def test_sigterm_delivers_what_is_buffered_commits_and_exits_0(rig: ForwardingRig) -> None:
+    """...and its closing line shows the lag it leaves (none), measured after that commit."""
     produced = rig.produce_events(3000)
     port = free_port()
     config = rig.write_config({"linger": 30.0, "batch_records": 2000, "metrics_port": port})
@@ -196,6 +197,8 @@ def test_sigterm_delivers_what_is_buffered_commits_and_exits_0(rig: ForwardingRi
     delivered = rig.delivered_insert_ids()
     assert sorted(delivered) == sorted(produced)
     assert sum(o or 0 for o in rig.committed().values()) == 3000
+    [final] = re.findall(r"forwarder stopped: (.*)", stderr)
+    assert final.endswith(" lag=0"), final
 
 
 def test_a_retry_after_longer_than_the_group_timeouts_keeps_the_member_and_loses_nothing(

@@ -11,6 +11,7 @@ import pytest
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.forwarder.config import ForwarderConfig
 from mixpanel_core.forwarder.loop import Forwarder, Wait
+from mixpanel_core.ingestion.client import Deadline
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Endpoint, Message
@@ -112,7 +113,7 @@ def test_while_backing_off_every_partition_is_paused_and_poll_is_still_called() 
     forwarder: Forwarder
 
     def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
     ) -> list[DeliveryReport]:
         polls_before = consumer.polls
         wait(0.35)  # what the ingestion client does after a 429
@@ -144,7 +145,7 @@ def test_records_of_revoked_partitions_are_dropped_from_the_buffer_and_not_commi
     consumer.before_poll[2] = revoke_p0
 
     def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
     ) -> list[DeliveryReport]:
         delivered.extend(messages)
         return _reports(messages, DeliveryStatus.ACCEPTED)
@@ -164,7 +165,7 @@ def test_failed_deliveries_are_retried_and_committed_only_once_accepted() -> Non
     forwarder: Forwarder
 
     def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
     ) -> list[DeliveryReport]:
         assert consumer.commits == [], "nothing is committed while the batch is undelivered"
         status = outcomes.pop(0)
@@ -192,7 +193,7 @@ def test_a_rejected_record_under_on_poison_stop_stops_and_holds_its_offset() -> 
     consumer.script = [{p0: _records(0, range(3))}]
 
     def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
     ) -> list[DeliveryReport]:
         statuses = [DeliveryStatus.ACCEPTED, DeliveryStatus.REJECTED, DeliveryStatus.ACCEPTED]
         return [DeliveryReport(m, s, "test") for m, s in zip(messages, statuses, strict=True)]

@@ -23,6 +23,7 @@ from mixpanel_core.emulator import Emulator
 from mixpanel_core.forwarder.config import ForwarderConfig
 from mixpanel_core.forwarder.loop import Forwarder, Wait
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.client import Deadline
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.fixtures import read_records
 from mixpanel_core.messages import Endpoint, Message
@@ -162,7 +163,7 @@ def start_forwarder(rig: ForwardingRig) -> Iterator[Start]:
         client = IngestionClient(settings, options, name="forwarder")
 
         def deliver(
-            endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: float | None
+            endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
         ) -> Sequence[DeliveryReport]:
             return client.send_batch(endpoint, messages, wait=wait, deadline=deadline).reports
 

@@ -204,10 +204,16 @@ def test_gzip_and_ndjson() -> None:
 
 
 def test_secrets_never_appear_in_reprs() -> None:
-    settings = MixpanelSettings(api_secret=Secret("s3cr3t"), service_account_secret=Secret("s4"))
+    settings = MixpanelSettings(
+        api_secret=Secret("s3cr3t"),
+        service_account_username="sa-user",
+        service_account_secret=Secret("s4-secret"),
+        project_id="12345",
+    )
     client = IngestionClient(settings)
-    assert "s3cr3t" not in repr(settings)
-    assert "s3cr3t" not in repr(client._credentials)
+    for secret in ("s3cr3t", "s4-secret"):
+        assert secret not in repr(settings)
+        assert secret not in repr(client._credentials)
 
 
 def test_request_errors_do_not_leak_through_unclassified() -> None:

@@ -51,6 +51,28 @@ def test_classify_each_answer(endpoint: str, status: int, body: bytes, verdict: 
     assert classify_response(endpoint, status, body, {}).verdict is verdict
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "records", "verdict"),
+    [
+        ("track", 2, Verdict.UNNAMED),
+        ("engage", 50, Verdict.UNNAMED),
+        ("groups", 2, Verdict.UNNAMED),
+        ("track", 1, Verdict.REJECTED),
+        ("track", None, Verdict.REJECTED),
+        ("import", 2, Verdict.REJECTED),
+    ],
+)
+def test_status_0_for_several_records_does_not_name_the_refused_ones(
+    endpoint: str, records: int | None, verdict: Verdict
+) -> None:
+    """Mixpanel keeps the valid records of a request it answers status 0: only for a single
+    record is that answer the record's rejection."""
+    body = b'{"status": 0, "error": "1 of 2 records failed validation"}'
+    answer = classify_response(endpoint, 200, body, {}, records)
+    assert answer.verdict is verdict
+    assert answer.reason == "1 of 2 records failed validation"
+
+
 def test_strict_400_names_failed_records_by_index_with_either_insert_id_key() -> None:
     body = (
         b'{"code": 400, "error": "some failed", "num_records_imported": 1, "failed_records": ['
