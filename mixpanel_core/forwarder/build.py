@@ -14,8 +14,7 @@ from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
 from mixpanel_core.forwarder.loop import Forwarder, Wait
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.progress import ProgressReporter
-from mixpanel_core.ingestion import IngestionClient
-from mixpanel_core.ingestion.client import Deadline
+from mixpanel_core.ingestion import Deadline, IngestionClient
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.options import client_options
 from mixpanel_core.messages import Endpoint, Message

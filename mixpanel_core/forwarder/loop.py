@@ -32,8 +32,7 @@ from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress, Re
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
-from mixpanel_core.ingestion import RetryPolicy
-from mixpanel_core.ingestion.client import Deadline
+from mixpanel_core.ingestion import Deadline, RetryPolicy
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Endpoint, Message
 

@@ -13,7 +13,7 @@ See docs/ingestion.md.
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.batching import batches, records_limit, split_encoded
 from mixpanel_core.ingestion.classify import Classification, RecordFailure, Verdict
-from mixpanel_core.ingestion.client import IngestionClient, Wait
+from mixpanel_core.ingestion.client import Deadline, IngestionClient, Wait
 from mixpanel_core.ingestion.encoding import Encoded, EncodedPair, WireFormat, wire_format
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.options import (
@@ -29,6 +29,7 @@ __all__ = [
     "MAX_RECORDS_PER_REQUEST",
     "BatchResult",
     "Classification",
+    "Deadline",
     "Encoded",
     "EncodedPair",
     "HttpOptions",
