@@ -6,13 +6,22 @@ carry the endpoint, the schema version and the library version (``mixpanel_core.
 A message is reported ACCEPTED only once the broker acknowledged it, FAILED when the producer
 gives up on it. Per-call legacy ``/import`` credentials (``import_data(api_key=...)``) do not
 travel through Kafka: the forwarder authenticates with its own ``[mixpanel]`` settings.
+
+At most ``max_unacknowledged`` messages wait for acknowledgement (kafka-python 3.0's producer
+has no memory bound of its own). A bounded close runs at interpreter exit. After ``fork()`` the
+child leaves the parent's producer and records to the parent and builds its own producer.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
+import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
@@ -20,12 +29,20 @@ from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.frozen import EMPTY
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
-from mixpanel_core.kafka.options import KafkaOptions, client_options
+from mixpanel_core.kafka.clients import build_client
+from mixpanel_core.kafka.options import KafkaOptions, check_transport_options, client_options
 from mixpanel_core.messages import ENDPOINTS, Message
+from mixpanel_core.process_exit import at_exit
 from mixpanel_core.schema import read
 from mixpanel_core.transport import TransportContext, ignore_report
 from mixpanel_core.version import __version__
 from mixpanel_core.wire import dumps
+
+logger = logging.getLogger(__name__)
+_getpid = os.getpid  # once per send: saves the attribute lookup
+
+ROOM_POLL_INTERVAL = 0.005
+"""Seconds between two looks at the count while ``send()`` waits under ``max_unacknowledged``."""
 
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
@@ -40,24 +57,52 @@ class KafkaTransport:
         topic: str,
         producer_options: Mapping[str, Any] = EMPTY,
         *,
+        max_unacknowledged: int = 100_000,
         flush_timeout: float = 30.0,
         close_timeout: float = 30.0,
+        exit_timeout: float = 5.0,
         name: str = "kafka",
         report: Reporter = ignore_report,
     ) -> None:
+        try:
+            check_transport_options(
+                bootstrap_servers,
+                topic,
+                max_unacknowledged=max_unacknowledged,
+                flush_timeout=flush_timeout,
+                close_timeout=close_timeout,
+                exit_timeout=exit_timeout,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"transports.{name}: {exc}") from None
         self._topic = topic
         self._name = name
         self._report = report
+        self._max_unacknowledged = max_unacknowledged
         self._flush_timeout = flush_timeout
         self._close_timeout = close_timeout
-        self._producer = _build_producer(bootstrap_servers, producer_options, name)
+        self._exit_timeout = exit_timeout
+        self._new_producer = functools.partial(
+            _build_producer, bootstrap_servers, producer_options, name
+        )
+        self._producer: Any = self._new_producer()
+        self._max_block = self._producer.config["max_block_ms"] / 1000
+        self._pid = _getpid()
+        """The process that owns ``_producer`` and ``_unacknowledged``; see ``_own_producer``."""
         self._headers = {endpoint: _headers_for(endpoint) for endpoint in ENDPOINTS}
+        self._next_number = itertools.count().__next__
+        self._reset_acknowledgements()
+        self._closed = False
+        me = weakref.ref(self)
+        # Registered after the producer, whose own exit hook _build_producer removed: this is
+        # the one clean-up at exit, and it reports what it gives up on.
+        self._cancel_exit_close: Callable[[], None] = at_exit(lambda: _close_at_exit(me))
+
+    def _reset_acknowledgements(self) -> None:
         # Sent but not yet acknowledged, by send number; callbacks run on the producer's thread.
         self._unacknowledged: dict[int, Message] = {}
-        self._next_number = itertools.count().__next__
         self._lock = threading.Lock()
         self._all_acknowledged = threading.Condition(self._lock)
-        self._closed = False
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], context: TransportContext) -> KafkaTransport:
@@ -66,8 +111,10 @@ class KafkaTransport:
             opts.bootstrap_servers,
             opts.topic,
             opts.producer,
+            max_unacknowledged=opts.max_unacknowledged,
             flush_timeout=opts.flush_timeout,
             close_timeout=opts.close_timeout,
+            exit_timeout=opts.exit_timeout,
             name=context.name,
             report=context.report,
         )
@@ -77,9 +124,18 @@ class KafkaTransport:
         return self._topic
 
     def send(self, message: Message) -> None:
-        """Hand ``message`` to the producer; the report follows the broker's acknowledgement."""
-        if self._closed:
-            raise TransportError(f"transport {self._name!r} is closed")
+        """Hand ``message`` to the producer; the report follows the broker's acknowledgement.
+
+        Raises ``TransportError`` (after reporting the message FAILED) when the producer refuses
+        it, or when ``max_unacknowledged`` messages still wait after ``max_block_ms``.
+        """
+        # One test for the rare cases, so the usual send pays for a single branch.
+        if (
+            self._closed
+            or self._pid != _getpid()
+            or len(self._unacknowledged) >= self._max_unacknowledged
+        ):
+            self._before_send(message)
         number = self._next_number()
         # A dict item assignment is atomic; the lock is only for the flush condition.
         self._unacknowledged[number] = message
@@ -91,7 +147,7 @@ class KafkaTransport:
                 key=key.encode() if key else None,
                 headers=self._headers[message.endpoint],
             )
-        except Exception as exc:  # buffer full past max_block_ms, record too large, ...
+        except Exception as exc:  # no metadata within max_block_ms, record too large, ...
             self._settle(number)
             self._report_failure(message, exc)
             raise TransportError(
@@ -99,6 +155,70 @@ class KafkaTransport:
             ) from exc
         future.add_callback(self._acknowledged, number)
         future.add_errback(self._failed, number)
+
+    def _before_send(self, message: Message) -> None:
+        """Refuse once closed; own a producer in this process; wait for room under the bound."""
+        if self._closed:
+            raise TransportError(f"transport {self._name!r} is closed")
+        try:
+            self._own_producer()
+        except (ConfigError, TransportError) as exc:
+            self._report_failed(message, f"not sent: no producer in this process: {exc}")
+            raise
+        if len(self._unacknowledged) >= self._max_unacknowledged:
+            self._wait_for_room(message)
+
+    def _wait_for_room(self, message: Message) -> None:
+        limit = self._max_unacknowledged
+        deadline = time.monotonic() + self._max_block
+        # Polled rather than notified: a notification per acknowledgement had the producer's
+        # thread and this one trade the interpreter on every record while at the bound (10%
+        # fewer records per second in a burst, benchmarks/bench_kafka.py); a poll lets a few
+        # milliseconds of acknowledgements in at once.
+        while len(self._unacknowledged) >= limit and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(ROOM_POLL_INTERVAL, left))
+        if self._closed:
+            raise TransportError(f"transport {self._name!r} is closed")
+        if len(self._unacknowledged) >= limit:
+            reason = (
+                f"not sent: {limit} messages still waited for Kafka's acknowledgement "
+                f"(max_unacknowledged) after max_block_ms ({self._max_block * 1000:g} ms)"
+            )
+            self._report_failed(message, reason)
+            raise TransportError(
+                f"transport {self._name!r}: {reason}; is the broker reachable? Raise "
+                "max_unacknowledged or the producer's max_block_ms to hold or wait for more"
+            )
+
+    def _own_producer(self) -> None:
+        """Make sure this process sends through a producer of its own, built on first use."""
+        if self._pid != _getpid():
+            self._leave_inherited()
+            self._producer = self._new_producer()
+            self._pid = _getpid()
+
+    def _owns_records(self) -> bool:
+        """Whether this process produced anything (a ``fork()`` child may not have yet)."""
+        if self._pid != _getpid():
+            self._leave_inherited()
+            return False
+        return True
+
+    def _leave_inherited(self) -> None:
+        """In a ``fork()`` child: drop the parent's producer and unacknowledged records.
+
+        The producer's sender thread did not survive the fork, and the records it holds are
+        the parent's to send and report. The producer is not closed: its close would wait for
+        that thread. ``_pid`` stays the parent's until this process has a producer of its own.
+        """
+        inherited, self._producer = self._producer, None
+        if inherited is not None:
+            # Marked closed, so neither its close() nor its __del__ waits for its records.
+            inherited._closed = True
+            self._reset_acknowledgements()
 
     def _acknowledged(self, number: int, _metadata: object) -> None:
         message = self._settle(number)
@@ -128,7 +248,7 @@ class KafkaTransport:
 
         Returns the messages the broker has not acknowledged by then.
         """
-        if self._closed:
+        if self._closed or not self._owns_records():
             return ()
         self._wait_for_acknowledgements(self._flush_timeout if timeout is None else timeout)
         return self._still_unacknowledged()
@@ -137,26 +257,54 @@ class KafkaTransport:
         """Flush within ``timeout`` (default ``close_timeout``), then close the producer.
 
         What the broker has not acknowledged by then is reported FAILED (here, before the
-        producer is stopped, so exactly once and always with the same reason) and returned.
+        producer is stopped, so exactly once and always with the same reason), counted in a
+        warning, and returned. From the moment it starts, ``send()`` raises.
         """
+        bound = self._close_timeout if timeout is None else timeout
+        return self._close(bound, f"close()'s {bound:g}s")
+
+    def _close(self, bound: float, within: str) -> Sequence[Message]:
         if self._closed:
             return ()
-        bound = self._close_timeout if timeout is None else timeout
-        self._wait_for_acknowledgements(bound)
-        left = self._give_up_on_unacknowledged(bound)
         self._closed = True
+        self._cancel_exit_close()
+        if not self._owns_records():
+            return ()
+        self._hurry()
+        self._wait_for_acknowledgements(bound)
+        left = self._give_up_on_unacknowledged(within)
         self._close_producer(timeout=0 if left else bound)
         return left
 
-    def _give_up_on_unacknowledged(self, waited: float) -> list[Message]:
+    def _close_at_exit(self) -> None:
+        self._close(self._exit_timeout, f"the {self._exit_timeout:g}s exit_timeout at exit")
+
+    def _hurry(self) -> None:
+        # Linger no more: what is batched leaves now rather than after linger_ms, which may be
+        # longer than the bound. KafkaProducer.flush() does the same but then waits batch by
+        # batch, each for the whole timeout; never undone, as the producer is closed next.
+        accumulator = getattr(self._producer, "_accumulator", None)
+        sender = getattr(self._producer, "_sender", None)
+        if accumulator is not None and sender is not None:
+            accumulator.begin_flush()
+            sender.wakeup()
+
+    def _give_up_on_unacknowledged(self, within: str) -> list[Message]:
         left = []
-        reason = f"not acknowledged by Kafka within close()'s {waited:g}s; it may be resent"
+        reason = f"not acknowledged by Kafka within {within}; it may be resent"
         for number in list(self._unacknowledged):
             # A late acknowledgement or error pops it first and reports it itself.
             message = self._settle(number)
             if message is not None:
                 left.append(message)
                 self._report_failed(message, reason)
+        if left:
+            logger.warning(
+                "transport %r: %d message(s) not acknowledged by Kafka within %s, reported FAILED",
+                self._name,
+                len(left),
+                within,
+            )
         return left
 
     def _close_producer(self, timeout: float) -> None:
@@ -183,6 +331,12 @@ class KafkaTransport:
         return list(self._unacknowledged.copy().values())
 
 
+def _close_at_exit(ref: weakref.ref[KafkaTransport]) -> None:
+    transport = ref()
+    if transport is not None:
+        transport._close_at_exit()
+
+
 def _headers_for(endpoint: str) -> headers.Headers:
     return [
         (headers.ENDPOINT, endpoint.encode()),
@@ -203,16 +357,8 @@ def _build_producer(
     settings["bootstrap_servers"] = (
         bootstrap_servers if isinstance(bootstrap_servers, str) else list(bootstrap_servers)
     )
-    try:
-        return kafka.KafkaProducer(**settings)
-    except (ValueError, TypeError, AssertionError):
-        # kafka-python's message may echo the values, passwords included: name the keys only.
-        raise ConfigError(
-            f"{path}: kafka-python refused the options "
-            f"({', '.join(sorted(options)) or 'none given'}); check names and values against "
-            "KafkaProducer's documentation"
-        ) from None
-    except kafka.errors.KafkaError as exc:
-        raise TransportError(
-            f"transport {name!r} cannot reach Kafka at {bootstrap_servers}: {exc}"
-        ) from exc
+    producer = build_client(kafka.KafkaProducer, settings, path, options, f"transport {name!r}")
+    # Its own exit hook flushes for 1 s, raises KafkaTimeoutError when the broker is gone and
+    # reports nothing: the transport's bounded close at exit (process_exit) replaces it.
+    producer._unregister_cleanup()
+    return producer

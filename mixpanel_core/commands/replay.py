@@ -43,8 +43,9 @@ from mixpanel_core.commands.send import (
     stop_on_sigterm,
 )
 from mixpanel_core.config import Config, load_config
-from mixpanel_core.errors import ConfigError, TransportError, ValidationError
+from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options
 
 DEFAULT_GROUP_ID = "mixpanel-core-replay"
@@ -242,16 +243,16 @@ class Replay:
     def _consumer(self) -> Any:
         kafka = kafka_python()
         servers, consumer_options = self._kafka_settings()
+        path = "forwarder.consumer"
         settings = {
-            **client_options(consumer_options, kafka.KafkaConsumer.DEFAULT_CONFIG, "consumer"),
+            **client_options(consumer_options, kafka.KafkaConsumer.DEFAULT_CONFIG, path),
             "bootstrap_servers": servers,
             "group_id": self.options.group_id,
             "enable_auto_commit": False,
         }
-        try:
-            return kafka.KafkaConsumer(**settings)
-        except kafka.errors.KafkaError as exc:
-            raise TransportError(f"cannot reach Kafka at {servers}: {exc}") from exc
+        return build_client(
+            kafka.KafkaConsumer, settings, path, consumer_options, "replay-dead-letters"
+        )
 
     def _kafka_settings(self) -> tuple[str | list[str], dict[str, Any]]:
         """Bootstrap servers and consumer options: ``--bootstrap-servers``, else the forwarder's.

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport
-from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.forwarder.config import ForwarderSetup, resolve
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
 from mixpanel_core.forwarder.loop import Forwarder, Wait
@@ -16,6 +15,7 @@ from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.ingestion import Deadline, IngestionClient
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.pipeline import Pipeline
@@ -93,8 +93,8 @@ def _consumer(setup: ForwarderSetup, client_id: str) -> Any:
         "group_id": setup.forwarder.group_id,
         "enable_auto_commit": False,
     }
-    return _kafka_client(
-        kafka.KafkaConsumer, settings, options, setup, "forwarder.consumer", "consumer"
+    return build_client(
+        kafka.KafkaConsumer, settings, "forwarder.consumer", options, "the forwarder's consumer"
     )
 
 
@@ -110,66 +110,6 @@ def _dead_letter_producer(setup: ForwarderSetup) -> Any:
         "enable_idempotence": True,
         "client_id": "mixpanel-forwarder-dead-letters",
     }
-    return _kafka_client(
-        kafka.KafkaProducer, settings, options, setup, path, "dead-letter producer"
+    return build_client(
+        kafka.KafkaProducer, settings, path, options, "the forwarder's dead-letter producer"
     )
-
-
-def _kafka_client(
-    build: Callable[..., Any],
-    settings: Mapping[str, Any],
-    options: Mapping[str, Any],
-    setup: ForwarderSetup,
-    path: str,
-    role: str,
-) -> Any:
-    """``build(**settings)``, with kafka-python's errors translated: options it refuses are a
-    ``ConfigError`` naming ``path`` (the table ``options`` came from), anything else a
-    ``TransportError``."""
-    kafka = kafka_python()
-    try:
-        return build(**settings)
-    except (
-        ValueError,
-        TypeError,
-        AssertionError,
-        RuntimeError,  # a codec whose library is not installed
-        kafka.errors.KafkaConfigurationError,  # a KafkaError, but no connection failed
-    ) as exc:
-        raise ConfigError(
-            f"{path}: kafka-python refused the options of the forwarder's {role}: "
-            f"{_refusal(exc, options)}"
-        ) from None
-    except kafka.errors.KafkaError as exc:
-        raise TransportError(
-            f"the forwarder cannot reach Kafka at {_servers(setup)}: {exc}"
-        ) from exc
-
-
-def _refusal(exc: BaseException, options: Mapping[str, Any]) -> str:
-    """kafka-python's message, unless it shows a password or other secret from ``options``:
-    then only the names of the options given."""
-    message = f"{type(exc).__name__}: {exc}"
-    if any(secret in message for secret in _secret_values(options)):
-        given = ", ".join(sorted(options)) or "none given"
-        return (
-            f"its message is withheld as it shows a secret; the options given: {given}; check "
-            "them against kafka-python's documentation"
-        )
-    return message
-
-
-SECRET_OPTION_WORDS = ("password", "secret", "token")
-"""Parts of an option name that mark its value as a secret (``sasl_plain_password``...)."""
-
-
-def _secret_values(options: Mapping[str, Any]) -> list[str]:
-    """The non-empty string values of options whose names say they are secret, as they are
-    and as a ``repr`` inside a message would escape them."""
-    found = []
-    for name, value in options.items():
-        if isinstance(value, Mapping):
-            found.extend(_secret_values(value))
-        elif isinstance(value, str) and value and any(w in name for w in SECRET_OPTION_WORDS):
-            found.extend({value, repr(value)[1:-1]})
-    return found

@@ -49,11 +49,18 @@ def _broker_executable() -> str:
 
 
 class EmbeddedBroker:
-    """A Tansu broker on ``127.0.0.1:<free port>``, memory storage, stopped by its pid."""
+    """A Tansu broker on ``127.0.0.1:<free port>``, memory storage, stopped by its pid.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``advertised`` (``host:port``) is the address the broker gives clients in its metadata,
+    for a test that puts a proxy in front of it; by default its own.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, advertised: str | None = None
+    ) -> None:
         self.host = host
         self.port = port or _free_port()
+        self.advertised = advertised or f"{self.host}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,15 +72,14 @@ class EmbeddedBroker:
         """Start the broker and wait until its port accepts connections; returns self."""
         if self._process is not None:
             raise BrokerError(f"the broker is already running at {self.bootstrap_servers}")
-        url = f"tcp://{self.host}:{self.port}"
         self._process = subprocess.Popen(
             [
                 _broker_executable(),
                 "broker",
                 "--listener-url",
-                url,
+                f"tcp://{self.host}:{self.port}",
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.advertised}",
                 "--silent",
             ],
             stdin=subprocess.DEVNULL,

@@ -3,7 +3,7 @@ and turning pass-through tables (``producer = {...}``, ``consumer = {...}``) int
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,24 +31,133 @@ class KafkaOptions:
             '`acks = "all"` and `enable_idempotence = true`.'
         },
     )
+    max_unacknowledged: int = setting(
+        100_000,
+        doc="Most messages waiting for the broker's acknowledgement; beyond it `send()` waits up "
+        "to the producer's `max_block_ms`, then raises TransportError and reports the message "
+        "FAILED.",
+    )
     flush_timeout: float = setting(
         30.0, doc="Seconds `flush()` waits for acknowledgements when called without a timeout."
     )
     close_timeout: float = setting(
         30.0, doc="Seconds `close()` waits for acknowledgements when called without a timeout."
     )
+    exit_timeout: float = setting(
+        5.0,
+        doc="Seconds the close at interpreter exit waits for acknowledgements; what is left is "
+        "reported FAILED. 0: report at once, without waiting.",
+    )
+
+    def __attrs_post_init__(self) -> None:
+        check_transport_options(
+            self.bootstrap_servers,
+            self.topic,
+            max_unacknowledged=self.max_unacknowledged,
+            flush_timeout=self.flush_timeout,
+            close_timeout=self.close_timeout,
+            exit_timeout=self.exit_timeout,
+        )
+
+
+def check_transport_options(
+    bootstrap_servers: str | Sequence[str], topic: str, **bounds: float
+) -> None:
+    """Raise ``ValueError`` naming the first option that breaks its rule.
+
+    ``bounds`` are ``max_unacknowledged`` (greater than 0) and the timeouts (0 or more). Shared
+    by ``KafkaOptions`` and the transport's constructor, which is also called directly.
+    """
+    servers = [bootstrap_servers] if isinstance(bootstrap_servers, str) else bootstrap_servers
+    if not servers or not all(isinstance(s, str) and s.strip() for s in servers):
+        raise ValueError(
+            'bootstrap_servers: must name at least one broker ("host:port" or a list of them), '
+            "none of them empty"
+        )
+    if not topic:
+        raise ValueError("topic: must not be empty")
+    for key, value in bounds.items():
+        if key == "max_unacknowledged":
+            if value <= 0:
+                raise ValueError(f"{key}: must be greater than 0")
+        elif value < 0:
+            raise ValueError(f"{key}: must be 0 or more")
 
 
 def client_options(table: Mapping[str, Any], known: Mapping[str, Any], path: str) -> dict[str, Any]:
     """Plain keyword arguments for a kafka-python client; ``known`` is its ``DEFAULT_CONFIG``.
 
-    An unknown name is a ``ConfigError`` naming ``path.name``. Tables become dicts; lists stay
-    tuples, which kafka-python requires for ``api_version`` and accepts everywhere else.
+    An unknown name, or a value of another kind than kafka-python's default (a string where it
+    takes a number, ...), is a ``ConfigError`` naming ``path.name`` (never the value: it may be
+    a password). Tables become dicts; lists stay tuples, which kafka-python requires for
+    ``api_version`` and accepts everywhere else.
     """
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ConfigError(f"{path}.{unknown[0]}: not a kafka-python option")
+    for key, value in table.items():
+        problem = _kind_problem(key, value, known[key])
+        if problem:
+            raise ConfigError(f"{path}.{key}: {problem}")
     return {key: _plain(value) for key, value in table.items()}
+
+
+CHOICES: Mapping[str, tuple[object, ...]] = {
+    "acks": (0, 1, -1, "all"),  # its default is -1, but "all" is the usual spelling
+    "auto_offset_reset": ("earliest", "latest", "none"),
+    "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+}
+"""Options whose values kafka-python takes without checking them when a client is built
+(an unknown ``auto_offset_reset`` quietly means ``"none"``, an unknown ``security_protocol``
+plain text)."""
+
+
+def _kind_problem(key: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` cannot be right for an option whose default is ``default``, if it cannot.
+
+    kafka-python checks few values when a client is built: a string where it takes a number
+    would otherwise be accepted and fail at the first send, far from the configuration.
+    Options without a default (``None``) or whose default is an object are not checked.
+    """
+    choices = CHOICES.get(key)
+    if choices is not None:
+        ok = value in choices and not isinstance(value, bool)
+        return None if ok else "must be one of " + ", ".join(_toml(c) for c in choices)
+    if key == "bootstrap_servers":
+        ok = isinstance(value, str | tuple | list)
+        return None if ok else "must be a string or a list of strings"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else _kind("true or false", default, value)
+    if isinstance(default, int | float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else _kind("a number", default, value)
+    if isinstance(default, str):
+        return None if isinstance(value, str) else _kind("a string", default, value)
+    if isinstance(default, list | tuple):
+        return None if isinstance(value, list | tuple) else _kind("a list", default, value)
+    return None
+
+
+def _toml(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _kind(rule: str, default: Any, value: Any) -> str:
+    return f"must be {rule} (kafka-python's default is {default!r}), not {_kind_name(value)}"
+
+
+def _kind_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
 
 
 def _plain(value: Any) -> Any:

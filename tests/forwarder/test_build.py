@@ -47,8 +47,7 @@ def test_an_option_kafka_python_refuses_is_a_config_error_quoting_it(
     message = _refusal(
         kafka_bootstrap, {"compression_type": "bogus", "sasl_plain_password": PASSWORD}
     )
-    assert message.startswith("transports.bus.producer: kafka-python refused the options of ")
-    assert "dead-letter producer" in message
+    assert message.startswith("transports.bus.producer: kafka-python refused the options: ")
     assert "Not supported codec: bogus" in message
     assert PASSWORD not in message
 
@@ -69,5 +68,5 @@ def test_a_refusal_that_would_show_a_password_is_withheld(kafka_bootstrap: str) 
         kafka_bootstrap, {"compression_type": PASSWORD, "sasl_plain_password": PASSWORD}
     )
     assert PASSWORD not in message
-    assert "withheld" in message
+    assert "not shown because it contains a password" in message
     assert "compression_type, sasl_plain_password" in message

@@ -68,7 +68,10 @@ def test_plugin_options_and_settings_do_not_show_secrets_in_repr_or_asdict() -> 
     ("table", "key"),
     [
         ({"transports": {"d": {"type": "http", "read_timeout": math.nan}}}, "transports.d"),
-        ({"forwarder": {"source": "bus", "shutdown_deadline": math.inf}}, "forwarder.shutdown_deadline"),
+        (
+            {"forwarder": {"source": "bus", "shutdown_deadline": math.inf}},
+            "forwarder.shutdown_deadline",
+        ),
     ],
 )
 def test_nan_and_inf_in_the_file_are_config_errors_naming_the_key(

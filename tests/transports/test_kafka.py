@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -47,6 +49,25 @@ def transport(
     )
     yield built
     built.close(5)
+
+
+@pytest.fixture
+def transport_factory(
+    kafka_bootstrap: str, kafka_topic: str, reports: list[DeliveryReport]
+) -> Iterator[Callable[..., KafkaTransport]]:
+    """``factory(producer_options, **keywords)``: a transport to the test's topic."""
+    built: list[KafkaTransport] = []
+
+    def factory(producer: dict[str, Any], **keywords: Any) -> KafkaTransport:
+        transport = KafkaTransport(
+            kafka_bootstrap, kafka_topic, producer, report=reports.append, **keywords
+        )
+        built.append(transport)
+        return transport
+
+    yield factory
+    for transport in built:
+        transport.close(5)
 
 
 def test_each_message_becomes_a_keyed_record_with_endpoint_schema_and_library_headers(
@@ -138,6 +159,50 @@ def test_send_fails_with_a_failed_report_when_no_broker_answers(
     transport.close(0)
 
 
+def test_send_beyond_max_unacknowledged_waits_max_block_ms_then_fails_and_reports(
+    reports: list[DeliveryReport],
+) -> None:
+    """kafka-python 3.0 holds whatever it is given while the broker is down; the bound stops
+    that, and what it refuses was never handed to the producer."""
+    with EmbeddedBroker() as broker:
+        create_topic(broker.bootstrap_servers, "held", 1)
+        transport = KafkaTransport(
+            broker.bootstrap_servers,
+            "held",
+            {"max_block_ms": 300},
+            max_unacknowledged=3,
+            report=reports.append,
+        )
+        warm, *held, refused = [m for _ in range(2) for m in _messages()][:5]
+        transport.send(warm)
+        assert transport.flush(30) == []
+    for message in held:
+        transport.send(message)  # under the bound: taken at once, broker or not
+    started = time.monotonic()
+    with pytest.raises(TransportError, match=r"3 messages still waited .*max_unacknowledged"):
+        transport.send(refused)
+    assert time.monotonic() - started >= 0.3
+    assert [(r.message, r.status) for r in reports] == [
+        (warm, DeliveryStatus.ACCEPTED),
+        (refused, DeliveryStatus.FAILED),
+    ]
+    assert "max_unacknowledged" in (reports[1].reason or "")
+    assert transport.close(0) == held
+
+
+def test_send_at_the_bound_waits_for_acknowledgements_while_the_broker_answers(
+    transport_factory: Callable[..., KafkaTransport], reports: list[DeliveryReport]
+) -> None:
+    transport = transport_factory({"linger_ms": 50}, max_unacknowledged=2)
+    messages = [m for _ in range(4) for m in _messages()]
+    for message in messages:
+        transport.send(message)
+        assert len(transport.flush(0)) <= 2  # never more than the bound waits at once
+    assert transport.flush(30) == []
+    assert sorted(id(r.message) for r in reports) == sorted(id(m) for m in messages)
+    assert {r.status for r in reports} == {DeliveryStatus.ACCEPTED}
+
+
 def test_producer_table_passes_any_kafka_python_option_through(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
@@ -169,7 +234,7 @@ def test_unknown_producer_option_is_a_config_error_naming_its_key_path() -> None
         )
 
 
-def test_rejected_producer_values_never_echo_passwords() -> None:
+def test_a_value_kafka_python_refuses_is_quoted_with_its_reason_never_a_password() -> None:
     with pytest.raises(ConfigError) as raised:
         KafkaTransport.from_config(
             {
@@ -183,8 +248,35 @@ def test_rejected_producer_values_never_echo_passwords() -> None:
             },
             TransportContext("bus"),
         )
-    assert "hunter2" not in str(raised.value)
-    assert "sasl_plain_password" in str(raised.value)
+    text = str(raised.value)
+    assert text.startswith("transports.bus.producer: ")
+    assert "Not supported codec: not-a-codec" in text
+    assert "hunter2" not in text
+    assert raised.value.__cause__ is None  # kafka-python's exception, and its values, stay out
+    assert raised.value.__suppress_context__
+
+
+def test_a_refusal_that_would_show_a_password_names_the_keys_only() -> None:
+    """kafka-python echoes the refused value; here that value is also the password."""
+    with pytest.raises(ConfigError) as raised:
+        KafkaTransport.from_config(
+            {
+                "bootstrap_servers": "127.0.0.1:1",
+                "topic": "t",
+                "producer": {
+                    "api_version": [2, 5],
+                    "compression_type": "hunter2",
+                    "sasl_plain_password": "hunter2",
+                },
+            },
+            TransportContext("bus"),
+        )
+    text = str(raised.value)
+    assert "hunter2" not in text
+    assert "not shown because it contains a password" in text
+    assert "(api_version, compression_type, sasl_plain_password)" in text
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
 
 
 def test_options_repr_hides_the_producer_table() -> None:

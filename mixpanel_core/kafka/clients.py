@@ -1,0 +1,94 @@
+"""Building a kafka-python client, with its refusals translated at the boundary.
+
+``build_client`` calls ``KafkaProducer(**settings)`` (or ``KafkaConsumer``) and turns what
+kafka-python raises into this library's errors: a refused option (``KafkaConfigurationError``,
+``ValueError``, ``TypeError``, ``AssertionError``, ``RuntimeError`` for a codec whose library
+is missing) is a ``ConfigError`` naming the table's key
+path and quoting kafka-python's reason; any other ``KafkaError`` (no broker answered, SASL
+refused) is a ``TransportError``. kafka-python's messages may echo option values, so a message
+that contains one of the configured secrets is never shown: the error then names the keys only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mixpanel_core.errors import ConfigError, TransportError
+from mixpanel_core.kafka.client_library import kafka_python
+
+SECRET_WORDS = ("password", "secret", "token")
+"""An option whose name contains one of these holds a credential (``sasl_plain_password``,
+``ssl_password``, ...)."""
+
+
+def build_client(
+    factory: Callable[..., Any],
+    settings: Mapping[str, Any],
+    path: str,
+    given: Iterable[str],
+    who: str,
+) -> Any:
+    """``factory(**settings)``; ``path`` is the key path of the options table in errors,
+    ``given`` the keys the user set there, ``who`` names the client in "cannot reach" errors
+    (``transport 'bus'``)."""
+    kafka = kafka_python()
+    refused = (
+        kafka.errors.KafkaConfigurationError,  # a KafkaError, but no connection failed
+        ValueError,
+        TypeError,
+        AssertionError,
+        RuntimeError,  # a codec whose library is not installed
+    )
+    secrets = secret_values(settings)
+    try:
+        return factory(**settings)
+    except refused as exc:
+        keys = ", ".join(sorted(given)) or "none given"
+        reason = _quoted(exc, secrets)
+        if reason is None:
+            raise ConfigError(
+                f"{path}: kafka-python refused the options ({keys}); its message is not shown "
+                f"because it contains a password; check the values against {_name(factory)}'s "
+                "documentation"
+            ) from None
+        # Not chained: the message says all there is to fix, and kafka-python's exception
+        # (with whatever it chained) would carry the values into every traceback.
+        raise ConfigError(
+            f"{path}: kafka-python refused the options: {reason} (options given: {keys})"
+        ) from None
+    except kafka.errors.KafkaError as exc:
+        servers = settings.get("bootstrap_servers")
+        reason = _quoted(exc, secrets)
+        error = TransportError(
+            f"{who} cannot reach Kafka at {servers}: {reason or type(exc).__name__}"
+        )
+        raise error from (exc if reason is not None else None)
+
+
+def secret_values(settings: Mapping[str, Any]) -> list[str]:
+    """The non-empty string values of the options that hold credentials, tables included."""
+    found: list[str] = []
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            found.extend(secret_values(value))
+        elif isinstance(value, str) and value and any(word in key for word in SECRET_WORDS):
+            found.append(value)
+    return found
+
+
+def _quoted(exc: BaseException, secrets: list[str]) -> str | None:
+    """``exc``'s message as ``Type: text``, or ``None`` when it shows one of ``secrets``."""
+    text = str(exc)
+    name = type(exc).__name__
+    # KafkaError's own str() already starts with its class name.
+    quoted = text if text.startswith(name) else f"{name}: {text}" if text else name
+    for secret in secrets:
+        # As written, and as repr() would escape it inside a quoted value.
+        if secret in quoted or repr(secret)[1:-1] in quoted:
+            return None
+    return quoted
+
+
+def _name(factory: Callable[..., Any]) -> str:
+    return getattr(factory, "__name__", "the client")
