@@ -60,6 +60,7 @@ def mixpanel_delivered(report: DeliveryReport) -> None:
 
     Called once per message and outcome by the client's pipeline, possibly from a transport's
     background thread: keep it quick and thread-safe. What it returns is ignored; an exception
-    is logged and never stops delivery. (The forwarder does not call it: its outcomes are its
-    metrics, its progress lines and its dead-letter topic.)
+    is logged and never stops delivery. The forwarder calls it once per record for its final
+    outcome (Mixpanel's verdict, or the dead letter), from its main thread after each commit;
+    see docs/forwarder.md.
     """

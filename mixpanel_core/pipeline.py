@@ -250,14 +250,15 @@ class Pipeline:
             except Exception:
                 logger.exception("plugin %r failed in mixpanel_delivered", name)
 
-    def _observed(self) -> bool:
+    @property
+    def observed(self) -> bool:
         """Whether anything reads delivery reports (some ``mixpanel_delivered`` plugin)."""
         return bool(self._observers)
 
     def _reporter(self) -> Reporter:
         """What transports report to: ``ignore_report`` when nothing reads reports, which tells
         them they may skip building reports of accepted messages (a cost per message)."""
-        return self.report if self._observed() else ignore_report
+        return self.report if self.observed else ignore_report
 
     def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(
@@ -300,7 +301,7 @@ class Pipeline:
             self._reporter(),
             self.transport,
             self.config,
-            observed=self._observed(),
+            observed=self.observed,
         )
         from_config = getattr(factory, "from_config", None)
         if from_config is None:

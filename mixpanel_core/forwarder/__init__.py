@@ -2,7 +2,8 @@
 
 At-least-once: a partition's offset is committed only past records Mixpanel accepted or that
 were written to the dead-letter topic and acknowledged; ``$insert_id`` makes redeliveries
-harmless. Run it with ``mixpanel-core forward --config PATH``; see docs/forwarder.md.
+harmless. Each record's final outcome goes to the enabled plugins' ``mixpanel_delivered``.
+Run it with ``mixpanel-core forward --config PATH``; see docs/forwarder.md.
 
 ========================  ===============================================================
 module                    what it does
@@ -13,7 +14,7 @@ module                    what it does
 ``pending``               records waiting for delivery, per endpoint, with their linger
 ``dead_letters``          writing poison and rejected records to the dead-letter topic
 ``rebalance``             the non-blocking rebalance listener
-``loop``                  ``Forwarder``: poll, decode, deliver, dead-letter, commit
+``loop``                  ``Forwarder``: poll, decode, deliver, dead-letter, commit, report
 ``metrics``               counters, lag, Prometheus text and its HTTP endpoint
 ``progress``              the periodic log line and the live terminal line
 ``build``                 wiring a ``Forwarder`` from a ``Config``

@@ -10,7 +10,7 @@ from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.forwarder.config import ForwarderSetup, resolve
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.forwarder.loop import Forwarder, Wait
+from mixpanel_core.forwarder.loop import REPORTER, Forwarder, Wait
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.ingestion import Deadline, IngestionClient
@@ -50,8 +50,9 @@ def build_forwarder(
                 producer, setup.forwarder.dead_letter_topic, setup.forwarder.group_id
             )
         # The enabled plugins' validation: what Mixpanel would refuse is dead-lettered up front.
-        validate = Pipeline.from_config(config).problems
-        client = IngestionClient(setup.settings, setup.http, name="forwarder")
+        # Their mixpanel_delivered hooks see each record's final outcome, when there are any.
+        pipeline = Pipeline.from_config(config)
+        client = IngestionClient(setup.settings, setup.http, name=REPORTER)
 
         def deliver(
             endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
@@ -69,7 +70,8 @@ def build_forwarder(
             retry_policy=setup.http.retry_policy,
             metrics=metrics,
             progress=ProgressReporter(metrics, setup.forwarder.log_interval),
-            validate=validate,
+            validate=pipeline.problems,
+            report=pipeline.report if pipeline.observed else None,
         )
         built.pop_all()  # the forwarder owns them now, and closes them when it stops
     return forwarder, client

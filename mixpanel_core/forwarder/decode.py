@@ -27,10 +27,13 @@ Validate = Callable[[Message], Sequence[Problem]]
 
 @attrs.frozen
 class Poison:
-    """Why a record could not become a message."""
+    """Why a record could not become a message, or why the message it became is refused."""
 
     reason: str
     field: str | None = None
+    message: Message | None = None
+    """The decoded message when only the ``mixpanel_validate`` hooks refused it; ``None`` when
+    the record could not become a message at all."""
 
 
 def decode(
@@ -70,7 +73,7 @@ def decode(
         )
     problems = validate(message) if validate is not None else ()
     if problems:
-        return Poison(str(ValidationError(problems, message.kind)), problems[0].field)
+        return Poison(str(ValidationError(problems, message.kind)), problems[0].field, message)
     return message
 
 

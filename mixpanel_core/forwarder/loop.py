@@ -11,6 +11,13 @@ On a rebalance the records buffered for revoked partitions are dropped. A partit
 back to this consumer keeps its fetch position in kafka-python, so it is sent back (``seek``)
 to its first record not done; the others start from the group's commit, which never passes
 a record not done.
+
+Given a ``report`` function (``Pipeline.report``, when some plugin implements
+``mixpanel_delivered``), each record's final outcome is reported once it is true: ACCEPTED once
+Mixpanel accepted it; REJECTED (Mixpanel refused it) or DROPPED (undecodable, or refused by
+the ``mixpanel_validate`` hooks) once its dead letter is acknowledged. Reports wait until
+after each turn's commit, so an observer never delays one. Records retried, abandoned at
+shutdown or dropped at a rebalance are read again later and get no report now.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
@@ -39,6 +46,9 @@ from mixpanel_core.messages import Endpoint, Message
 logger = logging.getLogger("mixpanel_core.forwarder")
 
 Wait = Callable[[float], None]
+
+REPORTER = "forwarder"
+"""``DeliveryReport.transport`` of the forwarder's reports (its ingestion client's name too)."""
 
 
 class Deliver(Protocol):
@@ -74,6 +84,8 @@ class Forwarder:
     ``group_reader``, needed by ``run(until_caught_up=True)``, is a second ``KafkaConsumer`` of
     the same group that never subscribes: it reads the group's committed offsets. Asking the
     subscribed consumer instead disturbs its group join (it keeps re-joining).
+    ``report`` receives each record's final outcome (see the module docstring); leave it
+    ``None`` when nothing observes them, and no report is built.
     """
 
     def __init__(
@@ -90,6 +102,7 @@ class Forwarder:
         progress: ProgressReporter | None = None,
         clock: Callable[[], float] = time.monotonic,
         validate: Validate | None = None,
+        report: Reporter | None = None,
     ) -> None:
         if dead_letters is None and config.on_poison == "dead_letter":
             raise ForwarderError('on_poison = "dead_letter" needs a dead-letter writer')
@@ -104,12 +117,15 @@ class Forwarder:
         self._progress = progress or ProgressReporter(self.metrics, config.log_interval)
         self._clock = clock
         self._validate = validate
+        self._report = report
+        self._outcomes: list[DeliveryReport] | None = [] if report is not None else None
+        """Final outcomes waiting to be reported after the turn's commit (``None``: unobserved)."""
         self._tracker = OffsetTracker()
         self._pending = PendingBatches(config.batch_records, config.linger)
         self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
         self._rewind: dict[Any, Resume] = {}
         """Revoked partitions whose dropped records must be read again if they come back."""
-        self._unsettled: list[tuple[PartitionProgress, int, Any]] = []
+        self._unsettled: list[tuple[PartitionProgress, int, Any, DeliveryReport | None]] = []
         self._stop_requested = threading.Event()
         self._shutdown_by: float | None = None
         self._failed_rounds = 0
@@ -152,6 +168,7 @@ class Forwarder:
                 self._deliver_due()
                 self._settle_dead_letters()
                 self._commit()
+                self._report_outcomes()
                 now = self._clock()
                 self._observe(now)
                 if targets is not None and now - checked_at >= CAUGHT_UP_CHECK_INTERVAL:
@@ -162,6 +179,7 @@ class Forwarder:
             self._shut_down()
         except (AuthenticationError, ForwarderError):
             self._commit()
+            self._report_outcomes()
             raise
         finally:
             self._close()
@@ -206,7 +224,14 @@ class Forwarder:
             decoded = decode(topic, number, raw.offset, raw.value, raw.headers, self._validate)
             if isinstance(decoded, Poison):
                 self.metrics.poison += 1
-                self._dead_letter(progress, raw, DECODE_STAGE, decoded.reason, field=decoded.field)
+                self._dead_letter(
+                    progress,
+                    raw,
+                    DECODE_STAGE,
+                    decoded.reason,
+                    field=decoded.field,
+                    outcome=self._poison_report(decoded),
+                )
             else:
                 self._pending.add(PendingRecord(progress, raw.offset, decoded, raw), now)
         self.metrics.consumed += len(records)
@@ -291,12 +316,15 @@ class Forwarder:
             )
             return
         failed: list[PendingRecord] = []
+        outcomes = self._outcomes
         for item, report in zip(items, reports, strict=True):
             self.metrics.retried += max(0, report.attempts - 1)
             status = report.status
             if status is DeliveryStatus.ACCEPTED:
                 item.progress.done(item.offset)
                 self.metrics.delivered += 1
+                if outcomes is not None:
+                    outcomes.append(report)
             elif status is DeliveryStatus.REJECTED:
                 self.metrics.rejected += 1
                 self._dead_letter(
@@ -307,6 +335,7 @@ class Forwarder:
                     http_status=report.http_status,
                     field=report.field,
                     attempts=report.attempts,
+                    outcome=report if outcomes is not None else None,
                 )
             elif self._tracker.is_current(item.progress):
                 failed.append(item)
@@ -379,7 +408,9 @@ class Forwarder:
         http_status: int | None = None,
         field: str | None = None,
         attempts: int | None = None,
+        outcome: DeliveryReport | None = None,
     ) -> None:
+        """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged."""
         where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
         if self._dead_letters is None:
             raise ForwarderError(
@@ -391,16 +422,47 @@ class Forwarder:
         future = self._dead_letters.send(
             raw, stage, reason, http_status=http_status, field=field, attempts=attempts
         )
-        self._unsettled.append((progress, raw.offset, future))
+        self._unsettled.append((progress, raw.offset, future, outcome))
 
     def _settle_dead_letters(self) -> None:
         if not self._unsettled or self._dead_letters is None:
             return
         unsettled, self._unsettled = self._unsettled, []
-        self._dead_letters.settle([future for _, _, future in unsettled], DEAD_LETTER_TIMEOUT)
-        for progress, offset, _ in unsettled:
+        self._dead_letters.settle([future for _, _, future, _ in unsettled], DEAD_LETTER_TIMEOUT)
+        outcomes = self._outcomes
+        for progress, offset, _, outcome in unsettled:
             progress.done(offset)
+            if outcome is not None and outcomes is not None:
+                outcomes.append(outcome)
         self.metrics.dead_lettered += len(unsettled)
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def _poison_report(self, poison: Poison) -> DeliveryReport | None:
+        """The report of a record dead-lettered at decoding; ``None`` when nothing observes.
+
+        DROPPED, as the pipeline reports what its ``mixpanel_validate`` hooks refuse: never
+        sent. ``message`` is ``None`` when the record could not become a message at all.
+        """
+        if self._outcomes is None:
+            return None
+        return DeliveryReport(
+            poison.message, DeliveryStatus.DROPPED, REPORTER, poison.reason, field=poison.field
+        )
+
+    def _report_outcomes(self) -> None:
+        """Hand the outcomes gathered since the last call to ``report``.
+
+        Called after the commit, so that a slow observer never holds one back; ``report``
+        (``Pipeline.report``) logs what an observer raises and carries on.
+        """
+        outcomes = self._outcomes
+        if not outcomes or self._report is None:
+            return
+        self._outcomes = []
+        report = self._report
+        for outcome in outcomes:
+            report(outcome)
 
     # -- committing and stopping ------------------------------------------------------------
 
@@ -438,6 +500,7 @@ class Forwarder:
             self._deliver_due(everything=True)
         self._settle_dead_letters()
         self._commit()
+        self._report_outcomes()
 
     def _close(self) -> None:
         try:
