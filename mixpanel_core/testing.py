@@ -21,9 +21,9 @@ def memory_client(
 
 def wait_until_sender_took(channel: QueueChannel, count: int, timeout: float = 20.0) -> None:
     """Wait until the sender of ``channel`` has taken ``count`` records off its queue (and
-    the queue is empty); ``TimeoutError`` after ``timeout`` seconds."""
+    every record written to it); ``TimeoutError`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not channel.frames.empty() or channel.taken.value < count:
+    while channel.never_taken() or channel.taken.value < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the sender took {channel.taken.value} of {count} records")
         time.sleep(0.01)

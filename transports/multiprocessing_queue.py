@@ -13,7 +13,7 @@ The process that builds this transport first owns it: it starts the sender proce
 receives the sender's delivery reports. Every other process that uses it (a ``fork`` child
 that inherited the client, or a worker given the ``channel``, see
 ``mixpanel_core.multiprocess.worker_client``) is a producer: it packs its messages into
-batches and puts them on the shared bounded queue. See docs/transports/multiprocessing_queue.md.
+batches and writes them to the shared frame pipe. See docs/transports/multiprocessing_queue.md.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class MultiprocessingQueueTransport:
         self._closed = True
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + bound
-        left = list(self._producer.close())
+        left = list(self._producer.close(bound))
         self._stop_sender(deadline)
         return left
 
@@ -172,8 +172,7 @@ class MultiprocessingQueueTransport:
         still_open = self.supervisor.wait_for_producers(deadline - time.monotonic())
         if still_open:
             logger.warning(
-                "%s: %d worker producers had not closed (or not all their frames were "
-                "written); stopping the sender anyway",
+                "%s: %d worker producers had not closed; stopping the sender anyway",
                 self._context.path,
                 still_open,
             )
@@ -183,10 +182,7 @@ class MultiprocessingQueueTransport:
                 self._producer.put_control(request, max(deadline - time.monotonic(), 0.0))
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
-        # The supervisor may still need the queue (to recover what a dead sender left), so it
-        # finishes before this process closes its end.
         self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
-        self._channel.join_feeder(max(deadline - time.monotonic(), 0.0))
 
     def _in_this_process(self) -> ProducerTransport:
         # This object was inherited by fork(): this process is a worker. The owner's batch,

@@ -2,16 +2,19 @@
 
 ::
 
-    producers (any process)          the owning process               the sender process
-    -----------------------          ------------------               ------------------
-    FrameProducer  --frames-->  QueueChannel (bounded queue)  -->  run_sender -> inner transport
-                                SenderSupervisor  <--reports--     ReportRelay
+    producers (any process)          the owning process            the sender process
+    -----------------------          ------------------            ------------------
+    FrameProducer  --chunks-->  QueueChannel (frame pipe)  -->  Intake -> run_sender -> inner
+                                SenderSupervisor  <--reports--  ReportRelay
                                 (starts, watches, stops the sender; replays its reports)
 
 - ``options``     the TOML keys (``MultiprocessingQueueOptions``)
 - ``frames``      many messages as one ``bytes`` value: the only thing producers queue
-- ``channel``     the shared queues and the sender's liveness (``QueueChannel``)
+- ``pipe``        frames as atomic chunks on one pipe, and their reassembly
+- ``ledger``      open producers and queued records, safe from a producer's sudden death
+- ``channel``     the pipe, the report queue and the sender's liveness (``QueueChannel``)
 - ``producer``    batching, the full-queue policy, the dead-sender fallback
+- ``intake``      the sender's reading thread and its bounded backlog
 - ``sender``      the sender process's body (``run_sender``)
 - ``reports``     delivery reports from the sender back to the owner
 - ``supervisor``  the owner's side: start, watch, flush, shut down

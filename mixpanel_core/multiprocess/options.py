@@ -29,12 +29,13 @@ class MultiprocessingQueueOptions:
     start_method: StartMethod = setting(
         "spawn",
         doc="How the sender process is started: `spawn`, `fork` or `forkserver`. Workers may "
-        "use any start method: the shared queue works with all three.",
+        "use any start method: the frame pipe reaches children of all three.",
     )
     max_queue_messages: int = setting(
         100_000,
-        doc="Messages that may wait between the producers and the sender, counted in whole "
-        "batches (`max_queue_messages / batch_size` batches, at least one).",
+        doc="Messages the sender reads ahead of delivering them, counted in whole batches "
+        "(`max_queue_messages / batch_size` batches, at least one). Beyond that, what waits is "
+        "in the pipe (up to its capacity, 1 MiB on Linux), then producers meet `when_full`.",
     )
     batch_size: int = setting(
         500,
@@ -48,11 +49,13 @@ class MultiprocessingQueueOptions:
         "block",
         doc="The full-queue policy, as for `buffered_http`: `block` the producer for up to "
         "`block_timeout` seconds (then `QueueFullError`), `drop_newest` (the batch being "
-        "queued) or `drop_oldest` (the batch that waited longest). Drops are reported DROPPED.",
+        "queued, dropped by its producer) or `drop_oldest` (the batch that waited longest, "
+        "dropped by the sender, which then reads on). Drops are reported DROPPED.",
     )
     block_timeout: float = setting(
         10.0,
-        doc="Longest a producer waits for room under the `block` policy.",
+        doc="Longest a producer waits for room to write a batch (under `drop_newest`, once "
+        "its first part is written).",
     )
     fallback: str | None = setting(
         None,

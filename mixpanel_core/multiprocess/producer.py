@@ -1,9 +1,12 @@
-"""``FrameProducer``: packs a process's messages into frames and puts them on the queue.
+"""``FrameProducer``: packs a process's messages into frames and writes them to the pipe.
 
 One per process. ``send`` appends the message's wire line to a batch; a full batch is queued
-by the caller, a partial one by a small thread after ``linger`` seconds. Queuing applies the
-full-queue policy and notices a sender that is gone: the batch then goes to the fallback
-transport, or is reported failed and the caller gets a ``TransportError``.
+(written to the frame pipe, in atomic chunks: see ``pipe``) by the caller, a partial one by a
+small thread after ``linger`` seconds. Writing happens in the calling thread, so once it
+returns the frame is in the pipe: there is no feeder thread whose frames a killed or exiting
+process could lose. Queuing applies the full-queue policy and notices a sender that is gone:
+the batch then goes to the fallback transport, or is reported failed and the caller gets a
+``TransportError``.
 
 A batch holds lines (bytes) only: the messages are freed as soon as they are encoded, and
 rebuilt from their lines in the rare case a batch cannot be queued. Lines are nothing for the
@@ -13,7 +16,6 @@ garbage collector to walk; the messages of a batch of hundreds would be.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from mixpanel_core.errors import MixpanelCoreError, QueueFullError, TransportErr
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
+from mixpanel_core.multiprocess.pipe import ChunkWriter, Written
 from mixpanel_core.transport import Transport, TransportContext
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class FrameProducer:
         self._closed = False
         self._sender_gone = False
         self._fallback: Transport | None = None
+        self._writer = ChunkWriter(channel.pipe, channel.options.check_interval)
 
     # -- taking messages --------------------------------------------------------------------
 
@@ -63,57 +67,39 @@ class FrameProducer:
             lines = self._take()
         self._queue(lines, raising=True)
 
-    def flush(self) -> list[Message]:
-        """Queue the partial batch; returns the messages that could not be queued."""
+    def flush(self, deadline: float | None = None) -> list[Message]:
+        """Queue the partial batch; returns the messages that could not be queued.
+
+        With a ``deadline`` (``time.monotonic()``), waiting for room ends there at the latest.
+        """
         with self._batch_lock:
             lines = self._take()
-        return self._queue(lines, raising=False)
+        return self._queue(lines, raising=False, deadline=deadline)
 
-    def close(self) -> list[Message]:
-        """Stop the linger thread and queue what is left. Idempotent."""
+    def close(self, timeout: float | None = None) -> list[Message]:
+        """Stop the linger thread and queue what is left, within ``timeout``. Idempotent."""
         with self._batch_lock:
             if self._closed:
                 return []
             self._closed = True
+        deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(self._options.block_timeout + self._options.linger)
-        return self.flush()
-
-    def fail_unwritten(self, waited: float) -> list[Message]:
-        """After a timed-out close: report FAILED, and return, the frames of this process
-        that never reached the pipe (see ``QueueChannel.take_unwritten_frames``)."""
-        messages = [
-            m for frame in self._channel.take_unwritten_frames() for m in decode_frame(frame)
-        ]
-        reason = f"not queued: the sender did not read the queue for {waited}s while closing"
-        self._report(messages, DeliveryStatus.FAILED, reason)
-        logger.error(
-            "%s: close() timed out; %d messages were not written to the queue (reported "
-            "FAILED); one frame (up to %d messages) being written may be lost or cut",
-            self._context.path,
-            len(messages),
-            self._options.batch_size,
-        )
-        return messages
+            wait = self._options.block_timeout + self._options.linger
+            if deadline is not None:
+                wait = max(min(wait, deadline - time.monotonic()), 0.0)
+            self._thread.join(wait)
+        return self.flush(deadline)
 
     def put_control(self, item: object, timeout: float) -> None:
-        """Queue a control item (owner only), waiting for room while the sender lives."""
+        """Write a control item (owner only), waiting for room while the sender lives."""
         deadline = time.monotonic() + timeout
         with self._queue_lock:
-            while True:
-                try:
-                    self._channel.frames.put(item, timeout=self._options.check_interval)
-                    return
-                except queue.Full:
-                    if not self._channel.sender_alive():
-                        raise TransportError(
-                            f"{self._channel.describe_sender()} is not running"
-                        ) from None
-                    if time.monotonic() > deadline:
-                        raise QueueFullError(
-                            f"{self._context.path}: the queue stayed full for {timeout}s"
-                        ) from None
+            if self._writer.write_control(item, deadline, self._channel.sender_alive):
+                return
+        if not self._channel.sender_alive():
+            raise TransportError(f"{self._channel.describe_sender()} is not running")
+        raise QueueFullError(f"{self._context.path}: the queue stayed full for {timeout}s")
 
     # -- the linger thread --------------------------------------------------------------------
 
@@ -141,34 +127,64 @@ class FrameProducer:
 
     # -- queuing one batch ---------------------------------------------------------------------
 
-    def _queue(self, lines: list[bytes], raising: bool) -> list[Message]:
+    def _queue(
+        self, lines: list[bytes], raising: bool, deadline: float | None = None
+    ) -> list[Message]:
+        """Write one batch as a frame, applying the full-queue policy; returns the messages
+        not written (reported). ``deadline`` (a closing producer's) caps every wait."""
         if not lines:
             return []
-        with self._queue_lock:
+        wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if not self._queue_lock.acquire(timeout=wait):
+            # Another thread of this process is still writing (the sender is not reading).
+            return self._not_written(encode_frame(lines), Written.NONE, raising, closing=True)
+        try:
             frame = encode_frame(lines)
             if self._sender_gone or not self._channel.sender_alive():
                 return self._deliver_elsewhere(decode_frame(frame), raising)
-            policy = self._options.when_full
-            if policy == "block":
-                return self._put_blocking(frame, len(lines), raising)
-            if policy == "drop_newest":
-                return self._put_dropping_newest(frame, len(lines))
-            return self._put_dropping_oldest(frame, len(lines))
-
-    def _put_blocking(self, frame: bytes, records: int, raising: bool) -> list[Message]:
-        deadline = time.monotonic() + self._options.block_timeout
-        while True:
-            try:
-                self._channel.frames.put(frame, timeout=self._options.check_interval)
-                self._channel.count_queued(records)
+            options = self._options
+            now = time.monotonic()
+            until = now + options.block_timeout
+            if deadline is not None:
+                until = min(until, deadline)
+            # drop_newest drops a frame that finds no room at once; once its first chunk is
+            # in, the rest waits like any other (a frame given up half way is lost whole).
+            first = now if options.when_full == "drop_newest" else until
+            records = len(lines)
+            # Counted before the first chunk: a producer killed half way leaves its records
+            # counted as queued and never taken, so the owner can tell they were lost.
+            self._channel.count_queued(records)
+            written = self._writer.write(frame, records, first, until, self._channel.sender_alive)
+            if written is Written.ALL:
                 return []
-            except queue.Full:
-                if not self._channel.sender_alive():
-                    return self._deliver_elsewhere(decode_frame(frame), raising)
-                if time.monotonic() > deadline:
-                    break
-        reason = f"the queue stayed full for {self._options.block_timeout}s (policy 'block')"
+            self._channel.count_queued(-records)
+            if not self._channel.sender_alive():
+                return self._deliver_elsewhere(decode_frame(frame), raising)
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            return self._not_written(frame, written, raising, closing=timed_out)
+        finally:
+            self._queue_lock.release()
+
+    def _not_written(
+        self, frame: bytes, written: Written, raising: bool, closing: bool
+    ) -> list[Message]:
         messages = decode_frame(frame)
+        policy = self._options.when_full
+        if closing:
+            reason = "not queued: the sender did not read the queue before close() timed out"
+            self._report(messages, DeliveryStatus.FAILED, reason)
+            logger.error(
+                "%s: %s; %d messages reported FAILED", self._context.path, reason, len(messages)
+            )
+            return messages
+        if policy != "block":
+            if written is Written.PART:
+                reason = f"the queue stayed full for {self._options.block_timeout}s ({policy})"
+            else:
+                reason = f"the queue was full ({policy})"
+            self._report(messages, DeliveryStatus.DROPPED, reason)
+            return []
+        reason = f"the queue stayed full for {self._options.block_timeout}s (policy 'block')"
         self._report(messages, DeliveryStatus.FAILED, reason)
         if raising:
             raise QueueFullError(
@@ -177,46 +193,11 @@ class FrameProducer:
             )
         return messages
 
-    def _put_dropping_newest(self, frame: bytes, records: int) -> list[Message]:
-        try:
-            self._channel.frames.put_nowait(frame)
-            self._channel.count_queued(records)
-        except queue.Full:
-            dropped = decode_frame(frame)
-            self._report(dropped, DeliveryStatus.DROPPED, "the queue was full (drop_newest)")
-        return []
-
-    def _put_dropping_oldest(self, frame: bytes, records: int) -> list[Message]:
-        while True:
-            try:
-                self._channel.frames.put_nowait(frame)
-                self._channel.count_queued(records)
-                return []
-            except queue.Full:
-                pass
-            try:
-                oldest = self._channel.frames.get(timeout=self._options.check_interval)
-            except queue.Empty:
-                # The sender took something meanwhile: there is room now, or it is gone.
-                if not self._channel.sender_alive():
-                    return self._deliver_elsewhere(decode_frame(frame), raising=False)
-                continue
-            if isinstance(oldest, bytes):
-                dropped = decode_frame(oldest)
-                self._channel.count_queued(-len(dropped))
-                self._report(dropped, DeliveryStatus.DROPPED, "the queue was full (drop_oldest)")
-            else:
-                # A control item from the owner must not be lost: queue it behind ours.
-                self._channel.frames.put(oldest)
-
     # -- when the sender is gone ---------------------------------------------------------------
 
     def _deliver_elsewhere(self, messages: Sequence[Message], raising: bool) -> list[Message]:
         if not self._sender_gone:
             self._sender_gone = True
-            # Frames this process queued may sit in the feeder thread forever: do not let
-            # them hold up the process's exit.
-            self._channel.frames.cancel_join_thread()
             logger.error("%s is not running", self._channel.describe_sender())
         fallback = self._fallback_transport()
         if fallback is not None:

@@ -23,6 +23,7 @@ REPORTS = "reports"
 FLUSHED = "flushed"
 DONE = "done"
 FATAL = "fatal"
+CUT = "cut"
 
 
 def encode_report(report: DeliveryReport) -> EncodedReport:
@@ -101,6 +102,10 @@ class ReportRelay:
     def answer_flush(self, token: int) -> None:
         self.ship()
         self._queue.put((FLUSHED, token))
+
+    def cut(self, pid: int, records: int) -> None:
+        """A producer (``pid``) stopped in the middle of a frame of ``records`` records."""
+        self._queue.put((CUT, pid, records))
 
     def fatal(self, reason: str) -> None:
         self._queue.put((FATAL, reason))

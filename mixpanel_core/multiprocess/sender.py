@@ -23,6 +23,7 @@ from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationErr
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
 from mixpanel_core.multiprocess.frames import decode_line, records_by_endpoint, split_frame
+from mixpanel_core.multiprocess.intake import Intake
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.transport import RecordSink, Transport
@@ -55,7 +56,8 @@ class _SenderPipeline(Pipeline):
     def report(self, report: DeliveryReport) -> None:
         self._relay.report(report)
 
-    def _observed(self) -> bool:
+    @property
+    def observed(self) -> bool:
         return self._forward
 
     def _reporter(self) -> Reporter:
@@ -77,10 +79,20 @@ def run_sender(channel: QueueChannel) -> None:
         except MixpanelCoreError as exc:
             relay.fatal(f"cannot build transport {channel.spec.inner!r}: {exc}")
             raise
+        name = channel.spec.transport
+
+        def drop_oldest(frame: bytes) -> None:
+            for endpoint, records in records_by_endpoint(frame):
+                relay.taken(len(records))
+                reason = "the queue was full (drop_oldest)"
+                _report_each(relay, endpoint, records, name, reason, dropped=True)
+
+        intake = Intake(channel, drop_oldest, relay.cut)
         deadline: float | None = None
         try:
-            deadline = _drain(channel, inner, relay)
+            deadline = _drain(channel, intake, inner, relay)
         finally:
+            intake.stop()
             inner.close(_close_bound(channel, deadline))
             relay.done()
     finally:
@@ -99,10 +111,11 @@ def _close_bound(channel: QueueChannel, deadline: float | None) -> float:
     return max(left - min(REPORT_MARGIN, left / 4), 0.0)
 
 
-def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> float | None:
+def _drain(
+    channel: QueueChannel, frames: Intake, inner: Transport, relay: ReportRelay
+) -> float | None:
     """Deliver frames until the stop request (or the owner's death); returns the owner's
     deadline, if it gave one."""
-    frames = channel.frames
     # Looked up once: checking a protocol costs microseconds, and frames come by thousands.
     sink = inner if isinstance(inner, RecordSink) else None
     stopping = False
@@ -110,7 +123,7 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> float
     drain_until: float | None = None
     while True:
         if drain_until is not None and time.monotonic() >= drain_until:
-            _fail_queued(channel, relay, deadline)
+            _fail_queued(channel, frames, relay, deadline)
             return deadline
         try:
             item = frames.get(timeout=DRAIN_QUIET_PERIOD if stopping else 0.05)
@@ -140,14 +153,16 @@ def _drain(channel: QueueChannel, inner: Transport, relay: ReportRelay) -> float
             relay.answer_flush(token)
 
 
-def _fail_queued(channel: QueueChannel, relay: ReportRelay, deadline: float | None) -> None:
+def _fail_queued(
+    channel: QueueChannel, frames: Intake, relay: ReportRelay, deadline: float | None
+) -> None:
     """Report FAILED every record still queued: the owner's close() leaves no time to send
     them, and unread they would be lost without a word."""
     reason = "not delivered: the owner's close() timed out before the sender reached it"
     failed = 0
     while deadline is None or time.monotonic() < deadline:
         try:
-            item = channel.frames.get_nowait()
+            item = frames.get_nowait()
         except queue.Empty:
             break
         if not isinstance(item, bytes):
@@ -193,9 +208,15 @@ def _deliver(
 
 
 def _report_each(
-    relay: ReportRelay, endpoint: str, records: list[bytes], name: str, error: Exception | str
+    relay: ReportRelay,
+    endpoint: str,
+    records: list[bytes],
+    name: str,
+    error: Exception | str,
+    dropped: bool = False,
 ) -> None:
-    status = DeliveryStatus.DROPPED if isinstance(error, ValidationError) else DeliveryStatus.FAILED
+    dropped = dropped or isinstance(error, ValidationError)
+    status = DeliveryStatus.DROPPED if dropped else DeliveryStatus.FAILED
     for record in records:
         message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
         relay.report(DeliveryReport(message, status, name, str(error)))

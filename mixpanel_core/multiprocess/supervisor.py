@@ -19,7 +19,14 @@ from multiprocessing.process import BaseProcess
 from mixpanel_core.errors import TransportError
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.options import StartMethod
-from mixpanel_core.multiprocess.reports import DONE, FATAL, FLUSHED, REPORTS, decode_report
+from mixpanel_core.multiprocess.reports import (
+    CUT,
+    DONE,
+    FATAL,
+    FLUSHED,
+    REPORTS,
+    decode_report,
+)
 from mixpanel_core.multiprocess.sender import run_sender
 from mixpanel_core.transport import TransportContext
 
@@ -57,8 +64,13 @@ class SenderSupervisor:
         self._settled = 0
         """Reports of the sender's records replayed here (each settles one record)."""
         self.unaccounted: int | None = 0
-        """Records the sender took but never reported, once it was killed or died (None:
-        unknown, because accepted records are not reported back without forwarding)."""
+        """Records without an outcome: those the sender took but never reported, once it was
+        killed or died (None: unknown, because accepted records are not reported back
+        without forwarding), and those producers wrote that never reached it (a producer
+        killed in the middle of a frame)."""
+        self.cut = 0
+        """Records of frames the sender discarded unfinished (their producer stopped half way:
+        killed, or gave up at a deadline and reported them itself)."""
         self._listener = threading.Thread(
             target=self._listen, name=f"mixpanel-{context.name}-reports", daemon=True
         )
@@ -119,12 +131,13 @@ class SenderSupervisor:
             return True
 
     def wait_for_producers(self, timeout: float) -> int:
-        """Wait until every worker producer closed; returns how many may still send frames
-        (still open, or closed without knowing that their frames were all written)."""
+        """Wait until every worker producer closed (or died); returns how many are still
+        open, whose frames may follow the stop request."""
         deadline = time.monotonic() + timeout
         while True:
-            if self._channel.open_producers.value <= 0 or time.monotonic() > deadline:
-                return self._channel.producers_not_done()
+            still_open = self._channel.producers_open()
+            if still_open == 0 or time.monotonic() > deadline:
+                return still_open
             time.sleep(0.01)
 
     def wait_until_finished(self, timeout: float) -> bool:
@@ -218,11 +231,36 @@ class SenderSupervisor:
         elif kind == FATAL:
             self.failure = str(item[1])
             logger.error("%s: %s", self._describe(), item[1])
+        elif kind == CUT:
+            self.cut += item[2]  # type: ignore[operator]
+            logger.warning(
+                "%s: producer pid %s stopped in the middle of writing a frame (it was killed, or "
+                "gave up at a deadline); the %s records of that frame were discarded",
+                self._context.path,
+                item[1],
+                item[2],
+            )
         elif kind == DONE:
             self.counts = item[1]  # type: ignore[assignment]
+            self._account_for_never_taken()
             self._finished.set()
             return True
         return False
+
+    def _account_for_never_taken(self) -> None:
+        """After the sender finished: say how many records producers started writing that
+        it never took (a producer killed while writing a frame, or still writing when the
+        sender stopped); they are lost."""
+        never_taken = self._channel.never_taken()
+        if never_taken:
+            self.unaccounted = (self.unaccounted or 0) + never_taken
+            logger.error(
+                "%s: %d records written by producers never reached %s: lost with producers "
+                "killed while writing them, or written after the sender stopped",
+                self._context.path,
+                never_taken,
+                self._describe(),
+            )
 
     def _sender_died(self) -> bool:
         process = self._process

@@ -1,6 +1,6 @@
 """The worker side: a producer-only transport, and a client for a worker process.
 
-A worker never starts a sender; it puts batches on the channel its owner shared. Fork
+A worker never starts a sender; it writes batches to the channel its owner shared. Fork
 children get one automatically (the owner's transport turns into one in the child); a
 ``spawn`` or ``forkserver`` worker is handed the channel and builds its client with
 ``worker_client``.
@@ -31,7 +31,7 @@ class ProducerTransport:
         self._channel = channel
         self._producer = FrameProducer(channel, context)
         self._closed = False
-        channel.producer_opened()
+        self._slot = channel.producer_opened()
         close_at_exit(self)
 
     def send(self, message: Message) -> None:
@@ -41,22 +41,20 @@ class ProducerTransport:
         return self._producer.flush()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
-        """Queue what is left and wait (bounded) until it is in the pipe to the sender."""
+        """Write what is left to the pipe, waiting at most ``timeout`` for room.
+
+        Returns (and reports FAILED) what could not be written in time. Writes finish in the
+        calling thread, so once this returns nothing of this producer is still on its way:
+        the owner's stop request, written after every producer closed, comes after all of it.
+        """
         if self._closed:
             return ()
         self._closed = True
-        left = self._producer.close()
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
-        # Counted closed only once its frames are in the pipe: the owner's stop request,
-        # queued after the count reaches zero, then comes after every one of them.
-        if self._channel.join_feeder(bound):
-            self._channel.producer_closed()
-            return left
-        # The feeder is stuck writing (the sender is not reading). The frames it has not
-        # started would die with this process: take them back and report them. The owner is
-        # told that a frame may still follow, so its sender drains until the queue is quiet.
-        self._channel.producer_closed_unsure()
-        return [*left, *self._producer.fail_unwritten(bound)]
+        try:
+            return self._producer.close(bound)
+        finally:
+            self._channel.producer_closed(self._slot)
 
 
 def close_at_exit(transport: Transport) -> None:
@@ -84,7 +82,7 @@ def worker_client(
     transport becomes a producer on the channel.
     """
     if os.getpid() == channel.owner_pid:
-        # A second producer here would close the owner's end of the queue when it closes.
+        # A worker producer here would count as open, and the owner's close would wait for it.
         raise ConfigError(
             f"transports.{channel.spec.transport}: worker_client() is for worker processes; "
             "in the process that built the transport, send through its own client"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from typing import Any
 
 from mixpanel_core import hookimpl
@@ -106,3 +107,11 @@ def track_and_tell(channel: QueueChannel, worker: int, events: int, results: Any
     finally:
         client.close(timeout=10)
         results.put(outcome)
+
+
+def write_one_big_frame(channel: QueueChannel, events: int, pad: int) -> None:
+    """Track one batch of big events (one frame larger than the pipe), then wait to be killed."""
+    client = worker_client(channel)
+    for i in range(events):
+        client.track("victim", "Big", {"i": i, "pad": "x" * pad})
+    time.sleep(600)

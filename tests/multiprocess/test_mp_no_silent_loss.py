@@ -16,7 +16,7 @@ from mp_workers import TOKEN, config_for, observed_client
 
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
-from mixpanel_core.errors import TransportError
+from mixpanel_core.errors import QueueFullError, TransportError
 from mixpanel_core.multiprocess import QueueChannel, worker_client
 from mixpanel_core.testing import wait_until_sender_took
 
@@ -77,16 +77,29 @@ def test_owner_flush_raises_when_the_sender_does_not_confirm_in_time(
     assert counter.by_status["accepted"] == 200, dict(counter.by_status)
 
 
-def close_with_a_short_timeout(channel: QueueChannel, events: int, results: Any) -> None:
-    """A spawned worker whose close(timeout=1) expires while the sender does not read."""
+def close_with_a_short_timeout(channel: QueueChannel, results: Any) -> None:
+    """A spawned worker that fills the pipe while the sender does not read, then closes with
+    a partial batch and ``timeout=1``: (tracked, refused by send, returned by close, took)."""
     client = worker_client(channel)
-    for i in range(events):
-        client.track("w", "Stuck", {"i": i, "pad": "x" * 1000})
+    tracked = refused = 0
+    while tracked < 50_000:
+        tracked += 1
+        try:
+            client.track("w", "Stuck", {"i": tracked, "pad": "x" * 1000})
+        except QueueFullError:
+            refused = 100  # the whole batch, reported FAILED here
+            break
+    for i in range(PARTIAL):
+        client.track("w", "Stuck", {"i": -i, "pad": "x" * 1000})
+    started = time.monotonic()
     left = client.close(timeout=1.0)
-    results.put(len(left))
+    results.put((tracked + PARTIAL, refused, len(left), time.monotonic() - started))
 
 
-def test_a_worker_close_that_times_out_returns_the_frames_it_could_not_write(
+PARTIAL = 40
+
+
+def test_a_worker_close_that_times_out_returns_the_batch_it_could_not_write(
     emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = config_from_mapping(
@@ -97,7 +110,8 @@ def test_a_worker_close_that_times_out_returns_the_frames_it_could_not_write(
                     "type": "multiprocessing_queue",
                     "inner": "direct",
                     "batch_size": 100,
-                    "block_timeout": 30.0,
+                    "max_queue_messages": 100,
+                    "block_timeout": 1.0,
                 },
                 # A small inner queue: the sender blocks on it, and stops reading frames.
                 "direct": {"type": "buffered_http", "max_queue_messages": 100, "block_timeout": 30},
@@ -109,19 +123,19 @@ def test_a_worker_close_that_times_out_returns_the_frames_it_could_not_write(
     emulator.client.stall()  # the sender stops reading once its inner transport is full
     context: Any = multiprocessing.get_context("spawn")
     results = context.Queue()
-    events = 2_000
-    worker = context.Process(
-        target=close_with_a_short_timeout, args=(transport.channel, events, results)
-    )
+    worker = context.Process(target=close_with_a_short_timeout, args=(transport.channel, results))
     worker.start()
-    left = results.get(timeout=60)
+    tracked, refused, left, took = results.get(timeout=60)
     worker.join(30)
-    assert left > 0, "the worker's close() claimed every frame was handed over"
+    assert refused == 100, "the pipe never filled"
+    assert left == PARTIAL, "the worker's close() claimed its last batch was handed over"
+    assert took < 1.0 + 2.0, f"close(timeout=1) took {took:.1f}s"
     emulator.client.release()
     with caplog.at_level(logging.ERROR):
         client.close(timeout=10)
-    delivered = len(emulator.client.records("track"))
+    delivered = len(set(emulator.client.insert_ids("track")))
     reported = sum(n for status, n in counter.by_status.items() if status != "accepted")
     unaccounted = transport.supervisor.unaccounted or 0
-    # Every record is returned by the worker, delivered, reported, or counted by the owner.
-    assert left + delivered + reported + unaccounted >= events
+    # Every record is returned by the worker, refused by send, delivered, reported, or
+    # counted by the owner.
+    assert left + refused + delivered + reported + unaccounted >= tracked

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import os
 import pickle
 import threading
 import time
@@ -28,6 +29,16 @@ from mixpanel_core.multiprocess.frames import (
     encode_frame,
     encode_line,
     records_by_endpoint,
+)
+from mixpanel_core.multiprocess.intake import Intake
+from mixpanel_core.multiprocess.pipe import (
+    END,
+    HEADER,
+    PAYLOAD,
+    START,
+    ChunkWriter,
+    FrameAssembler,
+    Written,
 )
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import memory_client
@@ -119,6 +130,45 @@ def test_a_frame_splits_into_runs_of_one_endpoint_in_order() -> None:
     assert records_by_endpoint(only_events) == [("track", [m.json() for m in memory.messages[:2]])]
 
 
+def chunks(pid: int, frame: bytes, records: int) -> list[bytes]:
+    """``frame`` as the chunks a producer with ``pid`` writes."""
+    parts = [frame[i : i + PAYLOAD] for i in range(0, len(frame), PAYLOAD)]
+    flags = [START if i == 0 else 0 for i in range(len(parts))]
+    flags[-1] |= END
+    return [HEADER.pack(pid, 1, f, records, len(p)) + p for f, p in zip(flags, parts, strict=True)]
+
+
+def test_interleaved_chunks_of_two_producers_make_their_frames_whole_again() -> None:
+    one, two = b"a" * (3 * PAYLOAD + 5), b"b" * (2 * PAYLOAD)
+    a, b = chunks(100, one, 7), chunks(200, two, 3)
+    stream = b"".join([a[0], b[0], a[1], b[1], a[2], a[3]])
+    assembler = FrameAssembler()
+    # Fed in pieces that cut chunks anywhere, as reads of a pipe may.
+    items = [
+        item for i in range(0, len(stream), 1000) for item in assembler.feed(stream[i : i + 1000])
+    ]
+    assert items == [two, one]
+    assert assembler.cuts == []
+
+
+def test_an_unfinished_frame_is_discarded_and_counted_never_delivered_in_part() -> None:
+    assembler = FrameAssembler()
+    first = chunks(100, b"x" * (2 * PAYLOAD), 40)
+    assert assembler.feed(first[0]) == []
+    # The same producer starts another frame: it gave up on the first.
+    assert assembler.feed(b"".join(chunks(100, b"next", 1))) == [b"next"]
+    assert assembler.cuts == [(100, 40)]
+    assembler.cuts.clear()
+    # The rest of the abandoned frame, had it come, is not taken for anything.
+    assert assembler.feed(first[1]) == []
+    # A producer that died half way is discarded when asked.
+    assembler.feed(chunks(300, b"y" * (2 * PAYLOAD), 12)[0])
+    assert assembler.pending_pids() == {300}
+    assembler.discard({300})
+    assert assembler.cuts == [(300, 12)]
+    assert assembler.pending_pids() == set()
+
+
 def test_the_configuration_crosses_to_the_sender_process_intact() -> None:
     cfg = config(fallback="sink")
     assert pickle.loads(pickle.dumps(cfg)) == cfg
@@ -172,6 +222,36 @@ def test_worker_client_in_the_owning_process_is_refused_and_the_owner_carries_on
     assert reports.by_status == {"accepted": 1}
 
 
+def write_items(channel: Any, *items: bytes | tuple[Any, ...]) -> None:
+    """Write frames and control items to the channel's pipe as a producer would."""
+    writer = ChunkWriter(channel.pipe, check_interval=0.2)
+    deadline = time.monotonic() + 5
+    for item in items:
+        if isinstance(item, bytes):
+            assert writer.write(item, 1, deadline, deadline, lambda: True) is Written.ALL
+        else:
+            assert writer.write_control(item, deadline, lambda: True)
+
+
+def event_name(frame: bytes) -> str:
+    """The name of the event in a frame of one."""
+    (event,) = decode_frame(frame)
+    assert isinstance(event, Event)
+    return event.name
+
+
+def read_frames(channel: Any) -> list[bytes]:
+    """Every whole frame in the channel's pipe now (no sender runs)."""
+    assembler = FrameAssembler()
+    frames: list[bytes] = []
+    while True:
+        try:
+            data = os.read(channel.pipe.reader.fd, 1 << 16)
+        except BlockingIOError:
+            return frames
+        frames += [item for item in assembler.feed(data) if isinstance(item, bytes)]
+
+
 def test_frames_behind_the_stop_request_are_delivered_when_a_worker_had_not_closed() -> None:
     # A worker still open when the owner stopped may queue frames after the stop request:
     # the sender then waits for a quiet queue instead of exiting at the request.
@@ -180,10 +260,12 @@ def test_frames_behind_the_stop_request_are_delivered_when_a_worker_had_not_clos
     source.track("u1", "Before")
     source.track("u2", "After")
     first, second = memory.messages
-    frames = transport.channel.frames
-    frames.put(encode_frame([encode_line(first)]))
-    frames.put(stop_request(still_open=1))
-    frames.put(encode_frame([encode_line(second)]))
+    write_items(
+        transport.channel,
+        encode_frame([encode_line(first)]),
+        stop_request(still_open=1),
+        encode_frame([encode_line(second)]),
+    )
     sender: Any = multiprocessing.get_context("fork").Process(
         target=run_sender, args=(transport.channel,)
     )
@@ -195,31 +277,47 @@ def test_frames_behind_the_stop_request_are_delivered_when_a_worker_had_not_clos
     assert set(reports.insert_ids) == {first.insert_id, second.insert_id}
 
 
-# -- the full-queue policies (no sender runs, so the queue of two batches fills) ------------
+# -- the full-queue policies ------------------------------------------------------------------
+# No sender runs: the pipe fills (block, drop_newest), or a backlog of two batches is read
+# from it in the test (drop_oldest, which the sender applies to its backlog).
 
 FULL = {"start_sender": False, "batch_size": 1, "max_queue_messages": 2}
+PAD = "x" * 3000
+"""Each message (one frame) takes a page of the pipe, so it fills in a few hundred."""
+
+
+def track_until_refused(client: Mixpanel) -> tuple[float, QueueFullError]:
+    """Track until the pipe is full: how long the refused call took, and its error."""
+    for i in range(100_000):
+        started = time.monotonic()
+        try:
+            client.track("u", "Fill", {"i": i, "pad": PAD})
+        except QueueFullError as exc:
+            return time.monotonic() - started, exc
+    pytest.fail("the pipe never filled")
 
 
 def test_block_raises_queue_full_after_block_timeout() -> None:
     client, reports, _ = client_for(config(when_full="block", block_timeout=0.3, **FULL))
-    client.track("u", "one")
-    client.track("u", "two")
-    started = time.monotonic()
-    with pytest.raises(QueueFullError, match=r"stayed full for 0\.3s"):
-        client.track("u", "three")
-    assert time.monotonic() - started >= 0.3
+    took, error = track_until_refused(client)
+    assert "stayed full for 0.3s" in str(error)
+    assert took >= 0.3
     assert reports.by_status == {"failed": 1}
     client.close(timeout=0.3)
 
 
 def test_drop_newest_drops_and_reports_what_did_not_fit() -> None:
     client, reports, transport = client_for(config(when_full="drop_newest", **FULL))
-    for name in ("one", "two", "three", "four"):
-        client.track("u", name)
-    assert reports.by_status == {"dropped": 2}
-    assert reports.event_names(DeliveryStatus.DROPPED) == ["three", "four"]
-    kept = [decode_frame(transport.channel.frames.get(timeout=5)) for _ in range(2)]
-    assert [m[0].name for m in kept] == ["one", "two"]
+    sent = 2_000
+    for i in range(sent):
+        client.track("u", str(i), {"pad": PAD})
+    kept = [event_name(frame) for frame in read_frames(transport.channel)]
+    dropped = reports.event_names(DeliveryStatus.DROPPED)
+    assert kept
+    assert dropped
+    # The oldest are in the pipe, in order; every later one was dropped and reported.
+    assert kept + dropped == [str(i) for i in range(sent)]
+    assert reports.by_status == {"dropped": len(dropped)}
     client.close(timeout=0.3)
 
 
@@ -227,8 +325,15 @@ def test_drop_oldest_makes_room_by_dropping_the_batch_that_waited_longest() -> N
     client, reports, transport = client_for(config(when_full="drop_oldest", **FULL))
     for name in ("one", "two", "three", "four"):
         client.track("u", name)
-    assert reports.by_status == {"dropped": 2}
-    assert reports.event_names(DeliveryStatus.DROPPED) == ["one", "two"]
-    left = [decode_frame(transport.channel.frames.get(timeout=5)) for _ in range(2)]
-    assert [m[0].name for m in left] == ["three", "four"]
+    dropped: list[bytes] = []
+    # What the sender does: read the pipe into a backlog of two batches, dropping the oldest.
+    intake = Intake(transport.channel, dropped.append, lambda pid, records: None)
+    deadline = time.monotonic() + 10
+    while len(dropped) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    left = [intake.get(timeout=5) for _ in range(2)]
+    intake.stop()
+    assert [event_name(frame) for frame in dropped] == ["one", "two"]
+    assert [event_name(frame) for frame in left if isinstance(frame, bytes)] == ["three", "four"]
+    assert reports.by_status == {}  # reported by the sender, which reports to the owner
     client.close(timeout=0.3)
