@@ -8,12 +8,15 @@ gives up on it. Per-call legacy ``/import`` credentials (``import_data(api_key=.
 travel through Kafka: the forwarder authenticates with its own ``[mixpanel]`` settings.
 
 At most ``max_unacknowledged`` messages wait for acknowledgement (kafka-python 3.0's producer
-has no memory bound of its own). A bounded close runs at interpreter exit. After ``fork()`` the
-child leaves the parent's producer and records to the parent and builds its own producer.
+has no memory bound of its own). ``flush()`` and ``close()`` make lingering records leave at
+once. A bounded close runs at interpreter exit, also for a transport dropped without ``close()``
+(it lives until what it sent is settled). After ``fork()`` the child leaves the parent's
+producer and records to the parent and builds its own producer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -21,7 +24,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
@@ -95,8 +98,12 @@ class KafkaTransport:
         self._closed = False
         me = weakref.ref(self)
         # Registered after the producer, whose own exit hook _build_producer removed: this is
-        # the one clean-up at exit, and it reports what it gives up on.
+        # the one clean-up at exit, and it reports what it gives up on. A weak reference loses
+        # nothing: each record not yet acknowledged is held by the producer's sender thread,
+        # and its future's callbacks hold this transport, so a transport dropped without
+        # close() lives on (and is closed at exit) until every record it sent is settled.
         self._cancel_exit_close: Callable[[], None] = at_exit(lambda: _close_at_exit(me))
+        self._release_producer_when_dropped()
 
     def _reset_acknowledgements(self) -> None:
         # Sent but not yet acknowledged, by send number; callbacks run on the producer's thread.
@@ -199,6 +206,15 @@ class KafkaTransport:
             self._leave_inherited()
             self._producer = self._new_producer()
             self._pid = _getpid()
+            self._release_producer_when_dropped()
+
+    def _release_producer_when_dropped(self) -> None:
+        # Once settled, a transport dropped without close() is freed, most often on the
+        # producer's sender thread as it drops the last record's callbacks. KafkaProducer's
+        # own __del__ would then close it from that thread: stall it 1 s on a flush waiting
+        # for itself, print KafkaTimeoutError and leave it running, connections open.
+        release = weakref.finalize(self, _release_producer, self._producer, self._cancel_exit_close)
+        release.atexit = False  # at exit, the bounded close does it
 
     def _owns_records(self) -> bool:
         """Whether this process produced anything (a ``fork()`` child may not have yet)."""
@@ -244,13 +260,16 @@ class KafkaTransport:
         self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1))
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
-        """Wait up to ``timeout`` (default ``flush_timeout``) for acknowledgements.
+        """Send what lingers now; wait up to ``timeout`` (default ``flush_timeout``) for acks.
 
-        Returns the messages the broker has not acknowledged by then.
+        Returns the messages the broker has not acknowledged by then. ``flush(0)`` only looks.
         """
         if self._closed or not self._owns_records():
             return ()
-        self._wait_for_acknowledgements(self._flush_timeout if timeout is None else timeout)
+        bound = self._flush_timeout if timeout is None else timeout
+        if bound > 0:
+            with self._hurried():
+                self._wait_for_acknowledgements(bound)
         return self._still_unacknowledged()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
@@ -270,8 +289,8 @@ class KafkaTransport:
         self._cancel_exit_close()
         if not self._owns_records():
             return ()
-        self._hurry()
-        self._wait_for_acknowledgements(bound)
+        with self._hurried():
+            self._wait_for_acknowledgements(bound)
         left = self._give_up_on_unacknowledged(within)
         self._close_producer(timeout=0 if left else bound)
         return left
@@ -279,15 +298,24 @@ class KafkaTransport:
     def _close_at_exit(self) -> None:
         self._close(self._exit_timeout, f"the {self._exit_timeout:g}s exit_timeout at exit")
 
-    def _hurry(self) -> None:
-        # Linger no more: what is batched leaves now rather than after linger_ms, which may be
-        # longer than the bound. KafkaProducer.flush() does the same but then waits batch by
-        # batch, each for the whole timeout; never undone, as the producer is closed next.
+    @contextlib.contextmanager
+    def _hurried(self) -> Iterator[None]:
+        # Linger no more while inside: what is batched (and what is sent meanwhile) leaves now
+        # rather than after linger_ms, which may be longer than the bound. This is the start of
+        # KafkaProducer.flush(), which then waits batch by batch, each for the whole timeout;
+        # its end (the count of flushes in progress going down) is ours, so lingering resumes.
         accumulator = getattr(self._producer, "_accumulator", None)
         sender = getattr(self._producer, "_sender", None)
-        if accumulator is not None and sender is not None:
-            accumulator.begin_flush()
-            sender.wakeup()
+        flushes = getattr(accumulator, "_flushes_in_progress", None)
+        if accumulator is None or sender is None or flushes is None:
+            yield
+            return
+        accumulator.begin_flush()
+        sender.wakeup()
+        try:
+            yield
+        finally:
+            flushes.decrement()
 
     def _give_up_on_unacknowledged(self, within: str) -> list[Message]:
         left = []
@@ -335,6 +363,21 @@ def _close_at_exit(ref: weakref.ref[KafkaTransport]) -> None:
     transport = ref()
     if transport is not None:
         transport._close_at_exit()
+
+
+def _release_producer(producer: Any, cancel_exit_close: Callable[[], None]) -> None:
+    """For a transport freed without ``close()``: stop its producer, forget its exit close.
+
+    Nothing is left to wait for (see ``KafkaTransport.__init__``), and this may run on the
+    sender thread, so the thread is told to end, not waited for.
+    """
+    cancel_exit_close()
+    if getattr(producer, "_closed", True):
+        return
+    producer._closed = True  # so its __del__ does not close it again
+    sender = getattr(producer, "_sender", None)
+    if sender is not None and sender.is_alive():  # not the parent's, in a fork() child
+        sender.initiate_close()  # it still sends anything left, then closes its connections
 
 
 def _headers_for(endpoint: str) -> headers.Headers:
