@@ -262,7 +262,7 @@ def _record_problems(
     """Every problem of one record, by the full checks; [] if it is valid."""
     if measure and _too_large(record):
         return [Problem("", "record is 1 MB or more of JSON; keep each under 1 MB")]
-    if endpoint == "import" and is_merge(record):
+    if rules.merge_rules and is_merge(record):
         return validate_merge(record)
     if endpoint in EVENT_ENDPOINTS:
         return validate_event(record, rules, now=now, tokens=tokens)

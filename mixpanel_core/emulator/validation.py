@@ -51,6 +51,7 @@ class EventRules:
     require_distinct_id: bool  # also rejects placeholder distinct_ids
     require_insert_id: bool
     check_token: bool
+    merge_rules: bool  # a ``$merge`` event is checked by ``validate_merge`` instead
 
 
 TRACK_RULES = EventRules(
@@ -59,6 +60,7 @@ TRACK_RULES = EventRules(
     require_distinct_id=False,
     require_insert_id=False,
     check_token=True,
+    merge_rules=False,
 )
 IMPORT_RULES = EventRules(
     window_seconds=None,
@@ -66,6 +68,7 @@ IMPORT_RULES = EventRules(
     require_distinct_id=True,
     require_insert_id=True,
     check_token=False,
+    merge_rules=True,
 )
 
 
@@ -191,20 +194,25 @@ def is_merge(record: object) -> TypeGuard[dict[str, Any]]:
 
 
 def validate_merge(record: dict[str, Any]) -> list[Problem]:
-    """Every rule a ``$merge`` breaks: it carries ``$distinct_ids`` (two ids) and no time."""
+    """Every rule a ``$merge`` breaks: it carries ``$distinct_ids`` (two ids) and no time; the
+    limits of every record (property count, nesting, long strings) apply to it too."""
     props = record.get("properties")
     if not isinstance(props, dict):
         return [Problem("properties", "'properties' must be a JSON object")]
+    problems: list[Problem] = []
     ids = props.get("$distinct_ids")
     if not isinstance(ids, list) or len(ids) != 2:
-        return [Problem("properties.$distinct_ids", "'$distinct_ids' must be a list of two ids")]
-    problems: list[Problem] = []
-    for index, value in enumerate(ids):
-        field = f"properties.$distinct_ids[{index}]"
-        if type(value) is not str or not value:
-            problems.append(Problem(field, "must be a non-empty string"))
-        elif value.strip().lower() in PLACEHOLDER_DISTINCT_IDS:
-            problems.append(Problem(field, "is a placeholder value Mixpanel rejects"))
+        problems.append(
+            Problem("properties.$distinct_ids", "'$distinct_ids' must be a list of two ids")
+        )
+    else:
+        for index, value in enumerate(ids):
+            field = f"properties.$distinct_ids[{index}]"
+            if type(value) is not str or not value:
+                problems.append(Problem(field, "must be a non-empty string"))
+            elif value.strip().lower() in PLACEHOLDER_DISTINCT_IDS:
+                problems.append(Problem(field, "is a placeholder value Mixpanel rejects"))
+    _scan_properties(props, "properties", problems)
     return problems
 
 
