@@ -14,22 +14,32 @@ RETRY      429, 5xx, 408; a 2xx without the success body;       back off, resend
 TOO_LARGE  413                                                  split the batch, send the halves
 AUTH       401, 403                                             stop: AuthenticationError
 FAILED     certificate refused, invalid URL; ``/import``        report failed; no retry
-           imported fewer records than sent, naming none
+           imported fewer records than sent, naming none; a
+           3xx redirect (never followed: see below); 404, 405
 =========  ==================================================  =================================
 
 Success bodies: ``{"status": 1, ...}`` from ``/track``, ``/engage``, ``/groups`` (the client
 always sends ``verbose=1``; a bare ``1`` is also taken), ``{"status": "OK", ...}`` from
 ``/import`` (``"status": 1`` with ``verbose=1``). A proxy, captive portal or maintenance page
 answers 200 too: a 2xx without a success body does not show the records arrived.
+
+Redirects are not followed: the request carries credentials and records, which go only where
+``api_host`` / ``urls`` say. Mixpanel never judged the records, so they are FAILED (kept,
+dead-lettered, read again by the forwarder), not REJECTED, and the reason says where the
+answer pointed (scheme, host and path only). A 404 or 405 likewise says the URL is wrong (a
+path override, a proxy), not the records: Mixpanel answers neither on its ingestion paths.
 """
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import enum
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -89,6 +99,10 @@ def classify_response(
     """
     if status in (401, 403):
         return Classification(Verdict.AUTH, status, _error_text(body) or f"HTTP {status}")
+    if 300 <= status < 400:
+        return Classification(Verdict.FAILED, status, _redirect_reason(status, headers))
+    if status in (404, 405):
+        return Classification(Verdict.FAILED, status, _wrong_url_reason(status, body))
     if status == 413:
         return Classification(Verdict.TOO_LARGE, status, _error_text(body) or "HTTP 413")
     if status in {429, 408} or status >= 500:
@@ -152,18 +166,52 @@ def network_failure(reason: str) -> Classification:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date.
+
+    Anything else (``inf``, ``nan``, words) is ignored, as if the header were absent: the
+    usual backoff applies. HTTP dates are GMT, also in the forms that do not say so
+    (``asctime``, ``-0000``), whatever the local time zone.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
+
+
+def _redirect_reason(status: int, headers: Mapping[str, str]) -> str:
+    """Why a redirect ends the request, naming where it pointed but no query or user info."""
+    location = headers.get("Location") or ""
+    try:
+        parts = urlsplit(location)
+    except ValueError:
+        parts = urlsplit("")
+    host = parts.netloc.rpartition("@")[2]  # never the user info a Location might carry
+    scheme = f"{parts.scheme}:" if parts.scheme else ""
+    shown = f"{scheme}//{host}{parts.path}" if host else parts.path
+    where = f" to {shown}" if shown else ""
+    return (
+        f"HTTP {status}: redirected{where}; redirects are not followed, so that credentials "
+        "and records go only where configured: check mixpanel.api_host and mixpanel.urls"
+    )
+
+
+def _wrong_url_reason(status: int, body: bytes) -> str:
+    return (
+        f"HTTP {status}: {_error_text(body) or 'no details'}; the URL does not take these "
+        "records (Mixpanel's ingestion paths answer neither 404 nor 405): check "
+        "mixpanel.api_host and mixpanel.urls"
+    )
 
 
 def _json(body: bytes) -> Any:
@@ -230,7 +278,9 @@ def _error_text(body: bytes) -> str | None:
     parsed = _json(body)
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         return str(parsed["error"])
-    text = body.decode("utf-8", "replace").strip()
+    # Not Mixpanel's JSON (a proxy's HTML page, say): its start, on one line, so that a
+    # reason logged or dead-lettered is one line whatever the server sent.
+    text = " ".join(body[:2000].decode("utf-8", "replace").split())
     return text[:500] or None
 
 

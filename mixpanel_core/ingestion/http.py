@@ -40,7 +40,8 @@ class TlsError(Exception):
 
 
 class NetworkError(Exception):
-    """A timeout, a refused or dropped connection: worth another try with the same records."""
+    """A timeout, a refused or dropped connection, an answer cut short or that does not
+    decode: worth another try with the same records."""
 
 
 class RequestError(Exception):
@@ -159,6 +160,10 @@ class HttpSession:
             OSError,
         ) as exc:
             raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
+        except urllib3.exceptions.DecodeError as exc:
+            # An answer whose Content-Encoding does not decode (mangled on the way, cut short)
+            # shows no more than a 2xx without Mixpanel's success body: resend the records.
+            raise NetworkError(f"the answer could not be decoded: {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise RequestError(f"{type(exc).__name__}: {exc}") from exc
         return Response(answer.status, answer.data, answer.headers)

@@ -44,7 +44,9 @@ from .conftest import event, import_event, profile
         ("track", 429, b"", Verdict.RETRY),
         ("track", 500, b"", Verdict.RETRY),
         ("engage", 503, b"oops", Verdict.RETRY),
-        ("groups", 404, b"", Verdict.REJECTED),
+        ("groups", 404, b"", Verdict.FAILED),
+        ("track", 405, b"", Verdict.FAILED),
+        ("track", 410, b"", Verdict.REJECTED),
     ],
 )
 def test_classify_each_answer(endpoint: str, status: int, body: bytes, verdict: Verdict) -> None:
