@@ -1,9 +1,12 @@
 """Helpers for testing code that uses mixpanel-core: an in-memory transport and a client on it,
-and a bounded wait on a ``multiprocessing_queue`` sender."""
+a bounded wait on a ``multiprocessing_queue`` sender, and an installed distribution written
+on the spot, to test a plugin or transport found through its entry point."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config
@@ -29,4 +32,30 @@ def wait_until_sender_took(channel: QueueChannel, count: int, timeout: float = 2
         time.sleep(0.01)
 
 
-__all__ = ["MemoryTransport", "memory_client", "wait_until_sender_took"]
+def install_distribution(
+    directory: Path,
+    name: str,
+    entry_points: Mapping[str, Mapping[str, str]],
+    modules: Mapping[str, str] | None = None,
+    version: str = "1.0",
+) -> Path:
+    """Write distribution ``name`` into ``directory`` as pip would install it: its modules
+    (module name: source) and a ``.dist-info`` whose ``entry_points.txt`` holds
+    ``entry_points`` (group: {entry name: "module:attribute"}). Once ``directory`` is on
+    ``sys.path`` (or ``PYTHONPATH``, for a subprocess), ``importlib.metadata`` and so
+    mixpanel-core find those entry points. Returns ``directory``.
+    """
+    info = directory / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    sections = (
+        f"[{group}]\n" + "".join(f"{entry} = {target}\n" for entry, target in targets.items())
+        for group, targets in entry_points.items()
+    )
+    (info / "entry_points.txt").write_text("\n".join(sections))
+    for module, source in (modules or {}).items():
+        (directory / f"{module}.py").write_text(source)
+    return directory
+
+
+__all__ = ["MemoryTransport", "install_distribution", "memory_client", "wait_until_sender_took"]

@@ -19,6 +19,7 @@ from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import message_from_record
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.testing import install_distribution
 
 from .conftest import events, read_lines, write_config, write_ndjson
 
@@ -43,13 +44,11 @@ class FixTimes:
 @pytest.fixture
 def fix_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Installs the ``fix_times`` plugin through a real entry point (a dist-info on sys.path)."""
-    root = tmp_path / "site"
-    info = root / "fix_times-1.0.dist-info"
-    info.mkdir(parents=True)
-    (root / "fix_times.py").write_text(FIX_PLUGIN)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fix-times\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[mixpanel_core.plugins]\nfix_times = fix_times:FixTimes\n"
+    root = install_distribution(
+        tmp_path / "site",
+        "fix-times",
+        {"mixpanel_core.plugins": {"fix_times": "fix_times:FixTimes"}},
+        {"fix_times": FIX_PLUGIN},
     )
     monkeypatch.syspath_prepend(str(root))
     return "fix_times"

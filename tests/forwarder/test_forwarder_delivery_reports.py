@@ -17,6 +17,7 @@ from mixpanel_core.forwarder.loop import Forwarder, Wait
 from mixpanel_core.ingestion import Deadline, RetryPolicy
 from mixpanel_core.kafka import headers
 from mixpanel_core.messages import Endpoint, ImportEvent, Message
+from mixpanel_core.testing import install_distribution
 from transports.kafka import KafkaTransport
 
 from .conftest import ForwardingRig
@@ -64,15 +65,16 @@ class RaiseOnReports:
 def observer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Installs the plugins ``write_reports`` and ``raise_on_reports`` through real entry
     points (a dist-info on the forwarder subprocess's ``PYTHONPATH``); returns the site dir."""
-    root = tmp_path / "site"
-    info = root / "report_observer-1.0.dist-info"
-    info.mkdir(parents=True)
-    (root / "report_observer.py").write_text(OBSERVER_PLUGIN)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: report-observer\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[mixpanel_core.plugins]\n"
-        "write_reports = report_observer:WriteReports\n"
-        "raise_on_reports = report_observer:RaiseOnReports\n"
+    root = install_distribution(
+        tmp_path / "site",
+        "report-observer",
+        {
+            "mixpanel_core.plugins": {
+                "write_reports": "report_observer:WriteReports",
+                "raise_on_reports": "report_observer:RaiseOnReports",
+            }
+        },
+        {"report_observer": OBSERVER_PLUGIN},
     )
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)

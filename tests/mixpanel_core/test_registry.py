@@ -26,13 +26,13 @@ from mixpanel_core.registry import (
     distribution_of,
     load,
 )
+from mixpanel_core.testing import install_distribution
 
 
 @pytest.fixture
 def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "acme_mixpanel.py").write_text(
-        textwrap.dedent(
-            """
+    source = textwrap.dedent(
+        """
             from mixpanel_core import hookimpl
             from transports.memory import MemoryTransport
 
@@ -53,16 +53,16 @@ def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             class AcmeTransport(MemoryTransport):
                 pass
             """
-        )
     )
-    dist_info = tmp_path / "acme_mixpanel-1.2.3.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: acme-mixpanel\nVersion: 1.2.3\n"
-    )
-    (dist_info / "entry_points.txt").write_text(
-        "[mixpanel_core.plugins]\nstamp = acme_mixpanel:Stamp\n\n"
-        "[mixpanel_core.transports]\nacme = acme_mixpanel:AcmeTransport\n"
+    install_distribution(
+        tmp_path,
+        "acme-mixpanel",
+        {
+            "mixpanel_core.plugins": {"stamp": "acme_mixpanel:Stamp"},
+            "mixpanel_core.transports": {"acme": "acme_mixpanel:AcmeTransport"},
+        },
+        {"acme_mixpanel": source},
+        version="1.2.3",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
@@ -130,14 +130,11 @@ def test_a_distribution_installed_after_the_first_look_is_found(
     kept answer lacks it, so ``load`` looks again before saying it is not installed."""
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "late" not in discover(TRANSPORT_GROUP)
-    (tmp_path / "late_transport.py").write_text(
-        "from transports.memory import MemoryTransport as LateTransport\n"
-    )
-    dist_info = tmp_path / "late_transport-1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: late\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text(
-        "[mixpanel_core.transports]\nlate = late_transport:LateTransport\n"
+    install_distribution(
+        tmp_path,
+        "late",
+        {"mixpanel_core.transports": {"late": "late_transport:LateTransport"}},
+        {"late_transport": "from transports.memory import MemoryTransport as LateTransport\n"},
     )
     try:
         assert load(TRANSPORT_GROUP, "late", "transports.x.type").__name__ == "MemoryTransport"
