@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import logging
 import operator
-import os
 import threading
 import time
 import weakref
@@ -50,6 +49,7 @@ from mixpanel_core.ingestion import (
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.process_exit import at_exit
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.schema import setting
 from mixpanel_core.transport import ignore_report
 
@@ -374,8 +374,8 @@ class BackgroundSender:
         self._dead_letter = DeadLetterFile(path, key) if path else None
         self._closed = False
         self._reset_sender()
+        in_fork_children(self, BackgroundSender._after_fork)
         me = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(me))
         self._cancel_exit_close: Callable[[], None] | None = None
         if self.options.exit_timeout > 0:
             self._cancel_exit_close = at_exit(lambda: _close_at_exit(me))
@@ -705,12 +705,6 @@ def _rebuilt(records: list[Record]) -> list[Message | None]:
 def _messages(records: list[Record]) -> list[Message]:
     """The messages of ``records`` (see ``_rebuilt``), leaving out JSON that is no record."""
     return [message for message in _rebuilt(records) if message is not None]
-
-
-def _after_fork_in_child(ref: weakref.ref[BackgroundSender]) -> None:
-    sender = ref()
-    if sender is not None:
-        sender._after_fork()
 
 
 def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:

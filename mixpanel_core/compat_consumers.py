@@ -14,7 +14,6 @@ what it held).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -30,6 +29,7 @@ from mixpanel_core.errors import AuthenticationError, ValidationError
 from mixpanel_core.ingestion import HttpOptions, IngestionClient, records_limit
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
 from mixpanel_core.process_exit import at_exit
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
 
@@ -153,8 +153,8 @@ class BufferedConsumer:
         self._max_size = max(1, max_size)
         self._buffers: dict[str, list[Message]] = {name: [] for name in OFFICIAL_TO_CORE}
         self._lock = threading.RLock()
+        in_fork_children(self, _forget_in_child)
         me = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _forget_in_child(me))
         # The official class loses its buffer at exit; this one sends it, within a bound.
         at_exit(lambda: _flush_at_exit(me))
 
@@ -212,13 +212,11 @@ class BufferedConsumer:
             self._buffers[endpoint] = buffer
 
 
-def _forget_in_child(ref: weakref.ref[BufferedConsumer]) -> None:
+def _forget_in_child(consumer: BufferedConsumer) -> None:
     # The parent still holds, and will send, what was buffered before the fork: a child that
     # kept its copy would send every record twice. A lock held at fork() stays held: renew it.
-    consumer = ref()
-    if consumer is not None:
-        consumer._buffers = {name: [] for name in OFFICIAL_TO_CORE}
-        consumer._lock = threading.RLock()
+    consumer._buffers = {name: [] for name in OFFICIAL_TO_CORE}
+    consumer._lock = threading.RLock()
 
 
 def _flush_at_exit(ref: weakref.ref[BufferedConsumer]) -> None:

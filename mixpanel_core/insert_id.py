@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import weakref
 from collections.abc import Callable
+
+from mixpanel_core.process_fork import in_fork_children
 
 
 class InsertIdGenerator:
@@ -20,8 +21,7 @@ class InsertIdGenerator:
 
     def __init__(self) -> None:
         self._reseed()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _reseed_if_alive(ref))
+        in_fork_children(self, InsertIdGenerator._reseed)
 
     def _reseed(self) -> None:
         # Starting below 2**127 leaves 2**127 ids before 32 hex digits could overflow.
@@ -31,12 +31,6 @@ class InsertIdGenerator:
 
     def __call__(self) -> str:
         return self.next_id()
-
-
-def _reseed_if_alive(ref: weakref.ref[InsertIdGenerator]) -> None:
-    generator = ref()
-    if generator is not None:
-        generator._reseed()
 
 
 def derived_insert_id(*parts: object) -> str:

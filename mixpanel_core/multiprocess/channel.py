@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
-import weakref
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -22,6 +21,7 @@ from mixpanel_core.config import Config
 from mixpanel_core.multiprocess.ledger import ProducerLedger
 from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 from mixpanel_core.multiprocess.pipe import FramePipe
+from mixpanel_core.process_fork import in_fork_children
 
 STOP = "stop"
 """The tag of the owner's stop request (``stop_request``)."""
@@ -87,16 +87,11 @@ class QueueChannel:
     def _watch_forks(self) -> None:
         # A child made by os.fork() (a pre-fork server) does not run multiprocessing's own
         # after-fork hooks, so the inherited report queue would keep the parent's dead feeder
-        # thread and buffer. Reset it in every forked child; the weak reference keeps the
-        # hook from holding the channel alive.
-        ref = weakref.ref(self)
+        # thread and buffer: reset it in every forked child.
+        in_fork_children(self, QueueChannel._reset_reports)
 
-        def reset_in_child() -> None:
-            channel = ref()
-            if channel is not None:
-                channel.reports._after_fork()  # type: ignore[attr-defined]
-
-        os.register_at_fork(after_in_child=reset_in_child)
+    def _reset_reports(self) -> None:
+        self.reports._after_fork()  # type: ignore[attr-defined]
 
     # -- the sender's liveness ---------------------------------------------------------------
 

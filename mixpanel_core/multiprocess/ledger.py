@@ -19,12 +19,12 @@ import multiprocessing
 import os
 import tempfile
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from mixpanel_core.multiprocess.pipe import InheritableFd
+from mixpanel_core.process_fork import in_fork_children
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,10 @@ class ProducerLedger:
     def _watch_forks(self) -> None:
         # A fork child may inherit the thread lock held by a thread that does not exist
         # there: give the child a fresh one.
-        ref = weakref.ref(self)
+        in_fork_children(self, ProducerLedger._renew_thread_lock)
 
-        def reset_in_child() -> None:
-            ledger = ref()
-            if ledger is not None:
-                ledger._threads = threading.Lock()
-
-        os.register_at_fork(after_in_child=reset_in_child)
+    def _renew_thread_lock(self) -> None:
+        self._threads = threading.Lock()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
