@@ -39,7 +39,6 @@ from mixpanel_core.process_exit import at_exit
 from mixpanel_core.schema import read
 from mixpanel_core.transport import TransportContext, ignore_report
 from mixpanel_core.version import __version__
-from mixpanel_core.wire import dumps
 
 logger = logging.getLogger(__name__)
 _getpid = os.getpid  # once per send: saves the attribute lookup
@@ -150,7 +149,7 @@ class KafkaTransport:
         try:
             future = self._producer.send(
                 self._topic,
-                value=dumps(message.record),
+                value=message.json(),  # the bytes validation measured: encoded once
                 key=key.encode() if key else None,
                 headers=self._headers[message.endpoint],
             )
