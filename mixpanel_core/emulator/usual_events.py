@@ -49,8 +49,6 @@ def usual_event_keys(
     check_token = rules.check_token
     require_distinct_id = rules.require_distinct_id
     merge_rules = rules.merge_rules
-    # /import's own checks, behind one test so that /track pays nothing more for them.
-    import_checks = require_distinct_id or merge_rules
     insert_id_match = INSERT_ID_PATTERN.fullmatch
 
     def keys_from(records: list[Any], start: int) -> list[str]:
@@ -74,7 +72,8 @@ def usual_event_keys(
                 insert_id = props["$insert_id"]
             except KeyError:
                 break
-            if type(event) is not str or not event:
+            # A $merge has rules of its own (validate_merge), whatever else it holds.
+            if type(event) is not str or not event or (merge_rules and event == "$merge"):
                 break
             if check_token and (type(token) is not str or token not in tokens):
                 break
@@ -86,18 +85,8 @@ def usual_event_keys(
             if (
                 type(distinct_id) is not str
                 or len(distinct_id) > MAX_STRING_LENGTH
-                or (
-                    import_checks
-                    and (
-                        # Trimmed, as validate_event compares: " null " is a placeholder too.
-                        (
-                            require_distinct_id
-                            and distinct_id.strip().lower() in PLACEHOLDER_DISTINCT_IDS
-                        )
-                        # A $merge has rules of its own (validate_merge), whatever else it holds.
-                        or (merge_rules and event == "$merge")
-                    )
-                )
+                # Trimmed, as validate_event compares: " null " is a placeholder too.
+                or (require_distinct_id and distinct_id.strip().lower() in PLACEHOLDER_DISTINCT_IDS)
             ):
                 break
             if type(insert_id) is not str or not (
