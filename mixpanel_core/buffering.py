@@ -206,8 +206,9 @@ class BoundedQueue(Generic[T]):
 
         When they all fit, the usual case, they go in under one lock. Otherwise each goes
         through the full policy, and once one is refused under ``block`` the rest are refused
-        with it rather than each waiting out the timeout again. Never raises: whatever is
-        refused is handed to ``on_drop``.
+        with it rather than each waiting out the timeout again. Raises ``TransportError``
+        only when closed before any was taken; otherwise whatever is refused (also by a
+        ``close`` that comes while one waits for room) is handed to ``on_drop``.
         """
         total = sum(sizes)
         with self._lock:
@@ -233,6 +234,17 @@ class BoundedQueue(Generic[T]):
                         self.total_dropped += len(rest)
                     reason = "dropped: the queue stayed full for an earlier record of its batch"
                     self._on_drop(rest, reason)
+                return
+            except TransportError as error:
+                if index == 0:
+                    raise  # closed before any was taken: the caller still holds them all
+                # Closed while this one waited for room, after earlier ones were taken (they
+                # are delivered or given up by ``close``). Raising would tell the caller none
+                # was taken, and it would report those a second time: refuse the rest here.
+                rest = list(items[index:])
+                with self._lock:
+                    self.total_dropped += len(rest)
+                self._on_drop(rest, f"dropped: {error}")
                 return
 
     def _put_when_full(self, item: T, size: int) -> None:
@@ -434,8 +446,9 @@ class BackgroundSender:
         For senders relaying records another process checked (the ``multiprocessing_queue``
         sender): each is sent as it is, and all go in under one lock when they fit. A record
         the full policy refuses is reported DROPPED, not raised (under ``block``, the ones
-        after it are refused with it). Raises ``ValidationError`` for an unknown endpoint and
-        ``TransportError`` once closed, having taken none.
+        after it are refused with it, as are the rest when ``close`` comes while one waits).
+        Raises ``ValidationError`` for an unknown endpoint and ``TransportError`` once
+        closed, having taken none.
         """
         if endpoint not in ENDPOINTS:
             raise ValidationError([Problem("endpoint", f"{endpoint!r} is not one of {ENDPOINTS}")])
@@ -578,29 +591,47 @@ class BackgroundSender:
                 records_limit(endpoint, self._batch_records),
             )
         ]
-        for endpoint, batch in requests:
-            self._send(endpoint, batch)
+        for index, (endpoint, batch) in enumerate(requests):
+            self._send(endpoint, batch, requests[index + 1 :])
 
-    def _send(self, endpoint: Endpoint, batch: list[EncodedPair]) -> None:
+    def _send(
+        self,
+        endpoint: Endpoint,
+        batch: list[EncodedPair],
+        rest: list[tuple[Endpoint, list[EncodedPair]]],
+    ) -> None:
+        """Send one request of a take and settle it; ``rest`` are the take's later requests."""
+        reports: Sequence[DeliveryReport] | None = None
+        outcomes: Sequence[Outcome]
         try:
-            outcomes: Sequence[Outcome] = self.client.send_encoded(
-                endpoint, batch, self._wait
-            ).outcomes
+            if self._abort.is_set():
+                # close() ran out of time: it gives up on what is left (reports it FAILED,
+                # dead-letters it, returns it), so starting this request now would deliver
+                # records that a replay of the dead letters sends again.
+                raise _AbortedError("not sent: close() timed out first")
+            outcomes = self.client.send_encoded(endpoint, batch, self._wait).outcomes
         except AuthenticationError as error:
             logger.error("%s: %s", self.name, error)
-            if not self._abandoned:
-                self._settle_reports(error.reports)
-            return
-        except _AbortedError:
-            reason = "not delivered: close() timed out while retrying"
+            outcomes, reports = (), error.reports
+        except _AbortedError as error:
+            reason = str(error) or "not delivered: close() timed out while retrying"
             outcomes = [self._failed(endpoint, batch, reason)]
         except Exception as error:
             # The sender must outlive any bug or surprise; the batch is reported, not lost.
             logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
             outcomes = [self._failed(endpoint, batch, f"{type(error).__name__}: {error}")]
-        if self._abandoned:
-            return  # close() already reported these
-        self._settle(outcomes)
+        with self._state:
+            if self._abandoned:
+                return  # close() already reported these
+            # Settled from here on: out of what is in flight, so that neither ``flush``
+            # returns these records nor ``close`` gives up on them (reporting FAILED and
+            # dead-lettering records Mixpanel accepted), whether before or while they are
+            # reported. Rebuilt only for a take of several requests; the usual take is one.
+            self._in_flight = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
+        if reports is None:
+            self._settle(outcomes)
+        else:
+            self._settle_reports(reports)
 
     def _wait(self, seconds: float) -> None:
         if self._abort.wait(seconds):

@@ -50,7 +50,15 @@ class DeadLetterFile:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 # Opened per write, in append mode: whole lines from forked children interleave
                 # safely, and no handle outlives a fork.
-                with self.path.open("ab") as handle:
+                with self.path.open("a+b") as handle:
+                    # A write cut short (disk full) or a process killed mid-write leaves part
+                    # of a line: start a line of our own, or that fragment would make the
+                    # first line written here unreadable too.
+                    end = handle.seek(0, os.SEEK_END)
+                    if end:
+                        handle.seek(end - 1)
+                        if handle.read(1) != b"\n":
+                            lines.insert(0, b"\n")
                     handle.write(b"".join(lines))
         except OSError:
             logger.exception("could not write %d record(s) to %s", len(lines), self.path)
