@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mixpanel_core.client import Mixpanel as _CoreMixpanel
-from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError
 from mixpanel_core.secrets import Secret
@@ -57,6 +56,22 @@ class ServiceAccountCredentials:
         self._secret = Secret(secret.strip())
         self.project_id = project_id.strip()
 
+    @classmethod
+    def adopt(cls, credentials: Any) -> ServiceAccountCredentials:
+        """``credentials`` as this class: ours as they are, or the official package's own
+        ``ServiceAccountCredentials`` (its ``username``, ``secret`` and ``project_id``), so a
+        user who switched some imports and not others is not refused."""
+        if isinstance(credentials, cls):
+            return credentials
+        try:
+            fields = (credentials.username, credentials.secret, credentials.project_id)
+        except AttributeError:
+            raise TypeError(
+                "credentials: must be a ServiceAccountCredentials (username, secret, "
+                f"project_id), not {type(credentials).__name__}"
+            ) from None
+        return cls(*fields)
+
     @property
     def secret(self) -> str:
         return self._secret.reveal()
@@ -87,9 +102,9 @@ class ServiceAccountCredentials:
 class Mixpanel(_CoreMixpanel):
     """The official constructor: ``Mixpanel(token, consumer, serializer, ..., credentials)``.
 
-    Without a consumer, messages go over HTTP to api.mixpanel.com (with ``credentials`` for
-    ``/import``). Feature flags are not part of mixpanel-core; passing a flags config fails
-    loudly rather than doing nothing.
+    Without a consumer, messages go to api.mixpanel.com through ``Consumer(credentials=...)``,
+    as the official client's do, so failures raise ``MixpanelException``. Feature flags are not
+    part of mixpanel-core; passing a flags config fails loudly rather than doing nothing.
     """
 
     def __init__(
@@ -106,13 +121,17 @@ class Mixpanel(_CoreMixpanel):
                 "feature flags are not provided by mixpanel-core; keep the official package "
                 "for flags and use mixpanel-core for tracking"
             )
-        config = Config()
-        if credentials is not None:
-            config = Config(mixpanel=credentials.settings())
         self._credentials = credentials
+        if consumer is None:
+            # As the official client does: its default Consumer, so a failed send raises
+            # MixpanelException (the core ``http`` transport's DeliveryError is no subclass of
+            # it, and ``except MixpanelException`` around track() would no longer catch it).
+            from mixpanel_core.compat_consumers import Consumer
+
+            consumer = Consumer(credentials=credentials)
         # The official SDK hands ``None`` to json.dumps as ``cls``: the plain encoder.
         encoder = json.JSONEncoder if serializer is None else serializer
-        super().__init__(token, consumer, config=config, serializer=encoder)
+        super().__init__(token, consumer, serializer=encoder)
 
 
 def __getattr__(name: str) -> Any:

@@ -3,12 +3,12 @@ delivered by the ingestion client (timeouts always bounded, 429 retried, batches
 
 Re-exported by ``mixpanel_core.compat``. Differences from the official package, all on the
 safe side: plain ``http://`` URLs are accepted only on loopback; ``request_timeout=None`` means
-the default bounded timeouts, not "wait forever"; ``retry_limit=0`` turns retries off and any
-other value retries within the ``HttpOptions`` time budget; ``BufferedConsumer`` is safe from
-many threads and keeps (for the next ``flush``) only the records that failed, not the whole
-batch; what it still holds when the process exits is flushed then (within
-``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts with an empty buffer (the parent sends
-what it held).
+the default bounded timeouts, not "wait forever"; ``retry_limit`` bounds the retries of a
+request (``0``: none), and no retry starts after the ``HttpOptions`` time budget;
+``BufferedConsumer`` is safe from many threads and keeps (for the next ``flush``) only the
+records that failed, not the whole batch; what it still holds when the process exits is
+flushed then (within ``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts with an empty
+buffer (the parent sends what it held).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Consumer:
             verify_tls=verify_cert,
         )
         if credentials is not None:
-            settings = credentials.settings(settings)
+            settings = ServiceAccountCredentials.adopt(credentials).settings(settings)
         options = HttpOptions()
         if request_timeout is not None:
             options = attrs.evolve(
@@ -83,7 +83,11 @@ class Consumer:
         if retry_limit <= 0:
             options = attrs.evolve(options, retry_budget=0.0)
         else:
-            options = attrs.evolve(options, backoff_base=max(retry_backoff_factor * 2, 0.01))
+            options = attrs.evolve(
+                options,
+                backoff_base=max(retry_backoff_factor * 2, 0.01),
+                max_retries=retry_limit,
+            )
         self._client = IngestionClient(settings, options, name="compat")
 
     def send(

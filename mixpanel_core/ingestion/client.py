@@ -278,6 +278,9 @@ class IngestionClient:
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
+            if not call.policy.may_retry(retries):
+                why = f"(max_retries is {call.policy.max_retries})"
+                return [self._failed(endpoint, batch, answer, attempts, why)]
             delay = call.policy.delay(
                 retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after
             )

@@ -41,6 +41,11 @@ class HttpOptions:
         doc="Seconds one batch may spend being retried, counted from its first attempt; after "
         "that its records are reported FAILED.",
     )
+    max_retries: int | None = setting(
+        None,
+        doc="Retries of one request at most, within `retry_budget` (unset: as many as fit in "
+        "it; 0: none).",
+    )
     backoff_base: float = setting(
         0.5, doc="First wait (seconds) after a 5xx, timeout or connection error; doubles."
     )
@@ -79,6 +84,8 @@ class HttpOptions:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, not {getattr(self, name)!r}")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ValueError(f"max_retries: must be 0 or more, not {self.max_retries!r}")
         if not 1 <= self.max_batch_records <= MAX_RECORDS_PER_REQUEST:
             raise ValueError(
                 f"max_batch_records: must be between 1 and {MAX_RECORDS_PER_REQUEST}, "
@@ -99,6 +106,7 @@ class HttpOptions:
             rate_limit_base=self.rate_limit_base,
             rate_limit_cap=self.rate_limit_cap,
             budget=self.retry_budget,
+            max_retries=self.max_retries,
         )
 
     def records_limit(self, endpoint: str) -> int:

@@ -10,7 +10,8 @@ import attrs
 
 @attrs.frozen
 class RetryPolicy:
-    """Exponential backoff with jitter, and a time budget after which a sender gives up.
+    """Exponential backoff with jitter, and a time budget (and optionally a count of retries)
+    after which a sender gives up.
 
     Rate limiting (429) follows Mixpanel's advice: start near ``rate_limit_base`` (2 s) and
     double up to ``rate_limit_cap`` (60 s). Other transient failures (5xx, timeouts, resets)
@@ -23,6 +24,12 @@ class RetryPolicy:
     rate_limit_cap: float = 60.0
     budget: float = 60.0
     """Seconds a batch may spend on retries, counted from its first attempt."""
+    max_retries: int | None = None
+    """Retries of one request at most (``None``: as many as fit in ``budget``)."""
+
+    def may_retry(self, retries: int) -> bool:
+        """Whether retry number ``retries`` (1 for the first) may be made, budget aside."""
+        return self.max_retries is None or retries <= self.max_retries
 
     def delay(
         self,

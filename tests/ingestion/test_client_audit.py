@@ -18,16 +18,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.classify import parse_retry_after
 from mixpanel_core.messages import Endpoint
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import FAST, TOKEN, RecordingWait, event, import_event
+from .conftest import FAST, TOKEN, RecordingWait, event, import_event, settings_for
 
 Answer = Callable[[socket.socket], None]
 
@@ -282,3 +284,26 @@ def test_a_5xx_page_is_quoted_on_one_line(scripted: Callable[..., ScriptedServer
 
     assert outcome is DeliveryStatus.FAILED
     assert reason.endswith("HTTP 502: <html> <body> <h1>502 Bad Gateway</h1> </body> </html>")
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_max_retries_bounds_the_retries_of_a_request(
+    mixpanel_emulator: Emulator, max_retries: int
+) -> None:
+    """``max_retries``: the first attempt and at most that many retries, then FAILED, saying
+    why, however much of ``retry_budget`` is left."""
+    mixpanel_emulator.client.fail_fraction(1.0, [503])
+    options = attrs.evolve(FAST, max_retries=max_retries)
+    client = IngestionClient(settings_for(mixpanel_emulator), options)
+    result = client.send_batch("track", [event()])
+    requests = mixpanel_emulator.client.stats()["requests"]["track"]["503"]
+    assert requests == max_retries + 1
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert report.attempts == max_retries + 1
+    assert f"(max_retries is {max_retries})" in (report.reason or "")
+
+
+def test_max_retries_below_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_retries: must be 0 or more, not -1"):
+        HttpOptions(max_retries=-1)
