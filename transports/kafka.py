@@ -159,8 +159,9 @@ class KafkaTransport:
             raise TransportError(
                 f"transport {self._name!r} could not produce to {self._topic!r}: {exc}"
             ) from exc
-        future.add_callback(self._acknowledged, number)
-        future.add_errback(self._failed, number)
+        settle = _Settlement(self, number)
+        future.add_callback(settle)
+        future.add_errback(settle)
 
     def _before_send(self, message: Message) -> None:
         """Refuse once closed; own a producer in this process; wait for room under the bound."""
@@ -377,6 +378,27 @@ def _release_producer(producer: Any, cancel_exit_close: Callable[[], None]) -> N
     sender = getattr(producer, "_sender", None)
     if sender is not None and sender.is_alive():  # not the parent's, in a fork() child
         sender.initiate_close()  # it still sends anything left, then closes its connections
+
+
+class _Settlement:
+    """Both callbacks of one record's future: the acknowledgement or the failure settles it.
+
+    One small object per record, where a bound method and a ``functools.partial`` for each
+    callback were four: objects the garbage collector tracks, alive until the broker answers,
+    which made it collect twice as often as a bare producer's sends do.
+    """
+
+    __slots__ = ("_number", "_transport")
+
+    def __init__(self, transport: KafkaTransport, number: int) -> None:
+        self._transport = transport
+        self._number = number
+
+    def __call__(self, outcome: object) -> None:
+        if isinstance(outcome, BaseException):
+            self._transport._failed(self._number, outcome)
+        else:
+            self._transport._acknowledged(self._number, outcome)
 
 
 def _headers_for(endpoint: str) -> headers.Headers:

@@ -293,3 +293,33 @@ def test_the_kafka_entry_point_builds_the_transport_from_toml(
         assert transport.topic == kafka_topic
     finally:
         pipeline.close(5)
+
+
+def test_a_record_the_broker_never_stores_is_reported_failed_by_its_future(
+    reports: list[DeliveryReport],
+) -> None:
+    """The producer gives up on a record (here its delivery timeout runs out with the broker
+    gone): the failure reaches the report through the record's future, with kafka-python's
+    reason, and the record is no longer counted as waiting."""
+    with EmbeddedBroker() as broker:
+        create_topic(broker.bootstrap_servers, "gone", 1)
+        transport = KafkaTransport(
+            broker.bootstrap_servers,
+            "gone",
+            {"delivery_timeout_ms": 1500, "request_timeout_ms": 1000, "retry_backoff_ms": 50},
+            report=reports.append,
+        )
+        warm, lost = _messages()[:2]
+        transport.send(warm)
+        assert transport.flush(30) == []
+    transport.send(lost)
+    deadline = time.monotonic() + 30
+    while len(reports) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(r.message, r.status) for r in reports] == [
+        (warm, DeliveryStatus.ACCEPTED),
+        (lost, DeliveryStatus.FAILED),
+    ]
+    assert (reports[1].reason or "").startswith("Kafka did not store it: KafkaTimeoutError")
+    assert transport.flush(0) == []
+    assert transport.close(0) == []
