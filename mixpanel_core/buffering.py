@@ -482,6 +482,7 @@ class BackgroundSender:
 
         Returns the messages still queued or in flight when time ran out (they stay queued).
         """
+        self._refuse_from_own_thread("flush")
         deadline = time.monotonic() + (self.options.flush_timeout if timeout is None else timeout)
         target = self._queue.total_put
         with self._state:
@@ -506,11 +507,13 @@ class BackgroundSender:
         """Flush within ``timeout``, stop the thread, and give up on what is left.
 
         What is left is reported FAILED, written to the dead-letter file, and returned.
-        Idempotent: a second call returns nothing.
+        Idempotent: a second call returns nothing (also one made while the first runs).
         """
-        if self._closed:
-            return []
-        self._closed = True
+        self._refuse_from_own_thread("close")
+        with self._state:
+            if self._closed:
+                return []
+            self._closed = True
         # Closed under the queue's lock too: a producer that got past the check in ``submit``,
         # or waits for room, is refused rather than queueing behind the final drain.
         self._queue.close(self._closed_text())
@@ -535,6 +538,19 @@ class BackgroundSender:
             self._cancel_exit_close()
         self.client.close()
         return left
+
+    def _refuse_from_own_thread(self, verb: str) -> None:
+        """Raise if called by the sender thread itself (from a ``mixpanel_delivered`` hook).
+
+        It would wait for the thread that is waiting for it: out the whole timeout, then a
+        ``close`` gave up with the queue still full and the thread stopped, losing what was
+        queued without a report. Refused before anything changes, nothing is lost.
+        """
+        if threading.current_thread() is self._thread:
+            raise TransportError(
+                f"{self.name}: {verb}() was called from the sender's own thread (a delivery "
+                "report hook?), which would wait for itself; call it from another thread"
+            )
 
     # -- the sender thread ----------------------------------------------------------------
 

@@ -218,3 +218,38 @@ def test_a_dead_letter_written_after_a_write_cut_short_stays_a_line_of_its_own(
         except orjson.JSONDecodeError:
             continue  # the fragment the full disk left
     assert [entry["record"]["properties"]["$insert_id"] for entry in parsed] == ["full-00000001"]
+
+
+@pytest.mark.parametrize("verb", ["close", "flush"])
+def test_close_or_flush_from_a_delivery_hook_is_refused_and_loses_nothing(
+    mixpanel_emulator: Emulator, verb: str
+) -> None:
+    """A ``mixpanel_delivered`` hook runs on the sender thread: ``close()`` or ``flush()``
+    there would wait for that very thread. It is refused at once with an error saying why
+    (the pipeline logs a hook's error and goes on), and every event is still delivered."""
+    errors: list[Exception] = []
+    first = threading.Event()
+    transport = transport_for(mixpanel_emulator, linger=0.05)
+
+    def report(delivery: DeliveryReport) -> None:
+        if first.is_set():
+            return
+        first.set()
+        try:  # what Pipeline.report does around each hook
+            getattr(transport, verb)(5.0)
+        except Exception as error:
+            errors.append(error)
+
+    transport.sender._report = report
+    events = [make_event(f"hook-{verb}", i) for i in range(50)]
+    transport.send(events[0])
+    assert first.wait(10)
+    for event in events[1:]:
+        transport.send(event)
+    assert transport.close(10) == []
+    assert [str(e) for e in errors] == [
+        f"buffered: {verb}() was called from the sender's own thread (a delivery report "
+        "hook?), which would wait for itself; call it from another thread"
+    ]
+    delivered = set(mixpanel_emulator.client.insert_ids("track"))
+    assert delivered == {e.insert_id for e in events}
