@@ -46,9 +46,13 @@ class EmulatorControls(ABC):
     ) -> list[dict[str, Any]]:
         """Poll until at least ``count`` records were accepted; raise EmulatorError on timeout."""
         deadline = time.monotonic() + timeout
+        # As records() reads it: a leading "/" is ignored, an unknown name is an EmulatorError.
+        name = endpoint.strip("/") if endpoint else None
         while True:
             accepted = self.stats()["accepted"]
-            seen = accepted[endpoint] if endpoint else sum(accepted.values())
+            if name is not None and name not in accepted:
+                raise EmulatorError(f"unknown endpoint {endpoint!r}: use one of {list(accepted)}")
+            seen = accepted[name] if name else sum(accepted.values())
             if seen >= count:
                 return self.records(endpoint)
             if time.monotonic() > deadline:

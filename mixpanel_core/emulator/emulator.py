@@ -46,12 +46,19 @@ class Emulator(RunningEmulator):
                 self._faults,
                 self._store,
             )
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
+            # OverflowError: a port outside 0-65535, which bind() refuses with it.
             raise EmulatorError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc};"
                 " pick another port, or port 0 for any free one"
             ) from exc
-        self._store.open_record_file(self.config.record_file)
+        try:
+            self._store.open_record_file(self.config.record_file)
+        except OSError as exc:
+            server.server_close()  # else the port stays bound while the error is alive
+            raise EmulatorError(
+                f"cannot open the record file {self.config.record_file}: {exc}"
+            ) from exc
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,

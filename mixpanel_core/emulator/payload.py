@@ -41,15 +41,33 @@ def too_large_message(limit: int) -> str:
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
-    """Inflate a gzip body, never producing more than ``limit`` bytes (gzip bombs stop here)."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        inflated = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise PayloadError(400, "Content-Encoding is gzip but the body is not gzip data") from exc
-    if len(inflated) > limit:
-        raise PayloadError(413, too_large_message(limit))
-    return inflated
+    """Inflate a gzip body, never producing more than ``limit`` bytes (gzip bombs stop here).
+
+    Read as a gzip reader reads it: a body may be several members one after another (RFC 1952;
+    concatenated gzip files are valid gzip), and a member cut short, or bytes after the last
+    member that are not one, make the body invalid: zlib alone would return the part it could
+    inflate and ignore the rest, accepting what a server refuses.
+    """
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            inflated = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            message = "Content-Encoding is gzip but the body is not gzip data"
+            raise PayloadError(400, message) from exc
+        size += len(inflated)
+        if size > limit:
+            raise PayloadError(413, too_large_message(limit))
+        parts.append(inflated)
+        if not inflater.eof:
+            # Under the limit, so all input was consumed: the stream ends before its trailer.
+            raise PayloadError(400, "Content-Encoding is gzip but the gzip data is cut short")
+        rest = inflater.unused_data
+        if not rest:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def parse_payload(body: bytes, content_type: str, *, allow_ndjson: bool) -> Payload:

@@ -111,6 +111,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._route("POST")
 
+    # Every other method is routed too, so that it is refused as documented (405 on an
+    # ingestion endpoint, 404 under /_emulator/), not with http.server's 501 HTML page.
+    def do_PUT(self) -> None:
+        self._route("PUT")
+
+    def do_PATCH(self) -> None:
+        self._route("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
+    def do_OPTIONS(self) -> None:
+        self._route("OPTIONS")
+
+    def do_HEAD(self) -> None:
+        self._route("HEAD")
+
     def _route(self, method: str) -> None:
         try:
             self._dispatch(method)
@@ -189,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_fault(self, verdict: Verdict) -> None:
         extra: tuple[tuple[str, str], ...] = ()
         if verdict.retry_after is not None:
-            extra = (("Retry-After", f"{verdict.retry_after:g}"),)
+            extra = (("Retry-After", _delay_seconds(verdict.retry_after)),)
         self._send(Reply(verdict.status, fault_body(verdict.status)), extra=extra)
 
     def _read_body(self, limit: int) -> bytes:
@@ -254,4 +271,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(reply.body)
+        if self.command != "HEAD":  # a HEAD answer has the headers of a GET, never its body
+            self.wfile.write(reply.body)
+
+
+def _delay_seconds(seconds: float) -> str:
+    """``seconds`` as a Retry-After value: digits, never an exponent (``f"{1e6:g}"`` is
+    ``1e+06``, which a client reading whole seconds cannot parse). A fraction is kept, for
+    tests that want sub-second waits."""
+    if seconds == int(seconds):
+        return str(int(seconds))
+    return f"{seconds:.6f}".rstrip("0").rstrip(".")
