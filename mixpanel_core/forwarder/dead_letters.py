@@ -81,7 +81,11 @@ class DeadLetterWriter:
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
             "group": self._group_id,
         }
-        record_headers = list(raw.headers or ()) + [
+        # Kafka allows a header with a null value (other clients write them), but kafka-python's
+        # producer refuses one with a TypeError: such a record could never be dead-lettered, and
+        # every restart would stop on it. Its header is kept, with an empty value.
+        record_headers = [(name, b"" if data is None else data) for name, data in raw.headers or ()]
+        record_headers += [
             (PREFIX + name, str(value).encode()) for name, value in why.items() if value is not None
         ]
         where = f"{raw.topic}[{raw.partition}]@{raw.offset}"

@@ -54,9 +54,10 @@ REPORTER = "forwarder"
 class Deliver(Protocol):
     """Sends ``messages`` to ``endpoint``; one report per message, in order.
 
-    All its sleeping goes through ``wait``. ``deadline`` is a function returning the shutdown
-    deadline (monotonic) once a stop was requested, ``None`` before: after it no request
-    starts, and a request still waiting for its answer is abandoned (its records FAILED).
+    All its sleeping goes through ``wait``, which returns early once that deadline passes.
+    ``deadline`` is a function returning the shutdown deadline (monotonic) once a stop was
+    requested, ``None`` before: after it no request starts, and a request still waiting for
+    its answer is abandoned (its records FAILED).
     Raises ``AuthenticationError`` on 401/403. ``IngestionClient.send_batch`` fits.
     """
 
@@ -70,10 +71,6 @@ POLL_INTERVAL = 0.1
 CAUGHT_UP_CHECK_INTERVAL = 0.5
 LAG_INTERVAL = 1.0
 DEAD_LETTER_TIMEOUT = 60.0
-
-
-class _ShutdownDeadlineError(Exception):
-    """Raised through the ingestion client's ``wait`` to abandon a batch at shutdown."""
 
 
 class Forwarder:
@@ -304,17 +301,9 @@ class Forwarder:
         items = self._pending.take(endpoint)
         if not items:
             return
-        try:
-            reports = self._deliver(
-                endpoint, [item.message for item in items], self._wait, self._shutdown_deadline
-            )
-        except _ShutdownDeadlineError:
-            logger.warning(
-                "shutdown deadline passed: %d %s records left undelivered and uncommitted",
-                len(items),
-                endpoint,
-            )
-            return
+        reports = self._deliver(
+            endpoint, [item.message for item in items], self._wait, self._shutdown_deadline
+        )
         failed: list[PendingRecord] = []
         outcomes = self._outcomes
         for item, report in zip(items, reports, strict=True):
@@ -369,16 +358,17 @@ class Forwarder:
             delay,
         )
         self._pending.put_back(endpoint, failed, self._clock())
-        try:
-            self._wait(delay)
-        except _ShutdownDeadlineError:
-            return
+        self._wait(delay)
 
     def _wait(self, seconds: float) -> None:
         """Sleep ``seconds`` while polling with every partition paused (the client's ``wait``).
 
         The partitions stay paused afterwards: the main loop resumes them once the buffer has
-        room (``_pause_while_backlogged``).
+        room (``_pause_while_backlogged``). Once the shutdown deadline has passed it returns
+        rather than raise: ``deliver`` then starts no further request and reports what is left
+        FAILED, so the records an earlier request of the same batch delivered (a batch split
+        over several requests) keep their ACCEPTED reports and get committed, instead of being
+        sent again by the next forwarder.
         """
         end = self._clock() + seconds
         consumer = self._consumer
@@ -387,7 +377,7 @@ class Forwarder:
             if self._stop_requested.is_set():
                 self._start_shutdown_clock()
                 if self._past_shutdown_deadline():
-                    raise _ShutdownDeadlineError
+                    return
                 assert self._shutdown_by is not None  # set by _start_shutdown_clock
                 end = min(end, self._shutdown_by)
             if now >= end:
