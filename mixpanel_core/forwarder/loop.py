@@ -120,6 +120,10 @@ class Forwarder:
         self._tracker = OffsetTracker()
         self._pending = PendingBatches(config.batch_records, config.linger)
         self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+        self._joined = False
+        """Whether the group gave this member its partitions (none, maybe) at least once."""
+        self._targets_confirmed: set[Any] = set()
+        """Partitions whose ``until_caught_up`` target a fetch's high watermark has checked."""
         self._rewind: dict[Any, Resume] = {}
         """Revoked partitions whose dropped records must be read again if they come back."""
         self._unsettled: list[tuple[PartitionProgress, int, Any, DeliveryReport | None]] = []
@@ -270,6 +274,7 @@ class Forwarder:
         would skip them.
         """
         logger.info("partitions assigned: %s", _names(partitions))
+        self._joined = True
         # Several rebalances may be noted at once: seek only what is assigned now.
         current = self._consumer.assignment()
         rewound = set()
@@ -551,9 +556,24 @@ class Forwarder:
         return ends
 
     def _caught_up(self, targets: dict[Any, int]) -> bool:
-        """Whether the group committed at least ``targets`` on every partition."""
-        if len(self._pending) or self._unsettled:
+        """Whether the group committed at least ``targets`` on every partition.
+
+        Each partition this member reads must have been fetched first: the end a fetch
+        reports (its high watermark) raises that partition's target once. A broker may say
+        less when asked for the end offsets (the embedded test broker answers the start of
+        the last batch, plus one), and a target too low would end the run with the rest of
+        that batch unread. Raised once only, so records produced meanwhile are not chased.
+        """
+        if len(self._pending) or self._unsettled or not self._joined:
             return False
+        for partition in self._consumer.assignment():
+            if partition in self._targets_confirmed:
+                continue
+            highwater = self._consumer.highwater(partition)
+            if highwater is None:
+                return False  # not fetched yet
+            targets[partition] = max(targets.get(partition, 0), highwater)
+            self._targets_confirmed.add(partition)
         for partition, end in targets.items():
             if end == 0:
                 continue

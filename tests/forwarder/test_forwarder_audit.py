@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from mixpanel_core import Mixpanel
 from mixpanel_core.forwarder.dead_letters import PREFIX
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
+from transports.kafka import KafkaTransport
 
 from .conftest import ForwardingRig, wait_until
 
@@ -109,4 +111,33 @@ def test_sigterm_during_a_retry_backoff_commits_what_earlier_requests_of_the_bat
 
     assert process.returncode == 0, stderr
     assert sorted(rig.delivered_insert_ids()) == sorted(produced), "each event sent once"
+    assert rig.committed() == {0: 4}
+
+
+def test_until_caught_up_reads_to_the_end_a_fetch_reports_not_only_the_listed_end(
+    rig: ForwardingRig,
+) -> None:
+    """Four records in one batch, the group committed past the first two. The embedded broker
+    lists the partition's end as 1 (the last batch's first offset, plus one) where a fetch
+    reports 4: a run ended by the listed end left offsets 2 and 3 unread, exiting 0."""
+    client = Mixpanel(
+        "emulator-token", KafkaTransport(rig.bootstrap, rig.topic, {"linger_ms": 200})
+    )
+    for i in range(4):
+        client.track(f"user-{i}", "Played", {"$insert_id": f"batched-{i}"})
+    assert client.close(30) == []
+    kafka = kafka_python()
+    partition = kafka.TopicPartition(rig.topic, 0)
+    committer = kafka.KafkaConsumer(
+        bootstrap_servers=rig.bootstrap, group_id=rig.group, enable_auto_commit=False
+    )
+    try:
+        committer.commit({partition: kafka.structs.OffsetAndMetadata(2, "", -1)})
+    finally:
+        committer.close(autocommit=False)
+
+    code, stderr = rig.run_until_caught_up(rig.write_config())
+
+    assert code == 0, stderr
+    assert sorted(rig.delivered_insert_ids()) == ["batched-2", "batched-3"]
     assert rig.committed() == {0: 4}
