@@ -27,6 +27,7 @@ from mixpanel_core.forwarder.decode import Poison, decode
 from mixpanel_core.frozen import thaw
 from mixpanel_core.kafka import headers as kafka_headers
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.log_ends import LogEnds
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 
 SOURCE_TOPIC = PREFIX + "source-topic"
@@ -82,7 +83,7 @@ def _file_entry(
 
 class DeadLetterTopic:
     """Reads every partition of ``topic`` from the group's committed offsets until it has
-    reached the end offsets seen at start, then stops; ``commit`` marks records done.
+    reached the ends seen at start (``LogEnds``), then stops; ``commit`` marks records done.
 
     Partitions are assigned, not subscribed: no group join (and its wait), and the group's
     committed offsets still say where the last replay stopped. Run one replay per group at a
@@ -101,7 +102,7 @@ class DeadLetterTopic:
                 raise CommandError(f"--topic: topic {topic!r} does not exist on this cluster")
             assigned = [kafka.TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
-            self.end_offsets: dict[Any, int] = consumer.end_offsets(assigned)
+            self.ends = LogEnds(consumer.end_offsets(assigned))
             for partition in assigned:
                 committed = consumer.committed(partition)
                 if committed is None:
@@ -122,14 +123,16 @@ class DeadLetterTopic:
             # not fetched: a replay under a steady stream of new dead letters still ends.
             self._consumer.pause(*[p for p in self._assigned if p not in remaining])
             polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=max_records)
-            # Records fetched past an end offset are replayed too, not dropped: some brokers
-            # (Tansu) report the end of a multi-record batch as its first offset + 1.
+            # Records fetched past an end offset are replayed too, not dropped: a fetch
+            # returns whole batches.
             batch = [record for records in polled.values() for record in records]
             if batch:
                 yield batch
 
     def _at_end(self, partition: Any) -> bool:
-        return bool(self._consumer.position(partition) >= self.end_offsets[partition])
+        if not self.ends.checked(self._consumer, (partition,)):
+            return False  # not fetched yet: the end the broker listed may be short
+        return bool(self._consumer.position(partition) >= self.ends.offsets[partition])
 
     def commit(self, records: Sequence[Any]) -> None:
         """Commit past ``records`` (all delivered or written out) for the group."""

@@ -41,6 +41,7 @@ from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
 from mixpanel_core.ingestion import Deadline, RetryPolicy
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.log_ends import LogEnds
 from mixpanel_core.messages import Endpoint, Message
 
 logger = logging.getLogger("mixpanel_core.forwarder")
@@ -122,8 +123,6 @@ class Forwarder:
         self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
         self._joined = False
         """Whether the group gave this member its partitions (none, maybe) at least once."""
-        self._targets_confirmed: set[Any] = set()
-        """Partitions whose ``until_caught_up`` target a fetch's high watermark has checked."""
         self._rewind: dict[Any, Resume] = {}
         """Revoked partitions whose dropped records must be read again if they come back."""
         self._unsettled: list[tuple[PartitionProgress, int, Any, DeliveryReport | None]] = []
@@ -545,36 +544,23 @@ class Forwarder:
             lag[(partition.topic, partition.partition)] = max(0, end - done)
         self.metrics.lag = lag
 
-    def _end_offsets(self) -> dict[Any, int]:
+    def _end_offsets(self) -> LogEnds:
         kafka = kafka_python()
         reader = self._group_reader
         numbers = reader.partitions_for_topic(self._topic) or ()
         partitions = [kafka.TopicPartition(self._topic, n) for n in sorted(numbers)]
         if not partitions:
             raise ForwarderError(f"topic {self._topic!r} does not exist or has no partitions")
-        ends: dict[Any, int] = reader.end_offsets(partitions)
-        return ends
+        return LogEnds(reader.end_offsets(partitions))
 
-    def _caught_up(self, targets: dict[Any, int]) -> bool:
-        """Whether the group committed at least ``targets`` on every partition.
-
-        Each partition this member reads must have been fetched first: the end a fetch
-        reports (its high watermark) raises that partition's target once. A broker may say
-        less when asked for the end offsets (the embedded test broker answers the start of
-        the last batch, plus one), and a target too low would end the run with the rest of
-        that batch unread. Raised once only, so records produced meanwhile are not chased.
-        """
+    def _caught_up(self, targets: LogEnds) -> bool:
+        """Whether the group committed at least ``targets`` on every partition; the ones this
+        member reads must have been fetched first (see ``LogEnds``)."""
         if len(self._pending) or self._unsettled or not self._joined:
             return False
-        for partition in self._consumer.assignment():
-            if partition in self._targets_confirmed:
-                continue
-            highwater = self._consumer.highwater(partition)
-            if highwater is None:
-                return False  # not fetched yet
-            targets[partition] = max(targets.get(partition, 0), highwater)
-            self._targets_confirmed.add(partition)
-        for partition, end in targets.items():
+        if not targets.checked(self._consumer, self._consumer.assignment()):
+            return False
+        for partition, end in targets.offsets.items():
             if end == 0:
                 continue
             committed = self._group_reader.committed(partition)

@@ -167,14 +167,14 @@ def test_a_dry_run_sends_and_writes_nothing(
 
 
 def _produce_dead_letters(
-    bootstrap: str, dead_letter_topic: str, source_topic: str
+    bootstrap: str, dead_letter_topic: str, source_topic: str, linger_ms: int = 0
 ) -> dict[int, int]:
     """Dead letters exactly as the forwarder writes them (its own writer, a real producer).
 
     Returns the offset after the last record of each partition written to.
     """
     kafka = kafka_python()
-    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap)
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms)
     writer = DeadLetterWriter(producer, dead_letter_topic, "mixpanel-forwarder")
     original = [(headers.ENDPOINT, b"import"), (headers.SCHEMA, headers.SCHEMA_VERSION.encode())]
     records = in_microseconds(events(5))
@@ -253,6 +253,42 @@ dead_letter_topic = "{dead_letter_topic}"
     # Caught up and committed: a second replay reads nothing and sends nothing.
     assert main(arguments) == 0
     assert len(client.records("import")) == 5
+
+
+def test_replay_reads_to_the_end_a_fetch_reports_not_only_the_listed_end(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    kafka_bootstrap: str,
+    kafka_topic_factory: object,
+    fix_times: str,
+) -> None:
+    """Six dead letters in one batch of one partition, the group committed past the first
+    three. The embedded broker lists the end as 1 (the batch's first offset, plus one) where a
+    fetch reports 6: a replay that trusted the listed end read nothing and exited 0."""
+    make_topic = kafka_topic_factory
+    assert callable(make_topic)
+    source_topic, dead_letter_topic = make_topic(partitions=1), make_topic(partitions=1)
+    ends = _produce_dead_letters(kafka_bootstrap, dead_letter_topic, source_topic, linger_ms=200)
+    assert ends == {0: 6}
+    kafka = kafka_python()
+    partition = kafka.TopicPartition(dead_letter_topic, 0)
+    committer = kafka.KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id="replay-ends")
+    try:
+        committer.commit({partition: kafka.structs.OffsetAndMetadata(3, "", -1)})
+    finally:
+        committer.close(autocommit=False)
+    config = write_config(tmp_path, mixpanel_emulator)
+    still_bad = tmp_path / "still-bad.jsonl"
+    arguments = ["replay-dead-letters", "--topic", dead_letter_topic, "--config", str(config),
+                 "--bootstrap-servers", kafka_bootstrap, "--fix", fix_times,
+                 "--transport", "direct", "--rejected-file", str(still_bad),
+                 "--group-id", "replay-ends"]  # fmt: skip
+
+    assert main(arguments) == 0
+
+    records = mixpanel_emulator.client.records("import")
+    assert sorted(r["properties"]["n"] for r in records) == [3, 4]
+    assert [line["stage"] for line in read_lines(still_bad)] == ["read"]  # the poison, at 5
 
 
 def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
