@@ -5,5 +5,5 @@ safe for credentials (``log_filter``); ``options`` reads a ``kafka`` transport's
 pass-through client options; ``clients`` builds a kafka-python client, translating what it
 refuses; ``headers`` names the record headers both sides agree on; ``broker`` starts the
 embedded broker used by tests, the demo and the benchmarks (or points at an external cluster);
-``admin`` creates topics.
+``admin`` creates topics; ``log_ends`` says where a partition's log ended when a reader started.
 """
