@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ def file_identity(path: Path) -> str:
     """
     digest = hashlib.blake2b(digest_size=16)
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # A pipe (stdin, a FIFO, process substitution) cannot be read twice: the sample
+            # read here would consume records that the reader after it then never sees.
+            raise InputError(
+                f"{path}: not a regular file (a pipe or stdin?): it is read twice, once to "
+                "know it on resume and once for its records; save it to a file first"
+            )
+        size = status.st_size
         with path.open("rb") as handle:
             digest.update(str(size).encode())
             digest.update(handle.read(SAMPLE_BYTES))

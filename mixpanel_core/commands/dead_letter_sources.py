@@ -9,6 +9,7 @@ record the forwarder did deliver once is deduplicated by Mixpanel.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
     try:
         with path.open("rb") as lines:
             index = -1
-            for line in lines:
+            for number, read in enumerate(lines):
+                # An editor may save the file with a UTF-8 byte order mark: not part of a line.
+                line = read.removeprefix(codecs.BOM_UTF8) if number == 0 else read
                 if not line.strip():
                     continue
                 index += 1

@@ -9,6 +9,7 @@ plus ``field`` (what Mixpanel or the validator named), ``stage`` (``read``, ``va
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -89,14 +90,32 @@ class RejectedFile:
             "index": rejection.index,
             "record": rejection.record,
         }
-        self._handle.write(dumps(entry) + b"\n")
+        try:
+            self._handle.write(dumps(entry) + b"\n")
+        except OSError as exc:
+            raise self._cannot_write(exc) from exc
 
     def sync(self) -> None:
         """Flush to disk: called before a checkpoint or an offset says the records are done."""
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise self._cannot_write(exc) from exc
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle.closed:
+            return
+        try:
             self.sync()
-            self._handle.close()
+        finally:
+            # sync has already said why when the data cannot be written; closing fails the
+            # same way and must not hide that one-line error behind a traceback.
+            with contextlib.suppress(OSError):
+                self._handle.close()
+
+    def _cannot_write(self, exc: OSError) -> InputError:
+        return InputError(
+            f"{self.path}: cannot write rejected records: {exc.strerror or exc}; nothing was "
+            "marked done past them"
+        )

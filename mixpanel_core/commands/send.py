@@ -110,10 +110,14 @@ class Backfill:
         self.progress = progress or ProgressLine()
         self.after_record = after_record
         self.tally = SendTally()
-        self.checkpoint = Checkpoint(options.checkpoint)
         if options.rejected_file is not None:
             for path in options.files:
                 refuse_input_as_rejected_file(path, options.rejected_file, "a FILE")
+        if options.checkpoint is not None:
+            # Checked before the checkpoint is loaded: an input read as a checkpoint would only
+            # be reported as a bad checkpoint "to delete".
+            refuse_checkpoint_path(options.checkpoint, options.files, options.rejected_file)
+        self.checkpoint = Checkpoint(options.checkpoint)
         self.delivery = ConfirmedDelivery(config)
         self.rejected = RejectedFile(options.rejected_file) if options.rejected_file else None
         # $insert_id -> record index for the current chunk, to say where a rejection came from.
@@ -132,11 +136,6 @@ class Backfill:
             self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
             if self.rejected is not None:
                 self.rejected.close()
-        if self.tally.rejected and self.rejected is None:
-            raise CommandError(
-                f"{self.tally.rejected} record(s) were rejected or invalid and not kept "
-                f"(give --rejected-file to keep them); first: {self.tally.first_rejection}"
-            )
         return self.tally
 
     def _send_file(self, path: Path) -> None:
@@ -196,6 +195,15 @@ class Backfill:
             self.rejected.sync()
         if not outcome.delivered_or_settled:
             raise CommandError(_undelivered(path, start, outcome))
+        if self.tally.rejected and self.rejected is None:
+            # A checkpoint past records nobody kept would lose them: the rerun with
+            # --rejected-file that the error asks for must meet them again.
+            raise CommandError(
+                f"{self.tally.rejected} record(s) were rejected or invalid and not kept "
+                f"(give --rejected-file to keep them); first: {self.tally.first_rejection}; "
+                f"stopped at the chunk of {path} from record {start}: run again with "
+                "--rejected-file (with --checkpoint, it resumes there)"
+            )
         self.checkpoint.advance(identity, path, end, complete=complete)
 
     def _reject(self, rejection: Rejection, path: Path, index: int | None) -> None:
@@ -216,15 +224,40 @@ def refuse_input_as_rejected_file(source: Path, rejected_file: Path, option: str
     same file, each rejection would be read back and rejected again, and the run would never
     end while the file grew without bound.
     """
-    try:
-        same = os.path.samefile(source, rejected_file)
-    except OSError:  # one of them does not exist (yet): compare where they would be
-        same = source.resolve() == rejected_file.resolve()
-    if same:
+    if same_file(source, rejected_file):
         raise CommandError(
             f"--rejected-file {rejected_file} is {option} being read ({source}); give "
             "--rejected-file a different path"
         )
+
+
+def refuse_checkpoint_path(
+    checkpoint: Path, files: tuple[Path, ...], rejected_file: Path | None
+) -> None:
+    """Raise ``CommandError`` when ``--checkpoint`` is an input file or the rejected file.
+
+    The checkpoint is replaced whole (write aside, rename) after each chunk: over the rejected
+    file it would throw away the rejections written so far, over an input its records.
+    """
+    for path in files:
+        if same_file(path, checkpoint):
+            raise CommandError(
+                f"--checkpoint {checkpoint} is a FILE being read ({path}); give --checkpoint "
+                "a different path"
+            )
+    if rejected_file is not None and same_file(rejected_file, checkpoint):
+        raise CommandError(
+            f"--checkpoint {checkpoint} is the --rejected-file ({rejected_file}): each "
+            "checkpoint would replace the rejected records; give them different paths"
+        )
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file, also through a relative path or a link."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return first.resolve() == second.resolve()
 
 
 def _undelivered(path: Path, start: int, outcome: ChunkOutcome) -> str:

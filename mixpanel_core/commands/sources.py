@@ -89,7 +89,9 @@ class RecordFile:
 
     def _records(self, skip: int) -> Iterator[object]:
         first = b""
-        for line in self._stream:
+        for number, read in enumerate(self._stream):
+            # Windows tools start UTF-8 text with a byte order mark; it belongs to no record.
+            line = read.removeprefix(codecs.BOM_UTF8) if number == 0 else read
             if line.strip():
                 first = line
                 break
@@ -177,7 +179,19 @@ def _array_items(first: bytes, stream: BinaryIO, path: Path) -> Iterator[object]
             raise InputError(f"{path}: the JSON array is not closed (truncated file?)")
         char = window[pos]
         if char == "]":
-            return
+            # Two arrays in one file (`cat a.json b.json`, or one batch a line) must not end
+            # the file at the first `]`, dropping every record after it without a word.
+            pos += 1
+            while True:
+                extra = window[pos:].strip(" \t\r\n")
+                if extra:
+                    raise InputError(
+                        f"{path}: more data after the end of the JSON array (starting "
+                        f"{extra[:20]!r}); a file holds one JSON array, or one record a line"
+                    )
+                pos = len(window)
+                if not more():
+                    return
         if not want_value:
             if char != ",":
                 raise InputError(f"{path}: expected ',' or ']' in the JSON array, found {char!r}")
