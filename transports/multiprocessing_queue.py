@@ -119,17 +119,20 @@ class MultiprocessingQueueTransport:
         """
         if self._owner_pid != os.getpid():
             return self._in_this_process().flush(timeout)
-        left = self._producer.flush()
+        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
+        # One deadline for the three steps: each given the whole bound, a flush waited up to
+        # block_timeout for room for its batch, then twice the bound.
+        deadline = time.monotonic() + bound
+        left = self._producer.flush(deadline)
         if not self._channel.sender_alive():
             self._raise_if_sender_lost_records()
             return left
-        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         token = self.supervisor.next_flush_token()
         try:
-            self._producer.put_control(flush_request(token), bound)
+            self._producer.put_control(flush_request(token), max(deadline - time.monotonic(), 0.0))
         except MixpanelCoreError as exc:
             raise TransportError(f"{self._context.path}: flush: {exc}") from exc
-        if not self.supervisor.wait_for_flush(token, bound):
+        if not self.supervisor.wait_for_flush(token, max(deadline - time.monotonic(), 0.0)):
             if not self._channel.sender_alive():
                 self._raise_if_sender_lost_records()
                 return left

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import MixpanelCoreError, QueueFullError, TransportError
@@ -34,11 +34,22 @@ logger = logging.getLogger(__name__)
 class FrameProducer:
     """The producing half of a ``multiprocessing_queue`` transport, in one process."""
 
-    def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
+    def __init__(
+        self,
+        channel: QueueChannel,
+        context: TransportContext,
+        on_first_send: Callable[[], object] | None = None,
+    ) -> None:
         self._channel = channel
         self._options = channel.options
         self._context = context
+        self._on_first_send = on_first_send
         self._batch_lock = threading.Lock()
+        # Batches taken from _lines and not yet written (or given up): close() waits for
+        # them, so that a frame another thread is still writing cannot come after the
+        # owner's stop request, which a closed producer's frames must all be ahead of.
+        self._writing = 0
+        self._written = threading.Condition(self._batch_lock)
         # Frames are put one at a time so that one thread's batches stay in order.
         self._queue_lock = threading.Lock()
         self._lines: list[bytes] = []
@@ -65,7 +76,10 @@ class FrameProducer:
             if len(self._lines) < self._options.batch_size:
                 return
             lines = self._take()
-        self._queue(lines, raising=True)
+        try:
+            self._queue(lines, raising=True)
+        finally:
+            self._done_writing()
 
     def flush(self, deadline: float | None = None) -> list[Message]:
         """Queue the partial batch; returns the messages that could not be queued.
@@ -74,7 +88,10 @@ class FrameProducer:
         """
         with self._batch_lock:
             lines = self._take()
-        return self._queue(lines, raising=False, deadline=deadline)
+        try:
+            return self._queue(lines, raising=False, deadline=deadline)
+        finally:
+            self._done_writing()
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Stop the linger thread and queue what is left, within ``timeout``. Idempotent."""
@@ -89,6 +106,11 @@ class FrameProducer:
             if deadline is not None:
                 wait = max(min(wait, deadline - time.monotonic()), 0.0)
             self._thread.join(wait)
+        with self._written:
+            # A batch another thread took just before close: its frame must be in the pipe
+            # before this returns (bounded: each write gives up at its block_timeout).
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            self._written.wait_for(lambda: self._writing == 0, left)
         return self.flush(deadline)
 
     def put_control(self, item: object, timeout: float) -> None:
@@ -104,6 +126,8 @@ class FrameProducer:
     # -- the linger thread --------------------------------------------------------------------
 
     def _start_linger_thread(self) -> None:
+        if self._on_first_send is not None:
+            self._on_first_send()
         self._thread = threading.Thread(
             target=self._linger, name=f"mixpanel-{self._context.name}-linger", daemon=True
         )
@@ -120,10 +144,21 @@ class FrameProducer:
                 self._queue(lines, raising=False)
             except Exception:  # a background thread has no caller to tell; keep lingering
                 logger.exception("%s: queuing a batch failed", self._context.path)
+            finally:
+                self._done_writing()
 
     def _take(self) -> list[bytes]:
+        """The batch, to be queued by the caller, who then calls ``_done_writing``; under
+        ``_batch_lock``."""
         lines, self._lines = self._lines, []
+        self._writing += 1
         return lines
+
+    def _done_writing(self) -> None:
+        with self._written:
+            self._writing -= 1
+            if self._closed:
+                self._written.notify_all()
 
     # -- queuing one batch ---------------------------------------------------------------------
 
@@ -171,7 +206,9 @@ class FrameProducer:
         messages = decode_frame(frame)
         policy = self._options.when_full
         if closing:
-            reason = "not queued: the sender did not read the queue before close() timed out"
+            reason = (
+                "not queued: the sender did not read the queue before close() or flush() timed out"
+            )
             self._report(messages, DeliveryStatus.FAILED, reason)
             logger.error(
                 "%s: %s; %d messages reported FAILED", self._context.path, reason, len(messages)

@@ -9,6 +9,7 @@ children get one automatically (the owner's transport turns into one in the chil
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.process_exit import at_exit
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.transport import Transport, TransportContext
 
 
@@ -29,16 +31,31 @@ class ProducerTransport:
 
     def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
         self._channel = channel
-        self._producer = FrameProducer(channel, context)
+        self._context = context
+        self._start()
+        in_fork_children(self, ProducerTransport._start)
+
+    def _start(self) -> None:
+        # Also run in a child forked from this process: the batch it inherited is the
+        # parent's to send (sent by both, it was delivered twice), and so are the ledger slot
+        # (freed by the child's close, the owner stopped waiting for the parent) and the
+        # writer, whose chunks carry the parent's pid (the sender mixed the two processes'
+        # frames). The child gets its own, counted open from its first message only, so that
+        # a child that never sends does not hold up the owner's close.
+        self._producer = FrameProducer(self._channel, self._context, self._opened)
         self._closed = False
-        self._slot = channel.producer_opened()
+        self._slot = -1
         close_at_exit(self)
+
+    def _opened(self) -> None:
+        # Before this producer's first frame is written (its first send, under its batch lock).
+        self._slot = self._channel.producer_opened()
 
     def send(self, message: Message) -> None:
         self._producer.send(message)
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
-        return self._producer.flush()
+        return self._producer.flush(None if timeout is None else time.monotonic() + timeout)
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
         """Write what is left to the pipe, waiting at most ``timeout`` for room.

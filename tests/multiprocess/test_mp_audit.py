@@ -1,0 +1,221 @@
+"""Audit of the multiprocessing_queue transport: forks, threads racing close, bounded flush.
+
+Each test runs real processes against the emulator over sockets and counts by $insert_id.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import signal
+import struct
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mp_workers import config_for, observed_client
+
+from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.errors import TransportError
+from mixpanel_core.multiprocess import QueueChannel, worker_client
+
+pytestmark = pytest.mark.integration
+
+BIG_BATCH = 250
+"""Events of one frame several times larger than the pipe (about 21 kB each)."""
+PROPERTIES = {f"p{k}": "x" * 200 for k in range(100)}
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorProcess]:
+    with EmulatorProcess() as emulator:
+        yield emulator
+
+
+def unread_bytes(fd: int) -> int:
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+
+
+def wait_until_the_pipe_is_full(channel: QueueChannel, writer: Any) -> None:
+    fd = channel.pipe.reader.fd
+    capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    deadline = time.monotonic() + 60
+    while unread_bytes(fd) < capacity - 8192:
+        assert writer.is_alive(), f"the writer exited ({writer.exitcode})"
+        assert time.monotonic() < deadline, f"the pipe holds {unread_bytes(fd)} of {capacity}"
+        time.sleep(0.02)
+
+
+def paused_sender(transport: Any) -> int:
+    """Stop the sender process (nothing reads the pipe); returns its pid."""
+    channel = transport.channel
+    deadline = time.monotonic() + 30
+    while channel.sender_pid.value == 0:
+        assert time.monotonic() < deadline, "the sender never started"
+        time.sleep(0.01)
+    pid: int = transport.supervisor.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def spawn(target: Any, *args: Any) -> Any:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    return process
+
+
+# -- a worker_client producer that forks -------------------------------------------------------
+
+
+def send_fork_send(channel: QueueChannel, results: Any) -> None:
+    """A spawned worker with a partial batch forks; the child sends and closes, then the
+    parent sends more and closes."""
+    client = worker_client(channel)
+    for i in range(5):
+        client.track("parent", "Before fork", {"i": i})
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for i in range(5):
+                client.track("child", "In child", {"i": i})
+            client.close(timeout=10)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    for i in range(5):
+        client.track("parent", "After fork", {"i": i})
+    client.close(timeout=10)
+    results.put("done")
+
+
+def test_a_worker_client_that_forks_delivers_each_message_once(
+    emulator: EmulatorProcess,
+) -> None:
+    # A long linger: the batch taken before the fork is still in the producer at the fork.
+    client, counter = observed_client(config_for(emulator.base_url, linger=60.0))
+    transport: Any = client.pipeline.transport("default")
+    results: Any = multiprocessing.get_context("spawn").Queue()
+    worker = spawn(send_fork_send, transport.channel, results)
+    assert results.get(timeout=60) == "done"
+    worker.join(30)
+    client.close(timeout=30)
+
+    ids = emulator.client.insert_ids("track")
+    # Before the fix the child re-sent the 5 events its parent had batched before the fork.
+    assert len(set(ids)) == 15
+    assert len(ids) == 15, "an event was delivered twice"
+    assert counter.by_status == {"accepted": 15}
+
+
+# -- a thread writing a frame while another closes --------------------------------------------
+
+
+def close_while_a_thread_writes(channel: QueueChannel, go: Any, closing: Any, results: Any) -> None:
+    """One thread writes a frame larger than the pipe; the main thread closes meanwhile and
+    tells whether that thread's write had finished when close() returned."""
+    client = worker_client(channel)
+    written = threading.Event()
+
+    def write() -> None:
+        for i in range(BIG_BATCH):
+            client.track("writer", "Big", {"i": i, **PROPERTIES})
+        written.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    go.wait(60)
+    closing.set()
+    client.close(timeout=60)
+    results.put(written.is_set())
+    thread.join(60)
+
+
+def test_a_worker_close_waits_for_the_frame_another_thread_is_writing(
+    emulator: EmulatorProcess,
+) -> None:
+    config = config_for(emulator.base_url, batch_size=BIG_BATCH, linger=60.0, block_timeout=60.0)
+    client, counter = observed_client(config)
+    transport: Any = client.pipeline.transport("default")
+    sender = paused_sender(transport)
+    context: Any = multiprocessing.get_context("spawn")
+    go, closing, results = context.Event(), context.Event(), context.Queue()
+    worker = spawn(close_while_a_thread_writes, transport.channel, go, closing, results)
+    try:
+        wait_until_the_pipe_is_full(transport.channel, worker)
+        go.set()
+        assert closing.wait(30)
+    finally:
+        os.kill(sender, signal.SIGCONT)
+    written_before_close_returned = results.get(timeout=90)
+    # The owner closes as soon as its worker has: the worker's frames must all be ahead of
+    # the stop request by then. Before the fix the stop request cut the frame still being
+    # written, and its events were never delivered.
+    client.close(timeout=60)
+    worker.join(30)
+
+    assert written_before_close_returned, (
+        "the worker's close() returned before its frame was written"
+    )
+    ids = emulator.client.insert_ids("track")
+    assert len(set(ids)) == BIG_BATCH
+    assert len(ids) == BIG_BATCH
+    assert counter.by_status == {"accepted": BIG_BATCH}
+
+
+# -- flush(timeout) bounded while the queue is full ---------------------------------------------
+
+
+def write_a_big_frame(channel: QueueChannel, done: Any) -> None:
+    client = worker_client(channel)
+    for i in range(BIG_BATCH):
+        client.track("writer", "Big", {"i": i, **PROPERTIES})
+    client.close(timeout=60)
+    done.set()
+
+
+def flush_one(channel: QueueChannel, results: Any) -> None:
+    """A worker whose flush(timeout=1) meets a full pipe: (seconds it took, returned)."""
+    client = worker_client(channel)
+    client.track("flusher", "One")
+    started = time.monotonic()
+    left = client.flush(timeout=1.0)
+    results.put((time.monotonic() - started, len(left)))
+    client.close(timeout=10)
+
+
+def test_flush_honours_its_timeout_when_the_queue_is_full(emulator: EmulatorProcess) -> None:
+    config = config_for(emulator.base_url, batch_size=BIG_BATCH, linger=60.0, block_timeout=15.0)
+    client, counter = observed_client(config)
+    transport: Any = client.pipeline.transport("default")
+    sender = paused_sender(transport)
+    context: Any = multiprocessing.get_context("spawn")
+    done, results = context.Event(), context.Queue()
+    writer = spawn(write_a_big_frame, transport.channel, done)
+    try:
+        wait_until_the_pipe_is_full(transport.channel, writer)
+        flusher = spawn(flush_one, transport.channel, results)
+        worker_took, worker_left = results.get(timeout=60)
+        client.track("owner", "One")
+        started = time.monotonic()
+        # Before the fix the owner's flush waited block_timeout (15 s) for room for its
+        # batch, and a worker's flush ignored its timeout altogether.
+        with pytest.raises(TransportError, match="flush"):
+            client.flush(timeout=1.0)
+        owner_took = time.monotonic() - started
+        assert owner_took < 1.0 + 2.0, f"the owner's flush(timeout=1) took {owner_took:.1f}s"
+        assert worker_took < 1.0 + 2.0, f"a worker's flush(timeout=1) took {worker_took:.1f}s"
+    finally:
+        os.kill(sender, signal.SIGCONT)
+    assert done.wait(60)
+    writer.join(30)
+    flusher.join(30)
+    client.close(timeout=30)
+
+    assert worker_left == 1, "the worker's flush did not return the event it could not queue"
+    # The owner's event is reported FAILED (its flush raised); the writer's arrive.
+    assert counter.by_status == {"accepted": BIG_BATCH, "failed": 1}
+    assert len(set(emulator.client.insert_ids("track"))) == BIG_BATCH
