@@ -43,6 +43,9 @@ from mixpanel_core.transport import TransportContext
 
 logger = logging.getLogger(__name__)
 
+SENDER_SHARE_OF_CLOSE = 0.25
+"""The part of the owner's ``close`` bound kept for the sender's stop when workers are slow."""
+
 
 class MultiprocessingQueueTransport:
     """Queues messages for a sender process; owner or producer depending on the process."""
@@ -168,11 +171,16 @@ class MultiprocessingQueueTransport:
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + bound
         left = list(self._producer.close(bound))
-        self._stop_sender(deadline)
+        self._stop_sender(deadline, bound)
         return left
 
-    def _stop_sender(self, deadline: float) -> None:
-        still_open = self.supervisor.wait_for_producers(deadline - time.monotonic())
+    def _stop_sender(self, deadline: float, bound: float) -> None:
+        # Workers are waited for until a quarter of the bound is left at most: the sender's
+        # own stop (reading what is in the pipe, delivering it, reporting) needs that time,
+        # and waiting out the whole bound for a worker that never closes left it none, so it
+        # was terminated holding everything it had taken.
+        workers_by = deadline - bound * SENDER_SHARE_OF_CLOSE
+        still_open = self.supervisor.wait_for_producers(workers_by - time.monotonic())
         if still_open:
             logger.warning(
                 "%s: %d worker producers had not closed; stopping the sender anyway",

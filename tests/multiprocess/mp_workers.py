@@ -15,6 +15,7 @@ from mixpanel_core import hookimpl
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, config_from_mapping
 from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.errors import TransportError
 from mixpanel_core.multiprocess import QueueChannel, worker_client
 from mixpanel_core.pipeline import Pipeline
 
@@ -115,3 +116,18 @@ def write_one_big_frame(channel: QueueChannel, events: int, pad: int) -> None:
     for i in range(events):
         client.track("victim", "Big", {"i": i, "pad": "x" * pad})
     time.sleep(600)
+
+
+def track_until_stopped(channel: QueueChannel, stop: Any) -> None:
+    """A spawned worker that keeps tracking (one event every 5 ms) until ``stop`` is set, and
+    only then closes: a worker still busy when the owner closes."""
+    client = worker_client(channel)
+    n = 0
+    while not stop.is_set():
+        try:
+            client.track(f"slow-{n}", "E", {"n": n})
+        except TransportError:
+            break  # the sender is gone and no fallback is configured: as documented
+        n += 1
+        time.sleep(0.005)
+    client.close(10)

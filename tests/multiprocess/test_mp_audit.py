@@ -6,6 +6,7 @@ Each test runs real processes against the emulator over sockets and counts by $i
 from __future__ import annotations
 
 import fcntl
+import logging
 import multiprocessing
 import os
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mp_workers import config_for, observed_client
+from mp_workers import config_for, observed_client, track_until_stopped
 
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.errors import TransportError
@@ -219,3 +220,25 @@ def test_flush_honours_its_timeout_when_the_queue_is_full(emulator: EmulatorProc
     # The owner's event is reported FAILED (its flush raised); the writer's arrive.
     assert counter.by_status == {"accepted": BIG_BATCH, "failed": 1}
     assert len(set(emulator.client.insert_ids("track"))) == BIG_BATCH
+
+
+def test_the_owner_keeps_time_for_the_sender_to_stop_when_a_worker_does_not_close(
+    emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker still tracking when the owner closes: waiting for it used the owner's whole
+    bound, so the sender had none to stop in and was terminated, losing what it held with
+    only a count left. A share of the bound is kept for the sender's own stop."""
+    client, _ = observed_client(config_for(emulator.base_url, batch_size=10))
+    transport: Any = client.pipeline.transport("default")
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    worker = context.Process(target=track_until_stopped, args=(transport.channel, stop))
+    worker.start()
+    try:
+        emulator.client.wait_for_records(20, "track", timeout=60)
+        with caplog.at_level(logging.ERROR, logger="mixpanel_core"):
+            client.close(timeout=4)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert "terminating it" not in caplog.text
