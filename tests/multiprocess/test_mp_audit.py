@@ -5,20 +5,17 @@ Each test runs real processes against the emulator over sockets and counts by $i
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import multiprocessing
 import os
 import signal
-import struct
-import termios
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from mp_workers import config_for, observed_client, track_until_stopped
+from pipe_probe import wait_until_the_pipe_is_full
 
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.errors import TransportError
@@ -29,26 +26,6 @@ pytestmark = pytest.mark.integration
 BIG_BATCH = 250
 """Events of one frame several times larger than the pipe (about 21 kB each)."""
 PROPERTIES = {f"p{k}": "x" * 200 for k in range(100)}
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as emulator:
-        yield emulator
-
-
-def unread_bytes(fd: int) -> int:
-    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
-
-
-def wait_until_the_pipe_is_full(channel: QueueChannel, writer: Any) -> None:
-    fd = channel.pipe.reader.fd
-    capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
-    deadline = time.monotonic() + 60
-    while unread_bytes(fd) < capacity - 8192:
-        assert writer.is_alive(), f"the writer exited ({writer.exitcode})"
-        assert time.monotonic() < deadline, f"the pipe holds {unread_bytes(fd)} of {capacity}"
-        time.sleep(0.02)
 
 
 def paused_sender(transport: Any) -> int:

@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,6 @@ pytestmark = pytest.mark.integration
 SMALL_QUEUE = {"max_queue_messages": 1_000, "batch_size": 100, "block_timeout": 60.0}
 BOUND = 15.0
 """Seconds within which every worker must have finished after the kill."""
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as emulator:
-        yield emulator
 
 
 def kill_sender_once_delivering(emulator: EmulatorProcess, transport: Any) -> None:

@@ -8,19 +8,16 @@ the rest is provably still to be written; then the victim is SIGKILLed and the s
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import multiprocessing
 import os
 import signal
-import struct
-import termios
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from mp_workers import config_for, observed_client, track_and_tell, write_one_big_frame
+from pipe_probe import pipe_capacity, wait_until_the_pipe_is_full
 
 from mixpanel_core.emulator import EmulatorProcess
 
@@ -33,28 +30,6 @@ OTHERS = 2
 EVENTS = 1_000
 """Events of each other producer."""
 CLOSE_BOUND = 30.0
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as emulator:
-        yield emulator
-
-
-def unread_bytes(fd: int) -> int:
-    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
-
-
-def wait_until_the_pipe_is_full(channel: Any, victim: Any) -> None:
-    """Only the victim writes, so a full pipe holds part of its frame, the rest unwritten."""
-    fd = channel.pipe.reader.fd
-    capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
-    assert 2 * capacity < BATCH * PAD, "the victim's frame must not fit in the pipe"
-    deadline = time.monotonic() + 60
-    while unread_bytes(fd) < capacity - 8192:
-        assert victim.is_alive(), f"the victim exited ({victim.exitcode})"
-        assert time.monotonic() < deadline, f"the pipe holds {unread_bytes(fd)} of {capacity}"
-        time.sleep(0.02)
 
 
 def start(target: Any, *args: Any) -> Any:
@@ -79,6 +54,8 @@ def test_a_producer_killed_mid_frame_loses_only_that_frame(
     os.kill(sender.pid, signal.SIGSTOP)
     try:
         victim = start(write_one_big_frame, channel, BATCH, PAD)
+        # Only the victim writes, so a full pipe holds part of its frame, the rest unwritten.
+        assert 2 * pipe_capacity(channel) < BATCH * PAD, "the victim's frame must fit no pipe"
         wait_until_the_pipe_is_full(channel, victim)
         if others_start == "before the kill":
             # They queue behind the victim's half frame while the sender is paused (time to

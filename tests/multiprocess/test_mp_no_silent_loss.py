@@ -8,7 +8,6 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,6 @@ from mixpanel_core.multiprocess import QueueChannel, worker_client
 from mixpanel_core.testing import wait_until_sender_took
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess() as emulator:
-        yield emulator
 
 
 def test_owner_close_while_mixpanel_is_down_reports_every_record_failed(

@@ -1,0 +1,32 @@
+"""Watching the channel's pipe from a test: how much is unread, and waiting until it is full.
+
+A module of its own, importable by name like ``mp_workers``, for the tests that stop the sender
+(SIGSTOP) and need a writer part-way through a frame larger than the pipe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import struct
+import termios
+import time
+from typing import Any
+
+
+def unread_bytes(fd: int) -> int:
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+
+
+def pipe_capacity(channel: Any) -> int:
+    return int(fcntl.fcntl(channel.pipe.reader.fd, fcntl.F_GETPIPE_SZ))
+
+
+def wait_until_the_pipe_is_full(channel: Any, writer: Any) -> None:
+    """Until the pipe is (nearly) full while ``writer``, a process, still runs (bounded)."""
+    fd = channel.pipe.reader.fd
+    capacity = pipe_capacity(channel)
+    deadline = time.monotonic() + 60
+    while unread_bytes(fd) < capacity - 8192:
+        assert writer.is_alive(), f"the writer exited ({writer.exitcode})"
+        assert time.monotonic() < deadline, f"the pipe holds {unread_bytes(fd)} of {capacity}"
+        time.sleep(0.02)
