@@ -98,19 +98,37 @@ class Mixpanel:
         return self.pipeline.plugin_manager.get_plugin(name)
 
     def _emit(
-        self, cls: type[Message], record: dict[str, Any], auth: ImportAuth | None = None
+        self,
+        cls: type[Message],
+        record: dict[str, Any],
+        auth: ImportAuth | None = None,
+        *,
+        properties: Props = None,
+        message: Props = None,
+        meta: Props = None,
     ) -> None:
+        """Complete ``record`` with the call's arguments, freeze it and submit it.
+
+        ``properties`` go into ``record["properties"]``, then ``message`` and ``meta`` on top
+        of the record, in the official SDK's order. Arguments that are not mappings are
+        refused here, with the values JSON cannot carry, so that ``on_invalid = "drop"``
+        drops them too instead of raising in the caller.
+        """
         try:
+            if properties:
+                _update(record["properties"], properties, "properties")
+            if message:
+                _update(record, message, "message")
+            if meta:
+                _update(record, meta, "meta")
             frozen: FrozenDict = freeze(record, "", self._fallback)
         except ValidationError as exc:
             self.pipeline.reject(type(exc)(exc.problems, cls.kind), None)
             return
         self.pipeline.submit(cls(frozen, auth))
 
-    def _event_properties(
-        self, distinct_id: Any, time_value: Any, properties: Props
-    ) -> dict[str, Any]:
-        props = {
+    def _event_properties(self, distinct_id: Any, time_value: Any) -> dict[str, Any]:
+        return {
             "token": self._token,
             "distinct_id": distinct_id,
             "time": time_value,
@@ -118,15 +136,6 @@ class Mixpanel:
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
-        if properties:
-            _update(props, properties, "properties")
-        return props
-
-    @staticmethod
-    def _with_meta(record: dict[str, Any], meta: Props) -> dict[str, Any]:
-        if meta:
-            _update(record, meta, "meta")
-        return record
 
     # -- events ---------------------------------------------------------------------------
 
@@ -156,9 +165,8 @@ class Mixpanel:
                 dict.update(frozen, properties)
             self._submit(Event(FrozenDict(event=event_name, properties=frozen)))
             return
-        if properties:
-            _update(props, properties, "properties")
-        self._emit(Event, self._with_meta({"event": event_name, "properties": props}, meta))
+        record = {"event": event_name, "properties": props}
+        self._emit(Event, record, properties=properties, meta=meta)
 
     def import_data(
         self,
@@ -171,14 +179,14 @@ class Mixpanel:
         api_secret: str | None = None,
     ) -> None:
         """Record an event of any age (``/import``); ``api_key``/``api_secret`` are legacy auth."""
-        props = self._event_properties(distinct_id, timestamp, properties)
-        record = self._with_meta({"event": event_name, "properties": props}, meta)
-        self._emit(ImportEvent, record, _legacy_auth(api_key, api_secret))
+        record = {"event": event_name, "properties": self._event_properties(distinct_id, timestamp)}
+        auth = _legacy_auth(api_key, api_secret)
+        self._emit(ImportEvent, record, auth, properties=properties, meta=meta)
 
     def alias(self, alias_id: str, original: str, meta: Props = None) -> None:
         """Map ``alias_id`` onto ``original`` (``$create_alias``, sent like any message)."""
         props = {"distinct_id": original, "alias": alias_id, "token": self._token}
-        self._emit(Alias, self._with_meta({"event": "$create_alias", "properties": props}, meta))
+        self._emit(Alias, {"event": "$create_alias", "properties": props}, meta=meta)
 
     def merge(
         self,
@@ -190,8 +198,8 @@ class Mixpanel:
     ) -> None:
         """Merge two distinct ids (``$merge`` through ``/import``)."""
         props = {"$distinct_ids": [distinct_id1, distinct_id2], "token": self._token}
-        record = self._with_meta({"event": "$merge", "properties": props}, meta)
-        self._emit(Merge, record, _legacy_auth(api_key, api_secret))
+        record = {"event": "$merge", "properties": props}
+        self._emit(Merge, record, _legacy_auth(api_key, api_secret), meta=meta)
 
     # -- people ---------------------------------------------------------------------------
 
@@ -231,7 +239,14 @@ class Mixpanel:
         self, distinct_id: Any, amount: float, properties: Props = None, meta: Props = None
     ) -> None:
         """Append a charge of ``amount`` to ``$transactions``."""
-        transaction = {**(properties or {}), "$amount": amount}
+        transaction: dict[str, Any] = {}
+        try:
+            if properties:
+                _update(transaction, properties, "properties")
+        except NotJSONError as exc:
+            self.pipeline.reject(type(exc)(exc.problems, PeopleUpdate.kind), None)
+            return
+        transaction["$amount"] = amount
         self.people_append(distinct_id, {"$transactions": transaction}, meta=meta)
 
     def people_clear_charges(self, distinct_id: Any, meta: Props = None) -> None:
@@ -240,8 +255,9 @@ class Mixpanel:
 
     def people_update(self, message: Mapping[str, Any], meta: Props = None) -> None:
         """Send a profile update built by the caller (``$distinct_id`` plus one operation)."""
-        record = {"$token": self._token, "$time": self._now(), **message}
-        self._emit(PeopleUpdate, self._with_meta(record, meta))
+        # ``message`` may be pairs, as ``dict.update`` (the official SDK's) takes them.
+        record = {"$token": self._token, "$time": self._now()}
+        self._emit(PeopleUpdate, record, message=message, meta=meta)
 
     # -- groups ---------------------------------------------------------------------------
 
@@ -284,8 +300,9 @@ class Mixpanel:
 
     def group_update(self, message: Mapping[str, Any], meta: Props = None) -> None:
         """Send a group update built by the caller (``$group_key``, ``$group_id``, one op)."""
-        record = {"$token": self._token, "$time": self._now(), **message}
-        self._emit(GroupUpdate, self._with_meta(record, meta))
+        # ``message`` may be pairs, as ``dict.update`` (the official SDK's) takes them.
+        record = {"$token": self._token, "$time": self._now()}
+        self._emit(GroupUpdate, record, message=message, meta=meta)
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -238,6 +238,12 @@ def _read_routes(
                 f"routes[{i}].transport: must name at least one transport (matching messages "
                 "would otherwise go nowhere)"
             )
+        if len(set(route.transports)) != len(route.transports):
+            # A name given twice would send each matching message twice to that transport.
+            raise ConfigError(
+                f"routes[{i}].transport: names a transport more than once "
+                f"({', '.join(route.transports)}); each would get every message twice"
+            )
         for name in route.transports:
             if name not in transports:
                 raise ConfigError(

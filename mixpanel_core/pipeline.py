@@ -213,6 +213,17 @@ class Pipeline:
                     "mixpanel_route answered an empty list of transports: the message would "
                     "go nowhere; answer None to leave it to the default route"
                 ) from None
+            if isinstance(names, str):
+                # Taken as a sequence, "direct" would name transports "d", "i", "r", ...
+                raise TransportError(
+                    f"mixpanel_route answered the string {names!r}: answer a list of "
+                    "transport names"
+                ) from None
+            if len(set(names)) != len(names):
+                raise TransportError(
+                    f"mixpanel_route answered a transport more than once ({', '.join(names)}): "
+                    "the message would be sent twice to it"
+                ) from None
             transports = tuple(self.transport(n) for n in names)
             if isinstance(names, tuple):
                 self._by_names[names] = transports

@@ -103,12 +103,14 @@ def _properties_problems(props: FrozenDict, field: str, out: list[Problem]) -> N
 def _time_problem(value: Any, field: str, endpoint: str, now: float) -> Problem | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Problem(field, "must be a number of seconds (or milliseconds) since the epoch")
-    seconds = value / 1000 if value > MILLISECONDS_THRESHOLD else value
-    if seconds > now + MAX_FUTURE_SECONDS:
+    # The bounds are scaled to the value's unit rather than the value divided: an integer
+    # too large for a float (Python's ints have no bound) cannot be divided into one.
+    scale = 1000 if value > MILLISECONDS_THRESHOLD else 1
+    if value > (now + MAX_FUTURE_SECONDS) * scale:
         return Problem(field, "is more than 1 hour in the future")
-    if endpoint == "import" and seconds < EARLIEST_IMPORT_TIME:
+    if endpoint == "import" and value < EARLIEST_IMPORT_TIME * scale:
         return Problem(field, "is before 1971-01-01, the earliest time /import accepts")
-    if endpoint == "track" and seconds < now - TRACK_WINDOW_SECONDS:
+    if endpoint == "track" and value < (now - TRACK_WINDOW_SECONDS) * scale:
         return Problem(field, "is older than 5 days, which /track refuses; use import_data")
     return None
 

@@ -72,7 +72,9 @@ class Redaction:
             }
         )
 
-    @hookimpl
+    # Last of the enrichers, wherever it is listed: properties that other enrichers add
+    # (super properties, say) are redacted too, rather than leaving the process as they are.
+    @hookimpl(trylast=True)
     def mixpanel_enrich(self, message: Message) -> Message | None:
         if isinstance(message, Event):
             props = self._redact(message.properties)
