@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from mixpanel_core.errors import NotJSONError, Problem
 from mixpanel_core.frozen import FrozenDict
 
 
 def dumps(record: FrozenDict | dict[str, Any] | list[Any]) -> bytes:
-    """Compact JSON of a record, or a list of them (JSON values only, so this cannot fail)."""
+    """Compact JSON of a record, or a list of them.
+
+    Raises ``NotJSONError`` naming the field for an integer too long for Python to write
+    (more than ``sys.get_int_max_str_digits()`` digits): the one JSON value that can fail.
+    """
     try:
         data = orjson.dumps(record)
     except TypeError:
@@ -36,7 +42,35 @@ def _dumps_big_integers(record: FrozenDict | dict[str, Any] | list[Any]) -> byte
     # orjson refuses integers outside 64 bits, the one JSON value it cannot write; the
     # official SDK's ``json`` writes them as they are, and so must we. Same JSON, other
     # spelling only where the two differ harmlessly (``1e+16`` against ``1e16``).
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    except ValueError:
+        # Python writes no integer longer than its digit limit (4,300 by default), which
+        # guards against conversions that take quadratic time. Said like any other value
+        # JSON cannot carry: naming the field, rather than as an error from deep inside.
+        field = _unwritable_integer(record, "") or "record"
+        rule = f"an integer of more than {sys.get_int_max_str_digits()} digits cannot be written"
+        raise NotJSONError([Problem(field, rule)]) from None
+
+
+def _unwritable_integer(value: object, path: str) -> str | None:
+    """The path (``properties.n``, ``items[2]``) of the first integer ``str`` refuses."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unwritable_integer(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _unwritable_integer(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, int):
+        try:
+            str(value)
+        except ValueError:
+            return path
+    return None
 
 
 def dumps_array(encoded: Iterable[bytes]) -> bytes:

@@ -24,7 +24,7 @@ from mixpanel_core.api_limits import (
     PLACEHOLDER_DISTINCT_IDS,
     TRACK_WINDOW_SECONDS,
 )
-from mixpanel_core.errors import Problem
+from mixpanel_core.errors import NotJSONError, Problem
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import Event, GroupUpdate, Message, PeopleUpdate
 from mixpanel_core.plugin import PluginContext
@@ -137,7 +137,10 @@ class MixpanelLimits:
             event_time: Any = props.get("time")
             insert_id = props.get("$insert_id")
             now = _now()
-            data = message.json()  # encoded once: transports send these same bytes
+            try:
+                data = message.json()  # encoded once: transports send these same bytes
+            except NotJSONError as exc:  # an integer too long to write
+                return list(exc.problems)
             if (
                 type(name) is str
                 and name != ""
@@ -168,7 +171,10 @@ class MixpanelLimits:
         elif isinstance(message, PeopleUpdate):
             self._profile(message, out)
         if not out:
-            size = len(message.json())
+            try:
+                size = len(message.json())
+            except NotJSONError as exc:  # an integer too long to write
+                return list(exc.problems)
             if size >= MAX_RECORD_BYTES:
                 out.append(Problem("record", f"is {size} bytes of JSON; must be under 1 MB"))
         return out

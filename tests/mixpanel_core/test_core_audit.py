@@ -185,3 +185,34 @@ def test_a_router_answer_that_would_misroute_is_refused_before_anything_is_sent(
         client.people_increment("u-1", {"n": 1})
     assert a.records() == []
     assert default.records() == []
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        pytest.param(lambda mp: mp.track("u-1", "E", {"n": 10**5000}), "properties.n", id="track"),
+        pytest.param(
+            lambda mp: mp.people_set("u-1", {"a": {"b": [1, 10**5000]}}),
+            "$set.a.b[1]",
+            id="people nested",
+        ),
+    ],
+)
+def test_an_integer_too_long_to_write_is_a_validation_error_naming_it(
+    call: Any, field: str
+) -> None:
+    # Python writes no integer of more than 4,300 digits: it was a PluginError wrapping
+    # ValueError, naming neither the field nor the rule, and on_invalid did not apply.
+    client, transport = memory_client()
+    with pytest.raises(ValidationError) as caught:
+        call(client)
+    assert [(p.field, p.rule) for p in caught.value.problems] == [
+        (field, "an integer of more than 4300 digits cannot be written")
+    ]
+    assert transport.records() == []
+    config = config_from_mapping({"pipeline": {"on_invalid": "drop"}})
+    reports = Reports()
+    pipeline = Pipeline.from_config(config, {"default": transport}, [("reports", reports)])
+    call(Mixpanel("tok", pipeline=pipeline))
+    assert [r.status.value for r in reports.reports] == ["dropped"]
+    assert transport.records() == []
