@@ -14,8 +14,10 @@ RETRY      429, 5xx, 408; a 2xx without the success body;       back off, resend
 TOO_LARGE  413                                                  split the batch, send the halves
 AUTH       401, 403                                             stop: AuthenticationError
 FAILED     certificate refused, invalid URL; ``/import``        report failed; no retry
-           imported fewer records than sent, naming none; a
-           3xx redirect (never followed: see below); 404, 405
+           imported fewer records than sent, not naming
+           all the others as failed, or named records not
+           in the request; a 3xx redirect (never followed:
+           see below); 404, 405
 =========  ==================================================  =================================
 
 Success bodies: ``{"status": 1, ...}`` from ``/track``, ``/engage``, ``/groups`` (the client
@@ -118,9 +120,7 @@ def classify_response(
     if status == 400 and isinstance(parsed, dict):
         failures = _failed_records(parsed.get("failed_records"))
         if failures:
-            return Classification(
-                Verdict.PARTIAL, status, _error_text(body) or "HTTP 400", failures=failures
-            )
+            return _partial(status, body, parsed, failures, records)
     return Classification(Verdict.REJECTED, status, _error_text(body) or f"HTTP {status}")
 
 
@@ -151,13 +151,48 @@ def _classify_2xx(
         return Classification(Verdict.ACCEPTED, status)
     failures = _failed_records(parsed.get("failed_records"))
     if failures:
-        return Classification(
-            Verdict.PARTIAL, status, _error_text(body) or f"HTTP {status}", failures=failures
-        )
+        return _partial(status, body, parsed, failures, records)
     shortfall = _import_shortfall(parsed.get("num_records_imported"), records)
     if shortfall is not None:
         return Classification(Verdict.FAILED, status, shortfall)
     return Classification(Verdict.ACCEPTED, status)
+
+
+def _partial(
+    status: int,
+    body: bytes,
+    parsed: dict[str, Any],
+    failures: tuple[RecordFailure, ...],
+    records: int | None,
+) -> Classification:
+    """``PARTIAL`` when ``failed_records`` accounts for the request; else ``FAILED`` whole.
+
+    The sender accepts every record the answer does not name, so a name that points at no
+    record of the request (an index out of range), or a count of imported records that
+    leaves some records neither imported nor named, would report refused records ACCEPTED:
+    lost without a word. Which records failed then cannot be told, so none is reported
+    ACCEPTED (resending is safe: Mixpanel deduplicates on ``$insert_id``).
+    """
+    reason = _error_text(body) or f"HTTP {status}"
+    if records is None:
+        return Classification(Verdict.PARTIAL, status, reason, failures=failures)
+    named = {failure.index for failure in failures}
+    outside = sorted(index for index in named if not 0 <= index < records)
+    imported = parsed.get("num_records_imported")
+    if outside:
+        why = f"failed_records names record(s) {outside}, outside the {records} sent"
+    elif type(imported) is int and imported + len(named) < records:
+        why = (
+            f"Mixpanel imported {imported} of {records} records and named {len(named)} as "
+            "failed, so some were dropped without being named"
+        )
+    else:
+        return Classification(Verdict.PARTIAL, status, reason, failures=failures)
+    return Classification(
+        Verdict.FAILED,
+        status,
+        f"{reason} ({why}; which records failed cannot be told, so none is taken as imported)",
+    )
 
 
 def network_failure(reason: str) -> Classification:

@@ -175,25 +175,21 @@ class IngestionClient:
         call = _Call(self, wait, deadline)
         groups = self._by_credentials(endpoint, items)
         settled: list[list[Outcome]] = []
-        refused: tuple[ImportCredentials | None, _CredentialsRefusedError] | None = None
+        refusals: list[str] = []
         for credentials, positions in groups:
             group = items if len(groups) == 1 else [items[p] for p in positions]
+            # A refusal stops only its own credentials: the other groups carry others,
+            # which Mixpanel judges on their own.
+            outcomes, refused = self._deliver_all(endpoint, credentials, group, call)
+            settled.append(outcomes)
             if refused is not None:
-                settled.append(
-                    [self._outcome(endpoint, group, DeliveryStatus.FAILED, _REFUSED_EARLIER)]
-                )
-                continue
-            try:
-                settled.append(self._deliver_all(endpoint, credentials, group, call))
-            except _CredentialsRefusedError as error:
-                refused = (credentials, error)
-                settled.append([self._failed(endpoint, group, error.answer, error.attempts)])
+                refusals.append(self._refusal_text(endpoint, credentials, refused))
         if len(groups) == 1:
             result = BatchResult(tuple(settled[0]))
         else:
             result = BatchResult(_in_given_order(len(items), groups, settled))
-        if refused is not None:
-            raise AuthenticationError(self._refusal_text(endpoint, *refused), result.reports)
+        if refusals:
+            raise AuthenticationError(" ".join(refusals), result.reports)
         return result
 
     def _by_credentials(
@@ -219,13 +215,29 @@ class IngestionClient:
         credentials: ImportCredentials | None,
         items: Sequence[EncodedPair],
         call: _Call,
-    ) -> list[Outcome]:
+    ) -> tuple[list[Outcome], _CredentialsRefusedError | None]:
+        """The outcomes of ``items``, and the refusal that stopped them, if any.
+
+        After a 401/403 the batches not yet sent are FAILED unsent (the same credentials
+        would be refused again); those already settled keep their outcomes.
+        """
         fmt = self._formats[endpoint]
         limit = records_limit(endpoint, self.options.max_batch_records)
         outcomes: list[Outcome] = []
+        sent = 0
         for batch in split_encoded(items, fmt, self.options.max_batch_bytes, limit):
-            outcomes.extend(self._deliver(endpoint, credentials, batch, call, 0))
-        return outcomes
+            try:
+                outcomes.extend(self._deliver(endpoint, credentials, batch, call, 0))
+            except _CredentialsRefusedError as error:
+                outcomes.append(self._failed(endpoint, batch, error.answer, error.attempts))
+                rest = items[sent + len(batch) :]
+                if rest:
+                    outcomes.append(
+                        self._outcome(endpoint, rest, DeliveryStatus.FAILED, _REFUSED_EARLIER)
+                    )
+                return outcomes, error
+            sent += len(batch)
+        return outcomes, None
 
     def _deliver(
         self,
