@@ -23,7 +23,7 @@ class MemoryTransport:
     """Collects messages in order; ``records(endpoint)`` gives their wire records.
 
     Also importable as ``mixpanel_core.testing.MemoryTransport``. ``discard=True`` keeps
-    nothing (for benchmarks of everything but the transport).
+    nothing and reports nothing (for benchmarks of everything but the transport).
     """
 
     def __init__(

@@ -35,6 +35,9 @@ def check_url(url: str, allow_insecure_http: bool, key: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{key}: {url!r} is not an http(s) URL or host name")
+    if "#" in url:
+        # Never sent; and the query the client adds (strict=1, project_id) would land after it.
+        raise ConfigError(f"{key}: {url!r} has a fragment (#...); remove it")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ConfigError(
             f"{key}: {url!r} would send credentials and data unencrypted; use https, or set "
@@ -46,6 +49,12 @@ def check_url(url: str, allow_insecure_http: bool, key: str) -> str:
 def endpoint_urls(settings: MixpanelSettings) -> dict[Endpoint, str]:
     """The URL of every endpoint: ``urls.NAME`` if set, else ``BASE/NAME``."""
     base = base_url(settings.api_host)
+    if "?" in base or "#" in base:
+        # The endpoint's path is appended to the base: it would end up inside the query.
+        raise ConfigError(
+            f"mixpanel.api_host: {settings.api_host!r} has a query or fragment; give a host or "
+            "a base URL, and an endpoint URL with a query as mixpanel.urls.NAME"
+        )
     overrides: Mapping[str, str] = settings.urls
     urls: dict[Endpoint, str] = {}
     for endpoint in ENDPOINTS:

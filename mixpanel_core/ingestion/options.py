@@ -68,7 +68,8 @@ class HttpOptions:
         doc="Records per request, at most 2000 (`/groups` is always kept to 200).",
     )
     pool_size: int = setting(
-        10, doc="Connections kept open per host and per sending thread (keep-alive reuse)."
+        10,
+        doc="Connections kept open per host (keep-alive reuse), shared by the threads that send.",
     )
 
     def __attrs_post_init__(self) -> None:

@@ -16,8 +16,9 @@ import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.emulator import Emulator
-from mixpanel_core.errors import AuthenticationError
+from mixpanel_core.errors import AuthenticationError, ConfigError
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.messages import ImportAuth, ImportEvent
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
@@ -255,3 +256,26 @@ def test_a_401_keeps_the_outcomes_of_the_requests_already_accepted(
     ]
     assert reports[2].reason is not None
     assert "not sent" in reports[2].reason
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"urls": {"import": "https://proxy.example/imp?tenant=a#frag"}},
+            "mixpanel.urls.import: 'https://proxy.example/imp?tenant=a#frag' has a fragment",
+        ),
+        (
+            {"api_host": "https://proxy.example/mp?tenant=a"},
+            "mixpanel.api_host: 'https://proxy.example/mp?tenant=a' has a query or fragment",
+        ),
+    ],
+)
+def test_endpoint_urls_that_would_lose_their_query_are_refused(
+    settings: dict[str, object], message: str
+) -> None:
+    """A fragment in an override swallowed the strict=1 and project_id the client appends;
+    a query in api_host got the endpoint's path appended inside it."""
+    with pytest.raises(ConfigError) as caught:
+        endpoint_urls(MixpanelSettings(**settings))  # type: ignore[arg-type]
+    assert str(caught.value).startswith(message)
