@@ -1,6 +1,7 @@
 """Helpers for testing code that uses mixpanel-core: an in-memory transport and a client on it,
-a bounded wait on a ``multiprocessing_queue`` sender, and an installed distribution written
-on the spot, to test a plugin or transport found through its entry point."""
+a plugin that keeps every delivery report, a bounded wait on a ``multiprocessing_queue``
+sender, and an installed distribution written on the spot, to test a plugin or transport
+found through its entry point."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config
+from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.multiprocess import QueueChannel
 from transports.memory import MemoryTransport
 
@@ -20,6 +23,21 @@ def memory_client(
     """A client whose every message lands in the returned ``MemoryTransport``."""
     transport = MemoryTransport()
     return Mixpanel(token, transport, config=config), transport
+
+
+class ReportCollector:
+    """A plugin that keeps every delivery report it is given, in order (``reports``).
+
+    Register it with the pipeline, e.g. ``Pipeline.from_config(config, extra_plugins=[("reports",
+    collector)])``: transports then build the reports they would otherwise skip.
+    """
+
+    def __init__(self) -> None:
+        self.reports: list[DeliveryReport] = []
+
+    @hookimpl
+    def mixpanel_delivered(self, report: DeliveryReport) -> None:
+        self.reports.append(report)
 
 
 def wait_until_sender_took(channel: QueueChannel, count: int, timeout: float = 20.0) -> None:

@@ -15,12 +15,12 @@ import time
 import pytest
 
 from mixpanel_core import Mixpanel as CoreMixpanel
-from mixpanel_core import hookimpl
 from mixpanel_core.compat import Mixpanel
 from mixpanel_core.compat_consumers import EXIT_FLUSH_SECONDS, BufferedConsumer, Consumer
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.testing import ReportCollector
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +69,6 @@ def test_an_exit_flush_that_cannot_deliver_is_bounded_and_says_how_many(
     assert mixpanel_emulator.client.stats()["accepted"]["track"] == 0
 
 
-class Observer:
-    """Keeps every delivery report."""
-
-    def __init__(self) -> None:
-        self.reports: list[DeliveryReport] = []
-
-    @hookimpl
-    def mixpanel_delivered(self, report: DeliveryReport) -> None:
-        self.reports.append(report)
-
-
 def _track_in_child(consumer: BufferedConsumer) -> None:
     mp = Mixpanel(TOKEN, consumer=consumer)
     for i in range(3):
@@ -113,7 +102,7 @@ def test_a_fork_child_sends_its_own_records_and_not_its_parents(
 def test_a_buffering_consumer_never_reports_accepted_what_it_only_buffered(
     mixpanel_emulator: Emulator,
 ) -> None:
-    observer = Observer()
+    observer = ReportCollector()
     mixpanel_emulator.client.fail_fraction(1.0, [503])
     consumer = BufferedConsumer(max_size=50, api_host=mixpanel_emulator.base_url, retry_limit=0)
     client = CoreMixpanel(TOKEN, pipeline=Pipeline([("observer", observer)], {"c": consumer}))
@@ -130,7 +119,7 @@ def test_a_buffering_consumer_never_reports_accepted_what_it_only_buffered(
 def test_a_consumer_that_sends_at_once_reports_each_message_accepted(
     mixpanel_emulator: Emulator,
 ) -> None:
-    observer = Observer()
+    observer = ReportCollector()
     consumer = Consumer(api_host=mixpanel_emulator.base_url)
     client = CoreMixpanel(TOKEN, pipeline=Pipeline([("observer", observer)], {"c": consumer}))
     for i in range(3):

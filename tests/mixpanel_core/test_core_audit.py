@@ -16,7 +16,6 @@ import pytest
 
 from mixpanel_core import (
     ConfigError,
-    DeliveryReport,
     Message,
     Mixpanel,
     TransportError,
@@ -25,7 +24,7 @@ from mixpanel_core import (
 )
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.pipeline import Pipeline
-from mixpanel_core.testing import MemoryTransport, memory_client
+from mixpanel_core.testing import MemoryTransport, ReportCollector, memory_client
 
 FIXED_TIME = round(time.time(), 3)
 
@@ -38,17 +37,6 @@ class Recorder:
 
     def send(self, endpoint: str, json_message: str, *auth: Any) -> None:
         self.sent.append((endpoint, json.loads(json_message)))
-
-
-class Reports:
-    """A plugin that keeps every delivery report."""
-
-    def __init__(self) -> None:
-        self.reports: list[DeliveryReport] = []
-
-    @hookimpl
-    def mixpanel_delivered(self, report: DeliveryReport) -> None:
-        self.reports.append(report)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +72,7 @@ def test_on_invalid_drop_drops_arguments_that_are_not_mappings_instead_of_raisin
     # A NaN was dropped and reported under on_invalid = "drop"; a properties argument that
     # is not a mapping raised in the caller all the same.
     config = config_from_mapping({"pipeline": {"on_invalid": "drop"}, "plugins": {"enabled": []}})
-    reports = Reports()
+    reports = ReportCollector()
     transport = MemoryTransport()
     pipeline = Pipeline([("reports", reports)], {"default": transport}, config)
     call(Mixpanel("tok", pipeline=pipeline))
@@ -211,7 +199,7 @@ def test_an_integer_too_long_to_write_is_a_validation_error_naming_it(
     ]
     assert transport.records() == []
     config = config_from_mapping({"pipeline": {"on_invalid": "drop"}})
-    reports = Reports()
+    reports = ReportCollector()
     pipeline = Pipeline.from_config(config, {"default": transport}, [("reports", reports)])
     call(Mixpanel("tok", pipeline=pipeline))
     assert [r.status.value for r in reports.reports] == ["dropped"]
