@@ -49,6 +49,15 @@ ROOM_POLL_INTERVAL = 0.005
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
 
+TRANSPORT_OWNED_OPTIONS: Mapping[str, str] = {
+    "bootstrap_servers": "set by the transport's own bootstrap_servers key",
+    "key_serializer": "the transport writes the record's key itself",
+    "value_serializer": "the transport writes the record's value itself",
+    "transactional_id": "the transport does not use transactions (every send would fail)",
+}
+"""Producer options the transport decides; given in ``producer``, they would be ignored or break
+every send, so they are refused with the reason."""
+
 
 class KafkaTransport:
     """Produces messages to ``topic``; see the module docstring for keys, values and headers."""
@@ -414,6 +423,9 @@ def _build_producer(
 ) -> Any:
     kafka = kafka_python()
     path = f"transports.{name}.producer"
+    for key, reason in TRANSPORT_OWNED_OPTIONS.items():
+        if key in options:
+            raise ConfigError(f"{path}.{key}: not allowed here: {reason}")
     settings = {
         **DURABLE_PRODUCER_DEFAULTS,
         **client_options(options, kafka.KafkaProducer.DEFAULT_CONFIG, path),
@@ -425,4 +437,13 @@ def _build_producer(
     # Its own exit hook flushes for 1 s, raises KafkaTimeoutError when the broker is gone and
     # reports nothing: the transport's bounded close at exit (process_exit) replaces it.
     producer._unregister_cleanup()
+    if settings["acks"] == 0:
+        # The producer then completes a send once the record is written to the socket, so
+        # ACCEPTED no longer means the broker stored it: say so once, where it was chosen.
+        logger.warning(
+            "transport %r: %s.acks = 0: messages are reported ACCEPTED without any "
+            "acknowledgement from the broker and may be lost",
+            name,
+            path,
+        )
     return producer

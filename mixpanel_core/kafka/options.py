@@ -3,6 +3,7 @@ and turning pass-through tables (``producer = {...}``, ``consumer = {...}``) int
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,6 +61,12 @@ class KafkaOptions:
         )
 
 
+TOPIC_MAX_LENGTH = 249
+"""The longest topic name Kafka accepts."""
+
+_TOPIC_CHARS = re.compile(r"[a-zA-Z0-9._-]+\Z")
+
+
 def check_transport_options(
     bootstrap_servers: str | Sequence[str], topic: str, **bounds: float
 ) -> None:
@@ -76,6 +83,13 @@ def check_transport_options(
         )
     if not topic:
         raise ValueError("topic: must not be empty")
+    # Kafka's own rule; kafka-python applies it only at the first send, which then fails every
+    # message with a ValueError far from the configuration.
+    if len(topic) > TOPIC_MAX_LENGTH or topic in (".", "..") or not _TOPIC_CHARS.match(topic):
+        raise ValueError(
+            f"topic: must be at most {TOPIC_MAX_LENGTH} characters among ASCII letters, digits, "
+            '".", "_" and "-", and not "." or ".." (Kafka\'s rule for topic names)'
+        )
     for key, value in bounds.items():
         if key == "max_unacknowledged":
             if value <= 0:
@@ -112,6 +126,27 @@ CHOICES: Mapping[str, tuple[object, ...]] = {
 plain text)."""
 
 
+OBJECT_OPTIONS = frozenset(
+    {
+        "default_offset_commit_callback",
+        "kafka_client",
+        "key_deserializer",
+        "key_serializer",
+        "metric_reporters",
+        "partition_assignment_strategy",
+        "partitioner",
+        "sasl_oauth_token_provider",
+        "selector",
+        "ssl_context",
+        "value_deserializer",
+        "value_serializer",
+    }
+)
+"""Options that take Python objects (callables, classes, instances). A configuration file can only
+give them strings, numbers or tables, which kafka-python mostly takes without a word when the
+client is built (a ``partitioner = "murmur2"`` then fails every send with a TypeError)."""
+
+
 def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     """Why ``value`` cannot be right for an option whose default is ``default``, if it cannot.
 
@@ -119,6 +154,13 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     would otherwise be accepted and fail at the first send, far from the configuration.
     Options without a default (``None``) or whose default is an object are not checked.
     """
+    if key in OBJECT_OPTIONS:
+        return (
+            None
+            if not _is_file_value(value)
+            else "takes a Python object (a callable, class or instance), not a value from a "
+            "configuration file; leave it out, or pass the object from Python"
+        )
     choices = CHOICES.get(key)
     if choices is not None:
         ok = value in choices and not isinstance(value, bool)
@@ -136,6 +178,15 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     if isinstance(default, list | tuple):
         return None if isinstance(value, list | tuple) else _kind("a list", default, value)
     return None
+
+
+def _is_file_value(value: Any) -> bool:
+    """Whether ``value`` is made only of what TOML (or JSON) can give: text, numbers, tables."""
+    if isinstance(value, str | int | float | Mapping):  # bool is an int
+        return True
+    if isinstance(value, list | tuple):
+        return bool(value) and all(_is_file_value(v) for v in value)
+    return False
 
 
 def _toml(value: object) -> str:
