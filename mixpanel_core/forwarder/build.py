@@ -25,12 +25,13 @@ CONSUMER_DEFAULTS = {"auto_offset_reset": "earliest"}
 
 
 def build_forwarder(
-    config: Config, *, until_caught_up: bool = False
+    config: Config, *, until_caught_up: bool = False, metrics: ForwarderMetrics | None = None
 ) -> tuple[Forwarder, IngestionClient]:
     """A ready ``Forwarder`` (and its ingestion client, to close after ``run``).
 
     ``until_caught_up`` also builds the reader of the group's committed offsets that
-    ``run(until_caught_up=True)`` needs.
+    ``run(until_caught_up=True)`` needs. ``metrics`` lets a metrics endpoint be bound before
+    anything connects to Kafka (a port in use then fails fast); default: new counters.
     """
     setup = resolve(config)
     # What is built is closed again if a later part fails (a refused option, a plugin): an
@@ -43,7 +44,9 @@ def build_forwarder(
             group_reader = _consumer(setup, "mixpanel-forwarder-progress")
             built.callback(group_reader.close, autocommit=False)
         dead_letters = None
-        if setup.forwarder.dead_letter_topic:
+        # Under on_poison = "stop" a dead_letter_topic is not used: without a writer the first
+        # poison or rejected record stops the forwarder, as that setting says.
+        if setup.forwarder.on_poison == "dead_letter" and setup.forwarder.dead_letter_topic:
             producer = _dead_letter_producer(setup)
             built.callback(producer.close, 0)
             dead_letters = DeadLetterWriter(
@@ -59,7 +62,7 @@ def build_forwarder(
         ) -> Sequence[DeliveryReport]:
             return client.send_batch(endpoint, messages, wait=wait, deadline=deadline).reports
 
-        metrics = ForwarderMetrics()
+        metrics = metrics if metrics is not None else ForwarderMetrics()
         forwarder = Forwarder(
             consumer,
             setup.topic,

@@ -7,14 +7,18 @@ a poison record under ``on_poison = "stop"``, a configuration error), with the r
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
+import socket
 from types import FrameType
 
 from mixpanel_core.config import load_config
 from mixpanel_core.dedicated_process import collect_cycles_rarely
+from mixpanel_core.errors import ConfigError
 from mixpanel_core.forwarder.build import build_forwarder
-from mixpanel_core.forwarder.metrics import MetricsServer
+from mixpanel_core.forwarder.config import ForwarderConfig, resolve
+from mixpanel_core.forwarder.metrics import ForwarderMetrics, MetricsServer
 
 logger = logging.getLogger("mixpanel_core.forwarder")
 
@@ -47,26 +51,50 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = load_config(args.config)
-    forwarder, client = build_forwarder(config, until_caught_up=args.until_caught_up)
-    collect_cycles_rarely()  # this process is the forwarder's own
-    settings = forwarder.config
-    server = None
-    if settings.metrics_port is not None:
-        server = MetricsServer(forwarder.metrics, settings.metrics_host, settings.metrics_port)
-        server.start()
-        logger.info("metrics at http://%s:%d/metrics", settings.metrics_host, server.port)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("%s received: finishing what is buffered", signal.Signals(signum).name)
-        forwarder.request_stop()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    settings = resolve(config).forwarder
+    metrics = ForwarderMetrics()
+    # Bound before anything connects to Kafka: a port in use is a configuration error at once,
+    # with no consumer or producer left open behind it.
+    server = _serve_metrics(metrics, settings)
     try:
-        forwarder.run(until_caught_up=args.until_caught_up)
+        forwarder, client = build_forwarder(
+            config, until_caught_up=args.until_caught_up, metrics=metrics
+        )
+        collect_cycles_rarely()  # this process is the forwarder's own
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            logger.info("%s received: finishing what is buffered", signal.Signals(signum).name)
+            forwarder.request_stop()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            forwarder.run(until_caught_up=args.until_caught_up)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            client.close()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        client.close()
         if server is not None:
             server.stop()
     return 0
+
+
+def _serve_metrics(metrics: ForwarderMetrics, settings: ForwarderConfig) -> MetricsServer | None:
+    """The started metrics endpoint, or ``None`` without ``metrics_port``."""
+    if settings.metrics_port is None:
+        return None
+    host, port = settings.metrics_host, settings.metrics_port
+    try:
+        server = MetricsServer(metrics, host, port)
+    except OSError as exc:
+        # An OSError would reach the CLI as a traceback; this is the configuration's doing.
+        # A name that does not resolve, or an address that is not this machine's, is
+        # metrics_host's; anything else (in use, below 1024 without the right) is the port's.
+        wrong_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+        key = "metrics_host" if wrong_host else "metrics_port"
+        raise ConfigError(
+            f"forwarder.{key}: cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    server.start()
+    logger.info("metrics at http://%s:%d/metrics", host, server.port)
+    return server

@@ -24,8 +24,14 @@ from mixpanel_core.kafka.options import KafkaOptions
 from mixpanel_core.schema import read, setting
 from mixpanel_core.settings import MixpanelSettings
 
-FORCED_CONSUMER_OPTIONS = ("enable_auto_commit", "group_id", "key_deserializer")
-"""Consumer options the forwarder owns: at-least-once depends on them."""
+FORCED_CONSUMER_OPTIONS = (
+    "bootstrap_servers",
+    "enable_auto_commit",
+    "group_id",
+    "key_deserializer",
+)
+"""Consumer options the forwarder owns: at-least-once depends on them, and the brokers are the
+source transport's (a list given here would be replaced without a word)."""
 
 HTTP_TRANSPORT_TYPES = ("http", "buffered_http")
 """The transport types whose table holds the HTTP options ``forwarder.transport`` may name."""
@@ -61,8 +67,8 @@ class ForwarderConfig:
     dead_letter_topic: str | None = setting(
         None,
         doc="Topic for poison records and records Mixpanel rejects; required unless "
-        '`on_poison = "stop"`. Not the source\'s topic (each dead letter would be read and '
-        "dead-lettered again).",
+        '`on_poison = "stop"`, which stops instead and never uses it. Not the source\'s '
+        "topic (each dead letter would be read and dead-lettered again).",
     )
     on_poison: Literal["dead_letter", "stop"] = setting(
         "dead_letter",
@@ -71,8 +77,8 @@ class ForwarderConfig:
     )
     consumer: FrozenDict = _secret_table(
         "Any kafka-python `KafkaConsumer` option (`session_timeout_ms`, `max_poll_records`, "
-        "`security_protocol`, ...), except `enable_auto_commit`, `group_id` and "
-        "`key_deserializer`."
+        "`security_protocol`, ...), except `bootstrap_servers` (the source's), "
+        "`enable_auto_commit`, `group_id` and `key_deserializer`."
     )
     batch_records: int = setting(
         2000, doc="Records per endpoint that trigger a delivery at once (up to one request)."
@@ -112,6 +118,12 @@ class ForwarderConfig:
                 f"port), not {self.metrics_port}"
             )
         forced = sorted(set(self.consumer) & set(FORCED_CONSUMER_OPTIONS))
+        if forced[:1] == ["bootstrap_servers"]:
+            raise ValueError(
+                "consumer.bootstrap_servers: set by the forwarder from the source transport "
+                f"(transports.{self.source}.bootstrap_servers), so that it reads where the "
+                "records are written"
+            )
         if forced:
             raise ValueError(
                 f"consumer.{forced[0]}: set by the forwarder (auto-commit stays off; use "

@@ -219,6 +219,9 @@ class Forwarder:
     def _take(self, partition: Any, records: Sequence[Any], now: float) -> None:
         progress = self._tracker.progress(partition)
         topic, number = partition.topic, partition.partition
+        # Counted first: a poison record under on_poison = "stop" raises from the loop below,
+        # and the closing line must still count what was read (poison=1 with consumed=0 lies).
+        self.metrics.consumed += len(records)
         for raw in records:
             progress.read(raw.offset)
             decoded = decode(topic, number, raw.offset, raw.value, raw.headers, self._validate)
@@ -234,7 +237,6 @@ class Forwarder:
                 )
             else:
                 self._pending.add(PendingRecord(progress, raw.offset, decoded, raw), now)
-        self.metrics.consumed += len(records)
 
     def _apply_rebalance_changes(self) -> set[Any]:
         """Act on the listener's notes, in order; returns the partitions sent back by ``seek``."""
