@@ -20,7 +20,7 @@ from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion import HttpOptions
-from mixpanel_core.kafka.options import KafkaOptions
+from mixpanel_core.kafka.options import KafkaOptions, check_topic_name
 from mixpanel_core.schema import read, setting
 from mixpanel_core.settings import MixpanelSettings
 
@@ -106,6 +106,8 @@ class ForwarderConfig:
                 'dead_letter_topic: required when on_poison = "dead_letter" (the default); '
                 'name a topic, or set on_poison = "stop"'
             )
+        if self.dead_letter_topic:
+            check_topic_name(self.dead_letter_topic, "dead_letter_topic")
         for name in ("batch_records",):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")

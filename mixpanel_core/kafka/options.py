@@ -67,6 +67,21 @@ TOPIC_MAX_LENGTH = 249
 _TOPIC_CHARS = re.compile(r"[a-zA-Z0-9._-]+\Z")
 
 
+def check_topic_name(topic: str, key: str) -> None:
+    """Raise ``ValueError`` (naming ``key``) for a topic name Kafka refuses.
+
+    Kafka's own rule; kafka-python applies it only at the first send, which then fails every
+    message far from the configuration.
+    """
+    if not topic:
+        raise ValueError(f"{key}: must not be empty")
+    if len(topic) > TOPIC_MAX_LENGTH or topic in (".", "..") or not _TOPIC_CHARS.match(topic):
+        raise ValueError(
+            f"{key}: must be at most {TOPIC_MAX_LENGTH} characters among ASCII letters, digits, "
+            '".", "_" and "-", and not "." or ".." (Kafka\'s rule for topic names)'
+        )
+
+
 def check_transport_options(
     bootstrap_servers: str | Sequence[str], topic: str, **bounds: float
 ) -> None:
@@ -81,15 +96,7 @@ def check_transport_options(
             'bootstrap_servers: must name at least one broker ("host:port" or a list of them), '
             "none of them empty"
         )
-    if not topic:
-        raise ValueError("topic: must not be empty")
-    # Kafka's own rule; kafka-python applies it only at the first send, which then fails every
-    # message with a ValueError far from the configuration.
-    if len(topic) > TOPIC_MAX_LENGTH or topic in (".", "..") or not _TOPIC_CHARS.match(topic):
-        raise ValueError(
-            f"topic: must be at most {TOPIC_MAX_LENGTH} characters among ASCII letters, digits, "
-            '".", "_" and "-", and not "." or ".." (Kafka\'s rule for topic names)'
-        )
+    check_topic_name(topic, "topic")
     for key, value in bounds.items():
         if key == "max_unacknowledged":
             if value <= 0:

@@ -46,6 +46,10 @@ def test_source_and_http_transport_resolve_to_topic_servers_and_http_options() -
         ),
         ({"source": "bus", "dead_letter_topic": "d", "lingr": 1}, "forwarder.lingr: unknown key"),
         ({"source": "bus", "on_poison": "ignore"}, "forwarder.on_poison: must be one of"),
+        (
+            {"source": "bus", "dead_letter_topic": "dead letters"},
+            "dead_letter_topic: must be at most 249 characters among ASCII letters",
+        ),
     ],
 )
 def test_mistakes_are_config_errors_naming_the_key(forwarder: dict[str, Any], message: str) -> None:
