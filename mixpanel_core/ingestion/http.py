@@ -10,11 +10,9 @@ The proxy environment variables that requests honours (``HTTPS_PROXY``, ``HTTP_P
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
 import threading
 import urllib.request
-import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +24,7 @@ import urllib3.exceptions
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from mixpanel_core.ingestion.endpoints import is_loopback
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.version import __version__
 
 
@@ -143,21 +142,6 @@ def _in_network(host: str, network: str) -> bool:
         return False
 
 
-# Every live session, so one fork hook can give each a new lock in the child (see below).
-_SESSIONS: weakref.WeakSet[HttpSession] = weakref.WeakSet()
-
-
-def _renew_locks_after_fork() -> None:
-    # Runs in the child before any other thread exists there. A lock that another parent
-    # thread held at fork() time stays held forever in the child: replace it unheld.
-    for session in list(_SESSIONS):
-        session._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; without fork() there is nothing to renew
-    os.register_at_fork(after_in_child=_renew_locks_after_fork)
-
-
 class HttpSession:
     """A pool of keep-alive connections, thread-safe, and new after ``fork()``.
 
@@ -168,29 +152,23 @@ class HttpSession:
     def __init__(self, pool_size: int, verify_tls: bool) -> None:
         self._pool_size = pool_size
         self._verify_tls = verify_tls
+        self._start()
+        in_fork_children(self, HttpSession._start)
+
+    def _start(self) -> None:
+        # Also run in a fork() child, before any other thread exists there: the parent's
+        # sockets are not the child's, and a lock another parent thread held at fork() time
+        # would stay held forever.
         self._lock = threading.Lock()
-        self._pid = -1
-        self._proxies: dict[str, str] = {}
         self._managers: dict[str | None, urllib3.PoolManager] = {}
         """One per proxy URL (``None``: direct)."""
         self._routes: dict[str, urllib3.PoolManager] = {}
         """The manager of each URL posted to: the proxy is chosen once per URL, not per post."""
-        _SESSIONS.add(self)
-
-    def _renew_after_fork(self) -> None:
-        # After fork() the child inherits the parent's sockets: it must open its own.
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._managers, self._routes = {}, {}
-                    # Read once per process, as its first request goes out, rather than on
-                    # every post: the environment is what the process was started with.
-                    self._proxies = urllib.request.getproxies_environment()
-                    self._pid = os.getpid()
+        # Read once, rather than on every post: the environment the process runs with.
+        self._proxies: dict[str, str] = urllib.request.getproxies_environment()
 
     def _pool(self, proxy: str | None = None) -> urllib3.PoolManager:
         """The connection pools through ``proxy`` (``None``: direct)."""
-        self._renew_after_fork()
         manager = self._managers.get(proxy)
         if manager is None:
             with self._lock:
@@ -201,7 +179,6 @@ class HttpSession:
 
     def _route(self, url: str) -> urllib3.PoolManager:
         """The pools ``url`` is posted through: the proxy is chosen once per URL."""
-        self._renew_after_fork()
         manager = self._routes.get(url)
         if manager is None:
             manager = self._routes[url] = self._pool(proxy_for(url, self._proxies))
