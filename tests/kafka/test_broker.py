@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mixpanel_core.kafka import broker as broker_module
 from mixpanel_core.kafka.broker import (
     BOOTSTRAP_ENV_VAR,
+    BrokerError,
     EmbeddedBroker,
     bootstrap_servers_or_embedded,
 )
@@ -77,3 +79,45 @@ def test_kafka_topic_fixture_creates_a_topic_with_three_partitions(
         assert consumer.partitions_for_topic(kafka_topic) == {0, 1, 2}
     finally:
         consumer.close()
+
+
+def _squat() -> socket.socket:
+    """A listening socket on a free loopback port, as another process taking it would hold."""
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    return squatter
+
+
+def test_a_given_port_held_by_another_listener_is_an_error_not_a_start() -> None:
+    # Before, the helper's readiness probe connected to whoever listened on the port, so it
+    # reported a broker started while the broker itself had failed to bind.
+    with _squat() as squatter:
+        port = squatter.getsockname()[1]
+        before = _children()
+        with pytest.raises(BrokerError, match=f"port {port}"):
+            EmbeddedBroker(port=port).start()
+        assert _children().keys() - before.keys() == set(), "the failed broker was stopped"
+
+
+def test_a_chosen_port_taken_before_the_broker_binds_it_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The race: the helper picks a free port, another process takes it before the broker
+    # binds it. The helper must move to a new port and start a broker that really serves.
+    with _squat() as squatter:
+        taken = squatter.getsockname()[1]
+        ports = iter([taken])
+        real_free_port = broker_module._free_port
+        monkeypatch.setattr(
+            broker_module, "_free_port", lambda: next(ports, None) or real_free_port()
+        )
+        with EmbeddedBroker() as broker:
+            assert broker.port != taken
+            assert broker.advertised == broker.bootstrap_servers
+            kafka = kafka_python()
+            consumer = kafka.KafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+            try:
+                assert isinstance(consumer.topics(), set), "the broker answers metadata requests"
+            finally:
+                consumer.close()
