@@ -11,7 +11,7 @@
     │   ├── PartialSendError          some of a message's transports refused it; names who took it
     │   └── QueueFullError            a bounded queue was full and the policy said to fail
     ├── DeliveryError                 Mixpanel did not accept what was sent; carries the reports
-    │   ├── AuthenticationError       401/403: retrying cannot help; names the credential kind
+    │   ├── AuthenticationError       401/403, a proxy's 407: no retry helps; names who refused
     │   └── compat.MixpanelException  the official package's name, for drop-in users
     ├── forwarder.ForwarderError      the forwarder had to stop (poison under on_poison = "stop")
     ├── commands.CommandError         a command cannot go on (send, replay-dead-letters)
@@ -114,4 +114,4 @@ class DeliveryError(MixpanelCoreError):
 
 
 class AuthenticationError(DeliveryError):
-    """Mixpanel refused the credentials (401/403); retrying cannot help."""
+    """Mixpanel refused the credentials (401/403), or a proxy its own (407); no retry helps."""

@@ -12,7 +12,9 @@ UNNAMED    ``status: 0`` from ``/track``, ``/engage`` or        ``/track``: send
 RETRY      429, 5xx, 408; a 2xx without the success body;       back off, resend the same records
            timeouts, connection errors, a handshake cut short
 TOO_LARGE  413                                                  split the batch, send the halves
-AUTH       401, 403                                             stop: AuthenticationError
+AUTH       401, 403; 407 from a proxy, whether the answer to    stop: AuthenticationError
+           the request (``http://``) or to its ``CONNECT``
+           (``https://``, see ``proxy_refusal``)
 FAILED     certificate refused, invalid URL; ``/import``        report failed; no retry
            imported fewer records than sent, not naming
            all the others as failed, or named records not
@@ -30,6 +32,11 @@ Redirects are not followed: the request carries credentials and records, which g
 dead-lettered, read again by the forwarder), not REJECTED, and the reason says where the
 answer pointed (scheme, host and path only). A 404 or 405 likewise says the URL is wrong (a
 path override, a proxy), not the records: Mixpanel answers neither on its ingestion paths.
+
+A 407 is a proxy's answer, never Mixpanel's: the proxy wants credentials it was not given, or
+refused those it was (the user info of the proxy URL). Every request goes through the same
+proxy with the same credentials, so retrying cannot help: it stops the call like a 401, and
+the error says it is the proxy's credentials (``Classification.proxy_refused``).
 """
 
 from __future__ import annotations
@@ -85,6 +92,14 @@ class Classification:
     def rate_limited(self) -> bool:
         return self.http_status == 429
 
+    @property
+    def proxy_refused(self) -> bool:
+        """An ``AUTH`` answer from a proxy (407), not from Mixpanel."""
+        return self.verdict is Verdict.AUTH and self.http_status == PROXY_AUTH_REQUIRED
+
+
+PROXY_AUTH_REQUIRED = 407
+
 
 def classify_response(
     endpoint: str,
@@ -101,6 +116,9 @@ def classify_response(
     """
     if status in (401, 403):
         return Classification(Verdict.AUTH, status, _error_text(body) or f"HTTP {status}")
+    if status == PROXY_AUTH_REQUIRED:
+        text = _error_text(body) or "Proxy Authentication Required"
+        return proxy_refusal(f"the proxy refused the request: HTTP 407 {text}")
     if 300 <= status < 400:
         return Classification(Verdict.FAILED, status, _redirect_reason(status, headers))
     if status in (404, 405):
@@ -193,6 +211,11 @@ def _partial(
         status,
         f"{reason} ({why}; which records failed cannot be told, so none is taken as imported)",
     )
+
+
+def proxy_refusal(reason: str) -> Classification:
+    """A proxy answered 407 (to the request, or to the ``CONNECT`` of its tunnel)."""
+    return Classification(Verdict.AUTH, PROXY_AUTH_REQUIRED, reason)
 
 
 def network_failure(reason: str) -> Classification:

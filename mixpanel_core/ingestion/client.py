@@ -32,6 +32,7 @@ from mixpanel_core.ingestion.classify import (
     Verdict,
     classify_response,
     network_failure,
+    proxy_refusal,
 )
 from mixpanel_core.ingestion.encoding import (
     Encoded,
@@ -44,6 +45,7 @@ from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.http import (
     HttpSession,
     NetworkError,
+    ProxyAuthError,
     RequestError,
     Response,
     TlsError,
@@ -70,12 +72,23 @@ class _AbandonedError(Exception):
 
 
 class _CredentialsRefusedError(Exception):
-    """Internal: a 401/403 ended the request; carries what the error message needs."""
+    """Internal: a 401/403 (or a proxy's 407) ended the request; carries what the error
+    message needs, and what was settled before it in the batch being delivered."""
 
-    def __init__(self, answer: Classification, attempts: int) -> None:
+    def __init__(self, answer: Classification, attempts: int, batch: Sequence[EncodedPair]) -> None:
         super().__init__(answer.reason)
         self.answer = answer
         self.attempts = attempts
+        self.batch = batch
+        """The records of the refused request."""
+        self.settled: list[Outcome] = []
+        """The outcomes of the records before ``batch`` (halves of a split already sent);
+        each split level it passes through on its way up adds those of its first half."""
+
+    @property
+    def not_sent(self) -> str:
+        """The reason of the records that were not sent because of this refusal."""
+        return _PROXY_REFUSED_EARLIER if self.answer.proxy_refused else _REFUSED_EARLIER
 
 
 class _Call:
@@ -112,8 +125,9 @@ class IngestionClient:
     """Delivers batches of messages to Mixpanel; thread-safe (one connection pool, fork-aware).
 
     ``send_batch`` returns a ``BatchResult`` with one report per message, in order. It raises
-    ``AuthenticationError`` (carrying every report, the unsent ones FAILED) when Mixpanel
-    refuses the credentials. ``name`` is the transport name written into the reports.
+    ``AuthenticationError`` (carrying every report: those Mixpanel accepted before it ACCEPTED,
+    the unsent ones FAILED) when Mixpanel refuses the credentials, or a proxy its own (407).
+    ``name`` is the transport name written into the reports.
     """
 
     def __init__(
@@ -176,14 +190,22 @@ class IngestionClient:
         groups = self._by_credentials(endpoint, items)
         settled: list[list[Outcome]] = []
         refusals: list[str] = []
+        by_proxy = False
         for credentials, positions in groups:
             group = items if len(groups) == 1 else [items[p] for p in positions]
-            # A refusal stops only its own credentials: the other groups carry others,
-            # which Mixpanel judges on their own.
+            if by_proxy:
+                # Every request of the call goes through the proxy that refused its own
+                # credentials: no other group can get past it.
+                failed = DeliveryStatus.FAILED
+                settled.append([self._outcome(endpoint, group, failed, _PROXY_REFUSED_EARLIER)])
+                continue
+            # A refusal by Mixpanel stops only its own credentials: the other groups carry
+            # others, which Mixpanel judges on their own.
             outcomes, refused = self._deliver_all(endpoint, credentials, group, call)
             settled.append(outcomes)
             if refused is not None:
                 refusals.append(self._refusal_text(endpoint, credentials, refused))
+                by_proxy = refused.answer.proxy_refused
         if len(groups) == 1:
             result = BatchResult(tuple(settled[0]))
         else:
@@ -218,8 +240,10 @@ class IngestionClient:
     ) -> tuple[list[Outcome], _CredentialsRefusedError | None]:
         """The outcomes of ``items``, and the refusal that stopped them, if any.
 
-        After a 401/403 the batches not yet sent are FAILED unsent (the same credentials
-        would be refused again); those already settled keep their outcomes.
+        After a 401/403 (or 407) the records not yet sent are FAILED unsent (the same
+        credentials would be refused again); those already settled keep their outcomes,
+        also the halves of a split batch sent before the refused one: a record Mixpanel
+        accepted and reported FAILED would be sent again (a profile ``$add`` applied twice).
         """
         fmt = self._formats[endpoint]
         limit = records_limit(endpoint, self.options.max_batch_records)
@@ -229,12 +253,15 @@ class IngestionClient:
             try:
                 outcomes.extend(self._deliver(endpoint, credentials, batch, call, 0))
             except _CredentialsRefusedError as error:
-                outcomes.append(self._failed(endpoint, batch, error.answer, error.attempts))
-                rest = items[sent + len(batch) :]
+                outcomes.extend(error.settled)
+                outcomes.append(self._failed(endpoint, error.batch, error.answer, error.attempts))
+                # Batches and halves are contiguous runs of ``items``: what follows the
+                # refused request was not sent.
+                done = sent + sum(len(o.items) for o in error.settled) + len(error.batch)
+                rest = items[done:]
                 if rest:
-                    outcomes.append(
-                        self._outcome(endpoint, rest, DeliveryStatus.FAILED, _REFUSED_EARLIER)
-                    )
+                    failed = DeliveryStatus.FAILED
+                    outcomes.append(self._outcome(endpoint, rest, failed, error.not_sent))
                 return outcomes, error
             sent += len(batch)
         return outcomes, None
@@ -282,7 +309,7 @@ class IngestionClient:
             if verdict is Verdict.UNNAMED:
                 return self._unnamed(endpoint, credentials, batch, answer, call, attempts)
             if verdict is Verdict.AUTH:
-                raise _CredentialsRefusedError(answer, attempts)
+                raise _CredentialsRefusedError(answer, attempts, batch)
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
@@ -311,11 +338,18 @@ class IngestionClient:
         call: _Call,
         attempts: int,
     ) -> list[Outcome]:
-        """Each half of ``batch`` delivered as a batch of its own (and split again if need be)."""
+        """Each half of ``batch`` delivered as a batch of its own (and split again if need be).
+
+        A refusal of the second half carries the outcomes of the first, already settled.
+        """
         half = len(batch) // 2
-        return self._deliver(endpoint, credentials, batch[:half], call, attempts) + (
-            self._deliver(endpoint, credentials, batch[half:], call, attempts)
-        )
+        first = self._deliver(endpoint, credentials, batch[:half], call, attempts)
+        try:
+            second = self._deliver(endpoint, credentials, batch[half:], call, attempts)
+        except _CredentialsRefusedError as error:
+            error.settled[:0] = first
+            raise
+        return first + second
 
     def _unnamed(
         self,
@@ -386,6 +420,8 @@ class IngestionClient:
                 response = self._http.post(url, body, headers, self._timeout(call))
         except _AbandonedError as exc:
             return Classification(Verdict.FAILED, None, str(exc))
+        except ProxyAuthError as exc:
+            return proxy_refusal(str(exc))
         except TlsError as exc:
             # A refused certificate does not fix itself between retries: fail now, say why.
             # (A handshake the peer cut short arrives as a NetworkError and is retried.)
@@ -530,6 +566,8 @@ class IngestionClient:
         credentials: ImportCredentials | None,
         error: _CredentialsRefusedError,
     ) -> str:
+        if error.answer.proxy_refused:
+            return self._proxy_refusal_text(endpoint, error)
         used = (
             credentials.describe()
             if credentials is not None
@@ -540,6 +578,23 @@ class IngestionClient:
             f"(HTTP {error.answer.http_status}): {error.answer.reason}. Retrying cannot help: "
             "check the credentials in [mixpanel] (service_account_username/"
             "service_account_secret with project_id, api_secret, or token)."
+        )
+
+    def _proxy_refusal_text(self, endpoint: Endpoint, error: _CredentialsRefusedError) -> str:
+        """What a 407 means: the proxy, not Mixpanel, refused; names no credential."""
+        proxy = self._http.describe_proxy(self.urls[endpoint])
+        if proxy is None:
+            return (
+                f"A proxy on the way to /{endpoint}, which none of HTTPS_PROXY, HTTP_PROXY "
+                f"or ALL_PROXY names, asked for credentials ({error.answer.reason}). Retrying "
+                "cannot help: name that proxy in HTTPS_PROXY (HTTP_PROXY for http:// URLs), "
+                "with its credentials: http://user:password@host:port."
+            )
+        return (
+            f"{proxy[0].upper()}{proxy[1:]}, not Mixpanel, refused the request to /{endpoint} "
+            f"({error.answer.reason}). Retrying cannot help: set the proxy's user name and "
+            "password right in its URL (http://user:password@host:port, with characters such "
+            "as @ or : percent-encoded)."
         )
 
 
@@ -578,6 +633,10 @@ def _in_given_order(
 
 
 _REFUSED_EARLIER = "not sent: Mixpanel refused the credentials of an earlier request"
+
+_PROXY_REFUSED_EARLIER = (
+    "not sent: the proxy refused its credentials (HTTP 407) for an earlier request"
+)
 
 _NO_CREDENTIALS = (
     "not sent: /import needs credentials; set mixpanel.service_account_username, "

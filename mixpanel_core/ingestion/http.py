@@ -3,13 +3,17 @@
 urllib3 directly rather than requests: the ingestion client needs only ``POST`` with bytes and
 does its own retrying, and skipping requests' session machinery halves the cost of a request
 (measured against the emulator: about 1,650 against 790 requests a second on one thread).
-The proxy environment variables that requests honours (``HTTPS_PROXY``, ``HTTP_PROXY``,
-``ALL_PROXY``, ``NO_PROXY``) are honoured here too (see ``proxy_for``).
+The environment variables that requests honours are honoured here too, read when the session
+is built: the proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; see
+``proxy_for``) and the certificate authorities to trust (``REQUESTS_CA_BUNDLE``, then
+``CURL_CA_BUNDLE``; see ``ca_bundle``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 import ssl
 import threading
 import urllib.request
@@ -23,6 +27,7 @@ import urllib3
 import urllib3.exceptions
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from mixpanel_core.errors import ConfigError
 from mixpanel_core.ingestion.endpoints import is_loopback
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.version import __version__
@@ -48,6 +53,12 @@ class TlsError(Exception):
 class NetworkError(Exception):
     """A timeout, a refused or dropped connection, an answer cut short or that does not
     decode: worth another try with the same records."""
+
+
+class ProxyAuthError(Exception):
+    """The proxy answered 407 to ``CONNECT``: it wants credentials it was not given, or
+    refused those it was. Retrying will not fix it. (Without a tunnel, for ``http://``, the
+    407 is an answer like any other: see ``classify``.)"""
 
 
 class RequestError(Exception):
@@ -97,6 +108,43 @@ def tls_failure_is_permanent(exc: urllib3.exceptions.SSLError) -> bool:
     return any(e.reason in _PERMANENT_SSL_REASONS for e in ssl_errors)
 
 
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""Where requests (and so the official SDK) looks for the authorities to trust, in order."""
+
+
+def ca_bundle(environ: Mapping[str, str]) -> dict[str, str]:
+    """urllib3's options for the authorities to trust when certificates are verified.
+
+    As requests chooses them: ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (an empty value
+    counts as unset), a PEM file or a directory of hashed certificates (``c_rehash``); else
+    certifi's bundle. Unlike requests, which fails each request with an ``OSError``, a path
+    that does not exist, or a file that holds no certificate, is a ``ConfigError`` naming
+    the variable, raised when the session is built.
+    """
+    for variable in CA_BUNDLE_VARIABLES:
+        path = environ.get(variable)
+        if path:
+            break
+    else:
+        return {"ca_certs": certifi.where()}
+    path = os.path.abspath(path)  # a later chdir() must not change what is trusted
+    if os.path.isdir(path):
+        return {"ca_cert_dir": path}
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"{variable}: {path!r} does not exist; point it at a file of CA certificates "
+            "(PEM) or a directory of hashed ones, or unset it to trust certifi's bundle"
+        )
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"{variable}: {path!r} holds no CA certificate that can be read ({exc}); it must "
+            "be a file of PEM certificates or a directory of hashed ones"
+        ) from exc
+    return {"ca_certs": path}
+
+
 def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
     """The proxy ``url`` goes through, from ``urllib.request.getproxies_environment()``.
 
@@ -105,16 +153,54 @@ def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
     is never proxied, whatever ``NO_PROXY`` says: plain http is allowed to it only because
     the data stays on this machine (and the emulator in tests lives there).
     """
+    chosen = _proxy_variable(url, proxies)
+    if chosen is None:
+        return None
+    proxy = proxies[chosen]
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _proxy_variable(url: str, proxies: Mapping[str, str]) -> str | None:
+    """The key of ``proxies`` (``https``, ``http``, ``all``) whose proxy ``url`` goes through."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if is_loopback(host):
         return None
     if _no_proxy(host, parts.port, proxies.get("no", "")):
         return None
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy:
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
+    for key in (parts.scheme, "all"):
+        if proxies.get(key):
+            return key
+    return None
+
+
+def _split_proxy(proxy: str, variable: str) -> tuple[str, str | None]:
+    """The proxy URL without its user info, and that user info (``None``: none).
+
+    A URL urllib3 cannot parse is refused without quoting it, nor chaining urllib3's error,
+    which quotes it: it may hold a password.
+    """
+    try:
+        parsed = urllib3.util.parse_url(proxy)
+    except urllib3.exceptions.LocationParseError:
+        raise RequestError(
+            f"the proxy URL in {variable} cannot be parsed (not shown: it may hold a "
+            "password); a password with characters such as @ # / must be percent-encoded"
+        ) from None
+    return parsed._replace(auth=None).url, parsed.auth
+
+
+def _tunnel_status(exc: BaseException) -> int | None:
+    """The status a proxy answered to ``CONNECT``, when that is why the tunnel failed."""
+    for cause in _causes(exc):
+        # http.client's wording, which urllib3 keeps: the only place the status is given.
+        match = _TUNNEL_FAILED.match(str(cause))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+_TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})\b")
 
 
 def _no_proxy(host: str, port: int | None, no_proxy: str) -> bool:
@@ -145,13 +231,21 @@ def _in_network(host: str, network: str) -> bool:
 class HttpSession:
     """A pool of keep-alive connections, thread-safe, and new after ``fork()``.
 
-    ``post`` returns a ``Response`` or raises ``TlsError``, ``NetworkError`` or
-    ``RequestError`` (each ``from`` urllib3's own exception).
+    ``post`` returns a ``Response`` or raises ``TlsError``, ``ProxyAuthError``,
+    ``NetworkError`` or ``RequestError`` (each ``from`` urllib3's own exception, but for a
+    proxy URL that cannot be parsed: see ``_split_proxy``).
     """
 
     def __init__(self, pool_size: int, verify_tls: bool) -> None:
         self._pool_size = pool_size
         self._verify_tls = verify_tls
+        # Read once, when the client is built: a wrong path is a ConfigError now, not a
+        # failure of every request.
+        self._tls: dict[str, Any] = (
+            {"cert_reqs": "CERT_REQUIRED", **ca_bundle(os.environ)}
+            if verify_tls
+            else {"cert_reqs": "CERT_NONE"}
+        )
         self._start()
         in_fork_children(self, HttpSession._start)
 
@@ -181,31 +275,50 @@ class HttpSession:
         """The pools ``url`` is posted through: the proxy is chosen once per URL."""
         manager = self._routes.get(url)
         if manager is None:
-            manager = self._routes[url] = self._pool(proxy_for(url, self._proxies))
+            proxy = proxy_for(url, self._proxies)
+            if proxy is not None:
+                _split_proxy(proxy, self._variable(url))  # refused here, before any use
+            manager = self._routes[url] = self._pool(proxy)
         return manager
 
+    def _variable(self, url: str) -> str:
+        """The name of the variable that gives ``url`` its proxy (for messages)."""
+        key = _proxy_variable(url, self._proxies) or "all"
+        return f"{key.upper()}_PROXY"
+
+    def describe_proxy(self, url: str) -> str | None:
+        """The proxy ``url`` is posted through, as a message may name it: its URL without
+        user info, the variable it comes from and whether it carries credentials (never
+        which); ``None`` when ``url`` is posted directly."""
+        proxy = proxy_for(url, self._proxies)
+        if proxy is None:
+            return None
+        variable = self._variable(url)
+        try:
+            shown, auth = _split_proxy(proxy, variable)
+        except RequestError:
+            return f"the proxy of {variable}"
+        given = "with a user name and password" if auth else "without credentials"
+        return f"the proxy {shown} (from {variable}, {given})"
+
     def _new_manager(self, proxy: str | None) -> urllib3.PoolManager:
-        tls: dict[str, Any] = {
-            "cert_reqs": "CERT_REQUIRED" if self._verify_tls else "CERT_NONE",
-            "ca_certs": certifi.where() if self._verify_tls else None,
-        }
         headers = {"User-Agent": f"mixpanel-core/{__version__}"}
         if proxy is None:
-            return urllib3.PoolManager(maxsize=self._pool_size, headers=headers, **tls)
+            return urllib3.PoolManager(maxsize=self._pool_size, headers=headers, **self._tls)
         # urllib3 ignores the user info of a proxy URL: send it as Proxy-Authorization, as
         # requests does, and keep it out of the URL that urllib3 may name in its errors.
-        parsed = urllib3.util.parse_url(proxy)
+        shown, auth = _split_proxy(proxy, "the proxy variable")  # checked by _route first
         proxy_headers: dict[str, str] = {}
-        if parsed.auth:
-            user, _, password = parsed.auth.partition(":")
-            auth = f"{unquote(user)}:{unquote(password)}"
-            proxy_headers = urllib3.util.make_headers(proxy_basic_auth=auth)
+        if auth:
+            user, _, password = auth.partition(":")
+            credentials = f"{unquote(user)}:{unquote(password)}"
+            proxy_headers = urllib3.util.make_headers(proxy_basic_auth=credentials)
         return urllib3.ProxyManager(
-            parsed._replace(auth=None).url,
+            shown,
             maxsize=self._pool_size,
             headers=headers,
             proxy_headers=proxy_headers,
-            **tls,
+            **self._tls,
         )
 
     def post(
@@ -223,7 +336,13 @@ class HttpSession:
             )
         except urllib3.exceptions.ProxyError as exc:
             # The proxy could not be reached, or refused the tunnel: a network failure like
-            # any other, unless it is TLS to an https:// proxy that cannot succeed.
+            # any other, unless it wants credentials (407), or it is TLS to an https://
+            # proxy that cannot succeed.
+            status = _tunnel_status(exc)
+            if status == 407:
+                raise ProxyAuthError(
+                    "the proxy refused the CONNECT tunnel: HTTP 407 Proxy Authentication Required"
+                ) from exc
             cause = exc.original_error
             if isinstance(cause, urllib3.exceptions.SSLError) and tls_failure_is_permanent(cause):
                 raise TlsError(f"proxy: {cause}") from exc

@@ -1,0 +1,163 @@
+"""The authorities trusted for TLS: ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``, as requests.
+
+Behind a TLS-inspecting proxy, users point these at their company's authority, and the
+official SDK (built on requests) honours them; this client trusted certifi's bundle only, so
+every request failed on the certificate. Over real sockets: a local HTTPS server whose
+certificate a throwaway authority signed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.ingestion import IngestionClient
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import FAST, TOKEN, event
+from .test_answers_and_tls import HandshakeCutter
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Path, Path]]:
+    """A throwaway authority's certificate (PEM), and a certificate for 127.0.0.1 it signed
+    with its key."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    folder = tmp_path_factory.mktemp("authority")
+    ca_pem, cert, key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    return ca_pem, (cert, key)
+
+
+@pytest.fixture
+def https_url(authority: tuple[Path, tuple[Path, Path]]) -> Iterator[str]:
+    server = HandshakeCutter(authority[1], cuts=0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def client_for(url: str, verify_tls: bool = True) -> IngestionClient:
+    return IngestionClient(MixpanelSettings(api_host=url, token=TOKEN, verify_tls=verify_tls), FAST)
+
+
+def send_one(client: IngestionClient) -> DeliveryReport:
+    try:
+        return client.send_batch("track", [event()]).reports[0]
+    finally:
+        client.close()
+
+
+def test_requests_ca_bundle_is_trusted_and_without_it_the_certificate_is_refused(
+    authority: tuple[Path, tuple[Path, Path]], https_url: str, environment: pytest.MonkeyPatch
+) -> None:
+    refused = send_one(client_for(https_url))
+    assert (refused.status, refused.attempts) == (DeliveryStatus.FAILED, 1)
+    assert "CERTIFICATE_VERIFY_FAILED" in (refused.reason or "")
+
+    environment.setenv("REQUESTS_CA_BUNDLE", str(authority[0]))
+    accepted = send_one(client_for(https_url))
+    assert (accepted.status, accepted.http_status) == (DeliveryStatus.ACCEPTED, 200)
+
+
+def test_curl_ca_bundle_is_trusted_when_requests_ca_bundle_is_unset_or_empty(
+    authority: tuple[Path, tuple[Path, Path]], https_url: str, environment: pytest.MonkeyPatch
+) -> None:
+    environment.setenv("CURL_CA_BUNDLE", str(authority[0]))
+    assert send_one(client_for(https_url)).status is DeliveryStatus.ACCEPTED
+    environment.setenv("REQUESTS_CA_BUNDLE", "")  # empty counts as unset, as for requests
+    assert send_one(client_for(https_url)).status is DeliveryStatus.ACCEPTED
+
+
+def test_requests_ca_bundle_comes_first_and_curl_ca_bundle_is_then_not_read(
+    authority: tuple[Path, tuple[Path, Path]],
+    https_url: str,
+    environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    environment.setenv("REQUESTS_CA_BUNDLE", str(authority[0]))
+    environment.setenv("CURL_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    assert send_one(client_for(https_url)).status is DeliveryStatus.ACCEPTED
+
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    environment.setenv("REQUESTS_CA_BUNDLE", str(other))
+    environment.setenv("CURL_CA_BUNDLE", str(authority[0]))
+    report = send_one(client_for(https_url))
+    assert report.status is DeliveryStatus.FAILED
+    assert "CERTIFICATE_VERIFY_FAILED" in (report.reason or "")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to hash the CA")
+def test_a_directory_of_hashed_certificates_is_trusted(
+    authority: tuple[Path, tuple[Path, Path]],
+    https_url: str,
+    environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(authority[0])],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    shutil.copy(authority[0], tmp_path / f"{subject_hash}.0")
+    environment.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
+    assert send_one(client_for(https_url)).status is DeliveryStatus.ACCEPTED
+
+
+def test_the_variable_is_read_once_when_the_client_is_built(
+    authority: tuple[Path, tuple[Path, Path]], https_url: str, environment: pytest.MonkeyPatch
+) -> None:
+    environment.setenv("REQUESTS_CA_BUNDLE", str(authority[0]))
+    client = client_for(https_url)
+    environment.delenv("REQUESTS_CA_BUNDLE")
+    assert send_one(client).status is DeliveryStatus.ACCEPTED
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_path_that_does_not_exist_is_a_config_error_naming_the_variable(
+    environment: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    """requests fails every request with an OSError; this fails once, when the client is
+    built, before anything is sent. Without verification (``verify_tls = false``, as requests
+    with ``verify=False``) nothing is trusted and the variables are not read."""
+    missing = tmp_path / "corporate-ca.pem"
+    environment.setenv(variable, str(missing))
+    with pytest.raises(ConfigError) as caught:
+        client_for("https://api.mixpanel.example")
+    assert str(caught.value).startswith(f"{variable}: '{missing}' does not exist;")
+    client_for("https://api.mixpanel.example", verify_tls=False).close()
+
+
+def test_a_file_without_certificates_is_a_config_error(
+    environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    environment.setenv("REQUESTS_CA_BUNDLE", str(not_pem))
+    with pytest.raises(ConfigError, match=r"^REQUESTS_CA_BUNDLE: '.*ca\.pem' holds no CA"):
+        client_for("https://api.mixpanel.example")
