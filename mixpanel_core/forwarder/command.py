@@ -22,6 +22,9 @@ from mixpanel_core.forwarder.metrics import ForwarderMetrics, MetricsServer
 
 logger = logging.getLogger("mixpanel_core.forwarder")
 
+HOST_ERRNOS = (errno.EADDRNOTAVAIL, errno.EINVAL)
+"""``bind`` errors that say the address, not the port, is wrong."""
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``forward`` sub-command to a CLI."""
@@ -84,17 +87,19 @@ def _serve_metrics(metrics: ForwarderMetrics, settings: ForwarderConfig) -> Metr
     if settings.metrics_port is None:
         return None
     host, port = settings.metrics_host, settings.metrics_port
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
     try:
         server = MetricsServer(metrics, host, port)
     except OSError as exc:
         # An OSError would reach the CLI as a traceback; this is the configuration's doing.
-        # A name that does not resolve, or an address that is not this machine's, is
-        # metrics_host's; anything else (in use, below 1024 without the right) is the port's.
-        wrong_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+        # A name that does not resolve, an address that is not this machine's (or an IPv6
+        # link-local one without its %interface: EINVAL), is metrics_host's; anything else
+        # (in use, below 1024 without the right) is the port's.
+        wrong_host = isinstance(exc, socket.gaierror) or exc.errno in HOST_ERRNOS
         key = "metrics_host" if wrong_host else "metrics_port"
         raise ConfigError(
-            f"forwarder.{key}: cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+            f"forwarder.{key}: cannot serve metrics on {shown}:{port}: {exc.strerror or exc}"
         ) from None
     server.start()
-    logger.info("metrics at http://%s:%d/metrics", host, server.port)
+    logger.info("metrics at http://%s:%d/metrics", shown, server.port)
     return server

@@ -89,13 +89,18 @@ class ForwarderConfig:
     shutdown_deadline: float = setting(
         30.0,
         doc="Seconds SIGTERM/SIGINT leave for delivering what is buffered before exiting, "
-        "counted from the signal; a request still unanswered then is abandoned.",
+        "counted from the signal; a request still unanswered then is abandoned, and so is a "
+        "wait for the dead-letter topic.",
     )
     metrics_port: int | None = setting(
         None,
         doc="Serve Prometheus metrics on this port, 0 to 65535 (0: any free port); default: off.",
     )
-    metrics_host: str = setting("127.0.0.1", doc="Address the metrics endpoint binds.")
+    metrics_host: str = setting(
+        "127.0.0.1",
+        doc="Address the metrics endpoint binds: an IPv4 or IPv6 address (`0.0.0.0` or `::` "
+        "for every interface, `::1` for IPv6 loopback) or a host name.",
+    )
     log_interval: float = setting(
         30.0, doc="Seconds between log lines with the counters and the lag (0: never)."
     )

@@ -23,13 +23,19 @@ A record the source producer accepted can still be too big to dead-letter, since
 add a few hundred bytes. Its dead letter then carries the value's first bytes, as many as fit:
 the headers still say which record it was and why, so the operator can fetch it from the
 source topic while it is retained.
+
+Waiting for the dead-letter topic's broker (for the topic's metadata before a send, and for
+the acknowledgement after it) can be bounded by a ``time_left`` function, read again every
+``WAIT_SLICE`` seconds: the forwarder's shutdown deadline, which SIGTERM may set while a wait
+is under way, then ends the wait even when that broker is unreachable.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mixpanel_core.forwarder.config import ForwarderError
@@ -48,6 +54,15 @@ FRAMING_ALLOWANCE = 1024
 length of every field (about 100 bytes in kafka-python's estimate), with room to spare."""
 HEADER_FRAMING = 10
 """Two varint lengths (at most 5 bytes each) per header."""
+WAIT_SLICE = 0.1
+"""Longest a wait for the broker goes without reading its ``time_left`` again."""
+
+TimeLeft = Callable[[], float]
+"""Seconds a wait may still last, read again while it lasts (0 or less: stop waiting)."""
+
+
+class DeadLetterTimeoutError(ForwarderError):
+    """The dead-letter topic's broker did not answer within the time the write was given."""
 
 
 class DeadLetterWriter:
@@ -67,8 +82,13 @@ class DeadLetterWriter:
         http_status: int | None = None,
         field: str | None = None,
         attempts: int | None = None,
+        time_left: TimeLeft | None = None,
     ) -> Any:
-        """Produce ``raw`` (a ``ConsumerRecord``) with the why-headers; returns its future."""
+        """Produce ``raw`` (a ``ConsumerRecord``) with the why-headers; returns its future.
+
+        The producer's wait for the topic's metadata is bounded by its ``max_block_ms`` and, if
+        given, by ``time_left``: ``DeadLetterTimeoutError`` when the broker did not answer.
+        """
         why = {
             "source-topic": raw.topic,
             "source-partition": raw.partition,
@@ -89,6 +109,7 @@ class DeadLetterWriter:
             (PREFIX + name, str(value).encode()) for name, value in why.items() if value is not None
         ]
         where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
+        self._wait_for_topic(where, time_left)
         too_large = kafka_python().errors.MessageSizeTooLargeError
         try:
             return self._produce(raw.key, raw.value, record_headers, where)
@@ -157,6 +178,52 @@ class DeadLetterWriter:
                 "from that record on was committed."
             ) from None
 
+    def _wait_for_topic(self, where: str, time_left: TimeLeft | None) -> None:
+        """Wait, in slices, until the producer knows the topic's partitions.
+
+        ``send`` would wait for them itself, but in one block of ``max_block_ms`` (60 s by
+        default) that nothing can cut short: a SIGTERM while the broker is unreachable would
+        wait it out. So the wait happens here, a ``WAIT_SLICE`` at a time (kafka-python reads
+        ``max_block_ms`` from ``config`` on each call), checking ``time_left`` in between;
+        ``send`` then finds the metadata and does not block. Once the producer knows the
+        topic this returns at once. A producer without kafka-python's ``config`` is left to
+        its own ``send``.
+        """
+        producer = self._producer
+        config = getattr(producer, "config", None)
+        configured = config.get("max_block_ms") if isinstance(config, dict) else None
+        if not isinstance(config, dict) or not isinstance(configured, int | float):
+            return
+        errors = kafka_python().errors
+        end = time.monotonic() + configured / 1000
+        try:
+            while True:
+                left = end - time.monotonic()
+                if time_left is not None:
+                    left = min(left, time_left())
+                if left <= 0:
+                    raise DeadLetterTimeoutError(
+                        f"the dead-letter topic {self.topic!r} did not take the dead letter of "
+                        f"{where}: its broker did not answer in time (max_block_ms, or the "
+                        "shutdown deadline). Check that the brokers are reachable and the topic "
+                        "exists; nothing from that record on was committed."
+                    )
+                config["max_block_ms"] = max(1, int(min(left, WAIT_SLICE) * 1000))
+                try:
+                    producer.partitions_for(self.topic)
+                except errors.KafkaTimeoutError:
+                    continue
+                except errors.KafkaError as exc:
+                    raise ForwarderError(
+                        f"the dead-letter topic {self.topic!r} did not take the dead letter of "
+                        f"{where}: the producer raised {type(exc).__name__}. Check that the "
+                        "topic exists and that the source transport's producer options allow "
+                        "writing to it; nothing from that record on was committed."
+                    ) from None
+                return
+        finally:
+            config["max_block_ms"] = configured
+
     def _max_request_size(self) -> int:
         """The producer's ``max_request_size`` (kafka-python keeps its options in ``config``)."""
         config = getattr(self._producer, "config", None)
@@ -169,18 +236,45 @@ class DeadLetterWriter:
         Stopping is the only safe answer: the record is neither delivered nor kept anywhere, so
         its offset must not be committed, and nothing after it on its partition either.
         """
-        if not futures:
-            return
+        end = time.monotonic() + timeout
+
+        def time_left() -> float:
+            return end - time.monotonic()
+
         for future in futures:
+            if not self.acknowledged(future, time_left):
+                raise DeadLetterTimeoutError(
+                    f"the dead-letter topic {self.topic!r} did not acknowledge a record within "
+                    f"{timeout:g}s. Check that the brokers are reachable and that the topic "
+                    "exists; nothing from that record on was committed."
+                )
+
+    def acknowledged(self, future: Any, time_left: TimeLeft) -> bool:
+        """Whether the broker acknowledged ``future``'s dead letter before time ran out.
+
+        ``time_left`` is read again every ``WAIT_SLICE`` seconds, so a deadline brought
+        forward meanwhile ends the wait; once it is 0 or less the future is checked without
+        waiting. ``False``: not acknowledged yet, so its record must not be committed. Raises
+        ``ForwarderError`` when the producer failed it (the record will not land).
+        """
+        while True:
+            left = time_left()
             try:
-                future.get(timeout=timeout)
+                future.get(timeout=max(0.0, min(left, WAIT_SLICE)))
             except Exception as exc:  # kafka-python's KafkaError, or its timeout
-                raise ForwarderError(
-                    f"the dead-letter topic {self.topic!r} did not take a record: "
-                    f"{type(exc).__name__}: {exc}. Check that the topic exists and that the "
-                    "source transport's producer options allow writing to it; nothing from "
-                    "that record on was committed."
-                ) from exc
+                # kafka-python raises the same KafkaTimeoutError for "not done yet" as for a
+                # record that expired: only ``is_done`` tells them apart.
+                if getattr(future, "is_done", True):
+                    raise ForwarderError(
+                        f"the dead-letter topic {self.topic!r} did not take a record: "
+                        f"{type(exc).__name__}: {exc}. Check that the topic exists and that "
+                        "the source transport's producer options allow writing to it; nothing "
+                        "from that record on was committed."
+                    ) from exc
+                if left <= 0:
+                    return False
+                continue
+            return True
 
     def close(self, timeout: float) -> None:
         self._producer.close(timeout=timeout)

@@ -18,11 +18,22 @@ Mixpanel accepted it; REJECTED (Mixpanel refused it) or DROPPED (undecodable, or
 the ``mixpanel_validate`` hooks) once its dead letter is acknowledged. Reports wait until
 after each turn's commit, so an observer never delays one. Records retried, abandoned at
 shutdown or dropped at a rebalance are read again later and get no report now.
+
+When Mixpanel refuses the credentials (401/403) the forwarder stops, but first it settles what
+the refused call had settled: the records of its requests Mixpanel accepted before the refusal
+(an earlier request of a split batch, another credential group) are done and committed, the
+ones it rejected are dead-lettered, so a restart sends only what was not accepted.
+
+Waits for the dead-letter topic (for its metadata before a send, for the acknowledgement after
+it) last at most ``DEAD_LETTER_TIMEOUT`` (or the producer's ``max_block_ms``) and, once a stop
+was requested, end at the shutdown deadline; a dead letter not acknowledged by then leaves its
+record uncommitted, to be read again later.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -32,7 +43,12 @@ from typing import Any, Protocol
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
-from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
+from mixpanel_core.forwarder.dead_letters import (
+    DELIVERY_STAGE,
+    DeadLetterTimeoutError,
+    DeadLetterWriter,
+    TimeLeft,
+)
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress, Resume
@@ -72,6 +88,8 @@ POLL_INTERVAL = 0.1
 CAUGHT_UP_CHECK_INTERVAL = 0.5
 LAG_INTERVAL = 1.0
 DEAD_LETTER_TIMEOUT = 60.0
+"""Longest wait for the dead-letter topic to acknowledge what one turn wrote (and to close),
+unless the shutdown deadline comes first."""
 
 
 class Forwarder:
@@ -154,7 +172,8 @@ class Forwarder:
         delivered everything that was in the topic when it started).
 
         Raises ``AuthenticationError`` on 401/403 and ``ForwarderError`` when it must stop;
-        either way it first commits what was delivered, and nothing else.
+        either way it first commits what was delivered or dead-lettered, and nothing else
+        (after a 401/403, including what the refused call got accepted before the refusal).
         """
         if until_caught_up and self._group_reader is None:
             raise ForwarderError("until_caught_up needs a group_reader (see Forwarder)")
@@ -177,7 +196,14 @@ class Forwarder:
                         logger.info("caught up with every record that was in %s", self._topic)
                         break
             self._shut_down()
-        except (AuthenticationError, ForwarderError):
+        except AuthenticationError:
+            # Dead letters of this turn (poison read, records the refused call got rejected)
+            # are committed only once acknowledged.
+            self._settle_dead_letters_before_stopping()
+            self._commit()
+            self._report_outcomes()
+            raise
+        except ForwarderError:
             self._commit()
             self._report_outcomes()
             raise
@@ -307,10 +333,31 @@ class Forwarder:
         items = self._pending.take(endpoint)
         if not items:
             return
-        reports = self._deliver(
-            endpoint, [item.message for item in items], self._wait, self._shutdown_deadline
-        )
+        try:
+            reports = self._deliver(
+                endpoint, [item.message for item in items], self._wait, self._shutdown_deadline
+            )
+        except AuthenticationError as refused:
+            self._settle_refused(endpoint, items, refused)
+            raise
+        failed = self._apply_reports(items, reports)
+        if not failed:
+            self._failed_rounds = 0
+            return
+        self._retry_later(endpoint, failed, reports)
+
+    def _apply_reports(
+        self, items: Sequence[PendingRecord], reports: Sequence[DeliveryReport]
+    ) -> list[PendingRecord]:
+        """Mark the accepted records done and dead-letter the rejected ones; returns the
+        failed ones still worth retrying.
+
+        The accepted ones come first: a rejected record may stop the forwarder (under
+        ``on_poison = "stop"``, or when the dead-letter topic refuses it), and what Mixpanel
+        accepted must be committed all the same.
+        """
         failed: list[PendingRecord] = []
+        rejected: list[tuple[PendingRecord, DeliveryReport]] = []
         outcomes = self._outcomes
         for item, report in zip(items, reports, strict=True):
             self.metrics.retried += max(0, report.attempts - 1)
@@ -321,26 +368,52 @@ class Forwarder:
                 if outcomes is not None:
                     outcomes.append(report)
             elif status is DeliveryStatus.REJECTED:
-                self.metrics.rejected += 1
-                self._dead_letter(
-                    item.progress,
-                    item.raw,
-                    DELIVERY_STAGE,
-                    report.reason or "rejected by Mixpanel",
-                    http_status=report.http_status,
-                    field=report.field,
-                    attempts=report.attempts,
-                    outcome=report if outcomes is not None else None,
-                )
+                rejected.append((item, report))
             elif self._tracker.is_current(item.progress):
                 failed.append(item)
             # else: its partition was revoked meanwhile and the record will be read again from
             # Kafka (by this consumer or the partition's new owner); retrying it here too would
             # only send it twice.
-        if not failed:
-            self._failed_rounds = 0
+        for item, report in rejected:
+            self.metrics.rejected += 1
+            self._dead_letter(
+                item.progress,
+                item.raw,
+                DELIVERY_STAGE,
+                report.reason or "rejected by Mixpanel",
+                http_status=report.http_status,
+                field=report.field,
+                attempts=report.attempts,
+                outcome=report if outcomes is not None else None,
+            )
+        return failed
+
+    def _settle_refused(
+        self, endpoint: Endpoint, items: Sequence[PendingRecord], refused: AuthenticationError
+    ) -> None:
+        """Settle what a call that ended in a 401/403 had settled before the refusal.
+
+        Its other requests (earlier parts of a batch split over several, other credential
+        groups) may have been accepted or rejected: left undone, they would be sent again after
+        the restart, and people and group updates (``$add``, ``$append``) applied twice. The
+        records the refusal left unsent (FAILED) stay undone, and are read again.
+        """
+        reports = refused.reports
+        if len(reports) != len(items):
+            # Not the contract (one report per record): nothing from it can be trusted.
+            logger.warning(
+                "the refused %s call reported %d outcomes for %d records: none is committed",
+                endpoint,
+                len(reports),
+                len(items),
+            )
             return
-        self._retry_later(endpoint, failed, reports)
+        try:
+            self._apply_reports(items, reports)
+        except ForwarderError as exc:
+            # A rejected record that cannot be dead-lettered stops the forwarder too; the
+            # refused credentials are what the operator must fix first, so they are raised.
+            logger.warning("stopping on refused credentials; also: %s", exc)
 
     def _retry_later(
         self, endpoint: Endpoint, failed: list[PendingRecord], reports: Sequence[DeliveryReport]
@@ -415,22 +488,86 @@ class Forwarder:
                 "forwarder.on_poison = 'dead_letter' with a dead_letter_topic."
             )
         logger.warning("dead-lettering %s (%s): %s", where, stage, reason)
-        future = self._dead_letters.send(
-            raw, stage, reason, http_status=http_status, field=field, attempts=attempts
-        )
+        try:
+            future = self._dead_letters.send(
+                raw,
+                stage,
+                reason,
+                http_status=http_status,
+                field=field,
+                attempts=attempts,
+                time_left=self._time_left(math.inf),
+            )
+        except DeadLetterTimeoutError:
+            if not self._past_shutdown_deadline():
+                raise
+            # Like a delivery cut short by the deadline: left undone, read again later.
+            logger.warning(
+                "shutdown deadline passed before the dead-letter topic took the dead letter of "
+                "%s: it and what follows on its partition stay uncommitted",
+                where,
+            )
+            return
         self._unsettled.append((progress, raw.offset, future, outcome))
 
     def _settle_dead_letters(self) -> None:
-        if not self._unsettled or self._dead_letters is None:
+        """Mark done the records whose dead letters the broker acknowledged.
+
+        Waits up to ``DEAD_LETTER_TIMEOUT``, or until the shutdown deadline once a stop was
+        requested (even one requested while waiting). Past the shutdown deadline, the records
+        of dead letters not yet acknowledged stay undone (not committed, read again later);
+        otherwise a dead letter not acknowledged in time stops the forwarder.
+        """
+        writer = self._dead_letters
+        if not self._unsettled or writer is None:
             return
         unsettled, self._unsettled = self._unsettled, []
-        self._dead_letters.settle([future for _, _, future, _ in unsettled], DEAD_LETTER_TIMEOUT)
+        time_left = self._time_left(DEAD_LETTER_TIMEOUT)
         outcomes = self._outcomes
-        for progress, offset, _, outcome in unsettled:
+        late = 0
+        for progress, offset, future, outcome in unsettled:
+            if not writer.acknowledged(future, time_left):
+                late += 1
+                continue
             progress.done(offset)
+            self.metrics.dead_lettered += 1
             if outcome is not None and outcomes is not None:
                 outcomes.append(outcome)
-        self.metrics.dead_lettered += len(unsettled)
+        if not late:
+            return
+        if self._past_shutdown_deadline():
+            logger.warning(
+                "shutdown deadline passed: %d dead letters not acknowledged by %r; their records "
+                "stay uncommitted and will be read again",
+                late,
+                writer.topic,
+            )
+            return
+        raise DeadLetterTimeoutError(
+            f"the dead-letter topic {writer.topic!r} did not acknowledge {late} of "
+            f"{len(unsettled)} dead letters within {DEAD_LETTER_TIMEOUT:g}s. Check that its "
+            "brokers are reachable; nothing from those records on was committed."
+        )
+
+    def _settle_dead_letters_before_stopping(self) -> None:
+        """``_settle_dead_letters`` for a forwarder already stopping on another error: a dead
+        letter that fails too is logged, and its record stays uncommitted."""
+        try:
+            self._settle_dead_letters()
+        except ForwarderError as exc:
+            logger.warning("while stopping: %s", exc)
+
+    def _time_left(self, limit: float) -> TimeLeft:
+        """Seconds left of ``limit`` from now, or to the shutdown deadline once a stop was
+        requested, whichever ends first; read again on each call, so a SIGTERM that comes
+        during a wait shortens it."""
+        end = self._clock() + limit
+
+        def time_left() -> float:
+            by = self._shutdown_by
+            return (end if by is None else min(end, by)) - self._clock()
+
+        return time_left
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -516,7 +653,9 @@ class Forwarder:
         # close that fails loses nothing that was committed.
         if self._dead_letters is not None:
             try:
-                self._dead_letters.close(DEAD_LETTER_TIMEOUT)
+                # Bounded by the shutdown deadline too: closing flushes, and an unreachable
+                # broker would hold the exit for the whole timeout.
+                self._dead_letters.close(max(0.0, self._time_left(DEAD_LETTER_TIMEOUT)()))
             except Exception as exc:
                 logger.warning("closing the dead-letter producer: %s: %s", type(exc).__name__, exc)
         if self._group_reader is not None:

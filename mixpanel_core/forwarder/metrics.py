@@ -6,7 +6,9 @@ replaces whole, so a scrape never sees a half-updated partition table and needs 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import threading
 from typing import Any
 
@@ -74,11 +76,17 @@ def _escape(label: str) -> str:
 
 
 class MetricsServer:
-    """Serves ``GET /metrics`` from a daemon thread (stdlib only, no new dependency)."""
+    """Serves ``GET /metrics`` from a daemon thread (stdlib only, no new dependency).
+
+    ``host`` is an IPv4 or IPv6 address (``::1``, ``::``) or a name; the socket's family
+    follows it. Raises ``OSError`` when it cannot bind (``socket.gaierror`` for a name that
+    does not resolve).
+    """
 
     def __init__(self, metrics: ForwarderMetrics, host: str, port: int) -> None:
         handler = _handler_for(metrics)
-        self._server = http.server.ThreadingHTTPServer((host, port), handler)
+        server_class = _IPv6Server if address_family(host, port) == socket.AF_INET6 else _IPv4Server
+        self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="forwarder-metrics", daemon=True
@@ -97,6 +105,29 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def address_family(host: str, port: int) -> socket.AddressFamily:
+    """The family to bind ``host`` with: IPv4 when it has an IPv4 address (as before IPv6 was
+    supported, so ``localhost`` stays ``127.0.0.1``), else IPv6 (``::1``, ``::``)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    families = {family for family, *_ in found}
+    return socket.AF_INET if socket.AF_INET in families or not families else socket.AF_INET6
+
+
+class _IPv4Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET
+
+
+class _IPv6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        # On "::", serve IPv4 scrapers too where the system allows it (as 0.0.0.0 would),
+        # whatever net.ipv6.bindv6only says; the stdlib's own `python -m http.server` does so.
+        with contextlib.suppress(OSError, AttributeError):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
 
 def _handler_for(metrics: ForwarderMetrics) -> type[http.server.BaseHTTPRequestHandler]:

@@ -1,0 +1,110 @@
+"""A stop while the dead-letter topic's broker is unreachable, against the real broker and the
+emulator: the forwarder exits by its shutdown deadline (not after the producer's 60 s), commits
+nothing past the record whose dead letter never landed, and a restart dead-letters it."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from mixpanel_core.config import load_config
+from mixpanel_core.forwarder import build
+from mixpanel_core.forwarder.build import build_forwarder
+from mixpanel_core.kafka import headers
+from mixpanel_core.kafka.client_library import kafka_python
+
+from .conftest import ForwardingRig, wait_until
+
+pytestmark = pytest.mark.integration
+
+SHUTDOWN_DEADLINE = 2.0
+EXIT_BOUND = 20.0
+"""Generous for a 2 s deadline on shared cores, far below the producer's 60 s max_block_ms."""
+
+
+@pytest.fixture
+def rig_partitions() -> int:
+    """One partition: the records' offsets are the order they were produced in."""
+    return 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _unreachable_producer(setup: Any) -> Any:
+    """A dead-letter producer whose only broker is a port nothing listens on.
+
+    The source's brokers are the dead-letter topic's in the configuration, so this swaps the
+    producer the forwarder builds. ``api_version`` is given so that building it does not wait
+    for the broker; everything else is what ``build`` sets.
+    """
+    return kafka_python().KafkaProducer(
+        bootstrap_servers=f"127.0.0.1:{_closed_port()}",
+        api_version=(2, 8),
+        acks="all",
+        enable_idempotence=True,
+        client_id="mixpanel-forwarder-dead-letters",
+    )
+
+
+def test_a_stop_while_the_dead_letter_broker_is_unreachable_ends_by_the_deadline(
+    rig: ForwardingRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = rig.produce_events(3, prefix="before")
+    config = rig.write_config({"shutdown_deadline": SHUTDOWN_DEADLINE, "linger": 0.1})
+    monkeypatch.setattr(build, "_dead_letter_producer", _unreachable_producer)
+    forwarder, client = build_forwarder(load_config(config))
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            forwarder.run()
+        except BaseException as exc:  # handed to the test, not lost in the thread
+            raised.append(exc)
+        finally:
+            client.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    rig.wait_for_delivered(3)
+    wait_until(lambda: rig.committed() == {0: 3}, 30)
+    rig.produce_raw(b"{not json", [(headers.ENDPOINT, b"track")])  # offset 3: poison
+    after = rig.produce_events(2, prefix="after")
+    wait_until(lambda: forwarder.metrics.consumed == 6, 30)
+    time.sleep(0.5)  # inside the wait for the dead-letter topic's metadata
+
+    started = time.monotonic()
+    forwarder.request_stop()
+    thread.join(EXIT_BOUND)
+    took = time.monotonic() - started
+
+    assert not thread.is_alive(), f"still running {took:.1f}s after the stop"
+    assert took < SHUTDOWN_DEADLINE + 5, f"exit took {took:.1f}s after the stop"
+    assert raised == [], "cut short by the deadline, like a delivery: a clean stop"
+    assert rig.committed() == {0: 3}, "nothing past the poison, whose dead letter never landed"
+    assert sorted(rig.delivered_insert_ids()) == sorted(before)
+    assert forwarder.metrics.dead_lettered == 0
+
+    # With its broker back, the next forwarder dead-letters the poison and delivers the rest.
+    process = rig.start(config)
+    rig.wait_for_delivered(5)
+    [letter] = rig.dead_letters(1)
+    wait_until(lambda: rig.committed() == {0: 6}, 30)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 0, stderr
+    assert dict(letter.headers)["dead-letter-source-offset"] == b"3"
+    counts = collections.Counter(rig.delivered_insert_ids())
+    assert sorted(counts) == sorted(before + after)
+    assert set(counts.values()) == {1}

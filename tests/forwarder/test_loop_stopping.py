@@ -1,0 +1,259 @@
+"""How the loop stops, with a scripted consumer and a dead-letter producer whose broker never
+answers: a 401/403 commits what the refused call got accepted first, and the waits for the
+dead-letter topic end at the shutdown deadline, committing nothing they did not see land.
+(The same behaviours run against the broker and the emulator in test_refused_credentials_commit
+and test_dead_letter_deadline.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import AuthenticationError
+from mixpanel_core.forwarder import loop
+from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
+from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
+from mixpanel_core.forwarder.loop import Forwarder, Wait
+from mixpanel_core.ingestion import Deadline
+from mixpanel_core.kafka import headers
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.messages import Endpoint, Message
+
+from .test_loop import TOPIC, Record, ScriptedConsumer, _partition, _records
+
+SHUTDOWN_DEADLINE = 1.0
+EXIT_BOUND = 6.0
+"""Generous for a 1 s deadline on shared cores, far below the 60 s the waits used to take."""
+
+
+class LandedFuture:
+    """A dead letter the broker acknowledged."""
+
+    is_done = True
+
+    def get(self, timeout: float | None = None) -> object:
+        return object()
+
+
+class UnansweredFuture:
+    """A dead letter whose broker never answers: ``get`` waits out its timeout, as
+    kafka-python's does, and raises its ``KafkaTimeoutError``."""
+
+    is_done = False
+
+    def __init__(self, on_first_wait: Any = None) -> None:
+        self.on_first_wait = on_first_wait
+
+    def get(self, timeout: float | None = None) -> object:
+        if self.on_first_wait is not None:
+            self.on_first_wait, hook = None, self.on_first_wait
+            hook()
+        time.sleep(timeout or 0)
+        raise kafka_python().errors.KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+
+
+class DeadLetterProducer:
+    """Hands out the scripted futures, in order; remembers what it was sent and closed with."""
+
+    def __init__(self, futures: list[Any]) -> None:
+        self.futures = futures
+        self.sent: list[dict[str, bytes]] = []
+        self.close_timeouts: list[float] = []
+
+    def send(self, topic: str, key: Any, value: Any, headers: list[tuple[str, bytes]]) -> Any:
+        self.sent.append(dict(headers))
+        return self.futures.pop(0)
+
+    def close(self, timeout: float) -> None:
+        self.close_timeouts.append(timeout)
+
+
+def _config(**overrides: Any) -> ForwarderConfig:
+    settings: dict[str, Any] = {
+        "source": "bus",
+        "dead_letter_topic": "dead-letters",
+        "linger": 0.0,
+        "log_interval": 0.0,
+        "shutdown_deadline": SHUTDOWN_DEADLINE,
+        **overrides,
+    }
+    return ForwarderConfig(**settings)
+
+
+def _poison(partition: int, offset: int) -> Record:
+    return Record(TOPIC, partition, offset, None, b"{not json", [(headers.ENDPOINT, b"track")])
+
+
+def _accept(
+    endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+) -> list[DeliveryReport]:
+    return [DeliveryReport(m, DeliveryStatus.ACCEPTED, "test", attempts=1) for m in messages]
+
+
+def _run_bounded(forwarder: Forwarder, bound: float) -> tuple[float, BaseException | None]:
+    """Run in a thread; how long it took, and what it raised. Fails past ``bound``."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            forwarder.run()
+        except BaseException as exc:  # handed to the test, not lost in the thread
+            raised.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(bound)
+    took = time.monotonic() - started
+    assert not thread.is_alive(), f"still running {took:.1f}s after the start"
+    return took, (raised[0] if raised else None)
+
+
+# -- 401/403 ---------------------------------------------------------------------------------
+
+
+def test_a_refused_call_commits_its_accepted_records_and_dead_letters_its_rejected_ones() -> None:
+    """Records 0-1 were accepted, 2 rejected, 3 accepted by earlier requests of the call;
+    4-5 never went out (the 401). 0-3 are settled and committed; 4-5 stay for a restart."""
+    p0 = _partition(0)
+    consumer = ScriptedConsumer([p0])
+    consumer.script = [{p0: _records(0, range(6))}]
+    statuses = [DeliveryStatus.ACCEPTED] * 2 + [DeliveryStatus.REJECTED, DeliveryStatus.ACCEPTED]
+    statuses += [DeliveryStatus.FAILED] * 2
+
+    def deliver(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        reports = [
+            DeliveryReport(m, s, "test", "refused" if s is DeliveryStatus.REJECTED else None)
+            for m, s in zip(messages, statuses, strict=True)
+        ]
+        raise AuthenticationError("Mixpanel refused the project token", reports)
+
+    producer = DeadLetterProducer([LandedFuture()])
+    observed: list[DeliveryReport] = []
+    forwarder = Forwarder(
+        consumer,
+        TOPIC,
+        deliver,
+        _config(),
+        dead_letters=DeadLetterWriter(producer, "dead-letters", "group"),
+        report=observed.append,
+    )
+
+    with pytest.raises(AuthenticationError, match="refused the project token"):
+        forwarder.run()
+
+    assert consumer.commits == [{p0: 4}]
+    [letter] = producer.sent
+    assert letter["dead-letter-source-offset"] == b"2"
+    assert letter["dead-letter-reason"] == b"refused"
+    assert forwarder.metrics.delivered == 3
+    assert forwarder.metrics.dead_lettered == 1
+    assert [r.status for r in observed] == [DeliveryStatus.ACCEPTED] * 3 + [DeliveryStatus.REJECTED]
+    assert consumer.closed
+
+
+def test_a_refused_call_whose_reports_do_not_match_its_records_commits_none_of_them() -> None:
+    p0 = _partition(0)
+    consumer = ScriptedConsumer([p0])
+    consumer.script = [{p0: _records(0, range(3))}]
+
+    def deliver(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        accepted = DeliveryReport(messages[0], DeliveryStatus.ACCEPTED, "test")
+        raise AuthenticationError("refused", [accepted])  # one report for three records
+
+    forwarder = Forwarder(consumer, TOPIC, deliver, _config(on_poison="stop"))
+
+    with pytest.raises(AuthenticationError):
+        forwarder.run()
+
+    assert consumer.commits == []
+
+
+# -- dead-letter waits and the shutdown deadline -----------------------------------------------
+
+
+def test_a_stop_requested_before_an_unanswered_dead_letter_ends_its_wait_at_the_deadline() -> None:
+    """Offset 0 is delivered, the dead letter of 1 is never acknowledged: the forwarder exits
+    by the shutdown deadline, committing 0 and not 1, and closes the producer without waiting
+    past the deadline."""
+    p0 = _partition(0)
+    consumer = ScriptedConsumer([p0])
+    consumer.script = [{p0: [*_records(0, range(1)), _poison(0, 1)]}]
+    forwarder: Forwarder
+
+    def deliver_then_stop(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        forwarder.request_stop()
+        return _accept(endpoint, messages, wait, deadline)
+
+    producer = DeadLetterProducer([UnansweredFuture()])
+    writer = DeadLetterWriter(producer, "dead-letters", "group")
+    forwarder = Forwarder(consumer, TOPIC, deliver_then_stop, _config(), dead_letters=writer)
+
+    took, raised = _run_bounded(forwarder, EXIT_BOUND)
+
+    assert raised is None, "a stop cut short by the deadline, like an undelivered record"
+    assert took < SHUTDOWN_DEADLINE + 2
+    assert consumer.commits == [{p0: 1}], "not past the unacknowledged dead letter"
+    assert forwarder.metrics.dead_lettered == 0
+    assert producer.close_timeouts == [0.0]
+    assert consumer.closed
+
+
+def test_a_stop_requested_during_a_dead_letter_wait_ends_it_at_the_deadline() -> None:
+    """SIGTERM while the loop already waits for a dead letter's acknowledgement: the wait
+    ends at the deadline counted from the signal, not after its own 60 s."""
+    p0 = _partition(0)
+    consumer = ScriptedConsumer([p0])
+    consumer.script = [{p0: [*_records(0, range(2)), _poison(0, 2)]}]
+    forwarder: Forwarder
+    stopped_at: list[float] = []
+
+    def stop_soon() -> None:
+        def stop() -> None:
+            stopped_at.append(time.monotonic())
+            forwarder.request_stop()
+
+        threading.Timer(0.3, stop).start()
+
+    producer = DeadLetterProducer([UnansweredFuture(on_first_wait=stop_soon)])
+    writer = DeadLetterWriter(producer, "dead-letters", "group")
+    forwarder = Forwarder(consumer, TOPIC, _accept, _config(), dead_letters=writer)
+
+    _, raised = _run_bounded(forwarder, EXIT_BOUND)
+    took = time.monotonic() - stopped_at[0]
+
+    assert raised is None
+    assert took < SHUTDOWN_DEADLINE + 2, f"exit took {took:.1f}s after the stop"
+    assert consumer.commits == [{p0: 2}]
+
+
+def test_dead_letters_acknowledged_are_committed_even_when_a_later_one_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside a shutdown, a dead letter not acknowledged in time stops the forwarder (exit 1),
+    but the ones acknowledged before it count: their records are committed."""
+    monkeypatch.setattr(loop, "DEAD_LETTER_TIMEOUT", 0.3)
+    p0 = _partition(0)
+    consumer = ScriptedConsumer([p0])
+    consumer.script = [{p0: [_poison(0, 0), _poison(0, 1), _poison(0, 2)]}]
+    producer = DeadLetterProducer([LandedFuture(), LandedFuture(), UnansweredFuture()])
+    writer = DeadLetterWriter(producer, "dead-letters", "group")
+    forwarder = Forwarder(consumer, TOPIC, _accept, _config(), dead_letters=writer)
+
+    with pytest.raises(ForwarderError) as stopped:
+        forwarder.run()
+
+    assert consumer.commits == [{p0: 2}]
+    assert forwarder.metrics.dead_lettered == 2
+    assert "did not acknowledge 1 of 3 dead letters within 0.3s" in str(stopped.value)
