@@ -13,6 +13,7 @@ module                    what it does
 ``offsets``               which offsets are done, per partition; what may be committed
 ``pending``               records waiting for delivery, per endpoint, with their linger
 ``dead_letters``          writing poison and rejected records to the dead-letter topic
+``dead_lettering``        sending dead letters, waiting for their acknowledgements, settling
 ``rebalance``             the non-blocking rebalance listener
 ``loop``                  ``Forwarder``: poll, decode, deliver, dead-letter, commit, report
 ``metrics``               counters, lag, Prometheus text and its HTTP endpoint

@@ -24,16 +24,13 @@ the refused call had settled: the records of its requests Mixpanel accepted befo
 (an earlier request of a split batch, another credential group) are done and committed, the
 ones it rejected are dead-lettered, so a restart sends only what was not accepted.
 
-Waits for the dead-letter topic (for its metadata before a send, for the acknowledgement after
-it) last at most ``DEAD_LETTER_TIMEOUT`` (or the producer's ``max_block_ms``) and, once a stop
-was requested, end at the shutdown deadline; a dead letter not acknowledged by then leaves its
-record uncommitted, to be read again later.
+Sending dead letters, waiting for their acknowledgements (and how long those waits may last)
+and marking their records done is left to ``DeadLettering`` (``dead_lettering``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -43,15 +40,11 @@ from typing import Any, Protocol
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
-from mixpanel_core.forwarder.dead_letters import (
-    DELIVERY_STAGE,
-    DeadLetterTimeoutError,
-    DeadLetterWriter,
-    TimeLeft,
-)
+from mixpanel_core.forwarder.dead_lettering import DeadLettering
+from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
-from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress, Resume
+from mixpanel_core.forwarder.offsets import OffsetTracker, Resume
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
@@ -87,9 +80,6 @@ POLL_INTERVAL = 0.1
 """Longest a ``poll()`` blocks, so linger, signals and the catch-up check stay responsive."""
 CAUGHT_UP_CHECK_INTERVAL = 0.5
 LAG_INTERVAL = 1.0
-DEAD_LETTER_TIMEOUT = 60.0
-"""Longest wait for the dead-letter topic to acknowledge what one turn wrote (and to close),
-unless the shutdown deadline comes first."""
 
 
 class Forwarder:
@@ -126,7 +116,6 @@ class Forwarder:
         self._topic = topic
         self._deliver = deliver
         self._config = config
-        self._dead_letters = dead_letters
         self._group_reader = group_reader
         self._retry_policy = retry_policy or RetryPolicy()
         self.metrics = metrics or ForwarderMetrics()
@@ -143,9 +132,15 @@ class Forwarder:
         """Whether the group gave this member its partitions (none, maybe) at least once."""
         self._rewind: dict[Any, Resume] = {}
         """Revoked partitions whose dropped records must be read again if they come back."""
-        self._unsettled: list[tuple[PartitionProgress, int, Any, DeliveryReport | None]] = []
         self._stop_requested = threading.Event()
         self._shutdown_by: float | None = None
+        self._dead_lettering = DeadLettering(
+            dead_letters,
+            self.metrics,
+            clock=clock,
+            shutdown_deadline=self._shutdown_deadline,
+            keep_outcome=self._keep_outcome,
+        )
         self._failed_rounds = 0
         self._lag_at = 0.0
         kafka = kafka_python()
@@ -185,7 +180,7 @@ class Forwarder:
                 self._pause_while_backlogged()
                 self._poll(self._poll_timeout())
                 self._deliver_due()
-                self._settle_dead_letters()
+                self._dead_lettering.settle()
                 self._commit()
                 self._report_outcomes()
                 now = self._clock()
@@ -199,7 +194,7 @@ class Forwarder:
         except AuthenticationError:
             # Dead letters of this turn (poison read, records the refused call got rejected)
             # are committed only once acknowledged.
-            self._settle_dead_letters_before_stopping()
+            self._dead_lettering.settle_before_stopping()
             self._commit()
             self._report_outcomes()
             raise
@@ -253,7 +248,7 @@ class Forwarder:
             decoded = decode(topic, number, raw.offset, raw.value, raw.headers, self._validate)
             if isinstance(decoded, Poison):
                 self.metrics.poison += 1
-                self._dead_letter(
+                self._dead_lettering.send(
                     progress,
                     raw,
                     DECODE_STAGE,
@@ -376,7 +371,7 @@ class Forwarder:
             # only send it twice.
         for item, report in rejected:
             self.metrics.rejected += 1
-            self._dead_letter(
+            self._dead_lettering.send(
                 item.progress,
                 item.raw,
                 DELIVERY_STAGE,
@@ -465,110 +460,6 @@ class Forwarder:
             consumer.pause(*consumer.assignment())
             self._poll(min(end - now, POLL_INTERVAL))
 
-    # -- dead letters -----------------------------------------------------------------------
-
-    def _dead_letter(
-        self,
-        progress: PartitionProgress,
-        raw: Any,
-        stage: str,
-        reason: str,
-        *,
-        http_status: int | None = None,
-        field: str | None = None,
-        attempts: int | None = None,
-        outcome: DeliveryReport | None = None,
-    ) -> None:
-        """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged."""
-        where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
-        if self._dead_letters is None:
-            raise ForwarderError(
-                f"stopping at {where} ({stage}): {reason}. on_poison is 'stop'; the record and "
-                "everything after it on its partition stay uncommitted. Fix or skip it, or set "
-                "forwarder.on_poison = 'dead_letter' with a dead_letter_topic."
-            )
-        logger.warning("dead-lettering %s (%s): %s", where, stage, reason)
-        try:
-            future = self._dead_letters.send(
-                raw,
-                stage,
-                reason,
-                http_status=http_status,
-                field=field,
-                attempts=attempts,
-                time_left=self._time_left(math.inf),
-            )
-        except DeadLetterTimeoutError:
-            if not self._past_shutdown_deadline():
-                raise
-            # Like a delivery cut short by the deadline: left undone, read again later.
-            logger.warning(
-                "shutdown deadline passed before the dead-letter topic took the dead letter of "
-                "%s: it and what follows on its partition stay uncommitted",
-                where,
-            )
-            return
-        self._unsettled.append((progress, raw.offset, future, outcome))
-
-    def _settle_dead_letters(self) -> None:
-        """Mark done the records whose dead letters the broker acknowledged.
-
-        Waits up to ``DEAD_LETTER_TIMEOUT``, or until the shutdown deadline once a stop was
-        requested (even one requested while waiting). Past the shutdown deadline, the records
-        of dead letters not yet acknowledged stay undone (not committed, read again later);
-        otherwise a dead letter not acknowledged in time stops the forwarder.
-        """
-        writer = self._dead_letters
-        if not self._unsettled or writer is None:
-            return
-        unsettled, self._unsettled = self._unsettled, []
-        time_left = self._time_left(DEAD_LETTER_TIMEOUT)
-        outcomes = self._outcomes
-        late = 0
-        for progress, offset, future, outcome in unsettled:
-            if not writer.acknowledged(future, time_left):
-                late += 1
-                continue
-            progress.done(offset)
-            self.metrics.dead_lettered += 1
-            if outcome is not None and outcomes is not None:
-                outcomes.append(outcome)
-        if not late:
-            return
-        if self._past_shutdown_deadline():
-            logger.warning(
-                "shutdown deadline passed: %d dead letters not acknowledged by %r; their records "
-                "stay uncommitted and will be read again",
-                late,
-                writer.topic,
-            )
-            return
-        raise DeadLetterTimeoutError(
-            f"the dead-letter topic {writer.topic!r} did not acknowledge {late} of "
-            f"{len(unsettled)} dead letters within {DEAD_LETTER_TIMEOUT:g}s. Check that its "
-            "brokers are reachable; nothing from those records on was committed."
-        )
-
-    def _settle_dead_letters_before_stopping(self) -> None:
-        """``_settle_dead_letters`` for a forwarder already stopping on another error: a dead
-        letter that fails too is logged, and its record stays uncommitted."""
-        try:
-            self._settle_dead_letters()
-        except ForwarderError as exc:
-            logger.warning("while stopping: %s", exc)
-
-    def _time_left(self, limit: float) -> TimeLeft:
-        """Seconds left of ``limit`` from now, or to the shutdown deadline once a stop was
-        requested, whichever ends first; read again on each call, so a SIGTERM that comes
-        during a wait shortens it."""
-        end = self._clock() + limit
-
-        def time_left() -> float:
-            by = self._shutdown_by
-            return (end if by is None else min(end, by)) - self._clock()
-
-        return time_left
-
     # -- reporting --------------------------------------------------------------------------
 
     def _poison_report(self, poison: Poison) -> DeliveryReport | None:
@@ -582,6 +473,11 @@ class Forwarder:
         return DeliveryReport(
             poison.message, DeliveryStatus.DROPPED, REPORTER, poison.reason, field=poison.field
         )
+
+    def _keep_outcome(self, outcome: DeliveryReport) -> None:
+        """Keep ``outcome`` for ``_report_outcomes`` (a dead letter's, once acknowledged)."""
+        if self._outcomes is not None:
+            self._outcomes.append(outcome)
 
     def _report_outcomes(self) -> None:
         """Hand the outcomes gathered since the last call to ``report``.
@@ -631,7 +527,7 @@ class Forwarder:
         self._consumer.pause(*self._consumer.assignment())
         while len(self._pending) and not self._past_shutdown_deadline():
             self._deliver_due(everything=True)
-        self._settle_dead_letters()
+        self._dead_lettering.settle()
         self._commit()
         self._report_outcomes()
 
@@ -648,16 +544,8 @@ class Forwarder:
             self._consumer.close(autocommit=False)
         except self._kafka_error as exc:
             logger.warning("closing the consumer: %s", exc)
+        self._dead_lettering.close()
         # This runs in run()'s finally: raising here would hide the error that ended the run.
-        # Every dead letter was settled (or the run is failing anyway) before any commit, so a
-        # close that fails loses nothing that was committed.
-        if self._dead_letters is not None:
-            try:
-                # Bounded by the shutdown deadline too: closing flushes, and an unreachable
-                # broker would hold the exit for the whole timeout.
-                self._dead_letters.close(max(0.0, self._time_left(DEAD_LETTER_TIMEOUT)()))
-            except Exception as exc:
-                logger.warning("closing the dead-letter producer: %s: %s", type(exc).__name__, exc)
         if self._group_reader is not None:
             try:
                 self._group_reader.close(autocommit=False)
@@ -697,7 +585,7 @@ class Forwarder:
     def _caught_up(self, targets: LogEnds) -> bool:
         """Whether the group committed at least ``targets`` on every partition; the ones this
         member reads must have been fetched first (see ``LogEnds``)."""
-        if len(self._pending) or self._unsettled or not self._joined:
+        if len(self._pending) or self._dead_lettering.unsettled or not self._joined:
             return False
         if not targets.checked(self._consumer, self._consumer.assignment()):
             return False

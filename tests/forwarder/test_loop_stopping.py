@@ -15,7 +15,7 @@ import pytest
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
-from mixpanel_core.forwarder import loop
+from mixpanel_core.forwarder import dead_lettering
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
 from mixpanel_core.forwarder.loop import Forwarder, Wait
@@ -243,7 +243,7 @@ def test_dead_letters_acknowledged_are_committed_even_when_a_later_one_times_out
 ) -> None:
     """Outside a shutdown, a dead letter not acknowledged in time stops the forwarder (exit 1),
     but the ones acknowledged before it count: their records are committed."""
-    monkeypatch.setattr(loop, "DEAD_LETTER_TIMEOUT", 0.3)
+    monkeypatch.setattr(dead_lettering, "DEAD_LETTER_TIMEOUT", 0.3)
     p0 = _partition(0)
     consumer = ScriptedConsumer([p0])
     consumer.script = [{p0: [_poison(0, 0), _poison(0, 1), _poison(0, 2)]}]
