@@ -10,6 +10,7 @@ or whatever arrived within ``linger``), and reports every outcome. Records that 
 after the retry budget, or are rejected, go to the dead-letter file. ``flush``/``close`` are
 bounded, a bounded ``close`` runs at interpreter exit, and after ``fork()`` the child forgets
 the parent's queue (the parent delivers it) and starts its own sender on its first message.
+A sender dropped without ``close`` delivers what it holds, then its thread ends.
 
 The queue holds each message's JSON, and the message itself only when something needs it
 later (a reader of reports, ``/import`` credentials); a message not kept is rebuilt from its
@@ -62,6 +63,11 @@ is kept (see ``BackgroundSender.submit``), and its JSON."""
 WhenFull = Literal["block", "drop_newest", "drop_oldest"]
 MIB = 1024 * 1024
 
+IDLE_RECHECK = 1.0
+"""Most seconds an idle sender thread waits before it checks again that its sender exists:
+the backstop for the rare wake-up the sender's finalizer could not give (``BoundedQueue.finish``
+never waits for the lock)."""
+
 
 # Not slotted, so a transport can combine option classes by inheritance.
 @attrs.frozen(slots=False)
@@ -107,13 +113,22 @@ class BufferOptions:
                 raise ValueError(f"{key}: must be 0 or more")
 
 
+def _no_owner() -> None:
+    return None
+
+
 class BoundedQueue(Generic[T]):
     """A FIFO bounded by count and bytes, safe from many threads; see the module docstring.
 
     ``on_drop(items, reason)`` is called, outside the lock, with whatever a full policy drops.
     The consumer is woken when the first item arrives and when ``wake_at`` items are queued,
     not on every put, so a busy producer does not ping-pong the GIL with it. Once ``close``d it
-    takes nothing more: ``put`` and ``put_many`` raise ``TransportError``.
+    takes nothing more: ``put`` and ``put_many`` raise ``TransportError``; once ``finish``ed,
+    the consumer's waits return at once, and it ends when it has taken everything.
+
+    ``owner``, if given, is kept alive while the queue holds items, and only then: a consumer
+    thread that holds the queue (and its owner only weakly) lets an idle owner be freed, while
+    one dropped with items queued lives until they are taken (see ``BackgroundSender``).
     """
 
     def __init__(
@@ -124,6 +139,7 @@ class BoundedQueue(Generic[T]):
         block_timeout: float,
         on_drop: Callable[[list[T], str], None],
         wake_at: int = 1,
+        owner: object | None = None,
     ) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
@@ -131,6 +147,7 @@ class BoundedQueue(Generic[T]):
         self.block_timeout = block_timeout
         self.wake_at = max(1, wake_at)
         self._on_drop = on_drop
+        self._owner: Callable[[], object] = _no_owner if owner is None else weakref.ref(owner)
         self._reset()
 
     def _reset(self) -> None:
@@ -143,6 +160,10 @@ class BoundedQueue(Generic[T]):
         self._not_full = threading.Condition(self._lock)
         self._closed: str | None = None
         """Why the queue takes nothing more (see ``close``), or ``None`` while it is open."""
+        self._finished = False
+        """Whether the consumer is to end once it has taken everything (see ``finish``)."""
+        self._kept: object = None
+        """The owner while any item is queued, ``None`` while the queue is empty."""
         self.total_put = 0
         """Items ever enqueued."""
         self.total_evicted = 0
@@ -172,6 +193,8 @@ class BoundedQueue(Generic[T]):
         self.total_put += 1
         count = len(self._items)
         if count in (1, self.wake_at):
+            if count == 1:
+                self._kept = self._owner()
             self._not_empty.notify()
 
     def close(self, reason: str) -> None:
@@ -183,6 +206,25 @@ class BoundedQueue(Generic[T]):
         with self._lock:
             self._closed = reason
             self._not_full.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def finish(self) -> None:
+        """Tell the consumer to end once it has taken everything (its owner closes, or is gone).
+
+        Safe from a finalizer, which may run on any thread at any allocation, also on one that
+        holds this very lock: it never waits for the lock, and notifies only when it is free
+        at once. A consumer that misses the notification sees the flag at its next check (its
+        idle wait is bounded).
+        """
+        self._finished = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._not_empty.notify_all()
+            finally:
+                self._lock.release()
 
     def put(self, item: T, size: int) -> None:
         """Enqueue ``item`` of ``size`` bytes, applying the full policy if there is no room.
@@ -221,6 +263,8 @@ class BoundedQueue(Generic[T]):
                 self._sizes.extend(sizes)
                 self._bytes += total
                 self.total_put += len(items)
+                if before == 0:
+                    self._kept = self._owner()
                 if before == 0 or before < self.wake_at <= after:
                     self._not_empty.notify()
                 return
@@ -296,6 +340,8 @@ class BoundedQueue(Generic[T]):
                 self._items.clear()
                 self._sizes.clear()
                 self._bytes = 0
+                # Never the owner's last reference: whoever takes holds the owner too.
+                self._kept = None
             else:
                 # popleft called by C iterators: no Python step per item.
                 calls = itertools.repeat((), max_items)
@@ -318,10 +364,10 @@ class BoundedQueue(Generic[T]):
                 lambda: len(self._items) >= self.wake_at or ready(), timeout
             )
 
-    def wait_not_empty(self, ready: Callable[[], bool]) -> None:
-        """Wait until an item is queued or ``ready()``; wake-ups come from ``put`` and ``wake``."""
+    def wait_not_empty(self, timeout: float) -> None:
+        """Wait until an item is queued or the queue is ``finish``ed, at most ``timeout``."""
         with self._lock:
-            self._not_empty.wait_for(lambda: bool(self._items) or ready())
+            self._not_empty.wait_for(lambda: bool(self._items) or self._finished, timeout)
 
     def wake(self) -> None:
         """Wake the consumer so it re-checks its ``ready`` condition (flush, close)."""
@@ -355,6 +401,10 @@ class BackgroundSender:
 
     ``report`` receives a report for every record not delivered, and with ``observed`` (by
     default: ``report`` is not ``ignore_report``) one for every record accepted too.
+
+    A sender dropped without ``close`` (a client built per web request, as official-SDK code
+    often does) is not kept forever by its thread: it delivers what it holds as usual, then
+    its thread ends and its connections are closed (see ``_send_while_owned``).
     """
 
     def __init__(
@@ -373,31 +423,35 @@ class BackgroundSender:
         self._observed = report is not ignore_report if observed is None else observed
         """Whether anyone reads reports of accepted records (and so wants their messages)."""
         self._batch_records = client.options.max_batch_records
+        # The sender thread holds the queue: neither the queue nor its drop callback may hold
+        # this sender strongly, except while records are queued (``owner``).
         self._queue: BoundedQueue[Record] = BoundedQueue(
             self.options.max_queue_messages,
             self.options.max_queue_bytes,
             self.options.when_full,
             self.options.block_timeout,
-            self._dropped,
+            _weakly(self._dropped),
             wake_at=self._batch_records,
+            owner=self,
         )
         path = self.options.dead_letter_path
         key = f"transports.{name}.dead_letter_path"
         self._dead_letter = DeadLetterFile(path, key) if path else None
         self._closed = False
+        self._cancel_exit_close: Callable[[], None] | None = None
+        """Set when the thread first starts: a sender that never took a record has nothing to
+        deliver at exit, and leaves no exit hook behind when it is dropped."""
         self._reset_sender()
         in_fork_children(self, BackgroundSender._after_fork)
-        me = weakref.ref(self)
-        self._cancel_exit_close: Callable[[], None] | None = None
-        if self.options.exit_timeout > 0:
-            self._cancel_exit_close = at_exit(lambda: _close_at_exit(me))
+        # Freed means idle (the queue keeps a sender with records alive): the thread may end.
+        # At exit the bounded close does the work, so the finalizer does not run then.
+        weakref.finalize(self, self._queue.finish).atexit = False
 
     def _reset_sender(self) -> None:
         self._state = threading.Condition(threading.Lock())
         self._settled = 0
         self._in_flight: list[Record] = []
         self._urgent = 0
-        self._stopping = False
         self._abandoned = False
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
@@ -471,8 +525,14 @@ class BackgroundSender:
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
+                if self._cancel_exit_close is None and self.options.exit_timeout > 0:
+                    me = weakref.ref(self)
+                    self._cancel_exit_close = at_exit(lambda: _close_at_exit(me))
                 thread = threading.Thread(
-                    target=self._run, name=f"mixpanel-core-{self.name}", daemon=True
+                    target=_send_while_owned,
+                    args=(weakref.ref(self), self._queue, self.client, self._cancel_exit_close),
+                    name=f"mixpanel-core-{self.name}",
+                    daemon=True,
                 )
                 thread.start()
                 self._thread = thread
@@ -520,8 +580,7 @@ class BackgroundSender:
         started = time.monotonic()
         bound = self.options.flush_timeout if timeout is None else timeout
         left = self.flush(bound)
-        with self._state:
-            self._stopping = True
+        self._queue.finish()
         if left:
             self._abort.set()
         self._queue.wake()
@@ -556,41 +615,36 @@ class BackgroundSender:
 
     def _ready(self) -> bool:
         """Whether to send what is queued now, without lingering for a full batch."""
-        return self._urgent > 0 or self._stopping
+        return self._urgent > 0 or self._queue.finished
 
-    def _closing(self) -> bool:
-        return self._stopping
-
-    def _run(self) -> None:
+    def _send_next(self) -> bool:
+        """Linger for a fuller batch, take it and deliver it; ``False`` once the thread is to end
+        (``close`` ran out of time, or it finished and nothing is left)."""
         queue = self._queue
+        if self._abort.is_set() or (queue.finished and not len(queue)):
+            return False
         linger = self.options.linger
-        while not self._abort.is_set():
-            # Only closing ends the wait for a first record: a flush with nothing queued has
-            # nothing to wait for (it returns at once), and waking for it spun this loop on
-            # an empty queue, holding the interpreter, until the flush noticed.
-            queue.wait_not_empty(self._closing)
-            if self._stopping and not len(queue):
-                return
-            if linger and not self._ready():
-                queue.wait_until(self._ready, linger)
+        if linger and not self._ready():
+            queue.wait_until(self._ready, linger)
+        with self._state:
+            # Taken and published as in flight in one step: ``close`` gives up on what is
+            # queued and what is in flight, and must never see a take between the two.
+            items = queue.take(self._batch_records)
+            self._in_flight = items
+        try:
+            self._deliver(items)
+        except Exception as error:
+            # The thread must outlive any bug: everything queued after this take would
+            # otherwise never be sent. Requests are settled one by one in ``_send``, so an
+            # error here came before any request (cutting the batches): none was sent.
+            logger.exception("%s: unexpected error while preparing requests", self.name)
+            self._give_up(items, f"not sent: {type(error).__name__}: {error}")
+        finally:
             with self._state:
-                # Taken and published as in flight in one step: ``close`` gives up on what is
-                # queued and what is in flight, and must never see a take between the two.
-                items = queue.take(self._batch_records)
-                self._in_flight = items
-            try:
-                self._deliver(items)
-            except Exception as error:
-                # The thread must outlive any bug: everything queued after this take would
-                # otherwise never be sent. Requests are settled one by one in ``_send``, so an
-                # error here came before any request (cutting the batches): none was sent.
-                logger.exception("%s: unexpected error while preparing requests", self.name)
-                self._give_up(items, f"not sent: {type(error).__name__}: {error}")
-            finally:
-                with self._state:
-                    self._in_flight = []
-                    self._settled += len(items)
-                    self._state.notify_all()
+                self._in_flight = []
+                self._settled += len(items)
+                self._state.notify_all()
+        return not self._abort.is_set()
 
     def _deliver(self, records: list[Record]) -> None:
         # Each batch is one request (and one retry budget, as the option says); the client
@@ -752,6 +806,55 @@ def _rebuilt(records: list[Record]) -> list[Message | None]:
 def _messages(records: list[Record]) -> list[Message]:
     """The messages of ``records`` (see ``_rebuilt``), leaving out JSON that is no record."""
     return [message for message in _rebuilt(records) if message is not None]
+
+
+def _send_while_owned(
+    ref: weakref.ref[BackgroundSender],
+    queue: BoundedQueue[Record],
+    client: IngestionClient,
+    cancel_exit_close: Callable[[], None] | None,
+) -> None:
+    """The sender thread: deliver what is queued until ``close``, or until the sender is freed.
+
+    It holds its sender only while it has something to deliver. Waiting, it holds the queue,
+    the client and a weak reference: a running thread is never collected, so one that held
+    its sender would keep every sender dropped without ``close`` (and its connections)
+    forever. A sender dropped with records queued lives on, kept by its queue, until they are
+    delivered, retried, reported and dead-lettered as usual; freed, its finalizer only
+    ``finish``es the queue (it may run on any thread, inside any lock), and this thread then
+    closes the connections and cancels the exit hook.
+    """
+    while True:
+        # Only records or the end wake it: a flush with nothing queued has nothing to wait
+        # for (it returns at once), and waking for it spun this loop on an empty queue,
+        # holding the interpreter, until the flush noticed.
+        queue.wait_not_empty(IDLE_RECHECK)
+        sender = ref()
+        if sender is None:
+            break
+        if (len(queue) or queue.finished) and not sender._send_next():
+            return  # closed: ``close`` releases the rest
+        del sender  # idle again: waiting must not keep the sender alive
+    if cancel_exit_close is not None:
+        cancel_exit_close()
+    client.close()
+
+
+def _weakly(
+    method: Callable[[list[Record], str], None],
+) -> Callable[[list[Record], str], None]:
+    """``method``, holding its object weakly (for the queue, which the sender thread holds).
+
+    The queue calls it in a producer's ``submit``, which holds the object: it is never gone.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(records: list[Record], reason: str) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(records, reason)
+
+    return call
 
 
 def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:

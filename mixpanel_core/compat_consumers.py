@@ -160,7 +160,11 @@ class BufferedConsumer:
         in_fork_children(self, _forget_in_child)
         me = weakref.ref(self)
         # The official class loses its buffer at exit; this one sends it, within a bound.
-        at_exit(lambda: _flush_at_exit(me))
+        cancel_exit_flush = at_exit(lambda: _flush_at_exit(me))
+        # A consumer built per web request and dropped must not leave its exit hook registered
+        # for the life of the process. Cancelling only updates two registries (no lock, no
+        # I/O): safe wherever the garbage collector frees the consumer.
+        weakref.finalize(self, cancel_exit_flush).atexit = False
 
     def send(
         self,

@@ -42,8 +42,9 @@ class BufferedHttpTransport:
     """Queues messages (bounded, with a full policy) and sends them in batches from a thread.
 
     The whole behaviour (batching per endpoint, linger, drops, flush at exit, fork safety,
-    dead letters) is ``mixpanel_core.buffering.BackgroundSender``; this class gives it the
-    transport interface. See docs/transports/buffered_http.md.
+    dead letters, delivering then ending the thread when dropped without ``close``) is
+    ``mixpanel_core.buffering.BackgroundSender``; this class gives it the transport
+    interface. See docs/transports/buffered_http.md.
 
     ``send`` is the sender's ``submit`` itself, bound on each instance rather than a method
     that calls it: to change what ``send`` does, wrap this transport rather than subclass it.
