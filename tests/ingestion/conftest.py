@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,6 +13,8 @@ from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.messages import Event, GroupUpdate, ImportEvent, Message, PeopleUpdate
 from mixpanel_core.settings import MixpanelSettings
+
+from .scripted import Answer, ScriptedServer
 
 TOKEN = "emulator-token"
 _ids = itertools.count()
@@ -73,3 +75,18 @@ def settings_for(emulator: Emulator, **changes: object) -> MixpanelSettings:
 @pytest.fixture
 def client(mixpanel_emulator: Emulator) -> IngestionClient:
     return IngestionClient(settings_for(mixpanel_emulator), FAST)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., ScriptedServer]]:
+    """``scripted(*answers)`` starts a ``ScriptedServer``; each is stopped after the test."""
+    servers: list[ScriptedServer] = []
+
+    def start(*answers: Answer) -> ScriptedServer:
+        server = ScriptedServer(list(answers)).__enter__()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__()

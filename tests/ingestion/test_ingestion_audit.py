@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -24,23 +24,10 @@ from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import FAST, TOKEN, RecordingWait, event, import_event, settings_for
-from .test_client_audit import ScriptedServer, answer, client_for, raw
+from .scripted import ScriptedServer, answer, raw
+from .test_client_audit import client_for
 
 TRACK_OK = b'{"status": 1, "error": null}'
-
-
-@pytest.fixture
-def server() -> Iterator[Callable[..., ScriptedServer]]:
-    servers: list[ScriptedServer] = []
-
-    def start(*answers: Callable[[socket.socket], None]) -> ScriptedServer:
-        started = ScriptedServer(list(answers)).__enter__()
-        servers.append(started)
-        return started
-
-    yield start
-    for started in servers:
-        started.__exit__()
 
 
 # -- strict /import: failed_records that do not account for every record ---------------------
@@ -67,12 +54,12 @@ def strict_400(imported: int, *indexes: int) -> bytes:
     ],
 )
 def test_failed_records_that_leave_records_unaccounted_for_accept_none_of_them(
-    server: Callable[..., ScriptedServer], imported: int, indexes: tuple[int, ...]
+    scripted: Callable[..., ScriptedServer], imported: int, indexes: tuple[int, ...]
 ) -> None:
     """The sender accepted every record the answer did not name: a name pointing at no record
     of the request (or a count leaving one neither imported nor named) reported records
     Mixpanel did not import ACCEPTED, so they were lost without a word."""
-    mixpanel = server(answer(raw("400 Bad Request", strict_400(imported, *indexes))))
+    mixpanel = scripted(answer(raw("400 Bad Request", strict_400(imported, *indexes))))
     client = client_for(mixpanel)
     result = client.send_batch("import", [import_event(), import_event()], wait=RecordingWait())
     assert len(mixpanel.requests) == 1
@@ -85,12 +72,12 @@ def test_failed_records_that_leave_records_unaccounted_for_accept_none_of_them(
 
 
 def test_a_named_record_twice_is_one_rejection_but_a_count_short_of_the_rest_fails_all(
-    server: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """A record named twice (two of its fields failed) is rejected once, with both reasons,
     and the others accepted; but when the count of imported records leaves one record neither
     imported nor named, no record of the request is taken as imported."""
-    mixpanel = server(
+    mixpanel = scripted(
         answer(raw("400 Bad Request", strict_400(1, 0, 0))),
         answer(raw("400 Bad Request", strict_400(1, 1))),
     )
@@ -118,13 +105,13 @@ def clean_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPat
 
 
 def test_http_proxy_carries_requests_and_no_proxy_and_loopback_bypass_it(
-    server: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
     clean_proxy_environment: pytest.MonkeyPatch,
     mixpanel_emulator: Emulator,
 ) -> None:
     """requests sends through ``HTTP_PROXY``/``HTTPS_PROXY`` (unless ``NO_PROXY`` names the
     host); this client did not: behind a proxy-only egress every request failed on DNS."""
-    proxy = server(answer(raw("200 OK", TRACK_OK)))
+    proxy = scripted(answer(raw("200 OK", TRACK_OK)))
     env = clean_proxy_environment
     env.setenv("HTTP_PROXY", proxy.base_url)
     settings = MixpanelSettings(
@@ -154,12 +141,12 @@ def test_http_proxy_carries_requests_and_no_proxy_and_loopback_bypass_it(
 
 
 def test_https_proxy_tunnels_with_the_credentials_of_its_url_and_never_shows_them(
-    server: Callable[..., ScriptedServer], clean_proxy_environment: pytest.MonkeyPatch
+    scripted: Callable[..., ScriptedServer], clean_proxy_environment: pytest.MonkeyPatch
 ) -> None:
     """``HTTPS_PROXY=http://user:pass@proxy`` as requests takes it: a CONNECT to the target,
     with ``Proxy-Authorization``; a refused tunnel is retried like a network failure, and the
     reason names neither the password nor the header."""
-    proxy = server(answer(raw("403 Forbidden")))
+    proxy = scripted(answer(raw("403 Forbidden")))
     host, port = proxy.base_url.removeprefix("http://").split(":")
     password = "pr0xy-p@ss"
     clean_proxy_environment.setenv("HTTPS_PROXY", f"http://proxy-user:pr0xy-p%40ss@{host}:{port}")
@@ -212,13 +199,13 @@ def by_authorization(
 
 
 def test_a_401_for_one_api_secret_does_not_stop_records_with_other_credentials(
-    server: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """Records of one call with different credentials go in different requests; a 401 for the
     first group reported every later group FAILED, unsent, as refused "earlier", although
     Mixpanel never saw their credentials."""
     holder: list[ScriptedServer] = []
-    mixpanel = server(by_authorization(holder, "revoked-secret"))
+    mixpanel = scripted(by_authorization(holder, "revoked-secret"))
     holder.append(mixpanel)
     client = client_for(mixpanel, api_secret=Secret("good-secret"))
     refused, fine = import_with_secret("revoked-secret"), import_event()
@@ -234,11 +221,11 @@ def test_a_401_for_one_api_secret_does_not_stop_records_with_other_credentials(
 
 
 def test_a_401_keeps_the_outcomes_of_the_requests_already_accepted(
-    server: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """A group sent as several requests: when a later one is refused, the earlier ones that
     Mixpanel accepted were reported FAILED too (dead-lettered, sent again)."""
-    mixpanel = server(
+    mixpanel = scripted(
         answer(raw("200 OK", b'{"code": 200, "num_records_imported": 1, "status": "OK"}')),
         answer(raw("401 Unauthorized", b'{"error": "Invalid credentials"}')),
     )

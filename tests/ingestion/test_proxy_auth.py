@@ -26,7 +26,7 @@ from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import TOKEN, RecordingWait, event, import_event
-from .test_client_audit import ScriptedServer, answer, raw
+from .scripted import ScriptedServer, answer, raw
 
 pytestmark = pytest.mark.integration
 

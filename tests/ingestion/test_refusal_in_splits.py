@@ -10,7 +10,7 @@ Mixpanel, answers each request in turn.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -21,7 +21,8 @@ from mixpanel_core.messages import PeopleUpdate
 from mixpanel_core.secrets import Secret
 
 from .conftest import RecordingWait, event, import_event, profile
-from .test_client_audit import ScriptedServer, answer, client_for, raw
+from .scripted import ScriptedServer, answer, raw
+from .test_client_audit import client_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,30 +39,16 @@ def imported(records: int) -> Callable[[socket.socket], None]:
     return answer(raw("200 OK", body.encode()))
 
 
-@pytest.fixture
-def mixpanel() -> Iterator[Callable[..., ScriptedServer]]:
-    servers: list[ScriptedServer] = []
-
-    def start(*answers: Callable[[socket.socket], None]) -> ScriptedServer:
-        started = ScriptedServer(list(answers)).__enter__()
-        servers.append(started)
-        return started
-
-    yield start
-    for started in servers:
-        started.__exit__()
-
-
 def records_in(request: tuple[bytes, bytes]) -> int:
     return request[1].count(b"%22distinct_id%22") + request[1].count(b'"distinct_id"')
 
 
 def test_a_401_after_a_413_split_keeps_the_accepted_half_accepted(
-    mixpanel: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """413, the first half imported, the second refused: the first half stays ACCEPTED, the
     refused half is FAILED with Mixpanel's answer, and the error still carries every report."""
-    server = mixpanel(TOO_LARGE, imported(2), REFUSED)
+    server = scripted(TOO_LARGE, imported(2), REFUSED)
     client = client_for(server, api_secret=Secret("s3cret"))
     messages = [import_event() for _ in range(4)]
     with pytest.raises(AuthenticationError) as caught:
@@ -77,11 +64,11 @@ def test_a_401_after_a_413_split_keeps_the_accepted_half_accepted(
 
 
 def test_a_401_deep_in_a_split_keeps_every_accepted_quarter_and_sends_nothing_after(
-    mixpanel: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """Split twice: the first quarter accepted, the second refused; the second half of the
     batch is not sent (the credentials would be refused again) and says why."""
-    server = mixpanel(TOO_LARGE, TOO_LARGE, imported(2), REFUSED)
+    server = scripted(TOO_LARGE, TOO_LARGE, imported(2), REFUSED)
     client = client_for(server, api_secret=Secret("s3cret"))
     messages = [import_event() for _ in range(8)]
     with pytest.raises(AuthenticationError) as caught:
@@ -96,9 +83,9 @@ def test_a_401_deep_in_a_split_keeps_every_accepted_quarter_and_sends_nothing_af
 
 
 def test_a_401_for_the_first_half_reports_the_second_half_unsent(
-    mixpanel: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
-    server = mixpanel(TOO_LARGE, REFUSED)
+    server = scripted(TOO_LARGE, REFUSED)
     client = client_for(server, api_secret=Secret("s3cret"))
     with pytest.raises(AuthenticationError) as caught:
         client.send_batch("import", [import_event() for _ in range(4)], wait=RecordingWait())
@@ -111,10 +98,10 @@ def test_a_401_for_the_first_half_reports_the_second_half_unsent(
 
 
 def test_a_401_after_a_split_of_profile_updates_keeps_the_applied_ones_accepted(
-    mixpanel: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """An ``$add`` reported FAILED after Mixpanel applied it is applied again when resent."""
-    server = mixpanel(TOO_LARGE, TRACK_OK, REFUSED)
+    server = scripted(TOO_LARGE, TRACK_OK, REFUSED)
     client = client_for(server)
     updates = [profile(PeopleUpdate, n) for n in range(4)]
     with pytest.raises(AuthenticationError) as caught:
@@ -125,11 +112,11 @@ def test_a_401_after_a_split_of_profile_updates_keeps_the_applied_ones_accepted(
 
 
 def test_a_401_in_the_split_of_a_later_request_keeps_everything_accepted_before_it(
-    mixpanel: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """Two requests of four records, each split on 413: the first one's halves accepted, then
     the second one's first half accepted and its second half refused."""
-    server = mixpanel(TOO_LARGE, imported(2), imported(2), TOO_LARGE, imported(2), REFUSED)
+    server = scripted(TOO_LARGE, imported(2), imported(2), TOO_LARGE, imported(2), REFUSED)
     options = HttpOptions(backoff_base=0.001, backoff_cap=0.002, max_batch_records=4)
     client = client_for(server, options, api_secret=Secret("s3cret"))
     messages = [import_event() for _ in range(8)]
@@ -142,13 +129,13 @@ def test_a_401_in_the_split_of_a_later_request_keeps_everything_accepted_before_
 
 
 def test_a_401_while_resending_halves_after_status_0_keeps_the_accepted_half(
-    mixpanel: Callable[..., ScriptedServer],
+    scripted: Callable[..., ScriptedServer],
 ) -> None:
     """``/track`` ``status: 0`` for four events: the halves are sent again to find the refused
     ones; the first half is accepted, the second refused with 401. The accepted events stay
     ACCEPTED; the refused ones are FAILED (they carry an ``$insert_id``, so resending them
     later is safe whatever Mixpanel kept of the first request)."""
-    server = mixpanel(STATUS_0, TRACK_OK, REFUSED)
+    server = scripted(STATUS_0, TRACK_OK, REFUSED)
     client = client_for(server)
     messages = [event() for _ in range(4)]
     with pytest.raises(AuthenticationError) as caught:
