@@ -11,6 +11,10 @@ the batch then goes to the fallback transport, or is reported failed and the cal
 A batch holds lines (bytes) only: the messages are freed as soon as they are encoded, and
 rebuilt from their lines in the rare case a batch cannot be queued. Lines are nothing for the
 garbage collector to walk; the messages of a batch of hundreds would be.
+
+A producer dropped without ``close`` (a worker client built per request) is not kept forever
+by its linger thread: the thread holds it strongly only while its batch has lines, writes
+them as usual, then ends and calls ``on_freed`` (see ``_linger_while_owned``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
@@ -39,11 +44,16 @@ class FrameProducer:
         channel: QueueChannel,
         context: TransportContext,
         on_first_send: Callable[[], object] | None = None,
+        on_freed: Callable[[], object] | None = None,
     ) -> None:
+        """``on_first_send`` runs before the first frame is written (under the batch lock).
+        ``on_freed`` runs in the linger thread once it ends because this producer was freed
+        without ``close``; the thread holds it, so it must not hold this producer."""
         self._channel = channel
         self._options = channel.options
         self._context = context
         self._on_first_send = on_first_send
+        self._on_freed = on_freed
         self._batch_lock = threading.Lock()
         # Batches taken from _lines and not yet written (or given up): close() waits for
         # them, so that a frame another thread is still writing cannot come after the
@@ -53,6 +63,9 @@ class FrameProducer:
         # Frames are put one at a time so that one thread's batches stay in order.
         self._queue_lock = threading.Lock()
         self._lines: list[bytes] = []
+        # Held by the linger thread: this producer, while its batch has lines, so that one
+        # dropped without close() lives until they are written.
+        self._keeper = _Keeper()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -71,6 +84,8 @@ class FrameProducer:
             if self._closed:
                 raise TransportError(f"{self._context.path}: the transport is closed")
             self._lines.append(line)
+            if len(self._lines) == 1:
+                self._keeper.producer = self
             if self._thread is None:
                 self._start_linger_thread()
             if len(self._lines) < self._options.batch_size:
@@ -128,29 +143,37 @@ class FrameProducer:
     def _start_linger_thread(self) -> None:
         if self._on_first_send is not None:
             self._on_first_send()
+        # Nothing here may hold this producer strongly (the keeper does, while it has lines).
         self._thread = threading.Thread(
-            target=self._linger, name=f"mixpanel-{self._context.name}-linger", daemon=True
+            target=_linger_while_owned,
+            args=(
+                weakref.ref(self),
+                self._wake,
+                self._options.linger,
+                self._keeper,
+                self._on_freed,
+            ),
+            name=f"mixpanel-{self._context.name}-linger",
+            daemon=True,
         )
         self._thread.start()
 
-    def _linger(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._options.linger)
-            if self._closed:
-                return
-            with self._batch_lock:
-                lines = self._take()
-            try:
-                self._queue(lines, raising=False)
-            except Exception:  # a background thread has no caller to tell; keep lingering
-                logger.exception("%s: queuing a batch failed", self._context.path)
-            finally:
-                self._done_writing()
+    def _linger_once(self) -> None:
+        with self._batch_lock:
+            lines = self._take()
+        try:
+            self._queue(lines, raising=False)
+        except Exception:  # a background thread has no caller to tell; keep lingering
+            logger.exception("%s: queuing a batch failed", self._context.path)
+        finally:
+            self._done_writing()
 
     def _take(self) -> list[bytes]:
         """The batch, to be queued by the caller, who then calls ``_done_writing``; under
         ``_batch_lock``."""
         lines, self._lines = self._lines, []
+        # The caller holds this producer until the batch is written.
+        self._keeper.producer = None
         self._writing += 1
         return lines
 
@@ -265,3 +288,45 @@ class FrameProducer:
     def _report(self, messages: Sequence[Message], status: DeliveryStatus, reason: str) -> None:
         for message in messages:
             self._context.report(DeliveryReport(message, status, self._context.name, reason))
+
+
+class _Keeper:
+    """A producer whose batch has lines, kept alive by its linger thread (``None`` when empty)."""
+
+    __slots__ = ("producer",)
+
+    def __init__(self) -> None:
+        self.producer: FrameProducer | None = None
+
+
+def _linger_while_owned(
+    ref: weakref.ref[FrameProducer],
+    wake: threading.Event,
+    linger: float,
+    keeper: _Keeper,
+    on_freed: Callable[[], object] | None,
+) -> None:
+    """The linger thread: queue the partial batch every ``linger`` s until ``close``, or until
+    the producer is freed.
+
+    It holds the producer only while it queues a batch, and through ``keeper`` while the batch
+    has lines: a running thread is never collected, so one that held its producer would keep
+    every producer dropped without ``close`` (and itself) forever. A producer dropped with
+    lines is kept until this thread has written them; once freed, the thread notices within
+    ``linger`` and ends, after ``on_freed`` (which no finalizer could call: it takes the
+    ledger's locks). ``keeper`` is an argument only so that the thread holds it.
+    """
+    while True:
+        wake.wait(linger)
+        producer = ref()
+        if producer is None:
+            break
+        if producer._closed:
+            return  # close() queues what is left and releases the rest
+        producer._linger_once()
+        del producer  # idle again: waiting must not keep the producer alive
+    if on_freed is not None:
+        try:
+            on_freed()
+        except Exception:  # a background thread has no caller to tell
+            logger.exception("releasing a producer freed without close() failed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, load_config
@@ -27,7 +27,12 @@ from mixpanel_core.transport import Transport, TransportContext
 
 
 class ProducerTransport:
-    """Queues this process's messages for the owner's sender; counted until it is closed."""
+    """Queues this process's messages for the owner's sender; counted until it is closed.
+
+    One dropped without ``close`` (a worker client built per request) writes what it holds
+    as usual; then its linger thread ends, its exit hook is cancelled and the channel learns
+    it closed, so the owner's close does not wait for it (see ``_Registration``).
+    """
 
     def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
         self._channel = channel
@@ -41,15 +46,18 @@ class ProducerTransport:
         # (freed by the child's close, the owner stopped waiting for the parent) and the
         # writer, whose chunks carry the parent's pid (the sender mixed the two processes'
         # frames). The child gets its own, counted open from its first message only, so that
-        # a child that never sends does not hold up the owner's close.
-        self._producer = FrameProducer(self._channel, self._context, self._opened)
+        # a child that never sends does not hold up the owner's close (and has nothing to
+        # close at exit).
+        self._registration = _Registration(self._channel)
+        self._producer = FrameProducer(
+            self._channel, self._context, self._opened, self._registration.release
+        )
         self._closed = False
-        self._slot = -1
-        close_at_exit(self)
 
     def _opened(self) -> None:
         # Before this producer's first frame is written (its first send, under its batch lock).
-        self._slot = self._channel.producer_opened()
+        self._registration.slot = self._channel.producer_opened()
+        self._registration.cancel_exit_close = close_at_exit(self)
 
     def send(self, message: Message) -> None:
         self._producer.send(message)
@@ -71,11 +79,36 @@ class ProducerTransport:
         try:
             return self._producer.close(bound)
         finally:
-            self._channel.producer_closed(self._slot)
+            self._registration.release()
 
 
-def close_at_exit(transport: Transport) -> None:
-    """Close ``transport`` when this process exits, if nobody did (so nothing is lost)."""
+class _Registration:
+    """What a producer's first send registered: its ledger slot and its exit hook.
+
+    Released once: by ``close``, or by the linger thread of a producer freed without it
+    (which is why it holds neither the producer nor its transport).
+    """
+
+    def __init__(self, channel: QueueChannel) -> None:
+        self._channel = channel
+        self.slot = -1
+        self.cancel_exit_close: Callable[[], None] | None = None
+        self._released = False
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self.cancel_exit_close is not None:
+            self.cancel_exit_close()
+        self._channel.producer_closed(self.slot)
+
+
+def close_at_exit(transport: Transport) -> Callable[[], None]:
+    """Close ``transport`` when this process exits, if nobody did (so nothing is lost).
+
+    Returns a function that cancels it.
+    """
     ref = weakref.ref(transport)
     pid = os.getpid()
 
@@ -85,7 +118,7 @@ def close_at_exit(transport: Transport) -> None:
         if alive is not None and os.getpid() == pid:
             alive.close()
 
-    at_exit(close)
+    return at_exit(close)
 
 
 def worker_client(
