@@ -6,18 +6,21 @@ safe side: plain ``http://`` URLs are accepted only on loopback; ``request_timeo
 the default bounded timeouts, not "wait forever"; ``retry_limit`` bounds the retries of a
 request (``0``: none), and no retry starts after the ``HttpOptions`` time budget;
 ``BufferedConsumer`` is safe from many threads and keeps (for the next ``flush``) only the
-records that failed, not the whole batch; what it still holds when the process exits is
-flushed then (within ``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts with an empty
-buffer (the parent sends what it held).
+records that failed, not the whole batch; one freed while holding records (built per web
+request, never flushed) hands them to a thread that sends them; what it still holds when the
+process exits is flushed then (within ``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts
+with an empty buffer (the parent sends what it held). What cannot be delivered is logged at
+ERROR with its count.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -26,7 +29,7 @@ from mixpanel_core import wire
 from mixpanel_core.compat import MixpanelException, ServiceAccountCredentials
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError, ValidationError
-from mixpanel_core.ingestion import HttpOptions, IngestionClient, records_limit
+from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient, records_limit
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.process_fork import in_fork_children
@@ -36,7 +39,8 @@ from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
 logger = logging.getLogger(__name__)
 
 EXIT_FLUSH_SECONDS = 5.0
-"""Bound of ``BufferedConsumer``'s flush at interpreter exit (no request starts after it)."""
+"""Bound of all sending by buffered consumers at interpreter exit, every consumer's and every
+freed one's together (no request starts after it)."""
 
 OFFICIAL_TO_CORE: dict[str, Endpoint] = {
     "events": "track",
@@ -107,11 +111,12 @@ class Consumer:
         return True
 
     def send_messages(
-        self, core: Endpoint, messages: Sequence[Message], deadline: float | None = None
+        self, core: Endpoint, messages: Sequence[Message], deadline: Deadline = None
     ) -> None:
         """Send already built messages to ``core`` (``track``...); raises MixpanelException.
 
-        ``deadline`` (``time.monotonic()``): no request starts, and no retry waits, after it.
+        ``deadline`` (``time.monotonic()``, or a function saying it now, see ``Deadline``): no
+        request starts, and no retry waits, after it.
         """
         try:
             result = self._client.send_batch(core, messages, deadline=deadline)
@@ -142,7 +147,7 @@ class BufferedConsumer:
         verify_cert: bool = True,
         credentials: ServiceAccountCredentials | None = None,
     ) -> None:
-        self._consumer = Consumer(
+        consumer = Consumer(
             events_url,
             people_url,
             import_url,
@@ -154,17 +159,13 @@ class BufferedConsumer:
             verify_cert,
             credentials,
         )
-        self._max_size = max(1, max_size)
-        self._buffers: dict[str, list[Message]] = {name: [] for name in OFFICIAL_TO_CORE}
-        self._lock = threading.RLock()
-        in_fork_children(self, _forget_in_child)
-        me = weakref.ref(self)
-        # The official class loses its buffer at exit; this one sends it, within a bound.
-        cancel_exit_flush = at_exit(lambda: _flush_at_exit(me))
-        # A consumer built per web request and dropped must not leave its exit hook registered
-        # for the life of the process. Cancelling only updates two registries (no lock, no
-        # I/O): safe wherever the garbage collector frees the consumer.
-        weakref.finalize(self, cancel_exit_flush).atexit = False
+        buffers = self._buffers = _Buffers(consumer, max(1, max_size))
+        _orphans.start()
+        # The official class loses its buffer at exit; this one sends it, within a bound. The
+        # hook holds the buffers, not the consumer: a consumer freed holding records leaves
+        # them to the orphan thread, and until that thread is done, to this hook at exit.
+        cancel_exit_flush = at_exit(lambda: _flush_at_exit(buffers))
+        weakref.finalize(self, _hand_over, buffers, cancel_exit_flush).atexit = False
 
     def send(
         self,
@@ -178,32 +179,55 @@ class BufferedConsumer:
         Raises ``MixpanelException`` (with ``message`` and ``endpoint``) if that send fails.
         """
         core = _core_endpoint(endpoint)
-        messages = _messages(core, json_message, api_key, api_secret)
-        with self._lock:
-            buffer = self._buffers[endpoint]
-            buffer.extend(messages)
-            if len(buffer) >= min(self._max_size, records_limit(core)):
-                self._flush_endpoint(endpoint)
+        self._buffers.add(endpoint, _messages(core, json_message, api_key, api_secret))
 
     def flush(self) -> None:
         """Send everything buffered; raises ``MixpanelException`` for the first failure."""
-        with self._lock:
-            for endpoint in self._buffers:
-                self._flush_endpoint(endpoint)
+        with self._buffers.lock:
+            for endpoint in OFFICIAL_TO_CORE:
+                self._buffers.flush_endpoint(endpoint)
 
-    def _held(self) -> int:
-        """Records buffered, not yet sent (or kept after failing)."""
-        with self._lock:
-            return sum(map(len, self._buffers.values()))
 
-    def _flush_endpoint(self, endpoint: str, deadline: float | None = None) -> None:
+class _Buffers:
+    """A ``BufferedConsumer``'s records and the ``Consumer`` that sends them, apart from it so
+    that they can still be sent once it is freed: by the orphan thread, or by its exit hook.
+
+    ``records`` and ``lock`` are replaced in a ``fork()`` child; whoever holds this object
+    sees the current ones.
+    """
+
+    def __init__(self, consumer: Consumer, max_size: int) -> None:
+        self.consumer = consumer
+        self.max_size = max_size
+        self.records: dict[str, list[Message]] = {name: [] for name in OFFICIAL_TO_CORE}
+        self.lock = threading.RLock()
+        in_fork_children(self, _forget_in_child)
+
+    def held(self) -> int:
+        """Records buffered, not yet sent (or kept after failing).
+
+        Read without the lock, as a finalizer must: the keys never change, so the values can
+        be read while another thread replaces one.
+        """
+        return sum(map(len, self.records.values()))
+
+    def add(self, endpoint: str, messages: list[Message]) -> None:
         core = OFFICIAL_TO_CORE[endpoint]
-        limit = min(self._max_size, records_limit(core))
-        buffer = self._buffers[endpoint]
+        with self.lock:
+            buffer = self.records[endpoint]
+            buffer.extend(messages)
+            if len(buffer) >= min(self.max_size, records_limit(core)):
+                self.flush_endpoint(endpoint)
+
+    def flush_endpoint(self, endpoint: str, deadline: Deadline = None) -> None:
+        """Send the endpoint's records; the caller holds ``lock``. Raises MixpanelException."""
+        core = OFFICIAL_TO_CORE[endpoint]
+        limit = min(self.max_size, records_limit(core))
+        buffer = self.records[endpoint]
         while buffer:
             batch = buffer[:limit]
             try:
-                self._consumer.send_messages(core, batch, deadline)
+                self.consumer.send_messages(core, batch, deadline)
             except MixpanelException as error:
                 # Keep what may succeed later (FAILED); accepted and rejected records are done.
                 retry = [
@@ -211,40 +235,158 @@ class BufferedConsumer:
                     for r in error.reports
                     if r.status is DeliveryStatus.FAILED and r.message is not None
                 ]
-                self._buffers[endpoint] = retry + buffer[limit:]
+                self.records[endpoint] = retry + buffer[limit:]
                 raised = MixpanelException(str(error), reports=error.reports)
                 raised.message = wire.dumps_array(wire.dumps(m.record) for m in batch).decode()
                 raised.endpoint = endpoint
                 raise raised from error
             buffer = buffer[limit:]
-            self._buffers[endpoint] = buffer
+            self.records[endpoint] = buffer
 
-
-def _forget_in_child(consumer: BufferedConsumer) -> None:
-    # The parent still holds, and will send, what was buffered before the fork: a child that
-    # kept its copy would send every record twice. A lock held at fork() stays held: renew it.
-    consumer._buffers = {name: [] for name in OFFICIAL_TO_CORE}
-    consumer._lock = threading.RLock()
-
-
-def _flush_at_exit(ref: weakref.ref[BufferedConsumer]) -> None:
-    consumer = ref()
-    if consumer is None or not consumer._held():
-        return
-    deadline = time.monotonic() + EXIT_FLUSH_SECONDS
-    failures = []
-    with consumer._lock:
-        for endpoint in OFFICIAL_TO_CORE:  # each gets its chance, whatever the others do
+    def send_or_log(self, deadline: Deadline, when: str) -> None:
+        """Send everything, each endpoint whatever the others do; what fails is logged at
+        ERROR (the count and the reasons, which never carry a secret) and dropped, so that
+        what the exit hook and the orphan thread both see is not logged twice. The caller
+        holds ``lock``."""
+        failures = []
+        for endpoint in OFFICIAL_TO_CORE:
             try:
-                consumer._flush_endpoint(endpoint, deadline)
+                self.flush_endpoint(endpoint, deadline)
             except MixpanelException as error:
                 failures.append(f"{endpoint}: {error}")
-    if failures:
-        logger.error(
-            "BufferedConsumer: %d record(s) not delivered at exit (%s)",
-            consumer._held(),
-            "; ".join(failures),
+        if failures:
+            logger.error(
+                "BufferedConsumer: %d record(s) not delivered %s (%s)",
+                self.held(),
+                when,
+                "; ".join(failures),
+            )
+            self.records = {name: [] for name in OFFICIAL_TO_CORE}
+
+
+def _forget_in_child(buffers: _Buffers) -> None:
+    # The parent still holds, and will send, what was buffered before the fork: a child that
+    # kept its copy would send every record twice. A lock held at fork() stays held: renew it.
+    buffers.records = {name: [] for name in OFFICIAL_TO_CORE}
+    buffers.lock = threading.RLock()
+
+
+def _hand_over(buffers: _Buffers, cancel_exit_flush: Callable[[], None]) -> None:
+    """A ``BufferedConsumer`` was freed: what it holds goes to the orphan thread.
+
+    The garbage collector may call this on any thread, at any allocation, even inside a lock
+    that thread holds: so no I/O, no lock, no thread started here. Putting on a SimpleQueue
+    is safe there; cancelling the exit hook only updates two registries.
+    """
+    if buffers.held():
+        _orphans.queue.put((buffers, cancel_exit_flush))
+    else:
+        cancel_exit_flush()  # nothing to send: leave no hook for the life of the process
+
+
+_Orphan = tuple[_Buffers, Callable[[], None]]
+"""What a freed ``BufferedConsumer`` held, with the function that cancels its exit hook."""
+
+
+class _OrphanThread:
+    """The one thread of the process that sends what freed buffered consumers held.
+
+    Started when the first ``BufferedConsumer`` is built (a finalizer cannot start it), and
+    again in each ``fork()`` child. Each orphan keeps its exit hook until sent, so what this
+    thread has not sent when the process exits is sent then, by that hook.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[_Orphan] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def start(self) -> None:
+        with self._starting:
+            if self._thread is None:
+                # Once: a fork() child inherits the registration, and its grandchildren too.
+                in_fork_children(self, _OrphanThread._start_in_child)
+                self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=_deliver_orphans,
+            args=(self.queue,),
+            name="mixpanel-compat-orphans",
+            daemon=True,  # never holds the process up: exit hooks send what is left
         )
+        self._thread.start()
+
+    def _start_in_child(self) -> None:
+        # The parent sends the orphans it queued (and the child's copies of their buffers are
+        # emptied by ``_forget_in_child``); its thread, and the queue's lock, did not survive
+        # the fork: a new queue and a new thread.
+        self.queue = queue.SimpleQueue()
+        self._starting = threading.Lock()
+        self._start()
+
+
+def _deliver_orphans(orphans: queue.SimpleQueue[_Orphan]) -> None:
+    while True:
+        buffers, cancel_exit_flush = orphans.get()
+        try:
+            with buffers.lock:
+                # Until the process exits no deadline; then the exit hooks' one, read again
+                # while a request is out, so that this thread ends when they must.
+                buffers.send_or_log(
+                    _exit_clock.read, "after the consumer was freed without flush()"
+                )
+        except Exception:  # the thread must outlive any one orphan
+            logger.exception(
+                "BufferedConsumer: %d record(s) of a freed consumer not delivered",
+                buffers.held(),
+            )
+        finally:
+            cancel_exit_flush()
+        del buffers, cancel_exit_flush  # waiting for the next, keep nothing of this one
+
+
+_orphans = _OrphanThread()
+
+
+class _ExitClock:
+    """The one deadline of all sending at exit, by every consumer's exit hook and by the
+    orphan thread: many consumers, or orphans, still add up to one bound."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def start(self) -> float:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + EXIT_FLUSH_SECONDS
+        return self.deadline
+
+    def read(self) -> float | None:
+        return self.deadline
+
+
+_exit_clock = _ExitClock()
+
+EXIT_LOCK_GRACE_SECONDS = 1.0
+"""Beyond the exit deadline, how long an exit hook waits for a sender to notice it passed."""
+
+
+def _flush_at_exit(buffers: _Buffers) -> None:
+    if not buffers.held():
+        return
+    deadline = _exit_clock.start()
+    # The orphan thread may be sending these very records: it stops at the same deadline.
+    wait = max(deadline - time.monotonic(), 0.0) + EXIT_LOCK_GRACE_SECONDS
+    if not buffers.lock.acquire(timeout=wait):
+        logger.error(
+            "BufferedConsumer: %d record(s) not delivered at exit (still being sent)",
+            buffers.held(),
+        )
+        return
+    try:
+        buffers.send_or_log(deadline, "at exit")
+    finally:
+        buffers.lock.release()
 
 
 def _core_endpoint(endpoint: str) -> Endpoint:
