@@ -196,12 +196,15 @@ class DeadLetterWriter:
             return
         errors = kafka_python().errors
         end = time.monotonic() + configured / 1000
+        tried = False
         try:
             while True:
                 left = end - time.monotonic()
                 if time_left is not None:
                     left = min(left, time_left())
-                if left <= 0:
+                # One try whatever the time left: with the metadata known it does not block,
+                # and a producer configured not to block at all (max_block_ms = 0) must work.
+                if left <= 0 and tried:
                     raise DeadLetterTimeoutError(
                         f"the dead-letter topic {self.topic!r} did not take the dead letter of "
                         f"{where}: its broker did not answer in time (max_block_ms, or the "
@@ -209,6 +212,7 @@ class DeadLetterWriter:
                         "exists; nothing from that record on was committed."
                     )
                 config["max_block_ms"] = max(1, int(min(left, WAIT_SLICE) * 1000))
+                tried = True
                 try:
                     producer.partitions_for(self.topic)
                 except errors.KafkaTimeoutError:

@@ -16,6 +16,7 @@ import pytest
 from mixpanel_core.config import load_config
 from mixpanel_core.forwarder import build
 from mixpanel_core.forwarder.build import build_forwarder
+from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 
@@ -108,3 +109,33 @@ def test_a_stop_while_the_dead_letter_broker_is_unreachable_ends_by_the_deadline
     counts = collections.Counter(rig.delivered_insert_ids())
     assert sorted(counts) == sorted(before + after)
     assert set(counts.values()) == {1}
+
+
+@pytest.mark.parametrize("max_block_ms", [0, 60_000])
+def test_a_producer_that_never_blocks_still_dead_letters_once_it_knows_the_topic(
+    kafka_bootstrap: str, kafka_topic: str, max_block_ms: int
+) -> None:
+    # The dead-letter producer takes the source transport's producer options: one set not to
+    # block (max_block_ms = 0) once made every dead letter a timeout before it was tried.
+    kafka = kafka_python()
+    producer = kafka.KafkaProducer(bootstrap_servers=kafka_bootstrap, max_block_ms=max_block_ms)
+    try:
+        deadline = time.monotonic() + 10
+        while not _knows(producer, kafka_topic):  # as after the first dead letter
+            assert time.monotonic() < deadline, "the producer never learned the topic"
+            time.sleep(0.1)
+        raw = collections.namedtuple("raw", "topic partition offset key value headers timestamp")
+        record = raw("source", 0, 7, None, b'{"event": "x"}', [], 0)
+        writer = DeadLetterWriter(producer, kafka_topic, "group")
+        future = writer.send(record, "delivery", "rejected by Mixpanel")
+        assert future.get(timeout=10).topic == kafka_topic
+        assert producer.config["max_block_ms"] == max_block_ms, "the option is put back"
+    finally:
+        producer.close(timeout=5)
+
+
+def _knows(producer: Any, topic: str) -> bool:
+    try:
+        return bool(producer.partitions_for(topic))
+    except kafka_python().errors.KafkaTimeoutError:  # max_block_ms = 0: not known yet
+        return False
