@@ -7,10 +7,10 @@ the default bounded timeouts, not "wait forever"; ``retry_limit`` bounds the ret
 request (``0``: none), and no retry starts after the ``HttpOptions`` time budget;
 ``BufferedConsumer`` is safe from many threads and keeps (for the next ``flush``) only the
 records that failed, not the whole batch; one freed while holding records (built per web
-request, never flushed) hands them to a thread that sends them; what it still holds when the
-process exits is flushed then (within ``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts
-with an empty buffer (the parent sends what it held). What cannot be delivered is logged at
-ERROR with its count.
+request, never flushed) hands them to a thread that sends them, unless ``MAX_ORPHANED_RECORDS``
+already wait for it; what it still holds when the process exits is flushed then (within
+``EXIT_FLUSH_SECONDS``), and a ``fork()`` child starts with an empty buffer (the parent sends
+what it held). What cannot be delivered, or is dropped, is logged at ERROR with its count.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ logger = logging.getLogger(__name__)
 EXIT_FLUSH_SECONDS = 5.0
 """Bound of all sending by buffered consumers at interpreter exit, every consumer's and every
 freed one's together (no request starts after it)."""
+
+MAX_ORPHANED_RECORDS = 10_000
+"""Most records of freed buffered consumers that may wait for the orphan thread (queued or
+being sent); a consumer freed whose records would pass it has them all dropped, and their
+count logged at ERROR. Counted in records, as records are the memory (about 1.5 KB each for
+a 300-byte event) and one consumer may hold thousands; only one holding a record is queued,
+so this also caps the consumers' own objects (about 4 KB each): with such events, some 50 MB
+per process at worst."""
+
+ORPHAN_REPORT_SECONDS = 1.0
+"""How often the idle orphan thread wakes to log the records it had to drop."""
 
 OFFICIAL_TO_CORE: dict[str, Endpoint] = {
     "events": "track",
@@ -275,17 +286,21 @@ def _hand_over(buffers: _Buffers, cancel_exit_flush: Callable[[], None]) -> None
     """A ``BufferedConsumer`` was freed: what it holds goes to the orphan thread.
 
     The garbage collector may call this on any thread, at any allocation, even inside a lock
-    that thread holds: so no I/O, no lock, no thread started here. Putting on a SimpleQueue
-    is safe there; cancelling the exit hook only updates two registries.
+    that thread holds: so no I/O, no lock, no log, no thread started here. Putting on a
+    SimpleQueue is safe there; cancelling the exit hook only updates two registries.
     """
-    if buffers.held():
-        _orphans.queue.put((buffers, cancel_exit_flush))
+    records = buffers.held()
+    if records and _orphans.admit(records):
+        _orphans.queue.put((buffers, cancel_exit_flush, records))
     else:
-        cancel_exit_flush()  # nothing to send: leave no hook for the life of the process
+        # Nothing to send, or no room (the orphan thread logs the count dropped): leave no
+        # hook, and so nothing of this consumer, for the life of the process.
+        cancel_exit_flush()
 
 
-_Orphan = tuple[_Buffers, Callable[[], None]]
-"""What a freed ``BufferedConsumer`` held, with the function that cancels its exit hook."""
+_Orphan = tuple[_Buffers, Callable[[], None], int]
+"""What a freed ``BufferedConsumer`` held, the function that cancels its exit hook, and how
+many records it held when handed over."""
 
 
 class _OrphanThread:
@@ -293,25 +308,76 @@ class _OrphanThread:
 
     Started when the first ``BufferedConsumer`` is built (a finalizer cannot start it), and
     again in each ``fork()`` child. Each orphan keeps its exit hook until sent, so what this
-    thread has not sent when the process exits is sent then, by that hook.
+    thread has not sent when the process exits is sent then, by that hook. At most
+    ``MAX_ORPHANED_RECORDS`` wait for it; the count of those dropped beyond is logged by the
+    thread, or at exit.
     """
 
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[_Orphan] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        # Plain ints, each written on one side only, so that no update overwrites another's
+        # without a lock (which a finalizer cannot take): ``admitted`` and ``dropped`` by
+        # ``admit``, ``finished`` by the thread, ``reported`` under ``_reporting``.
+        self.admitted = 0
+        """Records ever queued."""
+        self.finished = 0
+        """Records of the orphans the thread is done with (sent, logged or sent at exit)."""
+        self.dropped = 0
+        """Records refused because ``MAX_ORPHANED_RECORDS`` were waiting."""
+        self.reported = 0
+        """Of ``dropped``, those already logged."""
+        self._reporting = threading.Lock()
+
+    def waiting(self) -> int:
+        """Records of freed consumers queued or being sent."""
+        return self.admitted - self.finished
+
+    def admit(self, records: int) -> bool:
+        """Whether a freed consumer's ``records`` may be queued; if not, they count as dropped.
+
+        Called by finalizers only (see ``_hand_over``). Two on two threads could undo each
+        other's update if one ran between a read and a write here; CPython switches threads
+        (and collects garbage) only at calls, loop jumps and container allocations, and these
+        lines have none.
+        """
+        if self.admitted - self.finished + records > MAX_ORPHANED_RECORDS:
+            self.dropped += records
+            return False
+        self.admitted += records
+        return True
+
+    def report_dropped(self) -> None:
+        """Log at ERROR the records dropped since the last report; by the thread and at exit."""
+        with self._reporting:
+            dropped = self.dropped
+            new, self.reported = dropped - self.reported, dropped
+        if new:
+            logger.error(
+                "BufferedConsumer: %d record(s) dropped, not sent: their consumers were freed "
+                "without flush() when the records of others waiting to be sent had reached "
+                "the bound (MAX_ORPHANED_RECORDS = %d); call flush() before dropping a "
+                "consumer, or build the client once and reuse it",
+                new,
+                MAX_ORPHANED_RECORDS,
+            )
 
     def start(self) -> None:
         with self._starting:
             if self._thread is None:
-                # Once: a fork() child inherits the registration, and its grandchildren too.
+                # Once: a fork() child inherits both registrations, its grandchildren too.
                 in_fork_children(self, _OrphanThread._start_in_child)
+                at_exit(self.report_dropped)
                 self._start()
 
     def _start(self) -> None:
         self._thread = threading.Thread(
             target=_deliver_orphans,
-            args=(self.queue,),
+            args=(self,),
             name="mixpanel-compat-orphans",
             daemon=True,  # never holds the process up: exit hooks send what is left
         )
@@ -323,12 +389,17 @@ class _OrphanThread:
         # the fork: a new queue and a new thread.
         self.queue = queue.SimpleQueue()
         self._starting = threading.Lock()
+        self._reset_counts()  # the parent's orphans and drops are its own
         self._start()
 
 
-def _deliver_orphans(orphans: queue.SimpleQueue[_Orphan]) -> None:
+def _deliver_orphans(orphans: _OrphanThread) -> None:
     while True:
-        buffers, cancel_exit_flush = orphans.get()
+        orphans.report_dropped()
+        try:
+            buffers, cancel_exit_flush, records = orphans.queue.get(timeout=ORPHAN_REPORT_SECONDS)
+        except queue.Empty:
+            continue
         try:
             with buffers.lock:
                 # Until the process exits no deadline; then the exit hooks' one, read again
@@ -343,6 +414,9 @@ def _deliver_orphans(orphans: queue.SimpleQueue[_Orphan]) -> None:
             )
         finally:
             cancel_exit_flush()
+            # The count handed over, not ``held()``: the records an exit hook sent meanwhile
+            # are gone from ``buffers`` but were counted as waiting.
+            orphans.finished += records
         del buffers, cancel_exit_flush  # waiting for the next, keep nothing of this one
 
 

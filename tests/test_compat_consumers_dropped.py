@@ -14,18 +14,20 @@ import gc
 import logging
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from mixpanel_core import compat
+from mixpanel_core import compat, compat_consumers
 from mixpanel_core.compat import ServiceAccountCredentials
-from mixpanel_core.compat_consumers import BufferedConsumer
+from mixpanel_core.compat_consumers import BufferedConsumer, _Buffers
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.emulator.client import EmulatorClient
 from mixpanel_core.emulator.config import EmulatorError
@@ -36,6 +38,13 @@ pytestmark = pytest.mark.integration
 TOKEN = "emulator-token"
 REQUESTS = 12
 EVENTS = 7  # fewer than max_size: nothing is sent before the consumer is dropped
+
+
+@pytest.fixture(autouse=True)
+def _orphan_thread_started() -> None:
+    """The orphan thread and its one exit hook (which logs the drops it has not logged yet)
+    last as long as the process: started before a test counts exit hooks."""
+    compat_consumers._orphans.start()
 
 
 def live_exit_hooks() -> int:
@@ -61,8 +70,9 @@ class _Request:
         self.me = self
 
 
-def track_and_drop(base_url: str, r: int, expected: list[str]) -> None:
-    """One web request's worth: a client with its own BufferedConsumer, no flush()."""
+def track_and_drop(base_url: str, r: int, expected: list[str]) -> weakref.ref[_Buffers]:
+    """One web request's worth: a client with its own BufferedConsumer, no flush(). Returns
+    what holds its records, weakly: alive while they are kept in memory."""
     consumer = BufferedConsumer(max_size=50, api_host=base_url, retry_backoff_factor=0.01)
     client = compat.Mixpanel(TOKEN, consumer=consumer)
     for n in range(EVENTS):
@@ -71,6 +81,7 @@ def track_and_drop(base_url: str, r: int, expected: list[str]) -> None:
     client.people_set(f"user-{r}", {"plan": "pro"})
     if r % 2:
         _Request(client)
+    return weakref.ref(consumer._buffers)
 
 
 def test_consumers_dropped_per_request_holding_records_deliver_each_record_once(
@@ -246,3 +257,139 @@ def test_a_fork_child_delivers_what_its_dropped_consumer_held_and_not_its_parent
     received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
     expected = [f"child-{n}" for n in range(5)] + [f"parent-{n}" for n in range(3)]
     assert received == collections.Counter(expected)  # each once
+
+
+# A web server that builds a consumer per request and never flushes, during a Mixpanel
+# outage, frees consumers faster than the orphan thread gets through them: what waits for it
+# is bounded (MAX_ORPHANED_RECORDS), and what is dropped beyond is counted and logged.
+
+BOUND = 20
+HELD = EVENTS + 1  # what ``track_and_drop`` leaves in its consumer: the events, one profile
+DROPPED = re.compile(r"(\d+) record\(s\) dropped, not sent")
+
+
+def dropped_logged(records: list[logging.LogRecord]) -> int:
+    """The records said dropped in the log, summed over its lines (each must be an ERROR)."""
+    total = 0
+    for record in records:
+        found = DROPPED.search(record.getMessage())
+        if found:
+            assert record.levelno == logging.ERROR
+            total += int(found.group(1))
+    return total
+
+
+def test_past_the_bound_freed_consumers_records_are_dropped_and_their_count_logged(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mixpanel stalled, the orphan thread sends nothing: the records freed consumers leave in
+    memory never pass the bound; those dropped beyond it are logged at ERROR with their exact
+    count and what to do; once Mixpanel answers, every record kept arrives, once."""
+    monkeypatch.setattr(compat_consumers, "MAX_ORPHANED_RECORDS", BOUND, raising=False)
+    caplog.set_level(logging.ERROR, logger="mixpanel_core.compat_consumers")
+    orphans = compat_consumers._orphans
+    wait_until(orphans.queue.empty, "earlier tests' freed consumers still wait")
+    hooks_before = live_exit_hooks()
+    requests: list[tuple[weakref.ref[_Buffers], list[str]]] = []
+    mixpanel_emulator.client.stall()
+    try:
+        for r in range(REQUESTS):
+            ids: list[str] = []
+            requests.append((track_and_drop(mixpanel_emulator.base_url, r, ids), ids))
+            gc.collect()
+            in_memory = sum(b.held() for ref, _ in requests if (b := ref()) is not None)
+            assert in_memory <= BOUND, f"freed consumers keep {in_memory} records in memory"
+        kept = [r for r, (ref, _) in enumerate(requests) if ref() is not None]
+        assert 0 < len(kept) < REQUESTS, "nothing dropped, or nothing kept: this proves nothing"
+        # The count the bound is checked against is the records really kept.
+        assert orphans.waiting() == HELD * len(kept)
+    finally:
+        mixpanel_emulator.client.release()
+
+    dropped = HELD * (REQUESTS - len(kept))
+    wait_until(lambda: dropped_logged(caplog.records) >= dropped, "the drop was not logged")
+    assert dropped_logged(caplog.records) == dropped
+    (line, *_) = [r.getMessage() for r in caplog.records if DROPPED.search(r.getMessage())]
+    assert "call flush()" in line
+    assert "build the client once" in line
+    expected = [i for r in kept for i in requests[r][1]]
+    mixpanel_emulator.client.wait_for_records(len(expected), "track", timeout=30)
+    wait_until(lambda: orphans.waiting() == 0, "the thread did not count its orphans done")
+    wait_until(lambda: live_exit_hooks() <= hooks_before, "an exit hook outlived its records")
+    received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
+    assert received == collections.Counter(expected)  # the kept ones, each once; no other
+    people = [r["$distinct_id"] for r in mixpanel_emulator.client.records("engage")]
+    assert sorted(people) == sorted(f"user-{r}" for r in kept)
+
+
+def test_a_freed_consumer_holding_more_than_the_bound_is_dropped_and_logged_by_the_idle_thread(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No orphan follows to wake the thread: it logs on its own, within seconds."""
+    monkeypatch.setattr(compat_consumers, "MAX_ORPHANED_RECORDS", BOUND, raising=False)
+    caplog.set_level(logging.ERROR, logger="mixpanel_core.compat_consumers")
+    consumer = BufferedConsumer(max_size=50, api_host=mixpanel_emulator.base_url)
+    client = compat.Mixpanel(TOKEN, consumer=consumer)
+    for n in range(BOUND + 1):
+        client.track(f"user-{n}", "Viewed page")
+    buffers = weakref.ref(consumer._buffers)
+    del client, consumer
+    gc.collect()
+    assert buffers() is None, "the records of a consumer over the bound are still in memory"
+    wait_until(lambda: dropped_logged(caplog.records) > 0, "the drop was not logged", timeout=5)
+    assert dropped_logged(caplog.records) == BOUND + 1
+    assert mixpanel_emulator.client.stats()["accepted"]["track"] == 0
+
+
+EXIT_BOUND_PROGRAM = """
+import atexit, gc, logging, sys, time
+from mixpanel_core import compat, compat_consumers
+
+logging.basicConfig(format="%(levelname)s %(message)s")
+compat_consumers.MAX_ORPHANED_RECORDS = 20
+
+def waiting_once_the_exit_hooks_ran():
+    # Registered before any consumer is built, so it runs after their exit hooks.
+    deadline = time.monotonic() + 10
+    while compat_consumers._orphans.waiting() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print("waiting", compat_consumers._orphans.waiting())
+
+atexit.register(waiting_once_the_exit_hooks_ran)
+
+def one_request(r):
+    consumer = compat_consumers.BufferedConsumer(max_size=50, api_host=sys.argv[1])
+    client = compat.Mixpanel("emulator-token", consumer=consumer)
+    for n in range(10):
+        client.track(f"user-{n}", "Dropped before exit", {"$insert_id": f"exit-{r}-{n}"})
+
+for r in range(4):
+    one_request(r)
+gc.collect()
+"""
+
+
+def test_at_exit_what_was_queued_is_sent_once_counted_done_and_the_drop_logged(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """A slow emulator (0.4 s a request) keeps the thread on the first consumer of four, each
+    with 10 records, under a bound of 20: the second waits, the last two are dropped. The
+    process then exits: the exit hook sends the second's, the thread counts it done by what
+    was handed over (not what is left), and the drop is logged once."""
+    mixpanel_emulator.client.set_latency(0.4)
+    finished = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(EXIT_BOUND_PROGRAM), mixpanel_emulator.base_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
+    assert received == collections.Counter(f"exit-{r}-{n}" for r in range(2) for n in range(10))
+    logged = [line for line in finished.stderr.splitlines() if DROPPED.search(line)]
+    assert [line.split()[:2] for line in logged] == [["ERROR", "BufferedConsumer:"]], logged
+    assert [int(n) for n in DROPPED.findall(finished.stderr)] == [20], finished.stderr
+    assert "not delivered" not in finished.stderr
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["waiting", "0"], finished.stderr
