@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -90,6 +91,7 @@ class Pipeline:
         self._enrichers = _compile(hook.mixpanel_enrich, ("message",))
         self._routers = _compile(hook.mixpanel_route, ("message", "transports"))
         self._observers = _compile(hook.mixpanel_delivered, ("report",))
+        self._observe = Observers(self._observers)
         self._on_invalid = self.config.pipeline.on_invalid
         transports = self.config.transports if transports is None else transports
         if not transports:
@@ -255,21 +257,41 @@ class Pipeline:
 
     def report(self, report: DeliveryReport) -> None:
         """Pass a delivery report to every ``mixpanel_delivered`` implementation."""
-        for name, observe in self._observers:
-            try:
-                observe(report)
-            except Exception:
-                logger.exception("plugin %r failed in mixpanel_delivered", name)
+        self._observe(report)
 
     @property
     def observed(self) -> bool:
         """Whether anything reads delivery reports (some ``mixpanel_delivered`` plugin)."""
         return bool(self._observers)
 
-    def _reporter(self) -> Reporter:
+    @property
+    def reporter(self) -> Reporter:
         """What transports report to: ``ignore_report`` when nothing reads reports, which tells
-        them they may skip building reports of accepted messages (a cost per message)."""
-        return self.report if self.observed else ignore_report
+        them they may skip building reports of accepted messages (a cost per message).
+
+        It holds the observers, not this pipeline: a transport keeps it, and through a bound
+        method it would keep the pipeline, which keeps the transport. A client dropped without
+        ``close()`` would then wait for the garbage collector's next full pass (which a busy
+        process may make rarely) to free its transports and end their threads.
+        """
+        return self._observe if self.observed else ignore_report
+
+    @property
+    def resolver(self) -> Callable[[str], Transport]:
+        """What transports resolve other transports with (``TransportContext.resolve``);
+        it holds this pipeline weakly, for the reason ``reporter`` gives."""
+        pipeline = weakref.ref(self)
+
+        def resolve(name: str) -> Transport:
+            alive = pipeline()
+            if alive is None:
+                raise TransportError(
+                    f"transports.{name}: the client that configured it is gone (dropped "
+                    "without close()), so it cannot be built now"
+                )
+            return alive.transport(name)
+
+        return resolve
 
     def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(
@@ -304,13 +326,13 @@ class Pipeline:
 
     def _build(self, name: str, spec: object) -> Transport:
         if not isinstance(spec, TransportConfig):
-            return adapt_transport(spec, name, self._reporter())
+            return adapt_transport(spec, name, self.reporter)
         factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
         context = TransportContext(
             name,
             self.config.mixpanel,
-            self._reporter(),
-            self.transport,
+            self.reporter,
+            self.resolver,
             self.config,
             observed=self.observed,
         )
@@ -355,3 +377,20 @@ def adapt_transport(
         f"{type(candidate).__name__} is neither a transport (send/flush/close) nor a consumer "
         "with send(endpoint, json_message)"
     )
+
+
+class Observers:
+    """The ``mixpanel_delivered`` implementations, as one reporter: each gets every report, and
+    one that raises is logged without keeping the others from it."""
+
+    __slots__ = ("_observers",)
+
+    def __init__(self, observers: Sequence[tuple[str, Callable[..., Any]]]) -> None:
+        self._observers = observers
+
+    def __call__(self, report: DeliveryReport) -> None:
+        for name, observe in self._observers:
+            try:
+                observe(report)
+            except Exception:
+                logger.exception("plugin %r failed in mixpanel_delivered", name)

@@ -259,12 +259,19 @@ class FrameProducer:
         if not self._sender_gone:
             self._sender_gone = True
             logger.error("%s is not running", self._channel.describe_sender())
-        fallback = self._fallback_transport()
+        reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
+        try:
+            fallback = self._fallback_transport()
+        except TransportError as exc:
+            if raising:
+                raise
+            # The linger thread has no caller to raise to (the client may even be gone, and
+            # with it what builds the fallback): report the batch rather than lose it.
+            fallback, reason = None, f"{self._channel.describe_sender()} is not running: {exc}"
         if fallback is not None:
             for message in messages:
                 fallback.send(message)
             return []
-        reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
         self._report(messages, DeliveryStatus.FAILED, reason)
         if raising:
             raise TransportError(

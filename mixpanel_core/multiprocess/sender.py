@@ -60,8 +60,9 @@ class _SenderPipeline(Pipeline):
     def observed(self) -> bool:
         return self._forward
 
-    def _reporter(self) -> Reporter:
-        return self.report  # failures are counted whether or not they are shipped
+    @property
+    def reporter(self) -> Reporter:
+        return self._relay.report  # failures are counted whether or not they are shipped
 
 
 def run_sender(channel: QueueChannel) -> None:

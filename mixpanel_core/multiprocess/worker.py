@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, load_config
-from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.delivery import DeliveryReport, Reporter
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
@@ -49,15 +49,38 @@ class ProducerTransport:
         # a child that never sends does not hold up the owner's close (and has nothing to
         # close at exit).
         self._registration = _Registration(self._channel)
+        # ``_opened`` held weakly: the producer holding this transport would make a cycle, and
+        # a transport dropped without close() would wait for a full garbage collection.
+        opened = weakref.WeakMethod(self._opened)
         self._producer = FrameProducer(
-            self._channel, self._context, self._opened, self._registration.release
+            self._channel,
+            self._context,
+            lambda: _call(opened),
+            self._registration.release,
         )
         self._closed = False
 
     def _opened(self) -> None:
         # Before this producer's first frame is written (its first send, under its batch lock).
-        self._registration.slot = self._channel.producer_opened()
-        self._registration.cancel_exit_close = close_at_exit(self)
+        registration = self._registration
+        registration.slot = self._channel.producer_opened()
+        # The exit close reaches the producer, not this transport: one dropped without close()
+        # is freed at once, while its producer lives on until its lines are written, and those
+        # must still be written if the process exits first.
+        producer = weakref.ref(self._producer)
+        bound = self._channel.options.shutdown_timeout
+        pid = os.getpid()
+
+        def close() -> None:
+            alive = producer()
+            # fork() children inherit atexit handlers: only the process that registered acts.
+            if alive is not None and os.getpid() == pid:
+                try:
+                    alive.close(bound)
+                finally:
+                    registration.release()
+
+        registration.cancel_exit_close = at_exit(close)
 
     def send(self, message: Message) -> None:
         self._producer.send(message)
@@ -102,6 +125,13 @@ class _Registration:
         if self.cancel_exit_close is not None:
             self.cancel_exit_close()
         self._channel.producer_closed(self.slot)
+
+
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    """Call ``method`` if its object still exists (it does on a send, which holds it)."""
+    bound = method()
+    if bound is not None:
+        bound()
 
 
 def close_at_exit(transport: Transport) -> Callable[[], None]:
@@ -150,16 +180,23 @@ def worker_client(
     if not config.mixpanel.token:
         raise ConfigError(f"mixpanel.token: required to build a client ({config.source})")
     # The producer reports and resolves its fallback through the pipeline it is part of,
-    # which can only be built once the producer exists.
-    pipelines: list[Pipeline] = []
+    # which can only be built once the producer exists; through what the pipeline gives its
+    # own transports (``Pipeline.reporter``, ``resolver``), not through the pipeline: holding
+    # it, the producer would keep it, and so itself, alive in a cycle, and a client dropped
+    # without close() would keep its thread and ledger slot until the garbage collector's
+    # next full pass.
+    reporters: list[Reporter] = []
+    resolvers: list[Callable[[str], Transport]] = []
 
     def report(delivery: DeliveryReport) -> None:
-        pipelines[0].report(delivery)
+        reporters[0](delivery)
 
     def resolve(other: str) -> Transport:
-        return pipelines[0].transport(other)
+        return resolvers[0](other)
 
     context = TransportContext(name, config.mixpanel, report, resolve, config)
     producer = ProducerTransport(channel, context)
-    pipelines.append(Pipeline.from_config(config, {**config.transports, name: producer}))
-    return Mixpanel(config.mixpanel.token, config=config, pipeline=pipelines[0])
+    pipeline = Pipeline.from_config(config, {**config.transports, name: producer})
+    reporters.append(pipeline.reporter)
+    resolvers.append(pipeline.resolver)
+    return Mixpanel(config.mixpanel.token, config=config, pipeline=pipeline)

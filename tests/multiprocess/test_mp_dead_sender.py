@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from mp_workers import config_for, observed_client, track_and_tell, track_until_failure
 
+from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.frozen import freeze
+from mixpanel_core.messages import Event
+from mixpanel_core.multiprocess.worker import ProducerTransport
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.transport import TransportContext
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +102,47 @@ def test_with_a_fallback_producers_carry_on_and_nothing_is_delivered_twice(
     # The fallback took over: more arrived than the sender delivered before it died (what
     # the dead sender held, and what was still queued, is lost).
     assert len(ids) > delivered_by_sender
+
+
+def linger_with_the_client_gone(channel: Any, config: Any, results: Any) -> None:
+    """A forked worker: a producer whose fallback cannot be built any more (its client, which
+    would build it, is gone) lingers a partial batch after the sender died."""
+    reports: list[DeliveryReport] = []
+    pipeline = Pipeline.from_config(config)
+    resolve = pipeline.resolver
+    del pipeline  # as when the client is dropped: resolving now raises TransportError
+    context = TransportContext("default", config.mixpanel, reports.append, resolve, config)
+    producer = ProducerTransport(channel, context)
+    for i in range(3):  # fewer than a batch: written by the linger thread
+        record = {"event": "Tick", "properties": {"token": "t", "distinct_id": "u", "i": i}}
+        producer.send(Event(freeze(record, Event.kind)))
+    deadline = time.monotonic() + 10
+    while len(reports) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    results.put([(r.status.value, r.reason) for r in reports])
+
+
+def test_a_lingering_batch_whose_fallback_cannot_be_built_is_reported_failed(
+    emulator: EmulatorProcess,
+) -> None:
+    # Before, the linger thread logged the TransportError and the batch vanished unreported.
+    config = config_for(emulator.base_url, fallback="direct", linger=0.1, batch_size=100)
+    client, _ = observed_client(config)
+    transport: Any = client.pipeline.transport("default")
+    client.track("u", "Tick", {})  # starts the sender
+    emulator.wait_for_records(1, "track", timeout=30)
+    process = transport.supervisor.process
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(10)
+    results: Any = multiprocessing.get_context("fork").Queue()
+    worker = multiprocessing.get_context("fork").Process(
+        target=linger_with_the_client_gone, args=(transport.channel, config, results)
+    )
+    worker.start()
+    try:
+        reported = results.get(timeout=30)
+    finally:
+        worker.join(10)
+        client.close(timeout=10)
+    assert [status for status, _ in reported] == ["failed"] * 3
+    assert all("is not running" in reason and "gone" in reason for _, reason in reported)

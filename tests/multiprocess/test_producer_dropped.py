@@ -53,30 +53,31 @@ def open_here(channel: QueueChannel) -> int:
 
 def drop_clients(channel: QueueChannel, results: Any, stop: Any) -> None:
     """A spawned worker: a client per request, never closed; then it reports what is left
-    and stays alive (so the owner's close would wait for producers still counted open)."""
+    and stays alive (so the owner's close would wait for producers still counted open).
+
+    The garbage collector is off: a dropped client must be freed by its reference count
+    alone, as a busy worker's long-lived objects are collected only rarely."""
     threads, hooks = threading.active_count(), live_exit_hooks()
-    for request in range(CLIENTS):
-        client = worker_client(channel)
-        for i in range(EVENTS):
-            client.track(f"request-{request}", "Tick", {"i": i})
-        del client
-        if request % 2 == 0:
-            # Freed while its last batch waits to linger: that batch must still be written.
-            gc.collect()
-    deadline = time.monotonic() + SETTLE
-    while time.monotonic() < deadline and (
-        threading.active_count() > threads or open_here(channel)
-    ):
-        gc.collect()
-        time.sleep(0.05)
-    results.put(
-        {
+    gc.disable()
+    try:
+        for request in range(CLIENTS):
+            client = worker_client(channel)
+            for i in range(EVENTS):
+                client.track(f"request-{request}", "Tick", {"i": i})
+            del client  # freed while its last batch waits to linger: it must still be written
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline and (
+            threading.active_count() > threads or open_here(channel)
+        ):
+            time.sleep(0.05)
+        left = {
             "threads above baseline": threading.active_count() - threads,
             "linger threads": linger_threads(),
-            "exit hooks above baseline": live_exit_hooks() - hooks,
             "producers counted open": open_here(channel),
         }
-    )
+    finally:
+        gc.enable()
+    results.put({**left, "exit hooks above baseline": live_exit_hooks() - hooks})
     stop.wait(120)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from mixpanel_core import compat
+from mixpanel_core import compat, compat_consumers
 from mixpanel_core.buffering import BackgroundSender
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.compat_consumers import BufferedConsumer
@@ -56,13 +56,16 @@ def live_exit_hooks() -> int:
     return sum(isinstance(o, _ExitHook) for o in gc.get_objects())
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``condition``, collecting garbage each time (a client may be in a cycle)."""
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = 30.0, collect: bool = True
+) -> None:
+    """Poll ``condition``; with ``collect``, collecting garbage each time."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"after {timeout} s: {what}")
-        gc.collect()
+        if collect:
+            gc.collect()
         time.sleep(0.02)
 
 
@@ -131,22 +134,32 @@ def track_and_drop(
 def test_clients_dropped_without_close_deliver_everything_then_release_their_thread(
     mixpanel_emulator: Emulator, closed_clients: set[int], observed: bool
 ) -> None:
-    """Observed, the sender's report callback leads back to it through the pipeline (a cycle
-    the garbage collector frees); reports of what it delivers after the drop still come."""
+    """With the garbage collector off: a dropped client must be freed by its reference count
+    alone (a busy process collects its long-lived objects rarely), also when a plugin reads
+    reports, whose reporter must not lead back to the pipeline; reports of what the sender
+    delivers after the drop still come."""
     config = buffered_config(mixpanel_emulator)
     collector = ReportCollector() if observed else None
     threads_before, hooks_before = sender_threads(), live_exit_hooks()
     dropped = Dropped()
-    for c in range(CLIENTS):
-        # Every fourth request tracks nothing: its transport never starts a thread.
-        events = 0 if c % 4 == 3 else EVENTS
-        track_and_drop(config, dropped, f"request-{c}", events, collector)
-    assert len(dropped.threads) == CLIENTS - CLIENTS // 4
-    gc.collect()
-
-    wait_until(dropped.all_gone, "a dropped transport kept its sender or its thread")
-    # At most as before: a thread an earlier test left may end meanwhile.
-    wait_until(lambda: sender_threads() <= threads_before, "sender threads were left running")
+    gc.disable()
+    try:
+        for c in range(CLIENTS):
+            # Every fourth request tracks nothing: its transport never starts a thread.
+            events = 0 if c % 4 == 3 else EVENTS
+            track_and_drop(config, dropped, f"request-{c}", events, collector)
+        assert len(dropped.threads) == CLIENTS - CLIENTS // 4
+        wait_until(
+            dropped.all_gone, "a dropped transport kept its sender or its thread", collect=False
+        )
+        # At most as before: a thread an earlier test left may end meanwhile.
+        wait_until(
+            lambda: sender_threads() <= threads_before,
+            "sender threads were left running",
+            collect=False,
+        )
+    finally:
+        gc.enable()
     received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
     assert received == collections.Counter(dropped.insert_ids)  # each exactly once
     assert {id(client) for client in dropped.ingestion} <= closed_clients
@@ -213,6 +226,8 @@ def test_compat_clients_with_a_buffered_consumer_dropped_per_request_leave_nothi
     """``Mixpanel(token, consumer=BufferedConsumer())`` per request: the consumer sends as
     the official one does (here, when ``max_size`` is reached), and, once dropped, leaves no
     exit hook registered for the life of the process."""
+    # The process's one orphan thread, and its one exit hook, last as long as the process.
+    compat_consumers._orphans.start()
     threads_before, hooks_before = sender_threads(), live_exit_hooks()
     expected: list[str] = []
 
