@@ -75,8 +75,10 @@ def run_sender(channel: QueueChannel) -> None:
     collect_cycles_rarely()
     relay = ReportRelay(channel.reports, channel.options.forward_reports, channel.taken)
     try:
+        # Kept for the whole run: the inner transport resolves others through it, weakly.
+        pipeline = _SenderPipeline(channel, relay)
         try:
-            inner = _SenderPipeline(channel, relay).transport(channel.spec.inner)
+            inner = pipeline.transport(channel.spec.inner)
         except MixpanelCoreError as exc:
             relay.fatal(f"cannot build transport {channel.spec.inner!r}: {exc}")
             raise
