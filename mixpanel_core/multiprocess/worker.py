@@ -9,6 +9,7 @@ children get one automatically (the owner's transport turns into one in the chil
 from __future__ import annotations
 
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -117,11 +118,15 @@ class _Registration:
         self.slot = -1
         self.cancel_exit_close: Callable[[], None] | None = None
         self._released = False
+        self._releasing = threading.Lock()
 
     def release(self) -> None:
-        if self._released:
-            return
-        self._released = True
+        # Atomic: two threads closing one transport at once must not free its ledger slot
+        # twice (the second could free a slot another producer has just taken).
+        with self._releasing:
+            if self._released:
+                return
+            self._released = True
         if self.cancel_exit_close is not None:
             self.cancel_exit_close()
         self._channel.producer_closed(self.slot)
