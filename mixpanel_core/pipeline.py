@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -272,26 +271,12 @@ class Pipeline:
         It holds the observers, not this pipeline: a transport keeps it, and through a bound
         method it would keep the pipeline, which keeps the transport. A client dropped without
         ``close()`` would then wait for the garbage collector's next full pass (which a busy
-        process may make rarely) to free its transports and end their threads.
+        process may make rarely) to free its transports and end their threads. A subclass
+        that overrides ``report`` is given its own method, cycle and all.
         """
+        if type(self).report is not Pipeline.report:
+            return self.report
         return self._observe if self.observed else ignore_report
-
-    @property
-    def resolver(self) -> Callable[[str], Transport]:
-        """What transports resolve other transports with (``TransportContext.resolve``);
-        it holds this pipeline weakly, for the reason ``reporter`` gives."""
-        pipeline = weakref.ref(self)
-
-        def resolve(name: str) -> Transport:
-            alive = pipeline()
-            if alive is None:
-                raise TransportError(
-                    f"transports.{name}: the client that configured it is gone (dropped "
-                    "without close()), so it cannot be built now"
-                )
-            return alive.transport(name)
-
-        return resolve
 
     def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(
@@ -332,7 +317,7 @@ class Pipeline:
             name,
             self.config.mixpanel,
             self.reporter,
-            self.resolver,
+            self.transport,
             self.config,
             observed=self.observed,
         )

@@ -70,7 +70,8 @@ class FrameProducer:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._sender_gone = False
-        self._fallback: Transport | None = None
+        self.fallback: Transport | None = None
+        """Where to send when the sender is gone; resolved through the context when unset."""
         self._writer = ChunkWriter(channel.pipe, channel.options.check_interval)
 
     # -- taking messages --------------------------------------------------------------------
@@ -283,14 +284,14 @@ class FrameProducer:
         name = self._options.fallback
         if name is None:
             return None
-        if self._fallback is None:
+        if self.fallback is None:
             try:
-                self._fallback = self._context.resolve(name)
+                self.fallback = self._context.resolve(name)
             except MixpanelCoreError as exc:
                 raise TransportError(
                     f"{self._context.path}.fallback: cannot build {name!r}: {exc}"
                 ) from exc
-        return self._fallback
+        return self.fallback
 
     def _report(self, messages: Sequence[Message], status: DeliveryStatus, reason: str) -> None:
         for message in messages:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, load_config
 from mixpanel_core.delivery import DeliveryReport, Reporter
-from mixpanel_core.errors import ConfigError
+from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.producer import FrameProducer
@@ -38,8 +38,15 @@ class ProducerTransport:
     def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
         self._channel = channel
         self._context = context
+        self._fallback: Transport | None = None
         self._start()
         in_fork_children(self, ProducerTransport._start)
+
+    def use_fallback(self, transport: Transport) -> None:
+        """Send to ``transport`` when the sender is gone (the ``fallback`` option), given now
+        rather than resolved when needed: a client dropped by then cannot resolve it."""
+        self._fallback = transport
+        self._producer.fallback = transport
 
     def _start(self) -> None:
         # Also run in a child forked from this process: the batch it inherited is the
@@ -59,6 +66,7 @@ class ProducerTransport:
             lambda: _call(opened),
             self._registration.release,
         )
+        self._producer.fallback = self._fallback
         self._closed = False
 
     def _opened(self) -> None:
@@ -127,8 +135,10 @@ class _Registration:
             if self._released:
                 return
             self._released = True
-        if self.cancel_exit_close is not None:
-            self.cancel_exit_close()
+            # Dropped as well: the exit hook's closure holds this registration.
+            cancel, self.cancel_exit_close = self.cancel_exit_close, None
+        if cancel is not None:
+            cancel()
         self._channel.producer_closed(self.slot)
 
 
@@ -184,24 +194,28 @@ def worker_client(
         )
     if not config.mixpanel.token:
         raise ConfigError(f"mixpanel.token: required to build a client ({config.source})")
-    # The producer reports and resolves its fallback through the pipeline it is part of,
-    # which can only be built once the producer exists; through what the pipeline gives its
-    # own transports (``Pipeline.reporter``, ``resolver``), not through the pipeline: holding
-    # it, the producer would keep it, and so itself, alive in a cycle, and a client dropped
-    # without close() would keep its thread and ledger slot until the garbage collector's
-    # next full pass.
+    # The producer reports through what the pipeline gives its own transports
+    # (``Pipeline.reporter``), and is given its fallback once the pipeline is built: holding
+    # the pipeline, the producer would keep it, and so itself, alive in a cycle, and a client
+    # dropped without close() would keep its thread and ledger slot until the garbage
+    # collector's next full pass.
     reporters: list[Reporter] = []
-    resolvers: list[Callable[[str], Transport]] = []
+    pipelines: list[weakref.ref[Pipeline]] = []
 
     def report(delivery: DeliveryReport) -> None:
         reporters[0](delivery)
 
     def resolve(other: str) -> Transport:
-        return resolvers[0](other)
+        pipeline = pipelines[0]()
+        if pipeline is None:
+            raise TransportError(f"transports.{other}: the client of this worker is gone")
+        return pipeline.transport(other)
 
     context = TransportContext(name, config.mixpanel, report, resolve, config)
     producer = ProducerTransport(channel, context)
     pipeline = Pipeline.from_config(config, {**config.transports, name: producer})
     reporters.append(pipeline.reporter)
-    resolvers.append(pipeline.resolver)
+    pipelines.append(weakref.ref(pipeline))
+    if channel.options.fallback is not None:
+        producer.use_fallback(pipeline.transport(channel.options.fallback))
     return Mixpanel(config.mixpanel.token, config=config, pipeline=pipeline)

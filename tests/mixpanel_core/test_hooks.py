@@ -232,3 +232,25 @@ def test_transports_are_told_whether_anything_reads_their_reports(
     assert observed.observed
     observed.report(DeliveryReport(None, DeliveryStatus.DROPPED, "rec", "why"))
     assert [r.reason for r in seen] == ["why"]
+
+
+def test_a_pipeline_subclass_that_overrides_report_hears_the_transports_reports() -> None:
+    # Transports report to the observers directly (so that they do not keep the pipeline
+    # alive); a subclass overriding ``report`` must still be the one they report to.
+    from mixpanel_core.testing import ReportCollector
+
+    class Counting(Pipeline):
+        seen: ClassVar[list[DeliveryReport]] = []
+
+        def report(self, report: DeliveryReport) -> None:
+            Counting.seen.append(report)
+            super().report(report)
+
+    collector = ReportCollector()
+    config = config_from_mapping(
+        {"mixpanel": {"token": "t"}, "transports": {"m": {"type": "memory"}}}
+    )
+    client = Mixpanel("t", config=config, pipeline=Counting([("c", collector)], None, config))
+    client.track("u", "Seen")
+    assert len(Counting.seen) == 1
+    assert Counting.seen == collector.reports

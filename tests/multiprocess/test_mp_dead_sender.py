@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from mp_workers import config_for, observed_client, track_and_tell, track_until_failure
 
+from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.frozen import freeze
@@ -104,14 +105,14 @@ def test_with_a_fallback_producers_carry_on_and_nothing_is_delivered_twice(
     assert len(ids) > delivered_by_sender
 
 
-def linger_with_the_client_gone(channel: Any, config: Any, results: Any) -> None:
-    """A forked worker: a producer whose fallback cannot be built any more (its client, which
-    would build it, is gone) lingers a partial batch after the sender died."""
+def linger_with_a_fallback_that_cannot_be_built(channel: Any, config: Any, results: Any) -> None:
+    """A forked worker: a producer whose fallback fails to build lingers a partial batch
+    after the sender died."""
     reports: list[DeliveryReport] = []
     pipeline = Pipeline.from_config(config)
-    resolve = pipeline.resolver
-    del pipeline  # as when the client is dropped: resolving now raises TransportError
-    context = TransportContext("default", config.mixpanel, reports.append, resolve, config)
+    context = TransportContext(
+        "default", config.mixpanel, reports.append, pipeline.transport, config
+    )
     producer = ProducerTransport(channel, context)
     for i in range(3):  # fewer than a batch: written by the linger thread
         record = {"event": "Tick", "properties": {"token": "t", "distinct_id": "u", "i": i}}
@@ -126,7 +127,22 @@ def test_a_lingering_batch_whose_fallback_cannot_be_built_is_reported_failed(
     emulator: EmulatorProcess,
 ) -> None:
     # Before, the linger thread logged the TransportError and the batch vanished unreported.
-    config = config_for(emulator.base_url, fallback="direct", linger=0.1, batch_size=100)
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": "emulator-token", "api_host": emulator.base_url},
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "direct",
+                    "fallback": "broken",
+                    "linger": 0.1,
+                },
+                "direct": {"type": "buffered_http", "linger": 0.02},
+                # Loaded fine; built (when the fallback is first needed) it is refused.
+                "broken": {"type": "buffered_http", "when_full": "bogus"},
+            },
+        }
+    )
     client, _ = observed_client(config)
     transport: Any = client.pipeline.transport("default")
     client.track("u", "Tick", {})  # starts the sender
@@ -136,7 +152,8 @@ def test_a_lingering_batch_whose_fallback_cannot_be_built_is_reported_failed(
     process.join(10)
     results: Any = multiprocessing.get_context("fork").Queue()
     worker = multiprocessing.get_context("fork").Process(
-        target=linger_with_the_client_gone, args=(transport.channel, config, results)
+        target=linger_with_a_fallback_that_cannot_be_built,
+        args=(transport.channel, config, results),
     )
     worker.start()
     try:
@@ -145,4 +162,4 @@ def test_a_lingering_batch_whose_fallback_cannot_be_built_is_reported_failed(
         worker.join(10)
         client.close(timeout=10)
     assert [status for status, _ in reported] == ["failed"] * 3
-    assert all("is not running" in reason and "gone" in reason for _, reason in reported)
+    assert all("is not running" in reason and "when_full" in reason for _, reason in reported)
