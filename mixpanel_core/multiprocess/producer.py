@@ -45,15 +45,19 @@ class FrameProducer:
         context: TransportContext,
         on_first_send: Callable[[], object] | None = None,
         on_freed: Callable[[], object] | None = None,
+        anchor: Callable[[], object] | None = None,
     ) -> None:
         """``on_first_send`` runs before the first frame is written (under the batch lock).
         ``on_freed`` runs in the linger thread once it ends because this producer was freed
-        without ``close``; the thread holds it, so it must not hold this producer."""
+        without ``close``; the thread holds it, so it must not hold this producer.
+        ``anchor`` returns what must live as long as lines wait here (a worker client's
+        pipeline, which builds the ``fallback`` when the sender is found gone)."""
         self._channel = channel
         self._options = channel.options
         self._context = context
         self._on_first_send = on_first_send
         self._on_freed = on_freed
+        self._anchor = anchor
         self._batch_lock = threading.Lock()
         # Batches taken from _lines and not yet written (or given up): close() waits for
         # them, so that a frame another thread is still writing cannot come after the
@@ -87,6 +91,7 @@ class FrameProducer:
             self._lines.append(line)
             if len(self._lines) == 1:
                 self._keeper.producer = self
+                self._keeper.anchor = self._anchor() if self._anchor is not None else None
             if self._thread is None:
                 self._start_linger_thread()
             if len(self._lines) < self._options.batch_size:
@@ -103,11 +108,13 @@ class FrameProducer:
         With a ``deadline`` (``time.monotonic()``), waiting for room ends there at the latest.
         """
         with self._batch_lock:
+            anchor = self._keeper.anchor  # kept while the batch is written (see ``_take``)
             lines = self._take()
         try:
             return self._queue(lines, raising=False, deadline=deadline)
         finally:
             self._done_writing()
+            del anchor
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Stop the linger thread and queue what is left, within ``timeout``. Idempotent."""
@@ -160,21 +167,17 @@ class FrameProducer:
         self._thread.start()
 
     def _linger_once(self) -> None:
-        with self._batch_lock:
-            lines = self._take()
         try:
-            self._queue(lines, raising=False)
+            self.flush()
         except Exception:  # a background thread has no caller to tell; keep lingering
             logger.exception("%s: queuing a batch failed", self._context.path)
-        finally:
-            self._done_writing()
 
     def _take(self) -> list[bytes]:
         """The batch, to be queued by the caller, who then calls ``_done_writing``; under
         ``_batch_lock``."""
         lines, self._lines = self._lines, []
-        # The caller holds this producer until the batch is written.
-        self._keeper.producer = None
+        # The caller holds this producer (and what ``anchor`` gave) until the batch is written.
+        self._keeper.producer = self._keeper.anchor = None
         self._writing += 1
         return lines
 
@@ -299,12 +302,14 @@ class FrameProducer:
 
 
 class _Keeper:
-    """A producer whose batch has lines, kept alive by its linger thread (``None`` when empty)."""
+    """A producer whose batch has lines, and its ``anchor``, kept alive by its linger thread
+    (``None`` when the batch is empty)."""
 
-    __slots__ = ("producer",)
+    __slots__ = ("anchor", "producer")
 
     def __init__(self) -> None:
         self.producer: FrameProducer | None = None
+        self.anchor: object = None
 
 
 def _linger_while_owned(

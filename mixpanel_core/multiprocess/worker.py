@@ -38,15 +38,15 @@ class ProducerTransport:
     def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
         self._channel = channel
         self._context = context
-        self._fallback: Transport | None = None
+        self._anchor = _Anchor()
         self._start()
         in_fork_children(self, ProducerTransport._start)
 
-    def use_fallback(self, transport: Transport) -> None:
-        """Send to ``transport`` when the sender is gone (the ``fallback`` option), given now
-        rather than resolved when needed: a client dropped by then cannot resolve it."""
-        self._fallback = transport
-        self._producer.fallback = transport
+    def anchor_to(self, pipeline: object) -> None:
+        """Keep ``pipeline`` (held weakly otherwise) alive while lines wait to be written: it
+        builds the ``fallback`` when the sender is found gone, also for the last batch of a
+        client dropped without ``close()``."""
+        self._anchor.ref = weakref.ref(pipeline)
 
     def _start(self) -> None:
         # Also run in a child forked from this process: the batch it inherited is the
@@ -65,8 +65,8 @@ class ProducerTransport:
             self._context,
             lambda: _call(opened),
             self._registration.release,
+            self._anchor.get,
         )
-        self._producer.fallback = self._fallback
         self._closed = False
 
     def _opened(self) -> None:
@@ -112,6 +112,16 @@ class ProducerTransport:
             return self._producer.close(bound)
         finally:
             self._registration.release()
+
+
+class _Anchor:
+    """A weak reference set later (the pipeline is built after its producer transport)."""
+
+    def __init__(self) -> None:
+        self.ref: weakref.ref[object] | None = None
+
+    def get(self) -> object:
+        return self.ref() if self.ref is not None else None
 
 
 class _Registration:
@@ -195,10 +205,10 @@ def worker_client(
     if not config.mixpanel.token:
         raise ConfigError(f"mixpanel.token: required to build a client ({config.source})")
     # The producer reports through what the pipeline gives its own transports
-    # (``Pipeline.reporter``), and is given its fallback once the pipeline is built: holding
-    # the pipeline, the producer would keep it, and so itself, alive in a cycle, and a client
-    # dropped without close() would keep its thread and ledger slot until the garbage
-    # collector's next full pass.
+    # (``Pipeline.reporter``) and resolves its fallback through a weak reference, kept
+    # strong only while lines wait (``anchor_to``): holding the pipeline, the producer would
+    # keep it, and so itself, alive in a cycle, and a client dropped without close() would
+    # keep its thread and ledger slot until the garbage collector's next full pass.
     reporters: list[Reporter] = []
     pipelines: list[weakref.ref[Pipeline]] = []
 
@@ -207,7 +217,7 @@ def worker_client(
 
     def resolve(other: str) -> Transport:
         pipeline = pipelines[0]()
-        if pipeline is None:
+        if pipeline is None:  # no lines wait: nothing needs the fallback
             raise TransportError(f"transports.{other}: the client of this worker is gone")
         return pipeline.transport(other)
 
@@ -216,6 +226,5 @@ def worker_client(
     pipeline = Pipeline.from_config(config, {**config.transports, name: producer})
     reporters.append(pipeline.reporter)
     pipelines.append(weakref.ref(pipeline))
-    if channel.options.fallback is not None:
-        producer.use_fallback(pipeline.transport(channel.options.fallback))
+    producer.anchor_to(pipeline)
     return Mixpanel(config.mixpanel.token, config=config, pipeline=pipeline)
