@@ -168,10 +168,7 @@ def test_a_dropped_consumer_that_cannot_deliver_logs_the_count_at_error_without_
     wait_until(lambda: live_exit_hooks() <= hooks_before, "an exit hook outlived its records")
 
 
-EXIT_PROGRAM = """
-import gc, sys
-from mixpanel_core import compat, compat_consumers
-
+FOUR_CONSUMERS_DROPPED = """
 def one_request(r):
     consumer = compat_consumers.BufferedConsumer(max_size=50, api_host=sys.argv[1])
     client = compat.Mixpanel("emulator-token", consumer=consumer)
@@ -181,9 +178,21 @@ def one_request(r):
 for r in range(4):
     one_request(r)
 gc.collect()
+"""
+"""Four per-request consumers dropped, holding 10 records each (``exit-R-N``)."""
+
+EXIT_PROGRAM = (
+    """
+import gc, sys
+from mixpanel_core import compat, compat_consumers
+
+"""
+    + FOUR_CONSUMERS_DROPPED
+    + """
 orphans = getattr(compat_consumers, "_orphans", None)
 print("pending", orphans.queue.qsize() if orphans is not None else -1)
 """
+)
 
 
 def test_records_the_orphan_thread_has_not_sent_yet_are_sent_at_exit(
@@ -341,7 +350,8 @@ def test_a_freed_consumer_holding_more_than_the_bound_is_dropped_and_logged_by_t
     assert mixpanel_emulator.client.stats()["accepted"]["track"] == 0
 
 
-EXIT_BOUND_PROGRAM = """
+EXIT_BOUND_PROGRAM = (
+    """
 import atexit, gc, logging, sys, time
 from mixpanel_core import compat, compat_consumers
 
@@ -357,16 +367,9 @@ def waiting_once_the_exit_hooks_ran():
 
 atexit.register(waiting_once_the_exit_hooks_ran)
 
-def one_request(r):
-    consumer = compat_consumers.BufferedConsumer(max_size=50, api_host=sys.argv[1])
-    client = compat.Mixpanel("emulator-token", consumer=consumer)
-    for n in range(10):
-        client.track(f"user-{n}", "Dropped before exit", {"$insert_id": f"exit-{r}-{n}"})
-
-for r in range(4):
-    one_request(r)
-gc.collect()
 """
+    + FOUR_CONSUMERS_DROPPED
+)
 
 
 def test_at_exit_what_was_queued_is_sent_once_counted_done_and_the_drop_logged(
