@@ -108,13 +108,11 @@ class FrameProducer:
         With a ``deadline`` (``time.monotonic()``), waiting for room ends there at the latest.
         """
         with self._batch_lock:
-            anchor = self._keeper.anchor  # kept while the batch is written (see ``_take``)
             lines = self._take()
         try:
             return self._queue(lines, raising=False, deadline=deadline)
         finally:
             self._done_writing()
-            del anchor
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Stop the linger thread and queue what is left, within ``timeout``. Idempotent."""
@@ -172,12 +170,20 @@ class FrameProducer:
         except Exception:  # a background thread has no caller to tell; keep lingering
             logger.exception("%s: queuing a batch failed", self._context.path)
 
+    def forget_batch(self) -> None:
+        """In a ``fork()`` child: let go of the parent's batch and what keeps it (the parent
+        sends it; the child has no linger thread, and its lock may be held by a thread the
+        child does not have, so none is taken)."""
+        self._lines = []
+        self._keeper.producer = self._keeper.anchor = None
+
     def _take(self) -> list[bytes]:
         """The batch, to be queued by the caller, who then calls ``_done_writing``; under
         ``_batch_lock``."""
         lines, self._lines = self._lines, []
-        # The caller holds this producer (and what ``anchor`` gave) until the batch is written.
-        self._keeper.producer = self._keeper.anchor = None
+        # The caller holds this producer until the batch is written; the keeper keeps what
+        # ``anchor`` gave until nothing is being written either (see ``_done_writing``).
+        self._keeper.producer = None
         self._writing += 1
         return lines
 
@@ -186,6 +192,14 @@ class FrameProducer:
             self._writing -= 1
             if self._closed:
                 self._written.notify_all()
+        # Nothing waits and nothing is being written: the anchor (a worker client's pipeline,
+        # which builds the fallback) may go. Kept in the keeper until then, never in a local:
+        # a fork() child can clear the keeper, not the frames of its parent's threads.
+        with self._batch_lock:
+            anchor = None
+            if not self._lines and self._writing == 0:
+                anchor, self._keeper.anchor = self._keeper.anchor, None
+        del anchor  # the pipeline, if this was its last reference, is freed outside the lock
 
     # -- queuing one batch ---------------------------------------------------------------------
 

@@ -56,6 +56,11 @@ class ProducerTransport:
         # frames). The child gets its own, counted open from its first message only, so that
         # a child that never sends does not hold up the owner's close (and has nothing to
         # close at exit).
+        inherited = getattr(self, "_producer", None)
+        if inherited is not None:
+            # In a fork() child: the parent's producer (its batch, its anchor on the pipeline)
+            # must not keep this client alive, with its new producer, for the child's life.
+            inherited.forget_batch()
         self._registration = _Registration(self._channel)
         # ``_opened`` held weakly: the producer holding this transport would make a cycle, and
         # a transport dropped without close() would wait for a full garbage collection.

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -148,3 +149,49 @@ def test_a_worker_exiting_right_after_dropping_a_client_still_delivers_its_batch
     assert sorted(ids) == sorted(set(ids))
     assert len(ids) == EVENTS
     assert counter.by_status == {"accepted": EVENTS}
+
+
+def fork_with_a_batch_pending(channel: QueueChannel, results: Any) -> None:
+    """A spawned worker whose client has a batch lingering when it forks a child; the child
+    tracks with the inherited client, drops it, and reports whether it was freed."""
+    client = worker_client(channel)
+    client.track("worker", "Tick", {})  # lingers (linger 1 s) across the fork
+    box = [client]
+    del client
+    child = multiprocessing.get_context("fork").Process(
+        target=drop_the_inherited_client, args=(box, results)
+    )
+    child.start()
+    box.pop().close(5)
+    child.join(30)
+
+
+def drop_the_inherited_client(box: list[Any], results: Any) -> None:
+    client = box.pop()
+    client.track("child", "Tick", {})
+    pipeline = weakref.ref(client.pipeline)
+    del client
+    deadline = time.monotonic() + SETTLE
+    while (pipeline() is not None or linger_threads()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # its linger thread notices within linger that it was freed
+    results.put({"pipeline freed": pipeline() is None, "linger threads": linger_threads()})
+
+
+def test_a_client_inherited_with_a_batch_pending_is_freed_in_the_fork_child(
+    emulator: EmulatorProcess,
+) -> None:
+    # The parent's batch, and what kept its pipeline alive while it waited, came with the
+    # fork: the child's client was never freed, and the owner's close waited for its slot.
+    client, counter = observed_client(config_for(emulator.base_url, batch_size=BATCH, linger=1.0))
+    transport: Any = client.pipeline.transport("default")
+    context: Any = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    worker = context.Process(target=fork_with_a_batch_pending, args=(transport.channel, results))
+    worker.start()
+    try:
+        assert results.get(timeout=60) == {"pipeline freed": True, "linger threads": 0}
+    finally:
+        worker.join(60)
+        client.close(timeout=CLOSE_BOUND)
+    assert sorted(r["event"] for r in emulator.records("track")) == ["Tick", "Tick"]
+    assert counter.by_status == {"accepted": 2}
