@@ -53,6 +53,7 @@ from mixpanel_core.process_exit import at_exit
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.schema import setting
 from mixpanel_core.transport import ignore_report
+from mixpanel_core.weak import weakly
 
 logger = logging.getLogger(__name__)
 
@@ -430,7 +431,8 @@ class BackgroundSender:
             self.options.max_queue_bytes,
             self.options.when_full,
             self.options.block_timeout,
-            _weakly(self._dropped),
+            # The queue calls it in a producer's ``submit``, which holds this sender.
+            weakly(self._dropped),
             wake_at=self._batch_records,
             owner=self,
         )
@@ -838,23 +840,6 @@ def _send_while_owned(
     if cancel_exit_close is not None:
         cancel_exit_close()
     client.close()
-
-
-def _weakly(
-    method: Callable[[list[Record], str], None],
-) -> Callable[[list[Record], str], None]:
-    """``method``, holding its object weakly (for the queue, which the sender thread holds).
-
-    The queue calls it in a producer's ``submit``, which holds the object: it is never gone.
-    """
-    ref = weakref.WeakMethod(method)
-
-    def call(records: list[Record], reason: str) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(records, reason)
-
-    return call
 
 
 def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:

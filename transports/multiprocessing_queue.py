@@ -64,7 +64,7 @@ class MultiprocessingQueueTransport:
         """The owner's view of the sender: its process, its totals, why it stopped."""
         if channel.options.start_sender:
             self.supervisor.start()
-        close_at_exit(self)
+        close_at_exit(self, MultiprocessingQueueTransport.close)
 
     @classmethod
     def from_config(

@@ -273,14 +273,14 @@ class HttpSession:
         # Read once, rather than on every post: the environment the process runs with.
         self._proxies: dict[str, str] = urllib.request.getproxies_environment()
 
-    def _pool(self, proxy: str | None = None) -> urllib3.PoolManager:
-        """The connection pools through ``proxy`` (``None``: direct)."""
+    def _pool(self, proxy: str | None = None, variable: str = "") -> urllib3.PoolManager:
+        """The connection pools through ``proxy`` (``None``: direct), which ``variable`` names."""
         manager = self._managers.get(proxy)
         if manager is None:
             with self._lock:
                 manager = self._managers.get(proxy)
                 if manager is None:
-                    manager = self._managers[proxy] = self._new_manager(proxy)
+                    manager = self._managers[proxy] = self._new_manager(proxy, variable)
         return manager
 
     def _route(self, url: str) -> urllib3.PoolManager:
@@ -288,9 +288,8 @@ class HttpSession:
         manager = self._routes.get(url)
         if manager is None:
             proxy = proxy_for(url, self._proxies)
-            if proxy is not None:
-                _split_proxy(proxy, self._variable(url))  # refused here, before any use
-            manager = self._routes[url] = self._pool(proxy)
+            variable = self._variable(url) if proxy is not None else ""
+            manager = self._routes[url] = self._pool(proxy, variable)
         return manager
 
     def _variable(self, url: str) -> str:
@@ -313,13 +312,13 @@ class HttpSession:
         given = "with a user name and password" if auth else "without credentials"
         return f"the proxy {shown} (from {variable}, {given})"
 
-    def _new_manager(self, proxy: str | None) -> urllib3.PoolManager:
+    def _new_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:
         headers = {"User-Agent": f"mixpanel-core/{__version__}"}
         if proxy is None:
             return urllib3.PoolManager(maxsize=self._pool_size, headers=headers, **self._tls)
         # urllib3 ignores the user info of a proxy URL: send it as Proxy-Authorization, as
         # requests does, and keep it out of the URL that urllib3 may name in its errors.
-        shown, auth = _split_proxy(proxy, "the proxy variable")  # checked by _route first
+        shown, auth = _split_proxy(proxy, variable)
         proxy_headers: dict[str, str] = {}
         if auth:
             user, _, password = auth.partition(":")

@@ -13,6 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, load_config
@@ -25,6 +26,9 @@ from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.transport import Transport, TransportContext
+from mixpanel_core.weak import weakly
+
+T = TypeVar("T")
 
 
 class ProducerTransport:
@@ -64,11 +68,10 @@ class ProducerTransport:
         self._registration = _Registration(self._channel)
         # ``_opened`` held weakly: the producer holding this transport would make a cycle, and
         # a transport dropped without close() would wait for a full garbage collection.
-        opened = weakref.WeakMethod(self._opened)
         self._producer = FrameProducer(
             self._channel,
             self._context,
-            lambda: _call(opened),
+            weakly(self._opened),
             self._registration.release,
             self._anchor.get,
         )
@@ -81,20 +84,15 @@ class ProducerTransport:
         # The exit close reaches the producer, not this transport: one dropped without close()
         # is freed at once, while its producer lives on until its lines are written, and those
         # must still be written if the process exits first.
-        producer = weakref.ref(self._producer)
         bound = self._channel.options.shutdown_timeout
-        pid = os.getpid()
 
-        def close() -> None:
-            alive = producer()
-            # fork() children inherit atexit handlers: only the process that registered acts.
-            if alive is not None and os.getpid() == pid:
-                try:
-                    alive.close(bound)
-                finally:
-                    registration.release()
+        def close(producer: FrameProducer) -> None:
+            try:
+                producer.close(bound)
+            finally:
+                registration.release()
 
-        registration.cancel_exit_close = at_exit(close)
+        registration.cancel_exit_close = close_at_exit(self._producer, close)
 
     def send(self, message: Message) -> None:
         self._producer.send(message)
@@ -157,28 +155,20 @@ class _Registration:
         self._channel.producer_closed(self.slot)
 
 
-def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
-    """Call ``method`` if its object still exists (it does on a send, which holds it)."""
-    bound = method()
-    if bound is not None:
-        bound()
-
-
-def close_at_exit(transport: Transport) -> Callable[[], None]:
-    """Close ``transport`` when this process exits, if nobody did (so nothing is lost).
-
-    Returns a function that cancels it.
+def close_at_exit(target: T, close: Callable[[T], object]) -> Callable[[], None]:
+    """``close(target)`` when this process exits, if ``target`` is still alive then (so that
+    nothing it holds is lost); held weakly until then. Returns a function that cancels it.
     """
-    ref = weakref.ref(transport)
+    ref = weakref.ref(target)
     pid = os.getpid()
 
-    def close() -> None:
+    def run() -> None:
         alive = ref()
         # fork() children inherit atexit handlers: only the process that registered acts.
         if alive is not None and os.getpid() == pid:
-            alive.close()
+            close(alive)
 
-    return at_exit(close)
+    return at_exit(run)
 
 
 def worker_client(
