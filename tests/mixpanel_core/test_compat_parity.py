@@ -7,9 +7,13 @@ import asyncio
 import datetime
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 import time
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import mixpanel
 import pytest
@@ -144,3 +148,52 @@ def test_mixpanel_exception_keeps_its_arguments_as_the_official_one_does() -> No
         assert exception("boom", "detail").args == ("boom", "detail")
         assert exception(cause).args == (cause,)
         assert str(exception("boom")) == "boom"
+
+
+def _sent_under_patched_clock(client_class: Any, frozen: float) -> list[Any]:
+    recorder = Recorder()
+    client = client_class("tok", consumer=recorder)
+    with mock.patch("time.time", return_value=frozen):
+        client.track("u1", "Signed up", {"plan": "pro"})
+        client.people_set("u1", {"plan": "pro"})
+        client.group_set("company", "acme", {"size": 3})
+    records = [json.loads(text) for _, text, _ in recorder.calls]
+    for record in records:
+        record.get("properties", {}).pop("$insert_id", None)
+        _same_library(record)
+    return records
+
+
+def test_a_patched_time_time_reaches_payloads_as_with_the_official_client() -> None:
+    # Tests that freeze the clock (mock.patch("time.time"), freezegun) see their time in what
+    # is sent, as they did with the official client; the validator reads the same clock.
+    frozen = round(time.time() - 600, 3)
+    ours = _sent_under_patched_clock(Mixpanel, frozen)
+    assert ours == _sent_under_patched_clock(mixpanel.Mixpanel, frozen)
+    assert ours[0]["properties"]["time"] == frozen
+
+
+def test_a_clock_patched_while_the_first_client_is_built_does_not_outlive_the_patch() -> None:
+    # A fresh interpreter, so the validator plugin is first imported under the patch: it must
+    # not keep the fake clock once the patch is undone.
+    script = textwrap.dedent(
+        """
+        from unittest import mock
+        from mixpanel_core.compat import Mixpanel
+
+        class Recorder:
+            sent = []
+            def send(self, endpoint, json_message):
+                self.sent.append(json_message)
+
+        with mock.patch("time.time", return_value=1_000_000_000.0):
+            client = Mixpanel("tok", consumer=Recorder())
+        client.track("u1", "after the patch")
+        print(len(Recorder.sent))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
