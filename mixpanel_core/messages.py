@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from mixpanel_core.api_limits import PROFILE_OPERATIONS
+from mixpanel_core.api_limits import GROUP_OPERATIONS, PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed
 from mixpanel_core.secrets import Secret
@@ -190,6 +190,8 @@ class PeopleUpdate(Message):
 
     kind: ClassVar[str] = "people"
     endpoint: ClassVar[Endpoint] = "engage"
+    operations: ClassVar[tuple[str, ...]] = PROFILE_OPERATIONS
+    """The operations Mixpanel takes in an update of this kind."""
 
     @property
     def distinct_id(self) -> Any:
@@ -197,8 +199,8 @@ class PeopleUpdate(Message):
 
     @property
     def operation(self) -> str | None:
-        """The first profile operation in the record (``$set``, ``$unset``, ...)."""
-        return next((op for op in PROFILE_OPERATIONS if op in self.record), None)
+        """The first operation of this kind in the record (``$set``, ``$unset``, ...)."""
+        return next((op for op in self.operations if op in self.record), None)
 
     @property
     def key(self) -> str:
@@ -207,7 +209,7 @@ class PeopleUpdate(Message):
     def check_shape(self) -> None:
         if self.operation is None:
             raise ValidationError(
-                [Problem("record", f"needs one of {', '.join(PROFILE_OPERATIONS)}")], self.kind
+                [Problem("record", f"needs one of {', '.join(self.operations)}")], self.kind
             )
 
 
@@ -217,6 +219,7 @@ class GroupUpdate(PeopleUpdate):
 
     kind: ClassVar[str] = "group"
     endpoint: ClassVar[Endpoint] = "groups"
+    operations: ClassVar[tuple[str, ...]] = GROUP_OPERATIONS
 
     @property
     def group_key(self) -> Any:

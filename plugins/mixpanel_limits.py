@@ -22,6 +22,7 @@ from mixpanel_core.api_limits import (
     MAX_RECORD_BYTES,
     MILLISECONDS_THRESHOLD,
     PLACEHOLDER_DISTINCT_IDS,
+    PROFILE_OPERATIONS,
     TRACK_WINDOW_SECONDS,
 )
 from mixpanel_core.errors import NotJSONError, Problem
@@ -253,21 +254,37 @@ class MixpanelLimits:
             )
             if found:
                 out.append(found)
-        operation = message.operation
-        if operation is None:
-            out.append(Problem("record", "needs one operation: $set, $set_once, $add, ..."))
+        allowed = message.operations
+        # Every operation the record carries is checked, not only the first: Mixpanel applies
+        # them all, and refuses the update for any one that is malformed.
+        present = [op for op in PROFILE_OPERATIONS if op in record]
+        for operation in present:
+            if operation not in allowed:
+                out.append(
+                    Problem(
+                        operation,
+                        f"is not an operation of /{message.endpoint}; it takes "
+                        f"{', '.join(allowed)}",
+                    )
+                )
+            else:
+                _operation_problems(operation, record[operation], out)
+        if not present:
+            out.append(Problem("record", f"needs one operation: {', '.join(allowed)}"))
+
+
+def _operation_problems(operation: str, value: Any, out: list[Problem]) -> None:
+    """The problems of one profile operation's value (``$set``'s object, ``$unset``'s list)."""
+    if operation in MAP_OPERATIONS:
+        if not isinstance(value, FrozenDict):
+            out.append(Problem(operation, "must be an object of property names to values"))
             return
-        value = record[operation]
-        if operation in MAP_OPERATIONS:
-            if not isinstance(value, FrozenDict):
-                out.append(Problem(operation, "must be an object of property names to values"))
-                return
-            _properties_problems(value, operation, out)
-            if operation == "$add":
-                for key, amount in value.items():
-                    if isinstance(amount, bool) or not isinstance(amount, int | float):
-                        out.append(Problem(f"$add.{key}", "must be a number"))
-        elif operation == "$unset" and (
-            not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)
-        ):
-            out.append(Problem("$unset", "must be a list of property names"))
+        _properties_problems(value, operation, out)
+        if operation == "$add":
+            for key, amount in value.items():
+                if isinstance(amount, bool) or not isinstance(amount, int | float):
+                    out.append(Problem(f"$add.{key}", "must be a number"))
+    elif operation == "$unset" and (
+        not isinstance(value, tuple) or not all(isinstance(v, str) for v in value)
+    ):
+        out.append(Problem("$unset", "must be a list of property names"))

@@ -120,6 +120,30 @@ def fields_of(error: ValidationError) -> set[str]:
         (lambda mp: mp.group_set("", "acme", {"a": 1}), "$group_key", "non-empty string"),
         (lambda mp: mp.group_set("company", None, {"a": 1}), "$group_id", "non-empty string"),
         (lambda mp: mp.people_update({"$distinct_id": "u-1"}), "record", "needs one operation"),
+        # Every operation of an update is checked, not only the first one found.
+        (
+            lambda mp: mp.people_update({"$distinct_id": "u-1", "$set": {"a": 1}, "$unset": "a"}),
+            "$unset",
+            "must be a list",
+        ),
+        (
+            lambda mp: mp.people_update({"$distinct_id": "u-1", "$set": {}, "$add": {"n": "x"}}),
+            "$add.n",
+            "must be a number",
+        ),
+        # /groups takes no $add or $append: Mixpanel's group profiles have no such operation.
+        (
+            lambda mp: mp.group_update({"$group_key": "co", "$group_id": "acme", "$add": {"n": 1}}),
+            "$add",
+            "is not an operation of /groups",
+        ),
+        (
+            lambda mp: mp.group_update(
+                {"$group_key": "co", "$group_id": "acme", "$set": {"a": 1}, "$append": {"l": 1}}
+            ),
+            "$append",
+            "is not an operation of /groups",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_field_and_rule(
