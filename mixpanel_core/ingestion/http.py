@@ -192,14 +192,21 @@ def _split_proxy(proxy: str, variable: str) -> tuple[str, str | None]:
     A URL urllib3 cannot parse is refused without quoting it, nor chaining urllib3's error,
     which quotes it: it may hold a password.
     """
+    refusal = RequestError(
+        f"the proxy URL in {variable} cannot be parsed (not shown: it may hold a "
+        "password); a password with characters such as @ # / must be percent-encoded"
+    )
     try:
         parsed = urllib3.util.parse_url(proxy)
     except urllib3.exceptions.LocationParseError:
-        raise RequestError(
-            f"the proxy URL in {variable} cannot be parsed (not shown: it may hold a "
-            "password); a password with characters such as @ # / must be percent-encoded"
-        ) from None
-    return parsed._replace(auth=None).url, parsed.auth
+        raise refusal from None
+    # A proxy is a host and a port: anything after them is a password's unencoded / ? or #
+    # that moved the rest of the URL out of the authority (``http://me:2024/pw@proxy:3128``
+    # reads as host "me", port 2024), which would send every request to the wrong host and
+    # quote the password in each error.
+    if parsed.path not in (None, "", "/") or parsed.query is not None or parsed.fragment:
+        raise refusal
+    return parsed._replace(auth=None, path=None).url, parsed.auth
 
 
 def _tunnel_status(exc: BaseException) -> int | None:

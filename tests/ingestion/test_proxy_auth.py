@@ -179,12 +179,17 @@ def test_a_407_without_a_configured_proxy_says_a_proxy_on_the_way_asked(
     )
 
 
-@pytest.mark.parametrize("password", ["s3cr#et", "s3cr/et", "s3cr?et"])
+@pytest.mark.parametrize(
+    "password", ["s3cr#et", "s3cr/et", "s3cr?et", "2024/s3cr", "2024?s3cr", "2024#s3cr"]
+)
 def test_a_proxy_url_that_cannot_be_parsed_is_refused_without_quoting_it(
     environment: pytest.MonkeyPatch, password: str
 ) -> None:
     """urllib3's parse error quotes the URL, or the part before an unencoded ``#`` or ``/``:
-    the password, or its start, went into the report."""
+    the password, or its start, went into the report. A password that starts with digits
+    parses without an error, as the wrong proxy (host: the user name, port: those digits),
+    with the rest in the path, query or fragment: every request went there, and the reason
+    quoted it."""
     environment.setenv("HTTPS_PROXY", f"http://user:{password}@127.0.0.1:9")
     settings = MixpanelSettings(api_host="api.mixpanel.example", token=TOKEN)
     result = IngestionClient(settings, PATIENT).send_batch("track", [event()])
@@ -193,6 +198,7 @@ def test_a_proxy_url_that_cannot_be_parsed_is_refused_without_quoting_it(
     assert report.reason is not None
     assert report.reason.startswith("the proxy URL in HTTPS_PROXY cannot be parsed")
     assert "s3cr" not in report.reason
+    assert "2024" not in report.reason
 
 
 def test_407_is_classified_as_the_proxys_refusal() -> None:
