@@ -25,10 +25,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def mixpanel_validate(message: Message) -> Iterable[Problem] | None:
     """Check ``message`` before anything else happens to it.
 
-    Called once per message, first. Return the problems found (``Problem(field, rule)``), or
-    ``None``/an empty list when it is fine. Every implementation runs and all problems are
-    collected into one ``ValidationError``; then ``[pipeline] on_invalid`` decides whether the
-    caller gets the error (``raise``) or the message is dropped and reported (``drop``).
+    Called first for every message, and once more on the final message when an enricher
+    returned a new one (what is sent is what was checked). Return the problems found
+    (``Problem(field, rule)``), or ``None``/an empty list when it is fine; raising is the
+    plugin's failure (``PluginError``), not a verdict on the message. Every implementation
+    runs and all problems are collected into one ``ValidationError``; then ``[pipeline]
+    on_invalid`` decides whether the caller gets the error (``raise``) or the message is
+    dropped and reported (``drop``).
     """
 
 
@@ -39,7 +42,8 @@ def mixpanel_enrich(message: Message) -> Message | None:
     Called once per valid message, after validation. Implementations run one after another in
     the order of ``[plugins] enabled`` (``tryfirst``/``trylast`` move one to the front or the
     back); each receives what the previous one returned. ``None`` passes the message on as is.
-    Messages are immutable: never try to change the one you receive.
+    Messages are immutable: never try to change the one you receive. A new message is
+    validated again before it is routed.
     """
 
 

@@ -7,6 +7,7 @@ lists of functions, so a message costs a few function calls and no plugin-manage
 from __future__ import annotations
 
 import logging
+import reprlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
@@ -18,7 +19,7 @@ from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import (
     ConfigError,
-    MixpanelCoreError,
+    NotJSONError,
     PartialSendError,
     PluginError,
     Problem,
@@ -135,38 +136,56 @@ class Pipeline:
     # -- the flow of one message ---------------------------------------------------------
 
     def submit(self, message: Message) -> None:
-        """Validate, enrich, route and send ``message``."""
-        # The hot path of every track() call: plain loops over precompiled functions; the
-        # names are kept so that a failure can say which plugin raised.
-        hook, name = "mixpanel_validate", ""
+        """Validate, enrich, route and send ``message``.
+
+        What is sent is what was checked: a message an enricher changed is validated again,
+        and it must encode as JSON. A message that fails either goes the way of any invalid
+        one (``[pipeline] on_invalid``), before any transport sees it.
+        """
+        # The hot path of every track() call: plain loops over precompiled functions, and no
+        # second validation unless an enricher answered a new message. Whatever a hook
+        # implementation raises is its plugin's failure (PluginError, naming it), our own
+        # errors included: only what validators return is a verdict on the message. The first
+        # check is ``_passes`` written out, a function call fewer per message.
+        try:
+            message.json()  # see _passes
+        except NotJSONError as exc:
+            self.reject(NotJSONError(exc.problems, message.kind), message)
+            return
+        name = ""
         try:
             problems: list[Problem] | None = None
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
                 found = check(message)
                 if found:
                     problems = [*(problems or ()), *found]
-            if problems:
-                self.reject(ValidationError(problems, message.kind), message)
-                return
-            hook = "mixpanel_enrich"
-            for name, enrich in self._enrichers:  # noqa: B007
-                enriched = enrich(message)
-                if enriched is not None:
-                    message = enriched
-            hook = "mixpanel_route"
+        except Exception as exc:
+            raise PluginError(name, "mixpanel_validate", exc) from exc
+        if problems:
+            self.reject(ValidationError(problems, message.kind), message)
+            return
+        if self._enrichers:
+            enriched = self._enrich(message)
+            if enriched is not message:
+                # Enrichers can break a rule the message kept (super properties taking it past
+                # Mixpanel's 255 properties), so the message they made is checked in its turn.
+                if not self._passes(enriched):
+                    return
+                message = enriched
+        try:
             names: Sequence[str] | None = None
-            for name, route in self._routers:  # noqa: B007
+            for name, route in self._routers:  # noqa: B007 (name is read on failure)
                 names = route(message, self.transport_names)
                 if names is not None:
                     break
-        except MixpanelCoreError:
-            raise
+        except ConfigError:
+            raise  # documented: a router finds no route for the message (see docs/hooks.md)
         except Exception as exc:
-            raise PluginError(name, hook, exc) from exc
+            raise PluginError(name, "mixpanel_route", exc) from exc
         if names is None:
             transports = self._defaults or self._default_transports()
         else:
-            transports = self._resolve(names)
+            transports = self._resolve(names, name)
         try:
             for transport in transports:
                 transport.send(message)
@@ -174,6 +193,44 @@ class Pipeline:
             if len(transports) == 1:
                 raise
             self._send_after_refusal(message, transports, transport, exc)
+
+    def _passes(self, message: Message) -> bool:
+        """Whether ``message`` encodes as JSON and no validator finds a problem with it; when
+        not, it is rejected (``on_invalid``) and ``False`` returned."""
+        try:
+            # Encoded here, whatever the plugins: Python writes no integer of more than 4,300
+            # digits, and such a value found by a transport would raise in the caller under
+            # on_invalid = "drop", or leave the message half-sent to several transports. The
+            # bytes are cached: validators measure them and transports send them.
+            message.json()
+        except NotJSONError as exc:
+            self.reject(NotJSONError(exc.problems, message.kind), message)
+            return False
+        problems = self.problems(message)
+        if problems:
+            self.reject(ValidationError(problems, message.kind), message)
+            return False
+        return True
+
+    def _enrich(self, message: Message) -> Message:
+        """What the enrichers make of ``message``, each given what the previous returned."""
+        name = ""
+        try:
+            for name, enrich in self._enrichers:  # noqa: B007 (name is read on failure)
+                enriched = enrich(message)
+                if enriched is not None:
+                    if not isinstance(enriched, Message):
+                        # Said now, naming the plugin: a transport would fail on it later
+                        # without saying who made it, or a memory transport keep it.
+                        raise TypeError(
+                            f"returned an object of type {type(enriched).__name__}, not a "
+                            "Message: return a changed copy (with_properties, attrs.evolve) "
+                            "or None"
+                        )
+                    message = enriched
+        except Exception as exc:
+            raise PluginError(name, "mixpanel_enrich", exc) from exc
+        return message
 
     def _send_after_refusal(
         self,
@@ -202,48 +259,64 @@ class Pipeline:
     def _default_transports(self) -> tuple[Transport, ...]:
         """Where messages go when no router answers: the only transport, or ``default``."""
         if self._defaults is None:
-            self._defaults = self._resolve(self._default_route or self._no_route())
+            names = self._default_route or self._no_route()
+            self._defaults = tuple(self.transport(n) for n in names)
         return self._defaults
 
-    def _resolve(self, names: Sequence[str]) -> tuple[Transport, ...]:
+    def _resolve(self, names: Sequence[str], router: str) -> tuple[Transport, ...]:
+        """The transports that plugin ``router`` named; an answer is checked when first seen."""
         try:
             return self._by_names[names]  # type: ignore[index]
-        except (KeyError, TypeError):  # new names, or a plugin answered with a list
-            if not names:
-                raise TransportError(
-                    "mixpanel_route answered an empty list of transports: the message would "
-                    "go nowhere; answer None to leave it to the default route"
-                ) from None
-            if isinstance(names, str):
-                # Taken as a sequence, "direct" would name transports "d", "i", "r", ...
-                raise TransportError(
-                    f"mixpanel_route answered the string {names!r}: answer a list of "
-                    "transport names"
-                ) from None
-            if len(set(names)) != len(names):
-                raise TransportError(
-                    f"mixpanel_route answered a transport more than once ({', '.join(names)}): "
-                    "the message would be sent twice to it"
-                ) from None
-            transports = tuple(self.transport(n) for n in names)
-            if isinstance(names, tuple):
-                self._by_names[names] = transports
-            return transports
+        except (KeyError, TypeError):  # new names, or an answer that cannot be a key (a list)
+            pass
+        self._check_answer(names, router)
+        transports = tuple(self.transport(n) for n in names)
+        if isinstance(names, tuple):  # checked, and immutable: kept for the next message
+            self._by_names[names] = transports
+        return transports
+
+    def _check_answer(self, names: object, router: str) -> None:
+        """Refuse a router's answer that would misroute the message, naming the router."""
+        said = f"plugin {router!r} answered mixpanel_route with"
+        if isinstance(names, str):
+            # Taken as a sequence, "direct" would name transports "d", "i", "r", ...
+            raise TransportError(f"{said} the string {names!r}: answer a list of transport names")
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            # A set or an iterator has no order to send in, or is used up by the first look.
+            wrong = TypeError(
+                f"answered {reprlib.repr(names)}, of type {type(names).__name__}: answer a "
+                "list or tuple of transport names, or None"
+            )
+            raise PluginError(router, "mixpanel_route", wrong) from wrong
+        if not names:
+            raise TransportError(
+                f"{said} an empty list of transports: the message would go nowhere; answer "
+                "None to leave it to the default route"
+            )
+        if len(set(names)) != len(names):
+            raise TransportError(
+                f"{said} a transport more than once ({', '.join(names)}): the message would be "
+                "sent twice to it"
+            )
+        for name in names:
+            if name not in self._specs:
+                raise ConfigError(
+                    f"transports.{name}: not configured; configured: {', '.join(self._specs)} "
+                    f"(named by plugin {router!r} in mixpanel_route)"
+                )
 
     def problems(self, message: Message) -> list[Problem]:
         """What every ``mixpanel_validate`` implementation finds wrong with ``message``.
 
         For callers that validate without sending (the forwarder, the commands); ``submit``
-        does the same inline.
+        does the same inline, and through this for a message an enricher changed.
         """
         found: list[Problem] = []
         name = ""
         try:
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
                 found.extend(check(message) or ())
-        except MixpanelCoreError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # a validator reports problems; raising is its own failure
             raise PluginError(name, "mixpanel_validate", exc) from exc
         return found
 

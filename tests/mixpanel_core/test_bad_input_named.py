@@ -13,7 +13,7 @@ import pytest
 
 from mixpanel_core import ConfigError, Mixpanel, hookimpl
 from mixpanel_core.config import Config, RouteConfig, config_from_mapping
-from mixpanel_core.errors import NotJSONError, PartialSendError, TransportError
+from mixpanel_core.errors import NotJSONError, PartialSendError, PluginError, TransportError
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import Event, Message
 from mixpanel_core.pipeline import Pipeline
@@ -144,8 +144,14 @@ def test_an_enricher_cannot_put_nan_on_the_wire() -> None:
 
     memory = MemoryTransport()
     client = _with_plugin(memory, Ratio())
-    with pytest.raises(NotJSONError, match=r"properties\.ratio: nan is not a finite number"):
+    # The enricher's NotJSONError is its plugin's failure: a PluginError naming it, the
+    # NotJSONError (naming the field) kept as the cause.
+    with pytest.raises(
+        PluginError, match=r"properties\.ratio: nan is not a finite number"
+    ) as caught:
         client.track("u-1", "E")
+    assert caught.value.plugin == "test"
+    assert isinstance(caught.value.__cause__, NotJSONError)
     assert memory.messages == []
 
 
