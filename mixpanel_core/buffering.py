@@ -183,6 +183,13 @@ class BoundedQueue(Generic[T]):
     def bytes(self) -> int:
         return self._bytes
 
+    @property
+    def removed(self) -> int:
+        """Items ever removed (taken or evicted), which is also the sequence number (counted
+        by ``total_put`` from 0) of the oldest item queued: both remove from the front."""
+        with self._lock:
+            return self.total_put - len(self._items)
+
     def _fits(self, size: int) -> bool:
         return len(self._items) < self.max_items and self._bytes + size <= self.max_bytes
 
@@ -389,10 +396,6 @@ def held_bytes(data: bytes, with_message: bool) -> int:
     return 9 * len(data) + 512 if with_message else len(data) + RECORD_OVERHEAD
 
 
-class _AbortedError(Exception):
-    """Internal: ``close`` ran out of time while the sender was waiting to retry."""
-
-
 class BackgroundSender:
     """Queues messages and delivers them from one background thread; see the module docstring.
 
@@ -451,11 +454,16 @@ class BackgroundSender:
 
     def _reset_sender(self) -> None:
         self._state = threading.Condition(threading.Lock())
-        self._settled = 0
+        self._take_from: int | None = None
+        """``BoundedQueue.removed`` just before the take being delivered (the sequence number
+        of its first record, or less), ``None`` between takes: what ``flush`` waits for."""
         self._in_flight: list[Record] = []
         self._urgent = 0
         self._abandoned = False
         self._abort = threading.Event()
+        self._failed_after_abort: list[Message] = []
+        """The messages this thread reported FAILED once ``close`` gave up waiting for it:
+        ``close`` returns them with the ones it gives up on itself."""
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -552,7 +560,7 @@ class BackgroundSender:
         self._queue.wake()
         try:
             with self._state:
-                while self._settled + self._queue.total_evicted < target:
+                while not self._settled_up_to(target):
                     left = deadline - time.monotonic()
                     if left <= 0 or self._thread is None:
                         break
@@ -565,11 +573,27 @@ class BackgroundSender:
                 self._urgent -= 1
         return _messages(pending + self._queue.snapshot())
 
+    def _settled_up_to(self, target: int) -> bool:
+        """Whether every record put before the ``target``-th is settled or dropped (``_state``
+        held): none is queued, and none is in the take being delivered.
+
+        Positions, not counts: under ``drop_oldest`` the records put after ``flush`` started
+        are evicted too, and counting them made ``flush`` return while earlier records were
+        still in flight.
+        """
+        if self._queue.removed < target:
+            return False
+        return self._take_from is None or self._take_from >= target
+
     def close(self, timeout: float | None = None) -> list[Message]:
         """Flush within ``timeout``, stop the thread, and give up on what is left.
 
-        What is left is reported FAILED, written to the dead-letter file, and returned.
-        Idempotent: a second call returns nothing (also one made while the first runs).
+        What is left is reported FAILED, written to the dead-letter file, and returned: the
+        records still queued or in flight when the thread is given up on, and those the thread
+        reports FAILED once ``close`` stopped waiting (a retry it no longer waits for, a
+        request it no longer starts). A record the thread settles ACCEPTED or REJECTED
+        meanwhile is not returned. Idempotent: a second call returns nothing (also one made
+        while the first runs).
         """
         self._refuse_from_own_thread("close")
         with self._state:
@@ -586,6 +610,7 @@ class BackgroundSender:
         if left:
             self._abort.set()
         self._queue.wake()
+        stuck: list[Record] = []
         thread = self._thread
         if thread is not None:
             thread.join(max(0.0, started + bound - time.monotonic()) + 0.05)
@@ -594,11 +619,17 @@ class BackgroundSender:
                     self._abandoned = True
                     stuck = list(self._in_flight)
                 self._give_up(stuck, "not delivered: close() timed out during the request")
-        self._give_up(self._queue.take(len(self._queue)), "not delivered: close() timed out")
+        queued = self._queue.take(len(self._queue))
+        self._give_up(queued, "not delivered: close() timed out")
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
         self.client.close()
-        return left
+        # Not ``left``: the thread may have settled some of those since (Mixpanel accepted
+        # them: a caller resending them would apply a profile $add twice). Read after
+        # ``_abandoned`` is set, so no message the thread still reports is missed.
+        with self._state:
+            failed_by_thread = list(self._failed_after_abort)
+        return failed_by_thread + _messages(stuck + queued)
 
     def _refuse_from_own_thread(self, verb: str) -> None:
         """Raise if called by the sender thread itself (from a ``mixpanel_delivered`` hook).
@@ -630,7 +661,10 @@ class BackgroundSender:
             queue.wait_until(self._ready, linger)
         with self._state:
             # Taken and published as in flight in one step: ``close`` gives up on what is
-            # queued and what is in flight, and must never see a take between the two.
+            # queued and what is in flight, and must never see a take between the two. An
+            # eviction between reading ``removed`` and the take only makes ``_take_from``
+            # smaller: ``flush`` then waits for this take too, never too little.
+            self._take_from = queue.removed
             items = queue.take(self._batch_records)
             self._in_flight = items
         try:
@@ -644,7 +678,7 @@ class BackgroundSender:
         finally:
             with self._state:
                 self._in_flight = []
-                self._settled += len(items)
+                self._take_from = None
                 self._state.notify_all()
         return not self._abort.is_set()
 
@@ -673,25 +707,7 @@ class BackgroundSender:
         rest: list[tuple[Endpoint, list[EncodedPair]]],
     ) -> None:
         """Send one request of a take and settle it; ``rest`` are the take's later requests."""
-        reports: Sequence[DeliveryReport] | None = None
-        outcomes: Sequence[Outcome]
-        try:
-            if self._abort.is_set():
-                # close() ran out of time: it gives up on what is left (reports it FAILED,
-                # dead-letters it, returns it), so starting this request now would deliver
-                # records that a replay of the dead letters sends again.
-                raise _AbortedError("not sent: close() timed out first")
-            outcomes = self.client.send_encoded(endpoint, batch, self._wait).outcomes
-        except AuthenticationError as error:
-            logger.error("%s: %s", self.name, error)
-            outcomes, reports = (), error.reports
-        except _AbortedError as error:
-            reason = str(error) or "not delivered: close() timed out while retrying"
-            outcomes = [self._failed(endpoint, batch, reason)]
-        except Exception as error:
-            # The sender must outlive any bug or surprise; the batch is reported, not lost.
-            logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
-            outcomes = [self._failed(endpoint, batch, f"{type(error).__name__}: {error}")]
+        outcomes, reports = self._request(endpoint, batch)
         with self._state:
             if self._abandoned:
                 return  # close() already reported these
@@ -700,14 +716,39 @@ class BackgroundSender:
             # dead-lettering records Mixpanel accepted), whether before or while they are
             # reported. Rebuilt only for a take of several requests; the usual take is one.
             self._in_flight = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
+            if self._abort.is_set():
+                # In the same locked step as the check above: ``close`` returns these with
+                # what it gives up on, and reads them only after it set ``_abandoned``.
+                self._failed_after_abort.extend(_failed_messages(outcomes, reports))
         if reports is None:
             self._settle(outcomes)
         else:
             self._settle_reports(reports)
 
-    def _wait(self, seconds: float) -> None:
-        if self._abort.wait(seconds):
-            raise _AbortedError
+    def _request(
+        self, endpoint: Endpoint, batch: list[EncodedPair]
+    ) -> tuple[Sequence[Outcome], Sequence[DeliveryReport] | None]:
+        """The outcomes of one request, or the reports of a refusal of its credentials."""
+        if self._abort.is_set():
+            # close() ran out of time: it gives up on what is left (reports it FAILED,
+            # dead-letters it, returns it), so starting this request now would deliver
+            # records that a replay of the dead letters sends again.
+            return [self._failed(endpoint, batch, "not sent: close() timed out first")], None
+        try:
+            return self.client.send_encoded(endpoint, batch, self._wait).outcomes, None
+        except AuthenticationError as error:
+            logger.error("%s: %s", self.name, error)
+            return (), error.reports
+        except Exception as error:
+            # The sender must outlive any bug or surprise; the batch is reported, not lost.
+            logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
+            return [self._failed(endpoint, batch, f"{type(error).__name__}: {error}")], None
+
+    def _wait(self, seconds: float) -> bool:
+        """The client's wait before a retry; ``False``, which stops the client's call, once
+        ``close`` ran out of time. Returning rather than raising lets the call keep what it
+        settled before (a first half of a split Mixpanel accepted stays ACCEPTED)."""
+        return not self._abort.wait(seconds)
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -808,6 +849,16 @@ def _rebuilt(records: list[Record]) -> list[Message | None]:
 def _messages(records: list[Record]) -> list[Message]:
     """The messages of ``records`` (see ``_rebuilt``), leaving out JSON that is no record."""
     return [message for message in _rebuilt(records) if message is not None]
+
+
+def _failed_messages(
+    outcomes: Sequence[Outcome], reports: Sequence[DeliveryReport] | None
+) -> list[Message]:
+    """The messages FAILED in what ``_request`` returned (rebuilt where not kept)."""
+    failed = DeliveryStatus.FAILED
+    if reports is None:
+        reports = [r for o in outcomes if o.status is failed for r in o.reports()]
+    return [r.message for r in reports if r.status is failed and r.message is not None]
 
 
 def _send_while_owned(

@@ -4,7 +4,7 @@ The one place that encodes, authenticates, compresses, posts, classifies and ret
 HTTP transports and the forwarder deliver through it. The retry loop is ours (not urllib3's)
 because it must classify each record, split on 413 (and on a ``/track`` ``status: 0`` that does
 not say which records were refused), respect a time budget and a deadline that may move, and do
-all of its waiting through the caller's ``wait`` function.
+all of its waiting through the caller's ``wait`` function, which may also stop the call.
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.settings import MixpanelSettings
 
-Wait = Callable[[float], None]
-"""Sleeps for the given seconds; the forwarder passes one that keeps polling Kafka meanwhile."""
+Wait = Callable[[float], bool | None]
+"""Sleeps for the given seconds before a retry; the forwarder passes one that keeps polling
+Kafka meanwhile. ``False`` says the wait was cut short and the call is to stop: the request
+waiting to be retried is reported FAILED, no other request of the call starts, and what was
+settled before keeps its outcome. Anything else (``None``, what ``time.sleep`` returns) goes on.
+"""
 
 Deadline = float | Callable[[], float | None] | None
 """When a send must end, on the ``time.monotonic()`` clock: a fixed value, or a function that
@@ -92,15 +96,18 @@ class _CredentialsRefusedError(Exception):
 
 
 class _Call:
-    """The clock of one ``send_batch`` call: when it started, the budget and the deadline."""
+    """The clock of one ``send_batch`` call: when it started, the budget and the deadline,
+    and whether the caller's ``wait`` stopped it."""
 
     def __init__(self, client: IngestionClient, wait: Wait, deadline: Deadline) -> None:
         self.started = time.monotonic()
         self.policy = client.options.retry_policy
-        self.wait = wait
+        self._wait = wait
         self._deadline = deadline
         self.movable = callable(deadline)
         """Whether the deadline may change while a request is out (see ``Deadline``)."""
+        self.stopped = False
+        """Whether a wait was cut short (see ``Wait``): no request of the call starts since."""
 
     @property
     def deadline(self) -> float | None:
@@ -119,6 +126,20 @@ class _Call:
     def past_deadline(self) -> bool:
         deadline = self.deadline
         return deadline is not None and time.monotonic() >= deadline
+
+    def wait(self, seconds: float) -> bool:
+        """The caller's wait; ``False`` once it was cut short, which stops the call."""
+        if self._wait(seconds) is False:
+            self.stopped = True
+        return not self.stopped
+
+    def why_not_send(self) -> str | None:
+        """Why no request may start now (the call was stopped, or its deadline passed), if so."""
+        if self.stopped:
+            return _STOPPED
+        if self.past_deadline():
+            return _PAST_DEADLINE
+        return None
 
 
 class IngestionClient:
@@ -172,6 +193,8 @@ class IngestionClient:
         bounds each request's timeouts. Given as a function (see ``Deadline``), it is read
         again while a request waits for its answer: once it passes, the request is abandoned
         and its records reported FAILED (Mixpanel may still receive it, as after a timeout).
+        ``wait`` does all the sleeping between attempts; returning ``False`` stops the call
+        (see ``Wait``).
         """
         return self.send_encoded(endpoint, self.encode(endpoint, messages), wait, deadline)
 
@@ -288,8 +311,8 @@ class IngestionClient:
             body = gzip.compress(body, compresslevel=5, mtime=0)
         retries = 0
         while True:
-            if call.past_deadline():
-                reason = "not sent: the deadline passed first"
+            reason = call.why_not_send()
+            if reason is not None:
                 return [
                     self._outcome(endpoint, batch, DeliveryStatus.FAILED, reason, None, attempts)
                 ]
@@ -328,7 +351,11 @@ class IngestionClient:
                 return [
                     self._failed(endpoint, batch, answer, attempts, _why_not_waited(answer, left))
                 ]
-            call.wait(delay)
+            if not call.wait(delay):
+                # The caller is stopping (a buffered sender's close ran out of time): what the
+                # call settled so far keeps its outcome, so nothing accepted is reported FAILED
+                # and sent again from the dead letters (a profile $add applied twice).
+                return [self._failed(endpoint, batch, answer, attempts, _CUT_SHORT)]
 
     def _halves(
         self,
@@ -631,6 +658,12 @@ def _in_given_order(
             ordered[position] = single
     return tuple(o for o in ordered if o is not None)
 
+
+_PAST_DEADLINE = "not sent: the deadline passed first"
+
+_STOPPED = "not sent: the call was stopped first (a wait before a retry was cut short)"
+
+_CUT_SHORT = "(the wait before the next attempt was cut short: the call was stopped)"
 
 _REFUSED_EARLIER = "not sent: Mixpanel refused the credentials of an earlier request"
 

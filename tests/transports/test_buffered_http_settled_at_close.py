@@ -1,0 +1,246 @@
+"""``buffered_http``: ``close`` and ``flush`` count as undelivered only what is not settled.
+
+``close`` returns, reports FAILED and dead-letters what it gave up on, never a record Mixpanel
+accepted (a caller or a replay resending it would apply a profile ``$add`` twice); ``flush``
+waits for every record sent before it, whatever the full policy drops after. Each test sends
+through the real transport over a socket: to the emulator, or to a scripted server where one
+answer must follow another.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import pytest
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.emulator import Emulator
+from mixpanel_core.frozen import freeze
+from mixpanel_core.messages import Message, PeopleUpdate
+from mixpanel_core.settings import MixpanelSettings
+from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
+
+from ..ingestion.scripted import ScriptedServer, answer, raw
+from .test_buffered_http import make_event, transport_for, wait_for_stalled_request
+
+pytestmark = pytest.mark.integration
+
+ACCEPTED, FAILED = DeliveryStatus.ACCEPTED, DeliveryStatus.FAILED
+
+
+def _profile(n: int) -> PeopleUpdate:
+    record = {"$token": "emulator-token", "$distinct_id": f"user-{n}", "$add": {"logins": 1}}
+    return PeopleUpdate(freeze(record, "people"))
+
+
+def _dead_letters(path: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def _join_sender(transport: BufferedHttpTransport) -> None:
+    """Until the sender thread ended: whatever it still reports is in then."""
+    thread = transport.sender._thread
+    assert thread is not None
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+class _AnsweredWhenCloseGivesUp(threading.Event):
+    """Stands in for the sender's abort event. When ``close`` sets it (its flush ran out of time
+    with a request held by the emulator), the request is let through, and ``close`` goes on
+    only once the sender reported its answer: Mixpanel answering in close's join window."""
+
+    def __init__(self, emulator: Emulator, answered: threading.Event) -> None:
+        super().__init__()
+        self._emulator = emulator
+        self._answered = answered
+
+    def set(self) -> None:
+        super().set()
+        self._emulator.client.release()
+        assert self._answered.wait(10), "the held request was never answered"
+
+
+def test_close_cutting_a_retry_short_keeps_the_accepted_half_of_a_split_batch(
+    tmp_path: Path,
+) -> None:
+    """Eight profile updates in one request: 413, the first half accepted, the second half 503
+    and waiting to be retried when ``close`` runs out of time. The first half stays ACCEPTED
+    (not returned, not dead-lettered); only the second is FAILED, dead-lettered, returned, and
+    not sent again."""
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    updates = [_profile(n) for n in range(8)]
+    with ScriptedServer(
+        [
+            answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
+            answer(raw("200 OK", b'{"status": 1, "error": null}')),
+            answer(raw("503 Service Unavailable", b'{"error": "busy"}')),
+        ]
+    ) as server:
+        options = BufferedHttpOptions(
+            linger=10.0,  # until all eight are queued: one take, one request
+            max_batch_records=8,
+            backoff_base=10.0,  # the retry wait outlasts close's timeout
+            retry_budget=60.0,
+            exit_timeout=0.0,
+            dead_letter_path=str(dead),
+        )
+        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
+        transport = BufferedHttpTransport(settings, options, report=reports.append)
+        for update in updates:
+            transport.send(update)
+        deadline = time.monotonic() + 10
+        while len(server.requests) < 3:  # the 503 of the second half is on its way
+            assert time.monotonic() < deadline, "the sender never retried the second half"
+            time.sleep(0.005)
+        left = transport.close(1.0)
+        _join_sender(transport)
+        assert len(server.requests) == 3, "the second half was sent again after close"
+    assert left == updates[4:]
+    assert [(r.message, r.status) for r in reports] == [(u, ACCEPTED) for u in updates[:4]] + [
+        (u, FAILED) for u in updates[4:]
+    ]
+    assert all("cut short" in (r.reason or "") for r in reports[4:])
+    lines = _dead_letters(dead)
+    assert [line["record"]["$distinct_id"] for line in lines] == [  # type: ignore[index]
+        f"user-{n}" for n in range(4, 8)
+    ]
+
+
+def test_close_returns_none_of_the_records_answered_while_it_waits_for_the_thread(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    """``close``'s flush runs out of time while the request is held; Mixpanel answers it 200
+    after that, before the thread is given up on. Those records are ACCEPTED: ``close``
+    returns none of them, and none is dead-lettered."""
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    answered = threading.Event()
+
+    def report(delivery: DeliveryReport) -> None:
+        reports.append(delivery)
+        if len(reports) == 3:
+            answered.set()
+
+    # linger until all three are queued: one take, one request
+    transport = transport_for(
+        mixpanel_emulator,
+        dead_letter_path=str(dead),
+        read_timeout=30.0,
+        linger=10.0,
+        max_batch_records=3,
+    )
+    transport.sender._report = report
+    transport.sender._abort = _AnsweredWhenCloseGivesUp(mixpanel_emulator, answered)
+    updates = [_profile(n) for n in range(3)]
+    mixpanel_emulator.client.stall()
+    try:
+        for update in updates:
+            transport.send(update)
+        wait_for_stalled_request(mixpanel_emulator)
+        left = transport.close(0.2)
+    finally:
+        mixpanel_emulator.client.release()
+    _join_sender(transport)
+    assert left == []
+    assert [(r.message, r.status) for r in reports] == [(u, ACCEPTED) for u in updates]
+    assert _dead_letters(dead) == []
+    assert len(mixpanel_emulator.client.records("engage")) == 3
+
+
+def test_close_returns_the_request_of_a_take_it_stopped_but_not_the_one_answered(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    """One take, two requests (/track, then /engage); /track is held when ``close`` runs out of
+    time, and answered 200 right after. The sender does not start /engage: it reports it
+    FAILED, and ``close`` returns exactly that profile update, not the accepted event."""
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    answered = threading.Event()
+
+    def report(delivery: DeliveryReport) -> None:
+        reports.append(delivery)
+        if delivery.status is ACCEPTED:
+            answered.set()
+
+    # linger until both are queued: one take, two requests
+    transport = transport_for(
+        mixpanel_emulator,
+        dead_letter_path=str(dead),
+        read_timeout=30.0,
+        linger=10.0,
+        max_batch_records=2,
+    )
+    transport.sender._report = report
+    transport.sender._abort = _AnsweredWhenCloseGivesUp(mixpanel_emulator, answered)
+    event, update = make_event("answered-late", 0), _profile(0)
+    mixpanel_emulator.client.stall()
+    try:
+        transport.send(event)
+        transport.send(update)  # to another endpoint
+        wait_for_stalled_request(mixpanel_emulator)
+        left = transport.close(0.2)
+    finally:
+        mixpanel_emulator.client.release()
+    _join_sender(transport)
+    assert left == [update]
+    assert [(r.message, r.status) for r in reports] == [(event, ACCEPTED), (update, FAILED)]
+    assert [line["endpoint"] for line in _dead_letters(dead)] == ["engage"]
+    assert mixpanel_emulator.client.insert_ids("track") == [event.insert_id]
+    assert mixpanel_emulator.client.records("engage") == []
+
+
+def test_flush_under_drop_oldest_waits_for_records_in_flight_despite_later_evictions(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Five events in flight (held), ten queued (a full queue); ``flush`` starts, and fifteen
+    more events evict fifteen. Evictions of records sent after ``flush`` started must not
+    count: it returns only once the five in flight are settled, and then returns nothing."""
+    reports: list[DeliveryReport] = []
+    transport = transport_for(
+        mixpanel_emulator,
+        reports,
+        when_full="drop_oldest",
+        max_queue_messages=10,
+        max_batch_records=5,
+        linger=10.0,  # until five are queued: the first take is exactly those five
+    )
+    in_flight = [make_event("in-flight", n) for n in range(5)]
+    flushed: list[tuple[Sequence[Message], list[DeliveryReport]]] = []
+
+    def flush() -> None:
+        left = transport.flush(30)
+        flushed.append((left, list(reports)))  # what was reported when flush returned
+
+    flusher = threading.Thread(target=flush)
+    mixpanel_emulator.client.stall()
+    try:
+        for message in in_flight:
+            transport.send(message)
+        wait_for_stalled_request(mixpanel_emulator)
+        for n in range(10):
+            transport.send(make_event("queued", n))
+        flusher.start()
+        deadline = time.monotonic() + 10
+        while transport.sender._urgent < 1:  # flush has counted what was sent before it
+            assert time.monotonic() < deadline, "flush never started"
+            time.sleep(0.005)
+        for n in range(15):
+            transport.send(make_event("evicting", n))
+        assert transport.dropped == 15
+        flusher.join(0.5)
+        assert flusher.is_alive(), "flush returned while records sent before it were held"
+    finally:
+        mixpanel_emulator.client.release()
+    flusher.join(30)
+    assert not flusher.is_alive()
+    ((left, told),) = flushed
+    assert left == []
+    settled = [r.message for r in told if r.status is ACCEPTED]
+    assert all(message in settled for message in in_flight)
+    assert transport.close(30) == []
