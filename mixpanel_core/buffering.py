@@ -396,6 +396,10 @@ def held_bytes(data: bytes, with_message: bool) -> int:
     return 9 * len(data) + 512 if with_message else len(data) + RECORD_OVERHEAD
 
 
+_SETTLING_GRACE = 2.0
+"""Seconds ``close`` gives a thread it stopped in a retry wait to settle that call's records."""
+
+
 class BackgroundSender:
     """Queues messages and delivers them from one background thread; see the module docstring.
 
@@ -461,6 +465,8 @@ class BackgroundSender:
         self._urgent = 0
         self._abandoned = False
         self._abort = threading.Event()
+        self._stopping_from_wait = False
+        """Whether the thread saw ``close`` give up while waiting to retry (see ``close``)."""
         self._failed_after_abort: list[Message] = []
         """The messages this thread reported FAILED once ``close`` gave up waiting for it:
         ``close`` returns them with the ones it gives up on itself."""
@@ -614,6 +620,12 @@ class BackgroundSender:
         thread = self._thread
         if thread is not None:
             thread.join(max(0.0, started + bound - time.monotonic()) + 0.05)
+            if thread.is_alive() and self._stopping_from_wait:
+                # It was waiting to retry, not in a request: it is on its way out, settling a
+                # call that may hold records Mixpanel accepted (a first half of a split). Given
+                # up on now, those would be reported FAILED and dead-lettered with the rest of
+                # the take; on a loaded machine the way out can take longer than 50 ms.
+                thread.join(_SETTLING_GRACE)
             if thread.is_alive():
                 with self._state:
                     self._abandoned = True
@@ -748,7 +760,10 @@ class BackgroundSender:
         """The client's wait before a retry; ``False``, which stops the client's call, once
         ``close`` ran out of time. Returning rather than raising lets the call keep what it
         settled before (a first half of a split Mixpanel accepted stays ACCEPTED)."""
-        return not self._abort.wait(seconds)
+        if self._abort.wait(seconds):
+            self._stopping_from_wait = True
+            return False
+        return True
 
     # -- outcomes -------------------------------------------------------------------------
 
