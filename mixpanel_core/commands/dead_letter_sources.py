@@ -5,10 +5,15 @@ entry cannot become one. A dead-letter topic record is the forwarder's: the orig
 and headers plus ``dead-letter-*`` headers (``mixpanel_core.forwarder.dead_letters``). Events
 without ``$insert_id`` get the id the forwarder derived from the record's *source* position, so a
 record the forwarder did deliver once is deduplicated by Mixpanel.
+
+A topic record that cannot become a message is rejected whole (its complete value and its
+``dead-letter-*`` headers): the replay commits past it, and the rejected file is then the only
+copy left.
 """
 
 from __future__ import annotations
 
+import base64
 import codecs
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +28,7 @@ from mixpanel_core.commands.records import build_message, problem_field
 from mixpanel_core.commands.rejected import Rejection
 from mixpanel_core.commands.sources import SHOWN_TEXT
 from mixpanel_core.errors import TransportError, ValidationError
-from mixpanel_core.forwarder.dead_letters import PREFIX
+from mixpanel_core.forwarder.dead_letters import NULL_VALUE_HEADER, PREFIX
 from mixpanel_core.forwarder.decode import Poison, decode
 from mixpanel_core.frozen import thaw
 from mixpanel_core.kafka import headers as kafka_headers
@@ -44,6 +49,8 @@ class Letter:
     source: str
     index: int
     content: Message | Rejection
+    dead_letter: tuple[tuple[str, str], ...] = ()
+    """Why and from where it was dead-lettered (``Rejection.dead_letter``), for its rejection."""
 
 
 def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
@@ -58,30 +65,51 @@ def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
                 if not line.strip():
                     continue
                 index += 1
-                yield Letter(str(path), index, _file_entry(line, (identity, index), token))
+                yield _file_letter(str(path), index, line, (identity, index), token)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
 
 
-def _file_entry(
-    line: bytes, natural_key: tuple[object, ...], token: str | None
-) -> Message | Rejection:
+def _file_letter(
+    source: str, index: int, line: bytes, natural_key: tuple[object, ...], token: str | None
+) -> Letter:
     try:
         entry = wire.loads(line)
     except ValueError as exc:
         text = line.decode("utf-8", "replace").strip()[:SHOWN_TEXT]
-        return Rejection("read", "invalid", f"not a dead-letter line: {exc}", text)
+        rejection = Rejection("read", "invalid", f"not a dead-letter line: {exc}", text)
+        return Letter(source, index, rejection)
     if not isinstance(entry, dict) or "record" not in entry:
-        return Rejection("read", "invalid", "not a dead-letter line: no 'record'", entry)
+        rejection = Rejection("read", "invalid", "not a dead-letter line: no 'record'", entry)
+        return Letter(source, index, rejection)
+    # A line of an earlier replay's rejected file keeps what it said about a topic record when
+    # it is rejected again.
+    dead_letter = _text_pairs(entry.get("dead_letter"))
     endpoint = entry.get("endpoint")
     if endpoint not in ENDPOINTS:
         endpoint = None  # a rejected line of `send` may not know it: tell it from the shape
     try:
-        return build_message(entry["record"], endpoint, natural_key, token)
+        message = build_message(entry["record"], endpoint, natural_key, token)
     except ValidationError as error:
-        return Rejection(
-            "validation", "invalid", str(error), entry["record"], endpoint, problem_field(error)
+        encoding = entry.get("record_encoding")
+        rejection = Rejection(
+            "validation",
+            "invalid",
+            str(error),
+            entry["record"],
+            endpoint,
+            problem_field(error),
+            record_encoding=encoding if isinstance(encoding, str) else None,
         )
+        return Letter(source, index, rejection, dead_letter)
+    return Letter(source, index, message, dead_letter)
+
+
+def _text_pairs(table: object) -> tuple[tuple[str, str], ...]:
+    """A rejected line's ``dead_letter`` object as pairs; ``()`` when it has none."""
+    if not isinstance(table, dict):
+        return ()
+    return tuple((str(name), str(value)) for name, value in table.items())
 
 
 class DeadLetterTopic:
@@ -161,22 +189,39 @@ def letter_from_record(record: Any, token: str | None) -> Letter:
     """A dead-letter topic record as a ``Letter`` (the forwarder's decoder does the decoding)."""
     record_headers: list[tuple[str, bytes | None]] = list(record.headers or ())
     where = f"{record.topic}/{record.partition}"
+    dead_letter = _dead_letter_headers(record_headers)
     topic = kafka_headers.header(record_headers, SOURCE_TOPIC) or record.topic
     partition = _int_header(record_headers, SOURCE_PARTITION, record.partition)
     offset = _int_header(record_headers, SOURCE_OFFSET, record.offset)
-    decoded = decode(topic, partition, offset, record.value, record_headers)
+    value: bytes | None = record.value
+    if not value and kafka_headers.header(record_headers, NULL_VALUE_HEADER) is not None:
+        value = None  # the forwarder's stand-in for a record with neither key nor value
+    decoded = decode(topic, partition, offset, value, record_headers)
     if isinstance(decoded, Poison):
         endpoint = kafka_headers.header(record_headers, kafka_headers.ENDPOINT)
+        complete, encoding = _complete_value(value)
         rejection = Rejection(
             "read",
             "invalid",
             decoded.reason,
-            _value(record.value),
+            complete,
             endpoint if endpoint in ENDPOINTS else None,
             decoded.field,
+            record_encoding=encoding,
         )
-        return Letter(where, record.offset, rejection)
-    return Letter(where, record.offset, _with_token(decoded, token))
+        return Letter(where, record.offset, rejection, dead_letter)
+    return Letter(where, record.offset, _with_token(decoded, token), dead_letter)
+
+
+def _dead_letter_headers(
+    record_headers: Sequence[tuple[str, bytes | None]],
+) -> tuple[tuple[str, str], ...]:
+    """The ``dead-letter-*`` headers as text (the forwarder writes them as UTF-8)."""
+    return tuple(
+        (name, value.decode("utf-8", "replace"))
+        for name, value in record_headers
+        if name.startswith(PREFIX) and value is not None
+    )
 
 
 def _with_token(message: Message, token: str | None) -> Message | Rejection:
@@ -198,10 +243,18 @@ def _int_header(record_headers: list[tuple[str, bytes | None]], name: str, defau
         return default
 
 
-def _value(value: bytes | None) -> Any:
+def _complete_value(value: bytes | None) -> tuple[Any, str | None]:
+    """A dead letter's value for the rejected file, whole, and its ``record_encoding``.
+
+    Whole, because the replay commits past it: the rejected file is then its only copy.
+    """
     if value is None:
-        return None
+        return None, None
     try:
-        return wire.loads(value)
+        return wire.loads(value), None
     except ValueError:
-        return value.decode("utf-8", "replace")[:SHOWN_TEXT]
+        pass
+    try:
+        return value.decode("utf-8"), "text"
+    except UnicodeDecodeError:
+        return base64.b64encode(value).decode("ascii"), "base64"

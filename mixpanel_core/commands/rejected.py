@@ -5,6 +5,11 @@ Each line carries the keys of the buffered transport's dead-letter file (``time`
 plus ``field`` (what Mixpanel or the validator named), ``stage`` (``read``, ``validation``,
 ``fix``, ``delivery``) and ``source``/``index`` (where the record came from), so that
 ``mixpanel-core replay-dead-letters --file`` reads it like a dead-letter file.
+
+A record from the forwarder's dead-letter topic also carries what the replay's commit would
+otherwise lose: ``dead_letter``, its ``dead-letter-*`` headers (where the record sits in the
+source topic, why it was dead-lettered, whether it was truncated), and, when its value is not
+JSON, the whole value with ``record_encoding`` saying how it is written.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ class Rejection:
     transport: str | None = None
     source: str | None = None
     index: int | None = None
+    record_encoding: str | None = None
+    """``None``: ``record`` is the record itself; ``"text"``: the complete text of a value that
+    is not JSON; ``"base64"``: the complete value, not UTF-8, in base64."""
+    dead_letter: tuple[tuple[str, str], ...] = ()
+    """The ``dead-letter-*`` headers of a dead-letter topic record, as (name, text) pairs."""
 
     @classmethod
     def from_report(
@@ -90,6 +100,11 @@ class RejectedFile:
             "index": rejection.index,
             "record": rejection.record,
         }
+        # Only on the lines that need them: the other keys are those of a dead-letter file.
+        if rejection.record_encoding is not None:
+            entry["record_encoding"] = rejection.record_encoding
+        if rejection.dead_letter:
+            entry["dead_letter"] = dict(rejection.dead_letter)
         try:
             self._handle.write(dumps(entry) + b"\n")
         except OSError as exc:

@@ -229,7 +229,12 @@ class Replay:
 
     def _reject(self, rejection: Rejection, letter: Letter | None) -> None:
         if letter is not None:
-            rejection = attrs.evolve(rejection, source=letter.source, index=letter.index)
+            rejection = attrs.evolve(
+                rejection,
+                source=letter.source,
+                index=letter.index,
+                dead_letter=letter.dead_letter or rejection.dead_letter,
+            )
         self.tally.rejected += 1
         if self.tally.first_rejection is None:
             self.tally.first_rejection = rejection.describe()

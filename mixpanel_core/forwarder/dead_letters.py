@@ -12,12 +12,19 @@ header                             value
 ``dead-letter-reason``             what was wrong, in words (Mixpanel's message if it sent one)
 ``dead-letter-http-status``        Mixpanel's HTTP status (delivery stage only)
 ``dead-letter-field``              the field Mixpanel or the decoder named, when one was named
-``dead-letter-attempts``           requests made for the record (delivery stage only)
+``dead-letter-attempts``           requests made for the record, over every delivery round
+                                   (delivery stage only)
 ``dead-letter-time``               when it was dead-lettered, ISO 8601 UTC
 ``dead-letter-group``              the forwarder's consumer group
 ``dead-letter-truncated``          only when the value was cut to fit the producer's
                                    ``max_request_size``: the original value's size in bytes
+``dead-letter-null-value``         only when the record had neither key nor value: ``true``
+                                   (its dead letter's value is empty, not null)
 =================================  ========================================================
+
+A record with neither key nor value (Kafka allows it; other clients write it) is poison, but
+kafka-python refuses to produce one: its dead letter gets an empty value instead, and the
+``dead-letter-null-value`` header tells it from a record whose value was empty.
 
 A record the source producer accepted can still be too big to dead-letter, since the headers
 add a few hundred bytes. Its dead letter then carries the value's first bytes, as many as fit:
@@ -46,6 +53,7 @@ logger = logging.getLogger("mixpanel_core.forwarder")
 PREFIX = "dead-letter-"
 DELIVERY_STAGE = "delivery"
 TRUNCATED_HEADER = PREFIX + "truncated"
+NULL_VALUE_HEADER = PREFIX + "null-value"
 
 DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 """kafka-python's default, for a producer that does not expose its ``config``."""
@@ -108,11 +116,17 @@ class DeadLetterWriter:
         record_headers += [
             (PREFIX + name, str(value).encode()) for name, value in why.items() if value is not None
         ]
+        value = raw.value
+        if raw.key is None and value is None:
+            # kafka-python refuses to produce a record with neither (ValueError): the forwarder
+            # would stop on it at every start, and its partition would never move again.
+            value = b""
+            record_headers.append((NULL_VALUE_HEADER, b"true"))
         where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
         self._wait_for_topic(where, time_left)
         too_large = kafka_python().errors.MessageSizeTooLargeError
         try:
-            return self._produce(raw.key, raw.value, record_headers, where)
+            return self._produce(raw.key, value, record_headers, where)
         except too_large:
             # Raised by send() itself, before anything was queued: nothing to undo.
             pass

@@ -26,6 +26,12 @@ ones it rejected are dead-lettered, so a restart sends only what was not accepte
 
 Sending dead letters, waiting for their acknowledgements (and how long those waits may last)
 and marking their records done is left to ``DeadLettering`` (``dead_lettering``).
+
+Once a stop is requested, the Kafka calls that wait for the broker (the final commit, leaving
+the group) are given the time left before the shutdown deadline, at least ``KAFKA_FLOOR``,
+rather than kafka-python's ``request_timeout_ms``: an unresponsive broker cannot hold the exit.
+A commit that runs out of time leaves its records uncommitted, delivered again by the next
+owner of their partitions (at least once).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+import attrs
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import AuthenticationError
@@ -80,6 +88,9 @@ POLL_INTERVAL = 0.1
 """Longest a ``poll()`` blocks, so linger, signals and the catch-up check stay responsive."""
 CAUGHT_UP_CHECK_INTERVAL = 0.5
 LAG_INTERVAL = 1.0
+KAFKA_FLOOR = 1.0
+"""Least time the commit and the close get after a stop, even past the shutdown deadline: a
+healthy broker answers well within it, so its last commit and the group leave still happen."""
 
 
 class Forwarder:
@@ -181,8 +192,11 @@ class Forwarder:
                 self._poll(self._poll_timeout())
                 self._deliver_due()
                 self._dead_lettering.settle()
-                self._commit()
-                self._report_outcomes()
+                if not self._stop_requested.is_set():
+                    # Once a stop is requested _shut_down commits (and reports after it): one
+                    # commit, within the deadline, rather than one here and one there.
+                    self._commit()
+                    self._report_outcomes()
                 now = self._clock()
                 self._observe(now)
                 if targets is not None and now - checked_at >= CAUGHT_UP_CHECK_INTERVAL:
@@ -345,7 +359,7 @@ class Forwarder:
         self, items: Sequence[PendingRecord], reports: Sequence[DeliveryReport]
     ) -> list[PendingRecord]:
         """Mark the accepted records done and dead-letter the rejected ones; returns the
-        failed ones still worth retrying.
+        failed ones still worth retrying, each counting the requests made for it so far.
 
         The accepted ones come first: a rejected record may stop the forwarder (under
         ``on_poison = "stop"``, or when the dead-letter topic refuses it), and what Mixpanel
@@ -361,11 +375,13 @@ class Forwarder:
                 item.progress.done(item.offset)
                 self.metrics.delivered += 1
                 if outcomes is not None:
-                    outcomes.append(report)
+                    outcomes.append(_with_earlier_attempts(report, item))
             elif status is DeliveryStatus.REJECTED:
-                rejected.append((item, report))
+                rejected.append((item, _with_earlier_attempts(report, item)))
             elif self._tracker.is_current(item.progress):
-                failed.append(item)
+                # Counted on the record: the round that ends in its dead letter reports only
+                # its own requests, and the header must say how many were made in all.
+                failed.append(item._replace(attempts=item.attempts + report.attempts))
             # else: its partition was revoked meanwhile and the record will be read again from
             # Kafka (by this consumer or the partition's new owner); retrying it here too would
             # only send it twice.
@@ -500,9 +516,22 @@ class Forwarder:
         if not offsets:
             return
         make = self._offset_and_metadata
+        timeout_ms = self._kafka_timeout_ms()
         try:
-            self._consumer.commit({tp: make(offset, "", -1) for tp, offset in offsets.items()})
+            self._consumer.commit(
+                {tp: make(offset, "", -1) for tp, offset in offsets.items()}, timeout_ms=timeout_ms
+            )
         except self._kafka_error as exc:
+            if timeout_ms is not None:
+                logger.warning(
+                    "commit failed while stopping (%s; %.1fs allowed): the records done "
+                    "since the last commit stay uncommitted, and the next owner of their "
+                    "partitions delivers them again (at least once; $insert_id deduplicates "
+                    "events)",
+                    exc,
+                    timeout_ms / 1000,
+                )
+                return
             # A rebalance got there first: the records will be read again and deduplicated.
             logger.warning("commit failed (%s); the next owner resumes from the last commit", exc)
             return
@@ -512,6 +541,15 @@ class Forwarder:
     def _start_shutdown_clock(self) -> None:
         if self._shutdown_by is None:
             self._shutdown_by = self._clock() + self._config.shutdown_deadline
+
+    def _kafka_timeout_ms(self) -> int | None:
+        """How long a commit or a close may wait for the broker: ``None`` (kafka-python's
+        ``request_timeout_ms``) until a stop is requested, then the time left before the
+        shutdown deadline, at least ``KAFKA_FLOOR``."""
+        by = self._shutdown_by
+        if by is None:
+            return None
+        return int(max(KAFKA_FLOOR, by - self._clock()) * 1000)
 
     def _shutdown_deadline(self) -> float | None:
         """The deadline handed to deliveries: read again while a request is out, so a stop
@@ -540,15 +578,16 @@ class Forwarder:
             logger.warning("measuring the lag at exit: %s", exc)
         self._progress.finish()
         try:
-            # Leaving the group now lets the others take over the partitions at once.
-            self._consumer.close(autocommit=False)
+            # Leaving the group now lets the others take over the partitions at once; after a
+            # stop, only within the deadline (kafka-python waits request_timeout_ms otherwise).
+            self._consumer.close(autocommit=False, timeout_ms=self._kafka_timeout_ms())
         except self._kafka_error as exc:
             logger.warning("closing the consumer: %s", exc)
         self._dead_lettering.close()
         # This runs in run()'s finally: raising here would hide the error that ended the run.
         if self._group_reader is not None:
             try:
-                self._group_reader.close(autocommit=False)
+                self._group_reader.close(autocommit=False, timeout_ms=self._kafka_timeout_ms())
             except Exception as exc:
                 logger.warning(
                     "closing the committed-offsets reader: %s: %s", type(exc).__name__, exc
@@ -596,6 +635,13 @@ class Forwarder:
             if committed is None or committed < end:
                 return False
         return True
+
+
+def _with_earlier_attempts(report: DeliveryReport, item: PendingRecord) -> DeliveryReport:
+    """``report`` counting the requests of the record's earlier rounds too."""
+    if not item.attempts:
+        return report
+    return attrs.evolve(report, attempts=item.attempts + report.attempts)
 
 
 def _first_failure(reports: Sequence[DeliveryReport]) -> str | None:

@@ -25,6 +25,8 @@ class PendingRecord(NamedTuple):
     message: Message
     raw: Any
     """The kafka-python ``ConsumerRecord``: its key, value and headers go to the dead letters."""
+    attempts: int = 0
+    """Requests made for it in earlier delivery rounds (put back after each failed one)."""
 
 
 class PendingBatches:

@@ -46,6 +46,11 @@ class ScriptedConsumer:
         self.polls = 0
         self.paused_while_polling: list[bool] = []
         self.commits: list[dict[Any, int]] = []
+        self.commit_timeouts: list[int | None] = []
+        """``timeout_ms`` of every ``commit`` call, failed ones too."""
+        self.commit_error: Exception | None = None
+        """Raised by every ``commit`` when set (a broker that does not answer)."""
+        self.close_timeout: int | None = None
         self.listener: Any = None
         self.closed = False
 
@@ -77,14 +82,18 @@ class ScriptedConsumer:
     def paused(self) -> set[Any]:
         return set(self.paused_partitions)
 
-    def commit(self, offsets: dict[Any, Any]) -> None:
+    def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
+        self.commit_timeouts.append(timeout_ms)
+        if self.commit_error is not None:
+            raise self.commit_error
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
 
     def highwater(self, partition: Any) -> int | None:
         return None
 
-    def close(self, autocommit: bool = True) -> None:
+    def close(self, autocommit: bool = True, timeout_ms: int | None = None) -> None:
         self.closed = True
+        self.close_timeout = timeout_ms
 
 
 def _partition(number: int) -> Any:

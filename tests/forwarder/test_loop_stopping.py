@@ -1,8 +1,9 @@
 """How the loop stops, with a scripted consumer and a dead-letter producer whose broker never
-answers: a 401/403 commits what the refused call got accepted first, and the waits for the
-dead-letter topic end at the shutdown deadline, committing nothing they did not see land.
-(The same behaviours run against the broker and the emulator in test_refused_credentials_commit
-and test_dead_letter_deadline.)"""
+answers: a 401/403 commits what the refused call got accepted first, the waits for the
+dead-letter topic end at the shutdown deadline, committing nothing they did not see land, and
+after a stop the commit and the close get only the time left before the deadline.
+(The same behaviours run against the broker and the emulator in test_refused_credentials_commit,
+test_dead_letter_deadline and test_frozen_broker_shutdown.)"""
 
 from __future__ import annotations
 
@@ -236,6 +237,45 @@ def test_a_stop_requested_during_a_dead_letter_wait_ends_it_at_the_deadline() ->
     assert raised is None
     assert took < SHUTDOWN_DEADLINE + 2, f"exit took {took:.1f}s after the stop"
     assert consumer.commits == [{p0: 2}]
+
+
+def test_after_a_stop_kafka_gets_the_time_left_and_a_failed_commit_is_not_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGTERM while a delivery is out, and the broker does not answer the commit: the commit
+    and the close are given the time left before the deadline, not kafka-python's 30 s, and
+    the commit is made once (by the shutdown), not once more in the loop's turn; its records
+    stay uncommitted, which the WARNING says."""
+    p0 = _partition(0)
+    consumer = ScriptedConsumer([p0])
+    consumer.script = [{p0: _records(0, range(3))}]
+    consumer.commit_error = kafka_python().errors.KafkaTimeoutError("no answer")
+    forwarder: Forwarder
+
+    def deliver_then_stop(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        forwarder.request_stop()
+        return _accept(endpoint, messages, wait, deadline)
+
+    writer = DeadLetterWriter(DeadLetterProducer([]), "dead-letters", "group")
+    deadline = 5.0
+    forwarder = Forwarder(
+        consumer, TOPIC, deliver_then_stop, _config(shutdown_deadline=deadline), dead_letters=writer
+    )
+
+    _, raised = _run_bounded(forwarder, EXIT_BOUND)
+
+    assert raised is None
+    tried = consumer.commit_timeouts
+    assert len(tried) == 1, f"commits tried after the stop (their timeout_ms): {tried}"
+    timeout_ms = tried[0]
+    assert timeout_ms is not None
+    assert 0 < timeout_ms <= deadline * 1000
+    assert consumer.close_timeout is not None
+    assert consumer.close_timeout <= deadline * 1000
+    assert "commit failed while stopping" in caplog.text
+    assert "next owner of their partitions delivers them again" in caplog.text
 
 
 def test_dead_letters_acknowledged_are_committed_even_when_a_later_one_times_out(

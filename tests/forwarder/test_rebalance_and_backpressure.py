@@ -91,9 +91,9 @@ class WatchedConsumer:
         self._watch.polled(batches)
         return batches
 
-    def commit(self, offsets: Mapping[Any, Any]) -> None:
+    def commit(self, offsets: Mapping[Any, Any], timeout_ms: int | None = None) -> None:
         self._watch.committing(offsets)
-        self._consumer.commit(offsets)
+        self._consumer.commit(offsets, timeout_ms=timeout_ms)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
