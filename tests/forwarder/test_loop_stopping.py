@@ -96,6 +96,18 @@ def _accept(
     return [DeliveryReport(m, DeliveryStatus.ACCEPTED, "test", attempts=1) for m in messages]
 
 
+class _StopAfterDelivering:
+    """A ``deliver`` that accepts everything, having asked its forwarder to stop first."""
+
+    forwarder: Forwarder
+
+    def __call__(
+        self, endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        self.forwarder.request_stop()
+        return _accept(endpoint, messages, wait, deadline)
+
+
 def _run_bounded(forwarder: Forwarder, bound: float) -> tuple[float, BaseException | None]:
     """Run in a thread; how long it took, and what it raised. Fails past ``bound``."""
     raised: list[BaseException] = []
@@ -189,17 +201,12 @@ def test_a_stop_requested_before_an_unanswered_dead_letter_ends_its_wait_at_the_
     p0 = _partition(0)
     consumer = ScriptedConsumer([p0])
     consumer.script = [{p0: [*_records(0, range(1)), _poison(0, 1)]}]
-    forwarder: Forwarder
-
-    def deliver_then_stop(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
-    ) -> list[DeliveryReport]:
-        forwarder.request_stop()
-        return _accept(endpoint, messages, wait, deadline)
-
+    stopping = _StopAfterDelivering()
     producer = DeadLetterProducer([UnansweredFuture()])
     writer = DeadLetterWriter(producer, "dead-letters", "group")
-    forwarder = Forwarder(consumer, TOPIC, deliver_then_stop, _config(), dead_letters=writer)
+    forwarder = stopping.forwarder = Forwarder(
+        consumer, TOPIC, stopping, _config(), dead_letters=writer
+    )
 
     took, raised = _run_bounded(forwarder, EXIT_BOUND)
 
@@ -250,18 +257,11 @@ def test_after_a_stop_kafka_gets_the_time_left_and_a_failed_commit_is_not_tried_
     consumer = ScriptedConsumer([p0])
     consumer.script = [{p0: _records(0, range(3))}]
     consumer.commit_error = kafka_python().errors.KafkaTimeoutError("no answer")
-    forwarder: Forwarder
-
-    def deliver_then_stop(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
-    ) -> list[DeliveryReport]:
-        forwarder.request_stop()
-        return _accept(endpoint, messages, wait, deadline)
-
+    stopping = _StopAfterDelivering()
     writer = DeadLetterWriter(DeadLetterProducer([]), "dead-letters", "group")
     deadline = 5.0
-    forwarder = Forwarder(
-        consumer, TOPIC, deliver_then_stop, _config(shutdown_deadline=deadline), dead_letters=writer
+    forwarder = stopping.forwarder = Forwarder(
+        consumer, TOPIC, stopping, _config(shutdown_deadline=deadline), dead_letters=writer
     )
 
     _, raised = _run_bounded(forwarder, EXIT_BOUND)

@@ -8,7 +8,6 @@ name the router.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -28,6 +27,8 @@ from mixpanel_core.config import config_from_mapping
 from mixpanel_core.errors import NotJSONError, Problem
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.testing import MemoryTransport
+
+from .test_core_audit import Answer
 
 
 def client_with(
@@ -133,17 +134,6 @@ def test_an_enricher_returning_what_is_not_a_message_is_a_plugin_error(answer: o
     assert transport.messages == []
 
 
-class Answers:
-    """A router answering what it is given."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    @hookimpl
-    def mixpanel_route(self, message: Message, transports: Sequence[str]) -> Any:
-        return self.answer
-
-
 @pytest.mark.parametrize(
     "answer",
     [5, iter(["default"]), {"default": 1}, {"default"}, ["default", 5], ("default", None)],
@@ -152,7 +142,7 @@ class Answers:
 def test_a_router_answer_that_is_not_a_list_of_names_is_a_plugin_error(answer: object) -> None:
     # 5 and the iterator were a bare TypeError, the dict was accepted (its keys taken as
     # names), a non-string name a ConfigError for a transport called 5.
-    client, transport = client_with("my_router", Answers(answer))
+    client, transport = client_with("my_router", Answer(answer))
     with pytest.raises(PluginError) as caught:
         client.track("user-1", "Ev")
     assert (caught.value.plugin, caught.value.hook) == ("my_router", "mixpanel_route")
@@ -174,7 +164,7 @@ def test_a_router_answer_refused_keeps_its_documented_error_and_names_the_router
     answer: object, error: type[Exception], rule: str
 ) -> None:
     # docs/hooks.md promises these types; none of them said which plugin answered.
-    client, transport = client_with("my_router", Answers(answer))
+    client, transport = client_with("my_router", Answer(answer))
     with pytest.raises(error, match=rule) as caught:
         client.track("user-1", "Ev")
     assert "plugin 'my_router'" in str(caught.value)
@@ -192,7 +182,7 @@ def test_a_router_raising_config_error_reaches_the_caller_as_it_is() -> None:
 
 def test_a_router_answering_a_tuple_is_checked_once_then_served_from_the_cache() -> None:
     a, b = MemoryTransport(), MemoryTransport()
-    pipeline = Pipeline([("r", Answers(("a", "b")))], {"a": a, "b": b})
+    pipeline = Pipeline([("r", Answer(("a", "b")))], {"a": a, "b": b})
     client = Mixpanel("tok", pipeline=pipeline)
     client.track("user-1", "One")
     client.track("user-1", "Two")

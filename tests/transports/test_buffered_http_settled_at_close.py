@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,34 @@ def test_close_cutting_a_retry_short_keeps_the_accepted_half_of_a_split_batch(
     ]
 
 
+def _answered_when_close_gives_up(
+    emulator: Emulator,
+    dead: Path,
+    reports: list[DeliveryReport],
+    answered_once: Callable[[], bool],
+    max_batch_records: int,
+) -> BufferedHttpTransport:
+    """A transport whose held request is answered when ``close`` gives up, and whose ``close``
+    goes on once ``answered_once()`` is true of the reports (see the class above)."""
+    answered = threading.Event()
+
+    def report(delivery: DeliveryReport) -> None:
+        reports.append(delivery)
+        if answered_once():
+            answered.set()
+
+    transport = transport_for(
+        emulator,
+        dead_letter_path=str(dead),
+        read_timeout=30.0,
+        linger=10.0,  # until the batch is queued: one take
+        max_batch_records=max_batch_records,
+    )
+    transport.sender._report = report
+    transport.sender._abort = _AnsweredWhenCloseGivesUp(emulator, answered)
+    return transport
+
+
 def test_close_returns_none_of_the_records_answered_while_it_waits_for_the_thread(
     mixpanel_emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -134,23 +162,10 @@ def test_close_returns_none_of_the_records_answered_while_it_waits_for_the_threa
     returns none of them, and none is dead-lettered."""
     dead = tmp_path / "dead.jsonl"
     reports: list[DeliveryReport] = []
-    answered = threading.Event()
-
-    def report(delivery: DeliveryReport) -> None:
-        reports.append(delivery)
-        if len(reports) == 3:
-            answered.set()
-
     # linger until all three are queued: one take, one request
-    transport = transport_for(
-        mixpanel_emulator,
-        dead_letter_path=str(dead),
-        read_timeout=30.0,
-        linger=10.0,
-        max_batch_records=3,
+    transport = _answered_when_close_gives_up(
+        mixpanel_emulator, dead, reports, lambda: len(reports) == 3, max_batch_records=3
     )
-    transport.sender._report = report
-    transport.sender._abort = _AnsweredWhenCloseGivesUp(mixpanel_emulator, answered)
     updates = [_profile(n) for n in range(3)]
     mixpanel_emulator.client.stall()
     try:
@@ -175,23 +190,14 @@ def test_close_returns_the_request_of_a_take_it_stopped_but_not_the_one_answered
     FAILED, and ``close`` returns exactly that profile update, not the accepted event."""
     dead = tmp_path / "dead.jsonl"
     reports: list[DeliveryReport] = []
-    answered = threading.Event()
-
-    def report(delivery: DeliveryReport) -> None:
-        reports.append(delivery)
-        if delivery.status is ACCEPTED:
-            answered.set()
-
     # linger until both are queued: one take, two requests
-    transport = transport_for(
+    transport = _answered_when_close_gives_up(
         mixpanel_emulator,
-        dead_letter_path=str(dead),
-        read_timeout=30.0,
-        linger=10.0,
+        dead,
+        reports,
+        lambda: reports[-1].status is ACCEPTED,
         max_batch_records=2,
     )
-    transport.sender._report = report
-    transport.sender._abort = _AnsweredWhenCloseGivesUp(mixpanel_emulator, answered)
     event, update = make_event("answered-late", 0), _profile(0)
     mixpanel_emulator.client.stall()
     try:
