@@ -19,6 +19,7 @@ JSON in the rare case it is needed (it failed, ``flush`` returns it).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import operator
@@ -397,7 +398,10 @@ def held_bytes(data: bytes, with_message: bool) -> int:
 
 
 _SETTLING_GRACE = 2.0
-"""Seconds ``close`` gives a thread it stopped in a retry wait to settle that call's records."""
+"""Most seconds ``close`` waits for a thread it stopped in a retry wait to settle that call
+(see ``close``); no request is out then, so it normally takes well under a millisecond."""
+
+_NOT_SENT_AFTER_CLOSE = "not sent: close() timed out first"
 
 
 class BackgroundSender:
@@ -465,11 +469,19 @@ class BackgroundSender:
         self._urgent = 0
         self._abandoned = False
         self._abort = threading.Event()
-        self._stopping_from_wait = False
-        """Whether the thread saw ``close`` give up while waiting to retry (see ``close``)."""
+        self._in_retry_wait = False
+        """Whether the thread is in a retry wait, or on its way out of one ``close`` cut short
+        (then until the thread ends): it has no request out (see ``close``)."""
+        self._stopped_call_settled = threading.Event()
+        """Set once the thread settled the call it was in when ``close`` gave up waiting for
+        it (and the rest of that take): nothing of it is in flight any more."""
+        self._settled_in_call: list[Outcome] = []
+        """What the client announced settled in the request being sent (see ``_settled_now``),
+        up to the moment ``close`` abandons the thread."""
         self._failed_after_abort: list[Message] = []
-        """The messages this thread reported FAILED once ``close`` gave up waiting for it:
-        ``close`` returns them with the ones it gives up on itself."""
+        """The messages this thread settled FAILED once ``close`` gave up waiting for it, up to
+        the moment it abandons the thread: ``close`` returns them with the ones it gives up on
+        itself."""
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -595,11 +607,17 @@ class BackgroundSender:
         """Flush within ``timeout``, stop the thread, and give up on what is left.
 
         What is left is reported FAILED, written to the dead-letter file, and returned: the
-        records still queued or in flight when the thread is given up on, and those the thread
-        reports FAILED once ``close`` stopped waiting (a retry it no longer waits for, a
-        request it no longer starts). A record the thread settles ACCEPTED or REJECTED
-        meanwhile is not returned. Idempotent: a second call returns nothing (also one made
-        while the first runs).
+        records still queued or in flight (not yet answered) when the thread is given up on,
+        and those the thread settles FAILED once ``close`` stopped waiting (a retry it no
+        longer waits for, a request it no longer starts). A record settled ACCEPTED or
+        REJECTED meanwhile is not returned, also one of a request still out when the thread
+        is given up on (the first half of a split batch that Mixpanel accepted: the thread
+        reports it when that request ends). Idempotent: a second call returns nothing (also
+        one made while the first runs).
+
+        It takes up to ``timeout``, then 50 ms for the thread to end (up to ``_SETTLING_GRACE``
+        more for a thread it stopped in a retry wait to settle that call, never for its
+        reports), then the reports and dead letters of what it gives up on.
         """
         self._refuse_from_own_thread("close")
         with self._state:
@@ -620,12 +638,13 @@ class BackgroundSender:
         thread = self._thread
         if thread is not None:
             thread.join(max(0.0, started + bound - time.monotonic()) + 0.05)
-            if thread.is_alive() and self._stopping_from_wait:
-                # It was waiting to retry, not in a request: it is on its way out, settling a
-                # call that may hold records Mixpanel accepted (a first half of a split). Given
-                # up on now, those would be reported FAILED and dead-lettered with the rest of
-                # the take; on a loaded machine the way out can take longer than 50 ms.
-                thread.join(_SETTLING_GRACE)
+            if thread.is_alive() and self._in_retry_wait:
+                # Stopped in a retry wait, it has no request out: it is settling that call,
+                # which on a loaded machine can take more than 50 ms. Given up on meanwhile,
+                # the batch it no longer retries would be reported "during the request", not
+                # with Mixpanel's last answer. Until that step only, not the thread's end:
+                # its reports (a slow report callback) are not close's to wait for.
+                self._stopped_call_settled.wait(_SETTLING_GRACE)
             if thread.is_alive():
                 with self._state:
                     self._abandoned = True
@@ -638,7 +657,7 @@ class BackgroundSender:
         self.client.close()
         # Not ``left``: the thread may have settled some of those since (Mixpanel accepted
         # them: a caller resending them would apply a profile $add twice). Read after
-        # ``_abandoned`` is set, so no message the thread still reports is missed.
+        # ``_abandoned`` is set, after which the thread adds none.
         with self._state:
             failed_by_thread = list(self._failed_after_abort)
         return failed_by_thread + _messages(stuck + queued)
@@ -710,59 +729,119 @@ class BackgroundSender:
             )
         ]
         for index, (endpoint, batch) in enumerate(requests):
-            self._send(endpoint, batch, requests[index + 1 :])
+            if not self._send(endpoint, batch, requests[index + 1 :]):
+                return  # close() gave up: the take's later requests were settled unsent
 
     def _send(
         self,
         endpoint: Endpoint,
         batch: list[EncodedPair],
         rest: list[tuple[Endpoint, list[EncodedPair]]],
-    ) -> None:
-        """Send one request of a take and settle it; ``rest`` are the take's later requests."""
+    ) -> bool:
+        """Send one request of a take and settle it; ``rest`` are the take's later requests.
+
+        ``False`` once ``close`` gave up: the later requests are then settled unsent here.
+        """
         outcomes, reports = self._request(endpoint, batch)
+        unsent: list[Outcome] = []
+        # Decided in the locked step, not after the reports: a ``close`` giving up after that
+        # step finds the later requests in flight, and the next ``_send`` settles them.
+        going_on = False
         with self._state:
+            announced, self._settled_in_call = self._settled_in_call, []
             if self._abandoned:
-                return  # close() already reported these
-            # Settled from here on: out of what is in flight, so that neither ``flush``
-            # returns these records nor ``close`` gives up on them (reporting FAILED and
-            # dead-lettering records Mixpanel accepted), whether before or while they are
-            # reported. Rebuilt only for a take of several requests; the usual take is one.
-            self._in_flight = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
-            if self._abort.is_set():
-                # In the same locked step as the check above: ``close`` returns these with
-                # what it gives up on, and reads them only after it set ``_abandoned``.
-                self._failed_after_abort.extend(_failed_messages(outcomes, reports))
+                # close() gave up on what was still in flight then, and reported it. What was
+                # settled before (a first half of a split Mixpanel accepted) is not in its list:
+                # reported here, as it was settled, and nothing else.
+                outcomes, reports = announced, None
+            elif self._abort.is_set():
+                # close() ran out of time: it gives up on what is left (reports it FAILED,
+                # dead-letters it, returns it), so starting a later request now would deliver
+                # records that a replay of the dead letters sends again. Settled in this step,
+                # which ends close's wait for it (see close): nothing of the take is left.
+                unsent = [self._failed(e, pairs, _NOT_SENT_AFTER_CLOSE) for e, pairs in rest]
+                self._failed_after_abort.extend(_failed_messages(unsent))
+                self._in_flight = []
+                self._stopped_call_settled.set()
+            else:
+                # The client announced this request's records settled as it settled them, so
+                # they are out of what is in flight already (see ``_settled_now``); this only
+                # makes sure of it. Rebuilt only for a take of several requests.
+                self._in_flight = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
+                going_on = True
         if reports is None:
             self._settle(outcomes)
         else:
             self._settle_reports(reports)
+        if unsent:
+            self._settle(unsent)
+        return going_on
 
     def _request(
         self, endpoint: Endpoint, batch: list[EncodedPair]
     ) -> tuple[Sequence[Outcome], Sequence[DeliveryReport] | None]:
-        """The outcomes of one request, or the reports of a refusal of its credentials."""
+        """The outcomes of one request, or the reports of a refusal of its credentials.
+
+        Every record of it is announced settled (``_settled_now``) once, as it is settled: by
+        the client for what it sends, here for what never reaches the client.
+        """
         if self._abort.is_set():
             # close() ran out of time: it gives up on what is left (reports it FAILED,
             # dead-letters it, returns it), so starting this request now would deliver
             # records that a replay of the dead letters sends again.
-            return [self._failed(endpoint, batch, "not sent: close() timed out first")], None
+            unsent = [self._failed(endpoint, batch, _NOT_SENT_AFTER_CLOSE)]
+            self._settled_now(unsent)
+            return unsent, None
         try:
-            return self.client.send_encoded(endpoint, batch, self._wait).outcomes, None
+            result = self.client.send_encoded(
+                endpoint, batch, self._wait, on_settled=self._settled_now
+            )
         except AuthenticationError as error:
             logger.error("%s: %s", self.name, error)
             return (), error.reports
         except Exception as error:
-            # The sender must outlive any bug or surprise; the batch is reported, not lost.
+            # The sender must outlive any bug or surprise: the records the call had not
+            # settled are reported FAILED, not lost; those it had keep their outcomes.
             logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
-            return [self._failed(endpoint, batch, f"{type(error).__name__}: {error}")], None
+            with self._state:
+                settled = list(self._settled_in_call)
+            rest = _unsettled(batch, settled, _pair_data)
+            if not rest:
+                return settled, None
+            failed = [self._failed(endpoint, rest, f"{type(error).__name__}: {error}")]
+            self._settled_now(failed)
+            return settled + failed, None
+        return result.outcomes, None
+
+    def _settled_now(self, outcomes: Sequence[Outcome]) -> None:
+        """The client's ``on_settled``: records it settled while the request goes on.
+
+        They leave what is in flight at once, so ``close``, giving up on the thread while a
+        later part of the same call is still out (the second half of a split batch), gives up
+        on that part only, never on a half Mixpanel already accepted; and they are kept, for
+        the thread to report if ``close`` abandons it meanwhile (see ``_send``). Once it did,
+        ``close`` gave up on everything still in flight: nothing changes any more.
+        """
+        if not outcomes:
+            return
+        with self._state:
+            if self._abandoned:
+                return
+            self._settled_in_call.extend(outcomes)
+            self._in_flight = _unsettled(self._in_flight, outcomes, _data_of)
+            if self._abort.is_set():
+                # In the same locked step as the check above: ``close`` returns these with
+                # what it gives up on, and reads them only after it set ``_abandoned``.
+                self._failed_after_abort.extend(_failed_messages(outcomes))
 
     def _wait(self, seconds: float) -> bool:
         """The client's wait before a retry; ``False``, which stops the client's call, once
         ``close`` ran out of time. Returning rather than raising lets the call keep what it
         settled before (a first half of a split Mixpanel accepted stays ACCEPTED)."""
+        self._in_retry_wait = True
         if self._abort.wait(seconds):
-            self._stopping_from_wait = True
-            return False
+            return False  # still no request out: close may wait for this call to settle
+        self._in_retry_wait = False
         return True
 
     # -- outcomes -------------------------------------------------------------------------
@@ -854,6 +933,28 @@ def _by_endpoint(records: list[Record]) -> list[tuple[Endpoint, list[EncodedPair
 _endpoint_of = operator.itemgetter(0)
 _message_of = operator.itemgetter(1)
 _data_of = operator.itemgetter(2)
+_pair_data = operator.itemgetter(1)
+
+
+def _unsettled(items: list[T], settled: Sequence[Outcome], data: Callable[[T], bytes]) -> list[T]:
+    """``items`` (records or pairs) but those of ``settled``, which must all be among them.
+
+    Matched by the identity of their JSON, each once: the same message sent twice shares it.
+    """
+    count = sum(len(outcome.items) for outcome in settled)
+    if count == len(items):
+        return []  # the usual take: one request, settled whole in one announcement
+    if not count:
+        return items
+    gone = collections.Counter(id(pair[1]) for outcome in settled for pair in outcome.items)
+    kept: list[T] = []
+    for item in items:
+        key = id(data(item))
+        if gone[key]:
+            gone[key] -= 1
+        else:
+            kept.append(item)
+    return kept
 
 
 def _rebuilt(records: list[Record]) -> list[Message | None]:
@@ -866,14 +967,11 @@ def _messages(records: list[Record]) -> list[Message]:
     return [message for message in _rebuilt(records) if message is not None]
 
 
-def _failed_messages(
-    outcomes: Sequence[Outcome], reports: Sequence[DeliveryReport] | None
-) -> list[Message]:
-    """The messages FAILED in what ``_request`` returned (rebuilt where not kept)."""
+def _failed_messages(outcomes: Sequence[Outcome]) -> list[Message]:
+    """The messages of the FAILED ones of ``outcomes`` (rebuilt where not kept)."""
     failed = DeliveryStatus.FAILED
-    if reports is None:
-        reports = [r for o in outcomes if o.status is failed for r in o.reports()]
-    return [r.message for r in reports if r.status is failed and r.message is not None]
+    reports = [r for o in outcomes if o.status is failed for r in o.reports()]
+    return [r.message for r in reports if r.message is not None]
 
 
 def _send_while_owned(

@@ -4,7 +4,8 @@ The one place that encodes, authenticates, compresses, posts, classifies and ret
 HTTP transports and the forwarder deliver through it. The retry loop is ours (not urllib3's)
 because it must classify each record, split on 413 (and on a ``/track`` ``status: 0`` that does
 not say which records were refused), respect a time budget and a deadline that may move, and do
-all of its waiting through the caller's ``wait`` function, which may also stop the call.
+all of its waiting through the caller's ``wait`` function, which may also stop the call. It
+tells the caller which records are settled as it goes (``on_settled``), not only at the end.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ waiting to be retried is reported FAILED, no other request of the call starts, a
 settled before keeps its outcome. Anything else (``None``, what ``time.sleep`` returns) goes on.
 """
 
+Settled = Callable[[Sequence[Outcome]], None]
+"""Told, on the calling thread, the outcomes of records as the call settles them: records it
+will not send again (accepted, rejected, failed, or not sent at all). Every record of the call
+is in exactly one announcement, made once its fate is known, with the status it has in what
+the call returns or raises; a buffered sender learns this way, while a call still runs, which
+of its records Mixpanel already answered. It must not raise.
+"""
+
 Deadline = float | Callable[[], float | None] | None
 """When a send must end, on the ``time.monotonic()`` clock: a fixed value, or a function that
 says the deadline now (``None``: none yet), for a deadline that may be set or brought forward
@@ -86,8 +95,9 @@ class _CredentialsRefusedError(Exception):
         self.batch = batch
         """The records of the refused request."""
         self.settled: list[Outcome] = []
-        """The outcomes of the records before ``batch`` (halves of a split already sent);
-        each split level it passes through on its way up adds those of its first half."""
+        """The outcomes of the records before ``batch`` (halves of a split already sent,
+        each announced when it was settled); each split level it passes through on its way
+        up adds those of its first half."""
 
     @property
     def not_sent(self) -> str:
@@ -95,15 +105,30 @@ class _CredentialsRefusedError(Exception):
         return _PROXY_REFUSED_EARLIER if self.answer.proxy_refused else _REFUSED_EARLIER
 
 
+@attrs.frozen
+class _Split:
+    """Internal: the batch is to be sent again in halves (413, a body over the byte budget, a
+    ``status: 0`` to narrow down), each counting the ``attempts`` made so far."""
+
+    attempts: int
+
+
 class _Call:
     """The clock of one ``send_batch`` call: when it started, the budget and the deadline,
-    and whether the caller's ``wait`` stopped it."""
+    and whether the caller's ``wait`` stopped it; and whom to tell what it settles."""
 
-    def __init__(self, client: IngestionClient, wait: Wait, deadline: Deadline) -> None:
+    def __init__(
+        self,
+        client: IngestionClient,
+        wait: Wait,
+        deadline: Deadline,
+        on_settled: Settled | None = None,
+    ) -> None:
         self.started = time.monotonic()
         self.policy = client.options.retry_policy
         self._wait = wait
         self._deadline = deadline
+        self._on_settled = on_settled
         self.movable = callable(deadline)
         """Whether the deadline may change while a request is out (see ``Deadline``)."""
         self.stopped = False
@@ -132,6 +157,13 @@ class _Call:
         if self._wait(seconds) is False:
             self.stopped = True
         return not self.stopped
+
+    def settle(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Announce ``outcomes`` (see ``Settled``), then return them. Called once per set of
+        outcomes, where it is made, never where halves or groups are put back together."""
+        if self._on_settled is not None and outcomes:
+            self._on_settled(outcomes)
+        return outcomes
 
     def why_not_send(self) -> str | None:
         """Why no request may start now (the call was stopped, or its deadline passed), if so."""
@@ -204,12 +236,16 @@ class IngestionClient:
         items: Sequence[EncodedPair],
         wait: Wait = time.sleep,
         deadline: Deadline = None,
+        *,
+        on_settled: Settled | None = None,
     ) -> BatchResult:
         """``send_batch`` for records already encoded with ``encode`` (no second encoding).
 
-        ``items`` may be ``Encoded`` or plain ``(message, data)`` pairs.
+        ``items`` may be ``Encoded`` or plain ``(message, data)`` pairs. ``on_settled`` is
+        told the outcomes of records as they are settled, before the call returns (see
+        ``Settled``).
         """
-        call = _Call(self, wait, deadline)
+        call = _Call(self, wait, deadline, on_settled)
         groups = self._by_credentials(endpoint, items)
         settled: list[list[Outcome]] = []
         refusals: list[str] = []
@@ -220,7 +256,8 @@ class IngestionClient:
                 # Every request of the call goes through the proxy that refused its own
                 # credentials: no other group can get past it.
                 failed = DeliveryStatus.FAILED
-                settled.append([self._outcome(endpoint, group, failed, _PROXY_REFUSED_EARLIER)])
+                unsent = [self._outcome(endpoint, group, failed, _PROXY_REFUSED_EARLIER)]
+                settled.append(call.settle(unsent))
                 continue
             # A refusal by Mixpanel stops only its own credentials: the other groups carry
             # others, which Mixpanel judges on their own.
@@ -276,15 +313,16 @@ class IngestionClient:
             try:
                 outcomes.extend(self._deliver(endpoint, credentials, batch, call, 0))
             except _CredentialsRefusedError as error:
-                outcomes.extend(error.settled)
-                outcomes.append(self._failed(endpoint, error.batch, error.answer, error.attempts))
+                outcomes.extend(error.settled)  # announced by the halves that settled them
+                ended = [self._failed(endpoint, error.batch, error.answer, error.attempts)]
                 # Batches and halves are contiguous runs of ``items``: what follows the
                 # refused request was not sent.
                 done = sent + sum(len(o.items) for o in error.settled) + len(error.batch)
                 rest = items[done:]
                 if rest:
                     failed = DeliveryStatus.FAILED
-                    outcomes.append(self._outcome(endpoint, rest, failed, error.not_sent))
+                    ended.append(self._outcome(endpoint, rest, failed, error.not_sent))
+                outcomes.extend(call.settle(ended))
                 return outcomes, error
             sent += len(batch)
         return outcomes, None
@@ -297,13 +335,33 @@ class IngestionClient:
         call: _Call,
         attempts: int,
     ) -> list[Outcome]:
-        """One batch until it is settled: accepted, rejected, split, or out of budget."""
+        """One batch until it is settled: accepted, rejected, split, or out of budget.
+
+        Announces what it settles (``call.settle``) in this one place: a batch split in
+        halves announces nothing of its own, each half announces its records, so none is
+        announced twice. A refusal of the credentials (raised) is announced by
+        ``_deliver_all``, which knows what it leaves unsent.
+        """
+        settled = self._attempt(endpoint, credentials, batch, call, attempts)
+        if isinstance(settled, _Split):
+            return self._halves(endpoint, credentials, batch, call, settled.attempts)
+        return call.settle(settled)
+
+    def _attempt(
+        self,
+        endpoint: Endpoint,
+        credentials: ImportCredentials | None,
+        batch: list[EncodedPair],
+        call: _Call,
+        attempts: int,
+    ) -> list[Outcome] | _Split:
+        """``batch`` sent and retried until it is settled, or to be split into halves."""
         if endpoint == "import" and credentials is None:
             return [self._outcome(endpoint, batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
-            return self._halves(endpoint, credentials, batch, call, attempts)
+            return _Split(attempts)
         if self.options.gzip:
             # Once per batch, so every retry resends the very same bytes. Level 5: most of
             # the size win of 9 at a fraction of the CPU, on JSON. mtime=0: the header would
@@ -330,13 +388,13 @@ class IngestionClient:
             if verdict is Verdict.REJECTED:
                 return [self._rejected(endpoint, batch, answer, attempts)]
             if verdict is Verdict.UNNAMED:
-                return self._unnamed(endpoint, credentials, batch, answer, call, attempts)
+                return self._unnamed(endpoint, batch, answer, call, attempts)
             if verdict is Verdict.AUTH:
                 raise _CredentialsRefusedError(answer, attempts, batch)
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
-                return self._halves(endpoint, credentials, batch, call, attempts)
+                return _Split(attempts)
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
@@ -381,12 +439,11 @@ class IngestionClient:
     def _unnamed(
         self,
         endpoint: Endpoint,
-        credentials: ImportCredentials | None,
         batch: list[EncodedPair],
         answer: Classification,
         call: _Call,
         attempts: int,
-    ) -> list[Outcome]:
+    ) -> list[Outcome] | _Split:
         """``status: 0`` for several records: Mixpanel stored the valid ones, named none.
 
         Events that all carry an ``$insert_id`` are sent again in halves until each refused
@@ -406,7 +463,7 @@ class IngestionClient:
             # sent again later rather than rejected unexamined.
             why = "the retry budget ran out before the refused records were found"
         if why is None:
-            return self._halves(endpoint, credentials, batch, call, attempts)
+            return _Split(attempts)
         reason = (
             f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
             "request and may have applied the valid ones; which cannot be told, as "

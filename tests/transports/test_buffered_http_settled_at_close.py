@@ -9,6 +9,7 @@ answer must follow another.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,9 +19,11 @@ from typing import Any
 import orjson
 import pytest
 
+from mixpanel_core import buffering
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.frozen import freeze
+from mixpanel_core.ingestion.classify import Classification
 from mixpanel_core.ingestion.result import BatchResult
 from mixpanel_core.messages import Message, PeopleUpdate
 from mixpanel_core.settings import MixpanelSettings
@@ -37,6 +40,11 @@ ACCEPTED, FAILED = DeliveryStatus.ACCEPTED, DeliveryStatus.FAILED
 def _profile(n: int) -> PeopleUpdate:
     record = {"$token": "emulator-token", "$distinct_id": f"user-{n}", "$add": {"logins": 1}}
     return PeopleUpdate(freeze(record, "people"))
+
+
+def _user(message: Message | None) -> str:
+    assert message is not None
+    return str(message.record["$distinct_id"])
 
 
 def _dead_letters(path: Path) -> list[dict[str, object]]:
@@ -75,8 +83,8 @@ def test_close_cutting_a_retry_short_keeps_the_accepted_half_of_a_split_batch(
     and waiting to be retried when ``close`` runs out of time. The first half stays ACCEPTED
     (not returned, not dead-lettered); only the second is FAILED, dead-lettered, returned, and
     not sent again. Also when the thread's way out of the cut wait takes longer than close's
-    usual 50 ms for a thread to end (a loaded machine): close waits for it to settle, rather
-    than give up on the whole take, the accepted half included."""
+    usual 50 ms for a thread to end (a loaded machine): close waits for it to settle that
+    call, so the second half is reported as the thread settled it (its retry cut short)."""
     dead = tmp_path / "dead.jsonl"
     reports: list[DeliveryReport] = []
     updates = [_profile(n) for n in range(8)]
@@ -124,6 +132,167 @@ def test_close_cutting_a_retry_short_keeps_the_accepted_half_of_a_split_batch(
     assert [line["record"]["$distinct_id"] for line in lines] == [  # type: ignore[index]
         f"user-{n}" for n in range(4, 8)
     ]
+
+
+def _held(released: threading.Event) -> Callable[[socket.socket], None]:
+    """An answer the scripted server writes only once ``released`` (200, accepted)."""
+
+    def write(sock: socket.socket) -> None:
+        assert released.wait(10), "the held request was never released"
+        answer(raw("200 OK", b'{"status": 1, "error": null}'))(sock)
+
+    return write
+
+
+@pytest.mark.parametrize("sent_twice", [False, True], ids=["distinct", "one sent twice"])
+def test_close_giving_up_during_the_second_half_of_a_split_keeps_the_accepted_first_half(
+    tmp_path: Path, sent_twice: bool
+) -> None:
+    """Eight profile updates in one request: 413, the first half accepted, the second half's
+    request held when ``close(0.5)`` runs out of time. ``close`` gives up on the second half
+    only (FAILED, dead-lettered, returned); the first half, which Mixpanel applied, stays
+    ACCEPTED: not returned, not dead-lettered (a replay would apply its $add twice). Each
+    record is reported once, the first half by the thread when its request ends. Also when
+    one update was sent twice, once in each half (both copies share their JSON)."""
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    updates = [_profile(n) for n in range(8)]
+    if sent_twice:
+        updates[4] = updates[0]
+    released = threading.Event()
+    with ScriptedServer(
+        [
+            answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
+            answer(raw("200 OK", b'{"status": 1, "error": null}')),
+            _held(released),
+        ]
+    ) as server:
+        options = BufferedHttpOptions(
+            linger=10.0,  # until all eight are queued: one take, one request
+            max_batch_records=8,
+            exit_timeout=0.0,
+            dead_letter_path=str(dead),
+        )
+        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
+        transport = BufferedHttpTransport(settings, options, report=reports.append)
+        try:
+            for update in updates:
+                transport.send(update)
+            deadline = time.monotonic() + 10
+            while len(server.requests) < 3:  # the second half's request is held
+                assert time.monotonic() < deadline, "the sender never sent the second half"
+                time.sleep(0.005)
+            left = transport.close(0.5)  # returns while the second half's request is out
+        finally:
+            released.set()
+        _join_sender(transport)
+    assert left == updates[4:]
+    told = sorted((_user(r.message), r.status.name) for r in reports)
+    wanted = [(_user(u), "ACCEPTED") for u in updates[:4]]
+    assert told == sorted(wanted + [(_user(u), "FAILED") for u in updates[4:]])
+    lines = _dead_letters(dead)
+    assert (
+        [line["record"]["$distinct_id"] for line in lines]
+        == [  # type: ignore[index]
+            _user(u) for u in updates[4:]
+        ]
+    )
+
+
+def test_an_unexpected_error_in_the_second_half_of_a_split_keeps_the_accepted_first_half(
+    tmp_path: Path,
+) -> None:
+    """413, the first half accepted, then a bug raises while the second half is sent: the
+    sender reports the second half FAILED with the error, and the first half ACCEPTED, as
+    Mixpanel answered it (not dead-lettered: a replay would apply its $add twice)."""
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    updates = [_profile(n) for n in range(8)]
+    with ScriptedServer(
+        [
+            answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
+            answer(raw("200 OK", b'{"status": 1, "error": null}')),
+        ]
+    ) as server:
+        options = BufferedHttpOptions(
+            linger=10.0,  # until all eight are queued: one take, one request
+            max_batch_records=8,
+            exit_timeout=0.0,
+            dead_letter_path=str(dead),
+        )
+        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
+        transport = BufferedHttpTransport(settings, options, report=reports.append)
+        client = transport.sender.client
+        post = client._post
+        posted: list[int] = []
+
+        def post_then_fail(*args: Any, **kwargs: Any) -> Classification:
+            posted.append(1)
+            if len(posted) == 3:
+                raise ValueError("a bug")
+            return post(*args, **kwargs)
+
+        client._post = post_then_fail  # type: ignore[method-assign]
+        for update in updates:
+            transport.send(update)
+        assert transport.close(10) == []
+    assert [(r.message, r.status) for r in reports] == [(u, ACCEPTED) for u in updates[:4]] + [
+        (u, FAILED) for u in updates[4:]
+    ]
+    assert all(r.reason == "ValueError: a bug" for r in reports[4:])
+    assert len(_dead_letters(dead)) == 4
+
+
+def test_close_stopping_a_retry_wait_does_not_wait_for_the_reports_of_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten profile updates, 503, their retry wait cut short by ``close(0.5)``. ``close`` waits
+    for the thread to settle that call, not for its reports: here the report callback is held
+    until ``close`` returned (and its grace made longer than that hold, so a ``close`` that
+    waited for the reports would be seen). The ten are FAILED once each, returned and
+    dead-lettered."""
+    monkeypatch.setattr(buffering, "_SETTLING_GRACE", 30.0)
+    dead = tmp_path / "dead.jsonl"
+    reports: list[DeliveryReport] = []
+    closed = threading.Event()
+    held_until_closed: list[bool] = []
+
+    def report(delivery: DeliveryReport) -> None:
+        if not held_until_closed:  # the first report: a slow report callback
+            held_until_closed.append(closed.wait(5))
+        reports.append(delivery)
+
+    updates = [_profile(n) for n in range(10)]
+    with ScriptedServer([answer(raw("503 Service Unavailable", b'{"error": "busy"}'))]) as server:
+        options = BufferedHttpOptions(
+            linger=10.0,  # until all ten are queued: one take, one request
+            max_batch_records=10,
+            backoff_base=10.0,  # the retry wait outlasts close's timeout
+            retry_budget=60.0,
+            exit_timeout=0.0,
+            dead_letter_path=str(dead),
+        )
+        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
+        transport = BufferedHttpTransport(settings, options, report=report)
+        waiting = threading.Event()
+        wait = transport.sender._wait
+
+        def wait_to_retry(seconds: float) -> bool:
+            waiting.set()
+            return wait(seconds)
+
+        transport.sender._wait = wait_to_retry  # type: ignore[method-assign]
+        for update in updates:
+            transport.send(update)
+        assert waiting.wait(10), "the sender never waited to retry"
+        left = transport.close(0.5)
+        closed.set()
+        _join_sender(transport)
+    assert held_until_closed == [True], "close waited for the thread's report callback"
+    assert left == updates
+    assert [(r.message, r.status) for r in reports] == [(u, FAILED) for u in updates]
+    assert all("cut short" in (r.reason or "") for r in reports)
+    assert len(_dead_letters(dead)) == 10
 
 
 def _answered_when_close_gives_up(
