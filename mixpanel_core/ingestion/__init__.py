@@ -13,7 +13,7 @@ See docs/ingestion.md.
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.batching import batches, records_limit, split_encoded
 from mixpanel_core.ingestion.classify import Classification, RecordFailure, Verdict
-from mixpanel_core.ingestion.client import Deadline, IngestionClient, Wait
+from mixpanel_core.ingestion.client import Deadline, IngestionClient, Settled, Wait
 from mixpanel_core.ingestion.encoding import Encoded, EncodedPair, WireFormat, wire_format
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.options import (
@@ -38,6 +38,7 @@ __all__ = [
     "Outcome",
     "RecordFailure",
     "RetryPolicy",
+    "Settled",
     "Verdict",
     "Wait",
     "WireFormat",
