@@ -113,12 +113,13 @@ class MultiprocessingQueueTransport:
             self._in_this_process().send(message)
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
-        """Queue the partial batch; the owner also waits until the sender flushed its inner.
+        """Queue the partial batch; the owner also has the sender flush its inner transport.
 
-        Returns the messages this process could not queue. In the owner it raises
-        ``TransportError`` when the sender did not confirm the flush in time, or died holding
-        records: those records are in the sender process, so they cannot be returned, and
-        returning nothing would claim they were delivered.
+        Returns the messages this process could not queue and, in the owner, those the
+        sender's inner transport had not delivered by the deadline (still queued there). The
+        owner raises ``TransportError`` when the sender did not answer in time, or died
+        holding records: those records are in the sender process, so they cannot be returned,
+        and returning nothing would claim they were delivered.
         """
         if self._owner_pid != os.getpid():
             return self._in_this_process().flush(timeout)
@@ -131,11 +132,16 @@ class MultiprocessingQueueTransport:
             self._raise_if_sender_lost_records()
             return left
         token = self.supervisor.next_flush_token()
+        # The request carries the deadline: the sender flushes within it and answers in time.
         try:
-            self._producer.put_control(flush_request(token), max(deadline - time.monotonic(), 0.0))
+            self._producer.put_control(
+                flush_request(token, deadline), max(deadline - time.monotonic(), 0.0)
+            )
         except MixpanelCoreError as exc:
+            self.supervisor.forget_flush(token)
             raise TransportError(f"{self._context.path}: flush: {exc}") from exc
-        if not self.supervisor.wait_for_flush(token, max(deadline - time.monotonic(), 0.0)):
+        undelivered = self.supervisor.wait_for_flush(token, max(deadline - time.monotonic(), 0.0))
+        if undelivered is None:
             if not self._channel.sender_alive():
                 self._raise_if_sender_lost_records()
                 return left
@@ -143,7 +149,7 @@ class MultiprocessingQueueTransport:
                 f"{self._context.path}: the sender did not confirm the flush within {bound}s; "
                 f"{self.supervisor.describe_unsettled()} yet"
             )
-        return left
+        return left + undelivered
 
     def _raise_if_sender_lost_records(self) -> None:
         # Once per death: later messages go to the fallback (or raise in send), so later
@@ -160,7 +166,11 @@ class MultiprocessingQueueTransport:
         )
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
-        """Queue what is left; the owner then stops the sender once the queue is drained."""
+        """Queue what is left; the owner then stops the sender once the queue is drained.
+
+        Returns what this process could not queue and, in the owner, what the sender gave up
+        on (all reported FAILED).
+        """
         if self._owner_pid != os.getpid():
             if self._worker is None or self._worker_pid != os.getpid():
                 return ()  # an inherited copy that never sent anything has nothing to close
@@ -172,7 +182,9 @@ class MultiprocessingQueueTransport:
         deadline = time.monotonic() + bound
         left = list(self._producer.close(bound))
         self._stop_sender(deadline, bound)
-        return left
+        # What the sender gave up on (reported FAILED there) comes back with its last report;
+        # what a sender terminated or dead held cannot, and is only counted (``unaccounted``).
+        return left + self.supervisor.given_up()
 
     def _stop_sender(self, deadline: float, bound: float) -> None:
         # Workers are waited for until a quarter of the bound is left at most: the sender's

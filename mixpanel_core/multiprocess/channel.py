@@ -4,6 +4,14 @@ The pieces are a pipe and ``multiprocessing`` objects made from the ``spawn`` co
 they can be handed to children started by any method: inherited by ``fork`` children, pickled
 (as ``Process`` arguments) to ``spawn`` and ``forkserver`` ones. Like ``multiprocessing.Queue``,
 a channel can only be passed to a child when it is started, never sent over a queue.
+
+Nothing a producer touches is guarded by a lock shared across processes: a ``multiprocessing``
+lock (a semaphore, also inside ``Event`` and a locked ``Value``) taken by a process that is
+then killed stays taken forever, and every other process that needs it waits forever. So the
+sender's liveness is plain shared memory (``RawValue``), each value written by one kind of
+writer with a single store and read without a lock, and the producers' ledger takes record
+locks, which the kernel releases when their holder dies. The report queue does hold
+``multiprocessing`` locks, but only the sender writes to it and only the owner reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +20,6 @@ import ctypes
 import multiprocessing
 import os
 from multiprocessing.queues import Queue
-from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 import attrs
@@ -42,9 +49,11 @@ def stop_request(still_open: int, deadline: float | None = None) -> tuple[str, i
     return (STOP, still_open, deadline)
 
 
-def flush_request(token: int) -> tuple[str, int]:
-    """Queued by the owner's ``flush``: the sender flushes its inner transport and answers."""
-    return ("flush", token)
+def flush_request(token: int, deadline: float) -> tuple[str, int, float]:
+    """Queued by the owner's ``flush``: the sender flushes its inner transport and answers
+    with the records it did not deliver, early enough for the answer to arrive by the owner's
+    ``deadline`` (``time.monotonic()``, as for ``stop_request``)."""
+    return ("flush", token, deadline)
 
 
 @attrs.frozen
@@ -68,9 +77,14 @@ class QueueChannel:
         """Frames (in chunks) from producers and control items from the owner."""
         self.reports: Queue[Any] = context.Queue()
         """Report batches and answers from the sender to the owner (its only writer)."""
-        self.gone = context.Event()
-        """Set once the sender has exited (by itself, or by the owner that saw it die)."""
-        self.sender_pid: Synchronized[int] = context.Value("i", 0)
+        self.gone = context.RawValue(ctypes.c_bool, False)
+        """True once the sender has exited (set by the sender, or by the owner that saw it
+        die). Both only ever store True, so they need no lock, and readers take none: a
+        ``multiprocessing.Event`` here took a lock in every producer's liveness check, and a
+        producer killed while holding it froze every other one, and the sender's exit."""
+        self.sender_pid = context.RawValue(ctypes.c_int, 0)
+        """The sender's pid once it runs (0 before). One writer, the sender; no lock, as for
+        ``gone``."""
         self.ledger = ProducerLedger()
         """Open worker producers, and the records producers queued."""
         self.taken = context.RawValue(ctypes.c_longlong, 0)
@@ -97,10 +111,14 @@ class QueueChannel:
 
     def sender_alive(self) -> bool:
         """False once the sender has exited or died; True while it runs or is yet to start."""
-        if self.gone.is_set():
+        if self.gone.value:
             return False
         pid = self.sender_pid.value
         return pid == 0 or process_running(pid)
+
+    def mark_sender_gone(self) -> None:
+        """Tell every process that the sender has exited (``sender_alive`` is then False)."""
+        self.gone.value = True
 
     def describe_sender(self) -> str:
         pid = self.sender_pid.value

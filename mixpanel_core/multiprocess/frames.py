@@ -28,6 +28,12 @@ def encode_frame(lines: Sequence[bytes]) -> bytes:
     return b"\n".join(lines)
 
 
+def encode_messages(messages: Sequence[Message]) -> bytes:
+    """``messages`` as one frame (empty for none): how the sender hands back what it did not
+    deliver."""
+    return encode_frame([encode_line(message) for message in messages])
+
+
 def split_frame(frame: bytes) -> list[tuple[str, bytes]]:
     """``(endpoint, record JSON)`` for each line of ``frame``, in order."""
     return [(endpoint, r) for endpoint, records in records_by_endpoint(frame) for r in records]
@@ -63,5 +69,7 @@ def decode_line(endpoint: str, record: bytes) -> Message:
 
 
 def decode_frame(frame: bytes) -> list[Message]:
-    """Every message of ``frame``, in order."""
+    """Every message of ``frame``, in order (none for an empty frame)."""
+    if not frame:
+        return []
     return [decode_line(endpoint, record) for endpoint, record in split_frame(frame)]

@@ -22,7 +22,12 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
-from mixpanel_core.multiprocess.frames import decode_line, records_by_endpoint, split_frame
+from mixpanel_core.multiprocess.frames import (
+    decode_line,
+    encode_messages,
+    records_by_endpoint,
+    split_frame,
+)
 from mixpanel_core.multiprocess.intake import Intake
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
@@ -35,9 +40,9 @@ DRAIN_QUIET_PERIOD = 0.1
 the owner died), the sender exits once the queue stayed empty this long (seconds)."""
 
 REPORT_MARGIN = 1.0
-"""Seconds before the owner's deadline by which the sender has closed its inner transport
-(at most a quarter of the time left), so that the FAILED reports of what it could not
-deliver reach the owner before the owner gives up on the sender."""
+"""Seconds before the owner's deadline by which the sender has flushed or closed its inner
+transport (at most a quarter of the time left), so that its answer (what it could not
+deliver, and the FAILED reports) reaches the owner before the owner gives up on it."""
 
 
 class _SenderPipeline(Pipeline):
@@ -96,18 +101,18 @@ def run_sender(channel: QueueChannel) -> None:
             deadline = _drain(channel, intake, inner, relay)
         finally:
             intake.stop()
-            inner.close(_close_bound(channel, deadline))
+            relay.gave_up(encode_messages(inner.close(_time_before(deadline, channel))))
             relay.done()
     finally:
-        channel.gone.set()
+        channel.mark_sender_gone()
         if not _owner_alive():
             # Nobody will read the report queue: do not wait on it at exit.
             channel.reports.cancel_join_thread()
 
 
-def _close_bound(channel: QueueChannel, deadline: float | None) -> float:
-    """How long the inner transport may take to close: up to the owner's deadline, less
-    the time to ship the last reports back."""
+def _time_before(deadline: float | None, channel: QueueChannel) -> float:
+    """How long the inner transport may take to flush or close: up to the owner's deadline,
+    less the time to ship the answer back (``shutdown_timeout`` without a deadline)."""
     if deadline is None:
         return channel.options.shutdown_timeout
     left = deadline - time.monotonic()
@@ -151,16 +156,19 @@ def _drain(
                 # other half to close the inner transport (which delivers what it holds).
                 drain_until = time.monotonic() + max(deadline - time.monotonic(), 0.0) / 2
         else:
-            _, token = item
-            inner.flush(channel.options.shutdown_timeout)
-            relay.answer_flush(token)
+            _, token, flush_by = item
+            # What the inner transport still holds at the owner's deadline goes back to the
+            # owner, whose flush returns it: answering only "flushed" claimed it delivered.
+            undelivered = inner.flush(_time_before(flush_by, channel))
+            relay.answer_flush(token, encode_messages(undelivered))
 
 
 def _fail_queued(
     channel: QueueChannel, frames: Intake, relay: ReportRelay, deadline: float | None
 ) -> None:
-    """Report FAILED every record still queued: the owner's close() leaves no time to send
-    them, and unread they would be lost without a word."""
+    """Report FAILED (and hand back to the owner's close) every record still queued: the
+    owner's close() leaves no time to send them, and unread they would be lost without a
+    word."""
     reason = "not delivered: the owner's close() timed out before the sender reached it"
     failed = 0
     while deadline is None or time.monotonic() < deadline:
@@ -174,6 +182,7 @@ def _fail_queued(
             relay.taken(len(records))
             _report_each(relay, endpoint, records, channel.spec.transport, reason)
             failed += len(records)
+        relay.gave_up(item)
         relay.ship()
     if failed:
         logger.error("%s: %d queued records reported FAILED", channel.describe_sender(), failed)

@@ -15,9 +15,12 @@ import queue
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from typing import cast
 
 from mixpanel_core.errors import TransportError
+from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
+from mixpanel_core.multiprocess.frames import decode_frame
 from mixpanel_core.multiprocess.options import StartMethod
 from mixpanel_core.multiprocess.reports import (
     CUT,
@@ -53,8 +56,12 @@ class SenderSupervisor:
         self._context = context
         self._process: BaseProcess | None = None
         self._tokens = itertools.count(1)
-        self._answered: set[int] = set()
+        self._waiting: set[int] = set()
+        """Flush requests someone still waits for; a late answer to another is dropped."""
+        self._answered: dict[int, bytes] = {}
+        """Answers by token: the frame of the records the sender's inner flush left queued."""
         self._answers = threading.Condition()
+        self._given_up = b""
         self.counts: dict[str, int] | None = None
         """The sender's totals per delivery status, once it has finished."""
         self.failure: str | None = None
@@ -116,19 +123,38 @@ class SenderSupervisor:
     # -- requests to the sender ---------------------------------------------------------------
 
     def next_flush_token(self) -> int:
-        return next(self._tokens)
+        """A token for a flush request; ``wait_for_flush(token, ...)`` must follow."""
+        token = next(self._tokens)
+        with self._answers:
+            self._waiting.add(token)
+        return token
 
-    def wait_for_flush(self, token: int, timeout: float) -> bool:
-        """Wait until the sender answered flush request ``token``; False on timeout or death."""
+    def forget_flush(self, token: int) -> None:
+        """The flush request ``token`` was never queued: nobody waits for its answer."""
+        with self._answers:
+            self._waiting.discard(token)
+
+    def wait_for_flush(self, token: int, timeout: float) -> list[Message] | None:
+        """Wait until the sender answered flush request ``token``; returns the messages its
+        inner transport did not deliver in time (still queued there), or None on timeout or
+        the sender's death."""
         deadline = time.monotonic() + timeout
         with self._answers:
-            while token not in self._answered:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._finished.is_set():
-                    return False
-                self._answers.wait(min(left, self._channel.options.check_interval))
-            self._answered.discard(token)
-            return True
+            try:
+                while token not in self._answered:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._finished.is_set():
+                        return None
+                    self._answers.wait(min(left, self._channel.options.check_interval))
+                undelivered = self._answered.pop(token)
+            finally:
+                self._waiting.discard(token)
+        return decode_frame(undelivered)
+
+    def given_up(self) -> list[Message]:
+        """The messages the sender gave up on at its stop (reported FAILED there), once its
+        last report arrived; rebuilt from their records."""
+        return decode_frame(self._given_up)
 
     def wait_for_producers(self, timeout: float) -> int:
         """Wait until every worker producer closed (or died); returns how many are still
@@ -225,9 +251,11 @@ class SenderSupervisor:
                 self._context.report(decode_report(encoded))
                 self._settled += 1
         elif kind == FLUSHED:
+            _, token, undelivered = cast("tuple[str, int, bytes]", item)
             with self._answers:
-                self._answered.add(item[1])  # type: ignore[arg-type]
-                self._answers.notify_all()
+                if token in self._waiting:
+                    self._answered[token] = undelivered
+                    self._answers.notify_all()
         elif kind == FATAL:
             self.failure = str(item[1])
             logger.error("%s: %s", self._describe(), item[1])
@@ -242,6 +270,7 @@ class SenderSupervisor:
             )
         elif kind == DONE:
             self.counts = item[1]  # type: ignore[assignment]
+            self._given_up = item[2]  # type: ignore[assignment]
             self._account_for_never_taken()
             self._finished.set()
             return True
@@ -278,7 +307,7 @@ class SenderSupervisor:
             if self._death_noticed:
                 return
             self._death_noticed = True
-        self._channel.gone.set()
+        self._channel.mark_sender_gone()
         process = self._process
         code = process.exitcode if process is not None else None
         if self.failure is None:
