@@ -511,10 +511,11 @@ class Forwarder:
 
     # -- committing and stopping ------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def _commit(self) -> bool:
+        """Commit what is done; ``False`` when the broker did not take the commit."""
         offsets = self._tracker.to_commit()
         if not offsets:
-            return
+            return True
         make = self._offset_and_metadata
         timeout_ms = self._kafka_timeout_ms()
         try:
@@ -531,12 +532,13 @@ class Forwarder:
                     exc,
                     timeout_ms / 1000,
                 )
-                return
+                return False
             # A rebalance got there first: the records will be read again and deduplicated.
             logger.warning("commit failed (%s); the next owner resumes from the last commit", exc)
-            return
+            return False
         self._tracker.committed(offsets)
         self.metrics.commits += 1
+        return True
 
     def _start_shutdown_clock(self) -> None:
         if self._shutdown_by is None:
@@ -563,10 +565,19 @@ class Forwarder:
         """Stop fetching; deliver what is buffered within the deadline; commit."""
         self._start_shutdown_clock()
         self._consumer.pause(*self._consumer.assignment())
+        # What is done already is committed before the last deliveries: their retry waits
+        # poll Kafka, and a rebalance meanwhile (a replica joining or leaving in a rolling
+        # deploy) would make this forwarder forget it, and the partition's next owner deliver
+        # it again (a profile $add applied twice).
+        committed = self._commit()
+        self._report_outcomes()
         while len(self._pending) and not self._past_shutdown_deadline():
             self._deliver_due(everything=True)
         self._dead_lettering.settle()
-        self._commit()
+        if committed:
+            # A broker that did not take the first commit in the time left will not take this
+            # one either: the exit is not held for it.
+            self._commit()
         self._report_outcomes()
 
     def _close(self) -> None:

@@ -297,3 +297,47 @@ def test_dead_letters_acknowledged_are_committed_even_when_a_later_one_times_out
     assert consumer.commits == [{p0: 2}]
     assert forwarder.metrics.dead_lettered == 2
     assert "did not acknowledge 1 of 3 dead letters within 0.3s" in str(stopped.value)
+
+
+def test_what_is_done_when_a_stop_comes_is_committed_before_the_last_deliveries() -> None:
+    """The stop comes during a call that gets p0's records accepted and p1's failed. The
+    shutdown commits p0's before it retries p1's: those retries poll Kafka, and a rebalance
+    meanwhile (a replica joining or leaving) would make the forwarder forget p0's records
+    and the partition's next owner deliver them again, a profile $add applied twice."""
+    p0, p1 = _partition(0), _partition(1)
+    steps: list[tuple[str, object]] = []
+
+    class LoggingConsumer(ScriptedConsumer):
+        def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
+            super().commit(offsets, timeout_ms)
+            steps.append(("commit", {tp.partition: meta.offset for tp, meta in offsets.items()}))
+
+    consumer = LoggingConsumer([p0, p1])
+    consumer.script = [{p0: _records(0, range(3)), p1: _records(1, range(2))}]
+    forwarder: Forwarder
+
+    def deliver(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        first = not steps
+        steps.append(("deliver", len(messages)))
+        if not first:
+            return _accept(endpoint, messages, wait, deadline)
+        forwarder.request_stop()
+        # The records' order in the call is the poll's: p0's three, then p1's two.
+        return [
+            DeliveryReport(m, DeliveryStatus.ACCEPTED if i < 3 else DeliveryStatus.FAILED, "t", 1)
+            for i, m in enumerate(messages)
+        ]
+
+    writer = DeadLetterWriter(DeadLetterProducer([]), "dead-letters", "group")
+    forwarder = Forwarder(consumer, TOPIC, deliver, _config(), dead_letters=writer)
+    _, raised = _run_bounded(forwarder, EXIT_BOUND)
+
+    assert raised is None
+    assert steps == [
+        ("deliver", 5),
+        ("commit", {0: 3}),
+        ("deliver", 2),
+        ("commit", {1: 2}),
+    ]
