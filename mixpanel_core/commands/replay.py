@@ -47,6 +47,7 @@ from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options
+from mixpanel_core.messages import Message
 
 DEFAULT_GROUP_ID = "mixpanel-core-replay"
 DEFAULT_BATCH_SIZE = 500
@@ -187,16 +188,16 @@ class Replay:
     def _replay_batch(self, letters: Sequence[Letter]) -> bool:
         """Send one batch and settle it; whether every letter was delivered or kept."""
         unkept_before = self._unkept
-        by_insert_id: dict[str, Letter] = {}
+        sent = _SentLetters()
         for letter in letters:
             self.tally.read += 1
-            self._send(letter, by_insert_id)
+            self._send(letter, sent)
             self.progress.update(self.tally.read, 0)
         outcome = self.delivery.confirm()
         self.tally.accepted += outcome.accepted
         for report in (*outcome.rejected, *outcome.failed):
             message = report.message
-            where = by_insert_id.get(message.insert_id or "") if message else None
+            where = sent.letter_of(message) if message else None
             self._reject(Rejection.from_report(report), where)
         if self.rejected is not None:
             self.rejected.sync()
@@ -207,7 +208,7 @@ class Replay:
             )
         return self._unkept == unkept_before
 
-    def _send(self, letter: Letter, by_insert_id: dict[str, Letter]) -> None:
+    def _send(self, letter: Letter, sent: _SentLetters) -> None:
         content = letter.content
         if isinstance(content, Rejection):
             self._reject(content, letter)
@@ -216,8 +217,7 @@ class Replay:
         try:
             message = self.fix.apply(content) if self.fix is not None else content
             stage = "validation"
-            if message.insert_id is not None:
-                by_insert_id[message.insert_id] = letter
+            sent.add(message, letter)
             self.delivery.submit(message)
             if self.options.dry_run:
                 self.tally.passed += 1
@@ -359,3 +359,34 @@ def run(args: argparse.Namespace) -> int:
         finally:
             progress.say(replay.tally.summary(options))
     return 0
+
+
+class _SentLetters:
+    """The letters of one batch by the messages sent for them, to trace a report back.
+
+    By the message itself: a report carries the message its transport was given, the one sent
+    unless an enricher of the replay's configuration changed it. Then by ``$insert_id``, each
+    letter once, in order: two letters of a batch may share one (a record dead-lettered twice),
+    and profile updates have none, so the id alone mixed letters up or found none.
+    """
+
+    def __init__(self) -> None:
+        self._by_message: dict[int, tuple[Message, Letter]] = {}
+        self._by_insert_id: dict[str, list[Letter]] = {}
+
+    def add(self, message: Message, letter: Letter) -> None:
+        # The message is kept with its letter: its id() stays its own while the batch lasts.
+        self._by_message[id(message)] = (message, letter)
+        if message.insert_id is not None:
+            self._by_insert_id.setdefault(message.insert_id, []).append(letter)
+
+    def letter_of(self, message: Message) -> Letter | None:
+        found = self._by_message.get(id(message))
+        if found is not None and found[0] is message:
+            letter = found[1]
+            same_id = self._by_insert_id.get(message.insert_id or "", [])
+            # Out of the queue by $insert_id too, so that no other report is traced to it.
+            same_id[:] = [other for other in same_id if other is not letter]
+            return letter
+        waiting = self._by_insert_id.get(message.insert_id or "")
+        return waiting.pop(0) if waiting else None

@@ -6,6 +6,7 @@ forwarder's own writer, including one for a record that had neither key nor valu
 from __future__ import annotations
 
 import base64
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 
-from .conftest import events, read_lines, write_config
+from .conftest import TOKEN, events, read_lines, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +159,61 @@ def test_the_dead_letter_of_a_record_without_key_or_value_is_rejected_not_replay
     assert line["dead_letter"]["dead-letter-source-offset"] == "0"
     assert len(mixpanel_emulator.client.records("import")) == 1
     assert _committed(kafka_bootstrap, topic) == 2
+
+
+def test_each_rejected_line_carries_its_own_dead_letter_whatever_the_insert_ids(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+) -> None:
+    """Three dead letters fail again at delivery (Mixpanel answers 503): a profile update, which
+    has no ``$insert_id``, and two events sharing one (a record dead-lettered twice). A report
+    was traced back to its letter by ``$insert_id`` alone: the profile update's line had no
+    ``dead_letter`` nor source, and the first event's line carried the second's."""
+    topic = kafka_topic_factory(partitions=1)
+    now = time.time() - 60
+    values = [
+        (b"engage", {"$token": TOKEN, "$distinct_id": "u1", "$add": {"logins": 1}}),
+        (b"track", {"event": "e", "properties": {"token": TOKEN, "distinct_id": "u1",
+                                                "time": now, "$insert_id": "same-id"}}),
+        (b"track", {"event": "e", "properties": {"token": TOKEN, "distinct_id": "u2",
+                                                "time": now + 1, "$insert_id": "same-id"}}),
+    ]  # fmt: skip
+    producer = kafka_python().KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    writer = DeadLetterWriter(producer, topic, "mixpanel-forwarder")
+    futures = [
+        writer.send(
+            types.SimpleNamespace(
+                topic=SOURCE_TOPIC,
+                partition=0,
+                offset=offset,
+                key=b"k",
+                value=orjson.dumps(value),
+                headers=[(headers.ENDPOINT, endpoint)],
+            ),
+            "delivery",
+            f"rejected by Mixpanel ({offset})",
+        )
+        for offset, (endpoint, value) in enumerate(values)
+    ]
+    writer.settle(futures, timeout=30)
+    writer.close(timeout=10)
+    mixpanel_emulator.client.fail_next(1000, status=503)
+    config = write_config(tmp_path, mixpanel_emulator, retry_budget=0.2)
+    rejected = tmp_path / "still-bad.jsonl"
+    code = main(
+        ["replay-dead-letters", "--topic", topic, "--config", str(config),
+         "--bootstrap-servers", kafka_bootstrap, "--transport", "direct",
+         "--rejected-file", str(rejected), "--group-id", f"replay-{topic}"]
+    )  # fmt: skip
+    assert code == 0
+    lines = _by_source_offset(read_lines(rejected))
+    assert sorted(lines) == [0, 1, 2]
+    for offset, line in lines.items():
+        assert line["stage"] == "delivery"
+        assert line["index"] == offset
+        assert line["dead_letter"]["dead-letter-reason"] == f"rejected by Mixpanel ({offset})"
+        who = line["record"].get("$distinct_id") or line["record"]["properties"]["distinct_id"]
+        assert who == ("u2" if offset == 2 else "u1")
+    assert _committed(kafka_bootstrap, topic) == 3
