@@ -115,11 +115,12 @@ class MultiprocessingQueueTransport:
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         """Queue the partial batch; the owner also has the sender flush its inner transport.
 
-        Returns the messages this process could not queue and, in the owner, those the
-        sender's inner transport had not delivered by the deadline (still queued there). The
-        owner raises ``TransportError`` when the sender did not answer in time, or died
-        holding records: those records are in the sender process, so they cannot be returned,
-        and returning nothing would claim they were delivered.
+        Returns the messages this process could not queue. The owner raises
+        ``TransportError`` when the sender's inner transport had not delivered everything by
+        the deadline (those records stay queued there, and it goes on delivering them), when
+        the sender did not answer in time, or when it died holding records: those records are
+        in the sender process, so they cannot be returned, and returning nothing would claim
+        they were delivered.
         """
         if self._owner_pid != os.getpid():
             return self._in_this_process().flush(timeout)
@@ -149,7 +150,13 @@ class MultiprocessingQueueTransport:
                 f"{self._context.path}: the sender did not confirm the flush within {bound}s; "
                 f"{self.supervisor.describe_unsettled()} yet"
             )
-        return left + undelivered
+        if undelivered:
+            raise TransportError(
+                f"{self._context.path}: {undelivered} record(s) were not yet delivered when "
+                f"the flush's {bound}s ran out; they are still queued in the sender, which goes "
+                "on delivering them"
+            )
+        return left
 
     def _raise_if_sender_lost_records(self) -> None:
         # Once per death: later messages go to the fallback (or raise in send), so later
@@ -168,8 +175,9 @@ class MultiprocessingQueueTransport:
     def close(self, timeout: float | None = None) -> Sequence[Message]:
         """Queue what is left; the owner then stops the sender once the queue is drained.
 
-        Returns what this process could not queue and, in the owner, what the sender gave up
-        on (all reported FAILED).
+        Returns what this process could not queue. What the sender gives up on when the
+        bound runs out is held in that process, so it is not returned: it is reported FAILED
+        there (and dead-lettered, with the inner transport's ``dead_letter_path``).
         """
         if self._owner_pid != os.getpid():
             if self._worker is None or self._worker_pid != os.getpid():
@@ -182,9 +190,7 @@ class MultiprocessingQueueTransport:
         deadline = time.monotonic() + bound
         left = list(self._producer.close(bound))
         self._stop_sender(deadline, bound)
-        # What the sender gave up on (reported FAILED there) comes back with its last report;
-        # what a sender terminated or dead held cannot, and is only counted (``unaccounted``).
-        return left + self.supervisor.given_up()
+        return left
 
     def _stop_sender(self, deadline: float, bound: float) -> None:
         # Workers are waited for until a quarter of the bound is left at most: the sender's

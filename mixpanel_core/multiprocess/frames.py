@@ -28,12 +28,6 @@ def encode_frame(lines: Sequence[bytes]) -> bytes:
     return b"\n".join(lines)
 
 
-def encode_messages(messages: Sequence[Message]) -> bytes:
-    """``messages`` as one frame (empty for none): how the sender hands back what it did not
-    deliver."""
-    return encode_frame([encode_line(message) for message in messages])
-
-
 def split_frame(frame: bytes) -> list[tuple[str, bytes]]:
     """``(endpoint, record JSON)`` for each line of ``frame``, in order."""
     return [(endpoint, r) for endpoint, records in records_by_endpoint(frame) for r in records]

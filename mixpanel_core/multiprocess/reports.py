@@ -4,10 +4,10 @@ The sender's inner transport reports from its own threads; ``ReportRelay`` gathe
 reports and ships them in batches on the report queue, each as plain values plus the
 message's wire line. ``decode_report`` turns one back into a ``DeliveryReport`` in the owner.
 
-The same queue carries the sender's answers: ``(FLUSHED, token, frame)`` to a flush request
-and, last, ``(DONE, counts, frame)``. Each ``frame`` (see ``frames``; empty for none) holds the
-records the sender did not deliver: those its inner transport's ``flush`` left queued, or, in
-``DONE``, those it gave up on at close. The owner's ``flush`` and ``close`` return them.
+The same queue carries the sender's answers: ``(FLUSHED, token, undelivered)`` to a flush
+request, where ``undelivered`` counts the records its inner transport's ``flush`` left queued
+(a count, not the records: a backlog of hundreds of thousands would not cross the queue in
+time), and, last, ``(DONE, counts)``.
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ class ReportRelay:
         self._pending: list[EncodedReport] = []
         self._taken = 0
         self._not_accepted: collections.Counter[str] = collections.Counter()
-        self._given_up: list[bytes] = []
 
     def taken(self, count: int) -> None:
         """The sender took ``count`` more records off the queue."""
@@ -105,16 +104,11 @@ class ReportRelay:
         if pending:
             self._queue.put((REPORTS, pending))
 
-    def answer_flush(self, token: int, undelivered: bytes) -> None:
-        """Answer flush request ``token`` with the frame of the records not yet delivered
+    def answer_flush(self, token: int, undelivered: int) -> None:
+        """Answer flush request ``token`` with how many records are not yet delivered
         (reports first: the owner's hook has seen what was settled when ``flush`` returns)."""
         self.ship()
         self._queue.put((FLUSHED, token, undelivered))
-
-    def gave_up(self, frame: bytes) -> None:
-        """Records reported FAILED at close (a frame), for ``done`` to hand back to the owner."""
-        if frame:
-            self._given_up.append(frame)
 
     def cut(self, pid: int, records: int) -> None:
         """A producer (``pid``) stopped in the middle of a frame of ``records`` records."""
@@ -124,7 +118,6 @@ class ReportRelay:
         self._queue.put((FATAL, reason))
 
     def done(self) -> None:
-        """The last item: the counts per status over the sender's whole life, and the records
-        given up on at close."""
+        """The last item: the counts per status over the sender's whole life."""
         self.ship()
-        self._queue.put((DONE, self.counts(), b"\n".join(self._given_up)))
+        self._queue.put((DONE, self.counts()))

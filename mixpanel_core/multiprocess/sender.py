@@ -22,12 +22,7 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
-from mixpanel_core.multiprocess.frames import (
-    decode_line,
-    encode_messages,
-    records_by_endpoint,
-    split_frame,
-)
+from mixpanel_core.multiprocess.frames import decode_line, records_by_endpoint, split_frame
 from mixpanel_core.multiprocess.intake import Intake
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
@@ -101,7 +96,7 @@ def run_sender(channel: QueueChannel) -> None:
             deadline = _drain(channel, intake, inner, relay)
         finally:
             intake.stop()
-            relay.gave_up(encode_messages(inner.close(_time_before(deadline, channel))))
+            inner.close(_time_before(deadline, channel))
             relay.done()
     finally:
         channel.mark_sender_gone()
@@ -157,18 +152,19 @@ def _drain(
                 drain_until = time.monotonic() + max(deadline - time.monotonic(), 0.0) / 2
         else:
             _, token, flush_by = item
-            # What the inner transport still holds at the owner's deadline goes back to the
-            # owner, whose flush returns it: answering only "flushed" claimed it delivered.
+            if time.monotonic() >= flush_by:
+                continue  # the owner's flush has given up waiting: nobody reads an answer
+            # How much the inner transport still holds at the owner's deadline: the owner's
+            # flush says so (answering only "flushed" claimed it all delivered).
             undelivered = inner.flush(_time_before(flush_by, channel))
-            relay.answer_flush(token, encode_messages(undelivered))
+            relay.answer_flush(token, len(undelivered))
 
 
 def _fail_queued(
     channel: QueueChannel, frames: Intake, relay: ReportRelay, deadline: float | None
 ) -> None:
-    """Report FAILED (and hand back to the owner's close) every record still queued: the
-    owner's close() leaves no time to send them, and unread they would be lost without a
-    word."""
+    """Report FAILED every record still queued: the owner's close() leaves no time to send
+    them, and unread they would be lost without a word."""
     reason = "not delivered: the owner's close() timed out before the sender reached it"
     failed = 0
     while deadline is None or time.monotonic() < deadline:
@@ -182,7 +178,6 @@ def _fail_queued(
             relay.taken(len(records))
             _report_each(relay, endpoint, records, channel.spec.transport, reason)
             failed += len(records)
-        relay.gave_up(item)
         relay.ship()
     if failed:
         logger.error("%s: %d queued records reported FAILED", channel.describe_sender(), failed)

@@ -18,9 +18,7 @@ from multiprocessing.process import BaseProcess
 from typing import cast
 
 from mixpanel_core.errors import TransportError
-from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
-from mixpanel_core.multiprocess.frames import decode_frame
 from mixpanel_core.multiprocess.options import StartMethod
 from mixpanel_core.multiprocess.reports import (
     CUT,
@@ -58,10 +56,9 @@ class SenderSupervisor:
         self._tokens = itertools.count(1)
         self._waiting: set[int] = set()
         """Flush requests someone still waits for; a late answer to another is dropped."""
-        self._answered: dict[int, bytes] = {}
-        """Answers by token: the frame of the records the sender's inner flush left queued."""
+        self._answered: dict[int, int] = {}
+        """Answers by token: how many records the sender's inner flush left queued."""
         self._answers = threading.Condition()
-        self._given_up = b""
         self.counts: dict[str, int] | None = None
         """The sender's totals per delivery status, once it has finished."""
         self.failure: str | None = None
@@ -134,8 +131,8 @@ class SenderSupervisor:
         with self._answers:
             self._waiting.discard(token)
 
-    def wait_for_flush(self, token: int, timeout: float) -> list[Message] | None:
-        """Wait until the sender answered flush request ``token``; returns the messages its
+    def wait_for_flush(self, token: int, timeout: float) -> int | None:
+        """Wait until the sender answered flush request ``token``; returns how many records its
         inner transport did not deliver in time (still queued there), or None on timeout or
         the sender's death."""
         deadline = time.monotonic() + timeout
@@ -149,12 +146,7 @@ class SenderSupervisor:
                 undelivered = self._answered.pop(token)
             finally:
                 self._waiting.discard(token)
-        return decode_frame(undelivered)
-
-    def given_up(self) -> list[Message]:
-        """The messages the sender gave up on at its stop (reported FAILED there), once its
-        last report arrived; rebuilt from their records."""
-        return decode_frame(self._given_up)
+        return undelivered
 
     def wait_for_producers(self, timeout: float) -> int:
         """Wait until every worker producer closed (or died); returns how many are still
@@ -251,7 +243,7 @@ class SenderSupervisor:
                 self._context.report(decode_report(encoded))
                 self._settled += 1
         elif kind == FLUSHED:
-            _, token, undelivered = cast("tuple[str, int, bytes]", item)
+            _, token, undelivered = cast("tuple[str, int, int]", item)
             with self._answers:
                 if token in self._waiting:
                     self._answered[token] = undelivered
@@ -270,7 +262,6 @@ class SenderSupervisor:
             )
         elif kind == DONE:
             self.counts = item[1]  # type: ignore[assignment]
-            self._given_up = item[2]  # type: ignore[assignment]
             self._account_for_never_taken()
             self._finished.set()
             return True
