@@ -86,6 +86,16 @@ class TransportError(MixpanelCoreError):
     """A transport could not be built, or could not take a message."""
 
 
+class NotYetDeliveredError(TransportError):
+    """A ``flush`` ran out of time while another process still delivers records (the
+    ``multiprocessing_queue`` sender): they cannot be returned, only counted (``count``).
+    They are not lost: that process goes on delivering, and reporting, them."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
 class PartialSendError(TransportError):
     """A message routed to several transports was refused by some of them.
 

@@ -15,9 +15,9 @@ A transport is any object with these three methods::
                            process that died or did not answer in time). Returning fewer
                            messages than were not delivered is never allowed.
     close(timeout=None)    ``flush``, then release threads, sockets and processes. Returns what
-                           could not be delivered and this process holds; what another process
-                           gives up on (``multiprocessing_queue``'s sender) is reported FAILED
-                           there instead. Idempotent.
+                           could not be delivered; what a transport in another process gave up
+                           on (the inner transport of ``multiprocessing_queue``'s sender) is
+                           reported FAILED and dead-lettered there instead. Idempotent.
 
 Every outcome is reported through ``context.report`` (a ``DeliveryReport`` per message) so the
 ``mixpanel_delivered`` hook sees it; when ``context.observed`` is false, a transport may leave

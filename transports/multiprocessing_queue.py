@@ -26,7 +26,12 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
+from mixpanel_core.errors import (
+    ConfigError,
+    MixpanelCoreError,
+    NotYetDeliveredError,
+    TransportError,
+)
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import (
     QueueChannel,
@@ -151,10 +156,11 @@ class MultiprocessingQueueTransport:
                 f"{self.supervisor.describe_unsettled()} yet"
             )
         if undelivered:
-            raise TransportError(
+            raise NotYetDeliveredError(
                 f"{self._context.path}: {undelivered} record(s) were not yet delivered when "
                 f"the flush's {bound}s ran out; they are still queued in the sender, which goes "
-                "on delivering them"
+                "on delivering them",
+                undelivered,
             )
         return left
 
@@ -175,9 +181,10 @@ class MultiprocessingQueueTransport:
     def close(self, timeout: float | None = None) -> Sequence[Message]:
         """Queue what is left; the owner then stops the sender once the queue is drained.
 
-        Returns what this process could not queue. What the sender gives up on when the
-        bound runs out is held in that process, so it is not returned: it is reported FAILED
-        there (and dead-lettered, with the inner transport's ``dead_letter_path``).
+        Returns what this process could not queue, and the records the sender read too late
+        to hand to its inner transport (reported FAILED there, and given back). What the inner
+        transport itself gives up on is reported FAILED and dead-lettered in the sender, not
+        returned: it may have been in a request already out.
         """
         if self._owner_pid != os.getpid():
             if self._worker is None or self._worker_pid != os.getpid():
@@ -190,7 +197,7 @@ class MultiprocessingQueueTransport:
         deadline = time.monotonic() + bound
         left = list(self._producer.close(bound))
         self._stop_sender(deadline, bound)
-        return left
+        return left + self.supervisor.given_up()
 
     def _stop_sender(self, deadline: float, bound: float) -> None:
         # Workers are waited for until a quarter of the bound is left at most: the sender's

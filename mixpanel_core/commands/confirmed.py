@@ -15,7 +15,13 @@ import attrs
 
 from mixpanel_core.config import Config, RouteConfig
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import AuthenticationError, ConfigError, DeliveryError, TransportError
+from mixpanel_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    DeliveryError,
+    NotYetDeliveredError,
+    TransportError,
+)
 from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.messages import Message
 from mixpanel_core.pipeline import Pipeline
@@ -141,6 +147,13 @@ class ConfirmedDelivery:
             settled_before = self.collector.settled
             try:
                 left = self.pipeline.flush()
+            except NotYetDeliveredError:
+                # Still moving in another process (a multiprocessing_queue sender), which
+                # reports them as they settle: flushed again while that brings new reports.
+                if self.collector.settled == settled_before:
+                    left = []
+                    break
+                continue
             except TransportError:
                 # The transport cannot say what became of some messages: the count below
                 # treats every unreported one as undelivered.

@@ -7,7 +7,9 @@ message's wire line. ``decode_report`` turns one back into a ``DeliveryReport`` 
 The same queue carries the sender's answers: ``(FLUSHED, token, undelivered)`` to a flush
 request, where ``undelivered`` counts the records its inner transport's ``flush`` left queued
 (a count, not the records: a backlog of hundreds of thousands would not cross the queue in
-time), and, last, ``(DONE, counts)``.
+time), and, last, ``(DONE, counts, frame)``: ``frame`` (see ``frames``; empty for none) holds
+the records the sender read after the owner's close left no time and never handed to its inner
+transport, which the owner's ``close`` returns.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class ReportRelay:
         self._pending: list[EncodedReport] = []
         self._taken = 0
         self._not_accepted: collections.Counter[str] = collections.Counter()
+        self._given_up: list[bytes] = []
 
     def taken(self, count: int) -> None:
         """The sender took ``count`` more records off the queue."""
@@ -117,7 +120,13 @@ class ReportRelay:
     def fatal(self, reason: str) -> None:
         self._queue.put((FATAL, reason))
 
+    def gave_up(self, frame: bytes) -> None:
+        """A frame the sender reported FAILED without handing it to its inner transport: ``done``
+        gives it back to the owner."""
+        self._given_up.append(frame)
+
     def done(self) -> None:
-        """The last item: the counts per status over the sender's whole life."""
+        """The last item: the counts per status over the sender's whole life, and the frames
+        given up on (see ``gave_up``)."""
         self.ship()
-        self._queue.put((DONE, self.counts()))
+        self._queue.put((DONE, self.counts(), b"\n".join(self._given_up)))

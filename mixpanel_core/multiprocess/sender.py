@@ -163,8 +163,9 @@ def _drain(
 def _fail_queued(
     channel: QueueChannel, frames: Intake, relay: ReportRelay, deadline: float | None
 ) -> None:
-    """Report FAILED every record still queued: the owner's close() leaves no time to send
-    them, and unread they would be lost without a word."""
+    """Report FAILED every record still queued, and give it back to the owner (its close
+    returns them): the owner's close() leaves no time to send them, and unread they would be
+    lost without a word. Raw frames, decoded only by the owner: no cost here per record."""
     reason = "not delivered: the owner's close() timed out before the sender reached it"
     failed = 0
     while deadline is None or time.monotonic() < deadline:
@@ -178,6 +179,7 @@ def _fail_queued(
             relay.taken(len(records))
             _report_each(relay, endpoint, records, channel.spec.transport, reason)
             failed += len(records)
+        relay.gave_up(item)
         relay.ship()
     if failed:
         logger.error("%s: %d queued records reported FAILED", channel.describe_sender(), failed)

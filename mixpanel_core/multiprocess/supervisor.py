@@ -18,7 +18,9 @@ from multiprocessing.process import BaseProcess
 from typing import cast
 
 from mixpanel_core.errors import TransportError
+from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
+from mixpanel_core.multiprocess.frames import decode_frame
 from mixpanel_core.multiprocess.options import StartMethod
 from mixpanel_core.multiprocess.reports import (
     CUT,
@@ -59,6 +61,7 @@ class SenderSupervisor:
         self._answered: dict[int, int] = {}
         """Answers by token: how many records the sender's inner flush left queued."""
         self._answers = threading.Condition()
+        self._given_up = b""
         self.counts: dict[str, int] | None = None
         """The sender's totals per delivery status, once it has finished."""
         self.failure: str | None = None
@@ -147,6 +150,11 @@ class SenderSupervisor:
             finally:
                 self._waiting.discard(token)
         return undelivered
+
+    def given_up(self) -> list[Message]:
+        """The messages the sender reported FAILED at its stop without handing them to its
+        inner transport, once its last report arrived; rebuilt from their records."""
+        return decode_frame(self._given_up)
 
     def wait_for_producers(self, timeout: float) -> int:
         """Wait until every worker producer closed (or died); returns how many are still
@@ -262,6 +270,7 @@ class SenderSupervisor:
             )
         elif kind == DONE:
             self.counts = item[1]  # type: ignore[assignment]
+            self._given_up = item[2]  # type: ignore[assignment]
             self._account_for_never_taken()
             self._finished.set()
             return True

@@ -15,10 +15,13 @@ import time
 from typing import Any
 
 import pytest
-from mp_workers import config_for, observed_client
+from mp_workers import TOKEN, config_for, observed_client
 
+from mixpanel_core.commands.confirmed import ConfirmedDelivery
+from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
-from mixpanel_core.errors import TransportError
+from mixpanel_core.errors import NotYetDeliveredError
+from mixpanel_core.messages import message_from_record
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +43,7 @@ def test_owner_flush_says_how_many_the_sender_did_not_deliver_within_the_callers
     try:
         track_some(client, EVENTS)
         started = time.monotonic()
-        with pytest.raises(TransportError, match=rf"{EVENTS} record\(s\) were not yet delivered"):
+        with pytest.raises(NotYetDeliveredError, match=rf"{EVENTS} record\(s\) were not yet"):
             client.flush(timeout=8.0)
         took = time.monotonic() - started
     finally:
@@ -73,3 +76,46 @@ def test_owner_close_reports_what_the_sender_gave_up_on_failed(emulator: Emulato
     # Held in the sender process, they are reported FAILED there rather than returned.
     assert counter.by_status == {"failed": 200}
     assert list(left) == []
+
+
+def test_a_confirmed_delivery_waits_while_the_sender_still_delivers(
+    emulator: EmulatorProcess,
+) -> None:
+    """The commands' ConfirmedDelivery flushes until every message is reported. The owner's
+    flush raising NotYetDeliveredError (the sender still delivers, one second a request) must
+    not end that wait: it counted 30 of 40 delivered events as undelivered, and a rerun of
+    the command would have sent them again."""
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "direct",
+                    "batch_size": 5,
+                    "shutdown_timeout": 3.0,
+                },
+                "direct": {"type": "buffered_http", "linger": 0.02, "max_batch_records": 5},
+            },
+        }
+    )
+    delivery = ConfirmedDelivery(config)
+    try:
+        emulator.client.set_latency(1.0)
+        now = time.time() - 60
+        for i in range(40):
+            record = {
+                "event": "e",
+                "properties": {
+                    "token": TOKEN,
+                    "distinct_id": "u",
+                    "time": now,
+                    "$insert_id": f"c{i}",
+                },
+            }
+            delivery.submit(message_from_record("track", record))
+        outcome = delivery.confirm()
+    finally:
+        emulator.client.set_latency(0.0)
+        delivery.close(10)
+    assert (outcome.accepted, outcome.undelivered) == (40, 0), outcome
