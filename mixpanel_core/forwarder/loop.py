@@ -157,6 +157,7 @@ class Forwarder:
         kafka = kafka_python()
         self._offset_and_metadata = kafka.structs.OffsetAndMetadata
         self._kafka_error = kafka.errors.KafkaError
+        self._kafka_timeout = kafka.errors.KafkaTimeoutError
 
     # -- public -----------------------------------------------------------------------------
 
@@ -512,7 +513,8 @@ class Forwarder:
     # -- committing and stopping ------------------------------------------------------------
 
     def _commit(self) -> bool:
-        """Commit what is done; ``False`` when the broker did not take the commit."""
+        """Commit what is done; ``False`` when the broker did not answer in the time given
+        (a refusal, such as a rebalance's, is not that: a later commit may get through)."""
         offsets = self._tracker.to_commit()
         if not offsets:
             return True
@@ -532,10 +534,10 @@ class Forwarder:
                     exc,
                     timeout_ms / 1000,
                 )
-                return False
+                return not isinstance(exc, self._kafka_timeout)
             # A rebalance got there first: the records will be read again and deduplicated.
             logger.warning("commit failed (%s); the next owner resumes from the last commit", exc)
-            return False
+            return True
         self._tracker.committed(offsets)
         self.metrics.commits += 1
         return True
@@ -569,14 +571,15 @@ class Forwarder:
         # poll Kafka, and a rebalance meanwhile (a replica joining or leaving in a rolling
         # deploy) would make this forwarder forget it, and the partition's next owner deliver
         # it again (a profile $add applied twice).
-        committed = self._commit()
+        answered = self._commit()
         self._report_outcomes()
         while len(self._pending) and not self._past_shutdown_deadline():
             self._deliver_due(everything=True)
         self._dead_lettering.settle()
-        if committed:
-            # A broker that did not take the first commit in the time left will not take this
-            # one either: the exit is not held for it.
+        if answered:
+            # A broker that did not answer the first commit in the time left will not answer
+            # this one either: the exit is not held for it. One that refused it (a rebalance
+            # under way) may take it now, after the deliveries' polls let the rebalance end.
             self._commit()
         self._report_outcomes()
 

@@ -341,3 +341,42 @@ def test_what_is_done_when_a_stop_comes_is_committed_before_the_last_deliveries(
         ("deliver", 2),
         ("commit", {1: 2}),
     ]
+
+
+def test_a_first_shutdown_commit_refused_by_a_rebalance_is_tried_again_after_the_deliveries() -> (
+    None
+):
+    """The first shutdown commit is refused at once (a rebalance under way, as in a rolling
+    deploy), not left unanswered: the commit after the last deliveries is still made, or every
+    record accepted would be delivered again by the partitions' next owner."""
+    p0, p1 = _partition(0), _partition(1)
+
+    class RebalancingConsumer(ScriptedConsumer):
+        def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
+            if not self.commit_timeouts:
+                self.commit_timeouts.append(timeout_ms)
+                raise kafka_python().errors.CommitFailedError("the group is rebalancing")
+            super().commit(offsets, timeout_ms)
+
+    consumer = RebalancingConsumer([p0, p1])
+    consumer.script = [{p0: _records(0, range(3)), p1: _records(1, range(2))}]
+    forwarder: Forwarder
+
+    def deliver(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        if len(messages) < 5:
+            return _accept(endpoint, messages, wait, deadline)
+        forwarder.request_stop()
+        return [
+            DeliveryReport(m, DeliveryStatus.ACCEPTED if i < 3 else DeliveryStatus.FAILED, "t", 1)
+            for i, m in enumerate(messages)
+        ]
+
+    writer = DeadLetterWriter(DeadLetterProducer([]), "dead-letters", "group")
+    forwarder = Forwarder(consumer, TOPIC, deliver, _config(), dead_letters=writer)
+    _, raised = _run_bounded(forwarder, EXIT_BOUND)
+
+    assert raised is None
+    assert len(consumer.commit_timeouts) == 2
+    assert consumer.commits == [{p0: 3, p1: 2}]
