@@ -365,28 +365,37 @@ class _SentLetters:
     """The letters of one batch by the messages sent for them, to trace a report back.
 
     By the message itself: a report carries the message its transport was given, the one sent
-    unless an enricher of the replay's configuration changed it. Then by ``$insert_id``, each
-    letter once, in order: two letters of a batch may share one (a record dead-lettered twice),
-    and profile updates have none, so the id alone mixed letters up or found none.
+    unless an enricher of the replay's configuration changed it. Then by ``$insert_id``. Each
+    letter once, in order, both ways: two letters may share an ``$insert_id`` (a record
+    dead-lettered twice), or even one message object (a fix-up plugin that hands back the
+    same object for equal records), and profile updates have no ``$insert_id``.
     """
 
     def __init__(self) -> None:
-        self._by_message: dict[int, tuple[Message, Letter]] = {}
+        self._by_message: dict[int, list[tuple[Message, Letter]]] = {}
         self._by_insert_id: dict[str, list[Letter]] = {}
+        self._traced: set[int] = set()
+        """The ids of the letters a report was traced to already (skipped by both queues)."""
 
     def add(self, message: Message, letter: Letter) -> None:
         # The message is kept with its letter: its id() stays its own while the batch lasts.
-        self._by_message[id(message)] = (message, letter)
+        self._by_message.setdefault(id(message), []).append((message, letter))
         if message.insert_id is not None:
             self._by_insert_id.setdefault(message.insert_id, []).append(letter)
 
     def letter_of(self, message: Message) -> Letter | None:
-        found = self._by_message.get(id(message))
-        if found is not None and found[0] is message:
-            letter = found[1]
-            same_id = self._by_insert_id.get(message.insert_id or "", [])
-            # Out of the queue by $insert_id too, so that no other report is traced to it.
-            same_id[:] = [other for other in same_id if other is not letter]
-            return letter
-        waiting = self._by_insert_id.get(message.insert_id or "")
-        return waiting.pop(0) if waiting else None
+        sent = self._by_message.get(id(message), [])
+        while sent and sent[0][0] is message:
+            letter = sent.pop(0)[1]
+            if id(letter) not in self._traced:
+                return self._traced_to(letter)
+        same_id = self._by_insert_id.get(message.insert_id or "", [])
+        while same_id:
+            letter = same_id.pop(0)
+            if id(letter) not in self._traced:
+                return self._traced_to(letter)
+        return None
+
+    def _traced_to(self, letter: Letter) -> Letter:
+        self._traced.add(id(letter))
+        return letter
