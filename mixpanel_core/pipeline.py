@@ -414,10 +414,34 @@ class Pipeline:
         return self._each("close", timeout)
 
     def _each(self, verb: str, timeout: float | None) -> list[Message]:
+        """``verb`` (flush or close) on every transport, even after one raised.
+
+        A transport that raises does not spare the others their flush, or their close (their
+        threads and exit hooks, what they hold): the first error is raised once all have
+        run. What the others returned is then left out of the return, and logged: a flush
+        left it queued, a close reported it FAILED.
+        """
         left: list[Message] = []
+        error: Exception | None = None
         # Outer transports first: a wrapper flushes into its inner transport, built after it.
         for transport in reversed(list(self._built.values())):
-            left.extend(getattr(transport, verb)(timeout))
+            try:
+                left.extend(getattr(transport, verb)(timeout))
+            except Exception as exc:
+                if error is None:
+                    error = exc
+                else:
+                    logger.error("%s of another transport failed too: %s", verb, exc)
+        if error is not None:
+            if left:
+                logger.error(
+                    "%d message(s) other transports could not deliver are not returned by "
+                    "this %s, which raises: %s",
+                    len(left),
+                    verb,
+                    error,
+                )
+            raise error
         return left
 
 
