@@ -13,11 +13,7 @@ import collections
 import gc
 import logging
 import multiprocessing
-import os
 import re
-import subprocess
-import sys
-import textwrap
 import time
 import weakref
 from collections.abc import Callable
@@ -32,6 +28,8 @@ from mixpanel_core.emulator import Emulator
 from mixpanel_core.emulator.client import EmulatorClient
 from mixpanel_core.emulator.config import EmulatorError
 from mixpanel_core.process_exit import _ExitHook
+
+from .subprocesses import run_python
 
 pytestmark = pytest.mark.integration
 
@@ -201,14 +199,7 @@ def test_records_the_orphan_thread_has_not_sent_yet_are_sent_at_exit(
     """Each request to the (slow) emulator takes 0.4 s: the process ends while the thread
     sends the first dropped consumer's records and the others still wait for it."""
     mixpanel_emulator.client.set_latency(0.4)
-    finished = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(EXIT_PROGRAM), mixpanel_emulator.base_url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    finished = run_python(EXIT_PROGRAM, mixpanel_emulator.base_url)
     assert finished.returncode == 0, finished.stderr
     received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
     assert received == collections.Counter(f"exit-{r}-{n}" for r in range(4) for n in range(10))
@@ -380,14 +371,7 @@ def test_at_exit_what_was_queued_is_sent_once_counted_done_and_the_drop_logged(
     process then exits: the exit hook sends the second's, the thread counts it done by what
     was handed over (not what is left), and the drop is logged once."""
     mixpanel_emulator.client.set_latency(0.4)
-    finished = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(EXIT_BOUND_PROGRAM), mixpanel_emulator.base_url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    finished = run_python(EXIT_BOUND_PROGRAM, mixpanel_emulator.base_url)
     received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
     assert received == collections.Counter(f"exit-{r}-{n}" for r in range(2) for n in range(10))
     logged = [line for line in finished.stderr.splitlines() if DROPPED.search(line)]

@@ -57,9 +57,11 @@ def _write_dead_letters(bootstrap: str, topic: str, values: list[bytes | None]) 
     writer.close(timeout=10)
 
 
-def _replay(tmp_path: Path, emulator: Emulator, bootstrap: str, topic: str) -> list[dict[str, Any]]:
+def _replay(
+    tmp_path: Path, emulator: Emulator, bootstrap: str, topic: str, retry_budget: float = 5.0
+) -> list[dict[str, Any]]:
     """Replays ``topic`` into a rejected file; returns its lines (the command must exit 0)."""
-    config = write_config(tmp_path, emulator)
+    config = write_config(tmp_path, emulator, retry_budget=retry_budget)
     rejected = tmp_path / "still-bad.jsonl"
     code = main(
         ["replay-dead-letters", "--topic", topic, "--config", str(config),
@@ -200,15 +202,8 @@ def test_each_rejected_line_carries_its_own_dead_letter_whatever_the_insert_ids(
     writer.settle(futures, timeout=30)
     writer.close(timeout=10)
     mixpanel_emulator.client.fail_next(1000, status=503)
-    config = write_config(tmp_path, mixpanel_emulator, retry_budget=0.2)
-    rejected = tmp_path / "still-bad.jsonl"
-    code = main(
-        ["replay-dead-letters", "--topic", topic, "--config", str(config),
-         "--bootstrap-servers", kafka_bootstrap, "--transport", "direct",
-         "--rejected-file", str(rejected), "--group-id", f"replay-{topic}"]
-    )  # fmt: skip
-    assert code == 0
-    lines = _by_source_offset(read_lines(rejected))
+    replayed = _replay(tmp_path, mixpanel_emulator, kafka_bootstrap, topic, retry_budget=0.2)
+    lines = _by_source_offset(replayed)
     assert sorted(lines) == [0, 1, 2]
     for offset, line in lines.items():
         assert line["stage"] == "delivery"

@@ -299,29 +299,19 @@ def test_dead_letters_acknowledged_are_committed_even_when_a_later_one_times_out
     assert "did not acknowledge 1 of 3 dead letters within 0.3s" in str(stopped.value)
 
 
-def test_what_is_done_when_a_stop_comes_is_committed_before_the_last_deliveries() -> None:
-    """The stop comes during a call that gets p0's records accepted and p1's failed. The
-    shutdown commits p0's before it retries p1's: those retries poll Kafka, and a rebalance
-    meanwhile (a replica joining or leaving) would make the forwarder forget p0's records
-    and the partition's next owner deliver them again, a profile $add applied twice."""
+def _stop_during_a_call_that_fails_p1(consumer: ScriptedConsumer, log: list[object]) -> None:
+    """Run the forwarder over p0's three records and p1's two: the first call asks it to stop,
+    gets p0's accepted and p1's failed; p1's are accepted when retried. ``log`` gets
+    ``("deliver", n)`` for each call."""
     p0, p1 = _partition(0), _partition(1)
-    steps: list[tuple[str, object]] = []
-
-    class LoggingConsumer(ScriptedConsumer):
-        def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
-            super().commit(offsets, timeout_ms)
-            steps.append(("commit", {tp.partition: meta.offset for tp, meta in offsets.items()}))
-
-    consumer = LoggingConsumer([p0, p1])
     consumer.script = [{p0: _records(0, range(3)), p1: _records(1, range(2))}]
     forwarder: Forwarder
 
     def deliver(
         endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
     ) -> list[DeliveryReport]:
-        first = not steps
-        steps.append(("deliver", len(messages)))
-        if not first:
+        log.append(("deliver", len(messages)))
+        if len(messages) < 5:
             return _accept(endpoint, messages, wait, deadline)
         forwarder.request_stop()
         # The records' order in the call is the poll's: p0's three, then p1's two.
@@ -333,8 +323,23 @@ def test_what_is_done_when_a_stop_comes_is_committed_before_the_last_deliveries(
     writer = DeadLetterWriter(DeadLetterProducer([]), "dead-letters", "group")
     forwarder = Forwarder(consumer, TOPIC, deliver, _config(), dead_letters=writer)
     _, raised = _run_bounded(forwarder, EXIT_BOUND)
-
     assert raised is None
+
+
+def test_what_is_done_when_a_stop_comes_is_committed_before_the_last_deliveries() -> None:
+    """The stop comes during a call that gets p0's records accepted and p1's failed. The
+    shutdown commits p0's before it retries p1's: those retries poll Kafka, and a rebalance
+    meanwhile (a replica joining or leaving) would make the forwarder forget p0's records
+    and the partition's next owner deliver them again, a profile $add applied twice."""
+    steps: list[object] = []
+
+    class LoggingConsumer(ScriptedConsumer):
+        def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
+            super().commit(offsets, timeout_ms)
+            steps.append(("commit", {tp.partition: meta.offset for tp, meta in offsets.items()}))
+
+    _stop_during_a_call_that_fails_p1(LoggingConsumer([_partition(0), _partition(1)]), steps)
+
     assert steps == [
         ("deliver", 5),
         ("commit", {0: 3}),
@@ -359,24 +364,7 @@ def test_a_first_shutdown_commit_refused_by_a_rebalance_is_tried_again_after_the
             super().commit(offsets, timeout_ms)
 
     consumer = RebalancingConsumer([p0, p1])
-    consumer.script = [{p0: _records(0, range(3)), p1: _records(1, range(2))}]
-    forwarder: Forwarder
+    _stop_during_a_call_that_fails_p1(consumer, [])
 
-    def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
-    ) -> list[DeliveryReport]:
-        if len(messages) < 5:
-            return _accept(endpoint, messages, wait, deadline)
-        forwarder.request_stop()
-        return [
-            DeliveryReport(m, DeliveryStatus.ACCEPTED if i < 3 else DeliveryStatus.FAILED, "t", 1)
-            for i, m in enumerate(messages)
-        ]
-
-    writer = DeadLetterWriter(DeadLetterProducer([]), "dead-letters", "group")
-    forwarder = Forwarder(consumer, TOPIC, deliver, _config(), dead_letters=writer)
-    _, raised = _run_bounded(forwarder, EXIT_BOUND)
-
-    assert raised is None
     assert len(consumer.commit_timeouts) == 2
     assert consumer.commits == [{p0: 3, p1: 2}]

@@ -7,9 +7,6 @@ import asyncio
 import datetime
 import json
 import logging
-import subprocess
-import sys
-import textwrap
 import time
 from decimal import Decimal
 from typing import Any
@@ -21,6 +18,8 @@ import pytest
 from mixpanel_core import ConfigError, compat
 from mixpanel_core import Mixpanel as CoreMixpanel
 from mixpanel_core.compat import DatetimeSerializer, Mixpanel, MixpanelException
+
+from ..subprocesses import run_python
 
 FIXED_TIME = round(time.time(), 3)  # recent: /track refuses events older than 5 days
 
@@ -176,8 +175,7 @@ def test_a_patched_time_time_reaches_payloads_as_with_the_official_client() -> N
 def test_a_clock_patched_while_the_first_client_is_built_does_not_outlive_the_patch() -> None:
     # A fresh interpreter, so the validator plugin is first imported under the patch: it must
     # not keep the fake clock once the patch is undone.
-    script = textwrap.dedent(
-        """
+    script = """
         from unittest import mock
         from mixpanel_core.compat import Mixpanel
 
@@ -191,9 +189,6 @@ def test_a_clock_patched_while_the_first_client_is_built_does_not_outlive_the_pa
         client.track("u1", "after the patch")
         print(len(Recorder.sent))
         """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python(script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"

@@ -12,10 +12,6 @@ import collections
 import gc
 import json
 import multiprocessing
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import weakref
@@ -38,6 +34,7 @@ from mixpanel_core.process_exit import _ExitHook
 from mixpanel_core.testing import ReportCollector
 from transports.buffered_http import BufferedHttpTransport
 
+from ..subprocesses import run_python
 from .test_buffered_http import make_event, transport_for
 
 pytestmark = pytest.mark.integration
@@ -316,14 +313,7 @@ def test_a_dropped_client_still_lingering_is_delivered_at_interpreter_exit(
 ) -> None:
     """Dropped with records queued, the transport lives on until they are sent: the bounded
     close at exit still reaches it (here, before its 30 s linger ends)."""
-    finished = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PROGRAM), mixpanel_emulator.base_url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    finished = run_python(PROGRAM, mixpanel_emulator.base_url)
     assert finished.returncode == 0, finished.stderr
     received = collections.Counter(mixpanel_emulator.client.insert_ids("track"))
     assert received == collections.Counter(f"exit-{n}" for n in range(40))

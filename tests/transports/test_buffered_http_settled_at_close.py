@@ -59,6 +59,34 @@ def _join_sender(transport: BufferedHttpTransport) -> None:
     assert not thread.is_alive()
 
 
+_SPLIT_FIRST_HALF_ACCEPTED = [
+    answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
+    answer(raw("200 OK", b'{"status": 1, "error": null}')),
+]
+"""The scripted answers of a batch split on 413 whose first half Mixpanel accepts."""
+
+
+def _one_take(
+    server: ScriptedServer,
+    records: int,
+    dead: Path,
+    report: Callable[[DeliveryReport], None],
+    backoff_base: float = 0.5,
+) -> BufferedHttpTransport:
+    """A transport to ``server`` that lingers until ``records`` are queued: one take, one
+    request. ``backoff_base=10``: a retry wait that outlasts close's timeout."""
+    options = BufferedHttpOptions(
+        linger=10.0,
+        max_batch_records=records,
+        backoff_base=backoff_base,
+        retry_budget=60.0,
+        exit_timeout=0.0,
+        dead_letter_path=str(dead),
+    )
+    settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
+    return BufferedHttpTransport(settings, options, report=report)
+
+
 class _AnsweredWhenCloseGivesUp(threading.Event):
     """Stands in for the sender's abort event. When ``close`` sets it (its flush ran out of time
     with a request held by the emulator), the request is let through, and ``close`` goes on
@@ -89,22 +117,9 @@ def test_close_cutting_a_retry_short_keeps_the_accepted_half_of_a_split_batch(
     reports: list[DeliveryReport] = []
     updates = [_profile(n) for n in range(8)]
     with ScriptedServer(
-        [
-            answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
-            answer(raw("200 OK", b'{"status": 1, "error": null}')),
-            answer(raw("503 Service Unavailable", b'{"error": "busy"}')),
-        ]
+        [*_SPLIT_FIRST_HALF_ACCEPTED, answer(raw("503 Service Unavailable", b'{"error": "busy"}'))]
     ) as server:
-        options = BufferedHttpOptions(
-            linger=10.0,  # until all eight are queued: one take, one request
-            max_batch_records=8,
-            backoff_base=10.0,  # the retry wait outlasts close's timeout
-            retry_budget=60.0,
-            exit_timeout=0.0,
-            dead_letter_path=str(dead),
-        )
-        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
-        transport = BufferedHttpTransport(settings, options, report=reports.append)
+        transport = _one_take(server, 8, dead, reports.append, backoff_base=10.0)
         if slow_way_out:
             send_encoded = transport.sender.client.send_encoded
 
@@ -160,21 +175,8 @@ def test_close_giving_up_during_the_second_half_of_a_split_keeps_the_accepted_fi
     if sent_twice:
         updates[4] = updates[0]
     released = threading.Event()
-    with ScriptedServer(
-        [
-            answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
-            answer(raw("200 OK", b'{"status": 1, "error": null}')),
-            _held(released),
-        ]
-    ) as server:
-        options = BufferedHttpOptions(
-            linger=10.0,  # until all eight are queued: one take, one request
-            max_batch_records=8,
-            exit_timeout=0.0,
-            dead_letter_path=str(dead),
-        )
-        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
-        transport = BufferedHttpTransport(settings, options, report=reports.append)
+    with ScriptedServer([*_SPLIT_FIRST_HALF_ACCEPTED, _held(released)]) as server:
+        transport = _one_take(server, 8, dead, reports.append)
         try:
             for update in updates:
                 transport.send(update)
@@ -208,20 +210,8 @@ def test_an_unexpected_error_in_the_second_half_of_a_split_keeps_the_accepted_fi
     dead = tmp_path / "dead.jsonl"
     reports: list[DeliveryReport] = []
     updates = [_profile(n) for n in range(8)]
-    with ScriptedServer(
-        [
-            answer(raw("413 Payload Too Large", b'{"error": "request too large"}')),
-            answer(raw("200 OK", b'{"status": 1, "error": null}')),
-        ]
-    ) as server:
-        options = BufferedHttpOptions(
-            linger=10.0,  # until all eight are queued: one take, one request
-            max_batch_records=8,
-            exit_timeout=0.0,
-            dead_letter_path=str(dead),
-        )
-        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
-        transport = BufferedHttpTransport(settings, options, report=reports.append)
+    with ScriptedServer(_SPLIT_FIRST_HALF_ACCEPTED) as server:
+        transport = _one_take(server, 8, dead, reports.append)
         client = transport.sender.client
         post = client._post
         posted: list[int] = []
@@ -264,16 +254,7 @@ def test_close_stopping_a_retry_wait_does_not_wait_for_the_reports_of_the_thread
 
     updates = [_profile(n) for n in range(10)]
     with ScriptedServer([answer(raw("503 Service Unavailable", b'{"error": "busy"}'))]) as server:
-        options = BufferedHttpOptions(
-            linger=10.0,  # until all ten are queued: one take, one request
-            max_batch_records=10,
-            backoff_base=10.0,  # the retry wait outlasts close's timeout
-            retry_budget=60.0,
-            exit_timeout=0.0,
-            dead_letter_path=str(dead),
-        )
-        settings = MixpanelSettings(api_host=server.base_url, token="emulator-token")
-        transport = BufferedHttpTransport(settings, options, report=report)
+        transport = _one_take(server, 10, dead, report, backoff_base=10.0)
         waiting = threading.Event()
         wait = transport.sender._wait
 
