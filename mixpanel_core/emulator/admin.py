@@ -26,6 +26,11 @@ from mixpanel_core.emulator.ingest import Reply
 from mixpanel_core.emulator.store import RecordStore
 
 _OK = orjson.dumps({"status": "ok"})
+# Longer than any test waits, and short enough for time.sleep (1e300 overflows it).
+MAX_LATENCY_SECONDS = 3600
+# HTTP forbids a body in these answers (RFC 9110 sections 6.4.1 and 15.3.6), and a fault
+# answer carries one; a 1xx (below the 200 allowed) is not even a final answer.
+_BODILESS_STATUSES = frozenset({204, 205, 304})
 
 
 class AdminError(Exception):
@@ -41,7 +46,7 @@ class AdminRoutes:
         self._fault_actions: dict[str, Callable[[Mapping[str, Any]], None]] = {
             "fail_next": self._fail_next,
             "fail_fraction": self._fail_fraction,
-            "latency": lambda args: faults.set_latency(_number(args, "seconds")),
+            "latency": lambda args: faults.set_latency(_latency(args)),
             "drop_next": lambda args: faults.drop_next(
                 _count(args), _endpoints(args.get("endpoints"))
             ),
@@ -88,15 +93,15 @@ class AdminRoutes:
             raise AdminError(f"body is not JSON: {exc}") from exc
         if not isinstance(args, dict):
             raise AdminError('body must be a JSON object like {"action": "fail_next", "n": 1}')
-        action = self._fault_actions.get(args.get("action", ""))
-        if action is None:
+        name = args.get("action")
+        if not isinstance(name, str) or name not in self._fault_actions:
             raise AdminError("'action' must be one of " + ", ".join(self._fault_actions))
-        action(args)
+        self._fault_actions[name](args)
 
     def _fail_next(self, args: Mapping[str, Any]) -> None:
         self._faults.fail_next(
             _count(args),
-            _status(args.get("status", 500)),
+            _status(args.get("status", 500), "status"),
             _endpoints(args.get("endpoints")),
             _optional_number(args, "retry_after"),
         )
@@ -113,7 +118,7 @@ class AdminRoutes:
             raise AdminError("'seed' must be an integer")
         self._faults.fail_fraction(
             probability,
-            [_status(status) for status in statuses],
+            [_status(status, "statuses") for status in statuses],
             seed,
             _endpoints(args.get("endpoints")),
             _optional_number(args, "retry_after"),
@@ -147,10 +152,20 @@ def _count(args: Mapping[str, Any]) -> int:
     return count
 
 
-def _status(value: object) -> int:
-    if not isinstance(value, int) or not 100 <= value <= 599:
-        raise AdminError(f"{value!r} is not an HTTP status (100-599)")
+def _status(value: object, field: str) -> int:
+    if not isinstance(value, int) or not 200 <= value <= 599 or value in _BODILESS_STATUSES:
+        raise AdminError(
+            f"'{field}': {value!r} is not an HTTP status of 200-599 that carries a body"
+            " (a fault answer has a JSON body; 204, 205 and 304 have none)"
+        )
     return value
+
+
+def _latency(args: Mapping[str, Any]) -> float:
+    seconds = _number(args, "seconds")
+    if seconds > MAX_LATENCY_SECONDS:
+        raise AdminError(f"'seconds' must be at most {MAX_LATENCY_SECONDS} (an hour)")
+    return seconds
 
 
 def _number(args: Mapping[str, Any], key: str) -> float:

@@ -118,6 +118,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--record-file", type=Path, help="append every accepted record to this JSON-lines file"
     )
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection after this many seconds without a byte from the client"
+        " (default: never)",
+    )
+    parser.add_argument(
         "--no-keep-records",
         dest="keep_records",
         action="store_false",
@@ -139,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         max_records=args.max_records,
         max_group_records=args.max_group_records,
         keep_records=args.keep_records,
+        idle_timeout=args.idle_timeout,
     )
 
 
@@ -154,6 +162,8 @@ def config_to_args(config: EmulatorConfig) -> tuple[list[str], dict[str, str]]:
         options += ["--record-file", str(config.record_file)]
     if not config.keep_records:
         options.append("--no-keep-records")
+    if config.idle_timeout is not None:
+        options += ["--idle-timeout", repr(config.idle_timeout)]
     environment: dict[str, str] = {}
     if config.api_secret is None:
         options.append("--no-api-secret")

@@ -23,6 +23,9 @@ DEFAULT_MAX_RECORDS = MAX_RECORDS_PER_REQUEST
 DEFAULT_MAX_GROUP_RECORDS = MAX_GROUP_RECORDS_PER_REQUEST
 
 ENDPOINTS = ("track", "engage", "groups", "import")
+# A day: longer than anything waits on a loopback test server, and within what a socket
+# timeout can hold (1e12 seconds overflows it).
+MAX_IDLE_TIMEOUT = 86400
 
 
 class EmulatorError(MixpanelCoreError):
@@ -34,7 +37,9 @@ class EmulatorConfig:
     """Everything an emulator needs to start; shared by in-process and separate-process emulators.
 
     ``keep_records=False`` keeps only counters and dedupe keys, for long benchmarks whose
-    accepted records would not fit in memory.
+    accepted records would not fit in memory. ``idle_timeout`` closes a connection on which
+    nothing arrives for that many seconds (None: never), as a real server closes idle
+    keep-alive connections.
     """
 
     host: str = "127.0.0.1"
@@ -49,6 +54,7 @@ class EmulatorConfig:
     max_records: int = DEFAULT_MAX_RECORDS
     max_group_records: int = DEFAULT_MAX_GROUP_RECORDS
     keep_records: bool = True
+    idle_timeout: float | None = None
     token_set: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +62,11 @@ class EmulatorConfig:
             raise EmulatorError("tokens is empty: configure at least one project token")
         if self.max_body_bytes <= 0 or self.max_records <= 0 or self.max_group_records <= 0:
             raise EmulatorError("max_body_bytes, max_records and max_group_records must be > 0")
+        if self.idle_timeout is not None and not 0 < self.idle_timeout <= MAX_IDLE_TIMEOUT:
+            raise EmulatorError(
+                f"idle_timeout must be seconds above 0 and at most {MAX_IDLE_TIMEOUT} (a day),"
+                " or None for never"
+            )
         # Built once so the per-record token check is a set lookup.
         object.__setattr__(self, "token_set", frozenset(self.tokens))
 
@@ -84,6 +95,7 @@ class EmulatorArguments:
         max_records: int = DEFAULT_MAX_RECORDS,
         max_group_records: int = DEFAULT_MAX_GROUP_RECORDS,
         keep_records: bool = True,
+        idle_timeout: float | None = None,
     ) -> None:
         self._configure(
             EmulatorConfig(
@@ -98,6 +110,7 @@ class EmulatorArguments:
                 max_records=max_records,
                 max_group_records=max_group_records,
                 keep_records=keep_records,
+                idle_timeout=idle_timeout,
             )
         )
 

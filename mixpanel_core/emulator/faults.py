@@ -71,6 +71,9 @@ class FaultPlan:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._released = threading.Event()
+        # A count of request threads waiting right now, not a setting: clear() leaves it to
+        # the threads it releases, each of which takes itself off as it leaves.
+        self._stalled_requests = 0
         self.clear()
 
     def clear(self) -> None:
@@ -80,7 +83,6 @@ class FaultPlan:
             self._drop: deque[_FailRule] = deque()
             self._fraction: _FractionRule | None = None
             self._latency = 0.0
-            self._stalled_requests = 0
         self._released.set()
 
     def fail_next(

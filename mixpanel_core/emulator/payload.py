@@ -35,6 +35,11 @@ class Payload:
     text: bytes | None = None
 
 
+# wire.loads reads a body that may hold an integer beyond 64 bits with the json module, which
+# runs out of stack, where orjson says "depth limit exceeded", on deeply nested arrays.
+_TOO_DEEP = "body is not valid JSON: arrays or objects nested too deep to read"
+
+
 def too_large_message(limit: int) -> str:
     """Mixpanel's 413 wording."""
     return f"request exceeds max limit of {limit} bytes"
@@ -87,6 +92,8 @@ def _json_records(raw: bytes | str) -> list[Any]:
         value = wire.loads(raw)
     except ValueError as exc:
         raise PayloadError(400, f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PayloadError(400, _TOO_DEEP) from exc
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
@@ -103,6 +110,8 @@ def _ndjson_records(body: bytes) -> list[Any]:
             records.append(wire.loads(line))
         except ValueError as exc:
             raise PayloadError(400, f"NDJSON line {number} is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise PayloadError(400, f"NDJSON line {number}: {_TOO_DEEP}") from exc
     return records
 
 

@@ -4,11 +4,13 @@ around ``IngestService``."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import sys
 import threading
 import time
 import traceback
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,27 +22,18 @@ from mixpanel_core.emulator.config import ENDPOINTS, EmulatorConfig
 from mixpanel_core.emulator.faults import FaultPlan, Verdict, fault_body
 from mixpanel_core.emulator.ingest import IngestRequest, IngestService, Reply
 from mixpanel_core.emulator.payload import too_large_message
+from mixpanel_core.emulator.request_body import (
+    BodyTooLargeError,
+    IncompleteBodyError,
+    UnframeableError,
+    read_body,
+)
 from mixpanel_core.emulator.store import RecordStore
 
 # A gzip body can be a few bytes bigger than its content; below this slack the exact
 # uncompressed size is checked after inflating.
 _GZIP_SLACK = 1024
-# Bodies that are too large are read and discarded so the connection stays usable, up to this.
-_DRAIN_LIMIT = 64 * 1024 * 1024
-_CHUNK = 64 * 1024
 _ADMIN_BODY_LIMIT = 1024 * 1024
-
-
-class _BodyTooLargeError(Exception):
-    """The body exceeded the limit; ``drained`` says whether the connection can be reused."""
-
-    def __init__(self, drained: bool) -> None:
-        super().__init__("body too large")
-        self.drained = drained
-
-
-class _BadRequestError(Exception):
-    """The request cannot be framed; answered with 400 and the connection closed."""
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -101,9 +94,30 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 64 * 1024
     server: EmulatorHTTPServer
 
+    def setup(self) -> None:
+        super().setup()
+        # A connection that sends nothing for this long is closed (http.server ends it on the
+        # TimeoutError), as a real server closes idle keep-alive connections.
+        self.connection.settimeout(self.server.config.idle_timeout)
+
     def log_message(self, format: str, *args: Any) -> None:
         # Silent: a line per request would swamp benchmarks, and request lines can carry secrets.
         return
+
+    def handle_expect_100(self) -> bool:
+        proceed = super().handle_expect_100()
+        # The interim answer must leave now: the client waits for it before sending the body,
+        # and the buffered wfile would otherwise hold it until the final answer.
+        self.wfile.flush()
+        return proceed
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed and not hasattr(self, "do_" + self.command):
+            # http.server answers 501 to a method it finds no do_<METHOD> for; routed instead,
+            # every method (TRACE, PROPFIND, ...) gets the documented 405 or 404.
+            setattr(self, "do_" + self.command, functools.partial(self._route, self.command))
+        return parsed
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -111,37 +125,24 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._route("POST")
 
-    # Every other method is routed too, so that it is refused as documented (405 on an
-    # ingestion endpoint, 404 under /_emulator/), not with http.server's 501 HTML page.
-    def do_PUT(self) -> None:
-        self._route("PUT")
-
-    def do_PATCH(self) -> None:
-        self._route("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._route("DELETE")
-
-    def do_OPTIONS(self) -> None:
-        self._route("OPTIONS")
-
-    def do_HEAD(self) -> None:
-        self._route("HEAD")
-
     def _route(self, method: str) -> None:
         try:
             self._dispatch(method)
-        except _BadRequestError as exc:
-            body = orjson.dumps({"code": 400, "error": str(exc), "status": "Bad Request"})
-            self._send(Reply(400, body), close=True)
+        except UnframeableError as exc:
+            phrase = HTTPStatus(exc.status).phrase
+            body = orjson.dumps({"code": exc.status, "error": str(exc), "status": phrase})
+            self._send(Reply(exc.status, body), close=True)
+        except IncompleteBodyError:
+            # Not a request: nothing is processed, and the client that hung up hears nothing.
+            self.close_connection = True
 
     def _dispatch(self, method: str) -> None:
         path, _, raw_query = self.path.partition("?")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         if path.startswith("/_emulator/"):
             try:
-                body = self._read_body(_ADMIN_BODY_LIMIT)
-            except _BodyTooLargeError as exc:
+                body = read_body(self.rfile, self.headers, _ADMIN_BODY_LIMIT)
+            except BodyTooLargeError as exc:
                 self._send(Reply(413, b'{"error":"control body too large"}'), close=not exc.drained)
                 return
             self._send(self.server.admin.dispatch(method, path, query, body))
@@ -152,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             self._ingest(endpoint, query)
-        except (ConnectionError, _BadRequestError):
+        except (ConnectionError, TimeoutError, UnframeableError, IncompleteBodyError):
             raise
         except Exception:
             traceback.print_exc()
@@ -160,9 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse_route(self, endpoint: str, method: str) -> None:
         try:
-            self._read_body(_ADMIN_BODY_LIMIT)
+            read_body(self.rfile, self.headers, _ADMIN_BODY_LIMIT)
             close = False
-        except _BodyTooLargeError as exc:
+        except BodyTooLargeError as exc:
             close = not exc.drained
         if endpoint in ENDPOINTS:
             reply = Reply(405, b'{"code":405,"error":"use POST","status":"Method Not Allowed"}')
@@ -178,86 +179,42 @@ class _Handler(BaseHTTPRequestHandler):
         if latency:
             time.sleep(latency)
         limit = server.config.max_body_bytes
+        body: bytes | None
         try:
-            body = self._read_body(limit + _GZIP_SLACK)
-        except _BodyTooLargeError as exc:
+            body, drained = read_body(self.rfile, self.headers, limit + _GZIP_SLACK), True
+        except BodyTooLargeError as exc:
+            body, drained = None, exc.drained
+        # Decided for every whole request, too large or not: a fault applies to the next n
+        # requests whatever their size (one cut short or unframeable is no request).
+        verdict = faults.verdict(endpoint)
+        if verdict.action != "serve":
+            self._apply_fault(endpoint, verdict, close=not drained)
+            return
+        if body is None:
             message = too_large_message(limit)
             reply = Reply(
                 413, orjson.dumps({"code": 413, "error": message, "status": "Payload Too Large"})
             )
             server.store.count_request(endpoint, "413")
-            self._send(reply, close=not exc.drained)
-            return
-        verdict = faults.verdict(endpoint)
-        if verdict.action == "drop":
-            server.store.count_request(endpoint, "dropped")
-            # Closing without a byte of answer is what a reset proxy or a crashed server looks like.
-            self.close_connection = True
-            return
-        if verdict.action == "fail":
-            server.store.count_request(endpoint, str(verdict.status))
-            self._send_fault(verdict)
+            self._send(reply, close=not drained)
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
         reply = server.ingest.handle(IngestRequest(endpoint, query, headers, body))
         server.store.count_request(endpoint, str(reply.status))
         self._send(reply)
 
-    def _send_fault(self, verdict: Verdict) -> None:
+    def _apply_fault(self, endpoint: str, verdict: Verdict, *, close: bool) -> None:
+        """Answer with the injected status, or drop the connection, counting the request."""
+        if verdict.action == "drop":
+            self.server.store.count_request(endpoint, "dropped")
+            # Closing without a byte of answer is what a reset proxy or a crashed server looks like.
+            self.close_connection = True
+            return
+        self.server.store.count_request(endpoint, str(verdict.status))
         extra: tuple[tuple[str, str], ...] = ()
         if verdict.retry_after is not None:
             extra = (("Retry-After", _delay_seconds(verdict.retry_after)),)
-        self._send(Reply(verdict.status, fault_body(verdict.status)), extra=extra)
-
-    def _read_body(self, limit: int) -> bytes:
-        """Read the whole body (sized or chunked); raise _BodyTooLargeError past ``limit``."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked(limit)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            # Without a usable length the rest of the stream cannot be framed: answer and close.
-            raise _BadRequestError("Content-Length is not a non-negative integer")
-        if length > limit:
-            raise _BodyTooLargeError(self._discard(length))
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            size_line = self.rfile.readline(1024).split(b";")[0].strip()
-            try:
-                chunk_size = int(size_line or b"0", 16)
-            except ValueError as exc:
-                raise _BadRequestError("malformed chunked body") from exc
-            if chunk_size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                break
-            size += chunk_size
-            if size > _DRAIN_LIMIT:
-                raise _BodyTooLargeError(drained=False)
-            chunk = self.rfile.read(chunk_size)
-            self.rfile.readline(1024)
-            if size <= limit:
-                parts.append(chunk)
-        if size > limit:
-            raise _BodyTooLargeError(drained=True)
-        return b"".join(parts)
-
-    def _discard(self, length: int) -> bool:
-        if length > _DRAIN_LIMIT:
-            return False
-        remaining = length
-        while remaining > 0:
-            read = self.rfile.read(min(_CHUNK, remaining))
-            if not read:
-                return False
-            remaining -= len(read)
-        return True
+        self._send(Reply(verdict.status, fault_body(verdict.status)), close=close, extra=extra)
 
     def _send(
         self, reply: Reply, close: bool = False, extra: tuple[tuple[str, str], ...] = ()

@@ -79,7 +79,10 @@ def usual_event_keys(
                 break
             if type(raw_time) is not float and type(raw_time) is not int:
                 break
-            seconds = raw_time / 1000.0 if raw_time > _MILLISECONDS_THRESHOLD else raw_time
+            try:
+                seconds = raw_time / 1000.0 if raw_time > _MILLISECONDS_THRESHOLD else raw_time
+            except OverflowError:
+                break  # an integer beyond a float's range: the full checks refuse it
             if not earliest <= seconds <= latest:
                 break
             if (

@@ -6,6 +6,7 @@ stores them, so the caller must own the records it passes in (freshly parsed JSO
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -76,7 +77,10 @@ def time_in_seconds(value: object) -> float | None:
     """Read an event ``time`` given in seconds or milliseconds; None if it is not a number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return value / 1000.0 if value > MILLISECONDS_THRESHOLD else float(value)
+    try:
+        return value / 1000.0 if value > MILLISECONDS_THRESHOLD else float(value)
+    except OverflowError:
+        return None  # an integer beyond a float's range (1e309 and up) is no time either
 
 
 def validate_event(
@@ -102,7 +106,10 @@ def validate_event(
     # The common valid cases are tested inline first: this runs for every record of a benchmark.
     raw_time = props.get("time")
     if type(raw_time) is float or type(raw_time) is int:
-        seconds = raw_time / 1000.0 if raw_time > MILLISECONDS_THRESHOLD else raw_time
+        try:
+            seconds = raw_time / 1000.0 if raw_time > MILLISECONDS_THRESHOLD else raw_time
+        except OverflowError:
+            seconds = math.inf  # an integer beyond a float's range: _check_time refuses it
         earliest = (
             EARLIEST_IMPORT_TIME if rules.window_seconds is None else now - rules.window_seconds
         )

@@ -237,3 +237,79 @@ def test_malformed_fault_requests_are_400_and_change_nothing(
 def test_malformed_fault_calls_raise_emulator_error(controls: EmulatorControls) -> None:
     with pytest.raises(EmulatorError, match="not an HTTP status"):
         controls.fail_next(1, status=1000)
+
+
+def test_stalled_requests_counts_the_requests_held_now_after_clear_faults_and_reset(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    """Releasing held requests does not reset the count under them: it never goes negative."""
+
+    def held(count: int) -> list[threading.Thread]:
+        senders = [
+            threading.Thread(target=_track, args=(mixpanel_emulator, make_event()))
+            for _ in range(count)
+        ]
+        for sender in senders:
+            sender.start()
+        deadline = time.monotonic() + 10
+        while controls.faults()["stalled_requests"] != count:
+            assert time.monotonic() < deadline, f"{count} requests never held at once"
+            time.sleep(0.01)
+        return senders
+
+    controls.stall()
+    senders = held(2)
+    controls.clear_faults()
+    for sender in senders:
+        sender.join(5)  # answered, so no longer held
+    assert controls.faults()["stalled_requests"] == 0
+    controls.stall()
+    senders = held(1)
+    controls.reset()
+    senders[0].join(5)
+    assert controls.faults()["stalled_requests"] == 0
+
+
+@pytest.mark.parametrize("over", [1, 2_000, 200_000])
+def test_a_too_large_request_takes_the_pending_fault_however_far_over_the_limit(
+    make_event: MakeEvent, over: int
+) -> None:
+    """fail_next applies to the next n requests: a body over the limit (by less, or more, than
+    a gzip body's slack) is one of them; the fault spent, the same body gets its 413."""
+    with Emulator(max_body_bytes=100_000) as emulator:
+        body = b"[" + b" " * (100_000 + over - 2) + b"]"
+        url = emulator.base_url + "/track"
+        headers = {"Content-Type": "application/json"}
+        emulator.fail_next(1, 503)
+        with requests.Session() as session:
+            assert session.post(url, data=body, headers=headers).status_code == 503
+            assert emulator.faults()["fail_next"] == []
+            assert session.post(url, data=body, headers=headers).status_code == 413
+        assert emulator.stats()["requests"]["track"] == {"503": 1, "413": 1}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"action": ["fail_next"]}, "'action' must be one of"),
+        ({"action": {"name": "stall"}}, "'action' must be one of"),
+        ({"action": "latency", "seconds": 1e300}, "'seconds' must be at most 3600"),
+        ({"action": "fail_next", "n": 1, "status": 101}, "'status': 101 is not an HTTP status"),
+        ({"action": "fail_next", "n": 1, "status": 204}, "'status': 204 is not an HTTP status"),
+        ({"action": "fail_next", "n": 1, "status": 205}, "'status': 205 is not an HTTP status"),
+        ({"action": "fail_next", "n": 1, "status": 304}, "'status': 304 is not an HTTP status"),
+        (
+            {"action": "fail_fraction", "p": 0.5, "statuses": [429, 204]},
+            "'statuses': 204 is not an HTTP status",
+        ),
+    ],
+)
+def test_a_fault_request_out_of_bounds_raises_emulator_error_naming_the_field(
+    controls: EmulatorControls, arguments: dict[str, Any], says: str
+) -> None:
+    """Over HTTP a 400 (never a closed connection), in process an EmulatorError (never a
+    TypeError). The body is posted as written: no public method sends a non-string action."""
+    before = controls.faults()
+    with pytest.raises(EmulatorError, match=says):
+        controls._admin("POST", "/_emulator/faults", body=arguments)
+    assert controls.faults() == before

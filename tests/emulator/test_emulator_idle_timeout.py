@@ -1,0 +1,76 @@
+"""The idle timeout over real sockets: the emulator closes a keep-alive connection that sends
+nothing for ``idle_timeout`` seconds, as a real server does, and clients must cope."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from mixpanel_core.emulator import Emulator, EmulatorError, EmulatorProcess
+from mixpanel_core.frozen import freeze
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.messages import Event
+from mixpanel_core.settings import MixpanelSettings
+
+pytestmark = pytest.mark.integration
+
+IDLE = 0.3
+TRACK = b"POST /track HTTP/1.1\r\nHost: emulator\r\nContent-Length: 0\r\n\r\n"
+
+
+def _answered_then_closed(base_url: str) -> float:
+    """Send one request on a new connection, read its answer, and return how many seconds
+    after it the emulator closed the connection (recv gives up after 5 s)."""
+    host, _, port = base_url.removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(TRACK)
+        assert raw.recv(65536).startswith(b"HTTP/1.1 400 ")  # an empty body, still answered
+        answered = time.monotonic()
+        assert raw.recv(65536) == b""  # the close; a TimeoutError here fails the test
+        return time.monotonic() - answered
+
+
+def test_a_connection_idle_for_the_idle_timeout_is_closed() -> None:
+    with Emulator(idle_timeout=IDLE) as emulator:
+        assert IDLE / 2 <= _answered_then_closed(emulator.base_url) < IDLE + 2
+
+
+def test_the_idle_timeout_reaches_an_emulator_process_through_its_command_line() -> None:
+    with EmulatorProcess(idle_timeout=IDLE) as emulator:
+        assert IDLE / 2 <= _answered_then_closed(emulator.base_url) < IDLE + 2
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 1e12, float("nan")])
+def test_an_idle_timeout_out_of_bounds_is_refused(seconds: float) -> None:
+    with pytest.raises(EmulatorError, match="idle_timeout must be seconds above 0"):
+        Emulator(idle_timeout=seconds)
+
+
+def _event(insert_id: str) -> Event:
+    record = {
+        "event": "Signed Up",
+        "properties": {
+            "token": "emulator-token",
+            "distinct_id": "user-1",
+            "time": time.time(),
+            "$insert_id": insert_id,
+        },
+    }
+    return Event(freeze(record, Event.kind))
+
+
+def test_the_ingestion_client_delivers_once_on_a_pooled_connection_the_emulator_closed() -> None:
+    """The client's pooled connection is closed by the emulator while idle; the next send
+    reaches Mixpanel on a new connection, and each record arrives exactly once."""
+    with Emulator(idle_timeout=IDLE) as emulator:
+        settings = MixpanelSettings(api_host=emulator.base_url, token="emulator-token")
+        client = IngestionClient(settings, HttpOptions(backoff_base=0.001, backoff_cap=0.002))
+        assert client.send_batch("track", [_event("before-idle")]).ok
+        time.sleep(IDLE * 3)  # the emulator closes the kept-alive connection meanwhile
+        result = client.send_batch("track", [_event("after-idle")])
+        assert result.ok
+        assert emulator.insert_ids("track") == ["before-idle", "after-idle"]
+        # In-process stats open no connection: the second one is the client's new connection.
+        assert emulator.stats()["connections"] == 2
