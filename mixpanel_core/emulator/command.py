@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _service_account(value: str) -> tuple[str, str]:
     user, separator, secret = value.partition(":")
     if not separator or not user or not secret:
-        raise argparse.ArgumentTypeError("expected USER:SECRET")
+        raise argparse.ArgumentTypeError(f"expected USER:SECRET (also from ${SERVICE_ACCOUNT_ENV})")
     return user, secret
 
 
@@ -73,9 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--service-account",
         type=_service_account,
-        default=_service_account(os.environ[SERVICE_ACCOUNT_ENV])
-        if os.environ.get(SERVICE_ACCOUNT_ENV)
-        else DEFAULT_SERVICE_ACCOUNT,
+        # A string default goes through ``type`` only when the emulator's options are parsed:
+        # a malformed variable must not break every other sub-command as the parser is built.
+        default=os.environ.get(SERVICE_ACCOUNT_ENV) or DEFAULT_SERVICE_ACCOUNT,
         metavar="USER:SECRET",
         help=f"service account accepted by /import (env: {SERVICE_ACCOUNT_ENV})",
     )

@@ -187,3 +187,21 @@ def test_environment_secrets_are_used_when_options_are_absent(make_event: MakeEv
         child.wait(10)
         if child.stdout is not None:
             child.stdout.close()
+
+
+def test_a_malformed_service_account_variable_fails_the_emulator_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Read when the parser was built, it broke every sub-command (`plugins`, `config check`).
+    monkeypatch.setenv("MIXPANEL_EMULATOR_SERVICE_ACCOUNT", "user-without-secret-S3CRET")
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    register(subparsers)
+    subparsers.add_parser("other")
+    assert parser.parse_args(["other"]) is not None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["emulator"])
+    error = capsys.readouterr().err
+    assert "USER:SECRET" in error
+    assert "MIXPANEL_EMULATOR_SERVICE_ACCOUNT" in error
+    assert "S3CRET" not in error
