@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -14,15 +16,21 @@ from mixpanel_core.frozen import FrozenDict
 
 
 def dumps(record: FrozenDict | dict[str, Any] | list[Any]) -> bytes:
-    """Compact JSON of a record, or a list of them.
+    """Compact JSON of a record, or a list of them, in UTF-8.
 
-    Raises ``NotJSONError`` naming the field for an integer too long for Python to write
-    (more than ``sys.get_int_max_str_digits()`` digits): the one JSON value that can fail.
+    Raises ``NotJSONError`` naming the field and saying what cannot be written: an integer
+    too long for Python to write (more than ``sys.get_int_max_str_digits()`` digits), or a
+    value or key that is no JSON at all (which a frozen record never holds).
     """
     try:
         data = orjson.dumps(record)
     except TypeError:
-        return _dumps_big_integers(record)
+        # orjson refuses JSON the official SDK writes: chiefly integers beyond 64 bits, and
+        # strings holding a lone surrogate ("file\udcff.txt", as os.fsdecode gives for a byte
+        # that is not UTF-8). ``json`` writes them; the surrogate, which UTF-8 cannot carry,
+        # as the escape ``\udcff`` the official SDK sends (backslashreplace writes exactly
+        # that, and surrogates are all UTF-8 refuses).
+        return _json_text(record, _UTF8).encode("utf-8", "backslashreplace")
     # orjson returns its whole working buffer, at least 4 KiB, as the bytes object, whatever
     # the length of the JSON. Records wait by the thousand in queues, so each is copied into
     # an object of its own size (the join allocates exactly that): about 60 ns, where a
@@ -31,45 +39,70 @@ def dumps(record: FrozenDict | dict[str, Any] | list[Any]) -> bytes:
 
 
 def dumps_str(record: FrozenDict | dict[str, Any]) -> str:
-    """``dumps`` as text, for consumers in the official style that take ``str``."""
+    """``dumps`` as text: the fast form, for readers that only parse it (not the official
+    SDK's text: see ``dumps_official``)."""
+    return dumps(record).decode()
+
+
+def dumps_official(record: FrozenDict | dict[str, Any]) -> str:
+    """The text the official SDK writes for ``record``: ``json_dumps``, that is
+    ``json.dumps(record, separators=(",", ":"))`` (ASCII, ``\\u00fc``, ``1e-07``).
+
+    For code of the user's that compares or signs the text its consumer receives. Slower than
+    ``dumps``; raises ``NotJSONError`` as it does.
+    """
+    return _json_text(record, _OFFICIAL)
+
+
+# Built once: ``json.dumps`` with options builds an encoder per call. Encoding keeps no state
+# in the encoder, so one serves every thread. NaN and the infinities are refused rather than
+# written as the bare ``NaN`` no JSON parser takes (frozen records never hold them).
+_OFFICIAL = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_UTF8 = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def _json_text(record: FrozenDict | dict[str, Any] | list[Any], encoder: json.JSONEncoder) -> str:
     try:
-        return orjson.dumps(record).decode()
-    except TypeError:
-        return _dumps_big_integers(record).decode()
+        return encoder.encode(record)
+    except RecursionError:
+        raise NotJSONError([Problem("record", "is nested too deeply to be written")]) from None
+    except (TypeError, ValueError) as exc:
+        # Said like any other value JSON cannot carry: naming the field, rather than as an
+        # error from deep inside ``json``.
+        found = _unwritable(record, "")
+        problem = Problem(*found) if found else Problem("record", f"cannot be written: {exc}")
+        raise NotJSONError([problem]) from None
 
 
-def _dumps_big_integers(record: FrozenDict | dict[str, Any] | list[Any]) -> bytes:
-    # orjson refuses integers outside 64 bits, the one JSON value it cannot write; the
-    # official SDK's ``json`` writes them as they are, and so must we. Same JSON, other
-    # spelling only where the two differ harmlessly (``1e+16`` against ``1e16``).
-    try:
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-    except ValueError:
-        # Python writes no integer longer than its digit limit (4,300 by default), which
-        # guards against conversions that take quadratic time. Said like any other value
-        # JSON cannot carry: naming the field, rather than as an error from deep inside.
-        field = _unwritable_integer(record, "") or "record"
-        rule = f"an integer of more than {sys.get_int_max_str_digits()} digits cannot be written"
-        raise NotJSONError([Problem(field, rule)]) from None
+_KEY_TYPES = (str, int, float, bool, type(None))
 
 
-def _unwritable_integer(value: object, path: str) -> str | None:
-    """The path (``properties.n``, ``items[2]``) of the first integer ``str`` refuses."""
+def _unwritable(value: object, path: str) -> tuple[str, str] | None:
+    """The path (``properties.n``, ``items[2]``) of the first value ``json`` cannot write,
+    and why; ``None`` if there is none."""
     if isinstance(value, dict):
         for key, item in value.items():
-            found = _unwritable_integer(item, f"{path}.{key}" if path else str(key))
+            if not isinstance(key, _KEY_TYPES):
+                return path or "record", f"a key of type {type(key).__name__} cannot be written"
+            found = _unwritable(item, f"{path}.{key}" if path else str(key))
             if found is not None:
                 return found
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _unwritable_integer(item, f"{path}[{index}]")
+            found = _unwritable(item, f"{path}[{index}]")
             if found is not None:
                 return found
-    elif isinstance(value, int):
+    elif isinstance(value, int):  # bool too, which always writes
         try:
             str(value)
         except ValueError:
-            return path
+            limit = sys.get_int_max_str_digits()
+            return path, f"an integer of more than {limit} digits cannot be written"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return path, f"{value} cannot be written: JSON has no NaN or infinities"
+    elif not isinstance(value, str) and value is not None:
+        return path, f"a {type(value).__name__} cannot be written as JSON"
     return None
 
 
@@ -78,24 +111,53 @@ def dumps_array(encoded: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(encoded) + b"]"
 
 
-# Every byte to b" " but the digits, which become b"0": a run of twenty zeros in the result
-# is an integer that may not fit 64 bits (2**64 has twenty digits). One C-speed pass.
-_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+# Every byte to b" " but the digits and the minus, which become b"0": a run of twenty zeros in
+# the result is an integer that may not fit 64 bits (2**64 has twenty digits; -2**63 - 1 has
+# nineteen and its minus). One C-speed pass and one search (a search costs as much as the
+# pass, so none more for negatives); digits joined by hyphens (a long id) take the exact path
+# too, only more slowly.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 or c == 0x2D else 0x20 for c in range(256))
 _LONG_DIGIT_RUN = b"0" * 20
+
+# A ``\u`` escape of a surrogate (D800-DFFF): the one thing in JSON orjson refuses to read
+# that ``json`` reads, when it stands alone (``\udcff``, as json.dumps writes a lone one).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON; raises ``ValueError`` on bad input (``NaN`` and the infinities included).
 
-    orjson reads an integer beyond 64 bits as a float, which would round it; text that may
-    hold one is parsed by ``json``, which keeps it exact as the official SDK wrote it.
+    orjson reads an integer beyond 64 bits as a float, which would round it, and refuses a
+    lone surrogate escape (``"file\\udcff.txt"``, which the official SDK writes for a string
+    from ``os.fsdecode``): text that may hold either is parsed by ``json``, which keeps the
+    integer exact and the string as the official SDK's caller had it.
     """
     raw = data.encode() if isinstance(data, str) else data
     if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
-        return json.loads(raw, parse_constant=_refuse_constant)
-    return orjson.loads(raw)
+        return _json_loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # Looked for only here: bad input is rare, text with surrogate escapes rarer.
+        if _SURROGATE_ESCAPE.search(raw) is None:
+            raise
+    return _json_loads(raw)
+
+
+def _json_loads(raw: bytes) -> Any:
+    # Decoded here, strictly, as orjson does: ``json`` would take surrogates encoded in the
+    # bytes themselves, which is no UTF-8.
+    return json.loads(raw.decode(), parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def _refuse_constant(name: str) -> Any:
     # orjson refuses NaN and the infinities; the fallback must not accept more than it.
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    # ``json`` reads 1e400 as infinity, which orjson refuses and no record may hold.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
