@@ -660,8 +660,9 @@ class IngestionClient:
         return (
             f"Mixpanel refused the {used} for /{endpoint} "
             f"(HTTP {error.answer.http_status}): {error.answer.reason}. Retrying cannot help: "
-            "check the credentials in [mixpanel] (service_account_username/"
-            "service_account_secret with project_id, api_secret, or token)."
+            "check that credential where it is given (in code: credentials=, api_secret= or "
+            "the project token; in a TOML file: service_account_username/"
+            "service_account_secret with project_id, api_secret or token under [mixpanel])."
         )
 
     def _proxy_refusal_text(self, endpoint: Endpoint, error: _CredentialsRefusedError) -> str:
