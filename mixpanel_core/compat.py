@@ -103,8 +103,10 @@ class Mixpanel(_CoreMixpanel):
     """The official constructor: ``Mixpanel(token, consumer, serializer, ..., credentials)``.
 
     Without a consumer, messages go to api.mixpanel.com through ``Consumer(credentials=...)``,
-    as the official client's do, so failures raise ``MixpanelException``. Feature flags are not
-    part of mixpanel-core; passing a flags config fails loudly rather than doing nothing.
+    as the official client's do, so failures raise ``MixpanelException``. ``_consumer`` and
+    ``_serializer`` read as on the official client (``_consumer`` cannot be replaced).
+    Feature flags are not part of mixpanel-core; passing a flags config fails loudly rather
+    than doing nothing.
     """
 
     def __init__(
@@ -129,9 +131,28 @@ class Mixpanel(_CoreMixpanel):
             from mixpanel_core.compat_consumers import Consumer
 
             consumer = Consumer(credentials=credentials)
+        # What the official client keeps under these names, which tests read: the consumer
+        # records go through (the one given, or that default) and the serializer as given.
+        self._consumer_given = consumer
+        self._serializer = serializer
         # The official SDK hands ``None`` to json.dumps as ``cls``: the plain encoder.
         encoder = json.JSONEncoder if serializer is None else serializer
         super().__init__(token, consumer, serializer=encoder)
+
+    @property
+    def _consumer(self) -> object:
+        return self._consumer_given
+
+    @_consumer.setter
+    def _consumer(self, consumer: object) -> None:
+        # The official client sends through whatever this attribute holds; here the consumer
+        # was wired into the pipeline when the client was built. Refused rather than ignored:
+        # the records would otherwise go on to the old consumer (Mixpanel itself, by default).
+        raise AttributeError(
+            "_consumer: cannot be replaced on a mixpanel-core client, which would go on sending "
+            "through the consumer it was built with; pass the consumer to Mixpanel(token, "
+            "consumer) instead"
+        )
 
 
 def __getattr__(name: str) -> Any:

@@ -16,11 +16,13 @@ what it held). What cannot be delivered, or is dropped, is logged at ERROR with 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -62,7 +64,11 @@ OFFICIAL_TO_CORE: dict[str, Endpoint] = {
 
 
 class Consumer:
-    """Sends every ``send`` at once, as its own request (the official ``Consumer``)."""
+    """Sends every ``send`` at once, as its own request (the official ``Consumer``).
+
+    ``_endpoints`` maps the official endpoint names to the URLs used, as the official class's
+    does; read-only, since changing it would not change where records go.
+    """
 
     def __init__(
         self,
@@ -92,6 +98,7 @@ class Consumer:
             settings = ServiceAccountCredentials.adopt(credentials).settings(settings)
         options = HttpOptions()
         if request_timeout is not None:
+            _check_timeout(request_timeout)
             options = attrs.evolve(
                 options, connect_timeout=request_timeout, read_timeout=request_timeout
             )
@@ -104,6 +111,9 @@ class Consumer:
                 max_retries=retry_limit,
             )
         self._client = IngestionClient(settings, options, name="compat")
+        self._endpoints: Mapping[str, str] = MappingProxyType(
+            {name: self._client.urls[core] for name, core in OFFICIAL_TO_CORE.items()}
+        )
 
     def send(
         self,
@@ -111,7 +121,7 @@ class Consumer:
         json_message: str,
         api_key: str | tuple[str | None, str | None] | None = None,
         api_secret: str | None = None,
-    ) -> bool:
+    ) -> None:
         """Send one record (or a JSON array of records) to ``endpoint`` now.
 
         ``endpoint`` is ``events``, ``people``, ``groups`` or ``imports``. Raises
@@ -119,7 +129,6 @@ class Consumer:
         """
         core = _core_endpoint(endpoint)
         self.send_messages(core, _messages(core, json_message, api_key, api_secret))
-        return True
 
     def send_messages(
         self, core: Endpoint, messages: Sequence[Message], deadline: Deadline = None
@@ -141,7 +150,8 @@ class BufferedConsumer:
     """Holds up to ``max_size`` records per endpoint and sends them as one request.
 
     The official class caps ``max_size`` at 50; here it may be up to Mixpanel's own limit
-    (2,000; 200 for groups). ``flush()`` sends everything held.
+    (2,000; 200 for groups). ``flush()`` sends everything held. ``_max_size`` reads the batch
+    size, as on the official class.
     """
 
     def __init__(
@@ -198,6 +208,10 @@ class BufferedConsumer:
             for endpoint in OFFICIAL_TO_CORE:
                 self._buffers.flush_endpoint(endpoint)
 
+    @property
+    def _max_size(self) -> int:
+        return self._buffers.max_size
+
 
 class _Buffers:
     """A ``BufferedConsumer``'s records and the ``Consumer`` that sends them, apart from it so
@@ -248,7 +262,10 @@ class _Buffers:
                 ]
                 self.records[endpoint] = retry + buffer[limit:]
                 raised = MixpanelException(str(error), reports=error.reports)
-                raised.message = wire.dumps_array(wire.dumps(m.record) for m in batch).decode()
+                # The official class joins the texts it was given; rebuilt from the records as
+                # the official client writes them, only now, rather than each text held twice.
+                texts = ",".join(wire.dumps_official(m.record) for m in batch)
+                raised.message = f"[{texts}]"
                 raised.endpoint = endpoint
                 raise raised from error
             buffer = buffer[limit:]
@@ -465,10 +482,24 @@ def _flush_at_exit(buffers: _Buffers) -> None:
 
 def _core_endpoint(endpoint: str) -> Endpoint:
     if endpoint not in OFFICIAL_TO_CORE:
+        # The official text, word for word (its ``dict_keys([...])`` too): code matches on it.
         raise MixpanelException(
-            f'No such endpoint "{endpoint}". Valid endpoints are one of {list(OFFICIAL_TO_CORE)}'
+            f'No such endpoint "{endpoint}". Valid endpoints are one of {OFFICIAL_TO_CORE.keys()}'
         )
     return OFFICIAL_TO_CORE[endpoint]
+
+
+def _check_timeout(request_timeout: object) -> None:
+    if isinstance(request_timeout, bool) or not isinstance(request_timeout, int | float):
+        raise TypeError(
+            "request_timeout: must be a number of seconds (or None for the default timeouts), "
+            f"not {type(request_timeout).__name__}"
+        )
+    if not (math.isfinite(request_timeout) and request_timeout > 0):
+        raise ValueError(
+            "request_timeout: must be a number of seconds greater than 0 and finite (or None "
+            f"for the default timeouts), not {request_timeout!r}"
+        )
 
 
 def _messages(

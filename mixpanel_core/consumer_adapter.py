@@ -45,6 +45,12 @@ class ConsumerTransport:
     ``(api_key, api_secret)`` pair when the consumer takes it, profile updates to ``"people"``,
     group updates to ``"groups"``. What the consumer raises reaches the caller unchanged.
 
+    Each gets the text the official client would hand it (``json_dumps``: ASCII, ``1e-07``),
+    which code of the user's may compare or sign; the drop-in consumers of
+    ``mixpanel_core.compat_consumers``, which only parse it, get the encoding validation
+    already made. Leaving the client flushes the consumer but never closes it: it is the
+    caller's, perhaps shared with other clients, and the official client closes none.
+
     Reports: a message whose ``send`` raised is reported FAILED. One whose ``send`` returned is
     reported ACCEPTED only when the consumer has no ``flush``: a consumer with one (such as
     ``BufferedConsumer``) may only have buffered it, and what becomes of it later is known only
@@ -57,10 +63,11 @@ class ConsumerTransport:
         self._report = report
         self._takes_auth = _positional_params(consumer.send) >= 3
         self._buffers = callable(getattr(consumer, "flush", None))
+        self._text = _validated_json if _only_parses(consumer) else _official_json
 
     def send(self, message: Message) -> None:
         endpoint = OFFICIAL_ENDPOINTS[message.endpoint]
-        payload = wire.dumps_str(message.record)
+        payload = self._text(message)
         try:
             if endpoint == "imports" and self._takes_auth:
                 auth = message.auth
@@ -81,8 +88,24 @@ class ConsumerTransport:
         return ()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
-        self.flush(timeout)
-        close = getattr(self.consumer, "close", None)
-        if close is not None:
-            close()
-        return ()
+        return self.flush(timeout)
+
+
+def _only_parses(consumer: Any) -> bool:
+    """Whether ``consumer.send`` is a drop-in consumer's own, which only parses the text.
+
+    Told by the module of the function ``send`` runs, so that a subclass overriding it, or a
+    ``send`` replaced on the instance, gets the official text like any consumer of the user's.
+    """
+    send = consumer.send
+    function = getattr(send, "__func__", send)
+    return getattr(function, "__module__", None) == "mixpanel_core.compat_consumers"
+
+
+def _official_json(message: Message) -> str:
+    return wire.dumps_official(message.record)
+
+
+def _validated_json(message: Message) -> str:
+    # Cached when validation measured it (the default mixpanel_limits does): then only decoded.
+    return message.json().decode()
