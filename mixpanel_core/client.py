@@ -309,11 +309,20 @@ class Mixpanel:
     # -- lifecycle ------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> list[Message]:
-        """Deliver what the transports hold; returns what could not be delivered in time."""
+        """Deliver what the transports hold, within ``timeout``; returns the messages they still
+        hold, with no outcome yet (they go on delivering them).
+
+        Messages rejected or failed by then are not returned: they are reported to the
+        ``mixpanel_delivered`` hooks, and dead-lettered and logged by the transports that do
+        (``buffered_http``). One exception: ``multiprocessing_queue`` also returns the messages
+        it could not queue by the deadline, which it reported FAILED. See
+        docs/transports/index.md.
+        """
         return self.pipeline.flush(timeout)
 
     def close(self, timeout: float | None = None) -> list[Message]:
-        """Flush and release the transports; returns what could not be delivered."""
+        """Flush and release the transports; returns the messages they gave up on, each also
+        reported FAILED. Messages that failed before are not returned (see ``flush``)."""
         return self.pipeline.close(timeout)
 
     def __enter__(self) -> Mixpanel:

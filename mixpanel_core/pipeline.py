@@ -406,11 +406,14 @@ class Pipeline:
             self.transport(name)
 
     def flush(self, timeout: float | None = None) -> list[Message]:
-        """Flush every transport built so far; returns what could not be delivered."""
+        """Flush every transport built so far; returns the messages they still hold, with no
+        outcome yet. Those rejected or failed are reported (and dead-lettered and logged by
+        the transports that do), not returned; see docs/transports/index.md."""
         return self._each("flush", timeout)
 
     def close(self, timeout: float | None = None) -> list[Message]:
-        """Close every transport built so far; returns what could not be delivered."""
+        """Close every transport built so far; returns the messages they gave up on, each also
+        reported FAILED. Those that failed before are not returned (see ``flush``)."""
         return self._each("close", timeout)
 
     def _each(self, verb: str, timeout: float | None) -> list[Message]:

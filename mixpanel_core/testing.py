@@ -6,30 +6,58 @@ found through its entry point."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import attrs
+
 from mixpanel_core.client import Mixpanel
-from mixpanel_core.config import Config
+from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.errors import TransportError
+from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.multiprocess import QueueChannel
+from mixpanel_core.pipeline import Pipeline
 from transports.memory import MemoryTransport
 
 
 def memory_client(
-    token: str = "test-token", config: Config | None = None
+    token: str = "test-token",
+    config: Config | None = None,
+    *,
+    plugins: Sequence[tuple[str, object]] = (),
 ) -> tuple[Mixpanel, MemoryTransport]:
-    """A client whose every message lands in the returned ``MemoryTransport``."""
-    transport = MemoryTransport()
-    return Mixpanel(token, transport, config=config), transport
+    """A client whose every message lands in the returned ``MemoryTransport``.
+
+    The transport is configured (``type = "memory"``, named ``default``, in place of any
+    transports ``config`` has) and built by the client's pipeline, so it reports each message
+    ACCEPTED to the ``mixpanel_delivered`` hooks: those of the plugins ``config`` enables and
+    of ``plugins``, ``(name, object)`` pairs registered after them (a ``ReportCollector``, say).
+    A ``MemoryTransport()`` passed to ``Mixpanel`` directly reports only to the ``report`` it
+    was built with, by default nobody.
+    """
+    config = attrs.evolve(
+        config or Config(), transports=FrozenDict(default=TransportConfig("memory"))
+    )
+    client = Mixpanel(token, pipeline=Pipeline.from_config(config, extra_plugins=plugins))
+    transport = client.pipeline.transport("default")
+    if not isinstance(transport, MemoryTransport):
+        # Only when another distribution registered its own transport as ``memory``.
+        raise TransportError(
+            f"transport type 'memory' built a {type(transport).__name__}, not mixpanel-core's "
+            "MemoryTransport; uninstall the distribution that registers another 'memory'"
+        )
+    return client, transport
 
 
 class ReportCollector:
     """A plugin that keeps every delivery report it is given, in order (``reports``).
 
     Register it with the pipeline, e.g. ``Pipeline.from_config(config, extra_plugins=[("reports",
-    collector)])``: transports then build the reports they would otherwise skip.
+    collector)])`` or ``memory_client(plugins=[("reports", collector)])``: transports then build
+    the reports they would otherwise skip. It sees the reports of transports the pipeline built
+    from configuration; a transport object passed in reports to the ``report`` it was built with.
     """
 
     def __init__(self) -> None:

@@ -9,15 +9,20 @@ A transport is any object with these three methods::
                            ``DeliveryError`` when the message was not accepted.
     flush(timeout=None)    deliver everything taken so far, waiting at most ``timeout``
                            seconds (``None``: the transport's configured bound, never forever).
-                           Returns the messages that could not be delivered in time.
-                           It raises ``TransportError`` when it cannot return them: they
-                           are held elsewhere (``multiprocessing_queue``: in a sender
-                           process that died or did not answer in time). Returning fewer
-                           messages than were not delivered is never allowed.
-    close(timeout=None)    ``flush``, then release threads, sockets and processes. Returns what
-                           could not be delivered; what a transport in another process gave up
-                           on (the inner transport of ``multiprocessing_queue``'s sender) is
-                           reported FAILED and dead-lettered there instead. Idempotent.
+                           Returns the messages still held, with no outcome yet (queued, in
+                           flight, awaiting an acknowledgement); the transport goes on
+                           delivering them. Messages rejected or failed by then are not
+                           returned: they are reported, and dead-lettered and logged by the
+                           transports that do (``multiprocessing_queue`` also returns those it
+                           could not queue, reported FAILED). It raises ``TransportError`` when
+                           it cannot return what it holds: another process holds it
+                           (``multiprocessing_queue``: a sender that died or did not answer in
+                           time). Returning fewer messages than are held is never allowed.
+    close(timeout=None)    ``flush``, then release threads, sockets and processes. Returns the
+                           messages it gave up on, each also reported FAILED; what a transport
+                           in another process gave up on (the inner transport of
+                           ``multiprocessing_queue``'s sender) is reported FAILED and
+                           dead-lettered there instead. Idempotent.
 
 Every outcome is reported through ``context.report`` (a ``DeliveryReport`` per message) so the
 ``mixpanel_delivered`` hook sees it; when ``context.observed`` is false, a transport may leave

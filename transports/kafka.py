@@ -9,9 +9,11 @@ travel through Kafka: the forwarder authenticates with its own ``[mixpanel]`` se
 
 At most ``max_unacknowledged`` messages wait for acknowledgement (kafka-python 3.0's producer
 has no memory bound of its own). ``flush()`` and ``close()`` make lingering records leave at
-once. A bounded close runs at interpreter exit, also for a transport dropped without ``close()``
-(it lives until what it sent is settled). After ``fork()`` the child leaves the parent's
-producer and records to the parent and builds its own producer.
+once; a message counts as settled for them only once its report has been made, so when
+``flush()`` returns nothing, every message sent before it has its report. A bounded close runs
+at interpreter exit, also for a transport dropped without ``close()`` (it lives until what it
+sent is settled). After ``fork()`` the child leaves the parent's producer and records to the
+parent and builds its own producer.
 """
 
 from __future__ import annotations
@@ -116,6 +118,10 @@ class KafkaTransport:
     def _reset_acknowledgements(self) -> None:
         # Sent but not yet acknowledged, by send number; callbacks run on the producer's thread.
         self._unacknowledged: dict[int, Message] = {}
+        # Settled but still being reported: flush() waits for these too, so a flush that found
+        # nothing held has every report made (a caller counting reports, like the send and
+        # replay commands, saw a message neither reported nor returned, and resent it).
+        self._reporting: dict[int, Message] = {}
         self._lock = threading.Lock()
         self._all_acknowledged = threading.Condition(self._lock)
 
@@ -163,8 +169,7 @@ class KafkaTransport:
                 headers=self._headers[message.endpoint],
             )
         except Exception as exc:  # no metadata within max_block_ms, record too large, ...
-            self._settle(number)
-            self._report_failure(message, exc)
+            self._failed(number, exc)
             raise TransportError(
                 f"transport {self._name!r} could not produce to {self._topic!r}: {exc}"
             ) from exc
@@ -246,18 +251,54 @@ class KafkaTransport:
             self._reset_acknowledgements()
 
     def _acknowledged(self, number: int, _metadata: object) -> None:
-        message = self._settle(number)
-        if message is not None and self._report is not ignore_report:
-            self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name, attempts=1))
+        if self._report is ignore_report:
+            self._settle(number)  # nobody reads reports: nothing to wait for after the pop
+            return
+        message = self._claim(number)
+        if message is not None:
+            try:
+                self._report(
+                    DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name, attempts=1)
+                )
+            finally:
+                self._reported(number)
 
     def _failed(self, number: int, exc: BaseException) -> None:
-        message = self._settle(number)
+        message = self._claim(number)
         if message is not None:
-            self._report_failure(message, exc)
+            try:
+                self._report_failure(message, exc)
+            finally:
+                self._reported(number)
+
+    def _claim(self, number: int) -> Message | None:
+        """Take record ``number`` out of the unacknowledged to report it; ``None`` when a
+        ``close()`` giving up on it took it first (and reports it itself).
+
+        Until ``_reported``, the record is in ``_reporting``: it enters that before it leaves
+        ``_unacknowledged``, so ``flush()`` never sees it in neither while its report is
+        pending. The pop decides who reports, so each record is reported exactly once.
+        """
+        message = self._unacknowledged.get(number)
+        if message is None:
+            return None
+        self._reporting[number] = message
+        if self._unacknowledged.pop(number, None) is None:
+            self._reported(number)
+            return None
+        return message
+
+    def _reported(self, number: int) -> None:
+        self._reporting.pop(number, None)
+        if not self._unacknowledged and not self._reporting:
+            with self._lock:
+                self._all_acknowledged.notify_all()
 
     def _settle(self, number: int) -> Message | None:
+        """Take record ``number`` out of the unacknowledged, for a caller that reports it
+        without ``flush()`` waiting for that report (unobserved, or given up on by ``close``)."""
         message = self._unacknowledged.pop(number, None)
-        if not self._unacknowledged:
+        if not self._unacknowledged and not self._reporting:
             with self._lock:
                 self._all_acknowledged.notify_all()
         return message
@@ -271,7 +312,10 @@ class KafkaTransport:
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         """Send what lingers now; wait up to ``timeout`` (default ``flush_timeout``) for acks.
 
-        Returns the messages the broker has not acknowledged by then. ``flush(0)`` only looks.
+        Returns the messages still held by then: not yet acknowledged or refused by the broker,
+        or whose report is still being made; a message is off this list only once its report
+        (ACCEPTED, or FAILED when the producer gave up on it) has been made. ``flush(0)`` only
+        looks.
         """
         if self._closed or not self._owns_records():
             return ()
@@ -362,10 +406,16 @@ class KafkaTransport:
         # Not KafkaProducer.flush(timeout): it applies the timeout to each batch in turn, so
         # its total is unbounded. Records still leave after at most linger_ms on their own.
         with self._all_acknowledged:
-            self._all_acknowledged.wait_for(lambda: not self._unacknowledged, timeout)
+            self._all_acknowledged.wait_for(
+                lambda: not self._unacknowledged and not self._reporting, timeout
+            )
 
     def _still_unacknowledged(self) -> list[Message]:
-        return list(self._unacknowledged.copy().values())
+        # Copied in this order: a record being claimed meanwhile enters _reporting before it
+        # leaves _unacknowledged, so it is in one copy or the other until its report is made.
+        held = self._unacknowledged.copy()
+        held.update(self._reporting.copy())
+        return [held[number] for number in sorted(held)]
 
 
 def _close_at_exit(ref: weakref.ref[KafkaTransport]) -> None:
