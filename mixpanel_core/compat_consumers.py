@@ -180,7 +180,7 @@ class BufferedConsumer:
             verify_cert,
             credentials,
         )
-        buffers = self._buffers = _Buffers(consumer, max(1, max_size))
+        buffers = self._held = _Buffers(consumer, max(1, max_size))
         _orphans.start()
         # The official class loses its buffer at exit; this one sends it, within a bound. The
         # hook holds the buffers, not the consumer: a consumer freed holding records leaves
@@ -200,17 +200,17 @@ class BufferedConsumer:
         Raises ``MixpanelException`` (with ``message`` and ``endpoint``) if that send fails.
         """
         core = _core_endpoint(endpoint)
-        self._buffers.add(endpoint, _messages(core, json_message, api_key, api_secret))
+        self._held.add(endpoint, _messages(core, json_message, api_key, api_secret))
 
     def flush(self) -> None:
         """Send everything buffered; raises ``MixpanelException`` for the first failure."""
-        with self._buffers.lock:
+        with self._held.lock:
             for endpoint in OFFICIAL_TO_CORE:
-                self._buffers.flush_endpoint(endpoint)
+                self._held.flush_endpoint(endpoint)
 
     @property
     def _max_size(self) -> int:
-        return self._buffers.max_size
+        return self._held.max_size
 
 
 class _Buffers:

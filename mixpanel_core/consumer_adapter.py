@@ -94,12 +94,13 @@ class ConsumerTransport:
 def _only_parses(consumer: Any) -> bool:
     """Whether ``consumer.send`` is a drop-in consumer's own, which only parses the text.
 
-    Told by the module of the function ``send`` runs, so that a subclass overriding it, or a
-    ``send`` replaced on the instance, gets the official text like any consumer of the user's.
+    Told by the very function ``send`` runs, so that a subclass overriding or wrapping it
+    (``functools.wraps`` copies the module and the name), or a ``send`` replaced on the
+    instance, gets the official text like any consumer of the user's.
     """
-    send = consumer.send
-    function = getattr(send, "__func__", send)
-    return getattr(function, "__module__", None) == "mixpanel_core.compat_consumers"
+    from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
+
+    return getattr(consumer.send, "__func__", None) in (Consumer.send, BufferedConsumer.send)
 
 
 def _official_json(message: Message) -> str:

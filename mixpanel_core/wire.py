@@ -111,13 +111,16 @@ def dumps_array(encoded: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(encoded) + b"]"
 
 
-# Every byte to b" " but the digits and the minus, which become b"0": a run of twenty zeros in
-# the result is an integer that may not fit 64 bits (2**64 has twenty digits; -2**63 - 1 has
-# nineteen and its minus). One C-speed pass and one search (a search costs as much as the
-# pass, so none more for negatives); digits joined by hyphens (a long id) take the exact path
-# too, only more slowly.
-_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 or c == 0x2D else 0x20 for c in range(256))
+# Every byte to b" " but the digits, which become b"0", and the minus, kept: a run of twenty
+# zeros in the result is an integer that may not fit 64 bits (2**64 has twenty digits), and so
+# is a minus and nineteen (-2**63 - 1). One C-speed pass, then one search in the usual case: a
+# record without a run of nineteen digits has neither (a search costs as much as the pass).
+_DIGITS_AS_ZEROS = bytes(
+    0x30 if 0x30 <= c <= 0x39 else c if c == 0x2D else 0x20 for c in range(256)
+)
+_NINETEEN_DIGITS = b"0" * 19
 _LONG_DIGIT_RUN = b"0" * 20
+_LONG_NEGATIVE = b"-" + _NINETEEN_DIGITS
 
 # A ``\u`` escape of a surrogate (D800-DFFF): the one thing in JSON orjson refuses to read
 # that ``json`` reads, when it stands alone (``\udcff``, as json.dumps writes a lone one).
@@ -133,7 +136,8 @@ def loads(data: bytes | str) -> Any:
     integer exact and the string as the official SDK's caller had it.
     """
     raw = data.encode() if isinstance(data, str) else data
-    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
+    shape = raw.translate(_DIGITS_AS_ZEROS)
+    if _NINETEEN_DIGITS in shape and (_LONG_DIGIT_RUN in shape or _LONG_NEGATIVE in shape):
         return _json_loads(raw)
     try:
         return orjson.loads(raw)
@@ -147,7 +151,12 @@ def loads(data: bytes | str) -> Any:
 def _json_loads(raw: bytes) -> Any:
     # Decoded here, strictly, as orjson does: ``json`` would take surrogates encoded in the
     # bytes themselves, which is no UTF-8.
-    return json.loads(raw.decode(), parse_constant=_refuse_constant, parse_float=_finite_float)
+    try:
+        return json.loads(raw.decode(), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        # orjson's own depth limit is a ValueError, which every reader handles as bad input
+        # (the forwarder dead-letters the record); ``json`` must not fail differently.
+        raise ValueError("JSON nested too deeply to read") from None
 
 
 def _refuse_constant(name: str) -> Any:

@@ -79,7 +79,7 @@ def track_and_drop(base_url: str, r: int, expected: list[str]) -> weakref.ref[_B
     client.people_set(f"user-{r}", {"plan": "pro"})
     if r % 2:
         _Request(client)
-    return weakref.ref(consumer._buffers)
+    return weakref.ref(consumer._held)
 
 
 def test_consumers_dropped_per_request_holding_records_deliver_each_record_once(
@@ -332,7 +332,7 @@ def test_a_freed_consumer_holding_more_than_the_bound_is_dropped_and_logged_by_t
     client = compat.Mixpanel(TOKEN, consumer=consumer)
     for n in range(BOUND + 1):
         client.track(f"user-{n}", "Viewed page")
-    buffers = weakref.ref(consumer._buffers)
+    buffers = weakref.ref(consumer._held)
     del client, consumer
     gc.collect()
     assert buffers() is None, "the records of a consumer over the bound are still in memory"

@@ -4,6 +4,7 @@ the attributes its tests read, the errors it matches on, what leaving a ``with``
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -114,6 +115,39 @@ def test_a_subclass_of_ours_that_overrides_send_gets_the_official_text() -> None
     assert [t.replace(version, '"$lib_version":"5.4.1"') for t in consumer.texts] == [
         text for _, text in official.sent
     ]
+
+
+def _logged(send: Callable[..., None]) -> Callable[..., None]:
+    """A user's decorator: ``functools.wraps`` copies the module and name of our ``send``."""
+
+    @functools.wraps(send)
+    def wrapper(self: WrappingConsumer, endpoint: str, json_message: str, *rest: Any) -> None:
+        self.texts.append(json_message)
+        send(self, endpoint, json_message, *rest)
+
+    return wrapper
+
+
+class WrappingConsumer(BufferedConsumer):
+    """A user's subclass whose ``send`` wraps the inherited one."""
+
+    texts: list[str]
+    send = _logged(BufferedConsumer.send)
+
+
+def test_a_subclass_of_ours_that_wraps_send_gets_the_official_text() -> None:
+    consumer = WrappingConsumer(max_size=1000)
+    consumer.texts = []
+    mp = Mixpanel(TOKEN, consumer)
+    mp._now = lambda: FIXED_TIME
+    mp._make_insert_id = lambda: FIXED_INSERT_ID
+    mp.track("user-1", "Upload", PROPERTIES)
+    consumer._held.records["events"] = []  # nothing to send at exit
+    (official,) = _texts(
+        mixpanel.Mixpanel, lambda client: client.track("user-1", "Upload", PROPERTIES)
+    )
+    version = f'"$lib_version":"{core_version}"'
+    assert [t.replace(version, '"$lib_version":"5.4.1"') for t in consumer.texts] == [official[1]]
 
 
 class FlushCloseConsumer(CapturingConsumer):
@@ -230,6 +264,6 @@ def test_official_text_with_a_surrogate_escape_is_buffered_as_the_official_buffe
     )
     consumer = BufferedConsumer(max_size=10)
     consumer.send("events", text)  # raised "is not JSON: invalid high surrogate" before
-    (held,) = consumer._buffers.records["events"]
+    (held,) = consumer._held.records["events"]
     assert held.record["properties"]["name"] == FILE_NAME
-    consumer._buffers.records["events"] = []  # nothing to send at exit
+    consumer._held.records["events"] = []  # nothing to send at exit
