@@ -75,7 +75,7 @@ class Consumer:
         events_url: str | None = None,
         people_url: str | None = None,
         import_url: str | None = None,
-        request_timeout: float | None = None,
+        request_timeout: float | tuple[float, float] | None = None,
         groups_url: str | None = None,
         api_host: str = DEFAULT_API_HOST,
         retry_limit: int = 4,
@@ -98,10 +98,8 @@ class Consumer:
             settings = ServiceAccountCredentials.adopt(credentials).settings(settings)
         options = HttpOptions()
         if request_timeout is not None:
-            _check_timeout(request_timeout)
-            options = attrs.evolve(
-                options, connect_timeout=request_timeout, read_timeout=request_timeout
-            )
+            connect, read = _timeouts(request_timeout)
+            options = attrs.evolve(options, connect_timeout=connect, read_timeout=read)
         if retry_limit <= 0:
             options = attrs.evolve(options, retry_budget=0.0)
         else:
@@ -160,7 +158,7 @@ class BufferedConsumer:
         events_url: str | None = None,
         people_url: str | None = None,
         import_url: str | None = None,
-        request_timeout: float | None = None,
+        request_timeout: float | tuple[float, float] | None = None,
         groups_url: str | None = None,
         api_host: str = DEFAULT_API_HOST,
         retry_limit: int = 4,
@@ -254,13 +252,7 @@ class _Buffers:
             try:
                 self.consumer.send_messages(core, batch, deadline)
             except MixpanelException as error:
-                # Keep what may succeed later (FAILED); accepted and rejected records are done.
-                retry = [
-                    r.message
-                    for r in error.reports
-                    if r.status is DeliveryStatus.FAILED and r.message is not None
-                ]
-                self.records[endpoint] = retry + buffer[limit:]
+                self.records[endpoint] = _retryable(error.reports) + buffer[limit:]
                 raised = MixpanelException(str(error), reports=error.reports)
                 # The official class joins the texts it was given; rebuilt from the records as
                 # the official client writes them, only now, rather than each text held twice.
@@ -277,19 +269,29 @@ class _Buffers:
         what the exit hook and the orphan thread both see is not logged twice. The caller
         holds ``lock``."""
         failures = []
+        done_with = 0  # refused, or failed with nothing to send again: no longer held
         for endpoint in OFFICIAL_TO_CORE:
             try:
                 self.flush_endpoint(endpoint, deadline)
             except MixpanelException as error:
                 failures.append(f"{endpoint}: {error}")
+                not_accepted = [r for r in error.reports if r.status is not DeliveryStatus.ACCEPTED]
+                done_with += len(not_accepted) - len(_retryable(not_accepted))
         if failures:
             logger.error(
                 "BufferedConsumer: %d record(s) not delivered %s (%s)",
-                self.held(),
+                self.held() + done_with,
                 when,
                 "; ".join(failures),
             )
             self.records = {name: [] for name in OFFICIAL_TO_CORE}
+
+
+def _retryable(reports: Sequence[DeliveryReport]) -> list[Message]:
+    """What may succeed later (FAILED); accepted and rejected records are done."""
+    return [
+        r.message for r in reports if r.status is DeliveryStatus.FAILED and r.message is not None
+    ]
 
 
 def _forget_in_child(buffers: _Buffers) -> None:
@@ -489,17 +491,33 @@ def _core_endpoint(endpoint: str) -> Endpoint:
     return OFFICIAL_TO_CORE[endpoint]
 
 
-def _check_timeout(request_timeout: object) -> None:
-    if isinstance(request_timeout, bool) or not isinstance(request_timeout, int | float):
+def _timeouts(request_timeout: object) -> tuple[float, float]:
+    """``(connect, read)`` from a number of seconds for both, or a ``(connect, read)`` pair,
+    as the official consumer's ``requests`` reads it."""
+    if isinstance(request_timeout, tuple | list):
+        if len(request_timeout) != 2:
+            raise ValueError(
+                "request_timeout: a pair must be (connect, read) seconds, "
+                f"not {len(request_timeout)} values"
+            )
+        connect, read = request_timeout
+        return _seconds(connect, "request_timeout[0]"), _seconds(read, "request_timeout[1]")
+    seconds = _seconds(request_timeout, "request_timeout")
+    return seconds, seconds
+
+
+def _seconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
-            "request_timeout: must be a number of seconds (or None for the default timeouts), "
-            f"not {type(request_timeout).__name__}"
+            f"{name}: must be a number of seconds, a (connect, read) pair of them, or None for "
+            f"the default timeouts, not {type(value).__name__}"
         )
-    if not (math.isfinite(request_timeout) and request_timeout > 0):
+    if not (math.isfinite(value) and value > 0):
         raise ValueError(
-            "request_timeout: must be a number of seconds greater than 0 and finite (or None "
-            f"for the default timeouts), not {request_timeout!r}"
+            f"{name}: must be a number of seconds greater than 0 and finite (or None for the "
+            f"default timeouts), not {value!r}"
         )
+    return float(value)
 
 
 def _messages(

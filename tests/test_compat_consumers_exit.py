@@ -32,17 +32,17 @@ from mixpanel_core.compat import Mixpanel
 from mixpanel_core.compat_consumers import BufferedConsumer
 
 consumer = BufferedConsumer(max_size=50, api_host=sys.argv[1], retry_backoff_factor=0.01)
-mp = Mixpanel("emulator-token", consumer=consumer)
+mp = Mixpanel(sys.argv[2], consumer=consumer)
 for i in range(30):
     mp.track(f"user-{i}", "from a process that just ends", {"i": i})
 mp.people_set("user-1", {"plan": "pro"})
 """
 
 
-def _run(base_url: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run(base_url: str, token: str = TOKEN) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     finished = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PROGRAM), base_url],
+        [sys.executable, "-c", textwrap.dedent(PROGRAM), base_url, token],
         capture_output=True,
         text=True,
         timeout=120,
@@ -65,6 +65,16 @@ def test_an_exit_flush_that_cannot_deliver_is_bounded_and_says_how_many(
     finished, took = _run(mixpanel_emulator.base_url)
     assert finished.returncode == 0
     assert took < EXIT_FLUSH_SECONDS + 20  # interpreter start-up included, on a busy machine
+    assert "31 record(s) not delivered at exit" in finished.stderr
+    assert mixpanel_emulator.client.stats()["accepted"]["track"] == 0
+
+
+def test_an_exit_flush_counts_refused_records_as_not_delivered(
+    mixpanel_emulator: Emulator,
+) -> None:
+    # Refused records are no longer held once answered: the count said 0 of 31.
+    finished, _ = _run(mixpanel_emulator.base_url, token="a-token-the-emulator-refuses")
+    assert finished.returncode == 0
     assert "31 record(s) not delivered at exit" in finished.stderr
     assert mixpanel_emulator.client.stats()["accepted"]["track"] == 0
 

@@ -238,8 +238,11 @@ def test_an_unknown_endpoint_is_refused_in_the_official_words(consumer_class: An
         (-1.5, ValueError, "request_timeout: .*not -1.5"),
         (float("nan"), ValueError, "request_timeout: .*not nan"),
         (float("inf"), ValueError, "request_timeout: .*finite.*not inf"),
-        ("5", TypeError, "request_timeout: must be a number of seconds .*not str"),
+        ("5", TypeError, "request_timeout: must be a number of seconds.*not str"),
         (True, TypeError, "request_timeout: .*not bool"),
+        ((3, 0), ValueError, r"request_timeout\[1\]: .*greater than 0.*not 0"),
+        (("3", 10), TypeError, r"request_timeout\[0\]: .*not str"),
+        ((1, 2, 3), ValueError, r"request_timeout: a pair must be \(connect, read\).*not 3"),
     ],
 )
 @pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
@@ -250,9 +253,16 @@ def test_a_bad_request_timeout_is_named_as_given(
         consumer_class(request_timeout=timeout)
 
 
-def test_a_good_request_timeout_is_taken() -> None:
-    Consumer(request_timeout=2)
-    BufferedConsumer(request_timeout=0.5)
+@pytest.mark.parametrize(
+    ("timeout", "connect", "read"), [(2, 2.0, 2.0), (0.5, 0.5, 0.5), ((3.05, 10), 3.05, 10.0)]
+)
+def test_a_good_request_timeout_is_taken(timeout: object, connect: float, read: float) -> None:
+    # A (connect, read) pair is what the official consumer's requests takes too.
+    for consumer in (Consumer(request_timeout=timeout), BufferedConsumer(request_timeout=timeout)):
+        client = (
+            consumer._client if isinstance(consumer, Consumer) else consumer._held.consumer._client
+        )
+        assert (client.options.connect_timeout, client.options.read_timeout) == (connect, read)
 
 
 def test_official_text_with_a_surrogate_escape_is_buffered_as_the_official_buffers_it() -> None:
