@@ -94,25 +94,57 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 64 * 1024
     server: EmulatorHTTPServer
 
-    def setup(self) -> None:
-        super().setup()
-        # A connection that sends nothing for this long is closed (http.server ends it on the
-        # TimeoutError), as a real server closes idle keep-alive connections.
-        self.connection.settimeout(self.server.config.idle_timeout)
+    def handle_one_request(self) -> None:
+        self._await_client()
+        super().handle_one_request()
+
+    def _await_client(self) -> None:
+        """Bound the wait for the client's next bytes by ``idle_timeout``: a connection that
+        sends nothing for that long is closed (http.server ends it on the TimeoutError), as a
+        real server closes idle keep-alive connections."""
+        idle_timeout = self.server.config.idle_timeout
+        if idle_timeout is not None:
+            self.connection.settimeout(idle_timeout)
+
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        # Every answer starts here. The idle timeout is the client's silence, not the time an
+        # answer takes to reach a client slow to read it: unbounded until the next wait.
+        if self.server.config.idle_timeout is not None:
+            self.connection.settimeout(None)
+        super().send_response_only(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Silent: a line per request would swamp benchmarks, and request lines can carry secrets.
         return
 
     def handle_expect_100(self) -> bool:
-        proceed = super().handle_expect_100()
+        # Owed, not sent: it goes out when the body is about to be read (after a stall, and
+        # not at all to a request refused on its headers alone), from _read_body.
+        self._continue_owed = True
+        return True
+
+    def _send_continue(self) -> None:
+        self.send_response_only(HTTPStatus.CONTINUE)
+        self.end_headers()
         # The interim answer must leave now: the client waits for it before sending the body,
         # and the buffered wfile would otherwise hold it until the final answer.
         self.wfile.flush()
-        return proceed
+        self._await_client()
+
+    def _read_body(self, limit: int) -> bytes:
+        """The request's body (see ``read_body``), after the 100 Continue it may be owed."""
+        send_continue = self._send_continue if self._continue_owed else None
+        self._continue_owed = False
+        return read_body(self.rfile, self.headers, limit, send_continue)
 
     def parse_request(self) -> bool:
+        # Whether this request asked for 100 Continue and has not had it yet.
+        self._continue_owed = False
         parsed = super().parse_request()
+        if parsed and self.request_version == "HTTP/1.0" and "Transfer-Encoding" in self.headers:
+            # RFC 9112 section 6.1: an HTTP/1.0 message's Transfer-Encoding is faulty framing
+            # (an HTTP/1.0 hop may have read the body another way): processed, then closed.
+            self.close_connection = True
         if parsed and not hasattr(self, "do_" + self.command):
             # http.server answers 501 to a method it finds no do_<METHOD> for; routed instead,
             # every method (TRACE, PROPFIND, ...) gets the documented 405 or 404.
@@ -141,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         if path.startswith("/_emulator/"):
             try:
-                body = read_body(self.rfile, self.headers, _ADMIN_BODY_LIMIT)
+                body = self._read_body(_ADMIN_BODY_LIMIT)
             except BodyTooLargeError as exc:
                 self._send(Reply(413, b'{"error":"control body too large"}'), close=not exc.drained)
                 return
@@ -161,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse_route(self, endpoint: str, method: str) -> None:
         try:
-            read_body(self.rfile, self.headers, _ADMIN_BODY_LIMIT)
+            self._read_body(_ADMIN_BODY_LIMIT)
             close = False
         except BodyTooLargeError as exc:
             close = not exc.drained
@@ -181,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = server.config.max_body_bytes
         body: bytes | None
         try:
-            body, drained = read_body(self.rfile, self.headers, limit + _GZIP_SLACK), True
+            body, drained = self._read_body(limit + _GZIP_SLACK), True
         except BodyTooLargeError as exc:
             body, drained = None, exc.drained
         # Decided for every whole request, too large or not: a fault applies to the next n
@@ -224,9 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         for name, value in (*reply.headers, *extra):
             self.send_header(name, value)
-        if close:
+        if close or self.close_connection:
+            # RFC 9112 section 9.6: an answer the connection closes after says so (and
+            # http.server closes it on seeing the header).
             self.send_header("Connection", "close")
-            self.close_connection = True
+        elif self.request_version == "HTTP/1.0":
+            # Section 9.3: an HTTP/1.0 client keeps the connection only if the answer says so.
+            self.send_header("Connection", "keep-alive")
         self.end_headers()
         if self.command != "HEAD":  # a HEAD answer has the headers of a GET, never its body
             self.wfile.write(reply.body)

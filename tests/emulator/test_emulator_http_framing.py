@@ -95,7 +95,7 @@ def test_a_body_the_connection_ends_before_is_not_processed(
     assert mixpanel_emulator.stats()["requests"] == {}
 
 
-@pytest.mark.parametrize("size", [b"-1", b"0x5", b"+5", b""])
+@pytest.mark.parametrize("size", [b"-1", b"0x5", b"+5", b"", b" 4", b"\t4"])
 def test_a_chunk_size_that_is_not_hex_digits_is_400_and_the_connection_closed(
     mixpanel_emulator: Emulator, size: bytes
 ) -> None:
@@ -132,6 +132,9 @@ def test_a_transfer_coding_besides_chunked_is_501_and_the_connection_closed(
         (("Transfer-Encoding: chunked, gzip",), b"must end with chunked"),
         (("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"), b"must end with chunked"),
         (("Transfer-Encoding: chunked", "Content-Length: 40"), b"not both"),
+        # RFC 9112 section 6.3 item 4: present, even empty, and not ending with chunked.
+        (("Transfer-Encoding: ",), b"must end with chunked"),
+        (("Transfer-Encoding: ,",), b"must end with chunked"),
     ],
 )
 def test_a_body_framed_two_ways_or_not_ending_in_chunked_is_400_and_the_connection_closed(
@@ -167,3 +170,153 @@ def test_a_method_http_server_has_no_handler_for_is_404_under_the_control_routes
     )
     assert answer.startswith(b"HTTP/1.1 404 ")
     assert answer.endswith(b'{"error":"no route PROPFIND /_emulator/health"}')
+
+
+@pytest.mark.parametrize(("method", "status"), [("POST", b"200"), ("GET", b"405")])
+def test_a_content_length_with_thousands_of_leading_zeros_is_read_as_its_value(
+    mixpanel_emulator: Emulator, make_event: MakeEvent, method: str, status: bytes
+) -> None:
+    """int() refuses strings of over 4300 digits, zeros included. The body is read, and the
+    request after it is one of its own, not bytes of an unread body."""
+    body = orjson.dumps([make_event()])
+    head = _head(
+        f"{method} /track HTTP/1.1",
+        "Content-Type: application/json",
+        "Content-Length: " + "0" * 5000 + str(len(body)),
+    )
+    stats = _head("GET /_emulator/stats HTTP/1.1", "Connection: close")
+    answer = _exchange(mixpanel_emulator, head + body + stats)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" ")
+    assert answer.count(b"HTTP/1.1 ") == 2
+    assert answer.endswith(b'"connections":1}')  # the stats, on the same connection
+    assert mixpanel_emulator.stats()["requests"] == (
+        {"track": {"200": 1}} if method == "POST" else {}
+    )
+
+
+def test_a_content_length_over_any_body_a_client_can_send_is_400_and_the_connection_closed(
+    mixpanel_emulator: Emulator,
+) -> None:
+    answer = _exchange(mixpanel_emulator, _head("POST /track HTTP/1.1", f"Content-Length: {2**63}"))
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert b"Connection: close" in answer
+    assert b"Content-Length is over 9223372036854775807" in answer
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_cut_short_is_not_processed_and_spends_no_fault_however_large_it_said_it_was(
+    mixpanel_emulator: Emulator, framing: str
+) -> None:
+    """A body over max_body_bytes is read to its end, however large, so that one the client
+    hangs up in the middle of is told from a whole one, and is no request."""
+    mixpanel_emulator.fail_next(1, 503)
+    declared = 100 * 1024 * 1024
+    if framing == "content-length":
+        head = _head("POST /track HTTP/1.1", f"Content-Length: {declared}")
+    else:
+        head = _head("POST /track HTTP/1.1", "Transfer-Encoding: chunked") + b"%x\r\n" % declared
+    assert _exchange(mixpanel_emulator, head + b"x" * 10, half_close=True) == b""
+    assert len(mixpanel_emulator.faults()["fail_next"]) == 1
+    assert mixpanel_emulator.stats()["requests"] == {}
+
+
+def test_expect_100_continue_with_a_content_length_over_the_limit_is_413_at_once(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """RFC 9110 section 10.1.1: a request refused on its headers alone gets the final answer
+    instead of 100 Continue, so that the client does not send the body; since it then sends
+    none, the connection is closed."""
+    head = _head(
+        "POST /track HTTP/1.1",
+        "Content-Type: application/json",
+        f"Content-Length: {10 * 1024 * 1024}",
+        "Expect: 100-continue",
+    )
+    answer = _exchange(mixpanel_emulator, head)  # no body sent: the emulator answers anyway
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert b"Connection: close" in answer
+    assert mixpanel_emulator.stats()["requests"] == {"track": {"413": 1}}
+
+
+def test_expect_100_continue_waits_while_the_emulator_is_stalled(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    """stall() holds a request before its body is read: the 100 Continue that has the client
+    send it comes only when the request is released."""
+    body = orjson.dumps([make_event()])
+    mixpanel_emulator.stall()
+    with _connect(mixpanel_emulator) as raw:
+        raw.sendall(
+            _head(
+                "POST /track HTTP/1.1",
+                "Content-Type: application/json",
+                f"Content-Length: {len(body)}",
+                "Expect: 100-continue",
+                "Connection: close",
+            )
+        )
+        raw.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            raw.recv(65536)
+        assert mixpanel_emulator.faults()["stalled_requests"] == 1
+        mixpanel_emulator.release()
+        raw.settimeout(3)
+        assert raw.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        raw.sendall(body)
+        answer = _until_closed(raw)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert len(mixpanel_emulator.records("track")) == 1
+
+
+def test_an_http_1_0_request_with_transfer_encoding_is_processed_then_the_connection_closed(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    """RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing, even
+    when the client asks to keep the connection; the request after it is not read."""
+    head = _head(
+        "POST /track HTTP/1.0",
+        "Content-Type: application/json",
+        "Connection: keep-alive",
+        "Transfer-Encoding: chunked",
+    )
+    answer = _exchange(mixpanel_emulator, head + _chunked(orjson.dumps([make_event()])) * 2)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert b"\r\nConnection: close\r\n" in answer
+    assert len(mixpanel_emulator.records("track")) == 1
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        _head("GET /_emulator/health HTTP/1.1", "Connection: close"),
+        _head("GET /_emulator/health HTTP/1.0"),
+    ],
+    ids=["asked-for", "http-1.0"],
+)
+def test_an_answer_the_connection_closes_after_says_connection_close(
+    mixpanel_emulator: Emulator, sent: bytes
+) -> None:
+    """RFC 9112 section 9.6: a client that asked for the close, or an HTTP/1.0 one that did
+    not ask to keep the connection, is told in the answer."""
+    answer = _exchange(mixpanel_emulator, sent)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nConnection: close\r\n" in answer
+
+
+def test_an_http_1_0_client_that_asks_to_keep_the_connection_is_told_it_is_kept(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """RFC 9112 section 9.3: an HTTP/1.0 client keeps its connection only when the answer
+    says ``Connection: keep-alive``."""
+    health = _head("GET /_emulator/health HTTP/1.0", "Connection: keep-alive")
+    with _connect(mixpanel_emulator) as raw:
+        raw.sendall(health)
+        first = raw.recv(65536)
+        raw.sendall(_head("GET /_emulator/health HTTP/1.0"))
+        second = _until_closed(raw)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nConnection: keep-alive\r\n" in first
+    assert second.startswith(b"HTTP/1.1 200 ")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 import time
 
+import orjson
 import pytest
+import requests
 
 from mixpanel_core.emulator import Emulator, EmulatorError, EmulatorProcess
 from mixpanel_core.frozen import freeze
@@ -74,3 +76,32 @@ def test_the_ingestion_client_delivers_once_on_a_pooled_connection_the_emulator_
         assert emulator.insert_ids("track") == ["before-idle", "after-idle"]
         # In-process stats open no connection: the second one is the client's new connection.
         assert emulator.stats()["connections"] == 2
+
+
+def test_an_answer_a_client_is_slow_to_read_is_sent_whole() -> None:
+    """The idle timeout is the client's silence, not the time an answer takes to leave: an
+    answer bigger than the sockets' buffers, read only after several idle timeouts, arrives
+    whole."""
+    padding = {f"pad-{number}": "p" * 250 for number in range(30)}
+    records = [
+        {
+            "event": "Signed Up",
+            "properties": {"token": "emulator-token", "time": time.time(), **padding},
+        }
+        for _ in range(1300)
+    ]
+    with Emulator(idle_timeout=IDLE, max_body_bytes=16 * 1024 * 1024) as emulator:
+        sent = requests.post(emulator.base_url + "/track", data=orjson.dumps(records))
+        assert sent.text == "1"
+        with socket.socket() as raw:
+            # A small receive buffer: the emulator blocks writing the 10 MB answer.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            raw.settimeout(5)
+            raw.connect(("127.0.0.1", emulator.port))
+            raw.sendall(b"GET /_emulator/records HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            time.sleep(IDLE * 3)
+            answer = raw.makefile("rb").read()
+    head, _, received = answer.partition(b"\r\n\r\n")
+    assert len(received) > 8 * 1024 * 1024
+    assert f"Content-Length: {len(received)}".encode() in head
+    assert len(orjson.loads(received)) == len(records)

@@ -136,3 +136,29 @@ def test_an_unframeable_request_is_400_and_the_connection_closed(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"Connection: close" in answer
+
+
+def test_the_connection_stays_usable_after_a_413_however_large_the_body(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    """A body over max_body_bytes is read to its end and dropped, 65 MiB as well as 3 MiB,
+    so that the next request on the connection is answered."""
+    size = 65 * 1024 * 1024
+    piece = b"x" * (1024 * 1024)
+    event = orjson.dumps(make_event())
+    next_request = (
+        b"POST /track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(event), event)
+    )
+    with socket.create_connection(("127.0.0.1", mixpanel_emulator.port), timeout=10) as raw:
+        raw.sendall(b"POST /track HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // len(piece)):
+            raw.sendall(piece)
+        raw.sendall(next_request)
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert answer.count(b"HTTP/1.1 200 ") == 1
+    assert answer.endswith(b"\r\n\r\n1")
+    assert len(mixpanel_emulator.records("track")) == 1
