@@ -10,10 +10,17 @@ travel through Kafka: the forwarder authenticates with its own ``[mixpanel]`` se
 At most ``max_unacknowledged`` messages wait for acknowledgement (kafka-python 3.0's producer
 has no memory bound of its own). ``flush()`` and ``close()`` make lingering records leave at
 once; a message counts as settled for them only once its report has been made, so when
-``flush()`` returns nothing, every message sent before it has its report. A bounded close runs
-at interpreter exit, also for a transport dropped without ``close()`` (it lives until what it
-sent is settled). After ``fork()`` the child leaves the parent's producer and records to the
-parent and builds its own producer.
+``flush()`` returns nothing, every message sent before it has its report. A reporter that calls
+them neither waits for nor gets back the message it is reporting; on the producer's thread they
+do not wait at all (no acknowledgement arrives until the report returns), so ``close()`` there
+gives up at once on what is unacknowledged. ``close()`` stays within its timeout (only the
+FAILED reports it makes itself take longer): when that runs out it takes everything still
+unacknowledged at once, so no report of an acknowledgement begins after that; a report another
+thread began before and is still making when ``close()`` returns (a reporter slower than the
+time left) ends later, and its message is not returned.
+A bounded close runs at interpreter exit, also for a transport dropped without ``close()`` (it
+lives until what it sent is settled). After ``fork()`` the child leaves the parent's producer
+and records to the parent and builds its own producer.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from mixpanel_core.version import __version__
 
 logger = logging.getLogger(__name__)
 _getpid = os.getpid  # once per send: saves the attribute lookup
+_get_ident = threading.get_ident
 
 ROOM_POLL_INTERVAL = 0.005
 """Seconds between two looks at the count while ``send()`` waits under ``max_unacknowledged``."""
@@ -118,10 +126,12 @@ class KafkaTransport:
     def _reset_acknowledgements(self) -> None:
         # Sent but not yet acknowledged, by send number; callbacks run on the producer's thread.
         self._unacknowledged: dict[int, Message] = {}
-        # Settled but still being reported: flush() waits for these too, so a flush that found
-        # nothing held has every report made (a caller counting reports, like the send and
-        # replay commands, saw a message neither reported nor returned, and resent it).
-        self._reporting: dict[int, Message] = {}
+        # Settled but still being reported, with the thread reporting it: flush() waits for
+        # these too, so a flush that found nothing held has every report made (a caller
+        # counting reports, like the send and replay commands, saw a message neither reported
+        # nor returned, and resent it); but not for those its own thread is reporting (a
+        # reporter calling flush() or close() would wait for itself).
+        self._reporting: dict[int, tuple[Message, int]] = {}
         self._lock = threading.Lock()
         self._all_acknowledged = threading.Condition(self._lock)
 
@@ -282,7 +292,7 @@ class KafkaTransport:
         message = self._unacknowledged.get(number)
         if message is None:
             return None
-        self._reporting[number] = message
+        self._reporting[number] = (message, _get_ident())
         if self._unacknowledged.pop(number, None) is None:
             self._reported(number)
             return None
@@ -290,13 +300,15 @@ class KafkaTransport:
 
     def _reported(self, number: int) -> None:
         self._reporting.pop(number, None)
-        if not self._unacknowledged and not self._reporting:
+        # Also while other reports are being made: a waiter may be one of their reporters,
+        # which waits for all but its own.
+        if not self._unacknowledged:
             with self._lock:
                 self._all_acknowledged.notify_all()
 
     def _settle(self, number: int) -> Message | None:
         """Take record ``number`` out of the unacknowledged, for a caller that reports it
-        without ``flush()`` waiting for that report (unobserved, or given up on by ``close``)."""
+        without ``flush()`` waiting for that report (nobody observes reports)."""
         message = self._unacknowledged.pop(number, None)
         if not self._unacknowledged and not self._reporting:
             with self._lock:
@@ -315,14 +327,15 @@ class KafkaTransport:
         Returns the messages still held by then: not yet acknowledged or refused by the broker,
         or whose report is still being made; a message is off this list only once its report
         (ACCEPTED, or FAILED when the producer gave up on it) has been made. ``flush(0)`` only
-        looks.
+        looks. Called from a report, it neither waits for nor returns the messages that report
+        is about; on the producer's thread it does not wait at all (see the module docstring).
         """
         if self._closed or not self._owns_records():
             return ()
         bound = self._flush_timeout if timeout is None else timeout
-        if bound > 0:
+        if bound > 0 and not self._on_producer_thread():
             with self._hurried():
-                self._wait_for_acknowledgements(bound)
+                self._wait_for_acknowledgements(time.monotonic() + bound)
         return self._still_unacknowledged()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
@@ -330,10 +343,12 @@ class KafkaTransport:
 
         What the broker has not acknowledged by then is reported FAILED (here, before the
         producer is stopped, so exactly once and always with the same reason), counted in a
-        warning, and returned. From the moment it starts, ``send()`` raises.
+        warning, and returned. The waits (for acknowledgements and reports, then for the
+        producer to close) share ``timeout``; only the FAILED reports it makes itself take
+        longer. From the moment it starts, ``send()`` raises.
         """
         bound = self._close_timeout if timeout is None else timeout
-        return self._close(bound, f"close()'s {bound:g}s")
+        return self._close(bound, f"within close()'s {bound:g}s")
 
     def _close(self, bound: float, within: str) -> Sequence[Message]:
         if self._closed:
@@ -342,14 +357,23 @@ class KafkaTransport:
         self._cancel_exit_close()
         if not self._owns_records():
             return ()
+        if self._on_producer_thread():
+            # From a report on the producer's thread: nothing is acknowledged until it returns,
+            # and the producer's close would wait for this very thread.
+            left = self._give_up_on_unacknowledged(
+                "before close() was called from a delivery report on the producer's thread"
+            )
+            self._close_producer(timeout=0)
+            return left
+        deadline = time.monotonic() + bound
         with self._hurried():
-            self._wait_for_acknowledgements(bound)
+            self._wait_for_acknowledgements(deadline)
         left = self._give_up_on_unacknowledged(within)
-        self._close_producer(timeout=0 if left else bound)
+        self._close_producer(timeout=0 if left else max(deadline - time.monotonic(), 0.0))
         return left
 
     def _close_at_exit(self) -> None:
-        self._close(self._exit_timeout, f"the {self._exit_timeout:g}s exit_timeout at exit")
+        self._close(self._exit_timeout, f"within the {self._exit_timeout:g}s exit_timeout at exit")
 
     @contextlib.contextmanager
     def _hurried(self) -> Iterator[None]:
@@ -370,21 +394,35 @@ class KafkaTransport:
         finally:
             flushes.decrement()
 
-    def _give_up_on_unacknowledged(self, within: str) -> list[Message]:
+    def _give_up_on_unacknowledged(self, when: str) -> list[Message]:
+        # All taken before any is reported, so no report of a late acknowledgement begins once
+        # close() gave up (taken one by one between slow FAILED reports, some were acknowledged
+        # meanwhile and their reports still being made when close() returned). A late
+        # acknowledgement or error that pops one first reports it itself.
         left = []
-        reason = f"not acknowledged by Kafka within {within}; it may be resent"
         for number in list(self._unacknowledged):
-            # A late acknowledgement or error pops it first and reports it itself.
-            message = self._settle(number)
+            message = self._unacknowledged.pop(number, None)
             if message is not None:
                 left.append(message)
+        with self._lock:
+            self._all_acknowledged.notify_all()
+        reason = f"not acknowledged by Kafka {when}; it may be resent"
+        for message in left:
+            try:
                 self._report_failed(message, reason)
+            except Exception:
+                # A reporter passed in as report= (the pipeline's catches its plugins' errors):
+                # the other messages still get theirs, and the producer is still closed.
+                logger.exception(
+                    "transport %r: the delivery reporter failed on a message close() gave up on",
+                    self._name,
+                )
         if left:
             logger.warning(
-                "transport %r: %d message(s) not acknowledged by Kafka within %s, reported FAILED",
+                "transport %r: %d message(s) not acknowledged by Kafka %s, reported FAILED",
                 self._name,
                 len(left),
-                within,
+                when,
             )
         return left
 
@@ -402,19 +440,33 @@ class KafkaTransport:
             # Its own close() would otherwise run again from __del__ and raise the same timeout.
             self._producer._closed = True
 
-    def _wait_for_acknowledgements(self, timeout: float) -> None:
+    def _on_producer_thread(self) -> bool:
+        """Whether this is the producer's sender thread (a report made from its callback)."""
+        return threading.current_thread() is getattr(self._producer, "_sender", None)
+
+    def _wait_for_acknowledgements(self, deadline: float) -> None:
         # Not KafkaProducer.flush(timeout): it applies the timeout to each batch in turn, so
         # its total is unbounded. Records still leave after at most linger_ms on their own.
+        me = _get_ident()
+
+        def settled() -> bool:
+            if self._unacknowledged:
+                return False
+            reporting = self._reporting
+            # Copied: another thread may add or remove entries meanwhile.
+            return not reporting or all(owner == me for _, owner in reporting.copy().values())
+
         with self._all_acknowledged:
-            self._all_acknowledged.wait_for(
-                lambda: not self._unacknowledged and not self._reporting, timeout
-            )
+            self._all_acknowledged.wait_for(settled, max(deadline - time.monotonic(), 0.0))
 
     def _still_unacknowledged(self) -> list[Message]:
         # Copied in this order: a record being claimed meanwhile enters _reporting before it
         # leaves _unacknowledged, so it is in one copy or the other until its report is made.
         held = self._unacknowledged.copy()
-        held.update(self._reporting.copy())
+        reporting = self._reporting.copy()
+        if reporting:
+            me = _get_ident()  # not the messages this thread is reporting (from its report)
+            held.update((n, message) for n, (message, owner) in reporting.items() if owner != me)
         return [held[number] for number in sorted(held)]
 
 
