@@ -33,16 +33,24 @@ def test_the_official_client_sends_through_our_buffered_consumer(
 def test_consumer_sends_each_message_at_once_with_every_import_credential(
     mixpanel_emulator: Emulator,
 ) -> None:
+    """The imported records carry a token this project does not know (refused on its own,
+    below): each import is accepted only if the consumer sent the credential it was given."""
+    unknown = "not-this-projects-token"
+    base_url = mixpanel_emulator.base_url
+    plain = mixpanel.Mixpanel(unknown, consumer=Consumer(api_host=base_url))
+    with pytest.raises(MixpanelException, match="project token"):
+        plain.import_data(None, "user-1", "old", 1_700_000_000)
     credentials = ServiceAccountCredentials("sa-user", "sa-secret", "12345")
     with_account = mixpanel.Mixpanel(
-        TOKEN, consumer=Consumer(api_host=mixpanel_emulator.base_url, credentials=credentials)
+        unknown, consumer=Consumer(api_host=base_url, credentials=credentials)
     )
-    with_account.import_data(TOKEN, "user-1", "old", 1_700_000_000)
-    plain = mixpanel.Mixpanel(TOKEN, consumer=Consumer(api_host=mixpanel_emulator.base_url))
-    plain.import_data(TOKEN, "user-1", "old", 1_700_000_000, api_secret="emulator-secret")
-    plain.track("user-1", "now")
-    accepted = mixpanel_emulator.client.stats()["accepted"]
-    assert (accepted["import"], accepted["track"]) == (2, 1)
+    with_account.import_data(None, "user-1", "by account", 1_700_000_000)
+    plain.import_data(unknown, "user-1", "by secret", 1_700_000_000, api_secret="emulator-secret")
+    mixpanel.Mixpanel(TOKEN, consumer=Consumer(api_host=base_url)).track("user-1", "now")
+    client = mixpanel_emulator.client
+    assert client.stats()["requests"]["import"] == {"401": 1, "200": 2}
+    assert sorted(r["event"] for r in client.records("import")) == ["by account", "by secret"]
+    assert [r["event"] for r in client.records("track")] == ["now"]
 
 
 def test_an_unknown_endpoint_raises_mixpanel_exception() -> None:

@@ -14,13 +14,13 @@ from mixpanel_core.cli import main
 from mixpanel_core.config import load_config
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.insert_id import derived_insert_id
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import message_from_record
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import install_distribution
 
+from ..subprocesses import derived_insert_id_in_a_fresh_interpreter
 from .conftest import events, read_lines, write_config, write_ndjson
 
 pytestmark = pytest.mark.integration
@@ -236,8 +236,11 @@ dead_letter_topic = "{dead_letter_topic}"
     records = client.records("import")
     assert sorted(r["properties"]["n"] for r in records) == [0, 1, 2, 3, 4]
     # The record without a token got the configured one; its insert id is the one the
-    # forwarder derived from the source position, so an earlier delivery would deduplicate.
-    assert derived_insert_id(source_topic, 0, 0) in client.insert_ids("import")
+    # forwarder derived from the source position, so an earlier delivery would deduplicate:
+    # computed in another interpreter, as the forwarder that first read the record would.
+    assert derived_insert_id_in_a_fresh_interpreter(source_topic, 0, 0) in client.insert_ids(
+        "import"
+    )
     (poison,) = read_lines(still_bad)
     assert poison["stage"] == "read"
     assert "not JSON" in poison["reason"]

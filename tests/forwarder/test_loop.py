@@ -1,5 +1,23 @@
-"""The forwarder's loop with a scripted consumer: backoff with paused polling, rebalances,
-retries and commits, without a broker (the same behaviour runs against one in test_forwarding)."""
+"""Unit tests of the forwarder loop's decisions, with a scripted stand-in for the Kafka consumer
+(no broker): backoff with paused polling, rebalances, retries and commits. The integration tests
+that cover the same behaviour against the real broker and the emulator:
+
+- paused polling while backing off: test_forwarding's
+  test_a_retry_after_longer_than_the_group_timeouts_keeps_the_member_and_loses_nothing, and
+  test_rebalance_and_backpressure's
+  test_while_mixpanel_fails_every_request_the_records_held_stay_bounded_and_all_arrive_later;
+- a revoked partition's buffered records dropped, not committed: test_forwarding's
+  test_records_buffered_for_a_revoked_partition_are_dropped_and_delivered_once_by_its_owner,
+  and test_rebalance_and_backpressure's
+  test_a_member_joining_mid_stream_loses_nothing_and_never_commits_past_an_undelivered_record;
+- failed deliveries retried, committed once accepted: test_forwarding's
+  test_an_emulator_failing_30_percent_with_429_and_500_loses_nothing, the 503 outage test of
+  test_rebalance_and_backpressure above, and test_hanging_mixpanel (nothing undelivered
+  committed);
+- a record Mixpanel rejects under on_poison = "stop": no broker twin; test_forwarding's
+  test_on_poison_stop_exits_1_and_commits_nothing_from_the_poison_record_on stops on a record
+  that is not JSON.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,27 @@
-"""How the loop stops, with a scripted consumer and a dead-letter producer whose broker never
-answers: a 401/403 commits what the refused call got accepted first, the waits for the
-dead-letter topic end at the shutdown deadline, committing nothing they did not see land, and
-after a stop the commit and the close get only the time left before the deadline.
-(The same behaviours run against the broker and the emulator in test_refused_credentials_commit,
-test_dead_letter_deadline and test_frozen_broker_shutdown.)"""
+"""Unit tests of the forwarder loop's decisions when it stops, with scripted stand-ins for Kafka
+(a consumer, a dead-letter producer whose broker never answers): a 401/403 commits what the
+refused call got accepted first, the waits for the dead-letter topic end at the shutdown
+deadline, committing nothing they did not see land, and after a stop the commit and the close
+get only the time left before the deadline. The integration tests that cover the same
+behaviour against the real broker and the emulator:
+
+- a refused call commits what it got accepted: test_refused_credentials_commit (and
+  test_forwarding's test_refused_credentials_stop_with_a_clear_error_and_nothing_committed);
+  no broker twin for a rejected record inside the refused call, nor for reports that do not
+  match the records (a broken ``deliver``, which the real client cannot produce);
+- a dead-letter wait ended by the shutdown deadline, nothing past it committed:
+  test_dead_letter_deadline (the stop comes during the wait; no broker twin for a stop
+  requested before it starts);
+- after a stop the commit and the close get the time left: test_frozen_broker_shutdown (that
+  the failed commit is not tried again is checked here only);
+- acknowledged dead letters committed when a later one times out outside a shutdown: no
+  broker twin; test_dead_letter_limits stops the same way on a dead letter the producer
+  refuses;
+- what is done when the stop comes committed first: test_forwarder_audit's
+  test_sigterm_during_a_retry_backoff_commits_what_earlier_requests_of_the_batch_delivered
+  (the order against the last deliveries, and a commit refused by a rebalance at shutdown, are
+  checked here only).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """``metrics_host`` takes IPv6 addresses: the metrics endpoint binds ``::1`` and ``::`` with the
 IPv6 family; an address that is not this machine's stays a configuration error naming the key,
-found before anything connects to Kafka. Needs IPv6 loopback (skipped where there is none)."""
+found before anything connects to Kafka. Needs IPv6 loopback: without it every test here fails
+saying so, never skips."""
 
 from __future__ import annotations
 
@@ -16,16 +17,21 @@ from mixpanel_core.forwarder.metrics import ForwarderMetrics, MetricsServer
 from .conftest import ForwardingRig, wait_until
 
 
-def _has_ipv6_loopback() -> bool:
+@pytest.fixture(autouse=True)
+def ipv6_loopback() -> None:
+    """A host without IPv6 loopback fails these tests with the reason, not a bind error."""
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+    except OSError as exc:
+        missing = str(exc)
+    else:
+        return
+    pytest.fail(
+        f"these tests need IPv6 loopback (::1), which this host lacks ({missing}); enable it "
+        "(sysctl net.ipv6.conf.lo.disable_ipv6=0, or IPv6 in the container's network)",
+        pytrace=False,
+    )
 
 
 def _free_ipv6_port() -> int:

@@ -8,8 +8,10 @@ certificate a throwaway authority signed.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
-import subprocess
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,20 +113,74 @@ def test_requests_ca_bundle_comes_first_and_curl_ca_bundle_is_then_not_read(
     assert "CERTIFICATE_VERIFY_FAILED" in (report.reason or "")
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to hash the CA")
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _der_items(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """The (tag, content) of each DER element in ``data``, in order."""
+    at = 0
+    while at < len(data):
+        tag, length = data[at], data[at + 1]
+        at += 2
+        if length & 0x80:
+            size = length & 0x7F
+            length = int.from_bytes(data[at : at + size], "big")
+            at += size
+        yield tag, data[at : at + length]
+        at += length
+
+
+# ASN.1 string tags OpenSSL canonicalises in a name: UTF8, Printable, T61, IA5, Visible,
+# Universal, BMP; with the codec each is read with.
+_NAME_STRINGS = {
+    0x0C: "utf-8",
+    0x13: "ascii",
+    0x14: "latin-1",
+    0x16: "ascii",
+    0x1A: "ascii",
+    0x1C: "utf-32-be",
+    0x1E: "utf-16-be",
+}
+_SPACES = " \t\n\v\f\r"  # what OpenSSL counts as white space: ASCII only
+
+
+def _subject_hash(certificate: Path) -> str:
+    """``openssl x509 -hash`` of a PEM certificate: the name OpenSSL looks a CA up by in a
+    directory (``X509_NAME_hash``: SHA-1 of the subject's canonical DER, each string value as
+    a UTF8String, trimmed, inner whitespace runs made one space, ASCII lowercased; the first 4
+    bytes, little-endian). Computed here so the test needs no ``openssl`` program."""
+    ((_, whole),) = _der_items(ssl.PEM_cert_to_DER_cert(certificate.read_text()))
+    _, tbs = next(_der_items(whole))
+    fields = list(_der_items(tbs))
+    if fields[0][0] == 0xA0:  # the explicit version
+        del fields[0]
+    _, subject = fields[4]  # serial, signature, issuer, validity, subject
+    canonical = b""
+    for _, rdn in _der_items(subject):
+        ((_, attribute),) = _der_items(rdn)  # one attribute per RDN in a test CA
+        (oid_tag, oid), (value_tag, value) = _der_items(attribute)
+        if value_tag in _NAME_STRINGS:
+            text = value.decode(_NAME_STRINGS[value_tag])
+            text = re.sub(f"[{_SPACES}]+", " ", text.strip(_SPACES))
+            text = "".join(c.lower() if c.isascii() else c for c in text)
+            value_tag, value = 0x0C, text.encode()
+        canonical += _der(0x31, _der(0x30, _der(oid_tag, oid) + _der(value_tag, value)))
+    digest = hashlib.sha1(canonical).digest()
+    return f"{int.from_bytes(digest[:4], 'little'):08x}"
+
+
 def test_a_directory_of_hashed_certificates_is_trusted(
     authority: tuple[Path, tuple[Path, Path]],
     https_url: str,
     environment: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    subject_hash = subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(authority[0])],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    shutil.copy(authority[0], tmp_path / f"{subject_hash}.0")
+    shutil.copy(authority[0], tmp_path / f"{_subject_hash(authority[0])}.0")
     environment.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
     assert send_one(client_for(https_url)).status is DeliveryStatus.ACCEPTED
 

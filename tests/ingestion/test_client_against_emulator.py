@@ -147,18 +147,36 @@ def test_403_wrong_project_is_fatal(mixpanel_emulator: Emulator) -> None:
 
 
 def test_every_import_credential_kind_is_accepted(mixpanel_emulator: Emulator) -> None:
-    kinds = [
-        {
+    """Each kind is proven by the one that was sent: the settings and the records carry a token
+    this project does not know (refused on its own, below), so a client that sent the token
+    instead of the service account or API secret would be refused."""
+    unknown = "not-this-projects-token"
+    foreign = [import_event(token=unknown) for _ in range(2)]
+    refused = IngestionClient(settings_for(mixpanel_emulator, token=unknown), FAST)
+    with pytest.raises(AuthenticationError, match="project token"):
+        refused.send_batch("import", [foreign[0]])
+    kinds = {
+        "service account": {
+            "token": unknown,
             "service_account_username": "sa-user",
             "service_account_secret": Secret("sa-secret"),
             "project_id": "12345",
         },
-        {"api_secret": Secret("emulator-secret")},
-        {"token": TOKEN},
-    ]
-    for changes in kinds:
+        "api secret": {"token": unknown, "api_secret": Secret("emulator-secret")},
+    }
+    for (kind, changes), message in zip(kinds.items(), foreign, strict=True):
         client = IngestionClient(settings_for(mixpanel_emulator, **changes), FAST)
-        assert client.send_batch("import", [import_event()]).ok
+        assert client.send_batch("import", [message]).ok, kind
+    # The project token: configured, or (none configured) the one inside the record.
+    configured = IngestionClient(settings_for(mixpanel_emulator, token=TOKEN), FAST)
+    from_record = IngestionClient(settings_for(mixpanel_emulator, token=None), FAST)
+    own = [import_event(), import_event()]
+    assert configured.send_batch("import", [own[0]]).ok
+    assert from_record.send_batch("import", [own[1]]).ok
+    assert mixpanel_emulator.client.stats()["requests"]["import"] == {"401": 1, "200": 4}
+    assert sorted(mixpanel_emulator.client.insert_ids("import")) == sorted(
+        m.insert_id for m in [*foreign, *own]
+    )
 
 
 def test_read_timeout_is_retried(mixpanel_emulator: Emulator) -> None:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from mp_workers import config_for, observed_client, track_until_stopped
+from mp_workers import config_for, observed_client
 from pipe_probe import wait_until_the_pipe_is_full
 
 from mixpanel_core.emulator import EmulatorProcess
@@ -199,23 +199,72 @@ def test_flush_honours_its_timeout_when_the_queue_is_full(emulator: EmulatorProc
     assert len(set(emulator.client.insert_ids("track"))) == BIG_BATCH
 
 
+def track_then_hold_open(
+    channel: QueueChannel, tracked: Any, stop_tracking: Any, may_close: Any, results: Any
+) -> None:
+    """A worker that tracks (one event every 5 ms, ``tracked`` counting them) until
+    ``stop_tracking``, then stays open, without closing, until ``may_close``; it tells
+    what stopped it and what its ``close`` returned."""
+    client = worker_client(channel)
+    stopped_by = "stop_tracking"
+    while not stop_tracking.is_set():
+        try:
+            client.track(f"slow-{tracked.value}", "E", {"n": tracked.value})
+        except TransportError as exc:
+            stopped_by = f"{type(exc).__name__}: {exc}"
+            break
+        tracked.value += 1
+        time.sleep(0.005)
+    may_close.wait(60)
+    left = client.close(10)
+    results.put((stopped_by, len(left)))
+
+
 def test_the_owner_keeps_time_for_the_sender_to_stop_when_a_worker_does_not_close(
     emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A worker still tracking when the owner closes: waiting for it used the owner's whole
-    bound, so the sender had none to stop in and was terminated, losing what it held with
-    only a count left. A share of the bound is kept for the sender's own stop."""
-    client, _ = observed_client(config_for(emulator.base_url, batch_size=10))
+    """A worker still tracking when the owner closes, and not closed before the owner's
+    close returns: waiting for it used the owner's whole bound, so the sender had none to
+    stop in and was terminated, losing what it held with only a count left. A share of the
+    bound is kept for the sender's own stop, so everything the worker tracked arrives."""
+    client, counter = observed_client(config_for(emulator.base_url, batch_size=10))
     transport: Any = client.pipeline.transport("default")
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    worker = context.Process(target=track_until_stopped, args=(transport.channel, stop))
+    context: Any = multiprocessing.get_context("spawn")
+    tracked = context.Value("i", 0, lock=False)  # written by the worker only
+    stop_tracking, may_close, results = context.Event(), context.Event(), context.Queue()
+    worker = context.Process(
+        target=track_then_hold_open,
+        args=(transport.channel, tracked, stop_tracking, may_close, results),
+    )
     worker.start()
+    # The worker stops tracking 1 s into the owner's close(timeout=4), well before the
+    # owner gives up waiting for it (3 s in), so all it tracked is queued before the stop.
+    stopper = threading.Timer(1.0, stop_tracking.set)
     try:
         emulator.client.wait_for_records(20, "track", timeout=60)
+        tracked_when_closing = tracked.value
+        stopper.start()
         with caplog.at_level(logging.ERROR, logger="mixpanel_core"):
-            client.close(timeout=4)
+            left = client.close(timeout=4)
     finally:
-        stop.set()
-        worker.join(30)
+        stopper.cancel()
+        stop_tracking.set()
+        may_close.set()
+    stopped_by, worker_left = results.get(timeout=30)
+    worker.join(30)
+
     assert "terminating it" not in caplog.text
+    assert transport.supervisor.process.exitcode == 0, "the sender did not stop by itself"
+    assert worker.exitcode == 0
+    assert stopped_by == "stop_tracking"
+    count = tracked.value
+    assert count > tracked_when_closing, "the worker was not tracking while the owner closed"
+    # Exactly what the worker tracked, each once; nothing left over or lost uncounted.
+    ids = emulator.client.insert_ids("track")
+    assert len(ids) == len(set(ids)) == count
+    assert sorted(r["properties"]["n"] for r in emulator.client.records("track")) == list(
+        range(count)
+    )
+    assert counter.by_status == {"accepted": count}
+    assert transport.supervisor.unaccounted == 0
+    assert (left, worker_left) == ([], 0)

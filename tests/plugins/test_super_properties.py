@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from mixpanel_core import Mixpanel
@@ -51,16 +52,34 @@ def test_register_and_unregister_at_run_time() -> None:
     assert second["properties"]["app"] == "shop"
 
 
+def register_many(plugin: SuperProperties, start: threading.Barrier, prefix: str) -> None:
+    start.wait()
+    for i in range(200):
+        plugin.register({f"{prefix}{i}": i})
+
+
 def test_register_is_safe_from_many_threads() -> None:
-    plugin = SuperProperties()
-
-    def register_many(prefix: str) -> None:
-        for i in range(200):
-            plugin.register({f"{prefix}{i}": i})
-
-    threads = [threading.Thread(target=register_many, args=(f"t{n}-",)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(plugin.properties) == 1600
+    # With the default 5 ms switch interval a thread finishes its whole loop before another
+    # runs, so the read-merge-write in ``register`` never overlaps and a missing lock goes
+    # unseen. Switching threads every microsecond makes the lost update near certain without
+    # the lock (20 rounds of 8 threads x 200 registrations each).
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(20):
+            plugin = SuperProperties()
+            start = threading.Barrier(8)
+            threads = [
+                threading.Thread(target=register_many, args=(plugin, start, f"t{n}-"))
+                for n in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            expected = {f"t{n}-{i}": i for n in range(8) for i in range(200)}
+            lost = sorted(expected.keys() - plugin.properties.keys())
+            assert not lost, f"{len(lost)} of 1600 registrations lost, e.g. {lost[:3]}"
+            assert dict(plugin.properties) == expected
+    finally:
+        sys.setswitchinterval(previous)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
-import pickle
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import pytest
 
 from mixpanel_core import hookimpl
@@ -169,9 +170,75 @@ def test_an_unfinished_frame_is_discarded_and_counted_never_delivered_in_part() 
     assert assembler.pending_pids() == set()
 
 
+def sender_config() -> Config:
+    """Everything the sender may need: credentials (secrets), plugin options, a fallback."""
+    return config_from_mapping(
+        {
+            "mixpanel": {
+                "token": "t",
+                "api_secret": "api-secret-value",
+                "service_account_username": "sa-user",
+                "service_account_secret": "sa-secret-value",
+                "project_id": "12345",
+            },
+            "plugins": {
+                "enabled": ["super_properties"],
+                "super_properties": {"properties": {"app": "shop", "n": [1, 2.5, None]}},
+            },
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "sink",
+                    "fallback": "sink",
+                    "start_sender": False,
+                    "batch_size": 7,
+                },
+                "sink": {"type": "memory"},
+            },
+        }
+    )
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down (a table that came back as another kind
+    of mapping compares equal, but no longer behaves, or prints, the same)."""
+    if type(a) is not type(b):
+        return False
+    if attrs.has(type(a)):
+        return all(identical(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(type(a)))
+    if isinstance(a, Mapping):
+        return a.keys() == b.keys() and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(identical, a, b))
+    return bool(a == b)
+
+
+def run_sender_telling_its_configuration(channel: Any, seen: Any) -> None:
+    """A spawned sender that first says whether the configuration it got through the channel
+    is the one built from the same table here, in its own process, then runs as usual."""
+    received, expected = channel.spec.config, sender_config()
+    secrets = received.mixpanel.api_secret, received.mixpanel.service_account_secret
+    seen.put((received == expected, identical(received, expected), [s.reveal() for s in secrets]))
+    run_sender(channel)
+
+
 def test_the_configuration_crosses_to_the_sender_process_intact() -> None:
-    cfg = config(fallback="sink")
-    assert pickle.loads(pickle.dumps(cfg)) == cfg
+    client, reports, transport = client_for(sender_config())
+    seen: Any = multiprocessing.get_context("spawn").Queue()
+    sender: Any = multiprocessing.get_context("spawn").Process(
+        target=run_sender_telling_its_configuration, args=(transport.channel, seen)
+    )
+    sender.start()
+    client.track("u1", "Tick")
+    client.close(timeout=60)
+    sender.join(10)
+    equal, same_types, secrets = seen.get(timeout=10)
+    assert sender.exitcode == 0
+    assert reports.by_status == {"accepted": 1}
+    # The secrets crossed as values (a Secret that pickled to a placeholder would differ).
+    assert secrets == ["api-secret-value", "sa-secret-value"]
+    assert equal, "the sender's configuration differs from the owner's"
+    assert same_types, "a part of the sender's configuration came back as another type"
 
 
 # -- delivery and reports -----------------------------------------------------------------
