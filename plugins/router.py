@@ -22,10 +22,14 @@ class ConfigRouter:
 
     @classmethod
     def from_config(cls, context: PluginContext) -> ConfigRouter | NoRoutes:
-        if context.options:
+        # The table itself, even empty: [plugins.router] reads as if it configured routing.
+        if context.options or context.name in context.config.plugin_options:
             from mixpanel_core.errors import ConfigError
 
-            raise ConfigError(f"{context.path}: takes no options; routes live in [[routes]]")
+            raise ConfigError(
+                f"{context.path}: the router takes no options, so a [{context.path}] table is "
+                "an error, even an empty one; routes live in [[routes]]: remove the table"
+            )
         # Without routes there is nothing to decide: registering no hook saves every message
         # a call that would answer None.
         return cls(context.config.routes) if context.config.routes else NoRoutes()

@@ -56,3 +56,13 @@ def test_unmatched_message_is_a_clear_error_and_not_sent() -> None:
     with pytest.raises(ConfigError, match="no route takes people messages"):
         client.people_set("u-1", {"a": 1})
     assert kinds_in(client, "bus") == []
+
+
+@pytest.mark.parametrize("table", [{}, {"routes": []}])
+def test_a_plugins_router_table_is_an_error_even_empty(table: dict[str, object]) -> None:
+    """docs/plugins.md: "It takes no options: a `[plugins.router]` table is a ConfigError".
+    An empty one used to be accepted, as if it configured something."""
+    document = {"plugins": {"router": table}, "transports": {"m": {"type": "memory"}}}
+    with pytest.raises(ConfigError, match=r"plugins.router: the router takes no options") as e:
+        client_for(document)
+    assert "routes live in [[routes]]" in str(e.value)
