@@ -52,7 +52,7 @@ from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.process_fork import in_fork_children
-from mixpanel_core.schema import setting
+from mixpanel_core.schema import check_seconds, setting
 from mixpanel_core.transport import ignore_report
 from mixpanel_core.weak import weakly
 
@@ -111,8 +111,13 @@ class BufferOptions:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key}: must be greater than 0")
         for key in ("block_timeout", "linger", "flush_timeout", "exit_timeout"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key}: must be 0 or more")
+            check_seconds(key, getattr(self, key))
+        if self.dead_letter_path is not None and not self.dead_letter_path.strip():
+            # Only a missing key means no file: an empty one is a ${VAR} set to "", say.
+            raise ValueError(
+                "dead_letter_path: must not be empty or blank; leave the key out to keep no "
+                "dead-letter file"
+            )
 
 
 def _no_owner() -> None:
@@ -449,7 +454,7 @@ class BackgroundSender:
         )
         path = self.options.dead_letter_path
         key = f"transports.{name}.dead_letter_path"
-        self._dead_letter = DeadLetterFile(path, key) if path else None
+        self._dead_letter = DeadLetterFile(path, key) if path is not None else None
         self._closed = False
         self._cancel_exit_close: Callable[[], None] | None = None
         """Set when the thread first starts: a sender that never took a record has nothing to

@@ -7,6 +7,7 @@ wrong type fails with its full key path before anything is sent.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import tomllib
@@ -16,10 +17,11 @@ from typing import Any, Literal
 
 import attrs
 
-from mixpanel_core.errors import ConfigError, ValidationError
-from mixpanel_core.frozen import EMPTY, FrozenDict, freeze
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.frozen import EMPTY, FrozenDict
+from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.messages import ENDPOINTS, KINDS
-from mixpanel_core.schema import read, setting
+from mixpanel_core.schema import freeze_setting, read, setting
 from mixpanel_core.settings import MixpanelSettings
 
 CONFIG_ENV_VAR = "MIXPANEL_CORE_CONFIG"
@@ -72,6 +74,24 @@ def keys_only(table: FrozenDict | None) -> str:
     return "{" + ", ".join(f"{key!r}: ..." for key in table) + "}"
 
 
+class RawTable(FrozenDict):
+    """A table of the file as it was read, before its reader checks it (a transport's, a
+    plugin's, ``[forwarder]``): shown by its keys only, wherever it is printed on its own.
+
+    A subclass rather than a change to ``FrozenDict``, whose plain repr messages keep, and
+    whose every instance is built on the hot path: this costs only at load.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return keys_only(self)
+
+    def __reduce__(self) -> tuple[type[RawTable], tuple[dict[str, Any]]]:
+        # FrozenDict's would bring a plain FrozenDict back, showing the values again.
+        return (RawTable, (dict(self),))
+
+
 @attrs.frozen
 class TransportConfig:
     """One ``[transports.NAME]`` table: the entry-point ``type`` and its own options."""
@@ -114,6 +134,17 @@ def load_config(
             data = tomllib.load(handle)
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {str(file)!r} does not exist") from exc
+    except OSError as exc:
+        # A directory, a file without read permission: one line, not a traceback.
+        raise ConfigError(
+            f"configuration file {str(file)!r} cannot be read: {exc.strerror or exc}; "
+            "give the path of a TOML file"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{file}: not valid TOML: TOML files are UTF-8 text, and byte {exc.start} is not "
+            "UTF-8 (is it the right file?)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
     return config_from_mapping(data, environ, source=str(file))
@@ -134,8 +165,11 @@ def config_from_mapping(
     forwarder = data.get("forwarder")
     if forwarder is not None and not isinstance(forwarder, Mapping):
         raise ConfigError("forwarder: must be a table")
+    mixpanel = read(MixpanelSettings, data.get("mixpanel", {}), "mixpanel")
+    # Every URL checked now (scheme, port, no query), not when a transport is first built.
+    endpoint_urls(mixpanel)
     return Config(
-        mixpanel=read(MixpanelSettings, data.get("mixpanel", {}), "mixpanel"),
+        mixpanel=mixpanel,
         pipeline=read(PipelineSettings, data.get("pipeline", {}), "pipeline"),
         plugins=plugins,
         plugin_options=plugin_options,
@@ -171,14 +205,21 @@ def interpolate(value: Any, environ: Mapping[str, str], path: str) -> Any:
     return value
 
 
-def _frozen_table(table: Mapping[str, Any], path: str) -> FrozenDict:
-    """A raw table, frozen; TOML's ``nan`` and ``inf`` are the values it can refuse."""
-    try:
-        frozen: FrozenDict = freeze(table, path)
-    except ValidationError as exc:
-        # A ConfigError, not a message's ValidationError: it is the file that is wrong.
-        raise ConfigError("; ".join(str(problem) for problem in exc.problems)) from None
-    return frozen
+def _frozen_table(table: Mapping[str, Any], path: str) -> RawTable:
+    """A raw table, frozen, its tables too; TOML's ``nan`` and ``inf`` are refused here."""
+    return RawTable({key: _frozen_value(value, f"{path}.{key}") for key, value in table.items()})
+
+
+def _frozen_value(value: object, path: str) -> Any:
+    if isinstance(value, Mapping):
+        return _frozen_table(value, path)
+    if isinstance(value, list | tuple):
+        return tuple(_frozen_value(item, f"{path}[{i}]") for i, item in enumerate(value))
+    if isinstance(value, datetime.date | datetime.time):
+        # Kept as TOML gave it (both are immutable): the key's reader knows what it takes, and
+        # a string key must refuse it, not get it as text.
+        return value
+    return freeze_setting(value, path)
 
 
 def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
@@ -200,7 +241,7 @@ def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
         if not isinstance(value, Mapping):
             raise ConfigError(f"plugins.{key}: must be a table")
         options[key] = _frozen_table(value, f"plugins.{key}")
-    return names, FrozenDict(options)
+    return names, RawTable(options)
 
 
 def _read_transports(table: object) -> FrozenDict:

@@ -4,10 +4,14 @@ A config class is an ``attrs.frozen`` class whose fields are declared with ``set
 type hints say what each key accepts and the ``doc`` says what it means (the configuration
 reference is checked against these). ``read(cls, table, path)`` rejects unknown keys, missing
 required keys and wrong types with a ``ConfigError`` that names the full key path.
+
+``check_seconds`` is the one bound of every duration key (timeouts, lingers, budgets,
+deadlines): finite, and at most ``MAX_SECONDS``.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import types
 import typing
@@ -16,13 +20,32 @@ from typing import Any, TypeVar
 
 import attrs
 
-from mixpanel_core.errors import ConfigError
+from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.frozen import FrozenDict, freeze
 from mixpanel_core.secrets import Secret
 
 T = TypeVar("T")
 
 _NOTHING: Any = attrs.NOTHING
+
+MAX_SECONDS = 86_400
+"""The longest duration any option takes: a day. Generous for any real timeout, and far below
+what ``threading`` and ``socket`` waits accept (``threading.TIMEOUT_MAX``), so a bounded
+value never overflows a wait, nor a deadline computed from it, after records were sent."""
+
+
+def check_seconds(key: str, value: float, *, zero: bool = True) -> None:
+    """Raise ``ValueError`` naming ``key`` unless ``value`` is a number of seconds from 0 (above
+    0 when ``zero`` is false) to ``MAX_SECONDS``.
+
+    Every option class checks its durations with this, whether it was read from a file or
+    built in Python. NaN fails every comparison, so it is refused too.
+    """
+    low = "0 or more" if zero else "greater than 0"
+    if not ((value >= 0 if zero else value > 0) and value <= MAX_SECONDS):
+        raise ValueError(
+            f"{key}: must be {low} and at most {MAX_SECONDS} seconds (a day), not {value!r}"
+        )
 
 
 def setting(default: Any = _NOTHING, *, doc: str, factory: Any = None) -> Any:
@@ -108,12 +131,21 @@ def read(cls: type[T], table: object, path: str) -> T:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+def freeze_setting(value: object, path: str) -> Any:
+    """``freeze(value, path)``, failing with a ``ConfigError``: it is the file that is wrong
+    (``nan``, ``inf``, a TOML date, which JSON cannot carry), not a message."""
+    try:
+        return freeze(value, path)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(str(problem) for problem in exc.problems)) from None
+
+
 def convert(hint: Any, value: object, path: str) -> Any:
     """Check ``value`` against ``hint`` and convert it (lists to tuples, tables to classes)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if hint is Any:
-        return freeze(value, path)
+        return freeze_setting(value, path)
     if origin is typing.Literal:
         if value in args:
             return value
@@ -121,14 +153,16 @@ def convert(hint: Any, value: object, path: str) -> Any:
             f"{path}: must be one of {', '.join(repr(a) for a in args)}, not {value!r}"
         )
     if origin in (types.UnionType, typing.Union):
-        errors = []
         for option in args:
             if option is type(None):
                 continue
             try:
                 return convert(option, value, path)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                if _same_shape(option, value):
+                    # The value is the kind this option takes (a list for a list of strings):
+                    # what is wrong is inside it, and this error names the item and its rule.
+                    raise
         raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
@@ -150,12 +184,29 @@ def _scalar(hint: Any, value: object, path: str) -> Any:
             return Secret(value)
         raise ConfigError(f"{path}: must be a string, not {_toml_type(value)}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(
+                f"{path}: must be a number; this integer is too large for one (over 1.8e308)"
+            ) from None
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{path}: must be an integer, not a boolean")
     if isinstance(value, hint):
         return value
     raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
+
+
+def _same_shape(hint: Any, value: object) -> bool:
+    """Whether ``value`` is the kind of TOML value ``hint`` takes: a list for a list, a table
+    for a table or a config class. Scalars are never the same shape: a wrong one is a wrong type.
+    """
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return isinstance(value, list | tuple)
+    if origin in (dict, Mapping) or hint is FrozenDict or attrs.has(hint):
+        return isinstance(value, Mapping)
+    return False
 
 
 def _toml_type(value: object) -> str:
@@ -164,4 +215,11 @@ def _toml_type(value: object) -> str:
         return "a table"
     if isinstance(value, list | tuple):
         return "a list"
+    # TOML's own date and time values (datetime is a date: it is tested first).
+    if isinstance(value, datetime.datetime):
+        return "a TOML date-time"
+    if isinstance(value, datetime.date):
+        return "a TOML date"
+    if isinstance(value, datetime.time):
+        return "a TOML time"
     return names.get(type(value), type(value).__name__)

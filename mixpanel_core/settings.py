@@ -20,8 +20,9 @@ class MixpanelSettings:
     api_host: str = setting(
         DEFAULT_API_HOST,
         doc="A host name (`api-eu.mixpanel.com`) or a base URL (`http://127.0.0.1:8080`). "
-        "Plain http is allowed only to loopback unless `allow_insecure_http` is true. No "
-        "`user:password@` in it: credentials go in the keys below.",
+        "Plain http is allowed only to loopback unless `allow_insecure_http` is true. A port "
+        "must be 1 to 65535. No `user:password@`, query (`?...`) or fragment (`#...`) in it: "
+        "credentials go in the keys below, and the client adds its own query.",
     )
     allow_insecure_http: bool = setting(
         False, doc="Allow an `http://` base URL that is not on loopback."
@@ -29,7 +30,7 @@ class MixpanelSettings:
     urls: Mapping[str, str] = setting(
         factory=dict,
         doc="Per-endpoint URL overrides, keyed by `track`, `import`, `engage`, `groups` "
-        "(no `user:password@` either).",
+        "(no `user:password@`, query or fragment either).",
     )
     project_id: str | None = setting(
         None, doc="The numeric project id; sent as `?project_id=` with service-account auth."
@@ -59,6 +60,20 @@ class MixpanelSettings:
                     f"urls.{key}: unknown endpoint; use track, import, engage or groups"
                 )
             _refuse_userinfo(f"urls.{key}", url)
+
+    @token.validator
+    @project_id.validator
+    @service_account_username.validator
+    @service_account_secret.validator
+    @api_secret.validator
+    def _not_empty(self, attribute: attrs.Attribute[object], value: str | Secret | None) -> None:
+        # An empty credential (a ${VAR} set to "" in a deployment) would be taken for none,
+        # and /import would quietly use the next kind instead: only a missing key means none.
+        text = value.reveal() if isinstance(value, Secret) else value
+        if text is not None and not text.strip():
+            raise ValueError(
+                f"{attribute.name}: must not be empty or blank; leave the key out to give none"
+            )
 
     @service_account_secret.validator
     def _whole_service_account(self, attribute: object, value: Secret | None) -> None:

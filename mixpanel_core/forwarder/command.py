@@ -44,14 +44,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="exit 0 once everything that was in the topic at start has been delivered",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=log_level,
+        metavar="LEVEL",
+        help="logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default: %(default)s)",
+    )
     parser.set_defaults(handler=run)
+
+
+def log_level(text: str) -> str:
+    """``--log-level``'s value, upper-cased; a name ``logging`` does not know is argparse's
+    usual error for the flag, before anything starts."""
+    level = text.upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    return level
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the forwarder from ``--config`` and run it; errors propagate to the CLI."""
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = load_config(args.config)
     settings = resolve(config).forwarder

@@ -20,8 +20,9 @@ from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion import HttpOptions
+from mixpanel_core.ingestion.endpoints import MAX_PORT
 from mixpanel_core.kafka.options import KafkaOptions, check_topic_name
-from mixpanel_core.schema import read, setting
+from mixpanel_core.schema import check_seconds, read, setting
 from mixpanel_core.settings import MixpanelSettings
 
 FORCED_CONSUMER_OPTIONS = (
@@ -35,8 +36,6 @@ source transport's (a list given here would be replaced without a word)."""
 
 HTTP_TRANSPORT_TYPES = ("http", "buffered_http")
 """The transport types whose table holds the HTTP options ``forwarder.transport`` may name."""
-
-MAX_PORT = 65535
 
 
 class ForwarderError(MixpanelCoreError):
@@ -117,8 +116,7 @@ class ForwarderConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
         for name in ("linger", "shutdown_deadline", "log_interval"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be 0 or more")
+            check_seconds(name, getattr(self, name))
         if self.metrics_port is not None and not 0 <= self.metrics_port <= MAX_PORT:
             raise ValueError(
                 f"metrics_port: must be a port number from 0 to {MAX_PORT} (0: any free "

@@ -47,14 +47,16 @@ def basic(username: str, password: str) -> Secret:
 
 def configured_credentials(settings: MixpanelSettings) -> ImportCredentials | None:
     """The credentials ``[mixpanel]`` configures, best first; ``None`` if there are none."""
+    # Only a missing key means none: ``MixpanelSettings`` refuses an empty one, which would
+    # otherwise hand /import to the next kind without a word.
     username, secret = settings.service_account_username, settings.service_account_secret
-    if username and secret:
+    if username is not None and secret is not None:
         return ImportCredentials(
             SERVICE_ACCOUNT, basic(username, secret.reveal()), settings.project_id, username
         )
-    if settings.api_secret:
+    if settings.api_secret is not None:
         return ImportCredentials(API_SECRET, basic(settings.api_secret.reveal(), ""))
-    if settings.token:
+    if settings.token is not None:
         return ImportCredentials(PROJECT_TOKEN, basic(settings.token, ""))
     return None
 

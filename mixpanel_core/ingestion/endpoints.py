@@ -11,6 +11,7 @@ from mixpanel_core.messages import ENDPOINTS, Endpoint
 from mixpanel_core.settings import MixpanelSettings
 
 _LOOPBACK_NAMES = ("localhost",)
+MAX_PORT = 65535
 
 
 def is_loopback(host: str) -> bool:
@@ -31,13 +32,33 @@ def base_url(api_host: str) -> str:
 
 
 def check_url(url: str, allow_insecure_http: bool, key: str) -> str:
-    """Refuse what is not http(s), and plain http off loopback unless explicitly allowed."""
-    parts = urlsplit(url)
+    """Refuse what is not an http(s) URL with a valid port, a query or a fragment, and plain
+    http off loopback unless explicitly allowed."""
+    if "?" in url or "#" in url:
+        # Mixpanel's endpoints take neither: the client adds its own query (strict=1,
+        # project_id). Not quoted, nor ever sent: a query may hold a key, and urllib3 logs the
+        # query of every request.
+        raise ConfigError(
+            f"{key}: has a query (?...) or a fragment (#...), not shown here as it may hold a "
+            "credential; Mixpanel's URLs take neither (the client adds its own query), so "
+            "remove it; credentials go in service_account_username/secret or api_secret"
+        )
+    not_a_url = ConfigError(f"{key}: {url!r} is not an http(s) URL or host name")
+    try:
+        parts = urlsplit(url)  # raises for an unclosed [IPv6 address
+    except ValueError:
+        raise not_a_url from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{key}: {url!r} is not an http(s) URL or host name")
-    if "#" in url:
-        # Never sent; and the query the client adds (strict=1, project_id) would land after it.
-        raise ConfigError(f"{key}: {url!r} has a fragment (#...); remove it")
+        raise not_a_url
+    try:
+        port = parts.port  # raises for a port that is not a number, or above 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        # Checked now: the first request would fail with a ValueError, or every record FAILED.
+        raise ConfigError(
+            f"{key}: {url!r} has an invalid port; it must be a number from 1 to {MAX_PORT}"
+        )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ConfigError(
             f"{key}: {url!r} would send credentials and data unencrypted; use https, or set "
@@ -49,12 +70,6 @@ def check_url(url: str, allow_insecure_http: bool, key: str) -> str:
 def endpoint_urls(settings: MixpanelSettings) -> dict[Endpoint, str]:
     """The URL of every endpoint: ``urls.NAME`` if set, else ``BASE/NAME``."""
     base = base_url(settings.api_host)
-    if "?" in base or "#" in base:
-        # The endpoint's path is appended to the base: it would end up inside the query.
-        raise ConfigError(
-            f"mixpanel.api_host: {settings.api_host!r} has a query or fragment; give a host or "
-            "a base URL, and an endpoint URL with a query as mixpanel.urls.NAME"
-        )
     overrides: Mapping[str, str] = settings.urls
     urls: dict[Endpoint, str] = {}
     for endpoint in ENDPOINTS:

@@ -17,7 +17,7 @@ from mixpanel_core.api_limits import (
     MIB,
 )
 from mixpanel_core.ingestion.retry import RetryPolicy
-from mixpanel_core.schema import setting
+from mixpanel_core.schema import check_seconds, setting
 
 __all__ = ["MAX_GROUP_RECORDS_PER_REQUEST", "MAX_RECORDS_PER_REQUEST", "MIB", "HttpOptions"]
 
@@ -73,9 +73,8 @@ class HttpOptions:
     )
 
     def __attrs_post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "max_batch_bytes", "pool_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be greater than 0, not {getattr(self, name)!r}")
+        check_seconds("connect_timeout", self.connect_timeout, zero=False)
+        check_seconds("read_timeout", self.read_timeout, zero=False)
         for name in (
             "retry_budget",
             "backoff_base",
@@ -83,8 +82,10 @@ class HttpOptions:
             "rate_limit_base",
             "rate_limit_cap",
         ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be 0 or more, not {getattr(self, name)!r}")
+            check_seconds(name, getattr(self, name))
+        for name in ("max_batch_bytes", "pool_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be greater than 0, not {getattr(self, name)!r}")
         if self.max_retries is not None and self.max_retries < 0:
             raise ValueError(f"max_retries: must be 0 or more, not {self.max_retries!r}")
         if not 1 <= self.max_batch_records <= MAX_RECORDS_PER_REQUEST:

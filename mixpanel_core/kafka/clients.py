@@ -7,6 +7,8 @@ is missing) is a ``ConfigError`` naming the table's key
 path and quoting kafka-python's reason; any other ``KafkaError`` (no broker answered, SASL
 refused) is a ``TransportError``. kafka-python's messages may echo option values, so a message
 that contains one of the configured secrets is never shown: the error then names the keys only.
+A broker address with credentials in it (``user:password@host``) is refused before kafka-python
+sees it: kafka-python logs the addresses.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.options import check_bootstrap_servers
 
 SECRET_WORDS = ("password", "secret", "token")
 """An option whose name contains one of these holds a credential (``sasl_plain_password``,
@@ -40,6 +43,14 @@ def build_client(
         AssertionError,
         RuntimeError,  # a codec whose library is not installed
     )
+    servers = settings.get("bootstrap_servers")
+    if servers is not None:
+        # Checked when the options are read; again here for addresses given otherwise
+        # (replay-dead-letters --bootstrap-servers): kafka-python logs them, and so do our errors.
+        try:
+            check_bootstrap_servers(servers)
+        except ValueError as exc:
+            raise ConfigError(f"{who}: {exc}") from None
     secrets = secret_values(settings)
     try:
         return factory(**settings)
@@ -58,7 +69,6 @@ def build_client(
             f"{path}: kafka-python refused the options: {reason} (options given: {keys})"
         ) from None
     except kafka.errors.KafkaError as exc:
-        servers = settings.get("bootstrap_servers")
         reason = _quoted(exc, secrets)
         error = TransportError(
             f"{who} cannot reach Kafka at {servers}: {reason or type(exc).__name__}"

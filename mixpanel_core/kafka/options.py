@@ -3,6 +3,7 @@ and turning pass-through tables (``producer = {...}``, ``consumer = {...}``) int
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,7 +12,7 @@ import attrs
 
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import EMPTY, FrozenDict
-from mixpanel_core.schema import setting
+from mixpanel_core.schema import check_seconds, setting
 
 
 @attrs.frozen
@@ -19,7 +20,8 @@ class KafkaOptions:
     """The options of a ``type = "kafka"`` transport."""
 
     bootstrap_servers: str | tuple[str, ...] = setting(
-        doc='`"host:port"` or a list of them: the brokers to bootstrap from.'
+        doc='`"host:port"` or a list of them: the brokers to bootstrap from. No '
+        "`user:password@`: SASL credentials go in `producer`."
     )
     topic: str = setting(doc="The topic every message is produced to.")
     # repr=False: this table carries SASL passwords and TLS key passwords.
@@ -83,12 +85,32 @@ def check_topic_name(topic: str, key: str) -> None:
 
 
 def check_transport_options(
-    bootstrap_servers: str | Sequence[str], topic: str, **bounds: float
+    bootstrap_servers: str | Sequence[str],
+    topic: str,
+    *,
+    max_unacknowledged: int,
+    **timeouts: float,
 ) -> None:
     """Raise ``ValueError`` naming the first option that breaks its rule.
 
-    ``bounds`` are ``max_unacknowledged`` (greater than 0) and the timeouts (0 or more). Shared
-    by ``KafkaOptions`` and the transport's constructor, which is also called directly.
+    ``max_unacknowledged`` must be greater than 0, each of ``timeouts`` (``flush_timeout``,
+    ...) a number of seconds from 0 to ``MAX_SECONDS``. Shared by ``KafkaOptions`` and the
+    transport's constructor, which is also called directly.
+    """
+    check_bootstrap_servers(bootstrap_servers)
+    check_topic_name(topic, "topic")
+    if max_unacknowledged <= 0:
+        raise ValueError("max_unacknowledged: must be greater than 0")
+    for key, value in timeouts.items():
+        check_seconds(key, value)
+
+
+def check_bootstrap_servers(bootstrap_servers: str | Sequence[str]) -> None:
+    """Raise ``ValueError`` unless ``bootstrap_servers`` names brokers, without credentials.
+
+    A ``user:password@`` in a broker's address is not how Kafka authenticates, and every
+    place the address is shown (kafka-python's log lines, "cannot reach Kafka at ..." errors)
+    would show the password: it is refused, and not quoted here either.
     """
     servers = [bootstrap_servers] if isinstance(bootstrap_servers, str) else bootstrap_servers
     if not servers or not all(isinstance(s, str) and s.strip() for s in servers):
@@ -96,13 +118,16 @@ def check_transport_options(
             'bootstrap_servers: must name at least one broker ("host:port" or a list of them), '
             "none of them empty"
         )
-    check_topic_name(topic, "topic")
-    for key, value in bounds.items():
-        if key == "max_unacknowledged":
-            if value <= 0:
-                raise ValueError(f"{key}: must be greater than 0")
-        elif value < 0:
-            raise ValueError(f"{key}: must be 0 or more")
+    for i, server in enumerate(servers):
+        if "@" in server:
+            key = "" if isinstance(bootstrap_servers, str) else f"[{i}]"
+            raise ValueError(
+                f"bootstrap_servers{key}: credentials in a broker address are not supported "
+                "(the address is not shown here, as it holds them); give them as sasl options "
+                "in the transport's producer table (and the forwarder's consumer table): "
+                'security_protocol = "SASL_SSL", sasl_mechanism, sasl_plain_username, '
+                "sasl_plain_password"
+            )
 
 
 def client_options(table: Mapping[str, Any], known: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -161,6 +186,9 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     would otherwise be accepted and fail at the first send, far from the configuration.
     Options without a default (``None``) or whose default is an object are not checked.
     """
+    if _holds_date(value):
+        # What a TOML date or time would become is anyone's guess: quoted, it is a string.
+        return "takes no TOML date or time; quote the value to give a string"
     if key in OBJECT_OPTIONS:
         return (
             None
@@ -185,6 +213,16 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     if isinstance(default, list | tuple):
         return None if isinstance(value, list | tuple) else _kind("a list", default, value)
     return None
+
+
+def _holds_date(value: Any) -> bool:
+    if isinstance(value, datetime.date | datetime.time):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_date(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_date(v) for v in value)
+    return False
 
 
 def _is_file_value(value: Any) -> bool:

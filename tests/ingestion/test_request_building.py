@@ -217,8 +217,9 @@ def test_secrets_never_appear_in_reprs() -> None:
 
 
 def test_request_errors_do_not_leak_through_unclassified() -> None:
-    """An error other than a network failure (a malformed URL) ends as FAILED, not raised."""
-    settings = MixpanelSettings(urls={"track": "http://127.0.0.1:notaport/track"})
+    """An error other than a network failure (a host urllib3 cannot parse) ends as FAILED,
+    not raised."""
+    settings = MixpanelSettings(urls={"track": "https://exa mple.invalid/track"})
     result = IngestionClient(settings).send_batch("track", [event()])
     assert result.failed
     assert "LocationParseError" in (result.failed[0].reason or "")
