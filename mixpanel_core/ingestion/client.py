@@ -495,8 +495,8 @@ class IngestionClient:
                 headers["Authorization"] = credentials.header.reveal()
                 if credentials.project_id is not None:
                     params["project_id"] = credentials.project_id
-        if params:
-            url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
+        if params:  # endpoint URLs carry no query of their own (refused by endpoint_urls)
+            url = f"{url}?{urllib.parse.urlencode(params)}"
         try:
             if call.movable:
                 response = self._post_watched(url, body, headers, call)

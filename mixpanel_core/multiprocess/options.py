@@ -8,7 +8,7 @@ from typing import Literal
 import attrs
 
 from mixpanel_core.buffering import WhenFull
-from mixpanel_core.schema import setting
+from mixpanel_core.schema import check_seconds, setting
 
 StartMethod = Literal["spawn", "fork", "forkserver"]
 
@@ -79,11 +79,12 @@ class MultiprocessingQueueOptions:
     )
 
     def __attrs_post_init__(self) -> None:
-        positive = ("max_queue_messages", "batch_size", "linger", "block_timeout")
-        for name in (*positive, "check_interval", "shutdown_timeout"):
+        for name in ("max_queue_messages", "batch_size"):
             value = getattr(self, name)
             if value <= 0:
                 raise ValueError(f"{name} must be greater than 0, not {value!r}")
+        for name in ("linger", "block_timeout", "check_interval", "shutdown_timeout"):
+            check_seconds(name, getattr(self, name), zero=False)
 
     @property
     def queue_batches(self) -> int:

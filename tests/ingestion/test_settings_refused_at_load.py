@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mixpanel_core import ConfigError
+from mixpanel_core import ConfigError, Mixpanel
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion.auth import SERVICE_ACCOUNT, configured_credentials
@@ -106,8 +106,15 @@ def test_a_key_in_an_endpoint_query_never_reaches_the_wire_or_the_logs(
         "mixpanel": {"token": "emulator-token", "urls": {"track": url}},
         "transports": {"t": {"type": "http"}},
     }
+
+    def a_users_flow() -> None:
+        # Before, every step succeeded and the key went out with the event.
+        client = Mixpanel("emulator-token", config=config_from_mapping(document))
+        client.track("user-1", "Signed up")
+        client.close()
+
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as caught:
-        config_from_mapping(document)
+        a_users_flow()
     assert SECRET not in str(caught.value)
     assert SECRET not in caplog.text
     assert mixpanel_emulator.records("track") == []

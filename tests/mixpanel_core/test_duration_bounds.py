@@ -20,6 +20,7 @@ from mixpanel_core.config import config_from_mapping
 from mixpanel_core.forwarder.config import ForwarderConfig, resolve
 from mixpanel_core.ingestion import HttpOptions
 from mixpanel_core.kafka.options import KafkaOptions, check_transport_options
+from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 from mixpanel_core.pipeline import Pipeline
 
 A_DAY = 86_400
@@ -34,6 +35,7 @@ HTTP_SECONDS = [
     "rate_limit_cap",
 ]
 BUFFER_SECONDS = ["block_timeout", "linger", "flush_timeout", "exit_timeout"]
+QUEUE_SECONDS = ["linger", "block_timeout", "check_interval", "shutdown_timeout"]
 KAFKA_SECONDS = ["flush_timeout", "close_timeout", "exit_timeout"]
 FORWARDER_SECONDS = ["linger", "shutdown_deadline", "log_interval"]
 TOO_LONG = [A_DAY + 1, 1e300, 1e308]
@@ -49,13 +51,16 @@ def build(transport: dict[str, Any]) -> None:
         pipeline.close(timeout=1)
 
 
-def test_the_bound_is_a_day_and_a_day_is_taken() -> None:
-    from mixpanel_core.schema import MAX_SECONDS, check_seconds
-
-    assert MAX_SECONDS == A_DAY
-    check_seconds("x", A_DAY)
-    HttpOptions(read_timeout=A_DAY, retry_budget=A_DAY)
-    BufferOptions(block_timeout=A_DAY, exit_timeout=0)
+def test_a_day_is_taken_from_a_file_and_kept() -> None:
+    config = config_from_mapping(
+        {"transports": {"t": {"type": "buffered_http", "retry_budget": A_DAY, "linger": A_DAY}}}
+    )
+    pipeline = Pipeline.from_config(config)
+    try:
+        sender = pipeline.transport("t").sender
+        assert (sender.client.options.retry_budget, sender.options.linger) == (A_DAY, A_DAY)
+    finally:
+        pipeline.close(timeout=1)
 
 
 @pytest.mark.parametrize("value", TOO_LONG)
@@ -107,6 +112,7 @@ OPTION_CLASSES: list[tuple[Callable[..., object], list[str]]] = [
     (BufferOptions, BUFFER_SECONDS),
     (lambda **kw: ForwarderConfig(source="bus", dead_letter_topic="dlq", **kw), FORWARDER_SECONDS),
     (lambda **kw: KafkaOptions("k:9092", "events", **kw), KAFKA_SECONDS),
+    (lambda **kw: MultiprocessingQueueOptions(inner="direct", **kw), QUEUE_SECONDS),
 ]
 
 

@@ -91,7 +91,7 @@ def client_for(cfg: Config) -> tuple[Mixpanel, Reports, Any]:
         ({"inner": "nowhere"}, "transports.default.inner: no transport named 'nowhere'"),
         ({"inner": "default"}, "transports.default.inner: cannot be this transport itself"),
         ({"fallback": "nowhere"}, "transports.default.fallback: no transport named 'nowhere'"),
-        ({"linger": 0}, "linger must be greater than 0"),
+        ({"linger": 0}, "linger: must be greater than 0"),
         ({"when_full": "panic"}, "transports.default.when_full: must be one of"),
         ({"colour": "red"}, "transports.default.colour: unknown key"),
     ],
