@@ -16,7 +16,6 @@ what it held). What cannot be delivered, or is dropped, is logged at ERROR with 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -35,6 +34,7 @@ from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient, reco
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.process_fork import in_fork_children
+from mixpanel_core.schema import MAX_SECONDS
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
 
@@ -100,12 +100,13 @@ class Consumer:
         if request_timeout is not None:
             connect, read = _timeouts(request_timeout)
             options = attrs.evolve(options, connect_timeout=connect, read_timeout=read)
+        backoff_factor = _backoff_factor(retry_backoff_factor)
         if retry_limit <= 0:
             options = attrs.evolve(options, retry_budget=0.0)
         else:
             options = attrs.evolve(
                 options,
-                backoff_base=max(retry_backoff_factor * 2, 0.01),
+                backoff_base=max(backoff_factor * 2, 0.01),
                 max_retries=retry_limit,
             )
         self._client = IngestionClient(settings, options, name="compat")
@@ -512,10 +513,21 @@ def _seconds(value: object, name: str) -> float:
             f"{name}: must be a number of seconds, a (connect, read) pair of them, or None for "
             f"the default timeouts, not {type(value).__name__}"
         )
-    if not (math.isfinite(value) and value > 0):
+    if not (0 < value <= MAX_SECONDS):  # NaN fails it too
         raise ValueError(
-            f"{name}: must be a number of seconds greater than 0 and finite (or None for the "
-            f"default timeouts), not {value!r}"
+            f"{name}: must be a number of seconds greater than 0 and at most {MAX_SECONDS} (a "
+            f"day), or None for the default timeouts, not {value!r}"
+        )
+    return float(value)
+
+
+def _backoff_factor(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"retry_backoff_factor: must be a number, not {type(value).__name__}")
+    if not value <= MAX_SECONDS / 2:  # NaN fails it too; doubled into the first wait
+        raise ValueError(
+            f"retry_backoff_factor: must be a number of seconds of at most {MAX_SECONDS // 2}, "
+            f"not {value!r}"
         )
     return float(value)
 

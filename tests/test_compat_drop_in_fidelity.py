@@ -237,7 +237,8 @@ def test_an_unknown_endpoint_is_refused_in_the_official_words(consumer_class: An
         (0, ValueError, "request_timeout: must be a number of seconds greater than 0.*not 0"),
         (-1.5, ValueError, "request_timeout: .*not -1.5"),
         (float("nan"), ValueError, "request_timeout: .*not nan"),
-        (float("inf"), ValueError, "request_timeout: .*finite.*not inf"),
+        (float("inf"), ValueError, "request_timeout: .*at most 86400.*not inf"),
+        (1e300, ValueError, "request_timeout: .*at most 86400.*not 1e"),
         ("5", TypeError, "request_timeout: must be a number of seconds.*not str"),
         (True, TypeError, "request_timeout: .*not bool"),
         ((3, 0), ValueError, r"request_timeout\[1\]: .*greater than 0.*not 0"),
@@ -251,6 +252,24 @@ def test_a_bad_request_timeout_is_named_as_given(
 ) -> None:
     with pytest.raises(error, match=rule):
         consumer_class(request_timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("factor", "error", "rule"),
+    [
+        (float("nan"), ValueError, "retry_backoff_factor: .*not nan"),
+        (1e300, ValueError, "retry_backoff_factor: .*at most 43200.*not 1e"),
+        ("0.5", TypeError, "retry_backoff_factor: must be a number, not str"),
+    ],
+)
+@pytest.mark.parametrize("retry_limit", [0, 4])
+@pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
+def test_a_bad_retry_backoff_factor_is_named_as_given(
+    consumer_class: Any, retry_limit: int, factor: object, error: type[Exception], rule: str
+) -> None:
+    # It reached the native options as "backoff_base", or went unchecked with retry_limit=0.
+    with pytest.raises(error, match=rule):
+        consumer_class(retry_limit=retry_limit, retry_backoff_factor=factor)
 
 
 @pytest.mark.parametrize(
