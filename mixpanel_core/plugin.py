@@ -41,11 +41,9 @@ def instantiate(target: object, context: PluginContext) -> object:
     """
     if isinstance(target, type) and hasattr(target, "from_config"):
         return target.from_config(context)
-    if context.options:
-        raise ConfigError(
-            f"{context.path}: plugin {context.name!r} takes no options "
-            f"(got {', '.join(context.options)})"
-        )
+    if context.name in context.config.plugin_options:  # an empty table is a mistake too
+        given = ", ".join(context.options) or "an empty table"
+        raise ConfigError(f"{context.path}: plugin {context.name!r} takes no options (got {given})")
     if inspect.isclass(target):
         return target()
     return target

@@ -23,6 +23,10 @@ __all__ = ["MAX_GROUP_RECORDS_PER_REQUEST", "MAX_RECORDS_PER_REQUEST", "MIB", "H
 
 
 # Not slotted, so a transport can combine option classes by inheritance.
+MAX_POOL_SIZE = 1000
+"""Most connections kept per host (``pool_size``)."""
+
+
 @attrs.frozen(slots=False)
 class HttpOptions:
     """Timeouts, compression, retry schedule and batch limits of requests to Mixpanel."""
@@ -83,9 +87,16 @@ class HttpOptions:
             "rate_limit_cap",
         ):
             check_seconds(name, getattr(self, name))
-        for name in ("max_batch_bytes", "pool_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be greater than 0, not {getattr(self, name)!r}")
+        if self.max_batch_bytes <= 0:
+            raise ValueError(
+                f"max_batch_bytes: must be greater than 0, not {self.max_batch_bytes!r}"
+            )
+        # urllib3 fills a queue of that many slots when the pool is made: 10**9 froze the
+        # first request. More connections than threads are never used anyway.
+        if not 1 <= self.pool_size <= MAX_POOL_SIZE:
+            raise ValueError(
+                f"pool_size: must be between 1 and {MAX_POOL_SIZE}, not {self.pool_size!r}"
+            )
         if self.max_retries is not None and self.max_retries < 0:
             raise ValueError(f"max_retries: must be 0 or more, not {self.max_retries!r}")
         if not 1 <= self.max_batch_records <= MAX_RECORDS_PER_REQUEST:

@@ -15,7 +15,8 @@ from mixpanel_core.cli import main
 from mixpanel_core.config import config_from_mapping, load_config
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.options import client_options
-from mixpanel_core.plugin import PluginContext
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.plugin import PluginContext, instantiate
 from mixpanel_core.schema import read
 from plugins.super_properties import SuperPropertiesOptions
 from transports.buffered_http import BufferedHttpOptions
@@ -202,3 +203,33 @@ def test_raw_tables_keep_hiding_their_values_across_pickle() -> None:
     assert isinstance(copy, RawTable)
     assert copy == config.forwarder
     assert PASSWORD not in repr(copy["consumer"])
+
+
+class NoOptions:
+    """A plugin class without ``from_config``: it takes no options."""
+
+
+@pytest.mark.parametrize("table", [{}, {"colour": "blue"}])
+def test_a_table_for_a_plugin_that_takes_no_options_is_refused_even_empty(
+    table: dict[str, object],
+) -> None:
+    # An empty [plugins.NAME] table was taken in silence: most likely options meant for it
+    # were written under the wrong name.
+    config = config_from_mapping({"plugins": {"enabled": ["no_options"], "no_options": table}})
+    context = PluginContext("no_options", config.plugin_options["no_options"], config)
+    with pytest.raises(ConfigError, match=r"plugins\.no_options: plugin 'no_options' takes no"):
+        instantiate(NoOptions, context)
+
+
+def test_a_plugin_that_takes_no_options_is_built_without_a_table() -> None:
+    config = config_from_mapping({})
+    assert isinstance(instantiate(NoOptions, PluginContext("no_options", config=config)), NoOptions)
+
+
+@pytest.mark.parametrize("size", [0, 1001, 10**9])
+def test_a_pool_size_outside_1_to_1000_is_refused(size: int) -> None:
+    # urllib3 fills a queue of pool_size slots when it makes the pool: 10**9 froze the send.
+    with pytest.raises(ConfigError, match=f"pool_size: must be between 1 and 1000, not {size}"):
+        Pipeline.from_config(
+            config_from_mapping({"transports": {"t": {"type": "http", "pool_size": size}}})
+        ).build_all()
