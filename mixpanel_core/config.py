@@ -21,7 +21,7 @@ from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.messages import ENDPOINTS, KINDS
-from mixpanel_core.schema import freeze_setting, read, setting
+from mixpanel_core.schema import TomlDateText, freeze_setting, read, setting
 from mixpanel_core.settings import MixpanelSettings
 
 CONFIG_ENV_VAR = "MIXPANEL_CORE_CONFIG"
@@ -77,6 +77,10 @@ def keys_only(table: FrozenDict | None) -> str:
 class RawTable(FrozenDict):
     """A table of the file as it was read, before its reader checks it (a transport's, a
     plugin's, ``[forwarder]``): shown by its keys only, wherever it is printed on its own.
+
+    Its values are frozen JSON values, as in any ``FrozenDict`` (``freeze`` takes it as it is);
+    a TOML date, time or date-time is its text, marked as ``TomlDateText`` so that the key's
+    reader can refuse it where it takes a string.
 
     A subclass rather than a change to ``FrozenDict``, whose plain repr messages keep, and
     whose every instance is built on the hot path: this costs only at load.
@@ -216,9 +220,9 @@ def _frozen_value(value: object, path: str) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_frozen_value(item, f"{path}[{i}]") for i, item in enumerate(value))
     if isinstance(value, datetime.date | datetime.time):
-        # Kept as TOML gave it (both are immutable): the key's reader knows what it takes, and
-        # a string key must refuse it, not get it as text.
-        return value
+        # Text, as JSON can carry it (a plugin may json.dumps its options), but marked: the
+        # key's reader refuses it where it takes a string, rather than take it as one.
+        return TomlDateText.of(value)
     return freeze_setting(value, path)
 
 

@@ -150,6 +150,10 @@ def _freeze(
         mapping: Mapping[Any, Any] = value  # type: ignore[assignment]
         if kind is dict and is_flat(mapping):
             return FrozenDict(mapping)  # the common case: nothing nested, nothing to convert
+        if kind is not dict and isinstance(value, FrozenDict):
+            # A subclass (config's RawTable) holds frozen values too: taken as it is, like a
+            # FrozenDict. Tested here, off the path of the usual values and dicts.
+            return value
         out = {}
         for key, item in mapping.items():
             name = key if type(key) is str else json_key(key)

@@ -7,6 +7,10 @@ required keys and wrong types with a ``ConfigError`` that names the full key pat
 
 ``check_seconds`` is the one bound of every duration key (timeouts, lingers, budgets,
 deadlines): finite, and at most ``MAX_SECONDS``.
+
+TOML's dates, times and date-times reach readers as ``TomlDateText``: their text, marked. A key
+taking a string refuses one, naming the key; a key taking any JSON value takes a date-time's
+text, as the official SDK writes datetimes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, TypeVar
 import attrs
 
 from mixpanel_core.errors import ConfigError, ValidationError
-from mixpanel_core.frozen import FrozenDict, freeze
+from mixpanel_core.frozen import DATETIME_FORMAT, FrozenDict, freeze
 from mixpanel_core.secrets import Secret
 
 T = TypeVar("T")
@@ -46,6 +50,35 @@ def check_seconds(key: str, value: float, *, zero: bool = True) -> None:
         raise ValueError(
             f"{key}: must be {low} and at most {MAX_SECONDS} seconds (a day), not {value!r}"
         )
+
+
+class TomlDateText(str):
+    """The text of a TOML date, time or date-time: ``1979-05-27T07:32:00`` (as the official SDK
+    writes datetimes, without offset or fraction), ``1979-05-27``, ``07:32:00``.
+
+    A raw table (``config.RawTable``) holds JSON values only, so TOML's dates arrive in it as
+    text; the mark keeps where the text came from, so that a key taking a string refuses it
+    (an unquoted password or client id that TOML read as a date would otherwise change
+    without a word) and so does a kafka-python option table. To everything else it is a
+    ``str``: ``==``, ``hash``, ``json``, ``orjson``, ``str()``; ``freeze`` makes it a plain
+    one, and pickling (a spawned process) keeps the mark.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, value: datetime.date | datetime.time) -> TomlDateText:
+        """The marked text of a date, time or date-time as ``tomllib`` gives it."""
+        if isinstance(value, datetime.datetime):  # a datetime is a date: it is tested first
+            return cls(value.strftime(DATETIME_FORMAT))
+        return cls(value.isoformat())
+
+    @property
+    def toml_type(self) -> str:
+        """``a TOML date-time``, ``a TOML date`` or ``a TOML time``, for messages."""
+        if "T" in self:
+            return "a TOML date-time"
+        return "a TOML time" if ":" in self else "a TOML date"
 
 
 def setting(default: Any = _NOTHING, *, doc: str, factory: Any = None) -> Any:
@@ -132,37 +165,64 @@ def read(cls: type[T], table: object, path: str) -> T:
 
 
 def freeze_setting(value: object, path: str) -> Any:
-    """``freeze(value, path)``, failing with a ``ConfigError``: it is the file that is wrong
-    (``nan``, ``inf``, a TOML date, which JSON cannot carry), not a message."""
+    """``value`` as a frozen JSON value, for a key taking any (a table of properties).
+
+    A TOML date-time becomes its plain text, as the official SDK writes datetimes; a TOML date
+    or time, ``nan`` and ``inf`` (which JSON cannot carry) are a ``ConfigError`` naming the
+    key: it is the file that is wrong, not a message. Raw tables become plain ``FrozenDict``s.
+    """
     try:
-        return freeze(value, path)
+        return freeze(_json_setting(value, path), path)
     except ValidationError as exc:
         raise ConfigError("; ".join(str(problem) for problem in exc.problems)) from None
+
+
+def _json_setting(value: object, path: str) -> object:
+    if isinstance(value, datetime.date | datetime.time):
+        value = TomlDateText.of(value)
+    if isinstance(value, TomlDateText):
+        if value.toml_type != "a TOML date-time":
+            raise ConfigError(
+                f"{path}: {value.toml_type} cannot be carried by JSON; quote it to give a "
+                "string, or give a date-time"
+            )
+        return str(value)
+    if isinstance(value, Mapping):
+        return {key: _json_setting(item, f"{path}.{key}") for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_setting(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    return value
 
 
 def convert(hint: Any, value: object, path: str) -> Any:
     """Check ``value`` against ``hint`` and convert it (lists to tuples, tables to classes)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if isinstance(value, datetime.date | datetime.time):
+        # A table read straight from the file ([mixpanel], [[routes]]) holds TOML's date
+        # objects; raw tables hold their marked text. One form from here on.
+        value = TomlDateText.of(value)
     if hint is Any:
         return freeze_setting(value, path)
     if origin is typing.Literal:
-        if value in args:
+        if value in args and not isinstance(value, TomlDateText):
             return value
-        raise ConfigError(
-            f"{path}: must be one of {', '.join(repr(a) for a in args)}, not {value!r}"
-        )
+        shown = value.toml_type if isinstance(value, TomlDateText) else repr(value)
+        raise ConfigError(f"{path}: must be one of {', '.join(repr(a) for a in args)}, not {shown}")
     if origin in (types.UnionType, typing.Union):
+        shaped: list[ConfigError] = []
         for option in args:
             if option is type(None):
                 continue
             try:
                 return convert(option, value, path)
-            except ConfigError:
+            except ConfigError as exc:
                 if _same_shape(option, value):
-                    # The value is the kind this option takes (a list for a list of strings):
-                    # what is wrong is inside it, and this error names the item and its rule.
-                    raise
+                    shaped.append(exc)
+        if len(shaped) == 1:
+            # Only one option takes this kind of value (a list, for "string | list of
+            # string"): what is wrong is inside it, and its error names the item and its rule.
+            raise shaped[0]
         raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
@@ -171,6 +231,11 @@ def convert(hint: Any, value: object, path: str) -> Any:
     if origin in (dict, Mapping) or hint is FrozenDict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: must be a table, not {_toml_type(value)}")
+        if hint is FrozenDict and isinstance(value, FrozenDict):
+            # A table handed on as the file gave it (kafka-python's options): already frozen,
+            # and its reader checks the values, TOML dates included (client_options in
+            # kafka/options.py). A raw table stays one, showing only its keys.
+            return value
         item_hint = args[1] if args else Any
         return FrozenDict({k: convert(item_hint, v, f"{path}.{k}") for k, v in value.items()})
     if attrs.has(hint) and hint is not Secret:
@@ -179,8 +244,9 @@ def convert(hint: Any, value: object, path: str) -> Any:
 
 
 def _scalar(hint: Any, value: object, path: str) -> Any:
+    # A TOML date's text is a str to Python, but the file did not give a string.
     if hint is Secret:
-        if isinstance(value, str):
+        if isinstance(value, str) and not isinstance(value, TomlDateText):
             return Secret(value)
         raise ConfigError(f"{path}: must be a string, not {_toml_type(value)}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -192,15 +258,18 @@ def _scalar(hint: Any, value: object, path: str) -> Any:
             ) from None
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{path}: must be an integer, not a boolean")
-    if isinstance(value, hint):
+    if isinstance(value, hint) and not isinstance(value, TomlDateText):
         return value
     raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
 
 
 def _same_shape(hint: Any, value: object) -> bool:
     """Whether ``value`` is the kind of TOML value ``hint`` takes: a list for a list, a table
-    for a table or a config class. Scalars are never the same shape: a wrong one is a wrong type.
+    for a table or a config class, an integer for a number (one too large for it). Other
+    scalars are never the same shape: a wrong one is a wrong type.
     """
+    if hint is float:
+        return isinstance(value, int) and not isinstance(value, bool)
     origin = typing.get_origin(hint)
     if origin is tuple:
         return isinstance(value, list | tuple)
@@ -215,11 +284,6 @@ def _toml_type(value: object) -> str:
         return "a table"
     if isinstance(value, list | tuple):
         return "a list"
-    # TOML's own date and time values (datetime is a date: it is tested first).
-    if isinstance(value, datetime.datetime):
-        return "a TOML date-time"
-    if isinstance(value, datetime.date):
-        return "a TOML date"
-    if isinstance(value, datetime.time):
-        return "a TOML time"
+    if isinstance(value, TomlDateText):
+        return value.toml_type
     return names.get(type(value), type(value).__name__)

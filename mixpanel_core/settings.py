@@ -22,7 +22,7 @@ class MixpanelSettings:
         doc="A host name (`api-eu.mixpanel.com`) or a base URL (`http://127.0.0.1:8080`). "
         "Plain http is allowed only to loopback unless `allow_insecure_http` is true. A port "
         "must be 1 to 65535. No `user:password@`, query (`?...`) or fragment (`#...`) in it: "
-        "credentials go in the keys below, and the client adds its own query.",
+        "credentials go in the keys below, and a query in `urls`.",
     )
     allow_insecure_http: bool = setting(
         False, doc="Allow an `http://` base URL that is not on loopback."
@@ -30,7 +30,8 @@ class MixpanelSettings:
     urls: Mapping[str, str] = setting(
         factory=dict,
         doc="Per-endpoint URL overrides, keyed by `track`, `import`, `engage`, `groups` "
-        "(no `user:password@`, query or fragment either).",
+        "(no `user:password@` or fragment either). A query (`?ip=1`) is sent as written, the "
+        "client's own parameters after it; no credential in it (see ingestion).",
     )
     project_id: str | None = setting(
         None, doc="The numeric project id; sent as `?project_id=` with service-account auth."

@@ -42,7 +42,7 @@ from mixpanel_core.ingestion.encoding import (
     message_in,
     wire_format,
 )
-from mixpanel_core.ingestion.endpoints import endpoint_urls
+from mixpanel_core.ingestion.endpoints import endpoint_urls, shown_url
 from mixpanel_core.ingestion.http import (
     HttpSession,
     NetworkError,
@@ -495,8 +495,8 @@ class IngestionClient:
                 headers["Authorization"] = credentials.header.reveal()
                 if credentials.project_id is not None:
                     params["project_id"] = credentials.project_id
-        if params:  # endpoint URLs carry no query of their own (refused by endpoint_urls)
-            url = f"{url}?{urllib.parse.urlencode(params)}"
+        if params:  # after the query of a mixpanel.urls.NAME, if it has one
+            url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         try:
             if call.movable:
                 response = self._post_watched(url, body, headers, call)
@@ -509,7 +509,8 @@ class IngestionClient:
         except TlsError as exc:
             # A refused certificate does not fix itself between retries: fail now, say why.
             # (A handshake the peer cut short arrives as a NetworkError and is retried.)
-            return Classification(Verdict.FAILED, None, f"TLS failure talking to {url}: {exc}")
+            shown = shown_url(self.urls[endpoint])  # a query may hold a credential
+            return Classification(Verdict.FAILED, None, f"TLS failure talking to {shown}: {exc}")
         except NetworkError as exc:
             return network_failure(str(exc))
         except RequestError as exc:

@@ -31,19 +31,18 @@ def base_url(api_host: str) -> str:
     return f"https://{api_host.strip('/')}"
 
 
-def check_url(url: str, allow_insecure_http: bool, key: str) -> str:
-    """Refuse what is not an http(s) URL with a valid port, a query or a fragment, and plain
-    http off loopback unless explicitly allowed."""
-    if "?" in url or "#" in url:
-        # Mixpanel's endpoints take neither: the client adds its own query (strict=1,
-        # project_id). Not quoted, nor ever sent: a query may hold a key, and urllib3 logs the
-        # query of every request.
-        raise ConfigError(
-            f"{key}: has a query (?...) or a fragment (#...), not shown here as it may hold a "
-            "credential; Mixpanel's URLs take neither (the client adds its own query), so "
-            "remove it; credentials go in service_account_username/secret or api_secret"
-        )
-    not_a_url = ConfigError(f"{key}: {url!r} is not an http(s) URL or host name")
+def check_url(url: str, allow_insecure_http: bool, key: str, written: str | None = None) -> str:
+    """Refuse what is not an http(s) URL with a valid port, a fragment, and plain http off
+    loopback unless explicitly allowed. A query is kept: the client sends it as written.
+
+    Messages quote ``written`` (what the file gave, when ``url`` was made from it; default
+    ``url``) without its query: a query may hold a credential.
+    """
+    shown = repr(shown_url(url if written is None else written))
+    if "#" in url:
+        # Never sent; and the query the client adds (strict=1, project_id) would land after it.
+        raise ConfigError(f"{key}: {shown} has a fragment (#...); remove it")
+    not_a_url = ConfigError(f"{key}: {shown} is not an http(s) URL or host name")
     try:
         parts = urlsplit(url)  # raises for an unclosed [IPv6 address
     except ValueError:
@@ -57,25 +56,43 @@ def check_url(url: str, allow_insecure_http: bool, key: str) -> str:
     if port == 0:
         # Checked now: the first request would fail with a ValueError, or every record FAILED.
         raise ConfigError(
-            f"{key}: {url!r} has an invalid port; it must be a number from 1 to {MAX_PORT}"
+            f"{key}: {shown} has an invalid port; it must be a number from 1 to {MAX_PORT}"
         )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ConfigError(
-            f"{key}: {url!r} would send credentials and data unencrypted; use https, or set "
+            f"{key}: {shown} would send credentials and data unencrypted; use https, or set "
             "mixpanel.allow_insecure_http = true if this network is trusted"
         )
     return url
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: its query or fragment, which may hold a credential,
+    cut to ``?...`` or ``#...``."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    return url if cut < 0 else f"{url[: cut + 1]}..."
+
+
 def endpoint_urls(settings: MixpanelSettings) -> dict[Endpoint, str]:
-    """The URL of every endpoint: ``urls.NAME`` if set, else ``BASE/NAME``."""
+    """The URL of every endpoint: ``urls.NAME`` if set (with its query, if any), else
+    ``BASE/NAME``."""
     base = base_url(settings.api_host)
+    if "?" in base:
+        # The endpoint's path would be appended inside the query.
+        raise ConfigError(
+            f"mixpanel.api_host: {shown_url(settings.api_host)!r} has a query (not shown "
+            "here: it may hold a credential); give a host or a base URL, and an endpoint URL "
+            "with a query as mixpanel.urls.NAME"
+        )
     overrides: Mapping[str, str] = settings.urls
     urls: dict[Endpoint, str] = {}
     for endpoint in ENDPOINTS:
         if endpoint in overrides:
-            url, key = overrides[endpoint], f"mixpanel.urls.{endpoint}"
+            urls[endpoint] = check_url(
+                overrides[endpoint], settings.allow_insecure_http, f"mixpanel.urls.{endpoint}"
+            )
         else:
-            url, key = f"{base}/{endpoint}", "mixpanel.api_host"
-        urls[endpoint] = check_url(url, settings.allow_insecure_http, key)
+            url = f"{base}/{endpoint}"
+            check_url(url, settings.allow_insecure_http, "mixpanel.api_host", settings.api_host)
+            urls[endpoint] = url
     return urls

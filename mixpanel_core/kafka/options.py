@@ -3,7 +3,6 @@ and turning pass-through tables (``producer = {...}``, ``consumer = {...}``) int
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,7 +11,7 @@ import attrs
 
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import EMPTY, FrozenDict
-from mixpanel_core.schema import check_seconds, setting
+from mixpanel_core.schema import TomlDateText, check_seconds, setting
 
 
 @attrs.frozen
@@ -216,7 +215,8 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
 
 
 def _holds_date(value: Any) -> bool:
-    if isinstance(value, datetime.date | datetime.time):
+    # The text TOML's dates become in a raw table, which reaches here as the file gave it.
+    if isinstance(value, TomlDateText):
         return True
     if isinstance(value, Mapping):
         return any(_holds_date(v) for v in value.values())

@@ -296,6 +296,18 @@ def test_a_certificate_that_fails_verification_is_not_retried(
     assert "CERTIFICATE_VERIFY_FAILED" in report.reason
 
 
+@pytest.mark.integration
+def test_a_tls_failure_names_the_endpoint_without_its_query(tls_server: HandshakeCutter) -> None:
+    # A query in urls.NAME is sent as written and may hold a credential: never quoted.
+    tls_server.cuts = 0
+    base = f"https://127.0.0.1:{tls_server.server_port}"
+    report = send_one(base, verify_tls=True, urls={"track": f"{base}/track?key=S3CRET"})
+    assert report.status is DeliveryStatus.FAILED
+    assert report.reason is not None
+    assert report.reason.startswith(f"TLS failure talking to {base}/track?...: ")
+    assert "S3CRET" not in report.reason
+
+
 def _ssl_error(cls: type[ssl.SSLError], reason: str) -> ssl.SSLError:
     error = cls(1, f"[SSL: {reason}] ...")
     error.reason = reason

@@ -129,7 +129,7 @@ def test_a_toml_date_in_a_table_of_properties_is_a_config_error_naming_the_key()
         '[plugins]\nenabled = ["super_properties"]\n'
         "[plugins.super_properties.properties]\nlaunched = 1979-05-27\n"
     )
-    with pytest.raises(ConfigError, match=r"properties\.launched: a date cannot"):
+    with pytest.raises(ConfigError, match=r"properties\.launched: a TOML date cannot"):
         read(
             SuperPropertiesOptions,
             config_from_mapping(document).plugin_options["super_properties"],
