@@ -9,18 +9,25 @@ travel through Kafka: the forwarder authenticates with its own ``[mixpanel]`` se
 
 At most ``max_unacknowledged`` messages wait for acknowledgement (kafka-python 3.0's producer
 has no memory bound of its own). ``flush()`` and ``close()`` make lingering records leave at
-once; a message counts as settled for them only once its report has been made, so when
-``flush()`` returns nothing, every message sent before it has its report. A reporter that calls
-them neither waits for nor gets back the message it is reporting; on the producer's thread they
-do not wait at all (no acknowledgement arrives until the report returns), so ``close()`` there
-gives up at once on what is unacknowledged. ``close()`` stays within its timeout (only the
-FAILED reports it makes itself take longer): when that runs out it takes everything still
-unacknowledged at once, so no report of an acknowledgement begins after that; a report another
-thread began before and is still making when ``close()`` returns (a reporter slower than the
-time left) ends later, and its message is not returned.
+once; a message counts as settled for them only once its report has been made (also the
+FAILED reports a ``close()`` on another thread is making), so when ``flush()`` returns nothing,
+every message sent before it has its report. A reporter that calls them (on any kafka
+transport) neither waits for nor gets back the message it is reporting, and waits for
+acknowledgements only, never for reports other threads are making (two reporters would wait
+for each other); on the producer's thread they do not wait at all (no acknowledgement arrives
+until the report returns), so ``close()`` there gives up at once on what is unacknowledged, and
+a producer's thread waits for another producer's acknowledgements only when that one's thread
+is not waiting, directly or through others, for its own. ``close()`` stays within its timeout
+(only the FAILED reports it makes itself take longer): when that runs out it takes everything
+still unacknowledged at once, so no report of an acknowledgement begins after that; a report
+another thread began before and is still making when ``close()`` returns (a reporter slower
+than the time left) ends later, and its message is not returned.
 A bounded close runs at interpreter exit, also for a transport dropped without ``close()`` (it
-lives until what it sent is settled). After ``fork()`` the child leaves the parent's producer
-and records to the parent and builds its own producer.
+lives until what it sent is settled). It waits for reports in progress within ``exit_timeout``
+too, but not beyond: a report still being made on the producer's thread (or another daemon
+thread) when it returns may not complete, as the interpreter ends those threads with it, and
+its message is not counted in the warning. After ``fork()`` the child leaves the parent's
+producer and records to the parent and builds its own producer.
 """
 
 from __future__ import annotations
@@ -45,13 +52,25 @@ from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import KafkaOptions, check_transport_options, client_options
 from mixpanel_core.messages import ENDPOINTS, Message
 from mixpanel_core.process_exit import at_exit
-from mixpanel_core.schema import read
+from mixpanel_core.schema import check_seconds, read
 from mixpanel_core.transport import TransportContext, ignore_report
 from mixpanel_core.version import __version__
 
 logger = logging.getLogger(__name__)
 _getpid = os.getpid  # once per send: saves the attribute lookup
 _get_ident = threading.get_ident
+_current_thread = threading.current_thread
+
+_in_report = threading.local()
+"""``depth``: how many delivery reports of any kafka transport this thread is making now. Such a
+thread's ``flush()`` and ``close()`` wait for acknowledgements only, never for reports other
+threads are making: two reporters each waiting for the other's report waited out their timeouts
+(two refused sends, or two transports' producer threads each flushing both transports)."""
+
+_waits_lock = threading.Lock()
+_producer_thread_waits: dict[threading.Thread, threading.Thread] = {}
+"""A producer's sender thread (inside a report) waiting for another producer's acknowledgements
+-> that producer's sender thread; a wait that would close a cycle is not begun."""
 
 ROOM_POLL_INTERVAL = 0.005
 """Seconds between two looks at the count while ``send()`` waits under ``max_unacknowledged``."""
@@ -132,6 +151,9 @@ class KafkaTransport:
         # nor returned, and resent it); but not for those its own thread is reporting (a
         # reporter calling flush() or close() would wait for itself).
         self._reporting: dict[int, tuple[Message, int]] = {}
+        # What close() gave up on and is reporting FAILED, with its thread: flush() waits for
+        # those reports too (or returns them).
+        self._giving_up: tuple[int, dict[int, Message]] = (0, {})
         self._lock = threading.Lock()
         self._all_acknowledged = threading.Condition(self._lock)
 
@@ -266,11 +288,13 @@ class KafkaTransport:
             return
         message = self._claim(number)
         if message is not None:
+            _in_report.depth = getattr(_in_report, "depth", 0) + 1
             try:
                 self._report(
                     DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name, attempts=1)
                 )
             finally:
+                _in_report.depth -= 1
                 self._reported(number)
 
     def _failed(self, number: int, exc: BaseException) -> None:
@@ -319,7 +343,13 @@ class KafkaTransport:
         self._report_failed(message, f"Kafka did not store it: {type(exc).__name__}: {exc}")
 
     def _report_failed(self, message: Message, reason: str) -> None:
-        self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1))
+        _in_report.depth = getattr(_in_report, "depth", 0) + 1
+        try:
+            self._report(
+                DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1)
+            )
+        finally:
+            _in_report.depth -= 1
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         """Send what lingers now; wait up to ``timeout`` (default ``flush_timeout``) for acks.
@@ -328,14 +358,22 @@ class KafkaTransport:
         or whose report is still being made; a message is off this list only once its report
         (ACCEPTED, or FAILED when the producer gave up on it) has been made. ``flush(0)`` only
         looks. Called from a report, it neither waits for nor returns the messages that report
-        is about; on the producer's thread it does not wait at all (see the module docstring).
+        is about, and waits for acknowledgements only, not for other threads' reports; on the
+        producer's thread it does not wait at all (see the module docstring). Once ``close()``
+        has started it still waits (for what that close has not settled yet) and returns what is
+        held. ``timeout`` is a number of seconds from 0 to ``MAX_SECONDS``, else ``ValueError``.
         """
-        if self._closed or not self._owns_records():
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        if not self._owns_records():
             return ()
         bound = self._flush_timeout if timeout is None else timeout
         if bound > 0 and not self._on_producer_thread():
-            with self._hurried():
+            if self._closed:  # close() is hurrying the producer, or has closed it
                 self._wait_for_acknowledgements(time.monotonic() + bound)
+            else:
+                with self._hurried():
+                    self._wait_for_acknowledgements(time.monotonic() + bound)
         return self._still_unacknowledged()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
@@ -345,8 +383,11 @@ class KafkaTransport:
         producer is stopped, so exactly once and always with the same reason), counted in a
         warning, and returned. The waits (for acknowledgements and reports, then for the
         producer to close) share ``timeout``; only the FAILED reports it makes itself take
-        longer. From the moment it starts, ``send()`` raises.
+        longer. From the moment it starts, ``send()`` raises. ``timeout`` is checked as in
+        ``flush()``.
         """
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         bound = self._close_timeout if timeout is None else timeout
         return self._close(bound, f"within close()'s {bound:g}s")
 
@@ -399,24 +440,40 @@ class KafkaTransport:
         # close() gave up (taken one by one between slow FAILED reports, some were acknowledged
         # meanwhile and their reports still being made when close() returned). A late
         # acknowledgement or error that pops one first reports it itself.
-        left = []
-        for number in list(self._unacknowledged):
-            message = self._unacknowledged.pop(number, None)
-            if message is not None:
-                left.append(message)
-        with self._lock:
+        # Each is in _giving_up before it leaves _unacknowledged, and until its FAILED report
+        # is made: a flush() on another thread waits for those reports or returns them.
+        giving_up = self._unacknowledged.copy()
+        self._giving_up = (_get_ident(), giving_up)
+        left: list[tuple[int, Message]] = []
+        for number in list(giving_up):
+            if self._unacknowledged.pop(number, None) is None:
+                del giving_up[number]  # in _reporting: its acknowledgement's report is made
+            else:
+                left.append((number, giving_up[number]))
+        with self._lock:  # a reporter's flush() waits for acknowledgements only: none is left
             self._all_acknowledged.notify_all()
         reason = f"not acknowledged by Kafka {when}; it may be resent"
-        for message in left:
-            try:
-                self._report_failed(message, reason)
-            except Exception:
-                # A reporter passed in as report= (the pipeline's catches its plugins' errors):
-                # the other messages still get theirs, and the producer is still closed.
-                logger.exception(
-                    "transport %r: the delivery reporter failed on a message close() gave up on",
-                    self._name,
-                )
+        try:
+            for number, message in left:
+                try:
+                    self._report_failed(message, reason)
+                except Exception:
+                    # A reporter passed in as report= (the pipeline's catches its plugins'
+                    # errors): the others still get theirs, and the producer is still closed.
+                    logger.exception(
+                        "transport %r: the delivery reporter failed on a message close() "
+                        "gave up on",
+                        self._name,
+                    )
+                finally:
+                    del giving_up[number]
+                    with self._lock:
+                        self._all_acknowledged.notify_all()
+        finally:
+            # Interrupted (KeyboardInterrupt in a report): no flush() waits for the rest.
+            giving_up.clear()
+            with self._lock:
+                self._all_acknowledged.notify_all()
         if left:
             logger.warning(
                 "transport %r: %d message(s) not acknowledged by Kafka %s, reported FAILED",
@@ -424,7 +481,7 @@ class KafkaTransport:
                 len(left),
                 when,
             )
-        return left
+        return [message for _, message in left]
 
     def _close_producer(self, timeout: float) -> None:
         kafka = kafka_python()
@@ -447,26 +504,53 @@ class KafkaTransport:
     def _wait_for_acknowledgements(self, deadline: float) -> None:
         # Not KafkaProducer.flush(timeout): it applies the timeout to each batch in turn, so
         # its total is unbounded. Records still leave after at most linger_ms on their own.
-        me = _get_ident()
+        def acknowledged() -> bool:
+            return not self._unacknowledged
 
-        def settled() -> bool:
-            if self._unacknowledged:
-                return False
-            reporting = self._reporting
-            # Copied: another thread may add or remove entries meanwhile.
-            return not reporting or all(owner == me for _, owner in reporting.copy().values())
+        def reported() -> bool:
+            return not (self._unacknowledged or self._reporting or self._giving_up[1])
 
+        if getattr(_in_report, "depth", 0) <= 0:
+            self._wait(reported, deadline)
+            return
+        # Inside a report: reports other threads make are not waited for (they may be waiting
+        # for this one's), only acknowledgements. A producer's thread waits for another
+        # producer's only when that one does not wait, through others, for this one.
+        waiter = _current_thread()
+        sender = getattr(self._producer, "_sender", None)
+        if sender is None or not isinstance(waiter, type(sender)):
+            self._wait(acknowledged, deadline)
+            return
+        with _waits_lock:
+            thread: threading.Thread | None = sender
+            while thread is not None and thread is not waiter:
+                thread = _producer_thread_waits.get(thread)
+            if thread is waiter:
+                return
+            _producer_thread_waits[waiter] = sender
+        try:
+            self._wait(acknowledged, deadline)
+        finally:
+            with _waits_lock:
+                del _producer_thread_waits[waiter]
+
+    def _wait(self, done: Callable[[], bool], deadline: float) -> None:
         with self._all_acknowledged:
-            self._all_acknowledged.wait_for(settled, max(deadline - time.monotonic(), 0.0))
+            self._all_acknowledged.wait_for(done, max(deadline - time.monotonic(), 0.0))
 
     def _still_unacknowledged(self) -> list[Message]:
-        # Copied in this order: a record being claimed meanwhile enters _reporting before it
-        # leaves _unacknowledged, so it is in one copy or the other until its report is made.
+        # Copied in this order: a record being claimed (or given up on by close()) enters
+        # _reporting (_giving_up) before it leaves _unacknowledged, so it is in one copy or
+        # another until its report is made.
         held = self._unacknowledged.copy()
         reporting = self._reporting.copy()
-        if reporting:
-            me = _get_ident()  # not the messages this thread is reporting (from its report)
-            held.update((n, message) for n, (message, owner) in reporting.items() if owner != me)
+        closer, giving_up = self._giving_up
+        if not reporting and not giving_up:
+            return list(held.values())  # nothing being reported: no sort, no second look
+        me = _get_ident()  # not the messages this thread is reporting (from its report)
+        held.update((n, message) for n, (message, owner) in reporting.items() if owner != me)
+        if closer != me:
+            held.update(giving_up.copy())
         return [held[number] for number in sorted(held)]
 
 
