@@ -53,7 +53,7 @@ from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.schema import check_seconds, setting
-from mixpanel_core.transport import ignore_report
+from mixpanel_core.transport import bounded, ignore_report
 from mixpanel_core.weak import weakly
 
 logger = logging.getLogger(__name__)
@@ -576,7 +576,7 @@ class BackgroundSender:
         Returns the messages still queued or in flight when time ran out (they stay queued).
         """
         self._refuse_from_own_thread("flush")
-        deadline = time.monotonic() + (self.options.flush_timeout if timeout is None else timeout)
+        deadline = time.monotonic() + bounded(timeout, self.options.flush_timeout)
         target = self._queue.total_put
         with self._state:
             self._urgent += 1
@@ -625,6 +625,7 @@ class BackgroundSender:
         reports), then the reports and dead letters of what it gives up on.
         """
         self._refuse_from_own_thread("close")
+        bound = bounded(timeout, self.options.flush_timeout)  # refused before anything changes
         with self._state:
             if self._closed:
                 return []
@@ -633,7 +634,6 @@ class BackgroundSender:
         # or waits for room, is refused rather than queueing behind the final drain.
         self._queue.close(self._closed_text())
         started = time.monotonic()
-        bound = self.options.flush_timeout if timeout is None else timeout
         left = self.flush(bound)
         self._queue.finish()
         if left:

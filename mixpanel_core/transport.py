@@ -8,7 +8,8 @@ A transport is any object with these three methods::
                            queue under the ``fail`` policy); a synchronous transport raises
                            ``DeliveryError`` when the message was not accepted.
     flush(timeout=None)    deliver everything taken so far, waiting at most ``timeout``
-                           seconds (``None``: the transport's configured bound, never forever).
+                           seconds (``None``: the transport's configured bound, never forever;
+                           else 0 to a day, ``ValueError`` otherwise: see ``bounded``).
                            Returns the messages still held, with no outcome yet (queued, in
                            flight, awaiting an acknowledgement); the transport goes on
                            delivering them. Messages rejected or failed by then are not
@@ -45,6 +46,7 @@ import attrs
 
 from mixpanel_core.delivery import DeliveryReport, Reporter
 from mixpanel_core.messages import Endpoint, Message
+from mixpanel_core.schema import check_seconds
 from mixpanel_core.settings import MixpanelSettings
 
 if TYPE_CHECKING:
@@ -116,3 +118,17 @@ class TransportFactory(Protocol):
     """What an entry point in ``mixpanel_core.transports`` must name (usually a class)."""
 
     def from_config(self, options: Mapping[str, Any], context: TransportContext) -> Transport: ...
+
+
+def bounded(timeout: float | None, default: float) -> float:
+    """The seconds a ``flush``/``close`` called with ``timeout`` may wait: ``default`` (the
+    transport's configured bound) for ``None``.
+
+    Raises ``ValueError`` naming ``timeout`` unless it is a number of seconds from 0 to a day:
+    ``inf`` overflowed the lock waits, ``nan`` made one wait forever, a negative one meant
+    nothing.
+    """
+    if timeout is None:
+        return default
+    check_seconds("timeout", timeout)
+    return timeout

@@ -52,8 +52,8 @@ from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import KafkaOptions, check_transport_options, client_options
 from mixpanel_core.messages import ENDPOINTS, Message
 from mixpanel_core.process_exit import at_exit
-from mixpanel_core.schema import check_seconds, read
-from mixpanel_core.transport import TransportContext, ignore_report
+from mixpanel_core.schema import read
+from mixpanel_core.transport import TransportContext, bounded, ignore_report
 from mixpanel_core.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -363,11 +363,9 @@ class KafkaTransport:
         has started it still waits (for what that close has not settled yet) and returns what is
         held. ``timeout`` is a number of seconds from 0 to ``MAX_SECONDS``, else ``ValueError``.
         """
-        if timeout is not None:
-            check_seconds("timeout", timeout)
+        bound = bounded(timeout, self._flush_timeout)
         if not self._owns_records():
             return ()
-        bound = self._flush_timeout if timeout is None else timeout
         if bound > 0 and not self._on_producer_thread():
             if self._closed:  # close() is hurrying the producer, or has closed it
                 self._wait_for_acknowledgements(time.monotonic() + bound)
@@ -386,9 +384,7 @@ class KafkaTransport:
         longer. From the moment it starts, ``send()`` raises. ``timeout`` is checked as in
         ``flush()``.
         """
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        bound = self._close_timeout if timeout is None else timeout
+        bound = bounded(timeout, self._close_timeout)
         return self._close(bound, f"within close()'s {bound:g}s")
 
     def _close(self, bound: float, within: str) -> Sequence[Message]:

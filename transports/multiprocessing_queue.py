@@ -44,7 +44,7 @@ from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.multiprocess.supervisor import SenderSupervisor
 from mixpanel_core.multiprocess.worker import ProducerTransport, close_at_exit
 from mixpanel_core.schema import read
-from mixpanel_core.transport import TransportContext
+from mixpanel_core.transport import TransportContext, bounded
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +127,9 @@ class MultiprocessingQueueTransport:
         in the sender process, so they cannot be returned, and returning nothing would claim
         they were delivered.
         """
+        bound = bounded(timeout, self._channel.options.shutdown_timeout)
         if self._owner_pid != os.getpid():
             return self._in_this_process().flush(timeout)
-        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         # One deadline for the three steps: each given the whole bound, a flush waited up to
         # block_timeout for room for its batch, then twice the bound.
         deadline = time.monotonic() + bound
@@ -186,6 +186,7 @@ class MultiprocessingQueueTransport:
         transport itself gives up on is reported FAILED and dead-lettered in the sender, not
         returned: it may have been in a request already out.
         """
+        bound = bounded(timeout, self._channel.options.shutdown_timeout)
         if self._owner_pid != os.getpid():
             if self._worker is None or self._worker_pid != os.getpid():
                 return ()  # an inherited copy that never sent anything has nothing to close
@@ -193,7 +194,6 @@ class MultiprocessingQueueTransport:
         if self._closed:
             return ()
         self._closed = True
-        bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + bound
         left = list(self._producer.close(bound))
         self._stop_sender(deadline, bound)
