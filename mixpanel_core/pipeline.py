@@ -29,7 +29,7 @@ from mixpanel_core.errors import (
 from mixpanel_core.messages import Message
 from mixpanel_core.plugin import PluginContext, instantiate
 from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
-from mixpanel_core.transport import Transport, TransportContext, ignore_report
+from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
 
 logger = logging.getLogger(__name__)
 
@@ -419,11 +419,14 @@ class Pipeline:
     def _each(self, verb: str, timeout: float | None) -> list[Message]:
         """``verb`` (flush or close) on every transport, even after one raised.
 
+        ``timeout`` is checked first (``bounded``): refused, no transport is touched.
+
         A transport that raises does not spare the others their flush, or their close (their
         threads and exit hooks, what they hold): the first error is raised once all have
         run. What the others returned is then left out of the return, and logged: a flush
         left it queued, a close reported it FAILED.
         """
+        bounded(timeout, 0.0)
         left: list[Message] = []
         error: Exception | None = None
         # Outer transports first: a wrapper flushes into its inner transport, built after it.

@@ -11,7 +11,7 @@ import attrs
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.messages import Message
 from mixpanel_core.schema import read, setting
-from mixpanel_core.transport import TransportContext, ignore_report
+from mixpanel_core.transport import TransportContext, bounded, ignore_report
 from mixpanel_core.wire import dumps_str
 
 
@@ -56,7 +56,9 @@ class ConsoleTransport:
         self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name))
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
+        bounded(timeout, 0.0)  # the contract's rule, as for the transports that wait
         return ()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
+        bounded(timeout, 0.0)
         return ()

@@ -11,7 +11,7 @@ from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.messages import Message
 from mixpanel_core.schema import read
 from mixpanel_core.settings import MixpanelSettings
-from mixpanel_core.transport import TransportContext, ignore_report
+from mixpanel_core.transport import TransportContext, bounded, ignore_report
 
 
 class HttpTransport:
@@ -60,8 +60,10 @@ class HttpTransport:
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         """Nothing is ever held: every ``send`` has finished before it returns."""
+        bounded(timeout, 0.0)  # the contract's rule, as for the transports that wait
         return ()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
+        bounded(timeout, 0.0)
         self.client.close()
         return ()

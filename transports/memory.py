@@ -11,7 +11,7 @@ import attrs
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.messages import Message
 from mixpanel_core.schema import read
-from mixpanel_core.transport import TransportContext, ignore_report
+from mixpanel_core.transport import TransportContext, bounded, ignore_report
 
 
 @attrs.frozen
@@ -64,8 +64,10 @@ class MemoryTransport:
             self.messages.clear()
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
+        bounded(timeout, 0.0)  # the contract's rule, as for the transports that wait
         return ()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
+        bounded(timeout, 0.0)
         self.closed = True
         return ()

@@ -12,6 +12,7 @@ from mixpanel_core import Mixpanel
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.messages import Message
+from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.settings import MixpanelSettings
 from mixpanel_core.testing import memory_client
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
@@ -68,4 +69,34 @@ def test_multiprocessing_queue_refuses_them_too_and_still_delivers(
         with pytest.raises(ValueError, match=RULE):
             queue.close(timeout)
     assert client.close(30) == []
+    assert len(mixpanel_emulator.records("track")) == 1
+
+
+@pytest.mark.parametrize("kind", ["http", "memory", "console"])
+@pytest.mark.parametrize("verb", ["flush", "close"])
+def test_the_transports_that_never_wait_keep_the_same_rule(kind: str, verb: str) -> None:
+    # The contract's rule for every transport: a timeout is refused alike whichever is built.
+    config = config_from_mapping({"transports": {"t": {"type": kind}}})
+    transport = Pipeline.from_config(config).transport("t")
+    with pytest.raises(ValueError, match=RULE):
+        getattr(transport, verb)(math.inf)
+    assert list(getattr(transport, verb)(0.0)) == []
+
+
+def test_a_client_close_with_a_refused_timeout_closes_nothing(mixpanel_emulator: Emulator) -> None:
+    # It closed the transports that do not wait, then raised from buffered_http, left open.
+    config = config_from_mapping(
+        {
+            "mixpanel": {"api_host": mixpanel_emulator.base_url, "token": "emulator-token"},
+            "transports": {"kept": {"type": "memory"}, "sent": {"type": "buffered_http"}},
+            "routes": [{"transport": ["kept", "sent"]}],
+        }
+    )
+    client = Mixpanel("emulator-token", config=config)
+    client.track("user-1", "Signed up")
+    with pytest.raises(ValueError, match=RULE):
+        client.close(math.inf)
+    assert client.pipeline.transport("kept").closed is False
+    assert client.close(10) == []
+    assert client.pipeline.transport("kept").closed is True
     assert len(mixpanel_emulator.records("track")) == 1
