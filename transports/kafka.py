@@ -14,10 +14,17 @@ FAILED reports a ``close()`` on another thread is making), so when ``flush()`` r
 every message sent before it has its report. A reporter that calls them (on any kafka
 transport) neither waits for nor gets back the message it is reporting, and waits for
 acknowledgements only, never for reports other threads are making (two reporters would wait
-for each other); on the producer's thread they do not wait at all (no acknowledgement arrives
-until the report returns), so ``close()`` there gives up at once on what is unacknowledged, and
-a producer's thread waits for another producer's acknowledgements only when that one's thread
-is not waiting, directly or through others, for its own. ``close()`` stays within its timeout
+for each other).
+
+One rule keeps waits from forming a cycle: **a Kafka producer's network thread never waits.**
+The report of an acknowledgement (or of the producer's error) runs on the network thread of
+the producer that sent the message, and no acknowledgement reaches that producer while it
+runs. From such a thread (any kafka-python producer's, so any kafka transport's reports),
+``flush()`` of any kafka transport returns at once what is still held, ``close()`` gives up at
+once on what is unacknowledged and closes its producer without waiting, and ``send()`` that
+finds ``max_unacknowledged`` messages waiting refuses the message at once (FAILED,
+``TransportError``) instead of waiting for room. Every other wait is for acknowledgements,
+which network threads then always make progress on. ``close()`` stays within its timeout
 (only the FAILED reports it makes itself take longer): when that runs out it takes everything
 still unacknowledged at once, so no report of an acknowledgement begins after that; a report
 another thread began before and is still making when ``close()`` returns (a reporter slower
@@ -67,10 +74,16 @@ thread's ``flush()`` and ``close()`` wait for acknowledgements only, never for r
 threads are making: two reporters each waiting for the other's report waited out their timeouts
 (two refused sends, or two transports' producer threads each flushing both transports)."""
 
-_waits_lock = threading.Lock()
-_producer_thread_waits: dict[threading.Thread, threading.Thread] = {}
-"""A producer's sender thread (inside a report) waiting for another producer's acknowledgements
--> that producer's sender thread; a wait that would close a cycle is not begun."""
+
+def _on_network_thread() -> bool:
+    """Whether this is a kafka-python producer's network (sender) thread, of any transport.
+
+    Reports of acknowledgements and producer errors run there: it must never wait, since no
+    acknowledgement reaches its producer meanwhile (and another thread waiting on it may be
+    what it would wait for). Checked only where a wait would begin, never per record.
+    """
+    return isinstance(_current_thread(), kafka_python().producer.sender.Sender)
+
 
 ROOM_POLL_INTERVAL = 0.005
 """Seconds between two looks at the count while ``send()`` waits under ``max_unacknowledged``."""
@@ -151,9 +164,11 @@ class KafkaTransport:
         # nor returned, and resent it); but not for those its own thread is reporting (a
         # reporter calling flush() or close() would wait for itself).
         self._reporting: dict[int, tuple[Message, int]] = {}
-        # What close() gave up on and is reporting FAILED, with its thread: flush() waits for
-        # those reports too (or returns them).
+        # What close() gave up on and is reporting FAILED, with its thread and the number it
+        # is reporting now: flush() waits for those reports too (or returns them; on the
+        # closer's thread, all but the one being reported).
         self._giving_up: tuple[int, dict[int, Message]] = (0, {})
+        self._giving_up_now = -1
         self._lock = threading.Lock()
         self._all_acknowledged = threading.Condition(self._lock)
 
@@ -223,6 +238,14 @@ class KafkaTransport:
 
     def _wait_for_room(self, message: Message) -> None:
         limit = self._max_unacknowledged
+        if _on_network_thread():
+            # From a report on a producer's network thread, which never waits: its own
+            # producer's acknowledgements cannot arrive meanwhile, and another's may wait for it.
+            self._refuse_for_room(
+                message,
+                "on a Kafka producer's network thread (a delivery report), which "
+                "does not wait for acknowledgements",
+            )
         deadline = time.monotonic() + self._max_block
         # Polled rather than notified: a notification per acknowledgement had the producer's
         # thread and this one trade the interpreter on every record while at the bound (10%
@@ -233,18 +256,23 @@ class KafkaTransport:
             if left <= 0:
                 break
             time.sleep(min(ROOM_POLL_INTERVAL, left))
+        self._refuse_for_room(message, f"after max_block_ms ({self._max_block * 1000:g} ms)")
+
+    def _refuse_for_room(self, message: Message, when: str) -> None:
+        """Raise if closed; else, still at the bound, report ``message`` FAILED and raise."""
         if self._closed:
             raise TransportError(f"transport {self._name!r} is closed")
-        if len(self._unacknowledged) >= limit:
-            reason = (
-                f"not sent: {limit} messages still waited for Kafka's acknowledgement "
-                f"(max_unacknowledged) after max_block_ms ({self._max_block * 1000:g} ms)"
-            )
-            self._report_failed(message, reason)
-            raise TransportError(
-                f"transport {self._name!r}: {reason}; is the broker reachable? Raise "
-                "max_unacknowledged or the producer's max_block_ms to hold or wait for more"
-            )
+        if len(self._unacknowledged) < self._max_unacknowledged:
+            return
+        reason = (
+            f"not sent: {self._max_unacknowledged} messages still waited for Kafka's "
+            f"acknowledgement (max_unacknowledged) {when}"
+        )
+        self._report_failed(message, reason)
+        raise TransportError(
+            f"transport {self._name!r}: {reason}; is the broker reachable? Raise "
+            "max_unacknowledged or the producer's max_block_ms to hold or wait for more"
+        )
 
     def _own_producer(self) -> None:
         """Make sure this process sends through a producer of its own, built on first use."""
@@ -358,15 +386,16 @@ class KafkaTransport:
         or whose report is still being made; a message is off this list only once its report
         (ACCEPTED, or FAILED when the producer gave up on it) has been made. ``flush(0)`` only
         looks. Called from a report, it neither waits for nor returns the messages that report
-        is about, and waits for acknowledgements only, not for other threads' reports; on the
-        producer's thread it does not wait at all (see the module docstring). Once ``close()``
-        has started it still waits (for what that close has not settled yet) and returns what is
-        held. ``timeout`` is a number of seconds from 0 to ``MAX_SECONDS``, else ``ValueError``.
+        is about, and waits for acknowledgements only, not for other threads' reports; on a
+        Kafka producer's network thread it does not wait at all (see the module docstring).
+        Once ``close()`` has started it still waits (for what that close has not settled yet)
+        and returns what is held. ``timeout`` is a number of seconds from 0 to
+        ``MAX_SECONDS``, else ``ValueError``.
         """
         bound = bounded(timeout, self._flush_timeout)
         if not self._owns_records():
             return ()
-        if bound > 0 and not self._on_producer_thread():
+        if bound > 0 and not _on_network_thread():
             if self._closed:  # close() is hurrying the producer, or has closed it
                 self._wait_for_acknowledgements(time.monotonic() + bound)
             else:
@@ -381,8 +410,9 @@ class KafkaTransport:
         producer is stopped, so exactly once and always with the same reason), counted in a
         warning, and returned. The waits (for acknowledgements and reports, then for the
         producer to close) share ``timeout``; only the FAILED reports it makes itself take
-        longer. From the moment it starts, ``send()`` raises. ``timeout`` is checked as in
-        ``flush()``.
+        longer. From the moment it starts, ``send()`` raises. On a Kafka producer's network
+        thread (a delivery report) it does not wait: it gives up at once on what is
+        unacknowledged. ``timeout`` is checked as in ``flush()``.
         """
         bound = bounded(timeout, self._close_timeout)
         return self._close(bound, f"within close()'s {bound:g}s")
@@ -394,11 +424,13 @@ class KafkaTransport:
         self._cancel_exit_close()
         if not self._owns_records():
             return ()
-        if self._on_producer_thread():
-            # From a report on the producer's thread: nothing is acknowledged until it returns,
-            # and the producer's close would wait for this very thread.
+        if _on_network_thread():
+            # From a report on a producer's network thread, which never waits: on its own
+            # producer nothing is acknowledged until the report returns (and its close would
+            # wait for this very thread); another's network thread may be waiting for this one.
             left = self._give_up_on_unacknowledged(
-                "before close() was called from a delivery report on the producer's thread"
+                "before close() was called from a delivery report on a Kafka producer's "
+                "network thread"
             )
             self._close_producer(timeout=0)
             return left
@@ -451,6 +483,7 @@ class KafkaTransport:
         reason = f"not acknowledged by Kafka {when}; it may be resent"
         try:
             for number, message in left:
+                self._giving_up_now = number
                 try:
                     self._report_failed(message, reason)
                 except Exception:
@@ -467,6 +500,7 @@ class KafkaTransport:
                         self._all_acknowledged.notify_all()
         finally:
             # Interrupted (KeyboardInterrupt in a report): no flush() waits for the rest.
+            self._giving_up_now = -1
             giving_up.clear()
             with self._lock:
                 self._all_acknowledged.notify_all()
@@ -493,10 +527,6 @@ class KafkaTransport:
             # Its own close() would otherwise run again from __del__ and raise the same timeout.
             self._producer._closed = True
 
-    def _on_producer_thread(self) -> bool:
-        """Whether this is the producer's sender thread (a report made from its callback)."""
-        return threading.current_thread() is getattr(self._producer, "_sender", None)
-
     def _wait_for_acknowledgements(self, deadline: float) -> None:
         # Not KafkaProducer.flush(timeout): it applies the timeout to each batch in turn, so
         # its total is unbounded. Records still leave after at most linger_ms on their own.
@@ -506,29 +536,11 @@ class KafkaTransport:
         def reported() -> bool:
             return not (self._unacknowledged or self._reporting or self._giving_up[1])
 
-        if getattr(_in_report, "depth", 0) <= 0:
-            self._wait(reported, deadline)
-            return
-        # Inside a report: reports other threads make are not waited for (they may be waiting
-        # for this one's), only acknowledgements. A producer's thread waits for another
-        # producer's only when that one does not wait, through others, for this one.
-        waiter = _current_thread()
-        sender = getattr(self._producer, "_sender", None)
-        if sender is None or not isinstance(waiter, type(sender)):
-            self._wait(acknowledged, deadline)
-            return
-        with _waits_lock:
-            thread: threading.Thread | None = sender
-            while thread is not None and thread is not waiter:
-                thread = _producer_thread_waits.get(thread)
-            if thread is waiter:
-                return
-            _producer_thread_waits[waiter] = sender
-        try:
-            self._wait(acknowledged, deadline)
-        finally:
-            with _waits_lock:
-                del _producer_thread_waits[waiter]
+        # Inside a report (never a network thread's: those do not wait), reports other
+        # threads make are not waited for (they may be waiting for this one's), only
+        # acknowledgements, which the network threads, never waiting, keep making.
+        inside_report = getattr(_in_report, "depth", 0) > 0
+        self._wait(acknowledged if inside_report else reported, deadline)
 
     def _wait(self, done: Callable[[], bool], deadline: float) -> None:
         with self._all_acknowledged:
@@ -547,6 +559,9 @@ class KafkaTransport:
         held.update((n, message) for n, (message, owner) in reporting.items() if owner != me)
         if closer != me:
             held.update(giving_up.copy())
+        else:  # from a FAILED report close() is making: all but the one being reported
+            now = self._giving_up_now
+            held.update((n, message) for n, message in giving_up.items() if n != now)
         return [held[number] for number in sorted(held)]
 
 
