@@ -17,18 +17,21 @@ acknowledgements only, never for reports other threads are making (two reporters
 for each other).
 
 One rule keeps waits from forming a cycle: **a Kafka producer's network thread never waits.**
-The report of an acknowledgement (or of the producer's error) runs on the network thread of
-the producer that sent the message, and no acknowledgement reaches that producer while it
-runs. From such a thread (any kafka-python producer's, so any kafka transport's reports),
-``flush()`` of any kafka transport returns at once what is still held, ``close()`` gives up at
-once on what is unacknowledged and closes its producer without waiting, and ``send()`` that
-finds ``max_unacknowledged`` messages waiting refuses the message at once (FAILED,
-``TransportError``) instead of waiting for room. Every other wait is for acknowledgements,
-which network threads then always make progress on. ``close()`` stays within its timeout
-(only the FAILED reports it makes itself take longer): when that runs out it takes everything
-still unacknowledged at once, so no report of an acknowledgement begins after that; a report
-another thread began before and is still making when ``close()`` returns (a reporter slower
-than the time left) ends later, and its message is not returned.
+The report of an acknowledgement (or of a failure the producer reports after ``send()``
+returned; one ``KafkaProducer.send`` raises is reported on the sending thread) runs on the
+network thread of the producer that sent the message, and no acknowledgement reaches that
+producer while it runs. From such a thread (any kafka-python producer's, so any kafka
+transport's reports), ``flush()`` of any kafka transport returns at once what is still held,
+``close()`` gives up at once on what is unacknowledged and closes its producer without waiting,
+and ``send()`` that finds ``max_unacknowledged`` messages waiting refuses the message at once
+(FAILED, ``TransportError``) instead of waiting for room. (One wait is kafka-python's own: the
+first ``send()`` to a topic whose metadata the producer does not have yet waits for it, up to
+the producer's ``max_block_ms``.) Every other wait is for acknowledgements, which network
+threads then always make progress on. ``close()`` stays within its timeout (only the FAILED
+reports it makes itself take longer): when that runs out it takes everything still
+unacknowledged at once, so no report of an acknowledgement begins after that; a report another
+thread began before and is still making when ``close()`` returns (a reporter slower than the
+time left) ends later, and its message is not returned.
 A bounded close runs at interpreter exit, also for a transport dropped without ``close()`` (it
 lives until what it sent is settled). It waits for reports in progress within ``exit_timeout``
 too, but not beyond: a report still being made on the producer's thread (or another daemon
@@ -418,9 +421,10 @@ class KafkaTransport:
         return self._close(bound, f"within close()'s {bound:g}s")
 
     def _close(self, bound: float, within: str) -> Sequence[Message]:
-        if self._closed:
-            return ()
-        self._closed = True
+        with self._lock:  # one close only, also when a report and a user thread race to it
+            if self._closed:
+                return ()
+            self._closed = True
         self._cancel_exit_close()
         if not self._owns_records():
             return ()
