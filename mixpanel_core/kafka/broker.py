@@ -67,9 +67,17 @@ def _owns_a_listener(pid: int, port: int) -> bool | None:
     if inodes is None:
         return None
     try:
-        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
         return None
+    links = set()
+    for fd in fds:
+        try:
+            links.add(os.readlink(fd))
+        except OSError:
+            # Closed since the listing, by a broker still starting: not its listener. Read as
+            # "cannot tell", it let another process's listener pass for the broker's (a flake).
+            continue
     return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
@@ -184,8 +192,12 @@ class EmbeddedBroker:
             # Something accepted; it must be the broker, not whoever took the port before it
             # could bind (it then exits, but maybe only after this connection succeeded).
             owned = _owns_a_listener(process.pid, self.port)
-            if owned is None or owned:
+            if owned:
                 return
+            if owned is None:
+                if process.poll() is None:
+                    return  # cannot tell (no /proc), and the broker runs: take it as its own
+                continue  # it exited (so /proc had no fds to read): the check above says why
             raise _PortTakenError(f"port {self.port} is held by another process than the broker")
 
     def _port_taken(self) -> bool:
