@@ -22,8 +22,9 @@ from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka.admin import create_topic
 from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.messages import Message
-from mixpanel_core.testing import memory_client
 from transports.kafka import KafkaTransport
+
+from .kafka_cases import events
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +32,6 @@ ACCEPTED = DeliveryStatus.ACCEPTED
 FAILED = DeliveryStatus.FAILED
 QUICK = 1.0
 """Each inner call has a 4 s timeout; not waiting, it returns well within this."""
-
-
-def _events(count: int, tag: str = "user") -> list[Message]:
-    client, memory = memory_client("tok")
-    for n in range(count):
-        client.track(f"{tag}-{n}", "Signed up", {"n": n})
-    return memory.messages
 
 
 class Scenario:
@@ -65,7 +59,7 @@ class Scenario:
     def build(self, name: str, bootstrap: str, topic: str, **kwargs: Any) -> None:
         transport = KafkaTransport(bootstrap, topic, name=name, **kwargs)
         self.transports[name] = transport
-        transport.send(_events(1, "warm")[0])  # metadata known: only the scenario is timed
+        transport.send(events(1, "warm")[0])  # metadata known: only the scenario is timed
         assert transport.flush(10) == []
         self.reports.clear()
 
@@ -108,7 +102,7 @@ def test_close_of_another_transport_from_a_report_does_not_wait_for_its_network_
             "b", kafka_bootstrap, kafka_topic, producer_options={"linger_ms": 0}, report=report_b
         )
         s.armed.set()
-        sent = [*_events(2, "a"), *_events(1, "b")]
+        sent = [*events(2, "a"), *events(1, "b")]
         for message, name in zip(sent, "aab", strict=True):
             s.transports[name].send(message)
         started = time.monotonic()
@@ -137,7 +131,7 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
     s = Scenario()
     b_in, b2_sent, a_sent = threading.Event(), threading.Event(), threading.Event()
     outcome: list[str] = []
-    extra = _events(1, "extra")[0]
+    extra = events(1, "extra")[0]
 
     def report_a(r: DeliveryReport) -> None:
         if s.first(r, "a_send"):
@@ -172,8 +166,8 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
             report=report_b,
         )
         s.armed.set()
-        a1, a2 = _events(2, "a")
-        b1, b2 = _events(2, "b")
+        a1, a2 = events(2, "a")
+        b1, b2 = events(2, "b")
         started = time.monotonic()
         for message, name in ((a1, "a"), (a2, "a"), (b1, "b")):
             s.transports[name].send(message)
@@ -217,9 +211,9 @@ def test_a_flush_in_closes_failed_reports_returns_what_close_has_not_reported_ye
             {"request_timeout_ms": 60_000, "delivery_timeout_ms": 120_000},
             report=report,
         )
-        transport.send(_events(1, "warm")[0])
+        transport.send(events(1, "warm")[0])
         assert transport.flush(10) == []
-    messages = _events(3)  # the broker is gone: never acknowledged
+    messages = events(3)  # the broker is gone: never acknowledged
     for message in messages:
         transport.send(message)
     left = transport.close(0)

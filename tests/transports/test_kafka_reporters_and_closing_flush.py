@@ -19,23 +19,15 @@ import pytest
 import transports.kafka as kafka_module
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import TransportError
-from mixpanel_core.kafka.admin import create_topic
-from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.messages import Message
-from mixpanel_core.testing import memory_client
 from transports.kafka import KafkaTransport
+
+from .kafka_cases import events, transport_whose_broker_is_gone
 
 pytestmark = pytest.mark.integration
 
 ACCEPTED = DeliveryStatus.ACCEPTED
 FAILED = DeliveryStatus.FAILED
-
-
-def _events(count: int, padding: int = 0) -> list[Message]:
-    client, memory = memory_client("tok")
-    for n in range(count):
-        client.track(f"user-{n}", "Signed up", {"n": n, "pad": "x" * padding})
-    return memory.messages
 
 
 # 1. Reporters do not wait for each other's reports.
@@ -45,7 +37,7 @@ def test_two_refused_sends_whose_reports_flush_do_not_wait_for_each_other(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
     """Before: each FAILED report's flush waited its whole flush_timeout (3 s) for the other."""
-    small = _events(1)[0]
+    small = events(1)[0]
     holder: dict[str, KafkaTransport] = {}
     both_reporting = threading.Barrier(2)
     inner: list[tuple[float, int]] = []
@@ -77,7 +69,7 @@ def test_two_refused_sends_whose_reports_flush_do_not_wait_for_each_other(
             except TransportError as exc:
                 refused.append(exc)
 
-        threads = [threading.Thread(target=send, args=(m,)) for m in _events(2, padding=3000)]
+        threads = [threading.Thread(target=send, args=(m,)) for m in events(2, padding=3000)]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -123,7 +115,7 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
             KafkaTransport(kafka_bootstrap, kafka_topic, flush_timeout=3, name=name, report=report)
         )
     try:
-        messages = _events(6)
+        messages = events(6)
         started = time.monotonic()
         for n, message in enumerate(messages):
             transports[n % 2].send(message)
@@ -154,17 +146,8 @@ def doomed() -> Iterator[tuple[KafkaTransport, list[Message], list[tuple[Deliver
         with lock:
             made.append((r, time.monotonic()))
 
-    with EmbeddedBroker() as broker:
-        create_topic(broker.bootstrap_servers, "doomed", 1)
-        transport = KafkaTransport(
-            broker.bootstrap_servers,
-            "doomed",
-            {"request_timeout_ms": 60_000, "delivery_timeout_ms": 120_000},
-            report=report,
-        )
-        transport.send(_events(1)[0])
-        assert transport.flush(10) == []
-    messages = _events(3)
+    transport = transport_whose_broker_is_gone(report)
+    messages = events(3)
     for message in messages:
         transport.send(message)
     made.clear()
@@ -236,7 +219,7 @@ def test_a_timeout_that_is_not_a_bounded_number_of_seconds_is_refused(
             transport.flush(timeout)
         with pytest.raises(ValueError, match=r"^timeout: must be 0 or more and at most 86400"):
             transport.close(timeout)
-        transport.send(_events(1)[0])  # not closed by the refused close()
+        transport.send(events(1)[0])  # not closed by the refused close()
         assert transport.flush(10) == []
     finally:
         assert transport.close(2) == []
@@ -258,7 +241,7 @@ def test_flush_sorts_nothing_while_nothing_is_being_reported(
 
     transport = KafkaTransport(kafka_bootstrap, kafka_topic)  # nobody observes reports
     try:
-        messages = _events(3)
+        messages = events(3)
         for message in messages:
             transport.send(message)
         monkeypatch.setattr(kafka_module, "sorted", counting_sorted, raising=False)

@@ -16,9 +16,9 @@ import pytest
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.kafka.admin import create_topic
 from mixpanel_core.kafka.broker import EmbeddedBroker
-from mixpanel_core.messages import Message
-from mixpanel_core.testing import memory_client
 from transports.kafka import KafkaTransport
+
+from .kafka_cases import events
 
 pytestmark = pytest.mark.integration
 
@@ -43,20 +43,13 @@ class SlowReports:
             return [r.status for r in self.reports]
 
 
-def _events(count: int) -> list[Message]:
-    client, memory = memory_client("tok")
-    for n in range(count):
-        client.track(f"user-{n}", "Signed up", {"n": n})
-    return memory.messages
-
-
 def test_flush_returns_nothing_only_once_every_message_has_its_accepted_report(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
     reporter = SlowReports()
     transport = KafkaTransport(kafka_bootstrap, kafka_topic, report=reporter)
     try:
-        messages = _events(10)
+        messages = events(10)
         for message in messages:
             transport.send(message)
 
@@ -77,7 +70,7 @@ def test_flush_returns_nothing_only_once_every_message_has_its_failed_report() -
             {"request_timeout_ms": 500, "delivery_timeout_ms": 1000, "retry_backoff_ms": 50},
             report=reporter,
         )
-        warm, *doomed = _events(4)
+        warm, *doomed = events(4)
         transport.send(warm)
         assert transport.flush(30) == []
     try:
@@ -100,7 +93,7 @@ def test_a_flush_that_times_out_returns_the_messages_whose_report_is_still_being
     reporter = SlowReports()
     transport = KafkaTransport(kafka_bootstrap, kafka_topic, report=reporter)
     try:
-        messages = _events(10)
+        messages = events(10)
         for message in messages:
             transport.send(message)
         # Ten reports take 0.5 s: a flush of 0.2 s ends with some of them still to be made.

@@ -19,23 +19,15 @@ import pytest
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import TransportError
-from mixpanel_core.kafka.admin import create_topic
-from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.messages import Message
-from mixpanel_core.testing import memory_client
 from transports.kafka import KafkaTransport
+
+from .kafka_cases import events, transport_whose_broker_is_gone
 
 pytestmark = pytest.mark.integration
 
 ACCEPTED = DeliveryStatus.ACCEPTED
 FAILED = DeliveryStatus.FAILED
-
-
-def _events(count: int, padding: int = 0) -> list[Message]:
-    client, memory = memory_client("tok")
-    for n in range(count):
-        client.track(f"user-{n}", "Signed up", {"n": n, "pad": "x" * padding})
-    return memory.messages
 
 
 class Reports:
@@ -82,7 +74,7 @@ def test_a_report_that_flushes_on_the_producers_thread_does_not_wait(
     transport = KafkaTransport(kafka_bootstrap, kafka_topic, flush_timeout=2, report=report)
     holder["transport"] = transport
     try:
-        messages = _events(3)
+        messages = events(3)
         started = time.monotonic()
         for message in messages:
             transport.send(message)
@@ -102,7 +94,7 @@ def test_a_report_that_flushes_in_sends_error_path_waits_only_for_the_others(
     """send()'s refusal is reported on the caller's thread; a flush from that report waits for
     the other messages (and their reports), not for the one being reported. Before: send()
     raised only after flush_timeout, and the flush returned the refused message."""
-    small, big = _events(1)[0], _events(1, padding=3000)[0]
+    small, big = events(1)[0], events(1, padding=3000)[0]
     holder: dict[str, KafkaTransport] = {}
     reports = Reports()
     inner: list[tuple[DeliveryStatus, set[int], list[int]]] = []
@@ -158,7 +150,7 @@ def test_a_report_that_closes_on_the_producers_thread_does_not_wait(
         kafka_bootstrap, kafka_topic, {"linger_ms": 50}, close_timeout=2, report=report
     )
     holder["transport"] = transport
-    messages = _events(3)
+    messages = events(3)
     for message in messages:
         transport.send(message)
     assert closed.wait(10)
@@ -193,7 +185,7 @@ def test_close_stays_within_its_timeout_while_a_slow_report_is_being_made(
         finished.set()
 
     transport = KafkaTransport(kafka_bootstrap, kafka_topic, exit_timeout=1, report=report)
-    transport.send(_events(1)[0])
+    transport.send(events(1)[0])
     assert started.wait(10)
     begun = time.monotonic()
     if at_exit:
@@ -229,7 +221,7 @@ def test_close_gives_up_on_all_at_once_so_no_report_outlives_it(
         reports.add(r)
 
     transport = KafkaTransport(kafka_bootstrap, topic, {"linger_ms": 100}, report=report)
-    messages = _events(6)
+    messages = events(6)
     for message in messages:
         transport.send(message)
     assert first.wait(10)
@@ -263,18 +255,9 @@ def test_a_raising_reporter_does_not_stop_close(caplog: pytest.LogCaptureFixture
         if r.status is FAILED:
             raise RuntimeError("plugin bug")
 
-    with EmbeddedBroker() as broker:
-        create_topic(broker.bootstrap_servers, "doomed", 1)
-        transport = KafkaTransport(
-            broker.bootstrap_servers,
-            "doomed",
-            {"request_timeout_ms": 60_000, "delivery_timeout_ms": 120_000},
-            report=report,
-        )
-        transport.send(_events(1)[0])
-        assert transport.flush(10) == []
+    transport = transport_whose_broker_is_gone(report)
     # The broker is gone: these are never acknowledged.
-    doomed = _events(3)
+    doomed = events(3)
     for message in doomed:
         transport.send(message)
 
