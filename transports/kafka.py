@@ -319,13 +319,11 @@ class KafkaTransport:
             return
         message = self._claim(number)
         if message is not None:
-            _in_report.depth = getattr(_in_report, "depth", 0) + 1
             try:
-                self._report(
+                self._make_report(
                     DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name, attempts=1)
                 )
             finally:
-                _in_report.depth -= 1
                 self._reported(number)
 
     def _failed(self, number: int, exc: BaseException) -> None:
@@ -374,11 +372,15 @@ class KafkaTransport:
         self._report_failed(message, f"Kafka did not store it: {type(exc).__name__}: {exc}")
 
     def _report_failed(self, message: Message, reason: str) -> None:
+        self._make_report(
+            DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1)
+        )
+
+    def _make_report(self, report: DeliveryReport) -> None:
+        """Hand ``report`` to the reporter, this thread counted as making one meanwhile."""
         _in_report.depth = getattr(_in_report, "depth", 0) + 1
         try:
-            self._report(
-                DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason, attempts=1)
-            )
+            self._report(report)
         finally:
             _in_report.depth -= 1
 
