@@ -88,8 +88,9 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
     """A reporter flushing every transport (a plugin calling the client's flush()), on each
-    producer's thread at once. Before: each waited flush_timeout (3 s) for the other's report,
-    and no acknowledgement arrived on either producer meanwhile."""
+    producer's thread at once. Before: each waited flush_timeout for the other's report, and
+    no acknowledgement arrived on either producer meanwhile. The bounds below are far under
+    that timeout, with room for a loaded machine's producer start-up."""
     transports: list[KafkaTransport] = []
     gate = threading.Barrier(2)
     gated: set[int] = set()
@@ -112,7 +113,7 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
 
     for name in ("a", "b"):
         transports.append(
-            KafkaTransport(kafka_bootstrap, kafka_topic, flush_timeout=3, name=name, report=report)
+            KafkaTransport(kafka_bootstrap, kafka_topic, flush_timeout=10, name=name, report=report)
         )
     try:
         messages = events(6)
@@ -121,10 +122,10 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
             transports[n % 2].send(message)
         for transport in transports:
             assert transport.flush(20) == []
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 6.0
         assert len(reports) == 6
         assert all(r.status is ACCEPTED for r in reports)
-        assert all(took < 1.0 for took in inner)
+        assert all(took < 3.0 for took in inner)
     finally:
         for transport in transports:
             transport.close(2)
