@@ -123,7 +123,8 @@ class MultiprocessingQueueTransport:
         Returns the messages this process could not queue. The owner raises
         ``TransportError`` when the sender's inner transport had not delivered everything by
         the deadline (those records stay queued there, and it goes on delivering them), when
-        the sender did not answer in time, or when it died holding records: those records are
+        its flush raised, when the sender did not answer in time, or when it died holding
+        records: those records are
         in the sender process, so they cannot be returned, and returning nothing would claim
         they were delivered.
         """
@@ -146,8 +147,8 @@ class MultiprocessingQueueTransport:
         except MixpanelCoreError as exc:
             self.supervisor.forget_flush(token)
             raise TransportError(f"{self._context.path}: flush: {exc}") from exc
-        undelivered = self.supervisor.wait_for_flush(token, max(deadline - time.monotonic(), 0.0))
-        if undelivered is None:
+        answer = self.supervisor.wait_for_flush(token, max(deadline - time.monotonic(), 0.0))
+        if answer is None:
             if not self._channel.sender_alive():
                 self._raise_if_sender_lost_records()
                 return left
@@ -155,12 +156,18 @@ class MultiprocessingQueueTransport:
                 f"{self._context.path}: the sender did not confirm the flush within {bound}s; "
                 f"{self.supervisor.describe_unsettled()} yet"
             )
-        if undelivered:
+        if answer.error is not None:
+            # Its inner transport cannot say what it holds: returning nothing would claim
+            # every record it took has its outcome.
+            raise TransportError(
+                f"{self._context.path}: {answer.error}; {self.supervisor.describe_unsettled()} yet"
+            )
+        if answer.undelivered:
             raise NotYetDeliveredError(
-                f"{self._context.path}: {undelivered} record(s) were not yet delivered when "
-                f"the flush's {bound}s ran out; they are still queued in the sender, which goes "
-                "on delivering them",
-                undelivered,
+                f"{self._context.path}: {answer.undelivered} record(s) were not yet delivered "
+                f"when the flush's {bound}s ran out; they are still queued in the sender, which "
+                "goes on delivering them",
+                answer.undelivered,
             )
         return left
 

@@ -4,12 +4,14 @@ The sender's inner transport reports from its own threads; ``ReportRelay`` gathe
 reports and ships them in batches on the report queue, each as plain values plus the
 message's wire line. ``decode_report`` turns one back into a ``DeliveryReport`` in the owner.
 
-The same queue carries the sender's answers: ``(FLUSHED, token, undelivered)`` to a flush
-request, where ``undelivered`` counts the records its inner transport's ``flush`` left queued
-(a count, not the records: a backlog of hundreds of thousands would not cross the queue in
-time), and, last, ``(DONE, counts, frame)``: ``frame`` (see ``frames``; empty for none) holds
-the records the sender read after the owner's close left no time and never handed to its inner
-transport, which the owner's ``close`` returns.
+The same queue carries the sender's answers: ``(FLUSHED, token, undelivered, error)`` to a
+flush request, where ``undelivered`` counts the records its inner transport's ``flush`` left
+queued (a count, not the records: a backlog of hundreds of thousands would not cross the queue
+in time) and ``error`` (None when it did not fail) says what that ``flush`` raised, and, last,
+``(DONE, counts, frame, failed)``: ``frame`` (see ``frames``; empty for none) holds the records
+the sender read after the owner's close left no time and never handed to its inner transport,
+which the owner's ``close`` returns; ``failed`` is true when the sender or its inner transport
+failed (see ``ReportRelay.fail``), so that records it took may have no report.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import collections
 import ctypes
 import threading
 from multiprocessing.queues import Queue
-from typing import Any
+from typing import Any, NamedTuple
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.multiprocess.frames import decode_line
@@ -55,13 +57,24 @@ def decode_report(encoded: EncodedReport) -> DeliveryReport:
     )
 
 
+class FlushAnswer(NamedTuple):
+    """The sender's answer to a flush request."""
+
+    undelivered: int
+    """Records its inner transport's ``flush`` left queued (still held, delivered later)."""
+    error: str | None = None
+    """What that ``flush`` raised, if it did: then ``undelivered`` is unknown (0)."""
+
+
 class ReportRelay:
     """Collects the sender's reports (from any thread) and ships them to the owner.
 
     It also keeps the totals per status. Every record the sender takes is either accepted or
     reported otherwise (a transport may leave out accepted ones when nobody observes them),
     so the relay counts what was taken and the reports that are not ACCEPTED; the rest were
-    accepted. Counting that way costs nothing per accepted record.
+    accepted. Counting that way costs nothing per accepted record. Once the sender or its
+    inner transport failed (``fail``), the rest may also be records with no outcome at all, so
+    only the ACCEPTED reports made are counted accepted.
     """
 
     def __init__(
@@ -74,6 +87,9 @@ class ReportRelay:
         self._pending: list[EncodedReport] = []
         self._taken = 0
         self._not_accepted: collections.Counter[str] = collections.Counter()
+        self._accepted = 0
+        """ACCEPTED reports made: the accepted count once ``_failed``."""
+        self._failed = False
         self._given_up: list[bytes] = []
 
     def taken(self, count: int) -> None:
@@ -88,7 +104,9 @@ class ReportRelay:
         """The inner transport's reporter."""
         encoded = encode_report(report) if self._forward else None
         with self._lock:
-            if not report.ok:
+            if report.ok:
+                self._accepted += 1
+            else:
                 self._not_accepted[report.status.value] += 1
             if encoded is not None:
                 self._pending.append(encoded)
@@ -96,7 +114,10 @@ class ReportRelay:
     def counts(self) -> dict[str, int]:
         """Records per delivery status so far (statuses with none left out)."""
         with self._lock:
-            accepted = self._taken - sum(self._not_accepted.values())
+            if self._failed:
+                accepted = self._accepted
+            else:
+                accepted = self._taken - sum(self._not_accepted.values())
             counts = {DeliveryStatus.ACCEPTED.value: accepted, **self._not_accepted}
         return {status: count for status, count in counts.items() if count}
 
@@ -107,11 +128,12 @@ class ReportRelay:
         if pending:
             self._queue.put((REPORTS, pending))
 
-    def answer_flush(self, token: int, undelivered: int) -> None:
-        """Answer flush request ``token`` with how many records are not yet delivered
-        (reports first: the owner's hook has seen what was settled when ``flush`` returns)."""
+    def answer_flush(self, token: int, undelivered: int, error: str | None = None) -> None:
+        """Answer flush request ``token`` with how many records are not yet delivered, or what
+        the inner transport's flush raised (reports first: the owner's hook has seen what was
+        settled when ``flush`` returns)."""
         self.ship()
-        self._queue.put((FLUSHED, token, undelivered))
+        self._queue.put((FLUSHED, token, undelivered, error))
 
     def cut(self, pid: int, records: int) -> None:
         """A producer (``pid``) stopped in the middle of a frame of ``records`` records."""
@@ -120,13 +142,23 @@ class ReportRelay:
     def fatal(self, reason: str) -> None:
         self._queue.put((FATAL, reason))
 
+    def fail(self, reason: str) -> None:
+        """The sender's drain or its inner transport's ``close`` failed (``reason``): records it
+        took may never get a report, so the counts stop deriving acceptance from silence, and
+        the owner is told why (and counts what has no report)."""
+        with self._lock:
+            self._failed = True
+        self.fatal(reason)
+
     def gave_up(self, frame: bytes) -> None:
         """A frame the sender reported FAILED without handing it to its inner transport: ``done``
         gives it back to the owner."""
         self._given_up.append(frame)
 
     def done(self) -> None:
-        """The last item: the counts per status over the sender's whole life, and the frames
-        given up on (see ``gave_up``)."""
+        """The last item: the counts per status over the sender's whole life, the frames
+        given up on (see ``gave_up``), and whether it failed (see ``fail``)."""
         self.ship()
-        self._queue.put((DONE, self.counts(), b"\n".join(self._given_up)))
+        with self._lock:
+            failed = self._failed
+        self._queue.put((DONE, self.counts(), b"\n".join(self._given_up), failed))

@@ -78,11 +78,12 @@ def run_sender(channel: QueueChannel) -> None:
         # Kept for the whole run: the inner transport resolves others through it, weakly.
         pipeline = _SenderPipeline(channel, relay)
         try:
-            inner = pipeline.transport(channel.spec.inner)
+            transport = pipeline.transport(channel.spec.inner)
         except MixpanelCoreError as exc:
             relay.fatal(f"cannot build transport {channel.spec.inner!r}: {exc}")
             raise
         name = channel.spec.transport
+        inner = _Inner(transport, channel.spec.inner, name, relay)
 
         def drop_oldest(frame: bytes) -> None:
             for endpoint, records in records_by_endpoint(frame):
@@ -94,6 +95,12 @@ def run_sender(channel: QueueChannel) -> None:
         deadline: float | None = None
         try:
             deadline = _drain(channel, intake, inner, relay)
+        except BaseException as exc:
+            # Records taken may have no report now (the frame being handed over, what the
+            # inner transport holds if its close fails too): the counts must not call them
+            # accepted, and the owner must hear why the sender stopped.
+            relay.fail(f"the sender stopped delivering: {type(exc).__name__}: {exc}")
+            raise
         finally:
             intake.stop()
             inner.close(_time_before(deadline, channel))
@@ -115,12 +122,10 @@ def _time_before(deadline: float | None, channel: QueueChannel) -> float:
 
 
 def _drain(
-    channel: QueueChannel, frames: Intake, inner: Transport, relay: ReportRelay
+    channel: QueueChannel, frames: Intake, inner: _Inner, relay: ReportRelay
 ) -> float | None:
     """Deliver frames until the stop request (or the owner's death); returns the owner's
     deadline, if it gave one."""
-    # Looked up once: checking a protocol costs microseconds, and frames come by thousands.
-    sink = inner if isinstance(inner, RecordSink) else None
     stopping = False
     deadline: float | None = None
     drain_until: float | None = None
@@ -139,7 +144,7 @@ def _drain(
                 stopping = True
             continue
         if isinstance(item, bytes):
-            _deliver(item, inner, sink, relay, channel.spec.transport)
+            inner.deliver(item)
             relay.ship()
         elif item[0] == STOP:
             deadline = item[2]
@@ -154,10 +159,7 @@ def _drain(
             _, token, flush_by = item
             if time.monotonic() >= flush_by:
                 continue  # the owner's flush has given up waiting: nobody reads an answer
-            # How much the inner transport still holds at the owner's deadline: the owner's
-            # flush says so (answering only "flushed" claimed it all delivered).
-            undelivered = inner.flush(_time_before(flush_by, channel))
-            relay.answer_flush(token, len(undelivered))
+            inner.flush(token, _time_before(flush_by, channel))
 
 
 def _fail_queued(
@@ -185,35 +187,99 @@ def _fail_queued(
         logger.error("%s: %d queued records reported FAILED", channel.describe_sender(), failed)
 
 
-def _deliver(
-    frame: bytes, inner: Transport, sink: RecordSink | None, relay: ReportRelay, name: str
-) -> None:
-    """Hand a frame's records to the inner transport.
+class _Inner:
+    """The inner transport, as the sender calls it.
 
-    A ``RecordSink`` (``sink``: ``inner`` itself, when it is one) takes them as they are, a
-    run of one endpoint at a time: the producer validated them, and rebuilding each message
-    only for it to be encoded again was most of this process's work. Any other transport
-    gets each message rebuilt.
+    Whatever its ``send``, ``flush`` or ``close`` raises is caught here: uncaught, a
+    third-party transport's bug (a full disk: ``OSError``) killed the sender, and what it held
+    vanished with no report while the counts called it accepted. A raising ``send`` fails that
+    message, like a ``TransportError``, and the sender goes on with the next.
     """
-    if sink is not None:
-        for endpoint, records in records_by_endpoint(frame):
-            relay.taken(len(records))
-            try:
-                sink.send_records(endpoint, records)  # type: ignore[arg-type]
-            except MixpanelCoreError as exc:
-                # It took none of them (closed, or an endpoint it does not know).
-                _report_each(relay, endpoint, records, name, exc)
-        return
-    lines = split_frame(frame)
-    relay.taken(len(lines))
-    for endpoint, record in lines:
+
+    def __init__(self, transport: Transport, name: str, outer: str, relay: ReportRelay) -> None:
+        self._transport = transport
+        # Looked up once: checking a protocol costs microseconds, and frames come by thousands.
+        self._sink = transport if isinstance(transport, RecordSink) else None
+        self._name = name
+        self._outer = outer
+        self._relay = relay
+        self._logged: set[str] = set()
+
+    def deliver(self, frame: bytes) -> None:
+        """Hand a frame's records to the inner transport.
+
+        A ``RecordSink`` takes them as they are, a run of one endpoint at a time: the producer
+        validated them, and rebuilding each message only for it to be encoded again was most
+        of this process's work. Any other transport gets each message rebuilt.
+        """
+        if self._sink is not None:
+            for endpoint, records in records_by_endpoint(frame):
+                self._relay.taken(len(records))
+                self._send_records(self._sink, endpoint, records)
+            return
+        lines = split_frame(frame)
+        self._relay.taken(len(lines))
+        for endpoint, record in lines:
+            self._send(endpoint, record)
+
+    def _send_records(self, sink: RecordSink, endpoint: str, records: list[bytes]) -> None:
         try:
-            inner.send(decode_line(endpoint, record))
+            sink.send_records(endpoint, records)  # type: ignore[arg-type]
+        except MixpanelCoreError as exc:
+            # It took none of them (closed, or an endpoint it does not know).
+            _report_each(self._relay, endpoint, records, self._outer, exc)
+        except Exception as exc:
+            # A sink that raises has taken none of them (the RecordSink contract).
+            reason = self._raised("send_records", exc)
+            _report_each(self._relay, endpoint, records, self._outer, reason)
+
+    def _send(self, endpoint: str, record: bytes) -> None:
+        try:
+            message = decode_line(endpoint, record)
+        except MixpanelCoreError as exc:
+            _report_each(self._relay, endpoint, [record], self._outer, exc)  # a bad record
+            return
+        try:
+            self._transport.send(message)
         except DeliveryError:
             pass  # a synchronous inner transport has already reported what it refused
         except MixpanelCoreError as exc:
-            # A bad record, or the transport could not take it: nobody has reported it yet.
-            _report_each(relay, endpoint, [record], name, exc)
+            # The transport could not take it: nobody has reported it yet.
+            _report_each(self._relay, endpoint, [record], self._outer, exc)
+        except Exception as exc:
+            reason = self._raised("send", exc)
+            _report_each(self._relay, endpoint, [record], self._outer, reason)
+
+    def flush(self, token: int, timeout: float) -> None:
+        """Flush the inner transport and answer flush request ``token``: how much it still
+        holds at the owner's deadline (answering only "flushed" claimed it all delivered),
+        or why it could not say."""
+        try:
+            undelivered = len(self._transport.flush(timeout))
+        except Exception as exc:
+            # What it holds stays held, with no outcome yet: the owner's flush must say so.
+            self._relay.answer_flush(token, 0, self._raised("flush", exc))
+            return
+        self._relay.answer_flush(token, undelivered)
+
+    def close(self, timeout: float) -> None:
+        try:
+            self._transport.close(timeout)
+        except Exception as exc:
+            # Whatever it still held has no outcome, and never will.
+            self._relay.fail(self._raised("close", exc))
+
+    def _raised(self, method: str, exc: Exception) -> str:
+        """The reason for the reports: the inner transport, the method, the exception's type
+        and text (as the consumer adapter reports a raising ``send``). Its traceback, for
+        whoever fixes the bug, goes to this process's log once per method: once per failed
+        message would flood it."""
+        raised = f"raised {type(exc).__name__} in {method}: {exc}"
+        reason = f"the inner transport {self._name!r} {raised}"
+        if method not in self._logged:
+            self._logged.add(method)
+            logger.error("%s (logged once per method)", reason, exc_info=exc)
+        return reason
 
 
 def _report_each(

@@ -28,6 +28,7 @@ from mixpanel_core.multiprocess.reports import (
     FATAL,
     FLUSHED,
     REPORTS,
+    FlushAnswer,
     decode_report,
 )
 from mixpanel_core.multiprocess.sender import run_sender
@@ -58,14 +59,17 @@ class SenderSupervisor:
         self._tokens = itertools.count(1)
         self._waiting: set[int] = set()
         """Flush requests someone still waits for; a late answer to another is dropped."""
-        self._answered: dict[int, int] = {}
-        """Answers by token: how many records the sender's inner flush left queued."""
+        self._answered: dict[int, FlushAnswer] = {}
+        """Answers by token: how many records the sender's inner flush left queued, or what
+        it raised."""
         self._answers = threading.Condition()
         self._given_up = b""
         self.counts: dict[str, int] | None = None
         """The sender's totals per delivery status, once it has finished."""
         self.failure: str | None = None
-        """Why the sender stopped early (it died, or could not build its inner transport)."""
+        """Why the sender stopped early, or failed at its stop: it died, could not build its
+        inner transport, stopped delivering on an error, or its inner transport's ``close``
+        raised."""
         self._finished = threading.Event()
         self._death_noticed = False
         self._settled = 0
@@ -134,10 +138,10 @@ class SenderSupervisor:
         with self._answers:
             self._waiting.discard(token)
 
-    def wait_for_flush(self, token: int, timeout: float) -> int | None:
-        """Wait until the sender answered flush request ``token``; returns how many records its
-        inner transport did not deliver in time (still queued there), or None on timeout or
-        the sender's death."""
+    def wait_for_flush(self, token: int, timeout: float) -> FlushAnswer | None:
+        """Wait until the sender answered flush request ``token``; returns its answer (how many
+        records its inner transport did not deliver in time, still queued there, or what that
+        flush raised), or None on timeout or the sender's death."""
         deadline = time.monotonic() + timeout
         with self._answers:
             try:
@@ -251,13 +255,14 @@ class SenderSupervisor:
                 self._context.report(decode_report(encoded))
                 self._settled += 1
         elif kind == FLUSHED:
-            _, token, undelivered = cast("tuple[str, int, int]", item)
+            _, token, undelivered, error = cast("tuple[str, int, int, str | None]", item)
             with self._answers:
                 if token in self._waiting:
-                    self._answered[token] = undelivered
+                    self._answered[token] = FlushAnswer(undelivered, error)
                     self._answers.notify_all()
         elif kind == FATAL:
-            self.failure = str(item[1])
+            # Keep the first cause: a drain that died may be followed by a close that fails.
+            self.failure = str(item[1]) if self.failure is None else f"{self.failure}; {item[1]}"
             logger.error("%s: %s", self._describe(), item[1])
         elif kind == CUT:
             self.cut += item[2]  # type: ignore[operator]
@@ -271,7 +276,11 @@ class SenderSupervisor:
         elif kind == DONE:
             self.counts = item[1]  # type: ignore[assignment]
             self._given_up = item[2]  # type: ignore[assignment]
-            self._account_for_never_taken()
+            if item[3]:
+                # It failed (its FATAL said why): what it took may have no report.
+                self._account_for_lost("it failed")
+            else:
+                self._account_for_never_taken()
             self._finished.set()
             return True
         return False
