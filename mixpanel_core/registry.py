@@ -1,10 +1,22 @@
-"""Discovering transports and plugins through entry points, ours exactly like anyone's."""
+"""Discovering transports and plugins through entry points, ours exactly like anyone's.
+
+Two ways an installation can make a name load something other than what was meant:
+
+- two distributions declare the same name (a clash): which one ``importlib.metadata``
+  yields first depends on where each is installed, so neither is loaded (``ConfigError``);
+- an application's own package shadows the target's top-level package: our built-ins live
+  in the top-level packages ``transports`` and ``plugins``, and an application package of
+  that name earlier on ``sys.path`` (its directory, the current directory) is found instead
+  of ours. The import then fails, and the error says which package hid ours and where.
+"""
 
 from __future__ import annotations
 
 import functools
+import re
 import sys
-from importlib.metadata import EntryPoint, entry_points
+from collections.abc import Sequence
+from importlib.metadata import Distribution, EntryPoint, entry_points
 
 from mixpanel_core.errors import ConfigError
 
@@ -12,8 +24,11 @@ TRANSPORT_GROUP = "mixpanel_core.transports"
 PLUGIN_GROUP = "mixpanel_core.plugins"
 
 
-def discover(group: str) -> dict[str, EntryPoint]:
-    """Installed entry points of ``group`` by name (the last installed wins on a clash).
+def declarations(group: str) -> dict[str, tuple[EntryPoint, ...]]:
+    """Every declaration of each name of ``group``, in the order ``sys.path`` finds them.
+
+    A name with more than one target is a clash (see ``clashes``): ``load`` refuses it. The
+    same distribution found twice, or two declaring the very same target, count once.
 
     Finding them reads the metadata of every installed distribution: about 5 ms, paid by
     every pipeline built, in every process (each worker of a ``multiprocessing_queue``
@@ -23,29 +38,95 @@ def discover(group: str) -> dict[str, EntryPoint]:
     return dict(_scan(group, tuple(sys.path)))
 
 
+def discover(group: str) -> dict[str, EntryPoint]:
+    """Installed entry points of ``group`` by name: the first declaration of each.
+
+    For listing. A clashing name is here too, with one of its declarations; ``declarations``
+    shows them all, and ``load`` refuses to pick one.
+    """
+    return {name: found[0] for name, found in declarations(group).items()}
+
+
+def clashes(found: Sequence[EntryPoint]) -> bool:
+    """Whether the declarations of one name point at more than one target."""
+    return len({entry_point.value for entry_point in found}) > 1
+
+
 @functools.lru_cache(maxsize=8)
-def _scan(group: str, search_path: tuple[str, ...]) -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=group)}
+def _scan(group: str, search_path: tuple[str, ...]) -> dict[str, tuple[EntryPoint, ...]]:
+    found: dict[str, list[EntryPoint]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for entry_point in entry_points(group=group):
+        # An editable install can be reached through two sys.path entries; what it declares
+        # there is one declaration, not a clash with itself.
+        key = (entry_point.name, _dist_name(entry_point.dist), entry_point.value)
+        if key not in seen:
+            seen.add(key)
+            found.setdefault(entry_point.name, []).append(entry_point)
+    return {name: tuple(entries) for name, entries in found.items()}
 
 
 def load(group: str, name: str, path: str) -> object:
     """Load entry point ``name``; ``path`` is the config key that named it, for the error."""
-    found = discover(group)
+    found = declarations(group)
     if name not in found:
         # Installed since the last look, perhaps (into a directory already on the path).
         _scan.cache_clear()
-        found = discover(group)
+        found = declarations(group)
+    what = "transport" if group == TRANSPORT_GROUP else "plugin"
     if name not in found:
-        what = "transport" if group == TRANSPORT_GROUP else "plugin"
         installed = ", ".join(sorted(found)) or "none"
         raise ConfigError(f"{path}: no {what} named {name!r} is installed; installed: {installed}")
+    entries = found[name]
+    if clashes(entries):
+        declared = ", ".join(f"{distribution_of(ep)} ({ep.value})" for ep in entries)
+        raise ConfigError(
+            f"{path}: {len(entries)} installed distributions declare a {what} named {name!r}: "
+            f"{declared}; which one would load depends on the order of sys.path, so none "
+            f"is loaded: uninstall all but one of them (`mixpanel-core plugins` lists every "
+            f"declaration)"
+        )
+    entry_point = entries[0]
     try:
-        return found[name].load()
+        return entry_point.load()
     except Exception as exc:  # a broken third-party package must not look like our bug
-        raise ConfigError(f"{path}: {name!r} is installed but failed to import: {exc}") from exc
+        hidden = _hidden_by(entry_point, exc)
+        raise ConfigError(
+            f"{path}: {name!r} is installed but failed to import: {exc}{hidden}"
+        ) from exc
 
 
 def distribution_of(entry_point: EntryPoint) -> str:
     """The name and version of the distribution that declares ``entry_point``."""
     dist = entry_point.dist
     return f"{dist.name} {dist.version}" if dist is not None else "unknown"
+
+
+def _hidden_by(entry_point: EntryPoint, exc: Exception) -> str:
+    """What to add to the error when a package of the target's top-level name was imported
+    but lacks the module the entry point names: someone else's package of that name.
+
+    Judged only once the import has failed, from the failure itself: telling whose a file is
+    in every way a distribution can be installed (wheels, editable installs, zip apps) is not
+    certain enough to refuse an import that works.
+    """
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    target = entry_point.module
+    top = target.split(".")[0]
+    if not missing or missing == top or not f"{target}.".startswith(f"{missing}."):
+        return ""
+    found = getattr(sys.modules.get(top), "__file__", None)
+    if found is None:
+        return ""
+    return (
+        f"; the package {top!r} was imported from {found}, which has no {missing!r}: a package"
+        f" named {top!r} earlier on sys.path (the application's directory, the current"
+        f" directory, PYTHONPATH) hides the one {distribution_of(entry_point)} installed;"
+        " rename it (or make it a subpackage of the application's own package), or take its"
+        " directory off sys.path"
+    )
+
+
+def _dist_name(dist: Distribution | None) -> str:
+    # PEP 503 normalization: ``Acme_Mixpanel`` and ``acme-mixpanel`` are one distribution.
+    return re.sub(r"[-_.]+", "-", dist.name).lower() if dist is not None else ""

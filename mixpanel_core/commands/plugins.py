@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, discover, distribution_of
+from mixpanel_core.registry import (
+    PLUGIN_GROUP,
+    TRANSPORT_GROUP,
+    clashes,
+    declarations,
+    distribution_of,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -12,15 +18,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "plugins",
         help="list installed transports and plugins",
         description="List the transports and plugins found through entry points, with the "
-        "distribution that provides each.",
+        "distribution that provides each. A name two distributions declare is listed once per "
+        "declaration and marked CLASH: a configuration that uses it is refused until all but "
+        "one of them are uninstalled.",
         epilog="example: mixpanel-core plugins",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    clashing: list[str] = []
     for title, group in (("transports", TRANSPORT_GROUP), ("plugins", PLUGIN_GROUP)):
         print(f"{title} ({group}):")
-        for name, entry_point in sorted(discover(group).items()):
-            print(f"  {name:<24} {entry_point.value:<48} {distribution_of(entry_point)}")
+        for name, found in sorted(declarations(group).items()):
+            # Every declaration, not one per name: the one left out would be the one that
+            # silently replaced the other.
+            mark = "  CLASH" if clashes(found) else ""
+            if mark:
+                clashing.append(f"{title[:-1]} {name!r}")
+            for entry_point in found:
+                print(f"  {name:<24} {entry_point.value:<48} {distribution_of(entry_point)}{mark}")
+    if clashing:
+        print(
+            f"CLASH: {', '.join(clashing)} declared by more than one distribution; a "
+            "configuration that uses one of them is refused (ConfigError) until all but one "
+            "of its distributions are uninstalled"
+        )
     return 0

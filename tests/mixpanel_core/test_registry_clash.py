@@ -1,0 +1,213 @@
+"""Two distributions declaring one entry-point name: refused when loaded, never a silent pick.
+
+Each test writes real installed distributions (a ``NAME-VERSION.dist-info`` with ``METADATA``
+and ``entry_points.txt``, plus modules) into directories it puts on ``sys.path``; the
+registry finds them through ``importlib.metadata`` as it would find what pip installed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from mixpanel_core import registry
+from mixpanel_core.cli import main
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
+
+CORE = f"mixpanel-core {importlib.metadata.version('mixpanel-core')}"
+
+# A transport that takes nothing and says so: enough to load and build.
+TRANSPORT_SOURCE = """
+class Transport:
+    @classmethod
+    def from_config(cls, options, context):
+        return cls()
+
+    def send(self, message):
+        pass
+
+    def flush(self, timeout=None):
+        return ()
+
+    def close(self, timeout=None):
+        return ()
+
+
+class NoLimits:
+    pass
+"""
+
+
+def write_distribution(
+    directory: Path,
+    name: str,
+    version: str,
+    entry_points: Mapping[str, Mapping[str, str]],
+    modules: Mapping[str, str] = {},  # a Mapping: never mutated, so one default is safe
+) -> None:
+    info = directory / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{entry} = {target}\n" for entry, target in targets.items())
+            for group, targets in entry_points.items()
+        )
+    )
+    for module, source in modules.items():
+        (directory / f"{module}.py").write_text(source)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh directory on ``sys.path`` for distributions; the registry's memory cleared."""
+    directory = tmp_path / "site"
+    directory.mkdir()
+    monkeypatch.syspath_prepend(str(directory))
+    registry._scan.cache_clear()
+    names = set(sys.modules)
+    yield directory
+    registry._scan.cache_clear()
+    for module in set(sys.modules) - names:
+        if module.startswith("acme_"):
+            del sys.modules[module]
+
+
+def test_two_distributions_declaring_one_transport_name_is_refused_naming_both(
+    site: Path,
+) -> None:
+    write_distribution(
+        site,
+        "acme-one",
+        "1.0",
+        {TRANSPORT_GROUP: {"clashy": "acme_one:Transport"}},
+        {"acme_one": TRANSPORT_SOURCE},
+    )
+    write_distribution(
+        site,
+        "acme-two",
+        "2.5",
+        {TRANSPORT_GROUP: {"clashy": "acme_two:Transport"}},
+        {"acme_two": TRANSPORT_SOURCE},
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(TRANSPORT_GROUP, "clashy", "transports.out.type")
+    message = str(caught.value)
+    assert message.startswith("transports.out.type: 2 installed distributions declare a ")
+    assert "transport named 'clashy'" in message
+    assert "acme-one 1.0 (acme_one:Transport)" in message
+    assert "acme-two 2.5 (acme_two:Transport)" in message
+    assert "uninstall all but one" in message
+    # Neither module was imported: refusing comes before running either's code.
+    assert "acme_one" not in sys.modules
+    assert "acme_two" not in sys.modules
+
+
+def test_a_distribution_declaring_a_builtin_name_does_not_replace_it_silently(
+    site: Path,
+) -> None:
+    """The reviewer's case: ``mixpanel_limits`` and ``http`` declared by another
+    distribution replaced validation and the HTTP transport, whichever sys.path found last."""
+    write_distribution(
+        site,
+        "zzz-acme-clash",
+        "1.0",
+        {
+            PLUGIN_GROUP: {"mixpanel_limits": "acme_clash:NoLimits"},
+            TRANSPORT_GROUP: {"http": "acme_clash:Transport"},
+        },
+        {"acme_clash": TRANSPORT_SOURCE},
+    )
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config_from_mapping({"transports": {"m": {"type": "memory"}}}))
+    message = str(caught.value)
+    assert message.startswith("plugins.enabled: mixpanel_limits: 2 installed distributions")
+    assert f"{CORE} (plugins.mixpanel_limits:MixpanelLimits)" in message
+    assert "zzz-acme-clash 1.0 (acme_clash:NoLimits)" in message
+
+    pipeline = Pipeline.from_config(
+        config_from_mapping(
+            {"plugins": {"enabled": []}, "transports": {"default": {"type": "http"}}}
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        pipeline.build_all()
+    message = str(caught.value)
+    assert message.startswith("transports.default.type: 2 installed distributions")
+    assert f"{CORE} (transports.http:HttpTransport)" in message
+    assert "zzz-acme-clash 1.0 (acme_clash:Transport)" in message
+
+
+def test_names_not_loaded_are_unaffected_by_a_clash(site: Path) -> None:
+    write_distribution(site, "acme-one", "1.0", {TRANSPORT_GROUP: {"clashy": "acme_one:T"}})
+    write_distribution(site, "acme-two", "1.0", {TRANSPORT_GROUP: {"clashy": "acme_two:T"}})
+    pipeline = Pipeline.from_config(config_from_mapping({"transports": {"m": {"type": "memory"}}}))
+    pipeline.build_all()
+    assert type(pipeline.transport("m")).__name__ == "MemoryTransport"
+    pipeline.close(timeout=1)
+
+
+def test_one_distribution_found_twice_on_sys_path_is_not_a_clash(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editable install reachable through two sys.path entries is one declaration."""
+    again = tmp_path / "again"
+    for directory in (site, again):
+        directory.mkdir(exist_ok=True)
+        write_distribution(
+            directory,
+            "acme-twice",
+            "1.0",
+            {TRANSPORT_GROUP: {"twice": "acme_twice:Transport"}},
+            {"acme_twice": TRANSPORT_SOURCE},
+        )
+    monkeypatch.syspath_prepend(str(again))
+    loaded = load(TRANSPORT_GROUP, "twice", "transports.t.type")
+    assert isinstance(loaded, type)
+    assert loaded.__name__ == "Transport"
+
+
+def test_two_distributions_declaring_the_same_target_are_not_a_clash(site: Path) -> None:
+    """Both name one and the same object: nothing depends on which is found first."""
+    write_distribution(
+        site,
+        "acme-shared",
+        "1.0",
+        {TRANSPORT_GROUP: {"shared": "acme_shared:Transport"}},
+        {"acme_shared": TRANSPORT_SOURCE},
+    )
+    write_distribution(
+        site, "acme-alias", "1.0", {TRANSPORT_GROUP: {"shared": "acme_shared:Transport"}}
+    )
+    loaded = load(TRANSPORT_GROUP, "shared", "transports.t.type")
+    assert isinstance(loaded, type)
+    assert loaded.__name__ == "Transport"
+
+
+def test_plugins_command_lists_every_declaration_and_marks_the_clash(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_distribution(
+        site, "zzz-acme-clash", "1.0", {PLUGIN_GROUP: {"mixpanel_limits": "acme_clash:NoLimits"}}
+    )
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    declared = [line.split() for line in lines if line.split()[:1] == ["mixpanel_limits"]]
+    assert sorted(declared) == sorted(
+        [
+            ["mixpanel_limits", "acme_clash:NoLimits", "zzz-acme-clash", "1.0", "CLASH"],
+            ["mixpanel_limits", "plugins.mixpanel_limits:MixpanelLimits", *CORE.split(), "CLASH"],
+        ]
+    )
+    # Names declared once are listed once and not marked.
+    router = [line for line in lines if line.split()[:1] == ["router"]]
+    assert len(router) == 1
+    assert "CLASH" not in router[0]
+    assert any("plugin 'mixpanel_limits'" in line and "refused" in line for line in lines)
