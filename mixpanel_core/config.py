@@ -29,7 +29,12 @@ DEFAULT_CONFIG_PATH = "mixpanel.toml"
 ALWAYS_ENABLED_PLUGINS = ("router",)
 DEFAULT_PLUGINS = ("mixpanel_limits",)
 
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# At each `$`, in this order: the `$$` escape, a well-formed ${VAR}, then what only looks like
+# one (a closed ${...} whose name is not a name, or a `${` never closed), which is an error:
+# sent on as it stands, it would reach Mixpanel as a token or a secret.
+_VARIABLE = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bad>\$\{[^}]*\})|(?P<open>\$\{)"
+)
 
 
 @attrs.frozen
@@ -185,14 +190,16 @@ def config_from_mapping(
 
 
 def interpolate(value: Any, environ: Mapping[str, str], path: str) -> Any:
-    """Expand ``${VAR}`` in every string (``$$`` is a literal ``$``); a missing VAR is an error."""
+    """Expand ``${VAR}`` in every string (``$$`` is a literal ``$``); a missing VAR is an error,
+    and so is a ``${`` that starts no well-formed ``${VAR}``."""
     if isinstance(value, str):
         if "$" not in value:
             return value
 
         def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
+            name = match.group("name")
             if name is None:
+                _refuse_reference(match, path)
                 return "$"
             if name not in environ:
                 raise ConfigError(
@@ -207,6 +214,25 @@ def interpolate(value: Any, environ: Mapping[str, str], path: str) -> Any:
     if isinstance(value, list):
         return [interpolate(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def _refuse_reference(match: re.Match[str], path: str) -> None:
+    """Raise ``ConfigError`` for a ``${`` that starts no well-formed ``${VAR}`` (``$$`` passes).
+
+    The error quotes the reference alone, never the rest of the value (it may be a secret),
+    and nothing at all of an unclosed one, whose end cannot be told.
+    """
+    where = path or "value"
+    if match.group("bad") is not None:
+        raise ConfigError(
+            f"{where}: {match.group('bad')!r} is not a ${{VAR}} reference (VAR: letters, digits "
+            "and _, not starting with a digit); write $${ for a literal ${"
+        )
+    if match.group("open") is not None:
+        raise ConfigError(
+            f"{where}: the ${{ at character {match.start() + 1} of the value has no closing }}: "
+            "write ${VAR}, or $${ for a literal ${"
+        )
 
 
 def _frozen_table(table: Mapping[str, Any], path: str) -> RawTable:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import codecs
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 
@@ -54,11 +55,17 @@ class Letter:
 
 
 def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
-    """The entries of a dead-letter file (or a rejected file of ``send``), one per line."""
+    """The entries of a dead-letter file (or a rejected file of ``send``), one per line.
+
+    Only the lines the file held when it was opened: were something to append to it during the
+    replay (a transport whose dead-letter file it is, under a name the command could not
+    tell), what failed again would be read back and sent again, without end.
+    """
     identity = file_identity(path)
     try:
-        with path.open("rb") as lines:
+        with path.open("rb") as handle:
             index = -1
+            lines = _lines_before(handle, os.fstat(handle.fileno()).st_size)
             for number, read in enumerate(lines):
                 # An editor may save the file with a UTF-8 byte order mark: not part of a line.
                 line = read.removeprefix(codecs.BOM_UTF8) if number == 0 else read
@@ -68,6 +75,16 @@ def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
                 yield _file_letter(str(path), index, line, (identity, index), token)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+
+
+def _lines_before(handle: BinaryIO, end: int) -> Iterator[bytes]:
+    """The lines of ``handle`` that start before byte ``end``."""
+    start = 0
+    for line in handle:
+        if start >= end:
+            return
+        yield line
+        start += len(line)
 
 
 def _file_letter(

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core.commands.confirmed import ConfirmedDelivery, only_transport
+from mixpanel_core.commands.confirmed import ConfirmedDelivery, SentMessages, only_transport
 from mixpanel_core.commands.dead_letter_sources import (
     DeadLetterTopic,
     Letter,
@@ -33,15 +33,11 @@ from mixpanel_core.commands.dead_letter_sources import (
 )
 from mixpanel_core.commands.errors import CommandError
 from mixpanel_core.commands.fixup import FixUp, without_plugin
+from mixpanel_core.commands.paths import RunFile, read, refuse_shared_files, written
 from mixpanel_core.commands.progress import ProgressLine
 from mixpanel_core.commands.records import problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
-from mixpanel_core.commands.send import (
-    add_config_argument,
-    positive_int,
-    refuse_input_as_rejected_file,
-    stop_on_sigterm,
-)
+from mixpanel_core.commands.send import add_config_argument, positive_int, stop_on_sigterm
 from mixpanel_core.config import Config, load_config
 from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
@@ -59,6 +55,7 @@ examples:
   mixpanel-core replay-dead-letters --topic mixpanel-dead-letter --rejected-file still-bad.jsonl
   mixpanel-core replay-dead-letters --topic mixpanel-dead-letter --fix fix_times --dry-run
   mixpanel-core replay-dead-letters --file dead-letters.jsonl --fix fix_times
+  # (not while a configured transport's dead_letter_path: move the file aside first)
   mixpanel-core replay-dead-letters --file rejected.jsonl   # the rejected file of `send`
 
 exit codes: 0 everything delivered or written to --rejected-file; 1 something was neither
@@ -115,6 +112,8 @@ class Replay:
     ) -> None:
         if options.transport is not None:
             config = only_transport(config, options.transport)
+        # Refused with --dry-run too: dropping the flag must not turn it into an endless run.
+        refuse_shared_files(config, run_files(options))
         self.fix = FixUp(config, options.fix) if options.fix else None
         if options.fix:
             config = without_plugin(config, options.fix)
@@ -123,11 +122,10 @@ class Replay:
         self.token = config.mixpanel.token
         self.progress = progress or ProgressLine()
         self.tally = ReplayTally()
-        self.delivery = ConfirmedDelivery(config, dry_run=options.dry_run)
+        self.delivery: ConfirmedDelivery[Letter] = ConfirmedDelivery(
+            config, dry_run=options.dry_run
+        )
         self.rejected: RejectedFile | None = None
-        if options.rejected_file is not None and options.file is not None:
-            # Refused with --dry-run too: dropping the flag must not turn it into an endless run.
-            refuse_input_as_rejected_file(options.file, options.rejected_file, "the --file")
         if options.rejected_file is not None and not options.dry_run:
             self.rejected = RejectedFile(options.rejected_file)
         self._unkept = 0
@@ -146,7 +144,10 @@ class Replay:
             interrupted = True
             raise
         finally:
-            self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
+            closing = self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
+            # Accepted while the transports closed (a replay stopped mid-batch): Mixpanel has
+            # them, so the summary counts them; their batch stays uncommitted all the same.
+            self.tally.accepted += closing.accepted
             if self.rejected is not None:
                 self.rejected.close()
         if self._unkept and not self.options.dry_run:
@@ -186,46 +187,51 @@ class Replay:
             self.progress.end()
 
     def _replay_batch(self, letters: Sequence[Letter]) -> bool:
-        """Send one batch and settle it; whether every letter was delivered or kept."""
+        """Send one batch and settle it; whether every letter was delivered or kept.
+
+        Its rejections are written once it is settled: a batch left uncommitted (interrupted,
+        or with letters still queued) is read again by the next replay, which writes them.
+        """
         unkept_before = self._unkept
-        sent = _SentLetters()
+        held: list[tuple[Rejection, Letter | None]] = []
         for letter in letters:
             self.tally.read += 1
-            self._send(letter, sent)
+            refused = self._send(letter)
+            if refused is not None:
+                held.append((refused, letter))
             self.progress.update(self.tally.read, 0)
         outcome = self.delivery.confirm()
         self.tally.accepted += outcome.accepted
-        for report in (*outcome.rejected, *outcome.failed):
-            message = report.message
-            where = sent.letter_of(message) if message else None
-            self._reject(Rejection.from_report(report), where)
-        if self.rejected is not None:
-            self.rejected.sync()
         if outcome.undelivered:
             raise CommandError(
                 f"{outcome.undelivered} dead letter(s) were still queued when flushing stopped "
                 "making progress; nothing of that batch was committed"
             )
+        for lost in (*outcome.rejected, *outcome.failed):
+            held.append((Rejection.from_report(lost.report), lost.item))
+        for rejection, where in held:
+            self._reject(rejection, where)
+        if self.rejected is not None:
+            self.rejected.sync()
         return self._unkept == unkept_before
 
-    def _send(self, letter: Letter, sent: _SentLetters) -> None:
+    def _send(self, letter: Letter) -> Rejection | None:
+        """Send ``letter`` (fixed up first); the rejection of one that cannot be sent."""
         content = letter.content
         if isinstance(content, Rejection):
-            self._reject(content, letter)
-            return
+            return content
         stage = "fix"
         try:
             message = self.fix.apply(content) if self.fix is not None else content
             stage = "validation"
-            sent.add(message, letter)
-            self.delivery.submit(message)
+            self.delivery.submit(message, letter)
             if self.options.dry_run:
                 self.tally.passed += 1
         except ValidationError as error:
-            rejection = Rejection(
+            return Rejection(
                 stage, "invalid", str(error), content.record, content.endpoint, problem_field(error)
             )
-            self._reject(rejection, letter)
+        return None
 
     def _reject(self, rejection: Rejection, letter: Letter | None) -> None:
         if letter is not None:
@@ -339,6 +345,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def run_files(options: ReplayOptions) -> list[RunFile]:
+    """The paths of the command line, with what the run does to each (see ``paths``)."""
+    files = []
+    if options.file is not None:
+        hint = "move it aside (mv) and replay the moved file"
+        files.append(read("--file", options.file, hint))
+    if options.rejected_file is not None:
+        files.append(
+            written("--rejected-file", options.rejected_file, "appended to with what still fails")
+        )
+    return files
+
+
 def run(args: argparse.Namespace) -> int:
     options = ReplayOptions(
         topic=args.topic,
@@ -361,41 +380,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _SentLetters:
-    """The letters of one batch by the messages sent for them, to trace a report back.
-
-    By the message itself: a report carries the message its transport was given, the one sent
-    unless an enricher of the replay's configuration changed it. Then by ``$insert_id``. Each
-    letter once, in order, both ways: two letters may share an ``$insert_id`` (a record
-    dead-lettered twice), or even one message object (a fix-up plugin that hands back the
-    same object for equal records), and profile updates have no ``$insert_id``.
-    """
-
-    def __init__(self) -> None:
-        self._by_message: dict[int, list[tuple[Message, Letter]]] = {}
-        self._by_insert_id: dict[str, list[Letter]] = {}
-        self._traced: set[int] = set()
-        """The ids of the letters a report was traced to already (skipped by both queues)."""
-
-    def add(self, message: Message, letter: Letter) -> None:
-        # The message is kept with its letter: its id() stays its own while the batch lasts.
-        self._by_message.setdefault(id(message), []).append((message, letter))
-        if message.insert_id is not None:
-            self._by_insert_id.setdefault(message.insert_id, []).append(letter)
+class _SentLetters(SentMessages[Letter]):
+    """``SentMessages`` asked for letters, under the name tests/commands/test_replay_tracing.py
+    knows. The replay itself traces through its delivery (``submit(message, letter)``)."""
 
     def letter_of(self, message: Message) -> Letter | None:
-        sent = self._by_message.get(id(message), [])
-        while sent and sent[0][0] is message:
-            letter = sent.pop(0)[1]
-            if id(letter) not in self._traced:
-                return self._traced_to(letter)
-        same_id = self._by_insert_id.get(message.insert_id or "", [])
-        while same_id:
-            letter = same_id.pop(0)
-            if id(letter) not in self._traced:
-                return self._traced_to(letter)
-        return None
-
-    def _traced_to(self, letter: Letter) -> Letter:
-        self._traced.add(id(letter))
-        return letter
+        return self.item_of(message)

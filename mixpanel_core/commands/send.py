@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ import attrs
 from mixpanel_core.commands.checkpoint import Checkpoint, file_identity
 from mixpanel_core.commands.confirmed import ChunkOutcome, ConfirmedDelivery, only_transport
 from mixpanel_core.commands.errors import CommandError
+from mixpanel_core.commands.paths import RunFile, read, refuse_shared_files, written
 from mixpanel_core.commands.progress import ProgressLine
 from mixpanel_core.commands.records import build_message, infer_endpoint, problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
@@ -110,36 +110,38 @@ class Backfill:
         self.progress = progress or ProgressLine()
         self.after_record = after_record
         self.tally = SendTally()
-        if options.rejected_file is not None:
-            for path in options.files:
-                refuse_input_as_rejected_file(path, options.rejected_file, "a FILE")
-        if options.checkpoint is not None:
-            # Checked before the checkpoint is loaded: an input read as a checkpoint would only
-            # be reported as a bad checkpoint "to delete".
-            refuse_checkpoint_path(options.checkpoint, options.files, options.rejected_file)
+        # Checked before the checkpoint is loaded: an input read as a checkpoint would only
+        # be reported as a bad checkpoint "to delete".
+        refuse_shared_files(config, run_files(options))
+        # Every FILE is known before anything is sent: a pipe or a missing file met only when
+        # its turn came would stop the run after the files before it were sent in full.
+        self.identities = tuple(file_identity(path) for path in options.files)
         self.checkpoint = Checkpoint(options.checkpoint)
-        self.delivery = ConfirmedDelivery(config)
+        self.delivery: ConfirmedDelivery[int] = ConfirmedDelivery(config)
         self.rejected = RejectedFile(options.rejected_file) if options.rejected_file else None
-        # $insert_id -> record index for the current chunk, to say where a rejection came from.
-        self._chunk_index: dict[str, int] = {}
+        self._held: list[Rejection] = []
+        """The current chunk's invalid records, kept once the chunk is confirmed: written
+        before, they would be written again by the run that resumes before the chunk."""
 
     def run(self) -> SendTally:
         """Send every file; raises ``CommandError`` when something was left undone."""
         interrupted = False
         try:
-            for path in self.options.files:
-                self._send_file(path)
+            for path, identity in zip(self.options.files, self.identities, strict=True):
+                self._send_file(path, identity)
         except BaseException:
             interrupted = True
             raise
         finally:
-            self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
+            closing = self.delivery.close(CLOSE_TIMEOUT if interrupted else None)
+            # Accepted while the transports closed (a run stopped mid-chunk): Mixpanel has
+            # them, so the summary counts them; the checkpoint stays before them all the same.
+            self.tally.accepted += closing.accepted
             if self.rejected is not None:
                 self.rejected.close()
         return self.tally
 
-    def _send_file(self, path: Path) -> None:
-        identity = file_identity(path)
+    def _send_file(self, path: Path, identity: str) -> None:
         self.tally.files += 1
         if self.checkpoint.complete(identity):
             self.tally.skipped += self.checkpoint.confirmed(identity)
@@ -165,19 +167,17 @@ class Backfill:
     def _send_record(self, path: Path, identity: str, index: int, record: object) -> None:
         self.tally.records += 1
         if isinstance(record, BadRecord):
-            self._reject(Rejection("read", "invalid", record.reason, record.text), path, index)
+            self._hold(Rejection("read", "invalid", record.reason, record.text), path, index)
             return
         try:
             message = build_message(record, self.options.endpoint, (identity, index), self.token)
-            if message.insert_id is not None:
-                self._chunk_index[message.insert_id] = index
-            self.delivery.submit(message)
+            self.delivery.submit(message, index)
         except ValidationError as error:
             endpoint = self.options.endpoint
             if endpoint is None and isinstance(record, dict):
                 endpoint = infer_endpoint(record)
             reason, field = str(error), problem_field(error)
-            self._reject(
+            self._hold(
                 Rejection("validation", "invalid", reason, record, endpoint, field), path, index
             )
 
@@ -186,15 +186,15 @@ class Backfill:
     ) -> None:
         outcome = self.delivery.confirm()
         self.tally.accepted += outcome.accepted
-        for report in outcome.rejected:
-            message = report.message
-            index = self._chunk_index.get(message.insert_id or "") if message else None
-            self._reject(Rejection.from_report(report), path, index)
-        self._chunk_index.clear()
+        held, self._held = self._held, []
+        if not outcome.delivered_or_settled:
+            # The checkpoint stays before the chunk: the rerun meets its rejections again.
+            raise CommandError(_undelivered(path, start, outcome))
+        held += [Rejection.from_report(r.report, str(path), r.item) for r in outcome.rejected]
+        for rejection in sorted(held, key=_in_file_order):
+            self._keep(rejection)
         if self.rejected is not None:
             self.rejected.sync()
-        if not outcome.delivered_or_settled:
-            raise CommandError(_undelivered(path, start, outcome))
         if self.tally.rejected and self.rejected is None:
             # A checkpoint past records nobody kept would lose them: the rerun with
             # --rejected-file that the error asks for must meet them again.
@@ -206,8 +206,12 @@ class Backfill:
             )
         self.checkpoint.advance(identity, path, end, complete=complete)
 
-    def _reject(self, rejection: Rejection, path: Path, index: int | None) -> None:
-        rejection = attrs.evolve(rejection, source=str(path), index=index)
+    def _hold(self, rejection: Rejection, path: Path, index: int) -> None:
+        """Add ``rejection`` of record ``index`` of ``path`` to the current chunk's."""
+        self._held.append(attrs.evolve(rejection, source=str(path), index=index))
+
+    def _keep(self, rejection: Rejection) -> None:
+        """Count a rejection of a confirmed chunk, and write it (or show it)."""
         self.tally.rejected += 1
         if self.tally.first_rejection is None:
             self.tally.first_rejection = rejection.describe()
@@ -217,52 +221,28 @@ class Backfill:
             self.progress.say(f"rejected: {rejection.describe()}")
 
 
-def refuse_input_as_rejected_file(source: Path, rejected_file: Path, option: str) -> None:
-    """Raise ``CommandError`` when ``rejected_file`` is the input file ``source``.
-
-    The input is read lazily while rejections are appended to the rejected file: were they the
-    same file, each rejection would be read back and rejected again, and the run would never
-    end while the file grew without bound.
-    """
-    if same_file(source, rejected_file):
-        raise CommandError(
-            f"--rejected-file {rejected_file} is {option} being read ({source}); give "
-            "--rejected-file a different path"
+def run_files(options: SendOptions) -> list[RunFile]:
+    """The paths of the command line, with what the run does to each (see ``paths``)."""
+    files = [read("a FILE", path) for path in options.files]
+    if options.rejected_file is not None:
+        files.append(
+            written("--rejected-file", options.rejected_file, "appended to with rejected records")
         )
+    if options.checkpoint is not None:
+        files.append(written("--checkpoint", options.checkpoint, "replaced whole after each chunk"))
+    return files
 
 
-def refuse_checkpoint_path(
-    checkpoint: Path, files: tuple[Path, ...], rejected_file: Path | None
-) -> None:
-    """Raise ``CommandError`` when ``--checkpoint`` is an input file or the rejected file.
-
-    The checkpoint is replaced whole (write aside, rename) after each chunk: over the rejected
-    file it would throw away the rejections written so far, over an input its records.
-    """
-    for path in files:
-        if same_file(path, checkpoint):
-            raise CommandError(
-                f"--checkpoint {checkpoint} is a FILE being read ({path}); give --checkpoint "
-                "a different path"
-            )
-    if rejected_file is not None and same_file(rejected_file, checkpoint):
-        raise CommandError(
-            f"--checkpoint {checkpoint} is the --rejected-file ({rejected_file}): each "
-            "checkpoint would replace the rejected records; give them different paths"
-        )
+def _in_file_order(rejection: Rejection) -> tuple[bool, int]:
+    """Rejections of a chunk by their record's index (those without one last)."""
+    return rejection.index is None, rejection.index or 0
 
 
-def same_file(first: Path, second: Path) -> bool:
-    """Whether two paths name one file, also through a relative path or a link."""
-    try:
-        return os.path.samefile(first, second)
-    except OSError:  # one of them does not exist (yet): compare where they would be
-        return first.resolve() == second.resolve()
-
-
-def _undelivered(path: Path, start: int, outcome: ChunkOutcome) -> str:
+def _undelivered(path: Path, start: int, outcome: ChunkOutcome[int]) -> str:
     count = len(outcome.failed) + outcome.undelivered
-    first = outcome.failed[0].reason if outcome.failed else "still queued when flushing stopped"
+    first = (
+        outcome.failed[0].report.reason if outcome.failed else "still queued when flushing stopped"
+    )
     return (
         f"{count} record(s) of {path} were not delivered (first: {first}); records before "
         f"{start} are confirmed: run the same command again to resume from there"

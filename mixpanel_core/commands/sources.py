@@ -1,10 +1,11 @@
 """Reading records from JSON, NDJSON and gzipped files one at a time, in flat memory.
 
-The format is told by content, not trusted from the name: gzip by its magic bytes; a JSON
-array by a leading ``[`` (streamed element by element); NDJSON when the first non-blank line is a
-whole JSON value; otherwise one JSON object spread over several lines (read whole: it is one
-record). ``.ndjson`` and ``.jsonl`` names are always read as NDJSON, so a broken first line is
-reported as one bad record instead of making the whole file look like a single object.
+Gzip is told by its magic bytes, whatever the name. Then a name that says NDJSON (``.ndjson``,
+``.jsonl``, either with ``.gz``) is always read as NDJSON: a first line that starts with ``[``
+(a record that is an array) or that is broken is one bad record, not a sign that the whole
+file is a JSON array or a single object. Any other name is told by content: a JSON array by a
+leading ``[`` (streamed element by element); NDJSON when the first non-blank line is a whole
+JSON value; otherwise one JSON object spread over several lines (read whole: it is one record).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class RecordFile:
                 break
         if not first:
             return
-        if first.lstrip().startswith(b"["):
+        as_ndjson = self.path.name.removesuffix(".gz").endswith(NDJSON_SUFFIXES)
+        if not as_ndjson and first.lstrip().startswith(b"["):
             items = _array_items(first, self._stream, self.path)
             for _ in range(skip):
                 if next(items, _END) is _END:
@@ -105,7 +107,6 @@ class RecordFile:
             yield from items
             return
         parsed = _parse_line(first)
-        as_ndjson = self.path.name.removesuffix(".gz").endswith(NDJSON_SUFFIXES)
         if isinstance(parsed, BadRecord) and not as_ndjson and first.lstrip().startswith(b"{"):
             yield from _single_object(first + self._stream.read(), self.path, skip)
             return

@@ -50,11 +50,12 @@ def test_an_error_once_the_run_started_still_ends_with_the_summary(
 ) -> None:
     config = write_config(tmp_path, mixpanel_emulator)
     sent = write_ndjson(tmp_path / "events.ndjson", events(3))
-    missing = tmp_path / "missing.ndjson"  # found missing only when its turn comes
+    broken = tmp_path / "broken.json"  # a JSON array found broken only when it is read
+    broken.write_text('[{"event": "E", "properties": {}}, {"event": ')
 
-    assert main(["send", str(sent), str(missing), "--config", str(config)]) == 1
+    assert main(["send", str(sent), str(broken), "--config", str(config)]) == 1
 
     err = capsys.readouterr().err
     (summary,) = _summaries(err)
     assert "3 accepted" in summary
-    assert "missing.ndjson" in err.splitlines()[-1]
+    assert "broken.json" in err.splitlines()[-1]
