@@ -13,10 +13,11 @@ Two ways an installation can make a name load something other than what was mean
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Sequence
-from importlib.metadata import Distribution, EntryPoint, entry_points
+from importlib.machinery import PathFinder
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 from mixpanel_core.errors import ConfigError
 
@@ -48,21 +49,18 @@ def discover(group: str) -> dict[str, EntryPoint]:
 
 
 def clashes(found: Sequence[EntryPoint]) -> bool:
-    """Whether the declarations of one name point at more than one target."""
-    return len({entry_point.value for entry_point in found}) > 1
+    """Whether the declarations of one name point at more than one target (the module and
+    object, whatever spaces or extras each wrote around them)."""
+    return len({(entry_point.module, entry_point.attr) for entry_point in found}) > 1
 
 
 @functools.lru_cache(maxsize=8)
 def _scan(group: str, search_path: tuple[str, ...]) -> dict[str, tuple[EntryPoint, ...]]:
+    # ``entry_points`` yields each distribution once, the first found on sys.path (an
+    # editable install reachable through two entries, a wheel beside it): one declaration.
     found: dict[str, list[EntryPoint]] = {}
-    seen: set[tuple[str, str, str]] = set()
     for entry_point in entry_points(group=group):
-        # An editable install can be reached through two sys.path entries; what it declares
-        # there is one declaration, not a clash with itself.
-        key = (entry_point.name, _dist_name(entry_point.dist), entry_point.value)
-        if key not in seen:
-            seen.add(key)
-            found.setdefault(entry_point.name, []).append(entry_point)
+        found.setdefault(entry_point.name, []).append(entry_point)
     return {name: tuple(entries) for name, entries in found.items()}
 
 
@@ -78,6 +76,10 @@ def load(group: str, name: str, path: str) -> object:
         installed = ", ".join(sorted(found)) or "none"
         raise ConfigError(f"{path}: no {what} named {name!r} is installed; installed: {installed}")
     entries = found[name]
+    if clashes(entries):
+        # Uninstalled since the last look, perhaps, as this very error asks: look again.
+        _scan.cache_clear()
+        entries = declarations(group).get(name, entries)
     if clashes(entries):
         declared = ", ".join(f"{distribution_of(ep)} ({ep.value})" for ep in entries)
         raise ConfigError(
@@ -104,11 +106,12 @@ def distribution_of(entry_point: EntryPoint) -> str:
 
 def _hidden_by(entry_point: EntryPoint, exc: Exception) -> str:
     """What to add to the error when a package of the target's top-level name was imported
-    but lacks the module the entry point names: someone else's package of that name.
+    but lacks the module the entry point names.
 
-    Judged only once the import has failed, from the failure itself: telling whose a file is
-    in every way a distribution can be installed (wheels, editable installs, zip apps) is not
-    certain enough to refuse an import that works.
+    When another package of that name, further along sys.path, has it, the imported one hides
+    it (an application's own ``plugins``); otherwise the distribution itself lacks it. Judged
+    only once the import has failed: telling whose a file is, in every way a distribution can
+    be installed, is not certain enough to refuse an import that works.
     """
     missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
     target = entry_point.module
@@ -118,15 +121,31 @@ def _hidden_by(entry_point: EntryPoint, exc: Exception) -> str:
     found = getattr(sys.modules.get(top), "__file__", None)
     if found is None:
         return ""
+    dist = distribution_of(entry_point)
+    hidden = _package_holding(top, missing, found)
+    if hidden is None:
+        return (
+            f"; the package {top!r} ({found}) has no {missing!r}, and no other {top!r} on"
+            f" sys.path has it: reinstall {dist}"
+        )
     return (
-        f"; the package {top!r} was imported from {found}, which has no {missing!r}: a package"
-        f" named {top!r} earlier on sys.path (the application's directory, the current"
-        f" directory, PYTHONPATH) hides the one {distribution_of(entry_point)} installed;"
-        " rename it (or make it a subpackage of the application's own package), or take its"
-        " directory off sys.path"
+        f"; the package {top!r} was imported from {found}, which has no {missing!r}: it hides"
+        f" the one {dist} installed ({hidden}), being earlier on sys.path (the application's"
+        " directory, the current directory, PYTHONPATH); rename it (or make it a subpackage"
+        " of the application's own package), or take its directory off sys.path"
     )
 
 
-def _dist_name(dist: Distribution | None) -> str:
-    # PEP 503 normalization: ``Acme_Mixpanel`` and ``acme-mixpanel`` are one distribution.
-    return re.sub(r"[-_.]+", "-", dist.name).lower() if dist is not None else ""
+def _package_holding(top: str, missing: str, imported: str) -> str | None:
+    """The directory of a package ``top`` on sys.path, other than the one imported (from file
+    ``imported``), that holds module ``missing``; found by looking, without importing."""
+    below = missing.split(".")[1:]
+    for entry in sys.path:
+        spec = PathFinder.find_spec(top, [entry or "."])
+        if spec is None or spec.origin == imported or not spec.submodule_search_locations:
+            continue
+        for directory in spec.submodule_search_locations:
+            place = Path(directory).joinpath(*below)
+            if place.with_suffix(".py").is_file() or (place / "__init__.py").is_file():
+                return directory
+    return None

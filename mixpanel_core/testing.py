@@ -5,6 +5,7 @@ found through its entry point."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import attrs
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.multiprocess import QueueChannel
@@ -23,13 +25,17 @@ from mixpanel_core.registry import TRANSPORT_GROUP, load
 
 if TYPE_CHECKING:
     from transports.memory import MemoryTransport
+else:
+    # Found through its entry point, as the core finds every transport (DESIGN.md), and
+    # loaded now so that it is a name of this module (type hints evaluated at run time,
+    # ``dir()``). When it cannot be, an application's own ``transports`` package hiding
+    # ours, say, importing this module still works: using the name raises the explanation.
+    with contextlib.suppress(ConfigError):
+        MemoryTransport = load(TRANSPORT_GROUP, "memory", "mixpanel_core.testing.MemoryTransport")
 
 
 def __getattr__(name: str) -> object:
-    # ``MemoryTransport`` is found through its entry point, as the core finds every transport
-    # (DESIGN.md): imported by name, an application's own package called ``transports`` on
-    # sys.path made importing this module fail with no word of why.
-    if name == "MemoryTransport":
+    if name == "MemoryTransport":  # only when loading it failed above: say why
         return load(TRANSPORT_GROUP, "memory", "mixpanel_core.testing.MemoryTransport")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -157,7 +157,8 @@ def test_names_not_loaded_are_unaffected_by_a_clash(site: Path) -> None:
 def test_one_distribution_found_twice_on_sys_path_is_not_a_clash(
     site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An editable install reachable through two sys.path entries is one declaration."""
+    """An editable install reachable through two sys.path entries is one declaration
+    (``importlib.metadata`` yields each distribution once: a guard that it stays so)."""
     again = tmp_path / "again"
     for directory in (site, again):
         directory.mkdir(exist_ok=True)
@@ -211,3 +212,49 @@ def test_plugins_command_lists_every_declaration_and_marks_the_clash(
     assert len(router) == 1
     assert "CLASH" not in router[0]
     assert any("plugin 'mixpanel_limits'" in line and "refused" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "written", ["acme_spaced:Transport", "acme_spaced: Transport", "acme_spaced:Transport [x]"]
+)
+def test_one_target_written_two_ways_is_not_a_clash(site: Path, written: str) -> None:
+    write_distribution(
+        site,
+        "acme-spaced",
+        "1.0",
+        {TRANSPORT_GROUP: {"spaced": "acme_spaced:Transport"}},
+        {"acme_spaced": TRANSPORT_SOURCE},
+    )
+    write_distribution(site, "acme-respaced", "1.0", {TRANSPORT_GROUP: {"spaced": written}})
+    loaded = load(TRANSPORT_GROUP, "spaced", "transports.t.type")
+    assert isinstance(loaded, type)
+
+
+def test_a_clash_uninstalled_since_the_last_look_no_longer_refuses(site: Path) -> None:
+    """The error says to uninstall all but one: once done, the same process loads the name."""
+    write_distribution(
+        site,
+        "acme-kept",
+        "1.0",
+        {TRANSPORT_GROUP: {"kept": "acme_kept:Transport"}},
+        {"acme_kept": TRANSPORT_SOURCE},
+    )
+    write_distribution(site, "acme-gone", "1.0", {TRANSPORT_GROUP: {"kept": "acme_gone:T"}})
+    with pytest.raises(ConfigError, match="2 installed distributions"):
+        load(TRANSPORT_GROUP, "kept", "transports.t.type")
+    for file in (site / "acme_gone-1.0.dist-info").iterdir():  # what pip uninstall does
+        file.unlink()
+    (site / "acme_gone-1.0.dist-info").rmdir()
+    loaded = load(TRANSPORT_GROUP, "kept", "transports.t.type")
+    assert isinstance(loaded, type)
+
+
+def test_the_testing_helpers_memory_transport_is_a_name_of_the_module() -> None:
+    """Loaded through its entry point at import, so run-time type hints resolve it."""
+    import typing
+
+    from mixpanel_core import testing
+
+    assert "MemoryTransport" in vars(testing)
+    hints = typing.get_type_hints(testing.memory_client)
+    assert hints["return"] == tuple[testing.Mixpanel, testing.MemoryTransport]

@@ -29,9 +29,11 @@ from mixpanel_core.cli import main
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.registry import PLUGIN_GROUP, load
 from mixpanel_core.testing import memory_client
 
 CORE = f"mixpanel-core {importlib.metadata.version('mixpanel-core')}"
+OURS = Path(registry.__file__).resolve().parent.parent  # where ``plugins`` and ``transports`` are
 
 WIDGET_SOURCE = """
 class Widget:
@@ -72,9 +74,9 @@ def test_an_application_plugins_package_is_named_as_what_shadows_the_builtins(ap
     assert message.startswith(
         "plugins.enabled: mixpanel_limits: 'mixpanel_limits' is installed but failed to import:"
         " No module named 'plugins.mixpanel_limits'; the package 'plugins' was imported from "
-        f"{app / 'plugins' / '__init__.py'}, which has no 'plugins.mixpanel_limits': a package"
-        " named 'plugins' earlier on sys.path (the application's directory, the current"
-        f" directory, PYTHONPATH) hides the one {CORE} installed; rename it"
+        f"{app / 'plugins' / '__init__.py'}, which has no 'plugins.mixpanel_limits': it hides"
+        f" the one {CORE} installed ({OURS / 'plugins'}), being earlier on sys.path (the"
+        " application's directory, the current directory, PYTHONPATH); rename it"
     )
 
 
@@ -137,4 +139,30 @@ def test_the_testing_helpers_import_beside_an_application_transports_package(
         "mixpanel_core.testing.MemoryTransport: 'memory' is installed but failed to import: No "
         "module named 'transports.memory'; the package 'transports' was imported from "
         f"{app / 'transports' / '__init__.py'}"
+    )
+
+
+def test_a_module_missing_from_its_own_distribution_is_not_blamed_on_shadowing(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale entry point (a module renamed, a wheel that left it out) names no culprit that
+    is not there: no other package of that name on sys.path has the module either."""
+    site = tmp_path / "site"
+    (site / "acme_broken").mkdir(parents=True)
+    (site / "acme_broken" / "__init__.py").write_text("")
+    info = site / "acme_broken-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[mixpanel_core.plugins]\nbroken = acme_broken.limits:NoLimits\n"
+    )
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])  # last: nothing hides it
+    registry._scan.cache_clear()
+    with pytest.raises(ConfigError) as caught:
+        load(PLUGIN_GROUP, "broken", "plugins.enabled: broken")
+    assert str(caught.value) == (
+        "plugins.enabled: broken: 'broken' is installed but failed to import: No module named "
+        "'acme_broken.limits'; the package 'acme_broken' "
+        f"({site / 'acme_broken' / '__init__.py'}) has no 'acme_broken.limits', and no other "
+        "'acme_broken' on sys.path has it: reinstall acme-broken 1.0"
     )
