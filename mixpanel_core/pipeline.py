@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import reprlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import pluggy
@@ -19,6 +19,7 @@ from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import (
     ConfigError,
+    MixpanelCoreError,
     NotJSONError,
     PartialSendError,
     PluginError,
@@ -27,7 +28,7 @@ from mixpanel_core.errors import (
     ValidationError,
 )
 from mixpanel_core.messages import Message
-from mixpanel_core.plugin import PluginContext, instantiate
+from mixpanel_core.plugin import PluginContext, build_failure, instantiate
 from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
 from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
 
@@ -35,14 +36,33 @@ logger = logging.getLogger(__name__)
 
 _Impl = tuple[str, Callable[..., Any]]
 
+LAST_PLUGINS = ("redaction", "router")
+"""Built-in plugins whose hook implementations run after every other one of their hook,
+wherever ``[plugins] enabled`` lists them and whatever the others' ``trylast``: ``redaction``
+(its ``mixpanel_enrich``), so that nothing another enricher adds leaves the process unredacted;
+``router`` (its ``mixpanel_route``), so that any router of yours answers before ``[[routes]]``.
+"""
 
-def _compile(hook: pluggy.HookCaller, params: tuple[str, ...]) -> list[_Impl]:
-    """The implementations of ``hook`` in pluggy's call order, each callable positionally.
 
+def _compile(
+    hook: pluggy.HookCaller, params: tuple[str, ...], order: Mapping[str, int]
+) -> list[_Impl]:
+    """The implementations of ``hook`` in call order, each callable positionally.
+
+    The order is the documented one, made here rather than left to pluggy (which calls the
+    last registered first, and puts each ``trylast`` in front of those before it, reversing
+    them): ``tryfirst`` ones, then the others, then ``trylast`` ones, each group in the
+    configured order (``order``: plugin name to its place); ``LAST_PLUGINS`` after them all.
     Hooks are looked up once here so that a message costs plain function calls.
     """
+
+    def place(impl: pluggy.HookImpl) -> tuple[int, int]:
+        if impl.plugin_name in LAST_PLUGINS:
+            return 3, order[impl.plugin_name]
+        return (0 if impl.tryfirst else 2 if impl.trylast else 1), order[impl.plugin_name]
+
     impls: list[_Impl] = []
-    for impl in reversed(hook.get_hookimpls()):
+    for impl in sorted(hook.get_hookimpls(), key=place):
         if impl.hookwrapper or impl.wrapper:
             raise ConfigError(
                 f"plugins.{impl.plugin_name}: wrappers are not supported for {hook.name}"
@@ -52,6 +72,28 @@ def _compile(hook: pluggy.HookCaller, params: tuple[str, ...]) -> list[_Impl]:
             function = _by_name(function, tuple(impl.argnames), params)
         impls.append((impl.plugin_name, function))
     return impls
+
+
+def _verdict(answer: object) -> list[Problem]:
+    """The problems a validator answered; a ``TypeError`` saying what it answered instead.
+
+    Read as problems without a look, a string would be one problem per character, a dict its
+    keys, a list of strings problems without fields: a ValidationError that names nothing (or,
+    under ``on_invalid = "drop"``, every message dropped) where the plugin is at fault.
+    """
+    if isinstance(answer, str | bytes | Mapping) or not isinstance(answer, Iterable):
+        raise TypeError(
+            f"returned {reprlib.repr(answer)}, of type {type(answer).__name__}: return a list "
+            "of Problem(field, rule), or None"
+        )
+    problems = list(answer)
+    for problem in problems:
+        if not isinstance(problem, Problem):
+            raise TypeError(
+                f"returned a {type(answer).__name__} holding {reprlib.repr(problem)}, of type "
+                f"{type(problem).__name__}: return a list of Problem(field, rule), or None"
+            )
+    return problems
 
 
 def _by_name(
@@ -82,15 +124,15 @@ class Pipeline:
         self.config = config or Config()
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.plugin_manager.add_hookspecs(hookspecs)
-        # pluggy calls the last registered first; register backwards so the configured order
-        # is the order hooks run in.
-        for name, plugin in reversed(plugins):
+        for name, plugin in plugins:
             self.plugin_manager.register(plugin, name=name)
+        # Each hook's implementations are put in order by _compile, whatever pluggy's order.
+        order = {name: place for place, (name, _) in enumerate(plugins)}
         hook = self.plugin_manager.hook
-        self._validators = _compile(hook.mixpanel_validate, ("message",))
-        self._enrichers = _compile(hook.mixpanel_enrich, ("message",))
-        self._routers = _compile(hook.mixpanel_route, ("message", "transports"))
-        self._observers = _compile(hook.mixpanel_delivered, ("report",))
+        self._validators = _compile(hook.mixpanel_validate, ("message",), order)
+        self._enrichers = _compile(hook.mixpanel_enrich, ("message",), order)
+        self._routers = _compile(hook.mixpanel_route, ("message", "transports"), order)
+        self._observers = _compile(hook.mixpanel_delivered, ("report",), order)
         self._observe = Observers(self._observers)
         self._on_invalid = self.config.pipeline.on_invalid
         transports = self.config.transports if transports is None else transports
@@ -157,8 +199,10 @@ class Pipeline:
             problems: list[Problem] | None = None
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
                 found = check(message)
-                if found:
-                    problems = [*(problems or ()), *found]
+                # None costs one test; an empty list (the other usual answer) two. Any other
+                # answer is checked before it is read as a verdict (see _verdict).
+                if found is not None and (found or found.__class__ is not list):
+                    problems = [*(problems or ()), *_verdict(found)]
         except Exception as exc:
             raise PluginError(name, "mixpanel_validate", exc) from exc
         if problems:
@@ -315,7 +359,9 @@ class Pipeline:
         name = ""
         try:
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
-                found.extend(check(message) or ())
+                answer = check(message)
+                if answer is not None:
+                    found.extend(_verdict(answer))
         except Exception as exc:  # a validator reports problems; raising is its own failure
             raise PluginError(name, "mixpanel_validate", exc) from exc
         return found
@@ -397,7 +443,22 @@ class Pipeline:
         from_config = getattr(factory, "from_config", None)
         if from_config is None:
             raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")
-        transport: Transport = from_config(spec.options, context)
+        try:
+            transport: object = from_config(spec.options, context)
+        except MixpanelCoreError:
+            raise  # said on purpose: a ConfigError naming its key, a TransportError
+        except Exception as exc:
+            # Not raw at the first track(), which builds it: a configuration error, naming the
+            # table (and not quoting its values: see build_failure).
+            raise build_failure(
+                f"transports.{name}", spec.type, exc, spec.options, self.config
+            ) from exc
+        if not isinstance(transport, Transport):
+            # Said now, naming it, rather than as an AttributeError at its first send or flush.
+            raise ConfigError(
+                f"transports.{name}.type: {spec.type!r} built an object of type "
+                f"{type(transport).__name__}, not a transport (send, flush, close)"
+            )
         return transport
 
     def build_all(self) -> None:
@@ -430,9 +491,9 @@ class Pipeline:
         left: list[Message] = []
         error: Exception | None = None
         # Outer transports first: a wrapper flushes into its inner transport, built after it.
-        for transport in reversed(list(self._built.values())):
+        for name, transport in reversed(list(self._built.items())):
             try:
-                left.extend(getattr(transport, verb)(timeout))
+                left.extend(_held(getattr(transport, verb)(timeout), name, verb))
             except Exception as exc:
                 if error is None:
                     error = exc
@@ -449,6 +510,30 @@ class Pipeline:
                 )
             raise error
         return left
+
+
+def _held(answer: object, name: str, verb: str) -> list[Message]:
+    """What transport ``name`` answered ``verb`` (flush or close), checked: the messages it holds.
+
+    A transport that forgot its ``return ()`` would otherwise fail here as "'NoneType' object
+    is not iterable", naming nothing; one answering something else would have it taken for
+    messages, and returned to the caller as such.
+    """
+    if not isinstance(answer, Sequence) or isinstance(answer, str | bytes):
+        raise TransportError(
+            f"transport {name!r} answered {verb}() with {reprlib.repr(answer)}, of type "
+            f"{type(answer).__name__}: a transport returns the list of messages it still "
+            "holds (an empty one when it holds none)"
+        )
+    held = [message for message in answer if isinstance(message, Message)]
+    if len(held) != len(answer):
+        wrong = next(item for item in answer if not isinstance(item, Message))
+        raise TransportError(
+            f"transport {name!r} answered {verb}() with a {type(answer).__name__} holding "
+            f"{reprlib.repr(wrong)}, of type {type(wrong).__name__}: a transport returns the "
+            "list of messages it still holds"
+        )
+    return held
 
 
 def adapt_transport(

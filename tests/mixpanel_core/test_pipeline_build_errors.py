@@ -1,0 +1,220 @@
+"""A plugin or transport that cannot be built from its table is a ConfigError naming the table.
+
+Its ``from_config`` raising a ``KeyError`` (``context.options["region"]``) or its own
+``ValueError`` went through raw: a transport's at the first ``track()``, which builds it, and
+``mixpanel-core config check`` printed a traceback. A ``from_config`` returning something that is
+not a transport failed as an ``AttributeError`` at its first use. The error's text may quote the
+table, whose values are raw strings (a password is a ``Secret`` only once ``read``): each such
+value is replaced by its key path.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixpanel_core import Mixpanel, Pipeline, TransportError
+from mixpanel_core.cli import main
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.frozen import FrozenDict
+from mixpanel_core.plugin import PluginContext, instantiate
+from mixpanel_core.testing import install_distribution
+
+SOURCE = textwrap.dedent(
+    """
+    from mixpanel_core import TransportError
+    from mixpanel_core.errors import ConfigError
+
+
+    class Region:
+        @classmethod
+        def from_config(cls, context):
+            return cls(context.options["region"])  # a KeyError when the table lacks it
+
+        def __init__(self, region):
+            self.region = region
+
+
+    class Pin:
+        @classmethod
+        def from_config(cls, context):
+            return cls(int(context.options["pin"]))  # int() quotes the value it refuses
+
+        def __init__(self, pin):
+            self.pin = pin
+
+
+    class Stubborn:
+        def __init__(self):
+            raise RuntimeError("no disk")
+
+
+    class Precise:
+        @classmethod
+        def from_config(cls, context):
+            raise ConfigError(f"{context.path}.zone: must be one of eu, us")
+
+
+    class Flaky:
+        @classmethod
+        def from_config(cls, options, context):
+            raise ValueError(f"cannot open {options['path']}: disk full")
+
+
+    class Leaky:
+        @classmethod
+        def from_config(cls, options, context):
+            secret = context.settings.api_secret.reveal()
+            raise ValueError(f"bad credential {secret}")
+
+
+    class Declines:
+        @classmethod
+        def from_config(cls, options, context):
+            raise TransportError("the broker is away")
+
+
+    class NotATransport:
+        @classmethod
+        def from_config(cls, options, context):
+            return "oops"
+    """
+)
+
+
+@pytest.fixture
+def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    plugins = {name: f"acme_build:{name.title()}" for name in ("region", "pin", "stubborn")}
+    plugins["precise"] = "acme_build:Precise"
+    transports = {
+        "flaky": "acme_build:Flaky",
+        "leaky": "acme_build:Leaky",
+        "declines": "acme_build:Declines",
+        "notatransport": "acme_build:NotATransport",
+    }
+    install_distribution(
+        tmp_path,
+        "acme-build",
+        {"mixpanel_core.plugins": plugins, "mixpanel_core.transports": transports},
+        {"acme_build": SOURCE},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("acme_build", None)
+
+
+def plugin_config(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "plugins": {"enabled": [name], name: options},
+        "transports": {"default": {"type": "memory"}},
+    }
+
+
+def test_a_plugin_whose_from_config_raises_is_a_config_error_naming_it(acme: None) -> None:
+    config = config_from_mapping(plugin_config("region", {"regino": "eu"}))
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config)
+    assert str(caught.value) == "plugins.region: 'region' could not be built: KeyError: 'region'"
+    assert isinstance(caught.value.__cause__, KeyError)
+
+
+def test_a_plugin_whose_constructor_raises_is_a_config_error_naming_it(acme: None) -> None:
+    config = config_from_mapping({"plugins": {"enabled": ["stubborn"]}})
+    with pytest.raises(ConfigError, match=r"^plugins\.stubborn: 'stubborn' could not be built: "):
+        Pipeline.from_config(config)
+
+
+def test_a_plugin_config_error_is_raised_as_it_is(acme: None) -> None:
+    config = config_from_mapping(plugin_config("precise", {}))
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config)
+    assert str(caught.value) == "plugins.precise.zone: must be one of eu, us"
+    assert caught.value.__cause__ is None
+
+
+def test_the_error_quotes_no_value_of_the_table(acme: None) -> None:
+    config = config_from_mapping(plugin_config("pin", {"pin": "hunter2-secret"}))
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config)
+    assert "hunter2-secret" not in str(caught.value)
+    assert "'<plugins.pin.pin>'" in str(caught.value)
+    assert str(caught.value).startswith("plugins.pin: 'pin' could not be built: ValueError: ")
+
+
+def test_instantiate_wraps_what_from_config_raises() -> None:
+    class Broken:
+        @classmethod
+        def from_config(cls, context: PluginContext) -> Broken:
+            raise LookupError(f"no {context.options['zone']} zone here")
+
+    # "arctic" is in "antarctica": the longer value is replaced whole.
+    context = PluginContext("broken", FrozenDict(pole="arctic", zone="antarctica"))
+    with pytest.raises(ConfigError) as caught:
+        instantiate(Broken, context)
+    assert str(caught.value) == (
+        "plugins.broken: 'broken' could not be built: LookupError: no <plugins.broken.zone> "
+        "zone here"
+    )
+
+
+def test_a_transport_whose_from_config_raises_is_a_config_error_when_built(acme: None) -> None:
+    path = "/var/lib/acme/archive.jsonl"
+    config = config_from_mapping({"transports": {"archive": {"type": "flaky", "path": path}}})
+    client = Mixpanel("tok", pipeline=Pipeline.from_config(config))
+    with pytest.raises(ConfigError) as caught:
+        client.track("user-1", "E")
+    assert str(caught.value) == (
+        "transports.archive: 'flaky' could not be built: ValueError: cannot open "
+        "<transports.archive.path>: disk full"
+    )
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+def test_a_transport_error_quotes_no_mixpanel_credential(acme: None) -> None:
+    data = {
+        "mixpanel": {"api_secret": "APISECRET-123"},
+        "transports": {"default": {"type": "leaky"}},
+    }
+    pipeline = Pipeline.from_config(config_from_mapping(data))
+    with pytest.raises(ConfigError) as caught:
+        pipeline.build_all()
+    assert "APISECRET-123" not in str(caught.value)
+    assert str(caught.value).endswith("bad credential <mixpanel.api_secret>")
+
+
+def test_a_transport_error_from_from_config_is_raised_as_it_is(acme: None) -> None:
+    data = {"transports": {"default": {"type": "declines"}}}
+    pipeline = Pipeline.from_config(config_from_mapping(data))
+    with pytest.raises(TransportError, match=r"^the broker is away$"):
+        pipeline.build_all()
+
+
+def test_a_from_config_returning_what_is_not_a_transport_is_a_config_error(acme: None) -> None:
+    data = {"transports": {"archive": {"type": "notatransport"}}}
+    client = Mixpanel("tok", pipeline=Pipeline.from_config(config_from_mapping(data)))
+    with pytest.raises(ConfigError) as caught:
+        client.track("user-1", "E")
+    assert str(caught.value) == (
+        "transports.archive.type: 'notatransport' built an object of type str, not a transport "
+        "(send, flush, close)"
+    )
+
+
+def test_config_check_prints_one_line(
+    acme: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "mixpanel.toml"
+    file.write_text(
+        '[plugins]\nenabled = ["region"]\n[plugins.region]\nregino = "eu"\n'
+        '[transports.default]\ntype = "memory"\n'
+    )
+    assert main(["config", "check", str(file)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "plugins.region: 'region' could not be built: KeyError: 'region'" in err
