@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mixpanel_core.config import load_config
+from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.pipeline import Pipeline
 
 
@@ -33,7 +34,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         pipeline.build_all()
     finally:
-        pipeline.close(timeout=1)
+        try:
+            pipeline.close(timeout=1)
+        except MixpanelCoreError:
+            raise
+        except Exception as exc:
+            # A third-party transport's bug, said on one line like every other problem found;
+            # its text is left out, as it may quote what the transport was given.
+            raise ConfigError(
+                f"{args.path}: a transport raised {type(exc).__name__} when closed after the "
+                "check (run it from Python to see its traceback)"
+            ) from exc
     print(
         f"{args.path}: ok ({len(config.plugins)} plugins: {', '.join(config.plugins)}; "
         f"{len(config.transports)} transports: {', '.join(config.transports)}; "
