@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,7 @@ import attrs
 from mixpanel_core.config import Config, keys_only
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
-from mixpanel_core.secrets import Secret
+from mixpanel_core.redactor import Redactor
 from mixpanel_core.settings import MixpanelSettings
 
 
@@ -67,37 +66,8 @@ def build_failure(
 ) -> ConfigError:
     """The ``ConfigError`` for a plugin or transport whose building raised ``error``, not one of
     ours (a ``KeyError`` from ``options["key"]``, its own ``ValueError``): it names the table,
-    as every configuration error does, and the command line prints it as one line.
-
-    Its text may quote what the table held, and a table is raw (a password in it is a plain
-    string: only ``read`` makes it a ``Secret``); nor is it known what the plugin did with the
-    ``[mixpanel]`` credentials. So each such value in the text is replaced by its key path:
-    the error still says which value was refused, and holds no secret (see docs/errors.md).
-    Values of fewer than 4 characters are left, as replacing them would garble the text.
+    as every configuration error does, and the command line prints it as one line. What the
+    error says is redacted (see ``Redactor``): it may quote the table or a credential.
     """
-    text = f"{type(error).__name__}: {error}"
-    values: dict[str, str] = {}
-    _values_of(options, path, values)
-    for field in attrs.fields(MixpanelSettings):
-        value = getattr(config.mixpanel, field.name)
-        if isinstance(value, Secret):
-            values.setdefault(value.reveal(), f"mixpanel.{field.name}")
-    quoted = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
-    if quoted:
-        # One pass, the longest first: a value that holds another is replaced whole, and a key
-        # path put in is not searched again.
-        pattern = re.compile("|".join(map(re.escape, quoted)))
-        text = pattern.sub(lambda match: f"<{values[match.group(0)]}>", text)
-    return ConfigError(f"{path}: {name!r} could not be built: {text}")
-
-
-def _values_of(value: object, path: str, found: dict[str, str]) -> None:
-    """Each string or integer in ``value`` (a table, a list, a scalar), as text, by key path."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _values_of(item, f"{path}.{key}", found)
-    elif isinstance(value, tuple | list):
-        for i, item in enumerate(value):
-            _values_of(item, f"{path}[{i}]", found)
-    elif isinstance(value, str | int) and not isinstance(value, bool):
-        found.setdefault(str(value), path)
+    text = Redactor(config.mixpanel, options, path)(str(error))
+    return ConfigError(f"{path}: {name!r} could not be built: {type(error).__name__}: {text}")

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import logging
 import threading
 from multiprocessing.queues import Queue
 from typing import Any, NamedTuple
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.frames import decode_line
+
+logger = logging.getLogger(__name__)
 
 EncodedReport = tuple[str, str, str | None, int | None, int, str | None, str | None, bytes | None]
 """status, transport, reason, http_status, attempts, field, endpoint, record JSON."""
@@ -91,6 +95,10 @@ class ReportRelay:
         """ACCEPTED reports made: the accepted count once ``_failed``."""
         self._failed = False
         self._given_up: list[bytes] = []
+        self._watcher = 0
+        self._seen: list[Message] | None = None
+        """The messages reported on thread ``_watcher`` since ``watch`` (None: not watching)."""
+        self._overcount_logged = False
 
     def taken(self, count: int) -> None:
         """The sender took ``count`` more records off the queue."""
@@ -100,8 +108,31 @@ class ReportRelay:
                 # Where the owner can read it even after this process was killed.
                 self._shared_taken.value = self._taken
 
+    def watch(self) -> list[Message]:
+        """Until ``unwatch``, keep the messages reported on this thread; returns that list.
+
+        The sender watches its calls of the inner transport: one that raises after reporting
+        the message itself (mixpanel-core's own ``ConsumerTransport`` reports FAILED, then
+        raises again) must not get a second report. Only this thread's: an inner transport's
+        own thread reports other messages, at any time.
+        """
+        seen: list[Message] = []
+        self._watcher = threading.get_ident()
+        self._seen = seen
+        return seen
+
+    def unwatch(self) -> None:
+        self._seen = None
+
     def report(self, report: DeliveryReport) -> None:
         """The inner transport's reporter."""
+        seen = self._seen
+        if (
+            seen is not None
+            and report.message is not None
+            and threading.get_ident() == self._watcher
+        ):
+            seen.append(report.message)
         encoded = encode_report(report) if self._forward else None
         with self._lock:
             if report.ok:
@@ -114,11 +145,26 @@ class ReportRelay:
     def counts(self) -> dict[str, int]:
         """Records per delivery status so far (statuses with none left out)."""
         with self._lock:
+            reported = self._accepted + sum(self._not_accepted.values())
+            taken = self._taken
             if self._failed:
                 accepted = self._accepted
             else:
-                accepted = self._taken - sum(self._not_accepted.values())
+                # Never below 0: more reports than records is said below, not put in the counts.
+                accepted = max(taken - sum(self._not_accepted.values()), 0)
             counts = {DeliveryStatus.ACCEPTED.value: accepted, **self._not_accepted}
+            overcounted = reported > taken and not self._overcount_logged
+            self._overcount_logged |= overcounted
+        if overcounted:
+            # Each record has one outcome: more reports than records means some record was
+            # reported twice (by the inner transport, or by the sender and it), and the counts
+            # are wrong somewhere. Said, once, rather than hidden.
+            logger.error(
+                "%d delivery reports for %d records taken: some record was reported more than "
+                "once; the counts per status are not reliable",
+                reported,
+                taken,
+            )
         return {status: count for status, count in counts.items() if count}
 
     def ship(self) -> None:

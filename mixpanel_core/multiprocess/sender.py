@@ -11,21 +11,27 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing
 import os
 import queue
 import time
+import traceback
+from collections.abc import Callable
 
+from mixpanel_core.config import TransportConfig
 from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
 from mixpanel_core.ingestion.encoding import message_in
+from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
 from mixpanel_core.multiprocess.frames import decode_line, records_by_endpoint, split_frame
 from mixpanel_core.multiprocess.intake import Intake
 from mixpanel_core.multiprocess.reports import ReportRelay
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.redactor import Redactor
 from mixpanel_core.transport import RecordSink, Transport
 
 logger = logging.getLogger(__name__)
@@ -83,7 +89,10 @@ def run_sender(channel: QueueChannel) -> None:
             relay.fatal(f"cannot build transport {channel.spec.inner!r}: {exc}")
             raise
         name = channel.spec.transport
-        inner = _Inner(transport, channel.spec.inner, name, relay)
+        spec = channel.spec.config.transports.get(channel.spec.inner)
+        table = spec.options if isinstance(spec, TransportConfig) else {}
+        redact = Redactor(channel.spec.config.mixpanel, table, f"transports.{channel.spec.inner}")
+        inner = _Inner(transport, channel.spec.inner, name, relay, redact)
 
         def drop_oldest(frame: bytes) -> None:
             for endpoint, records in records_by_endpoint(frame):
@@ -98,13 +107,20 @@ def run_sender(channel: QueueChannel) -> None:
         except BaseException as exc:
             # Records taken may have no report now (the frame being handed over, what the
             # inner transport holds if its close fails too): the counts must not call them
-            # accepted, and the owner must hear why the sender stopped.
-            relay.fail(f"the sender stopped delivering: {type(exc).__name__}: {exc}")
+            # accepted, and the owner must hear why the sender stopped. (Redacted: it may be
+            # the inner transport's exception, quoting a credential.)
+            relay.fail(f"the sender stopped delivering: {_describe(exc, redact)}")
             raise
         finally:
-            intake.stop()
-            inner.close(_time_before(deadline, channel))
-            relay.done()
+            try:
+                intake.stop()
+                inner.close(_time_before(deadline, channel))
+            finally:
+                # Whatever close raised (Ctrl-C reaches this process too: it shares the
+                # terminal's process group), the reports made so far and the DONE still go:
+                # without them the owner takes a sender that closed its inner transport for
+                # one that died holding everything.
+                relay.done()
     finally:
         channel.mark_sender_gone()
         if not _owner_alive():
@@ -193,16 +209,25 @@ class _Inner:
     Whatever its ``send``, ``flush`` or ``close`` raises is caught here: uncaught, a
     third-party transport's bug (a full disk: ``OSError``) killed the sender, and what it held
     vanished with no report while the counts called it accepted. A raising ``send`` fails that
-    message, like a ``TransportError``, and the sender goes on with the next.
+    message, like a ``TransportError``, and the sender goes on with the next; unless the
+    transport reported it itself before raising (see ``_fail_unreported``).
     """
 
-    def __init__(self, transport: Transport, name: str, outer: str, relay: ReportRelay) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        outer: str,
+        relay: ReportRelay,
+        redact: Callable[[str], str],
+    ) -> None:
         self._transport = transport
         # Looked up once: checking a protocol costs microseconds, and frames come by thousands.
         self._sink = transport if isinstance(transport, RecordSink) else None
         self._name = name
         self._outer = outer
         self._relay = relay
+        self._redact = redact
         self._logged: set[str] = set()
 
     def deliver(self, frame: bytes) -> None:
@@ -223,15 +248,17 @@ class _Inner:
             self._send(endpoint, record)
 
     def _send_records(self, sink: RecordSink, endpoint: str, records: list[bytes]) -> None:
+        seen = self._relay.watch()
         try:
             sink.send_records(endpoint, records)  # type: ignore[arg-type]
         except MixpanelCoreError as exc:
             # It took none of them (closed, or an endpoint it does not know).
-            _report_each(self._relay, endpoint, records, self._outer, exc)
+            self._fail_unreported(endpoint, records, seen, exc)
         except Exception as exc:
             # A sink that raises has taken none of them (the RecordSink contract).
-            reason = self._raised("send_records", exc)
-            _report_each(self._relay, endpoint, records, self._outer, reason)
+            self._fail_unreported(endpoint, records, seen, self._raised("send_records", exc))
+        finally:
+            self._relay.unwatch()
 
     def _send(self, endpoint: str, record: bytes) -> None:
         try:
@@ -239,16 +266,44 @@ class _Inner:
         except MixpanelCoreError as exc:
             _report_each(self._relay, endpoint, [record], self._outer, exc)  # a bad record
             return
+        seen = self._relay.watch()
         try:
             self._transport.send(message)
         except DeliveryError:
             pass  # a synchronous inner transport has already reported what it refused
         except MixpanelCoreError as exc:
-            # The transport could not take it: nobody has reported it yet.
-            _report_each(self._relay, endpoint, [record], self._outer, exc)
+            # The transport could not take it.
+            self._fail_unreported(endpoint, [record], seen, exc)
         except Exception as exc:
-            reason = self._raised("send", exc)
-            _report_each(self._relay, endpoint, [record], self._outer, reason)
+            self._fail_unreported(endpoint, [record], seen, self._raised("send", exc))
+        finally:
+            self._relay.unwatch()
+
+    def _fail_unreported(
+        self, endpoint: str, records: list[bytes], seen: list[Message], error: Exception | str
+    ) -> None:
+        """Report FAILED the records of a call that raised, but for those the inner transport
+        reported itself during that call (``seen``: the messages reported on this thread).
+
+        As for a ``DeliveryError``: mixpanel-core's own ``ConsumerTransport`` reports FAILED
+        and then raises what the consumer raised, and a transport may report ACCEPTED and then
+        fail on its own bookkeeping. A second report made the owner's hook see two outcomes of
+        one message, and the counts go wrong (negative accepted, a loss hidden by a surplus).
+        Matched by insert id, else by record; one report answers for one record, so that two
+        records alike are not both taken as reported by one report.
+        """
+        if seen:
+            reported = collections.Counter(_identity(message) for message in seen)
+            unreported: list[bytes] = []
+            for record in records:
+                message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
+                identity = _identity(message) if message is not None else None
+                if identity is not None and reported[identity] > 0:
+                    reported[identity] -= 1
+                else:
+                    unreported.append(record)
+            records = unreported
+        _report_each(self._relay, endpoint, records, self._outer, error)
 
     def flush(self, token: int, timeout: float) -> None:
         """Flush the inner transport and answer flush request ``token``: how much it still
@@ -265,21 +320,46 @@ class _Inner:
     def close(self, timeout: float) -> None:
         try:
             self._transport.close(timeout)
-        except Exception as exc:
-            # Whatever it still held has no outcome, and never will.
+        except BaseException as exc:
+            # Whatever it still held has no outcome, and never will. A BaseException too
+            # (KeyboardInterrupt, SystemExit): the owner must hear why, and the counts must
+            # not call accepted what has no report; it still ends this process, once the
+            # last reports have gone (see run_sender).
             self._relay.fail(self._raised("close", exc))
+            if not isinstance(exc, Exception):
+                raise
 
-    def _raised(self, method: str, exc: Exception) -> str:
+    def _raised(self, method: str, exc: BaseException) -> str:
         """The reason for the reports: the inner transport, the method, the exception's type
         and text (as the consumer adapter reports a raising ``send``). Its traceback, for
         whoever fixes the bug, goes to this process's log once per method: once per failed
-        message would flood it."""
-        raised = f"raised {type(exc).__name__} in {method}: {exc}"
-        reason = f"the inner transport {self._name!r} {raised}"
+        message would flood it.
+
+        Both redacted: the text of anyone's exception may quote a credential the transport
+        was given (an HTTP library's error quoting the request), and the reason reaches the
+        owner's hook, logs and errors.
+        """
+        reason = f"the inner transport {self._name!r} raised {_describe(exc, self._redact, method)}"
         if method not in self._logged:
             self._logged.add(method)
-            logger.error("%s (logged once per method)", reason, exc_info=exc)
+            trace = self._redact("".join(traceback.format_exception(exc)).rstrip())
+            logger.error("%s (logged once per method)\n%s", reason, trace)
         return reason
+
+
+def _identity(message: Message) -> tuple[str, object]:
+    """What tells a message from the others of a call: its insert id, else its record."""
+    insert_id = message.insert_id
+    return (message.endpoint, insert_id if insert_id is not None else message.record)
+
+
+def _describe(exc: BaseException, redact: Callable[[str], str], method: str | None = None) -> str:
+    """``TYPE in METHOD: TEXT`` (``TYPE`` alone when it has no text: a ``KeyboardInterrupt``),
+    the text redacted: only the text, which may quote a credential, not the words around it
+    (see ``Redactor``)."""
+    where = f"{type(exc).__name__} in {method}" if method else type(exc).__name__
+    text = redact(str(exc))
+    return f"{where}: {text}" if text else where
 
 
 def _report_each(

@@ -74,6 +74,7 @@ class SenderSupervisor:
         self._death_noticed = False
         self._settled = 0
         """Reports of the sender's records replayed here (each settles one record)."""
+        self._overcount_logged = False
         self.unaccounted: int | None = 0
         """Records without an outcome: those the sender took but never reported, once it was
         killed or died (None: unknown, because accepted records are not reported back
@@ -111,8 +112,29 @@ class SenderSupervisor:
         (``forward_reports`` is off, so accepted records are not reported back)."""
         if not self._channel.options.forward_reports:
             return None
-        took = max(self._channel.taken.value - self._settled, 0)
-        return took + self._channel.never_taken()
+        return self._unreported() + self._channel.never_taken()
+
+    def _unreported(self) -> int:
+        """Records the sender took that have no report here yet (forwarding on)."""
+        self._check_settled()
+        return max(self._channel.taken.value - self._settled, 0)
+
+    def _check_settled(self) -> None:
+        """Log, once, more reports than records taken: each record has one outcome, so some
+        record was reported twice, and a surplus would hide as many records with none (the
+        counts here keep to 0 rather than go negative, but must not stay silent)."""
+        if self._overcount_logged or not self._channel.options.forward_reports:
+            return
+        taken = self._channel.taken.value
+        if self._settled > taken:
+            self._overcount_logged = True
+            logger.error(
+                "%s: %d delivery reports for the %d records it took: some record was reported "
+                "more than once, so the records without a report cannot be counted reliably",
+                self._describe(),
+                self._settled,
+                taken,
+            )
 
     def describe_unsettled(self) -> str:
         """The records without an outcome, in words, for logs and errors."""
@@ -121,7 +143,7 @@ class SenderSupervisor:
         if not self._channel.options.forward_reports:
             held = f"the outcome of {taken} records it took is unknown (forward_reports is off)"
         else:
-            held = f"{max(taken - self._settled, 0)} records it took have no delivery report"
+            held = f"{self._unreported()} records it took have no delivery report"
         return f"{held}; {never_taken} queued records never reached it"
 
     # -- requests to the sender ---------------------------------------------------------------
@@ -254,6 +276,7 @@ class SenderSupervisor:
             for encoded in item[1]:  # type: ignore[attr-defined]
                 self._context.report(decode_report(encoded))
                 self._settled += 1
+            self._check_settled()
         elif kind == FLUSHED:
             _, token, undelivered, error = cast("tuple[str, int, int, str | None]", item)
             with self._answers:

@@ -11,80 +11,24 @@ counts that claim no acceptance without a report, and says why.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inner_transports import DOOMED, UNLUCKY, install
+from inner_raises_support import Outcome, config, outcomes, raising_types, track, written
+from inner_transports import DOOMED, UNLUCKY
 from mp_workers import TOKEN, ReportCounter, observed_client
 
 from mixpanel_core.client import Mixpanel
-from mixpanel_core.config import Config, config_from_mapping
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.errors import TransportError
+
+pytestmark = pytest.mark.usefixtures(raising_types.__name__)
 
 DISK_FULL = (
     "the inner transport 'archive' raised OSError in send: [Errno 28] No space left on device"
 )
-
-
-@pytest.fixture(autouse=True)
-def raising_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The transport types ``raising`` and ``raising_sink``, installed for this process and the
-    spawned sender (which gets this process's ``sys.path``)."""
-    monkeypatch.syspath_prepend(str(install(tmp_path / "site")))
-    yield
-    sys.modules.pop("acme_inner", None)  # each test installs its own copy
-
-
-def config(out: Path, archive_type: str = "raising", **archive: Any) -> Config:
-    """``default``: a multiprocessing_queue whose sender delivers through ``archive``."""
-    return config_from_mapping(
-        {
-            "mixpanel": {"token": TOKEN},
-            "transports": {
-                "default": {
-                    "type": "multiprocessing_queue",
-                    "inner": "archive",
-                    "batch_size": 5,
-                    "shutdown_timeout": 30.0,
-                },
-                "archive": {"type": archive_type, "path": str(out), **archive},
-            },
-        }
-    )
-
-
-def track(client: Mixpanel, names: list[str], first: int = 0) -> None:
-    for i, name in enumerate(names, first):
-        client.track("u", name, {"$insert_id": f"id-{i}"})
-
-
-def written(out: Path) -> list[str]:
-    """The insert ids the inner transport delivered, in order."""
-    if not out.exists():
-        return []
-    return [json.loads(line)["properties"]["$insert_id"] for line in out.read_text().splitlines()]
-
-
-Outcome = tuple[str, str, str | None]
-"""A report's status, transport and reason."""
-
-
-def outcomes(counter: ReportCounter) -> dict[str | None, Outcome]:
-    """Each report's outcome by its message's insert id."""
-    return {
-        report.message.insert_id if report.message is not None else None: (
-            report.status.value,
-            report.transport,
-            report.reason,
-        )
-        for report in counter.reports
-    }
 
 
 NAMES = ["Lucky", UNLUCKY, "Lucky", "Lucky", UNLUCKY, "Lucky", UNLUCKY, "Lucky"]
@@ -244,3 +188,85 @@ def test_a_raising_send_is_reported_for_each_message_it_failed(tmp_path: Path) -
     failed = [r for r in counter.reports if r.status is DeliveryStatus.FAILED]
     assert [r.message.insert_id for r in failed] == ["id-0", "id-1", "id-2"]  # type: ignore[union-attr]
     assert all(r.message.name == UNLUCKY for r in failed)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("close", "raised"),
+    [("interrupt", "KeyboardInterrupt in close"), ("exit", "SystemExit in close: 3")],
+    ids=["KeyboardInterrupt", "SystemExit"],
+)
+@pytest.mark.parametrize("forward", [True, False], ids=["forwarding", "not-forwarding"])
+def test_an_inner_close_that_raises_a_base_exception_still_sends_its_reports(
+    tmp_path: Path, close: str, raised: str, forward: bool
+) -> None:
+    """Ctrl-C reaches the sender too (it shares the terminal's process group), in the middle
+    of its inner transport's close: the reports that close made, and the sender's counts, must
+    still reach the owner. They were lost, and the owner took the sender for one that died
+    holding every record it took."""
+    out = tmp_path / "out.jsonl"
+    conf = config(out, hold=True, close=close)
+    counter = ReportCounter()
+    if forward:
+        client, counter = observed_client(conf)
+    else:
+        client = Mixpanel(TOKEN, config=conf)
+    transport: Any = client.pipeline.transport("default")
+    track(client, ["Lucky"] * 4)
+
+    assert client.close(timeout=30) == []
+    supervisor = transport.supervisor
+    assert written(out) == [f"id-{i}" for i in range(4)]  # close delivered them, then raised
+    assert supervisor.counts == {"accepted": 4}
+    assert supervisor.failure == f"the inner transport 'archive' raised {raised}"
+    if forward:
+        assert counter.by_status == {"accepted": 4}
+        assert supervisor.unaccounted == 0
+    else:
+        assert supervisor.unaccounted is None
+    # It still ends the sender, once its last reports have gone.
+    assert supervisor.process.exitcode == (3 if close == "exit" else 1)
+
+
+def test_a_drain_that_dies_and_a_close_that_raises_both_say_why(tmp_path: Path) -> None:
+    """Both causes are kept, in order: the second one alone hid why the drain stopped."""
+    out = tmp_path / "out.jsonl"
+    client, counter = observed_client(config(out, hold=True, close="raise"))
+    transport: Any = client.pipeline.transport("default")
+    track(client, ["Lucky", "Lucky", DOOMED, "Lucky"])
+
+    with pytest.raises(TransportError, match="is not running"):
+        client.flush(timeout=30)
+    client.close(timeout=30)
+    supervisor = transport.supervisor
+    assert supervisor.failure == (
+        "the sender stopped delivering: Doom: the sender's drain must not survive this; "
+        "the inner transport 'archive' raised RuntimeError in close: close exploded"
+    )
+    assert counter.reports == []
+    assert supervisor.counts == {}
+    assert supervisor.unaccounted == 4  # two held, the doomed one, and the one after it
+    assert written(out) == []
+
+
+def test_the_sender_logs_each_methods_first_exception_once(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With its traceback, for whoever fixes the bug; once per method, not once per message:
+    the reports say the rest. (The sender's log is its stderr, which it shares with this
+    process.)"""
+    out = tmp_path / "out.jsonl"
+    client, counter = observed_client(config(out, flush="raise"))
+    track(client, [UNLUCKY] * 3)
+    for _ in range(2):
+        with pytest.raises(TransportError, match="raised RuntimeError in flush"):
+            client.flush(timeout=30)
+    track(client, [UNLUCKY, "Lucky"], first=3)
+    client.close(timeout=30)
+    assert counter.by_status == {"failed": 4, "accepted": 1}
+
+    err = capfd.readouterr().err
+    assert err.count(f"{DISK_FULL} (logged once per method)") == 1
+    assert err.count("OSError: [Errno 28] No space left on device") == 1  # its traceback
+    flush = "the inner transport 'archive' raised RuntimeError in flush: flush exploded"
+    assert err.count(f"{flush} (logged once per method)") == 1
+    assert err.count("RuntimeError: flush exploded") == 1
