@@ -57,9 +57,12 @@ def _compile(
     """
 
     def place(impl: pluggy.HookImpl) -> tuple[int, int]:
+        # A plugin registered without a name (pluggy names it by its id) comes after the
+        # named ones of its group.
+        at = order.get(impl.plugin_name, len(order))
         if impl.plugin_name in LAST_PLUGINS:
-            return 3, order[impl.plugin_name]
-        return (0 if impl.tryfirst else 2 if impl.trylast else 1), order[impl.plugin_name]
+            return 3, at
+        return (0 if impl.tryfirst else 2 if impl.trylast else 1), at
 
     impls: list[_Impl] = []
     for impl in sorted(hook.get_hookimpls(), key=place):

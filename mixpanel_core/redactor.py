@@ -5,54 +5,54 @@ What a plugin or transport of someone else's raised goes into our errors, report
 That text may quote a credential (an HTTP library's error quoting the request), and no error
 of ours may hold one (docs/errors.md). The code was given the ``[mixpanel]`` settings, whose
 ``Secret`` values it may reveal, and its own table, which is raw (a password in it is a plain
-string: only ``read`` makes it a ``Secret``), so each of those values is replaced by its key
-path: the text still says which value it was, and holds none.
+string: only ``read`` makes it a ``Secret``). So the credentials among them are replaced by
+their key paths: the text still says which value it was, and holds none. The other values of
+the table (a path, a host, a size) are no secret and are left, to keep the text useful.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import attrs
 
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
-MIN_TABLE_VALUE = 4
-"""Table values shorter than this are left: most are no secret (``true``, a batch size), and
-replacing each ``50`` or ``abc`` in the text would garble it."""
+CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|salt|auth|cred|private|pin|signature")
+"""A table key whose value is taken for a credential (``password``, ``api_key``,
+``sasl_plain_password``, ``salt``, ...), matched in its lower case, anywhere in it."""
 
 
 class Redactor:
-    """Replaces, in a text, every ``Secret`` value of ``[mixpanel]`` and every value of one
-    transport's table of ``MIN_TABLE_VALUE`` characters or more, by its key path.
+    """Replaces, in a text, each credential given to a plugin or transport by its key path.
 
-    A ``Secret`` value is replaced wherever it appears (a credential glued to other text is
-    still one); a table value only as a whole word, since a table also holds plain words
-    (``close = "raise"``) that are no secret and would garble the text where they are part of
-    a longer one (``raised``). Meant for an exception's text (and traceback), not for text of
-    ours around it, which such a word may be part of.
+    The credentials: every ``Secret`` of ``[mixpanel]``; every value of the plugin's or
+    transport's own table under a key that names one (``CREDENTIAL_KEY``) or held in a
+    ``Secret``; the password of every URL in that table (``http://user:pw@proxy``). Each is
+    replaced wherever it appears and in the spellings an exception's text may hold it (see
+    ``_spellings``). Meant for an exception's text (and traceback), which is someone else's.
     """
 
     def __init__(self, settings: MixpanelSettings, table: Mapping[str, object], path: str) -> None:
         """``table``: the plugin's or transport's own table, whose key path is ``path``."""
-        values: dict[str, str] = {}
+        found: dict[str, str] = {}
         for field in attrs.fields(MixpanelSettings):
             value = getattr(settings, field.name)
-            if isinstance(value, Secret) and value.reveal():
-                values.setdefault(value.reveal(), f"mixpanel.{field.name}")
-        secrets = set(values)
-        found: dict[str, str] = {}
-        _values_of(table, path, found)
+            if isinstance(value, Secret):
+                found.setdefault(value.reveal(), f"mixpanel.{field.name}")
+        _credentials_in(table, path, found, credential=False)
+        paths: dict[str, str] = {}
         for value, where in found.items():
-            if len(value) >= MIN_TABLE_VALUE:
-                values.setdefault(value, where)
-        self._paths = values
+            for spelling in _spellings(value) if value else ():
+                paths.setdefault(spelling, where)
+        self._paths = paths
         # One pass, the longest first: a value that holds another is replaced whole, and a key
         # path put in is not searched again. Built once: the values never change.
-        quoted = sorted(values, key=len, reverse=True)
-        pieces = [re.escape(v) if v in secrets else _whole_word(v) for v in quoted]
+        pieces = [re.escape(value) for value in sorted(paths, key=len, reverse=True)]
         self._pattern = re.compile("|".join(pieces)) if pieces else None
 
     def __call__(self, text: str) -> str:
@@ -61,23 +61,45 @@ class Redactor:
         return self._pattern.sub(lambda match: f"<{self._paths[match.group(0)]}>", text)
 
 
-def _whole_word(value: str) -> str:
-    """A pattern for ``value`` not preceded or followed by a word character where its own
-    first or last character is one (``raise`` in ``raise it``, not in ``raised``)."""
-    before = r"(?<!\w)" if re.match(r"\w", value[0]) else ""
-    after = r"(?!\w)" if re.match(r"\w", value[-1]) else ""
-    return before + re.escape(value) + after
+def _spellings(value: str) -> set[str]:
+    """``value`` as an exception's text may hold it: as it is, escaped as ``repr`` and JSON
+    write it (``int()`` quotes its argument with ``repr``: a backslash or quote in it is
+    doubled), and percent-encoded as it goes into a URL (``@ / + =``, common in generated
+    secrets)."""
+    return {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        quote(value),  # the default: "/" kept
+    }
 
 
-def _values_of(value: object, path: str, found: dict[str, str]) -> None:
-    """Each string or integer in ``value`` (a table, a list, a scalar), as text, by key path."""
+def _credentials_in(value: object, path: str, found: dict[str, str], credential: bool) -> None:
+    """The credentials in ``value`` (a table, a list, a scalar) by key path: all of it when
+    ``credential`` (it is under a key that names one), else what is held in a ``Secret`` and
+    the passwords of URLs."""
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _values_of(item, f"{path}.{key}", found)
+            named = credential or bool(CREDENTIAL_KEY.search(str(key).lower()))
+            _credentials_in(item, f"{path}.{key}", found, named)
     elif isinstance(value, tuple | list):
         for i, item in enumerate(value):
-            _values_of(item, f"{path}[{i}]", found)
+            _credentials_in(item, f"{path}[{i}]", found, credential)
     elif isinstance(value, Secret):
         found.setdefault(value.reveal(), path)
-    elif isinstance(value, str | int) and not isinstance(value, bool):
+    elif credential and isinstance(value, str | int) and not isinstance(value, bool):
         found.setdefault(str(value), path)
+    elif isinstance(value, str) and "@" in value:
+        password = _url_password(value)
+        if password:
+            found.setdefault(password, f"{path} (its password)")
+            found.setdefault(unquote(password), f"{path} (its password)")
+
+
+def _url_password(value: str) -> str | None:
+    try:
+        return urlsplit(value).password
+    except ValueError:  # not a URL after all (a bad port, say)
+        return None

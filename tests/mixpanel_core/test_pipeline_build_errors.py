@@ -153,13 +153,16 @@ def test_instantiate_wraps_what_from_config_raises() -> None:
         def from_config(cls, context: PluginContext) -> Broken:
             raise LookupError(f"no {context.options['zone']} zone here")
 
-    # "arctic" is in "antarctica": the longer value is replaced whole.
-    context = PluginContext("broken", FrozenDict(pole="arctic", zone="antarctica"))
+    # "arctic" is in "antarctica": the longer value is replaced whole. A value under a key
+    # that names no credential (``zone``) is left: it is no secret, and says what went wrong.
+    context = PluginContext(
+        "broken", FrozenDict(zone="antarctica", token="arctic", secret_zone="antarctica")
+    )
     with pytest.raises(ConfigError) as caught:
         instantiate(Broken, context)
     assert str(caught.value) == (
-        "plugins.broken: 'broken' could not be built: LookupError: no <plugins.broken.zone> "
-        "zone here"
+        "plugins.broken: 'broken' could not be built: LookupError: no <plugins.broken.secret_zone>"
+        " zone here"
     )
 
 
@@ -171,7 +174,7 @@ def test_a_transport_whose_from_config_raises_is_a_config_error_when_built(acme:
         client.track("user-1", "E")
     assert str(caught.value) == (
         "transports.archive: 'flaky' could not be built: ValueError: cannot open "
-        "<transports.archive.path>: disk full"
+        "/var/lib/acme/archive.jsonl: disk full"  # a path is no secret
     )
     assert isinstance(caught.value.__cause__, ValueError)
 

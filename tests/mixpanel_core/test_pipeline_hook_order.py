@@ -164,3 +164,13 @@ def test_the_configured_order_holds_for_plugins_found_by_entry_point(acme: None)
     assert isinstance(audit, MemoryTransport)
     assert isinstance(direct, MemoryTransport)
     assert (len(audit.messages), len(direct.messages)) == (1, 0)
+
+
+def test_a_plugin_given_without_a_name_runs_after_the_named_ones_of_its_group() -> None:
+    """pluggy names it by its id, which the configured order does not know: no KeyError."""
+    calls: list[str] = []
+    named = recorder("named", calls)
+    unnamed = recorder("unnamed", calls)
+    pipeline = Pipeline([(None, unnamed), ("named", named)], {"default": MemoryTransport()})  # type: ignore[list-item]
+    pipeline.submit(Event.from_record({"event": "E", "properties": {"distinct_id": "u"}}))
+    assert calls[:2] == ["validate named", "validate unnamed"]

@@ -4,6 +4,7 @@ a third party's exception says: see test_mp_inner_secrets and test_pipeline_buil
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.redactor import Redactor
@@ -28,28 +29,41 @@ def test_a_secret_is_named_wherever_it_appears() -> None:
     )
 
 
-def test_a_table_value_is_named_as_a_whole_word_of_4_characters_or_more() -> None:
+def test_the_credentials_of_a_table_are_named_and_its_other_values_left() -> None:
+    """Values under a key that names a credential, at any depth, and the password of a URL;
+    a path, a host or a size is no secret, and replacing them would garble the text."""
     redact = redactor(
         password="hunter2-pw",
         close="raise",
-        batch=500,
         size=5000,
-        nested={"token": "tok-1234"},
-        hosts=["host-a.example"],
+        nested={"api_key": "tok-1234"},
+        sasl={"plain": ["pw-in-a-list"]},
+        proxy="http://svc:Pr0xy%40Pw@proxy.internal:3128",
+        path="file",
         flag=True,
     )
-    assert redact("pw hunter2-pw; raise, not raised; 500 of 5000") == (
-        "pw <transports.archive.password>; <transports.archive.close>, not raised; "
-        "500 of <transports.archive.size>"
+    assert redact("pw hunter2-pw; raise 5000 file True") == (
+        "pw <transports.archive.password>; raise 5000 file True"
     )
-    assert redact("tok-1234 at host-a.example:443 True") == (
-        "<transports.archive.nested.token> at <transports.archive.hosts[0]>:443 True"
+    assert redact("tok-1234 at proxy.internal as svc:Pr0xy@Pw (svc:Pr0xy%40Pw)") == (
+        "<transports.archive.nested.api_key> at proxy.internal as "
+        "svc:<transports.archive.proxy (its password)> "
+        "(svc:<transports.archive.proxy (its password)>)"
     )
+    assert redact("pw-in-a-list") == "pw-in-a-list"  # ``sasl.plain``: no credential named
+
+
+def test_a_credential_is_named_in_the_spellings_an_exception_gives_it() -> None:
+    """``int()`` quotes its argument with repr (a backslash doubled), a URL percent-encodes."""
+    redact = redactor(password="it's\\a\"p@ss/w+rd")
+    secret = "it's\\a\"p@ss/w+rd"
+    for spelling in (secret, repr(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)):
+        assert redact(f"<<{spelling}>>") == "<<<transports.archive.password>>>", spelling
 
 
 def test_the_longest_value_is_named_whole() -> None:
     """A value holding another is replaced whole; a key path put in is not searched again."""
-    redact = redactor(password="hunter2-pw", user="hunter2")
+    redact = redactor(password="hunter2-pw", token="hunter2")
     assert redact("hunter2-pw hunter2") == (
-        "<transports.archive.password> <transports.archive.user>"
+        "<transports.archive.password> <transports.archive.token>"
     )
