@@ -219,19 +219,20 @@ def interpolate(value: Any, environ: Mapping[str, str], path: str) -> Any:
 def _refuse_reference(match: re.Match[str], path: str) -> None:
     """Raise ``ConfigError`` for a ``${`` that starts no well-formed ``${VAR}`` (``$$`` passes).
 
-    The error quotes the reference alone, never the rest of the value (it may be a secret),
-    and nothing at all of an unclosed one, whose end cannot be told.
+    The error names the ``${`` by its position in the value and quotes nothing of it: what
+    follows may be a secret (``"q${Zx9!kP2}"`` is a password, not a reference), and a
+    ``${...}`` quoted whole would show most of it.
     """
     where = path or "value"
+    at = f"the ${{ at character {match.start() + 1} of the value"
     if match.group("bad") is not None:
         raise ConfigError(
-            f"{where}: {match.group('bad')!r} is not a ${{VAR}} reference (VAR: letters, digits "
-            "and _, not starting with a digit); write $${ for a literal ${"
+            f"{where}: {at} does not start a ${{VAR}} reference (VAR: letters, digits and _, "
+            "not starting with a digit); write $${ for a literal ${"
         )
     if match.group("open") is not None:
         raise ConfigError(
-            f"{where}: the ${{ at character {match.start() + 1} of the value has no closing }}: "
-            "write ${VAR}, or $${ for a literal ${"
+            f"{where}: {at} has no closing }}: write ${{VAR}}, or $${{ for a literal ${{"
         )
 
 

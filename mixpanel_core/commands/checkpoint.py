@@ -23,24 +23,34 @@ VERSION = 1
 SAMPLE_BYTES = 1 << 20
 
 
+def check_file(path: Path) -> None:
+    """Raise ``InputError`` unless ``path`` is a regular file this process can open."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            # A pipe (stdin, a FIFO, process substitution) cannot be read twice: the sample
+            # read by ``file_identity`` would consume records that the reader after it then
+            # never sees.
+            raise InputError(
+                f"{path}: not a regular file (a pipe or stdin?): it is read twice, once to "
+                "know it on resume and once for its records; save it to a file first"
+            )
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+
+
 def file_identity(path: Path) -> str:
     """32 hex characters from the size, the first MiB and the last MiB of the file.
 
     Reading two MiB instead of the whole file keeps start-up instant for very large inputs;
     two exports that share size, head and tail but differ in the middle are not expected.
     """
+    check_file(path)
     digest = hashlib.blake2b(digest_size=16)
     try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode):
-            # A pipe (stdin, a FIFO, process substitution) cannot be read twice: the sample
-            # read here would consume records that the reader after it then never sees.
-            raise InputError(
-                f"{path}: not a regular file (a pipe or stdin?): it is read twice, once to "
-                "know it on resume and once for its records; save it to a file first"
-            )
-        size = status.st_size
         with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             digest.update(str(size).encode())
             digest.update(handle.read(SAMPLE_BYTES))
             if size > SAMPLE_BYTES:

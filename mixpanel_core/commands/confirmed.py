@@ -7,7 +7,8 @@ after ``confirm`` may a command move a checkpoint or commit an offset past the c
 
 The outcome counts messages, not reports: each report is traced back to the item (a record's
 index, a dead letter) its message was submitted for (``SentMessages``), so a message routed to
-two transports counts once, accepted only when every report of it says so.
+two transports counts once, accepted only when every report of it says so, and only once no
+transport still holds it.
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ class Lost(Generic[Item]):
 
 @attrs.frozen
 class ChunkOutcome(Generic[Item]):
-    """What became of the messages submitted since the last ``confirm``, each counted once."""
+    """What became of the messages submitted since the last ``confirm``, each counted once: by
+    the first outcome after every transport it was routed to is done with it."""
 
     accepted: int
-    """Messages whose every report says ACCEPTED (one routed to two transports has two)."""
+    """Messages whose every report says ACCEPTED (one routed to two transports has two) and
+    that no transport still holds."""
     rejected: tuple[Lost[Item], ...]
     """REJECTED by Mixpanel, or DROPPED by the pipeline as invalid: sending again won't help."""
     failed: tuple[Lost[Item], ...]
@@ -68,24 +71,31 @@ class ChunkOutcome(Generic[Item]):
 class SentMessages(Generic[Item]):
     """The items of one chunk by the messages sent for them, to trace a report back.
 
-    By the message itself: a report carries the message its transport was given, the one sent
-    unless an enricher changed it. Then by ``$insert_id``. Each item once per transport, in
-    order, both ways: two items may share an ``$insert_id`` (a record twice in a file, or
-    dead-lettered twice), or even one message object (a fix-up plugin that hands back the same
-    object for equal records), and profile updates have no ``$insert_id``. Once per
-    *transport*: a message routed to two transports is reported by each, and both reports are
-    its own.
+    By the message itself: a report usually carries the very object sent. Else by what a copy
+    of it carries (decoded in another process, or made by an enricher): its ``$insert_id``, or,
+    for a message without one (a profile update), its endpoint and JSON. Each item once per
+    transport, in order, every way: two items may share an ``$insert_id`` or a JSON (a record
+    twice in a file, or dead-lettered twice), or even one message object (a fix-up plugin that
+    hands back the same object for equal records). Once per *transport*: a message routed to
+    two transports is reported by each, and both reports are its own.
     """
 
     def __init__(self) -> None:
         self._items: list[Item] = []
-        # Keyed by ("id", id(message)) or ("insert_id", $insert_id): positions in send order.
-        # The messages are kept with them, so an id() stays its own while the chunk lasts.
-        self._queues: dict[tuple[str, object], list[int]] = {}
+        # Kept while the chunk lasts, so an id() stays its own message's.
         self._messages: list[Message] = []
-        self._traced: set[tuple[str, int]] = set()
-        """(transport, position) pairs a report was traced to already."""
-        self._cursors: dict[tuple[str, str, object], int] = {}
+        self._by_id: dict[int, int] = {}
+        """id(message) -> its first position: one dict entry a message, the common case."""
+        self._shared: dict[int, list[int]] = {}
+        """id(message) -> every position of an object sent for more than one item."""
+        self._by_copy: dict[object, list[int]] = {}
+        """``_copy_key`` -> positions, built only once a report carries a copy (``_copies``):
+        the key costs more than the whole common case."""
+        self._indexed = 0
+        """Positions in ``_by_copy`` so far."""
+        self._traced: dict[str, set[int]] = {}
+        """Per transport, the positions a report was traced to already."""
+        self._cursors: dict[tuple[str, object], int] = {}
         """Per transport and queue, where the untraced positions start: traced ones before it
         are skipped once, not at every look (many items may share one message object)."""
 
@@ -93,9 +103,9 @@ class SentMessages(Generic[Item]):
         position = len(self._items)
         self._items.append(item)
         self._messages.append(message)
-        self._queues.setdefault(("id", id(message)), []).append(position)
-        if message.insert_id is not None:
-            self._queues.setdefault(("insert_id", message.insert_id), []).append(position)
+        first = self._by_id.setdefault(id(message), position)
+        if first != position:
+            self._shared.setdefault(id(message), [first]).append(position)
 
     def item(self, position: int) -> Item:
         return self._items[position]
@@ -107,24 +117,60 @@ class SentMessages(Generic[Item]):
 
     def position_of(self, message: Message, transport: str = "") -> int | None:
         """Where the message a report of ``transport`` carries was sent, or ``None``."""
-        keys: list[tuple[str, object]] = [("id", id(message))]
-        if message.insert_id is not None:
-            keys.append(("insert_id", message.insert_id))
-        for key in keys:
-            position = self._first_untraced(transport, key)
-            if position is not None:
-                self._traced.add((transport, position))
+        traced = self._traced.get(transport)
+        if traced is None:
+            traced = self._traced[transport] = set()
+        position = self._by_id.get(id(message))
+        if position is not None:
+            if position not in traced:
+                traced.add(position)
                 return position
-        return None
+            shared = self._shared.get(id(message))
+            if shared is not None:
+                position = self._first_untraced(transport, traced, id(message), shared)
+                if position is not None:
+                    return position
+        key = _copy_key(message)
+        return self._first_untraced(transport, traced, key, self._copies().get(key, []))
 
-    def _first_untraced(self, transport: str, key: tuple[str, object]) -> int | None:
-        queue = self._queues.get(key, [])
-        cursor = (transport, *key)
+    def positions_of(self, messages: Sequence[Message]) -> set[int]:
+        """Every position each of ``messages`` may have been sent at, tracing none."""
+        found: set[int] = set()
+        for message in messages:
+            position = self._by_id.get(id(message))
+            if position is not None:
+                found.update(self._shared.get(id(message), [position]))
+            else:
+                found.update(self._copies().get(_copy_key(message), []))
+        return found
+
+    def _first_untraced(
+        self, transport: str, traced: set[int], key: object, queue: list[int]
+    ) -> int | None:
+        cursor = (transport, key)
         at = self._cursors.get(cursor, 0)
-        while at < len(queue) and (transport, queue[at]) in self._traced:
+        while at < len(queue) and queue[at] in traced:
             at += 1
         self._cursors[cursor] = at
-        return queue[at] if at < len(queue) else None
+        if at == len(queue):
+            return None
+        traced.add(queue[at])
+        return queue[at]
+
+    def _copies(self) -> dict[object, list[int]]:
+        """Positions by ``_copy_key``, brought up to the positions added since last asked."""
+        for position in range(self._indexed, len(self._messages)):
+            key = _copy_key(self._messages[position])
+            self._by_copy.setdefault(key, []).append(position)
+        self._indexed = len(self._messages)
+        return self._by_copy
+
+
+def _copy_key(message: Message) -> object:
+    """What a copy of ``message`` still carries: its ``$insert_id``, else (a profile update)
+    its endpoint and JSON, which a copy decoded from that JSON keeps byte for byte."""
+    insert_id = message.insert_id
+    return insert_id if insert_id is not None else (message.endpoint, message.json())
 
 
 class ReportCollector:
@@ -171,30 +217,31 @@ def _final(report: DeliveryReport) -> bool:
     return report.status is DeliveryStatus.REJECTED
 
 
-def _by_message(
-    reports: Sequence[DeliveryReport], sent: SentMessages[Item]
-) -> list[tuple[Item | None, list[DeliveryReport]]]:
-    """The reports grouped by the message they are about, in send order; a report that cannot
-    be traced (no message, or one neither known nor carrying a known ``$insert_id``) is a
-    message of its own."""
-    traced: dict[int, list[DeliveryReport]] = {}
-    untraced: list[tuple[Item | None, list[DeliveryReport]]] = []
-    for report in reports:
-        message = report.message
-        position = sent.position_of(message, report.transport) if message is not None else None
-        if position is None:
-            untraced.append((None, [report]))
-        else:
-            traced.setdefault(position, []).append(report)
-    ordered = [(sent.item(position), traced[position]) for position in sorted(traced)]
-    return [*ordered, *untraced]
+def _worst(lost: Sequence[DeliveryReport]) -> DeliveryReport:
+    """Of a message's reports that are not ACCEPTED, the one that decides its fate: one that
+    may change if sent again (failed), else one that will not (rejected)."""
+    return next((r for r in lost if not _final(r)), lost[0])
 
 
-def _worst(reports: Sequence[DeliveryReport]) -> DeliveryReport | None:
-    """The report that decides a message's fate: one that may change if sent again (failed),
-    else one that will not (rejected), else ``None`` (every transport accepted it)."""
-    lost = [r for r in reports if r.status is not DeliveryStatus.ACCEPTED]
-    return next((r for r in lost if not _final(r)), lost[0] if lost else None)
+class _Chunk(Generic[Item]):
+    """What was submitted since the last settled outcome, and what its reports said so far.
+
+    Kept until no transport holds any of it: a message counts once its transports are done
+    with it, and a report that comes later (a transport delivering while it closes) is still
+    traced to the message, which is not counted again.
+    """
+
+    def __init__(self) -> None:
+        self.sent: SentMessages[Item] = SentMessages()
+        self.submitted = 0
+        self.reported: set[int] = set()
+        """Positions some report was traced to."""
+        self.lost: dict[int, list[DeliveryReport]] = {}
+        """Per position, its reports that are not ACCEPTED (most messages have none)."""
+        self.counted: set[int] = set()
+        """Positions an outcome counted already."""
+        self.untraced = 0
+        """Reports traced to no position, each counted as a message of its own."""
 
 
 def only_transport(config: Config, name: str) -> Config:
@@ -217,9 +264,13 @@ class ConfirmedDelivery(Generic[Item]):
         self.pipeline = Pipeline.from_config(
             config, transports, extra_plugins=[("mixpanel-core-command", self.collector)]
         )
-        self.submitted = 0
-        self._sent: SentMessages[Item] = SentMessages()
+        self._chunk: _Chunk[Item] = _Chunk()
         self._dry_run = dry_run
+
+    @property
+    def submitted(self) -> int:
+        """Messages submitted that no outcome has settled yet."""
+        return self._chunk.submitted
 
     def submit(self, message: Message, item: Item | None = None) -> None:
         """Send ``message`` for ``item``; its outcome arrives in the next ``confirm``.
@@ -235,9 +286,9 @@ class ConfirmedDelivery(Generic[Item]):
             pass  # a synchronous transport: its report has reached the collector already
         # Counted once taken (a message refused by raising is the caller's to count): every
         # counted message must be reported or returned by flush before it is confirmed.
-        self.submitted += 1
+        self._chunk.submitted += 1
         if item is not None:
-            self._sent.add(message, item)
+            self._chunk.sent.add(message, item)
 
     def confirm(self) -> ChunkOutcome[Item]:
         """Flush every transport until all submitted messages are settled or progress stops.
@@ -270,24 +321,49 @@ class ConfirmedDelivery(Generic[Item]):
         return self._outcome(left)
 
     def close(self, timeout: float | None = None) -> ChunkOutcome[Item]:
-        """Close the transports; returns the outcome of what was submitted since the last
-        ``confirm`` (nothing, unless the run was interrupted): a transport closing delivers
-        what it still held, and those reports count as much as any."""
+        """Close the transports; returns the outcome of what no earlier outcome counted
+        (nothing, unless the run was interrupted or its last ``confirm`` left messages held):
+        a transport closing delivers what it still held, and those reports count as much as
+        any, each message still once."""
         return self._outcome(self.pipeline.close(timeout))
 
     def _outcome(self, left: Sequence[Message]) -> ChunkOutcome[Item]:
-        """The reports so far, one verdict a message; and start the next chunk."""
-        messages = _by_message(self.collector.take(), self._sent)
-        accepted = 0
+        """The reports so far, one verdict a message that no transport holds (``left``) and
+        no outcome counted; the next chunk starts once nothing is held or unreported."""
+        chunk = self._chunk
+        untraced: list[DeliveryReport] = []
+        for report in self.collector.take():
+            message = report.message
+            position = (
+                None if message is None else chunk.sent.position_of(message, report.transport)
+            )
+            if position is None:
+                untraced.append(report)
+                continue
+            chunk.reported.add(position)
+            if report.status is not DeliveryStatus.ACCEPTED:
+                chunk.lost.setdefault(position, []).append(report)
+        # Held by one transport, a message is not done whatever the others said: counted by
+        # the outcome after the one that holds it reports it (close() at the latest).
+        held = chunk.sent.positions_of(left) if left else set()
+        due = chunk.reported - chunk.counted - held
+        chunk.counted |= due
         rejected: list[Lost[Item]] = []
         failed: list[Lost[Item]] = []
-        for item, reports in messages:
-            worst = _worst(reports)
-            if worst is None:
+        for position in sorted(due.intersection(chunk.lost)):
+            worst = _worst(chunk.lost[position])
+            (rejected if _final(worst) else failed).append(Lost(worst, chunk.sent.item(position)))
+        accepted = len(due) - len(rejected) - len(failed)
+        for report in untraced:
+            if report.status is DeliveryStatus.ACCEPTED:
                 accepted += 1
             else:
-                (rejected if _final(worst) else failed).append(Lost(worst, item))
-        unreported = 0 if self._dry_run else max(self.submitted - len(messages) - len(left), 0)
-        self.submitted = 0
-        self._sent = SentMessages()
+                (rejected if _final(report) else failed).append(Lost(report, None))
+        chunk.untraced += len(untraced)
+        unreported = 0
+        if not self._dry_run:
+            reported = len(chunk.reported) + chunk.untraced
+            unreported = max(chunk.submitted - reported - len(left), 0)
+        if not left and not unreported:
+            self._chunk = _Chunk()
         return ChunkOutcome(accepted, tuple(rejected), tuple(failed), len(left) + unreported)

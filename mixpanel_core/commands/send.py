@@ -25,7 +25,7 @@ from types import FrameType
 
 import attrs
 
-from mixpanel_core.commands.checkpoint import Checkpoint, file_identity
+from mixpanel_core.commands.checkpoint import Checkpoint, check_file, file_identity
 from mixpanel_core.commands.confirmed import ChunkOutcome, ConfirmedDelivery, only_transport
 from mixpanel_core.commands.errors import CommandError
 from mixpanel_core.commands.paths import RunFile, read, refuse_shared_files, written
@@ -113,9 +113,11 @@ class Backfill:
         # Checked before the checkpoint is loaded: an input read as a checkpoint would only
         # be reported as a bad checkpoint "to delete".
         refuse_shared_files(config, run_files(options))
-        # Every FILE is known before anything is sent: a pipe or a missing file met only when
-        # its turn came would stop the run after the files before it were sent in full.
-        self.identities = tuple(file_identity(path) for path in options.files)
+        # Every FILE is checked before anything is sent: a pipe or a missing file met only
+        # when its turn came would stop the run after the files before it were sent in full.
+        # Not identified yet (see _send_file).
+        for path in options.files:
+            check_file(path)
         self.checkpoint = Checkpoint(options.checkpoint)
         self.delivery: ConfirmedDelivery[int] = ConfirmedDelivery(config)
         self.rejected = RejectedFile(options.rejected_file) if options.rejected_file else None
@@ -127,8 +129,8 @@ class Backfill:
         """Send every file; raises ``CommandError`` when something was left undone."""
         interrupted = False
         try:
-            for path, identity in zip(self.options.files, self.identities, strict=True):
-                self._send_file(path, identity)
+            for path in self.options.files:
+                self._send_file(path)
         except BaseException:
             interrupted = True
             raise
@@ -141,7 +143,11 @@ class Backfill:
                 self.rejected.close()
         return self.tally
 
-    def _send_file(self, path: Path, identity: str) -> None:
+    def _send_file(self, path: Path) -> None:
+        # Identified as it is opened, not at start: a file still being written while the
+        # files before it were sent would be checkpointed under what it held at start, and
+        # a rerun would send it again whole, under new derived $insert_ids.
+        identity = file_identity(path)
         self.tally.files += 1
         if self.checkpoint.complete(identity):
             self.tally.skipped += self.checkpoint.confirmed(identity)

@@ -1,6 +1,7 @@
 """A `${` in the configuration that starts no well-formed `${VAR}` is an error naming the key and
 the rule: sent on as it stands, `"${MIXPANEL_TOKEN"` reached Mixpanel as the token. The error
-never quotes the rest of the value, which may be a secret."""
+names the `${` by its position and quotes nothing of the value, which may be a secret: quoted,
+the `${...}` of `"q${Zx9!kP2#vL8@wR5}"` was most of a password."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def _token(value: str) -> str | None:
     [
         ("${MIXPANEL_TOKEN", "has no closing }"),
         ("prefix-${MIXPANEL_TOKEN", "has no closing }"),
-        ("${MP-SECRET}", "is not a ${VAR} reference"),
-        ("${1ST}", "is not a ${VAR} reference"),
-        ("${}", "is not a ${VAR} reference"),
+        ("${MP-SECRET}", "does not start a ${VAR} reference"),
+        ("${1ST}", "does not start a ${VAR} reference"),
+        ("${}", "does not start a ${VAR} reference"),
         ("${MIXPANEL_TOKEN}${", "has no closing }"),
     ],
 )
@@ -38,18 +39,26 @@ def test_a_malformed_reference_is_an_error_naming_the_key_and_the_rule(
     assert "$${ for a literal ${" in str(caught.value)
 
 
-def test_the_error_quotes_the_reference_and_nothing_else_of_the_value() -> None:
-    with pytest.raises(ConfigError) as closed:
-        _token("TopSecretValue${MP-SECRET}AndMore")
-    assert "'${MP-SECRET}'" in str(closed.value)
-    assert "TopSecret" not in str(closed.value)
-    assert "AndMore" not in str(closed.value)
-
-    with pytest.raises(ConfigError) as unclosed:
-        _token("TopSecret${Value")
-    assert "character 10" in str(unclosed.value)
-    assert "TopSecret" not in str(unclosed.value)
-    assert "Value" not in str(unclosed.value)
+@pytest.mark.parametrize(
+    ("key", "value", "position"),
+    [
+        ("token", "TopSecretValue${MP-SECRET}AndMore", 15),
+        ("token", "TopSecret${V4lue", 10),
+        ("service_account_secret", "q${Zx9!kP2#vL8@wR5}", 2),
+        ("api_secret", "${s3cr3t-v4lue}", 1),
+    ],
+)
+def test_the_error_names_the_reference_by_its_position_and_quotes_nothing_of_the_value(
+    key: str, value: str, position: int
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^mixpanel\.{key}: ") as caught:
+        config_from_mapping({"mixpanel": {"token": "t", key: value}}, ENVIRON)
+    message = str(caught.value)
+    assert f"the ${{ at character {position} of the value" in message
+    # No run of four characters of the value after its ${ appears in the error.
+    rest = value[position + 1 :]
+    assert not [rest[i : i + 4] for i in range(len(rest) - 3) if rest[i : i + 4] in message]
+    assert "TopSecret" not in message
 
 
 def test_a_malformed_reference_in_a_nested_table_names_its_full_key() -> None:
