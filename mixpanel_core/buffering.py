@@ -50,7 +50,7 @@ from mixpanel_core.ingestion import (
 )
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
-from mixpanel_core.process_exit import at_exit
+from mixpanel_core.process_exit import at_exit, exit_time_left
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.schema import check_seconds, setting
 from mixpanel_core.transport import bounded, ignore_report
@@ -98,7 +98,10 @@ class BufferOptions:
         30.0, doc="Bound (seconds) of `flush()`/`close()` called without a timeout."
     )
     exit_timeout: float = setting(
-        5.0, doc="Bound (seconds) of the flush at interpreter exit; 0 turns it off."
+        5.0,
+        doc="Bound (seconds) of the flush at interpreter exit, counted from the start of exit: "
+        "the exit closes of several buffered transports all end within the largest "
+        "`exit_timeout`, not their sum; 0 turns it off.",
     )
     dead_letter_path: str | None = setting(
         None,
@@ -124,10 +127,17 @@ def _no_owner() -> None:
     return None
 
 
+def _held_by_caller(lock: threading.RLock) -> bool:
+    """Whether the calling thread holds ``lock``: the lock's own C check, ``Condition``'s too."""
+    held: bool = lock._is_owned()  # type: ignore[attr-defined]
+    return held
+
+
 class BoundedQueue(Generic[T]):
     """A FIFO bounded by count and bytes, safe from many threads; see the module docstring.
 
-    ``on_drop(items, reason)`` is called, outside the lock, with whatever a full policy drops.
+    ``on_drop(items, reason)`` is called, outside the lock, with whatever a full policy drops;
+    the queue logs the first drop and every thousandth (``name`` leads the line).
     The consumer is woken when the first item arrives and when ``wake_at`` items are queued,
     not on every put, so a busy producer does not ping-pong the GIL with it. Once ``close``d it
     takes nothing more: ``put`` and ``put_many`` raise ``TransportError``; once ``finish``ed,
@@ -136,6 +146,11 @@ class BoundedQueue(Generic[T]):
     ``owner``, if given, is kept alive while the queue holds items, and only then: a consumer
     thread that holds the queue (and its owner only weakly) lets an idle owner be freed, while
     one dropped with items queued lives until they are taken (see ``BackgroundSender``).
+
+    A thread already inside the queue (a signal handler that interrupted its ``put``) is
+    refused with ``TransportError`` rather than let in: see ``held_here``. ``consumer``, once
+    set, is the thread that takes; under ``block`` it is refused at once, never made to wait
+    for room that only it could make.
     """
 
     def __init__(
@@ -147,7 +162,9 @@ class BoundedQueue(Generic[T]):
         on_drop: Callable[[list[T], str], None],
         wake_at: int = 1,
         owner: object | None = None,
+        name: str = "queue",
     ) -> None:
+        self.name = name
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.when_full = when_full
@@ -162,11 +179,15 @@ class BoundedQueue(Generic[T]):
         self._items: deque[T] = deque()
         self._sizes: deque[int] = deque()
         self._bytes = 0
-        self._lock = threading.Lock()
+        # Reentrant only so that its owner can be asked (``held_here``): a thread is never let
+        # in twice. The check is one C call, and only a reentrant lock knows its owner.
+        self._lock = threading.RLock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closed: str | None = None
         """Why the queue takes nothing more (see ``close``), or ``None`` while it is open."""
+        self.consumer: threading.Thread | None = None
+        """The thread that takes from the queue, once it is started (see ``_put_when_full``)."""
         self._finished = False
         """Whether the consumer is to end once it has taken everything (see ``finish``)."""
         self._kept: object = None
@@ -177,6 +198,12 @@ class BoundedQueue(Generic[T]):
         """Items enqueued and later dropped by ``drop_oldest``."""
         self.total_dropped = 0
         """Items dropped by any policy."""
+
+    def held_here(self) -> bool:
+        """Whether the calling thread is inside the queue (holds its lock): a signal handler
+        that interrupted a ``put`` of its thread. Whatever the handler then called would wait
+        for that very ``put`` forever, or change the queue in the middle of it."""
+        return _held_by_caller(self._lock)
 
     def reset_after_fork(self) -> None:
         """Forget everything: locks may be held by parent threads that do not exist here."""
@@ -200,7 +227,9 @@ class BoundedQueue(Generic[T]):
         return len(self._items) < self.max_items and self._bytes + size <= self.max_bytes
 
     def _append(self, item: T, size: int) -> None:
-        """Enqueue (lock held), waking the consumer on the first item and at ``wake_at``."""
+        """Enqueue (lock held), waking the consumer on the first item and at ``wake_at``.
+
+        ``put`` has it written out, for the usual case: a change here goes there too."""
         self._items.append(item)
         self._sizes.append(size)
         self._bytes += size
@@ -234,7 +263,8 @@ class BoundedQueue(Generic[T]):
         idle wait is bounded).
         """
         self._finished = True
-        if self._lock.acquire(blocking=False):
+        # Reentrant, the lock would let the thread that holds it in again: checked first.
+        if not self.held_here() and self._lock.acquire(blocking=False):
             try:
                 self._not_empty.notify_all()
             finally:
@@ -243,17 +273,31 @@ class BoundedQueue(Generic[T]):
     def put(self, item: T, size: int) -> None:
         """Enqueue ``item`` of ``size`` bytes, applying the full policy if there is no room.
 
-        Raises ``QueueFullError`` under ``block`` when no room appeared within the timeout, and
-        ``TransportError`` once closed.
+        Raises ``QueueFullError`` under ``block`` when no room appeared within the timeout (or
+        cannot: the item is bigger than the byte bound, or this is the consumer's thread), and
+        ``TransportError`` once closed, or when called from inside the queue (``held_here``).
         """
-        # Once per message in the caller's thread: the usual case (room) is kept this short.
-        with self._lock:
+        # Once per message in the caller's thread: the usual case (room) is kept this short,
+        # with ``held_here`` and ``_append`` written out (a call less each).
+        lock = self._lock
+        if lock._is_owned():  # type: ignore[attr-defined]
+            raise TransportError(self._reentered())
+        with lock:
+            items = self._items
             if (
-                len(self._items) < self.max_items
+                len(items) < self.max_items
                 and self._bytes + size <= self.max_bytes
                 and self._closed is None
             ):
-                self._append(item, size)
+                items.append(item)
+                self._sizes.append(size)
+                self._bytes += size
+                self.total_put += 1
+                count = len(items)
+                if count in (1, self.wake_at):
+                    if count == 1:
+                        self._kept = self._owner()
+                    self._not_empty.notify()
                 return
         self._put_when_full(item, size)
 
@@ -267,6 +311,8 @@ class BoundedQueue(Generic[T]):
         ``close`` that comes while one waits for room) is handed to ``on_drop``.
         """
         total = sum(sizes)
+        if self.held_here():
+            raise TransportError(self._reentered())
         with self._lock:
             if self._closed is not None:
                 raise TransportError(self._closed)
@@ -289,9 +335,9 @@ class BoundedQueue(Generic[T]):
                 rest = list(items[index + 1 :])
                 if rest:
                     with self._lock:
-                        self.total_dropped += len(rest)
+                        dropped = self._count_dropped(len(rest))
                     reason = "dropped: the queue stayed full for an earlier record of its batch"
-                    self._on_drop(rest, reason)
+                    self._hand_dropped(rest, reason, dropped)
                 return
             except TransportError as error:
                 if index == 0:
@@ -301,49 +347,96 @@ class BoundedQueue(Generic[T]):
                 # was taken, and it would report those a second time: refuse the rest here.
                 rest = list(items[index:])
                 with self._lock:
-                    self.total_dropped += len(rest)
-                self._on_drop(rest, f"dropped: {error}")
+                    dropped = self._count_dropped(len(rest))
+                self._hand_dropped(rest, f"dropped: {error}", dropped)
                 return
 
     def _put_when_full(self, item: T, size: int) -> None:
         evicted: list[T] = []
-        refused = False
+        # Why the item is refused, and what would help (said only under ``block``).
+        refused: tuple[str, str] | None = None
         with self._lock:
             if self._closed is not None:
                 raise TransportError(self._closed)
+            if size > self.max_bytes:
+                # Bigger than the whole byte bound, it can never fit, however long one waits
+                # or whatever is evicted: refused at once, and told so (not "stayed full").
+                refused = (
+                    f"dropped: the record counts {size} bytes, more than max_queue_bytes "
+                    f"({self.max_bytes}) allows the whole queue: it can never be queued; "
+                    "raise max_queue_bytes to take it",
+                    "waiting longer (a larger block_timeout) cannot help",
+                )
             # Checked again: the consumer may have made room since ``put`` looked.
-            if not self._fits(size):
-                # An item bigger than the whole byte bound can never fit: refuse it at once.
-                if self.when_full == "drop_oldest" and size <= self.max_bytes:
+            elif not self._fits(size):
+                if self.when_full == "drop_oldest":
                     while self._items and not self._fits(size):
                         evicted.append(self._items.popleft())
                         self._bytes -= self._sizes.popleft()
                     self.total_evicted += len(evicted)
-                elif self.when_full == "block" and size <= self.max_bytes:
+                elif self.when_full == "drop_newest":
+                    refused = (f"dropped: the queue was full ({self._held()}; drop_newest)", "")
+                elif self.consumer is not None and threading.current_thread() is self.consumer:
+                    # Only the consumer makes room: waiting for it here would hold it up for
+                    # the whole timeout, and everything behind it (a delivery report hook
+                    # that sends, on the sender thread).
+                    refused = (
+                        f"dropped: the queue was full ({self._held()}) and the send came from the "
+                        "sender's own thread (a mixpanel_delivered hook?), which alone makes "
+                        "room: it cannot wait for it",
+                        "send from another thread, or raise max_queue_messages/max_queue_bytes",
+                    )
+                else:
                     self._not_full.wait_for(
                         lambda: self._fits(size) or self._closed is not None, self.block_timeout
                     )
                     if self._closed is not None:
                         raise TransportError(self._closed)
-                refused = not self._fits(size)
-            if refused:
-                held = f"{len(self._items)} messages, {self._bytes} bytes"
-            else:
+                    if not self._fits(size):
+                        refused = (
+                            f"dropped: the queue stayed full ({self._held()}) for "
+                            f"{self.block_timeout}s",
+                            "raise max_queue_messages/max_queue_bytes or block_timeout, or "
+                            "choose when_full = 'drop_newest' or 'drop_oldest'",
+                        )
+            if refused is None:
                 self._append(item, size)
-            self.total_dropped += len(evicted) + refused
+            # Counted with the drop, under the lock: ``_hand_dropped`` logs from these totals.
+            evicted_total = self._count_dropped(len(evicted))
+            refused_total = self._count_dropped(refused is not None)
         if evicted:
-            self._on_drop(evicted, "dropped: the queue was full (drop_oldest)")
-        if refused:
+            self._hand_dropped(evicted, "dropped: the queue was full (drop_oldest)", evicted_total)
+        if refused is not None:
+            reason, remedy = refused
+            self._hand_dropped([item], reason, refused_total)
             if self.when_full == "block":
-                reason = f"dropped: the queue stayed full ({held}) for {self.block_timeout}s"
-            else:
-                reason = f"dropped: the queue was full ({held}; {self.when_full})"
-            self._on_drop([item], reason)
-            if self.when_full == "block":
-                raise QueueFullError(
-                    f"{reason}; raise max_queue_messages/max_queue_bytes or block_timeout, or "
-                    "choose when_full = 'drop_newest' or 'drop_oldest'"
-                )
+                raise QueueFullError(f"{reason}; {remedy}")
+
+    def _held(self) -> str:
+        return f"{len(self._items)} messages, {self._bytes} bytes"
+
+    def _count_dropped(self, count: int) -> int:
+        """Count ``count`` items dropped (lock held); the total with them."""
+        self.total_dropped += count
+        return self.total_dropped
+
+    def _hand_dropped(self, items: list[T], reason: str, total: int) -> None:
+        """Log (the first drop and every thousandth) and hand ``items`` to ``on_drop``.
+
+        ``total`` is the count with these items, taken under the lock as they were counted:
+        read here instead, drops of other threads meanwhile made every thread skip the line.
+        """
+        # The first drop and every thousandth after it: enough to notice, not a log flood.
+        if total <= len(items) or total // 1000 != (total - len(items)) // 1000:
+            logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
+        self._on_drop(items, reason)
+
+    def _reentered(self) -> str:
+        return (
+            f"{self.name}: a message was sent while this thread is inside the queue (from a "
+            "signal handler that interrupted send()?): it cannot be taken in the middle of "
+            "that send(); send it from the code the handler returns to"
+        )
 
     def take(self, max_items: int) -> list[T]:
         """Up to ``max_items`` items from the front, without waiting."""
@@ -451,6 +544,7 @@ class BackgroundSender:
             weakly(self._dropped),
             wake_at=self._batch_records,
             owner=self,
+            name=name,
         )
         path = self.options.dead_letter_path
         key = f"transports.{name}.dead_letter_path"
@@ -466,7 +560,9 @@ class BackgroundSender:
         weakref.finalize(self, self._queue.finish).atexit = False
 
     def _reset_sender(self) -> None:
-        self._state = threading.Condition(threading.Lock())
+        # Reentrant only so that its owner can be asked, as the queue's lock (``flush``).
+        self._state_lock = threading.RLock()
+        self._state = threading.Condition(self._state_lock)
         self._take_from: int | None = None
         """``BoundedQueue.removed`` just before the take being delivered (the sequence number
         of its first record, or less), ``None`` between takes: what ``flush`` waits for."""
@@ -567,6 +663,7 @@ class BackgroundSender:
                     name=f"mixpanel-core-{self.name}",
                     daemon=True,
                 )
+                self._queue.consumer = thread
                 thread.start()
                 self._thread = thread
 
@@ -575,7 +672,7 @@ class BackgroundSender:
 
         Returns the messages still queued or in flight when time ran out (they stay queued).
         """
-        self._refuse_from_own_thread("flush")
+        self._refuse_waiting_for_itself("flush")
         deadline = time.monotonic() + bounded(timeout, self.options.flush_timeout)
         target = self._queue.total_put
         with self._state:
@@ -624,7 +721,7 @@ class BackgroundSender:
         more for a thread it stopped in a retry wait to settle that call, never for its
         reports), then the reports and dead letters of what it gives up on.
         """
-        self._refuse_from_own_thread("close")
+        self._refuse_waiting_for_itself("close")
         bound = bounded(timeout, self.options.flush_timeout)  # refused before anything changes
         with self._state:
             if self._closed:
@@ -667,17 +764,27 @@ class BackgroundSender:
             failed_by_thread = list(self._failed_after_abort)
         return failed_by_thread + _messages(stuck + queued)
 
-    def _refuse_from_own_thread(self, verb: str) -> None:
-        """Raise if called by the sender thread itself (from a ``mixpanel_delivered`` hook).
+    def _refuse_waiting_for_itself(self, verb: str) -> None:
+        """Raise if the calling thread is one that ``flush``/``close`` would wait for.
 
-        It would wait for the thread that is waiting for it: out the whole timeout, then a
-        ``close`` gave up with the queue still full and the thread stopped, losing what was
-        queued without a report. Refused before anything changes, nothing is lost.
+        The sender thread itself (from a ``mixpanel_delivered`` hook) would wait for the thread
+        that is waiting for it: out the whole timeout, then a ``close`` gave up with the queue
+        still full and the thread stopped, losing what was queued without a report. A thread
+        inside the transport (a signal handler that interrupted its ``send()``, or its own
+        ``flush``) holds a lock that ``flush``/``close`` take: it would wait forever. Refused
+        before anything changes, nothing is lost.
         """
         if threading.current_thread() is self._thread:
             raise TransportError(
                 f"{self.name}: {verb}() was called from the sender's own thread (a delivery "
                 "report hook?), which would wait for itself; call it from another thread"
+            )
+        if self._queue.held_here() or _held_by_caller(self._state_lock):
+            raise TransportError(
+                f"{self.name}: {verb}() was called while this thread is inside the transport "
+                "(from a signal handler that interrupted send() or flush()?), which would wait "
+                "for itself forever; from a signal handler, raise SystemExit (call sys.exit()) "
+                "instead: the exit close then runs once the interrupted call has let go"
             )
 
     # -- the sender thread ----------------------------------------------------------------
@@ -907,10 +1014,7 @@ class BackgroundSender:
         self._settle([self._failed(e, pairs, reason) for e, pairs in _by_endpoint(records)])
 
     def _dropped(self, records: list[Record], reason: str) -> None:
-        total = self._queue.total_dropped
-        # The first drop and every thousandth after it: enough to notice, not a log flood.
-        if total <= len(records) or total // 1000 != (total - len(records)) // 1000:
-            logger.warning("%s: %s (%d dropped so far)", self.name, reason, total)
+        # Logged by the queue, which counts the drop (see ``BoundedQueue._hand_dropped``).
         if self._report is not ignore_report:
             messages = _rebuilt(records)
             self._report_each(reports_for(messages, DeliveryStatus.DROPPED, self.name, reason))
@@ -1014,4 +1118,6 @@ def _send_while_owned(
 def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:
     sender = ref()
     if sender is not None:
-        sender.close(sender.options.exit_timeout)
+        # Counted from the start of exit, not from this close: the senders close one after
+        # another, and the exit must end within the largest exit_timeout, not their sum.
+        sender.close(exit_time_left(sender.options.exit_timeout))
