@@ -101,7 +101,8 @@ class BufferOptions:
         5.0,
         doc="Bound (seconds) of the flush at interpreter exit, counted from the start of exit: "
         "the exit closes of several buffered transports all end within the largest "
-        "`exit_timeout`, not their sum; 0 turns it off.",
+        "`exit_timeout`, not their sum (each has at least 1 s, see *Interpreter exit*); 0 "
+        "turns it off.",
     )
     dead_letter_path: str | None = setting(
         None,
@@ -332,6 +333,8 @@ class BoundedQueue(Generic[T]):
             try:
                 self.put(item, size)
             except QueueFullError:
+                if size > self.max_bytes:
+                    continue  # refused for its own size, at once: the rest may well fit
                 rest = list(items[index + 1 :])
                 if rest:
                     with self._lock:
@@ -731,7 +734,15 @@ class BackgroundSender:
         # or waits for room, is refused rather than queueing behind the final drain.
         self._queue.close(self._closed_text())
         started = time.monotonic()
-        left = self.flush(bound)
+        try:
+            left = self.flush(bound)
+        except BaseException:
+            # Interrupted while it waits (SystemExit from a SIGTERM handler, Ctrl-C): left for
+            # the exit close to finish. Left closed, the exit close returned at once, and
+            # what was queued vanished with no report, dead letter or log line.
+            with self._state:
+                self._closed = False
+            raise
         self._queue.finish()
         if left:
             self._abort.set()
@@ -1115,9 +1126,18 @@ def _send_while_owned(
     client.close()
 
 
+EXIT_CLOSE_FLOOR = 1.0
+"""Seconds each exit close has at least (up to its ``exit_timeout``), whatever is left of the
+exit's shared bound (see ``_close_at_exit``)."""
+
+
 def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:
     sender = ref()
     if sender is not None:
         # Counted from the start of exit, not from this close: the senders close one after
-        # another, and the exit must end within the largest exit_timeout, not their sum.
-        sender.close(exit_time_left(sender.options.exit_timeout))
+        # another, and the exit must end within the largest exit_timeout, not their sum. But
+        # never less than a short floor: a sender whose close comes after a stalled one's may
+        # have records queued during exit (by an atexit handler of the application's) that
+        # take it milliseconds to deliver, not worth losing for no time saved.
+        bound = sender.options.exit_timeout
+        sender.close(max(exit_time_left(bound), min(bound, EXIT_CLOSE_FLOOR)))
