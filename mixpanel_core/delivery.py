@@ -39,6 +39,9 @@ class DeliveryReport:
     attempts: int = 0
     field: str | None = None
     """For a rejection: the field Mixpanel named (``properties.time``), when it named one."""
+    retry_after: float | None = None
+    """For a failure: the seconds the last answer's ``Retry-After`` asked to wait, if it had
+    one (a sender that tries again later waits at least that long)."""
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,7 @@ def reports_for(
     http_status: int | None = None,
     attempts: int = 0,
     field: str | None = None,
+    retry_after: float | None = None,
 ) -> list[DeliveryReport]:
     """One report per message, all with the same outcome (the records of one request).
 
@@ -76,6 +80,7 @@ def reports_for(
         _set_http_status(report, http_status)
         _set_attempts(report, attempts)
         _set_field(report, field)
+        _set_retry_after(report, retry_after)
         reports.append(report)
     return reports
 
@@ -89,3 +94,4 @@ _set_reason = DeliveryReport.__dict__["reason"].__set__
 _set_http_status = DeliveryReport.__dict__["http_status"].__set__
 _set_attempts = DeliveryReport.__dict__["attempts"].__set__
 _set_field = DeliveryReport.__dict__["field"].__set__
+_set_retry_after = DeliveryReport.__dict__["retry_after"].__set__

@@ -7,6 +7,11 @@ Waits for the dead-letter topic (for its metadata before a send, for the acknowl
 it) last at most ``DEAD_LETTER_TIMEOUT`` (or the producer's ``max_block_ms``) and, once a stop
 was requested, end at the shutdown deadline; a dead letter not acknowledged by then leaves its
 record uncommitted, to be read again later.
+
+Under ``on_poison = "stop"`` there is no dead-letter topic: a record to be dead-lettered is
+noted as a ``PoisonStop`` instead, and stays undone. The forwarder then stops as a SIGTERM
+stops it (what was read before the record is delivered and committed first) and only then
+raises, so that skipping the record by committing the offset after it loses nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import logging
 import math
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.forwarder.config import ForwarderError
@@ -29,6 +36,23 @@ DEAD_LETTER_TIMEOUT = 60.0
 unless the shutdown deadline comes first."""
 
 
+@attrs.frozen
+class PoisonStop:
+    """A record that stops the forwarder under ``on_poison = "stop"``: the first on its
+    partition (records after it stay unread, or undelivered)."""
+
+    progress: PartitionProgress
+    offset: int
+    stage: str
+    reason: str
+
+    @property
+    def where(self) -> str:
+        """``topic[partition]@offset``, as every message about a record names it."""
+        partition = self.progress.partition
+        return f"{partition.topic}[{partition.partition}]@{self.offset}"
+
+
 class DeadLettering:
     """Sends the forwarder's dead letters through ``writer`` and settles them.
 
@@ -37,8 +61,9 @@ class DeadLettering:
     it (``metrics.dead_lettered``) and handing its outcome to ``keep_outcome``, for the report
     after the commit.
 
-    ``writer`` is ``None`` under ``on_poison = "stop"``: the first dead letter then stops the
-    forwarder. ``shutdown_deadline`` returns the shutdown deadline (``clock`` time) once a stop
+    ``writer`` is ``None`` under ``on_poison = "stop"``: a record to be dead-lettered is then
+    noted in ``stops`` (the first of each partition) for the forwarder to stop on.
+    ``shutdown_deadline`` returns the shutdown deadline (``clock`` time) once a stop
     was requested, ``None`` before; it is read again during every wait, so a stop requested
     meanwhile shortens the wait. Used from the forwarder's main thread only.
     """
@@ -59,11 +84,23 @@ class DeadLettering:
         self._keep_outcome = keep_outcome
         self._unsettled: list[tuple[PartitionProgress, int, Any, DeliveryReport | None]] = []
         """Dead letters sent and not yet acknowledged: their records, futures and outcomes."""
+        self._stops: dict[Any, PoisonStop] = {}
+        """Under ``on_poison = "stop"``: the first record of each partition to stop on."""
 
     @property
     def unsettled(self) -> int:
         """How many dead letters were sent and not yet acknowledged."""
         return len(self._unsettled)
+
+    @property
+    def stops(self) -> list[PoisonStop]:
+        """The records to stop on (``on_poison = "stop"``), by partition; empty otherwise."""
+        return [self._stops[partition] for partition in sorted(self._stops)]
+
+    def stopped_at(self, partition: Any) -> int | None:
+        """The offset of the record ``partition`` stops at, if one was found."""
+        stop = self._stops.get(partition)
+        return None if stop is None else stop.offset
 
     def send(
         self,
@@ -77,14 +114,25 @@ class DeadLettering:
         attempts: int | None = None,
         outcome: DeliveryReport | None = None,
     ) -> None:
-        """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged."""
+        """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged.
+
+        Under ``on_poison = "stop"``, note ``raw`` in ``stops`` instead (it stays undone).
+        """
         where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
         if self._writer is None:
-            raise ForwarderError(
-                f"stopping at {where} ({stage}): {reason}. on_poison is 'stop'; the record and "
-                "everything after it on its partition stay uncommitted. Fix or skip it, or set "
-                "forwarder.on_poison = 'dead_letter' with a dead_letter_topic."
-            )
+            # Not raised here: the records read before it (buffered, maybe on other endpoints)
+            # must be delivered and committed first, or skipping it would lose them.
+            first = self._stops.get(progress.partition)
+            if first is None or raw.offset < first.offset:
+                self._stops[progress.partition] = PoisonStop(progress, raw.offset, stage, reason)
+                logger.warning(
+                    "stopping at %s (%s): %s. on_poison is 'stop': delivering and committing "
+                    "what was read before it first",
+                    where,
+                    stage,
+                    reason,
+                )
+            return
         logger.warning("dead-lettering %s (%s): %s", where, stage, reason)
         try:
             future = self._writer.send(

@@ -27,6 +27,11 @@ ones it rejected are dead-lettered, so a restart sends only what was not accepte
 Sending dead letters, waiting for their acknowledgements (and how long those waits may last)
 and marking their records done is left to ``DeadLettering`` (``dead_lettering``).
 
+Under ``on_poison = "stop"`` a record that would be dead-lettered stops the forwarder the way
+``request_stop`` does: nothing further is read on its partition, what was read before it is
+delivered within the shutdown deadline and committed, and only then ``run`` raises, saying
+whether skipping the record (committing the offset after it) loses nothing.
+
 Once a stop is requested, the Kafka calls that wait for the broker (the final commit, leaving
 the group) are given the time left before the shutdown deadline, at least ``KAFKA_FLOOR``,
 rather than kafka-python's ``request_timeout_ms``: an unresponsive broker cannot hold the exit.
@@ -88,6 +93,10 @@ POLL_INTERVAL = 0.1
 """Longest a ``poll()`` blocks, so linger, signals and the catch-up check stay responsive."""
 CAUGHT_UP_CHECK_INTERVAL = 0.5
 LAG_INTERVAL = 1.0
+LOG_ENDS_TIMEOUT = 0.5
+"""Longest the lag measure waits for the broker to list the log ends: it runs on the loop's
+thread, every ``LAG_INTERVAL``, and must not hold deliveries, polls or the exit."""
+RATE_LIMITED = 429
 KAFKA_FLOOR = 1.0
 """Least time the commit and the close get after a stop, even past the shutdown deadline: a
 healthy broker answers well within it, so its last commit and the group leave still happen."""
@@ -154,6 +163,8 @@ class Forwarder:
         )
         self._failed_rounds = 0
         self._lag_at = 0.0
+        self._log_ends: dict[Any, int] = {}
+        """Each assigned partition's end, as the broker last listed it (see ``_measure_lag``)."""
         kafka = kafka_python()
         self._offset_and_metadata = kafka.structs.OffsetAndMetadata
         self._kafka_error = kafka.errors.KafkaError
@@ -180,7 +191,8 @@ class Forwarder:
 
         Raises ``AuthenticationError`` on 401/403 and ``ForwarderError`` when it must stop;
         either way it first commits what was delivered or dead-lettered, and nothing else
-        (after a 401/403, including what the refused call got accepted before the refusal).
+        (after a 401/403, including what the refused call got accepted before the refusal;
+        under ``on_poison = "stop"``, after delivering what was read before the record).
         """
         if until_caught_up and self._group_reader is None:
             raise ForwarderError("until_caught_up needs a group_reader (see Forwarder)")
@@ -193,6 +205,12 @@ class Forwarder:
                 self._poll(self._poll_timeout())
                 self._deliver_due()
                 self._dead_lettering.settle()
+                if self._dead_lettering.stops:
+                    # on_poison = "stop": stop as a SIGTERM does, delivering and committing what
+                    # was read before the record within the shutdown deadline, and only then
+                    # raise: a skip past the record (committing the offset after it) must not
+                    # lose the records before it.
+                    self.request_stop()
                 if not self._stop_requested.is_set():
                     # Once a stop is requested _shut_down commits (and reports after it): one
                     # commit, within the deadline, rather than one here and one there.
@@ -206,6 +224,8 @@ class Forwarder:
                         logger.info("caught up with every record that was in %s", self._topic)
                         break
             self._shut_down()
+            if self._dead_lettering.stops:
+                raise self._poison_stop_error()
         except AuthenticationError:
             # Dead letters of this turn (poison read, records the refused call got rejected)
             # are committed only once acknowledged.
@@ -255,15 +275,16 @@ class Forwarder:
     def _take(self, partition: Any, records: Sequence[Any], now: float) -> None:
         progress = self._tracker.progress(partition)
         topic, number = partition.topic, partition.partition
-        # Counted first: a poison record under on_poison = "stop" raises from the loop below,
-        # and the closing line must still count what was read (poison=1 with consumed=0 lies).
         self.metrics.consumed += len(records)
+        dead_lettering = self._dead_lettering
+        if dead_lettering.stopped_at(partition) is not None:
+            return  # the partition's record to stop at was read: see below
         for raw in records:
             progress.read(raw.offset)
             decoded = decode(topic, number, raw.offset, raw.value, raw.headers, self._validate)
             if isinstance(decoded, Poison):
                 self.metrics.poison += 1
-                self._dead_lettering.send(
+                dead_lettering.send(
                     progress,
                     raw,
                     DECODE_STAGE,
@@ -271,6 +292,10 @@ class Forwarder:
                     field=decoded.field,
                     outcome=self._poison_report(decoded),
                 )
+                if dead_lettering.stopped_at(partition) is not None:
+                    # on_poison = "stop": what follows the record on its partition stays
+                    # unread, so it is neither delivered now nor delivered again after a skip.
+                    break
             else:
                 self._pending.add(PendingRecord(progress, raw.offset, decoded, raw), now)
 
@@ -340,6 +365,12 @@ class Forwarder:
             self._deliver_endpoint(endpoint)
 
     def _deliver_endpoint(self, endpoint: Endpoint) -> None:
+        stops = self._dead_lettering.stops
+        if stops:
+            # Stopping on a record Mixpanel rejected (on_poison = "stop"): the records after it
+            # on its partition stay uncommitted, so they are not sent now only to be sent
+            # again once it is skipped (a profile $add applied twice).
+            self._pending.drop_after({stop.progress.partition: stop.offset for stop in stops})
         items = self._pending.take(endpoint)
         if not items:
             return
@@ -369,8 +400,9 @@ class Forwarder:
         failed: list[PendingRecord] = []
         rejected: list[tuple[PendingRecord, DeliveryReport]] = []
         outcomes = self._outcomes
+        resent = 0
         for item, report in zip(items, reports, strict=True):
-            self.metrics.retried += max(0, report.attempts - 1)
+            resent += max(0, report.attempts - 1)
             status = report.status
             if status is DeliveryStatus.ACCEPTED:
                 item.progress.done(item.offset)
@@ -386,6 +418,9 @@ class Forwarder:
             # else: its partition was revoked meanwhile and the record will be read again from
             # Kafka (by this consumer or the partition's new owner); retrying it here too would
             # only send it twice.
+        # Counted once the delivery returns: its reports are what says how often each record
+        # was sent (a request split in halves resends fewer records than the whole batch).
+        self.metrics.retried += resent
         for item, report in rejected:
             self.metrics.rejected += 1
             self._dead_lettering.send(
@@ -439,8 +474,15 @@ class Forwarder:
             )
             return
         self._failed_rounds += 1
-        self.metrics.retried += len(failed)
-        delay = self._retry_policy.delay(self._failed_rounds)
+        self.metrics.retried += len(failed)  # the next round's sends of them
+        # Mixpanel's advice for 429 holds between rounds too: its own, slower schedule, and
+        # the server's Retry-After as the least wait, as for the client's own retries (one
+        # longer than the client's retry budget is what ended the round early).
+        delay = self._retry_policy.delay(
+            self._failed_rounds,
+            rate_limited=_rate_limited(reports),
+            retry_after=_retry_after(reports),
+        )
         logger.warning(
             "%d %s records not delivered (%s); trying again in %.1fs",
             len(failed),
@@ -476,6 +518,9 @@ class Forwarder:
             # Re-pause on every turn: a rebalance may have assigned new partitions.
             consumer.pause(*consumer.assignment())
             self._poll(min(end - now, POLL_INTERVAL))
+            # A wait may last most of the retry budget: the lag and the progress line keep
+            # moving meanwhile (rate-limited as in the main loop).
+            self._observe(self._clock())
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -542,6 +587,60 @@ class Forwarder:
         self.metrics.commits += 1
         return True
 
+    def _poison_stop_error(self) -> ForwarderError:
+        """Why the forwarder stops under ``on_poison = "stop"``, once what was read before the
+        records to stop at was delivered and committed (as far as it could be): where each is,
+        what is committed, and whether skipping it by committing the next offset loses
+        nothing, which is the case only when every record read before it is done."""
+        group = self._config.group_id
+        said = []
+        for stop in self._dead_lettering.stops:
+            progress, offset = stop.progress, stop.offset
+            partition = progress.partition
+            name = f"{partition.topic}[{partition.partition}]"
+            text = f"stopping at {stop.where} ({stop.stage}): {stop.reason}. on_poison is 'stop'"
+            if not self._tracker.is_current(progress):
+                said.append(
+                    f"{text}; {name} was assigned to another consumer while stopping, and "
+                    f"whichever reads it next stops at offset {offset} again."
+                )
+                continue
+            undone = progress.undone_before(offset)
+            committed = self._tracker.last_committed(partition)
+            if undone:
+                at = (
+                    "nothing of it was committed"
+                    if committed is None
+                    else f"it stays committed at offset {committed}"
+                )
+                said.append(
+                    f"{text}; {undone} records read before it on {name} (from offset "
+                    f"{progress.committable}) were not delivered before stopping (see the "
+                    f"log above), so {at}. Do not skip the record yet: committing past it "
+                    "would lose them. Start the forwarder again once Mixpanel takes them: it "
+                    f"delivers them and stops at offset {offset} again."
+                )
+                continue
+            if committed == offset:
+                done = (
+                    f"every record before it on {name} is delivered, and offset {offset} is "
+                    "committed"
+                )
+            elif committed is None and progress.start == offset:
+                done = f"it is the first record read on {name}: nothing before it was waiting"
+            else:
+                done = (
+                    f"every record before it on {name} is delivered, but committing offset "
+                    f"{offset} did not go through (see the log above)"
+                )
+            said.append(
+                f"{text}; {done}. It and everything after it on {name} stay uncommitted. Fix "
+                f"it and start again, or skip it by committing offset {offset + 1} on {name} "
+                f"for group {group!r}: nothing before it is lost."
+            )
+        said.append("Or set forwarder.on_poison = 'dead_letter' with a dead_letter_topic.")
+        return ForwarderError(" ".join(said))
+
     def _start_shutdown_clock(self) -> None:
         if self._shutdown_by is None:
             self._shutdown_by = self._clock() + self._config.shutdown_deadline
@@ -587,7 +686,7 @@ class Forwarder:
         try:
             # The last measure may predate the final deliveries and commit: the closing line
             # must show the lag the forwarder leaves behind.
-            self._measure_lag()
+            self._measure_lag(LOG_ENDS_TIMEOUT)
         except self._kafka_error as exc:
             logger.warning("measuring the lag at exit: %s", exc)
         self._progress.finish()
@@ -612,19 +711,48 @@ class Forwarder:
     def _observe(self, now: float) -> None:
         if now - self._lag_at >= LAG_INTERVAL:
             self._lag_at = now
-            self._measure_lag()
+            # Once a stop was requested, asking the broker must not hold the waits past the
+            # shutdown deadline; the exit measures the lag once more in any case.
+            by = self._shutdown_by
+            self._measure_lag(LOG_ENDS_TIMEOUT if by is None else min(LOG_ENDS_TIMEOUT, by - now))
         self._progress.tick(now)
 
-    def _measure_lag(self) -> None:
+    def _measure_lag(self, ask_for: float) -> None:
+        """Each assigned partition's records between its committable offset and its end.
+
+        The end is the larger of the high watermark of the last fetch and the end the broker
+        lists (``end_offsets``). The fetch alone goes stale for a paused partition, which is
+        not fetched: while Mixpanel fails, the lag would stay where it was when the
+        partitions were paused however much the topic grew. The listing alone may fall
+        short on some Kafka-compatible brokers (see ``LogEnds``). The broker is given
+        ``ask_for`` seconds to answer (none left: the ends it listed last are used).
+        """
+        consumer = self._consumer
+        assignment = consumer.assignment()
+        if assignment and ask_for > 0:
+            self._list_log_ends(assignment, ask_for)
         positions = self._tracker.positions()
         lag = {}
-        for partition in self._consumer.assignment():
-            end = self._consumer.highwater(partition)
+        for partition in assignment:
+            ends = (consumer.highwater(partition), self._log_ends.get(partition))
+            end = max((e for e in ends if e is not None), default=None)
             done = positions.get(partition)
             if end is None or done is None:
                 continue
             lag[(partition.topic, partition.partition)] = max(0, end - done)
         self.metrics.lag = lag
+
+    def _list_log_ends(self, partitions: Any, timeout: float) -> None:
+        """Ask the broker for the ends of ``partitions`` within ``timeout`` seconds; on any
+        failure keep the ends listed last (a measure never stops the forwarder)."""
+        try:
+            listed = self._consumer.end_offsets(
+                list(partitions), timeout_ms=max(1, int(timeout * 1000))
+            )
+        except Exception as exc:
+            logger.debug("listing the log ends for the lag: %s: %s", type(exc).__name__, exc)
+            return
+        self._log_ends = dict(listed)
 
     def _end_offsets(self) -> LogEnds:
         kafka = kafka_python()
@@ -656,6 +784,21 @@ def _with_earlier_attempts(report: DeliveryReport, item: PendingRecord) -> Deliv
     if not item.attempts:
         return report
     return attrs.evolve(report, attempts=item.attempts + report.attempts)
+
+
+def _rate_limited(reports: Sequence[DeliveryReport]) -> bool:
+    """Whether a FAILED report's last answer was a 429 (then the whole round backs off so)."""
+    return any(r.http_status == RATE_LIMITED for r in reports if r.status is DeliveryStatus.FAILED)
+
+
+def _retry_after(reports: Sequence[DeliveryReport]) -> float | None:
+    """The longest ``Retry-After`` the FAILED reports' last answers asked for, if any."""
+    asked = [
+        r.retry_after
+        for r in reports
+        if r.status is DeliveryStatus.FAILED and r.retry_after is not None
+    ]
+    return max(asked, default=None)
 
 
 def _first_failure(reports: Sequence[DeliveryReport]) -> str | None:

@@ -71,6 +71,10 @@ class PartitionProgress:
         """Records read but not yet done."""
         return len(self._outstanding)
 
+    def undone_before(self, offset: int) -> int:
+        """Records read before ``offset`` and not yet done."""
+        return sum(1 for o in self._outstanding if o < offset)
+
 
 class OffsetTracker:
     """``PartitionProgress`` by partition, and what was last committed for each."""
@@ -127,6 +131,11 @@ class OffsetTracker:
                 continue
             changes[partition] = offset
         return changes
+
+    def last_committed(self, partition: Any) -> int | None:
+        """What this consumer last committed for ``partition``, or where it started reading
+        it again after a rebalance (see ``resume``); ``None``: neither yet."""
+        return self._committed.get(partition)
 
     def committed(self, offsets: dict[Any, int]) -> None:
         """Record a successful commit of ``offsets``."""

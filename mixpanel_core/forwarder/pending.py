@@ -105,5 +105,14 @@ class PendingBatches:
             self._queues[endpoint] = kept
         return dropped
 
+    def drop_after(self, stops: dict[Any, int]) -> None:
+        """Forget the records after ``stops[partition]`` on each partition in ``stops``."""
+        for endpoint, queue in self._queues.items():
+            self._queues[endpoint] = [
+                item
+                for item in queue
+                if item.offset <= stops.get(item.progress.partition, item.offset)
+            ]
+
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._queues.values())

@@ -574,8 +574,11 @@ class IngestionClient:
         http_status: int | None = None,
         attempts: int = 0,
         field: str | None = None,
+        retry_after: float | None = None,
     ) -> Outcome:
-        return Outcome(endpoint, items, status, self.name, reason, http_status, attempts, field)
+        return Outcome(
+            endpoint, items, status, self.name, reason, http_status, attempts, field, retry_after
+        )
 
     def _failed(
         self,
@@ -588,8 +591,16 @@ class IngestionClient:
         reason = answer.reason or "failed"
         if answer.verdict is Verdict.RETRY:
             reason = f"gave up after {attempts} attempt(s) {why}: {reason}"
+        # Kept for whoever sends the records again later (the forwarder's next round): the
+        # server's Retry-After holds for that send too.
         return self._outcome(
-            endpoint, items, DeliveryStatus.FAILED, reason, answer.http_status, attempts
+            endpoint,
+            items,
+            DeliveryStatus.FAILED,
+            reason,
+            answer.http_status,
+            attempts,
+            retry_after=answer.retry_after,
         )
 
     def _rejected(

@@ -32,6 +32,8 @@ class Outcome:
     http_status: int | None = None
     attempts: int = 0
     field: str | None = None
+    retry_after: float | None = None
+    """For FAILED records: what the last answer's ``Retry-After`` asked to wait, if anything."""
 
     @property
     def ok(self) -> bool:
@@ -47,6 +49,7 @@ class Outcome:
             self.http_status,
             self.attempts,
             self.field,
+            self.retry_after,
         )
 
 

@@ -15,7 +15,9 @@ class RetryPolicy:
 
     Rate limiting (429) follows Mixpanel's advice: start near ``rate_limit_base`` (2 s) and
     double up to ``rate_limit_cap`` (60 s). Other transient failures (5xx, timeouts, resets)
-    start at ``base`` and double up to ``cap``. A ``Retry-After`` from the server is a floor.
+    start at ``base`` and double up to ``cap``. A ``Retry-After`` from the server is a floor,
+    even above the cap: a sender that cannot wait that long (the client, past its retry
+    budget) gives up rather than try sooner.
     """
 
     base: float = 0.5

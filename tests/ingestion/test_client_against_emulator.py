@@ -212,6 +212,36 @@ def test_the_retry_budget_ends_in_failed_reports(mixpanel_emulator: Emulator) ->
     assert "503" in (result.reports[0].reason or "")
 
 
+def test_failed_reports_carry_the_retry_after_of_the_last_answer(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """For whoever sends the records again later (the forwarder's next round): the server's
+    Retry-After holds for that send too. Only the last answer's counts; none, no value."""
+    client = IngestionClient(settings_for(mixpanel_emulator), HttpOptions(retry_budget=5.0))
+    mixpanel_emulator.client.fail_next(1, 503, retry_after=1)
+    mixpanel_emulator.client.fail_next(1, 429, retry_after=30)
+    result = client.send_batch("track", [event(), event()], wait=RecordingWait())
+    assert [(r.status, r.http_status, r.attempts) for r in result.reports] == [
+        (DeliveryStatus.FAILED, 429, 2)
+    ] * 2
+    assert [r.retry_after for r in result.reports] == [30.0, 30.0]
+    assert [o.retry_after for o in result.outcomes] == [30.0]
+
+    mixpanel_emulator.client.fail_next(1, 429, retry_after=30)
+    mixpanel_emulator.client.fail_next(1, 503)
+    options = attrs.evolve(FAST, max_retries=1)
+    result = IngestionClient(settings_for(mixpanel_emulator), options).send_batch(
+        "track", [event()], wait=RecordingWait()
+    )
+    assert [(r.status, r.http_status, r.retry_after) for r in result.reports] == [
+        (DeliveryStatus.FAILED, 503, None)
+    ]
+    accepted = client.send_batch("track", [event()], wait=RecordingWait())
+    assert [(r.status, r.retry_after) for r in accepted.reports] == [
+        (DeliveryStatus.ACCEPTED, None)
+    ]
+
+
 def test_a_passed_deadline_sends_nothing(mixpanel_emulator: Emulator) -> None:
     client = IngestionClient(settings_for(mixpanel_emulator), FAST)
     result = client.send_batch("track", [event()], deadline=0.0)

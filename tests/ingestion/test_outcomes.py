@@ -15,10 +15,12 @@ def test_reports_for_equals_building_each_report_with_the_class() -> None:
     reports_for fails here (an unset slot cannot be read)."""
     messages = [event(), None, event()]
     built = reports_for(
-        messages, DeliveryStatus.REJECTED, "direct", "bad time", 400, 3, "properties.time"
+        messages, DeliveryStatus.REJECTED, "direct", "bad time", 400, 3, "properties.time", 7.5
     )
     expected = [
-        DeliveryReport(m, DeliveryStatus.REJECTED, "direct", "bad time", 400, 3, "properties.time")
+        DeliveryReport(
+            m, DeliveryStatus.REJECTED, "direct", "bad time", 400, 3, "properties.time", 7.5
+        )
         for m in messages
     ]
     assert built == expected
@@ -43,7 +45,7 @@ def test_batch_result_expands_its_outcomes_into_reports_in_order() -> None:
             Outcome(
                 "track", pairs[2:3], DeliveryStatus.REJECTED, "t", "bad", 400, 1, "properties.x"
             ),
-            Outcome("track", pairs[3:], DeliveryStatus.FAILED, "t", "gave up", 503, 4),
+            Outcome("track", pairs[3:], DeliveryStatus.FAILED, "t", "gave up", 503, 4, None, 2.0),
         )
     )
     assert [r.message for r in result.reports] == messages
@@ -56,6 +58,7 @@ def test_batch_result_expands_its_outcomes_into_reports_in_order() -> None:
     ]
     assert result.reports[2].field == "properties.x"
     assert [r.attempts for r in result.failed] == [4, 4]
+    assert [r.retry_after for r in result.reports] == [None, None, None, 2.0, 2.0]
     assert result.undelivered == messages[3:]
     assert [r.message for r in result.accepted] == messages[:2]
     assert not result.ok
