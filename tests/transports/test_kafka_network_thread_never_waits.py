@@ -107,7 +107,9 @@ def test_close_of_another_transport_from_a_report_does_not_wait_for_its_network_
             s.transports[name].send(message)
         started = time.monotonic()
         assert s.transports["a"].flush(20) == []
-        assert time.monotonic() - started < 3.0
+        # The claim is each step's (QUICK, against 4 s before); the whole also pays the
+        # broker's round trips, which a loaded machine stretched past 5 s once.
+        assert time.monotonic() - started < 7.0
         assert 0 <= s.took["b_flush"] < QUICK
         assert 0 <= s.took["a_close"] < QUICK
         assert given_up == []  # B's one message was acknowledged, being reported
@@ -176,7 +178,9 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
         b2_sent.set()
         assert s.transports["a"].flush(20) == []
         assert s.transports["b"].flush(20) == []
-        assert time.monotonic() - started < 3.0
+        # The claim is each step's (QUICK, against 4 s before); the whole also pays the
+        # broker's round trips, which a loaded machine stretched past 5 s once.
+        assert time.monotonic() - started < 7.0
         assert 0 <= s.took["a_send"] < QUICK
         assert ["max_unacknowledged" in o and "network thread" in o for o in outcome] == [True]
         assert 0 <= s.took["b_flush"] < QUICK
