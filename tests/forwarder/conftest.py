@@ -180,17 +180,23 @@ class ForwardingRig:
     # -- inspecting -------------------------------------------------------------------------
 
     def metric(self, port: int, name: str) -> float | None:
-        """One counter of the forwarder serving metrics on ``port``; None until it serves."""
+        """One metric of the forwarder serving metrics on ``port``, the sum of its series
+        (``name{partition="0"}``, ...); None until it serves, or serves none of it."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
                 text = answer.read().decode()
         except OSError:  # not listening yet
             return None
-        for line in text.splitlines():
-            metric, _, value = line.partition(" ")
-            if metric == name:
-                return float(value)
-        return None
+        values = [
+            float(value)
+            for metric, _, value in (line.rpartition(" ") for line in text.splitlines())
+            if metric == name or metric.startswith(f"{name}{{")
+        ]
+        return sum(values) if values else None
+
+    def lag(self, port: int) -> float | None:
+        """The sum of the partition lag gauges; None before the forwarder serves any."""
+        return self.metric(port, "mixpanel_forwarder_partition_lag")
 
     def wait_for_consumed(self, port: int, count: int, timeout: float = 60.0) -> None:
         """Until the forwarder serving metrics on ``port`` has read ``count`` records."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import signal
-import urllib.request
 
 import pytest
 
@@ -31,21 +30,6 @@ RETRIED = "mixpanel_forwarder_records_retried_total"
 @pytest.fixture
 def rig_partitions() -> int:
     return 1
-
-
-def _lag(port: int) -> int | None:
-    """The sum of the partition lag gauges; ``None`` before the forwarder serves any."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return None
-    lags = [
-        int(float(line.rpartition(" ")[2]))
-        for line in text.splitlines()
-        if line.startswith("mixpanel_forwarder_partition_lag{")
-    ]
-    return sum(lags) if lags else None
 
 
 def _failed_requests(rig: ForwardingRig) -> int:
@@ -71,7 +55,7 @@ def test_the_lag_and_the_progress_line_move_while_a_delivery_is_retried(
     seen_during: list[int] = []
 
     def lag_moved_during_the_delivery() -> bool:
-        lag = _lag(port) or 0
+        lag = rig.lag(port) or 0
         # ``retried`` is counted when a delivery returns: 0 after the lag was read means the
         # first delivery had not returned when the gauge showed the records produced since.
         if lag >= FIRST + LATER and rig.metric(port, RETRIED) == 0:
