@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -193,6 +195,26 @@ class ForwardingRig:
             if metric == name or metric.startswith(f"{name}{{")
         ]
         return sum(values) if values else None
+
+    def rate_limited_rounds(self, config: Path, window: float) -> tuple[int, list[float], str]:
+        """Run the forwarder while the emulator answers 429: the requests answered in
+        ``window`` seconds after the first, the waits between rounds it logged, its stderr
+        (stopped by SIGTERM, which must end it with 0)."""
+
+        def answered() -> int:
+            requests = self.emulator.client.stats()["requests"].get("track", {})
+            return int(requests.get("429", 0))
+
+        process = self.start(config)
+        wait_until(lambda: answered() >= 1, 60)
+        first = answered()
+        time.sleep(window)
+        in_window = answered() - first
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        waits = re.findall(r"not delivered .*; trying again in ([\d.]+)s", stderr)
+        return in_window, [float(wait) for wait in waits], stderr
 
     def lag(self, port: int) -> float | None:
         """The sum of the partition lag gauges; None before the forwarder serves any."""
