@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from inner_transports import install
-from mp_workers import TOKEN, ReportCounter
+from mp_workers import TOKEN, ReportCounter, observed_client
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config, config_from_mapping
@@ -91,3 +91,14 @@ def reported(counter: ReportCounter) -> list[str | None]:
         (r.message.insert_id if r.message is not None else None for r in counter.reports),
         key=str,
     )
+
+
+def client_for(conf: Config, forward: bool) -> tuple[Mixpanel, ReportCounter, Any]:
+    """A client on ``conf``, its report counter (which sees the reports only when
+    ``forward``: the sender forwards them) and its ``default`` transport."""
+    counter = ReportCounter()
+    if forward:
+        client, counter = observed_client(conf)
+    else:
+        client = Mixpanel(TOKEN, config=conf)
+    return client, counter, client.pipeline.transport("default")

@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inner_raises_support import Outcome, config, outcomes, raising_types, reported, track, written
+from inner_raises_support import (
+    Outcome,
+    client_for,
+    config,
+    outcomes,
+    raising_types,
+    reported,
+    track,
+    written,
+)
 from inner_transports import OWN_REASON, UNLUCKY
-from mp_workers import TOKEN, ReportCounter, observed_client
-
-from mixpanel_core.client import Mixpanel
+from mp_workers import observed_client
 
 pytestmark = pytest.mark.usefixtures(raising_types.__name__)
 
@@ -38,12 +45,7 @@ def test_a_consumer_transport_whose_consumer_raises_reports_each_message_once(
     the user's that raises ``ConnectionError``."""
     out = tmp_path / "out.jsonl"
     conf = config(out, "consumer")
-    counter = ReportCounter()
-    if forward:
-        client, counter = observed_client(conf)
-    else:
-        client = Mixpanel(TOKEN, config=conf)
-    transport: Any = client.pipeline.transport("default")
+    client, counter, transport = client_for(conf, forward)
     track(client, NAMES)
 
     assert client.close(timeout=30) == []
@@ -68,12 +70,7 @@ def test_a_send_that_reports_then_raises_keeps_its_own_report(
     the delivery), that is the message's one outcome."""
     out = tmp_path / "out.jsonl"
     conf = config(out, reports_first=status)
-    counter = ReportCounter()
-    if forward:
-        client, counter = observed_client(conf)
-    else:
-        client = Mixpanel(TOKEN, config=conf)
-    transport: Any = client.pipeline.transport("default")
+    client, counter, transport = client_for(conf, forward)
     track(client, NAMES)
 
     assert client.flush(timeout=30) == []

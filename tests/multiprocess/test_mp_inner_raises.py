@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inner_raises_support import Outcome, config, outcomes, raising_types, track, written
+from inner_raises_support import (
+    Outcome,
+    client_for,
+    config,
+    outcomes,
+    raising_types,
+    track,
+    written,
+)
 from inner_transports import DOOMED, UNLUCKY
-from mp_workers import TOKEN, ReportCounter, observed_client
+from mp_workers import TOKEN, observed_client
 
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.delivery import DeliveryStatus
@@ -128,12 +136,7 @@ def test_an_inner_close_that_raises_claims_nothing_accepted_without_a_report(
 ) -> None:
     out = tmp_path / "out.jsonl"
     conf = config(out, hold=True, close="raise")
-    counter = ReportCounter()
-    if forward:
-        client, counter = observed_client(conf)
-    else:
-        client = Mixpanel(TOKEN, config=conf)
-    transport: Any = client.pipeline.transport("default")
+    client, counter, transport = client_for(conf, forward)
     track(client, ["Lucky", UNLUCKY, "Lucky", "Lucky"])
 
     with caplog.at_level(logging.ERROR):
@@ -205,12 +208,7 @@ def test_an_inner_close_that_raises_a_base_exception_still_sends_its_reports(
     holding every record it took."""
     out = tmp_path / "out.jsonl"
     conf = config(out, hold=True, close=close)
-    counter = ReportCounter()
-    if forward:
-        client, counter = observed_client(conf)
-    else:
-        client = Mixpanel(TOKEN, config=conf)
-    transport: Any = client.pipeline.transport("default")
+    client, counter, transport = client_for(conf, forward)
     track(client, ["Lucky"] * 4)
 
     assert client.close(timeout=30) == []
