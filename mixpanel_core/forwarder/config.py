@@ -88,8 +88,9 @@ class ForwarderConfig:
     shutdown_deadline: float = setting(
         30.0,
         doc="Seconds SIGTERM/SIGINT leave for delivering what is buffered before exiting, "
-        "counted from the signal; a request still unanswered then is abandoned, and so is a "
-        "wait for the dead-letter topic.",
+        'counted from the signal (under `on_poison = "stop"`, from the record that stops it); '
+        "a request still unanswered then is abandoned, and so is a wait for the dead-letter "
+        "topic.",
     )
     metrics_port: int | None = setting(
         None,

@@ -9,16 +9,18 @@ was requested, end at the shutdown deadline; a dead letter not acknowledged by t
 record uncommitted, to be read again later.
 
 Under ``on_poison = "stop"`` there is no dead-letter topic: a record to be dead-lettered is
-noted as a ``PoisonStop`` instead, and stays undone. The forwarder then stops as a SIGTERM
-stops it (what was read before the record is delivered and committed first) and only then
-raises, so that skipping the record by committing the offset after it loses nothing.
+noted as a ``PoisonStop`` instead, and stays undone. The stop is requested as soon as it is
+noted (``stop``), so the shutdown deadline counts from then, even in the middle of a delivery
+round: the forwarder stops as a SIGTERM stops it (what was read before the record is delivered
+and committed first, within the deadline) and only then raises, so that skipping the record
+by committing the offset after it loses nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -39,12 +41,29 @@ unless the shutdown deadline comes first."""
 @attrs.frozen
 class PoisonStop:
     """A record that stops the forwarder under ``on_poison = "stop"``: the first on its
-    partition (records after it stay unread, or undelivered)."""
+    partition (records after it stay unread, or undelivered).
+
+    ``together`` are the later offsets of its partition that Mixpanel rejected with it, in one
+    answer for a whole request (a ``status: 0`` from ``/engage`` or ``/groups`` says neither
+    which records it refused nor which it applied): a skip must go past them all, since sending
+    any of them again may apply it twice.
+    """
 
     progress: PartitionProgress
     offset: int
     stage: str
     reason: str
+    together: tuple[int, ...] = ()
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """The record's offset and those rejected with it, in order."""
+        return (self.offset, *self.together)
+
+    @property
+    def last(self) -> int:
+        """The last offset the stop covers: a skip commits the offset after it (at least)."""
+        return max(self.offsets)
 
     @property
     def where(self) -> str:
@@ -62,7 +81,8 @@ class DeadLettering:
     after the commit.
 
     ``writer`` is ``None`` under ``on_poison = "stop"``: a record to be dead-lettered is then
-    noted in ``stops`` (the first of each partition) for the forwarder to stop on.
+    noted in ``stops`` (the first of each partition) for the forwarder to stop on, and ``stop``
+    is called (``Forwarder.request_stop``).
     ``shutdown_deadline`` returns the shutdown deadline (``clock`` time) once a stop
     was requested, ``None`` before; it is read again during every wait, so a stop requested
     meanwhile shortens the wait. Used from the forwarder's main thread only.
@@ -76,8 +96,10 @@ class DeadLettering:
         clock: Callable[[], float],
         shutdown_deadline: Callable[[], float | None],
         keep_outcome: Callable[[DeliveryReport], None],
+        stop: Callable[[], None],
     ) -> None:
         self._writer = writer
+        self._stop = stop
         self._metrics = metrics
         self._clock = clock
         self._shutdown_deadline = shutdown_deadline
@@ -113,10 +135,13 @@ class DeadLettering:
         field: str | None = None,
         attempts: int | None = None,
         outcome: DeliveryReport | None = None,
+        together: Sequence[int] = (),
     ) -> None:
         """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged.
 
-        Under ``on_poison = "stop"``, note ``raw`` in ``stops`` instead (it stays undone).
+        Under ``on_poison = "stop"``, note ``raw`` in ``stops`` instead (it stays undone), with
+        ``together``, the later offsets of its partition rejected with it (see ``PoisonStop``),
+        and request the stop.
         """
         where = f"{raw.topic}[{raw.partition}]@{raw.offset}"
         if self._writer is None:
@@ -124,7 +149,9 @@ class DeadLettering:
             # must be delivered and committed first, or skipping it would lose them.
             first = self._stops.get(progress.partition)
             if first is None or raw.offset < first.offset:
-                self._stops[progress.partition] = PoisonStop(progress, raw.offset, stage, reason)
+                self._stops[progress.partition] = PoisonStop(
+                    progress, raw.offset, stage, reason, tuple(together)
+                )
                 logger.warning(
                     "stopping at %s (%s): %s. on_poison is 'stop': delivering and committing "
                     "what was read before it first",
@@ -132,6 +159,9 @@ class DeadLettering:
                     stage,
                     reason,
                 )
+                # At once, not once the delivery round ends: a round may wait out a long
+                # Retry-After, and the stop must end that wait at the shutdown deadline.
+                self._stop()
             return
         logger.warning("dead-lettering %s (%s): %s", where, stage, reason)
         try:

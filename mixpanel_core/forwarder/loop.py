@@ -27,16 +27,20 @@ ones it rejected are dead-lettered, so a restart sends only what was not accepte
 Sending dead letters, waiting for their acknowledgements (and how long those waits may last)
 and marking their records done is left to ``DeadLettering`` (``dead_lettering``).
 
-Under ``on_poison = "stop"`` a record that would be dead-lettered stops the forwarder the way
-``request_stop`` does: nothing further is read on its partition, what was read before it is
-delivered within the shutdown deadline and committed, and only then ``run`` raises, saying
-whether skipping the record (committing the offset after it) loses nothing.
+Under ``on_poison = "stop"`` a record that would be dead-lettered requests a stop as soon as
+it is found, even in the middle of a delivery round: nothing further is read on its partition,
+what was read before it is delivered within the shutdown deadline and committed, and only then
+``run`` raises, saying whether skipping the record (committing the offset it names) loses
+nothing. Records Mixpanel rejected together, in one answer for a whole request, are one stop.
 
-Once a stop is requested, the Kafka calls that wait for the broker (the final commit, leaving
-the group) are given the time left before the shutdown deadline, at least ``KAFKA_FLOOR``,
-rather than kafka-python's ``request_timeout_ms``: an unresponsive broker cannot hold the exit.
-A commit that runs out of time leaves its records uncommitted, delivered again by the next
-owner of their partitions (at least once).
+A commit waits for the broker at most ``COMMIT_TIMEOUT`` (kafka-python's own bound is
+``request_timeout_ms``, 30 s by default, which a broker that stopped answering would hold a
+SIGTERM for); one not answered in time is made again at the next commit, with the offsets done
+by then. Once a stop is requested, the Kafka calls that wait for the broker (the final commit,
+leaving the group) are given the time left before the shutdown deadline, at least
+``KAFKA_FLOOR``: an unresponsive broker cannot hold the exit. A commit that runs out of time
+then leaves its records uncommitted, delivered again by the next owner of their partitions (at
+least once).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import attrs
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
-from mixpanel_core.forwarder.dead_lettering import DeadLettering
+from mixpanel_core.forwarder.dead_lettering import DeadLettering, PoisonStop
 from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
@@ -100,6 +104,9 @@ RATE_LIMITED = 429
 KAFKA_FLOOR = 1.0
 """Least time the commit and the close get after a stop, even past the shutdown deadline: a
 healthy broker answers well within it, so its last commit and the group leave still happen."""
+COMMIT_TIMEOUT = 5.0
+"""Longest a commit waits for the broker before a stop: a healthy broker answers in
+milliseconds, and a commit out when a SIGTERM comes holds the exit until it ends."""
 
 
 class Forwarder:
@@ -160,6 +167,7 @@ class Forwarder:
             clock=clock,
             shutdown_deadline=self._shutdown_deadline,
             keep_outcome=self._keep_outcome,
+            stop=self.request_stop,
         )
         self._failed_rounds = 0
         self._lag_at = 0.0
@@ -205,12 +213,10 @@ class Forwarder:
                 self._poll(self._poll_timeout())
                 self._deliver_due()
                 self._dead_lettering.settle()
-                if self._dead_lettering.stops:
-                    # on_poison = "stop": stop as a SIGTERM does, delivering and committing what
-                    # was read before the record within the shutdown deadline, and only then
-                    # raise: a skip past the record (committing the offset after it) must not
-                    # lose the records before it.
-                    self.request_stop()
+                # Under on_poison = "stop" the record to stop at requested the stop when it was
+                # found (see DeadLettering): the loop ends as after a SIGTERM, delivering and
+                # committing what was read before the record within the shutdown deadline, and
+                # only then raises: a skip past the record must not lose the records before it.
                 if not self._stop_requested.is_set():
                     # Once a stop is requested _shut_down commits (and reports after it): one
                     # commit, within the deadline, rather than one here and one there.
@@ -367,10 +373,15 @@ class Forwarder:
     def _deliver_endpoint(self, endpoint: Endpoint) -> None:
         stops = self._dead_lettering.stops
         if stops:
-            # Stopping on a record Mixpanel rejected (on_poison = "stop"): the records after it
-            # on its partition stay uncommitted, so they are not sent now only to be sent
-            # again once it is skipped (a profile $add applied twice).
-            self._pending.drop_after({stop.progress.partition: stop.offset for stop in stops})
+            # Stopping on a record (on_poison = "stop"): the records still buffered after it on
+            # its partition (after the last record rejected with it) are not sent, since they
+            # stay uncommitted and a restart reads them again. Records after it that had gone
+            # out before it was found (in its own request, when Mixpanel rejected it alone, or
+            # in a request to another endpoint delivered before) were sent all the same: the
+            # skip the stop's message advises commits past those Mixpanel accepted, and a
+            # restart without a skip sends them again ($insert_id deduplicates events, nothing
+            # does profile and group updates).
+            self._pending.drop_after({stop.progress.partition: stop.last for stop in stops})
         items = self._pending.take(endpoint)
         if not items:
             return
@@ -421,8 +432,17 @@ class Forwarder:
         # Counted once the delivery returns: its reports are what says how often each record
         # was sent (a request split in halves resends fewer records than the whole batch).
         self.metrics.retried += resent
+        # Records of one partition rejected with the same reason and status: a request Mixpanel
+        # rejected whole, its records applied or not, which cannot be told (status 0 from
+        # /engage or /groups). Under on_poison = "stop" they are one stop: skipping only the
+        # first would send the others again, and apply again those Mixpanel took.
+        shared: dict[tuple[Any, str | None, int | None], list[int]] = {}
+        for item, report in rejected:
+            key = (item.progress, report.reason, report.http_status)
+            shared.setdefault(key, []).append(item.offset)
         for item, report in rejected:
             self.metrics.rejected += 1
+            together = shared[(item.progress, report.reason, report.http_status)]
             self._dead_lettering.send(
                 item.progress,
                 item.raw,
@@ -432,6 +452,7 @@ class Forwarder:
                 field=report.field,
                 attempts=report.attempts,
                 outcome=report if outcomes is not None else None,
+                together=sorted(offset for offset in together if offset > item.offset),
             )
         return failed
 
@@ -564,13 +585,14 @@ class Forwarder:
         if not offsets:
             return True
         make = self._offset_and_metadata
-        timeout_ms = self._kafka_timeout_ms()
+        stopping = self._shutdown_by is not None
+        timeout_ms = self._commit_timeout_ms()
         try:
             self._consumer.commit(
                 {tp: make(offset, "", -1) for tp, offset in offsets.items()}, timeout_ms=timeout_ms
             )
         except self._kafka_error as exc:
-            if timeout_ms is not None:
+            if stopping:
                 logger.warning(
                     "commit failed while stopping (%s; %.1fs allowed): the records done "
                     "since the last commit stay uncommitted, and the next owner of their "
@@ -580,6 +602,15 @@ class Forwarder:
                     timeout_ms / 1000,
                 )
                 return not isinstance(exc, self._kafka_timeout)
+            if isinstance(exc, self._kafka_timeout):
+                # Nothing is marked committed, so the next commit sends these offsets again
+                # (or later ones): committing an offset twice is harmless.
+                logger.warning(
+                    "commit not answered within %.1fs (%s); it is made again at the next commit",
+                    timeout_ms / 1000,
+                    exc,
+                )
+                return False
             # A rebalance got there first: the records will be read again and deduplicated.
             logger.warning("commit failed (%s); the next owner resumes from the last commit", exc)
             return True
@@ -590,22 +621,33 @@ class Forwarder:
     def _poison_stop_error(self) -> ForwarderError:
         """Why the forwarder stops under ``on_poison = "stop"``, once what was read before the
         records to stop at was delivered and committed (as far as it could be): where each is,
-        what is committed, and whether skipping it by committing the next offset loses
-        nothing, which is the case only when every record read before it is done."""
-        group = self._config.group_id
+        what is committed, and whether skipping it (with the records rejected together with
+        it) loses nothing, which is the case only when every other record read before the
+        offset to commit is done."""
         said = []
         for stop in self._dead_lettering.stops:
-            progress, offset = stop.progress, stop.offset
+            progress, offset, last = stop.progress, stop.offset, stop.last
             partition = progress.partition
             name = f"{partition.topic}[{partition.partition}]"
             text = f"stopping at {stop.where} ({stop.stage}): {stop.reason}. on_poison is 'stop'"
+            if stop.together:
+                text += (
+                    f"; Mixpanel gave the same answer for {len(stop.together)} more records of "
+                    f"{name}, up to offset {last}: when it rejects a whole request (a status 0 "
+                    "from /engage or /groups), it may already have applied some of its "
+                    "records, and would apply them again if they were sent again, as a restart "
+                    "that does not skip them does"
+                )
             if not self._tracker.is_current(progress):
+                # Revoked, and perhaps assigned back to this consumer: then it was read again
+                # from its first record not done, and ignored (it has a stop).
                 said.append(
-                    f"{text}; {name} was assigned to another consumer while stopping, and "
-                    f"whichever reads it next stops at offset {offset} again."
+                    f"{text}; {name} was revoked (and perhaps assigned again) while stopping, "
+                    "so what was read of it after its last commit is read again, and "
+                    f"whichever consumer reads it next stops at offset {offset} again."
                 )
                 continue
-            undone = progress.undone_before(offset)
+            undone = progress.undone_before(last + 1, besides=stop.offsets)
             committed = self._tracker.last_committed(partition)
             if undone:
                 at = (
@@ -613,8 +655,13 @@ class Forwarder:
                     if committed is None
                     else f"it stays committed at offset {committed}"
                 )
+                before = (
+                    "before it"
+                    if not stop.together
+                    else f"up to offset {last}, besides those rejected with it,"
+                )
                 said.append(
-                    f"{text}; {undone} records read before it on {name} (from offset "
+                    f"{text}; {undone} records read {before} on {name} (from offset "
                     f"{progress.committable}) were not delivered before stopping (see the "
                     f"log above), so {at}. Do not skip the record yet: committing past it "
                     "would lose them. Start the forwarder again once Mixpanel takes them: it "
@@ -633,26 +680,54 @@ class Forwarder:
                     f"every record before it on {name} is delivered, but committing offset "
                     f"{offset} did not go through (see the log above)"
                 )
-            said.append(
-                f"{text}; {done}. It and everything after it on {name} stay uncommitted. Fix "
-                f"it and start again, or skip it by committing offset {offset + 1} on {name} "
-                f"for group {group!r}: nothing before it is lost."
-            )
+            said.append(f"{text}; {done}. {self._skip_advice(stop, name)}")
         said.append("Or set forwarder.on_poison = 'dead_letter' with a dead_letter_topic.")
         return ForwarderError(" ".join(said))
+
+    def _skip_advice(self, stop: PoisonStop, name: str) -> str:
+        """How to skip ``stop`` losing nothing, once every other record before it is done.
+
+        The offset to commit is the first record after the stop's last one not done: past
+        the records rejected with it, and past those after it Mixpanel accepted already (sent
+        in its request, or to another endpoint, before it was found), which a skip to the
+        offset after it alone would send again (a profile $add applied twice).
+        """
+        last = stop.last
+        found = stop.progress.first_undone_after(last)
+        skip_to = last + 1 if found is None else found
+        where = f"offset {skip_to} on {name} for group {self._config.group_id!r}"
+        delivered = (
+            ""
+            if skip_to == last + 1
+            else f" (offsets {last + 1} to {skip_to - 1} after it were delivered already)"
+        )
+        if not stop.together:
+            return (
+                f"It and everything after it on {name} stay uncommitted. Fix it and start "
+                f"again, or skip it by committing {where}{delivered}: nothing before it is "
+                "lost."
+            )
+        return (
+            f"They and everything after them on {name} stay uncommitted. Skip them all by "
+            f"committing {where}{delivered}: nothing before them is lost, and those Mixpanel "
+            "refused can be fixed and produced again."
+        )
 
     def _start_shutdown_clock(self) -> None:
         if self._shutdown_by is None:
             self._shutdown_by = self._clock() + self._config.shutdown_deadline
 
-    def _kafka_timeout_ms(self) -> int | None:
-        """How long a commit or a close may wait for the broker: ``None`` (kafka-python's
-        ``request_timeout_ms``) until a stop is requested, then the time left before the
-        shutdown deadline, at least ``KAFKA_FLOOR``."""
+    def _commit_timeout_ms(self) -> int:
+        """How long a commit may wait for the broker: ``COMMIT_TIMEOUT``, and once a stop is
+        requested the time left before the shutdown deadline, at least ``KAFKA_FLOOR``."""
         by = self._shutdown_by
-        if by is None:
-            return None
-        return int(max(KAFKA_FLOOR, by - self._clock()) * 1000)
+        seconds = COMMIT_TIMEOUT if by is None else max(KAFKA_FLOOR, by - self._clock())
+        return int(seconds * 1000)
+
+    def _kafka_timeout_ms(self) -> int | None:
+        """How long a close may wait for the broker: ``None`` (kafka-python's
+        ``request_timeout_ms``) until a stop is requested, then as long as a commit."""
+        return None if self._shutdown_by is None else self._commit_timeout_ms()
 
     def _shutdown_deadline(self) -> float | None:
         """The deadline handed to deliveries: read again while a request is out, so a stop

@@ -8,7 +8,7 @@ partition is its oldest record not yet done, or the next offset to read when all
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, NamedTuple
 
 
@@ -71,9 +71,18 @@ class PartitionProgress:
         """Records read but not yet done."""
         return len(self._outstanding)
 
-    def undone_before(self, offset: int) -> int:
-        """Records read before ``offset`` and not yet done."""
-        return sum(1 for o in self._outstanding if o < offset)
+    def undone_before(self, offset: int, *, besides: Collection[int] = ()) -> int:
+        """Records read before ``offset`` and not yet done, other than those in ``besides``."""
+        # _outstanding also holds the records done after the first one not done (in _done).
+        skipped = self._done.union(besides)
+        return sum(1 for o in self._outstanding if o < offset and o not in skipped)
+
+    def first_undone_after(self, offset: int) -> int | None:
+        """The first record read after ``offset`` and not yet done, or the next offset to read
+        when there is none: committing it skips only records up to ``offset`` and records
+        done. ``None`` before any read."""
+        done = self._done
+        return next((o for o in self._outstanding if o > offset and o not in done), self._next)
 
 
 class OffsetTracker:

@@ -112,6 +112,17 @@ class ForwardingRig:
         path.write_text(text)
         return path
 
+    def stop_config(self, http: dict[str, Any] | None = None, **forwarder: Any) -> Path:
+        """A config with ``on_poison = "stop"`` and no dead-letter topic; by default a linger
+        far longer than a run, so the records before a poison are still buffered when it is
+        read, however the broker splits them over fetches."""
+        config = self.write_config(
+            {"on_poison": "stop", "dead_letter_topic": None, "linger": 60.0, **forwarder},
+            http=http,
+        )
+        config.write_text(config.read_text().replace("dead_letter_topic = null\n", ""))
+        return config
+
     # -- producing --------------------------------------------------------------------------
 
     def client(self) -> Mixpanel:
@@ -154,8 +165,13 @@ class ForwardingRig:
 
     def produce_raw(self, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         """A record written by something other than the kafka transport."""
+        self.produce_raws([value], headers)
+
+    def produce_raws(self, values: list[bytes | None], headers: list[tuple[str, bytes]]) -> None:
+        """Records written by something other than the kafka transport, in order."""
         producer = kafka_python().KafkaProducer(bootstrap_servers=self.bootstrap)
-        producer.send(self.topic, value=value, key=b"raw", headers=headers).get(30)
+        for value in values:
+            producer.send(self.topic, value=value, key=b"raw", headers=headers).get(30)
         producer.close(10)
 
     # -- forwarding -------------------------------------------------------------------------
@@ -241,6 +257,19 @@ class ForwardingRig:
             return {n: reader.committed(kafka.TopicPartition(self.topic, n)) for n in numbers}
         finally:
             reader.close(autocommit=False)
+
+    def commit(self, offset: int, partition: int = 0) -> None:
+        """What an operator does to skip records: commit ``offset`` for the rig's group."""
+        kafka = kafka_python()
+        consumer = kafka.KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False
+        )
+        try:
+            topic_partition = kafka.TopicPartition(self.topic, partition)
+            consumer.assign([topic_partition])
+            consumer.commit({topic_partition: kafka.structs.OffsetAndMetadata(offset, "", -1)})
+        finally:
+            consumer.close(autocommit=False)
 
     def stop_all(self) -> None:
         for process in self.processes:

@@ -1,7 +1,8 @@
 """SIGTERM while the Kafka broker stops answering (frozen with SIGSTOP: its connections stay
 open, nothing replies), against a real broker of the test's own and the emulator: the final
-commit and leaving the group are bounded by ``shutdown_deadline``, not by kafka-python's
-``request_timeout_ms`` (30 s each), and the forwarder exits 0."""
+commit and leaving the group are bounded by ``shutdown_deadline``, and a commit already out
+when the signal comes by ``COMMIT_TIMEOUT``, not by kafka-python's ``request_timeout_ms`` (30 s
+each), and the forwarder exits 0."""
 
 from __future__ import annotations
 
@@ -62,11 +63,12 @@ def frozen(broker: EmbeddedBroker) -> Iterator[None]:
 
 
 def stop_and_time(
-    process: subprocess.Popen[str], broker: EmbeddedBroker
+    process: subprocess.Popen[str], broker: EmbeddedBroker, frozen_for: float = 0.0
 ) -> tuple[int | None, float, str]:
-    """SIGTERM to the forwarder ``process`` with the broker frozen; its exit code, how long
-    the exit took and its stderr."""
+    """SIGTERM to the forwarder ``process`` once the broker has been frozen for ``frozen_for``
+    seconds; its exit code, how long the exit took and its stderr."""
     with frozen(broker):
+        time.sleep(frozen_for)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         try:
@@ -118,3 +120,27 @@ def test_sigterm_during_a_delivery_with_the_broker_not_answering_exits_within_th
     assert took < deadline + MARGIN, f"exit took {took:.1f}s with shutdown_deadline={deadline}"
     assert sorted(rig.delivered_insert_ids()) == sorted(produced)
     assert "WARNING mixpanel_core.forwarder: commit failed while stopping" in stderr
+
+
+def test_sigterm_while_a_commit_waits_for_the_broker_not_answering_exits_within_the_deadline(
+    frozen_rig: ForwardingRig, broker: EmbeddedBroker
+) -> None:
+    """The broker stops answering while the forwarder delivers and commits turn after turn:
+    the commit after the delivery then out waited kafka-python's ``request_timeout_ms``
+    (30 s), and held the SIGTERM that long. It waits ``COMMIT_TIMEOUT`` (5 s) at most, and its
+    offsets are left to the next commit."""
+    deadline = 4.0
+    rig = frozen_rig
+    rig.produce_events(3000)
+    # About 3 deliveries a second: still delivering (and committing) when frozen.
+    rig.emulator.client.set_latency(0.3)
+    process = rig.start(rig.write_config({"shutdown_deadline": deadline, "batch_records": 100}))
+    rig.wait_for_delivered(300)
+
+    # Frozen for 1 s before the signal: the delivery out at the freeze returns, and the
+    # commit after it waits for the broker.
+    code, took, stderr = stop_and_time(process, broker, frozen_for=1.0)
+
+    assert code == 0, stderr
+    assert took < deadline + MARGIN, f"exit took {took:.1f}s with shutdown_deadline={deadline}"
+    assert "commit not answered within 5.0s" in stderr, "a commit was out at the signal"

@@ -37,7 +37,7 @@ from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder import dead_lettering
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.forwarder.loop import Forwarder, Wait
+from mixpanel_core.forwarder.loop import COMMIT_TIMEOUT, Forwarder, Wait
 from mixpanel_core.ingestion import Deadline
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
@@ -386,3 +386,32 @@ def test_a_first_shutdown_commit_refused_by_a_rebalance_is_tried_again_after_the
 
     assert len(consumer.commit_timeouts) == 2
     assert consumer.commits == [{p0: 3, p1: 2}]
+
+
+def test_a_commit_before_a_stop_is_bounded_and_one_not_answered_is_made_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kafka-python bounds a commit only by ``request_timeout_ms`` (30 s by default): a commit
+    out when a SIGTERM came held the exit that long with a broker that stopped answering. The
+    loop's commits get ``COMMIT_TIMEOUT``; one not answered in time is made at the next commit
+    point, the offsets still marked uncommitted."""
+    p0 = _partition(0)
+
+    class SlowBroker(ScriptedConsumer):
+        def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
+            if not self.commit_timeouts:
+                self.commit_timeouts.append(timeout_ms)
+                raise kafka_python().errors.KafkaTimeoutError("no answer")
+            super().commit(offsets, timeout_ms)
+            forwarder.request_stop()
+
+    consumer = SlowBroker([p0])
+    consumer.script = [{p0: _records(0, range(3))}]
+    forwarder = Forwarder(consumer, TOPIC, _accept, _config(on_poison="stop"))
+
+    _, raised = _run_bounded(forwarder, EXIT_BOUND)
+
+    assert raised is None
+    assert consumer.commit_timeouts == [COMMIT_TIMEOUT * 1000] * 2
+    assert consumer.commits == [{p0: 3}], "made again at the next commit, and not after it"
+    assert "commit not answered within 5.0s" in caplog.text

@@ -46,3 +46,18 @@ def test_revoked_partitions_are_forgotten_and_late_completions_change_nothing() 
     old.done(0)  # a delivery that finished after the revocation
     assert tracker.to_commit() == {}
     assert tracker.progress("p0") is not old
+
+
+def test_records_done_behind_one_not_done_are_not_counted_as_undone() -> None:
+    """Under on_poison = "stop" these say whether a skip loses anything, and where it goes."""
+    progress = PartitionProgress("p0")
+    for offset in range(8):
+        progress.read(offset)
+    for offset in (0, 1, 3, 4, 5):
+        progress.done(offset)  # 2 is the record to stop at; 6 and 7 were never sent
+    assert progress.undone_before(6) == 1
+    assert progress.undone_before(6, besides={2}) == 0
+    assert progress.first_undone_after(2) == 6, "past the records done after it"
+    progress.done(6)
+    progress.done(7)
+    assert progress.first_undone_after(2) == 8, "the next offset to read"

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import collections
 import re
-from pathlib import Path
+import subprocess
+import time
 
 import pytest
 
 from mixpanel_core.kafka import headers
-from mixpanel_core.kafka.client_library import kafka_python
 
-from .conftest import ForwardingRig
+from .conftest import ForwardingRig, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,34 +30,15 @@ BEFORE = 10
 POISON = BEFORE
 
 
+DEADLINE = 3.0
+MARGIN = 7.0
+"""Generous on shared cores: the exit takes the deadline plus about a second."""
+
+
 @pytest.fixture
 def rig_partitions() -> int:
     """One partition: a record's offset is its place in the order produced."""
     return 1
-
-
-def _stop_config(rig: ForwardingRig, **forwarder: object) -> Path:
-    # By default a linger far longer than the run: the records before the poison are still
-    # buffered when it is read, however the broker splits them over fetches.
-    config = rig.write_config(
-        {"on_poison": "stop", "dead_letter_topic": None, "linger": 60.0, **forwarder}
-    )
-    config.write_text(config.read_text().replace("dead_letter_topic = null\n", ""))
-    return config
-
-
-def _commit(rig: ForwardingRig, offset: int) -> None:
-    """What an operator does to skip a record: commit the offset after it for the group."""
-    kafka = kafka_python()
-    consumer = kafka.KafkaConsumer(
-        bootstrap_servers=rig.bootstrap, group_id=rig.group, enable_auto_commit=False
-    )
-    try:
-        partition = kafka.TopicPartition(rig.topic, 0)
-        consumer.assign([partition])
-        consumer.commit({partition: kafka.structs.OffsetAndMetadata(offset, "", -1)})
-    finally:
-        consumer.close(autocommit=False)
 
 
 def test_the_records_before_the_poison_are_delivered_and_the_advised_skip_loses_nothing(
@@ -66,7 +47,7 @@ def test_the_records_before_the_poison_are_delivered_and_the_advised_skip_loses_
     before = rig.produce_events(BEFORE, prefix="before")
     rig.produce_raw(b"{not json", [(headers.ENDPOINT, b"track")])
     after = rig.produce_events(5, prefix="after")
-    config = _stop_config(rig)
+    config = rig.stop_config()
 
     code, stderr = rig.run_until_caught_up(config)
 
@@ -81,8 +62,8 @@ def test_the_records_before_the_poison_are_delivered_and_the_advised_skip_loses_
     assert repr(rig.group) in stderr, "the group to commit for"
 
     # The operator follows the advice.
-    _commit(rig, POISON + 1)
-    code, stderr = rig.run_until_caught_up(_stop_config(rig, linger=0.2))
+    rig.commit(POISON + 1)
+    code, stderr = rig.run_until_caught_up(rig.stop_config(linger=0.2))
 
     assert code == 0, stderr
     counts = collections.Counter(rig.delivered_insert_ids())
@@ -97,7 +78,7 @@ def test_when_the_records_before_the_poison_cannot_be_delivered_no_skip_is_advis
     rig.produce_events(BEFORE, prefix="before")
     rig.produce_raw(b"{not json", [(headers.ENDPOINT, b"track")])
     rig.emulator.client.fail_fraction(1.0, statuses=(503,))
-    config = _stop_config(rig, shutdown_deadline=2.0)
+    config = rig.stop_config(shutdown_deadline=2.0)
 
     code, stderr = rig.run_until_caught_up(config, timeout=120)
 
@@ -105,6 +86,45 @@ def test_when_the_records_before_the_poison_cannot_be_delivered_no_skip_is_advis
     assert f"stopping at {rig.topic}[0]@{POISON} (decode)" in stderr, stderr
     assert rig.delivered_insert_ids() == []
     assert all(o in (None, 0) for o in rig.committed().values())
+    [error] = [line for line in stderr.splitlines() if "stopping at" in line and "skip" in line]
+    assert re.search(rf"{BEFORE} records read before it .* were not delivered", error), error
+    assert "Do not skip the record yet" in error, error
+    assert "skip it by committing" not in error, error
+
+
+def test_a_poison_read_while_mixpanel_asks_for_a_long_wait_stops_at_the_shutdown_deadline(
+    rig: ForwardingRig,
+) -> None:
+    """The records before the poison are due (a full batch) when it is read, and Mixpanel
+    answers 429 asking for 600 s: the stop, requested when the poison is read, ends the wait
+    at ``shutdown_deadline`` as a SIGTERM's does. It used to be requested only once the
+    delivery round had waited the Retry-After out."""
+    rig.produce_events(BEFORE, prefix="before")
+    rig.produce_raw(b"{not json", [(headers.ENDPOINT, b"track")])
+    rig.emulator.client.fail_fraction(1.0, statuses=(429,), retry_after=600)
+    # A full batch is due at once: read in the poll that reads the poison, or before it (then
+    # the poison is read during the wait after the 429).
+    config = rig.stop_config(batch_records=BEFORE, linger=0.2, shutdown_deadline=DEADLINE)
+    process = rig.start(config)
+
+    def rate_limited() -> int:
+        return int(rig.emulator.client.stats()["requests"].get("track", {}).get("429", 0))
+
+    wait_until(lambda: rate_limited() >= 1, 60)
+    answered_at = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=DEADLINE + MARGIN)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"still running {DEADLINE + MARGIN:.0f}s after the first 429\n{stderr}")
+    took = time.monotonic() - answered_at
+
+    assert process.returncode == 1, stderr
+    assert took < DEADLINE + MARGIN, f"{took:.1f}s"
+    assert f"stopping at {rig.topic}[0]@{POISON} (decode)" in stderr, stderr
+    assert rig.delivered_insert_ids() == []
+    assert all(o in (None, 0) for o in rig.committed().values()), "nothing delivered"
     [error] = [line for line in stderr.splitlines() if "stopping at" in line and "skip" in line]
     assert re.search(rf"{BEFORE} records read before it .* were not delivered", error), error
     assert "Do not skip the record yet" in error, error

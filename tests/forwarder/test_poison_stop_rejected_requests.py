@@ -1,0 +1,120 @@
+"""``on_poison = "stop"`` on records Mixpanel rejects in a delivery, against the real broker and
+the emulator: the skip the stop's message advises sends nothing of the request again.
+
+Mixpanel answers ``status: 0`` for a whole ``/engage`` request holding one invalid record, keeps
+the valid ones and does not say which it refused; the client cannot resend them (an ``$add``
+would be applied twice), so it reports them all REJECTED. The forwarder stopped at the
+request's first record and advised skipping it alone, "nothing before it is lost": an operator
+who followed the advice got the request's other records sent again, and their ``$add`` applied
+again, once per restart. And when Mixpanel rejected one ``/track`` event alone (the client sends
+the halves of the request again until the refused event stands alone), the events after it in
+the request were delivered, but the skip to the offset after it sent them again.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+
+import pytest
+
+from mixpanel_core.kafka import headers
+
+from .conftest import ForwardingRig
+
+pytestmark = pytest.mark.integration
+
+BATCH = 10
+"""Offsets 0..9 go out in one request; 10..12 after it."""
+RECORDS = BATCH + 3
+REFUSED = 3
+"""The record whose token the emulator refuses: it answers status 0 for the whole request."""
+
+
+@pytest.fixture
+def rig_partitions() -> int:
+    """One partition: a record's offset is its place in the order produced."""
+    return 1
+
+
+def _profile_update(i: int) -> bytes:
+    token = "not-the-project-token" if i == REFUSED else "emulator-token"
+    return json.dumps(
+        {"$token": token, "$distinct_id": f"person-{i}", "$add": {"visits": 1}}
+    ).encode()
+
+
+def _applied(rig: ForwardingRig) -> dict[str, int]:
+    """How many times the emulator applied each person's update."""
+    records = rig.emulator.client.records("engage")
+    return dict(collections.Counter(record["$distinct_id"] for record in records))
+
+
+def test_a_request_rejected_whole_is_one_stop_and_the_advised_skip_sends_none_of_it_again(
+    rig: ForwardingRig,
+) -> None:
+    rig.produce_raws([_profile_update(i) for i in range(RECORDS)], [(headers.ENDPOINT, b"engage")])
+    # A full batch at once: offsets 0..9 in one request, 10..12 left buffered behind it.
+    config = rig.stop_config(batch_records=BATCH, linger=0.2)
+
+    code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 1, stderr
+    where = f"{rig.topic}[0]"
+    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    assert f"stopping at {where}@0 (delivery)" in error, error
+    assert f"{BATCH - 1} more records of {where}, up to offset {BATCH - 1}" in error, error
+    assert "it may already have applied some of its records" in error, error
+    assert f"Skip them all by committing offset {BATCH} on {where}" in error, error
+    assert "nothing before them is lost" in error, error
+    applied = {f"person-{i}": 1 for i in range(BATCH) if i != REFUSED}
+    assert _applied(rig) == applied, "the emulator kept the valid records of the request"
+    assert rig.committed() == {0: None}, "nothing before the request"
+
+    # The operator follows the advice.
+    rig.commit(BATCH)
+    code, stderr = rig.run_until_caught_up(rig.stop_config(linger=0.2))
+
+    assert code == 0, stderr
+    applied.update({f"person-{i}": 1 for i in range(BATCH, RECORDS)})
+    assert _applied(rig) == applied, "each update applied once: none of the request sent again"
+    assert rig.committed() == {0: RECORDS}
+
+
+def _event(i: int) -> bytes:
+    token = "not-the-project-token" if i == REFUSED else "emulator-token"
+    properties = {"token": token, "distinct_id": "u1", "time": int(time.time()) - 10}
+    return json.dumps(
+        {"event": "E", "properties": {**properties, "$insert_id": f"id-{i}"}}
+    ).encode()
+
+
+def test_the_advised_skip_of_an_event_rejected_alone_goes_past_its_delivered_batch_mates(
+    rig: ForwardingRig,
+) -> None:
+    rig.produce_raws([_event(i) for i in range(RECORDS)], [(headers.ENDPOINT, b"track")])
+    config = rig.stop_config(batch_records=BATCH, linger=0.2)
+
+    code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 1, stderr
+    where = f"{rig.topic}[0]"
+    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    assert f"stopping at {where}@{REFUSED} (delivery)" in error, error
+    assert "same answer" not in error, "rejected alone"
+    delivered = [f"id-{i}" for i in range(BATCH) if i != REFUSED]
+    # The halves sent again make several sends of some events: only the set is checked here.
+    first_run = collections.Counter(rig.delivered_insert_ids())
+    assert sorted(first_run) == delivered, "the request's other events"
+    assert rig.committed() == {0: REFUSED}
+    assert f"skip it by committing offset {BATCH} on {where}" in error, error
+    assert f"offsets {REFUSED + 1} to {BATCH - 1} after it were delivered already" in error
+
+    rig.commit(BATCH)
+    code, stderr = rig.run_until_caught_up(rig.stop_config(linger=0.2))
+
+    assert code == 0, stderr
+    sent_again = collections.Counter(rig.delivered_insert_ids()) - first_run
+    assert sent_again == {f"id-{i}": 1 for i in range(BATCH, RECORDS)}, "none of the request"
+    assert rig.committed() == {0: RECORDS}
