@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ def test_a_transport_raising_when_closed_is_one_line_naming_the_file(
     config = tmp_path / "mixpanel.toml"
     config.write_text('[transports.default]\ntype = "closing"\n')
 
-    assert main(["config", "check", str(config)]) == 1
+    try:
+        assert main(["config", "check", str(config)]) == 1
+    finally:
+        sys.modules.pop("acme_closing", None)  # imported from tmp_path: not for other tests
 
     err = capsys.readouterr().err
     assert err == (

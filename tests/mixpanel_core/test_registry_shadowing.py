@@ -156,7 +156,11 @@ def test_a_module_missing_from_its_own_distribution_is_not_blamed_on_shadowing(
     (info / "entry_points.txt").write_text(
         "[mixpanel_core.plugins]\nbroken = acme_broken.limits:NoLimits\n"
     )
-    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])  # last: nothing hides it
+    # Another 'acme_broken' further along sys.path, without the module either: no culprit.
+    other = tmp_path / "other"
+    (other / "acme_broken").mkdir(parents=True)
+    (other / "acme_broken" / "__init__.py").write_text("")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site), str(other)])
     registry._scan.cache_clear()
     with pytest.raises(ConfigError) as caught:
         load(PLUGIN_GROUP, "broken", "plugins.enabled: broken")

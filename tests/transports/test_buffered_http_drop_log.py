@@ -91,7 +91,11 @@ def _produce(
 def test_threads_dropping_at_once_log_the_first_drop_and_every_thousandth(
     mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Each drop here is one message: exactly one line for the first and one per thousand."""
+    """Each drop here is one message: exactly one line for the first and one per thousand.
+
+    A stress test, under real contention: it caught the race in about one run of three (the
+    test above catches it every time, by placing the other thread's drop); it guards the whole
+    path, threads and all, against what that test cannot foresee."""
     caplog.set_level(logging.WARNING, logger=LOGGER)
     messages = [make_event("drop-many", n) for n in range(600)]
     switch = sys.getswitchinterval()

@@ -123,6 +123,12 @@ def test_close_of_another_transport_from_a_report_does_not_wait_for_its_network_
         s.close()
 
 
+def handed(event: threading.Event, what: str, missed: list[str]) -> None:
+    """Wait for a hand-off between the scenario's threads; say so in ``missed`` if it never came."""
+    if not event.wait(30):
+        missed.append(what)
+
+
 def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
@@ -135,9 +141,13 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
     outcome: list[str] = []
     extra = events(1, "extra")[0]
 
+    # The hand-offs wait long (a loaded machine once took over 5 s to get B to its bound) and
+    # say when they ran out: A's send must be made with B at its bound, or it proves nothing.
+    missed: list[str] = []
+
     def report_a(r: DeliveryReport) -> None:
         if s.first(r, "a_send"):
-            b2_sent.wait(5)
+            handed(b2_sent, "report_a: b2 never sent", missed)
             started = time.monotonic()
             try:
                 s.transports["b"].send(extra)
@@ -149,11 +159,12 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
     def report_b(r: DeliveryReport) -> None:
         if s.first(r, "b_flush"):
             b_in.set()
-            b2_sent.wait(5)
+            handed(b2_sent, "report_b: b2 never sent", missed)
             started = time.monotonic()
             s.transports["a"].flush(4)
             s.timed("b_flush", started)
-            a_sent.wait(10)  # B stays at the bound until A's report has sent
+            # B stays at the bound until A's report has sent.
+            handed(a_sent, "report_b: A's report never sent", missed)
 
     try:
         s.build(
@@ -170,17 +181,17 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
         s.armed.set()
         a1, a2 = events(2, "a")
         b1, b2 = events(2, "b")
-        started = time.monotonic()
         for message, name in ((a1, "a"), (a2, "a"), (b1, "b")):
             s.transports[name].send(message)
-        assert b_in.wait(5)
+        assert b_in.wait(30)
         s.transports["b"].send(b2)  # b1 is being reported: room for one; now at the bound
         b2_sent.set()
         assert s.transports["a"].flush(20) == []
         assert s.transports["b"].flush(20) == []
-        # The claim is each step's (QUICK, against 4 s before); the whole also pays the
-        # broker's round trips, which a loaded machine stretched past 5 s once.
-        assert time.monotonic() - started < 7.0
+        # The claim is each step's (QUICK, against 4 s before), timed once B is at its bound;
+        # the whole run's time is left out: it pays the hand-offs above, which a loaded
+        # machine stretches.
+        assert missed == []
         assert 0 <= s.took["a_send"] < QUICK
         assert ["max_unacknowledged" in o and "network thread" in o for o in outcome] == [True]
         assert 0 <= s.took["b_flush"] < QUICK
