@@ -29,6 +29,7 @@ from mixpanel_core.errors import (
 )
 from mixpanel_core.messages import Message
 from mixpanel_core.plugin import PluginContext, build_failure, instantiate
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
 from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
 
@@ -154,6 +155,7 @@ class Pipeline:
         self._built: dict[str, Transport] = {}
         self._building: set[str] = set()
         self._lock = threading.RLock()
+        in_fork_children(self, Pipeline._after_fork)
         self._by_names: dict[tuple[str, ...], tuple[Transport, ...]] = {}
         self._defaults: tuple[Transport, ...] | None = None
 
@@ -430,6 +432,18 @@ class Pipeline:
                 self._building.discard(name)
             self._built[name] = transport
             return transport
+
+    def _after_fork(self) -> None:
+        # A child forked while another thread of the parent's was building a transport
+        # inherits the lock held and the name in ``_building``, by a thread it does not have:
+        # its first track() would wait forever, or be told the transport refers to itself.
+        # The forking thread, the child's only one, may hold them itself (a transport's
+        # from_config forked): it goes on with its build and releases them.
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            return
+        self._lock = threading.RLock()
+        self._building = set()
 
     def _build(self, name: str, spec: object) -> Transport:
         if not isinstance(spec, TransportConfig):

@@ -11,6 +11,7 @@ import attrs
 from mixpanel_core import Message, hookimpl
 from mixpanel_core.frozen import FrozenDict, freeze
 from mixpanel_core.plugin import PluginContext
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.schema import read, setting
 
 
@@ -35,6 +36,13 @@ class SuperProperties:
 
     def __init__(self, properties: Mapping[str, Any] | None = None) -> None:
         self._properties: FrozenDict = freeze(properties or {}, "super_properties")
+        self._lock = threading.Lock()
+        in_fork_children(self, SuperProperties._new_lock)
+
+    def _new_lock(self) -> None:
+        # A child forked while another thread of the parent's was in register() inherits the
+        # lock held, by a thread it does not have: its own register() would wait forever.
+        # Nothing that holds the lock forks, so the child's one thread never holds it.
         self._lock = threading.Lock()
 
     @classmethod

@@ -32,6 +32,7 @@ from mixpanel_core.multiprocess.reports import (
     decode_report,
 )
 from mixpanel_core.multiprocess.sender import run_sender
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.transport import TransportContext
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,18 @@ class SenderSupervisor:
             target=self._listen, name=f"mixpanel-{context.name}-reports", daemon=True
         )
         self._listener.start()
+        in_fork_children(self, SenderSupervisor._disown_in_child)
+
+    def _disown_in_child(self) -> None:
+        # A child made by a bare os.fork() (not multiprocessing, which empties the list in
+        # its children) inherits multiprocessing's list of this process's children, the
+        # sender in it. At the child's normal exit multiprocessing joins it, which only its
+        # parent may: "AssertionError: can only join a child process", and the exit's last
+        # finalizers skipped. ``_children`` is private, hence the guard: were it gone, only
+        # that message would come back.
+        children = getattr(multiprocessing.process, "_children", None)
+        if self._process is not None and isinstance(children, set):
+            children.discard(self._process)
 
     @property
     def process(self) -> BaseProcess | None:
