@@ -178,7 +178,12 @@ def test_acks_0_is_allowed_but_says_once_that_accepted_no_longer_means_acknowled
     assert transport.flush(10) == []
     assert [r.status for r in reports] == [DeliveryStatus.ACCEPTED] * 3
     assert len(read_records(kafka_bootstrap, kafka_topic, 3)) == 3
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # Ours only: kafka-python warns of its own on a loaded machine ("Task ... ran for 0.137s").
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "transports.kafka"
+    ]
     assert warnings == [
         "transport 'bus': transports.bus.producer.acks = 0: messages are reported ACCEPTED "
         "without any acknowledgement from the broker and may be lost"
