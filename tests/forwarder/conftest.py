@@ -329,3 +329,19 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         time.sleep(0.05)
+
+
+def track_event(i: int, refused: int) -> bytes:
+    """The raw record of /track event ``id-i``; the one at ``refused`` carries a token that is
+    not the project's, which only Mixpanel (the emulator) refuses, at delivery."""
+    token = "not-the-project-token" if i == refused else "emulator-token"
+    properties = {"token": token, "distinct_id": "u1", "time": int(time.time()) - 10}
+    return json.dumps(
+        {"event": "E", "properties": {**properties, "$insert_id": f"id-{i}"}}
+    ).encode()
+
+
+def error_line(stderr: str) -> str:
+    """The one ``mixpanel-core: error`` line of a forwarder's stderr."""
+    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    return error

@@ -11,14 +11,12 @@ before the shutdown delivers what is buffered.
 from __future__ import annotations
 
 import collections
-import json
-import time
 
 import pytest
 
 from mixpanel_core.kafka import headers
 
-from .conftest import ForwardingRig
+from .conftest import ForwardingRig, error_line, track_event
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +34,10 @@ def rig_partitions() -> int:
     return 1
 
 
-def _event(i: int) -> bytes:
-    token = "not-the-project-token" if i == REJECTED else "emulator-token"
-    properties = {"token": token, "distinct_id": "u1", "time": int(time.time()) - 10}
-    return json.dumps(
-        {"event": "E", "properties": {**properties, "$insert_id": f"id-{i}"}}
-    ).encode()
-
-
 def test_the_records_buffered_after_a_rejected_record_are_not_sent(rig: ForwardingRig) -> None:
-    rig.produce_raws([_event(i) for i in range(RECORDS)], [(headers.ENDPOINT, b"track")])
+    rig.produce_raws(
+        [track_event(i, REJECTED) for i in range(RECORDS)], [(headers.ENDPOINT, b"track")]
+    )
     # All twelve records are read at once; a full batch is due at once, so the first request
     # holds offsets 0..4 and the rest wait (linger far longer than the run) until the stop.
     config = rig.stop_config(batch_records=BATCH, linger=60.0)
@@ -54,7 +46,7 @@ def test_the_records_buffered_after_a_rejected_record_are_not_sent(rig: Forwardi
 
     assert code == 1, stderr
     where = f"{rig.topic}[0]"
-    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    error = error_line(stderr)
     assert f"stopping at {where}@{REJECTED} (delivery)" in error, error
     assert "same answer" not in error, "rejected alone"
     # The request's other events were accepted (the client resends the halves of a request

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import collections
 import json
-import time
 
 import pytest
 
 from mixpanel_core.kafka import headers
 
-from .conftest import ForwardingRig
+from .conftest import ForwardingRig, error_line, track_event
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +61,7 @@ def test_a_request_rejected_whole_is_one_stop_and_the_advised_skip_sends_none_of
 
     assert code == 1, stderr
     where = f"{rig.topic}[0]"
-    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    error = error_line(stderr)
     assert f"stopping at {where}@0 (delivery)" in error, error
     assert f"{BATCH - 1} more records of {where}, up to offset {BATCH - 1}" in error, error
     assert "it may already have applied some of its records" in error, error
@@ -82,25 +81,19 @@ def test_a_request_rejected_whole_is_one_stop_and_the_advised_skip_sends_none_of
     assert rig.committed() == {0: RECORDS}
 
 
-def _event(i: int) -> bytes:
-    token = "not-the-project-token" if i == REFUSED else "emulator-token"
-    properties = {"token": token, "distinct_id": "u1", "time": int(time.time()) - 10}
-    return json.dumps(
-        {"event": "E", "properties": {**properties, "$insert_id": f"id-{i}"}}
-    ).encode()
-
-
 def test_the_advised_skip_of_an_event_rejected_alone_goes_past_its_delivered_batch_mates(
     rig: ForwardingRig,
 ) -> None:
-    rig.produce_raws([_event(i) for i in range(RECORDS)], [(headers.ENDPOINT, b"track")])
+    rig.produce_raws(
+        [track_event(i, REFUSED) for i in range(RECORDS)], [(headers.ENDPOINT, b"track")]
+    )
     config = rig.stop_config(batch_records=BATCH, linger=0.2)
 
     code, stderr = rig.run_until_caught_up(config)
 
     assert code == 1, stderr
     where = f"{rig.topic}[0]"
-    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    error = error_line(stderr)
     assert f"stopping at {where}@{REFUSED} (delivery)" in error, error
     assert "same answer" not in error, "rejected alone"
     delivered = [f"id-{i}" for i in range(BATCH) if i != REFUSED]

@@ -17,7 +17,7 @@ import pytest
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 
-from .conftest import FAST_GROUP, ForwardingRig, free_port
+from .conftest import FAST_GROUP, ForwardingRig, error_line, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_a_partition_revoked_while_stopping_is_not_said_to_be_another_consumers(
     assert process.returncode == 1, stderr
     where = f"{rig.topic}[0]"
     assert f"partitions revoked: {where}" in stderr, stderr
-    [error] = [line for line in stderr.splitlines() if line.startswith("mixpanel-core: error")]
+    error = error_line(stderr)
     assert f"stopping at {where}@{BEFORE} (decode)" in error, error
     assert f"{where} was revoked (and perhaps assigned again) while stopping" in error, error
     assert "another consumer" not in error, error
