@@ -28,6 +28,7 @@ from mixpanel_core.errors import (
     NotYetDeliveredError,
     TransportError,
 )
+from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.messages import Message
 from mixpanel_core.pipeline import Pipeline
@@ -252,11 +253,32 @@ def only_transport(config: Config, name: str) -> Config:
     return attrs.evolve(config, routes=(RouteConfig(transport=name),))
 
 
+def without_dead_letter_files(config: Config) -> Config:
+    """``config`` with no transport keeping a dead-letter file of its own.
+
+    A command keeps what fails again itself (in ``--rejected-file``, or it exits 1 saying it
+    was not kept, and it is still in the input). A transport's dead-letter file would keep the
+    same records a second time, and replaying both files later would apply a profile ``$add``
+    twice.
+    """
+    transports = {
+        name: attrs.evolve(
+            transport,
+            options=FrozenDict(
+                {k: v for k, v in transport.options.items() if k != "dead_letter_path"}
+            ),
+        )
+        for name, transport in config.transports.items()
+    }
+    return attrs.evolve(config, transports=FrozenDict(transports))
+
+
 class ConfirmedDelivery(Generic[Item]):
     """The configured pipeline, with a collector of reports and a flush that confirms."""
 
     def __init__(self, config: Config, *, dry_run: bool = False) -> None:
         self.collector = ReportCollector()
+        config = without_dead_letter_files(config)
         transports: Mapping[str, object] | None = None
         if dry_run:
             # Same names, so routes still resolve; nothing leaves the process.

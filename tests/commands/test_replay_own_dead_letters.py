@@ -30,6 +30,10 @@ def _dead_letters(path: Path, count: int, start: int = 0) -> bytes:
     return path.read_bytes()
 
 
+def _lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
 def _spelled(path: Path, spelling: str) -> str:
     if spelling == "relative":
         return os.path.relpath(path)
@@ -109,3 +113,37 @@ def test_a_dead_letter_file_is_read_only_as_far_as_it_reached_when_opened(
     rest = list(letters)
 
     assert [letter.index for letter in [first, *rest]] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("command", ["replay-dead-letters", "send"])
+def test_what_fails_again_is_kept_once_by_the_command_not_also_as_a_dead_letter(
+    tmp_path: Path, mixpanel_emulator: Emulator, command: str
+) -> None:
+    # The transport's dead-letter file kept the same records as the command (its rejected
+    # file, or its input to resume from): replaying both later applied a profile `$add` twice.
+    dead = tmp_path / "dead-letters.jsonl"
+    config = write_config(
+        tmp_path, mixpanel_emulator, extra=f'dead_letter_path = "{dead}"\n', retry_budget=0.05
+    )
+    source = tmp_path / "input.jsonl"
+    if command == "send":
+        source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in events(2)))
+        args = ["send", "--endpoint", "import", str(source)]
+    else:
+        _dead_letters(source, 2)
+        args = ["replay-dead-letters", "--file", str(source)]
+    rejected = tmp_path / "rejected.jsonl"
+    mixpanel_emulator.client.fail_next(1000, 503)
+
+    code = main([*args[:1], "--config", str(config), *args[1:], "--rejected-file", str(rejected)])
+
+    mixpanel_emulator.client.clear_faults()
+    if command == "send":
+        # Not delivered is not rejected: send stops, and running it again resumes them.
+        assert code == 1
+        assert _lines(rejected) == 0
+    else:
+        assert code == 0
+        assert _lines(rejected) == 2
+    assert _lines(dead) == 0
+    assert mixpanel_emulator.client.records("import") == []
