@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mixpanel_core.delivery import DeliveryReport
@@ -28,6 +29,8 @@ class DeadLetterFile:
     def __init__(self, path: str | os.PathLike[str], key: str = "dead_letter_path") -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.unwritten = 0
+        """Records that could not be written (disk full, file gone read-only), since start."""
         self._check_writable(key)
 
     def _check_writable(self, key: str) -> None:
@@ -42,30 +45,102 @@ class DeadLetterFile:
             raise ConfigError(f"{key}: {self.path} is not a writable file")
 
     def write(self, reports: Iterable[DeliveryReport]) -> None:
-        lines = [_line(r, r.message) for r in reports if r.message is not None]
+        """Append a line for each report; what cannot be written is logged and counted."""
+        reports = list(reports)
+        kept = [r for r in reports if r.message is not None]
+        if len(kept) < len(reports):
+            # Only bytes no producer of ours writes (``send_records`` input that is not a
+            # record of its endpoint) become reports without a message: Mixpanel would not
+            # take them either, and a dead letter of them could not be replayed.
+            logger.error(
+                "%d record(s) not kept in %s: not a record of their endpoint (first: %s)",
+                len(reports) - len(kept),
+                self.path,
+                next(r.reason for r in reports if r.message is None),
+            )
+        lines = [_line(r, r.message) for r in kept if r.message is not None]
         if not lines:
             return
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                # Opened per write, in append mode: whole lines from forked children interleave
-                # safely, and no handle outlives a fork.
-                with self.path.open("a+b") as handle:
-                    # A write cut short (disk full) or a process killed mid-write leaves part
-                    # of a line: start a line of our own, or that fragment would make the
-                    # first line written here unreadable too.
-                    end = handle.seek(0, os.SEEK_END)
-                    if end:
-                        handle.seek(end - 1)
-                        if handle.read(1) != b"\n":
-                            lines.insert(0, b"\n")
-                    handle.write(b"".join(lines))
-        except OSError:
-            logger.exception("could not write %d record(s) to %s", len(lines), self.path)
+                _append(self.path, lines)
+            except OSError as exc:
+                whole = exc.whole if isinstance(exc, _CutShortError) else 0
+                self.unwritten += len(lines) - whole
+                logger.error(
+                    "could not write %d of %d record(s) to %s (%s); the first not written: %s; "
+                    "their reports still reach mixpanel_delivered",
+                    len(lines) - whole,
+                    len(lines),
+                    self.path,
+                    exc.strerror or exc,
+                    _named(kept[whole].message),
+                )
 
     def reset_after_fork(self) -> None:
         """A lock held by another parent thread at fork time would never be released here."""
         self._lock = threading.Lock()
+
+
+def _append(path: Path, lines: list[bytes]) -> None:
+    """Append ``lines`` to ``path``.
+
+    Opened per write, write-only and in append mode: whole lines from several processes
+    (forked workers) interleave safely, no handle outlives a fork, and a FIFO, ``/dev/stderr``
+    or a write-only file work as well as a regular file. A write cut short (disk full) raises
+    ``_CutShortError`` with how many lines did go in whole.
+    """
+    data = b"".join(lines)
+    if not _ends_a_line(path):
+        # A write cut short, or a process killed mid-write, left part of a line: start one
+        # of our own, or that fragment would make the first line written here unreadable too.
+        data = b"\n" + data
+    # Not blocking in open: a FIFO nobody reads would hold the sender for ever (ENXIO
+    # instead); writes do block, as any log's do, so a slow reader loses nothing.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+    os.set_blocking(fd, True)
+    done = 0
+    try:
+        while done < len(data):
+            done += os.write(fd, memoryview(data)[done:])
+    except OSError as exc:
+        whole = data[:done].count(b"\n") - (data[:1] == b"\n" and done > 0)
+        raise _CutShortError(exc, whole) from exc
+    finally:
+        os.close(fd)
+
+
+class _CutShortError(OSError):
+    """A write that failed part way: ``whole`` lines went in whole before it."""
+
+    def __init__(self, cause: OSError, whole: int) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.whole = whole
+
+
+def _ends_a_line(path: Path) -> bool:
+    """Whether ``path`` is missing, empty, unreadable, not a regular file, or ends a line."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return True  # a FIFO or a device: nothing to read back
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # missing (the write creates it), or write-only: nothing to mend
+        return True
+    try:
+        size = os.fstat(fd).st_size
+        return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+    finally:
+        os.close(fd)
+
+
+def _named(message: Message | None) -> str:
+    """A record as a log names it: its endpoint and ``$insert_id``, never its content."""
+    if message is None:
+        return "none"
+    properties = message.record.get("properties")
+    insert_id = properties.get("$insert_id") if isinstance(properties, Mapping) else None
+    return f"/{message.endpoint} record" + (f" $insert_id {insert_id}" if insert_id else "")
 
 
 def _line(report: DeliveryReport, message: Message) -> bytes:
