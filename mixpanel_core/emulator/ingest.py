@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from mixpanel_core import wire
 from mixpanel_core.api_limits import MAX_RECORD_BYTES
 from mixpanel_core.emulator.auth import check_import_auth
@@ -103,7 +101,7 @@ class IngestService:
             )
             if refusal is not None:
                 body = {"code": refusal.status, "error": refusal.message, "status": "error"}
-                return Reply(refusal.status, orjson.dumps(body))
+                return Reply(refusal.status, wire.dumps(body))
         verbose = request.query.get("verbose") == "1"
         try:
             payload, size = self._decode(request)
@@ -224,7 +222,7 @@ class IngestService:
     def _request_error(self, endpoint: str, status: int, message: str, verbose: bool) -> Reply:
         if status == 413 or endpoint == "import":
             phrase = "Payload Too Large" if status == 413 else "Bad Request"
-            return Reply(status, orjson.dumps({"code": status, "error": message, "status": phrase}))
+            return Reply(status, wire.dumps({"code": status, "error": message, "status": phrase}))
         return _status_body(status, message, verbose)
 
 
@@ -273,7 +271,7 @@ def _status_body(http_status: int, error: str | None, verbose: bool) -> Reply:
     """The /track, /engage, /groups answer: bare 1/0, or {"status", "error"} with verbose=1."""
     ok = error is None
     if verbose:
-        return Reply(http_status, orjson.dumps({"status": int(ok), "error": error}))
+        return Reply(http_status, wire.dumps({"status": int(ok), "error": error}))
     return Reply(http_status, b"1" if ok else b"0", content_type="text/plain")
 
 
@@ -319,4 +317,4 @@ def _import_reply(imported: int, failures: list[_Failure], strict: bool, verbose
         # The official SDK posts verbose=1 to /import too and checks for status == 1.
         body["status"] = int(body["code"] == 200)
         body["error"] = body.get("error")
-    return Reply(body["code"], orjson.dumps(body))
+    return Reply(body["code"], wire.dumps(body))

@@ -113,8 +113,13 @@ class DeadLetterWriter:
         # producer refuses one with a TypeError: such a record could never be dead-lettered, and
         # every restart would stop on it. Its header is kept, with an empty value.
         record_headers = [(name, b"" if data is None else data) for name, data in raw.headers or ()]
+        # A reason may quote a property name holding a lone surrogate (os.fsdecode gives them;
+        # ``wire.dumps`` sends one as its escape): UTF-8 cannot carry it, so it is written as
+        # that escape here too, or the write would raise and the forwarder stop on the record.
         record_headers += [
-            (PREFIX + name, str(value).encode()) for name, value in why.items() if value is not None
+            (PREFIX + name, str(value).encode(errors="backslashreplace"))
+            for name, value in why.items()
+            if value is not None
         ]
         value = raw.value
         if raw.key is None and value is None:

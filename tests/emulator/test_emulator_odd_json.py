@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -73,4 +75,26 @@ def test_json_nested_too_deep_to_read_is_400_also_with_a_long_integer(
     )
     assert answer.status_code == 400
     assert "nested too deep" in answer.json()["error"]
+    assert mixpanel_emulator.records() == []
+
+
+@pytest.mark.parametrize(("path", "status"), [("/track?verbose=1", 200), ("/import?strict=1", 400)])
+def test_a_rejection_naming_a_property_with_a_lone_surrogate_is_answered(
+    mixpanel_emulator: Emulator, path: str, status: int
+) -> None:
+    # The answer quotes the name, which UTF-8 cannot carry: it was a 500 ("emulator bug"),
+    # which a correct client retries for ever. Written as the escape, as the SDK sends it.
+    nested = '"file\\udcff.txt": {"a": {"b": {"c": {"d": 1}}}}'
+    body = (
+        '[{"event": "E", "properties": {"token": "emulator-token", "distinct_id": "u1",'
+        f' "$insert_id": "a1", "time": {int(time.time()) - 10}, {nested}}}}}]'
+    ).encode()
+    answer = requests.post(
+        mixpanel_emulator.base_url + path,
+        data=body,
+        headers={"Content-Type": "application/json"},
+        auth=("emulator-token", ""),
+    )
+    assert answer.status_code == status
+    assert "properties.file\\udcff.txt.a.b" in answer.text  # the escape, in the JSON text
     assert mixpanel_emulator.records() == []
