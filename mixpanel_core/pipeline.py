@@ -437,11 +437,8 @@ class Pipeline:
         # A child forked while another thread of the parent's was building a transport
         # inherits the lock held and the name in ``_building``, by a thread it does not have:
         # its first track() would wait forever, or be told the transport refers to itself.
-        # The forking thread, the child's only one, may hold them itself (a transport's
-        # from_config forked): it goes on with its build and releases them.
-        if self._lock.acquire(blocking=False):
-            self._lock.release()
-            return
+        # Fresh ones, whoever held them: a build the forking thread was in itself (a
+        # transport's from_config forked) goes on, and its ``with`` releases the lock it took.
         self._lock = threading.RLock()
         self._building = set()
 

@@ -42,6 +42,10 @@ _numbers = itertools.count()
 
 def in_fork_children(owner: T, reset: Callable[[T], object]) -> None:
     """Call ``reset(owner)`` in every child forked while ``owner`` is alive."""
+    if not _registered_with_uwsgi:
+        # mixpanel-core imported before uWSGI started in this interpreter (pyuwsgi launched
+        # from an app's own command): uWSGI is found once the app builds its clients.
+        _register_with_uwsgi()
     number = next(_numbers)
     # The weak reference's callback runs when ``owner`` is freed: its entry goes with it.
     ref = weakref.ref(owner, lambda _: _resets.pop(number, None))
@@ -72,15 +76,21 @@ def _reset_in_child() -> None:
             logger.exception("resetting %r in a forked child failed", alive)
 
 
+_registered_with_uwsgi = False
+
+
 def _register_with_uwsgi() -> None:
-    """Have uWSGI run the resets in the workers it forks; nothing outside uWSGI.
+    """Have uWSGI run the resets in the workers it forks, first of its post-fork hooks;
+    nothing outside uWSGI.
 
     uWSGI puts its embedded ``uwsgi`` module in ``sys.modules`` before it loads the app, so
     looking there costs nothing elsewhere and imports nothing by that name.
     """
+    global _registered_with_uwsgi
     uwsgi: Any = sys.modules.get("uwsgi")
-    if uwsgi is None or not hasattr(uwsgi, "masterpid"):
+    if _registered_with_uwsgi or uwsgi is None or not hasattr(uwsgi, "masterpid"):
         return
+    _registered_with_uwsgi = True
     earlier_hook = getattr(uwsgi, "post_fork_hook", None)
     earlier_spooler = getattr(uwsgi, "spooler", None)
     decorators: Any = None
@@ -98,8 +108,14 @@ def _register_with_uwsgi() -> None:
     chain = getattr(decorators, "postfork_chain_hook", None)
     if chain is not None and uwsgi.post_fork_hook is chain:
         # Its ``postfork`` chain, which apps use too: a hook set directly would be replaced
-        # by the app's own later first import of uwsgidecorators.
-        decorators.postfork(_reset_in_child)
+        # by the app's own later first import of uwsgidecorators. First in the chain: the
+        # chain stops at a hook that raises (an app's database not up yet), and a hook that
+        # tracks an event must find the child's own state, not the master's.
+        chain_list = getattr(decorators, "postfork_chain", None)
+        if isinstance(chain_list, list):
+            chain_list.insert(0, _reset_in_child)
+        else:
+            decorators.postfork(_reset_in_child)
         return
     previous = getattr(uwsgi, "post_fork_hook", None)
 

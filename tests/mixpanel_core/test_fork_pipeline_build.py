@@ -92,3 +92,69 @@ def test_the_child_builds_its_own_transport_and_sends(tmp_path: Path, thread: st
     config.write_text('[mixpanel]\ntoken = "t"\n[transports.slow]\ntype = "slow"\n')
     finished = run_python(PROGRAM, str(tmp_path), str(config), thread, timeout=90)
     assert finished.returncode == 0, finished.stdout + finished.stderr
+
+
+FORKING = '''
+import os
+
+from mixpanel_core.testing import MemoryTransport
+
+PARENT = os.getpid()
+children = []
+
+
+class ForkingTransport:
+    """Forks in from_config (a transport starting a helper process the way os.fork() does)."""
+
+    @classmethod
+    def from_config(cls, options, context):
+        pid = os.fork()
+        if pid:
+            children.append(pid)
+        return MemoryTransport()
+'''
+
+FORKING_PROGRAM = """
+import os
+import sys
+
+sys.path.insert(0, sys.argv[1])
+
+from mixpanel_core import Mixpanel
+
+client = Mixpanel.from_config(sys.argv[2])
+try:
+    client.track("someone", "first")  # builds the transport, which forks in from_config
+    sent = len(client.pipeline.transport("forking").records())
+    outcome = "ok" if sent == 1 else f"sent {sent}"
+except Exception as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+import forking_transport
+
+if os.getpid() != forking_transport.PARENT:
+    print("child:", outcome, flush=True)
+    os._exit(0 if outcome == "ok" else 3)
+[pid] = forking_transport.children
+_, status = os.waitpid(pid, 0)
+print("parent:", outcome, flush=True)
+client.close()
+sys.exit(os.waitstatus_to_exitcode(status) or (0 if outcome == "ok" else 4))
+"""
+
+
+def test_a_transport_that_forks_while_it_is_built_finishes_its_build_in_the_child(
+    tmp_path: Path,
+) -> None:
+    # The child's only thread holds the build lock: the reset must leave it to be released
+    # (a fresh lock would make the build's own release raise RuntimeError in the child).
+    install_distribution(
+        tmp_path,
+        "forking-transport",
+        {"mixpanel_core.transports": {"forking": "forking_transport:ForkingTransport"}},
+        {"forking_transport": FORKING},
+    )
+    config = tmp_path / "mixpanel.toml"
+    config.write_text('[mixpanel]\ntoken = "t"\n[transports.forking]\ntype = "forking"\n')
+    finished = run_python(FORKING_PROGRAM, str(tmp_path), str(config), timeout=90)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert sorted(finished.stdout.split("\n")[:2]) == ["child: ok", "parent: ok"]

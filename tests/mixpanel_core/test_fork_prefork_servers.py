@@ -39,9 +39,9 @@ import time
 
 import uwsgi
 
-# The app's own hook, set before mixpanel_core is imported: it must still run.
 app_hooks = []
-uwsgi.post_fork_hook = lambda: app_hooks.append(os.getpid())
+{hooks}
+app_spooler = uwsgi.spooler
 
 from mixpanel_core import Mixpanel
 from mixpanel_core.process_fork import in_fork_children
@@ -68,8 +68,35 @@ def application(environ, start_response):
     time.sleep(0.02)
     client.track("worker", "request", {"n": environ["QUERY_STRING"], "pid": os.getpid()})
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [f"{os.getpid()} {resets.count} {len(app_hooks)}".encode()]
+    spooler_kept = uwsgi.spooler is app_spooler
+    return [f"{os.getpid()} {resets.count} {len(app_hooks)} {spooler_kept}".encode()]
 """
+
+HOOKS = {
+    # The app's own hook and spooler, set before mixpanel_core is imported: both are kept.
+    "set": """
+uwsgi.post_fork_hook = lambda: app_hooks.append(os.getpid())
+uwsgi.spooler = lambda env: uwsgi.SPOOL_OK
+""",
+    # uwsgidecorators' chain stops at a hook that raises: the resets must have run before.
+    "raises": """
+import uwsgidecorators
+
+@uwsgidecorators.postfork
+def connect_to_the_database():
+    app_hooks.append(os.getpid())
+    raise ConnectionError("the database is not up yet")
+""",
+    # A hook that tracks must find the worker's own state (its $insert_ids, its sender).
+    "tracks": """
+import uwsgidecorators
+
+@uwsgidecorators.postfork
+def worker_started():
+    app_hooks.append(os.getpid())
+    client.track("worker", "worker started", {"pid": os.getpid()})
+""",
+}
 
 
 @pytest.fixture
@@ -101,15 +128,30 @@ def _get(port: int, n: int) -> str:
 
 
 @pytest.mark.parametrize(
-    ("transport", "extra", "decorators"),
+    ("transport", "extra", "decorators", "hooks", "preimported"),
     [
-        pytest.param("http", (), True, id="http"),
-        pytest.param("buffered_http", (), True, id="buffered_http"),
+        pytest.param("http", (), True, "set", False, id="http"),
+        pytest.param("buffered_http", (), True, "set", False, id="buffered_http"),
         # Python's fork hooks run too, so both run in each worker: the resets must run once.
-        pytest.param("buffered_http", ("--py-call-osafterfork",), True, id="osafterfork"),
-        pytest.param("buffered_http", ("--py-call-uwsgi-fork-hooks",), True, id="uwsgi_fork_hooks"),
+        pytest.param(
+            "buffered_http", ("--py-call-osafterfork",), True, "set", False, id="osafterfork"
+        ),
+        pytest.param(
+            "buffered_http",
+            ("--py-call-uwsgi-fork-hooks",),
+            True,
+            "set",
+            False,
+            id="uwsgi_fork_hooks",
+        ),
         # uwsgidecorators unavailable (shadowed): uwsgi.post_fork_hook is chained by hand.
-        pytest.param("http", (), False, id="no_uwsgidecorators"),
+        pytest.param("http", (), False, "set", False, id="no_uwsgidecorators"),
+        pytest.param("buffered_http", (), True, "raises", False, id="app_hook_raises"),
+        pytest.param("http", (), True, "tracks", False, id="app_hook_tracks_http"),
+        pytest.param("buffered_http", (), True, "tracks", False, id="app_hook_tracks_buffered"),
+        # mixpanel_core imported before uWSGI starts in the same interpreter (pyuwsgi run
+        # from an app's own command): it finds uWSGI when the app builds its client.
+        pytest.param("buffered_http", (), True, "set", True, id="imported_before_uwsgi"),
     ],
 )
 def test_each_event_of_every_uwsgi_worker_arrives_once(
@@ -118,8 +160,11 @@ def test_each_event_of_every_uwsgi_worker_arrives_once(
     transport: str,
     extra: tuple[str, ...],
     decorators: bool,
+    hooks: str,
+    preimported: bool,
 ) -> None:
-    (tmp_path / "prefork_app.py").write_text(textwrap.dedent(APP))
+    app = APP.replace("{hooks}", HOOKS[hooks])
+    (tmp_path / "prefork_app.py").write_text(textwrap.dedent(app))
     config = tmp_path / "mixpanel.toml"
     config.write_text(
         f'[mixpanel]\ntoken = "emulator-token"\napi_host = "{emulator.base_url}"\n'
@@ -128,11 +173,13 @@ def test_each_event_of_every_uwsgi_worker_arrives_once(
     if not decorators:
         (tmp_path / "uwsgidecorators.py").write_text('raise ImportError("not shipped here")\n')
     log = tmp_path / "uwsgi.log"
-    expected = REQUESTS + 1  # and the master's "app loaded"
+    # And the master's "app loaded", and each worker's "worker started" if its hook tracks.
+    expected = REQUESTS + 1 + (WORKERS if hooks == "tracks" else 0)
+    launch = "import mixpanel_core; " if preimported else ""
     command = [
         sys.executable,
         "-c",
-        "import pyuwsgi; pyuwsgi.run()",
+        f"{launch}import pyuwsgi; pyuwsgi.run()",
         "--master",
         "--processes",
         str(WORKERS),
@@ -178,7 +225,7 @@ def test_each_event_of_every_uwsgi_worker_arrives_once(
             proc.wait()
         print(_log_tail(log))  # shown when the test fails
 
-    by_worker = {pid: (resets, hooks) for pid, resets, hooks in map(str.split, answers)}
+    by_worker = {pid: (resets, ran) for pid, resets, ran, _ in map(str.split, answers)}
     assert len(by_worker) >= 2, f"one worker served every request: {by_worker}"
     time.sleep(0.5)  # anything sent twice would have arrived by now
     records = emulator.client.records("track")
@@ -190,3 +237,4 @@ def test_each_event_of_every_uwsgi_worker_arrives_once(
     assert served == list(range(REQUESTS))
     # Each worker was reset once (not twice under --py-call-osafterfork), the app's hook kept.
     assert set(by_worker.values()) == {("1", "1")}, by_worker
+    assert {answer.split()[3] for answer in answers} == {"True"}, "the app's spooler was replaced"
