@@ -29,8 +29,10 @@ from mixpanel_core.multiprocess.frames import decode_line
 
 logger = logging.getLogger(__name__)
 
-EncodedReport = tuple[str, str, str | None, int | None, int, str | None, str | None, bytes | None]
-"""status, transport, reason, http_status, attempts, field, endpoint, record JSON."""
+EncodedReport = tuple[
+    str, str, str | None, int | None, int, str | None, float | None, str | None, bytes | None
+]
+"""status, transport, reason, http_status, attempts, field, retry_after, endpoint, record JSON."""
 
 REPORTS = "reports"
 FLUSHED = "flushed"
@@ -48,16 +50,24 @@ def encode_report(report: DeliveryReport) -> EncodedReport:
         report.http_status,
         report.attempts,
         report.field,
+        report.retry_after,
         message.endpoint if message is not None else None,
         message.json() if message is not None else None,  # the frame's own bytes, kept
     )
 
 
 def decode_report(encoded: EncodedReport) -> DeliveryReport:
-    status, transport, reason, http_status, attempts, field, endpoint, record = encoded
+    status, transport, reason, http_status, attempts, field, retry_after, endpoint, record = encoded
     message = decode_line(endpoint, record) if endpoint is not None and record else None
     return DeliveryReport(
-        message, DeliveryStatus(status), transport, reason, http_status, attempts, field
+        message,
+        DeliveryStatus(status),
+        transport,
+        reason,
+        http_status,
+        attempts,
+        field,
+        retry_after,
     )
 
 

@@ -18,6 +18,7 @@ from mp_workers import (
 )
 
 from mixpanel_core.client import Mixpanel
+from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -142,3 +143,26 @@ def test_events_and_profile_updates_from_one_worker_each_reach_their_endpoint(
     assert [e["properties"]["i"] for e in events] == list(range(300))
     assert [p["$set"]["i"] for p in profiles] == list(range(0, 300, 3))
     assert transport.supervisor.counts == {"accepted": 400}
+
+
+def test_a_relayed_failure_carries_the_retry_after_mixpanel_asked_for(
+    fresh: EmulatorProcess,
+) -> None:
+    # Relayed without it before: an observer could not wait as long as Mixpanel asked.
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": fresh.base_url},
+            "transports": {
+                "default": {"type": "multiprocessing_queue", "inner": "direct"},
+                # A Retry-After beyond the budget: given up at once, with the server's figure.
+                "direct": {"type": "buffered_http", "linger": 0.02, "retry_budget": 1.0},
+            },
+        }
+    )
+    client, counter = observed_client(config)
+    fresh.client.fail_next(1, 429, endpoints=["track"], retry_after=30)
+    client.track("someone", "Tick")
+    client.close()
+
+    [report] = counter.reports
+    assert (report.status.value, report.http_status, report.retry_after) == ("failed", 429, 30.0)
