@@ -209,7 +209,7 @@ def test_a_dead_letter_written_after_a_write_cut_short_stays_a_line_of_its_own(
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert "could not write 1 record(s)" in done.stderr  # the cut-short write was logged
+    assert "could not write 1 of 1 record(s)" in done.stderr  # the cut-short write was logged
     assert mixpanel_emulator.stats()["requests"]["track"] == {"400": 2}
     parsed = []
     for line in dead.read_bytes().splitlines():
