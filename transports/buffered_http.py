@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from mixpanel_core.buffering import BackgroundSender, BufferOptions
+from mixpanel_core.buffer_options import BufferOptions
+from mixpanel_core.buffering import BackgroundSender
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.messages import Endpoint, Message

@@ -16,6 +16,11 @@ module                    what it does
 ``dead_lettering``        sending dead letters, waiting for their acknowledgements, settling
 ``rebalance``             the non-blocking rebalance listener
 ``loop``                  ``Forwarder``: poll, decode, deliver, dead-letter, commit, report
+``round_reports``         what a delivery round's reports say: 429s, ``Retry-After``, attempts
+``commits``               committing what is done, within the time the broker is given
+``shutdown_clock``        the shutdown deadline and the time bounds of Kafka calls
+``poison_stop_advice``    the error a stop under ``on_poison = "stop"`` raises: skip or not
+``lag``                   each partition's lag; the log ends ``until_caught_up`` waits for
 ``metrics``               counters, lag, Prometheus text and its HTTP endpoint
 ``progress``              the periodic log line and the live terminal line
 ``build``                 wiring a ``Forwarder`` from a ``Config``

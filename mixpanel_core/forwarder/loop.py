@@ -33,14 +33,9 @@ what was read before it is delivered within the shutdown deadline and committed,
 ``run`` raises, saying whether skipping the record (committing the offset it names) loses
 nothing. Records Mixpanel rejected together, in one answer for a whole request, are one stop.
 
-A commit waits for the broker at most ``COMMIT_TIMEOUT`` (kafka-python's own bound is
-``request_timeout_ms``, 30 s by default, which a broker that stopped answering would hold a
-SIGTERM for); one not answered in time is made again at the next commit, with the offsets done
-by then. Once a stop is requested, the Kafka calls that wait for the broker (the final commit,
-leaving the group) are given the time left before the shutdown deadline, at least
-``KAFKA_FLOOR``: an unresponsive broker cannot hold the exit. A commit that runs out of time
-then leaves its records uncommitted, delivered again by the next owner of their partitions (at
-least once).
+How long commits and the other Kafka calls that wait for the broker may take, before and after
+a stop, is ``ShutdownClock``'s (``shutdown_clock``); committing is ``OffsetCommitter``'s
+(``commits``).
 """
 
 from __future__ import annotations
@@ -52,19 +47,27 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import attrs
-
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import AuthenticationError
+from mixpanel_core.forwarder.commits import OffsetCommitter
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
-from mixpanel_core.forwarder.dead_lettering import DeadLettering, PoisonStop
+from mixpanel_core.forwarder.dead_lettering import DeadLettering
 from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
+from mixpanel_core.forwarder.lag import LOG_ENDS_TIMEOUT, LagMeter, topic_log_ends
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.offsets import OffsetTracker, Resume
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
+from mixpanel_core.forwarder.poison_stop_advice import poison_stop_error
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
+from mixpanel_core.forwarder.round_reports import (
+    first_failure,
+    longest_retry_after,
+    rate_limited,
+    with_earlier_attempts,
+)
+from mixpanel_core.forwarder.shutdown_clock import ShutdownClock
 from mixpanel_core.ingestion import Deadline, RetryPolicy
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.log_ends import LogEnds
@@ -96,17 +99,6 @@ class Deliver(Protocol):
 POLL_INTERVAL = 0.1
 """Longest a ``poll()`` blocks, so linger, signals and the catch-up check stay responsive."""
 CAUGHT_UP_CHECK_INTERVAL = 0.5
-LAG_INTERVAL = 1.0
-LOG_ENDS_TIMEOUT = 0.5
-"""Longest the lag measure waits for the broker to list the log ends: it runs on the loop's
-thread, every ``LAG_INTERVAL``, and must not hold deliveries, polls or the exit."""
-RATE_LIMITED = 429
-KAFKA_FLOOR = 1.0
-"""Least time the commit and the close get after a stop, even past the shutdown deadline: a
-healthy broker answers well within it, so its last commit and the group leave still happen."""
-COMMIT_TIMEOUT = 5.0
-"""Longest a commit waits for the broker before a stop: a healthy broker answers in
-milliseconds, and a commit out when a SIGTERM comes holds the exit until it ends."""
 
 
 class Forwarder:
@@ -160,23 +152,19 @@ class Forwarder:
         self._rewind: dict[Any, Resume] = {}
         """Revoked partitions whose dropped records must be read again if they come back."""
         self._stop_requested = threading.Event()
-        self._shutdown_by: float | None = None
+        self._shutdown = ShutdownClock(clock, config.shutdown_deadline)
         self._dead_lettering = DeadLettering(
             dead_letters,
             self.metrics,
             clock=clock,
-            shutdown_deadline=self._shutdown_deadline,
+            shutdown_deadline=self._shutdown.deadline,
             keep_outcome=self._keep_outcome,
             stop=self.request_stop,
         )
         self._failed_rounds = 0
-        self._lag_at = 0.0
-        self._log_ends: dict[Any, int] = {}
-        """Each assigned partition's end, as the broker last listed it (see ``_measure_lag``)."""
-        kafka = kafka_python()
-        self._offset_and_metadata = kafka.structs.OffsetAndMetadata
-        self._kafka_error = kafka.errors.KafkaError
-        self._kafka_timeout = kafka.errors.KafkaTimeoutError
+        self._lag = LagMeter(consumer, self._tracker, self.metrics)
+        self._commits = OffsetCommitter(consumer, self._tracker, self.metrics, self._shutdown)
+        self._kafka_error = kafka_python().errors.KafkaError
 
     # -- public -----------------------------------------------------------------------------
 
@@ -190,7 +178,7 @@ class Forwarder:
         Safe from signal handlers and other threads. The deadline counts from here: a request
         out at this moment is abandoned when it passes, however long its timeouts.
         """
-        self._start_shutdown_clock()
+        self._shutdown.start()
         self._stop_requested.set()
 
     def run(self, *, until_caught_up: bool = False) -> None:
@@ -204,7 +192,7 @@ class Forwarder:
         """
         if until_caught_up and self._group_reader is None:
             raise ForwarderError("until_caught_up needs a group_reader (see Forwarder)")
-        targets = self._end_offsets() if until_caught_up else None
+        targets = topic_log_ends(self._group_reader, self._topic) if until_caught_up else None
         self._consumer.subscribe([self._topic], listener=rebalance_listener(self._changes))
         checked_at = self._clock()
         try:
@@ -220,7 +208,7 @@ class Forwarder:
                 if not self._stop_requested.is_set():
                     # Once a stop is requested _shut_down commits (and reports after it): one
                     # commit, within the deadline, rather than one here and one there.
-                    self._commit()
+                    self._commits.commit()
                     self._report_outcomes()
                 now = self._clock()
                 self._observe(now)
@@ -231,16 +219,18 @@ class Forwarder:
                         break
             self._shut_down()
             if self._dead_lettering.stops:
-                raise self._poison_stop_error()
+                raise poison_stop_error(
+                    self._dead_lettering.stops, self._tracker, self._config.group_id
+                )
         except AuthenticationError:
             # Dead letters of this turn (poison read, records the refused call got rejected)
             # are committed only once acknowledged.
             self._dead_lettering.settle_before_stopping()
-            self._commit()
+            self._commits.commit()
             self._report_outcomes()
             raise
         except ForwarderError:
-            self._commit()
+            self._commits.commit()
             self._report_outcomes()
             raise
         finally:
@@ -387,7 +377,7 @@ class Forwarder:
             return
         try:
             reports = self._deliver(
-                endpoint, [item.message for item in items], self._wait, self._shutdown_deadline
+                endpoint, [item.message for item in items], self._wait, self._shutdown.deadline
             )
         except AuthenticationError as refused:
             self._settle_refused(endpoint, items, refused)
@@ -419,9 +409,9 @@ class Forwarder:
                 item.progress.done(item.offset)
                 self.metrics.delivered += 1
                 if outcomes is not None:
-                    outcomes.append(_with_earlier_attempts(report, item))
+                    outcomes.append(with_earlier_attempts(report, item))
             elif status is DeliveryStatus.REJECTED:
-                rejected.append((item, _with_earlier_attempts(report, item)))
+                rejected.append((item, with_earlier_attempts(report, item)))
             elif self._tracker.is_current(item.progress):
                 # Counted on the record: the round that ends in its dead letter reports only
                 # its own requests, and the header must say how many were made in all.
@@ -486,12 +476,12 @@ class Forwarder:
     def _retry_later(
         self, endpoint: Endpoint, failed: list[PendingRecord], reports: Sequence[DeliveryReport]
     ) -> None:
-        if self._stop_requested.is_set() and self._past_shutdown_deadline():
+        if self._stop_requested.is_set() and self._shutdown.passed():
             logger.warning(
                 "shutdown deadline passed: %d %s records left undelivered and uncommitted (%s)",
                 len(failed),
                 endpoint,
-                _first_failure(reports),
+                first_failure(reports),
             )
             return
         self._failed_rounds += 1
@@ -501,14 +491,14 @@ class Forwarder:
         # longer than the client's retry budget is what ended the round early).
         delay = self._retry_policy.delay(
             self._failed_rounds,
-            rate_limited=_rate_limited(reports),
-            retry_after=_retry_after(reports),
+            rate_limited=rate_limited(reports),
+            retry_after=longest_retry_after(reports),
         )
         logger.warning(
             "%d %s records not delivered (%s); trying again in %.1fs",
             len(failed),
             endpoint,
-            _first_failure(reports),
+            first_failure(reports),
             delay,
         )
         self._pending.put_back(endpoint, failed, self._clock())
@@ -529,11 +519,11 @@ class Forwarder:
         while True:
             now = self._clock()
             if self._stop_requested.is_set():
-                self._start_shutdown_clock()
-                if self._past_shutdown_deadline():
+                self._shutdown.start()
+                if self._shutdown.passed():
                     return
-                assert self._shutdown_by is not None  # set by _start_shutdown_clock
-                end = min(end, self._shutdown_by)
+                assert self._shutdown.by is not None  # set by start()
+                end = min(end, self._shutdown.by)
             if now >= end:
                 return
             # Re-pause on every turn: a rebalance may have assigned new partitions.
@@ -576,206 +566,49 @@ class Forwarder:
         for outcome in outcomes:
             report(outcome)
 
-    # -- committing and stopping ------------------------------------------------------------
-
-    def _commit(self) -> bool:
-        """Commit what is done; ``False`` when the broker did not answer in the time given
-        (a refusal, such as a rebalance's, is not that: a later commit may get through)."""
-        offsets = self._tracker.to_commit()
-        if not offsets:
-            return True
-        make = self._offset_and_metadata
-        stopping = self._shutdown_by is not None
-        timeout_ms = self._commit_timeout_ms()
-        try:
-            self._consumer.commit(
-                {tp: make(offset, "", -1) for tp, offset in offsets.items()}, timeout_ms=timeout_ms
-            )
-        except self._kafka_error as exc:
-            if stopping:
-                logger.warning(
-                    "commit failed while stopping (%s; %.1fs allowed): the records done "
-                    "since the last commit stay uncommitted, and the next owner of their "
-                    "partitions delivers them again (at least once; $insert_id deduplicates "
-                    "events)",
-                    exc,
-                    timeout_ms / 1000,
-                )
-                return not isinstance(exc, self._kafka_timeout)
-            if isinstance(exc, self._kafka_timeout):
-                # Nothing is marked committed, so the next commit sends these offsets again
-                # (or later ones): committing an offset twice is harmless.
-                logger.warning(
-                    "commit not answered within %.1fs (%s); it is made again at the next commit",
-                    timeout_ms / 1000,
-                    exc,
-                )
-                return False
-            # A rebalance got there first: the records will be read again and deduplicated.
-            logger.warning("commit failed (%s); the next owner resumes from the last commit", exc)
-            return True
-        self._tracker.committed(offsets)
-        self.metrics.commits += 1
-        return True
-
-    def _poison_stop_error(self) -> ForwarderError:
-        """Why the forwarder stops under ``on_poison = "stop"``, once what was read before the
-        records to stop at was delivered and committed (as far as it could be): where each is,
-        what is committed, and whether skipping it (with the records rejected together with
-        it) loses nothing, which is the case only when every other record read before the
-        offset to commit is done."""
-        said = []
-        for stop in self._dead_lettering.stops:
-            progress, offset, last = stop.progress, stop.offset, stop.last
-            partition = progress.partition
-            name = f"{partition.topic}[{partition.partition}]"
-            text = f"stopping at {stop.where} ({stop.stage}): {stop.reason}. on_poison is 'stop'"
-            if stop.together:
-                text += (
-                    f"; Mixpanel gave the same answer for {len(stop.together)} more records of "
-                    f"{name}, up to offset {last}: when it rejects a whole request (a status 0 "
-                    "from /engage or /groups), it may already have applied some of its "
-                    "records, and would apply them again if they were sent again, as a restart "
-                    "that does not skip them does"
-                )
-            if not self._tracker.is_current(progress):
-                # Revoked, and perhaps assigned back to this consumer: then it was read again
-                # from its first record not done, and ignored (it has a stop).
-                said.append(
-                    f"{text}; {name} was revoked (and perhaps assigned again) while stopping, "
-                    "so what was read of it after its last commit is read again, and "
-                    f"whichever consumer reads it next stops at offset {offset} again."
-                )
-                continue
-            undone = progress.undone_before(last + 1, besides=stop.offsets)
-            committed = self._tracker.last_committed(partition)
-            if undone:
-                at = (
-                    "nothing of it was committed"
-                    if committed is None
-                    else f"it stays committed at offset {committed}"
-                )
-                before = (
-                    "before it"
-                    if not stop.together
-                    else f"up to offset {last}, besides those rejected with it,"
-                )
-                said.append(
-                    f"{text}; {undone} records read {before} on {name} (from offset "
-                    f"{progress.committable}) were not delivered before stopping (see the "
-                    f"log above), so {at}. Do not skip the record yet: committing past it "
-                    "would lose them. Start the forwarder again once Mixpanel takes them: it "
-                    f"delivers them and stops at offset {offset} again."
-                )
-                continue
-            if committed == offset:
-                done = (
-                    f"every record before it on {name} is delivered, and offset {offset} is "
-                    "committed"
-                )
-            elif committed is None and progress.start == offset:
-                done = f"it is the first record read on {name}: nothing before it was waiting"
-            else:
-                done = (
-                    f"every record before it on {name} is delivered, but committing offset "
-                    f"{offset} did not go through (see the log above)"
-                )
-            said.append(f"{text}; {done}. {self._skip_advice(stop, name)}")
-        said.append("Or set forwarder.on_poison = 'dead_letter' with a dead_letter_topic.")
-        return ForwarderError(" ".join(said))
-
-    def _skip_advice(self, stop: PoisonStop, name: str) -> str:
-        """How to skip ``stop`` losing nothing, once every other record before it is done.
-
-        The offset to commit is the first record after the stop's last one not done: past
-        the records rejected with it, and past those after it Mixpanel accepted already (sent
-        in its request, or to another endpoint, before it was found), which a skip to the
-        offset after it alone would send again (a profile $add applied twice).
-        """
-        last = stop.last
-        found = stop.progress.first_undone_after(last)
-        skip_to = last + 1 if found is None else found
-        where = f"offset {skip_to} on {name} for group {self._config.group_id!r}"
-        delivered = (
-            ""
-            if skip_to == last + 1
-            else f" (offsets {last + 1} to {skip_to - 1} after it were delivered already)"
-        )
-        if not stop.together:
-            return (
-                f"It and everything after it on {name} stay uncommitted. Fix it and start "
-                f"again, or skip it by committing {where}{delivered}: nothing before it is "
-                "lost."
-            )
-        return (
-            f"They and everything after them on {name} stay uncommitted. Skip them all by "
-            f"committing {where}{delivered}: nothing before them is lost, and those Mixpanel "
-            "refused can be fixed and produced again."
-        )
-
-    def _start_shutdown_clock(self) -> None:
-        if self._shutdown_by is None:
-            self._shutdown_by = self._clock() + self._config.shutdown_deadline
-
-    def _commit_timeout_ms(self) -> int:
-        """How long a commit may wait for the broker: ``COMMIT_TIMEOUT``, and once a stop is
-        requested the time left before the shutdown deadline, at least ``KAFKA_FLOOR``."""
-        by = self._shutdown_by
-        seconds = COMMIT_TIMEOUT if by is None else max(KAFKA_FLOOR, by - self._clock())
-        return int(seconds * 1000)
-
-    def _kafka_timeout_ms(self) -> int | None:
-        """How long a close may wait for the broker: ``None`` (kafka-python's
-        ``request_timeout_ms``) until a stop is requested, then as long as a commit."""
-        return None if self._shutdown_by is None else self._commit_timeout_ms()
-
-    def _shutdown_deadline(self) -> float | None:
-        """The deadline handed to deliveries: read again while a request is out, so a stop
-        requested meanwhile bounds it (see ``Deliver``)."""
-        return self._shutdown_by
-
-    def _past_shutdown_deadline(self) -> bool:
-        return self._shutdown_by is not None and self._clock() >= self._shutdown_by
+    # -- stopping ---------------------------------------------------------------------------
 
     def _shut_down(self) -> None:
         """Stop fetching; deliver what is buffered within the deadline; commit."""
-        self._start_shutdown_clock()
+        self._shutdown.start()
         self._consumer.pause(*self._consumer.assignment())
         # What is done already is committed before the last deliveries: their retry waits
         # poll Kafka, and a rebalance meanwhile (a replica joining or leaving in a rolling
         # deploy) would make this forwarder forget it, and the partition's next owner deliver
         # it again (a profile $add applied twice).
-        answered = self._commit()
+        answered = self._commits.commit()
         self._report_outcomes()
-        while len(self._pending) and not self._past_shutdown_deadline():
+        while len(self._pending) and not self._shutdown.passed():
             self._deliver_due(everything=True)
         self._dead_lettering.settle()
         if answered:
             # A broker that did not answer the first commit in the time left will not answer
             # this one either: the exit is not held for it. One that refused it (a rebalance
             # under way) may take it now, after the deliveries' polls let the rebalance end.
-            self._commit()
+            self._commits.commit()
         self._report_outcomes()
 
     def _close(self) -> None:
         try:
             # The last measure may predate the final deliveries and commit: the closing line
             # must show the lag the forwarder leaves behind.
-            self._measure_lag(LOG_ENDS_TIMEOUT)
+            self._lag.measure(LOG_ENDS_TIMEOUT)
         except self._kafka_error as exc:
             logger.warning("measuring the lag at exit: %s", exc)
         self._progress.finish()
         try:
             # Leaving the group now lets the others take over the partitions at once; after a
             # stop, only within the deadline (kafka-python waits request_timeout_ms otherwise).
-            self._consumer.close(autocommit=False, timeout_ms=self._kafka_timeout_ms())
+            self._consumer.close(autocommit=False, timeout_ms=self._shutdown.kafka_timeout_ms())
         except self._kafka_error as exc:
             logger.warning("closing the consumer: %s", exc)
         self._dead_lettering.close()
         # This runs in run()'s finally: raising here would hide the error that ended the run.
         if self._group_reader is not None:
             try:
-                self._group_reader.close(autocommit=False, timeout_ms=self._kafka_timeout_ms())
+                self._group_reader.close(
+                    autocommit=False, timeout_ms=self._shutdown.kafka_timeout_ms()
+                )
             except Exception as exc:
                 logger.warning(
                     "closing the committed-offsets reader: %s: %s", type(exc).__name__, exc
@@ -784,59 +617,8 @@ class Forwarder:
     # -- observing --------------------------------------------------------------------------
 
     def _observe(self, now: float) -> None:
-        if now - self._lag_at >= LAG_INTERVAL:
-            self._lag_at = now
-            # Once a stop was requested, asking the broker must not hold the waits past the
-            # shutdown deadline; the exit measures the lag once more in any case.
-            by = self._shutdown_by
-            self._measure_lag(LOG_ENDS_TIMEOUT if by is None else min(LOG_ENDS_TIMEOUT, by - now))
+        self._lag.measure_when_due(now, self._shutdown.by)
         self._progress.tick(now)
-
-    def _measure_lag(self, ask_for: float) -> None:
-        """Each assigned partition's records between its committable offset and its end.
-
-        The end is the larger of the high watermark of the last fetch and the end the broker
-        lists (``end_offsets``). The fetch alone goes stale for a paused partition, which is
-        not fetched: while Mixpanel fails, the lag would stay where it was when the
-        partitions were paused however much the topic grew. The listing alone may fall
-        short on some Kafka-compatible brokers (see ``LogEnds``). The broker is given
-        ``ask_for`` seconds to answer (none left: the ends it listed last are used).
-        """
-        consumer = self._consumer
-        assignment = consumer.assignment()
-        if assignment and ask_for > 0:
-            self._list_log_ends(assignment, ask_for)
-        positions = self._tracker.positions()
-        lag = {}
-        for partition in assignment:
-            ends = (consumer.highwater(partition), self._log_ends.get(partition))
-            end = max((e for e in ends if e is not None), default=None)
-            done = positions.get(partition)
-            if end is None or done is None:
-                continue
-            lag[(partition.topic, partition.partition)] = max(0, end - done)
-        self.metrics.lag = lag
-
-    def _list_log_ends(self, partitions: Any, timeout: float) -> None:
-        """Ask the broker for the ends of ``partitions`` within ``timeout`` seconds; on any
-        failure keep the ends listed last (a measure never stops the forwarder)."""
-        try:
-            listed = self._consumer.end_offsets(
-                list(partitions), timeout_ms=max(1, int(timeout * 1000))
-            )
-        except Exception as exc:
-            logger.debug("listing the log ends for the lag: %s: %s", type(exc).__name__, exc)
-            return
-        self._log_ends = dict(listed)
-
-    def _end_offsets(self) -> LogEnds:
-        kafka = kafka_python()
-        reader = self._group_reader
-        numbers = reader.partitions_for_topic(self._topic) or ()
-        partitions = [kafka.TopicPartition(self._topic, n) for n in sorted(numbers)]
-        if not partitions:
-            raise ForwarderError(f"topic {self._topic!r} does not exist or has no partitions")
-        return LogEnds(reader.end_offsets(partitions))
 
     def _caught_up(self, targets: LogEnds) -> bool:
         """Whether the group committed at least ``targets`` on every partition; the ones this
@@ -852,33 +634,6 @@ class Forwarder:
             if committed is None or committed < end:
                 return False
         return True
-
-
-def _with_earlier_attempts(report: DeliveryReport, item: PendingRecord) -> DeliveryReport:
-    """``report`` counting the requests of the record's earlier rounds too."""
-    if not item.attempts:
-        return report
-    return attrs.evolve(report, attempts=item.attempts + report.attempts)
-
-
-def _rate_limited(reports: Sequence[DeliveryReport]) -> bool:
-    """Whether a FAILED report's last answer was a 429 (then the whole round backs off so)."""
-    return any(r.http_status == RATE_LIMITED for r in reports if r.status is DeliveryStatus.FAILED)
-
-
-def _retry_after(reports: Sequence[DeliveryReport]) -> float | None:
-    """The longest ``Retry-After`` the FAILED reports' last answers asked for, if any."""
-    asked = [
-        r.retry_after
-        for r in reports
-        if r.status is DeliveryStatus.FAILED and r.retry_after is not None
-    ]
-    return max(asked, default=None)
-
-
-def _first_failure(reports: Sequence[DeliveryReport]) -> str | None:
-    """The reason of the first FAILED report, for a log line."""
-    return next((r.reason for r in reports if r.status is DeliveryStatus.FAILED), None)
 
 
 def _names(partitions: frozenset[Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import attrs
 
-from mixpanel_core.buffering import WhenFull
+from mixpanel_core.bounded_queue import WhenFull
 from mixpanel_core.schema import check_seconds, setting
 
 StartMethod = Literal["spawn", "fork", "forkserver"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mixpanel_core import ConfigError
-from mixpanel_core.buffering import BufferOptions
+from mixpanel_core.buffer_options import BufferOptions
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.forwarder.config import ForwarderConfig, resolve
 from mixpanel_core.ingestion import HttpOptions

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from mixpanel_core import hookimpl
-from mixpanel_core.buffering import BoundedQueue
+from mixpanel_core.bounded_queue import BoundedQueue
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus

@@ -15,9 +15,10 @@ from types import TracebackType
 
 import pytest
 
-from mixpanel_core.buffering import BoundedQueue, Record
+from mixpanel_core.bounded_queue import BoundedQueue
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.messages import Event
+from mixpanel_core.sender_records import Record
 from transports.buffered_http import BufferedHttpTransport
 
 from .test_buffered_http import make_event, transport_for

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mixpanel_core.buffering import BoundedQueue
+from mixpanel_core.bounded_queue import BoundedQueue
 from mixpanel_core.emulator import EmulatorProcess
 
 PRELUDE = """

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from mixpanel_core.buffering import held_bytes
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.errors import QueueFullError
+from mixpanel_core.sender_records import held_bytes
 
 from .test_buffered_http import make_event, transport_for
 

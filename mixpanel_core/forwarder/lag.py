@@ -1,0 +1,99 @@
+"""How far behind the forwarder is: each assigned partition's lag, measured on the loop's thread,
+and the log ends of the topic that ``run(until_caught_up=True)`` waits for the group to commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mixpanel_core.forwarder.config import ForwarderError
+from mixpanel_core.forwarder.metrics import ForwarderMetrics
+from mixpanel_core.forwarder.offsets import OffsetTracker
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.log_ends import LogEnds
+
+logger = logging.getLogger("mixpanel_core.forwarder")
+
+LAG_INTERVAL = 1.0
+LOG_ENDS_TIMEOUT = 0.5
+"""Longest the lag measure waits for the broker to list the log ends: it runs on the loop's
+thread, every ``LAG_INTERVAL``, and must not hold deliveries, polls or the exit."""
+
+
+class LagMeter:
+    """Measures each assigned partition's lag into ``metrics.lag``, on the loop's thread.
+
+    ``consumer`` is the forwarder's subscribed ``KafkaConsumer``; ``tracker`` says how far each
+    partition is done.
+    """
+
+    def __init__(self, consumer: Any, tracker: OffsetTracker, metrics: ForwarderMetrics) -> None:
+        self._consumer = consumer
+        self._tracker = tracker
+        self._metrics = metrics
+        self._measured_at = 0.0
+        self._log_ends: dict[Any, int] = {}
+        """Each assigned partition's end, as the broker last listed it (see ``measure``)."""
+
+    def measure_when_due(self, now: float, shutdown_by: float | None) -> None:
+        """Measure, at most every ``LAG_INTERVAL``; ``shutdown_by`` is the shutdown deadline
+        once a stop was requested."""
+        if now - self._measured_at >= LAG_INTERVAL:
+            self._measured_at = now
+            # Once a stop was requested, asking the broker must not hold the waits past the
+            # shutdown deadline; the exit measures the lag once more in any case.
+            self.measure(
+                LOG_ENDS_TIMEOUT
+                if shutdown_by is None
+                else min(LOG_ENDS_TIMEOUT, shutdown_by - now)
+            )
+
+    def measure(self, ask_for: float) -> None:
+        """Each assigned partition's records between its committable offset and its end.
+
+        The end is the larger of the high watermark of the last fetch and the end the broker
+        lists (``end_offsets``). The fetch alone goes stale for a paused partition, which is
+        not fetched: while Mixpanel fails, the lag would stay where it was when the
+        partitions were paused however much the topic grew. The listing alone may fall
+        short on some Kafka-compatible brokers (see ``LogEnds``). The broker is given
+        ``ask_for`` seconds to answer (none left: the ends it listed last are used).
+        """
+        consumer = self._consumer
+        assignment = consumer.assignment()
+        if assignment and ask_for > 0:
+            self._list_log_ends(assignment, ask_for)
+        positions = self._tracker.positions()
+        lag = {}
+        for partition in assignment:
+            ends = (consumer.highwater(partition), self._log_ends.get(partition))
+            end = max((e for e in ends if e is not None), default=None)
+            done = positions.get(partition)
+            if end is None or done is None:
+                continue
+            lag[(partition.topic, partition.partition)] = max(0, end - done)
+        self._metrics.lag = lag
+
+    def _list_log_ends(self, partitions: Any, timeout: float) -> None:
+        """Ask the broker for the ends of ``partitions`` within ``timeout`` seconds; on any
+        failure keep the ends listed last (a measure never stops the forwarder)."""
+        try:
+            listed = self._consumer.end_offsets(
+                list(partitions), timeout_ms=max(1, int(timeout * 1000))
+            )
+        except Exception as exc:
+            logger.debug("listing the log ends for the lag: %s: %s", type(exc).__name__, exc)
+            return
+        self._log_ends = dict(listed)
+
+
+def topic_log_ends(reader: Any, topic: str) -> LogEnds:
+    """The ends of every partition of ``topic``, as ``reader`` (a consumer of the group that
+    never subscribes) lists them: what ``run(until_caught_up=True)`` waits for the group to
+    commit."""
+    kafka = kafka_python()
+    numbers = reader.partitions_for_topic(topic) or ()
+    partitions = [kafka.TopicPartition(topic, n) for n in sorted(numbers)]
+    if not partitions:
+        raise ForwarderError(f"topic {topic!r} does not exist or has no partitions")
+    return LogEnds(reader.end_offsets(partitions))
