@@ -45,6 +45,7 @@ import datetime
 import email.utils
 import enum
 import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -226,18 +227,20 @@ def network_failure(reason: str) -> Classification:
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date.
 
-    Anything else (``inf``, ``nan``, words) is ignored, as if the header were absent: the
-    usual backoff applies. HTTP dates are GMT, also in the forms that do not say so
-    (``asctime``, ``-0000``), whatever the local time zone.
+    Seconds are digits, as RFC 9110 writes them (``delay-seconds = 1*DIGIT``), or digits with
+    a decimal fraction (``0.5``; the emulator sends those). Anything else (``inf``, ``nan``,
+    ``1e3``, ``1_0``, ``-5``, words) is ignored, as if the header were absent: the usual
+    backoff applies. HTTP dates are GMT, also in the forms that do not say so (``asctime``,
+    ``-0000``), whatever the local time zone.
     """
     if not value:
         return None
-    try:
+    value = value.strip()
+    if _DELAY_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return seconds if math.isfinite(seconds) else None
+    if value[:1].isdigit() or value[:1] in "+-.":
+        return None  # a number RFC 9110 does not allow, never a date
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -245,6 +248,10 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
+
+
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+"""What ``Retry-After`` may say in seconds: ASCII digits, with a decimal fraction or not."""
 
 
 def _redirect_reason(status: int, headers: Mapping[str, str]) -> str:
@@ -347,7 +354,9 @@ def _failed_records(value: Any) -> tuple[RecordFailure, ...]:
         return ()
     failures = []
     for entry in value:
-        if not isinstance(entry, dict) or not isinstance(entry.get("index"), int):
+        # ``type(...) is int``: JSON true and false are bools, which isinstance takes for
+        # ints, and would name records 1 and 0.
+        if not isinstance(entry, dict) or type(entry.get("index")) is not int:
             continue
         insert_id = entry.get("insert_id", entry.get("$insert_id"))
         failures.append(

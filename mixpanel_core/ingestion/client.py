@@ -52,6 +52,7 @@ from mixpanel_core.ingestion.http import (
     TlsError,
 )
 from mixpanel_core.ingestion.options import HttpOptions
+from mixpanel_core.ingestion.request_watch import request_ceiling
 from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.settings import MixpanelSettings
@@ -111,11 +112,20 @@ class _Split:
     ``status: 0`` to narrow down), each counting the ``attempts`` made so far."""
 
     attempts: int
+    started: float | None
+    """When the retry budget of the batch started (its first attempt; ``None``: it was split
+    before any): its halves share it."""
+    unnamed: bool = False
+    """Whether the split looks for the records a ``status: 0`` refused."""
 
 
 class _Call:
-    """The clock of one ``send_batch`` call: when it started, the budget and the deadline,
-    and whether the caller's ``wait`` stopped it; and whom to tell what it settles."""
+    """What one ``send_batch`` call shares between its requests: the retry policy, the
+    deadline, whether the caller's ``wait`` stopped it, and whom to tell what it settles.
+
+    The retry budget is not the call's: each request's starts at its own first attempt
+    (``started``, passed along; the halves of a split share their batch's), so a request
+    sent late in a long call gets the same budget as the first one."""
 
     def __init__(
         self,
@@ -124,7 +134,6 @@ class _Call:
         deadline: Deadline,
         on_settled: Settled | None = None,
     ) -> None:
-        self.started = time.monotonic()
         self.policy = client.options.retry_policy
         self._wait = wait
         self._deadline = deadline
@@ -140,13 +149,14 @@ class _Call:
         deadline = self._deadline
         return deadline() if callable(deadline) else deadline
 
-    def remaining(self) -> float:
-        """Seconds left to retry in: within the retry budget and before the deadline."""
-        return self.policy.remaining(self.started, time.monotonic(), self.deadline)
+    def remaining(self, started: float) -> float:
+        """Seconds left to retry in: within the retry budget of the request whose first
+        attempt was at ``started``, and before the deadline."""
+        return self.policy.remaining(started, time.monotonic(), self.deadline)
 
-    def budget_left(self) -> float:
-        """Seconds left of the retry budget, whatever the deadline."""
-        return self.policy.remaining(self.started, time.monotonic())
+    def budget_left(self, started: float) -> float:
+        """Seconds left of the retry budget started at ``started``, whatever the deadline."""
+        return self.policy.remaining(started, time.monotonic())
 
     def past_deadline(self) -> bool:
         deadline = self.deadline
@@ -334,17 +344,23 @@ class IngestionClient:
         batch: list[EncodedPair],
         call: _Call,
         attempts: int,
+        started: float | None = None,
+        narrow: bool = True,
     ) -> list[Outcome]:
         """One batch until it is settled: accepted, rejected, split, or out of budget.
+
+        ``started``: when its retry budget started (a half shares its batch's), ``None`` to
+        start it at its first attempt. ``narrow``: whether a ``status: 0`` may be narrowed
+        down by sending halves again (see ``_halves``).
 
         Announces what it settles (``call.settle``) in this one place: a batch split in
         halves announces nothing of its own, each half announces its records, so none is
         announced twice. A refusal of the credentials (raised) is announced by
         ``_deliver_all``, which knows what it leaves unsent.
         """
-        settled = self._attempt(endpoint, credentials, batch, call, attempts)
+        settled = self._attempt(endpoint, credentials, batch, call, attempts, started, narrow)
         if isinstance(settled, _Split):
-            return self._halves(endpoint, credentials, batch, call, settled.attempts)
+            return self._halves(endpoint, credentials, batch, call, settled)
         return call.settle(settled)
 
     def _attempt(
@@ -354,28 +370,43 @@ class IngestionClient:
         batch: list[EncodedPair],
         call: _Call,
         attempts: int,
+        started: float | None,
+        narrow: bool,
     ) -> list[Outcome] | _Split:
-        """``batch`` sent and retried until it is settled, or to be split into halves."""
+        """``batch`` sent and retried until it is settled, or to be split into halves.
+
+        Its first attempt is bounded by the timeouts (and the deadline) only; each retry also
+        by what is left of the retry budget, and is not made once nothing is left.
+        """
         if endpoint == "import" and credentials is None:
             return [self._outcome(endpoint, batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
-            return _Split(attempts)
+            return _Split(attempts, started)
         if self.options.gzip:
             # Once per batch, so every retry resends the very same bytes. Level 5: most of
             # the size win of 9 at a fraction of the CPU, on JSON. mtime=0: the header would
             # otherwise carry the time of each compression.
             body = gzip.compress(body, compresslevel=5, mtime=0)
         retries = 0
+        answer: Classification | None = None
         while True:
             reason = call.why_not_send()
             if reason is not None:
                 return [
                     self._outcome(endpoint, batch, DeliveryStatus.FAILED, reason, None, attempts)
                 ]
+            budget: float | None = None
+            if started is None:
+                started = time.monotonic()
+            elif answer is not None:
+                # A retry: it must end within the budget, like the waits before it.
+                budget = call.budget_left(started)
+                if budget <= 0:
+                    return [self._failed(endpoint, batch, answer, attempts)]
             attempts += 1
-            answer = self._post(endpoint, credentials, body, len(batch), call)
+            answer = self._post(endpoint, credentials, body, len(batch), call, budget=budget)
             verdict = answer.verdict
             if verdict is Verdict.ACCEPTED:
                 return [
@@ -388,13 +419,13 @@ class IngestionClient:
             if verdict is Verdict.REJECTED:
                 return [self._rejected(endpoint, batch, answer, attempts)]
             if verdict is Verdict.UNNAMED:
-                return self._unnamed(endpoint, batch, answer, call, attempts)
+                return self._unnamed(endpoint, batch, answer, call, attempts, started, narrow)
             if verdict is Verdict.AUTH:
                 raise _CredentialsRefusedError(answer, attempts, batch)
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
-                return _Split(attempts)
+                return _Split(attempts, started)
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
@@ -404,7 +435,7 @@ class IngestionClient:
             delay = call.policy.delay(
                 retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after
             )
-            left = call.remaining()
+            left = call.remaining(started)
             if delay > left:
                 return [
                     self._failed(endpoint, batch, answer, attempts, _why_not_waited(answer, left))
@@ -421,16 +452,30 @@ class IngestionClient:
         credentials: ImportCredentials | None,
         batch: list[EncodedPair],
         call: _Call,
-        attempts: int,
+        split: _Split,
     ) -> list[Outcome]:
         """Each half of ``batch`` delivered as a batch of its own (and split again if need be).
 
         A refusal of the second half carries the outcomes of the first, already settled.
+
+        Looking for the records a ``status: 0`` refused, a second half is not narrowed down
+        when every record of the first half (two or more) was refused: a batch Mixpanel
+        refuses whole (a wrong project token, events older than 5 days) would otherwise cost
+        a request per record and as many again. Its second half, if refused too, is rejected
+        whole, so such a batch of n records costs about 2·log2(n) requests. One refused
+        record among valid ones never leaves a half wholly refused: every valid record is
+        still found and ACCEPTED.
         """
         half = len(batch) // 2
-        first = self._deliver(endpoint, credentials, batch[:half], call, attempts)
+        attempts, started = split.attempts, split.started
+        first = self._deliver(endpoint, credentials, batch[:half], call, attempts, started)
+        narrow = not (
+            split.unnamed and half > 1 and all(o.status is DeliveryStatus.REJECTED for o in first)
+        )
         try:
-            second = self._deliver(endpoint, credentials, batch[half:], call, attempts)
+            second = self._deliver(
+                endpoint, credentials, batch[half:], call, attempts, started, narrow
+            )
         except _CredentialsRefusedError as error:
             error.settled[:0] = first
             raise
@@ -443,6 +488,8 @@ class IngestionClient:
         answer: Classification,
         call: _Call,
         attempts: int,
+        started: float,
+        narrow: bool,
     ) -> list[Outcome] | _Split:
         """``status: 0`` for several records: Mixpanel stored the valid ones, named none.
 
@@ -451,19 +498,26 @@ class IngestionClient:
         end REJECTED, each with Mixpanel's reason, and the others ACCEPTED. Profile updates
         (``$add``, ``$append``...) would be applied twice, and so would events without an
         ``$insert_id``: those stay REJECTED together, saying that the valid ones may have been
-        applied. So does a split that the retry budget cuts short.
+        applied. So does a split that the retry budget cuts short, and a half not to be
+        narrowed down (see ``_halves``).
         """
         why = None
         if endpoint != "track":
             why = "resending would apply operations such as $add twice"
         elif not all(_deduplicated(endpoint, item) for item in batch):
             why = "resending events without an $insert_id would count them twice"
-        elif call.budget_left() <= 0:
+        elif call.budget_left(started) <= 0:
             # Past the deadline instead, the halves are reported FAILED, not sent: they are
             # sent again later rather than rejected unexamined.
             why = "the retry budget ran out before the refused records were found"
+        elif not narrow:
+            why = (
+                "the records before them in the request were all refused too, so these were "
+                "not sent again one by one (a wrong project token or events older than 5 days "
+                "refuse every record)"
+            )
         if why is None:
-            return _Split(attempts)
+            return _Split(attempts, started, unnamed=True)
         reason = (
             f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
             "request and may have applied the valid ones; which cannot be told, as "
@@ -482,7 +536,11 @@ class IngestionClient:
         body: bytes,
         records: int,
         call: _Call,
+        *,
+        budget: float | None = None,
     ) -> Classification:
+        """One attempt; ``budget``: what is left of the retry budget for a retry, which
+        bounds it (see ``_timeout``)."""
         headers = {"Content-Type": self._formats[endpoint].content_type}
         if self.options.gzip:
             headers["Content-Encoding"] = "gzip"  # ``body`` was compressed by ``_deliver``
@@ -499,9 +557,10 @@ class IngestionClient:
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         try:
             if call.movable:
-                response = self._post_watched(url, body, headers, call)
+                response = self._post_watched(url, body, headers, call, budget)
             else:
-                response = self._http.post(url, body, headers, self._timeout(call))
+                timeout, total = self._timeout(call, budget)
+                response = self._http.post(url, body, headers, timeout, total)
         except _AbandonedError as exc:
             return Classification(Verdict.FAILED, None, str(exc))
         except ProxyAuthError as exc:
@@ -520,7 +579,7 @@ class IngestionClient:
         )
 
     def _post_watched(
-        self, url: str, body: bytes, headers: dict[str, str], call: _Call
+        self, url: str, body: bytes, headers: dict[str, str], call: _Call, budget: float | None
     ) -> Response:
         """``post`` on a thread of its own, abandoned once the call's deadline passes.
 
@@ -530,11 +589,11 @@ class IngestionClient:
         the records were reported FAILED and are sent again later, as after a timeout.
         """
         answer: concurrent.futures.Future[Response] = concurrent.futures.Future()
-        timeout = self._timeout(call)
+        timeout, total = self._timeout(call, budget)
 
         def post() -> None:
             try:
-                answer.set_result(self._http.post(url, body, headers, timeout))
+                answer.set_result(self._http.post(url, body, headers, timeout, total))
             except BaseException as exc:  # whatever ends the thread must end the wait too
                 answer.set_exception(exc)
 
@@ -550,14 +609,23 @@ class IngestionClient:
                     "when the deadline passed: abandoned (Mixpanel may still receive it)"
                 )
 
-    def _timeout(self, call: _Call) -> tuple[float, float]:
-        """The options' ``(connect, read)`` timeouts, each clamped to the time left."""
+    def _timeout(
+        self, call: _Call, budget: float | None = None
+    ) -> tuple[tuple[float, float], float]:
+        """The options' ``(connect, read)`` timeouts, and the most the whole attempt may take:
+        ``request_ceiling`` of them (a server trickling its answer is cut off there), each
+        clamped to the time left before the deadline and, for a retry, of the ``budget``."""
         connect, read = self.options.timeout
+        total = request_ceiling(connect, read)
+        left = budget
         deadline = call.deadline
         if deadline is not None:
-            left = max(0.01, deadline - time.monotonic())
-            connect, read = min(connect, left), min(read, left)
-        return connect, read
+            before = deadline - time.monotonic()
+            left = before if left is None else min(left, before)
+        if left is not None:
+            left = max(0.01, left)
+            connect, read, total = min(connect, left), min(read, left), min(total, left)
+        return (connect, read), total
 
     def close(self) -> None:
         """Close every pooled connection."""

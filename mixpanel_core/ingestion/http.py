@@ -12,12 +12,14 @@ is built: the proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROX
 from __future__ import annotations
 
 import functools
+import http.client
 import ipaddress
 import os
 import re
 import ssl
 import threading
 import urllib.request
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,11 +27,20 @@ from urllib.parse import unquote, urlsplit
 import attrs
 import certifi
 import urllib3
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.ingestion.endpoints import is_loopback
+from mixpanel_core.ingestion.request_watch import (
+    POOL_CLASSES,
+    Watch,
+    Watchdog,
+    request_ceiling,
+    this_thread,
+)
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.version import __version__
 
@@ -247,6 +258,22 @@ def _in_network(host: str, network: str) -> bool:
         return False
 
 
+def _answer_never_started(exc: BaseException) -> bool:
+    """Whether ``exc`` is the peer closing or resetting the connection, as opposed to an error
+    of ours, a timeout or an answer cut short after it began (``Watch.answered`` tells the
+    last apart)."""
+    return any(
+        isinstance(
+            cause,
+            http.client.RemoteDisconnected
+            | ConnectionResetError
+            | BrokenPipeError
+            | ConnectionAbortedError,
+        )
+        for cause in _causes(exc)
+    )
+
+
 class HttpSession:
     """A pool of keep-alive connections, thread-safe, and new after ``fork()``.
 
@@ -273,6 +300,10 @@ class HttpSession:
         # sockets are not the child's, and a lock another parent thread held at fork() time
         # would stay held forever.
         self._lock = threading.Lock()
+        self._watchdog = Watchdog()
+        # The thread of a session freed without close() ends too (it holds no reference
+        # to the session).
+        weakref.finalize(self, self._watchdog.stop)
         self._managers: dict[str | None, urllib3.PoolManager] = {}
         """One per proxy URL (``None``: direct)."""
         self._routes: dict[str, urllib3.PoolManager] = {}
@@ -320,6 +351,13 @@ class HttpSession:
         return f"the proxy {shown} (from {variable}, {given})"
 
     def _new_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:
+        manager = self._unwatched_manager(proxy, variable)
+        # Every pool it makes is watched (see ``Watchdog``); PoolManager reads this
+        # attribute each time it makes a pool.
+        manager.pool_classes_by_scheme = POOL_CLASSES
+        return manager
+
+    def _unwatched_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:
         headers = {"User-Agent": f"mixpanel-core/{__version__}"}
         if proxy is None:
             return urllib3.PoolManager(maxsize=self._pool_size, headers=headers, **self._tls)
@@ -340,18 +378,75 @@ class HttpSession:
         )
 
     def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        total: float | None = None,
     ) -> Response:
+        """POST ``body``; the whole request ends within ``total`` seconds (default: the
+        ``request_ceiling`` of ``timeout``), or raises a ``NetworkError`` saying it timed out.
+
+        A request the peer ends before any byte of its answer, on a pooled connection that
+        had carried an earlier request, is made again at once, once, on a new connection,
+        within the same ``total`` (see ``_resend_at_once``).
+        """
+        if total is None:
+            total = request_ceiling(*timeout)
+        watch = self._watchdog.start(total)
+        this_thread.watch = watch
         try:
-            answer = self._route(url).request(
-                "POST",
-                url,
-                body=body,
-                headers={"User-Agent": f"mixpanel-core/{__version__}", **headers},
-                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                retries=False,
-                redirect=False,
-            )
+            answer = self._sorted_errors(url, body, headers, timeout, watch)
+        except Exception as exc:
+            if self._watchdog.finish(watch):
+                raise _timed_out(watch) from exc
+            raise
+        finally:
+            this_thread.watch = None
+        if self._watchdog.finish(watch):
+            # A body that ends with the connection ends when the watchdog shuts it down,
+            # without an error: what was read of it is not taken.
+            raise _timed_out(watch)
+        return Response(answer.status, answer.data, answer.headers)
+
+    def _request(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        watch: Watch,
+    ) -> Any:
+        """urllib3's request, made a second time at once when ``_resend_at_once`` says so."""
+        for fresh in (False, True):
+            watch.fresh = fresh
+            try:
+                return self._route(url).request(
+                    "POST",
+                    url,
+                    body=body,
+                    headers={"User-Agent": f"mixpanel-core/{__version__}", **headers},
+                    timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                    retries=False,
+                    redirect=False,
+                )
+            except urllib3.exceptions.ProtocolError as exc:
+                if fresh or not _resend_at_once(watch, exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sorted_errors(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        watch: Watch,
+    ) -> Any:
+        """``_request``, its errors sorted into the session's own (see the class docstring)."""
+        try:
+            return self._request(url, body, headers, timeout, watch)
         except urllib3.exceptions.ProxyError as exc:
             # The proxy could not be reached, or refused the tunnel: a network failure like
             # any other, unless it wants credentials (407), or it is TLS to an https://
@@ -383,10 +478,36 @@ class HttpSession:
             raise NetworkError(f"the answer could not be decoded: {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise RequestError(f"{type(exc).__name__}: {exc}") from exc
-        return Response(answer.status, answer.data, answer.headers)
 
     def close(self) -> None:
         with self._lock:
             for manager in self._managers.values():
                 manager.clear()
             self._managers, self._routes = {}, {}
+        self._watchdog.stop()
+
+
+def _timed_out(watch: Watch) -> NetworkError:
+    return NetworkError(
+        f"timed out: no complete answer {watch.total:.1f}s after the request was started "
+        "(the connection was shut down; Mixpanel may still receive the request)"
+    )
+
+
+def _resend_at_once(watch: Watch, exc: urllib3.exceptions.ProtocolError) -> bool:
+    """Whether a request that failed with ``exc`` is made again at once, once, on a new
+    connection, without counting as an attempt or waiting for a backoff.
+
+    Only when the pooled connection it was made on had carried an earlier request, and the
+    peer closed or reset it before any byte of the answer arrived (the status line is sent
+    first, whole). That is the race every keep-alive client meets: the server (or a load
+    balancer) closes a connection it holds idle, as its keep-alive timeout or request count
+    says, while the next request is already on its way. A server closes only a connection it
+    holds idle, between requests, so the request it never read was not processed, and
+    sending it again cannot apply it twice. (It would be resent anyway by the usual retry,
+    after a backoff: this one spares an attempt that ``max_retries`` or ``retry_budget`` may
+    not allow.) On a new connection, or once any of the answer arrived (a reset after the
+    headers, a body cut short), or after the watchdog ended the request, the request may have
+    been processed: it is left to the usual retry policy.
+    """
+    return watch.reused and not watch.answered and not watch.expired and _answer_never_started(exc)

@@ -35,15 +35,18 @@ class HttpOptions:
         5.0, doc="Seconds to wait for a TCP/TLS connection. Never unbounded."
     )
     read_timeout: float = setting(
-        30.0, doc="Seconds to wait for each read of Mixpanel's answer. Never unbounded."
+        30.0,
+        doc="Seconds to wait for each read of Mixpanel's answer. Never unbounded; a whole "
+        "attempt ends within `connect_timeout` + twice `read_timeout`.",
     )
     gzip: bool = setting(
         False, doc="Compress request bodies (`Content-Encoding: gzip`); limits stay uncompressed."
     )
     retry_budget: float = setting(
         60.0,
-        doc="Seconds one batch may spend being retried, counted from its first attempt; after "
-        "that its records are reported FAILED.",
+        doc="Seconds one request may spend being retried, counted from its own first attempt "
+        "(the halves of a request split on 413 share it); a retry is cut off when it runs out, "
+        "and its records are reported FAILED.",
     )
     max_retries: int | None = setting(
         None,

@@ -25,7 +25,7 @@ class RetryPolicy:
     rate_limit_base: float = 2.0
     rate_limit_cap: float = 60.0
     budget: float = 60.0
-    """Seconds a batch may spend on retries, counted from its first attempt."""
+    """Seconds a request may spend on retries, counted from its own first attempt."""
     max_retries: int | None = None
     """Retries of one request at most (``None``: as many as fit in ``budget``)."""
 

@@ -31,12 +31,24 @@ class FakeSession:
         self.calls: list[dict[str, Any]] = []
 
     def post(
-        self, url: str, body: bytes, headers: dict[str, str], timeout: tuple[float, float]
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+        total: float | None = None,
     ) -> Response:
         base, _, query = url.partition("?")
         params = dict(urllib.parse.parse_qsl(query))
         self.calls.append(
-            {"url": base, "params": params, "data": body, "headers": headers, "timeout": timeout}
+            {
+                "url": base,
+                "params": params,
+                "data": body,
+                "headers": headers,
+                "timeout": timeout,
+                "total": total,
+            }
         )
         return Response(200, b'{"status": 1, "error": null}', {})
 

@@ -1,0 +1,251 @@
+"""Bounding each request's total time: one watchdog thread per HTTP session.
+
+urllib3's timeouts bound each socket operation, not a request: a server (or a proxy) that
+trickles its answer a byte at a time, each within ``read_timeout``, holds the request for
+ever. Every request is therefore given an end (``post``'s ``total``), and one thread per
+session, the watchdog, shuts down the socket of a request still out at its end: the blocked
+read returns at once, and ``post`` raises a ``NetworkError`` saying it timed out (retried
+like any timeout). Why a watchdog rather than a thread per request or a check per read:
+a request is made on the caller's thread, and the status line and headers are read inside
+http.client, where no code of ours runs between reads; a thread per request would cost
+every request (``buffered_http`` sends one per 2,000 events, ``http`` one per event) a
+thread start. The watchdog costs a request two short lock holds and no wake-up: it sleeps
+until the earliest end of the requests out, and exits after ``WATCHDOG_IDLE`` seconds with
+none (and when the session is closed or freed), so clients built and dropped leave no
+thread behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import threading
+import time
+from typing import Any
+
+import urllib3.connection
+import urllib3.connectionpool
+
+WATCHDOG_IDLE = 5.0
+"""Seconds the watchdog stays without a request to watch before its thread ends."""
+
+OVERDUE_RECHECK = 0.05
+"""How often the watchdog shuts the socket of an overdue request again (one still connecting
+when its end came has no socket yet)."""
+
+
+class Watch:
+    """One request out: when it must end, the connection it uses, and what happened to it.
+
+    Written by the request's thread and the watchdog, always under the watchdog's lock but
+    for ``answered``, which only the request's thread reads back."""
+
+    __slots__ = (
+        "answered",
+        "conn",
+        "ends",
+        "expired",
+        "fresh",
+        "released",
+        "reused",
+        "total",
+        "watchdog",
+    )
+
+    def __init__(self, total: float, watchdog: Watchdog) -> None:
+        self.total = total
+        self.watchdog = watchdog
+        self.ends = time.monotonic() + total
+        self.conn: Any = None
+        """The connection the request is being made on (``None``: none yet, or given back)."""
+        self.reused = False
+        """Whether that connection had carried an earlier request (taken from the pool open)."""
+        self.answered = False
+        """Whether the status line and headers of the answer arrived."""
+        self.fresh = False
+        """Whether the request must be made on a new connection (see ``HttpSession.post``)."""
+        self.released = False
+        """Whether the connection went back to the pool after a whole answer."""
+        self.expired = False
+        """Whether the watchdog ended the request (its socket was shut down)."""
+
+
+this_thread = threading.local()
+"""``watch``: the ``Watch`` of the request the thread is making, read by the pool and
+connection classes below (urllib3 gives them no other way to learn it)."""
+
+
+def watch_of_thread() -> Watch | None:
+    watch: Watch | None = getattr(this_thread, "watch", None)
+    return watch
+
+
+def _raw_socket(sock: Any) -> socket.socket | None:
+    """The OS socket under ``sock`` (an ``SSLSocket`` is one; TLS inside a TLS proxy tunnel
+    wraps one)."""
+    for _ in range(4):
+        if sock is None or isinstance(sock, socket.socket):
+            return sock
+        sock = getattr(sock, "socket", None)
+    return None
+
+
+def _shut(conn: Any) -> None:
+    """Shut down the socket of ``conn`` (from the watchdog's thread): a read or write blocked
+    on it returns at once. ``socket.socket.shutdown`` itself, not ``SSLSocket``'s, which would
+    also drop the TLS state the request's thread is using."""
+    sock = _raw_socket(getattr(conn, "sock", None))
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed by the request's thread
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class Watchdog:
+    """Ends the requests of one session that are still out at their end (see above)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._watches: set[Watch] = set()
+        self._thread: threading.Thread | None = None
+        self._wakes_at = math.inf
+        """When the thread will look again (``inf``: it is not running)."""
+        self._last_used = time.monotonic()
+        self._stopping = False
+
+    def start(self, total: float) -> Watch:
+        """A watch of a request that must end within ``total`` seconds."""
+        watch = Watch(total, self)
+        with self._cond:
+            self._watches.add(watch)
+            self._last_used = time.monotonic()
+            self._stopping = False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="mixpanel-core-request-watchdog", daemon=True
+                )
+                self._wakes_at = watch.ends
+                self._thread.start()
+            elif watch.ends < self._wakes_at:
+                self._wakes_at = watch.ends
+                self._cond.notify()
+        return watch
+
+    def attach(self, watch: Watch, conn: Any) -> None:
+        """The request of ``watch`` is being made on ``conn``; shut it now if it is overdue."""
+        with self._cond:
+            watch.conn = conn
+            if watch.expired:
+                _shut(conn)
+
+    def release(self, watch: Watch, conn: Any) -> None:
+        """``conn`` goes back to the pool, its answer read whole: another request may take it,
+        so the watchdog must never shut it on behalf of this one."""
+        with self._cond:
+            if watch.conn is conn:
+                watch.conn = None
+                watch.released = True
+
+    def finish(self, watch: Watch) -> bool:
+        """The request of ``watch`` is over; whether the watchdog had ended it."""
+        with self._cond:
+            self._watches.discard(watch)
+            watch.conn = None
+            return watch.expired
+
+    def stop(self) -> None:
+        """Let the thread end once no request is out (the session is closed or freed)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                wake = math.inf
+                for watch in self._watches:
+                    if watch.released:
+                        continue
+                    if watch.ends <= now:
+                        watch.expired = True
+                        _shut(watch.conn)
+                        wake = min(wake, now + OVERDUE_RECHECK)
+                    else:
+                        wake = min(wake, watch.ends)
+                if not self._watches:
+                    if self._stopping or now - self._last_used >= WATCHDOG_IDLE:
+                        self._thread = None
+                        self._wakes_at = math.inf
+                        return
+                    wake = self._last_used + WATCHDOG_IDLE
+                self._wakes_at = wake
+                self._cond.wait(max(0.0, wake - now) if math.isfinite(wake) else None)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Tells the request's watch when the answer's headers arrived."""
+
+    def getresponse(self) -> Any:
+        response = super().getresponse()
+        watch = watch_of_thread()
+        if watch is not None:
+            watch.answered = True
+        return response
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def getresponse(self) -> Any:
+        response = super().getresponse()
+        watch = watch_of_thread()
+        if watch is not None:
+            watch.answered = True
+        return response
+
+
+class _WatchedPool:
+    """Mixed into urllib3's pools: hands each request's connection to its watch (and so to
+    the watch's watchdog), gives a request that must be made afresh a new connection, and
+    takes a connection given back out of the watch before another request can take it."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        watch = watch_of_thread()
+        if watch is not None:
+            if watch.fresh and not conn.is_closed:
+                # urllib3 does the same with a connection it finds dropped: it reconnects
+                # (through the proxy's tunnel again, if any) when the request is made.
+                conn.close()
+            watch.reused = not conn.is_closed
+            watch.answered = False
+            watch.watchdog.attach(watch, conn)
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        watch = watch_of_thread()
+        if watch is not None and conn is not None:
+            watch.watchdog.release(watch, conn)
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnectionPool(_WatchedPool, urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(_WatchedPool, urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+POOL_CLASSES: dict[str, type] = {
+    "http": _WatchedHTTPConnectionPool,
+    "https": _WatchedHTTPSConnectionPool,
+}
+"""urllib3's pool classes, watched: a ``PoolManager``'s ``pool_classes_by_scheme``. The
+watchdog is the one of the request the thread is making (``this_thread.watch``)."""
+
+
+def request_ceiling(connect: float, read: float) -> float:
+    """The longest a request with these timeouts may take: ``connect`` to connect, then
+    ``read`` to send its body and ``read`` again to receive the answer."""
+    return connect + 2 * read

@@ -1,0 +1,208 @@
+"""Every attempt ends within a bounded total time, and each request has a retry budget of its
+own; over real sockets (a scripted server that trickles or delays its answers).
+
+urllib3's timeouts bound each read, not a request: a server trickling its answer a byte at a
+time held one request for ever, past ``read_timeout``, ``retry_budget`` and a fixed
+deadline. A retry started within the budget ran to its full ``read_timeout`` past it. And the
+requests of one call shared the call's budget, so a later request of a long call got no retry.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import TOKEN, RecordingWait, event
+from .scripted import Answer, ScriptedServer, answer, raw
+
+pytestmark = pytest.mark.integration
+
+TRACK_OK = b'{"status": 1, "error": null}'
+OK = answer(raw("200 OK", TRACK_OK))
+BUSY = answer(raw("503 Service Unavailable", b'{"error": "busy"}'))
+
+TRICKLE_GAP = 0.25
+"""Seconds between two bytes of a trickled answer: each read is well within its timeout."""
+
+
+def trickle(body: bytes = TRACK_OK + b" " * 60) -> Answer:
+    """Sends the status line and headers at once, then the body one byte each TRICKLE_GAP."""
+
+    def write(sock: socket.socket) -> None:
+        sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for byte in body:
+            time.sleep(TRICKLE_GAP)
+            sock.sendall(bytes([byte]))
+
+    return write
+
+
+def after(seconds: float, then: Answer = OK) -> Answer:
+    """Answers ``then`` after ``seconds``: a slow but healthy server."""
+
+    def write(sock: socket.socket) -> None:
+        time.sleep(seconds)
+        then(sock)
+
+    return write
+
+
+def client_for(server: ScriptedServer, **options: Any) -> IngestionClient:
+    values: dict[str, Any] = {
+        "backoff_base": 0.001,
+        "backoff_cap": 0.002,
+        "rate_limit_base": 0.001,
+        "rate_limit_cap": 0.002,
+        **options,
+    }
+    settings = MixpanelSettings(api_host=server.base_url, token=TOKEN)
+    return IngestionClient(settings, HttpOptions(**values))
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+# -- a total bound on each attempt ----------------------------------------------------------
+
+
+def test_a_trickled_answer_is_cut_off_at_the_ceiling_and_is_a_timeout(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """The trickle would take 15 s, each byte 0.25 s after the last (read_timeout 0.5): the
+    attempt ends at connect_timeout + 2 x read_timeout, and is retried as a timeout."""
+    server = scripted(trickle(), OK)
+    client = client_for(server, connect_timeout=0.5, read_timeout=0.5, retry_budget=30)
+
+    result, took = timed(lambda: client.send_batch("track", [event()], wait=RecordingWait()))
+
+    ceiling = 0.5 + 2 * 0.5  # connect_timeout + 2 x read_timeout
+    assert took < ceiling + 1.0, f"took {took:.1f}s: the trickle was not cut off"
+    (report,) = result.reports
+    assert (report.status, report.attempts) == (DeliveryStatus.ACCEPTED, 2), "retried"
+    assert len(server.requests) == 2
+
+
+def test_a_trickled_answer_without_retries_is_failed_as_a_timeout(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    server = scripted(trickle())
+    client = client_for(server, connect_timeout=0.5, read_timeout=0.5, max_retries=0)
+
+    result, took = timed(lambda: client.send_batch("track", [event()]))
+
+    assert took < 0.5 + 2 * 0.5 + 1.0
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "timed out: no complete answer 1.5s after the request was started" in (
+        report.reason or ""
+    )
+
+
+def test_a_fixed_deadline_cuts_a_trickled_answer_off(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    server = scripted(trickle())
+    client = client_for(server, connect_timeout=5, read_timeout=5)
+
+    result, took = timed(
+        lambda: client.send_batch("track", [event()], deadline=time.monotonic() + 1.0)
+    )
+
+    assert took < 1.8, f"took {took:.1f}s past a deadline 1 s away"
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "timed out" in (report.reason or "")
+
+
+def test_one_watchdog_thread_per_client_not_one_per_request(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """The hot path starts no thread per request: one watchdog serves the client's requests,
+    and it ends when the client is closed."""
+
+    def watchdogs() -> int:
+        return sum(t.name == "mixpanel-core-request-watchdog" for t in threading.enumerate())
+
+    before = watchdogs()
+    server = scripted(OK)
+    client = client_for(server)
+    ours = sum(t.name.startswith("mixpanel-core") for t in threading.enumerate())
+    for _ in range(20):
+        assert client.send_batch("track", [event()]).ok
+    assert watchdogs() == before + 1
+    assert sum(t.name.startswith("mixpanel-core") for t in threading.enumerate()) == ours + 1
+    client.close()
+    deadline = time.monotonic() + 2
+    while watchdogs() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert watchdogs() == before
+
+
+# -- retries within the budget ----------------------------------------------------------------
+
+
+def test_a_retry_ends_within_what_is_left_of_the_budget(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A 503, then an answer 5 s away (read_timeout 10): the retry is cut off when the 1 s
+    budget runs out, not 10 s later."""
+    server = scripted(BUSY, after(5.0))
+    client = client_for(server, read_timeout=10, retry_budget=1.0)
+
+    result, took = timed(lambda: client.send_batch("track", [event()]))
+
+    assert took < 1.8, f"took {took:.1f}s with a retry budget of 1 s"
+    (report,) = result.reports
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 2)
+    assert (report.reason or "").startswith("gave up after 2 attempt(s) within the retry budget")
+    assert "timed out" in (report.reason or "")
+
+
+def test_no_retry_starts_when_nothing_is_left_of_the_budget(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """The wait before the retry used the whole budget: the retry is not made."""
+    server = scripted(BUSY, OK)
+    client = client_for(server, retry_budget=0.2)
+
+    def wait(seconds: float) -> None:
+        time.sleep(0.3)  # longer than asked: the budget is gone when the wait ends
+
+    result = client.send_batch("track", [event()], wait=wait)
+
+    (report,) = result.reports
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
+    assert "within the retry budget: HTTP 503: busy" in (report.reason or "")
+    assert len(server.requests) == 1
+
+
+def test_each_request_of_a_call_has_a_budget_of_its_own(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """Four requests (one record each), three answered after 0.6 s, the fourth a 503 then
+    accepted: its retry is made, although the call is older than the 1 s budget."""
+    slow = after(0.6)
+    server = scripted(slow, slow, slow, BUSY, OK)
+    client = client_for(server, retry_budget=1.0, max_batch_records=1)
+
+    result = client.send_batch("track", [event() for _ in range(4)])
+
+    assert [(r.status, r.attempts) for r in result.reports] == [
+        (DeliveryStatus.ACCEPTED, 1),
+        (DeliveryStatus.ACCEPTED, 1),
+        (DeliveryStatus.ACCEPTED, 1),
+        (DeliveryStatus.ACCEPTED, 2),
+    ]
+    assert len(server.requests) == 5

@@ -1,0 +1,77 @@
+"""A ``/track`` batch Mixpanel refuses whole (``status: 0``, naming no record) costs
+O(log n) requests, not one per record; over real sockets, against the emulator.
+
+A wrong project token, or events older than 5 days, refuse every record: the search for the
+refused records split such a batch down to single records, 3,999 requests for 2,000 events.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.emulator import Emulator
+from mixpanel_core.ingestion import IngestionClient
+
+from .conftest import event
+
+pytestmark = pytest.mark.integration
+
+TOO_OLD = time.time() - 10 * 86400
+
+
+def track_requests(emulator: Emulator) -> int:
+    return sum(emulator.client.stats()["requests"]["track"].values())
+
+
+@pytest.mark.parametrize(
+    "refused", [{"token": "not-a-project-token"}, {"time": TOO_OLD}], ids=["token", "old"]
+)
+def test_a_batch_refused_whole_costs_logarithmically_many_requests(
+    mixpanel_emulator: Emulator, client: IngestionClient, refused: dict[str, object]
+) -> None:
+    messages = [event(**refused) for _ in range(2000)]
+
+    result = client.send_batch("track", messages)
+
+    assert {r.status for r in result.reports} == {DeliveryStatus.REJECTED}
+    requests = track_requests(mixpanel_emulator)
+    assert requests <= 2 * math.ceil(math.log2(2000)) + 3, f"{requests} requests"
+    reason = result.reports[-1].reason or ""
+    assert "were all refused too, so these were not sent again one by one" in reason
+
+
+def test_refused_records_spread_out_are_each_found(
+    mixpanel_emulator: Emulator, client: IngestionClient
+) -> None:
+    """Never two refused records in a row of a half: every valid record is ACCEPTED."""
+    refused = {3, 20, 45, 61}
+    messages = [event(time=TOO_OLD) if i in refused else event() for i in range(64)]
+
+    result = client.send_batch("track", messages)
+
+    assert [r.status for r in result.reports] == [
+        DeliveryStatus.REJECTED if i in refused else DeliveryStatus.ACCEPTED for i in range(64)
+    ]
+    good = {m.insert_id for i, m in enumerate(messages) if i not in refused}
+    assert set(mixpanel_emulator.client.insert_ids("track")) == good
+
+
+def test_a_second_half_after_a_wholly_refused_first_is_rejected_whole(
+    mixpanel_emulator: Emulator, client: IngestionClient
+) -> None:
+    """The first half all refused, the second refused too: the second is not searched one by
+    one; its reports say that Mixpanel may have applied its valid records (it did)."""
+    refused = {0, 1, 2, 3, 6}
+    messages = [event(time=TOO_OLD) if i in refused else event() for i in range(8)]
+
+    result = client.send_batch("track", messages)
+
+    assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 8
+    assert "may have applied the valid ones" in (result.reports[5].reason or "")
+    assert "properties.time" in (result.reports[0].reason or "")
+    kept = {messages[i].insert_id for i in (4, 5, 7)}
+    assert set(mixpanel_emulator.client.insert_ids("track")) == kept

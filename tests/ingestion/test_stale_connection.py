@@ -1,0 +1,99 @@
+"""A pooled keep-alive connection the server closed before answering: the request is made
+again at once on a new connection, not counted as an attempt; over real sockets.
+
+A server closes a connection it holds idle (its keep-alive timeout, a request count) while
+the next request is on its way. That cost a full attempt and a backoff, and failed the
+records outright under ``max_retries = 0`` or ``retry_budget = 0`` (what the drop-in
+``Consumer(retry_limit=0)`` sets).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import TOKEN, event
+from .scripted import ScriptedServer, answer, raw
+
+pytestmark = pytest.mark.integration
+
+OK = answer(raw("200 OK", b'{"status": 1, "error": null}'))
+
+
+def close_unanswered(sock: socket.socket) -> None:
+    """Closes the connection without a byte of answer."""
+    raise ConnectionAbortedError  # ends the handler, which closes the socket
+
+
+ANSWER_CUT_SHORT = answer(raw("200 OK", b'{"status": 1, "error": null}')[:-5], reset=True)
+"""The status line and headers, part of the body, then a reset: the request may have been
+processed."""
+
+
+def client_for(server: ScriptedServer, **options: Any) -> IngestionClient:
+    settings = MixpanelSettings(api_host=server.base_url, token=TOKEN)
+    return IngestionClient(settings, HttpOptions(backoff_base=0.001, backoff_cap=0.002, **options))
+
+
+@pytest.mark.parametrize("options", [{"max_retries": 0}, {"retry_budget": 0}])
+def test_a_reused_connection_closed_before_the_answer_is_retried_at_once(
+    scripted: Callable[..., ScriptedServer], options: dict[str, Any]
+) -> None:
+    server = scripted(OK, close_unanswered, OK)
+    client = client_for(server, **options)
+
+    first = client.send_batch("track", [event()])
+    second = client.send_batch("track", [event()])
+
+    assert first.ok
+    (report,) = second.reports
+    assert (report.status, report.attempts) == (DeliveryStatus.ACCEPTED, 1)
+    assert len(server.requests) == 3
+    assert server.requests[1][1] == server.requests[2][1], "the very same body"
+
+
+def test_the_retry_at_once_waits_for_no_backoff(scripted: Callable[..., ScriptedServer]) -> None:
+    server = scripted(OK, close_unanswered, OK)
+    client = client_for(server)
+    waits: list[float] = []
+
+    client.send_batch("track", [event()])
+    result = client.send_batch("track", [event()], wait=waits.append)
+
+    assert result.ok
+    assert waits == []
+    assert result.reports[0].attempts == 1
+
+
+def test_a_new_connection_closed_before_the_answer_is_left_to_the_retry_policy(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """Not a stale pooled connection: the server took the request and closed."""
+    server = scripted(close_unanswered, OK)
+    client = client_for(server, max_retries=0)
+
+    (report,) = client.send_batch("track", [event()]).reports
+
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
+    assert len(server.requests) == 1
+
+
+def test_an_answer_cut_short_on_a_reused_connection_is_not_resent_at_once(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """Part of the answer arrived: the request may have been processed."""
+    server = scripted(OK, ANSWER_CUT_SHORT, OK)
+    client = client_for(server, max_retries=0)
+
+    client.send_batch("track", [event()])
+    (report,) = client.send_batch("track", [event()]).reports
+
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
+    assert len(server.requests) == 2
