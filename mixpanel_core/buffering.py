@@ -167,6 +167,11 @@ class BackgroundSender:
         """Messages dropped by the full policy so far (each was also reported DROPPED)."""
         return self._queue.total_dropped
 
+    @property
+    def dead_letters_unwritten(self) -> int:
+        """Records the dead-letter file could not take (disk full...), each also reported."""
+        return self._dead_letter.unwritten if self._dead_letter is not None else 0
+
     def __len__(self) -> int:
         """Messages queued or being sent."""
         return len(self._queue) + len(self._in_flight)

@@ -30,7 +30,8 @@ class DeadLetterFile:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.unwritten = 0
-        """Records that could not be written (disk full, file gone read-only), since start."""
+        """Records that could not be written (disk full, file gone read-only), in this
+        process."""
         self._check_writable(key)
 
     def _check_writable(self, key: str) -> None:
@@ -79,8 +80,10 @@ class DeadLetterFile:
                 )
 
     def reset_after_fork(self) -> None:
-        """A lock held by another parent thread at fork time would never be released here."""
+        """A lock held by another parent thread at fork time would never be released here;
+        the count is this process's own."""
         self._lock = threading.Lock()
+        self.unwritten = 0
 
 
 def _append(path: Path, lines: list[bytes]) -> None:

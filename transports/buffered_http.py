@@ -86,6 +86,11 @@ class BufferedHttpTransport:
         """Messages dropped by the full policy so far."""
         return self.sender.dropped
 
+    @property
+    def dead_letters_unwritten(self) -> int:
+        """Records that failed and that ``dead_letter_path`` could not take, in this process."""
+        return self.sender.dead_letters_unwritten
+
     def send_records(self, endpoint: Endpoint, records: Sequence[bytes]) -> None:
         """Queue records already validated and encoded (see ``RecordSink``)."""
         self.sender.submit_records(endpoint, records)

@@ -253,3 +253,19 @@ def test_close_or_flush_from_a_delivery_hook_is_refused_and_loses_nothing(
     ]
     delivered = set(mixpanel_emulator.client.insert_ids("track"))
     assert delivered == {e.insert_id for e in events}
+
+
+def test_dead_letters_the_file_could_not_take_are_counted_on_the_transport(
+    mixpanel_emulator: Emulator,
+) -> None:
+    # Only an ERROR line said so before: nothing a monitor could read without parsing logs.
+    reports: list[DeliveryReport] = []
+    transport = transport_for(mixpanel_emulator, reports, dead_letter_path="/dev/full")
+    mixpanel_emulator.client.fail_next(1, 400, endpoints=["track"])
+    for n in range(3):
+        transport.send(make_event("unwritten", n))
+    transport.flush(10)
+
+    assert [r.status for r in reports] == [DeliveryStatus.REJECTED] * 3
+    assert transport.dead_letters_unwritten == 3
+    transport.close(5)
