@@ -184,24 +184,24 @@ class Watchdog:
                 self._cond.wait(max(0.0, wake - now) if math.isfinite(wake) else None)
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    """Tells the request's watch when the answer's headers arrived."""
+class _AnswerNoted:
+    """Mixed into urllib3's connections: tells the request's watch when the answer's status
+    line and headers arrived (see ``http._resend_at_once``)."""
 
     def getresponse(self) -> Any:
-        response = super().getresponse()
+        response = super().getresponse()  # type: ignore[misc]
         watch = watch_of_thread()
         if watch is not None:
             watch.answered = True
         return response
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def getresponse(self) -> Any:
-        response = super().getresponse()
-        watch = watch_of_thread()
-        if watch is not None:
-            watch.answered = True
-        return response
+class _WatchedHTTPConnection(_AnswerNoted, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_AnswerNoted, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _WatchedPool:
