@@ -80,6 +80,16 @@ while a request is out (the forwarder's, which SIGTERM starts)."""
 WATCH_INTERVAL = 0.05
 """How often a request under a movable deadline checks whether that deadline has passed."""
 
+LEAST_ATTEMPT = 1.0
+"""Seconds of the retry budget a retry needs left to be sent at all (less when a quarter of
+the budget, or the timeouts' ceiling, is less): one sent with less is cut off after Mixpanel
+may have applied it."""
+
+WHOLLY_REFUSED = 16
+"""Records in a first half, every one refused by a ``status: 0``, that stop the second half
+from being narrowed down (see ``_halves``): so many refused together by chance is unlikely,
+a batch refused whole (a wrong token, events too old) is what it usually means."""
+
 
 class _AbandonedError(Exception):
     """Internal: a request still unanswered when the call's deadline passed."""
@@ -207,6 +217,11 @@ class IngestionClient:
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
         self._http = HttpSession(self.options.pool_size, settings.verify_tls)
+        self._least_attempt = min(
+            LEAST_ATTEMPT,
+            self.options.retry_budget / 4,
+            request_ceiling(*self.options.timeout),
+        )
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -436,7 +451,10 @@ class IngestionClient:
                 retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after
             )
             left = call.remaining(started)
-            if delay > left:
+            # A retry needs time for its answer too: one sent with a sliver of the budget
+            # left is cut off by its total time after Mixpanel may have applied it, and
+            # reported FAILED (sent again later: a profile $add applied twice).
+            if delay + self._least_attempt > left:
                 return [
                     self._failed(endpoint, batch, answer, attempts, _why_not_waited(answer, left))
                 ]
@@ -470,7 +488,9 @@ class IngestionClient:
         attempts, started = split.attempts, split.started
         first = self._deliver(endpoint, credentials, batch[:half], call, attempts, started)
         narrow = not (
-            split.unnamed and half > 1 and all(o.status is DeliveryStatus.REJECTED for o in first)
+            split.unnamed
+            and half >= WHOLLY_REFUSED
+            and all(o.status is DeliveryStatus.REJECTED for o in first)
         )
         try:
             second = self._deliver(

@@ -397,14 +397,18 @@ class HttpSession:
         watch = self._watchdog.start(total)
         this_thread.watch = watch
         try:
-            answer = self._sorted_errors(url, body, headers, timeout, watch)
+            try:
+                answer = self._sorted_errors(url, body, headers, timeout, watch)
+            finally:
+                # Whatever ended it (a KeyboardInterrupt too): a watch left behind would keep
+                # the watchdog waking to shut a socket nobody uses, for ever.
+                this_thread.watch = None
+                expired = self._watchdog.finish(watch)
         except Exception as exc:
-            if self._watchdog.finish(watch):
+            if expired:
                 raise _timed_out(watch) from exc
             raise
-        finally:
-            this_thread.watch = None
-        if self._watchdog.finish(watch):
+        if expired:
             # A body that ends with the connection ends when the watchdog shuts it down,
             # without an error: what was read of it is not taken.
             raise _timed_out(watch)

@@ -18,6 +18,7 @@ thread behind.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import math
 import socket
 import threading
@@ -184,16 +185,26 @@ class Watchdog:
                 self._cond.wait(max(0.0, wake - now) if math.isfinite(wake) else None)
 
 
-class _AnswerNoted:
-    """Mixed into urllib3's connections: tells the request's watch when the answer's status
-    line and headers arrived (see ``http._resend_at_once``)."""
+class _AnswerNotedResponse(http.client.HTTPResponse):
+    """Tells the request's watch once the answer's status line was read, before its headers
+    and body (urllib3 reads the whole body before its ``getresponse`` returns): a reset after
+    that is an answer cut short, after Mixpanel may have applied the request."""
 
-    def getresponse(self) -> Any:
-        response = super().getresponse()  # type: ignore[misc]
-        watch = watch_of_thread()
-        if watch is not None:
-            watch.answered = True
-        return response
+    def begin(self) -> None:
+        try:
+            super().begin()
+        finally:
+            # ``status`` is an int once the status line is parsed ("UNKNOWN" until then).
+            watch = watch_of_thread()
+            if watch is not None and isinstance(self.status, int):
+                watch.answered = True
+
+
+class _AnswerNoted:
+    """Mixed into urllib3's connections: their answers say when they began (see
+    ``_AnswerNotedResponse`` and ``http._resend_at_once``)."""
+
+    response_class: type[http.client.HTTPResponse] = _AnswerNotedResponse
 
 
 class _WatchedHTTPConnection(_AnswerNoted, urllib3.connection.HTTPConnection):

@@ -28,7 +28,10 @@ def answer(data: bytes, *, reset: bool = False) -> Answer:
         sock.sendall(data)
         if reset:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            raise ConnectionAbortedError  # ends the handler, which closes the socket
+            # Closed here: socketserver would first shut it down for writing, a FIN, which
+            # the client reads as an answer cut short (IncompleteRead), not as a reset.
+            sock.close()
+            raise ConnectionAbortedError  # ends the handler
 
     return write
 

@@ -9,6 +9,7 @@ requests of one call shared the call's budget, so a later request of a long call
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -132,22 +133,48 @@ def test_one_watchdog_thread_per_client_not_one_per_request(
     """The hot path starts no thread per request: one watchdog serves the client's requests,
     and it ends when the client is closed."""
 
-    def watchdogs() -> int:
-        return sum(t.name == "mixpanel-core-request-watchdog" for t in threading.enumerate())
+    def ours() -> set[threading.Thread]:
+        # Threads of earlier tests' clients may still be ending: only new ones are counted.
+        return {t for t in threading.enumerate() if t.name.startswith("mixpanel-core")}
 
-    before = watchdogs()
+    before = ours()
     server = scripted(OK)
     client = client_for(server)
-    ours = sum(t.name.startswith("mixpanel-core") for t in threading.enumerate())
     for _ in range(20):
         assert client.send_batch("track", [event()]).ok
-    assert watchdogs() == before + 1
-    assert sum(t.name.startswith("mixpanel-core") for t in threading.enumerate()) == ours + 1
+    [watchdog] = ours() - before
+    assert watchdog.name == "mixpanel-core-request-watchdog"
     client.close()
-    deadline = time.monotonic() + 2
-    while watchdogs() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert watchdogs() == before
+    watchdog.join(2)
+    assert not watchdog.is_alive()
+
+
+def test_a_request_ended_by_a_base_exception_leaves_no_watch_behind(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A KeyboardInterrupt while the answer was awaited left its watch behind: the watchdog
+    woke 20 times a second for ever to shut a socket nobody used, and never ended."""
+    server = scripted(after(5.0))
+    client = client_for(server)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.send_batch("track", [event()])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    watchdog = client._http._watchdog
+    assert watchdog._watches == set()
+    client.close()
+    thread = watchdog._thread
+    if thread is not None:
+        thread.join(2)
+        assert not thread.is_alive()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # -- retries within the budget ----------------------------------------------------------------
@@ -156,14 +183,14 @@ def test_one_watchdog_thread_per_client_not_one_per_request(
 def test_a_retry_ends_within_what_is_left_of_the_budget(
     scripted: Callable[..., ScriptedServer],
 ) -> None:
-    """A 503, then an answer 5 s away (read_timeout 10): the retry is cut off when the 1 s
+    """A 503, then an answer 5 s away (read_timeout 10): the retry is cut off when the 2 s
     budget runs out, not 10 s later."""
     server = scripted(BUSY, after(5.0))
-    client = client_for(server, read_timeout=10, retry_budget=1.0)
+    client = client_for(server, read_timeout=10, retry_budget=2.0)
 
     result, took = timed(lambda: client.send_batch("track", [event()]))
 
-    assert took < 1.8, f"took {took:.1f}s with a retry budget of 1 s"
+    assert took < 2.8, f"took {took:.1f}s with a retry budget of 2 s"
     (report,) = result.reports
     assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 2)
     assert (report.reason or "").startswith("gave up after 2 attempt(s) within the retry budget")
@@ -191,11 +218,11 @@ def test_no_retry_starts_when_nothing_is_left_of_the_budget(
 def test_each_request_of_a_call_has_a_budget_of_its_own(
     scripted: Callable[..., ScriptedServer],
 ) -> None:
-    """Four requests (one record each), three answered after 0.6 s, the fourth a 503 then
-    accepted: its retry is made, although the call is older than the 1 s budget."""
-    slow = after(0.6)
+    """Four requests (one record each), three answered after 0.8 s, the fourth a 503 then
+    accepted: its retry is made, although the call is older than the 2 s budget."""
+    slow = after(0.8)
     server = scripted(slow, slow, slow, BUSY, OK)
-    client = client_for(server, retry_budget=1.0, max_batch_records=1)
+    client = client_for(server, retry_budget=2.0, max_batch_records=1)
 
     result = client.send_batch("track", [event() for _ in range(4)])
 
@@ -206,3 +233,21 @@ def test_each_request_of_a_call_has_a_budget_of_its_own(
         (DeliveryStatus.ACCEPTED, 2),
     ]
     assert len(server.requests) == 5
+
+
+def test_no_retry_is_sent_with_less_left_of_the_budget_than_an_answer_needs(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A 503 asking to wait 0.9 s, with a 1 s budget: the retry went out with 0.1 s left, was
+    cut off while Mixpanel applied it, and was reported FAILED (a profile $add sent again
+    later is applied twice). It is not sent: FAILED after the one attempt."""
+    wait = answer(raw("503 Service Unavailable", b'{"error": "busy"}', "Retry-After: 0.9"))
+    server = scripted(wait, after(0.3))
+    client = client_for(server, retry_budget=1.0)
+
+    result, took = timed(lambda: client.send_batch("track", [event()]))
+
+    (report,) = result.reports
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
+    assert len(server.requests) == 1
+    assert took < 0.5, "it waited for a retry it would not send"

@@ -15,6 +15,7 @@ import pytest
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import IngestionClient
+from mixpanel_core.ingestion.client import WHOLLY_REFUSED
 
 from .conftest import event
 
@@ -39,7 +40,8 @@ def test_a_batch_refused_whole_costs_logarithmically_many_requests(
 
     assert {r.status for r in result.reports} == {DeliveryStatus.REJECTED}
     requests = track_requests(mixpanel_emulator)
-    assert requests <= 2 * math.ceil(math.log2(2000)) + 3, f"{requests} requests"
+    # Two per halving, and a part too small for the rule searched whole (2 * 2 * 16).
+    assert requests <= 2 * math.ceil(math.log2(2000)) + 4 * WHOLLY_REFUSED, f"{requests}"
     reason = result.reports[-1].reason or ""
     assert "were all refused too, so these were not sent again one by one" in reason
 
@@ -60,18 +62,36 @@ def test_refused_records_spread_out_are_each_found(
     assert set(mixpanel_emulator.client.insert_ids("track")) == good
 
 
-def test_a_second_half_after_a_wholly_refused_first_is_rejected_whole(
-    mixpanel_emulator: Emulator, client: IngestionClient
+@pytest.mark.parametrize("run", [1, 3], ids=["every other refused", "three in four refused"])
+def test_dense_refusals_by_chance_still_find_every_valid_record(
+    mixpanel_emulator: Emulator, client: IngestionClient, run: int
 ) -> None:
-    """The first half all refused, the second refused too: the second is not searched one by
-    one; its reports say that Mixpanel may have applied its valid records (it did)."""
-    refused = {0, 1, 2, 3, 6}
-    messages = [event(time=TOO_OLD) if i in refused else event() for i in range(8)]
+    """Runs of ``run`` refused records, then a valid one: no half of 16 or more is wholly
+    refused, so every valid record is found and ACCEPTED. (A half of two or more refused by
+    chance, ``[old, old | old, valid]``, stopped the search before, and the valid record
+    Mixpanel stored was reported REJECTED.)"""
+    refused = {i for i in range(128) if i % (run + 1) < run}
+    messages = [event(time=TOO_OLD) if i in refused else event() for i in range(128)]
 
     result = client.send_batch("track", messages)
 
-    assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 8
-    assert "may have applied the valid ones" in (result.reports[5].reason or "")
+    assert [r.status for r in result.reports] == [
+        DeliveryStatus.REJECTED if i in refused else DeliveryStatus.ACCEPTED for i in range(128)
+    ]
+
+
+def test_a_second_half_after_a_wholly_refused_first_is_rejected_whole(
+    mixpanel_emulator: Emulator, client: IngestionClient
+) -> None:
+    """The first half (32) all refused, the second refused too: the second is not searched
+    one by one; its reports say that Mixpanel may have applied its valid records (it did)."""
+    refused = set(range(32)) | {40}
+    messages = [event(time=TOO_OLD) if i in refused else event() for i in range(64)]
+
+    result = client.send_batch("track", messages)
+
+    assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 64
+    assert "may have applied the valid ones" in (result.reports[33].reason or "")
     assert "properties.time" in (result.reports[0].reason or "")
-    kept = {messages[i].insert_id for i in (4, 5, 7)}
+    kept = {messages[i].insert_id for i in range(32, 64) if i not in refused}
     assert set(mixpanel_emulator.client.insert_ids("track")) == kept
