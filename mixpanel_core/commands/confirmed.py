@@ -253,8 +253,13 @@ def only_transport(config: Config, name: str) -> Config:
     return attrs.evolve(config, routes=(RouteConfig(transport=name),))
 
 
+KEEPS_DEAD_LETTERS = frozenset({"buffered_http"})
+"""The built-in transport types whose ``dead_letter_path`` keeps what failed (a third party's
+option of that name may mean anything, and may be required)."""
+
+
 def without_dead_letter_files(config: Config) -> Config:
-    """``config`` with no transport keeping a dead-letter file of its own.
+    """``config`` with no built-in transport keeping a dead-letter file of its own.
 
     A command keeps what fails again itself (in ``--rejected-file``, or it exits 1 saying it
     was not kept, and it is still in the input). A transport's dead-letter file would keep the
@@ -268,6 +273,8 @@ def without_dead_letter_files(config: Config) -> Config:
                 {k: v for k, v in transport.options.items() if k != "dead_letter_path"}
             ),
         )
+        if transport.type in KEEPS_DEAD_LETTERS
+        else transport
         for name, transport in config.transports.items()
     }
     return attrs.evolve(config, transports=FrozenDict(transports))

@@ -195,7 +195,7 @@ class Backfill:
         held, self._held = self._held, []
         if not outcome.delivered_or_settled:
             # The checkpoint stays before the chunk: the rerun meets its rejections again.
-            raise CommandError(_undelivered(path, start, outcome))
+            raise CommandError(_undelivered(path, start, outcome, self.options.checkpoint))
         held += [Rejection.from_report(r.report, str(path), r.item) for r in outcome.rejected]
         for rejection in sorted(held, key=_in_file_order):
             self._keep(rejection)
@@ -244,14 +244,25 @@ def _in_file_order(rejection: Rejection) -> tuple[bool, int]:
     return rejection.index is None, rejection.index or 0
 
 
-def _undelivered(path: Path, start: int, outcome: ChunkOutcome[int]) -> str:
+def _undelivered(
+    path: Path, start: int, outcome: ChunkOutcome[int], checkpoint: Path | None
+) -> str:
     count = len(outcome.failed) + outcome.undelivered
     first = (
         outcome.failed[0].report.reason if outcome.failed else "still queued when flushing stopped"
     )
+    said = f"{count} record(s) of {path} were not delivered (first: {first}); "
+    if checkpoint is not None:
+        return (
+            f"{said}records before {start} are confirmed: run the same command again to "
+            "resume from there"
+        )
+    # Without a checkpoint nothing remembers how far it got: a rerun sends every record
+    # again, and Mixpanel applies a profile update ($add...) it had taken once more.
     return (
-        f"{count} record(s) of {path} were not delivered (first: {first}); records before "
-        f"{start} are confirmed: run the same command again to resume from there"
+        f"{said}records before {start} were delivered, but without --checkpoint a rerun sends "
+        "every record again (events are deduplicated by $insert_id; profile updates such as "
+        "$add would be applied again): give --checkpoint to resume where a run stopped"
     )
 
 

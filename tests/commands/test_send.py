@@ -235,3 +235,19 @@ def test_help_shows_examples_and_exit_codes(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "mixpanel-core send events.ndjson.gz" in out
     assert "exit codes:" in out
+
+
+def test_without_a_checkpoint_the_error_does_not_promise_a_resume(
+    tmp_path: Path, mixpanel_emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "run the same command again to resume from there": the rerun sent everything
+    # again, and a profile $add among the records was applied twice.
+    config = write_config(tmp_path, mixpanel_emulator, retry_budget=0.0)
+    source = write_ndjson(tmp_path / "events.ndjson", events(30))
+    mixpanel_emulator.client.fail_next(1, 503)
+
+    assert main(["send", str(source), "--config", str(config), "--batch-size", "10"]) == 1
+
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "run the same command again" not in error
+    assert "without --checkpoint a rerun sends every record again" in error
