@@ -6,6 +6,7 @@ replay opened it."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 from mixpanel_core.cli import main
 from mixpanel_core.commands.dead_letter_sources import read_dead_letter_file
 from mixpanel_core.emulator import Emulator
+from mixpanel_core.testing import install_distribution
 
 from .conftest import TOKEN, events, write_config
 
@@ -147,3 +149,45 @@ def test_what_fails_again_is_kept_once_by_the_command_not_also_as_a_dead_letter(
         assert _lines(rejected) == 2
     assert _lines(dead) == 0
     assert mixpanel_emulator.client.records("import") == []
+
+
+KEEPER = """
+from transports.memory import MemoryTransport
+
+
+class Keeper:
+    '''A third party's transport whose own (required) option is named dead_letter_path.'''
+
+    @classmethod
+    def from_config(cls, options, context):
+        if "dead_letter_path" not in options:
+            raise ValueError("dead_letter_path: required")
+        return MemoryTransport.from_config({}, context)
+"""
+
+
+def test_a_third_party_transports_own_dead_letter_path_option_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Removed from every transport before, which broke send with a transport that needs it.
+    install_distribution(
+        tmp_path,
+        "acme-keeper",
+        {"mixpanel_core.transports": {"keeper": "acme_keeper:Keeper"}},
+        {"acme_keeper": KEEPER},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "mixpanel.toml"
+    config.write_text(
+        f'[mixpanel]\ntoken = "{TOKEN}"\n[transports.acme]\ntype = "keeper"\n'
+        f'dead_letter_path = "{tmp_path / "acme.jsonl"}"\n'
+    )
+    source = tmp_path / "input.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in events(2)))
+
+    try:
+        code = main(["send", "--config", str(config), "--endpoint", "import", str(source)])
+    finally:
+        sys.modules.pop("acme_keeper", None)  # imported from tmp_path: not for other tests
+
+    assert code == 0
