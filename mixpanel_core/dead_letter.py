@@ -7,6 +7,7 @@ a line can be replayed (``mixpanel_core.messages.message_from_record(endpoint, r
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
@@ -86,23 +87,51 @@ class DeadLetterFile:
         self.unwritten = 0
 
 
+STANDARD_STREAMS = {
+    "/dev/stdout": 1,
+    "/dev/stderr": 2,
+    "/dev/fd/1": 1,
+    "/dev/fd/2": 2,
+    "/proc/self/fd/1": 1,
+    "/proc/self/fd/2": 2,
+}
+"""Paths naming this process's own stdout or stderr: written through its descriptor. Opened
+anew, ``/dev/stderr`` redirected with ``2> app.log`` writes at offset 0 of its own (the app's
+next line overwrote the dead letter), and one that is a socket (systemd's journal) refuses."""
+
+
 def _append(path: Path, lines: list[bytes]) -> None:
     """Append ``lines`` to ``path``.
 
-    Opened per write, write-only and in append mode: whole lines from several processes
-    (forked workers) interleave safely, no handle outlives a fork, and a FIFO, ``/dev/stderr``
-    or a write-only file work as well as a regular file. A write cut short (disk full) raises
-    ``_CutShortError`` with how many lines did go in whole.
+    Opened per write, write-only and in append mode: no handle outlives a fork, and a FIFO
+    or a write-only file work as well as a regular file. The write is made under an
+    exclusive ``flock``: writers of several processes (forked workers) never interleave, also
+    on a FIFO, where a write larger than the pipe's atomic size (4 KiB) would be split, and
+    the check that the file ends a line is not raced by another writer's append. A write cut
+    short (disk full) raises ``_CutShortError`` with how many lines did go in whole.
     """
     data = b"".join(lines)
-    if not _ends_a_line(path):
-        # A write cut short, or a process killed mid-write, left part of a line: start one
-        # of our own, or that fragment would make the first line written here unreadable too.
-        data = b"\n" + data
+    stream = STANDARD_STREAMS.get(str(path))
+    if stream is not None:
+        _write_all(stream, data)
+        return
     # Not blocking in open: a FIFO nobody reads would hold the sender for ever (ENXIO
     # instead); writes do block, as any log's do, so a slow reader loses nothing.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
-    os.set_blocking(fd, True)
+    try:
+        os.set_blocking(fd, True)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed
+        if not _ends_a_line(path):
+            # A write cut short, or a process killed mid-write, left part of a line: start
+            # one of our own, or that fragment would make the first line written here
+            # unreadable too.
+            data = b"\n" + data
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
     done = 0
     try:
         while done < len(data):
@@ -110,8 +139,6 @@ def _append(path: Path, lines: list[bytes]) -> None:
     except OSError as exc:
         whole = data[:done].count(b"\n") - (data[:1] == b"\n" and done > 0)
         raise _CutShortError(exc, whole) from exc
-    finally:
-        os.close(fd)
 
 
 class _CutShortError(OSError):

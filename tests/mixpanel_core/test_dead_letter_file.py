@@ -195,3 +195,65 @@ def test_reports_without_a_message_are_said_not_kept(
     [line] = [r.getMessage() for r in caplog.records]
     assert "1 record(s) not kept in" in line
     assert "not an event" in line
+
+
+def test_two_processes_writing_one_fifo_never_tear_each_others_lines(tmp_path: Path) -> None:
+    # A write to a pipe larger than its atomic size (4 KiB) is split when the pipe is full:
+    # two forked workers writing a batch of dead letters each to one FIFO, read by a slow
+    # log shipper, interleaved mid-line.
+    fifo = tmp_path / "dead-letters.fifo"
+    os.mkfifo(fifo)
+    read_end = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    keep_open = os.open(fifo, os.O_WRONLY)  # no end of file until both writers are done
+    children = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                dead_letters = DeadLetterFile(fifo)
+                dead_letters.write(_reports(100, size=2000))
+                code = dead_letters.unwritten
+            finally:
+                os._exit(code)
+        children.append(pid)
+    os.close(keep_open)
+    os.set_blocking(read_end, True)
+    data = b""
+    while chunk := os.read(read_end, 1000):  # a slow reader: the pipe stays full
+        data += chunk
+        time.sleep(0.0005)
+    os.close(read_end)
+    for pid in children:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+    lines = data.splitlines()
+    assert len(lines) == 2 * 100
+    assert all(orjson.loads(line)["record"]["properties"]["pad"] == "x" * 2000 for line in lines)
+
+
+STDERR = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from test_dead_letter_file import _reports
+from mixpanel_core.dead_letter import DeadLetterFile
+sys.stderr.write("before\\n"); sys.stderr.flush()
+DeadLetterFile("/dev/stderr").write(_reports(1))
+sys.stderr.write("after, the application's own next line\\n"); sys.stderr.flush()
+"""
+
+
+def test_dev_stderr_redirected_to_a_file_keeps_the_dead_letter_in_place(tmp_path: Path) -> None:
+    # Opened anew, /dev/stderr of `2> app.log` (not appended to) wrote at an offset of its
+    # own, and the application's next line overwrote the dead letter.
+    log = tmp_path / "app.log"
+    script = STDERR.format(tests=str(Path(__file__).parent))
+    with log.open("w") as stderr:
+        done = subprocess.run(
+            [sys.executable, "-c", script], check=False, stderr=stderr, timeout=60
+        )
+
+    assert done.returncode == 0
+    first, letter, last = log.read_bytes().splitlines()
+    assert (first, last) == (b"before", b"after, the application's own next line")
+    assert _insert_ids(letter) == ["id0"]
