@@ -157,6 +157,8 @@ class MixpanelLimits:
                 and len(insert_id) <= 36
                 # bytes.isalnum: ASCII letters and digits only, several times faster than
                 # str.isalnum, which asks the Unicode tables about every character.
+                # (isascii first: a lone surrogate, from os.fsdecode, cannot be encoded)
+                and insert_id.isascii()
                 and insert_id.encode().isalnum()
                 and len(props) < MAX_PROPERTIES
                 and len(data) < MAX_RECORD_BYTES

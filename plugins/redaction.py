@@ -58,7 +58,8 @@ class Redaction:
     def _digest(self, value: Any) -> str:
         text = value if isinstance(value, str) else repr(value)
         digest = self._hmac.copy()
-        digest.update(text.encode())
+        # surrogatepass: a lone surrogate (os.fsdecode gives them) hashes too, distinctly.
+        digest.update(text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
     def _redact(self, mapping: FrozenDict) -> FrozenDict | None:

@@ -215,7 +215,9 @@ class KafkaTransport:
             future = self._producer.send(
                 self._topic,
                 value=message.json(),  # the bytes validation measured: encoded once
-                key=key.encode() if key else None,
+                # backslashreplace: a distinct_id may hold a lone surrogate (os.fsdecode),
+                # which UTF-8 cannot carry; written as the escape its JSON carries.
+                key=key.encode("utf-8", "backslashreplace") if key else None,
                 headers=self._headers[message.endpoint],
             )
         except Exception as exc:  # no metadata within max_block_ms, record too large, ...

@@ -96,7 +96,11 @@ def usual_event_keys(
                 # The usual hex or alphanumeric id first: bytes.isalnum is true of ASCII letters
                 # and digits only, and several times faster than str.isalnum. The pattern
                 # decides the rest.
-                (len(insert_id) <= MAX_INSERT_ID_LENGTH and insert_id.encode().isalnum())
+                (
+                    len(insert_id) <= MAX_INSERT_ID_LENGTH
+                    and insert_id.isascii()
+                    and insert_id.encode().isalnum()
+                )
                 or insert_id_match(insert_id) is not None
             ):
                 break
