@@ -2,20 +2,16 @@
 that is not UTF-8) is JSON the official SDK sends, as the escape ``\\udcff``. Each place below
 encoded such a string as UTF-8 and raised: the validator (a ``PluginError`` for an invalid
 ``$insert_id``, instead of the problem named), the redaction plugin's hashing, the ``kafka``
-transport's record key (the record reported FAILED), and the emulator (a 500, which a correct
-client retries for ever)."""
+transport's record key (the record reported FAILED). (The emulator's answers to such records:
+tests/emulator/test_emulator_odd_json.py.)"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-import requests
 
 from mixpanel_core import Mixpanel, ValidationError
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.emulator import Emulator
 from mixpanel_core.kafka.fixtures import read_records
 from mixpanel_core.testing import MemoryTransport, memory_client
 from mixpanel_core.transport import TransportContext
@@ -63,22 +59,3 @@ def test_a_distinct_id_with_a_lone_surrogate_is_produced_to_kafka(
     assert [r.status for r in reports] == [DeliveryStatus.ACCEPTED]
     [record] = read_records(kafka_bootstrap, kafka_topic, 1)
     assert record.key == b"file\\udcff.txt"
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("path", ["/track?verbose=1", "/import?strict=1"])
-def test_the_emulator_answers_an_insert_id_with_a_lone_surrogate(
-    mixpanel_emulator: Emulator, path: str
-) -> None:
-    body = (
-        '[{"event": "E", "properties": {"token": "emulator-token", "distinct_id": "u1",'
-        f' "$insert_id": "ab\\udcff", "time": {int(time.time()) - 10}}}}}]'
-    ).encode()
-    answer = requests.post(
-        mixpanel_emulator.base_url + path,
-        data=body,
-        headers={"Content-Type": "application/json"},
-        auth=("emulator-token", ""),
-    )
-    assert answer.status_code != 500, answer.text
-    assert "$insert_id" in answer.text

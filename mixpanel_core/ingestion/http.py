@@ -11,6 +11,7 @@ is built: the proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROX
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import ipaddress
@@ -398,7 +399,8 @@ class HttpSession:
         this_thread.watch = watch
         try:
             try:
-                answer = self._sorted_errors(url, body, headers, timeout, watch)
+                with _errors_sorted():
+                    answer = self._request(url, body, headers, timeout, watch)
             finally:
                 # Whatever ended it (a KeyboardInterrupt too): a watch left behind would keep
                 # the watchdog waking to shut a socket nobody uses, for ever.
@@ -440,55 +442,51 @@ class HttpSession:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _sorted_errors(
-        self,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        timeout: tuple[float, float],
-        watch: Watch,
-    ) -> Any:
-        """``_request``, its errors sorted into the session's own (see the class docstring)."""
-        try:
-            return self._request(url, body, headers, timeout, watch)
-        except urllib3.exceptions.ProxyError as exc:
-            # The proxy could not be reached, or refused the tunnel: a network failure like
-            # any other, unless it wants credentials (407), or it is TLS to an https://
-            # proxy that cannot succeed.
-            status = _tunnel_status(exc)
-            if status == 407:
-                raise ProxyAuthError(
-                    "the proxy refused the CONNECT tunnel: HTTP 407 Proxy Authentication Required"
-                ) from exc
-            cause = exc.original_error
-            if isinstance(cause, urllib3.exceptions.SSLError) and tls_failure_is_permanent(cause):
-                raise TlsError(f"proxy: {cause}") from exc
-            raise NetworkError(f"ProxyError: {exc}") from exc
-        except urllib3.exceptions.SSLError as exc:
-            if tls_failure_is_permanent(exc):
-                raise TlsError(str(exc)) from exc
-            raise NetworkError(f"TLS connection interrupted: {exc}") from exc
-        except (
-            urllib3.exceptions.TimeoutError,
-            urllib3.exceptions.NewConnectionError,
-            urllib3.exceptions.ProtocolError,
-            urllib3.exceptions.NameResolutionError,
-            OSError,
-        ) as exc:
-            raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
-        except urllib3.exceptions.DecodeError as exc:
-            # An answer whose Content-Encoding does not decode (mangled on the way, cut short)
-            # shows no more than a 2xx without Mixpanel's success body: resend the records.
-            raise NetworkError(f"the answer could not be decoded: {exc}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise RequestError(f"{type(exc).__name__}: {exc}") from exc
-
     def close(self) -> None:
         with self._lock:
             for manager in self._managers.values():
                 manager.clear()
             self._managers, self._routes = {}, {}
         self._watchdog.stop()
+
+
+@contextlib.contextmanager
+def _errors_sorted() -> Iterator[None]:
+    """urllib3's errors raised in the block, sorted into the session's own (see
+    ``HttpSession``'s docstring)."""
+    try:
+        yield
+    except urllib3.exceptions.ProxyError as exc:
+        # The proxy could not be reached, or refused the tunnel: a network failure like
+        # any other, unless it wants credentials (407), or it is TLS to an https://
+        # proxy that cannot succeed.
+        status = _tunnel_status(exc)
+        if status == 407:
+            raise ProxyAuthError(
+                "the proxy refused the CONNECT tunnel: HTTP 407 Proxy Authentication Required"
+            ) from exc
+        cause = exc.original_error
+        if isinstance(cause, urllib3.exceptions.SSLError) and tls_failure_is_permanent(cause):
+            raise TlsError(f"proxy: {cause}") from exc
+        raise NetworkError(f"ProxyError: {exc}") from exc
+    except urllib3.exceptions.SSLError as exc:
+        if tls_failure_is_permanent(exc):
+            raise TlsError(str(exc)) from exc
+        raise NetworkError(f"TLS connection interrupted: {exc}") from exc
+    except (
+        urllib3.exceptions.TimeoutError,
+        urllib3.exceptions.NewConnectionError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.NameResolutionError,
+        OSError,
+    ) as exc:
+        raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
+    except urllib3.exceptions.DecodeError as exc:
+        # An answer whose Content-Encoding does not decode (mangled on the way, cut short)
+        # shows no more than a 2xx without Mixpanel's success body: resend the records.
+        raise NetworkError(f"the answer could not be decoded: {exc}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise RequestError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _timed_out(watch: Watch) -> NetworkError:
