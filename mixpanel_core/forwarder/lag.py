@@ -5,6 +5,7 @@ and the log ends of the topic that ``run(until_caught_up=True)`` waits for the g
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from mixpanel_core.forwarder.config import ForwarderError
@@ -25,7 +26,10 @@ class LagMeter:
     """Measures each assigned partition's lag into ``metrics.lag``, on the loop's thread.
 
     ``consumer`` is the forwarder's subscribed ``KafkaConsumer``; ``tracker`` says how far each
-    partition is done.
+    partition is done. A partition assigned but not read from since (paused before its first
+    fetch, taken over while the forwarder backed off, or with nothing new) has no progress in
+    ``tracker``: its lag counts from the group's committed offset, or from the partition's
+    first offset when the group committed none, asked from the broker once per assignment.
     """
 
     def __init__(self, consumer: Any, tracker: OffsetTracker, metrics: ForwarderMetrics) -> None:
@@ -35,6 +39,14 @@ class LagMeter:
         self._measured_at = 0.0
         self._log_ends: dict[Any, int] = {}
         """Each assigned partition's end, as the broker last listed it (see ``measure``)."""
+        self._starts: dict[Any, int] = {}
+        """Where each assigned partition not read from yet starts: the group's committed
+        offset, or its first offset; asked once per assignment (see ``assignment_changed``)."""
+
+    def assignment_changed(self) -> None:
+        """The assignment changed: the starts asked before may be stale (another member may
+        have committed meanwhile), so they are asked again."""
+        self._starts = {}
 
     def measure_when_due(self, now: float, shutdown_by: float | None) -> None:
         """Measure, at most every ``LAG_INTERVAL``; ``shutdown_by`` is the shutdown deadline
@@ -56,19 +68,24 @@ class LagMeter:
         lists (``end_offsets``). The fetch alone goes stale for a paused partition, which is
         not fetched: while Mixpanel fails, the lag would stay where it was when the
         partitions were paused however much the topic grew. The listing alone may fall
-        short on some Kafka-compatible brokers (see ``LogEnds``). The broker is given
-        ``ask_for`` seconds to answer (none left: the ends it listed last are used).
+        short on some Kafka-compatible brokers (see ``LogEnds``). A partition not read from
+        since it was assigned counts from where it starts (see the class). The broker is
+        given ``ask_for`` seconds in all to answer (none left: what it answered last is used).
         """
         consumer = self._consumer
         assignment = consumer.assignment()
+        until = time.monotonic() + ask_for
         if assignment and ask_for > 0:
             self._list_log_ends(assignment, ask_for)
         positions = self._tracker.positions()
+        unread = [p for p in assignment if p not in positions and p not in self._starts]
+        if unread:
+            self._ask_starts(unread, until - time.monotonic())
         lag = {}
         for partition in assignment:
             ends = (consumer.highwater(partition), self._log_ends.get(partition))
             end = max((e for e in ends if e is not None), default=None)
-            done = positions.get(partition)
+            done = positions.get(partition, self._starts.get(partition))
             if end is None or done is None:
                 continue
             lag[(partition.topic, partition.partition)] = max(0, end - done)
@@ -85,6 +102,33 @@ class LagMeter:
             logger.debug("listing the log ends for the lag: %s: %s", type(exc).__name__, exc)
             return
         self._log_ends = dict(listed)
+
+    def _ask_starts(self, partitions: list[Any], timeout: float) -> None:
+        """Ask where ``partitions`` start (see ``_starts``) within ``timeout`` seconds; what
+        is not answered in time is asked again at the next measure."""
+        if timeout <= 0:
+            return
+        until = time.monotonic() + timeout
+        consumer = self._consumer
+        uncommitted = []
+        try:
+            for partition in sorted(partitions):
+                left = until - time.monotonic()
+                if left <= 0:
+                    return
+                committed = consumer.committed(partition, timeout_ms=max(1, int(left * 1000)))
+                if committed is None:
+                    uncommitted.append(partition)
+                else:
+                    self._starts[partition] = committed
+            left = until - time.monotonic()
+            if uncommitted and left > 0:
+                first = consumer.beginning_offsets(uncommitted, timeout_ms=max(1, int(left * 1000)))
+                self._starts.update(first)
+        except Exception as exc:
+            logger.debug(
+                "asking where partitions start, for the lag: %s: %s", type(exc).__name__, exc
+            )
 
 
 def topic_log_ends(reader: Any, topic: str) -> LogEnds:

@@ -10,7 +10,12 @@ bounded however long Mixpanel fails.
 On a rebalance the records buffered for revoked partitions are dropped. A partition assigned
 back to this consumer keeps its fetch position in kafka-python, so it is sent back (``seek``)
 to its first record not done; the others start from the group's commit, which never passes
-a record not done.
+a record not done. A delivery out at the rebalance goes on: a partition that comes back while
+it is out gets its progress back, so what the delivery gets accepted counts and is committed,
+and is sent back once it returns; records of partitions another member owns now are not
+retried (``wait`` stops the delivery) and get no report: their new owner reads them again.
+While a request waits for its answer the ingestion client keeps calling the forwarder's
+``wait`` too (``DeliveryWait``), so polling, rebalances and the lag go on meanwhile.
 
 Given a ``report`` function (``Pipeline.report``, when some plugin implements
 ``mixpanel_delivered``), each record's final outcome is reported once it is true: ACCEPTED once
@@ -44,6 +49,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -56,12 +62,13 @@ from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWrite
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
 from mixpanel_core.forwarder.lag import LOG_ENDS_TIMEOUT, LagMeter, topic_log_ends
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
-from mixpanel_core.forwarder.offsets import OffsetTracker, Resume
+from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress, Resume
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
 from mixpanel_core.forwarder.poison_stop_advice import poison_stop_error
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.forwarder.rebalance import Change, rebalance_listener
 from mixpanel_core.forwarder.round_reports import (
+    RetryLog,
     first_failure,
     longest_retry_after,
     rate_limited,
@@ -69,13 +76,15 @@ from mixpanel_core.forwarder.round_reports import (
 )
 from mixpanel_core.forwarder.shutdown_clock import ShutdownClock
 from mixpanel_core.ingestion import Deadline, RetryPolicy
+from mixpanel_core.ingestion.http import Response
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.log_ends import LogEnds
 from mixpanel_core.messages import Endpoint, Message
 
 logger = logging.getLogger("mixpanel_core.forwarder")
 
-Wait = Callable[[float], None]
+Wait = Callable[[float], bool | None]
+"""Sleeps the given seconds before a retry; ``False`` stops the delivery (see ``Deliver``)."""
 
 REPORTER = "forwarder"
 """``DeliveryReport.transport`` of the forwarder's reports (its ingestion client's name too)."""
@@ -84,7 +93,11 @@ REPORTER = "forwarder"
 class Deliver(Protocol):
     """Sends ``messages`` to ``endpoint``; one report per message, in order.
 
-    All its sleeping goes through ``wait``, which returns early once that deadline passes.
+    All its sleeping goes through ``wait``, which returns early once that deadline passes,
+    and returns ``False`` when the delivery is to stop retrying: the records waiting to be
+    sent again, and those not sent yet, are then reported FAILED (``IngestionClient`` does
+    so). ``wait`` also has the methods ``IngestionClient`` calls while a request is out (see
+    ``DeliveryWait``), so the forwarder keeps polling Kafka then too.
     ``deadline`` is a function returning the shutdown deadline (monotonic) once a stop was
     requested, ``None`` before: after it no request starts, and a request still waiting for
     its answer is abandoned (its records FAILED).
@@ -99,6 +112,37 @@ class Deliver(Protocol):
 POLL_INTERVAL = 0.1
 """Longest a ``poll()`` blocks, so linger, signals and the catch-up check stay responsive."""
 CAUGHT_UP_CHECK_INTERVAL = 0.5
+POLL_WHILE_OUT_AFTER = 1.0
+"""Seconds a request may be out before the forwarder polls (partitions paused) while it waits:
+pausing drops what kafka-python fetched ahead, so quick requests are left alone; a slow one
+does not hold a rebalance, the lag or the progress line for longer than this."""
+
+
+class DeliveryWait:
+    """The ``wait`` a delivery is given: ``__call__`` between retries, ``while_request_out``
+    while a request waits for its answer, ``request_answered`` when it has one (what
+    ``IngestionClient`` calls, see its ``_post_watched``). Every call goes to the forwarder."""
+
+    __slots__ = ("_answered", "_between_retries", "_while_out")
+
+    def __init__(
+        self,
+        between_retries: Wait,
+        while_out: Callable[[float], None],
+        answered: Callable[[Response | BaseException], None],
+    ) -> None:
+        self._between_retries = between_retries
+        self._while_out = while_out
+        self._answered = answered
+
+    def __call__(self, seconds: float) -> bool | None:
+        return self._between_retries(seconds)
+
+    def while_request_out(self, seconds: float) -> None:
+        self._while_out(seconds)
+
+    def request_answered(self, answer: Response | BaseException) -> None:
+        self._answered(answer)
 
 
 class Forwarder:
@@ -151,6 +195,23 @@ class Forwarder:
         """Whether the group gave this member its partitions (none, maybe) at least once."""
         self._rewind: dict[Any, Resume] = {}
         """Revoked partitions whose dropped records must be read again if they come back."""
+        self._in_flight: Counter[Any] = Counter()
+        """Records of the delivery out (there is one at a time), by partition."""
+        self._held: dict[Any, tuple[PartitionProgress, int | None]] = {}
+        """Revoked partitions that had records in the delivery out: their progress (which that
+        delivery keeps marking) and their ``Resume.committed``, until the next assignment."""
+        self._back: dict[Any, int | None] = {}
+        """Partitions assigned back while a delivery of their records was out, with their
+        ``Resume.committed``: sent back to their first record not done once it returns."""
+        self._disowned = 0
+        """Records of the delivery out whose partition another member owns now: while any,
+        the delivery stops retrying (their new owner reads them again)."""
+        self._retry_log = RetryLog(clock)
+        self._out_since: float | None = None
+        """When the request now out was first seen waiting (see ``_while_request_out``)."""
+        self._delivery_wait = DeliveryWait(
+            self._retry_wait, self._while_request_out, self._request_answered
+        )
         self._stop_requested = threading.Event()
         self._shutdown = ShutdownClock(clock, config.shutdown_deadline)
         self._dead_lettering = DeadLettering(
@@ -309,18 +370,38 @@ class Forwarder:
                 rewound |= self._assigned(partitions)
 
     def _revoked(self, partitions: frozenset[Any]) -> None:
+        if not partitions:
+            return  # every join starts with a revocation, of nothing the first time
         dropped = self._pending.drop(partitions)
+        # A delivery out keeps marking the progress of its records: kept, for a partition
+        # that comes back to this consumer while it is out (see _assigned).
+        in_flight = {
+            partition: self._tracker.current(partition)
+            for partition in partitions
+            if self._in_flight[partition]
+        }
+        for partition in partitions:
+            self._back.pop(partition, None)
         # Kept until the assignment is known: only then is it clear who reads them again.
-        self._rewind.update(self._tracker.revoke(partitions))
+        resume = self._tracker.revoke(partitions)
+        self._rewind.update(resume)
+        for partition, progress in in_flight.items():
+            if progress is not None:
+                gone = resume.get(partition)
+                self._held[partition] = (progress, None if gone is None else gone.committed)
+        self._lag.assignment_changed()
         self.metrics.lag = {
             k: v
             for k, v in self.metrics.lag.items()
             if not any((p.topic, p.partition) == k for p in partitions)
         }
         logger.info(
-            "partitions revoked: %s (dropped %d buffered records; they will be read again)",
+            "partitions revoked: %s (dropped %d buffered records, and %d of their records are "
+            "in a delivery still out; they will be read again unless it gets them accepted "
+            "and the partition comes back)",
             _names(partitions),
             dropped,
+            sum(self._in_flight[partition] for partition in partitions),
         )
 
     def _assigned(self, partitions: frozenset[Any]) -> set[Any]:
@@ -329,15 +410,39 @@ class Forwarder:
         kafka-python keeps the fetch position of a partition its consumer gets back (eager
         assignors revoke everything, then hand most of it back), so without the seek the
         records dropped at the revocation would never be read again, and a later commit
-        would skip them.
+        would skip them. A partition that comes back while a delivery of its records is out
+        gets its progress back, so that what the delivery gets accepted counts and is
+        committed; it is sent back once the delivery returns (``_reread_returned``).
         """
         logger.info("partitions assigned: %s", _names(partitions))
         self._joined = True
+        self._lag.assignment_changed()
         # Several rebalances may be noted at once: seek only what is assigned now.
         current = self._consumer.assignment()
         rewound = set()
         for partition in sorted(partitions & current):
             resume = self._rewind.get(partition)
+            held = self._held.pop(partition, None)
+            if held is not None:
+                progress, committed = held
+                if self._in_flight[partition]:
+                    self._tracker.restore(partition, progress, committed)
+                    self._back[partition] = committed
+                    rewound.add(partition)  # what this poll fetched is read again later
+                    logger.info(
+                        "%s[%d] is back while %d of its records are in a delivery still out: "
+                        "what it gets accepted will be committed, and the partition read "
+                        "again from its first record not done once it returns",
+                        partition.topic,
+                        partition.partition,
+                        self._in_flight[partition],
+                    )
+                    continue
+                # The delivery returned before the partition came back: what it got
+                # accepted is not read again.
+                offset = progress.committable
+                if offset is not None:
+                    resume = Resume(offset, committed)
             if resume is None:
                 continue
             self._consumer.seek(partition, resume.offset)
@@ -350,7 +455,17 @@ class Forwarder:
                 resume.offset,
             )
         # The revoked partitions not handed back are other members' now: they start from the
-        # group's commit, which never passes a record this consumer had not done.
+        # group's commit, which never passes a record this consumer had not done. The records
+        # of theirs in the delivery out are no longer worth retrying.
+        disowned = sum(self._in_flight[p] for p in self._held if p not in current)
+        if disowned:
+            self._disowned += disowned
+            logger.info(
+                "%d records of the delivery out belong to partitions another member owns "
+                "now: they are not retried (their new owner reads them again)",
+                disowned,
+            )
+        self._held.clear()
         self._rewind.clear()
         return rewound
 
@@ -375,14 +490,28 @@ class Forwarder:
         items = self._pending.take(endpoint)
         if not items:
             return
+        self._in_flight = Counter(item.progress.partition for item in items)
+        self._disowned = 0
+        self._out_since = None
         try:
-            reports = self._deliver(
-                endpoint, [item.message for item in items], self._wait, self._shutdown.deadline
-            )
+            try:
+                reports = self._deliver(
+                    endpoint,
+                    [item.message for item in items],
+                    self._delivery_wait,
+                    self._shutdown.deadline,
+                )
+            finally:
+                self._in_flight = Counter()
+                self._retry_log.round_ended()
         except AuthenticationError as refused:
             self._settle_refused(endpoint, items, refused)
+            self._reread_returned()
             raise
         failed = self._apply_reports(items, reports)
+        self._reread_returned()
+        # Those of partitions read again (just above) are in Kafka's hands again.
+        failed = [item for item in failed if self._tracker.is_current(item.progress)]
         if not failed:
             self._failed_rounds = 0
             return
@@ -446,6 +575,26 @@ class Forwarder:
             )
         return failed
 
+    def _reread_returned(self) -> None:
+        """Send the partitions assigned back while the delivery was out to their first record
+        not done, now that the delivery's reports are applied: what it got accepted is
+        committed at the next commit, and not read again; the rest is."""
+        for partition, committed in self._back.items():
+            progress = self._tracker.current(partition)
+            offset = None if progress is None else progress.committable
+            if offset is None:
+                continue
+            self._consumer.seek(partition, offset)
+            self._tracker.resume(partition, Resume(offset, committed))
+            logger.info(
+                "reading %s[%d] again from offset %d (its records not done when it was "
+                "revoked and assigned back during a delivery)",
+                partition.topic,
+                partition.partition,
+                offset,
+            )
+        self._back.clear()
+
     def _settle_refused(
         self, endpoint: Endpoint, items: Sequence[PendingRecord], refused: AuthenticationError
     ) -> None:
@@ -504,8 +653,32 @@ class Forwarder:
         self._pending.put_back(endpoint, failed, self._clock())
         self._wait(delay)
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep ``seconds`` while polling with every partition paused (the client's ``wait``).
+    def _retry_wait(self, seconds: float) -> bool:
+        """The client's wait before a retry: ``_wait``, but ``False`` (stop retrying) at once
+        when records of the delivery belong to partitions another member owns now; those of
+        partitions still owned are put back and tried again in the next round."""
+        self._out_since = None  # an abandoned request is not answered
+        if not self._disowned:
+            self._retry_log.retrying()
+            self._wait(seconds, until_disowned=True)
+        return not self._disowned
+
+    def _while_request_out(self, seconds: float) -> None:
+        """What the client calls while a request waits for its answer: after
+        ``POLL_WHILE_OUT_AFTER`` seconds, ``_wait``; before, it returns at once."""
+        now = self._clock()
+        if self._out_since is None:
+            self._out_since = now
+        if now - self._out_since >= POLL_WHILE_OUT_AFTER:
+            self._wait(seconds)
+
+    def _request_answered(self, answer: Response | BaseException) -> None:
+        self._out_since = None
+        self._retry_log.answered(answer)
+
+    def _wait(self, seconds: float, *, until_disowned: bool = False) -> None:
+        """Sleep ``seconds`` while polling with every partition paused (the client's ``wait``,
+        between retries and while a request is out).
 
         The partitions stay paused afterwards: the main loop resumes them once the buffer has
         room (``_pause_while_backlogged``). Once the shutdown deadline has passed it returns
@@ -526,6 +699,8 @@ class Forwarder:
                 end = min(end, self._shutdown.by)
             if now >= end:
                 return
+            if until_disowned and self._disowned:
+                return  # the delivery stops retrying (see _retry_wait)
             # Re-pause on every turn: a rebalance may have assigned new partitions.
             consumer.pause(*consumer.assignment())
             self._poll(min(end - now, POLL_INTERVAL))

@@ -26,7 +26,8 @@ class PartitionProgress:
     """Offsets read from one partition during one assignment, and which are done.
 
     When the partition is revoked its ``PartitionProgress`` is dropped; deliveries that finish
-    later still call ``done`` on the dropped object, which then affects nothing.
+    later still call ``done`` on the dropped object, which then affects nothing, unless the
+    partition came back to the same consumer while the delivery was out (``restore``).
     ``next_offset`` starts a progress at a known position with nothing outstanding: the
     partition was sent back there and every record before it is done.
     """
@@ -98,6 +99,18 @@ class OffsetTracker:
         if found is None:
             found = self._progress[partition] = PartitionProgress(partition)
         return found
+
+    def current(self, partition: Any) -> PartitionProgress | None:
+        """The progress of ``partition`` in its current assignment, if it has one."""
+        return self._progress.get(partition)
+
+    def restore(self, partition: Any, progress: PartitionProgress, committed: int | None) -> None:
+        """Make ``progress``, dropped at a revocation, current again (the partition came back
+        while a delivery of its records was out): what that delivery gets accepted counts.
+        ``committed`` is the baseline ``revoke`` gave (``Resume.committed``)."""
+        self._progress[partition] = progress
+        if committed is not None:
+            self._committed[partition] = committed
 
     def revoke(self, partitions: Iterable[Any]) -> dict[Any, Resume]:
         """Forget revoked partitions; say where to read each one again if it comes back.

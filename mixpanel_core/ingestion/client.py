@@ -607,6 +607,13 @@ class IngestionClient:
         starting the forwarder's shutdown clock) may pass long before they run out. The
         thread ends on its own within those timeouts; its answer, if any, is then ignored:
         the records were reported FAILED and are sent again later, as after a timeout.
+
+        A caller's ``wait`` may ask to be kept busy while the request is out (the forwarder
+        keeps polling Kafka, so its consumer group can rebalance meanwhile): given a method
+        ``while_request_out(seconds)``, that is called, for ``WATCH_INTERVAL`` at a time,
+        instead of sleeping (what it returns is ignored: the request is out, only the deadline
+        abandons it), and a method ``request_answered(answer)``, if any, is then told the
+        ``Response`` or the exception that ended the request. Other waits are not called here.
         """
         answer: concurrent.futures.Future[Response] = concurrent.futures.Future()
         timeout, total = self._timeout(call, budget)
@@ -617,11 +624,23 @@ class IngestionClient:
             except BaseException as exc:  # whatever ends the thread must end the wait too
                 answer.set_exception(exc)
 
+        busy = getattr(call._wait, "while_request_out", None)
         started = time.monotonic()
         threading.Thread(target=post, name="mixpanel-core-request", daemon=True).start()
         while True:
-            done, _ = concurrent.futures.wait([answer], WATCH_INTERVAL)
+            if busy is None:
+                done, _ = concurrent.futures.wait([answer], WATCH_INTERVAL)
+            else:
+                began = time.monotonic()
+                busy(WATCH_INTERVAL)
+                # A wait that returned at once (its own deadline passed) must not spin.
+                left = WATCH_INTERVAL - (time.monotonic() - began)
+                done, _ = concurrent.futures.wait([answer], max(0.0, left))
             if done:
+                answered = getattr(call._wait, "request_answered", None)
+                if answered is not None:
+                    error = answer.exception()
+                    answered(answer.result() if error is None else error)
                 return answer.result()
             if call.past_deadline():
                 raise _AbandonedError(

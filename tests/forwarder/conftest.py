@@ -187,6 +187,28 @@ class ForwardingRig:
         self.processes.append(process)
         return process
 
+    def start_logged(self, config: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+        """``start``, with stderr written to a file the test can read while it runs."""
+        log = self.directory / f"forwarder-{uuid.uuid4().hex[:6]}.log"
+        with log.open("w") as stderr:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mixpanel_core.cli",
+                    "forward",
+                    "--config",
+                    str(config),
+                    *args,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self.processes.append(process)
+        return process, log
+
     def run_until_caught_up(self, config: Path, timeout: float = 90.0) -> tuple[int, str]:
         process = self.start(config, "--until-caught-up")
         _, stderr = process.communicate(timeout=timeout)
