@@ -231,10 +231,17 @@ class Pipeline:
             raise  # documented: a router finds no route for the message (see docs/hooks.md)
         except Exception as exc:
             raise PluginError(name, "mixpanel_route", exc) from exc
-        if names is None:
-            transports = self._defaults or self._default_transports()
-        else:
-            transports = self._resolve(names, name)
+        try:
+            if names is None:
+                transports = self._defaults or self._default_transports()
+            else:
+                transports = self._resolve(names, name)
+        except Exception as exc:
+            # A transport that cannot be built (a broker down at its first use), or a route
+            # to none: the caller gets the error, and whoever observes deliveries a FAILED
+            # report, as of any message not sent.
+            self.report(DeliveryReport(message, DeliveryStatus.FAILED, "pipeline", str(exc)))
+            raise
         try:
             for transport in transports:
                 transport.send(message)
