@@ -114,8 +114,9 @@ POLL_INTERVAL = 0.1
 CAUGHT_UP_CHECK_INTERVAL = 0.5
 POLL_WHILE_OUT_AFTER = 1.0
 """Seconds a request may be out before the forwarder polls (partitions paused) while it waits:
-pausing drops what kafka-python fetched ahead, so quick requests are left alone; a slow one
-does not hold a rebalance, the lag or the progress line for longer than this."""
+each such poll pauses every partition and costs a turn of the loop, so quick requests are left
+alone; a slow one does not hold a rebalance, the lag or the progress line for longer than
+this."""
 
 
 class DeliveryWait:
@@ -439,7 +440,9 @@ class Forwarder:
                     )
                     continue
                 # The delivery returned before the partition came back: what it got
-                # accepted is not read again.
+                # accepted is not read again, nor what it dead-lettered (settled first: an
+                # unacknowledged dead letter would leave its record the first not done).
+                self._dead_lettering.settle_before_stopping()
                 offset = progress.committable
                 if offset is not None:
                     resume = Resume(offset, committed)
@@ -506,7 +509,7 @@ class Forwarder:
                 self._retry_log.round_ended()
         except AuthenticationError as refused:
             self._settle_refused(endpoint, items, refused)
-            self._reread_returned()
+            self._reread_returned(stopping=True)
             raise
         failed = self._apply_reports(items, reports)
         self._reread_returned()
@@ -561,6 +564,10 @@ class Forwarder:
             shared.setdefault(key, []).append(item.offset)
         for item, report in rejected:
             self.metrics.rejected += 1
+            if not self._tracker.is_current(item.progress):
+                # Its partition is another member's now (or may come back, to be read again
+                # here): the one who reads it next dead-letters it, once.
+                continue
             together = shared[(item.progress, report.reason, report.http_status)]
             self._dead_lettering.send(
                 item.progress,
@@ -575,10 +582,18 @@ class Forwarder:
             )
         return failed
 
-    def _reread_returned(self) -> None:
+    def _reread_returned(self, *, stopping: bool = False) -> None:
         """Send the partitions assigned back while the delivery was out to their first record
         not done, now that the delivery's reports are applied: what it got accepted is
         committed at the next commit, and not read again; the rest is."""
+        if not self._back:
+            return
+        # The round's dead letters first: a record dead-lettered is done once the broker has
+        # its dead letter, and a seek to it would send it, and every record after it, again.
+        if stopping:
+            self._dead_lettering.settle_before_stopping()
+        else:
+            self._dead_lettering.settle()
         for partition, committed in self._back.items():
             progress = self._tracker.current(partition)
             offset = None if progress is None else progress.committable

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from mixpanel_core.kafka.fixtures import read_records
+from mixpanel_core.messages import ImportEvent, Message
+from transports.kafka import KafkaTransport
 
 from .conftest import ForwardingRig, free_port, wait_until
 
@@ -138,3 +140,65 @@ def test_a_member_joins_while_a_request_is_out_and_what_it_gets_accepted_is_comm
     for partition in moved:  # sent by the first member, then read again by the second
         assert set(copies[partition]) == {2}, copies
     assert "revoked and assigned back during a delivery" in first_text
+
+
+def _import_events(count: int, bad_every: int) -> tuple[list[Message], list[str]]:
+    """``/import`` events keyed over 40 ids (so over every partition); every ``bad_every``-th
+    is dated 1970, which Mixpanel's strict mode rejects naming it. Returns the bad ids too."""
+    messages, bad = [], []
+    for i in range(count):
+        insert_id = f"imp-{i}"
+        when = 100 if i % bad_every == 0 else 1_700_000_000
+        if when == 100:
+            bad.append(insert_id)
+        properties = {
+            "token": "emulator-token",
+            "distinct_id": f"user-{i % 40}",
+            "time": when,
+            "$insert_id": insert_id,
+        }
+        messages.append(ImportEvent.from_record({"event": "Old", "properties": properties}))
+    return messages, bad
+
+
+def test_records_rejected_in_a_delivery_out_at_a_rebalance_are_dead_lettered_once(
+    rig: ForwardingRig,
+) -> None:
+    """Mixpanel holds the first member's request while a second member joins; the answer
+    rejects some records of every partition. A partition that came back was read again from
+    its rejected record, whose dead letter was not yet acknowledged: that record was dead-
+    lettered twice and every later record sent again. A partition that moved had its rejected
+    records dead-lettered by both members. Each rejected record has one dead letter now."""
+    messages, bad = _import_events(400, bad_every=25)
+    transport = KafkaTransport(rig.bootstrap, rig.topic)
+    for message in messages:
+        transport.send(message)
+    assert transport.close(10) == []
+    rig.emulator.client.stall()
+    first_port, second_port = free_port(), free_port()
+    forwarder = {"batch_records": 400, "linger": 1.0}
+    try:
+        first, first_log = rig.start_logged(
+            rig.write_config({**forwarder, "metrics_port": first_port}, plugins=[])
+        )
+        rig.wait_for_consumed(first_port, 400)
+        wait_until(lambda: rig.emulator.client.faults()["stalled_requests"] == 1, 30)
+        second, second_log = rig.start_logged(
+            rig.write_config({**forwarder, "metrics_port": second_port}, plugins=[])
+        )
+        rig.wait_for_consumed(second_port, 1, timeout=20)
+        wait_until(lambda: "is back while" in first_log.read_text(), 10)
+    finally:
+        rig.emulator.client.release()
+    ends = _ends(rig, 400)
+    wait_until(lambda: rig.committed() == ends, 60)
+    _stop(first, first_log)
+    _stop(second, second_log)
+
+    letters = Counter(
+        json.loads(record.value)["properties"]["$insert_id"]
+        for record in read_records(rig.bootstrap, rig.dead_letter_topic, 2 * len(bad), 3000)
+    )
+    assert letters == Counter(bad), "each rejected record dead-lettered once"
+    good = {m.insert_id for m in messages} - set(bad)
+    assert set(rig.emulator.client.insert_ids("import")) == good
