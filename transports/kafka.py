@@ -38,10 +38,18 @@ too, but not beyond: a report still being made on the producer's thread (or anot
 thread) when it returns may not complete, as the interpreter ends those threads with it, and
 its message is not counted in the warning. After ``fork()`` the child leaves the parent's
 producer and records to the parent and builds its own producer.
+
+A producer that can no longer deliver (kafka-python's fatal error state; an idempotent one that
+lost its producer id and never asks for another; one holding a record past
+``delivery_timeout_ms`` plus ``STUCK_MARGIN``) is replaced by a new one with the same options:
+found when a record fails and by a watchdog thread once a second, replaced on the next
+``send()`` (never on a network thread) or by the watchdog; what the old one held is reported
+FAILED, each message once (see ``_replace_producer``).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -94,6 +102,13 @@ ROOM_POLL_INTERVAL = 0.005
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
 
+STUCK_MARGIN = 5.0
+"""Seconds past the producer's ``delivery_timeout_ms`` after which a record it still holds, with
+neither an acknowledgement nor a failure, means the producer is stuck: it is replaced (below)."""
+
+WATCH_INTERVAL = 1.0
+"""Seconds between two looks of the watchdog at each transport's producer and oldest record."""
+
 TRANSPORT_OWNED_OPTIONS: Mapping[str, str] = {
     "bootstrap_servers": "set by the transport's own bootstrap_servers key",
     "key_serializer": "the transport writes the record's key itself",
@@ -143,6 +158,18 @@ class KafkaTransport:
         )
         self._producer: Any = self._new_producer()
         self._max_block = self._producer.config["max_block_ms"] / 1000
+        self._stuck_after = self._producer.config["delivery_timeout_ms"] / 1000 + STUCK_MARGIN
+        """Seconds a record may stay unanswered before its producer counts as stuck."""
+        self._broken: str | None = None
+        """Why ``_producer`` must be replaced (it can no longer deliver); see ``_watch``."""
+        self._suspect: Any = None
+        """The producer seen without a producer id at the last look (stuck if seen twice)."""
+        self._ages: collections.deque[tuple[float, int]] = collections.deque()
+        """(time, newest send number then), one per watchdog look while records are held."""
+        self._build_failure: str | None = None
+        """Why the last build of a replacement failed; sends fail at once until one succeeds."""
+        # Reentrant: a reporter of what a replacement gives up on may send on the same thread.
+        self._replacing = threading.RLock()
         self._pid = _getpid()
         """The process that owns ``_producer`` and ``_unacknowledged``; see ``_own_producer``."""
         self._headers = {endpoint: _headers_for(endpoint) for endpoint in ENDPOINTS}
@@ -157,6 +184,7 @@ class KafkaTransport:
         # close() lives on (and is closed at exit) until every record it sent is settled.
         self._cancel_exit_close: Callable[[], None] = at_exit(lambda: _close_at_exit(me))
         self._release_producer_when_dropped()
+        _WATCHDOG.watch(self)
 
     def _reset_acknowledgements(self) -> None:
         # Sent but not yet acknowledged, by send number; callbacks run on the producer's thread.
@@ -204,6 +232,7 @@ class KafkaTransport:
         if (
             self._closed
             or self._pid != _getpid()
+            or self._broken is not None
             or len(self._unacknowledged) >= self._max_unacknowledged
         ):
             self._before_send(message)
@@ -230,7 +259,8 @@ class KafkaTransport:
         future.add_errback(settle)
 
     def _before_send(self, message: Message) -> None:
-        """Refuse once closed; own a producer in this process; wait for room under the bound."""
+        """Refuse once closed; own a working producer in this process; wait for room under the
+        bound."""
         if self._closed:
             raise TransportError(f"transport {self._name!r} is closed")
         try:
@@ -238,8 +268,36 @@ class KafkaTransport:
         except (ConfigError, TransportError) as exc:
             self._report_failed(message, f"not sent: no producer in this process: {exc}")
             raise
+        if self._broken is not None:
+            self._replace_before_send(message)
         if len(self._unacknowledged) >= self._max_unacknowledged:
             self._wait_for_room(message)
+
+    def _replace_before_send(self, message: Message) -> None:
+        """Replace the broken producer before ``message`` goes to it, or refuse ``message``.
+
+        Not on a network thread, which never waits (building may wait for a broker, up to
+        ``max_block_ms``): the message goes to the broken producer, which fails it, and the
+        watchdog replaces it. Once a build failed (no broker answered), sends are refused at
+        once rather than each waiting for a broker; the watchdog tries again each second.
+        """
+        if _on_network_thread():
+            return
+        failure = self._build_failure
+        if failure is None:
+            try:
+                self._replace_producer()
+                return
+            except (ConfigError, TransportError) as exc:
+                failure = str(exc)
+        if self._broken is None:  # replaced meanwhile (by the watchdog)
+            return
+        reason = (
+            f"not sent: its Kafka producer {self._broken}, and no new one could be built "
+            f"yet: {failure}"
+        )
+        self._report_failed(message, reason)
+        raise TransportError(f"transport {self._name!r}: {reason}")
 
     def _wait_for_room(self, message: Message) -> None:
         limit = self._max_unacknowledged
@@ -285,7 +343,11 @@ class KafkaTransport:
             self._leave_inherited()
             self._producer = self._new_producer()
             self._pid = _getpid()
+            self._broken = self._suspect = self._build_failure = None
+            self._ages.clear()
+            self._replacing = threading.RLock()  # the parent's watchdog may have held it
             self._release_producer_when_dropped()
+            _WATCHDOG.watch(self)  # the parent's watchdog thread did not survive the fork
 
     def _release_producer_when_dropped(self) -> None:
         # Once settled, a transport dropped without close() is freed, most often on the
@@ -294,6 +356,7 @@ class KafkaTransport:
         # for itself, print KafkaTimeoutError and leave it running, connections open.
         release = weakref.finalize(self, _release_producer, self._producer, self._cancel_exit_close)
         release.atexit = False  # at exit, the bounded close does it
+        self._release = release
 
     def _owns_records(self) -> bool:
         """Whether this process produced anything (a ``fork()`` child may not have yet)."""
@@ -315,6 +378,139 @@ class KafkaTransport:
             inherited._closed = True
             self._reset_acknowledgements()
 
+    def _watch(self, now: float) -> None:
+        """One look of the watchdog: replace the producer if it can no longer deliver.
+
+        It can no longer deliver when kafka-python put it in a fatal error state, when it lost
+        its producer id for good (seen at two looks in a row), or when a record it holds was
+        neither acknowledged nor failed within ``delivery_timeout_ms`` plus ``STUCK_MARGIN``
+        (kafka-python expires nothing while an idempotent producer waits for a producer id).
+        """
+        if self._closed or self._pid != _getpid():
+            return
+        producer = self._producer
+        if self._broken is None:
+            broken = _unrecoverable(producer)
+            if broken is None and _lost_producer_id(producer):
+                if self._suspect is producer:
+                    broken = (
+                        "lost its producer id and never asks for another (kafka-python's "
+                        "idempotent producer)"
+                    )
+                self._suspect = producer
+            else:
+                self._suspect = None
+            if broken is None and self._held_too_long(now):
+                broken = (
+                    f"held a record for more than {self._stuck_after:g}s (delivery_timeout_ms "
+                    f"plus {STUCK_MARGIN:g}s) without an acknowledgement or a failure"
+                )
+            if broken is None:
+                return
+            self._broken = broken
+        failed_before = self._build_failure is not None
+        try:
+            self._replace_producer()
+        except (ConfigError, TransportError) as exc:
+            # Said once per outage; the tries that follow, once a second, at DEBUG.
+            (logger.debug if failed_before else logger.warning)(
+                "transport %r: could not replace its Kafka producer (%s); trying again",
+                self._name,
+                exc,
+            )
+
+    def _held_too_long(self, now: float) -> bool:
+        """Whether the oldest unacknowledged record was sent ``_stuck_after`` seconds ago or more.
+
+        Send numbers grow with time: the newest number at each look is kept, so a record whose
+        number is at most the one seen ``_stuck_after`` seconds ago was sent before then. No
+        clock is read per send.
+        """
+        ages = self._ages
+        try:
+            oldest = next(iter(self._unacknowledged))
+            newest = next(reversed(self._unacknowledged))
+        except (StopIteration, RuntimeError):  # none held, or changed while looked at
+            if not self._unacknowledged:
+                ages.clear()
+            return False
+        ages.append((now, newest))
+        cutoff = now - self._stuck_after
+        while len(ages) > 1 and ages[1][0] <= cutoff:
+            ages.popleft()
+        return ages[0][0] <= cutoff and oldest <= ages[0][1]
+
+    def _replace_producer(self) -> None:
+        """Put a new producer in place of the broken one, and settle what the old one held.
+
+        Never on a producer's network thread (building may wait for a broker, up to
+        ``max_block_ms``). The new producer is in place before the old one's records are
+        taken: a send numbered after that point goes to the new one, so every record the old
+        one was given is among those taken (or was settled already). Each taken record is
+        reported FAILED once (``_claim`` decides, so a late answer of the old producer reports
+        nothing), then the old producer is stopped without waiting. If no new producer can be
+        built, the old one is still settled and stopped, and the next send or look tries again.
+        """
+        with self._replacing:
+            reason = self._broken
+            if reason is None or self._closed or self._pid != _getpid():
+                return
+            old = self._producer
+            try:
+                new = self._new_producer()
+            except (ConfigError, TransportError) as exc:
+                self._build_failure = str(exc)
+                self._retire(old, reason)
+                raise
+            self._producer = new
+            self._release.detach()
+            self._release_producer_when_dropped()
+            self._broken = self._suspect = self._build_failure = None
+            self._ages.clear()
+            self._retire(old, reason)
+            if self._closed:  # a close() began meanwhile and may have closed the old one only
+                self._close_producer(timeout=0)
+            logger.warning(
+                "transport %r: replaced its Kafka producer, which %s", self._name, reason
+            )
+
+    def _retire(self, old: Any, reason: str) -> None:
+        """Report FAILED what ``old`` still holds (once), then stop it without waiting."""
+        if getattr(old, "_closed", True):
+            return  # retired already (a build failed after it was), or being retired
+        old._closed = True  # its send() now raises, and neither close() nor __del__ waits
+        boundary = self._next_number()
+        taken = [number for number in self._unacknowledged.copy() if number < boundary]
+        why = (
+            f"not acknowledged by Kafka before the transport replaced its producer, which "
+            f"{reason}; it may be resent"
+        )
+        failed = 0
+        for number in taken:
+            message = self._claim(number)
+            if message is None:
+                continue
+            failed += 1
+            try:
+                self._report_failed(message, why)
+            except Exception:
+                logger.exception(
+                    "transport %r: the delivery reporter failed on a message its replaced "
+                    "producer held",
+                    self._name,
+                )
+            finally:
+                self._reported(number)
+        sender = getattr(old, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()  # fails what it holds: those records are settled already
+        if failed:
+            logger.warning(
+                "transport %r: %d message(s) its broken Kafka producer held, reported FAILED",
+                self._name,
+                failed,
+            )
+
     def _acknowledged(self, number: int, _metadata: object) -> None:
         if self._report is ignore_report:
             self._settle(number)  # nobody reads reports: nothing to wait for after the pop
@@ -329,6 +525,13 @@ class KafkaTransport:
                 self._reported(number)
 
     def _failed(self, number: int, exc: BaseException) -> None:
+        if self._broken is None and self._pid == _getpid():
+            broken = _unrecoverable(self._producer)
+            if broken is not None:
+                # Replaced by the next send() or the watchdog, never here: this may be the
+                # producer's network thread, which never waits (a build may wait for a broker).
+                self._broken = broken
+                _WATCHDOG.wake()
         message = self._claim(number)
         if message is not None:
             try:
@@ -594,6 +797,83 @@ def _release_producer(producer: Any, cancel_exit_close: Callable[[], None]) -> N
         sender.initiate_close()  # it still sends anything left, then closes its connections
 
 
+def _unrecoverable(producer: Any) -> str | None:
+    """Why ``producer`` will never deliver again, if kafka-python says so: its transaction
+    manager (idempotence) is in the fatal error state, which only a new producer leaves."""
+    manager = getattr(producer, "_transaction_manager", None)
+    if manager is None or not manager.has_fatal_error():
+        return None
+    return f"is in a fatal error state ({manager.last_error!r})"
+
+
+def _lost_producer_id(producer: Any) -> bool:
+    """Whether an idempotent ``producer`` has no producer id while not asking for one.
+
+    kafka-python 3.0 resets the id after a batch it had sent expires (a broker that stopped
+    answering) but asks for a new one only from its initial state, so it then sends nothing,
+    and expires nothing, ever again. A producer still getting its first id is not in this state.
+    """
+    manager = getattr(producer, "_transaction_manager", None)
+    if manager is None or manager.is_transactional() or manager.has_producer_id():
+        return False
+    state = getattr(manager, "_current_state", None)
+    return getattr(state, "name", None) == "READY"
+
+
+class _Watchdog:
+    """One daemon thread that looks at every kafka transport's producer each ``WATCH_INTERVAL``
+    (or at once when woken) and has a broken one replaced (``KafkaTransport._watch``). It holds
+    the transports weakly; after ``fork()`` the child starts its own thread at its first send."""
+
+    def __init__(self) -> None:
+        self._transports: weakref.WeakSet[KafkaTransport] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._woken = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = -1
+
+    def watch(self, transport: KafkaTransport) -> None:
+        with self._lock:
+            self._transports.add(transport)
+            if self._thread is None or self._pid != _getpid() or not self._thread.is_alive():
+                self._woken = threading.Event()
+                self._pid = _getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="mixpanel-core-kafka-watchdog", daemon=True
+                )
+                self._thread.start()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def _run(self) -> None:
+        while True:
+            self._woken.wait(WATCH_INTERVAL)
+            self._woken.clear()
+            self._look_at_all(time.monotonic())
+
+    def _look_at_all(self, now: float) -> None:
+        # In a function of its own, so no transport stays referenced by this thread (and alive)
+        # while it waits for the next look.
+        for transport in list(self._transports):
+            if transport._closed:
+                self._transports.discard(transport)
+                continue
+            try:
+                transport._watch(now)
+            except Exception:
+                logger.exception("transport %r: the producer watchdog failed", transport._name)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a parent's thread may have held it at the fork
+        self._thread = None
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._after_fork_in_child)
+
+
 class _Settlement:
     """Both callbacks of one record's future: the acknowledgement or the failure settles it.
 
@@ -638,6 +918,15 @@ def _build_producer(
     settings["bootstrap_servers"] = (
         bootstrap_servers if isinstance(bootstrap_servers, str) else list(bootstrap_servers)
     )
+    if "bootstrap_timeout_ms" not in options and "api_version" not in options:
+        # kafka-python finds the broker's version when the producer is built, waiting up to
+        # bootstrap_timeout_ms (30 s) whatever max_block_ms says: bounded by it too, so a
+        # transport built (on the first send) with no broker up fails within max_block_ms.
+        defaults = kafka.KafkaProducer.DEFAULT_CONFIG
+        settings["bootstrap_timeout_ms"] = min(
+            settings.get("max_block_ms", defaults["max_block_ms"]),
+            defaults["bootstrap_timeout_ms"],
+        )
     producer = build_client(kafka.KafkaProducer, settings, path, options, f"transport {name!r}")
     # Its own exit hook flushes for 1 s, raises KafkaTimeoutError when the broker is gone and
     # reports nothing: the transport's bounded close at exit (process_exit) replaces it.
