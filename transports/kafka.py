@@ -41,10 +41,10 @@ producer and records to the parent and builds its own producer.
 
 A producer that can no longer deliver (kafka-python's fatal error state; an idempotent one that
 lost its producer id and never asks for another; one holding a record past
-``delivery_timeout_ms`` plus ``STUCK_MARGIN``) is replaced by a new one with the same options:
-found when a record fails and by a watchdog thread once a second, replaced on the next
-``send()`` (never on a network thread) or by the watchdog; what the old one held is reported
-FAILED, each message once (see ``_replace_producer``).
+``delivery_timeout_ms`` plus ``max_block_ms`` plus ``STUCK_MARGIN``) is replaced by a new one
+with the same options: found when a record fails and by a watchdog thread once a second,
+replaced on the next ``send()`` (never on a network thread) or by the watchdog; what the old
+one held is reported FAILED, each message once (see ``_replace_producer``).
 """
 
 from __future__ import annotations
@@ -158,8 +158,12 @@ class KafkaTransport:
         )
         self._producer: Any = self._new_producer()
         self._max_block = self._producer.config["max_block_ms"] / 1000
-        self._stuck_after = self._producer.config["delivery_timeout_ms"] / 1000 + STUCK_MARGIN
-        """Seconds a record may stay unanswered before its producer counts as stuck."""
+        self._stuck_after = (
+            self._producer.config["delivery_timeout_ms"] / 1000 + self._max_block + STUCK_MARGIN
+        )
+        """Seconds a record may stay unanswered before its producer counts as stuck: a healthy
+        producer may wait ``max_block_ms`` in ``send()`` (for metadata) before its own
+        ``delivery_timeout_ms`` starts."""
         self._broken: str | None = None
         """Why ``_producer`` must be replaced (it can no longer deliver); see ``_watch``."""
         self._suspect: Any = None
@@ -168,6 +172,9 @@ class KafkaTransport:
         """(time, newest send number then), one per watchdog look while records are held."""
         self._build_failure: str | None = None
         """Why the last build of a replacement failed; sends fail at once until one succeeds."""
+        self._build_failures = 0
+        """Builds of a replacement that failed: a send that waited for another's build to fail
+        does not build again (N threads would each wait ``max_block_ms`` in turn)."""
         # Reentrant: a reporter of what a replacement gives up on may send on the same thread.
         self._replacing = threading.RLock()
         self._pid = _getpid()
@@ -286,7 +293,7 @@ class KafkaTransport:
         failure = self._build_failure
         if failure is None:
             try:
-                self._replace_producer()
+                self._replace_producer(unless_failed_since=self._build_failures)
                 return
             except (ConfigError, TransportError) as exc:
                 failure = str(exc)
@@ -383,8 +390,9 @@ class KafkaTransport:
 
         It can no longer deliver when kafka-python put it in a fatal error state, when it lost
         its producer id for good (seen at two looks in a row), or when a record it holds was
-        neither acknowledged nor failed within ``delivery_timeout_ms`` plus ``STUCK_MARGIN``
-        (kafka-python expires nothing while an idempotent producer waits for a producer id).
+        neither acknowledged nor failed within ``delivery_timeout_ms`` plus ``max_block_ms``
+        plus ``STUCK_MARGIN`` (kafka-python expires nothing while an idempotent producer waits
+        for a producer id).
         """
         if self._closed or self._pid != _getpid():
             return
@@ -403,7 +411,8 @@ class KafkaTransport:
             if broken is None and self._held_too_long(now):
                 broken = (
                     f"held a record for more than {self._stuck_after:g}s (delivery_timeout_ms "
-                    f"plus {STUCK_MARGIN:g}s) without an acknowledgement or a failure"
+                    f"plus max_block_ms plus {STUCK_MARGIN:g}s) without an acknowledgement or "
+                    "a failure"
                 )
             if broken is None:
                 return
@@ -440,7 +449,7 @@ class KafkaTransport:
             ages.popleft()
         return ages[0][0] <= cutoff and oldest <= ages[0][1]
 
-    def _replace_producer(self) -> None:
+    def _replace_producer(self, unless_failed_since: int | None = None) -> None:
         """Put a new producer in place of the broken one, and settle what the old one held.
 
         Never on a producer's network thread (building may wait for a broker, up to
@@ -455,11 +464,16 @@ class KafkaTransport:
             reason = self._broken
             if reason is None or self._closed or self._pid != _getpid():
                 return
+            if unless_failed_since is not None and self._build_failures != unless_failed_since:
+                # Another send's build failed while this one waited for the lock: no broker
+                # answered just now, so this one fails at once rather than waiting again.
+                raise TransportError(self._build_failure or "no new producer could be built")
             old = self._producer
             try:
                 new = self._new_producer()
             except (ConfigError, TransportError) as exc:
                 self._build_failure = str(exc)
+                self._build_failures += 1
                 self._retire(old, reason)
                 raise
             self._producer = new
@@ -485,12 +499,16 @@ class KafkaTransport:
             f"not acknowledged by Kafka before the transport replaced its producer, which "
             f"{reason}; it may be resent"
         )
-        failed = 0
-        for number in taken:
-            message = self._claim(number)
-            if message is None:
-                continue
-            failed += 1
+        # All claimed, and the old producer stopped, before any is reported: a reporter's
+        # flush() waits for acknowledgements the old producer would never send (one report
+        # after another, each waiting its whole timeout), and its network thread would keep
+        # failing what it holds meanwhile.
+        claimed = [(n, m) for n in taken if (m := self._claim(n)) is not None]
+        sender = getattr(old, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()  # fails what it holds: those records are claimed already
+        failed = len(claimed)
+        for number, message in claimed:
             try:
                 self._report_failed(message, why)
             except Exception:
@@ -501,9 +519,6 @@ class KafkaTransport:
                 )
             finally:
                 self._reported(number)
-        sender = getattr(old, "_sender", None)
-        if sender is not None and sender.is_alive():
-            sender.force_close()  # fails what it holds: those records are settled already
         if failed:
             logger.warning(
                 "transport %r: %d message(s) its broken Kafka producer held, reported FAILED",
