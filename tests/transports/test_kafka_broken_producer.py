@@ -149,6 +149,29 @@ def test_a_producer_in_a_fatal_state_after_a_broker_restart_is_replaced(
         restarted.stop()
 
 
+def through_a_stall(
+    broker: EmbeddedBroker, reports: Reports, count: int, gap: float
+) -> tuple[KafkaTransport, list[Message], list[Message]]:
+    """A transport that delivered one message, then ``count`` more sent ``gap`` s apart while
+    the broker is stopped (SIGSTOP) until kafka-python expired them all (delivery_timeout_ms,
+    2.5 s); the broker runs again, for a second, on return."""
+    transport = KafkaTransport(broker.bootstrap_servers, "t", QUICK, report=reports)
+    warm = events("warm", 1)
+    transport.send(warm[0])
+    assert transport.flush(10) == []
+    broker._process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    try:
+        stalled = events("stalled", count)
+        for message in stalled:
+            transport.send(message)
+            time.sleep(gap)
+        assert wait_for(lambda: len(reports.of(stalled)) == len(stalled), 15)
+    finally:
+        broker._process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    time.sleep(1)
+    return transport, warm, stalled
+
+
 def test_a_producer_that_lost_its_producer_id_after_a_stall_is_replaced(
     broker: EmbeddedBroker,
 ) -> None:
@@ -157,21 +180,7 @@ def test_a_producer_that_lost_its_producer_id_after_a_stall_is_replaced(
     record, sending and expiring none. The transport replaces it: what it held is reported
     FAILED without any close(), and later messages are accepted."""
     reports = Reports()
-    transport = KafkaTransport(broker.bootstrap_servers, "t", QUICK, report=reports)
-    warm = events("warm", 1)
-    transport.send(warm[0])
-    assert transport.flush(10) == []
-    broker._process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
-    try:
-        stalled = events("stalled", 50)
-        for message in stalled:
-            transport.send(message)
-            time.sleep(0.02)
-        # Expired by kafka-python after delivery_timeout_ms (2.5 s).
-        assert wait_for(lambda: len(reports.of(stalled)) == len(stalled), 15)
-    finally:
-        broker._process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
-    time.sleep(1)
+    transport, warm, stalled = through_a_stall(broker, reports, 50, gap=0.02)
     held = events("held", 20)
     for message in held:
         transport.send(message)
@@ -187,23 +196,11 @@ def test_records_held_past_the_delivery_timeout_are_reported_without_close(
 ) -> None:
     """The bound of the transport's own: with the producer-id check left out, the same stuck
     producer is found by the age of the oldest record it holds (``delivery_timeout_ms`` plus
-    ``STUCK_MARGIN``), and replaced."""
+    ``max_block_ms`` plus ``STUCK_MARGIN``), and replaced."""
     monkeypatch.setattr(kafka_transport, "STUCK_MARGIN", 1.0)
     monkeypatch.setattr(kafka_transport, "_lost_producer_id", lambda producer: False)
     reports = Reports()
-    transport = KafkaTransport(broker.bootstrap_servers, "t", QUICK, report=reports)
-    warm = events("warm", 1)
-    transport.send(warm[0])
-    assert transport.flush(10) == []
-    broker._process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
-    try:
-        stalled = events("stalled", 20)
-        for message in stalled:
-            transport.send(message)
-        assert wait_for(lambda: len(reports.of(stalled)) == len(stalled), 15)
-    finally:
-        broker._process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
-    time.sleep(1)
+    transport, warm, stalled = through_a_stall(broker, reports, 20, gap=0.0)
     held = events("held", 20)
     started = time.monotonic()
     for message in held:
