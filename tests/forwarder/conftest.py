@@ -209,6 +209,20 @@ class ForwardingRig:
         self.processes.append(process)
         return process, log
 
+    def run_until_committed(self, config: Path, offsets: dict[int, int | None]) -> str:
+        """Start a forwarder, wait until the group committed ``offsets``, stop it with SIGTERM
+        and return its stderr; fails the test if it exits before (it stopped on a record) or
+        does not exit 0."""
+        process = self.start(config)
+        wait_until(lambda: process.poll() is not None or self.committed() == offsets, 60)
+        if process.poll() is not None:
+            last_line = process.communicate()[1].strip().splitlines()[-1]
+            pytest.fail(f"the forwarder stopped (exit {process.returncode}): {last_line}")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        return stderr
+
     def run_until_caught_up(self, config: Path, timeout: float = 90.0) -> tuple[int, str]:
         process = self.start(config, "--until-caught-up")
         _, stderr = process.communicate(timeout=timeout)
