@@ -48,7 +48,13 @@ _LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDER_IDS))
 
 
 def _is_insert_id(value: str) -> bool:
-    return 0 < len(value) <= 36 and value.isascii() and value.replace("-", "").isalnum()
+    # Dashes alone ("-") are ids too: Mixpanel's rule is the character set, not a letter.
+    letters_and_digits = value.replace("-", "")
+    return (
+        0 < len(value) <= 36
+        and value.isascii()
+        and (not letters_and_digits or letters_and_digits.isalnum())
+    )
 
 
 def _distinct_id_problem(value: Any, field: str, allow_empty: bool) -> Problem | None:
@@ -62,10 +68,14 @@ def _distinct_id_problem(value: Any, field: str, allow_empty: bool) -> Problem |
     elif kind is int:
         text = str(value)
     elif value is None:
-        return Problem(field, 'is required (use "" for events with no user)')
+        # The advice only where "" is taken: elsewhere a user following it is refused again.
+        return Problem(
+            field, 'is required (use "" for events with no user)' if allow_empty else "is required"
+        )
     else:
         return Problem(field, f"must be a string, not {kind.__name__}")
-    if text.strip().lower() in PLACEHOLDER_IDS:
+    # Blanks (" ") are ids to Mixpanel: only "" itself is the empty one.
+    if text == "" or text.strip().lower() in PLACEHOLDER_DISTINCT_IDS:
         return Problem(field, f"{value!r} is a placeholder value Mixpanel rejects")
     return None
 
@@ -239,7 +249,12 @@ class MixpanelLimits:
             out.append(Problem("properties.$distinct_ids", "must be a list of two ids"))
             return
         for i, value in enumerate(ids):
-            found = _distinct_id_problem(value, f"properties.$distinct_ids[{i}]", False)
+            field = f"properties.$distinct_ids[{i}]"
+            # Strings only: the emulator refuses a number here, though /track takes one.
+            if type(value) is not str or not value:
+                out.append(Problem(field, "must be a non-empty string"))
+                continue
+            found = _distinct_id_problem(value, field, False)
             if found:
                 out.append(found)
 

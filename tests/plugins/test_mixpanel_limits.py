@@ -113,6 +113,12 @@ def fields_of(error: ValidationError) -> set[str]:
         ),
         (lambda mp: mp.alias("null", "orig"), "properties.alias", "placeholder"),
         (lambda mp: mp.merge(None, "a-1", "-1"), "properties.$distinct_ids[1]", "placeholder"),
+        # Numbers are distinct ids on /track, not in a $merge: the emulator refuses them there.
+        (
+            lambda mp: mp.merge(None, 123, "a-1"),
+            "properties.$distinct_ids[0]",
+            "must be a non-empty string",
+        ),
         (lambda mp: mp.people_set("", {"a": 1}), "$distinct_id", "placeholder"),
         (lambda mp: mp.people_set("u-1", ["not", "a", "dict"]), "$set", "must be an object"),
         (lambda mp: mp.people_increment("u-1", {"n": "one"}), "$add.n", "must be a number"),
@@ -178,3 +184,33 @@ def test_every_problem_of_a_message_is_reported_at_once(client: Mixpanel) -> Non
     with pytest.raises(ValidationError) as caught:
         client.track("null", "E", {"time": "x", f"{'p'}": [0] * 300})
     assert fields_of(caught.value) >= {"properties.distinct_id", "properties.time", "properties.p"}
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda mp: mp.alias("new-1", None), "properties.distinct_id"),
+        (lambda mp: mp.merge(None, None, "u-2"), "properties.$distinct_ids[0]"),
+        (lambda mp: mp.people_set(None, {"a": 1}), "$distinct_id"),
+    ],
+)
+def test_a_missing_id_is_not_told_to_be_empty_where_empty_is_refused(
+    client: Mixpanel, call: Any, field: str
+) -> None:
+    """``""`` is the id of an event with no user, on /track and /import only: a missing id of
+    an alias, a merge or a profile is not advised to be one (the next call would be refused
+    as a placeholder)."""
+    with pytest.raises(ValidationError) as caught:
+        call(client)
+    problems = {p.field: p.rule for p in caught.value.problems}
+    assert problems.get(field) in ("is required", "must be a non-empty string"), problems
+    with pytest.raises(ValidationError, match='use ""'):
+        client.track(None, "E")  # where "" is taken, the advice stays
+
+
+@pytest.mark.parametrize("insert_id", ["-", "---", "a-b", "A1-", "x" * 36])
+def test_insert_ids_of_dashes_letters_and_digits_pass(client: Mixpanel, insert_id: str) -> None:
+    """Mixpanel's rule is 1-36 characters of ``A-Z a-z 0-9 -``: dashes alone are one too."""
+    client.track("u-1", "E", {"$insert_id": insert_id})
+    client.import_data(None, "u-1", "Old", 1_500_000_000, {"$insert_id": insert_id})
+    assert len(client.pipeline.transport("default").messages) == 2  # type: ignore[attr-defined]
