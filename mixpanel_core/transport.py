@@ -39,6 +39,7 @@ then hands them over as they are instead of rebuilding each message.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -51,6 +52,8 @@ from mixpanel_core.settings import MixpanelSettings
 
 if TYPE_CHECKING:
     from mixpanel_core.config import Config
+
+logger = logging.getLogger("mixpanel_core.transport")
 
 
 @runtime_checkable
@@ -118,6 +121,26 @@ class TransportFactory(Protocol):
     """What an entry point in ``mixpanel_core.transports`` must name (usually a class)."""
 
     def from_config(self, options: Mapping[str, Any], context: TransportContext) -> Transport: ...
+
+
+_TOLD_AUTH_NOT_CARRIED: set[str] = set()
+
+
+def tell_auth_not_carried(transport: str, authenticated_by: str) -> None:
+    """Log, once per transport name and process, that the per-call legacy credentials of
+    ``import_data``/``merge`` are not carried by ``transport`` (they are not written to a
+    queue or topic): ``/import`` is then authenticated by ``authenticated_by``'s settings,
+    which also decide the project the records land in."""
+    if transport in _TOLD_AUTH_NOT_CARRIED:
+        return
+    _TOLD_AUTH_NOT_CARRIED.add(transport)
+    logger.warning(
+        "transport %r does not carry the api_key/api_secret given to import_data() or "
+        "merge(): /import is authenticated with %s, which also decide the project the "
+        "records land in (told once per transport)",
+        transport,
+        authenticated_by,
+    )
 
 
 def bounded(timeout: float | None, default: float) -> float:

@@ -71,7 +71,12 @@ from mixpanel_core.kafka.options import KafkaOptions, check_transport_options, c
 from mixpanel_core.messages import ENDPOINTS, Message
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.schema import read
-from mixpanel_core.transport import TransportContext, bounded, ignore_report
+from mixpanel_core.transport import (
+    TransportContext,
+    bounded,
+    ignore_report,
+    tell_auth_not_carried,
+)
 from mixpanel_core.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -241,6 +246,7 @@ class KafkaTransport:
             or self._pid != _getpid()
             or self._broken is not None
             or len(self._unacknowledged) >= self._max_unacknowledged
+            or message.auth is not None
         ):
             self._before_send(message)
         number = self._next_number()
@@ -266,10 +272,12 @@ class KafkaTransport:
         future.add_errback(settle)
 
     def _before_send(self, message: Message) -> None:
-        """Refuse once closed; own a working producer in this process; wait for room under the
-        bound."""
+        """Refuse once closed; say once that per-call credentials stay behind; own a working
+        producer in this process; wait for room under the bound."""
         if self._closed:
             raise TransportError(f"transport {self._name!r} is closed")
+        if message.auth is not None:
+            tell_auth_not_carried(self._name, "the forwarder's [mixpanel] settings")
         try:
             self._own_producer()
         except (ConfigError, TransportError) as exc:

@@ -31,7 +31,7 @@ from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
 from mixpanel_core.multiprocess.pipe import ChunkWriter, Written
-from mixpanel_core.transport import Transport, TransportContext
+from mixpanel_core.transport import Transport, TransportContext, tell_auth_not_carried
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ class FrameProducer:
     # -- taking messages --------------------------------------------------------------------
 
     def send(self, message: Message) -> None:
+        if message.auth is not None:
+            tell_auth_not_carried(
+                self._context.name, "the [mixpanel] settings of the process owning the queue"
+            )
         if self._sender_gone:
             self._deliver_elsewhere([message], raising=True)
             return
