@@ -57,6 +57,18 @@ def _is_insert_id(value: str) -> bool:
     )
 
 
+def _kind(value: Any) -> str:
+    """What ``value`` is, for an error: never the value itself, which may be large (and is
+    logged under ``on_invalid = "drop"``) or personal."""
+    if isinstance(value, FrozenDict):
+        return "an object"
+    if isinstance(value, tuple):
+        return "a list"
+    if type(value) is str and not value:
+        return "an empty one"
+    return "None" if value is None else type(value).__name__
+
+
 def _distinct_id_problem(value: Any, field: str, allow_empty: bool) -> Problem | None:
     kind = type(value)
     if kind is str:
@@ -73,7 +85,7 @@ def _distinct_id_problem(value: Any, field: str, allow_empty: bool) -> Problem |
             field, 'is required (use "" for events with no user)' if allow_empty else "is required"
         )
     else:
-        return Problem(field, f"must be a string, not {kind.__name__}")
+        return Problem(field, f"must be a string, not {_kind(value)}")
     # Blanks (" ") are ids to Mixpanel: only "" itself is the empty one.
     if text == "" or text.strip().lower() in PLACEHOLDER_DISTINCT_IDS:
         return Problem(field, f"{value!r} is a placeholder value Mixpanel rejects")
@@ -197,7 +209,7 @@ class MixpanelLimits:
         record = message.record
         name = record.get("event")
         if type(name) is not str or not name:
-            out.append(Problem("event", f"must be a non-empty string, not {name!r}"))
+            out.append(Problem("event", f"must be a non-empty string, not {_kind(name)}"))
         props = record.get("properties")
         if type(props) is not FrozenDict:
             out.append(Problem("properties", "must be an object"))

@@ -214,3 +214,16 @@ def test_insert_ids_of_dashes_letters_and_digits_pass(client: Mixpanel, insert_i
     client.track("u-1", "E", {"$insert_id": insert_id})
     client.import_data(None, "u-1", "Old", 1_500_000_000, {"$insert_id": insert_id})
     assert len(client.pipeline.transport("default").messages) == 2  # type: ignore[attr-defined]
+
+
+def test_errors_name_what_a_wrong_value_is_never_the_value(client: Mixpanel) -> None:
+    """Under ``on_invalid = "drop"`` the error is logged: a wrong value (a dict of personal
+    data passed as the event name) must not be copied into it, whatever its size."""
+    personal = {"email": "ada@example.com", "notes": "x" * 10_000}
+    with pytest.raises(ValidationError) as caught:
+        client.track("u-1", personal)  # type: ignore[arg-type]
+    assert str(caught.value) == "invalid event: event: must be a non-empty string, not an object"
+    with pytest.raises(ValidationError) as caught:
+        client.track(personal, "E")  # type: ignore[arg-type]
+    assert "ada@example.com" not in str(caught.value)
+    assert "properties.distinct_id: must be a string, not an object" in str(caught.value)
