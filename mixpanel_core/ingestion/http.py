@@ -501,15 +501,15 @@ def _resend_at_once(watch: Watch, exc: urllib3.exceptions.ProtocolError) -> bool
     connection, without counting as an attempt or waiting for a backoff.
 
     Only when the pooled connection it was made on had carried an earlier request, and the
-    peer closed or reset it before any byte of the answer arrived (the status line is sent
-    first, whole). That is the race every keep-alive client meets: the server (or a load
-    balancer) closes a connection it holds idle, as its keep-alive timeout or request count
-    says, while the next request is already on its way. A server closes only a connection it
-    holds idle, between requests, so the request it never read was not processed, and
-    sending it again cannot apply it twice. (It would be resent anyway by the usual retry,
-    after a backoff: this one spares an attempt that ``max_retries`` or ``retry_budget`` may
-    not allow.) On a new connection, or once any of the answer arrived (a reset after the
-    headers, a body cut short), or after the watchdog ended the request, the request may have
-    been processed: it is left to the usual retry policy.
+    peer closed or reset it before any byte of the answer arrived (not even part of a status
+    line, nor an interim ``100 Continue``). That is the race every keep-alive client meets:
+    the server (or a load balancer) closes a connection it holds idle, as its keep-alive
+    timeout or request count says, while the next request is already on its way. A server
+    closes only a connection it holds idle, between requests, so the request it never read
+    was not processed, and sending it again cannot apply it twice. (It would be resent anyway
+    by the usual retry, after a backoff: this one spares an attempt that ``max_retries`` or
+    ``retry_budget`` may not allow.) On a new connection, or once any of the answer arrived
+    (a reset after the headers, a body cut short), or after the watchdog ended the request,
+    the request may have been processed: it is left to the usual retry policy.
     """
     return watch.reused and not watch.answered and not watch.expired and _answer_never_started(exc)

@@ -50,6 +50,7 @@ class Watch:
         "fresh",
         "released",
         "reused",
+        "sock",
         "total",
         "watchdog",
     )
@@ -60,10 +61,14 @@ class Watch:
         self.ends = time.monotonic() + total
         self.conn: Any = None
         """The connection the request is being made on (``None``: none yet, or given back)."""
+        self.sock: socket.socket | None = None
+        """The OS socket of ``conn`` once connected. Kept here because an answer that closes
+        its connection (``Connection: close``, HTTP/1.0) takes the socket out of ``conn``
+        (http.client hands it to the response), while the body is still being read."""
         self.reused = False
         """Whether that connection had carried an earlier request (taken from the pool open)."""
         self.answered = False
-        """Whether the status line and headers of the answer arrived."""
+        """Whether any byte of the answer arrived (see ``_AnswerNotedResponse``)."""
         self.fresh = False
         """Whether the request must be made on a new connection (see ``HttpSession.post``)."""
         self.released = False
@@ -92,11 +97,12 @@ def _raw_socket(sock: Any) -> socket.socket | None:
     return None
 
 
-def _shut(conn: Any) -> None:
-    """Shut down the socket of ``conn`` (from the watchdog's thread): a read or write blocked
-    on it returns at once. ``socket.socket.shutdown`` itself, not ``SSLSocket``'s, which would
-    also drop the TLS state the request's thread is using."""
-    sock = _raw_socket(getattr(conn, "sock", None))
+def _shut(watch: Watch) -> None:
+    """Shut down the socket of ``watch``'s request (from the watchdog's thread): a read or
+    write blocked on it returns at once. ``socket.socket.shutdown`` itself, not
+    ``SSLSocket``'s, which would also drop the TLS state the request's thread is using. A
+    socket closed meanwhile has no descriptor left to shut (never another one's)."""
+    sock = watch.sock or _raw_socket(getattr(watch.conn, "sock", None))
     if sock is None:
         return
     with contextlib.suppress(OSError):  # already closed by the request's thread
@@ -137,22 +143,31 @@ class Watchdog:
         """The request of ``watch`` is being made on ``conn``; shut it now if it is overdue."""
         with self._cond:
             watch.conn = conn
+            watch.sock = _raw_socket(getattr(conn, "sock", None))
             if watch.expired:
-                _shut(conn)
+                _shut(watch)
+
+    def connected(self, watch: Watch, conn: Any) -> None:
+        """``conn``, the connection of ``watch``'s request, has just connected."""
+        with self._cond:
+            if watch.conn is conn:
+                watch.sock = _raw_socket(conn.sock)
+                if watch.expired:
+                    _shut(watch)
 
     def release(self, watch: Watch, conn: Any) -> None:
         """``conn`` goes back to the pool, its answer read whole: another request may take it,
         so the watchdog must never shut it on behalf of this one."""
         with self._cond:
             if watch.conn is conn:
-                watch.conn = None
+                watch.conn = watch.sock = None
                 watch.released = True
 
     def finish(self, watch: Watch) -> bool:
         """The request of ``watch`` is over; whether the watchdog had ended it."""
         with self._cond:
             self._watches.discard(watch)
-            watch.conn = None
+            watch.conn = watch.sock = None
             return watch.expired
 
     def stop(self) -> None:
@@ -171,7 +186,7 @@ class Watchdog:
                         continue
                     if watch.ends <= now:
                         watch.expired = True
-                        _shut(watch.conn)
+                        _shut(watch)
                         wake = min(wake, now + OVERDUE_RECHECK)
                     else:
                         wake = min(wake, watch.ends)
@@ -186,25 +201,32 @@ class Watchdog:
 
 
 class _AnswerNotedResponse(http.client.HTTPResponse):
-    """Tells the request's watch once the answer's status line was read, before its headers
-    and body (urllib3 reads the whole body before its ``getresponse`` returns): a reset after
-    that is an answer cut short, after Mixpanel may have applied the request."""
+    """Tells the request's watch once the first byte of the answer arrived, before the status
+    line is parsed (urllib3 reads the whole body before its ``getresponse`` returns): a reset
+    after that, even in the middle of the status line or after an interim ``100 Continue``,
+    is an answer cut short, after Mixpanel may have applied the request."""
 
     def begin(self) -> None:
-        try:
-            super().begin()
-        finally:
-            # ``status`` is an int once the status line is parsed ("UNKNOWN" until then).
-            watch = watch_of_thread()
-            if watch is not None and isinstance(self.status, int):
-                watch.answered = True
+        watch = watch_of_thread()
+        # peek waits for the first byte (or the end, or a reset: raised as begin would), and
+        # leaves it to be parsed. Once per answer: begin returns at once when called again.
+        if watch is not None and self.headers is None and self.fp.peek(1):
+            watch.answered = True
+        super().begin()
 
 
 class _AnswerNoted:
     """Mixed into urllib3's connections: their answers say when they began (see
-    ``_AnswerNotedResponse`` and ``http._resend_at_once``)."""
+    ``_AnswerNotedResponse`` and ``http._resend_at_once``), and their socket is handed to the
+    request's watch as soon as they connect (see ``Watch.sock``)."""
 
     response_class: type[http.client.HTTPResponse] = _AnswerNotedResponse
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        watch = watch_of_thread()
+        if watch is not None:
+            watch.watchdog.connected(watch, self)
 
 
 class _WatchedHTTPConnection(_AnswerNoted, urllib3.connection.HTTPConnection):

@@ -35,11 +35,13 @@ TRICKLE_GAP = 0.25
 """Seconds between two bytes of a trickled answer: each read is well within its timeout."""
 
 
-def trickle(body: bytes = TRACK_OK + b" " * 60) -> Answer:
+def trickle(
+    body: bytes = TRACK_OK + b" " * 60, head: str = "HTTP/1.1 200 OK\r\nContent-Length: {length}"
+) -> Answer:
     """Sends the status line and headers at once, then the body one byte each TRICKLE_GAP."""
 
     def write(sock: socket.socket) -> None:
-        sock.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        sock.sendall((head.format(length=len(body)) + "\r\n\r\n").encode())
         for byte in body:
             time.sleep(TRICKLE_GAP)
             sock.sendall(bytes([byte]))
@@ -109,6 +111,32 @@ def test_a_trickled_answer_without_retries_is_failed_as_a_timeout(
     assert "timed out: no complete answer 1.5s after the request was started" in (
         report.reason or ""
     )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {length}",
+        "HTTP/1.0 200 OK\r\nContent-Length: {length}",
+        "HTTP/1.1 200 OK\r\nConnection: close",  # the body ends with the connection
+    ],
+    ids=["connection-close", "http-1.0", "no-length"],
+)
+def test_a_trickled_answer_that_closes_its_connection_is_cut_off_too(
+    scripted: Callable[..., ScriptedServer], head: str
+) -> None:
+    """An answer that will close its connection takes the socket out of the connection
+    (http.client hands it to the answer): the watchdog must still find it (22 s of trickle
+    held the attempt to the end)."""
+    server = scripted(trickle(head=head))
+    client = client_for(server, connect_timeout=0.5, read_timeout=0.5, max_retries=0)
+
+    result, took = timed(lambda: client.send_batch("track", [event()]))
+
+    assert took < 0.5 + 2 * 0.5 + 1.0, f"took {took:.1f}s: the trickle was not cut off"
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "timed out" in (report.reason or "")
 
 
 def test_a_fixed_deadline_cuts_a_trickled_answer_off(

@@ -37,6 +37,12 @@ ANSWER_CUT_SHORT = answer(raw("200 OK", b'{"status": 1, "error": null}')[:-5], r
 processed."""
 
 
+def continue_then_close(sock: socket.socket) -> None:
+    """An interim ``100 Continue``, then the connection closed: the request was read."""
+    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    raise ConnectionAbortedError  # ends the handler, which closes the socket
+
+
 def client_for(server: ScriptedServer, **options: Any) -> IngestionClient:
     settings = MixpanelSettings(api_host=server.base_url, token=TOKEN)
     return IngestionClient(settings, HttpOptions(backoff_base=0.001, backoff_cap=0.002, **options))
@@ -97,3 +103,27 @@ def test_an_answer_cut_short_on_a_reused_connection_is_not_resent_at_once(
 
     assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "cut_short",
+    [
+        answer(b"HTTP/1.1 20", reset=True),
+        answer(b"H", reset=True),
+        continue_then_close,
+    ],
+    ids=["part-of-the-status-line", "one-byte", "100-continue"],
+)
+def test_an_answer_cut_short_before_its_status_line_is_not_resent_at_once(
+    scripted: Callable[..., ScriptedServer], cut_short: Any
+) -> None:
+    """Any byte of an answer means the server read the request (and may have applied a
+    profile $add): not the idle close the at-once resend is for."""
+    server = scripted(OK, cut_short, OK)
+    client = client_for(server, max_retries=0)
+
+    client.send_batch("engage", [event()])
+    (report,) = client.send_batch("engage", [event()]).reports
+
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
+    assert len(server.requests) == 2, "sent once: not again at once"
