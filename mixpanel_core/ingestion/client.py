@@ -127,6 +127,9 @@ class _Split:
     before any): its halves share it."""
     unnamed: bool = False
     """Whether the split looks for the records a ``status: 0`` refused."""
+    answer: Classification | None = None
+    """The answer that split the batch (a 413, a ``status: 0``), ``None`` for a body over the
+    byte budget: its halves are sent as its retries are, within its budget."""
 
 
 class _Call:
@@ -361,19 +364,23 @@ class IngestionClient:
         attempts: int,
         started: float | None = None,
         narrow: bool = True,
+        split_by: Classification | None = None,
     ) -> list[Outcome]:
         """One batch until it is settled: accepted, rejected, split, or out of budget.
 
         ``started``: when its retry budget started (a half shares its batch's), ``None`` to
         start it at its first attempt. ``narrow``: whether a ``status: 0`` may be narrowed
-        down by sending halves again (see ``_halves``).
+        down by sending halves again (see ``_halves``). ``split_by``: the answer that split
+        the batch this one is a half of (see ``_Split.answer``).
 
         Announces what it settles (``call.settle``) in this one place: a batch split in
         halves announces nothing of its own, each half announces its records, so none is
         announced twice. A refusal of the credentials (raised) is announced by
         ``_deliver_all``, which knows what it leaves unsent.
         """
-        settled = self._attempt(endpoint, credentials, batch, call, attempts, started, narrow)
+        settled = self._attempt(
+            endpoint, credentials, batch, call, attempts, started, narrow, split_by
+        )
         if isinstance(settled, _Split):
             return self._halves(endpoint, credentials, batch, call, settled)
         return call.settle(settled)
@@ -387,11 +394,15 @@ class IngestionClient:
         attempts: int,
         started: float | None,
         narrow: bool,
+        split_by: Classification | None,
     ) -> list[Outcome] | _Split:
         """``batch`` sent and retried until it is settled, or to be split into halves.
 
         Its first attempt is bounded by the timeouts (and the deadline) only; each retry also
-        by what is left of the retry budget, and is not made once nothing is left.
+        by what is left of the retry budget, and is not made once nothing is left. A half of
+        a batch split after its answer (``split_by``) is sent as a retry of that batch is: a
+        413 from a server whose limit is below one record would otherwise cost 2n - 1
+        requests, each with its full timeouts, whatever the budget.
         """
         if endpoint == "import" and credentials is None:
             return [self._outcome(endpoint, batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
@@ -405,7 +416,7 @@ class IngestionClient:
             # otherwise carry the time of each compression.
             body = gzip.compress(body, compresslevel=5, mtime=0)
         retries = 0
-        answer: Classification | None = None
+        answer = split_by
         while True:
             reason = call.why_not_send()
             if reason is not None:
@@ -416,10 +427,12 @@ class IngestionClient:
             if started is None:
                 started = time.monotonic()
             elif answer is not None:
-                # A retry: it must end within the budget, like the waits before it.
+                # A retry, or a half of a split batch: it must end within the budget, like the
+                # waits before it; a half is not sent with less of it left than an answer
+                # needs (a retry's wait already made sure of that).
                 budget = call.budget_left(started)
-                if budget <= 0:
-                    return [self._failed(endpoint, batch, answer, attempts)]
+                if budget <= 0 or (retries == 0 and budget < self._least_attempt):
+                    return [self._out_of_budget(endpoint, batch, answer, attempts)]
             attempts += 1
             answer = self._post(endpoint, credentials, body, len(batch), call, budget=budget)
             verdict = answer.verdict
@@ -440,7 +453,7 @@ class IngestionClient:
             if verdict is Verdict.TOO_LARGE:
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
-                return _Split(attempts, started)
+                return _Split(attempts, started, answer=answer)
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
@@ -486,7 +499,9 @@ class IngestionClient:
         """
         half = len(batch) // 2
         attempts, started = split.attempts, split.started
-        first = self._deliver(endpoint, credentials, batch[:half], call, attempts, started)
+        first = self._deliver(
+            endpoint, credentials, batch[:half], call, attempts, started, True, split.answer
+        )
         narrow = not (
             split.unnamed
             and half >= WHOLLY_REFUSED
@@ -494,7 +509,7 @@ class IngestionClient:
         )
         try:
             second = self._deliver(
-                endpoint, credentials, batch[half:], call, attempts, started, narrow
+                endpoint, credentials, batch[half:], call, attempts, started, narrow, split.answer
             )
         except _CredentialsRefusedError as error:
             error.settled[:0] = first
@@ -537,17 +552,48 @@ class IngestionClient:
                 "refuse every record)"
             )
         if why is None:
-            return _Split(attempts, started, unnamed=True)
+            return _Split(attempts, started, unnamed=True, answer=answer)
+        return [self._refused_unnamed(endpoint, batch, answer, attempts, why)]
+
+    def _refused_unnamed(
+        self,
+        endpoint: Endpoint,
+        batch: list[EncodedPair],
+        answer: Classification,
+        attempts: int,
+        why: str,
+    ) -> Outcome:
+        """``batch``, refused by a ``status: 0`` that named none of its records, REJECTED
+        whole: ``why`` says why its refused records were not looked for."""
         reason = (
             f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
             "request and may have applied the valid ones; which cannot be told, as "
             f"{why})"
         )
-        return [
-            self._outcome(
-                endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
+        return self._outcome(
+            endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
+        )
+
+    def _out_of_budget(
+        self,
+        endpoint: Endpoint,
+        batch: list[EncodedPair],
+        answer: Classification,
+        attempts: int,
+    ) -> Outcome:
+        """``batch`` not sent (again): the retry budget ran out after ``answer``."""
+        if answer.verdict is Verdict.UNNAMED:  # a half of a status 0 being narrowed down
+            why = "the retry budget ran out before the refused records were found"
+            return self._refused_unnamed(endpoint, batch, answer, attempts, why)
+        if answer.verdict is Verdict.TOO_LARGE:  # a half of a 413
+            reason = (
+                "not sent: the retry budget ran out while the request they were part of was "
+                f"being split, too large for the server ({answer.reason})"
             )
-        ]
+            return self._outcome(
+                endpoint, batch, DeliveryStatus.FAILED, reason, answer.http_status, attempts
+            )
+        return self._failed(endpoint, batch, answer, attempts)
 
     def _post(
         self,

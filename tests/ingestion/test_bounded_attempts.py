@@ -279,3 +279,34 @@ def test_no_retry_is_sent_with_less_left_of_the_budget_than_an_answer_needs(
     assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
     assert len(server.requests) == 1
     assert took < 0.5, "it waited for a retry it would not send"
+
+
+def test_the_halves_of_a_request_split_on_413_share_its_budget() -> None:
+    """A server whose body limit is below one record answers 413 to every request: the
+    halves are sent as the request's retries are, within its budget, not 2n - 1 requests
+    each with its full timeouts (64 records, 0.1 s each: 127 requests, 13 s, against a
+    budget of 1 s)."""
+    from mixpanel_core.emulator import Emulator
+
+    with Emulator(max_body_bytes=100) as emulator:
+        emulator.set_latency(0.1)
+        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
+        client = IngestionClient(settings, HttpOptions(retry_budget=1.0))
+        try:
+            result, took = timed(lambda: client.send_batch("track", [event() for _ in range(64)]))
+        finally:
+            client.close()
+        requests = emulator.stats()["requests"]["track"]["413"]
+
+    assert took < 1.0 + 2.0, f"took {took:.1f}s against a budget of 1 s"
+    assert requests < 30, requests
+    statuses = [o.status for o in result.outcomes for _ in o.items]
+    assert len(statuses) == 64, "every record has its outcome"
+    failed = [o for o in result.outcomes if o.status is DeliveryStatus.FAILED]
+    assert failed, "the records whose halves were not sent"
+    assert all(
+        "retry budget ran out while the request they were part of was being split"
+        in (o.reason or "")
+        for o in failed
+    )
+    assert all(o.http_status == 413 for o in result.outcomes)
