@@ -224,6 +224,12 @@ def network_failure(reason: str) -> Classification:
     return Classification(Verdict.RETRY, None, reason)
 
 
+LONGEST_RETRY_AFTER = 3600.0
+"""The longest ``Retry-After`` honoured: a longer one (a proxy's ``1e20``, a date in the year
+9999) is taken as an hour, so the forwarder's next round, which waits at least that long, is
+not parked until a restart."""
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date.
 
@@ -231,14 +237,14 @@ def parse_retry_after(value: str | None) -> float | None:
     a decimal fraction (``0.5``; the emulator sends those). Anything else (``inf``, ``nan``,
     ``1e3``, ``1_0``, ``-5``, words) is ignored, as if the header were absent: the usual
     backoff applies. HTTP dates are GMT, also in the forms that do not say so (``asctime``,
-    ``-0000``), whatever the local time zone.
+    ``-0000``), whatever the local time zone. At most ``LONGEST_RETRY_AFTER``.
     """
     if not value:
         return None
     value = value.strip()
     if _DELAY_SECONDS.fullmatch(value):
         seconds = float(value)
-        return seconds if math.isfinite(seconds) else None
+        return min(seconds, LONGEST_RETRY_AFTER) if math.isfinite(seconds) else None
     if value[:1].isdigit() or value[:1] in "+-.":
         return None  # a number RFC 9110 does not allow, never a date
     try:
@@ -247,7 +253,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, when.timestamp() - time.time()), LONGEST_RETRY_AFTER)
 
 
 _DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)

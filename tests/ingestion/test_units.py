@@ -93,6 +93,10 @@ def test_retry_after_seconds_and_dates() -> None:
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    # A proxy's absurd answer would park the forwarder's next round until a restart.
+    assert parse_retry_after("99999999999999999999") == 3600.0
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") == 3600.0
+    assert parse_retry_after("3600.5") == 3600.0
     assert classify_response("track", 429, b"", {"Retry-After": "3"}).retry_after == 3.0
 
 
