@@ -29,9 +29,10 @@ def build_forwarder(
 ) -> tuple[Forwarder, IngestionClient]:
     """A ready ``Forwarder`` (and its ingestion client, to close after ``run``).
 
-    ``until_caught_up`` also builds the reader of the group's committed offsets that
-    ``run(until_caught_up=True)`` needs. ``metrics`` lets a metrics endpoint be bound before
-    anything connects to Kafka (a port in use then fails fast); default: new counters.
+    ``until_caught_up`` or an ``idle_warning`` also builds the reader of the group's committed
+    offsets that ``run(until_caught_up=True)`` and the idle warning need. ``metrics`` lets a
+    metrics endpoint be bound before anything connects to Kafka (a port in use then fails
+    fast); default: new counters.
     """
     setup = resolve(config)
     # What is built is closed again if a later part fails (a refused option, a plugin): an
@@ -40,7 +41,7 @@ def build_forwarder(
         consumer = _consumer(setup, "mixpanel-forwarder")
         built.callback(consumer.close, autocommit=False)
         group_reader = None
-        if until_caught_up:
+        if until_caught_up or setup.forwarder.idle_warning:
             group_reader = _consumer(setup, "mixpanel-forwarder-progress")
             built.callback(group_reader.close, autocommit=False)
         dead_letters = None

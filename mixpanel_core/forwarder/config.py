@@ -104,6 +104,12 @@ class ForwarderConfig:
     log_interval: float = setting(
         30.0, doc="Seconds between log lines with the counters and the lag (0: never)."
     )
+    idle_warning: float = setting(
+        60.0,
+        doc="While the forwarder holds no partition, seconds between its checks of the "
+        "group's commits: when they did not move since the previous check while records wait "
+        "past them, it logs a WARNING (no member is delivering) (0: never check).",
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.on_poison == "dead_letter" and not self.dead_letter_topic:
@@ -116,7 +122,7 @@ class ForwarderConfig:
         for name in ("batch_records",):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
-        for name in ("linger", "shutdown_deadline", "log_interval"):
+        for name in ("linger", "shutdown_deadline", "log_interval", "idle_warning"):
             check_seconds(name, getattr(self, name))
         if self.metrics_port is not None and not 0 <= self.metrics_port <= MAX_PORT:
             raise ValueError(

@@ -60,6 +60,7 @@ from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_lettering import DeadLettering
 from mixpanel_core.forwarder.dead_letters import DELIVERY_STAGE, DeadLetterWriter
 from mixpanel_core.forwarder.decode import DECODE_STAGE, Poison, Validate, decode
+from mixpanel_core.forwarder.idle_watch import IdleWatch
 from mixpanel_core.forwarder.lag import LOG_ENDS_TIMEOUT, LagMeter, topic_log_ends
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.offsets import OffsetTracker, PartitionProgress, Resume
@@ -151,9 +152,10 @@ class Forwarder:
 
     ``consumer`` is a kafka-python ``KafkaConsumer`` built with auto-commit off and not yet
     subscribed; ``dead_letters`` is ``None`` only under ``on_poison = "stop"``.
-    ``group_reader``, needed by ``run(until_caught_up=True)``, is a second ``KafkaConsumer`` of
-    the same group that never subscribes: it reads the group's committed offsets. Asking the
-    subscribed consumer instead disturbs its group join (it keeps re-joining).
+    ``group_reader``, needed by ``run(until_caught_up=True)`` and by the ``idle_warning``, is a
+    second ``KafkaConsumer`` of the same group that never subscribes: it reads the group's
+    committed offsets. Asking the subscribed consumer instead disturbs its group join (it keeps
+    re-joining). Without it, no idle warning is given.
     ``report`` receives each record's final outcome (see the module docstring); leave it
     ``None`` when nothing observes them, and no report is built.
     """
@@ -225,6 +227,9 @@ class Forwarder:
         )
         self._failed_rounds = 0
         self._lag = LagMeter(consumer, self._tracker, self.metrics)
+        self._idle = IdleWatch(
+            group_reader, topic, config.group_id, config.idle_warning, self.metrics
+        )
         self._commits = OffsetCommitter(consumer, self._tracker, self.metrics, self._shutdown)
         self._kafka_error = kafka_python().errors.KafkaError
 
@@ -808,6 +813,10 @@ class Forwarder:
 
     def _observe(self, now: float) -> None:
         self._lag.measure_when_due(now, self._shutdown.by)
+        assigned = len(self._consumer.assignment())
+        self.metrics.assigned_partitions = assigned
+        if self._shutdown.by is None:
+            self._idle.tick(now, assigned > 0)
         self._progress.tick(now)
 
     def _caught_up(self, targets: LogEnds) -> bool:

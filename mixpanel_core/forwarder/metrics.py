@@ -25,6 +25,12 @@ COUNTERS = {
     "commits": "Offset commits that succeeded.",
 }
 
+GAUGES = {
+    "assigned_partitions": "Partitions the group gave this forwarder.",
+    "stalled_group_lag": "Records waiting past the group's commits while this forwarder holds "
+    "no partition and the group committed nothing between two checks (0 otherwise).",
+}
+
 
 @attrs.define
 class ForwarderMetrics:
@@ -39,6 +45,11 @@ class ForwarderMetrics:
     commits: int = 0
     lag: dict[tuple[str, int], int] = attrs.field(factory=dict)
     """Records between the committable offset and the partition's end, by (topic, partition)."""
+    assigned_partitions: int = 0
+    """Partitions the group gave this forwarder, as of the loop's last turn."""
+    stalled_group_lag: int = 0
+    """Records waiting past the group's commits while this forwarder holds no partition and
+    the group committed nothing between two checks (see ``IdleWatch``); 0 otherwise."""
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}
@@ -68,6 +79,13 @@ class ForwarderMetrics:
                 f'mixpanel_forwarder_partition_lag{{topic="{_escape(topic)}",'
                 f'partition="{partition}"}} {lag}'
             )
+        for name, help_text in GAUGES.items():
+            metric = f"mixpanel_forwarder_{name}"
+            lines += [
+                f"# HELP {metric} {help_text}",
+                f"# TYPE {metric} gauge",
+                f"{metric} {getattr(self, name)}",
+            ]
         return "\n".join(lines) + "\n"
 
 

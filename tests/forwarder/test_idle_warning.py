@@ -1,0 +1,164 @@
+"""A forwarder holding no partition warns when no member of its group delivers, against the real
+broker (docs/forwarder.md, *Observing it*, and ``idle_warning`` in the ``[forwarder]`` table).
+
+The member holding the topic's one partition here is a plain kafka-python consumer of the
+group: one that never commits stands for a group stuck with nobody delivering (a wedged
+member, a rebalance that does not settle), one that commits as it goes for a healthy group in
+which the forwarder is merely one member too many.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mixpanel_core.kafka.client_library import kafka_python
+
+from .conftest import FAST_GROUP, ForwardingRig, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+WAITING = 6
+WARNING = "has held no partition of"
+
+
+@pytest.fixture
+def rig_partitions() -> int:
+    return 1
+
+
+class _Member:
+    """A consumer of the rig's group, polling on its own thread; it commits each record it
+    reads when ``commits``, one every ``pace`` seconds, and never commits otherwise."""
+
+    def __init__(self, rig: ForwardingRig, *, commits: bool, pace: float = 0.4) -> None:
+        self.consumer = kafka_python().KafkaConsumer(
+            bootstrap_servers=rig.bootstrap,
+            group_id=rig.group,
+            # Sorted first among the group's members, so the assignors give it the partition.
+            client_id="a-member-first",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1,
+            **FAST_GROUP,
+        )
+        self.consumer.subscribe([rig.topic])
+        self.commits = commits
+        self.pace = pace
+        self.read = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batches = self.consumer.poll(timeout_ms=200)
+            for records in batches.values():
+                self.read += len(records)
+                if self.commits:
+                    self.consumer.commit()
+                    time.sleep(self.pace)
+
+    def holds_the_partition(self) -> bool:
+        return bool(self.consumer.assignment())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.consumer.close(autocommit=False)
+
+
+@pytest.fixture
+def members() -> Iterator[list[_Member]]:
+    started: list[_Member] = []
+    yield started
+    for member in started:
+        member.close()
+
+
+def _produce(rig: ForwardingRig, count: int) -> None:
+    """``count`` events, each stored alone: some Kafka-compatible brokers (the embedded test
+    broker) list the end of a partition as the first offset of its last batch, plus one."""
+    client = rig.client()
+    try:
+        for i in range(count):
+            client.track(f"user-{i}", "Played", {"i": i})
+            assert client.flush(30) == []
+    finally:
+        client.close(30)
+
+
+def _run_idle_forwarder(
+    rig: ForwardingRig, member: _Member, watch: float, idle_warning: float = 1.0
+) -> tuple[str, float]:
+    """A forwarder joining the group after ``member`` took the partition, left idle for
+    ``watch`` seconds after it served its metrics: its stderr, and the stalled-group gauge."""
+    port = free_port()
+    config = rig.write_config({"metrics_port": port, "idle_warning": idle_warning})
+    process, log = rig.start_logged(config)
+    wait_until(lambda: "partitions assigned: none" in log.read_text(), 60)  # joined
+    time.sleep(watch)
+    assert member.holds_the_partition(), "the test's member must hold the one partition"
+    assert rig.metric(port, "mixpanel_forwarder_assigned_partitions") == 0
+    stalled = rig.metric(port, "mixpanel_forwarder_stalled_group_lag")
+    assert stalled is not None
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 0, log.read_text()
+    return log.read_text(), stalled
+
+
+def test_an_idle_forwarder_warns_when_the_group_commits_nothing(
+    rig: ForwardingRig, members: list[_Member]
+) -> None:
+    _produce(rig, WAITING)
+    member = _Member(rig, commits=False)
+    members.append(member)
+    wait_until(member.holds_the_partition, 60)
+
+    stderr, stalled = _run_idle_forwarder(rig, member, watch=4.0)
+
+    warnings = [line for line in stderr.splitlines() if WARNING in line]
+    assert warnings, stderr
+    line = warnings[-1]  # one per check while the group stands still
+    assert f"while {WAITING} record(s) wait past its commits" in line
+    assert f"group {rig.group} committed nothing" in line
+    assert stalled == WAITING
+    assert rig.delivered_insert_ids() == [], "the forwarder never held the partition"
+
+
+def test_an_idle_forwarder_is_quiet_while_another_member_delivers(
+    rig: ForwardingRig, members: list[_Member]
+) -> None:
+    """The other member commits one record every 0.4 s over the whole watch: no warning.
+
+    The checks are 6 s apart here: the forwarder's join makes the member stop committing
+    while the group rebalances (about 3 s on the embedded broker), which a check interval
+    shorter than that would rightly take for a group standing still.
+    """
+    _produce(rig, 60)
+    member = _Member(rig, commits=True, pace=0.4)
+    members.append(member)
+    wait_until(member.holds_the_partition, 60)
+
+    stderr, stalled = _run_idle_forwarder(rig, member, watch=13.0, idle_warning=6.0)
+
+    assert member.read < 60, "the member must still have been committing during the watch"
+    assert WARNING not in stderr, stderr
+    assert stalled == 0
+
+
+def test_no_warning_with_idle_warning_zero(rig: ForwardingRig, members: list[_Member]) -> None:
+    _produce(rig, WAITING)
+    member = _Member(rig, commits=False)
+    members.append(member)
+    wait_until(member.holds_the_partition, 60)
+
+    stderr, stalled = _run_idle_forwarder(rig, member, watch=3.0, idle_warning=0)
+
+    assert WARNING not in stderr, stderr
+    assert stalled == 0
