@@ -846,7 +846,8 @@ def _lost_producer_id(producer: Any) -> bool:
 class _Watchdog:
     """One daemon thread that looks at every kafka transport's producer each ``WATCH_INTERVAL``
     (or at once when woken) and has a broken one replaced (``KafkaTransport._watch``). It holds
-    the transports weakly; after ``fork()`` the child starts its own thread at its first send."""
+    the transports weakly, and ends once none is left open; after ``fork()`` the child starts
+    its own thread at its first send."""
 
     def __init__(self) -> None:
         self._transports: weakref.WeakSet[KafkaTransport] = weakref.WeakSet()
@@ -874,6 +875,12 @@ class _Watchdog:
             self._woken.wait(WATCH_INTERVAL)
             self._woken.clear()
             self._look_at_all(time.monotonic())
+            with self._lock:
+                # Every transport closed or freed: the thread ends (``watch`` starts another),
+                # rather than waking every second for the life of the process.
+                if not self._transports and self._thread is threading.current_thread():
+                    self._thread = None
+                    return
 
     def _look_at_all(self, now: float) -> None:
         # In a function of its own, so no transport stays referenced by this thread (and alive)
