@@ -10,10 +10,10 @@ from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.forwarder.config import ForwarderSetup, resolve
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.forwarder.loop import REPORTER, Forwarder, Wait
+from mixpanel_core.forwarder.loop import REPORTER, Forwarder
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
 from mixpanel_core.forwarder.progress import ProgressReporter
-from mixpanel_core.ingestion import Deadline, IngestionClient
+from mixpanel_core.ingestion import Deadline, IngestionClient, Wait
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options

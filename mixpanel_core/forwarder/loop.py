@@ -76,7 +76,7 @@ from mixpanel_core.forwarder.round_reports import (
     with_earlier_attempts,
 )
 from mixpanel_core.forwarder.shutdown_clock import ShutdownClock
-from mixpanel_core.ingestion import Deadline, RetryPolicy
+from mixpanel_core.ingestion import Deadline, RetryPolicy, Wait, WaitWhileOut
 from mixpanel_core.ingestion.http import Response
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.log_ends import LogEnds
@@ -84,8 +84,6 @@ from mixpanel_core.messages import Endpoint, Message
 
 logger = logging.getLogger("mixpanel_core.forwarder")
 
-Wait = Callable[[float], bool | None]
-"""Sleeps the given seconds before a retry; ``False`` stops the delivery (see ``Deliver``)."""
 
 REPORTER = "forwarder"
 """``DeliveryReport.transport`` of the forwarder's reports (its ingestion client's name too)."""
@@ -120,10 +118,10 @@ alone; a slow one does not hold a rebalance, the lag or the progress line for lo
 this."""
 
 
-class DeliveryWait:
+class DeliveryWait(WaitWhileOut):
     """The ``wait`` a delivery is given: ``__call__`` between retries, ``while_request_out``
-    while a request waits for its answer, ``request_answered`` when it has one (what
-    ``IngestionClient`` calls, see its ``_post_watched``). Every call goes to the forwarder."""
+    while a request waits for its answer, ``request_answered`` when it has one (see
+    ``WaitWhileOut``). Every call goes to the forwarder."""
 
     __slots__ = ("_answered", "_between_retries", "_while_out")
 

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -63,6 +64,23 @@ Kafka meanwhile. ``False`` says the wait was cut short and the call is to stop: 
 waiting to be retried is reported FAILED, no other request of the call starts, and what was
 settled before keeps its outcome. Anything else (``None``, what ``time.sleep`` returns) goes on.
 """
+
+
+@runtime_checkable
+class WaitWhileOut(Protocol):
+    """A ``Wait`` that is also kept busy while a request is out, instead of the client
+    sleeping on its answer (the forwarder's, which keeps polling Kafka so its consumer group
+    can rebalance meanwhile): see ``IngestionClient._post_watched``."""
+
+    def __call__(self, seconds: float) -> bool | None: ...
+
+    def while_request_out(self, seconds: float) -> None:
+        """Called for ``WATCH_INTERVAL`` at a time while the request is out; what it returns
+        is ignored (the request is out: only the deadline abandons it)."""
+
+    def request_answered(self, answer: Response | BaseException) -> None:
+        """The ``Response``, or the exception, that ended the request."""
+
 
 Settled = Callable[[Sequence[Outcome]], None]
 """Told, on the calling thread, the outcomes of records as the call settles them: records it
@@ -654,12 +672,9 @@ class IngestionClient:
         thread ends on its own within those timeouts; its answer, if any, is then ignored:
         the records were reported FAILED and are sent again later, as after a timeout.
 
-        A caller's ``wait`` may ask to be kept busy while the request is out (the forwarder
-        keeps polling Kafka, so its consumer group can rebalance meanwhile): given a method
-        ``while_request_out(seconds)``, that is called, for ``WATCH_INTERVAL`` at a time,
-        instead of sleeping (what it returns is ignored: the request is out, only the deadline
-        abandons it), and a method ``request_answered(answer)``, if any, is then told the
-        ``Response`` or the exception that ended the request. Other waits are not called here.
+        A caller's ``wait`` that is a ``WaitWhileOut`` is kept busy while the request is out,
+        instead of this thread sleeping on the answer, and told the answer. Other waits are
+        not called here.
         """
         answer: concurrent.futures.Future[Response] = concurrent.futures.Future()
         timeout, total = self._timeout(call, budget)
@@ -670,7 +685,8 @@ class IngestionClient:
             except BaseException as exc:  # whatever ends the thread must end the wait too
                 answer.set_exception(exc)
 
-        busy = getattr(call._wait, "while_request_out", None)
+        wait = call._wait
+        busy = wait if isinstance(wait, WaitWhileOut) else None
         started = time.monotonic()
         threading.Thread(target=post, name="mixpanel-core-request", daemon=True).start()
         while True:
@@ -678,15 +694,14 @@ class IngestionClient:
                 done, _ = concurrent.futures.wait([answer], WATCH_INTERVAL)
             else:
                 began = time.monotonic()
-                busy(WATCH_INTERVAL)
+                busy.while_request_out(WATCH_INTERVAL)
                 # A wait that returned at once (its own deadline passed) must not spin.
                 left = WATCH_INTERVAL - (time.monotonic() - began)
                 done, _ = concurrent.futures.wait([answer], max(0.0, left))
             if done:
-                answered = getattr(call._wait, "request_answered", None)
-                if answered is not None:
+                if busy is not None:
                     error = answer.exception()
-                    answered(answer.result() if error is None else error)
+                    busy.request_answered(answer.result() if error is None else error)
                 return answer.result()
             if call.past_deadline():
                 raise _AbandonedError(

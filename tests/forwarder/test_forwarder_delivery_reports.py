@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.forwarder.loop import Forwarder, Wait
-from mixpanel_core.ingestion import Deadline, RetryPolicy
+from mixpanel_core.forwarder.loop import Forwarder
+from mixpanel_core.ingestion import Deadline, RetryPolicy, Wait
 from mixpanel_core.kafka import headers
 from mixpanel_core.messages import Endpoint, ImportEvent, Message
 from mixpanel_core.testing import install_distribution

@@ -28,8 +28,8 @@ import pytest
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.forwarder.config import ForwarderConfig
-from mixpanel_core.forwarder.loop import Forwarder, Wait
-from mixpanel_core.ingestion import Deadline
+from mixpanel_core.forwarder.loop import Forwarder
+from mixpanel_core.ingestion import Deadline, Wait
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Endpoint, Message

@@ -37,9 +37,9 @@ from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.forwarder import dead_lettering
 from mixpanel_core.forwarder.config import ForwarderConfig, ForwarderError
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.forwarder.loop import Forwarder, Wait
+from mixpanel_core.forwarder.loop import Forwarder
 from mixpanel_core.forwarder.shutdown_clock import COMMIT_TIMEOUT
-from mixpanel_core.ingestion import Deadline
+from mixpanel_core.ingestion import Deadline, Wait
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Endpoint, Message

@@ -21,8 +21,8 @@ from mixpanel_core.client import Mixpanel
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.forwarder.config import ForwarderConfig
-from mixpanel_core.forwarder.loop import Forwarder, Wait
-from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient
+from mixpanel_core.forwarder.loop import Forwarder
+from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient, Wait
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.fixtures import read_records
 from mixpanel_core.messages import Endpoint, Message
