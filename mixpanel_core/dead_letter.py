@@ -49,7 +49,7 @@ class DeadLetterFile:
     def write(self, reports: Iterable[DeliveryReport]) -> None:
         """Append a line for each report; what cannot be written is logged and counted."""
         reports = list(reports)
-        kept = [r for r in reports if r.message is not None]
+        kept = [(r, r.message) for r in reports if r.message is not None]
         if len(kept) < len(reports):
             # Only bytes no producer of ours writes (``send_records`` input that is not a
             # record of its endpoint) become reports without a message: Mixpanel would not
@@ -60,7 +60,7 @@ class DeadLetterFile:
                 self.path,
                 next(r.reason for r in reports if r.message is None),
             )
-        lines = [_line(r, r.message) for r in kept if r.message is not None]
+        lines = [_line(report, message) for report, message in kept]
         if not lines:
             return
         with self._lock:
@@ -77,7 +77,7 @@ class DeadLetterFile:
                     len(lines),
                     self.path,
                     exc.strerror or exc,
-                    _named(kept[whole].message),
+                    _named(kept[whole][1]),
                 )
 
     def reset_after_fork(self) -> None:
