@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 _Impl = tuple[str, Callable[..., Any]]
 
-LAST_PLUGINS = ("redaction", "router")
+REDACTION = "redaction"
+LAST_PLUGINS = (REDACTION, "router")
 """Built-in plugins whose hook implementations run after every other one of their hook,
 wherever ``[plugins] enabled`` lists them and whatever the others' ``trylast``: ``redaction``
 (its ``mixpanel_enrich``), so that nothing another enricher adds leaves the process unredacted;
@@ -135,6 +136,9 @@ class Pipeline:
         hook = self.plugin_manager.hook
         self._validators = _compile(hook.mixpanel_validate, ("message",), order)
         self._enrichers = _compile(hook.mixpanel_enrich, ("message",), order)
+        self._redactors = [(n, f) for n, f in self._enrichers if n == REDACTION]
+        """The ``redaction`` plugin's enricher, if enabled: also run on a message refused
+        before enrichment, before its report goes to the observers (``_reject_as_made``)."""
         self._routers = _compile(hook.mixpanel_route, ("message", "transports"), order)
         self._observers = _compile(hook.mixpanel_delivered, ("report",), order)
         self._observe = Observers(self._observers)
@@ -197,7 +201,7 @@ class Pipeline:
         try:
             message.json()  # see _passes
         except NotJSONError as exc:
-            self.reject(NotJSONError(exc.problems, message.kind), message)
+            self._reject_as_made(NotJSONError(exc.problems, message.kind), message)
             return
         name = ""
         try:
@@ -211,7 +215,7 @@ class Pipeline:
         except Exception as exc:
             raise PluginError(name, "mixpanel_validate", exc) from exc
         if problems:
-            self.reject(ValidationError(problems, message.kind), message)
+            self._reject_as_made(ValidationError(problems, message.kind), message)
             return
         if self._enrichers:
             enriched = self._enrich(message)
@@ -384,6 +388,32 @@ class Pipeline:
             raise error
         logger.warning("dropped an invalid message: %s", error)
         self.report(DeliveryReport(message, DeliveryStatus.DROPPED, "pipeline", str(error)))
+
+    def _reject_as_made(self, error: ValidationError, message: Message) -> None:
+        """``reject`` a message refused as the caller made it, before enrichment. Its DROPPED
+        report carries it as the ``redaction`` plugin makes it, when that is enabled: the
+        observers would otherwise be handed the personal data it was set to hash or drop.
+        One that redaction cannot handle is reported without its message."""
+        if self._on_invalid == "raise" or not (self._redactors and self.observed):
+            self.reject(error, message)
+        else:
+            self.reject(error, self._redacted(message))
+
+    def _redacted(self, message: Message) -> Message | None:
+        """``message`` through the ``redaction`` enricher, ``None`` if that fails on it."""
+        try:
+            for _, redact in self._redactors:
+                redacted = redact(message)
+                if redacted is not None:
+                    message = redacted
+        except Exception as exc:
+            logger.warning(
+                "the dropped message's report carries no message: redaction failed on it (%s: %s)",
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        return message
 
     def report(self, report: DeliveryReport) -> None:
         """Pass a delivery report to every ``mixpanel_delivered`` implementation."""

@@ -7,8 +7,11 @@ import hmac
 
 import pytest
 
-from mixpanel_core import ConfigError, Mixpanel
+from mixpanel_core import ConfigError, Mixpanel, hookimpl
 from mixpanel_core.config import config_from_mapping
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.messages import Event
+from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import MemoryTransport
 
 
@@ -40,3 +43,43 @@ def test_hash_without_salt_is_a_config_error() -> None:
 def test_salt_never_appears_in_the_plugin_repr() -> None:
     client, _ = make_client({"hash": ["email"], "salt": "${SALT}"})
     assert "pepper" not in repr(vars(client.plugin("redaction")))
+
+
+class _Reports:
+    def __init__(self) -> None:
+        self.seen: list[DeliveryReport] = []
+
+    @hookimpl
+    def mixpanel_delivered(self, report: DeliveryReport) -> None:
+        self.seen.append(report)
+
+
+def test_a_message_dropped_as_the_caller_made_it_is_reported_redacted() -> None:
+    """Under ``on_invalid = "drop"`` a message refused before enrichment was reported with
+    the caller's record: the observers got the personal data redaction hashes or drops."""
+    config = config_from_mapping(
+        {
+            "pipeline": {"on_invalid": "drop"},
+            "plugins": {
+                "enabled": ["mixpanel_limits", "redaction"],
+                "redaction": {"drop": ["phone"], "hash": ["email"], "salt": "pepper"},
+            },
+        }
+    )
+    reports = _Reports()
+    transport = MemoryTransport()
+    pipeline = Pipeline.from_config(config, {"default": transport}, [("reports", reports)])
+    client = Mixpanel("token", transport, config=config, pipeline=pipeline)
+
+    client.track("anonymous", "Bad", {"email": "a@b.c", "phone": "555-0199"})  # placeholder id
+    client.track("u-1", "Too big", {"email": "a@b.c", "n": 10**5000})  # no JSON writes it
+
+    assert transport.records() == []
+    assert [r.status for r in reports.seen] == [DeliveryStatus.DROPPED] * 2
+    digest = hmac.new(b"pepper", b"a@b.c", hashlib.sha256).hexdigest()
+    placeholder, too_big = reports.seen
+    assert "a@b.c" not in repr(placeholder)
+    assert "555-0199" not in repr(placeholder)
+    for report in (placeholder, too_big):  # (no repr writes a 5,000-digit integer)
+        assert isinstance(report.message, Event)
+        assert report.message.properties["email"] == digest
