@@ -124,7 +124,7 @@ def classify_response(
         return Classification(Verdict.FAILED, status, _redirect_reason(status, headers))
     if status in (404, 405):
         return Classification(Verdict.FAILED, status, _wrong_url_reason(status, body))
-    if status == 413:
+    if status == TOO_LARGE_STATUS:
         return Classification(Verdict.TOO_LARGE, status, _error_text(body) or "HTTP 413")
     if status in {429, 408} or status >= 500:
         return Classification(
@@ -223,6 +223,9 @@ def network_failure(reason: str) -> Classification:
     """A timeout or a connection error: always worth another try with the same records."""
     return Classification(Verdict.RETRY, None, reason)
 
+
+TOO_LARGE_STATUS = 413
+"""The status of a request body too large for the server: the batch is split."""
 
 LONGEST_RETRY_AFTER = 3600.0
 """The longest ``Retry-After`` honoured: a longer one (a proxy's ``1e20``, a date in the year

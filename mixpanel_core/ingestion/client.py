@@ -30,6 +30,7 @@ from mixpanel_core.ingestion.auth import (
 )
 from mixpanel_core.ingestion.batching import records_limit, split_encoded
 from mixpanel_core.ingestion.classify import (
+    TOO_LARGE_STATUS,
     Classification,
     Verdict,
     classify_response,
@@ -418,9 +419,7 @@ class IngestionClient:
 
         Its first attempt is bounded by the timeouts (and the deadline) only; each retry also
         by what is left of the retry budget, and is not made once nothing is left. A half of
-        a batch split after its answer (``split_by``) is sent as a retry of that batch is: a
-        413 from a server whose limit is below one record would otherwise cost 2n - 1
-        requests, each with its full timeouts, whatever the budget.
+        a batch a ``status: 0`` split (``split_by``) is sent as a retry of that batch is.
         """
         if endpoint == "import" and credentials is None:
             return [self._outcome(endpoint, batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
@@ -434,7 +433,9 @@ class IngestionClient:
             # otherwise carry the time of each compression.
             body = gzip.compress(body, compresslevel=5, mtime=0)
         retries = 0
-        answer = split_by
+        # A half of a status 0 being narrowed down is sent as a retry of its batch is; a half
+        # of a 413 is a request of its own (a smaller body is not the same request again).
+        answer = split_by if split_by is not None and split_by.verdict is Verdict.UNNAMED else None
         while True:
             reason = call.why_not_send()
             if reason is not None:
@@ -445,7 +446,7 @@ class IngestionClient:
             if started is None:
                 started = time.monotonic()
             elif answer is not None:
-                # A retry, or a half of a split batch: it must end within the budget, like the
+                # A retry, or a half of a status 0: it must end within the budget, like the
                 # waits before it; a half is not sent with less of it left than an answer
                 # needs (a retry's wait already made sure of that).
                 budget = call.budget_left(started)
@@ -520,6 +521,16 @@ class IngestionClient:
         first = self._deliver(
             endpoint, credentials, batch[:half], call, attempts, started, True, split.answer
         )
+        if (
+            split.answer is not None
+            and split.answer.verdict is Verdict.TOO_LARGE
+            and half >= WHOLLY_REFUSED
+            and all(o.http_status == TOO_LARGE_STATUS for o in first)
+        ):
+            # Every record of the first half was too large for the server alone: its limit is
+            # below a record, and the second half is not sent record by record either.
+            unsent = self._too_large_unsent(endpoint, batch[half:], split.answer, attempts, half)
+            return first + call.settle([unsent])
         narrow = not (
             split.unnamed
             and half >= WHOLLY_REFUSED
@@ -592,6 +603,24 @@ class IngestionClient:
             endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
         )
 
+    def _too_large_unsent(
+        self,
+        endpoint: Endpoint,
+        batch: list[EncodedPair],
+        answer: Classification,
+        attempts: int,
+        before: int,
+    ) -> Outcome:
+        """``batch``, the second half of a request split on 413, REJECTED unsent: each of the
+        ``before`` records of the first half was refused alone as too large."""
+        reason = (
+            f"not sent: the {before} records before them in the request were each too large "
+            f"for the server alone, as these would be ({answer.reason})"
+        )
+        return self._outcome(
+            endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
+        )
+
     def _out_of_budget(
         self,
         endpoint: Endpoint,
@@ -603,14 +632,6 @@ class IngestionClient:
         if answer.verdict is Verdict.UNNAMED:  # a half of a status 0 being narrowed down
             why = "the retry budget ran out before the refused records were found"
             return self._refused_unnamed(endpoint, batch, answer, attempts, why)
-        if answer.verdict is Verdict.TOO_LARGE:  # a half of a 413
-            reason = (
-                "not sent: the retry budget ran out while the request they were part of was "
-                f"being split, too large for the server ({answer.reason})"
-            )
-            return self._outcome(
-                endpoint, batch, DeliveryStatus.FAILED, reason, answer.http_status, attempts
-            )
         return self._failed(endpoint, batch, answer, attempts)
 
     def _post(

@@ -299,11 +299,11 @@ def test_no_retry_is_sent_with_less_left_of_the_budget_than_an_answer_needs(
     assert took < 0.5, "it waited for a retry it would not send"
 
 
-def test_the_halves_of_a_request_split_on_413_share_its_budget() -> None:
-    """A server whose body limit is below one record answers 413 to every request: the
-    halves are sent as the request's retries are, within its budget, not 2n - 1 requests
-    each with its full timeouts (64 records, 0.1 s each: 127 requests, 13 s, against a
-    budget of 1 s)."""
+def test_a_server_refusing_every_record_as_too_large_costs_few_requests() -> None:
+    """A server whose body limit is below one record answers 413 to every request, single
+    records too: once every record of a first half (16 or more) was refused alone, the second
+    half is rejected unsent, not split down to single records (64 records: 127 requests, 13 s
+    at 0.1 s each; 2,000 records: 3,999)."""
     from mixpanel_core.emulator import Emulator
 
     with Emulator(max_body_bytes=100) as emulator:
@@ -311,20 +311,35 @@ def test_the_halves_of_a_request_split_on_413_share_its_budget() -> None:
         settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
         client = IngestionClient(settings, HttpOptions(retry_budget=1.0))
         try:
-            result, took = timed(lambda: client.send_batch("track", [event() for _ in range(64)]))
+            result = client.send_batch("track", [event() for _ in range(64)])
         finally:
             client.close()
         requests = emulator.stats()["requests"]["track"]["413"]
 
-    assert took < 1.0 + 2.0, f"took {took:.1f}s against a budget of 1 s"
-    assert requests < 30, requests
-    statuses = [o.status for o in result.outcomes for _ in o.items]
-    assert len(statuses) == 64, "every record has its outcome"
-    failed = [o for o in result.outcomes if o.status is DeliveryStatus.FAILED]
-    assert failed, "the records whose halves were not sent"
+    assert requests <= 2 * 16 + 4, requests
+    assert [o.status for o in result.outcomes for _ in o.items] == [DeliveryStatus.REJECTED] * 64
+    unsent = [o for o in result.outcomes if "not sent" in (o.reason or "")]
+    assert unsent
     assert all(
-        "retry budget ran out while the request they were part of was being split"
-        in (o.reason or "")
-        for o in failed
+        "records before them in the request were each too large" in (o.reason or "") for o in unsent
     )
     assert all(o.http_status == 413 for o in result.outcomes)
+
+
+@pytest.mark.parametrize("options", [{"retry_budget": 0}, {"max_retries": 0}])
+def test_the_halves_of_a_413_are_sent_without_retries_too(options: dict[str, Any]) -> None:
+    """Halves are smaller requests, not the same one again: with no retries allowed, a batch
+    too large for a server is still delivered, in halves."""
+    from mixpanel_core.emulator import Emulator
+
+    with Emulator(max_body_bytes=700) as emulator:
+        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
+        client = IngestionClient(settings, HttpOptions(**options))
+        try:
+            result = client.send_batch("track", [event() for _ in range(8)])
+        finally:
+            client.close()
+        stored = len(emulator.records("track"))
+
+    assert result.ok, [o.reason for o in result.outcomes]
+    assert stored == 8
