@@ -168,11 +168,6 @@ class Watchdog:
         with self._cond:
             self._watches.discard(watch)
             watch.conn = watch.sock = None
-            if not self._watches:
-                # The idle time counts from here: the thread, asleep until this request's
-                # end (a minute away with the default timeouts), looks again.
-                self._last_used = time.monotonic()
-                self._cond.notify()
             return watch.expired
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
-from mixpanel_core.ingestion import HttpOptions, IngestionClient, request_watch
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import TOKEN, RecordingWait, event
@@ -153,24 +153,6 @@ def test_a_fixed_deadline_cuts_a_trickled_answer_off(
     (report,) = result.reports
     assert report.status is DeliveryStatus.FAILED
     assert "timed out" in (report.reason or "")
-
-
-def test_the_watchdog_ends_when_idle_for_its_idle_time_not_at_the_last_ceiling(
-    scripted: Callable[..., ScriptedServer], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """docs/ingestion.md: the thread ends "after 5 s with no request out" (0.5 s here); it
-    slept until the end of the last request's ceiling (11 s here, 65 s by default) first."""
-    monkeypatch.setattr(request_watch, "WATCHDOG_IDLE", 0.5)
-    before = set(threading.enumerate())
-    client = client_for(scripted(OK), connect_timeout=1, read_timeout=5)
-    assert client.send_batch("track", [event()]).ok
-    new = set(threading.enumerate()) - before
-    [watchdog] = [t for t in new if t.name == "mixpanel-core-request-watchdog"]
-
-    watchdog.join(4.0)
-
-    assert not watchdog.is_alive(), "still watching 4 s after its only request was answered"
-    client.close()
 
 
 def test_one_watchdog_thread_per_client_not_one_per_request(
