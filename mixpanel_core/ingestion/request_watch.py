@@ -12,7 +12,9 @@ every request (``buffered_http`` sends one per 2,000 events, ``http`` one per ev
 thread start. The watchdog costs a request two short lock holds and no wake-up: it sleeps
 until the earliest end of the requests out, and exits after ``WATCHDOG_IDLE`` seconds with
 none (and when the session is closed or freed), so clients built and dropped leave no
-thread behind.
+thread behind. It is not woken when a request ends (it exits that much later): a pre-fork
+server (uWSGI) forking its workers right after the app delivered something would otherwise
+find it running, and a worker forked while another thread holds the interpreter hangs.
 """
 
 from __future__ import annotations
