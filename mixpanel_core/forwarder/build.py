@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,10 +30,10 @@ def build_forwarder(
 ) -> tuple[Forwarder, IngestionClient]:
     """A ready ``Forwarder`` (and its ingestion client, to close after ``run``).
 
-    ``until_caught_up`` or an ``idle_warning`` also builds the reader of the group's committed
-    offsets that ``run(until_caught_up=True)`` and the idle warning need. ``metrics`` lets a
-    metrics endpoint be bound before anything connects to Kafka (a port in use then fails
-    fast); default: new counters.
+    ``until_caught_up`` also builds the reader of the group's committed offsets that
+    ``run(until_caught_up=True)`` needs (the idle warning builds its own, when it needs it).
+    ``metrics`` lets a metrics endpoint be bound before anything connects to Kafka (a port in
+    use then fails fast); default: new counters.
     """
     setup = resolve(config)
     # What is built is closed again if a later part fails (a refused option, a plugin): an
@@ -41,7 +42,7 @@ def build_forwarder(
         consumer = _consumer(setup, "mixpanel-forwarder")
         built.callback(consumer.close, autocommit=False)
         group_reader = None
-        if until_caught_up or setup.forwarder.idle_warning:
+        if until_caught_up:
             group_reader = _consumer(setup, "mixpanel-forwarder-progress")
             built.callback(group_reader.close, autocommit=False)
         dead_letters = None
@@ -71,6 +72,11 @@ def build_forwarder(
             setup.forwarder,
             dead_letters=dead_letters,
             group_reader=group_reader,
+            idle_reader=(
+                functools.partial(_consumer, setup, "mixpanel-forwarder-idle-watch")
+                if setup.forwarder.idle_warning
+                else None
+            ),
             retry_policy=setup.http.retry_policy,
             metrics=metrics,
             progress=ProgressReporter(metrics, setup.forwarder.log_interval),

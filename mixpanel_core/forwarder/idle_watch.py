@@ -3,14 +3,23 @@
 A forwarder without partitions has no lag of its own to show, so a group in which no member
 delivers (stuck in a rebalance that never settles, or whose partitions are held by members that
 no longer commit) would look healthy from every idle member: their gauges say lag 0. While it
-holds no partition, the watch reads the group's committed offsets and the topic's ends every
+holds no partition, the watch has the group's committed offsets and the topic's ends read every
 ``every`` seconds; when the commits did not move since the previous read and records wait past
 them, it logs a WARNING and counts the records waiting in ``metrics.stalled_group_lag``.
+
+The reads are made on a thread of their own, by a consumer of the group that only that thread
+uses and that never subscribes (asking the subscribed consumer disturbs its own join): one of
+them, kafka-python's ``partitions_for_topic`` for a topic it does not know yet, waits for the
+broker without any timeout, and the loop's thread must keep polling (to stay in its group) and
+stop when told to, whatever the broker does.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
@@ -19,16 +28,23 @@ from mixpanel_core.kafka.client_library import kafka_python
 logger = logging.getLogger("mixpanel_core.forwarder")
 
 ASK_TIMEOUT = 0.5
-"""Longest each read of the broker waits: it runs on the loop's thread (which has nothing to
-deliver while it holds no partition, but must keep polling to stay in its group)."""
+"""Longest each bounded read of the broker (ends, commits) waits."""
+
+_Read = tuple[float, dict[Any, int], dict[Any, int]]
+"""When a read ended, the group's commits and the topic's ends it found."""
 
 
 class IdleWatch:
-    """See the module. ``reader`` is a consumer of the group that never subscribes (asking the
-    subscribed consumer disturbs its own join); ``every`` is ``[forwarder] idle_warning``."""
+    """See the module. ``reader`` builds the watch's consumer of the group (on the watch's
+    thread, at its first read); ``every`` is ``[forwarder] idle_warning`` (0: never)."""
 
     def __init__(
-        self, reader: Any, topic: str, group_id: str, every: float, metrics: ForwarderMetrics
+        self,
+        reader: Callable[[], Any] | None,
+        topic: str,
+        group_id: str,
+        every: float,
+        metrics: ForwarderMetrics,
     ) -> None:
         self._reader = reader
         self._topic = topic
@@ -36,33 +52,46 @@ class IdleWatch:
         self._every = every
         self._metrics = metrics
         self._idle_since: float | None = None
-        self._read_at = 0.0
-        self._commits: dict[Any, int] | None = None
-        """The group's commits as last read while idle; ``None``: not read this idle spell."""
+        self._asked_at = 0.0
+        self._previous: _Read | None = None
+        """The last read of this idle spell, the one the next is compared with."""
+        self._read: _Read | None = None
+        """A read the thread made and the loop has not looked at yet."""
+        self._ask = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
     def tick(self, now: float, holds_partitions: bool) -> None:
-        """Called from the loop's turns; reads the broker at most every ``every`` seconds."""
+        """Called from the loop's turns: cheap, never waits for the broker."""
         if not self._every or self._reader is None:
             return
         if holds_partitions:
-            self._idle_since = self._commits = None
+            self._idle_since = self._previous = None
             self._metrics.stalled_group_lag = 0
             return
         if self._idle_since is None:
-            self._idle_since = self._read_at = now
-            return
-        if now - self._read_at < self._every:
-            return
-        self._read_at = now
-        read = self._read()
-        if read is None:
-            return
-        commits, ends = read
+            self._idle_since = self._asked_at = now
+            self._read = None  # of an earlier idle spell
+        read, self._read = self._read, None
+        if read is not None:
+            self._judge(now, read)
+        if now - self._asked_at >= self._every and not self._ask.is_set():
+            self._asked_at = now
+            self._start_thread()
+            self._ask.set()
+
+    def close(self) -> None:
+        """End the thread (it closes its consumer); a read under way ends it first."""
+        self._closed = True
+        self._ask.set()
+
+    def _judge(self, now: float, read: _Read) -> None:
+        read_at, commits, ends = read
+        previous, self._previous = self._previous, read
         waiting = sum(max(0, end - commits[p]) for p, end in ends.items() if p in commits)
-        stood_still = self._commits is not None and commits == self._commits
-        self._commits = commits
+        stood_still = previous is not None and previous[1] == commits
         self._metrics.stalled_group_lag = waiting if stood_still else 0
-        if stood_still and waiting:
+        if stood_still and waiting and previous is not None and self._idle_since is not None:
             logger.warning(
                 "this forwarder has held no partition of %s for %.0f s, and group %s committed "
                 "nothing in the last %.0f s while %d record(s) wait past its commits: no member "
@@ -71,25 +100,52 @@ class IdleWatch:
                 self._topic,
                 now - self._idle_since,
                 self._group_id,
-                self._every,
+                read_at - previous[0],
                 waiting,
             )
 
-    def _read(self) -> tuple[dict[Any, int], dict[Any, int]] | None:
-        """The group's committed offsets (a partition's first offset where it committed none)
-        and the topic's ends, or ``None`` when the broker did not answer in time (read again at
-        the next check)."""
-        kafka = kafka_python()
-        timeout_ms = int(ASK_TIMEOUT * 1000)
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="mixpanel-forwarder-idle-watch", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._reader is not None
+        reader = None
         try:
-            numbers = self._reader.partitions_for_topic(self._topic) or ()
-            partitions = [kafka.TopicPartition(self._topic, n) for n in sorted(numbers)]
-            ends = self._reader.end_offsets(partitions, timeout_ms=timeout_ms)
-            commits = {p: self._reader.committed(p, timeout_ms=timeout_ms) for p in partitions}
-            never = [p for p, offset in commits.items() if offset is None]
-            if never:
-                commits.update(self._reader.beginning_offsets(never, timeout_ms=timeout_ms))
-        except Exception as exc:
-            logger.debug("reading the group's commits while idle: %s: %s", type(exc).__name__, exc)
-            return None
-        return commits, dict(ends)
+            while True:
+                self._ask.wait()
+                if self._closed:
+                    return
+                try:
+                    reader = reader or self._reader()
+                    self._read = _read(reader, self._topic)
+                except Exception as exc:  # asked again at the next check
+                    logger.debug(
+                        "reading the group's commits while idle: %s: %s", type(exc).__name__, exc
+                    )
+                self._ask.clear()
+        finally:
+            if reader is not None:
+                try:
+                    reader.close(autocommit=False, timeout_ms=int(ASK_TIMEOUT * 1000))
+                except Exception as exc:
+                    logger.debug("closing the idle watch's reader: %s", exc)
+
+
+def _read(reader: Any, topic: str) -> _Read:
+    """The group's committed offsets (a partition's first offset where it committed none)
+    and the topic's ends."""
+    kafka = kafka_python()
+    timeout_ms = int(ASK_TIMEOUT * 1000)
+    numbers = reader.partitions_for_topic(topic) or ()
+    partitions = [kafka.TopicPartition(topic, n) for n in sorted(numbers)]
+    ends = reader.end_offsets(partitions, timeout_ms=timeout_ms)
+    committed = {p: reader.committed(p, timeout_ms=timeout_ms) for p in partitions}
+    commits = {p: offset for p, offset in committed.items() if offset is not None}
+    never = [p for p, offset in committed.items() if offset is None]
+    if never:
+        commits.update(reader.beginning_offsets(never, timeout_ms=timeout_ms))
+    return time.monotonic(), commits, dict(ends)

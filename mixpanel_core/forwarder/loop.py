@@ -150,10 +150,11 @@ class Forwarder:
 
     ``consumer`` is a kafka-python ``KafkaConsumer`` built with auto-commit off and not yet
     subscribed; ``dead_letters`` is ``None`` only under ``on_poison = "stop"``.
-    ``group_reader``, needed by ``run(until_caught_up=True)`` and by the ``idle_warning``, is a
-    second ``KafkaConsumer`` of the same group that never subscribes: it reads the group's
-    committed offsets. Asking the subscribed consumer instead disturbs its group join (it keeps
-    re-joining). Without it, no idle warning is given.
+    ``group_reader``, needed by ``run(until_caught_up=True)``, is a second ``KafkaConsumer`` of
+    the same group that never subscribes: it reads the group's committed offsets. Asking the
+    subscribed consumer instead disturbs its group join (it keeps re-joining). ``idle_reader``
+    builds another such consumer, for the ``idle_warning`` (see ``IdleWatch``); without it, no
+    idle warning is given.
     ``report`` receives each record's final outcome (see the module docstring); leave it
     ``None`` when nothing observes them, and no report is built.
     """
@@ -167,6 +168,7 @@ class Forwarder:
         *,
         dead_letters: DeadLetterWriter | None = None,
         group_reader: Any = None,
+        idle_reader: Callable[[], Any] | None = None,
         retry_policy: RetryPolicy | None = None,
         metrics: ForwarderMetrics | None = None,
         progress: ProgressReporter | None = None,
@@ -226,7 +228,7 @@ class Forwarder:
         self._failed_rounds = 0
         self._lag = LagMeter(consumer, self._tracker, self.metrics)
         self._idle = IdleWatch(
-            group_reader, topic, config.group_id, config.idle_warning, self.metrics
+            idle_reader, topic, config.group_id, config.idle_warning, self.metrics
         )
         self._commits = OffsetCommitter(consumer, self._tracker, self.metrics, self._shutdown)
         self._kafka_error = kafka_python().errors.KafkaError
@@ -782,6 +784,7 @@ class Forwarder:
         self._report_outcomes()
 
     def _close(self) -> None:
+        self._idle.close()
         try:
             # The last measure may predate the final deliveries and commit: the closing line
             # must show the lag the forwarder leaves behind.

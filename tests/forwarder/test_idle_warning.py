@@ -13,9 +13,13 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from mixpanel_core.forwarder.idle_watch import IdleWatch
+from mixpanel_core.forwarder.metrics import ForwarderMetrics
+from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.kafka.client_library import kafka_python
 
 from .conftest import FAST_GROUP, ForwardingRig, free_port, wait_until
@@ -162,3 +166,41 @@ def test_no_warning_with_idle_warning_zero(rig: ForwardingRig, members: list[_Me
 
     assert WARNING not in stderr, stderr
     assert stalled == 0
+
+
+def test_the_checks_never_hold_the_loop_while_the_broker_does_not_answer() -> None:
+    """kafka-python's ``partitions_for_topic`` waits for a broker that does not answer without
+    any timeout (a topic its consumer does not know yet): the reads are made on the watch's
+    own thread, and the loop's turns, which must keep polling and honour a stop, go on."""
+    broker = EmbeddedBroker().start()
+    built: list[Any] = []
+
+    def reader() -> Any:
+        built.append(
+            kafka_python().KafkaConsumer(
+                bootstrap_servers=broker.bootstrap_servers,
+                group_id="idle-watch-test",
+                enable_auto_commit=False,
+            )
+        )
+        return built[-1]
+
+    watch = IdleWatch(reader, "a-topic-never-seen", "idle-watch-test", 0.2, ForwarderMetrics())
+    try:
+        watch.tick(time.monotonic(), holds_partitions=False)
+        time.sleep(0.3)
+        watch.tick(time.monotonic(), holds_partitions=False)  # the first read is asked for
+        wait_until(lambda: bool(built), 30)  # the watch built its reader
+        broker._process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        longest = 0.0
+        until = time.monotonic() + 3.0
+        while time.monotonic() < until:
+            began = time.monotonic()
+            watch.tick(began, holds_partitions=False)
+            longest = max(longest, time.monotonic() - began)
+            time.sleep(0.05)
+        assert longest < 0.1, f"a turn of the loop waited {longest:.2f}s for the broker"
+    finally:
+        watch.close()
+        broker._process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        broker.stop()
