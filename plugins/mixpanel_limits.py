@@ -47,6 +47,14 @@ class LimitsOptions:
 _LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDER_IDS))
 
 
+def _cannot_be_placeholder(value: str) -> bool:
+    """A cheap test first: a string longer than every placeholder is none, unless spaces
+    around one make it so long (Mixpanel strips them)."""
+    return (
+        len(value) > _LONGEST_PLACEHOLDER and not value[0].isspace() and not value[-1].isspace()
+    )
+
+
 def _is_insert_id(value: str) -> bool:
     # Dashes alone ("-") are ids too: Mixpanel's rule is the character set, not a letter.
     letters_and_digits = value.replace("-", "")
@@ -72,7 +80,7 @@ def _kind(value: Any) -> str:
 def _distinct_id_problem(value: Any, field: str, allow_empty: bool) -> Problem | None:
     kind = type(value)
     if kind is str:
-        if len(value) > _LONGEST_PLACEHOLDER:
+        if _cannot_be_placeholder(value):
             return None
         if value == "" and allow_empty:
             return None
@@ -170,7 +178,12 @@ class MixpanelLimits:
                 and props.get("token")
                 and type(distinct_id) is str
                 and (
-                    len(distinct_id) > _LONGEST_PLACEHOLDER
+                    # _cannot_be_placeholder, written out: this runs for every event.
+                    (
+                        len(distinct_id) > _LONGEST_PLACEHOLDER
+                        and not distinct_id[0].isspace()
+                        and not distinct_id[-1].isspace()
+                    )
                     or distinct_id.strip().lower() not in PLACEHOLDER_IDS
                 )
                 and (type(event_time) is float or type(event_time) is int)
@@ -225,8 +238,7 @@ class MixpanelLimits:
             self._merge_ids(get("$distinct_ids"), out)
         else:
             distinct_id = get("distinct_id")
-            # Cheap test first: a string longer than every placeholder is fine.
-            if type(distinct_id) is not str or len(distinct_id) <= _LONGEST_PLACEHOLDER:
+            if type(distinct_id) is not str or not _cannot_be_placeholder(distinct_id):
                 found = _distinct_id_problem(
                     distinct_id,
                     "properties.distinct_id",

@@ -44,7 +44,6 @@ from __future__ import annotations
 import datetime
 import email.utils
 import enum
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -246,8 +245,8 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if _DELAY_SECONDS.fullmatch(value):
-        seconds = float(value)
-        return min(seconds, LONGEST_RETRY_AFTER) if math.isfinite(seconds) else None
+        # 309 digits and more are infinite as a float: capped like any other long wait.
+        return min(float(value), LONGEST_RETRY_AFTER)
     if value[:1].isdigit() or value[:1] in "+-.":
         return None  # a number RFC 9110 does not allow, never a date
     try:

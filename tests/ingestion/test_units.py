@@ -97,6 +97,7 @@ def test_retry_after_seconds_and_dates() -> None:
     assert parse_retry_after("99999999999999999999") == 3600.0
     assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") == 3600.0
     assert parse_retry_after("3600.5") == 3600.0
+    assert parse_retry_after("9" * 400) == 3600.0  # infinite as a float
     assert classify_response("track", 429, b"", {"Retry-After": "3"}).retry_after == 3.0
 
 

@@ -22,7 +22,12 @@ from mixpanel_core.emulator.validation import (
 from mixpanel_core.testing import MemoryTransport
 
 TOKEN = "emulator-token"
-IDS: list[Any] = [123, 0, -1, 1.5, True, None, "", " ", "u-1", "null", "-", ["u"], {"u": 1}]
+IDS: list[Any] = [
+    *(123, 0, -1, 1.5, True, None, "", " ", "u-1", "null", "-", ["u"], {"u": 1}),
+    "anonymous" + " " * 30,  # a placeholder, padded past the longest one
+    " " * 20 + "undefined" + " " * 20,
+    "u" * 40,
+]
 INSERT_IDS: list[Any] = ["-", "---", "a-b", "ab", "", "a b", "é", "x" * 36, "x" * 37, "a_b", 7]
 
 
