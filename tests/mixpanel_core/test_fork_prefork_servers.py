@@ -59,8 +59,12 @@ client.pipeline.build_all()
 client.track("master", "app loaded")
 # Delivered before the workers are forked: unless uWSGI is told py-call-uwsgi-fork-hooks, a
 # worker forked while a thread of the master's held the interpreter (buffered_http sending)
-# hangs for good (uWSGI's own limit, whatever the thread).
+# hangs for good (uWSGI's own limit, whatever the thread; docs/transports/index.md advises
+# sending nothing from the master). The event gives the workers a master's state to reset;
+# the pause lets the master's threads, which go on a moment after flush() returns, wait
+# again before uWSGI forks: on a loaded machine a worker hung (90 s) without it.
 client.flush()
+time.sleep(0.5)
 
 
 def application(environ, start_response):
