@@ -182,6 +182,8 @@ class KafkaTransport:
         does not build again (N threads would each wait ``max_block_ms`` in turn)."""
         # Reentrant: a reporter of what a replacement gives up on may send on the same thread.
         self._replacing = threading.RLock()
+        self._rebuilding: threading.Thread | None = None
+        """The thread replacing the producer for the watchdog, while it builds (see ``_watch``)."""
         self._pid = _getpid()
         """The process that owns ``_producer`` and ``_unacknowledged``; see ``_own_producer``."""
         self._headers = {endpoint: _headers_for(endpoint) for endpoint in ENDPOINTS}
@@ -425,6 +427,18 @@ class KafkaTransport:
             if broken is None:
                 return
             self._broken = broken
+        # Built on a thread of this transport's, not the watchdog's: a build waits up to
+        # max_block_ms for a broker, and the watchdog looks after every kafka transport (one
+        # whose cluster is down held another's recovery to one try per max_block_ms).
+        rebuilding = self._rebuilding
+        if rebuilding is None or not rebuilding.is_alive():
+            self._rebuilding = threading.Thread(
+                target=self._rebuild, name=f"mixpanel-core-kafka-rebuild-{self._name}", daemon=True
+            )
+            self._rebuilding.start()
+
+    def _rebuild(self) -> None:
+        """Replace the broken producer, for the watchdog (see ``_watch``)."""
         failed_before = self._build_failure is not None
         try:
             self._replace_producer()
@@ -435,6 +449,8 @@ class KafkaTransport:
                 self._name,
                 exc,
             )
+        except Exception:
+            logger.exception("transport %r: replacing its Kafka producer failed", self._name)
 
     def _held_too_long(self, now: float) -> bool:
         """Whether the oldest unacknowledged record was sent ``_stuck_after`` seconds ago or more.
