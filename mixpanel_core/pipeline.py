@@ -186,8 +186,11 @@ class Pipeline:
 
     # -- the flow of one message ---------------------------------------------------------
 
-    def submit(self, message: Message) -> None:
+    def submit(self, message: Message, *, enrich: bool = True) -> None:
         """Validate, enrich, route and send ``message``.
+
+        ``enrich=False`` leaves out the enrichers, for a record that went through them when it
+        was first sent (a dead letter, replayed): redaction would hash its hashes.
 
         What is sent is what was checked: a message an enricher changed is validated again,
         and it must encode as JSON. A message that fails either goes the way of any invalid
@@ -201,7 +204,7 @@ class Pipeline:
         try:
             message.json()  # see _passes
         except NotJSONError as exc:
-            self._reject_as_made(NotJSONError(exc.problems, message.kind), message)
+            self._reject_as_made(NotJSONError(exc.problems, message.kind), message, enrich)
             return
         name = ""
         try:
@@ -215,9 +218,9 @@ class Pipeline:
         except Exception as exc:
             raise PluginError(name, "mixpanel_validate", exc) from exc
         if problems:
-            self._reject_as_made(ValidationError(problems, message.kind), message)
+            self._reject_as_made(ValidationError(problems, message.kind), message, enrich)
             return
-        if self._enrichers:
+        if enrich and self._enrichers:
             enriched = self._enrich(message)
             if enriched is not message:
                 # Enrichers can break a rule the message kept (super properties taking it past
@@ -389,12 +392,13 @@ class Pipeline:
         logger.warning("dropped an invalid message: %s", error)
         self.report(DeliveryReport(message, DeliveryStatus.DROPPED, "pipeline", str(error)))
 
-    def _reject_as_made(self, error: ValidationError, message: Message) -> None:
-        """``reject`` a message refused as the caller made it, before enrichment. Its DROPPED
-        report carries it as the ``redaction`` plugin makes it, when that is enabled: the
-        observers would otherwise be handed the personal data it was set to hash or drop.
-        One that redaction cannot handle is reported without its message."""
-        if self._on_invalid == "raise" or not (self._redactors and self.observed):
+    def _reject_as_made(self, error: ValidationError, message: Message, enrich: bool) -> None:
+        """``reject`` a message refused as the caller made it, before enrichment (``enrich``:
+        whether it was to be enriched). Its DROPPED report carries it as the ``redaction``
+        plugin makes it, when that is enabled: the observers would otherwise be handed the
+        personal data it was set to hash or drop. One that redaction cannot handle is
+        reported without its message."""
+        if self._on_invalid == "raise" or not (enrich and self._redactors and self.observed):
             self.reject(error, message)
         else:
             self.reject(error, self._redacted(message))

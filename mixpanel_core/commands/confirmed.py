@@ -301,14 +301,15 @@ class ConfirmedDelivery(Generic[Item]):
         """Messages submitted that no outcome has settled yet."""
         return self._chunk.submitted
 
-    def submit(self, message: Message, item: Item | None = None) -> None:
+    def submit(self, message: Message, item: Item | None = None, *, enrich: bool = True) -> None:
         """Send ``message`` for ``item``; its outcome arrives in the next ``confirm``.
+        ``enrich``: whether the pipeline's enrichers run on it (see ``Pipeline.submit``).
 
         Raises ``ValidationError`` when it is invalid under ``on_invalid = "raise"``, and
         ``AuthenticationError`` when Mixpanel refuses the credentials (nothing can succeed).
         """
         try:
-            self.pipeline.submit(message)
+            self.pipeline.submit(message, enrich=enrich)
         except AuthenticationError:
             raise
         except DeliveryError:

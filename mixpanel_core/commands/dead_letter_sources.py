@@ -52,6 +52,9 @@ class Letter:
     content: Message | Rejection
     dead_letter: tuple[tuple[str, str], ...] = ()
     """Why and from where it was dead-lettered (``Rejection.dead_letter``), for its rejection."""
+    enriched: bool = True
+    """Whether its record went through the pipeline's enrichers already (``Rejection.enriched``):
+    a dead letter is the record as sent, so the replay does not run them again."""
 
 
 def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
@@ -102,6 +105,7 @@ def _file_letter(
     # A line of an earlier replay's rejected file keeps what it said about a topic record when
     # it is rejected again.
     dead_letter = _text_pairs(entry.get("dead_letter"))
+    enriched = _enriched(entry)
     endpoint = entry.get("endpoint")
     if endpoint not in ENDPOINTS:
         endpoint = None  # a rejected line of `send` may not know it: tell it from the shape
@@ -117,9 +121,21 @@ def _file_letter(
             endpoint,
             problem_field(error),
             record_encoding=encoding if isinstance(encoding, str) else None,
+            enriched=enriched,
         )
-        return Letter(source, index, rejection, dead_letter)
-    return Letter(source, index, message, dead_letter)
+        return Letter(source, index, rejection, dead_letter, enriched)
+    return Letter(source, index, message, dead_letter, enriched)
+
+
+def _enriched(entry: dict[str, Any]) -> bool:
+    """Whether a line's record went through the pipeline's enrichers already: as its
+    ``enriched`` key says; without one (a file written before there was one), unless `send`
+    refused it as read (``stage`` ``read`` or ``validation``): a dead letter of a transport is
+    the record as sent."""
+    said = entry.get("enriched")
+    if isinstance(said, bool):
+        return said
+    return entry.get("stage") not in ("read", "validation")
 
 
 def _text_pairs(table: object) -> tuple[tuple[str, str], ...]:

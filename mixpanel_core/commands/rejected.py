@@ -47,6 +47,10 @@ class Rejection:
     is not JSON; ``"base64"``: the complete value, not UTF-8, in base64."""
     dead_letter: tuple[tuple[str, str], ...] = ()
     """The ``dead-letter-*`` headers of a dead-letter topic record, as (name, text) pairs."""
+    enriched: bool = True
+    """Whether ``record`` went through the pipeline's enrichers (redaction, super properties)
+    already: a replay of the line then does not run them again (a hash of a hash). ``False``
+    for a record refused as it was read, which a replay must enrich."""
 
     @classmethod
     def from_report(
@@ -96,6 +100,7 @@ class RejectedFile:
             "http_status": rejection.http_status,
             "attempts": rejection.attempts,
             "stage": rejection.stage,
+            "enriched": rejection.enriched,
             "source": rejection.source,
             "index": rejection.index,
             "record": rejection.record,

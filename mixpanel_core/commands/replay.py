@@ -224,12 +224,20 @@ class Replay:
         try:
             message = self.fix.apply(content) if self.fix is not None else content
             stage = "validation"
-            self.delivery.submit(message, letter)
+            # A dead letter is the record as sent: the enrichers ran on it then (redaction
+            # would hash its hashes), unless it was refused as read.
+            self.delivery.submit(message, letter, enrich=not letter.enriched)
             if self.options.dry_run:
                 self.tally.passed += 1
         except ValidationError as error:
             return Rejection(
-                stage, "invalid", str(error), content.record, content.endpoint, problem_field(error)
+                stage,
+                "invalid",
+                str(error),
+                content.record,
+                content.endpoint,
+                problem_field(error),
+                enriched=letter.enriched,
             )
         return None
 

@@ -173,7 +173,8 @@ class Backfill:
     def _send_record(self, path: Path, identity: str, index: int, record: object) -> None:
         self.tally.records += 1
         if isinstance(record, BadRecord):
-            self._hold(Rejection("read", "invalid", record.reason, record.text), path, index)
+            rejection = Rejection("read", "invalid", record.reason, record.text, enriched=False)
+            self._hold(rejection, path, index)
             return
         try:
             message = build_message(record, self.options.endpoint, (identity, index), self.token)
@@ -183,9 +184,11 @@ class Backfill:
             if endpoint is None and isinstance(record, dict):
                 endpoint = infer_endpoint(record)
             reason, field = str(error), problem_field(error)
-            self._hold(
-                Rejection("validation", "invalid", reason, record, endpoint, field), path, index
+            # As read: a replay of the line runs the enrichers (redaction) on it.
+            rejection = Rejection(
+                "validation", "invalid", reason, record, endpoint, field, enriched=False
             )
+            self._hold(rejection, path, index)
 
     def _confirm(
         self, path: Path, identity: str, start: int, end: int, *, complete: bool = False
