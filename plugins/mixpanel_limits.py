@@ -50,9 +50,7 @@ _LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDER_IDS))
 def _cannot_be_placeholder(value: str) -> bool:
     """A cheap test first: a string longer than every placeholder is none, unless spaces
     around one make it so long (Mixpanel strips them)."""
-    return (
-        len(value) > _LONGEST_PLACEHOLDER and not value[0].isspace() and not value[-1].isspace()
-    )
+    return len(value) > _LONGEST_PLACEHOLDER and not value[0].isspace() and not value[-1].isspace()
 
 
 def _is_insert_id(value: str) -> bool:
