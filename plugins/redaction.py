@@ -11,6 +11,7 @@ import attrs
 from mixpanel_core import Event, Message, hookimpl
 from mixpanel_core.api_limits import PROFILE_OPERATIONS
 from mixpanel_core.frozen import FrozenDict
+from mixpanel_core.messages import Alias, GroupUpdate, Merge
 from mixpanel_core.plugin import PluginContext
 from mixpanel_core.schema import read, setting
 from mixpanel_core.secrets import Secret
@@ -29,11 +30,24 @@ class RedactionOptions:
     )
 
 
+IDENTITY = "distinct_id"
+"""Hashed in ``hash``, the user's identity is hashed wherever a message carries it: an event's
+``distinct_id``, a profile update's ``$distinct_id``, an alias's ``alias`` and a merge's
+``$distinct_ids``. Otherwise a profile and its user's events would no longer meet."""
+
+
+_NONE: frozenset[str] = frozenset()
+_IDS_OF = {Alias.kind: frozenset({"alias"}), Merge.kind: frozenset({"$distinct_ids"})}
+"""The properties besides ``distinct_id`` that carry a user's identity, by message kind."""
+
+
 class Redaction:
-    """Applies to event properties and to the objects of profile operations (``$set`` ...).
+    """Applies to event properties and to the objects of profile operations (``$set`` ...),
+    and to the user's identity in every message when ``distinct_id`` is hashed (``IDENTITY``).
 
     Hashing is HMAC-SHA-256 with the configured salt, so the same value always maps to the
-    same digest (segmentation still works) but cannot be looked up in a rainbow table.
+    same digest (segmentation still works) but cannot be looked up in a rainbow table. A list
+    is hashed element by element (a ``$union`` stays a list).
     """
 
     def __init__(
@@ -44,6 +58,7 @@ class Redaction:
         # A keyed HMAC prepared once; copies of it digest values, and its repr shows no key.
         self._hmac = hmac.new(salt.encode(), digestmod=hashlib.sha256)
         self._names = self.drop | self.hash
+        self._identity = IDENTITY in self.hash
 
     @classmethod
     def from_config(cls, context: PluginContext) -> Redaction:
@@ -55,6 +70,11 @@ class Redaction:
         salt = options.salt.reveal() if options.salt else ""
         return cls(options.drop, options.hash, salt)
 
+    def _hashed(self, value: Any) -> Any:
+        if isinstance(value, tuple):  # a JSON list, frozen
+            return tuple(self._digest(item) for item in value)
+        return self._digest(value)
+
     def _digest(self, value: Any) -> str:
         text = value if isinstance(value, str) else repr(value)
         digest = self._hmac.copy()
@@ -62,12 +82,15 @@ class Redaction:
         digest.update(text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
-    def _redact(self, mapping: FrozenDict) -> FrozenDict | None:
-        if self._names.isdisjoint(mapping):
+    def _redact(self, mapping: FrozenDict, ids: frozenset[str] = _NONE) -> FrozenDict | None:
+        """``mapping`` without the dropped names and with the hashed ones hashed, and the names
+        in ``ids`` too (an alias's ``alias``...); ``None`` when it has none of them."""
+        hashed, names = (self.hash | ids, self._names | ids) if ids else (self.hash, self._names)
+        if names.isdisjoint(mapping):
             return None
         return FrozenDict(
             {
-                k: (self._digest(v) if k in self.hash else v)
+                k: (self._hashed(v) if k in hashed else v)
                 for k, v in mapping.items()
                 if k not in self.drop
             }
@@ -78,9 +101,14 @@ class Redaction:
     @hookimpl(trylast=True)
     def mixpanel_enrich(self, message: Message) -> Message | None:
         if isinstance(message, Event):
-            props = self._redact(message.properties)
+            ids = _IDS_OF.get(message.kind, _NONE) if self._identity else _NONE
+            props = self._redact(message.properties, ids)
             return None if props is None else message.with_property_values(props)
-        changes = {}
+        changes: dict[str, Any] = {}
+        if self._identity and not isinstance(message, GroupUpdate):
+            distinct_id = message.record.get("$distinct_id")
+            if distinct_id is not None:
+                changes["$distinct_id"] = self._digest(distinct_id)
         for op in PROFILE_OPERATIONS:
             value = message.record.get(op)
             if isinstance(value, FrozenDict):

@@ -83,3 +83,39 @@ def test_a_message_dropped_as_the_caller_made_it_is_reported_redacted() -> None:
     for report in (placeholder, too_big):  # (no repr writes a 5,000-digit integer)
         assert isinstance(report.message, Event)
         assert report.message.properties["email"] == digest
+
+
+def _digest(value: str) -> str:
+    return hmac.new(b"pepper", value.encode(), hashlib.sha256).hexdigest()
+
+
+def test_a_hashed_distinct_id_is_hashed_in_every_message_that_carries_the_user() -> None:
+    """With ``distinct_id`` hashed, a profile's ``$distinct_id``, an alias's ``alias`` and a
+    merge's ``$distinct_ids`` were sent as they were: the profile no longer met its user's
+    events, and the identity the user meant to hide left the process (the Kafka key too)."""
+    client, transport = make_client({"hash": ["distinct_id"], "salt": "${SALT}"})
+    client.track("ada", "Signed up")
+    client.people_set("ada", {"plan": "pro"})
+    client.alias("ada-new", "ada")
+    client.merge(None, "ada", "ada-device")
+    client.group_set("company", "acme", {"size": 3})  # a group's id is not a user's
+    event, person, alias, merge, group = transport.records()
+    assert event["properties"]["distinct_id"] == _digest("ada")
+    assert person["$distinct_id"] == _digest("ada")
+    assert alias["properties"]["distinct_id"] == _digest("ada")
+    assert alias["properties"]["alias"] == _digest("ada-new")
+    assert merge["properties"]["$distinct_ids"] == [_digest("ada"), _digest("ada-device")]
+    assert group["$group_id"] == "acme"
+    keys = [m.key for m in transport.messages]
+    assert keys[:2] == [_digest("ada"), _digest("ada")], "the Kafka key is the hashed id"
+
+
+def test_a_list_is_hashed_element_by_element() -> None:
+    """A list was hashed whole, from its repr(): a ``$union`` became one string, which
+    Mixpanel refuses (``$union`` takes lists)."""
+    client, transport = make_client({"hash": ["emails"], "salt": "${SALT}"})
+    client.people_union("u-1", {"emails": ["a@b.c", "d@e.f"]})
+    client.track("u-1", "Invited", {"emails": ["a@b.c"]})
+    person, event = transport.records()
+    assert person["$union"]["emails"] == [_digest("a@b.c"), _digest("d@e.f")]
+    assert event["properties"]["emails"] == [_digest("a@b.c")]
