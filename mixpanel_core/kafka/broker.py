@@ -107,9 +107,18 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, advertised: str | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        advertised: str | None = None,
+        *,
+        stop_by_kill: bool = False,
     ) -> None:
         self.host = host
+        self._stop_by_kill = stop_by_kill
+        """Whether ``stop()`` kills the broker at once (SIGKILL), as a crash would: for a test
+        whose broker is to be gone. A graceful stop waits for the clients still connected (on
+        Tansu, 5 s), which such a test then waits for nothing."""
         self._port_chosen_here = not port
         self.port = port or _free_port()
         self._advertised = advertised
@@ -209,9 +218,14 @@ class EmbeddedBroker:
             return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); idempotent."""
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``; at once with
+        ``stop_by_kill``); idempotent."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
+            return
+        if self._stop_by_kill:
+            process.kill()
+            process.wait()
             return
         process.send_signal(signal.SIGTERM)
         try:

@@ -25,7 +25,7 @@ def events(count: int, tag: str = "user", padding: int = 0) -> list[Message]:
 def transport_whose_broker_is_gone(report: Reporter) -> KafkaTransport:
     """A transport that sent one message, acknowledged, to a broker since stopped; its long
     request and delivery timeouts keep what it sends next unacknowledged for the test."""
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(stop_by_kill=True) as broker:
         create_topic(broker.bootstrap_servers, "doomed", 1)
         transport = KafkaTransport(
             broker.bootstrap_servers,

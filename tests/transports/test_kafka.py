@@ -120,7 +120,7 @@ def test_messages_are_reported_accepted_once_the_broker_acknowledged_them(
 def test_flush_is_bounded_and_returns_what_a_dead_broker_never_acknowledged(
     reports: list[DeliveryReport],
 ) -> None:
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(stop_by_kill=True) as broker:
         create_topic(broker.bootstrap_servers, "lonely", 1)
         transport = KafkaTransport(
             broker.bootstrap_servers,
@@ -164,7 +164,7 @@ def test_send_beyond_max_unacknowledged_waits_max_block_ms_then_fails_and_report
 ) -> None:
     """kafka-python 3.0 holds whatever it is given while the broker is down; the bound stops
     that, and what it refuses was never handed to the producer."""
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(stop_by_kill=True) as broker:
         create_topic(broker.bootstrap_servers, "held", 1)
         transport = KafkaTransport(
             broker.bootstrap_servers,
@@ -301,7 +301,7 @@ def test_a_record_the_broker_never_stores_is_reported_failed_by_its_future(
     """The producer gives up on a record (here its delivery timeout runs out with the broker
     gone): the failure reaches the report through the record's future, with kafka-python's
     reason, and the record is no longer counted as waiting."""
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(stop_by_kill=True) as broker:
         create_topic(broker.bootstrap_servers, "gone", 1)
         transport = KafkaTransport(
             broker.bootstrap_servers,

@@ -85,7 +85,7 @@ def send_and_drop(bootstrap, topic, options, exit_timeout, stop=None):
 
 mode = sys.argv[1]
 if mode == "stopped":
-    broker = EmbeddedBroker().start()
+    broker = EmbeddedBroker(stop_by_kill=True).start()
     create_topic(broker.bootstrap_servers, "gone", 1)
     options = {"request_timeout_ms": 60_000, "delivery_timeout_ms": 120_000}
     dropped, sender = send_and_drop(broker.bootstrap_servers, "gone", options, 1, broker.stop)

@@ -218,7 +218,7 @@ def test_a_flush_in_closes_failed_reports_returns_what_close_has_not_reported_ye
             left = holder["transport"].flush(4)  # inside a report: acknowledgements only
             inner.append((time.monotonic() - started, id(r.message), [id(m) for m in left]))
 
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(stop_by_kill=True) as broker:
         create_topic(broker.bootstrap_servers, "doomed", 1)
         transport = holder["transport"] = KafkaTransport(
             broker.bootstrap_servers,

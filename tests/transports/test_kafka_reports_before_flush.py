@@ -62,7 +62,7 @@ def test_flush_returns_nothing_only_once_every_message_has_its_accepted_report(
 def test_flush_returns_nothing_only_once_every_message_has_its_failed_report() -> None:
     """The producer's failure (its errback) is held to the same order as the acknowledgement."""
     reporter = SlowReports()
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(stop_by_kill=True) as broker:
         create_topic(broker.bootstrap_servers, "doomed", 1)
         transport = KafkaTransport(
             broker.bootstrap_servers,
