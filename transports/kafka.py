@@ -928,13 +928,26 @@ class _Settlement:
     which made it collect twice as often as a bare producer's sends do.
     """
 
-    __slots__ = ("_number", "_transport")
+    __slots__ = ("_number", "_sender", "_transport")
 
     def __init__(self, transport: KafkaTransport, number: int) -> None:
         self._transport = transport
         self._number = number
+        self._sender = _get_ident()
 
     def __call__(self, outcome: object) -> None:
+        if _get_ident() == self._sender:
+            # kafka-python runs a finished future's callbacks at once, on the thread attaching
+            # them: the broker answered before send() had asked to be told (its caller
+            # descheduled in between). Not reported there, inside send(): a reporter waiting
+            # for something that caller holds (a lock around track()) would wait for ever.
+            threading.Thread(
+                target=self._settle, args=(outcome,), name="mixpanel-core-kafka-report"
+            ).start()
+        else:
+            self._settle(outcome)
+
+    def _settle(self, outcome: object) -> None:
         if isinstance(outcome, BaseException):
             self._transport._failed(self._number, outcome)
         else:

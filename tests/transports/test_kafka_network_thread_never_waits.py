@@ -174,7 +174,10 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
             "b",
             kafka_bootstrap,
             kafka_topic,
-            producer_options={"linger_ms": 0, "max_block_ms": 4000},
+            # b1 leaves after 200 ms: its acknowledgement comes on B's network thread, long
+            # after send() asked to be told (with no linger, a loaded machine could let it
+            # come first, and it was then reported on another thread: see test_kafka_report_thread).
+            producer_options={"linger_ms": 200, "max_block_ms": 4000},
             max_unacknowledged=1,
             report=report_b,
         )
