@@ -529,7 +529,12 @@ class IngestionClient:
         ):
             # Every record of the first half was too large for the server alone: its limit is
             # below a record, and the second half is not sent record by record either.
-            unsent = self._too_large_unsent(endpoint, batch[half:], split.answer, attempts, half)
+            reason = (
+                f"not sent: the {half} records before them in the request were each too large "
+                f"for the server alone, as these would be ({split.answer.reason})"
+            )
+            rejected, status = DeliveryStatus.REJECTED, split.answer.http_status
+            unsent = self._outcome(endpoint, batch[half:], rejected, reason, status, attempts)
             return first + call.settle([unsent])
         narrow = not (
             split.unnamed
@@ -598,24 +603,6 @@ class IngestionClient:
             f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
             "request and may have applied the valid ones; which cannot be told, as "
             f"{why})"
-        )
-        return self._outcome(
-            endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
-        )
-
-    def _too_large_unsent(
-        self,
-        endpoint: Endpoint,
-        batch: list[EncodedPair],
-        answer: Classification,
-        attempts: int,
-        before: int,
-    ) -> Outcome:
-        """``batch``, the second half of a request split on 413, REJECTED unsent: each of the
-        ``before`` records of the first half was refused alone as too large."""
-        reason = (
-            f"not sent: the {before} records before them in the request were each too large "
-            f"for the server alone, as these would be ({answer.reason})"
         )
         return self._outcome(
             endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts

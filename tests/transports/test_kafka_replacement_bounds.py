@@ -23,7 +23,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,39 +33,18 @@ from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka.admin import create_topic
 from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.messages import Message
-from mixpanel_core.testing import memory_client
 from transports.kafka import STUCK_MARGIN, KafkaTransport
+
+from . import test_kafka_broken_producer as broken_producer
+from .test_kafka_broken_producer import events, wait_for
 
 pytestmark = pytest.mark.integration
 
-QUICK = {
-    "request_timeout_ms": 1000,
-    "delivery_timeout_ms": 2500,
-    "retry_backoff_ms": 50,
-    "reconnect_backoff_max_ms": 200,
-    "max_block_ms": 2000,
-    "linger_ms": 5,
-}
+QUICK = {**broken_producer.QUICK, "max_block_ms": 2000}
 """A producer that gives up within seconds; a build with no broker answering fails in 2 s."""
 
 REPLACED = "before the transport replaced its producer"
 """In the reason of each message a replacement reports FAILED."""
-
-
-def events(prefix: str, count: int) -> list[Message]:
-    client, memory = memory_client("tok")
-    for n in range(count):
-        client.track(f"user-{n % 7}", "Played", {"$insert_id": f"{prefix}-{n}"})
-    return memory.messages
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 class Broker:
