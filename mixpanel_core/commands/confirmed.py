@@ -33,9 +33,6 @@ from mixpanel_core.hookspecs import hookimpl
 from mixpanel_core.messages import Message
 from mixpanel_core.pipeline import Pipeline
 
-PIPELINE_REPORTER = "pipeline"
-"""The ``transport`` of the reports the pipeline itself makes (``on_invalid = "drop"``)."""
-
 Item = TypeVar("Item")
 """What a command submits a message for, and gets back with its report: an index, a letter."""
 
@@ -58,7 +55,7 @@ class ChunkOutcome(Generic[Item]):
     """Messages whose every report says ACCEPTED (one routed to two transports has two) and
     that no transport still holds."""
     rejected: tuple[Lost[Item], ...]
-    """REJECTED by Mixpanel, or DROPPED by the pipeline as invalid: sending again won't help."""
+    """REJECTED by Mixpanel: sending again won't help (invalid records raise in ``submit``)."""
     failed: tuple[Lost[Item], ...]
     """FAILED after the retry budget, or DROPPED by a full queue: may be sent again."""
     undelivered: int
@@ -213,9 +210,7 @@ class _Discard:
 
 def _final(report: DeliveryReport) -> bool:
     """Whether sending the message again cannot change the outcome."""
-    if report.status is DeliveryStatus.DROPPED:
-        return report.transport == PIPELINE_REPORTER  # invalid; a full queue's drop is not final
-    return report.status is DeliveryStatus.REJECTED
+    return report.status is DeliveryStatus.REJECTED  # a full queue's drop is not final
 
 
 def _worst(lost: Sequence[DeliveryReport]) -> DeliveryReport:
@@ -285,7 +280,12 @@ class ConfirmedDelivery(Generic[Item]):
 
     def __init__(self, config: Config, *, dry_run: bool = False) -> None:
         self.collector = ReportCollector()
-        config = without_dead_letter_files(config)
+        # Invalid records are the command's to keep (its rejected file, as read: a replay of
+        # the line enriches them), whatever on_invalid says for applications.
+        config = attrs.evolve(
+            without_dead_letter_files(config),
+            pipeline=attrs.evolve(config.pipeline, on_invalid="raise"),
+        )
         transports: Mapping[str, object] | None = None
         if dry_run:
             # Same names, so routes still resolve; nothing leaves the process.

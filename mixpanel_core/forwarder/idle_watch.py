@@ -127,6 +127,9 @@ class IdleWatch:
                         "reading the group's commits while idle: %s: %s", type(exc).__name__, exc
                     )
                 self._ask.clear()
+                # A close() during the read set the event this clear just cleared.
+                if self._closed:
+                    return
         finally:
             if reader is not None:
                 try:

@@ -27,6 +27,12 @@ hash = ["email"]
 drop = ["phone"]
 salt = "pepper"
 """
+DROP_AND_SUPER_PROPERTIES = """
+[pipeline]
+on_invalid = "drop"
+[plugins.super_properties]
+properties = { app = "checkout" }
+"""
 EMAIL = "ada@example.com"
 DIGEST = hmac.new(b"pepper", EMAIL.encode(), hashlib.sha256).hexdigest()
 
@@ -121,3 +127,34 @@ def test_a_line_delivery_rejected_is_kept_as_sent_and_marked_so(
     assert main(["replay-dead-letters", "--file", str(again), "--config", str(config)]) == 0
     [stored] = mixpanel_emulator.records("import")
     assert stored["properties"]["email"] == DIGEST
+
+
+def test_under_on_invalid_drop_a_record_refused_as_read_is_kept_as_read(
+    tmp_path: Path, mixpanel_emulator: Emulator
+) -> None:
+    """``on_invalid = "drop"`` is for applications: the commands keep invalid records
+    themselves, as read. Under it, ``send`` wrote one refused before enrichment as enriched
+    (from its dropped report), and its replay then went without its super properties."""
+    config = write_config(
+        tmp_path,
+        mixpanel_emulator,
+        plugins=["mixpanel_limits", "super_properties"],
+        extra=DROP_AND_SUPER_PROPERTIES,
+    )
+    future = _event("dr-1")
+    future["properties"]["time"] = int(time.time()) + 7200  # type: ignore[index]
+    source = write_ndjson(tmp_path / "in.ndjson", [future])
+    rejected = tmp_path / "rejected.jsonl"
+    assert (
+        main(["send", str(source), "--config", str(config), "--rejected-file", str(rejected)]) == 0
+    )
+    [line] = read_lines(rejected)
+    assert (line["stage"], line["enriched"]) == ("validation", False)
+    assert "app" not in line["record"]["properties"], "as read"
+
+    line["record"]["properties"]["time"] = int(time.time()) - 3600
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_bytes(orjson.dumps(line) + b"\n")
+    assert main(["replay-dead-letters", "--file", str(fixed), "--config", str(config)]) == 0
+    [stored] = mixpanel_emulator.records("import")
+    assert stored["properties"]["app"] == "checkout"

@@ -27,6 +27,7 @@ from .conftest import FAST_GROUP, ForwardingRig, free_port, wait_until
 pytestmark = pytest.mark.integration
 
 WAITING = 6
+IDLE_THREAD = "mixpanel-forwarder-idle-watch"
 WARNING = "has held no partition of"
 
 
@@ -200,7 +201,13 @@ def test_the_checks_never_hold_the_loop_while_the_broker_does_not_answer() -> No
             longest = max(longest, time.monotonic() - began)
             time.sleep(0.05)
         assert longest < 0.1, f"a turn of the loop waited {longest:.2f}s for the broker"
+        watch.close()  # while the read waits for the broker
+    finally:
+        broker._process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    try:
+        # Once the broker answers, the read ends, and so do the thread and its consumer.
+        wait_until(lambda: not any(t.name == IDLE_THREAD for t in threading.enumerate()), 30)
+        assert built[0]._closed, "the watch's consumer was closed"
     finally:
         watch.close()
-        broker._process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
         broker.stop()
