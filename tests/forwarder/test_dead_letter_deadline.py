@@ -20,7 +20,7 @@ from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 
-from .conftest import ForwardingRig, wait_until
+from .conftest import ForwardingRig, track_event, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -79,8 +79,16 @@ def test_a_stop_while_the_dead_letter_broker_is_unreachable_ends_by_the_deadline
     thread.start()
     rig.wait_for_delivered(3)
     wait_until(lambda: rig.committed() == {0: 3}, 30)
-    rig.produce_raw(b"{not json", [(headers.ENDPOINT, b"track")])  # offset 3: poison
-    after = rig.produce_events(2, prefix="after")
+    # The poison (offset 3) and the two records after it in one batch: the forwarder reads
+    # them in one poll, whatever the load, before the poison's dead letter holds it. From two
+    # producers, a slow second one left the poison read alone, and consumed stayed at 4.
+    producer = kafka_python().KafkaProducer(bootstrap_servers=rig.bootstrap, linger_ms=500)
+    track = [(headers.ENDPOINT, b"track")]
+    for value in (b"{not json", track_event(4, refused=-1), track_event(5, refused=-1)):
+        producer.send(rig.topic, value=value, key=b"raw", headers=track)
+    producer.flush(30)
+    producer.close(10)
+    after = ["id-4", "id-5"]
     wait_until(lambda: forwarder.metrics.consumed == 6, 30)
     time.sleep(0.5)  # inside the wait for the dead-letter topic's metadata
 

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from .conftest import ForwardingRig, free_port, wait_until
+from .conftest import FAST_GROUP, ForwardingRig, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,7 @@ def test_partitions_paused_before_their_first_fetch_count_in_the_lag(rig: Forwar
             "batch_records": 1,
             "shutdown_deadline": 2.0,
             "consumer": {
-                "session_timeout_ms": 6000,
-                "heartbeat_interval_ms": 2000,
+                **FAST_GROUP,
                 "max_poll_records": 1,
             },
         },

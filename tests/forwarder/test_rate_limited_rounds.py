@@ -28,7 +28,8 @@ def test_rounds_after_a_429_wait_on_the_rate_limit_schedule(rig: ForwardingRig) 
     # The rig's other waits are 0.05 to 0.2 s; the retry budget is too short for even one
     # 429 wait inside the client, so every wait after a 429 is the forwarder's, between rounds.
     config = rig.write_config(
-        http={"rate_limit_base": RATE_LIMIT_BASE, "rate_limit_cap": 8.0, "retry_budget": 0.5}
+        {"shutdown_deadline": 2.0},  # the stop is only to exit 0, not waited out at 10 s
+        http={"rate_limit_base": RATE_LIMIT_BASE, "rate_limit_cap": 8.0, "retry_budget": 0.5},
     )
     in_window, delays, stderr = rig.rate_limited_rounds(config, WINDOW)
 
