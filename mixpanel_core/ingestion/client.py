@@ -30,7 +30,6 @@ from mixpanel_core.ingestion.auth import (
 )
 from mixpanel_core.ingestion.batching import records_limit, split_encoded
 from mixpanel_core.ingestion.classify import (
-    TOO_LARGE_STATUS,
     Classification,
     Verdict,
     classify_response,
@@ -174,6 +173,10 @@ class _Call:
         """Whether the deadline may change while a request is out (see ``Deadline``)."""
         self.stopped = False
         """Whether a wait was cut short (see ``Wait``): no request of the call starts since."""
+        self.too_large: tuple[int, Classification] | None = None
+        """The smallest body a 413 refused in this call, and that answer: a body as large is
+        refused too, so it is split (or its record rejected) without being sent. A server
+        whose limit is below a record cost a batch of n records 2n - 1 requests."""
 
     @property
     def deadline(self) -> float | None:
@@ -432,6 +435,17 @@ class IngestionClient:
             # the size win of 9 at a fraction of the CPU, on JSON. mtime=0: the header would
             # otherwise carry the time of each compression.
             body = gzip.compress(body, compresslevel=5, mtime=0)
+        too_large = call.too_large
+        if too_large is not None and len(body) >= too_large[0]:
+            refused, refusal = too_large
+            if len(batch) > 1:
+                return _Split(attempts, started, answer=refusal)
+            why = (
+                f"not sent: the server refused {refused} bytes as too large ({refusal.reason}), "
+                f"and this record alone makes {len(body)}"
+            )
+            rejected, status = DeliveryStatus.REJECTED, refusal.http_status
+            return [self._outcome(endpoint, batch, rejected, why, status, attempts)]
         retries = 0
         # A half of a status 0 being narrowed down is sent as a retry of its batch is; a half
         # of a 413 is a request of its own (a smaller body is not the same request again).
@@ -470,6 +484,8 @@ class IngestionClient:
             if verdict is Verdict.AUTH:
                 raise _CredentialsRefusedError(answer, attempts, batch)
             if verdict is Verdict.TOO_LARGE:
+                if call.too_large is None or len(body) < call.too_large[0]:
+                    call.too_large = (len(body), answer)
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
                 return _Split(attempts, started, answer=answer)
@@ -521,21 +537,6 @@ class IngestionClient:
         first = self._deliver(
             endpoint, credentials, batch[:half], call, attempts, started, True, split.answer
         )
-        if (
-            split.answer is not None
-            and split.answer.verdict is Verdict.TOO_LARGE
-            and half >= WHOLLY_REFUSED
-            and all(o.http_status == TOO_LARGE_STATUS for o in first)
-        ):
-            # Every record of the first half was too large for the server alone: its limit is
-            # below a record, and the second half is not sent record by record either.
-            reason = (
-                f"not sent: the {half} records before them in the request were each too large "
-                f"for the server alone, as these would be ({split.answer.reason})"
-            )
-            rejected, status = DeliveryStatus.REJECTED, split.answer.http_status
-            unsent = self._outcome(endpoint, batch[half:], rejected, reason, status, attempts)
-            return first + call.settle([unsent])
         narrow = not (
             split.unnamed
             and half >= WHOLLY_REFUSED

@@ -283,9 +283,8 @@ def test_no_retry_is_sent_with_less_left_of_the_budget_than_an_answer_needs(
 
 def test_a_server_refusing_every_record_as_too_large_costs_few_requests() -> None:
     """A server whose body limit is below one record answers 413 to every request, single
-    records too: once every record of a first half (16 or more) was refused alone, the second
-    half is rejected unsent, not split down to single records (64 records: 127 requests, 13 s
-    at 0.1 s each; 2,000 records: 3,999)."""
+    records too: a body as large as one it refused is not sent again, so 64 records cost
+    about log2(64) requests, not 127 (13 s at 0.1 s each)."""
     from mixpanel_core.emulator import Emulator
 
     with Emulator(max_body_bytes=100) as emulator:
@@ -298,14 +297,37 @@ def test_a_server_refusing_every_record_as_too_large_costs_few_requests() -> Non
             client.close()
         requests = emulator.stats()["requests"]["track"]["413"]
 
-    assert requests <= 2 * 16 + 4, requests
+    assert requests <= 10, requests
     assert [o.status for o in result.outcomes for _ in o.items] == [DeliveryStatus.REJECTED] * 64
-    unsent = [o for o in result.outcomes if "not sent" in (o.reason or "")]
-    assert unsent
-    assert all(
-        "records before them in the request were each too large" in (o.reason or "") for o in unsent
-    )
+    unsent = [o for o in result.outcomes if "not sent: the server refused" in (o.reason or "")]
+    assert sum(len(o.items) for o in unsent) >= 60
     assert all(o.http_status == 413 for o in result.outcomes)
+
+
+@pytest.mark.parametrize("oversized_first", [True, False])
+def test_records_that_fit_are_delivered_beside_records_too_large(oversized_first: bool) -> None:
+    """Only what is as large as a refused body is refused unsent: the records that fit the
+    server's limit are delivered, in whatever order the batch holds them."""
+    from mixpanel_core.emulator import Emulator
+
+    large = [event(pad="x" * 1000) for _ in range(25)]
+    small = [event() for _ in range(25)]
+    batch = large + small if oversized_first else small + large
+    with Emulator(max_body_bytes=700) as emulator:
+        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
+        client = IngestionClient(settings, HttpOptions(retry_budget=0))
+        try:
+            result = client.send_batch("track", batch)
+        finally:
+            client.close()
+        stored = sorted(r["properties"]["$insert_id"] for r in emulator.records("track"))
+
+    assert stored == sorted(m.insert_id for m in small)
+    by_status = {
+        o.status: sum(len(x.items) for x in result.outcomes if x.status is o.status)
+        for o in result.outcomes
+    }
+    assert by_status == {DeliveryStatus.ACCEPTED: 25, DeliveryStatus.REJECTED: 25}
 
 
 @pytest.mark.parametrize("options", [{"retry_budget": 0}, {"max_retries": 0}])
