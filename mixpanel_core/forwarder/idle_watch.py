@@ -114,6 +114,7 @@ class IdleWatch:
     def _run(self) -> None:
         assert self._reader is not None
         reader = None
+        failed = False
         try:
             while True:
                 self._ask.wait()
@@ -122,10 +123,17 @@ class IdleWatch:
                 try:
                     reader = reader or self._reader()
                     self._read = _read(reader, self._topic)
+                    failed = False
                 except Exception as exc:  # asked again at the next check
-                    logger.debug(
-                        "reading the group's commits while idle: %s: %s", type(exc).__name__, exc
+                    # Said once until a read succeeds: the warning cannot be given meanwhile.
+                    (logger.debug if failed else logger.warning)(
+                        "cannot read the group's commits for the idle warning (%s: %s); "
+                        "trying again every %g s",
+                        type(exc).__name__,
+                        exc,
+                        self._every,
                     )
+                    failed = True
                 self._ask.clear()
                 # A close() during the read set the event this clear just cleared.
                 if self._closed:
