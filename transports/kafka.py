@@ -272,6 +272,7 @@ class KafkaTransport:
         settle = _Settlement(self, number)
         future.add_callback(settle)
         future.add_errback(settle)
+        settle.attached = True
 
     def _before_send(self, message: Message) -> None:
         """Refuse once closed; say once that per-call credentials stay behind; own a working
@@ -928,24 +929,32 @@ class _Settlement:
     which made it collect twice as often as a bare producer's sends do.
     """
 
-    __slots__ = ("_number", "_sender", "_transport")
+    __slots__ = ("_number", "_sender", "_transport", "attached")
 
     def __init__(self, transport: KafkaTransport, number: int) -> None:
         self._transport = transport
         self._number = number
         self._sender = _get_ident()
+        self.attached = False
+        """Set by ``send()`` once it attached both callbacks."""
 
     def __call__(self, outcome: object) -> None:
-        if _get_ident() == self._sender:
+        if not self.attached and _get_ident() == self._sender:
             # kafka-python runs a finished future's callbacks at once, on the thread attaching
             # them: the broker answered before send() had asked to be told (its caller
             # descheduled in between). Not reported there, inside send(): a reporter waiting
             # for something that caller holds (a lock around track()) would wait for ever.
             threading.Thread(
-                target=self._settle, args=(outcome,), name="mixpanel-core-kafka-report"
+                target=self._settle_logged, args=(outcome,), name="mixpanel-core-kafka-report"
             ).start()
         else:
             self._settle(outcome)
+
+    def _settle_logged(self, outcome: object) -> None:
+        try:
+            self._settle(outcome)
+        except Exception:  # on the network thread, kafka-python logs what a callback raises
+            logger.exception("transport %r: a delivery report failed", self._transport._name)
 
     def _settle(self, outcome: object) -> None:
         if isinstance(outcome, BaseException):

@@ -174,9 +174,9 @@ class _Call:
         self.stopped = False
         """Whether a wait was cut short (see ``Wait``): no request of the call starts since."""
         self.too_large: tuple[int, Classification] | None = None
-        """The smallest body a 413 refused in this call, and that answer: a body as large is
-        refused too, so it is split (or its record rejected) without being sent. A server
-        whose limit is below a record cost a batch of n records 2n - 1 requests."""
+        """The smallest body a 413 refused in this call, and that answer: a body of several
+        records as large is split without being sent. A server whose limit is below a record
+        cost a batch of n records 2n - 1 requests; now about n."""
 
     @property
     def deadline(self) -> float | None:
@@ -436,16 +436,11 @@ class IngestionClient:
             # otherwise carry the time of each compression.
             body = gzip.compress(body, compresslevel=5, mtime=0)
         too_large = call.too_large
-        if too_large is not None and len(body) >= too_large[0]:
-            refused, refusal = too_large
-            if len(batch) > 1:
-                return _Split(attempts, started, answer=refusal)
-            why = (
-                f"not sent: the server refused {refused} bytes as too large ({refusal.reason}), "
-                f"and this record alone makes {len(body)}"
-            )
-            rejected, status = DeliveryStatus.REJECTED, refusal.http_status
-            return [self._outcome(endpoint, batch, rejected, why, status, attempts)]
+        if too_large is not None and len(body) >= too_large[0] and len(batch) > 1:
+            # As large as a body a 413 refused: split without sending it. Only split: a record
+            # is rejected on the server's own answer (a 413 may not be about the size, and
+            # one body compresses better than another).
+            return _Split(attempts, started, answer=too_large[1])
         retries = 0
         # A half of a status 0 being narrowed down is sent as a retry of its batch is; a half
         # of a 413 is a request of its own (a smaller body is not the same request again).

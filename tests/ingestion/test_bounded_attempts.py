@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -281,10 +282,11 @@ def test_no_retry_is_sent_with_less_left_of_the_budget_than_an_answer_needs(
     assert took < 0.5, "it waited for a retry it would not send"
 
 
-def test_a_server_refusing_every_record_as_too_large_costs_few_requests() -> None:
+def test_a_server_refusing_every_record_as_too_large_costs_a_request_a_record() -> None:
     """A server whose body limit is below one record answers 413 to every request, single
-    records too: a body as large as one it refused is not sent again, so 64 records cost
-    about log2(64) requests, not 127 (13 s at 0.1 s each)."""
+    records too: a body of several records as large as one it refused is not sent again, so
+    64 records cost about 64 requests, not 127 (13 s at 0.1 s each); each record is rejected
+    on the server's own answer to it."""
     from mixpanel_core.emulator import Emulator
 
     with Emulator(max_body_bytes=100) as emulator:
@@ -297,11 +299,34 @@ def test_a_server_refusing_every_record_as_too_large_costs_few_requests() -> Non
             client.close()
         requests = emulator.stats()["requests"]["track"]["413"]
 
-    assert requests <= 10, requests
+    assert requests <= 64 + 7, requests
     assert [o.status for o in result.outcomes for _ in o.items] == [DeliveryStatus.REJECTED] * 64
-    unsent = [o for o in result.outcomes if "not sent: the server refused" in (o.reason or "")]
-    assert sum(len(o.items) for o in unsent) >= 60
-    assert all(o.http_status == 413 for o in result.outcomes)
+    assert all(o.http_status == 413 and o.attempts >= 1 for o in result.outcomes)
+    assert not [o for o in result.outcomes if "not sent" in (o.reason or "")]
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_a_413_not_about_this_body_loses_nothing(gzip: bool) -> None:
+    """One 413 (a proxy's, a fault) on the call's first request, of two small records, says
+    nothing of the larger records in its later requests: each is sent and delivered. With
+    gzip on, a body that compresses well says nothing of records that compress worse."""
+    from mixpanel_core.emulator import Emulator
+
+    with Emulator() as emulator:
+        emulator.client.fail_next(1, 413, endpoints=["track"])
+        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
+        options = HttpOptions(retry_budget=0, gzip=gzip, max_batch_records=2)
+        client = IngestionClient(settings, options)
+        small = [event(pad="a" * 100) for _ in range(2)]  # compresses well
+        larger = [event(pad="".join(uuid.uuid4().hex for _ in range(12))) for _ in range(6)]
+        try:
+            result = client.send_batch("track", small + larger)
+        finally:
+            client.close()
+        stored = len(emulator.records("track"))
+
+    assert result.ok, [o.reason for o in result.outcomes]
+    assert stored == 8
 
 
 @pytest.mark.parametrize("oversized_first", [True, False])
