@@ -9,6 +9,7 @@ which the forwarder is merely one member too many.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -211,3 +212,29 @@ def test_the_checks_never_hold_the_loop_while_the_broker_does_not_answer() -> No
     finally:
         watch.close()
         broker.stop()
+
+
+def test_reads_that_fail_are_said_once_at_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A watch that cannot read the group's commits (here: no broker at all) cannot warn: it
+    says so once at WARNING, not at every check, rather than being silently off."""
+    nowhere = f"127.0.0.1:{free_port()}"
+
+    def reader() -> Any:
+        return kafka_python().KafkaConsumer(
+            bootstrap_servers=nowhere, group_id="g", api_version_auto_timeout_ms=200
+        )
+
+    watch = IdleWatch(reader, "t", "g", 0.1, ForwarderMetrics())
+    caplog.set_level(logging.DEBUG, logger="mixpanel_core.forwarder")
+    try:
+        until = time.monotonic() + 3.0
+        tried = 0
+        while time.monotonic() < until and tried < 3:
+            watch.tick(time.monotonic(), holds_partitions=False)
+            tried = sum("cannot read the group's commits" in r.getMessage() for r in caplog.records)
+            time.sleep(0.05)
+    finally:
+        watch.close()
+    said = [r for r in caplog.records if "cannot read the group's commits" in r.getMessage()]
+    assert len(said) >= 2, "the reads were tried again"
+    assert [r.levelno for r in said].count(logging.WARNING) == 1
