@@ -174,9 +174,11 @@ class _Call:
         self.stopped = False
         """Whether a wait was cut short (see ``Wait``): no request of the call starts since."""
         self.too_large: tuple[int, Classification] | None = None
-        """The smallest body a 413 refused in this call, and that answer: a body of several
-        records as large is split without being sent. A server whose limit is below a record
-        cost a batch of n records 2n - 1 requests; now about n."""
+        """The smallest body a 413 refused among the halves of the request being delivered,
+        and that answer: a body of several records as large is split without being sent. A
+        server whose limit is below a record cost a request of n records 2n - 1 requests; now
+        about n. Forgotten at the next request of the call: a stray 413 (a proxy's, a fault)
+        splits only its own request."""
 
     @property
     def deadline(self) -> float | None:
@@ -360,6 +362,7 @@ class IngestionClient:
         outcomes: list[Outcome] = []
         sent = 0
         for batch in split_encoded(items, fmt, self.options.max_batch_bytes, limit):
+            call.too_large = None  # what a 413 taught holds for the halves of its own request
             try:
                 outcomes.extend(self._deliver(endpoint, credentials, batch, call, 0))
             except _CredentialsRefusedError as error:

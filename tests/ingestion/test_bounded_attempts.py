@@ -329,6 +329,26 @@ def test_a_413_not_about_this_body_loses_nothing(gzip: bool) -> None:
     assert stored == 8
 
 
+def test_a_stray_413_splits_only_its_own_request() -> None:
+    """A 413 on the first of 8 requests of 50 records splits that one; the 7 after it are sent
+    whole (what it taught was kept for the whole call: 999 requests for 1,000 records after a
+    few stray 413s)."""
+    from mixpanel_core.emulator import Emulator
+
+    with Emulator() as emulator:
+        emulator.client.fail_next(1, 413, endpoints=["track"])
+        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
+        client = IngestionClient(settings, HttpOptions(max_batch_records=50))
+        try:
+            result = client.send_batch("track", [event() for _ in range(400)])
+        finally:
+            client.close()
+        requests = sum(emulator.stats()["requests"]["track"].values())
+
+    assert result.ok, [o.reason for o in result.outcomes]
+    assert requests == 1 + 2 + 7, requests
+
+
 @pytest.mark.parametrize("oversized_first", [True, False])
 def test_records_that_fit_are_delivered_beside_records_too_large(oversized_first: bool) -> None:
     """Only what is as large as a refused body is refused unsent: the records that fit the

@@ -53,3 +53,35 @@ def test_an_answer_before_send_returned_is_reported_on_another_thread(
     [(status, thread)] = seen
     assert status is DeliveryStatus.ACCEPTED
     assert thread == "mixpanel-core-kafka-report", "not on the caller's thread, inside send()"
+
+
+def test_a_message_sent_from_a_report_is_reported_on_the_network_thread(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    """A reporter on the producer's network thread that sends again on the same transport:
+    that message's acknowledgement comes later on the same network thread, after its
+    callbacks were attached, and is reported there, as docs/transports/kafka.md says (not on
+    a thread of its own, as an answer that came before ``send()`` asked to be told is)."""
+    seen: dict[str, str] = {}
+    [first] = events(1, "first")
+    [second] = events(1, "from-the-report")
+    holder: dict[str, KafkaTransport] = {}
+
+    def report(delivery: DeliveryReport) -> None:
+        assert delivery.message is not None
+        seen[delivery.message.insert_id or ""] = threading.current_thread().name
+        if delivery.message is first:
+            holder["transport"].send(second)
+
+    transport = holder["transport"] = KafkaTransport(
+        kafka_bootstrap, kafka_topic, {"linger_ms": 50}, report=report
+    )
+    try:
+        transport.send(first)
+        deadline = time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        assert transport.close(10) == []
+    assert seen[first.insert_id or ""].endswith("network-thread"), seen
+    assert seen[second.insert_id or ""] == seen[first.insert_id or ""], seen
