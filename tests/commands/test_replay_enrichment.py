@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -43,7 +44,7 @@ def _config(tmp_path: Path, emulator: Emulator) -> Path:
     )
 
 
-def _event(insert_id: str, **properties: object) -> dict[str, object]:
+def _event(insert_id: str, **properties: object) -> dict[str, Any]:
     return {
         "event": "Signed up",
         "properties": {
@@ -54,6 +55,24 @@ def _event(insert_id: str, **properties: object) -> dict[str, object]:
             **properties,
         },
     }
+
+
+def _refused_then_fixed(
+    tmp_path: Path, config: Path, record: dict[str, Any]
+) -> tuple[dict[str, Any], Path]:
+    """``record``, two hours in the future, refused by ``send`` as read: its rejected line,
+    and a file holding that line corrected by hand (the time an hour ago) to replay."""
+    record["properties"]["time"] = int(time.time()) + 7200
+    source = write_ndjson(tmp_path / "in.ndjson", [record])
+    rejected = tmp_path / "rejected.jsonl"
+    sent = main(["send", str(source), "--config", str(config), "--rejected-file", str(rejected)])
+    assert sent == 0
+    [line] = read_lines(rejected)
+    properties = {**line["record"]["properties"], "time": int(time.time()) - 3600}
+    corrected = {**line, "record": {**line["record"], "properties": properties}}
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_bytes(orjson.dumps(corrected) + b"\n")
+    return line, fixed
 
 
 def test_a_dead_letter_is_replayed_as_it_was_sent(
@@ -85,19 +104,9 @@ def test_a_line_send_refused_as_read_is_redacted_when_replayed(
     """``send`` refuses a record as read (a time in the future) and keeps it as read, with
     ``"enriched": false``; corrected and replayed, it is redacted then."""
     config = _config(tmp_path, mixpanel_emulator)
-    future = _event("rf-1", email=EMAIL, phone="555-0199")
-    future["properties"]["time"] = int(time.time()) + 7200  # type: ignore[index]
-    source = write_ndjson(tmp_path / "in.ndjson", [future])
-    rejected = tmp_path / "rejected.jsonl"
-    assert (
-        main(["send", str(source), "--config", str(config), "--rejected-file", str(rejected)]) == 0
-    )
-    [line] = read_lines(rejected)
+    record = _event("rf-1", email=EMAIL, phone="555-0199")
+    line, fixed = _refused_then_fixed(tmp_path, config, record)
     assert (line["stage"], line["enriched"]) == ("validation", False)
-
-    line["record"]["properties"]["time"] = int(time.time()) - 3600  # corrected by hand
-    fixed = tmp_path / "fixed.jsonl"
-    fixed.write_bytes(orjson.dumps(line) + b"\n")
     assert main(["replay-dead-letters", "--file", str(fixed), "--config", str(config)]) == 0
 
     [stored] = mixpanel_emulator.records("import")
@@ -141,20 +150,9 @@ def test_under_on_invalid_drop_a_record_refused_as_read_is_kept_as_read(
         plugins=["mixpanel_limits", "super_properties"],
         extra=DROP_AND_SUPER_PROPERTIES,
     )
-    future = _event("dr-1")
-    future["properties"]["time"] = int(time.time()) + 7200  # type: ignore[index]
-    source = write_ndjson(tmp_path / "in.ndjson", [future])
-    rejected = tmp_path / "rejected.jsonl"
-    assert (
-        main(["send", str(source), "--config", str(config), "--rejected-file", str(rejected)]) == 0
-    )
-    [line] = read_lines(rejected)
+    line, fixed = _refused_then_fixed(tmp_path, config, _event("dr-1"))
     assert (line["stage"], line["enriched"]) == ("validation", False)
     assert "app" not in line["record"]["properties"], "as read"
-
-    line["record"]["properties"]["time"] = int(time.time()) - 3600
-    fixed = tmp_path / "fixed.jsonl"
-    fixed.write_bytes(orjson.dumps(line) + b"\n")
     assert main(["replay-dead-letters", "--file", str(fixed), "--config", str(config)]) == 0
     [stored] = mixpanel_emulator.records("import")
     assert stored["properties"]["app"] == "checkout"

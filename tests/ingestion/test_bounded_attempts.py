@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.result import BatchResult
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import TOKEN, RecordingWait, event
@@ -70,6 +72,16 @@ def client_for(server: ScriptedServer, **options: Any) -> IngestionClient:
     }
     settings = MixpanelSettings(api_host=server.base_url, token=TOKEN)
     return IngestionClient(settings, HttpOptions(**values))
+
+
+def sent_to(emulator: Emulator, batch: list[Any], **options: Any) -> BatchResult:
+    """``batch`` sent to ``emulator`` as /track by a client with ``options``, then closed."""
+    settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
+    client = IngestionClient(settings, HttpOptions(**options))
+    try:
+        return client.send_batch("track", batch)
+    finally:
+        client.close()
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:
@@ -287,16 +299,9 @@ def test_a_server_refusing_every_record_as_too_large_costs_a_request_a_record() 
     records too: a body of several records as large as one it refused is not sent again, so
     64 records cost about 64 requests, not 127 (13 s at 0.1 s each); each record is rejected
     on the server's own answer to it."""
-    from mixpanel_core.emulator import Emulator
-
     with Emulator(max_body_bytes=100) as emulator:
         emulator.set_latency(0.1)
-        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
-        client = IngestionClient(settings, HttpOptions(retry_budget=1.0))
-        try:
-            result = client.send_batch("track", [event() for _ in range(64)])
-        finally:
-            client.close()
+        result = sent_to(emulator, [event() for _ in range(64)], retry_budget=1.0)
         requests = emulator.stats()["requests"]["track"]["413"]
 
     assert requests <= 64 + 7, requests
@@ -310,19 +315,11 @@ def test_a_413_not_about_this_body_loses_nothing(gzip: bool) -> None:
     """One 413 (a proxy's, a fault) on the call's first request, of two small records, says
     nothing of the larger records in its later requests: each is sent and delivered. With
     gzip on, a body that compresses well says nothing of records that compress worse."""
-    from mixpanel_core.emulator import Emulator
-
     with Emulator() as emulator:
         emulator.client.fail_next(1, 413, endpoints=["track"])
-        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
-        options = HttpOptions(retry_budget=0, gzip=gzip, max_batch_records=2)
-        client = IngestionClient(settings, options)
         small = [event(pad="a" * 100) for _ in range(2)]  # compresses well
         larger = [event(pad="".join(uuid.uuid4().hex for _ in range(12))) for _ in range(6)]
-        try:
-            result = client.send_batch("track", small + larger)
-        finally:
-            client.close()
+        result = sent_to(emulator, small + larger, retry_budget=0, gzip=gzip, max_batch_records=2)
         stored = len(emulator.records("track"))
 
     assert result.ok, [o.reason for o in result.outcomes]
@@ -333,16 +330,9 @@ def test_a_stray_413_splits_only_its_own_request() -> None:
     """A 413 on the first of 8 requests of 50 records splits that one; the 7 after it are sent
     whole (what it taught was kept for the whole call: 999 requests for 1,000 records after a
     few stray 413s)."""
-    from mixpanel_core.emulator import Emulator
-
     with Emulator() as emulator:
         emulator.client.fail_next(1, 413, endpoints=["track"])
-        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
-        client = IngestionClient(settings, HttpOptions(max_batch_records=50))
-        try:
-            result = client.send_batch("track", [event() for _ in range(400)])
-        finally:
-            client.close()
+        result = sent_to(emulator, [event() for _ in range(400)], max_batch_records=50)
         requests = sum(emulator.stats()["requests"]["track"].values())
 
     assert result.ok, [o.reason for o in result.outcomes]
@@ -353,18 +343,11 @@ def test_a_stray_413_splits_only_its_own_request() -> None:
 def test_records_that_fit_are_delivered_beside_records_too_large(oversized_first: bool) -> None:
     """Only what is as large as a refused body is refused unsent: the records that fit the
     server's limit are delivered, in whatever order the batch holds them."""
-    from mixpanel_core.emulator import Emulator
-
     large = [event(pad="x" * 1000) for _ in range(25)]
     small = [event() for _ in range(25)]
     batch = large + small if oversized_first else small + large
     with Emulator(max_body_bytes=700) as emulator:
-        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
-        client = IngestionClient(settings, HttpOptions(retry_budget=0))
-        try:
-            result = client.send_batch("track", batch)
-        finally:
-            client.close()
+        result = sent_to(emulator, batch, retry_budget=0)
         stored = sorted(r["properties"]["$insert_id"] for r in emulator.records("track"))
 
     assert stored == sorted(m.insert_id for m in small)
@@ -379,15 +362,8 @@ def test_records_that_fit_are_delivered_beside_records_too_large(oversized_first
 def test_the_halves_of_a_413_are_sent_without_retries_too(options: dict[str, Any]) -> None:
     """Halves are smaller requests, not the same one again: with no retries allowed, a batch
     too large for a server is still delivered, in halves."""
-    from mixpanel_core.emulator import Emulator
-
     with Emulator(max_body_bytes=700) as emulator:
-        settings = MixpanelSettings(api_host=emulator.base_url, token=TOKEN)
-        client = IngestionClient(settings, HttpOptions(**options))
-        try:
-            result = client.send_batch("track", [event() for _ in range(8)])
-        finally:
-            client.close()
+        result = sent_to(emulator, [event() for _ in range(8)], **options)
         stored = len(emulator.records("track"))
 
     assert result.ok, [o.reason for o in result.outcomes]
