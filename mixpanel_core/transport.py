@@ -137,7 +137,7 @@ def tell_auth_not_carried(transport: str, authenticated_by: str) -> None:
     logger.warning(
         "transport %r does not carry the api_key/api_secret given to import_data() or "
         "merge(): /import is authenticated with %s, which also decide the project the "
-        "records land in (told once per transport)",
+        "records land in (told once per transport name)",
         transport,
         authenticated_by,
     )

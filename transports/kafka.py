@@ -944,6 +944,8 @@ class _Settlement:
             # them: the broker answered before send() had asked to be told (its caller
             # descheduled in between). Not reported there, inside send(): a reporter waiting
             # for something that caller holds (a lock around track()) would wait for ever.
+            # Not a daemon: the interpreter waits for it before the exit closes run, so the
+            # report is made, not lost with the process.
             threading.Thread(
                 target=self._settle_logged, args=(outcome,), name="mixpanel-core-kafka-report"
             ).start()

@@ -143,11 +143,10 @@ class _Split:
     started: float | None
     """When the retry budget of the batch started (its first attempt; ``None``: it was split
     before any): its halves share it."""
-    unnamed: bool = False
-    """Whether the split looks for the records a ``status: 0`` refused."""
-    answer: Classification | None = None
-    """The answer that split the batch (a 413, a ``status: 0``), ``None`` for a body over the
-    byte budget: its halves are sent as its retries are, within its budget."""
+    unnamed: Classification | None = None
+    """The ``status: 0`` whose refused records the split looks for: its halves are sent as
+    its retries are, within its budget (``None``: a 413 or a body over the byte budget, whose
+    halves are requests of their own)."""
 
 
 class _Call:
@@ -173,9 +172,9 @@ class _Call:
         """Whether the deadline may change while a request is out (see ``Deadline``)."""
         self.stopped = False
         """Whether a wait was cut short (see ``Wait``): no request of the call starts since."""
-        self.too_large: tuple[int, Classification] | None = None
-        """The smallest body a 413 refused among the halves of the request being delivered,
-        and that answer: a body of several records as large is split without being sent. A
+        self.too_large: int | None = None
+        """The size of the smallest body a 413 refused among the halves of the request being
+        delivered: a body of several records as large is split without being sent. A
         server whose limit is below a record cost a request of n records 2n - 1 requests; now
         about n. Forgotten at the next request of the call: a stray 413 (a proxy's, a fault)
         splits only its own request."""
@@ -389,14 +388,14 @@ class IngestionClient:
         attempts: int,
         started: float | None = None,
         narrow: bool = True,
-        split_by: Classification | None = None,
+        unnamed: Classification | None = None,
     ) -> list[Outcome]:
         """One batch until it is settled: accepted, rejected, split, or out of budget.
 
         ``started``: when its retry budget started (a half shares its batch's), ``None`` to
         start it at its first attempt. ``narrow``: whether a ``status: 0`` may be narrowed
-        down by sending halves again (see ``_halves``). ``split_by``: the answer that split
-        the batch this one is a half of (see ``_Split.answer``).
+        down by sending halves again (see ``_halves``). ``unnamed``: the ``status: 0`` that
+        split the batch this one is a half of (see ``_Split.unnamed``).
 
         Announces what it settles (``call.settle``) in this one place: a batch split in
         halves announces nothing of its own, each half announces its records, so none is
@@ -404,7 +403,7 @@ class IngestionClient:
         ``_deliver_all``, which knows what it leaves unsent.
         """
         settled = self._attempt(
-            endpoint, credentials, batch, call, attempts, started, narrow, split_by
+            endpoint, credentials, batch, call, attempts, started, narrow, unnamed
         )
         if isinstance(settled, _Split):
             return self._halves(endpoint, credentials, batch, call, settled)
@@ -419,13 +418,13 @@ class IngestionClient:
         attempts: int,
         started: float | None,
         narrow: bool,
-        split_by: Classification | None,
+        unnamed: Classification | None,
     ) -> list[Outcome] | _Split:
         """``batch`` sent and retried until it is settled, or to be split into halves.
 
         Its first attempt is bounded by the timeouts (and the deadline) only; each retry also
         by what is left of the retry budget, and is not made once nothing is left. A half of
-        a batch a ``status: 0`` split (``split_by``) is sent as a retry of that batch is.
+        a batch a ``status: 0`` split (``unnamed``) is sent as a retry of that batch is.
         """
         if endpoint == "import" and credentials is None:
             return [self._outcome(endpoint, batch, DeliveryStatus.FAILED, _NO_CREDENTIALS)]
@@ -438,16 +437,15 @@ class IngestionClient:
             # the size win of 9 at a fraction of the CPU, on JSON. mtime=0: the header would
             # otherwise carry the time of each compression.
             body = gzip.compress(body, compresslevel=5, mtime=0)
-        too_large = call.too_large
-        if too_large is not None and len(body) >= too_large[0] and len(batch) > 1:
+        if call.too_large is not None and len(body) >= call.too_large and len(batch) > 1:
             # As large as a body a 413 refused: split without sending it. Only split: a record
             # is rejected on the server's own answer (a 413 may not be about the size, and
             # one body compresses better than another).
-            return _Split(attempts, started, answer=too_large[1])
+            return _Split(attempts, started)
         retries = 0
         # A half of a status 0 being narrowed down is sent as a retry of its batch is; a half
         # of a 413 is a request of its own (a smaller body is not the same request again).
-        answer = split_by if split_by is not None and split_by.verdict is Verdict.UNNAMED else None
+        answer = unnamed
         while True:
             reason = call.why_not_send()
             if reason is not None:
@@ -482,11 +480,11 @@ class IngestionClient:
             if verdict is Verdict.AUTH:
                 raise _CredentialsRefusedError(answer, attempts, batch)
             if verdict is Verdict.TOO_LARGE:
-                if call.too_large is None or len(body) < call.too_large[0]:
-                    call.too_large = (len(body), answer)
+                if call.too_large is None or len(body) < call.too_large:
+                    call.too_large = len(body)
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
-                return _Split(attempts, started, answer=answer)
+                return _Split(attempts, started)
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1
@@ -533,16 +531,16 @@ class IngestionClient:
         half = len(batch) // 2
         attempts, started = split.attempts, split.started
         first = self._deliver(
-            endpoint, credentials, batch[:half], call, attempts, started, True, split.answer
+            endpoint, credentials, batch[:half], call, attempts, started, True, split.unnamed
         )
         narrow = not (
-            split.unnamed
+            split.unnamed is not None
             and half >= WHOLLY_REFUSED
             and all(o.status is DeliveryStatus.REJECTED for o in first)
         )
         try:
             second = self._deliver(
-                endpoint, credentials, batch[half:], call, attempts, started, narrow, split.answer
+                endpoint, credentials, batch[half:], call, attempts, started, narrow, split.unnamed
             )
         except _CredentialsRefusedError as error:
             error.settled[:0] = first
@@ -585,7 +583,7 @@ class IngestionClient:
                 "refuse every record)"
             )
         if why is None:
-            return _Split(attempts, started, unnamed=True, answer=answer)
+            return _Split(attempts, started, unnamed=answer)
         return [self._refused_unnamed(endpoint, batch, answer, attempts, why)]
 
     def _refused_unnamed(

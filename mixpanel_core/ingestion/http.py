@@ -508,8 +508,9 @@ def _resend_at_once(watch: Watch, exc: urllib3.exceptions.ProtocolError) -> bool
     closes only a connection it holds idle, between requests, so the request it never read
     was not processed, and sending it again cannot apply it twice. (It would be resent anyway
     by the usual retry, after a backoff: this one spares an attempt that ``max_retries`` or
-    ``retry_budget`` may not allow.) On a new connection, or once any of the answer arrived
-    (a reset after the headers, a body cut short), or after the watchdog ended the request,
-    the request may have been processed: it is left to the usual retry policy.
+    ``retry_budget`` may not allow.) On a new connection, or once any byte of the answer
+    arrived (part of a status line, a ``100 Continue``, a body cut short), or after the
+    watchdog ended the request, the request may have been processed: it is left to the usual
+    retry policy.
     """
     return watch.reused and not watch.answered and not watch.expired and _answer_never_started(exc)
