@@ -144,9 +144,10 @@ class _Split:
     """When the retry budget of the batch started (its first attempt; ``None``: it was split
     before any): its halves share it."""
     unnamed: Classification | None = None
-    """The ``status: 0`` whose refused records the split looks for: its halves are sent as
-    its retries are, within its budget (``None``: a 413 or a body over the byte budget, whose
-    halves are requests of their own)."""
+    """The ``status: 0`` whose refused records the split looks for, also when a half of it is
+    split again (a 413, the byte budget): its halves are sent as its retries are, within its
+    budget. ``None``: a request split on a 413 or the byte budget, whose halves are requests
+    of their own."""
 
 
 class _Call:
@@ -431,7 +432,7 @@ class IngestionClient:
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
-            return _Split(attempts, started)
+            return _Split(attempts, started, unnamed=unnamed)
         if self.options.gzip:
             # Once per batch, so every retry resends the very same bytes. Level 5: most of
             # the size win of 9 at a fraction of the CPU, on JSON. mtime=0: the header would
@@ -440,8 +441,8 @@ class IngestionClient:
         if call.too_large is not None and len(body) >= call.too_large and len(batch) > 1:
             # As large as a body a 413 refused: split without sending it. Only split: a record
             # is rejected on the server's own answer (a 413 may not be about the size, and
-            # one body compresses better than another).
-            return _Split(attempts, started)
+            # one body compresses better than another). A half of a status 0 stays one.
+            return _Split(attempts, started, unnamed=unnamed)
         retries = 0
         # A half of a status 0 being narrowed down is sent as a retry of its batch is; a half
         # of a 413 is a request of its own (a smaller body is not the same request again).
@@ -484,7 +485,7 @@ class IngestionClient:
                     call.too_large = len(body)
                 if len(batch) == 1:
                     return [self._rejected(endpoint, batch, answer, attempts)]
-                return _Split(attempts, started)
+                return _Split(attempts, started, unnamed=unnamed)
             if verdict is Verdict.FAILED:
                 return [self._failed(endpoint, batch, answer, attempts)]
             retries += 1

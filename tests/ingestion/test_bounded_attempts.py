@@ -368,3 +368,22 @@ def test_the_halves_of_a_413_are_sent_without_retries_too(options: dict[str, Any
 
     assert result.ok, [o.reason for o in result.outcomes]
     assert stored == 8
+
+
+def test_a_413_while_narrowing_a_status_0_down_stays_within_the_budget(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """``status: 0`` for 8 events, then a 413 for the first half being sent again: the
+    quarters that 413 splits off are still halves of the ``status: 0``, held to its retry
+    budget (1 s; each answer takes 0.4 s). They were sent as requests of their own, up to
+    2.4 s after the first."""
+    status_0 = answer(raw("200 OK", b'{"status": 0, "error": "some events are invalid"}'))
+    too_large = answer(raw("413 Payload Too Large", b'{"error": "request too large"}'))
+    server = scripted(after(0.4, status_0), after(0.4, too_large), *[after(0.4)] * 6)
+    client = client_for(server, retry_budget=1.0)
+
+    result, took = timed(lambda: client.send_batch("track", [event() for _ in range(8)]))
+
+    assert took < 1.0 + 0.4 + 0.5, f"took {took:.1f}s against a budget of 1 s"
+    assert len(result.reports) == 8
+    assert {r.status for r in result.reports} <= {DeliveryStatus.ACCEPTED, DeliveryStatus.REJECTED}
