@@ -74,7 +74,7 @@ class IdleWatch:
             self._read = None  # of an earlier idle spell
         read, self._read = self._read, None
         if read is not None:
-            self._judge(now, read)
+            self._judge(now - self._idle_since, read)
         if now - self._asked_at >= self._every and not self._ask.is_set():
             self._asked_at = now
             self._start_thread()
@@ -85,20 +85,22 @@ class IdleWatch:
         self._closed = True
         self._ask.set()
 
-    def _judge(self, now: float, read: _Read) -> None:
+    def _judge(self, idle_for: float, read: _Read) -> None:
         read_at, commits, ends = read
         previous, self._previous = self._previous, read
+        if previous is None or previous[1] != commits:
+            self._metrics.stalled_group_lag = 0
+            return
         waiting = sum(max(0, end - commits[p]) for p, end in ends.items() if p in commits)
-        stood_still = previous is not None and previous[1] == commits
-        self._metrics.stalled_group_lag = waiting if stood_still else 0
-        if stood_still and waiting and previous is not None and self._idle_since is not None:
+        self._metrics.stalled_group_lag = waiting
+        if waiting:
             logger.warning(
                 "this forwarder has held no partition of %s for %.0f s, and group %s committed "
                 "nothing in the last %.0f s while %d record(s) wait past its commits: no member "
                 "of the group is delivering (a rebalance that does not settle, or members that "
                 "hold partitions without committing); the log lines of kafka-python say why",
                 self._topic,
-                now - self._idle_since,
+                idle_for,
                 self._group_id,
                 read_at - previous[0],
                 waiting,
