@@ -307,6 +307,8 @@ class HttpSession:
         weakref.finalize(self, self._watchdog.stop)
         self._managers: dict[str | None, urllib3.PoolManager] = {}
         """One per proxy URL (``None``: direct)."""
+        self._pools: list[urllib3.connectionpool.HTTPConnectionPool] = []
+        """Every pool the managers of ``_managers`` made, for ``close`` (see ``_PoolsListed``)."""
         self._routes: dict[str, urllib3.PoolManager] = {}
         """The manager of each URL posted to: the proxy is chosen once per URL, not per post."""
         # Read once, rather than on every post: the environment the process runs with.
@@ -356,12 +358,15 @@ class HttpSession:
         # Every pool it makes is watched (see ``Watchdog``); PoolManager reads this
         # attribute each time it makes a pool.
         manager.pool_classes_by_scheme = POOL_CLASSES
+        manager.pools_made = self._pools
         return manager
 
-    def _unwatched_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:
+    def _unwatched_manager(
+        self, proxy: str | None, variable: str
+    ) -> _ListedPoolManager | _ListedProxyManager:
         headers = {"User-Agent": f"mixpanel-core/{__version__}"}
         if proxy is None:
-            return urllib3.PoolManager(maxsize=self._pool_size, headers=headers, **self._tls)
+            return _ListedPoolManager(maxsize=self._pool_size, headers=headers, **self._tls)
         # urllib3 ignores the user info of a proxy URL: send it as Proxy-Authorization, as
         # requests does, and keep it out of the URL that urllib3 may name in its errors.
         shown, auth = _split_proxy(proxy, variable)
@@ -370,7 +375,7 @@ class HttpSession:
             user, _, password = auth.partition(":")
             credentials = f"{unquote(user)}:{unquote(password)}"
             proxy_headers = urllib3.util.make_headers(proxy_basic_auth=credentials)
-        return urllib3.ProxyManager(
+        return _ListedProxyManager(
             shown,
             maxsize=self._pool_size,
             headers=headers,
@@ -443,11 +448,53 @@ class HttpSession:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
+        """Close every connection now: the idle ones at once, those of requests still out as
+        each ends (a closed pool takes no connection back). The session stays usable: a later
+        ``post`` opens new ones.
+
+        The pools are closed here rather than left to ``PoolManager.clear()``, which in
+        urllib3 2 only forgets them: their connections close when the pool is freed. A request
+        that failed inside urllib3 (a dropped connection, a timeout) leaves its pool in a
+        reference cycle (the exception's traceback holds urllib3's frame, which holds the
+        exception), so every idle connection of that pool stayed open after ``close()`` until
+        the garbage collector ran.
+        """
         with self._lock:
-            for manager in self._managers.values():
-                manager.clear()
+            # A manager dropped here that a request took before the lock may still make a
+            # pool: it goes into the list dropped with it, and closes when they are freed.
+            pools, self._pools = self._pools, []
             self._managers, self._routes = {}, {}
+        for pool in pools:
+            pool.close()
         self._watchdog.stop()
+
+
+class _PoolsListed:
+    """Mixed into urllib3's pool managers: every pool a manager makes is appended to
+    ``pools_made``, the session's list, for ``HttpSession.close`` to close."""
+
+    pools_made: list[urllib3.connectionpool.HTTPConnectionPool]
+
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> urllib3.connectionpool.HTTPConnectionPool:
+        pool: urllib3.connectionpool.HTTPConnectionPool = super()._new_pool(  # type: ignore[misc]
+            scheme, host, port, request_context
+        )
+        self.pools_made.append(pool)
+        return pool
+
+
+class _ListedPoolManager(_PoolsListed, urllib3.PoolManager):
+    pass
+
+
+class _ListedProxyManager(_PoolsListed, urllib3.ProxyManager):
+    pass
 
 
 @contextlib.contextmanager
