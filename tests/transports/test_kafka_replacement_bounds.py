@@ -33,7 +33,8 @@ from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka.admin import create_topic
 from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.messages import Message
-from transports.kafka import STUCK_MARGIN, KafkaTransport
+from transports.kafka import KafkaTransport
+from transports.kafka.health import STUCK_MARGIN
 
 from . import test_kafka_broken_producer as broken_producer
 from .test_kafka_broken_producer import events, wait_for

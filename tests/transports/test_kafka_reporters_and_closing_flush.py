@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import transports.kafka as kafka_module
+import transports.kafka.acknowledgements as acknowledgements_module
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import TransportError
 from mixpanel_core.messages import Message
@@ -193,7 +193,7 @@ def test_a_flush_called_while_close_reports_returns_or_waits_for_what_is_held(
     closer = threading.Thread(target=transport.close, args=(0,))
     closer.start()
     deadline = time.monotonic() + 5
-    while not transport._closed or transport._unacknowledged:
+    while not transport._closed or transport._acks.unacknowledged:
         assert time.monotonic() < deadline
         time.sleep(0.005)
 
@@ -245,7 +245,7 @@ def test_flush_sorts_nothing_while_nothing_is_being_reported(
         messages = events(3)
         for message in messages:
             transport.send(message)
-        monkeypatch.setattr(kafka_module, "sorted", counting_sorted, raising=False)
+        monkeypatch.setattr(acknowledgements_module, "sorted", counting_sorted, raising=False)
         looked = transport.flush(0)
         sent = [id(m) for m in messages]
         positions = [sent.index(id(m)) for m in looked]

@@ -265,7 +265,7 @@ def test_a_raising_reporter_does_not_stop_close(caplog: pytest.LogCaptureFixture
 
     assert [id(m) for m in left] == [id(m) for m in doomed]
     assert attempted[1:] == [(FAILED, id(m)) for m in doomed]
-    assert transport._unacknowledged == {}
+    assert transport._acks.unacknowledged == {}
     assert transport._producer._closed
     assert _sender_stops(transport)
     failures = [r for r in caplog.records if "delivery reporter failed" in r.getMessage()]

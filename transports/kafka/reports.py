@@ -1,0 +1,47 @@
+"""Making one kafka transport's delivery reports, each thread counted while it makes one."""
+
+from __future__ import annotations
+
+import threading
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.messages import Message
+from mixpanel_core.transport import ignore_report
+
+_in_report = threading.local()
+"""``depth``: how many delivery reports of any kafka transport this thread is making now. Such a
+thread's ``flush()`` and ``close()`` wait for acknowledgements only, never for reports other
+threads are making: two reporters each waiting for the other's report waited out their timeouts
+(two refused sends, or two transports' producer threads each flushing both transports)."""
+
+
+def inside_a_report() -> bool:
+    """Whether this thread is making a delivery report of any kafka transport now."""
+    return getattr(_in_report, "depth", 0) > 0
+
+
+class Reports:
+    """The reports of the transport named ``name``, handed to ``reporter``."""
+
+    def __init__(self, name: str, reporter: Reporter) -> None:
+        self.name = name
+        self._reporter = reporter
+        self.observed = reporter is not ignore_report
+        """Whether anybody reads them: if not, nothing waits for them to be made."""
+
+    def accepted(self, message: Message) -> None:
+        self.make(DeliveryReport(message, DeliveryStatus.ACCEPTED, self.name, attempts=1))
+
+    def failure(self, message: Message, exc: BaseException) -> None:
+        self.failed(message, f"Kafka did not store it: {type(exc).__name__}: {exc}")
+
+    def failed(self, message: Message, reason: str) -> None:
+        self.make(DeliveryReport(message, DeliveryStatus.FAILED, self.name, reason, attempts=1))
+
+    def make(self, report: DeliveryReport) -> None:
+        """Hand ``report`` to the reporter, this thread counted as making one meanwhile."""
+        _in_report.depth = getattr(_in_report, "depth", 0) + 1
+        try:
+            self._reporter(report)
+        finally:
+            _in_report.depth -= 1
