@@ -12,14 +12,9 @@ See docs/ingestion.md.
 
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.batching import batches, records_limit, split_encoded
+from mixpanel_core.ingestion.call import Deadline, Settled, Wait, WaitWhileOut
 from mixpanel_core.ingestion.classify import Classification, RecordFailure, Verdict
-from mixpanel_core.ingestion.client import (
-    Deadline,
-    IngestionClient,
-    Settled,
-    Wait,
-    WaitWhileOut,
-)
+from mixpanel_core.ingestion.client import IngestionClient
 from mixpanel_core.ingestion.encoding import Encoded, EncodedPair, WireFormat, wire_format
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.ingestion.options import (

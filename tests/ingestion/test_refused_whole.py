@@ -15,7 +15,7 @@ import pytest
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import IngestionClient
-from mixpanel_core.ingestion.client import WHOLLY_REFUSED
+from mixpanel_core.ingestion.narrowing import WHOLLY_REFUSED
 
 from .conftest import event
 

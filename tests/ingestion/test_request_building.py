@@ -58,7 +58,8 @@ def client_with_fake(
 ) -> tuple[IngestionClient, FakeSession]:
     client = IngestionClient(settings, options)
     fake = FakeSession()
-    client._http = fake  # type: ignore[assignment]
+    # Where each attempt looks the session up (``posting.Poster``), not the client's own.
+    client._poster._http = fake  # type: ignore[assignment]
     return client, fake
 
 

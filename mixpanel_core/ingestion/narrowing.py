@@ -1,0 +1,154 @@
+"""Splitting a batch into halves: on a 413 or a body over the byte budget, and to narrow down
+the records a ``status: 0`` refused without naming them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.ingestion.call import Call
+from mixpanel_core.ingestion.classify import Classification, Verdict
+from mixpanel_core.ingestion.encoding import EncodedPair, message_in
+from mixpanel_core.ingestion.outcomes import CredentialsRefusedError, Outcomes
+from mixpanel_core.ingestion.result import Outcome
+from mixpanel_core.messages import Endpoint
+
+WHOLLY_REFUSED = 16
+"""Records in a first half, every one refused by a ``status: 0``, that stop the second half
+from being narrowed down (see ``halves``): so many refused together by chance is unlikely,
+a batch refused whole (a wrong token, events too old) is what it usually means."""
+
+
+@attrs.frozen
+class Split:
+    """Internal: the batch is to be sent again in halves (413, a body over the byte budget, a
+    ``status: 0`` to narrow down), each counting the ``attempts`` made so far."""
+
+    attempts: int
+    started: float | None
+    """When the retry budget of the batch started (its first attempt; ``None``: it was split
+    before any): its halves share it."""
+    unnamed: Classification | None = None
+    """The ``status: 0`` whose refused records the split looks for, also when a half of it is
+    split again (a 413, the byte budget): its halves are sent as its retries are, within its
+    budget. ``None``: a request split on a 413 or the byte budget, whose halves are requests
+    of their own."""
+
+
+DeliverHalf = Callable[
+    [list[EncodedPair], int, float | None, bool, Classification | None], list[Outcome]
+]
+"""Delivers a half as a batch of its own: ``(half, attempts, started, narrow, unnamed)``, as
+``IngestionClient._deliver`` takes them."""
+
+
+def halves(batch: list[EncodedPair], split: Split, deliver: DeliverHalf) -> list[Outcome]:
+    """Each half of ``batch`` delivered as a batch of its own (and split again if need be).
+
+    A refusal of the second half carries the outcomes of the first, already settled.
+
+    Looking for the records a ``status: 0`` refused, a second half is not narrowed down
+    when every record of the first half (two or more) was refused: a batch Mixpanel
+    refuses whole (a wrong project token, events older than 5 days) would otherwise cost
+    a request per record and as many again. Its second half, if refused too, is rejected
+    whole, so such a batch of n records costs about 2·log2(n) requests. One refused
+    record among valid ones never leaves a half wholly refused: every valid record is
+    still found and ACCEPTED.
+    """
+    half = len(batch) // 2
+    attempts, started = split.attempts, split.started
+    first = deliver(batch[:half], attempts, started, True, split.unnamed)
+    narrow = not (
+        split.unnamed is not None
+        and half >= WHOLLY_REFUSED
+        and all(o.status is DeliveryStatus.REJECTED for o in first)
+    )
+    try:
+        second = deliver(batch[half:], attempts, started, narrow, split.unnamed)
+    except CredentialsRefusedError as error:
+        error.settled[:0] = first
+        raise
+    return first + second
+
+
+def split_or_reject_unnamed(
+    outcomes: Outcomes,
+    endpoint: Endpoint,
+    batch: list[EncodedPair],
+    answer: Classification,
+    call: Call,
+    attempts: int,
+    started: float,
+    narrow: bool,
+) -> list[Outcome] | Split:
+    """``status: 0`` for several records: Mixpanel stored the valid ones, named none.
+
+    Events that all carry an ``$insert_id`` are sent again in halves until each refused
+    record stands alone: Mixpanel counts a resent event once, so only the refused records
+    end REJECTED, each with Mixpanel's reason, and the others ACCEPTED. Profile updates
+    (``$add``, ``$append``...) would be applied twice, and so would events without an
+    ``$insert_id``: those stay REJECTED together, saying that the valid ones may have been
+    applied. So does a split that the retry budget cuts short, and a half not to be
+    narrowed down (see ``halves``).
+    """
+    why = None
+    if endpoint != "track":
+        why = "resending would apply operations such as $add twice"
+    elif not all(_deduplicated(endpoint, item) for item in batch):
+        why = "resending events without an $insert_id would count them twice"
+    elif call.budget_left(started) <= 0:
+        # Past the deadline instead, the halves are reported FAILED, not sent: they are
+        # sent again later rather than rejected unexamined.
+        why = "the retry budget ran out before the refused records were found"
+    elif not narrow:
+        why = (
+            "the records before them in the request were all refused too, so these were "
+            "not sent again one by one (a wrong project token or events older than 5 days "
+            "refuse every record)"
+        )
+    if why is None:
+        return Split(attempts, started, unnamed=answer)
+    return [refused_unnamed(outcomes, endpoint, batch, answer, attempts, why)]
+
+
+def refused_unnamed(
+    outcomes: Outcomes,
+    endpoint: Endpoint,
+    batch: list[EncodedPair],
+    answer: Classification,
+    attempts: int,
+    why: str,
+) -> Outcome:
+    """``batch``, refused by a ``status: 0`` that named none of its records, REJECTED
+    whole: ``why`` says why its refused records were not looked for."""
+    reason = (
+        f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
+        "request and may have applied the valid ones; which cannot be told, as "
+        f"{why})"
+    )
+    return outcomes.of(
+        endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
+    )
+
+
+def out_of_budget(
+    outcomes: Outcomes,
+    endpoint: Endpoint,
+    batch: list[EncodedPair],
+    answer: Classification,
+    attempts: int,
+) -> Outcome:
+    """``batch`` not sent (again): the retry budget ran out after ``answer``."""
+    if answer.verdict is Verdict.UNNAMED:  # a half of a status 0 being narrowed down
+        why = "the retry budget ran out before the refused records were found"
+        return refused_unnamed(outcomes, endpoint, batch, answer, attempts, why)
+    return outcomes.failed(endpoint, batch, answer, attempts)
+
+
+def _deduplicated(endpoint: Endpoint, item: EncodedPair) -> bool:
+    """Whether Mixpanel would count the record once if it were sent again: it has an
+    ``$insert_id``. Read only after a ``status: 0``, so rebuilding a message costs little."""
+    message = message_in(endpoint, item)
+    return message is not None and message.insert_id is not None

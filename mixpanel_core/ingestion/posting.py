@@ -1,0 +1,170 @@
+"""One attempt of a request: its URL and headers built, posted within its timeouts (under a
+deadline that may move, abandoned once it passes), and its answer classified."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+
+from mixpanel_core.ingestion.auth import ImportCredentials
+from mixpanel_core.ingestion.call import Call
+from mixpanel_core.ingestion.classify import (
+    Classification,
+    Verdict,
+    classify_response,
+    network_failure,
+    proxy_refusal,
+)
+from mixpanel_core.ingestion.encoding import WireFormat
+from mixpanel_core.ingestion.endpoints import shown_url
+from mixpanel_core.ingestion.http import (
+    HttpSession,
+    NetworkError,
+    ProxyAuthError,
+    RequestError,
+    Response,
+    TlsError,
+)
+from mixpanel_core.ingestion.options import HttpOptions
+from mixpanel_core.ingestion.request_watch import request_ceiling
+from mixpanel_core.messages import Endpoint
+
+WATCH_INTERVAL = 0.05
+"""How often a request under a movable deadline checks whether that deadline has passed."""
+
+
+class _AbandonedError(Exception):
+    """Internal: a request still unanswered when the call's deadline passed."""
+
+
+class Poster:
+    """Makes the attempts of one client's requests, through its ``HttpSession``."""
+
+    def __init__(
+        self,
+        http: HttpSession,
+        urls: Mapping[Endpoint, str],
+        formats: Mapping[Endpoint, WireFormat],
+        options: HttpOptions,
+    ) -> None:
+        self._http = http
+        self._urls = urls
+        self._formats = formats
+        self._options = options
+
+    def post(
+        self,
+        endpoint: Endpoint,
+        credentials: ImportCredentials | None,
+        body: bytes,
+        records: int,
+        call: Call,
+        *,
+        budget: float | None = None,
+    ) -> Classification:
+        """One attempt; ``budget``: what is left of the retry budget for a retry, which
+        bounds it (see ``_timeout``)."""
+        headers = {"Content-Type": self._formats[endpoint].content_type}
+        if self._options.gzip:
+            headers["Content-Encoding"] = "gzip"  # ``body`` was compressed by the client
+        url = self._urls[endpoint]
+        params: dict[str, str] = {}
+        if endpoint == "import":
+            if self._options.strict:
+                params["strict"] = "1"
+            if credentials is not None:
+                headers["Authorization"] = credentials.header.reveal()
+                if credentials.project_id is not None:
+                    params["project_id"] = credentials.project_id
+        if params:  # after the query of a mixpanel.urls.NAME, if it has one
+            url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
+        try:
+            if call.movable:
+                response = self._post_watched(url, body, headers, call, budget)
+            else:
+                timeout, total = self._timeout(call, budget)
+                response = self._http.post(url, body, headers, timeout, total)
+        except _AbandonedError as exc:
+            return Classification(Verdict.FAILED, None, str(exc))
+        except ProxyAuthError as exc:
+            return proxy_refusal(str(exc))
+        except TlsError as exc:
+            # A refused certificate does not fix itself between retries: fail now, say why.
+            # (A handshake the peer cut short arrives as a NetworkError and is retried.)
+            shown = shown_url(self._urls[endpoint])  # a query may hold a credential
+            return Classification(Verdict.FAILED, None, f"TLS failure talking to {shown}: {exc}")
+        except NetworkError as exc:
+            return network_failure(str(exc))
+        except RequestError as exc:
+            return Classification(Verdict.FAILED, None, str(exc))
+        return classify_response(
+            endpoint, response.status_code, response.content, response.headers, records
+        )
+
+    def _post_watched(
+        self, url: str, body: bytes, headers: dict[str, str], call: Call, budget: float | None
+    ) -> Response:
+        """``HttpSession.post`` on a thread of its own, abandoned once the call's deadline
+        passes.
+
+        A request's timeouts are fixed when it starts, and a deadline that moves (SIGTERM
+        starting the forwarder's shutdown clock) may pass long before they run out. The
+        thread ends on its own within those timeouts; its answer, if any, is then ignored:
+        the records were reported FAILED and are sent again later, as after a timeout.
+
+        A caller's ``wait`` that is a ``WaitWhileOut`` is kept busy while the request is out,
+        instead of this thread sleeping on the answer, and told the answer. Other waits are
+        not called here.
+        """
+        answer: concurrent.futures.Future[Response] = concurrent.futures.Future()
+        timeout, total = self._timeout(call, budget)
+
+        def post() -> None:
+            try:
+                answer.set_result(self._http.post(url, body, headers, timeout, total))
+            except BaseException as exc:  # whatever ends the thread must end the wait too
+                answer.set_exception(exc)
+
+        busy = call.busy_while_out
+        started = time.monotonic()
+        threading.Thread(target=post, name="mixpanel-core-request", daemon=True).start()
+        while True:
+            if busy is None:
+                done, _ = concurrent.futures.wait([answer], WATCH_INTERVAL)
+            else:
+                began = time.monotonic()
+                busy.while_request_out(WATCH_INTERVAL)
+                # A wait that returned at once (its own deadline passed) must not spin.
+                left = WATCH_INTERVAL - (time.monotonic() - began)
+                done, _ = concurrent.futures.wait([answer], max(0.0, left))
+            if done:
+                if busy is not None:
+                    error = answer.exception()
+                    busy.request_answered(answer.result() if error is None else error)
+                return answer.result()
+            if call.past_deadline():
+                raise _AbandonedError(
+                    f"no answer {time.monotonic() - started:.1f}s after the request was sent, "
+                    "when the deadline passed: abandoned (Mixpanel may still receive it)"
+                )
+
+    def _timeout(
+        self, call: Call, budget: float | None = None
+    ) -> tuple[tuple[float, float], float]:
+        """The options' ``(connect, read)`` timeouts, and the most the whole attempt may take:
+        ``request_ceiling`` of them (a server trickling its answer is cut off there), each
+        clamped to the time left before the deadline and, for a retry, of the ``budget``."""
+        connect, read = self._options.timeout
+        total = request_ceiling(connect, read)
+        left = budget
+        deadline = call.deadline
+        if deadline is not None:
+            before = deadline - time.monotonic()
+            left = before if left is None else min(left, before)
+        if left is not None:
+            left = max(0.01, left)
+            connect, read, total = min(connect, left), min(read, left), min(total, left)
+        return (connect, read), total
