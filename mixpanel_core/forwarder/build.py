@@ -11,8 +11,9 @@ from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.forwarder.config import ForwarderSetup, resolve
 from mixpanel_core.forwarder.dead_letters import DeadLetterWriter
-from mixpanel_core.forwarder.loop import REPORTER, Forwarder
+from mixpanel_core.forwarder.loop import Forwarder
 from mixpanel_core.forwarder.metrics import ForwarderMetrics
+from mixpanel_core.forwarder.outcomes import REPORTER
 from mixpanel_core.forwarder.progress import ProgressReporter
 from mixpanel_core.ingestion import Deadline, IngestionClient, Wait
 from mixpanel_core.kafka.client_library import kafka_python
