@@ -15,8 +15,12 @@ module                    what it does
 ``dead_letters``          writing poison and rejected records to the dead-letter topic
 ``dead_lettering``        sending dead letters, waiting for their acknowledgements, settling
 ``rebalance``             the non-blocking rebalance listener
+``reassignment``          acting on its notes: dropping, seeking back, a delivery out
 ``loop``                  ``Forwarder``: poll, decode, deliver, dead-letter, commit, report
+``delivery_rounds``       delivering a due batch and applying its reports; retry rounds
+``delivery_wait``         the wait a delivery is given: it polls Kafka, partitions paused
 ``round_reports``         what a delivery round's reports say: 429s, ``Retry-After``, attempts
+``outcomes``              each record's final outcome, reported after the commit
 ``commits``               committing what is done, within the time the broker is given
 ``shutdown_clock``        the shutdown deadline and the time bounds of Kafka calls
 ``poison_stop_advice``    the error a stop under ``on_poison = "stop"`` raises: skip or not

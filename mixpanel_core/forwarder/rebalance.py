@@ -5,7 +5,7 @@ raises. So the listener queues what changed; after each ``poll()`` the forwarder
 buffered records of revoked partitions and commits only from its main loop. Kafka does not
 always hand those records out again: kafka-python keeps the fetch position of a partition
 assigned back to the same consumer, so the forwarder seeks it back to its first record not
-done (``Forwarder._assigned``). ``$insert_id`` makes the second delivery harmless.
+done (``Reassignment``, in ``reassignment``). ``$insert_id`` makes the second delivery harmless.
 """
 
 from __future__ import annotations

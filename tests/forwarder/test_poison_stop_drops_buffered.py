@@ -4,8 +4,8 @@ but not sent yet (in a later batch than the rejected record's request) are never
 
 They stay uncommitted, so a restart reads them again (after the operator skips the rejected
 record, or without a skip): sent now as well, each would go out twice, and a profile ``$add``
-would be applied twice. ``Forwarder._deliver_endpoint`` drops them (``PendingBatches.drop_after``)
-before the shutdown delivers what is buffered.
+would be applied twice. ``DeliveryRounds`` drops them (``PendingBatches.drop_after``) before
+each round, so also before the shutdown delivers what is buffered.
 """
 
 from __future__ import annotations
