@@ -39,8 +39,6 @@ class DeliveryWait(WaitWhileOut):
     partitions another member owns now; ``retry_log`` is told of every retry and answer.
     Used from the forwarder's main thread only (the client calls it there)."""
 
-    __slots__ = ("_clock", "_disowned", "_out_since", "_poll_paused", "_retry_log")
-
     def __init__(
         self,
         poll_paused: PausedPolling,

@@ -83,11 +83,13 @@ class Reassignment:
         return rebalance_listener(self._changes)
 
     def delivery_out(self, partitions: Iterable[Any]) -> None:
-        """A delivery goes out with one record of each of ``partitions`` (repeated)."""
+        """A delivery goes out; ``partitions`` has one entry per record: the record's partition."""
         self._in_flight = Counter(partitions)
         self._disowned = 0
 
     def delivery_returned(self) -> None:
+        """The delivery is back. ``disowned`` is not reset here: only the waits inside a
+        delivery read it, and ``delivery_out`` starts it again for the next one."""
         self._in_flight = Counter()
 
     def apply_changes(self) -> set[Any]:

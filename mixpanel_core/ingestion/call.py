@@ -23,14 +23,13 @@ settled before keeps its outcome. Anything else (``None``, what ``time.sleep`` r
 class WaitWhileOut(Protocol):
     """A ``Wait`` that is also kept busy while a request is out, instead of the client
     sleeping on its answer (the forwarder's, which keeps polling Kafka so its consumer group
-    can rebalance meanwhile): see ``Poster._post_watched``
-    (``posting``)."""
+    can rebalance meanwhile): see ``posting.Poster._post_watched``."""
 
     def __call__(self, seconds: float) -> bool | None: ...
 
     def while_request_out(self, seconds: float) -> None:
-        """Called for ``posting.WATCH_INTERVAL`` at a time while the request is out; what it returns
-        is ignored (the request is out: only the deadline abandons it)."""
+        """Called for ``posting.WATCH_INTERVAL`` at a time while the request is out; what it
+        returns is ignored (the request is out: only the deadline abandons it)."""
 
     def request_answered(self, answer: Response | BaseException) -> None:
         """The ``Response``, or the exception, that ended the request."""
