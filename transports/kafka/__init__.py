@@ -41,7 +41,7 @@ producer and records to the parent and builds its own producer.
 
 A producer that can no longer deliver (kafka-python's fatal error state; an idempotent one that
 lost its producer id and never asks for another; one holding a record past
-``delivery_timeout_ms`` plus ``max_block_ms`` plus ``STUCK_MARGIN``) is replaced by a new one
+``delivery_timeout_ms`` plus ``max_block_ms`` plus ``health.STUCK_MARGIN``) is replaced by a new one
 with the same options: found when a record fails and by a watchdog thread once a second,
 replaced on the next ``send()`` (never on a network thread) or by the watchdog; what the old
 one held is reported FAILED, each message once (see ``replacement``).
@@ -52,6 +52,11 @@ The modules, each on one concern: ``transport`` (``KafkaTransport``: send, flush
 which thread is making one), ``network_thread``, ``health`` (whether a producer can still
 deliver), ``watchdog`` (the thread that looks), ``replacement`` (putting a new producer in
 place of a broken one), ``producer`` (building, hurrying, closing and releasing one).
+
+The parts a transport is made of (its acknowledgements, reports and replacement) hold no
+reference to it: it is passed to each call that needs it, and the watchdog holds it weakly. A
+transport dropped without ``close()`` lives only until what it sent is settled (each record's
+``Settlement`` holds it until then); a part that kept it would keep it alive for ever.
 """
 
 from .transport import KafkaTransport
