@@ -314,23 +314,23 @@ class HttpSession:
         # Read once, rather than on every post: the environment the process runs with.
         self._proxies: dict[str, str] = urllib.request.getproxies_environment()
 
-    def _pool(self, proxy: str | None = None, variable: str = "") -> urllib3.PoolManager:
-        """The connection pools through ``proxy`` (``None``: direct), which ``variable`` names."""
-        manager = self._managers.get(proxy)
-        if manager is None:
-            with self._lock:
-                manager = self._managers.get(proxy)
-                if manager is None:
-                    manager = self._managers[proxy] = self._new_manager(proxy, variable)
-        return manager
-
     def _route(self, url: str) -> urllib3.PoolManager:
-        """The pools ``url`` is posted through: the proxy is chosen once per URL."""
+        """The pools ``url`` is posted through: the proxy is chosen once per URL, and there is
+        one manager of pools per proxy (``None``: direct)."""
         manager = self._routes.get(url)
         if manager is None:
             proxy = proxy_for(url, self._proxies)
             variable = self._variable(url) if proxy is not None else ""
-            manager = self._routes[url] = self._pool(proxy, variable)
+            # Saved under the lock ``close()`` takes: a route saved as ``close()`` drops the
+            # managers would keep one whose pools it closed, and every later post to ``url``
+            # would fail at once on a closed pool.
+            with self._lock:
+                manager = self._routes.get(url)
+                if manager is None:
+                    manager = self._managers.get(proxy)
+                    if manager is None:
+                        manager = self._managers[proxy] = self._new_manager(proxy, variable)
+                    self._routes[url] = manager
         return manager
 
     def _variable(self, url: str) -> str:
@@ -433,6 +433,21 @@ class HttpSession:
         for fresh in (False, True):
             watch.fresh = fresh
             try:
+                return self._request_on_open_pool(url, body, headers, timeout)
+            except urllib3.exceptions.ProtocolError as exc:
+                if fresh or not _resend_at_once(watch, exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_on_open_pool(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
+    ) -> Any:
+        """urllib3's request, made again at once through a new pool when ``close()`` on
+        another thread closed the one it took before it got a connection from it. A closed
+        pool gives no connection, so nothing was sent; the session stays usable after
+        ``close()``, and a post begun before it is not failed for it."""
+        for again in (False, True):
+            try:
                 return self._route(url).request(
                     "POST",
                     url,
@@ -442,8 +457,8 @@ class HttpSession:
                     retries=False,
                     redirect=False,
                 )
-            except urllib3.exceptions.ProtocolError as exc:
-                if fresh or not _resend_at_once(watch, exc):
+            except urllib3.exceptions.ClosedPoolError:
+                if again:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 

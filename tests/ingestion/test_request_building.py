@@ -105,8 +105,8 @@ def test_a_body_is_the_framing_around_the_joined_records(
 
 
 def test_tls_is_verified_unless_turned_off() -> None:
-    verified = HttpSession(4, verify_tls=True)._pool()
-    unverified = HttpSession(4, verify_tls=False)._pool()
+    verified = HttpSession(4, verify_tls=True)._route("https://api.mixpanel.com/track")
+    unverified = HttpSession(4, verify_tls=False)._route("https://api.mixpanel.com/track")
     assert verified.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
     assert unverified.connection_pool_kw["cert_reqs"] == "CERT_NONE"
 
