@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
@@ -84,10 +84,10 @@ class IngestionClient:
         *,
         name: str = "http",
     ) -> None:
-        self.settings = settings
-        self.options = options or HttpOptions()
-        self.name = name
-        self.urls = endpoint_urls(settings)
+        self._settings = settings
+        self._options = options or HttpOptions()
+        self._name = name
+        self._urls = endpoint_urls(settings)
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
         self._http = HttpSession(self.options.pool_size, settings.verify_tls)
@@ -98,6 +98,27 @@ class IngestionClient:
             self.options.retry_budget / 4,
             request_ceiling(*self.options.timeout),
         )
+
+    # Read-only: the parts the client is made of (its poster, its outcomes, its wire formats
+    # and session) were built from them, and a client given other ones would disagree with
+    # itself (a body compressed and sent without its ``Content-Encoding``). Build another.
+    @property
+    def settings(self) -> MixpanelSettings:
+        return self._settings
+
+    @property
+    def options(self) -> HttpOptions:
+        return self._options
+
+    @property
+    def name(self) -> str:
+        """The transport name written into the reports."""
+        return self._name
+
+    @property
+    def urls(self) -> Mapping[Endpoint, str]:
+        """The URL of each endpoint."""
+        return self._urls
 
     # -- encoding -------------------------------------------------------------------------
 
