@@ -55,3 +55,20 @@ def test_failed_records_naming_the_index_one_past_the_last_record_accept_none(
     assert reason is not None
     assert "outside the 2 sent" in reason
     assert len(result.undelivered) == 2  # kept, to be sent again
+
+
+def test_a_status_0_as_a_string_from_track_is_a_rejection_not_a_retry(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """``{"status": "0"}`` is Mixpanel's refusal as much as ``{"status": 0}``: taken for an
+    answer that is not Mixpanel's, the record was resent until the retry budget ran out, then
+    reported FAILED (and resent from the dead letters) instead of REJECTED with the reason."""
+    mixpanel = scripted(answer(raw("200 OK", b'{"status": "0", "error": "bad token"}')))
+    client = client_for(mixpanel)
+    wait = RecordingWait()
+    result = client.send_batch("track", [event()], wait=wait)
+    assert [(r.status, r.reason, r.attempts) for r in result.reports] == [
+        (DeliveryStatus.REJECTED, "bad token", 1)
+    ]
+    assert wait.delays == []
+    assert len(mixpanel.requests) == 1
