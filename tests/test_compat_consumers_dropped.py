@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from mixpanel_core import compat, compat_consumers
+from mixpanel_core import compat, compat_buffers
 from mixpanel_core.compat import ServiceAccountCredentials
-from mixpanel_core.compat_consumers import BufferedConsumer, _Buffers
+from mixpanel_core.compat_buffers import Buffers
+from mixpanel_core.compat_consumers import BufferedConsumer
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.emulator.client import EmulatorClient
 from mixpanel_core.emulator.config import EmulatorError
@@ -42,7 +43,7 @@ EVENTS = 7  # fewer than max_size: nothing is sent before the consumer is droppe
 def _orphan_thread_started() -> None:
     """The orphan thread and its one exit hook (which logs the drops it has not logged yet)
     last as long as the process: started before a test counts exit hooks."""
-    compat_consumers._orphans.start()
+    compat_buffers.orphan_thread.start()
 
 
 def live_exit_hooks() -> int:
@@ -68,7 +69,7 @@ class _Request:
         self.me = self
 
 
-def track_and_drop(base_url: str, r: int, expected: list[str]) -> weakref.ref[_Buffers]:
+def track_and_drop(base_url: str, r: int, expected: list[str]) -> weakref.ref[Buffers]:
     """One web request's worth: a client with its own BufferedConsumer, no flush(). Returns
     what holds its records, weakly: alive while they are kept in memory."""
     consumer = BufferedConsumer(max_size=50, api_host=base_url, retry_backoff_factor=0.01)
@@ -182,13 +183,12 @@ gc.collect()
 EXIT_PROGRAM = (
     """
 import gc, sys
-from mixpanel_core import compat, compat_consumers
+from mixpanel_core import compat, compat_buffers, compat_consumers
 
 """
     + FOUR_CONSUMERS_DROPPED
     + """
-orphans = getattr(compat_consumers, "_orphans", None)
-print("pending", orphans.queue.qsize() if orphans is not None else -1)
+print("pending", compat_buffers.orphan_thread.queue.qsize())
 """
 )
 
@@ -285,12 +285,12 @@ def test_past_the_bound_freed_consumers_records_are_dropped_and_their_count_logg
     """Mixpanel stalled, the orphan thread sends nothing: the records freed consumers leave in
     memory never pass the bound; those dropped beyond it are logged at ERROR with their exact
     count and what to do; once Mixpanel answers, every record kept arrives, once."""
-    monkeypatch.setattr(compat_consumers, "MAX_ORPHANED_RECORDS", BOUND, raising=False)
+    monkeypatch.setattr(compat_buffers, "MAX_ORPHANED_RECORDS", BOUND)
     caplog.set_level(logging.ERROR, logger="mixpanel_core.compat_consumers")
-    orphans = compat_consumers._orphans
+    orphans = compat_buffers.orphan_thread
     wait_until(orphans.queue.empty, "earlier tests' freed consumers still wait")
     hooks_before = live_exit_hooks()
-    requests: list[tuple[weakref.ref[_Buffers], list[str]]] = []
+    requests: list[tuple[weakref.ref[Buffers], list[str]]] = []
     mixpanel_emulator.client.stall()
     try:
         for r in range(REQUESTS):
@@ -326,7 +326,7 @@ def test_a_freed_consumer_holding_more_than_the_bound_is_dropped_and_logged_by_t
     mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No orphan follows to wake the thread: it logs on its own, within seconds."""
-    monkeypatch.setattr(compat_consumers, "MAX_ORPHANED_RECORDS", BOUND, raising=False)
+    monkeypatch.setattr(compat_buffers, "MAX_ORPHANED_RECORDS", BOUND)
     caplog.set_level(logging.ERROR, logger="mixpanel_core.compat_consumers")
     consumer = BufferedConsumer(max_size=50, api_host=mixpanel_emulator.base_url)
     client = compat.Mixpanel(TOKEN, consumer=consumer)
@@ -344,17 +344,17 @@ def test_a_freed_consumer_holding_more_than_the_bound_is_dropped_and_logged_by_t
 EXIT_BOUND_PROGRAM = (
     """
 import atexit, gc, logging, sys, time
-from mixpanel_core import compat, compat_consumers
+from mixpanel_core import compat, compat_buffers, compat_consumers
 
 logging.basicConfig(format="%(levelname)s %(message)s")
-compat_consumers.MAX_ORPHANED_RECORDS = 20
+compat_buffers.MAX_ORPHANED_RECORDS = 20
 
 def waiting_once_the_exit_hooks_ran():
     # Registered before any consumer is built, so it runs after their exit hooks.
     deadline = time.monotonic() + 10
-    while compat_consumers._orphans.waiting() and time.monotonic() < deadline:
+    while compat_buffers.orphan_thread.waiting() and time.monotonic() < deadline:
         time.sleep(0.02)
-    print("waiting", compat_consumers._orphans.waiting())
+    print("waiting", compat_buffers.orphan_thread.waiting())
 
 atexit.register(waiting_once_the_exit_hooks_ran)
 

@@ -16,7 +16,8 @@ import pytest
 
 from mixpanel_core import Mixpanel as CoreMixpanel
 from mixpanel_core.compat import Mixpanel
-from mixpanel_core.compat_consumers import EXIT_FLUSH_SECONDS, BufferedConsumer, Consumer
+from mixpanel_core.compat_buffers import EXIT_FLUSH_SECONDS
+from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.pipeline import Pipeline

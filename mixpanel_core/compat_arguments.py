@@ -1,0 +1,103 @@
+"""The official consumers' arguments read as mixpanel-core's: endpoint names, timeouts, backoff.
+
+Also what a ``send`` is given, its ``json_message`` (one record or a JSON array of them) and
+import credentials, as the messages the ingestion client sends. What cannot be read is refused:
+a bad timeout or backoff with ``TypeError``/``ValueError`` naming the argument, when the
+consumer is built; a bad endpoint or record with ``MixpanelException``, when it is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from mixpanel_core import wire
+from mixpanel_core.compat import MixpanelException
+from mixpanel_core.errors import ValidationError
+from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
+from mixpanel_core.schema import MAX_SECONDS
+from mixpanel_core.secrets import Secret
+
+OFFICIAL_TO_CORE: dict[str, Endpoint] = {
+    "events": "track",
+    "people": "engage",
+    "groups": "groups",
+    "imports": "import",
+}
+
+
+def core_endpoint(endpoint: str) -> Endpoint:
+    if endpoint not in OFFICIAL_TO_CORE:
+        # The official text, word for word (its ``dict_keys([...])`` too): code matches on it.
+        raise MixpanelException(
+            f'No such endpoint "{endpoint}". Valid endpoints are one of {OFFICIAL_TO_CORE.keys()}'
+        )
+    return OFFICIAL_TO_CORE[endpoint]
+
+
+def connect_and_read_timeouts(request_timeout: object) -> tuple[float, float]:
+    """``(connect, read)`` from a number of seconds for both, or a ``(connect, read)`` pair,
+    as the official consumer's ``requests`` reads it."""
+    if isinstance(request_timeout, tuple | list):
+        if len(request_timeout) != 2:
+            raise ValueError(
+                "request_timeout: a pair must be (connect, read) seconds, "
+                f"not {len(request_timeout)} values"
+            )
+        connect, read = request_timeout
+        return _seconds(connect, "request_timeout[0]"), _seconds(read, "request_timeout[1]")
+    seconds = _seconds(request_timeout, "request_timeout")
+    return seconds, seconds
+
+
+def _seconds(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name}: must be a number of seconds, a (connect, read) pair of them, or None for "
+            f"the default timeouts, not {type(value).__name__}"
+        )
+    if not (0 < value <= MAX_SECONDS):  # NaN fails it too
+        raise ValueError(
+            f"{name}: must be a number of seconds greater than 0 and at most {MAX_SECONDS} (a "
+            f"day), or None for the default timeouts, not {value!r}"
+        )
+    return float(value)
+
+
+def backoff_factor(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"retry_backoff_factor: must be a number, not {type(value).__name__}")
+    if not value <= MAX_SECONDS / 2:  # NaN fails it too; doubled into the first wait
+        raise ValueError(
+            f"retry_backoff_factor: must be a number of seconds of at most {MAX_SECONDS // 2}, "
+            f"not {value!r}"
+        )
+    return float(value)
+
+
+def official_messages(
+    endpoint: Endpoint,
+    json_message: str,
+    api_key: str | tuple[str | None, str | None] | None,
+    api_secret: str | None,
+) -> list[Message]:
+    """The messages for ``endpoint`` of what a ``send`` was given; raises MixpanelException."""
+    # The official BufferedConsumer hands its Consumer (api_key, api_secret) as one tuple.
+    if isinstance(api_key, tuple):
+        api_key, api_secret = api_key
+    try:
+        parsed: Any = wire.loads(json_message)
+    except ValueError as exc:
+        raise MixpanelException(f"json_message is not JSON: {exc}") from exc
+    records = parsed if isinstance(parsed, list) else [parsed]
+    auth = None
+    if api_key is not None or api_secret is not None:
+        auth = ImportAuth(api_key, Secret(api_secret) if api_secret is not None else None)
+    try:
+        messages = [message_from_record(endpoint, record) for record in records]
+    except ValidationError as exc:
+        raise MixpanelException(f"cannot send to /{endpoint}: {exc}") from exc
+    if auth is not None:
+        messages = [attrs.evolve(m, auth=auth) for m in messages]
+    return messages
