@@ -156,6 +156,7 @@ def test_a_dropped_consumer_that_cannot_deliver_logs_the_count_at_error_without_
     wait_until(logged, "the undelivered records were not logged")
     (record,) = [r for r in caplog.records if "not delivered" in r.getMessage()]
     assert record.levelno == logging.ERROR
+    assert record.name == "mixpanel_core.compat_consumers"  # the name logging is set up by
     message = record.getMessage()
     assert f"{EVENTS + 3} record(s) not delivered after the consumer was freed" in message
     assert "503" in message
