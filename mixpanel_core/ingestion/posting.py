@@ -20,16 +20,15 @@ from mixpanel_core.ingestion.classify import (
 )
 from mixpanel_core.ingestion.encoding import WireFormat
 from mixpanel_core.ingestion.endpoints import shown_url
-from mixpanel_core.ingestion.http import (
-    HttpSession,
+from mixpanel_core.ingestion.http import HttpSession, Response
+from mixpanel_core.ingestion.options import HttpOptions
+from mixpanel_core.ingestion.request_watch import request_ceiling
+from mixpanel_core.ingestion.session_errors import (
     NetworkError,
     ProxyAuthError,
     RequestError,
-    Response,
     TlsError,
 )
-from mixpanel_core.ingestion.options import HttpOptions
-from mixpanel_core.ingestion.request_watch import request_ceiling
 from mixpanel_core.messages import Endpoint
 
 WATCH_INTERVAL = 0.05

@@ -28,7 +28,8 @@ from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import IngestionClient, Verdict
 from mixpanel_core.ingestion.classify import classify_response
-from mixpanel_core.ingestion.http import HttpSession, tls_failure_is_permanent
+from mixpanel_core.ingestion.http import HttpSession
+from mixpanel_core.ingestion.session_errors import tls_failure_is_permanent
 from mixpanel_core.messages import Endpoint
 from mixpanel_core.settings import MixpanelSettings
 

@@ -1,0 +1,60 @@
+"""The certificate authorities a session trusts, chosen from the environment as requests
+chooses them."""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+from collections.abc import Mapping
+
+import certifi
+
+from mixpanel_core.errors import ConfigError
+
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""Where requests (and so the official SDK) looks for the authorities to trust, in order."""
+
+
+def ca_bundle(environ: Mapping[str, str]) -> dict[str, str]:
+    """urllib3's options for the authorities to trust when certificates are verified.
+
+    As requests chooses them: ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (an empty value
+    counts as unset), a PEM file or a directory of hashed certificates (``c_rehash``); else
+    certifi's bundle. Unlike requests, which fails each request with an ``OSError``, a path
+    that does not exist, or a file that holds no certificate, is a ``ConfigError`` naming
+    the variable, raised when the session is built.
+    """
+    for variable in CA_BUNDLE_VARIABLES:
+        path = environ.get(variable)
+        if path:
+            break
+    else:
+        return {"ca_certs": certifi.where()}
+    path = os.path.abspath(path)  # a later chdir() must not change what is trusted
+    if os.path.isdir(path):
+        return {"ca_cert_dir": path}
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"{variable}: {path!r} does not exist; point it at a file of CA certificates "
+            "(PEM) or a directory of hashed ones, or unset it to trust certifi's bundle"
+        )
+    try:
+        stat = os.stat(path)
+        _check_ca_file(path, (stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"{variable}: {path!r} holds no CA certificate that can be read ({exc}); it must "
+            "be a file of PEM certificates or a directory of hashed ones"
+        ) from exc
+    return {"ca_certs": path}
+
+
+@functools.lru_cache(maxsize=8)
+def _check_ca_file(path: str, version: tuple[int, int, int]) -> None:
+    """Load ``path`` as CA certificates once per version of the file (raises if it cannot).
+
+    Loading the system's bundle takes about 20 ms, thirty times what building a client
+    costs otherwise; clients built per web request must not pay it each time.
+    """
+    ssl.create_default_context(cafile=path)

@@ -1,0 +1,167 @@
+"""The HTTP session's errors, and urllib3's sorted into them.
+
+::
+
+    TlsError        the certificate was refused, or TLS cannot be agreed: retrying will not fix it
+    ProxyAuthError  the proxy answered 407 to CONNECT: retrying will not fix it
+    NetworkError    a timeout, a refused or dropped connection, an answer cut short: try again
+    RequestError    anything else that stopped the request from being made
+
+``errors_sorted`` turns urllib3's exceptions into these, each raised ``from`` urllib3's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import re
+import ssl
+from collections.abc import Iterator
+
+import urllib3
+import urllib3.exceptions
+from urllib3.util.ssl_match_hostname import CertificateError
+
+from mixpanel_core.ingestion.request_watch import Watch
+
+
+class TlsError(Exception):
+    """The certificate was refused, or client and server share no TLS version or cipher.
+
+    Retrying will not fix it. A handshake cut short (the peer closed or reset the connection)
+    is a ``NetworkError`` instead.
+    """
+
+
+class NetworkError(Exception):
+    """A timeout, a refused or dropped connection, an answer cut short or that does not
+    decode: worth another try with the same records."""
+
+
+class ProxyAuthError(Exception):
+    """The proxy answered 407 to ``CONNECT``: it wants credentials it was not given, or
+    refused those it was. Retrying will not fix it. (Without a tunnel, for ``http://``, the
+    407 is an answer like any other: see ``classify``.)"""
+
+
+class RequestError(Exception):
+    """Anything else that stopped the request from being made (a malformed URL, say)."""
+
+
+# OpenSSL reasons that say client and server cannot agree, whatever the attempt: https:// to a
+# plain-HTTP port, no TLS version or cipher in common. Any other ssl.SSLError (an EOF or a reset
+# mid-handshake, a bad record) is what a restarting server or load balancer causes.
+_PERMANENT_SSL_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "NO_CIPHERS_AVAILABLE",
+    }
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: exceptions in its args, its __cause__ and __context__."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        # urllib3 wraps the ssl exception as SSLError(e), so it sits in args, not __cause__.
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def tls_failure_is_permanent(exc: urllib3.exceptions.SSLError) -> bool:
+    """Whether retrying cannot help: a certificate or hostname check failed, the two sides
+    cannot agree on TLS, or urllib3 refused before any handshake (a CA bundle it cannot load,
+    a fingerprint mismatch). A handshake interrupted by the peer is worth another try."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, ssl.SSLCertVerificationError | CertificateError) for c in causes):
+        return True
+    ssl_errors = [c for c in causes if isinstance(c, ssl.SSLError)]
+    if not ssl_errors:
+        return True
+    return any(e.reason in _PERMANENT_SSL_REASONS for e in ssl_errors)
+
+
+@contextlib.contextmanager
+def errors_sorted() -> Iterator[None]:
+    """urllib3's errors raised in the block, sorted into the session's own (see the module's
+    docstring)."""
+    try:
+        yield
+    except urllib3.exceptions.ProxyError as exc:
+        # The proxy could not be reached, or refused the tunnel: a network failure like
+        # any other, unless it wants credentials (407), or it is TLS to an https://
+        # proxy that cannot succeed.
+        status = _tunnel_status(exc)
+        if status == 407:
+            raise ProxyAuthError(
+                "the proxy refused the CONNECT tunnel: HTTP 407 Proxy Authentication Required"
+            ) from exc
+        cause = exc.original_error
+        if isinstance(cause, urllib3.exceptions.SSLError) and tls_failure_is_permanent(cause):
+            raise TlsError(f"proxy: {cause}") from exc
+        raise NetworkError(f"ProxyError: {exc}") from exc
+    except urllib3.exceptions.SSLError as exc:
+        if tls_failure_is_permanent(exc):
+            raise TlsError(str(exc)) from exc
+        raise NetworkError(f"TLS connection interrupted: {exc}") from exc
+    except (
+        urllib3.exceptions.TimeoutError,
+        urllib3.exceptions.NewConnectionError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.NameResolutionError,
+        OSError,
+    ) as exc:
+        raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
+    except urllib3.exceptions.DecodeError as exc:
+        # An answer whose Content-Encoding does not decode (mangled on the way, cut short)
+        # shows no more than a 2xx without Mixpanel's success body: resend the records.
+        raise NetworkError(f"the answer could not be decoded: {exc}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise RequestError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def timed_out(watch: Watch) -> NetworkError:
+    """The error of a request the watchdog ended: no complete answer within its ``total``."""
+    return NetworkError(
+        f"timed out: no complete answer {watch.total:.1f}s after the request was started "
+        "(the connection was shut down; Mixpanel may still receive the request)"
+    )
+
+
+def _tunnel_status(exc: BaseException) -> int | None:
+    """The status a proxy answered to ``CONNECT``, when that is why the tunnel failed."""
+    for cause in _causes(exc):
+        # http.client's wording, which urllib3 keeps: the only place the status is given.
+        match = _TUNNEL_FAILED.match(str(cause))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+_TUNNEL_FAILED = re.compile(r"Tunnel connection failed: (\d{3})\b")
+
+
+def answer_never_started(exc: BaseException) -> bool:
+    """Whether ``exc`` is the peer closing or resetting the connection, as opposed to an error
+    of ours, a timeout or an answer cut short after it began (``Watch.answered`` tells the
+    last apart)."""
+    return any(
+        isinstance(
+            cause,
+            http.client.RemoteDisconnected
+            | ConnectionResetError
+            | BrokenPipeError
+            | ConnectionAbortedError,
+        )
+        for cause in _causes(exc)
+    )
