@@ -1,115 +1,41 @@
 """The pipeline: validate, enrich, route, send; and reports back through the hooks.
 
-The hook implementations are looked up once, when the pipeline is built, and kept as plain
-lists of functions, so a message costs a few function calls and no plugin-manager machinery.
+``submit`` is the path of every message; the rest is in modules of its own: the hook
+implementations compiled into plain calls when the pipeline is built (``hook_calls``), what
+validators and routers answer checked (``hook_answers``), the transports built by name and
+flushed and closed together (``named_transports``), a message refused before enrichment
+redacted for its report (``refusal_redaction``).
 """
 
 from __future__ import annotations
 
 import logging
-import reprlib
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 import pluggy
 
 from mixpanel_core import hookspecs
-from mixpanel_core.config import Config, TransportConfig
+from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.errors import (
     ConfigError,
-    MixpanelCoreError,
     NotJSONError,
     PartialSendError,
     PluginError,
     Problem,
-    TransportError,
     ValidationError,
 )
+from mixpanel_core.hook_answers import check_route, verdict
+from mixpanel_core.hook_calls import REDACTION, Observers, compile_hook
 from mixpanel_core.messages import Message
-from mixpanel_core.plugin import PluginContext, build_failure, instantiate
-from mixpanel_core.process_fork import in_fork_children
-from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
-from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
+from mixpanel_core.named_transports import NamedTransports
+from mixpanel_core.plugin import PluginContext, instantiate
+from mixpanel_core.refusal_redaction import redacted
+from mixpanel_core.registry import PLUGIN_GROUP, load
+from mixpanel_core.transport import Transport, TransportContext, ignore_report
 
 logger = logging.getLogger(__name__)
-
-_Impl = tuple[str, Callable[..., Any]]
-
-REDACTION = "redaction"
-LAST_PLUGINS = (REDACTION, "router")
-"""Built-in plugins whose hook implementations run after every other one of their hook,
-wherever ``[plugins] enabled`` lists them and whatever the others' ``trylast``: ``redaction``
-(its ``mixpanel_enrich``), so that nothing another enricher adds leaves the process unredacted;
-``router`` (its ``mixpanel_route``), so that any router of yours answers before ``[[routes]]``.
-"""
-
-
-def _compile(
-    hook: pluggy.HookCaller, params: tuple[str, ...], order: Mapping[str, int]
-) -> list[_Impl]:
-    """The implementations of ``hook`` in call order, each callable positionally.
-
-    The order is the documented one, made here rather than left to pluggy (which calls the
-    last registered first, and puts each ``trylast`` in front of those before it, reversing
-    them): ``tryfirst`` ones, then the others, then ``trylast`` ones, each group in the
-    configured order (``order``: plugin name to its place); ``LAST_PLUGINS`` after them all.
-    Hooks are looked up once here so that a message costs plain function calls.
-    """
-
-    def place(impl: pluggy.HookImpl) -> tuple[int, int]:
-        # A plugin registered without a name (pluggy names it by its id) comes after the
-        # named ones of its group.
-        at = order.get(impl.plugin_name, len(order))
-        if impl.plugin_name in LAST_PLUGINS:
-            return 3, at
-        return (0 if impl.tryfirst else 2 if impl.trylast else 1), at
-
-    impls: list[_Impl] = []
-    for impl in sorted(hook.get_hookimpls(), key=place):
-        if impl.hookwrapper or impl.wrapper:
-            raise ConfigError(
-                f"plugins.{impl.plugin_name}: wrappers are not supported for {hook.name}"
-            )
-        function = impl.function
-        if tuple(impl.argnames) != params:
-            function = _by_name(function, tuple(impl.argnames), params)
-        impls.append((impl.plugin_name, function))
-    return impls
-
-
-def _verdict(answer: object) -> list[Problem]:
-    """The problems a validator answered; a ``TypeError`` saying what it answered instead.
-
-    Read as problems without a look, a string would be one problem per character, a dict its
-    keys, a list of strings problems without fields: a ValidationError that names nothing (or,
-    under ``on_invalid = "drop"``, every message dropped) where the plugin is at fault.
-    """
-    if isinstance(answer, str | bytes | Mapping) or not isinstance(answer, Iterable):
-        raise TypeError(
-            f"returned {reprlib.repr(answer)}, of type {type(answer).__name__}: return a list "
-            "of Problem(field, rule), or None"
-        )
-    problems = list(answer)
-    for problem in problems:
-        if not isinstance(problem, Problem):
-            raise TypeError(
-                f"returned a {type(answer).__name__} holding {reprlib.repr(problem)}, of type "
-                f"{type(problem).__name__}: return a list of Problem(field, rule), or None"
-            )
-    return problems
-
-
-def _by_name(
-    function: Callable[..., Any], wanted: tuple[str, ...], params: tuple[str, ...]
-) -> Callable[..., Any]:
-    """Adapt an implementation that takes a subset of the hook's parameters."""
-
-    def call(*args: Any) -> Any:
-        return function(**{n: v for n, v in zip(params, args, strict=True) if n in wanted})
-
-    return call
 
 
 class Pipeline:
@@ -131,35 +57,31 @@ class Pipeline:
         self.plugin_manager.add_hookspecs(hookspecs)
         for name, plugin in plugins:
             self.plugin_manager.register(plugin, name=name)
-        # Each hook's implementations are put in order by _compile, whatever pluggy's order.
+        # Each hook's implementations are put in order by compile_hook, whatever pluggy's order.
         order = {name: place for place, (name, _) in enumerate(plugins)}
         hook = self.plugin_manager.hook
-        self._validators = _compile(hook.mixpanel_validate, ("message",), order)
-        self._enrichers = _compile(hook.mixpanel_enrich, ("message",), order)
+        self._validators = compile_hook(hook.mixpanel_validate, ("message",), order)
+        self._enrichers = compile_hook(hook.mixpanel_enrich, ("message",), order)
         self._redactors = [(n, f) for n, f in self._enrichers if n == REDACTION]
         """The ``redaction`` plugin's enricher, if enabled: also run on a message refused
         before enrichment, before its report goes to the observers (``_reject_as_made``)."""
-        self._routers = _compile(hook.mixpanel_route, ("message", "transports"), order)
-        self._observers = _compile(hook.mixpanel_delivered, ("report",), order)
+        self._routers = compile_hook(hook.mixpanel_route, ("message", "transports"), order)
+        self._observers = compile_hook(hook.mixpanel_delivered, ("report",), order)
         self._observe = Observers(self._observers)
         self._on_invalid = self.config.pipeline.on_invalid
         transports = self.config.transports if transports is None else transports
         if not transports:
             raise ConfigError("transports: none configured; add a [transports.NAME] table")
-        self._specs = dict(transports)
-        self.transport_names: tuple[str, ...] = tuple(self._specs)
+        self._transports = NamedTransports(transports, self.config)
+        self.transport_names: tuple[str, ...] = tuple(self._transports.specs)
         # Without routes: the only transport, or the one named ``default``.
         self._default_route: tuple[str, ...] = (
             self.transport_names
             if len(self.transport_names) == 1
             else ("default",)
-            if "default" in self._specs
+            if "default" in self._transports.specs
             else ()
         )
-        self._built: dict[str, Transport] = {}
-        self._building: set[str] = set()
-        self._lock = threading.RLock()
-        in_fork_children(self, Pipeline._after_fork)
         self._by_names: dict[tuple[str, ...], tuple[Transport, ...]] = {}
         self._defaults: tuple[Transport, ...] | None = None
 
@@ -212,9 +134,9 @@ class Pipeline:
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
                 found = check(message)
                 # None costs one test; an empty list (the other usual answer) two. Any other
-                # answer is checked before it is read as a verdict (see _verdict).
+                # answer is checked before it is read as a verdict (see verdict).
                 if found is not None and (found or found.__class__ is not list):
-                    problems = [*(problems or ()), *_verdict(found)]
+                    problems = [*(problems or ()), *verdict(found)]
         except Exception as exc:
             raise PluginError(name, "mixpanel_validate", exc) from exc
         if problems:
@@ -309,7 +231,7 @@ class Pipeline:
         duplicate it where it was taken. So each transport gets its chance, and the error
         says which took it.
         """
-        names = {id(built): name for name, built in self._built.items()}
+        names = {id(built): name for name, built in self._transports.built.items()}
         errors: dict[str, Exception] = {names.get(id(refused), "?"): error}
         for transport in transports[transports.index(refused) + 1 :]:
             try:
@@ -332,41 +254,11 @@ class Pipeline:
             return self._by_names[names]  # type: ignore[index]
         except (KeyError, TypeError):  # new names, or an answer that cannot be a key (a list)
             pass
-        self._check_answer(names, router)
+        check_route(names, router, self._transports.specs)
         transports = tuple(self.transport(n) for n in names)
         if isinstance(names, tuple):  # checked, and immutable: kept for the next message
             self._by_names[names] = transports
         return transports
-
-    def _check_answer(self, names: object, router: str) -> None:
-        """Refuse a router's answer that would misroute the message, naming the router."""
-        said = f"plugin {router!r} answered mixpanel_route with"
-        if isinstance(names, str):
-            # Taken as a sequence, "direct" would name transports "d", "i", "r", ...
-            raise TransportError(f"{said} the string {names!r}: answer a list of transport names")
-        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
-            # A set or an iterator has no order to send in, or is used up by the first look.
-            wrong = TypeError(
-                f"answered {reprlib.repr(names)}, of type {type(names).__name__}: answer a "
-                "list or tuple of transport names, or None"
-            )
-            raise PluginError(router, "mixpanel_route", wrong) from wrong
-        if not names:
-            raise TransportError(
-                f"{said} an empty list of transports: the message would go nowhere; answer "
-                "None to leave it to the default route"
-            )
-        if len(set(names)) != len(names):
-            raise TransportError(
-                f"{said} a transport more than once ({', '.join(names)}): the message would be "
-                "sent twice to it"
-            )
-        for name in names:
-            if name not in self._specs:
-                raise ConfigError(
-                    f"transports.{name}: not configured; configured: {', '.join(self._specs)} "
-                    f"(named by plugin {router!r} in mixpanel_route)"
-                )
 
     def problems(self, message: Message) -> list[Problem]:
         """What every ``mixpanel_validate`` implementation finds wrong with ``message``.
@@ -380,7 +272,7 @@ class Pipeline:
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
                 answer = check(message)
                 if answer is not None:
-                    found.extend(_verdict(answer))
+                    found.extend(verdict(answer))
         except Exception as exc:  # a validator reports problems; raising is its own failure
             raise PluginError(name, "mixpanel_validate", exc) from exc
         return found
@@ -401,23 +293,7 @@ class Pipeline:
         if self._on_invalid == "raise" or not (enrich and self._redactors and self.observed):
             self.reject(error, message)
         else:
-            self.reject(error, self._redacted(message))
-
-    def _redacted(self, message: Message) -> Message | None:
-        """``message`` through the ``redaction`` enricher, ``None`` if that fails on it."""
-        try:
-            for _, redact in self._redactors:
-                redacted = redact(message)
-                if redacted is not None:
-                    message = redacted
-        except Exception as exc:
-            logger.warning(
-                "the dropped message's report carries no message: redaction failed on it (%s: %s)",
-                type(exc).__name__,
-                exc,
-            )
-            return None
-        return message
+            self.reject(error, redacted(message, self._redactors))
 
     def report(self, report: DeliveryReport) -> None:
         """Pass a delivery report to every ``mixpanel_delivered`` implementation."""
@@ -453,41 +329,12 @@ class Pipeline:
 
     def transport(self, name: str) -> Transport:
         """The transport called ``name``, built on first use."""
-        built = self._built.get(name)
-        if built is not None:
-            return built
-        with self._lock:
-            if name in self._built:
-                return self._built[name]
-            spec = self._specs.get(name)
-            if spec is None:
-                raise ConfigError(
-                    f"transports.{name}: not configured; configured: {', '.join(self._specs)}"
-                )
-            if name in self._building:
-                raise ConfigError(f"transports.{name}: refers to itself through other transports")
-            self._building.add(name)
-            try:
-                transport = self._build(name, spec)
-            finally:
-                self._building.discard(name)
-            self._built[name] = transport
-            return transport
+        return self._transports.get(name, self._context)
 
-    def _after_fork(self) -> None:
-        # A child forked while another thread of the parent's was building a transport
-        # inherits the lock held and the name in ``_building``, by a thread it does not have:
-        # its first track() would wait forever, or be told the transport refers to itself.
-        # Fresh ones, whoever held them: a build the forking thread was in itself (a
-        # transport's from_config forked) goes on, and its ``with`` releases the lock it took.
-        self._lock = threading.RLock()
-        self._building = set()
-
-    def _build(self, name: str, spec: object) -> Transport:
-        if not isinstance(spec, TransportConfig):
-            return adapt_transport(spec, name, self.reporter)
-        factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
-        context = TransportContext(
+    def _context(self, name: str) -> TransportContext:
+        """What transport ``name`` is built with: it reports to ``reporter``, and finds the
+        other transports (a wrapper's inner one) through ``transport``."""
+        return TransportContext(
             name,
             self.config.mixpanel,
             self.reporter,
@@ -495,26 +342,6 @@ class Pipeline:
             self.config,
             observed=self.observed,
         )
-        from_config = getattr(factory, "from_config", None)
-        if from_config is None:
-            raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")
-        try:
-            transport: object = from_config(spec.options, context)
-        except MixpanelCoreError:
-            raise  # said on purpose: a ConfigError naming its key, a TransportError
-        except Exception as exc:
-            # Not raw at the first track(), which builds it: a configuration error, naming the
-            # table (and not quoting its values: see build_failure).
-            raise build_failure(
-                f"transports.{name}", spec.type, exc, spec.options, self.config
-            ) from exc
-        if not isinstance(transport, Transport):
-            # Said now, naming it, rather than as an AttributeError at its first send or flush.
-            raise ConfigError(
-                f"transports.{name}.type: {spec.type!r} built an object of type "
-                f"{type(transport).__name__}, not a transport (send, flush, close)"
-            )
-        return transport
 
     def build_all(self) -> None:
         """Build every configured transport now (surfacing configuration errors early)."""
@@ -525,100 +352,9 @@ class Pipeline:
         """Flush every transport built so far; returns the messages they still hold, with no
         outcome yet. Those rejected or failed are reported (and dead-lettered and logged by
         the transports that do), not returned; see docs/transports/index.md."""
-        return self._each("flush", timeout)
+        return self._transports.flush(timeout)
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Close every transport built so far; returns the messages they gave up on, each also
         reported FAILED. Those that failed before are not returned (see ``flush``)."""
-        return self._each("close", timeout)
-
-    def _each(self, verb: str, timeout: float | None) -> list[Message]:
-        """``verb`` (flush or close) on every transport, even after one raised.
-
-        ``timeout`` is checked first (``bounded``): refused, no transport is touched.
-
-        A transport that raises does not spare the others their flush, or their close (their
-        threads and exit hooks, what they hold): the first error is raised once all have
-        run. What the others returned is then left out of the return, and logged: a flush
-        left it queued, a close reported it FAILED.
-        """
-        bounded(timeout, 0.0)
-        left: list[Message] = []
-        error: Exception | None = None
-        # Outer transports first: a wrapper flushes into its inner transport, built after it.
-        for name, transport in reversed(list(self._built.items())):
-            try:
-                left.extend(_held(getattr(transport, verb)(timeout), name, verb))
-            except Exception as exc:
-                if error is None:
-                    error = exc
-                else:
-                    logger.error("%s of another transport failed too: %s", verb, exc)
-        if error is not None:
-            if left:
-                logger.error(
-                    "%d message(s) other transports could not deliver are not returned by "
-                    "this %s, which raises: %s",
-                    len(left),
-                    verb,
-                    error,
-                )
-            raise error
-        return left
-
-
-def _held(answer: object, name: str, verb: str) -> list[Message]:
-    """What transport ``name`` answered ``verb`` (flush or close), checked: the messages it holds.
-
-    A transport that forgot its ``return ()`` would otherwise fail here as "'NoneType' object
-    is not iterable", naming nothing; one answering something else would have it taken for
-    messages, and returned to the caller as such.
-    """
-    if not isinstance(answer, Sequence) or isinstance(answer, str | bytes):
-        raise TransportError(
-            f"transport {name!r} answered {verb}() with {reprlib.repr(answer)}, of type "
-            f"{type(answer).__name__}: a transport returns the list of messages it still "
-            "holds (an empty one when it holds none)"
-        )
-    held = [message for message in answer if isinstance(message, Message)]
-    if len(held) != len(answer):
-        wrong = next(item for item in answer if not isinstance(item, Message))
-        raise TransportError(
-            f"transport {name!r} answered {verb}() with a {type(answer).__name__} holding "
-            f"{reprlib.repr(wrong)}, of type {type(wrong).__name__}: a transport returns the "
-            "list of messages it still holds"
-        )
-    return held
-
-
-def adapt_transport(
-    candidate: object, name: str = "default", report: Reporter | None = None
-) -> Transport:
-    """Accept a transport, or an official-style consumer with ``send(endpoint, json)``."""
-    from mixpanel_core.consumer_adapter import ConsumerTransport, is_official_consumer
-
-    if is_official_consumer(candidate):
-        return ConsumerTransport(candidate, name, report or ignore_report)
-    if isinstance(candidate, Transport):
-        return candidate
-    raise TransportError(
-        f"{type(candidate).__name__} is neither a transport (send/flush/close) nor a consumer "
-        "with send(endpoint, json_message)"
-    )
-
-
-class Observers:
-    """The ``mixpanel_delivered`` implementations, as one reporter: each gets every report, and
-    one that raises is logged without keeping the others from it."""
-
-    __slots__ = ("_observers",)
-
-    def __init__(self, observers: Sequence[tuple[str, Callable[..., Any]]]) -> None:
-        self._observers = observers
-
-    def __call__(self, report: DeliveryReport) -> None:
-        for name, observe in self._observers:
-            try:
-                observe(report)
-            except Exception:
-                logger.exception("plugin %r failed in mixpanel_delivered", name)
+        return self._transports.close(timeout)

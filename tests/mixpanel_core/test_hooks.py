@@ -222,7 +222,10 @@ def test_transports_are_told_whether_anything_reads_their_reports(
             seen.append(report)
 
     monkeypatch.setattr(ContextRecorder, "contexts", [])
-    monkeypatch.setattr("mixpanel_core.pipeline.load", lambda group, name, path: ContextRecorder)
+    # Patched where transports are built: the pipeline's own ``load`` loads only plugins.
+    monkeypatch.setattr(
+        "mixpanel_core.named_transports.load", lambda group, name, path: ContextRecorder
+    )
     config = config_from_mapping({"transports": {"rec": {"type": "recorder"}}})
     Pipeline([], None, config).transport("rec")
     Pipeline([("obs", Observer())], None, config).transport("rec")

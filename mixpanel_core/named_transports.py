@@ -1,0 +1,182 @@
+"""A pipeline's transports by name: each built once, on first use; all flushed and closed together.
+
+A transport given as an object is taken as it is (or adapted, an official-style consumer); one
+given as a ``TransportConfig`` is built by the entry point its ``type`` names.
+"""
+
+from __future__ import annotations
+
+import logging
+import reprlib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from mixpanel_core.config import Config, TransportConfig
+from mixpanel_core.delivery import Reporter
+from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
+from mixpanel_core.messages import Message
+from mixpanel_core.plugin import build_failure
+from mixpanel_core.process_fork import in_fork_children
+from mixpanel_core.registry import TRANSPORT_GROUP, load
+from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
+
+# The pipeline's name, under which flush and close failures have always been logged.
+logger = logging.getLogger("mixpanel_core.pipeline")
+
+
+class NamedTransports:
+    """The configured transports (``specs``: name to a transport object or ``TransportConfig``),
+    built under one lock, each at most once, and flushed or closed all together."""
+
+    def __init__(self, specs: Mapping[str, object], config: Config) -> None:
+        self.specs = dict(specs)
+        self.built: dict[str, Transport] = {}
+        """The transports built so far, in the order they were built."""
+        self._config = config
+        self._building: set[str] = set()
+        self._lock = threading.RLock()
+        in_fork_children(self, NamedTransports._after_fork)
+
+    def get(self, name: str, context: Callable[[str], TransportContext]) -> Transport:
+        """The transport called ``name``, built on first use with ``context(name)``.
+
+        ``context`` is handed per call, not kept: it is the pipeline's method, and kept here it
+        would make a reference cycle (see ``Pipeline.reporter``).
+        """
+        built = self.built.get(name)
+        if built is not None:
+            return built
+        with self._lock:
+            if name in self.built:
+                return self.built[name]
+            spec = self.specs.get(name)
+            if spec is None:
+                raise ConfigError(
+                    f"transports.{name}: not configured; configured: {', '.join(self.specs)}"
+                )
+            if name in self._building:
+                raise ConfigError(f"transports.{name}: refers to itself through other transports")
+            self._building.add(name)
+            try:
+                transport = self._build(spec, context(name))
+            finally:
+                self._building.discard(name)
+            self.built[name] = transport
+            return transport
+
+    def _after_fork(self) -> None:
+        # A child forked while another thread of the parent's was building a transport
+        # inherits the lock held and the name in ``_building``, by a thread it does not have:
+        # its first track() would wait forever, or be told the transport refers to itself.
+        # Fresh ones, whoever held them: a build the forking thread was in itself (a
+        # transport's from_config forked) goes on, and its ``with`` releases the lock it took.
+        self._lock = threading.RLock()
+        self._building = set()
+
+    def _build(self, spec: object, context: TransportContext) -> Transport:
+        name = context.name
+        if not isinstance(spec, TransportConfig):
+            return adapt_transport(spec, name, context.report)
+        factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
+        from_config = getattr(factory, "from_config", None)
+        if from_config is None:
+            raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")
+        try:
+            transport: object = from_config(spec.options, context)
+        except MixpanelCoreError:
+            raise  # said on purpose: a ConfigError naming its key, a TransportError
+        except Exception as exc:
+            # Not raw at the first track(), which builds it: a configuration error, naming the
+            # table (and not quoting its values: see build_failure).
+            raise build_failure(
+                f"transports.{name}", spec.type, exc, spec.options, self._config
+            ) from exc
+        if not isinstance(transport, Transport):
+            # Said now, naming it, rather than as an AttributeError at its first send or flush.
+            raise ConfigError(
+                f"transports.{name}.type: {spec.type!r} built an object of type "
+                f"{type(transport).__name__}, not a transport (send, flush, close)"
+            )
+        return transport
+
+    def flush(self, timeout: float | None = None) -> list[Message]:
+        """Flush every transport built so far; returns the messages they still hold."""
+        return self._each("flush", timeout)
+
+    def close(self, timeout: float | None = None) -> list[Message]:
+        """Close every transport built so far; returns the messages they gave up on."""
+        return self._each("close", timeout)
+
+    def _each(self, verb: str, timeout: float | None) -> list[Message]:
+        """``verb`` (flush or close) on every transport, even after one raised.
+
+        ``timeout`` is checked first (``bounded``): refused, no transport is touched.
+
+        A transport that raises does not spare the others their flush, or their close (their
+        threads and exit hooks, what they hold): the first error is raised once all have
+        run. What the others returned is then left out of the return, and logged: a flush
+        left it queued, a close reported it FAILED.
+        """
+        bounded(timeout, 0.0)
+        left: list[Message] = []
+        error: Exception | None = None
+        # Outer transports first: a wrapper flushes into its inner transport, built after it.
+        for name, transport in reversed(list(self.built.items())):
+            try:
+                left.extend(_held(getattr(transport, verb)(timeout), name, verb))
+            except Exception as exc:
+                if error is None:
+                    error = exc
+                else:
+                    logger.error("%s of another transport failed too: %s", verb, exc)
+        if error is not None:
+            if left:
+                logger.error(
+                    "%d message(s) other transports could not deliver are not returned by "
+                    "this %s, which raises: %s",
+                    len(left),
+                    verb,
+                    error,
+                )
+            raise error
+        return left
+
+
+def _held(answer: object, name: str, verb: str) -> list[Message]:
+    """What transport ``name`` answered ``verb`` (flush or close), checked: the messages it holds.
+
+    A transport that forgot its ``return ()`` would otherwise fail here as "'NoneType' object
+    is not iterable", naming nothing; one answering something else would have it taken for
+    messages, and returned to the caller as such.
+    """
+    if not isinstance(answer, Sequence) or isinstance(answer, str | bytes):
+        raise TransportError(
+            f"transport {name!r} answered {verb}() with {reprlib.repr(answer)}, of type "
+            f"{type(answer).__name__}: a transport returns the list of messages it still "
+            "holds (an empty one when it holds none)"
+        )
+    held = [message for message in answer if isinstance(message, Message)]
+    if len(held) != len(answer):
+        wrong = next(item for item in answer if not isinstance(item, Message))
+        raise TransportError(
+            f"transport {name!r} answered {verb}() with a {type(answer).__name__} holding "
+            f"{reprlib.repr(wrong)}, of type {type(wrong).__name__}: a transport returns the "
+            "list of messages it still holds"
+        )
+    return held
+
+
+def adapt_transport(
+    candidate: object, name: str = "default", report: Reporter | None = None
+) -> Transport:
+    """Accept a transport, or an official-style consumer with ``send(endpoint, json)``."""
+    from mixpanel_core.consumer_adapter import ConsumerTransport, is_official_consumer
+
+    if is_official_consumer(candidate):
+        return ConsumerTransport(candidate, name, report or ignore_report)
+    if isinstance(candidate, Transport):
+        return candidate
+    raise TransportError(
+        f"{type(candidate).__name__} is neither a transport (send/flush/close) nor a consumer "
+        "with send(endpoint, json_message)"
+    )
