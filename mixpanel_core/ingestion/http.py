@@ -54,6 +54,11 @@ class Response:
     headers: Mapping[str, str]
 
 
+CLOSED_POOL_TRIES = 8
+"""Tries of a post that meets pools ``close()`` closed on other threads before it took a
+connection (see ``HttpSession._request_on_open_pool``)."""
+
+
 class HttpSession:
     """A pool of keep-alive connections, thread-safe, and new after ``fork()``.
 
@@ -224,8 +229,13 @@ class HttpSession:
         """urllib3's request, made again at once through a new pool when ``close()`` on
         another thread closed the one it took before it got a connection from it. A closed
         pool gives no connection, so nothing was sent; the session stays usable after
-        ``close()``, and a post begun before it is not failed for it."""
-        for again in (False, True):
+        ``close()``, and a post begun before it is not failed for it.
+
+        Each new try meets a closed pool only if yet another ``close()`` came in between (a
+        route is saved under ``close()``'s lock, so none is left to a closed pool): the tries
+        are bounded all the same, so that what cannot happen cannot loop either.
+        """
+        for tries_left in range(CLOSED_POOL_TRIES - 1, -1, -1):
             try:
                 return self._route(url).request(
                     "POST",
@@ -237,7 +247,7 @@ class HttpSession:
                     redirect=False,
                 )
             except urllib3.exceptions.ClosedPoolError:
-                if again:
+                if not tries_left:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
