@@ -28,6 +28,7 @@ OFFICIAL_TO_CORE: dict[str, Endpoint] = {
 
 
 def core_endpoint(endpoint: str) -> Endpoint:
+    """This library's endpoint for one of the official names (``events``, ``people``...)."""
     if endpoint not in OFFICIAL_TO_CORE:
         # The official text, word for word (its ``dict_keys([...])`` too): code matches on it.
         raise MixpanelException(
@@ -65,7 +66,9 @@ def _seconds(value: object, name: str) -> float:
     return float(value)
 
 
-def backoff_factor(value: object) -> float:
+def checked_backoff_factor(value: object) -> float:
+    """``retry_backoff_factor`` as a float, or the official argument's error if it is not a
+    number of seconds this client can wait (a doubled factor is the first wait)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"retry_backoff_factor: must be a number, not {type(value).__name__}")
     if not value <= MAX_SECONDS / 2:  # NaN fails it too; doubled into the first wait

@@ -303,6 +303,8 @@ EXIT_LOCK_GRACE_SECONDS = 1.0
 
 
 def flush_at_exit(buffers: Buffers) -> None:
+    """The exit hook of a ``BufferedConsumer``'s buffers: sends what they hold, all consumers
+    within one shared deadline (``EXIT_FLUSH_SECONDS``), and logs what it could not."""
     if not buffers.held():
         return
     deadline = _exit_clock.start()

@@ -28,7 +28,7 @@ import attrs
 from mixpanel_core.compat import MixpanelException, ServiceAccountCredentials
 from mixpanel_core.compat_arguments import (
     OFFICIAL_TO_CORE,
-    backoff_factor,
+    checked_backoff_factor,
     connect_and_read_timeouts,
     core_endpoint,
     official_messages,
@@ -82,13 +82,13 @@ class Consumer:
         if request_timeout is not None:
             connect, read = connect_and_read_timeouts(request_timeout)
             options = attrs.evolve(options, connect_timeout=connect, read_timeout=read)
-        factor = backoff_factor(retry_backoff_factor)
+        backoff_factor = checked_backoff_factor(retry_backoff_factor)
         if retry_limit <= 0:
             options = attrs.evolve(options, retry_budget=0.0)
         else:
             options = attrs.evolve(
                 options,
-                backoff_base=max(factor * 2, 0.01),
+                backoff_base=max(backoff_factor * 2, 0.01),
                 max_retries=retry_limit,
             )
         self._client = IngestionClient(settings, options, name="compat")

@@ -47,9 +47,10 @@ class ConsumerTransport:
 
     Each gets the text the official client would hand it (``json_dumps``: ASCII, ``1e-07``),
     which code of the user's may compare or sign; the drop-in consumers of
-    ``mixpanel_core.compat_consumers``, which only parse it, get the encoding validation
-    already made. Leaving the client flushes the consumer but never closes it: it is the
-    caller's, perhaps shared with other clients, and the official client closes none.
+    ``mixpanel_core.compat_consumers``, which only parse it (``compat_arguments``), get the
+    encoding validation already made. Leaving the client flushes the consumer but never
+    closes it: it is the caller's, perhaps shared with other clients, and the official client
+    closes none.
 
     Reports: a message whose ``send`` raised is reported FAILED. One whose ``send`` returned is
     reported ACCEPTED only when the consumer has no ``flush``: a consumer with one (such as
