@@ -13,47 +13,34 @@ The queue holds each message's JSON, and the message itself only when something 
 later (a reader of reports, ``/import`` credentials); a message not kept is rebuilt from its
 JSON in the rare case it is needed (it failed, ``flush`` returns it). What a queued record
 holds, and the helpers that group and rebuild them, are in ``sender_records``.
+
+What the thread does with each take, and the state it shares with ``flush``/``close``, is a
+``SenderLoop`` (``sender_loop``); what becomes of the outcomes (reports, dead letters, the
+warning, the reports of drops) is ``SenderSettling``'s (``sender_settling``). This module keeps
+the caller's side, ``flush``/``close``, fork handling, the thread's life and the exit close.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from mixpanel_core.bounded_queue import BoundedQueue, held_by_caller
 from mixpanel_core.buffer_options import BufferOptions
 from mixpanel_core.dead_letter import DeadLetterFile
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter, reports_for
-from mixpanel_core.errors import AuthenticationError, Problem, TransportError, ValidationError
-from mixpanel_core.ingestion import (
-    EncodedPair,
-    IngestionClient,
-    Outcome,
-    records_limit,
-    split_encoded,
-)
+from mixpanel_core.delivery import Reporter
+from mixpanel_core.errors import Problem, TransportError, ValidationError
+from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.process_exit import at_exit, exit_time_left
 from mixpanel_core.process_fork import in_fork_children
-from mixpanel_core.sender_records import (
-    RECORD_OVERHEAD,
-    Record,
-    by_endpoint,
-    failed_messages,
-    held_bytes,
-    messages_of,
-    pair_data,
-    rebuilt_messages,
-    record_data,
-    unsettled,
-)
+from mixpanel_core.sender_loop import SenderLoop
+from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, messages_of
+from mixpanel_core.sender_settling import SenderSettling
 from mixpanel_core.transport import bounded, ignore_report
 from mixpanel_core.weak import weakly
-
-logger = logging.getLogger(__name__)
 
 IDLE_RECHECK = 1.0
 """Most seconds an idle sender thread waits before it checks again that its sender exists:
@@ -64,8 +51,6 @@ never waits for the lock)."""
 _SETTLING_GRACE = 2.0
 """Most seconds ``close`` waits for a thread it stopped in a retry wait to settle that call
 (see ``close``); no request is out then, so it normally takes well under a millisecond."""
-
-_NOT_SENT_AFTER_CLOSE = "not sent: close() timed out first"
 
 
 class BackgroundSender:
@@ -95,9 +80,9 @@ class BackgroundSender:
         self.client = client
         self.options = options or BufferOptions()
         self.name = name
-        self._report = report
         self._observed = report is not ignore_report if observed is None else observed
-        """Whether anyone reads reports of accepted records (and so wants their messages)."""
+        """Whether anyone reads reports of accepted records (and so wants their messages): read
+        here by ``submit`` itself, which keeps their messages, and by the settling."""
         self._batch_records = client.options.max_batch_records
         # The sender thread holds the queue: neither the queue nor its drop callback may hold
         # this sender strongly, except while records are queued (``owner``).
@@ -114,7 +99,8 @@ class BackgroundSender:
         )
         path = self.options.dead_letter_path
         key = f"transports.{name}.dead_letter_path"
-        self._dead_letter = DeadLetterFile(path, key) if path is not None else None
+        dead_letter = DeadLetterFile(path, key) if path is not None else None
+        self._settling = SenderSettling(name, report, self._observed, dead_letter)
         self._closed = False
         self._cancel_exit_close: Callable[[], None] | None = None
         """Set when the thread first starts: a sender that never took a record has nothing to
@@ -126,29 +112,10 @@ class BackgroundSender:
         weakref.finalize(self, self._queue.finish).atexit = False
 
     def _reset_sender(self) -> None:
-        # Reentrant only so that its owner can be asked, as the queue's lock (``flush``).
-        self._state_lock = threading.RLock()
-        self._state = threading.Condition(self._state_lock)
-        self._take_from: int | None = None
-        """``BoundedQueue.removed`` just before the take being delivered (the sequence number
-        of its first record, or less), ``None`` between takes: what ``flush`` waits for."""
-        self._in_flight: list[Record] = []
-        self._urgent = 0
-        self._abandoned = False
-        self._abort = threading.Event()
-        self._in_retry_wait = False
-        """Whether the thread is in a retry wait, or on its way out of one ``close`` cut short
-        (then until the thread ends): it has no request out (see ``close``)."""
-        self._stopped_call_settled = threading.Event()
-        """Set once the thread settled the call it was in when ``close`` gave up waiting for
-        it (and the rest of that take): nothing of it is in flight any more."""
-        self._settled_in_call: list[Outcome] = []
-        """What the client announced settled in the request being sent (see ``_settled_now``),
-        up to the moment ``close`` abandons the thread."""
-        self._failed_after_abort: list[Message] = []
-        """The messages this thread settled FAILED once ``close`` gave up waiting for it, up to
-        the moment it abandons the thread: ``close`` returns them with the ones it gives up on
-        itself."""
+        # A loop of this process: fresh locks, nothing taken or in flight.
+        self._loop = SenderLoop(
+            self._queue, self.client, self.options, self._settling, self._batch_records, self.name
+        )
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -157,8 +124,9 @@ class BackgroundSender:
         # starts empty, with fresh locks, and starts its own thread on its first message.
         self._queue.reset_after_fork()
         self._reset_sender()
-        if self._dead_letter is not None:
-            self._dead_letter.reset_after_fork()
+        dead_letter = self._settling.dead_letter
+        if dead_letter is not None:
+            dead_letter.reset_after_fork()
 
     # -- the caller's side ----------------------------------------------------------------
 
@@ -170,11 +138,12 @@ class BackgroundSender:
     @property
     def dead_letters_unwritten(self) -> int:
         """Records the dead-letter file could not take (disk full...), each also reported."""
-        return self._dead_letter.unwritten if self._dead_letter is not None else 0
+        dead_letter = self._settling.dead_letter
+        return dead_letter.unwritten if dead_letter is not None else 0
 
     def __len__(self) -> int:
         """Messages queued or being sent."""
-        return len(self._queue) + len(self._in_flight)
+        return len(self._queue) + len(self._loop.in_flight)
 
     def submit(self, message: Message) -> None:
         """Enqueue ``message``; raises ``QueueFullError`` under ``block`` after the timeout."""
@@ -246,35 +215,24 @@ class BackgroundSender:
         self._refuse_waiting_for_itself("flush")
         deadline = time.monotonic() + bounded(timeout, self.options.flush_timeout)
         target = self._queue.total_put
-        with self._state:
-            self._urgent += 1
+        loop = self._loop
+        with loop.state:
+            loop.urgent += 1
         self._queue.wake()
         try:
-            with self._state:
-                while not self._settled_up_to(target):
+            with loop.state:
+                while not loop.settled_up_to(target):
                     left = deadline - time.monotonic()
                     if left <= 0 or self._thread is None:
                         break
-                    self._state.wait(left)
+                    loop.state.wait(left)
                 else:
                     return []
-                pending = list(self._in_flight)
+                pending = list(loop.in_flight)
         finally:
-            with self._state:
-                self._urgent -= 1
+            with loop.state:
+                loop.urgent -= 1
         return messages_of(pending + self._queue.snapshot())
-
-    def _settled_up_to(self, target: int) -> bool:
-        """Whether every record put before the ``target``-th is settled or dropped (``_state``
-        held): none is queued, and none is in the take being delivered.
-
-        Positions, not counts: under ``drop_oldest`` the records put after ``flush`` started
-        are evicted too, and counting them made ``flush`` return while earlier records were
-        still in flight.
-        """
-        if self._queue.removed < target:
-            return False
-        return self._take_from is None or self._take_from >= target
 
     def close(self, timeout: float | None = None) -> list[Message]:
         """Flush within ``timeout``, stop the thread, and give up on what is left.
@@ -294,7 +252,8 @@ class BackgroundSender:
         """
         self._refuse_waiting_for_itself("close")
         bound = bounded(timeout, self.options.flush_timeout)  # refused before anything changes
-        with self._state:
+        loop = self._loop
+        with loop.state:
             if self._closed:
                 return []
             self._closed = True
@@ -308,39 +267,39 @@ class BackgroundSender:
             # Interrupted while it waits (SystemExit from a SIGTERM handler, Ctrl-C): left for
             # the exit close to finish. Left closed, the exit close returned at once, and
             # what was queued vanished with no report, dead letter or log line.
-            with self._state:
+            with loop.state:
                 self._closed = False
             raise
         self._queue.finish()
         if left:
-            self._abort.set()
+            loop.abort.set()
         self._queue.wake()
         stuck: list[Record] = []
         thread = self._thread
         if thread is not None:
             thread.join(max(0.0, started + bound - time.monotonic()) + 0.05)
-            if thread.is_alive() and self._in_retry_wait:
+            if thread.is_alive() and loop.in_retry_wait:
                 # Stopped in a retry wait, it has no request out: it is settling that call,
                 # which on a loaded machine can take more than 50 ms. Given up on meanwhile,
                 # the batch it no longer retries would be reported "during the request", not
                 # with Mixpanel's last answer. Until that step only, not the thread's end:
                 # its reports (a slow report callback) are not close's to wait for.
-                self._stopped_call_settled.wait(_SETTLING_GRACE)
+                loop.stopped_call_settled.wait(_SETTLING_GRACE)
             if thread.is_alive():
-                with self._state:
-                    self._abandoned = True
-                    stuck = list(self._in_flight)
-                self._give_up(stuck, "not delivered: close() timed out during the request")
+                with loop.state:
+                    loop.abandoned = True
+                    stuck = list(loop.in_flight)
+                self._settling.give_up(stuck, "not delivered: close() timed out during the request")
         queued = self._queue.take(len(self._queue))
-        self._give_up(queued, "not delivered: close() timed out")
+        self._settling.give_up(queued, "not delivered: close() timed out")
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
         self.client.close()
         # Not ``left``: the thread may have settled some of those since (Mixpanel accepted
         # them: a caller resending them would apply a profile $add twice). Read after
-        # ``_abandoned`` is set, after which the thread adds none.
-        with self._state:
-            failed_by_thread = list(self._failed_after_abort)
+        # ``abandoned`` is set, after which the thread adds none.
+        with loop.state:
+            failed_by_thread = list(loop.failed_after_abort)
         return failed_by_thread + messages_of(stuck + queued)
 
     def _refuse_waiting_for_itself(self, verb: str) -> None:
@@ -358,7 +317,7 @@ class BackgroundSender:
                 f"{self.name}: {verb}() was called from the sender's own thread (a delivery "
                 "report hook?), which would wait for itself; call it from another thread"
             )
-        if self._queue.held_here() or held_by_caller(self._state_lock):
+        if self._queue.held_here() or held_by_caller(self._loop.state_lock):
             raise TransportError(
                 f"{self.name}: {verb}() was called while this thread is inside the transport "
                 "(from a signal handler that interrupted send() or flush()?), which would wait "
@@ -366,240 +325,15 @@ class BackgroundSender:
                 "instead: the exit close then runs once the interrupted call has let go"
             )
 
-    # -- the sender thread ----------------------------------------------------------------
-
-    def _ready(self) -> bool:
-        """Whether to send what is queued now, without lingering for a full batch."""
-        return self._urgent > 0 or self._queue.finished
-
-    def _send_next(self) -> bool:
-        """Linger for a fuller batch, take it and deliver it; ``False`` once the thread is to end
-        (``close`` ran out of time, or it finished and nothing is left)."""
-        queue = self._queue
-        if self._abort.is_set() or (queue.finished and not len(queue)):
-            return False
-        linger = self.options.linger
-        if linger and not self._ready():
-            queue.wait_until(self._ready, linger)
-        with self._state:
-            # Taken and published as in flight in one step: ``close`` gives up on what is
-            # queued and what is in flight, and must never see a take between the two. An
-            # eviction between reading ``removed`` and the take only makes ``_take_from``
-            # smaller: ``flush`` then waits for this take too, never too little.
-            self._take_from = queue.removed
-            items = queue.take(self._batch_records)
-            self._in_flight = items
-        try:
-            self._deliver(items)
-        except Exception as error:
-            # The thread must outlive any bug: everything queued after this take would
-            # otherwise never be sent. Requests are settled one by one in ``_send``, so an
-            # error here came before any request (cutting the batches): none was sent.
-            logger.exception("%s: unexpected error while preparing requests", self.name)
-            self._give_up(items, f"not sent: {type(error).__name__}: {error}")
-        finally:
-            with self._state:
-                self._in_flight = []
-                self._take_from = None
-                self._state.notify_all()
-        return not self._abort.is_set()
-
-    def _deliver(self, records: list[Record]) -> None:
-        # Each batch is one request (and one retry budget, as the option says); the client
-        # finds it within the limits with a single sum and sends it as it is. All are cut
-        # before the first is sent, so a failure while cutting them leaves none half-sent.
-        max_bytes = self.client.options.max_batch_bytes
-        requests = [
-            (endpoint, batch)
-            for endpoint, pairs in by_endpoint(records)
-            for batch in split_encoded(
-                pairs,
-                self.client.wire_format(endpoint),
-                max_bytes,
-                records_limit(endpoint, self._batch_records),
-            )
-        ]
-        for index, (endpoint, batch) in enumerate(requests):
-            if not self._send(endpoint, batch, requests[index + 1 :]):
-                return  # close() gave up: the take's later requests were settled unsent
-
-    def _send(
-        self,
-        endpoint: Endpoint,
-        batch: list[EncodedPair],
-        rest: list[tuple[Endpoint, list[EncodedPair]]],
-    ) -> bool:
-        """Send one request of a take and settle it; ``rest`` are the take's later requests.
-
-        ``False`` once ``close`` gave up: the later requests are then settled unsent here.
-        """
-        outcomes, reports = self._request(endpoint, batch)
-        unsent: list[Outcome] = []
-        # Decided in the locked step, not after the reports: a ``close`` giving up after that
-        # step finds the later requests in flight, and the next ``_send`` settles them.
-        going_on = False
-        with self._state:
-            announced, self._settled_in_call = self._settled_in_call, []
-            if self._abandoned:
-                # close() gave up on what was still in flight then, and reported it. What was
-                # settled before (a first half of a split Mixpanel accepted) is not in its list:
-                # reported here, as it was settled, and nothing else.
-                outcomes, reports = announced, None
-            elif self._abort.is_set():
-                # close() ran out of time: it gives up on what is left (reports it FAILED,
-                # dead-letters it, returns it), so starting a later request now would deliver
-                # records that a replay of the dead letters sends again. Settled in this step,
-                # which ends close's wait for it (see close): nothing of the take is left.
-                unsent = [self._failed(e, pairs, _NOT_SENT_AFTER_CLOSE) for e, pairs in rest]
-                self._failed_after_abort.extend(failed_messages(unsent))
-                self._in_flight = []
-                self._stopped_call_settled.set()
-            else:
-                # The client announced this request's records settled as it settled them, so
-                # they are out of what is in flight already (see ``_settled_now``); this only
-                # makes sure of it. Rebuilt only for a take of several requests.
-                self._in_flight = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
-                going_on = True
-        if reports is None:
-            self._settle(outcomes)
-        else:
-            self._settle_reports(reports)
-        if unsent:
-            self._settle(unsent)
-        return going_on
-
-    def _request(
-        self, endpoint: Endpoint, batch: list[EncodedPair]
-    ) -> tuple[Sequence[Outcome], Sequence[DeliveryReport] | None]:
-        """The outcomes of one request, or the reports of a refusal of its credentials.
-
-        Every record of it is announced settled (``_settled_now``) once, as it is settled: by
-        the client for what it sends, here for what never reaches the client.
-        """
-        if self._abort.is_set():
-            # close() ran out of time: it gives up on what is left (reports it FAILED,
-            # dead-letters it, returns it), so starting this request now would deliver
-            # records that a replay of the dead letters sends again.
-            unsent = [self._failed(endpoint, batch, _NOT_SENT_AFTER_CLOSE)]
-            self._settled_now(unsent)
-            return unsent, None
-        try:
-            result = self.client.send_encoded(
-                endpoint, batch, self._wait, on_settled=self._settled_now
-            )
-        except AuthenticationError as error:
-            logger.error("%s: %s", self.name, error)
-            return (), error.reports
-        except Exception as error:
-            # The sender must outlive any bug or surprise: the records the call had not
-            # settled are reported FAILED, not lost; those it had keep their outcomes.
-            logger.exception("%s: unexpected error while sending to /%s", self.name, endpoint)
-            with self._state:
-                settled = list(self._settled_in_call)
-            rest = unsettled(batch, settled, pair_data)
-            if not rest:
-                return settled, None
-            failed = [self._failed(endpoint, rest, f"{type(error).__name__}: {error}")]
-            self._settled_now(failed)
-            return settled + failed, None
-        return result.outcomes, None
-
-    def _settled_now(self, outcomes: Sequence[Outcome]) -> None:
-        """The client's ``on_settled``: records it settled while the request goes on.
-
-        They leave what is in flight at once, so ``close``, giving up on the thread while a
-        later part of the same call is still out (the second half of a split batch), gives up
-        on that part only, never on a half Mixpanel already accepted; and they are kept, for
-        the thread to report if ``close`` abandons it meanwhile (see ``_send``). Once it did,
-        ``close`` gave up on everything still in flight: nothing changes any more.
-        """
-        if not outcomes:
-            return
-        with self._state:
-            if self._abandoned:
-                return
-            self._settled_in_call.extend(outcomes)
-            self._in_flight = unsettled(self._in_flight, outcomes, record_data)
-            if self._abort.is_set():
-                # In the same locked step as the check above: ``close`` returns these with
-                # what it gives up on, and reads them only after it set ``_abandoned``.
-                self._failed_after_abort.extend(failed_messages(outcomes))
-
-    def _wait(self, seconds: float) -> bool:
-        """The client's wait before a retry; ``False``, which stops the client's call, once
-        ``close`` ran out of time. Returning rather than raising lets the call keep what it
-        settled before (a first half of a split Mixpanel accepted stays ACCEPTED)."""
-        self._in_retry_wait = True
-        if self._abort.wait(seconds):
-            return False  # still no request out: close may wait for this call to settle
-        self._in_retry_wait = False
-        return True
-
-    # -- outcomes -------------------------------------------------------------------------
-
-    def _failed(self, endpoint: Endpoint, items: Sequence[EncodedPair], reason: str) -> Outcome:
-        return Outcome(endpoint, items, DeliveryStatus.FAILED, self.name, reason)
-
-    def _settle(self, outcomes: Sequence[Outcome]) -> None:
-        """Report, dead-letter and log every record not delivered; report accepted ones
-        only when observed.
-
-        Unobserved, accepted records get no report at all: that is most of the sender's
-        work per record saved, and nothing observable is lost (the counts ``flush`` and
-        ``close`` need are kept by the queue and the thread).
-        """
-        observed = self._observed
-        lost: list[DeliveryReport] = []
-        told: list[DeliveryReport] = []
-        for outcome in outcomes:
-            if outcome.ok and not observed:
-                continue
-            reports = outcome.reports()
-            told.extend(reports)
-            if not outcome.ok:
-                lost.extend(reports)
-        self._tell(lost, told)
-
-    def _settle_reports(self, reports: Sequence[DeliveryReport]) -> None:
-        self._tell([r for r in reports if not r.ok], reports)
-
-    def _tell(self, lost: list[DeliveryReport], reports: Sequence[DeliveryReport]) -> None:
-        if lost:
-            if self._dead_letter is not None:
-                self._dead_letter.write(lost)
-            logger.warning(
-                "%s: %d record(s) not delivered; first: %s", self.name, len(lost), lost[0].reason
-            )
-        self._report_each(reports)
-
-    def _report_each(self, reports: Iterable[DeliveryReport]) -> None:
-        """Hand each report to ``report``; one that raises is logged and the rest go on.
-
-        A transport's ``report`` may be any callable (not only the pipeline's, which guards
-        its plugins): its bug must neither end the sender thread nor silence later reports.
-        """
-        failures = 0
-        for report in reports:
-            try:
-                self._report(report)
-            except Exception:
-                failures += 1
-                if failures == 1:
-                    logger.exception("%s: the report callback failed", self.name)
-        if failures > 1:
-            logger.error("%s: the report callback failed %d times more", self.name, failures - 1)
-
-    def _give_up(self, records: list[Record], reason: str) -> None:
-        self._settle([self._failed(e, pairs, reason) for e, pairs in by_endpoint(records)])
-
     def _dropped(self, records: list[Record], reason: str) -> None:
         # Logged by the queue, which counts the drop (see ``BoundedQueue._hand_dropped``).
-        if self._report is not ignore_report:
-            messages = rebuilt_messages(records)
-            self._report_each(reports_for(messages, DeliveryStatus.DROPPED, self.name, reason))
+        settling = self._settling
+        if settling.report is not ignore_report:
+            settling.dropped(records, reason)
         if self.options.when_full == "drop_oldest":
-            with self._state:
-                self._state.notify_all()
+            state = self._loop.state
+            with state:
+                state.notify_all()
 
 
 def _send_while_owned(
@@ -626,7 +360,7 @@ def _send_while_owned(
         sender = ref()
         if sender is None:
             break
-        if (len(queue) or queue.finished) and not sender._send_next():
+        if (len(queue) or queue.finished) and not sender._loop.send_next():
             return  # closed: ``close`` releases the rest
         del sender  # idle again: waiting must not keep the sender alive
     if cancel_exit_close is not None:

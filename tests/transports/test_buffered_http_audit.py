@@ -50,7 +50,7 @@ def test_close_gives_up_only_on_the_requests_of_a_take_not_yet_settled(
     transport = transport_for(
         mixpanel_emulator, linger=0.5, dead_letter_path=str(dead), read_timeout=30.0
     )
-    transport.sender._report = report
+    transport.sender._settling.report = report
     event, profile = make_event("settled", 0), _profile(0)
     try:
         transport.send(event)
@@ -240,7 +240,7 @@ def test_close_or_flush_from_a_delivery_hook_is_refused_and_loses_nothing(
         except Exception as error:
             errors.append(error)
 
-    transport.sender._report = report
+    transport.sender._settling.report = report
     events = [make_event(f"hook-{verb}", i) for i in range(50)]
     transport.send(events[0])
     assert first.wait(10)

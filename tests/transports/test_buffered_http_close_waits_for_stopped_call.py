@@ -49,7 +49,7 @@ def test_close_waits_for_a_slow_thread_to_settle_the_call_it_stopped(tmp_path: P
         transport = BufferedHttpTransport(settings, options, report=reports.append)
         sender = transport.sender
         waiting = threading.Event()
-        wait = sender._wait
+        wait = sender._loop._wait
 
         def slow_after_cut_short(seconds: float) -> bool:
             waiting.set()
@@ -58,7 +58,7 @@ def test_close_waits_for_a_slow_thread_to_settle_the_call_it_stopped(tmp_path: P
                 time.sleep(SLOW_SETTLING)  # a loaded machine, between the stop and settling
             return going_on
 
-        sender._wait = slow_after_cut_short  # type: ignore[method-assign]
+        sender._loop._wait = slow_after_cut_short  # type: ignore[method-assign]
         transport.send(update)
         assert waiting.wait(10), "the sender never waited to retry"
         left = transport.close(0.2)

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mixpanel_core import buffering
+from mixpanel_core import sender_loop
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
 
@@ -30,7 +30,7 @@ def test_a_take_that_cannot_be_cut_into_requests_is_reported_failed_and_dead_let
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cut = buffering.split_encoded
+    cut = sender_loop.split_encoded
     calls: list[int] = []
 
     def fails_once(*args: object, **kwargs: object) -> object:
@@ -39,7 +39,7 @@ def test_a_take_that_cannot_be_cut_into_requests_is_reported_failed_and_dead_let
             raise RuntimeError("a bug while cutting batches")
         return cut(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(buffering, "split_encoded", fails_once)
+    monkeypatch.setattr(sender_loop, "split_encoded", fails_once)
     dead = tmp_path / "dead.jsonl"
     reports: list[DeliveryReport] = []
     transport = transport_for(

@@ -57,7 +57,7 @@ def test_close_and_flush_from_inside_the_transport_are_refused_and_change_nothin
     transport = transport_for(mixpanel_emulator)
     transport.send(make_event("reentry", 0))
     sender = transport.sender
-    lock = sender._queue._lock if inside == "queue" else sender._state
+    lock = sender._queue._lock if inside == "queue" else sender._loop.state
     outcomes = _outcomes_while_held(
         lock, {"flush": lambda: transport.flush(5), "close": lambda: transport.close(5)}
     )

@@ -257,13 +257,13 @@ def test_close_stopping_a_retry_wait_does_not_wait_for_the_reports_of_the_thread
     with ScriptedServer([answer(raw("503 Service Unavailable", b'{"error": "busy"}'))]) as server:
         transport = _one_take(server, 10, dead, report, backoff_base=10.0)
         waiting = threading.Event()
-        wait = transport.sender._wait
+        wait = transport.sender._loop._wait
 
         def wait_to_retry(seconds: float) -> bool:
             waiting.set()
             return wait(seconds)
 
-        transport.sender._wait = wait_to_retry  # type: ignore[method-assign]
+        transport.sender._loop._wait = wait_to_retry  # type: ignore[method-assign]
         for update in updates:
             transport.send(update)
         assert waiting.wait(10), "the sender never waited to retry"
@@ -300,8 +300,8 @@ def _answered_when_close_gives_up(
         linger=10.0,  # until the batch is queued: one take
         max_batch_records=max_batch_records,
     )
-    transport.sender._report = report
-    transport.sender._abort = _AnsweredWhenCloseGivesUp(emulator, answered)
+    transport.sender._settling.report = report
+    transport.sender._loop.abort = _AnsweredWhenCloseGivesUp(emulator, answered)
     return transport
 
 
@@ -398,7 +398,7 @@ def test_flush_under_drop_oldest_waits_for_records_in_flight_despite_later_evict
             transport.send(make_event("queued", n))
         flusher.start()
         deadline = time.monotonic() + 10
-        while transport.sender._urgent < 1:  # flush has counted what was sent before it
+        while transport.sender._loop.urgent < 1:  # flush has counted what was sent before it
             assert time.monotonic() < deadline, "flush never started"
             time.sleep(0.005)
         for n in range(15):

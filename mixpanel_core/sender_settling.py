@@ -1,0 +1,103 @@
+"""What a ``BackgroundSender`` makes of its outcomes: reports, dead letters and a warning for
+every record not delivered, reports of accepted ones when observed, and of those dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from mixpanel_core.dead_letter import DeadLetterFile
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter, reports_for
+from mixpanel_core.ingestion import EncodedPair, Outcome
+from mixpanel_core.messages import Endpoint
+from mixpanel_core.sender_records import Record, by_endpoint, rebuilt_messages
+
+# The logger these lines had while they were written in ``buffering``: a deployment that routes
+# or silences ``mixpanel_core.buffering`` still sees (or hides) them all.
+logger = logging.getLogger("mixpanel_core.buffering")
+
+
+class SenderSettling:
+    """Settles the outcomes of the sender named ``name``, on whichever thread settles them.
+
+    ``report`` receives a report for every record not delivered, and with ``observed`` one for
+    every record accepted too; those not delivered also go to ``dead_letter`` (when there is
+    one) and to a warning. It holds no reference to its sender.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        report: Reporter,
+        observed: bool,
+        dead_letter: DeadLetterFile | None,
+    ) -> None:
+        self.name = name
+        self.report = report
+        self.observed = observed
+        """Whether anyone reads reports of accepted records (and so wants their messages)."""
+        self.dead_letter = dead_letter
+
+    def failed(self, endpoint: Endpoint, items: Sequence[EncodedPair], reason: str) -> Outcome:
+        return Outcome(endpoint, items, DeliveryStatus.FAILED, self.name, reason)
+
+    def settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Report, dead-letter and log every record not delivered; report accepted ones
+        only when observed.
+
+        Unobserved, accepted records get no report at all: that is most of the sender's
+        work per record saved, and nothing observable is lost (the counts ``flush`` and
+        ``close`` need are kept by the queue and the thread).
+        """
+        observed = self.observed
+        lost: list[DeliveryReport] = []
+        told: list[DeliveryReport] = []
+        for outcome in outcomes:
+            if outcome.ok and not observed:
+                continue
+            reports = outcome.reports()
+            told.extend(reports)
+            if not outcome.ok:
+                lost.extend(reports)
+        self._tell(lost, told)
+
+    def settle_reports(self, reports: Sequence[DeliveryReport]) -> None:
+        self._tell([r for r in reports if not r.ok], reports)
+
+    def give_up(self, records: list[Record], reason: str) -> None:
+        self.settle([self.failed(e, pairs, reason) for e, pairs in by_endpoint(records)])
+
+    def dropped(self, records: list[Record], reason: str) -> None:
+        """Report the records the full policy dropped (logged and counted by the queue).
+
+        Called only when ``report`` is not ``ignore_report``: the sender checks, so that a drop
+        nobody hears of costs no call (under ``drop_newest`` it is part of ``submit``).
+        """
+        messages = rebuilt_messages(records)
+        self._report_each(reports_for(messages, DeliveryStatus.DROPPED, self.name, reason))
+
+    def _tell(self, lost: list[DeliveryReport], reports: Sequence[DeliveryReport]) -> None:
+        if lost:
+            if self.dead_letter is not None:
+                self.dead_letter.write(lost)
+            logger.warning(
+                "%s: %d record(s) not delivered; first: %s", self.name, len(lost), lost[0].reason
+            )
+        self._report_each(reports)
+
+    def _report_each(self, reports: Iterable[DeliveryReport]) -> None:
+        """Hand each report to ``report``; one that raises is logged and the rest go on.
+
+        A transport's ``report`` may be any callable (not only the pipeline's, which guards
+        its plugins): its bug must neither end the sender thread nor silence later reports.
+        """
+        failures = 0
+        for report in reports:
+            try:
+                self.report(report)
+            except Exception:
+                failures += 1
+                if failures == 1:
+                    logger.exception("%s: the report callback failed", self.name)
+        if failures > 1:
+            logger.error("%s: the report callback failed %d times more", self.name, failures - 1)
