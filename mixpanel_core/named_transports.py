@@ -11,7 +11,7 @@ import reprlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from mixpanel_core.config import Config, TransportConfig
+from mixpanel_core.config import TransportConfig
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
@@ -28,11 +28,10 @@ class NamedTransports:
     """The configured transports (``specs``: name to a transport object or ``TransportConfig``),
     built under one lock, each at most once, and flushed or closed all together."""
 
-    def __init__(self, specs: Mapping[str, object], config: Config) -> None:
+    def __init__(self, specs: Mapping[str, object]) -> None:
         self.specs = dict(specs)
         self.built: dict[str, Transport] = {}
         """The transports built so far, in the order they were built."""
-        self._config = config
         self._building: set[str] = set()
         self._lock = threading.RLock()
         in_fork_children(self, NamedTransports._after_fork)
@@ -89,7 +88,7 @@ class NamedTransports:
             # Not raw at the first track(), which builds it: a configuration error, naming the
             # table (and not quoting its values: see build_failure).
             raise build_failure(
-                f"transports.{name}", spec.type, exc, spec.options, self._config
+                f"transports.{name}", spec.type, exc, spec.options, context.settings
             ) from exc
         if not isinstance(transport, Transport):
             # Said now, naming it, rather than as an AttributeError at its first send or flush.

@@ -72,7 +72,7 @@ class Pipeline:
         transports = self.config.transports if transports is None else transports
         if not transports:
             raise ConfigError("transports: none configured; add a [transports.NAME] table")
-        self._transports = NamedTransports(transports, self.config)
+        self._transports = NamedTransports(transports)
         self.transport_names: tuple[str, ...] = tuple(self._transports.specs)
         # Without routes: the only transport, or the one named ``default``.
         self._default_route: tuple[str, ...] = (

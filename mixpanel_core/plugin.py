@@ -56,18 +56,18 @@ def instantiate(target: object, context: PluginContext) -> object:
         raise  # said on purpose (a ConfigError naming its key, most often)
     except Exception as exc:
         raise build_failure(
-            context.path, context.name, exc, context.options, context.config
+            context.path, context.name, exc, context.options, context.config.mixpanel
         ) from exc
     return target
 
 
 def build_failure(
-    path: str, name: str, error: Exception, options: Mapping[str, Any], config: Config
+    path: str, name: str, error: Exception, options: Mapping[str, Any], settings: MixpanelSettings
 ) -> ConfigError:
     """The ``ConfigError`` for a plugin or transport whose building raised ``error``, not one of
     ours (a ``KeyError`` from ``options["key"]``, its own ``ValueError``): it names the table,
     as every configuration error does, and the command line prints it as one line. What the
     error says is redacted (see ``Redactor``): it may quote the table or a credential.
     """
-    text = Redactor(config.mixpanel, options, path)(str(error))
+    text = Redactor(settings, options, path)(str(error))
     return ConfigError(f"{path}: {name!r} could not be built: {type(error).__name__}: {text}")

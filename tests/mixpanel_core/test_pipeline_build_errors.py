@@ -191,6 +191,17 @@ def test_a_transport_error_quotes_no_mixpanel_credential(acme: None) -> None:
     assert str(caught.value).endswith("bad credential <mixpanel.api_secret>")
 
 
+def test_a_transport_error_is_redacted_with_the_settings_it_was_built_with(acme: None) -> None:
+    """A pipeline given another configuration before building: the credential the transport
+    was handed is the one redacted (the split of the pipeline kept the first one for it)."""
+    first = {"mixpanel": {"api_secret": "FIRST-1"}, "transports": {"default": {"type": "leaky"}}}
+    pipeline = Pipeline.from_config(config_from_mapping(first))
+    pipeline.config = config_from_mapping({**first, "mixpanel": {"api_secret": "SECOND-2"}})
+    with pytest.raises(ConfigError) as caught:
+        pipeline.build_all()
+    assert str(caught.value).endswith("bad credential <mixpanel.api_secret>")
+
+
 def test_a_transport_error_from_from_config_is_raised_as_it_is(acme: None) -> None:
     data = {"transports": {"default": {"type": "declines"}}}
     pipeline = Pipeline.from_config(config_from_mapping(data))
