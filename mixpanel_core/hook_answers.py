@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from mixpanel_core.errors import ConfigError, PluginError, Problem, TransportError
 
 
-def verdict(answer: object) -> list[Problem]:
+def problems_answered(answer: object) -> list[Problem]:
     """The problems a validator answered; a ``TypeError`` saying what it answered instead.
 
     Read as problems without a look, a string would be one problem per character, a dict its

@@ -15,7 +15,8 @@ import pluggy
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.errors import ConfigError
 
-# The pipeline's name, under which plugins' failures have always been logged (and are filtered).
+# The pipeline's name: plugins' failures have always been logged under it, and users' logging
+# settings may name it.
 logger = logging.getLogger("mixpanel_core.pipeline")
 
 HookCall = tuple[str, Callable[..., Any]]

@@ -26,7 +26,7 @@ from mixpanel_core.errors import (
     Problem,
     ValidationError,
 )
-from mixpanel_core.hook_answers import check_route, verdict
+from mixpanel_core.hook_answers import check_route, problems_answered
 from mixpanel_core.hook_calls import REDACTION, Observers, compile_hook
 from mixpanel_core.messages import Message
 from mixpanel_core.named_transports import NamedTransports
@@ -136,7 +136,7 @@ class Pipeline:
                 # None costs one test; an empty list (the other usual answer) two. Any other
                 # answer is checked before it is read as a verdict (see verdict).
                 if found is not None and (found or found.__class__ is not list):
-                    problems = [*(problems or ()), *verdict(found)]
+                    problems = [*(problems or ()), *problems_answered(found)]
         except Exception as exc:
             raise PluginError(name, "mixpanel_validate", exc) from exc
         if problems:
@@ -272,7 +272,7 @@ class Pipeline:
             for name, check in self._validators:  # noqa: B007 (name is read on failure)
                 answer = check(message)
                 if answer is not None:
-                    found.extend(verdict(answer))
+                    found.extend(problems_answered(answer))
         except Exception as exc:  # a validator reports problems; raising is its own failure
             raise PluginError(name, "mixpanel_validate", exc) from exc
         return found
