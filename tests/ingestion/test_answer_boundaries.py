@@ -2,8 +2,9 @@
 module table says, and no record is reported ACCEPTED that Mixpanel may not have imported.
 
 Written from a mutation audit: each test here failed on a one-token change to the client
-that every other test let through (a 408 answered like a 410; an index one past the last
-record taken for one of the request's).
+that every other test let through (a 408 answered like a 410, a status "0" taken for an answer
+that is not Mixpanel's). The index one past the last record is a case of
+``test_ingestion_audit.py``'s accounting test.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import IngestionClient
 
-from .conftest import RecordingWait, event, import_event
+from .conftest import RecordingWait, event
 from .scripted import ScriptedServer, answer, raw
 from .test_client_audit import client_for
-from .test_ingestion_audit import strict_400
 
 pytestmark = pytest.mark.integration
 
@@ -37,24 +37,6 @@ def test_a_408_is_retried_and_the_record_delivered(
     assert len(wait.delays) == 1
     assert mixpanel_emulator.client.insert_ids("track") == [message.insert_id]
     assert mixpanel_emulator.client.stats()["requests"]["track"] == {"408": 1, "200": 1}
-
-
-def test_failed_records_naming_the_index_one_past_the_last_record_accept_none(
-    scripted: Callable[..., ScriptedServer],
-) -> None:
-    """Two records sent, one counted imported and index 2 named failed: index 2 is no record
-    of the request, so which record failed cannot be told. Taken as a record of it, the
-    count adds up (1 imported + 1 named) and both records were reported ACCEPTED, the one
-    Mixpanel refused among them: lost without a word."""
-    mixpanel = scripted(answer(raw("400 Bad Request", strict_400(1, 2))))
-    client = client_for(mixpanel)
-    result = client.send_batch("import", [import_event(), import_event()], wait=RecordingWait())
-    assert len(mixpanel.requests) == 1
-    assert [r.status for r in result.reports] == [DeliveryStatus.FAILED] * 2
-    reason = result.reports[0].reason
-    assert reason is not None
-    assert "outside the 2 sent" in reason
-    assert len(result.undelivered) == 2  # kept, to be sent again
 
 
 def test_a_status_0_as_a_string_from_track_is_a_rejection_not_a_retry(

@@ -49,6 +49,8 @@ def strict_400(imported: int, *indexes: int) -> bytes:
     ("imported", "indexes"),
     [
         pytest.param(0, (5,), id="index-out-of-range"),
+        # The count adds up (1 imported + 1 named): taken as a record, both were ACCEPTED.
+        pytest.param(1, (2,), id="index-one-past-the-last"),
         pytest.param(0, (-1,), id="negative-index"),
         pytest.param(0, (0, 0), id="duplicated-index-and-one-record-unnamed"),
     ],

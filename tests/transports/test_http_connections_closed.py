@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,12 +13,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from mixpanel_core.emulator import Emulator
-from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions
-from mixpanel_core.messages import Event, Message
+from mixpanel_core.messages import Message
 from mixpanel_core.settings import MixpanelSettings
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 from transports.http import HttpTransport
+
+from .test_buffered_http import make_event
 
 pytestmark = [
     pytest.mark.integration,
@@ -70,19 +70,6 @@ def no_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _event(n: int) -> Message:
-    record = {
-        "event": "e",
-        "properties": {
-            "token": "emulator-token",
-            "distinct_id": f"u{n}",
-            "time": time.time() - 10,
-            "$insert_id": f"closed-{n:020d}",
-        },
-    }
-    return Event(freeze(record, Event.kind))
-
-
 def _send_from_threads(emulator: Emulator, send: Callable[[Message], None]) -> None:
     """Eight threads send at once; the emulator drops a few of their connections meanwhile."""
     started = threading.Barrier(_THREADS)
@@ -90,7 +77,7 @@ def _send_from_threads(emulator: Emulator, send: Callable[[Message], None]) -> N
     def sender(first: int) -> None:
         started.wait()
         for n in range(first, first + 20):
-            send(_event(n))
+            send(make_event("closed", n))
 
     threads = [threading.Thread(target=sender, args=(i * 100,)) for i in range(_THREADS)]
     emulator.client.drop_next(_DROPPED)
