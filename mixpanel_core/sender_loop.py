@@ -1,6 +1,9 @@
-"""One take of a ``BackgroundSender``'s thread: linger for a fuller batch, take it from the queue,
-cut it into requests, send each and settle it; and what the thread shares with ``flush`` and
-``close`` about it, under one condition.
+"""What each turn of a ``BackgroundSender``'s thread does, and the state it shares with ``flush``.
+
+Each turn (``SenderLoop.send_next``; the loop around it is ``buffering._send_while_owned``)
+lingers for a fuller batch, takes it from the queue, cuts it into requests, sends each and
+settles it. What the thread shares with ``flush`` and ``close`` about the take is kept here,
+under one condition.
 
 A ``SenderLoop`` lives as long as its sender, and one process: after ``fork()`` the child's
 sender builds a new one (fresh locks, nothing in flight). It holds no reference to its sender:
