@@ -29,9 +29,9 @@ EXIT_BOUND = 10.0
 
 
 class SeekingConsumer(ScriptedConsumer):
-    """``seek`` replaces what is left to fetch with the partition's records from the offset
-    sought (``log``: every record of the partition, by offset); ``next_poll`` hooks run before
-    the next poll, whatever its number."""
+    """``seek`` makes the next fetch of the partition its records from the offset sought
+    (``log``: every record of each partition, by offset), dropping what else was scripted;
+    ``next_poll`` hooks run before the next poll, whatever its number."""
 
     def __init__(self, partitions: Sequence[Any], log: dict[Any, list[Record]]) -> None:
         super().__init__(partitions)
@@ -41,7 +41,9 @@ class SeekingConsumer(ScriptedConsumer):
 
     def seek(self, partition: Any, offset: int) -> None:
         self.seeks.append((partition.partition, offset))
-        self.script = [{partition: [r for r in self.log[partition] if r.offset >= offset]}]
+        ready = dict(self.script[0]) if self.script else {}
+        ready[partition] = [r for r in self.log.get(partition, []) if r.offset >= offset]
+        self.script = [{p: records for p, records in ready.items() if records}]
 
     def poll(self, timeout_ms: int) -> dict[Any, list[Record]]:
         while self.next_poll:
