@@ -10,6 +10,7 @@ import attrs
 
 from mixpanel_core import Event, Message, hookimpl
 from mixpanel_core.api_limits import PROFILE_OPERATIONS
+from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import Alias, GroupUpdate, Merge
 from mixpanel_core.plugin import PluginContext
@@ -64,9 +65,15 @@ class Redaction:
     def from_config(cls, context: PluginContext) -> Redaction:
         options = read(RedactionOptions, context.options, context.path)
         if options.hash and not options.salt:
-            from mixpanel_core.errors import ConfigError
-
             raise ConfigError(f"{context.path}.salt: required when hash is set")
+        both = sorted(set(options.drop) & set(options.hash))
+        if both:
+            # Either would be a guess at what was meant (dropped wins, but a hash the user
+            # counts on would then be missing from every message): say so at load.
+            raise ConfigError(
+                f"{context.path}.hash: {', '.join(map(repr, both))} also in drop; list each "
+                "property in one of them"
+            )
         salt = options.salt.reveal() if options.salt else ""
         return cls(options.drop, options.hash, salt)
 

@@ -40,6 +40,16 @@ def test_hash_without_salt_is_a_config_error() -> None:
         make_client({"hash": ["email"]})
 
 
+def test_a_property_both_dropped_and_hashed_is_a_config_error() -> None:
+    """Which one was meant cannot be told: dropped, a hash counted on would be missing."""
+    options = {"drop": ["email", "ip"], "hash": ["ip", "email"], "salt": "${SALT}"}
+    with pytest.raises(ConfigError) as refused:
+        make_client(options)
+    assert str(refused.value) == (
+        "plugins.redaction.hash: 'email', 'ip' also in drop; list each property in one of them"
+    )
+
+
 def test_salt_never_appears_in_the_plugin_repr() -> None:
     client, _ = make_client({"hash": ["email"], "salt": "${SALT}"})
     assert "pepper" not in repr(vars(client.plugin("redaction")))
