@@ -34,6 +34,7 @@ def test_the_credentials_of_a_table_are_named_and_its_other_values_left() -> Non
     a path, a host or a size is no secret, and replacing them would garble the text."""
     redact = redactor(
         password="hunter2-pw",
+        salt="pepper-salt",
         close="raise",
         size=5000,
         nested={"api_key": "tok-1234"},
@@ -42,8 +43,8 @@ def test_the_credentials_of_a_table_are_named_and_its_other_values_left() -> Non
         path="file",
         flag=True,
     )
-    assert redact("pw hunter2-pw; raise 5000 file True") == (
-        "pw <transports.archive.password>; raise 5000 file True"
+    assert redact("pw hunter2-pw; raise 5000 file True; pepper-salt") == (
+        "pw <transports.archive.password>; raise 5000 file True; <transports.archive.salt>"
     )
     assert redact("tok-1234 at proxy.internal as svc:Pr0xy@Pw (svc:Pr0xy%40Pw)") == (
         "<transports.archive.nested.api_key> at proxy.internal as "
@@ -54,9 +55,10 @@ def test_the_credentials_of_a_table_are_named_and_its_other_values_left() -> Non
 
 
 def test_a_credential_is_named_in_the_spellings_an_exception_gives_it() -> None:
-    """``int()`` quotes its argument with repr (a backslash doubled), a URL percent-encodes."""
-    redact = redactor(password="it's\\a\"p@ss/w+rd")
-    secret = "it's\\a\"p@ss/w+rd"
+    """``int()`` quotes its argument with repr (a backslash doubled), a URL percent-encodes
+    (a form, its space as ``+``)."""
+    redact = redactor(password="it's\\a\"p@ss/w+rd 2")
+    secret = "it's\\a\"p@ss/w+rd 2"
     for spelling in (secret, repr(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)):
         assert redact(f"<<{spelling}>>") == "<<<transports.archive.password>>>", spelling
 
