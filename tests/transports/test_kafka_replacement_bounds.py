@@ -140,6 +140,12 @@ def test_sends_waiting_for_a_failed_build_fail_with_it(broker: Broker) -> None:
     assert slowest < 3 * max_block, sorted(seconds for _, seconds, _ in failures)
     ends = [began + seconds for began, seconds, _ in failures]
     assert max(ends) - min(ends) < max_block, sorted(ends)
+    # Once a build failed, a send is refused at once (the watchdog builds again, each
+    # second), not held for a build of its own: each would wait max_block_ms.
+    began = time.monotonic()
+    with pytest.raises(TransportError, match="no new one could be built yet"):
+        client.track("user-after", "Played")
+    assert time.monotonic() - began < max_block / 2
     assert transport.close(10) == []
 
 
