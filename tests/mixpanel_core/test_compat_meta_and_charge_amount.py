@@ -15,20 +15,12 @@ import pytest
 from mixpanel_core.compat import Mixpanel
 from mixpanel_core.version import __version__ as core_version
 
+from ..test_compat_drop_in_fidelity import CapturingConsumer
+
 TOKEN = "project-token"
 FIXED_TIME = float(int(time.time())) + 0.25  # recent: /track refuses old events
 FIXED_INSERT_ID = "0123456789abcdef0123456789abcdef"
 META = {"$ip": "1.2.3.4", "$ignore_time": True}
-
-
-class CapturingConsumer:
-    """A consumer of the user's: keeps (endpoint, the text exactly as received)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, endpoint: str, json_message: str, api_key: Any = None) -> None:
-        self.sent.append((endpoint, json_message))
 
 
 CALLS: list[tuple[str, Callable[[Any], None]]] = [

@@ -11,22 +11,13 @@ from typing import Any
 
 import pytest
 
-from mixpanel_core import ConfigError, DeliveryReport, DeliveryStatus, Pipeline, hookimpl
+from mixpanel_core import ConfigError, DeliveryStatus, Pipeline, hookimpl
 from mixpanel_core.config import TransportConfig, config_from_mapping
 from mixpanel_core.frozen import freeze
 from mixpanel_core.messages import Event
-from mixpanel_core.testing import MemoryTransport
+from mixpanel_core.testing import MemoryTransport, ReportCollector
 from plugins.mixpanel_limits import MixpanelLimits
 from plugins.super_properties import SuperProperties
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.reports: list[DeliveryReport] = []
-
-    @hookimpl
-    def mixpanel_delivered(self, report: DeliveryReport) -> None:
-        self.reports.append(report)
 
 
 class BrokenRedaction:
@@ -43,7 +34,7 @@ def _event(distinct_id: object = "user-1") -> Event:
 
 
 def test_a_transport_that_cannot_be_built_is_reported_failed_as_well_as_raised() -> None:
-    observer = Observer()
+    observer = ReportCollector()
     transports = {"default": TransportConfig("no-such-transport")}
     pipeline = Pipeline([("observer", observer)], transports)
     message = _event()
@@ -60,7 +51,7 @@ def test_a_transport_that_cannot_be_built_is_reported_failed_as_well_as_raised()
 
 
 def test_a_dropped_message_redaction_fails_on_is_reported_without_it() -> None:
-    observer = Observer()
+    observer = ReportCollector()
     config = config_from_mapping({"pipeline": {"on_invalid": "drop"}})
     plugins = [("limits", MixpanelLimits()), ("redaction", BrokenRedaction()), ("o", observer)]
     pipeline = Pipeline(plugins, {"default": MemoryTransport()}, config)

@@ -7,8 +7,6 @@ failure that marked nothing: every send until then went to a producer that fails
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -18,17 +16,9 @@ from transports.kafka import KafkaTransport
 from transports.kafka.watchdog import WATCHDOG
 
 from .kafka_cases import events
+from .test_kafka_broken_producer import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_the_send_after_a_fatal_failure_goes_to_a_new_producer(

@@ -6,8 +6,6 @@ put in kafka-python's fatal state, the watchdog's replacement is held in its bui
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,17 +14,9 @@ from mixpanel_core.kafka.client_library import kafka_python
 from transports.kafka import KafkaTransport
 
 from .kafka_cases import events
+from .test_kafka_broken_producer import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_a_replacement_built_while_close_ran_is_closed_as_well(
