@@ -141,9 +141,19 @@ class FrameProducer:
     def put_control(self, item: object, timeout: float) -> None:
         """Write a control item (owner only), waiting for room while the sender lives."""
         deadline = time.monotonic() + timeout
-        with self._queue_lock:
+        # Within the timeout too: another thread of this process may be blocked writing a
+        # frame (the sender not reading) for up to its block_timeout, and the owner's close()
+        # asking the sender to stop would wait for it past its own bound.
+        if not self._queue_lock.acquire(timeout=timeout):
+            raise QueueFullError(
+                f"{self._context.path}: another thread's frame held the queue for {timeout}s "
+                "(the sender is not reading it)"
+            )
+        try:
             if self._writer.write_control(item, deadline, self._channel.sender_alive):
                 return
+        finally:
+            self._queue_lock.release()
         if not self._channel.sender_alive():
             raise TransportError(f"{self._channel.describe_sender()} is not running")
         raise QueueFullError(f"{self._context.path}: the queue stayed full for {timeout}s")
