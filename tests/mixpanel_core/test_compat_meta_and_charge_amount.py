@@ -5,7 +5,6 @@ argument wins). A difference here changes what reaches Mixpanel for code that sw
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,11 +14,8 @@ import pytest
 from mixpanel_core.compat import Mixpanel
 from mixpanel_core.version import __version__ as core_version
 
-from ..test_compat_drop_in_fidelity import CapturingConsumer
+from ..test_compat_drop_in_fidelity import _texts
 
-TOKEN = "project-token"
-FIXED_TIME = float(int(time.time())) + 0.25  # recent: /track refuses old events
-FIXED_INSERT_ID = "0123456789abcdef0123456789abcdef"
 META = {"$ip": "1.2.3.4", "$ignore_time": True}
 
 
@@ -41,15 +37,6 @@ CALLS: list[tuple[str, Callable[[Any], None]]] = [
         lambda mp: mp.people_track_charge("u", 9.99, {"$amount": 100, "sku": "x"}),
     ),
 ]
-
-
-def _texts(client_class: Any, call: Callable[[Any], None]) -> list[tuple[str, str]]:
-    consumer = CapturingConsumer()
-    client = client_class(TOKEN, consumer)
-    client._now = lambda: FIXED_TIME
-    client._make_insert_id = lambda: FIXED_INSERT_ID
-    call(client)
-    return consumer.sent
 
 
 @pytest.mark.parametrize(("label", "call"), CALLS, ids=[label for label, _ in CALLS])

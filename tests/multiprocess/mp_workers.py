@@ -22,14 +22,19 @@ from mixpanel_core.pipeline import Pipeline
 TOKEN = "emulator-token"
 
 
-def config_for(base_url: str, **workers: Any) -> Config:
+BUFFERED_DIRECT = {"type": "buffered_http", "linger": 0.02}
+SYNCHRONOUS_DIRECT = {"type": "http"}
+"""A ``direct`` whose sender waits on each request itself (the emulator's stall holds it)."""
+
+
+def config_for(base_url: str, direct: Any = BUFFERED_DIRECT, **workers: Any) -> Config:
     """``default``: the multiprocessing_queue transport, whose sender delivers via ``direct``."""
     return config_from_mapping(
         {
             "mixpanel": {"token": TOKEN, "api_host": base_url},
             "transports": {
                 "default": {"type": "multiprocessing_queue", "inner": "direct", **workers},
-                "direct": {"type": "buffered_http", "linger": 0.02},
+                "direct": direct,
             },
         }
     )

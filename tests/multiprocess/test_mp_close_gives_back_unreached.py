@@ -16,9 +16,8 @@ import os
 from typing import Any
 
 import pytest
-from mp_workers import TOKEN, observed_client
+from mp_workers import SYNCHRONOUS_DIRECT, config_for, observed_client
 
-from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.multiprocess import QueueChannel, worker_client
 
@@ -52,20 +51,7 @@ def write_ahead_then_burst(channel: QueueChannel, steps: Any) -> None:
 def test_records_the_sender_never_reached_are_returned_by_close_and_counted_taken(
     emulator: EmulatorProcess,
 ) -> None:
-    config = config_from_mapping(
-        {
-            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
-            "transports": {
-                "default": {
-                    "type": "multiprocessing_queue",
-                    "inner": "direct",
-                    "start_method": "fork",
-                    "batch_size": 1,
-                },
-                "direct": {"type": "http"},
-            },
-        }
-    )
+    config = config_for(emulator.base_url, SYNCHRONOUS_DIRECT, start_method="fork", batch_size=1)
     client, counter = observed_client(config)
     client.pipeline.build_all()
     transport: Any = client.pipeline.transport("default")

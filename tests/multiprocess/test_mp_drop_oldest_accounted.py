@@ -8,9 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from mp_workers import TOKEN, observed_client
+from mp_workers import SYNCHRONOUS_DIRECT, config_for, observed_client
 
-from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -21,21 +20,13 @@ SENT = 40
 def test_frames_dropped_for_the_oldest_are_counted_taken_not_lost(
     emulator: EmulatorProcess,
 ) -> None:
-    config = config_from_mapping(
-        {
-            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
-            "transports": {
-                "default": {
-                    "type": "multiprocessing_queue",
-                    "inner": "direct",
-                    "start_method": "fork",
-                    "when_full": "drop_oldest",
-                    "batch_size": 1,
-                    "max_queue_messages": 2,
-                },
-                "direct": {"type": "http"},
-            },
-        }
+    config = config_for(
+        emulator.base_url,
+        SYNCHRONOUS_DIRECT,
+        start_method="fork",
+        when_full="drop_oldest",
+        batch_size=1,
+        max_queue_messages=2,
     )
     client, counter = observed_client(config)
     transport = client.pipeline.transport("default")

@@ -9,9 +9,8 @@ import logging
 from typing import Any
 
 import pytest
-from mp_workers import TOKEN, observed_client
+from mp_workers import SYNCHRONOUS_DIRECT, config_for, observed_client
 
-from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -24,20 +23,12 @@ PAD = "x" * 3_000
 def test_frames_dropped_for_the_newest_are_not_counted_lost(
     emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = config_from_mapping(
-        {
-            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
-            "transports": {
-                "default": {
-                    "type": "multiprocessing_queue",
-                    "inner": "direct",
-                    "when_full": "drop_newest",
-                    "batch_size": 1,
-                    "max_queue_messages": 2,
-                },
-                "direct": {"type": "http"},
-            },
-        }
+    config = config_for(
+        emulator.base_url,
+        SYNCHRONOUS_DIRECT,
+        when_full="drop_newest",
+        batch_size=1,
+        max_queue_messages=2,
     )
     client, counter = observed_client(config)
     transport: Any = client.pipeline.transport("default")

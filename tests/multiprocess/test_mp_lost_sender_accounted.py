@@ -18,9 +18,8 @@ import time
 from typing import Any
 
 import pytest
-from mp_workers import TOKEN, observed_client
+from mp_workers import SYNCHRONOUS_DIRECT, config_for, observed_client
 
-from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -31,17 +30,7 @@ EVENTS = 30
 def _sender_holding_a_batch(emulator: EmulatorProcess) -> tuple[Any, Any, Any]:
     """A client whose sender holds its first batch of 10 in a request the (stalled) emulator
     does not answer, the other 20 queued behind it; ``(client, counter, transport)``."""
-    config = config_from_mapping(
-        {
-            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
-            "transports": {
-                "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 10},
-                # The synchronous transport: the sender waits on the request itself, longer
-                # (read_timeout 30 s) than the owner's close allows.
-                "direct": {"type": "http"},
-            },
-        }
-    )
+    config = config_for(emulator.base_url, SYNCHRONOUS_DIRECT, batch_size=10)
     client, counter = observed_client(config)
     transport: Any = client.pipeline.transport("default")
     for i in range(EVENTS):
