@@ -90,7 +90,8 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
     """A reporter flushing every transport (a plugin calling the client's flush()), on each
     producer's thread at once. Before: each waited flush_timeout for the other's report, and
     no acknowledgement arrived on either producer meanwhile. The bounds below are far under
-    that timeout, with room for a loaded machine's producer start-up."""
+    that timeout, with room for a loaded machine: an inner flush took over 3 s in one CI run
+    (a bound of 3 s then, against a flush_timeout of 10 s)."""
     transports: list[KafkaTransport] = []
     gate = threading.Barrier(2)
     gated: set[int] = set()
@@ -113,7 +114,7 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
 
     for name in ("a", "b"):
         transports.append(
-            KafkaTransport(kafka_bootstrap, kafka_topic, flush_timeout=10, name=name, report=report)
+            KafkaTransport(kafka_bootstrap, kafka_topic, flush_timeout=60, name=name, report=report)
         )
     try:
         messages = events(6)
@@ -121,11 +122,11 @@ def test_two_producers_threads_flushing_both_transports_do_not_wait_for_each_oth
         for n, message in enumerate(messages):
             transports[n % 2].send(message)
         for transport in transports:
-            assert transport.flush(20) == []
-        assert time.monotonic() - started < 6.0
+            assert transport.flush(45) == []
+        assert time.monotonic() - started < 30.0
         assert len(reports) == 6
         assert all(r.status is ACCEPTED for r in reports)
-        assert all(took < 3.0 for took in inner)
+        assert all(took < 20.0 for took in inner), inner
     finally:
         for transport in transports:
             transport.close(2)
