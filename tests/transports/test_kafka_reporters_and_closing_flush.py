@@ -36,7 +36,8 @@ FAILED = DeliveryStatus.FAILED
 def test_two_refused_sends_whose_reports_flush_do_not_wait_for_each_other(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    """Before: each FAILED report's flush waited its whole flush_timeout (3 s) for the other."""
+    """Before: each FAILED report's flush waited its whole flush_timeout for the other. The
+    bounds are far under that timeout (30 s), with room for a loaded machine."""
     small = events(1)[0]
     holder: dict[str, KafkaTransport] = {}
     both_reporting = threading.Barrier(2)
@@ -54,7 +55,7 @@ def test_two_refused_sends_whose_reports_flush_do_not_wait_for_each_other(
         kafka_bootstrap,
         kafka_topic,
         {"max_request_size": len(small.json()) + 1000},
-        flush_timeout=3,
+        flush_timeout=30,
         report=report,
     )
     holder["transport"] = transport
@@ -74,11 +75,11 @@ def test_two_refused_sends_whose_reports_flush_do_not_wait_for_each_other(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(10)
-        assert time.monotonic() - started < 1.5
+            thread.join(40)
+        assert time.monotonic() - started < 15.0
         assert len(refused) == 2
         assert len(inner) == 2
-        assert all(took < 1.0 for took, _ in inner)
+        assert all(took < 10.0 for took, _ in inner), inner
         assert transport.flush(5) == []
     finally:
         transport.close(2)
