@@ -11,8 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.messages import Message
+from transports.kafka import KafkaTransport
 from transports.kafka.acknowledgements import Acknowledgements
 from transports.kafka.reports import Reports
 
@@ -21,20 +24,19 @@ from .kafka_cases import events
 ACCEPTED = DeliveryStatus.ACCEPTED
 FAILED = DeliveryStatus.FAILED
 
-WAIT = 10.0
+WAIT = 30.0
 """Seconds a side waits for the other before the test fails (it never should)."""
 
 NETWORK_THREAD = "kafka-network-thread-stand-in"
 
 
 class _Unacknowledged(dict[int, Message]):
-    """``unacknowledged`` that runs ``between`` once, right after the first call of its method
-    named ``look`` (``copy`` or ``get``), before that call returns."""
+    """``unacknowledged`` that runs each of ``between`` once, right after the first call of the
+    method it is named after (``copy`` or ``get``), before that call returns."""
 
-    def __init__(self, held: dict[int, Message], look: str, between: Callable[[], None]) -> None:
+    def __init__(self, held: dict[int, Message], **between: Callable[[], None]) -> None:
         super().__init__(held)
-        self._look = look
-        self._between: Callable[[], None] | None = between
+        self._between = between
 
     def copy(self) -> dict[int, Message]:  # give_up() takes what it gives up on with this
         taken = super().copy()
@@ -46,9 +48,13 @@ class _Unacknowledged(dict[int, Message]):
         self._after("get")
         return found
 
+    def not_run(self) -> list[str]:
+        """The looks whose ``between`` has not run: the interleaving did not happen."""
+        return list(self._between)
+
     def _after(self, look: str) -> None:
-        if look == self._look and self._between is not None:
-            between, self._between = self._between, None
+        between = self._between.pop(look, None)
+        if between is not None:
             between()
 
 
@@ -96,7 +102,7 @@ def test_a_record_claimed_after_close_took_its_copy_is_reported_accepted_only() 
         network.join(WAIT)
         assert not network.is_alive()
 
-    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, "copy", acknowledge_first)
+    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, copy=acknowledge_first)
 
     left = acks.give_up("within the test's close()")
 
@@ -127,7 +133,7 @@ def test_a_record_claimed_after_close_took_its_copy_is_not_returned_while_report
         network.append(_on_a_network_thread(lambda: acks.acknowledged(number)))
         assert reporting.wait(WAIT)  # claimed: its report has begun
 
-    acks.unacknowledged = _Unacknowledged({number: message}, "copy", acknowledge)
+    acks.unacknowledged = _Unacknowledged({number: message}, copy=acknowledge)
     try:
         assert acks.give_up("within the test's close()") == []
         assert acks.still_held() == [message]
@@ -151,7 +157,7 @@ def test_an_acknowledgement_for_a_record_close_took_meanwhile_is_not_reported() 
         found.set()
         assert closed.wait(WAIT)
 
-    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, "get", let_close_run)
+    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, get=let_close_run)
     network = _on_a_network_thread(lambda: acks.acknowledged(number))
     assert found.wait(WAIT)
 
@@ -177,7 +183,7 @@ def test_a_failure_for_a_record_close_took_meanwhile_is_not_reported() -> None:
         found.set()
         assert closed.wait(WAIT)
 
-    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, "get", let_close_run)
+    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, get=let_close_run)
     network = _on_a_network_thread(lambda: acks.failed(number, TimeoutError("expired")))
     assert found.wait(WAIT)
 
@@ -194,3 +200,79 @@ def test_a_failure_for_a_record_close_took_meanwhile_is_not_reported() -> None:
     assert report.reason is not None
     assert report.reason.startswith("not acknowledged by Kafka")  # close()'s, not the error's
     assert acks.still_held() == []
+
+
+# The same two windows on a transport sending to the broker, its producer's network thread
+# acknowledging, and close(0) giving up.
+
+
+@pytest.mark.integration
+def test_close_leaves_a_record_acknowledged_meanwhile_to_its_acceptance(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    made = _Made()
+    accepted = threading.Event()
+
+    def report(r: DeliveryReport) -> None:
+        made(r)
+        if r.status is ACCEPTED:
+            accepted.set()
+
+    transport = KafkaTransport(kafka_bootstrap, kafka_topic, report=report)
+    copied = threading.Event()
+    # The acknowledgement waits for close() to take its copy; close() pops only once that
+    # acknowledgement has been claimed and reported.
+    unacknowledged = _Unacknowledged(
+        {},
+        get=_waiting(for_=copied),
+        copy=_waiting(for_=accepted, after_setting=copied),
+    )
+    transport._acks.unacknowledged = unacknowledged
+    (message,) = events(1)
+    transport.send(message)
+
+    left = transport.close(0)
+
+    assert unacknowledged.not_run() == []
+    assert left == []
+    assert made.statuses(message) == [[ACCEPTED]]
+
+
+@pytest.mark.integration
+def test_an_acknowledgement_after_close_took_its_record_is_not_reported(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    made = _Made()
+    transport = KafkaTransport(kafka_bootstrap, kafka_topic, report=made)
+    found = threading.Event()
+    closed = threading.Event()
+    transport._acks.unacknowledged = _Unacknowledged(
+        {}, get=_waiting(for_=closed, after_setting=found)
+    )
+    (message,) = events(1)
+    transport.send(message)
+    assert found.wait(WAIT)  # the network thread is in claim(), past its look
+
+    try:
+        left = transport.close(0)
+    finally:
+        closed.set()
+    sender = transport._producer._sender
+    sender.join(WAIT)  # its acknowledgement's callback has returned
+
+    assert not sender.is_alive()
+    assert left == [message]
+    assert made.statuses(message) == [[FAILED]]
+
+
+def _waiting(
+    for_: threading.Event, after_setting: threading.Event | None = None
+) -> Callable[[], None]:
+    def wait() -> None:
+        if after_setting is not None:
+            after_setting.set()
+        # Not asserted: on the producer's thread an assertion is only logged; the test
+        # asserts the reports.
+        for_.wait(WAIT)
+
+    return wait
