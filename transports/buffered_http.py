@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-import attrs
-
-from mixpanel_core.buffer_options import BufferOptions
+from mixpanel_core.buffered_http_options import BufferedHttpOptions
 from mixpanel_core.buffering import BackgroundSender
 from mixpanel_core.delivery import Reporter
-from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.schema import read
 from mixpanel_core.settings import MixpanelSettings
 from mixpanel_core.transport import TransportContext, ignore_report
 
-OptionsT = TypeVar("OptionsT", HttpOptions, BufferOptions)
-
-
-@attrs.frozen(slots=False)
-class BufferedHttpOptions(HttpOptions, BufferOptions):
-    """Every ``HttpOptions`` key (requests, retries) and every ``BufferOptions`` key (queue)."""
-
-    def __attrs_post_init__(self) -> None:
-        # Each base checks its own keys; inheritance alone would run only the first check.
-        HttpOptions.__attrs_post_init__(self)
-        BufferOptions.__attrs_post_init__(self)
-
-    def http(self) -> HttpOptions:
-        return _project(HttpOptions, self)
-
-    def buffer(self) -> BufferOptions:
-        return _project(BufferOptions, self)
-
-
-def _project(cls: type[OptionsT], options: BufferedHttpOptions) -> OptionsT:
-    return cls(**{f.name: getattr(options, f.name) for f in attrs.fields(cls)})
+__all__ = ["BufferedHttpOptions", "BufferedHttpTransport"]
 
 
 class BufferedHttpTransport:

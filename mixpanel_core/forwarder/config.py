@@ -16,12 +16,13 @@ from typing import Any, Literal
 
 import attrs
 
+from mixpanel_core.buffered_http_options import BufferedHttpOptions
 from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion import HttpOptions
 from mixpanel_core.ingestion.endpoints import MAX_PORT
-from mixpanel_core.kafka.options import KafkaOptions, check_topic_name
+from mixpanel_core.kafka.options import KafkaOptions, check_topic_name, refuse_transport_owned
 from mixpanel_core.schema import check_seconds, read, setting
 from mixpanel_core.settings import MixpanelSettings
 
@@ -34,8 +35,13 @@ FORCED_CONSUMER_OPTIONS = (
 """Consumer options the forwarder owns: at-least-once depends on them, and the brokers are the
 source transport's (a list given here would be replaced without a word)."""
 
-HTTP_TRANSPORT_TYPES = ("http", "buffered_http")
-"""The transport types whose table holds the HTTP options ``forwarder.transport`` may name."""
+HTTP_TRANSPORT_OPTIONS: Mapping[str, type[HttpOptions]] = {
+    "http": HttpOptions,
+    "buffered_http": BufferedHttpOptions,
+}
+"""The transport types ``forwarder.transport`` may name, and the options class of their table:
+the whole table is read and checked (a misspelled key, a bad value), as building the transport
+would, then the forwarder takes its ``HttpOptions``."""
 
 
 class ForwarderError(MixpanelCoreError):
@@ -167,6 +173,8 @@ def resolve(config: Config) -> ForwarderSetup:
             "it must be a kafka transport"
         )
     kafka = read(KafkaOptions, source.options, f"transports.{forwarder.source}")
+    # Its dead-letter producer takes this table too: what the transport refuses is refused here.
+    refuse_transport_owned(kafka.producer, f"transports.{forwarder.source}.producer")
     if forwarder.dead_letter_topic == kafka.topic:
         raise ConfigError(
             f"forwarder.dead_letter_topic: {kafka.topic!r} is the topic the forwarder reads "
@@ -192,12 +200,14 @@ def _transport(config: Config, name: str, path: str) -> TransportConfig:
 def _http_options(config: Config, name: str) -> HttpOptions:
     """The ``HttpOptions`` of the transport ``forwarder.transport`` names, checked."""
     target = _transport(config, name, "forwarder.transport")
-    if target.type not in HTTP_TRANSPORT_TYPES:
+    options_class = HTTP_TRANSPORT_OPTIONS.get(target.type)
+    if options_class is None:
         raise ConfigError(
             f"forwarder.transport: transport {name!r} is of type {target.type!r}; it must be "
             "an http or buffered_http transport (the forwarder reads its HTTP options)"
         )
-    http = read(HttpOptions, _http_keys(target.options), f"transports.{name}")
+    options = read(options_class, target.options, f"transports.{name}")
+    http = options.http() if isinstance(options, BufferedHttpOptions) else options
     if not http.strict:
         # Without strict=1 Mixpanel drops invalid /import records and answers "imported N of
         # M" without naming them: the batch can be neither settled nor dead-lettered, so the
@@ -209,9 +219,3 @@ def _http_options(config: Config, name: str) -> HttpOptions:
             "it, or give the forwarder another transport"
         )
     return http
-
-
-def _http_keys(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of ``options`` that are ``HttpOptions`` (buffering keys are the transport's)."""
-    names = {field.name for field in attrs.fields(HttpOptions)}
-    return {key: value for key, value in options.items() if key in names}

@@ -104,6 +104,24 @@ def check_transport_options(
         check_seconds(key, value)
 
 
+TRANSPORT_OWNED_OPTIONS: Mapping[str, str] = {
+    "bootstrap_servers": "set by the transport's own bootstrap_servers key",
+    "key_serializer": "the transport writes the record's key itself",
+    "value_serializer": "the transport writes the record's value itself",
+    "transactional_id": "the transport does not use transactions (every send would fail)",
+}
+"""Producer options the transport decides; given in ``producer``, they would be ignored or break
+every send, so they are refused with the reason. The forwarder's dead-letter producer takes the
+same table, so the same options are refused there."""
+
+
+def refuse_transport_owned(producer: Mapping[str, Any], path: str) -> None:
+    """Raise ``ConfigError`` naming ``path.key`` for an option of ``TRANSPORT_OWNED_OPTIONS``."""
+    for key, reason in TRANSPORT_OWNED_OPTIONS.items():
+        if key in producer:
+            raise ConfigError(f"{path}.{key}: not allowed here: {reason}")
+
+
 def check_bootstrap_servers(bootstrap_servers: str | Sequence[str]) -> None:
     """Raise ``ValueError`` unless ``bootstrap_servers`` names brokers, without credentials.
 

@@ -27,7 +27,7 @@ def test_source_and_http_transport_resolve_to_topic_servers_and_http_options() -
     setup = resolve(
         _config(
             {"source": "bus", "transport": "direct", "dead_letter_topic": "dlq"},
-            direct={"type": "buffered_http", "gzip": True, "max_queue_size": 10},
+            direct={"type": "buffered_http", "gzip": True, "max_queue_messages": 10},
         )
     )
     assert (setup.topic, setup.bootstrap_servers) == ("events", ("k1:9092",))

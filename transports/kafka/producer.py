@@ -6,26 +6,16 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from mixpanel_core.errors import ConfigError
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
-from mixpanel_core.kafka.options import client_options
+from mixpanel_core.kafka.options import client_options, refuse_transport_owned
 from mixpanel_core.version import __version__
 
 from .log import logger
 
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
-
-TRANSPORT_OWNED_OPTIONS: Mapping[str, str] = {
-    "bootstrap_servers": "set by the transport's own bootstrap_servers key",
-    "key_serializer": "the transport writes the record's key itself",
-    "value_serializer": "the transport writes the record's value itself",
-    "transactional_id": "the transport does not use transactions (every send would fail)",
-}
-"""Producer options the transport decides; given in ``producer``, they would be ignored or break
-every send, so they are refused with the reason."""
 
 
 def headers_for(endpoint: str) -> headers.Headers:
@@ -41,9 +31,7 @@ def build_producer(
 ) -> Any:
     kafka = kafka_python()
     path = f"transports.{name}.producer"
-    for key, reason in TRANSPORT_OWNED_OPTIONS.items():
-        if key in options:
-            raise ConfigError(f"{path}.{key}: not allowed here: {reason}")
+    refuse_transport_owned(options, path)
     settings = {
         **DURABLE_PRODUCER_DEFAULTS,
         **client_options(options, kafka.KafkaProducer.DEFAULT_CONFIG, path),
