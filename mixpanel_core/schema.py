@@ -148,9 +148,10 @@ def read(cls: type[T], table: object, path: str) -> T:
     fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{path}.{unknown[0]}: unknown key; the keys of [{path}] are: {', '.join(fields)}"
+        known = (
+            f"the keys of [{path}] are: {', '.join(fields)}" if fields else f"[{path}] takes none"
         )
+        raise ConfigError(f"{path}.{unknown[0]}: unknown key; {known}")
     values = {}
     for name, field in fields.items():
         if name in table:

@@ -18,7 +18,7 @@ COUNTERS = {
     "consumed": "Records read from Kafka.",
     "delivered": "Records Mixpanel accepted.",
     "rejected": "Records Mixpanel rejected for good.",
-    "poison": "Records that could not be decoded into a message.",
+    "poison": "Records refused when read: not a message, or refused by a mixpanel_validate hook.",
     "dead_lettered": "Records written to the dead-letter topic and acknowledged.",
     "retried": "Record sends repeated: after a 429, a 5xx or a network error, or to find the "
     "events a /track status 0 refused.",

@@ -10,12 +10,14 @@ import pytest
 from mixpanel_core.client import Mixpanel
 from mixpanel_core.config import Config
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.errors import ConfigError
 from mixpanel_core.testing import (
     MemoryTransport,
     ReportCollector,
     install_distribution,
     memory_client,
 )
+from mixpanel_core.transport import TransportContext
 
 OUTCOMES_PLUGIN = '''\
 """Counts the delivery reports it is given, by status, in a list the test reads."""
@@ -69,3 +71,10 @@ def test_a_memory_transport_passed_in_reports_to_the_reporter_it_was_built_with(
     told: list[DeliveryReport] = []
     Mixpanel("tok", MemoryTransport(report=told.append)).track("user-1", "Signed up")
     assert [r.status for r in told] == [DeliveryStatus.ACCEPTED]
+
+
+def test_a_key_given_to_the_memory_transport_is_refused_saying_it_takes_none() -> None:
+    """It takes no options: the error said "the keys of [transports.out] are: " (an empty list)."""
+    with pytest.raises(ConfigError) as caught:
+        MemoryTransport.from_config({"size": 3}, TransportContext("out"))
+    assert str(caught.value) == "transports.out.size: unknown key; [transports.out] takes none"
