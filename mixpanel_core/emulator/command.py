@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--api-secret",
-        default=os.environ.get(API_SECRET_ENV, DEFAULT_API_SECRET),
+        # Empty stands for unset, as for the service account's variable.
+        default=os.environ.get(API_SECRET_ENV) or DEFAULT_API_SECRET,
         help=f"legacy project API secret accepted by /import (env: {API_SECRET_ENV})",
     )
     parser.add_argument(
@@ -165,7 +166,7 @@ def config_to_args(config: EmulatorConfig) -> tuple[list[str], dict[str, str]]:
     if config.idle_timeout is not None:
         options += ["--idle-timeout", repr(config.idle_timeout)]
     environment: dict[str, str] = {}
-    if config.api_secret is None:
+    if not config.api_secret:  # an empty secret matches no request: the same as none
         options.append("--no-api-secret")
     else:
         environment[API_SECRET_ENV] = config.api_secret

@@ -17,6 +17,7 @@ import requests
 
 from mixpanel_core.emulator import EmulatorClient, EmulatorError, EmulatorProcess
 from mixpanel_core.emulator.command import READY_PREFIX, config_from_args, register, run
+from mixpanel_core.emulator.config import DEFAULT_API_SECRET, DEFAULT_SERVICE_ACCOUNT
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +188,18 @@ def test_environment_secrets_are_used_when_options_are_absent(make_event: MakeEv
         child.wait(10)
         if child.stdout is not None:
             child.stdout.close()
+
+
+def test_empty_secret_variables_stand_for_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty MIXPANEL_EMULATOR_API_SECRET set an empty secret (matching nothing, so /import's
+    legacy auth was refused) where an empty service-account variable meant the default."""
+    monkeypatch.setenv("MIXPANEL_EMULATOR_API_SECRET", "")
+    monkeypatch.setenv("MIXPANEL_EMULATOR_SERVICE_ACCOUNT", "")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    config = config_from_args(parser.parse_args(["emulator"]))
+    assert config.api_secret == DEFAULT_API_SECRET
+    assert config.service_account == DEFAULT_SERVICE_ACCOUNT
 
 
 def test_a_malformed_service_account_variable_fails_the_emulator_only(
