@@ -14,7 +14,7 @@ garbage collector to walk; the messages of a batch of hundreds would be.
 
 A producer dropped without ``close`` (a worker client built per request) is not kept forever
 by its linger thread: the thread holds it strongly only while its batch has lines, writes
-them as usual, then ends and calls ``on_freed`` (see ``_linger_while_owned``).
+them as usual, then ends and calls ``on_done`` (see ``_linger_while_owned``).
 """
 
 from __future__ import annotations
@@ -44,19 +44,21 @@ class FrameProducer:
         channel: QueueChannel,
         context: TransportContext,
         on_first_send: Callable[[], object] | None = None,
-        on_freed: Callable[[], object] | None = None,
+        on_done: Callable[[], object] | None = None,
         anchor: Callable[[], object] | None = None,
     ) -> None:
         """``on_first_send`` runs before the first frame is written (under the batch lock).
-        ``on_freed`` runs in the linger thread once it ends because this producer was freed
-        without ``close``; the thread holds it, so it must not hold this producer.
+        ``on_done`` runs once this producer will write nothing more: at the end of the
+        ``close`` that closed it (its last frame written, or reported), or in the linger
+        thread once it ends because this producer was freed without ``close``; the thread
+        holds it, so it must not hold this producer.
         ``anchor`` returns what must live as long as lines wait here (a worker client's
         pipeline, which builds the ``fallback`` when the sender is found gone)."""
         self._channel = channel
         self._options = channel.options
         self._context = context
         self._on_first_send = on_first_send
-        self._on_freed = on_freed
+        self._on_done = on_done
         self._anchor = anchor
         self._batch_lock = threading.Lock()
         # Batches taken from _lines and not yet written (or given up): close() waits for
@@ -73,6 +75,10 @@ class FrameProducer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Set once the close() that closed this producer is over (its last frame written or
+        # reported, on_done run): a second close waits for it, since its caller takes a
+        # return for "nothing more is on its way" (the exit hook: the process may end).
+        self._close_done = threading.Event()
         self._sender_gone = False
         self.fallback: Transport | None = None
         """Where to send when the sender is gone; resolved through the context when unset."""
@@ -119,11 +125,34 @@ class FrameProducer:
             self._done_writing()
 
     def close(self, timeout: float | None = None) -> list[Message]:
-        """Stop the linger thread and queue what is left, within ``timeout``. Idempotent."""
+        """Stop the linger thread and queue what is left, within ``timeout``; then ``on_done``.
+
+        Returns (and reports FAILED) what could not be queued. A close while another is under
+        way (the exit hook's, while a thread closes) waits for that one, within ``timeout``,
+        and returns ``[]``: the first returns what it could not queue.
+        """
         with self._batch_lock:
-            if self._closed:
-                return []
+            closing_already = self._closed
             self._closed = True
+        if closing_already:
+            if not self._close_done.wait(timeout):
+                logger.warning(
+                    "%s: another thread's close() was still writing the last batch after %ss; "
+                    "not waiting for it any longer",
+                    self._context.path,
+                    timeout,
+                )
+            return []
+        try:
+            return self._close(timeout)
+        finally:
+            try:
+                if self._on_done is not None:
+                    self._on_done()
+            finally:
+                self._close_done.set()
+
+    def _close(self, timeout: float | None) -> list[Message]:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
         if self._thread is not None:
@@ -171,7 +200,7 @@ class FrameProducer:
                 self._wake,
                 self._options.linger,
                 self._keeper,
-                self._on_freed,
+                self._on_done,
             ),
             name=f"mixpanel-{self._context.name}-linger",
             daemon=True,

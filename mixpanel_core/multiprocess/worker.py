@@ -75,7 +75,6 @@ class ProducerTransport:
             self._registration.release,
             self._anchor.get,
         )
-        self._closed = False
 
     def _opened(self) -> None:
         # Before this producer's first frame is written (its first send, under its batch lock).
@@ -83,16 +82,13 @@ class ProducerTransport:
         registration.slot = self._channel.producer_opened()
         # The exit close reaches the producer, not this transport: one dropped without close()
         # is freed at once, while its producer lives on until its lines are written, and those
-        # must still be written if the process exits first.
+        # must still be written if the process exits first. The producer's close frees the
+        # slot (``on_done``), and waits for a close another thread has under way: freed while
+        # that thread still wrote, the owner stopped waiting and the frame came too late.
         bound = self._channel.options.shutdown_timeout
-
-        def close(producer: FrameProducer) -> None:
-            try:
-                producer.close(bound)
-            finally:
-                registration.release()
-
-        registration.cancel_exit_close = close_at_exit(self._producer, close)
+        registration.cancel_exit_close = close_at_exit(
+            self._producer, lambda producer: producer.close(bound)
+        )
 
     def send(self, message: Message) -> None:
         self._producer.send(message)
@@ -104,17 +100,13 @@ class ProducerTransport:
         """Write what is left to the pipe, waiting at most ``timeout`` for room.
 
         Returns (and reports FAILED) what could not be written in time. Writes finish in the
-        calling thread, so once this returns nothing of this producer is still on its way:
-        the owner's stop request, written after every producer closed, comes after all of it.
+        calling thread, or in the thread whose close was under way, which a second close waits
+        for (and returns nothing). So once this returns nothing of this producer is still on
+        its way: the owner's stop request, written after every producer closed, comes after
+        all of it.
         """
-        if self._closed:
-            return ()
-        self._closed = True
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
-        try:
-            return self._producer.close(bound)
-        finally:
-            self._registration.release()
+        return self._producer.close(bound)
 
 
 class _Anchor:
@@ -130,8 +122,9 @@ class _Anchor:
 class _Registration:
     """What a producer's first send registered: its ledger slot and its exit hook.
 
-    Released once: by ``close``, or by the linger thread of a producer freed without it
-    (which is why it holds neither the producer nor its transport).
+    Released once: by the producer's ``close``, once its last frame is written, or by the
+    linger thread of a producer freed without it (which is why it holds neither the producer
+    nor its transport).
     """
 
     def __init__(self, channel: QueueChannel) -> None:
@@ -142,8 +135,9 @@ class _Registration:
         self._releasing = threading.Lock()
 
     def release(self) -> None:
-        # Atomic: two threads closing one transport at once must not free its ledger slot
-        # twice (the second could free a slot another producer has just taken).
+        # Atomic, and once: a second release (a close, and the linger thread of the producer
+        # freed right after it) must not free the ledger slot twice: the second could free a
+        # slot another producer has just taken.
         with self._releasing:
             if self._released:
                 return
