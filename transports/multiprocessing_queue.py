@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -61,6 +62,11 @@ class MultiprocessingQueueTransport:
         self._owner_pid = os.getpid()
         self._producer = FrameProducer(channel, context)
         self._closed = False
+        self._closing = threading.Lock()
+        # Set once the close() that closed this transport is over (the sender stopped, or
+        # given up on): a second close waits for it, since its caller takes a return for
+        # "done" (the exit hook, while a thread closes: the process may then end).
+        self._close_done = threading.Event()
         self._loss_told = False
         # In a fork child this object turns into that process's producer (see _in_this_process).
         self._worker: ProducerTransport | None = None
@@ -198,13 +204,20 @@ class MultiprocessingQueueTransport:
             if self._worker is None or self._worker_pid != os.getpid():
                 return ()  # an inherited copy that never sent anything has nothing to close
             return self._worker.close(timeout)
-        if self._closed:
+        with self._closing:
+            closing_already = self._closed
+            self._closed = True
+        if closing_already:
+            # The first close returns what is left; this one waits for it within its bound.
+            self._close_done.wait(bound)
             return ()
-        self._closed = True
-        deadline = time.monotonic() + bound
-        left = list(self._producer.close(bound))
-        self._stop_sender(deadline, bound)
-        return left + self.supervisor.given_up()
+        try:
+            deadline = time.monotonic() + bound
+            left = list(self._producer.close(bound))
+            self._stop_sender(deadline, bound)
+            return left + self.supervisor.given_up()
+        finally:
+            self._close_done.set()
 
     def _stop_sender(self, deadline: float, bound: float) -> None:
         # Workers are waited for until a quarter of the bound is left at most: the sender's
