@@ -1,6 +1,7 @@
-"""Makes ``mp_workers`` and ``pipe_probe`` importable by name, here and in spawned children
-(which inherit ``sys.path``), since the tests run with ``--import-mode=importlib``; and the
-emulator, in a process of its own, that these tests deliver to."""
+"""Makes ``mp_workers``, ``pipe_probe`` and ``owner_close`` importable by name, here and in
+spawned children (which inherit ``sys.path``), since the tests run with
+``--import-mode=importlib``; and the emulator, in a process of its own, that these tests
+deliver to."""
 
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ right one passes.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import threading
@@ -26,8 +25,8 @@ from typing import Any
 
 import pytest
 from mp_workers import TOKEN, config_for, observed_client
+from owner_close import close_the_owner_letting_the_worker_go
 
-from mixpanel_core.client import Mixpanel
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.messages import message_from_record
 from mixpanel_core.multiprocess import QueueChannel, worker_client
@@ -85,35 +84,6 @@ def close_in_a_thread_then_exit(
     )
 
 
-def close_the_owner_letting_the_write_go(
-    client: Mixpanel, channel: QueueChannel, go_on: Any, monkeypatch: pytest.MonkeyPatch
-) -> list[Any]:
-    """The owner's ``close()``; the worker's write goes on (``go_on``) once that close has
-    looked at the open producers twice, or has returned. Returns what the close returned."""
-    looked = itertools.count()
-    looked_again = threading.Event()
-    count_open = channel.producers_open
-
-    def producers_open_watched() -> int:
-        still_open: int = count_open()
-        if next(looked) > 0:
-            looked_again.set()
-        return still_open
-
-    monkeypatch.setattr(channel, "producers_open", producers_open_watched)
-    left: list[Any] = []
-    closer = threading.Thread(target=lambda: left.extend(client.close(timeout=60)))
-    closer.start()
-    waited_until = time.monotonic() + 30
-    while not looked_again.is_set() and closer.is_alive():
-        assert time.monotonic() < waited_until, "the owner's close never looked again"
-        time.sleep(0.01)
-    go_on.set()
-    closer.join(90)
-    assert not closer.is_alive(), "the owner's close did not return"
-    return left
-
-
 def test_the_exit_close_waits_for_the_last_frame_another_thread_writes(
     emulator: EmulatorProcess,
     caplog: pytest.LogCaptureFixture,
@@ -138,7 +108,7 @@ def test_the_exit_close_waits_for_the_last_frame_another_thread_writes(
         while channel.producers_open() and time.monotonic() < until:
             time.sleep(0.01)
         with caplog.at_level(logging.WARNING):
-            left = close_the_owner_letting_the_write_go(client, channel, go_on, monkeypatch)
+            left = close_the_owner_letting_the_worker_go(client, channel, go_on, monkeypatch)
         handed_back, exit_hook_returned_early, exit_hook_stuck = results.get(timeout=60)
         worker.join(30)
     finally:

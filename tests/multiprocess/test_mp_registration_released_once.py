@@ -14,15 +14,14 @@ only then does the exit hook go on to its own release.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import threading
-import time
 from typing import Any
 
 import pytest
 from mp_workers import config_for, observed_client
+from owner_close import close_the_owner_letting_the_worker_go
 
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.multiprocess import QueueChannel, worker_client
@@ -97,29 +96,10 @@ def test_a_second_release_does_not_free_the_slot_another_worker_took(
         worker_a.join(30)
         assert worker_a.exitcode == 0
 
-        # The owner's close looks at the open producers until none is left; B closes only once
-        # it was seen looking twice (B counted open, as it is) or returned (B not counted).
-        looked = itertools.count()
-        looked_again = threading.Event()
-        count_open = channel.producers_open
-
-        def producers_open_watched() -> int:
-            still_open: int = count_open()
-            if next(looked) > 0:
-                looked_again.set()
-            return still_open
-
-        monkeypatch.setattr(channel, "producers_open", producers_open_watched)
-        left: list[Any] = []
-        closer = threading.Thread(target=lambda: left.extend(client.close(timeout=60)))
+        # B closes only once the owner's close was seen looking at the open producers twice
+        # (B counted open, as it is) or returned (B not counted).
         with caplog.at_level(logging.WARNING):
-            closer.start()
-            waited_until = time.monotonic() + 30
-            while not looked_again.is_set() and closer.is_alive():
-                assert time.monotonic() < waited_until, "the owner's close never looked again"
-                time.sleep(0.01)
-            finish.set()
-            closer.join(90)
+            left = close_the_owner_letting_the_worker_go(client, channel, finish, monkeypatch)
         worker_b.join(30)
         handed_back = results.get(timeout=10)
     finally:
