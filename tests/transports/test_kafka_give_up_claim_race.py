@@ -146,10 +146,9 @@ def test_a_record_claimed_after_close_took_its_copy_is_not_returned_while_report
     assert acks.still_held() == []
 
 
-def test_an_acknowledgement_for_a_record_close_took_meanwhile_is_not_reported() -> None:
-    # The acknowledgement found its record; before it pops it, close() gives up on every
-    # record and reports each FAILED: the acknowledgement leaves that record to close().
-    acks, made, (number, _), (message, second) = _acknowledgements(2)
+def _give_up_while_claim_waits(acks: Acknowledgements, settle: Callable[[], None]) -> list[Message]:
+    """``settle`` (an acknowledgement or a failure) on a network thread, held inside
+    ``claim()`` once it found its record, while ``give_up`` runs; what ``give_up`` returned."""
     found = threading.Event()
     closed = threading.Event()
 
@@ -158,16 +157,22 @@ def test_an_acknowledgement_for_a_record_close_took_meanwhile_is_not_reported() 
         assert closed.wait(WAIT)
 
     acks.unacknowledged = _Unacknowledged(acks.unacknowledged, get=let_close_run)
-    network = _on_a_network_thread(lambda: acks.acknowledged(number))
+    network = _on_a_network_thread(settle)
     assert found.wait(WAIT)
-
     try:
         left = acks.give_up("within the test's close()")
     finally:
         closed.set()
         network.join(WAIT)
-
     assert not network.is_alive()
+    return left
+
+
+def test_an_acknowledgement_for_a_record_close_took_meanwhile_is_not_reported() -> None:
+    # The acknowledgement found its record; before it pops it, close() gives up on every
+    # record and reports each FAILED: the acknowledgement leaves that record to close().
+    acks, made, (number, _), (message, second) = _acknowledgements(2)
+    left = _give_up_while_claim_waits(acks, lambda: acks.acknowledged(number))
     assert left == [message, second]
     assert made.statuses(message, second) == [[FAILED], [FAILED]]
     assert acks.still_held() == []
@@ -176,24 +181,7 @@ def test_an_acknowledgement_for_a_record_close_took_meanwhile_is_not_reported() 
 def test_a_failure_for_a_record_close_took_meanwhile_is_not_reported() -> None:
     # As above with the producer's error for the record: one FAILED report, close()'s.
     acks, made, (number,), (message,) = _acknowledgements(1)
-    found = threading.Event()
-    closed = threading.Event()
-
-    def let_close_run() -> None:
-        found.set()
-        assert closed.wait(WAIT)
-
-    acks.unacknowledged = _Unacknowledged(acks.unacknowledged, get=let_close_run)
-    network = _on_a_network_thread(lambda: acks.failed(number, TimeoutError("expired")))
-    assert found.wait(WAIT)
-
-    try:
-        left = acks.give_up("within the test's close()")
-    finally:
-        closed.set()
-        network.join(WAIT)
-
-    assert not network.is_alive()
+    left = _give_up_while_claim_waits(acks, lambda: acks.failed(number, TimeoutError("expired")))
     assert left == [message]
     assert made.statuses(message) == [[FAILED]]
     (report,) = made.reports
@@ -206,7 +194,6 @@ def test_a_failure_for_a_record_close_took_meanwhile_is_not_reported() -> None:
 # acknowledging, and close(0) giving up.
 
 
-@pytest.mark.integration
 def test_close_leaves_a_record_acknowledged_meanwhile_to_its_acceptance(
     kafka_bootstrap: str, kafka_topic: str
 ) -> None:
