@@ -1,0 +1,123 @@
+"""The official consumers' arguments change where and how records are sent, not only what
+``_endpoints`` says: each checked by sending through the official client to the emulator.
+
+Each test here killed a mutant that survived every other test: ``people_url`` or
+``import_url`` read as unset, ``verify_cert`` ignored, ``retry_backoff_factor`` ignored, and
+``BufferedConsumer.flush()`` leaving an endpoint's buffer unsent.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import mixpanel
+import pytest
+import trustme
+
+from mixpanel_core.compat import MixpanelException
+from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
+from mixpanel_core.emulator import Emulator
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "emulator-token"
+NOWHERE = "127.0.0.1:9"
+"""``api_host`` for the tests that name every URL themselves: the discard port, where nothing
+answers, so a URL argument that is ignored makes its record fail rather than arrive."""
+
+
+def _send_one_of_each(client: mixpanel.Mixpanel) -> None:
+    client.track("user-1", "Signed up", {"$insert_id": "track-1"})
+    client.people_set("user-1", {"plan": "pro"})
+    client.group_set("company", "acme", {"size": 5})
+    client.import_data(
+        TOKEN, "user-1", "Old event", 1_700_000_000, {"$insert_id": "import-1"}, api_secret=None
+    )
+
+
+def _urls(base_url: str) -> dict[str, str]:
+    return {
+        "events_url": f"{base_url}/track",
+        "people_url": f"{base_url}/engage",
+        "groups_url": f"{base_url}/groups",
+        "import_url": f"{base_url}/import",
+    }
+
+
+@pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
+def test_each_url_argument_is_where_its_records_go(
+    mixpanel_emulator: Emulator, consumer_class: Any
+) -> None:
+    consumer = consumer_class(api_host=NOWHERE, retry_limit=0, **_urls(mixpanel_emulator.base_url))
+    _send_one_of_each(mixpanel.Mixpanel(TOKEN, consumer=consumer))
+    if isinstance(consumer, BufferedConsumer):
+        consumer.flush()
+    accepted = mixpanel_emulator.stats()["accepted"]
+    assert {e: accepted[e] for e in ("track", "engage", "groups", "import")} == {
+        "track": 1,
+        "engage": 1,
+        "groups": 1,
+        "import": 1,
+    }
+
+
+def test_flush_sends_every_endpoints_buffer(mixpanel_emulator: Emulator) -> None:
+    consumer = BufferedConsumer(max_size=50, api_host=mixpanel_emulator.base_url)
+    _send_one_of_each(mixpanel.Mixpanel(TOKEN, consumer=consumer))
+    assert mixpanel_emulator.stats()["accepted"]["import"] == 0  # still buffered
+    consumer.flush()
+    accepted = mixpanel_emulator.stats()["accepted"]
+    assert [accepted[e] for e in ("track", "engage", "groups", "import")] == [1, 1, 1, 1]
+    assert consumer._held.held() == 0
+
+
+@pytest.fixture
+def tls_emulator() -> Iterator[Emulator]:
+    """The emulator behind TLS, with a certificate no client trusts (a fresh CA's).
+
+    Its port is wrapped once it listens; its records are read in process (``stats()``), as
+    its HTTP control API is behind TLS too.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    with Emulator() as emulator:
+        server = emulator._server
+        assert server is not None
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        yield emulator
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
+def test_verify_cert_false_sends_to_an_untrusted_certificate(
+    tls_emulator: Emulator, consumer_class: Any
+) -> None:
+    host = f"127.0.0.1:{tls_emulator.port}"
+    trusting = consumer_class(api_host=host, verify_cert=False, retry_limit=0)
+    mixpanel.Mixpanel(TOKEN, consumer=trusting).track("user-1", "over TLS")
+    if isinstance(trusting, BufferedConsumer):
+        trusting.flush()
+    assert tls_emulator.stats()["accepted"]["track"] == 1
+    # And verified by default: the same send is refused, as the official consumer refuses it.
+    with pytest.raises(MixpanelException):
+        mixpanel.Mixpanel(TOKEN, consumer=Consumer(api_host=host, retry_limit=0)).track(
+            "user-1", "not over this TLS"
+        )
+    assert tls_emulator.stats()["accepted"]["track"] == 1
+
+
+def test_retry_backoff_factor_sets_the_wait_before_a_retry(mixpanel_emulator: Emulator) -> None:
+    """A factor of 1.5 makes the first wait 3 s with its jitter: at least 1.5 s. The default
+    factor (0.25) would wait at most 0.5 s; only a lower bound is checked, which load never
+    breaks."""
+    mixpanel_emulator.fail_next(1, 503)
+    consumer = Consumer(
+        api_host=mixpanel_emulator.base_url, retry_limit=1, retry_backoff_factor=1.5
+    )
+    started = time.monotonic()
+    mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "after one 503")
+    assert time.monotonic() - started >= 1.45
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 1, "200": 1}
