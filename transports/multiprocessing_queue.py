@@ -64,8 +64,7 @@ class MultiprocessingQueueTransport:
         self._closed = False
         self._closing = threading.Lock()
         # Set once the close() that closed this transport is over (the sender stopped, or
-        # given up on): a second close waits for it, since its caller takes a return for
-        # "done" (the exit hook, while a thread closes: the process may then end).
+        # given up on): the exit close waits for it (see _close_at_exit).
         self._close_done = threading.Event()
         self._loss_told = False
         # In a fork child this object turns into that process's producer (see _in_this_process).
@@ -75,7 +74,7 @@ class MultiprocessingQueueTransport:
         """The owner's view of the sender: its process, its totals, why it stopped."""
         if channel.options.start_sender:
             self.supervisor.start()
-        close_at_exit(self, MultiprocessingQueueTransport.close)
+        close_at_exit(self, MultiprocessingQueueTransport._close_at_exit)
 
     @classmethod
     def from_config(
@@ -199,6 +198,12 @@ class MultiprocessingQueueTransport:
         transport itself gives up on is reported FAILED and dead-lettered in the sender, not
         returned: it may have been in a request already out.
         """
+        return self._close(timeout, at_exit=False)
+
+    def _close_at_exit(self) -> None:
+        self._close(None, at_exit=True)
+
+    def _close(self, timeout: float | None, *, at_exit: bool) -> Sequence[Message]:
         bound = bounded(timeout, self._channel.options.shutdown_timeout)
         if self._owner_pid != os.getpid():
             if self._worker is None or self._worker_pid != os.getpid():
@@ -208,8 +213,17 @@ class MultiprocessingQueueTransport:
             closing_already = self._closed
             self._closed = True
         if closing_already:
-            # The first close returns what is left; this one waits for it within its bound.
-            self._close_done.wait(bound)
+            # The first close returns what is left. This one may be a reporter's, on a thread
+            # the first waits for (its own, the report listener, the linger thread): at once.
+            # Not at exit: the process ends when the exit close returns, and with it that
+            # close, maybe before the sender was asked to stop or its last reports were made.
+            if at_exit and not self._close_done.wait(bound):
+                logger.warning(
+                    "%s: another thread's close() was still under way at exit after %ss; "
+                    "not waiting for it any longer",
+                    self._context.path,
+                    bound,
+                )
             return ()
         try:
             deadline = time.monotonic() + bound

@@ -65,6 +65,9 @@ class FrameProducer:
         # them, so that a frame another thread is still writing cannot come after the
         # owner's stop request, which a closed producer's frames must all be ahead of.
         self._writing = 0
+        # The batches of ``_writing`` the current thread is writing: a close made by a
+        # reporter of one of them (reports are made while writing) does not wait for it.
+        self._writing_here = threading.local()
         self._written = threading.Condition(self._batch_lock)
         # Frames are put one at a time so that one thread's batches stay in order.
         self._queue_lock = threading.Lock()
@@ -124,18 +127,20 @@ class FrameProducer:
         finally:
             self._done_writing()
 
-    def close(self, timeout: float | None = None) -> list[Message]:
+    def close(self, timeout: float | None = None, *, at_exit: bool = False) -> list[Message]:
         """Stop the linger thread and queue what is left, within ``timeout``; then ``on_done``.
 
         Returns (and reports FAILED) what could not be queued. A close while another is under
-        way (the exit hook's, while a thread closes) waits for that one, within ``timeout``,
-        and returns ``[]``: the first returns what it could not queue.
+        way returns ``[]`` (the first returns what it could not queue): at once, as it may be
+        a reporter's, on a thread the first close waits for; or, ``at_exit``, once that close
+        is over, within ``timeout``, since the process ends when the exit close returns (a
+        ``multiprocessing`` child runs it while its other threads still run).
         """
         with self._batch_lock:
             closing_already = self._closed
             self._closed = True
         if closing_already:
-            if not self._close_done.wait(timeout):
+            if at_exit and not self._close_done.wait(timeout):
                 logger.warning(
                     "%s: another thread's close() was still writing the last batch after %ss; "
                     "not waiting for it any longer",
@@ -155,7 +160,8 @@ class FrameProducer:
     def _close(self, timeout: float | None) -> list[Message]:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
-        if self._thread is not None:
+        # Not on the linger thread itself: a reporter of its batch may be the one closing.
+        if self._thread is not None and self._thread is not threading.current_thread():
             wait = self._options.block_timeout + self._options.linger
             if deadline is not None:
                 wait = max(min(wait, deadline - time.monotonic()), 0.0)
@@ -164,7 +170,8 @@ class FrameProducer:
             # A batch another thread took just before close: its frame must be in the pipe
             # before this returns (bounded: each write gives up at its block_timeout).
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            self._written.wait_for(lambda: self._writing == 0, left)
+            here = getattr(self._writing_here, "count", 0)
+            self._written.wait_for(lambda: self._writing == here, left)
         return self.flush(deadline)
 
     def put_control(self, item: object, timeout: float) -> None:
@@ -228,11 +235,13 @@ class FrameProducer:
         # ``anchor`` gave until nothing is being written either (see ``_done_writing``).
         self._keeper.producer = None
         self._writing += 1
+        self._writing_here.count = getattr(self._writing_here, "count", 0) + 1
         return lines
 
     def _done_writing(self) -> None:
         with self._written:
             self._writing -= 1
+            self._writing_here.count -= 1
             if self._closed:
                 self._written.notify_all()
         # Nothing waits and nothing is being written: the anchor (a worker client's pipeline,

@@ -83,11 +83,12 @@ class ProducerTransport:
         # The exit close reaches the producer, not this transport: one dropped without close()
         # is freed at once, while its producer lives on until its lines are written, and those
         # must still be written if the process exits first. The producer's close frees the
-        # slot (``on_done``), and waits for a close another thread has under way: freed while
-        # that thread still wrote, the owner stopped waiting and the frame came too late.
+        # slot (``on_done``) once its last frame is written: freed while a thread still wrote,
+        # the owner stopped waiting and the frame came too late. The exit close also waits
+        # for a close another thread has under way: the process ends when it returns.
         bound = self._channel.options.shutdown_timeout
         registration.cancel_exit_close = close_at_exit(
-            self._producer, lambda producer: producer.close(bound)
+            self._producer, lambda producer: producer.close(bound, at_exit=True)
         )
 
     def send(self, message: Message) -> None:
@@ -100,10 +101,10 @@ class ProducerTransport:
         """Write what is left to the pipe, waiting at most ``timeout`` for room.
 
         Returns (and reports FAILED) what could not be written in time. Writes finish in the
-        calling thread, or in the thread whose close was under way, which a second close waits
-        for (and returns nothing). So once this returns nothing of this producer is still on
-        its way: the owner's stop request, written after every producer closed, comes after
-        all of it.
+        calling thread, so once this returns nothing of this producer is still on its way: the
+        owner's stop request, written after every producer closed, comes after all of it. A
+        close while another thread's is under way returns nothing at once (a reporter may
+        call it); the producer stays counted open until that other close is over.
         """
         bound = self._channel.options.shutdown_timeout if timeout is None else timeout
         return self._producer.close(bound)

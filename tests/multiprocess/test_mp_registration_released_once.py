@@ -43,10 +43,10 @@ def close_while_the_exit_hook_closes(channel: QueueChannel, released: Any, go_on
     close_for_real = producer.close
     exit_hook_closing = threading.Event()
 
-    def close_held(timeout: float | None = None) -> Any:
+    def close_held(timeout: float | None = None, **how: Any) -> Any:
         exit_hook_closing.set()
         go_on.wait(60)
-        return close_for_real(timeout)
+        return close_for_real(timeout, **how)
 
     producer.close = close_held
     exiting = threading.Thread(target=exit_hook.run)
