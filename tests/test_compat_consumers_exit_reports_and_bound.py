@@ -2,9 +2,10 @@
 
 Each test runs a program in a fresh interpreter, as a user's process ends. Each killed a mutant
 that survived every other test: an exit flush that gave each consumer its own
-``EXIT_FLUSH_SECONDS`` (six consumers, six times the bound), and an exit without the orphan
+``EXIT_FLUSH_SECONDS`` (six consumers, six times the bound), an exit without the orphan
 thread's last report (records of freed consumers dropped past ``MAX_ORPHANED_RECORDS`` since
-the idle thread last woke were dropped without a word).
+the idle thread last woke were dropped without a word), and an orphan thread that did not read
+the exit's deadline (it went on retrying past it).
 """
 
 from __future__ import annotations
@@ -99,3 +100,47 @@ def test_records_dropped_past_the_bound_just_before_exit_are_logged_at_exit(
     assert [int(n) for n in DROPPED.findall(finished.stderr)] == [10], finished.stderr
     assert finished.stderr.startswith("ERROR "), finished.stderr
     assert mixpanel_emulator.stats()["accepted"]["track"] == 0
+
+
+ORPHAN_AT_EXIT_PROGRAM = """
+import gc, logging, sys, time
+import mixpanel
+from mixpanel_core import compat_buffers
+from mixpanel_core.compat_consumers import BufferedConsumer
+
+logging.basicConfig(format="%(levelname)s %(message)s")
+compat_buffers.EXIT_FLUSH_SECONDS = 1.0
+
+# Retried for up to a minute (its retry budget) if nothing bounded it.
+consumer = BufferedConsumer(api_host=sys.argv[1], retry_limit=1000, retry_backoff_factor=0.05)
+client = mixpanel.Mixpanel("emulator-token", consumer=consumer)
+for n in range(3):
+    client.track(f"user-{n}", "Freed")
+del client, consumer
+gc.collect()
+orphans = compat_buffers.orphan_thread
+deadline = time.monotonic() + 30
+while (orphans.queue.qsize() or not orphans.waiting()) and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.3)  # the orphan thread is retrying the freed consumer's records
+print("waiting", orphans.waiting())
+"""
+
+
+def test_the_orphan_thread_stops_retrying_at_the_exit_deadline(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """The process exits while the orphan thread retries a freed consumer's records: it gives
+    up by the exit's one deadline and says so itself; the exit hook of those records, which
+    waits for it, then has nothing left. A thread that went on retrying made the exit hook
+    wait out its grace and log them as "still being sent", while the thread still sent."""
+    mixpanel_emulator.fail_next(10_000, 503)
+    finished = run_python(ORPHAN_AT_EXIT_PROGRAM, mixpanel_emulator.base_url)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["waiting", "3"], finished.stderr
+    assert "still being sent" not in finished.stderr, finished.stderr
+    logged = re.findall(
+        r"BufferedConsumer: (\d+) record\(s\) not delivered after the consumer was freed",
+        finished.stderr,
+    )
+    assert logged == ["3"], finished.stderr
