@@ -2,7 +2,8 @@
 ``_endpoints`` says: each checked by sending through the official client to the emulator.
 
 Each test here killed a mutant that survived every other test: ``people_url`` or
-``import_url`` read as unset, ``verify_cert`` ignored, ``retry_backoff_factor`` ignored, and
+``import_url`` read as unset, ``verify_cert`` ignored, ``retry_backoff_factor`` ignored,
+``retry_limit=0`` read as "retries within the default budget" rather than none, and
 ``BufferedConsumer.flush()`` leaving an endpoint's buffer unsent.
 """
 
@@ -121,3 +122,18 @@ def test_retry_backoff_factor_sets_the_wait_before_a_retry(mixpanel_emulator: Em
     mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "after one 503")
     assert time.monotonic() - started >= 1.45
     assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 1, "200": 1}
+
+
+def test_retry_limit_zero_sends_each_batch_once_even_one_mixpanel_refuses_in_part(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """The official consumer with ``retry_limit=0`` makes one request per batch. Finding which
+    record of a batch Mixpanel refused takes more requests (halves sent as retries are), so
+    with no retries none is made: the batch is reported refused whole."""
+    consumer = BufferedConsumer(max_size=10, api_host=mixpanel_emulator.base_url, retry_limit=0)
+    mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "valid")
+    mixpanel.Mixpanel("not-this-projects-token", consumer=consumer).track("user-2", "refused")
+    with pytest.raises(MixpanelException) as raised:
+        consumer.flush()
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"200": 1}
+    assert len(raised.value.reports) == 2
