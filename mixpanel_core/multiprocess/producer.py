@@ -35,6 +35,10 @@ from mixpanel_core.transport import Transport, TransportContext, tell_auth_not_c
 
 logger = logging.getLogger(__name__)
 
+Unwritten = Callable[[bool], list[Message]]
+"""Reports a frame that was not written (or hands its messages to ``fallback``), given
+``raising``; returns what is left, as ``_queue`` does. Called once the queue lock is released."""
+
 
 class FrameProducer:
     """The producing half of a ``multiprocessing_queue`` transport, in one process."""
@@ -69,7 +73,8 @@ class FrameProducer:
         # reporter of one of them (reports are made while writing) does not wait for it.
         self._writing_here = threading.local()
         self._written = threading.Condition(self._batch_lock)
-        # Frames are put one at a time so that one thread's batches stay in order.
+        # Frames are put one at a time so that one thread's batches stay in order. Never held
+        # while reporting: a reporter may write again (see _queue).
         self._queue_lock = threading.Lock()
         self._lines: list[bytes] = []
         # Held by the linger thread: this producer, while its batch has lines, so that one
@@ -262,14 +267,26 @@ class FrameProducer:
         not written (reported). ``deadline`` (a closing producer's) caps every wait."""
         if not lines:
             return []
+        unwritten = self._write(lines, deadline)
+        if unwritten is None:
+            return []
+        # Reported (or handed to the fallback, which may report) only now that the queue lock
+        # is released: a reporter, a user's plugin, may write again on this very thread
+        # (track an event about the failure, flush, close), and would wait for a lock its own
+        # thread holds: for ever, or until its close's bound.
+        return unwritten(raising)
+
+    def _write(self, lines: list[bytes], deadline: float | None) -> Unwritten | None:
+        """Under the queue lock: write the frame; ``None`` once it is written whole, else
+        what reports (or delivers elsewhere) its messages, to be called without the lock."""
+        frame = encode_frame(lines)
         wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
         if not self._queue_lock.acquire(timeout=wait):
             # Another thread of this process is still writing (the sender is not reading).
-            return self._not_written(encode_frame(lines), Written.NONE, raising, closing=True)
+            return lambda raising: self._not_written(frame, Written.NONE, raising, closing=True)
         try:
-            frame = encode_frame(lines)
             if self._sender_gone or not self._channel.sender_alive():
-                return self._deliver_elsewhere(decode_frame(frame), raising)
+                return self._sender_found_gone(frame)
             options = self._options
             now = time.monotonic()
             until = now + options.block_timeout
@@ -284,14 +301,22 @@ class FrameProducer:
             self._channel.count_queued(records)
             written = self._writer.write(frame, records, first, until, self._channel.sender_alive)
             if written is Written.ALL:
-                return []
+                return None
             self._channel.count_queued(-records)
             if not self._channel.sender_alive():
-                return self._deliver_elsewhere(decode_frame(frame), raising)
+                return self._sender_found_gone(frame)
             timed_out = deadline is not None and time.monotonic() >= deadline
-            return self._not_written(frame, written, raising, closing=timed_out)
+            return lambda raising: self._not_written(frame, written, raising, closing=timed_out)
         finally:
             self._queue_lock.release()
+
+    def _sender_found_gone(self, frame: bytes) -> Unwritten:
+        # Marked (and logged, once) under the queue lock: a thread that takes it next sends
+        # elsewhere at once instead of looking for the sender again.
+        if not self._sender_gone:
+            self._sender_gone = True
+            logger.error("%s is not running", self._channel.describe_sender())
+        return lambda raising: self._deliver_elsewhere(decode_frame(frame), raising)
 
     def _not_written(
         self, frame: bytes, written: Written, raising: bool, closing: bool
@@ -326,9 +351,6 @@ class FrameProducer:
     # -- when the sender is gone ---------------------------------------------------------------
 
     def _deliver_elsewhere(self, messages: Sequence[Message], raising: bool) -> list[Message]:
-        if not self._sender_gone:
-            self._sender_gone = True
-            logger.error("%s is not running", self._channel.describe_sender())
         reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
         try:
             fallback = self._fallback_transport()
