@@ -212,6 +212,11 @@ class SenderSupervisor:
         report: a sender killed while writing a report leaves half of it in the pipe, and the
         listener thread, blocked on reading it, would never finish.
         """
+        if threading.current_thread() is self._listener:
+            # A reporter's close() on the listener thread: the sender's last reports can only
+            # be read once that reporter returns. Waiting here would wait for itself, then take
+            # the sender's normal end for a death (its DONE unread) and count its records lost.
+            return self._finished.is_set()
         interval = self._channel.options.check_interval
         deadline = time.monotonic() + timeout
         exited_at: float | None = None

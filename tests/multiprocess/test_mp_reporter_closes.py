@@ -181,3 +181,35 @@ def test_a_reporter_making_the_first_close_on_the_linger_thread_closes(
     assert plugin.statuses == ["failed"] * 3
     assert transport._close_done.is_set()
     assert client.close() == []
+
+
+def test_a_reporter_making_the_first_close_on_the_report_thread_closes(
+    emulator: EmulatorProcess,
+) -> None:
+    """It raised ``RuntimeError: cannot join current thread`` after waiting out the sender's
+    grace, having called the sender that delivered everything dead (``unaccounted`` 10). It
+    asks the sender to stop and returns; the last reports follow once the reporter returns."""
+    config = config_for(emulator.base_url, linger=0.05, shutdown_timeout=SHUTDOWN)
+    plugin = CloseOnReport("accepted")
+    client, transport = _client(config, plugin)
+    for n in range(EVENTS):
+        client.track("u", "Tick", {"$insert_id": f"e-{n}"})
+
+    deadline = time.monotonic() + 30
+    while len(plugin.statuses) < EVENTS or not transport._close_done.is_set():
+        assert time.monotonic() < deadline, (plugin.statuses, plugin.nested)
+        time.sleep(0.01)
+    assert transport.supervisor.wait_until_finished(30)
+
+    [(thread, took, left)] = plugin.nested
+    assert (thread.endswith("-reports"), left) == (True, 0)
+    assert took < SHUTDOWN / 2
+    assert plugin.statuses == ["accepted"] * EVENTS
+    supervisor = transport.supervisor
+    assert (supervisor.counts, supervisor.unaccounted, supervisor.failure) == (
+        {"accepted": EVENTS},
+        0,
+        None,
+    )
+    assert sorted(emulator.insert_ids("track")) == sorted(f"e-{n}" for n in range(EVENTS))
+    assert client.close() == []
