@@ -216,6 +216,14 @@ class SenderSupervisor:
             # A reporter's close() on the listener thread: the sender's last reports can only
             # be read once that reporter returns. Waiting here would wait for itself, then take
             # the sender's normal end for a death (its DONE unread) and count its records lost.
+            # The same bounded wait runs on a thread of its own instead: it stops the sender at
+            # the deadline (the interpreter's exit joins it without a bound) and reaps it.
+            threading.Thread(
+                target=self.wait_until_finished,
+                args=(timeout,),
+                name=f"mixpanel-{self._context.name}-stop",
+                daemon=True,
+            ).start()
             return self._finished.is_set()
         interval = self._channel.options.check_interval
         deadline = time.monotonic() + timeout

@@ -10,6 +10,7 @@ close 6 s past a bound of 2 s."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -213,3 +214,42 @@ def test_a_reporter_making_the_first_close_on_the_report_thread_closes(
     )
     assert sorted(emulator.insert_ids("track")) == sorted(f"e-{n}" for n in range(EVENTS))
     assert client.close() == []
+
+
+def _reaped(pid: int) -> bool:
+    """The process has ended and is gone from the process table (not running, not a
+    zombie). Read from /proc, since asking multiprocessing (``is_alive``) would reap it."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def test_the_report_thread_s_close_still_stops_the_sender_within_its_bound(
+    emulator: EmulatorProcess,
+) -> None:
+    """The close returns at once, but the bounded wait runs on: the sender, held in a request
+    the stalled emulator never answers, is terminated at the bound (the interpreter's exit
+    joins it without one: 40 s past a bound of 2 s), then reaped (it stayed a zombie)."""
+    config = config_for(
+        emulator.base_url,
+        direct={"type": "http", "read_timeout": 60.0, "max_retries": 0},
+        linger=0.05,
+        batch_size=1,
+        shutdown_timeout=2.0,
+    )
+    plugin = CloseOnReport("accepted", before_close=emulator.client.stall)
+    client, transport = _client(config, plugin)
+    try:
+        for n in range(EVENTS):
+            client.track("u", "Tick", {"$insert_id": f"e-{n}"})
+        deadline = time.monotonic() + 30
+        while not plugin.nested:
+            assert time.monotonic() < deadline, "the reporter never closed"
+            time.sleep(0.01)
+        pid = transport.supervisor.process.pid
+        deadline = time.monotonic() + 20
+        while not _reaped(pid):
+            assert time.monotonic() < deadline, "the sender was neither stopped nor reaped"
+            time.sleep(0.05)
+    finally:
+        emulator.client.release()
+    [(_, took, _)] = plugin.nested
+    assert took < 1.0
