@@ -84,8 +84,8 @@ class FrameProducer:
         self._thread: threading.Thread | None = None
         self._closed = False
         # Set once the close() that closed this producer is over (its last frame written or
-        # reported, on_done run): a second close waits for it, since its caller takes a
-        # return for "nothing more is on its way" (the exit hook: the process may end).
+        # reported, on_done run): the close at exit waits for it, since the process ends
+        # when that returns (see close).
         self._close_done = threading.Event()
         self._sender_gone = False
         self.fallback: Transport | None = None

@@ -1,4 +1,5 @@
-"""Watching the channel's pipe from a test: how much is unread, and waiting until it is full.
+"""Watching the channel's pipe from a test: stopping its reader (the sender), how much is
+unread, and waiting until it is full.
 
 A module of its own, importable by name like ``mp_workers``, for the tests that stop the sender
 (SIGSTOP) and need a writer part-way through a frame larger than the pipe.
@@ -7,10 +8,24 @@ A module of its own, importable by name like ``mp_workers``, for the tests that 
 from __future__ import annotations
 
 import fcntl
+import os
+import signal
 import struct
 import termios
 import time
 from typing import Any
+
+
+def paused_sender(transport: Any) -> int:
+    """Stop the sender process (nothing reads the pipe); returns its pid."""
+    channel = transport.channel
+    deadline = time.monotonic() + 30
+    while channel.sender_pid.value == 0:
+        assert time.monotonic() < deadline, "the sender never started"
+        time.sleep(0.01)
+    pid: int = transport.supervisor.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    return pid
 
 
 def unread_bytes(fd: int) -> int:

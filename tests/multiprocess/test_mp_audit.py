@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from mp_workers import config_for, observed_client
-from pipe_probe import wait_until_the_pipe_is_full
+from pipe_probe import paused_sender, wait_until_the_pipe_is_full
 
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.errors import TransportError
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.integration
 BIG_BATCH = 250
 """Events of one frame several times larger than the pipe (about 21 kB each)."""
 PROPERTIES = {f"p{k}": "x" * 200 for k in range(100)}
-
-
-def paused_sender(transport: Any) -> int:
-    """Stop the sender process (nothing reads the pipe); returns its pid."""
-    channel = transport.channel
-    deadline = time.monotonic() + 30
-    while channel.sender_pid.value == 0:
-        assert time.monotonic() < deadline, "the sender never started"
-        time.sleep(0.01)
-    pid: int = transport.supervisor.process.pid
-    os.kill(pid, signal.SIGSTOP)
-    return pid
 
 
 def spawn(target: Any, *args: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from mp_workers import TOKEN, config_for
-from pipe_probe import pipe_capacity
+from pipe_probe import paused_sender, pipe_capacity
 
 from mixpanel_core import hookimpl
 from mixpanel_core.client import Mixpanel
@@ -94,14 +94,9 @@ def _client(config: Config, plugin: WriteOnReport) -> tuple[Mixpanel, Any]:
 
 def _pause_sender(transport: Any) -> Callable[[], None]:
     """Stop the sender (SIGSTOP) once it runs; returns what resumes it."""
-    channel = transport.channel
-    deadline = time.monotonic() + 20
-    while channel.sender_pid.value == 0:
-        assert time.monotonic() < deadline, "the sender never started"
-        time.sleep(0.01)
-    assert len(PAD) * BATCH > pipe_capacity(channel), "one batch must not fit in the pipe"
+    paused_sender(transport)
+    assert len(PAD) * BATCH > pipe_capacity(transport.channel), "one batch must not fit in the pipe"
     process = transport.supervisor.process
-    os.kill(process.pid, signal.SIGSTOP)
 
     def resume() -> None:
         # Also after a close the sender stopped on: not once it is reaped (its pid reused).
