@@ -1,6 +1,7 @@
 """The ``$insert_id`` that ``send`` derives for an event comes from the file's content and the
 record's position, not its name. Two exports of the same name from two directories are two
-files: ids from the name would make Mixpanel drop the second one's records as duplicates, with
+files: ids from the name would give the second one's records the first one's ids, and Mixpanel
+would drop each that shares its event, user and time with the first one's as a duplicate, with
 every report saying accepted. And a file renamed between two runs keeps its ids (docs/commands.md),
 so its records are counted once."""
 
@@ -24,8 +25,11 @@ def test_files_of_one_name_in_two_directories_both_arrive_whole(
     config = write_config(tmp_path, mixpanel_emulator)
     (tmp_path / "monday").mkdir()
     (tmp_path / "tuesday").mkdir()
-    monday = write_ndjson(tmp_path / "monday" / "export.ndjson", events(20, day="monday"))
-    tuesday = write_ndjson(tmp_path / "tuesday" / "export.ndjson", events(20, day="tuesday"))
+    # Two shops' exports: the same users and event at the same times, in other shops.
+    shop_a = events(20, shop="a")
+    shop_b = [{**e, "properties": {**e["properties"], "shop": "b"}} for e in shop_a]
+    monday = write_ndjson(tmp_path / "monday" / "export.ndjson", shop_a)
+    tuesday = write_ndjson(tmp_path / "tuesday" / "export.ndjson", shop_b)
 
     assert main(["send", str(monday), str(tuesday), "--config", str(config)]) == 0
 
