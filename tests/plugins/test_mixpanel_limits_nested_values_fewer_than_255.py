@@ -49,3 +49,19 @@ def test_the_count_holds_inside_a_list_and_in_a_profile_operation() -> None:
 
     assert [p.field for p in in_list.value.problems] == ["properties.rows[0]"]
     assert [p.field for p in in_set.value.problems] == ["$set.nested"]
+
+
+@pytest.mark.parametrize("operation", ["people_set", "people_set_once", "people_union"])
+def test_a_profile_operation_of_255_properties_is_refused(operation: str) -> None:
+    transport = MemoryTransport()
+    client = Mixpanel("token", transport)
+    set_properties = getattr(client, operation)
+
+    set_properties("user-1", _object(UNDER))
+    with pytest.raises(ValidationError) as raised:
+        set_properties("user-1", _object(MAX_PROPERTIES))
+
+    assert len(transport.records()) == 1
+    [problem] = raised.value.problems
+    assert problem.field.startswith("$")
+    assert f"has {MAX_PROPERTIES} properties" in problem.rule
