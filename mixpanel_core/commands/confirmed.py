@@ -26,6 +26,7 @@ from mixpanel_core.errors import (
     ConfigError,
     DeliveryError,
     NotYetDeliveredError,
+    PartialSendError,
     TransportError,
 )
 from mixpanel_core.frozen import FrozenDict
@@ -208,6 +209,11 @@ class _Discard:
         return ()
 
 
+def _reported_refusal(error: BaseException) -> bool:
+    """Whether a transport's refusal is the report it made of the message (not a stop)."""
+    return isinstance(error, DeliveryError) and not isinstance(error, AuthenticationError)
+
+
 def _final(report: DeliveryReport) -> bool:
     """Whether sending the message again cannot change the outcome."""
     return report.status is DeliveryStatus.REJECTED  # a full queue's drop is not final
@@ -306,7 +312,8 @@ class ConfirmedDelivery(Generic[Item]):
         ``enrich``: whether the pipeline's enrichers run on it (see ``Pipeline.submit``).
 
         Raises ``ValidationError`` when it is invalid under ``on_invalid = "raise"``, and
-        ``AuthenticationError`` when Mixpanel refuses the credentials (nothing can succeed).
+        ``AuthenticationError`` when Mixpanel refuses the credentials (nothing can succeed;
+        inside a ``PartialSendError`` when the message went to several transports).
         """
         try:
             self.pipeline.submit(message, enrich=enrich)
@@ -314,6 +321,12 @@ class ConfirmedDelivery(Generic[Item]):
             raise
         except DeliveryError:
             pass  # a synchronous transport: its report has reached the collector already
+        except PartialSendError as exc:
+            # Routed to several transports: when each refusal is a synchronous transport's
+            # report, the message is counted like any other (the others took it and report
+            # later). Raised on, one refused record stopped every rerun at itself.
+            if not all(_reported_refusal(e) for e in exc.errors.values()):
+                raise
         # Counted once taken (a message refused by raising is the caller's to count): every
         # counted message must be reported or returned by flush before it is confirmed.
         self._chunk.submitted += 1
