@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -50,27 +49,32 @@ def test_a_fifo_read_by_a_log_shipper_gets_every_line(tmp_path: Path) -> None:
     # Opened read-write and seeked before, which a pipe refuses: every dead letter was lost.
     fifo = tmp_path / "dead-letters.fifo"
     os.mkfifo(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
-    reader.start()
+    # The shipper holds the FIFO open for reading before anything is written, so the writer
+    # finds a reader, and what it writes waits in the pipe however late the shipper reads.
+    shipper = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     dead_letters = DeadLetterFile(fifo)
-    deadline = time.monotonic() + 10
-    while not _reader_ready(fifo) and time.monotonic() < deadline:
-        time.sleep(0.01)
 
     dead_letters.write(_reports(3))
 
-    reader.join(10)
-    assert _insert_ids(b"".join(received)) == ["id0", "id1", "id2"]
+    received = _read_lines(shipper, 3)
+    os.close(shipper)
+    assert _insert_ids(received) == ["id0", "id1", "id2"]
     assert dead_letters.unwritten == 0
 
 
-def _reader_ready(fifo: Path) -> bool:
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while no one reads
-    except OSError:
-        return False
-    return True
+def _read_lines(fd: int, count: int) -> bytes:
+    """What the non-blocking ``fd`` gives until ``count`` whole lines (within 10 s)."""
+    data = b""
+    deadline = time.monotonic() + 10
+    while data.count(b"\n") < count and time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:  # a writer holds it open, nothing written yet
+            chunk = b""
+        if not chunk:
+            time.sleep(0.01)
+        data += chunk
+    return data
 
 
 def test_a_fifo_nobody_reads_is_a_counted_loss_not_a_hang(
