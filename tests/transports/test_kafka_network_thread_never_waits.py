@@ -30,8 +30,11 @@ pytestmark = pytest.mark.integration
 
 ACCEPTED = DeliveryStatus.ACCEPTED
 FAILED = DeliveryStatus.FAILED
-QUICK = 1.0
-"""Each inner call has a 4 s timeout; not waiting, it returns well within this."""
+INNER = 10.0
+"""The timeout of each inner call: one that waits, waits this long."""
+QUICK = 3.0
+"""Not waiting, an inner call returns well within this, also on a loaded machine (a bound
+of 1 s against timeouts of 4 s was passed once there)."""
 
 
 class Scenario:
@@ -74,7 +77,7 @@ def test_close_of_another_transport_from_a_report_does_not_wait_for_its_network_
     """A's network thread (in a report) closes B while B's network thread (in a report) flushes
     A. Before: B.close() skipped its wait for acknowledgements but KafkaProducer.close() then
     waited for B's network thread, itself waiting for A's acknowledgements: both waited out
-    their 4 s timeouts."""
+    their timeouts."""
     s = Scenario()
     b_in_report = threading.Event()
     given_up: list[Message] = []
@@ -84,14 +87,14 @@ def test_close_of_another_transport_from_a_report_does_not_wait_for_its_network_
             b_in_report.wait(10)
             time.sleep(0.3)  # B's network thread is in A.flush() (before: waiting in it)
             started = time.monotonic()
-            given_up.extend(s.transports["b"].close(4))
+            given_up.extend(s.transports["b"].close(INNER))
             s.timed("a_close", started)
 
     def report_b(r: DeliveryReport) -> None:
         if s.first(r, "b_flush"):
             b_in_report.set()
             started = time.monotonic()
-            s.transports["a"].flush(4)
+            s.transports["a"].flush(INNER)
             s.timed("b_flush", started)
 
     try:
@@ -105,11 +108,9 @@ def test_close_of_another_transport_from_a_report_does_not_wait_for_its_network_
         sent = [*events(2, "a"), *events(1, "b")]
         for message, name in zip(sent, "aab", strict=True):
             s.transports[name].send(message)
-        started = time.monotonic()
-        assert s.transports["a"].flush(20) == []
-        # The claim is each step's (QUICK, against 4 s before); the whole also pays the
-        # broker's round trips, which a loaded machine stretched past 5 s once.
-        assert time.monotonic() - started < 7.0
+        assert s.transports["a"].flush(30) == []
+        # The claim is each step's (QUICK, against INNER before); the whole run's time is left
+        # out: it also pays the broker's round trips, which a loaded machine stretches.
         assert 0 <= s.took["b_flush"] < QUICK
         assert 0 <= s.took["a_close"] < QUICK
         assert given_up == []  # B's one message was acknowledged, being reported
@@ -134,8 +135,8 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
 ) -> None:
     """A's network thread (in a report) sends to B, at max_unacknowledged while B's network
     thread (in a report) flushes A and then waits for that send. Before: the send waited
-    max_block_ms (4 s) for room B's network thread could not make, and the flush waited its
-    4 s for A's acknowledgements."""
+    max_block_ms (INNER) for room B's network thread could not make, and the flush waited its
+    INNER for A's acknowledgements."""
     s = Scenario()
     b_in, b2_sent, a_sent = threading.Event(), threading.Event(), threading.Event()
     outcome: list[str] = []
@@ -161,7 +162,7 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
             b_in.set()
             handed(b2_sent, "report_b: b2 never sent", missed)
             started = time.monotonic()
-            s.transports["a"].flush(4)
+            s.transports["a"].flush(INNER)
             s.timed("b_flush", started)
             # B stays at the bound until A's report has sent.
             handed(a_sent, "report_b: A's report never sent", missed)
@@ -177,7 +178,7 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
             # b1 leaves after 200 ms: its acknowledgement comes on B's network thread, long
             # after send() asked to be told (with no linger, a loaded machine could let it
             # come first, and it was then reported on another thread: see test_kafka_report_thread).
-            producer_options={"linger_ms": 200, "max_block_ms": 4000},
+            producer_options={"linger_ms": 200, "max_block_ms": int(INNER * 1000)},
             max_unacknowledged=1,
             report=report_b,
         )
@@ -191,7 +192,7 @@ def test_send_at_the_bound_from_another_transports_report_refuses_at_once(
         b2_sent.set()
         assert s.transports["a"].flush(20) == []
         assert s.transports["b"].flush(20) == []
-        # The claim is each step's (QUICK, against 4 s before), timed once B is at its bound;
+        # The claim is each step's (QUICK, against INNER before), timed once B is at its bound;
         # the whole run's time is left out: it pays the hand-offs above, which a loaded
         # machine stretches.
         assert missed == []
@@ -218,7 +219,7 @@ def test_a_flush_in_closes_failed_reports_returns_what_close_has_not_reported_ye
     def report(r: DeliveryReport) -> None:
         if r.status is FAILED:
             started = time.monotonic()
-            left = holder["transport"].flush(4)  # inside a report: acknowledgements only
+            left = holder["transport"].flush(INNER)  # inside a report: acknowledgements only
             inner.append((time.monotonic() - started, id(r.message), [id(m) for m in left]))
 
     with EmbeddedBroker(stop_by_kill=True) as broker:
