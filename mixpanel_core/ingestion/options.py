@@ -124,9 +124,3 @@ class HttpOptions:
             budget=self.retry_budget,
             max_retries=self.max_retries,
         )
-
-    def records_limit(self, endpoint: str) -> int:
-        """How many records one request to ``endpoint`` may carry."""
-        if endpoint == "groups":
-            return min(self.max_batch_records, MAX_GROUP_RECORDS_PER_REQUEST)
-        return self.max_batch_records
