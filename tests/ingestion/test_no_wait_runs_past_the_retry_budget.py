@@ -20,17 +20,20 @@ from .conftest import event, settings_for
 
 BUDGET = 1.2
 """Seconds: with waits of 0.2 to 0.4 s, several retries fit, then one no longer does."""
+SLACK = 0.02
+"""Seconds between the client's look at the clock and its call of the wait, at most."""
 
 
 class TimedWait:
-    """Sleeps as asked and notes, on the monotonic clock, when each wait ended."""
+    """Sleeps as asked and notes, on the monotonic clock, when each wait was to end: the
+    client's decision, which a sleep overrunning on a loaded machine does not blur."""
 
     def __init__(self) -> None:
-        self.ended: list[float] = []
+        self.ends: list[float] = []
 
     def __call__(self, seconds: float) -> None:
+        self.ends.append(time.monotonic() + seconds)
         time.sleep(seconds)
-        self.ended.append(time.monotonic())
 
 
 def test_every_wait_ends_within_the_budget_of_the_request(mixpanel_emulator: Emulator) -> None:
@@ -47,8 +50,8 @@ def test_every_wait_ends_within_the_budget_of_the_request(mixpanel_emulator: Emu
     (report,) = result.reports
     assert report.status is DeliveryStatus.FAILED
     assert (report.reason or "").startswith("gave up after")
-    assert len(wait.ended) >= 2, "the budget holds several retries: they were made"
+    assert len(wait.ends) >= 2, "the budget holds several retries: they were made"
     # The first attempt starts after ``began``, so its budget ends later than this.
-    late = [round(ended - began, 2) for ended in wait.ended if ended - began > BUDGET]
-    assert not late, f"waits ended {late}s after the call began, past the {BUDGET}s budget"
-    assert report.attempts == len(wait.ended) + 1
+    late = [round(end - began, 3) for end in wait.ends if end - began > BUDGET + SLACK]
+    assert not late, f"waits were to end {late}s after the call began, past the {BUDGET}s budget"
+    assert report.attempts == len(wait.ends) + 1
