@@ -1,0 +1,32 @@
+"""A ``compression_type`` whose library is not installed (kafka-python raises ``RuntimeError``
+for it) is a ``ConfigError`` naming the producer table and quoting the reason, when the
+transport is built: not a bare ``RuntimeError`` out of the pipeline's construction."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.transport import TransportContext
+from transports.kafka import KafkaTransport
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_codec_whose_library_is_missing_is_a_config_error(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    if importlib.util.find_spec("zstandard") is not None:
+        pytest.skip("zstandard is installed here: no codec library is missing")
+    options = {
+        "bootstrap_servers": kafka_bootstrap,
+        "topic": kafka_topic,
+        "producer": {"compression_type": "zstd"},
+    }
+    with pytest.raises(ConfigError) as raised:
+        KafkaTransport.from_config(options, TransportContext("bus"))
+    text = str(raised.value)
+    assert text.startswith("transports.bus.producer: kafka-python refused the options: ")
+    assert "Libraries for zstd compression codec not found" in text
