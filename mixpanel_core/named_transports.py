@@ -32,16 +32,27 @@ class NamedTransports:
         self.specs = dict(specs)
         self.built: dict[str, Transport] = {}
         """The transports built so far, in the order they were built."""
+        self._users: dict[str, set[str]] = {}
+        """Per transport, those that asked for it (see ``get``): they hand it messages."""
         self._building: set[str] = set()
         self._lock = threading.RLock()
         in_fork_children(self, NamedTransports._after_fork)
 
-    def get(self, name: str, context: Callable[[str], TransportContext]) -> Transport:
+    def get(
+        self,
+        name: str,
+        context: Callable[[str], TransportContext],
+        needed_by: str | None = None,
+    ) -> Transport:
         """The transport called ``name``, built on first use with ``context(name)``.
 
         ``context`` is handed per call, not kept: it is the pipeline's method, and kept here it
-        would make a reference cycle (see ``Pipeline.reporter``).
+        would make a reference cycle (see ``Pipeline.reporter``). ``needed_by``: the transport
+        asking for it (a wrapper for its inner transport, a ``multiprocessing_queue`` for its
+        fallback), which is then flushed and closed before it.
         """
+        if needed_by is not None:
+            self.note_use(needed_by, name)
         built = self.built.get(name)
         if built is not None:
             return built
@@ -63,6 +74,13 @@ class NamedTransports:
             self.built[name] = transport
             return transport
 
+    def note_use(self, user: str, used: str) -> None:
+        """Transport ``user`` hands messages to ``used`` (now or later): flushed and closed
+        before it."""
+        if user not in self._users.get(used, ()):
+            with self._lock:
+                self._users.setdefault(used, set()).add(user)
+
     def _after_fork(self) -> None:
         # A child forked while another thread of the parent's was building a transport
         # inherits the lock held and the name in ``_building``, by a thread it does not have:
@@ -71,6 +89,28 @@ class NamedTransports:
         # transport's from_config forked) goes on, and its ``with`` releases the lock it took.
         self._lock = threading.RLock()
         self._building = set()
+
+    def _in_turn(self, done: set[str]) -> list[tuple[str, Transport]]:
+        """The transports built so far and not in ``done``, each after those that asked for it
+        (they may hand it messages while they flush or close); otherwise the last built first,
+        as a wrapper built its inner transport before itself."""
+        with self._lock:
+            built = dict(self.built)
+            users = {name: set(them) for name, them in self._users.items()}
+        ordered: list[tuple[str, Transport]] = []
+        placed = set(done)
+
+        def place(name: str, path: frozenset[str]) -> None:
+            if name in placed or name in path or name not in built:
+                return  # a transport each of two others fall back to is a loop: cut it
+            for user in sorted(users.get(name, ())):
+                place(user, path | {name})
+            placed.add(name)
+            ordered.append((name, built[name]))
+
+        for name in reversed(built):
+            place(name, frozenset())
+        return ordered
 
     def _build(self, spec: object, context: TransportContext) -> Transport:
         name = context.name
@@ -119,15 +159,19 @@ class NamedTransports:
         bounded(timeout, 0.0)
         left: list[Message] = []
         error: Exception | None = None
-        # Outer transports first: a wrapper flushes into its inner transport, built after it.
-        for name, transport in reversed(list(self.built.items())):
-            try:
-                left.extend(_held(getattr(transport, verb)(timeout), name, verb))
-            except Exception as exc:
-                if error is None:
-                    error = exc
-                else:
-                    logger.error("%s of another transport failed too: %s", verb, exc)
+        done: set[str] = set()
+        # Until none is left: one can be built while another flushes or closes (the fallback
+        # of a multiprocessing_queue that finds its sender dead), and holds messages then.
+        while turn := self._in_turn(done):
+            for name, transport in turn:
+                done.add(name)
+                try:
+                    left.extend(_held(getattr(transport, verb)(timeout), name, verb))
+                except Exception as exc:
+                    if error is None:
+                        error = exc
+                    else:
+                        logger.error("%s of another transport failed too: %s", verb, exc)
         if error is not None:
             if left:
                 logger.error(

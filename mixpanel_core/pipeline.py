@@ -9,6 +9,7 @@ redacted for its report (``refusal_redaction``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
@@ -327,20 +328,28 @@ class Pipeline:
 
     # -- transports -----------------------------------------------------------------------
 
-    def transport(self, name: str) -> Transport:
-        """The transport called ``name``, built on first use."""
-        return self._transports.get(name, self._context)
+    def transport(self, name: str, *, needed_by: str | None = None) -> Transport:
+        """The transport called ``name``, built on first use. ``needed_by``: the transport that
+        asks for it to hand it messages; it is flushed and closed before ``name``."""
+        return self._transports.get(name, self._context, needed_by)
+
+    def hands_to(self, user: str, used: str) -> None:
+        """Transport ``user`` may hand messages to transport ``used`` (a fallback it builds
+        when needed): flushed and closed before it."""
+        self._transports.note_use(user, used)
 
     def _context(self, name: str) -> TransportContext:
         """What transport ``name`` is built with: it reports to ``reporter``, and finds the
-        other transports (a wrapper's inner one) through ``transport``."""
+        other transports (a wrapper's inner one, a fallback) through ``transport``, as the
+        transport that needs them (flushed and closed before them)."""
         return TransportContext(
             name,
             self.config.mixpanel,
             self.reporter,
-            self.transport,
+            functools.partial(self.transport, needed_by=name),
             self.config,
             observed=self.observed,
+            hands_to=functools.partial(self.hands_to, name),
         )
 
     def build_all(self) -> None:

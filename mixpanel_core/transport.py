@@ -91,6 +91,10 @@ def _no_other_transports(name: str) -> Transport:
     raise ConfigError(f"transport {name!r} is not configured here")
 
 
+def _hands_to_nothing(name: str) -> None:
+    """Outside a pipeline no other transport is flushed or closed with this one."""
+
+
 @attrs.frozen
 class TransportContext:
     """What a transport gets besides its own options when it is built."""
@@ -110,6 +114,9 @@ class TransportContext:
     """Whether any plugin observes delivery reports. When none does, ``report`` is
     ``ignore_report``: a transport may skip building reports of accepted messages, or
     shipping them across processes. Failures are still reported, dead-lettered and logged."""
+    hands_to: Callable[[str], None] = _hands_to_nothing
+    """Says, without building it, that this transport may hand messages to another one by
+    name later (a fallback): the client then flushes and closes this one first."""
 
     @property
     def path(self) -> str:

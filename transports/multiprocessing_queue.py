@@ -98,6 +98,8 @@ class MultiprocessingQueueTransport:
                     f"{context.path}.{key}: no transport named {name!r}; configured: "
                     f"{', '.join(configured)}"
                 )
+        if opts.fallback is not None:
+            context.hands_to(opts.fallback)
         spec = SenderSpec(context.name, opts.inner, context.config)
         if not context.observed:
             # Nobody reads the reports here: ship only the counts back, not every report.

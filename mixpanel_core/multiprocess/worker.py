@@ -209,11 +209,13 @@ def worker_client(
         pipeline = pipelines[0]()
         if pipeline is None:  # no lines wait: nothing needs the fallback
             raise TransportError(f"transports.{other}: the client of this worker is gone")
-        return pipeline.transport(other)
+        return pipeline.transport(other, needed_by=name)
 
     context = TransportContext(name, config.mixpanel, report, resolve, config)
     producer = ProducerTransport(channel, context)
     pipeline = Pipeline.from_config(config, {**config.transports, name: producer})
+    if channel.options.fallback is not None:
+        pipeline.hands_to(name, channel.options.fallback)
     reporters.append(pipeline.reporter)
     pipelines.append(weakref.ref(pipeline))
     producer.anchor_to(pipeline)
