@@ -34,6 +34,9 @@ class NamedTransports:
         """The transports built so far, in the order they were built."""
         self._users: dict[str, set[str]] = {}
         """Per transport, those that asked for it (see ``get``): they hand it messages."""
+        self._users_lock = threading.Lock()
+        """Never held while a transport is built (``_lock`` is): a flush or close, bounded by
+        its timeout, must not wait for another thread's build."""
         self._building: set[str] = set()
         self._lock = threading.RLock()
         in_fork_children(self, NamedTransports._after_fork)
@@ -78,7 +81,7 @@ class NamedTransports:
         """Transport ``user`` hands messages to ``used`` (now or later): flushed and closed
         before it."""
         if user not in self._users.get(used, ()):
-            with self._lock:
+            with self._users_lock:
                 self._users.setdefault(used, set()).add(user)
 
     def _after_fork(self) -> None:
@@ -88,14 +91,15 @@ class NamedTransports:
         # Fresh ones, whoever held them: a build the forking thread was in itself (a
         # transport's from_config forked) goes on, and its ``with`` releases the lock it took.
         self._lock = threading.RLock()
+        self._users_lock = threading.Lock()
         self._building = set()
 
     def _in_turn(self, done: set[str]) -> list[tuple[str, Transport]]:
         """The transports built so far and not in ``done``, each after those that asked for it
         (they may hand it messages while they flush or close); otherwise the last built first,
         as a wrapper built its inner transport before itself."""
-        with self._lock:
-            built = dict(self.built)
+        built = dict(self.built)  # one step under the GIL: no lock a build holds
+        with self._users_lock:
             users = {name: set(them) for name, them in self._users.items()}
         ordered: list[tuple[str, Transport]] = []
         placed = set(done)

@@ -210,8 +210,17 @@ class _Discard:
 
 
 def _reported_refusal(error: BaseException) -> bool:
-    """Whether a transport's refusal is the report it made of the message (not a stop)."""
-    return isinstance(error, DeliveryError) and not isinstance(error, AuthenticationError)
+    """Whether a transport's refusal is the report it made of the message (not a stop).
+
+    Only one that carries its reports (as ``http``'s do) counts: beside a transport that
+    accepted the message, one refusing it without a report would go unnoticed (the message
+    counts as reported by either), and the record would be taken for delivered.
+    """
+    return (
+        isinstance(error, DeliveryError)
+        and not isinstance(error, AuthenticationError)
+        and bool(error.reports)
+    )
 
 
 def _final(report: DeliveryReport) -> bool:

@@ -9,6 +9,7 @@ records after it were never sent.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import orjson
@@ -16,6 +17,7 @@ import pytest
 
 from mixpanel_core.cli import main
 from mixpanel_core.emulator import Emulator
+from mixpanel_core.testing import install_distribution
 
 from .conftest import FAST_RETRIES, write_config, write_ndjson
 
@@ -64,3 +66,52 @@ def test_the_refused_record_is_kept_and_the_next_one_sent(
     ]
     # Both transports delivered the valid record (the same $insert_id: Mixpanel counts it once).
     assert mixpanel_emulator.client.insert_ids("import") == ["b", "b"]
+
+
+SILENT_REFUSER = """
+from mixpanel_core.errors import DeliveryError
+
+
+class SilentRefuser:
+    \"\"\"Raises DeliveryError without reporting the message: against the contract.\"\"\"
+
+    @classmethod
+    def from_config(cls, options, context):
+        return cls()
+
+    def send(self, message):
+        raise DeliveryError("refused without a report")
+
+    def flush(self, timeout=None):
+        return ()
+
+    def close(self, timeout=None):
+        return ()
+"""
+
+
+def test_a_refusal_without_a_report_beside_an_acceptance_stops_the_run(
+    tmp_path: Path, mixpanel_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside a transport that accepted the record, a refusal nobody reported would go
+    unnoticed (the record counts as reported by either): the run stops at it instead, as it
+    does for that transport alone, and a rerun meets it again."""
+    install_distribution(
+        tmp_path / "site",
+        "silent-refuser",
+        {"mixpanel_core.transports": {"silent": "silent_refuser:SilentRefuser"}},
+        {"silent_refuser": SILENT_REFUSER},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "silent_refuser", raising=False)
+    routes = '[transports.now]\ntype = "http"\n[transports.odd]\ntype = "silent"\n'
+    routes += '[[routes]]\ntransport = ["now", "odd"]\n'
+    config = write_config(tmp_path, mixpanel_emulator, plugins=[], extra=routes)
+    checkpoint = tmp_path / "send.checkpoint"
+    source = write_ndjson(tmp_path / "in.ndjson", [VALID])
+
+    code = main(["send", str(source), "--checkpoint", str(checkpoint), "--config", str(config)])
+
+    assert code == 1
+    assert not checkpoint.exists()
+    assert mixpanel_emulator.client.insert_ids("import") == ["b"]  # "now" delivered it
