@@ -13,7 +13,6 @@ start of exit, so that several of them end within the largest bound, not the sum
 from __future__ import annotations
 
 import atexit
-import contextlib
 import time
 from collections.abc import Callable
 from multiprocessing.util import Finalize, register_after_fork
@@ -47,57 +46,35 @@ def exit_time_left(bound: float) -> float:
 
 
 class _ExitHook:
-    def __init__(self, callback: Callable[[], None], first: bool) -> None:
+    def __init__(self, callback: Callable[[], None]) -> None:
         self._callback = callback
-        self._first = first
         self._done = False
         self._finalizer: Finalize | None = None
 
     def run(self) -> None:
-        if self._done:
-            return
-        if not self._first:
-            for hook in reversed(list(_FIRST)):
-                hook.run()
-        self._done = True
-        _forget(self)
-        if _exit_start.at is None:
-            _exit_start.at = time.monotonic()
-        self._callback()
+        if not self._done:
+            self._done = True
+            if _exit_start.at is None:
+                _exit_start.at = time.monotonic()
+            self._callback()
 
     def register_finalizer(self) -> None:
         self._finalizer = Finalize(None, self.run, exitpriority=EXIT_PRIORITY)
 
     def cancel(self) -> None:
         self._done = True
-        _forget(self)
         atexit.unregister(self.run)
         if self._finalizer is not None:
             self._finalizer.cancel()
 
 
-_FIRST: list[_ExitHook] = []
-"""The clean-ups registered ``first`` that have not run yet."""
-
-
-def _forget(hook: _ExitHook) -> None:
-    with contextlib.suppress(ValueError):  # not first, or forgotten already (run, cancelled)
-        _FIRST.remove(hook)
-
-
-def at_exit(callback: Callable[[], None], *, first: bool = False) -> Callable[[], None]:
+def at_exit(callback: Callable[[], None]) -> Callable[[], None]:
     """Run ``callback`` once when this process exits; returns a function that cancels it.
 
     ``callback`` is kept until then: let it reach its object through a weak reference.
     A ``fork()`` child inherits the registration and runs ``callback`` at its own exit.
-
-    ``first``: before every clean-up registered without it, whatever the order of
-    registration (the last registered run first otherwise): for one that may hand what it
-    holds to another transport (a fallback) whose own clean-up must come after.
     """
-    hook = _ExitHook(callback, first)
-    if first:
-        _FIRST.append(hook)
+    hook = _ExitHook(callback)
     atexit.register(hook.run)
     hook.register_finalizer()
     # Runs in each multiprocessing child, after it dropped the finalizers it inherited.

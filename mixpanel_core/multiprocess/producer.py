@@ -26,12 +26,7 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import (
-    DeliveryError,
-    MixpanelCoreError,
-    QueueFullError,
-    TransportError,
-)
+from mixpanel_core.errors import MixpanelCoreError, QueueFullError, TransportError
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
@@ -366,19 +361,9 @@ class FrameProducer:
             # with it what builds the fallback): report the batch rather than lose it.
             fallback, reason = None, f"{self._channel.describe_sender()} is not running: {exc}"
         if fallback is not None:
-            for index, message in enumerate(messages):
-                try:
-                    fallback.send(message)
-                except DeliveryError:
-                    continue  # the fallback's own verdict on it, which it reported
-                except Exception as exc:
-                    # Closed (at exit, before this) or full: those not reported yet are, not
-                    # dropped with the error. A full queue reported the one it refused.
-                    messages = messages[index + isinstance(exc, QueueFullError) :]
-                    reason = f"the fallback {self._options.fallback!r} refused it: {exc}"
-                    break
-            else:
-                return []
+            for message in messages:
+                fallback.send(message)
+            return []
         self._report(messages, DeliveryStatus.FAILED, reason)
         if raising:
             raise TransportError(

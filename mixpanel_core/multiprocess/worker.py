@@ -153,9 +153,6 @@ class _Registration:
 def close_at_exit(target: T, close: Callable[[T], object]) -> Callable[[], None]:
     """``close(target)`` when this process exits, if ``target`` is still alive then (so that
     nothing it holds is lost); held weakly until then. Returns a function that cancels it.
-
-    Before the other transports' exit closes: with its sender gone, it hands its last batch
-    to its fallback, which must still be open (it closes at exit too).
     """
     ref = weakref.ref(target)
     pid = os.getpid()
@@ -166,7 +163,7 @@ def close_at_exit(target: T, close: Callable[[T], object]) -> Callable[[], None]
         if alive is not None and os.getpid() == pid:
             close(alive)
 
-    return at_exit(run, first=True)
+    return at_exit(run)
 
 
 def worker_client(

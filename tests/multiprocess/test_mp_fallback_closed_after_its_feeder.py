@@ -1,5 +1,5 @@
-"""The client's ``close()``, and the exit closes, close a ``multiprocessing_queue``'s fallback
-after the transport that feeds it, also one built during that close.
+"""The client's ``close()`` closes a ``multiprocessing_queue``'s fallback after the transport
+that feeds it, also one built during that close.
 
 With the sender dead, the producer hands what it holds to the fallback when it closes. The
 client closed the transports it had built before the close began, the last built first: a
@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,28 +25,27 @@ from mixpanel_core.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 
-CONFIGURED_TRANSPORTS = {
-    "default": {
-        "type": "multiprocessing_queue",
-        "inner": "direct",
-        "fallback": "later",
-        "linger": 60.0,
-    },
-    "direct": {"type": "buffered_http", "linger": 0.02},
-    "later": {"type": "buffered_http", "linger": 60.0},
-}
-"""Events go to ``default``, which queues them to a sender: a partial batch waits in the
-producer until closed. Profile updates go to ``later``, also ``default``'s fallback, which
-sends only when flushed or closed."""
-ROUTES = [{"transport": "later", "kinds": ["people"]}, {"transport": "default"}]
-
-
 def client_with_fallback(emulator: EmulatorProcess) -> tuple[Mixpanel, ReportCounter]:
+    """Events go to ``default``, which queues them to a sender: a partial batch waits in the
+    producer until closed. Profile updates go to ``later``, also ``default``'s fallback, which
+    sends only when flushed or closed."""
     config = config_from_mapping(
         {
             "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
-            "transports": CONFIGURED_TRANSPORTS,
-            "routes": ROUTES,
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "direct",
+                    "fallback": "later",
+                    "linger": 60.0,
+                },
+                "direct": {"type": "buffered_http", "linger": 0.02},
+                "later": {"type": "buffered_http", "linger": 60.0},
+            },
+            "routes": [
+                {"transport": "later", "kinds": ["people"]},
+                {"transport": "default"},
+            ],
         }
     )
     counter = ReportCounter()
@@ -94,73 +90,3 @@ def test_the_fallback_delivers_what_the_producer_hands_it_at_close(
     assert len(emulator.insert_ids("track")) == 1 + 5
     assert len(emulator.records("engage")) == profiles
     assert dict(counter.by_status) == {"accepted": 1 + 5 + profiles}
-
-
-EXITING_CHILD = """
-import os, signal, sys
-from mixpanel_core import Mixpanel
-from mixpanel_core.config import config_from_mapping
-from mixpanel_core.pipeline import Pipeline
-
-if __name__ == "__main__":  # the sender process is spawned: it imports this file
-    config = config_from_mapping({CONFIG!r})
-    client = Mixpanel("{TOKEN}", config=config, pipeline=Pipeline.from_config(config))
-    client.track("u-0", "Before")
-    assert client.flush(timeout=20) == []
-    sender = client.pipeline.transport("default").supervisor.process
-    os.kill(sender.pid, signal.SIGKILL)
-    sender.join(10)
-    if sys.argv[1] == "before the exit":
-        client.people_set("u-9", {{"plan": "pro"}})  # builds "later", which closes at exit too
-    for i in range(5):
-        client.track("u-1", "After", {{"i": i}})
-    # Exits without close(), the client still held: the exit closes deliver what waits.
-"""
-
-
-@pytest.mark.parametrize("fallback_built", ["at the exit", "before the exit"])
-def test_at_exit_the_fallback_still_takes_the_last_batch(
-    fallback_built: str, emulator: EmulatorProcess, tmp_path: Path
-) -> None:
-    """The exit closes run the last registered first: the fallback's, built after the
-    transport that feeds it, closed it, and the producer's exit close then had its last batch
-    refused ("transport 'later' is closed"): 5 events lost, the process exiting 0."""
-    script = tmp_path / "child.py"
-    config = {
-        "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
-        "transports": CONFIGURED_TRANSPORTS,
-        "routes": ROUTES,
-    }
-    script.write_text(EXITING_CHILD.format(CONFIG=config, TOKEN=TOKEN))
-
-    done = subprocess.run(
-        [sys.executable, str(script), fallback_built],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-    assert done.returncode == 0, done.stderr
-    assert "is closed" not in done.stderr
-    assert len(emulator.insert_ids("track")) == 1 + 5
-    assert len(emulator.records("engage")) == (fallback_built == "before the exit")
-
-
-def test_a_batch_the_fallback_refuses_is_reported_failed_not_dropped(
-    emulator: EmulatorProcess,
-) -> None:
-    """The first message the fallback refused (closed here by the caller) ended the hand-over
-    with an error, and the rest of the batch was dropped without a report."""
-    client, counter = client_with_fallback(emulator)
-    kill_the_sender(client, emulator)
-    client.people_set("u-9", {"plan": "pro"})  # builds "later"
-    assert client.pipeline.transport("later").close(10) == []
-    for i in range(5):
-        client.track("u-1", "After", {"i": i})
-
-    client.close(timeout=20)
-
-    failed = [r for r in counter.reports if r.status.value == "failed"]
-    assert len(failed) == 5
-    assert all("the fallback 'later' refused it" in (r.reason or "") for r in failed)
