@@ -1,4 +1,5 @@
-"""A frame still unfinished when the sender stops is discarded then, and counted ``cut``.
+"""A frame still unfinished when the sender stops is discarded then, and counted ``cut``: each
+such frame, when several producers left one.
 
 The sender's reading thread looks for dead producers only every ``check_interval``; a producer
 killed in the middle of a frame just before the owner's ``close()`` is found by nobody but the
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 from mp_workers import config_for, observed_client, write_one_big_frame
-from pipe_probe import pipe_capacity, wait_until_the_pipe_is_full
+from pipe_probe import pipe_capacity, unread_bytes, wait_until_the_pipe_is_full
 
 from mixpanel_core.emulator import EmulatorProcess
 
@@ -33,8 +34,28 @@ PAD = 30_000
 CHECK_INTERVAL = 600.0
 
 
-def test_a_frame_left_unfinished_at_the_stop_is_counted_cut(
-    emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture
+def kill_one_mid_frame(channel: Any, sender: Any) -> None:
+    """A victim killed half way through a frame larger than the pipe (the sender paused); then
+    the sender has read the pipe empty (the next victim's start is not mistaken for full)."""
+    os.kill(sender.pid, signal.SIGSTOP)
+    try:
+        spawn: Any = multiprocessing.get_context("spawn")
+        victim = spawn.Process(target=write_one_big_frame, args=(channel, BATCH, PAD))
+        victim.start()
+        wait_until_the_pipe_is_full(channel, victim)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+    finally:
+        os.kill(sender.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while unread_bytes(channel.pipe.reader.fd):
+        assert time.monotonic() < deadline, "the sender never read the pipe empty"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("victims", [1, 2])
+def test_every_frame_left_unfinished_at_the_stop_is_counted_cut(
+    emulator: EmulatorProcess, caplog: pytest.LogCaptureFixture, victims: int
 ) -> None:
     config = config_for(
         emulator.base_url,
@@ -46,29 +67,20 @@ def test_a_frame_left_unfinished_at_the_stop_is_counted_cut(
     client, counter = observed_client(config)
     transport: Any = client.pipeline.transport("default")
     channel = transport.channel
-    sender = transport.supervisor.process
     waited_until = time.monotonic() + 30
     while channel.sender_pid.value == 0:
         assert time.monotonic() < waited_until, "the sender never started"
         time.sleep(0.01)
-    assert 2 * pipe_capacity(channel) < BATCH * PAD, "the victim's frame must fit no pipe"
+    assert 2 * pipe_capacity(channel) < BATCH * PAD, "a victim's frame must fit no pipe"
 
-    os.kill(sender.pid, signal.SIGSTOP)
-    try:
-        spawn: Any = multiprocessing.get_context("spawn")
-        victim = spawn.Process(target=write_one_big_frame, args=(channel, BATCH, PAD))
-        victim.start()
-        wait_until_the_pipe_is_full(channel, victim)
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.join(10)
-    finally:
-        os.kill(sender.pid, signal.SIGCONT)
+    for _ in range(victims):
+        kill_one_mid_frame(channel, transport.supervisor.process)
     with caplog.at_level(logging.WARNING):
         assert client.close(timeout=60) == []
 
     supervisor = transport.supervisor
     assert supervisor.failure is None
-    assert supervisor.cut == BATCH
-    assert supervisor.unaccounted == BATCH
+    assert supervisor.cut == victims * BATCH
+    assert supervisor.unaccounted == victims * BATCH
     assert counter.by_status == {}
-    assert f"the {BATCH} records of that frame were discarded" in caplog.text
+    assert caplog.text.count(f"the {BATCH} records of that frame were discarded") == victims
