@@ -106,7 +106,7 @@ class NamedTransports:
 
         def place(name: str, path: frozenset[str]) -> None:
             if name in placed or name in path or name not in built:
-                return  # a transport each of two others fall back to is a loop: cut it
+                return  # placed, or a loop (two transports each other's fallback): cut here
             for user in sorted(users.get(name, ())):
                 place(user, path | {name})
             placed.add(name)
