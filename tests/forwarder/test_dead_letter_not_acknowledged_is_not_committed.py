@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,11 +74,8 @@ def _produce_poison_then_event(rig: ForwardingRig) -> None:
     producer.close(10)
 
 
-def test_a_dead_letter_never_acknowledged_holds_the_commit_at_its_record(
-    rig: ForwardingRig, holding: list[Any]
-) -> None:
-    _produce_poison_then_event(rig)
-    config = rig.write_config({"shutdown_deadline": SHUTDOWN_DEADLINE, "linger": 0.1})
+def run_in_a_thread(config: Path) -> tuple[Any, threading.Thread, list[BaseException]]:
+    """The forwarder of ``config`` running on a thread of its own; what it raised, kept."""
     forwarder, client = build_forwarder(load_config(config))
     raised: list[BaseException] = []
 
@@ -91,6 +89,15 @@ def test_a_dead_letter_never_acknowledged_holds_the_commit_at_its_record(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    return forwarder, thread, raised
+
+
+def test_a_dead_letter_never_acknowledged_holds_the_commit_at_its_record(
+    rig: ForwardingRig, holding: list[Any]
+) -> None:
+    _produce_poison_then_event(rig)
+    config = rig.write_config({"shutdown_deadline": SHUTDOWN_DEADLINE, "linger": 0.1})
+    forwarder, thread, raised = run_in_a_thread(config)
     wait_until(lambda: forwarder.metrics.consumed == 2 and forwarder.metrics.poison == 1, 60)
     time.sleep(1.0)  # turns in which a commit that did not wait for the dead letter happens
     assert rig.committed() == {0: None}, "nothing past the poison before its acknowledgement"
@@ -110,19 +117,7 @@ def test_a_dead_letter_not_acknowledged_in_time_stops_the_forwarder(
     monkeypatch.setattr(dead_lettering, "DEAD_LETTER_TIMEOUT", 1.0)  # a minute otherwise
     _produce_poison_then_event(rig)
     config = rig.write_config({"linger": 0.1})
-    forwarder, client = build_forwarder(load_config(config))
-    raised: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            forwarder.run()
-        except BaseException as exc:  # handed to the test, not lost in the thread
-            raised.append(exc)
-        finally:
-            client.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    forwarder, thread, raised = run_in_a_thread(config)
     thread.join(EXIT_BOUND)
     if thread.is_alive():  # carried on without a word: stopped here so the test can end
         forwarder.request_stop()
