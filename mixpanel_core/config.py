@@ -21,7 +21,7 @@ from mixpanel_core.errors import ConfigError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion.endpoints import endpoint_urls
 from mixpanel_core.messages import ENDPOINTS, KINDS
-from mixpanel_core.schema import TomlDateText, freeze_setting, read, setting
+from mixpanel_core.schema import TomlDateText, freeze_setting, read, setting, toml_type
 from mixpanel_core.settings import MixpanelSettings
 
 CONFIG_ENV_VAR = "MIXPANEL_CORE_CONFIG"
@@ -283,8 +283,13 @@ def _read_transports(table: object) -> FrozenDict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"transports.{name}: must be a table")
         kind = value.get("type")
-        if not isinstance(kind, str):
+        if kind is None:
             raise ConfigError(f"transports.{name}.type: required; names an installed transport")
+        if not isinstance(kind, str):
+            raise ConfigError(
+                f"transports.{name}.type: must be a string naming an installed transport, "
+                f"not {toml_type(kind)}"
+            )
         options = {k: v for k, v in value.items() if k != "type"}
         out[name] = TransportConfig(kind, _frozen_table(options, f"transports.{name}"))
     return FrozenDict(out)

@@ -144,7 +144,7 @@ def type_name(hint: Any) -> str:
 def read(cls: type[T], table: object, path: str) -> T:
     """Build ``cls`` from a TOML ``table`` found at key ``path``."""
     if not isinstance(table, Mapping):
-        raise ConfigError(f"{path}: must be a table, not {_toml_type(table)}")
+        raise ConfigError(f"{path}: must be a table, not {toml_type(table)}")
     fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(table) - set(fields))
     if unknown:
@@ -224,14 +224,14 @@ def convert(hint: Any, value: object, path: str) -> Any:
             # Only one option takes this kind of value (a list, for "string | list of
             # string"): what is wrong is inside it, and its error names the item and its rule.
             raise shaped[0]
-        raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
+        raise ConfigError(f"{path}: must be {_expected(hint)}, not {toml_type(value)}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: must be a list, not {_toml_type(value)}")
+            raise ConfigError(f"{path}: must be a list, not {toml_type(value)}")
         return tuple(convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
     if origin in (dict, Mapping) or hint is FrozenDict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: must be a table, not {_toml_type(value)}")
+            raise ConfigError(f"{path}: must be a table, not {toml_type(value)}")
         if hint is FrozenDict and isinstance(value, FrozenDict):
             # A table handed on as the file gave it (kafka-python's options): already frozen,
             # and its reader checks the values, TOML dates included (client_options in
@@ -249,7 +249,7 @@ def _scalar(hint: Any, value: object, path: str) -> Any:
     if hint is Secret:
         if isinstance(value, str) and not isinstance(value, TomlDateText):
             return Secret(value)
-        raise ConfigError(f"{path}: must be a string, not {_toml_type(value)}")
+        raise ConfigError(f"{path}: must be a string, not {toml_type(value)}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         try:
             return float(value)
@@ -261,7 +261,20 @@ def _scalar(hint: Any, value: object, path: str) -> Any:
         raise ConfigError(f"{path}: must be an integer, not a boolean")
     if isinstance(value, hint) and not isinstance(value, TomlDateText):
         return value
-    raise ConfigError(f"{path}: must be {type_name(hint)}, not {_toml_type(value)}")
+    raise ConfigError(f"{path}: must be {_expected(hint)}, not {toml_type(value)}")
+
+
+def _expected(hint: Any) -> str:
+    """What an error says ``hint`` takes ("a string or a list of strings"), where a table of
+    options shows its bare ``type_name`` ("string | list of string")."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_expected(a) for a in args if a is not type(None))
+    if origin is tuple and typing.get_origin(args[0]) is None:
+        return f"a list of {type_name(args[0])}s"
+    name = type_name(hint)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _same_shape(hint: Any, value: object) -> bool:
@@ -279,7 +292,7 @@ def _same_shape(hint: Any, value: object) -> bool:
     return False
 
 
-def _toml_type(value: object) -> str:
+def toml_type(value: object) -> str:
     names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
     if isinstance(value, Mapping):
         return "a table"

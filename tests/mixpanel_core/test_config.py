@@ -118,7 +118,7 @@ def test_dollar_dollar_is_a_literal_dollar() -> None:
     ("document", "message"),
     [
         ({"mixpanel": {"tokn": "x"}}, r"mixpanel\.tokn: unknown key"),
-        ({"mixpanel": {"token": 5}}, r"mixpanel\.token: must be string, not an integer"),
+        ({"mixpanel": {"token": 5}}, r"mixpanel\.token: must be a string, not an integer"),
         (
             {"pipeline": {"on_invalid": "ignore"}},
             r"pipeline\.on_invalid: must be one of 'raise', 'drop'",

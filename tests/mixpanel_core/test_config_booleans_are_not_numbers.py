@@ -35,10 +35,10 @@ def test_a_boolean_for_an_optional_integer_key_is_refused_naming_it() -> None:
 def test_a_boolean_for_a_number_of_seconds_is_refused_naming_it(key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         read(BufferedHttpOptions, {key: True}, "transports.out")
-    assert str(caught.value) == f"transports.out.{key}: must be number, not a boolean"
+    assert str(caught.value) == f"transports.out.{key}: must be a number, not a boolean"
 
 
 def test_a_boolean_for_a_multiprocessing_queue_duration_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         read(MultiprocessingQueueOptions, {"inner": "http", "linger": False}, "transports.mp")
-    assert str(caught.value) == "transports.mp.linger: must be number, not a boolean"
+    assert str(caught.value) == "transports.mp.linger: must be a number, not a boolean"

@@ -62,14 +62,14 @@ def test_an_empty_dead_letter_path_is_refused_not_taken_for_none() -> None:
     [
         (
             {"transports": {"m": {"type": "memory"}}, "routes": [{"transport": ["m", 5]}]},
-            "routes[0].transport[1]: must be string, not an integer",
+            "routes[0].transport[1]: must be a string, not an integer",
         ),
         (
             {
                 "transports": {"m": {"type": "memory"}},
                 "routes": [{"transport": ["m", ["m"]]}],
             },
-            "routes[0].transport[1]: must be string, not a list",
+            "routes[0].transport[1]: must be a string, not a list",
         ),
     ],
 )
@@ -83,7 +83,7 @@ def test_a_wrong_item_in_a_list_is_named_with_its_rule(
 
 
 def test_a_wrong_scalar_for_a_union_still_names_the_union() -> None:
-    with pytest.raises(ConfigError, match=r"must be string \| list of string, not an integer"):
+    with pytest.raises(ConfigError, match=r"must be a string or a list of strings, not an integer"):
         config_from_mapping({"transports": {"m": {"type": "memory"}}, "routes": [{"transport": 5}]})
 
 
@@ -107,7 +107,7 @@ def test_a_toml_date_for_a_string_key_is_a_type_error_naming_the_key_and_the_typ
     config = config_from_mapping(document)
     with pytest.raises(ConfigError) as caught:
         read(BufferedHttpOptions, config.transports["b"].options, "transports.b")
-    assert str(caught.value) == f"transports.b.dead_letter_path: must be string, not {kind}"
+    assert str(caught.value) == f"transports.b.dead_letter_path: must be a string, not {kind}"
 
 
 def test_a_toml_date_time_in_a_table_of_properties_is_still_written_as_text() -> None:

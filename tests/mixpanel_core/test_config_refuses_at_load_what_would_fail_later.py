@@ -34,7 +34,14 @@ def test_a_plugin_name_that_is_not_a_string_is_refused_naming_plugins_enabled() 
 
 def test_a_transport_type_that_is_not_a_string_is_refused_naming_the_key() -> None:
     message = refused({"transports": {"out": {"type": 3}}})
-    assert message.startswith("transports.out.type: required; names an installed transport")
+    assert message == (
+        "transports.out.type: must be a string naming an installed transport, not an integer"
+    )
+
+
+def test_a_transport_without_a_type_is_refused_as_missing_it() -> None:
+    message = refused({"transports": {"out": {"linger": 1}}})
+    assert message == "transports.out.type: required; names an installed transport"
 
 
 def test_an_unknown_route_endpoint_is_refused_naming_the_route() -> None:
@@ -75,5 +82,5 @@ def test_an_unquoted_date_for_a_secret_is_refused_naming_the_key(tmp_path: Path)
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     message = str(caught.value)
-    assert message.startswith("mixpanel.api_secret: must be string")
+    assert message.startswith("mixpanel.api_secret: must be a string")
     assert message.endswith(", not a TOML date")

@@ -64,7 +64,7 @@ def test_when_every_option_of_the_same_shape_fails_the_union_is_named() -> None:
     with pytest.raises(ConfigError) as caught:
         read_acme('ids = [1, "b"]')
     assert str(caught.value) == (
-        "plugins.acme.ids: must be list of integer | list of string, not a list"
+        "plugins.acme.ids: must be a list of integers or a list of strings, not a list"
     )
 
 
@@ -73,7 +73,7 @@ def test_when_only_one_option_takes_the_shape_its_error_names_the_item() -> None
     document = {"transports": {"m": {"type": "memory"}}, "routes": [{"transport": ["m", 5]}]}
     with pytest.raises(ConfigError) as caught:
         config_from_mapping(document)
-    assert str(caught.value) == "routes[0].transport[1]: must be string, not an integer"
+    assert str(caught.value) == "routes[0].transport[1]: must be a string, not an integer"
 
 
 def test_an_integer_too_large_for_a_number_or_none_key_says_so() -> None:

@@ -80,7 +80,7 @@ def test_a_string_key_refuses_a_toml_date_after_pickling_too(key: str, kind: str
     options = pickle.loads(pickle.dumps(acme_options()))
     with pytest.raises(ConfigError) as caught:
         read(AcmeOptions, {key: options[key]}, "plugins.acme")
-    assert str(caught.value) == f"plugins.acme.{key}: must be string, not {kind}"
+    assert str(caught.value) == f"plugins.acme.{key}: must be a string, not {kind}"
 
 
 def read_in_this_process(options: RawTable) -> str:
@@ -95,7 +95,7 @@ def test_a_string_key_refuses_a_toml_date_in_a_spawned_process() -> None:
     """Options cross into sender processes by pickle: the mark crosses with the text."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         answer = pool.submit(read_in_this_process, acme_options()).result(timeout=60)
-    assert answer == "plugins.acme.name: must be string, not a TOML date-time"
+    assert answer == "plugins.acme.name: must be a string, not a TOML date-time"
 
 
 KAFKA = """
