@@ -17,11 +17,13 @@ failed (see ``ReportRelay.fail``), so that records it took may have no report.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.queues import Queue
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.messages import Message
@@ -39,6 +41,66 @@ FLUSHED = "flushed"
 DONE = "done"
 FATAL = "fatal"
 CUT = "cut"
+
+T = TypeVar("T")
+
+_here = threading.local()
+"""``seen``: the messages reported on this thread since its innermost ``reports_made_here``."""
+
+
+@contextlib.contextmanager
+def reports_made_here() -> Iterator[list[Message]]:
+    """Keep the messages reported on this thread (``note_report``) within the block.
+
+    Around a call of another transport that may report a message and then raise (the kafka
+    transport reports FAILED, then raises ``TransportError``; mixpanel-core's own
+    ``ConsumerTransport`` too): the caller reports only what that transport did not, or the
+    hook sees two outcomes of one message. Only this thread's: a transport's own threads
+    report other messages at any time. A block inside another's gives what it saw to the
+    outer one as well.
+    """
+    outer: list[Message] | None = getattr(_here, "seen", None)
+    seen: list[Message] = []
+    _here.seen = seen
+    try:
+        yield seen
+    finally:
+        _here.seen = outer
+        if outer is not None:
+            outer.extend(seen)
+
+
+def note_report(report: DeliveryReport) -> None:
+    """Called by a reporter with each report it is given (see ``reports_made_here``)."""
+    seen: list[Message] | None = getattr(_here, "seen", None)
+    if seen is not None and report.message is not None:
+        seen.append(report.message)
+
+
+def unreported(
+    items: Sequence[T], identity: Callable[[T], object], seen: Sequence[Message]
+) -> list[T]:
+    """Those of ``items`` no message of ``seen`` answers for: matched by ``identity`` (its
+    insert id, else its record: see ``message_identity``), one report answering for one item,
+    so that two items alike are not both taken as reported by one report. ``identity``
+    returns ``None`` for an item that cannot be matched (always unreported)."""
+    if not seen:
+        return list(items)
+    reported: collections.Counter[object] = collections.Counter(map(message_identity, seen))
+    left: list[T] = []
+    for item in items:
+        key = identity(item)
+        if key is not None and reported[key] > 0:
+            reported[key] -= 1
+        else:
+            left.append(item)
+    return left
+
+
+def message_identity(message: Message) -> tuple[str, object]:
+    """What tells a message from the others of a call: its insert id, else its record."""
+    insert_id = message.insert_id
+    return (message.endpoint, insert_id if insert_id is not None else message.record)
 
 
 def encode_report(report: DeliveryReport) -> EncodedReport:
@@ -105,9 +167,6 @@ class ReportRelay:
         """ACCEPTED reports made: the accepted count once ``_failed``."""
         self._failed = False
         self._given_up: list[bytes] = []
-        self._watcher = 0
-        self._seen: list[Message] | None = None
-        """The messages reported on thread ``_watcher`` since ``watch`` (None: not watching)."""
         self._overcount_logged = False
 
     def taken(self, count: int) -> None:
@@ -118,31 +177,9 @@ class ReportRelay:
                 # Where the owner can read it even after this process was killed.
                 self._shared_taken.value = self._taken
 
-    def watch(self) -> list[Message]:
-        """Until ``unwatch``, keep the messages reported on this thread; returns that list.
-
-        The sender watches its calls of the inner transport: one that raises after reporting
-        the message itself (mixpanel-core's own ``ConsumerTransport`` reports FAILED, then
-        raises again) must not get a second report. Only this thread's: an inner transport's
-        own thread reports other messages, at any time.
-        """
-        seen: list[Message] = []
-        self._watcher = threading.get_ident()
-        self._seen = seen
-        return seen
-
-    def unwatch(self) -> None:
-        self._seen = None
-
     def report(self, report: DeliveryReport) -> None:
         """The inner transport's reporter."""
-        seen = self._seen
-        if (
-            seen is not None
-            and report.message is not None
-            and threading.get_ident() == self._watcher
-        ):
-            seen.append(report.message)
+        note_report(report)
         encoded = encode_report(report) if self._forward else None
         with self._lock:
             if report.ok:

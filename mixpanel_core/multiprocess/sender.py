@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import multiprocessing
 import os
@@ -29,7 +28,12 @@ from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
 from mixpanel_core.multiprocess.frames import decode_line, records_by_endpoint, split_frame
 from mixpanel_core.multiprocess.intake import Intake
-from mixpanel_core.multiprocess.reports import ReportRelay
+from mixpanel_core.multiprocess.reports import (
+    ReportRelay,
+    message_identity,
+    reports_made_here,
+    unreported,
+)
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.redactor import Redactor
 from mixpanel_core.transport import RecordSink, Transport
@@ -248,17 +252,17 @@ class _Inner:
             self._send(endpoint, record)
 
     def _send_records(self, sink: RecordSink, endpoint: str, records: list[bytes]) -> None:
-        seen = self._relay.watch()
-        try:
-            sink.send_records(endpoint, records)  # type: ignore[arg-type]
-        except MixpanelCoreError as exc:
-            # It took none of them (closed, or an endpoint it does not know).
-            self._fail_unreported(endpoint, records, seen, exc)
-        except Exception as exc:
-            # A sink that raises has taken none of them (the RecordSink contract).
-            self._fail_unreported(endpoint, records, seen, self._raised("send_records", exc))
-        finally:
-            self._relay.unwatch()
+        with reports_made_here() as seen:
+            try:
+                sink.send_records(endpoint, records)  # type: ignore[arg-type]
+                return
+            except MixpanelCoreError as exc:
+                # It took none of them (closed, or an endpoint it does not know).
+                error: Exception | str = exc
+            except Exception as exc:
+                # A sink that raises has taken none of them (the RecordSink contract).
+                error = self._raised("send_records", exc)
+        self._fail_unreported(endpoint, records, seen, error)
 
     def _send(self, endpoint: str, record: bytes) -> None:
         try:
@@ -266,18 +270,17 @@ class _Inner:
         except MixpanelCoreError as exc:
             _report_each(self._relay, endpoint, [record], self._outer, exc)  # a bad record
             return
-        seen = self._relay.watch()
-        try:
-            self._transport.send(message)
-        except DeliveryError:
-            pass  # a synchronous inner transport has already reported what it refused
-        except MixpanelCoreError as exc:
-            # The transport could not take it.
-            self._fail_unreported(endpoint, [record], seen, exc)
-        except Exception as exc:
-            self._fail_unreported(endpoint, [record], seen, self._raised("send", exc))
-        finally:
-            self._relay.unwatch()
+        with reports_made_here() as seen:
+            try:
+                self._transport.send(message)
+                return
+            except DeliveryError:
+                return  # a synchronous inner transport has already reported what it refused
+            except MixpanelCoreError as exc:
+                error: Exception | str = exc  # the transport could not take it
+            except Exception as exc:
+                error = self._raised("send", exc)
+        self._fail_unreported(endpoint, [record], seen, error)
 
     def _fail_unreported(
         self, endpoint: str, records: list[bytes], seen: list[Message], error: Exception | str
@@ -292,17 +295,12 @@ class _Inner:
         Matched by insert id, else by record; one report answers for one record, so that two
         records alike are not both taken as reported by one report.
         """
-        if seen:
-            reported = collections.Counter(_identity(message) for message in seen)
-            unreported: list[bytes] = []
-            for record in records:
-                message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
-                identity = _identity(message) if message is not None else None
-                if identity is not None and reported[identity] > 0:
-                    reported[identity] -= 1
-                else:
-                    unreported.append(record)
-            records = unreported
+
+        def identity(record: bytes) -> object:
+            message = message_in(endpoint, (None, record))  # type: ignore[arg-type]
+            return message_identity(message) if message is not None else None
+
+        records = unreported(records, identity, seen)
         _report_each(self._relay, endpoint, records, self._outer, error)
 
     def flush(self, token: int, timeout: float) -> None:
@@ -345,12 +343,6 @@ class _Inner:
             trace = self._redact("".join(traceback.format_exception(exc)).rstrip())
             logger.error("%s (logged once per method)\n%s", reason, trace)
         return reason
-
-
-def _identity(message: Message) -> tuple[str, object]:
-    """What tells a message from the others of a call: its insert id, else its record."""
-    insert_id = message.insert_id
-    return (message.endpoint, insert_id if insert_id is not None else message.record)
 
 
 def _describe(exc: BaseException, redact: Callable[[str], str], method: str | None = None) -> str:
