@@ -26,11 +26,17 @@ import weakref
 from collections.abc import Callable, Sequence
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import MixpanelCoreError, QueueFullError, TransportError
+from mixpanel_core.errors import (
+    DeliveryError,
+    MixpanelCoreError,
+    QueueFullError,
+    TransportError,
+)
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
 from mixpanel_core.multiprocess.pipe import ChunkWriter, Written
+from mixpanel_core.multiprocess.reports import message_identity, reports_made_here, unreported
 from mixpanel_core.transport import Transport, TransportContext, tell_auth_not_carried
 
 logger = logging.getLogger(__name__)
@@ -286,7 +292,7 @@ class FrameProducer:
             return lambda raising: self._not_written(frame, Written.NONE, raising, closing=True)
         try:
             if self._sender_gone or not self._channel.sender_alive():
-                return self._sender_found_gone(frame)
+                return self._sender_found_gone(frame, deadline)
             options = self._options
             now = time.monotonic()
             until = now + options.block_timeout
@@ -304,19 +310,19 @@ class FrameProducer:
                 return None
             self._channel.count_queued(-records)
             if not self._channel.sender_alive():
-                return self._sender_found_gone(frame)
+                return self._sender_found_gone(frame, deadline)
             timed_out = deadline is not None and time.monotonic() >= deadline
             return lambda raising: self._not_written(frame, written, raising, closing=timed_out)
         finally:
             self._queue_lock.release()
 
-    def _sender_found_gone(self, frame: bytes) -> Unwritten:
+    def _sender_found_gone(self, frame: bytes, deadline: float | None) -> Unwritten:
         # Marked (and logged, once) under the queue lock: a thread that takes it next sends
         # elsewhere at once instead of looking for the sender again.
         if not self._sender_gone:
             self._sender_gone = True
             logger.error("%s is not running", self._channel.describe_sender())
-        return lambda raising: self._deliver_elsewhere(decode_frame(frame), raising)
+        return lambda raising: self._deliver_elsewhere(decode_frame(frame), raising, deadline)
 
     def _not_written(
         self, frame: bytes, written: Written, raising: bool, closing: bool
@@ -350,7 +356,11 @@ class FrameProducer:
 
     # -- when the sender is gone ---------------------------------------------------------------
 
-    def _deliver_elsewhere(self, messages: Sequence[Message], raising: bool) -> list[Message]:
+    def _deliver_elsewhere(
+        self, messages: Sequence[Message], raising: bool, deadline: float | None = None
+    ) -> list[Message]:
+        """Hand ``messages`` to the fallback (report them FAILED without one); returns those
+        given up on, as ``_queue`` does. ``deadline``: a closing producer's (see ``_hand_over``)."""
         reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
         try:
             fallback = self._fallback_transport()
@@ -361,15 +371,73 @@ class FrameProducer:
             # with it what builds the fallback): report the batch rather than lose it.
             fallback, reason = None, f"{self._channel.describe_sender()} is not running: {exc}"
         if fallback is not None:
-            for message in messages:
-                fallback.send(message)
-            return []
+            return self._hand_over(fallback, messages, raising, deadline)
         self._report(messages, DeliveryStatus.FAILED, reason)
         if raising:
             raise TransportError(
                 f"{self._context.path}: {reason}; {len(messages)} messages were not queued"
             )
         return list(messages)
+
+    def _hand_over(
+        self,
+        fallback: Transport,
+        messages: Sequence[Message],
+        raising: bool,
+        deadline: float | None,
+    ) -> list[Message]:
+        """Offer each message to ``fallback``; returns those reported FAILED here.
+
+        A message it refuses (its ``send`` raises) has one outcome: the report the fallback
+        made of it during that ``send`` (the kafka transport reports FAILED then raises,
+        ``buffered_http`` reports DROPPED then raises ``QueueFullError``, ``http`` raises a
+        ``DeliveryError`` carrying its reports), else a FAILED report made here. A refusal
+        says nothing about the next message (one too large for Kafka), so each is offered;
+        but once one was refused after ``deadline`` (a closing producer's), the rest are
+        reported FAILED unoffered: a refusal may take a wait (a full queue), and close() is
+        bounded. Raising (a caller's ``send``), the first refusal is raised once all were
+        offered, as the fallback raised it: a ``QueueFullError`` stays one.
+        """
+        name = self._options.fallback
+        failed: list[Message] = []
+        refusals: list[Exception] = []
+        unoffered = 0
+        for index, message in enumerate(messages):
+            if refusals and deadline is not None and time.monotonic() >= deadline:
+                unoffered = len(messages) - index
+                reason = f"not handed to the fallback {name!r}: close() or flush() timed out first"
+                self._report(messages[index:], DeliveryStatus.FAILED, reason)
+                failed.extend(messages[index:])
+                break
+            with reports_made_here() as seen:
+                try:
+                    fallback.send(message)
+                    continue
+                except Exception as exc:
+                    error = exc
+            refusals.append(error)
+            if isinstance(error, DeliveryError):
+                seen = [
+                    *seen,
+                    *(report.message for report in error.reports if report.message is not None),
+                ]
+            if unreported([message], message_identity, seen):
+                reason = f"the fallback {name!r} refused it: {type(error).__name__}: {error}"
+                self._report([message], DeliveryStatus.FAILED, reason)
+                failed.append(message)
+        if not failed and not refusals:
+            return []
+        summary = (
+            f"{self._context.path}: {self._channel.describe_sender()} is not running; of "
+            f"{len(messages)} messages for the fallback {name!r}, it refused {len(refusals)} "
+            f"and {unoffered} were not offered in time; {len(failed)} reported FAILED here, "
+            "the other refused ones reported by the fallback"
+        )
+        if raising and refusals:
+            refusals[0].add_note(summary)
+            raise refusals[0]
+        logger.error("%s", summary)
+        return failed
 
     def _fallback_transport(self) -> Transport | None:
         name = self._options.fallback

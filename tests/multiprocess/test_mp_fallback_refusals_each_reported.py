@@ -1,0 +1,153 @@
+"""A batch handed to a ``multiprocessing_queue``'s fallback: every message is offered, and one
+the fallback refuses is reported (by the fallback, else by the producer), never dropped.
+
+With the sender dead, the producer hands each message of its batch to the fallback. The first
+refusal (a ``send`` that raises) used to end the hand-over: the messages after it were neither
+offered nor reported, lost without a word but for the one error ``close()`` raised.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mp_workers import TOKEN, ReportCounter
+
+from mixpanel_core import Mixpanel
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.kafka.broker import EmbeddedBroker
+from mixpanel_core.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as started:
+        yield started
+
+
+def client_with(
+    emulator: EmulatorProcess, fallback: dict[str, Any]
+) -> tuple[Mixpanel, ReportCounter]:
+    """Events go to ``default``, whose partial batch waits in the producer until closed;
+    ``fallback`` is its fallback, also where profile updates go."""
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "direct",
+                    "fallback": "fb",
+                    "linger": 60.0,
+                },
+                "direct": {"type": "buffered_http", "linger": 0.02},
+                "fb": fallback,
+            },
+            "routes": [{"transport": "fb", "kinds": ["people"]}, {"transport": "default"}],
+        }
+    )
+    counter = ReportCounter()
+    pipeline = Pipeline.from_config(config, extra_plugins=[("counter", counter)])
+    return Mixpanel(TOKEN, config=config, pipeline=pipeline), counter
+
+
+def kill_the_sender(client: Mixpanel, emulator: EmulatorProcess) -> None:
+    client.track("u-0", "Before")
+    assert client.flush(timeout=20) == []
+    emulator.wait_for_records(1, "track", timeout=30)
+    process = client.pipeline.transport("default").supervisor.process  # type: ignore[attr-defined]
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(10)
+    assert not process.is_alive()
+
+
+def outcomes(counter: ReportCounter) -> dict[int, list[str]]:
+    """Per event ``i``, its reports as ``status@transport``."""
+    found = collections.defaultdict(list)
+    for report in counter.reports:
+        if report.message is not None and "i" in report.message.properties:
+            found[report.message.properties["i"]].append(
+                f"{report.status.value}@{report.transport}"
+            )
+    return dict(found)
+
+
+def test_a_closed_fallback_has_each_message_reported_failed_once(
+    emulator: EmulatorProcess,
+) -> None:
+    client, counter = client_with(emulator, {"type": "buffered_http", "linger": 60.0})
+    kill_the_sender(client, emulator)
+    for i in range(5):
+        client.track("u-1", "After", {"i": i})  # waiting in the producer's batch
+    client.pipeline.transport("fb").close()  # refuses every message from now on
+
+    left = client.close(timeout=20)
+
+    assert sorted(message.properties["i"] for message in left) == list(range(5))
+    assert outcomes(counter) == {i: ["failed@default"] for i in range(5)}
+    reasons = {report.reason for report in counter.reports if report.transport == "default"}
+    assert len(reasons) == 1
+    assert "the fallback 'fb' refused it: TransportError" in reasons.pop()  # type: ignore[operator]
+
+
+def test_a_message_kafka_refuses_does_not_keep_the_rest_from_it(
+    emulator: EmulatorProcess, broker: EmbeddedBroker
+) -> None:
+    """Kafka refuses a record larger than ``max_request_size`` at once (reporting it FAILED,
+    then raising): a refusal of that one record, not of the others."""
+    kafka = {
+        "type": "kafka",
+        "bootstrap_servers": broker.bootstrap_servers,
+        "topic": "mixpanel",
+        "producer": {"max_request_size": 1500},
+    }
+    client, counter = client_with(emulator, kafka)
+    kill_the_sender(client, emulator)
+    for i in range(5):
+        client.track("u-1", "After", {"i": i, "pad": "x" * (3000 if i == 1 else 10)})
+
+    client.close(timeout=30)
+
+    found = outcomes(counter)
+    assert {i: found.get(i) for i in (0, 2, 3, 4)} == {i: ["accepted@fb"] for i in (0, 2, 3, 4)}
+    assert found[1][0] == "failed@fb"
+
+
+def test_a_fallback_refusing_after_the_close_deadline_leaves_the_rest_reported_unoffered(
+    emulator: EmulatorProcess,
+) -> None:
+    """A fallback whose queue stays full refuses each message only after its block_timeout:
+    offering all of them would hold close() 0.5 s per message, well past its bound."""
+    full = {"type": "buffered_http", "linger": 60.0, "max_queue_messages": 1, "block_timeout": 0.5}
+    client, counter = client_with(emulator, full)
+    kill_the_sender(client, emulator)
+    for i in range(20):
+        client.track("u-1", "After", {"i": i})
+    emulator.client.stall()  # the fallback's queue (room for one) stays full
+    try:
+        started = time.monotonic()
+        client.close(timeout=2)
+        took = time.monotonic() - started
+    finally:
+        emulator.client.release()
+
+    assert took < 6, f"close(timeout=2) took {took:.1f}s"
+    found = outcomes(counter)
+    assert sorted(found) == list(range(20)), "every message has an outcome"
+    timed_out = [
+        report.message.properties["i"]
+        for report in counter.reports
+        if report.message is not None
+        and report.transport == "default"
+        and "timed out first" in (report.reason or "")
+    ]
+    assert timed_out, "the messages after the deadline were not offered"
+    assert all(found[i] == ["failed@default"] for i in timed_out)
