@@ -8,6 +8,7 @@ otherwise dominate a benchmark), and the inspection API answers by joining them.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -23,6 +24,9 @@ EVENT_ENDPOINTS = frozenset({"track", "import"})
 # in an expression), and the first character of a key in its quoted form.
 _SEPARATOR = "\x1f"
 _QUOTED = "\x1e"
+# Mixpanel stamps an event sent without a time with its arrival time, so no two deliveries of
+# it share a dedupe key: each gets a stand-in for that time that is never repeated.
+_ARRIVALS = itertools.count()
 
 
 def _milliseconds(value: Any) -> Any:
@@ -34,7 +38,8 @@ def dedupe_key(record: dict[str, Any]) -> str | None:
     """Mixpanel's dedupe key of an accepted event, or None if it has no $insert_id (then it
     cannot be deduplicated: every such event counts as unique).
 
-    (event, time in whole milliseconds, distinct_id, $insert_id) as one string: not tracked by
+    (event, time in whole milliseconds, distinct_id, $insert_id) as one string, the time of an
+    event sent without one being a stand-in for its arrival time: not tracked by
     the garbage collector, and several times smaller than a tuple with its strings.
     (Kept orjson outputs would cost ~10us each: orjson over-allocates and glibc fragments.)
     Two forms, each unambiguous, never equal to one another:
@@ -51,6 +56,8 @@ def dedupe_key(record: dict[str, Any]) -> str | None:
     if insert_id is None:
         return None
     millis = _milliseconds(props.get("time"))
+    if millis is None:
+        millis = f"arrival-{next(_ARRIVALS)}"
     event, distinct_id = record.get("event"), props.get("distinct_id")
     if (
         type(event) is str
