@@ -388,10 +388,13 @@ class FrameProducer:
     ) -> list[Message]:
         """Offer each message to ``fallback``; returns those reported FAILED here.
 
-        A message it refuses (its ``send`` raises) has one outcome: the report the fallback
-        made of it during that ``send`` (the kafka transport reports FAILED then raises,
-        ``buffered_http`` reports DROPPED then raises ``QueueFullError``, ``http`` raises a
-        ``DeliveryError`` carrying its reports), else a FAILED report made here. A refusal
+        A message it refuses (its ``send`` raises) is reported FAILED here unless the fallback
+        reported it during that ``send``: seen are the reports ``note_report`` was given on
+        this thread meanwhile, and those its ``DeliveryError`` carries (``http``'s). The
+        pipeline's reporter does not call ``note_report`` (yet), so a fallback that reports
+        and then raises another error (kafka reports FAILED then raises ``TransportError``,
+        ``buffered_http`` reports DROPPED then raises ``QueueFullError``) has the message
+        reported twice: two outcomes, where one would be right, rather than none. A refusal
         says nothing about the next message (one too large for Kafka), so each is offered;
         but once one was refused after ``deadline`` (a closing producer's), the rest are
         reported FAILED unoffered: a refusal may take a wait (a full queue), and close() is
