@@ -430,11 +430,12 @@ class FrameProducer:
                 failed.append(message)
         if not failed and not refusals:
             return []
+        by_fallback = len(refusals) - (len(failed) - unoffered)
         summary = (
             f"{self._context.path}: {self._channel.describe_sender()} is not running; of "
             f"{len(messages)} messages for the fallback {name!r}, it refused {len(refusals)} "
-            f"and {unoffered} were not offered in time; {len(failed)} reported FAILED here, "
-            "the other refused ones reported by the fallback"
+            f"({by_fallback} reported by it) and {unoffered} were not offered in time; "
+            f"{len(failed)} reported FAILED here"
         )
         if raising and refusals:
             refusals[0].add_note(summary)
