@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
@@ -95,3 +97,38 @@ _set_http_status = DeliveryReport.__dict__["http_status"].__set__
 _set_attempts = DeliveryReport.__dict__["attempts"].__set__
 _set_field = DeliveryReport.__dict__["field"].__set__
 _set_retry_after = DeliveryReport.__dict__["retry_after"].__set__
+
+
+_here = threading.local()
+"""``seen``: the messages reported on this thread since its innermost ``reports_made_here``."""
+
+
+@contextlib.contextmanager
+def reports_made_here() -> Iterator[list[Message]]:
+    """Keep the messages reported on this thread (``note_report``) within the block.
+
+    Around a call of another transport that may report a message and then raise (the kafka
+    transport reports FAILED, then raises ``TransportError``; mixpanel-core's own
+    ``ConsumerTransport`` too): the caller reports only what that transport did not, or the
+    hook sees two outcomes of one message. Only this thread's: a transport's own threads
+    report other messages at any time. A block inside another's gives what it saw to the
+    outer one as well.
+    """
+    outer: list[Message] | None = getattr(_here, "seen", None)
+    seen: list[Message] = []
+    _here.seen = seen
+    try:
+        yield seen
+    finally:
+        _here.seen = outer
+        if outer is not None:
+            outer.extend(seen)
+
+
+def note_report(report: DeliveryReport) -> None:
+    """Called with each report by the reporters transports are given (the pipeline's
+    ``mixpanel_delivered`` observers, the ``multiprocessing_queue`` sender's relay): see
+    ``reports_made_here``."""
+    seen: list[Message] | None = getattr(_here, "seen", None)
+    if seen is not None and report.message is not None:
+        seen.append(report.message)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pluggy
 
-from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.delivery import DeliveryReport, note_report
 from mixpanel_core.errors import ConfigError
 
 # The pipeline's name: plugins' failures have always been logged under it, and users' logging
@@ -85,6 +85,7 @@ class Observers:
         self._observers = observers
 
     def __call__(self, report: DeliveryReport) -> None:
+        note_report(report)
         for name, observe in self._observers:
             try:
                 observe(report)

@@ -25,9 +25,8 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, reports_made_here
 from mixpanel_core.errors import (
-    DeliveryError,
     MixpanelCoreError,
     QueueFullError,
     TransportError,
@@ -36,7 +35,7 @@ from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
 from mixpanel_core.multiprocess.pipe import ChunkWriter, Written
-from mixpanel_core.multiprocess.reports import message_identity, reports_made_here, unreported
+from mixpanel_core.multiprocess.reports import message_identity, unreported
 from mixpanel_core.transport import Transport, TransportContext, tell_auth_not_carried
 
 logger = logging.getLogger(__name__)
@@ -388,18 +387,16 @@ class FrameProducer:
     ) -> list[Message]:
         """Offer each message to ``fallback``; returns those reported FAILED here.
 
-        A message it refuses (its ``send`` raises) is reported FAILED here unless the fallback
-        reported it during that ``send``: seen are the reports ``note_report`` was given on
-        this thread meanwhile, and those its ``DeliveryError`` carries (``http``'s). The
-        pipeline's reporter does not call ``note_report`` (yet), so a fallback that reports
-        and then raises another error (kafka reports FAILED then raises ``TransportError``,
-        ``buffered_http`` reports DROPPED then raises ``QueueFullError``) has the message
-        reported twice: two outcomes, where one would be right, rather than none. A refusal
-        says nothing about the next message (one too large for Kafka), so each is offered;
-        but once one was refused after ``deadline`` (a closing producer's), the rest are
-        reported FAILED unoffered: a refusal may take a wait (a full queue), and close() is
-        bounded. Raising (a caller's ``send``), the first refusal is raised once all were
-        offered, as the fallback raised it: a ``QueueFullError`` stays one.
+        A message it refuses (its ``send`` raises) has one outcome: the report the fallback
+        made of it on this thread during that ``send`` (the kafka transport reports FAILED then
+        raises ``TransportError``, ``buffered_http`` reports DROPPED then raises
+        ``QueueFullError``, ``http`` reports then raises ``DeliveryError``), else a FAILED
+        report made here (a closed fallback reports nothing). A refusal says nothing about the
+        next message (one too large for Kafka), so each is offered; but once one was refused
+        after ``deadline`` (a closing producer's), the rest are reported FAILED unoffered: a
+        refusal may take a wait (a full queue), and close() is bounded. Raising (a caller's
+        ``send``), the first refusal is raised once all were offered, as the fallback raised
+        it: a ``QueueFullError`` stays one.
         """
         name = self._options.fallback
         failed: list[Message] = []
@@ -419,11 +416,6 @@ class FrameProducer:
                 except Exception as exc:
                     error = exc
             refusals.append(error)
-            if isinstance(error, DeliveryError):
-                seen = [
-                    *seen,
-                    *(report.message for report in error.reports if report.message is not None),
-                ]
             if unreported([message], message_identity, seen):
                 reason = f"the fallback {name!r} refused it: {type(error).__name__}: {error}"
                 self._report([message], DeliveryStatus.FAILED, reason)

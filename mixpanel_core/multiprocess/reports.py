@@ -17,15 +17,14 @@ failed (see ``ReportRelay.fail``), so that records it took may have no report.
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.queues import Queue
 from typing import Any, NamedTuple, TypeVar
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, note_report
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.frames import decode_line
 
@@ -43,38 +42,6 @@ FATAL = "fatal"
 CUT = "cut"
 
 T = TypeVar("T")
-
-_here = threading.local()
-"""``seen``: the messages reported on this thread since its innermost ``reports_made_here``."""
-
-
-@contextlib.contextmanager
-def reports_made_here() -> Iterator[list[Message]]:
-    """Keep the messages reported on this thread (``note_report``) within the block.
-
-    Around a call of another transport that may report a message and then raise (the kafka
-    transport reports FAILED, then raises ``TransportError``; mixpanel-core's own
-    ``ConsumerTransport`` too): the caller reports only what that transport did not, or the
-    hook sees two outcomes of one message. Only this thread's: a transport's own threads
-    report other messages at any time. A block inside another's gives what it saw to the
-    outer one as well.
-    """
-    outer: list[Message] | None = getattr(_here, "seen", None)
-    seen: list[Message] = []
-    _here.seen = seen
-    try:
-        yield seen
-    finally:
-        _here.seen = outer
-        if outer is not None:
-            outer.extend(seen)
-
-
-def note_report(report: DeliveryReport) -> None:
-    """Called by a reporter with each report it is given (see ``reports_made_here``)."""
-    seen: list[Message] | None = getattr(_here, "seen", None)
-    if seen is not None and report.message is not None:
-        seen.append(report.message)
 
 
 def unreported(

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from mixpanel_core.config import TransportConfig
 from mixpanel_core.dedicated_process import collect_cycles_rarely
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter, reports_made_here
 from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.messages import Message
@@ -31,7 +31,6 @@ from mixpanel_core.multiprocess.intake import Intake
 from mixpanel_core.multiprocess.reports import (
     ReportRelay,
     message_identity,
-    reports_made_here,
     unreported,
 )
 from mixpanel_core.pipeline import Pipeline

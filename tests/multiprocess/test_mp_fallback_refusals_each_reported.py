@@ -21,6 +21,7 @@ from mp_workers import TOKEN, ReportCounter
 from mixpanel_core import Mixpanel
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import EmulatorProcess
+from mixpanel_core.errors import QueueFullError
 from mixpanel_core.kafka.broker import EmbeddedBroker
 from mixpanel_core.pipeline import Pipeline
 
@@ -117,8 +118,7 @@ def test_a_message_kafka_refuses_does_not_keep_the_rest_from_it(
     client.close(timeout=30)
 
     found = outcomes(counter)
-    assert {i: found.get(i) for i in (0, 2, 3, 4)} == {i: ["accepted@fb"] for i in (0, 2, 3, 4)}
-    assert found[1][0] == "failed@fb"
+    assert found == {i: ["failed@fb" if i == 1 else "accepted@fb"] for i in range(5)}
 
 
 def test_a_fallback_refusing_after_the_close_deadline_leaves_the_rest_reported_unoffered(
@@ -151,3 +151,27 @@ def test_a_fallback_refusing_after_the_close_deadline_leaves_the_rest_reported_u
     ]
     assert timed_out, "the messages after the deadline were not offered"
     assert all(found[i] == ["failed@default"] for i in timed_out)
+
+
+def test_a_full_fallback_drops_the_caller_s_message_once_and_raises_queue_full(
+    emulator: EmulatorProcess,
+) -> None:
+    """Once the sender is found dead, each ``track()`` hands its message over itself: a full
+    fallback's refusal reaches the caller as the ``QueueFullError`` it is, and the message is
+    reported once, DROPPED by the fallback."""
+    full = {"type": "buffered_http", "linger": 60.0, "max_queue_messages": 1, "block_timeout": 0.3}
+    client, counter = client_with(emulator, full)
+    kill_the_sender(client, emulator)
+    emulator.client.stall()
+    try:
+        client.track("u-1", "After", {"i": 0})
+        client.flush(timeout=2)  # finds the sender dead: message 0 in the fallback's request
+        client.track("u-1", "After", {"i": 1})  # the fallback's queue is full now
+        with pytest.raises(QueueFullError) as refused:
+            client.track("u-1", "After", {"i": 2})
+    finally:
+        emulator.client.release()
+    client.close(timeout=10)
+
+    assert "refused 1 " in "\n".join(refused.value.__notes__)
+    assert outcomes(counter)[2] == ["dropped@fb"]
