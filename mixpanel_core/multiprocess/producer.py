@@ -393,8 +393,10 @@ class FrameProducer:
         ``QueueFullError``, ``http`` reports then raises ``DeliveryError``), else a FAILED
         report made here (a closed fallback reports nothing). A refusal says nothing about the
         next message (one too large for Kafka), so each is offered; but once one was refused
-        after ``deadline`` (a closing producer's), the rest are reported FAILED unoffered: a
-        refusal may take a wait (a full queue), and close() is bounded. Raising (a caller's
+        after ``deadline`` (a closing producer's; otherwise ``block_timeout`` from now), the
+        rest are reported FAILED unoffered: each refusal may follow a wait (a full queue under
+        ``block``), and neither ``close()`` nor a caller's ``track()`` may wait one per message
+        of a batch. Raising (a caller's
         ``send``), the first refusal is raised once all were offered, as the fallback raised
         it: a ``QueueFullError`` stays one.
         """
@@ -402,10 +404,15 @@ class FrameProducer:
         failed: list[Message] = []
         refusals: list[Exception] = []
         unoffered = 0
+        if deadline is None:
+            deadline = time.monotonic() + self._options.block_timeout
         for index, message in enumerate(messages):
-            if refusals and deadline is not None and time.monotonic() >= deadline:
+            if refusals and time.monotonic() >= deadline:
                 unoffered = len(messages) - index
-                reason = f"not handed to the fallback {name!r}: close() or flush() timed out first"
+                reason = (
+                    f"not handed to the fallback {name!r}: it refused a message past the "
+                    "hand-over's bound (the deadline of close() or flush(), else block_timeout)"
+                )
                 self._report(messages[index:], DeliveryStatus.FAILED, reason)
                 failed.extend(messages[index:])
                 break

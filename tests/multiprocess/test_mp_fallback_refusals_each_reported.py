@@ -35,10 +35,11 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 def client_with(
-    emulator: EmulatorProcess, fallback: dict[str, Any]
+    emulator: EmulatorProcess, fallback: dict[str, Any], **options: Any
 ) -> tuple[Mixpanel, ReportCounter]:
-    """Events go to ``default``, whose partial batch waits in the producer until closed;
-    ``fallback`` is its fallback, also where profile updates go."""
+    """Events go to ``default`` (``options`` added to its table), whose partial batch waits
+    in the producer until closed; ``fallback`` is its fallback, also where profile updates
+    go."""
     config = config_from_mapping(
         {
             "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
@@ -48,6 +49,7 @@ def client_with(
                     "inner": "direct",
                     "fallback": "fb",
                     "linger": 60.0,
+                    **options,
                 },
                 "direct": {"type": "buffered_http", "linger": 0.02},
                 "fb": fallback,
@@ -147,7 +149,7 @@ def test_a_fallback_refusing_after_the_close_deadline_leaves_the_rest_reported_u
         for report in counter.reports
         if report.message is not None
         and report.transport == "default"
-        and "timed out first" in (report.reason or "")
+        and "past the hand-over's bound" in (report.reason or "")
     ]
     assert timed_out, "the messages after the deadline were not offered"
     assert all(found[i] == ["failed@default"] for i in timed_out)
@@ -175,3 +177,33 @@ def test_a_full_fallback_drops_the_caller_s_message_once_and_raises_queue_full(
 
     assert "refused 1 " in "\n".join(refused.value.__notes__)
     assert outcomes(counter)[2] == ["dropped@fb"]
+
+
+def test_a_caller_s_full_batch_for_a_full_fallback_waits_one_block_timeout_not_one_each(
+    emulator: EmulatorProcess,
+) -> None:
+    """The ``track()`` that fills a batch hands the whole batch over when the sender is dead.
+    Against a fallback whose queue stays full, each refusal follows the fallback's 0.5 s wait:
+    offered one by one, ten messages held the caller about 5 s. Past ``block_timeout`` the
+    rest are reported FAILED unoffered, and the caller gets the ``QueueFullError``."""
+    full = {"type": "buffered_http", "linger": 60.0, "max_queue_messages": 1, "block_timeout": 0.5}
+    client, counter = client_with(emulator, full, batch_size=10, block_timeout=0.5)
+    kill_the_sender(client, emulator)
+    emulator.client.stall()  # the fallback's queue (room for one) stays full
+    try:
+        for i in range(9):
+            client.track("u-1", "After", {"i": i})  # waiting in the producer's batch
+        started = time.monotonic()
+        with pytest.raises(QueueFullError):
+            client.track("u-1", "After", {"i": 9})  # fills the batch: all ten handed over
+        took = time.monotonic() - started
+    finally:
+        emulator.client.release()
+    client.close(timeout=10)
+
+    assert took < 3, f"the track() that handed ten messages over took {took:.1f}s"
+    found = outcomes(counter)
+    assert sorted(found) == list(range(10)), "every message has an outcome"
+    assert all(len(statuses) == 1 for statuses in found.values()), found
+    unoffered = [i for i, statuses in found.items() if statuses == ["failed@default"]]
+    assert unoffered, found
