@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 _getpid = os.getpid
 
+FAILED_BUILD_POLL_INTERVAL = 0.05
+"""Seconds between two looks, by a send waiting for another thread's build, at whether it
+failed (see ``ProducerReplacement._lock_unless_failed_since``)."""
+
 
 class ProducerReplacement:
     """Builds one transport's producers and replaces its broken one (``KafkaTransport._broken``
@@ -61,10 +65,13 @@ class ProducerReplacement:
         """
         if on_network_thread():
             return
+        # Counted before the failure is read: a build failing between the two reads is then
+        # seen by one or the other, never by neither (which would build again).
+        failed_since = self._build_failures
         failure = self.build_failure
         if failure is None:
             try:
-                self.replace(transport, unless_failed_since=self._build_failures)
+                self.replace(transport, unless_failed_since=failed_since)
                 return
             except (ConfigError, TransportError) as exc:
                 failure = str(exc)
@@ -120,14 +127,11 @@ class ProducerReplacement:
         producer can be built, the old one is still settled and stopped, and the next send or
         look tries again.
         """
-        with self._replacing:
+        self._lock_unless_failed_since(unless_failed_since)
+        try:
             reason = transport._broken
             if reason is None or transport._closed or transport._pid != _getpid():
                 return
-            if unless_failed_since is not None and self._build_failures != unless_failed_since:
-                # Another send's build failed while this one waited for the lock: no broker
-                # answered just now, so this one fails at once rather than waiting again.
-                raise TransportError(self.build_failure or "no new producer could be built")
             old = transport._producer
             try:
                 new = self.build()
@@ -144,6 +148,31 @@ class ProducerReplacement:
             logger.warning(
                 "transport %r: replaced its Kafka producer, which %s", self._reports.name, reason
             )
+        finally:
+            self._replacing.release()
+
+    def _lock_unless_failed_since(self, unless_failed_since: int | None) -> None:
+        """Take the lock of replacements; with ``unless_failed_since``, raise instead once a
+        build failed since that count was read.
+
+        Another build failed while this send waited: no broker answered just now, so it fails
+        at once rather than waiting again. Looked at while waiting, not only once the lock is
+        taken: the watchdog's next try may take the lock first (a lock goes to whichever thread
+        asks when it is released, not to the longest waiting), and the sends waiting then
+        waited for that build too, twice ``max_block_ms``.
+        """
+        if unless_failed_since is None:
+            self._replacing.acquire()
+            return
+        while True:
+            locked = self._replacing.acquire(timeout=FAILED_BUILD_POLL_INTERVAL)
+            if self._build_failures == unless_failed_since:
+                if locked:
+                    return
+                continue
+            if locked:
+                self._replacing.release()
+            raise TransportError(self.build_failure or "no new producer could be built")
 
     def _retire(self, old: Any, reason: str) -> None:
         """Report FAILED what ``old`` still holds (once), then stop it without waiting."""
