@@ -99,8 +99,14 @@ _set_field = DeliveryReport.__dict__["field"].__set__
 _set_retry_after = DeliveryReport.__dict__["retry_after"].__set__
 
 
-_here = threading.local()
-"""``seen``: the messages reported on this thread since its innermost ``reports_made_here``."""
+class _Here(threading.local):
+    seen: list[Message] | None = None
+    """The messages reported on this thread since its innermost ``reports_made_here``; read
+    for every report, so a class default: a thread that never entered a block finds it
+    without a failed lookup (about 45 ns against 370)."""
+
+
+_here = _Here()
 
 
 @contextlib.contextmanager
@@ -114,7 +120,7 @@ def reports_made_here() -> Iterator[list[Message]]:
     report other messages at any time. A block inside another's gives what it saw to the
     outer one as well.
     """
-    outer: list[Message] | None = getattr(_here, "seen", None)
+    outer = _here.seen
     seen: list[Message] = []
     _here.seen = seen
     try:
@@ -127,8 +133,8 @@ def reports_made_here() -> Iterator[list[Message]]:
 
 def note_report(report: DeliveryReport) -> None:
     """Called with each report by the reporters transports are given (the pipeline's
-    ``mixpanel_delivered`` observers, the ``multiprocessing_queue`` sender's relay): see
-    ``reports_made_here``."""
-    seen: list[Message] | None = getattr(_here, "seen", None)
+    ``mixpanel_delivered`` observers, ``ignore_report`` when none, the
+    ``multiprocessing_queue`` sender's relay): see ``reports_made_here``."""
+    seen = _here.seen
     if seen is not None and report.message is not None:
         seen.append(report.message)

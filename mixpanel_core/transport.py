@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from mixpanel_core.delivery import DeliveryReport, Reporter
+from mixpanel_core.delivery import DeliveryReport, Reporter, note_report
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.schema import check_seconds
 from mixpanel_core.settings import MixpanelSettings
@@ -82,7 +82,13 @@ class RecordSink(Protocol):
 
 
 def ignore_report(report: DeliveryReport) -> None:
-    """The default reporter when no pipeline listens (transports used on their own)."""
+    """The default reporter when no pipeline listens (transports used on their own).
+
+    The report is still noted for ``reports_made_here``: whoever hands a message to another
+    transport (a ``multiprocessing_queue`` to its fallback) must know whether that one
+    reported it, whether or not anyone reads reports, or what its ``close()`` returns would
+    depend on it."""
+    note_report(report)
 
 
 def _no_other_transports(name: str) -> Transport:

@@ -392,27 +392,37 @@ class FrameProducer:
         raises ``TransportError``, ``buffered_http`` reports DROPPED then raises
         ``QueueFullError``, ``http`` reports then raises ``DeliveryError``), else a FAILED
         report made here (a closed fallback reports nothing). A refusal says nothing about the
-        next message (one too large for Kafka), so each is offered; but once one was refused
-        after ``deadline`` (a closing producer's; otherwise ``block_timeout`` from now), the
-        rest are reported FAILED unoffered: each refusal may follow a wait (a full queue under
-        ``block``), and neither ``close()`` nor a caller's ``track()`` may wait one per message
-        of a batch. Raising (a caller's
-        ``send``), the first refusal is raised once all were offered, as the fallback raised
-        it: a ``QueueFullError`` stays one.
+        next message (one too large for Kafka), so each is offered, until one of two things
+        says the rest would wait in vain: a ``QueueFullError`` (the fallback waited for room
+        already), or a refusal after ``deadline`` (a closing producer's; otherwise
+        ``block_timeout`` from now). The rest are then reported FAILED unoffered: neither
+        ``close()`` nor a caller's ``track()`` may wait once per message of a batch.
+
+        Raising (a caller's ``send``, whose message is the last), this raises only when the
+        caller's own message was not taken, as the fallback raised it (a ``QueueFullError``
+        stays one): the others have their reports. A ``multiprocessing_queue`` that is itself
+        a fallback must not raise for a message it took because another was refused: its
+        feeder would report the taken one FAILED.
         """
         name = self._options.fallback
         failed: list[Message] = []
         refusals: list[Exception] = []
         unoffered = 0
+        last_refused: Exception | None = None
         if deadline is None:
             deadline = time.monotonic() + self._options.block_timeout
         for index, message in enumerate(messages):
-            if refusals and time.monotonic() >= deadline:
+            if refusals and (
+                isinstance(refusals[-1], QueueFullError) or time.monotonic() >= deadline
+            ):
                 unoffered = len(messages) - index
-                reason = (
-                    f"not handed to the fallback {name!r}: it refused a message past the "
-                    "hand-over's bound (the deadline of close() or flush(), else block_timeout)"
+                why = (
+                    "its queue stayed full"
+                    if isinstance(refusals[-1], QueueFullError)
+                    else "it refused a message past the hand-over's bound (the deadline of "
+                    "close() or flush(), else block_timeout)"
                 )
+                reason = f"not handed to the fallback {name!r}: {why}"
                 self._report(messages[index:], DeliveryStatus.FAILED, reason)
                 failed.extend(messages[index:])
                 break
@@ -423,6 +433,8 @@ class FrameProducer:
                 except Exception as exc:
                     error = exc
             refusals.append(error)
+            if index == len(messages) - 1:
+                last_refused = error
             if unreported([message], message_identity, seen):
                 reason = f"the fallback {name!r} refused it: {type(error).__name__}: {error}"
                 self._report([message], DeliveryStatus.FAILED, reason)
@@ -433,12 +445,14 @@ class FrameProducer:
         summary = (
             f"{self._context.path}: {self._channel.describe_sender()} is not running; of "
             f"{len(messages)} messages for the fallback {name!r}, it refused {len(refusals)} "
-            f"({by_fallback} reported by it) and {unoffered} were not offered in time; "
+            f"({by_fallback} reported by it) and {unoffered} were not offered; "
             f"{len(failed)} reported FAILED here"
         )
-        if raising and refusals:
-            refusals[0].add_note(summary)
-            raise refusals[0]
+        if unoffered:
+            last_refused = refusals[-1]  # the refusal that left the last message unoffered
+        if raising and last_refused is not None:
+            last_refused.add_note(summary)
+            raise last_refused
         logger.error("%s", summary)
         return failed
 
