@@ -259,6 +259,7 @@ class BoundedQueue(Generic[T]):
         evicted: list[T] = []
         # Why the item is refused, and what would help (said only under ``block``).
         refused: tuple[str, str] | None = None
+        waited = False
         with self._lock:
             if self._closed is not None:
                 raise TransportError(self._closed)
@@ -296,6 +297,7 @@ class BoundedQueue(Generic[T]):
                     )
                     if self._closed is not None:
                         raise TransportError(self._closed)
+                    waited = True
                     if not self._fits(size):
                         refused = (
                             f"dropped: the queue stayed full ({self._held()}) for "
@@ -314,7 +316,7 @@ class BoundedQueue(Generic[T]):
             reason, remedy = refused
             self._hand_dropped([item], reason, refused_total)
             if self.when_full == "block":
-                raise QueueFullError(f"{reason}; {remedy}")
+                raise QueueFullError(f"{reason}; {remedy}", waited=waited)
 
     def _held(self) -> str:
         return f"{len(self._items)} messages, {self._bytes} bytes"

@@ -112,7 +112,16 @@ class PartialSendError(TransportError):
 
 
 class QueueFullError(TransportError):
-    """A bounded queue stayed full for longer than the configured policy allows."""
+    """A bounded queue stayed full for longer than the configured policy allows.
+
+    ``waited``: whether the queue waited for room before refusing. ``False`` for a record that
+    can never fit (larger than the whole byte bound) or a send from the queue's own consumer
+    thread, refused at once: the queue may well take the next one.
+    """
+
+    def __init__(self, message: str, *, waited: bool = True) -> None:
+        super().__init__(message)
+        self.waited = waited
 
 
 class DeliveryError(MixpanelCoreError):

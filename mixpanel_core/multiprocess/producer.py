@@ -393,8 +393,9 @@ class FrameProducer:
         ``QueueFullError``, ``http`` reports then raises ``DeliveryError``), else a FAILED
         report made here (a closed fallback reports nothing). A refusal says nothing about the
         next message (one too large for Kafka), so each is offered, until one of two things
-        says the rest would wait in vain: a ``QueueFullError`` (the fallback waited for room
-        already), or a refusal after ``deadline`` (a closing producer's; otherwise
+        says the rest would wait in vain: a ``QueueFullError`` after the fallback waited for
+        room (not one refusing at once a record that can never fit), or a refusal after
+        ``deadline`` (a closing producer's; otherwise
         ``block_timeout`` from now). The rest are then reported FAILED unoffered: neither
         ``close()`` nor a caller's ``track()`` may wait once per message of a batch.
 
@@ -412,13 +413,12 @@ class FrameProducer:
         if deadline is None:
             deadline = time.monotonic() + self._options.block_timeout
         for index, message in enumerate(messages):
-            if refusals and (
-                isinstance(refusals[-1], QueueFullError) or time.monotonic() >= deadline
-            ):
+            stayed_full = bool(refusals) and _stayed_full(refusals[-1])
+            if stayed_full or (refusals and time.monotonic() >= deadline):
                 unoffered = len(messages) - index
                 why = (
                     "its queue stayed full"
-                    if isinstance(refusals[-1], QueueFullError)
+                    if stayed_full
                     else "it refused a message past the hand-over's bound (the deadline of "
                     "close() or flush(), else block_timeout)"
                 )
@@ -472,6 +472,11 @@ class FrameProducer:
     def _report(self, messages: Sequence[Message], status: DeliveryStatus, reason: str) -> None:
         for message in messages:
             self._context.report(DeliveryReport(message, status, self._context.name, reason))
+
+
+def _stayed_full(error: Exception) -> bool:
+    """Whether ``error`` is a queue's refusal after waiting for room (see ``QueueFullError``)."""
+    return isinstance(error, QueueFullError) and error.waited
 
 
 class _Keeper:

@@ -292,3 +292,21 @@ def test_what_close_returns_does_not_depend_on_whether_reports_are_read(
         client.track("u-1", "After", {"i": i, "pad": "x" * (3000 if i == 1 else 10)})
 
     assert client.close(timeout=30) == []
+
+
+def test_a_record_too_large_for_the_fallback_s_queue_does_not_stop_the_hand_over(
+    emulator: EmulatorProcess,
+) -> None:
+    """``buffered_http`` refuses at once, with ``QueueFullError``, a record larger than its
+    whole ``max_queue_bytes``: its queue did not stay full, and the next message fits. Taken
+    for a full queue, it left the rest of the batch reported FAILED unoffered."""
+    small = {"type": "buffered_http", "linger": 0.02, "max_queue_bytes": 50_000}
+    client, counter = client_with(emulator, small)
+    kill_the_sender(client, emulator)
+    for i in range(3):
+        client.track("u-1", "After", {"i": i, "pad": "x" * (60_000 if i == 1 else 10)})
+
+    assert client.close(timeout=20) == []
+
+    # accepted: the emulator answered for them (close() returned once all had outcomes)
+    assert outcomes(counter) == {0: ["accepted@fb"], 1: ["dropped@fb"], 2: ["accepted@fb"]}
