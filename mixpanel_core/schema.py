@@ -81,11 +81,12 @@ class TomlDateText(str):
         return "a TOML time" if ":" in self else "a TOML date"
 
 
-def setting(default: Any = _NOTHING, *, doc: str, factory: Any = None) -> Any:
-    """Declare a config key: its default (none means required) and what it is for."""
+def setting(default: Any = _NOTHING, *, doc: str, factory: Any = None, shown: Any = True) -> Any:
+    """Declare a config key: its default (none means required) and what it is for;
+    ``shown``: how its value appears in the ``repr`` (attrs' ``repr``)."""
     if factory is not None:
-        return attrs.field(factory=factory, metadata={"doc": doc})
-    return attrs.field(default=default, metadata={"doc": doc})
+        return attrs.field(factory=factory, metadata={"doc": doc}, repr=shown)
+    return attrs.field(default=default, metadata={"doc": doc}, repr=shown)
 
 
 @functools.cache

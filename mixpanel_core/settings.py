@@ -12,6 +12,18 @@ from mixpanel_core.secrets import Secret
 DEFAULT_API_HOST = "api.mixpanel.com"
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: its query or fragment, which may hold a credential,
+    cut to ``?...`` or ``#...``."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    return url if cut < 0 else f"{url[: cut + 1]}..."
+
+
+def _shown_urls(urls: Mapping[str, str]) -> str:
+    # A configuration is shown in logs and tracebacks; the query of a URL is not.
+    return repr({name: shown_url(url) for name, url in urls.items()})
+
+
 @attrs.frozen
 class MixpanelSettings:
     """Project, host and credentials; shared by every transport and the forwarder."""
@@ -31,7 +43,9 @@ class MixpanelSettings:
         factory=dict,
         doc="Per-endpoint URL overrides, keyed by `track`, `import`, `engage`, `groups` "
         "(no `user:password@` or fragment either). A query (`?ip=1`) is sent as written, the "
-        "client's own parameters after it; no credential in it (see ingestion).",
+        "client's own parameters after it; no credential in it (see ingestion). A `repr` of "
+        "the settings shows each query as `?...`.",
+        shown=_shown_urls,
     )
     project_id: str | None = setting(
         None, doc="The numeric project id; sent as `?project_id=` with service-account auth."

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.messages import ENDPOINTS, Endpoint
-from mixpanel_core.settings import MixpanelSettings
+from mixpanel_core.settings import MixpanelSettings, shown_url
 
 _LOOPBACK_NAMES = ("localhost",)
 MAX_PORT = 65535
@@ -64,13 +64,6 @@ def check_url(url: str, allow_insecure_http: bool, key: str, written: str | None
             "mixpanel.allow_insecure_http = true if this network is trusted"
         )
     return url
-
-
-def shown_url(url: str) -> str:
-    """``url`` as a message may show it: its query or fragment, which may hold a credential,
-    cut to ``?...`` or ``#...``."""
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
-    return url if cut < 0 else f"{url[: cut + 1]}..."
 
 
 def endpoint_urls(settings: MixpanelSettings) -> dict[Endpoint, str]:

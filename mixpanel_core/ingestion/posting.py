@@ -19,7 +19,6 @@ from mixpanel_core.ingestion.classify import (
     proxy_refusal,
 )
 from mixpanel_core.ingestion.encoding import WireFormat
-from mixpanel_core.ingestion.endpoints import shown_url
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.ingestion.options import HttpOptions
 from mixpanel_core.ingestion.request_watch import request_ceiling
@@ -30,6 +29,7 @@ from mixpanel_core.ingestion.session_errors import (
     TlsError,
 )
 from mixpanel_core.messages import Endpoint
+from mixpanel_core.settings import shown_url
 
 WATCH_INTERVAL = 0.05
 """How often a request under a movable deadline checks whether that deadline has passed."""
