@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
@@ -16,6 +18,10 @@ from .log import logger
 
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
+
+BUILD_MARGIN = 5.0
+"""Seconds a producer's build may run past its bootstrap bound before it is given up (see
+``_built_within``): kafka-python's own failure, when no broker answers, comes well before."""
 
 
 def headers_for(endpoint: str) -> headers.Headers:
@@ -48,7 +54,15 @@ def build_producer(
             settings.get("max_block_ms", defaults["max_block_ms"]),
             defaults["bootstrap_timeout_ms"],
         )
-    producer = build_client(kafka.KafkaProducer, settings, path, options, f"transport {name!r}")
+    bound = settings.get(
+        "bootstrap_timeout_ms", kafka.KafkaProducer.DEFAULT_CONFIG["bootstrap_timeout_ms"]
+    )
+    producer = _built_within(
+        bound / 1000 + BUILD_MARGIN,
+        lambda: build_client(kafka.KafkaProducer, settings, path, options, f"transport {name!r}"),
+        f"transport {name!r}",
+        settings["bootstrap_servers"],
+    )
     # Its own exit hook flushes for 1 s, raises KafkaTimeoutError when the broker is gone and
     # reports nothing: the transport's bounded close at exit (process_exit) replaces it.
     producer._unregister_cleanup()
@@ -62,6 +76,49 @@ def build_producer(
             path,
         )
     return producer
+
+
+def _built_within(bound: float, build: Callable[[], Any], who: str, servers: object) -> Any:
+    """``build()`` on a thread of its own, given up after ``bound`` seconds.
+
+    kafka-python bounds its bootstrap (``bootstrap_timeout_ms``) but not a TLS handshake: with
+    ``security_protocol = "SSL"`` against a listener that speaks plain Kafka, the handshake
+    waits for an answer that never comes, and the send that builds the transport with it
+    (measured: still waiting after 150 s). A producer that is built after all, once given
+    up, is closed at once.
+    """
+    lock = threading.Lock()
+    done = threading.Event()
+    outcome: list[tuple[bool, Any]] = []  # (built, the producer or what was raised)
+    given_up = False
+
+    def run() -> None:
+        try:
+            result: tuple[bool, Any] = (True, build())
+        except BaseException as exc:
+            result = (False, exc)
+        with lock:
+            if not given_up:
+                outcome.append(result)
+                done.set()
+                return
+        if result[0]:
+            close_producer(result[1], 0)
+
+    threading.Thread(target=run, name=f"mixpanel-core build {who}", daemon=True).start()
+    done.wait(bound)
+    with lock:
+        if not outcome:
+            given_up = True
+            raise TransportError(
+                f"{who} cannot reach Kafka at {servers}: no connection was made within "
+                f"{bound:g}s; kafka-python does not bound a TLS handshake, so check that "
+                "security_protocol matches the listener (SSL against a plain one never ends)"
+            )
+    built, value = outcome[0]
+    if not built:
+        raise value
+    return value
 
 
 @contextlib.contextmanager
