@@ -8,6 +8,7 @@ transport, was still waiting after 150 s.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -35,10 +36,31 @@ def test_a_tls_producer_against_a_plain_listener_is_refused_within_its_bound(
     monkeypatch.setattr(kafka_producer, "BUILD_MARGIN", 1.0)
     started = time.monotonic()
     with pytest.raises(TransportError, match="security_protocol matches the listener"):
-        KafkaTransport(broker.bootstrap_servers, "t", TLS)
+        KafkaTransport(broker.bootstrap_servers, "t", TLS, name="tls")
     took = time.monotonic() - started
     # The bound: bootstrap_timeout_ms (max_block_ms, 1.5 s) and the 1 s margin.
     assert 2.0 <= took < 20, took
+
+    # The build given up still waits in the handshake: the next ones (a later track(), the
+    # watchdog's tries) fail at once instead of leaving a stuck thread and its sockets each.
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="that build still waits"):
+            KafkaTransport(broker.bootstrap_servers, "t", TLS, name="tls")
+        assert time.monotonic() - started < 1.0
+    builds = [t for t in threading.enumerate() if t.name == "mixpanel-core-kafka-build-tls"]
+    assert len(builds) == 1, builds
+
+
+def test_a_negative_bootstrap_timeout_gets_kafka_python_s_own_refusal(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kafka-python takes a negative ``bootstrap_timeout_ms`` and gives up at once; its reason
+    is the one shown, not a bound below zero blaming ``security_protocol``."""
+    monkeypatch.setattr(kafka_producer, "BUILD_MARGIN", 3.0)
+    options = {"bootstrap_timeout_ms": -1, "max_block_ms": 5000}
+    with pytest.raises(TransportError, match="Unable to bootstrap"):
+        KafkaTransport(broker.bootstrap_servers, "t", options, name="negative")
 
 
 def test_a_plain_producer_is_still_built_and_delivers(broker: EmbeddedBroker) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -22,6 +23,21 @@ DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempoten
 BUILD_MARGIN = 5.0
 """Seconds a producer's build may run past its bootstrap bound before it is given up (see
 ``_built_within``): kafka-python's own failure, when no broker answers, comes well before."""
+
+_given_up: set[str] = set()
+"""The transports (by name) whose last build was given up and still runs: stuck in a TLS
+handshake, it holds its thread and sockets, so none is started beside it until it ends."""
+_given_up_lock = threading.Lock()
+
+
+def _forget_given_up() -> None:
+    # A fork() child has none of its parent's threads: no build of its own is stuck.
+    global _given_up_lock
+    _given_up.clear()
+    _given_up_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_given_up)
 
 
 def headers_for(endpoint: str) -> headers.Headers:
@@ -58,9 +74,9 @@ def build_producer(
         "bootstrap_timeout_ms", kafka.KafkaProducer.DEFAULT_CONFIG["bootstrap_timeout_ms"]
     )
     producer = _built_within(
-        bound / 1000 + BUILD_MARGIN,
+        max(0, bound) / 1000 + BUILD_MARGIN,
         lambda: build_client(kafka.KafkaProducer, settings, path, options, f"transport {name!r}"),
-        f"transport {name!r}",
+        name,
         settings["bootstrap_servers"],
     )
     # Its own exit hook flushes for 1 s, raises KafkaTimeoutError when the broker is gone and
@@ -78,15 +94,25 @@ def build_producer(
     return producer
 
 
-def _built_within(bound: float, build: Callable[[], Any], who: str, servers: object) -> Any:
+def _built_within(bound: float, build: Callable[[], Any], name: str, servers: object) -> Any:
     """``build()`` on a thread of its own, given up after ``bound`` seconds.
 
     kafka-python bounds its bootstrap (``bootstrap_timeout_ms``) but not a TLS handshake: with
     ``security_protocol = "SSL"`` against a listener that speaks plain Kafka, the handshake
     waits for an answer that never comes, and the send that builds the transport with it
     (measured: still waiting after 150 s). A producer that is built after all, once given
-    up, is closed at once.
+    up, is closed at once. While a build given up still runs, another for the same transport
+    (the next send, the watchdog's next try) fails at once rather than leave one more thread
+    and its sockets stuck beside it.
     """
+    refusal = (
+        f"transport {name!r} cannot reach Kafka at {servers}: no connection was made within "
+        f"{bound:g}s; kafka-python does not bound a TLS handshake, so check that "
+        "security_protocol matches the listener (SSL against a plain one never ends)"
+    )
+    with _given_up_lock:
+        if name in _given_up:
+            raise TransportError(f"{refusal}; that build still waits, so no other is started")
     lock = threading.Lock()
     done = threading.Event()
     outcome: list[tuple[bool, Any]] = []  # (built, the producer or what was raised)
@@ -102,19 +128,19 @@ def _built_within(bound: float, build: Callable[[], Any], who: str, servers: obj
                 outcome.append(result)
                 done.set()
                 return
+        with _given_up_lock:
+            _given_up.discard(name)
         if result[0]:
             close_producer(result[1], 0)
 
-    threading.Thread(target=run, name=f"mixpanel-core build {who}", daemon=True).start()
+    threading.Thread(target=run, name=f"mixpanel-core-kafka-build-{name}", daemon=True).start()
     done.wait(bound)
     with lock:
         if not outcome:
             given_up = True
-            raise TransportError(
-                f"{who} cannot reach Kafka at {servers}: no connection was made within "
-                f"{bound:g}s; kafka-python does not bound a TLS handshake, so check that "
-                "security_protocol matches the listener (SSL against a plain one never ends)"
-            )
+            with _given_up_lock:
+                _given_up.add(name)
+            raise TransportError(refusal)
     built, value = outcome[0]
     if not built:
         raise value
