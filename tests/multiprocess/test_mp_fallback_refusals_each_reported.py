@@ -75,6 +75,17 @@ def kill_the_sender(client: Mixpanel, emulator: EmulatorProcess) -> None:
     assert not process.is_alive()
 
 
+def small_requests_kafka(broker: EmbeddedBroker) -> dict[str, Any]:
+    """A ``kafka`` fallback that refuses at once (reporting FAILED, then raising) a record
+    over 1,500 bytes, and takes the others."""
+    return {
+        "type": "kafka",
+        "bootstrap_servers": broker.bootstrap_servers,
+        "topic": "mixpanel",
+        "producer": {"max_request_size": 1500},
+    }
+
+
 def outcomes(counter: ReportCounter) -> dict[int, list[str]]:
     """Per event ``i``, its reports as ``status@transport``."""
     found = collections.defaultdict(list)
@@ -109,12 +120,7 @@ def test_a_message_kafka_refuses_does_not_keep_the_rest_from_it(
 ) -> None:
     """Kafka refuses a record larger than ``max_request_size`` at once (reporting it FAILED,
     then raising): a refusal of that one record, not of the others."""
-    kafka = {
-        "type": "kafka",
-        "bootstrap_servers": broker.bootstrap_servers,
-        "topic": "mixpanel",
-        "producer": {"max_request_size": 1500},
-    }
+    kafka = small_requests_kafka(broker)
     client, counter = client_with(emulator, kafka)
     kill_the_sender(client, emulator)
     for i in range(5):
@@ -255,12 +261,7 @@ def test_a_track_whose_own_message_the_fallback_took_does_not_raise(
     though its own was produced: the caller was told its event failed, and a
     ``multiprocessing_queue`` used as a fallback in its turn made its feeder report a
     delivered message FAILED."""
-    kafka = {
-        "type": "kafka",
-        "bootstrap_servers": broker.bootstrap_servers,
-        "topic": "mixpanel",
-        "producer": {"max_request_size": 1500},
-    }
+    kafka = small_requests_kafka(broker)
     client, counter = client_with(emulator, kafka, batch_size=2)
     kill_the_sender(client, emulator)
     client.track("u-1", "After", {"i": 1, "pad": "x" * 3000})  # waits in the batch
@@ -277,12 +278,7 @@ def test_what_close_returns_does_not_depend_on_whether_reports_are_read(
     """With no plugin observing deliveries, transports report to ``ignore_report``: a record
     kafka refused (and reported) was not seen reported there, so ``close()`` returned it as
     given up by the queue, where with an observer it returned nothing."""
-    kafka = {
-        "type": "kafka",
-        "bootstrap_servers": broker.bootstrap_servers,
-        "topic": "mixpanel",
-        "producer": {"max_request_size": 1500},
-    }
+    kafka = small_requests_kafka(broker)
     client, _ = client_with(emulator, kafka)
     unobserved = Pipeline.from_config(client.pipeline.config)
     assert not unobserved.observed
