@@ -6,18 +6,33 @@ also forgets, when it starts, the finalizers it inherited. So the clean-up is re
 ways, and registered again in each ``multiprocessing`` child. It runs at most once per
 process. Everything that must not be lost at exit (queued records, buffers) goes through here.
 
-The clean-ups run one after another. ``exit_time_left`` lets each count its bound from the
-start of exit, so that several of them end within the largest bound, not the sum of them all.
+The clean-ups run one after another, the last registered first, each once and on its own: one
+that raises is logged and the others still run. ``exit_time_left`` lets each count its bound
+from the start of exit, so that several of them end within the largest bound, not the sum of
+them all.
+
+A clean-up may say which transport it belongs to (``owned``). ``exit_before(user, used)`` then
+says that ``user`` hands messages to ``used`` (a ``multiprocessing_queue`` to its
+``fallback``): when the first clean-up of ``used`` is about to run, those of ``user`` not yet
+run run first, where ``used``'s would have. That is the order ``client.close()`` closes them
+in; registration order alone cannot give it, as a transport registers its clean-up when it is
+built or first used, which may be after the transport that will feed it. Only those two move:
+every other clean-up keeps its place, and with it its share of the exit's time.
 """
 
 from __future__ import annotations
 
 import atexit
+import enum
+import logging
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from multiprocessing.util import Finalize, register_after_fork
 
 from mixpanel_core.process_fork import in_fork_children
+
+logger = logging.getLogger(__name__)
 
 EXIT_PRIORITY = 20
 """Above ``multiprocessing``'s own queues (10): a clean-up may still put records on one."""
@@ -45,36 +60,133 @@ def exit_time_left(bound: float) -> float:
     return max(0.0, started + bound - time.monotonic())
 
 
+class _State(enum.Enum):
+    PENDING = enum.auto()
+    RUNNING = enum.auto()
+    """Running the clean-ups of the transports that feed its owner, its own still to come."""
+    DONE = enum.auto()
+    CANCELLED = enum.auto()
+
+
+class _Owned:
+    """A clean-up and, weakly, the transport it belongs to (see ``owned``)."""
+
+    def __init__(self, owner: object, callback: Callable[[], None]) -> None:
+        self.owner = weakref.ref(owner)
+        self._callback = callback
+
+    def __call__(self) -> None:
+        self._callback()
+
+    def __repr__(self) -> str:
+        return f"{self._callback!r} of {self.owner()!r}"
+
+
+def owned(owner: object, callback: Callable[[], None]) -> Callable[[], None]:
+    """``callback``, for ``at_exit``, as a clean-up of transport ``owner`` (or of an object
+    the transport holds in an attribute), held weakly: it then runs after the clean-ups of
+    the transports that feed that one (``exit_before``). The owner travels with the
+    callback, so a wrapper of ``at_exit`` that passes it on keeps it."""
+    return _Owned(owner, callback)
+
+
 class _ExitHook:
     def __init__(self, callback: Callable[[], None]) -> None:
         self._callback = callback
-        self._done = False
+        # Weakly: an exit hook must not keep its transport alive (see ``at_exit``).
+        self._owner = callback.owner if isinstance(callback, _Owned) else None
+        self._state = _State.PENDING
         self._finalizer: Finalize | None = None
 
+    def pending_for(self, parts: list[object]) -> bool:
+        """Not run yet, and owned by one of ``parts``."""
+        owner = None if self._owner is None else self._owner()
+        return (
+            self._state is _State.PENDING
+            and owner is not None
+            and any(owner is part for part in parts)
+        )
+
     def run(self) -> None:
-        if not self._done:
-            self._done = True
-            if _exit_start.at is None:
-                _exit_start.at = time.monotonic()
+        if self._state is not _State.PENDING:
+            return
+        self._state = _State.RUNNING  # also cuts a loop of transports feeding each other
+        if _exit_start.at is None:
+            _exit_start.at = time.monotonic()
+        owner = None if self._owner is None else self._owner()
+        if owner is not None:
+            for feeder in list(_feeders_of(owner)):
+                feeder.run()
+        if self._state is not _State.RUNNING:
+            return  # cancelled by a feeder's clean-up
+        self._state = _State.DONE
+        try:
             self._callback()
+        except Exception:
+            # Caught here, not left to atexit: a feeder's clean-up runs inside the run() of
+            # the one it feeds, which must still close its own transport.
+            logger.exception("a clean-up at exit failed: %r", self._callback)
 
     def register_finalizer(self) -> None:
         self._finalizer = Finalize(None, self.run, exitpriority=EXIT_PRIORITY)
 
     def cancel(self) -> None:
-        self._done = True
+        if self._state is not _State.DONE:
+            self._state = _State.CANCELLED
+        _hooks.pop(id(self), None)
         atexit.unregister(self.run)
         if self._finalizer is not None:
             self._finalizer.cancel()
 
 
+_hooks: dict[int, _ExitHook] = {}
+"""The hooks not cancelled, in registration order (atexit keeps them alive until then)."""
+
+_edges: dict[tuple[int, int], tuple[weakref.ref[object], weakref.ref[object]]] = {}
+"""``exit_before``'s pairs (user, used), weakly, keyed by their ids."""
+
+
+def _parts(transport: object) -> list[object]:
+    """What may own ``transport``'s exit hooks: itself, and the objects it holds directly
+    (``buffered_http`` holds the ``BackgroundSender`` that registers its exit close)."""
+    held = getattr(transport, "__dict__", None)
+    return [transport, *held.values()] if isinstance(held, dict) else [transport]
+
+
+def _feeders_of(owner: object) -> Iterator[_ExitHook]:
+    """The pending hooks of every transport ``exit_before`` put before one ``owner`` is part
+    of, the last registered first (atexit's order)."""
+    for user_ref, used_ref in list(_edges.values()):
+        user, used = user_ref(), used_ref()
+        if user is None or used is None or not any(owner is part for part in _parts(used)):
+            continue
+        parts = _parts(user)
+        yield from (hook for hook in reversed(list(_hooks.values())) if hook.pending_for(parts))
+
+
+def exit_before(user: object, used: object) -> None:
+    """At exit, run ``user``'s clean-ups (see ``owned``) before ``used``'s:
+    ``user`` hands messages to ``used``, which must still take them. Held weakly."""
+    for key, (user_ref, used_ref) in list(_edges.items()):
+        if user_ref() is None or used_ref() is None:
+            _edges.pop(key, None)
+    try:
+        refs = (weakref.ref(user), weakref.ref(used))
+    except TypeError:
+        return  # an object that cannot be referenced weakly owns no exit hook either
+    _edges.setdefault((id(user), id(used)), refs)
+
+
 def at_exit(callback: Callable[[], None]) -> Callable[[], None]:
     """Run ``callback`` once when this process exits; returns a function that cancels it.
 
-    ``callback`` is kept until then: let it reach its object through a weak reference.
-    A ``fork()`` child inherits the registration and runs ``callback`` at its own exit.
+    ``callback`` is kept until then: let it reach its object through a weak reference. Give
+    a transport's clean-up as ``owned(transport, callback)``, so that it runs after those of
+    the transports that feed it. A ``fork()`` child inherits the registration and runs
+    ``callback`` at its own exit.
     """
     hook = _ExitHook(callback)
+    _hooks[id(hook)] = hook
     atexit.register(hook.run)
     hook.register_finalizer()
     # Runs in each multiprocessing child, after it dropped the finalizers it inherited.

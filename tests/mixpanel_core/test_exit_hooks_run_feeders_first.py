@@ -1,0 +1,107 @@
+"""``process_exit``: a clean-up whose owner another feeds runs after that other's, where its own
+would have run; every other clean-up keeps its place, and each runs once, on its own.
+
+Checked in a fresh interpreter that really exits, as the order is atexit's.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from mixpanel_core.process_exit import _edges, _hooks, at_exit, exit_before, owned
+
+from ..subprocesses import run_python
+
+PROGRAM = """
+    import sys
+    from mixpanel_core.process_exit import at_exit, exit_before, owned
+
+    class Transport:
+        def __init__(self, name):
+            self.name = name
+
+    class Wrapper:  # its exit close is registered by a part it holds (buffered_http's sender)
+        def __init__(self, part):
+            self.part = part
+
+    def says(text):
+        return lambda: print(text, flush=True)
+
+    def raises():
+        print("feeder raises", flush=True)
+        raise RuntimeError("feeder broke")
+
+    case = sys.argv[1]
+    feeder, other, part = Transport("feeder"), Transport("other"), Transport("part")
+    fed = Wrapper(part)
+    if case == "order":
+        at_exit(owned(feeder, says("feeder")))
+        at_exit(says("unrelated, registered between"))
+        at_exit(owned(other, says("other")))
+        at_exit(owned(part, says("fed")))  # registered last: would run first
+        exit_before(feeder, fed)
+    elif case == "raise":
+        at_exit(owned(feeder, raises))
+        at_exit(owned(part, says("fed")))
+        exit_before(feeder, fed)
+    elif case == "cancel":
+        cancels = []
+        at_exit(owned(feeder, lambda: (print("feeder cancels fed", flush=True), cancels[0]())))
+        cancels.append(at_exit(owned(part, says("fed"))))
+        exit_before(feeder, fed)
+    elif case == "loop":
+        at_exit(owned(feeder, says("feeder")))
+        at_exit(owned(part, says("fed")))
+        exit_before(feeder, fed)
+        exit_before(fed, feeder)
+    print("exiting", flush=True)
+"""
+
+
+def lines(case: str) -> list[str]:
+    finished = run_python(PROGRAM, case)
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout.splitlines()
+
+
+def test_a_feeder_s_clean_up_runs_where_the_fed_one_s_would_have() -> None:
+    assert lines("order") == ["exiting", "feeder", "fed", "other", "unrelated, registered between"]
+
+
+def test_a_feeder_s_clean_up_that_raises_is_logged_and_the_fed_one_still_runs() -> None:
+    finished = run_python(PROGRAM, "raise")
+    assert finished.returncode == 0
+    assert finished.stdout.splitlines() == ["exiting", "feeder raises", "fed"]
+    assert "a clean-up at exit failed" in finished.stderr
+    assert "RuntimeError: feeder broke" in finished.stderr
+
+
+def test_a_clean_up_a_feeder_s_cancels_does_not_run() -> None:
+    assert lines("cancel") == ["exiting", "feeder cancels fed"]
+
+
+def test_transports_feeding_each_other_each_run_once() -> None:
+    assert lines("loop") == ["exiting", "feeder", "fed"]
+
+
+class Owner:
+    pass
+
+
+def test_neither_a_hook_nor_an_order_keeps_its_transports_alive() -> None:
+    hooks_before = len(_hooks)
+    user, used = Owner(), Owner()
+    cancel = at_exit(owned(used, lambda: None))
+    exit_before(user, used)
+    refs = weakref.ref(user), weakref.ref(used)
+    del user, used
+    gc.collect()
+    try:
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        cancel()
+    assert len(_hooks) == hooks_before  # a cancelled hook leaves the registry
+    alive = Owner(), Owner()
+    exit_before(*alive)  # drops the pairs whose transports are gone
+    assert all(user() is not None and used() is not None for user, used in _edges.values())
