@@ -34,7 +34,7 @@ from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import Problem, TransportError, ValidationError
 from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
-from mixpanel_core.process_exit import at_exit, exit_time_left
+from mixpanel_core.process_exit import at_exit, exit_time_left, owned
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.sender_loop import SenderLoop
 from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, messages_of
@@ -196,7 +196,7 @@ class BackgroundSender:
             if self._thread is None:
                 if self._cancel_exit_close is None and self.options.exit_timeout > 0:
                     me = weakref.ref(self)
-                    self._cancel_exit_close = at_exit(lambda: _close_at_exit(me))
+                    self._cancel_exit_close = at_exit(owned(self, lambda: _close_at_exit(me)))
                 thread = threading.Thread(
                     target=_send_while_owned,
                     args=(weakref.ref(self), self._queue, self.client, self._cancel_exit_close),

@@ -16,6 +16,7 @@ from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
 from mixpanel_core.plugin import build_failure
+from mixpanel_core.process_exit import exit_before
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.registry import TRANSPORT_GROUP, load
 from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
@@ -75,6 +76,7 @@ class NamedTransports:
             finally:
                 self._building.discard(name)
             self.built[name] = transport
+            self._exit_in_turn(name)
             return transport
 
     def note_use(self, user: str, used: str) -> None:
@@ -83,6 +85,22 @@ class NamedTransports:
         if user not in self._users.get(used, ()):
             with self._users_lock:
                 self._users.setdefault(used, set()).add(user)
+            self._exit_in_turn(used)
+
+    def _exit_in_turn(self, name: str) -> None:
+        """Have the exit closes of ``name`` and of the built transports it hands messages to,
+        or that hand it messages, run in the order ``close`` uses (see ``_in_turn``): a
+        process that exits without ``close()`` closes them in that order too."""
+        with self._users_lock:
+            users = set(self._users.get(name, ()))
+            used = {other for other, them in self._users.items() if name in them}
+        built = dict(self.built)
+        if name not in built:
+            return  # told again once built (``get``)
+        for user in users & built.keys():
+            exit_before(built[user], built[name])
+        for other in used & built.keys():
+            exit_before(built[name], built[other])
 
     def _after_fork(self) -> None:
         # A child forked while another thread of the parent's was building a transport

@@ -23,7 +23,7 @@ from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.pipeline import Pipeline
-from mixpanel_core.process_exit import at_exit
+from mixpanel_core.process_exit import at_exit, owned
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.transport import Transport, TransportContext
 from mixpanel_core.weak import weakly
@@ -85,10 +85,11 @@ class ProducerTransport:
         # must still be written if the process exits first. The producer's close frees the
         # slot (``on_done``) once its last frame is written: freed while a thread still wrote,
         # the owner stopped waiting and the frame came too late. The exit close also waits
-        # for a close another thread has under way: the process ends when it returns.
+        # for a close another thread has under way: the process ends when it returns. It
+        # belongs to this transport, which the pipeline holds: it runs before the fallback's.
         bound = self._channel.options.shutdown_timeout
         registration.cancel_exit_close = close_at_exit(
-            self._producer, lambda producer: producer.close(bound, at_exit=True)
+            self._producer, lambda producer: producer.close(bound, at_exit=True), owner=self
         )
 
     def send(self, message: Message) -> None:
@@ -150,9 +151,14 @@ class _Registration:
         self._channel.producer_closed(self.slot)
 
 
-def close_at_exit(target: T, close: Callable[[T], object]) -> Callable[[], None]:
+def close_at_exit(
+    target: T, close: Callable[[T], object], *, owner: object | None = None
+) -> Callable[[], None]:
     """``close(target)`` when this process exits, if ``target`` is still alive then (so that
     nothing it holds is lost); held weakly until then. Returns a function that cancels it.
+
+    ``owner`` (``target`` by default): the transport the close belongs to, for the order of
+    the exit closes (see ``process_exit.owned``).
     """
     ref = weakref.ref(target)
     pid = os.getpid()
@@ -163,7 +169,7 @@ def close_at_exit(target: T, close: Callable[[T], object]) -> Callable[[], None]
         if alive is not None and os.getpid() == pid:
             close(alive)
 
-    return at_exit(run)
+    return at_exit(owned(target if owner is None else owner, run))
 
 
 def worker_client(

@@ -14,7 +14,7 @@ from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.frozen import EMPTY
 from mixpanel_core.kafka.options import KafkaOptions, check_transport_options
 from mixpanel_core.messages import ENDPOINTS, Message
-from mixpanel_core.process_exit import at_exit
+from mixpanel_core.process_exit import at_exit, owned
 from mixpanel_core.schema import read
 from mixpanel_core.transport import (
     TransportContext,
@@ -96,7 +96,9 @@ class KafkaTransport:
         # nothing: each record not yet acknowledged is held by the producer's sender thread,
         # and its future's callbacks hold this transport, so a transport dropped without
         # close() lives on (and is closed at exit) until every record it sent is settled.
-        self._cancel_exit_close: Callable[[], None] = at_exit(lambda: _close_at_exit(me))
+        self._cancel_exit_close: Callable[[], None] = at_exit(
+            owned(self, lambda: _close_at_exit(me))
+        )
         self._release_producer_when_dropped()
         WATCHDOG.watch(self)
 
