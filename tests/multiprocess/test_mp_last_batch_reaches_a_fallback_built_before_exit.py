@@ -1,6 +1,7 @@
 """A process that exits without ``close()`` still delivers a ``multiprocessing_queue``'s last
 batch through its ``fallback`` when its sender is dead, also when a route built and used that
-fallback before exit.
+fallback before exit; so does a ``fork`` worker, which ends through ``multiprocessing``'s
+finalizers rather than ``atexit``.
 
 The exit closes ran the last registered first, so a fallback that registered its own exit
 close after the transport feeding it (built by a route, before exit) was closed first: the
@@ -117,3 +118,61 @@ def test_a_kafka_fallback_built_before_exit_delivers_the_last_batch(
     reports = exit_without_close(emulator.base_url, kafka)
 
     assert reports == [f"accepted@fb {i}" for i in range(EVENTS)]
+
+
+WORKER = textwrap.dedent(
+    """
+    import multiprocessing, os, signal, sys
+    from mixpanel_core import Mixpanel
+    from mixpanel_core.config import config_from_mapping
+
+    def work(client):
+        for i in range(%(events)d):
+            client.track("u-1", "After", {"i": i})  # waiting in the worker's producer
+        client.people_set("u-9", {"plan": "pro"})  # then builds and uses "fb" here
+        # Returns: multiprocessing ends the worker with os._exit, running its finalizers.
+
+    def main():
+        config = config_from_mapping({
+            "mixpanel": {"token": "%(token)s", "api_host": sys.argv[1]},
+            "transports": {
+                "default": {"type": "multiprocessing_queue", "inner": "direct",
+                            "fallback": "fb", "linger": 60.0},
+                "direct": {"type": "buffered_http", "linger": 0.02},
+                "fb": {"type": "buffered_http", "linger": 60.0},
+            },
+            "routes": [{"transport": "fb", "kinds": ["people"]}, {"transport": "default"}],
+        })
+        client = Mixpanel("%(token)s", config=config)
+        client.track("u-0", "Before")
+        assert client.flush(timeout=20) == []
+        process = client.pipeline.transport("default").supervisor.process
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+        worker = multiprocessing.get_context("fork").Process(target=work, args=(client,))
+        worker.start()
+        worker.join(60)
+        print("worker exit", worker.exitcode, flush=True)
+        client.close(timeout=20)
+
+    if __name__ == "__main__":
+        main()
+    """
+) % {"token": TOKEN, "events": EVENTS}
+
+
+def test_a_fork_worker_s_last_batch_reaches_the_fallback_it_built_before_exit(
+    emulator: EmulatorProcess,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, emulator.base_url],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "worker exit 0" in done.stdout, done.stdout + done.stderr
+    events = [record["event"] for record in emulator.records("track")]
+    assert sorted(events) == ["After"] * EVENTS + ["Before"], done.stderr
