@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.clients import build_client
 
 
 def create_topic(bootstrap_servers: str, topic: str, partitions: int = 1) -> None:
@@ -12,7 +13,10 @@ def create_topic(bootstrap_servers: str, topic: str, partitions: int = 1) -> Non
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = kafka.KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="mixpanel-admin")
+    settings = {"bootstrap_servers": bootstrap_servers, "client_id": "mixpanel-admin"}
+    admin = build_client(
+        kafka.KafkaAdminClient, settings, "bootstrap_servers", (), "the topic-creating admin client"
+    )
     try:
         admin.create_topics([NewTopic(topic, partitions, 1)])
     except TopicAlreadyExistsError:

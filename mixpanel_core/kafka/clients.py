@@ -9,6 +9,12 @@ refused) is a ``TransportError``. kafka-python's messages may echo option values
 that contains one of the configured secrets is never shown: the error then names the keys only.
 A broker address with credentials in it (``user:password@host``) is refused before kafka-python
 sees it: kafka-python logs the addresses.
+
+The build runs on a thread of its own, given up ``bootstrap_timeout_ms`` plus ``BUILD_MARGIN``
+after it began (see ``bounded_build``): kafka-python does not bound a TLS handshake. A consumer
+given ``api_version`` skips kafka-python's first exchange with a broker, and its first ``poll``
+would then wait for the group's coordinator without bound: it asks for the cluster's topics
+inside the build instead, so it too is handed back only once a broker answered.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mixpanel_core.errors import ConfigError, TransportError
+from mixpanel_core.kafka.bounded_build import BUILD_MARGIN, built_within, close_unused
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.options import check_bootstrap_servers
+
+DEFAULT_BOOTSTRAP_TIMEOUT_MS = 30_000
+"""kafka-python's ``bootstrap_timeout_ms``, for a factory that says none of its own."""
 
 SECRET_WORDS = ("password", "secret", "token")
 """An option whose name contains one of these holds a credential (``sasl_plain_password``,
@@ -31,18 +41,13 @@ def build_client(
     path: str,
     given: Iterable[str],
     who: str,
+    *,
+    margin: float | None = None,
 ) -> Any:
     """``factory(**settings)``; ``path`` is the key path of the options table in errors,
     ``given`` the keys the user set there, ``who`` names the client in "cannot reach" errors
-    (``transport 'bus'``)."""
-    kafka = kafka_python()
-    refused = (
-        kafka.errors.KafkaConfigurationError,  # a KafkaError, but no connection failed
-        ValueError,
-        TypeError,
-        AssertionError,
-        RuntimeError,  # a codec whose library is not installed
-    )
+    (``transport 'bus'``), ``margin`` the seconds past ``bootstrap_timeout_ms`` after which
+    the build is given up (default ``BUILD_MARGIN``)."""
     servers = settings.get("bootstrap_servers")
     if servers is not None:
         # Checked when the options are read; again here for addresses given otherwise
@@ -51,9 +56,42 @@ def build_client(
             check_bootstrap_servers(servers)
         except ValueError as exc:
             raise ConfigError(f"{who}: {exc}") from None
+    defaults = getattr(factory, "DEFAULT_CONFIG", {})
+    bootstrap_ms = settings.get(
+        "bootstrap_timeout_ms", defaults.get("bootstrap_timeout_ms", DEFAULT_BOOTSTRAP_TIMEOUT_MS)
+    )
+    # A negative bootstrap_timeout_ms makes kafka-python give up at once, with its own reason.
+    bound = max(0, bootstrap_ms) / 1000 + (BUILD_MARGIN if margin is None else margin)
+    return built_within(
+        bound, lambda: _translated(factory, settings, path, given, who), who, servers
+    )
+
+
+def _translated(
+    factory: Callable[..., Any],
+    settings: Mapping[str, Any],
+    path: str,
+    given: Iterable[str],
+    who: str,
+) -> Any:
+    kafka = kafka_python()
+    refused = (
+        kafka.errors.KafkaConfigurationError,  # a KafkaError, but no connection failed
+        ValueError,
+        TypeError,
+        AssertionError,
+        RuntimeError,  # a codec whose library is not installed
+    )
     secrets = secret_values(settings)
     try:
-        return factory(**settings)
+        client = factory(**settings)
+        if "api_version" in settings and isinstance(client, kafka.KafkaConsumer):
+            try:
+                client.topics()
+            except BaseException:
+                close_unused(client)
+                raise
+        return client
     except refused as exc:
         keys = ", ".join(sorted(given)) or "none given"
         reason = _quoted(exc, secrets)
@@ -71,7 +109,8 @@ def build_client(
     except kafka.errors.KafkaError as exc:
         reason = _quoted(exc, secrets)
         error = TransportError(
-            f"{who} cannot reach Kafka at {servers}: {reason or type(exc).__name__}"
+            f"{who} cannot reach Kafka at {settings.get('bootstrap_servers')}: "
+            f"{reason or type(exc).__name__}"
         )
         raise error from (exc if reason is not None else None)
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from mixpanel_core.errors import TransportError
-from mixpanel_core.kafka import headers
+from mixpanel_core.kafka import bounded_build, headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options, refuse_transport_owned
@@ -20,24 +17,10 @@ from .log import logger
 DURABLE_PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 """Stored by every in-sync replica, written once per send; ``producer = {...}`` may override."""
 
-BUILD_MARGIN = 5.0
+BUILD_MARGIN = bounded_build.BUILD_MARGIN
 """Seconds a producer's build may run past its bootstrap bound before it is given up (see
-``_built_within``): kafka-python's own failure, when no broker answers, comes well before."""
-
-_given_up: set[str] = set()
-"""The transports (by name) whose last build was given up and still runs: stuck in a TLS
-handshake, it holds its thread and sockets, so none is started beside it until it ends."""
-_given_up_lock = threading.Lock()
-
-
-def _forget_given_up() -> None:
-    # A fork() child has none of its parent's threads: no build of its own is stuck.
-    global _given_up_lock
-    _given_up.clear()
-    _given_up_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_given_up)
+``mixpanel_core.kafka.bounded_build``); the transport's own name for it, so that its tests
+can shorten it for the transport alone."""
 
 
 def headers_for(endpoint: str) -> headers.Headers:
@@ -70,14 +53,8 @@ def build_producer(
             settings.get("max_block_ms", defaults["max_block_ms"]),
             defaults["bootstrap_timeout_ms"],
         )
-    bound = settings.get(
-        "bootstrap_timeout_ms", kafka.KafkaProducer.DEFAULT_CONFIG["bootstrap_timeout_ms"]
-    )
-    producer = _built_within(
-        max(0, bound) / 1000 + BUILD_MARGIN,
-        lambda: build_client(kafka.KafkaProducer, settings, path, options, f"transport {name!r}"),
-        name,
-        settings["bootstrap_servers"],
+    producer = build_client(
+        kafka.KafkaProducer, settings, path, options, f"transport {name!r}", margin=BUILD_MARGIN
     )
     # Its own exit hook flushes for 1 s, raises KafkaTimeoutError when the broker is gone and
     # reports nothing: the transport's bounded close at exit (process_exit) replaces it.
@@ -92,59 +69,6 @@ def build_producer(
             path,
         )
     return producer
-
-
-def _built_within(bound: float, build: Callable[[], Any], name: str, servers: object) -> Any:
-    """``build()`` on a thread of its own, given up after ``bound`` seconds.
-
-    kafka-python bounds its bootstrap (``bootstrap_timeout_ms``) but not a TLS handshake: with
-    ``security_protocol = "SSL"`` against a listener that speaks plain Kafka, the handshake
-    waits for an answer that never comes, and the send that builds the transport with it
-    (measured: still waiting after 150 s). A producer that is built after all, once given
-    up, is closed at once. While a build given up still runs, another for the same transport
-    (the next send, the watchdog's next try) fails at once rather than leave one more thread
-    and its sockets stuck beside it.
-    """
-    refusal = (
-        f"transport {name!r} cannot reach Kafka at {servers}: no connection was made within "
-        f"{bound:g}s; kafka-python does not bound a TLS handshake, so check that "
-        "security_protocol matches the listener (SSL against a plain one never ends)"
-    )
-    with _given_up_lock:
-        if name in _given_up:
-            raise TransportError(f"{refusal}; that build still waits, so no other is started")
-    lock = threading.Lock()
-    done = threading.Event()
-    outcome: list[tuple[bool, Any]] = []  # (built, the producer or what was raised)
-    given_up = False
-
-    def run() -> None:
-        try:
-            result: tuple[bool, Any] = (True, build())
-        except BaseException as exc:
-            result = (False, exc)
-        with lock:
-            if not given_up:
-                outcome.append(result)
-                done.set()
-                return
-        with _given_up_lock:
-            _given_up.discard(name)
-        if result[0]:
-            close_producer(result[1], 0)
-
-    threading.Thread(target=run, name=f"mixpanel-core-kafka-build-{name}", daemon=True).start()
-    done.wait(bound)
-    with lock:
-        if not outcome:
-            given_up = True
-            with _given_up_lock:
-                _given_up.add(name)
-            raise TransportError(refusal)
-    built, value = outcome[0]
-    if not built:
-        raise value
-    return value
 
 
 @contextlib.contextmanager
