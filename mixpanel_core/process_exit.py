@@ -41,10 +41,14 @@ EXIT_PRIORITY = 20
 class _ExitStart:
     at: float | None = None
     """``time.monotonic()`` when the first clean-up of this process's exit ran, ``None`` before."""
+    feeders_took = 0.0
+    """While a clean-up runs: the seconds its feeders' clean-ups took just before it, in its
+    place (see ``exit_before``), which its own bound does not count."""
 
     def forget(self) -> None:
         # A child forked during the parent's exit has an exit of its own, still to start.
         self.at = None
+        self.feeders_took = 0.0
 
 
 _exit_start = _ExitStart()
@@ -53,11 +57,16 @@ in_fork_children(_exit_start, _ExitStart.forget)
 
 def exit_time_left(bound: float) -> float:
     """What is left of ``bound`` seconds counted from the start of this process's exit (the
-    first ``at_exit`` callback to run; all of ``bound`` before that), never below 0."""
+    first ``at_exit`` callback to run; all of ``bound`` before that), never below 0.
+
+    Not counted: the time the clean-ups of transports feeding the one now running took just
+    before it (``exit_before``). They ran in its place; counted, they left a fallback with a
+    budget of its own to deliver only the floor of it, where it had the whole before.
+    """
     started = _exit_start.at
     if started is None:
         return bound
-    return max(0.0, started + bound - time.monotonic())
+    return max(0.0, started + _exit_start.feeders_took + bound - time.monotonic())
 
 
 class _State(enum.Enum):
@@ -114,18 +123,22 @@ class _ExitHook:
         if _exit_start.at is None:
             _exit_start.at = time.monotonic()
         owner = None if self._owner is None else self._owner()
+        feeders_from = time.monotonic()
         if owner is not None:
             for feeder in list(_feeders_of(owner)):
                 feeder.run()
         if self._state is not _State.RUNNING:
             return  # cancelled by a feeder's clean-up
         self._state = _State.DONE
+        _exit_start.feeders_took = time.monotonic() - feeders_from
         try:
             self._callback()
         except Exception:
             # Caught here, not left to atexit: a feeder's clean-up runs inside the run() of
             # the one it feeds, which must still close its own transport.
             logger.exception("a clean-up at exit failed: %r", self._callback)
+        finally:
+            _exit_start.feeders_took = 0.0
 
     def register_finalizer(self) -> None:
         self._finalizer = Finalize(None, self.run, exitpriority=EXIT_PRIORITY)

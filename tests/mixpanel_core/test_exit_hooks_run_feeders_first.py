@@ -14,8 +14,8 @@ from mixpanel_core.process_exit import _edges, _hooks, at_exit, exit_before, own
 from ..subprocesses import run_python
 
 PROGRAM = """
-    import sys
-    from mixpanel_core.process_exit import at_exit, exit_before, owned
+    import sys, time
+    from mixpanel_core.process_exit import at_exit, exit_before, exit_time_left, owned
 
     class Transport:
         def __init__(self, name):
@@ -55,6 +55,12 @@ PROGRAM = """
         at_exit(owned(part, says("fed")))
         exit_before(feeder, fed)
         exit_before(fed, feeder)
+    elif case == "budget":
+        left = lambda text: lambda: print(text, round(exit_time_left(1.0), 1), flush=True)
+        at_exit(left("unrelated, after both:"))
+        at_exit(owned(feeder, lambda: time.sleep(0.5)))
+        at_exit(owned(part, left("fed:")))
+        exit_before(feeder, fed)
     print("exiting", flush=True)
 """
 
@@ -79,6 +85,10 @@ def test_a_feeder_s_clean_up_that_raises_is_logged_and_the_fed_one_still_runs() 
 
 def test_a_clean_up_a_feeder_s_cancels_does_not_run() -> None:
     assert lines("cancel") == ["exiting", "feeder cancels fed"]
+
+
+def test_the_time_feeders_took_in_its_place_is_not_counted_against_the_fed_one_alone() -> None:
+    assert lines("budget") == ["exiting", "fed: 1.0", "unrelated, after both: 0.5"]
 
 
 def test_transports_feeding_each_other_each_run_once() -> None:
