@@ -74,7 +74,7 @@ def built_within(bound: float, build: Callable[[], Any], who: str, servers: obje
 
     thread_name = f"mixpanel-core-kafka-build-{_thread_suffix(who)}"
     threading.Thread(target=run, name=thread_name, daemon=True).start()
-    done.wait(bound)
+    done.wait(min(bound, threading.TIMEOUT_MAX))  # a larger one is an OverflowError
     with lock:
         if not outcome:
             given_up = True
