@@ -76,6 +76,7 @@ class BackgroundSender:
         name: str = "buffered_http",
         report: Reporter = ignore_report,
         observed: bool | None = None,
+        exit_owner: object | None = None,
     ) -> None:
         self.client = client
         self.options = options or BufferOptions()
@@ -105,6 +106,9 @@ class BackgroundSender:
         self._cancel_exit_close: Callable[[], None] | None = None
         """Set when the thread first starts: a sender that never took a record has nothing to
         deliver at exit, and leaves no exit hook behind when it is dropped."""
+        self._exit_owner = weakref.ref(self if exit_owner is None else exit_owner)
+        """The transport whose exit close this sender's is (``process_exit.owned``), so that
+        the transports feeding it close before it at exit; weakly, as the hook holds it."""
         self._reset_sender()
         in_fork_children(self, BackgroundSender._after_fork)
         # Freed means idle (the queue keeps a sender with records alive): the thread may end.
@@ -196,7 +200,10 @@ class BackgroundSender:
             if self._thread is None:
                 if self._cancel_exit_close is None and self.options.exit_timeout > 0:
                     me = weakref.ref(self)
-                    self._cancel_exit_close = at_exit(owned(self, lambda: _close_at_exit(me)))
+                    owner = self._exit_owner()
+                    self._cancel_exit_close = at_exit(
+                        owned(self if owner is None else owner, lambda: _close_at_exit(me))
+                    )
                 thread = threading.Thread(
                     target=_send_while_owned,
                     args=(weakref.ref(self), self._queue, self.client, self._cancel_exit_close),

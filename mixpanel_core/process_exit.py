@@ -92,10 +92,10 @@ class _Owned:
 
 
 def owned(owner: object, callback: Callable[[], None]) -> Callable[[], None]:
-    """``callback``, for ``at_exit``, as a clean-up of transport ``owner`` (or of an object
-    the transport holds in an attribute), held weakly: it then runs after the clean-ups of
-    the transports that feed that one (``exit_before``). The owner travels with the
-    callback, so a wrapper of ``at_exit`` that passes it on keeps it."""
+    """``callback``, for ``at_exit``, as a clean-up of transport ``owner`` (held weakly): it
+    then runs after the clean-ups of the transports that feed that one (``exit_before``).
+    The owner travels with the callback, so a wrapper of ``at_exit`` that passes it on
+    keeps it."""
     return _Owned(owner, callback)
 
 
@@ -107,13 +107,10 @@ class _ExitHook:
         self._state = _State.PENDING
         self._finalizer: Finalize | None = None
 
-    def pending_for(self, parts: list[object]) -> bool:
-        """Not run yet, and owned by one of ``parts``."""
-        owner = None if self._owner is None else self._owner()
-        return (
-            self._state is _State.PENDING
-            and owner is not None
-            and any(owner is part for part in parts)
+    def pending_for(self, transport: object) -> bool:
+        """Not run yet, and owned by ``transport``."""
+        return self._state is _State.PENDING and (
+            self._owner is not None and self._owner() is transport
         )
 
     def run(self) -> None:
@@ -159,22 +156,14 @@ _edges: dict[tuple[int, int], tuple[weakref.ref[object], weakref.ref[object]]] =
 """``exit_before``'s pairs (user, used), weakly, keyed by their ids."""
 
 
-def _parts(transport: object) -> list[object]:
-    """What may own ``transport``'s exit hooks: itself, and the objects it holds directly
-    (``buffered_http`` holds the ``BackgroundSender`` that registers its exit close)."""
-    held = getattr(transport, "__dict__", None)
-    return [transport, *held.values()] if isinstance(held, dict) else [transport]
-
-
 def _feeders_of(owner: object) -> Iterator[_ExitHook]:
-    """The pending hooks of every transport ``exit_before`` put before one ``owner`` is part
-    of, the last registered first (atexit's order)."""
+    """The pending hooks of every transport ``exit_before`` put before ``owner``, the last
+    registered first (atexit's order)."""
     for user_ref, used_ref in list(_edges.values()):
-        user, used = user_ref(), used_ref()
-        if user is None or used is None or not any(owner is part for part in _parts(used)):
+        user = user_ref()
+        if user is None or used_ref() is not owner:
             continue
-        parts = _parts(user)
-        yield from (hook for hook in reversed(list(_hooks.values())) if hook.pending_for(parts))
+        yield from (hook for hook in reversed(list(_hooks.values())) if hook.pending_for(user))
 
 
 def exit_before(user: object, used: object) -> None:

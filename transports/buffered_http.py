@@ -41,7 +41,12 @@ class BufferedHttpTransport:
         options = options or BufferedHttpOptions()
         client = IngestionClient(settings or MixpanelSettings(), options.http(), name=name)
         self.sender = BackgroundSender(
-            client, options.buffer(), name=name, report=report, observed=observed
+            client,
+            options.buffer(),
+            name=name,
+            report=report,
+            observed=observed,
+            exit_owner=self,
         )
         # ``send`` is the sender's own ``submit``: one call less for every tracked event.
         self.send: Callable[[Message], None] = self.sender.submit

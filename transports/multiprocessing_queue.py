@@ -260,6 +260,6 @@ class MultiprocessingQueueTransport:
         # This object was inherited by fork(): this process is a worker. The owner's batch,
         # threads and locks stay the parent's; the worker gets its own producer.
         if self._worker is None or self._worker_pid != os.getpid():
-            self._worker = ProducerTransport(self._channel, self._context)
+            self._worker = ProducerTransport(self._channel, self._context, exit_owner=self)
             self._worker_pid = os.getpid()
         return self._worker

@@ -39,10 +39,15 @@ class ProducerTransport:
     it closed, so the owner's close does not wait for it (see ``_Registration``).
     """
 
-    def __init__(self, channel: QueueChannel, context: TransportContext) -> None:
+    def __init__(
+        self, channel: QueueChannel, context: TransportContext, exit_owner: object | None = None
+    ) -> None:
         self._channel = channel
         self._context = context
         self._anchor = _Anchor()
+        self._exit_owner = weakref.ref(self if exit_owner is None else exit_owner)
+        """The transport the pipeline holds, whose exit close this one's is (itself, or the
+        ``multiprocessing_queue`` it works for in a worker), weakly: see ``_opened``."""
         self._start()
         in_fork_children(self, ProducerTransport._start)
 
@@ -86,10 +91,13 @@ class ProducerTransport:
         # slot (``on_done``) once its last frame is written: freed while a thread still wrote,
         # the owner stopped waiting and the frame came too late. The exit close also waits
         # for a close another thread has under way: the process ends when it returns. It
-        # belongs to this transport, which the pipeline holds: it runs before the fallback's.
+        # belongs to the transport the pipeline holds: it runs before the fallback's.
         bound = self._channel.options.shutdown_timeout
+        owner = self._exit_owner()
         registration.cancel_exit_close = close_at_exit(
-            self._producer, lambda producer: producer.close(bound, at_exit=True), owner=self
+            self._producer,
+            lambda producer: producer.close(bound, at_exit=True),
+            owner=self if owner is None else owner,
         )
 
     def send(self, message: Message) -> None:

@@ -21,10 +21,6 @@ PROGRAM = """
         def __init__(self, name):
             self.name = name
 
-    class Wrapper:  # its exit close is registered by a part it holds (buffered_http's sender)
-        def __init__(self, part):
-            self.part = part
-
     def says(text):
         return lambda: print(text, flush=True)
 
@@ -33,33 +29,32 @@ PROGRAM = """
         raise RuntimeError("feeder broke")
 
     case = sys.argv[1]
-    feeder, other, part = Transport("feeder"), Transport("other"), Transport("part")
-    fed = Wrapper(part)
+    feeder, other, fed = Transport("feeder"), Transport("other"), Transport("fed")
     if case == "order":
         at_exit(owned(feeder, says("feeder")))
         at_exit(says("unrelated, registered between"))
         at_exit(owned(other, says("other")))
-        at_exit(owned(part, says("fed")))  # registered last: would run first
+        at_exit(owned(fed, says("fed")))  # registered last: would run first
         exit_before(feeder, fed)
     elif case == "raise":
         at_exit(owned(feeder, raises))
-        at_exit(owned(part, says("fed")))
+        at_exit(owned(fed, says("fed")))
         exit_before(feeder, fed)
     elif case == "cancel":
         cancels = []
         at_exit(owned(feeder, lambda: (print("feeder cancels fed", flush=True), cancels[0]())))
-        cancels.append(at_exit(owned(part, says("fed"))))
+        cancels.append(at_exit(owned(fed, says("fed"))))
         exit_before(feeder, fed)
     elif case == "loop":
         at_exit(owned(feeder, says("feeder")))
-        at_exit(owned(part, says("fed")))
+        at_exit(owned(fed, says("fed")))
         exit_before(feeder, fed)
         exit_before(fed, feeder)
     elif case == "budget":
         left = lambda text: lambda: print(text, round(exit_time_left(1.0), 1), flush=True)
         at_exit(left("unrelated, after both:"))
         at_exit(owned(feeder, lambda: time.sleep(0.5)))
-        at_exit(owned(part, left("fed:")))
+        at_exit(owned(fed, left("fed:")))
         exit_before(feeder, fed)
     print("exiting", flush=True)
 """
