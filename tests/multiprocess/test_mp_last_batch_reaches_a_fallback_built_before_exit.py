@@ -13,9 +13,6 @@ the exit closes now keep that order too.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +22,8 @@ from mp_workers import TOKEN
 
 from mixpanel_core.emulator import EmulatorProcess
 from mixpanel_core.kafka.broker import EmbeddedBroker
+
+from ..subprocesses import run_python
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +75,7 @@ CHILD = textwrap.dedent(
 
 def exit_without_close(base_url: str, fallback: dict[str, Any]) -> list[str]:
     """Run the child; returns its ``status@transport i`` report lines for the events ``i``."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, base_url, json.dumps(fallback)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    done = run_python(CHILD, base_url, json.dumps(fallback))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "built ['default', 'fb']" in done.stdout, done.stdout + done.stderr
     return sorted(
@@ -164,14 +156,7 @@ WORKER = textwrap.dedent(
 def test_a_fork_worker_s_last_batch_reaches_the_fallback_it_built_before_exit(
     emulator: EmulatorProcess,
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER, emulator.base_url],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    done = run_python(WORKER, emulator.base_url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "worker exit 0" in done.stdout, done.stdout + done.stderr
     events = [record["event"] for record in emulator.records("track")]
