@@ -42,8 +42,9 @@ class _ExitStart:
     at: float | None = None
     """``time.monotonic()`` when the first clean-up of this process's exit ran, ``None`` before."""
     feeders_took = 0.0
-    """While a clean-up runs: the seconds its feeders' clean-ups took just before it, in its
-    place (see ``exit_before``), which its own bound does not count."""
+    """While a clean-up's own callback runs (one at a time: exit runs them in turn), the
+    seconds its feeders' clean-ups took just before it, in its place (see ``exit_before``),
+    which its own bound does not count; 0 otherwise."""
 
     def forget(self) -> None:
         # A child forked during the parent's exit has an exit of its own, still to start.
@@ -123,7 +124,13 @@ class _ExitHook:
         feeders_from = time.monotonic()
         if owner is not None:
             for feeder in list(_feeders_of(owner)):
-                feeder.run()
+                try:
+                    feeder.run()
+                except BaseException:
+                    # Ctrl-C or SystemExit in a feeder's clean-up: atexit would print it and
+                    # go on to the next clean-up, and this one is that next: it must still
+                    # close its own transport (left RUNNING, it never ran at all).
+                    logger.exception("a clean-up at exit was interrupted: %r", feeder._callback)
         if self._state is not _State.RUNNING:
             return  # cancelled by a feeder's clean-up
         self._state = _State.DONE
@@ -150,7 +157,8 @@ class _ExitHook:
 
 
 _hooks: dict[int, _ExitHook] = {}
-"""The hooks not cancelled, in registration order (atexit keeps them alive until then)."""
+"""The hooks not cancelled, in registration order, held here (as by atexit) until they are:
+``_feeders_of`` finds a transport's among them."""
 
 _edges: dict[tuple[int, int], tuple[weakref.ref[object], weakref.ref[object]]] = {}
 """``exit_before``'s pairs (user, used), weakly, keyed by their ids."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
+
 from mixpanel_core.process_exit import _edges, _hooks, at_exit, exit_before, owned
 
 from ..subprocesses import run_python
@@ -38,6 +40,13 @@ PROGRAM = """
         exit_before(feeder, fed)
     elif case == "raise":
         at_exit(owned(feeder, raises))
+        at_exit(owned(fed, says("fed")))
+        exit_before(feeder, fed)
+    elif case in ("KeyboardInterrupt", "SystemExit"):
+        def interrupted():
+            print("feeder interrupted", flush=True)
+            raise {"KeyboardInterrupt": KeyboardInterrupt, "SystemExit": SystemExit}[case]()
+        at_exit(owned(feeder, interrupted))
         at_exit(owned(fed, says("fed")))
         exit_before(feeder, fed)
     elif case == "cancel":
@@ -76,6 +85,18 @@ def test_a_feeder_s_clean_up_that_raises_is_logged_and_the_fed_one_still_runs() 
     assert finished.stdout.splitlines() == ["exiting", "feeder raises", "fed"]
     assert "a clean-up at exit failed" in finished.stderr
     assert "RuntimeError: feeder broke" in finished.stderr
+
+
+@pytest.mark.parametrize("interruption", ["KeyboardInterrupt", "SystemExit"])
+def test_a_feeder_s_clean_up_interrupted_does_not_cost_the_fed_one_its_run(
+    interruption: str,
+) -> None:
+    """Ctrl-C during a multiprocessing_queue's exit close: atexit would report it and run the
+    next clean-up, here the fallback's, which still delivers what it holds."""
+    finished = run_python(PROGRAM, interruption)
+    assert finished.stdout.splitlines() == ["exiting", "feeder interrupted", "fed"]
+    assert "a clean-up at exit was interrupted" in finished.stderr
+    assert interruption in finished.stderr
 
 
 def test_a_clean_up_a_feeder_s_cancels_does_not_run() -> None:
