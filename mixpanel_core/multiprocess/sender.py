@@ -22,7 +22,7 @@ from collections.abc import Callable
 from mixpanel_core.config import TransportConfig
 from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter, reports_made_here
-from mixpanel_core.errors import DeliveryError, MixpanelCoreError, ValidationError
+from mixpanel_core.errors import MixpanelCoreError, ValidationError
 from mixpanel_core.ingestion.encoding import message_in
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import STOP, QueueChannel
@@ -273,10 +273,11 @@ class _Inner:
             try:
                 self._transport.send(message)
                 return
-            except DeliveryError:
-                return  # a synchronous inner transport has already reported what it refused
             except MixpanelCoreError as exc:
-                error: Exception | str = exc  # the transport could not take it
+                # It could not take it; or a DeliveryError: it says the message was refused,
+                # and reports it itself when it is mixpanel-core's own (``http``), but a
+                # third party's may not have: ``seen`` tells.
+                error: Exception | str = exc
             except Exception as exc:
                 error = self._raised("send", exc)
         self._fail_unreported(endpoint, [record], seen, error)
