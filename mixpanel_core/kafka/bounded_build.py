@@ -44,14 +44,16 @@ os.register_at_fork(after_in_child=_forget_given_up)
 
 def built_within(bound: float, build: Callable[[], Any], who: str, servers: object) -> Any:
     """``build()`` on a thread of its own; ``TransportError`` after ``bound`` seconds."""
-    refusal = (
-        f"{who} cannot reach Kafka at {servers}: no broker answered within {bound:g}s; "
-        "kafka-python does not bound a TLS handshake, so check that security_protocol "
-        "matches the listener (SSL against a plain one never ends)"
+    cause = (
+        "is a broker up there? If one is, check that security_protocol matches the listener: "
+        "kafka-python does not bound a TLS handshake, and SSL against a plain one never ends"
     )
     with _given_up_lock:
         if who in _given_up:
-            raise TransportError(f"{refusal}; that build still waits, so no other is started")
+            raise TransportError(
+                f"{who} cannot reach Kafka at {servers}: an earlier build of it was given up "
+                f"and still waits, so no other is started; {cause}"
+            )
     lock = threading.Lock()
     done = threading.Event()
     outcome: list[tuple[bool, Any]] = []  # (built, the client or what was raised)
@@ -80,7 +82,10 @@ def built_within(bound: float, build: Callable[[], Any], who: str, servers: obje
             given_up = True
             with _given_up_lock:
                 _given_up.add(who)
-            raise TransportError(refusal)
+            raise TransportError(
+                f"{who} cannot reach Kafka at {servers}: no broker answered within {bound:g}s; "
+                f"{cause}"
+            )
     built, value = outcome[0]
     if not built:
         raise value
