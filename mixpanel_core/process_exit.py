@@ -167,11 +167,12 @@ _edges: dict[tuple[int, int], tuple[weakref.ref[object], weakref.ref[object]]] =
 def _feeders_of(owner: object) -> Iterator[_ExitHook]:
     """The pending hooks of every transport ``exit_before`` put before ``owner``, the last
     registered first (atexit's order)."""
-    for user_ref, used_ref in list(_edges.values()):
+    users = [user for user, used in list(_edges.values()) if used() is owner]
+    last_first = list(reversed(_hooks.values())) if users else []
+    for user_ref in users:
         user = user_ref()
-        if user is None or used_ref() is not owner:
-            continue
-        yield from (hook for hook in reversed(list(_hooks.values())) if hook.pending_for(user))
+        if user is not None:
+            yield from (hook for hook in last_first if hook.pending_for(user))
 
 
 def exit_before(user: object, used: object) -> None:

@@ -24,14 +24,18 @@ TLS = {"security_protocol": "SSL", "ssl_check_hostname": False, "bootstrap_timeo
 TLS_TOML = '{ security_protocol = "SSL", ssl_check_hostname = false, bootstrap_timeout_ms = 1500 }'
 
 
-def _refusal(rig: ForwardingRig, config: Path) -> tuple[str, float]:
-    """The error line of a forwarder started with ``config``, and how long it ran."""
+def _assert_refused_in_time(rig: ForwardingRig, config: Path, who: str) -> None:
+    """A forwarder started with ``config`` exits 1 well within its bound, its error line
+    naming ``who`` and the listener to check."""
     started = time.monotonic()
     process = rig.start(config)
     _, stderr = process.communicate(timeout=40)
     took = time.monotonic() - started
     assert process.returncode == 1, stderr
-    return error_line(stderr), took
+    line = error_line(stderr)
+    assert f"{who} cannot reach Kafka at {rig.bootstrap}" in line
+    assert "check that security_protocol matches the listener" in line
+    assert took < 30, took
 
 
 def _config(rig: ForwardingRig, consumer: dict[str, Any]) -> Path:
@@ -42,10 +46,7 @@ def _config(rig: ForwardingRig, consumer: dict[str, Any]) -> Path:
 def test_a_tls_consumer_against_a_plain_listener_stops_the_forwarder_at_start(
     rig: ForwardingRig,
 ) -> None:
-    line, took = _refusal(rig, _config(rig, TLS))
-    assert f"the forwarder's consumer cannot reach Kafka at {rig.bootstrap}" in line
-    assert "check that security_protocol matches the listener" in line
-    assert took < 30, took
+    _assert_refused_in_time(rig, _config(rig, TLS), "the forwarder's consumer")
 
 
 @pytest.mark.timeout(60)
@@ -55,10 +56,9 @@ def test_a_tls_consumer_given_api_version_stops_the_forwarder_at_start_too(
     """Given ``api_version``, kafka-python builds the consumer without speaking to a broker:
     the build asks for the topics itself, so the mismatch shows there, not in a poll that
     never returns."""
-    line, took = _refusal(rig, _config(rig, {**TLS, "api_version": [3, 9]}))
-    assert f"the forwarder's consumer cannot reach Kafka at {rig.bootstrap}" in line
-    assert "check that security_protocol matches the listener" in line
-    assert took < 30, took
+    _assert_refused_in_time(
+        rig, _config(rig, {**TLS, "api_version": [3, 9]}), "the forwarder's consumer"
+    )
 
 
 @pytest.mark.timeout(60)
@@ -69,10 +69,7 @@ def test_a_tls_dead_letter_producer_against_a_plain_listener_stops_the_forwarder
     config = rig.write_config()
     source = f'topic = "{rig.topic}"\n'
     config.write_text(config.read_text().replace(source, f"{source}producer = {TLS_TOML}\n", 1))
-    line, took = _refusal(rig, config)
-    assert f"the forwarder's dead-letter producer cannot reach Kafka at {rig.bootstrap}" in line
-    assert "check that security_protocol matches the listener" in line
-    assert took < 30, took
+    _assert_refused_in_time(rig, config, "the forwarder's dead-letter producer")
 
 
 @pytest.mark.timeout(90)
