@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import enum
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -105,6 +106,9 @@ class _ExitHook:
         self._callback = callback
         # Weakly: an exit hook must not keep its transport alive (see ``at_exit``).
         self._owner = callback.owner if isinstance(callback, _Owned) else None
+        owner = None if self._owner is None else self._owner()
+        self.owner_id = 0 if owner is None else id(owner)
+        """Where ``_registry`` keeps it."""
         self._state = _State.PENDING
         self._finalizer: Finalize | None = None
 
@@ -150,42 +154,110 @@ class _ExitHook:
     def cancel(self) -> None:
         if self._state is not _State.DONE:
             self._state = _State.CANCELLED
-        _hooks.pop(id(self), None)
+        _registry.forget(self)
         atexit.unregister(self.run)
         if self._finalizer is not None:
             self._finalizer.cancel()
 
 
-_hooks: dict[int, _ExitHook] = {}
-"""The hooks not cancelled, in registration order, held here (as by atexit) until they are:
-``_feeders_of`` finds a transport's among them."""
+class _Registry:
+    """The hooks not cancelled and ``exit_before``'s pairs, indexed so that ``_feeders_of``
+    finds a transport's without looking through everyone's: with one look through all of
+    them per pair, registering and running n pairs cost n * n (41 s at exit for 10,000).
 
-_edges: dict[tuple[int, int], tuple[weakref.ref[object], weakref.ref[object]]] = {}
-"""``exit_before``'s pairs (user, used), weakly, keyed by their ids."""
+    Ids index them, held weakly: an id outlives its object and may be taken by another, so
+    each entry is checked against the object itself (``pending_for``, the pair's refs)."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[int, dict[int, _ExitHook]] = {}
+        """By the id of the transport that owns them (0 for none), then their own, each
+        transport's in registration order."""
+        self.pairs: dict[int, dict[int, tuple[weakref.ref[object], weakref.ref[object]]]] = {}
+        """``(user, used)``, by the id of ``used``, then of ``user``."""
+        self.entries = 0
+        """Pairs and owners of hooks held; emptied ones are dropped once this has doubled
+        since the last ``sweep`` (a sweep at every call was n * n again)."""
+        self.entries_at_sweep = 0
+        self.lock = threading.RLock()
+        """Held to add or drop an owner's or a transport's entry: never while a clean-up runs,
+        and not by ``forget``. Reentrant, so that a finalizer the garbage collector runs
+        on a thread holding it cannot hang that thread, whatever the finalizer registers."""
+
+    def add_hook(self, hook: _ExitHook) -> None:
+        with self.lock:
+            hooks = self.hooks.get(hook.owner_id)
+            if hooks is not None:
+                hooks[id(hook)] = hook
+            else:
+                self.hooks[hook.owner_id] = {id(hook): hook}
+                self._added()
+
+    def forget(self, hook: _ExitHook) -> None:
+        """Drop a cancelled hook (one atomic step: safe from a finalizer, unlocked)."""
+        self.hooks.get(hook.owner_id, {}).pop(id(hook), None)
+
+    def add_pair(self, user: object, used: object) -> None:
+        try:
+            refs = (weakref.ref(user), weakref.ref(used))
+        except TypeError:
+            return  # an object that cannot be referenced weakly owns no exit hook either
+        with self.lock:
+            users = self.pairs.setdefault(id(used), {})
+            kept = users.get(id(user))
+            if kept is None or kept[0]() is not user or kept[1]() is not used:
+                users[id(user)] = refs  # new, or the ids of a pair that is gone, taken again
+            if kept is None:
+                self._added()  # after: a sweep drops what is empty
+
+    def users_of(self, owner: object) -> list[object]:
+        """The transports ``exit_before`` put before ``owner``."""
+        pairs = list(self.pairs.get(id(owner), {}).values())
+        users = [user() for user, used in pairs if used() is owner]
+        return [user for user in users if user is not None]
+
+    def pending_hooks_of(self, owner: object) -> list[_ExitHook]:
+        """``owner``'s hooks not run yet, the last registered first (atexit's order)."""
+        hooks = list(self.hooks.get(id(owner), {}).values())
+        return [hook for hook in reversed(hooks) if hook.pending_for(owner)]
+
+    def _added(self) -> None:
+        self.entries += 1
+        if self.entries > 2 * self.entries_at_sweep:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Drop the pairs whose transports are gone, and the owners left with no hook."""
+        for used_id, users in list(self.pairs.items()):
+            for user_id, (user, used) in list(users.items()):
+                if user() is None or used() is None:
+                    del users[user_id]
+            if not users:
+                del self.pairs[used_id]
+        for owner_id, hooks in list(self.hooks.items()):
+            if not hooks:
+                del self.hooks[owner_id]
+        self.entries = self.entries_at_sweep = sum(map(len, self.pairs.values())) + len(self.hooks)
+
+    def after_fork(self) -> None:
+        # A child forked while another thread held the lock inherits it held, by nobody.
+        self.lock = threading.RLock()
+
+
+_registry = _Registry()
+in_fork_children(_registry, _Registry.after_fork)
 
 
 def _feeders_of(owner: object) -> Iterator[_ExitHook]:
-    """The pending hooks of every transport ``exit_before`` put before ``owner``, the last
-    registered first (atexit's order)."""
-    users = [user for user, used in list(_edges.values()) if used() is owner]
-    last_first = list(reversed(_hooks.values())) if users else []
-    for user_ref in users:
-        user = user_ref()
-        if user is not None:
-            yield from (hook for hook in last_first if hook.pending_for(user))
+    """The pending hooks of every transport ``exit_before`` put before ``owner``, each
+    transport's last registered first (atexit's order)."""
+    for user in _registry.users_of(owner):
+        yield from _registry.pending_hooks_of(user)
 
 
 def exit_before(user: object, used: object) -> None:
     """At exit, run ``user``'s clean-ups (see ``owned``) before ``used``'s:
     ``user`` hands messages to ``used``, which must still take them. Held weakly."""
-    for key, (user_ref, used_ref) in list(_edges.items()):
-        if user_ref() is None or used_ref() is None:
-            _edges.pop(key, None)
-    try:
-        refs = (weakref.ref(user), weakref.ref(used))
-    except TypeError:
-        return  # an object that cannot be referenced weakly owns no exit hook either
-    _edges.setdefault((id(user), id(used)), refs)
+    _registry.add_pair(user, used)
 
 
 def at_exit(callback: Callable[[], None]) -> Callable[[], None]:
@@ -197,7 +269,7 @@ def at_exit(callback: Callable[[], None]) -> Callable[[], None]:
     ``callback`` at its own exit.
     """
     hook = _ExitHook(callback)
-    _hooks[id(hook)] = hook
+    _registry.add_hook(hook)
     atexit.register(hook.run)
     hook.register_finalizer()
     # Runs in each multiprocessing child, after it dropped the finalizers it inherited.

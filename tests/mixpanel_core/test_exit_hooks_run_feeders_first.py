@@ -11,7 +11,7 @@ import weakref
 
 import pytest
 
-from mixpanel_core.process_exit import _edges, _hooks, at_exit, exit_before, owned
+from mixpanel_core.process_exit import _registry, at_exit, exit_before, owned
 
 from ..subprocesses import run_python
 
@@ -115,8 +115,23 @@ class Owner:
     pass
 
 
+def hooks_held() -> int:
+    return sum(map(len, _registry.hooks.values()))
+
+
+def pairs_held() -> tuple[int, int]:
+    """The pairs ``exit_before`` holds, and how many of them have both transports alive."""
+    pairs = [pair for users in _registry.pairs.values() for pair in users.values()]
+    return len(pairs), sum(user() is not None and used() is not None for user, used in pairs)
+
+
+def entries_in_use() -> int:
+    """The registry's entries still of use: pairs alive, and owners with a hook."""
+    return pairs_held()[1] + sum(1 for hooks in _registry.hooks.values() if hooks)
+
+
 def test_neither_a_hook_nor_an_order_keeps_its_transports_alive() -> None:
-    hooks_before = len(_hooks)
+    hooks_before = hooks_held()
     user, used = Owner(), Owner()
     cancel = at_exit(owned(used, lambda: None))
     exit_before(user, used)
@@ -127,7 +142,13 @@ def test_neither_a_hook_nor_an_order_keeps_its_transports_alive() -> None:
         assert [ref() for ref in refs] == [None, None]
     finally:
         cancel()
-    assert len(_hooks) == hooks_before  # a cancelled hook leaves the registry
-    alive = Owner(), Owner()
-    exit_before(*alive)  # drops the pairs whose transports are gone
-    assert all(user() is not None and used() is not None for user, used in _edges.values())
+    assert hooks_held() == hooks_before  # a cancelled hook leaves the registry
+
+
+def test_entries_of_transports_gone_do_not_pile_up() -> None:
+    # Dropped as new ones come (a process making a client per request makes thousands).
+    in_use = entries_in_use()
+    for _ in range(1000):
+        exit_before(Owner(), Owner())  # each pair gone as soon as it is made
+        at_exit(owned(Owner(), lambda: None))()  # registered, then cancelled
+    assert pairs_held()[0] + len(_registry.hooks) <= 2 * in_use + 3
