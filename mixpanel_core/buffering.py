@@ -103,6 +103,11 @@ class BackgroundSender:
         dead_letter = DeadLetterFile(path, key) if path is not None else None
         self._settling = SenderSettling(name, report, self._observed, dead_letter)
         self._closed = False
+        self._close_ended = threading.Event()
+        """Set once a ``close`` ended, done or interrupted (``_close_interrupted``)."""
+        self._close_interrupted = False
+        """A ``close`` was interrupted after its flush, with what is left not given up on
+        yet: the exit close finishes it (``close_at_exit``)."""
         self._cancel_exit_close: Callable[[], None] | None = None
         """Set when the thread first starts: a sender that never took a record has nothing to
         deliver at exit, and leaves no exit hook behind when it is dropped."""
@@ -128,6 +133,13 @@ class BackgroundSender:
         # starts empty, with fresh locks, and starts its own thread on its first message.
         self._queue.reset_after_fork()
         self._reset_sender()
+        # A close another thread of the parent's was in is run by no thread here: interrupted.
+        ended = self._close_ended.is_set()
+        self._close_ended = threading.Event()
+        if self._closed and not ended:
+            self._close_interrupted = True
+        if ended or self._close_interrupted:
+            self._close_ended.set()
         dead_letter = self._settling.dead_letter
         if dead_letter is not None:
             dead_letter.reset_after_fork()
@@ -272,19 +284,54 @@ class BackgroundSender:
             left = self.flush(bound)
         except BaseException:
             # Interrupted while it waits (SystemExit from a SIGTERM handler, Ctrl-C): left for
-            # the exit close to finish. Left closed, the exit close returned at once, and
-            # what was queued vanished with no report, dead letter or log line.
+            # the exit close to do. Left closed, the exit close returned at once, and what
+            # was queued vanished with no report, dead letter or log line.
             with loop.state:
                 self._closed = False
             raise
+        try:
+            return self._stop(started + bound, abort=bool(left))
+        except BaseException:
+            # Interrupted past its flush (a SIGTERM while it reports what it gives up on):
+            # left for the exit close to finish (see ``close_at_exit``).
+            self._close_interrupted = True
+            raise
+        finally:
+            self._close_ended.set()
+
+    def close_at_exit(self, bound: float) -> None:
+        """The exit close: ``close(bound)``, or the end of a ``close`` that did not end.
+
+        One of the application's is under way on a daemon thread, which the interpreter
+        stops once the exit clean-ups are over, or was interrupted past its flush (see
+        ``close``): it is waited for within ``bound``, then finished here. What it left is
+        given up on (reported FAILED, dead-lettered, logged) rather than lost with it.
+        """
+        if not self._closed:
+            self.close(bound)
+            return
+        deadline = time.monotonic() + bound
+        ended = not self._close_interrupted and self._close_ended.wait(bound)
+        if ended and not self._close_interrupted:
+            return  # it ended within the bound, and gave up on what it did not deliver
+        self._stop(deadline, abort=True)
+
+    def _stop(self, deadline: float, *, abort: bool) -> list[Message]:
+        """The end of ``close``: stop the thread by ``deadline`` (``abort``: in a retry wait
+        or between requests too) and give up on what is left; returns what it gave up on.
+
+        Safe to run again, also from another thread while one runs (the exit close finishing
+        one that did not end): each record left is given up on by one of them only.
+        """
+        loop = self._loop
         self._queue.finish()
-        if left:
+        if abort:
             loop.abort.set()
         self._queue.wake()
         stuck: list[Record] = []
         thread = self._thread
         if thread is not None:
-            thread.join(max(0.0, started + bound - time.monotonic()) + 0.05)
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
             if thread.is_alive() and loop.in_retry_wait:
                 # Stopped in a retry wait, it has no request out: it is settling that call,
                 # which on a loaded machine can take more than 50 ms. Given up on meanwhile,
@@ -294,8 +341,9 @@ class BackgroundSender:
                 loop.stopped_call_settled.wait(_SETTLING_GRACE)
             if thread.is_alive():
                 with loop.state:
-                    loop.abandoned = True
-                    stuck = list(loop.in_flight)
+                    if not loop.abandoned:
+                        loop.abandoned = True
+                        stuck = list(loop.in_flight)
                 self._settling.give_up(stuck, "not delivered: close() timed out during the request")
         queued = self._queue.take(len(self._queue))
         self._settling.give_up(queued, "not delivered: close() timed out")
@@ -389,4 +437,4 @@ def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:
         # have records queued during exit (by an atexit handler of the application's) that
         # take it milliseconds to deliver, not worth losing for no time saved.
         bound = sender.options.exit_timeout
-        sender.close(max(exit_time_left(bound), min(bound, EXIT_CLOSE_FLOOR)))
+        sender.close_at_exit(max(exit_time_left(bound), min(bound, EXIT_CLOSE_FLOOR)))
