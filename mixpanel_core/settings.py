@@ -14,9 +14,25 @@ DEFAULT_API_HOST = "api.mixpanel.com"
 
 def shown_url(url: str) -> str:
     """``url`` as a message may show it: its query or fragment, which may hold a credential,
-    cut to ``?...`` or ``#...``."""
+    cut to ``?...`` or ``#...``, and a ``user:password@`` written in it as ``***@``."""
+    start, end = _authority(url)
+    at = url.rfind("@", start, end)
+    if at >= 0:
+        url = f"{url[:start]}***{url[at:]}"
     cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
     return url if cut < 0 else f"{url[: cut + 1]}..."
+
+
+def _authority(url: str) -> tuple[int, int]:
+    """Where the authority (``user:password@host:port``) of ``url`` is, as the client will
+    read it: after the scheme and every slash after it (``//host`` and ``/host`` are taken
+    for ``https://host``), up to its path, query or fragment."""
+    scheme_end = url.find("://")
+    start = 0 if scheme_end < 0 else scheme_end + 3
+    while url.startswith("/", start):
+        start += 1
+    ends = (url.find(mark, start) for mark in "/?#")
+    return start, min((end for end in ends if end >= 0), default=len(url))
 
 
 def _shown_urls(urls: Mapping[str, str]) -> str:
@@ -105,8 +121,8 @@ class MixpanelSettings:
 def _refuse_userinfo(key: str, url: str) -> None:
     """Refuse ``user:password@`` in a URL: it would be shown wherever the URL is (errors,
     logs, dead letters). The URL itself is not quoted, since it holds the password."""
-    authority = url.split("://", 1)[-1].split("/", 1)[0]
-    if "@" in authority:
+    start, end = _authority(url)
+    if "@" in url[start:end]:
         raise ValueError(
             f"{key}: credentials in the URL are not supported (the URL is not shown here, "
             "as it holds them); use service_account_username/secret or api_secret"
