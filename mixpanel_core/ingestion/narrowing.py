@@ -3,7 +3,7 @@ the records a ``status: 0`` refused without naming them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -85,19 +85,24 @@ def split_or_reject_unnamed(
 ) -> list[Outcome] | Split:
     """``status: 0`` for several records: Mixpanel stored the valid ones, named none.
 
-    Events that all carry an ``$insert_id`` are sent again in halves until each refused
-    record stands alone: Mixpanel counts a resent event once, so only the refused records
-    end REJECTED, each with Mixpanel's reason, and the others ACCEPTED. Profile updates
-    (``$add``, ``$append``...) would be applied twice, and so would events without an
-    ``$insert_id``: those stay REJECTED together, saying that the valid ones may have been
-    applied. So does a split that the retry budget cuts short, and a half not to be
+    Events that all carry an ``$insert_id`` and a ``time`` are sent again in halves until
+    each refused record stands alone: Mixpanel counts a resent event once, so only the
+    refused records end REJECTED, each with Mixpanel's reason, and the others ACCEPTED.
+    Profile updates (``$add``, ``$append``...) would be applied twice, and events without an
+    ``$insert_id`` or a ``time`` counted twice: those stay REJECTED together, saying that the
+    valid ones may have been applied. So does a split that the retry budget cuts short, and a half not to be
     narrowed down (see ``halves``).
     """
     why = None
     if endpoint != "track":
         why = "resending would apply operations such as $add twice"
-    elif not all(_deduplicated(endpoint, item) for item in batch):
+    elif not all(_has_insert_id(endpoint, item) for item in batch):
         why = "resending events without an $insert_id would count them twice"
+    elif not all(_has_time(endpoint, item) for item in batch):
+        why = (
+            "resending events without a time would count them twice (Mixpanel gives each "
+            "copy the time it arrives, and the time is part of what it deduplicates on)"
+        )
     elif call.budget_left(started) <= 0:
         # Past the deadline instead, the halves are reported FAILED, not sent: they are
         # sent again later rather than rejected unexamined.
@@ -147,8 +152,18 @@ def out_of_budget(
     return outcomes.failed(endpoint, batch, answer, attempts)
 
 
-def _deduplicated(endpoint: Endpoint, item: EncodedPair) -> bool:
-    """Whether Mixpanel would count the record once if it were sent again: it has an
-    ``$insert_id``. Read only after a ``status: 0``, so rebuilding a message costs little."""
+# Mixpanel counts an event sent again once only when it has the same name, distinct_id, time
+# and $insert_id: one without an $insert_id, or without a time (stamped on arrival, so each
+# copy has its own), is counted again. Read only after a ``status: 0``, so rebuilding a
+# message costs little.
+
+
+def _has_insert_id(endpoint: Endpoint, item: EncodedPair) -> bool:
     message = message_in(endpoint, item)
     return message is not None and message.insert_id is not None
+
+
+def _has_time(endpoint: Endpoint, item: EncodedPair) -> bool:
+    message = message_in(endpoint, item)
+    properties = None if message is None else message.record.get("properties")
+    return isinstance(properties, Mapping) and properties.get("time") is not None
