@@ -37,7 +37,8 @@ class HttpOptions:
     read_timeout: float = setting(
         30.0,
         doc="Seconds to wait for each read of Mixpanel's answer. Never unbounded; a whole "
-        "attempt ends within `connect_timeout` + twice `read_timeout`.",
+        "attempt ends within `connect_timeout` + twice `read_timeout`, but for the host "
+        "name's lookup on a new connection (see [Ingestion](../ingestion.md)).",
     )
     gzip: bool = setting(
         False, doc="Compress request bodies (`Content-Encoding: gzip`); limits stay uncompressed."
