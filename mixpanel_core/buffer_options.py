@@ -15,13 +15,17 @@ MIB = 1024 * 1024
 class BufferOptions:
     """How much a buffered transport may hold, what it does when full, and its time bounds."""
 
-    max_queue_messages: int = setting(100_000, doc="Most messages held before `when_full` applies.")
+    max_queue_messages: int = setting(
+        100_000,
+        doc="Most messages queued before `when_full` applies (those being sent are held "
+        "besides: see *Bounded queue*).",
+    )
     max_queue_bytes: int = setting(
         256 * MIB,
         doc="Approximate memory (bytes) the queue may hold before `when_full` applies; each "
         "message counts its JSON size plus 160 bytes, or about 9x its JSON size plus 512 "
         "bytes while the message itself is kept (some plugin reads delivery reports, or it "
-        "goes to `/import`).",
+        "goes to `/import`). Those being sent are held besides (see *Bounded queue*).",
     )
     when_full: WhenFull = setting(
         "block",
