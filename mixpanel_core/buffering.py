@@ -158,8 +158,9 @@ class BackgroundSender:
         return dead_letter.unwritten if dead_letter is not None else 0
 
     def __len__(self) -> int:
-        """Messages queued or being sent."""
-        return len(self._queue) + len(self._loop.in_flight)
+        """Messages queued or being sent (not those a close gave up on while being sent)."""
+        loop = self._loop
+        return len(self._queue) + (0 if loop.abandoned else len(loop.in_flight))
 
     def submit(self, message: Message) -> None:
         """Enqueue ``message``; raises ``QueueFullError`` under ``block`` after the timeout."""
@@ -242,12 +243,14 @@ class BackgroundSender:
             with loop.state:
                 while not loop.settled_up_to(target):
                     left = deadline - time.monotonic()
-                    if left <= 0 or self._thread is None:
+                    if left <= 0 or self._thread is None or loop.abandoned:
                         break
                     loop.state.wait(left)
                 else:
                     return []
-                pending = list(loop.in_flight)
+                # What a close gave up on while its request was out is no longer held: that
+                # close reported and returned it, and the thread will not report it again.
+                pending = [] if loop.abandoned else list(loop.in_flight)
         finally:
             with loop.state:
                 loop.urgent -= 1
