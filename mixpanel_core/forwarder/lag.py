@@ -42,6 +42,8 @@ class LagMeter:
         self._starts: dict[Any, int] = {}
         """Where each assigned partition not read from yet starts: the group's committed
         offset, or its first offset; asked once per assignment (see ``assignment_changed``)."""
+        self._ending_before_position: set[Any] = set()
+        """The partitions whose log was last seen ending before their position (warned of)."""
 
     def assignment_changed(self) -> None:
         """The assignment changed: the starts asked before may be stale (another member may
@@ -88,8 +90,31 @@ class LagMeter:
             done = positions.get(partition, self._starts.get(partition))
             if end is None or done is None:
                 continue
+            if end < done:
+                self._warn_log_ends_before(partition, end, done)
+            else:
+                self._ending_before_position.discard(partition)
             lag[(partition.topic, partition.partition)] = max(0, end - done)
         self._metrics.lag = lag
+
+    def _warn_log_ends_before(self, partition: Any, end: int, done: int) -> None:
+        """A log that ends before the position reached was replaced or cut short under the
+        forwarder: what was written to it since sits at offsets it counts as done, which it
+        never reads. Said once for each time it is seen, not read as a lag of 0 in silence."""
+        if partition in self._ending_before_position:
+            return
+        self._ending_before_position.add(partition)
+        logger.warning(
+            "%s[%d] ends at offset %d, before offset %d, which this forwarder had reached: the "
+            "topic was deleted and created again, or its log cut short (a broker that lost its "
+            "data, an unclean leader election). Records written to it since may be skipped: "
+            "check the topic, and to read it again from its start, stop the forwarders and "
+            "reset the group's offsets (kafka-consumer-groups --reset-offsets --to-earliest)",
+            partition.topic,
+            partition.partition,
+            end,
+            done,
+        )
 
     def _list_log_ends(self, partitions: Any, timeout: float) -> None:
         """Ask the broker for the ends of ``partitions`` within ``timeout`` seconds; on any
