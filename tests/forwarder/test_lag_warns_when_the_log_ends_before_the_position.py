@@ -27,17 +27,22 @@ HEALTHY = TopicPartition("events", 1)
 
 
 class Consumer:
-    def __init__(self, ends: dict[Any, int]) -> None:
+    """``ends``: where each partition's log ends, as fetches answer it (``None``: not fetched
+    yet) and as the broker lists it (``listed``, by default the same)."""
+
+    def __init__(self, ends: dict[Any, int | None], listed: dict[Any, int] | None = None) -> None:
         self.ends = ends
+        self.listed = listed
 
     def assignment(self) -> set[Any]:
         return set(self.ends)
 
-    def highwater(self, partition: Any) -> int:
+    def highwater(self, partition: Any) -> int | None:
         return self.ends[partition]
 
-    def end_offsets(self, partitions: list[Any], timeout_ms: int) -> dict[Any, int]:
-        return {p: self.ends[p] for p in partitions}
+    def end_offsets(self, partitions: list[Any], timeout_ms: int) -> dict[Any, int | None]:
+        listed = self.ends if self.listed is None else self.listed
+        return {p: listed[p] for p in partitions}
 
 
 class Tracker:
@@ -81,6 +86,18 @@ def test_a_log_ending_before_the_position_is_warned_of_once_each_time_it_is_seen
 def test_no_warning_for_a_partition_done_up_to_its_end(caplog: pytest.LogCaptureFixture) -> None:
     consumer = Consumer({REPLACED: 90, HEALTHY: 120})
     meter = LagMeter(consumer, Tracker({REPLACED: 90, HEALTHY: 100}), ForwarderMetrics())
+    caplog.set_level(logging.WARNING, logger="mixpanel_core.forwarder")
+    meter.measure(1.0)
+    assert warnings(caplog) == []
+
+
+def test_a_short_listed_end_before_the_first_fetch_is_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Tansu lists a log's end as the first offset of its last batch plus one: before the
+    # first fetch of a restarted forwarder, that is below the group's commit.
+    consumer = Consumer({REPLACED: None}, listed={REPLACED: 101})
+    meter = LagMeter(consumer, Tracker({REPLACED: 120}), ForwarderMetrics())
     caplog.set_level(logging.WARNING, logger="mixpanel_core.forwarder")
     meter.measure(1.0)
     assert warnings(caplog) == []
