@@ -15,6 +15,7 @@ DEFAULT_API_HOST = "api.mixpanel.com"
 def shown_url(url: str) -> str:
     """``url`` as a message may show it: its query or fragment, which may hold a credential,
     cut to ``?...`` or ``#...``, and a ``user:password@`` written in it as ``***@``."""
+    url = _as_read(url)
     start, end = _authority(url)
     at = url.rfind("@", start, end)
     if at >= 0:
@@ -23,10 +24,20 @@ def shown_url(url: str) -> str:
     return url if cut < 0 else f"{url[: cut + 1]}..."
 
 
+_IGNORED_IN_URLS = str.maketrans("", "", "\t\r\n")
+"""What ``urlsplit`` removes from a URL wherever it stands (``https:\t//host`` is
+``https://host`` to it); leading and trailing spaces and control characters it strips."""
+
+
+def _as_read(url: str) -> str:
+    """``url`` as the client will read it (see ``_IGNORED_IN_URLS``)."""
+    return url.translate(_IGNORED_IN_URLS).strip("".join(map(chr, range(33))))
+
+
 def _authority(url: str) -> tuple[int, int]:
-    """Where the authority (``user:password@host:port``) of ``url`` is, as the client will
-    read it: after the scheme and every slash after it (``//host`` and ``/host`` are taken
-    for ``https://host``), up to its path, query or fragment."""
+    """Where the authority (``user:password@host:port``) of ``url`` (read as the client will
+    read it, ``_as_read``) is: after the scheme and every slash after it (``//host`` and
+    ``/host`` are taken for ``https://host``), up to its path, query or fragment."""
     scheme_end = url.find("://")
     start = 0 if scheme_end < 0 else scheme_end + 3
     while url.startswith("/", start):
@@ -121,6 +132,7 @@ class MixpanelSettings:
 def _refuse_userinfo(key: str, url: str) -> None:
     """Refuse ``user:password@`` in a URL: it would be shown wherever the URL is (errors,
     logs, dead letters). The URL itself is not quoted, since it holds the password."""
+    url = _as_read(url)
     start, end = _authority(url)
     if "@" in url[start:end]:
         raise ValueError(

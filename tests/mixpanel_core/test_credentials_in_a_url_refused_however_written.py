@@ -3,7 +3,8 @@
 The check looked for the authority after ``://`` only. ``//user:pw@host`` and ``/user:pw@host``
 have none there, yet the client reads them as ``https://user:pw@host``, so the password got
 through and was shown in every error, report reason, dead letter and ``repr`` that shows the
-URL. Messages that show a URL now also hide a ``user:password@`` in it.
+URL. So did ``https:\t//user:pw@host``: a tab or line break is removed from a URL before it
+is read. Messages that show a URL now also hide a ``user:password@`` in it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ WRITTEN = [
     f"https:///user:{CANARY}@api.mixpanel.com",
     f"user:{CANARY}@api.mixpanel.com",
     f"https://user:{CANARY}@api.mixpanel.com/",
+    # A tab or line break is removed from a URL wherever it stands before it is read.
+    f"https:\t//user:{CANARY}@api.mixpanel.com",
+    f"http:\n//user:{CANARY}@127.0.0.1:8080",
+    f" \t//user:{CANARY}@api.mixpanel.com",
 ]
 
 
@@ -53,6 +58,7 @@ def test_an_at_sign_in_the_path_is_no_credential() -> None:
     [
         (f"https://user:{CANARY}@host.example/track?x=1", "https://***@host.example/track?..."),
         (f"//user:{CANARY}@host.example/track", "//***@host.example/track"),
+        (f"https:\t//user:{CANARY}@host.example/t#x", "https://***@host.example/t#..."),
         ("https://host.example/a@b?c", "https://host.example/a@b?..."),
         ("http://127.0.0.1:8080/track", "http://127.0.0.1:8080/track"),
     ],
