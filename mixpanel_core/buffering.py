@@ -324,7 +324,9 @@ class BackgroundSender:
         or between requests too) and give up on what is left; returns what it gave up on.
 
         Safe to run again, also from another thread while one runs (the exit close finishing
-        one that did not end): each record left is given up on by one of them only.
+        one that did not end): each record left is given up on by one of them only, and the
+        one that takes records gives up on all of them, whatever interrupts it
+        (``give_up_all``).
         """
         loop = self._loop
         self._queue.finish()
@@ -347,9 +349,13 @@ class BackgroundSender:
                     if not loop.abandoned:
                         loop.abandoned = True
                         stuck = list(loop.in_flight)
-                self._settling.give_up(stuck, "not delivered: close() timed out during the request")
         queued = self._queue.take(len(self._queue))
-        self._settling.give_up(queued, "not delivered: close() timed out")
+        self._settling.give_up_all(
+            [
+                (stuck, "not delivered: close() timed out during the request"),
+                (queued, "not delivered: close() timed out"),
+            ]
+        )
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
         self.client.close()

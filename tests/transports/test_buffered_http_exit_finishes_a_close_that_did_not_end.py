@@ -11,7 +11,15 @@ is delivered or dead-lettered.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -58,13 +66,18 @@ print("main thread ends", flush=True)
 INTERRUPTED_CLOSE = (
     SENDING
     + """
+import atexit
 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # the documented handler
 signalled = False
+reported = set()
+# Registered before the transport's exit close, so it runs after it.
+atexit.register(lambda: print("reported", len(reported), flush=True))
 
 
 def report(delivery_report):
     # The signal comes while close() reports what it gives up on, on the main thread.
     global signalled
+    reported.add(delivery_report.message.insert_id)
     if threading.current_thread() is threading.main_thread() and not signalled:
         signalled = True
         os.kill(os.getpid(), signal.SIGTERM)
@@ -138,8 +151,73 @@ def test_a_close_interrupted_while_it_reports_is_finished_by_the_exit_close(
         mixpanel_emulator.client.release()
     assert finished.returncode == 0, finished.stderr
     assert "close returned" not in finished.stdout  # the signal did interrupt it
+    assert "reported 300" in finished.stdout, finished.stderr  # each has its report
     given_up = dead_lettered(dead)
     assert len(given_up) == len(set(given_up))
-    # The batch held by the stalled emulator was given up on during its request; all the
-    # rest was still queued when the signal came, and the exit close gave it up.
+    # The batch held by the stalled emulator was given up on during its request, the rest
+    # as it was queued: every record once, though the signal came in the first report.
     assert set(given_up) == {f"term-{n:04d}" for n in range(300)}, finished.stderr
+
+
+SLOW_FIFO_READER = (
+    SENDING
+    + """
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # the documented handler
+transport = BufferedHttpTransport(
+    MixpanelSettings(api_host=base_url),
+    BufferedHttpOptions(linger=0.01, max_batch_records=50, exit_timeout=float(exit_timeout),
+        dead_letter_path=dead),
+)
+for n in range(int(count)):
+    transport.send(event(n))
+time.sleep(0.3)  # the first batch is out, held by the stalled emulator
+transport.close(0.5)
+print("close returned", flush=True)
+"""
+)
+
+
+def test_a_sigterm_while_close_writes_dead_letters_to_a_slow_reader_loses_none(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    # A log shipper reading the dead letters from a FIFO, slowly: close() is still writing
+    # what it gave up on when the signal comes.
+    fifo = tmp_path / "dead.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    mixpanel_emulator.client.stall()
+    program = textwrap.dedent(SLOW_FIFO_READER)
+    child = subprocess.Popen(
+        [sys.executable, "-c", program, mixpanel_emulator.base_url, "fifo", str(fifo), "3000", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    read = bytearray()
+    signalled = False
+    try:
+        while True:
+            chunk = b""
+            if select.select([reader], [], [], 0.1)[0]:
+                with contextlib.suppress(BlockingIOError):
+                    chunk = os.read(reader, 4096)
+            read += chunk
+            if not signalled and len(read) > 50_000:
+                child.send_signal(signal.SIGTERM)
+                signalled = True
+            elif not signalled:
+                time.sleep(0.01)  # a slow reader
+            if not chunk and child.poll() is not None:
+                break  # it has ended, and all it wrote is read
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        os.close(reader)
+        mixpanel_emulator.client.release()
+    assert signalled, "the dead letters were written before the signal could come"
+    assert child.returncode == 0, err
+    assert "close returned" not in out
+    lines = [json.loads(line) for line in bytes(read).splitlines() if line.strip()]
+    ids = [line["record"]["properties"]["$insert_id"] for line in lines]
+    assert sorted(ids) == [f"fifo-{n:04d}" for n in range(3000)], err
