@@ -43,18 +43,30 @@ def event(n):
     record = {"event": "e", "properties": {"token": "emulator-token", "distinct_id": "u",
         "time": time.time() - 10, "$insert_id": f"{tag}-{n:04d}"}}
     return Event(freeze(record, "event"))
+
+
+def sending(batch_records, **more):
+    transport = BufferedHttpTransport(
+        MixpanelSettings(api_host=base_url),
+        BufferedHttpOptions(linger=0.01, max_batch_records=batch_records,
+            exit_timeout=float(exit_timeout), dead_letter_path=dead),
+        **more,
+    )
+    for n in range(int(count)):
+        transport.send(event(n))
+    return transport
+
+
+def close_while_the_first_batch_is_held(transport):
+    time.sleep(0.3)  # the first batch is out, held by the stalled emulator
+    transport.close(0.5)
+    print("close returned", flush=True)
 """
 
 DAEMON_CLOSE = (
     SENDING
     + """
-transport = BufferedHttpTransport(
-    MixpanelSettings(api_host=base_url),
-    BufferedHttpOptions(linger=0.01, max_batch_records=10, exit_timeout=float(exit_timeout),
-        dead_letter_path=dead),
-)
-for n in range(int(count)):
-    transport.send(event(n))
+transport = sending(10)
 # The application's shutdown helper closes on a daemon thread, with a long bound, and the
 # main thread returns before it is done.
 threading.Thread(target=transport.close, args=(60,), daemon=True).start()
@@ -83,18 +95,7 @@ def report(delivery_report):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-transport = BufferedHttpTransport(
-    MixpanelSettings(api_host=base_url),
-    BufferedHttpOptions(linger=0.01, max_batch_records=50, exit_timeout=float(exit_timeout),
-        dead_letter_path=dead),
-    report=report,
-    observed=True,
-)
-for n in range(int(count)):
-    transport.send(event(n))
-time.sleep(0.3)  # the first batch is out, held by the stalled emulator
-transport.close(0.5)
-print("close returned", flush=True)
+close_while_the_first_batch_is_held(sending(50, report=report, observed=True))
 """
 )
 
@@ -163,16 +164,7 @@ SLOW_FIFO_READER = (
     SENDING
     + """
 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # the documented handler
-transport = BufferedHttpTransport(
-    MixpanelSettings(api_host=base_url),
-    BufferedHttpOptions(linger=0.01, max_batch_records=50, exit_timeout=float(exit_timeout),
-        dead_letter_path=dead),
-)
-for n in range(int(count)):
-    transport.send(event(n))
-time.sleep(0.3)  # the first batch is out, held by the stalled emulator
-transport.close(0.5)
-print("close returned", flush=True)
+close_while_the_first_batch_is_held(sending(50))
 """
 )
 
