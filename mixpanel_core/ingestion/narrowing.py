@@ -90,8 +90,8 @@ def split_or_reject_unnamed(
     refused records end REJECTED, each with Mixpanel's reason, and the others ACCEPTED.
     Profile updates (``$add``, ``$append``...) would be applied twice, and events without an
     ``$insert_id`` or a ``time`` counted twice: those stay REJECTED together, saying that the
-    valid ones may have been applied. So does a split that the retry budget cuts short, and a half not to be
-    narrowed down (see ``halves``).
+    valid ones may have been applied. So does a split that the retry budget cuts short, and
+    a half not to be narrowed down (see ``halves``).
     """
     why = None
     if endpoint != "track":
