@@ -131,11 +131,15 @@ class MixpanelSettings:
 
 def _refuse_userinfo(key: str, url: str) -> None:
     """Refuse ``user:password@`` in a URL: it would be shown wherever the URL is (errors,
-    logs, dead letters). The URL itself is not quoted, since it holds the password."""
-    url = _as_read(url)
-    start, end = _authority(url)
-    if "@" in url[start:end]:
+    logs, dead letters). The URL itself is not quoted, since it holds the password.
+
+    Any ``@`` is refused, not only one in the authority: a password holding an unencoded
+    ``/``, ``?`` or ``#`` ends the authority early (``https://svc:2024/S3CR3T@host`` is host
+    ``svc``, port 2024, and the password in the path), and no ingestion URL needs an ``@``
+    of its own (``%40`` writes one)."""
+    if "@" in _as_read(url):
         raise ValueError(
             f"{key}: credentials in the URL are not supported (the URL is not shown here, "
-            "as it holds them); use service_account_username/secret or api_secret"
+            "as it may hold them; write an @ that belongs to it as %40); use "
+            "service_account_username/secret or api_secret"
         )

@@ -48,9 +48,27 @@ def test_an_endpoint_url_with_credentials_is_refused_without_showing_them(base: 
     assert CANARY not in str(caught.value)
 
 
-def test_an_at_sign_in_the_path_is_no_credential() -> None:
-    settings = MixpanelSettings(api_host="https://ingest.example.com/a@b")
-    assert settings.api_host == "https://ingest.example.com/a@b"
+@pytest.mark.parametrize(
+    "url",
+    [
+        # A password holding a /, ? or # ends the authority early: read as a host, a port
+        # and a path, query or fragment holding the rest of the password.
+        f"https://svc:2024/{CANARY}@api.example.com",
+        f"https://user:S3/{CANARY}@api.example.com/track",
+        f"https://user:S3?{CANARY}@api.example.com/track",
+        f"https://user:S3#{CANARY}@api.example.com/track",
+    ],
+)
+def test_any_at_sign_is_refused_without_showing_the_url(url: str) -> None:
+    with pytest.raises(ValueError, match="credentials in the URL") as caught:
+        MixpanelSettings(urls={"track": url})
+    assert CANARY not in str(caught.value)
+    assert "S3" not in str(caught.value)
+
+
+def test_an_at_sign_written_as_percent_40_is_taken() -> None:
+    settings = MixpanelSettings(api_host="https://ingest.example.com/a%40b")
+    assert settings.api_host == "https://ingest.example.com/a%40b"
 
 
 @pytest.mark.parametrize(
