@@ -132,44 +132,6 @@ def _append(path: Path, lines: list[bytes]) -> None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data``, whatever interrupts the main thread meanwhile.
-
-    A signal's handler runs on the main thread only, right after the call it interrupted,
-    and raising there (``SystemExit``, Ctrl-C) lost the count of what that call wrote: the
-    rest of the lines was lost, or, when retried, written twice. The main thread, which may
-    be closing on its way out, has the write made on another thread; it waits for it, and
-    raises the interruption once all is written.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        _write_all_here(fd, data)
-        return
-    failure: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            _write_all_here(fd, data)
-        except BaseException as exc:
-            failure.append(exc)
-
-    writer = threading.Thread(target=write, name="mixpanel-core-dead-letter-write")
-    try:
-        writer.start()
-    except RuntimeError:  # no new thread this late in an interpreter's shutdown
-        _write_all_here(fd, data)
-        return
-    held: BaseException | None = None
-    while writer.is_alive():
-        try:
-            writer.join()
-        except BaseException as interruption:
-            held = held or interruption
-    if failure:
-        raise failure[0]
-    if held is not None:
-        raise held
-
-
-def _write_all_here(fd: int, data: bytes) -> None:
     done = 0
     try:
         while done < len(data):

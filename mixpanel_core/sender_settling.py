@@ -12,9 +12,6 @@ from mixpanel_core.ingestion import EncodedPair, Outcome
 from mixpanel_core.messages import Endpoint
 from mixpanel_core.sender_records import Record, by_endpoint, rebuilt_messages
 
-_GIVE_UP_CHUNK = 500
-"""Records ``give_up_all`` builds the reports of at a time."""
-
 # The logger these lines had while they were written in ``buffering``: a deployment that routes
 # or silences ``mixpanel_core.buffering`` still sees (or hides) them all.
 logger = logging.getLogger("mixpanel_core.buffering")
@@ -70,50 +67,6 @@ class SenderSettling:
     def give_up(self, records: list[Record], reason: str) -> None:
         self.settle([self.failed(e, pairs, reason) for e, pairs in by_endpoint(records)])
 
-    def give_up_all(self, batches: Sequence[tuple[list[Record], str]]) -> None:
-        """``give_up`` on each batch (its records, and the reason), finished whatever
-        interrupts it: for ``close``, which has taken them out of everyone else's reach.
-
-        A signal's ``SystemExit`` or a Ctrl-C that stopped it half way lost the rest with no
-        report, dead letter or log line (99,950 of 100,000 records, in a review). It is held
-        until every record is settled, then raised. Reports are built a chunk at a time, and
-        built again when interrupted (building changes nothing); a report callback or a
-        dead-letter write that is interrupted goes on with the next record or chunk.
-        """
-        held: BaseException | None = None
-        for records, reason in batches:
-            for start in range(0, len(records), _GIVE_UP_CHUNK):
-                chunk = records[start : start + _GIVE_UP_CHUNK]
-                while True:
-                    try:
-                        reports = [
-                            report
-                            for endpoint, pairs in by_endpoint(chunk)
-                            for report in self.failed(endpoint, pairs, reason).reports()
-                        ]
-                        break
-                    except Exception:
-                        raise
-                    except BaseException as interruption:
-                        held = held or interruption
-                try:
-                    if self.dead_letter is not None:
-                        self.dead_letter.write(reports)
-                except Exception:
-                    raise
-                except BaseException as interruption:
-                    held = held or interruption
-                try:
-                    self._report_each(reports)
-                except BaseException as interruption:
-                    held = held or interruption
-            if records:
-                logger.warning(
-                    "%s: %d record(s) not delivered; first: %s", self.name, len(records), reason
-                )
-        if held is not None:
-            raise held
-
     def dropped(self, records: list[Record], reason: str) -> None:
         """Report the records the full policy dropped (logged and counted by the queue).
 
@@ -137,11 +90,8 @@ class SenderSettling:
 
         A transport's ``report`` may be any callable (not only the pipeline's, which guards
         its plugins): its bug must neither end the sender thread nor silence later reports.
-        An interruption (a signal's ``SystemExit``, Ctrl-C) in one is raised once the rest
-        are made: these records are nowhere else, and a report not made is an outcome lost.
         """
         failures = 0
-        held: BaseException | None = None
         for report in reports:
             try:
                 self.report(report)
@@ -149,9 +99,5 @@ class SenderSettling:
                 failures += 1
                 if failures == 1:
                     logger.exception("%s: the report callback failed", self.name)
-            except BaseException as interruption:
-                held = held or interruption
         if failures > 1:
             logger.error("%s: the report callback failed %d times more", self.name, failures - 1)
-        if held is not None:
-            raise held
