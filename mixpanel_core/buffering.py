@@ -22,12 +22,12 @@ the caller's side, ``flush``/``close``, fork handling, the thread's life and the
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 
+from mixpanel_core.beyond_signals import beyond_signals
 from mixpanel_core.bounded_queue import BoundedQueue, held_by_caller
 from mixpanel_core.buffer_options import BufferOptions
 from mixpanel_core.dead_letter import DeadLetterFile
@@ -42,8 +42,6 @@ from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, me
 from mixpanel_core.sender_settling import SenderSettling
 from mixpanel_core.transport import bounded, ignore_report
 from mixpanel_core.weak import weakly
-
-logger = logging.getLogger(__name__)
 
 IDLE_RECHECK = 1.0
 """Most seconds an idle sender thread waits before it checks again that its sender exists:
@@ -329,7 +327,7 @@ class BackgroundSender:
         Safe to run again, also from another thread while one runs (the exit close finishing
         one that did not end): each record left is given up on by one of them only, and the
         one that takes records gives up on all of them, whatever interrupts it
-        (``_beyond_signals``).
+        (``beyond_signals``).
         """
         loop = self._loop
         self._queue.finish()
@@ -353,7 +351,7 @@ class BackgroundSender:
                         loop.abandoned = True
                         stuck = list(loop.in_flight)
         queued = self._queue.take(len(self._queue))
-        _beyond_signals(lambda: self._give_up(stuck, queued))
+        beyond_signals(lambda: self._give_up(stuck, queued))
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
         self.client.close()
@@ -432,50 +430,6 @@ def _send_while_owned(
     if cancel_exit_close is not None:
         cancel_exit_close()
     client.close()
-
-
-def _beyond_signals(work: Callable[[], None]) -> None:
-    """Run ``work`` where no signal handler can stop it half way, and wait for it.
-
-    For ``close`` giving up on records it has taken out of everyone else's reach: a signal's
-    ``SystemExit`` or a Ctrl-C raised in the middle (building the reports, writing the dead
-    letters, a report callback, a log line) lost the rest with no report, dead letter or log
-    line (99,950 of 100,000 records, in a review). Handlers run on the main thread only, so
-    there ``work`` runs on a thread of its own; an interruption of the wait is held until
-    ``work`` is done, then raised. (``Event.wait``, not ``join``: on Python 3.11 an
-    interrupted ``join`` marks the thread it waits for as ended while it still runs.)
-    """
-    if threading.current_thread() is not threading.main_thread():
-        work()
-        return
-    done = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:
-            failure.append(exc)
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=run, name="mixpanel-core-give-up", daemon=True)
-    try:
-        worker.start()
-    except RuntimeError:  # no new thread this late in the interpreter's shutdown
-        run()
-    held: BaseException | None = None
-    while not done.is_set():
-        try:
-            done.wait()
-        except BaseException as interruption:
-            held = held or interruption
-    if held is not None:
-        if failure:
-            logger.error("giving up at close failed too", exc_info=failure[0])
-        raise held
-    if failure:
-        raise failure[0]
 
 
 EXIT_CLOSE_FLOOR = 1.0
