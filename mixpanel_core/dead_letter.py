@@ -31,6 +31,8 @@ class DeadLetterFile:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.unwritten = 0
+        self._cut = False
+        """A write was interrupted part way: the next starts with a line break."""
         """Records that could not be written (disk full, file gone read-only), in this
         process."""
         self._check_writable(key)
@@ -66,7 +68,8 @@ class DeadLetterFile:
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                _append(self.path, lines)
+                _append(self.path, lines, new_line_first=self._cut)
+                self._cut = False
             except OSError as exc:
                 whole = exc.whole if isinstance(exc, _CutShortError) else 0
                 self.unwritten += len(lines) - whole
@@ -79,6 +82,23 @@ class DeadLetterFile:
                     exc.strerror or exc,
                     _named(kept[whole][1]),
                 )
+            except Exception:
+                raise
+            except BaseException as interruption:
+                # A signal's SystemExit or a Ctrl-C in the write (one waiting for a slow FIFO
+                # reader): how much went in is not known, so all count as not written, and
+                # the next write starts a line of its own after whatever was cut.
+                self._cut = True
+                self.unwritten += len(lines)
+                logger.error(
+                    "a write of %d record(s) to %s was interrupted (%s): any of them may be "
+                    "missing; the first: %s; their reports still reach mixpanel_delivered",
+                    len(lines),
+                    self.path,
+                    type(interruption).__name__,
+                    _named(kept[0][1]),
+                )
+                raise
 
     def reset_after_fork(self) -> None:
         """A lock held by another parent thread at fork time would never be released here;
@@ -100,8 +120,9 @@ anew, ``/dev/stderr`` redirected with ``2> app.log`` writes at offset 0 of its o
 next line overwrote the dead letter), and one that is a socket (systemd's journal) refuses."""
 
 
-def _append(path: Path, lines: list[bytes]) -> None:
-    """Append ``lines`` to ``path``.
+def _append(path: Path, lines: list[bytes], *, new_line_first: bool = False) -> None:
+    """Append ``lines`` to ``path`` (``new_line_first``: after a line break, whatever the
+    file ends with: a write was cut where it cannot be read back, as on a FIFO).
 
     Opened per write, write-only and in append mode: no handle outlives a fork, and a FIFO
     or a write-only file work as well as a regular file. The write is made under an
@@ -113,7 +134,7 @@ def _append(path: Path, lines: list[bytes]) -> None:
     data = b"".join(lines)
     stream = STANDARD_STREAMS.get(str(path))
     if stream is not None:
-        _write_all(stream, data)
+        _write_all(stream, b"\n" + data if new_line_first else data)
         return
     # Not blocking in open: a FIFO nobody reads would hold the sender for ever (ENXIO
     # instead); writes do block, as any log's do, so a slow reader loses nothing.
@@ -121,7 +142,7 @@ def _append(path: Path, lines: list[bytes]) -> None:
     try:
         os.set_blocking(fd, True)
         fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed
-        if not _ends_a_line(path):
+        if new_line_first or not _ends_a_line(path):
             # A write cut short, or a process killed mid-write, left part of a line: start
             # one of our own, or that fragment would make the first line written here
             # unreadable too.

@@ -41,7 +41,7 @@ class SenderSettling:
     def failed(self, endpoint: Endpoint, items: Sequence[EncodedPair], reason: str) -> Outcome:
         return Outcome(endpoint, items, DeliveryStatus.FAILED, self.name, reason)
 
-    def settle(self, outcomes: Sequence[Outcome]) -> None:
+    def settle(self, outcomes: Sequence[Outcome], *, warn: bool = True) -> None:
         """Report, dead-letter and log every record not delivered; report accepted ones
         only when observed.
 
@@ -59,13 +59,20 @@ class SenderSettling:
             told.extend(reports)
             if not outcome.ok:
                 lost.extend(reports)
-        self._tell(lost, told)
+        self._tell(lost, told, warn)
 
     def settle_reports(self, reports: Sequence[DeliveryReport]) -> None:
         self._tell([r for r in reports if not r.ok], reports)
 
-    def give_up(self, records: list[Record], reason: str) -> None:
-        self.settle([self.failed(e, pairs, reason) for e, pairs in by_endpoint(records)])
+    def give_up(self, records: list[Record], reason: str, *, warn: bool = True) -> None:
+        """Report and dead-letter ``records`` as not delivered for ``reason``; ``warn``: and
+        say so in a warning (``warn_given_up``, for a caller settling them a part at a time)."""
+        outcomes = [self.failed(e, pairs, reason) for e, pairs in by_endpoint(records)]
+        self.settle(outcomes, warn=warn)
+
+    def warn_given_up(self, count: int, reason: str) -> None:
+        if count:
+            logger.warning("%s: %d record(s) not delivered; first: %s", self.name, count, reason)
 
     def dropped(self, records: list[Record], reason: str) -> None:
         """Report the records the full policy dropped (logged and counted by the queue).
@@ -76,22 +83,37 @@ class SenderSettling:
         messages = rebuilt_messages(records)
         self._report_each(reports_for(messages, DeliveryStatus.DROPPED, self.name, reason))
 
-    def _tell(self, lost: list[DeliveryReport], reports: Sequence[DeliveryReport]) -> None:
+    def _tell(
+        self, lost: list[DeliveryReport], reports: Sequence[DeliveryReport], warn: bool = True
+    ) -> None:
+        held: BaseException | None = None
         if lost:
             if self.dead_letter is not None:
-                self.dead_letter.write(lost)
-            logger.warning(
-                "%s: %d record(s) not delivered; first: %s", self.name, len(lost), lost[0].reason
-            )
-        self._report_each(reports)
+                try:
+                    self.dead_letter.write(lost)
+                except Exception:
+                    raise
+                except BaseException as interruption:
+                    held = interruption  # the reports are made first: see _report_each
+            if warn:
+                self.warn_given_up(len(lost), lost[0].reason or "")
+        try:
+            self._report_each(reports)
+        except BaseException as interruption:
+            held = held or interruption
+        if held is not None:
+            raise held
 
     def _report_each(self, reports: Iterable[DeliveryReport]) -> None:
         """Hand each report to ``report``; one that raises is logged and the rest go on.
 
         A transport's ``report`` may be any callable (not only the pipeline's, which guards
         its plugins): its bug must neither end the sender thread nor silence later reports.
+        An interruption in one (a signal's ``SystemExit``, Ctrl-C, while ``close`` gives up)
+        is raised once the others are made: their records are settled nowhere else.
         """
         failures = 0
+        held: BaseException | None = None
         for report in reports:
             try:
                 self.report(report)
@@ -99,5 +121,9 @@ class SenderSettling:
                 failures += 1
                 if failures == 1:
                     logger.exception("%s: the report callback failed", self.name)
+            except BaseException as interruption:
+                held = held or interruption
         if failures > 1:
             logger.error("%s: the report callback failed %d times more", self.name, failures - 1)
+        if held is not None:
+            raise held

@@ -164,17 +164,24 @@ def test_a_close_interrupted_while_it_reports_is_finished_by_the_exit_close(
 SLOW_FIFO_READER = (
     SENDING
     + """
+import atexit
 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # the documented handler
-close_while_the_first_batch_is_held(sending(50))
+reported = set()
+atexit.register(lambda: print("reported", len(reported), flush=True))
+close_while_the_first_batch_is_held(
+    sending(50, report=lambda r: reported.add(r.message.insert_id), observed=True)
+)
 """
 )
 
 
-def test_a_sigterm_while_close_writes_dead_letters_to_a_slow_reader_loses_none(
+def test_a_sigterm_while_close_writes_dead_letters_to_a_slow_reader_loses_no_report(
     mixpanel_emulator: Emulator, tmp_path: Path
 ) -> None:
     # A log shipper reading the dead letters from a FIFO, slowly: close() is still writing
-    # what it gave up on when the signal comes.
+    # what it gave up on when the signal comes. Every record keeps its report; the dead
+    # letters of the write the signal cut (one chunk of 500 at most) may be missing, and an
+    # ERROR line says so; the lines after it are whole.
     fifo = tmp_path / "dead.fifo"
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -211,6 +218,15 @@ def test_a_sigterm_while_close_writes_dead_letters_to_a_slow_reader_loses_none(
     assert signalled, "the dead letters were written before the signal could come"
     assert child.returncode == 0, err
     assert "close returned" not in out
-    lines = [json.loads(line) for line in bytes(read).splitlines() if line.strip()]
-    ids = [line["record"]["properties"]["$insert_id"] for line in lines]
-    assert sorted(ids) == [f"fifo-{n:04d}" for n in range(3000)], err
+    assert "reported 3000" in out, err
+    ids, cut = [], 0
+    for line in bytes(read).splitlines():
+        try:
+            ids.append(json.loads(line)["record"]["properties"]["$insert_id"])
+        except ValueError:
+            cut += 1  # the line the signal cut
+    assert cut <= 1
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 3000 - 500, err
+    if len(ids) < 3000:
+        assert "was interrupted (SystemExit): any of them may be missing" in err
