@@ -31,10 +31,10 @@ class DeadLetterFile:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.unwritten = 0
-        self._cut = False
-        """A write was interrupted part way: the next starts with a line break."""
         """Records that could not be written (disk full, file gone read-only), in this
         process."""
+        self._cut = False
+        """A write was interrupted part way: the next starts with a line break."""
         self._check_writable(key)
 
     def _check_writable(self, key: str) -> None:
@@ -62,22 +62,22 @@ class DeadLetterFile:
                 self.path,
                 next(r.reason for r in reports if r.message is None),
             )
-        lines = [_line(report, message) for report, message in kept]
-        if not lines:
+        if not kept:
             return
         with self._lock:
             try:
+                lines = [_line(report, message) for report, message in kept]
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 _append(self.path, lines, new_line_first=self._cut)
                 self._cut = False
             except OSError as exc:
                 whole = exc.whole if isinstance(exc, _CutShortError) else 0
-                self.unwritten += len(lines) - whole
+                self.unwritten += len(kept) - whole
                 logger.error(
                     "could not write %d of %d record(s) to %s (%s); the first not written: %s; "
                     "their reports still reach mixpanel_delivered",
-                    len(lines) - whole,
-                    len(lines),
+                    len(kept) - whole,
+                    len(kept),
                     self.path,
                     exc.strerror or exc,
                     _named(kept[whole][1]),
@@ -85,15 +85,15 @@ class DeadLetterFile:
             except Exception:
                 raise
             except BaseException as interruption:
-                # A signal's SystemExit or a Ctrl-C in the write (one waiting for a slow FIFO
-                # reader): how much went in is not known, so all count as not written, and
-                # the next write starts a line of its own after whatever was cut.
+                # A signal's SystemExit or a Ctrl-C while the lines were made or written: how
+                # much went in is not known, so all count as not written, and the next write
+                # starts a line of its own after whatever was cut.
                 self._cut = True
-                self.unwritten += len(lines)
+                self.unwritten += len(kept)
                 logger.error(
                     "a write of %d record(s) to %s was interrupted (%s): any of them may be "
                     "missing; the first: %s; their reports still reach mixpanel_delivered",
-                    len(lines),
+                    len(kept),
                     self.path,
                     type(interruption).__name__,
                     _named(kept[0][1]),
