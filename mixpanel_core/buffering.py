@@ -126,6 +126,8 @@ class BackgroundSender:
             self._queue, self.client, self.options, self._settling, self._batch_records, self.name
         )
         self._thread: threading.Thread | None = None
+        self._thread_ended = threading.Event()
+        """Set by the thread as it ends: ``close`` waits on it (see ``_stop``)."""
         self._start_lock = threading.Lock()
         self._stuck: list[Record] = []
         """The records of a request still out when ``close`` gave up on it, not settled yet."""
@@ -220,9 +222,16 @@ class BackgroundSender:
                     self._cancel_exit_close = at_exit(
                         owned(self if owner is None else owner, lambda: _close_at_exit(me))
                     )
+                ended = self._thread_ended = threading.Event()
                 thread = threading.Thread(
                     target=_send_while_owned,
-                    args=(weakref.ref(self), self._queue, self.client, self._cancel_exit_close),
+                    args=(
+                        weakref.ref(self),
+                        self._queue,
+                        self.client,
+                        self._cancel_exit_close,
+                        ended,
+                    ),
                     name=f"mixpanel-core-{self.name}",
                     daemon=True,
                 )
@@ -337,15 +346,19 @@ class BackgroundSender:
         self._queue.wake()
         thread = self._thread
         if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
-            if thread.is_alive() and loop.in_retry_wait:
+            # Waited for on an Event the thread sets as it ends, not with join(): on Python
+            # 3.11 a join that a signal interrupts marks the thread ended while it still runs,
+            # and the exit close then left the batch of its request out, unreported.
+            ended = self._thread_ended
+            ended.wait(max(0.0, deadline - time.monotonic()) + 0.05)
+            if not ended.is_set() and loop.in_retry_wait:
                 # Stopped in a retry wait, it has no request out: it is settling that call,
                 # which on a loaded machine can take more than 50 ms. Given up on meanwhile,
                 # the batch it no longer retries would be reported "during the request", not
                 # with Mixpanel's last answer. Until that step only, not the thread's end:
                 # its reports (a slow report callback) are not close's to wait for.
                 loop.stopped_call_settled.wait(_SETTLING_GRACE)
-            if thread.is_alive():
+            if not ended.is_set():
                 with loop.state:
                     if not loop.abandoned:
                         loop.abandoned = True
@@ -428,8 +441,10 @@ def _send_while_owned(
     queue: BoundedQueue[Record],
     client: IngestionClient,
     cancel_exit_close: Callable[[], None] | None,
+    ended: threading.Event,
 ) -> None:
-    """The sender thread: deliver what is queued until ``close``, or until the sender is freed.
+    """The sender thread: deliver what is queued until ``close``, or until the sender is freed;
+    ``ended`` is set as it ends, however it ends.
 
     It holds its sender only while it has something to deliver. Waiting, it holds the queue,
     the client and a weak reference: a running thread is never collected, so one that held
@@ -439,20 +454,23 @@ def _send_while_owned(
     ``finish``es the queue (it may run on any thread, inside any lock), and this thread then
     closes the connections and cancels the exit hook.
     """
-    while True:
-        # Only records or the end wake it: a flush with nothing queued has nothing to wait
-        # for (it returns at once), and waking for it spun this loop on an empty queue,
-        # holding the interpreter, until the flush noticed.
-        queue.wait_not_empty(IDLE_RECHECK)
-        sender = ref()
-        if sender is None:
-            break
-        if (len(queue) or queue.finished) and not sender._loop.send_next():
-            return  # closed: ``close`` releases the rest
-        del sender  # idle again: waiting must not keep the sender alive
-    if cancel_exit_close is not None:
-        cancel_exit_close()
-    client.close()
+    try:
+        while True:
+            # Only records or the end wake it: a flush with nothing queued has nothing to
+            # wait for (it returns at once), and waking for it spun this loop on an empty
+            # queue, holding the interpreter, until the flush noticed.
+            queue.wait_not_empty(IDLE_RECHECK)
+            sender = ref()
+            if sender is None:
+                break
+            if (len(queue) or queue.finished) and not sender._loop.send_next():
+                return  # closed: ``close`` releases the rest
+            del sender  # idle again: waiting must not keep the sender alive
+        if cancel_exit_close is not None:
+            cancel_exit_close()
+        client.close()
+    finally:
+        ended.set()
 
 
 _IN_FLIGHT_GIVEN_UP = "not delivered: close() timed out during the request"
