@@ -350,7 +350,10 @@ class BackgroundSender:
             # 3.11 a join that a signal interrupts marks the thread ended while it still runs,
             # and the exit close then left the batch of its request out, unreported.
             ended = self._thread_ended
-            ended.wait(max(0.0, deadline - time.monotonic()) + 0.05)
+            if ended.wait(max(0.0, deadline - time.monotonic()) + 0.05):
+                # Its work is over; this waits out only its last steps, so that close()
+                # returns with the thread gone (an interrupted join is harmless here).
+                thread.join(1.0)
             if not ended.is_set() and loop.in_retry_wait:
                 # Stopped in a retry wait, it has no request out: it is settling that call,
                 # which on a loaded machine can take more than 50 ms. Given up on meanwhile,
