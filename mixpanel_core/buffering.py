@@ -222,7 +222,7 @@ class BackgroundSender:
                     self._cancel_exit_close = at_exit(
                         owned(self if owner is None else owner, lambda: _close_at_exit(me))
                     )
-                ended = self._thread_ended = threading.Event()
+                ended = self._thread_ended  # fresh with this sender, or since the fork
                 thread = threading.Thread(
                     target=_send_while_owned,
                     args=(

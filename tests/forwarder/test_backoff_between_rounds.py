@@ -10,15 +10,12 @@ schedule each wait is, and waits not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.forwarder.config import ForwarderConfig
-from mixpanel_core.forwarder.loop import Forwarder
-from mixpanel_core.ingestion import Deadline, RetryPolicy, Wait
-from mixpanel_core.messages import Endpoint, Message
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.ingestion import RetryPolicy
 
-from .test_loop import TOPIC, ScriptedConsumer, _partition, _records
+from .test_loop import ScriptedConsumer, _partition, _records, run_rounds
 
 
 def _recording_policy(steps: list[int]) -> RetryPolicy:
@@ -44,20 +41,9 @@ def test_consecutive_failed_rounds_back_off_further_and_a_success_starts_over() 
     # Three failed rounds of 0-2, then accepted; one failed round of 3-5, then accepted.
     statuses = [DeliveryStatus.FAILED] * 3 + [DeliveryStatus.ACCEPTED]
     statuses += [DeliveryStatus.FAILED, DeliveryStatus.ACCEPTED]
-    forwarder: Forwarder
-
-    def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
-    ) -> list[DeliveryReport]:
-        status = statuses.pop(0)
-        if not statuses:
-            forwarder.request_stop()
-        return [DeliveryReport(m, status, "test", attempts=1) for m in messages]
-
     steps: list[int] = []
-    config = ForwarderConfig(source="bus", on_poison="stop", linger=0.0, log_interval=0.0)
-    forwarder = Forwarder(consumer, TOPIC, deliver, config, retry_policy=_recording_policy(steps))
-    forwarder.run()
+
+    run_rounds(consumer, statuses, retry_policy=_recording_policy(steps))
 
     assert statuses == [], "every scripted round was delivered"
     assert steps == [1, 2, 3, 1], "the schedule's step of each wait between rounds"

@@ -21,7 +21,7 @@ from mixpanel_core.testing import install_distribution
 from transports.kafka import KafkaTransport
 
 from .conftest import ForwardingRig
-from .test_loop import TOPIC, ScriptedConsumer, _config, _partition, _records
+from .test_loop import TOPIC, ScriptedConsumer, _config, _partition, _records, run_rounds
 
 pytestmark = pytest.mark.integration
 
@@ -219,30 +219,12 @@ def test_mixpanel_delivered_in_the_forwarder_skips_retries_and_waits_for_the_com
     p0 = _partition(0)
     consumer = ScriptedConsumer([p0])
     consumer.script = [{p0: _records(0, range(4))}]
-    outcomes = [DeliveryStatus.FAILED, DeliveryStatus.ACCEPTED]
     seen: list[tuple[DeliveryStatus, list[dict[Any, int]]]] = []
-    forwarder: Forwarder
-
-    def deliver(
-        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
-    ) -> list[DeliveryReport]:
-        status = outcomes.pop(0)
-        if not outcomes:
-            forwarder.request_stop()
-        return [DeliveryReport(m, status, "forwarder", attempts=1) for m in messages]
 
     def report(delivered: DeliveryReport) -> None:
         seen.append((delivered.status, list(consumer.commits)))
 
-    forwarder = Forwarder(
-        consumer,
-        TOPIC,
-        deliver,
-        _config(),
-        retry_policy=RetryPolicy(base=0.01, cap=0.01),
-        report=report,
-    )
-    forwarder.run()
+    run_rounds(consumer, [DeliveryStatus.FAILED, DeliveryStatus.ACCEPTED], report)
 
     assert seen == [(DeliveryStatus.ACCEPTED, [{p0: 4}])] * 4
 

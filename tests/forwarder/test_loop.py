@@ -29,7 +29,7 @@ import pytest
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.forwarder.config import ForwarderConfig
 from mixpanel_core.forwarder.loop import Forwarder
-from mixpanel_core.ingestion import Deadline, Wait
+from mixpanel_core.ingestion import Deadline, RetryPolicy, Wait
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Endpoint, Message
@@ -131,6 +131,36 @@ def _config(**overrides: Any) -> ForwarderConfig:
 
 def _reports(messages: Sequence[Message], status: DeliveryStatus) -> list[DeliveryReport]:
     return [DeliveryReport(m, status, "test", attempts=1) for m in messages]
+
+
+def run_rounds(
+    consumer: ScriptedConsumer,
+    statuses: list[DeliveryStatus],
+    report: Callable[[DeliveryReport], None] | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> None:
+    """Run a forwarder whose delivery rounds answer every record with ``statuses`` in turn
+    (popped as they are used; one request each), until the last round. Rounds are retried
+    after 10 ms unless ``retry_policy`` says otherwise; ``report`` observes."""
+    forwarder: Forwarder
+
+    def deliver(
+        endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline
+    ) -> list[DeliveryReport]:
+        status = statuses.pop(0)
+        if not statuses:
+            forwarder.request_stop()
+        return _reports(messages, status)
+
+    forwarder = Forwarder(
+        consumer,
+        TOPIC,
+        deliver,
+        _config(),
+        retry_policy=retry_policy or RetryPolicy(base=0.01, cap=0.01),
+        report=report,
+    )
+    forwarder.run()
 
 
 def test_while_backing_off_every_partition_is_paused_and_poll_is_still_called() -> None:
