@@ -65,11 +65,13 @@ class ValidationError(MixpanelCoreError):
         super().__init__(f"invalid {kind}: {listing}")
 
 
-class NotJSONError(ValidationError, TypeError):
+class NotJSONError(ValidationError, TypeError, ValueError):
     """A value or key JSON cannot carry (and no serializer converts it); nothing was sent.
 
-    Also a ``TypeError``, which is what ``json`` raises for the official SDK: code written
-    against it (``except TypeError``) keeps catching it.
+    Also a ``TypeError`` and a ``ValueError``, which is what ``json`` raises for the official
+    SDK (the first for a value of a type it cannot write, the second for a value that holds
+    itself, or a serializer's own refusal): code written against it (``except TypeError``,
+    ``except ValueError``) keeps catching it.
     """
 
 

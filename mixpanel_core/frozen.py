@@ -185,16 +185,15 @@ def _freeze(
         return _freeze(float(value), path, fallback, problems)
     try:
         converted = (fallback or format_datetime)(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         # A datetime is only an option with the default fallback (a serializer may drop it).
         usable = "list, dict or datetime" if fallback in (None, format_datetime) else "list or dict"
-        problems.append(
-            Problem(
-                path,
-                f"a {kind.__name__} cannot be carried by JSON; use str, number, bool, None, "
-                f"{usable}",
-            )
-        )
+        rule = f"a {kind.__name__} cannot be carried by JSON; use str, number, bool, None, {usable}"
+        if isinstance(exc, ValueError):
+            # Not "JSON cannot carry it" (a TypeError says that) but the serializer's own
+            # refusal of this value: its words are the ones that say why.
+            rule = f"the serializer refused a {kind.__name__}: {exc}"
+        problems.append(Problem(path, rule))
         return None
     # What a fallback returns must itself be plain JSON: no second round of conversion.
     return _freeze(converted, path, _no_fallback, problems)
