@@ -8,6 +8,7 @@ consumer is built; a bad endpoint or record with ``MixpanelException``, when it 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -77,6 +78,38 @@ def checked_backoff_factor(value: object) -> float:
             f"not {value!r}"
         )
     return float(value)
+
+
+def tls_settings(verify_cert: object) -> dict[str, Any]:
+    """``verify_cert`` as ``MixpanelSettings`` keys, read as the official consumer's requests
+    reads its ``verify``: the path of the CA certificates to trust (a PEM file or a directory
+    of hashed ones), ``None`` to verify, anything else verifies if true."""
+    if isinstance(verify_cert, str | os.PathLike):
+        path = os.fspath(verify_cert)
+        if not isinstance(path, str) or not path:
+            raise ValueError(
+                f"verify_cert: {path!r} is not a path of CA certificates; give a str path, "
+                "True or False"
+            )
+        if not os.path.exists(path):
+            raise ValueError(
+                f"verify_cert: {path!r} does not exist; give a file of CA certificates (PEM), "
+                "a directory of hashed ones, True to trust certifi's or False not to verify"
+            )
+        return {"verify_tls": True, "ca_bundle": path}
+    return {"verify_tls": verify_cert is None or bool(verify_cert)}
+
+
+def checked_retry_limit(value: object) -> int | None:
+    """``retry_limit`` as ``HttpOptions.max_retries``: a count, or ``None`` for no count limit
+    (as urllib3's ``Retry(total=None)`` reads it), within the retry budget either way."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"retry_limit: must be a number of retries or None, not {type(value).__name__}"
+        )
+    return max(value, 0)
 
 
 def official_messages(

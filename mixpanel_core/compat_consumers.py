@@ -4,7 +4,8 @@ delivered by the ingestion client (timeouts always bounded, 429 retried, batches
 Re-exported by ``mixpanel_core.compat``. Differences from the official package, all on the
 safe side: plain ``http://`` URLs are accepted only on loopback; ``request_timeout=None`` means
 the default bounded timeouts, not "wait forever"; ``retry_limit`` bounds the retries of a
-request (``0``: none), and no retry starts after the ``HttpOptions`` time budget;
+request (``0``: none; ``None``: no count), and no retry starts after the ``HttpOptions``
+time budget;
 ``BufferedConsumer`` is safe from many threads and keeps (for the next ``flush``) only the
 records that failed, not the whole batch; one freed while holding records (built per web
 request, never flushed) hands them to a thread that sends them, unless ``MAX_ORPHANED_RECORDS``
@@ -19,6 +20,7 @@ freed (and those two bounds), are ``compat_buffers``'s.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -29,9 +31,11 @@ from mixpanel_core.compat import MixpanelException, ServiceAccountCredentials
 from mixpanel_core.compat_arguments import (
     OFFICIAL_TO_CORE,
     checked_backoff_factor,
+    checked_retry_limit,
     connect_and_read_timeouts,
     core_endpoint,
     official_messages,
+    tls_settings,
 )
 from mixpanel_core.compat_buffers import Buffers, flush_at_exit, hand_over
 
@@ -60,9 +64,9 @@ class Consumer:
         request_timeout: float | tuple[float, float] | None = None,
         groups_url: str | None = None,
         api_host: str = DEFAULT_API_HOST,
-        retry_limit: int = 4,
+        retry_limit: int | None = 4,
         retry_backoff_factor: float = 0.25,
-        verify_cert: bool = True,
+        verify_cert: bool | str | os.PathLike[str] = True,
         credentials: ServiceAccountCredentials | None = None,
     ) -> None:
         urls = {
@@ -74,7 +78,7 @@ class Consumer:
         settings = MixpanelSettings(
             api_host=api_host,
             urls={k: v for k, v in urls.items() if v},
-            verify_tls=verify_cert,
+            **tls_settings(verify_cert),
         )
         if credentials is not None:
             settings = ServiceAccountCredentials.adopt(credentials).settings(settings)
@@ -83,13 +87,14 @@ class Consumer:
             connect, read = connect_and_read_timeouts(request_timeout)
             options = attrs.evolve(options, connect_timeout=connect, read_timeout=read)
         backoff_factor = checked_backoff_factor(retry_backoff_factor)
-        if retry_limit <= 0:
+        retries = checked_retry_limit(retry_limit)
+        if retries == 0:
             options = attrs.evolve(options, retry_budget=0.0)
         else:
             options = attrs.evolve(
                 options,
                 backoff_base=max(backoff_factor * 2, 0.01),
-                max_retries=retry_limit,
+                max_retries=retries,
             )
         self._client = IngestionClient(settings, options, name="compat")
         self._endpoints: Mapping[str, str] = MappingProxyType(
@@ -144,9 +149,9 @@ class BufferedConsumer:
         request_timeout: float | tuple[float, float] | None = None,
         groups_url: str | None = None,
         api_host: str = DEFAULT_API_HOST,
-        retry_limit: int = 4,
+        retry_limit: int | None = 4,
         retry_backoff_factor: float = 0.25,
-        verify_cert: bool = True,
+        verify_cert: bool | str | os.PathLike[str] = True,
         credentials: ServiceAccountCredentials | None = None,
     ) -> None:
         consumer = Consumer(

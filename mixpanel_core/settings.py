@@ -89,6 +89,12 @@ class MixpanelSettings:
         None, doc="Legacy project API secret for `/import` (retiring in March 2027)."
     )
     verify_tls: bool = setting(True, doc="Verify the server's TLS certificate.")
+    ca_bundle: str | None = setting(
+        None,
+        doc="A file of CA certificates (PEM), or a directory of hashed ones (`c_rehash`), to "
+        "trust instead of certifi's bundle and of what `REQUESTS_CA_BUNDLE` names; checked when "
+        "a client is built. Not read with `verify_tls = false`.",
+    )
 
     @api_host.validator
     def _no_credentials_in_host(self, attribute: object, value: str) -> None:
@@ -108,9 +114,11 @@ class MixpanelSettings:
     @service_account_username.validator
     @service_account_secret.validator
     @api_secret.validator
+    @ca_bundle.validator
     def _not_empty(self, attribute: attrs.Attribute[object], value: str | Secret | None) -> None:
         # An empty credential (a ${VAR} set to "" in a deployment) would be taken for none,
-        # and /import would quietly use the next kind instead: only a missing key means none.
+        # and /import would quietly use the next kind instead (an empty ca_bundle, certifi's
+        # authorities): only a missing key means none.
         text = value.reveal() if isinstance(value, Secret) else value
         if text is not None and not text.strip():
             raise ValueError(
@@ -137,6 +145,8 @@ def _refuse_userinfo(key: str, url: str) -> None:
     ``/``, ``?`` or ``#`` ends the authority early (``https://svc:2024/S3CR3T@host`` is host
     ``svc``, port 2024, and the password in the path), and no ingestion URL needs an ``@``
     of its own (``%40`` writes one)."""
+    if not isinstance(url, str):
+        raise TypeError(f"{key}: must be a string, not {type(url).__name__}")
     if "@" in _as_read(url):
         raise ValueError(
             f"{key}: credentials in the URL are not supported (the URL is not shown here, "

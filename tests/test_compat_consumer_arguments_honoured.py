@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import mixpanel
@@ -76,14 +77,20 @@ def test_flush_sends_every_endpoints_buffer(mixpanel_emulator: Emulator) -> None
 
 
 @pytest.fixture
-def tls_emulator() -> Iterator[Emulator]:
-    """The emulator behind TLS, with a certificate no client trusts (a fresh CA's).
+def authority() -> trustme.CA:
+    """A fresh certificate authority, which no client trusts unless told to."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_emulator(authority: trustme.CA) -> Iterator[Emulator]:
+    """The emulator behind TLS, with a certificate ``authority`` signed.
 
     Its port is wrapped once it listens; its records are read in process (``stats()``), as
     its HTTP control API is behind TLS too.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
     with Emulator() as emulator:
         server = emulator._server
         assert server is not None
@@ -108,6 +115,52 @@ def test_verify_cert_false_sends_to_an_untrusted_certificate(
             "user-1", "not over this TLS"
         )
     assert tls_emulator.stats()["accepted"]["track"] == 1
+
+
+@pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
+@pytest.mark.parametrize("given_as", [str, Path])
+def test_verify_cert_as_a_path_trusts_the_authorities_there(
+    tls_emulator: Emulator,
+    authority: trustme.CA,
+    tmp_path: Path,
+    consumer_class: Any,
+    given_as: Callable[[Path], object],
+) -> None:
+    """As requests reads the official consumer's ``verify``: the path of the authorities to
+    trust (a company's, behind a TLS-inspecting proxy). It was read as ``True``, and every
+    send failed on the certificate."""
+    bundle = tmp_path / "authority.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    host = f"127.0.0.1:{tls_emulator.port}"
+    trusting = consumer_class(api_host=host, verify_cert=given_as(bundle), retry_limit=0)
+    mixpanel.Mixpanel(TOKEN, consumer=trusting).track("user-1", "over TLS")
+    if isinstance(trusting, BufferedConsumer):
+        trusting.flush()
+    assert tls_emulator.stats()["accepted"]["track"] == 1
+
+
+def test_verify_cert_as_a_path_that_does_not_exist_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^verify_cert: .*nowhere\.pem.* does not exist"):
+        Consumer(verify_cert=str(tmp_path / "nowhere.pem"))
+
+
+def test_retry_limit_none_retries_with_no_count_limit(mixpanel_emulator: Emulator) -> None:
+    """``None`` is the official consumer's urllib3 ``Retry(total=None)``: no limit on the
+    count (within the time budget here). It was refused with a ``TypeError`` from a
+    comparison, naming nothing."""
+    mixpanel_emulator.fail_next(5, 503)
+    consumer = Consumer(
+        api_host=mixpanel_emulator.base_url, retry_limit=None, retry_backoff_factor=0.01
+    )
+    mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "after five 503s")
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 5, "200": 1}
+    with pytest.raises(TypeError, match=r"^retry_limit: must be a number of retries or None"):
+        Consumer(retry_limit="4")  # type: ignore[arg-type]
+
+
+def test_api_host_none_is_refused_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"^api_host: must be a string, not NoneType"):
+        Consumer(api_host=None)  # type: ignore[arg-type]
 
 
 def test_retry_backoff_factor_sets_the_wait_before_a_retry(mixpanel_emulator: Emulator) -> None:

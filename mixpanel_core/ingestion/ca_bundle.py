@@ -16,21 +16,25 @@ CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 """Where requests (and so the official SDK) looks for the authorities to trust, in order."""
 
 
-def ca_bundle(environ: Mapping[str, str]) -> dict[str, str]:
+def ca_bundle(environ: Mapping[str, str], configured: str | None = None) -> dict[str, str]:
     """urllib3's options for the authorities to trust when certificates are verified.
 
-    As requests chooses them: ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (an empty value
-    counts as unset), a PEM file or a directory of hashed certificates (``c_rehash``); else
-    certifi's bundle. Unlike requests, which fails each request with an ``OSError``, a path
-    that does not exist, or a file that holds no certificate, is a ``ConfigError`` naming
-    the variable, raised when the session is built.
+    ``configured`` (``[mixpanel] ca_bundle``) if given; else as requests chooses them:
+    ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (an empty value counts as unset), a PEM
+    file or a directory of hashed certificates (``c_rehash``); else certifi's bundle. Unlike
+    requests, which fails each request with an ``OSError``, a path that does not exist, or a
+    file that holds no certificate, is a ``ConfigError`` naming the key or the variable,
+    raised when the session is built.
     """
-    for variable in CA_BUNDLE_VARIABLES:
-        path = environ.get(variable)
-        if path:
-            break
+    if configured is not None:
+        variable, path = "mixpanel.ca_bundle", configured
     else:
-        return {"ca_certs": certifi.where()}
+        for variable in CA_BUNDLE_VARIABLES:
+            path = environ.get(variable, "")
+            if path:
+                break
+        else:
+            return {"ca_certs": certifi.where()}
     path = os.path.abspath(path)  # a later chdir() must not change what is trusted
     if os.path.isdir(path):
         return {"ca_cert_dir": path}

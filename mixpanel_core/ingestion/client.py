@@ -90,7 +90,7 @@ class IngestionClient:
         self._urls = endpoint_urls(settings)
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
-        self._http = HttpSession(self.options.pool_size, settings.verify_tls)
+        self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
         self._poster = Poster(self._http, self.urls, self._formats, self.options)
         self._outcomes = Outcomes(name)
         self._least_attempt = min(

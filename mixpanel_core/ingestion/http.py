@@ -7,7 +7,7 @@ does its own retrying, and skipping requests' session machinery halves the cost 
 The environment variables that requests honours are honoured here too, read when the session
 is built: the proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; see
 ``proxies``) and the certificate authorities to trust (``REQUESTS_CA_BUNDLE``, then
-``CURL_CA_BUNDLE``; see ``ca_bundle``).
+``CURL_CA_BUNDLE``, unless ``[mixpanel] ca_bundle`` names them; see ``ca_bundle``).
 """
 
 from __future__ import annotations
@@ -67,13 +67,13 @@ class HttpSession:
     proxy URL that cannot be parsed: see ``proxies.split_proxy``).
     """
 
-    def __init__(self, pool_size: int, verify_tls: bool) -> None:
+    def __init__(self, pool_size: int, verify_tls: bool, ca_bundle_path: str | None = None) -> None:
         self._pool_size = pool_size
         self._verify_tls = verify_tls
         # Read once, when the client is built: a wrong path is a ConfigError now, not a
         # failure of every request.
         self._tls: dict[str, Any] = (
-            {"cert_reqs": "CERT_REQUIRED", **ca_bundle(os.environ)}
+            {"cert_reqs": "CERT_REQUIRED", **ca_bundle(os.environ, ca_bundle_path)}
             if verify_tls
             else {"cert_reqs": "CERT_NONE"}
         )

@@ -217,3 +217,29 @@ def test_a_file_without_certificates_is_a_config_error(
     environment.setenv("REQUESTS_CA_BUNDLE", str(not_pem))
     with pytest.raises(ConfigError, match=r"^REQUESTS_CA_BUNDLE: '.*ca\.pem' holds no CA"):
         client_for("https://api.mixpanel.example")
+
+
+def test_the_ca_bundle_key_is_trusted_before_the_environment(
+    authority: tuple[Path, tuple[Path, Path]],
+    https_url: str,
+    environment: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    environment.setenv("REQUESTS_CA_BUNDLE", str(other))
+    settings = MixpanelSettings(api_host=https_url, token=TOKEN, ca_bundle=str(authority[0]))
+    assert send_one(IngestionClient(settings, FAST)).status is DeliveryStatus.ACCEPTED
+    # And only the key: the environment's authority alone is not the server's.
+    assert send_one(client_for(https_url)).status is DeliveryStatus.FAILED
+
+
+def test_a_ca_bundle_key_that_does_not_exist_or_is_empty_is_refused_naming_it(
+    tmp_path: Path, environment: pytest.MonkeyPatch
+) -> None:
+    missing = str(tmp_path / "missing.pem")
+    settings = MixpanelSettings(api_host="https://127.0.0.1:9", token=TOKEN, ca_bundle=missing)
+    with pytest.raises(ConfigError, match=r"^mixpanel\.ca_bundle: .*missing\.pem.* does not exist"):
+        IngestionClient(settings, FAST)
+    with pytest.raises(ValueError, match="ca_bundle: must not be empty or blank"):
+        MixpanelSettings(token=TOKEN, ca_bundle=" ")
