@@ -102,10 +102,11 @@ class IngestService:
             if refusal is not None:
                 body = {"code": refusal.status, "error": refusal.message, "status": "error"}
                 return Reply(refusal.status, wire.dumps(body))
-        verbose = request.query.get("verbose") == "1"
         try:
             payload, size = self._decode(request)
         except PayloadError as exc:
+            # A form's own verbose=1 (where the official SDK puts it) counts as well.
+            verbose = {**exc.params, **request.query}.get("verbose") == "1"
             return self._request_error(endpoint, exc.status, exc.message, verbose)
         params = {**payload.params, **request.query}
         verbose = params.get("verbose") == "1"

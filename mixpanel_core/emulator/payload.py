@@ -14,12 +14,16 @@ from mixpanel_core import wire
 
 
 class PayloadError(Exception):
-    """The request body cannot be read; ``status`` is the HTTP status to answer with."""
+    """The request body cannot be read; ``status`` is the HTTP status to answer with.
+
+    ``params`` are the form fields read next to a ``data`` that could not be (``verbose``
+    says how to answer even so)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.params: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,14 @@ def _form_payload(body: bytes) -> Payload:
     fields = _form_values(body)
     data = fields.pop("data", None)
     params = {name: _text(value) for name, value in fields.items()}
+    try:
+        return _form_data(data, params)
+    except PayloadError as exc:
+        exc.params = params
+        raise
+
+
+def _form_data(data: bytes | str | None, params: dict[str, str]) -> Payload:
     if data is None:
         raise PayloadError(400, "no 'data' field: send data=<JSON record or array> or a JSON body")
     if isinstance(data, bytes) and data[:1] in (b"[", b"{"):

@@ -28,12 +28,30 @@ from mixpanel_core.emulator.request_body import (
     UnframeableError,
     read_body,
 )
-from mixpanel_core.emulator.store import RecordStore
+from mixpanel_core.emulator.store import RecordFileError, RecordStore
 
-# A gzip body can be a few bytes bigger than its content; below this slack the exact
-# uncompressed size is checked after inflating.
+# A body is read up to this much past the limit, and its exact (inflated) size checked then.
 _GZIP_SLACK = 1024
+_GZIP_RAW_FACTOR = 2
+"""A gzip body's bytes are read up to twice the limit: the limit is on the inflated size, and
+a stream that does not shrink its content (values that do not compress, level 0, a flush
+after each record: about 5 bytes each) is bigger than it. Its inflated size is checked
+whole after inflating."""
 _ADMIN_BODY_LIMIT = 1024 * 1024
+
+
+def _origin_form(target: str) -> str:
+    """The request target as a path and query: an absolute-form target
+    (``http://host:port/track?verbose=1``), which RFC 9112 section 3.2.2 says a server must
+    accept, loses its scheme and authority."""
+    scheme, separator, rest = target.partition("://")
+    if not separator or scheme.lower() not in ("http", "https") or "/" in scheme:
+        return target
+    slash = rest.find("/")
+    query = rest.find("?")
+    if slash < 0 or 0 <= query < slash:
+        return "/" + rest[query:] if query >= 0 else "/"
+    return rest[slash:]
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -169,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _dispatch(self, method: str) -> None:
-        path, _, raw_query = self.path.partition("?")
+        path, _, raw_query = _origin_form(self.path).partition("?")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         if path.startswith("/_emulator/"):
             try:
@@ -211,9 +229,11 @@ class _Handler(BaseHTTPRequestHandler):
         if latency:
             time.sleep(latency)
         limit = server.config.max_body_bytes
+        gzipped = self.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+        raw_limit = limit * _GZIP_RAW_FACTOR if gzipped else limit
         body: bytes | None
         try:
-            body, drained = self._read_body(limit + _GZIP_SLACK), True
+            body, drained = self._read_body(raw_limit + _GZIP_SLACK), True
         except BodyTooLargeError as exc:
             body, drained = None, exc.drained
         # Decided for every whole request, too large or not: a fault applies to the next n
@@ -231,7 +251,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply, close=not drained)
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        reply = server.ingest.handle(IngestRequest(endpoint, query, headers, body))
+        try:
+            reply = server.ingest.handle(IngestRequest(endpoint, query, headers, body))
+        except RecordFileError as exc:
+            print(f"mixpanel-core emulator: {exc}", file=sys.stderr)
+            error = {"code": 500, "error": str(exc), "status": "Internal Server Error"}
+            reply = Reply(500, orjson.dumps(error))
         server.store.count_request(endpoint, str(reply.status))
         self._send(reply)
 

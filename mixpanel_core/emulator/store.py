@@ -8,7 +8,9 @@ otherwise dominate a benchmark), and the inspection API answers by joining them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import threading
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -27,6 +29,25 @@ _QUOTED = "\x1e"
 # Mixpanel stamps an event sent without a time with its arrival time, so no two deliveries of
 # it share a dedupe key: each gets a stand-in for that time that is never repeated.
 _ARRIVALS = itertools.count()
+
+
+class RecordFileError(Exception):
+    """The record file did not take a request's records; none of them was counted or kept."""
+
+
+def _append_whole(file: IO[bytes], lines: bytes) -> None:
+    """Append ``lines`` to ``file`` (unbuffered), or raise ``RecordFileError`` with the file
+    cut back to where it ended: no line of a request that was not accepted stays in it."""
+    fd = file.fileno()
+    end = os.fstat(fd).st_size
+    try:
+        view = memoryview(lines)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, end)
+        raise RecordFileError(f"the record file could not be written: {exc}") from exc
 
 
 def _milliseconds(value: Any) -> Any:
@@ -89,7 +110,8 @@ class RecordStore:
         """Append every record accepted from now on to ``path`` as a JSON line."""
         if path is None:
             return
-        handle = path.open("ab")
+        # Unbuffered: a write that fails must leave nothing behind to be flushed later.
+        handle = path.open("ab", buffering=0)
         with self._lock:
             self._file = handle
 
@@ -153,6 +175,11 @@ class RecordStore:
             prefix = b'{"endpoint":"' + endpoint.encode() + b'","record":'
             lines = b"".join(prefix + wire.dumps(record) + b"}\n" for record in records)
         with self._lock:
+            if self._file is not None:
+                # Written before anything is counted: a write that fails (a full disk) leaves
+                # the request unaccepted, as its 500 tells the client, and its retry no
+                # duplicate of records that were never stored.
+                _append_whole(self._file, lines)
             self._accepted[endpoint] += len(records)
             self._rejected[endpoint] += rejected
             seen = self._seen
@@ -165,9 +192,6 @@ class RecordStore:
             self._keys[None].extend(keys)
             if batch:
                 self._batches.append((endpoint, batch, truncate_on_read))
-            if self._file is not None:
-                self._file.write(lines)
-                self._file.flush()
 
     def count_request(self, endpoint: str, outcome: str) -> None:
         """Count one request by endpoint and outcome (an HTTP status, or "dropped")."""
