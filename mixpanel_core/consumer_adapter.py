@@ -21,6 +21,10 @@ OFFICIAL_ENDPOINTS = {
 
 
 def _positional_params(function: Any) -> int:
+    if type(function).__module__ == "unittest.mock" and function._spec_signature is None:
+        # A mock without a spec takes any arguments. Asked, inspect.signature would probe it
+        # (``send.__eq__(type)``...), and a test comparing the mock's calls would see those.
+        return 99
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
