@@ -13,9 +13,12 @@ so through ``on_cut``: the rest of that frame will never come.
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import queue
 import select
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +33,13 @@ Item = bytes | tuple[Any, ...]
 READ_SIZE = 1 << 18
 POLL_MS = 50
 """How long the thread waits for the pipe before it looks at its stop flag again."""
+
+
+def _unread_bytes(fd: int) -> int:
+    """How many bytes the pipe ``fd`` reads from holds now."""
+    answer = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    count: int = struct.unpack("i", answer)[0]
+    return count
 
 
 class Intake:
@@ -51,6 +61,11 @@ class Intake:
         self._assembler = FrameAssembler()
         self._items: collections.deque[Item] = collections.deque()
         self._frames = 0
+        self._read = 0
+        """Bytes read from the pipe so far."""
+        self._dead: dict[int, int] = {}
+        """Producers found gone with a frame unfinished, and the count of bytes read (see
+        ``_read``) past which everything they wrote has been read (``_note_the_dead``)."""
         self._ready = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(
@@ -100,16 +115,43 @@ class Intake:
                     data = os.read(self._fd, READ_SIZE)
                 except BlockingIOError:  # another reader (a test) took it first
                     data = b""
+                self._read += len(data)
                 items = self._assembler.feed(data) if data else []
                 if items:
                     self._add(items)
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + self._interval
-                dead = {p for p in self._assembler.pending_pids() if not process_running(p)}
-                if dead:
-                    self._assembler.discard(dead)
+                self._note_the_dead()
+            if self._dead:
+                self._discard_what_the_dead_left()
             self._report_cuts()
+
+    def _note_the_dead(self) -> None:
+        """Note each producer with an unfinished frame that is gone, with how much of the pipe
+        must still be read before that frame is known to be cut short.
+
+        A producer that wrote its frame whole and then exited (or was killed) may have left
+        the frame's last chunks in the pipe, unread: behind other producers' chunks, or
+        because this thread stopped reading while the backlog was full. Those are all in the
+        pipe by now, since the producer is gone: its frame is judged once everything the pipe
+        holds now has been read, and delivered if its last chunk was there.
+        """
+        for pid in self._assembler.pending_pids():
+            if pid not in self._dead and not process_running(pid):
+                self._dead[pid] = self._read + _unread_bytes(self._fd)
+
+    def _discard_what_the_dead_left(self) -> None:
+        pending = self._assembler.pending_pids()
+        read_past = [pid for pid, until in self._dead.items() if self._read >= until]
+        cut = {pid for pid in read_past if pid in pending}
+        for pid in read_past:
+            del self._dead[pid]
+        # Not discarded if the pid runs again (reused by a new process): its chunks may be
+        # that process's frame, which it is still writing.
+        cut = {pid for pid in cut if not process_running(pid)}
+        if cut:
+            self._assembler.discard(cut)
 
     def _wait_for_room(self) -> bool:
         """Wait while the backlog is full (unless dropping the oldest); False once stopped."""

@@ -5,8 +5,9 @@ interleaved with another writer's bytes. Every chunk is one such write (header a
 in one ``os.writev``), so the pipe only ever holds whole chunks, whatever happens to a
 writer, and producers share it without any write lock. A producer killed in the middle of a
 frame leaves some of that frame's chunks behind and nothing else: the sender's
-``FrameAssembler`` reassembles frames per producer and throws an unfinished one away once
-its producer is gone. Nothing a dead producer held can stop anyone else.
+``FrameAssembler`` reassembles frames per producer, and the sender throws an unfinished one
+away once its producer is gone and all it wrote has been read (see ``intake``). Nothing a
+dead producer held can stop anyone else.
 
 The write end is non-blocking: a chunk is either written whole or refused (``EAGAIN``), so a
 producer can wait for room with ``poll`` and give up at its deadline, or when the sender is

@@ -136,3 +136,11 @@ def track_until_stopped(channel: QueueChannel, stop: Any) -> None:
         n += 1
         time.sleep(0.005)
     client.close(10)
+
+
+def write_one_frame_and_exit(channel: QueueChannel, events: int, pad: int) -> None:
+    """Track one batch (one frame, written whole before ``track`` returns), close, and exit."""
+    client = worker_client(channel)
+    for i in range(events):
+        client.track("finished", "Big", {"i": i, "pad": "x" * pad})
+    client.close(timeout=10)
