@@ -47,7 +47,8 @@ def _process_class(start_method: StartMethod) -> type[BaseProcess]:
 
 
 DONE_GRACE = 1.0
-"""Seconds an exited sender's last report may take to arrive before it counts as dead."""
+"""Seconds the report listener may read nothing from a sender that died (a non-zero exit
+code) before it counts as dead: its last report may be half written."""
 
 
 class SenderSupervisor:
@@ -73,6 +74,9 @@ class SenderSupervisor:
         raised."""
         self._finished = threading.Event()
         self._death_noticed = False
+        self._handled = 0
+        """Items and reports the listener has acted on: its progress, for
+        ``wait_until_finished``."""
         self._settled = 0
         """Reports of the sender's records replayed here (each settles one record)."""
         self._overcount_logged = False
@@ -208,9 +212,10 @@ class SenderSupervisor:
     def wait_until_finished(self, timeout: float) -> bool:
         """Wait for the sender's last report (and its exit); stop it if it takes too long.
 
-        Also returns once the sender process has been gone for a moment without its last
-        report: a sender killed while writing a report leaves half of it in the pipe, and the
-        listener thread, blocked on reading it, would never finish.
+        Also returns once a sender that died (a non-zero exit code) has left the listener
+        nothing to read for a moment: one killed while writing a report leaves half of it in
+        the pipe, and the listener thread, blocked on reading it, would never finish. A sender
+        that ended normally is not taken for dead however long its reports take to replay.
         """
         if threading.current_thread() is self._listener:
             # A reporter's close() on the listener thread: the sender's last reports can only
@@ -227,13 +232,19 @@ class SenderSupervisor:
             return self._finished.is_set()
         interval = self._channel.options.check_interval
         deadline = time.monotonic() + timeout
-        exited_at: float | None = None
+        quiet_since: float | None = None
+        handled = -1
         process = self._process
         while not self._finished.wait(min(interval, max(deadline - time.monotonic(), 0))):
             now = time.monotonic()
-            if process is not None and process.exitcode is not None:
-                exited_at = exited_at or now
-                if now - exited_at > DONE_GRACE:
+            # A sender that ended normally (exit code 0) left its DONE in the report queue:
+            # its reports are read, however slowly the hooks take them, until the deadline.
+            # One that died may have left half a report there, which the listener would wait
+            # on forever: it counts as dead once the listener has read nothing for a moment.
+            if process is not None and process.exitcode not in (None, 0):
+                if self._handled != handled:
+                    handled, quiet_since = self._handled, now
+                elif quiet_since is not None and now - quiet_since > DONE_GRACE:
                     self._recover_after_death()
                     break
             if now >= deadline:
@@ -242,10 +253,15 @@ class SenderSupervisor:
         if process is not None:
             process.join(interval if finished else 0)
             if process.is_alive():
-                logger.error("%s did not stop in %ss; terminating it", self._describe(), timeout)
+                logger.error("%s did not stop in %.1fs; terminating it", self._describe(), timeout)
                 process.terminate()
                 process.join(interval)
                 self._account_for_lost("it was terminated")
+            elif not finished and process.exitcode == 0:
+                self._account_for_lost(
+                    f"it ended, but its last reports were still being replayed here after "
+                    f"{timeout:.1f}s (the mixpanel_delivered hooks took longer than that)"
+                )
         self._listener.join(interval)
         return finished
 
@@ -297,11 +313,13 @@ class SenderSupervisor:
 
     def _handle(self, item: tuple[object, ...]) -> bool:
         """Act on one item from the sender; True once it was the last one (DONE)."""
+        self._handled += 1
         kind = item[0]
         if kind == REPORTS:
             for encoded in item[1]:  # type: ignore[attr-defined]
                 self._context.report(decode_report(encoded))
                 self._settled += 1
+                self._handled += 1  # progress, for wait_until_finished, report by report
             self._check_settled()
         elif kind == FLUSHED:
             _, token, undelivered, error = cast("tuple[str, int, int, str | None]", item)
