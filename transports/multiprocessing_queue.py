@@ -66,6 +66,10 @@ class MultiprocessingQueueTransport:
         # Set once the close() that closed this transport is over (the sender stopped, or
         # given up on): the exit close waits for it (see _close_at_exit).
         self._close_done = threading.Event()
+        self._close_ended = False
+        """Whether that close ran to its end: one a signal interrupted (the documented SIGTERM
+        handler raising ``SystemExit``) is finished by the exit close."""
+        self._stop_requested = False
         self._loss_told = False
         # In a fork child this object turns into that process's producer (see _in_this_process).
         self._worker: ProducerTransport | None = None
@@ -226,14 +230,37 @@ class MultiprocessingQueueTransport:
                     self._context.path,
                     bound,
                 )
+            elif at_exit and not self._close_ended:
+                self._finish_interrupted_close(bound)
             return ()
         try:
             deadline = time.monotonic() + bound
             left = list(self._producer.close(bound))
             self._stop_sender(deadline, bound)
+            self._close_ended = True
             return left + self.supervisor.given_up()
         finally:
             self._close_done.set()
+
+    def _finish_interrupted_close(self, bound: float) -> None:
+        """At exit, finish a close a signal interrupted: queue what the producer still holds,
+        and stop the sender within ``bound``. Left as it was, nobody asked the sender to stop,
+        and the interpreter's exit, which joins the sender process without a bound, waited
+        for it forever while the sender waited for that request (or for this process's end).
+        """
+        deadline = time.monotonic() + bound
+        left = self._producer.flush(deadline)
+        if left:
+            logger.error(
+                "%s: %d records of the last batch could not be queued at exit (reported FAILED)",
+                self._context.path,
+                len(left),
+            )
+        if self._stop_requested:
+            self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
+        else:
+            self._stop_sender(deadline, bound)
+        self._close_ended = True
 
     def _stop_sender(self, deadline: float, bound: float) -> None:
         # Workers are waited for until a quarter of the bound is left at most: the sender's
@@ -252,6 +279,7 @@ class MultiprocessingQueueTransport:
             try:
                 request = stop_request(still_open, deadline)
                 self._producer.put_control(request, max(deadline - time.monotonic(), 0.0))
+                self._stop_requested = True
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
         self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))

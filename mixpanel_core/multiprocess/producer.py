@@ -92,6 +92,8 @@ class FrameProducer:
         # reported, on_done run): the close at exit waits for it, since the process ends
         # when that returns (see close).
         self._close_done = threading.Event()
+        self._close_ended = False
+        """Whether that close ran to its end (see ``close``)."""
         self._sender_gone = False
         self.fallback: Transport | None = None
         """Where to send when the sender is gone; resolved through the context when unset."""
@@ -157,15 +159,34 @@ class FrameProducer:
                     self._context.path,
                     timeout,
                 )
+            elif at_exit and not self._close_ended:
+                self._finish_interrupted_close(timeout)
             return []
+        ended = False
         try:
-            return self._close(timeout)
+            left = self._close(timeout)
+            ended = True
+            return left
         finally:
             try:
-                if self._on_done is not None:
+                # A close a signal interrupted (SystemExit from a SIGTERM handler) may leave
+                # lines in the batch: this producer stays open for the exit close to write
+                # them, and is done only then (an exit close interrupted in turn is done).
+                if (ended or at_exit) and self._on_done is not None:
                     self._on_done()
             finally:
+                self._close_ended = ended or at_exit
                 self._close_done.set()
+
+    def _finish_interrupted_close(self, timeout: float | None) -> None:
+        """At exit, finish a close a signal interrupted (the batches other threads still
+        write, what is left in the batch), then be done."""
+        try:
+            self._close(timeout)  # what it cannot queue is reported FAILED
+        finally:
+            self._close_ended = True
+            if self._on_done is not None:
+                self._on_done()
 
     def _close(self, timeout: float | None) -> list[Message]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -272,7 +293,19 @@ class FrameProducer:
         not written (reported). ``deadline`` (a closing producer's) caps every wait."""
         if not lines:
             return []
-        unwritten = self._write(lines, deadline)
+        try:
+            unwritten = self._write(lines, deadline)
+        except BaseException as exc:
+            # A signal's exception (SystemExit from a SIGTERM handler, KeyboardInterrupt),
+            # most likely while waiting for room: these lines were taken from the batch, so
+            # no close would find them. Reported before the exception goes on; a part of the
+            # frame already in the pipe is discarded by the sender, as any frame cut short.
+            reason = f"not queued: {type(exc).__name__} interrupted the write"
+            self._report(decode_frame(encode_frame(lines)), DeliveryStatus.FAILED, reason)
+            logger.error(
+                "%s: %s; %d messages reported FAILED", self._context.path, reason, len(lines)
+            )
+            raise
         if unwritten is None:
             return []
         # Reported (or handed to the fallback, which may report) only now that the queue lock

@@ -1,0 +1,181 @@
+"""SIGTERM, with the documented handler (``sys.exit``), during the owner's ``close()`` (review
+C, H1 and M3). The interrupted close counted as over, so the exit close did nothing: nobody
+asked the sender to stop, and the interpreter's exit, which joins the sender process without
+a bound, waited for it forever while the sender waited for that request. A batch a signal
+interrupted while it was written had been taken from the producer's batch, and was left
+with no report.
+
+Real processes and signals: the owner's program runs in a process of its own, its sender in
+another, and delivers to the emulator in a third."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mixpanel_core.emulator import EmulatorProcess
+
+pytestmark = pytest.mark.integration
+
+WAITING_FOR_A_WORKER = """
+import os, signal, sys, time
+from mixpanel_core import Mixpanel, hookimpl
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.pipeline import Pipeline
+
+
+class Reports:
+    def __init__(self, path):
+        self.path = path
+
+    @hookimpl
+    def mixpanel_delivered(self, report):
+        # Written as each comes: the exit close makes the last ones.
+        with open(self.path, "a") as file:
+            file.write(report.status.value + "\\n")
+
+
+if __name__ == "__main__":
+    url, ready, out = sys.argv[1:4]
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    config = config_from_mapping({
+        "mixpanel": {"token": "emulator-token", "api_host": url},
+        "transports": {
+            "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 100,
+                        "shutdown_timeout": 20},
+            "direct": {"type": "buffered_http", "linger": 0.02},
+        },
+    })
+    pipeline = Pipeline([("reports", Reports(out))], config.transports, config)
+    client = Mixpanel("emulator-token", config=config, pipeline=pipeline)
+    client.pipeline.build_all()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for i in range(100):
+            client.track("worker", "E", {"i": i})
+        open(ready + ".worker", "w").close()  # its batch is written: it is an open producer
+        time.sleep(3)  # a worker finishing its last request: the owner's close waits for it
+        client.close()
+        os._exit(0)
+    for i in range(100):
+        client.track("owner", "E", {"i": i})
+    while not os.path.exists(ready + ".worker"):
+        time.sleep(0.01)
+    open(ready, "w").close()
+    client.close()
+"""
+
+
+def test_sigterm_while_the_owner_waits_for_a_worker_ends_the_process_with_everything_told(
+    tmp_path: Path,
+) -> None:
+    ready, out = tmp_path / "ready", tmp_path / "reports.txt"
+    program = tmp_path / "owner.py"
+    program.write_text(WAITING_FOR_A_WORKER)
+    with EmulatorProcess() as emulator:
+        owner = subprocess.Popen(
+            [sys.executable, str(program), emulator.base_url, str(ready), str(out)],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not ready.exists():
+                assert owner.poll() is None, owner.communicate()[1]
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            time.sleep(0.5)  # into the close's wait for the worker
+            owner.send_signal(signal.SIGTERM)
+            _, stderr = owner.communicate(timeout=40)  # hung forever before
+        finally:
+            if owner.poll() is None:
+                owner.kill()
+                owner.wait()
+        assert owner.returncode == 0, stderr
+        assert emulator.client.stats()["accepted"]["track"] == 200, stderr
+    # The owner's hook heard of its own 100 and the worker's 100 (reports come back from
+    # the sender), all accepted.
+    assert out.read_text().split() == ["accepted"] * 200
+
+
+BLOCKED_IN_A_WRITE = """
+import os, signal, sys, time
+from mixpanel_core import Mixpanel, hookimpl
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.pipeline import Pipeline
+
+
+class Reports:
+    def __init__(self, path):
+        self.path = path
+
+    @hookimpl
+    def mixpanel_delivered(self, report):
+        with open(self.path, "a") as file:
+            file.write(report.status.value + "\\n")
+
+
+if __name__ == "__main__":
+    url, ready, out = sys.argv[1:4]
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    config = config_from_mapping({
+        "mixpanel": {"token": "emulator-token", "api_host": url},
+        "transports": {
+            "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 10,
+                        "block_timeout": 60, "shutdown_timeout": 20},
+            "direct": {"type": "buffered_http", "linger": 0.02},
+        },
+    })
+    pipeline = Pipeline([("reports", Reports(out))], config.transports, config)
+    client = Mixpanel("emulator-token", config=config, pipeline=pipeline)
+    channel = client.pipeline.transport("default").channel
+    while channel.sender_pid.value == 0:
+        time.sleep(0.01)
+    os.kill(channel.sender_pid.value, signal.SIGSTOP)  # nothing reads the pipe
+    with open(ready, "w") as file:
+        file.write(str(channel.sender_pid.value))
+    # One batch of 10 x 200 kB: its frame is twice the pipe, so the 10th track() waits for room.
+    for i in range(10):
+        client.track("owner", "E", {"i": i, "pad": "x" * 200_000})
+"""
+
+
+def test_a_batch_a_sigterm_interrupts_while_it_is_written_is_reported(tmp_path: Path) -> None:
+    ready, out = tmp_path / "ready", tmp_path / "reports.txt"
+    program = tmp_path / "owner.py"
+    program.write_text(BLOCKED_IN_A_WRITE)
+    with EmulatorProcess() as emulator:
+        owner = subprocess.Popen(
+            [sys.executable, str(program), emulator.base_url, str(ready), str(out)],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not ready.exists() or not ready.read_text():
+                assert owner.poll() is None, owner.communicate()[1]
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            sender = int(ready.read_text())
+            time.sleep(1.0)  # the 10th track() waits for room in the pipe
+            owner.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            os.kill(sender, signal.SIGCONT)
+            _, stderr = owner.communicate(timeout=40)
+        finally:
+            if owner.poll() is None:
+                owner.kill()
+                owner.wait()
+        assert owner.returncode == 0, stderr
+        assert emulator.client.stats()["accepted"]["track"] == 0
+    # The batch was taken from the producer when its write began: it had no report at all.
+    assert out.read_text().split() == ["failed"] * 10
+    assert "not queued: SystemExit interrupted the write" in stderr
