@@ -74,6 +74,8 @@ class SenderSupervisor:
         raised."""
         self._finished = threading.Event()
         self._death_noticed = False
+        self._terminated = False
+        """Whether this stopped the sender at the deadline (and logged what it lost)."""
         self._handled = 0
         """Items and reports the listener has acted on: its progress, for
         ``wait_until_finished``."""
@@ -254,6 +256,7 @@ class SenderSupervisor:
             process.join(interval if finished else 0)
             if process.is_alive():
                 logger.error("%s did not stop in %.1fs; terminating it", self._describe(), timeout)
+                self._terminated = True
                 process.terminate()
                 process.join(interval)
                 self._account_for_lost("it was terminated")
@@ -388,13 +391,14 @@ class SenderSupervisor:
         code = process.exitcode if process is not None else None
         if self.failure is None:
             self.failure = f"{self._describe()} died (exit code {code})"
-        self.unaccounted = self.unsettled()
-        logger.error(
-            "%s; what it held and what was still queued is lost (%s); producers will %s",
-            self.failure,
-            self.describe_unsettled(),
-            self._outcome(),
-        )
+        if not self._terminated:  # its loss was logged then: one line for one loss
+            self.unaccounted = self.unsettled()
+            logger.error(
+                "%s; what it held and what was still queued is lost (%s); producers will %s",
+                self.failure,
+                self.describe_unsettled(),
+                self._outcome(),
+            )
         self._finished.set()
 
     def _outcome(self) -> str:
