@@ -337,8 +337,9 @@ class SenderSupervisor:
         elif kind == CUT:
             self.cut += item[2]  # type: ignore[operator]
             logger.warning(
-                "%s: producer pid %s stopped in the middle of writing a frame (it was killed, or "
-                "gave up at a deadline); the %s records of that frame were discarded",
+                "%s: producer pid %s stopped in the middle of writing a frame (it was killed, "
+                "gave up at a deadline, or a signal interrupted the write, when it reports them "
+                "FAILED itself); the %s records of that frame were discarded",
                 self._context.path,
                 item[1],
                 item[2],
@@ -364,7 +365,8 @@ class SenderSupervisor:
             self.unaccounted = (self.unaccounted or 0) + never_taken
             logger.error(
                 "%s: %d records written by producers never reached %s: lost with producers "
-                "killed while writing them, or written after the sender stopped",
+                "killed while writing them, or written after the sender stopped (or reported "
+                "FAILED by their producer, when a signal interrupted its write)",
                 self._context.path,
                 never_taken,
                 self._describe(),
