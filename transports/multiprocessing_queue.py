@@ -249,7 +249,9 @@ class MultiprocessingQueueTransport:
         for it forever while the sender waited for that request (or for this process's end).
         """
         deadline = time.monotonic() + bound
-        left = self._producer.flush(deadline)
+        # Closed at exit: it finishes its own close if that was the one interrupted (the
+        # batches its linger thread or other threads still write are in the pipe first).
+        left = self._producer.close(bound, at_exit=True)
         if left:
             logger.error(
                 "%s: %d records of the last batch could not be queued at exit (reported FAILED)",
