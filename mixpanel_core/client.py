@@ -125,7 +125,7 @@ class Mixpanel:
                 _update(record, meta, "meta")
             frozen: FrozenDict = freeze(record, "", self._fallback)
         except ValidationError as exc:
-            self.pipeline.reject(type(exc)(exc.problems, cls.kind), None)
+            self.pipeline.reject(_of_kind(exc, cls.kind), None)
             return
         self.pipeline.submit(cls(frozen, auth))
 
@@ -246,7 +246,7 @@ class Mixpanel:
             if properties:
                 _update(transaction, properties, "properties")
         except NotJSONError as exc:
-            self.pipeline.reject(type(exc)(exc.problems, PeopleUpdate.kind), None)
+            self.pipeline.reject(_of_kind(exc, PeopleUpdate.kind), None)
             return
         transaction["$amount"] = amount
         self.people_append(distinct_id, {"$transactions": transaction}, meta=meta)
@@ -347,6 +347,13 @@ class Mixpanel:
     ) -> None:
         # close() may wait for deliveries: in a thread, so the event loop goes on meanwhile.
         await asyncio.to_thread(self.close)
+
+
+def _of_kind(error: ValidationError, kind: str) -> ValidationError:
+    """``error`` again, saying which kind of message it refused, with the same cause."""
+    named = type(error)(error.problems, kind)
+    named.__cause__ = error.__cause__
+    return named
 
 
 def _update(record: dict[str, Any], extra: Any, argument: str) -> None:

@@ -8,6 +8,7 @@ consumer is built; a bad endpoint or record with ``MixpanelException``, when it 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -84,12 +85,11 @@ def tls_settings(verify_cert: object) -> dict[str, Any]:
     """``verify_cert`` as ``MixpanelSettings`` keys, read as the official consumer's requests
     reads its ``verify``: the path of the CA certificates to trust (a PEM file or a directory
     of hashed ones), ``None`` to verify, anything else verifies if true."""
-    if isinstance(verify_cert, str | os.PathLike):
-        path = os.fspath(verify_cert)
-        if not isinstance(path, str) or not path:
+    if isinstance(verify_cert, str | bytes | os.PathLike):
+        path = os.fsdecode(verify_cert)
+        if not path:
             raise ValueError(
-                f"verify_cert: {path!r} is not a path of CA certificates; give a str path, "
-                "True or False"
+                "verify_cert: '' is not a path of CA certificates; give a path, True or False"
             )
         if not os.path.exists(path):
             raise ValueError(
@@ -105,11 +105,15 @@ def checked_retry_limit(value: object) -> int | None:
     (as urllib3's ``Retry(total=None)`` reads it), within the retry budget either way."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not isinstance(value, int | float):
         raise TypeError(
             f"retry_limit: must be a number of retries or None, not {type(value).__name__}"
         )
-    return max(value, 0)
+    if not math.isfinite(value):
+        raise ValueError(f"retry_limit: must be a finite number of retries or None, not {value}")
+    # As urllib3's Retry(total=) counts them: one retry per whole unit (2.5 allows two); a
+    # bool is the int it is.
+    return max(math.floor(value), 0)
 
 
 def official_messages(

@@ -51,6 +51,9 @@ class Problem:
 
     field: str
     rule: str
+    cause: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    """What a user's code raised that made the rule break (a serializer's own refusal): kept
+    out of the text, which is logged and reported, as it may quote the value."""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.rule}"

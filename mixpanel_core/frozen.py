@@ -112,7 +112,7 @@ def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONVa
         rule = "holds itself (or nests thousands of levels deep); JSON cannot carry it"
         raise NotJSONError([Problem(path or "record", rule)]) from None
     if problems:
-        raise NotJSONError(problems)
+        raise NotJSONError(problems) from next((p.cause for p in problems if p.cause), None)
     return frozen
 
 
@@ -191,9 +191,12 @@ def _freeze(
         rule = f"a {kind.__name__} cannot be carried by JSON; use str, number, bool, None, {usable}"
         if isinstance(exc, ValueError):
             # Not "JSON cannot carry it" (a TypeError says that) but the serializer's own
-            # refusal of this value: its words are the ones that say why.
-            rule = f"the serializer refused a {kind.__name__}: {exc}"
-        problems.append(Problem(path, rule))
+            # refusal of this value. Its words say why, but may quote the value, and the
+            # rule is logged and reported: they are the error's cause (see freeze).
+            rule = f"the serializer refused a {kind.__name__} (ValueError: see the cause)"
+            problems.append(Problem(path, rule, exc))
+        else:
+            problems.append(Problem(path, rule))
         return None
     # What a fallback returns must itself be plain JSON: no second round of conversion.
     return _freeze(converted, path, _no_fallback, problems)

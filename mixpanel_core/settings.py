@@ -92,8 +92,8 @@ class MixpanelSettings:
     ca_bundle: str | None = setting(
         None,
         doc="A file of CA certificates (PEM), or a directory of hashed ones (`c_rehash`), to "
-        "trust instead of certifi's bundle and of what `REQUESTS_CA_BUNDLE` names; checked when "
-        "a client is built. Not read with `verify_tls = false`.",
+        "trust instead of certifi's bundle and of what `REQUESTS_CA_BUNDLE` names; read when the "
+        "transport is built. Not read with `verify_tls = false`.",
     )
 
     @api_host.validator

@@ -9,6 +9,7 @@ Each test here killed a mutant that survived every other test: ``people_url`` or
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -118,7 +119,7 @@ def test_verify_cert_false_sends_to_an_untrusted_certificate(
 
 
 @pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
-@pytest.mark.parametrize("given_as", [str, Path])
+@pytest.mark.parametrize("given_as", [str, Path, os.fsencode])
 def test_verify_cert_as_a_path_trusts_the_authorities_there(
     tls_emulator: Emulator,
     authority: trustme.CA,
@@ -156,6 +157,21 @@ def test_retry_limit_none_retries_with_no_count_limit(mixpanel_emulator: Emulato
     assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 5, "200": 1}
     with pytest.raises(TypeError, match=r"^retry_limit: must be a number of retries or None"):
         Consumer(retry_limit="4")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("retry_limit", "retries"), [(2.0, 2), (2.5, 2), (True, 1), (-1, 0)])
+def test_retry_limit_counts_as_urllib3_counts_it(
+    mixpanel_emulator: Emulator, retry_limit: float, retries: int
+) -> None:
+    """The official consumer hands ``retry_limit`` to urllib3's ``Retry(total=)``, which takes
+    any number: one retry per whole unit, none below 1. Floats and bools were refused."""
+    mixpanel_emulator.fail_next(5, 503)
+    consumer = Consumer(
+        api_host=mixpanel_emulator.base_url, retry_limit=retry_limit, retry_backoff_factor=0.01
+    )
+    with pytest.raises(MixpanelException):
+        mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "after 503s")
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 1 + retries}
 
 
 def test_api_host_none_is_refused_naming_it() -> None:

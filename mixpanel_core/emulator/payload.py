@@ -185,7 +185,12 @@ def _form_fields(body: bytes) -> dict[str, str]:
 
 
 def _form_payload(body: bytes) -> Payload:
-    fields = _form_values(body)
+    try:
+        fields = _form_values(body)
+    except PayloadError as exc:
+        # A field is not UTF-8 (the data, most likely): the form's own verbose still counts.
+        exc.params = {"verbose": "1"} if (b"verbose", b"1") in _form_pairs(body) else {}
+        raise
     data = fields.pop("data", None)
     params = {name: _text(value) for name, value in fields.items()}
     try:
