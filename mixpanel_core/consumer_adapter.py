@@ -21,14 +21,17 @@ OFFICIAL_ENDPOINTS = {
 
 
 def _positional_params(function: Any) -> int:
-    if type(function).__module__ == "unittest.mock" and function._spec_signature is None:
-        # A mock without a spec takes any arguments. Asked, inspect.signature would probe it
-        # (``send.__eq__(type)``...), and a test comparing the mock's calls would see those.
-        return 99
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return 0
+    if type(function).__module__ == "unittest.mock":
+        # A mock takes what its spec takes, or anything. Asked, inspect.signature would probe
+        # it (``send.__eq__(type)``...), and a test comparing the mock's calls would see those.
+        signature = function._spec_signature
+        if signature is None:
+            return 99
+    else:
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            return 0
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     params = signature.parameters.values()
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
