@@ -49,6 +49,8 @@ from mixpanel_core.transport import TransportContext, bounded
 
 logger = logging.getLogger(__name__)
 
+STOP_REQUEST_AT_EXIT_SECONDS = 1.0
+"""Longest the exit waits for room for its stop request once its close was interrupted."""
 SENDER_SHARE_OF_CLOSE = 0.25
 """The part of the owner's ``close`` bound kept for the sender's stop when workers are slow."""
 
@@ -207,7 +209,39 @@ class MultiprocessingQueueTransport:
         return self._close(timeout, at_exit=False)
 
     def _close_at_exit(self) -> None:
-        self._close(None, at_exit=True)
+        deadline = time.monotonic() + self._channel.options.shutdown_timeout
+        try:
+            self._close(None, at_exit=True)
+        finally:
+            if not self._close_ended and self._owner_pid == os.getpid():
+                self._stop_the_sender_regardless(deadline)
+
+    def _stop_the_sender_regardless(self, deadline: float) -> None:
+        """The exit close was interrupted in turn (a second signal, or one while it waited
+        for workers) or gave up waiting: the sender must still stop. multiprocessing's own
+        exit clean-up, which runs next, joins the sender process without a bound, and the
+        sender waits for a stop request (or this process's end): each would wait for the
+        other forever. So the request is written now, with the exit's deadline, and the
+        sender is terminated at that deadline if it still runs (its records then counted
+        lost); or at once, when the request cannot be written.
+        """
+        process = self.supervisor.process
+        if process is None or not process.is_alive():
+            return
+        if not self._stop_requested:
+            try:
+                request = stop_request(self._channel.producers_open(), deadline)
+                self._producer.put_control(request, STOP_REQUEST_AT_EXIT_SECONDS)
+                self._stop_requested = True
+            except MixpanelCoreError as exc:
+                logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
+        stop_at = deadline + 1.0 if self._stop_requested else time.monotonic()
+        threading.Thread(
+            target=self.supervisor.terminate_at,
+            args=(stop_at,),
+            name=f"mixpanel-{self._context.name}-exit-stop",
+            daemon=True,
+        ).start()
 
     def _close(self, timeout: float | None, *, at_exit: bool) -> Sequence[Message]:
         bound = bounded(timeout, self._channel.options.shutdown_timeout)

@@ -94,6 +94,22 @@ class Written(enum.Enum):
     """Cut short at the deadline (or the sender died): the sender discards the part."""
 
 
+class Progress:
+    """How far one frame's write got, for a write a signal's exception interrupts.
+
+    ``counted``: its records were counted queued. ``last_chunk_tried``: its last chunk was
+    being handed to the kernel, so the frame may be whole in the pipe; the sender then
+    delivers it, or counts it cut short. (The flag is set just before that system call:
+    an exception raised just after it cannot be told from one raised just before.)
+    """
+
+    __slots__ = ("counted", "last_chunk_tried")
+
+    def __init__(self) -> None:
+        self.counted = False
+        self.last_chunk_tried = False
+
+
 class ChunkWriter:
     """Writes one producer's frames and control items, one chunk per system call.
 
@@ -116,9 +132,11 @@ class ChunkWriter:
         first_deadline: float,
         deadline: float,
         alive: Callable[[], bool],
+        progress: Progress | None = None,
     ) -> Written:
         """Write ``frame`` as chunks: the first by ``first_deadline``, the rest by ``deadline``
-        (``time.monotonic()``); waiting stops early once ``alive()`` says the sender is gone."""
+        (``time.monotonic()``); waiting stops early once ``alive()`` says the sender is gone.
+        ``progress`` is told when the last chunk is tried."""
         view = memoryview(frame)
         total = len(frame)
         offset = 0
@@ -129,7 +147,8 @@ class ChunkWriter:
             if end == total:
                 flags |= END
             header = HEADER.pack(self._pid, self._stream, flags, records, end - offset)
-            if not self._write_chunk(header, view[offset:end], until, alive):
+            last = progress if flags & END else None
+            if not self._write_chunk(header, view[offset:end], until, alive, last):
                 return Written.NONE if offset == 0 else Written.PART
             if end == total:
                 return Written.ALL
@@ -144,15 +163,23 @@ class ChunkWriter:
         return self._write_chunk(header, payload, deadline, alive)
 
     def _write_chunk(
-        self, header: bytes, body: bytes | memoryview, deadline: float, alive: Callable[[], bool]
+        self,
+        header: bytes,
+        body: bytes | memoryview,
+        deadline: float,
+        alive: Callable[[], bool],
+        last: Progress | None = None,
     ) -> bool:
         next_check = time.monotonic() + self._interval
         while True:
             try:
+                if last is not None:
+                    last.last_chunk_tried = True
                 os.writev(self._fd, (header, body))  # <= PIPE_BUF: whole, or EAGAIN
                 return True
             except BlockingIOError:
-                pass
+                if last is not None:
+                    last.last_chunk_tried = False
             now = time.monotonic()
             if now >= deadline:
                 return False

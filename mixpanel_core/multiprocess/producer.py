@@ -34,7 +34,7 @@ from mixpanel_core.errors import (
 from mixpanel_core.messages import Message
 from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
-from mixpanel_core.multiprocess.pipe import ChunkWriter, Written
+from mixpanel_core.multiprocess.pipe import ChunkWriter, Progress, Written
 from mixpanel_core.multiprocess.reports import message_identity, unreported
 from mixpanel_core.transport import Transport, TransportContext, tell_auth_not_carried
 
@@ -293,18 +293,11 @@ class FrameProducer:
         not written (reported). ``deadline`` (a closing producer's) caps every wait."""
         if not lines:
             return []
+        progress = Progress()
         try:
-            unwritten = self._write(lines, deadline)
+            unwritten = self._write(lines, deadline, progress)
         except BaseException as exc:
-            # A signal's exception (SystemExit from a SIGTERM handler, KeyboardInterrupt),
-            # most likely while waiting for room: these lines were taken from the batch, so
-            # no close would find them. Reported before the exception goes on; a part of the
-            # frame already in the pipe is discarded by the sender, as any frame cut short.
-            reason = f"not queued: {type(exc).__name__} interrupted the write"
-            self._report(decode_frame(encode_frame(lines)), DeliveryStatus.FAILED, reason)
-            logger.error(
-                "%s: %s; %d messages reported FAILED", self._context.path, reason, len(lines)
-            )
+            self._interrupted(lines, progress, exc)
             raise
         if unwritten is None:
             return []
@@ -314,7 +307,24 @@ class FrameProducer:
         # thread holds: for ever, or until its close's bound.
         return unwritten(raising)
 
-    def _write(self, lines: list[bytes], deadline: float | None) -> Unwritten | None:
+    def _interrupted(self, lines: list[bytes], progress: Progress, exc: BaseException) -> None:
+        """A signal's exception (SystemExit from a SIGTERM handler, KeyboardInterrupt) left the
+        write of ``lines``, most likely while it waited for room. They were taken from the
+        batch, so no close would find them: reported FAILED, and no longer counted queued, as
+        a frame given up at its deadline, unless the frame may be whole in the pipe (its last
+        chunk was tried): the sender then delivers it and reports it, or counts it cut short.
+        """
+        if progress.last_chunk_tried:
+            return
+        if progress.counted:
+            self._channel.count_queued(-len(lines))
+        reason = f"not queued: {type(exc).__name__} interrupted the write"
+        self._report(decode_frame(encode_frame(lines)), DeliveryStatus.FAILED, reason)
+        logger.error("%s: %s; %d messages reported FAILED", self._context.path, reason, len(lines))
+
+    def _write(
+        self, lines: list[bytes], deadline: float | None, progress: Progress
+    ) -> Unwritten | None:
         """Under the queue lock: write the frame; ``None`` once it is written whole, else
         what reports (or delivers elsewhere) its messages, to be called without the lock."""
         frame = encode_frame(lines)
@@ -337,7 +347,9 @@ class FrameProducer:
             # Counted before the first chunk: a producer killed half way leaves its records
             # counted as queued and never taken, so the owner can tell they were lost.
             self._channel.count_queued(records)
-            written = self._writer.write(frame, records, first, until, self._channel.sender_alive)
+            progress.counted = True
+            alive = self._channel.sender_alive
+            written = self._writer.write(frame, records, first, until, alive, progress)
             if written is Written.ALL:
                 return None
             self._channel.count_queued(-records)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import queue
 import threading
 import time
@@ -267,6 +268,21 @@ class SenderSupervisor:
                 )
         self._listener.join(interval)
         return finished
+
+    def terminate_at(self, deadline: float) -> None:
+        """Terminate the sender at ``deadline`` (``time.monotonic()``) if it still runs then,
+        and count what it held; for a thread of its own, while the exit waits for it."""
+        process = self._process
+        if process is None:
+            return
+        # Its sentinel, not join(): the main thread is joining it (multiprocessing's exit),
+        # and two threads reaping one process race (the loser is told it still runs).
+        if multiprocessing.connection.wait([process.sentinel], max(deadline - time.monotonic(), 0)):
+            return  # it ended
+        logger.error("%s still ran at the exit's deadline; terminating it", self._describe())
+        self._terminated = True
+        process.terminate()
+        self._account_for_lost("it was terminated")
 
     def _account_for_lost(self, why: str) -> None:
         """Say how many records died with the sender: their messages were in that process,
