@@ -109,7 +109,7 @@ def checked_retry_limit(value: object) -> int | None:
         raise TypeError(
             f"retry_limit: must be a number of retries or None, not {type(value).__name__}"
         )
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"retry_limit: must be a finite number of retries or None, not {value}")
     # As urllib3's Retry(total=) counts them: one retry per whole unit (2.5 allows two); a
     # bool is the int it is.

@@ -27,6 +27,10 @@ def _positional_params(function: Any) -> int:
         signature = function._spec_signature
         if signature is None:
             return 99
+        parameters = list(signature.parameters.values())
+        if parameters and parameters[0].name == "self":
+            # Specced on a class's function (``Consumer.send``): called without ``self``.
+            signature = signature.replace(parameters=parameters[1:])
     else:
         try:
             signature = inspect.signature(function)

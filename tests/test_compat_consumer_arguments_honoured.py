@@ -157,6 +157,9 @@ def test_retry_limit_none_retries_with_no_count_limit(mixpanel_emulator: Emulato
     assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 5, "200": 1}
     with pytest.raises(TypeError, match=r"^retry_limit: must be a number of retries or None"):
         Consumer(retry_limit="4")  # type: ignore[arg-type]
+    Consumer(retry_limit=10**400)  # as many as fit in the time budget, as before
+    with pytest.raises(ValueError, match=r"^retry_limit: must be a finite number"):
+        Consumer(retry_limit=float("inf"))
 
 
 @pytest.mark.parametrize(("retry_limit", "retries"), [(2.0, 2), (2.5, 2), (True, 1), (-1, 0)])

@@ -40,3 +40,17 @@ def test_a_consumer_whose_send_is_a_mock_specced_on_a_function_gets_the_official
     assert [c.args[0] for c in consumer.send.call_args_list] == ["events", "imports"]
     assert consumer.send.call_args.args[2] == ("key", None)
     assert [name for name, _, _ in consumer.send.mock_calls] == ["", ""]
+
+
+def test_a_mock_specced_on_a_two_argument_send_is_not_handed_credentials() -> None:
+    """Specced on a class's ``send(self, endpoint, json_message)``: ``self`` is not an
+    argument the mock is called with, so it takes no third one."""
+
+    class TwoArguments:
+        def send(self, endpoint: str, json_message: str) -> None: ...
+
+    consumer = mock.Mock()
+    consumer.send = mock.Mock(spec=TwoArguments.send)
+    client = compat.Mixpanel("TOK", consumer)
+    client.import_data("key", "user-1", "Old event", 1_700_000_000)
+    assert [len(c.args) for c in consumer.send.call_args_list] == [2]

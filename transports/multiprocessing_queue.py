@@ -49,6 +49,9 @@ from mixpanel_core.transport import TransportContext, bounded
 
 logger = logging.getLogger(__name__)
 
+SENDER_OVERRUN_SECONDS = 5.0
+"""How long past its stop request's deadline a sender may run at exit before it is terminated
+(it closes its inner transport before that deadline; this only ends one that hangs)."""
 STOP_REQUEST_AT_EXIT_SECONDS = 1.0
 """Longest the exit waits for room for its stop request once its close was interrupted."""
 SENDER_SHARE_OF_CLOSE = 0.25
@@ -71,7 +74,8 @@ class MultiprocessingQueueTransport:
         self._close_ended = False
         """Whether that close ran to its end: one a signal interrupted (the documented SIGTERM
         handler raising ``SystemExit``) is finished by the exit close."""
-        self._stop_requested = False
+        self._stop_deadline: float | None = None
+        """The deadline of the stop request written to the sender, once one was."""
         self._loss_told = False
         # In a fork child this object turns into that process's producer (see _in_this_process).
         self._worker: ProducerTransport | None = None
@@ -221,21 +225,28 @@ class MultiprocessingQueueTransport:
         for workers) or gave up waiting: the sender must still stop. multiprocessing's own
         exit clean-up, which runs next, joins the sender process without a bound, and the
         sender waits for a stop request (or this process's end): each would wait for the
-        other forever. So the request is written now, with the exit's deadline, and the
-        sender is terminated at that deadline if it still runs (its records then counted
-        lost); or at once, when the request cannot be written.
+        other forever. So the request is written now, with the exit's deadline, unless one
+        was written before, and the sender is terminated if it still runs a moment past that
+        request's deadline (its records then counted lost); or at once, when no request
+        could be written.
         """
         process = self.supervisor.process
         if process is None or not process.is_alive():
             return
-        if not self._stop_requested:
+        if self._stop_deadline is None:
             try:
                 request = stop_request(self._channel.producers_open(), deadline)
                 self._producer.put_control(request, STOP_REQUEST_AT_EXIT_SECONDS)
-                self._stop_requested = True
+                self._stop_deadline = deadline
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
-        stop_at = deadline + 1.0 if self._stop_requested else time.monotonic()
+        # A sender asked to stop (now, or by a close still under way with a later deadline)
+        # stops by its request's deadline on its own: only one past it is terminated.
+        stop_at = (
+            time.monotonic()
+            if self._stop_deadline is None
+            else self._stop_deadline + SENDER_OVERRUN_SECONDS
+        )
         threading.Thread(
             target=self.supervisor.terminate_at,
             args=(stop_at,),
@@ -292,7 +303,7 @@ class MultiprocessingQueueTransport:
                 self._context.path,
                 len(left),
             )
-        if self._stop_requested:
+        if self._stop_deadline is not None:
             self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
         else:
             self._stop_sender(deadline, bound)
@@ -315,7 +326,7 @@ class MultiprocessingQueueTransport:
             try:
                 request = stop_request(still_open, deadline)
                 self._producer.put_control(request, max(deadline - time.monotonic(), 0.0))
-                self._stop_requested = True
+                self._stop_deadline = deadline
             except MixpanelCoreError as exc:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
         self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))

@@ -189,7 +189,7 @@ def _form_payload(body: bytes) -> Payload:
         fields = _form_values(body)
     except PayloadError as exc:
         # A field is not UTF-8 (the data, most likely): the form's own verbose still counts.
-        exc.params = {"verbose": "1"} if (b"verbose", b"1") in _form_pairs(body) else {}
+        exc.params = {"verbose": "1"} if _asks_verbose(body) else {}
         raise
     data = fields.pop("data", None)
     params = {name: _text(value) for name, value in fields.items()}
@@ -198,6 +198,17 @@ def _form_payload(body: bytes) -> Payload:
     except PayloadError as exc:
         exc.params = params
         raise
+
+
+def _asks_verbose(body: bytes) -> bool:
+    """Whether a form some field of which cannot be read has ``verbose=1`` all the same."""
+    for key, value in _form_pairs(body):
+        try:
+            if _unquote_plus(key) == b"verbose" and _unquote_plus(value) == b"1":
+                return True
+        except PayloadError:
+            continue
+    return False
 
 
 def _form_data(data: bytes | str | None, params: dict[str, str]) -> Payload:

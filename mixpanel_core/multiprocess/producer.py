@@ -80,7 +80,7 @@ class FrameProducer:
         self._written = threading.Condition(self._batch_lock)
         # Frames are put one at a time so that one thread's batches stay in order. Never held
         # while reporting: a reporter may write again (see _queue).
-        self._queue_lock = threading.Lock()
+        self._queue_lock = threading.RLock()  # for its _is_owned(): never taken twice
         self._lines: list[bytes] = []
         # Held by the linger thread: this producer, while its batch has lines, so that one
         # dropped without close() lives until they are written.
@@ -211,16 +211,17 @@ class FrameProducer:
         # Within the timeout too: another thread of this process may be blocked writing a
         # frame (the sender not reading) for up to its block_timeout, and the owner's close()
         # asking the sender to stop would wait for it past its own bound.
-        if not self._queue_lock.acquire(timeout=timeout):
-            raise QueueFullError(
-                f"{self._context.path}: another thread's frame held the queue for {timeout}s "
-                "(the sender is not reading it)"
-            )
+        self._refuse_reentry()
         try:
+            if not self._queue_lock.acquire(timeout=timeout):
+                raise QueueFullError(
+                    f"{self._context.path}: another thread's frame held the queue for "
+                    f"{timeout}s (the sender is not reading it)"
+                )
             if self._writer.write_control(item, deadline, self._channel.sender_alive):
                 return
         finally:
-            self._queue_lock.release()
+            self._release_queue()
         if not self._channel.sender_alive():
             raise TransportError(f"{self._channel.describe_sender()} is not running")
         raise QueueFullError(f"{self._context.path}: the queue stayed full for {timeout}s")
@@ -329,10 +330,11 @@ class FrameProducer:
         what reports (or delivers elsewhere) its messages, to be called without the lock."""
         frame = encode_frame(lines)
         wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
-        if not self._queue_lock.acquire(timeout=wait):
-            # Another thread of this process is still writing (the sender is not reading).
-            return lambda raising: self._not_written(frame, Written.NONE, raising, closing=True)
+        self._refuse_reentry()
         try:
+            if not self._queue_lock.acquire(timeout=wait):
+                # Another thread of this process is still writing (the sender is not reading).
+                return lambda raising: self._not_written(frame, Written.NONE, raising, True)
             if self._sender_gone or not self._channel.sender_alive():
                 return self._sender_found_gone(frame, deadline)
             options = self._options
@@ -358,6 +360,23 @@ class FrameProducer:
             timed_out = deadline is not None and time.monotonic() >= deadline
             return lambda raising: self._not_written(frame, written, raising, closing=timed_out)
         finally:
+            self._release_queue()
+
+    def _refuse_reentry(self) -> None:
+        """Refuse a write on a thread that is writing already (a signal handler that sends):
+        the queue lock is never taken twice by one thread, which ``_release_queue`` needs."""
+        if self._queue_lock._is_owned():  # type: ignore[attr-defined]
+            raise TransportError(
+                f"{self._context.path}: a frame is being written on this thread already (a "
+                "signal handler sending while the code it interrupted was queuing?)"
+            )
+
+    def _release_queue(self) -> None:
+        # Released if this thread holds it, not "if acquire() said so": a signal's exception
+        # (SystemExit from a SIGTERM handler) raised as acquire() returns comes before any
+        # result is stored, and the lock stayed taken for ever, every later write waiting on
+        # it. Held only once per thread (see _refuse_reentry), so holding it means taken here.
+        if self._queue_lock._is_owned():  # type: ignore[attr-defined]
             self._queue_lock.release()
 
     def _sender_found_gone(self, frame: bytes, deadline: float | None) -> Unwritten:

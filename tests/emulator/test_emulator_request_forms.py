@@ -56,7 +56,8 @@ def test_a_forms_own_verbose_is_honoured_when_its_data_cannot_be_read() -> None:
         assert answer["status"] == 0
         assert "not valid JSON" in answer["error"]
         # Data that is not even UTF-8: the form's verbose=1 still counts.
-        status, body = _post(emulator, "/track", b"data=%FF%FE&verbose=1", FORM)
-        assert (status, json.loads(body)["status"]) == (400, 0)
+        for form in (b"data=%FF%FE&verbose=1", b"data=%FF%FE&verbose=%31"):
+            status, body = _post(emulator, "/track", form, FORM)
+            assert (status, json.loads(body)["status"]) == (400, 0), form
         # Without verbose=1 anywhere: the bare 0, as before.
         assert _post(emulator, "/track", b"data=%5Bnot-json", FORM) == (400, b"0")

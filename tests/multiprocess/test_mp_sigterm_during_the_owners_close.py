@@ -192,3 +192,57 @@ def test_a_batch_a_sigterm_interrupts_while_it_is_written_is_reported(tmp_path: 
     # pipe is only discarded.
     assert "never reached" not in stderr
     assert "stopped in the middle of writing a frame" in stderr
+
+
+CLOSING_ON_A_DAEMON_THREAD = """
+import sys, threading, time
+from mixpanel_core import Mixpanel
+from mixpanel_core.config import config_from_mapping
+
+if __name__ == "__main__":
+    config = config_from_mapping({
+        "mixpanel": {"token": "emulator-token", "api_host": sys.argv[1]},
+        "transports": {
+            "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 100,
+                        "shutdown_timeout": 2},
+            "direct": {"type": "buffered_http", "linger": 0.02},
+        },
+    })
+    client = Mixpanel("emulator-token", config=config)
+    for i in range(300):
+        client.track("owner", "E", {"i": i})
+    time.sleep(0.3)
+    threading.Thread(target=client.close, kwargs={"timeout": 30}, daemon=True).start()
+    time.sleep(0.5)
+    # The program ends: the exit close waits shutdown_timeout (2 s) for that close, then
+    # leaves the sender, asked to stop by it with its own deadline, to finish.
+"""
+
+
+def test_a_sender_stopping_for_a_close_still_under_way_at_exit_is_not_terminated(
+    tmp_path: Path,
+) -> None:
+    """Review R3, D1: the exit's guard against a sender never asked to stop terminated one
+    that was: asked by a daemon thread's close(timeout=30), still delivering through 429s
+    when the exit close stopped waiting for that close. 0 of 300 were delivered."""
+    program = tmp_path / "owner.py"
+    program.write_text(CLOSING_ON_A_DAEMON_THREAD)
+    with EmulatorProcess() as emulator:
+        emulator.client.fail_next(100_000, 429, retry_after=2)
+        owner = subprocess.Popen(
+            [sys.executable, str(program), emulator.base_url],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(5)
+            emulator.client.clear_faults()
+            _, stderr = owner.communicate(timeout=60)
+        finally:
+            if owner.poll() is None:
+                owner.kill()
+                owner.wait()
+        assert owner.returncode == 0, stderr
+        assert "terminating it" not in stderr
+        assert emulator.client.stats()["accepted"]["track"] == 300, stderr
