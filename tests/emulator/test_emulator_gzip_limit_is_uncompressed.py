@@ -20,6 +20,14 @@ MakeEvent = Callable[..., dict[str, Any]]
 LIMIT = 100_000
 
 
+def post_gzip(emulator: Emulator, body: bytes) -> requests.Response:
+    return requests.post(
+        emulator.base_url + "/track",
+        data=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+
 def test_a_gzip_body_larger_than_the_limit_but_inflating_to_it_is_accepted(
     make_event: MakeEvent,
 ) -> None:
@@ -32,11 +40,7 @@ def test_a_gzip_body_larger_than_the_limit_but_inflating_to_it_is_accepted(
     body = gzip.compress(text, compresslevel=0)
     assert len(body) > LIMIT
     with Emulator(max_body_bytes=LIMIT) as emulator:
-        answer = requests.post(
-            emulator.base_url + "/track",
-            data=body,
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
+        answer = post_gzip(emulator, body)
         assert (answer.status_code, answer.text) == (200, "1")
         assert len(emulator.records("track")) == 1
 
@@ -60,18 +64,9 @@ def test_a_gzip_stream_flushed_after_each_record_is_judged_on_what_it_inflates_t
     assert gzip.decompress(body) == text
     assert len(body) > limit + 1024  # past the old bound
     with Emulator(max_body_bytes=limit) as emulator:
-        answer = requests.post(
-            emulator.base_url + "/track",
-            data=body,
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
+        answer = post_gzip(emulator, body)
         assert (answer.status_code, answer.text) == (200, "1")
         assert len(emulator.records("track")) == 2000
         # Inflating past the limit is still refused, however the stream is written.
         too_big = gzip.compress(text + b" " * 200, compresslevel=0)
-        answer = requests.post(
-            emulator.base_url + "/track",
-            data=too_big,
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
-        assert answer.status_code == 413
+        assert post_gzip(emulator, too_big).status_code == 413

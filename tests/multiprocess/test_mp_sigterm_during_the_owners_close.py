@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,8 @@ from mixpanel_core.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
 
-WAITING_FOR_A_WORKER = """
-import os, signal, sys, time
+OWNER = """
+import os, signal, sys, threading, time
 from mixpanel_core import Mixpanel, hookimpl
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.pipeline import Pipeline
@@ -41,19 +43,24 @@ class Reports:
             file.write(report.status.value + "\\n")
 
 
-if __name__ == "__main__":
-    url, ready, out, closing = sys.argv[1:5]
+def owner_client(url, reports, **options):
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     config = config_from_mapping({
         "mixpanel": {"token": "emulator-token", "api_host": url},
         "transports": {
-            "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 100,
-                        "shutdown_timeout": 20},
+            "default": {"type": "multiprocessing_queue", "inner": "direct", **options},
             "direct": {"type": "buffered_http", "linger": 0.02},
         },
     })
-    pipeline = Pipeline([("reports", Reports(out))], config.transports, config)
-    client = Mixpanel("emulator-token", config=config, pipeline=pipeline)
+    plugins = [("reports", Reports(reports))] if reports else []
+    pipeline = Pipeline(plugins, config.transports, config)
+    return Mixpanel("emulator-token", config=config, pipeline=pipeline)
+"""
+
+WAITING_FOR_A_WORKER = """
+if __name__ == "__main__":
+    url, ready, out, closing = sys.argv[1:5]
+    client = owner_client(url, out, batch_size=100, shutdown_timeout=20)
     client.pipeline.build_all()
     if os.fork() == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -73,6 +80,62 @@ if __name__ == "__main__":
     # else the program ends here, and its exit close waits for the worker
 """
 
+BLOCKED_IN_A_WRITE = """
+if __name__ == "__main__":
+    url, ready, out = sys.argv[1:4]
+    client = owner_client(url, out, batch_size=10, block_timeout=60, shutdown_timeout=20)
+    channel = client.pipeline.transport("default").channel
+    while channel.sender_pid.value == 0:
+        time.sleep(0.01)
+    os.kill(channel.sender_pid.value, signal.SIGSTOP)  # nothing reads the pipe
+    with open(ready + ".tmp", "w") as file:
+        file.write(str(channel.sender_pid.value))
+    os.rename(ready + ".tmp", ready)
+    # One batch of 10 x 200 kB: its frame is twice the pipe, so the 10th track() waits for room.
+    for i in range(10):
+        client.track("owner", "E", {"i": i, "pad": "x" * 200_000})
+"""
+
+CLOSING_ON_A_DAEMON_THREAD = """
+if __name__ == "__main__":
+    client = owner_client(sys.argv[1], "", batch_size=100, shutdown_timeout=2)
+    for i in range(300):
+        client.track("owner", "E", {"i": i})
+    time.sleep(0.3)
+    threading.Thread(target=client.close, kwargs={"timeout": 30}, daemon=True).start()
+    time.sleep(0.5)
+    # The program ends: the exit close waits shutdown_timeout (2 s) for that close, then
+    # leaves the sender, asked to stop by it with its own deadline, to finish.
+"""
+
+
+@contextmanager
+def owner_running(tmp_path: Path, main: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """The owner's program (``OWNER`` then ``main``) in a process of its own, killed if the
+    test leaves it running."""
+    program = tmp_path / "owner.py"
+    program.write_text(OWNER + main)
+    owner = subprocess.Popen(
+        [sys.executable, str(program), *args],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield owner
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+def wait_for(path: Path, owner: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert owner.poll() is None, owner.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
 
 @pytest.mark.parametrize("closing", ["close", "exit"])
 def test_sigterm_while_the_owner_waits_for_a_worker_ends_the_process_with_everything_told(
@@ -83,28 +146,13 @@ def test_sigterm_while_the_owner_waits_for_a_worker_ends_the_process_with_everyt
     which then still asks the sender to stop (review R1, F3): multiprocessing's exit, which
     runs next, joins the sender without a bound."""
     ready, out = tmp_path / "ready", tmp_path / "reports.txt"
-    program = tmp_path / "owner.py"
-    program.write_text(WAITING_FOR_A_WORKER)
     with EmulatorProcess() as emulator:
-        owner = subprocess.Popen(
-            [sys.executable, str(program), emulator.base_url, str(ready), str(out), closing],
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                assert owner.poll() is None, owner.communicate()[1]
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+        arguments = (emulator.base_url, str(ready), str(out), closing)
+        with owner_running(tmp_path, WAITING_FOR_A_WORKER, *arguments) as owner:
+            wait_for(ready, owner)
             time.sleep(0.5)  # into the close's wait for the worker
             owner.send_signal(signal.SIGTERM)
             _, stderr = owner.communicate(timeout=40)  # hung forever before
-        finally:
-            if owner.poll() is None:
-                owner.kill()
-                owner.wait()
         assert owner.returncode == 0, stderr
         assert emulator.client.stats()["accepted"]["track"] == 200, stderr
     assert "terminating it" not in stderr
@@ -114,75 +162,18 @@ def test_sigterm_while_the_owner_waits_for_a_worker_ends_the_process_with_everyt
         assert out.read_text().split() == ["accepted"] * 200
 
 
-BLOCKED_IN_A_WRITE = """
-import os, signal, sys, time
-from mixpanel_core import Mixpanel, hookimpl
-from mixpanel_core.config import config_from_mapping
-from mixpanel_core.pipeline import Pipeline
-
-
-class Reports:
-    def __init__(self, path):
-        self.path = path
-
-    @hookimpl
-    def mixpanel_delivered(self, report):
-        with open(self.path, "a") as file:
-            file.write(report.status.value + "\\n")
-
-
-if __name__ == "__main__":
-    url, ready, out = sys.argv[1:4]
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    config = config_from_mapping({
-        "mixpanel": {"token": "emulator-token", "api_host": url},
-        "transports": {
-            "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 10,
-                        "block_timeout": 60, "shutdown_timeout": 20},
-            "direct": {"type": "buffered_http", "linger": 0.02},
-        },
-    })
-    pipeline = Pipeline([("reports", Reports(out))], config.transports, config)
-    client = Mixpanel("emulator-token", config=config, pipeline=pipeline)
-    channel = client.pipeline.transport("default").channel
-    while channel.sender_pid.value == 0:
-        time.sleep(0.01)
-    os.kill(channel.sender_pid.value, signal.SIGSTOP)  # nothing reads the pipe
-    with open(ready, "w") as file:
-        file.write(str(channel.sender_pid.value))
-    # One batch of 10 x 200 kB: its frame is twice the pipe, so the 10th track() waits for room.
-    for i in range(10):
-        client.track("owner", "E", {"i": i, "pad": "x" * 200_000})
-"""
-
-
 def test_a_batch_a_sigterm_interrupts_while_it_is_written_is_reported(tmp_path: Path) -> None:
     ready, out = tmp_path / "ready", tmp_path / "reports.txt"
-    program = tmp_path / "owner.py"
-    program.write_text(BLOCKED_IN_A_WRITE)
     with EmulatorProcess() as emulator:
-        owner = subprocess.Popen(
-            [sys.executable, str(program), emulator.base_url, str(ready), str(out)],
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not ready.exists() or not ready.read_text():
-                assert owner.poll() is None, owner.communicate()[1]
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+        arguments = (emulator.base_url, str(ready), str(out))
+        with owner_running(tmp_path, BLOCKED_IN_A_WRITE, *arguments) as owner:
+            wait_for(ready, owner)
             sender = int(ready.read_text())
             time.sleep(1.0)  # the 10th track() waits for room in the pipe
             owner.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             os.kill(sender, signal.SIGCONT)
             _, stderr = owner.communicate(timeout=40)
-        finally:
-            if owner.poll() is None:
-                owner.kill()
-                owner.wait()
         assert owner.returncode == 0, stderr
         assert emulator.client.stats()["accepted"]["track"] == 0
     # The batch was taken from the producer when its write began: it had no report at all.
@@ -194,55 +185,18 @@ def test_a_batch_a_sigterm_interrupts_while_it_is_written_is_reported(tmp_path: 
     assert "stopped in the middle of writing a frame" in stderr
 
 
-CLOSING_ON_A_DAEMON_THREAD = """
-import sys, threading, time
-from mixpanel_core import Mixpanel
-from mixpanel_core.config import config_from_mapping
-
-if __name__ == "__main__":
-    config = config_from_mapping({
-        "mixpanel": {"token": "emulator-token", "api_host": sys.argv[1]},
-        "transports": {
-            "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 100,
-                        "shutdown_timeout": 2},
-            "direct": {"type": "buffered_http", "linger": 0.02},
-        },
-    })
-    client = Mixpanel("emulator-token", config=config)
-    for i in range(300):
-        client.track("owner", "E", {"i": i})
-    time.sleep(0.3)
-    threading.Thread(target=client.close, kwargs={"timeout": 30}, daemon=True).start()
-    time.sleep(0.5)
-    # The program ends: the exit close waits shutdown_timeout (2 s) for that close, then
-    # leaves the sender, asked to stop by it with its own deadline, to finish.
-"""
-
-
 def test_a_sender_stopping_for_a_close_still_under_way_at_exit_is_not_terminated(
     tmp_path: Path,
 ) -> None:
     """Review R3, D1: the exit's guard against a sender never asked to stop terminated one
     that was: asked by a daemon thread's close(timeout=30), still delivering through 429s
     when the exit close stopped waiting for that close. 0 of 300 were delivered."""
-    program = tmp_path / "owner.py"
-    program.write_text(CLOSING_ON_A_DAEMON_THREAD)
     with EmulatorProcess() as emulator:
         emulator.client.fail_next(100_000, 429, retry_after=2)
-        owner = subprocess.Popen(
-            [sys.executable, str(program), emulator.base_url],
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with owner_running(tmp_path, CLOSING_ON_A_DAEMON_THREAD, emulator.base_url) as owner:
             time.sleep(5)
             emulator.client.clear_faults()
             _, stderr = owner.communicate(timeout=60)
-        finally:
-            if owner.poll() is None:
-                owner.kill()
-                owner.wait()
         assert owner.returncode == 0, stderr
         assert "terminating it" not in stderr
         assert emulator.client.stats()["accepted"]["track"] == 300, stderr
