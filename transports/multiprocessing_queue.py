@@ -74,6 +74,8 @@ class MultiprocessingQueueTransport:
         self._close_ended = False
         """Whether that close ran to its end: one a signal interrupted (the documented SIGTERM
         handler raising ``SystemExit``) is finished by the exit close."""
+        self._close_deadline: float | None = None
+        """The deadline of the close that closed this transport, once one began."""
         self._stop_deadline: float | None = None
         """The deadline of the stop request written to the sender, once one was."""
         self._loss_told = False
@@ -226,14 +228,17 @@ class MultiprocessingQueueTransport:
         exit clean-up, which runs next, joins the sender process without a bound, and the
         sender waits for a stop request (or this process's end): each would wait for the
         other forever. So the request is written now, with the exit's deadline, unless one
-        was written before, and the sender is terminated if it still runs a moment past that
-        request's deadline (its records then counted lost); or at once, when no request
-        could be written.
+        was written before or a close still under way will write it, and the sender is
+        terminated if it still runs a moment past that request's (or that close's) deadline,
+        its records then counted lost; or at once, when no request could be written.
         """
         process = self.supervisor.process
         if process is None or not process.is_alive():
             return
-        if self._stop_deadline is None:
+        # A close still under way on another thread writes its own request, by its deadline,
+        # maybe once its workers closed: one written now, earlier, would cut it short.
+        under_way = not self._close_done.is_set()
+        if self._stop_deadline is None and not under_way:
             try:
                 request = stop_request(self._channel.producers_open(), deadline)
                 self._producer.put_control(request, STOP_REQUEST_AT_EXIT_SECONDS)
@@ -242,11 +247,8 @@ class MultiprocessingQueueTransport:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
         # A sender asked to stop (now, or by a close still under way with a later deadline)
         # stops by its request's deadline on its own: only one past it is terminated.
-        stop_at = (
-            time.monotonic()
-            if self._stop_deadline is None
-            else self._stop_deadline + SENDER_OVERRUN_SECONDS
-        )
+        stop_by = self._stop_deadline or (self._close_deadline if under_way else None)
+        stop_at = time.monotonic() if stop_by is None else stop_by + SENDER_OVERRUN_SECONDS
         threading.Thread(
             target=self.supervisor.terminate_at,
             args=(stop_at,),
@@ -279,7 +281,7 @@ class MultiprocessingQueueTransport:
                 self._finish_interrupted_close(bound)
             return ()
         try:
-            deadline = time.monotonic() + bound
+            deadline = self._close_deadline = time.monotonic() + bound
             left = list(self._producer.close(bound))
             self._stop_sender(deadline, bound)
             self._close_ended = True

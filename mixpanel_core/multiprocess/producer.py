@@ -81,6 +81,8 @@ class FrameProducer:
         # Frames are put one at a time so that one thread's batches stay in order. Never held
         # while reporting: a reporter may write again (see _queue).
         self._queue_lock = threading.RLock()  # for its _is_owned(): never taken twice
+        self._writing_now = threading.local()
+        """Whether this thread is between taking and releasing the queue lock."""
         self._lines: list[bytes] = []
         # Held by the linger thread: this producer, while its batch has lines, so that one
         # dropped without close() lives until they are written.
@@ -218,9 +220,11 @@ class FrameProducer:
                     f"{self._context.path}: another thread's frame held the queue for "
                     f"{timeout}s (the sender is not reading it)"
                 )
+            self._writing_now.value = True
             if self._writer.write_control(item, deadline, self._channel.sender_alive):
                 return
         finally:
+            self._writing_now.value = False
             self._release_queue()
         if not self._channel.sender_alive():
             raise TransportError(f"{self._channel.describe_sender()} is not running")
@@ -335,6 +339,7 @@ class FrameProducer:
             if not self._queue_lock.acquire(timeout=wait):
                 # Another thread of this process is still writing (the sender is not reading).
                 return lambda raising: self._not_written(frame, Written.NONE, raising, True)
+            self._writing_now.value = True
             if self._sender_gone or not self._channel.sender_alive():
                 return self._sender_found_gone(frame, deadline)
             options = self._options
@@ -360,22 +365,29 @@ class FrameProducer:
             timed_out = deadline is not None and time.monotonic() >= deadline
             return lambda raising: self._not_written(frame, written, raising, closing=timed_out)
         finally:
+            self._writing_now.value = False
             self._release_queue()
 
     def _refuse_reentry(self) -> None:
-        """Refuse a write on a thread that is writing already (a signal handler that sends):
-        the queue lock is never taken twice by one thread, which ``_release_queue`` needs."""
+        """Before a write: refuse one on a thread that is writing already (a signal handler
+        that sends while the code it interrupted writes), and release the queue lock this
+        thread holds with no write under way. A signal's exception (SystemExit from a SIGTERM
+        handler) can land just after the lock is taken or just before it is released, and
+        Python gives no way to close both gaps; the lock stayed held for ever, every later
+        write waiting on it. Left held so, it is released by the thread's next write (the
+        exit close's, after such a signal)."""
         if self._queue_lock._is_owned():  # type: ignore[attr-defined]
-            raise TransportError(
-                f"{self._context.path}: a frame is being written on this thread already (a "
-                "signal handler sending while the code it interrupted was queuing?)"
-            )
+            if getattr(self._writing_now, "value", False):
+                raise TransportError(
+                    f"{self._context.path}: a frame is being written on this thread already "
+                    "(a signal handler sending while the code it interrupted was queuing?)"
+                )
+            self._queue_lock.release()
 
     def _release_queue(self) -> None:
-        # Released if this thread holds it, not "if acquire() said so": a signal's exception
-        # (SystemExit from a SIGTERM handler) raised as acquire() returns comes before any
-        # result is stored, and the lock stayed taken for ever, every later write waiting on
-        # it. Held only once per thread (see _refuse_reentry), so holding it means taken here.
+        # The lock is held once per thread at most (_refuse_reentry): held, it is this write's.
+        # (_writing_now is cleared by the caller first, without a call in between: a signal
+        # landing as this function is entered leaves the lock for _refuse_reentry to release.)
         if self._queue_lock._is_owned():  # type: ignore[attr-defined]
             self._queue_lock.release()
 
