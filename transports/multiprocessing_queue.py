@@ -247,7 +247,7 @@ class MultiprocessingQueueTransport:
                 logger.error("%s: could not ask the sender to stop: %s", self._context.path, exc)
         # A sender asked to stop (now, or by a close still under way with a later deadline)
         # stops by its request's deadline on its own: only one past it is terminated.
-        stop_by = self._stop_deadline or (self._close_deadline if under_way else None)
+        stop_by = self._stop_deadline or ((self._close_deadline or deadline) if under_way else None)
         stop_at = time.monotonic() if stop_by is None else stop_by + SENDER_OVERRUN_SECONDS
         threading.Thread(
             target=self.supervisor.terminate_at,
