@@ -35,7 +35,7 @@ POLL_MS = 50
 """How long the thread waits for the pipe before it looks at its stop flag again."""
 
 
-def _unread_bytes(fd: int) -> int:
+def unread_bytes(fd: int) -> int:
     """How many bytes the pipe ``fd`` reads from holds now."""
     answer = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
     count: int = struct.unpack("i", answer)[0]
@@ -139,7 +139,7 @@ class Intake:
         """
         for pid in self._assembler.pending_pids():
             if pid not in self._dead and not process_running(pid):
-                self._dead[pid] = self._read + _unread_bytes(self._fd)
+                self._dead[pid] = self._read + unread_bytes(self._fd)
 
     def _discard_what_the_dead_left(self) -> None:
         pending = self._assembler.pending_pids()

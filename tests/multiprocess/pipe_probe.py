@@ -10,10 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import struct
-import termios
 import time
 from typing import Any
+
+from mixpanel_core.multiprocess.intake import unread_bytes
+
+__all__ = ["paused_sender", "pipe_capacity", "unread_bytes", "wait_until_the_pipe_is_full"]
 
 
 def paused_sender(transport: Any) -> int:
@@ -26,10 +28,6 @@ def paused_sender(transport: Any) -> int:
     pid: int = transport.supervisor.process.pid
     os.kill(pid, signal.SIGSTOP)
     return pid
-
-
-def unread_bytes(fd: int) -> int:
-    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
 
 
 def pipe_capacity(channel: Any) -> int:
