@@ -15,7 +15,7 @@ from mixpanel_core.config import TransportConfig
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
-from mixpanel_core.plugin import build_failure
+from mixpanel_core.plugin import raise_build_failure
 from mixpanel_core.process_exit import exit_before
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.registry import TRANSPORT_GROUP, load
@@ -148,10 +148,10 @@ class NamedTransports:
             raise  # said on purpose: a ConfigError naming its key, a TransportError
         except Exception as exc:
             # Not raw at the first track(), which builds it: a configuration error, naming the
-            # table (and not quoting its values: see build_failure).
-            raise build_failure(
+            # table (and not quoting its values: see raise_build_failure).
+            raise_build_failure(
                 f"transports.{name}", spec.type, exc, spec.options, context.settings
-            ) from exc
+            )
         if not isinstance(transport, Transport):
             # Said now, naming it, rather than as an AttributeError at its first send or flush.
             raise ConfigError(

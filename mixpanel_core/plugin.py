@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 import attrs
 
@@ -55,19 +56,42 @@ def instantiate(target: object, context: PluginContext) -> object:
     except MixpanelCoreError:
         raise  # said on purpose (a ConfigError naming its key, most often)
     except Exception as exc:
-        raise build_failure(
+        raise_build_failure(
             context.path, context.name, exc, context.options, context.config.mixpanel
-        ) from exc
+        )
     return target
 
 
-def build_failure(
+def raise_build_failure(
     path: str, name: str, error: Exception, options: Mapping[str, Any], settings: MixpanelSettings
-) -> ConfigError:
-    """The ``ConfigError`` for a plugin or transport whose building raised ``error``, not one of
-    ours (a ``KeyError`` from ``options["key"]``, its own ``ValueError``): it names the table,
-    as every configuration error does, and the command line prints it as one line. What the
-    error says is redacted (see ``Redactor``): it may quote the table or a credential.
+) -> NoReturn:
+    """Raise the ``ConfigError`` for a plugin or transport whose building raised ``error``, not
+    one of ours (a ``KeyError`` from ``options["key"]``, its own ``ValueError``): it names the
+    table, as every configuration error does, and the command line prints it as one line. What
+    the error says is redacted (see ``Redactor``): it may quote the table or a credential.
+
+    ``error`` is kept as the ``__cause__`` (a traceback then shows where it was raised), unless
+    a credential stands in its text or in that of an exception it chains: a traceback prints
+    those whole, into every log that records it. The file and line it was raised at are then
+    named in the text instead.
     """
-    text = Redactor(settings, options, path)(str(error))
-    return ConfigError(f"{path}: {name!r} could not be built: {type(error).__name__}: {text}")
+    redact = Redactor(settings, options, path)
+    said = f"{path}: {name!r} could not be built: {type(error).__name__}: {redact(str(error))}"
+    if any(redact(str(link)) != str(link) for link in _chain(error)):
+        raise ConfigError(said + _raised_at(error)) from None
+    raise ConfigError(said) from error
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions a traceback of it prints (its causes and contexts)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+
+
+def _raised_at(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""

@@ -10,8 +10,10 @@ value is replaced by its key path.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,15 @@ SOURCE = textwrap.dedent(
             raise ValueError(f"bad credential {secret}")
 
 
+    class Chained:
+        @classmethod
+        def from_config(cls, context):
+            try:
+                raise RuntimeError(f"login refused for {context.options['password']}")
+            except RuntimeError as exc:
+                raise ValueError("could not log in") from exc
+
+
     class Declines:
         @classmethod
         def from_config(cls, options, context):
@@ -92,6 +103,7 @@ SOURCE = textwrap.dedent(
 def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     plugins = {name: f"acme_build:{name.title()}" for name in ("region", "pin", "stubborn")}
     plugins["precise"] = "acme_build:Precise"
+    plugins["chained"] = "acme_build:Chained"
     transports = {
         "flaky": "acme_build:Flaky",
         "leaky": "acme_build:Leaky",
@@ -160,10 +172,11 @@ def test_instantiate_wraps_what_from_config_raises() -> None:
     )
     with pytest.raises(ConfigError) as caught:
         instantiate(Broken, context)
-    assert str(caught.value) == (
+    assert str(caught.value).startswith(
         "plugins.broken: 'broken' could not be built: LookupError: no <plugins.broken.secret_zone>"
-        " zone here"
+        " zone here (raised at "
     )
+    assert caught.value.__cause__ is None  # its text, printed by a traceback, held a secret
 
 
 def test_a_transport_whose_from_config_raises_is_a_config_error_when_built(acme: None) -> None:
@@ -188,7 +201,7 @@ def test_a_transport_error_quotes_no_mixpanel_credential(acme: None) -> None:
     with pytest.raises(ConfigError) as caught:
         pipeline.build_all()
     assert "APISECRET-123" not in str(caught.value)
-    assert str(caught.value).endswith("bad credential <mixpanel.api_secret>")
+    assert "bad credential <mixpanel.api_secret> (raised at " in str(caught.value)
 
 
 def test_a_transport_error_is_redacted_with_the_settings_it_was_built_with(acme: None) -> None:
@@ -199,7 +212,35 @@ def test_a_transport_error_is_redacted_with_the_settings_it_was_built_with(acme:
     pipeline.config = config_from_mapping({**first, "mixpanel": {"api_secret": "SECOND-2"}})
     with pytest.raises(ConfigError) as caught:
         pipeline.build_all()
-    assert str(caught.value).endswith("bad credential <mixpanel.api_secret>")
+    assert "bad credential <mixpanel.api_secret> (raised at " in str(caught.value)
+
+
+def test_a_credential_in_what_from_config_raised_reaches_no_traceback(acme: None) -> None:
+    """Found by a review: the text was redacted, but the exception the plugin raised was kept
+    as ``__cause__``, and every traceback of the error (an uncaught one, ``logging.exception``)
+    printed the credential whole. It is now left out, and the text says where it was raised."""
+    data = {
+        "mixpanel": {"api_secret": "APISECRET-123"},
+        "transports": {"default": {"type": "leaky"}},
+    }
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config_from_mapping(data)).build_all()
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "APISECRET-123" not in printed
+    assert caught.value.__cause__ is None
+    assert re.search(r"\(raised at .*acme_build\.py:\d+\)$", str(caught.value))
+
+
+def test_a_credential_in_an_exception_chained_to_what_was_raised_reaches_no_traceback(
+    acme: None,
+) -> None:
+    config = config_from_mapping(plugin_config("chained", {"password": "hunter2-secret"}))
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config)
+    assert "hunter2-secret" not in "".join(traceback.format_exception(caught.value))
+    assert str(caught.value).startswith(
+        "plugins.chained: 'chained' could not be built: ValueError: could not log in (raised at "
+    )
 
 
 def test_a_transport_error_from_from_config_is_raised_as_it_is(acme: None) -> None:
