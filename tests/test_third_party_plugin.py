@@ -25,6 +25,8 @@ with Mixpanel.from_config(sys.argv[1]) as mp:
     mp.track("user-1", "Signed up", {"plan": "pro"})
     mp.track("user-2", "Signed up", {"tenant": "explicit"})
     mp.people_set("user-1", {"a": 1})
+    mp.alias("user-1-alias", "user-1")
+    mp.merge(None, "user-1", "user-3")
 """
 
 
@@ -39,7 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_installed_third_party_plugin_and_transport_are_used(tmp_path: Path, site: Path) -> None:
-    archive = tmp_path / "archive.jsonl"
+    archive = tmp_path / "not-made-yet" / "archive.jsonl"
     config = tmp_path / "mixpanel.toml"
     config.write_text(
         f"""
@@ -60,10 +62,13 @@ path = "{archive}"
     subprocess.run([sys.executable, "-c", PROGRAM, str(config)], check=True, env=env)
 
     lines = [json.loads(line) for line in archive.read_text().splitlines()]
-    assert [line["endpoint"] for line in lines] == ["track", "track", "engage"]
+    assert [line["endpoint"] for line in lines] == ["track", "track", "engage", "track", "import"]
     assert lines[0]["record"]["properties"]["tenant"] == "acme-eu"
     assert lines[1]["record"]["properties"]["tenant"] == "explicit"
     assert "tenant" not in lines[2]["record"]["$set"]
+    # $create_alias and $merge are Event subclasses, but no events of the caller's: left alone.
+    assert [line["record"]["event"] for line in lines[3:]] == ["$create_alias", "$merge"]
+    assert all("tenant" not in line["record"]["properties"] for line in lines[3:])
 
     listing = subprocess.run(
         [sys.executable, "-m", "mixpanel_core.cli", "plugins"],
@@ -91,3 +96,21 @@ def test_a_bad_option_of_the_third_party_transport_names_its_key(
     )
     assert result.returncode == 1
     assert "transports.archive.pth: unknown key" in result.stderr
+
+
+def test_a_path_the_third_party_transport_cannot_write_names_its_key(
+    tmp_path: Path, site: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where the transport's directory should be
+    config = tmp_path / "mixpanel.toml"
+    config.write_text(f'[transports.archive]\ntype = "jsonl_file"\npath = "{blocker}/x.jsonl"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "mixpanel_core.cli", "config", "check", str(config)],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert f"transports.archive.path: cannot append to {blocker}/x.jsonl: " in result.stderr

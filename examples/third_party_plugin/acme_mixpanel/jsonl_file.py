@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import attrs
 
-from mixpanel_core import DeliveryReport, DeliveryStatus, Message, TransportContext
+from mixpanel_core import ConfigError, DeliveryReport, DeliveryStatus, Message, TransportContext
 from mixpanel_core.schema import read, setting
 from mixpanel_core.wire import dumps
 
@@ -17,8 +18,18 @@ from mixpanel_core.wire import dumps
 class JsonLinesFileOptions:
     """The options of a ``type = "jsonl_file"`` transport."""
 
-    path: str = setting(doc="The file to append to; created if missing.")
+    path: str = setting(doc="The file to append to; created if missing, with its directory.")
     with_endpoint: bool = setting(True, doc="Write `{endpoint, record}` rather than the record.")
+
+
+def _opened(path: str, key: str) -> BinaryIO:
+    """``path`` opened to append, its directory made if missing; a ``ConfigError`` naming
+    ``key`` if that cannot be done (a path no one can write to is a configuration mistake)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab")  # closed by the transport's close()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot append to {path}: {exc.strerror}") from exc
 
 
 class JsonLinesFileTransport:
@@ -27,7 +38,7 @@ class JsonLinesFileTransport:
     def __init__(self, options: JsonLinesFileOptions, context: TransportContext) -> None:
         self._options = options
         self._context = context
-        self._file = open(options.path, "ab")  # noqa: SIM115 (closed in close())
+        self._file = _opened(options.path, f"{context.path}.path")
         self._lock = threading.Lock()
 
     @classmethod

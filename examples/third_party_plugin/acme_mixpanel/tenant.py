@@ -1,4 +1,4 @@
-"""``tenant``: stamps every event and profile update with the tenant it came from."""
+"""``tenant``: stamps each event (`track()`, `import_data()`) with the tenant it came from."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ class Tenant:
 
     @hookimpl
     def mixpanel_enrich(self, message: Message) -> Message | None:
-        if not isinstance(message, Event) or self.options.property in message.properties:
+        # Events of track() and import_data() only, not $create_alias or $merge (Event too).
+        if message.kind not in ("event", "import") or not isinstance(message, Event):
+            return None
+        if self.options.property in message.properties:
             return None
         return message.with_properties({self.options.property: self.options.tenant})
