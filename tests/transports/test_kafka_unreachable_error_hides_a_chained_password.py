@@ -15,6 +15,10 @@ from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
 
 PASSWORD = "hunter2"
+HINT = (  # a sasl_ setting was given: the login or the protocol may be what failed
+    "; if a broker is up there, check transports.bus.producer.security_protocol and the sasl_ "
+    "and ssl_ settings against its listener"
+)
 
 
 def _raising(message: str) -> Any:
@@ -33,7 +37,7 @@ def _error(message: str) -> TransportError:
 
 def test_an_error_showing_the_password_is_neither_quoted_nor_chained() -> None:
     error = _error(f"authentication failed for password {PASSWORD}")
-    assert str(error) == "bus cannot reach Kafka at 127.0.0.1:1: KafkaError"
+    assert str(error) == "bus cannot reach Kafka at 127.0.0.1:1: KafkaError" + HINT
     assert error.__cause__ is None
     assert error.__suppress_context__
     shown = "".join(traceback.format_exception(error))
@@ -42,5 +46,7 @@ def test_an_error_showing_the_password_is_neither_quoted_nor_chained() -> None:
 
 def test_an_error_showing_no_secret_is_quoted_and_chained() -> None:
     error = _error("no broker answered")
-    assert str(error) == "bus cannot reach Kafka at 127.0.0.1:1: KafkaError: no broker answered"
+    assert str(error) == (
+        "bus cannot reach Kafka at 127.0.0.1:1: KafkaError: no broker answered" + HINT
+    )
     assert isinstance(error.__cause__, kafka_python().errors.KafkaError)
