@@ -19,7 +19,7 @@ import datetime
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -163,7 +163,18 @@ def read(cls: type[T], table: object, path: str) -> T:
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise key_error(path, exc, fields) from exc
+
+
+def key_error(path: str, error: Exception, keys: Collection[str]) -> ConfigError:
+    """The ``ConfigError`` of a check of the table at ``path`` that raised ``error``. A check
+    that names the key it refuses ("linger: must be ...", "bootstrap_servers[1]: ...") is said
+    at that key's path, as every other error of a key is: ``transports.out.linger: must be``.
+    """
+    key, named, rule = str(error).partition(": ")
+    if named and key.partition("[")[0] in keys:
+        return ConfigError(f"{path}.{key}: {rule}")
+    return ConfigError(f"{path}: {error}")
 
 
 def freeze_setting(value: object, path: str) -> Any:

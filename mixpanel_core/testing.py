@@ -116,4 +116,10 @@ def install_distribution(
     return directory
 
 
-__all__ = ["MemoryTransport", "install_distribution", "memory_client", "wait_until_sender_took"]
+__all__ = [
+    "MemoryTransport",
+    "ReportCollector",
+    "install_distribution",
+    "memory_client",
+    "wait_until_sender_took",
+]

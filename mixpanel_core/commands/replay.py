@@ -129,6 +129,9 @@ class Replay:
         if options.rejected_file is not None and not options.dry_run:
             self.rejected = RejectedFile(options.rejected_file)
         self._unkept = 0
+        self.reading = False
+        """Whether the dead letters' file or topic was opened: the summary is said from then on
+        (before, there is nothing to sum up: only the error is said)."""
 
     def run(self) -> ReplayTally:
         """Replay the file or the topic; raises ``CommandError`` when something was left undone."""
@@ -160,17 +163,21 @@ class Replay:
     def _replay_file(self, path: Path) -> None:
         self.progress.start(str(path), path.stat().st_size if path.exists() else 0)
         batch: list[Letter] = []
+        # The file is opened as its first line is read: a missing or unreadable one raises then.
         for letter in read_dead_letter_file(path, self.token):
+            self.reading = True
             batch.append(letter)
             if len(batch) >= self.options.batch_size:
                 self._replay_batch(batch)
                 batch = []
+        self.reading = True  # an empty file was read too
         if batch:
             self._replay_batch(batch)
         self.progress.end()
 
     def _replay_topic(self, name: str) -> None:
         topic = DeadLetterTopic(self._consumer(), name)
+        self.reading = True
         self.progress.start(name, 0)
         try:
             for records in topic.batches(self.options.batch_size):
@@ -384,7 +391,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             replay.run()
         finally:
-            progress.say(replay.tally.summary(options))
+            if replay.reading:
+                progress.say(replay.tally.summary(options))
     return 0
 
 

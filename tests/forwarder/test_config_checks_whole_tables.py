@@ -43,7 +43,7 @@ def test_a_buffering_key_of_an_http_transport_is_refused() -> None:
 
 
 def test_a_bad_buffering_value_of_a_buffered_http_transport_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"^transports\.direct: linger: "):
+    with pytest.raises(ConfigError, match=r"^transports\.direct.linger: "):
         _setup({"type": "buffered_http", "linger": -5})
 
 

@@ -41,7 +41,7 @@ def test_credentials_in_a_broker_address_are_refused_by_the_forwarder_without_qu
     message = str(caught.value)
     assert PASSWORD not in message
     key = "bootstrap_servers" if isinstance(servers, str) else "bootstrap_servers[1]"
-    assert message.startswith(f"transports.bus: {key}: credentials in a broker address")
+    assert message.startswith(f"transports.bus.{key}: credentials in a broker address")
     assert "sasl_plain_password" in message  # where they go instead
 
 
@@ -54,7 +54,7 @@ def test_credentials_in_a_broker_address_never_reach_kafka_python(
     fast = {"max_block_ms": 500, "request_timeout_ms": 500}
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as caught:
         KafkaTransport(servers, "events", fast, name="bus")
-    assert str(caught.value).startswith("transports.bus: bootstrap_servers")
+    assert str(caught.value).startswith("transports.bus.bootstrap_servers")
     assert PASSWORD not in str(caught.value)
     assert PASSWORD not in caplog.text
 
@@ -86,7 +86,7 @@ def test_forward_with_a_password_in_a_broker_address_is_one_line_without_it(
     )
     assert main(["forward", "--config", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("mixpanel-core: error: transports.bus: bootstrap_servers: credentials")
+    assert err.startswith("mixpanel-core: error: transports.bus.bootstrap_servers: credentials")
     assert PASSWORD not in err
 
 

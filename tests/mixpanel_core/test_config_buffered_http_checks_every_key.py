@@ -24,10 +24,10 @@ def refused(table: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("table", "start"),
     [
-        ({"read_timeout": 0}, "transports.out: read_timeout: must be greater than 0"),
-        ({"connect_timeout": 0.0}, "transports.out: connect_timeout: must be greater than 0"),
-        ({"pool_size": 0}, "transports.out: pool_size: must be between 1 and "),
-        ({"max_batch_bytes": 0}, "transports.out: max_batch_bytes: must be greater than 0"),
+        ({"read_timeout": 0}, "transports.out.read_timeout: must be greater than 0"),
+        ({"connect_timeout": 0.0}, "transports.out.connect_timeout: must be greater than 0"),
+        ({"pool_size": 0}, "transports.out.pool_size: must be between 1 and "),
+        ({"max_batch_bytes": 0}, "transports.out.max_batch_bytes: must be greater than 0"),
     ],
 )
 def test_the_http_keys_of_a_buffered_http_table_are_checked(
@@ -39,9 +39,9 @@ def test_the_http_keys_of_a_buffered_http_table_are_checked(
 @pytest.mark.parametrize("key", ["max_queue_messages", "max_queue_bytes"])
 def test_a_queue_bound_of_0_is_refused_naming_it(key: str) -> None:
     # 0 would make every send meet `when_full`: under `drop_newest`, every message dropped.
-    assert refused({key: 0}) == f"transports.out: {key}: must be greater than 0"
+    assert refused({key: 0}) == f"transports.out.{key}: must be greater than 0"
 
 
 def test_a_blank_dead_letter_path_is_refused_not_taken_for_a_file_name() -> None:
     message = refused({"dead_letter_path": "   "})
-    assert message.startswith("transports.out: dead_letter_path: must not be empty or blank")
+    assert message.startswith("transports.out.dead_letter_path: must not be empty or blank")

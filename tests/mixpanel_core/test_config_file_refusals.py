@@ -53,7 +53,7 @@ def test_an_empty_dead_letter_path_is_refused_not_taken_for_none() -> None:
         {"transports": {"b": {"type": "buffered_http", "dead_letter_path": "${DLQ}"}}},
         {"DLQ": ""},
     )
-    with pytest.raises(ConfigError, match=r"transports\.b: dead_letter_path: must not be empty"):
+    with pytest.raises(ConfigError, match=r"transports\.b.dead_letter_path: must not be empty"):
         read(BufferedHttpOptions, config.transports["b"].options, "transports.b")
 
 

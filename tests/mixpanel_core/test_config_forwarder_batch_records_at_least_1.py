@@ -17,7 +17,7 @@ def test_a_batch_of_fewer_than_1_record_is_refused_naming_the_key(count: int) ->
     table = {"source": "events", "on_poison": "stop", "batch_records": count}
     with pytest.raises(ConfigError) as caught:
         read(ForwarderConfig, table, "forwarder")
-    assert str(caught.value) == "forwarder: batch_records: must be at least 1"
+    assert str(caught.value) == "forwarder.batch_records: must be at least 1"
 
 
 def test_1_record_is_taken() -> None:

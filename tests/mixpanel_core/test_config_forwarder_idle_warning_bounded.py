@@ -19,7 +19,7 @@ def test_an_idle_warning_out_of_bounds_is_refused_naming_the_key(seconds: float)
     with pytest.raises(ConfigError) as caught:
         read(ForwarderConfig, {**TABLE, "idle_warning": seconds}, "forwarder")
     assert str(caught.value).startswith(
-        f"forwarder: idle_warning: must be 0 or more and at most {MAX_SECONDS} seconds"
+        f"forwarder.idle_warning: must be 0 or more and at most {MAX_SECONDS} seconds"
     )
 
 

@@ -18,7 +18,7 @@ TABLE = {"source": "events", "on_poison": "stop"}
 def test_a_negative_port_is_refused_naming_the_key(port: int) -> None:
     with pytest.raises(ConfigError) as caught:
         read(ForwarderConfig, {**TABLE, "metrics_port": port}, "forwarder")
-    assert str(caught.value).startswith("forwarder: metrics_port: must be a port number from 0")
+    assert str(caught.value).startswith("forwarder.metrics_port: must be a port number from 0")
 
 
 def test_0_is_taken_as_any_free_port() -> None:

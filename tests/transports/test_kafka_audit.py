@@ -60,9 +60,9 @@ def test_a_topic_name_kafka_refuses_is_a_config_error_naming_the_key_when_built(
     topic: str,
 ) -> None:
     options = {"bootstrap_servers": kafka_bootstrap, "topic": topic}
-    with pytest.raises(ConfigError, match=r"^transports\.bus: topic: must be at most 249 char"):
+    with pytest.raises(ConfigError, match=r"^transports\.bus.topic: must be at most 249 char"):
         _build(built, reports, options)
-    with pytest.raises(ConfigError, match=r"^transports\.kafka: topic: .*Kafka's rule"):
+    with pytest.raises(ConfigError, match=r"^transports\.kafka.topic: .*Kafka's rule"):
         KafkaTransport(kafka_bootstrap, topic)
     # The longest name Kafka takes, with every kind of character it allows, still works.
     longest = kafka_topic_factory(partitions=1, prefix="Aa0._-" + "x" * 230)

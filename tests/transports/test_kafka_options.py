@@ -38,12 +38,12 @@ def test_a_transport_option_out_of_range_is_a_config_error_naming_key_and_rule(
     kafka_bootstrap: str, key: str, value: object, rule: str
 ) -> None:
     options = {"bootstrap_servers": kafka_bootstrap, "topic": "t", key: value}
-    with pytest.raises(ConfigError, match=rf"^transports\.bus: {key}: {rule}"):
+    with pytest.raises(ConfigError, match=rf"^transports\.bus.{key}: {rule}"):
         build(options)
 
 
 def test_the_constructor_checks_the_same_rules() -> None:
-    with pytest.raises(ConfigError, match=r"^transports\.kafka: max_unacknowledged: must be"):
+    with pytest.raises(ConfigError, match=r"^transports\.kafka.max_unacknowledged: must be"):
         KafkaTransport("127.0.0.1:1", "t", max_unacknowledged=0)
 
 

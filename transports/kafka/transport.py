@@ -9,13 +9,15 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.frozen import EMPTY
 from mixpanel_core.kafka.options import KafkaOptions, check_transport_options
 from mixpanel_core.messages import ENDPOINTS, Message
 from mixpanel_core.process_exit import at_exit, owned
-from mixpanel_core.schema import read
+from mixpanel_core.schema import key_error, read
 from mixpanel_core.transport import (
     TransportContext,
     bounded,
@@ -64,7 +66,7 @@ class KafkaTransport:
                 exit_timeout=exit_timeout,
             )
         except ValueError as exc:
-            raise ConfigError(f"transports.{name}: {exc}") from None
+            raise key_error(f"transports.{name}", exc, attrs.fields_dict(KafkaOptions)) from None
         self._topic = topic
         self._name = name
         self._max_unacknowledged = max_unacknowledged
