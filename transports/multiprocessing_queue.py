@@ -255,6 +255,9 @@ class MultiprocessingQueueTransport:
             name=f"mixpanel-{self._context.name}-exit-stop",
             daemon=True,
         ).start()
+        if stop_by is not None:
+            # Its last reports reach the hooks before the interpreter freezes the listener.
+            self.supervisor.replay_by(stop_at)
 
     def _close(self, timeout: float | None, *, at_exit: bool) -> Sequence[Message]:
         bound = bounded(timeout, self._channel.options.shutdown_timeout)

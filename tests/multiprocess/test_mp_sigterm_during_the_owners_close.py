@@ -96,6 +96,19 @@ if __name__ == "__main__":
         client.track("owner", "E", {"i": i, "pad": "x" * 200_000})
 """
 
+CLOSING_ON_A_DAEMON_THREAD = """
+if __name__ == "__main__":
+    url, out, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    client = owner_client(url, out, batch_size=100, shutdown_timeout=2)
+    for i in range(count):
+        client.track("owner", "E", {"i": i})
+    time.sleep(0.3)
+    threading.Thread(target=client.close, kwargs={"timeout": 30}, daemon=True).start()
+    time.sleep(0.5)
+    # The program ends: the exit close waits shutdown_timeout (2 s) for that close, then
+    # leaves the sender, asked to stop by it with its own deadline, to finish.
+"""
+
 
 @contextmanager
 def owner_running(tmp_path: Path, main: str, *args: str) -> Iterator[subprocess.Popen[str]]:
@@ -171,3 +184,28 @@ def test_a_batch_a_sigterm_interrupts_while_it_is_written_is_reported(tmp_path: 
     # pipe is only discarded.
     assert "never reached" not in stderr
     assert "stopped in the middle of writing a frame" in stderr
+
+
+def test_a_close_on_a_daemon_thread_at_exit_lets_the_sender_finish_and_report_everything(
+    tmp_path: Path,
+) -> None:
+    """Review R3, D1: the exit's guard terminated a sender stopping for a daemon thread's
+    close(timeout=30), 0 of 300 delivered. Then, found when this test failed in CI: that close
+    asked whether the sender had ended by reaping it while multiprocessing's exit on the main
+    thread reaped it too, lost that race, was told it still ran, and "terminated" a sender that
+    had delivered everything, logging its records lost. And the reports it had sent were
+    passed on by a daemon thread the interpreter froze as the sender ended: 0 of 20,000 seen."""
+    out = tmp_path / "reports.txt"
+    with EmulatorProcess() as emulator:
+        # Two 429s: the sender delivers after about 6 s of Mixpanel's backoff, past the exit
+        # close's 2 s and well within the daemon close's 30.
+        emulator.client.fail_next(2, 429, retry_after=2)
+        arguments = (emulator.base_url, str(out), "20000")
+        with owner_running(tmp_path, CLOSING_ON_A_DAEMON_THREAD, *arguments) as owner:
+            _, stderr = owner.communicate(timeout=90)
+        assert owner.returncode == 0, stderr
+        assert "terminat" not in stderr
+        assert "lost" not in stderr
+        assert "unknown" not in stderr
+        assert emulator.client.stats()["accepted"]["track"] == 20000, stderr
+    assert out.read_text().split() == ["accepted"] * 20000, stderr
