@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import attrs
@@ -71,25 +71,16 @@ def raise_build_failure(
     the error says is redacted (see ``Redactor``): it may quote the table or a credential.
 
     ``error`` is kept as the ``__cause__`` (a traceback then shows where it was raised), unless
-    a credential stands in its text or in that of an exception it chains: a traceback prints
-    those whole, into every log that records it. The file and line it was raised at are then
-    named in the text instead.
+    a credential stands in what a traceback of it prints (its text, the exceptions it chains or
+    groups, its notes): that goes whole into every log that records it. The file and line it
+    was raised at are then named in the text instead.
     """
     redact = Redactor(settings, options, path)
     said = f"{path}: {name!r} could not be built: {type(error).__name__}: {redact(str(error))}"
-    if any(redact(str(link)) != str(link) for link in _chain(error)):
+    printed = "".join(traceback.format_exception(error))
+    if redact(printed) != printed:
         raise ConfigError(said + _raised_at(error)) from None
     raise ConfigError(said) from error
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and the exceptions a traceback of it prints (its causes and contexts)."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        yield link
-        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
 
 
 def _raised_at(error: BaseException) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -168,11 +169,12 @@ def read(cls: type[T], table: object, path: str) -> T:
 
 def key_error(path: str, error: Exception, keys: Collection[str]) -> ConfigError:
     """The ``ConfigError`` of a check of the table at ``path`` that raised ``error``. A check
-    that names the key it refuses ("linger: must be ...", "bootstrap_servers[1]: ...") is said
-    at that key's path, as every other error of a key is: ``transports.out.linger: must be``.
+    that names the key it refuses ("linger: must be ...", "bootstrap_servers[1]: ...",
+    "urls.trak: ...") is said at that key's path, as every other error of a key is:
+    ``transports.out.linger: must be``.
     """
     key, named, rule = str(error).partition(": ")
-    if named and key.partition("[")[0] in keys:
+    if named and re.split(r"[.\[]", key, maxsplit=1)[0] in keys:
         return ConfigError(f"{path}.{key}: {rule}")
     return ConfigError(f"{path}: {error}")
 

@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from mixpanel_core import Message
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import Event
+from mixpanel_core.plugin import PluginContext
 from mixpanel_core.testing import memory_client
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -48,16 +51,28 @@ def test_the_messages_cover_every_kind() -> None:
     assert sorted(every_kind()) == ["alias", "event", "group", "import", "merge", "people"]
 
 
-def test_require_plan_refuses_only_events_without_a_plan() -> None:
+def without_plan(message: Message) -> Event:
+    assert isinstance(message, Event)
+    return message.with_property_values(message.properties.without(["plan"]))
+
+
+def test_require_plan_refuses_only_events_of_track_without_a_plan() -> None:
     validator = example("hooks.md", "RequirePlan")()
     messages = every_kind()
     for kind, message in messages.items():
         assert not validator.mixpanel_validate(message), kind
-    event = messages["event"]
-    assert isinstance(event, Event)
-    without_plan = event.with_property_values(event.properties.without(["plan"]))
-    (problem,) = validator.mixpanel_validate(without_plan)
+    assert not validator.mixpanel_validate(without_plan(messages["import"]))  # "nor imports"
+    (problem,) = validator.mixpanel_validate(without_plan(messages["event"]))
     assert problem.field == "properties.plan"
+
+
+def test_the_tenant_plugin_is_built_from_its_table() -> None:
+    context = PluginContext("tenant", FrozenDict(tenant="acme-eu"))
+    tenant = example("plugins.md", "Tenant").from_config(context)
+    enriched = tenant.mixpanel_enrich(every_kind()["event"])
+    assert enriched.properties["tenant"] == "acme-eu"
+    with pytest.raises(ConfigError, match=r"^plugins\.tenant\.tenat: unknown key"):
+        example("plugins.md", "Tenant").from_config(PluginContext("tenant", FrozenDict(tenat="x")))
 
 
 @pytest.mark.parametrize(("page", "name"), [("hooks.md", "AddRegion"), ("plugins.md", "Tenant")])
@@ -76,7 +91,8 @@ def test_fix_times_fixes_microsecond_times_and_leaves_the_rest() -> None:
     messages = every_kind()
     for kind, message in messages.items():
         assert fix.mixpanel_enrich(message) is None, kind  # times in seconds, or none
-    event = messages["import"]
-    assert isinstance(event, Event)
-    micro = event.with_properties({"time": 1_600_000_000_000_000})
-    assert fix.mixpanel_enrich(micro).time == 1_600_000_000
+    for kind in ("event", "import"):
+        event = messages[kind]
+        assert isinstance(event, Event)
+        micro = event.with_properties({"time": 1_600_000_000_000_000})
+        assert fix.mixpanel_enrich(micro).time == 1_600_000_000, kind

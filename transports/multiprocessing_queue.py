@@ -232,13 +232,13 @@ class MultiprocessingQueueTransport:
         terminated if it still runs a moment past that request's (or that close's) deadline,
         its records then counted lost; or at once, when no request could be written.
         """
-        process = self.supervisor.process
-        if process is None or not process.is_alive():
-            return
+        if self.supervisor.process is None:
+            return  # started by the application (start_sender = false)
+        ended = self.supervisor.ended()  # its last reports may still be on their way here
         # A close still under way on another thread writes its own request, by its deadline,
         # maybe once its workers closed: one written now, earlier, would cut it short.
         under_way = not self._close_done.is_set()
-        if self._stop_deadline is None and not under_way:
+        if not ended and self._stop_deadline is None and not under_way:
             try:
                 request = stop_request(self._channel.producers_open(), deadline)
                 self._producer.put_control(request, STOP_REQUEST_AT_EXIT_SECONDS)
@@ -248,13 +248,16 @@ class MultiprocessingQueueTransport:
         # A sender asked to stop (now, or by a close still under way with a later deadline)
         # stops by its request's deadline on its own: only one past it is terminated.
         stop_by = self._stop_deadline or ((self._close_deadline or deadline) if under_way else None)
+        if ended:
+            stop_by = stop_by or deadline
         stop_at = time.monotonic() if stop_by is None else stop_by + SENDER_OVERRUN_SECONDS
-        threading.Thread(
-            target=self.supervisor.terminate_at,
-            args=(stop_at,),
-            name=f"mixpanel-{self._context.name}-exit-stop",
-            daemon=True,
-        ).start()
+        if not ended:
+            threading.Thread(
+                target=self.supervisor.terminate_at,
+                args=(stop_at,),
+                name=f"mixpanel-{self._context.name}-exit-stop",
+                daemon=True,
+            ).start()
         if stop_by is not None:
             # Its last reports reach the hooks before the interpreter freezes the listener.
             self.supervisor.replay_by(stop_at)

@@ -77,6 +77,9 @@ class SenderSupervisor:
         self._death_noticed = False
         self._terminated = False
         """Whether this stopped the sender at the deadline (and logged what it lost)."""
+        self._replaying_at_exit = False
+        """Whether the exit waits for the last reports (``replay_by``), and says what is left
+        of them at its own, later, deadline: a close's wait does not say it too."""
         self._handled = 0
         """Items and reports the listener has acted on: its progress, for
         ``wait_until_finished``."""
@@ -264,7 +267,8 @@ class SenderSupervisor:
                 self._account_for_lost("it was terminated")
             else:
                 process.join(interval)  # reaps it at once (it ended), unless another thread did
-                if not finished and process.exitcode in (0, None):  # None: reaped elsewhere
+                replaying = not finished and process.exitcode in (0, None)  # None: reaped elsewhere
+                if replaying and not self._replaying_at_exit:
                     self._account_for_lost(
                         f"it ended, but its last reports were still being replayed here after "
                         f"{timeout:.1f}s (the mixpanel_delivered hooks took longer than that)"
@@ -280,8 +284,8 @@ class SenderSupervisor:
             return
         if _ended(process, max(deadline - time.monotonic(), 0)):
             return
+        self._terminated = True  # first: replay_by, waking at about this time, leaves it to this
         logger.error("%s still ran at the exit's deadline; terminating it", self._describe())
-        self._terminated = True
         process.terminate()
         self._account_for_lost("it was terminated")
 
@@ -295,12 +299,29 @@ class SenderSupervisor:
         with the listener part-way through its last reports (0 of 20,000 passed on, without a
         word). The process waits for the sender until about then anyway.
         """
-        if self._finished.wait(max(deadline - time.monotonic(), 0)) or self._terminated:
-            return  # replayed; or terminated, and what it held counted (terminate_at)
+        self._replaying_at_exit = True
+        # A moment past the deadline: terminate_at, on its own thread with the same deadline,
+        # terminates a sender still running then, and says what that lost (one line a loss).
+        wait = max(deadline - time.monotonic(), 0) + self._channel.options.check_interval
+        try:
+            if self._finished.wait(wait) or self._terminated:
+                return
+        except BaseException:
+            # A signal (a second SIGTERM): the exit goes on without waiting; what was not
+            # passed on yet is said, as the listener may not get to it.
+            self._account_for_lost(
+                "the exit was interrupted while the last reports were passed to the "
+                "mixpanel_delivered hooks; those not passed on yet may never be"
+            )
+            raise
         self._account_for_lost(
-            "its last reports were still being replayed to the mixpanel_delivered hooks at the "
+            "its last reports were still being passed to the mixpanel_delivered hooks at the "
             "exit's deadline, and are not passed on"
         )
+
+    def ended(self) -> bool:
+        """Whether the sender process ended (or was never started here)."""
+        return self._process is None or _ended(self._process, 0)
 
     def _account_for_lost(self, why: str) -> None:
         """Say how many records died with the sender: their messages were in that process,
@@ -382,8 +403,10 @@ class SenderSupervisor:
             self.counts = item[1]  # type: ignore[assignment]
             self._given_up = item[2]  # type: ignore[assignment]
             if item[3]:
-                # It failed (its FATAL said why): what it took may have no report.
-                self._account_for_lost("it failed")
+                # It failed (its FATAL said why): what it took may have no report. (Unless it
+                # was terminated, which said so: its DONE may still come, sent as it stopped.)
+                if not self._terminated:
+                    self._account_for_lost("it failed")
             else:
                 self._account_for_never_taken()
             self._finished.set()

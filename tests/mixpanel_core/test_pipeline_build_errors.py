@@ -85,6 +85,21 @@ SOURCE = textwrap.dedent(
                 raise ValueError("could not log in") from exc
 
 
+    class Grouped:
+        @classmethod
+        def from_config(cls, context):
+            refused = ConnectionError(f"login {context.options['password']} refused")
+            raise ExceptionGroup("could not log in", [refused])
+
+
+    class Noted:
+        @classmethod
+        def from_config(cls, context):
+            error = ValueError("could not log in")
+            error.add_note(f"tried {context.options['password']}")
+            raise error
+
+
     class Declines:
         @classmethod
         def from_config(cls, options, context):
@@ -104,6 +119,8 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     plugins = {name: f"acme_build:{name.title()}" for name in ("region", "pin", "stubborn")}
     plugins["precise"] = "acme_build:Precise"
     plugins["chained"] = "acme_build:Chained"
+    plugins["grouped"] = "acme_build:Grouped"
+    plugins["noted"] = "acme_build:Noted"
     transports = {
         "flaky": "acme_build:Flaky",
         "leaky": "acme_build:Leaky",
@@ -231,13 +248,24 @@ def test_a_credential_in_what_from_config_raised_reaches_no_traceback(acme: None
     assert re.search(r"\(raised at .*acme_build\.py:\d+\)$", str(caught.value))
 
 
+@pytest.mark.parametrize("name", ["chained", "grouped", "noted"])
 def test_a_credential_in_an_exception_chained_to_what_was_raised_reaches_no_traceback(
-    acme: None,
+    acme: None, name: str
 ) -> None:
-    config = config_from_mapping(plugin_config("chained", {"password": "hunter2-secret"}))
+    """In an exception it chains, in one of an ``ExceptionGroup``, in a note: a traceback
+    prints each of them whole (review R6 showed the last two printed)."""
+    config = config_from_mapping(plugin_config(name, {"password": "hunter2-secret"}))
     with pytest.raises(ConfigError) as caught:
         Pipeline.from_config(config)
     assert "hunter2-secret" not in "".join(traceback.format_exception(caught.value))
+    assert caught.value.__cause__ is None
+    assert "(raised at " in str(caught.value)
+
+
+def test_a_chained_credential_leaves_the_text_of_what_was_raised(acme: None) -> None:
+    config = config_from_mapping(plugin_config("chained", {"password": "hunter2-secret"}))
+    with pytest.raises(ConfigError) as caught:
+        Pipeline.from_config(config)
     assert str(caught.value).startswith(
         "plugins.chained: 'chained' could not be built: ValueError: could not log in (raised at "
     )

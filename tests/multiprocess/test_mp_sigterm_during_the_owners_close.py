@@ -33,17 +33,19 @@ from mixpanel_core.pipeline import Pipeline
 
 
 class Reports:
-    def __init__(self, path):
+    def __init__(self, path, delay=0.0):
         self.path = path
+        self.delay = delay
 
     @hookimpl
     def mixpanel_delivered(self, report):
+        time.sleep(self.delay)  # a hook that takes its time (a database write)
         # Written as each comes: the exit close makes the last ones.
         with open(self.path, "a") as file:
             file.write(report.status.value + "\\n")
 
 
-def owner_client(url, reports, **options):
+def owner_client(url, reports, hook_delay=0.0, **options):
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     config = config_from_mapping({
         "mixpanel": {"token": "emulator-token", "api_host": url},
@@ -52,7 +54,7 @@ def owner_client(url, reports, **options):
             "direct": {"type": "buffered_http", "linger": 0.02},
         },
     })
-    plugins = [("reports", Reports(reports))] if reports else []
+    plugins = [("reports", Reports(reports, hook_delay))] if reports else []
     pipeline = Pipeline(plugins, config.transports, config)
     return Mixpanel("emulator-token", config=config, pipeline=pipeline)
 """
@@ -98,8 +100,8 @@ if __name__ == "__main__":
 
 CLOSING_ON_A_DAEMON_THREAD = """
 if __name__ == "__main__":
-    url, out, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    client = owner_client(url, out, batch_size=100, shutdown_timeout=2)
+    url, out, count, delay = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    client = owner_client(url, out, delay, batch_size=100, shutdown_timeout=2)
     for i in range(count):
         client.track("owner", "E", {"i": i})
     time.sleep(0.3)
@@ -186,26 +188,34 @@ def test_a_batch_a_sigterm_interrupts_while_it_is_written_is_reported(tmp_path: 
     assert "stopped in the middle of writing a frame" in stderr
 
 
+@pytest.mark.parametrize(
+    ("refusals", "events", "hook_delay"),
+    [(2, 20_000, 0.0), (0, 300, 0.01)],
+    ids=["sender-still-delivering", "hooks-still-replaying"],
+)
 def test_a_close_on_a_daemon_thread_at_exit_lets_the_sender_finish_and_report_everything(
-    tmp_path: Path,
+    tmp_path: Path, refusals: int, events: int, hook_delay: float
 ) -> None:
     """Review R3, D1: the exit's guard terminated a sender stopping for a daemon thread's
     close(timeout=30), 0 of 300 delivered. Then, found when this test failed in CI: that close
     asked whether the sender had ended by reaping it while multiprocessing's exit on the main
     thread reaped it too, lost that race, was told it still ran, and "terminated" a sender that
     had delivered everything, logging its records lost. And the reports it had sent were
-    passed on by a daemon thread the interpreter froze as the sender ended: 0 of 20,000 seen."""
+    passed on by a daemon thread the interpreter froze as the sender ended: 0 of 20,000 seen.
+    Also (review R6) when the sender had ended before the exit, its reports still replaying
+    to hooks that take 10 ms each: 72 of 300 seen."""
     out = tmp_path / "reports.txt"
     with EmulatorProcess() as emulator:
         # Two 429s: the sender delivers after about 6 s of Mixpanel's backoff, past the exit
         # close's 2 s and well within the daemon close's 30.
-        emulator.client.fail_next(2, 429, retry_after=2)
-        arguments = (emulator.base_url, str(out), "20000")
+        if refusals:
+            emulator.client.fail_next(refusals, 429, retry_after=2)
+        arguments = (emulator.base_url, str(out), str(events), str(hook_delay))
         with owner_running(tmp_path, CLOSING_ON_A_DAEMON_THREAD, *arguments) as owner:
             _, stderr = owner.communicate(timeout=90)
         assert owner.returncode == 0, stderr
         assert "terminat" not in stderr
         assert "lost" not in stderr
         assert "unknown" not in stderr
-        assert emulator.client.stats()["accepted"]["track"] == 20000, stderr
-    assert out.read_text().split() == ["accepted"] * 20000, stderr
+        assert emulator.client.stats()["accepted"]["track"] == events, stderr
+    assert out.read_text().split() == ["accepted"] * events, stderr
