@@ -275,3 +275,14 @@ def at_exit(callback: Callable[[], None]) -> Callable[[], None]:
     # Runs in each multiprocessing child, after it dropped the finalizers it inherited.
     register_after_fork(hook, _ExitHook.register_finalizer)
     return hook.cancel
+
+
+def under_way_elsewhere(closing: threading.Thread | None, over: threading.Event) -> bool:
+    """Whether a ``close`` begun on the thread ``closing``, and not ``over`` yet, is still
+    under way: on another thread, which still runs. One begun on this thread (the one running
+    the exit close) and not over was interrupted (a signal's exception, raised before it could
+    say so: its ``finally`` not reached yet), as was one whose thread is gone; the exit close
+    finishes those rather than wait for them."""
+    if over.is_set() or closing is None:
+        return False
+    return closing is not threading.current_thread() and closing.is_alive()

@@ -44,6 +44,7 @@ from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.multiprocess.supervisor import SenderSupervisor
 from mixpanel_core.multiprocess.worker import ProducerTransport, close_at_exit
+from mixpanel_core.process_exit import under_way_elsewhere
 from mixpanel_core.schema import read
 from mixpanel_core.transport import TransportContext, bounded
 
@@ -71,6 +72,8 @@ class MultiprocessingQueueTransport:
         # Set once the close() that closed this transport is over (the sender stopped, or
         # given up on): the exit close waits for it (see _close_at_exit).
         self._close_done = threading.Event()
+        self._closing_thread: threading.Thread | None = None
+        """The thread of the close that closed this transport (see ``under_way_elsewhere``)."""
         self._close_ended = False
         """Whether that close ran to its end: one a signal interrupted (the documented SIGTERM
         handler raising ``SystemExit``) is finished by the exit close."""
@@ -237,7 +240,7 @@ class MultiprocessingQueueTransport:
         ended = self.supervisor.ended()  # its last reports may still be on their way here
         # A close still under way on another thread writes its own request, by its deadline,
         # maybe once its workers closed: one written now, earlier, would cut it short.
-        under_way = not self._close_done.is_set()
+        under_way = under_way_elsewhere(self._closing_thread, self._close_done)
         if not ended and self._stop_deadline is None and not under_way:
             try:
                 request = stop_request(self._channel.producers_open(), deadline)
@@ -269,6 +272,8 @@ class MultiprocessingQueueTransport:
                 return ()  # an inherited copy that never sent anything has nothing to close
             return self._worker.close(timeout)
         with self._closing:
+            if not self._closed:
+                self._closing_thread = threading.current_thread()
             closing_already = self._closed
             self._closed = True
         if closing_already:
@@ -276,14 +281,19 @@ class MultiprocessingQueueTransport:
             # the first waits for (its own, the report listener, the linger thread): at once.
             # Not at exit: the process ends when the exit close returns, and with it that
             # close, maybe before the sender was asked to stop or its last reports were made.
-            if at_exit and not self._close_done.wait(bound):
+            # One interrupted (a signal, even as it began, before its ``try``) is finished.
+            if not at_exit:
+                return ()
+            waited = under_way_elsewhere(self._closing_thread, self._close_done)
+            if waited and not self._close_done.wait(bound):
                 logger.warning(
-                    "%s: another thread's close() was still under way at exit after %ss; "
-                    "not waiting for it any longer",
+                    "%s: another thread's close() was still under way at exit after %ss; its "
+                    "sender is left to stop by that close's deadline, and its last reports waited "
+                    "for until 5 s past it",
                     self._context.path,
                     bound,
                 )
-            elif at_exit and not self._close_ended:
+            elif not self._close_ended:
                 self._finish_interrupted_close(bound)
             return ()
         try:

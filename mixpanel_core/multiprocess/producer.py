@@ -36,6 +36,7 @@ from mixpanel_core.multiprocess.channel import QueueChannel
 from mixpanel_core.multiprocess.frames import decode_frame, encode_frame, encode_line
 from mixpanel_core.multiprocess.pipe import ChunkWriter, Progress, Written
 from mixpanel_core.multiprocess.reports import message_identity, unreported
+from mixpanel_core.process_exit import under_way_elsewhere
 from mixpanel_core.transport import Transport, TransportContext, tell_auth_not_carried
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class FrameProducer:
         # reported, on_done run): the close at exit waits for it, since the process ends
         # when that returns (see close).
         self._close_done = threading.Event()
+        self._closing_thread: threading.Thread | None = None
+        """The thread of that close (see ``under_way_elsewhere``)."""
         self._close_ended = False
         """Whether that close ran to its end (see ``close``)."""
         self._sender_gone = False
@@ -151,17 +154,23 @@ class FrameProducer:
         ``multiprocessing`` child runs it while its other threads still run).
         """
         with self._batch_lock:
+            if not self._closed:
+                self._closing_thread = threading.current_thread()
             closing_already = self._closed
             self._closed = True
         if closing_already:
-            if at_exit and not self._close_done.wait(timeout):
+            # One interrupted (a signal, even as it began, before its ``try``) is finished.
+            if not at_exit:
+                return []
+            waited = under_way_elsewhere(self._closing_thread, self._close_done)
+            if waited and not self._close_done.wait(timeout):
                 logger.warning(
                     "%s: another thread's close() was still writing the last batch after %ss; "
                     "not waiting for it any longer",
                     self._context.path,
                     timeout,
                 )
-            elif at_exit and not self._close_ended:
+            elif not self._close_ended:
                 self._finish_interrupted_close(timeout)
             return []
         ended = False

@@ -111,6 +111,44 @@ if __name__ == "__main__":
     # leaves the sender, asked to stop by it with its own deadline, to finish.
 """
 
+SIGTERM_AS_THE_CLOSE_BEGINS = """
+import inspect
+import transports.multiprocessing_queue as queue_transport
+from mixpanel_core.multiprocess import producer
+
+
+def raise_sigterm_at(function, text):
+    # A line tracer raises the signal as the line holding text is reached, in function: the
+    # documented handler's SystemExit is raised there, as a real signal's would be.
+    lines, first = inspect.getsourcelines(function)
+    (line,) = [first + n for n, source in enumerate(lines) if text in source]
+    armed = [True]
+
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno == line and armed[0]:
+            armed[0] = False
+            signal.raise_signal(signal.SIGTERM)
+        return local
+
+    sys.settrace(lambda frame, event, arg: local if frame.f_code is function.__code__ else None)
+
+
+if __name__ == "__main__":
+    url, out, where = sys.argv[1:4]
+    client = owner_client(url, out, batch_size=100, shutdown_timeout=4, linger=30)
+    for i in range(250):
+        client.track("owner", "E", {"i": i})
+    transport = client.pipeline.transport("default")
+    while transport.channel.sender_pid.value == 0:
+        time.sleep(0.01)
+    closing = {
+        "transport": queue_transport.MultiprocessingQueueTransport._close,
+        "producer": producer.FrameProducer.close,
+    }[where]
+    raise_sigterm_at(closing, "if closing_already:")
+    client.close()
+"""
+
 
 @contextmanager
 def owner_running(tmp_path: Path, main: str, *args: str) -> Iterator[subprocess.Popen[str]]:
@@ -219,3 +257,23 @@ def test_a_close_on_a_daemon_thread_at_exit_lets_the_sender_finish_and_report_ev
         assert "unknown" not in stderr
         assert emulator.client.stats()["accepted"]["track"] == events, stderr
     assert out.read_text().split() == ["accepted"] * events, stderr
+
+
+@pytest.mark.parametrize("where", ["transport", "producer"])
+def test_a_sigterm_as_the_owners_close_begins_leaves_it_for_the_exit_to_finish(
+    tmp_path: Path, where: str
+) -> None:
+    """Review R5, F6: a signal landing just after a close marked itself begun, before the
+    ``try`` whose ``finally`` says it is over, left a close seemingly under way on another
+    thread for ever: the exit waited its whole bound for nobody, never asked the sender to
+    stop, terminated it, and the last batch (50 of 250) was lost without a report."""
+    out = tmp_path / "reports.txt"
+    with EmulatorProcess() as emulator:
+        arguments = (emulator.base_url, str(out), where)
+        with owner_running(tmp_path, SIGTERM_AS_THE_CLOSE_BEGINS, *arguments) as owner:
+            _, stderr = owner.communicate(timeout=60)
+        assert owner.returncode == 0, stderr
+        assert "terminat" not in stderr
+        assert "still under way" not in stderr
+        assert emulator.client.stats()["accepted"]["track"] == 250, stderr
+    assert out.read_text().split() == ["accepted"] * 250, stderr
