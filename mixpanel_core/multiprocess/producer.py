@@ -396,7 +396,9 @@ class FrameProducer:
     def _release_queue(self) -> None:
         # The lock is held once per thread at most (_refuse_reentry): held, it is this write's.
         # (_writing_now is cleared by the caller first, without a call in between: a signal
-        # landing as this function is entered leaves the lock for _refuse_reentry to release.)
+        # landing as this function is entered, or between the check and the release, leaves
+        # the lock for _refuse_reentry to release: see docs/transports/multiprocessing_queue.md,
+        # "Signals", for what that does not cover.)
         if self._queue_lock._is_owned():  # type: ignore[attr-defined]
             self._queue_lock.release()
 
