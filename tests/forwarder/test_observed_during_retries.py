@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 
 import pytest
 
@@ -63,6 +64,10 @@ def test_the_lag_and_the_progress_line_move_while_a_delivery_is_retried(
         return bool(seen_during)
 
     wait_until(lag_moved_during_the_delivery, 30)
+    # Still failing for four log intervals: a progress line comes in them with that lag. (Let
+    # go at once, the delivery returned before the next line on a loaded machine, in CI.)
+    time.sleep(4 * 0.5)
+    assert rig.metric(port, RETRIED) == 0, "the first delivery is still being retried"
     rig.emulator.client.fail_fraction(0)
     rig.wait_for_delivered(FIRST + LATER)
     wait_until(lambda: rig.committed() == {0: FIRST + LATER}, 30)
