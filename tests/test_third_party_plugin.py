@@ -85,15 +85,7 @@ path = "{archive}"
 def test_a_bad_option_of_the_third_party_transport_names_its_key(
     tmp_path: Path, site: Path
 ) -> None:
-    config = tmp_path / "mixpanel.toml"
-    config.write_text('[transports.archive]\ntype = "jsonl_file"\npth = "x"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "mixpanel_core.cli", "config", "check", str(config)],
-        env={**os.environ, "PYTHONPATH": str(site)},
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    result = config_check(tmp_path, site, '[transports.archive]\ntype = "jsonl_file"\npth = "x"\n')
     assert result.returncode == 1
     assert "transports.archive.pth: unknown key" in result.stderr
 
@@ -103,14 +95,20 @@ def test_a_path_the_third_party_transport_cannot_write_names_its_key(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # a file where the transport's directory should be
+    table = f'[transports.archive]\ntype = "jsonl_file"\npath = "{blocker}/x.jsonl"\n'
+    result = config_check(tmp_path, site, table)
+    assert result.returncode == 1
+    assert f"transports.archive.path: cannot append to {blocker}/x.jsonl: " in result.stderr
+
+
+def config_check(tmp_path: Path, site: Path, toml: str) -> subprocess.CompletedProcess[str]:
+    """``mixpanel-core config check`` of ``toml``, with the example distribution installed."""
     config = tmp_path / "mixpanel.toml"
-    config.write_text(f'[transports.archive]\ntype = "jsonl_file"\npath = "{blocker}/x.jsonl"\n')
-    result = subprocess.run(
+    config.write_text(toml)
+    return subprocess.run(
         [sys.executable, "-m", "mixpanel_core.cli", "config", "check", str(config)],
         env={**os.environ, "PYTHONPATH": str(site)},
         check=False,
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
-    assert f"transports.archive.path: cannot append to {blocker}/x.jsonl: " in result.stderr
