@@ -44,7 +44,7 @@ from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.multiprocess.supervisor import SenderSupervisor
 from mixpanel_core.multiprocess.worker import ProducerTransport, close_at_exit
-from mixpanel_core.process_exit import under_way_elsewhere
+from mixpanel_core.process_exit import exit_time_left, under_way_elsewhere
 from mixpanel_core.schema import read
 from mixpanel_core.transport import TransportContext, bounded
 
@@ -218,12 +218,12 @@ class MultiprocessingQueueTransport:
         return self._close(timeout, at_exit=False)
 
     def _close_at_exit(self) -> None:
-        deadline = time.monotonic() + self._channel.options.shutdown_timeout
-        try:
+        try:  # first: a signal landing before it would skip the finally
             self._close(None, at_exit=True)
         finally:
             if not self._close_ended and self._owner_pid == os.getpid():
-                self._stop_the_sender_regardless(deadline)
+                bound = exit_time_left(self._channel.options.shutdown_timeout)
+                self._stop_the_sender_regardless(time.monotonic() + bound)
 
     def _stop_the_sender_regardless(self, deadline: float) -> None:
         """The exit close was interrupted in turn (a second signal, or one while it waited
@@ -242,6 +242,9 @@ class MultiprocessingQueueTransport:
         # maybe once its workers closed: one written now, earlier, would cut it short.
         under_way = under_way_elsewhere(self._closing_thread, self._close_done)
         if not ended and self._stop_deadline is None and not under_way:
+            # What the producer still holds goes ahead of the request (briefly: a second
+            # signal says to be quick), or is reported FAILED: left, it was lost unreported.
+            self._close_the_producer_at_exit(STOP_REQUEST_AT_EXIT_SECONDS)
             try:
                 request = stop_request(self._channel.producers_open(), deadline)
                 self._producer.put_control(request, STOP_REQUEST_AT_EXIT_SECONDS)
@@ -312,6 +315,14 @@ class MultiprocessingQueueTransport:
         for it forever while the sender waited for that request (or for this process's end).
         """
         deadline = time.monotonic() + bound
+        self._close_the_producer_at_exit(bound)
+        if self._stop_deadline is not None:
+            self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
+        else:
+            self._stop_sender(deadline, bound)
+        self._close_ended = True
+
+    def _close_the_producer_at_exit(self, bound: float) -> None:
         # Closed at exit: it finishes its own close if that was the one interrupted (the
         # batches its linger thread or other threads still write are in the pipe first).
         left = self._producer.close(bound, at_exit=True)
@@ -321,11 +332,6 @@ class MultiprocessingQueueTransport:
                 self._context.path,
                 len(left),
             )
-        if self._stop_deadline is not None:
-            self.supervisor.wait_until_finished(max(deadline - time.monotonic(), 0.0))
-        else:
-            self._stop_sender(deadline, bound)
-        self._close_ended = True
 
     def _stop_sender(self, deadline: float, bound: float) -> None:
         # Workers are waited for until a quarter of the bound is left at most: the sender's
