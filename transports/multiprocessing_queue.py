@@ -22,7 +22,9 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
+from multiprocessing.util import Finalize
 from typing import Any
 
 import attrs
@@ -44,7 +46,7 @@ from mixpanel_core.multiprocess.options import MultiprocessingQueueOptions
 from mixpanel_core.multiprocess.producer import FrameProducer
 from mixpanel_core.multiprocess.supervisor import SenderSupervisor
 from mixpanel_core.multiprocess.worker import ProducerTransport, close_at_exit
-from mixpanel_core.process_exit import exit_time_left, under_way_elsewhere
+from mixpanel_core.process_exit import EXIT_PRIORITY, exit_time_left, under_way_elsewhere
 from mixpanel_core.schema import read
 from mixpanel_core.transport import TransportContext, bounded
 
@@ -87,8 +89,16 @@ class MultiprocessingQueueTransport:
         self._worker_pid = 0
         self.supervisor = SenderSupervisor(channel, context)
         """The owner's view of the sender: its process, its totals, why it stopped."""
+        self._exit_stop_done = False
+        """Whether ``_stop_the_sender_regardless`` ran to its end (the last resort's check)."""
         if channel.options.start_sender:
             self.supervisor.start()
+        # The last resort, should a signal interrupt the exit close where its finally cannot
+        # help (before its try, or in the finally itself): multiprocessing's own exit clean-up
+        # runs it just before it joins the sender without a bound.
+        Finalize(
+            None, _stop_unless_done, (weakref.ref(self), os.getpid()), exitpriority=EXIT_PRIORITY
+        )
         close_at_exit(self, MultiprocessingQueueTransport._close_at_exit)
 
     @classmethod
@@ -267,6 +277,7 @@ class MultiprocessingQueueTransport:
         if stop_by is not None:
             # Its last reports reach the hooks before the interpreter freezes the listener.
             self.supervisor.replay_by(stop_at)
+        self._exit_stop_done = True
 
     def _close(self, timeout: float | None, *, at_exit: bool) -> Sequence[Message]:
         bound = bounded(timeout, self._channel.options.shutdown_timeout)
@@ -362,3 +373,15 @@ class MultiprocessingQueueTransport:
             self._worker = ProducerTransport(self._channel, self._context, exit_owner=self)
             self._worker_pid = os.getpid()
         return self._worker
+
+
+def _stop_unless_done(ref: weakref.ref[MultiprocessingQueueTransport], owner_pid: int) -> None:
+    """At exit, in the owner: stop the sender, queue the last batch and wait for the last
+    reports, unless a close or the exit close did all that already."""
+    transport = ref()
+    if transport is None or os.getpid() != owner_pid:
+        return
+    if transport._close_ended or transport._exit_stop_done:
+        return
+    bound = exit_time_left(transport._channel.options.shutdown_timeout)
+    transport._stop_the_sender_regardless(time.monotonic() + bound)
