@@ -96,9 +96,7 @@ class MultiprocessingQueueTransport:
         # The last resort, should a signal interrupt the exit close where its finally cannot
         # help (before its try, or in the finally itself): multiprocessing's own exit clean-up
         # runs it just before it joins the sender without a bound.
-        Finalize(
-            None, _stop_unless_done, (weakref.ref(self), os.getpid()), exitpriority=EXIT_PRIORITY
-        )
+        Finalize(None, _stop_unless_done, (weakref.ref(self),), exitpriority=EXIT_PRIORITY)
         close_at_exit(self, MultiprocessingQueueTransport._close_at_exit)
 
     @classmethod
@@ -231,9 +229,15 @@ class MultiprocessingQueueTransport:
         try:  # first: a signal landing before it would skip the finally
             self._close(None, at_exit=True)
         finally:
-            if not self._close_ended and self._owner_pid == os.getpid():
-                bound = exit_time_left(self._channel.options.shutdown_timeout)
-                self._stop_the_sender_regardless(time.monotonic() + bound)
+            self._stop_unless_done()
+
+    def _stop_unless_done(self) -> None:
+        """At exit, in the owner: stop the sender, queue the last batch and wait for the last
+        reports, unless a close ran to its end or this did already."""
+        if self._close_ended or self._exit_stop_done or self._owner_pid != os.getpid():
+            return
+        bound = exit_time_left(self._channel.options.shutdown_timeout)
+        self._stop_the_sender_regardless(time.monotonic() + bound)
 
     def _stop_the_sender_regardless(self, deadline: float) -> None:
         """The exit close was interrupted in turn (a second signal, or one while it waited
@@ -375,13 +379,7 @@ class MultiprocessingQueueTransport:
         return self._worker
 
 
-def _stop_unless_done(ref: weakref.ref[MultiprocessingQueueTransport], owner_pid: int) -> None:
-    """At exit, in the owner: stop the sender, queue the last batch and wait for the last
-    reports, unless a close or the exit close did all that already."""
+def _stop_unless_done(ref: weakref.ref[MultiprocessingQueueTransport]) -> None:
     transport = ref()
-    if transport is None or os.getpid() != owner_pid:
-        return
-    if transport._close_ended or transport._exit_stop_done:
-        return
-    bound = exit_time_left(transport._channel.options.shutdown_timeout)
-    transport._stop_the_sender_regardless(time.monotonic() + bound)
+    if transport is not None:
+        transport._stop_unless_done()
