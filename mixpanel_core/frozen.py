@@ -104,8 +104,15 @@ def freeze(value: object, path: str, fallback: Fallback | None = None) -> JSONVa
     ``fallback`` converts what JSON cannot carry into plain JSON or raises ``TypeError``; the
     default, ``format_datetime``, writes datetimes as the official SDK does and refuses the rest.
     Keys are written as ``json`` writes them: numbers, booleans and None become strings.
+
+    ``value`` itself may be any mapping (a call's properties, which the official client
+    ``update()``s into a dict). Inside it, only dicts are objects and only lists and tuples
+    arrays, as for ``json``: another mapping (``MappingProxyType``, ``UserDict``) goes to
+    ``fallback``, so a serializer that converts it sends what the official client sends.
     """
     problems: list[Problem] = []
+    if not isinstance(value, dict) and isinstance(value, Mapping):
+        value = dict(value)
     try:
         frozen = _freeze(value, path, fallback, problems)
     except RecursionError:
@@ -146,8 +153,8 @@ def _freeze(
             return value
         problems.append(Problem(path, f"{value!r} is not a finite number; JSON cannot carry it"))
         return None
-    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
-        mapping: Mapping[Any, Any] = value  # type: ignore[assignment]
+    if kind is dict or isinstance(value, dict):
+        mapping: dict[Any, Any] = value  # type: ignore[assignment]
         if kind is dict and is_flat(mapping):
             return FrozenDict(mapping)  # the common case: nothing nested, nothing to convert
         if kind is not dict and isinstance(value, FrozenDict):

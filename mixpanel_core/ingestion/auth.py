@@ -18,6 +18,7 @@ from mixpanel_core.settings import MixpanelSettings
 
 SERVICE_ACCOUNT = "service account"
 API_SECRET = "api secret"
+EMPTY_API_SECRET = "empty api secret"
 PROJECT_TOKEN = "project token"
 
 
@@ -73,8 +74,12 @@ def credentials_for(
     if configured is not None and configured.kind == SERVICE_ACCOUNT:
         return configured
     auth = message.auth
-    if auth is not None and auth.api_secret:
-        return ImportCredentials(API_SECRET, basic(auth.api_secret.reveal(), ""))
+    if auth is not None and auth.api_secret is not None:
+        # Even an empty one (an unset environment variable, usually), as the official client
+        # sends it: Mixpanel's 401 then names the mistake, where falling back to the token
+        # would hide it.
+        secret = auth.api_secret.reveal()
+        return ImportCredentials(API_SECRET if secret else EMPTY_API_SECRET, basic(secret, ""))
     if configured is not None:
         return configured
     token = _record_token(message)

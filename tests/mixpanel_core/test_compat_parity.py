@@ -8,7 +8,10 @@ import datetime
 import json
 import logging
 import time
+from collections import UserDict
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from unittest import mock
 
@@ -92,6 +95,69 @@ def test_a_value_json_cannot_carry_raises_a_type_error_naming_the_field_as_json_
         Mixpanel("tok", consumer=recorder).people_set("u-1", {"o": object()})
     assert str(caught.value).startswith("invalid people: $set.o: a object cannot be carried")
     assert recorder.calls == []
+
+
+class Money(Mapping[str, str]):
+    """A mapping that is not a dict: ``json`` hands it to the serializer's ``default()``."""
+
+    def __init__(self, amount: str, currency: str) -> None:
+        self._items = {"amount": amount, "currency": currency}
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class MoneySerializer(DatetimeSerializer):
+    def default(self, o: Any) -> Any:
+        return f"{o['amount']} {o['currency']}" if isinstance(o, Money) else super().default(o)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda mp: mp.track("u-1", "E", {"price": Money("12.50", "EUR")}), id="track"),
+        pytest.param(lambda mp: mp.people_set("u-1", {"price": Money("1", "EUR")}), id="people"),
+        pytest.param(
+            lambda mp: mp.group_set("company", "c-1", {"plan": Money("9", "USD")}), id="group"
+        ),
+    ],
+)
+def test_a_mapping_that_is_not_a_dict_goes_to_the_serializer_as_json_sends_it(call: Any) -> None:
+    official, ours = _both(call, serializer=MoneySerializer)
+    assert ours == official
+    assert "EUR" in str(ours) or "USD" in str(ours)
+    assert "currency" not in str(ours)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(MappingProxyType({"a": 1}), id="mappingproxy"),
+        pytest.param(UserDict({"a": 1}), id="UserDict"),
+    ],
+)
+def test_a_mapping_that_is_not_a_dict_is_refused_by_the_default_serializer_as_json_does(
+    value: Any,
+) -> None:
+    with pytest.raises(TypeError):
+        mixpanel.Mixpanel("tok", consumer=Recorder()).track("u-1", "E", {"m": value})
+    recorder = Recorder()
+    with pytest.raises(TypeError) as caught:
+        Mixpanel("tok", consumer=recorder).track("u-1", "E", {"m": value})
+    assert f"properties.m: a {type(value).__name__} cannot be carried by JSON" in str(caught.value)
+    assert recorder.calls == []
+
+
+def test_a_call_s_properties_may_be_any_mapping_as_the_official_update_takes_them() -> None:
+    official, ours = _both(lambda mp: mp.track("u-1", "E", MappingProxyType({"plan": "pro"})))
+    assert ours == official
+    assert ours[0][1]["properties"]["plan"] == "pro"
 
 
 def test_a_serializer_that_rewrites_whole_documents_is_refused_not_ignored() -> None:
