@@ -36,7 +36,7 @@ from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.process_exit import at_exit, exit_time_left, owned
 from mixpanel_core.process_fork import in_fork_children
-from mixpanel_core.sender_loop import SenderLoop
+from mixpanel_core.sender_loop import NOT_SENT_AFTER_CLOSE, SenderLoop
 from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, messages_of
 from mixpanel_core.sender_settling import SenderSettling
 from mixpanel_core.transport import bounded, ignore_report
@@ -131,6 +131,8 @@ class BackgroundSender:
         self._start_lock = threading.Lock()
         self._stuck: list[Record] = []
         """The records of a request still out when ``close`` gave up on it, not settled yet."""
+        self._not_started: list[Record] = []
+        """The records of that take's later requests, never sent, not settled yet."""
         self._give_up_lock = threading.Lock()
 
     def _after_fork(self) -> None:
@@ -363,9 +365,9 @@ class BackgroundSender:
                 loop.stopped_call_settled.wait(_SETTLING_GRACE)
             if not ended.is_set():
                 with loop.state:
-                    if not loop.abandoned:
-                        loop.abandoned = True
-                        self._stuck.extend(loop.in_flight)
+                    out, not_started = loop.abandon()
+                    self._stuck.extend(out)
+                    self._not_started.extend(not_started)
         given_up = self._give_up_the_rest()
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
@@ -388,17 +390,21 @@ class BackgroundSender:
         one chunk's dead letters, as report callbacks finish their chunk first.
         """
         given_up: list[Record] = []
-        with self._give_up_lock:
-            stuck = len(self._stuck)
-        self._settling.warn_given_up(stuck, _IN_FLIGHT_GIVEN_UP)
-        while True:
+        for held, reason in (
+            (self._stuck, _IN_FLIGHT_GIVEN_UP),
+            (self._not_started, NOT_SENT_AFTER_CLOSE),
+        ):
             with self._give_up_lock:
-                chunk = self._stuck[:_GIVE_UP_CHUNK]
-                del self._stuck[:_GIVE_UP_CHUNK]
-            if not chunk:
-                break
-            given_up += chunk
-            self._settling.give_up(chunk, _IN_FLIGHT_GIVEN_UP, warn=False)
+                count = len(held)
+            self._settling.warn_given_up(count, reason)
+            while True:
+                with self._give_up_lock:
+                    chunk = held[:_GIVE_UP_CHUNK]
+                    del held[:_GIVE_UP_CHUNK]
+                if not chunk:
+                    break
+                given_up += chunk
+                self._settling.give_up(chunk, reason, warn=False)
         self._settling.warn_given_up(len(self._queue), _QUEUED_GIVEN_UP)
         while chunk := self._queue.take(_GIVE_UP_CHUNK):
             given_up += chunk

@@ -30,6 +30,7 @@ from mixpanel_core.ingestion import (
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.sender_records import (
     Record,
+    apart,
     by_endpoint,
     failed_messages,
     pair_data,
@@ -73,6 +74,9 @@ class SenderLoop:
         """``BoundedQueue.removed`` just before the take being delivered (the sequence number
         of its first record, or less), ``None`` between takes: what ``flush`` waits for."""
         self.in_flight: list[Record] = []
+        self.not_started: list[Record] = []
+        """The records of the take's requests not started yet (the whole take until its first
+        request starts): a ``close`` that gives up on them says they were not sent."""
         self.urgent = 0
         self.abandoned = False
         self.abort = threading.Event()
@@ -122,7 +126,7 @@ class SenderLoop:
             # smaller: ``flush`` then waits for this take too, never too little.
             self.take_from = queue.removed
             items = queue.take(self._batch_records)
-            self.in_flight = items
+            self.in_flight = self.not_started = items
         try:
             self._deliver(items)
         except Exception as error:
@@ -133,7 +137,7 @@ class SenderLoop:
             self._settling.give_up(items, f"not sent: {type(error).__name__}: {error}")
         finally:
             with self.state:
-                self.in_flight = []
+                self.in_flight = self.not_started = []
                 self.take_from = None
                 self.state.notify_all()
         return not self.abort.is_set()
@@ -167,6 +171,8 @@ class SenderLoop:
 
         ``False`` once ``close`` gave up: the later requests are then settled unsent here.
         """
+        with self.state:
+            self.not_started = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
         outcomes, reports = self._request(endpoint, batch)
         unsent: list[Outcome] = []
         # Decided in the locked step, not after the reports: a ``close`` giving up after that
@@ -202,6 +208,15 @@ class SenderLoop:
         if unsent:
             self._settling.settle(unsent)
         return going_on
+
+    def abandon(self) -> tuple[list[Record], list[Record]]:
+        """Mark the thread abandoned by ``close`` (``state`` held), unless it was; returns what
+        is in flight then: the records of the request out, and those of the take's requests
+        not started, which were never sent."""
+        if self.abandoned:
+            return [], []
+        self.abandoned = True
+        return apart(self.in_flight, self.not_started)
 
     def _request(
         self, endpoint: Endpoint, batch: list[EncodedPair]

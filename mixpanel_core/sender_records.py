@@ -75,6 +75,26 @@ def unsettled(items: list[T], settled: Sequence[Outcome], data: Callable[[T], by
     return kept
 
 
+def apart(items: list[Record], part: list[Record]) -> tuple[list[Record], list[Record]]:
+    """``items`` but those of ``part``, and those of ``part``, which must all be among them.
+
+    Matched by the identity of their JSON, each once, as ``unsettled`` matches them.
+    """
+    if not part:
+        return items, []
+    among = collections.Counter(id(data) for _, _, data in part)
+    rest: list[Record] = []
+    found: list[Record] = []
+    for item in items:
+        key = id(item[2])
+        if among[key]:
+            among[key] -= 1
+            found.append(item)
+        else:
+            rest.append(item)
+    return rest, found
+
+
 def rebuilt_messages(records: list[Record]) -> list[Message | None]:
     """The message of each record, rebuilt from its JSON where it was not kept."""
     return [message_in(endpoint, (message, data)) for endpoint, message, data in records]
