@@ -87,6 +87,10 @@ class Classification:
     reason: str | None = None
     retry_after: float | None = None
     failures: tuple[RecordFailure, ...] = ()
+    maybe_received: bool = False
+    """No answer came to a request that may have reached Mixpanel (a read timeout, a
+    connection lost part way), in this attempt or an earlier one of the same records: it may
+    have been applied, and a profile update sent again (retried, replayed) applied twice."""
 
     @property
     def rate_limited(self) -> bool:
@@ -218,9 +222,9 @@ def proxy_refusal(reason: str) -> Classification:
     return Classification(Verdict.AUTH, PROXY_AUTH_REQUIRED, reason)
 
 
-def network_failure(reason: str) -> Classification:
+def network_failure(reason: str, *, maybe_received: bool = True) -> Classification:
     """A timeout or a connection error: always worth another try with the same records."""
-    return Classification(Verdict.RETRY, None, reason)
+    return Classification(Verdict.RETRY, None, reason, maybe_received=maybe_received)
 
 
 TOO_LARGE_STATUS = 413

@@ -87,7 +87,7 @@ class Poster:
                 timeout, total = self._timeout(call, budget)
                 response = self._http.post(url, body, headers, timeout, total)
         except _AbandonedError as exc:
-            return Classification(Verdict.FAILED, None, str(exc))
+            return Classification(Verdict.FAILED, None, str(exc), maybe_received=True)
         except ProxyAuthError as exc:
             return proxy_refusal(str(exc))
         except TlsError as exc:
@@ -96,7 +96,7 @@ class Poster:
             shown = shown_url(self._urls[endpoint])  # a query may hold a credential
             return Classification(Verdict.FAILED, None, f"TLS failure talking to {shown}: {exc}")
         except NetworkError as exc:
-            return network_failure(str(exc))
+            return network_failure(str(exc), maybe_received=exc.maybe_received)
         except RequestError as exc:
             return Classification(Verdict.FAILED, None, str(exc))
         return classify_response(
@@ -147,7 +147,7 @@ class Poster:
             if call.past_deadline():
                 raise _AbandonedError(
                     f"no answer {time.monotonic() - started:.1f}s after the request was sent, "
-                    "when the deadline passed: abandoned (Mixpanel may still receive it)"
+                    "when the deadline passed: abandoned"
                 )
 
     def _timeout(

@@ -35,7 +35,16 @@ class TlsError(Exception):
 
 class NetworkError(Exception):
     """A timeout, a refused or dropped connection, an answer cut short or that does not
-    decode: worth another try with the same records."""
+    decode: worth another try with the same records.
+
+    ``maybe_received``: the request may have reached Mixpanel, which may have applied it (a
+    read timeout, a connection lost after it was made); false only where it cannot have (no
+    connection was made).
+    """
+
+    def __init__(self, text: str, *, maybe_received: bool = True) -> None:
+        super().__init__(text)
+        self.maybe_received = maybe_received
 
 
 class ProxyAuthError(Exception):
@@ -109,18 +118,21 @@ def errors_sorted() -> Iterator[None]:
         cause = exc.original_error
         if isinstance(cause, urllib3.exceptions.SSLError) and tls_failure_is_permanent(cause):
             raise TlsError(f"proxy: {cause}") from exc
-        raise NetworkError(f"ProxyError: {exc}") from exc
+        raise NetworkError(f"ProxyError: {exc}", maybe_received=False) from exc
     except urllib3.exceptions.SSLError as exc:
         if tls_failure_is_permanent(exc):
             raise TlsError(str(exc)) from exc
         raise NetworkError(f"TLS connection interrupted: {exc}") from exc
+    except urllib3.exceptions.ConnectTimeoutError as exc:
+        # No connection was made (refused, no such host, no answer to the handshake: the
+        # subclasses NewConnectionError and NameResolutionError too): nothing was sent.
+        raise NetworkError(f"{type(exc).__name__}: {exc}", maybe_received=False) from exc
     except (
         urllib3.exceptions.TimeoutError,
-        urllib3.exceptions.NewConnectionError,
         urllib3.exceptions.ProtocolError,
-        urllib3.exceptions.NameResolutionError,
         OSError,
     ) as exc:
+        # A read timeout, or a connection lost part way: Mixpanel may have the request.
         raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
     except urllib3.exceptions.DecodeError as exc:
         # An answer whose Content-Encoding does not decode (mangled on the way, cut short)
@@ -134,7 +146,7 @@ def timed_out(watch: Watch) -> NetworkError:
     """The error of a request the watchdog ended: no complete answer within its ``total``."""
     return NetworkError(
         f"timed out: no complete answer {watch.total:.1f}s after the request was started "
-        "(the connection was shut down; Mixpanel may still receive the request)"
+        "(the connection was shut down)"
     )
 
 

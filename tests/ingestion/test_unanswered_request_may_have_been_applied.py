@@ -1,0 +1,78 @@
+"""Records that fail after a request that may have reached Mixpanel without an answer (a read
+timeout, a connection lost part way) say that Mixpanel may have applied them, also when a
+later attempt failed otherwise: a dead letter of a profile ``$add`` replayed would be applied
+twice. A request that cannot have been sent (no connection) says nothing of the kind. Before,
+a read timeout's reason was urllib3's words alone (found by review H1)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import attrs
+import pytest
+
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.emulator import Emulator
+from mixpanel_core.ingestion import IngestionClient
+from mixpanel_core.ingestion.outcomes import MAYBE_APPLIED
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import FAST, TOKEN, RecordingWait, profile, settings_for
+
+pytestmark = pytest.mark.integration
+
+LATENCY = 1.0
+"""Seconds the emulator waits before it takes a request: five times the read timeout."""
+
+
+def _applied(emulator: Emulator, count: int) -> list[object]:
+    deadline = time.monotonic() + 10
+    while len(records := emulator.client.records("engage")) < count:
+        assert time.monotonic() < deadline, records
+        time.sleep(0.02)
+    return records
+
+
+def test_a_read_timeout_given_up_on_says_mixpanel_may_have_applied_it(
+    mixpanel_emulator: Emulator,
+) -> None:
+    options = attrs.evolve(FAST, read_timeout=0.2, max_retries=0)
+    client = IngestionClient(settings_for(mixpanel_emulator), options)
+    mixpanel_emulator.client.set_latency(LATENCY)
+    result = client.send_batch("engage", [profile(n=1)], wait=RecordingWait())
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "ReadTimeoutError" in (report.reason or "")
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert len(_applied(mixpanel_emulator, 1)) == 1  # and it was: the words are no idle fear
+
+
+def test_the_doubt_outlives_a_later_attempt_that_failed_otherwise(
+    mixpanel_emulator: Emulator,
+) -> None:
+    options = attrs.evolve(FAST, read_timeout=0.2, max_retries=1)
+    client = IngestionClient(settings_for(mixpanel_emulator), options)
+    mixpanel_emulator.client.set_latency(LATENCY)
+
+    def then_unavailable() -> None:
+        mixpanel_emulator.client.set_latency(0)
+        mixpanel_emulator.client.fail_next(5, 503, endpoints=["engage"])
+
+    result = client.send_batch("engage", [profile(n=2)], wait=RecordingWait(then_unavailable))
+    (report,) = result.reports
+    assert (report.status, report.http_status, report.attempts) == (DeliveryStatus.FAILED, 503, 2)
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+
+
+def test_no_connection_made_says_nothing_of_the_kind() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings = MixpanelSettings(api_host=f"http://127.0.0.1:{port}", token=TOKEN)
+    client = IngestionClient(settings, attrs.evolve(FAST, max_retries=1))
+    result = client.send_batch("engage", [profile(n=3)], wait=RecordingWait())
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "NewConnectionError" in (report.reason or "")
+    assert MAYBE_APPLIED not in (report.reason or "")
