@@ -53,7 +53,7 @@ class HttpTransport:
             report = result.reports[0]
             verb = "rejected" if report.status is DeliveryStatus.REJECTED else "did not accept"
             raise DeliveryError(
-                f"Mixpanel {verb} a {message.kind} message sent to /{message.endpoint}: "
+                f"Mixpanel {verb} the {message.kind} message sent to /{message.endpoint}: "
                 f"{report.reason}",
                 result.reports,
             )

@@ -244,6 +244,11 @@ class _WatchedPool:
     the watch's watchdog), gives a request that must be made afresh a new connection, and
     takes a connection given back out of the watch before another request can take it."""
 
+    def __str__(self) -> str:
+        # urllib3 names the pool in its errors, which reach reports and dead letters: the
+        # server it talks to, rather than this class's name (host and port, never a query).
+        return f"{self.scheme}://{self.host}:{self.port}"  # type: ignore[attr-defined]
+
     def _get_conn(self, timeout: float | None = None) -> Any:
         conn = super()._get_conn(timeout)  # type: ignore[misc]
         watch = watch_of_thread()

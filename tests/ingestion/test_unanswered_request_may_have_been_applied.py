@@ -43,7 +43,9 @@ def test_a_read_timeout_given_up_on_says_mixpanel_may_have_applied_it(
     result = client.send_batch("engage", [profile(n=1)], wait=RecordingWait())
     (report,) = result.reports
     assert report.status is DeliveryStatus.FAILED
-    assert "ReadTimeoutError" in (report.reason or "")
+    assert f"ReadTimeoutError: {mixpanel_emulator.base_url}: Read timed out" in (
+        report.reason or ""
+    )
     assert (report.reason or "").endswith(MAYBE_APPLIED)
     assert len(_applied(mixpanel_emulator, 1)) == 1  # and it was: the words are no idle fear
 

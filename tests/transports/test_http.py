@@ -54,7 +54,9 @@ def test_a_rejected_message_raises_delivery_error_with_its_report(
     reports: list[DeliveryReport] = []
     settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
     transport = HttpTransport(settings, FAST, report=reports.append)
-    with pytest.raises(DeliveryError, match="rejected") as caught:
+    with pytest.raises(
+        DeliveryError, match=r"^Mixpanel rejected the import message sent to /import: "
+    ) as caught:
         transport.send(make_event(2, ImportEvent, time=5))
     assert caught.value.reports[0].status is DeliveryStatus.REJECTED
     assert caught.value.reports[0].field == "properties.time"
