@@ -48,7 +48,9 @@ class AdminRoutes:
             "fail_fraction": self._fail_fraction,
             "latency": lambda args: faults.set_latency(_latency(args)),
             "drop_next": lambda args: faults.drop_next(
-                _count(args), _endpoints(args.get("endpoints"))
+                _count(args),
+                _endpoints(args.get("endpoints")),
+                after_applying=_flag(args, "after_applying"),
             ),
             "stall": lambda args: faults.stall(),
             "release": lambda args: faults.release(),
@@ -150,6 +152,13 @@ def _count(args: Mapping[str, Any]) -> int:
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise AdminError("'n' must be a whole number of requests, 0 or more")
     return count
+
+
+def _flag(args: Mapping[str, Any], key: str) -> bool:
+    value = args.get(key, False)
+    if not isinstance(value, bool):
+        raise AdminError(f"'{key}' must be true or false")
+    return value
 
 
 def _status(value: object, field: str) -> int:

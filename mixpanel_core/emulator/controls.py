@@ -102,9 +102,14 @@ class EmulatorControls(ABC):
         """Delay every ingestion request by ``seconds``; 0 turns it off."""
         self._fault("latency", seconds=seconds)
 
-    def drop_next(self, n: int, *, endpoints: Iterable[str] | None = None) -> None:
-        """Close the connection of the next ``n`` requests without answering."""
-        self._fault("drop_next", n=n, endpoints=_names(endpoints))
+    def drop_next(
+        self, n: int, *, endpoints: Iterable[str] | None = None, after_applying: bool = False
+    ) -> None:
+        """Close the connection of the next ``n`` requests without answering; with
+        ``after_applying``, once each is handled as usual (its records kept)."""
+        self._fault(
+            "drop_next", n=n, endpoints=_names(endpoints), after_applying=after_applying
+        )
 
     def stall(self) -> None:
         """Hold every ingestion request, before its body is read, until ``release``."""

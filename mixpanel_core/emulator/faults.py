@@ -37,7 +37,7 @@ def fault_body(status: int) -> bytes:
 class Verdict:
     """What to do with one ingestion request."""
 
-    action: Literal["serve", "fail", "drop"]
+    action: Literal["serve", "fail", "drop", "apply_then_drop"]
     status: int = 200
     retry_after: float | None = None
 
@@ -51,6 +51,7 @@ class _FailRule:
     status: int
     endpoints: frozenset[str] | None
     retry_after: float | None
+    after_applying: bool = False
 
     def matches(self, endpoint: str) -> bool:
         return self.endpoints is None or endpoint in self.endpoints
@@ -99,12 +100,17 @@ class FaultPlan:
         with self._lock:
             self._fail.append(rule)
 
-    def drop_next(self, count: int, endpoints: Iterable[str] | None = None) -> None:
-        """Close the connection of the next ``count`` matching requests without answering."""
+    def drop_next(
+        self, count: int, endpoints: Iterable[str] | None = None, *, after_applying: bool = False
+    ) -> None:
+        """Close the connection of the next ``count`` matching requests without answering;
+        ``after_applying``: once each is handled as usual (its records kept), as a server or
+        proxy that fails between applying a request and answering it."""
         if count <= 0:
             return
+        rule = _FailRule(count, 0, _endpoint_set(endpoints), None, after_applying)
         with self._lock:
-            self._drop.append(_FailRule(count, 0, _endpoint_set(endpoints), None))
+            self._drop.append(rule)
 
     def fail_fraction(
         self,
@@ -158,8 +164,9 @@ class FaultPlan:
     def verdict(self, endpoint: str) -> Verdict:
         """Decide, and consume, the fault for one request to ``endpoint``."""
         with self._lock:
-            if _take(self._drop, endpoint) is not None:
-                return Verdict("drop")
+            dropped = _take(self._drop, endpoint)
+            if dropped is not None:
+                return Verdict("apply_then_drop" if dropped.after_applying else "drop")
             rule = _take(self._fail, endpoint)
             if rule is not None:
                 return Verdict("fail", rule.status, rule.retry_after)
@@ -223,4 +230,6 @@ def _describe_rule(rule: _FailRule, *, with_status: bool) -> dict[str, Any]:
     if with_status:
         described["status"] = rule.status
         described["retry_after"] = rule.retry_after
+    else:
+        described["after_applying"] = rule.after_applying
     return described

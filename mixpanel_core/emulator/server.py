@@ -239,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Decided for every whole request, too large or not: a fault applies to the next n
         # requests whatever their size (one cut short or unframeable is no request).
         verdict = faults.verdict(endpoint)
-        if verdict.action != "serve":
+        if verdict.action != "serve" and (verdict.action != "apply_then_drop" or body is None):
             self._apply_fault(endpoint, verdict, close=not drained)
             return
         if body is None:
@@ -257,12 +257,15 @@ class _Handler(BaseHTTPRequestHandler):
             print(f"mixpanel-core emulator: {exc}", file=sys.stderr)
             error = {"code": 500, "error": str(exc), "status": "Internal Server Error"}
             reply = Reply(500, orjson.dumps(error))
+        if verdict.action == "apply_then_drop":
+            self._apply_fault(endpoint, verdict, close=True)  # applied, and never answered
+            return
         server.store.count_request(endpoint, str(reply.status))
         self._send(reply)
 
     def _apply_fault(self, endpoint: str, verdict: Verdict, *, close: bool) -> None:
         """Answer with the injected status, or drop the connection, counting the request."""
-        if verdict.action == "drop":
+        if verdict.action in ("drop", "apply_then_drop"):
             self.server.store.count_request(endpoint, "dropped")
             # Closing without a byte of answer is what a reset proxy or a crashed server looks like.
             self.close_connection = True

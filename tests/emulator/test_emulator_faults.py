@@ -126,6 +126,23 @@ def test_drop_next_closes_the_connection_without_an_answer_and_stores_nothing(
     assert _track(mixpanel_emulator, make_event()).status_code == 200
 
 
+def test_drop_next_after_applying_keeps_the_records_and_never_answers(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
+) -> None:
+    controls.drop_next(1, endpoints=["track"], after_applying=True)
+    assert controls.faults()["drop_next"] == [
+        {"remaining": 1, "endpoints": ["track"], "after_applying": True}
+    ]
+    event = make_event()
+    with pytest.raises(requests.ConnectionError):
+        _track(mixpanel_emulator, event)
+    assert mixpanel_emulator.records("track") == [event]
+    assert mixpanel_emulator.stats()["requests"]["track"] == {"dropped": 1}
+    assert mixpanel_emulator.stats()["accepted"]["track"] == 1
+    assert _track(mixpanel_emulator, event).status_code == 200  # the retry: a duplicate
+    assert mixpanel_emulator.stats()["duplicate_events"] == 1
+
+
 def test_stall_holds_requests_until_release(
     mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
 ) -> None:

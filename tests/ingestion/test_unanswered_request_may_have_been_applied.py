@@ -67,6 +67,19 @@ def test_the_doubt_outlives_a_later_attempt_that_failed_otherwise(
     assert (report.reason or "").endswith(MAYBE_APPLIED)
 
 
+def test_a_connection_lost_after_mixpanel_applied_the_request_says_so(
+    mixpanel_emulator: Emulator,
+) -> None:
+    client = IngestionClient(settings_for(mixpanel_emulator), attrs.evolve(FAST, max_retries=0))
+    mixpanel_emulator.client.drop_next(1, endpoints=["engage"], after_applying=True)
+    result = client.send_batch("engage", [profile(n=4)], wait=RecordingWait())
+    (report,) = result.reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "ProtocolError" in (report.reason or "")
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert len(mixpanel_emulator.client.records("engage")) == 1
+
+
 def test_no_connection_made_says_nothing_of_the_kind() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
