@@ -96,7 +96,9 @@ class MultiprocessingQueueTransport:
         # The last resort, should a signal interrupt the exit close where its finally cannot
         # help (before its try, or in the finally itself): multiprocessing's own exit clean-up
         # runs it just before it joins the sender without a bound.
-        Finalize(None, _stop_unless_done, (weakref.ref(self),), exitpriority=EXIT_PRIORITY)
+        self._last_resort = Finalize(
+            None, _stop_unless_done, (weakref.ref(self),), exitpriority=EXIT_PRIORITY
+        )
         close_at_exit(self, MultiprocessingQueueTransport._close_at_exit)
 
     @classmethod
@@ -280,7 +282,9 @@ class MultiprocessingQueueTransport:
             ).start()
         if stop_by is not None:
             # Its last reports reach the hooks before the interpreter freezes the listener.
-            self.supervisor.replay_by(stop_at)
+            # Interrupted, the last resort waits again unless this is it (it is out of the
+            # registry once it runs).
+            self.supervisor.replay_by(stop_at, last=not self._last_resort.still_active())
         self._exit_stop_done = True
 
     def _close(self, timeout: float | None, *, at_exit: bool) -> Sequence[Message]:
@@ -319,6 +323,7 @@ class MultiprocessingQueueTransport:
             left = list(self._producer.close(bound))
             self._stop_sender(deadline, bound)
             self._close_ended = True
+            self._last_resort.cancel()  # nothing left for it: out of multiprocessing's registry
             return left + self.supervisor.given_up()
         finally:
             self._close_done.set()

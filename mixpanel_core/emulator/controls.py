@@ -107,9 +107,7 @@ class EmulatorControls(ABC):
     ) -> None:
         """Close the connection of the next ``n`` requests without answering; with
         ``after_applying``, once each is handled as usual (its records kept)."""
-        self._fault(
-            "drop_next", n=n, endpoints=_names(endpoints), after_applying=after_applying
-        )
+        self._fault("drop_next", n=n, endpoints=_names(endpoints), after_applying=after_applying)
 
     def stall(self) -> None:
         """Hold every ingestion request, before its body is read, until ``release``."""

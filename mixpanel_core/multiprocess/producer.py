@@ -98,6 +98,7 @@ class FrameProducer:
         self._closing_thread: threading.Thread | None = None
         """The thread of that close (see ``under_way_elsewhere``)."""
         self._close_ended = False
+        self._told_done = False
         """Whether that close ran to its end (see ``close``)."""
         self._sender_gone = False
         self.fallback: Transport | None = None
@@ -183,21 +184,31 @@ class FrameProducer:
                 # A close a signal interrupted (SystemExit from a SIGTERM handler) may leave
                 # lines in the batch: this producer stays open for the exit close to write
                 # them, and is done only then (an exit close interrupted in turn is done).
-                if (ended or at_exit) and self._on_done is not None:
-                    self._on_done()
+                if ended or at_exit:
+                    self._tell_done()
             finally:
-                self._close_ended = ended or at_exit
+                # Not ended when interrupted, at exit too: a later close at exit (the
+                # transport's own last steps) still queues what the batch holds, or reports it.
+                self._close_ended = ended
                 self._close_done.set()
 
     def _finish_interrupted_close(self, timeout: float | None) -> None:
         """At exit, finish a close a signal interrupted (the batches other threads still
         write, what is left in the batch), then be done."""
+        ended = False
         try:
             self._close(timeout)  # what it cannot queue is reported FAILED
+            ended = True
         finally:
-            self._close_ended = True
-            if self._on_done is not None:
-                self._on_done()
+            self._close_ended = ended  # interrupted in turn: the next close at exit goes on
+            self._tell_done()
+
+    def _tell_done(self) -> None:
+        """Run ``on_done`` once: a close interrupted at exit tells it, and so may the one
+        that finishes it."""
+        if self._on_done is not None and not self._told_done:
+            self._told_done = True
+            self._on_done()
 
     def _close(self, timeout: float | None) -> list[Message]:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -76,6 +76,7 @@ class SenderSupervisor:
         self._finished = threading.Event()
         self._death_noticed = False
         self._terminated = False
+        self._terminating = threading.Lock()
         """Whether this stopped the sender at the deadline (and logged what it lost)."""
         self._replaying_at_exit = False
         """Whether the exit waits for the last reports (``replay_by``), and says what is left
@@ -262,7 +263,7 @@ class SenderSupervisor:
                 waited = time.monotonic() - started
                 logger.error("%s did not stop in %.1fs; terminating it", self._describe(), waited)
                 self._terminated = True
-                process.terminate()
+                _terminate(process)
                 process.join(interval)
                 self._account_for_lost("it was terminated")
             else:
@@ -284,12 +285,17 @@ class SenderSupervisor:
             return
         if _ended(process, max(deadline - time.monotonic(), 0)):
             return
-        self._terminated = True  # first: replay_by, waking at about this time, leaves it to this
+        with self._terminating:
+            # Once: an exit close interrupted after it started this thread leaves the last
+            # resort to start another, with the same deadline (one line for one loss).
+            if self._terminated:
+                return
+            self._terminated = True  # first: replay_by, waking about now, leaves it to this
         logger.error("%s still ran at the exit's deadline; terminating it", self._describe())
-        process.terminate()
+        _terminate(process)
         self._account_for_lost("it was terminated")
 
-    def replay_by(self, deadline: float) -> None:
+    def replay_by(self, deadline: float, *, last: bool = True) -> None:
         """At exit, with the sender asked to stop by a close still under way on a daemon
         thread, or by an exit close a signal interrupted: wait until its last reports are
         replayed to the hooks, up to ``deadline``, or say how many were not.
@@ -298,6 +304,8 @@ class SenderSupervisor:
         are over: multiprocessing's own joins the sender, and returned as the sender ended,
         with the listener part-way through its last reports (0 of 20,000 passed on, without a
         word). The process waits for the sender until about then anyway.
+
+        ``last``: no later step of the exit waits again, should a signal interrupt this one.
         """
         self._replaying_at_exit = True
         # A moment past the deadline: terminate_at, on its own thread with the same deadline,
@@ -307,12 +315,14 @@ class SenderSupervisor:
             if self._finished.wait(wait) or self._terminated:
                 return
         except BaseException:
-            # A signal (a second SIGTERM): the exit goes on without waiting; what was not
-            # passed on yet is said, as the listener may not get to it.
-            self._account_for_lost(
-                "the exit was interrupted while the last reports were passed to the "
-                "mixpanel_delivered hooks; those not passed on yet may never be"
-            )
+            # A signal (a second SIGTERM). If a later step waits again, that one says what is
+            # left then (said now, it counted as lost reports that reached the hooks after);
+            # otherwise the exit goes on without waiting, and what was not passed on is said.
+            if last:
+                self._account_for_lost(
+                    "the exit was interrupted while the last reports were passed to the "
+                    "mixpanel_delivered hooks; those not passed on yet may never be"
+                )
             raise
         self._account_for_lost(
             "its last reports were still being passed to the mixpanel_delivered hooks at the "
@@ -466,6 +476,19 @@ class SenderSupervisor:
 
     def _describe(self) -> str:
         return self._channel.describe_sender()
+
+
+KILL_AFTER_SECONDS = 1.0
+"""How long a sender has to end after SIGTERM before it is sent SIGKILL."""
+
+
+def _terminate(process: BaseProcess) -> None:
+    """SIGTERM, then SIGKILL if it still runs a moment later: a sender stopped (SIGSTOP, a
+    debugger) or stuck in C code ignores SIGTERM, and multiprocessing's exit clean-up would
+    then wait for it without a bound."""
+    process.terminate()
+    if not _ended(process, KILL_AFTER_SECONDS):
+        process.kill()
 
 
 def _ended(process: BaseProcess, timeout: float) -> bool:

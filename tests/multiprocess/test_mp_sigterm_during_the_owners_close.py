@@ -10,6 +10,7 @@ another, and delivers to the emulator in a third."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -98,6 +99,21 @@ if __name__ == "__main__":
         client.track("owner", "E", {"i": i, "pad": "x" * 200_000})
 """
 
+A_STOPPED_SENDER = """
+if __name__ == "__main__":
+    url, out, pid_file = sys.argv[1:4]
+    client = owner_client(url, out, batch_size=10, shutdown_timeout=2)
+    channel = client.pipeline.transport("default").channel
+    while channel.sender_pid.value == 0:
+        time.sleep(0.01)
+    with open(pid_file, "w") as file:
+        file.write(str(channel.sender_pid.value))
+    os.kill(channel.sender_pid.value, signal.SIGSTOP)  # SIGTERM cannot end it now
+    for i in range(25):
+        client.track("owner", "E", {"i": i})
+    # The program ends: the exit close asks the sender to stop, which it cannot.
+"""
+
 CLOSING_ON_A_DAEMON_THREAD = """
 if __name__ == "__main__":
     url, out, count, delay = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -121,17 +137,19 @@ def raise_sigterm_at(*places):
     # A line tracer raises the signal as each (function, text, nth) place is reached: the nth
     # time the line holding text runs in function. The documented handler's SystemExit is
     # raised there, as a real signal's would be.
-    armed = {}
+    armed = {}  # place: the passes at which to raise (a place may be named twice)
+    passes = {}
     for function, text, nth in places:
         lines, first = inspect.getsourcelines(function)
         (line,) = [first + n for n, source in enumerate(lines) if text in source]
-        armed[(function.__code__, line)] = nth
+        armed.setdefault((function.__code__, line), set()).add(nth)
+        passes[(function.__code__, line)] = 0
 
     def local(frame, event, arg):
         place = (frame.f_code, frame.f_lineno)
         if event == "line" and place in armed:
-            armed[place] -= 1
-            if armed[place] == 0:
+            passes[place] += 1
+            if passes[place] in armed[place]:
                 signal.raise_signal(signal.SIGTERM)
         return local
 
@@ -181,9 +199,20 @@ if __name__ == "__main__":
         "the exit close": [
             (queue_transport.MultiprocessingQueueTransport._close_at_exit, "try:", 1),
         ],
+        # Review R8: the producer's own close as it sends its last batch, then the exit
+        # close's as it finishes that one (or, with no close of the program's, the exit
+        # close's, then the one its last steps make).
+        "the producer's last batch, twice": [
+            (producer.FrameProducer._close, "self._wake.set()", 1),
+            (producer.FrameProducer._close, "self._wake.set()", 2),
+        ],
+        "the producer's last batch at exit, twice": [
+            (producer.FrameProducer._close, "self._wake.set()", 1),
+            (producer.FrameProducer._close, "self._wake.set()", 2),
+        ],
     }[where]
     raise_sigterm_at(*places)
-    if where != "the exit close":
+    if where not in ("the exit close", "the producer's last batch at exit, twice"):
         client.close()
 """
 
@@ -297,8 +326,66 @@ def test_a_close_on_a_daemon_thread_at_exit_lets_the_sender_finish_and_report_ev
     assert out.read_text().split() == ["accepted"] * events, stderr
 
 
+def test_a_sender_that_ignores_sigterm_is_killed_so_the_exit_ends(tmp_path: Path) -> None:
+    """Review R8: a sender that SIGTERM cannot end (stopped, or stuck in C code) was
+    "terminated" at the exit's deadline and then waited for by multiprocessing's exit without
+    a bound: the program never ended. It is killed a second later."""
+    out, pid_file = tmp_path / "reports.txt", tmp_path / "sender.pid"
+    with EmulatorProcess() as emulator:
+        arguments = (emulator.base_url, str(out), str(pid_file))
+        with owner_running(tmp_path, A_STOPPED_SENDER, *arguments) as owner:
+            try:
+                _, stderr = owner.communicate(timeout=60)
+            finally:
+                if pid_file.exists():  # never leave a stopped process behind
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert owner.returncode == 0, stderr
+    assert stderr.count("terminating it") == 1, stderr
+    assert "25 queued records never reached it" in stderr, stderr
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_a_sigterm_while_the_exit_waits_for_the_last_reports_says_no_loss_it_then_recovers(
+    tmp_path: Path,
+) -> None:
+    """Review R8, F3: a SIGTERM landing while the exit waited for the last reports of a sender
+    that a daemon thread's close stopped logged "2000 records it took have no delivery
+    report" at ERROR, and then the last resort waited again and all 2,000 reached the hooks.
+    A wait that a later step makes again says nothing; the later one says what is left."""
+    out = tmp_path / "reports.txt"
+    events = 2000
+    with EmulatorProcess() as emulator:
+        emulator.client.fail_next(2, 429, retry_after=2)  # the sender delivers after about 6 s
+        arguments = (emulator.base_url, str(out), str(events), "0")
+        with owner_running(tmp_path, CLOSING_ON_A_DAEMON_THREAD, *arguments) as owner:
+            assert owner.stderr is not None
+            lines = []
+            for line in owner.stderr:  # until the exit waits for that close's sender
+                lines.append(line)
+                if "still under way at exit" in line:
+                    break
+            time.sleep(0.5)  # inside the wait for the last reports
+            owner.send_signal(signal.SIGTERM)
+            _, rest = owner.communicate(timeout=90)
+        stderr = "".join(lines) + rest
+        assert owner.returncode == 0, stderr
+        assert "no delivery report" not in stderr
+        assert "never" not in stderr
+        assert emulator.client.stats()["accepted"]["track"] == events, stderr
+    assert out.read_text().split() == ["accepted"] * events, stderr
+
+
 @pytest.mark.parametrize(
-    "where", ["transport", "producer", "producer, then the exit close", "the exit close"]
+    "where",
+    [
+        "transport",
+        "producer",
+        "producer, then the exit close",
+        "the exit close",
+        "the producer's last batch, twice",
+        "the producer's last batch at exit, twice",
+    ],
 )
 def test_a_sigterm_as_the_owners_close_begins_leaves_it_for_the_exit_to_finish(
     tmp_path: Path, where: str
