@@ -123,6 +123,11 @@ class Mixpanel:
                 _update(record, message, "message")
             if meta:
                 _update(record, meta, "meta")
+            for key, value in list(record.items()):
+                if not isinstance(value, dict) and isinstance(value, Mapping):
+                    # An argument placed whole (people_set's properties, under $set) may be
+                    # any mapping, as its type says; inside it, json's rule (see freeze).
+                    record[key] = dict(value)
             frozen: FrozenDict = freeze(record, "", self._fallback)
         except ValidationError as exc:
             self.pipeline.reject(_of_kind(exc, cls.kind), None)

@@ -7,9 +7,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+import attrs
+
 from mixpanel_core.ingestion.http import Response
 from mixpanel_core.ingestion.result import Outcome
 from mixpanel_core.ingestion.retry import RetryPolicy
+
+MAYBE_APPLIED = (
+    "Mixpanel may have applied them: an attempt that may have reached it got no answer "
+    "(a profile update such as $add sent again is applied twice)"
+)
+"""Said of records that did not end ACCEPTED after an attempt that may have been applied (see
+``Call.doubt``): a dead letter of them needs checking before a replay."""
 
 Wait = Callable[[float], bool | None]
 """Sleeps for the given seconds before a retry; the forwarder passes one that keeps polling
@@ -82,6 +91,11 @@ class Call:
         server whose limit is below a record cost a request of n records 2n - 1 requests; now
         about n. Forgotten at the next request of the call: a stray 413 (a proxy's, a fault)
         splits only its own request."""
+        self._doubted: set[int] = set()
+        """The records (by the identity of their JSON) of an attempt that may have reached
+        Mixpanel without an answer (``Classification.maybe_received``): any outcome of theirs
+        but ACCEPTED says that Mixpanel may have applied them, whatever answered later, also
+        to the halves of a split."""
 
     @property
     def deadline(self) -> float | None:
@@ -114,12 +128,25 @@ class Call:
             self.stopped = True
         return not self.stopped
 
+    def doubt(self, batch: Sequence[tuple[object, bytes]]) -> None:
+        """Note that Mixpanel may have applied ``batch`` (see ``_doubted``)."""
+        self._doubted.update(id(data) for _, data in batch)
+
     def settle(self, outcomes: list[Outcome]) -> list[Outcome]:
         """Announce ``outcomes`` (see ``Settled``), then return them. Called once per set of
-        outcomes, where it is made, never where halves or groups are put back together."""
+        outcomes, where it is made, never where halves or groups are put back together: every
+        outcome passes here once, which is where a doubt is added to its reason."""
+        if self._doubted:
+            outcomes = [self._with_doubt(outcome) for outcome in outcomes]
         if self._on_settled is not None and outcomes:
             self._on_settled(outcomes)
         return outcomes
+
+    def _with_doubt(self, outcome: Outcome) -> Outcome:
+        if outcome.ok or not any(id(data) in self._doubted for _, data in outcome.items):
+            return outcome
+        reason = f"{outcome.reason}; {MAYBE_APPLIED}" if outcome.reason else MAYBE_APPLIED
+        return attrs.evolve(outcome, reason=reason)
 
     def why_not_send(self) -> str | None:
         """Why no request may start now (the call was stopped, or its deadline passed), if so."""

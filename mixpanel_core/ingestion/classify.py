@@ -89,8 +89,8 @@ class Classification:
     failures: tuple[RecordFailure, ...] = ()
     maybe_received: bool = False
     """No answer came to a request that may have reached Mixpanel (a read timeout, a
-    connection lost part way), in this attempt or an earlier one of the same records: it may
-    have been applied, and a profile update sent again (retried, replayed) applied twice."""
+    connection lost part way): it may have been applied, and a profile update sent again
+    (retried, replayed) applied twice (see ``Call.doubt``)."""
 
     @property
     def rate_limited(self) -> bool:

@@ -20,8 +20,6 @@ import gzip
 import time
 from collections.abc import Mapping, Sequence
 
-import attrs
-
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.ingestion.auth import (
@@ -57,7 +55,6 @@ from mixpanel_core.ingestion.outcomes import (
     in_given_order,
     refusal_text,
     why_not_waited,
-    with_doubt,
 )
 from mixpanel_core.ingestion.posting import Poster
 from mixpanel_core.ingestion.request_watch import request_ceiling
@@ -336,7 +333,6 @@ class IngestionClient:
         while True:
             reason = call.why_not_send()
             if reason is not None:
-                reason = with_doubt(reason, answer)  # not sent again, but perhaps received
                 return [
                     self._outcomes.of(
                         endpoint, batch, DeliveryStatus.FAILED, reason, None, attempts
@@ -353,12 +349,9 @@ class IngestionClient:
                 if budget <= 0 or (retries == 0 and budget < self._least_attempt):
                     return [out_of_budget(self._outcomes, endpoint, batch, answer, attempts)]
             attempts += 1
-            doubt = answer is not None and answer.maybe_received
             answer = self._poster.post(endpoint, credentials, body, len(batch), call, budget=budget)
-            if doubt and not answer.maybe_received:
-                # An earlier attempt may have been applied: whatever this one answers, the
-                # records' outcome, if not accepted, must still say so.
-                answer = attrs.evolve(answer, maybe_received=True)
+            if answer.maybe_received:
+                call.doubt(batch)  # whatever answers later, unless Mixpanel accepts them
             verdict = answer.verdict
             if verdict is Verdict.ACCEPTED:
                 return [

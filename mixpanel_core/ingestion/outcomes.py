@@ -49,7 +49,6 @@ class Outcomes:
         reason = answer.reason or "failed"
         if answer.verdict is Verdict.RETRY:
             reason = f"gave up after {attempts} attempt(s) {why}: {reason}"
-        reason = with_doubt(reason, answer)
         # Kept for whoever sends the records again later (the forwarder's next round): the
         # server's Retry-After holds for that send too.
         return self.of(
@@ -200,19 +199,6 @@ def in_given_order(
         for position, single in zip(positions, singles, strict=True):
             ordered[position] = single
     return tuple(o for o in ordered if o is not None)
-
-
-MAYBE_APPLIED = (
-    "Mixpanel may have applied them: an attempt that may have reached it got no answer "
-    "(a profile update such as $add sent again is applied twice)"
-)
-"""Said of records that failed after a request that may have been applied (see
-``Classification.maybe_received``): a dead letter of them needs checking before a replay."""
-
-
-def with_doubt(reason: str, answer: Classification | None) -> str:
-    """``reason``, and ``MAYBE_APPLIED`` if ``answer`` (the last of the records) says so."""
-    return f"{reason}; {MAYBE_APPLIED}" if answer is not None and answer.maybe_received else reason
 
 
 CUT_SHORT = "(the wait before the next attempt was cut short: the call was stopped)"

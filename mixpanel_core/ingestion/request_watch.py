@@ -224,6 +224,14 @@ class _AnswerNoted:
 
     response_class: type[http.client.HTTPResponse] = _AnswerNotedResponse
 
+    def __repr__(self) -> str:
+        # urllib3 names the connection in its errors (refused, timed out), which reach
+        # reports and dead letters: the server it talks to, not this class and an address.
+        scheme = "https" if isinstance(self, urllib3.connection.HTTPSConnection) else "http"
+        return f"{scheme}://{self.host}:{self.port}"  # type: ignore[attr-defined]
+
+    __str__ = __repr__
+
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         watch = watch_of_thread()

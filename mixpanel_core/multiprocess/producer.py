@@ -98,8 +98,9 @@ class FrameProducer:
         self._closing_thread: threading.Thread | None = None
         """The thread of that close (see ``under_way_elsewhere``)."""
         self._close_ended = False
-        self._told_done = False
         """Whether that close ran to its end (see ``close``)."""
+        self._told_done = False
+        """Whether ``on_done`` ran (see ``_tell_done``)."""
         self._sender_gone = False
         self.fallback: Transport | None = None
         """Where to send when the sender is gone; resolved through the context when unset."""

@@ -76,8 +76,9 @@ class SenderSupervisor:
         self._finished = threading.Event()
         self._death_noticed = False
         self._terminated = False
-        self._terminating = threading.Lock()
         """Whether this stopped the sender at the deadline (and logged what it lost)."""
+        self._terminating = threading.Lock()
+        """Taken to decide that once (see ``terminate_at``)."""
         self._replaying_at_exit = False
         """Whether the exit waits for the last reports (``replay_by``), and says what is left
         of them at its own, later, deadline: a close's wait does not say it too."""
