@@ -26,6 +26,10 @@ LATENCY = 1.0
 """Seconds the emulator waits before it takes a request: five times the read timeout."""
 
 
+def _client(emulator: Emulator, **options: object) -> IngestionClient:
+    return IngestionClient(settings_for(emulator), attrs.evolve(FAST, **options))
+
+
 def _applied(emulator: Emulator, count: int) -> list[object]:
     deadline = time.monotonic() + 10
     while len(records := emulator.client.records("engage")) < count:
@@ -37,8 +41,7 @@ def _applied(emulator: Emulator, count: int) -> list[object]:
 def test_a_read_timeout_given_up_on_says_mixpanel_may_have_applied_it(
     mixpanel_emulator: Emulator,
 ) -> None:
-    options = attrs.evolve(FAST, read_timeout=0.2, max_retries=0)
-    client = IngestionClient(settings_for(mixpanel_emulator), options)
+    client = _client(mixpanel_emulator, read_timeout=0.2, max_retries=0)
     mixpanel_emulator.client.set_latency(LATENCY)
     result = client.send_batch("engage", [profile(n=1)], wait=RecordingWait())
     (report,) = result.reports
@@ -53,8 +56,7 @@ def test_a_read_timeout_given_up_on_says_mixpanel_may_have_applied_it(
 def test_the_doubt_outlives_a_later_attempt_that_failed_otherwise(
     mixpanel_emulator: Emulator,
 ) -> None:
-    options = attrs.evolve(FAST, read_timeout=0.2, max_retries=1)
-    client = IngestionClient(settings_for(mixpanel_emulator), options)
+    client = _client(mixpanel_emulator, read_timeout=0.2, max_retries=1)
     mixpanel_emulator.client.set_latency(LATENCY)
 
     def then_unavailable() -> None:
@@ -70,7 +72,7 @@ def test_the_doubt_outlives_a_later_attempt_that_failed_otherwise(
 def test_a_connection_lost_after_mixpanel_applied_the_request_says_so(
     mixpanel_emulator: Emulator,
 ) -> None:
-    client = IngestionClient(settings_for(mixpanel_emulator), attrs.evolve(FAST, max_retries=0))
+    client = _client(mixpanel_emulator, max_retries=0)
     mixpanel_emulator.client.drop_next(1, endpoints=["engage"], after_applying=True)
     result = client.send_batch("engage", [profile(n=4)], wait=RecordingWait())
     (report,) = result.reports
@@ -85,7 +87,7 @@ def test_the_doubt_reaches_the_halves_of_a_split_and_a_rejection(
 ) -> None:
     """Review R9: after a 413 split, the halves' outcomes lost the doubt; a record rejected
     on the retry never had it."""
-    client = IngestionClient(settings_for(mixpanel_emulator), attrs.evolve(FAST, max_retries=1))
+    client = _client(mixpanel_emulator, max_retries=1)
     faults = mixpanel_emulator.client
     faults.drop_next(1, endpoints=["engage"], after_applying=True)
     faults.fail_next(1, 413, endpoints=["engage"])
@@ -100,7 +102,7 @@ def test_the_doubt_reaches_the_halves_of_a_split_and_a_rejection(
     # A new client: on a kept-alive connection, a close before any byte of the answer is
     # taken for the server's idle timeout, and the request made again at once (see
     # docs/ingestion.md), not retried as an attempt.
-    client = IngestionClient(settings_for(mixpanel_emulator), attrs.evolve(FAST, max_retries=1))
+    client = _client(mixpanel_emulator, max_retries=1)
     (report,) = client.send_batch("engage", [profile(n=7)], wait=RecordingWait()).reports
     assert (report.status, report.http_status) == (DeliveryStatus.REJECTED, 400)
     assert (report.reason or "").endswith(MAYBE_APPLIED)
