@@ -44,6 +44,10 @@ class DeliveryReport:
     retry_after: float | None = None
     """For a failure: the seconds the last answer's ``Retry-After`` asked to wait, if it had
     one (a sender that tries again later waits at least that long)."""
+    maybe_applied: bool = False
+    """Not accepted, yet Mixpanel may have applied it: an attempt that may have reached it got
+    no answer (a read timeout, a connection lost). Sent again, a profile or group update
+    (``$add``, ``$append``) would be applied twice; the reason says so too."""
 
     @property
     def ok(self) -> bool:
@@ -63,6 +67,7 @@ def reports_for(
     attempts: int = 0,
     field: str | None = None,
     retry_after: float | None = None,
+    maybe_applied: bool = False,
 ) -> list[DeliveryReport]:
     """One report per message, all with the same outcome (the records of one request).
 
@@ -83,6 +88,7 @@ def reports_for(
         _set_attempts(report, attempts)
         _set_field(report, field)
         _set_retry_after(report, retry_after)
+        _set_maybe_applied(report, maybe_applied)
         reports.append(report)
     return reports
 
@@ -97,6 +103,7 @@ _set_http_status = DeliveryReport.__dict__["http_status"].__set__
 _set_attempts = DeliveryReport.__dict__["attempts"].__set__
 _set_field = DeliveryReport.__dict__["field"].__set__
 _set_retry_after = DeliveryReport.__dict__["retry_after"].__set__
+_set_maybe_applied = DeliveryReport.__dict__["maybe_applied"].__set__
 
 
 class _Here(threading.local):

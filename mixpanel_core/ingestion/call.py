@@ -146,7 +146,7 @@ class Call:
         if outcome.ok or not any(id(data) in self._doubted for _, data in outcome.items):
             return outcome
         reason = f"{outcome.reason}; {MAYBE_APPLIED}" if outcome.reason else MAYBE_APPLIED
-        return attrs.evolve(outcome, reason=reason)
+        return attrs.evolve(outcome, reason=reason, maybe_applied=True)
 
     def why_not_send(self) -> str | None:
         """Why no request may start now (the call was stopped, or its deadline passed), if so."""

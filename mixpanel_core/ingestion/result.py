@@ -34,6 +34,9 @@ class Outcome:
     field: str | None = None
     retry_after: float | None = None
     """For FAILED records: what the last answer's ``Retry-After`` asked to wait, if anything."""
+    maybe_applied: bool = False
+    """Not accepted, after an attempt that may have reached Mixpanel unanswered (see
+    ``Call.doubt``)."""
 
     @property
     def ok(self) -> bool:
@@ -50,6 +53,7 @@ class Outcome:
             self.attempts,
             self.field,
             self.retry_after,
+            self.maybe_applied,
         )
 
 

@@ -31,9 +31,10 @@ from mixpanel_core.multiprocess.frames import decode_line
 logger = logging.getLogger(__name__)
 
 EncodedReport = tuple[
-    str, str, str | None, int | None, int, str | None, float | None, str | None, bytes | None
+    str, str, str | None, int | None, int, str | None, float | None, str | None, bytes | None, bool
 ]
-"""status, transport, reason, http_status, attempts, field, retry_after, endpoint, record JSON."""
+"""status, transport, reason, http_status, attempts, field, retry_after, endpoint, record JSON,
+maybe_applied."""
 
 REPORTS = "reports"
 FLUSHED = "flushed"
@@ -82,11 +83,23 @@ def encode_report(report: DeliveryReport) -> EncodedReport:
         report.retry_after,
         message.endpoint if message is not None else None,
         message.json() if message is not None else None,  # the frame's own bytes, kept
+        report.maybe_applied,
     )
 
 
 def decode_report(encoded: EncodedReport) -> DeliveryReport:
-    status, transport, reason, http_status, attempts, field, retry_after, endpoint, record = encoded
+    (
+        status,
+        transport,
+        reason,
+        http_status,
+        attempts,
+        field,
+        retry_after,
+        endpoint,
+        record,
+        maybe,
+    ) = encoded
     message = decode_line(endpoint, record) if endpoint is not None and record else None
     return DeliveryReport(
         message,
@@ -97,6 +110,7 @@ def decode_report(encoded: EncodedReport) -> DeliveryReport:
         attempts,
         field,
         retry_after,
+        maybe,
     )
 
 

@@ -1,0 +1,42 @@
+"""A profile update whose request may have reached Mixpanel unanswered (the connection lost
+after Mixpanel applied it) is dead-lettered with a reason that says so, not sent again every
+round: review F1 saw one ``$add`` applied 31 times in 10 s. Events in the same position are
+sent again, which Mixpanel counts once by ``$insert_id``."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixpanel_core.forwarder.dead_letters import PREFIX
+from mixpanel_core.ingestion.call import MAYBE_APPLIED
+
+from .conftest import ForwardingRig
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rig_partitions() -> int:
+    return 1
+
+
+def test_a_profile_update_mixpanel_may_have_applied_is_dead_lettered_not_resent(
+    rig: ForwardingRig,
+) -> None:
+    client = rig.client()
+    for i in range(5):
+        client.people_increment(f"user-{i}", {"credits": 10})
+    assert client.close(30) == []
+    faults = rig.emulator.client
+    faults.drop_next(1, endpoints=["engage"], after_applying=True)
+    config = rig.write_config(plugins=[], http={"max_retries": 0})
+
+    code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 0, stderr
+    assert len(faults.records("engage")) == 5  # applied once, by the request left unanswered
+    assert faults.stats()["requests"]["engage"] == {"dropped": 1}  # and never sent again
+    letters = rig.dead_letters(5)
+    reasons = {dict(letter.headers)[PREFIX + "reason"].decode() for letter in letters}
+    assert len(reasons) == 1
+    assert reasons.pop().endswith(MAYBE_APPLIED), stderr
