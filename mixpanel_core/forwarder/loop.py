@@ -256,6 +256,8 @@ class Forwarder:
             return  # the partition's record to stop at was read: see below
         for raw in records:
             progress.read(raw.offset)
+            if progress.done_before(raw.offset):
+                continue  # delivered or dead-lettered before the partition was read again
             decoded = decode(topic, number, raw.offset, raw.value, raw.headers, self._validate)
             if isinstance(decoded, Poison):
                 self.metrics.poison += 1

@@ -20,6 +20,9 @@ class Resume(NamedTuple):
     committed: int | None
     """What this consumer last committed for it (or the first offset it read): the baseline
     that tells whether ``offset`` is news worth committing."""
+    done: frozenset[int] = frozenset()
+    """Records after ``offset`` already done (accepted ahead of an earlier record, another
+    endpoint's): read again, they are not sent again (a profile ``$add`` applied twice)."""
 
 
 class PartitionProgress:
@@ -32,15 +35,34 @@ class PartitionProgress:
     partition was sent back there and every record before it is done.
     """
 
-    __slots__ = ("_done", "_next", "_outstanding", "partition", "start")
+    __slots__ = ("_done", "_next", "_outstanding", "_skip", "partition", "start")
 
-    def __init__(self, partition: Any, next_offset: int | None = None) -> None:
+    def __init__(
+        self, partition: Any, next_offset: int | None = None, skip: Iterable[int] = ()
+    ) -> None:
         self.partition = partition
         self._outstanding: deque[int] = deque()
         self._done: set[int] = set()
         self._next: int | None = next_offset
+        self._skip = set(skip)
+        """Offsets done in an earlier assignment of this consumer's (see ``Resume.done``)."""
         self.start: int | None = None
         """The first offset read: committing it again would say nothing new."""
+
+    @property
+    def done_ahead(self) -> frozenset[int]:
+        """Records done after the first one not done (what ``Resume.done`` keeps), with
+        those still to be skipped."""
+        return frozenset(self._done | self._skip)
+
+    def done_before(self, offset: int) -> bool:
+        """Whether the record at ``offset``, read again, was done in an earlier assignment:
+        then it is noted done at once (read first), and not delivered again."""
+        if offset not in self._skip:
+            return False
+        self._skip.discard(offset)
+        self.done(offset)
+        return True
 
     def read(self, offset: int) -> None:
         """Note a record that was handed out (offsets arrive in increasing order)."""
@@ -127,7 +149,7 @@ class OffsetTracker:
             if progress is None or progress.committable is None:
                 continue
             baseline = progress.start if committed is None else committed
-            resume[partition] = Resume(progress.committable, baseline)
+            resume[partition] = Resume(progress.committable, baseline, progress.done_ahead)
         return resume
 
     def resume(self, partition: Any, at: Resume) -> None:
@@ -136,7 +158,7 @@ class OffsetTracker:
         Everything before ``at.offset`` is done, so it is committable at once when it is past
         ``at.committed``: what was settled before the rebalance gets committed after it.
         """
-        self._progress[partition] = PartitionProgress(partition, at.offset)
+        self._progress[partition] = PartitionProgress(partition, at.offset, at.done)
         if at.committed is not None:
             self._committed[partition] = at.committed
 

@@ -120,10 +120,10 @@ class Reassignment:
         for partition, committed in self._back.items():
             progress = self._tracker.current(partition)
             offset = None if progress is None else progress.committable
-            if offset is None:
+            if progress is None or offset is None:
                 continue
             self._consumer.seek(partition, offset)
-            self._tracker.resume(partition, Resume(offset, committed))
+            self._tracker.resume(partition, Resume(offset, committed, progress.done_ahead))
             logger.info(
                 "reading %s[%d] again from offset %d (its records not done when it was "
                 "revoked and assigned back during a delivery)",
@@ -208,7 +208,7 @@ class Reassignment:
                 self._dead_lettering.settle_before_stopping()
                 offset = progress.committable
                 if offset is not None:
-                    resume = Resume(offset, committed)
+                    resume = Resume(offset, committed, progress.done_ahead)
             if resume is None:
                 continue
             self._consumer.seek(partition, resume.offset)

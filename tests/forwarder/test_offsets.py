@@ -61,3 +61,30 @@ def test_records_done_behind_one_not_done_are_not_counted_as_undone() -> None:
     progress.done(6)
     progress.done(7)
     assert progress.first_undone_after(2) == 8, "the next offset to read"
+
+
+def test_records_done_ahead_of_the_commit_are_not_delivered_again_when_read_again() -> None:
+    """Review F1, H1: /engage records accepted while an earlier /track record of their
+    partition still failed were sent again when the partition came back to this consumer
+    (each ``$add`` applied twice): the commit could not pass the event."""
+    tracker = OffsetTracker()
+    progress = tracker.progress("p0")
+    for offset in (0, 1, 2, 3):
+        progress.read(offset)
+    progress.done(1)  # the profile updates, accepted
+    progress.done(3)
+    resume = tracker.revoke(["p0"])["p0"]
+    assert (resume.offset, resume.done) == (0, frozenset({1, 3}))
+    tracker.resume("p0", resume)
+    again = tracker.progress("p0")
+    read_again = []
+    for offset in (0, 1, 2, 3):
+        again.read(offset)
+        if not again.done_before(offset):
+            read_again.append(offset)
+    assert read_again == [0, 2]  # the events, to deliver; the updates are done already
+    assert again.committable == 0
+    again.done(0)
+    again.done(2)
+    assert again.committable == 4
+    assert tracker.to_commit() == {"p0": 4}
