@@ -390,9 +390,9 @@ class BackgroundSender:
         one chunk's dead letters, as report callbacks finish their chunk first.
         """
         given_up: list[Record] = []
-        for held, reason in (
-            (self._stuck, _IN_FLIGHT_GIVEN_UP),
-            (self._not_started, NOT_SENT_AFTER_CLOSE),
+        for held, reason, out in (
+            (self._stuck, _IN_FLIGHT_GIVEN_UP, True),
+            (self._not_started, NOT_SENT_AFTER_CLOSE, False),
         ):
             with self._give_up_lock:
                 count = len(held)
@@ -404,7 +404,7 @@ class BackgroundSender:
                 if not chunk:
                     break
                 given_up += chunk
-                self._settling.give_up(chunk, reason, warn=False)
+                self._settling.give_up(chunk, reason, warn=False, maybe_applied=out)
         self._settling.warn_given_up(len(self._queue), _QUEUED_GIVEN_UP)
         while chunk := self._queue.take(_GIVE_UP_CHUNK):
             given_up += chunk

@@ -38,8 +38,17 @@ class SenderSettling:
         """Whether anyone reads reports of accepted records (and so wants their messages)."""
         self.dead_letter = dead_letter
 
-    def failed(self, endpoint: Endpoint, items: Sequence[EncodedPair], reason: str) -> Outcome:
-        return Outcome(endpoint, items, DeliveryStatus.FAILED, self.name, reason)
+    def failed(
+        self,
+        endpoint: Endpoint,
+        items: Sequence[EncodedPair],
+        reason: str,
+        *,
+        maybe_applied: bool = False,
+    ) -> Outcome:
+        return Outcome(
+            endpoint, items, DeliveryStatus.FAILED, self.name, reason, maybe_applied=maybe_applied
+        )
 
     def settle(self, outcomes: Sequence[Outcome], *, warn: bool = True) -> None:
         """Report, dead-letter and log every record not delivered; report accepted ones
@@ -64,10 +73,16 @@ class SenderSettling:
     def settle_reports(self, reports: Sequence[DeliveryReport]) -> None:
         self._tell([r for r in reports if not r.ok], reports)
 
-    def give_up(self, records: list[Record], reason: str, *, warn: bool = True) -> None:
+    def give_up(
+        self, records: list[Record], reason: str, *, warn: bool = True, maybe_applied: bool = False
+    ) -> None:
         """Report and dead-letter ``records`` as not delivered for ``reason``; ``warn``: and
-        say so in a warning (``warn_given_up``, for a caller settling them a part at a time)."""
-        outcomes = [self.failed(e, pairs, reason) for e, pairs in by_endpoint(records)]
+        say so in a warning (``warn_given_up``, for a caller settling them a part at a time);
+        ``maybe_applied``: their request was out (see ``DeliveryReport.maybe_applied``)."""
+        outcomes = [
+            self.failed(e, pairs, reason, maybe_applied=maybe_applied)
+            for e, pairs in by_endpoint(records)
+        ]
         self.settle(outcomes, warn=warn)
 
     def warn_given_up(self, count: int, reason: str) -> None:

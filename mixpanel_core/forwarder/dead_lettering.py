@@ -99,6 +99,8 @@ class DeadLettering:
         stop: Callable[[], None],
     ) -> None:
         self._writer = writer
+        self.to_topic = writer is not None
+        """Whether records go to the dead-letter topic (not ``on_poison = "stop"``)."""
         self._stop = stop
         self._metrics = metrics
         self._clock = clock

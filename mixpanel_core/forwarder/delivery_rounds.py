@@ -170,7 +170,7 @@ class DeliveryRounds:
                 self._metrics.delivered += 1
                 if observed:
                     outcomes.keep(with_earlier_attempts(report, item))
-            elif status is DeliveryStatus.REJECTED or _applied_perhaps(report):
+            elif status is DeliveryStatus.REJECTED or self._not_to_resend(report):
                 rejected.append((item, with_earlier_attempts(report, item)))
             elif self._tracker.is_current(item.progress):
                 # Counted on the record: the round that ends in its dead letter reports only
@@ -268,11 +268,20 @@ class DeliveryRounds:
         self._pending.put_back(endpoint, failed, self._clock())
         self._poll_paused(delay)
 
-
-def _applied_perhaps(report: DeliveryReport) -> bool:
-    """A profile or group update that failed after an attempt Mixpanel may have applied: sent
-    again in every later round, an ``$add`` was applied again and again (31 times in 10 s, in
-    a review), so it is dead-lettered, as a ``status: 0``'s records are, for an operator to
-    check. Events are sent again: Mixpanel counts them once, by ``$insert_id``."""
-    message = report.message
-    return report.maybe_applied and message is not None and message.endpoint in ("engage", "groups")
+    def _not_to_resend(self, report: DeliveryReport) -> bool:
+        """A profile or group update that failed after an attempt Mixpanel may have applied:
+        sent again in every later round, an ``$add`` was applied again and again (31 times in
+        10 s, in a review), so it is dead-lettered, as a ``status: 0``'s records are, for an
+        operator to check. Events are sent again: Mixpanel counts them once, by
+        ``$insert_id``. Not under ``on_poison = "stop"``, which would stop the forwarder on a
+        passing network error (it is retried there, as any failure), nor once the shutdown
+        deadline passed (a dead letter then is not acknowledged before the exit, and the
+        record, left uncommitted, is read again by the next forwarder)."""
+        message = report.message
+        return (
+            report.maybe_applied
+            and message is not None
+            and message.endpoint in ("engage", "groups")
+            and self._dead_lettering.to_topic
+            and not (self._stop_requested.is_set() and self._shutdown.passed())
+        )

@@ -36,9 +36,11 @@ from mixpanel_core.ingestion.request_watch import (
     this_thread,
 )
 from mixpanel_core.ingestion.session_errors import (
+    NetworkError,
     RequestError,
     answer_never_started,
     errors_sorted,
+    sent_perhaps,
     timed_out,
 )
 from mixpanel_core.process_fork import in_fork_children
@@ -194,15 +196,18 @@ class HttpSession:
                 # Whatever ended it (a KeyboardInterrupt too): a watch left behind would keep
                 # the watchdog waking to shut a socket nobody uses, for ever.
                 this_thread.watch = None
+                sent = sent_perhaps(watch)  # read before finish lets go of the connection
                 expired = self._watchdog.finish(watch)
         except Exception as exc:
             if expired:
-                raise timed_out(watch) from exc
+                raise timed_out(watch, sent) from exc
+            if isinstance(exc, NetworkError) and not sent:
+                exc.maybe_received = False  # no connection was made (a cut TLS handshake)
             raise
         if expired:
             # A body that ends with the connection ends when the watchdog shuts it down,
             # without an error: what was read of it is not taken.
-            raise timed_out(watch)
+            raise timed_out(watch, sent)
         return Response(answer.status, answer.data, answer.headers)
 
     def _request(

@@ -146,7 +146,7 @@ class Poster:
                 return answer.result()
             if call.past_deadline():
                 raise _AbandonedError(
-                    f"no answer {time.monotonic() - started:.1f}s after the request was sent, "
+                    f"no answer {time.monotonic() - started:.1f}s after the request was started, "
                     "when the deadline passed: abandoned"
                 )
 

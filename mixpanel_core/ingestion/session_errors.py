@@ -142,12 +142,20 @@ def errors_sorted() -> Iterator[None]:
         raise RequestError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def timed_out(watch: Watch) -> NetworkError:
-    """The error of a request the watchdog ended: no complete answer within its ``total``."""
+def timed_out(watch: Watch, sent: bool) -> NetworkError:
+    """The error of a request the watchdog ended: no complete answer within its ``total``;
+    ``sent``: whether it may have reached the server (``sent_perhaps``)."""
     return NetworkError(
         f"timed out: no complete answer {watch.total:.1f}s after the request was started "
-        "(the connection was shut down)"
+        "(the connection was shut down)",
+        maybe_received=sent,
     )
+
+
+def sent_perhaps(watch: Watch) -> bool:
+    """Whether the request of ``watch`` may have reached the server: it had a connection
+    (connected, its TLS handshake done, or one kept alive from an earlier request)."""
+    return watch.reused or watch.sock is not None
 
 
 def _tunnel_status(exc: BaseException) -> int | None:

@@ -40,3 +40,23 @@ def test_a_profile_update_mixpanel_may_have_applied_is_dead_lettered_not_resent(
     reasons = {dict(letter.headers)[PREFIX + "reason"].decode() for letter in letters}
     assert len(reasons) == 1
     assert reasons.pop().endswith(MAYBE_APPLIED), stderr
+
+
+def test_under_on_poison_stop_it_is_retried_as_any_failure_not_a_stop(rig: ForwardingRig) -> None:
+    """Review R10: under ``on_poison = "stop"`` a passing network error on /engage stopped
+    the forwarder, with advice meant for records Mixpanel rejected (skipping them lost
+    updates Mixpanel had not applied). There it is retried, as every failure is."""
+    client = rig.client()
+    for i in range(5):
+        client.people_increment(f"user-{i}", {"credits": 10})
+    assert client.close(30) == []
+    faults = rig.emulator.client
+    faults.drop_next(1, endpoints=["engage"], after_applying=True)
+    config = rig.stop_config(http={"max_retries": 0}, linger=0.2)
+
+    code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 0, stderr
+    assert "stopping at" not in stderr
+    assert faults.stats()["requests"]["engage"] == {"dropped": 1, "200": 1}, stderr
+    assert len(faults.records("engage")) == 10  # applied twice: the documented cost here

@@ -6,7 +6,9 @@ a read timeout's reason was urllib3's words alone (found by review H1)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 
 import attrs
@@ -120,3 +122,27 @@ def test_no_connection_made_says_nothing_of_the_kind() -> None:
     # The server named, not our connection class (review R9).
     assert f"NewConnectionError: http://127.0.0.1:{port}: Failed" in (report.reason or "")
     assert MAYBE_APPLIED not in (report.reason or "")
+
+
+def test_a_tls_handshake_cut_short_says_nothing_of_the_kind() -> None:
+    """Review R10: a server closing the connection during the TLS handshake made the records
+    "maybe applied", and the forwarder dead-lettered profile updates no byte of which left."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def close_every_connection() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    connection, _ = server.accept()
+                    connection.close()
+
+        threading.Thread(target=close_every_connection, daemon=True).start()
+        settings = MixpanelSettings(api_host=f"https://127.0.0.1:{port}", token=TOKEN)
+        client = IngestionClient(settings, attrs.evolve(FAST, max_retries=1))
+        (report,) = client.send_batch("engage", [profile(n=8)], wait=RecordingWait()).reports
+    assert report.status is DeliveryStatus.FAILED
+    assert report.attempts == 2  # retried: a handshake cut short may succeed next time
+    assert not report.maybe_applied
+    assert MAYBE_APPLIED not in (report.reason or ""), report.reason
