@@ -31,10 +31,10 @@ from mixpanel_core.multiprocess.frames import decode_line
 logger = logging.getLogger(__name__)
 
 EncodedReport = tuple[
-    str, str, str | None, int | None, int, str | None, float | None, str | None, bytes | None, bool
+    str, str, str | None, int | None, int, str | None, float | None, bool, str | None, bytes | None
 ]
-"""status, transport, reason, http_status, attempts, field, retry_after, endpoint, record JSON,
-maybe_applied."""
+"""status, then ``DeliveryReport``'s fields from transport to maybe_applied, in its order;
+then the endpoint and the record JSON."""
 
 REPORTS = "reports"
 FLUSHED = "flushed"
@@ -81,37 +81,16 @@ def encode_report(report: DeliveryReport) -> EncodedReport:
         report.attempts,
         report.field,
         report.retry_after,
+        report.maybe_applied,
         message.endpoint if message is not None else None,
         message.json() if message is not None else None,  # the frame's own bytes, kept
-        report.maybe_applied,
     )
 
 
 def decode_report(encoded: EncodedReport) -> DeliveryReport:
-    (
-        status,
-        transport,
-        reason,
-        http_status,
-        attempts,
-        field,
-        retry_after,
-        endpoint,
-        record,
-        maybe,
-    ) = encoded
+    endpoint, record = encoded[8], encoded[9]
     message = decode_line(endpoint, record) if endpoint is not None and record else None
-    return DeliveryReport(
-        message,
-        DeliveryStatus(status),
-        transport,
-        reason,
-        http_status,
-        attempts,
-        field,
-        retry_after,
-        maybe,
-    )
+    return DeliveryReport(message, DeliveryStatus(encoded[0]), *encoded[1:8])
 
 
 class FlushAnswer(NamedTuple):

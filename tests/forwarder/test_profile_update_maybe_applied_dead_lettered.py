@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from mixpanel_core.emulator.client import EmulatorClient
 from mixpanel_core.forwarder.dead_letters import PREFIX
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
 
@@ -20,15 +21,22 @@ def rig_partitions() -> int:
     return 1
 
 
-def test_a_profile_update_mixpanel_may_have_applied_is_dead_lettered_not_resent(
+def _five_updates_the_first_request_of_which_is_applied_unanswered(
     rig: ForwardingRig,
-) -> None:
+) -> EmulatorClient:
     client = rig.client()
     for i in range(5):
         client.people_increment(f"user-{i}", {"credits": 10})
     assert client.close(30) == []
     faults = rig.emulator.client
     faults.drop_next(1, endpoints=["engage"], after_applying=True)
+    return faults
+
+
+def test_a_profile_update_mixpanel_may_have_applied_is_dead_lettered_not_resent(
+    rig: ForwardingRig,
+) -> None:
+    faults = _five_updates_the_first_request_of_which_is_applied_unanswered(rig)
     config = rig.write_config(plugins=[], http={"max_retries": 0})
 
     code, stderr = rig.run_until_caught_up(config)
@@ -46,12 +54,7 @@ def test_under_on_poison_stop_it_is_retried_as_any_failure_not_a_stop(rig: Forwa
     """Review R10: under ``on_poison = "stop"`` a passing network error on /engage stopped
     the forwarder, with advice meant for records Mixpanel rejected (skipping them lost
     updates Mixpanel had not applied). There it is retried, as every failure is."""
-    client = rig.client()
-    for i in range(5):
-        client.people_increment(f"user-{i}", {"credits": 10})
-    assert client.close(30) == []
-    faults = rig.emulator.client
-    faults.drop_next(1, endpoints=["engage"], after_applying=True)
+    faults = _five_updates_the_first_request_of_which_is_applied_unanswered(rig)
     config = rig.stop_config(http={"max_retries": 0}, linger=0.2)
 
     code, stderr = rig.run_until_caught_up(config)
