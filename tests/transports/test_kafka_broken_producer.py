@@ -205,7 +205,11 @@ def test_a_producer_that_lost_its_producer_id_after_a_stall_is_replaced(
     transport, warm, stalled = through_a_stall(broker, reports, 50, gap=0.02)
     held = events("held", 20)
     for message in held:
-        transport.send(message)
+        # A replacement the watchdog tried while the broker was still stopped failed: until
+        # its next try (each second), sends are refused at once, each reported FAILED (under
+        # load in CI, the second after the stall was not always enough).
+        with contextlib.suppress(TransportError):
+            transport.send(message)
     # Reported (FAILED by the replacement, or ACCEPTED by its successor) without close().
     assert wait_for(lambda: len(reports.of(held)) == len(held), 15), transport.flush(0)
     after = send_until_accepted(transport, reports, "after", 15)
