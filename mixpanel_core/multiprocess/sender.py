@@ -231,7 +231,7 @@ class _Inner:
         self._outer = outer
         self._relay = relay
         self._redact = redact
-        self._logged: set[str] = set()
+        self._logged: set[str | tuple[str, str]] = set()
 
     def deliver(self, frame: bytes) -> None:
         """Hand a frame's records to the inner transport.
@@ -261,7 +261,7 @@ class _Inner:
             except Exception as exc:
                 # A sink that raises has taken none of them (the RecordSink contract).
                 error = self._raised("send_records", exc)
-        self._fail_unreported(endpoint, records, seen, error)
+        self._fail_unreported(endpoint, records, seen, error, "send_records")
 
     def _send(self, endpoint: str, record: bytes) -> None:
         try:
@@ -280,13 +280,20 @@ class _Inner:
                 error: Exception | str = exc
             except Exception as exc:
                 error = self._raised("send", exc)
-        self._fail_unreported(endpoint, [record], seen, error)
+        self._fail_unreported(endpoint, [record], seen, error, "send")
 
     def _fail_unreported(
-        self, endpoint: str, records: list[bytes], seen: list[Message], error: Exception | str
+        self,
+        endpoint: str,
+        records: list[bytes],
+        seen: list[Message],
+        error: Exception | str,
+        method: str,
     ) -> None:
         """Report FAILED the records of a call that raised, but for those the inner transport
         reported itself during that call (``seen``: the messages reported on this thread).
+        A mixpanel-core error the inner transport raised (its ``TransportError``, say) is
+        redacted and logged as ``_refused`` says, when a record of it is reported here.
 
         As for a ``DeliveryError``: mixpanel-core's own ``ConsumerTransport`` reports FAILED
         and then raises what the consumer raised, and a transport may report ACCEPTED and then
@@ -301,6 +308,11 @@ class _Inner:
             return message_identity(message) if message is not None else None
 
         records = unreported(records, identity, seen)
+        if records and isinstance(error, MixpanelCoreError):
+            dropped = isinstance(error, ValidationError)
+            error = self._refused(method, error, len(records), dropped)
+            _report_each(self._relay, endpoint, records, self._outer, error, dropped)
+            return
         _report_each(self._relay, endpoint, records, self._outer, error)
 
     def flush(self, token: int, timeout: float) -> None:
@@ -326,6 +338,28 @@ class _Inner:
             self._relay.fail(self._raised("close", exc))
             if not isinstance(exc, Exception):
                 raise
+
+    def _refused(self, method: str, exc: MixpanelCoreError, records: int, dropped: bool) -> str:
+        """The reason for the reports of records the inner transport refused with a
+        mixpanel-core error (a ``TransportError``: it is closed, or cannot take them), which
+        did not report them itself: its text, redacted, as ``_raised`` does for any other
+        exception. Logged at WARNING once per method (no traceback: a refusal is no bug);
+        without it, a program that observes no reports heard nothing of the loss.
+        """
+        reason = self._redact(str(exc))
+        if (method, "refused") not in self._logged:
+            self._logged.add((method, "refused"))
+            logger.warning(
+                "the inner transport %r refused %d record(s) in %s: %s: %s; each is reported "
+                "%s (logged once per method: the delivery reports and the counts say the rest)",
+                self._name,
+                records,
+                method,
+                type(exc).__name__,
+                reason,
+                "DROPPED" if dropped else "FAILED",
+            )
+        return reason
 
     def _raised(self, method: str, exc: BaseException) -> str:
         """The reason for the reports: the inner transport, the method, the exception's type

@@ -21,7 +21,7 @@ import attrs
 
 from mixpanel_core.consumer_adapter import ConsumerTransport
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import DeliveryError
+from mixpanel_core.errors import DeliveryError, TransportError
 from mixpanel_core.messages import Event, Message, message_from_json
 from mixpanel_core.schema import read, setting
 from mixpanel_core.testing import install_distribution
@@ -63,8 +63,9 @@ class RaisingOptions:
     report_twice: bool = setting(False, doc="Report each message it delivers twice.")
     raises: str = setting(
         "oserror",
-        doc="What send raises on an UNLUCKY message: 'oserror' (a full disk) or 'delivery' "
-        "(mixpanel-core's DeliveryError, which says the message was refused for good).",
+        doc="What send raises on an UNLUCKY message: 'oserror' (a full disk), 'delivery' "
+        "(mixpanel-core's DeliveryError, which says the message was refused for good) or "
+        "'transport' (a TransportError: it cannot take the message, as the contract says).",
     )
     quote_secrets: bool = setting(
         False, doc="What it raises quotes [mixpanel] api_secret and the password key."
@@ -125,6 +126,8 @@ class RaisingTransport:
     def _disk_full(self) -> Exception:
         if self._options.raises == "delivery":
             return DeliveryError(f"Mixpanel refused it{self._quoted}")
+        if self._options.raises == "transport":
+            return TransportError(f"the archive refused it{self._quoted}")
         if not self._quoted:
             return DISK_FULL
         return OSError(errno.ENOSPC, f"No space left on device{self._quoted}")
