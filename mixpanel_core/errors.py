@@ -79,12 +79,19 @@ class NotJSONError(ValidationError, TypeError, ValueError):
 
 
 class PluginError(MixpanelCoreError):
-    """A plugin raised while running a hook."""
+    """A plugin raised while running a hook.
 
-    def __init__(self, plugin: str, hook: str, cause: BaseException) -> None:
+    ``said``: what to say of ``cause`` (by default its type and text); the pipeline gives it
+    redacted, as what a plugin raised may quote a credential (see docs/errors.md).
+    """
+
+    def __init__(
+        self, plugin: str, hook: str, cause: BaseException, said: str | None = None
+    ) -> None:
         self.plugin = plugin
         self.hook = hook
-        super().__init__(f"plugin {plugin!r} failed in {hook}: {type(cause).__name__}: {cause}")
+        said = f"{type(cause).__name__}: {cause}" if said is None else said
+        super().__init__(f"plugin {plugin!r} failed in {hook}: {said}")
 
 
 class TransportError(MixpanelCoreError):
@@ -105,13 +112,20 @@ class PartialSendError(TransportError):
     """A message routed to several transports was refused by some of them.
 
     ``taken_by`` names the transports that took it (sending it again would duplicate it
-    there); ``errors`` holds what each of the others raised.
+    there); ``errors`` holds what each of the others raised. ``said``: what to say of each
+    error (by default its type and text); the pipeline gives it redacted (see docs/errors.md).
     """
 
-    def __init__(self, taken_by: Sequence[str], errors: Mapping[str, BaseException]) -> None:
+    def __init__(
+        self,
+        taken_by: Sequence[str],
+        errors: Mapping[str, BaseException],
+        said: Mapping[str, str] | None = None,
+    ) -> None:
         self.taken_by: tuple[str, ...] = tuple(taken_by)
         self.errors: dict[str, BaseException] = dict(errors)
-        refused = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
+        told = said or {name: f"{type(e).__name__}: {e}" for name, e in errors.items()}
+        refused = "; ".join(f"{name}: {told[name]}" for name in errors)
         taken = ", ".join(self.taken_by) or "none"
         super().__init__(f"taken by transports: {taken}; refused by {refused}")
 

@@ -14,6 +14,7 @@ import pluggy
 
 from mixpanel_core.delivery import DeliveryReport, note_report
 from mixpanel_core.errors import ConfigError
+from mixpanel_core.redactor import Redactors, redacted_traceback, told
 
 # The pipeline's name: plugins' failures have always been logged under it, and users' logging
 # settings may name it.
@@ -77,17 +78,33 @@ def _by_name(
 
 class Observers:
     """The ``mixpanel_delivered`` implementations, as one reporter: each gets every report, and
-    one that raises is logged without keeping the others from it."""
+    one that raises is logged without keeping the others from it (its traceback redacted:
+    see ``told``)."""
 
-    __slots__ = ("_observers",)
+    __slots__ = ("_credentials", "_observers")
 
-    def __init__(self, observers: Sequence[HookCall]) -> None:
+    def __init__(self, observers: Sequence[HookCall], credentials: Redactors) -> None:
         self._observers = observers
+        self._credentials = credentials
 
     def __call__(self, report: DeliveryReport) -> None:
         note_report(report)
         for name, observe in self._observers:
             try:
                 observe(report)
-            except Exception:
-                logger.exception("plugin %r failed in mixpanel_delivered", name)
+            except Exception as exc:
+                self._failed(name, exc)
+
+    def _failed(self, name: str, error: Exception) -> None:
+        said, kept = told(error, self._credentials.plugin(name))
+        if kept is not None:
+            logger.exception("plugin %r failed in mixpanel_delivered", name)
+            return
+        # Its traceback prints a credential: logged redacted, without the exception (a
+        # handler given it would print it whole).
+        logger.error(
+            "plugin %r failed in mixpanel_delivered: %s\n%s",
+            name,
+            said,
+            redacted_traceback(error, self._credentials.plugin(name)),
+        )

@@ -160,6 +160,10 @@ class NamedTransports:
             )
         return transport
 
+    def name_of(self, transport: Transport) -> str:
+        """The name ``transport`` was built under (``"?"`` for one not built here)."""
+        return next((n for n, t in self.built.items() if t is transport), "?")
+
     def flush(self, timeout: float | None = None) -> list[Message]:
         """Flush every transport built so far; returns the messages they still hold."""
         return self._each("flush", timeout)
@@ -190,10 +194,17 @@ class NamedTransports:
                 try:
                     left.extend(_held(getattr(transport, verb)(timeout), name, verb))
                 except Exception as exc:
+                    note_origin(exc, name, verb)
                     if error is None:
                         error = exc
                     else:
-                        logger.error("%s of another transport failed too: %s", verb, exc)
+                        logger.error(
+                            "%s of transport %r failed too: %s: %s",
+                            verb,
+                            name,
+                            type(exc).__name__,
+                            exc,
+                        )
         if error is not None:
             if left:
                 logger.error(
@@ -205,6 +216,16 @@ class NamedTransports:
                 )
             raise error
         return left
+
+
+def note_origin(error: BaseException, name: str, method: str) -> BaseException:
+    """``error``, raised by transport ``name``'s ``method`` and passed on as it is, with a note
+    naming them (printed under its traceback): a third party's ``OSError`` named neither.
+    mixpanel-core's own errors are left alone: they name their transport already."""
+    note = f"(raised by transport {name!r} in {method})"
+    if not isinstance(error, MixpanelCoreError) and note not in getattr(error, "__notes__", ()):
+        error.add_note(note)  # once: a transport may raise one exception object again
+    return error
 
 
 def _held(answer: object, name: str, verb: str) -> list[Message]:

@@ -25,13 +25,15 @@ from mixpanel_core.errors import (
     PartialSendError,
     PluginError,
     Problem,
+    TransportError,
     ValidationError,
 )
 from mixpanel_core.hook_answers import check_route, problems_answered
 from mixpanel_core.hook_calls import REDACTION, Observers, compile_hook
 from mixpanel_core.messages import Message
-from mixpanel_core.named_transports import NamedTransports
+from mixpanel_core.named_transports import NamedTransports, note_origin
 from mixpanel_core.plugin import PluginContext, instantiate
+from mixpanel_core.redactor import Redactors, told
 from mixpanel_core.refusal_redaction import redacted
 from mixpanel_core.registry import PLUGIN_GROUP, load
 from mixpanel_core.transport import Transport, TransportContext, ignore_report
@@ -68,7 +70,9 @@ class Pipeline:
         before enrichment, before its report goes to the observers (``_reject_as_made``)."""
         self._routers = compile_hook(hook.mixpanel_route, ("message", "transports"), order)
         self._observers = compile_hook(hook.mixpanel_delivered, ("report",), order)
-        self._observe = Observers(self._observers)
+        self._credentials = Redactors(self.config)
+        """For what plugins and transports raise (see docs/errors.md)."""
+        self._observe = Observers(self._observers, self._credentials)
         self._on_invalid = self.config.pipeline.on_invalid
         transports = self.config.transports if transports is None else transports
         if not transports:
@@ -139,7 +143,7 @@ class Pipeline:
                 if found is not None and (found or found.__class__ is not list):
                     problems = [*(problems or ()), *problems_answered(found)]
         except Exception as exc:
-            raise PluginError(name, "mixpanel_validate", exc) from exc
+            self._plugin_failed(name, "mixpanel_validate", exc)
         if problems:
             self._reject_as_made(ValidationError(problems, message.kind), message, enrich)
             return
@@ -160,7 +164,7 @@ class Pipeline:
         except ConfigError:
             raise  # documented: a router finds no route for the message (see docs/hooks.md)
         except Exception as exc:
-            raise PluginError(name, "mixpanel_route", exc) from exc
+            self._plugin_failed(name, "mixpanel_route", exc)
         try:
             if names is None:
                 transports = self._defaults or self._default_transports()
@@ -177,8 +181,15 @@ class Pipeline:
                 transport.send(message)
         except Exception as exc:
             if len(transports) == 1:
+                note_origin(exc, self._transports.name_of(transport), "send")
                 raise
             self._send_after_refusal(message, transports, transport, exc)
+
+    def _plugin_failed(self, name: str, hook: str, error: Exception) -> NoReturn:
+        """Raise the ``PluginError`` for what plugin ``name`` raised in ``hook``: its text
+        redacted, and ``error`` as the cause only where it quotes no credential (``told``)."""
+        said, cause = told(error, self._credentials.plugin(name))
+        raise PluginError(name, hook, error, said) from cause
 
     def _passes(self, message: Message) -> bool:
         """Whether ``message`` encodes as JSON and no validator finds a problem with it; when
@@ -215,7 +226,7 @@ class Pipeline:
                         )
                     message = enriched
         except Exception as exc:
-            raise PluginError(name, "mixpanel_enrich", exc) from exc
+            self._plugin_failed(name, "mixpanel_enrich", exc)
         return message
 
     def _send_after_refusal(
@@ -232,15 +243,22 @@ class Pipeline:
         duplicate it where it was taken. So each transport gets its chance, and the error
         says which took it.
         """
-        names = {id(built): name for name, built in self._transports.built.items()}
-        errors: dict[str, Exception] = {names.get(id(refused), "?"): error}
+        name_of = self._transports.name_of
+        errors: dict[str, BaseException] = {name_of(refused): error}
         for transport in transports[transports.index(refused) + 1 :]:
             try:
                 transport.send(message)
             except Exception as exc:
-                errors[names.get(id(transport), "?")] = exc
-        taken = [names.get(id(t), "?") for t in transports if names.get(id(t), "?") not in errors]
-        raise PartialSendError(taken, errors) from error
+                errors[name_of(transport)] = exc
+        taken = [name_of(t) for t in transports if name_of(t) not in errors]
+        # What a transport raised may quote a credential: said redacted, and an exception
+        # that prints one is not kept (see ``told``).
+        said: dict[str, str] = {}
+        for name, raised in errors.items():
+            said[name], kept = told(raised, self._credentials.transport(name))
+            if kept is None:
+                errors[name] = TransportError(said[name])
+        raise PartialSendError(taken, errors, said) from errors[name_of(refused)]
 
     def _default_transports(self) -> tuple[Transport, ...]:
         """Where messages go when no router answers: the only transport, or ``default``."""
@@ -275,7 +293,7 @@ class Pipeline:
                 if answer is not None:
                     found.extend(problems_answered(answer))
         except Exception as exc:  # a validator reports problems; raising is its own failure
-            raise PluginError(name, "mixpanel_validate", exc) from exc
+            self._plugin_failed(name, "mixpanel_validate", exc)
         return found
 
     def reject(self, error: ValidationError, message: Message | None) -> None:

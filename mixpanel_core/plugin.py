@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import traceback
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -12,7 +11,7 @@ import attrs
 from mixpanel_core.config import Config, keys_only
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
-from mixpanel_core.redactor import Redactor
+from mixpanel_core.redactor import Redactor, told
 from mixpanel_core.settings import MixpanelSettings
 
 
@@ -75,14 +74,5 @@ def raise_build_failure(
     groups, its notes): that goes whole into every log that records it. The file and line it
     was raised at are then named in the text instead.
     """
-    redact = Redactor(settings, options, path)
-    said = f"{path}: {name!r} could not be built: {type(error).__name__}: {redact(str(error))}"
-    printed = "".join(traceback.format_exception(error))
-    if redact(printed) != printed:
-        raise ConfigError(said + _raised_at(error)) from None
-    raise ConfigError(said) from error
-
-
-def _raised_at(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    return f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    said, cause = told(error, Redactor(settings, options, path))
+    raise ConfigError(f"{path}: {name!r} could not be built: {said}") from cause

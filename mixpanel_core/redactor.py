@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import attrs
 
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
+
+if TYPE_CHECKING:
+    from mixpanel_core.config import Config
 
 CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|salt|auth|cred|private|pin|signature")
 """A table key whose value is taken for a credential (``password``, ``api_key``,
@@ -59,6 +64,51 @@ class Redactor:
         if self._pattern is None:
             return text
         return self._pattern.sub(lambda match: f"<{self._paths[match.group(0)]}>", text)
+
+
+class Redactors:
+    """A ``Redactor`` for each plugin and transport of ``config``, made when first needed:
+    only an error needs one, and most pipelines never meet one."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._made: dict[str, Redactor] = {}
+
+    def plugin(self, name: str) -> Redactor:
+        """For what plugin ``name`` raised: its ``[plugins.NAME]`` table and ``[mixpanel]``."""
+        return self._for(f"plugins.{name}", self._config.plugin_options.get(name, {}))
+
+    def transport(self, name: str) -> Redactor:
+        """For what transport ``name`` raised: its ``[transports.NAME]`` table (none for a
+        transport given as an object) and ``[mixpanel]``."""
+        options = getattr(self._config.transports.get(name), "options", None)
+        return self._for(f"transports.{name}", options if isinstance(options, Mapping) else {})
+
+    def _for(self, path: str, table: Mapping[str, object]) -> Redactor:
+        made = self._made.get(path)
+        if made is None:
+            made = self._made[path] = Redactor(self._config.mixpanel, table, path)
+        return made
+
+
+def told(error: BaseException, redact: Callable[[str], str]) -> tuple[str, BaseException | None]:
+    """What an error of ours says of someone else's ``error``: ``TYPE: TEXT``, its text
+    redacted; and the exception to chain as that error's ``__cause__``: ``error``, unless a
+    credential stands in what a traceback of it prints (its text, the exceptions it chains or
+    groups, its notes), which goes whole into every log that records it: then ``None``, and
+    the text ends with the file and line ``error`` was raised at instead."""
+    said = f"{type(error).__name__}: {redact(str(error))}"
+    printed = "".join(traceback.format_exception(error))
+    if redact(printed) == printed:
+        return said, error
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return said + where, None
+
+
+def redacted_traceback(error: BaseException, redact: Callable[[str], str]) -> str:
+    """The traceback of ``error`` as ``logging.exception`` prints it, redacted."""
+    return redact("".join(traceback.format_exception(error)).rstrip())
 
 
 def _spellings(value: str) -> set[str]:

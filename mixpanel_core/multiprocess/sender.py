@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import queue
 import time
-import traceback
 from collections.abc import Callable
 
 from mixpanel_core.config import TransportConfig
@@ -34,7 +33,7 @@ from mixpanel_core.multiprocess.reports import (
     unreported,
 )
 from mixpanel_core.pipeline import Pipeline
-from mixpanel_core.redactor import Redactor
+from mixpanel_core.redactor import Redactor, redacted_traceback
 from mixpanel_core.transport import RecordSink, Transport
 
 logger = logging.getLogger(__name__)
@@ -374,7 +373,7 @@ class _Inner:
         reason = f"the inner transport {self._name!r} raised {_describe(exc, self._redact, method)}"
         if method not in self._logged:
             self._logged.add(method)
-            trace = self._redact("".join(traceback.format_exception(exc)).rstrip())
+            trace = redacted_traceback(exc, self._redact)
             logger.error("%s (logged once per method)\n%s", reason, trace)
         return reason
 

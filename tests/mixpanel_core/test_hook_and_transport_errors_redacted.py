@@ -1,0 +1,213 @@
+"""What a plugin's hook or a transport raises reaches our errors and logs with no credential.
+
+docs/errors.md says that in the text of a third party's exception carried into our errors,
+reports and logs, each credential given to it is named by its key path. That held for a
+``from_config`` that raised and for an inner transport of ``multiprocessing_queue``, but not
+for: a hook that raised (the ``PluginError`` quoted it, and kept it as its cause), a transport
+refusing a message sent to several (``PartialSendError``'s text and ``errors``), and a
+``mixpanel_delivered`` observer that raised (its traceback, logged). A review found each with a
+plugin quoting its own ``api_key`` and ``[mixpanel] api_secret``. Also: what a transport raises
+from ``send``, ``flush`` or ``close`` and reaches the caller as it is now names the transport in
+a note, as a ``PartialSendError`` did.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixpanel_core import Mixpanel
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.errors import PartialSendError, PluginError, TransportError
+from mixpanel_core.testing import install_distribution
+
+SECRET = "APISECRET-4d1f9c"
+KEY = "PLUGINKEY-77ab02"
+PASSWORD = "TPASS-e51c3a"
+
+ACME = f"""
+import os
+from mixpanel_core.errors import TransportError
+from mixpanel_core.hookspecs import hookimpl
+
+
+class Acme:
+    '''An enricher and an observer that raise, quoting their credentials, when told to.'''
+
+    @classmethod
+    def from_config(cls, context):
+        return cls(context.options["api_key"])
+
+    def __init__(self, key):
+        self.key = key
+
+    @hookimpl
+    def mixpanel_enrich(self, message):
+        if os.environ.get("ACME_ENRICH") == "quote":
+            raise RuntimeError(f"upstream refused key={{self.key}} secret={SECRET}")
+        if os.environ.get("ACME_ENRICH") == "plain":
+            raise RuntimeError("upstream is down")
+        return None
+
+    @hookimpl
+    def mixpanel_delivered(self, report):
+        if os.environ.get("ACME_OBSERVE") == "quote":
+            raise RuntimeError(f"audit store refused key={{self.key}}")
+
+
+class Archive:
+    '''A transport whose send, flush and close raise when told to.'''
+
+    @classmethod
+    def from_config(cls, options, context):
+        return cls(options["password"])
+
+    def __init__(self, password):
+        self.password = password
+
+    def send(self, message):
+        if os.environ.get("ACME_SEND") == "refuse":
+            raise TransportError(f"archive refused login with password {{self.password}}")
+        if os.environ.get("ACME_SEND") == "oserror":
+            raise OSError(28, "No space left on device")
+
+    def flush(self, timeout=None):
+        if os.environ.get("ACME_FLUSH") == "raise":
+            raise OSError("stale NFS handle")
+        return []
+
+    def close(self, timeout=None):
+        return []
+"""
+
+
+@pytest.fixture
+def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    install_distribution(
+        tmp_path,
+        "acme-redaction-probe",
+        {
+            "mixpanel_core.plugins": {"acme": "acme_probe:Acme"},
+            "mixpanel_core.transports": {"archive": "acme_probe:Archive"},
+        },
+        {"acme_probe": ACME},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("acme_probe", None)  # imported from tmp_path: not for other tests
+
+
+def client(*routes: str) -> Mixpanel:
+    """A client with the ``acme`` plugin, a memory transport and the ``archive`` transport;
+    every message goes to ``routes``."""
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": "token", "api_secret": SECRET},
+            "plugins": {"enabled": ["acme", "router"], "acme": {"api_key": KEY}},
+            "transports": {
+                "memory": {"type": "memory"},
+                "archive": {"type": "archive", "password": PASSWORD},
+            },
+            "routes": [{"transport": list(routes)}],
+        }
+    )
+    return Mixpanel("token", config=config)
+
+
+def printed(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.usefixtures("acme")
+def test_a_hook_that_quotes_credentials_is_told_redacted_without_its_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACME_ENRICH", "quote")
+    with pytest.raises(PluginError) as raised:
+        client("memory").track("u", "Signed up")
+
+    text = str(raised.value)
+    assert text.startswith(
+        "plugin 'acme' failed in mixpanel_enrich: RuntimeError: upstream refused "
+        "key=<plugins.acme.api_key> secret=<mixpanel.api_secret> (raised at "
+    )
+    assert (raised.value.plugin, raised.value.hook) == ("acme", "mixpanel_enrich")
+    assert raised.value.__cause__ is None  # a traceback of it would print both whole
+    for secret in (KEY, SECRET):
+        assert secret not in printed(raised.value)
+
+
+@pytest.mark.usefixtures("acme")
+def test_a_hook_that_quotes_none_keeps_its_exception_as_the_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACME_ENRICH", "plain")
+    with pytest.raises(PluginError) as raised:
+        client("memory").track("u", "Signed up")
+
+    assert str(raised.value) == (
+        "plugin 'acme' failed in mixpanel_enrich: RuntimeError: upstream is down"
+    )
+    assert isinstance(raised.value.__cause__, RuntimeError)
+
+
+@pytest.mark.usefixtures("acme")
+def test_a_refusal_among_several_transports_is_told_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACME_SEND", "refuse")
+    with pytest.raises(PartialSendError) as raised:
+        client("memory", "archive").track("u", "Signed up")
+
+    error = raised.value
+    assert error.taken_by == ("memory",)
+    assert str(error).startswith(
+        "taken by transports: memory; refused by archive: TransportError: archive refused "
+        "login with password <transports.archive.password> (raised at "
+    )
+    kept: Any = error.errors["archive"]
+    assert isinstance(kept, TransportError)
+    assert PASSWORD not in printed(error)
+    assert PASSWORD not in str(kept)
+
+
+@pytest.mark.usefixtures("acme")
+def test_an_observer_that_quotes_a_credential_is_logged_redacted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ACME_OBSERVE", "quote")
+    mixpanel = client("memory")
+    with caplog.at_level(logging.ERROR, logger="mixpanel_core.pipeline"):
+        mixpanel.track("u", "Signed up")
+        mixpanel.close()
+
+    [record] = [r for r in caplog.records if "mixpanel_delivered" in r.getMessage()]
+    logged = record.getMessage()
+    assert logged.startswith(
+        "plugin 'acme' failed in mixpanel_delivered: RuntimeError: audit store refused "
+        "key=<plugins.acme.api_key> (raised at "
+    )
+    assert "Traceback (most recent call last)" in logged
+    assert record.exc_info is None  # a handler given the exception would print it whole
+    assert KEY not in caplog.text
+
+
+@pytest.mark.usefixtures("acme")
+def test_what_one_transport_raises_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_SEND", "oserror")
+    mixpanel = client("archive")
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        mixpanel.track("u", "Signed up")
+    assert raised.value.__notes__ == ["(raised by transport 'archive' in send)"]
+
+    monkeypatch.setenv("ACME_SEND", "")
+    monkeypatch.setenv("ACME_FLUSH", "raise")
+    with pytest.raises(OSError, match="stale NFS handle") as raised:
+        mixpanel.flush()
+    assert raised.value.__notes__ == ["(raised by transport 'archive' in flush)"]
