@@ -201,8 +201,13 @@ class HttpSession:
         except Exception as exc:
             if expired:
                 raise timed_out(watch, sent) from exc
-            if isinstance(exc, NetworkError) and not sent:
-                exc.maybe_received = False  # no connection was made (a cut TLS handshake)
+            if isinstance(exc, NetworkError):
+                if watch.sent_before:
+                    # The try before may have been applied, whatever ended this one (its
+                    # connection refused, its TLS handshake cut short).
+                    exc.maybe_received = True
+                elif not sent:
+                    exc.maybe_received = False  # no connection was made (a cut TLS handshake)
             raise
         if expired:
             # A body that ends with the connection ends when the watchdog shuts it down,
@@ -226,6 +231,9 @@ class HttpSession:
             except urllib3.exceptions.ProtocolError as exc:
                 if fresh or not _resend_at_once(watch, exc):
                     raise
+                # Made on a connection that had carried a request: a server that read and
+                # applied it, then went down (a restart), is not told from an idle close.
+                watch.sent_before = True
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request_on_open_pool(

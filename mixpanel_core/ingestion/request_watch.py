@@ -52,6 +52,7 @@ class Watch:
         "fresh",
         "released",
         "reused",
+        "sent_before",
         "sock",
         "total",
         "watchdog",
@@ -73,6 +74,10 @@ class Watch:
         """Whether any byte of the answer arrived (see ``_AnswerNotedResponse``)."""
         self.fresh = False
         """Whether the request must be made on a new connection (see ``HttpSession.post``)."""
+        self.sent_before = False
+        """Whether the try before this one may have reached the server (the request is made
+        again at once after a kept-alive connection was closed under it): the new try
+        overwrites ``conn``, ``sock`` and ``reused``, and must not erase that."""
         self.released = False
         """Whether the connection went back to the pool after a whole answer."""
         self.expired = False

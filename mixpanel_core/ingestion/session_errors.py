@@ -154,8 +154,9 @@ def timed_out(watch: Watch, sent: bool) -> NetworkError:
 
 def sent_perhaps(watch: Watch) -> bool:
     """Whether the request of ``watch`` may have reached the server: it had a connection
-    (connected, its TLS handshake done, or one kept alive from an earlier request)."""
-    return watch.reused or watch.sock is not None
+    (connected, its TLS handshake done, or one kept alive from an earlier request), in this
+    try or the one before it (``Watch.sent_before``)."""
+    return watch.sent_before or watch.reused or watch.sock is not None
 
 
 def _tunnel_status(exc: BaseException) -> int | None:

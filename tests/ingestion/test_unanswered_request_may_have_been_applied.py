@@ -146,3 +146,54 @@ def test_a_tls_handshake_cut_short_says_nothing_of_the_kind() -> None:
     assert report.attempts == 2  # retried: a handshake cut short may succeed next time
     assert not report.maybe_applied
     assert MAYBE_APPLIED not in (report.reason or ""), report.reason
+
+
+def _answer_once_then_apply_and_vanish(server: socket.socket, applied: list[bytes]) -> None:
+    """On one kept-alive connection: answer the first request; read the second (``applied``
+    holds each body read), then close the connection and stop listening, without an answer:
+    a server that took the request, then went down."""
+    with contextlib.suppress(OSError):
+        connection, _ = server.accept()
+        with connection:
+            reader = connection.makefile("rb")
+            for n in range(2):
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                applied.append(reader.read(length))
+                if n == 0:
+                    body = b'{"status": 1, "error": null}'
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+            server.close()  # the try made again at once finds nothing listening
+
+
+def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before() -> None:
+    """Review R11: a request on a kept-alive connection closed before any byte of the answer
+    is made again at once on a new connection. When that new try failed with no connection
+    (refused, or its TLS handshake cut short), the records were reported as not applied:
+    the new try's state had replaced the first's, which the server had read and applied."""
+    applied: list[bytes] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        serving = threading.Thread(
+            target=_answer_once_then_apply_and_vanish, args=(server, applied), daemon=True
+        )
+        serving.start()
+        settings = MixpanelSettings(api_host=f"http://127.0.0.1:{port}", token=TOKEN)
+        client = IngestionClient(settings, attrs.evolve(FAST, max_retries=0))
+        (first,) = client.send_batch("engage", [profile(n=9)], wait=RecordingWait()).reports
+        assert first.status is DeliveryStatus.ACCEPTED
+        (report,) = client.send_batch("engage", [profile(n=10)], wait=RecordingWait()).reports
+        serving.join(10)
+    assert len(applied) == 2  # the server read the second request
+    assert report.status is DeliveryStatus.FAILED
+    assert "NewConnectionError" in (report.reason or ""), report.reason  # the new try's
+    assert report.maybe_applied
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
