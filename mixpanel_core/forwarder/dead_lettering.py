@@ -54,6 +54,10 @@ class PoisonStop:
     stage: str
     reason: str
     together: tuple[int, ...] = ()
+    maybe_applied: bool = False
+    """A profile or group update that failed after an attempt Mixpanel may have applied
+    unanswered: nothing is wrong with it, and only a look at the profile tells whether a skip
+    loses it or a restart applies it twice."""
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -138,6 +142,7 @@ class DeadLettering:
         attempts: int | None = None,
         outcome: DeliveryReport | None = None,
         together: Sequence[int] = (),
+        maybe_applied: bool = False,
     ) -> None:
         """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged.
 
@@ -152,7 +157,7 @@ class DeadLettering:
             first = self._stops.get(progress.partition)
             if first is None or raw.offset < first.offset:
                 self._stops[progress.partition] = PoisonStop(
-                    progress, raw.offset, stage, reason, tuple(together)
+                    progress, raw.offset, stage, reason, tuple(together), maybe_applied
                 )
                 logger.warning(
                     "stopping at %s (%s): %s. on_poison is 'stop': delivering and committing "

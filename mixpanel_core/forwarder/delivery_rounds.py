@@ -207,6 +207,7 @@ class DeliveryRounds:
                 attempts=report.attempts,
                 outcome=report if observed else None,
                 together=sorted(offset for offset in together if offset > item.offset),
+                maybe_applied=report.status is not DeliveryStatus.REJECTED,
             )
         return failed
 
@@ -271,17 +272,17 @@ class DeliveryRounds:
     def _not_to_resend(self, report: DeliveryReport) -> bool:
         """A profile or group update that failed after an attempt Mixpanel may have applied:
         sent again in every later round, an ``$add`` was applied again and again (31 times in
-        10 s, in a review), so it is dead-lettered, as a ``status: 0``'s records are, for an
-        operator to check. Events are sent again: Mixpanel counts them once, by
-        ``$insert_id``. Not under ``on_poison = "stop"``, which would stop the forwarder on a
-        passing network error (it is retried there, as any failure), nor once the shutdown
-        deadline passed (a dead letter then is not acknowledged before the exit, and the
-        record, left uncommitted, is read again by the next forwarder)."""
+        10 s, in a review; 42 times under ``on_poison = "stop"`` against a Mixpanel slower
+        than ``read_timeout``), so it is dead-lettered, as a ``status: 0``'s records are, for
+        an operator to check; under ``on_poison = "stop"`` it is a stop, whose advice says
+        how to check (see ``poison_stop_advice``). Events are sent again: Mixpanel counts them
+        once, by ``$insert_id``. Not once the shutdown deadline passed: a dead letter then is
+        not acknowledged before the exit, and the record, left uncommitted, is read again by
+        the next forwarder, as every record not done is."""
         message = report.message
         return (
             report.maybe_applied
             and message is not None
             and message.endpoint in ("engage", "groups")
-            and self._dead_lettering.to_topic
             and not (self._stop_requested.is_set() and self._shutdown.passed())
         )

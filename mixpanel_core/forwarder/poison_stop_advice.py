@@ -27,7 +27,12 @@ def poison_stop_error(
         partition = progress.partition
         name = f"{partition.topic}[{partition.partition}]"
         text = f"stopping at {stop.where} ({stop.stage}): {stop.reason}. on_poison is 'stop'"
-        if stop.together:
+        if stop.together and stop.maybe_applied:
+            text += (
+                f"; so did {len(stop.together)} more records of {name}, up to offset {last}, "
+                "sent in the same requests"
+            )
+        elif stop.together:
             text += (
                 f"; Mixpanel gave the same answer for {len(stop.together)} more records of "
                 f"{name}, up to offset {last}: when it rejects a whole request (a status 0 "
@@ -98,6 +103,17 @@ def skip_advice(stop: PoisonStop, name: str, group_id: str) -> str:
         if skip_to == last + 1
         else f" (offsets {last + 1} to {skip_to - 1} after it were delivered already)"
     )
+    if stop.maybe_applied:
+        # Nothing to fix, and neither way is safe unseen: a skip loses an update Mixpanel
+        # did not apply, a restart applies again one it did.
+        these, look = ("it", "the profile it updates")
+        if stop.together:
+            these, look = ("them", "the profiles they update")
+        return (
+            f"Mixpanel may or may not have applied {these}: look at {look}. If applied, skip "
+            f"{these} by committing {where}{delivered}: nothing before {these} is lost. If "
+            f"not, start the forwarder again: it sends {these} again."
+        )
     if not stop.together:
         return (
             f"It and everything after it on {name} stay uncommitted. Fix it and start "
