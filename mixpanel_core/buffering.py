@@ -22,6 +22,7 @@ the caller's side, ``flush``/``close``, fork handling, the thread's life and the
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -41,6 +42,8 @@ from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, me
 from mixpanel_core.sender_settling import SenderSettling
 from mixpanel_core.transport import bounded, ignore_report
 from mixpanel_core.weak import weakly
+
+logger = logging.getLogger(__name__)
 
 IDLE_RECHECK = 1.0
 """Most seconds an idle sender thread waits before it checks again that its sender exists:
@@ -265,9 +268,21 @@ class BackgroundSender:
                 # What a close gave up on while its request was out is no longer held: that
                 # close reported and returned it, and the thread will not report it again.
                 pending = [] if loop.abandoned else list(loop.in_flight)
+                unsettled = loop.answered_unsettled(target)
         finally:
             with loop.state:
                 loop.urgent -= 1
+        if unsettled:
+            # Not returned (they are not held, and sending them again would duplicate them),
+            # and not settled either: said, or a flush that returned [] would claim it.
+            logger.warning(
+                "%s: flush ran out of time while up to %d records Mixpanel answered had their "
+                "delivery reports (and dead letters) still to be made, by a sender thread held "
+                "up (a slow mixpanel_delivered observer?); they are made later, or never if "
+                "the process ends first",
+                self.name,
+                unsettled,
+            )
         return messages_of(pending + self._queue.snapshot())
 
     def close(self, timeout: float | None = None) -> list[Message]:

@@ -74,6 +74,8 @@ class SenderLoop:
         """``BoundedQueue.removed`` just before the take being delivered (the sequence number
         of its first record, or less), ``None`` between takes: what ``flush`` waits for."""
         self.in_flight: list[Record] = []
+        self.take_size = 0
+        """How many records the take being delivered holds (see ``answered_unsettled``)."""
         self.not_started: list[Record] = []
         """The records of the take's requests not started yet (the whole take until its first
         request starts): a ``close`` that gives up on them says they were not sent."""
@@ -110,6 +112,15 @@ class SenderLoop:
             return False
         return self.take_from is None or self.take_from >= target
 
+    def answered_unsettled(self, target: int) -> int:
+        """Records put before the ``target``-th that Mixpanel answered, and whose outcomes
+        (their reports, dead letters) the thread has still to settle (``state`` held): a
+        ``flush`` that runs out of time does not return them, since they are no longer held,
+        but they are not settled yet either (a slow ``mixpanel_delivered`` observer)."""
+        if self.take_from is None or self.take_from >= target or self.abandoned:
+            return 0
+        return self.take_size - len(self.in_flight)
+
     def send_next(self) -> bool:
         """Linger for a fuller batch, take it and deliver it; ``False`` once the thread is to end
         (``close`` ran out of time, or it finished and nothing is left)."""
@@ -127,6 +138,7 @@ class SenderLoop:
             self.take_from = queue.removed
             items = queue.take(self._batch_records)
             self.in_flight = self.not_started = items
+            self.take_size = len(items)
         try:
             self._deliver(items)
         except Exception as error:
