@@ -315,7 +315,8 @@ class Mixpanel:
 
     def flush(self, timeout: float | None = None) -> list[Message]:
         """Deliver what the transports hold, within ``timeout``; returns the messages they still
-        hold, with no outcome yet (they go on delivering them).
+        hold, with no outcome yet (they go on delivering them). ``timeout`` bounds the call,
+        not each transport: each gets what is left of it (see docs/transports/index.md).
 
         Messages rejected or failed by then are not returned: they are reported to the
         ``mixpanel_delivered`` hooks, and dead-lettered and logged by the transports that do
@@ -326,8 +327,9 @@ class Mixpanel:
         return self.pipeline.flush(timeout)
 
     def close(self, timeout: float | None = None) -> list[Message]:
-        """Flush and release the transports; returns the messages they gave up on, each also
-        reported FAILED. Messages that failed before are not returned (see ``flush``)."""
+        """Flush and release the transports, within ``timeout`` (as ``flush``); returns the
+        messages they gave up on, each also reported FAILED. Messages that failed before are
+        not returned (see ``flush``)."""
         return self.pipeline.close(timeout)
 
     def __enter__(self) -> Mixpanel:

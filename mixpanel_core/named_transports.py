@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import reprlib
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from mixpanel_core.config import TransportConfig
@@ -175,7 +176,12 @@ class NamedTransports:
     def _each(self, verb: str, timeout: float | None) -> list[Message]:
         """``verb`` (flush or close) on every transport, even after one raised.
 
-        ``timeout`` is checked first (``bounded``): refused, no transport is touched.
+        ``timeout`` is checked first (``bounded``): refused, no transport is touched. It bounds
+        the call, not each transport: each counts it from the start of the call, as each exit
+        close counts its bound from the start of exit (``exit_time_left``); several transports
+        given ``close(5)`` took 5 s each, in turn, and a shutdown sized on the call was cut
+        short. A transport fed by others counts it from the end of theirs, which ran in its
+        place (a ``multiprocessing_queue`` hands its fallback what its close gives up on).
 
         A transport that raises does not spare the others their flush, or their close (their
         threads and exit hooks, what they hold): the first error is raised once all have
@@ -183,6 +189,8 @@ class NamedTransports:
         left it queued, a close reported it FAILED.
         """
         bounded(timeout, 0.0)
+        started = time.monotonic()
+        ended: dict[str, float] = {}
         left: list[Message] = []
         error: Exception | None = None
         done: set[str] = set()
@@ -191,8 +199,9 @@ class NamedTransports:
         while turn := self._in_turn(done):
             for name, transport in turn:
                 done.add(name)
+                bound = None if timeout is None else self._time_left(name, timeout, started, ended)
                 try:
-                    left.extend(_held(getattr(transport, verb)(timeout), name, verb))
+                    left.extend(_held(getattr(transport, verb)(bound), name, verb))
                 except Exception as exc:
                     note_origin(exc, name, verb)
                     if error is None:
@@ -205,6 +214,8 @@ class NamedTransports:
                             type(exc).__name__,
                             exc,
                         )
+                finally:
+                    ended[name] = time.monotonic()
         if error is not None:
             if left:
                 logger.error(
@@ -216,6 +227,16 @@ class NamedTransports:
                 )
             raise error
         return left
+
+    def _time_left(
+        self, name: str, timeout: float, started: float, ended: dict[str, float]
+    ) -> float:
+        """What is left of ``timeout`` for transport ``name``, counted from ``started`` or, if
+        later, from the end of the transports that feed it (``ended``: by name, this call's)."""
+        with self._users_lock:
+            feeders = self._users.get(name, set()) & ended.keys()
+        since = max((ended[feeder] for feeder in feeders), default=started)
+        return max(0.0, since + timeout - time.monotonic())
 
 
 def note_origin(error: BaseException, name: str, method: str) -> BaseException:
