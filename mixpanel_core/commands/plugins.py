@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import EntryPoint
 
 from mixpanel_core.registry import (
     PLUGIN_GROUP,
@@ -20,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="List the transports and plugins found through entry points, with the "
         "distribution that provides each. A name two distributions declare is listed once per "
         "declaration and marked CLASH: a configuration that uses it is refused until all but "
-        "one of them are uninstalled.",
+        "one of them are uninstalled. One that cannot be imported is marked BROKEN, with what "
+        "importing it raised.",
         epilog="example: mixpanel-core plugins",
     )
     parser.set_defaults(handler=run)
@@ -28,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     clashing: list[str] = []
+    broken: list[str] = []
     for title, group in (("transports", TRANSPORT_GROUP), ("plugins", PLUGIN_GROUP)):
         print(f"{title} ({group}):")
         for name, found in sorted(declarations(group).items()):
@@ -37,11 +40,33 @@ def run(args: argparse.Namespace) -> int:
             if mark:
                 clashing.append(f"{title[:-1]} {name!r}")
             for entry_point in found:
-                print(f"  {name:<24} {entry_point.value:<48} {distribution_of(entry_point)}{mark}")
+                # Imported, as a configuration naming it would: listed like the others, one
+                # that fails (a missing module, a syntax error) showed up only once enabled.
+                failure = _import_failure(entry_point)
+                if failure:
+                    broken.append(f"{title[:-1]} {name!r}")
+                print(
+                    f"  {name:<24} {entry_point.value:<48} {distribution_of(entry_point)}"
+                    f"{mark}{failure}"
+                )
     if clashing:
         print(
             f"CLASH: {', '.join(clashing)} declared by more than one distribution; a "
             "configuration that uses one of them is refused (ConfigError) until all but one "
             "of its distributions are uninstalled"
         )
+    if broken:
+        print(
+            f"BROKEN: {', '.join(broken)} cannot be imported; a configuration that uses one of "
+            "them is refused (ConfigError) until its distribution is fixed or uninstalled"
+        )
     return 0
+
+
+def _import_failure(entry_point: EntryPoint) -> str:
+    """``  BROKEN (what importing it raised)``, or nothing when it imports."""
+    try:
+        entry_point.load()
+    except Exception as exc:
+        return f"  BROKEN ({type(exc).__name__}: {exc})"
+    return ""

@@ -196,7 +196,11 @@ def test_plugins_command_lists_every_declaration_and_marks_the_clash(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_distribution(
-        site, "zzz-acme-clash", "1.0", {PLUGIN_GROUP: {"mixpanel_limits": "acme_clash:NoLimits"}}
+        site,
+        "zzz-acme-clash",
+        "1.0",
+        {PLUGIN_GROUP: {"mixpanel_limits": "acme_clash:NoLimits"}},
+        {"acme_clash": TRANSPORT_SOURCE},
     )
     assert main(["plugins"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -258,3 +262,34 @@ def test_the_testing_helpers_memory_transport_is_a_name_of_the_module() -> None:
     assert "MemoryTransport" in vars(testing)
     hints = typing.get_type_hints(testing.memory_client)
     assert hints["return"] == tuple[testing.Mixpanel, testing.MemoryTransport]
+
+
+def test_plugins_command_marks_an_entry_point_that_cannot_be_imported(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review U2: a broken entry point (its module missing, or not valid Python) was listed
+    like any other; only a configuration enabling it showed that it could not be loaded."""
+    write_distribution(
+        site,
+        "acme-broken",
+        "1.0",
+        {
+            PLUGIN_GROUP: {"acme_gone": "acme_gone:Plugin"},
+            TRANSPORT_GROUP: {"acme_bad": "acme_bad:Transport", "acme_ok": "acme_ok:Transport"},
+        },
+        {"acme_bad": "class Transport(:\n", "acme_ok": TRANSPORT_SOURCE},
+    )
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [gone] = [line for line in lines if line.split()[:1] == ["acme_gone"]]
+    assert gone.endswith("BROKEN (ModuleNotFoundError: No module named 'acme_gone')"), gone
+    [bad] = [line for line in lines if line.split()[:1] == ["acme_bad"]]
+    assert "BROKEN (SyntaxError: " in bad, bad
+    [ok] = [line for line in lines if line.split()[:1] == ["acme_ok"]]
+    assert "BROKEN" not in ok
+    assert "BROKEN" not in "".join(line for line in lines if "mixpanel-core" in line)
+    assert lines[-1] == (
+        "BROKEN: transport 'acme_bad', plugin 'acme_gone' cannot be imported; a configuration "
+        "that uses one of them is refused (ConfigError) until its distribution is fixed or "
+        "uninstalled"
+    )
