@@ -145,9 +145,10 @@ def errors_sorted() -> Iterator[None]:
 def timed_out(watch: Watch, sent: bool) -> NetworkError:
     """The error of a request the watchdog ended: no complete answer within its ``total``;
     ``sent``: whether it may have reached the server (``sent_perhaps``)."""
+    ended = "the connection was shut down" if sent else "no connection had been made"
     return NetworkError(
         f"timed out: no complete answer {watch.total:.1f}s after the request was started "
-        "(the connection was shut down)",
+        f"({ended})",
         maybe_received=sent,
     )
 

@@ -199,8 +199,12 @@ def test_a_producer_that_lost_its_producer_id_after_a_stall_is_replaced(
 ) -> None:
     """A broker stalled past ``request_timeout_ms`` makes batches already sent expire;
     kafka-python then drops the producer id and never asks for another: it holds every later
-    record, sending and expiring none. The transport replaces it: what it held is reported
-    FAILED without any close(), and later messages are accepted."""
+    record, sending and expiring none. The transport replaces it: what it held during the
+    stall is reported FAILED without any close() (``through_a_stall`` waits for that: without
+    the replacement it times out there), and later messages are accepted. The messages sent
+    just after the stall are reported once each, whichever way they go: accepted by the
+    replacement (the usual case), or refused at once while a replacement tried too early
+    failed, and reported FAILED."""
     reports = Reports()
     transport, warm, stalled = through_a_stall(broker, reports, 50, gap=0.02)
     held = events("held", 20)
