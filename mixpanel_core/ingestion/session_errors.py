@@ -147,8 +147,7 @@ def timed_out(watch: Watch, sent: bool) -> NetworkError:
     ``sent``: whether it may have reached the server (``sent_perhaps``)."""
     ended = "the connection was shut down" if sent else "no connection had been made"
     return NetworkError(
-        f"timed out: no complete answer {watch.total:.1f}s after the request was started "
-        f"({ended})",
+        f"timed out: no complete answer {watch.total:.1f}s after the request was started ({ended})",
         maybe_received=sent,
     )
 
