@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+import attrs
+
 from mixpanel_core.config import TransportConfig
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
@@ -24,6 +26,40 @@ from mixpanel_core.transport import Transport, TransportContext, bounded, ignore
 
 # The pipeline's name, under which flush and close failures have always been logged.
 logger = logging.getLogger("mixpanel_core.pipeline")
+
+
+REBUILD_AFTER = 1.0
+"""Seconds after a transport's build failed before a message may build it again; doubled at each
+failure in a row, up to ``REBUILD_AFTER_MOST``."""
+REBUILD_AFTER_MOST = 30.0
+
+
+@attrs.frozen
+class _BuildFailure:
+    """A failed build of a transport: until ``retry_at`` (``time.monotonic``), and while another
+    thread builds it again, a message for it is refused at once, not held for a build of its
+    own (a Kafka producer waits up to ``max_block_ms`` for a broker: threads each waited that
+    long, in turn, while the broker was down)."""
+
+    at: float
+    retry_at: float
+    failures: int
+    error: Exception
+
+    def refusal(self, name: str) -> Exception:
+        """The error for a message refused meanwhile: of the failure's kind, saying when the
+        build failed and when it is tried again, then what it raised."""
+        now = time.monotonic()
+        again = (
+            f"is tried again in {self.retry_at - now:.1f}s"
+            if now < self.retry_at
+            else "is being tried again"
+        )
+        text = (
+            f"transports.{name}: not built: its build failed {now - self.at:.1f}s ago and "
+            f"{again} (failed {self.failures} time(s) in a row): {self.error}"
+        )
+        return ConfigError(text) if isinstance(self.error, ConfigError) else TransportError(text)
 
 
 class NamedTransports:
@@ -40,6 +76,8 @@ class NamedTransports:
         """Never held while a transport is built (``_lock`` is): a flush or close, bounded by
         its timeout, must not wait for another thread's build."""
         self._building: set[str] = set()
+        self._failed: dict[str, _BuildFailure] = {}
+        """The transports whose last build failed (see ``_BuildFailure``)."""
         self._lock = threading.RLock()
         in_fork_children(self, NamedTransports._after_fork)
 
@@ -61,9 +99,18 @@ class NamedTransports:
         built = self.built.get(name)
         if built is not None:
             return built
+        asked = time.monotonic()
+        failed = self._failed.get(name)
+        if failed is not None and (asked < failed.retry_at or name in self._building):
+            raise failed.refusal(name)  # at once: not after another thread's build again
         with self._lock:
             if name in self.built:
                 return self.built[name]
+            failed = self._failed.get(name)
+            if failed is not None and (failed.at >= asked or time.monotonic() < failed.retry_at):
+                # It failed while this thread waited for the lock: built again now, it would
+                # hold this message as long, and every one queued behind it in turn.
+                raise failed.refusal(name)
             spec = self.specs.get(name)
             if spec is None:
                 raise ConfigError(
@@ -74,8 +121,12 @@ class NamedTransports:
             self._building.add(name)
             try:
                 transport = self._build(spec, context(name))
+            except Exception as exc:
+                self._failed[name] = _failed_again(failed, exc)
+                raise
             finally:
                 self._building.discard(name)
+            self._failed.pop(name, None)
             self.built[name] = transport
             self._exit_in_turn(name)
             return transport
@@ -237,6 +288,14 @@ class NamedTransports:
             feeders = self._users.get(name, set()) & ended.keys()
         since = max((ended[feeder] for feeder in feeders), default=started)
         return max(0.0, since + timeout - time.monotonic())
+
+
+def _failed_again(before: _BuildFailure | None, error: Exception) -> _BuildFailure:
+    """The failure of a build after ``before`` (the one before it in a row, if any)."""
+    failures = 1 if before is None else before.failures + 1
+    wait = min(REBUILD_AFTER * 2 ** (failures - 1), REBUILD_AFTER_MOST)
+    now = time.monotonic()
+    return _BuildFailure(now, now + wait, failures, error)
 
 
 def note_origin(error: BaseException, name: str, method: str) -> BaseException:
