@@ -320,6 +320,11 @@ def test_a_record_the_broker_never_stores_is_reported_failed_by_its_future(
         (warm, DeliveryStatus.ACCEPTED),
         (lost, DeliveryStatus.FAILED),
     ]
-    assert (reports[1].reason or "").startswith("Kafka did not store it: KafkaTimeoutError")
+    # Given up on, not refused: the broker may yet have stored it (review K2 saw one there).
+    assert (reports[1].reason or "").startswith(
+        "Kafka did not acknowledge it in time: KafkaTimeoutError"
+    )
+    assert "it may have been stored all the same" in (reports[1].reason or "")
+    assert reports[1].maybe_applied
     assert transport.flush(0) == []
     assert transport.close(0) == []

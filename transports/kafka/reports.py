@@ -33,10 +33,35 @@ class Reports:
         self.make(DeliveryReport(message, DeliveryStatus.ACCEPTED, self.name, attempts=1))
 
     def failure(self, message: Message, exc: BaseException) -> None:
-        self.failed(message, f"Kafka did not store it: {type(exc).__name__}: {exc}")
+        """What the producer's future failed with: a broker's refusal, or the producer giving
+        up (``delivery_timeout_ms``, a ``KafkaTimeoutError``). Giving up does not say the
+        broker did not store it: a request already on its way when the producer gave up is
+        still written, and the forwarder delivers it (a review saw such a record on the topic).
+        """
+        said = f"{type(exc).__name__}: {exc}"
+        if type(exc).__name__ != "KafkaTimeoutError":
+            self.failed(message, f"Kafka did not store it: {said}")
+            return
+        self.failed(
+            message,
+            f"Kafka did not acknowledge it in time: {said}; it may have been stored all the "
+            "same (a request already sent when the producer gave up is still written), and "
+            "delivered to Mixpanel by the forwarder: a profile update such as $add sent again "
+            "is applied twice",
+            maybe_applied=True,
+        )
 
-    def failed(self, message: Message, reason: str) -> None:
-        self.make(DeliveryReport(message, DeliveryStatus.FAILED, self.name, reason, attempts=1))
+    def failed(self, message: Message, reason: str, *, maybe_applied: bool = False) -> None:
+        self.make(
+            DeliveryReport(
+                message,
+                DeliveryStatus.FAILED,
+                self.name,
+                reason,
+                attempts=1,
+                maybe_applied=maybe_applied,
+            )
+        )
 
     def make(self, report: DeliveryReport) -> None:
         """Hand ``report`` to the reporter, this thread counted as making one meanwhile."""
