@@ -35,7 +35,7 @@ from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import Problem, TransportError, ValidationError
 from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
-from mixpanel_core.process_exit import at_exit, exit_time_left, owned
+from mixpanel_core.process_exit import CLOSE_FLOOR, at_exit, exit_time_left, owned
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.sender_loop import NOT_SENT_AFTER_CLOSE, SenderLoop
 from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, messages_of
@@ -502,10 +502,6 @@ _QUEUED_GIVEN_UP = "not delivered: close() timed out"
 _GIVE_UP_CHUNK = 500
 """Records ``close`` takes, then settles, at a time when it gives up (see ``_give_up_the_rest``)."""
 
-EXIT_CLOSE_FLOOR = 1.0
-"""Seconds each exit close has at least (up to its ``exit_timeout``), whatever is left of the
-exit's shared bound (see ``_close_at_exit``)."""
-
 
 def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:
     sender = ref()
@@ -516,4 +512,4 @@ def _close_at_exit(ref: weakref.ref[BackgroundSender]) -> None:
         # have records queued during exit (by an atexit handler of the application's) that
         # take it milliseconds to deliver, not worth losing for no time saved.
         bound = sender.options.exit_timeout
-        sender.close_at_exit(max(exit_time_left(bound), min(bound, EXIT_CLOSE_FLOOR)))
+        sender.close_at_exit(max(exit_time_left(bound), min(bound, CLOSE_FLOOR)))

@@ -19,8 +19,9 @@ from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
 from mixpanel_core.plugin import raise_build_failure
-from mixpanel_core.process_exit import exit_before
+from mixpanel_core.process_exit import CLOSE_FLOOR, exit_before, redact_for
 from mixpanel_core.process_fork import in_fork_children
+from mixpanel_core.redactor import Redactors, told
 from mixpanel_core.registry import TRANSPORT_GROUP, load
 from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
 
@@ -39,7 +40,8 @@ class _BuildFailure:
     """A failed build of a transport: until ``retry_at`` (``time.monotonic``), and while another
     thread builds it again, a message for it is refused at once, not held for a build of its
     own (a Kafka producer waits up to ``max_block_ms`` for a broker: threads each waited that
-    long, in turn, while the broker was down)."""
+    long, in turn, while the broker was down). Not a ``ConfigError``: the configuration is
+    wrong, and building again says so at once."""
 
     at: float
     retry_at: float
@@ -47,8 +49,8 @@ class _BuildFailure:
     error: Exception
 
     def refusal(self, name: str) -> Exception:
-        """The error for a message refused meanwhile: of the failure's kind, saying when the
-        build failed and when it is tried again, then what it raised."""
+        """The error for a message refused meanwhile, saying when the build failed and when it
+        is tried again, then what it raised."""
         now = time.monotonic()
         again = (
             f"is tried again in {self.retry_at - now:.1f}s"
@@ -59,15 +61,17 @@ class _BuildFailure:
             f"transports.{name}: not built: its build failed {now - self.at:.1f}s ago and "
             f"{again} (failed {self.failures} time(s) in a row): {self.error}"
         )
-        return ConfigError(text) if isinstance(self.error, ConfigError) else TransportError(text)
+        return TransportError(text)
 
 
 class NamedTransports:
     """The configured transports (``specs``: name to a transport object or ``TransportConfig``),
     built under one lock, each at most once, and flushed or closed all together."""
 
-    def __init__(self, specs: Mapping[str, object]) -> None:
+    def __init__(self, specs: Mapping[str, object], credentials: Redactors) -> None:
         self.specs = dict(specs)
+        self._credentials = credentials
+        """For what a transport raised, told in a log or an error of ours (docs/errors.md)."""
         self.built: dict[str, Transport] = {}
         """The transports built so far, in the order they were built."""
         self._users: dict[str, set[str]] = {}
@@ -121,6 +125,8 @@ class NamedTransports:
             self._building.add(name)
             try:
                 transport = self._build(spec, context(name))
+            except ConfigError:
+                raise  # the configuration is wrong: said again at once, each time
             except Exception as exc:
                 self._failed[name] = _failed_again(failed, exc)
                 raise
@@ -128,6 +134,7 @@ class NamedTransports:
                 self._building.discard(name)
             self._failed.pop(name, None)
             self.built[name] = transport
+            redact_for(transport, self._credentials.transport(name))
             self._exit_in_turn(name)
             return transport
 
@@ -244,6 +251,7 @@ class NamedTransports:
         ended: dict[str, float] = {}
         left: list[Message] = []
         error: Exception | None = None
+        raised_by = ""
         done: set[str] = set()
         # Until none is left: one can be built while another flushes or closes (the fallback
         # of a multiprocessing_queue that finds its sender dead), and holds messages then.
@@ -254,17 +262,11 @@ class NamedTransports:
                 try:
                     left.extend(_held(getattr(transport, verb)(bound), name, verb))
                 except Exception as exc:
-                    note_origin(exc, name, verb)
                     if error is None:
-                        error = exc
+                        error, raised_by = self.safe_to_raise(exc, name, verb), name
                     else:
-                        logger.error(
-                            "%s of transport %r failed too: %s: %s",
-                            verb,
-                            name,
-                            type(exc).__name__,
-                            exc,
-                        )
+                        said = told(exc, self._credentials.transport(name))[0]
+                        logger.error("%s of transport %r failed too: %s", verb, name, said)
                 finally:
                     ended[name] = time.monotonic()
         if error is not None:
@@ -274,20 +276,32 @@ class NamedTransports:
                     "this %s, which raises: %s",
                     len(left),
                     verb,
-                    error,
+                    told(error, self._credentials.transport(raised_by))[0],
                 )
             raise error
         return left
+
+    def safe_to_raise(self, error: Exception, name: str, method: str) -> Exception:
+        """What transport ``name`` raised from ``method``, to raise to the caller as it is, but
+        named (``note_origin``); unless a traceback of it prints a credential (``told``): then
+        a ``TransportError`` saying it, redacted, with no cause (docs/errors.md)."""
+        said, kept = told(error, self._credentials.transport(name))
+        if kept is None:
+            return TransportError(f"transport {name!r} raised in {method}: {said}")
+        note_origin(error, name, method)
+        return error
 
     def _time_left(
         self, name: str, timeout: float, started: float, ended: dict[str, float]
     ) -> float:
         """What is left of ``timeout`` for transport ``name``, counted from ``started`` or, if
-        later, from the end of the transports that feed it (``ended``: by name, this call's)."""
+        later, from the end of the transports that feed it (``ended``: by name, this call's);
+        at least ``CLOSE_FLOOR`` (or ``timeout``, if smaller), as at exit: a transport after a
+        slow one gave up on a request it had just sent, which Mixpanel applied."""
         with self._users_lock:
             feeders = self._users.get(name, set()) & ended.keys()
         since = max((ended[feeder] for feeder in feeders), default=started)
-        return max(0.0, since + timeout - time.monotonic())
+        return max(since + timeout - time.monotonic(), min(timeout, CLOSE_FLOOR))
 
 
 def _failed_again(before: _BuildFailure | None, error: Exception) -> _BuildFailure:

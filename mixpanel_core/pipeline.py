@@ -31,7 +31,7 @@ from mixpanel_core.errors import (
 from mixpanel_core.hook_answers import check_route, problems_answered
 from mixpanel_core.hook_calls import REDACTION, Observers, compile_hook
 from mixpanel_core.messages import Message
-from mixpanel_core.named_transports import NamedTransports, note_origin
+from mixpanel_core.named_transports import NamedTransports
 from mixpanel_core.plugin import PluginContext, instantiate
 from mixpanel_core.redactor import Redactors, told
 from mixpanel_core.refusal_redaction import redacted
@@ -77,7 +77,7 @@ class Pipeline:
         transports = self.config.transports if transports is None else transports
         if not transports:
             raise ConfigError("transports: none configured; add a [transports.NAME] table")
-        self._transports = NamedTransports(transports)
+        self._transports = NamedTransports(transports, self._credentials)
         self.transport_names: tuple[str, ...] = tuple(self._transports.specs)
         # Without routes: the only transport, or the one named ``default``.
         self._default_route: tuple[str, ...] = (
@@ -181,15 +181,21 @@ class Pipeline:
                 transport.send(message)
         except Exception as exc:
             if len(transports) == 1:
-                note_origin(exc, self._transports.name_of(transport), "send")
-                raise
+                name = self._transports.name_of(transport)
+                error = self._transports.safe_to_raise(exc, name, "send")
+                if error is exc:
+                    raise
+                _raise_without_context(error)
             self._send_after_refusal(message, transports, transport, exc)
 
     def _plugin_failed(self, name: str, hook: str, error: Exception) -> NoReturn:
         """Raise the ``PluginError`` for what plugin ``name`` raised in ``hook``: its text
         redacted, and ``error`` as the cause only where it quotes no credential (``told``)."""
         said, cause = told(error, self._credentials.plugin(name))
-        raise PluginError(name, hook, error, said) from cause
+        failure = PluginError(name, hook, error, said)
+        if cause is None:
+            _raise_without_context(failure)
+        raise failure from cause
 
     def _passes(self, message: Message) -> bool:
         """Whether ``message`` encodes as JSON and no validator finds a problem with it; when
@@ -258,7 +264,10 @@ class Pipeline:
             said[name], kept = told(raised, self._credentials.transport(name))
             if kept is None:
                 errors[name] = TransportError(said[name])
-        raise PartialSendError(taken, errors, said) from errors[name_of(refused)]
+        failure = PartialSendError(taken, errors, said)
+        if errors[name_of(refused)] is not error:
+            _raise_without_context(failure)
+        raise failure from error
 
     def _default_transports(self) -> tuple[Transport, ...]:
         """Where messages go when no router answers: the only transport, or ``default``."""
@@ -385,3 +394,13 @@ class Pipeline:
         """Close every transport built so far; returns the messages they gave up on, each also
         reported FAILED. Those that failed before are not returned (see ``flush``)."""
         return self._transports.close(timeout)
+
+
+def _raise_without_context(error: Exception) -> NoReturn:
+    """Raise ``error`` with neither cause nor context, from inside an ``except`` block: the
+    exception being handled there prints a credential (``told``), and as ``__context__`` it
+    stayed reachable to whatever walks the chain (a review read the secret there)."""
+    try:
+        raise error from None
+    finally:
+        error.__context__ = None

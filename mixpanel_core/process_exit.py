@@ -27,6 +27,7 @@ import enum
 import logging
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from multiprocessing.util import Finalize, register_after_fork
@@ -37,6 +38,24 @@ logger = logging.getLogger(__name__)
 
 EXIT_PRIORITY = 20
 """Above ``multiprocessing``'s own queues (10): a clean-up may still put records on one."""
+
+CLOSE_FLOOR = 1.0
+"""Seconds a transport's close (or flush) has at least, whatever its bound left it, when the
+bound is shared with others closed before it (at exit, and by the client's ``close``): a
+transport closed after a slow one still gets a healthy broker's answer to a request (or the
+whole bound, if it is smaller)."""
+
+_redactors: dict[int, Callable[[str], str]] = {}
+"""By ``id`` of a transport: what replaces its credentials in a text (see ``redact_for``)."""
+
+
+def redact_for(transport: object, redact: Callable[[str], str]) -> None:
+    """Have the exit's log of a failed clean-up of ``transport`` go through ``redact``: what a
+    third party's clean-up raised may quote a credential it was given (docs/errors.md)."""
+    key = id(transport)
+    _redactors[key] = redact
+    forget = weakref.finalize(transport, _redactors.pop, key, None)
+    forget.atexit = False  # needed by the exit's clean-ups, which finalizers at exit precede
 
 
 class _ExitStart:
@@ -141,10 +160,15 @@ class _ExitHook:
         _exit_start.feeders_took = time.monotonic() - feeders_from
         try:
             self._callback()
-        except Exception:
+        except Exception as exc:
             # Caught here, not left to atexit: a feeder's clean-up runs inside the run() of
             # the one it feeds, which must still close its own transport.
-            logger.exception("a clean-up at exit failed: %r", self._callback)
+            redact = _redactors.get(id(owner)) if owner is not None else None
+            if redact is None:
+                logger.exception("a clean-up at exit failed: %r", self._callback)
+            else:
+                trace = redact("".join(traceback.format_exception(exc)).rstrip())
+                logger.error("a clean-up at exit failed: %r\n%s", self._callback, trace)
         finally:
             _exit_start.feeders_took = 0.0
 

@@ -14,6 +14,8 @@ a note, as a ``PartialSendError`` did.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 import traceback
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from mixpanel_core.testing import install_distribution
 SECRET = "APISECRET-4d1f9c"
 KEY = "PLUGINKEY-77ab02"
 PASSWORD = "TPASS-e51c3a"
+PASSWORD_2 = "TPASS-90d7ee"
 
 ACME = f"""
 import os
@@ -80,10 +83,26 @@ class Archive:
     def flush(self, timeout=None):
         if os.environ.get("ACME_FLUSH") == "raise":
             raise OSError("stale NFS handle")
+        if os.environ.get("ACME_FLUSH") == "quote":
+            raise OSError(f"NFS refused password {{self.password}}")
         return []
 
     def close(self, timeout=None):
         return []
+
+
+class Exiting(Archive):
+    # An Archive whose clean-up at exit, registered as docs/transports/index.md says, raises
+    # quoting its password.
+
+    def __init__(self, password):
+        super().__init__(password)
+        from mixpanel_core.process_exit import at_exit, owned
+
+        self.cancel = at_exit(owned(self, self.exploding))
+
+    def exploding(self):
+        raise RuntimeError(f"exit flush refused password {{self.password}}")
 """
 
 
@@ -94,7 +113,10 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "acme-redaction-probe",
         {
             "mixpanel_core.plugins": {"acme": "acme_probe:Acme"},
-            "mixpanel_core.transports": {"archive": "acme_probe:Archive"},
+            "mixpanel_core.transports": {
+                "archive": "acme_probe:Archive",
+                "exiting": "acme_probe:Exiting",
+            },
         },
         {"acme_probe": ACME},
     )
@@ -113,6 +135,7 @@ def client(*routes: str) -> Mixpanel:
             "transports": {
                 "memory": {"type": "memory"},
                 "archive": {"type": "archive", "password": PASSWORD},
+                "spare": {"type": "archive", "password": PASSWORD_2},
             },
             "routes": [{"transport": list(routes)}],
         }
@@ -139,6 +162,7 @@ def test_a_hook_that_quotes_credentials_is_told_redacted_without_its_exception(
     )
     assert (raised.value.plugin, raised.value.hook) == ("acme", "mixpanel_enrich")
     assert raised.value.__cause__ is None  # a traceback of it would print both whole
+    assert raised.value.__context__ is None  # nor is it reachable there (review R12)
     for secret in (KEY, SECRET):
         assert secret not in printed(raised.value)
 
@@ -175,6 +199,80 @@ def test_a_refusal_among_several_transports_is_told_redacted(
     assert isinstance(kept, TransportError)
     assert PASSWORD not in printed(error)
     assert PASSWORD not in str(kept)
+    assert error.__context__ is None
+
+
+@pytest.mark.usefixtures("acme")
+def test_a_refusal_by_the_only_transport_quoting_a_credential_is_told_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review R12: the same refusal by a message's only transport reached the caller whole."""
+    monkeypatch.setenv("ACME_SEND", "refuse")
+    with pytest.raises(TransportError) as raised:
+        client("archive").track("u", "Signed up")
+    assert str(raised.value).startswith(
+        "transport 'archive' raised in send: TransportError: archive refused login with "
+        "password <transports.archive.password> (raised at "
+    )
+    assert (raised.value.__cause__, raised.value.__context__) == (None, None)
+
+
+@pytest.mark.usefixtures("acme")
+def test_flushes_that_fail_quoting_credentials_are_logged_and_raised_redacted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review R12: the second transport's failure, logged, and the line saying what the others
+    hold, quoted passwords whole."""
+    monkeypatch.setenv("ACME_FLUSH", "quote")
+    mixpanel = client("memory", "archive", "spare")
+    mixpanel.track("u", "Signed up")
+    with caplog.at_level(logging.ERROR), pytest.raises(TransportError) as raised:
+        mixpanel.flush()
+    assert "NFS refused password <transports." in str(raised.value)
+    assert "failed too: OSError: NFS refused password <transports." in caplog.text
+    for secret in (PASSWORD, PASSWORD_2):
+        assert secret not in caplog.text
+        assert secret not in printed(raised.value)
+    monkeypatch.setenv("ACME_FLUSH", "")
+    mixpanel.close()
+
+
+EXITING = """
+import logging, sys
+from mixpanel_core import Mixpanel
+from mixpanel_core.config import config_from_mapping
+
+logging.basicConfig(level=logging.INFO)
+config = config_from_mapping(
+    {
+        "mixpanel": {"token": "token"},
+        "transports": {"bus": {"type": "exiting", "password": sys.argv[1]}},
+    }
+)
+Mixpanel("token", config=config).track("u", "Signed up")
+"""
+
+
+@pytest.mark.usefixtures("acme")
+def test_a_clean_up_at_exit_that_quotes_a_credential_is_logged_redacted(
+    tmp_path: Path,
+) -> None:
+    """Review R12: a third-party transport's clean-up at exit that raised was logged with its
+    traceback whole."""
+    script = tmp_path / "exiting.py"
+    script.write_text(EXITING)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(script), PASSWORD],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert "a clean-up at exit failed" in done.stderr, done.stderr
+    assert "exit flush refused password <transports.bus.password>" in done.stderr, done.stderr
+    assert PASSWORD not in done.stderr
 
 
 @pytest.mark.usefixtures("acme")
