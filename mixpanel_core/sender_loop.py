@@ -76,6 +76,8 @@ class SenderLoop:
         self.in_flight: list[Record] = []
         self.take_size = 0
         """How many records the take being delivered holds (see ``answered_unsettled``)."""
+        self.settled_in_take = 0
+        """How many of them are settled: their requests answered, and reported."""
         self.not_started: list[Record] = []
         """The records of the take's requests not started yet (the whole take until its first
         request starts): a ``close`` that gives up on them says they were not sent."""
@@ -119,7 +121,7 @@ class SenderLoop:
         but they are not settled yet either (a slow ``mixpanel_delivered`` observer)."""
         if self.take_from is None or self.take_from >= target or self.abandoned:
             return 0
-        return self.take_size - len(self.in_flight)
+        return self.take_size - len(self.in_flight) - self.settled_in_take
 
     def send_next(self) -> bool:
         """Linger for a fuller batch, take it and deliver it; ``False`` once the thread is to end
@@ -139,6 +141,7 @@ class SenderLoop:
             items = queue.take(self._batch_records)
             self.in_flight = self.not_started = items
             self.take_size = len(items)
+            self.settled_in_take = 0
         try:
             self._deliver(items)
         except Exception as error:
@@ -219,6 +222,8 @@ class SenderLoop:
             self._settling.settle_reports(reports)
         if unsent:
             self._settling.settle(unsent)
+        with self.state:
+            self.settled_in_take += len(batch)  # reported: no longer owed (a flush's warning)
         return going_on
 
     def abandon(self) -> tuple[list[Record], list[Record]]:

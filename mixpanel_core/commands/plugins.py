@@ -67,6 +67,8 @@ def _import_failure(entry_point: EntryPoint) -> str:
     """``  BROKEN (what importing it raised)``, or nothing when it imports."""
     try:
         entry_point.load()
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a module that calls sys.exit() as it is imported too
         return f"  BROKEN ({type(exc).__name__}: {exc})"
     return ""

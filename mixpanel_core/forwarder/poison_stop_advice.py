@@ -29,8 +29,8 @@ def poison_stop_error(
         text = f"stopping at {stop.where} ({stop.stage}): {stop.reason}. on_poison is 'stop'"
         if stop.together and stop.maybe_applied:
             text += (
-                f"; so did {len(stop.together)} more records of {name}, up to offset {last}, "
-                "sent in the same requests"
+                f"; {len(stop.together)} more records of {name}, up to offset {last}, sent in "
+                "the same requests, failed the same way"
             )
         elif stop.together:
             text += (

@@ -293,3 +293,21 @@ def test_plugins_command_marks_an_entry_point_that_cannot_be_imported(
         "that uses one of them is refused (ConfigError) until its distribution is fixed or "
         "uninstalled"
     )
+
+
+def test_plugins_command_lists_on_past_a_module_that_exits_as_it_is_imported(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R12: a module calling ``sys.exit()`` at import ended the command there."""
+    write_distribution(
+        site,
+        "acme-exits",
+        "1.0",
+        {PLUGIN_GROUP: {"acme_exits": "acme_exits:Plugin"}},
+        {"acme_exits": "import sys\nsys.exit('no licence key')\n"},
+    )
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [exits] = [line for line in lines if line.split()[:1] == ["acme_exits"]]
+    assert exits.endswith("BROKEN (SystemExit: no licence key)"), exits
+    assert any(line.split()[:1] == ["router"] for line in lines)  # listed on past it

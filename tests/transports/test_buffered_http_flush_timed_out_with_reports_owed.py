@@ -17,6 +17,8 @@ import pytest
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
+from mixpanel_core.frozen import freeze
+from mixpanel_core.messages import PeopleUpdate
 from mixpanel_core.settings import MixpanelSettings
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 
@@ -68,3 +70,31 @@ def test_a_flush_out_of_time_with_reports_owed_says_so(
         assert transport2.flush(30) == []
         transport2.close(10)
     assert "ran out of time" not in caplog.text  # a flush that ends in time says nothing
+
+
+def test_no_warning_for_a_take_whose_answered_requests_are_reported(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review R12: with no observer at all, a flush out of time during the second request of a
+    take (an event, then a profile update, against a slow Mixpanel) warned of reports owed for
+    the first request's records, which were settled."""
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    options = BufferedHttpOptions(linger=0.2, exit_timeout=0.0)
+    transport = BufferedHttpTransport(settings, options, name="unobserved")
+    mixpanel_emulator.client.set_latency(0.6)
+    try:
+        transport.send(make_event("first", 0))
+        transport.send(
+            PeopleUpdate(
+                freeze(
+                    {"$token": "emulator-token", "$distinct_id": "u", "$set": {"n": 1}}, "people"
+                )
+            )
+        )
+        with caplog.at_level(logging.WARNING, logger="mixpanel_core.buffering"):
+            held = transport.flush(1.0)  # the event's request answered; the update's out
+        assert [m.endpoint for m in held] == ["engage"]
+        assert "ran out of time" not in caplog.text
+    finally:
+        mixpanel_emulator.client.set_latency(0)
+        transport.close(10)
