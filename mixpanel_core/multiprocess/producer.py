@@ -463,14 +463,17 @@ class FrameProducer:
         try:
             fallback = self._fallback_transport()
         except TransportError as exc:
-            if raising:
-                raise
-            # The linger thread has no caller to raise to (the client may even be gone, and
-            # with it what builds the fallback): report the batch rather than lose it.
+            # Reported, raising or not: the batch holds the messages of earlier sends too,
+            # whose callers got no error (a review saw them vanish with no report, no line, and
+            # not returned by close); and the linger thread has no caller to raise to.
             fallback, reason = None, f"{self._channel.describe_sender()} is not running: {exc}"
         if fallback is not None:
             return self._hand_over(fallback, messages, raising, deadline)
         self._report(messages, DeliveryStatus.FAILED, reason)
+        # Said, too: with no mixpanel_delivered observer the reports go nowhere.
+        logger.error(
+            "%s: %s; %d messages reported FAILED", self._context.path, reason, len(messages)
+        )
         if raising:
             raise TransportError(
                 f"{self._context.path}: {reason}; {len(messages)} messages were not queued"
