@@ -187,6 +187,10 @@ def test_a_failure_for_a_record_close_took_meanwhile_is_not_reported() -> None:
     (report,) = made.reports
     assert report.reason is not None
     assert report.reason.startswith("not acknowledged by Kafka")  # close()'s, not the error's
+    # Given up on unacknowledged, it may be on the topic all the same (review R13 saw three
+    # such records stored, and delivered by the forwarder): a profile $add resent applies twice.
+    assert "it may have been stored all the same" in report.reason
+    assert report.maybe_applied
     assert acks.still_held() == []
 
 

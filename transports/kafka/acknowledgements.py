@@ -124,12 +124,12 @@ class Acknowledgements:
                 left.append((number, giving_up[number]))
         with self.lock:  # a reporter's flush() waits for acknowledgements only: none is left
             self._all_acknowledged.notify_all()
-        reason = f"not acknowledged by Kafka {when}; it may be resent"
+        reason = f"not acknowledged by Kafka {when}"
         try:
             for number, message in left:
                 self._giving_up_now = number
                 try:
-                    self._reports.failed(message, reason)
+                    self._reports.given_up(message, reason)
                 except Exception:
                     # A reporter passed in as report= (the pipeline's catches its plugins'
                     # errors): the others still get theirs, and the producer is still closed.

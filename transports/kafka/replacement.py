@@ -183,8 +183,7 @@ class ProducerReplacement:
         boundary = acks.next_number()
         taken = [number for number in acks.unacknowledged.copy() if number < boundary]
         why = (
-            f"not acknowledged by Kafka before the transport replaced its producer, which "
-            f"{reason}; it may be resent"
+            f"not acknowledged by Kafka before the transport replaced its producer, which {reason}"
         )
         # All claimed, and the old producer stopped, before any is reported: a reporter's
         # flush() waits for acknowledgements the old producer would never send (one report
@@ -197,7 +196,7 @@ class ProducerReplacement:
         failed = len(claimed)
         for number, message in claimed:
             try:
-                self._reports.failed(message, why)
+                self._reports.given_up(message, why)
             except Exception:
                 logger.exception(
                     "transport %r: the delivery reporter failed on a message its replaced "

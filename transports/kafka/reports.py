@@ -42,12 +42,18 @@ class Reports:
         if type(exc).__name__ != "KafkaTimeoutError":
             self.failed(message, f"Kafka did not store it: {said}")
             return
+        self.given_up(message, f"Kafka did not acknowledge it in time: {said}")
+
+    def given_up(self, message: Message, why: str) -> None:
+        """Report FAILED a message given up on unacknowledged (``why``: by whom, and when):
+        the broker may have stored it all the same, a request already sent being still
+        written by a broker that was only slow, and the forwarder then delivers it. So the
+        report says so, and is ``maybe_applied`` (see ``DeliveryReport``)."""
         self.failed(
             message,
-            f"Kafka did not acknowledge it in time: {said}; it may have been stored all the "
-            "same (a request already sent when the producer gave up is still written), and "
-            "delivered to Mixpanel by the forwarder: a profile update such as $add sent again "
-            "is applied twice",
+            f"{why}; it may have been stored all the same (a request already sent is still "
+            "written), and delivered to Mixpanel by the forwarder: a profile update such as "
+            "$add sent again is applied twice",
             maybe_applied=True,
         )
 
