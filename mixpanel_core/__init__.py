@@ -9,6 +9,7 @@ from mixpanel_core.config import Config, load_config
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import (
     AuthenticationError,
+    BuildFailedError,
     ConfigError,
     DeliveryError,
     MixpanelCoreError,
@@ -37,6 +38,7 @@ from mixpanel_core.version import __version__
 __all__ = [
     "Alias",
     "AuthenticationError",
+    "BuildFailedError",
     "Config",
     "ConfigError",
     "DeliveryError",

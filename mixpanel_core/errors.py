@@ -94,6 +94,13 @@ class PluginError(MixpanelCoreError):
         super().__init__(f"plugin {plugin!r} failed in {hook}: {said}")
 
 
+class BuildFailedError(ConfigError):
+    """A plugin's or transport's ``from_config`` (or constructor) raised something not
+    mixpanel-core's own: a ``ConfigError`` naming its table, as a configuration error is, but
+    not necessarily one (a client library's "no brokers available" when its server is down):
+    a transport whose build failed so is tried again later, as after a ``TransportError``."""
+
+
 class TransportError(MixpanelCoreError):
     """A transport could not be built, or could not take a message."""
 

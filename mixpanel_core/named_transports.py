@@ -16,7 +16,7 @@ import attrs
 
 from mixpanel_core.config import TransportConfig
 from mixpanel_core.delivery import Reporter
-from mixpanel_core.errors import ConfigError, MixpanelCoreError, TransportError
+from mixpanel_core.errors import BuildFailedError, ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
 from mixpanel_core.plugin import raise_build_failure
 from mixpanel_core.process_exit import CLOSE_FLOOR, exit_before, redact_for
@@ -40,8 +40,9 @@ class _BuildFailure:
     """A failed build of a transport: until ``retry_at`` (``time.monotonic``), and while another
     thread builds it again, a message for it is refused at once, not held for a build of its
     own (a Kafka producer waits up to ``max_block_ms`` for a broker: threads each waited that
-    long, in turn, while the broker was down). Not a ``ConfigError``: the configuration is
-    wrong, and building again says so at once."""
+    long, in turn, while the broker was down). Not a ``ConfigError`` of our own checks: the
+    configuration is wrong, and building again says so at once; but a ``BuildFailedError``
+    (what a third party's ``from_config`` raised) may be its server down."""
 
     at: float
     retry_at: float
@@ -125,9 +126,9 @@ class NamedTransports:
             self._building.add(name)
             try:
                 transport = self._build(spec, context(name))
-            except ConfigError:
-                raise  # the configuration is wrong: said again at once, each time
             except Exception as exc:
+                if isinstance(exc, ConfigError) and not isinstance(exc, BuildFailedError):
+                    raise  # the configuration is wrong: said again at once, each time
                 self._failed[name] = _failed_again(failed, exc)
                 raise
             finally:
@@ -307,7 +308,8 @@ class NamedTransports:
 def _failed_again(before: _BuildFailure | None, error: Exception) -> _BuildFailure:
     """The failure of a build after ``before`` (the one before it in a row, if any)."""
     failures = 1 if before is None else before.failures + 1
-    wait = min(REBUILD_AFTER * 2 ** (failures - 1), REBUILD_AFTER_MOST)
+    # The exponent capped: 2.0 ** 1024 is no float (a day's outage reaches it).
+    wait = min(REBUILD_AFTER * 2.0 ** min(failures - 1, 16), REBUILD_AFTER_MOST)
     now = time.monotonic()
     return _BuildFailure(now, now + wait, failures, error)
 

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import attrs
 
 from mixpanel_core.config import Config, keys_only
-from mixpanel_core.errors import ConfigError, MixpanelCoreError
+from mixpanel_core.errors import BuildFailedError, ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.redactor import Redactor, told
 from mixpanel_core.settings import MixpanelSettings
@@ -75,4 +75,4 @@ def raise_build_failure(
     was raised at are then named in the text instead.
     """
     said, cause = told(error, Redactor(settings, options, path))
-    raise ConfigError(f"{path}: {name!r} could not be built: {said}") from cause
+    raise BuildFailedError(f"{path}: {name!r} could not be built: {said}") from cause

@@ -91,11 +91,16 @@ def load(group: str, name: str, path: str) -> object:
     entry_point = entries[0]
     try:
         return entry_point.load()
-    except Exception as exc:  # a broken third-party package must not look like our bug
-        hidden = _hidden_by(entry_point, exc)
-        raise ConfigError(
-            f"{path}: {name!r} is installed but failed to import: {exc}{hidden}"
-        ) from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a broken third-party package must not look like our bug
+        # A SystemExit too (a module that calls sys.exit() as it is imported): let through,
+        # it ended the application at its first track(), silently, with exit code 0.
+        if isinstance(exc, Exception):
+            said = f"{exc}{_hidden_by(entry_point, exc)}"
+        else:
+            said = f"{type(exc).__name__}: {exc}"
+        raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
 
 
 def distribution_of(entry_point: EntryPoint) -> str:

@@ -311,3 +311,17 @@ def test_plugins_command_lists_on_past_a_module_that_exits_as_it_is_imported(
     [exits] = [line for line in lines if line.split()[:1] == ["acme_exits"]]
     assert exits.endswith("BROKEN (SystemExit: no licence key)"), exits
     assert any(line.split()[:1] == ["router"] for line in lines)  # listed on past it
+
+
+def test_a_transport_whose_module_exits_as_it_is_imported_is_a_config_error(site: Path) -> None:
+    """Review R13: the SystemExit went through, and ended the application at its first
+    ``track()``, silently, with exit code 0."""
+    write_distribution(
+        site,
+        "acme-exits-transport",
+        "1.0",
+        {TRANSPORT_GROUP: {"acme_exits_t": "acme_exits_t:Transport"}},
+        {"acme_exits_t": "import sys\nsys.exit('no licence key')\n"},
+    )
+    with pytest.raises(ConfigError, match="failed to import: SystemExit: no licence key"):
+        load(TRANSPORT_GROUP, "acme_exits_t", "transports.t.type")

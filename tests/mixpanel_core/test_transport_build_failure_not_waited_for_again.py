@@ -22,9 +22,9 @@ import pytest
 from mixpanel_core import Mixpanel
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
-from mixpanel_core.errors import TransportError
+from mixpanel_core.errors import BuildFailedError, MixpanelCoreError, TransportError
 from mixpanel_core.hookspecs import hookimpl
-from mixpanel_core.named_transports import REBUILD_AFTER
+from mixpanel_core.named_transports import REBUILD_AFTER, REBUILD_AFTER_MOST, _failed_again
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.testing import install_distribution
 
@@ -34,7 +34,7 @@ SLOW_BUILD = 1.0
 SLOW_BROKER = """
 import time
 from pathlib import Path
-from mixpanel_core.errors import TransportError
+from mixpanel_core.errors import BuildFailedError, MixpanelCoreError, TransportError
 
 
 class SlowBroker:
@@ -47,6 +47,8 @@ class SlowBroker:
         SlowBroker.builds += 1
         time.sleep(options["wait"])
         if not Path(options["up"]).exists():
+            if options.get("own_error"):
+                raise OSError("no brokers available")  # a client library's own
             raise TransportError("cannot reach Kafka at kafka:9092")
         return cls()
 
@@ -135,3 +137,45 @@ def test_a_failed_build_is_not_waited_for_by_every_message(
     statuses = [r.status for r in observer.reports]
     assert statuses == [DeliveryStatus.FAILED] * 5  # each refused message, once
     client.close()
+
+
+def test_a_build_failing_with_its_own_exception_is_remembered_too(
+    slow_broker: type, tmp_path: Path
+) -> None:
+    """Review R13: a third-party ``from_config`` failing with its own exception (a
+    ``BuildFailedError``, a ``ConfigError``, naming the table) was built again by every
+    message: four threads, four builds in turn."""
+    options = {
+        "type": "slow_broker",
+        "wait": SLOW_BUILD,
+        "up": str(tmp_path / "no"),
+        "own_error": 1,
+    }
+    config = config_from_mapping({"transports": {"bus": options}})
+    client = Mixpanel("token", config=config)
+    errors: list[Exception] = []
+
+    def track(n: int) -> None:
+        try:
+            client.track(f"user-{n}", "Signed up")
+        except MixpanelCoreError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=track, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert slow_broker.builds == 1
+    assert sum(isinstance(e, BuildFailedError) for e in errors) == 1
+    assert all("OSError: no brokers available" in str(e) for e in errors), errors
+    client.close()
+
+
+def test_the_wait_before_building_again_stays_bounded() -> None:
+    """Review R13: after 1,025 failures in a row the doubling overflowed a float."""
+    failure = None
+    for _ in range(2000):
+        failure = _failed_again(failure, TransportError("down"))
+    assert failure is not None
+    assert failure.retry_at - failure.at == REBUILD_AFTER_MOST
