@@ -316,7 +316,8 @@ class Mixpanel:
     def flush(self, timeout: float | None = None) -> list[Message]:
         """Deliver what the transports hold, within ``timeout``; returns the messages they still
         hold, with no outcome yet (they go on delivering them). ``timeout`` bounds the call,
-        not each transport: each gets what is left of it (see docs/transports/index.md).
+        not each transport: each gets what is left of it, at least 1 s, and a transport fed
+        by another (a fallback) its own after that one's (see docs/transports/index.md).
 
         Messages rejected or failed by then are not returned: they are reported to the
         ``mixpanel_delivered`` hooks, and dead-lettered and logged by the transports that do
