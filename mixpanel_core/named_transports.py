@@ -62,7 +62,13 @@ class _BuildFailure:
             f"transports.{name}: not built: its build failed {now - self.at:.1f}s ago and "
             f"{again} (failed {self.failures} time(s) in a row): {self.error}"
         )
-        return TransportError(text)
+        # Of the failure's kind: a caller that tells configuration errors (a BuildFailedError
+        # is one) from outages must see the same mistake the same way each time.
+        return (
+            BuildFailedError(text)
+            if isinstance(self.error, BuildFailedError)
+            else TransportError(text)
+        )
 
 
 class NamedTransports:

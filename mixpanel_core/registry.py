@@ -91,16 +91,30 @@ def load(group: str, name: str, path: str) -> object:
     entry_point = entries[0]
     try:
         return entry_point.load()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # a broken third-party package must not look like our bug
-        # A SystemExit too (a module that calls sys.exit() as it is imported): let through,
-        # it ended the application at its first track(), silently, with exit code 0.
-        if isinstance(exc, Exception):
-            said = f"{exc}{_hidden_by(entry_point, exc)}"
-        else:
-            said = f"{type(exc).__name__}: {exc}"
+    except SystemExit as exc:
+        if not raised_at_module_level(exc):
+            raise  # the application's own (its SIGTERM handler's sys.exit()): it must end
+        # The module itself called sys.exit() as it was imported: let through, it ended the
+        # application at its first track(), silently, with exit code 0.
+        said = f"SystemExit: {exc}" if str(exc) else "SystemExit"
         raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
+    except Exception as exc:  # a broken third-party package must not look like our bug
+        hidden = _hidden_by(entry_point, exc)
+        raise ConfigError(
+            f"{path}: {name!r} is installed but failed to import: {exc}{hidden}"
+        ) from exc
+
+
+def raised_at_module_level(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by a statement at a module's top level (``sys.exit()`` in a
+    module being imported), not inside a function: a signal handler's ``sys.exit()``, run
+    while an import is under way, raises in the handler's own frame."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name == "<module>"
 
 
 def distribution_of(entry_point: EntryPoint) -> str:

@@ -11,6 +11,7 @@ from mixpanel_core.registry import (
     clashes,
     declarations,
     distribution_of,
+    raised_at_module_level,
 )
 
 
@@ -67,8 +68,10 @@ def _import_failure(entry_point: EntryPoint) -> str:
     """``  BROKEN (what importing it raised)``, or nothing when it imports."""
     try:
         entry_point.load()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # a module that calls sys.exit() as it is imported too
+    except SystemExit as exc:
+        if not raised_at_module_level(exc):
+            raise  # a signal handler's, not the module's
+        return f"  BROKEN (SystemExit: {exc})"  # the module calls sys.exit() as it is imported
+    except Exception as exc:
         return f"  BROKEN ({type(exc).__name__}: {exc})"
     return ""

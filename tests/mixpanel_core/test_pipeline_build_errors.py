@@ -301,3 +301,25 @@ def test_config_check_prints_one_line(
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "plugins.region: 'region' could not be built: KeyError: 'region'" in err
+
+
+def test_a_credential_in_a_syntax_errors_source_line_reaches_no_traceback() -> None:
+    """Review R14: read from the exception's texts only, a ``SyntaxError``'s source line (it
+    prints the text it could not parse, apart from its message) was missed, and the error kept
+    it as its cause: ``logging.exception`` printed the secret."""
+    import ast
+
+    class Parses:
+        @classmethod
+        def from_config(cls, context: PluginContext) -> Parses:
+            ast.literal_eval(context.options["auth_headers"])
+            return cls()
+
+    context = PluginContext(
+        "parses", FrozenDict(auth_headers="{'Authorization': Bearer SEKRET-9f3a}")
+    )
+    with pytest.raises(ConfigError) as caught:
+        instantiate(Parses, context)
+    assert caught.value.__cause__ is None
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "SEKRET-9f3a" not in printed

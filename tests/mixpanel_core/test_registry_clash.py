@@ -325,3 +325,19 @@ def test_a_transport_whose_module_exits_as_it_is_imported_is_a_config_error(site
     )
     with pytest.raises(ConfigError, match="failed to import: SystemExit: no licence key"):
         load(TRANSPORT_GROUP, "acme_exits_t", "transports.t.type")
+
+
+def test_a_signal_handlers_exit_during_an_import_is_let_through(site: Path) -> None:
+    """Review R14: a SIGTERM handler's ``sys.exit()``, run while a transport's module was being
+    imported, became a ``ConfigError``, and the application went on running."""
+    write_distribution(
+        site,
+        "acme-interrupted",
+        "1.0",
+        {TRANSPORT_GROUP: {"acme_interrupted": "acme_interrupted:Transport"}},
+        # What a handler does when the signal lands during the import: it raises in its own
+        # frame, not in the module's top-level statements.
+        {"acme_interrupted": "def on_sigterm():\n    raise SystemExit(0)\n\non_sigterm()\n"},
+    )
+    with pytest.raises(SystemExit):
+        load(TRANSPORT_GROUP, "acme_interrupted", "transports.t.type")

@@ -51,9 +51,9 @@ class Reports:
         report says so, and is ``maybe_applied`` (see ``DeliveryReport``)."""
         self.failed(
             message,
-            f"{why}; it may have been stored all the same (a request already sent is still "
-            "written), and delivered to Mixpanel by the forwarder: a profile update such as "
-            "$add sent again is applied twice",
+            f"{why}; it may have been stored all the same, if a request carrying it had left "
+            "(a broker that was only slow still writes it), and delivered to Mixpanel by the "
+            "forwarder: a profile update such as $add sent again is applied twice",
             maybe_applied=True,
         )
 
