@@ -12,6 +12,7 @@ the table (a path, a host, a size) are no secret and are left, to keep the text 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import traceback
@@ -27,7 +28,9 @@ from mixpanel_core.settings import MixpanelSettings
 if TYPE_CHECKING:
     from mixpanel_core.config import Config
 
-CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|salt|auth|cred|private|pin|signature")
+CREDENTIAL_KEY = re.compile(
+    r"pass|pwd|secret|token|key|salt|auth|cred|private|pin|signature|bearer|jwt|cookie"
+)
 """A table key whose value is taken for a credential (``password``, ``api_key``,
 ``sasl_plain_password``, ``salt``, ...), matched in its lower case, anywhere in it."""
 
@@ -35,11 +38,13 @@ CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|salt|auth|cred|private|p
 class Redactor:
     """Replaces, in a text, each credential given to a plugin or transport by its key path.
 
-    The credentials: every ``Secret`` of ``[mixpanel]``; every value of the plugin's or
+    The credentials: every ``Secret`` of ``[mixpanel]``, and the Basic ``Authorization``
+    value ``/import`` is sent with (``ingestion.auth``); every value of the plugin's or
     transport's own table under a key that names one (``CREDENTIAL_KEY``) or held in a
-    ``Secret``; the password of every URL in that table (``http://user:pw@proxy``). Each is
-    replaced wherever it appears and in the spellings an exception's text may hold it (see
-    ``_spellings``). Meant for an exception's text (and traceback), which is someone else's.
+    ``Secret``; the password of every URL in that table (``http://user:pw@proxy``); and one
+    given with a call (``also``). Each is replaced wherever it appears and in the spellings an
+    exception's text may hold it (see ``_spellings``). Meant for an exception's text (and
+    traceback), which is someone else's.
     """
 
     def __init__(self, settings: MixpanelSettings, table: Mapping[str, object], path: str) -> None:
@@ -49,16 +54,41 @@ class Redactor:
             value = getattr(settings, field.name)
             if isinstance(value, Secret):
                 found.setdefault(value.reveal(), f"mixpanel.{field.name}")
+        username, secret = settings.service_account_username, settings.service_account_secret
+        if username is not None and secret is not None and secret.reveal():
+            found.setdefault(
+                _basic(username, secret.reveal()), "mixpanel.service_account_secret (Basic)"
+            )
+        if settings.api_secret is not None and settings.api_secret.reveal():
+            found.setdefault(
+                _basic(settings.api_secret.reveal(), ""), "mixpanel.api_secret (Basic)"
+            )
         _credentials_in(table, path, found, credential=False)
+        self._set(found)
+
+    def _set(self, found: Mapping[str, str]) -> None:
         paths: dict[str, str] = {}
         for value, where in found.items():
             for spelling in _spellings(value) if value else ():
                 paths.setdefault(spelling, where)
+        self._found = dict(found)
         self._paths = paths
         # One pass, the longest first: a value that holds another is replaced whole, and a key
         # path put in is not searched again. Built once: the values never change.
         pieces = [re.escape(value) for value in sorted(paths, key=len, reverse=True)]
         self._pattern = re.compile("|".join(pieces)) if pieces else None
+
+    def also(self, secret: str, where: str) -> Redactor:
+        """This redactor, and ``secret`` (given with a call: ``import_data(...,
+        api_secret=...)``), as it is and as its Basic value, named ``where``."""
+        if not secret:
+            return self
+        more = dict(self._found)
+        more.setdefault(secret, where)
+        more.setdefault(_basic(secret, ""), f"{where} (Basic)")
+        other = object.__new__(Redactor)
+        other._set(more)
+        return other
 
     @property
     def knows_none(self) -> bool:
@@ -83,11 +113,13 @@ class Redactors:
         """For what plugin ``name`` raised: its ``[plugins.NAME]`` table and ``[mixpanel]``."""
         return self._for(f"plugins.{name}", self._config.plugin_options.get(name, {}))
 
-    def transport(self, name: str) -> Redactor:
+    def transport(self, name: str, call: Secret | None = None) -> Redactor:
         """For what transport ``name`` raised: its ``[transports.NAME]`` table (none for a
-        transport given as an object) and ``[mixpanel]``."""
+        transport given as an object) and ``[mixpanel]``; ``call``: the API secret the message
+        it was sending came with (``Message.auth``), if any."""
         options = getattr(self._config.transports.get(name), "options", None)
-        return self._for(f"transports.{name}", options if isinstance(options, Mapping) else {})
+        made = self._for(f"transports.{name}", options if isinstance(options, Mapping) else {})
+        return made if call is None else made.also(call.reveal(), "the call's api_secret")
 
     def _for(self, path: str, table: Mapping[str, object]) -> Redactor:
         made = self._made.get(path)
@@ -116,6 +148,12 @@ def told(error: BaseException, redact: Callable[[str], str]) -> tuple[str, BaseE
 def redacted_traceback(error: BaseException, redact: Callable[[str], str]) -> str:
     """The traceback of ``error`` as ``logging.exception`` prints it, redacted."""
     return redact("".join(traceback.format_exception(error)).rstrip())
+
+
+def _basic(username: str, password: str) -> str:
+    """The base64 part of an HTTP Basic ``Authorization`` value (``ingestion.auth.basic``):
+    an error quoting the request's headers holds it, and it decodes to the secret."""
+    return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def _spellings(value: str) -> set[str]:

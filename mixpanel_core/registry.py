@@ -13,6 +13,7 @@ Two ways an installation can make a name load something other than what was mean
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.machinery import PathFinder
@@ -92,10 +93,10 @@ def load(group: str, name: str, path: str) -> object:
     try:
         return entry_point.load()
     except SystemExit as exc:
-        if not raised_at_module_level(exc):
+        if raised_by_a_signal_handler(exc):
             raise  # the application's own (its SIGTERM handler's sys.exit()): it must end
-        # The module itself called sys.exit() as it was imported: let through, it ended the
-        # application at its first track(), silently, with exit code 0.
+        # The module called sys.exit() (or exit(), or argparse did) as it was imported: let
+        # through, it ended the application at its first track(), silently, with exit code 0.
         said = f"SystemExit: {exc}" if str(exc) else "SystemExit"
         raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
     except Exception as exc:  # a broken third-party package must not look like our bug
@@ -105,16 +106,26 @@ def load(group: str, name: str, path: str) -> object:
         ) from exc
 
 
-def raised_at_module_level(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised by a statement at a module's top level (``sys.exit()`` in a
-    module being imported), not inside a function: a signal handler's ``sys.exit()``, run
-    while an import is under way, raises in the handler's own frame."""
+def raised_by_a_signal_handler(exc: BaseException) -> bool:
+    """Whether ``exc`` went through a signal handler installed now (a SIGTERM handler calling
+    ``sys.exit()`` while an import was under way): the application asked to end, and must.
+    A ``SystemExit`` raised otherwise during an import is the imported code's own doing."""
+    handlers = set()
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (OSError, ValueError):  # pragma: no cover (a signal the platform cannot query)
+            continue
+        handler = getattr(handler, "func", handler)  # a functools.partial
+        code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+        if code is not None:
+            handlers.add(code)
     tb = exc.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
+    while tb is not None:
+        if tb.tb_frame.f_code in handlers:
+            return True
         tb = tb.tb_next
-    return tb.tb_frame.f_code.co_name == "<module>"
+    return False
 
 
 def distribution_of(entry_point: EntryPoint) -> str:

@@ -11,7 +11,7 @@ from mixpanel_core.registry import (
     clashes,
     declarations,
     distribution_of,
-    raised_at_module_level,
+    raised_by_a_signal_handler,
 )
 
 
@@ -69,8 +69,8 @@ def _import_failure(entry_point: EntryPoint) -> str:
     try:
         entry_point.load()
     except SystemExit as exc:
-        if not raised_at_module_level(exc):
-            raise  # a signal handler's, not the module's
+        if raised_by_a_signal_handler(exc):
+            raise  # the application's, not the module's
         return f"  BROKEN (SystemExit: {exc})"  # the module calls sys.exit() as it is imported
     except Exception as exc:
         return f"  BROKEN ({type(exc).__name__}: {exc})"

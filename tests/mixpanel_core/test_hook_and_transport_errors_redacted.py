@@ -13,10 +13,12 @@ a note, as a ``PartialSendError`` did.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +37,7 @@ PASSWORD = "TPASS-e51c3a"
 PASSWORD_2 = "TPASS-90d7ee"
 
 ACME = f"""
+import base64
 import os
 from mixpanel_core.errors import TransportError
 from mixpanel_core.hookspecs import hookimpl
@@ -79,6 +82,12 @@ class Archive:
             raise TransportError(f"archive refused login with password {{self.password}}")
         if os.environ.get("ACME_SEND") == "oserror":
             raise OSError(28, "No space left on device")
+        if os.environ.get("ACME_SEND") == "quote_headers":
+            # What an HTTP library's error may quote: the request's Authorization header,
+            # built from the call's api_secret, or else from [mixpanel] api_secret.
+            secret = message.auth.api_secret.reveal() if message.auth else "{SECRET}"
+            basic = base64.b64encode(f"{{secret}}:".encode()).decode()
+            raise TransportError(f"401 for Authorization: Basic {{basic}} ({{secret}})")
 
     def flush(self, timeout=None):
         if os.environ.get("ACME_FLUSH") == "raise":
@@ -309,3 +318,31 @@ def test_what_one_transport_raises_names_it(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(OSError, match="stale NFS handle") as raised:
         mixpanel.flush()
     assert raised.value.__notes__ == ["(raised by transport 'archive' in flush)"]
+
+
+CALL_SECRET = "CALLSECRET-51b0aa"
+
+
+@pytest.mark.usefixtures("acme")
+def test_the_calls_api_secret_and_its_basic_header_are_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review R15: an ``api_secret`` given with ``import_data`` was known to no redactor, and
+    the Basic ``Authorization`` value built from a secret was not one of its spellings."""
+    monkeypatch.setenv("ACME_SEND", "quote_headers")
+    mixpanel = client("archive")
+    with pytest.raises(TransportError) as raised:
+        mixpanel.import_data(
+            "key", "u", "Signed up", time.time() - 60, {"$insert_id": "a1"}, api_secret=CALL_SECRET
+        )
+    text = printed(raised.value)
+    assert "<the call's api_secret (Basic)>" in text, text
+    assert "<the call's api_secret>" in text, text
+    assert CALL_SECRET not in text
+    assert base64.b64encode(f"{CALL_SECRET}:".encode()).decode() not in text
+
+    with pytest.raises(TransportError) as raised:
+        mixpanel.track("u", "Signed up")  # no secret with the call: [mixpanel] api_secret's
+    text = printed(raised.value)
+    assert "<mixpanel.api_secret (Basic)>" in text, text
+    assert base64.b64encode(f"{SECRET}:".encode()).decode() not in text

@@ -8,6 +8,7 @@ registry finds them through ``importlib.metadata`` as it would find what pip ins
 from __future__ import annotations
 
 import importlib.metadata
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -327,17 +328,45 @@ def test_a_transport_whose_module_exits_as_it_is_imported_is_a_config_error(site
         load(TRANSPORT_GROUP, "acme_exits_t", "transports.t.type")
 
 
-def test_a_signal_handlers_exit_during_an_import_is_let_through(site: Path) -> None:
+def test_a_signal_handlers_exit_during_an_import_is_let_through(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review R14: a SIGTERM handler's ``sys.exit()``, run while a transport's module was being
     imported, became a ``ConfigError``, and the application went on running."""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        write_distribution(
+            site,
+            "acme-interrupted",
+            "1.0",
+            {TRANSPORT_GROUP: {"acme_interrupted": "acme_interrupted:Transport"}},
+            # A real SIGTERM to this process, delivered while the module is being imported.
+            {
+                "acme_interrupted": "import os, signal, time\n"
+                "os.kill(os.getpid(), signal.SIGTERM)\n"
+                "time.sleep(5)\n"
+            },
+        )
+        with pytest.raises(SystemExit) as exited:
+            load(TRANSPORT_GROUP, "acme_interrupted", "transports.t.type")
+        assert exited.value.code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_module_exiting_from_its_own_function_at_import_is_a_config_error(site: Path) -> None:
+    """Review R15: telling the module's own exit by its top-level frame let through one made
+    from a function it calls (a licence check), and the application ended silently."""
     write_distribution(
         site,
-        "acme-interrupted",
+        "acme-licence",
         "1.0",
-        {TRANSPORT_GROUP: {"acme_interrupted": "acme_interrupted:Transport"}},
-        # What a handler does when the signal lands during the import: it raises in its own
-        # frame, not in the module's top-level statements.
-        {"acme_interrupted": "def on_sigterm():\n    raise SystemExit(0)\n\non_sigterm()\n"},
+        {TRANSPORT_GROUP: {"acme_licence": "acme_licence:Transport"}},
+        {"acme_licence": "import sys\n\ndef check():\n    sys.exit('no licence')\n\ncheck()\n"},
     )
-    with pytest.raises(SystemExit):
-        load(TRANSPORT_GROUP, "acme_interrupted", "transports.t.type")
+    with pytest.raises(ConfigError, match="failed to import: SystemExit: no licence"):
+        load(TRANSPORT_GROUP, "acme_licence", "transports.t.type")
