@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mixpanel_core import wire
@@ -69,10 +69,19 @@ class ConsumerTransport:
     from what its ``flush`` raises.
     """
 
-    def __init__(self, consumer: Any, name: str = "consumer", report: Reporter = ignore_report):
+    def __init__(
+        self,
+        consumer: Any,
+        name: str = "consumer",
+        report: Reporter = ignore_report,
+        redact: Callable[[str], str] = str,
+    ):
         self.consumer = consumer
         self._name = name
         self._report = report
+        self._redact = redact
+        """For what the consumer raised, in a report: it may quote a credential (an HTTP
+        library's error quoting the request's Authorization header)."""
         self._takes_auth = _positional_params(consumer.send) >= 3
         self._buffers = callable(getattr(consumer, "flush", None))
         self._text = _validated_json if _only_parses(consumer) else _official_json
@@ -88,7 +97,8 @@ class ConsumerTransport:
             else:
                 self.consumer.send(endpoint, payload)
         except Exception as exc:
-            self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, str(exc)))
+            reason = self._redact(str(exc))
+            self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason))
             raise
         if not self._buffers:
             self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name))

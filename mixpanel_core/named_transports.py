@@ -23,7 +23,6 @@ from mixpanel_core.process_exit import CLOSE_FLOOR, exit_before, redact_for
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.redactor import Redactors, told
 from mixpanel_core.registry import TRANSPORT_GROUP, load
-from mixpanel_core.secrets import Secret
 from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
 
 # The pipeline's name, under which flush and close failures have always been logged.
@@ -204,7 +203,7 @@ class NamedTransports:
     def _build(self, spec: object, context: TransportContext) -> Transport:
         name = context.name
         if not isinstance(spec, TransportConfig):
-            return adapt_transport(spec, name, context.report)
+            return adapt_transport(spec, name, context.report, self._credentials.transport(name))
         factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
         from_config = getattr(factory, "from_config", None)
         if from_config is None:
@@ -289,14 +288,11 @@ class NamedTransports:
             raise error
         return left
 
-    def safe_to_raise(
-        self, error: Exception, name: str, method: str, call: Secret | None = None
-    ) -> Exception:
+    def safe_to_raise(self, error: Exception, name: str, method: str) -> Exception:
         """What transport ``name`` raised from ``method``, to raise to the caller as it is, but
-        named (``note_origin``); unless a traceback of it prints a credential (``told``; with
-        ``call``, the API secret of the message it was sending): then a ``TransportError``
-        saying it, redacted, with no cause (docs/errors.md)."""
-        said, kept = told(error, self._credentials.transport(name, call))
+        named (``note_origin``); unless a traceback of it prints a credential (``told``): then
+        a ``TransportError`` saying it, redacted, with no cause (docs/errors.md)."""
+        said, kept = told(error, self._credentials.transport(name))
         if kept is None:
             return TransportError(f"transport {name!r} raised in {method}: {said}")
         note_origin(error, name, method)
@@ -359,13 +355,17 @@ def _held(answer: object, name: str, verb: str) -> list[Message]:
 
 
 def adapt_transport(
-    candidate: object, name: str = "default", report: Reporter | None = None
+    candidate: object,
+    name: str = "default",
+    report: Reporter | None = None,
+    redact: Callable[[str], str] = str,
 ) -> Transport:
-    """Accept a transport, or an official-style consumer with ``send(endpoint, json)``."""
+    """Accept a transport, or an official-style consumer with ``send(endpoint, json)``
+    (``redact``: for what it raises, in the reports; see docs/errors.md)."""
     from mixpanel_core.consumer_adapter import ConsumerTransport, is_official_consumer
 
     if is_official_consumer(candidate):
-        return ConsumerTransport(candidate, name, report or ignore_report)
+        return ConsumerTransport(candidate, name, report or ignore_report, redact)
     if isinstance(candidate, Transport):
         return candidate
     raise TransportError(

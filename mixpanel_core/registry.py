@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from importlib.machinery import PathFinder
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from types import CodeType
 
 from mixpanel_core.errors import ConfigError
 
@@ -90,10 +91,11 @@ def load(group: str, name: str, path: str) -> object:
             f"declaration)"
         )
     entry_point = entries[0]
+    handlers = signal_handlers()
     try:
         return entry_point.load()
     except SystemExit as exc:
-        if raised_by_a_signal_handler(exc):
+        if raised_by_a_signal_handler(exc, handlers):
             raise  # the application's own (its SIGTERM handler's sys.exit()): it must end
         # The module called sys.exit() (or exit(), or argparse did) as it was imported: let
         # through, it ended the application at its first track(), silently, with exit code 0.
@@ -106,20 +108,35 @@ def load(group: str, name: str, path: str) -> object:
         ) from exc
 
 
-def raised_by_a_signal_handler(exc: BaseException) -> bool:
-    """Whether ``exc`` went through a signal handler installed now (a SIGTERM handler calling
-    ``sys.exit()`` while an import was under way): the application asked to end, and must.
-    A ``SystemExit`` raised otherwise during an import is the imported code's own doing."""
-    handlers = set()
+def signal_handlers() -> frozenset[CodeType]:
+    """The code of each Python signal handler installed now (functions, methods, partials and
+    objects with ``__call__``): see ``raised_by_a_signal_handler``."""
+    found = set()
     for signum in signal.valid_signals():
         try:
             handler = signal.getsignal(signum)
         except (OSError, ValueError):  # pragma: no cover (a signal the platform cannot query)
             continue
         handler = getattr(handler, "func", handler)  # a functools.partial
-        code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+        function = getattr(handler, "__func__", handler)  # a bound method
+        code = getattr(function, "__code__", None)
+        if code is None and callable(function) and not isinstance(function, type):
+            # An object's: its class's method (or a base class's).
+            kinds = type(function).__mro__
+            call = next((k.__dict__["__call__"] for k in kinds if "__call__" in k.__dict__), None)
+            code = getattr(call, "__code__", None)
         if code is not None:
-            handlers.add(code)
+            found.add(code)
+    return frozenset(found)
+
+
+def raised_by_a_signal_handler(exc: BaseException, before: frozenset[CodeType]) -> bool:
+    """Whether ``exc`` went through a signal handler, one installed now or ``before`` the import
+    began (a one-shot handler resets itself): a SIGTERM handler calling ``sys.exit()`` while an
+    import was under way. The application asked to end, and must. A ``SystemExit`` raised
+    otherwise during an import is the imported code's own doing (``sys.exit()``, ``exit()``,
+    argparse), whatever function it was raised in."""
+    handlers = before | signal_handlers()
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code in handlers:

@@ -12,6 +12,7 @@ from mixpanel_core.registry import (
     declarations,
     distribution_of,
     raised_by_a_signal_handler,
+    signal_handlers,
 )
 
 
@@ -66,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _import_failure(entry_point: EntryPoint) -> str:
     """``  BROKEN (what importing it raised)``, or nothing when it imports."""
+    handlers = signal_handlers()
     try:
         entry_point.load()
     except SystemExit as exc:
-        if raised_by_a_signal_handler(exc):
+        if raised_by_a_signal_handler(exc, handlers):
             raise  # the application's, not the module's
         return f"  BROKEN (SystemExit: {exc})"  # the module calls sys.exit() as it is imported
     except Exception as exc:

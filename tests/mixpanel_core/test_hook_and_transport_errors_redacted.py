@@ -29,7 +29,8 @@ import pytest
 from mixpanel_core import Mixpanel
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.errors import PartialSendError, PluginError, TransportError
-from mixpanel_core.testing import install_distribution
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.testing import ReportCollector, install_distribution
 
 SECRET = "APISECRET-4d1f9c"
 KEY = "PLUGINKEY-77ab02"
@@ -336,8 +337,8 @@ def test_the_calls_api_secret_and_its_basic_header_are_redacted(
             "key", "u", "Signed up", time.time() - 60, {"$insert_id": "a1"}, api_secret=CALL_SECRET
         )
     text = printed(raised.value)
-    assert "<the call's api_secret (Basic)>" in text, text
-    assert "<the call's api_secret>" in text, text
+    assert "<the api_secret given with a call (Basic)>" in text, text
+    assert "<the api_secret given with a call>" in text, text
     assert CALL_SECRET not in text
     assert base64.b64encode(f"{CALL_SECRET}:".encode()).decode() not in text
 
@@ -346,3 +347,65 @@ def test_the_calls_api_secret_and_its_basic_header_are_redacted(
     text = printed(raised.value)
     assert "<mixpanel.api_secret (Basic)>" in text, text
     assert base64.b64encode(f"{SECRET}:".encode()).decode() not in text
+
+
+class QuotingConsumer:
+    """An official-style buffering consumer whose errors quote the request's Authorization
+    header, as an HTTP library's may: in ``send`` for an ``/import`` it cannot take, and in
+    ``flush`` for what it buffered."""
+
+    LATER_SECRET = "LATERSECRET-0c77e2"
+
+    def __init__(self) -> None:
+        self.buffered: list[str] = []
+
+    def send(self, endpoint: str, json_message: str, api_key: object = None) -> None:
+        secret = api_key[1] if isinstance(api_key, tuple) else None
+        if secret == self.LATER_SECRET:
+            self.buffered.append(secret)
+            return
+        basic = base64.b64encode(f"{secret}:".encode()).decode()
+        raise RuntimeError(f"refused: Authorization: Basic {basic}")
+
+    def flush(self) -> None:
+        for secret in self.buffered:
+            basic = base64.b64encode(f"{secret}:".encode()).decode()
+            raise RuntimeError(f"401 for Authorization: Basic {basic}")
+
+
+def test_a_calls_api_secret_is_redacted_in_reports_and_in_a_later_flush() -> None:
+    """Review R16: an official-style consumer's refusal quoted the call's secret in its FAILED
+    report, and a buffering one's later ``flush`` raised it to the caller whole."""
+    collector = ReportCollector()
+    consumer = QuotingConsumer()
+    mixpanel = memory_client_for(consumer, collector)
+    with pytest.raises(TransportError) as refused:  # in the RuntimeError's place: it quotes it
+        mixpanel.import_data(
+            "key", "u", "Signed up", time.time() - 60, {"$insert_id": "b1"}, api_secret=CALL_SECRET
+        )
+    assert CALL_SECRET not in printed(refused.value)
+    [report] = collector.reports
+    assert (
+        report.reason == "refused: Authorization: Basic <the api_secret given with a call (Basic)>"
+    )
+
+    mixpanel.import_data(
+        "key",
+        "u",
+        "Signed up",
+        time.time() - 60,
+        {"$insert_id": "b2"},
+        api_secret=QuotingConsumer.LATER_SECRET,
+    )
+    with pytest.raises(TransportError) as raised:
+        mixpanel.flush()
+    text = printed(raised.value)
+    assert "<the api_secret given with a call (Basic)>" in text, text
+    assert base64.b64encode(f"{QuotingConsumer.LATER_SECRET}:".encode()).decode() not in text
+
+
+def memory_client_for(consumer: object, collector: ReportCollector) -> Mixpanel:
+    """A client sending through ``consumer`` (an official-style one), its reports collected."""
+    config = config_from_mapping({"mixpanel": {"token": "token"}})
+    pipeline = Pipeline([("reports", collector)], {"default": consumer}, config)
+    return Mixpanel("token", config=config, pipeline=pipeline)

@@ -7,11 +7,13 @@ registry finds them through ``importlib.metadata`` as it would find what pip ins
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import signal
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -328,16 +330,33 @@ def test_a_transport_whose_module_exits_as_it_is_imported_is_a_config_error(site
         load(TRANSPORT_GROUP, "acme_exits_t", "transports.t.type")
 
 
-def test_a_signal_handlers_exit_during_an_import_is_let_through(
-    site: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Review R14: a SIGTERM handler's ``sys.exit()``, run while a transport's module was being
-    imported, became a ``ConfigError``, and the application went on running."""
+class _Killer:
+    """A handler that is an object with ``__call__`` (review R16: its exit was swallowed)."""
 
-    def on_sigterm(signum: int, frame: object) -> None:
+    def __call__(self, signum: int, frame: object) -> None:
         raise SystemExit(143)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+
+def _function_handler(signum: int, frame: object) -> None:
+    raise SystemExit(143)
+
+
+def _one_shot_handler(signum: int, frame: object) -> None:
+    # Resets itself before it exits (review R16: gone by the time the import failed, it was
+    # not found among the handlers installed then).
+    signal.signal(signum, signal.SIG_DFL)
+    raise SystemExit(143)
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [_function_handler, _Killer(), functools.partial(_Killer()), _one_shot_handler],
+    ids=["function", "callable object", "partial of an object", "one-shot"],
+)
+def test_a_signal_handlers_exit_during_an_import_is_let_through(site: Path, handler: Any) -> None:
+    """Review R14: a SIGTERM handler's ``sys.exit()``, run while a transport's module was being
+    imported, became a ``ConfigError``, and the application went on running."""
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         write_distribution(
             site,
