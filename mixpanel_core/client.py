@@ -187,9 +187,8 @@ class Mixpanel:
     ) -> None:
         """Record an event of any age (``/import``); ``api_key``/``api_secret`` are legacy auth."""
         record = {"event": event_name, "properties": self._event_properties(distinct_id, timestamp)}
-        self._emit(
-            ImportEvent, record, self._auth(api_key, api_secret), properties=properties, meta=meta
-        )
+        auth = _legacy_auth(api_key, api_secret)
+        self._emit(ImportEvent, record, auth, properties=properties, meta=meta)
 
     def alias(self, alias_id: str, original: str, meta: Props = None) -> None:
         """Map ``alias_id`` onto ``original`` (``$create_alias``, sent like any message)."""
@@ -207,14 +206,7 @@ class Mixpanel:
         """Merge two distinct ids (``$merge`` through ``/import``)."""
         props = {"$distinct_ids": [distinct_id1, distinct_id2], "token": self._token}
         record = {"event": "$merge", "properties": props}
-        self._emit(Merge, record, self._auth(api_key, api_secret), meta=meta)
-
-    def _auth(self, api_key: str | None, api_secret: str | None) -> ImportAuth | None:
-        """The legacy credentials of a call; its secret is made known to every redactor (an
-        error of a transport's about the message may quote it)."""
-        if api_secret is not None:
-            self.pipeline.note_call_secret(api_secret)
-        return _legacy_auth(api_key, api_secret)
+        self._emit(Merge, record, _legacy_auth(api_key, api_secret), meta=meta)
 
     # -- people ---------------------------------------------------------------------------
 

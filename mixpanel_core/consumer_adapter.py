@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from mixpanel_core import wire
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.messages import Message
+from mixpanel_core.redactor import Redactor
 from mixpanel_core.transport import ignore_report
 
 # The endpoint names the official SDK hands its consumers.
@@ -74,14 +75,15 @@ class ConsumerTransport:
         consumer: Any,
         name: str = "consumer",
         report: Reporter = ignore_report,
-        redact: Callable[[str], str] = str,
+        redactor: Redactor | None = None,
     ):
         self.consumer = consumer
         self._name = name
         self._report = report
-        self._redact = redact
+        self._redactor = redactor
         """For what the consumer raised, in a report: it may quote a credential (an HTTP
-        library's error quoting the request's Authorization header)."""
+        library's error quoting the request's Authorization header), the message's own API
+        secret too (``Redactor.also``)."""
         self._takes_auth = _positional_params(consumer.send) >= 3
         self._buffers = callable(getattr(consumer, "flush", None))
         self._text = _validated_json if _only_parses(consumer) else _official_json
@@ -97,11 +99,23 @@ class ConsumerTransport:
             else:
                 self.consumer.send(endpoint, payload)
         except Exception as exc:
-            reason = self._redact(str(exc))
-            self._report(DeliveryReport(message, DeliveryStatus.FAILED, self._name, reason))
+            self._report(
+                DeliveryReport(message, DeliveryStatus.FAILED, self._name, self._told(exc, message))
+            )
             raise
         if not self._buffers:
             self._report(DeliveryReport(message, DeliveryStatus.ACCEPTED, self._name))
+
+    def _told(self, error: Exception, message: Message) -> str:
+        """What ``error`` says, redacted: of the configured credentials and of the API secret
+        ``message`` came with."""
+        redactor = self._redactor
+        auth = message.auth
+        if redactor is None:
+            return str(error)
+        if auth is not None and auth.api_secret is not None:
+            redactor = redactor.also(auth.api_secret.reveal(), "the api_secret given with the call")
+        return redactor(str(error))
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         flush = getattr(self.consumer, "flush", None)

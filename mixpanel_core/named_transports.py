@@ -21,8 +21,9 @@ from mixpanel_core.messages import Message
 from mixpanel_core.plugin import raise_build_failure
 from mixpanel_core.process_exit import CLOSE_FLOOR, exit_before, redact_for
 from mixpanel_core.process_fork import in_fork_children
-from mixpanel_core.redactor import Redactors, told
+from mixpanel_core.redactor import Redactor, Redactors, told
 from mixpanel_core.registry import TRANSPORT_GROUP, load
+from mixpanel_core.secrets import Secret
 from mixpanel_core.transport import Transport, TransportContext, bounded, ignore_report
 
 # The pipeline's name, under which flush and close failures have always been logged.
@@ -288,11 +289,14 @@ class NamedTransports:
             raise error
         return left
 
-    def safe_to_raise(self, error: Exception, name: str, method: str) -> Exception:
+    def safe_to_raise(
+        self, error: Exception, name: str, method: str, call: Secret | None = None
+    ) -> Exception:
         """What transport ``name`` raised from ``method``, to raise to the caller as it is, but
-        named (``note_origin``); unless a traceback of it prints a credential (``told``): then
-        a ``TransportError`` saying it, redacted, with no cause (docs/errors.md)."""
-        said, kept = told(error, self._credentials.transport(name))
+        named (``note_origin``); unless a traceback of it prints a credential (``told``; with
+        ``call``, the API secret of the message it was sending): then a ``TransportError``
+        saying it, redacted, with no cause (docs/errors.md)."""
+        said, kept = told(error, self._credentials.transport(name, call))
         if kept is None:
             return TransportError(f"transport {name!r} raised in {method}: {said}")
         note_origin(error, name, method)
@@ -358,14 +362,14 @@ def adapt_transport(
     candidate: object,
     name: str = "default",
     report: Reporter | None = None,
-    redact: Callable[[str], str] = str,
+    redactor: Redactor | None = None,
 ) -> Transport:
     """Accept a transport, or an official-style consumer with ``send(endpoint, json)``
-    (``redact``: for what it raises, in the reports; see docs/errors.md)."""
+    (``redactor``: for what it raises, in the reports; see docs/errors.md)."""
     from mixpanel_core.consumer_adapter import ConsumerTransport, is_official_consumer
 
     if is_official_consumer(candidate):
-        return ConsumerTransport(candidate, name, report or ignore_report, redact)
+        return ConsumerTransport(candidate, name, report or ignore_report, redactor)
     if isinstance(candidate, Transport):
         return candidate
     raise TransportError(

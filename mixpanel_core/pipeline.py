@@ -36,6 +36,7 @@ from mixpanel_core.plugin import PluginContext, instantiate
 from mixpanel_core.redactor import Redactors, told
 from mixpanel_core.refusal_redaction import redacted
 from mixpanel_core.registry import PLUGIN_GROUP, load
+from mixpanel_core.secrets import Secret
 from mixpanel_core.transport import Transport, TransportContext, ignore_report
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class Pipeline:
         except Exception as exc:
             if len(transports) == 1:
                 name = self._transports.name_of(transport)
-                error = self._transports.safe_to_raise(exc, name, "send")
+                error = self._transports.safe_to_raise(exc, name, "send", _call_secret(message))
                 if error is exc:
                     raise
                 _raise_without_context(error)
@@ -260,8 +261,9 @@ class Pipeline:
         # What a transport raised may quote a credential: said redacted, and an exception
         # that prints one is not kept (see ``told``).
         said: dict[str, str] = {}
+        call = _call_secret(message)
         for name, raised in errors.items():
-            said[name], kept = told(raised, self._credentials.transport(name))
+            said[name], kept = told(raised, self._credentials.transport(name, call))
             if kept is None:
                 errors[name] = TransportError(said[name])
         failure = PartialSendError(taken, errors, said)
@@ -355,11 +357,6 @@ class Pipeline:
 
     # -- transports -----------------------------------------------------------------------
 
-    def note_call_secret(self, secret: str) -> None:
-        """An API secret given with a call: redacted, from now on, wherever what a plugin or
-        transport raised is told (see ``Redactors.note_call``)."""
-        self._credentials.note_call(secret)
-
     def transport(self, name: str, *, needed_by: str | None = None) -> Transport:
         """The transport called ``name``, built on first use. ``needed_by``: the transport that
         asks for it to hand it messages; it is flushed and closed before ``name``."""
@@ -409,3 +406,10 @@ def _raise_without_context(error: Exception) -> NoReturn:
         raise error from None
     finally:
         error.__context__ = None
+
+
+def _call_secret(message: Message) -> Secret | None:
+    """The API secret ``message`` came with (``import_data(..., api_secret=...)``), if any: a
+    transport's error about it may quote it."""
+    auth = message.auth
+    return None if auth is None else auth.api_secret

@@ -16,7 +16,7 @@ import base64
 import json
 import re
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -39,21 +39,14 @@ class Redactor:
     The credentials: every ``Secret`` of ``[mixpanel]``, and the Basic ``Authorization``
     value ``/import`` is sent with (``ingestion.auth``); every value of the plugin's or
     transport's own table under a key that names one (``CREDENTIAL_KEY``) or held in a
-    ``Secret``; the password of every URL in that table (``http://user:pw@proxy``); and the
-    API secrets given with calls (``Redactors.note_call``). Each is replaced wherever it appears
-    and in the spellings an exception's text may hold it (see ``_spellings``). Meant for an
-    exception's text (and traceback), which is someone else's.
+    ``Secret``; the password of every URL in that table (``http://user:pw@proxy``); and one
+    given with a call (``also``). Each is replaced wherever it appears and in the spellings an
+    exception's text may hold it (see ``_spellings``). Meant for an exception's text (and
+    traceback), which is someone else's.
     """
 
-    def __init__(
-        self,
-        settings: MixpanelSettings,
-        table: Mapping[str, object],
-        path: str,
-        calls: Iterable[str] = (),
-    ) -> None:
-        """``table``: the plugin's or transport's own table, whose key path is ``path``;
-        ``calls``: API secrets given with calls (see ``Redactors.note_call``)."""
+    def __init__(self, settings: MixpanelSettings, table: Mapping[str, object], path: str) -> None:
+        """``table``: the plugin's or transport's own table, whose key path is ``path``."""
         found: dict[str, str] = {}
         for field in attrs.fields(MixpanelSettings):
             value = getattr(settings, field.name)
@@ -69,22 +62,35 @@ class Redactor:
                 _basic(settings.api_secret.reveal(), ""), "mixpanel.api_secret (Basic)"
             )
         _credentials_in(table, path, found, credential=False)
-        for given in calls:
-            found.setdefault(given, "the api_secret given with a call")
-            found.setdefault(_basic(given, ""), "the api_secret given with a call (Basic)")
+        self._set(found)
+
+    def _set(self, found: Mapping[str, str]) -> None:
         paths: dict[str, str] = {}
         for value, where in found.items():
             for spelling in _spellings(value) if value else ():
                 paths.setdefault(spelling, where)
+        self._found = dict(found)
         self._paths = paths
         # One pass, the longest first: a value that holds another is replaced whole, and a key
         # path put in is not searched again. Built once: the values never change.
         pieces = [re.escape(value) for value in sorted(paths, key=len, reverse=True)]
         self._pattern = re.compile("|".join(pieces)) if pieces else None
 
+    def also(self, secret: str, where: str) -> Redactor:
+        """This redactor, and ``secret`` (given with a call: ``import_data(...,
+        api_secret=...)``), as it is and as its Basic value, named ``where``."""
+        if not secret:
+            return self
+        more = dict(self._found)
+        more.setdefault(secret, where)
+        more.setdefault(_basic(secret, ""), f"{where} (Basic)")
+        other = object.__new__(Redactor)
+        other._set(more)
+        return other
+
     @property
     def knows_none(self) -> bool:
-        """Whether it knows no credential at all: then it never changes a text."""
+        """Whether it was given no credential at all: then it never changes a text."""
         return self._pattern is None
 
     def __call__(self, text: str) -> str:
@@ -97,44 +103,28 @@ class Redactors:
     """A ``Redactor`` for each plugin and transport of ``config``, made when first needed:
     only an error needs one, and most pipelines never meet one."""
 
-    CALLS_KEPT = 100
-    """API secrets given with calls kept (the last ones), should every call bring its own."""
-    SHORTEST_CALL_SECRET = 6
-    """Shorter ones are not looked for: replacing every "s" of a text would leave no text."""
-
     def __init__(self, config: Config) -> None:
         self._config = config
         self._made: dict[str, Redactor] = {}
-        self._calls: dict[str, None] = {}
-
-    def note_call(self, secret: str) -> None:
-        """An API secret given with a call (``import_data(..., api_secret=...)``, ``merge``):
-        from now on every redactor knows it, for what a transport raises about that message,
-        whether in ``send`` or later (a buffering consumer's ``flush``)."""
-        if len(secret) < self.SHORTEST_CALL_SECRET or secret in self._calls:
-            return
-        calls = dict(self._calls)  # replaced whole: read without a lock on other threads
-        calls[secret] = None
-        while len(calls) > self.CALLS_KEPT:
-            calls.pop(next(iter(calls)))
-        self._calls = calls
-        self._made = {}  # built again, knowing it
 
     def plugin(self, name: str) -> Redactor:
         """For what plugin ``name`` raised: its ``[plugins.NAME]`` table and ``[mixpanel]``."""
         return self._for(f"plugins.{name}", self._config.plugin_options.get(name, {}))
 
-    def transport(self, name: str) -> Redactor:
+    def transport(self, name: str, call: Secret | None = None) -> Redactor:
         """For what transport ``name`` raised: its ``[transports.NAME]`` table (none for a
-        transport given as an object) and ``[mixpanel]``."""
+        transport given as an object) and ``[mixpanel]``; ``call``: the API secret the message
+        it was sending came with (``Message.auth``), if any."""
         options = getattr(self._config.transports.get(name), "options", None)
-        return self._for(f"transports.{name}", options if isinstance(options, Mapping) else {})
+        made = self._for(f"transports.{name}", options if isinstance(options, Mapping) else {})
+        return (
+            made if call is None else made.also(call.reveal(), "the api_secret given with the call")
+        )
 
     def _for(self, path: str, table: Mapping[str, object]) -> Redactor:
         made = self._made.get(path)
         if made is None:
-            made = Redactor(self._config.mixpanel, table, path, self._calls)
-            self._made[path] = made
+            made = self._made[path] = Redactor(self._config.mixpanel, table, path)
         return made
 
 
