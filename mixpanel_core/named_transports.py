@@ -324,14 +324,13 @@ def _failed_again(before: _BuildFailure | None, error: Exception) -> _BuildFailu
     return _BuildFailure(now, now + wait, failures, error)
 
 
-def note_origin(error: BaseException, name: str, method: str) -> BaseException:
-    """``error``, raised by transport ``name``'s ``method`` and passed on as it is, with a note
-    naming them (printed under its traceback): a third party's ``OSError`` named neither.
+def note_origin(error: BaseException, name: str, method: str) -> None:
+    """Add to ``error``, raised by transport ``name``'s ``method`` and passed on as it is, a
+    note naming them (printed under its traceback): a third party's ``OSError`` named neither.
     mixpanel-core's own errors are left alone: they name their transport already."""
     note = f"(raised by transport {name!r} in {method})"
     if not isinstance(error, MixpanelCoreError) and note not in getattr(error, "__notes__", ()):
         error.add_note(note)  # once: a transport may raise one exception object again
-    return error
 
 
 def _held(answer: object, name: str, verb: str) -> list[Message]:

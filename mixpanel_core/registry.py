@@ -91,21 +91,40 @@ def load(group: str, name: str, path: str) -> object:
             f"declaration)"
         )
     entry_point = entries[0]
+    try:
+        return import_target(entry_point)
+    except ImportFailedError as failed:  # a broken third-party package must not look like ours
+        exc = failed.error
+        if isinstance(exc, SystemExit):
+            said = f"SystemExit: {exc}" if str(exc) else "SystemExit"
+        else:
+            said = f"{exc}{_hidden_by(entry_point, exc)}"
+        raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
+
+
+class ImportFailedError(Exception):
+    """What importing an entry point's target raised (``error``): see ``import_target``."""
+
+    def __init__(self, error: Exception | SystemExit) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def import_target(entry_point: EntryPoint) -> object:
+    """The object ``entry_point`` names, imported; ``ImportFailedError`` holding what the import
+    raised, a ``SystemExit`` of the module's own too (``sys.exit()``, ``exit()`` or argparse
+    as it was imported, which ended the application at its first track(), silently, with exit
+    code 0). Not one a signal handler raised meanwhile (the application's SIGTERM handler
+    calling ``sys.exit()``): the application asked to end, and it must."""
     handlers = signal_handlers()
     try:
         return entry_point.load()
     except SystemExit as exc:
         if raised_by_a_signal_handler(exc, handlers):
-            raise  # the application's own (its SIGTERM handler's sys.exit()): it must end
-        # The module called sys.exit() (or exit(), or argparse did) as it was imported: let
-        # through, it ended the application at its first track(), silently, with exit code 0.
-        said = f"SystemExit: {exc}" if str(exc) else "SystemExit"
-        raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
-    except Exception as exc:  # a broken third-party package must not look like our bug
-        hidden = _hidden_by(entry_point, exc)
-        raise ConfigError(
-            f"{path}: {name!r} is installed but failed to import: {exc}{hidden}"
-        ) from exc
+            raise
+        raise ImportFailedError(exc) from exc
+    except Exception as exc:
+        raise ImportFailedError(exc) from exc
 
 
 def signal_handlers() -> frozenset[CodeType]:

@@ -8,11 +8,11 @@ from importlib.metadata import EntryPoint
 from mixpanel_core.registry import (
     PLUGIN_GROUP,
     TRANSPORT_GROUP,
+    ImportFailedError,
     clashes,
     declarations,
     distribution_of,
-    raised_by_a_signal_handler,
-    signal_handlers,
+    import_target,
 )
 
 
@@ -67,13 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _import_failure(entry_point: EntryPoint) -> str:
     """``  BROKEN (what importing it raised)``, or nothing when it imports."""
-    handlers = signal_handlers()
     try:
-        entry_point.load()
-    except SystemExit as exc:
-        if raised_by_a_signal_handler(exc, handlers):
-            raise  # the application's, not the module's
-        return f"  BROKEN (SystemExit: {exc})"  # the module calls sys.exit() as it is imported
-    except Exception as exc:
-        return f"  BROKEN ({type(exc).__name__}: {exc})"
+        import_target(entry_point)
+    except ImportFailedError as failed:
+        return f"  BROKEN ({type(failed.error).__name__}: {failed.error})"
     return ""
