@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -12,6 +13,8 @@ from mixpanel_core.settings import MixpanelSettings, shown_url
 
 _LOOPBACK_NAMES = ("localhost",)
 MAX_PORT = 65535
+# A DNS label as resolvers take it; ``_`` too, as container and cluster names have it.
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 def is_loopback(host: str) -> bool:
@@ -22,6 +25,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_host(host: str) -> bool:
+    """Whether ``host`` is an IP address or a host name (an international one as well)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        # IDNA gives an international name its ASCII form; it refuses an empty label.
+        ascii_name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_name.removesuffix(".").split(".")
+    return all(_LABEL.fullmatch(label) for label in labels)
 
 
 def base_url(api_host: str) -> str:
@@ -49,6 +68,13 @@ def check_url(url: str, allow_insecure_http: bool, key: str, written: str | None
         raise not_a_url from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise not_a_url
+    if not is_host(parts.hostname):
+        # Checked now: every request would fail, each record FAILED behind an HTTP
+        # library's parse error that names no key.
+        raise ConfigError(
+            f"{key}: {shown} has an invalid host {parts.hostname!r}; a host is an IP address "
+            "or a name of letters, digits, '-' and '_' between dots"
+        )
     try:
         port = parts.port  # raises for a port that is not a number, or above 65535
     except ValueError:

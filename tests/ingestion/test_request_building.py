@@ -17,6 +17,7 @@ from mixpanel_core.ingestion import HttpOptions, IngestionClient, wire_format
 from mixpanel_core.ingestion.encoding import FORM_FIELDS
 from mixpanel_core.ingestion.formencode import needs_quoting, quote
 from mixpanel_core.ingestion.http import HttpSession, Response
+from mixpanel_core.ingestion.session_errors import RequestError
 from mixpanel_core.messages import ImportAuth, ImportEvent, Message
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
@@ -229,13 +230,23 @@ def test_secrets_never_appear_in_reprs() -> None:
         assert secret not in repr(client._credentials)
 
 
+class UnmadeRequestSession(FakeSession):
+    """The HTTP hop refusing to make the request (``errors_sorted``'s ``RequestError``)."""
+
+    def post(self, *args: Any, **kwargs: Any) -> Response:
+        raise RequestError("LocationParseError: Failed to parse: the URL")
+
+
 def test_request_errors_do_not_leak_through_unclassified() -> None:
-    """An error other than a network failure (a host urllib3 cannot parse) ends as FAILED,
-    not raised."""
-    settings = MixpanelSettings(urls={"track": "https://exa mple.invalid/track"})
-    result = IngestionClient(settings).send_batch("track", [event()])
-    assert result.failed
-    assert "LocationParseError" in (result.failed[0].reason or "")
+    """An error other than a network failure (a URL urllib3 cannot parse) ends as FAILED,
+    not raised, and is not retried. (A host it cannot parse is refused by the settings now,
+    so the hop stands in.)"""
+    client = IngestionClient(MixpanelSettings())
+    client._poster._http = UnmadeRequestSession()  # type: ignore[assignment]
+    result = client.send_batch("track", [event()])
+    assert [report.status for report in result.reports] == [DeliveryStatus.FAILED]
+    assert result.failed[0].reason == "LocationParseError: Failed to parse: the URL"
+    assert result.failed[0].attempts == 1
 
 
 @pytest.mark.parametrize("value", [0.0, -1.0])

@@ -92,3 +92,37 @@ def test_a_query_in_api_host_or_a_fragment_is_refused_when_the_file_is_loaded_wi
     with pytest.raises(ConfigError, match=f"{key}: 'https://example.com") as caught:
         config_from_mapping({"mixpanel": mixpanel})
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mixpanel", "key"),
+    [
+        ({"api_host": "api mixpanel com"}, "mixpanel.api_host"),
+        ({"api_host": "https://api..mixpanel.com"}, "mixpanel.api_host"),
+        ({"api_host": "-api.mixpanel.com"}, "mixpanel.api_host"),
+        ({"api_host": "api<mixpanel.com"}, "mixpanel.api_host"),
+        ({"urls": {"engage": "https://api%20eu.mixpanel.com/engage"}}, "mixpanel.urls.engage"),
+    ],
+)
+def test_a_host_that_is_no_host_name_is_refused_when_the_file_is_loaded(
+    mixpanel: dict[str, Any], key: str
+) -> None:
+    """``api mixpanel com`` passed loading and ``config check``; every request then failed
+    with an HTTP library's parse error naming no key, each record FAILED or dead-lettered."""
+    with pytest.raises(ConfigError, match=f"{key}: .* has an invalid host .*; a host is an IP"):
+        config_from_mapping({"mixpanel": mixpanel, "transports": {"t": {"type": "http"}}})
+
+
+@pytest.mark.parametrize(
+    "api_host",
+    [
+        "api-eu.mixpanel.com",
+        "mixpanel_emulator:8080",
+        "https://api.mixpanel.com.",
+        "bücher.example",
+    ],
+)
+def test_host_names_as_resolvers_take_them_are_accepted(api_host: str) -> None:
+    """A hyphen, an underscore (container names), a trailing dot, an international name."""
+    config = config_from_mapping({"mixpanel": {"api_host": api_host}})
+    assert config.mixpanel.api_host == api_host
