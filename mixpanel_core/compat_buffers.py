@@ -103,9 +103,9 @@ class Buffers:
 
     def send_or_log(self, deadline: Deadline, when: str) -> None:
         """Send everything, each endpoint whatever the others do; what fails is logged at
-        ERROR (the count and the reasons, which never carry a secret) and dropped, so that
-        what the exit hook and the orphan thread both see is not logged twice. The caller
-        holds ``lock``."""
+        ERROR (the count and the reasons, which the ingestion client redacted of the
+        requests' credentials) and dropped, so that what the exit hook and the orphan thread
+        both see is not logged twice. The caller holds ``lock``."""
         failures = []
         done_with = 0  # refused, or failed with nothing to send again: no longer held
         for endpoint in OFFICIAL_TO_CORE:

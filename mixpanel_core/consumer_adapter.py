@@ -10,6 +10,7 @@ from mixpanel_core import wire
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
 from mixpanel_core.messages import Message
 from mixpanel_core.redactor import Redactor
+from mixpanel_core.settings import MixpanelSettings
 from mixpanel_core.transport import ignore_report
 
 # The endpoint names the official SDK hands its consumers.
@@ -80,10 +81,10 @@ class ConsumerTransport:
         self.consumer = consumer
         self._name = name
         self._report = report
-        self._redactor = redactor
+        self._redactor = redactor or Redactor.of_settings(MixpanelSettings())
         """For what the consumer raised, in a report: it may quote a credential (an HTTP
         library's error quoting the request's Authorization header), the message's own API
-        secret too (``Redactor.also``)."""
+        secret too (``Redactor.with_call``)."""
         self._takes_auth = _positional_params(consumer.send) >= 3
         self._buffers = callable(getattr(consumer, "flush", None))
         self._text = _validated_json if _only_parses(consumer) else _official_json
@@ -109,13 +110,7 @@ class ConsumerTransport:
     def _told(self, error: Exception, message: Message) -> str:
         """What ``error`` says, redacted: of the configured credentials and of the API secret
         ``message`` came with."""
-        redactor = self._redactor
-        auth = message.auth
-        if redactor is None:
-            return str(error)
-        if auth is not None and auth.api_secret is not None:
-            redactor = redactor.also(auth.api_secret.reveal(), "the api_secret given with the call")
-        return redactor(str(error))
+        return self._redactor.with_call(message.call_secret)(str(error))
 
     def flush(self, timeout: float | None = None) -> Sequence[Message]:
         flush = getattr(self.consumer, "flush", None)

@@ -60,6 +60,13 @@ class Message:
         _set_auth(self, auth)
         _set_json(self, None)
 
+    @property
+    def call_secret(self) -> Secret | None:
+        """The API secret this message came with (``import_data(..., api_secret=...)``), if
+        any: what is said about sending it may quote it (``Redactor.with_call``)."""
+        auth = self.auth
+        return None if auth is None else auth.api_secret
+
     def json(self) -> bytes:
         """The record as compact JSON; encoded once, since the record cannot change.
 

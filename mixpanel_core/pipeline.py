@@ -36,7 +36,6 @@ from mixpanel_core.plugin import PluginContext, instantiate
 from mixpanel_core.redactor import Redactors, told
 from mixpanel_core.refusal_redaction import redacted
 from mixpanel_core.registry import PLUGIN_GROUP, load
-from mixpanel_core.secrets import Secret
 from mixpanel_core.transport import Transport, TransportContext, ignore_report
 
 logger = logging.getLogger(__name__)
@@ -183,7 +182,7 @@ class Pipeline:
         except Exception as exc:
             if len(transports) == 1:
                 name = self._transports.name_of(transport)
-                error = self._transports.safe_to_raise(exc, name, "send", _call_secret(message))
+                error = self._transports.safe_to_raise(exc, name, "send", message.call_secret)
                 if error is exc:
                     raise
                 _raise_without_context(error)
@@ -261,7 +260,7 @@ class Pipeline:
         # What a transport raised may quote a credential: said redacted, and an exception
         # that prints one is not kept (see ``told``).
         said: dict[str, str] = {}
-        call = _call_secret(message)
+        call = message.call_secret
         for name, raised in errors.items():
             said[name], kept = told(raised, self._credentials.transport(name, call))
             if kept is None:
@@ -406,10 +405,3 @@ def _raise_without_context(error: Exception) -> NoReturn:
         raise error from None
     finally:
         error.__context__ = None
-
-
-def _call_secret(message: Message) -> Secret | None:
-    """The API secret ``message`` came with (``import_data(..., api_secret=...)``), if any: a
-    transport's error about it may quote it."""
-    auth = message.auth
-    return None if auth is None else auth.api_secret

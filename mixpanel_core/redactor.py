@@ -28,6 +28,9 @@ from mixpanel_core.settings import MixpanelSettings
 if TYPE_CHECKING:
     from mixpanel_core.config import Config
 
+CALL_SECRET = "the api_secret given with the call"
+"""What a call's own API secret (``import_data(..., api_secret=...)``) is replaced by."""
+
 CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|salt|auth|cred|private|pin|signature")
 """A table key whose value is taken for a credential (``password``, ``api_key``,
 ``sasl_plain_password``, ``salt``, ...), matched in its lower case, anywhere in it."""
@@ -40,7 +43,7 @@ class Redactor:
     value ``/import`` is sent with (``ingestion.auth``); every value of the plugin's or
     transport's own table under a key that names one (``CREDENTIAL_KEY``) or held in a
     ``Secret``; the password of every URL in that table (``http://user:pw@proxy``); and one
-    given with a call (``also``). Each is replaced wherever it appears and in the spellings an
+    given with a call (``with_call``). Each is replaced wherever it appears and in the spellings an
     exception's text may hold it (see ``_spellings``). Meant for an exception's text (and
     traceback), which is someone else's.
     """
@@ -72,18 +75,24 @@ class Redactor:
         self._found = dict(found)
         self._paths = paths
         # One pass, the longest first: a value that holds another is replaced whole, and a key
-        # path put in is not searched again. Built once: the values never change.
+        # path put in is not searched again.
         pieces = [re.escape(value) for value in sorted(paths, key=len, reverse=True)]
         self._pattern = re.compile("|".join(pieces)) if pieces else None
 
-    def also(self, secret: str, where: str) -> Redactor:
-        """This redactor, and ``secret`` (given with a call: ``import_data(...,
-        api_secret=...)``), as it is and as its Basic value, named ``where``."""
-        if not secret:
+    @classmethod
+    def of_settings(cls, settings: MixpanelSettings) -> Redactor:
+        """For texts that quote no table of a plugin or transport: ``[mixpanel]``'s only."""
+        return cls(settings, {}, "mixpanel")
+
+    def with_call(self, secret: Secret | None) -> Redactor:
+        """This redactor, and the API secret a message came with (``Message.auth``), as it
+        is and as its Basic value: a new one (made for an error, which is rare), as each
+        message may come with another."""
+        if secret is None or not secret.reveal():
             return self
         more = dict(self._found)
-        more.setdefault(secret, where)
-        more.setdefault(_basic(secret, ""), f"{where} (Basic)")
+        more.setdefault(secret.reveal(), CALL_SECRET)
+        more.setdefault(_basic(secret.reveal(), ""), f"{CALL_SECRET} (Basic)")
         other = object.__new__(Redactor)
         other._set(more)
         return other
@@ -117,9 +126,7 @@ class Redactors:
         it was sending came with (``Message.auth``), if any."""
         options = getattr(self._config.transports.get(name), "options", None)
         made = self._for(f"transports.{name}", options if isinstance(options, Mapping) else {})
-        return (
-            made if call is None else made.also(call.reveal(), "the api_secret given with the call")
-        )
+        return made.with_call(call)
 
     def _for(self, path: str, table: Mapping[str, object]) -> Redactor:
         made = self._made.get(path)

@@ -32,6 +32,9 @@ class ImportCredentials:
     project_id: str | None = None
     username: str | None = None
     """The service account's user name (not a secret); ``None`` for the other kinds."""
+    call_secret: Secret | None = None
+    """The API secret given with the call these credentials are of, if they are one's: an
+    answer to its request may quote it (a proxy's page echoing the request's headers)."""
 
     def describe(self) -> str:
         """Names the credential without revealing it, for error messages."""
@@ -79,7 +82,8 @@ def credentials_for(
         # sends it: Mixpanel's 401 then names the mistake, where falling back to the token
         # would hide it.
         secret = auth.api_secret.reveal()
-        return ImportCredentials(API_SECRET if secret else EMPTY_API_SECRET, basic(secret, ""))
+        kind = API_SECRET if secret else EMPTY_API_SECRET
+        return ImportCredentials(kind, basic(secret, ""), call_secret=auth.api_secret)
     if configured is not None:
         return configured
     token = _record_token(message)

@@ -60,6 +60,7 @@ from mixpanel_core.ingestion.posting import Poster
 from mixpanel_core.ingestion.request_watch import request_ceiling
 from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
+from mixpanel_core.redactor import Redactor
 from mixpanel_core.settings import MixpanelSettings
 
 LEAST_ATTEMPT = 1.0
@@ -91,7 +92,9 @@ class IngestionClient:
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
         self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
-        self._poster = Poster(self._http, self.urls, self._formats, self.options)
+        self._poster = Poster(
+            self._http, self.urls, self._formats, self.options, Redactor.of_settings(settings)
+        )
         self._outcomes = Outcomes(name)
         self._least_attempt = min(
             LEAST_ATTEMPT,

@@ -1,0 +1,152 @@
+"""A server that echoes the request's credentials in its answer (a proxy's or firewall's error
+page, a wrong ``api_host``) gets them into no report, log, dead letter or error.
+
+Review R18 found the answer's text carried verbatim into every delivery report of the ``http``
+and ``buffered_http`` transports, ``buffered_http``'s error log and dead letters, and the
+``compat.BufferedConsumer``'s errors: a batch that one call's ``send`` filled and sent raised
+to that caller the API secrets earlier calls had given (other tenants' secrets, say). The
+ingestion client, which knows each request's credentials, now redacts what an answer says.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mixpanel_core import Mixpanel, compat
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.testing import ReportCollector
+
+CONFIGURED = "CFGSECRET-9d8e7f"
+TENANTS = ("TENANT-A-secret-111", "TENANT-B-secret-222", "TENANT-C-secret-333")
+FAST = {"retry_budget": 0.2, "backoff_base": 0.001, "backoff_cap": 0.002}
+
+
+def spellings(secret: str) -> list[str]:
+    return [secret, base64.b64encode(f"{secret}:".encode()).decode()]
+
+
+class Echoing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and a body quoting its Authorization header,
+    and what that header decodes to."""
+
+    status = 401
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        header = self.headers.get("Authorization", "")
+        decoded = base64.b64decode(header.removeprefix("Basic ")).decode() if header else ""
+        body = f'{{"status": 0, "error": "refused {header} ({decoded})"}}'.encode()
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(params=[401, 400, 500])
+def echoing(request: pytest.FixtureRequest) -> Iterator[str]:
+    handler = type("Handler", (Echoing,), {"status": request.param})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def import_calls(mixpanel: Mixpanel, secrets: tuple[str | None, ...] = TENANTS) -> list[Exception]:
+    """One ``import_data`` per secret (``None``: the configured one); what they raised."""
+    raised = []
+    for n, secret in enumerate(secrets):
+        try:
+            mixpanel.import_data(
+                "key",
+                "u",
+                "Signed up",
+                time.time() - 60,
+                {"$insert_id": f"t{n}"},
+                api_secret=secret,
+            )
+        except Exception as exc:
+            raised.append(exc)
+    return raised
+
+
+def assert_told_none(*texts: str) -> None:
+    every = "\n".join(texts)
+    for secret in (CONFIGURED, *TENANTS):
+        for spelling in spellings(secret):
+            assert spelling not in every, f"{spelling} in:\n{every}"
+
+
+def printed(errors: list[BaseException]) -> list[str]:
+    return ["".join(traceback.format_exception(error)) for error in errors]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("transport", ["http", "buffered_http"])
+def test_an_echoed_secret_is_in_no_report_log_or_dead_letter(
+    echoing: str, transport: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    options: dict[str, Any] = {"type": transport, **FAST}
+    if transport == "buffered_http":
+        options["dead_letter_path"] = str(tmp_path / "dead.jsonl")
+    config = config_from_mapping(
+        {
+            "mixpanel": {"api_host": echoing, "token": "token", "api_secret": CONFIGURED},
+            "transports": {"default": options},
+        }
+    )
+    collector = ReportCollector()
+    mixpanel = Mixpanel("token", config=config, pipeline=Pipeline([("c", collector)], None, config))
+    caplog.set_level(logging.DEBUG)
+    raised = import_calls(mixpanel, (*TENANTS, None))
+    mixpanel.close()
+
+    reasons = [report.reason or "" for report in collector.reports]
+    assert len(reasons) == 4
+    assert all(r.status is not DeliveryStatus.ACCEPTED for r in collector.reports)
+    # The texts still say what the server said, a credential by what it was.
+    assert any("<the api_secret given with the call (Basic)>" in r for r in reasons), reasons
+    assert any("<mixpanel.api_secret (Basic)>" in r for r in reasons), reasons
+    dead = (tmp_path / "dead.jsonl").read_text() if transport == "buffered_http" else ""
+    if transport == "buffered_http":
+        assert dead.count("\n") == 4
+    else:
+        assert len(raised) == 4
+    assert_told_none(*reasons, caplog.text, dead, *printed(raised))
+
+
+@pytest.mark.integration
+def test_a_buffering_consumers_batch_tells_no_call_the_secrets_of_the_others(
+    echoing: str,
+) -> None:
+    """The third call fills the buffer, and its ``send`` sends all three calls' records."""
+    consumer = compat.BufferedConsumer(
+        max_size=3, retry_limit=0, **{f"{e}_url": f"{echoing}/{e}" for e in ("events", "import")}
+    )
+    config = config_from_mapping({"mixpanel": {"token": "token"}})
+    collector = ReportCollector()
+    pipeline = Pipeline([("c", collector)], {"default": consumer}, config)
+    mixpanel = Mixpanel("token", config=config, pipeline=pipeline)
+    raised = import_calls(mixpanel)
+
+    assert len(raised) == 1  # the third call's
+    text = printed(raised)[0]
+    assert "<the api_secret given with the call" in text, text
+    assert_told_none(text, *(report.reason or "" for report in collector.reports))
