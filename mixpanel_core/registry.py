@@ -95,27 +95,30 @@ def load(group: str, name: str, path: str) -> object:
         return import_target(entry_point)
     except ImportFailedError as failed:  # a broken third-party package must not look like ours
         exc = failed.error
-        if isinstance(exc, SystemExit):
-            said = f"SystemExit: {exc}" if str(exc) else "SystemExit"
-        else:
-            said = f"{exc}{_hidden_by(entry_point, exc)}"
-        raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
+    # Raised out of the handler, so that its context is not ImportFailedError, ours only.
+    said = exited(exc) if isinstance(exc, SystemExit) else f"{exc}{_hidden_by(entry_point, exc)}"
+    raise ConfigError(f"{path}: {name!r} is installed but failed to import: {said}") from exc
+
+
+def exited(exc: SystemExit) -> str:
+    """``SystemExit: CODE`` (of a subclass too: it is the exit that counts), or ``SystemExit``."""
+    return f"SystemExit: {exc}" if str(exc) else "SystemExit"
 
 
 class ImportFailedError(Exception):
     """What importing an entry point's target raised (``error``): see ``import_target``."""
 
     def __init__(self, error: Exception | SystemExit) -> None:
-        super().__init__(str(error))
+        super().__init__(type(error).__name__)  # its text is the third party's to make, if read
         self.error = error
 
 
 def import_target(entry_point: EntryPoint) -> object:
     """The object ``entry_point`` names, imported; ``ImportFailedError`` holding what the import
     raised, a ``SystemExit`` of the module's own too (``sys.exit()``, ``exit()`` or argparse
-    as it was imported, which ended the application at its first track(), silently, with exit
-    code 0). Not one a signal handler raised meanwhile (the application's SIGTERM handler
-    calling ``sys.exit()``): the application asked to end, and it must."""
+    as it is imported), which would otherwise end the application at its first ``track()``,
+    silently, with exit code 0. Not one a signal handler raised meanwhile (the application's
+    SIGTERM handler calling ``sys.exit()``): the application asked to end, and it must."""
     handlers = signal_handlers()
     try:
         return entry_point.load()

@@ -12,6 +12,7 @@ from mixpanel_core.registry import (
     clashes,
     declarations,
     distribution_of,
+    exited,
     import_target,
 )
 
@@ -70,5 +71,9 @@ def _import_failure(entry_point: EntryPoint) -> str:
     try:
         import_target(entry_point)
     except ImportFailedError as failed:
-        return f"  BROKEN ({type(failed.error).__name__}: {failed.error})"
+        error = failed.error
+        said = (
+            exited(error) if isinstance(error, SystemExit) else f"{type(error).__name__}: {error}"
+        )
+        return f"  BROKEN ({said})"
     return ""

@@ -389,3 +389,24 @@ def test_a_module_exiting_from_its_own_function_at_import_is_a_config_error(site
     )
     with pytest.raises(ConfigError, match="failed to import: SystemExit: no licence"):
         load(TRANSPORT_GROUP, "acme_licence", "transports.t.type")
+
+
+def test_an_exit_of_a_subclass_at_import_is_told_alike_by_load_and_the_command(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R18: ``plugins`` said ``MyExit: 7`` where ``load`` said ``SystemExit: 7``, and
+    the ``ConfigError``'s context was our own ``ImportFailedError``, not the module's exit."""
+    write_distribution(
+        site,
+        "acme-my-exit",
+        "1.0",
+        {TRANSPORT_GROUP: {"acme_my_exit": "acme_my_exit:Transport"}},
+        {"acme_my_exit": "class MyExit(SystemExit):\n    pass\n\nraise MyExit(7)\n"},
+    )
+    with pytest.raises(ConfigError, match=r"failed to import: SystemExit: 7$") as refused:
+        load(TRANSPORT_GROUP, "acme_my_exit", "transports.t.type")
+    assert type(refused.value.__cause__).__name__ == "MyExit"
+    assert refused.value.__context__ in (None, refused.value.__cause__)  # nothing of ours
+    assert main(["plugins"]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["acme_my_exit"]]
+    assert line.endswith("BROKEN (SystemExit: 7)"), line
