@@ -82,8 +82,10 @@ def batches(
 ) -> Iterator[list[Message]]:
     """Consecutive batches of ``messages`` for ``endpoint``, each within Mixpanel's limits.
 
-    Sizes are measured on the body the ingestion client will send (``/import`` as a JSON
-    array, the other endpoints form-encoded).
+    Sizes are measured on the body the ingestion client will send: ``/import``'s JSON array
+    exactly; for the form-encoded endpoints, the JSON inside ``data=``, which escaping makes
+    larger only where a record holds ``%&+=;#``, controls or non-ASCII text (a space becomes
+    ``+``). The client splits a body that escaping took over ``max_bytes`` before sending it.
     """
     fmt = wire_format(endpoint)
     limit = records_limit(endpoint, max_records)

@@ -5,15 +5,18 @@ decodes ``%XX``; every other printable ASCII byte stands for itself. So only tho
 spaces, controls and non-ASCII bytes are escaped: the decoded value is exactly the JSON, as
 with the official SDK's full escaping, but a 2,000-event body needs a handful of C-speed scans
 instead of one ``bytes.replace`` pass per punctuation character JSON uses (measured: 7 ms a
-batch down to well under 1 ms), and the body does not grow by half.
+batch down to well under 1 ms), and the body does not grow by half. A space becomes ``+``, as
+the official SDK writes it (``urlencode``): the commonest byte to escape in text, it then adds
+nothing to the body's size, which batches are cut by before it is escaped.
 """
 
 from __future__ import annotations
 
 import re
 
-# ``%`` first, so the escapes written later are not escaped again.
-_SEPARATORS = tuple((bytes([c]), b"%%%02X" % c) for c in b"%&+=;# ")
+# ``%`` first, so the escapes written later are not escaped again; the space after ``+``, so
+# the ``+`` it becomes is not.
+_SEPARATORS = (*((bytes([c]), b"%%%02X" % c) for c in b"%&+=;#"), (b" ", b"+"))
 _PRINTABLE = bytes(range(0x21, 0x7F))
 _UNUSUAL = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _CONTROLS = tuple(bytes([c]) for c in (*range(0x20), 0x7F))

@@ -17,7 +17,6 @@ from mixpanel_core.ingestion.classify import (
     classify_response,
     network_failure,
     proxy_refusal,
-    redacted_answer,
 )
 from mixpanel_core.ingestion.encoding import WireFormat
 from mixpanel_core.ingestion.http import HttpSession, Response
@@ -30,7 +29,6 @@ from mixpanel_core.ingestion.session_errors import (
     TlsError,
 )
 from mixpanel_core.messages import Endpoint
-from mixpanel_core.redactor import Redactor
 from mixpanel_core.settings import shown_url
 
 WATCH_INTERVAL = 0.05
@@ -50,15 +48,11 @@ class Poster:
         urls: Mapping[Endpoint, str],
         formats: Mapping[Endpoint, WireFormat],
         options: HttpOptions,
-        redactor: Redactor,
     ) -> None:
         self._http = http
         self._urls = urls
         self._formats = formats
         self._options = options
-        self._redactor = redactor
-        """For what an answer says: a proxy's or firewall's page may echo the request's
-        ``Authorization`` header, and the texts go into reports, logs and dead letters."""
 
     def post(
         self,
@@ -71,22 +65,7 @@ class Poster:
         budget: float | None = None,
     ) -> Classification:
         """One attempt; ``budget``: what is left of the retry budget for a retry, which
-        bounds it (see ``_timeout``). What it says holds no credential."""
-        answer = self._attempt(endpoint, credentials, body, records, call, budget)
-        if answer.verdict is Verdict.ACCEPTED:
-            return answer
-        call_secret = None if credentials is None else credentials.call_secret
-        return redacted_answer(answer, self._redactor.with_call(call_secret))
-
-    def _attempt(
-        self,
-        endpoint: Endpoint,
-        credentials: ImportCredentials | None,
-        body: bytes,
-        records: int,
-        call: Call,
-        budget: float | None,
-    ) -> Classification:
+        bounds it (see ``_timeout``)."""
         headers = {"Content-Type": self._formats[endpoint].content_type}
         if self._options.gzip:
             headers["Content-Encoding"] = "gzip"  # ``body`` was compressed by the client
