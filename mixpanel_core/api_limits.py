@@ -15,6 +15,8 @@ MAX_GROUP_RECORDS_PER_REQUEST = 200
 MAX_BODY_BYTES = 2 * MIB
 """Uncompressed request body: documented as 10 MB for ``/import``, 2 MiB on older pages and in
 the 413 sample; the safer number, with a split on 413 either way."""
+LARGEST_BODY_BYTES = 10_000_000
+"""The most any page documents (10 MB, for ``/import``): no request body may be larger."""
 MAX_RECORD_BYTES = 1_000_000
 """One record's uncompressed JSON must be under 1 MB."""
 

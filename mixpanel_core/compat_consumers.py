@@ -91,9 +91,11 @@ class Consumer:
         if retries == 0:
             options = attrs.evolve(options, retry_budget=0.0)
         else:
+            first_wait = max(backoff_factor * 2, 0.01)
             options = attrs.evolve(
                 options,
-                backoff_base=max(backoff_factor * 2, 0.01),
+                backoff_base=first_wait,
+                backoff_cap=max(options.backoff_cap, first_wait),  # the factor asked is waited
                 max_retries=retries,
             )
         self._client = IngestionClient(settings, options, name="compat")

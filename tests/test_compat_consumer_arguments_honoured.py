@@ -196,6 +196,15 @@ def test_retry_backoff_factor_sets_the_wait_before_a_retry(mixpanel_emulator: Em
     assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 1, "200": 1}
 
 
+@pytest.mark.parametrize("factor", [20, 1000])
+def test_a_retry_backoff_factor_past_the_native_cap_is_taken(factor: float) -> None:
+    """The native options refuse a first wait above its cap (``backoff_base`` over
+    ``backoff_cap``): the official argument, whose first wait is twice the factor, raises the
+    cap with it rather than being refused."""
+    options = Consumer(retry_backoff_factor=factor)._client.options
+    assert options.retry_policy.base == options.retry_policy.cap == 2 * factor
+
+
 def test_retry_limit_zero_sends_each_batch_once_even_one_mixpanel_refuses_in_part(
     mixpanel_emulator: Emulator,
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 import attrs
 
 from mixpanel_core.api_limits import (
+    LARGEST_BODY_BYTES,
     MAX_BODY_BYTES,
     MAX_GROUP_RECORDS_PER_REQUEST,
     MAX_RECORDS_PER_REQUEST,
@@ -55,11 +56,15 @@ class HttpOptions:
         "it; 0: none).",
     )
     backoff_base: float = setting(
-        0.5, doc="First wait (seconds) after a 5xx, timeout or connection error; doubles."
+        0.5,
+        doc="First wait (seconds) after a 5xx, timeout or connection error; doubles. At most "
+        "`backoff_cap`.",
     )
     backoff_cap: float = setting(30.0, doc="Longest wait (seconds) after a 5xx or network error.")
     rate_limit_base: float = setting(
-        2.0, doc="First wait (seconds) after a 429, as Mixpanel recommends; doubles."
+        2.0,
+        doc="First wait (seconds) after a 429, as Mixpanel recommends; doubles. At most "
+        "`rate_limit_cap`.",
     )
     rate_limit_cap: float = setting(60.0, doc="Longest wait (seconds) after a 429.")
     import_format: Literal["json", "ndjson"] = setting(
@@ -69,7 +74,9 @@ class HttpOptions:
         True, doc="Send `strict=1` to `/import` so Mixpanel names each invalid record."
     )
     max_batch_bytes: int = setting(
-        MAX_BODY_BYTES, doc="Uncompressed body budget of one request, in bytes (Mixpanel: 2 MiB)."
+        MAX_BODY_BYTES,
+        doc="Uncompressed body budget of one request, in bytes (Mixpanel: 2 MiB; at most "
+        "10,000,000, the most Mixpanel documents, for `/import`).",
     )
     max_batch_records: int = setting(
         MAX_RECORDS_PER_REQUEST,
@@ -91,10 +98,19 @@ class HttpOptions:
             "rate_limit_cap",
         ):
             check_seconds(name, getattr(self, name))
-        if self.max_batch_bytes <= 0:
+        if not 1 <= self.max_batch_bytes <= LARGEST_BODY_BYTES:
+            # Larger, every full batch was refused 413 and sent again in halves.
             raise ValueError(
-                f"max_batch_bytes: must be greater than 0, not {self.max_batch_bytes!r}"
+                f"max_batch_bytes: must be between 1 and {LARGEST_BODY_BYTES} (the most Mixpanel "
+                f"documents, for /import), not {self.max_batch_bytes!r}"
             )
+        for base, cap in (("backoff_base", "backoff_cap"), ("rate_limit_base", "rate_limit_cap")):
+            if getattr(self, base) > getattr(self, cap):
+                # The first wait would be cut to the cap, and so would every one after it.
+                raise ValueError(
+                    f"{base}: must not be greater than {cap} ({getattr(self, base)!r} > "
+                    f"{getattr(self, cap)!r}); lower it, or raise {cap}"
+                )
         # urllib3 fills a queue of that many slots when the pool is made: 10**9 froze the
         # first request. More connections than threads are never used anyway.
         if not 1 <= self.pool_size <= MAX_POOL_SIZE:
