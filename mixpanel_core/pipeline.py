@@ -109,7 +109,10 @@ class Pipeline:
             context = PluginContext(name, config.plugin_options.get(name, {}), config)
             plugins.append((name, instantiate(target, context)))
         plugins.extend(extra_plugins)
-        return cls(plugins, config.transports if transports is None else transports, config)
+        pipeline = cls(plugins, config.transports if transports is None else transports, config)
+        if not pipeline._routers and not pipeline._default_route:
+            pipeline._no_route()  # no plugin routes: every message would meet this error
+        return pipeline
 
     # -- the flow of one message ---------------------------------------------------------
 
@@ -350,7 +353,7 @@ class Pipeline:
 
     def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(
-            "routes: several transports are configured and no route matched; add a catch-all "
+            "routes: several transports are configured and no route applies; add a catch-all "
             "[[routes]] entry or name one transport 'default'"
         )
 

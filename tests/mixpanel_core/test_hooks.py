@@ -7,6 +7,7 @@ hook spec has one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -24,6 +25,7 @@ from mixpanel_core import (
     ValidationError,
     hookimpl,
 )
+from mixpanel_core.cli import main
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.testing import MemoryTransport
 from mixpanel_core.transport import TransportContext, ignore_report
@@ -172,8 +174,25 @@ def test_mixpanel_route_first_answer_wins_over_the_builtin_router() -> None:
 def test_mixpanel_route_without_any_answer_and_no_default_is_a_clear_error() -> None:
     pipeline = Pipeline([], {"a": MemoryTransport(), "b": MemoryTransport()})
     client = Mixpanel("token", pipeline=pipeline)
-    with pytest.raises(ConfigError, match="no route matched"):
+    with pytest.raises(ConfigError, match="no route applies"):
         client.track("user-1", "E")
+
+
+def test_several_transports_with_no_route_at_all_are_refused_when_the_file_is_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review S1: ``config check`` said "ok" for it, and then every message was refused."""
+    path = tmp_path / "mixpanel.toml"
+    path.write_text(
+        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
+        '[transports.b]\ntype = "console"\n'
+    )
+    with pytest.raises(ConfigError, match=r"^routes: several transports are configured and no"):
+        Mixpanel.from_config(path)
+    assert main(["config", "check", str(path)]) != 0
+    assert "no route applies" in capsys.readouterr().err
+    path.write_text(path.read_text() + '[[routes]]\ntransport = "b"\n')
+    assert main(["config", "check", str(path)]) == 0
 
 
 def test_mixpanel_delivered_sees_accepted_reports_and_survives_observer_errors() -> None:
