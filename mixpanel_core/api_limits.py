@@ -30,9 +30,11 @@ MAX_STRING_LENGTH = 255
 EARLIEST_IMPORT_TIME = 31_536_000
 """1971-01-01T00:00:00Z: ``/import`` refuses anything older."""
 MAX_FUTURE_SECONDS = 3600
-"""Events more than an hour ahead are refused."""
+"""``/import`` refuses events more than an hour ahead; ``/track`` gives them their arrival
+time (``mixpanel_limits`` refuses both, as a time so far off is a mistake)."""
 TRACK_WINDOW_SECONDS = 5 * 86400
-"""``/track`` takes only events of the last five days (older ones go to ``/import``)."""
+"""``/track`` keeps only events of the last five days, and drops older ones silently with a
+success answer (``mixpanel_limits`` refuses them: they go to ``/import``)."""
 MILLISECONDS_THRESHOLD = 10_000_000_000
 """A ``time`` above this is in milliseconds: as seconds it would be after the year 2286, and
 any acceptable time (1971 or later) in milliseconds is above 3e10."""

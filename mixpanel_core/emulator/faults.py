@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import orjson
 
+from mixpanel_core.emulator.payload import too_large_body
+
 # What Mixpanel says with each status; others fall back to the standard reason phrase.
 _ERROR_TEXT = {
     429: "Project exceeded rate limits. Please retry the request with exponential backoff.",
@@ -22,8 +24,11 @@ _ERROR_TEXT = {
 }
 
 
-def fault_body(status: int) -> bytes:
-    """A Mixpanel-like JSON error body for an injected ``status``."""
+def fault_body(status: int, *, max_body_bytes: int) -> bytes:
+    """A Mixpanel-like JSON error body for an injected ``status``; a 413 says what the
+    emulator's own does, naming its ``max_body_bytes``."""
+    if status == 413:
+        return too_large_body(max_body_bytes)
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from mixpanel_core.emulator.auth import check_import_auth
 from mixpanel_core.emulator.batch_text import holds_flat_events, holds_short_strings
 from mixpanel_core.emulator.config import EmulatorConfig
 from mixpanel_core.emulator.payload import (
+    TOO_LARGE,
     Payload,
     PayloadError,
     gunzip,
@@ -27,6 +28,7 @@ from mixpanel_core.emulator.validation import (
     EventRules,
     Problem,
     is_merge,
+    settle_time,
     validate_event,
     validate_merge,
     validate_profile,
@@ -83,14 +85,32 @@ class _Checked:
     encoded: bytes | None = None
     # Whether the accepted events may hold strings to truncate when read (see RecordStore.add).
     truncate_on_read: bool = False
+    # /track: valid events dropped for being older than five days, and events given their
+    # arrival time for being dated more than an hour ahead (validation.settle_time).
+    dropped_old: int = 0
+    retimed: int = 0
+
+    def keep(self, record: dict[str, Any], rules: EventRules, now: float) -> bool:
+        """Settle a valid event's time; False if it is dropped, not kept."""
+        fate = settle_time(record, rules, now)
+        if fate == "dropped":
+            self.dropped_old += 1
+            return False
+        if fate == "retimed":
+            self.retimed += 1
+        self.accepted.append(record)
+        return True
 
 
 class IngestService:
     """Handles one ingestion request from start to answer; shared by every server thread."""
 
-    def __init__(self, config: EmulatorConfig, store: RecordStore) -> None:
+    def __init__(
+        self, config: EmulatorConfig, store: RecordStore, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._config = config
         self._store = store
+        self._clock = clock  # the arrival time, in seconds since the epoch
 
     def handle(self, request: IngestRequest) -> Reply:
         """Answer ``request``; accepted records are stored before the answer is returned."""
@@ -124,6 +144,8 @@ class IngestService:
             keys=checked.keys,
             encoded=checked.encoded,
             truncate_on_read=checked.truncate_on_read,
+            dropped_old=checked.dropped_old,
+            retimed=checked.retimed,
         )
         if endpoint == "import":
             return _import_reply(len(accepted), failures, params.get("strict") == "1", verbose)
@@ -166,13 +188,13 @@ class IngestService:
             and (not strings_now or holds_short_strings(text))
         )
         rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
-        now = time.time()
+        now = self._clock()
         tokens = self._config.token_set
         keys_from = usual_event_keys(rules, now=now, tokens=tokens, values_known_plain=plain)
         measure = body_size >= MAX_RECORD_BYTES
-        accepted: list[dict[str, Any]] = []
-        failures: list[_Failure] = []
         keys: list[str] = []
+        checked = _Checked(keys=keys)
+        accepted, failures = checked.accepted, checked.failures
         index, count = 0, len(records)
         while index < count:
             run = keys_from(records, index)
@@ -191,23 +213,28 @@ class IngestService:
             problems = _record_problems(record, endpoint, rules, now, tokens, measure)
             if problems:
                 failures.append(_Failure(index, record, problems))
-            else:
-                accepted.append(record)
+            elif checked.keep(record, rules, now):
                 key = dedupe_key(record)
                 if key is not None:
                     keys.append(key)
             index += 1
-        encoded = None
-        if plain and store.keeps_records and not failures and text is not None:
-            # Every record accepted: the request's text is their JSON already (any string the
-            # full checks cut, or that nothing looked at, is cut when read).
-            encoded = _as_array(text)
-        return _Checked(accepted, failures, keys, encoded, plain and not strings_now)
+        if (
+            plain
+            and store.keeps_records
+            and len(accepted) == count
+            and not checked.retimed
+            and text is not None
+        ):
+            # Every record accepted as sent: the request's text is their JSON already (any
+            # string the full checks cut, or that nothing looked at, is cut when read).
+            checked.encoded = _as_array(text)
+        checked.truncate_on_read = plain and not strings_now
+        return checked
 
     def _validate_each(self, endpoint: str, records: list[Any], body_size: int) -> _Checked:
         """Every record through the full checks (the store makes the dedupe keys)."""
         tokens = self._config.token_set
-        now = time.time()
+        now = self._clock()
         rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
         # A record can only reach 1 MB when the whole body does: skip re-encoding otherwise.
         measure = body_size >= MAX_RECORD_BYTES
@@ -216,13 +243,15 @@ class IngestService:
             problems = _record_problems(record, endpoint, rules, now, tokens, measure)
             if problems:
                 checked.failures.append(_Failure(index, record, problems))
+            elif endpoint in EVENT_ENDPOINTS:
+                checked.keep(record, rules, now)
             else:
                 checked.accepted.append(record)
         return checked
 
     def _request_error(self, endpoint: str, status: int, message: str, verbose: bool) -> Reply:
         if status == 413 or endpoint == "import":
-            phrase = "Payload Too Large" if status == 413 else "Bad Request"
+            phrase = TOO_LARGE if status == 413 else "Bad Request"
             return Reply(status, wire.dumps({"code": status, "error": message, "status": phrase}))
         return _status_body(status, message, verbose)
 

@@ -39,6 +39,9 @@ class Payload:
     text: bytes | None = None
 
 
+TOO_LARGE = "Payload Too Large"
+"""The ``status`` of Mixpanel's 413 answer."""
+
 # wire.loads reads a body that may hold an integer beyond 64 bits with the json module, which
 # runs out of stack, where orjson says "depth limit exceeded", on deeply nested arrays.
 _TOO_DEEP = "body is not valid JSON: arrays or objects nested too deep to read"
@@ -47,6 +50,11 @@ _TOO_DEEP = "body is not valid JSON: arrays or objects nested too deep to read"
 def too_large_message(limit: int) -> str:
     """Mixpanel's 413 wording."""
     return f"request exceeds max limit of {limit} bytes"
+
+
+def too_large_body(limit: int) -> bytes:
+    """Mixpanel's whole 413 answer, for a body over ``limit`` bytes (or an injected 413)."""
+    return wire.dumps({"code": 413, "error": too_large_message(limit), "status": TOO_LARGE})
 
 
 def gunzip(body: bytes, limit: int) -> bytes:

@@ -21,7 +21,7 @@ from mixpanel_core.emulator.admin import AdminRoutes
 from mixpanel_core.emulator.config import ENDPOINTS, EmulatorConfig
 from mixpanel_core.emulator.faults import FaultPlan, Verdict, fault_body
 from mixpanel_core.emulator.ingest import IngestRequest, IngestService, Reply
-from mixpanel_core.emulator.payload import too_large_message
+from mixpanel_core.emulator.payload import too_large_body
 from mixpanel_core.emulator.request_body import (
     BodyTooLargeError,
     IncompleteBodyError,
@@ -243,10 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._apply_fault(endpoint, verdict, close=not drained)
             return
         if body is None:
-            message = too_large_message(limit)
-            reply = Reply(
-                413, orjson.dumps({"code": 413, "error": message, "status": "Payload Too Large"})
-            )
+            reply = Reply(413, too_large_body(limit))
             server.store.count_request(endpoint, "413")
             self._send(reply, close=not drained)
             return
@@ -274,7 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
         extra: tuple[tuple[str, str], ...] = ()
         if verdict.retry_after is not None:
             extra = (("Retry-After", _delay_seconds(verdict.retry_after)),)
-        self._send(Reply(verdict.status, fault_body(verdict.status)), close=close, extra=extra)
+        body = fault_body(verdict.status, max_body_bytes=self.server.config.max_body_bytes)
+        self._send(Reply(verdict.status, body), close=close, extra=extra)
 
     def _send(
         self, reply: Reply, close: bool = False, extra: tuple[tuple[str, str], ...] = ()

@@ -126,6 +126,8 @@ class RecordStore:
         self._requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._accepted: Counter[str] = Counter({name: 0 for name in ENDPOINTS})
         self._rejected: Counter[str] = Counter({name: 0 for name in ENDPOINTS})
+        self._dropped_old: Counter[str] = Counter({name: 0 for name in ENDPOINTS})
+        self._retimed: Counter[str] = Counter({name: 0 for name in ENDPOINTS})
         self._unique = 0
         self._duplicates = 0
         self._connections = 0
@@ -149,8 +151,12 @@ class RecordStore:
         keys: list[str] | None = None,
         encoded: bytes | None = None,
         truncate_on_read: bool = False,
+        dropped_old: int = 0,
+        retimed: int = 0,
     ) -> None:
-        """Keep the accepted ``records`` of one request and count its ``rejected`` ones.
+        """Keep the accepted ``records`` of one request and count its ``rejected`` ones, its
+        ``dropped_old`` (valid /track events older than five days, dropped silently) and its
+        ``retimed`` (accepted /track events dated ahead, given their arrival time).
 
         The caller may pass what it already has: ``keys``, the ``dedupe_key`` of each event
         of ``records`` that has one, in order; ``encoded``, the JSON array of exactly
@@ -182,6 +188,8 @@ class RecordStore:
                 _append_whole(self._file, lines)
             self._accepted[endpoint] += len(records)
             self._rejected[endpoint] += rejected
+            self._dropped_old[endpoint] += dropped_old
+            self._retimed[endpoint] += retimed
             seen = self._seen
             known = len(seen)
             seen.update(keys)
@@ -244,6 +252,8 @@ class RecordStore:
                 "requests": {name: dict(counts) for name, counts in self._requests.items()},
                 "accepted": dict(self._accepted),
                 "rejected": dict(self._rejected),
+                "dropped_old": dict(self._dropped_old),
+                "retimed": dict(self._retimed),
                 "unique_events": self._unique,
                 "duplicate_events": self._duplicates,
                 "connections": self._connections,

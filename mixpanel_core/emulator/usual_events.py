@@ -44,7 +44,10 @@ def usual_event_keys(
     list and no string is too long (``batch_text`` reads that off the request), so values are
     not looked at; the ``distinct_id`` length is checked regardless, as the key is made of it.
     """
-    earliest = EARLIEST_IMPORT_TIME if rules.window_seconds is None else now - rules.window_seconds
+    # On /track an event outside these bounds is valid but dropped or retimed (settle_time):
+    # not usual either way, so the full checks and settle_time take it.
+    drop_older_than = rules.drop_older_than
+    earliest = EARLIEST_IMPORT_TIME if drop_older_than is None else now - drop_older_than
     latest = now + MAX_FUTURE_SECONDS
     check_token = rules.check_token
     require_distinct_id = rules.require_distinct_id

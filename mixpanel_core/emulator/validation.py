@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 from mixpanel_core.api_limits import (
     EARLIEST_IMPORT_TIME,
@@ -27,6 +28,8 @@ from mixpanel_core.api_limits import (
 )
 
 MAX_COLLECTION_ITEMS = MAX_PROPERTIES
+# An integer beyond this, either way, may be beyond a float's range: then no time at all.
+_FLOAT_MAX = sys.float_info.max
 INSERT_ID_PATTERN = re.compile(rf"[A-Za-z0-9-]{{1,{MAX_INSERT_ID_LENGTH}}}")
 
 ENGAGE_OPERATIONS = frozenset(PROFILE_OPERATIONS)
@@ -47,7 +50,11 @@ class Problem:
 class EventRules:
     """How strict an endpoint is with events; built once per endpoint."""
 
-    window_seconds: float | None  # how far back events may be dated; None: back to 1971
+    # /track: an otherwise valid event older than this many seconds is dropped silently (no
+    # failure, the answer as without it) and one more than an hour ahead takes its arrival
+    # time, as Mixpanel documents for /track. None (/import): a time before 1971-01-01 or more
+    # than an hour ahead is a problem.
+    drop_older_than: float | None
     require_time: bool
     require_distinct_id: bool  # also rejects placeholder distinct_ids
     require_insert_id: bool
@@ -56,7 +63,7 @@ class EventRules:
 
 
 TRACK_RULES = EventRules(
-    window_seconds=TRACK_WINDOW_SECONDS,
+    drop_older_than=TRACK_WINDOW_SECONDS,
     require_time=False,
     require_distinct_id=False,
     require_insert_id=False,
@@ -64,13 +71,16 @@ TRACK_RULES = EventRules(
     merge_rules=False,
 )
 IMPORT_RULES = EventRules(
-    window_seconds=None,
+    drop_older_than=None,
     require_time=True,
     require_distinct_id=True,
     require_insert_id=True,
     check_token=False,
     merge_rules=True,
 )
+
+TimeFate = Literal["kept", "dropped", "retimed"]
+"""What ``settle_time`` did with a valid event: kept as sent, dropped, or given a new time."""
 
 
 def time_in_seconds(value: object) -> float | None:
@@ -106,15 +116,16 @@ def validate_event(
     # The common valid cases are tested inline first: this runs for every record of a benchmark.
     raw_time = props.get("time")
     if type(raw_time) is float or type(raw_time) is int:
-        try:
-            seconds = raw_time / 1000.0 if raw_time > MILLISECONDS_THRESHOLD else raw_time
-        except OverflowError:
-            seconds = math.inf  # an integer beyond a float's range: _check_time refuses it
-        earliest = (
-            EARLIEST_IMPORT_TIME if rules.window_seconds is None else now - rules.window_seconds
-        )
-        if not earliest <= seconds <= now + MAX_FUTURE_SECONDS:
-            _check_time(raw_time, rules, now, problems)
+        if rules.drop_older_than is None:
+            # Only /import refuses a time for its value; /track settles it (settle_time).
+            try:
+                seconds = raw_time / 1000.0 if raw_time > MILLISECONDS_THRESHOLD else raw_time
+            except OverflowError:
+                seconds = math.inf  # an integer beyond a float's range: _check_time refuses it
+            if not EARLIEST_IMPORT_TIME <= seconds <= now + MAX_FUTURE_SECONDS:
+                _check_time(raw_time, rules, now, problems)
+        elif not -_FLOAT_MAX <= raw_time <= _FLOAT_MAX:
+            _check_time(raw_time, rules, now, problems)  # refuses an integer beyond a float's range
     else:
         _check_time(raw_time, rules, now, problems)
     distinct_id = props.get("distinct_id")
@@ -155,20 +166,36 @@ def _check_time(value: object, rules: EventRules, now: float, problems: list[Pro
                 "'properties.time' is invalid: must be seconds or milliseconds since the epoch",
             )
         )
-    elif rules.window_seconds is not None and seconds < now - rules.window_seconds:
-        problems.append(
-            Problem(
-                "properties.time",
-                "'properties.time' is more than 5 days old: /track only accepts recent events,"
-                " send older ones to /import",
-            )
-        )
+    elif rules.drop_older_than is not None:
+        return  # /track: settle_time drops an old event and retimes one from the future
     elif seconds < EARLIEST_IMPORT_TIME:
         problems.append(Problem("properties.time", "'properties.time' is before 1971-01-01"))
     elif seconds > now + MAX_FUTURE_SECONDS:
         problems.append(
             Problem("properties.time", "'properties.time' is more than 1 hour in the future")
         )
+
+
+def settle_time(event: dict[str, Any], rules: EventRules, now: float) -> TimeFate:
+    """What /track does with the time of an event ``validate_event`` found valid.
+
+    Mixpanel's /track drops an event older than five days without a word (the request is
+    answered as if it were not there) and overwrites a time more than an hour ahead with the
+    arrival time, ``now``; /import refuses both instead (``validate_event``), so under its
+    rules every event is kept as sent.
+    """
+    if rules.drop_older_than is None:
+        return "kept"
+    props = event["properties"]
+    seconds = time_in_seconds(props.get("time"))
+    if seconds is None:
+        return "kept"  # no time: Mixpanel stamps the arrival time (see store.dedupe_key)
+    if seconds < now - rules.drop_older_than:
+        return "dropped"
+    if seconds > now + MAX_FUTURE_SECONDS:
+        props["time"] = now
+        return "retimed"
+    return "kept"
 
 
 def _check_distinct_id(value: object, rules: EventRules, problems: list[Problem]) -> None:
@@ -244,6 +271,14 @@ def validate_profile(record: object, endpoint: str, *, tokens: frozenset[str]) -
     found = 0
     for key, value in record.items():
         if key not in operations:
+            if key in ENGAGE_OPERATIONS:  # $add or $append sent to /groups
+                problems.append(
+                    Problem(
+                        key,
+                        f"'{key}' is an operation on user profiles (/engage) only; /groups takes "
+                        + ", ".join(GROUP_OPERATIONS),
+                    )
+                )
             continue
         found += 1
         if key in _MAP_OPERATIONS:

@@ -51,7 +51,7 @@ def halves(batch: list[EncodedPair], split: Split, deliver: DeliverHalf) -> list
 
     Looking for the records a ``status: 0`` refused, a second half is not narrowed down
     when every record of the first half (two or more) was refused: a batch Mixpanel
-    refuses whole (a wrong project token, events older than 5 days) would otherwise cost
+    refuses whole (a wrong project token, say) would otherwise cost
     a request per record and as many again. Its second half, if refused too, is rejected
     whole, so such a batch of n records costs about 2·log2(n) requests. One refused
     record among valid ones never leaves a half wholly refused: every valid record is
@@ -110,8 +110,7 @@ def split_or_reject_unnamed(
     elif not narrow:
         why = (
             "the records before them in the request were all refused too, so these were "
-            "not sent again one by one (a wrong project token or events older than 5 days "
-            "refuse every record)"
+            "not sent again one by one (a wrong project token refuses every record)"
         )
     if why is None:
         return Split(attempts, started, unnamed=answer)

@@ -332,7 +332,8 @@ def _serve(
     """Serve ``requests`` and return all that can be observed afterwards."""
     store = RecordStore(keep_records=keep_records)
     store.open_record_file(record_file)
-    service = IngestService(EmulatorConfig(keep_records=keep_records), store)
+    # One clock for both ways: a /track event from the future is given the arrival time.
+    service = IngestService(EmulatorConfig(keep_records=keep_records), store, clock=lambda: NOW)
     with monkeypatch.context() as patch:
         if not fast_path:
             # Declining every batch leaves each record to the full checks, its key to the
@@ -375,6 +376,8 @@ def test_requests_are_answered_and_stored_alike_with_or_without_the_fast_path(
     stats = full["stats"]
     assert stats["duplicate_events"] > 14
     assert stats["rejected"]["track"] >= 50
+    assert stats["dropped_old"]["track"] >= 3
+    assert stats["retimed"]["track"] >= 1
     assert any(b"failed_records" in body for _, _, body in full["replies"])
     assert any(b"1 MB or more" in body for _, _, body in full["replies"])
     kept = full["record_file"] if with_file else full["records"]

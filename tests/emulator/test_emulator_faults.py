@@ -54,6 +54,23 @@ def test_fail_next_answers_with_the_status_and_a_mixpanel_body_and_stores_nothin
     assert mixpanel_emulator.stats()["requests"]["track"] == {"429": 2, "200": 1}
 
 
+def test_an_injected_413_answers_the_body_of_the_emulators_own_413(make_event: MakeEvent) -> None:
+    # MIXPANEL_API.md's 413: "request exceeds max limit of N bytes"; it fell back to the HTTP
+    # reason phrase, a body Mixpanel does not send.
+    with Emulator(max_body_bytes=50_000) as emulator:
+        emulator.fail_next(1, 413)
+        injected = _track(emulator, make_event())
+        own = _track(emulator, make_event(pad="p" * 60_000))
+    assert injected.status_code == own.status_code == 413
+    expected = {
+        "code": 413,
+        "error": "request exceeds max limit of 50000 bytes",
+        "status": "Payload Too Large",
+    }
+    assert injected.json() == own.json() == expected
+    assert emulator.records() == []
+
+
 def test_fail_next_can_send_retry_after(
     mixpanel_emulator: Emulator, controls: EmulatorControls, make_event: MakeEvent
 ) -> None:

@@ -59,6 +59,8 @@ def test_stats_count_requests_by_endpoint_and_status_and_records_by_outcome(
         "requests": {"import": {"400": 1, "401": 1}, "track": {"200": 1}},
         "accepted": {"track": 1, "engage": 0, "groups": 0, "import": 1},
         "rejected": {"track": 0, "engage": 0, "groups": 0, "import": 1},
+        "dropped_old": {"track": 0, "engage": 0, "groups": 0, "import": 0},
+        "retimed": {"track": 0, "engage": 0, "groups": 0, "import": 0},
         "unique_events": 2,
         "duplicate_events": 0,
         # post_import's session, each bare requests.post, and this GET: one connection each.

@@ -38,13 +38,15 @@ TOKEN = "emulator-token"
 REVOKED_TOKEN = "revoked-token"
 """A project token the emulator does not know: ``/import`` authenticated by it gets a 401."""
 OLD = 1_700_000_000
-"""A ``time`` that ``/import`` takes and ``/track`` refuses (more than 5 days ago)."""
+"""A ``time`` that ``/import`` takes (``/track`` would drop it silently: more than 5 days ago)."""
+BAD_TIME = "not a time"
+"""A ``time`` that ``/track`` refuses with ``status: 0``: not seconds since the epoch."""
 ENDPOINTS = ["import", "track"]
 REASONS = {
     "import": "properties.distinct_id: 'properties.distinct_id' is a placeholder value Mixpanel "
     'rejects; use the real user id, or "" for events with no user',
     "track": "1 of 1 records failed validation: record 0: properties.time: 'properties.time' "
-    "is more than 5 days old: /track only accepts recent events, send older ones to /import",
+    "is invalid: must be seconds or milliseconds since the epoch",
 }
 """Mixpanel's (the emulator's) message for the rejected record, by endpoint."""
 
@@ -65,8 +67,8 @@ def _import(insert_id: str, distinct_id: str = "user-1", token: str = TOKEN) -> 
     return ImportEvent.from_record({"event": "Old purchase", "properties": properties})
 
 
-def _track(insert_id: str, at: int | None = None) -> Message:
-    """A ``/track`` event; ``at=OLD`` is one Mixpanel answers ``status: 0`` for."""
+def _track(insert_id: str, at: int | str | None = None) -> Message:
+    """A ``/track`` event; ``at=BAD_TIME`` is one Mixpanel answers ``status: 0`` for."""
     when = int(time.time()) if at is None else at
     properties = {"token": TOKEN, "distinct_id": "user-1", "time": when, "$insert_id": insert_id}
     return Event.from_record({"event": "Played", "properties": properties})
@@ -87,7 +89,7 @@ def _produce_with_a_rejected_record(rig: ForwardingRig, endpoint: str) -> None:
         bad = _import("bad-2", distinct_id="anonymous")
         good = [_import(f"good-{i}") for i in (0, 1, 3)]
     else:
-        bad = _track("bad-2", at=OLD)
+        bad = _track("bad-2", at=BAD_TIME)
         good = [_track(f"good-{i}") for i in (0, 1, 3)]
     _produce(rig, [good[0], good[1], bad, good[2]])
 

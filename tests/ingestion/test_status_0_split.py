@@ -4,8 +4,6 @@ again; profile updates are not resent, and their rejection says what Mixpanel ma
 
 from __future__ import annotations
 
-import time
-
 import attrs
 import pytest
 
@@ -19,8 +17,9 @@ from .conftest import FAST, TOKEN, event, profile, settings_for
 
 pytestmark = pytest.mark.integration
 
-TOO_OLD = time.time() - 10 * 86400
-"""A /track event time Mixpanel refuses: more than 5 days ago."""
+BAD_TIME = "yesterday"
+"""A /track event time Mixpanel refuses: not seconds or milliseconds since the epoch. (One
+older than 5 days would not do: Mixpanel drops it silently and answers success.)"""
 
 
 def test_status_0_for_several_track_events_rejects_only_the_refused_ones(
@@ -29,7 +28,7 @@ def test_status_0_for_several_track_events_rejects_only_the_refused_ones(
     """The halves are sent again until each refused event stands alone: it alone is REJECTED
     with Mixpanel's reason, the others ACCEPTED and counted once (by $insert_id)."""
     messages = [event(n=i) for i in range(40)]
-    messages[7] = event(time=TOO_OLD)
+    messages[7] = event(time=BAD_TIME)
     messages[31] = event(token="not-a-project-token")
 
     result = client.send_batch("track", messages)
@@ -84,7 +83,7 @@ def test_status_0_for_track_events_without_an_insert_id_is_not_resent(
             Alias.kind,
         )
     )
-    result = client.send_batch("track", [event(), alias, event(time=TOO_OLD)])
+    result = client.send_batch("track", [event(), alias, event(time=BAD_TIME)])
 
     assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 3
     assert "without an $insert_id would count them twice" in (result.reports[0].reason or "")
@@ -93,7 +92,7 @@ def test_status_0_for_track_events_without_an_insert_id_is_not_resent(
 
 def test_status_0_splits_only_while_the_retry_budget_lasts(mixpanel_emulator: Emulator) -> None:
     client = IngestionClient(settings_for(mixpanel_emulator), attrs.evolve(FAST, retry_budget=0))
-    messages: list[Event] = [event(), event(time=TOO_OLD), event()]
+    messages: list[Event] = [event(), event(time=BAD_TIME), event()]
 
     result = client.send_batch("track", messages)
 

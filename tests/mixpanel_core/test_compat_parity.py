@@ -24,7 +24,7 @@ from mixpanel_core.compat import DatetimeSerializer, Mixpanel, MixpanelException
 
 from ..subprocesses import run_python
 
-FIXED_TIME = round(time.time(), 3)  # recent: /track refuses events older than 5 days
+FIXED_TIME = round(time.time(), 3)  # recent: /track drops events older than 5 days
 
 
 class Recorder:
