@@ -68,6 +68,7 @@ class Mixpanel:
             else:
                 transports = {"default": TransportConfig("http")}
             pipeline = Pipeline.from_config(config, transports)
+            pipeline.check_routing()  # at once, rather than at every message
         self.pipeline = pipeline
         self._submit = pipeline.submit
 

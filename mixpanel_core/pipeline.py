@@ -109,10 +109,7 @@ class Pipeline:
             context = PluginContext(name, config.plugin_options.get(name, {}), config)
             plugins.append((name, instantiate(target, context)))
         plugins.extend(extra_plugins)
-        pipeline = cls(plugins, config.transports if transports is None else transports, config)
-        if not pipeline._routers and not pipeline._default_route:
-            pipeline._no_route()  # no plugin routes: every message would meet this error
-        return pipeline
+        return cls(plugins, config.transports if transports is None else transports, config)
 
     # -- the flow of one message ---------------------------------------------------------
 
@@ -350,6 +347,14 @@ class Pipeline:
         if type(self).report is not Pipeline.report:
             return self.report
         return self._observe if self.observed else ignore_report
+
+    def check_routing(self) -> None:
+        """Raise the ``ConfigError`` every message would meet: several transports, none
+        named ``default``, no routes and no plugin that routes. Called by what routes
+        messages (the client, ``config check``); not by what only sends through transports
+        by name (the forwarder, a ``multiprocessing_queue`` sender), whose file may be so."""
+        if not self._routers and not self._default_route:
+            self._no_route()
 
     def _no_route(self) -> tuple[str, ...]:
         raise ConfigError(

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.path)
     pipeline = Pipeline.from_config(config)
+    if config.forwarder is None:
+        # A forwarder's file needs no route: the forwarder sends through no router.
+        pipeline.check_routing()
     # Building transports checks their options; close at once so nothing keeps running.
     try:
         pipeline.build_all()
