@@ -46,7 +46,7 @@ import email.utils
 import enum
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -103,18 +103,6 @@ class Classification:
 
 
 PROXY_AUTH_REQUIRED = 407
-
-
-def redacted_answer(answer: Classification, redact: Callable[[str], str]) -> Classification:
-    """``answer`` with its texts (the reason and each record's failure) passed through
-    ``redact``: they quote the server, which may echo what it was sent."""
-    if getattr(redact, "knows_none", False):
-        return answer
-    failures = tuple(
-        attrs.evolve(failure, message=redact(failure.message)) for failure in answer.failures
-    )
-    reason = None if answer.reason is None else redact(answer.reason)
-    return attrs.evolve(answer, reason=reason, failures=failures)
 
 
 def classify_response(

@@ -29,7 +29,7 @@ from mixpanel_core.ingestion.auth import (
 )
 from mixpanel_core.ingestion.batching import records_limit, split_encoded
 from mixpanel_core.ingestion.call import Call, Deadline, Settled, Wait
-from mixpanel_core.ingestion.classify import Classification, Verdict, redacted_answer
+from mixpanel_core.ingestion.classify import Classification, Verdict
 from mixpanel_core.ingestion.encoding import (
     Encoded,
     EncodedPair,
@@ -92,9 +92,8 @@ class IngestionClient:
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
         self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
-        self._poster = Poster(self._http, self.urls, self._formats, self.options)
-        self._redactor = Redactor.of_settings(settings)
-        """For what an answer says (``_redacted``)."""
+        redactor = Redactor.of_settings(settings)
+        self._poster = Poster(self._http, self.urls, self._formats, self.options, redactor)
         self._outcomes = Outcomes(name)
         self._least_attempt = min(
             LEAST_ATTEMPT,
@@ -353,8 +352,6 @@ class IngestionClient:
                     return [out_of_budget(self._outcomes, endpoint, batch, answer, attempts)]
             attempts += 1
             answer = self._poster.post(endpoint, credentials, body, len(batch), call, budget=budget)
-            if answer.verdict is not Verdict.ACCEPTED:
-                answer = self._redacted(answer, credentials)
             if answer.maybe_received:
                 call.doubt(batch)  # whatever answers later, unless Mixpanel accepts them
             verdict = answer.verdict
@@ -404,15 +401,6 @@ class IngestionClient:
                 # call settled so far keeps its outcome, so nothing accepted is reported FAILED
                 # and sent again from the dead letters (a profile $add applied twice).
                 return [self._outcomes.failed(endpoint, batch, answer, attempts, CUT_SHORT)]
-
-    def _redacted(
-        self, answer: Classification, credentials: ImportCredentials | None
-    ) -> Classification:
-        """``answer`` holding none of the credentials its request was sent with: a proxy's or
-        firewall's page may echo the ``Authorization`` header, and what an answer says goes
-        into reports, errors, logs and dead letters."""
-        call_secret = None if credentials is None else credentials.call_secret
-        return redacted_answer(answer, self._redactor.with_call(call_secret))
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -9,6 +9,8 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 
+import attrs
+
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.call import Call
 from mixpanel_core.ingestion.classify import (
@@ -29,6 +31,7 @@ from mixpanel_core.ingestion.session_errors import (
     TlsError,
 )
 from mixpanel_core.messages import Endpoint
+from mixpanel_core.redactor import Redactor
 from mixpanel_core.settings import shown_url
 
 WATCH_INTERVAL = 0.05
@@ -48,11 +51,14 @@ class Poster:
         urls: Mapping[Endpoint, str],
         formats: Mapping[Endpoint, WireFormat],
         options: HttpOptions,
+        redactor: Redactor,
     ) -> None:
         self._http = http
         self._urls = urls
         self._formats = formats
         self._options = options
+        self._redactor = redactor
+        """Of the ``[mixpanel]`` credentials: for what an answer says (``_redacted``)."""
 
     def post(
         self,
@@ -80,6 +86,7 @@ class Poster:
                     params["project_id"] = credentials.project_id
         if params:  # after the query of a mixpanel.urls.NAME, if it has one
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
+        response: Response | None = None
         try:
             if call.movable:
                 response = self._post_watched(url, body, headers, call, budget)
@@ -87,20 +94,51 @@ class Poster:
                 timeout, total = self._timeout(call, budget)
                 response = self._http.post(url, body, headers, timeout, total)
         except _AbandonedError as exc:
-            return Classification(Verdict.FAILED, None, str(exc), maybe_received=True)
+            answer = Classification(Verdict.FAILED, None, str(exc), maybe_received=True)
         except ProxyAuthError as exc:
-            return proxy_refusal(str(exc))
+            answer = proxy_refusal(str(exc))
         except TlsError as exc:
             # A refused certificate does not fix itself between retries: fail now, say why.
             # (A handshake the peer cut short arrives as a NetworkError and is retried.)
             shown = shown_url(self._urls[endpoint])  # a query may hold a credential
-            return Classification(Verdict.FAILED, None, f"TLS failure talking to {shown}: {exc}")
+            answer = Classification(Verdict.FAILED, None, f"TLS failure talking to {shown}: {exc}")
         except NetworkError as exc:
-            return network_failure(str(exc), maybe_received=exc.maybe_received)
+            answer = network_failure(str(exc), maybe_received=exc.maybe_received)
         except RequestError as exc:
-            return Classification(Verdict.FAILED, None, str(exc))
+            answer = Classification(Verdict.FAILED, None, str(exc))
+        else:
+            answer = classify_response(
+                endpoint, response.status_code, response.content, response.headers, records
+            )
+        if answer.verdict is Verdict.ACCEPTED:
+            return answer
+        return self._redacted(answer, credentials, endpoint, response, records)
+
+    def _redacted(
+        self,
+        answer: Classification,
+        credentials: ImportCredentials | None,
+        endpoint: Endpoint,
+        response: Response | None,
+        records: int,
+    ) -> Classification:
+        """``answer`` holding none of the credentials the request was sent with: a proxy's or
+        firewall's page may echo its ``Authorization`` header, and what an answer says goes
+        into reports, errors, logs and dead letters. An answer is classified again from its
+        body and headers redacted whole: a reason quotes only the start of a page, and a
+        secret cut there would match nothing."""
+        redact = self._redactor.with_call(None if credentials is None else credentials.call_secret)
+        if redact.knows_none:
+            return answer
+        if response is None:  # what an exception said
+            return attrs.evolve(answer, reason=answer.reason and redact(answer.reason))
+        said = redact(response.content.decode("utf-8", "surrogateescape"))
         return classify_response(
-            endpoint, response.status_code, response.content, response.headers, records
+            endpoint,
+            response.status_code,
+            said.encode("utf-8", "surrogateescape"),
+            {name: redact(value) for name, value in response.headers.items()},
+            records,
         )
 
     def _post_watched(
