@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+import idna
+
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.messages import ENDPOINTS, Endpoint
 from mixpanel_core.settings import MixpanelSettings, shown_url
@@ -34,13 +36,18 @@ def is_host(host: str) -> bool:
         return True
     except ValueError:
         pass
-    try:
-        # IDNA gives an international name its ASCII form; it refuses an empty label.
-        ascii_name = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    labels = ascii_name.removesuffix(".").split(".")
-    return all(_LABEL.fullmatch(label) for label in labels)
+    return all(map(_is_label, host.removesuffix(".").split(".")))
+
+
+def _is_label(label: str) -> bool:
+    """An international label is taken in the ASCII form urllib3 will send it in, by the
+    same rules (IDNA 2008, strict): Python's own codec (IDNA 2003) took some it refuses."""
+    if not label.isascii():
+        try:
+            label = idna.encode(label.lower(), strict=True, std3_rules=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return False
+    return _LABEL.fullmatch(label) is not None
 
 
 def base_url(api_host: str) -> str:

@@ -102,6 +102,10 @@ def test_a_query_in_api_host_or_a_fragment_is_refused_when_the_file_is_loaded_wi
         ({"api_host": "-api.mixpanel.com"}, "mixpanel.api_host"),
         ({"api_host": "api<mixpanel.com"}, "mixpanel.api_host"),
         ({"urls": {"engage": "https://api%20eu.mixpanel.com/engage"}}, "mixpanel.urls.engage"),
+        # What Python's IDNA 2003 codec took and urllib3 (IDNA 2008) refuses (review R19).
+        ({"api_host": "api\uff0emixpanel\uff0ecom"}, "mixpanel.api_host"),
+        ({"api_host": "\u2603.net"}, "mixpanel.api_host"),
+        ({"api_host": "a\u00adb.example"}, "mixpanel.api_host"),
     ],
 )
 def test_a_host_that_is_no_host_name_is_refused_when_the_file_is_loaded(
