@@ -26,7 +26,7 @@ from mixpanel_core import (
     hookimpl,
 )
 from mixpanel_core.cli import main
-from mixpanel_core.config import config_from_mapping
+from mixpanel_core.config import config_from_mapping, load_config
 from mixpanel_core.testing import MemoryTransport
 from mixpanel_core.transport import TransportContext, ignore_report
 
@@ -193,6 +193,18 @@ def test_several_transports_with_no_route_at_all_are_refused_when_the_file_is_lo
     assert "no route applies" in capsys.readouterr().err
     path.write_text(path.read_text() + '[[routes]]\ntransport = "b"\n')
     assert main(["config", "check", str(path)]) == 0
+
+
+def test_a_forwarders_file_needs_no_route(tmp_path: Path) -> None:
+    """Review R19: the forwarder sends through no router, and refused to start with the
+    documented ``bus`` + ``direct`` file; ``config check`` takes such a file too."""
+    path = tmp_path / "mixpanel.toml"
+    path.write_text(
+        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
+        '[transports.b]\ntype = "console"\n[forwarder]\nsource = "a"\n'
+    )
+    assert main(["config", "check", str(path)]) == 0
+    assert Pipeline.from_config(load_config(path)).transport_names == ("a", "b")
 
 
 def test_mixpanel_delivered_sees_accepted_reports_and_survives_observer_errors() -> None:
