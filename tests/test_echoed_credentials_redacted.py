@@ -19,15 +19,21 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from mixpanel_core import Mixpanel, compat
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.errors import AuthenticationError
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.secrets import Secret
+from mixpanel_core.settings import MixpanelSettings
 from mixpanel_core.testing import ReportCollector
+
+from .ingestion.conftest import import_event
 
 CONFIGURED = "CFGSECRET-9d8e7f"
 TENANTS = ("TENANT-A-secret-111", "TENANT-B-secret-222", "TENANT-C-secret-333")
@@ -175,3 +181,78 @@ def test_a_buffering_consumers_batch_tells_no_call_the_secrets_of_the_others(
     if kind != "html":
         assert "<the api_secret given with the call" in text, text
     assert_told_none(text, *(report.reason or "" for report in collector.reports))
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next of ``answers``: (status, headers, body)."""
+
+    answers: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status, headers, body = self.answers.pop(0)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def scripted(answers: list[tuple[int, dict[str, str], bytes]]) -> Iterator[str]:
+    handler = type("Handler", (Scripted,), {"answers": answers})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def ingestion_client(url: str, secret: str) -> IngestionClient:
+    settings = MixpanelSettings(api_host=url, token="token", api_secret=Secret(secret))
+    options = HttpOptions(rate_limit_base=0.01, rate_limit_cap=0.02, retry_budget=10)
+    return IngestionClient(settings, options)
+
+
+@pytest.mark.integration
+def test_a_secret_json_escapes_hide_from_the_body_is_redacted_as_decoded() -> None:
+    """Review R20: a JSON writer that escapes ``/`` (PHP) hid the secret from the pass over the
+    raw body, and decoding the reason brought it back whole."""
+    secret = "s3cret/with+slash"
+    error = json.dumps({"status": 0, "error": f"refused {secret}"}).replace("/", "\\/")
+    for url in scripted([(401, {}, error.encode())]):
+        client = ingestion_client(url, secret)
+        with pytest.raises(AuthenticationError) as refused:
+            client.send_batch("import", [import_event()])
+        client.close()
+    assert_told_none_of(
+        secret, str(refused.value), *(r.reason or "" for r in refused.value.reports)
+    )
+
+
+@pytest.mark.integration
+def test_a_lower_case_retry_after_is_honoured_with_a_secret_configured() -> None:
+    """Review R20: the answer redacted again lost its headers' case-insensitivity, and a 429's
+    ``retry-after`` was not found whenever a credential was configured."""
+    rate_limited = json.dumps({"code": 429, "error": "Project exceeded rate limits"}).encode()
+    imported = json.dumps({"code": 200, "num_records_imported": 1, "status": "OK"}).encode()
+    answers = [(429, {"retry-after": "1"}, rate_limited), (200, {}, imported)]
+    for url in scripted(answers):
+        client = ingestion_client(url, "some-secret")
+        started = time.monotonic()
+        result = client.send_batch("import", [import_event()])
+        waited = time.monotonic() - started
+        client.close()
+    assert [r.status for r in result.reports] == [DeliveryStatus.ACCEPTED]
+    assert waited >= 0.9  # as told, not the 0.01 s of rate_limit_base
+
+
+def assert_told_none_of(secret: str, *texts: str) -> None:
+    every = "\n".join(texts)
+    assert "refused" in every, every
+    assert secret not in every, every

@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Mapping
 
 import attrs
+from urllib3 import HTTPHeaderDict
 
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.call import Call
@@ -124,21 +125,31 @@ class Poster:
     ) -> Classification:
         """``answer`` holding none of the credentials the request was sent with: a proxy's or
         firewall's page may echo its ``Authorization`` header, and what an answer says goes
-        into reports, errors, logs and dead letters. An answer is classified again from its
-        body and headers redacted whole: a reason quotes only the start of a page, and a
-        secret cut there would match nothing."""
+        into reports, errors, logs and dead letters.
+
+        An answer is classified again from its body and headers redacted whole, as a reason
+        quotes only the start of a page and a secret cut there would match nothing; then its
+        texts are redacted as decoded, as JSON may spell a secret in escapes the redactor does
+        not know (``\\/`` for ``/``) and decoding brings it back whole."""
         redact = self._redactor.with_call(None if credentials is None else credentials.call_secret)
         if redact.knows_none:
             return answer
-        if response is None:  # what an exception said
-            return attrs.evolve(answer, reason=answer.reason and redact(answer.reason))
-        said = redact(response.content.decode("utf-8", "surrogateescape"))
-        return classify_response(
-            endpoint,
-            response.status_code,
-            said.encode("utf-8", "surrogateescape"),
-            {name: redact(value) for name, value in response.headers.items()},
-            records,
+        if response is not None:
+            said = redact(response.content.decode("utf-8", "surrogateescape"))
+            headers = HTTPHeaderDict({k: redact(v) for k, v in response.headers.items()})
+            answer = classify_response(
+                endpoint,
+                response.status_code,
+                said.encode("utf-8", "surrogateescape"),
+                headers,  # looked up in any case, as the answer's own are
+                records,
+            )
+        failures = tuple(
+            attrs.evolve(f, message=redact(f.message), field=f.field and redact(f.field))
+            for f in answer.failures
+        )
+        return attrs.evolve(
+            answer, reason=answer.reason and redact(answer.reason), failures=failures
         )
 
     def _post_watched(
