@@ -35,6 +35,10 @@ time (``mixpanel_limits`` refuses both, as a time so far off is a mistake)."""
 TRACK_WINDOW_SECONDS = 5 * 86400
 """``/track`` keeps only events of the last five days, and drops older ones silently with a
 success answer (``mixpanel_limits`` refuses them: they go to ``/import``)."""
+TRACK_SEND_MARGIN = 3600
+"""How long before ``/track`` would drop it ``mixpanel_limits`` refuses an event: checked once,
+it may wait that long before it is sent (a linger, a retry budget, a queue, a forwarder's
+lag), and Mixpanel's clock may be ahead of ours."""
 MILLISECONDS_THRESHOLD = 10_000_000_000
 """A ``time`` above this is in milliseconds: as seconds it would be after the year 2286, and
 any acceptable time (1971 or later) in milliseconds is above 3e10."""

@@ -23,6 +23,7 @@ from mixpanel_core.api_limits import (
     MILLISECONDS_THRESHOLD,
     PLACEHOLDER_DISTINCT_IDS,
     PROFILE_OPERATIONS,
+    TRACK_SEND_MARGIN,
     TRACK_WINDOW_SECONDS,
 )
 from mixpanel_core.errors import NotJSONError, Problem
@@ -129,6 +130,10 @@ def _properties_problems(props: FrozenDict, field: str, out: list[Problem]) -> N
             _shape_problems(value, f"{field}.{key}", 1, out)
 
 
+_TRACK_OLDEST = TRACK_WINDOW_SECONDS - TRACK_SEND_MARGIN
+"""The age past which a ``/track`` event is refused (see ``TRACK_SEND_MARGIN``)."""
+
+
 def _time_problem(value: Any, field: str, endpoint: str, now: float) -> Problem | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return Problem(field, "must be a number of seconds (or milliseconds) since the epoch")
@@ -139,8 +144,12 @@ def _time_problem(value: Any, field: str, endpoint: str, now: float) -> Problem 
         return Problem(field, "is more than 1 hour in the future")
     if endpoint == "import" and value < EARLIEST_IMPORT_TIME * scale:
         return Problem(field, "is before 1971-01-01, the earliest time /import accepts")
-    if endpoint == "track" and value < (now - TRACK_WINDOW_SECONDS) * scale:
-        return Problem(field, "is older than 5 days, which /track refuses; use import_data")
+    if endpoint == "track" and value < (now - _TRACK_OLDEST) * scale:
+        return Problem(
+            field,
+            "is older than 5 days less an hour (the time it may wait to be sent): /track drops "
+            "events older than 5 days without a word; use import_data",
+        )
     return None
 
 
@@ -185,7 +194,7 @@ class MixpanelLimits:
                     or distinct_id.strip().lower() not in PLACEHOLDER_IDS
                 )
                 and (type(event_time) is float or type(event_time) is int)
-                and now - TRACK_WINDOW_SECONDS < event_time < now + MAX_FUTURE_SECONDS
+                and now - _TRACK_OLDEST < event_time < now + MAX_FUTURE_SECONDS
                 and type(insert_id) is str
                 and len(insert_id) <= 36
                 # bytes.isalnum: ASCII letters and digits only, several times faster than

@@ -3,10 +3,12 @@ the records a ``status: 0`` refused without naming them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 import attrs
 
+from mixpanel_core.api_limits import MAX_FUTURE_SECONDS, MILLISECONDS_THRESHOLD
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.ingestion.call import Call
 from mixpanel_core.ingestion.classify import Classification, Verdict
@@ -98,10 +100,11 @@ def split_or_reject_unnamed(
         why = "resending would apply operations such as $add twice"
     elif not all(_has_insert_id(endpoint, item) for item in batch):
         why = "resending events without an $insert_id would count them twice"
-    elif not all(_has_time(endpoint, item) for item in batch):
+    elif not all(_keeps_its_time(endpoint, item) for item in batch):
         why = (
-            "resending events without a time would count them twice (Mixpanel gives each "
-            "copy the time it arrives, and the time is part of what it deduplicates on)"
+            "resending events without a time, or dated more than an hour ahead, would count "
+            "them twice (Mixpanel gives each copy the time it arrives, and the time is part of "
+            "what it deduplicates on)"
         )
     elif call.budget_left(started) <= 0:
         # Past the deadline instead, the halves are reported FAILED, not sent: they are
@@ -152,9 +155,9 @@ def out_of_budget(
 
 
 # Mixpanel counts an event sent again once only when it has the same name, distinct_id, time
-# and $insert_id: one without an $insert_id, or without a time (stamped on arrival, so each
-# copy has its own), is counted again. Read only after a ``status: 0``, so rebuilding a
-# message costs little.
+# and $insert_id: one without an $insert_id, or without a time or dated more than an hour
+# ahead (stamped on arrival, so each copy has its own), is counted again. Read only after a
+# ``status: 0``, so rebuilding a message costs little.
 
 
 def _has_insert_id(endpoint: Endpoint, item: EncodedPair) -> bool:
@@ -162,7 +165,15 @@ def _has_insert_id(endpoint: Endpoint, item: EncodedPair) -> bool:
     return message is not None and message.insert_id is not None
 
 
-def _has_time(endpoint: Endpoint, item: EncodedPair) -> bool:
+def _keeps_its_time(endpoint: Endpoint, item: EncodedPair) -> bool:
+    """Whether Mixpanel keeps the event's own ``time``: it stamps one more than an hour ahead
+    with its arrival time too. (A time that is no number is refused, so never counted.)"""
     message = message_in(endpoint, item)
     properties = None if message is None else message.record.get("properties")
-    return isinstance(properties, Mapping) and properties.get("time") is not None
+    value = properties.get("time") if isinstance(properties, Mapping) else None
+    if value is None:
+        return False
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    seconds = value / 1000 if value > MILLISECONDS_THRESHOLD else value
+    return seconds <= time.time() + MAX_FUTURE_SECONDS

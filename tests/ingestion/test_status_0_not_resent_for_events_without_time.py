@@ -9,6 +9,8 @@ always sets ``time``; events built by hand (the drop-in ``Consumer``, ``send_rec
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
@@ -36,7 +38,7 @@ def test_events_without_a_time_are_rejected_together_and_not_resent(
 
     assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 4
     reason = result.reports[0].reason or ""
-    assert "without a time would count them twice" in reason
+    assert "without a time, or dated more than an hour ahead, would count them twice" in reason
     assert "may have applied the valid ones" in reason
     stats = mixpanel_emulator.client.stats()
     assert stats["requests"]["track"] == {"200": 1}, "not resent"
@@ -52,3 +54,19 @@ def test_one_event_without_a_time_keeps_the_whole_request_from_being_resent(
 
     assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 3
     assert mixpanel_emulator.client.stats()["requests"]["track"] == {"200": 1}
+
+
+def test_an_event_dated_more_than_an_hour_ahead_keeps_its_request_from_being_resent(
+    mixpanel_emulator: Emulator, client: IngestionClient
+) -> None:
+    """Review R20: Mixpanel gives such an event its arrival time, as one without a time, and
+    its copies were counted as many events (the emulator does so since 21c9796)."""
+    ahead = event(time=time.time() + 2 * 3600)
+    batch = [event(), ahead, event(token="not-a-project-token")]
+
+    result = client.send_batch("track", batch)
+
+    assert [r.status for r in result.reports] == [DeliveryStatus.REJECTED] * 3
+    stats = mixpanel_emulator.client.stats()
+    assert stats["requests"]["track"] == {"200": 1}, "not resent"
+    assert stats["unique_events"] == 2
