@@ -89,6 +89,8 @@ class _Checked:
     # arrival time for being dated more than an hour ahead (validation.settle_time).
     dropped_old: int = 0
     retimed: int = 0
+    # The fast path met a record its presumption did not hold for (see _validate_events).
+    gave_up: bool = False
 
     def keep(self, record: dict[str, Any], rules: EventRules, now: float) -> bool:
         """Settle a valid event's time; False if it is dropped, not kept."""
@@ -164,18 +166,24 @@ class IngestService:
         return payload, len(body)
 
     def _validate(self, endpoint: str, payload: Payload, body_size: int) -> _Checked:
+        retimed = 0
         if endpoint in EVENT_ENDPOINTS:
             checked = self._validate_events(endpoint, payload, body_size)
-            if checked is not None:
+            if not checked.gave_up:
                 return checked
-        return self._validate_each(endpoint, payload.records, body_size)
+            # The events it gave their arrival time were retimed in place: the full checks
+            # find them current, and count them no more.
+            retimed = checked.retimed
+        checked = self._validate_each(endpoint, payload.records, body_size)
+        checked.retimed += retimed
+        return checked
 
-    def _validate_events(self, endpoint: str, payload: Payload, body_size: int) -> _Checked | None:
+    def _validate_events(self, endpoint: str, payload: Payload, body_size: int) -> _Checked:
         """Runs of usual events take the fast path (``usual_events``), the others the full checks.
 
-        None when the batch's text vouched for its values on a presumption (every record an
-        object with object properties) that a record breaks: then every record needs the full
-        checks.
+        ``gave_up`` when the batch's text vouched for its values on a presumption (every
+        record an object with object properties) that a record breaks: then every record
+        needs the full checks.
         """
         records, text, store = payload.records, payload.text, self._store
         # Strings must be known short now only for the record file, written as records come:
@@ -209,7 +217,8 @@ class IngestService:
             # Not a usual valid event (or 1 MB or more): the full checks decide.
             record = records[index]
             if plain and not _event_shaped(record):
-                return None
+                checked.gave_up = True
+                return checked
             problems = _record_problems(record, endpoint, rules, now, tokens, measure)
             if problems:
                 failures.append(_Failure(index, record, problems))

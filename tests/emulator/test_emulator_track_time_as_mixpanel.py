@@ -119,6 +119,27 @@ def test_an_event_more_than_an_hour_ahead_is_kept_with_its_arrival_time(
     assert (stats["retimed"]["track"], stats["accepted"]["track"]) == (1, 2)
 
 
+def test_an_event_retimed_before_a_record_that_is_no_event_is_counted_once(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    """Review R20: the fast path retimed it in place, then gave the batch to the full checks
+    for the record after it, which found it current: ``retimed`` said 0. (Two braces a record
+    in the text: the fast path presumes every record an event with object properties.)"""
+    future = make_event(time=time.time() + 2 * 3600, nested={"a": 1})
+    other = {"event": "E", "properties": "x"}
+    # A JSON body: its text is read for the fast path's presumption, which the other breaks.
+    answer = requests.post(
+        mixpanel_emulator.base_url + "/track?verbose=1",
+        data=json.dumps([future, other]),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert answer.json()["status"] == 0, answer.text
+    stats = mixpanel_emulator.stats()
+    assert (stats["retimed"]["track"], stats["accepted"]["track"]) == (1, 1)
+
+
 def test_an_event_less_than_an_hour_ahead_keeps_its_time(
     mixpanel_emulator: Emulator, make_event: MakeEvent
 ) -> None:
