@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mixpanel_core.config import load_config
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
@@ -30,9 +31,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.path)
     pipeline = Pipeline.from_config(config)
-    if config.forwarder is None:
-        # A forwarder's file needs no route: the forwarder sends through no router.
+    try:
         pipeline.check_routing()
+    except ConfigError as exc:
+        if config.forwarder is None:
+            raise
+        # A forwarder's file needs no route (the forwarder sends through no router), but an
+        # application sharing it would be refused: said, not an error.
+        print(f"{args.path}: note: for an application using this file: {exc}", file=sys.stderr)
     # Building transports checks their options; close at once so nothing keeps running.
     try:
         pipeline.build_all()

@@ -308,6 +308,7 @@ class ConfirmedDelivery(Generic[Item]):
         self.pipeline = Pipeline.from_config(
             config, transports, extra_plugins=[("mixpanel-core-command", self.collector)]
         )
+        self.pipeline.check_routing()  # before the first record, not at each
         self._chunk: _Chunk[Item] = _Chunk()
         self._dry_run = dry_run
 

@@ -228,6 +228,7 @@ def worker_client(
     context = TransportContext(name, config.mixpanel, report, resolve, config)
     producer = ProducerTransport(channel, context)
     pipeline = Pipeline.from_config(config, {**config.transports, name: producer})
+    pipeline.check_routing()  # it routes the worker's messages, as the client's does
     if channel.options.fallback is not None:
         pipeline.hands_to(name, channel.options.fallback)
     reporters.append(pipeline.reporter)

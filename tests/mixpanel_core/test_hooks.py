@@ -195,16 +195,37 @@ def test_several_transports_with_no_route_at_all_are_refused_when_the_file_is_lo
     assert main(["config", "check", str(path)]) == 0
 
 
-def test_a_forwarders_file_needs_no_route(tmp_path: Path) -> None:
+def test_a_forwarders_file_needs_no_route(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Review R19: the forwarder sends through no router, and refused to start with the
-    documented ``bus`` + ``direct`` file; ``config check`` takes such a file too."""
+    documented ``bus`` + ``direct`` file; ``config check`` takes such a file too, saying that
+    an application sharing it would be refused (review R20)."""
     path = tmp_path / "mixpanel.toml"
     path.write_text(
         '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
         '[transports.b]\ntype = "console"\n[forwarder]\nsource = "a"\n'
     )
     assert main(["config", "check", str(path)]) == 0
+    assert "note: for an application using this file: routes:" in capsys.readouterr().err
     assert Pipeline.from_config(load_config(path)).transport_names == ("a", "b")
+
+
+def test_the_send_command_refuses_a_file_that_routes_nothing_before_it_sends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R20: it printed "sent 1 records" and then failed at the first record."""
+    path = tmp_path / "mixpanel.toml"
+    path.write_text(
+        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
+        '[transports.b]\ntype = "console"\n'
+    )
+    records = tmp_path / "events.ndjson"
+    records.write_text('{"event": "e", "properties": {"distinct_id": "u", "token": "t"}}\n')
+    assert main(["send", str(records), "--config", str(path)]) != 0
+    said = capsys.readouterr()
+    assert "no route applies" in said.err
+    assert "sent 1" not in said.out + said.err
 
 
 def test_mixpanel_delivered_sees_accepted_reports_and_survives_observer_errors() -> None:
