@@ -13,6 +13,7 @@ the table (a path, a host, a size) are no secret and are left, to keep the text 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import traceback
@@ -164,18 +165,30 @@ def _basic(username: str, password: str) -> str:
 
 
 def _spellings(value: str) -> set[str]:
-    """``value`` as an exception's text may hold it: as it is, escaped as ``repr`` and JSON
-    write it (``int()`` quotes its argument with ``repr``: a backslash or quote in it is
-    doubled), and percent-encoded as it goes into a URL (``@ / + =``, common in generated
-    secrets)."""
-    return {
+    """``value`` as an exception's text or a server's answer may hold it: as it is, escaped
+    as ``repr`` writes it (``int()`` quotes its argument with ``repr``: a backslash or quote
+    in it is doubled), as JSON writers do (Python's, PHP's ``\\/``, Go's ``\\u0026``),
+    as HTML does (``&amp;``), and percent-encoded as it goes into a URL (``@ / + =``,
+    common in generated secrets)."""
+    json_ascii = json.dumps(value)[1:-1]
+    json_utf8 = json.dumps(value, ensure_ascii=False)[1:-1]
+    spelled = {
         value,
         repr(value)[1:-1],
-        json.dumps(value)[1:-1],
         quote(value, safe=""),
         quote_plus(value, safe=""),
         quote(value),  # the default: "/" kept
+        html.escape(value),
+        html.escape(value, quote=False),
     }
+    for text in (json_ascii, json_utf8):
+        spelled.update((text, text.replace("/", "\\/"), _go_escaped(text)))
+    return spelled
+
+
+def _go_escaped(json_text: str) -> str:
+    """JSON as Go's encoder writes it: ``&``, ``<`` and ``>`` as ``\\u`` escapes."""
+    return json_text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _credentials_in(value: object, path: str, found: dict[str, str], credential: bool) -> None:

@@ -11,6 +11,7 @@ ingestion client, which knows each request's credentials, now redacts what an an
 from __future__ import annotations
 
 import base64
+import html
 import http.server
 import json
 import logging
@@ -256,3 +257,35 @@ def assert_told_none_of(secret: str, *texts: str) -> None:
     every = "\n".join(texts)
     assert "refused" in every, every
     assert secret not in every, every
+
+
+ODD_SECRET = "Q7wE9rT2yU/i8pZ&xCv6<Bn4Mk>a\u00e93sD5fG"
+"""A secret with what JSON writers and HTML escape: ``/ & < >`` and a non-ASCII letter."""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "page",
+    [
+        json.dumps({"message": f"refused {ODD_SECRET}"}).replace("/", "\\/"),  # PHP
+        json.dumps({"message": f"refused {ODD_SECRET}"}, ensure_ascii=False)
+        .replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e"),  # Go
+        f"<html><body>refused {html.escape(ODD_SECRET)}</body></html>",
+    ],
+    ids=["php-json", "go-json", "html"],
+)
+def test_a_secret_a_page_escapes_is_redacted_in_the_text_quoted(page: str) -> None:
+    """Review R21: a page that is not Mixpanel's JSON is quoted as it is, escapes and all,
+    and the redactor knew no escaped spelling of a secret but Python's JSON."""
+    for url in scripted([(401, {}, page.encode())]):
+        client = ingestion_client(url, ODD_SECRET)
+        with pytest.raises(AuthenticationError) as refused:
+            client.send_batch("import", [import_event()])
+        client.close()
+    [report] = refused.value.reports
+    assert "<mixpanel.api_secret>" in (report.reason or ""), report.reason
+    for text in (str(refused.value), report.reason or ""):
+        for start in range(len(ODD_SECRET) - 9):
+            assert ODD_SECRET[start : start + 10] not in html.unescape(text), text
