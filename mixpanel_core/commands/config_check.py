@@ -38,7 +38,11 @@ def run(args: argparse.Namespace) -> int:
             raise
         # A forwarder's file needs no route (the forwarder sends through no router), but an
         # application sharing it would be refused: said, not an error.
-        print(f"{args.path}: note: for an application using this file: {exc}", file=sys.stderr)
+        print(
+            f"{args.path}: note: for an application using this file (and send or "
+            f"replay-dead-letters without --transport): {exc}",
+            file=sys.stderr,
+        )
     # Building transports checks their options; close at once so nothing keeps running.
     try:
         pipeline.build_all()

@@ -308,7 +308,10 @@ class ConfirmedDelivery(Generic[Item]):
         self.pipeline = Pipeline.from_config(
             config, transports, extra_plugins=[("mixpanel-core-command", self.collector)]
         )
-        self.pipeline.check_routing()  # before the first record, not at each
+        try:
+            self.pipeline.check_routing()  # before the first record, not at each
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; or give the command --transport NAME") from None
         self._chunk: _Chunk[Item] = _Chunk()
         self._dry_run = dry_run
 

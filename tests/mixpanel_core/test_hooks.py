@@ -207,7 +207,7 @@ def test_a_forwarders_file_needs_no_route(
         '[transports.b]\ntype = "console"\n[forwarder]\nsource = "a"\n'
     )
     assert main(["config", "check", str(path)]) == 0
-    assert "note: for an application using this file: routes:" in capsys.readouterr().err
+    assert "note: for an application using this file (and send" in capsys.readouterr().err
     assert Pipeline.from_config(load_config(path)).transport_names == ("a", "b")
 
 
@@ -225,6 +225,7 @@ def test_the_send_command_refuses_a_file_that_routes_nothing_before_it_sends(
     assert main(["send", str(records), "--config", str(path)]) != 0
     said = capsys.readouterr()
     assert "no route applies" in said.err
+    assert "or give the command --transport NAME" in said.err
     assert "sent 1" not in said.out + said.err
 
 
