@@ -62,11 +62,15 @@ def test_consumer_send_returns_none_as_the_official_does(mixpanel_emulator: Emul
     assert len(mixpanel_emulator.client.records("track")) == 2
 
 
+# One time for both clients' events: read for each, a second could pass between them.
+FIXED_NOW = float(int(time.time())) + 0.25
+
+
 def _failed_flush_message(
     emulator: Emulator, consumer: BufferedConsumer | mixpanel.BufferedConsumer
 ) -> object:
     client = mixpanel.Mixpanel(TOKEN, consumer=consumer)
-    client._now = lambda: float(int(time.time())) + 0.25
+    client._now = lambda: FIXED_NOW
     client._make_insert_id = lambda: "0123456789abcdef0123456789abcdef"
     client.track("user-1", "Upload", {"city": "Zoë", "tiny": 1e-7, "when": 1.5e16})
     client.track("user-2", "Upload", {"big": 2**70})
