@@ -178,15 +178,21 @@ def test_mixpanel_route_without_any_answer_and_no_default_is_a_clear_error() -> 
         client.track("user-1", "E")
 
 
+def two_transports(tmp_path: Path, more: str = "") -> Path:
+    """A file of two transports, neither named ``default``, with no route, and ``more``."""
+    path = tmp_path / "mixpanel.toml"
+    path.write_text(
+        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
+        '[transports.b]\ntype = "console"\n' + more
+    )
+    return path
+
+
 def test_several_transports_with_no_route_at_all_are_refused_when_the_file_is_loaded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Review S1: ``config check`` said "ok" for it, and then every message was refused."""
-    path = tmp_path / "mixpanel.toml"
-    path.write_text(
-        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
-        '[transports.b]\ntype = "console"\n'
-    )
+    path = two_transports(tmp_path)
     with pytest.raises(ConfigError, match=r"^routes: several transports are configured and no"):
         Mixpanel.from_config(path)
     assert main(["config", "check", str(path)]) != 0
@@ -201,11 +207,7 @@ def test_a_forwarders_file_needs_no_route(
     """Review R19: the forwarder sends through no router, and refused to start with the
     documented ``bus`` + ``direct`` file; ``config check`` takes such a file too, saying that
     an application sharing it would be refused (review R20)."""
-    path = tmp_path / "mixpanel.toml"
-    path.write_text(
-        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
-        '[transports.b]\ntype = "console"\n[forwarder]\nsource = "a"\n'
-    )
+    path = two_transports(tmp_path, '[forwarder]\nsource = "a"\n')
     assert main(["config", "check", str(path)]) == 0
     assert "note: for an application using this file (and send" in capsys.readouterr().err
     assert Pipeline.from_config(load_config(path)).transport_names == ("a", "b")
@@ -215,11 +217,7 @@ def test_the_send_command_refuses_a_file_that_routes_nothing_before_it_sends(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Review R20: it printed "sent 1 records" and then failed at the first record."""
-    path = tmp_path / "mixpanel.toml"
-    path.write_text(
-        '[mixpanel]\ntoken = "t"\n[transports.a]\ntype = "console"\n'
-        '[transports.b]\ntype = "console"\n'
-    )
+    path = two_transports(tmp_path)
     records = tmp_path / "events.ndjson"
     records.write_text('{"event": "e", "properties": {"distinct_id": "u", "token": "t"}}\n')
     assert main(["send", str(records), "--config", str(path)]) != 0
