@@ -351,8 +351,10 @@ class Pipeline:
     def check_routing(self) -> None:
         """Raise the ``ConfigError`` every message would meet: several transports, none
         named ``default``, no routes and no plugin that routes. Called by what routes
-        messages (the client, ``config check``); not by what only sends through transports
-        by name (the forwarder, a ``multiprocessing_queue`` sender), whose file may be so."""
+        messages (the client, a ``multiprocessing_queue`` worker's client, ``config check``,
+        ``send`` and ``replay-dead-letters`` without ``--transport``); not by what only sends
+        through transports by name (the forwarder, a ``multiprocessing_queue`` sender), whose
+        file may be so."""
         if not self._routers and not self._default_route:
             self._no_route()
 
