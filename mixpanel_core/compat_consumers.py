@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 import attrs
 
+from mixpanel_core.api_limits import MAX_RECORDS_PER_REQUEST
 from mixpanel_core.compat import MixpanelException, ServiceAccountCredentials
 from mixpanel_core.compat_arguments import (
     OFFICIAL_TO_CORE,
@@ -138,8 +139,9 @@ class BufferedConsumer:
     """Holds up to ``max_size`` records per endpoint and sends them as one request.
 
     The official class caps ``max_size`` at 50; here it may be up to Mixpanel's own limit
-    (2,000; 200 for groups). ``flush()`` sends everything held. ``_max_size`` reads the batch
-    size, as on the official class.
+    (2,000; 200 for groups), and a larger one is that limit. ``flush()`` sends everything held.
+    ``_max_size`` reads the batch size, capped, as on the official class (``/groups`` batches
+    are capped at 200 besides).
     """
 
     def __init__(
@@ -168,7 +170,9 @@ class BufferedConsumer:
             verify_cert,
             credentials,
         )
-        buffers = self._held = Buffers(consumer, max(1, max_size))
+        # As the official class caps it at its own limit (50), and shows the cap in _max_size.
+        batch_size = min(max(1, max_size), MAX_RECORDS_PER_REQUEST)
+        buffers = self._held = Buffers(consumer, batch_size)
         _orphans.start()
         # The official class loses its buffer at exit; this one sends it, within a bound. The
         # hook holds the buffers, not the consumer: a consumer freed holding records leaves

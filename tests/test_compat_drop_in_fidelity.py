@@ -218,6 +218,8 @@ def test_buffered_consumer_max_size_is_its_batch_size() -> None:
     assert BufferedConsumer()._max_size == 50 == mixpanel.BufferedConsumer()._max_size
     assert BufferedConsumer(max_size=10)._max_size == 10
     assert BufferedConsumer(max_size=500)._max_size == 500  # beyond the official cap of 50
+    # Capped at Mixpanel's limit, as the official class caps it at 50 (review M1).
+    assert BufferedConsumer(max_size=2500)._max_size == 2000
 
 
 @pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
