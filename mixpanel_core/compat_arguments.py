@@ -8,15 +8,18 @@ consumer is built; a bad endpoint or record with ``MixpanelException``, when it 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
 from mixpanel_core import wire
 from mixpanel_core.compat import MixpanelException
-from mixpanel_core.errors import ValidationError
+from mixpanel_core.errors import ConfigError, ValidationError
+from mixpanel_core.ingestion.endpoints import INSECURE_HTTP_SWITCH
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
 from mixpanel_core.schema import MAX_SECONDS
 from mixpanel_core.secrets import Secret
@@ -37,6 +40,44 @@ def core_endpoint(endpoint: str) -> Endpoint:
             f'No such endpoint "{endpoint}". Valid endpoints are one of {OFFICIAL_TO_CORE.keys()}'
         )
     return OFFICIAL_TO_CORE[endpoint]
+
+
+_URL_ARGUMENTS = {
+    "track": "events_url",
+    "engage": "people_url",
+    "import": "import_url",
+    "groups": "groups_url",
+}
+# The settings' keys, bare (attrs' validators) and in the file's form (the URL checks).
+_ARGUMENT_OF_KEY = {
+    "api_host": "api_host",
+    "mixpanel.api_host": "api_host",
+    **{f"urls.{core}": argument for core, argument in _URL_ARGUMENTS.items()},
+    **{f"mixpanel.urls.{core}": argument for core, argument in _URL_ARGUMENTS.items()},
+}
+_IN_ARGUMENTS_WORDS = (
+    (
+        INSECURE_HTTP_SWITCH,
+        "use the native client with mixpanel.allow_insecure_http = true if this network is "
+        "trusted (these consumers have no such switch)",
+    ),
+    ("mixpanel.urls.NAME", "events_url, people_url, import_url or groups_url"),
+)
+
+
+@contextlib.contextmanager
+def named_as_arguments() -> Iterator[None]:
+    """Re-raise a refusal of a setting the consumer made of its arguments (``api_host``, the
+    endpoint URLs) naming the argument, as given to the official constructor."""
+    try:
+        yield
+    except (ConfigError, TypeError, ValueError) as error:
+        key, colon, rule = str(error).partition(": ")
+        if not colon or key not in _ARGUMENT_OF_KEY:
+            raise
+        for native, official in _IN_ARGUMENTS_WORDS:
+            rule = rule.replace(native, official)
+        raise type(error)(f"{_ARGUMENT_OF_KEY[key]}: {rule}") from None
 
 
 def connect_and_read_timeouts(request_timeout: object) -> tuple[float, float]:

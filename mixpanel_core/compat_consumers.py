@@ -35,6 +35,7 @@ from mixpanel_core.compat_arguments import (
     checked_retry_limit,
     connect_and_read_timeouts,
     core_endpoint,
+    named_as_arguments,
     official_messages,
     tls_settings,
 )
@@ -44,7 +45,7 @@ from mixpanel_core.compat_buffers import Buffers, flush_at_exit, hand_over
 from mixpanel_core.compat_buffers import orphan_thread as _orphans
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
-from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient
+from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient, endpoint_urls
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
@@ -76,11 +77,13 @@ class Consumer:
             "import": import_url,
             "groups": groups_url,
         }
-        settings = MixpanelSettings(
-            api_host=api_host,
-            urls={k: v for k, v in urls.items() if v},
-            **tls_settings(verify_cert),
-        )
+        with named_as_arguments():
+            settings = MixpanelSettings(
+                api_host=api_host,
+                urls={k: v for k, v in urls.items() if v},
+                **tls_settings(verify_cert),
+            )
+            endpoint_urls(settings)  # checked here, to name the argument if refused
         if credentials is not None:
             settings = ServiceAccountCredentials.adopt(credentials).settings(settings)
         options = HttpOptions()

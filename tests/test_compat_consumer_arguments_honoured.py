@@ -23,6 +23,7 @@ import trustme
 from mixpanel_core.compat import MixpanelException
 from mixpanel_core.compat_consumers import BufferedConsumer, Consumer
 from mixpanel_core.emulator import Emulator
+from mixpanel_core.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +181,33 @@ def test_retry_limit_counts_as_urllib3_counts_it(
 def test_api_host_none_is_refused_naming_it() -> None:
     with pytest.raises(TypeError, match=r"^api_host: must be a string, not NoneType"):
         Consumer(api_host=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "expected"),
+    [
+        ({"events_url": 123}, TypeError, r"^events_url: must be a string, not int$"),
+        ({"people_url": "ftp://x/engage"}, ConfigError, r"^people_url: 'ftp://x/engage' is not"),
+        ({"groups_url": "https://x:99999/groups"}, ConfigError, r"^groups_url: .* invalid port"),
+        ({"import_url": "https://u:p@x/import"}, ValueError, r"^import_url: credentials in the"),
+        ({"api_host": "bad host!"}, ConfigError, r"^api_host: 'bad host!' has an invalid host"),
+        ({"api_host": "x.example?k=v"}, ConfigError, r"^api_host: .* as events_url, people_url"),
+        (
+            {"events_url": "http://203.0.113.9/track"},
+            ConfigError,
+            r"^events_url: .* unencrypted; use https, or use the native client with "
+            r"mixpanel\.allow_insecure_http = true .* \(these consumers have no such switch\)$",
+        ),
+    ],
+)
+def test_a_url_refused_names_the_argument_not_the_setting(
+    arguments: dict[str, Any], error: type[Exception], expected: str
+) -> None:
+    """Review M1's follow-up: the refusals named the settings the arguments become
+    (``mixpanel.urls.track``, ``mixpanel.api_host``) and a switch these classes do not have."""
+    for consumer in (Consumer, BufferedConsumer):
+        with pytest.raises(error, match=expected):
+            consumer(**arguments)
 
 
 def test_retry_backoff_factor_sets_the_wait_before_a_retry(mixpanel_emulator: Emulator) -> None:

@@ -14,6 +14,9 @@ from mixpanel_core.messages import ENDPOINTS, Endpoint
 from mixpanel_core.settings import MixpanelSettings, shown_url
 
 _LOOPBACK_NAMES = ("localhost",)
+INSECURE_HTTP_SWITCH = "set mixpanel.allow_insecure_http = true if this network is trusted"
+"""How a refusal of plain http off loopback ends: the drop-in consumers, which have no such
+switch, say instead how to get one."""
 MAX_PORT = 65535
 # A DNS label as resolvers take it; ``_`` too, as container and cluster names have it.
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
@@ -93,8 +96,8 @@ def check_url(url: str, allow_insecure_http: bool, key: str, written: str | None
         )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ConfigError(
-            f"{key}: {shown} would send credentials and data unencrypted; use https, or set "
-            "mixpanel.allow_insecure_http = true if this network is trusted"
+            f"{key}: {shown} would send credentials and data unencrypted; use https, or "
+            f"{INSECURE_HTTP_SWITCH}"
         )
     return url
 
