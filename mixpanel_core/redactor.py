@@ -19,7 +19,7 @@ import re
 import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 import attrs
 
@@ -31,6 +31,14 @@ if TYPE_CHECKING:
 
 CALL_SECRET = "the api_secret given with the call"
 """What a call's own API secret (``import_data(..., api_secret=...)``) is replaced by."""
+
+WITHHELD = "<withheld: it spells a credential of the request>"
+"""What replaces a text of an answer that still spells a credential once redacted: in an
+escape the redactor does not know, or cut or mangled (``Redactor.guarded``)."""
+
+_WINDOW = 10
+"""A credential shows in a text if any run of this many of its characters does (the whole of a
+shorter one): a page cut, or decoded with one letter lost, still gives most of it away."""
 
 CREDENTIAL_KEY = re.compile(r"pass|pwd|secret|token|key|salt|auth|cred|private|pin|signature")
 """A table key whose value is taken for a credential (``password``, ``api_key``,
@@ -75,10 +83,17 @@ class Redactor:
                 paths.setdefault(spelling, where)
         self._found = dict(found)
         self._paths = paths
-        # One pass, the longest first: a value that holds another is replaced whole, and a key
-        # path put in is not searched again.
+        self._labels = {f"<{where}>" for where in found.values()}
+        # One pass, the longest first: a value that holds another is replaced whole. A label
+        # already in the text (one redacted before) is matched first and kept as it is, so
+        # that a short secret inside it ("secret" in <mixpanel.api_secret>) is not replaced.
+        labels = [re.escape(label) for label in sorted(self._labels, key=len, reverse=True)]
         pieces = [re.escape(value) for value in sorted(paths, key=len, reverse=True)]
-        self._pattern = re.compile("|".join(pieces)) if pieces else None
+        self._pattern = re.compile("|".join(labels + pieces)) if pieces else None
+        self._label_pattern = re.compile("|".join(labels)) if labels else None
+        windows = {w for value in found if value for w in _windows(value)}
+        ordered = sorted(windows, key=len, reverse=True)
+        self._window_pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     @classmethod
     def of_settings(cls, settings: MixpanelSettings) -> Redactor:
@@ -106,7 +121,35 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
-        return self._pattern.sub(lambda match: f"<{self._paths[match.group(0)]}>", text)
+        return self._pattern.sub(self._label, text)
+
+    def _label(self, match: re.Match[str]) -> str:
+        found = match.group(0)
+        return found if found in self._labels else f"<{self._paths[found]}>"
+
+    def spells_one(self, text: str | bytes) -> bool:
+        """Whether ``text`` (redacted, or raw bytes of any encoding) gives away a credential
+        in a way ``__call__`` does not replace: in an escape of a writer it does not know
+        (HTML's numeric entities, upper-case ``\\u00E9``, lower-case ``%2f``), or in part
+        (``_WINDOW`` characters of it). What an answer says is decoded every way a server may
+        have written it, twice over, and looked through."""
+        if self._window_pattern is None:
+            return False
+        if isinstance(text, bytes):
+            # Latin-1 too: a page in it keeps a non-ASCII secret's letters, which UTF-8
+            # would make replacement characters.
+            texts = [text.decode("utf-8", "replace"), text.decode("latin-1")]
+        else:
+            texts = [text]
+        if self._label_pattern is not None:
+            texts = [self._label_pattern.sub(" ", each) for each in texts]
+        pattern = self._window_pattern
+        return any(pattern.search(form) for each in texts for form in _decoded_forms(each))
+
+    def guarded(self, text: str) -> str:
+        """``text`` redacted, or ``WITHHELD`` whole if it still spells a credential."""
+        redacted = self(text)
+        return WITHHELD if self.spells_one(redacted) else redacted
 
 
 class Redactors:
@@ -184,6 +227,64 @@ def _spellings(value: str) -> set[str]:
     for text in (json_ascii, json_utf8):
         spelled.update((text, text.replace("/", "\\/"), _go_escaped(text)))
     return spelled
+
+
+def _windows(value: str) -> set[str]:
+    """The runs of ``_WINDOW`` characters of ``value`` (``value`` itself if shorter)."""
+    if len(value) <= _WINDOW:
+        return {value}
+    return {value[i : i + _WINDOW] for i in range(len(value) - _WINDOW + 1)}
+
+
+_JSON_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|[\\/\"bfnrt'])")
+_JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescaped(text: str) -> str:
+    """``text`` with JSON's and JavaScript's escapes undone, in either case of hex (``\\/``,
+    ``\\u00E9``, ``\\'``); a surrogate pair's halves stay two characters, as no secret
+    is matched across one."""
+
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code[0] == "u":
+            return chr(int(code[1:], 16))
+        return _JSON_SIMPLE.get(code, code)
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+
+
+def _base64_decoded(text: str) -> str:
+    """What each run of base64 in ``text`` decodes to (a page may echo a whole header so)."""
+    decoded = []
+    for run in _BASE64_RUN.findall(text):
+        try:
+            data = base64.b64decode(run + "=" * (-len(run) % 4))
+        except ValueError:
+            continue
+        decoded.append(data.decode("utf-8", "replace"))
+    return " ".join(decoded)
+
+
+_DECODERS: tuple[Callable[[str], str], ...] = (
+    _base64_decoded,
+    html.unescape,
+    unquote,
+    unquote_plus,
+    _json_unescaped,
+)
+
+
+def _decoded_forms(text: str) -> set[str]:
+    """``text`` and what it reads as once or twice decoded by each of ``_DECODERS`` (a page
+    may HTML-escape JSON it quotes, or quote a percent-encoded URL in JSON)."""
+    forms = {text}
+    for _ in range(2):
+        forms |= {decode(form) for form in forms for decode in _DECODERS}
+    return forms
 
 
 def _go_escaped(json_text: str) -> str:

@@ -15,9 +15,11 @@ import html
 import http.server
 import json
 import logging
+import re
 import threading
 import time
 import traceback
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -289,3 +291,134 @@ def test_a_secret_a_page_escapes_is_redacted_in_the_text_quoted(page: str) -> No
     for text in (str(refused.value), report.reason or ""):
         for start in range(len(ODD_SECRET) - 9):
             assert ODD_SECRET[start : start + 10] not in html.unescape(text), text
+
+
+def _unicode_upper(text: str) -> str:
+    """JSON as .NET's and PHP's hex flags write it: upper-case ``\\u`` escapes."""
+    return re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), text)
+
+
+def _lower_escapes(text: str) -> str:
+    """Percent-encoding as .NET's ``HttpUtility.UrlEncode`` writes it: ``%2f``."""
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+def _entities(text: str, style: str) -> str:
+    """Every character but letters and digits as a numeric HTML entity, as OWASP's encoder
+    (``hex``) or Go's html/template and Jinja2 (``decimal``, for ``+ ' "``) write them."""
+    if style == "hex":
+        return "".join(c if c.isalnum() else f"&#x{ord(c):X};" for c in text)
+    return "".join(f"&#{ord(c)};" if c in "+'\"" else html.escape(c, quote=False) for c in text)
+
+
+def _decoded(text: str) -> list[str]:
+    """What a reader may decode ``text`` into: the test's own decoders, not the product's."""
+    forms = [text, html.unescape(text), urllib.parse.unquote(text)]
+    forms.append(re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), text))
+    forms.append(forms[-1].replace("\\/", "/"))
+    forms += [
+        base64.b64decode(run + "==").decode("latin-1") for run in re.findall(r"[\w+/]{24,}", text)
+    ]
+    return forms
+
+
+def assert_no_part_of(secret: str, *texts: str) -> None:
+    """No 10 characters in a row of ``secret`` or its Basic value, in any decoding."""
+    for form in (f for text in texts for f in _decoded(text)):
+        for spelling in (secret, base64.b64encode(f"{secret}:".encode()).decode()):
+            for start in range(len(spelling) - 9):
+                assert spelling[start : start + 10] not in form, form
+
+
+SYMFONY_SECRET = "k9+Zq/2W&x<7>T'p\"e\u00e9Lm3R"
+"""A generated secret with what every writer below escapes: ``+ / & < > ' "`` and ``é``."""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("page", "charset"),
+    [
+        # Symfony's and Laravel's JsonResponse: PHP's \/ with the JSON_HEX_* escapes.
+        (
+            _unicode_upper(
+                json.dumps({"message": SYMFONY_SECRET})
+                .replace("/", "\\/")
+                .replace("&", "\\u0026")
+                .replace("<", "\\u003c")
+                .replace(">", "\\u003e")
+                .replace("'", "\\u0027")
+                .replace('\\"', "\\u0022")
+            ),
+            "utf-8",
+        ),
+        # .NET's System.Text.Json: + as \u002B, upper-case hex.
+        (_unicode_upper(json.dumps({"message": SYMFONY_SECRET})).replace("+", "\\u002B"), "utf-8"),
+        (f"<html>{_entities(SYMFONY_SECRET, 'hex')}</html>", "utf-8"),
+        (f"<html>{_entities(SYMFONY_SECRET, 'decimal')}</html>", "utf-8"),
+        (f"denied: /{_lower_escapes(urllib.parse.quote(SYMFONY_SECRET, safe=''))}", "utf-8"),
+        (f"<html>refused {SYMFONY_SECRET}</html>", "latin-1"),
+        (
+            base64.b64encode(
+                f"Basic {base64.b64encode(f'{SYMFONY_SECRET}:'.encode()).decode()}".encode()
+            ).decode(),
+            "utf-8",
+        ),
+    ],
+    ids=[
+        "symfony-json",
+        "dotnet-json",
+        "html-hex",
+        "html-decimal",
+        "percent-lower",
+        "latin-1",
+        "base64-header",
+    ],
+)
+def test_a_secret_in_a_spelling_the_redactor_does_not_know_is_withheld(
+    page: str, charset: str
+) -> None:
+    """Review R22: a list of spellings always misses one (Symfony's JSON, .NET's, numeric HTML
+    entities, lower-case percent escapes, a page in Latin-1 that leaves all of a secret but
+    one letter). A text that still gives one away, decoded, is withheld whole."""
+    for url in scripted([(401, {}, page.encode(charset, "replace"))]):
+        client = ingestion_client(url, SYMFONY_SECRET)
+        with pytest.raises(AuthenticationError) as refused:
+            client.send_batch("import", [import_event()])
+        client.close()
+    [report] = refused.value.reports
+    assert_no_part_of(SYMFONY_SECRET, str(refused.value), report.reason or "")
+    assert "Mixpanel refused the api secret for /import (HTTP 401)" in str(refused.value)
+
+
+@pytest.mark.integration
+def test_a_secret_as_short_as_a_letter_changes_no_outcome_and_no_label() -> None:
+    """Review R22: the body was redacted before it was classified, so a secret such as ``e``
+    broke Mixpanel's JSON and a strict 400 naming one record of two rejected both; and a
+    reason redacted twice put a secret found inside a label into it (``<mixpanel.api_<...>>``)."""
+    failed = {"index": 1, "insert_id": "b", "field": "properties.time", "message": "too old"}
+    strict = {
+        "code": 400,
+        "error": "some data points in the request failed validation",
+        "num_records_imported": 1,
+        "failed_records": [failed],
+        "status": "Bad Request",
+    }
+    refused = {"error": "Invalid API secret", "status": 0}
+    answers = [(400, {}, json.dumps(strict).encode()), (401, {}, json.dumps(refused).encode())]
+    for url in scripted(answers):
+        client = ingestion_client(url, "e")
+        result = client.send_batch(
+            "import", [import_event(**{"$insert_id": "a"}), import_event(**{"$insert_id": "b"})]
+        )
+        assert [r.status for r in result.reports] == [
+            DeliveryStatus.ACCEPTED,
+            DeliveryStatus.REJECTED,
+        ]
+        client.close()
+    for url in scripted([(401, {}, json.dumps(refused).encode())]):
+        client = ingestion_client(url, "secret")
+        with pytest.raises(AuthenticationError) as error:
+            client.send_batch("import", [import_event()])
+        client.close()
+    [report] = error.value.reports
+    assert report.reason == "Invalid API <mixpanel.api_secret>"

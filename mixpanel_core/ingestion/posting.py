@@ -32,7 +32,7 @@ from mixpanel_core.ingestion.session_errors import (
     TlsError,
 )
 from mixpanel_core.messages import Endpoint
-from mixpanel_core.redactor import Redactor
+from mixpanel_core.redactor import WITHHELD, Redactor
 from mixpanel_core.settings import shown_url
 
 WATCH_INTERVAL = 0.05
@@ -127,29 +127,35 @@ class Poster:
         firewall's page may echo its ``Authorization`` header, and what an answer says goes
         into reports, errors, logs and dead letters.
 
-        An answer is classified again from its body and headers redacted whole, as a reason
-        quotes only the start of a page and a secret cut there would match nothing; then its
-        texts are redacted as decoded, as JSON may spell a secret in escapes the redactor does
-        not know (``\\/`` for ``/``) and decoding brings it back whole."""
+        The texts are those of the answer classified again from its body and headers
+        redacted whole, as a reason quotes only the start of a page and a secret cut there
+        would match nothing. A body or header that still spells a credential (an escape the
+        redactor does not know, a page in Latin-1) is withheld whole, and so is each text
+        that does once redacted (``Redactor.guarded``). What the answer means (its verdict,
+        the records it names) is always the first classification's: replacing a secret as
+        short as ``e`` breaks Mixpanel's JSON."""
         redact = self._redactor.with_call(None if credentials is None else credentials.call_secret)
         if redact.knows_none:
             return answer
         if response is not None:
-            said = redact(response.content.decode("utf-8", "surrogateescape"))
-            headers = HTTPHeaderDict({k: redact(v) for k, v in response.headers.items()})
-            answer = classify_response(
+            headers = HTTPHeaderDict({k: redact.guarded(v) for k, v in response.headers.items()})
+            texts = classify_response(
                 endpoint,
                 response.status_code,
-                said.encode("utf-8", "surrogateescape"),
+                _redacted_body(redact, response.content),
                 headers,  # looked up in any case, as the answer's own are
                 records,
             )
+            if _meaning(texts) == _meaning(answer):
+                answer = texts
         failures = tuple(
-            attrs.evolve(f, message=redact(f.message), field=f.field and redact(f.field))
+            attrs.evolve(
+                f, message=redact.guarded(f.message), field=f.field and redact.guarded(f.field)
+            )
             for f in answer.failures
         )
         return attrs.evolve(
-            answer, reason=answer.reason and redact(answer.reason), failures=failures
+            answer, reason=answer.reason and redact.guarded(answer.reason), failures=failures
         )
 
     def _post_watched(
@@ -216,3 +222,28 @@ class Poster:
             left = max(0.01, left)
             connect, read, total = min(connect, left), min(read, left), min(total, left)
         return (connect, read), total
+
+
+_EXAMINED_BYTES = 4096
+"""How much of a body ``_redacted_body`` looks through for a credential it cannot replace:
+twice what a reason quotes of a page (2,000 bytes), so a secret across that cut is seen."""
+
+
+def _redacted_body(redact: Redactor, body: bytes) -> bytes:
+    """``body`` with the credentials it spells replaced, or withheld whole if what a reason
+    may quote of it still gives one away."""
+    said = redact(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    if redact.spells_one(said[:_EXAMINED_BYTES]):
+        return WITHHELD.encode()
+    return said
+
+
+def _meaning(answer: Classification) -> tuple[object, ...]:
+    """What an answer says of the records, its texts aside."""
+    return (
+        answer.verdict,
+        answer.http_status,
+        answer.retry_after,
+        answer.maybe_received,
+        tuple((f.index, f.insert_id) for f in answer.failures),
+    )
