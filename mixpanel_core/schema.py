@@ -20,7 +20,7 @@ import functools
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -133,8 +133,8 @@ def type_name(hint: Any) -> str:
         return " | ".join(repr(a) for a in args)
     if origin in (types.UnionType, typing.Union):
         return " | ".join(type_name(a) for a in args if a is not type(None))
-    if origin is tuple:
-        return f"list of {type_name(args[0])}"
+    if _is_list_hint(hint):
+        return f"list of {type_name(_item_hint(hint))}"
     if hint is Secret:
         return "string (secret)"
     if origin in (dict, Mapping) or hint is FrozenDict:
@@ -239,10 +239,12 @@ def convert(hint: Any, value: object, path: str) -> Any:
             # string"): what is wrong is inside it, and its error names the item and its rule.
             raise shaped[0]
         raise ConfigError(f"{path}: must be {_expected(hint)}, not {toml_type(value)}")
-    if origin is tuple:
+    if _is_list_hint(hint):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{path}: must be a list, not {toml_type(value)}")
-        return tuple(convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
+        items = [convert(_item_hint(hint), item, f"{path}[{i}]") for i, item in enumerate(value)]
+        # ``list[X]`` is what its class asked for; every other list form is frozen.
+        return items if (origin or hint) is list else tuple(items)
     if origin in (dict, Mapping) or hint is FrozenDict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: must be a table, not {toml_type(value)}")
@@ -256,6 +258,21 @@ def convert(hint: Any, value: object, path: str) -> Any:
     if attrs.has(hint) and hint is not Secret:
         return read(hint, value, path)
     return _scalar(hint, value, path)
+
+
+_LIST_ORIGINS = (tuple, list, Sequence)
+
+
+def _is_list_hint(hint: Any) -> bool:
+    """Whether ``hint`` takes a TOML list: ``tuple[X, ...]`` (as the built-in options do),
+    ``list[X]`` or ``Sequence[X]``, or bare ``tuple`` or ``list`` (of any values)."""
+    return (typing.get_origin(hint) or hint) in _LIST_ORIGINS
+
+
+def _item_hint(hint: Any) -> Any:
+    """What each item of a list ``hint`` takes (``Any`` for a bare ``list``)."""
+    args = typing.get_args(hint)
+    return args[0] if args else Any
 
 
 def _scalar(hint: Any, value: object, path: str) -> Any:
@@ -273,6 +290,14 @@ def _scalar(hint: Any, value: object, path: str) -> Any:
             ) from None
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"{path}: must be an integer, not a boolean")
+    if not isinstance(hint, type) or typing.get_origin(hint) is not None:
+        # The class's own hint is what is wrong (``set[str]``): said to its author, not as a
+        # rule the file broke.
+        raise TypeError(
+            f"{path}: the option's type hint {hint!r} is not one read() takes: use str, int, "
+            "float, bool, Secret, tuple[X, ...], list[X], Mapping[str, X], Any, a Literal, a "
+            "union of these, or an attrs class"
+        )
     if isinstance(value, hint) and not isinstance(value, TomlDateText):
         return value
     raise ConfigError(f"{path}: must be {_expected(hint)}, not {toml_type(value)}")
@@ -285,8 +310,8 @@ def _expected(hint: Any) -> str:
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_expected(a) for a in args if a is not type(None))
-    if origin is tuple and typing.get_origin(args[0]) is None:
-        return f"a list of {type_name(args[0])}s"
+    if _is_list_hint(hint) and typing.get_origin(_item_hint(hint)) is None:
+        return f"a list of {type_name(_item_hint(hint))}s"
     name = type_name(hint)
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
@@ -299,7 +324,7 @@ def _same_shape(hint: Any, value: object) -> bool:
     if hint is float:
         return isinstance(value, int) and not isinstance(value, bool)
     origin = typing.get_origin(hint)
-    if origin is tuple:
+    if _is_list_hint(hint):
         return isinstance(value, list | tuple)
     if origin in (dict, Mapping) or hint is FrozenDict or attrs.has(hint):
         return isinstance(value, Mapping)
