@@ -264,13 +264,17 @@ def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
     for key, value in table.items():
         if key == "enabled":
             continue
+        if not isinstance(value, Mapping):
+            # Not a plugin's table: a key of [plugins] itself, misspelled ("enable").
+            raise ConfigError(
+                f"plugins.{key}: unknown key; [plugins] takes enabled (a list of plugin "
+                "names) and a [plugins.NAME] table of options for each plugin enabled"
+            )
         if key not in names:
             raise ConfigError(
                 f"plugins.{key}: options for a plugin that is not enabled; add {key!r} to "
                 "plugins.enabled or remove the table"
             )
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"plugins.{key}: must be a table")
         options[key] = _frozen_table(value, f"plugins.{key}")
     return names, RawTable(options)
 

@@ -130,6 +130,10 @@ def test_dollar_dollar_is_a_literal_dollar() -> None:
             {"plugins": {"redaction": {"drop": ["x"]}}},
             r"plugins\.redaction: options for a plugin that is not enabled",
         ),
+        (  # a misspelled "enabled" (review N1): it was taken for a plugin's table
+            {"plugins": {"enable": ["super_properties"]}},
+            r"^plugins\.enable: unknown key; \[plugins\] takes enabled \(a list of plugin names\)",
+        ),
         (
             {"transports": {"a": {"type": "memory"}}, "routes": [{"transport": "b"}]},
             r"routes\[0\]\.transport: no transport named 'b'",
