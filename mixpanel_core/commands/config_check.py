@@ -58,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.path}: a transport raised {type(exc).__name__} when closed after the "
                 "check (run it from Python to see its traceback)"
             ) from exc
+    if not config.mixpanel.token:
+        # Commands and the forwarder need none (records carry theirs); a client does.
+        print(
+            f"{args.path}: note: for an application using this file: mixpanel.token: "
+            "required to build a client (Mixpanel.from_config refuses the file)",
+            file=sys.stderr,
+        )
     print(
         f"{args.path}: ok ({len(config.plugins)} plugins: {', '.join(config.plugins)}; "
         f"{len(config.transports)} transports: {', '.join(config.transports)}; "

@@ -17,9 +17,24 @@ def test_config_check_accepts_a_good_file(
     path = tmp_path / "ok.toml"
     path.write_text('[mixpanel]\ntoken = "t"\n[transports.out]\ntype = "console"\n')
     assert main(["config", "check", str(path)]) == 0
-    assert (
-        "ok (2 plugins: mixpanel_limits, router; 1 transports: out; 0 routes)"
-        in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "ok (2 plugins: mixpanel_limits, router; 1 transports: out; 0 routes)" in said.out
+    assert said.err == ""
+
+
+def test_config_check_notes_a_file_a_client_refuses_for_want_of_a_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review N1: the check passed a file ``Mixpanel.from_config`` refuses (no token), without
+    a word; the commands and the forwarder take it, so it is a note, not an error."""
+    path = tmp_path / "no-token.toml"
+    path.write_text('[transports.out]\ntype = "console"\n')
+    assert main(["config", "check", str(path)]) == 0
+    said = capsys.readouterr()
+    assert ": ok (" in said.out
+    assert said.err == (
+        f"{path}: note: for an application using this file: mixpanel.token: required to build "
+        "a client (Mixpanel.from_config refuses the file)\n"
     )
 
 
