@@ -82,7 +82,7 @@ class MultiprocessingQueueOptions:
         for name in ("max_queue_messages", "batch_size"):
             value = getattr(self, name)
             if value <= 0:
-                raise ValueError(f"{name} must be greater than 0, not {value!r}")
+                raise ValueError(f"{name}: must be greater than 0, not {value!r}")
         for name in ("linger", "block_timeout", "check_interval", "shutdown_timeout"):
             check_seconds(name, getattr(self, name), zero=False)
 
