@@ -55,7 +55,8 @@ def check_seconds(key: str, value: float, *, zero: bool = True) -> None:
 
 class TomlDateText(str):
     """The text of a TOML date, time or date-time: ``1979-05-27T07:32:00`` (as the official SDK
-    writes datetimes, without offset or fraction), ``1979-05-27``, ``07:32:00``.
+    writes datetimes, without offset or fraction: one with an offset in UTC, as Mixpanel
+    reads it), ``1979-05-27``, ``07:32:00``.
 
     A raw table (``config.RawTable``) holds JSON values only, so TOML's dates arrive in it as
     text; the mark keeps where the text came from, so that a key taking a string refuses it
@@ -71,6 +72,9 @@ class TomlDateText(str):
     def of(cls, value: datetime.date | datetime.time) -> TomlDateText:
         """The marked text of a date, time or date-time as ``tomllib`` gives it."""
         if isinstance(value, datetime.datetime):  # a datetime is a date: it is tested first
+            if value.tzinfo is not None:
+                # Mixpanel reads a date-time without offset as UTC: 07:32+02:00 is 05:32.
+                value = value.astimezone(datetime.UTC)
             return cls(value.strftime(DATETIME_FORMAT))
         return cls(value.isoformat())
 

@@ -192,3 +192,17 @@ def test_a_toml_date_for_a_choice_is_named_not_shown_as_python(value: str, kind:
     with pytest.raises(ConfigError) as caught:
         read(ModeOptions, options, "plugins.acme")
     assert str(caught.value) == f"plugins.acme.mode: must be one of 'fast', 'safe', not {kind}"
+
+
+def test_a_toml_date_time_with_an_offset_is_written_in_utc() -> None:
+    """Review N1: the offset was dropped unconverted, and Mixpanel reads a date-time without
+    one as UTC: ``07:32:00+02:00`` was sent as ``07:32:00``, two hours off without a word."""
+    options = super_properties(
+        "properties = { east = 1979-05-27T07:32:00+02:00, west = 1979-05-27T23:00:00.5-05:00, "
+        "local = 1979-05-27T07:32:00 }"
+    )
+    assert options.properties == {
+        "east": "1979-05-27T05:32:00",
+        "west": "1979-05-28T04:00:00",
+        "local": "1979-05-27T07:32:00",  # no offset: as written
+    }
