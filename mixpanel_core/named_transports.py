@@ -205,7 +205,11 @@ class NamedTransports:
         name = context.name
         if not isinstance(spec, TransportConfig):
             return adapt_transport(spec, name, context.report, self._credentials.transport(name))
-        factory = load(TRANSPORT_GROUP, spec.type, f"transports.{name}.type")
+        path = f"transports.{name}.type"
+        if context.config is not None and name not in context.config.transports:
+            # Configured by no file (Mixpanel(token) and no [transports]): say whose it is.
+            path = f"{path} (the transport a client sends through when none is configured)"
+        factory = load(TRANSPORT_GROUP, spec.type, path)
         from_config = getattr(factory, "from_config", None)
         if from_config is None:
             raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from mixpanel_core import registry
+from mixpanel_core import Mixpanel, registry
 from mixpanel_core.cli import main
-from mixpanel_core.config import config_from_mapping
+from mixpanel_core.config import Config, config_from_mapping
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
@@ -146,6 +146,16 @@ def test_a_distribution_declaring_a_builtin_name_does_not_replace_it_silently(
     assert message.startswith("transports.default.type: 2 installed distributions")
     assert f"{CORE} (transports.http:HttpTransport)" in message
     assert "zzz-acme-clash 1.0 (acme_clash:Transport)" in message
+
+    # Review N1: Mixpanel(token) with no transport configured is refused too, and the key
+    # said is none the user wrote: said whose transport it is.
+    client = Mixpanel("tok", config=Config(plugins=()))
+    with pytest.raises(ConfigError) as caught:
+        client.pipeline.build_all()
+    assert str(caught.value).startswith(
+        "transports.default.type (the transport a client sends through when none is "
+        "configured): 2 installed distributions declare a transport named 'http'"
+    )
 
 
 def test_names_not_loaded_are_unaffected_by_a_clash(site: Path) -> None:
