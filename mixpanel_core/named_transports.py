@@ -215,8 +215,17 @@ class NamedTransports:
             raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")
         try:
             transport: object = from_config(spec.options, context)
+        except TransportError as exc:
+            if str(exc).startswith(f"transports.{name}"):
+                raise  # said on purpose, naming the transport
+            # A third party's (its server down): named as every later refusal names it, and
+            # redacted, as what it says may quote what it was given.
+            said, cause = told(exc, self._credentials.transport(name))
+            raise TransportError(
+                f"transports.{name}: {spec.type!r} could not be built: {said}"
+            ) from cause
         except MixpanelCoreError:
-            raise  # said on purpose: a ConfigError naming its key, a TransportError
+            raise  # said on purpose: a ConfigError naming its key
         except Exception as exc:
             # Not raw at the first track(), which builds it: a configuration error, naming the
             # table (and not quoting its values: see raise_build_failure).

@@ -271,11 +271,18 @@ def test_a_chained_credential_leaves_the_text_of_what_was_raised(acme: None) -> 
     )
 
 
-def test_a_transport_error_from_from_config_is_raised_as_it_is(acme: None) -> None:
+def test_a_transport_error_from_from_config_stays_one_naming_the_transport(acme: None) -> None:
+    """Review N1: it was raised as it was, naming no transport, where the refusals after it
+    name it ("transports.default: not built: ...")."""
     data = {"transports": {"default": {"type": "declines"}}}
     pipeline = Pipeline.from_config(config_from_mapping(data))
-    with pytest.raises(TransportError, match=r"^the broker is away$"):
+    with pytest.raises(TransportError) as caught:
         pipeline.build_all()
+    assert str(caught.value) == (
+        "transports.default: 'declines' could not be built: TransportError: the broker is away"
+    )
+    assert not isinstance(caught.value, ConfigError)  # an outage, not a configuration error
+    assert str(caught.value.__cause__) == "the broker is away"
 
 
 def test_a_from_config_returning_what_is_not_a_transport_is_a_config_error(acme: None) -> None:
