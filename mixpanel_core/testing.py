@@ -6,6 +6,7 @@ found through its entry point."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -91,7 +92,7 @@ def wait_until_sender_took(channel: QueueChannel, count: int, timeout: float = 2
 
 
 def install_distribution(
-    directory: Path,
+    directory: str | os.PathLike[str],
     name: str,
     entry_points: Mapping[str, Mapping[str, str]],
     modules: Mapping[str, str] | None = None,
@@ -101,8 +102,9 @@ def install_distribution(
     (module name: source) and a ``.dist-info`` whose ``entry_points.txt`` holds
     ``entry_points`` (group: {entry name: "module:attribute"}). Once ``directory`` is on
     ``sys.path`` (or ``PYTHONPATH``, for a subprocess), ``importlib.metadata`` and so
-    mixpanel-core find those entry points. Returns ``directory``.
+    mixpanel-core find those entry points. Returns ``directory`` as a ``Path``.
     """
+    directory = Path(directory)
     info = directory / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")

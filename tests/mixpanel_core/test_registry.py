@@ -131,7 +131,7 @@ def test_a_distribution_installed_after_the_first_look_is_found(
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "late" not in discover(TRANSPORT_GROUP)
     install_distribution(
-        tmp_path,
+        str(tmp_path),  # a str too (review N1: only a Path was taken, outside pytest's tmp_path)
         "late",
         {"mixpanel_core.transports": {"late": "late_transport:LateTransport"}},
         {"late_transport": "from transports.memory import MemoryTransport as LateTransport\n"},
