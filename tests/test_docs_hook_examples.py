@@ -69,8 +69,11 @@ def test_require_plan_refuses_only_events_of_track_without_a_plan() -> None:
 def test_the_tenant_plugin_is_built_from_its_table() -> None:
     context = PluginContext("tenant", FrozenDict(tenant="acme-eu"))
     tenant = example("plugins.md", "Tenant").from_config(context)
-    enriched = tenant.mixpanel_enrich(every_kind()["event"])
+    event = every_kind()["event"]
+    enriched = tenant.mixpanel_enrich(event)
     assert enriched.properties["tenant"] == "acme-eu"
+    # The caller's own tenant wins, as with super_properties (review N1: it was replaced).
+    assert tenant.mixpanel_enrich(event.with_properties({"tenant": "mine"})) is None
     with pytest.raises(ConfigError, match=r"^plugins\.tenant\.tenat: unknown key"):
         example("plugins.md", "Tenant").from_config(PluginContext("tenant", FrozenDict(tenat="x")))
 
