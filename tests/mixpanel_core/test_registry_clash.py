@@ -23,6 +23,7 @@ from mixpanel_core.config import Config, config_from_mapping
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.pipeline import Pipeline
 from mixpanel_core.registry import PLUGIN_GROUP, TRANSPORT_GROUP, load
+from mixpanel_core.testing import install_distribution
 
 CORE = f"mixpanel-core {importlib.metadata.version('mixpanel-core')}"
 
@@ -55,17 +56,8 @@ def write_distribution(
     entry_points: Mapping[str, Mapping[str, str]],
     modules: Mapping[str, str] = {},  # a Mapping: never mutated, so one default is safe
 ) -> None:
-    info = directory / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(
-        "".join(
-            f"[{group}]\n" + "".join(f"{entry} = {target}\n" for entry, target in targets.items())
-            for group, targets in entry_points.items()
-        )
-    )
-    for module, source in modules.items():
-        (directory / f"{module}.py").write_text(source)
+    """``testing.install_distribution`` with the version before the entry points."""
+    install_distribution(directory, name, entry_points, modules, version)
 
 
 @pytest.fixture
