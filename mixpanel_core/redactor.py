@@ -137,8 +137,14 @@ class Redactor:
             return False
         if isinstance(text, bytes):
             # Latin-1 too: a page in it keeps a non-ASCII secret's letters, which UTF-8
-            # would make replacement characters.
+            # would make replacement characters. UTF-16 (a NUL between ASCII letters, which
+            # a terminal does not show), either way round and from either byte.
             texts = [text.decode("utf-8", "replace"), text.decode("latin-1")]
+            texts += [
+                text[start:].decode(codec, "replace")
+                for codec in ("utf-16-le", "utf-16-be")
+                for start in (0, 1)
+            ]
         else:
             texts = [text]
         if self._label_pattern is not None:
@@ -236,18 +242,18 @@ def _windows(value: str) -> set[str]:
     return {value[i : i + _WINDOW] for i in range(len(value) - _WINDOW + 1)}
 
 
-_JSON_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|[\\/\"bfnrt'])")
+_JSON_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[\\/\"bfnrt'])")
 _JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 def _json_unescaped(text: str) -> str:
     """``text`` with JSON's and JavaScript's escapes undone, in either case of hex (``\\/``,
-    ``\\u00E9``, ``\\'``); a surrogate pair's halves stay two characters, as no secret
+    ``\\u00E9``, ``\\x2B``, ``\\'``); a surrogate pair's halves stay two characters, as no secret
     is matched across one."""
 
     def one(match: re.Match[str]) -> str:
         code = match.group(1)
-        if code[0] == "u":
+        if code[0] in "ux":
             return chr(int(code[1:], 16))
         return _JSON_SIMPLE.get(code, code)
 

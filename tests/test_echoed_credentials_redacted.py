@@ -313,7 +313,8 @@ def _entities(text: str, style: str) -> str:
 
 def _decoded(text: str) -> list[str]:
     """What a reader may decode ``text`` into: the test's own decoders, not the product's."""
-    forms = [text, html.unescape(text), urllib.parse.unquote(text)]
+    forms = [text, html.unescape(text), urllib.parse.unquote(text), text.replace("\x00", "")]
+    forms.append(re.sub(r"\\x([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text))
     forms.append(re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), text))
     forms.append(forms[-1].replace("\\/", "/"))
     forms += [
@@ -357,6 +358,13 @@ SYMFONY_SECRET = "k9+Zq/2W&x<7>T'p\"e\u00e9Lm3R"
         (f"<html>{_entities(SYMFONY_SECRET, 'decimal')}</html>", "utf-8"),
         (f"denied: /{_lower_escapes(urllib.parse.quote(SYMFONY_SECRET, safe=''))}", "utf-8"),
         (f"<html>refused {SYMFONY_SECRET}</html>", "latin-1"),
+        (f"<html>refused {SYMFONY_SECRET}</html>", "utf-16"),  # R23: a NUL between letters
+        (  # JavaScript's \xHH, as OWASP ESAPI writes every character but letters and digits
+            "".join(
+                c if c.isalnum() and c.isascii() else f"\\x{ord(c):02X}" for c in SYMFONY_SECRET
+            ),
+            "utf-8",
+        ),
         (
             base64.b64encode(
                 f"Basic {base64.b64encode(f'{SYMFONY_SECRET}:'.encode()).decode()}".encode()
@@ -371,6 +379,8 @@ SYMFONY_SECRET = "k9+Zq/2W&x<7>T'p\"e\u00e9Lm3R"
         "html-decimal",
         "percent-lower",
         "latin-1",
+        "utf-16",
+        "javascript-x",
         "base64-header",
     ],
 )

@@ -104,6 +104,9 @@ class Classification:
 
 PROXY_AUTH_REQUIRED = 407
 
+HEADERS_READ = ("Location", "Retry-After")
+"""The only headers of an answer ``classify_response`` reads."""
+
 
 def classify_response(
     endpoint: str,

@@ -15,6 +15,7 @@ from urllib3 import HTTPHeaderDict
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.call import Call
 from mixpanel_core.ingestion.classify import (
+    HEADERS_READ,
     Classification,
     Verdict,
     classify_response,
@@ -138,7 +139,10 @@ class Poster:
         if redact.knows_none:
             return answer
         if response is not None:
-            headers = HTTPHeaderDict({k: redact.guarded(v) for k, v in response.headers.items()})
+            # Only those classifying reads: any other may be large, and is quoted nowhere.
+            headers = HTTPHeaderDict(
+                {k: redact.guarded(v) for k in HEADERS_READ if (v := response.headers.get(k))}
+            )
             texts = classify_response(
                 endpoint,
                 response.status_code,
