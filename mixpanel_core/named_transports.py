@@ -11,6 +11,7 @@ import reprlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import NoReturn
 
 import attrs
 
@@ -18,7 +19,7 @@ from mixpanel_core.config import TransportConfig
 from mixpanel_core.delivery import Reporter
 from mixpanel_core.errors import BuildFailedError, ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.messages import Message
-from mixpanel_core.plugin import raise_build_failure
+from mixpanel_core.plugin import refuse_build
 from mixpanel_core.process_exit import CLOSE_FLOOR, exit_before, redact_for
 from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.redactor import Redactor, Redactors, told
@@ -213,32 +214,40 @@ class NamedTransports:
         from_config = getattr(factory, "from_config", None)
         if from_config is None:
             raise ConfigError(f"transports.{name}.type: {spec.type!r} has no from_config()")
+        failure: Exception | None = None
         try:
             transport: object = from_config(spec.options, context)
-        except TransportError as exc:
-            if str(exc).startswith(f"transports.{name}"):
-                raise  # said on purpose, naming the transport
-            # A third party's (its server down): named as every later refusal names it, and
-            # redacted, as what it says may quote what it was given.
-            said, cause = told(exc, self._credentials.transport(name))
-            raise TransportError(
-                f"transports.{name}: {spec.type!r} could not be built: {said}"
-            ) from cause
-        except MixpanelCoreError:
-            raise  # said on purpose: a ConfigError naming its key
         except Exception as exc:
-            # Not raw at the first track(), which builds it: a configuration error, naming the
-            # table (and not quoting its values: see raise_build_failure).
-            raise_build_failure(
-                f"transports.{name}", spec.type, exc, spec.options, context.settings
-            )
+            failure = exc
+        if failure is not None:
+            # Raised here, out of the handler, so that what it raised is not the new error's
+            # __context__ either when it quotes a credential.
+            self._refuse_build(spec, context, failure)
         if not isinstance(transport, Transport):
+            # Said now, naming it        if not isinstance(transport, Transport):
             # Said now, naming it, rather than as an AttributeError at its first send or flush.
             raise ConfigError(
                 f"transports.{name}.type: {spec.type!r} built an object of type "
                 f"{type(transport).__name__}, not a transport (send, flush, close)"
             )
         return transport
+
+    def _refuse_build(
+        self, spec: TransportConfig, context: TransportContext, failure: Exception
+    ) -> NoReturn:
+        """Raise the error for a ``from_config`` that raised ``failure``, redacted of the
+        credentials the transport was given (see ``Redactor``)."""
+        name = context.name
+        path = f"transports.{name}"
+        if isinstance(failure, TransportError) and not str(failure).startswith(
+            (f"{path}:", f"transport {name!r} ")
+        ):
+            # A third party's outage (its server down): named as every later refusal names it.
+            said, cause = told(failure, self._credentials.transport(name))
+            raise TransportError(f"{path}: {spec.type!r} could not be built: {said}") from cause
+        # Not raw at the first track(), which builds it: a configuration error naming the
+        # table, or ours as it is; redacted either way.
+        refuse_build(path, spec.type, failure, spec.options, context.settings, TransportError)
 
     def name_of(self, transport: Transport) -> str:
         """The name ``transport`` was built under (``"?"`` for one not built here)."""

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import attrs
 
 from mixpanel_core.config import Config, keys_only
-from mixpanel_core.errors import BuildFailedError, ConfigError, MixpanelCoreError
+from mixpanel_core.errors import BuildFailedError, ConfigError, MixpanelCoreError, TransportError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.redactor import Redactor, told
 from mixpanel_core.settings import MixpanelSettings
@@ -42,6 +42,7 @@ def instantiate(target: object, context: PluginContext) -> object:
     arguments; a module (or any other object) is registered as it is. Options given to a plugin
     that takes none are an error, so a typo cannot be silently ignored.
     """
+    failure: Exception | None = None
     try:
         if isinstance(target, type) and hasattr(target, "from_config"):
             return target.from_config(context)
@@ -52,27 +53,41 @@ def instantiate(target: object, context: PluginContext) -> object:
             )
         if inspect.isclass(target):
             return target()
-    except MixpanelCoreError:
-        raise  # said on purpose (a ConfigError naming its key, most often)
     except Exception as exc:
-        raise_build_failure(
-            context.path, context.name, exc, context.options, context.config.mixpanel
-        )
+        failure = exc
+    if failure is not None:  # raised out of the handler: see refuse_build
+        refuse_build(context.path, context.name, failure, context.options, context.config.mixpanel)
     return target
 
 
-def raise_build_failure(
-    path: str, name: str, error: Exception, options: Mapping[str, Any], settings: MixpanelSettings
+def refuse_build(
+    path: str,
+    name: str,
+    failure: Exception,
+    options: Mapping[str, Any],
+    settings: MixpanelSettings,
+    kind: type[MixpanelCoreError] = ConfigError,
 ) -> NoReturn:
-    """Raise the ``ConfigError`` for a plugin or transport whose building raised ``error``, not
-    one of ours (a ``KeyError`` from ``options["key"]``, its own ``ValueError``): it names the
-    table, as every configuration error does, and the command line prints it as one line. What
-    the error says is redacted (see ``Redactor``): it may quote the table or a credential.
+    """Raise the error for a plugin or transport (its table at ``path``) whose building raised
+    ``failure``. Call it out of the ``except`` block, or ``failure`` would be the new error's
+    ``__context__`` whatever it quotes.
 
-    ``error`` is kept as the ``__cause__`` (a traceback then shows where it was raised), unless
-    a credential stands in what a traceback of it prints (its text, the exceptions it chains or
-    groups, its notes): that goes whole into every log that records it. The file and line it
-    was raised at are then named in the text instead.
+    Not one of ours (a ``KeyError`` from ``options["key"]``, its own ``ValueError``): a
+    ``BuildFailedError`` (a ``ConfigError``) naming the table, as every configuration error
+    does, which the command line prints as one line. One of ours (a ``ConfigError`` naming
+    its key, a ``TransportError``) is raised as it is. Either way what it says is redacted
+    (see ``Redactor``): it may quote the table or a credential. ``failure`` is the cause
+    (a traceback then shows where it was raised), unless a credential stands in what a
+    traceback of it prints (its text, the exceptions it chains or groups, its notes): that
+    goes whole into every log that records it. The file and line it was raised at are then
+    named in the text instead, and one of ours is raised again of its kind (``kind`` for
+    any but a ``BuildFailedError``, a ``ConfigError`` or a ``TransportError``).
     """
-    said, cause = told(error, Redactor(settings, options, path))
-    raise BuildFailedError(f"{path}: {name!r} could not be built: {said}") from cause
+    said, cause = told(failure, Redactor(settings, options, path))
+    if not isinstance(failure, MixpanelCoreError):
+        raise BuildFailedError(f"{path}: {name!r} could not be built: {said}") from cause
+    if cause is failure:
+        raise failure  # said on purpose, quoting no credential
+    kinds = (BuildFailedError, ConfigError, TransportError)
+    again = next((k for k in kinds if isinstance(failure, k)), kind)
+    raise again(said.removeprefix(f"{type(failure).__name__}: ")) from None

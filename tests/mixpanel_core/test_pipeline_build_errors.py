@@ -106,6 +106,19 @@ SOURCE = textwrap.dedent(
             raise TransportError("the broker is away")
 
 
+    class Named:
+        @classmethod
+        def from_config(cls, options, context):
+            # Named as our errors are, and quoting its password (review R23).
+            raise TransportError(f"{context.path}: login refused for {options['password']}")
+
+
+    class Careless:
+        @classmethod
+        def from_config(cls, context):
+            raise ConfigError(f"{context.path}.password: {context.options['password']} is wrong")
+
+
     class NotATransport:
         @classmethod
         def from_config(cls, options, context):
@@ -121,10 +134,12 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     plugins["chained"] = "acme_build:Chained"
     plugins["grouped"] = "acme_build:Grouped"
     plugins["noted"] = "acme_build:Noted"
+    plugins["careless"] = "acme_build:Careless"
     transports = {
         "flaky": "acme_build:Flaky",
         "leaky": "acme_build:Leaky",
         "declines": "acme_build:Declines",
+        "named": "acme_build:Named",
         "notatransport": "acme_build:NotATransport",
     }
     install_distribution(
@@ -283,6 +298,34 @@ def test_a_transport_error_from_from_config_stays_one_naming_the_transport(acme:
     )
     assert not isinstance(caught.value, ConfigError)  # an outage, not a configuration error
     assert str(caught.value.__cause__) == "the broker is away"
+
+
+def test_an_error_of_ours_a_third_party_raises_quoting_a_credential_is_redacted(
+    acme: None,
+) -> None:
+    """Review R23: one that named its table as ours do ("transports.default: ...") was taken
+    for ours and raised as it was, the password in it and in every refusal after it; and what
+    was raised stayed the new error's ``__context__``."""
+    data = {"transports": {"default": {"type": "named", "password": "Hunter2-pass-9f8e7d"}}}
+    pipeline = Pipeline.from_config(config_from_mapping(data))
+    for attempt in range(2):  # the build, then the refusal remembered from it
+        with pytest.raises(TransportError) as caught:
+            pipeline.build_all() if attempt == 0 else pipeline.transport("default")
+        printed = "".join(traceback.format_exception(caught.value))
+        assert "Hunter2" not in printed, printed
+        assert "<transports.default.password>" in str(caught.value)
+        if attempt == 0:
+            assert caught.value.__cause__ is None
+            assert caught.value.__context__ is None
+
+    config = config_from_mapping(plugin_config("careless", {"password": "Hunter2-pass-9f8e7d"}))
+    with pytest.raises(ConfigError) as refused:
+        Pipeline.from_config(config)
+    assert str(refused.value).startswith(
+        "plugins.careless.password: <plugins.careless.password> is wrong (raised at "
+    )
+    assert refused.value.__cause__ is None
+    assert refused.value.__context__ is None
 
 
 def test_a_from_config_returning_what_is_not_a_transport_is_a_config_error(acme: None) -> None:
