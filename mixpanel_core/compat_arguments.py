@@ -23,6 +23,7 @@ from mixpanel_core.ingestion.endpoints import INSECURE_HTTP_SWITCH
 from mixpanel_core.messages import Endpoint, ImportAuth, Message, message_from_record
 from mixpanel_core.schema import MAX_SECONDS
 from mixpanel_core.secrets import Secret
+from mixpanel_core.settings import CREDENTIAL_KEYS
 
 OFFICIAL_TO_CORE: dict[str, Endpoint] = {
     "events": "track",
@@ -62,6 +63,7 @@ _IN_ARGUMENTS_WORDS = (
         "trusted (these consumers have no such switch)",
     ),
     ("mixpanel.urls.NAME", "events_url, people_url, import_url or groups_url"),
+    (CREDENTIAL_KEYS, "give credentials= (a ServiceAccountCredentials) or an api_secret"),
 )
 
 

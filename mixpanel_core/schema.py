@@ -74,7 +74,10 @@ class TomlDateText(str):
         if isinstance(value, datetime.datetime):  # a datetime is a date: it is tested first
             if value.tzinfo is not None:
                 # Mixpanel reads a date-time without offset as UTC: 07:32+02:00 is 05:32.
-                value = value.astimezone(datetime.UTC)
+                try:
+                    value = value.astimezone(datetime.UTC)
+                except OverflowError:  # before the year 1 or after 9999 in UTC
+                    return cls(value.isoformat())  # with its offset: exact, if unusual
             return cls(value.strftime(DATETIME_FORMAT))
         return cls(value.isoformat())
 

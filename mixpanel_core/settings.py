@@ -137,6 +137,10 @@ class MixpanelSettings:
             raise ValueError("project_id: required with a service account (sent as ?project_id=)")
 
 
+CREDENTIAL_KEYS = "use service_account_username/secret or api_secret"
+"""Where credentials are given instead of in a URL (the drop-in consumers say their own)."""
+
+
 def _refuse_userinfo(key: str, url: str) -> None:
     """Refuse ``user:password@`` in a URL: it would be shown wherever the URL is (errors,
     logs, dead letters). The URL itself is not quoted, since it holds the password.
@@ -150,6 +154,5 @@ def _refuse_userinfo(key: str, url: str) -> None:
     if "@" in _as_read(url):
         raise ValueError(
             f"{key}: credentials in the URL are not supported (the URL is not shown here, "
-            "as it may hold them; write an @ that belongs to it as %40); use "
-            "service_account_username/secret or api_secret"
+            f"as it may hold them; write an @ that belongs to it as %40); {CREDENTIAL_KEYS}"
         )

@@ -189,7 +189,12 @@ def test_api_host_none_is_refused_naming_it() -> None:
         ({"events_url": 123}, TypeError, r"^events_url: must be a string, not int$"),
         ({"people_url": "ftp://x/engage"}, ConfigError, r"^people_url: 'ftp://x/engage' is not"),
         ({"groups_url": "https://x:99999/groups"}, ConfigError, r"^groups_url: .* invalid port"),
-        ({"import_url": "https://u:p@x/import"}, ValueError, r"^import_url: credentials in the"),
+        (
+            {"import_url": "https://u:p@x/import"},
+            ValueError,
+            r"^import_url: credentials in the .*; give credentials= "
+            r"\(a ServiceAccountCredentials\) or an api_secret$",
+        ),
         ({"api_host": "bad host!"}, ConfigError, r"^api_host: 'bad host!' has an invalid host"),
         ({"api_host": "x.example?k=v"}, ConfigError, r"^api_host: .* as events_url, people_url"),
         (

@@ -130,6 +130,10 @@ def test_dollar_dollar_is_a_literal_dollar() -> None:
             {"plugins": {"redaction": {"drop": ["x"]}}},
             r"plugins\.redaction: options for a plugin that is not enabled",
         ),
+        (  # an enabled plugin's options that are no table (review R23)
+            {"plugins": {"enabled": ["super_properties"], "super_properties": "x"}},
+            r"^plugins\.super_properties: must be a table of the plugin's options$",
+        ),
         (  # a misspelled "enabled" (review N1): it was taken for a plugin's table
             {"plugins": {"enable": ["super_properties"]}},
             r"^plugins\.enable: unknown key; \[plugins\] takes enabled \(a list of plugin names\)",

@@ -206,3 +206,6 @@ def test_a_toml_date_time_with_an_offset_is_written_in_utc() -> None:
         "west": "1979-05-28T04:00:00",
         "local": "1979-05-27T07:32:00",  # no offset: as written
     }
+    # Review R23: out of range once in UTC, it raised OverflowError; it keeps its offset.
+    edge = super_properties("properties = { first = 0001-01-01T00:30:00+01:00 }")
+    assert edge.properties == {"first": "0001-01-01T00:30:00+01:00"}
