@@ -224,7 +224,6 @@ class NamedTransports:
             # __context__ either when it quotes a credential.
             self._refuse_build(spec, context, failure)
         if not isinstance(transport, Transport):
-            # Said now, naming it        if not isinstance(transport, Transport):
             # Said now, naming it, rather than as an AttributeError at its first send or flush.
             raise ConfigError(
                 f"transports.{name}.type: {spec.type!r} built an object of type "
