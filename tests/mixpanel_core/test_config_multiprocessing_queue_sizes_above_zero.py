@@ -16,4 +16,5 @@ from mixpanel_core.schema import read
 def test_0_is_refused_naming_the_key(key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         read(MultiprocessingQueueOptions, {"inner": "http", key: 0}, "transports.mp")
-    assert str(caught.value) == f"transports.mp: {key} must be greater than 0, not 0"
+    # At the key, as every other refusal of a key (review N1: it was "transports.mp: {key} must").
+    assert str(caught.value) == f"transports.mp.{key}: must be greater than 0, not 0"

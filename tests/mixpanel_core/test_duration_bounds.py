@@ -139,13 +139,3 @@ def test_the_kafka_transport_constructor_check_refuses_them_too(value: float) ->
 def test_connect_and_read_timeouts_stay_above_0(key: str) -> None:
     with pytest.raises(ValueError, match=f"{key}: must be greater than 0 and at most 86400"):
         HttpOptions(**{key: 0.0})
-
-
-@pytest.mark.parametrize("key", ["batch_size", "max_queue_messages"])
-def test_a_queue_count_of_0_is_refused_at_its_key(key: str) -> None:
-    """Review N1: said at the table (``transports.t: batch_size must be ...``), not at the key
-    as every other refusal of a key is."""
-    with pytest.raises(
-        ConfigError, match=f"^transports\\.t\\.{key}: must be greater than 0, not 0$"
-    ):
-        build({"type": "multiprocessing_queue", "inner": "t", key: 0})
