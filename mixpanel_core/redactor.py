@@ -137,9 +137,11 @@ class Redactor:
             return False
         if isinstance(text, bytes):
             # Latin-1 too: a page in it keeps a non-ASCII secret's letters, which UTF-8
-            # would make replacement characters. UTF-16 (a NUL between ASCII letters, which
-            # a terminal does not show), either way round and from either byte.
+            # would make replacement characters. UTF-16 and UTF-32 (NULs between ASCII
+            # letters, which a terminal does not show); UTF-16 either way round and from
+            # either byte, for other letters.
             texts = [text.decode("utf-8", "replace"), text.decode("latin-1")]
+            texts.append(text.replace(b"\0", b"").decode("latin-1"))  # ASCII in UTF-16, -32
             texts += [
                 text[start:].decode(codec, "replace")
                 for codec in ("utf-16-le", "utf-16-be")

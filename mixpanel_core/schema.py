@@ -15,6 +15,7 @@ text, as the official SDK writes datetimes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import re
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import attrs
 
 from mixpanel_core.errors import ConfigError, ValidationError
-from mixpanel_core.frozen import DATETIME_FORMAT, FrozenDict, freeze
+from mixpanel_core.frozen import FrozenDict, freeze
 from mixpanel_core.secrets import Secret
 
 T = TypeVar("T")
@@ -74,11 +75,12 @@ class TomlDateText(str):
         if isinstance(value, datetime.datetime):  # a datetime is a date: it is tested first
             if value.tzinfo is not None:
                 # Mixpanel reads a date-time without offset as UTC: 07:32+02:00 is 05:32.
-                try:
-                    value = value.astimezone(datetime.UTC)
-                except OverflowError:  # before the year 1 or after 9999 in UTC
-                    return cls(value.isoformat())  # with its offset: exact, if unusual
-            return cls(value.strftime(DATETIME_FORMAT))
+                # One before the year 1 or after 9999 in UTC keeps its offset: exact, if unusual.
+                with contextlib.suppress(OverflowError):
+                    value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+            # The official SDK's format (DATETIME_FORMAT); isoformat writes the same, but also
+            # a year before 1000 in four digits, where strftime's %Y does not (0999, not 999).
+            return cls(value.isoformat(timespec="seconds"))
         return cls(value.isoformat())
 
     @property

@@ -359,6 +359,7 @@ SYMFONY_SECRET = "k9+Zq/2W&x<7>T'p\"e\u00e9Lm3R"
         (f"denied: /{_lower_escapes(urllib.parse.quote(SYMFONY_SECRET, safe=''))}", "utf-8"),
         (f"<html>refused {SYMFONY_SECRET}</html>", "latin-1"),
         (f"<html>refused {SYMFONY_SECRET}</html>", "utf-16"),  # R23: a NUL between letters
+        (f"<html>refused {SYMFONY_SECRET}</html>", "utf-32"),  # R24: three
         (  # JavaScript's \xHH, as OWASP ESAPI writes every character but letters and digits
             "".join(
                 c if c.isalnum() and c.isascii() else f"\\x{ord(c):02X}" for c in SYMFONY_SECRET
@@ -380,6 +381,7 @@ SYMFONY_SECRET = "k9+Zq/2W&x<7>T'p\"e\u00e9Lm3R"
         "percent-lower",
         "latin-1",
         "utf-16",
+        "utf-32",
         "javascript-x",
         "base64-header",
     ],

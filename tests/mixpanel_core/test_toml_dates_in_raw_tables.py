@@ -207,5 +207,8 @@ def test_a_toml_date_time_with_an_offset_is_written_in_utc() -> None:
         "local": "1979-05-27T07:32:00",  # no offset: as written
     }
     # Review R23: out of range once in UTC, it raised OverflowError; it keeps its offset.
-    edge = super_properties("properties = { first = 0001-01-01T00:30:00+01:00 }")
-    assert edge.properties == {"first": "0001-01-01T00:30:00+01:00"}
+    # Review R24: without its fraction, and a year before 1000 in four digits.
+    edge = super_properties(
+        "properties = { first = 0001-01-01T00:30:00.25+01:00, old = 0999-06-01T12:00:00Z }"
+    )
+    assert edge.properties == {"first": "0001-01-01T00:30:00+01:00", "old": "0999-06-01T12:00:00"}
