@@ -101,6 +101,10 @@ class DeliveryRounds:
         )
         self._failed_rounds = 0
 
+    def finish(self) -> None:
+        """The forwarder stops: say what is left to say of the rounds' retries."""
+        self._delivery_wait.finish()
+
     def deliver_due(self, *, everything: bool = False) -> None:
         """Deliver every endpoint due now (``everything``: every endpoint holding records)."""
         for endpoint in self._pending.due(self._clock(), everything=everything):

@@ -61,6 +61,10 @@ class DeliveryWait(WaitWhileOut):
         """A delivery round returned (see ``RetryLog.round_ended``)."""
         self._retry_log.round_ended()
 
+    def finish(self) -> None:
+        """The forwarder stops (see ``RetryLog.finish``)."""
+        self._retry_log.finish()
+
     def __call__(self, seconds: float) -> bool:
         """The client's wait before a retry: a paused poll, but ``False`` (stop retrying) at
         once when records of the delivery belong to partitions another member owns now; those

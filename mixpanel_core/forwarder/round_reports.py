@@ -53,8 +53,10 @@ class RetryLog:
     """Counts the requests the ingestion client retried (after a 429, a 5xx, a network error)
     and logs, at the end of a round that needed some, a WARNING saying how many and why (the
     first reason), at most every ``RETRY_LOG_INTERVAL`` seconds: the rounds in between are
-    counted into the next line. Without it a delivery that succeeded after retries, however
-    many, left no trace in the log; one that failed in the end still gets its own line too.
+    counted into the next line, logged at the end of the first round (retried or not) once
+    the interval has passed, or when the forwarder stops. Without it a delivery that
+    succeeded after retries, however many, left no trace in the log; one that failed in the
+    end still gets its own line too.
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
@@ -81,15 +83,27 @@ class RetryLog:
             self._reason = self._last_answer or "no answer"
 
     def round_ended(self) -> None:
-        """A delivery round returned: log when it needed retries and a line is due."""
+        """A delivery round returned: log when rounds needed retries (this one or those counted
+        since the last line) and a line is due."""
         self._last_answer = None
-        if not self._in_round:
+        if self._in_round:
+            self._in_round = False
+            self._rounds += 1
+        if not self._rounds:
             return
-        self._in_round = False
-        self._rounds += 1
         now = self._clock()
         if self._logged_at is not None and now - self._logged_at < RETRY_LOG_INTERVAL:
             return
+        self._log(now)
+
+    def finish(self) -> None:
+        """The forwarder stops: log the rounds counted since the last line, if any (review
+        F1: a round that retried within 5 s of a line, followed by none that did, was never
+        told)."""
+        if self._rounds:
+            self._log(self._clock())
+
+    def _log(self, now: float) -> None:
         self._logged_at = now
         logger.warning(
             "%d request(s) to Mixpanel retried in %d delivery round(s) (first: %s)",
