@@ -51,8 +51,8 @@ def built_within(bound: float, build: Callable[[], Any], who: str, servers: obje
     with _given_up_lock:
         if who in _given_up:
             raise TransportError(
-                f"{who} cannot reach Kafka at {servers}: an earlier build of it was given up "
-                f"and still waits, so no other is started; {cause}"
+                f"{who} cannot reach Kafka at {shown_servers(servers)}: an earlier build of it "
+                f"was given up and still waits, so no other is started; {cause}"
             )
     lock = threading.Lock()
     done = threading.Event()
@@ -83,8 +83,8 @@ def built_within(bound: float, build: Callable[[], Any], who: str, servers: obje
             with _given_up_lock:
                 _given_up.add(who)
             raise TransportError(
-                f"{who} cannot reach Kafka at {servers}: no broker answered within {bound:g}s; "
-                f"{cause}"
+                f"{who} cannot reach Kafka at {shown_servers(servers)}: no broker answered "
+                f"within {bound:g}s; {cause}"
             )
     built, value = outcome[0]
     if not built:
@@ -110,3 +110,11 @@ def _thread_suffix(who: str) -> str:
     if who.startswith(prefix) and who.endswith("'"):
         return who[len(prefix) : -1]
     return who
+
+
+def shown_servers(servers: object) -> str:
+    """``bootstrap_servers`` as the messages quote them: ``HOST:PORT, HOST:PORT`` for a list
+    (as the file writes it), not Python's ``['HOST:PORT']``."""
+    if isinstance(servers, list | tuple):
+        return ", ".join(map(str, servers))
+    return str(servers)

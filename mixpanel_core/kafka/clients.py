@@ -23,7 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mixpanel_core.errors import ConfigError, TransportError
-from mixpanel_core.kafka.bounded_build import BUILD_MARGIN, built_within, close_unused
+from mixpanel_core.kafka.bounded_build import (
+    BUILD_MARGIN,
+    built_within,
+    close_unused,
+    shown_servers,
+)
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.options import check_bootstrap_servers
 
@@ -109,7 +114,7 @@ def _translated(
     except kafka.errors.KafkaError as exc:
         reason = _quoted(exc, secrets)
         error = TransportError(
-            f"{who} cannot reach Kafka at {settings.get('bootstrap_servers')}: "
+            f"{who} cannot reach Kafka at {shown_servers(settings.get('bootstrap_servers'))}: "
             f"{reason or type(exc).__name__}{_security_hint(path, given)}"
         )
         raise error from (exc if reason is not None else None)
