@@ -138,14 +138,19 @@ class Redactor:
         if isinstance(text, bytes):
             # Latin-1 too: a page in it keeps a non-ASCII secret's letters, which UTF-8
             # would make replacement characters. UTF-16 and UTF-32 (NULs between ASCII
-            # letters, which a terminal does not show); UTF-16 either way round and from
-            # either byte, for other letters.
+            # letters, which a terminal does not show), each either way round and from
+            # any byte, for other letters.
             texts = [text.decode("utf-8", "replace"), text.decode("latin-1")]
             texts.append(text.replace(b"\0", b"").decode("latin-1"))  # ASCII in UTF-16, -32
             texts += [
                 text[start:].decode(codec, "replace")
-                for codec in ("utf-16-le", "utf-16-be")
-                for start in (0, 1)
+                for codec, starts in (
+                    ("utf-16-le", (0, 1)),
+                    ("utf-16-be", (0, 1)),
+                    ("utf-32-le", (0, 1, 2, 3)),
+                    ("utf-32-be", (0, 1, 2, 3)),
+                )
+                for start in starts
             ]
         else:
             texts = [text]

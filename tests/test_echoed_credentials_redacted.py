@@ -32,6 +32,7 @@ from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.pipeline import Pipeline
+from mixpanel_core.redactor import WITHHELD
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 from mixpanel_core.testing import ReportCollector
@@ -434,3 +435,18 @@ def test_a_secret_as_short_as_a_letter_changes_no_outcome_and_no_label() -> None
         client.close()
     [report] = error.value.reports
     assert report.reason == "Invalid API <mixpanel.api_secret>"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("charset", ["utf-32", "utf-32-be", "utf-16-be"])
+def test_a_secret_beyond_latin_1_in_a_wide_page_is_withheld(charset: str) -> None:
+    """Review R25: a UTF-32 page was read with its NULs dropped, as Latin-1 only: a secret
+    with a letter beyond Latin-1 (``€``) gave away all its other letters."""
+    secret = "k\u20ac9Zq\u20ac2W&\u20ac7T\u20acpL\u20acm3R\u20acx"
+    for url in scripted([(401, {}, f"<html>refused {secret}</html>".encode(charset))]):
+        client = ingestion_client(url, secret)
+        with pytest.raises(AuthenticationError) as refused:
+            client.send_batch("import", [import_event()])
+        client.close()
+    [report] = refused.value.reports
+    assert report.reason == WITHHELD
