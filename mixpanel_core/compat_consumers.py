@@ -45,7 +45,7 @@ from mixpanel_core.compat_buffers import Buffers, flush_at_exit, hand_over
 from mixpanel_core.compat_buffers import orphan_thread as _orphans
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
-from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient, endpoint_urls
+from mixpanel_core.ingestion import Deadline, HttpOptions, IngestionClient
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.process_exit import at_exit
 from mixpanel_core.settings import DEFAULT_API_HOST, MixpanelSettings
@@ -83,7 +83,6 @@ class Consumer:
                 urls={k: v for k, v in urls.items() if v},
                 **tls_settings(verify_cert),
             )
-            endpoint_urls(settings)  # checked here, to name the argument if refused
         if credentials is not None:
             settings = ServiceAccountCredentials.adopt(credentials).settings(settings)
         options = HttpOptions()
@@ -102,7 +101,8 @@ class Consumer:
                 backoff_cap=max(options.backoff_cap, first_wait),  # the factor asked is waited
                 max_retries=retries,
             )
-        self._client = IngestionClient(settings, options, name="compat")
+        with named_as_arguments():  # it checks the URLs
+            self._client = IngestionClient(settings, options, name="compat")
         self._endpoints: Mapping[str, str] = MappingProxyType(
             {name: self._client.urls[core] for name, core in OFFICIAL_TO_CORE.items()}
         )

@@ -264,9 +264,9 @@ def _read_plugins(table: object) -> tuple[tuple[str, ...], FrozenDict]:
     for key, value in table.items():
         if key == "enabled":
             continue
-        if not isinstance(value, Mapping) and key in names:
-            raise ConfigError(f"plugins.{key}: must be a table of the plugin's options")
         if not isinstance(value, Mapping):
+            if key in names:
+                raise ConfigError(f"plugins.{key}: must be a table of the plugin's options")
             # Not a plugin's table: a key of [plugins] itself, misspelled ("enable").
             raise ConfigError(
                 f"plugins.{key}: unknown key; [plugins] takes enabled (a list of plugin "
