@@ -15,6 +15,11 @@ from mixpanel_core import wire
         '{"span":"2024-01-01--2024-12-31"}',
         '{"n":1234567890123456789}',  # nineteen digits fit 64 bits unsigned
         '{"n":-922337203685477580}',  # a minus and eighteen
+        # Runs of twenty digits inside strings: hex ids (uuid4().hex), where most batches of
+        # 2,000 records had one, and a minus in a name.
+        '{"$insert_id":"12345678901234567890abcdef012345"}',
+        '{"$insert_id":"abcdef12345678901234567890012345"}',
+        '{"id":"user-12345678901234567890","v":1.12345678901234567890}',
     ],
 )
 def test_text_that_orjson_reads_exactly_does_not_take_the_slow_path(
@@ -36,10 +41,21 @@ def test_text_that_orjson_reads_exactly_does_not_take_the_slow_path(
         ('{"n":-9999999999999999999}', -9999999999999999999),
         ('{"n":18446744073709551616}', 2**64),
         ('{"n":[1,-12345678901234567890]}', [1, -12345678901234567890]),
+        # After every byte a number may follow, and at the start of the text.
+        ('{"n": 18446744073709551616}', 2**64),
+        ('{"n":\t-9223372036854775809}', -(2**63) - 1),
+        ('{"n":[\r\n18446744073709551616]}', [2**64]),
+        ('{"n":{"m":[ 2,\n-9223372036854775809]}}', {"m": [2, -(2**63) - 1]}),
     ],
 )
 def test_integers_beyond_64_bits_are_read_exactly(text: str, value: object) -> None:
     assert wire.loads(text)["n"] == value
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, 10**30])
+def test_a_long_integer_that_is_the_whole_text_is_read_exactly(value: int) -> None:
+    assert wire.loads(str(value)) == value
+    assert wire.loads(f" {value} ") == value
 
 
 @pytest.mark.parametrize("extra", ['"n":12345678901234567890', '"s":"\\udcff"'])
