@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from mixpanel_core.api_limits import GROUP_OPERATIONS, PROFILE_OPERATIONS
+from mixpanel_core.api_limits import GROUP_OPERATIONS, MAX_DEPTH, PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed
 from mixpanel_core.secrets import Secret
@@ -247,6 +247,11 @@ _set_auth = Message.__dict__["auth"].__set__
 _set_json = Message.__dict__["_json"].__set__
 
 
+_NESTED_TOO_DEEPLY = (
+    f"is nested too deeply to read (hundreds of levels; Mixpanel takes {MAX_DEPTH} at most)"
+)
+
+
 def message_from_json(endpoint: str, data: bytes) -> Message:
     """Decode a record's JSON (as a transport wrote it) back into its message.
 
@@ -257,7 +262,14 @@ def message_from_json(endpoint: str, data: bytes) -> Message:
         record = loads(data)
     except ValueError as exc:
         raise ValidationError([Problem("record", f"is not JSON: {exc}")]) from exc
-    message = _message_class(endpoint, record)(freeze_parsed(record))
+    try:
+        frozen = freeze_parsed(record)
+    except RecursionError:
+        # orjson reads JSON up to 1,024 levels deep; freezing a few hundred levels already
+        # outruns the interpreter's stack. Uncaught, it stopped the forwarder at this record
+        # on every start.
+        raise ValidationError([Problem("record", _NESTED_TOO_DEEPLY)]) from None
+    message = _message_class(endpoint, record)(frozen)
     message.check_shape()
     # Freezing parsed JSON changes only lists into tuples, which encode the same: the bytes
     # given are exactly what json() would produce.

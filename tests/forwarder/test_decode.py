@@ -67,3 +67,14 @@ def test_a_header_that_is_not_utf8_is_named_as_such_not_as_missing() -> None:
     assert isinstance(schema, Poison)
     assert endpoint.reason.startswith("the 'mixpanel-endpoint' header is not UTF-8 (b'\\xfftrack')")
     assert schema.reason.startswith("the 'mixpanel-schema-version' header is not UTF-8")
+
+
+def test_a_record_nested_hundreds_of_levels_deep_is_poison_not_a_crash() -> None:
+    # orjson reads it (its limit is 1,024 levels), and freezing it outran the interpreter's
+    # stack: the RecursionError stopped the forwarder at this record on every start.
+    deep = b"[" * 600 + b"]" * 600
+    value = b'{"event": "e", "properties": {"distinct_id": "u", "v": ' + deep + b"}}"
+    poison = decode("t", 0, 0, value, TRACK)
+    assert isinstance(poison, Poison)
+    assert poison.field == "record"
+    assert "nested too deeply to read" in poison.reason

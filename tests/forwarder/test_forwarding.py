@@ -104,6 +104,29 @@ def test_poison_and_rejected_records_are_dead_lettered_with_reasons_and_the_rest
     assert all(o is not None for o in rig.committed().values())
 
 
+def test_a_record_nested_hundreds_of_levels_deep_is_dead_lettered_and_the_rest_delivered(
+    rig: ForwardingRig,
+) -> None:
+    # Valid JSON within orjson's limit of 1,024 levels: it stopped the forwarder at this record
+    # (a RecursionError, nothing committed) on every start.
+    good = rig.produce_events(3)
+    deep = b"[" * 600 + b"]" * 600
+    value = b'{"event": "e", "properties": {"distinct_id": "u", "v": ' + deep + b"}}"
+    rig.produce_raw(value, [(headers.ENDPOINT, b"track")])
+    good += rig.produce_events(3, prefix="after")
+
+    code, stderr = rig.run_until_caught_up(rig.write_config())
+
+    assert code == 0, stderr
+    assert sorted(rig.delivered_insert_ids()) == sorted(good)
+    [letter] = rig.dead_letters(1)
+    assert letter.value == value
+    why = {k: v.decode() for k, v in letter.headers if k.startswith(PREFIX)}
+    assert why[PREFIX + "stage"] == "decode"
+    assert "nested too deeply to read" in why[PREFIX + "reason"]
+    assert sum(offset or 0 for offset in rig.committed().values()) == 7, "all committed"
+
+
 def test_records_the_enabled_validators_refuse_are_dead_lettered_before_sending(
     rig: ForwardingRig,
 ) -> None:
