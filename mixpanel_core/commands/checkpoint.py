@@ -79,7 +79,10 @@ class Checkpoint:
         return bool(self._files.get(identity, {}).get("complete", False))
 
     def advance(self, identity: str, path: Path, confirmed: int, *, complete: bool = False) -> None:
-        self._files[identity] = {"path": str(path), "confirmed": confirmed, "complete": complete}
+        # The path is only shown to a reader: a name that is not UTF-8 (its bytes held as lone
+        # surrogates, which orjson refuses to write) is shown with those bytes escaped.
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        self._files[identity] = {"path": shown, "confirmed": confirmed, "complete": complete}
         if self.path is None:
             return
         document = {"version": VERSION, "files": self._files}
