@@ -23,11 +23,11 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from mixpanel_core.api_limits import GROUP_OPERATIONS, MAX_DEPTH, PROFILE_OPERATIONS
+from mixpanel_core.api_limits import GROUP_OPERATIONS, PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed
 from mixpanel_core.secrets import Secret
-from mixpanel_core.wire import dumps, loads
+from mixpanel_core.wire import NestedTooDeeplyError, dumps, loads_record
 
 Endpoint = Literal["track", "import", "engage", "groups"]
 ENDPOINTS: tuple[Endpoint, ...] = ("track", "import", "engage", "groups")
@@ -247,11 +247,6 @@ _set_auth = Message.__dict__["auth"].__set__
 _set_json = Message.__dict__["_json"].__set__
 
 
-_NESTED_TOO_DEEPLY = (
-    f"is nested too deeply to read (hundreds of levels; Mixpanel takes {MAX_DEPTH} at most)"
-)
-
-
 def message_from_json(endpoint: str, data: bytes) -> Message:
     """Decode a record's JSON (as a transport wrote it) back into its message.
 
@@ -259,17 +254,14 @@ def message_from_json(endpoint: str, data: bytes) -> Message:
     does not encode it again. Raises ``ValidationError`` when the JSON or the record is bad.
     """
     try:
-        record = loads(data)
+        # Not ``loads``: orjson reads 1,024 levels, and freezing a few hundred outran the
+        # interpreter's stack (which stopped the forwarder at such a record on every start).
+        record = loads_record(data)
+    except NestedTooDeeplyError as exc:
+        raise ValidationError([Problem("record", f"is {exc}")]) from None
     except ValueError as exc:
         raise ValidationError([Problem("record", f"is not JSON: {exc}")]) from exc
-    try:
-        frozen = freeze_parsed(record)
-    except RecursionError:
-        # orjson reads JSON up to 1,024 levels deep; freezing a few hundred levels already
-        # outruns the interpreter's stack. Uncaught, it stopped the forwarder at this record
-        # on every start.
-        raise ValidationError([Problem("record", _NESTED_TOO_DEEPLY)]) from None
-    message = _message_class(endpoint, record)(frozen)
+    message = _message_class(endpoint, record)(freeze_parsed(record))
     message.check_shape()
     # Freezing parsed JSON changes only lists into tuples, which encode the same: the bytes
     # given are exactly what json() would produce.

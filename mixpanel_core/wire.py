@@ -160,6 +160,57 @@ def loads(data: bytes | str) -> Any:
     return _json_loads(raw)
 
 
+RECORD_DEPTH_LIMIT = 100
+"""Levels of nesting a record read from a file, a dead letter or a Kafka topic may have
+(``loads_record``).
+
+Mixpanel takes properties nested 3 levels deep at most, so no deeper record is ever delivered;
+one nested hundreds of levels deep cannot even be written back to a rejected file (orjson
+writes 254 levels, and ``json`` runs out of stack a few hundred after), so it is refused as
+it is read, as text that is not JSON is."""
+
+
+class NestedTooDeeplyError(ValueError):
+    """JSON nested more than ``RECORD_DEPTH_LIMIT`` levels deep, refused by ``loads_record``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"nested more than {RECORD_DEPTH_LIMIT} levels deep (Mixpanel takes properties "
+            "nested 3 levels deep at most)"
+        )
+
+
+def loads_record(data: bytes | str) -> Any:
+    """``loads``, refusing JSON nested more than ``RECORD_DEPTH_LIMIT`` levels deep with a
+    ``NestedTooDeeplyError`` (a ``ValueError``, as for text that is not JSON)."""
+    raw = data.encode() if isinstance(data, str) else data
+    value = loads(raw)
+    # Counting the brackets first keeps the walk off the usual record, which has a few.
+    if raw.count(b"[") + raw.count(b"{") > RECORD_DEPTH_LIMIT and nested_deeper_than(
+        value, RECORD_DEPTH_LIMIT
+    ):
+        raise NestedTooDeeplyError
+    return value
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON ``value`` holds objects or arrays more than ``limit`` levels deep.
+
+    Level by level, not by recursion: the point is to look at values too deep to recurse into.
+    """
+    level = [value] if type(value) is dict or type(value) is list else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            item
+            for container in level
+            for item in (container.values() if type(container) is dict else container)
+            if type(item) is dict or type(item) is list
+        ]
+    return bool(level)
+
+
 def _json_loads(raw: bytes) -> Any:
     # Decoded here, strictly, as orjson does: ``json`` would take surrogates encoded in the
     # bytes themselves, which is no UTF-8.

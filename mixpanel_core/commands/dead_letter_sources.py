@@ -94,7 +94,7 @@ def _file_letter(
     source: str, index: int, line: bytes, natural_key: tuple[object, ...], token: str | None
 ) -> Letter:
     try:
-        entry = wire.loads(line)
+        entry = wire.loads_record(line)
     except ValueError as exc:
         text = line.decode("utf-8", "replace").strip()[:SHOWN_TEXT]
         rejection = Rejection("read", "invalid", f"not a dead-letter line: {exc}", text)
@@ -284,7 +284,7 @@ def _complete_value(value: bytes | None) -> tuple[Any, str | None]:
     if value is None:
         return None, None
     try:
-        return wire.loads(value), None
+        return wire.loads_record(value), None
     except ValueError:
         pass
     try:

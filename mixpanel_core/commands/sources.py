@@ -131,14 +131,20 @@ _END = object()
 
 def _parse_line(line: bytes) -> object:
     try:
-        return wire.loads(line)
+        return wire.loads_record(line)
     except ValueError as exc:
-        return BadRecord(f"not JSON: {exc}", line.decode("utf-8", "replace").strip()[:SHOWN_TEXT])
+        return _bad_record(exc, line.decode("utf-8", "replace"))
+
+
+def _bad_record(error: ValueError, text: str) -> BadRecord:
+    too_deep = isinstance(error, wire.NestedTooDeeplyError)
+    reason = f"the record is {error}" if too_deep else f"not JSON: {error}"
+    return BadRecord(reason, text.strip()[:SHOWN_TEXT])
 
 
 def _single_object(data: bytes, path: Path, skip: int) -> Iterator[object]:
     try:
-        record = wire.loads(data)
+        record = wire.loads_record(data)
     except ValueError as exc:
         raise InputError(f"{path}: not JSON, NDJSON or a JSON array: {exc}") from exc
     if skip == 0:
@@ -200,7 +206,7 @@ def _array_items(first: bytes, stream: BinaryIO, path: Path) -> Iterator[object]
             want_value = True
             continue
         try:
-            value, end = parser.raw_decode(window, pos)
+            value, end = _element(parser, window, pos, path)
         except json.JSONDecodeError as exc:
             if more():
                 continue
@@ -210,3 +216,20 @@ def _array_items(first: bytes, stream: BinaryIO, path: Path) -> Iterator[object]
             continue
         yield value
         pos, want_value = end, False
+
+
+def _element(parser: json.JSONDecoder, window: str, pos: int, path: Path) -> tuple[object, int]:
+    """The array element starting at ``pos`` (a ``BadRecord`` when nested too deeply) and
+    where it ends; raises ``json.JSONDecodeError`` when it is not JSON (or cut short)."""
+    try:
+        value, end = parser.raw_decode(window, pos)
+    except RecursionError:
+        # Where such an element ends cannot be told without reading it: nothing after it can
+        # be read either.
+        raise InputError(
+            f"{path}: an element of the JSON array is nested too deeply to read (hundreds of "
+            "levels), and nothing after it can be read: take it out of the file"
+        ) from None
+    if wire.nested_deeper_than(value, wire.RECORD_DEPTH_LIMIT):
+        return _bad_record(wire.NestedTooDeeplyError(), window[pos:end]), end
+    return value, end

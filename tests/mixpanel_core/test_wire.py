@@ -8,6 +8,7 @@ import tracemalloc
 import orjson
 import pytest
 
+from mixpanel_core import wire
 from mixpanel_core.frozen import FrozenDict
 from mixpanel_core.messages import message_from_json
 from mixpanel_core.wire import dumps, dumps_str, loads
@@ -63,3 +64,22 @@ def test_integers_beyond_64_bits_are_read_back_exactly() -> None:
 def test_loads_refuses_what_is_not_json_on_either_path(text: bytes, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "deeper"),
+    [
+        ("[" * 100 + "]" * 100, False),
+        ("[" * 101 + "]" * 101, True),
+        ('{"a":' * 100 + "1" + "}" * 100, False),
+        ('{"a":' * 100 + "[]" + "}" * 100, True),
+        ("[" + ",".join(["[[1]]"] * 500) + "]", False),  # many brackets, shallow
+    ],
+)
+def test_loads_record_refuses_more_than_100_levels(text: str, deeper: bool) -> None:
+    assert wire.nested_deeper_than(loads(text), wire.RECORD_DEPTH_LIMIT) is deeper
+    if deeper:
+        with pytest.raises(wire.NestedTooDeeplyError, match="more than 100 levels deep"):
+            wire.loads_record(text)
+    else:
+        assert wire.loads_record(text) == loads(text)
