@@ -230,6 +230,9 @@ def _element(parser: json.JSONDecoder, window: str, pos: int, path: Path) -> tup
             f"{path}: an element of the JSON array is nested too deeply to read (hundreds of "
             "levels), and nothing after it can be read: take it out of the file"
         ) from None
-    if wire.nested_deeper_than(value, wire.RECORD_DEPTH_LIMIT):
+    limit = wire.RECORD_DEPTH_LIMIT
+    # Counting the brackets first keeps the walk off the usual record, as loads_record does.
+    brackets = window.count("[", pos, end) + window.count("{", pos, end)
+    if brackets > limit and wire.nested_deeper_than(value, limit):
         return _bad_record(wire.NestedTooDeeplyError(), window[pos:end]), end
     return value, end
