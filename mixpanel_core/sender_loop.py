@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from mixpanel_core.bounded_queue import BoundedQueue
 from mixpanel_core.buffer_options import BufferOptions
-from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.ingestion import (
     EncodedPair,
@@ -44,6 +45,10 @@ from mixpanel_core.sender_settling import SenderSettling
 logger = logging.getLogger("mixpanel_core.buffering")
 
 NOT_SENT_AFTER_CLOSE = "not sent: close() timed out first"
+
+REFUSALS_LOGGED_EVERY = 60.0
+"""Seconds between two log lines of refusals of one endpoint's credentials (see
+``_log_refusal``)."""
 
 
 class SenderLoop:
@@ -87,6 +92,12 @@ class SenderLoop:
         self.in_retry_wait = False
         """Whether the thread is in a retry wait, or on its way out of one ``close`` cut short
         (then until the thread ends): it has no request out (see ``close``)."""
+        self._refusals_logged: dict[Endpoint, tuple[float, int]] = {}
+        """By endpoint: when a refusal of its credentials was last logged, and how many came
+        since without a line of their own."""
+        self.hold_until = 0.0
+        """``time.monotonic()`` before which no request is sent: the last ``Retry-After``
+        Mixpanel gave outlasted a request's retry budget (see ``_hold_for_retry_after``)."""
         self.stopped_call_settled = threading.Event()
         """Set once the thread settled the call it was in when ``close`` gave up waiting for
         it (and the rest of that take): nothing of it is in flight any more."""
@@ -188,7 +199,9 @@ class SenderLoop:
         """
         with self.state:
             self.not_started = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
+        self._wait_out_retry_after()
         outcomes, reports = self._request(endpoint, batch)
+        self._hold_for_retry_after(outcomes)
         unsent: list[Outcome] = []
         # Decided in the locked step, not after the reports: a ``close`` giving up after that
         # step finds the later requests in flight, and the next ``_send`` settles them.
@@ -219,12 +232,47 @@ class SenderLoop:
         if reports is None:
             self._settling.settle(outcomes)
         else:
-            self._settling.settle_reports(reports)
+            # A refusal of credentials: its ERROR line says why, and how many records.
+            self._settling.settle_reports(reports, warn=False)
         if unsent:
             self._settling.settle(unsent)
         with self.state:
             self.settled_in_take += len(batch)  # reported: no longer owed (a flush's warning)
         return going_on
+
+    def _hold_for_retry_after(self, outcomes: Sequence[Outcome]) -> None:
+        """Hold every request for as long as a ``Retry-After`` of a request given up on asked.
+
+        The request itself was given up on (its wait would outlast its retry budget, or the
+        budget ran out), but sending the next one at once, as if Mixpanel had not asked, would
+        write off every request of the incident the same way (into the dead-letter file, a
+        line of log each) and prolong a rate limit: until then what is queued waits in the
+        queue, bounded by its ``when_full`` policy.
+        """
+        asked = max(
+            (o.retry_after or 0.0 for o in outcomes if o.status is DeliveryStatus.FAILED),
+            default=0.0,
+        )
+        until = time.monotonic() + asked
+        if asked > 0 and until > self.hold_until:
+            self.hold_until = until
+            logger.warning(
+                "%s: Mixpanel asked to wait %.1fs (Retry-After) before sending again; nothing "
+                "is sent until then, and what is queued meanwhile waits (when_full applies "
+                "once the queue is full)",
+                self._name,
+                asked,
+            )
+
+    def _wait_out_retry_after(self) -> None:
+        """Wait until ``hold_until``, or until ``close`` runs out of time (``abort``), which
+        then gives up on this request as not sent (see ``_request``)."""
+        left = self.hold_until - time.monotonic()
+        if left <= 0:
+            return
+        self.in_retry_wait = True  # no request out: as in a retry wait (see ``_wait``)
+        if not self.abort.wait(left):
+            self.in_retry_wait = False
 
     def abandon(self) -> tuple[list[Record], list[Record]]:
         """Mark the thread abandoned by ``close`` (``state`` held), unless it was; returns what
@@ -255,7 +303,7 @@ class SenderLoop:
                 endpoint, batch, self._wait, on_settled=self._settled_now
             )
         except AuthenticationError as error:
-            logger.error("%s: %s", self._name, error)
+            self._log_refusal(endpoint, error)
             return (), error.reports
         except Exception as error:
             # The sender must outlive any bug or surprise: the records the call had not
@@ -271,6 +319,23 @@ class SenderLoop:
             self._settled_now(failed)
             return settled + failed, None
         return result.outcomes, None
+
+    def _log_refusal(self, endpoint: Endpoint, error: AuthenticationError) -> None:
+        """Log a refusal of credentials: the first, then one line a minute for the endpoint.
+
+        Retrying cannot help, but what is queued is still sent (and dead-lettered when refused
+        too): holding it would only fill the queue until records are dropped. The line for
+        each request refused said the same thing over and over, a dozen times a second.
+        """
+        now = time.monotonic()
+        count = len(error.reports)
+        logged_at, since = self._refusals_logged.get(endpoint, (-REFUSALS_LOGGED_EVERY, 0))
+        if now - logged_at < REFUSALS_LOGGED_EVERY:
+            self._refusals_logged[endpoint] = (logged_at, since + count)
+            return
+        more = f" (and {since} before them since the last line)" if since else ""
+        logger.error("%s: %d record(s) not delivered%s: %s", self._name, count, more, error)
+        self._refusals_logged[endpoint] = (now, 0)
 
     def _settled_now(self, outcomes: Sequence[Outcome]) -> None:
         """The client's ``on_settled``: records it settled while the request goes on.

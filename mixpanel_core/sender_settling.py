@@ -70,8 +70,8 @@ class SenderSettling:
                 lost.extend(reports)
         self._tell(lost, told, warn)
 
-    def settle_reports(self, reports: Sequence[DeliveryReport]) -> None:
-        self._tell([r for r in reports if not r.ok], reports)
+    def settle_reports(self, reports: Sequence[DeliveryReport], *, warn: bool = True) -> None:
+        self._tell([r for r in reports if not r.ok], reports, warn)
 
     def give_up(
         self, records: list[Record], reason: str, *, warn: bool = True, maybe_applied: bool = False

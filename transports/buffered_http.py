@@ -65,6 +65,11 @@ class BufferedHttpTransport:
         )
 
     @property
+    def pending(self) -> int:
+        """Messages queued or being sent (what ``flush`` still waits for, at most)."""
+        return len(self.sender)
+
+    @property
     def dropped(self) -> int:
         """Messages dropped by the full policy so far."""
         return self.sender.dropped

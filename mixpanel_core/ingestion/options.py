@@ -84,7 +84,10 @@ class HttpOptions:
     )
     pool_size: int = setting(
         10,
-        doc="Connections kept open per host (keep-alive reuse), shared by the threads that send.",
+        doc="Connections kept open per host (keep-alive reuse), shared by the threads that send. "
+        "`http` sends in its callers' threads: give it at least as many as the threads that "
+        "send at once, or each request beyond them opens a connection and closes it after "
+        '(urllib3 logs a warning for each: "Connection pool is full, discarding connection").',
     )
 
     def __attrs_post_init__(self) -> None:

@@ -21,10 +21,10 @@ def test_records_whose_request_is_out_are_counted(mixpanel_emulator: Emulator) -
     mixpanel_emulator.client.stall()
     transport.send(make_event("in-flight", 0))
     wait_for_stalled_request(mixpanel_emulator)  # taken: in flight, no longer queued
-    assert len(transport.sender) == 1
+    assert len(transport.sender) == transport.pending == 1
     transport.send(make_event("in-flight", 1))  # queued behind it
-    assert len(transport.sender) == 2
+    assert len(transport.sender) == transport.pending == 2
     mixpanel_emulator.client.release()
     assert transport.flush(30) == []
-    assert len(transport.sender) == 0
+    assert len(transport.sender) == transport.pending == 0
     assert transport.close(30) == []

@@ -1,0 +1,89 @@
+"""A ``Retry-After`` longer than the retry budget holds the sender, not only its request.
+
+The request it answered is given up on (its wait would outlast its budget), but the sender
+sent the next one a linger later: through an incident of such answers every request was
+tried once and written off (the dead-letter file filled with the incident's traffic, a
+warning a request), at a dozen requests a second to a server that had asked for quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
+from mixpanel_core.emulator import Emulator
+from mixpanel_core.settings import MixpanelSettings
+from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
+
+from .test_buffered_http import _FAST, make_event
+
+pytestmark = pytest.mark.integration
+
+RETRY_AFTER = 3.0
+
+
+def _transport(emulator: Emulator, reports: list[DeliveryReport]) -> BufferedHttpTransport:
+    settings = MixpanelSettings(api_host=emulator.base_url, token="emulator-token")
+    options = BufferedHttpOptions(**{**_FAST, "retry_budget": 1.0})  # type: ignore[arg-type]
+    return BufferedHttpTransport(settings, options, report=reports.append)
+
+
+def _track_requests(emulator: Emulator) -> dict[str, int]:
+    return dict(emulator.client.stats()["requests"].get("track", {}))
+
+
+def test_nothing_is_sent_until_a_retry_after_beyond_the_budget_has_passed(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    reports: list[DeliveryReport] = []
+    transport = _transport(mixpanel_emulator, reports)
+    mixpanel_emulator.client.fail_next(1, 503, endpoints=["track"], retry_after=RETRY_AFTER)
+    with caplog.at_level(logging.WARNING, logger="mixpanel_core.buffering"):
+        transport.send(make_event("asked", 0))
+        refused_at = time.monotonic()
+        deadline = refused_at + 10
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.01)
+        later = [make_event("later", n) for n in range(5)]
+        for message in later:
+            transport.send(message)
+        time.sleep(1.0)
+        # A linger later the sender used to send these: it holds them instead.
+        assert _track_requests(mixpanel_emulator) == {"503": 1}
+        assert transport.flush(30) == []
+        delivered_at = time.monotonic()
+    [given_up, *delivered] = reports
+    assert (given_up.status, given_up.retry_after) == (DeliveryStatus.FAILED, RETRY_AFTER)
+    assert [r.status for r in delivered] == [DeliveryStatus.ACCEPTED] * 5
+    assert delivered_at - refused_at >= RETRY_AFTER - 0.5
+    assert _track_requests(mixpanel_emulator) == {"503": 1, "200": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("asked to wait 3.0s (Retry-After)" in line for line in warnings), warnings
+    transport.close(30)
+
+
+def test_close_during_the_hold_ends_by_its_timeout_and_gives_up_on_what_waits(
+    mixpanel_emulator: Emulator,
+) -> None:
+    reports: list[DeliveryReport] = []
+    transport = _transport(mixpanel_emulator, reports)
+    mixpanel_emulator.client.fail_next(1, 429, endpoints=["track"], retry_after=600)
+    transport.send(make_event("asked", 0))
+    deadline = time.monotonic() + 10
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.01)
+    waiting = make_event("waiting", 0)
+    transport.send(waiting)
+
+    started = time.monotonic()
+    given_up = transport.close(1.0)
+    took = time.monotonic() - started
+
+    assert took < 3.0
+    assert given_up == [waiting]
+    assert reports[-1].status is DeliveryStatus.FAILED
+    assert mixpanel_emulator.client.insert_ids("track") == []
+    assert _track_requests(mixpanel_emulator) == {"429": 1}
