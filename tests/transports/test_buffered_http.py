@@ -226,6 +226,19 @@ def test_records_that_do_not_fit_obey_the_policy_one_by_one(
     assert queue.bytes == 30
 
 
+def test_a_queue_that_stayed_full_says_first_that_mixpanel_may_be_failing() -> None:
+    # During an outage the only lines were these refusals, whose advice (a larger queue)
+    # cannot help: the sender's retries are logged only once they give up.
+    queue: BoundedQueue[int] = BoundedQueue(1, 10_000, "block", 0.05, lambda items, why: None)
+    queue.put(0, 10)
+    with pytest.raises(QueueFullError) as refused:
+        queue.put(1, 10)
+    text = str(refused.value)
+    assert text.startswith("dropped: the queue stayed full (1 messages, 10 bytes) for 0.05s; ")
+    assert "if Mixpanel is failing or slow, the sender is still retrying" in text
+    assert text.index("failing or slow") < text.index("raise max_queue_messages")
+
+
 def test_under_block_the_records_after_a_refused_one_are_refused_without_waiting() -> None:
     drops: list[tuple[list[int], str]] = []
     queue: BoundedQueue[int] = BoundedQueue(
