@@ -27,7 +27,7 @@ from mixpanel_core.api_limits import GROUP_OPERATIONS, PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
 from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed
 from mixpanel_core.secrets import Secret
-from mixpanel_core.wire import NestedTooDeeplyError, dumps, loads_record
+from mixpanel_core.wire import dumps, loads
 
 Endpoint = Literal["track", "import", "engage", "groups"]
 ENDPOINTS: tuple[Endpoint, ...] = ("track", "import", "engage", "groups")
@@ -247,6 +247,9 @@ _set_auth = Message.__dict__["auth"].__set__
 _set_json = Message.__dict__["_json"].__set__
 
 
+NESTED_TOO_DEEPLY_TO_READ = "is nested too deeply to read (several hundred levels)"
+
+
 def message_from_json(endpoint: str, data: bytes) -> Message:
     """Decode a record's JSON (as a transport wrote it) back into its message.
 
@@ -254,14 +257,18 @@ def message_from_json(endpoint: str, data: bytes) -> Message:
     does not encode it again. Raises ``ValidationError`` when the JSON or the record is bad.
     """
     try:
-        # Not ``loads``: orjson reads 1,024 levels, and freezing a few hundred outran the
-        # interpreter's stack (which stopped the forwarder at such a record on every start).
-        record = loads_record(data)
-    except NestedTooDeeplyError as exc:
-        raise ValidationError([Problem("record", f"is {exc}")]) from None
+        record = loads(data)
     except ValueError as exc:
         raise ValidationError([Problem("record", f"is not JSON: {exc}")]) from exc
-    message = _message_class(endpoint, record)(freeze_parsed(record))
+    try:
+        frozen = freeze_parsed(record)
+    except RecursionError:
+        # orjson reads 1,024 levels, and freezing several hundred outruns the interpreter's
+        # stack: uncaught, it stopped the forwarder at such a record on every start. (Not
+        # ``loads_record``'s limit: a sender rebuilds the messages it did not keep from their
+        # JSON with this, and must rebuild every record it could send.)
+        raise ValidationError([Problem("record", NESTED_TOO_DEEPLY_TO_READ)]) from None
+    message = _message_class(endpoint, record)(frozen)
     message.check_shape()
     # Freezing parsed JSON changes only lists into tuples, which encode the same: the bytes
     # given are exactly what json() would produce.

@@ -183,14 +183,22 @@ class NestedTooDeeplyError(ValueError):
 def loads_record(data: bytes | str) -> Any:
     """``loads``, refusing JSON nested more than ``RECORD_DEPTH_LIMIT`` levels deep with a
     ``NestedTooDeeplyError`` (a ``ValueError``, as for text that is not JSON)."""
-    raw = data.encode() if isinstance(data, str) else data
-    value = loads(raw)
-    # Counting the brackets first keeps the walk off the usual record, which has a few.
-    if raw.count(b"[") + raw.count(b"{") > RECORD_DEPTH_LIMIT and nested_deeper_than(
-        value, RECORD_DEPTH_LIMIT
-    ):
-        raise NestedTooDeeplyError
+    value = loads(data)
+    check_depth(value, data)
     return value
+
+
+def check_depth(value: Any, text: bytes | str) -> None:
+    """Raise ``NestedTooDeeplyError`` when ``value``, parsed from ``text`` (or from a text
+    that holds it), is nested more than ``RECORD_DEPTH_LIMIT`` levels deep."""
+    # Counting the brackets first keeps the walk off the usual record, which has a few.
+    brackets = (
+        text.count(b"[") + text.count(b"{")
+        if isinstance(text, bytes)
+        else (text.count("[") + text.count("{"))
+    )
+    if brackets > RECORD_DEPTH_LIMIT and nested_deeper_than(value, RECORD_DEPTH_LIMIT):
+        raise NestedTooDeeplyError
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:

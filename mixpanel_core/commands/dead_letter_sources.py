@@ -94,13 +94,18 @@ def _file_letter(
     source: str, index: int, line: bytes, natural_key: tuple[object, ...], token: str | None
 ) -> Letter:
     try:
-        entry = wire.loads_record(line)
+        entry = wire.loads(line)
     except ValueError as exc:
-        text = line.decode("utf-8", "replace").strip()[:SHOWN_TEXT]
-        rejection = Rejection("read", "invalid", f"not a dead-letter line: {exc}", text)
+        rejection = Rejection("read", "invalid", f"not a dead-letter line: {exc}", _shown(line))
         return Letter(source, index, rejection)
     if not isinstance(entry, dict) or "record" not in entry:
         rejection = Rejection("read", "invalid", "not a dead-letter line: no 'record'", entry)
+        return Letter(source, index, rejection)
+    try:
+        # The record's depth, not the line's: a line holds its record one level down.
+        wire.check_depth(entry["record"], line)
+    except wire.NestedTooDeeplyError as exc:
+        rejection = Rejection("read", "invalid", f"the record is {exc}", _shown(line))
         return Letter(source, index, rejection)
     # A line of an earlier replay's rejected file keeps what it said about a topic record when
     # it is rejected again.
@@ -125,6 +130,12 @@ def _file_letter(
         )
         return Letter(source, index, rejection, dead_letter, enriched)
     return Letter(source, index, message, dead_letter, enriched)
+
+
+def _shown(line: bytes) -> str:
+    """The start of a line that cannot be replayed, for the rejected file (the line itself
+    stays in the file read)."""
+    return line.decode("utf-8", "replace").strip()[:SHOWN_TEXT]
 
 
 def _enriched(entry: dict[str, Any]) -> bool:

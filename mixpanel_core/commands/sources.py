@@ -143,8 +143,11 @@ def _bad_record(error: ValueError, text: str) -> BadRecord:
 
 
 def _single_object(data: bytes, path: Path, skip: int) -> Iterator[object]:
+    record: object
     try:
         record = wire.loads_record(data)
+    except wire.NestedTooDeeplyError as exc:
+        record = _bad_record(exc, data.decode("utf-8", "replace"))  # JSON all the same
     except ValueError as exc:
         raise InputError(f"{path}: not JSON, NDJSON or a JSON array: {exc}") from exc
     if skip == 0:
@@ -230,9 +233,9 @@ def _element(parser: json.JSONDecoder, window: str, pos: int, path: Path) -> tup
             f"{path}: an element of the JSON array is nested too deeply to read (hundreds of "
             "levels), and nothing after it can be read: take it out of the file"
         ) from None
-    limit = wire.RECORD_DEPTH_LIMIT
-    # Counting the brackets first keeps the walk off the usual record, as loads_record does.
-    brackets = window.count("[", pos, end) + window.count("{", pos, end)
-    if brackets > limit and wire.nested_deeper_than(value, limit):
-        return _bad_record(wire.NestedTooDeeplyError(), window[pos:end]), end
+    text = window[pos:end]
+    try:
+        wire.check_depth(value, text)
+    except wire.NestedTooDeeplyError as exc:
+        return _bad_record(exc, text), end
     return value, end

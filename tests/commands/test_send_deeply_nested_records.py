@@ -85,3 +85,41 @@ def test_an_array_element_too_deep_to_parse_stops_the_run_with_a_line_not_a_trac
     assert "an element of the JSON array is nested too deeply to read" in err
     assert str(source) in err
     assert "Traceback" not in err
+
+
+def test_a_single_object_file_nested_too_deeply_is_one_invalid_record_not_an_error(
+    tmp_path: Path, mixpanel_emulator: Emulator
+) -> None:
+    # Valid JSON: it was refused as "not JSON", with exit 1.
+    source = tmp_path / "one.json"
+    source.write_bytes(b"{\n" + _deep_event(150)[1:-1] + b"\n}\n")
+    rejected = tmp_path / "rejected.jsonl"
+    config = write_config(tmp_path, mixpanel_emulator)
+
+    code = main(["send", str(source), "--config", str(config), "--rejected-file", str(rejected)])
+
+    assert code == 0
+    [line] = read_lines(rejected)
+    assert line["stage"] == "read"
+    assert "nested more than 100 levels deep" in line["reason"]
+
+
+def test_a_dead_letter_whose_record_is_within_the_limit_is_replayed_though_its_line_is_not(
+    tmp_path: Path, mixpanel_emulator: Emulator
+) -> None:
+    # The line holds its record one level down: a record of 100 levels is a line of 101,
+    # which was refused whole as "not a dead-letter line".
+    record = orjson.loads(_deep_event(98))  # 100 levels with the record and its properties
+    lines = tmp_path / "dead.jsonl"
+    lines.write_bytes(orjson.dumps({"endpoint": "import", "record": record}) + b"\n")
+    rejected = tmp_path / "rejected.jsonl"
+    config = write_config(tmp_path, mixpanel_emulator)
+
+    replay = ["replay-dead-letters", "--file", str(lines), "--config", str(config)]
+    code = main([*replay, "--rejected-file", str(rejected)])
+
+    assert code == 0
+    [line] = read_lines(rejected)
+    # Judged as a record (too deep for Mixpanel), and kept whole.
+    assert line["stage"] == "validation", line["reason"]
+    assert line["record"]["properties"]["v"] == record["properties"]["v"]

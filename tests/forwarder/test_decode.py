@@ -77,4 +77,4 @@ def test_a_record_nested_hundreds_of_levels_deep_is_poison_not_a_crash() -> None
     poison = decode("t", 0, 0, value, TRACK)
     assert isinstance(poison, Poison)
     assert poison.field == "record"
-    assert "nested more than 100 levels deep" in poison.reason
+    assert "nested too deeply to read" in poison.reason
