@@ -384,6 +384,7 @@ class BackgroundSender:
                     self._stuck.extend(out)
                     self._not_started.extend(not_started)
         given_up = self._give_up_the_rest()
+        loop.say_refusals_held()
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
         self.client.close()

@@ -28,6 +28,7 @@ from mixpanel_core.ingestion import (
     records_limit,
     split_encoded,
 )
+from mixpanel_core.ingestion.outcomes import stopped_by_refusal
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.sender_records import (
     Record,
@@ -49,6 +50,10 @@ NOT_SENT_AFTER_CLOSE = "not sent: close() timed out first"
 REFUSALS_LOGGED_EVERY = 60.0
 """Seconds between two log lines of refusals of one endpoint's credentials (see
 ``_log_refusal``)."""
+
+HOLD_CHECKED_EVERY = 0.1
+"""Seconds between two looks at the queue while a ``Retry-After`` holds the sender (see
+``_wait_out_retry_after``)."""
 
 
 class SenderLoop:
@@ -232,8 +237,12 @@ class SenderLoop:
         if reports is None:
             self._settling.settle(outcomes)
         else:
-            # A refusal of credentials: its ERROR line says why, and how many records.
+            # A refusal of credentials: its ERROR line says why, and how many records (see
+            # ``_log_refusal``); the call's other records not delivered get their own line.
             self._settling.settle_reports(reports, warn=False)
+            others = [r for r in reports if not r.ok and not stopped_by_refusal(r)]
+            if others:
+                self._settling.warn_given_up(len(others), others[0].reason or "")
         if unsent:
             self._settling.settle(unsent)
         with self.state:
@@ -249,6 +258,8 @@ class SenderLoop:
         line of log each) and prolong a rate limit: until then what is queued waits in the
         queue, bounded by its ``when_full`` policy.
         """
+        if self.abort.is_set():
+            return  # close gave up on the call: nothing is sent after it anyway
         asked = max(
             (o.retry_after or 0.0 for o in outcomes if o.status is DeliveryStatus.FAILED),
             default=0.0,
@@ -257,22 +268,38 @@ class SenderLoop:
         if asked > 0 and until > self.hold_until:
             self.hold_until = until
             logger.warning(
-                "%s: Mixpanel asked to wait %.1fs (Retry-After) before sending again; nothing "
-                "is sent until then, and what is queued meanwhile waits (when_full applies "
-                "once the queue is full)",
+                "%s: Mixpanel asked to wait %.1fs (Retry-After) before sending again; until "
+                "then what is sent waits in the queue, and a request goes out only when the "
+                "queue is about to fill",
                 self._name,
                 asked,
             )
 
     def _wait_out_retry_after(self) -> None:
-        """Wait until ``hold_until``, or until ``close`` runs out of time (``abort``), which
-        then gives up on this request as not sent (see ``_request``)."""
-        left = self.hold_until - time.monotonic()
-        if left <= 0:
-            return
-        self.in_retry_wait = True  # no request out: as in a retry wait (see ``_wait``)
-        if not self.abort.wait(left):
+        """Wait until ``hold_until``, until the queue is about to fill, or until ``close``
+        runs out of time (``abort``), which then gives up on this request as not sent (see
+        ``_request``).
+
+        Held for an hour (``Retry-After`` is taken up to that), the queue would fill, and
+        ``when_full`` drop what is sent (reported, not dead-lettered) or hold each caller for
+        ``block_timeout``: sending the request held then, most likely given up on again into
+        the dead-letter file, makes room for a batch at a time instead.
+        """
+        while True:
+            left = self.hold_until - time.monotonic()
+            if left <= 0 or self._queue_about_to_fill():
+                return
+            self.in_retry_wait = True  # no request out: as in a retry wait (see ``_wait``)
+            if self.abort.wait(min(left, HOLD_CHECKED_EVERY)):
+                return  # as ``_wait``, it stays in its wait on its way out
             self.in_retry_wait = False
+
+    def _queue_about_to_fill(self) -> bool:
+        """Whether the queue has room for less than a batch (or half its bounds, if less)."""
+        queue = self._queue
+        items = min(self._batch_records, queue.max_items // 2)
+        size = min(self._client.options.max_batch_bytes, queue.max_bytes // 2)
+        return len(queue) > queue.max_items - items or queue.bytes > queue.max_bytes - size
 
     def abandon(self) -> tuple[list[Record], list[Record]]:
         """Mark the thread abandoned by ``close`` (``state`` held), unless it was; returns what
@@ -303,7 +330,7 @@ class SenderLoop:
                 endpoint, batch, self._wait, on_settled=self._settled_now
             )
         except AuthenticationError as error:
-            self._log_refusal(endpoint, error)
+            self._log_refusal(endpoint, error, sum(map(stopped_by_refusal, error.reports)))
             return (), error.reports
         except Exception as error:
             # The sender must outlive any bug or surprise: the records the call had not
@@ -320,22 +347,37 @@ class SenderLoop:
             return settled + failed, None
         return result.outcomes, None
 
-    def _log_refusal(self, endpoint: Endpoint, error: AuthenticationError) -> None:
-        """Log a refusal of credentials: the first, then one line a minute for the endpoint.
+    def _log_refusal(self, endpoint: Endpoint, error: AuthenticationError, count: int) -> None:
+        """Log a refusal of credentials that stopped ``count`` records: the first, then one
+        line a minute for the endpoint, and what is left unsaid at close (``say_refusals_held``).
 
         Retrying cannot help, but what is queued is still sent (and dead-lettered when refused
         too): holding it would only fill the queue until records are dropped. The line for
         each request refused said the same thing over and over, a dozen times a second.
         """
         now = time.monotonic()
-        count = len(error.reports)
-        logged_at, since = self._refusals_logged.get(endpoint, (-REFUSALS_LOGGED_EVERY, 0))
-        if now - logged_at < REFUSALS_LOGGED_EVERY:
-            self._refusals_logged[endpoint] = (logged_at, since + count)
-            return
-        more = f" (and {since} before them since the last line)" if since else ""
-        logger.error("%s: %d record(s) not delivered%s: %s", self._name, count, more, error)
-        self._refusals_logged[endpoint] = (now, 0)
+        with self.state:
+            logged_at, since = self._refusals_logged.get(endpoint, (-REFUSALS_LOGGED_EVERY, 0))
+            due = now - logged_at >= REFUSALS_LOGGED_EVERY
+            self._refusals_logged[endpoint] = (now, 0) if due else (logged_at, since + count)
+        if due:
+            more = f" (and {since} before them since the last line)" if since else ""
+            logger.error("%s: %d record(s) not delivered%s: %s", self._name, count, more, error)
+
+    def say_refusals_held(self) -> None:
+        """Log the refusals counted since each endpoint's last line (``close``: the sender
+        says nothing after it, and the lines must add up to every record refused)."""
+        with self.state:
+            held = [(e, since) for e, (_, since) in self._refusals_logged.items() if since]
+            self._refusals_logged = {}
+        for endpoint, since in held:
+            logger.error(
+                "%s: %d more record(s) of /%s not delivered since the last line: their "
+                "credentials were refused as well",
+                self._name,
+                since,
+                endpoint,
+            )
 
     def _settled_now(self, outcomes: Sequence[Outcome]) -> None:
         """The client's ``on_settled``: records it settled while the request goes on.

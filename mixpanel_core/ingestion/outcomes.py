@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.ingestion.auth import ImportCredentials
 from mixpanel_core.ingestion.classify import Classification, Verdict
 from mixpanel_core.ingestion.encoding import EncodedPair
@@ -208,6 +208,18 @@ REFUSED_EARLIER = "not sent: Mixpanel refused the credentials of an earlier requ
 PROXY_REFUSED_EARLIER = (
     "not sent: the proxy refused its credentials (HTTP 407) for an earlier request"
 )
+
+_REFUSAL_STATUSES = frozenset({401, 403, 407})
+
+
+def stopped_by_refusal(report: DeliveryReport) -> bool:
+    """Whether ``report``, of a call an ``AuthenticationError`` ended, is of a record its
+    refusal stopped: refused with its request, or not sent after it. (The call's other
+    reports are of records other credentials took elsewhere: accepted, rejected, failed.)"""
+    if report.http_status in _REFUSAL_STATUSES:
+        return True
+    return report.reason in (REFUSED_EARLIER, PROXY_REFUSED_EARLIER)
+
 
 NO_CREDENTIALS = (
     "not sent: /import needs credentials; set mixpanel.service_account_username, "

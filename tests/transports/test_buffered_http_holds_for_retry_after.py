@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
+import orjson
 import pytest
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
@@ -87,3 +89,38 @@ def test_close_during_the_hold_ends_by_its_timeout_and_gives_up_on_what_waits(
     assert reports[-1].status is DeliveryStatus.FAILED
     assert mixpanel_emulator.client.insert_ids("track") == []
     assert _track_requests(mixpanel_emulator) == {"429": 1}
+
+
+def test_a_long_hold_sends_a_request_when_the_queue_is_about_to_fill_not_drop_or_block(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    # Held for the whole hour, the queue filled: under `block` every send waited its
+    # block_timeout and raised, and what it refused was dropped, never dead-lettered.
+    dead = tmp_path / "dead.jsonl"
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    options = BufferedHttpOptions(  # type: ignore[arg-type]
+        **{
+            **_FAST,
+            "retry_budget": 1.0,
+            "max_queue_messages": 20,
+            "block_timeout": 5.0,
+            "dead_letter_path": str(dead),
+        }
+    )
+    transport = BufferedHttpTransport(settings, options)
+    mixpanel_emulator.client.fail_fraction(1.0, statuses=(503,), retry_after=3600)
+    sent = [make_event("held", n) for n in range(60)]
+    for message in sent:
+        transport.send(message)  # raises QueueFullError if it waited out block_timeout
+        time.sleep(0.02)  # a steady flow: the take held is small, the queue fills behind it
+    given_up = transport.close(1.0)
+
+    assert transport.dropped == 0
+    dead_ids = [
+        orjson.loads(line)["record"]["properties"]["$insert_id"]
+        for line in dead.read_bytes().splitlines()
+    ]
+    assert sorted(dead_ids) == sorted(m.insert_id for m in sent)
+    assert len(given_up) < 60, "the requests sent to make room were given up on, not held"
+    requests = sum(_track_requests(mixpanel_emulator).values())
+    assert 2 <= requests <= 10, "a request a batch of room (10 records), not one a linger"

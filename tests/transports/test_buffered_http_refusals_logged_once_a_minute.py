@@ -11,7 +11,8 @@ import logging
 
 import pytest
 
-from mixpanel_core import sender_loop
+from mixpanel_core import Mixpanel, sender_loop
+from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.settings import MixpanelSettings
@@ -55,3 +56,63 @@ def test_refusals_of_many_requests_make_one_line_then_one_a_minute_with_the_coun
     assert level == logging.ERROR
     assert "1 record(s) not delivered (and 4 before them since the last line)" in line
     transport.close(30)
+
+
+def test_what_is_left_unsaid_is_said_at_close_so_the_lines_add_up(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    transport = BufferedHttpTransport(settings, BufferedHttpOptions(**_FAST))  # type: ignore[arg-type]
+    mixpanel_emulator.client.fail_fraction(1.0, statuses=(401,), endpoints=["track"])
+    with caplog.at_level(logging.WARNING, logger="mixpanel_core.buffering"):
+        for n in range(3):
+            transport.send(make_event("refused", n))
+            assert transport.flush(30) == []
+        transport.close(30)
+    lines = [line for level, line in _lines(caplog) if level == logging.ERROR]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("buffered_http: 1 record(s) not delivered: ")
+    assert lines[1] == (
+        "buffered_http: 2 more record(s) of /track not delivered since the last line: their "
+        "credentials were refused as well"
+    )
+
+
+def test_a_refusal_counts_only_its_own_records_and_the_others_keep_their_line(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One /import request of two credentials: the configured secret's records are judged (one
+    # is too old: rejected), the wrong API secret's are refused. The line counted all six.
+    config = config_from_mapping(
+        {
+            "mixpanel": {
+                "token": "emulator-token",
+                "api_host": mixpanel_emulator.base_url,
+                "api_secret": "emulator-secret",
+            },
+            "transports": {"default": {"type": "buffered_http", **_FAST, "linger": 0.5}},
+            "plugins": {"enabled": []},  # Mixpanel judges the old record
+        }
+    )
+    client = Mixpanel("emulator-token", config=config)
+    with caplog.at_level(logging.WARNING, logger="mixpanel_core.buffering"):
+        for n in range(4):
+            when = 1000 if n == 3 else 1_700_000_000 + n
+            client.import_data(None, f"u{n}", "e", when, {"$insert_id": f"good-{n}"})
+        for n in range(2):
+            client.import_data(
+                None,
+                f"u{n}",
+                "e",
+                1_700_000_000 + n,
+                {"$insert_id": f"bad-{n}"},
+                api_secret="wrong-secret",
+            )
+        assert client.flush(30) == []
+    assert sorted(mixpanel_emulator.client.insert_ids("import")) == ["good-0", "good-1", "good-2"]
+    [(refused_level, refused), (other_level, other)] = _lines(caplog)
+    assert refused_level == logging.ERROR
+    assert refused.startswith("default: 2 record(s) not delivered: Mixpanel refused the api secret")
+    assert other_level == logging.WARNING
+    assert other.startswith("default: 1 record(s) not delivered; first: ")
+    client.close(30)
