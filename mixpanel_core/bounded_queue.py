@@ -303,9 +303,9 @@ class BoundedQueue(Generic[T]):
                             f"dropped: the queue stayed full ({self._held()}) for "
                             f"{self.block_timeout}s",
                             # Said first: during an outage no queue is large enough.
-                            "if Mixpanel is failing or slow, the sender is still retrying "
-                            "(logged only once it gives up) and the queue fills however "
-                            "large it is; otherwise raise max_queue_messages/"
+                            "if Mixpanel is failing or slow, the sender is retrying or "
+                            "waiting (see the log) and the queue fills however large it "
+                            "is; otherwise raise max_queue_messages/"
                             "max_queue_bytes or block_timeout, or choose when_full = "
                             "'drop_newest' or 'drop_oldest'",
                         )

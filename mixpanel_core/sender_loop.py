@@ -100,6 +100,8 @@ class SenderLoop:
         self._refusals_logged: dict[Endpoint, tuple[float, int]] = {}
         """By endpoint: when a refusal of its credentials was last logged, and how many came
         since without a line of their own."""
+        self._refusal: AuthenticationError | None = None
+        """The refusal of credentials that ended the request being sent, if it was refused."""
         self.hold_until = 0.0
         """``time.monotonic()`` before which no request is sent: the last ``Retry-After``
         Mixpanel gave outlasted a request's retry budget (see ``_hold_for_retry_after``)."""
@@ -206,7 +208,7 @@ class SenderLoop:
             self.not_started = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
         self._wait_out_retry_after()
         outcomes, reports = self._request(endpoint, batch)
-        self._hold_for_retry_after(outcomes)
+        self._hold_for_retry_after([*outcomes, *(reports or ())])
         unsent: list[Outcome] = []
         # Decided in the locked step, not after the reports: a ``close`` giving up after that
         # step finds the later requests in flight, and the next ``_send`` settles them.
@@ -234,11 +236,15 @@ class SenderLoop:
                 # makes sure of it. Rebuilt only for a take of several requests.
                 self.in_flight = [(e, m, d) for e, pairs in rest for m, d in pairs] if rest else []
                 going_on = True
+        refusal, self._refusal = self._refusal, None
         if reports is None:
             self._settling.settle(outcomes)
         else:
             # A refusal of credentials: its ERROR line says why, and how many records (see
             # ``_log_refusal``); the call's other records not delivered get their own line.
+            # (Not when ``close`` abandoned the call meanwhile: it said what it gave up on.)
+            if refusal is not None:
+                self._log_refusal(endpoint, refusal, sum(map(stopped_by_refusal, reports)))
             self._settling.settle_reports(reports, warn=False)
             others = [r for r in reports if not r.ok and not stopped_by_refusal(r)]
             if others:
@@ -249,19 +255,20 @@ class SenderLoop:
             self.settled_in_take += len(batch)  # reported: no longer owed (a flush's warning)
         return going_on
 
-    def _hold_for_retry_after(self, outcomes: Sequence[Outcome]) -> None:
-        """Hold every request for as long as a ``Retry-After`` of a request given up on asked.
+    def _hold_for_retry_after(self, ended: Sequence[Outcome | DeliveryReport]) -> None:
+        """Hold the requests after this one for as long as a ``Retry-After`` of a request
+        given up on asked (``ended``: the outcomes, or the reports, of the call).
 
         The request itself was given up on (its wait would outlast its retry budget, or the
         budget ran out), but sending the next one at once, as if Mixpanel had not asked, would
         write off every request of the incident the same way (into the dead-letter file, a
-        line of log each) and prolong a rate limit: until then what is queued waits in the
-        queue, bounded by its ``when_full`` policy.
+        line of log each) and prolong a rate limit: until then what is sent waits in the
+        queue, as long as there is room (see ``_wait_out_retry_after``).
         """
         if self.abort.is_set():
             return  # close gave up on the call: nothing is sent after it anyway
         asked = max(
-            (o.retry_after or 0.0 for o in outcomes if o.status is DeliveryStatus.FAILED),
+            (e.retry_after or 0.0 for e in ended if e.status is DeliveryStatus.FAILED),
             default=0.0,
         )
         until = time.monotonic() + asked
@@ -269,37 +276,36 @@ class SenderLoop:
             self.hold_until = until
             logger.warning(
                 "%s: Mixpanel asked to wait %.1fs (Retry-After) before sending again; until "
-                "then what is sent waits in the queue, and a request goes out only when the "
-                "queue is about to fill",
+                "then what is sent waits in the queue while it is less than half full and "
+                "nothing flushes or closes the transport",
                 self._name,
                 asked,
             )
 
     def _wait_out_retry_after(self) -> None:
-        """Wait until ``hold_until``, until the queue is about to fill, or until ``close``
-        runs out of time (``abort``), which then gives up on this request as not sent (see
+        """Wait until ``hold_until``, or until there is reason to send at once: the queue is
+        half full, or a ``flush`` or ``close`` waits for the sender (``ready``). A ``close``
+        that runs out of time (``abort``) then gives up on this request as not sent (see
         ``_request``).
 
-        Held for an hour (``Retry-After`` is taken up to that), the queue would fill, and
-        ``when_full`` drop what is sent (reported, not dead-lettered) or hold each caller for
-        ``block_timeout``: sending the request held then, most likely given up on again into
-        the dead-letter file, makes room for a batch at a time instead.
+        Held while the queue filled (``Retry-After`` is taken up to an hour), ``when_full``
+        dropped what was sent (reported, not dead-lettered) or held each caller for
+        ``block_timeout``, and a flush waited out its whole timeout. Half the queue is kept
+        free for bursts: past it, each request goes out as it did before, most likely given up
+        on again, into the dead-letter file.
         """
         while True:
             left = self.hold_until - time.monotonic()
-            if left <= 0 or self._queue_about_to_fill():
+            if left <= 0 or self.ready() or self._queue_half_full():
                 return
             self.in_retry_wait = True  # no request out: as in a retry wait (see ``_wait``)
             if self.abort.wait(min(left, HOLD_CHECKED_EVERY)):
                 return  # as ``_wait``, it stays in its wait on its way out
             self.in_retry_wait = False
 
-    def _queue_about_to_fill(self) -> bool:
-        """Whether the queue has room for less than a batch (or half its bounds, if less)."""
+    def _queue_half_full(self) -> bool:
         queue = self._queue
-        items = min(self._batch_records, queue.max_items // 2)
-        size = min(self._client.options.max_batch_bytes, queue.max_bytes // 2)
-        return len(queue) > queue.max_items - items or queue.bytes > queue.max_bytes - size
+        return len(queue) * 2 >= queue.max_items or queue.bytes * 2 >= queue.max_bytes
 
     def abandon(self) -> tuple[list[Record], list[Record]]:
         """Mark the thread abandoned by ``close`` (``state`` held), unless it was; returns what
@@ -330,7 +336,7 @@ class SenderLoop:
                 endpoint, batch, self._wait, on_settled=self._settled_now
             )
         except AuthenticationError as error:
-            self._log_refusal(endpoint, error, sum(map(stopped_by_refusal, error.reports)))
+            self._refusal = error  # logged by ``_send``, with the reports it settles
             return (), error.reports
         except Exception as error:
             # The sender must outlive any bug or surprise: the records the call had not
@@ -372,8 +378,8 @@ class SenderLoop:
             self._refusals_logged = {}
         for endpoint, since in held:
             logger.error(
-                "%s: %d more record(s) of /%s not delivered since the last line: their "
-                "credentials were refused as well",
+                "%s: %d more record(s) of /%s not delivered since the last line, refused as "
+                "that line says",
                 self._name,
                 since,
                 endpoint,

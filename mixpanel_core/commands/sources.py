@@ -230,8 +230,8 @@ def _element(parser: json.JSONDecoder, window: str, pos: int, path: Path) -> tup
         # Where such an element ends cannot be told without reading it: nothing after it can
         # be read either.
         raise InputError(
-            f"{path}: an element of the JSON array is nested too deeply to read (hundreds of "
-            "levels), and nothing after it can be read: take it out of the file"
+            f"{path}: an element of the JSON array is nested too deeply to read (about a "
+            "thousand levels), and nothing after it can be read: take it out of the file"
         ) from None
     text = window[pos:end]
     try:

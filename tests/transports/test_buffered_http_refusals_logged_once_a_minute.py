@@ -73,8 +73,8 @@ def test_what_is_left_unsaid_is_said_at_close_so_the_lines_add_up(
     assert len(lines) == 2, lines
     assert lines[0].startswith("buffered_http: 1 record(s) not delivered: ")
     assert lines[1] == (
-        "buffered_http: 2 more record(s) of /track not delivered since the last line: their "
-        "credentials were refused as well"
+        "buffered_http: 2 more record(s) of /track not delivered since the last line, refused "
+        "as that line says"
     )
 
 
