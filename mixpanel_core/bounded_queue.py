@@ -94,6 +94,9 @@ class BoundedQueue(Generic[T]):
         """Whether the consumer is to end once it has taken everything (see ``finish``)."""
         self._kept: object = None
         """The owner while any item is queued, ``None`` while the queue is empty."""
+        self.room_wanted = False
+        """Whether a put found no room since the consumer last took: a consumer holding back
+        (a ``Retry-After``) gives way (see ``wait_while``)."""
         self.total_put = 0
         """Items ever enqueued."""
         self.total_evicted = 0
@@ -263,6 +266,8 @@ class BoundedQueue(Generic[T]):
         with self._lock:
             if self._closed is not None:
                 raise TransportError(self._closed)
+            self.room_wanted = True
+            self._not_empty.notify_all()
             if size > self.max_bytes:
                 # Bigger than the whole byte bound, it can never fit, however long one waits
                 # or whatever is evicted: refused at once, and told so (not "stayed full").
@@ -351,6 +356,7 @@ class BoundedQueue(Generic[T]):
     def take(self, max_items: int) -> list[T]:
         """Up to ``max_items`` items from the front, without waiting."""
         with self._lock:
+            self.room_wanted = False
             if max_items >= len(self._items):
                 # The usual case while the sender keeps up: everything, in one C-level copy.
                 taken = list(self._items)
@@ -380,6 +386,12 @@ class BoundedQueue(Generic[T]):
             return self._not_empty.wait_for(
                 lambda: len(self._items) >= self.wake_at or ready(), timeout
             )
+
+    def wait_while(self, holding: Callable[[], bool], timeout: float) -> None:
+        """Wait while ``holding()`` (checked under the lock) and no put found no room, at
+        most ``timeout``."""
+        with self._lock:
+            self._not_empty.wait_for(lambda: self.room_wanted or not holding(), timeout)
 
     def wait_not_empty(self, timeout: float) -> None:
         """Wait until an item is queued or the queue is ``finish``ed, at most ``timeout``."""

@@ -271,13 +271,15 @@ class SenderLoop:
             (e.retry_after or 0.0 for e in ended if e.status is DeliveryStatus.FAILED),
             default=0.0,
         )
-        until = time.monotonic() + asked
-        if asked > 0 and until > self.hold_until:
-            self.hold_until = until
+        now = time.monotonic()
+        if asked > 0 and now + asked > self.hold_until:
+            holding, self.hold_until = self.hold_until > now, now + asked
+            if holding:
+                return  # said when it began (a request that went out to make room)
             logger.warning(
                 "%s: Mixpanel asked to wait %.1fs (Retry-After) before sending again; until "
-                "then what is sent waits in the queue while it is less than half full and "
-                "nothing flushes or closes the transport",
+                "then what is sent waits in the queue while it has room (less than half "
+                "full) and nothing flushes or closes the transport",
                 self._name,
                 asked,
             )
@@ -291,21 +293,34 @@ class SenderLoop:
         Held while the queue filled (``Retry-After`` is taken up to an hour), ``when_full``
         dropped what was sent (reported, not dead-lettered) or held each caller for
         ``block_timeout``, and a flush waited out its whole timeout. Half the queue is kept
-        free for bursts: past it, each request goes out as it did before, most likely given up
+        free for bursts, and a put that finds no room (a record larger than that half) ends
+        the wait at once: then each request goes out as it did before, most likely given up
         on again, into the dead-letter file.
         """
+        queue = self._queue
         while True:
             left = self.hold_until - time.monotonic()
-            if left <= 0 or self.ready() or self._queue_half_full():
+            if left <= 0 or self._give_way():
                 return
             self.in_retry_wait = True  # no request out: as in a retry wait (see ``_wait``)
-            if self.abort.wait(min(left, HOLD_CHECKED_EVERY)):
+            queue.wait_while(self._holding, min(left, HOLD_CHECKED_EVERY))
+            if self.abort.is_set():
                 return  # as ``_wait``, it stays in its wait on its way out
             self.in_retry_wait = False
 
-    def _queue_half_full(self) -> bool:
+    def _holding(self) -> bool:
+        return not (self.abort.is_set() or self._give_way())
+
+    def _give_way(self) -> bool:
+        """Whether a hold gives way: a flush or close waits, or the queue is half full or
+        found no room for a put (checked under the queue's lock, or with a look of its own)."""
         queue = self._queue
-        return len(queue) * 2 >= queue.max_items or queue.bytes * 2 >= queue.max_bytes
+        return (
+            self.ready()
+            or queue.room_wanted
+            or len(queue) * 2 >= queue.max_items
+            or queue.bytes * 2 >= queue.max_bytes
+        )
 
     def abandon(self) -> tuple[list[Record], list[Record]]:
         """Mark the thread abandoned by ``close`` (``state`` held), unless it was; returns what

@@ -128,3 +128,43 @@ def test_a_long_hold_keeps_half_the_queue_free_and_drops_nothing(
     assert sorted(dead_ids) == sorted(m.insert_id for m in sent)
     requests = sum(_track_requests(mixpanel_emulator).values())
     assert 2 <= requests <= 15, "a request as the queue passes half full, not one a linger"
+
+
+def test_a_record_larger_than_the_free_half_ends_the_hold_rather_than_wait_for_an_hour(
+    mixpanel_emulator: Emulator, tmp_path: Path
+) -> None:
+    # The queue never reached half full, and the record never fit in what was left: under
+    # `block` each such send waited out block_timeout and raised, for the whole hour.
+    dead = tmp_path / "dead.jsonl"
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    options = BufferedHttpOptions(  # type: ignore[arg-type]
+        **{
+            **_FAST,
+            "retry_budget": 1.0,
+            "max_queue_bytes": 1_000_000,
+            "block_timeout": 5.0,
+            "dead_letter_path": str(dead),
+        }
+    )
+    transport = BufferedHttpTransport(settings, options)
+    mixpanel_emulator.client.fail_fraction(1.0, statuses=(429,), retry_after=3600)
+    transport.send(make_event("small", 0))
+    deadline = time.monotonic() + 10
+    while not dead.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first request was given up on: the hold began
+    transport.send(make_event("small", 1))  # taken, and held while the queue fills
+    time.sleep(0.3)
+    # Below half full (500,000 bytes), then records that fit only in a queue emptied.
+    sent = [make_event("filler", 1, blob="x" * 390_000)]
+    sent += [make_event("large", n, blob="x" * 650_000) for n in range(3)]
+    started = time.monotonic()
+    for message in sent:
+        transport.send(message)  # raises QueueFullError if it waited out block_timeout
+    took = time.monotonic() - started
+    transport.close(10)
+
+    assert took < 4.0
+    assert transport.dropped == 0
+    lines = dead.read_bytes().splitlines()
+    dead_ids = [orjson.loads(line)["record"]["properties"]["$insert_id"] for line in lines]
+    assert len(dead_ids) == 6
