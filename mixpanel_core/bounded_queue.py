@@ -298,7 +298,10 @@ class BoundedQueue(Generic[T]):
                     )
                 else:
                     self._not_full.wait_for(
-                        lambda: self._fits(size) or self._closed is not None, self.block_timeout
+                        lambda: (
+                            self._fits(size) or self._closed is not None or self._want_room_again()
+                        ),
+                        self.block_timeout,
                     )
                     if self._closed is not None:
                         raise TransportError(self._closed)
@@ -326,6 +329,15 @@ class BoundedQueue(Generic[T]):
             self._hand_dropped([item], reason, refused_total)
             if self.when_full == "block":
                 raise QueueFullError(f"{reason}; {remedy}", waited=waited)
+
+    def _want_room_again(self) -> bool:
+        """Raise ``room_wanted`` again (lock held) for a put still waiting: a take that left
+        too little room cleared it, and a consumer holding back would hold on. ``False``, as
+        the rest of a wait's condition."""
+        if not self.room_wanted:
+            self.room_wanted = True
+            self._not_empty.notify_all()
+        return False
 
     def _held(self) -> str:
         return f"{len(self._items)} messages, {self._bytes} bytes"
