@@ -11,10 +11,9 @@ import orjson
 import pytest
 
 from mixpanel_core.emulator import Emulator
-from mixpanel_core.settings import MixpanelSettings
-from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 
-from .test_buffered_http import _FAST, make_event
+from .test_buffered_http import make_event
+from .test_buffered_http_holds_for_retry_after import dead_lettering
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +30,8 @@ def test_a_deeply_nested_record_that_fails_is_dead_lettered_whole(
     mixpanel_emulator: Emulator, tmp_path: Path, levels: int
 ) -> None:
     dead = tmp_path / "dead.jsonl"
-    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
-    options = BufferedHttpOptions(  # type: ignore[arg-type]
-        **{**_FAST, "retry_budget": 0.0, "dead_letter_path": str(dead)}
-    )
-    transport = BufferedHttpTransport(settings, options)  # no report reader: nothing kept
+    # No report reader: the sender keeps no message, only the JSON.
+    transport = dead_lettering(mixpanel_emulator, dead, retry_budget=0.0)
     mixpanel_emulator.client.fail_next(1, 503, endpoints=["track"])
     message = make_event("deep", 0, v=_nested(levels))
 

@@ -33,6 +33,24 @@ def _transport(emulator: Emulator, reports: list[DeliveryReport]) -> BufferedHtt
     return BufferedHttpTransport(settings, options, report=reports.append)
 
 
+def dead_lettering(emulator: Emulator, dead: Path, **options: object) -> BufferedHttpTransport:
+    """A fast-retrying transport with ``options``, its dead letters written to ``dead``."""
+    settings = MixpanelSettings(api_host=emulator.base_url, token="emulator-token")
+    merged = {**_FAST, "dead_letter_path": str(dead), **options}
+    return BufferedHttpTransport(settings, BufferedHttpOptions(**merged))  # type: ignore[arg-type]
+
+
+def _held(emulator: Emulator, dead: Path, **options: object) -> BufferedHttpTransport:
+    """``dead_lettering`` with a budget a Retry-After of an hour outlasts, and a
+    ``block_timeout`` a send that waits it out shows."""
+    return dead_lettering(emulator, dead, retry_budget=1.0, block_timeout=5.0, **options)
+
+
+def _dead_insert_ids(dead: Path) -> list[str]:
+    lines = dead.read_bytes().splitlines()
+    return [orjson.loads(line)["record"]["properties"]["$insert_id"] for line in lines]
+
+
 def _track_requests(emulator: Emulator) -> dict[str, int]:
     return dict(emulator.client.stats()["requests"].get("track", {}))
 
@@ -103,18 +121,7 @@ def test_a_long_hold_keeps_half_the_queue_free_and_drops_nothing(
     # block_timeout and raised, and under the others what was sent was dropped, never
     # dead-lettered. Past half full, each request goes out as before.
     dead = tmp_path / "dead.jsonl"
-    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
-    options = BufferedHttpOptions(  # type: ignore[arg-type]
-        **{
-            **_FAST,
-            "retry_budget": 1.0,
-            "max_queue_messages": 20,
-            "block_timeout": 5.0,
-            "when_full": when_full,
-            "dead_letter_path": str(dead),
-        }
-    )
-    transport = BufferedHttpTransport(settings, options)
+    transport = _held(mixpanel_emulator, dead, max_queue_messages=20, when_full=when_full)
     mixpanel_emulator.client.fail_fraction(1.0, statuses=(503,), retry_after=3600)
     sent = [make_event("held", n) for n in range(60)]
     for message in sent:
@@ -123,9 +130,7 @@ def test_a_long_hold_keeps_half_the_queue_free_and_drops_nothing(
     transport.close(10)
 
     assert transport.dropped == 0
-    lines = dead.read_bytes().splitlines()
-    dead_ids = [orjson.loads(line)["record"]["properties"]["$insert_id"] for line in lines]
-    assert sorted(dead_ids) == sorted(m.insert_id for m in sent)
+    assert sorted(_dead_insert_ids(dead)) == sorted(m.insert_id for m in sent)
     requests = sum(_track_requests(mixpanel_emulator).values())
     assert 2 <= requests <= 15, "a request as the queue passes half full, not one a linger"
 
@@ -137,18 +142,8 @@ def test_a_record_larger_than_the_free_half_ends_the_hold_rather_than_wait_for_a
     # The queue never reached half full, and the record never fit in what was left: under
     # `block` each such send waited out block_timeout and raised, for the whole hour.
     dead = tmp_path / "dead.jsonl"
-    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
-    options = BufferedHttpOptions(  # type: ignore[arg-type]
-        **{
-            **_FAST,
-            "retry_budget": 1.0,
-            "max_queue_bytes": 1_000_000,
-            "max_batch_records": batch,  # 1: a take leaves the put short of room again
-            "block_timeout": 5.0,
-            "dead_letter_path": str(dead),
-        }
-    )
-    transport = BufferedHttpTransport(settings, options)
+    # max_batch_records 1: a take leaves the put short of room again.
+    transport = _held(mixpanel_emulator, dead, max_queue_bytes=1_000_000, max_batch_records=batch)
     mixpanel_emulator.client.fail_fraction(1.0, statuses=(429,), retry_after=3600)
     transport.send(make_event("small", 0))
     deadline = time.monotonic() + 10
@@ -167,6 +162,4 @@ def test_a_record_larger_than_the_free_half_ends_the_hold_rather_than_wait_for_a
 
     assert took < 4.0
     assert transport.dropped == 0
-    lines = dead.read_bytes().splitlines()
-    dead_ids = [orjson.loads(line)["record"]["properties"]["$insert_id"] for line in lines]
-    assert len(dead_ids) == 9
+    assert len(_dead_insert_ids(dead)) == 9
