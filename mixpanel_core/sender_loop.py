@@ -29,6 +29,7 @@ from mixpanel_core.ingestion import (
     split_encoded,
 )
 from mixpanel_core.ingestion.outcomes import stopped_by_refusal
+from mixpanel_core.log_throttle import LogThrottle
 from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.sender_records import (
     Record,
@@ -97,9 +98,9 @@ class SenderLoop:
         self.in_retry_wait = False
         """Whether the thread is in a retry wait, or on its way out of one ``close`` cut short
         (then until the thread ends): it has no request out (see ``close``)."""
-        self._refusals_logged: dict[Endpoint, tuple[float, int]] = {}
-        """By endpoint: when a refusal of its credentials was last logged, and how many came
-        since without a line of their own."""
+        self._refusals_logged: LogThrottle[Endpoint] = LogThrottle(REFUSALS_LOGGED_EVERY)
+        """Refusals of each endpoint's credentials: when the last was logged, and how many
+        records they stopped since without a line of their own."""
         self._refusal: AuthenticationError | None = None
         """The refusal of credentials that ended the request being sent, if it was refused."""
         self.hold_until = 0.0
@@ -376,22 +377,15 @@ class SenderLoop:
         too): holding it would only fill the queue until records are dropped. The line for
         each request refused said the same thing over and over, a dozen times a second.
         """
-        now = time.monotonic()
-        with self.state:
-            logged_at, since = self._refusals_logged.get(endpoint, (-REFUSALS_LOGGED_EVERY, 0))
-            due = now - logged_at >= REFUSALS_LOGGED_EVERY
-            self._refusals_logged[endpoint] = (now, 0) if due else (logged_at, since + count)
-        if due:
+        since = self._refusals_logged.due(endpoint, count)
+        if since is not None:
             more = f" (and {since} before them since the last line)" if since else ""
             logger.error("%s: %d record(s) not delivered%s: %s", self._name, count, more, error)
 
     def say_refusals_held(self) -> None:
         """Log the refusals counted since each endpoint's last line (``close``: the sender
         says nothing after it, and the lines must add up to every record refused)."""
-        with self.state:
-            held = [(e, since) for e, (_, since) in self._refusals_logged.items() if since]
-            self._refusals_logged = {}
-        for endpoint, since in held:
+        for endpoint, since in self._refusals_logged.take_unsaid():
             logger.error(
                 "%s: %d more record(s) of /%s not delivered since the last line, refused as "
                 "that line says",

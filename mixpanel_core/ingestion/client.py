@@ -59,6 +59,7 @@ from mixpanel_core.ingestion.outcomes import (
 from mixpanel_core.ingestion.posting import Poster
 from mixpanel_core.ingestion.request_watch import request_ceiling
 from mixpanel_core.ingestion.result import BatchResult, Outcome
+from mixpanel_core.ingestion.retries_logged import RetriesLogged
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.redactor import Redactor
 from mixpanel_core.settings import MixpanelSettings
@@ -95,6 +96,7 @@ class IngestionClient:
         redactor = Redactor.of_settings(settings)
         self._poster = Poster(self._http, self.urls, self._formats, self.options, redactor)
         self._outcomes = Outcomes(name)
+        self._retries_logged = RetriesLogged(name)
         self._least_attempt = min(
             LEAST_ATTEMPT,
             self.options.retry_budget / 4,
@@ -396,6 +398,10 @@ class IngestionClient:
                         endpoint, batch, answer, attempts, why_not_waited(answer, left)
                     )
                 ]
+            spent = time.monotonic() - started
+            self._retries_logged.retrying(
+                endpoint, len(batch), answer, retries, delay, spent, call.policy.budget
+            )
             if not call.wait(delay):
                 # The caller is stopping (a buffered sender's close ran out of time): what the
                 # call settled so far keeps its outcome, so nothing accepted is reported FAILED

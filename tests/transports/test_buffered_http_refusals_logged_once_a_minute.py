@@ -8,10 +8,12 @@ The records are reported and dead-lettered one by one all the same.
 from __future__ import annotations
 
 import logging
+import time
+from types import SimpleNamespace
 
 import pytest
 
-from mixpanel_core import Mixpanel, sender_loop
+from mixpanel_core import Mixpanel, log_throttle, sender_loop
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
@@ -44,7 +46,8 @@ def test_refusals_of_many_requests_make_one_line_then_one_a_minute_with_the_coun
             transport.send(make_event("refused", n))
             assert transport.flush(30) == []
         first = _lines(caplog)
-        monkeypatch.setattr(sender_loop, "REFUSALS_LOGGED_EVERY", 0.0)
+        a_minute_later = time.monotonic() + sender_loop.REFUSALS_LOGGED_EVERY
+        monkeypatch.setattr(log_throttle, "time", SimpleNamespace(monotonic=lambda: a_minute_later))
         transport.send(make_event("refused", 5))
         assert transport.flush(30) == []
     assert mixpanel_emulator.client.stats()["requests"]["track"] == {"401": 6}
