@@ -27,7 +27,6 @@ from mixpanel_core.forwarder.outcomes import Outcomes
 from mixpanel_core.forwarder.pending import PendingBatches, PendingRecord
 from mixpanel_core.forwarder.reassignment import Reassignment
 from mixpanel_core.forwarder.round_reports import (
-    RetryLog,
     first_failure,
     longest_retry_after,
     rate_limited,
@@ -96,14 +95,8 @@ class DeliveryRounds:
         self._stop_requested = stop_requested
         self._retry_policy = retry_policy
         self._clock = clock
-        self._delivery_wait = DeliveryWait(
-            poll_paused, lambda: reassignment.disowned, RetryLog(clock), clock
-        )
+        self._delivery_wait = DeliveryWait(poll_paused, lambda: reassignment.disowned, clock)
         self._failed_rounds = 0
-
-    def finish(self) -> None:
-        """The forwarder stops: say what is left to say of the rounds' retries."""
-        self._delivery_wait.finish()
 
     def deliver_due(self, *, everything: bool = False) -> None:
         """Deliver every endpoint due now (``everything``: every endpoint holding records)."""
@@ -137,7 +130,6 @@ class DeliveryRounds:
                 )
             finally:
                 self._reassignment.delivery_returned()
-                self._delivery_wait.round_ended()
         except AuthenticationError as refused:
             self._settle_refused(endpoint, items, refused)
             self._reassignment.reread_returned(stopping=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from mixpanel_core.forwarder.round_reports import RetryLog
 from mixpanel_core.ingestion import WaitWhileOut
 from mixpanel_core.ingestion.http import Response
 
@@ -36,19 +35,17 @@ class DeliveryWait(WaitWhileOut):
     """The ``wait`` a delivery is given: ``__call__`` between retries, ``while_request_out``
     while a request waits for its answer, ``request_answered`` when it has one (see
     ``WaitWhileOut``). ``disowned`` says how many records of the delivery out belong to
-    partitions another member owns now; ``retry_log`` is told of every retry and answer.
-    Used from the forwarder's main thread only (the client calls it there)."""
+    partitions another member owns now. Used from the forwarder's main thread only (the
+    client calls it there)."""
 
     def __init__(
         self,
         poll_paused: PausedPolling,
         disowned: Callable[[], int],
-        retry_log: RetryLog,
         clock: Callable[[], float],
     ) -> None:
         self._poll_paused = poll_paused
         self._disowned = disowned
-        self._retry_log = retry_log
         self._clock = clock
         self._out_since: float | None = None
         """When the request now out was first seen waiting (see ``while_request_out``)."""
@@ -57,21 +54,12 @@ class DeliveryWait(WaitWhileOut):
         """A delivery round starts: no request of it is out yet."""
         self._out_since = None
 
-    def round_ended(self) -> None:
-        """A delivery round returned (see ``RetryLog.round_ended``)."""
-        self._retry_log.round_ended()
-
-    def finish(self) -> None:
-        """The forwarder stops (see ``RetryLog.finish``)."""
-        self._retry_log.finish()
-
     def __call__(self, seconds: float) -> bool:
         """The client's wait before a retry: a paused poll, but ``False`` (stop retrying) at
         once when records of the delivery belong to partitions another member owns now; those
         of partitions still owned are put back and tried again in the next round."""
         self._out_since = None  # an abandoned request is not answered
         if not self._disowned():
-            self._retry_log.retrying()
             self._poll_paused(seconds, until_disowned=True)
         return not self._disowned()
 
@@ -86,4 +74,3 @@ class DeliveryWait(WaitWhileOut):
 
     def request_answered(self, answer: Response | BaseException) -> None:
         self._out_since = None
-        self._retry_log.answered(answer)

@@ -333,7 +333,6 @@ class Forwarder:
 
     def _close(self) -> None:
         self._idle.close()
-        self._delivery.finish()
         try:
             # The last measure may predate the final deliveries and commit: the closing line
             # must show the lag the forwarder leaves behind.

@@ -409,5 +409,6 @@ class IngestionClient:
                 return [self._outcomes.failed(endpoint, batch, answer, attempts, CUT_SHORT)]
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and log the retries not logged yet."""
         self._http.close()
+        self._retries_logged.say_unsaid()

@@ -56,3 +56,11 @@ class RetriesLogged:
             more,
             answer.reason or f"HTTP {answer.http_status}",
         )
+
+    def say_unsaid(self) -> None:
+        """Log the retries counted since each endpoint's last line (the client is closed: the
+        lines must add up to every retry)."""
+        for endpoint, since in self._throttle.take_unsaid():
+            logger.warning(
+                "%s: %d more retries to /%s since the last line", self._name, since, endpoint
+            )

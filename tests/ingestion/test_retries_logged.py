@@ -1,4 +1,5 @@
-"""Retries are logged: one WARNING at the first, then one a minute per endpoint with a count.
+"""Retries are logged: one WARNING at the first, then one a minute per endpoint with a count,
+and the count left unsaid when the client is closed.
 
 During an outage shorter than the retry budget nothing was said until records were given up
 on, a budget later: queues filled (and ``when_full`` dropped) with no line naming the cause.
@@ -48,7 +49,12 @@ def test_retries_make_one_line_then_one_a_minute_per_endpoint_with_the_count(
         controls.fail_next(1, 429, endpoints=["track"])
         assert client.send_batch("track", [event()], wait=wait).ok
         later = _lines(caplog)[len(first) + len(by_engage) :]
-    assert len(wait.delays) == 6  # every failure was retried, and every one was logged or counted
+        controls.fail_next(2, 500, endpoints=["track"])
+        assert client.send_batch("track", [event()], wait=wait).ok
+        assert len(_lines(caplog)) == len(first) + len(by_engage) + len(later)  # counted
+        client.close()
+        at_close = _lines(caplog)[len(first) + len(by_engage) + len(later) :]
+    assert len(wait.delays) == 8  # every failure was retried, and every one was logged or counted
     [line] = first
     assert line.startswith("app: retrying 2 record(s) to /track in 0.0s (retry 1, 0.0s of its ")
     assert "one line a minute while retries go on): HTTP 503: " in line
@@ -58,4 +64,5 @@ def test_retries_make_one_line_then_one_a_minute_per_endpoint_with_the_count(
     assert "(retry 1, " in line
     assert "; and 3 other retries to /track since the last line;" in line
     assert "HTTP 429" in line
-
+    # What was counted since is said when the client is closed: the lines add up to 8.
+    assert at_close == ["app: 2 more retries to /track since the last line"]
