@@ -37,6 +37,7 @@ from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.messages import ENDPOINTS, Endpoint, Message
 from mixpanel_core.process_exit import CLOSE_FLOOR, at_exit, exit_time_left, owned
 from mixpanel_core.process_fork import in_fork_children
+from mixpanel_core.refusals_logged import RefusalsLogged
 from mixpanel_core.sender_loop import NOT_SENT_AFTER_CLOSE, SenderLoop
 from mixpanel_core.sender_records import RECORD_OVERHEAD, Record, held_bytes, messages_of
 from mixpanel_core.sender_settling import SenderSettling
@@ -234,6 +235,7 @@ class BackgroundSender:
                         weakref.ref(self),
                         self._queue,
                         self.client,
+                        self._loop.refusals_logged,
                         self._cancel_exit_close,
                         ended,
                     ),
@@ -384,7 +386,7 @@ class BackgroundSender:
                     self._stuck.extend(out)
                     self._not_started.extend(not_started)
         given_up = self._give_up_the_rest()
-        loop.say_refusals_held()
+        loop.refusals_logged.say_unsaid()
         if self._cancel_exit_close is not None:
             self._cancel_exit_close()
         self.client.close()
@@ -465,6 +467,7 @@ def _send_while_owned(
     ref: weakref.ref[BackgroundSender],
     queue: BoundedQueue[Record],
     client: IngestionClient,
+    refusals: RefusalsLogged,
     cancel_exit_close: Callable[[], None] | None,
     ended: threading.Event,
 ) -> None:
@@ -493,6 +496,7 @@ def _send_while_owned(
             del sender  # idle again: waiting must not keep the sender alive
         if cancel_exit_close is not None:
             cancel_exit_close()
+        refusals.say_unsaid()  # as ``close`` does: the lines add up to every record refused
         client.close()
     finally:
         ended.set()

@@ -29,8 +29,8 @@ from mixpanel_core.ingestion import (
     split_encoded,
 )
 from mixpanel_core.ingestion.outcomes import stopped_by_refusal
-from mixpanel_core.log_throttle import LogThrottle
 from mixpanel_core.messages import Endpoint, Message
+from mixpanel_core.refusals_logged import RefusalsLogged
 from mixpanel_core.sender_records import (
     Record,
     apart,
@@ -47,10 +47,6 @@ from mixpanel_core.sender_settling import SenderSettling
 logger = logging.getLogger("mixpanel_core.buffering")
 
 NOT_SENT_AFTER_CLOSE = "not sent: close() timed out first"
-
-REFUSALS_LOGGED_EVERY = 60.0
-"""Seconds between two log lines of refusals of one endpoint's credentials (see
-``_log_refusal``)."""
 
 HOLD_CHECKED_EVERY = 0.1
 """Seconds between two looks at the queue while a ``Retry-After`` holds the sender (see
@@ -98,9 +94,9 @@ class SenderLoop:
         self.in_retry_wait = False
         """Whether the thread is in a retry wait, or on its way out of one ``close`` cut short
         (then until the thread ends): it has no request out (see ``close``)."""
-        self._refusals_logged: LogThrottle[Endpoint] = LogThrottle(REFUSALS_LOGGED_EVERY)
-        """Refusals of each endpoint's credentials: when the last was logged, and how many
-        records they stopped since without a line of their own."""
+        self.refusals_logged = RefusalsLogged(name)
+        """The lines of the refusals of credentials (also said by the thread of a sender
+        freed without ``close``)."""
         self._refusal: AuthenticationError | None = None
         """The refusal of credentials that ended the request being sent, if it was refused."""
         self.hold_until = 0.0
@@ -242,10 +238,11 @@ class SenderLoop:
             self._settling.settle(outcomes)
         else:
             # A refusal of credentials: its ERROR line says why, and how many records (see
-            # ``_log_refusal``); the call's other records not delivered get their own line.
+            # ``RefusalsLogged``); the call's other records not delivered get their own line.
             # (Not when ``close`` abandoned the call meanwhile: it said what it gave up on.)
             if refusal is not None:
-                self._log_refusal(endpoint, refusal, sum(map(stopped_by_refusal, reports)))
+                count = sum(map(stopped_by_refusal, reports))
+                self.refusals_logged.refused(endpoint, refusal, count)
             self._settling.settle_reports(reports, warn=False)
             others = [r for r in reports if not r.ok and not stopped_by_refusal(r)]
             if others:
@@ -368,31 +365,6 @@ class SenderLoop:
             self._settled_now(failed)
             return settled + failed, None
         return result.outcomes, None
-
-    def _log_refusal(self, endpoint: Endpoint, error: AuthenticationError, count: int) -> None:
-        """Log a refusal of credentials that stopped ``count`` records: the first, then one
-        line a minute for the endpoint, and what is left unsaid at close (``say_refusals_held``).
-
-        Retrying cannot help, but what is queued is still sent (and dead-lettered when refused
-        too): holding it would only fill the queue until records are dropped. The line for
-        each request refused said the same thing over and over, a dozen times a second.
-        """
-        since = self._refusals_logged.due(endpoint, count)
-        if since is not None:
-            more = f" (and {since} before them since the last line)" if since else ""
-            logger.error("%s: %d record(s) not delivered%s: %s", self._name, count, more, error)
-
-    def say_refusals_held(self) -> None:
-        """Log the refusals counted since each endpoint's last line (``close``: the sender
-        says nothing after it, and the lines must add up to every record refused)."""
-        for endpoint, since in self._refusals_logged.take_unsaid():
-            logger.error(
-                "%s: %d more record(s) of /%s not delivered since the last line, refused as "
-                "that line says",
-                self._name,
-                since,
-                endpoint,
-            )
 
     def _settled_now(self, outcomes: Sequence[Outcome]) -> None:
         """The client's ``on_settled``: records it settled while the request goes on.

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mixpanel_core import Mixpanel, log_throttle, sender_loop
+from mixpanel_core import Mixpanel, log_throttle, refusals_logged
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
@@ -21,6 +21,7 @@ from mixpanel_core.settings import MixpanelSettings
 from transports.buffered_http import BufferedHttpOptions, BufferedHttpTransport
 
 from .test_buffered_http import _FAST, make_event
+from .test_buffered_http_dropped import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def test_refusals_of_many_requests_make_one_line_then_one_a_minute_with_the_coun
             transport.send(make_event("refused", n))
             assert transport.flush(30) == []
         first = _lines(caplog)
-        a_minute_later = time.monotonic() + sender_loop.REFUSALS_LOGGED_EVERY
+        a_minute_later = time.monotonic() + refusals_logged.REFUSALS_LOGGED_EVERY
         monkeypatch.setattr(log_throttle, "time", SimpleNamespace(monotonic=lambda: a_minute_later))
         transport.send(make_event("refused", 5))
         assert transport.flush(30) == []
@@ -75,6 +76,25 @@ def test_what_is_left_unsaid_is_said_at_close_so_the_lines_add_up(
     lines = [line for level, line in _lines(caplog) if level == logging.ERROR]
     assert len(lines) == 2, lines
     assert lines[0].startswith("buffered_http: 1 record(s) not delivered: ")
+    assert lines[1] == (
+        "buffered_http: 2 more record(s) of /track not delivered since the last line, refused "
+        "as that line says"
+    )
+
+
+def test_a_transport_dropped_without_close_says_what_is_left_unsaid_too(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
+    transport = BufferedHttpTransport(settings, BufferedHttpOptions(**_FAST))  # type: ignore[arg-type]
+    mixpanel_emulator.client.fail_fraction(1.0, statuses=(401,), endpoints=["track"])
+    with caplog.at_level(logging.WARNING, logger="mixpanel_core.buffering"):
+        for n in range(3):
+            transport.send(make_event("refused", n))
+            assert transport.flush(30) == []
+        del transport  # its thread ends once it finds its sender freed
+        wait_until(lambda: len(_lines(caplog)) == 2, "the line of the refusals left unsaid")
+    lines = [line for level, line in _lines(caplog) if level == logging.ERROR]
     assert lines[1] == (
         "buffered_http: 2 more record(s) of /track not delivered since the last line, refused "
         "as that line says"
