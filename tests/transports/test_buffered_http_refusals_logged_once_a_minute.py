@@ -62,8 +62,9 @@ def test_refusals_of_many_requests_make_one_line_then_one_a_minute_with_the_coun
     transport.close(30)
 
 
-def test_what_is_left_unsaid_is_said_at_close_so_the_lines_add_up(
-    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("ending", ["close", "dropped without close"])
+def test_what_is_left_unsaid_is_said_at_the_end_so_the_lines_add_up(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, ending: str
 ) -> None:
     settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
     transport = BufferedHttpTransport(settings, BufferedHttpOptions(**_FAST))  # type: ignore[arg-type]
@@ -72,29 +73,14 @@ def test_what_is_left_unsaid_is_said_at_close_so_the_lines_add_up(
         for n in range(3):
             transport.send(make_event("refused", n))
             assert transport.flush(30) == []
-        transport.close(30)
+        if ending == "close":
+            transport.close(30)
+        else:
+            del transport  # its thread ends once it finds its sender freed
+            wait_until(lambda: len(_lines(caplog)) == 2, "the line of the refusals left unsaid")
     lines = [line for level, line in _lines(caplog) if level == logging.ERROR]
     assert len(lines) == 2, lines
     assert lines[0].startswith("buffered_http: 1 record(s) not delivered: ")
-    assert lines[1] == (
-        "buffered_http: 2 more record(s) of /track not delivered since the last line, refused "
-        "as that line says"
-    )
-
-
-def test_a_transport_dropped_without_close_says_what_is_left_unsaid_too(
-    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
-) -> None:
-    settings = MixpanelSettings(api_host=mixpanel_emulator.base_url, token="emulator-token")
-    transport = BufferedHttpTransport(settings, BufferedHttpOptions(**_FAST))  # type: ignore[arg-type]
-    mixpanel_emulator.client.fail_fraction(1.0, statuses=(401,), endpoints=["track"])
-    with caplog.at_level(logging.WARNING, logger="mixpanel_core.buffering"):
-        for n in range(3):
-            transport.send(make_event("refused", n))
-            assert transport.flush(30) == []
-        del transport  # its thread ends once it finds its sender freed
-        wait_until(lambda: len(_lines(caplog)) == 2, "the line of the refusals left unsaid")
-    lines = [line for level, line in _lines(caplog) if level == logging.ERROR]
     assert lines[1] == (
         "buffered_http: 2 more record(s) of /track not delivered since the last line, refused "
         "as that line says"
