@@ -1,0 +1,157 @@
+"""A plugin's hook implementations are checked when it is registered.
+
+Review E1: a hook with a parameter its hook does not give raised pluggy's own
+``PluginValidationError`` (no ``MixpanelCoreError``: ``config check`` printed a traceback), and a
+misspelled hook (``mixpanel_deliverd``) or one left without ``@hookimpl`` was never called, with
+no word: a plugin counting deliveries counted nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mixpanel_core import Message, Mixpanel, Pipeline, hookimpl
+from mixpanel_core.cli import main
+from mixpanel_core.config import TransportConfig
+from mixpanel_core.delivery import DeliveryReport
+from mixpanel_core.errors import ConfigError
+from mixpanel_core.testing import MemoryTransport, install_distribution
+
+
+class WrongParameter:
+    @hookimpl
+    def mixpanel_enrich(self, msg: Message) -> None:
+        raise AssertionError("never called")
+
+
+class Misspelled:
+    @hookimpl
+    def mixpanel_deliverd(self, report: DeliveryReport) -> None:
+        raise AssertionError("never called")
+
+
+class Unmarked:
+    def mixpanel_enrich(self, message: Message) -> None:
+        raise AssertionError("never called")
+
+
+class UnknownSpecname:
+    @hookimpl(specname="mixpanel_observe")
+    def observe(self, report: DeliveryReport) -> None:
+        raise AssertionError("never called")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "error"),
+    [
+        (
+            WrongParameter(),
+            "plugins.acme: mixpanel_enrich takes 'msg', which mixpanel_enrich does not give; it "
+            "gives 'message', and an implementation takes any of them, by name",
+        ),
+        (
+            Misspelled(),
+            "plugins.acme: mixpanel_deliverd is marked @hookimpl but names no hook of "
+            "mixpanel-core: did you mean mixpanel_delivered?",
+        ),
+        (
+            Unmarked(),
+            "plugins.acme: mixpanel_enrich is not marked @hookimpl (from mixpanel_core import "
+            "hookimpl), so it would never be called",
+        ),
+        (
+            UnknownSpecname(),
+            "plugins.acme: observe (specname 'mixpanel_observe') is marked @hookimpl but names "
+            "no hook of mixpanel-core: the hooks are mixpanel_validate, mixpanel_enrich, "
+            "mixpanel_route, mixpanel_delivered",
+        ),
+    ],
+    ids=["wrong parameter", "misspelled", "unmarked", "unknown specname"],
+)
+def test_a_wrong_hook_implementation_is_a_config_error_naming_the_plugin(
+    plugin: object, error: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Pipeline([("acme", plugin)], {"default": MemoryTransport()})
+    assert str(caught.value) == error
+
+
+class Right:
+    """What pluggy calls: a subset of the parameters, a parameter with a default (never
+    passed), a ``specname``, and a helper of its own named nearly as a hook (logged)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    def mixpanel_route(self, transports: list[str], extra: int = 0) -> None:
+        self.seen.append(f"route {list(transports)} {extra}")
+
+    @hookimpl(specname="mixpanel_delivered")
+    def count(self, report: DeliveryReport) -> None:
+        self.seen.append(f"delivered {report.status.value}")
+
+    def mixpanel_enriched(self, message: Message) -> None:
+        raise AssertionError("a helper of its own, never called by pluggy")
+
+
+def test_right_implementations_are_called_and_a_hook_like_helper_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plugin = Right()
+    with caplog.at_level(logging.WARNING, logger="mixpanel_core.pipeline"):
+        pipeline = Pipeline([("acme", plugin)], {"default": TransportConfig("memory")})
+    assert [r.getMessage() for r in caplog.records] == [
+        "plugins.acme: mixpanel_enriched is not marked @hookimpl and names no hook: if it is "
+        "meant as mixpanel_enrich, it is never called"
+    ]
+    with Mixpanel("tok", pipeline=pipeline) as client:
+        client.track("user-1", "signup")
+    assert plugin.seen == ["route ['default'] 0", "delivered accepted"]
+
+
+SOURCE = textwrap.dedent(
+    """
+    from mixpanel_core import hookimpl
+
+
+    class Counter:
+        def __init__(self):
+            self.count = 0
+
+        @hookimpl
+        def mixpanel_delivered(self, report, extra):
+            self.count += 1
+    """
+)
+
+
+@pytest.fixture
+def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    install_distribution(
+        tmp_path,
+        "acme-hooks",
+        {"mixpanel_core.plugins": {"counter": "acme_hooks:Counter"}},
+        {"acme_hooks": SOURCE},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("acme_hooks", None)
+
+
+def test_config_check_says_it_in_one_line(acme: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = acme / "mixpanel.toml"
+    file.write_text('[plugins]\nenabled = ["counter"]\n[transports.default]\ntype = "memory"\n')
+    assert main(["config", "check", str(file)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert (
+        "plugins.counter: mixpanel_delivered takes 'extra', which mixpanel_delivered does not "
+        "give; it gives 'report', and an implementation takes any of them, by name"
+    ) in err
