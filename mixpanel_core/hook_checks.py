@@ -1,10 +1,14 @@
-"""A plugin's hook implementations checked as it is registered: each must be one of our hooks,
+"""A plugin registered with its hook implementations checked: each must be one of our hooks,
 marked ``@hookimpl``, and take only parameters its hook gives.
 
 pluggy calls an implementation by its name and parameters alone. A misspelled name
 (``mixpanel_deliverd``) or a method left without its marker is never called, and nothing says
 so: a plugin counting deliveries counts nothing. A parameter its hook does not give raised
 pluggy's own error, which is no ``MixpanelCoreError``: ``config check`` printed a traceback.
+
+Attributes are looked at as pluggy looks at them (``inspect.getattr_static``): a property is
+never run. A pipeline is built per ``Mixpanel(token)``, often once per web request: the checks
+cost a ``dir()`` and a few look-ups, and what pluggy found when it registered the plugin.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pluggy
@@ -29,45 +32,81 @@ HOOKS: dict[str, tuple[str, ...]] = {
 }
 """Each hook of ours, and the parameters it gives its implementations."""
 
+MARKER = "from mixpanel_core import hookimpl"
 
-def check_hooks(name: str, plugin: object, manager: pluggy.PluginManager) -> None:
-    """Raise ``ConfigError`` naming ``plugins.NAME`` unless each hook implementation of
-    ``plugin`` is right, and no method named as a hook lacks its marker (one named nearly so
-    is logged).
+_near_misses_said: set[tuple[object, str]] = set()
+"""The (class or module, attribute) whose near-miss name was logged: once per process."""
 
-    A plugin may implement no hook at all (the ``router`` without ``[[routes]]``)."""
+
+def register_checked(manager: pluggy.PluginManager, name: str, plugin: object) -> None:
+    """Register ``plugin`` as ``name``; ``ConfigError`` naming ``plugins.NAME`` when one of its
+    methods is named as a hook but not marked, or is marked but is no hook of ours (but for
+    pluggy's ``optionalhook``), or takes a parameter its hook does not give. A method not marked
+    whose name is close to a hook's may be a helper of its own: logged once, not refused."""
+    _check_unmarked(name, plugin, manager)
+    try:
+        manager.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # pluggy's own check of the parameters
+        raise ConfigError(
+            _wrong_parameters(name, plugin, manager) or _one_line(name, exc)
+        ) from None
+    for caller in manager.get_hookcallers(plugin) or ():
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and not impl.optionalhook:
+                raise ConfigError(
+                    f"plugins.{name}: {_unknown(impl.function.__name__, caller.name)}"
+                )
+
+
+def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) -> None:
+    for attribute in dir(plugin):
+        if not attribute.startswith("mixpanel_"):
+            continue
+        if manager.parse_hookimpl_opts(plugin, attribute) is not None:
+            continue
+        if not inspect.isroutine(inspect.getattr_static(plugin, attribute, None)):
+            continue
+        if attribute in HOOKS:
+            raise ConfigError(
+                f"plugins.{name}: {attribute} is not marked @hookimpl ({MARKER}), so it would "
+                "never be called"
+            )
+        close = _close_hook(attribute)
+        owner = plugin if inspect.ismodule(plugin) else type(plugin)
+        if close is not None and (owner, attribute) not in _near_misses_said:
+            _near_misses_said.add((owner, attribute))
+            logger.warning(
+                "plugins.%s: %s is not marked @hookimpl and names no hook: if it is meant as "
+                "%s, it is never called",
+                name,
+                attribute,
+                close,
+            )
+
+
+def _wrong_parameters(name: str, plugin: object, manager: pluggy.PluginManager) -> str | None:
+    """What ``plugin``'s first implementation taking a parameter its hook does not give takes."""
     for attribute in dir(plugin):
         opts = manager.parse_hookimpl_opts(plugin, attribute)
-        if opts is None:
-            if not callable(getattr(plugin, attribute, None)):
-                continue
-            if attribute in HOOKS:
-                raise ConfigError(
-                    f"plugins.{name}: {attribute} is not marked @hookimpl (from mixpanel_core "
-                    "import hookimpl), so it would never be called"
-                )
-            close = _close_hook(attribute) if attribute.startswith("mixpanel_") else None
-            if close is not None:
-                # Perhaps a helper of the plugin's own, named so: said, not refused.
-                logger.warning(
-                    "plugins.%s: %s is not marked @hookimpl and names no hook: if it is meant "
-                    "as %s, it is never called",
-                    name,
-                    attribute,
-                    close,
-                )
+        hook = opts and (opts.get("specname") or attribute)
+        if not hook or hook not in HOOKS:
             continue
-        hook = opts.get("specname") or attribute
-        if hook not in HOOKS:
-            raise ConfigError(f"plugins.{name}: {_unknown(attribute, hook)}")
-        taken = _required_parameters(getattr(plugin, attribute))
-        extra = [p for p in taken if p not in HOOKS[hook]]
+        extra = [
+            p for p in _required_parameters(getattr(plugin, attribute)) if p not in HOOKS[hook]
+        ]
         if extra:
-            raise ConfigError(
+            return (
                 f"plugins.{name}: {attribute} takes {', '.join(map(repr, extra))}, which "
                 f"{hook} does not give; it gives {', '.join(map(repr, HOOKS[hook]))}, and an "
                 "implementation takes any of them, by name"
             )
+    return None
+
+
+def _one_line(name: str, exc: pluggy.PluginValidationError) -> str:
+    return f"plugins.{name}: {' '.join(str(exc).split())}"
 
 
 def _close_hook(name: str) -> str | None:
@@ -80,10 +119,13 @@ def _unknown(attribute: str, hook: str) -> str:
     named = attribute if hook == attribute else f"{attribute} (specname {hook!r})"
     close = _close_hook(hook)
     advice = f"did you mean {close}?" if close else f"the hooks are {', '.join(HOOKS)}"
-    return f"{named} is marked @hookimpl but names no hook of mixpanel-core: {advice}"
+    return (
+        f"{named} is marked @hookimpl but names no hook of mixpanel-core: {advice} (one meant "
+        "for a later version takes @hookimpl(optionalhook=True))"
+    )
 
 
-def _required_parameters(function: Callable[..., Any]) -> list[str]:
+def _required_parameters(function: Any) -> list[str]:
     """The parameters pluggy passes by name: those without a default, but ``self``."""
     try:
         parameters = inspect.signature(function).parameters.values()

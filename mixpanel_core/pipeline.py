@@ -30,7 +30,7 @@ from mixpanel_core.errors import (
 )
 from mixpanel_core.hook_answers import check_route, problems_answered
 from mixpanel_core.hook_calls import REDACTION, Observers, compile_hook
-from mixpanel_core.hook_checks import check_hooks
+from mixpanel_core.hook_checks import register_checked
 from mixpanel_core.messages import Message
 from mixpanel_core.named_transports import NamedTransports
 from mixpanel_core.plugin import PluginContext, instantiate
@@ -60,11 +60,7 @@ class Pipeline:
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.plugin_manager.add_hookspecs(hookspecs)
         for name, plugin in plugins:
-            check_hooks(name, plugin, self.plugin_manager)
-            try:
-                self.plugin_manager.register(plugin, name=name)
-            except pluggy.PluginValidationError as exc:  # what check_hooks did not foresee
-                raise ConfigError(f"plugins.{name}: {' '.join(str(exc).split())}") from None
+            register_checked(self.plugin_manager, name, plugin)
         # Each hook's implementations are put in order by compile_hook, whatever pluggy's order.
         order = {name: place for place, (name, _) in enumerate(plugins)}
         hook = self.plugin_manager.hook

@@ -58,7 +58,8 @@ class UnknownSpecname:
         (
             Misspelled(),
             "plugins.acme: mixpanel_deliverd is marked @hookimpl but names no hook of "
-            "mixpanel-core: did you mean mixpanel_delivered?",
+            "mixpanel-core: did you mean mixpanel_delivered? (one meant for a later version "
+            "takes @hookimpl(optionalhook=True))",
         ),
         (
             Unmarked(),
@@ -69,7 +70,8 @@ class UnknownSpecname:
             UnknownSpecname(),
             "plugins.acme: observe (specname 'mixpanel_observe') is marked @hookimpl but names "
             "no hook of mixpanel-core: the hooks are mixpanel_validate, mixpanel_enrich, "
-            "mixpanel_route, mixpanel_delivered",
+            "mixpanel_route, mixpanel_delivered (one meant for a later version takes "
+            "@hookimpl(optionalhook=True))",
         ),
     ],
     ids=["wrong parameter", "misspelled", "unmarked", "unknown specname"],
@@ -84,10 +86,19 @@ def test_a_wrong_hook_implementation_is_a_config_error_naming_the_plugin(
 
 class Right:
     """What pluggy calls: a subset of the parameters, a parameter with a default (never
-    passed), a ``specname``, and a helper of its own named nearly as a hook (logged)."""
+    passed), a ``specname``, a hook of a later version (``optionalhook``), a property that
+    must not be run, and a helper of its own named nearly as a hook (logged, once)."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+
+    @property
+    def connection(self) -> object:
+        raise AssertionError("a property is not run by the checks (review R30)")
+
+    @hookimpl(optionalhook=True)
+    def mixpanel_batch_delivered(self, reports: list[DeliveryReport]) -> None:
+        raise AssertionError("no such hook here: never called")
 
     @hookimpl
     def mixpanel_route(self, transports: list[str], extra: int = 0) -> None:
@@ -107,6 +118,7 @@ def test_right_implementations_are_called_and_a_hook_like_helper_is_only_logged(
     plugin = Right()
     with caplog.at_level(logging.WARNING, logger="mixpanel_core.pipeline"):
         pipeline = Pipeline([("acme", plugin)], {"default": TransportConfig("memory")})
+        Pipeline([("acme", Right())], {"default": TransportConfig("memory")})  # said once
     assert [r.getMessage() for r in caplog.records] == [
         "plugins.acme: mixpanel_enriched is not marked @hookimpl and names no hook: if it is "
         "meant as mixpanel_enrich, it is never called"
