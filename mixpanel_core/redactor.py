@@ -106,9 +106,18 @@ class Redactor:
         message may come with another."""
         if secret is None or not secret.reveal():
             return self
+        value = secret.reveal()
+        return self.with_credentials(
+            {value: CALL_SECRET, _basic(value, ""): f"{CALL_SECRET} (Basic)"}
+        )
+
+    def with_credentials(self, found: Mapping[str, str]) -> Redactor:
+        """This redactor, and the credentials ``found`` (each value: where it comes from)."""
+        if not found:
+            return self
         more = dict(self._found)
-        more.setdefault(secret.reveal(), CALL_SECRET)
-        more.setdefault(_basic(secret.reveal(), ""), f"{CALL_SECRET} (Basic)")
+        for value, where in found.items():
+            more.setdefault(value, where)
         other = object.__new__(Redactor)
         other._set(more)
         return other

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from mixpanel_core.errors import AuthenticationError
-from mixpanel_core.log_throttle import LogThrottle
+from mixpanel_core.log_throttle import LogThrottle, say
 from mixpanel_core.messages import Endpoint
 
 # The logger these lines had while they were written in ``buffering``: a deployment that routes
@@ -35,13 +35,16 @@ class RefusalsLogged:
         since = self._throttle.due(endpoint, count)
         if since is not None:
             more = f" (and {since} before them since the last line)" if since else ""
-            logger.error("%s: %d record(s) not delivered%s: %s", self._name, count, more, error)
+            message = "%s: %d record(s) not delivered%s: %s"
+            say(logger, logging.ERROR, message, self._name, count, more, error)
 
     def say_unsaid(self) -> None:
         """Log the refusals counted since each endpoint's last line (the sender is closed, or
         freed: it says nothing after, and the lines must add up to every record refused)."""
         for endpoint, since in self._throttle.take_unsaid():
-            logger.error(
+            say(
+                logger,
+                logging.ERROR,
                 "%s: %d more record(s) of /%s not delivered since the last line, refused as "
                 "that line says",
                 self._name,

@@ -93,10 +93,10 @@ class IngestionClient:
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
         self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
-        redactor = Redactor.of_settings(settings)
+        redactor = Redactor.of_settings(settings).with_credentials(self._http.proxy_credentials())
         self._poster = Poster(self._http, self.urls, self._formats, self.options, redactor)
         self._outcomes = Outcomes(name)
-        self._retries_logged = RetriesLogged(name)
+        self._retries_logged = RetriesLogged.of(name)
         self._least_attempt = min(
             LEAST_ATTEMPT,
             self.options.retry_budget / 4,
@@ -171,7 +171,18 @@ class IngestionClient:
         told the outcomes of records as they are settled, before the call returns (see
         ``Settled``).
         """
-        call = Call(self.options.retry_policy, wait, deadline, on_settled)
+        try:
+            return self._send_groups(
+                endpoint, items, Call(self.options.retry_policy, wait, deadline, on_settled)
+            )
+        finally:
+            # Retries counted and not said a minute after their last line: said as a call ends.
+            self._retries_logged.say_overdue()
+
+    def _send_groups(
+        self, endpoint: Endpoint, items: Sequence[EncodedPair], call: Call
+    ) -> BatchResult:
+        """``send_encoded``: each group of records sharing credentials delivered in turn."""
         groups = self._by_credentials(endpoint, items)
         settled: list[list[Outcome]] = []
         refusals: list[str] = []
@@ -403,12 +414,12 @@ class IngestionClient:
                 endpoint, len(batch), answer, retries, delay, spent, call.policy.budget
             )
             if not call.wait(delay):
+                self._retries_logged.not_retried(endpoint)
                 # The caller is stopping (a buffered sender's close ran out of time): what the
                 # call settled so far keeps its outcome, so nothing accepted is reported FAILED
                 # and sent again from the dead letters (a profile $add applied twice).
                 return [self._outcomes.failed(endpoint, batch, answer, attempts, CUT_SHORT)]
 
     def close(self) -> None:
-        """Close every pooled connection, and log the retries not logged yet."""
+        """Close every pooled connection."""
         self._http.close()
-        self._retries_logged.say_unsaid()

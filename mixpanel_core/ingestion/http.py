@@ -12,6 +12,7 @@ is built: the proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROX
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import urllib.request
@@ -138,6 +139,29 @@ class HttpSession:
             return f"the proxy of {variable}"
         given = "with a user name and password" if auth else "without credentials"
         return f"the proxy {shown} (from {variable}, {given})"
+
+    def proxy_credentials(self) -> dict[str, str]:
+        """The credentials of every proxy the environment names (each value: where it comes
+        from), for the redactor: a proxy's error page may quote the ``Proxy-Authorization``
+        it was sent, and what an answer says goes into reports, logs and dead letters."""
+        found: dict[str, str] = {}
+        for key in ("https", "http", "all"):
+            proxy = self._proxies.get(key)
+            if not proxy:
+                continue
+            variable = f"{key.upper()}_PROXY"
+            try:
+                _, auth = split_proxy(proxy if "://" in proxy else f"http://{proxy}", variable)
+            except RequestError:
+                continue  # never used: each post through it fails, quoting nothing of it
+            if not auth:
+                continue
+            user, _, password = (unquote(part) for part in auth.partition(":"))
+            if password:
+                found.setdefault(password, f"{variable} password")
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            found.setdefault(basic, f"{variable} credentials (Basic)")
+        return found
 
     def _new_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:
         manager = self._unwatched_manager(proxy, variable)

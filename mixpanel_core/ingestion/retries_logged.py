@@ -4,28 +4,45 @@ Retries are what a sender does during an incident that it may outlast (a rate li
 network that drops connections): records are neither lost nor given up on yet, but they wait,
 queues fill, and the on-call engineer must learn why before the first record is given up on,
 a retry budget later. A line per retry would say the same a dozen times a second.
+
+The count is the process's, by transport name: a client built per web request (``Mixpanel(token)``,
+as official-SDK code often does) would otherwise start a count of its own each time, say its
+first retry every time, and take its count with it. What is counted is said by the next line of
+its endpoint, by the first call that ends once a minute has passed (``say_overdue``), or at the
+exit of the process, so the lines add up to every retry.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 from mixpanel_core.ingestion.classify import Classification
-from mixpanel_core.log_throttle import LogThrottle
+from mixpanel_core.log_throttle import LogThrottle, say
 from mixpanel_core.messages import Endpoint
 
 logger = logging.getLogger("mixpanel_core.ingestion")
 
 RETRIES_LOGGED_EVERY = 60.0
-"""Seconds between two lines of retries to one endpoint."""
+"""Seconds between two lines of retries to one endpoint, by one transport name."""
 
 
 class RetriesLogged:
-    """Logs the retries of one client's requests (its transport ``name`` in each line)."""
+    """Logs the retries of the requests of every client of one transport name (``of``)."""
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._throttle: LogThrottle[Endpoint] = LogThrottle(RETRIES_LOGGED_EVERY)
+        self._last: dict[Endpoint, str] = {}
+        """By endpoint: what the last retry counted and not said was after."""
+
+    @classmethod
+    def of(cls, name: str) -> RetriesLogged:
+        """The one of the transport ``name`` in this process."""
+        found = _BY_NAME.get(name)
+        if found is None:
+            found = _BY_NAME.setdefault(name, cls(name))  # one, even when two threads race
+        return found
 
     def retrying(
         self,
@@ -38,13 +55,17 @@ class RetriesLogged:
         budget: float,
     ) -> None:
         """A request of ``records`` records, ``spent`` seconds into its retry ``budget``, is
-        retried (retry number ``retry``) in ``delay`` seconds, after ``answer``."""
+        to be retried (retry number ``retry``) in ``delay`` seconds, after ``answer``."""
+        reason = answer.reason or f"HTTP {answer.http_status}"
         since = self._throttle.due(endpoint)
         if since is None:
+            self._last[endpoint] = reason
             return
         more = f"; and {since} other retries to /{endpoint} since the last line" if since else ""
-        logger.warning(
-            "%s: retrying %d record(s) to /%s in %.1fs (retry %d, %.1fs of its %.0fs retry "
+        say(
+            logger,
+            logging.WARNING,
+            "%s: retrying %d record(s) to /%s in %.1fs (retry %d, %.1fs of its %gs retry "
             "budget spent%s; one line a minute while retries go on): %s",
             self._name,
             records,
@@ -54,13 +75,40 @@ class RetriesLogged:
             spent,
             budget,
             more,
-            answer.reason or f"HTTP {answer.http_status}",
+            reason,
         )
 
+    def not_retried(self, endpoint: Endpoint) -> None:
+        """The retry announced last to ``endpoint`` was not made (its wait was cut short):
+        uncounted, if it was counted and not said."""
+        self._throttle.withdraw(endpoint)
+
+    def say_overdue(self) -> None:
+        """Say what was counted for endpoints a minute or more after their last line."""
+        for endpoint, since in self._throttle.overdue():
+            self._say_more(endpoint, since)
+
     def say_unsaid(self) -> None:
-        """Log the retries counted since each endpoint's last line (the client is closed: the
-        lines must add up to every retry)."""
+        """Say everything counted since each endpoint's last line (the process exits)."""
         for endpoint, since in self._throttle.take_unsaid():
-            logger.warning(
-                "%s: %d more retries to /%s since the last line", self._name, since, endpoint
-            )
+            self._say_more(endpoint, since)
+
+    def _say_more(self, endpoint: Endpoint, since: int) -> None:
+        say(
+            logger,
+            logging.WARNING,
+            "%s: %d more retries to /%s since the last line (the last after: %s)",
+            self._name,
+            since,
+            endpoint,
+            self._last.get(endpoint, "an answer not kept"),
+        )
+
+
+_BY_NAME: dict[str, RetriesLogged] = {}
+
+
+@atexit.register
+def _say_every_unsaid() -> None:
+    for retries in list(_BY_NAME.values()):
+        retries.say_unsaid()

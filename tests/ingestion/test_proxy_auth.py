@@ -206,3 +206,35 @@ def test_407_is_classified_as_the_proxys_refusal() -> None:
     assert (answer.verdict, answer.http_status, answer.proxy_refused) == (Verdict.AUTH, 407, True)
     assert answer.reason == "the proxy refused the request: HTTP 407 Proxy Authentication Required"
     assert not classify_response("import", 401, b"", {}).proxy_refused
+
+
+def test_a_proxy_page_quoting_its_credentials_is_redacted_in_reasons_and_retry_lines(
+    environment: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review R30: a proxy's error page that quotes the request's headers (as many do) put
+    its ``Proxy-Authorization`` into the reason, the dead letter and, since retries are
+    logged, the log of every passing 503: the redactor knew only ``[mixpanel]``'s
+    credentials."""
+    page = (
+        f"<html>Service Unavailable. Your request: proxy-authorization: Basic {BASIC} "
+        f"(user {USER}, password {PASSWORD})</html>"
+    ).encode()
+    unavailable = answer(raw("503 Service Unavailable", page))
+    with ScriptedServer([unavailable, unavailable, answer(raw("200 OK", b"1"))]) as proxy:
+        environment.setenv("HTTP_PROXY", proxy_url(proxy))
+        settings = MixpanelSettings(
+            api_host="http://ingest.example.invalid", token=TOKEN, allow_insecure_http=True
+        )
+        client = IngestionClient(settings, PATIENT, name="proxied")
+        caplog.set_level(logging.DEBUG)
+        assert client.send_batch("track", [event()], wait=RecordingWait()).ok
+        proxy.answers = [unavailable]
+        [report] = client.send_batch("track", [event()], wait=RecordingWait()).reports
+    assert len(proxy.requests) == 3 + 6
+    assert report.status is DeliveryStatus.FAILED
+    [line] = [r.getMessage() for r in caplog.records if r.name == "mixpanel_core.ingestion"]
+    assert line.startswith("proxied: retrying 1 record(s) to /track in ")
+    for text in (line, report.reason or ""):
+        assert "proxy-authorization: Basic <HTTP_PROXY credentials (Basic)>" in text
+        assert "password <HTTP_PROXY password>" in text
+    assert_never_shown(caplog.text, report.reason or "", repr(report))

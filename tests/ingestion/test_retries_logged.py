@@ -1,12 +1,15 @@
 """Retries are logged: one WARNING at the first, then one a minute per endpoint with a count,
-and the count left unsaid when the client is closed.
+and the count left unsaid by the first call that ends a minute after the last line, or at exit.
 
 During an outage shorter than the retry budget nothing was said until records were given up
 on, a budget later: queues filled (and ``when_full`` dropped) with no line naming the cause.
+The count is the process's, by transport name (review R30): a client built per web request
+said its first retry each time, and took its count with it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from types import SimpleNamespace
@@ -18,9 +21,17 @@ from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.ingestion.retries_logged import RETRIES_LOGGED_EVERY
 
+from ..subprocesses import run_python
 from .conftest import FAST, RecordingWait, event, profile, settings_for
 
 pytestmark = pytest.mark.integration
+
+_names = itertools.count()
+
+
+def unique_name() -> str:
+    """A transport name no other test counts retries under (the count is the process's)."""
+    return f"retries-{next(_names)}"
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -31,38 +42,139 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def a_minute_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    later = time.monotonic() + RETRIES_LOGGED_EVERY
+    monkeypatch.setattr(log_throttle, "time", SimpleNamespace(monotonic=lambda: later))
+
+
 def test_retries_make_one_line_then_one_a_minute_per_endpoint_with_the_count(
     mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = IngestionClient(settings_for(mixpanel_emulator), FAST, name="app")
+    name = unique_name()
+    client = IngestionClient(settings_for(mixpanel_emulator), FAST, name=name)
     controls = mixpanel_emulator.client
     controls.fail_next(4, 503, endpoints=["track"])
     wait = RecordingWait()
-    with caplog.at_level(logging.WARNING, logger="mixpanel_core.ingestion"):
-        assert client.send_batch("track", [event(), event()], wait=wait).ok
-        first = _lines(caplog)
-        controls.fail_next(1, 503, endpoints=["engage"])
-        assert client.send_batch("engage", [profile()], wait=wait).ok
-        by_engage = _lines(caplog)[len(first) :]
-        a_minute_later = time.monotonic() + RETRIES_LOGGED_EVERY
-        monkeypatch.setattr(log_throttle, "time", SimpleNamespace(monotonic=lambda: a_minute_later))
-        controls.fail_next(1, 429, endpoints=["track"])
-        assert client.send_batch("track", [event()], wait=wait).ok
-        later = _lines(caplog)[len(first) + len(by_engage) :]
-        controls.fail_next(2, 500, endpoints=["track"])
-        assert client.send_batch("track", [event()], wait=wait).ok
-        assert len(_lines(caplog)) == len(first) + len(by_engage) + len(later)  # counted
-        client.close()
-        at_close = _lines(caplog)[len(first) + len(by_engage) + len(later) :]
-    assert len(wait.delays) == 8  # every failure was retried, and every one was logged or counted
+    caplog.set_level(logging.WARNING, logger="mixpanel_core.ingestion")
+    assert client.send_batch("track", [event(), event()], wait=wait).ok
+    first = _lines(caplog)
+    controls.fail_next(1, 503, endpoints=["engage"])
+    assert client.send_batch("engage", [profile()], wait=wait).ok
+    by_engage = _lines(caplog)[len(first) :]
+    a_minute_passes(monkeypatch)
+    controls.fail_next(1, 429, endpoints=["track"])
+    assert client.send_batch("track", [event()], wait=wait).ok
+    later = _lines(caplog)[len(first) + len(by_engage) :]
+    assert len(wait.delays) == 6  # every failure was retried, and every one logged or counted
     [line] = first
-    assert line.startswith("app: retrying 2 record(s) to /track in 0.0s (retry 1, 0.0s of its ")
-    assert "one line a minute while retries go on): HTTP 503: " in line
+    assert line.startswith(f"{name}: retrying 2 record(s) to /track in 0.0s (retry 1, 0.0s of ")
+    assert "s of its 60s retry budget spent; one line a minute while retries go on): " in line
+    assert line.endswith(
+        "HTTP 503: Service temporarily unavailable; retry the request with backoff."
+    )
     [line] = by_engage  # another endpoint has lines of its own
-    assert line.startswith("app: retrying 1 record(s) to /engage in ")
+    assert line.startswith(f"{name}: retrying 1 record(s) to /engage in ")
     [line] = later
     assert "(retry 1, " in line
     assert "; and 3 other retries to /track since the last line;" in line
     assert "HTTP 429" in line
-    # What was counted since is said when the client is closed: the lines add up to 8.
-    assert at_close == ["app: 2 more retries to /track since the last line"]
+
+
+def test_what_is_counted_is_said_by_a_call_ending_a_minute_later_with_its_last_answer(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review R30: a second burst within a minute of a line, and nothing after it, was said
+    only at exit (a forwarder between incidents: days later)."""
+    name = unique_name()
+    client = IngestionClient(settings_for(mixpanel_emulator), FAST, name=name)
+    controls = mixpanel_emulator.client
+    caplog.set_level(logging.WARNING, logger="mixpanel_core.ingestion")
+    controls.fail_next(1, 503, endpoints=["track"])
+    assert client.send_batch("track", [event()], wait=RecordingWait()).ok
+    controls.fail_next(2, 502, endpoints=["track"])
+    assert client.send_batch("track", [event()], wait=RecordingWait()).ok
+    assert len(_lines(caplog)) == 1  # counted, within the minute
+    a_minute_passes(monkeypatch)
+    assert client.send_batch("track", [event()], wait=RecordingWait()).ok  # no retry at all
+    assert _lines(caplog)[1] == (
+        f"{name}: 2 more retries to /track since the last line (the last after: HTTP 502: "
+        "Bad gateway; retry the request with backoff.)"
+    )
+
+
+def test_clients_of_one_name_share_the_count_so_one_per_request_is_not_a_line_each(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = unique_name()
+    caplog.set_level(logging.WARNING, logger="mixpanel_core.ingestion")
+    for _ in range(5):  # a client per web request
+        client = IngestionClient(settings_for(mixpanel_emulator), FAST, name=name)
+        mixpanel_emulator.client.fail_next(2, 503, endpoints=["track"])
+        assert client.send_batch("track", [event()], wait=RecordingWait()).ok
+        client.close()
+    assert len(_lines(caplog)) == 1
+
+
+def test_a_retry_its_wait_was_cut_short_of_is_not_counted(
+    mixpanel_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique_name()
+    client = IngestionClient(settings_for(mixpanel_emulator), FAST, name=name)
+    caplog.set_level(logging.WARNING, logger="mixpanel_core.ingestion")
+    mixpanel_emulator.client.fail_next(1, 503, endpoints=["track"])
+    assert client.send_batch("track", [event()], wait=RecordingWait()).ok  # the first line
+    mixpanel_emulator.client.fail_next(1, 503, endpoints=["track"])
+    stopped = client.send_batch("track", [event()], wait=lambda seconds: False)
+    assert not stopped.ok
+    a_minute_passes(monkeypatch)
+    assert client.send_batch("track", [event()], wait=RecordingWait()).ok
+    assert len(_lines(caplog)) == 1  # the retry not made left nothing to say
+
+
+class ShipperDown(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        raise RuntimeError("log shipper down")
+
+
+def test_a_logging_handler_that_raises_does_not_stop_the_retry(
+    mixpanel_emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R30: the handler's error came out of the retry loop: the record that the retry
+    would have delivered was reported FAILED (``buffered_http``) or raised (``http``)."""
+    logger = logging.getLogger("mixpanel_core.ingestion")
+    handler = ShipperDown()
+    logger.addHandler(handler)
+    try:
+        client = IngestionClient(settings_for(mixpanel_emulator), FAST, name=unique_name())
+        mixpanel_emulator.client.fail_next(1, 503, endpoints=["track"])
+        assert client.send_batch("track", [event()], wait=RecordingWait()).ok
+    finally:
+        logger.removeHandler(handler)
+    assert mixpanel_emulator.client.stats()["requests"]["track"] == {"503": 1, "200": 1}
+    err = capsys.readouterr().err
+    assert "--- a handler of the logger 'mixpanel_core.ingestion' failed:" in err
+    assert "RuntimeError: log shipper down" in err
+
+
+def test_what_is_left_unsaid_is_said_at_exit(mixpanel_emulator: Emulator) -> None:
+    """A client never closed (the ``http`` transport, ``compat.Consumer``): at exit."""
+    finished = run_python(
+        """
+        import logging, sys
+        from mixpanel_core import Mixpanel
+        from mixpanel_core.config import config_from_mapping
+        from mixpanel_core.emulator import EmulatorClient
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        http = {"type": "http", "backoff_base": 0.001, "backoff_cap": 0.002}
+        config = {"mixpanel": {"api_host": sys.argv[1]}, "transports": {"default": http}}
+        EmulatorClient(sys.argv[1]).fail_next(3, 503, endpoints=["track"])
+        mp = Mixpanel("emulator-token", config=config_from_mapping(config))
+        mp.track("user-1", "signup")  # and no close: the exit says what is left
+        """,
+        mixpanel_emulator.base_url,
+    )
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stderr.splitlines()
+    assert lines[0].startswith("default: retrying 1 record(s) to /track in ")
+    assert lines[1].startswith("default: 2 more retries to /track since the last line (the last ")
+    assert len(lines) == 2, lines
