@@ -14,12 +14,12 @@ exit of the process, so the lines add up to every retry.
 
 from __future__ import annotations
 
-import atexit
 import logging
 
 from mixpanel_core.ingestion.classify import Classification
 from mixpanel_core.log_throttle import LogThrottle, say
 from mixpanel_core.messages import Endpoint
+from mixpanel_core.process_exit import at_exit
 
 logger = logging.getLogger("mixpanel_core.ingestion")
 
@@ -108,7 +108,11 @@ class RetriesLogged:
 _BY_NAME: dict[str, RetriesLogged] = {}
 
 
-@atexit.register
 def _say_every_unsaid() -> None:
     for retries in list(_BY_NAME.values()):
         retries.say_unsaid()
+
+
+# Registered first, so run last: after the exit closes of the transports (registered as they
+# are built), whose last retries it says too; in ``multiprocessing`` children as well.
+at_exit(_say_every_unsaid)
