@@ -12,7 +12,6 @@ is built: the proxies (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROX
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import urllib.request
@@ -27,6 +26,7 @@ import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
 
+from mixpanel_core.ingestion.auth import basic
 from mixpanel_core.ingestion.ca_bundle import ca_bundle
 from mixpanel_core.ingestion.proxies import proxy_for, proxy_variable, split_proxy
 from mixpanel_core.ingestion.request_watch import (
@@ -159,8 +159,8 @@ class HttpSession:
             user, _, password = (unquote(part) for part in auth.partition(":"))
             if password:
                 found.setdefault(password, f"{variable} password")
-            basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            found.setdefault(basic, f"{variable} credentials (Basic)")
+            encoded = basic(user, password).reveal().removeprefix("Basic ")
+            found.setdefault(encoded, f"{variable} credentials (Basic)")
         return found
 
     def _new_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:
