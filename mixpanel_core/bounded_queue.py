@@ -400,8 +400,8 @@ class BoundedQueue(Generic[T]):
             )
 
     def wait_while(self, holding: Callable[[], bool], timeout: float) -> None:
-        """Wait while ``holding()`` (checked under the lock) and no put found no room, at
-        most ``timeout``."""
+        """Wait, at most ``timeout``, while ``holding()`` (checked under the lock), until a put
+        finds the queue full (``room_wanted``)."""
         with self._lock:
             self._not_empty.wait_for(lambda: self.room_wanted or not holding(), timeout)
 
