@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import types
 from typing import Any
 
 import pluggy
@@ -66,7 +67,14 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
             continue
         if manager.parse_hookimpl_opts(plugin, attribute) is not None:
             continue
-        if not inspect.isroutine(inspect.getattr_static(plugin, attribute, None)):
+        raw = _raw_attribute(plugin, attribute)
+        if getattr(raw, _MARK, None) is not None:
+            raise ConfigError(
+                f"plugins.{name}: {attribute} is marked @hookimpl, but is a "
+                f"{type(raw).__name__}, which pluggy does not call: make it a method or a "
+                "function"
+            )
+        if not _hookable(raw):
             continue
         if attribute in HOOKS:
             raise ConfigError(
@@ -74,7 +82,7 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
                 "never be called"
             )
         close = _close_hook(attribute)
-        owner = plugin if inspect.ismodule(plugin) else type(plugin)
+        owner = plugin if isinstance(plugin, (type, types.ModuleType)) else type(plugin)
         if close is not None and (owner, attribute) not in _near_misses_said:
             _near_misses_said.add((owner, attribute))
             logger.warning(
@@ -84,6 +92,26 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
                 attribute,
                 close,
             )
+
+
+_MARK = hookspecs.PROJECT + "_impl"
+"""The attribute ``@hookimpl`` sets on what it marks."""
+
+
+def _raw_attribute(plugin: object, attribute: str) -> object:
+    """``attribute`` of ``plugin`` as it is stored, run by nothing (no property, no
+    ``__getattr__``): an instance's own value, or the class's or module's descriptor."""
+    if not isinstance(plugin, (type, types.ModuleType)):
+        own = inspect.getattr_static(plugin, "__dict__", None)
+        if isinstance(own, dict) and attribute in own:
+            return own[attribute]
+    return inspect.getattr_static(plugin, attribute, None)
+
+
+def _hookable(raw: object) -> bool:
+    """Whether pluggy would call ``raw`` were it marked: functions and methods only (not a
+    property, a ``cached_property``, a ``functools.partial``)."""
+    return isinstance(raw, (staticmethod, classmethod, types.MethodType)) or inspect.isfunction(raw)
 
 
 def _wrong_parameters(name: str, plugin: object, manager: pluggy.PluginManager) -> str | None:

@@ -8,6 +8,7 @@ no word: a plugin counting deliveries counted nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import textwrap
@@ -47,6 +48,16 @@ class UnknownSpecname:
         raise AssertionError("never called")
 
 
+def _message_only(message: Message) -> None:
+    raise AssertionError("never called")
+
+
+class MarkedPartial:
+    """pluggy calls functions and methods only: a marked ``partial`` was never called."""
+
+    mixpanel_enrich = hookimpl(functools.partial(_message_only))
+
+
 @pytest.mark.parametrize(
     ("plugin", "error"),
     [
@@ -73,8 +84,13 @@ class UnknownSpecname:
             "mixpanel_route, mixpanel_delivered (one meant for a later version takes "
             "@hookimpl(optionalhook=True))",
         ),
+        (
+            MarkedPartial(),
+            "plugins.acme: mixpanel_enrich is marked @hookimpl, but is a partial, which pluggy "
+            "does not call: make it a method or a function",
+        ),
     ],
-    ids=["wrong parameter", "misspelled", "unmarked", "unknown specname"],
+    ids=["wrong parameter", "misspelled", "unmarked", "unknown specname", "marked partial"],
 )
 def test_a_wrong_hook_implementation_is_a_config_error_naming_the_plugin(
     plugin: object, error: str
@@ -95,6 +111,10 @@ class Right:
     @property
     def connection(self) -> object:
         raise AssertionError("a property is not run by the checks (review R30)")
+
+    @functools.cached_property
+    def mixpanel_validate(self) -> object:
+        raise AssertionError("neither run nor taken for a hook left unmarked (review R31)")
 
     @hookimpl(optionalhook=True)
     def mixpanel_batch_delivered(self, reports: list[DeliveryReport]) -> None:
@@ -167,3 +187,22 @@ def test_config_check_says_it_in_one_line(acme: Path, capsys: pytest.CaptureFixt
         "plugins.counter: mixpanel_delivered takes 'extra', which mixpanel_delivered does not "
         "give; it gives 'report', and an implementation takes any of them, by name"
     ) in err
+
+
+class HelperA:
+    def mixpanel_enriched(self) -> None: ...
+
+
+class HelperB:
+    def mixpanel_enriched(self) -> None: ...
+
+
+def test_a_near_miss_is_said_once_for_each_class_given_as_a_plugin(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review R31: plugins given as classes all counted as ``type``: one class's helper hid
+    the same name in every other."""
+    with caplog.at_level(logging.WARNING, logger="mixpanel_core.pipeline"):
+        for plugin in (HelperA, HelperB, HelperA):
+            Pipeline([("acme", plugin)], {"default": MemoryTransport()})
+    assert len(caplog.records) == 2
