@@ -140,27 +140,27 @@ class HttpSession:
         given = "with a user name and password" if auth else "without credentials"
         return f"the proxy {shown} (from {variable}, {given})"
 
-    def proxy_credentials(self) -> dict[str, str]:
-        """The credentials of every proxy the environment names (each value: where it comes
+    def proxy_credentials(self, url: str) -> dict[str, str]:
+        """The credentials of the proxy ``url`` is posted through (each value: where it comes
         from), for the redactor: a proxy's error page may quote the ``Proxy-Authorization``
-        it was sent, and what an answer says goes into reports, logs and dead letters."""
+        it was sent, and what an answer says goes into reports, logs and dead letters. Only
+        that proxy's: a short password would rewrite the answers of every other URL too."""
+        proxy = proxy_for(url, self._proxies)
+        if proxy is None:
+            return {}
+        variable = self._variable(url)
+        try:
+            _, auth = split_proxy(proxy, variable)
+        except RequestError:
+            return {}  # each post through it fails, quoting nothing of it
+        if not auth:
+            return {}
+        user, _, password = (unquote(part) for part in auth.partition(":"))
         found: dict[str, str] = {}
-        for key in ("https", "http", "all"):
-            proxy = self._proxies.get(key)
-            if not proxy:
-                continue
-            variable = f"{key.upper()}_PROXY"
-            try:
-                _, auth = split_proxy(proxy if "://" in proxy else f"http://{proxy}", variable)
-            except RequestError:
-                continue  # never used: each post through it fails, quoting nothing of it
-            if not auth:
-                continue
-            user, _, password = (unquote(part) for part in auth.partition(":"))
-            if password:
-                found.setdefault(password, f"{variable} password")
-            encoded = basic(user, password).reveal().removeprefix("Basic ")
-            found.setdefault(encoded, f"{variable} credentials (Basic)")
+        if password:
+            found[password] = f"{variable} password"
+        encoded = basic(user, password).reveal().removeprefix("Basic ")
+        found.setdefault(encoded, f"{variable} credentials (Basic)")
         return found
 
     def _new_manager(self, proxy: str | None, variable: str) -> urllib3.PoolManager:

@@ -53,14 +53,15 @@ class Poster:
         urls: Mapping[Endpoint, str],
         formats: Mapping[Endpoint, WireFormat],
         options: HttpOptions,
-        redactor: Redactor,
+        redactors: Mapping[Endpoint, Redactor],
     ) -> None:
         self._http = http
         self._urls = urls
         self._formats = formats
         self._options = options
-        self._redactor = redactor
-        """Of the ``[mixpanel]`` credentials: for what an answer says (``_redacted``)."""
+        self._redactors = redactors
+        """By endpoint: of the ``[mixpanel]`` credentials and those of the proxy its URL goes
+        through, for what an answer says (``_redacted``)."""
 
     def post(
         self,
@@ -135,7 +136,8 @@ class Poster:
         that does once redacted (``Redactor.guarded``). What the answer means (its verdict,
         the records it names) is always the first classification's: replacing a secret as
         short as ``e`` breaks Mixpanel's JSON."""
-        redact = self._redactor.with_call(None if credentials is None else credentials.call_secret)
+        call_secret = None if credentials is None else credentials.call_secret
+        redact = self._redactors[endpoint].with_call(call_secret)
         if redact.knows_none:
             return answer
         if response is not None:

@@ -41,6 +41,13 @@ class RetriesLogged:
         """The one of the transport ``name`` in this process."""
         found = _BY_NAME.get(name)
         if found is None:
+            if not _BY_NAME:
+                # Registered with the first client, not at import: exit hooks run the last
+                # registered first, so it runs before those the application registered as it
+                # started (a logging QueueListener stopped at exit takes later lines with
+                # it), and after the exit closes of the transports built since, whose last
+                # retries it says too. Twice, if two threads race: the second finds nothing.
+                at_exit(_say_every_unsaid)
             found = _BY_NAME.setdefault(name, cls(name))  # one, even when two threads race
         return found
 
@@ -111,8 +118,3 @@ _BY_NAME: dict[str, RetriesLogged] = {}
 def _say_every_unsaid() -> None:
     for retries in list(_BY_NAME.values()):
         retries.say_unsaid()
-
-
-# Registered first, so run last: after the exit closes of the transports (registered as they
-# are built), whose last retries it says too; in ``multiprocessing`` children as well.
-at_exit(_say_every_unsaid)

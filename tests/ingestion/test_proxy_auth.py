@@ -238,3 +238,18 @@ def test_a_proxy_page_quoting_its_credentials_is_redacted_in_reasons_and_retry_l
         assert "proxy-authorization: Basic <HTTP_PROXY credentials (Basic)>" in text
         assert "password <HTTP_PROXY password>" in text
     assert_never_shown(caplog.text, report.reason or "", repr(report))
+
+
+def test_a_proxy_password_is_redacted_only_from_the_answers_that_came_through_that_proxy(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    """Review R31: a short or common password ("retry") rewrote the answers of every URL,
+    also those that no proxy carried."""
+    unavailable = answer(raw("503 Service Unavailable", b"Please retry the request later."))
+    with ScriptedServer([unavailable]) as direct:
+        environment.setenv("HTTPS_PROXY", "http://user:retry@proxy.example.invalid:3128")
+        settings = MixpanelSettings(api_host=direct.base_url, token=TOKEN)  # loopback: direct
+        options = HttpOptions(max_retries=0)
+        [report] = IngestionClient(settings, options).send_batch("track", [event()]).reports
+    assert report.reason is not None
+    assert report.reason.endswith("HTTP 503: Please retry the request later.")

@@ -157,14 +157,26 @@ def test_a_logging_handler_that_raises_does_not_stop_the_retry(
 
 
 def test_what_is_left_unsaid_is_said_at_exit(mixpanel_emulator: Emulator) -> None:
-    """A client never closed (the ``http`` transport, ``compat.Consumer``): at exit."""
+    """A client never closed (the ``http`` transport, ``compat.Consumer``): at exit, before
+    the exit hooks the application registered as it started (review R31: its logging
+    stopped at exit took the line with it)."""
     finished = run_python(
         """
-        import logging, sys
+        import atexit, logging, sys
         from mixpanel_core import Mixpanel
         from mixpanel_core.config import config_from_mapping
         from mixpanel_core.emulator import EmulatorClient
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+
+        class Shipper(logging.Handler):
+            stopped = False
+
+            def emit(self, record):
+                if not self.stopped:
+                    print(record.getMessage(), file=sys.stderr)
+
+        shipper = Shipper()
+        logging.getLogger().addHandler(shipper)
+        atexit.register(lambda: setattr(shipper, "stopped", True))  # as a QueueListener's stop
         http = {"type": "http", "backoff_base": 0.001, "backoff_cap": 0.002}
         config = {"mixpanel": {"api_host": sys.argv[1]}, "transports": {"default": http}}
         EmulatorClient(sys.argv[1]).fail_next(3, 503, endpoints=["track"])
