@@ -67,14 +67,19 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
             continue
         if manager.parse_hookimpl_opts(plugin, attribute) is not None:
             continue
-        raw = _raw_attribute(plugin, attribute)
-        if getattr(raw, _MARK, None) is not None:
-            raise ConfigError(
-                f"plugins.{name}: {attribute} is marked @hookimpl, but is a "
-                f"{type(raw).__name__}, which pluggy does not call: make it a method or a "
-                "function"
-            )
+        raw = inspect.getattr_static(plugin, attribute, None)  # runs nothing of the plugin
         if not _hookable(raw):
+            if isinstance(inspect.getattr_static(raw, _MARK, None), dict):
+                raise ConfigError(
+                    f"plugins.{name}: {attribute} is marked @hookimpl, but is a "
+                    f"{type(raw).__name__}, which pluggy does not call: make it a method or "
+                    "a function"
+                )
+            if attribute in HOOKS and callable(raw):
+                raise ConfigError(
+                    f"plugins.{name}: {attribute} is a {type(raw).__name__}, which pluggy does "
+                    "not call: make it a method or a function, marked @hookimpl"
+                )
             continue
         if attribute in HOOKS:
             raise ConfigError(
@@ -95,17 +100,7 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
 
 
 _MARK = hookspecs.PROJECT + "_impl"
-"""The attribute ``@hookimpl`` sets on what it marks."""
-
-
-def _raw_attribute(plugin: object, attribute: str) -> object:
-    """``attribute`` of ``plugin`` as it is stored, run by nothing (no property, no
-    ``__getattr__``): an instance's own value, or the class's or module's descriptor."""
-    if not isinstance(plugin, (type, types.ModuleType)):
-        own = inspect.getattr_static(plugin, "__dict__", None)
-        if isinstance(own, dict) and attribute in own:
-            return own[attribute]
-    return inspect.getattr_static(plugin, attribute, None)
+"""The attribute ``@hookimpl`` sets on what it marks: a dict of its options."""
 
 
 def _hookable(raw: object) -> bool:

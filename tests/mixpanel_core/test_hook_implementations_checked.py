@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 
@@ -50,6 +51,12 @@ class UnknownSpecname:
 
 def _message_only(message: Message) -> None:
     raise AssertionError("never called")
+
+
+class BuiltinNamedAsHook:
+    """A builtin cannot be marked, and pluggy calls functions and methods only."""
+
+    mixpanel_enrich = print
 
 
 class MarkedPartial:
@@ -89,8 +96,20 @@ class MarkedPartial:
             "plugins.acme: mixpanel_enrich is marked @hookimpl, but is a partial, which pluggy "
             "does not call: make it a method or a function",
         ),
+        (
+            BuiltinNamedAsHook(),
+            "plugins.acme: mixpanel_enrich is a builtin_function_or_method, which pluggy does "
+            "not call: make it a method or a function, marked @hookimpl",
+        ),
     ],
-    ids=["wrong parameter", "misspelled", "unmarked", "unknown specname", "marked partial"],
+    ids=[
+        "wrong parameter",
+        "misspelled",
+        "unmarked",
+        "unknown specname",
+        "marked partial",
+        "builtin named as a hook",
+    ],
 )
 def test_a_wrong_hook_implementation_is_a_config_error_naming_the_plugin(
     plugin: object, error: str
@@ -100,13 +119,24 @@ def test_a_wrong_hook_implementation_is_a_config_error_naming_the_plugin(
     assert str(caught.value) == error
 
 
+class Lazy:
+    """A lazy object (Django's settings): any attribute it is asked for runs its code."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"run by the checks: {name}")
+
+
 class Right:
     """What pluggy calls: a subset of the parameters, a parameter with a default (never
-    passed), a ``specname``, a hook of a later version (``optionalhook``), a property that
-    must not be run, and a helper of its own named nearly as a hook (logged, once)."""
+    passed), a ``specname``, a hook of a later version (``optionalhook``), a property, a mock
+    and a lazy object that must not be run, and a helper of its own named nearly as a hook
+    (logged, once)."""
+
+    mixpanel_client = Lazy()
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.mixpanel_api = MagicMock()  # review R32: neither taken for a mark nor refused
 
     @property
     def connection(self) -> object:
