@@ -56,7 +56,7 @@ from mixpanel_core.ingestion.outcomes import (
     refusal_text,
     why_not_waited,
 )
-from mixpanel_core.ingestion.posting import Poster
+from mixpanel_core.ingestion.posting import EndpointRedactors, Poster
 from mixpanel_core.ingestion.request_watch import request_ceiling
 from mixpanel_core.ingestion.result import BatchResult, Outcome
 from mixpanel_core.ingestion.retries_logged import RetriesLogged
@@ -93,9 +93,8 @@ class IngestionClient:
         self._credentials = configured_credentials(settings)
         self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
         self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
-        self._poster = Poster(
-            self._http, self.urls, self._formats, self.options, self._redactors(settings)
-        )
+        redactors = EndpointRedactors(Redactor.of_settings(settings), self._http, self.urls)
+        self._poster = Poster(self._http, self.urls, self._formats, self.options, redactors)
         self._outcomes = Outcomes(name)
         self._retries_logged = RetriesLogged.of(name)
         self._least_attempt = min(
@@ -124,20 +123,6 @@ class IngestionClient:
     def urls(self) -> Mapping[Endpoint, str]:
         """The URL of each endpoint."""
         return self._urls
-
-    def _redactors(self, settings: MixpanelSettings) -> dict[Endpoint, Redactor]:
-        """By endpoint: the redactor of the ``[mixpanel]`` credentials and of those of the proxy
-        the endpoint's URL goes through (one per proxy: each costs a compiled pattern)."""
-        redactor = Redactor.of_settings(settings)
-        by_proxy: dict[tuple[tuple[str, str], ...], Redactor] = {}
-        redactors: dict[Endpoint, Redactor] = {}
-        for endpoint, url in self.urls.items():
-            found = self._http.proxy_credentials(url)
-            key = tuple(sorted(found.items()))
-            if key not in by_proxy:
-                by_proxy[key] = redactor.with_credentials(found)
-            redactors[endpoint] = by_proxy[key]
-        return redactors
 
     # -- encoding -------------------------------------------------------------------------
 

@@ -44,6 +44,28 @@ class _AbandonedError(Exception):
     """Internal: a request still unanswered when the call's deadline passed."""
 
 
+class EndpointRedactors:
+    """By endpoint, the redactor of what its answers say: of the ``[mixpanel]`` credentials,
+    and of those of the proxy the endpoint's URL goes through, if any (only that proxy's: a
+    short password would rewrite the answers of every other URL too). Each is made at the
+    first answer of its endpoint that needs it: one with a proxy's credentials costs a
+    compiled pattern, and most clients never get such an answer."""
+
+    def __init__(self, redactor: Redactor, http: HttpSession, urls: Mapping[Endpoint, str]):
+        self._redactor = redactor
+        self._http = http
+        self._urls = urls
+        self._made: dict[Endpoint, Redactor] = {}
+
+    def of(self, endpoint: Endpoint) -> Redactor:
+        made = self._made.get(endpoint)
+        if made is None:
+            found = self._http.proxy_credentials(self._urls[endpoint])
+            # Two threads may both make it: the same redactor, one of them kept.
+            made = self._made.setdefault(endpoint, self._redactor.with_credentials(found))
+        return made
+
+
 class Poster:
     """Makes the attempts of one client's requests, through its ``HttpSession``."""
 
@@ -53,7 +75,7 @@ class Poster:
         urls: Mapping[Endpoint, str],
         formats: Mapping[Endpoint, WireFormat],
         options: HttpOptions,
-        redactors: Mapping[Endpoint, Redactor],
+        redactors: EndpointRedactors,
     ) -> None:
         self._http = http
         self._urls = urls
@@ -137,7 +159,7 @@ class Poster:
         the records it names) is always the first classification's: replacing a secret as
         short as ``e`` breaks Mixpanel's JSON."""
         call_secret = None if credentials is None else credentials.call_secret
-        redact = self._redactors[endpoint].with_call(call_secret)
+        redact = self._redactors.of(endpoint).with_call(call_secret)
         if redact.knows_none:
             return answer
         if response is not None:

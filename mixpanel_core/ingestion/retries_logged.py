@@ -42,11 +42,12 @@ class RetriesLogged:
         found = _BY_NAME.get(name)
         if found is None:
             if not _BY_NAME:
-                # Registered with the first client, not at import: exit hooks run the last
-                # registered first, so it runs before those the application registered as it
-                # started (a logging QueueListener stopped at exit takes later lines with
-                # it), and after the exit closes of the transports built since, whose last
-                # retries it says too. Twice, if two threads race: the second finds nothing.
+                # Once more with the first client (see the registration at import): exit
+                # hooks run the last registered first, so this one runs before those the
+                # application registered until then (a logging QueueListener stopped at exit
+                # takes later lines with it), and after the exit closes of the transports
+                # built since, whose last retries it says too. Twice, if two threads race:
+                # a run that finds nothing left says nothing.
                 at_exit(_say_every_unsaid)
             found = _BY_NAME.setdefault(name, cls(name))  # one, even when two threads race
         return found
@@ -118,3 +119,8 @@ _BY_NAME: dict[str, RetriesLogged] = {}
 def _say_every_unsaid() -> None:
     for retries in list(_BY_NAME.values()):
         retries.say_unsaid()
+
+
+# Also at import, so also last: what an application's own exit hook, registered before its
+# first client, sends at exit (a last event) is said as well, if its logging still stands.
+at_exit(_say_every_unsaid)

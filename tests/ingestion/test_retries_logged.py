@@ -190,3 +190,38 @@ def test_what_is_left_unsaid_is_said_at_exit(mixpanel_emulator: Emulator) -> Non
     assert lines[0].startswith("default: retrying 1 record(s) to /track in ")
     assert lines[1].startswith("default: 2 more retries to /track since the last line (the last ")
     assert len(lines) == 2, lines
+
+
+def test_the_retries_of_what_an_application_sends_at_exit_are_said_too(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Review R32: an exit hook the application registered before its first client (one
+    that sends a last event) runs after the line its first client registered."""
+    finished = run_python(
+        """
+        import atexit, logging, sys
+        from mixpanel_core import Mixpanel
+        from mixpanel_core.config import config_from_mapping
+        from mixpanel_core.emulator import EmulatorClient
+
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        mp = None
+
+        def shutdown():
+            EmulatorClient(sys.argv[1]).fail_next(3, 503, endpoints=["track"])
+            mp.track("user-1", "shutdown")
+
+        atexit.register(shutdown)
+        http = {"type": "http", "backoff_base": 0.001, "backoff_cap": 0.002}
+        config = {"mixpanel": {"api_host": sys.argv[1]}, "transports": {"default": http}}
+        mp = Mixpanel("emulator-token", config=config_from_mapping(config))
+        mp.track("user-1", "signup")
+        """,
+        mixpanel_emulator.base_url,
+    )
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stderr.splitlines()
+    assert lines[0].startswith("default: retrying 1 record(s) to /track in ")
+    assert lines[1].startswith("default: 2 more retries to /track since the last line (the last ")
+    assert len(lines) == 2, lines
+    assert mixpanel_emulator.client.stats()["accepted"]["track"] == 2
