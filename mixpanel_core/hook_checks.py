@@ -67,18 +67,19 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
             continue
         if manager.parse_hookimpl_opts(plugin, attribute) is not None:
             continue
-        raw = inspect.getattr_static(plugin, attribute, None)  # runs nothing of the plugin
-        if not _hookable(raw):
+        raw, on_instance = _stored(plugin, attribute)
+        if not _hookable(raw, on_instance):
             if isinstance(inspect.getattr_static(raw, _MARK, None), dict):
                 raise ConfigError(
-                    f"plugins.{name}: {attribute} is marked @hookimpl, but is a "
-                    f"{type(raw).__name__}, which pluggy does not call: make it a method or "
-                    "a function"
+                    f"plugins.{name}: {attribute} is marked @hookimpl, but pluggy does not "
+                    f"call it (it is of type {type(raw).__name__}): make it a method or a "
+                    "function"
                 )
             if attribute in HOOKS and callable(raw):
                 raise ConfigError(
-                    f"plugins.{name}: {attribute} is a {type(raw).__name__}, which pluggy does "
-                    "not call: make it a method or a function, marked @hookimpl"
+                    f"plugins.{name}: {attribute} is named as a hook, but pluggy does not call "
+                    f"it (it is of type {type(raw).__name__}): make it a method or a "
+                    "function, marked @hookimpl"
                 )
             continue
         if attribute in HOOKS:
@@ -103,10 +104,33 @@ _MARK = hookspecs.PROJECT + "_impl"
 """The attribute ``@hookimpl`` sets on what it marks: a dict of its options."""
 
 
-def _hookable(raw: object) -> bool:
+def _stored(plugin: object, attribute: str) -> tuple[object, bool]:
+    """``attribute`` of ``plugin`` as pluggy finds it, running nothing of the plugin (no
+    property, no ``__getattr__``), and whether it is the instance's own value (in its
+    ``__dict__`` or a slot), which is used as it is, never bound."""
+    if not isinstance(plugin, (type, types.ModuleType)):
+        try:
+            own = object.__getattribute__(plugin, "__dict__")
+        except AttributeError:  # a class with __slots__ only
+            own = None
+        if isinstance(own, dict) and attribute in own:
+            return own[attribute], True
+        slot = inspect.getattr_static(plugin, attribute, None)
+        if isinstance(slot, types.MemberDescriptorType):
+            try:
+                return slot.__get__(plugin, type(plugin)), True
+            except AttributeError:  # an empty slot
+                return None, True
+    return inspect.getattr_static(plugin, attribute, None), False
+
+
+def _hookable(raw: object, on_instance: bool) -> bool:
     """Whether pluggy would call ``raw`` were it marked: functions and methods only (not a
-    property, a ``cached_property``, a ``functools.partial``)."""
-    return isinstance(raw, (staticmethod, classmethod, types.MethodType)) or inspect.isfunction(raw)
+    property, a ``cached_property``, a ``functools.partial``, a builtin); on an instance, as
+    it is (a ``staticmethod`` object there is never unwrapped)."""
+    if isinstance(raw, types.MethodType) or inspect.isfunction(raw):
+        return True
+    return not on_instance and isinstance(raw, (staticmethod, classmethod))
 
 
 def _wrong_parameters(name: str, plugin: object, manager: pluggy.PluginManager) -> str | None:

@@ -59,6 +59,22 @@ class BuiltinNamedAsHook:
     mixpanel_enrich = print
 
 
+class SlotHoldingABuiltin:
+    """Review R33: a value on the instance (here in a slot) is read as pluggy reads it."""
+
+    __slots__ = ("mixpanel_enrich",)
+
+    def __init__(self) -> None:
+        self.mixpanel_enrich = print
+
+
+class InstanceHoldingAStaticmethod:
+    """A ``staticmethod`` object on an instance is used as it is: pluggy never calls it."""
+
+    def __init__(self) -> None:
+        self.mixpanel_enrich = hookimpl(staticmethod(_message_only))
+
+
 class MarkedPartial:
     """pluggy calls functions and methods only: a marked ``partial`` was never called."""
 
@@ -93,13 +109,25 @@ class MarkedPartial:
         ),
         (
             MarkedPartial(),
-            "plugins.acme: mixpanel_enrich is marked @hookimpl, but is a partial, which pluggy "
-            "does not call: make it a method or a function",
+            "plugins.acme: mixpanel_enrich is marked @hookimpl, but pluggy does not call it (it "
+            "is of type partial): make it a method or a function",
         ),
         (
             BuiltinNamedAsHook(),
-            "plugins.acme: mixpanel_enrich is a builtin_function_or_method, which pluggy does "
-            "not call: make it a method or a function, marked @hookimpl",
+            "plugins.acme: mixpanel_enrich is named as a hook, but pluggy does not call it (it "
+            "is of type builtin_function_or_method): make it a method or a function, marked "
+            "@hookimpl",
+        ),
+        (
+            SlotHoldingABuiltin(),
+            "plugins.acme: mixpanel_enrich is named as a hook, but pluggy does not call it (it "
+            "is of type builtin_function_or_method): make it a method or a function, marked "
+            "@hookimpl",
+        ),
+        (
+            InstanceHoldingAStaticmethod(),
+            "plugins.acme: mixpanel_enrich is marked @hookimpl, but pluggy does not call it (it "
+            "is of type staticmethod): make it a method or a function",
         ),
     ],
     ids=[
@@ -109,6 +137,8 @@ class MarkedPartial:
         "unknown specname",
         "marked partial",
         "builtin named as a hook",
+        "builtin in a slot",
+        "staticmethod on the instance",
     ],
 )
 def test_a_wrong_hook_implementation_is_a_config_error_naming_the_plugin(
