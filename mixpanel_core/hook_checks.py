@@ -32,8 +32,10 @@ HOOKS: dict[str, tuple[str, ...]] = {
     for name in ("mixpanel_validate", "mixpanel_enrich", "mixpanel_route", "mixpanel_delivered")
 }
 """Each hook of ours, and the parameters it gives its implementations."""
+_MARK = hookspecs.PROJECT + "_impl"
+"""The attribute ``@hookimpl`` sets on what it marks: a dict of its options."""
 
-MARKER = "from mixpanel_core import hookimpl"
+_IMPORT_HINT = "from mixpanel_core import hookimpl"
 
 _near_misses_said: set[tuple[object, str]] = set()
 """The (class or module, attribute) whose near-miss name was logged: once per process."""
@@ -44,7 +46,7 @@ def register_checked(manager: pluggy.PluginManager, name: str, plugin: object) -
     methods is named as a hook but not marked, or is marked but is no hook of ours (but for
     pluggy's ``optionalhook``), or takes a parameter its hook does not give. A method not marked
     whose name is close to a hook's may be a helper of its own: logged once, not refused."""
-    _check_unmarked(name, plugin, manager)
+    _check_unregistered(name, plugin, manager)
     try:
         manager.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:  # pluggy's own check of the parameters
@@ -61,7 +63,9 @@ def register_checked(manager: pluggy.PluginManager, name: str, plugin: object) -
                 )
 
 
-def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) -> None:
+def _check_unregistered(name: str, plugin: object, manager: pluggy.PluginManager) -> None:
+    """Refuse what ``plugin`` names ``mixpanel_...`` that pluggy will not register as a hook
+    although it looks meant as one: named as a hook, or marked; log a name close to a hook's."""
     for attribute in dir(plugin):
         if not attribute.startswith("mixpanel_"):
             continue
@@ -84,8 +88,8 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
             continue
         if attribute in HOOKS:
             raise ConfigError(
-                f"plugins.{name}: {attribute} is not marked @hookimpl ({MARKER}), so it would "
-                "never be called"
+                f"plugins.{name}: {attribute} is not marked @hookimpl ({_IMPORT_HINT}), so it "
+                "would never be called"
             )
         close = _close_hook(attribute)
         owner = plugin if isinstance(plugin, (type, types.ModuleType)) else type(plugin)
@@ -98,10 +102,6 @@ def _check_unmarked(name: str, plugin: object, manager: pluggy.PluginManager) ->
                 attribute,
                 close,
             )
-
-
-_MARK = hookspecs.PROJECT + "_impl"
-"""The attribute ``@hookimpl`` sets on what it marks: a dict of its options."""
 
 
 def _stored(plugin: object, attribute: str) -> tuple[object, bool]:
