@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import textwrap
 import time
 from types import SimpleNamespace
 
@@ -156,17 +157,39 @@ def test_a_logging_handler_that_raises_does_not_stop_the_retry(
     assert "RuntimeError: log shipper down" in err
 
 
+PROGRAM_START = """
+import atexit, logging, sys
+from mixpanel_core import Mixpanel
+from mixpanel_core.config import config_from_mapping
+from mixpanel_core.emulator import EmulatorClient
+
+http = {"type": "http", "backoff_base": 0.001, "backoff_cap": 0.002}
+table = {"mixpanel": {"api_host": sys.argv[1]}, "transports": {"default": http}}
+config = config_from_mapping(table)
+"""
+"""What each program run below starts with: a client of the ``http`` transport (never closed)
+to the emulator at ``sys.argv[1]``, retrying at once."""
+
+
+def exit_lines(program: str, emulator: Emulator) -> list[str]:
+    """The lines ``PROGRAM_START`` then ``program`` wrote to stderr, in a process of its own."""
+    finished = run_python(PROGRAM_START + textwrap.dedent(program), emulator.base_url)
+    assert finished.returncode == 0, finished.stderr
+    return finished.stderr.splitlines()
+
+
+def assert_one_line_then_two_more_at_exit(lines: list[str]) -> None:
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("default: retrying 1 record(s) to /track in ")
+    assert lines[1].startswith("default: 2 more retries to /track since the last line (the last ")
+
+
 def test_what_is_left_unsaid_is_said_at_exit(mixpanel_emulator: Emulator) -> None:
     """A client never closed (the ``http`` transport, ``compat.Consumer``): at exit, before
     the exit hooks the application registered as it started (review R31: its logging
     stopped at exit took the line with it)."""
-    finished = run_python(
+    lines = exit_lines(
         """
-        import atexit, logging, sys
-        from mixpanel_core import Mixpanel
-        from mixpanel_core.config import config_from_mapping
-        from mixpanel_core.emulator import EmulatorClient
-
         class Shipper(logging.Handler):
             stopped = False
 
@@ -177,19 +200,13 @@ def test_what_is_left_unsaid_is_said_at_exit(mixpanel_emulator: Emulator) -> Non
         shipper = Shipper()
         logging.getLogger().addHandler(shipper)
         atexit.register(lambda: setattr(shipper, "stopped", True))  # as a QueueListener's stop
-        http = {"type": "http", "backoff_base": 0.001, "backoff_cap": 0.002}
-        config = {"mixpanel": {"api_host": sys.argv[1]}, "transports": {"default": http}}
         EmulatorClient(sys.argv[1]).fail_next(3, 503, endpoints=["track"])
-        mp = Mixpanel("emulator-token", config=config_from_mapping(config))
+        mp = Mixpanel("emulator-token", config=config)
         mp.track("user-1", "signup")  # and no close: the exit says what is left
         """,
-        mixpanel_emulator.base_url,
+        mixpanel_emulator,
     )
-    assert finished.returncode == 0, finished.stderr
-    lines = finished.stderr.splitlines()
-    assert lines[0].startswith("default: retrying 1 record(s) to /track in ")
-    assert lines[1].startswith("default: 2 more retries to /track since the last line (the last ")
-    assert len(lines) == 2, lines
+    assert_one_line_then_two_more_at_exit(lines)
 
 
 def test_the_retries_of_what_an_application_sends_at_exit_are_said_too(
@@ -197,31 +214,19 @@ def test_the_retries_of_what_an_application_sends_at_exit_are_said_too(
 ) -> None:
     """Review R32: an exit hook the application registered before its first client (one
     that sends a last event) runs after the line its first client registered."""
-    finished = run_python(
+    lines = exit_lines(
         """
-        import atexit, logging, sys
-        from mixpanel_core import Mixpanel
-        from mixpanel_core.config import config_from_mapping
-        from mixpanel_core.emulator import EmulatorClient
-
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
-        mp = None
 
         def shutdown():
             EmulatorClient(sys.argv[1]).fail_next(3, 503, endpoints=["track"])
             mp.track("user-1", "shutdown")
 
         atexit.register(shutdown)
-        http = {"type": "http", "backoff_base": 0.001, "backoff_cap": 0.002}
-        config = {"mixpanel": {"api_host": sys.argv[1]}, "transports": {"default": http}}
-        mp = Mixpanel("emulator-token", config=config_from_mapping(config))
+        mp = Mixpanel("emulator-token", config=config)
         mp.track("user-1", "signup")
         """,
-        mixpanel_emulator.base_url,
+        mixpanel_emulator,
     )
-    assert finished.returncode == 0, finished.stderr
-    lines = finished.stderr.splitlines()
-    assert lines[0].startswith("default: retrying 1 record(s) to /track in ")
-    assert lines[1].startswith("default: 2 more retries to /track since the last line (the last ")
-    assert len(lines) == 2, lines
+    assert_one_line_then_two_more_at_exit(lines)
     assert mixpanel_emulator.client.stats()["accepted"]["track"] == 2
