@@ -49,7 +49,9 @@ class RetryPolicy:
         base, cap = (
             (self.rate_limit_base, self.rate_limit_cap) if rate_limited else (self.base, self.cap)
         )
-        step = min(cap, base * 2.0 ** max(0, attempt - 1))
+        # The doubling stops at 2 ** 1000: 2.0 ** 1024 raises OverflowError, and a long
+        # outage retried with a short backoff reaches that many retries.
+        step = min(cap, base * 2.0 ** min(max(0, attempt - 1), 1000))
         wait = step / 2.0 + rand() * step / 2.0
         if retry_after is not None:
             wait = max(wait, retry_after)

@@ -115,6 +115,17 @@ def test_server_errors_back_off_from_base_to_cap_and_retry_after_is_a_floor() ->
     assert policy.delay(1, retry_after=10.0, rand=lambda: 1.0) == 10.0
 
 
+@pytest.mark.parametrize("rate_limited", [False, True])
+def test_a_retry_past_the_thousandth_waits_its_cap_rather_than_overflowing(
+    rate_limited: bool,
+) -> None:
+    """A short backoff retried through a long outage (or a forwarder's rounds through hours
+    of one) reaches the 1,025th retry, where 2.0 ** 1024 raised OverflowError."""
+    policy = RetryPolicy(base=0.002, cap=0.004, rate_limit_base=0.002, rate_limit_cap=0.004)
+    waits = [policy.delay(n, rate_limited=rate_limited, rand=lambda: 1.0) for n in (1025, 10**6)]
+    assert waits == [0.004, 0.004]
+
+
 def test_budget_and_deadline_bound_the_remaining_time() -> None:
     policy = RetryPolicy(budget=10.0)
     assert policy.remaining(started=100.0, now=104.0) == 6.0
