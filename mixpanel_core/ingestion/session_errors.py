@@ -155,8 +155,10 @@ def timed_out(watch: Watch, sent: bool) -> NetworkError:
 def sent_perhaps(watch: Watch) -> bool:
     """Whether the request of ``watch`` may have reached the server: it had a connection
     (connected, its TLS handshake done, or one kept alive from an earlier request), in this
-    try or the one before it (``Watch.sent_before``)."""
-    return watch.sent_before or watch.reused or watch.sock is not None
+    try or the one before it (``Watch.sent_before``), or its answer began. The last is not
+    implied by the others: an answer cut short gives its (closed) connection back to the
+    pool, which takes it out of the watch (``Watchdog.release``)."""
+    return watch.sent_before or watch.reused or watch.sock is not None or watch.answered
 
 
 def _tunnel_status(exc: BaseException) -> int | None:
