@@ -221,6 +221,23 @@ class _AnswerNotedResponse(http.client.HTTPResponse):
             watch.answered = True
         super().begin()
 
+    def _read_status(self) -> tuple[str, int, str]:
+        """The status line of the final answer: every interim (1xx) answer before it is
+        skipped, with its headers. http.client skips only ``100 Continue``: a ``103 Early
+        Hints`` from a CDN or proxy was taken as the answer, and the real one, still on its
+        way, was then read by the next request on the connection as its own."""
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200:
+                return version, status, reason
+            if status == http.client.SWITCHING_PROTOCOLS:
+                # Only an Upgrade asks for it, and no request of ours does: what follows is
+                # not HTTP. Raised as a broken answer (its connection is closed, not reused).
+                raise http.client.HTTPException(
+                    "the server answered 101 Switching Protocols, which no request asks for"
+                )
+            http.client.parse_headers(self.fp)
+
 
 class _AnswerNoted:
     """Mixed into urllib3's connections: their answers say when they began (see
