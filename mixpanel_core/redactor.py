@@ -77,9 +77,12 @@ class Redactor:
         self._set(found)
 
     def _set(self, found: Mapping[str, str]) -> None:
+        # A blank value gives nothing away (and is refused where it is set): taken for one,
+        # every run of spaces in a text would be "redacted".
+        found = {value: where for value, where in found.items() if value.strip()}
         paths: dict[str, str] = {}
         for value, where in found.items():
-            for spelling in _spellings(value) if value else ():
+            for spelling in _spellings(value):
                 paths.setdefault(spelling, where)
         self._found = dict(found)
         self._paths = paths
@@ -91,7 +94,7 @@ class Redactor:
         pieces = [re.escape(value) for value in sorted(paths, key=len, reverse=True)]
         self._pattern = re.compile("|".join(labels + pieces)) if pieces else None
         self._label_pattern = re.compile("|".join(labels)) if labels else None
-        windows = {w for value in found if value for w in _windows(value)}
+        windows = {w for value in found for w in _windows(value)}
         ordered = sorted(windows, key=len, reverse=True)
         self._window_pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 

@@ -27,8 +27,17 @@ class RedactionOptions:
         (), doc="Property names whose values are replaced by a keyed SHA-256 hex digest."
     )
     salt: Secret | None = setting(
-        None, doc="The HMAC key for `hash`; required when `hash` is set. Use `${VAR}`."
+        None,
+        doc="The HMAC key for `hash`; required when `hash` is set, and never empty or blank. "
+        "Use `${VAR}`.",
     )
+
+    @salt.validator
+    def _not_blank(self, attribute: attrs.Attribute[object], value: Secret | None) -> None:
+        # A ${VAR} set to "" or to spaces in a deployment would key every digest with
+        # nothing: anyone could recompute them from a list of e-mail addresses.
+        if value is not None and not value.reveal().strip():
+            raise ValueError(f"{attribute.name}: must not be empty or blank")
 
 
 IDENTITY = "distinct_id"

@@ -40,6 +40,16 @@ def test_hash_without_salt_is_a_config_error() -> None:
         make_client({"hash": ["email"]})
 
 
+@pytest.mark.parametrize("salt", ["", "  ", "\t\n"])
+def test_an_empty_or_blank_salt_is_a_config_error(salt: str) -> None:
+    """A ${SALT} set to blank in a deployment: digests keyed with nothing, which anyone can
+    recompute from a list of e-mail addresses. Said as a plain rule (a blank value was taken
+    for a credential the error might quote, and the error ended "raised at FILE:LINE")."""
+    with pytest.raises(ConfigError) as refused:
+        make_client({"hash": ["email"], "salt": salt})
+    assert str(refused.value) == "plugins.redaction.salt: must not be empty or blank"
+
+
 def test_a_property_both_dropped_and_hashed_is_a_config_error() -> None:
     """Which one was meant cannot be told: dropped, a hash counted on would be missing."""
     options = {"drop": ["email", "ip"], "hash": ["ip", "email"], "salt": "${SALT}"}
