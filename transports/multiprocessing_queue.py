@@ -61,6 +61,28 @@ SENDER_SHARE_OF_CLOSE = 0.25
 """The part of the owner's ``close`` bound kept for the sender's stop when workers are slow."""
 
 
+def _refuse_a_loop_of_senders(
+    name: str, inner: str, configured: Mapping[str, Any], path: str
+) -> None:
+    """Refuse an ``inner`` that leads back to a transport of the chain through transports of
+    this one's type (``a`` -> ``b`` -> ``a``). Each is built in the sender process of the one
+    before it, so no process sees the loop: each started a sender process that built the
+    next, a few a second, for as long as the application ran, and no message got anywhere."""
+    kind = configured[name].type
+    chain = [name, inner]
+    while (table := configured.get(chain[-1])) is not None and table.type == kind:
+        following = table.options.get("inner")
+        if not isinstance(following, str):
+            return  # refused when that transport is built, naming its own key
+        if following in chain:
+            raise ConfigError(
+                f"{path}.inner: leads into a loop of {kind} transports "
+                f"({' -> '.join([*chain, following])}): each would start a sender process "
+                "that starts the next, without end"
+            )
+        chain.append(following)
+
+
 class MultiprocessingQueueTransport:
     """Queues messages for a sender process; owner or producer depending on the process."""
 
@@ -123,6 +145,7 @@ class MultiprocessingQueueTransport:
                     f"{context.path}.{key}: no transport named {name!r}; configured: "
                     f"{', '.join(configured)}"
                 )
+        _refuse_a_loop_of_senders(context.name, opts.inner, configured, context.path)
         if opts.fallback is not None:
             context.hands_to(opts.fallback)
         spec = SenderSpec(context.name, opts.inner, context.config)

@@ -102,6 +102,33 @@ def test_wrong_options_fail_naming_the_key(options: dict[str, Any], message: str
         pipeline.transport("default")
 
 
+@pytest.mark.parametrize(
+    ("inners", "loop"),
+    [
+        ({"default": "other", "other": "default"}, "default -> other -> default"),
+        ({"default": "a", "a": "b", "b": "a"}, "default -> a -> b -> a"),
+    ],
+    ids=["each-others", "further-on"],
+)
+def test_an_inner_chain_that_loops_is_refused_when_built(inners: dict[str, str], loop: str) -> None:
+    """Each queue transport is built in the sender process of the one before it, so no
+    process saw the loop: the application started sender processes without end."""
+    queue = {"type": "multiprocessing_queue", "start_method": "fork"}
+    cfg = config_from_mapping(
+        {
+            "mixpanel": {"token": "t"},
+            "transports": {name: {**queue, "inner": inner} for name, inner in inners.items()},
+        }
+    )
+    pipeline = Pipeline([], None, cfg)
+    with pytest.raises(ConfigError) as refused:
+        pipeline.transport("default")
+    assert str(refused.value) == (
+        f"transports.default.inner: leads into a loop of multiprocessing_queue transports "
+        f"({loop}): each would start a sender process that starts the next, without end"
+    )
+
+
 def test_frames_carry_the_wire_records_and_rebuild_the_same_messages() -> None:
     client, memory = memory_client()
     client.track("u1", "Signed up", {"plan": "pro", "tags": ["a", "b"], "text": "line\nbreak"})
