@@ -39,13 +39,16 @@ def build_forwarder(
     setup = resolve(config)
     # What is built is closed again if a later part fails (a refused option, a plugin): an
     # open consumer or producer would keep its sockets and threads until the process ends.
+    # In the order their mistakes are found without a broker: a misspelt plugin is said at
+    # once, not after the bootstrap bound as "cannot reach Kafka" (the broker down too), and
+    # the producer's options, which kafka-python checks as it is made, before any consumer
+    # (one made and closed again logged a spurious ERROR after the error).
     with contextlib.ExitStack() as built:
-        consumer = _consumer(setup, "mixpanel-forwarder")
-        built.callback(consumer.close, autocommit=False)
-        group_reader = None
-        if until_caught_up:
-            group_reader = _consumer(setup, "mixpanel-forwarder-progress")
-            built.callback(group_reader.close, autocommit=False)
+        # The enabled plugins' validation: what Mixpanel would refuse is dead-lettered up front.
+        # Their mixpanel_delivered hooks see each record's final outcome, when there are any.
+        pipeline = Pipeline.from_config(config)
+        client = IngestionClient(setup.settings, setup.http, name=REPORTER)
+        built.callback(client.close)
         dead_letters = None
         # Under on_poison = "stop" a dead_letter_topic is not used: without a writer the first
         # poison or rejected record stops the forwarder, as that setting says.
@@ -55,10 +58,12 @@ def build_forwarder(
             dead_letters = DeadLetterWriter(
                 producer, setup.forwarder.dead_letter_topic, setup.forwarder.group_id
             )
-        # The enabled plugins' validation: what Mixpanel would refuse is dead-lettered up front.
-        # Their mixpanel_delivered hooks see each record's final outcome, when there are any.
-        pipeline = Pipeline.from_config(config)
-        client = IngestionClient(setup.settings, setup.http, name=REPORTER)
+        consumer = _consumer(setup, "mixpanel-forwarder")
+        built.callback(consumer.close, autocommit=False)
+        group_reader = None
+        if until_caught_up:
+            group_reader = _consumer(setup, "mixpanel-forwarder-progress")
+            built.callback(group_reader.close, autocommit=False)
 
         def deliver(
             endpoint: Endpoint, messages: Sequence[Message], wait: Wait, deadline: Deadline

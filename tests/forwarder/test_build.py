@@ -4,6 +4,7 @@ password, and never a "cannot reach Kafka"."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -70,3 +71,30 @@ def test_a_refusal_that_would_show_a_password_is_withheld(kafka_bootstrap: str) 
     assert PASSWORD not in message
     assert "not shown because it contains a password" in message
     assert "compression_type, sasl_plain_password" in message
+
+
+def test_a_misspelt_plugin_is_said_before_any_kafka_client_is_made() -> None:
+    """With the broker down too, the user was told "cannot reach Kafka" after the bootstrap
+    bound (31 s), not of the typo."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": "emulator-token"},
+            "plugins": {"enabled": ["mixpanel_limit"]},
+            "transports": {
+                "bus": {
+                    "type": "kafka",
+                    "bootstrap_servers": f"127.0.0.1:{closed_port}",
+                    "topic": "events",
+                },
+            },
+            "forwarder": {"source": "bus", "dead_letter_topic": "dead-letters"},
+        },
+        environ={},
+    )
+    with pytest.raises(ConfigError) as caught:
+        build_forwarder(config)
+    assert str(caught.value).startswith("plugins.enabled: "), str(caught.value)
+    assert "mixpanel_limit" in str(caught.value)
