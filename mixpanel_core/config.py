@@ -140,7 +140,10 @@ def load_config(
     file = config_path(path)
     try:
         with file.open("rb") as handle:
-            data = tomllib.load(handle)
+            text = handle.read().decode()
+        # The byte order mark some Windows editors begin a file with is not TOML: it was
+        # refused as "Invalid statement (at line 1, column 1)", where nothing shows.
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {str(file)!r} does not exist") from exc
     except OSError as exc:

@@ -3,6 +3,7 @@ setting: each is now one ``ConfigError`` naming the file or the key and the rule
 
 from __future__ import annotations
 
+import codecs
 import pickle
 import tomllib
 from pathlib import Path
@@ -44,6 +45,21 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_it(
         load_config(path)
     assert main(["config", "check", str(path)]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Notepad's UTF-8 begins with one; it was refused as "Invalid statement (at line 1,
+    column 1)", where nothing shows."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(codecs.BOM_UTF8 + b'[mixpanel]\ntoken = "t-\xc3\xa9"\n')
+    assert load_config(path).mixpanel.token == "t-\u00e9"
+
+
+def test_a_byte_order_mark_does_not_move_the_byte_named_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(codecs.BOM_UTF8 + b"[mixpanel]\n\xff")
+    with pytest.raises(ConfigError, match="byte 14 is not UTF-8"):
+        load_config(path)
 
 
 def test_an_empty_dead_letter_path_is_refused_not_taken_for_none() -> None:
