@@ -69,6 +69,14 @@ class Checkpoint:
         self._files: dict[str, dict[str, Any]] = {}
         if self.path is not None and self.path.exists():
             self._files = _load(self.path)
+        if self.path is not None:
+            # Tried before anything is sent: a folder that does not exist (a typo) or that
+            # cannot be written stopped the run after its first chunk was sent.
+            try:
+                _aside(self.path).open("wb").close()
+                _aside(self.path).unlink()
+            except OSError as exc:
+                raise InputError(f"{self.path}: cannot write the checkpoint: {exc}") from exc
 
     def confirmed(self, identity: str) -> int:
         """Records of the file confirmed so far (0 for a file never seen)."""
@@ -86,7 +94,7 @@ class Checkpoint:
         if self.path is None:
             return
         document = {"version": VERSION, "files": self._files}
-        aside = self.path.with_name(self.path.name + ".tmp")
+        aside = _aside(self.path)
         try:
             with aside.open("wb") as handle:
                 handle.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -95,6 +103,11 @@ class Checkpoint:
             os.replace(aside, self.path)
         except OSError as exc:
             raise InputError(f"{self.path}: cannot write the checkpoint: {exc}") from exc
+
+
+def _aside(path: Path) -> Path:
+    """Where the checkpoint at ``path`` is written before it replaces the last one whole."""
+    return path.with_name(path.name + ".tmp")
 
 
 def _load(path: Path) -> dict[str, dict[str, Any]]:
