@@ -92,6 +92,8 @@ class NamedTransports:
         self._failed: dict[str, _BuildFailure] = {}
         """The transports whose last build failed (see ``_BuildFailure``)."""
         self._lock = threading.RLock()
+        self._closed = False
+        """Whether ``close`` ran: a transport not built by then is never built (see ``get``)."""
         in_fork_children(self, NamedTransports._after_fork)
 
     def get(
@@ -112,6 +114,14 @@ class NamedTransports:
         built = self.built.get(name)
         if built is not None:
             return built
+        if self._closed:
+            # As a built transport refuses once closed: a client closed before its first
+            # message built a new transport for a message after close, and a thread and an
+            # exit flush with it, whatever close() had said.
+            raise TransportError(
+                f"transport {name!r} is closed (its client was closed before it was first "
+                "used); it cannot take messages"
+            )
         asked = time.monotonic()
         failed = self._failed.get(name)
         if failed is not None and (asked < failed.retry_at or name in self._building):
@@ -257,8 +267,12 @@ class NamedTransports:
         return self._each("flush", timeout)
 
     def close(self, timeout: float | None = None) -> list[Message]:
-        """Close every transport built so far; returns the messages they gave up on."""
-        return self._each("close", timeout)
+        """Close every transport built so far; returns the messages they gave up on. Those not
+        built by then are never built (``get`` refuses them)."""
+        try:
+            return self._each("close", timeout)
+        finally:
+            self._closed = True
 
     def _each(self, verb: str, timeout: float | None) -> list[Message]:
         """``verb`` (flush or close) on every transport, even after one raised.
