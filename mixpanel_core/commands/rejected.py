@@ -79,15 +79,36 @@ class Rejection:
 
 
 class RejectedFile:
-    """Appends rejections to a JSON-lines file; ``sync`` makes them durable."""
+    """Appends rejections to a JSON-lines file; ``sync`` writes them and makes them durable.
+
+    The file only ever grows by whole lines: ``write`` keeps the line, ``sync`` writes what it
+    kept, and a sync that fails (a full disk) cuts the file back to where the last sync
+    left it. A full disk left half a line, and the next run's first line was appended to
+    it: one line of two records, which no replay can read.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("ab")
+            # Unbuffered: what is written is known, to cut back to. Readable: its last byte.
+            self._handle = self.path.open("a+b", buffering=0)
+            self._synced = os.fstat(self._handle.fileno()).st_size
+            torn = (
+                self._synced > 0 and os.pread(self._handle.fileno(), 1, self._synced - 1) != b"\n"
+            )
         except OSError as exc:
             raise InputError(f"{self.path}: cannot be opened for writing: {exc}") from exc
+        self._pending = bytearray(b"\n" if torn else b"")
+        """The lines written since the last sync; first, the line end that a line cut short
+        by a run killed as it wrote lacks: that line stays as it is, and the next one starts
+        on a line of its own."""
+        self.kept = 0
+        """Lines synced to the file by this run."""
+        self._lines = 0
+        """Lines in ``_pending``."""
+        self.failed = False
+        """Whether a sync failed: the lines written since the one before are not in the file."""
 
     def write(self, rejection: Rejection) -> None:
         entry = {
@@ -110,18 +131,38 @@ class RejectedFile:
             entry["record_encoding"] = rejection.record_encoding
         if rejection.dead_letter:
             entry["dead_letter"] = dict(rejection.dead_letter)
-        try:
-            self._handle.write(dumps(entry) + b"\n")
-        except OSError as exc:
-            raise self._cannot_write(exc) from exc
+        self._pending += dumps(entry) + b"\n"
+        self._lines += 1
 
     def sync(self) -> None:
-        """Flush to disk: called before a checkpoint or an offset says the records are done."""
+        """Write the lines kept since the last sync, and flush them to disk: called before a
+        checkpoint or an offset says their records are done."""
+        descriptor = self._handle.fileno()
         try:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            written = memoryview(self._pending)
+            while written:
+                written = written[os.write(descriptor, written) :]
+            os.fsync(descriptor)
         except OSError as exc:
+            self.failed = True
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, self._synced)
+            # Not written again by close: their records are not marked done, and a rerun
+            # meets them again.
+            self._pending, self._lines = bytearray(), 0
             raise self._cannot_write(exc) from exc
+        self._synced += len(self._pending)
+        self.kept += self._lines
+        self._pending, self._lines = bytearray(), 0
+
+    def holding(self, rejected: int) -> str:
+        """Where ``rejected`` records said rejected went, for a summary line: `` (in FILE)``,
+        or how many of them, when a sync failed (the error says why) or cut the run short."""
+        if not rejected:
+            return ""
+        if self.kept >= rejected:
+            return f" (in {self.path})"
+        return f" ({self.kept:,} of them in {self.path})"
 
     def close(self) -> None:
         if self._handle.closed:

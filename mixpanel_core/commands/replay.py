@@ -90,14 +90,14 @@ class ReplayTally:
     first_rejection: str | None = None
     started: float = attrs.field(factory=time.monotonic)
 
-    def summary(self, options: ReplayOptions) -> str:
+    def summary(self, options: ReplayOptions, rejected_file: RejectedFile | None) -> str:
         elapsed = time.monotonic() - self.started
         if options.dry_run:
             return (
                 f"dry run: read {self.read:,} dead letters: {self.passed:,} would be sent, "
                 f"{self.rejected:,} would still fail; {elapsed:.1f}s"
             )
-        kept = f" (in {options.rejected_file})" if options.rejected_file and self.rejected else ""
+        kept = rejected_file.holding(self.rejected) if rejected_file else ""
         return (
             f"replayed {self.read:,} dead letters: {self.accepted:,} accepted, "
             f"{self.rejected:,} still failing{kept}; {elapsed:.1f}s"
@@ -392,7 +392,7 @@ def run(args: argparse.Namespace) -> int:
             replay.run()
         finally:
             if replay.reading:
-                progress.say(replay.tally.summary(options))
+                progress.say(replay.tally.summary(options, replay.rejected))
     return 0
 
 

@@ -82,9 +82,9 @@ class SendTally:
     first_rejection: str | None = None
     started: float = attrs.field(factory=time.monotonic)
 
-    def summary(self, rejected_file: Path | None) -> str:
+    def summary(self, rejected_file: RejectedFile | None) -> str:
         elapsed = time.monotonic() - self.started
-        kept = f" (in {rejected_file})" if rejected_file and self.rejected else ""
+        kept = rejected_file.holding(self.rejected) if rejected_file else ""
         resumed = f", {self.skipped:,} confirmed before" if self.skipped else ""
         return (
             f"sent {self.records:,} records from {self.files} file(s): {self.accepted:,} "
@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             backfill.run()
         finally:
-            progress.say(backfill.tally.summary(options.rejected_file))
+            progress.say(backfill.tally.summary(backfill.rejected))
     return 0
 
 

@@ -1,0 +1,81 @@
+"""The rejected file of ``send`` and ``replay-dead-letters`` only ever grows by whole lines.
+
+A full disk left half a line at its end, and the next run appended its first line to it: one
+line holding two records, which no replay can read. The disk here is a real limit of the
+kernel's (``RLIMIT_FSIZE``, in a child process: writes past it are cut short, then fail), not
+a mock.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mixpanel_core.commands.rejected import RejectedFile, Rejection
+
+from ..subprocesses import run_python
+
+WRITE_PAST_A_LIMIT = """
+import resource, signal, sys
+from mixpanel_core.commands.errors import InputError
+from mixpanel_core.commands.rejected import RejectedFile, Rejection
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+rejected = RejectedFile(sys.argv[1])
+for sync in range(2):
+    for n in range(5):
+        rejected.write(Rejection("read", "invalid", "not JSON", "x" * 100 + str(n)))
+    try:
+        rejected.sync()
+    except InputError as error:
+        print(error)
+        break
+print(rejected.holding(10))
+"""
+
+
+def lines_of(path: Path) -> list[object]:
+    """Each line of ``path`` as JSON (a line that is not raises)."""
+    text = path.read_bytes()
+    assert text.endswith(b"\n"), text[-60:]
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_sync_the_disk_cannot_take_leaves_the_file_at_its_last_whole_line(
+    tmp_path: Path,
+) -> None:
+    sample = RejectedFile(tmp_path / "one-line.jsonl")
+    sample.write(Rejection("read", "invalid", "not JSON", "x" * 100 + "0"))
+    sample.close()
+    line = sample.path.stat().st_size
+    path = tmp_path / "rejected.jsonl"
+    # Room for the first sync's 5 lines, and for half of the second's.
+    finished = run_python(WRITE_PAST_A_LIMIT, str(path), str(int(line * 7.5)))
+
+    assert finished.returncode == 0, finished.stderr
+    said = finished.stdout.splitlines()
+    assert said[0].startswith(f"{path}: cannot write rejected records: File too large")
+    assert said[1] == f" (5 of them in {path})"
+    assert len(lines_of(path)) == 5, "the first sync's lines, whole; none of the second's"
+
+    again = RejectedFile(path)
+    again.write(Rejection("read", "invalid", "not JSON", "next run"))
+    again.close()
+    assert [entry["record"] for entry in lines_of(path)][-1] == "next run"  # type: ignore[index]
+
+
+def test_a_line_cut_short_before_the_file_was_opened_is_left_on_a_line_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """A run killed as it wrote; the next one's first line starts afresh."""
+    path = tmp_path / "rejected.jsonl"
+    path.write_bytes(b'{"whole": 1}\n{"cut sho')
+
+    rejected = RejectedFile(path)
+    rejected.write(Rejection("read", "invalid", "not JSON", "next run"))
+    rejected.close()
+
+    first, cut, last = path.read_bytes().splitlines()
+    assert (first, cut) == (b'{"whole": 1}', b'{"cut sho')
+    assert json.loads(last)["record"] == "next run"
