@@ -136,8 +136,8 @@ def check_bootstrap_servers(bootstrap_servers: str | Sequence[str]) -> None:
             "none of them empty"
         )
     for i, server in enumerate(servers):
+        key = "" if isinstance(bootstrap_servers, str) else f"[{i}]"
         if "@" in server:
-            key = "" if isinstance(bootstrap_servers, str) else f"[{i}]"
             raise ValueError(
                 f"bootstrap_servers{key}: credentials in a broker address are not supported "
                 "(the address is not shown here, as it holds them); give them as sasl options "
@@ -145,6 +145,33 @@ def check_bootstrap_servers(bootstrap_servers: str | Sequence[str]) -> None:
                 'security_protocol = "SASL_SSL", sasl_mechanism, sasl_plain_username, '
                 "sasl_plain_password"
             )
+        # kafka-python takes "a,b" in one string too, and drops a leading "PROTOCOL://".
+        for address in server.split(","):
+            problem = _address_problem(re.sub("^.*://", "", address.strip()))
+            if problem:
+                raise ValueError(f"bootstrap_servers{key}: {address.strip()!r} {problem}")
+
+
+def _address_problem(address: str) -> str | None:
+    """What is wrong with one broker ``address`` as kafka-python reads it (``host``,
+    ``host:port``, ``[IPv6]`` or ``[IPv6]:port``), or ``None``. kafka-python refused a wrong
+    one only as a client was made, with an error naming the client's options table."""
+    if address.startswith("["):
+        host, bracket, rest = address[1:].partition("]")
+        if not bracket or "]" in rest:
+            return "opens a bracket for an IPv6 address and does not close it once: [IPv6]:port"
+        if rest and not rest.startswith(":"):
+            return "has something after the bracket of its IPv6 address other than :port"
+        port = rest[1:] if rest else None
+    elif address.count(":") > 1:
+        return None  # a bare IPv6 address (kafka-python checks it), with the default port
+    else:
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", None)
+    if not host:
+        return "names no host: host:port"
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return f"has port {port!r}: a port is a number from 1 to 65535 (host:port)"
+    return None
 
 
 def client_options(table: Mapping[str, Any], known: Mapping[str, Any], path: str) -> dict[str, Any]:

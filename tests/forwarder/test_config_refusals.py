@@ -45,6 +45,33 @@ def test_credentials_in_a_broker_address_are_refused_by_the_forwarder_without_qu
     assert "sasl_plain_password" in message  # where they go instead
 
 
+@pytest.mark.parametrize(
+    ("servers", "said"),
+    [
+        ("127.0.0.1:notaport", "bootstrap_servers: '127.0.0.1:notaport' has port 'notaport'"),
+        ("[::1:9092", "bootstrap_servers: '[::1:9092' opens a bracket"),
+        ("k1:9092,k2:99999", "bootstrap_servers: 'k2:99999' has port '99999'"),
+        (["k1:9092", ":9092"], "bootstrap_servers[1]: ':9092' names no host"),
+    ],
+)
+def test_a_malformed_broker_address_is_refused_naming_bootstrap_servers(
+    servers: Any, said: str
+) -> None:
+    """kafka-python refused it only as a client was made, and the error named the client's
+    options table ("transports.bus.producer: kafka-python refused the options: ValueError:
+    not enough values to unpack"), which the user never set."""
+    with pytest.raises(ConfigError) as caught:
+        resolve(_config(servers))
+    assert str(caught.value).startswith(f"transports.bus.{said}"), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "servers", ["k1", "k1:9092", "[::1]", "[::1]:9092", "::1", "SSL://k1:9093", "k1:1,k2:2"]
+)
+def test_every_broker_address_kafka_python_reads_is_taken(servers: str) -> None:
+    assert resolve(_config(servers)).bootstrap_servers == servers
+
+
 @pytest.mark.parametrize("servers", SERVERS_WITH_PASSWORD)
 def test_credentials_in_a_broker_address_never_reach_kafka_python(
     servers: Any, caplog: pytest.LogCaptureFixture
