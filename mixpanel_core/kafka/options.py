@@ -196,10 +196,19 @@ CHOICES: Mapping[str, tuple[object, ...]] = {
     "acks": (0, 1, -1, "all"),  # its default is -1, but "all" is the usual spelling
     "auto_offset_reset": ("earliest", "latest", "none"),
     "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    # Those kafka-python 3 registers (kafka.net.sasl).
+    "sasl_mechanism": (
+        "PLAIN",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-512",
+        "OAUTHBEARER",
+        "GSSAPI",
+        "AWS_MSK_IAM",
+    ),
 }
 """Options whose values kafka-python takes without checking them when a client is built
 (an unknown ``auto_offset_reset`` quietly means ``"none"``, an unknown ``security_protocol``
-plain text)."""
+plain text, an unknown ``sasl_mechanism`` fails every connection: "cannot reach Kafka")."""
 
 
 OBJECT_OPTIONS = frozenset(

@@ -11,6 +11,7 @@ import pytest
 from mixpanel_core.commands.replay import Replay, ReplayOptions
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.errors import ConfigError
+from mixpanel_core.kafka.options import CHOICES
 from mixpanel_core.transport import TransportContext
 from transports.kafka import KafkaTransport
 
@@ -56,6 +57,7 @@ def test_the_constructor_checks_the_same_rules() -> None:
         ("client_dns_lookup", 1, "must be a string"),
         ("acks", "bogus", 'must be one of 0, 1, -1, "all"'),
         ("security_protocol", "sasl_ssl", 'must be one of "PLAINTEXT", "SSL", "SASL_PLAINTEXT"'),
+        ("sasl_mechanism", "BOGUS", 'must be one of "PLAIN", "SCRAM-SHA-256"'),
     ],
 )
 def test_a_producer_option_of_the_wrong_kind_is_refused_before_any_send(
@@ -64,6 +66,13 @@ def test_a_producer_option_of_the_wrong_kind_is_refused_before_any_send(
     options = {"bootstrap_servers": kafka_bootstrap, "topic": "t", "producer": {key: value}}
     with pytest.raises(ConfigError, match=rf"^transports\.bus\.producer\.{key}: {rule}"):
         build(options)
+
+
+def test_the_sasl_mechanisms_taken_are_those_kafka_python_knows() -> None:
+    """An unknown one failed every connection, said as "cannot reach Kafka" after 31 s."""
+    from kafka.net.sasl import SASL_MECHANISMS
+
+    assert set(CHOICES["sasl_mechanism"]) == set(SASL_MECHANISMS)
 
 
 def test_an_option_kafka_python_refuses_is_a_config_error_not_an_unreachable_broker(
