@@ -213,12 +213,29 @@ def told(error: BaseException, redact: Callable[[str], str]) -> tuple[str, BaseE
     said = f"{type(error).__name__}: {redact(str(error))}"
     if getattr(redact, "knows_none", False):
         return said, error  # no credential to look for: nothing to format (a hot failure path)
-    printed = "".join(traceback.format_exception(error))
+    printed = _printed_but_places(traceback.TracebackException.from_exception(error))
     if redact(printed) == printed:
         return said, error
     frames = traceback.extract_tb(error.__traceback__)
     where = f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return said + where, None
+
+
+def _printed_but_places(error: traceback.TracebackException, seen: set[int] | None = None) -> str:
+    """What a traceback of ``error`` prints but where its frames are (file, line number and
+    function, which hold no credential: a short secret such as ``5`` stood in some line
+    number of almost every traceback, and each error quoting it lost its cause): the text,
+    notes and source lines of ``error`` and of what it chains or groups."""
+    seen = set() if seen is None else seen
+    if id(error) in seen:
+        return ""
+    seen.add(id(error))
+    parts = [frame.line or "" for frame in error.stack]
+    parts += error.format_exception_only()
+    for other in (error.__cause__, error.__context__, *(error.exceptions or ())):
+        if other is not None:
+            parts.append(_printed_but_places(other, seen))
+    return "\n".join(parts)
 
 
 def redacted_traceback(error: BaseException, redact: Callable[[str], str]) -> str:

@@ -50,6 +50,15 @@ def test_an_empty_or_blank_salt_is_a_config_error(salt: str) -> None:
     assert str(refused.value) == "plugins.redaction.salt: must not be empty or blank"
 
 
+@pytest.mark.parametrize(("salt", "kind"), [(5, "an integer"), ([1], "a list")])
+def test_a_short_salt_of_the_wrong_type_is_said_plainly(salt: object, kind: str) -> None:
+    """ "5" stands in some line number of almost every traceback: the error was taken for one
+    that quotes the secret, lost its cause and ended "(raised at .../schema.py:250)"."""
+    with pytest.raises(ConfigError) as refused:
+        make_client({"hash": ["email"], "salt": salt})
+    assert str(refused.value) == f"plugins.redaction.salt: must be a string (secret), not {kind}"
+
+
 def test_a_property_both_dropped_and_hashed_is_a_config_error() -> None:
     """Which one was meant cannot be told: dropped, a hash counted on would be missing."""
     options = {"drop": ["email", "ip"], "hash": ["ip", "email"], "salt": "${SALT}"}
