@@ -14,17 +14,19 @@ JSON, the whole value with ``record_encoding`` saying how it is written.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from mixpanel_core.appended_lines import CutShortError, append_lines
 from mixpanel_core.commands.errors import InputError
 from mixpanel_core.delivery import DeliveryReport
 from mixpanel_core.wire import dumps
+
+WRITE_EVERY = 1024 * 1024
+"""Bytes of lines a rejected file holds before it writes them, between two syncs."""
 
 
 @attrs.frozen
@@ -79,36 +81,25 @@ class Rejection:
 
 
 class RejectedFile:
-    """Appends rejections to a JSON-lines file; ``sync`` writes them and makes them durable.
+    """Appends rejections to a JSON-lines file; ``sync`` makes them durable.
 
-    The file only ever grows by whole lines: ``write`` keeps the line, ``sync`` writes what it
-    kept, and a sync that fails (a full disk) cuts the file back to where the last sync
-    left it. A full disk left half a line, and the next run's first line was appended to
-    it: one line of two records, which no replay can read.
+    Appended as a dead-letter file is (``appended_lines``): other runs may append to the
+    same file, it only ever gains whole lines, and a run's lines go out every
+    ``WRITE_EVERY`` bytes and at ``sync``, never held for a whole chunk.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Unbuffered: what is written is known, to cut back to. Readable: its last byte.
-            self._handle = self.path.open("a+b", buffering=0)
-            self._synced = os.fstat(self._handle.fileno()).st_size
-            torn = (
-                self._synced > 0 and os.pread(self._handle.fileno(), 1, self._synced - 1) != b"\n"
-            )
+            # Created (and found writable) now, before anything is sent.
+            append_lines(self.path, [])
         except OSError as exc:
             raise InputError(f"{self.path}: cannot be opened for writing: {exc}") from exc
-        self._pending = bytearray(b"\n" if torn else b"")
-        """The lines written since the last sync; first, the line end that a line cut short
-        by a run killed as it wrote lacks: that line stays as it is, and the next one starts
-        on a line of its own."""
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.kept = 0
-        """Lines synced to the file by this run."""
-        self._lines = 0
-        """Lines in ``_pending``."""
-        self.failed = False
-        """Whether a sync failed: the lines written since the one before are not in the file."""
+        """Lines this run put in the file whole."""
 
     def write(self, rejection: Rejection) -> None:
         entry = {
@@ -131,29 +122,27 @@ class RejectedFile:
             entry["record_encoding"] = rejection.record_encoding
         if rejection.dead_letter:
             entry["dead_letter"] = dict(rejection.dead_letter)
-        self._pending += dumps(entry) + b"\n"
-        self._lines += 1
+        line = dumps(entry) + b"\n"
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= WRITE_EVERY:
+            self._write(sync=False)
 
     def sync(self) -> None:
-        """Write the lines kept since the last sync, and flush them to disk: called before a
+        """Write the lines not written yet, and flush the file to disk: called before a
         checkpoint or an offset says their records are done."""
-        descriptor = self._handle.fileno()
+        self._write(sync=True)
+
+    def _write(self, *, sync: bool) -> None:
+        lines, self._pending, self._pending_bytes = self._pending, [], 0
         try:
-            written = memoryview(self._pending)
-            while written:
-                written = written[os.write(descriptor, written) :]
-            os.fsync(descriptor)
+            append_lines(self.path, lines, sync=sync)
         except OSError as exc:
-            self.failed = True
-            with contextlib.suppress(OSError):
-                os.ftruncate(descriptor, self._synced)
-            # Not written again by close: their records are not marked done, and a rerun
-            # meets them again.
-            self._pending, self._lines = bytearray(), 0
+            # The lines not written are not written again (by close): their records are not
+            # marked done, and a rerun meets them again.
+            self.kept += exc.whole if isinstance(exc, CutShortError) else 0
             raise self._cannot_write(exc) from exc
-        self._synced += len(self._pending)
-        self.kept += self._lines
-        self._pending, self._lines = bytearray(), 0
+        self.kept += len(lines)
 
     def holding(self, rejected: int) -> str:
         """Where ``rejected`` records said rejected went, for a summary line: `` (in FILE)``,
@@ -165,15 +154,7 @@ class RejectedFile:
         return f" ({self.kept:,} of them in {self.path})"
 
     def close(self) -> None:
-        if self._handle.closed:
-            return
-        try:
-            self.sync()
-        finally:
-            # sync has already said why when the data cannot be written; closing fails the
-            # same way and must not hide that one-line error behind a traceback.
-            with contextlib.suppress(OSError):
-                self._handle.close()
+        self.sync()
 
     def _cannot_write(self, exc: OSError) -> InputError:
         return InputError(

@@ -56,13 +56,48 @@ def test_a_sync_the_disk_cannot_take_leaves_the_file_at_its_last_whole_line(
     assert finished.returncode == 0, finished.stderr
     said = finished.stdout.splitlines()
     assert said[0].startswith(f"{path}: cannot write rejected records: File too large")
-    assert said[1] == f" (5 of them in {path})"
-    assert len(lines_of(path)) == 5, "the first sync's lines, whole; none of the second's"
+    # The first sync's 5 lines, and the 2 of the second that fit whole; half a line taken back.
+    assert said[1] == f" (7 of them in {path})"
+    assert len(lines_of(path)) == 7
 
     again = RejectedFile(path)
     again.write(Rejection("read", "invalid", "not JSON", "next run"))
     again.close()
     assert [entry["record"] for entry in lines_of(path)][-1] == "next run"  # type: ignore[index]
+
+
+WRITE_BESIDE_ANOTHER = """
+import resource, signal, sys
+from mixpanel_core.commands.errors import InputError
+from mixpanel_core.commands.rejected import RejectedFile, Rejection
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+ours = RejectedFile(sys.argv[1])
+ours.write(Rejection("read", "invalid", "not JSON", "ours-1"))
+ours.sync()
+with open(sys.argv[1], "ab") as other:  # another run appends, and syncs
+    other.write(b'{"record": "theirs-1"}\\n')
+for n in range(2, 40):
+    ours.write(Rejection("read", "invalid", "not JSON", f"ours-{n}"))
+try:
+    ours.sync()
+except InputError as error:
+    print(error)
+"""
+
+
+def test_a_write_cut_short_takes_back_only_its_own_bytes(tmp_path: Path) -> None:
+    """A run that remembered where its lines began and cut back to there deleted the lines
+    another run appended since (review R34)."""
+    path = tmp_path / "rejected.jsonl"
+    finished = run_python(WRITE_BESIDE_ANOTHER, str(path), "4000")
+
+    assert finished.returncode == 0, finished.stderr
+    assert "File too large" in finished.stdout
+    records = [entry["record"] for entry in lines_of(path)]  # type: ignore[index]
+    assert records[:3] == ["ours-1", "theirs-1", "ours-2"]
+    assert records[2:] == [f"ours-{n}" for n in range(2, len(records))]
 
 
 def test_a_line_cut_short_before_the_file_was_opened_is_left_on_a_line_of_its_own(
