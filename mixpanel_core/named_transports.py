@@ -93,7 +93,8 @@ class NamedTransports:
         """The transports whose last build failed (see ``_BuildFailure``)."""
         self._lock = threading.RLock()
         self._closed = False
-        """Whether ``close`` ran: a transport not built by then is never built (see ``get``)."""
+        """Whether ``close`` ran: a transport not built by then is never built for a message
+        (see ``get``)."""
         in_fork_children(self, NamedTransports._after_fork)
 
     def get(
@@ -114,10 +115,12 @@ class NamedTransports:
         built = self.built.get(name)
         if built is not None:
             return built
-        if self._closed:
+        if self._closed and needed_by is None:
             # As a built transport refuses once closed: a client closed before its first
             # message built a new transport for a message after close, and a thread and an
-            # exit flush with it, whatever close() had said.
+            # exit flush with it, whatever close() had said. A transport may still build the
+            # one it hands messages to (a close interrupted by a signal leaves the fallback
+            # of a multiprocessing_queue to the exit close).
             raise TransportError(
                 f"transport {name!r} is closed (its client was closed before it was first "
                 "used); it cannot take messages"

@@ -145,11 +145,15 @@ def check_bootstrap_servers(bootstrap_servers: str | Sequence[str]) -> None:
                 'security_protocol = "SASL_SSL", sasl_mechanism, sasl_plain_username, '
                 "sasl_plain_password"
             )
-        # kafka-python takes "a,b" in one string too, and drops a leading "PROTOCOL://".
-        for address in server.split(","):
-            problem = _address_problem(re.sub("^.*://", "", address.strip()))
+        # kafka-python takes "a,b" in one string too (an empty piece, "${B1},${B2}" with B2
+        # unset, is tried and fails while the others serve), and drops a leading "PROTOCOL://".
+        addresses = [piece.strip() for piece in server.split(",") if piece.strip()]
+        if not addresses:
+            raise ValueError(f"bootstrap_servers{key}: {server!r} names no broker (host:port)")
+        for address in addresses:
+            problem = _address_problem(re.sub("^.*://", "", address))
             if problem:
-                raise ValueError(f"bootstrap_servers{key}: {address.strip()!r} {problem}")
+                raise ValueError(f"bootstrap_servers{key}: {address!r} {problem}")
 
 
 def _address_problem(address: str) -> str | None:
@@ -169,9 +173,17 @@ def _address_problem(address: str) -> str | None:
         host, _, port = address.rpartition(":") if ":" in address else (address, "", None)
     if not host:
         return "names no host: host:port"
-    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+    if port is not None and not 0 < _port_number(port) < 65536:
         return f"has port {port!r}: a port is a number from 1 to 65535 (host:port)"
     return None
+
+
+def _port_number(port: str) -> int:
+    """``port`` as kafka-python reads it (``int``: spaces and a sign allowed), or -1."""
+    try:
+        return int(port)
+    except ValueError:
+        return -1
 
 
 def client_options(table: Mapping[str, Any], known: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -196,19 +208,23 @@ CHOICES: Mapping[str, tuple[object, ...]] = {
     "acks": (0, 1, -1, "all"),  # its default is -1, but "all" is the usual spelling
     "auto_offset_reset": ("earliest", "latest", "none"),
     "security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-    # Those kafka-python 3 registers (kafka.net.sasl).
-    "sasl_mechanism": (
-        "PLAIN",
-        "SCRAM-SHA-256",
-        "SCRAM-SHA-512",
-        "OAUTHBEARER",
-        "GSSAPI",
-        "AWS_MSK_IAM",
-    ),
 }
 """Options whose values kafka-python takes without checking them when a client is built
 (an unknown ``auto_offset_reset`` quietly means ``"none"``, an unknown ``security_protocol``
-plain text, an unknown ``sasl_mechanism`` fails every connection: "cannot reach Kafka")."""
+plain text). ``sasl_mechanism`` is checked against kafka-python's own list
+(``_sasl_mechanisms``)."""
+
+
+def _sasl_mechanisms() -> tuple[object, ...] | None:
+    """The SASL mechanisms kafka-python knows now: those it registers, and any registered
+    since with ``kafka.net.sasl.register_sasl_mechanism``; ``None`` where it keeps no such
+    list. kafka-python takes an unknown one when a client is built, and every connection
+    then fails, said as "cannot reach Kafka"."""
+    try:
+        from kafka.net.sasl import SASL_MECHANISMS
+    except ImportError:
+        return None
+    return tuple(SASL_MECHANISMS)
 
 
 OBJECT_OPTIONS = frozenset(
@@ -249,7 +265,7 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
             else "takes a Python object (a callable, class or instance), not a value from a "
             "configuration file; leave it out, or pass the object from Python"
         )
-    choices = CHOICES.get(key)
+    choices = _sasl_mechanisms() if key == "sasl_mechanism" else CHOICES.get(key)
     if choices is not None:
         ok = value in choices and not isinstance(value, bool)
         return None if ok else "must be one of " + ", ".join(_toml(c) for c in choices)

@@ -52,6 +52,7 @@ def test_credentials_in_a_broker_address_are_refused_by_the_forwarder_without_qu
         ("[::1:9092", "bootstrap_servers: '[::1:9092' opens a bracket"),
         ("k1:9092,k2:99999", "bootstrap_servers: 'k2:99999' has port '99999'"),
         (["k1:9092", ":9092"], "bootstrap_servers[1]: ':9092' names no host"),
+        (" , ", "bootstrap_servers: ' , ' names no broker"),
     ],
 )
 def test_a_malformed_broker_address_is_refused_naming_bootstrap_servers(
@@ -66,7 +67,23 @@ def test_a_malformed_broker_address_is_refused_naming_bootstrap_servers(
 
 
 @pytest.mark.parametrize(
-    "servers", ["k1", "k1:9092", "[::1]", "[::1]:9092", "::1", "SSL://k1:9093", "k1:1,k2:2"]
+    "servers",
+    [
+        "k1",
+        "k1:9092",
+        "[::1]",
+        "[::1]:9092",
+        "::1",
+        "SSL://k1:9093",
+        "k1:1,k2:2",
+        "my_host:9092 ",
+        # "${B1},${B2}" with B2 unset: kafka-python tries the empty one and bootstraps from
+        # the others (review R34).
+        "k1:9092,",
+        "k1:9092,,k2:9092",
+        "k1: 9092",  # kafka-python reads the port with int()
+        "k1:+9092",
+    ],
 )
 def test_every_broker_address_kafka_python_reads_is_taken(servers: str) -> None:
     assert resolve(_config(servers)).bootstrap_servers == servers

@@ -31,3 +31,18 @@ def test_a_message_after_close_is_refused_whether_or_not_one_came_before(
 
     with pytest.raises(TransportError, match="'direct' is closed"):
         mp.track("u", "after")
+
+
+def test_a_transport_may_still_build_the_one_it_hands_messages_to_after_close() -> None:
+    """A multiprocessing_queue whose close a signal interrupted leaves its messages to the
+    exit close, which hands them to its fallback, built then: refused, they were reported
+    FAILED rather than delivered (review R34)."""
+    config = config_from_mapping(
+        {"transports": {"default": {"type": "memory"}, "fallback": {"type": "memory"}}}
+    )
+    pipeline = Mixpanel("t", config=config).pipeline
+    pipeline.close()
+
+    with pytest.raises(TransportError, match="'fallback' is closed"):
+        pipeline.transport("fallback")
+    assert pipeline.transport("fallback", needed_by="default") is not None

@@ -11,7 +11,8 @@ import pytest
 from mixpanel_core.commands.replay import Replay, ReplayOptions
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.errors import ConfigError
-from mixpanel_core.kafka.options import CHOICES
+from mixpanel_core.kafka.client_library import kafka_python
+from mixpanel_core.kafka.options import client_options
 from mixpanel_core.transport import TransportContext
 from transports.kafka import KafkaTransport
 
@@ -57,7 +58,7 @@ def test_the_constructor_checks_the_same_rules() -> None:
         ("client_dns_lookup", 1, "must be a string"),
         ("acks", "bogus", 'must be one of 0, 1, -1, "all"'),
         ("security_protocol", "sasl_ssl", 'must be one of "PLAINTEXT", "SSL", "SASL_PLAINTEXT"'),
-        ("sasl_mechanism", "BOGUS", 'must be one of "PLAIN", "SCRAM-SHA-256"'),
+        ("sasl_mechanism", "BOGUS", 'must be one of "AWS_MSK_IAM", "GSSAPI"'),
     ],
 )
 def test_a_producer_option_of_the_wrong_kind_is_refused_before_any_send(
@@ -68,11 +69,20 @@ def test_a_producer_option_of_the_wrong_kind_is_refused_before_any_send(
         build(options)
 
 
-def test_the_sasl_mechanisms_taken_are_those_kafka_python_knows() -> None:
-    """An unknown one failed every connection, said as "cannot reach Kafka" after 31 s."""
-    from kafka.net.sasl import SASL_MECHANISMS
+def test_a_sasl_mechanism_registered_with_kafka_python_is_taken() -> None:
+    """The check follows kafka-python's own list, which a user may add to (review R34)."""
+    from kafka.net.sasl import SASL_MECHANISMS, register_sasl_mechanism
+    from kafka.net.sasl.plain import SaslMechanismPlain
 
-    assert set(CHOICES["sasl_mechanism"]) == set(SASL_MECHANISMS)
+    known = kafka_python().KafkaProducer.DEFAULT_CONFIG
+    producer = {"sasl_mechanism": "CUSTOM-PLAIN"}
+    with pytest.raises(ConfigError, match="sasl_mechanism: must be one of"):
+        client_options(producer, known, "transports.bus.producer")
+    register_sasl_mechanism("CUSTOM-PLAIN", SaslMechanismPlain)
+    try:
+        assert client_options(producer, known, "transports.bus.producer") == producer
+    finally:
+        del SASL_MECHANISMS["CUSTOM-PLAIN"]
 
 
 def test_an_option_kafka_python_refuses_is_a_config_error_not_an_unreachable_broker(
