@@ -420,7 +420,36 @@ class FrameProducer:
         if not self._sender_gone:
             self._sender_gone = True
             logger.error("%s is not running", self._channel.describe_sender())
-        return lambda raising: self._deliver_elsewhere(decode_frame(frame), raising, deadline)
+        return lambda raising: self._frame_elsewhere(frame, raising, deadline)
+
+    def _frame_elsewhere(
+        self, frame: bytes, raising: bool, deadline: float | None
+    ) -> list[Message]:
+        """``_deliver_elsewhere`` for a frame taken from the batch. A signal's exception
+        (SystemExit from a SIGTERM handler) landing before its messages were all offered to the
+        fallback (most often while the fallback is built: its first import takes about a
+        millisecond) puts those not offered back at the head of the batch, for the exit close
+        to hand over. They were only in this frame, and vanished with no report, no line."""
+        offered = [0]
+        try:
+            return self._deliver_elsewhere(decode_frame(frame), raising, deadline, offered)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                raise
+            lines = frame.split(b"\n")
+            with self._batch_lock:
+                self._lines[:0] = lines[offered[0] :]
+            if offered[0]:
+                # Its send was under way: the fallback may have taken it, or not.
+                logger.error(
+                    "%s: %s interrupted the hand-over of a message to the fallback %r, which "
+                    "may or may not have taken it: %s",
+                    self._context.path,
+                    type(exc).__name__,
+                    self._options.fallback,
+                    lines[offered[0] - 1][:200].decode(errors="replace"),
+                )
+            raise
 
     def _not_written(
         self, frame: bytes, written: Written, raising: bool, closing: bool
@@ -455,10 +484,15 @@ class FrameProducer:
     # -- when the sender is gone ---------------------------------------------------------------
 
     def _deliver_elsewhere(
-        self, messages: Sequence[Message], raising: bool, deadline: float | None = None
+        self,
+        messages: Sequence[Message],
+        raising: bool,
+        deadline: float | None = None,
+        offered: list[int] | None = None,
     ) -> list[Message]:
         """Hand ``messages`` to the fallback (report them FAILED without one); returns those
-        given up on, as ``_queue`` does. ``deadline``: a closing producer's (see ``_hand_over``)."""
+        given up on, as ``_queue`` does. ``deadline``: a closing producer's (see ``_hand_over``);
+        ``offered[0]``: how many were offered so far (see ``_frame_elsewhere``)."""
         reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
         try:
             fallback = self._fallback_transport()
@@ -468,7 +502,7 @@ class FrameProducer:
             # not returned by close); and the linger thread has no caller to raise to.
             fallback, reason = None, f"{self._channel.describe_sender()} is not running: {exc}"
         if fallback is not None:
-            return self._hand_over(fallback, messages, raising, deadline)
+            return self._hand_over(fallback, messages, raising, deadline, offered or [0])
         self._report(messages, DeliveryStatus.FAILED, reason)
         # Said, too: with no mixpanel_delivered observer the reports go nowhere.
         logger.error(
@@ -486,8 +520,10 @@ class FrameProducer:
         messages: Sequence[Message],
         raising: bool,
         deadline: float | None,
+        offered: list[int],
     ) -> list[Message]:
-        """Offer each message to ``fallback``; returns those reported FAILED here.
+        """Offer each message to ``fallback``; returns those reported FAILED here. ``offered[0]``
+        counts those whose offer began.
 
         A message it refuses (its ``send`` raises) has one outcome: the report the fallback
         made of it on this thread during that ``send`` (the kafka transport reports FAILED then
@@ -528,6 +564,7 @@ class FrameProducer:
                 self._report(messages[index:], DeliveryStatus.FAILED, reason)
                 failed.extend(messages[index:])
                 break
+            offered[0] = index + 1
             with reports_made_here() as seen:
                 try:
                     fallback.send(message)
