@@ -121,7 +121,7 @@ class MultiprocessingQueueTransport:
         self._last_resort = Finalize(
             None, _stop_unless_done, (weakref.ref(self),), exitpriority=EXIT_PRIORITY
         )
-        close_at_exit(self, MultiprocessingQueueTransport._close_at_exit)
+        self._cancel_exit_close = close_at_exit(self, MultiprocessingQueueTransport._close_at_exit)
 
     @classmethod
     def from_config(
@@ -346,7 +346,10 @@ class MultiprocessingQueueTransport:
             left = list(self._producer.close(bound))
             self._stop_sender(deadline, bound)
             self._close_ended = True
-            self._last_resort.cancel()  # nothing left for it: out of multiprocessing's registry
+            # Nothing left for them: out of multiprocessing's registry and the exit's (each
+            # closed transport's stayed there, with its closure, until the process ended).
+            self._last_resort.cancel()
+            self._cancel_exit_close()
             return left + self.supervisor.given_up()
         finally:
             self._close_done.set()
