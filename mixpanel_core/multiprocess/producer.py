@@ -430,24 +430,23 @@ class FrameProducer:
         fallback (most often while the fallback is built: its first import takes about a
         millisecond) puts those not offered back at the head of the batch, for the exit close
         to hand over. They were only in this frame, and vanished with no report, no line."""
-        offered = [0]
+        progress = HandOver()
         try:
-            return self._deliver_elsewhere(decode_frame(frame), raising, deadline, offered)
+            return self._deliver_elsewhere(decode_frame(frame), raising, deadline, progress)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 raise
             lines = frame.split(b"\n")
             with self._batch_lock:
-                self._lines[:0] = lines[offered[0] :]
-            if offered[0]:
-                # Its send was under way: the fallback may have taken it, or not.
+                self._lines[:0] = lines[progress.settled :]
+            if progress.sending:
                 logger.error(
                     "%s: %s interrupted the hand-over of a message to the fallback %r, which "
                     "may or may not have taken it: %s",
                     self._context.path,
                     type(exc).__name__,
                     self._options.fallback,
-                    lines[offered[0] - 1][:200].decode(errors="replace"),
+                    lines[progress.settled - 1][:200].decode(errors="replace"),
                 )
             raise
 
@@ -488,11 +487,11 @@ class FrameProducer:
         messages: Sequence[Message],
         raising: bool,
         deadline: float | None = None,
-        offered: list[int] | None = None,
+        progress: HandOver | None = None,
     ) -> list[Message]:
         """Hand ``messages`` to the fallback (report them FAILED without one); returns those
         given up on, as ``_queue`` does. ``deadline``: a closing producer's (see ``_hand_over``);
-        ``offered[0]``: how many were offered so far (see ``_frame_elsewhere``)."""
+        ``progress``: how far the hand-over got (see ``_frame_elsewhere``)."""
         reason = f"{self._channel.describe_sender()} is not running and no fallback is configured"
         try:
             fallback = self._fallback_transport()
@@ -502,7 +501,7 @@ class FrameProducer:
             # not returned by close); and the linger thread has no caller to raise to.
             fallback, reason = None, f"{self._channel.describe_sender()} is not running: {exc}"
         if fallback is not None:
-            return self._hand_over(fallback, messages, raising, deadline, offered or [0])
+            return self._hand_over(fallback, messages, raising, deadline, progress or HandOver())
         self._report(messages, DeliveryStatus.FAILED, reason)
         # Said, too: with no mixpanel_delivered observer the reports go nowhere.
         logger.error(
@@ -520,10 +519,10 @@ class FrameProducer:
         messages: Sequence[Message],
         raising: bool,
         deadline: float | None,
-        offered: list[int],
+        progress: HandOver,
     ) -> list[Message]:
-        """Offer each message to ``fallback``; returns those reported FAILED here. ``offered[0]``
-        counts those whose offer began.
+        """Offer each message to ``fallback``; returns those reported FAILED here. ``progress``
+        says how many were offered or reported, and whether one is being offered.
 
         A message it refuses (its ``send`` raises) has one outcome: the report the fallback
         made of it on this thread during that ``send`` (the kafka transport reports FAILED then
@@ -561,15 +560,18 @@ class FrameProducer:
                     "close() or flush(), else block_timeout)"
                 )
                 reason = f"not handed to the fallback {name!r}: {why}"
+                progress.settled = len(messages)  # reported now: never put back
                 self._report(messages[index:], DeliveryStatus.FAILED, reason)
                 failed.extend(messages[index:])
                 break
-            offered[0] = index + 1
+            progress.settled, progress.sending = index + 1, True
             with reports_made_here() as seen:
                 try:
                     fallback.send(message)
+                    progress.sending = False
                     continue
                 except Exception as exc:
+                    progress.sending = False
                     error = exc
             refusals.append(error)
             if index == len(messages) - 1:
@@ -611,6 +613,18 @@ class FrameProducer:
     def _report(self, messages: Sequence[Message], status: DeliveryStatus, reason: str) -> None:
         for message in messages:
             self._context.report(DeliveryReport(message, status, self._context.name, reason))
+
+
+class HandOver:
+    """How far a hand-over to the fallback got, for one a signal's exception interrupts:
+    ``settled`` messages were offered (or reported FAILED unoffered), and ``sending`` says
+    whether the fallback's ``send`` of the last of them was under way."""
+
+    __slots__ = ("sending", "settled")
+
+    def __init__(self) -> None:
+        self.settled = 0
+        self.sending = False
 
 
 def _stayed_full(error: Exception) -> bool:
