@@ -40,7 +40,12 @@ class CutShortError(OSError):
 
 
 def append_lines(
-    path: Path, lines: list[bytes], *, new_line_first: bool = False, sync: bool = False
+    path: Path,
+    lines: list[bytes],
+    *,
+    new_line_first: bool = False,
+    sync: bool = False,
+    held: int | None = None,
 ) -> None:
     """Append ``lines`` (each ending in a line break) to ``path``; ``new_line_first``: after
     a line break, whatever the file ends with (a write was cut where it cannot be read back,
@@ -53,10 +58,11 @@ def append_lines(
     on a FIFO, where a write larger than the pipe's atomic size (4 KiB) would be split, and
     neither the check that the file ends a line nor the taking back of a write cut short is
     raced by another writer's append. A write cut short (disk full) raises ``CutShortError``
-    with how many lines did go in whole.
+    with how many lines did go in whole. ``held``: a descriptor of ``path`` the caller keeps
+    open (a FIFO's, see ``commands.rejected``), written through as a standard stream is.
     """
     data = b"".join(lines)
-    stream = STANDARD_STREAMS.get(str(path))
+    stream = held if held is not None else STANDARD_STREAMS.get(str(path))
     if stream is not None:
         _write_all(stream, b"\n" + data if new_line_first else data, None)
         if sync:

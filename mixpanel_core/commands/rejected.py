@@ -14,6 +14,7 @@ JSON, the whole value with ``record_encoding`` saying how it is written.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,18 @@ class RejectedFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._held: int | None = None
+        """The FIFO's descriptor, kept open for the run: opened for each write, it gave its
+        reader an end of file after each (``cat`` ended, and later lines went to nobody)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Created (and found writable) now, before anything is sent.
-            append_lines(self.path, [])
+            if self.path.is_fifo():
+                # Not blocking in open: with no reader, ENXIO at once rather than a wait.
+                self._held = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+                os.set_blocking(self._held, True)
+            else:
+                # Created (and found writable) now, before anything is sent.
+                append_lines(self.path, [])
         except OSError as exc:
             raise InputError(f"{self.path}: cannot be opened for writing: {exc}") from exc
         self._pending: list[bytes] = []
@@ -136,7 +145,7 @@ class RejectedFile:
     def _write(self, *, sync: bool) -> None:
         lines, self._pending, self._pending_bytes = self._pending, [], 0
         try:
-            append_lines(self.path, lines, sync=sync)
+            append_lines(self.path, lines, sync=sync, held=self._held)
         except OSError as exc:
             # The lines not written are not written again (by close): their records are not
             # marked done, and a rerun meets them again.
@@ -154,7 +163,12 @@ class RejectedFile:
         return f" ({self.kept:,} of them in {self.path})"
 
     def close(self) -> None:
-        self.sync()
+        try:
+            self.sync()
+        finally:
+            if self._held is not None:
+                os.close(self._held)
+                self._held = None
 
     def _cannot_write(self, exc: OSError) -> InputError:
         return InputError(

@@ -8,9 +8,14 @@ a mock.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import time
 from pathlib import Path
 
+from mixpanel_core.commands.errors import InputError
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
 
 from ..subprocesses import run_python
@@ -114,3 +119,37 @@ def test_a_line_cut_short_before_the_file_was_opened_is_left_on_a_line_of_its_ow
     first, cut, last = path.read_bytes().splitlines()
     assert (first, cut) == (b'{"whole": 1}', b'{"cut sho')
     assert json.loads(last)["record"] == "next run"
+
+
+def test_a_fifo_read_by_cat_gets_every_line_of_the_run(tmp_path: Path) -> None:
+    """Opened for each write, the FIFO gave its reader an end of file after the first:
+    ``cat`` ended, and the next sync failed, or its lines went to nobody (review R35)."""
+    fifo = tmp_path / "rejected.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        rejected = _opened_once_read(fifo)
+        for sync in range(3):
+            for n in range(2):
+                rejected.write(Rejection("read", "invalid", "not JSON", f"{sync}-{n}"))
+            rejected.sync()
+            time.sleep(0.2)  # a reader that reached the end of what was written
+        rejected.close()
+        out, _ = reader.communicate(timeout=10)
+    finally:
+        reader.kill()
+        reader.wait()
+
+    records = [json.loads(line)["record"] for line in out.splitlines()]
+    assert records == ["0-0", "0-1", "1-0", "1-1", "2-0", "2-1"]
+    assert rejected.holding(6) == f" (in {fifo})"
+
+
+def _opened_once_read(fifo: Path) -> RejectedFile:
+    """``fifo`` as a rejected file, once its reader opens it (before that, with no reader,
+    opening it for writing is refused at once: ENXIO)."""
+    for _ in range(500):
+        with contextlib.suppress(InputError):
+            return RejectedFile(fifo)
+        time.sleep(0.01)
+    raise AssertionError(f"no reader opened {fifo}")
