@@ -221,20 +221,24 @@ def told(error: BaseException, redact: Callable[[str], str]) -> tuple[str, BaseE
     return said + where, None
 
 
-def _printed_but_places(error: traceback.TracebackException, seen: set[int] | None = None) -> str:
+def _printed_but_places(error: traceback.TracebackException) -> str:
     """What a traceback of ``error`` prints but where its frames are (file, line number and
     function, which hold no credential: a short secret such as ``5`` stood in some line
     number of almost every traceback, and each error quoting it lost its cause): the text,
-    notes and source lines of ``error`` and of what it chains or groups."""
-    seen = set() if seen is None else seen
-    if id(error) in seen:
-        return ""
-    seen.add(id(error))
-    parts = [frame.line or "" for frame in error.stack]
-    parts += error.format_exception_only()
-    for other in (error.__cause__, error.__context__, *(error.exceptions or ())):
-        if other is not None:
-            parts.append(_printed_but_places(other, seen))
+    notes and source lines of ``error`` and of what it chains or groups. Walked with a list,
+    not by recursion: a chain may be longer than the interpreter's recursion limit."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    waiting = [error]
+    while waiting:
+        each = waiting.pop()
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        parts += [frame.line or "" for frame in each.stack]
+        parts += each.format_exception_only()
+        waiting += [o for o in (each.__cause__, each.__context__) if o is not None]
+        waiting += each.exceptions or ()
     return "\n".join(parts)
 
 
