@@ -223,12 +223,15 @@ class _AtexitSlot:
         return slot
 
     def run(self) -> None:
-        for hook in reversed(list(self.hooks.values())):
+        waiting = list(self.hooks.values())  # the last given, last: run first
+        while waiting:
+            # As atexit does between its handlers, a hook's exception (a signal's, landing in
+            # it or between two of them) is said, and the others still run.
             try:
-                hook.run()
+                while waiting:
+                    waiting.pop().run()
             except BaseException:
-                # As atexit does between its handlers: said, and the others still run.
-                print(f"Exception ignored in atexit callback {hook.run!r}:", file=sys.stderr)
+                print("Exception ignored in an exit hook of mixpanel-core:", file=sys.stderr)
                 traceback.print_exc()
 
 

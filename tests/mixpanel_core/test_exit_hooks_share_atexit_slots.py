@@ -41,3 +41,25 @@ def test_a_thousand_hooks_cancelled_take_one_slot_and_the_order_is_atexits() -> 
         "hook 2",
         "hook 1",
     ]
+
+
+RAISING = """
+from mixpanel_core.process_exit import at_exit
+
+def said(text):
+    return lambda: print(text, flush=True)
+
+def interrupted():
+    raise KeyboardInterrupt  # a Ctrl-C at exit, in one hook
+
+at_exit(said("hook 1"))
+at_exit(interrupted)
+at_exit(said("hook 3"))
+"""
+
+
+def test_a_hook_interrupted_at_exit_spares_the_others_of_its_slot() -> None:
+    finished = run_python(RAISING)
+
+    assert finished.stdout.splitlines() == ["hook 3", "hook 1"]
+    assert "KeyboardInterrupt" in finished.stderr
