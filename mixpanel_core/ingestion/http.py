@@ -57,24 +57,6 @@ class Response:
     headers: Mapping[str, str]
 
 
-MAX_ANSWER_BYTES = 4 * 1024 * 1024
-"""The most of an answer's body that is read. Mixpanel's answers are small (a strict-mode 400
-naming every record of a 2,000-record batch, a few hundred KB): a longer one comes from
-something else on the way (a proxy's page, a broken server), and an endless one read whole
-took the process to gigabytes of memory. Its status still classifies it."""
-
-
-def _body_read(answer: urllib3.BaseHTTPResponse) -> bytes:
-    """The body of ``answer``, at most ``MAX_ANSWER_BYTES`` of it. Read whole, its connection
-    goes back to the pool; cut short, the connection is closed, since the rest of the body
-    would be read by the next request on it as its answer."""
-    body = answer.read(MAX_ANSWER_BYTES + 1)
-    if len(body) <= MAX_ANSWER_BYTES:
-        return body
-    answer.close()
-    return body[:MAX_ANSWER_BYTES]
-
-
 CLOSED_POOL_TRIES = 8
 """Tries of a post that meets pools ``close()`` closed on other threads before it took a
 connection (see ``HttpSession._request_on_open_pool``)."""
@@ -255,7 +237,7 @@ class HttpSession:
             # A body that ends with the connection ends when the watchdog shuts it down,
             # without an error: what was read of it is not taken.
             raise timed_out(watch, sent)
-        return answer
+        return Response(answer.status, answer.data, answer.headers)
 
     def _request(
         self,
@@ -264,7 +246,7 @@ class HttpSession:
         headers: Mapping[str, str],
         timeout: tuple[float, float],
         watch: Watch,
-    ) -> Response:
+    ) -> Any:
         """urllib3's request, made a second time at once when ``_resend_at_once`` says so."""
         for fresh in (False, True):
             watch.fresh = fresh
@@ -280,7 +262,7 @@ class HttpSession:
 
     def _request_on_open_pool(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
-    ) -> Response:
+    ) -> Any:
         """urllib3's request, made again at once through a new pool when ``close()`` on
         another thread closed the one it took before it got a connection from it. A closed
         pool gives no connection, so nothing was sent; the session stays usable after
@@ -292,7 +274,7 @@ class HttpSession:
         """
         for tries_left in range(CLOSED_POOL_TRIES - 1, -1, -1):
             try:
-                answer = self._route(url).request(
+                return self._route(url).request(
                     "POST",
                     url,
                     body=body,
@@ -300,13 +282,10 @@ class HttpSession:
                     timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
                     retries=False,
                     redirect=False,
-                    preload_content=False,
                 )
             except urllib3.exceptions.ClosedPoolError:
                 if not tries_left:
                     raise
-            else:
-                return Response(answer.status, _body_read(answer), answer.headers)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
