@@ -26,6 +26,7 @@ import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
 
+from mixpanel_core.ingestion.answer_body import decoded
 from mixpanel_core.ingestion.auth import basic
 from mixpanel_core.ingestion.ca_bundle import ca_bundle
 from mixpanel_core.ingestion.proxies import proxy_for, proxy_variable, split_proxy
@@ -216,6 +217,7 @@ class HttpSession:
             try:
                 with errors_sorted():
                     answer = self._request(url, body, headers, timeout, watch)
+                    content = decoded(answer.data, answer.headers.get("Content-Encoding"))
             finally:
                 # Whatever ended it (a KeyboardInterrupt too): a watch left behind would keep
                 # the watchdog waking to shut a socket nobody uses, for ever.
@@ -237,7 +239,7 @@ class HttpSession:
             # A body that ends with the connection ends when the watchdog shuts it down,
             # without an error: what was read of it is not taken.
             raise timed_out(watch, sent)
-        return Response(answer.status, answer.data, answer.headers)
+        return Response(answer.status, content, answer.headers)
 
     def _request(
         self,
@@ -282,6 +284,7 @@ class HttpSession:
                     timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
                     retries=False,
                     redirect=False,
+                    decode_content=False,  # decoded by ``post``, to a bound (see answer_body)
                 )
             except urllib3.exceptions.ClosedPoolError:
                 if not tries_left:

@@ -30,8 +30,14 @@ from typing import Any
 import urllib3.connection
 import urllib3.connectionpool
 
+from mixpanel_core.ingestion.answer_body import MAX_ANSWER_BYTES, too_long
+
 WATCHDOG_IDLE = 5.0
 """Seconds the watchdog stays without a request to watch before its thread ends."""
+
+READ_PIECE = 65536
+"""How much of a body of unknown or excessive length is read at a time (see
+``_AnswerNotedResponse.read``)."""
 
 OVERDUE_RECHECK = 0.05
 """How often the watchdog shuts the socket of an overdue request again (one still connecting
@@ -237,6 +243,26 @@ class _AnswerNotedResponse(http.client.HTTPResponse):
                     "the server answered 101 Switching Protocols, which no request asks for"
                 )
             http.client.parse_headers(self.fp)
+
+    def read(self, amt: int | None = None) -> bytes:
+        """The body, to ``MAX_ANSWER_BYTES`` at most (see ``answer_body``): urllib3 reads it
+        whole (``amt`` None) before its request returns. A body of known length is read at
+        once if within the bound and refused at once if not; a chunked one, or one that
+        ends with the connection, is read piece by piece, to one byte past the bound."""
+        if amt is not None:
+            return super().read(amt)
+        if self.length is not None:
+            if self.length > MAX_ANSWER_BYTES:
+                raise too_long("")
+            return super().read()
+        pieces: list[bytes] = []
+        length = 0
+        while piece := super().read(READ_PIECE):
+            length += len(piece)
+            if length > MAX_ANSWER_BYTES:
+                raise too_long("")
+            pieces.append(piece)
+        return b"".join(pieces)
 
 
 class _AnswerNoted:

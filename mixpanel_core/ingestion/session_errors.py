@@ -22,6 +22,7 @@ import urllib3
 import urllib3.exceptions
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from mixpanel_core.ingestion.answer_body import AnswerTooLongError
 from mixpanel_core.ingestion.request_watch import Watch
 
 
@@ -134,6 +135,10 @@ def errors_sorted() -> Iterator[None]:
     ) as exc:
         # A read timeout, or a connection lost part way: Mixpanel may have the request.
         raise NetworkError(f"{type(exc).__name__}: {exc}") from exc
+    except AnswerTooLongError as exc:
+        # Not Mixpanel's answer (see answer_body): what it says of the request is not known,
+        # so the request is made again, as after a connection lost once it was made.
+        raise NetworkError(str(exc)) from exc
     except urllib3.exceptions.DecodeError as exc:
         # An answer whose Content-Encoding does not decode (mangled on the way, cut short)
         # shows no more than a 2xx without Mixpanel's success body: resend the records.

@@ -1,28 +1,34 @@
 """Answers no Mixpanel server gives but something on the way may (a CDN, a proxy, a broken
-server), over real sockets: interim 1xx answers before the final one, and a protocol switch
-nobody asked for.
+server), over real sockets: interim 1xx answers before the final one, a protocol switch
+nobody asked for, and bodies without end (or that decode without end).
 
 http.client skips only ``100 Continue``: a ``103 Early Hints`` was taken as the answer (the
 records REJECTED although stored), and the real answer, still on its way, was read by the
 next request on the connection as its own (a request answered 503 reported ACCEPTED: lost
-without a word).
+without a word). A body was read whole: an endless one took the process to gigabytes of
+memory until the request's time ran out, and a gzip bomb to gigabytes once decoded.
 """
 
 from __future__ import annotations
 
+import gzip
+import resource
 import socket
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.answer_body import MAX_ANSWER_BYTES
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import TOKEN, event
-from .scripted import ScriptedServer, answer, raw
+from .scripted import Answer, ScriptedServer, answer, raw
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +51,7 @@ def interim_then(*interim: bytes) -> Callable[[socket.socket], None]:
 
 def client_for(server: ScriptedServer, **options: Any) -> IngestionClient:
     settings = MixpanelSettings(api_host=server.base_url, token=TOKEN)
-    return IngestionClient(settings, HttpOptions(max_retries=0, **options))
+    return IngestionClient(settings, HttpOptions(**{"max_retries": 0, **options}))
 
 
 @pytest.mark.parametrize(
@@ -83,3 +89,169 @@ def test_a_protocol_switch_nobody_asked_for_is_a_broken_answer_and_its_connectio
     assert first.status is DeliveryStatus.FAILED
     assert "101 Switching Protocols" in (first.reason or "")
     assert second.status is DeliveryStatus.ACCEPTED, second.reason
+
+
+def endless(head: bytes, piece: bytes) -> Answer:
+    """Writes ``head``, then ``piece`` again and again (until the client closes)."""
+
+    def write(sock: socket.socket) -> None:
+        sock.sendall(head)
+        while True:
+            sock.sendall(piece)  # raises once the client has closed the connection
+            time.sleep(0.001)  # about 64 MB a second: a failing client is not flooded
+
+    return write
+
+
+PIECE = b"x" * 65536
+
+
+def endless_body(status: str) -> Answer:
+    """``status`` with a chunked body that never ends."""
+    head = f"HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    return endless(head, b"%x\r\n%s\r\n" % (len(PIECE), PIECE))
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize(
+    "endless",
+    [
+        endless_body("200 OK"),
+        endless(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffff\r\n", PIECE),
+        endless(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", PIECE),
+        endless(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", PIECE),
+    ],
+    ids=["endless-chunks", "one-endless-chunk", "endless-length", "ends-with-connection"],
+)
+def test_an_endless_answer_is_refused_at_its_limit_and_the_request_made_again(
+    scripted: Callable[..., ScriptedServer], endless: Answer
+) -> None:
+    """Not read until the request's time runs out (10 s here): refused past the limit, as
+    no answer of Mixpanel's, and the request made again on a new connection (the rest of
+    the body is not read by the next request as its answer)."""
+    server = scripted(endless, answer(OK))
+    client = client_for(server, read_timeout=5.0, max_retries=1, backoff_base=0.01)
+    started = time.monotonic()
+
+    (report,) = client.send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.ACCEPTED, report.reason
+    assert report.attempts == 2
+    assert time.monotonic() - started < 4
+    assert len(server.requests) == 2
+
+
+def test_an_endless_answer_that_never_succeeds_says_why_and_that_it_may_have_applied(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    server = scripted(endless_body("503 Service Unavailable"))
+    client = client_for(server, read_timeout=5.0)
+
+    (report,) = client.send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.FAILED
+    assert f"longer than {MAX_ANSWER_BYTES} bytes" in (report.reason or "")
+    assert "may have applied" in (report.reason or "")
+
+
+def test_a_gzip_bomb_is_refused_once_decoded_past_the_limit(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A MiB of zeros gzipped is a KB: a thousand such gzip members, a MiB, decoded whole
+    was a GiB."""
+    bomb = gzip.compress(b"\0" * 1024 * 1024) * 1024
+    assert len(bomb) < MAX_ANSWER_BYTES
+    server = scripted(answer(raw("200 OK", bomb, "Content-Encoding: gzip")))
+    client = client_for(server)
+    before = peak_memory_mb()
+
+    (report,) = client.send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.FAILED
+    assert "once decoded" in (report.reason or "")
+    assert peak_memory_mb() - before < 200
+
+
+def test_an_answer_as_long_as_the_limit_is_read_whole_in_every_framing(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """Its last byte closes the JSON: one byte less read, or one more, and the answer is
+    no success. Sized, chunked, gzipped (decoded to the limit, in two gzip members), and
+    deflated."""
+    start = b'{"status": 1, "error": null'
+    padded = start + b" " * (MAX_ANSWER_BYTES - len(start) - 1) + b"}"
+    half = len(padded) // 2
+    members = gzip.compress(padded[:half]) + gzip.compress(padded[half:])
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(piece), piece) for piece in (padded[:1000], padded[1000:], b"")
+    )
+    server = scripted(
+        answer(raw("200 OK", padded)),
+        answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked),
+        answer(raw("200 OK", members, "Content-Encoding: gzip")),
+        answer(raw("200 OK", zlib.compress(padded), "Content-Encoding: deflate")),
+        answer(OK),
+    )
+    client = client_for(server)
+
+    results = [client.send_batch("track", [event()]) for _ in range(5)]
+
+    assert [result.ok for result in results] == [True] * 5
+    assert len(server.requests) == 5
+
+
+def test_one_byte_past_the_limit_is_refused_in_every_framing(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    over = b" " * MAX_ANSWER_BYTES + b"1"
+    server = scripted(
+        answer(raw("200 OK", over)),
+        answer(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+            % (len(over), over)
+        ),
+        answer(raw("200 OK", gzip.compress(over), "Content-Encoding: gzip")),
+    )
+    client = client_for(server)
+
+    reports = [client.send_batch("track", [event()]).reports[0] for _ in range(3)]
+
+    assert [report.status for report in reports] == [DeliveryStatus.FAILED] * 3
+    assert all("longer than" in (report.reason or "") for report in reports), reports
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [gzip.compress(b"{}")[:-4], b"not gzip"],
+    ids=["cut-short", "not-gzip"],
+)
+def test_a_gzip_answer_that_does_not_decode_is_retried(
+    scripted: Callable[..., ScriptedServer], body: bytes
+) -> None:
+    server = scripted(answer(raw("200 OK", body, "Content-Encoding: gzip")), answer(OK))
+    client = client_for(server, max_retries=1, backoff_base=0.01)
+
+    (report,) = client.send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.ACCEPTED, report.reason
+    assert report.attempts == 2
+
+
+def test_an_empty_body_in_a_coding_is_empty_and_classified_by_its_status(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A proxy's 401 with no page, marked gzip: fatal as any 401, not a body that fails to
+    decode."""
+    server = scripted(answer(raw("401 Unauthorized", b"", "Content-Encoding: gzip")))
+    client = client_for(server)
+
+    with pytest.raises(AuthenticationError) as refused:
+        client.send_batch("track", [event()])
+
+    (report,) = refused.value.reports
+    assert (report.status, report.http_status) == (DeliveryStatus.FAILED, 401), report.reason
+    assert "decode" not in (report.reason or "")
