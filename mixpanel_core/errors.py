@@ -38,7 +38,22 @@ if TYPE_CHECKING:
 
 
 class MixpanelCoreError(Exception):
-    """The root of every error this library raises on purpose."""
+    """The root of every error this library raises on purpose.
+
+    Pickled as it is (its text and attributes), not rebuilt by calling its class with its
+    text, which is what ``Exception`` does and what these constructors do not take: an
+    error crossing a process (``multiprocessing``, Celery) came back with its text spelt
+    out letter by letter, or could not be unpickled at all (which stopped a ``Pool``).
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_unpickled, (type(self), self.args), self.__dict__)
+
+
+def _unpickled(cls: type[MixpanelCoreError], args: tuple[object, ...]) -> MixpanelCoreError:
+    """An error of ``cls`` with ``args``, its constructor not called (its attributes follow,
+    set by pickle from the state ``__reduce__`` gave)."""
+    return cls.__new__(cls, *args)
 
 
 class ConfigError(MixpanelCoreError):
