@@ -210,26 +210,29 @@ class Mixpanel:
         self._emit(Merge, record, _legacy_auth(api_key, api_secret), meta=meta)
 
     # -- people ---------------------------------------------------------------------------
+    # Each passes on ``meta`` as the official SDK does (``meta or {}``, as given for an unset,
+    # ``meta or None`` for a delete): a subclass overriding ``people_update`` or
+    # ``group_update`` (and reading ``meta``) sees what it saw there.
 
     def people_set(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
         """Set properties on a user profile, creating it if needed."""
-        self.people_update({"$distinct_id": distinct_id, "$set": properties}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$set": properties}, meta=meta or {})
 
     def people_set_once(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
         """Set properties that are not set yet."""
-        self.people_update({"$distinct_id": distinct_id, "$set_once": properties}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$set_once": properties}, meta=meta or {})
 
     def people_increment(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
         """Add to numeric properties (negative values subtract)."""
-        self.people_update({"$distinct_id": distinct_id, "$add": properties}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$add": properties}, meta=meta or {})
 
     def people_append(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
         """Append values to list properties."""
-        self.people_update({"$distinct_id": distinct_id, "$append": properties}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$append": properties}, meta=meta or {})
 
     def people_union(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
         """Merge values into list properties, ignoring duplicates."""
-        self.people_update({"$distinct_id": distinct_id, "$union": properties}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$union": properties}, meta=meta or {})
 
     def people_unset(self, distinct_id: Any, properties: Sequence[str], meta: Props = None) -> None:
         """Remove properties from a profile."""
@@ -237,11 +240,11 @@ class Mixpanel:
 
     def people_remove(self, distinct_id: Any, properties: Props, meta: Props = None) -> None:
         """Remove values from list properties."""
-        self.people_update({"$distinct_id": distinct_id, "$remove": properties}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$remove": properties}, meta=meta or {})
 
     def people_delete(self, distinct_id: Any, meta: Props = None) -> None:
         """Delete a profile."""
-        self.people_update({"$distinct_id": distinct_id, "$delete": ""}, meta=meta)
+        self.people_update({"$distinct_id": distinct_id, "$delete": ""}, meta=meta or None)
 
     def people_track_charge(
         self, distinct_id: Any, amount: float, properties: Props = None, meta: Props = None
@@ -255,11 +258,11 @@ class Mixpanel:
             self.pipeline.reject(_of_kind(exc, PeopleUpdate.kind), None)
             return
         transaction["$amount"] = amount
-        self.people_append(distinct_id, {"$transactions": transaction}, meta=meta)
+        self.people_append(distinct_id, {"$transactions": transaction}, meta=meta or {})
 
     def people_clear_charges(self, distinct_id: Any, meta: Props = None) -> None:
         """Remove every charge from a profile."""
-        self.people_unset(distinct_id, ["$transactions"], meta=meta)
+        self.people_unset(distinct_id, ["$transactions"], meta=meta or {})
 
     def people_update(self, message: Mapping[str, Any], meta: Props = None) -> None:
         """Send a profile update built by the caller (``$distinct_id`` plus one operation)."""
@@ -273,19 +276,19 @@ class Mixpanel:
         self, group_key: str, group_id: Any, properties: Props, meta: Props = None
     ) -> None:
         """Set properties on a group profile, creating it if needed."""
-        self._group(group_key, group_id, "$set", properties, meta)
+        self._group(group_key, group_id, "$set", properties, meta or {})
 
     def group_set_once(
         self, group_key: str, group_id: Any, properties: Props, meta: Props = None
     ) -> None:
         """Set group properties that are not set yet."""
-        self._group(group_key, group_id, "$set_once", properties, meta)
+        self._group(group_key, group_id, "$set_once", properties, meta or {})
 
     def group_union(
         self, group_key: str, group_id: Any, properties: Props, meta: Props = None
     ) -> None:
         """Merge values into a group's list properties."""
-        self._group(group_key, group_id, "$union", properties, meta)
+        self._group(group_key, group_id, "$union", properties, meta or {})
 
     def group_unset(
         self, group_key: str, group_id: Any, properties: Sequence[str], meta: Props = None
@@ -297,11 +300,11 @@ class Mixpanel:
         self, group_key: str, group_id: Any, properties: Props, meta: Props = None
     ) -> None:
         """Remove values from a group's list properties."""
-        self._group(group_key, group_id, "$remove", properties, meta)
+        self._group(group_key, group_id, "$remove", properties, meta or {})
 
     def group_delete(self, group_key: str, group_id: Any, meta: Props = None) -> None:
         """Delete a group profile."""
-        self._group(group_key, group_id, "$delete", "", meta)
+        self._group(group_key, group_id, "$delete", "", meta or None)
 
     def _group(self, key: str, group_id: Any, operation: str, value: Any, meta: Props) -> None:
         self.group_update({"$group_key": key, "$group_id": group_id, operation: value}, meta=meta)
