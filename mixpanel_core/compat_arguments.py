@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -157,6 +158,17 @@ def checked_retry_limit(value: object) -> int | None:
     # As urllib3's Retry(total=) counts them: one retry per whole unit (2.5 allows two); a
     # bool is the int it is.
     return max(math.floor(value), 0)
+
+
+def checked_max_size(value: object) -> int:
+    """``max_size`` as the batch size: a whole number (the official class fails at its first
+    full batch with anything else, slicing its buffer with it; what slices as an int, a numpy
+    integer say, is one), at least 1."""
+    try:
+        size = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"max_size: must be a whole number of records, not {value!r}") from None
+    return max(1, size)
 
 
 def official_messages(

@@ -32,6 +32,7 @@ from mixpanel_core.compat import MixpanelException, ServiceAccountCredentials
 from mixpanel_core.compat_arguments import (
     OFFICIAL_TO_CORE,
     checked_backoff_factor,
+    checked_max_size,
     checked_retry_limit,
     connect_and_read_timeouts,
     core_endpoint,
@@ -161,6 +162,8 @@ class BufferedConsumer:
         verify_cert: bool | str | os.PathLike[str] = True,
         credentials: ServiceAccountCredentials | None = None,
     ) -> None:
+        # The official class caps it at its own limit (50), and shows the cap in _max_size.
+        batch_size = min(checked_max_size(max_size), MAX_RECORDS_PER_REQUEST)
         consumer = Consumer(
             events_url,
             people_url,
@@ -173,8 +176,6 @@ class BufferedConsumer:
             verify_cert,
             credentials,
         )
-        # As the official class caps it at its own limit (50), and shows the cap in _max_size.
-        batch_size = min(max(1, max_size), MAX_RECORDS_PER_REQUEST)
         buffers = self._held = Buffers(consumer, batch_size)
         _orphans.start()
         # The official class loses its buffer at exit; this one sends it, within a bound. The
