@@ -3,7 +3,7 @@
 A record is poison when its endpoint header is missing, not UTF-8 or unknown, its schema version
 is not UTF-8 or one this forwarder does not know, its value is not JSON, the JSON is not a
 record for its endpoint, or the enabled plugins' ``mixpanel_validate`` hooks find it invalid
-(Mixpanel would refuse it).
+(Mixpanel would refuse it) or raise on it.
 Events without a ``$insert_id`` get one derived from where the record sits in Kafka, so every
 redelivery of that record carries the same id and Mixpanel counts it once.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from mixpanel_core.errors import Problem, ValidationError
+from mixpanel_core.errors import PluginError, Problem, ValidationError
 from mixpanel_core.insert_id import derived_insert_id
 from mixpanel_core.kafka import headers
 from mixpanel_core.messages import ENDPOINTS, Event, Message, message_from_json
@@ -71,7 +71,14 @@ def decode(
         message = message.with_properties(
             {"$insert_id": derived_insert_id(topic, partition, offset)}
         )
-    problems = validate(message) if validate is not None else ()
+    try:
+        problems = validate(message) if validate is not None else ()
+    except PluginError as exc:
+        # A validator that raised (already named and redacted by the pipeline): the record is
+        # refused as if it had found it invalid, so that on_poison applies. Raised, it stopped
+        # the forwarder at this record on every start, and nothing of what was read before it
+        # was delivered or committed.
+        return Poison(str(exc), None, message)
     if problems:
         return Poison(str(ValidationError(problems, message.kind)), problems[0].field, message)
     return message
