@@ -48,9 +48,15 @@ class FrozenDict(dict[str, Any]):
         return (FrozenDict, (dict(self),))
 
     def merged(self, changes: Mapping[str, Any]) -> FrozenDict:
-        """A copy with ``changes`` (frozen values) on top; existing keys keep their position."""
+        """A copy with ``changes`` on top; existing keys keep their position.
+
+        A value of ``changes`` that is not frozen yet is frozen (``freeze``, named by its key:
+        a NaN or a set raises ``NotJSONError``): a plugin's ``merged({"n": float("nan")})``
+        was sent as ``null``, and a plain dict failed validation as "must be an object".
+        """
         out = FrozenDict(self)
-        dict.update(out, changes)  # the base method: this copy is not shared yet
+        # the base method: this copy is not shared yet
+        dict.update(out, {key: frozen(value, key) for key, value in changes.items()})
         return out
 
     def without(self, keys: Iterable[str]) -> FrozenDict:
@@ -79,6 +85,28 @@ def _no_fallback(value: object) -> JSONValue:
 _STR_ONLY = frozenset({str})
 _PLAIN = frozenset({str, int, bool, type(None), FrozenDict})
 """Types taken as they are (floats are not: NaN and the infinities must be refused)."""
+
+
+def frozen(value: object, path: str) -> JSONValue:
+    """``value`` if it is frozen already (a plain value, a finite float, a ``FrozenDict``),
+    else ``freeze(value, path)``: the check of a value a plugin adds, cheap for frozen ones."""
+    kind = type(value)
+    if kind in _PLAIN or (kind is float and value - value == 0.0):  # type: ignore[operator]
+        return value
+    return freeze(value, path)
+
+
+def unfrozen_part(record: Mapping[str, Any]) -> str | None:
+    """The part of ``record`` that is a container not frozen (the record itself, or one of
+    its values: a plugin's ``attrs.evolve(message, record={...})`` of plain dicts), or None.
+    Only the top level is looked at: what is below a ``FrozenDict`` is frozen, as every way of
+    building one (``freeze``, ``merged``, ``without``) freezes or keeps frozen values."""
+    if not isinstance(record, FrozenDict):
+        return f"record (a {type(record).__name__})"
+    for key, value in record.items():
+        if isinstance(value, dict | list | set) and not isinstance(value, FrozenDict):
+            return f"record[{key!r}] (a {type(value).__name__})"
+    return None
 
 
 def is_flat(value: Mapping[Any, Any]) -> bool:

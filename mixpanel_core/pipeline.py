@@ -28,6 +28,7 @@ from mixpanel_core.errors import (
     TransportError,
     ValidationError,
 )
+from mixpanel_core.frozen import unfrozen_part
 from mixpanel_core.hook_answers import check_route, problems_answered
 from mixpanel_core.hook_calls import REDACTION, Observers, compile_hook
 from mixpanel_core.hook_checks import register_checked
@@ -230,6 +231,15 @@ class Pipeline:
                             f"returned an object of type {type(enriched).__name__}, not a "
                             "Message: return a changed copy (with_properties, attrs.evolve) "
                             "or None"
+                        )
+                    unfrozen = unfrozen_part(enriched.record)
+                    if unfrozen is not None:
+                        # Said now, naming the plugin: validation would say the message's
+                        # "properties: must be an object", and drop it under on_invalid.
+                        raise TypeError(
+                            f"returned a message whose {unfrozen} is not frozen: build it "
+                            "with with_properties, or freeze what goes into attrs.evolve "
+                            "(mixpanel_core.frozen.freeze)"
                         )
                     message = enriched
         except Exception as exc:
