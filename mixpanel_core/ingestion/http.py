@@ -217,7 +217,8 @@ class HttpSession:
             try:
                 with errors_sorted():
                     answer = self._request(url, body, headers, timeout, watch)
-                    content = decoded(answer.data, answer.headers.get("Content-Encoding"))
+                    coding = answer.headers.get("Content-Encoding")
+                    content = decoded(answer.data, coding, answer.status)
             finally:
                 # Whatever ended it (a KeyboardInterrupt too): a watch left behind would keep
                 # the watchdog waking to shut a socket nobody uses, for ever.

@@ -248,19 +248,19 @@ class _AnswerNotedResponse(http.client.HTTPResponse):
         """The body, to ``MAX_ANSWER_BYTES`` at most (see ``answer_body``): urllib3 reads it
         whole (``amt`` None) before its request returns. A body of known length is read at
         once if within the bound and refused at once if not; a chunked one, or one that
-        ends with the connection, is read piece by piece, to one byte past the bound."""
+        ends with the connection, is read piece by piece, to a piece past the bound."""
         if amt is not None:
             return super().read(amt)
         if self.length is not None:
             if self.length > MAX_ANSWER_BYTES:
-                raise too_long("")
+                raise too_long(self.status, decoded=False)
             return super().read()
         pieces: list[bytes] = []
         length = 0
         while piece := super().read(READ_PIECE):
             length += len(piece)
             if length > MAX_ANSWER_BYTES:
-                raise too_long("")
+                raise too_long(self.status, decoded=False)
             pieces.append(piece)
         return b"".join(pieces)
 

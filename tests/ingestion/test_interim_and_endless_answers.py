@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.emulator import Emulator
 from mixpanel_core.errors import AuthenticationError
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.answer_body import MAX_ANSWER_BYTES
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import TOKEN, event
+from .conftest import TOKEN, event, import_event, settings_for
 from .scripted import Answer, ScriptedServer, answer, raw
 
 pytestmark = pytest.mark.integration
@@ -153,16 +154,16 @@ def test_an_endless_answer_that_never_succeeds_says_why_and_that_it_may_have_app
     (report,) = client.send_batch("track", [event()]).reports
 
     assert report.status is DeliveryStatus.FAILED
-    assert f"longer than {MAX_ANSWER_BYTES} bytes" in (report.reason or "")
+    assert f"(HTTP 503) has a body longer than {MAX_ANSWER_BYTES} bytes" in (report.reason or "")
     assert "may have applied" in (report.reason or "")
 
 
 def test_a_gzip_bomb_is_refused_once_decoded_past_the_limit(
     scripted: Callable[..., ScriptedServer],
 ) -> None:
-    """A MiB of zeros gzipped is a KB: a thousand such gzip members, a MiB, decoded whole
-    was a GiB."""
-    bomb = gzip.compress(b"\0" * 1024 * 1024) * 1024
+    """512 MiB of zeros gzipped is 2 MiB: decoded whole it was 512 MiB."""
+    zeros = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    bomb = b"".join(zeros.compress(b"\0" * 1024 * 1024) for _ in range(512)) + zeros.flush()
     assert len(bomb) < MAX_ANSWER_BYTES
     server = scripted(answer(raw("200 OK", bomb, "Content-Encoding: gzip")))
     client = client_for(server)
@@ -255,3 +256,85 @@ def test_an_empty_body_in_a_coding_is_empty_and_classified_by_its_status(
     (report,) = refused.value.reports
     assert (report.status, report.http_status) == (DeliveryStatus.FAILED, 401), report.reason
     assert "decode" not in (report.reason or "")
+
+
+GZIPPED_OK = gzip.compress(OK.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize(
+    "after",
+    [b"\0" * 8, b"garbage", gzip.compress(b"")[:10]],
+    ids=["zero-padding", "garbage", "a-member-cut-short"],
+)
+def test_what_follows_a_whole_gzip_member_and_is_not_one_is_left_as_urllib3_leaves_it(
+    scripted: Callable[..., ScriptedServer], after: bytes
+) -> None:
+    """A success answer read as broken would be retried: records Mixpanel accepted sent
+    again (a profile's ``$add`` applied twice)."""
+    server = scripted(answer(raw("200 OK", GZIPPED_OK + after, "Content-Encoding: gzip")))
+
+    (report,) = client_for(server).send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.ACCEPTED, report.reason
+    assert len(server.requests) == 1
+
+
+def test_more_gzip_members_than_a_server_writes_are_not_decoded(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """Each member past the first cost a copy of the rest of the body: thousands of tiny
+    members, which a server never writes, took seconds."""
+    members = gzip.compress(b"") * 10_000 + GZIPPED_OK
+    server = scripted(answer(raw("200 OK", members, "Content-Encoding: gzip")))
+
+    (report,) = client_for(server).send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.FAILED
+    assert "more than 16 members" in (report.reason or "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        zlib.compress(OK.partition(b"\r\n\r\n")[2]),
+        zlib.compress(OK.partition(b"\r\n\r\n")[2])[2:-4],
+    ],
+    ids=["zlib-wrapped", "raw"],
+)
+def test_deflate_is_read_zlib_wrapped_or_raw(
+    scripted: Callable[..., ScriptedServer], body: bytes
+) -> None:
+    server = scripted(answer(raw("200 OK", body, "Content-Encoding: deflate")))
+
+    (report,) = client_for(server).send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.ACCEPTED, report.reason
+
+
+def test_a_zlib_body_cut_short_is_said_to_be_cut_short(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    cut = zlib.compress(OK.partition(b"\r\n\r\n")[2])[:-6]
+    server = scripted(answer(raw("200 OK", cut, "Content-Encoding: deflate")))
+
+    (report,) = client_for(server).send_batch("track", [event()]).reports
+
+    assert report.status is DeliveryStatus.FAILED
+    assert "deflate: the body is cut short" in (report.reason or "")
+
+
+def test_a_strict_mode_400_listing_every_problem_of_a_whole_batch_is_read_and_classified(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """2,000 records with a dozen problems each: the emulator lists them all, in about 5 MB
+    (over the first bound tried, 4 MiB, which retried them as a proxy's answer)."""
+    blob = {"response": {f"item_{i}": {"attributes": {"v": i}} for i in range(12)}}
+    records = [import_event(payload=blob) for _ in range(2000)]
+    client = IngestionClient(settings_for(mixpanel_emulator), HttpOptions(max_retries=0))
+
+    reports = client.send_batch("import", records).reports
+
+    assert {(r.status, r.http_status, r.attempts) for r in reports} == {
+        (DeliveryStatus.REJECTED, 400, 1)
+    }
+    assert mixpanel_emulator.client.stats()["requests"]["import"] == {"400": 1}

@@ -107,6 +107,4 @@ def test_what_is_frozen_on_the_way_is_sent_frozen(build: Build) -> None:
     assert isinstance(message.record, FrozenDict)
     assert isinstance(message.properties, FrozenDict)
     region = message.properties["region"]
-    assert region == "eu" or (
-        isinstance(region, FrozenDict) and region["zones"] == (1, 2)
-    ), region
+    assert region == "eu" or (isinstance(region, FrozenDict) and region["zones"] == (1, 2)), region
