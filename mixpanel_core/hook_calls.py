@@ -68,10 +68,13 @@ def compile_hook(
 def _by_name(
     function: Callable[..., Any], wanted: tuple[str, ...], params: tuple[str, ...]
 ) -> Callable[..., Any]:
-    """Adapt an implementation that takes a subset of the hook's parameters."""
+    """Adapt an implementation that takes a subset of the hook's parameters: passed by
+    position, in its own order, as pluggy passes them (a positional-only one was refused
+    when passed by name)."""
+    places = [params.index(name) for name in wanted]
 
     def call(*args: Any) -> Any:
-        return function(**{n: v for n, v in zip(params, args, strict=True) if n in wanted})
+        return function(*[args[place] for place in places])
 
     return call
 

@@ -54,13 +54,18 @@ def register_checked(manager: pluggy.PluginManager, name: str, plugin: object) -
             _wrong_parameters(name, plugin, manager) or _one_line(name, exc)
         ) from None
     for caller in manager.get_hookcallers(plugin) or ():
-        if caller.has_spec():
-            continue
         for impl in caller.get_hookimpls():
-            if impl.plugin is plugin and not impl.optionalhook:
+            if impl.plugin is not plugin:
+                continue
+            if not caller.has_spec() and not impl.optionalhook:
+                manager.unregister(plugin)
                 raise ConfigError(
                     f"plugins.{name}: {_unknown(impl.function.__name__, caller.name)}"
                 )
+            never = _never_called_right(impl.function)
+            if never is not None:
+                manager.unregister(plugin)
+                raise ConfigError(f"plugins.{name}: {impl.function.__name__} {never}")
 
 
 def _check_unregistered(name: str, plugin: object, manager: pluggy.PluginManager) -> None:
@@ -148,6 +153,36 @@ def _wrong_parameters(name: str, plugin: object, manager: pluggy.PluginManager) 
                 f"plugins.{name}: {attribute} takes {', '.join(map(repr, extra))}, which "
                 f"{hook} does not give; it gives {', '.join(map(repr, HOOKS[hook]))}, and an "
                 "implementation takes any of them, by name"
+            )
+    return None
+
+
+def _never_called_right(function: Any) -> str | None:
+    """Why pluggy can never call ``function`` as it means to be called, if so: a method of a
+    class registered itself rather than an instance of it (pluggy drops its ``self``, and
+    passes the message in its place: "missing 1 required positional argument: 'message'" at
+    every call), or a parameter without a default that pluggy never passes (keyword-only:
+    pluggy passes every parameter by position)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
+        return None
+    if (
+        parameters
+        and parameters[0].name == "self"
+        and not inspect.ismethod(function)
+        and "." in getattr(function, "__qualname__", "")
+    ):
+        return (
+            "is a method of a class registered as it is, not of an instance: register an "
+            "instance (from_config returns cls(...), not cls; ReportCollector(), not "
+            "ReportCollector)"
+        )
+    for parameter in parameters:
+        if parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return (
+                f"takes {parameter.name!r} keyword-only, which is never passed (hooks pass "
+                "their parameters by position): make it a plain parameter"
             )
     return None
 

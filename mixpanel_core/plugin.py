@@ -39,13 +39,29 @@ def instantiate(target: object, context: PluginContext) -> object:
     """Turn what an entry point names into the object to register with pluggy.
 
     A class with ``from_config(context)`` is built by it; another class is called with no
-    arguments; a module (or any other object) is registered as it is. Options given to a plugin
-    that takes none are an error, so a typo cannot be silently ignored.
+    arguments; a module (or an instance) is registered as it is. Options given to a plugin
+    that takes none are an error, so a typo cannot be silently ignored. What is no plugin (a
+    factory function, which is never called, ``None``, a string) is refused, as is a
+    ``from_config`` that returns ``None``: pluggy would register it as a plugin with no hooks,
+    and the enrichment or validation it was for would never run, without a word.
     """
     failure: Exception | None = None
+    not_a_plugin = _not_a_plugin(target)
+    if not_a_plugin is not None:
+        raise ConfigError(
+            f"{context.path}: the entry point names {not_a_plugin}, which is no plugin: name "
+            "a class (built by its from_config(context), or called with no arguments), a "
+            "module, or an instance whose methods are marked @hookimpl"
+        )
     try:
         if isinstance(target, type) and hasattr(target, "from_config"):
-            return target.from_config(context)
+            built = target.from_config(context)
+            if built is None:
+                raise ConfigError(
+                    f"{context.path}: {target.__name__}.from_config returned None: it must "
+                    "return the plugin (an instance, cls(...))"
+                )
+            return built
         if context.name in context.config.plugin_options:  # an empty table is a mistake too
             given = ", ".join(context.options) or "an empty table"
             raise ConfigError(
@@ -58,6 +74,17 @@ def instantiate(target: object, context: PluginContext) -> object:
     if failure is not None:  # raised out of the handler: see refuse_build
         refuse_build(context.path, context.name, failure, context.options, context.config.mixpanel)
     return target
+
+
+def _not_a_plugin(target: object) -> str | None:
+    """What ``target`` is, when it cannot be a plugin."""
+    if target is None:
+        return "None"
+    if inspect.isroutine(target):
+        return f"the function {getattr(target, '__qualname__', target)!r} (a factory is not called)"
+    if isinstance(target, str | bytes | int | float | list | tuple | dict | set):
+        return f"a {type(target).__name__}"
+    return None
 
 
 def refuse_build(
