@@ -47,6 +47,17 @@ def register_checked(manager: pluggy.PluginManager, name: str, plugin: object) -
     pluggy's ``optionalhook``), or takes a parameter its hook does not give. A method not marked
     whose name is close to a hook's may be a helper of its own: logged once, not refused."""
     _check_unregistered(name, plugin, manager)
+    # pluggy's ValueError for these names no key and quotes the plugin's repr.
+    if manager.has_plugin(name):
+        raise ConfigError(
+            f"plugins.{name}: a plugin of that name is registered already (the router's "
+            "is 'router'): give each plugin a name of its own"
+        )
+    if manager.is_registered(plugin):
+        raise ConfigError(
+            f"plugins.{name}: this very object is registered already, as "
+            f"{manager.get_name(plugin)!r}: register each plugin object once"
+        )
     try:
         manager.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:  # pluggy's own check of the parameters

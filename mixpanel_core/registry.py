@@ -84,6 +84,13 @@ def load(group: str, name: str, path: str) -> object:
         entries = declarations(group).get(name, entries)
     if clashes(entries):
         declared = ", ".join(f"{distribution_of(ep)} ({ep.value})" for ep in entries)
+        distributions = {distribution_of(ep) for ep in entries}
+        if len(distributions) == 1:
+            raise ConfigError(
+                f"{path}: {distributions.pop()} declares {len(entries)} {what}s named "
+                f"{name!r} ({', '.join(ep.value for ep in entries)}), so none is loaded: its "
+                f"entry points must name each {what} once (a fault of that distribution)"
+            )
         raise ConfigError(
             f"{path}: {len(entries)} installed distributions declare a {what} named {name!r}: "
             f"{declared}; which one would load depends on the order of sys.path, so none "
