@@ -34,7 +34,7 @@ from mixpanel_core.commands.records import build_message, infer_endpoint, proble
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
 from mixpanel_core.commands.sources import BadRecord, RecordFile
 from mixpanel_core.config import Config, load_config
-from mixpanel_core.errors import ValidationError
+from mixpanel_core.errors import PluginError, ValidationError
 from mixpanel_core.messages import ENDPOINTS, Endpoint
 
 DEFAULT_BATCH_SIZE = 5000
@@ -179,6 +179,13 @@ class Backfill:
         try:
             message = build_message(record, self.options.endpoint, (identity, index), self.token)
             self.delivery.submit(message, index)
+        except PluginError as error:
+            # Not sent, and not counted as sent: the run stops at it (its chunk unconfirmed),
+            # named, so that it can be found once the plugin is fixed.
+            self.tally.records -= 1
+            raise CommandError(
+                f"stopped at record {index} of {path} (counted from 0), not sent: {error}"
+            ) from error
         except ValidationError as error:
             endpoint = self.options.endpoint
             if endpoint is None and isinstance(record, dict):

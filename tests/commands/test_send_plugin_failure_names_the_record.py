@@ -1,0 +1,82 @@
+"""``send`` stopped by a plugin that raises on a record (installed through a real entry point,
+against the emulator): the error names the record and its file, the summary does not count
+it as sent, and a rerun with the checkpoint resumes before it.
+
+It was counted ("sent 3 records ...: 2 accepted"), and the error named only the plugin.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mixpanel_core.cli import main
+from mixpanel_core.emulator import Emulator
+from mixpanel_core.testing import install_distribution
+
+from .conftest import events, write_config, write_ndjson
+
+pytestmark = pytest.mark.integration
+
+STRICT = """
+from mixpanel_core import hookimpl
+
+class Strict:
+    @hookimpl
+    def mixpanel_validate(self, message):
+        properties = message.record["properties"]
+        if "boom" in properties:
+            return [properties["plan"]]  # KeyError: 'plan'
+        return []
+"""
+
+
+@pytest.fixture
+def strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    site = install_distribution(
+        tmp_path / "site",
+        "strict-send",
+        {"mixpanel_core.plugins": {"strict": "strict_send:Strict"}},
+        {"strict_send": STRICT},
+    )
+    monkeypatch.syspath_prepend(str(site))
+    yield
+    sys.modules.pop("strict_send", None)
+
+
+def test_the_record_a_plugin_fails_on_is_named_and_not_counted_as_sent(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    strict: None,
+) -> None:
+    config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
+    records = [*events(2), *events(1, start=2, boom=True), *events(2, start=3)]
+    source = write_ndjson(tmp_path / "events.ndjson", records)
+    checkpoint = tmp_path / "checkpoint.json"
+
+    code = main(
+        [
+            "send",
+            str(source),
+            "--config",
+            str(config),
+            "--checkpoint",
+            str(checkpoint),
+            "--batch-size",
+            "1",
+        ]
+    )
+
+    assert code == 1
+    lines = capsys.readouterr().err.splitlines()
+    [summary] = [line for line in lines if line.startswith("sent ")]
+    assert summary.startswith("sent 2 records"), summary
+    assert lines[-1] == (
+        f"mixpanel-core: error: stopped at record 2 of {source} (counted from 0), not sent: "
+        "plugin 'strict' failed in mixpanel_validate: KeyError: 'plan'"
+    )
+    assert mixpanel_emulator.client.stats()["accepted"]["import"] == 2
