@@ -145,7 +145,7 @@ class Pipeline:
                 if found is not None and (found or found.__class__ is not list):
                     problems = [*(problems or ()), *problems_answered(found)]
         except Exception as exc:
-            self._plugin_failed(name, "mixpanel_validate", exc)
+            self._plugin_failed(name, "mixpanel_validate", exc, self._as_made(message, enrich))
         if problems:
             self._reject_as_made(ValidationError(problems, message.kind), message, enrich)
             return
@@ -163,10 +163,12 @@ class Pipeline:
                 names = route(message, self.transport_names)
                 if names is not None:
                     break
-        except ConfigError:
-            raise  # documented: a router finds no route for the message (see docs/hooks.md)
+        except ConfigError as exc:
+            # Documented: a router finds no route for the message (see docs/hooks.md).
+            self.report(DeliveryReport(message, DeliveryStatus.FAILED, "pipeline", str(exc)))
+            raise
         except Exception as exc:
-            self._plugin_failed(name, "mixpanel_route", exc)
+            self._plugin_failed(name, "mixpanel_route", exc, (message,))
         try:
             if names is None:
                 transports = self._defaults or self._default_transports()
@@ -190,11 +192,17 @@ class Pipeline:
                 _raise_without_context(error)
             self._send_after_refusal(message, transports, transport, exc)
 
-    def _plugin_failed(self, name: str, hook: str, error: Exception) -> NoReturn:
+    def _plugin_failed(
+        self, name: str, hook: str, error: Exception, refused: tuple[Message | None] | None = None
+    ) -> NoReturn:
         """Raise the ``PluginError`` for what plugin ``name`` raised in ``hook``: its text
-        redacted, and ``error`` as the cause only where it quotes no credential (``told``)."""
+        redacted, and ``error`` as the cause only where it quotes no credential (``told``).
+        ``refused``: the message not sent for it (as a report may carry it), when sending it
+        was what failed, to be reported FAILED, as any message the pipeline does not send."""
         said, cause = told(error, self._credentials.plugin(name))
         failure = PluginError(name, hook, error, said)
+        if refused is not None:
+            self.report(DeliveryReport(refused[0], DeliveryStatus.FAILED, "pipeline", str(failure)))
         if cause is None:
             _raise_without_context(failure)
         raise failure from cause
@@ -219,6 +227,7 @@ class Pipeline:
 
     def _enrich(self, message: Message) -> Message:
         """What the enrichers make of ``message``, each given what the previous returned."""
+        made = message
         name = ""
         try:
             for name, enrich in self._enrichers:  # noqa: B007 (name is read on failure)
@@ -243,7 +252,7 @@ class Pipeline:
                         )
                     message = enriched
         except Exception as exc:
-            self._plugin_failed(name, "mixpanel_enrich", exc)
+            self._plugin_failed(name, "mixpanel_enrich", exc, self._as_made(made, True))
         return message
 
     def _send_after_refusal(
@@ -330,10 +339,18 @@ class Pipeline:
         plugin makes it, when that is enabled: the observers would otherwise be handed the
         personal data it was set to hash or drop. One that redaction cannot handle is
         reported without its message."""
-        if self._on_invalid == "raise" or not (enrich and self._redactors and self.observed):
-            self.reject(error, message)
-        else:
-            self.reject(error, redacted(message, self._redactors))
+        self.reject(
+            error, message if self._on_invalid == "raise" else self._as_made(message, enrich)[0]
+        )
+
+    def _as_made(self, message: Message, enrich: bool) -> tuple[Message | None]:
+        """``message``, refused as the caller made it (before enrichment, which ``enrich`` says
+        it was to have), as a report of it carries it: as the ``redaction`` plugin makes it,
+        when that is enabled (the observers would otherwise be handed the personal data it
+        was set to hash or drop), or ``None`` when redaction fails on it."""
+        if enrich and self._redactors and self.observed:
+            return (redacted(message, self._redactors),)
+        return (message,)
 
     def report(self, report: DeliveryReport) -> None:
         """Pass a delivery report to every ``mixpanel_delivered`` implementation."""
