@@ -82,7 +82,8 @@ def _not_a_plugin(target: object) -> str | None:
         return "None"
     if inspect.isroutine(target):
         return f"the function {getattr(target, '__qualname__', target)!r} (a factory is not called)"
-    if isinstance(target, str | bytes | int | float | list | tuple | dict | set):
+    # The very types: an instance of a subclass of one (a dict subclass) may be a plugin.
+    if type(target) in (str, bytes, int, float, bool, list, tuple, dict, set):
         return f"a {type(target).__name__}"
     return None
 

@@ -21,7 +21,10 @@ COUNTERS = {
         "Records Mixpanel rejected for good, and profile updates it may have applied "
         "unanswered: both dead-lettered at delivery."
     ),
-    "poison": "Records refused when read: not a message, or refused by a mixpanel_validate hook.",
+    "poison": (
+        "Records refused when read: not a message, or refused (or raised on) by a "
+        "mixpanel_validate hook."
+    ),
     "dead_lettered": "Records written to the dead-letter topic and acknowledged.",
     "retried": "Record sends repeated: after a 429, a 5xx or a network error, or to find the "
     "events a /track status 0 refused.",

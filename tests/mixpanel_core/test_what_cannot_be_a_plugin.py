@@ -34,6 +34,15 @@ SOURCE = textwrap.dedent(
     def make():
         return Tenant()
 
+    class Settings(dict):
+        # A plugin that is a dict of its own settings: a dict, and a plugin.
+
+        @hookimpl
+        def mixpanel_enrich(self, message):
+            return message.with_properties({"tenant": self["tenant"]})
+
+    SETTINGS = Settings(tenant="acme")
+
     NOTHING = None
     TEXT = "acme_plugin:Tenant"
 
@@ -51,6 +60,7 @@ SOURCE = textwrap.dedent(
 
 TARGETS = {
     "tenant": "acme_plugin:Tenant",
+    "settings": "acme_plugin:SETTINGS",
     "factory": "acme_plugin:make",
     "nothing": "acme_plugin:NOTHING",
     "text": "acme_plugin:TEXT",
@@ -76,8 +86,10 @@ def client_of(plugin: str) -> tuple[Mixpanel, MemoryTransport]:
     return Mixpanel("tok", pipeline=pipeline), transport
 
 
-def test_a_plugin_class_named_by_its_entry_point_runs() -> None:
-    client, transport = client_of("tenant")
+@pytest.mark.parametrize("plugin", ["tenant", "settings"])
+def test_a_plugin_class_or_instance_named_by_its_entry_point_runs(plugin: str) -> None:
+    """An instance of a subclass of dict is no dict given for a plugin."""
+    client, transport = client_of(plugin)
     client.track("user-1", "Ev")
     assert [m.properties["tenant"] for m in transport.messages] == ["acme"]
 
