@@ -27,6 +27,7 @@ from mixpanel_core.errors import (
     DeliveryError,
     NotYetDeliveredError,
     PartialSendError,
+    PluginError,
     TransportError,
 )
 from mixpanel_core.frozen import FrozenDict
@@ -189,6 +190,15 @@ class ReportCollector:
         with self._lock:
             return len(self._reports)
 
+    def forget_pipeline_failures(self) -> None:
+        """Drop the FAILED reports the pipeline made (of messages it raised on)."""
+        with self._lock:
+            self._reports = [
+                r
+                for r in self._reports
+                if not (r.transport == "pipeline" and r.status is DeliveryStatus.FAILED)
+            ]
+
     def take(self) -> list[DeliveryReport]:
         """The reports so far, and start over."""
         with self._lock:
@@ -330,6 +340,11 @@ class ConfirmedDelivery(Generic[Item]):
         """
         try:
             self.pipeline.submit(message, enrich=enrich)
+        except PluginError:
+            # Refused by raising, so the caller's to count: the FAILED report the pipeline
+            # made of it as it raised would count it again, as a failure traced to nothing.
+            self.collector.forget_pipeline_failures()
+            raise
         except AuthenticationError:
             raise
         except DeliveryError:

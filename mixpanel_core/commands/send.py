@@ -159,7 +159,18 @@ class Backfill:
             self.progress.start(str(path), source.size)
             index = confirmed
             for record in source.records(skip=confirmed):
-                self._send_record(path, identity, index, record)
+                try:
+                    self._send_record(path, identity, index, record)
+                except PluginError as error:
+                    self.tally.records -= 1  # not sent
+                    # What came before it is delivered and checkpointed first: once the
+                    # plugin is fixed, the rerun resumes at this record and sends none of
+                    # them again (a profile's $add would be applied twice).
+                    self._confirm(path, identity, confirmed, index)
+                    raise CommandError(
+                        f"stopped at record {index} of {path} (counted from 0), not sent: "
+                        f"{error}; the records before it are confirmed"
+                    ) from error
                 index += 1
                 self.progress.update(index - first, source.bytes_read)
                 if self.after_record is not None:
@@ -179,13 +190,6 @@ class Backfill:
         try:
             message = build_message(record, self.options.endpoint, (identity, index), self.token)
             self.delivery.submit(message, index)
-        except PluginError as error:
-            # Not sent, and not counted as sent: the run stops at it (its chunk unconfirmed),
-            # named, so that it can be found once the plugin is fixed.
-            self.tally.records -= 1
-            raise CommandError(
-                f"stopped at record {index} of {path} (counted from 0), not sent: {error}"
-            ) from error
         except ValidationError as error:
             endpoint = self.options.endpoint
             if endpoint is None and isinstance(record, dict):

@@ -58,18 +58,7 @@ def test_the_record_a_plugin_fails_on_is_named_and_not_counted_as_sent(
     source = write_ndjson(tmp_path / "events.ndjson", records)
     checkpoint = tmp_path / "checkpoint.json"
 
-    code = main(
-        [
-            "send",
-            str(source),
-            "--config",
-            str(config),
-            "--checkpoint",
-            str(checkpoint),
-            "--batch-size",
-            "1",
-        ]
-    )
+    code = main(["send", str(source), "--config", str(config), "--checkpoint", str(checkpoint)])
 
     assert code == 1
     lines = capsys.readouterr().err.splitlines()
@@ -77,6 +66,15 @@ def test_the_record_a_plugin_fails_on_is_named_and_not_counted_as_sent(
     assert summary.startswith("sent 2 records"), summary
     assert lines[-1] == (
         f"mixpanel-core: error: stopped at record 2 of {source} (counted from 0), not sent: "
-        "plugin 'strict' failed in mixpanel_validate: KeyError: 'plan'"
+        "plugin 'strict' failed in mixpanel_validate: KeyError: 'plan'; the records before "
+        "it are confirmed"
     )
     assert mixpanel_emulator.client.stats()["accepted"]["import"] == 2
+
+    # The plugin fixed (here: disabled), the rerun resumes at that record, and sends none
+    # of those before it again (they share its chunk: --batch-size is 1,000 by default).
+    fixed = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits"])
+    assert main(["send", str(source), "--config", str(fixed), "--checkpoint", str(checkpoint)]) == 0
+    stats = mixpanel_emulator.client.stats()
+    assert stats["accepted"]["import"] == 5
+    assert (stats["unique_events"], stats["duplicate_events"]) == (5, 0)
