@@ -145,7 +145,9 @@ class Pipeline:
                 if found is not None and (found or found.__class__ is not list):
                     problems = [*(problems or ()), *problems_answered(found)]
         except Exception as exc:
-            self._plugin_failed(name, "mixpanel_validate", exc, self._as_made(message, enrich))
+            self._plugin_failed(
+                name, "mixpanel_validate", exc, report=True, message=self._as_made(message, enrich)
+            )
         if problems:
             self._reject_as_made(ValidationError(problems, message.kind), message, enrich)
             return
@@ -168,7 +170,7 @@ class Pipeline:
             self.report(DeliveryReport(message, DeliveryStatus.FAILED, "pipeline", str(exc)))
             raise
         except Exception as exc:
-            self._plugin_failed(name, "mixpanel_route", exc, (message,))
+            self._plugin_failed(name, "mixpanel_route", exc, report=True, message=message)
         try:
             if names is None:
                 transports = self._defaults or self._default_transports()
@@ -193,16 +195,22 @@ class Pipeline:
             self._send_after_refusal(message, transports, transport, exc)
 
     def _plugin_failed(
-        self, name: str, hook: str, error: Exception, refused: tuple[Message | None] | None = None
+        self,
+        name: str,
+        hook: str,
+        error: Exception,
+        *,
+        report: bool = False,
+        message: Message | None = None,
     ) -> NoReturn:
         """Raise the ``PluginError`` for what plugin ``name`` raised in ``hook``: its text
         redacted, and ``error`` as the cause only where it quotes no credential (``told``).
-        ``refused``: the message not sent for it (as a report may carry it), when sending it
-        was what failed, to be reported FAILED, as any message the pipeline does not send."""
+        ``report``: sending ``message`` (as a report may carry it) was what failed, and it is
+        reported FAILED, as any message the pipeline does not send."""
         said, cause = told(error, self._credentials.plugin(name))
         failure = PluginError(name, hook, error, said)
-        if refused is not None:
-            self.report(DeliveryReport(refused[0], DeliveryStatus.FAILED, "pipeline", str(failure)))
+        if report:
+            self.report(DeliveryReport(message, DeliveryStatus.FAILED, "pipeline", str(failure)))
         if cause is None:
             _raise_without_context(failure)
         raise failure from cause
@@ -252,7 +260,9 @@ class Pipeline:
                         )
                     message = enriched
         except Exception as exc:
-            self._plugin_failed(name, "mixpanel_enrich", exc, self._as_made(made, True))
+            self._plugin_failed(
+                name, "mixpanel_enrich", exc, report=True, message=self._as_made(made, True)
+            )
         return message
 
     def _send_after_refusal(
@@ -340,17 +350,17 @@ class Pipeline:
         personal data it was set to hash or drop. One that redaction cannot handle is
         reported without its message."""
         self.reject(
-            error, message if self._on_invalid == "raise" else self._as_made(message, enrich)[0]
+            error, message if self._on_invalid == "raise" else self._as_made(message, enrich)
         )
 
-    def _as_made(self, message: Message, enrich: bool) -> tuple[Message | None]:
+    def _as_made(self, message: Message, enrich: bool) -> Message | None:
         """``message``, refused as the caller made it (before enrichment, which ``enrich`` says
         it was to have), as a report of it carries it: as the ``redaction`` plugin makes it,
         when that is enabled (the observers would otherwise be handed the personal data it
         was set to hash or drop), or ``None`` when redaction fails on it."""
         if enrich and self._redactors and self.observed:
-            return (redacted(message, self._redactors),)
-        return (message,)
+            return redacted(message, self._redactors)
+        return message
 
     def report(self, report: DeliveryReport) -> None:
         """Pass a delivery report to every ``mixpanel_delivered`` implementation."""

@@ -17,21 +17,10 @@ from mixpanel_core.cli import main
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.testing import install_distribution
 
+from ..faulty_plugins import STRICT
 from .conftest import events, write_config, write_ndjson
 
 pytestmark = pytest.mark.integration
-
-STRICT = """
-from mixpanel_core import hookimpl
-
-class Strict:
-    @hookimpl
-    def mixpanel_validate(self, message):
-        properties = message.record["properties"]
-        if "boom" in properties:
-            return [properties["plan"]]  # KeyError: 'plan'
-        return []
-"""
 
 
 @pytest.fixture

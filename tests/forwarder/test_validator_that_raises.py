@@ -17,25 +17,11 @@ import pytest
 from mixpanel_core.forwarder.dead_letters import PREFIX
 from mixpanel_core.testing import install_distribution
 
+from ..faulty_plugins import STRICT
 from .conftest import ForwardingRig
 
 pytestmark = pytest.mark.integration
 
-
-STRICT_PLUGIN = '''\
-from mixpanel_core import hookimpl
-
-
-class Strict:
-    """Refuses nothing, but fails on an event with a ``boom`` property (a bug of its own)."""
-
-    @hookimpl
-    def mixpanel_validate(self, message):
-        properties = message.record["properties"]
-        if "boom" in properties:
-            return [properties["plan"]]  # KeyError: 'plan'
-        return []
-'''
 
 BEFORE = 3
 AFTER = 2
@@ -54,7 +40,7 @@ def strict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         tmp_path / "site",
         "strict-validator",
         {"mixpanel_core.plugins": {"strict": "strict_validator:Strict"}},
-        {"strict_validator": STRICT_PLUGIN},
+        {"strict_validator": STRICT},
     )
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
