@@ -39,7 +39,7 @@ from mixpanel_core.commands.records import problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
 from mixpanel_core.commands.send import add_config_argument, positive_int, stop_on_sigterm
 from mixpanel_core.config import Config, load_config
-from mixpanel_core.errors import ConfigError, ValidationError
+from mixpanel_core.errors import ConfigError, PluginError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options
@@ -76,6 +76,16 @@ class ReplayOptions:
     rejected_file: Path | None = None
     transport: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+
+
+@attrs.frozen
+class SettledBatch:
+    """What became of a batch: how many of its letters were sent, whether each of those was
+    delivered or kept, and the plugin error that stopped it at the next one."""
+
+    sent: int
+    complete: bool
+    plugin_error: PluginError | None = None
 
 
 @attrs.define
@@ -168,11 +178,11 @@ class Replay:
             self.reading = True
             batch.append(letter)
             if len(batch) >= self.options.batch_size:
-                self._replay_batch(batch)
+                self._stop_at_plugin_error(self._replay_batch(batch), batch)
                 batch = []
         self.reading = True  # an empty file was read too
         if batch:
-            self._replay_batch(batch)
+            self._stop_at_plugin_error(self._replay_batch(batch), batch)
         self.progress.end()
 
     def _replay_topic(self, name: str) -> None:
@@ -182,28 +192,42 @@ class Replay:
         try:
             for records in topic.batches(self.options.batch_size):
                 letters = [letter_from_record(record, self.token) for record in records]
-                if self._replay_batch(letters) and not self.options.dry_run:
-                    topic.commit(records)
-                elif not self.options.dry_run:
+                settled = self._replay_batch(letters)
+                if not self.options.dry_run and not settled.complete:
                     raise CommandError(
                         f"{self._unkept} dead letter(s) of {name} still fail and "
                         "no --rejected-file keeps them; their batch was not committed"
                     )
+                if not self.options.dry_run and settled.sent:
+                    # Up to a letter a plugin raised on: the rerun starts at it.
+                    topic.commit(records[: settled.sent])
+                self._stop_at_plugin_error(settled, letters)
         finally:
             topic.close()
             self.progress.end()
 
-    def _replay_batch(self, letters: Sequence[Letter]) -> bool:
-        """Send one batch and settle it; whether every letter was delivered or kept.
+    def _replay_batch(self, letters: Sequence[Letter]) -> SettledBatch:
+        """Send one batch, up to a letter a plugin raises on, and settle what was sent.
 
         Its rejections are written once it is settled: a batch left uncommitted (interrupted,
         or with letters still queued) is read again by the next replay, which writes them.
         """
         unkept_before = self._unkept
         held: list[tuple[Rejection, Letter | None]] = []
+        sent = 0
+        plugin_error = None
         for letter in letters:
             self.tally.read += 1
-            refused = self._send(letter)
+            try:
+                refused = self._send(letter)
+            except PluginError as error:
+                # The letters before it are settled (and, on a topic, committed) first: the
+                # rerun, once the plugin is fixed, starts at this one and sends none of them
+                # again (a profile's $add would be applied twice).
+                plugin_error = error
+                self.tally.read -= 1  # not replayed: the error names it
+                break
+            sent += 1
             if refused is not None:
                 held.append((refused, letter))
             self.progress.update(self.tally.read, 0)
@@ -220,7 +244,23 @@ class Replay:
             self._reject(rejection, where)
         if self.rejected is not None:
             self.rejected.sync()
-        return self._unkept == unkept_before
+        return SettledBatch(sent, self._unkept == unkept_before, plugin_error)
+
+    def _stop_at_plugin_error(self, settled: SettledBatch, letters: Sequence[Letter]) -> None:
+        """Raise ``CommandError`` naming the letter a plugin raised on, if one did."""
+        if settled.plugin_error is None:
+            return
+        letter = letters[settled.sent]
+        if self.options.topic is not None:
+            where = f"the dead letter at offset {letter.index} of {letter.source}"
+            done = "committed"
+        else:
+            where = f"dead letter {letter.index} of {letter.source} (counted from 0)"
+            done = "delivered or kept (a rerun of the file sends them again)"
+        raise CommandError(
+            f"stopped at {where}, not sent: {settled.plugin_error}; the dead letters before it "
+            f"are {done}"
+        ) from settled.plugin_error
 
     def _send(self, letter: Letter) -> Rejection | None:
         """Send ``letter`` (fixed up first); the rejection of one that cannot be sent."""
