@@ -19,6 +19,7 @@ inside the build instead, so it too is handed back only once a broker answered.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -88,8 +89,18 @@ def _translated(
         RuntimeError,  # a codec whose library is not installed
     )
     secrets = secret_values(settings)
+    network_clients: list[Any] = []
     try:
-        client = factory(**settings)
+        try:
+            client = factory(**_recording_network_clients(factory, settings, network_clients))
+        except BaseException:
+            # A consumer that cannot bootstrap raises from its constructor with its network
+            # client (an IO thread, sockets) left running: a thread and four fds per failed
+            # build, for the life of a process that builds again.
+            for network_client in network_clients:
+                with contextlib.suppress(Exception):
+                    network_client.close()
+            raise
         if "api_version" in settings and isinstance(client, kafka.KafkaConsumer):
             try:
                 client.topics()
@@ -118,6 +129,23 @@ def _translated(
             f"{reason or type(exc).__name__}{_security_hint(path, given)}"
         )
         raise error from (exc if reason is not None else None)
+
+
+def _recording_network_clients(
+    factory: Callable[..., Any], settings: Mapping[str, Any], made: list[Any]
+) -> Mapping[str, Any]:
+    """``settings`` with its ``kafka_client`` (the documented factory of the client's network
+    client) wrapped to append each network client it makes to ``made``."""
+    make = settings.get("kafka_client", getattr(factory, "DEFAULT_CONFIG", {}).get("kafka_client"))
+    if make is None:
+        return settings
+
+    def recorded(**configs: Any) -> Any:
+        network_client = make(**configs)
+        made.append(network_client)
+        return network_client
+
+    return {**settings, "kafka_client": recorded}
 
 
 def _security_hint(path: str, given: Iterable[str]) -> str:
