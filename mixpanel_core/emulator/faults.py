@@ -24,11 +24,19 @@ _ERROR_TEXT = {
 }
 
 
+INJECTED_STATUS_0 = "injected failure: no record of the request was applied"
+"""The ``error`` of an injected 2xx answer."""
+
+
 def fault_body(status: int, *, max_body_bytes: int) -> bytes:
     """A Mixpanel-like JSON error body for an injected ``status``; a 413 says what the
-    emulator's own does, naming its ``max_body_bytes``."""
+    emulator's own does, naming its ``max_body_bytes``; a 2xx is the one failure Mixpanel
+    answers with success's status, ``{"status": 0, "error": ...}`` (a body of success, such
+    as ``"status": "OK"``, would make a client take records nobody stored for imported)."""
     if status == 413:
         return too_large_body(max_body_bytes)
+    if 200 <= status < 300:
+        return orjson.dumps({"status": 0, "error": INJECTED_STATUS_0})
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

@@ -212,7 +212,7 @@ def _check_distinct_id(value: object, rules: EventRules, problems: list[Problem]
         problems.append(
             Problem("properties.distinct_id", "'properties.distinct_id' must be a string")
         )
-    elif rules.require_distinct_id and str(value).strip().lower() in PLACEHOLDER_DISTINCT_IDS:
+    elif rules.require_distinct_id and _is_placeholder(value):
         problems.append(
             Problem(
                 "properties.distinct_id",
@@ -220,6 +220,13 @@ def _check_distinct_id(value: object, rules: EventRules, problems: list[Problem]
                 ' use the real user id, or "" for events with no user',
             )
         )
+
+
+def _is_placeholder(value: str | int | float) -> bool:
+    # A JSON 0.0 or -1.0 is the number 0 or -1, whose text Python writes "0.0".
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower() in PLACEHOLDER_DISTINCT_IDS
 
 
 def is_merge(record: object) -> TypeGuard[dict[str, Any]]:

@@ -47,6 +47,17 @@ def test_import_refuses_a_placeholder_distinct_id_with_surrounding_spaces(
     assert placeholder not in kept
 
 
+@pytest.mark.parametrize("placeholder", [0, -1, 0.0, -1.0])
+def test_import_refuses_the_numbers_0_and_minus_1_however_written(
+    make_event: MakeEvent, post_import: PostImport, placeholder: float
+) -> None:
+    # JSON's 0.0 is the number 0 (review R40 F1: its text in Python, "0.0", was not among the
+    # placeholders, so it was imported while 0 was refused).
+    response = post_import([make_event(), make_event(distinct_id=placeholder)])
+
+    assert _failed(response) == [(1, "properties.distinct_id")]
+
+
 def test_import_answers_a_lone_spaced_placeholder_as_the_full_checks_do(
     make_event: MakeEvent, post_import: PostImport
 ) -> None:

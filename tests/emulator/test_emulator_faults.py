@@ -54,6 +54,25 @@ def test_fail_next_answers_with_the_status_and_a_mixpanel_body_and_stores_nothin
     assert mixpanel_emulator.stats()["requests"]["track"] == {"429": 2, "200": 1}
 
 
+@pytest.mark.parametrize("endpoint", ["track", "import", "engage", "groups"])
+def test_an_injected_2xx_answers_status_0_and_stores_nothing(
+    mixpanel_emulator: Emulator, controls: EmulatorControls, endpoint: str
+) -> None:
+    """The one failure Mixpanel answers with a 2xx (review R40 F4): the body was
+    ``{"code": 200, "error": "OK", "status": "OK"}``, /import's success, so a client took
+    records nobody stored for imported."""
+    controls.fail_next(1, 200)
+
+    answer = requests.post(f"{mixpanel_emulator.base_url}/{endpoint}", data=b"[]")
+
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "status": 0,
+        "error": "injected failure: no record of the request was applied",
+    }
+    assert mixpanel_emulator.records() == []
+
+
 def test_an_injected_413_answers_the_body_of_the_emulators_own_413(make_event: MakeEvent) -> None:
     # MIXPANEL_API.md's 413: "request exceeds max limit of N bytes"; it fell back to the HTTP
     # reason phrase, a body Mixpanel does not send.
