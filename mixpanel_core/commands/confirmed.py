@@ -300,6 +300,21 @@ def without_dead_letter_files(config: Config) -> Config:
     return attrs.evolve(config, transports=FrozenDict(transports))
 
 
+SUBMIT_REFUSALS = (PluginError, ConfigError, TransportError)
+"""What ``ConfirmedDelivery.submit`` raises for a message it did not send (or not to every
+transport it was routed to): a plugin raised on it; routing found it no transport (a router's
+``ConfigError``, a route to no or an unknown transport, ``[[routes]]`` that take none, a
+transport that cannot be built); its transport refused it (a full queue, a broken producer).
+A command stops at that record, after confirming the ones before it (see ``not_sent``)."""
+
+
+def not_sent(error: Exception) -> str:
+    """How a command's stop names what became of the record ``error`` was raised for."""
+    if isinstance(error, PartialSendError):
+        return f"not sent to every transport: {error}"
+    return f"not sent: {error}"
+
+
 class ConfirmedDelivery(Generic[Item]):
     """The configured pipeline, with a collector of reports and a flush that confirms."""
 
@@ -340,11 +355,6 @@ class ConfirmedDelivery(Generic[Item]):
         """
         try:
             self.pipeline.submit(message, enrich=enrich)
-        except PluginError:
-            # Refused by raising, so the caller's to count: the FAILED report the pipeline
-            # made of it as it raised would count it again, as a failure traced to nothing.
-            self.collector.forget_pipeline_failures()
-            raise
         except AuthenticationError:
             raise
         except DeliveryError:
@@ -355,6 +365,11 @@ class ConfirmedDelivery(Generic[Item]):
             # later). Raised on, one refused record stopped every rerun at itself.
             if not all(_reported_refusal(e) for e in exc.errors.values()):
                 raise
+        except SUBMIT_REFUSALS:
+            # Refused by raising, so the caller's to count: the FAILED report the pipeline
+            # made of it as it raised would count it again, as a failure traced to nothing.
+            self.collector.forget_pipeline_failures()
+            raise
         # Counted once taken (a message refused by raising is the caller's to count): every
         # counted message must be reported or returned by flush before it is confirmed.
         self._chunk.submitted += 1

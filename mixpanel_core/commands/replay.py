@@ -24,7 +24,13 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core.commands.confirmed import ConfirmedDelivery, SentMessages, only_transport
+from mixpanel_core.commands.confirmed import (
+    SUBMIT_REFUSALS,
+    ConfirmedDelivery,
+    SentMessages,
+    not_sent,
+    only_transport,
+)
 from mixpanel_core.commands.dead_letter_sources import (
     DeadLetterTopic,
     Letter,
@@ -39,7 +45,7 @@ from mixpanel_core.commands.records import problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
 from mixpanel_core.commands.send import add_config_argument, positive_int, stop_on_sigterm
 from mixpanel_core.config import Config, load_config
-from mixpanel_core.errors import ConfigError, PluginError, ValidationError
+from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.kafka.clients import build_client
 from mixpanel_core.kafka.options import client_options
@@ -81,11 +87,11 @@ class ReplayOptions:
 @attrs.frozen
 class SettledBatch:
     """What became of a batch: how many of its letters were sent, whether each of those was
-    delivered or kept, and the plugin error that stopped it at the next one."""
+    delivered or kept, and the error that stopped it at the next one (``SUBMIT_REFUSALS``)."""
 
     sent: int
     complete: bool
-    plugin_error: PluginError | None = None
+    refusal: Exception | None = None
 
 
 @attrs.define
@@ -178,11 +184,11 @@ class Replay:
             self.reading = True
             batch.append(letter)
             if len(batch) >= self.options.batch_size:
-                self._stop_at_plugin_error(self._replay_batch(batch), batch)
+                self._stop_at_refusal(self._replay_batch(batch), batch)
                 batch = []
         self.reading = True  # an empty file was read too
         if batch:
-            self._stop_at_plugin_error(self._replay_batch(batch), batch)
+            self._stop_at_refusal(self._replay_batch(batch), batch)
         self.progress.end()
 
     def _replay_topic(self, name: str) -> None:
@@ -199,15 +205,15 @@ class Replay:
                         "no --rejected-file keeps them; their batch was not committed"
                     )
                 if not self.options.dry_run and settled.sent:
-                    # Up to a letter a plugin raised on: the rerun starts at it.
+                    # Up to a letter refused by raising: the rerun starts at it.
                     topic.commit(records[: settled.sent])
-                self._stop_at_plugin_error(settled, letters)
+                self._stop_at_refusal(settled, letters)
         finally:
             topic.close()
             self.progress.end()
 
     def _replay_batch(self, letters: Sequence[Letter]) -> SettledBatch:
-        """Send one batch, up to a letter a plugin raises on, and settle what was sent.
+        """Send one batch, up to a letter refused by raising, and settle what was sent.
 
         Its rejections are written once it is settled: a batch left uncommitted (interrupted,
         or with letters still queued) is read again by the next replay, which writes them.
@@ -215,16 +221,16 @@ class Replay:
         unkept_before = self._unkept
         held: list[tuple[Rejection, Letter | None]] = []
         sent = 0
-        plugin_error = None
+        refusal = None
         for letter in letters:
             self.tally.read += 1
             try:
                 refused = self._send(letter)
-            except PluginError as error:
+            except SUBMIT_REFUSALS as error:
                 # The letters before it are settled (and, on a topic, committed) first: the
-                # rerun, once the plugin is fixed, starts at this one and sends none of them
-                # again (a profile's $add would be applied twice).
-                plugin_error = error
+                # rerun, once the plugin or route is fixed, starts at this one and sends none
+                # of them again (a profile's $add would be applied twice).
+                refusal = error
                 self.tally.read -= 1  # not replayed: the error names it
                 break
             sent += 1
@@ -244,11 +250,12 @@ class Replay:
             self._reject(rejection, where)
         if self.rejected is not None:
             self.rejected.sync()
-        return SettledBatch(sent, self._unkept == unkept_before, plugin_error)
+        return SettledBatch(sent, self._unkept == unkept_before, refusal)
 
-    def _stop_at_plugin_error(self, settled: SettledBatch, letters: Sequence[Letter]) -> None:
-        """Raise ``CommandError`` naming the letter a plugin raised on, if one did."""
-        if settled.plugin_error is None:
+    def _stop_at_refusal(self, settled: SettledBatch, letters: Sequence[Letter]) -> None:
+        """Raise ``CommandError`` naming the letter refused by raising, if one was."""
+        refusal = settled.refusal
+        if refusal is None:
             return
         letter = letters[settled.sent]
         if self.options.topic is not None:
@@ -257,10 +264,18 @@ class Replay:
         else:
             where = f"dead letter {letter.index} of {letter.source} (counted from 0)"
             done = "delivered or kept (a rerun of the file sends them again)"
+        if self.options.dry_run:
+            done = "checked; nothing was sent or committed"
+        elif self._unkept:
+            # Only a file gets here with some unkept (a topic batch stops before): the
+            # error run() would have said is said here.
+            done = (
+                f"delivered, but {self._unkept} of them still fail and were not kept (give "
+                "--rejected-file to keep them); a rerun of the file sends them all again"
+            )
         raise CommandError(
-            f"stopped at {where}, not sent: {settled.plugin_error}; the dead letters before it "
-            f"are {done}"
-        ) from settled.plugin_error
+            f"stopped at {where}, {not_sent(refusal)}; the dead letters before it are {done}"
+        ) from refusal
 
     def _send(self, letter: Letter) -> Rejection | None:
         """Send ``letter`` (fixed up first); the rejection of one that cannot be sent."""

@@ -26,7 +26,13 @@ from types import FrameType
 import attrs
 
 from mixpanel_core.commands.checkpoint import Checkpoint, check_file, file_identity
-from mixpanel_core.commands.confirmed import ChunkOutcome, ConfirmedDelivery, only_transport
+from mixpanel_core.commands.confirmed import (
+    SUBMIT_REFUSALS,
+    ChunkOutcome,
+    ConfirmedDelivery,
+    not_sent,
+    only_transport,
+)
 from mixpanel_core.commands.errors import CommandError
 from mixpanel_core.commands.paths import RunFile, read, refuse_shared_files, written
 from mixpanel_core.commands.progress import ProgressLine
@@ -34,7 +40,7 @@ from mixpanel_core.commands.records import build_message, infer_endpoint, proble
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
 from mixpanel_core.commands.sources import BadRecord, RecordFile
 from mixpanel_core.config import Config, load_config
-from mixpanel_core.errors import PluginError, ValidationError
+from mixpanel_core.errors import ValidationError
 from mixpanel_core.messages import ENDPOINTS, Endpoint
 
 DEFAULT_BATCH_SIZE = 5000
@@ -161,15 +167,16 @@ class Backfill:
             for record in source.records(skip=confirmed):
                 try:
                     self._send_record(path, identity, index, record)
-                except PluginError as error:
+                except SUBMIT_REFUSALS as error:
                     self.tally.records -= 1  # not sent
                     # What came before it is delivered and checkpointed first: once the
-                    # plugin is fixed, the rerun resumes at this record and sends none of
-                    # them again (a profile's $add would be applied twice).
-                    self._confirm(path, identity, confirmed, index)
+                    # plugin or route is fixed, the rerun resumes at this record and sends
+                    # none of them again (a profile's $add would be applied twice).
+                    if index > confirmed:
+                        self._confirm(path, identity, confirmed, index)
                     raise CommandError(
-                        f"stopped at record {index} of {path} (counted from 0), not sent: "
-                        f"{error}; the records before it are confirmed"
+                        f"stopped at record {index} of {path} (counted from 0), "
+                        f"{not_sent(error)}; the records before it are confirmed"
                     ) from error
                 index += 1
                 self.progress.update(index - first, source.bytes_read)

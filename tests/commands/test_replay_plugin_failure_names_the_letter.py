@@ -1,11 +1,12 @@
-"""``replay-dead-letters`` stopped by a plugin that raises on a dead letter (installed through a
-real entry point, against the emulator and the real broker): the letters before it are
-delivered and, on a topic, committed before the command stops naming it, so the rerun once the
-plugin is fixed starts at that letter and sends none of them again.
+"""``replay-dead-letters`` stopped at a dead letter refused by raising: a plugin that raises on
+it (installed through a real entry point), or ``[[routes]]`` that take none for it (review R42
+F1), against the emulator and the real broker. The letters before it are delivered and, on a
+topic, committed before the command stops naming it, so the rerun once the plugin or the routes
+are fixed starts at that letter and sends none of them again.
 
 Before, the batch stopped uncommitted at the letter while the letters before it were delivered
-as the transports closed: the rerun sent them a second time (a profile's ``$add`` applied
-twice), and the error did not say which letter it was."""
+as the transports closed: each rerun sent them again (a profile's ``$add`` applied once more
+each time), and the error did not say which letter it was."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.testing import install_distribution
 
 from ..faulty_plugins import STRICT
-from .conftest import events, write_config, write_ndjson
+from .conftest import TOKEN, events, write_config, write_ndjson
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +52,30 @@ def five_letters() -> list[dict[str, Any]]:
     return [*events(2), *events(1, start=2, boom=True), *events(2, start=3)]
 
 
+def produce_dead_letters(
+    bootstrap: str, topic: str, records: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """``(endpoint, record)`` pairs as the forwarder dead-letters them (its own writer)."""
+    producer = kafka_python().KafkaProducer(bootstrap_servers=bootstrap)
+    writer = DeadLetterWriter(producer, topic, "mixpanel-forwarder")
+    sources = [
+        types.SimpleNamespace(
+            topic="events",
+            partition=0,
+            offset=offset,
+            key=b"user",
+            value=orjson.dumps(record),
+            headers=[
+                (headers.ENDPOINT, endpoint.encode()),
+                (headers.SCHEMA, headers.SCHEMA_VERSION.encode()),
+            ],
+        )
+        for offset, (endpoint, record) in enumerate(records)
+    ]
+    writer.settle([writer.send(source, "delivery", "HTTP 500") for source in sources], timeout=30)
+    writer.close(timeout=10)
+
+
 def committed_offset(bootstrap: str, topic: str, group: str) -> int | None:
     kafka = kafka_python()
     reader = kafka.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
@@ -69,23 +94,8 @@ def test_a_topic_replay_commits_the_letters_before_the_one_a_plugin_raised_on(
     strict: None,
 ) -> None:
     dead_letter_topic = kafka_topic_factory(partitions=1)
-    producer = kafka_python().KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    writer = DeadLetterWriter(producer, dead_letter_topic, "mixpanel-forwarder")
-    original = [(headers.ENDPOINT, b"import"), (headers.SCHEMA, headers.SCHEMA_VERSION.encode())]
-    sources = [
-        types.SimpleNamespace(
-            topic="events",
-            partition=0,
-            offset=offset,
-            key=b"user",
-            value=orjson.dumps(record),
-            headers=original,
-        )
-        for offset, record in enumerate(five_letters())
-    ]
-    futures = [writer.send(source, "delivery", "HTTP 500") for source in sources]
-    writer.settle(futures, timeout=30)
-    writer.close(timeout=10)
+    letters = [("import", record) for record in five_letters()]
+    produce_dead_letters(kafka_bootstrap, dead_letter_topic, letters)
     config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
     arguments = ["replay-dead-letters", "--topic", dead_letter_topic,
                  "--bootstrap-servers", kafka_bootstrap, "--group-id", "strict-test"]  # fmt: skip
@@ -133,3 +143,100 @@ def test_a_file_replay_delivers_the_letters_before_the_one_a_plugin_raised_on(
     assert mixpanel_emulator.client.stats()["accepted"]["import"] == 2
     [summary] = [line for line in err if line.startswith("replayed ")]
     assert summary.startswith("replayed 2 dead letters: 2 accepted, 0 still failing"), summary
+
+
+def test_a_topic_replay_commits_the_letters_before_one_no_route_takes(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    kafka_bootstrap: str,
+    kafka_topic_factory: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``[[routes]]`` that take only /engage: the /import letter among profile ``$add``s stops
+    the replay (review R42 F1: the two ``$add``s before it were applied once more by each run)."""
+    dead_letter_topic = kafka_topic_factory(partitions=1)
+    adds = [{"$token": TOKEN, "$distinct_id": f"user-{n}", "$add": {"visits": 1}} for n in range(4)]
+    [event] = events(1)
+    event["properties"]["$insert_id"] = "the-import-event"
+    letters = [("engage", adds[0]), ("engage", adds[1]), ("import", event), ("engage", adds[3])]
+    produce_dead_letters(kafka_bootstrap, dead_letter_topic, letters)
+    only_engage = '[[routes]]\nendpoints = ["engage"]\ntransport = "direct"\n'
+    arguments = ["replay-dead-letters", "--topic", dead_letter_topic,
+                 "--bootstrap-servers", kafka_bootstrap, "--group-id", "routes-test"]  # fmt: skip
+
+    for run in range(2):  # each run stops at the same letter, applying nothing twice
+        config = write_config(tmp_path, mixpanel_emulator, extra=only_engage)
+        assert main([*arguments, "--config", str(config)]) == 1, run
+        err = capsys.readouterr().err.splitlines()
+        assert err[-1].startswith(
+            f"mixpanel-core: error: stopped at the dead letter at offset 2 of "
+            f"{dead_letter_topic}/0, not sent: routes: no route takes import messages"
+        ), err
+        assert err[-1].endswith("; the dead letters before it are committed"), err
+        [summary] = [line for line in err if line.startswith("replayed ")]
+        expected = "replayed 2 dead letters: 2 accepted" if run == 0 else "replayed 0 dead"
+        assert summary.startswith(expected), summary
+        assert committed_offset(kafka_bootstrap, dead_letter_topic, "routes-test") == 2
+
+    assert main([*arguments, "--config", str(write_config(tmp_path, mixpanel_emulator))]) == 0
+    profiles = [r["$distinct_id"] for r in mixpanel_emulator.client.records("engage")]
+    assert sorted(profiles) == ["user-0", "user-1", "user-3"]
+    assert len(mixpanel_emulator.client.records("import")) == 1
+
+
+def test_a_dry_run_stopped_by_a_plugin_says_nothing_was_sent(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    strict: None,
+) -> None:
+    """Review R42 F2: it said the letters before it were "delivered or kept"."""
+    lines = [
+        {"endpoint": "import", "status": "failed", "reason": "HTTP 500", "record": record}
+        for record in five_letters()
+    ]
+    dead_letters = write_ndjson(tmp_path / "dead-letters.jsonl", lines)
+    config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
+
+    code = main(
+        ["replay-dead-letters", "--file", str(dead_letters), "--config", str(config), "--dry-run"]
+    )
+
+    assert code == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.endswith(
+        f"not sent: {ERROR}; the dead letters before it are checked; nothing was sent or committed"
+    ), last
+    assert mixpanel_emulator.client.stats()["accepted"]["import"] == 0
+
+
+def test_a_file_replay_stopped_by_a_plugin_names_the_letters_before_it_not_kept(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    strict: None,
+) -> None:
+    """Review R42 F3: with one letter before it invalid and no --rejected-file, the error said
+    every letter before it was "delivered or kept"."""
+    records = five_letters()
+    records[1]["properties"]["time"] = "yesterday"
+    lines = [
+        {"endpoint": "import", "status": "failed", "reason": "HTTP 500", "record": record}
+        for record in records
+    ]
+    dead_letters = write_ndjson(tmp_path / "dead-letters.jsonl", lines)
+    config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
+
+    code = main(["replay-dead-letters", "--file", str(dead_letters), "--config", str(config)])
+
+    assert code == 1
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(
+            f"not sent: {ERROR}; the dead letters before it are delivered, but 1 of them still "
+            "fail and were not kept (give --rejected-file to keep them); a rerun of the file "
+            "sends them all again"
+        )
+    )
+    assert mixpanel_emulator.client.stats()["accepted"]["import"] == 1

@@ -18,7 +18,7 @@ from mixpanel_core.emulator import Emulator
 from mixpanel_core.testing import install_distribution
 
 from ..faulty_plugins import STRICT
-from .conftest import events, write_config, write_ndjson
+from .conftest import TOKEN, events, write_config, write_ndjson
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +67,33 @@ def test_the_record_a_plugin_fails_on_is_named_and_not_counted_as_sent(
     stats = mixpanel_emulator.client.stats()
     assert stats["accepted"]["import"] == 5
     assert (stats["unique_events"], stats["duplicate_events"]) == (5, 0)
+
+
+def test_a_record_no_route_takes_stops_the_run_after_confirming_those_before_it(
+    tmp_path: Path,
+    mixpanel_emulator: Emulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``[[routes]]`` that take only /engage, and an /import event among profile ``$add``s
+    (review R42 F1, in ``send`` as in ``replay-dead-letters``): the ``$add``s before it were
+    delivered as the transports closed but not checkpointed, so each rerun applied them again."""
+    adds = [{"$token": TOKEN, "$distinct_id": f"user-{n}", "$add": {"visits": 1}} for n in range(4)]
+    source = write_ndjson(tmp_path / "mixed.ndjson", [adds[0], adds[1], *events(1), adds[3]])
+    checkpoint = tmp_path / "checkpoint.json"
+    only_engage = '[[routes]]\nendpoints = ["engage"]\ntransport = "direct"\n'
+    arguments = ["send", str(source), "--checkpoint", str(checkpoint)]
+
+    for run in range(2):  # each run stops at the same record, applying nothing twice
+        config = write_config(tmp_path, mixpanel_emulator, extra=only_engage)
+        assert main([*arguments, "--config", str(config)]) == 1, run
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith(
+            f"mixpanel-core: error: stopped at record 2 of {source} (counted from 0), not sent: "
+            "routes: no route takes import messages"
+        ), last
+        assert last.endswith("; the records before it are confirmed"), last
+
+    assert main([*arguments, "--config", str(write_config(tmp_path, mixpanel_emulator))]) == 0
+    profiles = [r["$distinct_id"] for r in mixpanel_emulator.client.records("engage")]
+    assert sorted(profiles) == ["user-0", "user-1", "user-3"]
+    assert len(mixpanel_emulator.client.records("import")) == 1
