@@ -18,6 +18,7 @@ from mixpanel_core.dedicated_process import collect_cycles_rarely
 from mixpanel_core.errors import ConfigError
 from mixpanel_core.forwarder.build import build_forwarder
 from mixpanel_core.forwarder.config import ForwarderConfig, resolve
+from mixpanel_core.forwarder.loop import Forwarder
 from mixpanel_core.forwarder.metrics import ForwarderMetrics, MetricsServer
 
 logger = logging.getLogger("mixpanel_core.forwarder")
@@ -65,38 +66,57 @@ def log_level(text: str) -> str:
     return level
 
 
+class _StoppedWhileStarting(BaseException):
+    """SIGTERM or SIGINT while the forwarder was still being built: nothing was read yet.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: no ``except Exception`` on the way (a
+    build translating kafka-python's errors) may take it for a failure of its own."""
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the forwarder from ``--config`` and run it; errors propagate to the CLI."""
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = load_config(args.config)
-    settings = resolve(config).forwarder
-    metrics = ForwarderMetrics()
-    # Bound before anything connects to Kafka: a port in use is a configuration error at once,
-    # with no consumer or producer left open behind it.
-    server = _serve_metrics(metrics, settings)
+    forwarder: Forwarder | None = None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if forwarder is None:
+            # Still starting (up to bootstrap_timeout_ms with Kafka unreachable): left to the
+            # default, the signal killed the process with nothing said.
+            raise _StoppedWhileStarting(name)
+        logger.info("%s received: finishing what is buffered", name)
+        forwarder.request_stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        forwarder, client = build_forwarder(
-            config, until_caught_up=args.until_caught_up, metrics=metrics
-        )
-        collect_cycles_rarely()  # this process is the forwarder's own
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            logger.info("%s received: finishing what is buffered", signal.Signals(signum).name)
-            forwarder.request_stop()
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        config = load_config(args.config)
+        settings = resolve(config).forwarder
+        metrics = ForwarderMetrics()
+        # Bound before anything connects to Kafka: a port in use is a configuration error at
+        # once, with no consumer or producer left open behind it.
+        server = _serve_metrics(metrics, settings)
         try:
-            forwarder.run(until_caught_up=args.until_caught_up)
+            built, client = build_forwarder(
+                config, until_caught_up=args.until_caught_up, metrics=metrics
+            )
+            try:
+                forwarder = built
+                collect_cycles_rarely()  # this process is the forwarder's own
+                built.run(until_caught_up=args.until_caught_up)
+            finally:
+                client.close()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            client.close()
+            if server is not None:
+                server.stop()
+        return 0
+    except _StoppedWhileStarting as stopped:
+        logger.info("%s received while starting: stopped before reading anything", stopped)
+        return 0
     finally:
-        if server is not None:
-            server.stop()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _serve_metrics(metrics: ForwarderMetrics, settings: ForwarderConfig) -> MetricsServer | None:
