@@ -5,8 +5,10 @@ with ``security_protocol = "SSL"`` against a listener that speaks plain Kafka, t
 waits for an answer that never comes, and so does whatever built the client (a transport's
 first send, the forwarder's start, ``replay-dead-letters``; measured: still waiting after
 150 s). ``built_within`` hands back the client, or raises ``TransportError`` naming who built
-it, the servers and the likely cause. A client built after all, once given up, is closed at
-once. While a build given up still runs, another by the same ``who`` (the next send, the
+it, the servers and the likely cause. A build given up is abandoned: the network clients it
+made are closed, and the handshake waiting on their sockets ends with them. A client built
+after all, once given up, is closed at once. While a build given up still runs (one stuck
+somewhere closing its sockets does not end), another by the same ``who`` (the next send, the
 watchdog's next try) fails at once rather than leave one more thread and its sockets stuck
 beside it.
 """
@@ -20,6 +22,11 @@ from typing import Any
 
 from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka.client_library import kafka_python
+
+ABANDON_WAIT = 2.0
+"""Seconds to wait for an abandoned build to end, so that the next by the same ``who`` need
+not find it still running (measured: a consumer, producer or admin client stuck in its TLS
+handshake ends within a tenth of a second of its sockets closing)."""
 
 BUILD_MARGIN = 5.0
 """Seconds a build may run past its bootstrap bound before it is given up: kafka-python's own
@@ -42,8 +49,15 @@ def _forget_given_up() -> None:
 os.register_at_fork(after_in_child=_forget_given_up)
 
 
-def built_within(bound: float, build: Callable[[], Any], who: str, servers: object) -> Any:
-    """``build()`` on a thread of its own; ``TransportError`` after ``bound`` seconds."""
+def built_within(
+    bound: float,
+    build: Callable[[], Any],
+    who: str,
+    servers: object,
+    abandon: Callable[[], None] = lambda: None,
+) -> Any:
+    """``build()`` on a thread of its own; ``TransportError`` after ``bound`` seconds, once
+    ``abandon()`` has been called to free what the build holds."""
     cause = (
         "is a broker up there? If one is, check that security_protocol matches the listener: "
         "kafka-python does not bound a TLS handshake, and SSL against a plain one never ends"
@@ -75,17 +89,21 @@ def built_within(bound: float, build: Callable[[], Any], who: str, servers: obje
             close_unused(result[1])
 
     thread_name = f"mixpanel-core-kafka-build-{_thread_suffix(who)}"
-    threading.Thread(target=run, name=thread_name, daemon=True).start()
+    thread = threading.Thread(target=run, name=thread_name, daemon=True)
+    thread.start()
     done.wait(min(bound, threading.TIMEOUT_MAX))  # a larger one is an OverflowError
     with lock:
         if not outcome:
             given_up = True
             with _given_up_lock:
                 _given_up.add(who)
-            raise TransportError(
-                f"{who} cannot reach Kafka at {shown_servers(servers)}: no broker answered "
-                f"within {bound:g}s; {cause}"
-            )
+    if given_up:
+        abandon()
+        thread.join(ABANDON_WAIT)
+        raise TransportError(
+            f"{who} cannot reach Kafka at {shown_servers(servers)}: no broker answered "
+            f"within {bound:g}s; {cause}"
+        )
     built, value = outcome[0]
     if not built:
         raise value

@@ -68,8 +68,13 @@ def build_client(
     )
     # A negative bootstrap_timeout_ms makes kafka-python give up at once, with its own reason.
     bound = max(0, bootstrap_ms) / 1000 + (BUILD_MARGIN if margin is None else margin)
+    network_clients: list[Any] = []
     return built_within(
-        bound, lambda: _translated(factory, settings, path, given, who), who, servers
+        bound,
+        lambda: _translated(factory, settings, path, given, who, network_clients),
+        who,
+        servers,
+        abandon=lambda: _close_network_clients(network_clients),
     )
 
 
@@ -79,6 +84,7 @@ def _translated(
     path: str,
     given: Iterable[str],
     who: str,
+    network_clients: list[Any],
 ) -> Any:
     kafka = kafka_python()
     refused = (
@@ -89,7 +95,6 @@ def _translated(
         RuntimeError,  # a codec whose library is not installed
     )
     secrets = secret_values(settings)
-    network_clients: list[Any] = []
     try:
         try:
             client = factory(**_recording_network_clients(factory, settings, network_clients))
@@ -97,9 +102,7 @@ def _translated(
             # A consumer that cannot bootstrap raises from its constructor with its network
             # client (an IO thread, sockets) left running: a thread and four fds per failed
             # build, for the life of a process that builds again.
-            for network_client in network_clients:
-                with contextlib.suppress(Exception):
-                    network_client.close()
+            _close_network_clients(network_clients)
             raise
         if "api_version" in settings and isinstance(client, kafka.KafkaConsumer):
             try:
@@ -129,6 +132,14 @@ def _translated(
             f"{reason or type(exc).__name__}{_security_hint(path, given)}"
         )
         raise error from (exc if reason is not None else None)
+
+
+def _close_network_clients(network_clients: list[Any]) -> None:
+    """Close the network clients a build made: after it failed, or when it is given up (stuck
+    in a TLS handshake, its sockets closed under it end the wait)."""
+    for network_client in list(network_clients):
+        with contextlib.suppress(Exception):
+            network_client.close()
 
 
 def _recording_network_clients(
