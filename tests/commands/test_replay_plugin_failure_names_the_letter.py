@@ -52,6 +52,15 @@ def five_letters() -> list[dict[str, Any]]:
     return [*events(2), *events(1, start=2, boom=True), *events(2, start=3)]
 
 
+def dead_letter_file(tmp_path: Path, records: list[dict[str, Any]]) -> Path:
+    """``records`` as the dead letters of /import a 500 failed, one JSON line each."""
+    lines = [
+        {"endpoint": "import", "status": "failed", "reason": "HTTP 500", "record": record}
+        for record in records
+    ]
+    return write_ndjson(tmp_path / "dead-letters.jsonl", lines)
+
+
 def produce_dead_letters(
     bootstrap: str, topic: str, records: list[tuple[str, dict[str, Any]]]
 ) -> None:
@@ -124,11 +133,7 @@ def test_a_file_replay_delivers_the_letters_before_the_one_a_plugin_raised_on(
     capsys: pytest.CaptureFixture[str],
     strict: None,
 ) -> None:
-    lines = [
-        {"endpoint": "import", "status": "failed", "reason": "HTTP 500", "record": record}
-        for record in five_letters()
-    ]
-    dead_letters = write_ndjson(tmp_path / "dead-letters.jsonl", lines)
+    dead_letters = dead_letter_file(tmp_path, five_letters())
     config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
 
     code = main(["replay-dead-letters", "--file", str(dead_letters), "--config", str(config)])
@@ -191,11 +196,7 @@ def test_a_dry_run_stopped_by_a_plugin_says_nothing_was_sent(
     strict: None,
 ) -> None:
     """Review R42 F2: it said the letters before it were "delivered or kept"."""
-    lines = [
-        {"endpoint": "import", "status": "failed", "reason": "HTTP 500", "record": record}
-        for record in five_letters()
-    ]
-    dead_letters = write_ndjson(tmp_path / "dead-letters.jsonl", lines)
+    dead_letters = dead_letter_file(tmp_path, five_letters())
     config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
 
     code = main(
@@ -220,11 +221,7 @@ def test_a_file_replay_stopped_by_a_plugin_names_the_letters_before_it_not_kept(
     every letter before it was "delivered or kept"."""
     records = five_letters()
     records[1]["properties"]["time"] = "yesterday"
-    lines = [
-        {"endpoint": "import", "status": "failed", "reason": "HTTP 500", "record": record}
-        for record in records
-    ]
-    dead_letters = write_ndjson(tmp_path / "dead-letters.jsonl", lines)
+    dead_letters = dead_letter_file(tmp_path, records)
     config = write_config(tmp_path, mixpanel_emulator, plugins=["mixpanel_limits", "strict"])
 
     code = main(["replay-dead-letters", "--file", str(dead_letters), "--config", str(config)])
