@@ -14,7 +14,7 @@ transport still holds it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Generic, TypeVar
 
 import attrs
@@ -99,6 +99,9 @@ class SentMessages(Generic[Item]):
         """Per transport and queue, where the untraced positions start: traced ones before it
         are skipped once, not at every look (many items may share one message object)."""
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def add(self, message: Message, item: Item) -> None:
         position = len(self._items)
         self._items.append(item)
@@ -174,36 +177,42 @@ def _copy_key(message: Message) -> object:
 
 
 class ReportCollector:
-    """A plugin object that keeps the reports of the current chunk (thread-safe)."""
+    """A plugin object that keeps the reports of the current chunk (thread-safe), each with
+    the thread it was made on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reports: list[DeliveryReport] = []
+        self._reports: list[tuple[int, DeliveryReport]] = []
 
     @hookimpl
     def mixpanel_delivered(self, report: DeliveryReport) -> None:
+        made_on = threading.get_ident()
         with self._lock:
-            self._reports.append(report)
+            self._reports.append((made_on, report))
 
     @property
     def settled(self) -> int:
         with self._lock:
             return len(self._reports)
 
-    def forget_pipeline_failures(self) -> None:
-        """Drop the FAILED reports the pipeline made (of messages it raised on)."""
+    def forget_made_here(self, since: int, keep: Collection[str] = ()) -> None:
+        """Drop the reports this thread made after the first ``since``, but those of the
+        transports in ``keep``: the reports of a message refused by raising, made as it was
+        refused (the pipeline's, its transport's of a full queue or a broken producer).
+        Reports other threads made meanwhile (senders, of earlier messages) stay."""
+        here = threading.get_ident()
         with self._lock:
-            self._reports = [
-                r
-                for r in self._reports
-                if not (r.transport == "pipeline" and r.status is DeliveryStatus.FAILED)
+            self._reports[since:] = [
+                (made_on, report)
+                for made_on, report in self._reports[since:]
+                if made_on != here or report.transport in keep
             ]
 
     def take(self) -> list[DeliveryReport]:
         """The reports so far, and start over."""
         with self._lock:
             taken, self._reports = self._reports, []
-            return taken
+        return [report for _, report in taken]
 
 
 class _Discard:
@@ -263,6 +272,9 @@ class _Chunk(Generic[Item]):
         """Positions an outcome counted already."""
         self.untraced = 0
         """Reports traced to no position, each counted as a message of its own."""
+        self.uncounted: set[int] = set()
+        """Positions of messages refused by raising that some transports took: waited for,
+        never counted (the command names the record as not sent)."""
 
 
 def only_transport(config: Config, name: str) -> Config:
@@ -311,7 +323,15 @@ A command stops at that record, after confirming the ones before it (see ``not_s
 def not_sent(error: Exception) -> str:
     """How a command's stop names what became of the record ``error`` was raised for."""
     if isinstance(error, PartialSendError):
-        return f"not sent to every transport: {error}"
+        said = f"not sent to every transport: {error}"
+        if error.taken_by:
+            # Nothing can send a record to some of its transports only: the rerun that
+            # resumes at it sends it to them all.
+            said += (
+                f" (a rerun sends it again to {', '.join(error.taken_by)} too: an event is "
+                "counted once by its $insert_id, a profile update such as $add is applied again)"
+            )
+        return said
     return f"not sent: {error}"
 
 
@@ -353,6 +373,7 @@ class ConfirmedDelivery(Generic[Item]):
         ``AuthenticationError`` when Mixpanel refuses the credentials (nothing can succeed;
         inside a ``PartialSendError`` when the message went to several transports).
         """
+        since = self.collector.settled
         try:
             self.pipeline.submit(message, enrich=enrich)
         except AuthenticationError:
@@ -364,16 +385,31 @@ class ConfirmedDelivery(Generic[Item]):
             # report, the message is counted like any other (the others took it and report
             # later). Raised on, one refused record stopped every rerun at itself.
             if not all(_reported_refusal(e) for e in exc.errors.values()):
+                self._refused(since, message, item, exc.taken_by)
                 raise
         except SUBMIT_REFUSALS:
-            # Refused by raising, so the caller's to count: the FAILED report the pipeline
-            # made of it as it raised would count it again, as a failure traced to nothing.
-            self.collector.forget_pipeline_failures()
+            self._refused(since, message, item)
             raise
         # Counted once taken (a message refused by raising is the caller's to count): every
         # counted message must be reported or returned by flush before it is confirmed.
         self._chunk.submitted += 1
         if item is not None:
+            self._chunk.sent.add(message, item)
+
+    def _refused(
+        self, since: int, message: Message, item: Item | None, taken_by: Sequence[str] = ()
+    ) -> None:
+        """Account for a message refused by raising: the caller's to count, not the outcome's.
+
+        The reports made of it as it was refused (the pipeline's FAILED, its transport's
+        DROPPED or FAILED) would count it again, as a failure traced to nothing, and leave the
+        records before it unconfirmed. The transports that took it (``taken_by``) will report
+        it: it joins the chunk, so their reports are traced to it, but counted by no outcome.
+        """
+        self.collector.forget_made_here(since, keep=taken_by)
+        if taken_by and item is not None:
+            self._chunk.uncounted.add(len(self._chunk.sent))
+            self._chunk.submitted += 1
             self._chunk.sent.add(message, item)
 
     def confirm(self) -> ChunkOutcome[Item]:
@@ -434,6 +470,7 @@ class ConfirmedDelivery(Generic[Item]):
         held = chunk.sent.positions_of(left) if left else set()
         due = chunk.reported - chunk.counted - held
         chunk.counted |= due
+        due -= chunk.uncounted
         rejected: list[Lost[Item]] = []
         failed: list[Lost[Item]] = []
         for position in sorted(due.intersection(chunk.lost)):

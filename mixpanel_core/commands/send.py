@@ -174,9 +174,13 @@ class Backfill:
                     # none of them again (a profile's $add would be applied twice).
                     if index > confirmed:
                         self._confirm(path, identity, confirmed, index)
+                    if self.options.checkpoint is not None:
+                        done = "confirmed: run the same command again to resume at it"
+                    else:
+                        done = f"delivered, but {WITHOUT_CHECKPOINT}"
                     raise CommandError(
                         f"stopped at record {index} of {path} (counted from 0), "
-                        f"{not_sent(error)}; the records before it are confirmed"
+                        f"{not_sent(error)}; the records before it are {done}"
                     ) from error
                 index += 1
                 self.progress.update(index - first, source.bytes_read)
@@ -265,6 +269,14 @@ def _in_file_order(rejection: Rejection) -> tuple[bool, int]:
     return rejection.index is None, rejection.index or 0
 
 
+WITHOUT_CHECKPOINT = (
+    "without --checkpoint a rerun sends every record again (events are deduplicated by "
+    "$insert_id; profile updates such as $add would be applied again): give --checkpoint to "
+    "resume where a run stopped"
+)
+"""What a stop says of a run without ``--checkpoint``: nothing remembers how far it got."""
+
+
 def _undelivered(
     path: Path, start: int, outcome: ChunkOutcome[int], checkpoint: Path | None
 ) -> str:
@@ -278,13 +290,7 @@ def _undelivered(
             f"{said}records before {start} are confirmed: run the same command again to "
             "resume from there"
         )
-    # Without a checkpoint nothing remembers how far it got: a rerun sends every record
-    # again, and Mixpanel applies a profile update ($add...) it had taken once more.
-    return (
-        f"{said}records before {start} were delivered, but without --checkpoint a rerun sends "
-        "every record again (events are deduplicated by $insert_id; profile updates such as "
-        "$add would be applied again): give --checkpoint to resume where a run stopped"
-    )
+    return f"{said}records before {start} were delivered, but {WITHOUT_CHECKPOINT}"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -56,7 +56,7 @@ def test_the_record_a_plugin_fails_on_is_named_and_not_counted_as_sent(
     assert lines[-1] == (
         f"mixpanel-core: error: stopped at record 2 of {source} (counted from 0), not sent: "
         "plugin 'strict' failed in mixpanel_validate: KeyError: 'plan'; the records before "
-        "it are confirmed"
+        "it are confirmed: run the same command again to resume at it"
     )
     assert mixpanel_emulator.client.stats()["accepted"]["import"] == 2
 
@@ -91,7 +91,9 @@ def test_a_record_no_route_takes_stops_the_run_after_confirming_those_before_it(
             f"mixpanel-core: error: stopped at record 2 of {source} (counted from 0), not sent: "
             "routes: no route takes import messages"
         ), last
-        assert last.endswith("; the records before it are confirmed"), last
+        assert last.endswith(
+            "; the records before it are confirmed: run the same command again to resume at it"
+        ), last
 
     assert main([*arguments, "--config", str(write_config(tmp_path, mixpanel_emulator))]) == 0
     profiles = [r["$distinct_id"] for r in mixpanel_emulator.client.records("engage")]
