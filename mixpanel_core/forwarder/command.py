@@ -20,6 +20,7 @@ from mixpanel_core.forwarder.build import build_forwarder
 from mixpanel_core.forwarder.config import ForwarderConfig, resolve
 from mixpanel_core.forwarder.loop import Forwarder
 from mixpanel_core.forwarder.metrics import ForwarderMetrics, MetricsServer
+from mixpanel_core.ingestion.client import IngestionClient
 
 logger = logging.getLogger("mixpanel_core.forwarder")
 
@@ -79,13 +80,20 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     forwarder: Forwarder | None = None
+    stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
         name = signal.Signals(signum).name
         if forwarder is None:
             # Still starting (up to bootstrap_timeout_ms with Kafka unreachable): left to the
-            # default, the signal killed the process with nothing said.
-            raise _StoppedWhileStarting(name)
+            # default, the signal killed the process with nothing said. Raised once: a second
+            # signal (SIGTERM, then Ctrl-C) raising again while the first unwinds would break
+            # whatever it interrupts there (a lock being released).
+            if not stopping:
+                stopping = True
+                raise _StoppedWhileStarting(name)
+            return
         logger.info("%s received: finishing what is buffered", name)
         forwarder.request_stop()
 
@@ -97,17 +105,18 @@ def run(args: argparse.Namespace) -> int:
         # Bound before anything connects to Kafka: a port in use is a configuration error at
         # once, with no consumer or producer left open behind it.
         server = _serve_metrics(metrics, settings)
+        client: IngestionClient | None = None
         try:
-            built, client = build_forwarder(
+            # Bound as the build returns, in one statement: from then on the handler asks
+            # the forwarder to stop (it closes what it owns) instead of raising past it.
+            forwarder, client = build_forwarder(
                 config, until_caught_up=args.until_caught_up, metrics=metrics
             )
-            try:
-                forwarder = built
-                collect_cycles_rarely()  # this process is the forwarder's own
-                built.run(until_caught_up=args.until_caught_up)
-            finally:
-                client.close()
+            collect_cycles_rarely()  # this process is the forwarder's own
+            forwarder.run(until_caught_up=args.until_caught_up)
         finally:
+            if client is not None:
+                client.close()
             if server is not None:
                 server.stop()
         return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,9 @@ ABANDON_WAIT = 2.0
 """Seconds to wait for an abandoned build to end, so that the next by the same ``who`` need
 not find it still running (measured: a consumer, producer or admin client stuck in its TLS
 handshake ends within a tenth of a second of its sockets closing)."""
+
+WAIT_SLICE = 0.1
+"""Seconds the thread waiting for a build sleeps at a time (see ``built_within``)."""
 
 BUILD_MARGIN = 5.0
 """Seconds a build may run past its bootstrap bound before it is given up: kafka-python's own
@@ -91,7 +95,13 @@ def built_within(
     thread_name = f"mixpanel-core-kafka-build-{_thread_suffix(who)}"
     thread = threading.Thread(target=run, name=thread_name, daemon=True)
     thread.start()
-    done.wait(min(bound, threading.TIMEOUT_MAX))  # a larger one is an OverflowError
+    deadline = time.monotonic() + bound
+    # In slices: a signal the kernel hands to another thread (kafka-python's IO thread) runs
+    # its Python handler only once this thread runs again, so waited in one piece, a SIGTERM
+    # stopping the forwarder while it starts waited as long as the build.
+    while not done.wait(max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            break
     with lock:
         if not outcome:
             given_up = True
