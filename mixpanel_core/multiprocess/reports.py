@@ -4,10 +4,12 @@ The sender's inner transport reports from its own threads; ``ReportRelay`` gathe
 reports and ships them in batches on the report queue, each as plain values plus the
 message's wire line. ``decode_report`` turns one back into a ``DeliveryReport`` in the owner.
 
-The same queue carries the sender's answers: ``(FLUSHED, token, undelivered, error)`` to a
-flush request, where ``undelivered`` counts the records its inner transport's ``flush`` left
-queued (a count, not the records: a backlog of hundreds of thousands would not cross the queue
-in time) and ``error`` (None when it did not fail) says what that ``flush`` raised, and, last,
+The same queue carries the sender's answers: ``(FLUSHED, token, undelivered, error, taken)``
+to a flush request, where ``undelivered`` counts the records its inner transport's ``flush``
+left queued (a count, not the records: a backlog of hundreds of thousands would not cross the
+queue in time), ``error`` (None when it did not fail) says what that ``flush`` raised and
+``taken`` how many records the sender had taken when it began (each of which has its outcome
+once a flush leaves none and raises nothing), and, last,
 ``(DONE, counts, frame, failed)``: ``frame`` (see ``frames``; empty for none) holds the records
 the sender read after the owner's close left no time and never handed to its inner transport,
 which the owner's ``close`` returns; ``failed`` is true when the sender or its inner transport
@@ -181,12 +183,20 @@ class ReportRelay:
         if pending:
             self._queue.put((REPORTS, pending))
 
-    def answer_flush(self, token: int, undelivered: int, error: str | None = None) -> None:
+    def taken_so_far(self) -> int:
+        """How many records the sender has taken off the queue."""
+        with self._lock:
+            return self._taken
+
+    def answer_flush(
+        self, token: int, undelivered: int, error: str | None = None, *, taken: int
+    ) -> None:
         """Answer flush request ``token`` with how many records are not yet delivered, or what
-        the inner transport's flush raised (reports first: the owner's hook has seen what was
-        settled when ``flush`` returns)."""
+        the inner transport's flush raised, and how many the sender had ``taken`` when that
+        flush began (reports first: the owner's hook has seen what was settled when ``flush``
+        returns)."""
         self.ship()
-        self._queue.put((FLUSHED, token, undelivered, error))
+        self._queue.put((FLUSHED, token, undelivered, error, taken))
 
     def cut(self, pid: int, records: int) -> None:
         """A producer (``pid``) stopped in the middle of a frame of ``records`` records."""

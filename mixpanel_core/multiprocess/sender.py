@@ -318,13 +318,14 @@ class _Inner:
         """Flush the inner transport and answer flush request ``token``: how much it still
         holds at the owner's deadline (answering only "flushed" claimed it all delivered),
         or why it could not say."""
+        taken = self._relay.taken_so_far()
         try:
             undelivered = len(self._transport.flush(timeout))
         except Exception as exc:
             # What it holds stays held, with no outcome yet: the owner's flush must say so.
-            self._relay.answer_flush(token, 0, self._raised("flush", exc))
+            self._relay.answer_flush(token, 0, self._raised("flush", exc), taken=taken)
             return
-        self._relay.answer_flush(token, undelivered)
+        self._relay.answer_flush(token, undelivered, taken=taken)
 
     def close(self, timeout: float) -> None:
         try:

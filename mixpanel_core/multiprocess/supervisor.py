@@ -87,6 +87,9 @@ class SenderSupervisor:
         ``wait_until_finished``."""
         self._settled = 0
         """Reports of the sender's records replayed here (each settles one record)."""
+        self._settled_by_flush = 0
+        """Records the sender had taken when a flush began that left none held and raised
+        nothing: each has its outcome, reported back or not (``forward_reports`` off)."""
         self._overcount_logged = False
         self.unaccounted: int | None = 0
         """Records without an outcome: those the sender took but never reported, once it was
@@ -136,8 +139,15 @@ class SenderSupervisor:
         never reported, and those it never took. None when that cannot be known
         (``forward_reports`` is off, so accepted records are not reported back)."""
         if not self._channel.options.forward_reports:
-            return None
+            if self._unknown_outcomes():
+                return None
+            return self._channel.never_taken()
         return self._unreported() + self._channel.never_taken()
+
+    def _unknown_outcomes(self) -> int:
+        """Records the sender took since its last complete flush (``forward_reports`` off:
+        their outcomes are not reported back, so nothing here knows what became of them)."""
+        return max(self._channel.taken.value - self._settled_by_flush, 0)
 
     def _unreported(self) -> int:
         """Records the sender took that have no report here yet (forwarding on)."""
@@ -163,10 +173,15 @@ class SenderSupervisor:
 
     def describe_unsettled(self) -> str:
         """The records without an outcome, in words, for logs and errors."""
-        taken = self._channel.taken.value
         never_taken = self._channel.never_taken()
         if not self._channel.options.forward_reports:
-            held = f"the outcome of {taken} records it took is unknown (forward_reports is off)"
+            # Those a complete flush settled are not counted: told they were lost, a user
+            # would send them again, and a profile's $add would be applied twice.
+            since = " since its last complete flush" if self._settled_by_flush else ""
+            held = (
+                f"the outcome of {self._unknown_outcomes()} records it took{since} is unknown "
+                "(forward_reports is off)"
+            )
         else:
             held = f"{self._unreported()} records it took have no delivery report"
         return f"{held}; {never_taken} queued records never reached it"
@@ -391,7 +406,12 @@ class SenderSupervisor:
                 self._handled += 1  # progress, for wait_until_finished, report by report
             self._check_settled()
         elif kind == FLUSHED:
-            _, token, undelivered, error = cast("tuple[str, int, int, str | None]", item)
+            _, token, undelivered, error, taken = cast(
+                "tuple[str, int, int, str | None, int]", item
+            )
+            if not undelivered and error is None:
+                # Whoever asked (a late answer too): what it had taken has its outcome.
+                self._settled_by_flush = max(self._settled_by_flush, taken)
             with self._answers:
                 if token in self._waiting:
                     self._answered[token] = FlushAnswer(undelivered, error)
@@ -463,12 +483,13 @@ class SenderSupervisor:
             self.failure = f"{self._describe()} died (exit code {code})"
         if not self._terminated:  # its loss was logged then: one line for one loss
             self.unaccounted = self.unsettled()
-            logger.error(
-                "%s; what it held and what was still queued is lost (%s); producers will %s",
-                self.failure,
-                self.describe_unsettled(),
-                self._outcome(),
-            )
+            if self.unaccounted == 0:
+                lost = "nothing it took or was queued is without an outcome"
+            else:
+                lost = (
+                    f"what it held and what was still queued is lost ({self.describe_unsettled()})"
+                )
+            logger.error("%s; %s; producers will %s", self.failure, lost, self._outcome())
         self._finished.set()
 
     def _outcome(self) -> str:
