@@ -23,6 +23,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 import attrs
 
+from mixpanel_core.chains import walked
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
@@ -228,18 +229,14 @@ def _printed_but_places(error: traceback.TracebackException) -> str:
     notes and source lines of ``error`` and of what it chains or groups. Walked with a list,
     not by recursion: a chain may be longer than the interpreter's recursion limit."""
     parts: list[str] = []
-    seen: set[int] = set()
-    waiting = [error]
-    while waiting:
-        each = waiting.pop()
-        if id(each) in seen:
-            continue
-        seen.add(id(each))
+    for each in walked(error, _linked):
         parts += [frame.line or "" for frame in each.stack]
         parts += each.format_exception_only()
-        waiting += [o for o in (each.__cause__, each.__context__) if o is not None]
-        waiting += each.exceptions or ()
     return "\n".join(parts)
+
+
+def _linked(error: traceback.TracebackException) -> list[traceback.TracebackException | None]:
+    return [error.__cause__, error.__context__, *(error.exceptions or ())]
 
 
 def redacted_traceback(error: BaseException, redact: Callable[[str], str]) -> str:

@@ -22,6 +22,7 @@ import urllib3
 import urllib3.exceptions
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from mixpanel_core.chains import walked
 from mixpanel_core.ingestion.answer_body import AnswerTooLongError
 from mixpanel_core.ingestion.request_watch import Watch
 
@@ -75,17 +76,16 @@ _PERMANENT_SSL_REASONS = frozenset(
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and what it wraps: exceptions in its args, its __cause__ and __context__."""
-    seen: set[int] = set()
-    pending = [exc]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        # urllib3 wraps the ssl exception as SSLError(e), so it sits in args, not __cause__.
-        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return walked(exc, _wrapped)
+
+
+def _wrapped(exc: BaseException) -> list[BaseException | None]:
+    # urllib3 wraps the ssl exception as SSLError(e), so it sits in args, not __cause__.
+    return [
+        *(arg for arg in exc.args if isinstance(arg, BaseException)),
+        exc.__cause__,
+        exc.__context__,
+    ]
 
 
 def tls_failure_is_permanent(exc: urllib3.exceptions.SSLError) -> bool:
