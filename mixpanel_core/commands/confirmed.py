@@ -14,7 +14,7 @@ transport still holds it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 import attrs
@@ -195,17 +195,18 @@ class ReportCollector:
         with self._lock:
             return len(self._reports)
 
-    def forget_made_here(self, since: int, keep: Collection[str] = ()) -> None:
-        """Drop the reports this thread made after the first ``since``, but those of the
-        transports in ``keep``: the reports of a message refused by raising, made as it was
-        refused (the pipeline's, its transport's of a full queue or a broken producer).
-        Reports other threads made meanwhile (senders, of earlier messages) stay."""
+    def forget_made_here(self, since: int, of_it: Callable[[DeliveryReport], bool]) -> None:
+        """Drop the reports this thread made after the first ``since`` that ``of_it`` says are
+        of a message refused by raising, made as it was refused (the pipeline's, its
+        transport's of a full queue or a broken producer). The others stay: reports other
+        threads made meanwhile, and those this one made of earlier messages (a transport
+        failing what it held, as it refused this one)."""
         here = threading.get_ident()
         with self._lock:
             self._reports[since:] = [
                 (made_on, report)
                 for made_on, report in self._reports[since:]
-                if made_on != here or report.transport in keep
+                if made_on != here or not of_it(report)
             ]
 
     def take(self) -> list[DeliveryReport]:
@@ -406,7 +407,18 @@ class ConfirmedDelivery(Generic[Item]):
         records before it unconfirmed. The transports that took it (``taken_by``) will report
         it: it joins the chunk, so their reports are traced to it, but counted by no outcome.
         """
-        self.collector.forget_made_here(since, keep=taken_by)
+        sent = self._chunk.sent
+
+        def of_it(report: DeliveryReport) -> bool:
+            if report.transport in taken_by:
+                return False  # theirs count as this message's, once it joins the chunk
+            if report.transport == "pipeline" or report.message is message:
+                return True
+            # Its transports got it as the enrichers made it: a report no earlier message
+            # of the chunk could be the subject of is of this one.
+            return report.message is not None and not sent.positions_of([report.message])
+
+        self.collector.forget_made_here(since, of_it)
         if taken_by and item is not None:
             self._chunk.uncounted.add(len(self._chunk.sent))
             self._chunk.submitted += 1

@@ -10,6 +10,9 @@ profile updates before it once more.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,11 @@ import orjson
 import pytest
 
 from mixpanel_core.cli import main
+from mixpanel_core.commands.confirmed import ConfirmedDelivery
+from mixpanel_core.commands.records import build_message
+from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import Emulator
+from mixpanel_core.errors import TransportError
 from mixpanel_core.kafka.fixtures import read_records
 
 from .conftest import TOKEN, write_config, write_ndjson
@@ -189,3 +196,47 @@ def test_a_stop_without_checkpoint_says_a_rerun_sends_every_record_again(
         "record again (events are deduplicated by $insert_id; profile updates such as $add "
         "would be applied again): give --checkpoint to resume where a run stopped"
     ), last
+
+
+def test_what_a_transport_reports_of_earlier_records_as_it_refuses_one_is_kept(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Review R45 F1: a ``multiprocessing_queue`` whose sender died (no fallback) fails the
+    whole batch as the record completing it is refused, the two records before it included;
+    their FAILED reports were dropped with the refused record's, and they counted as "still
+    queued" instead of failed with their reason."""
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": mixpanel_emulator.base_url},
+            "transports": {
+                "default": {
+                    "type": "multiprocessing_queue",
+                    "inner": "direct",
+                    "batch_size": 3,
+                    "linger": 60.0,
+                },
+                "direct": {"type": "http"},
+            },
+        }
+    )
+    delivery: ConfirmedDelivery[int] = ConfirmedDelivery(config)
+    adds = profile_adds()
+    try:
+        for index in range(2):
+            delivery.submit(build_message(adds[index], None, ("f", index), TOKEN), index)
+        transport: Any = delivery.pipeline.transport("default")
+        os.kill(transport.supervisor.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while transport.supervisor.failure is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        with pytest.raises(TransportError, match="no fallback is configured"):
+            delivery.submit(build_message(adds[2], None, ("f", 2), TOKEN), 2)
+        outcome = delivery.confirm()
+    finally:
+        delivery.close(5)
+
+    assert outcome.undelivered == 0
+    assert [lost.item for lost in outcome.failed] == [0, 1]
+    assert all("no fallback is configured" in lost.report.reason for lost in outcome.failed)
