@@ -94,7 +94,8 @@ class SenderSupervisor:
         self.unaccounted: int | None = 0
         """Records without an outcome: those the sender took but never reported, once it was
         killed or died (None: unknown, because accepted records are not reported back
-        without forwarding), and those producers wrote that never reached it (a producer
+        without forwarding, and some were taken since the last complete flush), and those
+        producers wrote that never reached it (a producer
         killed in the middle of a frame)."""
         self.cut = 0
         """Records of frames the sender discarded unfinished (their producer stopped half way:
@@ -137,7 +138,8 @@ class SenderSupervisor:
     def unsettled(self) -> int | None:
         """Records queued for the sender that have no report here yet: those it took and
         never reported, and those it never took. None when that cannot be known
-        (``forward_reports`` is off, so accepted records are not reported back)."""
+        (``forward_reports`` is off, so accepted records are not reported back, and the
+        sender took records since its last complete flush)."""
         if not self._channel.options.forward_reports:
             if self._unknown_outcomes():
                 return None
