@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
@@ -91,6 +92,9 @@ class Pipeline:
         )
         self._by_names: dict[tuple[str, ...], tuple[Transport, ...]] = {}
         self._defaults: tuple[Transport, ...] | None = None
+        self._refused = threading.local()
+        """Per thread, the message a transport last refused, as they were handed it (see
+        ``last_refused``)."""
 
     @classmethod
     def from_config(
@@ -186,6 +190,7 @@ class Pipeline:
             for transport in transports:
                 transport.send(message)
         except Exception as exc:
+            self._refused.message = message
             if len(transports) == 1:
                 name = self._transports.name_of(transport)
                 error = self._transports.safe_to_raise(exc, name, "send", message.call_secret)
@@ -193,6 +198,15 @@ class Pipeline:
                     raise
                 _raise_without_context(error)
             self._send_after_refusal(message, transports, transport, exc)
+
+    def last_refused(self) -> Message | None:
+        """The message a transport refused by raising in this thread's last ``submit`` that
+        raised so, as the transports were handed it (the enrichers' copy: their reports of it
+        carry that object, not the one submitted); cleared as it is read. Set only as a
+        transport refuses: a caller that asks must clear it before its ``submit``."""
+        message: Message | None = getattr(self._refused, "message", None)
+        self._refused.message = None
+        return message
 
     def _plugin_failed(
         self,

@@ -375,6 +375,7 @@ class ConfirmedDelivery(Generic[Item]):
         inside a ``PartialSendError`` when the message went to several transports).
         """
         since = self.collector.settled
+        self.pipeline.last_refused()  # an earlier record's refusal is not this one's
         try:
             self.pipeline.submit(message, enrich=enrich)
         except AuthenticationError:
@@ -408,14 +409,18 @@ class ConfirmedDelivery(Generic[Item]):
         it: it joins the chunk, so their reports are traced to it, but counted by no outcome.
         """
         sent = self._chunk.sent
+        # Its transports got it as the enrichers made it: their reports carry that object.
+        handed = self.pipeline.last_refused()
 
         def of_it(report: DeliveryReport) -> bool:
             if report.transport in taken_by:
                 return False  # theirs count as this message's, once it joins the chunk
-            if report.transport == "pipeline" or report.message is message:
+            if report.transport == "pipeline":
                 return True
-            # Its transports got it as the enrichers made it: a report no earlier message
-            # of the chunk could be the subject of is of this one.
+            if report.message is message or (handed is not None and report.message is handed):
+                return True
+            # A copy of it (decoded again): a report no earlier message of the chunk could be
+            # the subject of is of this one.
             return report.message is not None and not sent.positions_of([report.message])
 
         self.collector.forget_made_here(since, of_it)

@@ -240,3 +240,33 @@ def test_what_a_transport_reports_of_earlier_records_as_it_refuses_one_is_kept(
     assert outcome.undelivered == 0
     assert [lost.item for lost in outcome.failed] == [0, 1]
     assert all("no fallback is configured" in lost.report.reason for lost in outcome.failed)
+
+
+def test_a_refused_record_an_enricher_copied_is_told_from_an_earlier_one_with_its_insert_id(
+    tmp_path: Path, mixpanel_emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review R46 F1: ``super_properties`` hands the transport a copy, and an earlier record
+    shares the refused one's ``$insert_id`` (a record sent twice). The queue's DROPPED report
+    of the copy was taken for the earlier record's: nothing was checkpointed, and each rerun
+    applied the ``$add`` between them again."""
+    now = time.time() - 3600
+    first = {"event": "e", "properties": {"distinct_id": "u", "time": now, "$insert_id": "dup-1"}}
+    again = {"event": "e", "properties": {**first["properties"], "blob": "x" * 4000}}
+    add = {"$token": TOKEN, "$distinct_id": "user-1", "$add": {"visits": 1}}
+    source = write_ndjson(tmp_path / "records.ndjson", [first, add, again])
+    checkpoint = tmp_path / "checkpoint.json"
+    extra = SMALL_QUEUE + '[plugins.super_properties]\nproperties = { source = "backfill" }\n'
+    arguments = ["send", str(source), "--checkpoint", str(checkpoint)]
+
+    for run in range(2):
+        config = write_config(
+            tmp_path, mixpanel_emulator, plugins=["super_properties"], extra=extra
+        )
+        assert main([*arguments, "--config", str(config)]) == 1, run
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith(
+            f"mixpanel-core: error: stopped at record 2 of {source} (counted from 0), "
+            "not sent: dropped: the record counts "
+        ), last
+        assert confirmed_in(checkpoint) == 2
+        assert profiles(mixpanel_emulator) == ["user-1"]
