@@ -14,7 +14,7 @@ transport still holds it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Generic, TypeVar
 
 import attrs
@@ -195,18 +195,20 @@ class ReportCollector:
         with self._lock:
             return len(self._reports)
 
-    def forget_made_here(self, since: int, of_it: Callable[[DeliveryReport], bool]) -> None:
-        """Drop the reports this thread made after the first ``since`` that ``of_it`` says are
-        of a message refused by raising, made as it was refused (the pipeline's, its
-        transport's of a full queue or a broken producer). The others stay: reports other
-        threads made meanwhile, and those this one made of earlier messages (a transport
-        failing what it held, as it refused this one)."""
+    def made_here(self, since: int) -> list[DeliveryReport]:
+        """The reports this thread made after the first ``since``, in order."""
         here = threading.get_ident()
+        with self._lock:
+            return [report for made_on, report in self._reports[since:] if made_on == here]
+
+    def forget(self, since: int, reports: Sequence[DeliveryReport]) -> None:
+        """Drop ``reports`` (these very objects), kept after the first ``since``."""
+        dropped = {id(report) for report in reports}
         with self._lock:
             self._reports[since:] = [
                 (made_on, report)
                 for made_on, report in self._reports[since:]
-                if made_on != here or not of_it(report)
+                if id(report) not in dropped
             ]
 
     def take(self) -> list[DeliveryReport]:
@@ -408,22 +410,23 @@ class ConfirmedDelivery(Generic[Item]):
         records before it unconfirmed. The transports that took it (``taken_by``) will report
         it: it joins the chunk, so their reports are traced to it, but counted by no outcome.
         """
-        sent = self._chunk.sent
-        # Its transports got it as the enrichers made it: their reports carry that object.
-        handed = self.pipeline.last_refused()
-
-        def of_it(report: DeliveryReport) -> bool:
-            if report.transport in taken_by:
-                return False  # theirs count as this message's, once it joins the chunk
-            if report.transport == "pipeline":
-                return True
-            if report.message is message or (handed is not None and report.message is handed):
-                return True
-            # A copy of it (decoded again): a report no earlier message of the chunk could be
-            # the subject of is of this one.
-            return report.message is not None and not sent.positions_of([report.message])
-
-        self.collector.forget_made_here(since, of_it)
+        handed = self.pipeline.last_refused() or message
+        made = [r for r in self.collector.made_here(since) if r.transport not in taken_by]
+        # The pipeline's, and its transports' of the object they were handed (the enrichers'
+        # copy). Not those of earlier messages a transport failed as it refused this one (a
+        # kafka producer retired, a multiprocessing_queue batch with its sender dead).
+        ours = [
+            r
+            for r in made
+            if r.transport == "pipeline" or r.message is message or r.message is handed
+        ]
+        if not any(r.transport != "pipeline" for r in ours):
+            # Reported as a copy (a multiprocessing_queue decodes the batch it cannot queue):
+            # its last report with the same $insert_id or JSON is of it, made last.
+            key = _copy_key(handed)
+            copies = [r for r in made if r.message is not None and _copy_key(r.message) == key]
+            ours += copies[-1:]
+        self.collector.forget(since, ours)
         if taken_by and item is not None:
             self._chunk.uncounted.add(len(self._chunk.sent))
             self._chunk.submitted += 1

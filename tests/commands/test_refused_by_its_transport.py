@@ -270,3 +270,42 @@ def test_a_refused_record_an_enricher_copied_is_told_from_an_earlier_one_with_it
         ), last
         assert confirmed_in(checkpoint) == 2
         assert profiles(mixpanel_emulator) == ["user-1"]
+
+
+def test_a_refused_record_reported_as_a_copy_is_told_from_an_earlier_equal_one(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Review R47 F1: a ``multiprocessing_queue`` whose sender died reports the record it
+    cannot queue as a copy decoded from its frame. The same ``$add`` line earlier in the
+    chunk took that report for its own: counted failed though Mixpanel had it, so nothing
+    was checkpointed, and the rerun applied the records before it again."""
+    config = config_from_mapping(
+        {
+            "mixpanel": {"token": TOKEN, "api_host": mixpanel_emulator.base_url},
+            "transports": {
+                "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 1},
+                "direct": {"type": "http"},
+            },
+        }
+    )
+    delivery: ConfirmedDelivery[int] = ConfirmedDelivery(config)
+    adds = profile_adds()
+    records = [adds[0], adds[1], adds[0]]  # the last, refused, is the first again
+    try:
+        for index in range(2):
+            delivery.submit(build_message(records[index], None, ("f", index), TOKEN), index)
+        mixpanel_emulator.wait_for_records(2, "engage", timeout=30)
+        transport: Any = delivery.pipeline.transport("default")
+        os.kill(transport.supervisor.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while transport.supervisor.failure is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        with pytest.raises(TransportError, match="no fallback is configured"):
+            delivery.submit(build_message(records[2], None, ("f", 2), TOKEN), 2)
+        outcome = delivery.confirm()
+    finally:
+        delivery.close(5)
+
+    assert (outcome.accepted, outcome.failed, outcome.undelivered) == (2, (), 0)
