@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from mixpanel_core.cli import main
-from mixpanel_core.commands.confirmed import ConfirmedDelivery
+from mixpanel_core.commands.confirmed import ChunkOutcome, ConfirmedDelivery
 from mixpanel_core.commands.records import build_message
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.emulator import Emulator
@@ -198,21 +198,19 @@ def test_a_stop_without_checkpoint_says_a_rerun_sends_every_record_again(
     ), last
 
 
-def test_what_a_transport_reports_of_earlier_records_as_it_refuses_one_is_kept(
-    mixpanel_emulator: Emulator,
-) -> None:
-    """Review R45 F1: a ``multiprocessing_queue`` whose sender died (no fallback) fails the
-    whole batch as the record completing it is refused, the two records before it included;
-    their FAILED reports were dropped with the refused record's, and they counted as "still
-    queued" instead of failed with their reason."""
+def refused_with_its_sender_dead(
+    emulator: Emulator, records: list[dict[str, Any]], batch_size: int
+) -> ChunkOutcome[int]:
+    """The outcome of ``records`` sent through a ``multiprocessing_queue`` whose sender is
+    killed before the last, which it then refuses (no fallback)."""
     config = config_from_mapping(
         {
-            "mixpanel": {"token": TOKEN, "api_host": mixpanel_emulator.base_url},
+            "mixpanel": {"token": TOKEN, "api_host": emulator.base_url},
             "transports": {
                 "default": {
                     "type": "multiprocessing_queue",
                     "inner": "direct",
-                    "batch_size": 3,
+                    "batch_size": batch_size,
                     "linger": 60.0,
                 },
                 "direct": {"type": "http"},
@@ -220,10 +218,12 @@ def test_what_a_transport_reports_of_earlier_records_as_it_refuses_one_is_kept(
         }
     )
     delivery: ConfirmedDelivery[int] = ConfirmedDelivery(config)
-    adds = profile_adds()
+    *before, last = records
     try:
-        for index in range(2):
-            delivery.submit(build_message(adds[index], None, ("f", index), TOKEN), index)
+        for index, record in enumerate(before):
+            delivery.submit(build_message(record, None, ("f", index), TOKEN), index)
+        if batch_size == 1:
+            emulator.wait_for_records(len(before), "engage", timeout=30)
         transport: Any = delivery.pipeline.transport("default")
         os.kill(transport.supervisor.process.pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -232,10 +232,20 @@ def test_what_a_transport_reports_of_earlier_records_as_it_refuses_one_is_kept(
             time.sleep(0.05)
 
         with pytest.raises(TransportError, match="no fallback is configured"):
-            delivery.submit(build_message(adds[2], None, ("f", 2), TOKEN), 2)
-        outcome = delivery.confirm()
+            delivery.submit(build_message(last, None, ("f", len(before)), TOKEN), len(before))
+        return delivery.confirm()
     finally:
         delivery.close(5)
+
+
+def test_what_a_transport_reports_of_earlier_records_as_it_refuses_one_is_kept(
+    mixpanel_emulator: Emulator,
+) -> None:
+    """Review R45 F1: a ``multiprocessing_queue`` whose sender died (no fallback) fails the
+    whole batch as the record completing it is refused, the two records before it included;
+    their FAILED reports were dropped with the refused record's, and they counted as "still
+    queued" instead of failed with their reason."""
+    outcome = refused_with_its_sender_dead(mixpanel_emulator, profile_adds()[:3], batch_size=3)
 
     assert outcome.undelivered == 0
     assert [lost.item for lost in outcome.failed] == [0, 1]
@@ -279,33 +289,8 @@ def test_a_refused_record_reported_as_a_copy_is_told_from_an_earlier_equal_one(
     cannot queue as a copy decoded from its frame. The same ``$add`` line earlier in the
     chunk took that report for its own: counted failed though Mixpanel had it, so nothing
     was checkpointed, and the rerun applied the records before it again."""
-    config = config_from_mapping(
-        {
-            "mixpanel": {"token": TOKEN, "api_host": mixpanel_emulator.base_url},
-            "transports": {
-                "default": {"type": "multiprocessing_queue", "inner": "direct", "batch_size": 1},
-                "direct": {"type": "http"},
-            },
-        }
-    )
-    delivery: ConfirmedDelivery[int] = ConfirmedDelivery(config)
     adds = profile_adds()
     records = [adds[0], adds[1], adds[0]]  # the last, refused, is the first again
-    try:
-        for index in range(2):
-            delivery.submit(build_message(records[index], None, ("f", index), TOKEN), index)
-        mixpanel_emulator.wait_for_records(2, "engage", timeout=30)
-        transport: Any = delivery.pipeline.transport("default")
-        os.kill(transport.supervisor.process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while transport.supervisor.failure is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-
-        with pytest.raises(TransportError, match="no fallback is configured"):
-            delivery.submit(build_message(records[2], None, ("f", 2), TOKEN), 2)
-        outcome = delivery.confirm()
-    finally:
-        delivery.close(5)
+    outcome = refused_with_its_sender_dead(mixpanel_emulator, records, batch_size=1)
 
     assert (outcome.accepted, outcome.failed, outcome.undelivered) == (2, (), 0)
