@@ -66,58 +66,29 @@ class PrefixIdentity:
 
     What ``replay-dead-letters`` knows a file by: a dead-letter or rejected file grows at its
     end, and what it held when a replay confirmed its letters stays its first bytes. Read on
-    as the mark moves on, so a replay reads the file once more, not once a batch; and through
-    the one handle opened first, so a file moved aside and replaced meanwhile (a transport
-    starting its next dead-letter file) is not read in part.
+    as the mark moves on, so a replay reads the file once more, not once a batch.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self._handle = path.open("rb")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-        self._digest = hashlib.blake2b(b"prefix", digest_size=16)
-        self._read = 0
-
-    def restart(self) -> None:
-        """Forget the bytes read: the next ``of_first`` may ask for fewer."""
         self._digest = hashlib.blake2b(b"prefix", digest_size=16)
         self._read = 0
 
     def of_first(self, size: int) -> str | None:
-        """The identity of the first ``size`` bytes (at least as many as asked since the
-        last ``restart``); None when the file holds fewer."""
-        self._handle.seek(self._read)
-        while self._read < size:
-            chunk = self._read_chunk(size - self._read)
-            if not chunk:
-                return None
-            self._digest.update(chunk)
-            self._read += len(chunk)
-        return self._digest.hexdigest()
-
-    def byte_at(self, offset: int) -> bytes:
-        """The byte at ``offset`` (empty past the end)."""
-        self._handle.seek(offset)
-        return self._read_chunk(1)
-
-    def blank_from(self, offset: int) -> bool:
-        """Whether the file holds nothing but white space (blank lines) from ``offset`` on."""
-        self._handle.seek(offset)
-        while chunk := self._read_chunk(SAMPLE_BYTES):
-            if chunk.strip():
-                return False
-        return True
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def _read_chunk(self, size: int) -> bytes:
+        """The identity of the first ``size`` bytes (at least as many as asked before); None
+        when the file holds fewer."""
         try:
-            return self._handle.read(min(size, SAMPLE_BYTES))
+            with self.path.open("rb") as handle:
+                handle.seek(self._read)
+                while self._read < size:
+                    chunk = handle.read(min(size - self._read, SAMPLE_BYTES))
+                    if not chunk:
+                        return None
+                    self._digest.update(chunk)
+                    self._read += len(chunk)
         except OSError as exc:
             raise InputError(f"{self.path}: cannot be read: {exc.strerror or exc}") from exc
+        return self._digest.hexdigest()
 
 
 class Checkpoint:

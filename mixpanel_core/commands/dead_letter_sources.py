@@ -55,8 +55,6 @@ class Letter:
     enriched: bool = True
     """Whether its record went through the pipeline's enrichers already (``Rejection.enriched``):
     a dead letter is the record as sent, so the replay does not run them again."""
-    start: int = 0
-    """A file's letter: the offset of its line's first byte."""
     end: int = 0
     """A file's letter: the offset of the byte just past its line (where a mark of the file
     after it ends, see ``replay``)."""
@@ -76,14 +74,14 @@ def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
             end = 0
             lines = _lines_before(handle, os.fstat(handle.fileno()).st_size)
             for number, read in enumerate(lines):
-                start, end = end, end + len(read)
+                end += len(read)
                 # An editor may save the file with a UTF-8 byte order mark: not part of a line.
                 line = read.removeprefix(codecs.BOM_UTF8) if number == 0 else read
                 if not line.strip():
                     continue
                 index += 1
                 letter = _file_letter(str(path), index, line, (identity, index), token)
-                yield attrs.evolve(letter, start=start, end=end)
+                yield attrs.evolve(letter, end=end)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
 

@@ -181,12 +181,6 @@ class Replay:
 
     def _replay_file(self, path: Path) -> None:
         mark = _FileMark(self.options, path)
-        try:
-            self._replay_from_mark(path, mark)
-        finally:
-            mark.close()
-
-    def _replay_from_mark(self, path: Path, mark: _FileMark) -> None:
         if mark.complete:
             self.reading = True
             self.progress.say(f"{path}: confirmed by an earlier run (--checkpoint); skipped")
@@ -208,14 +202,15 @@ class Replay:
         if batch:
             self._settle_file_batch(mark, batch)
         if last is not None:
-            mark.advance_past(last, complete=True)
+            mark.advance(last.index + 1, last.end, complete=True)
         self.progress.end()
 
     def _settle_file_batch(self, mark: _FileMark, batch: Sequence[Letter]) -> None:
         settled = self._replay_batch(batch)
         # Every letter sent is delivered or in --rejected-file (required with a mark).
         if settled.sent:
-            mark.advance_past(batch[settled.sent - 1])
+            last = batch[settled.sent - 1]
+            mark.advance(last.index + 1, last.end)
         self._stop_at_refusal(settled, batch)
 
     def _replay_topic(self, name: str) -> None:
@@ -518,26 +513,21 @@ class _FileMark:
         self.path = path.resolve()  # the same file under another spelling or a link
         self.kept = options.checkpoint is not None and not options.dry_run
         self._checkpoint = Checkpoint(options.checkpoint if self.kept else None)
+        self._prefix = PrefixIdentity(path)
         self._identity: str | None = None
         self.confirmed = 0
         self.complete = False
         if not self.kept:
             return
-        self._prefix = PrefixIdentity(path)
+        size = path.stat().st_size
         # Each ``of_first`` reads on from the last: the marks are tried shortest first.
-        matched = 0
         for identity, known in sorted(self._checkpoint.prefixes(), key=lambda pair: pair[1]):
-            found = self._prefix.of_first(known)
-            if found is None:
-                break  # the file holds fewer bytes
-            if found == identity:
-                self._identity, matched = identity, known
+            if known > size:
+                break
+            if self._prefix.of_first(known) == identity:
+                self._identity = identity
                 self.confirmed = self._checkpoint.confirmed(identity)
-                self.complete = self._checkpoint.complete(identity)
-        # Read no further than the mark found: the next moves on from there.
-        self._prefix.restart()
-        self._prefix.of_first(matched)
-        self.complete = self.complete and self._prefix.blank_from(matched)
+                self.complete = self._checkpoint.complete(identity) and known == size
         if self._identity is None:
             # Another file in the place of one replayed to its end is a new one (the next
             # dead-letter file, moved aside under the same name); one replayed in part, then
@@ -551,16 +541,11 @@ class _FileMark:
                     "replay it whole"
                 )
 
-    def advance_past(self, letter: Letter, *, complete: bool = False) -> None:
-        """``letter`` and every one before it are delivered or kept (``complete``: the last)."""
+    def advance(self, confirmed: int, end: int, *, complete: bool = False) -> None:
+        """Every letter before the ``confirmed``-th, which end at byte ``end``, is delivered
+        or kept."""
         if not self.kept:
             return
-        confirmed, end = letter.index + 1, letter.end
-        if self._torn(letter):
-            # Read half-written, as the file's last line (its writer does not lock it): the
-            # mark stops before it, and the rerun reads it again once the writer ended it.
-            # Past it, the letter it was the start of would never be sent.
-            confirmed, end, complete = letter.index, letter.start, False
         identity = self._prefix.of_first(end)
         if identity is None:
             raise CommandError(f"{self.path}: shorter than when it was read: it changed")
@@ -574,15 +559,6 @@ class _FileMark:
         )
         self._identity = identity
         self.confirmed = confirmed
-
-    def close(self) -> None:
-        if self.kept:
-            self._prefix.close()
-
-    def _torn(self, letter: Letter) -> bool:
-        """Whether ``letter`` could not be read and its line has no line break yet."""
-        unreadable = isinstance(letter.content, Rejection) and letter.content.stage == "read"
-        return unreadable and self._prefix.byte_at(letter.end - 1) != b"\n"
 
 
 class _SentLetters(SentMessages[Letter]):

@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from mixpanel_core.cli import main
-from mixpanel_core.commands import replay
 from mixpanel_core.emulator import Emulator
 
 from .conftest import TOKEN, events, write_config, write_ndjson
@@ -192,79 +191,3 @@ def test_a_checkpoint_is_refused_with_a_topic(capsys: pytest.CaptureFixture[str]
     assert "--checkpoint: only with --file; a topic's replay resumes at the offsets its " in (
         capsys.readouterr().err
     )
-
-
-def test_a_file_moved_aside_and_replaced_during_its_replay_keeps_its_own_mark(
-    tmp_path: Path,
-    mixpanel_emulator: Emulator,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Review R48 F1: the mark was read from the path at each batch, so a transport starting
-    its next dead-letter file there meanwhile mixed the new file's bytes into the old one's
-    mark; the old file, replayed to its end, was later replayed whole under its new name."""
-    dead_letters = tmp_path / "dead-letters.jsonl"
-    dead_letters.write_bytes(b"".join(add_line(f"user-{n}") for n in range(4)))
-    moved = tmp_path / "dead-letters.1.jsonl"
-    replay_batch = replay.Replay._replay_batch
-
-    def moving_aside_before_the_second(self: replay.Replay, batch: Any) -> Any:
-        if batch[0].index == 1:
-            dead_letters.rename(moved)
-            dead_letters.write_bytes(b"".join(add_line(f"new-{n}") for n in range(10)))
-        return replay_batch(self, batch)
-
-    monkeypatch.setattr(replay.Replay, "_replay_batch", moving_aside_before_the_second)
-    config = write_config(tmp_path, mixpanel_emulator)
-    marks = ["--config", str(config), "--checkpoint", str(tmp_path / "checkpoint.json"),
-             "--rejected-file", str(tmp_path / "rejected.jsonl"), "--batch-size", "1"]  # fmt: skip
-    assert main(["replay-dead-letters", "--file", str(dead_letters), *marks]) == 0
-    monkeypatch.setattr(replay.Replay, "_replay_batch", replay_batch)
-    assert profiles(mixpanel_emulator) == ["user-0", "user-1", "user-2", "user-3"]
-    capsys.readouterr()
-
-    assert main(["replay-dead-letters", "--file", str(moved), *marks]) == 0
-    assert f"{moved}: confirmed by an earlier run (--checkpoint); skipped" in (
-        capsys.readouterr().err
-    )
-    assert profiles(mixpanel_emulator) == ["user-0", "user-1", "user-2", "user-3"]
-
-
-def test_a_last_line_read_half_written_is_read_again_once_ended(
-    tmp_path: Path, mixpanel_emulator: Emulator
-) -> None:
-    """Review R48 F2: a transport's line caught half-written was rejected as unreadable and
-    the mark moved past it; once its writer ended it, the letter was never sent."""
-    dead_letters = tmp_path / "dead-letters.jsonl"
-    whole = add_line("user-1")
-    dead_letters.write_bytes(add_line("user-0") + whole[:40])
-    config = write_config(tmp_path, mixpanel_emulator)
-    arguments = ["replay-dead-letters", "--file", str(dead_letters), "--config", str(config),
-                 "--checkpoint", str(tmp_path / "checkpoint.json"),
-                 "--rejected-file", str(tmp_path / "rejected.jsonl")]  # fmt: skip
-    assert main(arguments) == 0
-    assert profiles(mixpanel_emulator) == ["user-0"]
-
-    with dead_letters.open("ab") as handle:
-        handle.write(whole[40:] + add_line("user-2"))
-    assert main(arguments) == 0
-    assert profiles(mixpanel_emulator) == ["user-0", "user-1", "user-2"]
-
-
-def test_a_file_replayed_to_its_end_with_trailing_blank_lines_is_skipped(
-    tmp_path: Path, mixpanel_emulator: Emulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Review R48 F3."""
-    dead_letters = tmp_path / "dead-letters.jsonl"
-    dead_letters.write_bytes(add_line("user-0") + b"\n\n")
-    config = write_config(tmp_path, mixpanel_emulator)
-    arguments = ["replay-dead-letters", "--file", str(dead_letters), "--config", str(config),
-                 "--checkpoint", str(tmp_path / "checkpoint.json"),
-                 "--rejected-file", str(tmp_path / "rejected.jsonl")]  # fmt: skip
-    assert main(arguments) == 0
-    capsys.readouterr()
-    assert main(arguments) == 0
-    assert f"{dead_letters}: confirmed by an earlier run (--checkpoint); skipped" in (
-        capsys.readouterr().err
-    )
-    assert profiles(mixpanel_emulator) == ["user-0"]
