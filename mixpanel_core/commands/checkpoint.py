@@ -61,36 +61,6 @@ def file_identity(path: Path) -> str:
     return digest.hexdigest()
 
 
-class PrefixIdentity:
-    """32 hex characters from the first bytes of a file, for ever more of them.
-
-    What ``replay-dead-letters`` knows a file by: a dead-letter or rejected file grows at its
-    end, and what it held when a replay confirmed its letters stays its first bytes. Read on
-    as the mark moves on, so a replay reads the file once more, not once a batch.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._digest = hashlib.blake2b(b"prefix", digest_size=16)
-        self._read = 0
-
-    def of_first(self, size: int) -> str | None:
-        """The identity of the first ``size`` bytes (at least as many as asked before); None
-        when the file holds fewer."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self._read)
-                while self._read < size:
-                    chunk = handle.read(min(size - self._read, SAMPLE_BYTES))
-                    if not chunk:
-                        return None
-                    self._digest.update(chunk)
-                    self._read += len(chunk)
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot be read: {exc.strerror or exc}") from exc
-        return self._digest.hexdigest()
-
-
 class Checkpoint:
     """Confirmed record counts by file identity; ``path=None`` keeps them in memory only."""
 
@@ -116,48 +86,20 @@ class Checkpoint:
         """Whether the whole file was confirmed."""
         return bool(self._files.get(identity, {}).get("complete", False))
 
-    def prefixes(self) -> list[tuple[str, int]]:
-        """``(identity, bytes)`` of the files kept by their first ``bytes`` bytes (see
-        ``prefix_identity``), rather than whole."""
-        return [
-            (identity, int(entry["bytes"]))
-            for identity, entry in self._files.items()
-            if isinstance(entry.get("bytes"), int)
-        ]
-
-    def unfinished_under(self, path: Path) -> int:
-        """The most records confirmed of a file the checkpoint knows under ``path`` (as
-        ``advance`` was given it) and has not seen to its end: 0 when it knows none."""
+    def confirmed_under(self, path: Path) -> int:
+        """The most records confirmed of any content the checkpoint knows under ``path`` (as
+        ``advance`` was given it): 0 when it knows none. A file is known by its content, so
+        this is what it recorded of ``path`` before the file changed."""
         shown = _shown(path)
         return max(
             (int(entry.get("confirmed", 0)) for entry in self._files.values()
-             if entry.get("path") == shown and not entry.get("complete")),
+             if entry.get("path") == shown),
             default=0,
         )  # fmt: skip
 
-    def advance(
-        self,
-        identity: str,
-        path: Path,
-        confirmed: int,
-        *,
-        complete: bool = False,
-        prefix: int | None = None,
-        replacing: str | None = None,
-    ) -> None:
-        """``confirmed`` records of the file ``identity`` are; ``prefix``: the bytes it is known
-        by, when it is kept by its first ones; ``replacing``: the entry this one succeeds
-        (the same file, known by fewer of its bytes)."""
-        entry: dict[str, Any] = {
-            "path": _shown(path),
-            "confirmed": confirmed,
-            "complete": complete,
-        }
-        if prefix is not None:
-            entry["bytes"] = prefix
-        if replacing is not None:
-            self._files.pop(replacing, None)
-        self._files[identity] = entry
+    def advance(self, identity: str, path: Path, confirmed: int, *, complete: bool = False) -> None:
+        shown = _shown(path)
+        self._files[identity] = {"path": shown, "confirmed": confirmed, "complete": complete}
         if self.path is None:
             return
         document = {"version": VERSION, "files": self._files}

@@ -55,9 +55,6 @@ class Letter:
     enriched: bool = True
     """Whether its record went through the pipeline's enrichers already (``Rejection.enriched``):
     a dead letter is the record as sent, so the replay does not run them again."""
-    end: int = 0
-    """A file's letter: the offset of the byte just past its line (where a mark of the file
-    after it ends, see ``replay``)."""
 
 
 def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
@@ -71,17 +68,14 @@ def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
     try:
         with path.open("rb") as handle:
             index = -1
-            end = 0
             lines = _lines_before(handle, os.fstat(handle.fileno()).st_size)
             for number, read in enumerate(lines):
-                end += len(read)
                 # An editor may save the file with a UTF-8 byte order mark: not part of a line.
                 line = read.removeprefix(codecs.BOM_UTF8) if number == 0 else read
                 if not line.strip():
                     continue
                 index += 1
-                letter = _file_letter(str(path), index, line, (identity, index), token)
-                yield attrs.evolve(letter, end=end)
+                yield _file_letter(str(path), index, line, (identity, index), token)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core.commands.checkpoint import Checkpoint, PrefixIdentity
+from mixpanel_core.commands.checkpoint import Checkpoint, file_identity
 from mixpanel_core.commands.confirmed import (
     SUBMIT_REFUSALS,
     ConfirmedDelivery,
@@ -188,10 +188,8 @@ class Replay:
         self.progress.start(str(path), path.stat().st_size if path.exists() else 0)
         batch: list[Letter] = []
         # The file is opened as its first line is read: a missing or unreadable one raises then.
-        last: Letter | None = None
         for letter in read_dead_letter_file(path, self.token):
             self.reading = True
-            last = letter
             if letter.index < mark.confirmed:
                 continue
             batch.append(letter)
@@ -201,16 +199,14 @@ class Replay:
         self.reading = True  # an empty file was read too
         if batch:
             self._settle_file_batch(mark, batch)
-        if last is not None:
-            mark.advance(last.index + 1, last.end, complete=True)
+        mark.finish()
         self.progress.end()
 
     def _settle_file_batch(self, mark: _FileMark, batch: Sequence[Letter]) -> None:
         settled = self._replay_batch(batch)
-        # Every letter sent is delivered or in --rejected-file (required with a mark).
-        if settled.sent:
-            last = batch[settled.sent - 1]
-            mark.advance(last.index + 1, last.end)
+        if mark.kept and not self.options.dry_run:
+            # Every letter sent is delivered or in --rejected-file (required with a mark).
+            mark.advance(batch[settled.sent].index if settled.refusal else batch[-1].index + 1)
         self._stop_at_refusal(settled, batch)
 
     def _replay_topic(self, name: str) -> None:
@@ -498,67 +494,41 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _FileMark:
-    """How far a ``--file``'s dead letters are delivered or kept, in ``--checkpoint``.
-
-    Known by the file's first bytes up to the last letter confirmed (``PrefixIdentity``), not
-    by its path or its whole content: a dead-letter or rejected file grows at its end, and a
-    rerun resumes at the letters added since, under any name. A file replayed in part whose
-    confirmed bytes then changed (edited) is refused: which of its letters were confirmed
-    cannot be told, and replaying it whole would apply their profile updates again. Without
-    ``--checkpoint`` (or with ``--dry-run``) nothing is kept: every run starts at the first
-    letter.
-    """
+    """How far a ``--file``'s dead letters are confirmed, kept in ``--checkpoint`` (as ``send``
+    keeps its files': by the file's content, so a renamed file keeps its place). Without one,
+    nothing is kept: every run starts at the first letter."""
 
     def __init__(self, options: ReplayOptions, path: Path) -> None:
-        self.path = path.resolve()  # the same file under another spelling or a link
-        self.kept = options.checkpoint is not None and not options.dry_run
-        self._checkpoint = Checkpoint(options.checkpoint if self.kept else None)
-        self._prefix = PrefixIdentity(path)
-        self._identity: str | None = None
-        self.confirmed = 0
-        self.complete = False
-        if not self.kept:
-            return
-        size = path.stat().st_size
-        # Each ``of_first`` reads on from the last: the marks are tried shortest first.
-        for identity, known in sorted(self._checkpoint.prefixes(), key=lambda pair: pair[1]):
-            if known > size:
-                break
-            if self._prefix.of_first(known) == identity:
-                self._identity = identity
-                self.confirmed = self._checkpoint.confirmed(identity)
-                self.complete = self._checkpoint.complete(identity) and known == size
-        if self._identity is None:
-            # Another file in the place of one replayed to its end is a new one (the next
-            # dead-letter file, moved aside under the same name); one replayed in part, then
-            # edited before its mark, is not: refused.
-            before = self._checkpoint.unfinished_under(self.path)
+        # Kept under its absolute path: a rerun from another folder still finds what it had
+        # recorded of the file when it changed (see below).
+        self.path = path.absolute()
+        self.kept = options.checkpoint is not None
+        self._checkpoint = Checkpoint(options.checkpoint if not options.dry_run else None)
+        self._identity = file_identity(path) if self.kept else ""
+        self.confirmed = self._checkpoint.confirmed(self._identity) if self.kept else 0
+        self.complete = self.kept and self._checkpoint.complete(self._identity)
+        self._dry_run = options.dry_run
+        if self.kept and not self.confirmed and not self.complete:
+            before = self._checkpoint.confirmed_under(self.path)
             if before:
+                # Appended to (send's rejected file) or edited since: which of its letters
+                # were the ones confirmed cannot be told, and replaying it whole would apply
+                # their profile updates again.
                 raise CommandError(
-                    f"{path}: its first bytes changed since {options.checkpoint} recorded "
-                    f"{before} of its dead letters confirmed (edited before the mark), and "
-                    "which letters those were cannot be told: give another --checkpoint to "
-                    "replay it whole"
+                    f"{path}: its content changed since {options.checkpoint} recorded {before} "
+                    "of its dead letters confirmed (appended to, or edited), and which letters "
+                    "those were cannot be told: replay the letters added since from a file of "
+                    "their own, or give another --checkpoint to replay it whole"
                 )
 
-    def advance(self, confirmed: int, end: int, *, complete: bool = False) -> None:
-        """Every letter before the ``confirmed``-th, which end at byte ``end``, is delivered
-        or kept."""
-        if not self.kept:
-            return
-        identity = self._prefix.of_first(end)
-        if identity is None:
-            raise CommandError(f"{self.path}: shorter than when it was read: it changed")
-        self._checkpoint.advance(
-            identity,
-            self.path,
-            confirmed,
-            complete=complete,
-            prefix=end,
-            replacing=self._identity,
-        )
-        self._identity = identity
+    def advance(self, confirmed: int) -> None:
+        """Every letter before the ``confirmed``-th is delivered or kept."""
         self.confirmed = confirmed
+        self._checkpoint.advance(self._identity, self.path, confirmed)
+
+    def finish(self) -> None:
+        if self.kept and not self._dry_run:
+            self._checkpoint.advance(self._identity, self.path, self.confirmed, complete=True)
 
 
 class _SentLetters(SentMessages[Letter]):
