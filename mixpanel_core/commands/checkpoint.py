@@ -86,19 +86,10 @@ class Checkpoint:
         """Whether the whole file was confirmed."""
         return bool(self._files.get(identity, {}).get("complete", False))
 
-    def confirmed_under(self, path: Path) -> int:
-        """The most records confirmed of any content the checkpoint knows under ``path`` (as
-        ``advance`` was given it): 0 when it knows none. A file is known by its content, so
-        this is what it recorded of ``path`` before the file changed."""
-        shown = _shown(path)
-        return max(
-            (int(entry.get("confirmed", 0)) for entry in self._files.values()
-             if entry.get("path") == shown),
-            default=0,
-        )  # fmt: skip
-
     def advance(self, identity: str, path: Path, confirmed: int, *, complete: bool = False) -> None:
-        shown = _shown(path)
+        # The path is only shown to a reader: a name that is not UTF-8 (its bytes held as lone
+        # surrogates, which orjson refuses to write) is shown with those bytes escaped.
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
         self._files[identity] = {"path": shown, "confirmed": confirmed, "complete": complete}
         if self.path is None:
             return
@@ -117,12 +108,6 @@ class Checkpoint:
 def _aside(path: Path) -> Path:
     """Where the checkpoint at ``path`` is written before it replaces the last one whole."""
     return path.with_name(path.name + ".tmp")
-
-
-def _shown(path: Path) -> str:
-    # The path is only shown to a reader: a name that is not UTF-8 (its bytes held as lone
-    # surrogates, which orjson refuses to write) is shown with those bytes escaped.
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _load(path: Path) -> dict[str, dict[str, Any]]:

@@ -205,7 +205,14 @@ class Replay:
     def _settle_file_batch(self, mark: _FileMark, batch: Sequence[Letter]) -> None:
         settled = self._replay_batch(batch)
         if mark.kept and not self.options.dry_run:
-            # Every letter sent is delivered or in --rejected-file (required with a mark).
+            if not settled.complete:
+                # A mark past letters nobody kept would lose them: the rerun with
+                # --rejected-file that the error asks for must meet them again.
+                raise CommandError(
+                    f"{self._unkept} dead letter(s) of {mark.path} still fail and no "
+                    "--rejected-file keeps them; the checkpoint stays before their batch, at "
+                    f"dead letter {mark.confirmed}"
+                )
             mark.advance(batch[settled.sent].index if settled.refusal else batch[-1].index + 1)
         self._stop_at_refusal(settled, batch)
 
@@ -475,13 +482,6 @@ def run(args: argparse.Namespace) -> int:
             "--checkpoint: only with --file; a topic's replay resumes at the offsets its "
             "consumer group (--group-id) committed"
         )
-    if options.checkpoint is not None and options.rejected_file is None and not options.dry_run:
-        # A mark moves past letters delivered or kept: past one that still fails and is not
-        # kept, it would be lost; kept before it, the rerun sends its batch's others again.
-        raise ConfigError(
-            "--checkpoint: needs --rejected-file, to keep what still fails: the mark moves "
-            "past a letter only once it is delivered or kept"
-        )
     progress = ProgressLine()
     replay = Replay(load_config(args.config), options, progress)
     with stop_on_sigterm():
@@ -499,27 +499,13 @@ class _FileMark:
     nothing is kept: every run starts at the first letter."""
 
     def __init__(self, options: ReplayOptions, path: Path) -> None:
-        # Kept under its absolute path: a rerun from another folder still finds what it had
-        # recorded of the file when it changed (see below).
-        self.path = path.absolute()
+        self.path = path
         self.kept = options.checkpoint is not None
         self._checkpoint = Checkpoint(options.checkpoint if not options.dry_run else None)
         self._identity = file_identity(path) if self.kept else ""
         self.confirmed = self._checkpoint.confirmed(self._identity) if self.kept else 0
         self.complete = self.kept and self._checkpoint.complete(self._identity)
         self._dry_run = options.dry_run
-        if self.kept and not self.confirmed and not self.complete:
-            before = self._checkpoint.confirmed_under(self.path)
-            if before:
-                # Appended to (send's rejected file) or edited since: which of its letters
-                # were the ones confirmed cannot be told, and replaying it whole would apply
-                # their profile updates again.
-                raise CommandError(
-                    f"{path}: its content changed since {options.checkpoint} recorded {before} "
-                    "of its dead letters confirmed (appended to, or edited), and which letters "
-                    "those were cannot be told: replay the letters added since from a file of "
-                    "their own, or give another --checkpoint to replay it whole"
-                )
 
     def advance(self, confirmed: int) -> None:
         """Every letter before the ``confirmed``-th is delivered or kept."""

@@ -50,9 +50,8 @@ def test_a_file_replay_with_a_checkpoint_resumes_where_it_stopped(
 ) -> None:
     dead_letters = letters_file(tmp_path)
     checkpoint = tmp_path / "replay-checkpoint.json"
-    rejected = tmp_path / "still-failing.jsonl"
     arguments = ["replay-dead-letters", "--file", str(dead_letters),
-                 "--checkpoint", str(checkpoint), "--rejected-file", str(rejected)]  # fmt: skip
+                 "--checkpoint", str(checkpoint)]  # fmt: skip
 
     for run in range(2):  # each run stops at the same letter, applying nothing twice
         config = write_config(tmp_path, mixpanel_emulator, extra=ONLY_ENGAGE)
@@ -82,12 +81,10 @@ def test_a_file_replay_with_a_checkpoint_resumes_where_it_stopped(
     assert profiles(mixpanel_emulator) == ["user-0", "user-1", "user-3"]
 
 
-def test_a_checkpoint_needs_a_rejected_file_and_moves_past_what_it_keeps(
+def test_the_checkpoint_stays_before_letters_still_failing_and_not_kept(
     tmp_path: Path, mixpanel_emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Review R46 F3: without a rejected file, a letter still failing held the mark before
-    its whole batch, and the rerun the error asked for applied the batch's delivered profile
-    updates again."""
+    """Past them, the rerun with --rejected-file that the error asks for would not meet them."""
     records = [
         {"$token": TOKEN, "$distinct_id": f"user-{n}", "$add": {"visits": 1}} for n in range(3)
     ]
@@ -103,48 +100,18 @@ def test_a_checkpoint_needs_a_rejected_file_and_moves_past_what_it_keeps(
                  "--checkpoint", str(checkpoint)]  # fmt: skip
 
     assert main(arguments) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "mixpanel-core: error: --checkpoint: needs --rejected-file, to keep what still fails: "
-        "the mark moves past a letter only once it is delivered or kept"
-    )
-    assert mixpanel_emulator.client.records("engage") == []
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("mixpanel-core: error: 1 dead letter(s) of "), last
+    assert last.endswith(
+        "still fail and no --rejected-file keeps them; the checkpoint stays before their "
+        "batch, at dead letter 0"
+    ), last
+    assert not checkpoint.exists() or confirmed_in(checkpoint) == (0, False)
 
     rejected = tmp_path / "still-failing.jsonl"
     assert main([*arguments, "--rejected-file", str(rejected)]) == 0
     assert [orjson.loads(line)["index"] for line in rejected.read_text().splitlines()] == [1]
     assert confirmed_in(checkpoint) == (3, True)
-    assert profiles(mixpanel_emulator) == ["user-0", "user-2"]
-
-
-def test_a_file_changed_since_its_mark_is_refused_not_replayed_whole(
-    tmp_path: Path, mixpanel_emulator: Emulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Review R46 F2: known by its content, a file appended to (``send``'s rejected file) was
-    a new file to the mark, and replayed whole: the profile updates it had delivered were
-    applied again, with exit 0."""
-    dead_letters = letters_file(tmp_path)
-    checkpoint = tmp_path / "replay-checkpoint.json"
-    rejected = tmp_path / "still-failing.jsonl"
-    config = write_config(tmp_path, mixpanel_emulator)
-    arguments = ["replay-dead-letters", "--file", str(dead_letters), "--config", str(config),
-                 "--checkpoint", str(checkpoint), "--rejected-file", str(rejected)]  # fmt: skip
-    assert main(arguments) == 0
-    assert profiles(mixpanel_emulator) == ["user-0", "user-1", "user-3"]
-
-    more = {"$token": TOKEN, "$distinct_id": "user-4", "$add": {"visits": 1}}
-    line = {"endpoint": "engage", "status": "failed", "reason": "HTTP 500", "record": more}
-    with dead_letters.open("ab") as handle:
-        handle.write(orjson.dumps(line) + b"\n")
-    capsys.readouterr()
-
-    assert main(arguments) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"mixpanel-core: error: {dead_letters}: its content changed since {checkpoint} "
-        "recorded 4 of its dead letters confirmed (appended to, or edited), and which letters "
-        "those were cannot be told: replay the letters added since from a file of their own, "
-        "or give another --checkpoint to replay it whole"
-    )
-    assert profiles(mixpanel_emulator) == ["user-0", "user-1", "user-3"]
 
 
 def test_a_checkpoint_is_refused_with_a_topic(capsys: pytest.CaptureFixture[str]) -> None:
