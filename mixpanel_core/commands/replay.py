@@ -24,7 +24,6 @@ from typing import Any
 
 import attrs
 
-from mixpanel_core.commands.checkpoint import Checkpoint, file_identity
 from mixpanel_core.commands.confirmed import (
     SUBMIT_REFUSALS,
     ConfirmedDelivery,
@@ -83,8 +82,6 @@ class ReplayOptions:
     rejected_file: Path | None = None
     transport: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
-    checkpoint: Path | None = None
-    """With ``--file``: where to remember how far its letters are confirmed (see ``send``)."""
 
 
 @attrs.frozen
@@ -180,41 +177,19 @@ class Replay:
         return self.tally
 
     def _replay_file(self, path: Path) -> None:
-        mark = _FileMark(self.options, path)
-        if mark.complete:
-            self.reading = True
-            self.progress.say(f"{path}: confirmed by an earlier run (--checkpoint); skipped")
-            return
         self.progress.start(str(path), path.stat().st_size if path.exists() else 0)
         batch: list[Letter] = []
         # The file is opened as its first line is read: a missing or unreadable one raises then.
         for letter in read_dead_letter_file(path, self.token):
             self.reading = True
-            if letter.index < mark.confirmed:
-                continue
             batch.append(letter)
             if len(batch) >= self.options.batch_size:
-                self._settle_file_batch(mark, batch)
+                self._stop_at_refusal(self._replay_batch(batch), batch)
                 batch = []
         self.reading = True  # an empty file was read too
         if batch:
-            self._settle_file_batch(mark, batch)
-        mark.finish()
+            self._stop_at_refusal(self._replay_batch(batch), batch)
         self.progress.end()
-
-    def _settle_file_batch(self, mark: _FileMark, batch: Sequence[Letter]) -> None:
-        settled = self._replay_batch(batch)
-        if mark.kept and not self.options.dry_run:
-            if not settled.complete:
-                # A mark past letters nobody kept would lose them: the rerun with
-                # --rejected-file that the error asks for must meet them again.
-                raise CommandError(
-                    f"{self._unkept} dead letter(s) of {mark.path} still fail and no "
-                    "--rejected-file keeps them; the checkpoint stays before their batch, at "
-                    f"dead letter {mark.confirmed}"
-                )
-            mark.advance(batch[settled.sent].index if settled.refusal else batch[-1].index + 1)
-        self._stop_at_refusal(settled, batch)
 
     def _replay_topic(self, name: str) -> None:
         topic = DeadLetterTopic(self._consumer(), name)
@@ -289,8 +264,6 @@ class Replay:
         else:
             where = f"dead letter {letter.index} of {letter.source} (counted from 0)"
             done = "delivered or kept (a rerun of the file sends them again)"
-            if self.options.checkpoint is not None:
-                done = "delivered or kept, and checkpointed: a rerun resumes at it"
         if self.options.dry_run:
             done = "checked; nothing was sent or committed"
         elif self._unkept:
@@ -439,13 +412,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="records per confirmed (and committed) batch (default: %(default)s)",
     )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="PATH",
-        help="with --file: remember how far its dead letters are confirmed; a rerun resumes "
-        "there (as send's --checkpoint)",
-    )
     parser.set_defaults(handler=run)
 
 
@@ -459,8 +425,6 @@ def run_files(options: ReplayOptions) -> list[RunFile]:
         files.append(
             written("--rejected-file", options.rejected_file, "appended to with what still fails")
         )
-    if options.checkpoint is not None:
-        files.append(written("--checkpoint", options.checkpoint, "replaced whole after each batch"))
     return files
 
 
@@ -475,13 +439,7 @@ def run(args: argparse.Namespace) -> int:
         rejected_file=args.rejected_file,
         transport=args.transport,
         batch_size=args.batch_size,
-        checkpoint=args.checkpoint,
     )
-    if options.checkpoint is not None and options.file is None:
-        raise ConfigError(
-            "--checkpoint: only with --file; a topic's replay resumes at the offsets its "
-            "consumer group (--group-id) committed"
-        )
     progress = ProgressLine()
     replay = Replay(load_config(args.config), options, progress)
     with stop_on_sigterm():
@@ -491,30 +449,6 @@ def run(args: argparse.Namespace) -> int:
             if replay.reading:
                 progress.say(replay.tally.summary(options, replay.rejected))
     return 0
-
-
-class _FileMark:
-    """How far a ``--file``'s dead letters are confirmed, kept in ``--checkpoint`` (as ``send``
-    keeps its files': by the file's content, so a renamed file keeps its place). Without one,
-    nothing is kept: every run starts at the first letter."""
-
-    def __init__(self, options: ReplayOptions, path: Path) -> None:
-        self.path = path
-        self.kept = options.checkpoint is not None
-        self._checkpoint = Checkpoint(options.checkpoint if not options.dry_run else None)
-        self._identity = file_identity(path) if self.kept else ""
-        self.confirmed = self._checkpoint.confirmed(self._identity) if self.kept else 0
-        self.complete = self.kept and self._checkpoint.complete(self._identity)
-        self._dry_run = options.dry_run
-
-    def advance(self, confirmed: int) -> None:
-        """Every letter before the ``confirmed``-th is delivered or kept."""
-        self.confirmed = confirmed
-        self._checkpoint.advance(self._identity, self.path, confirmed)
-
-    def finish(self) -> None:
-        if self.kept and not self._dry_run:
-            self._checkpoint.advance(self._identity, self.path, self.confirmed, complete=True)
 
 
 class _SentLetters(SentMessages[Letter]):
