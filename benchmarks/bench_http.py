@@ -6,7 +6,9 @@
    until everything is accepted by the emulator (target: at least 10x). Measured twice: with
    the emulator answering at once over loopback (``--rounds`` rounds, the median ratio
    reported), and once with a round trip of ``--latency-ms`` added to every request (the
-   emulator's latency fault), as a real network to Mixpanel has.
+   emulator's latency fault), as a real network to Mixpanel has. Also printed: how many of
+   ``buffered_http``'s events were not yet accepted when the last ``track`` returned, the
+   sender's lag behind a caller tracking at full speed.
 2. ``http`` vs the official ``Consumer``: one request per event (target: at least 1x).
 3. Memory with the emulator stalled: peak RSS growth stays within the queue bound + 50 MB.
 4. Not targets, two bounds of comparison 1: once more against a server that does no work at
@@ -60,14 +62,23 @@ def core_client(
     return Mixpanel(TOKEN, config=config)
 
 
-def run(events: int, track: Callable[[int], None], finish: Callable[[], object]) -> float:
-    """Events per second from the first track to the last acceptance."""
+def run(
+    events: int,
+    track: Callable[[int], None],
+    finish: Callable[[], object],
+    accepted: Callable[[], int] = lambda: 0,
+) -> tuple[float, int]:
+    """Events per second from the first track to the last acceptance, and how many of the
+    events were not yet accepted when the last track returned (how far the sender was
+    behind the caller; ``accepted``: the server's count, read before and after)."""
     gc.collect()
+    before = accepted()
     started = time.perf_counter()
     for i in range(events):
         track(i)
+    behind = events - (accepted() - before)
     finish()
-    return events / (time.perf_counter() - started)
+    return events / (time.perf_counter() - started), behind
 
 
 def accepted(emulator: EmulatorProcess) -> Callable[[], int]:
@@ -81,28 +92,30 @@ def buffered(
     events: int,
     plugins: tuple[str, ...] | None = None,
     ours: Mixpanel | None = None,
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     """Events/s of ``ours`` (default: a ``buffered_http`` client) and of the official
-    ``BufferedConsumer``, one after the other."""
+    ``BufferedConsumer``, one after the other, and how many of ours were not yet accepted
+    when the last track returned."""
     ours = ours or core_client(base, "buffered_http", plugins)
     before = accepted()
-    ours_rate = run(
+    ours_rate, behind = run(
         events,
         lambda i: ours.track(f"user-{i % 1000}", "bench", {"n": i, "plan": "pro"}),
         lambda: ours.flush(300),
+        accepted,
     )
     assert accepted() - before == events, "buffered_http lost events"
     ours.close()
     consumer = mixpanel.BufferedConsumer(events_url=f"{base}/track")
     official = mixpanel.Mixpanel(TOKEN, consumer=consumer)
     before = accepted()
-    official_rate = run(
+    official_rate, _ = run(
         events,
         lambda i: official.track(f"user-{i % 1000}", "bench", {"n": i, "plan": "pro"}),
         consumer.flush,
     )
     assert accepted() - before == events, "the official BufferedConsumer lost events"
-    return ours_rate, official_rate
+    return ours_rate, official_rate, behind
 
 
 def through_a_sender_process(base: str, accepted: Callable[[], int], events: int) -> Mixpanel:
@@ -120,10 +133,10 @@ def through_a_sender_process(base: str, accepted: Callable[[], int], events: int
 def direct(emulator: EmulatorProcess, events: int) -> tuple[float, float]:
     base = emulator.base_url
     ours = core_client(base, "http")
-    ours_rate = run(events, lambda i: ours.track(f"user-{i}", "bench", {"n": i}), lambda: None)
+    ours_rate, _ = run(events, lambda i: ours.track(f"user-{i}", "bench", {"n": i}), lambda: None)
     consumer = mixpanel.Consumer(events_url=f"{base}/track")
     official = mixpanel.Mixpanel(TOKEN, consumer=consumer)
-    official_rate = run(
+    official_rate, _ = run(
         events, lambda i: official.track(f"user-{i}", "bench", {"n": i}), lambda: None
     )
     ours.close()
@@ -176,15 +189,15 @@ def main() -> None:
             (buffered(emulator.base_url, count, args.events) for _ in range(args.rounds)),
             key=lambda pair: pair[0] / pair[1],
         )
-        ours_b, official_b = rounds[len(rounds) // 2]
+        ours_b, official_b, behind = rounds[len(rounds) // 2]
         # Not a target: the first row once more with no plugin at all (no validation), the
         # floor of what the pipeline costs; three rounds, the median ratio.
         bare_rounds = sorted(
             (buffered(emulator.base_url, count, args.events, ()) for _ in range(3)),
             key=lambda pair: pair[0] / pair[1],
         )
-        ours_p, official_p = bare_rounds[1]
-        ours_q, official_q = buffered(
+        ours_p, official_p, _ = bare_rounds[1]
+        ours_q, official_q, _ = buffered(
             emulator.base_url,
             count,
             args.events,
@@ -192,10 +205,10 @@ def main() -> None:
         )
         ours_d, official_d = direct(emulator, args.direct_events)
         emulator.client.set_latency(args.latency_ms / 1000)
-        ours_l, official_l = buffered(emulator.base_url, count, args.events)
+        ours_l, official_l, _ = buffered(emulator.base_url, count, args.events)
     # Not a target: the ceiling of the first row, with no work left on the server's side.
     with NullServer() as null:
-        ours_n, official_n = buffered(null.base_url, lambda: null.records, args.events)
+        ours_n, official_n, _ = buffered(null.base_url, lambda: null.records, args.events)
     latency = f"buffered, +{args.latency_ms:g} ms round trip"
     rows = [
         ("buffered_http vs BufferedConsumer", args.events, ours_b, official_b, 10.0),
@@ -215,8 +228,12 @@ def main() -> None:
         else:
             verdict = f">={target:g}x " + ("ok" if ratio >= target else "MISSED")
         print(f"{name:36} {n:>8} {ours:>11,.0f} {official:>10,.0f} {ratio:>6.1f}x  {verdict}")
-    spread = ", ".join(f"{ours / official:.1f}x" for ours, official in rounds)
+    spread = ", ".join(f"{ours / official:.1f}x" for ours, official, _ in rounds)
     print(f"buffered_http rounds, by ratio: {spread} (the median is in the table)")
+    print(
+        f"buffered_http, median round: {behind:,} of {args.events:,} events not yet accepted "
+        "when the last track() returned (the sender's lag behind the caller)"
+    )
     verdict = "ok" if grown <= bound + 50 else "MISSED"
     print(
         f"memory, emulator stalled: peak RSS grew {grown:.1f} MB; "

@@ -43,10 +43,6 @@ OVERDUE_RECHECK = 0.05
 """How often the watchdog shuts the socket of an overdue request again (one still connecting
 when its end came has no socket yet)."""
 
-REUSED_UNCHECKED = 1.0
-"""Seconds after it was given back to its pool that a connection is reused without urllib3's
-check that the server has not closed it (see ``_AnswerNoted.is_connected``)."""
-
 
 class Watch:
     """One request out: when it must end, the connection it uses, and what happened to it.
@@ -278,29 +274,15 @@ class _AnswerNoted:
 
     # Why the two methods below: every socket call lets go of the interpreter lock, and a
     # sender thread gets it back from a thread busy tracking only when the switch interval
-    # (5 ms) runs out. A buffered_http request paid that five or six times (the check of the
-    # pooled connection, the head, the body, the answer), about 30 ms per 2,000 events, and
-    # its sender fell behind a caller tracking at full speed: a third of a burst of 100,000
-    # events was still queued when the last track() returned.
-
-    given_back_at = -math.inf
-    """When the connection was last given back to its pool (``_WatchedPool._put_conn``)."""
+    # (5 ms) runs out. A request paid that five or six times (urllib3's check of the pooled
+    # connection, the head, the body, the answer), and buffered_http's sender fell behind a
+    # caller tracking at full speed. Writing the head with the body spares two of them.
+    # (The check is kept: skipping it for a connection used moments ago made a server's
+    # close cost an attempt over TLS or a proxy, where the failed write is no ProtocolError
+    # for http._resend_at_once; review R50.)
 
     _head: bytes | None = None
     _holding_head = False
-
-    @property
-    def is_connected(self) -> bool:
-        """urllib3 asks before it reuses a pooled connection, by polling its socket. One given
-        back within ``REUSED_UNCHECKED`` seconds is taken as connected without the poll: no
-        keep-alive timeout closes a connection that soon, and one closed all the same (a
-        server restarting) fails its request before any answer, which is then made again at
-        once on a new connection (``http._resend_at_once``), as the poll would have had it."""
-        sock = self.sock  # type: ignore[attr-defined]
-        if sock is not None and time.monotonic() - self.given_back_at < REUSED_UNCHECKED:
-            return True
-        connected: bool = super().is_connected  # type: ignore[misc]
-        return connected
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         """urllib3's request, its head (request line and headers) sent in one write with the
@@ -375,10 +357,8 @@ class _WatchedPool:
 
     def _put_conn(self, conn: Any) -> None:
         watch = watch_of_thread()
-        if conn is not None:
-            conn.given_back_at = time.monotonic()
-            if watch is not None:
-                watch.watchdog.release(watch, conn)
+        if watch is not None and conn is not None:
+            watch.watchdog.release(watch, conn)
         super()._put_conn(conn)  # type: ignore[misc]
 
 

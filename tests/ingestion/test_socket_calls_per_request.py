@@ -3,8 +3,7 @@
 Every socket call lets go of the interpreter lock, and a sender thread waits up to the switch
 interval (5 ms) to get it back from a caller busy tracking: ``buffered_http``'s sender fell
 behind such a caller while each request made five or six calls. A request now writes its
-head and body at once, and a connection given back to its pool moments ago is reused
-without polling it first (see ``request_watch._AnswerNoted``).
+head and body at once (see ``request_watch._AnswerNoted``).
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import urllib3.connection
 
 from mixpanel_core.emulator import Emulator
-from mixpanel_core.ingestion import IngestionClient, request_watch
+from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.ingestion.request_watch import _AnswerNoted, _WatchedHTTPConnection
 
 from .conftest import event
@@ -46,20 +44,6 @@ def writes() -> Iterator[list[bytes]]:
         yield _writes
     finally:
         _writes = None
-
-
-@pytest.fixture
-def polls(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
-    """The timeouts of urllib3's polls of a pooled connection before reusing it."""
-    seen: list[float | None] = []
-    poll = urllib3.connection.wait_for_read
-
-    def counted(sock: Any, timeout: float | None = None) -> bool:
-        seen.append(timeout)
-        return poll(sock, timeout=timeout)
-
-    monkeypatch.setattr(urllib3.connection, "wait_for_read", counted)
-    return seen
 
 
 def test_a_request_is_written_in_one_piece_head_and_body(
@@ -92,25 +76,3 @@ def test_a_request_without_a_body_is_written_too(
     assert len(writes) == 1
     assert writes[0].startswith(b"GET /_emulator/stats HTTP/1.1\r\n")
     assert writes[0].endswith(b"\r\n\r\n")
-
-
-def test_a_connection_given_back_moments_ago_is_reused_without_polling_it(
-    client: IngestionClient, polls: list[float | None], mixpanel_emulator: Emulator
-) -> None:
-    for _ in range(5):
-        assert client.send_batch("track", [event()]).ok
-    assert polls == []
-    assert mixpanel_emulator.stats()["connections"] == 1  # the one connection, reused
-
-
-def test_a_connection_idle_longer_is_polled_before_it_is_reused(
-    client: IngestionClient,
-    polls: list[float | None],
-    mixpanel_emulator: Emulator,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(request_watch, "REUSED_UNCHECKED", 0.0)
-    for _ in range(3):
-        assert client.send_batch("track", [event()]).ok
-    assert polls == [0.0, 0.0]  # before each reuse, not before the first connection
-    assert mixpanel_emulator.stats()["connections"] == 1

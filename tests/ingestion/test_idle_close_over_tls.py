@@ -1,0 +1,104 @@
+"""An HTTPS server that closes idle keep-alive connections quickly, over real sockets: every
+request is answered in its first attempt, with no retry allowed.
+
+urllib3 polls a pooled connection before reusing it, which finds one the server closed. Over
+TLS, a request written to such a connection anyway fails as an ``SSLError`` (the write meets
+the close), not as the ``ProtocolError`` that ``http._resend_at_once`` sends again at once: a
+change that skipped the poll for connections used moments ago cost an attempt there, and
+failed the records under ``max_retries = 0`` (review R50).
+"""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.settings import MixpanelSettings
+
+from .conftest import TOKEN, event
+
+pytestmark = pytest.mark.integration
+
+IDLE = 0.05
+"""Seconds the server keeps a connection that sends nothing."""
+
+
+class _QuickToClose(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    timeout = IDLE  # a connection idle this long ends its handler, which closes it
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"status": 1, "error": null}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _TlsServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _QuickToClose)
+        self.context = context
+        self.connections = 0
+
+    def get_request(self) -> tuple[ssl.SSLSocket, object]:
+        sock, address = super().get_request()
+        self.connections += 1
+        return self.context.wrap_socket(sock, server_side=True), address
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[_TlsServer, Path]]:
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    server = _TlsServer(context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, bundle
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_connection_the_server_closed_while_idle_costs_no_attempt(
+    tls_server: tuple[_TlsServer, Path],
+) -> None:
+    server, bundle = tls_server
+    settings = MixpanelSettings(
+        api_host=f"https://127.0.0.1:{server.server_address[1]}",
+        token=TOKEN,
+        ca_bundle=str(bundle),
+    )
+    client = IngestionClient(settings, HttpOptions(max_retries=0))
+    try:
+        for _ in range(3):
+            # About 1.8 MB: more than the sockets' buffers hold, so the write itself meets
+            # the close when the connection is not checked first.
+            batch = [event(padding="p" * 45_000) for _ in range(40)]
+            result = client.send_batch("track", batch)
+            assert [(r.status, r.attempts) for r in result.reports] == [
+                (DeliveryStatus.ACCEPTED, 1)
+            ] * 40
+            time.sleep(IDLE * 4)  # the server closes the kept-alive connection meanwhile
+    finally:
+        client.close()
+    assert server.connections == 3  # each request found its connection closed, and made one
