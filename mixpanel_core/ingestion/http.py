@@ -255,7 +255,8 @@ class HttpSession:
             watch.fresh = fresh
             try:
                 return self._request_on_open_pool(url, body, headers, timeout)
-            except urllib3.exceptions.ProtocolError as exc:
+            # A ProxyError too: urllib3 wraps the same close in one on a proxied connection.
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ProxyError) as exc:
                 if fresh or not _resend_at_once(watch, exc):
                     raise
                 # Made on a connection that had carried a request: a server that read and
@@ -342,7 +343,9 @@ class _ListedProxyManager(_PoolsListed, urllib3.ProxyManager):
     pass
 
 
-def _resend_at_once(watch: Watch, exc: urllib3.exceptions.ProtocolError) -> bool:
+def _resend_at_once(
+    watch: Watch, exc: urllib3.exceptions.ProtocolError | urllib3.exceptions.ProxyError
+) -> bool:
     """Whether a request that failed with ``exc`` is made again at once, once, on a new
     connection, without counting as an attempt or waiting for a backoff.
 

@@ -119,7 +119,17 @@ def errors_sorted() -> Iterator[None]:
         cause = exc.original_error
         if isinstance(cause, urllib3.exceptions.SSLError) and tls_failure_is_permanent(cause):
             raise TlsError(f"proxy: {cause}") from exc
-        raise NetworkError(f"ProxyError: {exc}", maybe_received=False) from exc
+        # Not "nothing was sent": urllib3 calls any failure of a proxied connection "Unable to
+        # connect to proxy" once the connection is closed (closing clears its mark of being
+        # connected), also a request lost after it went out, which the proxy may have passed
+        # on to Mixpanel. Whether a connection was made is the request's watch's to say
+        # (``HttpSession.post`` sets False when none was).
+        lost = _closed_by_peer(exc)
+        if lost is not None:
+            raise NetworkError(
+                f"the connection through the proxy was lost: {type(lost).__name__}: {lost}"
+            ) from exc
+        raise NetworkError(f"ProxyError: {exc}") from exc
     except urllib3.exceptions.SSLError as exc:
         if tls_failure_is_permanent(exc):
             raise TlsError(str(exc)) from exc
@@ -183,13 +193,19 @@ def answer_never_started(exc: BaseException) -> bool:
     """Whether ``exc`` is the peer closing or resetting the connection, as opposed to an error
     of ours, a timeout or an answer cut short after it began (``Watch.answered`` tells the
     last apart)."""
-    return any(
-        isinstance(
+    return _closed_by_peer(exc) is not None
+
+
+def _closed_by_peer(exc: BaseException) -> BaseException | None:
+    """The peer's close or reset among what ``exc`` wraps, if it is one (see
+    ``answer_never_started``)."""
+    for cause in _causes(exc):
+        if isinstance(
             cause,
             http.client.RemoteDisconnected
             | ConnectionResetError
             | BrokenPipeError
             | ConnectionAbortedError,
-        )
-        for cause in _causes(exc)
-    )
+        ):
+            return cause
+    return None
