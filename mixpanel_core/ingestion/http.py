@@ -255,8 +255,13 @@ class HttpSession:
             watch.fresh = fresh
             try:
                 return self._request_on_open_pool(url, body, headers, timeout)
-            # A ProxyError too: urllib3 wraps the same close in one on a proxied connection.
-            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ProxyError) as exc:
+            # The same close comes as a ProxyError on a proxied connection, and as an
+            # SSLError over TLS when it is met writing the request.
+            except (
+                urllib3.exceptions.ProtocolError,
+                urllib3.exceptions.ProxyError,
+                urllib3.exceptions.SSLError,
+            ) as exc:
                 if fresh or not _resend_at_once(watch, exc):
                     raise
                 # Made on a connection that had carried a request: a server that read and
@@ -343,9 +348,7 @@ class _ListedProxyManager(_PoolsListed, urllib3.ProxyManager):
     pass
 
 
-def _resend_at_once(
-    watch: Watch, exc: urllib3.exceptions.ProtocolError | urllib3.exceptions.ProxyError
-) -> bool:
+def _resend_at_once(watch: Watch, exc: urllib3.exceptions.HTTPError) -> bool:
     """Whether a request that failed with ``exc`` is made again at once, once, on a new
     connection, without counting as an attempt or waiting for a backoff.
 

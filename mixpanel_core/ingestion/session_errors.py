@@ -205,7 +205,10 @@ def _closed_by_peer(exc: BaseException) -> BaseException | None:
             http.client.RemoteDisconnected
             | ConnectionResetError
             | BrokenPipeError
-            | ConnectionAbortedError,
+            | ConnectionAbortedError
+            # Over TLS, a close met as the request is written: with or without close_notify.
+            | ssl.SSLEOFError
+            | ssl.SSLZeroReturnError,
         ):
             return cause
     return None

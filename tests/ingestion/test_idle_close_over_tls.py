@@ -1,17 +1,21 @@
-"""An HTTPS server that closes idle keep-alive connections quickly, over real sockets: every
-request is answered in its first attempt, with no retry allowed.
+"""An HTTPS server that closes kept-alive connections, over real sockets: every request is
+answered in its first attempt, with no retry allowed.
 
 urllib3 polls a pooled connection before reusing it, which finds one the server closed. Over
 TLS, a request written to such a connection anyway fails as an ``SSLError`` (the write meets
 the close), not as the ``ProtocolError`` that ``http._resend_at_once`` sends again at once: a
 change that skipped the poll for connections used moments ago cost an attempt there, and
-failed the records under ``max_retries = 0`` (review R50).
+failed the records under ``max_retries = 0`` (review R50). The same failure comes when the
+server closes the connection after the poll, as the request is being written: it is made again
+at once, as a close met when reading the answer is.
 """
 
 from __future__ import annotations
 
 import http.server
+import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -102,3 +106,68 @@ def test_a_connection_the_server_closed_while_idle_costs_no_attempt(
     finally:
         client.close()
     assert server.connections == 3  # each request found its connection closed, and made one
+
+
+class _ResetsTheSecondRequest(threading.Thread):
+    """An HTTPS server: on each connection it answers the first request, then reads only the
+    head of the next one and resets the connection, as a server closing it at that moment
+    does; the client meets the close while it writes the body."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(daemon=True)
+        self.context = context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.answered = 0
+
+    def run(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return  # closed by the test
+            with raw, self.context.wrap_socket(raw, server_side=True) as conn:
+                self._serve(conn)
+
+    def _serve(self, conn: ssl.SSLSocket) -> None:
+        reader = conn.makefile("rb")
+        head = _head(reader)
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        reader.read(length)
+        body = b'{"status": 1, "error": null}'
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))
+        self.answered += 1
+        _head(reader)  # the next request's head, and not a byte of its body
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _head(reader: object) -> bytes:
+    lines = []
+    while (line := reader.readline()) not in (b"\r\n", b""):  # type: ignore[attr-defined]
+        lines.append(line)
+    return b"".join(lines)
+
+
+def test_a_close_met_while_the_request_is_written_costs_no_attempt(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    server = _ResetsTheSecondRequest(context)
+    server.start()
+    settings = MixpanelSettings(
+        api_host=f"https://127.0.0.1:{server.port}", token=TOKEN, ca_bundle=str(bundle)
+    )
+    client = IngestionClient(settings, HttpOptions(max_retries=0))
+    try:
+        for _ in range(3):
+            batch = [event(padding="p" * 45_000) for _ in range(40)]  # more than buffers hold
+            result = client.send_batch("track", batch)
+            assert [(r.status, r.attempts) for r in result.reports] == [
+                (DeliveryStatus.ACCEPTED, 1)
+            ] * 40
+    finally:
+        client.close()
+        server.listener.close()
+    assert server.answered == 3
