@@ -67,45 +67,53 @@ class _TlsServer(http.server.ThreadingHTTPServer):
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[_TlsServer, Path]]:
+def certified(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate for 127.0.0.1, and the CA bundle that trusts it."""
     authority = trustme.CA()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     authority.issue_cert("127.0.0.1").configure_cert(context)
     bundle = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(bundle))
-    server = _TlsServer(context)
+    return context, bundle
+
+
+@pytest.fixture
+def tls_server(certified: tuple[ssl.SSLContext, Path]) -> Iterator[_TlsServer]:
+    server = _TlsServer(certified[0])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server, bundle
+        yield server
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_a_connection_the_server_closed_while_idle_costs_no_attempt(
-    tls_server: tuple[_TlsServer, Path],
-) -> None:
-    server, bundle = tls_server
+def _send_large_batches(port: int, bundle: Path, pause: float = 0.0) -> None:
+    """Three batches of about 1.8 MB (more than the sockets' buffers hold, so a write meets a
+    close), ``pause`` seconds apart; each must be accepted in its first attempt."""
     settings = MixpanelSettings(
-        api_host=f"https://127.0.0.1:{server.server_address[1]}",
-        token=TOKEN,
-        ca_bundle=str(bundle),
+        api_host=f"https://127.0.0.1:{port}", token=TOKEN, ca_bundle=str(bundle)
     )
     client = IngestionClient(settings, HttpOptions(max_retries=0))
     try:
         for _ in range(3):
-            # About 1.8 MB: more than the sockets' buffers hold, so the write itself meets
-            # the close when the connection is not checked first.
             batch = [event(padding="p" * 45_000) for _ in range(40)]
             result = client.send_batch("track", batch)
             assert [(r.status, r.attempts) for r in result.reports] == [
                 (DeliveryStatus.ACCEPTED, 1)
             ] * 40
-            time.sleep(IDLE * 4)  # the server closes the kept-alive connection meanwhile
+            time.sleep(pause)
     finally:
         client.close()
-    assert server.connections == 3  # each request found its connection closed, and made one
+
+
+def test_a_connection_the_server_closed_while_idle_costs_no_attempt(
+    tls_server: _TlsServer, certified: tuple[ssl.SSLContext, Path]
+) -> None:
+    # The server closes each kept-alive connection during the pause.
+    _send_large_batches(tls_server.server_address[1], certified[1], pause=IDLE * 4)
+    assert tls_server.connections == 3  # each request found its connection closed
 
 
 class _ResetsTheSecondRequest(threading.Thread):
@@ -148,26 +156,13 @@ def _head(reader: object) -> bytes:
     return b"".join(lines)
 
 
-def test_a_close_met_while_the_request_is_written_costs_no_attempt(tmp_path: Path) -> None:
-    authority = trustme.CA()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
-    bundle = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(bundle))
-    server = _ResetsTheSecondRequest(context)
+def test_a_close_met_while_the_request_is_written_costs_no_attempt(
+    certified: tuple[ssl.SSLContext, Path],
+) -> None:
+    server = _ResetsTheSecondRequest(certified[0])
     server.start()
-    settings = MixpanelSettings(
-        api_host=f"https://127.0.0.1:{server.port}", token=TOKEN, ca_bundle=str(bundle)
-    )
-    client = IngestionClient(settings, HttpOptions(max_retries=0))
     try:
-        for _ in range(3):
-            batch = [event(padding="p" * 45_000) for _ in range(40)]  # more than buffers hold
-            result = client.send_batch("track", batch)
-            assert [(r.status, r.attempts) for r in result.reports] == [
-                (DeliveryStatus.ACCEPTED, 1)
-            ] * 40
+        _send_large_batches(server.port, certified[1])
     finally:
-        client.close()
         server.listener.close()
     assert server.answered == 3
