@@ -40,6 +40,7 @@ from mixpanel_core.ingestion.request_watch import (
 from mixpanel_core.ingestion.session_errors import (
     NetworkError,
     RequestError,
+    SessionError,
     answer_never_started,
     errors_sorted,
     sent_perhaps,
@@ -56,6 +57,10 @@ class Response:
     status_code: int
     content: bytes
     headers: Mapping[str, str]
+    maybe_received_before: bool = False
+    """Whether a try before the one answered, made again at once on a new connection, may
+    have been read and applied (``Watch.sent_before``): whatever the answer says of this try,
+    the records may be applied already."""
 
 
 CLOSED_POOL_TRIES = 8
@@ -228,19 +233,19 @@ class HttpSession:
         except Exception as exc:
             if expired:
                 raise timed_out(watch, sent) from exc
-            if isinstance(exc, NetworkError):
-                if watch.sent_before:
-                    # The try before may have been applied, whatever ended this one (its
-                    # connection refused, its TLS handshake cut short).
-                    exc.maybe_received = True
-                elif not sent:
-                    exc.maybe_received = False  # no connection was made (a cut TLS handshake)
+            if isinstance(exc, SessionError) and watch.sent_before:
+                # The try before may have been applied, whatever ended this one (its
+                # connection refused, its TLS handshake cut short or its certificate refused,
+                # a proxy refusing its credentials).
+                exc.maybe_received = True
+            elif isinstance(exc, NetworkError) and not sent:
+                exc.maybe_received = False  # no connection was made (a cut TLS handshake)
             raise
         if expired:
             # A body that ends with the connection ends when the watchdog shuts it down,
             # without an error: what was read of it is not taken.
             raise timed_out(watch, sent)
-        return Response(answer.status, content, answer.headers)
+        return Response(answer.status, content, answer.headers, watch.sent_before)
 
     def _request(
         self,

@@ -112,6 +112,7 @@ class Poster:
         if params:  # after the query of a mixpanel.urls.NAME, if it has one
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         response: Response | None = None
+        received_before = False  # see Response.maybe_received_before, SessionError
         try:
             if call.movable:
                 response = self._post_watched(url, body, headers, call, budget)
@@ -122,19 +123,26 @@ class Poster:
             answer = Classification(Verdict.FAILED, None, str(exc), maybe_received=True)
         except ProxyAuthError as exc:
             answer = proxy_refusal(str(exc))
+            received_before = exc.maybe_received
         except TlsError as exc:
             # A refused certificate does not fix itself between retries: fail now, say why.
             # (A handshake the peer cut short arrives as a NetworkError and is retried.)
             shown = shown_url(self._urls[endpoint])  # a query may hold a credential
             answer = Classification(Verdict.FAILED, None, f"TLS failure talking to {shown}: {exc}")
+            received_before = exc.maybe_received
         except NetworkError as exc:
             answer = network_failure(str(exc), maybe_received=exc.maybe_received)
         except RequestError as exc:
             answer = Classification(Verdict.FAILED, None, str(exc))
+            received_before = exc.maybe_received
         else:
             answer = classify_response(
                 endpoint, response.status_code, response.content, response.headers, records
             )
+            received_before = response.maybe_received_before
+        if received_before and not answer.maybe_received:
+            # Whatever this try was answered, the one before it may have been applied.
+            answer = attrs.evolve(answer, maybe_received=True)
         if answer.verdict is Verdict.ACCEPTED:
             return answer
         return self._redacted(answer, credentials, endpoint, response, records)

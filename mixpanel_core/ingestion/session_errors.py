@@ -27,7 +27,16 @@ from mixpanel_core.ingestion.answer_body import AnswerTooLongError
 from mixpanel_core.ingestion.request_watch import Watch
 
 
-class TlsError(Exception):
+class SessionError(Exception):
+    """What ``HttpSession.post`` raises (one of the subclasses below)."""
+
+    maybe_received = False
+    """Whether the request may have reached Mixpanel, which may have applied it. Set by
+    ``post`` for any error when a try before this one, made again at once on a new connection,
+    may have been read (``Watch.sent_before``); a ``NetworkError`` also says it of itself."""
+
+
+class TlsError(SessionError):
     """The certificate was refused, or client and server share no TLS version or cipher.
 
     Retrying will not fix it. A handshake cut short (the peer closed or reset the connection)
@@ -35,13 +44,12 @@ class TlsError(Exception):
     """
 
 
-class NetworkError(Exception):
+class NetworkError(SessionError):
     """A timeout, a refused or dropped connection, an answer cut short or that does not
     decode: worth another try with the same records.
 
-    ``maybe_received``: the request may have reached Mixpanel, which may have applied it (a
-    read timeout, a connection lost after it was made); false only where it cannot have (no
-    connection was made).
+    ``maybe_received``: true unless no connection was made (it cannot have been sent); a read
+    timeout, a connection lost after it was made, may have reached Mixpanel.
     """
 
     def __init__(self, text: str, *, maybe_received: bool = True) -> None:
@@ -49,13 +57,13 @@ class NetworkError(Exception):
         self.maybe_received = maybe_received
 
 
-class ProxyAuthError(Exception):
+class ProxyAuthError(SessionError):
     """The proxy answered 407 to ``CONNECT``: it wants credentials it was not given, or
     refused those it was. Retrying will not fix it. (Without a tunnel, for ``http://``, the
     407 is an answer like any other: see ``classify``.)"""
 
 
-class RequestError(Exception):
+class RequestError(SessionError):
     """Anything else that stopped the request from being made (a malformed URL, say)."""
 
 

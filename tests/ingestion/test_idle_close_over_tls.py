@@ -26,9 +26,10 @@ import trustme
 
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.call import MAYBE_APPLIED
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import TOKEN, event
+from .conftest import TOKEN, event, profile
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +167,65 @@ def test_a_close_met_while_the_request_is_written_costs_no_attempt(
     finally:
         server.listener.close()
     assert server.answered == 3
+
+
+class _ReadsThenChangesItsCertificate(threading.Thread):
+    """An HTTPS server that answers the first request on its first connection, reads the
+    next one whole and closes the connection without answering; every later connection
+    presents a certificate from an authority the client does not trust."""
+
+    def __init__(self, first: ssl.SSLContext, later: ssl.SSLContext) -> None:
+        super().__init__(daemon=True)
+        self.contexts = [first, later]
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.read_whole = 0
+
+    def run(self) -> None:
+        context = self.contexts[0]
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return  # closed by the test
+            try:
+                with (
+                    raw,
+                    context.wrap_socket(raw, server_side=True) as conn,
+                    conn.makefile("rb") as reader,
+                ):
+                    for answered in (True, False):
+                        head = _head(reader)
+                        reader.read(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+                        self.read_whole += 1
+                        if answered:
+                            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+            except ssl.SSLError:
+                pass  # the client refused the certificate
+            context = self.contexts[1]
+
+
+def test_a_request_made_again_at_once_and_refused_its_certificate_may_have_been_applied(
+    certified: tuple[ssl.SSLContext, Path],
+) -> None:
+    """The try before may have been applied, whatever ends the one made again at once: a
+    refused certificate is no exception (review R51 F1)."""
+    untrusted = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(untrusted)
+    server = _ReadsThenChangesItsCertificate(certified[0], untrusted)
+    server.start()
+    settings = MixpanelSettings(
+        api_host=f"https://127.0.0.1:{server.port}", token=TOKEN, ca_bundle=str(certified[1])
+    )
+    client = IngestionClient(settings, HttpOptions(max_retries=0))
+    try:
+        assert client.send_batch("engage", [profile(n=1)]).ok
+        (report,) = client.send_batch("engage", [profile(n=2)]).reports
+    finally:
+        client.close()
+        server.listener.close()
+    assert report.status is DeliveryStatus.FAILED
+    assert "TLS failure" in (report.reason or "")
+    assert report.maybe_applied
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert server.read_whole == 2

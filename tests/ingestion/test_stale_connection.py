@@ -17,9 +17,10 @@ import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
+from mixpanel_core.ingestion.call import MAYBE_APPLIED
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import TOKEN, event
+from .conftest import TOKEN, event, profile
 from .scripted import ScriptedServer, answer, raw
 
 pytestmark = pytest.mark.integration
@@ -127,3 +128,21 @@ def test_an_answer_cut_short_before_its_status_line_is_not_resent_at_once(
 
     assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
     assert len(server.requests) == 2, "sent once: not again at once"
+
+
+def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before_it(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """The server read the first try whole before it closed the connection: it may have
+    applied it, whatever the try made again at once is answered (here a 503, with no retry
+    left). Only a network error carried that doubt before (review R51 F1)."""
+    server = scripted(OK, close_unanswered, answer(raw("503 Service Unavailable", b"down")))
+    client = client_for(server, max_retries=0)
+    assert client.send_batch("engage", [profile(n=1)]).ok
+
+    (report,) = client.send_batch("engage", [profile(n=2)]).reports
+
+    assert (report.status, report.http_status, report.attempts) == (DeliveryStatus.FAILED, 503, 1)
+    assert report.maybe_applied
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert len(server.requests) == 3
