@@ -165,12 +165,16 @@ def _classify_2xx(
         return Classification(Verdict.REJECTED, status, reason)
     if not _is_success(endpoint, parsed):
         # Not Mixpanel's answer, so nothing says the records arrived. Resending them is safe
-        # (same $insert_id); if it never succeeds they are reported FAILED, not lost.
+        # (same $insert_id); if it never succeeds they are reported FAILED, not lost. Nor
+        # does anything say they did not: a 2xx may be Mixpanel's own answer cut short (an
+        # answer whose headers end with the connection reads as a 200 with no body), so
+        # they may have been applied.
         return Classification(
             Verdict.RETRY,
             status,
             f"HTTP {status} without Mixpanel's success answer: {_quoted(body)}",
             parse_retry_after(headers.get("Retry-After")),
+            maybe_received=True,
         )
     if endpoint != "import" or not isinstance(parsed, dict):
         return Classification(Verdict.ACCEPTED, status)

@@ -10,6 +10,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import attrs
 import pytest
@@ -21,6 +22,7 @@ from mixpanel_core.ingestion.call import MAYBE_APPLIED
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import FAST, TOKEN, RecordingWait, profile, settings_for
+from .scripted import ScriptedServer, answer
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +199,22 @@ def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before() -> Non
     assert "NewConnectionError" in (report.reason or ""), report.reason  # the new try's
     assert report.maybe_applied
     assert (report.reason or "").endswith(MAYBE_APPLIED)
+
+
+def test_an_answer_cut_in_its_headers_may_have_been_applied(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """The server read the request whole and its answer ended with the connection in the
+    middle of its headers: http.client takes that for a whole 200 with no body, a 2xx
+    without Mixpanel's success answer, which says nothing of whether the records arrived
+    (review R51 F2)."""
+    server = scripted(answer(b"HTTP/1.1 200 OK\r\nContent-Le"))
+    client = IngestionClient(
+        MixpanelSettings(api_host=server.base_url, token=TOKEN), attrs.evolve(FAST, max_retries=0)
+    )
+    (report,) = client.send_batch("engage", [profile(n=5)], wait=RecordingWait()).reports
+    assert report.status is DeliveryStatus.FAILED
+    assert "HTTP 200 without Mixpanel's success answer" in (report.reason or "")
+    assert report.maybe_applied
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert len(server.requests) == 1
