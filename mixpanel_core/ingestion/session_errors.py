@@ -135,7 +135,7 @@ def errors_sorted() -> Iterator[None]:
         lost = _closed_by_peer(exc)
         if lost is not None:
             raise NetworkError(
-                f"the connection through the proxy was lost: {type(lost).__name__}: {lost}"
+                f"the connection to the proxy was closed or reset: {type(lost).__name__}: {lost}"
             ) from exc
         raise NetworkError(f"ProxyError: {exc}") from exc
     except urllib3.exceptions.SSLError as exc:

@@ -60,7 +60,7 @@ def test_a_request_the_proxy_read_and_never_answered_may_have_been_applied(
     assert report.status is DeliveryStatus.FAILED
     assert report.maybe_applied
     reason = report.reason or ""
-    assert "the connection through the proxy was lost: RemoteDisconnected" in reason
+    assert "the connection to the proxy was closed or reset: RemoteDisconnected" in reason
     assert reason.endswith(MAYBE_APPLIED)
 
 
