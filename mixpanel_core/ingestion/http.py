@@ -271,7 +271,9 @@ class HttpSession:
                     raise
                 # Made on a connection that had carried a request: a server that read and
                 # applied it, then went down (a restart), is not told from an idle close.
-                watch.sent_before = True
+                # Only if the whole request had been written: a send the close broke left
+                # part of it unsent, which the server cannot have applied.
+                watch.sent_before = watch.sent_before or watch.written
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request_on_open_pool(

@@ -140,12 +140,14 @@ class Poster:
                 endpoint, response.status_code, response.content, response.headers, records
             )
             received_before = response.maybe_received_before
-        if received_before and not answer.maybe_received:
-            # Whatever this try was answered, the one before it may have been applied.
-            answer = attrs.evolve(answer, maybe_received=True)
         if answer.verdict is Verdict.ACCEPTED:
             return answer
-        return self._redacted(answer, credentials, endpoint, response, records)
+        answer = self._redacted(answer, credentials, endpoint, response, records)
+        if received_before and not answer.maybe_received:
+            # Whatever this try was answered, the one before it may have been applied. Added
+            # after _redacted, whose classification of the redacted answer must mean the same.
+            answer = attrs.evolve(answer, maybe_received=True)
+        return answer
 
     def _redacted(
         self,

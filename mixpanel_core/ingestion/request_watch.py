@@ -62,6 +62,7 @@ class Watch:
         "sock",
         "total",
         "watchdog",
+        "written",
     )
 
     def __init__(self, total: float, watchdog: Watchdog) -> None:
@@ -88,6 +89,9 @@ class Watch:
         """Whether the connection went back to the pool after a whole answer."""
         self.expired = False
         """Whether the watchdog ended the request (its socket was shut down)."""
+        self.written = False
+        """Whether the whole request was handed to the socket (a send that raised left part
+        of it unsent: the server cannot have read it whole)."""
 
 
 this_thread = threading.local()
@@ -287,6 +291,9 @@ class _AnswerNoted:
     def request(self, *args: Any, **kwargs: Any) -> None:
         """urllib3's request, its head (request line and headers) sent in one write with the
         body rather than in a write of its own (see ``send``)."""
+        watch = watch_of_thread()
+        if watch is not None:
+            watch.written = False
         self._holding_head = True
         try:
             super().request(*args, **kwargs)  # type: ignore[misc]
@@ -295,6 +302,8 @@ class _AnswerNoted:
             head, self._head = self._head, None
         if head is not None:  # a request without a body: the head alone
             super().send(head)  # type: ignore[misc]
+        if watch is not None:
+            watch.written = True
 
     def send(self, data: Any) -> None:
         if self._holding_head:

@@ -24,9 +24,12 @@ from pathlib import Path
 import pytest
 import trustme
 
+from mixpanel_core.api_limits import LARGEST_BODY_BYTES
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
+from mixpanel_core.messages import PeopleUpdate
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import TOKEN, event, profile
@@ -117,15 +120,26 @@ def test_a_connection_the_server_closed_while_idle_costs_no_attempt(
     assert tls_server.connections == 3  # each request found its connection closed
 
 
-class _ResetsTheSecondRequest(threading.Thread):
-    """An HTTPS server: on each connection it answers the first request, then reads only the
-    head of the next one and resets the connection, as a server closing it at that moment
-    does; the client meets the close while it writes the body."""
+ACCEPTED = b'HTTP/1.1 200 OK\r\nContent-Length: 28\r\n\r\n{"status": 1, "error": null}'
+UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown"
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+
+class _ResetsTheSecondRequest(threading.Thread):
+    """An HTTPS server: on each connection it answers the first request (200 on the first
+    connection, ``later`` on the others), then reads only the head of the next one and resets
+    the connection, as a server closing it at that moment does; the client meets the close
+    while it writes the body."""
+
+    def __init__(self, context: ssl.SSLContext, later: bytes = ACCEPTED) -> None:
         super().__init__(daemon=True)
         self.context = context
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.later = later
+        self.listener = socket.socket()
+        # A small receive buffer (the connections inherit it) keeps the client from writing
+        # the whole body into the sockets' buffers before the reset: its write must fail.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
         self.port = self.listener.getsockname()[1]
         self.answered = 0
 
@@ -143,9 +157,8 @@ class _ResetsTheSecondRequest(threading.Thread):
         head = _head(reader)
         length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
         reader.read(length)
-        body = b'{"status": 1, "error": null}'
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body))
-        self.answered += 1
+        self.answered += 1  # before the answer: the test reads it once the answer is in
+        conn.sendall(self.later if self.answered > 1 else ACCEPTED)
         _head(reader)  # the next request's head, and not a byte of its body
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
@@ -229,3 +242,36 @@ def test_a_request_made_again_at_once_and_refused_its_certificate_may_have_been_
     assert report.maybe_applied
     assert (report.reason or "").endswith(MAYBE_APPLIED)
     assert server.read_whole == 2
+
+
+def test_a_request_made_again_after_a_broken_write_was_not_applied_before(
+    certified: tuple[ssl.SSLContext, Path],
+) -> None:
+    """The server reset the connection having read only the request's head: the try made
+    again at once failing (a 503, no retry left) does not make its records "maybe applied"
+    (review R52 F2)."""
+    server = _ResetsTheSecondRequest(certified[0], later=UNAVAILABLE)
+    server.start()
+    settings = MixpanelSettings(
+        api_host=f"https://127.0.0.1:{server.port}", token=TOKEN, ca_bundle=str(certified[1])
+    )
+    # A body of 6 MB: more than the sockets' buffers can take in (the client's send buffer
+    # grows to 4 MiB here, tcp_wmem), so the write is still going when the reset comes.
+    options = HttpOptions(max_retries=0, max_batch_bytes=LARGEST_BODY_BYTES)
+    client = IngestionClient(settings, options)
+    try:
+        assert client.send_batch("engage", [profile(n=1)]).ok
+        padded = [_padded_profile(n) for n in range(2, 42)]
+        reports = client.send_batch("engage", padded).reports
+    finally:
+        client.close()
+        server.listener.close()
+    assert {(r.status, r.http_status, r.maybe_applied) for r in reports} == {
+        (DeliveryStatus.FAILED, 503, False)
+    }
+    assert server.answered == 2
+
+
+def _padded_profile(n: int) -> PeopleUpdate:
+    record = {"$token": TOKEN, "$distinct_id": f"user-{n}", "$set": {"pad": "p" * 150_000}}
+    return PeopleUpdate(freeze(record, PeopleUpdate.kind))

@@ -18,6 +18,7 @@ import pytest
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
+from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
 from .conftest import TOKEN, event, profile
@@ -145,4 +146,27 @@ def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before_it(
     assert (report.status, report.http_status, report.attempts) == (DeliveryStatus.FAILED, 503, 1)
     assert report.maybe_applied
     assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert len(server.requests) == 3
+
+
+def test_an_answer_after_a_request_made_again_at_once_is_redacted_as_any(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A 503 page after the try made again at once quotes the API secret where the reason's
+    quote of the page ends: redacted, as without the resend. The doubt was added before
+    redaction, which then fell back to the page's raw text and showed the secret's first
+    nine characters (review R52 F1)."""
+    secret = "S3cr3tValueABCDEFGHIJKLMNOP0123456789"
+    page = ("x" * 491 + secret + " more text").encode()  # the quote ends 9 characters in
+    server = scripted(OK, close_unanswered, answer(raw("503 Service Unavailable", page)))
+    settings = MixpanelSettings(api_host=server.base_url, token=TOKEN, api_secret=Secret(secret))
+    client = IngestionClient(settings, HttpOptions(max_retries=0))
+    assert client.send_batch("track", [event()]).ok
+
+    (report,) = client.send_batch("track", [event()]).reports
+
+    reason = report.reason or ""
+    assert secret[:9] not in reason
+    assert "HTTP 503" in reason
+    assert report.maybe_applied
     assert len(server.requests) == 3
