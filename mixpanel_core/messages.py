@@ -25,7 +25,7 @@ import attrs
 
 from mixpanel_core.api_limits import GROUP_OPERATIONS, PROFILE_OPERATIONS
 from mixpanel_core.errors import Problem, ValidationError
-from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed
+from mixpanel_core.frozen import EMPTY, FrozenDict, freeze, freeze_parsed, frozen
 from mixpanel_core.secrets import Secret
 from mixpanel_core.wire import dumps, loads
 
@@ -149,8 +149,12 @@ class Event(Message):
 
     def with_property_values(self, properties: FrozenDict) -> Event:
         """A copy with ``properties`` replacing the whole properties object."""
-        # Equivalent to attrs.evolve, which costs a microsecond more on the hot path.
-        return self.__class__(self.record.merged({"properties": properties}), self.auth)
+        # Equivalent to attrs.evolve, which costs a microsecond more on the hot path; and to
+        # record.merged({"properties": ...}), less the building and walking of that dict.
+        record = FrozenDict(self.record)
+        # the base method: this copy is not shared yet
+        dict.__setitem__(record, "properties", frozen(properties, "properties"))
+        return self.__class__(record, self.auth)
 
     def check_shape(self) -> None:
         problems = []
