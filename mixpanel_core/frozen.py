@@ -216,13 +216,15 @@ def _freeze(
             item if type(item) in _PLAIN else _freeze(item, f"{path}[{i}]", fallback, problems)
             for i, item in enumerate(items)
         )
-    # Subclasses (str and int enums and the like) become their plain value, as json writes them.
+    # Subclasses (str and int enums and the like) become their plain value, as json writes
+    # them: through the base class's own method, as a subclass's __int__ or __float__ may
+    # answer something else (json writes int.__repr__ of the number, not int(value)).
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, int):
-        return int(value)
+        return int.__int__(value)
     if isinstance(value, float):
-        return _freeze(float(value), path, fallback, problems)
+        return _freeze(float.__float__(value), path, fallback, problems)
     try:
         converted = (fallback or format_datetime)(value)
     except (TypeError, ValueError) as exc:
