@@ -1,8 +1,10 @@
 """``DeadLetterFile``: where records that could not be delivered go, as JSON lines with why.
 
 Each line is ``{"time", "transport", "endpoint", "status", "reason", "http_status",
-"attempts", "record"}``; ``record`` is the wire record exactly as it would have been sent, so
-a line can be replayed (``mixpanel_core.messages.message_from_record(endpoint, record)``).
+"attempts", "record"}``, and ``"maybe_applied": true`` for a record Mixpanel may have applied
+(``DeliveryReport.maybe_applied``); ``record`` is the wire record exactly as it would have been
+sent, so a line can be replayed (``mixpanel_core.messages.message_from_record(endpoint,
+record)``).
 """
 
 from __future__ import annotations
@@ -126,4 +128,8 @@ def _line(report: DeliveryReport, message: Message) -> bytes:
         "attempts": report.attempts,
         "record": message.record,
     }
+    if report.maybe_applied:
+        # Only where it is true: what a replay is screened by (a profile update applied
+        # again is applied twice), found without reading the reason's words.
+        entry["maybe_applied"] = True
     return dumps(entry) + b"\n"

@@ -129,14 +129,24 @@ def refused_unnamed(
     why: str,
 ) -> Outcome:
     """``batch``, refused by a ``status: 0`` that named none of its records, REJECTED
-    whole: ``why`` says why its refused records were not looked for."""
+    whole: ``why`` says why its refused records were not looked for.
+
+    Mixpanel keeps the valid records of such a request, so each of several may have been
+    applied (``maybe_applied``, which is what a replay of dead letters is screened by); a
+    record alone was the one refused."""
     reason = (
         f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
         "request and may have applied the valid ones; which cannot be told, as "
         f"{why})"
     )
     return outcomes.of(
-        endpoint, batch, DeliveryStatus.REJECTED, reason, answer.http_status, attempts
+        endpoint,
+        batch,
+        DeliveryStatus.REJECTED,
+        reason,
+        answer.http_status,
+        attempts,
+        maybe_applied=len(batch) > 1,
     )
 
 

@@ -33,9 +33,19 @@ class Outcomes:
         attempts: int = 0,
         field: str | None = None,
         retry_after: float | None = None,
+        maybe_applied: bool = False,
     ) -> Outcome:
         return Outcome(
-            endpoint, items, status, self.name, reason, http_status, attempts, field, retry_after
+            endpoint,
+            items,
+            status,
+            self.name,
+            reason,
+            http_status,
+            attempts,
+            field,
+            retry_after,
+            maybe_applied,
         )
 
     def failed(

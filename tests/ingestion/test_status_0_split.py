@@ -68,6 +68,22 @@ def test_status_0_for_several_profile_updates_rejects_the_request_saying_why(
     assert "$add twice" in reason
     assert mixpanel_emulator.client.stats()["requests"]["engage"] == {"200": 1}, "not resent"
     assert len(mixpanel_emulator.client.records("engage")) == 4, "Mixpanel kept the valid ones"
+    # Said by the flag too, which a replay of dead letters is screened by (review R54 M1).
+    assert all(r.maybe_applied for r in result.reports)
+
+
+def test_status_0_for_one_profile_update_says_it_was_not_applied(
+    mixpanel_emulator: Emulator, client: IngestionClient
+) -> None:
+    """A record alone in a request Mixpanel refused is the one it refused: not applied."""
+    bad_token = {"$token": "not-a-project-token", "$distinct_id": "u", "$add": {"n": 1}}
+
+    result = client.send_batch("engage", [PeopleUpdate(freeze(bad_token, PeopleUpdate.kind))])
+
+    [report] = result.reports
+    assert report.status is DeliveryStatus.REJECTED
+    assert not report.maybe_applied
+    assert mixpanel_emulator.client.records("engage") == []
 
 
 def test_status_0_for_track_events_without_an_insert_id_is_not_resent(
