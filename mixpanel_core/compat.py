@@ -124,6 +124,14 @@ class Mixpanel(_CoreMixpanel):
                 "for flags and use mixpanel-core for tracking"
             )
         self._credentials = credentials
+        if consumer is not None and credentials is not None:
+            # The official client's warning, word for word: the consumer sends, and /import
+            # then authenticates as that consumer does, not with these.
+            logger.warning(
+                "Credentials passed to Mixpanel() are ignored when a custom consumer is "
+                "provided. Pass credentials to your consumer's constructor instead: "
+                "Consumer(credentials=...)"
+            )
         if consumer is None:
             # As the official client does: its default Consumer, so a failed send raises
             # MixpanelException (the core ``http`` transport's DeliveryError is no subclass of
