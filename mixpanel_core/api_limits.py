@@ -54,6 +54,9 @@ PLACEHOLDER_DISTINCT_IDS = frozenset(
         "null",
         "none",
         "n/a",
+        "na",
+        "true",
+        "false",
         "undefined",
         "unknown",
         "0",
@@ -65,7 +68,8 @@ PLACEHOLDER_DISTINCT_IDS = frozenset(
         "00000000-0000-0000-0000-000000000000",
     }
 )
-"""Values Mixpanel refuses as a ``distinct_id`` (compared case-insensitively, trimmed)."""
+"""Values Mixpanel refuses as a ``distinct_id`` (compared case-insensitively, trimmed): those
+its own import tool (mixpanel-import) refuses as bad user ids."""
 
 PROFILE_OPERATIONS = (
     "$set",
