@@ -105,6 +105,9 @@ class Poster:
         if endpoint == "import":
             if self._options.strict:
                 params["strict"] = "1"
+            # As the official client sends it (a form field there): no geolocation from the
+            # sending server's address, which would give every imported event its location.
+            params["ip"] = "0"
             if credentials is not None:
                 headers["Authorization"] = credentials.header.reveal()
                 if credentials.project_id is not None:

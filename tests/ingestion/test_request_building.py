@@ -154,7 +154,7 @@ def test_import_uses_service_account_and_project_id() -> None:
     client.send_batch("import", [message])
     call = fake.calls[0]
     assert call["url"] == "https://api.mixpanel.com/import"
-    assert call["params"] == {"strict": "1", "project_id": "12345"}
+    assert call["params"] == {"strict": "1", "ip": "0", "project_id": "12345"}
     assert call["headers"]["Content-Type"] == "application/json"
     assert basic_user(call["headers"]["Authorization"]) == ("sa-user", "sa-secret")
     assert orjson.loads(call["data"]) == [orjson.loads(orjson.dumps(message.record))]
@@ -211,7 +211,7 @@ def test_gzip_and_ndjson() -> None:
     call = fake.calls[0]
     assert call["headers"]["Content-Encoding"] == "gzip"
     assert call["headers"]["Content-Type"] == "application/x-ndjson"
-    assert "strict" not in call["params"]
+    assert call["params"] == {"ip": "0"}
     lines = gzip.decompress(call["data"]).splitlines()
     assert [orjson.loads(line) for line in lines] == [
         orjson.loads(orjson.dumps(m.record)) for m in messages
