@@ -50,6 +50,7 @@ class WriteReports:
             "reason": report.reason,
             "field": report.field,
             "http_status": report.http_status,
+            "maybe_applied": report.maybe_applied,
             "message": None if message is None else message.record,
         }) + "\\n")
 
@@ -146,6 +147,37 @@ def test_mixpanel_delivered_in_the_forwarder_sees_mixpanels_rejection_with_its_r
     assert rejected["reason"] == reason, "Mixpanel's reason, as the dead letter carries it"
     accepted = [insert_id(r) for r in seen if r["status"] == "accepted"]
     assert sorted(i or "" for i in accepted) == sorted(good)
+
+
+@pytest.mark.parametrize("rig_partitions", [1])  # all in one request, in order
+def test_mixpanel_delivered_in_the_forwarder_sees_profile_updates_that_may_have_applied(
+    rig: ForwardingRig, observer: Path, tmp_path: Path
+) -> None:
+    """An /engage request Mixpanel refused in part (status 0, naming none): every update is
+    REJECTED and dead-lettered, and each report says Mixpanel may have applied it, as it
+    kept the valid ones (review R54 M1)."""
+    updates = [
+        json.dumps(
+            {
+                "$token": "not-the-project-token" if i == 3 else "emulator-token",
+                "$distinct_id": f"person-{i}",
+                "$add": {"visits": 1},
+            }
+        ).encode()
+        for i in range(6)
+    ]
+    rig.produce_raws(updates, [(headers.ENDPOINT, b"engage")])
+    reports = tmp_path / "reports.jsonl"
+
+    # mixpanel_limits is off: Mixpanel, not a validate hook, is the one to refuse the token.
+    code, stderr = rig.run_until_caught_up(observed_config(rig, reports, ["write_reports"]))
+
+    assert code == 0, stderr
+    assert len(rig.dead_letters(6)) == 6
+    assert len(rig.emulator.client.records("engage")) == 5, "Mixpanel kept the valid ones"
+    seen = read_reports(reports)
+    assert sorted(r["message"]["$distinct_id"] for r in seen) == [f"person-{i}" for i in range(6)]
+    assert {(r["status"], r["maybe_applied"]) for r in seen} == {("rejected", True)}
 
 
 def test_mixpanel_delivered_in_the_forwarder_sees_records_refused_before_sending(
