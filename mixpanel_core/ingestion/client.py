@@ -37,7 +37,7 @@ from mixpanel_core.ingestion.encoding import (
     message_in,
     wire_format,
 )
-from mixpanel_core.ingestion.endpoints import endpoint_urls
+from mixpanel_core.ingestion.endpoints import endpoint_urls, sets_ip
 from mixpanel_core.ingestion.http import HttpSession
 from mixpanel_core.ingestion.narrowing import (
     Split,
@@ -91,7 +91,9 @@ class IngestionClient:
         self._name = name
         self._urls = endpoint_urls(settings)
         self._credentials = configured_credentials(settings)
-        self._formats = {e: wire_format(e, self.options.import_format) for e in ENDPOINTS}
+        self._formats = {
+            e: wire_format(e, self.options.import_format, sets_ip(self._urls[e])) for e in ENDPOINTS
+        }
         self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
         redactors = EndpointRedactors(Redactor.of_settings(settings), self._http, self.urls)
         self._poster = Poster(self._http, self.urls, self._formats, self.options, redactors)

@@ -26,6 +26,8 @@ from mixpanel_core.messages import Endpoint, Message, message_from_json
 
 FORM_FIELDS = b"&verbose=1&ip=0"
 """Sent after ``data=`` as the official SDK does: verbose answers, no IP geolocation."""
+VERBOSE_ONLY = b"&verbose=1"
+"""``FORM_FIELDS`` for an endpoint whose URL's query says ``ip`` itself (``sets_ip``)."""
 
 
 class Encoded(NamedTuple):
@@ -68,6 +70,8 @@ class WireFormat:
     separator: bytes
     suffix: bytes
     form_encoded: bool
+    fields: bytes = FORM_FIELDS
+    """Sent after a form's ``data=`` (``FORM_FIELDS``, or ``VERBOSE_ONLY``)."""
 
     def encode_messages(self, messages: Sequence[Message]) -> list[Encoded]:
         """Each message with its record as it appears inside the body (its own JSON)."""
@@ -81,7 +85,7 @@ class WireFormat:
     def body(self, items: Sequence[EncodedPair]) -> bytes:
         head, tail = self.prefix, self.suffix
         if self.form_encoded:
-            head, tail = b"data=" + quote(head), quote(tail) + FORM_FIELDS
+            head, tail = b"data=" + quote(head), quote(tail) + self.fields
         # The framing goes onto the first and last records, so the one join that builds
         # the body is the only copy of the records (up to 2 MiB) it makes.
         records = list(map(data_of, items)) or [b""]
@@ -99,8 +103,12 @@ JSON_ARRAY = WireFormat("application/json", b"[", b",", b"]", False)
 NDJSON = WireFormat("application/x-ndjson", b"", b"\n", b"\n", False)
 
 
-def wire_format(endpoint: str, import_format: Literal["json", "ndjson"] = "json") -> WireFormat:
-    """The body format of ``endpoint``: form-encoded ``data=`` except for ``/import``."""
+def wire_format(
+    endpoint: str, import_format: Literal["json", "ndjson"] = "json", url_sets_ip: bool = False
+) -> WireFormat:
+    """The body format of ``endpoint``: form-encoded ``data=`` except for ``/import``;
+    ``url_sets_ip``: the endpoint's URL says ``ip`` in its query (``sets_ip``), so the form
+    does not."""
     if endpoint != "import":
-        return FORM
+        return attrs.evolve(FORM, fields=VERBOSE_ONLY) if url_sets_ip else FORM
     return NDJSON if import_format == "ndjson" else JSON_ARRAY

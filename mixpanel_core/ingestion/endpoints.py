@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import idna
 
@@ -100,6 +100,13 @@ def check_url(url: str, allow_insecure_http: bool, key: str, written: str | None
             f"{INSECURE_HTTP_SWITCH}"
         )
     return url
+
+
+def sets_ip(url: str) -> bool:
+    """Whether ``url``'s own query says ``ip`` (``urls.track = ".../track?ip=1"``, to have
+    Mixpanel geolocate by the request's address): then the client leaves out its ``ip=0``,
+    which would contradict it."""
+    return "ip" in parse_qs(urlsplit(url).query, keep_blank_values=True)
 
 
 def endpoint_urls(settings: MixpanelSettings) -> dict[Endpoint, str]:

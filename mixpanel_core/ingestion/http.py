@@ -206,13 +206,17 @@ class HttpSession:
         headers: Mapping[str, str],
         timeout: tuple[float, float],
         total: float | None = None,
+        counted_once: bool = True,
     ) -> Response:
         """POST ``body``; the whole request ends within ``total`` seconds (default: the
         ``request_ceiling`` of ``timeout``), or raises a ``NetworkError`` saying it timed out.
 
         A request the peer ends before any byte of its answer, on a pooled connection that
         had carried an earlier request, is made again at once, once, on a new connection,
-        within the same ``total`` (see ``_resend_at_once``).
+        within the same ``total`` (see ``_resend_at_once``). ``counted_once``: whether
+        Mixpanel counts the request's records once however often they arrive (events, by
+        ``$insert_id``); when not (profile updates), only a request whose writing the close
+        broke is made again so, as the server cannot have applied it.
         """
         if total is None:
             total = request_ceiling(*timeout)
@@ -221,7 +225,7 @@ class HttpSession:
         try:
             try:
                 with errors_sorted():
-                    answer = self._request(url, body, headers, timeout, watch)
+                    answer = self._request(url, body, headers, timeout, watch, counted_once)
                     coding = answer.headers.get("Content-Encoding")
                     content = decoded(answer.data, coding, answer.status)
             finally:
@@ -254,6 +258,7 @@ class HttpSession:
         headers: Mapping[str, str],
         timeout: tuple[float, float],
         watch: Watch,
+        counted_once: bool,
     ) -> Any:
         """urllib3's request, made a second time at once when ``_resend_at_once`` says so."""
         for fresh in (False, True):
@@ -267,7 +272,7 @@ class HttpSession:
                 urllib3.exceptions.ProxyError,
                 urllib3.exceptions.SSLError,
             ) as exc:
-                if fresh or not _resend_at_once(watch, exc):
+                if fresh or not _resend_at_once(watch, exc, counted_once):
                     raise
                 # Made on a connection that had carried a request: a server that read and
                 # applied it, then went down (a restart), is not told from an idle close.
@@ -355,7 +360,7 @@ class _ListedProxyManager(_PoolsListed, urllib3.ProxyManager):
     pass
 
 
-def _resend_at_once(watch: Watch, exc: urllib3.exceptions.HTTPError) -> bool:
+def _resend_at_once(watch: Watch, exc: urllib3.exceptions.HTTPError, counted_once: bool) -> bool:
     """Whether a request that failed with ``exc`` is made again at once, once, on a new
     connection, without counting as an attempt or waiting for a backoff.
 
@@ -371,5 +376,19 @@ def _resend_at_once(watch: Watch, exc: urllib3.exceptions.HTTPError) -> bool:
     arrived (part of a status line, a ``100 Continue``, a body cut short), or after the
     watchdog ended the request, the request may have been processed: it is left to the usual
     retry policy.
+
+    The one case that cannot be told from an idle close: a server that read the request
+    whole, applied it, then closed the connection without a byte of answer (a restart). For
+    records Mixpanel counts once (``counted_once``: events, by ``$insert_id``) the resend
+    costs nothing; a profile update (``$add``) would be applied twice, under
+    ``max_retries = 0`` too (review R57 F1). So such a request is made again at once only
+    when the close broke its writing (``Watch.written`` false): the rest is left to the
+    retry policy, which counts the attempt and says that Mixpanel may have applied it.
     """
-    return watch.reused and not watch.answered and not watch.expired and answer_never_started(exc)
+    return (
+        watch.reused
+        and not watch.answered
+        and not watch.expired
+        and (counted_once or not watch.written)
+        and answer_never_started(exc)
+    )

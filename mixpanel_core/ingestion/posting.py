@@ -23,6 +23,7 @@ from mixpanel_core.ingestion.classify import (
     proxy_refusal,
 )
 from mixpanel_core.ingestion.encoding import WireFormat
+from mixpanel_core.ingestion.endpoints import sets_ip
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.ingestion.options import HttpOptions
 from mixpanel_core.ingestion.request_watch import request_ceiling
@@ -38,6 +39,9 @@ from mixpanel_core.settings import shown_url
 
 WATCH_INTERVAL = 0.05
 """How often a request under a movable deadline checks whether that deadline has passed."""
+
+
+_COUNTED_ONCE = frozenset({"track", "import"})
 
 
 class _AbandonedError(Exception):
@@ -84,6 +88,8 @@ class Poster:
         self._redactors = redactors
         """By endpoint: of the ``[mixpanel]`` credentials and those of the proxy its URL goes
         through, for what an answer says (``_redacted``)."""
+        self._import_ip = not sets_ip(urls["import"])
+        """Whether ``/import`` requests say ``ip=0``: unless its URL's query says ``ip``."""
 
     def post(
         self,
@@ -105,23 +111,27 @@ class Poster:
         if endpoint == "import":
             if self._options.strict:
                 params["strict"] = "1"
-            # As the official client sends it (a form field there): no geolocation from the
-            # sending server's address, which would give every imported event its location.
-            params["ip"] = "0"
+            if self._import_ip:
+                # As the official client sends it (a form field there): no geolocation from
+                # the sending server's address, which would give every event its location.
+                params["ip"] = "0"
             if credentials is not None:
                 headers["Authorization"] = credentials.header.reveal()
                 if credentials.project_id is not None:
                     params["project_id"] = credentials.project_id
         if params:  # after the query of a mixpanel.urls.NAME, if it has one
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
+        # Mixpanel counts an event once by its $insert_id, however often it arrives; a profile
+        # or group update sent twice is applied twice (see HttpSession.post).
+        counted_once = endpoint in _COUNTED_ONCE
         response: Response | None = None
         received_before = False  # see Response.maybe_received_before, SessionError
         try:
             if call.movable:
-                response = self._post_watched(url, body, headers, call, budget)
+                response = self._post_watched(url, body, headers, call, budget, counted_once)
             else:
                 timeout, total = self._timeout(call, budget)
-                response = self._http.post(url, body, headers, timeout, total)
+                response = self._http.post(url, body, headers, timeout, total, counted_once)
         except _AbandonedError as exc:
             answer = Classification(Verdict.FAILED, None, str(exc), maybe_received=True)
         except ProxyAuthError as exc:
@@ -200,7 +210,13 @@ class Poster:
         )
 
     def _post_watched(
-        self, url: str, body: bytes, headers: dict[str, str], call: Call, budget: float | None
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        call: Call,
+        budget: float | None,
+        counted_once: bool,
     ) -> Response:
         """``HttpSession.post`` on a thread of its own, abandoned once the call's deadline
         passes.
@@ -219,7 +235,7 @@ class Poster:
 
         def post() -> None:
             try:
-                answer.set_result(self._http.post(url, body, headers, timeout, total))
+                answer.set_result(self._http.post(url, body, headers, timeout, total, counted_once))
             except BaseException as exc:  # whatever ends the thread must end the wait too
                 answer.set_exception(exc)
 

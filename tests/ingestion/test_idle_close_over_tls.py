@@ -232,8 +232,8 @@ def test_a_request_made_again_at_once_and_refused_its_certificate_may_have_been_
     )
     client = IngestionClient(settings, HttpOptions(max_retries=0))
     try:
-        assert client.send_batch("engage", [profile(n=1)]).ok
-        (report,) = client.send_batch("engage", [profile(n=2)]).reports
+        assert client.send_batch("track", [event()]).ok
+        (report,) = client.send_batch("track", [event()]).reports
     finally:
         client.close()
         server.listener.close()

@@ -20,7 +20,7 @@ from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import TOKEN, RecordingWait, profile
+from .conftest import TOKEN, RecordingWait, event, profile
 from .scripted import ScriptedServer, answer, raw
 from .test_stale_connection import close_unanswered
 
@@ -69,9 +69,9 @@ def test_a_pooled_connection_the_proxy_closed_before_answering_is_used_again_at_
 ) -> None:
     proxy = scripted(OK, close_unanswered, OK)
     client = through(proxy.base_url)
-    assert client.send_batch("engage", [profile(n=1)]).ok
+    assert client.send_batch("track", [event()]).ok
 
-    (report,) = client.send_batch("engage", [profile(n=2)], wait=RecordingWait()).reports
+    (report,) = client.send_batch("track", [event()], wait=RecordingWait()).reports
 
     assert (report.status, report.attempts) == (DeliveryStatus.ACCEPTED, 1)
     assert len(proxy.requests) == 3

@@ -18,11 +18,18 @@ from mixpanel_core.ingestion.encoding import FORM_FIELDS
 from mixpanel_core.ingestion.formencode import needs_quoting, quote
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.ingestion.session_errors import RequestError
-from mixpanel_core.messages import ImportAuth, ImportEvent, Message
+from mixpanel_core.messages import (
+    ENDPOINTS,
+    Endpoint,
+    GroupUpdate,
+    ImportAuth,
+    ImportEvent,
+    Message,
+)
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import event, import_event
+from .conftest import TOKEN, event, import_event, profile
 
 
 class FakeSession:
@@ -38,6 +45,7 @@ class FakeSession:
         headers: dict[str, str],
         timeout: tuple[float, float],
         total: float | None = None,
+        counted_once: bool = True,
     ) -> Response:
         base, _, query = url.partition("?")
         params = dict(urllib.parse.parse_qsl(query))
@@ -82,6 +90,33 @@ def test_track_body_is_form_encoded_like_the_official_client() -> None:
     assert form["ip"] == ["0"]
     assert orjson.loads(form["data"][0]) == [orjson.loads(orjson.dumps(m.record)) for m in messages]
     assert call["timeout"] == (5.0, 30.0)
+
+
+@pytest.mark.parametrize("endpoint", ["track", "engage", "groups", "import"])
+def test_an_ip_in_the_urls_query_is_the_only_one_sent(endpoint: Endpoint) -> None:
+    """``urls.NAME = ".../NAME?ip=1"`` (to have Mixpanel geolocate by the request's
+    address): the client's own ``ip=0`` is left out, which would contradict it, on the form
+    and on /import's query alike (review R56 F3); the other endpoints keep theirs."""
+    settings = MixpanelSettings(
+        token=TOKEN, urls={endpoint: f"https://proxy.example/{endpoint}?ip=1"}
+    )
+    client, fake = client_with_fake(settings)
+    records = {
+        "track": event(),
+        "import": import_event(),
+        "engage": profile(),
+        "groups": profile(GroupUpdate),
+    }
+    for other in ENDPOINTS:
+        client.send_batch(other, [records[other]])
+    for call in fake.calls:
+        sent = dict(call["params"])
+        if call["headers"]["Content-Type"] == "application/x-www-form-urlencoded":
+            form = urllib.parse.parse_qs(call["data"].decode(), strict_parsing=True)
+            assert "ip" not in sent or "ip" not in form, "never said twice"
+            sent.update({k: v[0] for k, v in form.items() if k != "data"})
+        expected = "1" if call["url"].endswith(f"/{endpoint}") else "0"
+        assert sent["ip"] == expected, call["url"]
 
 
 @pytest.mark.parametrize(

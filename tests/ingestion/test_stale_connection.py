@@ -1,5 +1,6 @@
-"""A pooled keep-alive connection the server closed before answering: the request is made
-again at once on a new connection, not counted as an attempt; over real sockets.
+"""A pooled keep-alive connection the server closed before answering: an event's request is
+made again at once on a new connection, not counted as an attempt (a profile update's is
+left to the retry policy); over real sockets.
 
 A server closes a connection it holds idle (its keep-alive timeout, a request count) while
 the next request is on its way. That cost a full attempt and a backoff, and failed the
@@ -18,6 +19,7 @@ import pytest
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
+from mixpanel_core.messages import Endpoint, GroupUpdate, PeopleUpdate
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
@@ -139,13 +141,34 @@ def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before_it(
     left). Only a network error carried that doubt before (review R51 F1)."""
     server = scripted(OK, close_unanswered, answer(raw("503 Service Unavailable", b"down")))
     client = client_for(server, max_retries=0)
-    assert client.send_batch("engage", [profile(n=1)]).ok
+    assert client.send_batch("track", [event()]).ok
 
-    (report,) = client.send_batch("engage", [profile(n=2)]).reports
+    (report,) = client.send_batch("track", [event()]).reports
 
     assert (report.status, report.http_status, report.attempts) == (DeliveryStatus.FAILED, 503, 1)
     assert report.maybe_applied
     assert (report.reason or "").endswith(MAYBE_APPLIED)
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("endpoint", ["engage", "groups"])
+def test_a_profile_update_on_a_reused_connection_closed_unanswered_is_left_to_the_retries(
+    scripted: Callable[..., ScriptedServer], endpoint: Endpoint
+) -> None:
+    """The server may have read and applied it before closing: made again at once, an $add
+    was applied twice, under max_retries = 0 too (review R57 F1). Left to the retry policy
+    like any request that may have been received: one attempt counted, a backoff, and
+    ACCEPTED at the second attempt."""
+    server = scripted(OK, close_unanswered, OK)
+    client = client_for(server)
+    update = profile(GroupUpdate if endpoint == "groups" else PeopleUpdate)
+    assert client.send_batch(endpoint, [update]).ok
+    waits: list[float] = []
+
+    (report,) = client.send_batch(endpoint, [update], wait=waits.append).reports
+
+    assert (report.status, report.attempts) == (DeliveryStatus.ACCEPTED, 2)
+    assert len(waits) == 1, "a backoff before the retry"
     assert len(server.requests) == 3
 
 

@@ -15,13 +15,14 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.delivery import DeliveryReport, DeliveryStatus
 from mixpanel_core.emulator import Emulator
 from mixpanel_core.ingestion import IngestionClient
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
+from mixpanel_core.messages import Endpoint, Message
 from mixpanel_core.settings import MixpanelSettings
 
-from .conftest import FAST, TOKEN, RecordingWait, profile, settings_for
+from .conftest import FAST, TOKEN, RecordingWait, event, profile, settings_for
 from .scripted import ScriptedServer, answer
 
 pytestmark = pytest.mark.integration
@@ -174,11 +175,12 @@ def _answer_once_then_apply_and_vanish(server: socket.socket, applied: list[byte
             server.close()  # the try made again at once finds nothing listening
 
 
-def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before() -> None:
-    """Review R11: a request on a kept-alive connection closed before any byte of the answer
-    is made again at once on a new connection. When that new try failed with no connection
-    (refused, or its TLS handshake cut short), the records were reported as not applied:
-    the new try's state had replaced the first's, which the server had read and applied."""
+def _second_request_to_a_server_that_applies_it_and_vanishes(
+    endpoint: Endpoint, records: list[Message]
+) -> tuple[DeliveryReport, list[bytes]]:
+    """The report of ``records[1]``, sent under ``max_retries = 0`` on the kept-alive
+    connection of ``records[0]`` to a server that reads it whole, then closes the connection
+    without an answer and stops listening; and the bodies the server read."""
     applied: list[bytes] = []
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -190,13 +192,41 @@ def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before() -> Non
         serving.start()
         settings = MixpanelSettings(api_host=f"http://127.0.0.1:{port}", token=TOKEN)
         client = IngestionClient(settings, attrs.evolve(FAST, max_retries=0))
-        (first,) = client.send_batch("engage", [profile(n=9)], wait=RecordingWait()).reports
+        (first,) = client.send_batch(endpoint, records[:1], wait=RecordingWait()).reports
         assert first.status is DeliveryStatus.ACCEPTED
-        (report,) = client.send_batch("engage", [profile(n=10)], wait=RecordingWait()).reports
+        (report,) = client.send_batch(endpoint, records[1:], wait=RecordingWait()).reports
         serving.join(10)
+    return report, applied
+
+
+def test_a_request_made_again_at_once_keeps_the_doubt_of_the_try_before() -> None:
+    """Review R11: an event's request on a kept-alive connection closed before any byte of
+    the answer is made again at once on a new connection. When that new try failed with no
+    connection (refused, or its TLS handshake cut short), the records were reported as not
+    applied: the new try's state had replaced the first's, which the server had read."""
+    report, applied = _second_request_to_a_server_that_applies_it_and_vanishes(
+        "track", [event(), event()]
+    )
     assert len(applied) == 2  # the server read the second request
     assert report.status is DeliveryStatus.FAILED
     assert "NewConnectionError" in (report.reason or ""), report.reason  # the new try's
+    assert report.maybe_applied
+    assert (report.reason or "").endswith(MAYBE_APPLIED)
+
+
+def test_a_profile_update_a_server_read_before_closing_is_not_made_again_at_once() -> None:
+    """A close without an answer on a kept-alive connection is not told from a server that
+    applied the request and went down. An event sent again is counted once; an $add would
+    be applied twice, and under max_retries = 0 (the drop-in's retry_limit=0) it was, with
+    the report ACCEPTED in one attempt (review R57 F1). It is left to the retry policy: here
+    none, so FAILED, saying that Mixpanel may have applied it, and sent once."""
+    report, applied = _second_request_to_a_server_that_applies_it_and_vanishes(
+        "engage", [profile(n=9), profile(n=10)]
+    )
+    assert len(applied) == 2
+    assert report.status is DeliveryStatus.FAILED
+    assert report.attempts == 1
+    assert "NewConnectionError" not in (report.reason or ""), "not made again"
     assert report.maybe_applied
     assert (report.reason or "").endswith(MAYBE_APPLIED)
 
