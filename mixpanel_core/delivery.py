@@ -46,12 +46,22 @@ class DeliveryReport:
     one (a sender that tries again later waits at least that long)."""
     maybe_applied: bool = False
     """Not accepted, yet Mixpanel may have applied it: an attempt that may have reached it got
-    no answer (a read timeout, a connection lost). Sent again, a profile or group update
-    (``$add``, ``$append``) would be applied twice; the reason says so too."""
+    no answer (a read timeout, a connection lost), or it was one of several records of a
+    request Mixpanel refused with a ``status: 0`` naming none (it keeps the valid ones). Sent
+    again, a profile or group update (``$add``, ``$append``) would be applied twice; the
+    reason says so too."""
 
     @property
     def ok(self) -> bool:
         return self.status is DeliveryStatus.ACCEPTED
+
+    def without_call_secret(self) -> DeliveryReport:
+        """This report, its message without the API secret given with its call (see
+        ``Message.without_call_secret``): the same report when it has none."""
+        message = self.message
+        if message is None or message.call_secret is None:
+            return self
+        return attrs.evolve(self, message=message.without_call_secret())
 
 
 Reporter = Callable[[DeliveryReport], None]

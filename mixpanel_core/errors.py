@@ -43,11 +43,22 @@ class MixpanelCoreError(Exception):
     Pickled as it is (its text and attributes), not rebuilt by calling its class with its
     text, which is what ``Exception`` does and what these constructors do not take: an
     error crossing a process (``multiprocessing``, Celery) came back with its text spelt
-    out letter by letter, or could not be unpickled at all (which stopped a ``Pool``).
+    out letter by letter, or could not be unpickled at all (which stopped a ``Pool``). The
+    messages of its reports go without the API secret they came with (``import_data(...,
+    api_secret=...)``): pickled, a ``Secret`` is its value, and an error holds no secret.
     """
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_unpickled, (type(self), self.args), self.__dict__)
+        return (_unpickled, (type(self), self.args), _without_call_secrets(self.__dict__))
+
+
+def _without_call_secrets(state: dict[str, object]) -> dict[str, object]:
+    """``state`` with each report's message (in ``DeliveryError.reports``) without the API
+    secret given with its call (``Message.without_call_secret``)."""
+    reports = state.get("reports")
+    if not isinstance(reports, tuple):
+        return state
+    return {**state, "reports": tuple(r.without_call_secret() for r in reports)}
 
 
 def _unpickled(cls: type[MixpanelCoreError], args: tuple[object, ...]) -> MixpanelCoreError:

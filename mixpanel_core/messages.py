@@ -67,6 +67,14 @@ class Message:
         auth = self.auth
         return None if auth is None else auth.api_secret
 
+    def without_call_secret(self) -> Message:
+        """This message without its ``call_secret`` (its ``api_key`` kept), for an error
+        that leaves the process: the same message when it has none."""
+        auth = self.auth
+        if auth is None or auth.api_secret is None:
+            return self
+        return self.__class__(self.record, attrs.evolve(auth, api_secret=None))
+
     def json(self) -> bytes:
         """The record as compact JSON; encoded once, since the record cannot change.
 

@@ -36,7 +36,8 @@ class Outcome:
     """For FAILED records: what the last answer's ``Retry-After`` asked to wait, if anything."""
     maybe_applied: bool = False
     """Not accepted, after an attempt that may have reached Mixpanel unanswered (see
-    ``Call.doubt``)."""
+    ``Call.doubt``), or refused with others by a ``status: 0`` naming none of them (see
+    ``narrowing.refused_unnamed``)."""
 
     @property
     def ok(self) -> bool:
