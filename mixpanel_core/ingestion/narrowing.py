@@ -127,17 +127,21 @@ def refused_unnamed(
     answer: Classification,
     attempts: int,
     why: str,
+    part: bool = False,
 ) -> Outcome:
     """``batch``, refused by a ``status: 0`` that named none of its records, REJECTED
-    whole: ``why`` says why its refused records were not looked for.
+    whole: ``why`` says why its refused records were not looked for. ``part``: ``batch`` is
+    a half of the request so refused, not sent again (see ``out_of_budget``).
 
     Mixpanel keeps the valid records of such a request, so each of several may have been
     applied (``maybe_applied``, which is what a replay of dead letters is screened by); a
-    record alone was the one refused."""
+    record alone in its request was the one refused, but not one of a half."""
+    sent = "this record was" if len(batch) == 1 else f"these {len(batch)} records were"
+    request = f"the request {sent} sent in" if part else "this request"
+    count = "" if part else f" {len(batch)}"
     reason = (
-        f"{answer.reason} (Mixpanel refused some of the {len(batch)} records of this "
-        "request and may have applied the valid ones; which cannot be told, as "
-        f"{why})"
+        f"{answer.reason} (Mixpanel refused some of the{count} records of {request} and may "
+        f"have applied the valid ones; which cannot be told, as {why})"
     )
     return outcomes.of(
         endpoint,
@@ -146,7 +150,7 @@ def refused_unnamed(
         reason,
         answer.http_status,
         attempts,
-        maybe_applied=len(batch) > 1,
+        maybe_applied=part or len(batch) > 1,
     )
 
 
@@ -160,7 +164,7 @@ def out_of_budget(
     """``batch`` not sent (again): the retry budget ran out after ``answer``."""
     if answer.verdict is Verdict.UNNAMED:  # a half of a status 0 being narrowed down
         why = "the retry budget ran out before the refused records were found"
-        return refused_unnamed(outcomes, endpoint, batch, answer, attempts, why)
+        return refused_unnamed(outcomes, endpoint, batch, answer, attempts, why, part=True)
     return outcomes.failed(endpoint, batch, answer, attempts)
 
 

@@ -53,3 +53,26 @@ def test_a_status_0_after_the_budget_rejects_the_request_whole(
         assert "some of the 4 records of this request" in reason
         assert "the retry budget ran out before the refused records were found" in reason
     assert len(result.outcomes) == 1
+
+
+def test_a_half_the_budget_leaves_unsent_says_its_records_may_have_been_applied(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """The status 0 comes with a sliver of the 1 s budget left: too little for a half. Each
+    half, a single event, is rejected unsent, and, as one of the request Mixpanel kept the
+    valid records of, may have been applied (it said "some of the 1 records of this
+    request", and a record alone was taken for the one refused; review R56 F1)."""
+    server = scripted(late(0.85, REFUSED), answer(ACCEPTED))
+    settings = MixpanelSettings(api_host=server.base_url, token=TOKEN)
+    client = IngestionClient(settings, HttpOptions(retry_budget=1.0, read_timeout=5.0))
+
+    result = client.send_batch("track", [event() for _ in range(2)])
+
+    assert len(server.requests) == 1
+    assert [(r.status, r.maybe_applied) for r in result.reports] == [
+        (DeliveryStatus.REJECTED, True)
+    ] * 2
+    for report in result.reports:
+        reason = report.reason or ""
+        assert "some of the records of the request this record was sent in" in reason
+        assert "the retry budget ran out before the refused records were found" in reason
