@@ -58,6 +58,10 @@ class PoisonStop:
     """A profile or group update that failed after an attempt Mixpanel may have applied
     unanswered: nothing is wrong with it, and only a look at the profile tells whether a skip
     loses it or a restart applies it twice."""
+    in_refused_request: bool = False
+    """Rejected with the other records of a request Mixpanel refused in part (a ``status: 0``
+    naming none), which may include records of other partitions: valid, it was applied, and a
+    restart that does not skip it applies it again."""
 
     @property
     def offsets(self) -> tuple[int, ...]:
@@ -143,6 +147,7 @@ class DeadLettering:
         outcome: DeliveryReport | None = None,
         together: Sequence[int] = (),
         maybe_applied: bool = False,
+        in_refused_request: bool = False,
     ) -> None:
         """Produce the dead letter of ``raw``; ``outcome`` is reported once it is acknowledged.
 
@@ -157,7 +162,13 @@ class DeadLettering:
             first = self._stops.get(progress.partition)
             if first is None or raw.offset < first.offset:
                 self._stops[progress.partition] = PoisonStop(
-                    progress, raw.offset, stage, reason, tuple(together), maybe_applied
+                    progress,
+                    raw.offset,
+                    stage,
+                    reason,
+                    tuple(together),
+                    maybe_applied,
+                    in_refused_request,
                 )
                 logger.warning(
                     "stopping at %s (%s): %s. on_poison is 'stop': delivering and committing "

@@ -204,6 +204,10 @@ class DeliveryRounds:
                 outcome=report if observed else None,
                 together=sorted(offset for offset in together if offset > item.offset),
                 maybe_applied=report.status is not DeliveryStatus.REJECTED,
+                # A REJECTED report says maybe_applied of a record refused with others by a
+                # status 0: the request may have held other partitions' records too.
+                in_refused_request=report.maybe_applied
+                and report.status is DeliveryStatus.REJECTED,
             )
         return failed
 

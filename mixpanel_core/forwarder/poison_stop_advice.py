@@ -114,6 +114,17 @@ def skip_advice(stop: PoisonStop, name: str, group_id: str) -> str:
             f"{these} by committing {where}{delivered}: nothing before {these} is lost. If "
             f"not, start the forwarder again: it sends {these} again."
         )
+    if not stop.together and stop.in_refused_request:
+        # Alone on its partition in a request Mixpanel refused in part (with other
+        # partitions' records): not necessarily what is wrong, and perhaps applied (review
+        # R56 F2: "Fix it and start again" applied its $add twice).
+        return (
+            f"It and everything after it on {name} stay uncommitted. Skip it by committing "
+            f"{where}{delivered}: nothing before it is lost. Mixpanel refused the request it "
+            "was sent in without naming the records it refused, and kept the others: if this "
+            "one is valid it was applied, and starting again without the skip applies it "
+            "again; if it is the one refused, fix it and produce it again."
+        )
     if not stop.together:
         return (
             f"It and everything after it on {name} stay uncommitted. Fix it and start "

@@ -19,6 +19,7 @@ import json
 import pytest
 
 from mixpanel_core.kafka import headers
+from mixpanel_core.kafka.client_library import kafka_python
 
 from .conftest import ForwardingRig, error_line, track_event
 
@@ -111,3 +112,42 @@ def test_the_advised_skip_of_an_event_rejected_alone_goes_past_its_delivered_bat
     sent_again = collections.Counter(rig.delivered_insert_ids()) - first_run
     assert sent_again == {f"id-{i}": 1 for i in range(BATCH, RECORDS)}, "none of the request"
     assert rig.committed() == {0: RECORDS}
+
+
+@pytest.mark.parametrize("rig_partitions", [2])
+def test_a_record_alone_on_its_partition_in_a_refused_request_is_advised_skipped(
+    rig: ForwardingRig,
+) -> None:
+    """Partition 0 holds two valid updates and the refused one, partition 1 one valid update;
+    all four go in one request, which Mixpanel answers status 0 (keeping the three valid
+    ones). Partition 1's record was advised "Fix it and start again": nothing was wrong with
+    it, and starting again applied its $add twice (review R56 F2). Now the advice is to skip
+    it, and following it applies nothing again."""
+    producer = kafka_python().KafkaProducer(bootstrap_servers=rig.bootstrap)
+    for partition, update in [(0, 0), (0, REFUSED), (0, 2), (1, 4)]:
+        producer.send(
+            rig.topic,
+            value=_profile_update(update),
+            partition=partition,
+            headers=[(headers.ENDPOINT, b"engage")],
+        ).get(30)
+    producer.close(10)
+
+    code, stderr = rig.run_until_caught_up(rig.stop_config(batch_records=4, linger=0.2))
+
+    assert code == 1, stderr
+    error = error_line(stderr)
+    alone = f"{rig.topic}[1]"
+    assert f"stopping at {alone}@0 (delivery)" in error, error
+    assert f"Skip it by committing offset 1 on {alone}" in error, error
+    assert "if this one is valid it was applied" in error, error
+    assert "Fix it and start again" not in error.split(f"stopping at {alone}@0")[1], error
+    assert _applied(rig) == {"person-0": 1, "person-2": 1, "person-4": 1}
+
+    # The operator follows the advice on both partitions.
+    rig.commit(3, partition=0)
+    rig.commit(1, partition=1)
+    code, stderr = rig.run_until_caught_up(rig.stop_config(linger=0.2))
+
+    assert code == 0, stderr
+    assert _applied(rig) == {"person-0": 1, "person-2": 1, "person-4": 1}, "none applied again"
