@@ -34,6 +34,7 @@ from mixpanel_core.forwarder.round_reports import (
 )
 from mixpanel_core.forwarder.shutdown_clock import ShutdownClock
 from mixpanel_core.ingestion import Deadline, RetryPolicy, Wait
+from mixpanel_core.ingestion.narrowing import refused_in_part
 from mixpanel_core.messages import Endpoint, Message
 
 logger = logging.getLogger("mixpanel_core.forwarder")
@@ -204,10 +205,12 @@ class DeliveryRounds:
                 outcome=report if observed else None,
                 together=sorted(offset for offset in together if offset > item.offset),
                 maybe_applied=report.status is not DeliveryStatus.REJECTED,
-                # A REJECTED report says maybe_applied of a record refused with others by a
-                # status 0: the request may have held other partitions' records too.
-                in_refused_request=report.maybe_applied
-                and report.status is DeliveryStatus.REJECTED,
+                # Refused with the others of its request by a status 0 naming none, which may
+                # have held other partitions' records too. Told by its reason, not by
+                # maybe_applied: a record refused by name after an attempt that went
+                # unanswered says that too (review R58 F1).
+                in_refused_request=report.status is DeliveryStatus.REJECTED
+                and refused_in_part(report.reason),
             )
         return failed
 

@@ -23,6 +23,17 @@ from being narrowed down (see ``halves``): so many refused together by chance is
 a batch refused whole (a wrong token, events too old) is what it usually means."""
 
 
+REFUSED_IN_PART = "may have applied the valid ones"
+"""The words of every reason ``refused_unnamed`` gives: what tells a record REJECTED with
+the others of a request Mixpanel refused in part from one it refused by name (both may say
+``maybe_applied``, the latter after an attempt that went unanswered)."""
+
+
+def refused_in_part(reason: str | None) -> bool:
+    """Whether ``reason`` is that of a record rejected by ``refused_unnamed``."""
+    return reason is not None and REFUSED_IN_PART in reason
+
+
 @attrs.frozen
 class Split:
     """Internal: the batch is to be sent again in halves (413, a body over the byte budget, a
@@ -140,8 +151,8 @@ def refused_unnamed(
     request = f"the request {sent} sent in" if part else "this request"
     count = "" if part else f" {len(batch)}"
     reason = (
-        f"{answer.reason} (Mixpanel refused some of the{count} records of {request} and may "
-        f"have applied the valid ones; which cannot be told, as {why})"
+        f"{answer.reason} (Mixpanel refused some of the{count} records of {request} and "
+        f"{REFUSED_IN_PART}; which cannot be told, as {why})"
     )
     return outcomes.of(
         endpoint,

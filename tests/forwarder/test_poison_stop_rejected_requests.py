@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
+import time
 
 import pytest
 
 from mixpanel_core.kafka import headers
 from mixpanel_core.kafka.client_library import kafka_python
 
+from ..ingestion.scripted import ScriptedServer, answer, raw
 from .conftest import ForwardingRig, error_line, track_event
 
 pytestmark = pytest.mark.integration
@@ -151,3 +154,75 @@ def test_a_record_alone_on_its_partition_in_a_refused_request_is_advised_skipped
 
     assert code == 0, stderr
     assert _applied(rig) == {"person-0": 1, "person-2": 1, "person-4": 1}, "none applied again"
+
+
+def _unanswered(sock: socket.socket) -> None:
+    """Reads the request (the handler did) and answers nothing within the read timeout."""
+    time.sleep(1.5)
+    raise ConnectionAbortedError  # ends the handler, which closes the socket
+
+
+_REFUSED_BY_NAME = {
+    "engage": (
+        _profile_update(REFUSED),
+        answer(raw("200 OK", b'{"status": 0, "error": "$token: not this project\'s"}')),
+    ),
+    "import": (
+        json.dumps(
+            {
+                "event": "e",
+                "properties": {
+                    "token": "emulator-token",
+                    "distinct_id": "p1",
+                    "time": int(time.time()) - 100,
+                    "$insert_id": "abc",
+                },
+            }
+        ).encode(),
+        answer(
+            raw(
+                "400 Bad Request",
+                json.dumps(
+                    {
+                        "code": 400,
+                        "error": "some data points in the request failed validation",
+                        "status": "Bad Request",
+                        "num_records_imported": 0,
+                        "failed_records": [
+                            {
+                                "index": 0,
+                                "insert_id": "abc",
+                                "field": "properties.time",
+                                "message": "'properties.time' is invalid",
+                            }
+                        ],
+                    }
+                ).encode(),
+                "Content-Type: application/json",
+            )
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("endpoint", ["engage", "import"])
+def test_a_record_refused_by_name_after_an_unanswered_attempt_is_advised_fixed(
+    rig: ForwardingRig, endpoint: str
+) -> None:
+    """Refused alone (a status 0 for a one-record request; a strict /import 400 naming it),
+    after a first attempt that went unanswered: its report says maybe_applied, as an
+    unanswered attempt may have been applied, but it is no record of a request refused in
+    part. It was advised skipped as one, "if this one is valid it was applied", and an
+    operator following that lost it (review R58 F1)."""
+    record, refusal = _REFUSED_BY_NAME[endpoint]
+    rig.produce_raws([record], [(headers.ENDPOINT, endpoint.encode())])
+    with ScriptedServer([_unanswered, refusal]) as server:
+        config = rig.stop_config(http={"read_timeout": 0.5}, linger=0.2)
+        config.write_text(config.read_text().replace(rig.emulator.base_url, server.base_url))
+        code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 1, stderr
+    error = error_line(stderr)
+    assert len(server.requests) == 2, error
+    assert "Fix it and start again" in error, error
+    assert "if this one is valid it was applied" not in error, error
