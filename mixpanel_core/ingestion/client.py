@@ -16,6 +16,7 @@ the texts of their reasons).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import time
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ from mixpanel_core.ingestion.endpoints import endpoint_urls, sets_ip
 from mixpanel_core.ingestion.http import HttpSession
 from mixpanel_core.ingestion.narrowing import (
     Split,
+    counted_once,
     halves,
     out_of_budget,
     split_or_reject_unnamed,
@@ -366,7 +368,15 @@ class IngestionClient:
                 if budget <= 0 or (retries == 0 and budget < self._least_attempt):
                     return [out_of_budget(self._outcomes, endpoint, batch, answer, attempts)]
             attempts += 1
-            answer = self._poster.post(endpoint, credentials, body, len(batch), call, budget=budget)
+            answer = self._poster.post(
+                endpoint,
+                credentials,
+                body,
+                len(batch),
+                call,
+                budget=budget,
+                counted_once=functools.partial(counted_once, endpoint, batch),
+            )
             if answer.maybe_received:
                 call.doubt(batch)  # whatever answers later, unless Mixpanel accepts them
             verdict = answer.verdict

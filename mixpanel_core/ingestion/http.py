@@ -16,7 +16,7 @@ import os
 import threading
 import urllib.request
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -206,7 +206,7 @@ class HttpSession:
         headers: Mapping[str, str],
         timeout: tuple[float, float],
         total: float | None = None,
-        counted_once: bool = True,
+        counted_once: Callable[[], bool] = lambda: True,
     ) -> Response:
         """POST ``body``; the whole request ends within ``total`` seconds (default: the
         ``request_ceiling`` of ``timeout``), or raises a ``NetworkError`` saying it timed out.
@@ -214,9 +214,10 @@ class HttpSession:
         A request the peer ends before any byte of its answer, on a pooled connection that
         had carried an earlier request, is made again at once, once, on a new connection,
         within the same ``total`` (see ``_resend_at_once``). ``counted_once``: whether
-        Mixpanel counts the request's records once however often they arrive (events, by
-        ``$insert_id``); when not (profile updates), only a request whose writing the close
-        broke is made again so, as the server cannot have applied it.
+        Mixpanel counts the request's records once however often they arrive (events with
+        an ``$insert_id`` and a ``time``), asked only then; when not (profile updates), only
+        a request whose writing the close broke is made again so, as the server cannot have
+        applied it.
         """
         if total is None:
             total = request_ceiling(*timeout)
@@ -258,7 +259,7 @@ class HttpSession:
         headers: Mapping[str, str],
         timeout: tuple[float, float],
         watch: Watch,
-        counted_once: bool,
+        counted_once: Callable[[], bool],
     ) -> Any:
         """urllib3's request, made a second time at once when ``_resend_at_once`` says so."""
         for fresh in (False, True):
@@ -360,7 +361,9 @@ class _ListedProxyManager(_PoolsListed, urllib3.ProxyManager):
     pass
 
 
-def _resend_at_once(watch: Watch, exc: urllib3.exceptions.HTTPError, counted_once: bool) -> bool:
+def _resend_at_once(
+    watch: Watch, exc: urllib3.exceptions.HTTPError, counted_once: Callable[[], bool]
+) -> bool:
     """Whether a request that failed with ``exc`` is made again at once, once, on a new
     connection, without counting as an attempt or waiting for a backoff.
 
@@ -379,16 +382,17 @@ def _resend_at_once(watch: Watch, exc: urllib3.exceptions.HTTPError, counted_onc
 
     The one case that cannot be told from an idle close: a server that read the request
     whole, applied it, then closed the connection without a byte of answer (a restart). For
-    records Mixpanel counts once (``counted_once``: events, by ``$insert_id``) the resend
-    costs nothing; a profile update (``$add``) would be applied twice, under
-    ``max_retries = 0`` too (review R57 F1). So such a request is made again at once only
-    when the close broke its writing (``Watch.written`` false): the rest is left to the
+    records Mixpanel counts once (``counted_once``: events with an ``$insert_id`` and a
+    ``time``) the resend costs nothing; a profile update (``$add``) would be applied twice,
+    under ``max_retries = 0`` too (review R57 F1), and an event without them counted twice
+    (review R58 F2). So any other request is made again at once only when the close broke
+    its writing (``Watch.written`` false): the rest is left to the
     retry policy, which counts the attempt and says that Mixpanel may have applied it.
     """
     return (
         watch.reused
         and not watch.answered
         and not watch.expired
-        and (counted_once or not watch.written)
         and answer_never_started(exc)
+        and (not watch.written or counted_once())  # asked last: it may read every record
     )

@@ -4,7 +4,7 @@ the records a ``status: 0`` refused without naming them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
@@ -183,6 +183,16 @@ def out_of_budget(
 # and $insert_id: one without an $insert_id, or without a time or dated more than an hour
 # ahead (stamped on arrival, so each copy has its own), is counted again. Read only after a
 # ``status: 0``, so rebuilding a message costs little.
+
+
+def counted_once(endpoint: Endpoint, batch: Sequence[EncodedPair]) -> bool:
+    """Whether Mixpanel counts the records of ``batch`` once however often they arrive:
+    events (``/track``, ``/import``) that all carry an ``$insert_id`` and keep their own
+    ``time``. A profile or group update sent twice is applied twice. Reads every record:
+    for the rare request that may be sent again at once (``HttpSession.post``)."""
+    return endpoint in ("track", "import") and all(
+        _has_insert_id(endpoint, item) and _keeps_its_time(endpoint, item) for item in batch
+    )
 
 
 def _has_insert_id(endpoint: Endpoint, item: EncodedPair) -> bool:

@@ -7,7 +7,7 @@ import concurrent.futures
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 from urllib3 import HTTPHeaderDict
@@ -39,9 +39,6 @@ from mixpanel_core.settings import shown_url
 
 WATCH_INTERVAL = 0.05
 """How often a request under a movable deadline checks whether that deadline has passed."""
-
-
-_COUNTED_ONCE = frozenset({"track", "import"})
 
 
 class _AbandonedError(Exception):
@@ -100,9 +97,11 @@ class Poster:
         call: Call,
         *,
         budget: float | None = None,
+        counted_once: Callable[[], bool] = lambda: False,
     ) -> Classification:
         """One attempt; ``budget``: what is left of the retry budget for a retry, which
-        bounds it (see ``_timeout``)."""
+        bounds it (see ``_timeout``); ``counted_once``: whether Mixpanel counts the records
+        once however often they arrive (see ``HttpSession.post``)."""
         headers = {"Content-Type": self._formats[endpoint].content_type}
         if self._options.gzip:
             headers["Content-Encoding"] = "gzip"  # ``body`` was compressed by the client
@@ -121,9 +120,6 @@ class Poster:
                     params["project_id"] = credentials.project_id
         if params:  # after the query of a mixpanel.urls.NAME, if it has one
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
-        # Mixpanel counts an event once by its $insert_id, however often it arrives; a profile
-        # or group update sent twice is applied twice (see HttpSession.post).
-        counted_once = endpoint in _COUNTED_ONCE
         response: Response | None = None
         received_before = False  # see Response.maybe_received_before, SessionError
         try:
@@ -216,7 +212,7 @@ class Poster:
         headers: dict[str, str],
         call: Call,
         budget: float | None,
-        counted_once: bool,
+        counted_once: Callable[[], bool],
     ) -> Response:
         """``HttpSession.post`` on a thread of its own, abandoned once the call's deadline
         passes.

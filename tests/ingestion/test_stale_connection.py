@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from mixpanel_core.delivery import DeliveryStatus
+from mixpanel_core.frozen import freeze
 from mixpanel_core.ingestion import HttpOptions, IngestionClient
 from mixpanel_core.ingestion.call import MAYBE_APPLIED
-from mixpanel_core.messages import Endpoint, GroupUpdate, PeopleUpdate
+from mixpanel_core.messages import Endpoint, Event, GroupUpdate, PeopleUpdate
 from mixpanel_core.secrets import Secret
 from mixpanel_core.settings import MixpanelSettings
 
@@ -170,6 +171,31 @@ def test_a_profile_update_on_a_reused_connection_closed_unanswered_is_left_to_th
     assert (report.status, report.attempts) == (DeliveryStatus.ACCEPTED, 2)
     assert len(waits) == 1, "a backoff before the retry"
     assert len(server.requests) == 3
+
+
+def _event_without(name: str) -> Event:
+    record = dict(event().record["properties"])
+    del record[name]
+    return Event(freeze({"event": "signup", "properties": record}, Event.kind))
+
+
+@pytest.mark.parametrize("missing", ["$insert_id", "time"])
+def test_an_event_mixpanel_would_count_twice_is_not_made_again_at_once(
+    scripted: Callable[..., ScriptedServer], missing: str
+) -> None:
+    """Without an $insert_id, or without a time (Mixpanel stamps each copy with its arrival),
+    an event sent again is counted again: like a profile update, it is left to the retry
+    policy, here none (max_retries = 0, the drop-in's retry_limit=0, which sent it twice and
+    returned as a success: review R58 F2)."""
+    server = scripted(OK, close_unanswered, OK)
+    client = client_for(server, max_retries=0)
+    assert client.send_batch("track", [event()]).ok
+
+    (report,) = client.send_batch("track", [event(), _event_without(missing)]).reports[1:]
+
+    assert (report.status, report.attempts) == (DeliveryStatus.FAILED, 1)
+    assert report.maybe_applied
+    assert len(server.requests) == 2, "sent once"
 
 
 def test_an_answer_after_a_request_made_again_at_once_is_redacted_as_any(
