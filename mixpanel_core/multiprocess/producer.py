@@ -346,7 +346,9 @@ class FrameProducer:
             self._channel.count_queued(-len(lines))
         reason = f"not queued: {type(exc).__name__} interrupted the write"
         self._report(decode_frame(encode_frame(lines)), DeliveryStatus.FAILED, reason)
-        logger.error("%s: %s; %d messages reported FAILED", self._context.path, reason, len(lines))
+        logger.error(
+            "%s: %s; %d message(s) reported FAILED", self._context.path, reason, len(lines)
+        )
 
     def _write(
         self, lines: list[bytes], deadline: float | None, progress: Progress
@@ -461,7 +463,7 @@ class FrameProducer:
             )
             self._report(messages, DeliveryStatus.FAILED, reason)
             logger.error(
-                "%s: %s; %d messages reported FAILED", self._context.path, reason, len(messages)
+                "%s: %s; %d message(s) reported FAILED", self._context.path, reason, len(messages)
             )
             return messages
         if policy != "block":
@@ -505,7 +507,7 @@ class FrameProducer:
         self._report(messages, DeliveryStatus.FAILED, reason)
         # Said, too: with no mixpanel_delivered observer the reports go nowhere.
         logger.error(
-            "%s: %s; %d messages reported FAILED", self._context.path, reason, len(messages)
+            "%s: %s; %d message(s) reported FAILED", self._context.path, reason, len(messages)
         )
         if raising:
             raise TransportError(

@@ -488,8 +488,11 @@ class SenderSupervisor:
             if self.unaccounted == 0:
                 lost = "nothing it took or was queued is without an outcome"
             else:
+                # Not all lost: some of what it held may have been sent, and applied, before
+                # it died; none will be reported (review R59 F3).
                 lost = (
-                    f"what it held and what was still queued is lost ({self.describe_unsettled()})"
+                    "what it held and what was still queued has no outcome and will get none "
+                    f"(some may have been applied before it died: {self.describe_unsettled()})"
                 )
             logger.error("%s; %s; producers will %s", self.failure, lost, self._outcome())
         self._finished.set()

@@ -92,5 +92,5 @@ def test_every_message_is_reported_when_the_fallback_cannot_be_built(
     failed = [r.message.properties["n"] for r in counter.reports if r.message is not None]
     assert sorted(failed) == list(range(8)), counter.reports  # each once, 0 to 4 included
     assert {r.status.value for r in counter.reports} == {"failed"}
-    assert "messages reported FAILED" in caplog.text
+    assert "message(s) reported FAILED" in caplog.text
     assert left == []  # each was reported (and refused) at its send: none is left held
