@@ -198,6 +198,25 @@ def test_an_event_mixpanel_would_count_twice_is_not_made_again_at_once(
     assert len(server.requests) == 2, "sent once"
 
 
+def test_an_event_whose_time_is_beyond_a_float_is_not_made_again_at_once(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    """A time of 401 digits (JSON has no bound on integers) made the check of whether the
+    request may be sent again at once raise OverflowError out of the send, and the other
+    event of the request got no report (review R60 F2). It is no time Mixpanel keeps:
+    left to the retry policy."""
+    server = scripted(OK, close_unanswered, OK)
+    client = client_for(server, max_retries=0)
+    assert client.send_batch("track", [event()]).ok
+    huge = b'{"event":"e","properties":{"token":"t","distinct_id":"u","$insert_id":"a1","time":1'
+    records = [(None, event().json()), (None, huge + b"0" * 400 + b"}}")]
+
+    reports = client.send_encoded("track", records).reports
+
+    assert [(r.status, r.attempts) for r in reports] == [(DeliveryStatus.FAILED, 1)] * 2
+    assert len(server.requests) == 2, "sent once"
+
+
 def test_an_answer_after_a_request_made_again_at_once_is_redacted_as_any(
     scripted: Callable[..., ScriptedServer],
 ) -> None:
