@@ -206,7 +206,7 @@ class HttpSession:
         headers: Mapping[str, str],
         timeout: tuple[float, float],
         total: float | None = None,
-        counted_once: Callable[[], bool] = lambda: True,
+        counted_once: Callable[[], bool] = lambda: False,
     ) -> Response:
         """POST ``body``; the whole request ends within ``total`` seconds (default: the
         ``request_ceiling`` of ``timeout``), or raises a ``NetworkError`` saying it timed out.

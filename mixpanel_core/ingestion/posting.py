@@ -97,7 +97,7 @@ class Poster:
         call: Call,
         *,
         budget: float | None = None,
-        counted_once: Callable[[], bool] = lambda: False,
+        counted_once: Callable[[], bool],
     ) -> Classification:
         """One attempt; ``budget``: what is left of the retry budget for a retry, which
         bounds it (see ``_timeout``); ``counted_once``: whether Mixpanel counts the records
