@@ -93,7 +93,8 @@ class Consumer:
         backoff_factor = checked_backoff_factor(retry_backoff_factor)
         retries = checked_retry_limit(retry_limit)
         if retries == 0:
-            options = attrs.evolve(options, retry_budget=0.0)
+            # The count too, so a failure names the limit the user set (not the budget).
+            options = attrs.evolve(options, retry_budget=0.0, max_retries=0)
         else:
             first_wait = max(backoff_factor * 2, 0.01)
             options = attrs.evolve(

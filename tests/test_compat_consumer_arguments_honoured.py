@@ -173,9 +173,12 @@ def test_retry_limit_counts_as_urllib3_counts_it(
     consumer = Consumer(
         api_host=mixpanel_emulator.base_url, retry_limit=retry_limit, retry_backoff_factor=0.01
     )
-    with pytest.raises(MixpanelException):
+    with pytest.raises(MixpanelException) as raised:
         mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "after 503s")
     assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 1 + retries}
+    # The limit is named as the limit, not as the native option the user never set.
+    assert f"(the limit of {retries} retries)" in str(raised.value)
+    assert "max_retries" not in str(raised.value)
 
 
 def test_api_host_none_is_refused_naming_it() -> None:

@@ -406,7 +406,8 @@ class IngestionClient:
                 return [self._outcomes.failed(endpoint, batch, answer, attempts)]
             retries += 1
             if not call.policy.may_retry(retries):
-                why = f"(max_retries is {call.policy.max_retries})"
+                # Named by the limit, not by an option: a compat user set it as retry_limit.
+                why = f"(the limit of {call.policy.max_retries} retries)"
                 return [self._outcomes.failed(endpoint, batch, answer, attempts, why)]
             delay = call.policy.delay(
                 retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after

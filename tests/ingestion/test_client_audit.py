@@ -207,7 +207,7 @@ def test_max_retries_bounds_the_retries_of_a_request(
     (report,) = result.reports
     assert report.status is DeliveryStatus.FAILED
     assert report.attempts == max_retries + 1
-    assert f"(max_retries is {max_retries})" in (report.reason or "")
+    assert f"(the limit of {max_retries} retries)" in (report.reason or "")
 
 
 def test_max_retries_below_zero_is_refused() -> None:
