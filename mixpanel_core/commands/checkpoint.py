@@ -1,4 +1,5 @@
-"""The checkpoint file: how many records of each input file are confirmed delivered.
+"""The checkpoint file: how many records of each input file are confirmed delivered (the
+input files of ``send``, the dead-letter file of ``replay-dead-letters --file``).
 
 A file is known by its content, not its path (``file_identity``): renaming or moving it keeps
 its place, changing it starts over. The same identity feeds the derived ``$insert_id`` values,
@@ -62,13 +63,16 @@ def file_identity(path: Path) -> str:
 
 
 class Checkpoint:
-    """Confirmed record counts by file identity; ``path=None`` keeps them in memory only."""
+    """Confirmed record counts by file identity; ``path=None`` keeps them in memory only, and
+    so does ``read_only`` (a dry run: what the file says is read, nothing is written)."""
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, *, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else None
         self._files: dict[str, dict[str, Any]] = {}
         if self.path is not None and self.path.exists():
             self._files = _load(self.path)
+        if read_only:
+            self.path = None
         if self.path is not None:
             # Tried before anything is sent: a folder that does not exist (a typo) or that
             # cannot be written stopped the run after its first chunk was sent.
@@ -115,13 +119,15 @@ def _load(path: Path) -> dict[str, dict[str, Any]]:
         document = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise InputError(
-            f"{path}: not a checkpoint written by mixpanel-core send ({exc}); "
+            f"{path}: not a checkpoint written by mixpanel-core send or replay-dead-letters "
+            f"({exc}); "
             "delete it to start over"
         ) from exc
     files = document.get("files") if isinstance(document, dict) else None
     if not isinstance(files, dict) or document.get("version") != VERSION:
         raise InputError(
-            f"{path}: not a version {VERSION} checkpoint of mixpanel-core send; "
+            f"{path}: not a version {VERSION} checkpoint of mixpanel-core send or "
+            "replay-dead-letters; "
             "delete it to start over"
         )
     return files

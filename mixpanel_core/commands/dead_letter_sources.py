@@ -57,14 +57,18 @@ class Letter:
     a dead letter is the record as sent, so the replay does not run them again."""
 
 
-def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
-    """The entries of a dead-letter file (or a rejected file of ``send``), one per line.
+def read_dead_letter_file(
+    path: Path, token: str | None, identity: str | None = None, skip: int = 0
+) -> Iterator[Letter]:
+    """The entries of a dead-letter file (or a rejected file of ``send``), one per line, from
+    the ``skip``-th on (those before it confirmed by an earlier replay). ``identity``: the
+    file's, if already known (see ``file_identity``).
 
     Only the lines the file held when it was opened: were something to append to it during the
     replay (a transport whose dead-letter file it is, under a name the command could not
     tell), what failed again would be read back and sent again, without end.
     """
-    identity = file_identity(path)
+    identity = identity or file_identity(path)
     try:
         with path.open("rb") as handle:
             index = -1
@@ -75,6 +79,8 @@ def read_dead_letter_file(path: Path, token: str | None) -> Iterator[Letter]:
                 if not line.strip():
                     continue
                 index += 1
+                if index < skip:
+                    continue
                 yield _file_letter(str(path), index, line, (identity, index), token)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from exc

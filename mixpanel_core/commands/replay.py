@@ -6,7 +6,8 @@ through the ``--fix`` plugin, then through the configured pipeline to the config
 What still cannot be delivered (invalid, rejected, or failed after the retry budget) goes to
 ``--rejected-file``. On a topic, offsets are committed for the replay's consumer group only
 after a batch was delivered or written out; the command stops once it has caught up with the
-end offsets seen at start.
+end offsets seen at start. A file's replay resumes where it stopped with ``--checkpoint`` (the
+checkpoint of ``send``, moved past each settled batch).
 
 Exit codes (also in docs/commands.md): 0 when every dead letter was delivered or written to the
 rejected file (or, with ``--dry-run``, would be sent or is reported); 1 when some could be
@@ -24,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from mixpanel_core.commands.checkpoint import Checkpoint, file_identity
 from mixpanel_core.commands.confirmed import (
     SUBMIT_REFUSALS,
     ConfirmedDelivery,
@@ -61,6 +63,7 @@ examples:
   mixpanel-core replay-dead-letters --topic mixpanel-dead-letter --rejected-file still-bad.jsonl
   mixpanel-core replay-dead-letters --topic mixpanel-dead-letter --fix fix_times --dry-run
   mixpanel-core replay-dead-letters --file dead-letters.jsonl --fix fix_times
+  mixpanel-core replay-dead-letters --file dead-letters.jsonl --checkpoint replay.checkpoint
   # (not while a configured transport's dead_letter_path: move the file aside first)
   mixpanel-core replay-dead-letters --file rejected.jsonl   # the rejected file of `send`
 
@@ -82,6 +85,8 @@ class ReplayOptions:
     rejected_file: Path | None = None
     transport: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    checkpoint: Path | None = None
+    """With ``file``: where how far the replay of it was confirmed is kept (as ``send``'s)."""
 
 
 @attrs.frozen
@@ -103,20 +108,23 @@ class ReplayTally:
     rejected: int = 0
     passed: int = 0
     """With ``--dry-run``: records that passed the fix-up and the pipeline's checks."""
+    skipped: int = 0
+    """Dead letters of the file that the checkpoint says an earlier replay confirmed."""
     first_rejection: str | None = None
     started: float = attrs.field(factory=time.monotonic)
 
     def summary(self, options: ReplayOptions, rejected_file: RejectedFile | None) -> str:
         elapsed = time.monotonic() - self.started
+        resumed = f", {self.skipped:,} confirmed before" if self.skipped else ""
         if options.dry_run:
             return (
                 f"dry run: read {self.read:,} dead letters: {self.passed:,} would be sent, "
-                f"{self.rejected:,} would still fail; {elapsed:.1f}s"
+                f"{self.rejected:,} would still fail{resumed}; {elapsed:.1f}s"
             )
         kept = rejected_file.holding(self.rejected) if rejected_file else ""
         return (
             f"replayed {self.read:,} dead letters: {self.accepted:,} accepted, "
-            f"{self.rejected:,} still failing{kept}; {elapsed:.1f}s"
+            f"{self.rejected:,} still failing{kept}{resumed}; {elapsed:.1f}s"
         )
 
 
@@ -128,8 +136,15 @@ class Replay:
     ) -> None:
         if options.transport is not None:
             config = only_transport(config, options.transport)
+        if options.checkpoint is not None and options.file is None:
+            raise ConfigError(
+                "--checkpoint: only with --file (a topic's replay resumes at the offsets "
+                "committed for --group-id)"
+            )
         # Refused with --dry-run too: dropping the flag must not turn it into an endless run.
         refuse_shared_files(config, run_files(options))
+        # A dry run reads it (it checks what the rerun would send) and writes nothing.
+        self.checkpoint = Checkpoint(options.checkpoint, read_only=options.dry_run)
         self.fix = FixUp(config, options.fix) if options.fix else None
         if options.fix:
             config = without_plugin(config, options.fix)
@@ -170,26 +185,52 @@ class Replay:
             if self.rejected is not None:
                 self.rejected.close()
         if self._unkept and not self.options.dry_run:
+            resume = ""
+            if self.options.checkpoint is not None:
+                resume = "; the checkpoint stays before the batch of the first: rerun from there"
             raise CommandError(
                 f"{self._unkept} dead letter(s) still fail and were not kept (give "
-                f"--rejected-file to keep them); first: {self.tally.first_rejection}"
+                f"--rejected-file to keep them); first: {self.tally.first_rejection}{resume}"
             )
         return self.tally
 
     def _replay_file(self, path: Path) -> None:
-        self.progress.start(str(path), path.stat().st_size if path.exists() else 0)
+        # Known by its content, as send knows its files: moved or renamed, it keeps its place
+        # in the checkpoint. A missing or unreadable file raises here.
+        identity = file_identity(path)
+        confirmed = self.tally.skipped = self.checkpoint.confirmed(identity)
+        if self.checkpoint.complete(identity):
+            self.reading = True
+            self.progress.say(f"{path}: confirmed by an earlier replay; skipped")
+            return
+        self.progress.start(str(path), path.stat().st_size)
         batch: list[Letter] = []
-        # The file is opened as its first line is read: a missing or unreadable one raises then.
-        for letter in read_dead_letter_file(path, self.token):
+        for letter in read_dead_letter_file(path, self.token, identity, skip=confirmed):
             self.reading = True
             batch.append(letter)
             if len(batch) >= self.options.batch_size:
-                self._stop_at_refusal(self._replay_batch(batch), batch)
+                confirmed = self._replay_file_batch(batch, identity, path)
                 batch = []
         self.reading = True  # an empty file was read too
         if batch:
-            self._stop_at_refusal(self._replay_batch(batch), batch)
+            confirmed = self._replay_file_batch(batch, identity, path)
+        self._confirm(identity, path, confirmed, complete=True)
         self.progress.end()
+
+    def _replay_file_batch(self, batch: Sequence[Letter], identity: str, path: Path) -> int:
+        """Replay ``batch`` of the file, and confirm in the checkpoint the letters it sent
+        (up to one refused by raising): the index of the letter after them."""
+        settled = self._replay_batch(batch)
+        end = batch[settled.sent - 1].index + 1 if settled.sent else batch[0].index
+        self._confirm(identity, path, end)
+        self._stop_at_refusal(settled, batch)
+        return end
+
+    def _confirm(self, identity: str, path: Path, end: int, *, complete: bool = False) -> None:
+        """Move the checkpoint to letter ``end`` of the file, unless a letter before it still
+        fails unkept: the rerun with --rejected-file that the error asks for must meet it."""
+        if not self._unkept:
+            self.checkpoint.advance(identity, path, end, complete=complete)
 
     def _replay_topic(self, name: str) -> None:
         topic = DeadLetterTopic(self._consumer(), name)
@@ -263,7 +304,7 @@ class Replay:
             done = "committed"
         else:
             where = f"dead letter {letter.index} of {letter.source} (counted from 0)"
-            done = "delivered or kept (a rerun of the file sends them again)"
+            done = f"delivered or kept ({self._rerun_of_the_file('at it')})"
         if self.options.dry_run:
             done = "checked; nothing was sent or committed"
         elif self._unkept:
@@ -271,11 +312,18 @@ class Replay:
             # error run() would have said is said here.
             done = (
                 f"delivered, but {self._unkept} of them still fail and were not kept (give "
-                "--rejected-file to keep them); a rerun of the file sends them all again"
+                f"--rejected-file to keep them); "
+                f"{self._rerun_of_the_file('at the batch of the first')}"
             )
         raise CommandError(
             f"stopped at {where}, {not_sent(refusal)}; the dead letters before it are {done}"
         ) from refusal
+
+    def _rerun_of_the_file(self, where: str) -> str:
+        """What a rerun of the file does: resume ``where`` (with a checkpoint) or start over."""
+        if self.options.checkpoint is not None:
+            return f"the checkpoint holds the place: run the same command again to resume {where}"
+        return "a rerun of the file sends them all again; give --checkpoint to resume instead"
 
     def _send(self, letter: Letter) -> Rejection | None:
         """Send ``letter`` (fixed up first); the rejection of one that cannot be sent."""
@@ -412,6 +460,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="records per confirmed (and committed) batch (default: %(default)s)",
     )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="with --file: remember how far the replay was confirmed, to resume there",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -425,6 +479,8 @@ def run_files(options: ReplayOptions) -> list[RunFile]:
         files.append(
             written("--rejected-file", options.rejected_file, "appended to with what still fails")
         )
+    if options.checkpoint is not None:
+        files.append(written("--checkpoint", options.checkpoint, "replaced whole after each batch"))
     return files
 
 
@@ -439,6 +495,7 @@ def run(args: argparse.Namespace) -> int:
         rejected_file=args.rejected_file,
         transport=args.transport,
         batch_size=args.batch_size,
+        checkpoint=args.checkpoint,
     )
     progress = ProgressLine()
     replay = Replay(load_config(args.config), options, progress)

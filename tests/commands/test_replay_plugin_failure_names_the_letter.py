@@ -143,7 +143,7 @@ def test_a_file_replay_delivers_the_letters_before_the_one_a_plugin_raised_on(
     assert err[-1] == (
         f"mixpanel-core: error: stopped at dead letter 2 of {dead_letters} (counted from 0), "
         f"not sent: {ERROR}; the dead letters before it are delivered or kept (a rerun of "
-        "the file sends them again)"
+        "the file sends them all again; give --checkpoint to resume instead)"
     )
     assert mixpanel_emulator.client.stats()["accepted"]["import"] == 2
     [summary] = [line for line in err if line.startswith("replayed ")]
@@ -233,7 +233,7 @@ def test_a_file_replay_stopped_by_a_plugin_names_the_letters_before_it_not_kept(
         .endswith(
             f"not sent: {ERROR}; the dead letters before it are delivered, but 1 of them still "
             "fail and were not kept (give --rejected-file to keep them); a rerun of the file "
-            "sends them all again"
+            "sends them all again; give --checkpoint to resume instead"
         )
     )
     assert mixpanel_emulator.client.stats()["accepted"]["import"] == 1

@@ -37,7 +37,8 @@ def test_a_checkpoint_of_another_version_is_refused_before_anything_is_sent(
     assert code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == (
-        f"mixpanel-core: error: {checkpoint}: not a version 1 checkpoint of mixpanel-core send; "
+        f"mixpanel-core: error: {checkpoint}: not a version 1 checkpoint of mixpanel-core send or "
+        "replay-dead-letters; "
         "delete it to start over"
     )
     assert checkpoint.read_bytes() == before
