@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -272,6 +273,8 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     if key == "bootstrap_servers":
         ok = isinstance(value, str | tuple | list)
         return None if ok else "must be a string or a list of strings"
+    if key in PROXY_OPTIONS:
+        return _proxy_problem(value)
     if isinstance(default, bool):
         return None if isinstance(value, bool) else _kind("true or false", default, value)
     if isinstance(default, int | float):
@@ -282,6 +285,45 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
     if isinstance(default, list | tuple):
         return None if isinstance(value, list | tuple) else _kind("a list", default, value)
     return None
+
+
+PROXY_OPTIONS = frozenset({"proxy_url", "socks5_proxy"})
+"""The proxy's URL (``socks5_proxy``: its old name). kafka-python reads it only as it connects,
+and a URL it cannot parse (a password with a ``[``) it logs whole, password and all, at ERROR
+on every reconnection, while the caller only hears "cannot reach Kafka" (review R62 F1)."""
+
+
+def _proxy_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a proxy URL kafka-python connects through, if it cannot; the
+    value is never quoted: it may hold a password."""
+    rule = "must be a URL scheme://[user:password@]host:port"
+    if not isinstance(value, str):
+        return f"{rule}, a string (not {type(value).__name__})"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or not parts.hostname or port is None:
+        return (
+            f"{rule} (the value is not shown, as it may hold a password; kafka-python reads "
+            "the password as written, not percent-decoded, so it cannot hold [, ], /, ? or #)"
+        )
+    schemes = _proxy_schemes()
+    if schemes is not None and parts.scheme not in schemes:
+        return f"{rule}, its scheme one of " + ", ".join(schemes)
+    return None
+
+
+def _proxy_schemes() -> tuple[str, ...] | None:
+    """The proxy schemes kafka-python connects through (``socks5``, ``socks5h``, ``http``);
+    ``None`` where it keeps no such list."""
+    try:
+        from kafka.net.inet import KafkaNetSocket
+
+        return tuple(sorted(KafkaNetSocket._registry))
+    except (ImportError, AttributeError):
+        return None
 
 
 def _holds_date(value: Any) -> bool:

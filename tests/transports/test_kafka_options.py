@@ -129,3 +129,33 @@ def test_replay_names_the_forwarder_consumer_key_path_and_the_rule(
         replay.run()
     assert str(raised.value).startswith(expected)
     assert "CPASSxyz" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        # A password with a [ that kafka-python cannot parse: it logged the URL whole, at
+        # ERROR, on every reconnection (review R62 F1).
+        ("proxy_url", "socks5://proxyuser:Kp9xQz7W[x@127.0.0.1:1080", "not shown"),
+        ("proxy_url", "proxyuser:Kp9xQz7W@127.0.0.1:1080", "not shown"),  # no scheme
+        ("proxy_url", "socks5://proxyuser:Kp9xQz7W@127.0.0.1", "not shown"),  # no port
+        ("socks5_proxy", "socks5://proxyuser:Kp9xQz7W@127.0.0.1:99999", "not shown"),
+        ("proxy_url", "socks4://proxyuser:Kp9xQz7W@127.0.0.1:1080", "its scheme one of http, "),
+        ("proxy_url", 1080, r"a string \(not int\)"),
+    ],
+)
+def test_a_proxy_url_kafka_python_cannot_connect_through_is_refused_unquoted(
+    kafka_bootstrap: str, key: str, value: object, rule: str
+) -> None:
+    options = {"bootstrap_servers": kafka_bootstrap, "topic": "t", "producer": {key: value}}
+    with pytest.raises(ConfigError, match=rf"^transports\.bus\.producer\.{key}: must be a URL "):
+        build(options)
+    with pytest.raises(ConfigError, match=rule) as raised:
+        client_options({key: value}, kafka_python().KafkaConsumer.DEFAULT_CONFIG, "forwarder.c")
+    assert "Kp9xQz7W" not in str(raised.value)
+
+
+def test_a_proxy_url_kafka_python_connects_through_is_taken() -> None:
+    known = kafka_python().KafkaProducer.DEFAULT_CONFIG
+    for url in ("socks5://u:pw@proxy:1080", "socks5h://proxy:1080", "http://u:pw@[::1]:3128"):
+        assert client_options({"proxy_url": url}, known, "p") == {"proxy_url": url}
