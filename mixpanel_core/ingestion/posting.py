@@ -23,7 +23,7 @@ from mixpanel_core.ingestion.classify import (
     proxy_refusal,
 )
 from mixpanel_core.ingestion.encoding import WireFormat
-from mixpanel_core.ingestion.endpoints import sets_ip
+from mixpanel_core.ingestion.endpoints import query_keys
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.ingestion.options import HttpOptions
 from mixpanel_core.ingestion.request_watch import request_ceiling
@@ -85,8 +85,9 @@ class Poster:
         self._redactors = redactors
         """By endpoint: of the ``[mixpanel]`` credentials and those of the proxy its URL goes
         through, for what an answer says (``_redacted``)."""
-        self._import_ip = not sets_ip(urls["import"])
-        """Whether ``/import`` requests say ``ip=0``: unless its URL's query says ``ip``."""
+        self._import_query = query_keys(urls["import"])
+        """What the ``/import`` URL's own query says: the client's parameters of those names
+        (``strict``, ``ip``, ``project_id``) are left out, the URL's are sent."""
 
     def post(
         self,
@@ -110,14 +111,15 @@ class Poster:
         if endpoint == "import":
             if self._options.strict:
                 params["strict"] = "1"
-            if self._import_ip:
-                # As the official client sends it (a form field there): no geolocation from
-                # the sending server's address, which would give every event its location.
-                params["ip"] = "0"
+            # As the official client sends it (a form field there): no geolocation from the
+            # sending server's address, which would give every event its location.
+            params["ip"] = "0"
             if credentials is not None:
                 headers["Authorization"] = credentials.header.reveal()
                 if credentials.project_id is not None:
                     params["project_id"] = credentials.project_id
+            if self._import_query:
+                params = {k: v for k, v in params.items() if k not in self._import_query}
         if params:  # after the query of a mixpanel.urls.NAME, if it has one
             url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
         response: Response | None = None

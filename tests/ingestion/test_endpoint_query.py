@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mixpanel_core import ConfigError, wire
+from mixpanel_core.compat import ServiceAccountCredentials
 from mixpanel_core.compat_consumers import Consumer
 from mixpanel_core.config import config_from_mapping
 from mixpanel_core.delivery import DeliveryStatus
@@ -16,6 +17,7 @@ from mixpanel_core.emulator.ingest import IngestRequest, IngestService, Reply
 from mixpanel_core.ingestion import IngestionClient
 
 from .conftest import FAST, TOKEN, event, import_event
+from .scripted import answer, raw
 
 SECRET = "S3CRET-in-test"
 
@@ -113,3 +115,27 @@ def test_a_bad_port_in_api_host_quotes_what_was_written(api_host: str, shown: st
     assert str(caught.value) == (
         f"mixpanel.api_host: {shown} has an invalid port; it must be a number from 1 to 65535"
     )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("query", "sent"),
+    [
+        ("strict=0", "strict=0&ip=0&project_id=12345"),
+        ("ip=1&strict=0", "ip=1&strict=0&project_id=12345"),
+        ("project_id=999", "project_id=999&strict=1&ip=0"),
+    ],
+)
+def test_a_parameter_the_import_url_says_is_not_said_again_by_the_client(
+    scripted: Any, query: str, sent: str
+) -> None:
+    """``import_url=".../import?strict=0"`` sent ``strict=0&strict=1``: two values that
+    contradict each other (review R61 F2). The URL's own is sent, the client's left out."""
+    server = scripted(
+        answer(raw("200 OK", b'{"code": 200, "num_records_imported": 1, "status": "OK"}'))
+    )
+    credentials = ServiceAccountCredentials("sa-user", "sa-secret", "12345")
+    consumer = Consumer(import_url=f"{server.base_url}/import?{query}", credentials=credentials)
+    consumer.send("imports", wire.dumps_str(import_event().record))
+    ((head, _),) = server.requests
+    assert head.split(b" ")[1].decode() == f"/import?{sent}"
