@@ -189,10 +189,17 @@ def official_messages(
     auth = None
     if api_key is not None or api_secret is not None:
         auth = ImportAuth(api_key, Secret(api_secret) if api_secret is not None else None)
-    try:
-        messages = [message_from_record(endpoint, record) for record in records]
-    except ValidationError as exc:
-        raise MixpanelException(f"cannot send to /{endpoint}: {exc}") from exc
+    messages = []
+    for index, record in enumerate(records):
+        try:
+            messages.append(message_from_record(endpoint, record))
+        except ValidationError as exc:
+            # None of the text is sent: the caller cannot tell which part went.
+            which = f"record {index} of {len(records)} (counted from 0): "
+            raise MixpanelException(
+                f"cannot send to /{endpoint}, nothing of the text was sent: "
+                f"{which if len(records) > 1 else ''}{exc}"
+            ) from exc
     if auth is not None:
         messages = [attrs.evolve(m, auth=auth) for m in messages]
     return messages

@@ -81,6 +81,26 @@ def test_what_cannot_be_sent_raises_mixpanel_exception(
         consumer_class(api_host="127.0.0.1:9", retry_limit=0).send("events", json_message)
 
 
+@pytest.mark.parametrize("consumer_class", [Consumer, BufferedConsumer])
+def test_an_array_holding_a_record_of_no_known_shape_is_refused_whole_naming_it(
+    mixpanel_emulator: Emulator, consumer_class: Any
+) -> None:
+    """None of the text is sent (the caller could not tell which part went), and the error
+    says which record it was (review R61 F1)."""
+    valid = {"$token": TOKEN, "$distinct_id": "user-1", "$set": {"plan": "pro"}}
+    no_operation = {"$token": TOKEN, "$distinct_id": "user-2"}
+    consumer = consumer_class(api_host=mixpanel_emulator.base_url)
+    with pytest.raises(MixpanelException) as raised:
+        consumer.send("people", wire.dumps_str([valid, no_operation]))
+    assert str(raised.value).startswith(
+        "cannot send to /engage, nothing of the text was sent: record 1 of 2 (counted from 0): "
+    )
+    assert "needs one of $set" in str(raised.value)
+    if isinstance(consumer, BufferedConsumer):
+        consumer.flush()
+    assert mixpanel_emulator.stats()["requests"].get("engage") is None
+
+
 def test_a_rejected_record_is_done_not_sent_again_at_the_next_flush(
     mixpanel_emulator: Emulator,
 ) -> None:
