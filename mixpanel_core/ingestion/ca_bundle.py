@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import ssl
 from collections.abc import Mapping
 
@@ -22,9 +23,9 @@ def ca_bundle(environ: Mapping[str, str], configured: str | None = None) -> dict
     ``configured`` (``[mixpanel] ca_bundle``) if given; else as requests chooses them:
     ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE`` (an empty value counts as unset), a PEM
     file or a directory of hashed certificates (``c_rehash``); else certifi's bundle. Unlike
-    requests, which fails each request with an ``OSError``, a path that does not exist, or a
-    file that holds no certificate, is a ``ConfigError`` naming the key or the variable,
-    raised when the session is built.
+    requests, which fails each request with an ``OSError``, a path that does not exist, a
+    file that holds no certificate, or a directory with no hashed name in it, is a
+    ``ConfigError`` naming the key or the variable, raised when the session is built.
     """
     if configured is not None:
         variable, path = "mixpanel.ca_bundle", configured
@@ -37,6 +38,14 @@ def ca_bundle(environ: Mapping[str, str], configured: str | None = None) -> dict
             return {"ca_certs": certifi.where()}
     path = os.path.abspath(path)  # a later chdir() must not change what is trusted
     if os.path.isdir(path):
+        if not _holds_hashed_certificates(path):
+            # OpenSSL looks a directory's certificates up by these names only: without one,
+            # every request failed certificate verification, naming no setting.
+            raise ConfigError(
+                f"{variable}: {path!r} is a directory holding no hashed CA certificate (files "
+                "named as `openssl rehash` names them: 8 hex digits, a dot, a number, such as "
+                "1a2b3c4d.0); run `openssl rehash` on it, or point at a PEM file"
+            )
         return {"ca_cert_dir": path}
     if not os.path.exists(path):
         raise ConfigError(
@@ -62,3 +71,14 @@ def _check_ca_file(path: str, version: tuple[int, int, int]) -> None:
     costs otherwise; clients built per web request must not pay it each time.
     """
     ssl.create_default_context(cafile=path)
+
+
+_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+"""A certificate's name in a hashed directory (``c_rehash``); a CRL's is ``.r0``."""
+
+
+def _holds_hashed_certificates(path: str) -> bool:
+    try:
+        return any(_HASHED_NAME.fullmatch(name) for name in os.listdir(path))
+    except OSError:
+        return True  # not this check's to say: OpenSSL says why it cannot read it

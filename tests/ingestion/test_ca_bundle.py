@@ -243,3 +243,24 @@ def test_a_ca_bundle_key_that_does_not_exist_or_is_empty_is_refused_naming_it(
         IngestionClient(settings, FAST)
     with pytest.raises(ValueError, match="ca_bundle: must not be empty or blank"):
         MixpanelSettings(token=TOKEN, ca_bundle=" ")
+
+
+def test_a_directory_without_hashed_certificates_is_refused_naming_it(
+    authority: tuple[Path, tuple[Path, Path]], tmp_path: Path, environment: pytest.MonkeyPatch
+) -> None:
+    """It was taken, and every request then failed certificate verification, naming no
+    setting (review R62 F2): OpenSSL finds a directory's certificates by their hashed names
+    only, so one holding the authority under its own name is refused too."""
+    empty, unhashed = tmp_path / "empty", tmp_path / "unhashed"
+    empty.mkdir()
+    unhashed.mkdir()
+    shutil.copy(authority[0], unhashed / "ca.pem")
+    for folder in (empty, unhashed):
+        settings = MixpanelSettings(
+            api_host="https://127.0.0.1:9", token=TOKEN, ca_bundle=str(folder)
+        )
+        with pytest.raises(ConfigError, match=r"^mixpanel\.ca_bundle: .* holding no hashed CA"):
+            IngestionClient(settings, FAST)
+        environment.setenv("REQUESTS_CA_BUNDLE", str(folder))
+        with pytest.raises(ConfigError, match=r"^REQUESTS_CA_BUNDLE: .* holding no hashed CA"):
+            client_for("https://api.mixpanel.example")
