@@ -10,9 +10,11 @@ either the old or the new checkpoint, never a torn one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +79,9 @@ class Checkpoint:
             # Tried before anything is sent: a folder that does not exist (a typo) or that
             # cannot be written stopped the run after its first chunk was sent.
             try:
-                _aside(self.path).open("wb").close()
-                _aside(self.path).unlink()
+                descriptor, aside = _aside(self.path)
+                os.close(descriptor)
+                os.unlink(aside)
             except OSError as exc:
                 raise InputError(f"{self.path}: cannot write the checkpoint: {exc}") from exc
 
@@ -98,20 +101,27 @@ class Checkpoint:
         if self.path is None:
             return
         document = {"version": VERSION, "files": self._files}
-        aside = _aside(self.path)
+        aside = None
         try:
-            with aside.open("wb") as handle:
+            descriptor, aside = _aside(self.path)
+            with os.fdopen(descriptor, "wb") as handle:
                 handle.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(aside, self.path)
         except OSError as exc:
+            if aside is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)
             raise InputError(f"{self.path}: cannot write the checkpoint: {exc}") from exc
 
 
-def _aside(path: Path) -> Path:
-    """Where the checkpoint at ``path`` is written before it replaces the last one whole."""
-    return path.with_name(path.name + ".tmp")
+def _aside(path: Path) -> tuple[int, str]:
+    """A new file beside the checkpoint at ``path`` (open, and its path), where it is written
+    before it replaces the last one whole. Made new (``O_EXCL``) under a name of its own: a
+    fixed name (``CHECKPOINT.tmp``) truncated and replaced whatever held it, the file being
+    replayed or the rejected file among them (review R63 F1)."""
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
 
 
 def _load(path: Path) -> dict[str, dict[str, Any]]:

@@ -43,7 +43,11 @@ def test_a_new_checkpoint_is_fsynced_before_it_replaces_the_old(
 
     Checkpoint(path).advance("identity", tmp_path / "in.ndjson", 100)
 
-    assert disk_calls == [("fsync", f"{path}.tmp"), ("replace", str(path))]
+    ((fsync, aside), replace) = disk_calls
+    assert (fsync, Path(aside).parent) == ("fsync", tmp_path)
+    assert aside != str(path)
+    assert replace == ("replace", str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["send.checkpoint"]
 
 
 def test_a_rejected_files_sync_reaches_the_disk(tmp_path: Path, disk_calls: Calls) -> None:

@@ -145,7 +145,7 @@ def test_a_dry_run_reads_the_checkpoint_and_writes_none(
 
     assert replay(config, dead, checkpoint, "--dry-run") == 0
     assert not checkpoint.exists()
-    assert not checkpoint.with_name("replay.checkpoint.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dead-letters.jsonl", "mixpanel.toml"]
     assert applied(mixpanel_emulator) == []
 
     assert replay(config, dead, checkpoint, "--batch-size", "2") == 0
@@ -173,3 +173,33 @@ def test_a_checkpoint_is_refused_with_a_topic_and_as_the_file(
     assert replay(config, dead, dead) == 1
     assert "--checkpoint" in capsys.readouterr().err.splitlines()[-1]
     assert applied(mixpanel_emulator) == []
+
+
+@pytest.mark.parametrize("role", ["--file", "--rejected-file"])
+def test_a_file_beside_the_checkpoint_is_not_its_scratch_file(
+    tmp_path: Path, mixpanel_emulator: Emulator, role: str
+) -> None:
+    """The checkpoint was written to ``CHECKPOINT.tmp``, truncated and renamed over it: given
+    as ``--file``, the dead letters were deleted before anything was sent; as
+    ``--rejected-file``, the letters kept there were wiped (review R63 F1)."""
+    checkpoint = tmp_path / "replay.checkpoint"
+    beside = tmp_path / "replay.checkpoint.tmp"
+    bad = add_one(1)
+    bad["record"]["$distinct_id"] = ""  # still fails: kept in the rejected file
+    letters = [add_one(0), bad]
+    config = write_config(tmp_path, mixpanel_emulator)
+    if role == "--file":
+        dead = write_ndjson(beside, letters)
+        rejected = tmp_path / "still-bad.jsonl"
+    else:
+        dead = write_ndjson(tmp_path / "dead-letters.jsonl", letters)
+        rejected = beside
+        rejected.write_bytes(b'{"kept": "by an earlier run"}\n')
+
+    assert replay(config, dead, checkpoint, "--rejected-file", str(rejected)) == 0
+
+    assert applied(mixpanel_emulator) == ["user-0"]
+    if role == "--file":
+        assert dead.read_bytes().count(b"\n") == 2
+    kept = read_lines(rejected)
+    assert [line.get("index") for line in kept] == ([None, 1] if role != "--file" else [1])
