@@ -21,7 +21,7 @@ from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion import HttpOptions
-from mixpanel_core.ingestion.endpoints import MAX_PORT
+from mixpanel_core.ingestion.endpoints import MAX_PORT, query_values
 from mixpanel_core.kafka.options import KafkaOptions, check_topic_name, refuse_transport_owned
 from mixpanel_core.schema import check_seconds, read, setting
 from mixpanel_core.settings import MixpanelSettings
@@ -184,6 +184,7 @@ def resolve(config: Config) -> ForwarderSetup:
     http = HttpOptions()
     if forwarder.transport is not None:
         http = _http_options(config, forwarder.transport)
+    _check_import_url(config.mixpanel)
     return ForwarderSetup(
         forwarder, config.mixpanel, http, kafka.bootstrap_servers, kafka.topic, kafka.producer
     )
@@ -219,3 +220,17 @@ def _http_options(config: Config, name: str) -> HttpOptions:
             "it, or give the forwarder another transport"
         )
     return http
+
+
+def _check_import_url(settings: MixpanelSettings) -> None:
+    """Refuse a ``urls.import`` whose query says ``strict`` other than 1: it is sent instead of
+    the client's ``strict=1`` (see ``Poster.post``), with the effect of ``strict = false``
+    (review R63 F2). The URL is not quoted: its query may hold a credential."""
+    import_url = settings.urls.get("import")
+    if import_url is not None and query_values(import_url, "strict") not in (None, ["1"]):
+        raise ConfigError(
+            "mixpanel.urls.import: its query sets strict to something other than 1, which the "
+            "forwarder cannot work with: without strict=1 Mixpanel does not say which /import "
+            "records it dropped, so their partition could never be committed; take strict out "
+            "of the query"
+        )

@@ -108,6 +108,11 @@ def query_keys(url: str) -> frozenset[str]:
     return frozenset(parse_qs(urlsplit(url).query, keep_blank_values=True))
 
 
+def query_values(url: str, key: str) -> list[str] | None:
+    """What ``url``'s own query says ``key`` is (every value given), ``None`` if it does not."""
+    return parse_qs(urlsplit(url).query, keep_blank_values=True).get(key)
+
+
 def sets_ip(url: str) -> bool:
     """Whether ``url``'s own query says ``ip`` (``urls.track = ".../track?ip=1"``, to have
     Mixpanel geolocate by the request's address): then the client leaves out its ``ip=0``."""

@@ -87,6 +87,31 @@ def test_strict_false_on_the_http_transport_is_refused_naming_the_key() -> None:
         resolve(config)
 
 
+@pytest.mark.parametrize("query", ["strict=0", "strict=", "strict=1&strict=0", "strict=true"])
+@pytest.mark.parametrize("transport", [None, "direct"])
+def test_an_import_url_whose_query_unsets_strict_is_refused_naming_it(
+    query: str, transport: str | None
+) -> None:
+    """The URL's own ``strict`` is sent instead of the client's ``strict=1``: the forwarder
+    resent an /import batch Mixpanel answered "imported N of M" forever (review R63 F2)."""
+    document = {
+        "mixpanel": {"urls": {"import": f"https://proxy.example/import?{query}&key=S3CRET"}},
+        "transports": {
+            "bus": {"type": "kafka", "bootstrap_servers": ["k1:9092"], "topic": "events"},
+            "direct": {"type": "buffered_http"},
+        },
+        "forwarder": {"source": "bus", "dead_letter_topic": "d", "transport": transport},
+    }
+    if transport is None:
+        del document["forwarder"]["transport"]
+    with pytest.raises(ConfigError) as caught:
+        resolve(config_from_mapping(document))
+    assert str(caught.value).startswith("mixpanel.urls.import: its query sets strict to ")
+    assert "S3CRET" not in str(caught.value)
+    document["mixpanel"]["urls"]["import"] = "https://proxy.example/import?strict=1&key=S3CRET"
+    assert resolve(config_from_mapping(document)).forwarder.source == "bus"
+
+
 def test_a_dead_letter_topic_that_is_the_source_topic_is_refused_naming_both_keys() -> None:
     with pytest.raises(ConfigError) as caught:
         resolve(_config({"source": "bus", "dead_letter_topic": "events"}))
