@@ -304,7 +304,16 @@ def _proxy_problem(value: Any) -> str | None:
         port = parts.port
     except ValueError:
         parts, port = None, None
-    if parts is None or not parts.hostname or port is None:
+    # A path, query or fragment is no part of a proxy's address: a password holding a / ? or #
+    # ends the address there, and its first part is read as host and port (review R63 F3).
+    if (
+        parts is None
+        or not parts.hostname
+        or not port
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
         return (
             f"{rule} (the value is not shown, as it may hold a password; kafka-python reads "
             "the password as written, not percent-decoded, so it cannot hold [, ], /, ? or #)"

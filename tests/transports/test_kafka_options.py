@@ -140,6 +140,11 @@ def test_replay_names_the_forwarder_consumer_key_path_and_the_rule(
         ("proxy_url", "proxyuser:Kp9xQz7W@127.0.0.1:1080", "not shown"),  # no scheme
         ("proxy_url", "socks5://proxyuser:Kp9xQz7W@127.0.0.1", "not shown"),  # no port
         ("socks5_proxy", "socks5://proxyuser:Kp9xQz7W@127.0.0.1:99999", "not shown"),
+        ("proxy_url", "socks5://proxyuser:Kp9xQz7W@127.0.0.1:0", "not shown"),
+        # The password's first part read as the port, the rest as a path, query or fragment.
+        ("proxy_url", "socks5://proxyuser:4821/Kp9xQz7W@127.0.0.1:1080", "not shown"),
+        ("proxy_url", "socks5://proxyuser:4821?Kp9xQz7W@127.0.0.1:1080", "not shown"),
+        ("proxy_url", "socks5://proxyuser:4821#Kp9xQz7W@127.0.0.1:1080", "not shown"),
         ("proxy_url", "socks4://proxyuser:Kp9xQz7W@127.0.0.1:1080", "its scheme one of http, "),
         ("proxy_url", 1080, r"a string \(not int\)"),
     ],
@@ -157,5 +162,10 @@ def test_a_proxy_url_kafka_python_cannot_connect_through_is_refused_unquoted(
 
 def test_a_proxy_url_kafka_python_connects_through_is_taken() -> None:
     known = kafka_python().KafkaProducer.DEFAULT_CONFIG
-    for url in ("socks5://u:pw@proxy:1080", "socks5h://proxy:1080", "http://u:pw@[::1]:3128"):
+    for url in (
+        "socks5://u:pw@proxy:1080",
+        "socks5h://proxy:1080/",
+        "http://u:pw@[::1]:3128",
+        "SOCKS5://u%40corp:pw@proxy:1080",
+    ):
         assert client_options({"proxy_url": url}, known, "p") == {"proxy_url": url}
