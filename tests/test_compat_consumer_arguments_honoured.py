@@ -177,7 +177,8 @@ def test_retry_limit_counts_as_urllib3_counts_it(
         mixpanel.Mixpanel(TOKEN, consumer=consumer).track("user-1", "after 503s")
     assert mixpanel_emulator.stats()["requests"]["track"] == {"503": 1 + retries}
     # The limit is named as the limit, not as the native option the user never set.
-    assert f"(the limit of {retries} retries)" in str(raised.value)
+    limit = "1 retry" if retries == 1 else f"{retries} retries"
+    assert f"(the limit of {limit})" in str(raised.value)
     assert "max_retries" not in str(raised.value)
 
 

@@ -42,9 +42,10 @@ def ca_bundle(environ: Mapping[str, str], configured: str | None = None) -> dict
             # OpenSSL looks a directory's certificates up by these names only: without one,
             # every request failed certificate verification, naming no setting.
             raise ConfigError(
-                f"{variable}: {path!r} is a directory holding no hashed CA certificate (files "
-                "named as `openssl rehash` names them: 8 hex digits, a dot, a number, such as "
-                "1a2b3c4d.0); run `openssl rehash` on it, or point at a PEM file"
+                f"{variable}: {path!r} is a directory holding no hashed CA certificate that "
+                "can be read (a file named as `openssl rehash` names them: 8 lower-case hex "
+                "digits and .0, such as 1a2b3c4d.0); run `openssl rehash` on it, or point at "
+                "a PEM file"
             )
         return {"ca_cert_dir": path}
     if not os.path.exists(path):
@@ -73,12 +74,26 @@ def _check_ca_file(path: str, version: tuple[int, int, int]) -> None:
     ssl.create_default_context(cafile=path)
 
 
-_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
-"""A certificate's name in a hashed directory (``c_rehash``); a CRL's is ``.r0``."""
+_FIRST_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.0")
+"""The name OpenSSL looks a certificate up by in a hashed directory (``openssl rehash``): the
+subject's hash, in lower case, and ``.0``; ``.1`` and on only after it (a CRL's is ``.r0``)."""
 
 
 def _holds_hashed_certificates(path: str) -> bool:
+    """Whether OpenSSL would find a certificate in the directory ``path``: a first hashed
+    name that loads as one (not a broken link, an empty file or a folder; review R63 F5)."""
     try:
-        return any(_HASHED_NAME.fullmatch(name) for name in os.listdir(path))
+        names = os.listdir(path)
     except OSError:
         return True  # not this check's to say: OpenSSL says why it cannot read it
+    for name in names:
+        if not _FIRST_HASHED_NAME.fullmatch(name):
+            continue
+        found = os.path.join(path, name)
+        try:
+            stat = os.stat(found)
+            _check_ca_file(found, (stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        except (ssl.SSLError, OSError):
+            continue
+        return True
+    return False

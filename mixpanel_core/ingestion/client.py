@@ -407,7 +407,8 @@ class IngestionClient:
             retries += 1
             if not call.policy.may_retry(retries):
                 # Named by the limit, not by an option: a compat user set it as retry_limit.
-                why = f"(the limit of {call.policy.max_retries} retries)"
+                limit = call.policy.max_retries
+                why = f"(the limit of {limit} {'retry' if limit == 1 else 'retries'})"
                 return [self._outcomes.failed(endpoint, batch, answer, attempts, why)]
             delay = call.policy.delay(
                 retries, rate_limited=answer.rate_limited, retry_after=answer.retry_after

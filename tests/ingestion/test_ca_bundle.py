@@ -251,11 +251,20 @@ def test_a_directory_without_hashed_certificates_is_refused_naming_it(
     """It was taken, and every request then failed certificate verification, naming no
     setting (review R62 F2): OpenSSL finds a directory's certificates by their hashed names
     only, so one holding the authority under its own name is refused too."""
-    empty, unhashed = tmp_path / "empty", tmp_path / "unhashed"
-    empty.mkdir()
-    unhashed.mkdir()
-    shutil.copy(authority[0], unhashed / "ca.pem")
-    for folder in (empty, unhashed):
+    name = _subject_hash(authority[0])
+    folders = {
+        kind: tmp_path / kind
+        for kind in ("empty", "unhashed", "second only", "broken link", "empty file", "folder")
+    }
+    for folder in folders.values():
+        folder.mkdir()
+    shutil.copy(authority[0], folders["unhashed"] / "ca.pem")
+    # OpenSSL looks for .1 only after .0, and finds nothing in these either.
+    shutil.copy(authority[0], folders["second only"] / f"{name}.1")
+    (folders["broken link"] / f"{name}.0").symlink_to(tmp_path / "gone.pem")
+    (folders["empty file"] / f"{name}.0").touch()
+    (folders["folder"] / f"{name}.0").mkdir()
+    for folder in folders.values():
         settings = MixpanelSettings(
             api_host="https://127.0.0.1:9", token=TOKEN, ca_bundle=str(folder)
         )

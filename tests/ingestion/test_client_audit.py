@@ -207,7 +207,8 @@ def test_max_retries_bounds_the_retries_of_a_request(
     (report,) = result.reports
     assert report.status is DeliveryStatus.FAILED
     assert report.attempts == max_retries + 1
-    assert f"(the limit of {max_retries} retries)" in (report.reason or "")
+    retries = "1 retry" if max_retries == 1 else f"{max_retries} retries"
+    assert f"(the limit of {retries})" in (report.reason or "")
 
 
 def test_max_retries_below_zero_is_refused() -> None:
