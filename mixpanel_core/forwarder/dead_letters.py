@@ -20,6 +20,9 @@ header                             value
                                    ``max_request_size``: the original value's size in bytes
 ``dead-letter-null-value``         only when the record had neither key nor value: ``true``
                                    (its dead letter's value is empty, not null)
+``dead-letter-headers-dropped``    only when the record's own headers alone did not fit the
+                                   producer's ``max_request_size``: how many of them (the
+                                   largest) the dead letter leaves out
 =================================  ========================================================
 
 A record with neither key nor value (Kafka allows it; other clients write it) is poison, but
@@ -29,7 +32,8 @@ kafka-python refuses to produce one: its dead letter gets an empty value instead
 A record the source producer accepted can still be too big to dead-letter, since the headers
 add a few hundred bytes. Its dead letter then carries the value's first bytes, as many as fit:
 the headers still say which record it was and why, so the operator can fetch it from the
-source topic while it is retained.
+source topic while it is retained. When the record's own headers leave no room even for the
+dead-letter headers, the largest of them are left out too, as few as will do.
 
 Waiting for the dead-letter topic's broker (for the topic's metadata before a send, and for
 the acknowledgement after it) can be bounded by a ``time_left`` function, read again every
@@ -54,6 +58,7 @@ PREFIX = "dead-letter-"
 DELIVERY_STAGE = "delivery"
 TRUNCATED_HEADER = PREFIX + "truncated"
 NULL_VALUE_HEADER = PREFIX + "null-value"
+HEADERS_DROPPED_HEADER = PREFIX + "headers-dropped"
 
 DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 """kafka-python's default, for a producer that does not expose its ``config``."""
@@ -138,33 +143,41 @@ class DeadLetterWriter:
         return self._send_truncated(raw, record_headers, where)
 
     def _send_truncated(self, raw: Any, record_headers: list[tuple[str, bytes]], where: str) -> Any:
-        """The dead letter with its value cut to fit ``max_request_size``; returns its future.
+        """The dead letter with its value cut to fit ``max_request_size`` (and, if its own
+        headers alone leave no room, the largest of them left out); returns its future.
 
         Without it the record could never be dead-lettered: every restart would stop on it, and
         its partition would never move again.
         """
         value: bytes = bytes(raw.value or b"")
-        record_headers = [*record_headers, (TRUNCATED_HEADER, str(len(value)).encode())]
-        overhead = (
-            FRAMING_ALLOWANCE
-            + len(raw.key or b"")
-            + sum(len(name.encode()) + len(data) + HEADER_FRAMING for name, data in record_headers)
-        )
-        room = self._max_request_size() - overhead
-        if room < 0:
+        own = _own_count(record_headers)
+        budget = self._max_request_size() - FRAMING_ALLOWANCE - len(raw.key or b"")
+        cut = (TRUNCATED_HEADER, str(len(value)).encode())
+        kept = _fitted([*record_headers, cut], budget)
+        if kept is None:
             raise ForwarderError(
                 f"the dead letter of {where} is too large for the dead-letter producer even "
-                "without its value (its key and headers alone exceed max_request_size); "
-                "nothing from that record on was committed. Raise the source transport's "
-                "producer max_request_size, or skip the record."
+                "without its value and its own headers (its key and the dead-letter headers "
+                "alone exceed max_request_size); nothing from that record on was committed. "
+                "Raise the source transport's producer max_request_size, or skip the record."
             )
+        room = budget - _size(kept)
+        if room >= len(value):
+            # Only the record's own headers were in the way: the value goes whole, unmarked.
+            kept.remove(cut)
+            record_headers, room = kept, len(value)
+        else:
+            record_headers = kept
         logger.warning(
-            "the dead letter of %s is too large for the producer: sending its first %d of %d "
-            "value bytes, marked with the %s header",
+            "the dead letter of %s is too large for the producer: sending %d of its %d value "
+            "bytes and %d of its %d own headers (its %s and %s headers say what was left out)",
             where,
             room,
             len(value),
+            _own_count(record_headers),
+            own,
             TRUNCATED_HEADER,
+            HEADERS_DROPPED_HEADER,
         )
         try:
             return self._produce(raw.key, value[:room], record_headers, where)
@@ -301,3 +314,40 @@ class DeadLetterWriter:
 
     def close(self, timeout: float) -> None:
         self._producer.close(timeout=timeout)
+
+
+Header = tuple[str, bytes]
+
+
+def _size(headers: Sequence[Header]) -> int:
+    """Bytes ``headers`` take in a record, framing included."""
+    return sum(len(name.encode()) + len(data) + HEADER_FRAMING for name, data in headers)
+
+
+def _own_count(headers: Sequence[Header]) -> int:
+    """How many of ``headers`` are the record's own (not ``dead-letter-*``)."""
+    return sum(1 for name, _ in headers if not name.startswith(PREFIX))
+
+
+def _fitted(headers: list[Header], budget: int) -> list[Header] | None:
+    """``headers`` within ``budget`` bytes: as they are if they fit, else without the largest
+    of the record's own, as few as will do, and with a header saying how many went; ``None``
+    when the dead-letter headers alone do not fit.
+
+    A record whose own headers alone exceed the producer's limit could otherwise never be
+    dead-lettered, and the forwarder would stop on it at every start (review R64 F2).
+    """
+    if _size(headers) <= budget:
+        return headers
+    own = sorted(
+        (header for header in headers if not header[0].startswith(PREFIX)),
+        key=lambda header: _size([header]),
+        reverse=True,
+    )
+    kept = list(headers)
+    for dropped, header in enumerate(own, start=1):
+        kept.remove(header)
+        marked = [*kept, (HEADERS_DROPPED_HEADER, str(dropped).encode())]
+        if _size(marked) <= budget:
+            return marked
+    return None

@@ -84,3 +84,32 @@ def test_a_dead_letter_that_cannot_fit_stops_with_a_forwarder_error_after_commit
     # Offsets 0 and 2 were accepted in the same batch; the commit stops before offset 1.
     assert sorted(rig.delivered_insert_ids()) == sorted(good)
     assert rig.committed() == {0: 1}
+
+
+def test_a_poison_record_whose_own_headers_exceed_the_limit_is_dead_lettered_without_them(
+    rig: ForwardingRig,
+) -> None:
+    """Its headers alone did not fit the dead-letter producer: the forwarder stopped on it at
+    every start, and the records read before it were not delivered (review R64 F2). Now its
+    largest headers are left out, as few as will do, and the dead letter says how many."""
+    good = rig.produce_events(1)
+    blob = b"x" * 3000
+    rig.produce_raw(b"not json", [(headers.ENDPOINT, b"track"), ("blob", blob)])
+    good += rig.produce_events(1, prefix="late")
+    config = rig.write_config(plugins=[])
+    config.write_text(config.read_text() + "\n[transports.bus.producer]\nmax_request_size = 2500\n")
+
+    code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 0, stderr
+    assert sorted(rig.delivered_insert_ids()) == sorted(good)
+    assert rig.committed() == {0: 3}
+    (letter,) = rig.dead_letters(1)
+    names = [name for name, _ in letter.headers]
+    assert "blob" not in names
+    assert (headers.ENDPOINT, b"track") in letter.headers
+    why = {k: v.decode() for k, v in letter.headers if k.startswith(PREFIX)}
+    assert why[PREFIX + "headers-dropped"] == "1"
+    assert why[PREFIX + "source-offset"] == "1"
+    assert TRUNCATED_HEADER not in why  # the value fits whole once the header is out
+    assert letter.value == b"not json"
