@@ -1,0 +1,8 @@
+"""``python -m mixpanel_core``: the ``mixpanel-core`` command, where its script is not on
+``PATH`` (a virtual environment not activated, a container's interpreter)."""
+
+import sys
+
+from mixpanel_core.cli import main
+
+sys.exit(main())
