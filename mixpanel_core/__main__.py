@@ -5,4 +5,5 @@ import sys
 
 from mixpanel_core.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when imported (the docs tests import every module)
+    sys.exit(main())
