@@ -224,6 +224,12 @@ def refused_with_its_sender_dead(
             delivery.submit(build_message(record, None, ("f", index), TOKEN), index)
         if batch_size == 1:
             emulator.wait_for_records(len(before), "engage", timeout=30)
+            # And their reports back from the sender: Mixpanel having a record does not mean
+            # its report left the sender before the kill (the test failed once on CI so).
+            deadline = time.monotonic() + 30
+            while delivery.collector.settled < len(before):
+                assert time.monotonic() < deadline, "the sender's reports never came back"
+                time.sleep(0.02)
         transport: Any = delivery.pipeline.transport("default")
         os.kill(transport.supervisor.process.pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
