@@ -109,11 +109,14 @@ class Checkpoint:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(aside, self.path)
+            aside = None
         except OSError as exc:
+            raise InputError(f"{self.path}: cannot write the checkpoint: {exc}") from exc
+        finally:
+            # Also on Ctrl-C or SIGTERM mid-write: each left a file of its own (review R65).
             if aside is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(aside)
-            raise InputError(f"{self.path}: cannot write the checkpoint: {exc}") from exc
 
 
 def _aside(path: Path) -> tuple[int, str]:

@@ -227,7 +227,8 @@ def _check_import_url(settings: MixpanelSettings) -> None:
     the client's ``strict=1`` (see ``Poster.post``), with the effect of ``strict = false``
     (review R63 F2). The URL is not quoted: its query may hold a credential."""
     import_url = settings.urls.get("import")
-    if import_url is not None and query_values(import_url, "strict") not in (None, ["1"]):
+    values = query_values(import_url, "strict") if import_url is not None else None
+    if values is not None and any(value != "1" for value in values):
         raise ConfigError(
             "mixpanel.urls.import: its query sets strict to something other than 1, which the "
             "forwarder cannot work with: without strict=1 Mixpanel does not say which /import "

@@ -150,10 +150,11 @@ class DeadLetterWriter:
         its partition would never move again.
         """
         value: bytes = bytes(raw.value or b"")
-        own = _own_count(record_headers)
+        # The record's own headers come first (see send), whatever their names.
+        own = len(raw.headers or ())
         budget = self._max_request_size() - FRAMING_ALLOWANCE - len(raw.key or b"")
         cut = (TRUNCATED_HEADER, str(len(value)).encode())
-        kept = _fitted([*record_headers, cut], budget)
+        kept, own_kept = _fitted([*record_headers, cut], own, budget)
         if kept is None:
             raise ForwarderError(
                 f"the dead letter of {where} is too large for the dead-letter producer even "
@@ -164,7 +165,7 @@ class DeadLetterWriter:
         room = budget - _size(kept)
         if room >= len(value):
             # Only the record's own headers were in the way: the value goes whole, unmarked.
-            kept.remove(cut)
+            kept = [header for header in kept if header is not cut]
             record_headers, room = kept, len(value)
         else:
             record_headers = kept
@@ -174,7 +175,7 @@ class DeadLetterWriter:
             where,
             room,
             len(value),
-            _own_count(record_headers),
+            own_kept,
             own,
             TRUNCATED_HEADER,
             HEADERS_DROPPED_HEADER,
@@ -324,30 +325,23 @@ def _size(headers: Sequence[Header]) -> int:
     return sum(len(name.encode()) + len(data) + HEADER_FRAMING for name, data in headers)
 
 
-def _own_count(headers: Sequence[Header]) -> int:
-    """How many of ``headers`` are the record's own (not ``dead-letter-*``)."""
-    return sum(1 for name, _ in headers if not name.startswith(PREFIX))
-
-
-def _fitted(headers: list[Header], budget: int) -> list[Header] | None:
-    """``headers`` within ``budget`` bytes: as they are if they fit, else without the largest
-    of the record's own, as few as will do, and with a header saying how many went; ``None``
+def _fitted(headers: list[Header], own: int, budget: int) -> tuple[list[Header] | None, int]:
+    """``headers`` (the record's ``own`` first, whatever their names) within ``budget`` bytes:
+    as they are if they fit, else without the largest of the record's own, as few as will
+    do, and with a header saying how many went; and how many of its own are kept. ``None``
     when the dead-letter headers alone do not fit.
 
     A record whose own headers alone exceed the producer's limit could otherwise never be
     dead-lettered, and the forwarder would stop on it at every start (review R64 F2).
     """
     if _size(headers) <= budget:
-        return headers
-    own = sorted(
-        (header for header in headers if not header[0].startswith(PREFIX)),
-        key=lambda header: _size([header]),
-        reverse=True,
-    )
-    kept = list(headers)
-    for dropped, header in enumerate(own, start=1):
-        kept.remove(header)
-        marked = [*kept, (HEADERS_DROPPED_HEADER, str(dropped).encode())]
+        return headers, own
+    largest = sorted(range(own), key=lambda index: _size([headers[index]]), reverse=True)
+    dropped: set[int] = set()
+    for index in largest:
+        dropped.add(index)
+        kept = [header for i, header in enumerate(headers) if i not in dropped]
+        marked = [*kept, (HEADERS_DROPPED_HEADER, str(len(dropped)).encode())]
         if _size(marked) <= budget:
-            return marked
-    return None
+            return marked, own - len(dropped)
+    return None, 0

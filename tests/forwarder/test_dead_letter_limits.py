@@ -113,3 +113,24 @@ def test_a_poison_record_whose_own_headers_exceed_the_limit_is_dead_lettered_wit
     assert why[PREFIX + "source-offset"] == "1"
     assert TRUNCATED_HEADER not in why  # the value fits whole once the header is out
     assert letter.value == b"not json"
+
+
+def test_an_own_header_named_like_a_dead_letter_header_is_left_out_too(
+    rig: ForwardingRig,
+) -> None:
+    """The record's own headers were told by name: a large ``dead-letter-trace`` of its own
+    (a dead letter sent back to the source topic) was never left out, and the forwarder
+    stopped on the record at every start (review R65)."""
+    good = rig.produce_events(1)
+    rig.produce_raw(b"not json", [(headers.ENDPOINT, b"track"), (PREFIX + "trace", b"x" * 3000)])
+    config = rig.write_config(plugins=[])
+    config.write_text(config.read_text() + "\n[transports.bus.producer]\nmax_request_size = 2500\n")
+
+    code, stderr = rig.run_until_caught_up(config)
+
+    assert code == 0, stderr
+    assert rig.delivered_insert_ids() == good
+    (letter,) = rig.dead_letters(1)
+    assert PREFIX + "trace" not in [name for name, _ in letter.headers]
+    assert (PREFIX + "headers-dropped", b"1") in letter.headers
+    assert letter.value == b"not json"
