@@ -21,7 +21,7 @@ from mixpanel_core.config import Config, TransportConfig
 from mixpanel_core.errors import ConfigError, MixpanelCoreError
 from mixpanel_core.frozen import EMPTY, FrozenDict
 from mixpanel_core.ingestion import HttpOptions
-from mixpanel_core.ingestion.endpoints import MAX_PORT, query_values
+from mixpanel_core.ingestion.endpoints import MAX_PORT, url_query
 from mixpanel_core.kafka.options import KafkaOptions, check_topic_name, refuse_transport_owned
 from mixpanel_core.schema import check_seconds, read, setting
 from mixpanel_core.settings import MixpanelSettings
@@ -227,7 +227,7 @@ def _check_import_url(settings: MixpanelSettings) -> None:
     the client's ``strict=1`` (see ``Poster.post``), with the effect of ``strict = false``
     (review R63 F2). The URL is not quoted: its query may hold a credential."""
     import_url = settings.urls.get("import")
-    values = query_values(import_url, "strict") if import_url is not None else None
+    values = url_query(import_url).get("strict") if import_url is not None else None
     if values is not None and any(value != "1" for value in values):
         raise ConfigError(
             "mixpanel.urls.import: its query sets strict to something other than 1, which the "

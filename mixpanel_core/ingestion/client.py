@@ -38,7 +38,7 @@ from mixpanel_core.ingestion.encoding import (
     message_in,
     wire_format,
 )
-from mixpanel_core.ingestion.endpoints import endpoint_urls, sets_ip
+from mixpanel_core.ingestion.endpoints import endpoint_urls, url_query
 from mixpanel_core.ingestion.http import HttpSession
 from mixpanel_core.ingestion.narrowing import (
     Split,
@@ -94,7 +94,8 @@ class IngestionClient:
         self._urls = endpoint_urls(settings)
         self._credentials = configured_credentials(settings)
         self._formats = {
-            e: wire_format(e, self.options.import_format, sets_ip(self._urls[e])) for e in ENDPOINTS
+            e: wire_format(e, self.options.import_format, "ip" in url_query(self._urls[e]))
+            for e in ENDPOINTS
         }
         self._http = HttpSession(self.options.pool_size, settings.verify_tls, settings.ca_bundle)
         redactors = EndpointRedactors(Redactor.of_settings(settings), self._http, self.urls)

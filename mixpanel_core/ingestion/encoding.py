@@ -27,7 +27,7 @@ from mixpanel_core.messages import Endpoint, Message, message_from_json
 FORM_FIELDS = b"&verbose=1&ip=0"
 """Sent after ``data=`` as the official SDK does: verbose answers, no IP geolocation."""
 VERBOSE_ONLY = b"&verbose=1"
-"""``FORM_FIELDS`` for an endpoint whose URL's query says ``ip`` itself (``sets_ip``)."""
+"""``FORM_FIELDS`` for an endpoint whose URL's query says ``ip`` itself (``url_query``)."""
 
 
 class Encoded(NamedTuple):
@@ -107,7 +107,7 @@ def wire_format(
     endpoint: str, import_format: Literal["json", "ndjson"] = "json", url_sets_ip: bool = False
 ) -> WireFormat:
     """The body format of ``endpoint``: form-encoded ``data=`` except for ``/import``;
-    ``url_sets_ip``: the endpoint's URL says ``ip`` in its query (``sets_ip``), so the form
+    ``url_sets_ip``: the endpoint's URL says ``ip`` in its query (``url_query``), so the form
     does not."""
     if endpoint != "import":
         return attrs.evolve(FORM, fields=VERBOSE_ONLY) if url_sets_ip else FORM

@@ -102,21 +102,11 @@ def check_url(url: str, allow_insecure_http: bool, key: str, written: str | None
     return url
 
 
-def query_keys(url: str) -> frozenset[str]:
-    """The parameters ``url``'s own query says (``urls.import = ".../import?strict=0"``): the
-    client leaves out its own of the same names, which would contradict them."""
-    return frozenset(parse_qs(urlsplit(url).query, keep_blank_values=True))
-
-
-def query_values(url: str, key: str) -> list[str] | None:
-    """What ``url``'s own query says ``key`` is (every value given), ``None`` if it does not."""
-    return parse_qs(urlsplit(url).query, keep_blank_values=True).get(key)
-
-
-def sets_ip(url: str) -> bool:
-    """Whether ``url``'s own query says ``ip`` (``urls.track = ".../track?ip=1"``, to have
-    Mixpanel geolocate by the request's address): then the client leaves out its ``ip=0``."""
-    return "ip" in query_keys(url)
+def url_query(url: str) -> dict[str, list[str]]:
+    """The parameters ``url``'s own query says, each with every value given
+    (``urls.import = ".../import?strict=0"``, ``urls.track = ".../track?ip=1"``): the client
+    leaves out its own of the same names, which would contradict them."""
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
 
 
 def endpoint_urls(settings: MixpanelSettings) -> dict[Endpoint, str]:

@@ -23,7 +23,7 @@ from mixpanel_core.ingestion.classify import (
     proxy_refusal,
 )
 from mixpanel_core.ingestion.encoding import WireFormat
-from mixpanel_core.ingestion.endpoints import query_keys
+from mixpanel_core.ingestion.endpoints import url_query
 from mixpanel_core.ingestion.http import HttpSession, Response
 from mixpanel_core.ingestion.options import HttpOptions
 from mixpanel_core.ingestion.request_watch import request_ceiling
@@ -85,7 +85,7 @@ class Poster:
         self._redactors = redactors
         """By endpoint: of the ``[mixpanel]`` credentials and those of the proxy its URL goes
         through, for what an answer says (``_redacted``)."""
-        self._import_query = query_keys(urls["import"])
+        self._import_query = frozenset(url_query(urls["import"]))
         """What the ``/import`` URL's own query says: the client's parameters of those names
         (``strict``, ``ip``, ``project_id``) are left out, the URL's are sent."""
 
