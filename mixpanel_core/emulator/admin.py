@@ -116,7 +116,8 @@ class AdminRoutes:
         if not isinstance(statuses, list) or not statuses:
             raise AdminError("'statuses' must be a non-empty list of HTTP statuses")
         seed = args.get("seed")
-        if seed is not None and not isinstance(seed, int):
+        # bool is an int to isinstance, and JSON's true is no seed.
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise AdminError("'seed' must be an integer")
         self._faults.fail_fraction(
             probability,

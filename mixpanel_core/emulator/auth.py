@@ -61,7 +61,7 @@ def check_import_auth(
             return AuthFailure(
                 401, f"Invalid credentials: wrong secret for service account '{account[0]}'"
             )
-        if project_id is None:
+        if not project_id:  # ?project_id= with no value says none (review R66 F5)
             return AuthFailure(
                 401,
                 f"Invalid credentials: service account '{account[0]}' needs the project_id"

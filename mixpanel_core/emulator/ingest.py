@@ -125,7 +125,7 @@ class IngestService:
                 body = {"code": refusal.status, "error": refusal.message, "status": "error"}
                 return Reply(refusal.status, wire.dumps(body))
         try:
-            payload, size = self._decode(request)
+            payload = self._decode(request)
         except PayloadError as exc:
             # A form's own verbose=1 (where the official SDK puts it) counts as well.
             verbose = {**exc.params, **request.query}.get("verbose") == "1"
@@ -137,7 +137,7 @@ class IngestService:
         if len(records) > limit:
             message = f"{len(records)} records in one request; /{endpoint} accepts at most {limit}"
             return self._request_error(endpoint, 400, message, verbose)
-        checked = self._validate(endpoint, payload, size)
+        checked = self._validate(endpoint, payload)
         accepted, failures = checked.accepted, checked.failures
         self._store.add(
             endpoint,
@@ -153,8 +153,8 @@ class IngestService:
             return _import_reply(len(accepted), failures, params.get("strict") == "1", verbose)
         return _status_reply(failures, len(records), verbose)
 
-    def _decode(self, request: IngestRequest) -> tuple[Payload, int]:
-        """The payload and the uncompressed body size."""
+    def _decode(self, request: IngestRequest) -> Payload:
+        """The request's payload, its (uncompressed) body held to the limit."""
         limit = self._config.max_body_bytes
         body = request.body
         if request.headers.get("content-encoding", "").strip().lower() == "gzip":
@@ -162,23 +162,26 @@ class IngestService:
         if len(body) > limit:
             raise PayloadError(413, too_large_message(limit))
         content_type = request.headers.get("content-type", "")
-        payload = parse_payload(body, content_type, allow_ndjson=request.endpoint == "import")
-        return payload, len(body)
+        return parse_payload(body, content_type, allow_ndjson=request.endpoint == "import")
 
-    def _validate(self, endpoint: str, payload: Payload, body_size: int) -> _Checked:
+    def _validate(self, endpoint: str, payload: Payload) -> _Checked:
         retimed = 0
+        # Each record is measured as its compact JSON, in whatever request it comes: when the
+        # request's records re-encoded together are under 1 MB, none of them can be over it.
+        # (The body's own size is no bound: ``1e15`` is written ``1000000000000000.0``; R66 F1.)
+        measure = _too_large(payload.records)
         if endpoint in EVENT_ENDPOINTS:
-            checked = self._validate_events(endpoint, payload, body_size)
+            checked = self._validate_events(endpoint, payload, measure)
             if not checked.gave_up:
                 return checked
             # The events it gave their arrival time were retimed in place: the full checks
             # find them current, and count them no more.
             retimed = checked.retimed
-        checked = self._validate_each(endpoint, payload.records, body_size)
+        checked = self._validate_each(endpoint, payload.records, measure)
         checked.retimed += retimed
         return checked
 
-    def _validate_events(self, endpoint: str, payload: Payload, body_size: int) -> _Checked:
+    def _validate_events(self, endpoint: str, payload: Payload, measure: bool) -> _Checked:
         """Runs of usual events take the fast path (``usual_events``), the others the full checks.
 
         ``gave_up`` when the batch's text vouched for its values on a presumption (every
@@ -199,7 +202,6 @@ class IngestService:
         now = self._clock()
         tokens = self._config.token_set
         keys_from = usual_event_keys(rules, now=now, tokens=tokens, values_known_plain=plain)
-        measure = body_size >= MAX_RECORD_BYTES
         keys: list[str] = []
         checked = _Checked(keys=keys)
         accepted, failures = checked.accepted, checked.failures
@@ -240,13 +242,11 @@ class IngestService:
         checked.truncate_on_read = plain and not strings_now
         return checked
 
-    def _validate_each(self, endpoint: str, records: list[Any], body_size: int) -> _Checked:
+    def _validate_each(self, endpoint: str, records: list[Any], measure: bool) -> _Checked:
         """Every record through the full checks (the store makes the dedupe keys)."""
         tokens = self._config.token_set
         now = self._clock()
         rules = IMPORT_RULES if endpoint == "import" else TRACK_RULES
-        # A record can only reach 1 MB when the whole body does: skip re-encoding otherwise.
-        measure = body_size >= MAX_RECORD_BYTES
         checked = _Checked(keys=None)
         for index, record in enumerate(records):
             problems = _record_problems(record, endpoint, rules, now, tokens, measure)

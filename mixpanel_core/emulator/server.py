@@ -30,7 +30,7 @@ from mixpanel_core.emulator.request_body import (
 )
 from mixpanel_core.emulator.store import RecordFileError, RecordStore
 
-# A body is read up to this much past the limit, and its exact (inflated) size checked then.
+# A gzip body is read up to this much past its raw limit, and its inflated size checked then.
 _GZIP_SLACK = 1024
 _GZIP_RAW_FACTOR = 2
 """A gzip body's bytes are read up to twice the limit: the limit is on the inflated size, and
@@ -230,10 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(latency)
         limit = server.config.max_body_bytes
         gzipped = self.headers.get("Content-Encoding", "").strip().lower() == "gzip"
-        raw_limit = limit * _GZIP_RAW_FACTOR if gzipped else limit
+        # A plain body is held to the limit itself: one whose Content-Length is over it gets
+        # its 413 instead of a 100 Continue (review R66 F2).
+        raw_limit = limit * _GZIP_RAW_FACTOR + _GZIP_SLACK if gzipped else limit
         body: bytes | None
         try:
-            body, drained = self._read_body(raw_limit + _GZIP_SLACK), True
+            body, drained = self._read_body(raw_limit), True
         except BodyTooLargeError as exc:
             body, drained = None, exc.drained
         # Decided for every whole request, too large or not: a fault applies to the next n

@@ -293,7 +293,9 @@ def validate_profile(record: object, endpoint: str, *, tokens: frozenset[str]) -
                 _scan_properties(value, key, problems)
             else:
                 problems.append(Problem(key, f"'{key}' must be a JSON object of properties"))
-        elif key == "$unset" and not isinstance(value, list):
+        elif key == "$unset" and not (
+            isinstance(value, list) and all(isinstance(name, str) for name in value)
+        ):
             problems.append(Problem(key, "'$unset' must be a list of property names"))
     if not found:
         problems.append(

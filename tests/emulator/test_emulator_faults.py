@@ -355,6 +355,8 @@ def test_a_too_large_request_takes_the_pending_fault_however_far_over_the_limit(
             {"action": "fail_fraction", "p": 0.5, "statuses": [429, 204]},
             "'statuses': 204 is not an HTTP status",
         ),
+        # JSON's true is a bool, not the integer seed (review R66 F4).
+        ({"action": "fail_fraction", "p": 0.5, "seed": True}, "'seed' must be an integer"),
     ],
 )
 def test_a_fault_request_out_of_bounds_raises_emulator_error_naming_the_field(

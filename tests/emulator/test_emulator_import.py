@@ -80,6 +80,17 @@ def test_service_account_without_project_id_is_401(
     assert "project_id" in answer.json()["error"]
 
 
+def test_service_account_with_an_empty_project_id_is_401_as_without_one(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    # Review R66 F5: "?project_id=" was read as the project id "" and answered 403.
+    answer = _import(
+        mixpanel_emulator, make_event(), auth=("sa-user", "sa-secret"), params={"project_id": ""}
+    )
+    assert answer.status_code == 401
+    assert "needs the project_id" in answer.json()["error"]
+
+
 def test_service_account_for_another_project_is_403(
     mixpanel_emulator: Emulator, make_event: MakeEvent
 ) -> None:

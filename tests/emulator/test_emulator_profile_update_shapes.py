@@ -28,6 +28,24 @@ def test_engage_unset_must_be_a_list_of_property_names(mixpanel_emulator: Emulat
     assert mixpanel_emulator.records("engage") == [as_list]
 
 
+@pytest.mark.parametrize("endpoint", ["engage", "groups"])
+def test_unset_must_name_properties_by_strings(mixpanel_emulator: Emulator, endpoint: str) -> None:
+    # Review R66 F4: a list of anything was accepted, though a property name is a string
+    # (and the client's own validator refuses such a list).
+    ident = (
+        {"$distinct_id": "u1"} if endpoint == "engage" else {"$group_key": "co", "$group_id": "a"}
+    )
+    good = {"$token": TOKEN, **ident, "$unset": ["plan"]}
+    bad = {"$token": TOKEN, **ident, "$unset": ["plan", 1, {"x": 1}, None]}
+    answer = requests.post(f"{mixpanel_emulator.base_url}/{endpoint}?verbose=1", json=[good, bad])
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == 0
+    assert "record 1: $unset" in body["error"]
+    assert "property names" in body["error"]
+    assert mixpanel_emulator.records(endpoint) == [good]
+
+
 def test_groups_refuse_an_empty_group_id(mixpanel_emulator: Emulator) -> None:
     url = mixpanel_emulator.base_url + "/groups?verbose=1"
     good = {"$token": TOKEN, "$group_key": "company", "$group_id": "acme", "$set": {"n": 1}}

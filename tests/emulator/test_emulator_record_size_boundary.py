@@ -10,6 +10,7 @@ import requests
 
 from mixpanel_core import wire
 from mixpanel_core.api_limits import MAX_RECORD_BYTES
+from mixpanel_core.emulator import Emulator
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +39,38 @@ def test_a_record_of_exactly_1_mb_is_refused_and_one_byte_less_is_imported(
     assert body["num_records_imported"] == 1
     assert [entry["index"] for entry in body["failed_records"]] == [0]
     assert "1 MB" in body["failed_records"][0]["message"]
+
+
+def test_a_record_is_measured_alike_whatever_else_its_request_holds(
+    mixpanel_emulator: Emulator, make_event: MakeEvent
+) -> None:
+    """Review R66 F1: a record was measured only in a body of 1 MB or more, so a record
+    sent in about 300 KB of JSON that comes to over 1 MB written compactly (``1e15`` is
+    ``1000000000000000.0``) was imported alone and refused beside a large batch-mate."""
+    numbers = "[" + ",".join(["1e15"] * 80) + "]"
+    values = "[" + ",".join([numbers] * 254) + "]"
+    record = make_event()
+    head = wire.dumps(record)[:-2]  # without the closing "}}"
+    extra = ",".join(f'"p{i}":{values}' for i in range(3)).encode()
+    text = head + b"," + extra + b"}}"
+    assert len(text) < MAX_RECORD_BYTES // 3
+    assert len(wire.dumps(wire.loads(text))) >= MAX_RECORD_BYTES
+    filler = wire.dumps(make_event(pad="x" * 255, more=["y" * 255] * 254))
+    url = mixpanel_emulator.base_url + "/import"
+    params = {"project_id": "12345", "strict": "1"}
+    with requests.Session() as session:
+        answers = [
+            session.post(
+                url,
+                data=b"[" + b",".join(batch) + b"]",
+                params=params,
+                auth=("sa-user", "sa-secret"),
+            )
+            for batch in ([text], [text, *[filler] * 20])
+        ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text[:300]
+        failed = answer.json()["failed_records"]
+        assert [entry["index"] for entry in failed] == [0]
+        assert "1 MB" in failed[0]["message"]
+    assert answers[1].json()["num_records_imported"] == 20
