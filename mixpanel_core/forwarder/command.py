@@ -56,11 +56,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def log_level(text: str) -> str:
-    """``--log-level``'s value, upper-cased; a name ``logging`` does not know is argparse's
-    usual error for the flag, before anything starts."""
+    """``--log-level``'s value, upper-cased; another word is argparse's usual error for the
+    flag, before anything starts. ``logging``'s aliases are refused too: ``NOTSET`` would
+    turn on every library's DEBUG output (review R68 F3)."""
     level = text.upper()
-    if not isinstance(logging.getLevelName(level), int):
+    if level not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
         )
