@@ -16,6 +16,8 @@ import contextlib
 import fcntl
 import os
 import stat
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 STANDARD_STREAMS = {
@@ -52,7 +54,8 @@ def append_lines(
     as on a FIFO); ``sync``: then flush the file to disk (not a FIFO's or a device's, which
     have no disk to reach).
 
-    Opened per write, write-only and in append mode: no handle outlives a fork, and a FIFO
+    Opened per write, write-only and in append mode: no handle outlives a fork (nor is one
+    kept by a child forked in the middle of a write, see ``_opened``), and a FIFO
     or a write-only file work as well as a regular file. The write is made under an
     exclusive ``flock``: writers of several processes (forked workers) never interleave, also
     on a FIFO, where a write larger than the pipe's atomic size (4 KiB) would be split, and
@@ -70,10 +73,9 @@ def append_lines(
         return
     # Not blocking in open: a FIFO nobody reads would hold the sender for ever (ENXIO
     # instead); writes do block, as any log's do, so a slow reader loses nothing.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
-    try:
+    with _opened(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK) as fd:
         os.set_blocking(fd, True)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed, in every process (_opened)
         if new_line_first or not _ends_a_line(path):
             # A write cut short, or a process killed mid-write, left part of a line: start
             # one of our own, or that fragment would make the first line written here
@@ -82,8 +84,46 @@ def append_lines(
         _write_all(fd, data, fd)
         if sync:
             _sync(fd)
+
+
+_OPEN: set[int] = set()
+"""The descriptors ``_opened`` holds open now, in this process."""
+_OPENING = threading.Lock()
+"""Held while a descriptor is opened and entered in ``_OPEN``, or left out and closed: a fork
+waits for it, so that the child knows every descriptor it inherited from here."""
+
+
+@contextlib.contextmanager
+def _opened(path: Path, flags: int) -> Iterator[int]:
+    """``path`` opened with ``flags``, closed on leaving, and closed in a child forked while
+    it is open. A ``flock`` belongs to the open file, not to the process: a child that kept
+    the copy it inherits of a descriptor locked mid-write (its writing thread is not forked
+    with it) held the lock for as long as it lived, and every later write of the parent's,
+    and of the child's own, waited in ``flock`` for it (review R67 F1)."""
+    with _OPENING:
+        fd = os.open(path, flags, 0o666)
+        _OPEN.add(fd)
+    try:
+        yield fd
     finally:
-        os.close(fd)
+        with _OPENING:
+            _OPEN.discard(fd)
+            os.close(fd)
+
+
+def _close_inherited() -> None:
+    """In a forked child: close the descriptors the parent's threads had open in ``_opened``
+    (the child's copies only; the parent's stay open, and locked, until its write ends)."""
+    for fd in _OPEN:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _OPEN.clear()
+    _OPENING.release()
+
+
+os.register_at_fork(
+    before=_OPENING.acquire, after_in_parent=_OPENING.release, after_in_child=_close_inherited
+)
 
 
 def _write_all(fd: int, data: bytes, regular_fd: int | None) -> None:
@@ -123,14 +163,12 @@ def _sync(fd: int) -> None:
 
 def _ends_a_line(path: Path) -> bool:
     """Whether ``path`` is missing, empty, unreadable, not a regular file, or ends a line."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return True  # a FIFO or a device: nothing to read back
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # missing (the write creates it), or write-only: nothing to mend
-        return True
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return True  # a FIFO or a device: nothing to read back
+            fd = stack.enter_context(_opened(path, os.O_RDONLY))
+        except OSError:  # missing (the write creates it), or write-only: nothing to mend
+            return True
         size = os.fstat(fd).st_size
         return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-    finally:
-        os.close(fd)

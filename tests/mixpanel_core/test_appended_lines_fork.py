@@ -1,0 +1,85 @@
+"""A child forked while a dead letter is being written must not keep the file's lock.
+
+Review R67 F1: the ``flock`` taken around each write belongs to the open file, and a child
+forked mid-write inherited the descriptor; the thread that would close it does not exist in
+the child, so the lock was held for the child's whole life, and every later write of the
+parent (its sender thread, and with it delivery) waited in ``flock``. A pre-fork server forks
+at any time. Here the write is held open deterministically: a FIFO whose reader is not
+reading yet, written more than the pipe holds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from mixpanel_core.appended_lines import append_lines
+
+LINE = b"x" * 1023 + b"\n"
+
+
+def _locked(path: Path) -> bool:
+    """Whether some open file of ``path`` holds its exclusive ``flock`` now."""
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock, if it was this one's
+    return False
+
+
+def _drain(fd: int, until: threading.Thread, timeout: float) -> bytes:
+    """Read the FIFO's non-blocking ``fd`` until ``until`` has ended (and then what it left
+    in the pipe) or ``timeout`` has passed."""
+    read = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ended = not until.is_alive()
+        try:
+            while chunk := os.read(fd, 1 << 16):
+                read += chunk
+        except BlockingIOError:
+            pass
+        if ended:
+            break
+        time.sleep(0.005)
+    return bytes(read)
+
+
+def test_a_child_forked_in_the_middle_of_a_write_does_not_hold_the_files_lock(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "dead-letters.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    first = threading.Thread(target=append_lines, args=(fifo, [LINE] * 1024))  # 1 MiB
+    first.start()
+    deadline = time.monotonic() + 10
+    while not _locked(fifo):  # the write is under way, its lock taken
+        assert first.is_alive()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    child = os.fork()
+    if child == 0:  # a pre-fork worker: lives on and writes nothing
+        time.sleep(60)
+        os._exit(0)
+    try:
+        got = _drain(reader, first, timeout=10)
+        assert not first.is_alive(), "the first write did not end once the FIFO was read"
+        second = threading.Thread(target=append_lines, args=(fifo, [b"after the fork\n"]))
+        second.start()
+        got += _drain(reader, second, timeout=5)
+        # Before the fix: blocked in flock() until the child exits (60 s).
+        assert not second.is_alive(), "the parent's next write waits for the child's lock"
+        assert got == LINE * 1024 + b"after the fork\n"
+        assert os.waitpid(child, os.WNOHANG) == (0, 0), "the child was to live on meanwhile"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(reader)
