@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from mixpanel_core.process_fork import in_fork_children
+
 STANDARD_STREAMS = {
     "/dev/stdout": 1,
     "/dev/stderr": 2,
@@ -86,11 +88,39 @@ def append_lines(
             _sync(fd)
 
 
-_OPEN: set[int] = set()
-"""The descriptors ``_opened`` holds open now, in this process."""
-_OPENING = threading.Lock()
-"""Held while a descriptor is opened and entered in ``_OPEN``, or left out and closed: a fork
-waits for it, so that the child knows every descriptor it inherited from here."""
+class _OpenDescriptors:
+    """The descriptors ``_opened`` holds open now, in this process, and the lock held while
+    one is opened and entered, or left out and closed: a fork waits for it, so that the child
+    knows every descriptor it inherited from here."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fds: set[int] = set()
+
+    def hold(self) -> None:
+        """Before a fork: no descriptor is being opened or closed while it is made."""
+        self.lock.acquire()
+
+    def let_go(self) -> None:
+        """After a fork, in the parent."""
+        self.lock.release()
+
+    def close_in_child(self) -> None:
+        """In a forked child: close the descriptors the parent's threads had open (the
+        child's copies only; the parent's stay open, and locked, until its write ends)."""
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+        # Held at the fork, by the forking thread or (uWSGI forks in C, running no ``before``
+        # hook) by one the child does not have.
+        self.lock = threading.Lock()
+
+
+_OPEN = _OpenDescriptors()
+in_fork_children(_OPEN, _OpenDescriptors.close_in_child)  # os.fork() and uWSGI's workers
+# Methods, not the lock's own: the child's lock is a new one, and the child may fork too.
+os.register_at_fork(before=_OPEN.hold, after_in_parent=_OPEN.let_go)
 
 
 @contextlib.contextmanager
@@ -100,30 +130,15 @@ def _opened(path: Path, flags: int) -> Iterator[int]:
     the copy it inherits of a descriptor locked mid-write (its writing thread is not forked
     with it) held the lock for as long as it lived, and every later write of the parent's,
     and of the child's own, waited in ``flock`` for it (review R67 F1)."""
-    with _OPENING:
+    with _OPEN.lock:
         fd = os.open(path, flags, 0o666)
-        _OPEN.add(fd)
+        _OPEN.fds.add(fd)
     try:
         yield fd
     finally:
-        with _OPENING:
-            _OPEN.discard(fd)
+        with _OPEN.lock:
+            _OPEN.fds.discard(fd)
             os.close(fd)
-
-
-def _close_inherited() -> None:
-    """In a forked child: close the descriptors the parent's threads had open in ``_opened``
-    (the child's copies only; the parent's stay open, and locked, until its write ends)."""
-    for fd in _OPEN:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _OPEN.clear()
-    _OPENING.release()
-
-
-os.register_at_fork(
-    before=_OPENING.acquire, after_in_parent=_OPENING.release, after_in_child=_close_inherited
-)
 
 
 def _write_all(fd: int, data: bytes, regular_fd: int | None) -> None:

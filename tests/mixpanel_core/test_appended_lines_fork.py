@@ -83,3 +83,40 @@ def test_a_child_forked_in_the_middle_of_a_write_does_not_hold_the_files_lock(
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         os.close(reader)
+
+
+def test_a_child_forked_in_the_middle_of_a_write_writes_its_own_lines_after_it(
+    tmp_path: Path,
+) -> None:
+    """The child's own first write waited for the lock its own copy of the descriptor held:
+    for ever, and its exit's close with it (R67 F1). Its line now follows the parent's."""
+    fifo = tmp_path / "dead-letters.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    first = threading.Thread(target=append_lines, args=(fifo, [LINE] * 1024))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not _locked(fifo):
+        assert first.is_alive()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            append_lines(fifo, [b"from the child\n"])
+            status = 0
+        finally:
+            os._exit(status)
+    try:
+        exited = threading.Thread(target=os.waitpid, args=(child, 0))
+        exited.start()
+        got = _drain(reader, first, timeout=10)
+        got += _drain(reader, exited, timeout=10)
+        assert not exited.is_alive(), "the child's write waits for its own inherited lock"
+        assert got == LINE * 1024 + b"from the child\n"
+    finally:
+        if exited.is_alive():
+            os.kill(child, signal.SIGKILL)
+            exited.join()
+        os.close(reader)
