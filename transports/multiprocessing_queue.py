@@ -193,6 +193,15 @@ class MultiprocessingQueueTransport:
         if not self._channel.sender_alive():
             self._raise_if_sender_lost_records()
             return left
+        if self.supervisor.on_listener_thread():
+            # A reporter's flush: the sender's answer is read by this very thread, once the
+            # reporter returns. Waiting for it only ran out the bound, holding every other
+            # report back meanwhile (review R69 F4).
+            raise TransportError(
+                f"{self._context.path}: flush() cannot wait for the sender on the thread that "
+                "reads its reports (from a mixpanel_delivered hook): the partial batch is "
+                "queued; flush from another thread to wait for the delivery"
+            )
         token = self.supervisor.next_flush_token()
         # The request carries the deadline: the sender flushes within it and answers in time.
         try:

@@ -15,6 +15,8 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -42,10 +44,14 @@ DRAIN_QUIET_PERIOD = 0.1
 """When frames may still come after a stop request (some worker producers had not closed, or
 the owner died), the sender exits once the queue stayed empty this long (seconds)."""
 
-REPORT_MARGIN = 1.0
-"""Seconds before the owner's deadline by which the sender has flushed or closed its inner
-transport (at most a quarter of the time left), so that its answer (what it could not
-deliver, and the FAILED reports) reaches the owner before the owner gives up on it."""
+REPORT_SHARE = 0.25
+"""The share of the time left to the owner's deadline that the sender keeps after its inner
+transport's flush or close, so that its answer (what it could not deliver, and the FAILED
+reports and dead letters of what it gave up on) reaches the owner before the owner gives up
+on it. A share, not a fixed margin: giving up on a backlog of tens of thousands of records
+takes seconds, and a longer bound must leave it more time (review R69 F2)."""
+SHIP_INTERVAL = 0.1
+"""Seconds between shipments of the reports made while the inner transport closes."""
 
 
 class _SenderPipeline(Pipeline):
@@ -80,6 +86,11 @@ def run_sender(channel: QueueChannel) -> None:
     transport is closed, so everything taken was delivered or reported.
     """
     channel.sender_pid.value = os.getpid()
+    # SIGTERM is for the owner. Sent to the whole process group (systemd's default
+    # KillMode=control-group, ``kill -TERM -PGID``), it killed the sender holding its backlog
+    # while the owner, with the documented handler, was still closing (review R69 F1). The
+    # owner stops it: its close or exit close, or its death; and SIGKILL at the deadline.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     collect_cycles_rarely()
     relay = ReportRelay(channel.reports, channel.options.forward_reports, channel.taken)
     try:
@@ -116,7 +127,7 @@ def run_sender(channel: QueueChannel) -> None:
         finally:
             try:
                 intake.stop()
-                inner.close(_time_before(deadline, channel))
+                _close_shipping(inner, _time_before(deadline, channel), relay)
             finally:
                 # Whatever close raised (Ctrl-C reaches this process too: it shares the
                 # terminal's process group), the reports made so far and the DONE still go:
@@ -130,13 +141,31 @@ def run_sender(channel: QueueChannel) -> None:
             channel.reports.cancel_join_thread()
 
 
+def _close_shipping(inner: _Inner, timeout: float, relay: ReportRelay) -> None:
+    """Close the inner transport, shipping the reports it makes meanwhile: the owner's hooks
+    hear of what is delivered or given up on as it happens, not all at the end, when the
+    owner's deadline may leave no time to read them (review R69 F2)."""
+    closed = threading.Event()
+
+    def ship_until_closed() -> None:
+        while not closed.wait(SHIP_INTERVAL):
+            relay.ship()
+
+    shipper = threading.Thread(target=ship_until_closed, name="mixpanel-report-shipper")
+    shipper.start()
+    try:
+        inner.close(timeout)
+    finally:
+        closed.set()
+        shipper.join()
+
+
 def _time_before(deadline: float | None, channel: QueueChannel) -> float:
     """How long the inner transport may take to flush or close: up to the owner's deadline,
     less the time to ship the answer back (``shutdown_timeout`` without a deadline)."""
     if deadline is None:
         return channel.options.shutdown_timeout
-    left = deadline - time.monotonic()
-    return max(left - min(REPORT_MARGIN, left / 4), 0.0)
+    return max((deadline - time.monotonic()) * (1 - REPORT_SHARE), 0.0)
 
 
 def _drain(

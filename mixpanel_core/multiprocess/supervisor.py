@@ -267,7 +267,9 @@ class SenderSupervisor:
             # its reports are read, however slowly the hooks take them, until the deadline.
             # One that died may have left half a report there, which the listener would wait
             # on forever: it counts as dead once the listener has read nothing for a moment.
-            if process is not None and process.exitcode not in (None, 0):
+            # (Ended by its sentinel: one reaped by another part of this process, as
+            # gunicorn's master reaps every child, keeps the exit code None; review R69 F3.)
+            if process is not None and _ended(process, 0) and process.exitcode != 0:
                 if self._handled != handled:
                     handled, quiet_since = self._handled, now
                 elif quiet_since is not None and now - quiet_since > DONE_GRACE:
@@ -294,6 +296,10 @@ class SenderSupervisor:
                     )
         self._listener.join(interval)
         return finished
+
+    def on_listener_thread(self) -> bool:
+        """Whether this is the thread that reads the sender's reports (a reporter's call)."""
+        return threading.current_thread() is self._listener
 
     def terminate_at(self, deadline: float) -> None:
         """Terminate the sender at ``deadline`` (``time.monotonic()``) if it still runs then,
@@ -465,7 +471,7 @@ class SenderSupervisor:
     def _sender_died(self) -> bool:
         process = self._process
         if process is not None:
-            return process.exitcode is not None
+            return _ended(process, 0)
         return not self._channel.sender_alive()
 
     def _recover_after_death(self) -> None:
@@ -482,7 +488,10 @@ class SenderSupervisor:
         process = self._process
         code = process.exitcode if process is not None else None
         if self.failure is None:
-            self.failure = f"{self._describe()} died (exit code {code})"
+            how = f"exit code {code}"
+            if process is not None and code is None:
+                how = "exit code unknown: another part of this process reaped it"
+            self.failure = f"{self._describe()} died ({how})"
         if not self._terminated:  # its loss was logged then: one line for one loss
             self.unaccounted = self.unsettled()
             if self.unaccounted == 0:
@@ -505,17 +514,11 @@ class SenderSupervisor:
         return self._channel.describe_sender()
 
 
-KILL_AFTER_SECONDS = 1.0
-"""How long a sender has to end after SIGTERM before it is sent SIGKILL."""
-
-
 def _terminate(process: BaseProcess) -> None:
-    """SIGTERM, then SIGKILL if it still runs a moment later: a sender stopped (SIGSTOP, a
-    debugger) or stuck in C code ignores SIGTERM, and multiprocessing's exit clean-up would
-    then wait for it without a bound."""
-    process.terminate()
-    if not _ended(process, KILL_AFTER_SECONDS):
-        process.kill()
+    """SIGKILL: the sender ignores SIGTERM (see ``run_sender``), and one stopped (SIGSTOP, a
+    debugger) or stuck in C code would keep multiprocessing's exit clean-up waiting for it
+    without a bound."""
+    process.kill()
 
 
 def _ended(process: BaseProcess, timeout: float) -> bool:

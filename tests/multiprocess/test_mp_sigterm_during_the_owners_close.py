@@ -218,9 +218,11 @@ if __name__ == "__main__":
 
 
 @contextmanager
-def owner_running(tmp_path: Path, main: str, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """The owner's program (``OWNER`` then ``main``) in a process of its own, killed if the
-    test leaves it running."""
+def owner_running(
+    tmp_path: Path, main: str, *args: str, group: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """The owner's program (``OWNER`` then ``main``) in a process of its own (``group``: and
+    in a process group of its own, with its sender), killed if the test leaves it running."""
     program = tmp_path / "owner.py"
     program.write_text(OWNER + main)
     owner = subprocess.Popen(
@@ -228,6 +230,7 @@ def owner_running(tmp_path: Path, main: str, *args: str) -> Iterator[subprocess.
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     try:
         yield owner
@@ -407,3 +410,37 @@ def test_a_sigterm_as_the_owners_close_begins_leaves_it_for_the_exit_to_finish(
         assert "still under way" not in stderr
         assert emulator.client.stats()["accepted"]["track"] == 250, stderr
     assert out.read_text().split() == ["accepted"] * 250, stderr
+
+
+BACKLOG_AT_SIGTERM = """
+if __name__ == "__main__":
+    url, ready, start_method = sys.argv[1:4]
+    client = owner_client(url, None, start_method=start_method)
+    client.track("warm-up", "e")
+    client.flush(30)
+    for i in range(6000):  # three requests, one at a time, each held up by the emulator
+        client.track("u", "e", {"n": i})
+    open(ready, "w").close()
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_sigterm_to_the_whole_process_group_leaves_the_sender_to_the_owners_close(
+    tmp_path: Path, start_method: str
+) -> None:
+    """Review R69 F1: systemd (KillMode=control-group) and ``kill -TERM -PGID`` signal the
+    sender too. It died on it (spawn: the default action; fork: the owner's handler,
+    inherited), and what it still held or had queued was lost while the owner's close, with
+    the documented handler, ended at once."""
+    ready = tmp_path / "ready"
+    with EmulatorProcess() as emulator:
+        emulator.set_latency(0.5)
+        arguments = (emulator.base_url, str(ready), start_method)
+        with owner_running(tmp_path, BACKLOG_AT_SIGTERM, *arguments, group=True) as owner:
+            wait_for(ready, owner)
+            os.killpg(owner.pid, signal.SIGTERM)
+            _, stderr = owner.communicate(timeout=60)
+        assert owner.returncode == 0, stderr
+        assert emulator.client.stats()["accepted"]["track"] == 6001, stderr
+    assert "died" not in stderr
