@@ -77,6 +77,7 @@ def append_lines(
     # instead); writes do block, as any log's do, so a slow reader loses nothing.
     with _opened(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK) as fd:
         os.set_blocking(fd, True)
+        _OPEN.close_strays(fd)
         fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed, in every process (_opened)
         if new_line_first or not _ends_a_line(path):
             # A write cut short, or a process killed mid-write, left part of a line: start
@@ -90,12 +91,18 @@ def append_lines(
 
 class _OpenDescriptors:
     """The descriptors ``_opened`` holds open now, in this process, and the lock held while
-    one is opened and entered, or left out and closed: a fork waits for it, so that the child
+    one is opened and entered, or closed and left out: a fork waits for it, so that the child
     knows every descriptor it inherited from here."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.fds: set[int] = set()
+        self.fds: dict[int, tuple[int, FileKey]] = {}
+        """By descriptor: the thread that opened it, and its file. An entry may outlive its
+        descriptor (an exception between the close and the entry's removal): a descriptor is
+        only ever closed here after ``fstat`` says it is still that file."""
+
+    def enter(self, fd: int) -> None:
+        self.fds[fd] = (threading.get_ident(), _file_key(fd))
 
     def hold(self) -> None:
         """Before a fork: no descriptor is being opened or closed while it is made."""
@@ -105,16 +112,50 @@ class _OpenDescriptors:
         """After a fork, in the parent."""
         self.lock.release()
 
+    def close_strays(self, fd: int) -> None:
+        """Close the descriptors of ``fd``'s file that this thread opened here before and
+        never closed: an exception (a Ctrl-C's, a SIGTERM handler's) that landed in
+        ``_opened``'s last steps left one open, holding its ``flock``, and the next write of
+        this process waited for that lock for ever (review R71 F1). (One open on an outer
+        call this thread is inside of, interrupted by a signal handler that writes here too,
+        is closed as well: that write then fails, rather than both waiting for ever.)"""
+        thread, file = threading.get_ident(), _file_key(fd)
+        with self.lock:
+            for other, (opener, key) in list(self.fds.items()):
+                if other != fd and opener == thread and key == file:
+                    del self.fds[other]
+                    if _is_file(other, file):
+                        with contextlib.suppress(OSError):
+                            os.close(other)
+
     def close_in_child(self) -> None:
         """In a forked child: close the descriptors the parent's threads had open (the
         child's copies only; the parent's stay open, and locked, until its write ends)."""
-        for fd in self.fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fd, (_, file) in self.fds.items():
+            if _is_file(fd, file):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self.fds.clear()
         # Held at the fork, by the forking thread or (uWSGI forks in C, running no ``before``
         # hook) by one the child does not have.
         self.lock = threading.Lock()
+
+
+FileKey = tuple[int, int]
+"""A file's device and inode."""
+
+
+def _file_key(fd: int) -> FileKey:
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
+
+
+def _is_file(fd: int, file: FileKey) -> bool:
+    """Whether ``fd`` is open, on ``file``."""
+    try:
+        return _file_key(fd) == file
+    except OSError:
+        return False
 
 
 _OPEN = _OpenDescriptors()
@@ -132,13 +173,15 @@ def _opened(path: Path, flags: int) -> Iterator[int]:
     and of the child's own, waited in ``flock`` for it (review R67 F1)."""
     with _OPEN.lock:
         fd = os.open(path, flags, 0o666)
-        _OPEN.fds.add(fd)
+        _OPEN.enter(fd)
     try:
         yield fd
     finally:
         with _OPEN.lock:
-            _OPEN.fds.discard(fd)
+            # Closed first: interrupted after it, the entry is only stale (see ``fds``);
+            # before it, the entry lets ``close_strays`` close what was left open.
             os.close(fd)
+            _OPEN.fds.pop(fd, None)
 
 
 def _write_all(fd: int, data: bytes, regular_fd: int | None) -> None:

@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from mixpanel_core.appended_lines import append_lines
 
 LINE = b"x" * 1023 + b"\n"
@@ -120,3 +122,40 @@ def test_a_child_forked_in_the_middle_of_a_write_writes_its_own_lines_after_it(
             os.kill(child, signal.SIGKILL)
             exited.join()
         os.close(reader)
+
+
+def test_a_write_interrupted_as_it_closes_its_file_does_not_lock_the_next_one_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review R71 F1: a Ctrl-C (or a SIGTERM handler's SystemExit) landing in the last steps
+    of a write, before its descriptor was closed, left it open holding the file's ``flock``;
+    the next write of the same process (``send``'s rejected file, closed in its ``finally``)
+    waited for that lock for ever, and the command hung instead of exiting 130."""
+    path = tmp_path / "rejected.jsonl"
+    real_close = os.close
+
+    def interrupted_close(fd: int) -> None:
+        writing = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_WRONLY
+        if writing and os.readlink(f"/proc/self/fd/{fd}") == str(path):
+            monkeypatch.setattr(os, "close", real_close)
+            raise KeyboardInterrupt  # landed just before the close
+        real_close(fd)
+
+    interrupted: list[bool] = []
+
+    def interrupted_then_again() -> None:
+        # One thread, as in ``send``: the signal's exception lands in the main thread, whose
+        # ``finally`` then writes again.
+        try:
+            append_lines(path, [b"first\n"])
+        except KeyboardInterrupt:
+            interrupted.append(True)
+        append_lines(path, [b"second\n"])
+
+    monkeypatch.setattr(os, "close", interrupted_close)
+    writer = threading.Thread(target=interrupted_then_again, daemon=True)
+    writer.start()
+    writer.join(5)
+    assert interrupted == [True]
+    assert not writer.is_alive(), "the next write waits for the lock left behind"
+    assert path.read_bytes() == b"first\nsecond\n"
