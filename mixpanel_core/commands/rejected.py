@@ -163,12 +163,14 @@ class RejectedFile:
         return f" ({self.kept:,} of them in {self.path})"
 
     def close(self) -> None:
-        try:
-            self.sync()
-        finally:
-            if self._held is not None:
-                os.close(self._held)
-                self._held = None
+        """Close the file, dropping the lines not written yet (R71 F2): every settled chunk
+        or batch is synced before its checkpoint or offset moves, so the lines still pending
+        here are those of one that was not (a run interrupted as it kept them). Written,
+        they would be written again by the rerun, which meets their records again."""
+        self._pending, self._pending_bytes = [], 0
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def _cannot_write(self, exc: OSError) -> InputError:
         return InputError(

@@ -18,8 +18,9 @@ neither (no ``--rejected-file``; on a topic the batch is then not committed), or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,12 @@ from mixpanel_core.commands.paths import RunFile, read, refuse_shared_files, wri
 from mixpanel_core.commands.progress import ProgressLine
 from mixpanel_core.commands.records import problem_field
 from mixpanel_core.commands.rejected import RejectedFile, Rejection
-from mixpanel_core.commands.send import add_config_argument, positive_int, stop_on_sigterm
+from mixpanel_core.commands.send import (
+    add_config_argument,
+    interrupts_held,
+    positive_int,
+    stop_on_sigterm,
+)
 from mixpanel_core.config import Config, load_config
 from mixpanel_core.errors import ConfigError, ValidationError
 from mixpanel_core.kafka.client_library import kafka_python
@@ -220,11 +226,13 @@ class Replay:
     def _replay_file_batch(self, batch: Sequence[Letter], identity: str, path: Path) -> int:
         """Replay ``batch`` of the file, and confirm in the checkpoint the letters it sent
         (up to one refused by raising): the index of the letter after them."""
-        settled = self._replay_batch(batch)
-        end = batch[settled.sent - 1].index + 1 if settled.sent else batch[0].index
-        self._confirm(identity, path, end)
+
+        def confirm(settled: SettledBatch) -> None:
+            self._confirm(identity, path, _end(batch, settled))
+
+        settled = self._replay_batch(batch, confirm)
         self._stop_at_refusal(settled, batch)
-        return end
+        return _end(batch, settled)
 
     def _confirm(self, identity: str, path: Path, end: int, *, complete: bool = False) -> None:
         """Move the checkpoint to letter ``end`` of the file, unless a letter before it still
@@ -253,11 +261,15 @@ class Replay:
             topic.close()
             self.progress.end()
 
-    def _replay_batch(self, letters: Sequence[Letter]) -> SettledBatch:
+    def _replay_batch(
+        self, letters: Sequence[Letter], then: Callable[[SettledBatch], None] | None = None
+    ) -> SettledBatch:
         """Send one batch, up to a letter refused by raising, and settle what was sent.
 
         Its rejections are written once it is settled: a batch left uncommitted (interrupted,
         or with letters still queued) is read again by the next replay, which writes them.
+        ``then`` marks it done (a file's checkpoint): from its first rejection written to
+        that, Ctrl-C and SIGTERM wait.
         """
         unkept_before = self._unkept
         held: list[tuple[Rejection, Letter | None]] = []
@@ -287,11 +299,19 @@ class Replay:
             )
         for lost in (*outcome.rejected, *outcome.failed):
             held.append((Rejection.from_report(lost.report), lost.item))
-        for rejection, where in held:
-            self._reject(rejection, where)
-        if self.rejected is not None:
-            self.rejected.sync()
-        return SettledBatch(sent, self._unkept == unkept_before, refusal)
+        # Held until the checkpoint moved (R71 F2): stopped in between, the replay wrote
+        # rejections (every WRITE_EVERY bytes) that the rerun, reading the batch again, wrote
+        # again. A topic's commit, a network wait, is not held: its rejections pending when
+        # it is stopped are dropped by the rejected file's close instead.
+        with interrupts_held() if then is not None else contextlib.nullcontext():
+            for rejection, where in held:
+                self._reject(rejection, where)
+            if self.rejected is not None:
+                self.rejected.sync()
+            settled = SettledBatch(sent, self._unkept == unkept_before, refusal)
+            if then is not None:
+                then(settled)
+        return settled
 
     def _stop_at_refusal(self, settled: SettledBatch, letters: Sequence[Letter]) -> None:
         """Raise ``CommandError`` naming the letter refused by raising, if one was."""
@@ -506,6 +526,11 @@ def run(args: argparse.Namespace) -> int:
             if replay.reading:
                 progress.say(replay.tally.summary(options, replay.rejected))
     return 0
+
+
+def _end(batch: Sequence[Letter], settled: SettledBatch) -> int:
+    """The index of the letter after those of ``batch`` that ``settled`` sent."""
+    return batch[settled.sent - 1].index + 1 if settled.sent else batch[0].index
 
 
 class _SentLetters(SentMessages[Letter]):

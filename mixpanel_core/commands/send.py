@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import attrs
 
@@ -33,7 +35,7 @@ from mixpanel_core.commands.confirmed import (
     not_sent,
     only_transport,
 )
-from mixpanel_core.commands.errors import CommandError
+from mixpanel_core.commands.errors import CommandError, InputError
 from mixpanel_core.commands.paths import RunFile, read, refuse_shared_files, written
 from mixpanel_core.commands.progress import ProgressLine
 from mixpanel_core.commands.records import build_message, infer_endpoint, problem_field
@@ -164,7 +166,14 @@ class Backfill:
         with RecordFile(path) as source:
             self.progress.start(str(path), source.size)
             index = confirmed
-            for record in source.records(skip=confirmed):
+            records = source.records(skip=confirmed)
+            while True:
+                try:
+                    record = next(records)
+                except StopIteration:
+                    break
+                except InputError as error:
+                    self._stop_at_unreadable(path, identity, confirmed, index, error)
                 try:
                     self._send_record(path, identity, index, record)
                 except SUBMIT_REFUSALS as error:
@@ -191,6 +200,32 @@ class Backfill:
                     confirmed = index
             self._confirm(path, identity, confirmed, index, complete=True)
         self.progress.end()
+
+    def _stop_at_unreadable(
+        self, path: Path, identity: str, confirmed: int, index: int, error: InputError
+    ) -> NoReturn:
+        """Settle the records read before a read error at record ``index``, then raise.
+
+        Settled as before a refused record (R71 F3): raised mid-chunk, the error let the
+        transports' close deliver the records read so far while the checkpoint stayed
+        before them, so every rerun met the same cut and sent them again (a profile's $add
+        applied once more each time).
+        """
+        if index > confirmed:
+            self._confirm(path, identity, confirmed, index)
+        if self.options.checkpoint is not None:
+            # The whole file, fetched again, is another file to the checkpoint (known by its
+            # content): sent as it is, its records before the cut would go out again.
+            done = (
+                "sent and confirmed (a rerun of this file sends none of them again; the "
+                f"whole file is another file: send only its records from {index} on)"
+            )
+        else:
+            done = f"sent, but {WITHOUT_CHECKPOINT}"
+        raise InputError(
+            f"{error}; stopped at record {index} of {path} (counted from 0): nothing from "
+            f"there on can be read; the records before it are {done}"
+        ) from error
 
     def _send_record(self, path: Path, identity: str, index: int, record: object) -> None:
         self.tally.records += 1
@@ -222,20 +257,24 @@ class Backfill:
             # The checkpoint stays before the chunk: the rerun meets its rejections again.
             raise CommandError(_undelivered(path, start, outcome, self.options.checkpoint))
         held += [Rejection.from_report(r.report, str(path), r.item) for r in outcome.rejected]
-        for rejection in sorted(held, key=_in_file_order):
-            self._keep(rejection)
-        if self.rejected is not None:
-            self.rejected.sync()
-        if self.tally.rejected and self.rejected is None:
-            # A checkpoint past records nobody kept would lose them: the rerun with
-            # --rejected-file that the error asks for must meet them again.
-            raise CommandError(
-                f"{self.tally.rejected} record(s) were rejected or invalid and not kept "
-                f"(give --rejected-file to keep them); first: {self.tally.first_rejection}; "
-                f"stopped at the chunk of {path} from record {start}: run again with "
-                "--rejected-file (with --checkpoint, it resumes there)"
-            )
-        self.checkpoint.advance(identity, path, end, complete=complete)
+        # From the first rejection written to the checkpoint's move, Ctrl-C and SIGTERM wait
+        # (R71 F2): stopped in between, the run wrote rejections (every WRITE_EVERY bytes)
+        # that the rerun, resuming before the chunk, wrote again.
+        with interrupts_held():
+            for rejection in sorted(held, key=_in_file_order):
+                self._keep(rejection)
+            if self.rejected is not None:
+                self.rejected.sync()
+            if self.tally.rejected and self.rejected is None:
+                # A checkpoint past records nobody kept would lose them: the rerun with
+                # --rejected-file that the error asks for must meet them again.
+                raise CommandError(
+                    f"{self.tally.rejected} record(s) were rejected or invalid and not kept "
+                    f"(give --rejected-file to keep them); first: {self.tally.first_rejection}; "
+                    f"stopped at the chunk of {path} from record {start}: run again with "
+                    "--rejected-file (with --checkpoint, it resumes there)"
+                )
+            self.checkpoint.advance(identity, path, end, complete=complete)
 
     def _hold(self, rejection: Rejection, path: Path, index: int) -> None:
         """Add ``rejection`` of record ``index`` of ``path`` to the current chunk's."""
@@ -379,6 +418,36 @@ def run(args: argparse.Namespace) -> int:
         finally:
             progress.say(backfill.tally.summary(backfill.rejected))
     return 0
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise ``KeyboardInterrupt``.
+
+    For the few steps that settle a confirmed chunk (its rejections written, the rejected file
+    synced, the checkpoint moved): they take as long as the writing, never a network wait. In
+    a thread other than the main one (no signal handlers there) the block runs as it is.
+    """
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in wanted}
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or any(handler is None for handler in previous.values()):
+        yield  # a handler set outside Python cannot be put back
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    for signum in wanted:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from .conftest import events, write_config, write_ndjson
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("version", [{"version": 2}, {}], ids=["version 2", "no version"])
+@pytest.mark.parametrize("version", [{"version": 3}, {}], ids=["version 3", "no version"])
 def test_a_checkpoint_of_another_version_is_refused_before_anything_is_sent(
     tmp_path: Path,
     mixpanel_emulator: Emulator,
@@ -37,7 +37,7 @@ def test_a_checkpoint_of_another_version_is_refused_before_anything_is_sent(
     assert code == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == (
-        f"mixpanel-core: error: {checkpoint}: not a version 1 checkpoint of mixpanel-core send or "
+        f"mixpanel-core: error: {checkpoint}: not a version 2 checkpoint of mixpanel-core send or "
         "replay-dead-letters; "
         "delete it to start over"
     )
