@@ -279,6 +279,8 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
         return None if isinstance(value, bool) else _kind("true or false", default, value)
     if isinstance(default, int | float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and key in TIMEOUT_OPTIONS and not value >= 0:  # NaN too
+            return "must be 0 or more"
         return None if ok else _kind("a number", default, value)
     if isinstance(default, str):
         return None if isinstance(value, str) else _kind("a string", default, value)
@@ -286,6 +288,30 @@ def _kind_problem(key: str, value: Any, default: Any) -> str | None:
         return None if isinstance(value, list | tuple) else _kind("a list", default, value)
     return None
 
+
+TIMEOUT_OPTIONS = frozenset(
+    {
+        "bootstrap_timeout_ms",
+        "consumer_timeout_ms",
+        "delivery_timeout_ms",
+        "fetch_max_wait_ms",
+        "linger_ms",
+        "max_block_ms",
+        "max_poll_interval_ms",
+        "reconnect_backoff_max_ms",
+        "reconnect_backoff_ms",
+        "request_timeout_ms",
+        "retry_backoff_ms",
+        "session_timeout_ms",
+        "transaction_timeout_ms",
+    }
+)
+"""kafka-python's timeouts, waits and backoffs, in milliseconds: a negative one (or NaN) is
+refused. kafka-python takes most of them without a word: a negative ``max_block_ms`` (which the
+transport also makes the bound of the producer's bootstrap) or ``bootstrap_timeout_ms`` made
+it give up on a broker that was up at once, and a negative ``request_timeout_ms`` after 30 s,
+each said as "cannot reach Kafka", which sent the operator to the network rather than to the
+key (review R70 F4)."""
 
 PROXY_OPTIONS = frozenset({"proxy_url", "socks5_proxy"})
 """The proxy's URL (``socks5_proxy``: its old name). kafka-python reads it only as it connects,

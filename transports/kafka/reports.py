@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from mixpanel_core.delivery import DeliveryReport, DeliveryStatus, Reporter
+from mixpanel_core.kafka.client_library import kafka_python
 from mixpanel_core.messages import Message
 from mixpanel_core.transport import ignore_report
 
@@ -13,6 +14,39 @@ _in_report = threading.local()
 thread's ``flush()`` and ``close()`` wait for acknowledgements only, never for reports other
 threads are making: two reporters each waiting for the other's report waited out their timeouts
 (two refused sends, or two transports' producer threads each flushing both transports)."""
+
+
+REFUSALS: dict[int, str] = {
+    2: "CORRUPT_MESSAGE",
+    3: "UNKNOWN_TOPIC_OR_PARTITION",
+    10: "MESSAGE_TOO_LARGE",
+    17: "INVALID_TOPIC_EXCEPTION",
+    18: "RECORD_LIST_TOO_LARGE",
+    21: "INVALID_REQUIRED_ACKS",
+    29: "TOPIC_AUTHORIZATION_FAILED",
+    31: "CLUSTER_AUTHORIZATION_FAILED",
+    32: "INVALID_TIMESTAMP",
+    35: "UNSUPPORTED_VERSION",
+    42: "INVALID_REQUEST",
+    43: "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+    44: "POLICY_VIOLATION",
+    76: "UNSUPPORTED_COMPRESSION_TYPE",
+    87: "INVALID_RECORD",
+}
+"""Kafka's error codes (and names) that say the broker refused a record and wrote nothing of
+it; every try of the same record gets the same answer, so none before the last was written
+either. Not among them: a timeout, a lost connection, and the refusals a retry may follow
+(``NOT_LEADER_OR_FOLLOWER``, ``NOT_ENOUGH_REPLICAS``: an earlier try that timed out may have
+been written), nor ``NOT_ENOUGH_REPLICAS_AFTER_APPEND``, said of a record written. By code,
+not by kafka-python's class names, which change between its versions."""
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether ``exc`` says the broker refused the record (``REFUSALS``), so did not store it."""
+    return (
+        isinstance(exc, kafka_python().errors.BrokerResponseError)
+        and getattr(exc, "errno", None) in REFUSALS
+    )
 
 
 def inside_a_report() -> bool:
@@ -33,16 +67,22 @@ class Reports:
         self.make(DeliveryReport(message, DeliveryStatus.ACCEPTED, self.name, attempts=1))
 
     def failure(self, message: Message, exc: BaseException) -> None:
-        """What the producer's future failed with: a broker's refusal, or the producer giving
-        up (``delivery_timeout_ms``, a ``KafkaTimeoutError``). Giving up does not say the
-        broker did not store it: a request already on its way when the producer gave up is
-        still written, and the forwarder delivers it (a review saw such a record on the topic).
+        """What the producer's future failed with (or its ``send()`` raised).
+
+        Only an answer of the broker's that says it refused the record (``refused``: too
+        large, invalid, not authorized, unknown topic, ...) says that it did not store it.
+        Anything else, a timeout above all, is the producer giving up, which does not say the
+        broker did not store it: a request already on its way is still written by a broker
+        that was only slow, and the forwarder delivers it (a review saw such records on the
+        topic, reported "did not store it" after a ``RequestTimedOutError``: R70 F1).
         """
         said = f"{type(exc).__name__}: {exc}"
-        if type(exc).__name__ != "KafkaTimeoutError":
+        if refused(exc):
             self.failed(message, f"Kafka did not store it: {said}")
-            return
-        self.given_up(message, f"Kafka did not acknowledge it in time: {said}")
+        elif type(exc).__name__ == "KafkaTimeoutError":
+            self.given_up(message, f"Kafka did not acknowledge it in time: {said}")
+        else:
+            self.given_up(message, f"Kafka did not acknowledge it: {said}")
 
     def given_up(self, message: Message, why: str) -> None:
         """Report FAILED a message given up on unacknowledged (``why``: by whom, and when):

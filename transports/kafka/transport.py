@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,8 @@ from mixpanel_core.errors import ConfigError, TransportError
 from mixpanel_core.frozen import EMPTY
 from mixpanel_core.kafka.options import KafkaOptions, check_transport_options
 from mixpanel_core.messages import ENDPOINTS, Message
-from mixpanel_core.process_exit import at_exit, owned
+from mixpanel_core.process_exit import CLOSE_FLOOR, at_exit, exit_time_left, owned
+from mixpanel_core.process_fork import in_fork_children
 from mixpanel_core.schema import key_error, read
 from mixpanel_core.transport import (
     TransportContext,
@@ -90,6 +92,10 @@ class KafkaTransport:
         self._pid = _getpid()
         """The process that owns ``_producer`` and the records in ``_acks``; see
         ``_own_producer``."""
+        self._owning = threading.Lock()
+        """Held while a ``fork()`` child leaves the parent's producer and builds its own: one
+        thread does, once (see ``_own_producer``)."""
+        in_fork_children(self, KafkaTransport._renew_owning_lock)
         self._headers = {endpoint: headers_for(endpoint) for endpoint in ENDPOINTS}
         self._closed = False
         me = weakref.ref(self)
@@ -218,16 +224,38 @@ class KafkaTransport:
         )
 
     def _own_producer(self) -> None:
-        """Make sure this process sends through a producer of its own, built on first use."""
-        if self._pid != _getpid():
+        """Make sure this process sends through a producer of its own, built on first use.
+
+        Built once, under ``_owning``: a ``fork()`` child's threads sending at once each built
+        one, and only the last stayed in ``_producer``; the others, never closed nor hurried
+        by ``flush()``, kept their threads and connections for the life of the worker, and
+        what lingered in them waited out every ``flush()`` (review R70 F2).
+        """
+        if self._pid == _getpid():
+            return
+        with self._owning:
+            if self._pid == _getpid():
+                return  # built by another thread while this one waited
             self._leave_inherited()
-            self._producer = self._replacement.build()
-            self._pid = _getpid()
+            new = self._replacement.build()
+            if self._closed:
+                # close() began during the build and gave up waiting for it: nobody else
+                # would close this producer.
+                close_producer(new, timeout=0)
+                raise TransportError(f"transport {self._name!r} is closed")
+            self._producer = new
             self._broken = None
             self._health.forget()
             self._replacement.after_fork()
             self._release_producer_when_dropped()
+            # Last: a thread that sees this process's pid here sends without taking the lock,
+            # so everything above must be in place by then.
+            self._pid = _getpid()
             WATCHDOG.watch(self)  # the parent's watchdog thread did not survive the fork
+
+    def _renew_owning_lock(self) -> None:
+        """In a ``fork()`` child: a lock a parent's thread held at the fork would stay held."""
+        self._owning = threading.Lock()
 
     def _release_producer_when_dropped(self) -> None:
         # Once settled, a transport dropped without close() is freed, most often on the
@@ -238,15 +266,29 @@ class KafkaTransport:
         release.atexit = False  # at exit, the bounded close does it
         self._release = release
 
-    def _owns_records(self) -> bool:
-        """Whether this process produced anything (a ``fork()`` child may not have yet)."""
-        if self._pid != _getpid():
+    def _owns_records(self, deadline: float) -> bool:
+        """Whether this process produced anything (a ``fork()`` child may not have yet).
+
+        In a child whose producer another thread is building, waits for that build until
+        ``deadline`` (``time.monotonic()``), so that ``flush()`` and ``close()`` reach the
+        producer built; ``False`` if it is not built by then (nothing sent through it yet).
+        """
+        if self._pid == _getpid():
+            return True
+        if not self._owning.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            return False
+        try:
+            if self._pid == _getpid():
+                return True
             self._leave_inherited()
             return False
-        return True
+        finally:
+            self._owning.release()
 
     def _leave_inherited(self) -> None:
-        """In a ``fork()`` child: drop the parent's producer and unacknowledged records.
+        """In a ``fork()`` child, under ``_owning``: drop the parent's producer and
+        unacknowledged records (never this process's: once its producer is built, ``_pid``
+        is this process's and nothing calls this).
 
         The producer's sender thread did not survive the fork, and the records it holds are
         the parent's to send and report. The producer is not closed: its close would wait for
@@ -302,14 +344,15 @@ class KafkaTransport:
         ``MAX_SECONDS``, else ``ValueError``.
         """
         bound = bounded(timeout, self._flush_timeout)
-        if not self._owns_records():
+        deadline = time.monotonic() + bound
+        if not self._owns_records(deadline):
             return ()
         if bound > 0 and not on_network_thread():
             if self._closed:  # close() is hurrying the producer, or has closed it
-                self._acks.wait(time.monotonic() + bound)
+                self._acks.wait(deadline)
             else:
                 with hurried(self._producer):
-                    self._acks.wait(time.monotonic() + bound)
+                    self._acks.wait(deadline)
         return self._acks.still_held()
 
     def close(self, timeout: float | None = None) -> Sequence[Message]:
@@ -332,7 +375,8 @@ class KafkaTransport:
                 return ()
             self._closed = True
         self._cancel_exit_close()
-        if not self._owns_records():
+        deadline = time.monotonic() + bound
+        if not self._owns_records(time.monotonic() if on_network_thread() else deadline):
             return ()
         if on_network_thread():
             # From a report on a producer's network thread, which never waits: on its own
@@ -344,7 +388,6 @@ class KafkaTransport:
             )
             close_producer(self._producer, timeout=0)
             return left
-        deadline = time.monotonic() + bound
         with hurried(self._producer):
             self._acks.wait(deadline)
         left = self._acks.give_up(within)
@@ -352,7 +395,16 @@ class KafkaTransport:
         return left
 
     def _close_at_exit(self) -> None:
-        self._close(self._exit_timeout, f"within the {self._exit_timeout:g}s exit_timeout at exit")
+        # Counted from the start of exit, not from this close (review R70 F3): the exit closes
+        # run one after another, and two kafka transports each waiting their whole
+        # exit_timeout took the sum of them, beyond a grace period sized on exit_timeout. Never
+        # less than a short floor, as buffered_http's: a transport closed after a stalled one
+        # still gets a healthy broker's acknowledgements, which take it milliseconds.
+        bound = self._exit_timeout
+        self._close(
+            max(exit_time_left(bound), min(bound, CLOSE_FLOOR)),
+            f"within the {bound:g}s exit_timeout at exit",
+        )
 
 
 def _close_at_exit(ref: weakref.ref[KafkaTransport]) -> None:
