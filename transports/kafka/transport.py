@@ -95,7 +95,7 @@ class KafkaTransport:
         self._owning = threading.Lock()
         """Held while a ``fork()`` child leaves the parent's producer and builds its own: one
         thread does, once (see ``_own_producer``)."""
-        in_fork_children(self, KafkaTransport._renew_owning_lock)
+        in_fork_children(self, KafkaTransport._after_fork_in_child)
         self._headers = {endpoint: headers_for(endpoint) for endpoint in ENDPOINTS}
         self._closed = False
         me = weakref.ref(self)
@@ -253,9 +253,14 @@ class KafkaTransport:
             self._pid = _getpid()
             WATCHDOG.watch(self)  # the parent's watchdog thread did not survive the fork
 
-    def _renew_owning_lock(self) -> None:
-        """In a ``fork()`` child: a lock a parent's thread held at the fork would stay held."""
+    def _after_fork_in_child(self) -> None:
+        """In a ``fork()`` child: new locks, since one a parent's thread held at the fork would
+        stay held for ever. The producer's network thread takes the acknowledgements' lock for
+        every record it settles, and ``close()`` takes it first: a worker forked while the
+        parent produced hung in its first ``close()``, at its exit too. The parent's records
+        are the parent's to report: the child forgets them with the old lock."""
         self._owning = threading.Lock()
+        self._acks.reset()
 
     def _release_producer_when_dropped(self) -> None:
         # Once settled, a transport dropped without close() is freed, most often on the
