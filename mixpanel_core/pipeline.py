@@ -241,7 +241,7 @@ class Pipeline:
         except NotJSONError as exc:
             self.reject(NotJSONError(exc.problems, message.kind), message)
             return False
-        problems = self.problems(message)
+        problems = self.problems(message, report=True)
         if problems:
             self.reject(ValidationError(problems, message.kind), message)
             return False
@@ -333,11 +333,13 @@ class Pipeline:
             self._by_names[names] = transports
         return transports
 
-    def problems(self, message: Message) -> list[Problem]:
+    def problems(self, message: Message, *, report: bool = False) -> list[Problem]:
         """What every ``mixpanel_validate`` implementation finds wrong with ``message``.
 
         For callers that validate without sending (the forwarder, the commands); ``submit``
-        does the same inline, and through this for a message an enricher changed.
+        does the same inline, and through this for a message an enricher changed, with
+        ``report``: a validator that raises then has ``message`` reported FAILED, as on the
+        first pass (review R72 F1).
         """
         found: list[Problem] = []
         name = ""
@@ -347,7 +349,7 @@ class Pipeline:
                 if answer is not None:
                     found.extend(problems_answered(answer))
         except Exception as exc:  # a validator reports problems; raising is its own failure
-            self._plugin_failed(name, "mixpanel_validate", exc)
+            self._plugin_failed(name, "mixpanel_validate", exc, report=report, message=message)
         return found
 
     def reject(self, error: ValidationError, message: Message | None) -> None:

@@ -96,3 +96,38 @@ def test_a_message_refused_as_made_is_reported_as_redaction_makes_it(plugin: typ
     assert report.status is DeliveryStatus.FAILED
     assert report.message is not None
     assert "email" not in report.message.properties
+
+
+class AddsAPlan:
+    @hookimpl
+    def mixpanel_enrich(self, message: Message) -> Message:
+        return message.with_properties({"plan": "pro"})
+
+
+class ValidatorRaisesOnAPlan:
+    @hookimpl
+    def mixpanel_validate(self, message: Message) -> list[Any]:
+        if "plan" in message.properties:
+            raise KeyError("plan")
+        return []
+
+
+def test_a_validator_raising_on_the_enriched_message_has_it_reported_failed() -> None:
+    """Review R72 F1: a message an enricher changed is validated again, and a validator that
+    raised then gave the caller the error but its observers no report."""
+    collector = ReportCollector()
+    transport = MemoryTransport()
+    pipeline = Pipeline(
+        [("enrich", AddsAPlan()), ("check", ValidatorRaisesOnAPlan()), ("reports", collector)],
+        {"default": transport},
+    )
+
+    with pytest.raises(PluginError) as caught:
+        Mixpanel("tok", pipeline=pipeline).track("user-1", "Ev")
+
+    [report] = collector.reports
+    assert (report.status, report.transport) == (DeliveryStatus.FAILED, "pipeline")
+    assert report.reason == str(caught.value)
+    assert report.message is not None
+    assert report.message.properties["plan"] == "pro"  # the message the validator was given
+    assert transport.messages == []
