@@ -91,7 +91,11 @@ class Redaction:
             return tuple(self._digest(item) for item in value)
         return self._digest(value)
 
-    def _digest(self, value: Any) -> str:
+    def _digest(self, value: Any) -> Any:
+        if value is None or value == "":
+            # "No user" and "no value" hide nothing, and each as a digest would be one value
+            # shared by all: every anonymous event one user (review R72 F2).
+            return value
         text = value if isinstance(value, str) else repr(value)
         digest = self._hmac.copy()
         # surrogatepass: a lone surrogate (os.fsdecode gives them) hashes too, distinctly.

@@ -148,3 +148,22 @@ def test_a_list_is_hashed_element_by_element() -> None:
     person, event = transport.records()
     assert person["$union"]["emails"] == [_digest("a@b.c"), _digest("d@e.f")]
     assert event["properties"]["emails"] == [_digest("a@b.c")]
+
+
+def test_no_user_and_no_value_are_left_as_they_are() -> None:
+    """Review R72 F2: ``""`` (Mixpanel's "no user") and ``None`` (a property cleared) were
+    hashed like any value: every anonymous event of the project went out as one user, the
+    digest of ``""``, and ``None`` became the digest of the text ``"None"``. Neither carries
+    anything personal to hide."""
+    client, transport = make_client({"hash": ["distinct_id", "email"], "salt": "${SALT}"})
+    client.track("", "Page viewed", {"email": ""})
+    client.track("ada", "Signed up", {"email": None})
+    client.people_set("ada", {"email": None, "name": "Ann"})
+    client.people_union("ada", {"email": ["a@b.c", None, ""]})
+    anonymous, signed_up, person, union = transport.records()
+    assert anonymous["properties"]["distinct_id"] == ""
+    assert anonymous["properties"]["email"] == ""
+    assert signed_up["properties"]["distinct_id"] == _digest("ada")
+    assert signed_up["properties"]["email"] is None
+    assert person["$set"] == {"email": None, "name": "Ann"}
+    assert union["$union"]["email"] == [_digest("a@b.c"), None, ""]
