@@ -19,19 +19,24 @@ FAILED     certificate refused, invalid URL; ``/import``        report failed; n
            imported fewer records than sent, not naming
            all the others as failed, or named records not
            in the request; a 3xx redirect (never followed:
-           see below); 404, 405
+           see below); 404, 405; 411, 415
 =========  ==================================================  =================================
 
 Success bodies: ``{"status": 1, ...}`` from ``/track``, ``/engage``, ``/groups`` (the client
 always sends ``verbose=1``; a bare ``1`` is also taken), ``{"status": "OK", ...}`` from
 ``/import`` (``"status": 1`` with ``verbose=1``). A proxy, captive portal or maintenance page
-answers 200 too: a 2xx without a success body does not show the records arrived.
+answers 200 too: a 2xx without a success body does not show the records arrived. Nor does
+an ``/import`` answer whose ``num_records_imported`` is there and not an integer (``"2"``,
+``2.0``): Mixpanel counts with an integer, so it came from something else on the way.
 
 Redirects are not followed: the request carries credentials and records, which go only where
 ``api_host`` / ``urls`` say. Mixpanel never judged the records, so they are FAILED (kept,
 dead-lettered, read again by the forwarder), not REJECTED, and the reason says where the
 answer pointed (scheme, host and path only). A 404 or 405 likewise says the URL is wrong (a
 path override, a proxy), not the records: Mixpanel answers neither on its ingestion paths.
+A 411 or 415 says something on the way would not take the request as framed (a proxy that
+refuses ``Content-Encoding: gzip``, or a body without a length): resending the same bytes
+cannot help, and the records were never judged, so they are FAILED, not REJECTED.
 
 A 407 is a proxy's answer, never Mixpanel's: the proxy wants credentials it was not given, or
 refused those it was (the user info of the proxy URL). Every request goes through the same
@@ -130,6 +135,8 @@ def classify_response(
         return Classification(Verdict.FAILED, status, _redirect_reason(status, headers))
     if status in (404, 405):
         return Classification(Verdict.FAILED, status, _wrong_url_reason(status, body))
+    if status in _FRAMING_REFUSED:
+        return Classification(Verdict.FAILED, status, _framing_reason(status, body))
     if status == TOO_LARGE_STATUS:
         return Classification(Verdict.TOO_LARGE, status, _error_text(body) or "HTTP 413")
     if status in {429, 408} or status >= 500:
@@ -290,6 +297,21 @@ def _redirect_reason(status: int, headers: Mapping[str, str]) -> str:
     )
 
 
+_FRAMING_REFUSED = frozenset({411, 415})
+"""Length Required, Unsupported Media Type: answers to how the request was framed (its
+length, its ``Content-Encoding``), not to its records, which Mixpanel's ingestion API takes
+as the client sends them."""
+
+
+def _framing_reason(status: int, body: bytes) -> str:
+    return (
+        f"HTTP {status}: {_error_text(body) or 'no details'}; the server did not take the "
+        "request as it was sent (Mixpanel's ingestion API does): a proxy or server on the "
+        "way refused it, so check mixpanel.api_host and mixpanel.urls, and set gzip = false "
+        "if it refuses Content-Encoding: gzip"
+    )
+
+
 def _wrong_url_reason(status: int, body: bytes) -> str:
     return (
         f"HTTP {status}: {_error_text(body) or 'no details'}; the URL does not take these "
@@ -317,9 +339,17 @@ def _is_success(endpoint: str, parsed: Any) -> bool:
     """Whether ``parsed`` is the success body ``endpoint`` answers (see the module notes)."""
     status = parsed.get("status") if isinstance(parsed, dict) else None
     if endpoint == "import":
-        return status == "OK" or _is_one(status)
+        # A count that is no integer (a string, a float): Mixpanel's never is, and the count
+        # it is checked against could not be trusted to be one (see _import_shortfall).
+        count_ok = not isinstance(parsed, dict) or _is_count(parsed, "num_records_imported")
+        return (status == "OK" or _is_one(status)) and count_ok
     # /track, /engage, /groups: {"status": 1} with verbose=1, a bare 1 without it.
     return _is_one(status) or _is_one(parsed)
+
+
+def _is_count(parsed: dict[str, Any], key: str) -> bool:
+    """Whether ``parsed[key]`` is absent or an integer (not JSON ``true``, which is a bool)."""
+    return key not in parsed or type(parsed[key]) is int
 
 
 def _is_one(value: Any) -> bool:

@@ -42,6 +42,7 @@ from mixpanel_core.ingestion.endpoints import endpoint_urls, url_query
 from mixpanel_core.ingestion.http import HttpSession
 from mixpanel_core.ingestion.narrowing import (
     Split,
+    beyond_retry_limit,
     counted_once,
     halves,
     out_of_budget,
@@ -281,21 +282,33 @@ class IngestionClient:
         started: float | None = None,
         narrow: bool = True,
         unnamed: Classification | None = None,
+        resends: int = 0,
     ) -> list[Outcome]:
         """One batch until it is settled: accepted, rejected, split, or out of budget.
 
         ``started``: when its retry budget started (a half shares its batch's), ``None`` to
         start it at its first attempt. ``narrow``: whether a ``status: 0`` may be narrowed
         down by sending halves again (see ``narrowing.halves``). ``unnamed``: the ``status: 0`` that
-        split the batch this one is a half of (see ``Split.unnamed``).
+        split the batch this one is a half of (see ``Split.unnamed``), and ``resends`` how
+        often its records were sent again already (see ``Split.resends``).
 
         Announces what it settles (``call.settle``) in this one place: a batch split in
         halves announces nothing of its own, each half announces its records, so none is
         announced twice. A refusal of the credentials (raised) is announced by
         ``_deliver_all``, which knows what it leaves unsent.
         """
+        if unnamed is not None:
+            # A half of a status 0 is sent as a retry of its records is: max_retries bounds
+            # how often a record is sent again, however the resends are made. A status 0
+            # checks it before it splits (see split_or_reject_unnamed): only the halves of a
+            # 413 within the search, or of the byte budget, are stopped here.
+            stopped = beyond_retry_limit(
+                self._outcomes, endpoint, batch, unnamed, call, attempts, resends + 1
+            )
+            if stopped is not None:
+                return call.settle([stopped])
         settled = self._attempt(
-            endpoint, credentials, batch, call, attempts, started, narrow, unnamed
+            endpoint, credentials, batch, call, attempts, started, narrow, unnamed, resends
         )
         if isinstance(settled, Split):
 
@@ -305,9 +318,10 @@ class IngestionClient:
                 started: float | None,
                 narrow: bool,
                 unnamed: Classification | None,
+                resends: int,
             ) -> list[Outcome]:
                 return self._deliver(
-                    endpoint, credentials, half, call, attempts, started, narrow, unnamed
+                    endpoint, credentials, half, call, attempts, started, narrow, unnamed, resends
                 )
 
             return halves(batch, settled, deliver)
@@ -323,19 +337,21 @@ class IngestionClient:
         started: float | None,
         narrow: bool,
         unnamed: Classification | None,
+        resends: int,
     ) -> list[Outcome] | Split:
         """``batch`` sent and retried until it is settled, or to be split into halves.
 
         Its first attempt is bounded by the timeouts (and the deadline) only; each retry also
         by what is left of the retry budget, and is not made once nothing is left. A half of
-        a batch a ``status: 0`` split (``unnamed``) is sent as a retry of that batch is.
+        a batch a ``status: 0`` split (``unnamed``) is sent as a retry of that batch is, and
+        counts as one against ``max_retries`` (with the ``resends`` made before it).
         """
         if endpoint == "import" and credentials is None:
             return [self._outcomes.of(endpoint, batch, DeliveryStatus.FAILED, NO_CREDENTIALS)]
         body = self._formats[endpoint].body(batch)
         if len(body) > self.options.max_batch_bytes and len(batch) > 1:
             # Percent-encoding made the body bigger than the budget: split before sending.
-            return Split(attempts, started, unnamed=unnamed)
+            return Split(attempts, started, unnamed=unnamed, resends=resends)
         if self.options.gzip:
             # Once per batch, so every retry resends the very same bytes. Level 5: most of
             # the size win of 9 at a fraction of the CPU, on JSON. mtime=0: the header would
@@ -345,11 +361,13 @@ class IngestionClient:
             # As large as a body a 413 refused: split without sending it. Only split: a record
             # is rejected on the server's own answer (a 413 may not be about the size, and
             # one body compresses better than another). A half of a status 0 stays one.
-            return Split(attempts, started, unnamed=unnamed)
+            return Split(attempts, started, unnamed=unnamed, resends=resends)
         retries = 0
         # A half of a status 0 being narrowed down is sent as a retry of its batch is; a half
         # of a 413 is a request of its own (a smaller body is not the same request again).
         answer = unnamed
+        # Counted against max_retries as a retry is (``_deliver`` made sure one is left).
+        resends += 1 if unnamed is not None else 0
         while True:
             reason = call.why_not_send()
             if reason is not None:
@@ -393,7 +411,15 @@ class IngestionClient:
                 return [self._outcomes.rejected(endpoint, batch, answer, attempts)]
             if verdict is Verdict.UNNAMED:
                 return split_or_reject_unnamed(
-                    self._outcomes, endpoint, batch, answer, call, attempts, started, narrow
+                    self._outcomes,
+                    endpoint,
+                    batch,
+                    answer,
+                    call,
+                    attempts,
+                    started,
+                    narrow,
+                    resends,
                 )
             if verdict is Verdict.AUTH:
                 raise CredentialsRefusedError(answer, attempts, batch)
@@ -402,11 +428,14 @@ class IngestionClient:
                     call.too_large = len(body)
                 if len(batch) == 1:
                     return [self._outcomes.rejected(endpoint, batch, answer, attempts)]
-                return Split(attempts, started, unnamed=unnamed)
+                # The halves of a 413 outside a search are requests of their own: the
+                # retries of this one do not count against theirs.
+                return Split(attempts, started, unnamed, resends if unnamed is not None else 0)
             if verdict is Verdict.FAILED:
                 return [self._outcomes.failed(endpoint, batch, answer, attempts)]
             retries += 1
-            if not call.policy.may_retry(retries):
+            resends += 1
+            if not call.policy.may_retry(resends):
                 # Named by the limit, not by an option: a compat user set it as retry_limit.
                 limit = call.policy.max_retries
                 why = f"(the limit of {limit} {'retry' if limit == 1 else 'retries'})"
@@ -421,7 +450,11 @@ class IngestionClient:
             if delay + self._least_attempt > left:
                 return [
                     self._outcomes.failed(
-                        endpoint, batch, answer, attempts, why_not_waited(answer, left)
+                        endpoint,
+                        batch,
+                        answer,
+                        attempts,
+                        why_not_waited(answer, left, self._least_attempt),
                     )
                 ]
             spent = time.monotonic() - started

@@ -48,13 +48,17 @@ class Split:
     split again (a 413, the byte budget): its halves are sent as its retries are, within its
     budget. ``None``: a request split on a 413 or the byte budget, whose halves are requests
     of their own."""
+    resends: int = 0
+    """With ``unnamed``: how often its records were sent again so far (the retries of the
+    request the ``status: 0`` answered, and each half of it sent since), which
+    ``max_retries`` bounds: each half is sent as a retry of its records."""
 
 
 DeliverHalf = Callable[
-    [list[EncodedPair], int, float | None, bool, Classification | None], list[Outcome]
+    [list[EncodedPair], int, float | None, bool, Classification | None, int], list[Outcome]
 ]
-"""Delivers a half as a batch of its own: ``(half, attempts, started, narrow, unnamed)``, as
-``IngestionClient._deliver`` takes them."""
+"""Delivers a half as a batch of its own: ``(half, attempts, started, narrow, unnamed,
+resends)``, as ``IngestionClient._deliver`` takes them."""
 
 
 def halves(batch: list[EncodedPair], split: Split, deliver: DeliverHalf) -> list[Outcome]:
@@ -71,15 +75,15 @@ def halves(batch: list[EncodedPair], split: Split, deliver: DeliverHalf) -> list
     still found and ACCEPTED.
     """
     half = len(batch) // 2
-    attempts, started = split.attempts, split.started
-    first = deliver(batch[:half], attempts, started, True, split.unnamed)
+    attempts, started, resends = split.attempts, split.started, split.resends
+    first = deliver(batch[:half], attempts, started, True, split.unnamed, resends)
     narrow = not (
         split.unnamed is not None
         and half >= WHOLLY_REFUSED
         and all(o.status is DeliveryStatus.REJECTED for o in first)
     )
     try:
-        second = deliver(batch[half:], attempts, started, narrow, split.unnamed)
+        second = deliver(batch[half:], attempts, started, narrow, split.unnamed, resends)
     except CredentialsRefusedError as error:
         error.settled[:0] = first
         raise
@@ -95,6 +99,7 @@ def split_or_reject_unnamed(
     attempts: int,
     started: float,
     narrow: bool,
+    resends: int,
 ) -> list[Outcome] | Split:
     """``status: 0`` for several records: Mixpanel stored the valid ones, named none.
 
@@ -103,8 +108,9 @@ def split_or_reject_unnamed(
     refused records end REJECTED, each with Mixpanel's reason, and the others ACCEPTED.
     Profile updates (``$add``, ``$append``...) would be applied twice, and events without an
     ``$insert_id`` or a ``time`` counted twice: those stay REJECTED together, saying that the
-    valid ones may have been applied. So does a split that the retry budget cuts short, and
-    a half not to be narrowed down (see ``halves``).
+    valid ones may have been applied. So does a split that the retry budget or
+    ``max_retries`` cuts short (``resends``: how often these records were sent again
+    already; each half is one more), and a half not to be narrowed down (see ``halves``).
     """
     why = None
     if endpoint != "track":
@@ -117,6 +123,10 @@ def split_or_reject_unnamed(
             "them twice (Mixpanel gives each copy the time it arrives, and the time is part of "
             "what it deduplicates on)"
         )
+    elif not call.policy.may_retry(resends + 1):
+        # Before the budget: the drop-ins' retry_limit=0 also sets a budget of 0, and it is
+        # the limit the user set, not a budget, that stops the search.
+        why = retry_limit_reached(call.policy.max_retries)
     elif call.budget_left(started) <= 0:
         # Past the deadline instead, the halves are reported FAILED, not sent: they are
         # sent again later rather than rejected unexamined.
@@ -127,7 +137,7 @@ def split_or_reject_unnamed(
             "not sent again one by one (a wrong project token refuses every record)"
         )
     if why is None:
-        return Split(attempts, started, unnamed=answer)
+        return Split(attempts, started, unnamed=answer, resends=resends)
     return [refused_unnamed(outcomes, endpoint, batch, answer, attempts, why)]
 
 
@@ -165,16 +175,46 @@ def refused_unnamed(
     )
 
 
+def retry_limit_reached(limit: int | None) -> str:
+    """Why ``max_retries`` (``limit``) stopped the search for the records a ``status: 0``
+    refused: named by the limit, not by an option (a drop-in user set it as
+    ``retry_limit``)."""
+    if not limit:
+        return (
+            "finding them would take sending the records again, which the limit of 0 "
+            "retries does not allow"
+        )
+    retries = "retry" if limit == 1 else "retries"
+    return f"the limit of {limit} {retries} was reached before the refused records were found"
+
+
+def beyond_retry_limit(
+    outcomes: Outcomes,
+    endpoint: Endpoint,
+    batch: list[EncodedPair],
+    unnamed: Classification,
+    call: Call,
+    attempts: int,
+    resends: int,
+) -> Outcome | None:
+    """``batch``, a half of the ``status: 0`` ``unnamed``, not sent when sending it would be
+    resend number ``resends`` of its records, beyond ``max_retries``; else ``None``."""
+    if call.policy.may_retry(resends):
+        return None
+    why = retry_limit_reached(call.policy.max_retries)
+    return out_of_budget(outcomes, endpoint, batch, unnamed, attempts, why)
+
+
 def out_of_budget(
     outcomes: Outcomes,
     endpoint: Endpoint,
     batch: list[EncodedPair],
     answer: Classification,
     attempts: int,
+    why: str = "the retry budget ran out before the refused records were found",
 ) -> Outcome:
-    """``batch`` not sent (again): the retry budget ran out after ``answer``."""
+    """``batch`` not sent (again): the retry budget (or ``why``) ran out after ``answer``."""
     if answer.verdict is Verdict.UNNAMED:  # a half of a status 0 being narrowed down
-        why = "the retry budget ran out before the refused records were found"
         return refused_unnamed(outcomes, endpoint, batch, answer, attempts, why, part=True)
     return outcomes.failed(endpoint, batch, answer, attempts)
 

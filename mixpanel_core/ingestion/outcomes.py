@@ -183,15 +183,19 @@ def _proxy_refusal_text(
     )
 
 
-def why_not_waited(answer: Classification, left: float) -> str:
+def why_not_waited(answer: Classification, left: float, least_attempt: float) -> str:
     """Why the next wait was not started: what ``Outcomes.failed`` says after "gave up after
-    N"."""
-    if answer.retry_after is not None and answer.retry_after > left:
-        return (
-            f"(the answer asked to wait {answer.retry_after:.1f}s with Retry-After, more than "
-            f"the {max(0.0, left):.1f}s left of the retry budget or before the deadline)"
-        )
-    return "within the retry budget"
+    N". ``least_attempt``: the seconds a retry needs after its wait, which the client adds
+    to the wait when it gives up on one too long for the ``left`` seconds; compared the same
+    way, so a ``Retry-After`` that alone made it too long is named."""
+    retry_after = answer.retry_after
+    if retry_after is None or retry_after + least_attempt <= left:
+        return "within the retry budget"
+    needs = "" if retry_after > left else f" and the {least_attempt:.1f}s a retry needs after it"
+    return (
+        f"(the answer asked to wait {retry_after:.1f}s with Retry-After{needs}, more than "
+        f"the {max(0.0, left):.1f}s left of the retry budget or before the deadline)"
+    )
 
 
 def in_given_order(
