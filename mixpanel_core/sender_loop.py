@@ -345,8 +345,10 @@ class SenderLoop:
             self._settled_now(unsent)
             return unsent, None
         try:
+            # ``stop``: once close gave up, not even a half of a split starts (those start
+            # without a wait, so ``_wait`` alone let them go out after close returned).
             result = self._client.send_encoded(
-                endpoint, batch, self._wait, on_settled=self._settled_now
+                endpoint, batch, self._wait, on_settled=self._settled_now, stop=self.abort.is_set
             )
         except AuthenticationError as error:
             self._refusal = error  # logged by ``_send``, with the reports it settles

@@ -76,11 +76,14 @@ class Call:
         wait: Wait,
         deadline: Deadline,
         on_settled: Settled | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.policy = policy
         self._wait = wait
         self._deadline = deadline
         self._on_settled = on_settled
+        self._stop = stop
+        """Asked before each request: whether the caller has stopped the call since."""
         self.movable = callable(deadline)
         """Whether the deadline may change while a request is out (see ``Deadline``)."""
         self.stopped = False
@@ -149,8 +152,13 @@ class Call:
         return attrs.evolve(outcome, reason=reason, maybe_applied=True)
 
     def why_not_send(self) -> str | None:
-        """Why no request may start now (the call was stopped, or its deadline passed), if so."""
-        if self.stopped:
+        """Why no request may start now (the call was stopped, or its deadline passed), if so.
+
+        Asked before every request, the halves of a split too, which start without a wait: a
+        caller that stops the call while a request is out (``stop``: the buffered sender's
+        ``close`` giving up) had it go on splitting once the answer came (review R75 F2)."""
+        if self.stopped or (self._stop is not None and self._stop()):
+            self.stopped = True
             return STOPPED
         if self.past_deadline():
             return PAST_DEADLINE

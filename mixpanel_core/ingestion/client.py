@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from mixpanel_core.delivery import DeliveryStatus
 from mixpanel_core.errors import AuthenticationError
@@ -170,17 +170,18 @@ class IngestionClient:
         deadline: Deadline = None,
         *,
         on_settled: Settled | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> BatchResult:
         """``send_batch`` for records already encoded with ``encode`` (no second encoding).
 
         ``items`` may be ``Encoded`` or plain ``(message, data)`` pairs. ``on_settled`` is
         told the outcomes of records as they are settled, before the call returns (see
-        ``Settled``).
+        ``Settled``). ``stop`` says when the call is stopped, as a ``wait`` returning
+        ``False`` does, whenever the caller stops it: asked before each request starts.
         """
+        call = Call(self.options.retry_policy, wait, deadline, on_settled, stop)
         try:
-            return self._send_groups(
-                endpoint, items, Call(self.options.retry_policy, wait, deadline, on_settled)
-            )
+            return self._send_groups(endpoint, items, call)
         finally:
             # Retries counted and not said a minute after their last line: said as a call ends.
             self._retries_logged.say_overdue()
